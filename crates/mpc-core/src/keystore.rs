@@ -1,0 +1,414 @@
+//! The versioned key-share file: many accounts of one party, encrypted at rest.
+//!
+//! On disk (JSON):
+//! ```json
+//! { "format": "wallet-mpc/key-shares", "version": 1, "party_index": 0,
+//!   "kdf":  { "name": "argon2id", "m_cost_kib": 65536, "t_cost": 3, "p_cost": 1, "salt": "…" },
+//!   "aead": { "name": "xchacha20poly1305", "nonce": "…" },
+//!   "ciphertext": "…" }
+//! ```
+//! The ciphertext holds a [`KeyShareBundle`] as JSON. The header (everything but the
+//! ciphertext) is bound as associated data, so editing it is detected like a wrong
+//! passphrase. Key material is zeroised after use.
+
+use std::collections::BTreeMap;
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+use crate::account::Account;
+use crate::{AuxInfo, PartyIndex};
+
+/// The `format` field of every key-share file.
+pub const FORMAT: &str = "wallet-mpc/key-shares";
+/// The newest file version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// Errors reading or writing key-share files.
+#[derive(Debug, Error)]
+pub enum KeystoreError {
+    /// Decryption failed: the passphrase is wrong or the file was altered.
+    #[error("wrong passphrase, or the key-share file was modified")]
+    WrongPassphrase,
+    /// The file is not a key-share file or is damaged.
+    #[error("corrupt key-share file: {0}")]
+    Corrupt(String),
+    /// The file was written by a newer (or unknown) version.
+    #[error("unsupported key-share file version {found} (this build reads version {VERSION}); upgrade wallet-mpc")]
+    UnknownVersion {
+        /// Version found in the file.
+        found: u64,
+    },
+    /// KDF parameters are out of the accepted range.
+    #[error("invalid key-derivation parameters: {0}")]
+    BadKdfParams(String),
+    /// The passphrase is empty.
+    #[error("the passphrase must not be empty")]
+    EmptyPassphrase,
+    /// Reading or writing the file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Argon2id cost parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KdfParams {
+    /// Memory in KiB.
+    pub m_cost_kib: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Parallelism.
+    pub p_cost: u32,
+}
+
+impl Default for KdfParams {
+    /// 64 MiB, 3 passes, 1 lane (above OWASP's minimum; about a second in a browser).
+    fn default() -> Self {
+        KdfParams {
+            m_cost_kib: 64 * 1024,
+            t_cost: 3,
+            p_cost: 1,
+        }
+    }
+}
+
+impl KdfParams {
+    /// Cheap parameters for tests only.
+    pub fn insecure_for_tests() -> Self {
+        KdfParams {
+            m_cost_kib: 256,
+            t_cost: 1,
+            p_cost: 1,
+        }
+    }
+
+    fn check(&self) -> Result<(), KeystoreError> {
+        // Bounds keep a hostile file from making us allocate gigabytes.
+        if !(8..=4 * 1024 * 1024).contains(&self.m_cost_kib) {
+            return Err(KeystoreError::BadKdfParams(format!("m_cost_kib {} out of range", self.m_cost_kib)));
+        }
+        if !(1..=64).contains(&self.t_cost) || !(1..=16).contains(&self.p_cost) {
+            return Err(KeystoreError::BadKdfParams(format!(
+                "t_cost {} / p_cost {} out of range",
+                self.t_cost, self.p_cost
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Everything one party keeps secret, decrypted.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct KeyShareBundle {
+    /// This party's keygen index.
+    pub party_index: PartyIndex,
+    /// This party's aux info, shared by all its accounts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_info: Option<AuxInfo>,
+    /// Accounts by id.
+    pub accounts: BTreeMap<String, Account>,
+    /// This party's identity secret for message envelopes (hex), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_secret: Option<String>,
+    /// Public identities of the other parties, by keygen index (hex).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub peers: BTreeMap<PartyIndex, String>,
+}
+
+impl std::fmt::Debug for KeyShareBundle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyShareBundle")
+            .field("party_index", &self.party_index)
+            .field("accounts", &self.accounts.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyShareBundle {
+    /// An empty bundle for a party.
+    pub fn new(party_index: PartyIndex) -> Self {
+        KeyShareBundle {
+            party_index,
+            aux_info: None,
+            accounts: BTreeMap::new(),
+            identity_secret: None,
+            peers: BTreeMap::new(),
+        }
+    }
+
+    /// Encrypts the bundle under `passphrase`.
+    pub fn encrypt(&self, passphrase: &str, params: KdfParams) -> Result<String, KeystoreError> {
+        if passphrase.is_empty() {
+            return Err(KeystoreError::EmptyPassphrase);
+        }
+        params.check()?;
+        let mut salt = [0u8; 16];
+        OsRng.fill_bytes(&mut salt);
+        let mut nonce = [0u8; 24];
+        OsRng.fill_bytes(&mut nonce);
+        let header = Header {
+            format: FORMAT.into(),
+            version: u64::from(VERSION),
+            party_index: self.party_index,
+            kdf: KdfHeader {
+                name: "argon2id".into(),
+                m_cost_kib: params.m_cost_kib,
+                t_cost: params.t_cost,
+                p_cost: params.p_cost,
+                salt: B64.encode(salt),
+            },
+            aead: AeadHeader {
+                name: "xchacha20poly1305".into(),
+                nonce: B64.encode(nonce),
+            },
+        };
+        let aad = header.aad()?;
+        let key = derive_key(passphrase, &salt, params)?;
+        let plaintext = Zeroizing::new(
+            serde_json::to_vec(self).map_err(|e| KeystoreError::Corrupt(format!("cannot serialise: {e}")))?,
+        );
+        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let ciphertext = cipher
+            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
+            .map_err(|_| KeystoreError::Corrupt("encryption failed".into()))?;
+        let file = FileRepr {
+            header,
+            ciphertext: B64.encode(ciphertext),
+        };
+        serde_json::to_string_pretty(&file).map_err(|e| KeystoreError::Corrupt(e.to_string()))
+    }
+
+    /// Decrypts a key-share file.
+    pub fn decrypt(file: &str, passphrase: &str) -> Result<Self, KeystoreError> {
+        let value: serde_json::Value = serde_json::from_str(file)
+            .map_err(|e| KeystoreError::Corrupt(format!("not JSON: {e}")))?;
+        if value.get("format").and_then(|f| f.as_str()) != Some(FORMAT) {
+            return Err(KeystoreError::Corrupt(format!(
+                "not a key-share file (missing \"format\": \"{FORMAT}\")"
+            )));
+        }
+        match value.get("version").and_then(|v| v.as_u64()) {
+            Some(v) if v == u64::from(VERSION) => {}
+            Some(v) => return Err(KeystoreError::UnknownVersion { found: v }),
+            None => return Err(KeystoreError::Corrupt("missing version".into())),
+        }
+        let file: FileRepr =
+            serde_json::from_value(value).map_err(|e| KeystoreError::Corrupt(e.to_string()))?;
+        let h = &file.header;
+        if h.kdf.name != "argon2id" || h.aead.name != "xchacha20poly1305" {
+            return Err(KeystoreError::Corrupt(format!(
+                "unsupported algorithms {} / {}",
+                h.kdf.name, h.aead.name
+            )));
+        }
+        let params = KdfParams {
+            m_cost_kib: h.kdf.m_cost_kib,
+            t_cost: h.kdf.t_cost,
+            p_cost: h.kdf.p_cost,
+        };
+        params.check()?;
+        let salt = B64
+            .decode(&h.kdf.salt)
+            .map_err(|e| KeystoreError::Corrupt(format!("salt: {e}")))?;
+        let nonce = B64
+            .decode(&h.aead.nonce)
+            .map_err(|e| KeystoreError::Corrupt(format!("nonce: {e}")))?;
+        if nonce.len() != 24 || salt.len() < 8 {
+            return Err(KeystoreError::Corrupt("bad nonce or salt length".into()));
+        }
+        let ciphertext = B64
+            .decode(&file.ciphertext)
+            .map_err(|e| KeystoreError::Corrupt(format!("ciphertext: {e}")))?;
+        let key = derive_key(passphrase, &salt, params)?;
+        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let aad = h.aad()?;
+        let plaintext = Zeroizing::new(
+            cipher
+                .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: &aad })
+                .map_err(|_| KeystoreError::WrongPassphrase)?,
+        );
+        let bundle: KeyShareBundle = serde_json::from_slice(&plaintext)
+            .map_err(|e| KeystoreError::Corrupt(format!("decrypted content: {e}")))?;
+        if bundle.party_index != h.party_index {
+            return Err(KeystoreError::Corrupt("party index mismatch".into()));
+        }
+        Ok(bundle)
+    }
+
+    /// Reads and decrypts a key-share file.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn load(path: &std::path::Path, passphrase: &str) -> Result<Self, KeystoreError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeystoreError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::decrypt(&text, passphrase)
+    }
+
+    /// Encrypts and writes atomically (temporary file, fsync, rename), mode 0600 on Unix.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn save(&self, path: &std::path::Path, passphrase: &str, params: KdfParams) -> Result<(), KeystoreError> {
+        let text = self.encrypt(passphrase, params)?;
+        write_atomically(path, text.as_bytes())
+    }
+}
+
+/// Writes `bytes` to `path` atomically: a sibling temporary file is written, synced and
+/// renamed over the target, so a crash leaves either the old or the new file.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), KeystoreError> {
+    use std::io::Write;
+    let io = |source| KeystoreError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)?;
+    Ok(())
+}
+
+fn derive_key(passphrase: &str, salt: &[u8], params: KdfParams) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    if passphrase.is_empty() {
+        return Err(KeystoreError::EmptyPassphrase);
+    }
+    let p = Params::new(params.m_cost_kib, params.t_cost, params.p_cost, Some(32))
+        .map_err(|e| KeystoreError::BadKdfParams(e.to_string()))?;
+    let mut key = Zeroizing::new([0u8; 32]);
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, p)
+        .hash_password_into(passphrase.as_bytes(), salt, key.as_mut())
+        .map_err(|e| KeystoreError::BadKdfParams(e.to_string()))?;
+    Ok(key)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    version: u64,
+    party_index: PartyIndex,
+    kdf: KdfHeader,
+    aead: AeadHeader,
+}
+
+impl Header {
+    fn aad(&self) -> Result<Vec<u8>, KeystoreError> {
+        serde_json::to_vec(self).map_err(|e| KeystoreError::Corrupt(e.to_string()))
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct KdfHeader {
+    name: String,
+    m_cost_kib: u32,
+    t_cost: u32,
+    p_cost: u32,
+    salt: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AeadHeader {
+    name: String,
+    nonce: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FileRepr {
+    #[serde(flatten)]
+    header: Header,
+    ciphertext: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> KeyShareBundle {
+        let mut b = KeyShareBundle::new(2);
+        b.identity_secret = Some("00".repeat(32));
+        b
+    }
+
+    #[test]
+    fn roundtrip_and_errors() {
+        let p = KdfParams::insecure_for_tests();
+        let text = sample().encrypt("correct horse", p).unwrap();
+        let back = KeyShareBundle::decrypt(&text, "correct horse").unwrap();
+        assert_eq!(back.party_index, 2);
+        assert_eq!(back.identity_secret, sample().identity_secret);
+
+        assert!(matches!(KeyShareBundle::decrypt(&text, "wrong"), Err(KeystoreError::WrongPassphrase)));
+        assert!(matches!(KeyShareBundle::decrypt(&text, ""), Err(KeystoreError::EmptyPassphrase)));
+        assert!(matches!(KeyShareBundle::decrypt("{not json", "x"), Err(KeystoreError::Corrupt(_))));
+        assert!(matches!(KeyShareBundle::decrypt("{}", "x"), Err(KeystoreError::Corrupt(_))));
+
+        // Header tampering (party index) is detected as an authentication failure.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["party_index"] = 0.into();
+        assert!(matches!(
+            KeyShareBundle::decrypt(&v.to_string(), "correct horse"),
+            Err(KeystoreError::WrongPassphrase)
+        ));
+
+        // Unknown version.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["version"] = 99.into();
+        let e = KeyShareBundle::decrypt(&v.to_string(), "correct horse").unwrap_err();
+        assert!(matches!(e, KeystoreError::UnknownVersion { found: 99 }), "{e}");
+
+        // Ciphertext bit flip.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let mut ct = B64.decode(v["ciphertext"].as_str().unwrap()).unwrap();
+        ct[3] ^= 1;
+        v["ciphertext"] = B64.encode(ct).into();
+        assert!(matches!(
+            KeyShareBundle::decrypt(&v.to_string(), "correct horse"),
+            Err(KeystoreError::WrongPassphrase)
+        ));
+
+        // Hostile KDF parameters are refused before any work.
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["kdf"]["m_cost_kib"] = u32::MAX.into();
+        assert!(matches!(
+            KeyShareBundle::decrypt(&v.to_string(), "correct horse"),
+            Err(KeystoreError::BadKdfParams(_))
+        ));
+        // Truncated file.
+        assert!(matches!(KeyShareBundle::decrypt(&text[..text.len() / 2], "correct horse"), Err(KeystoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn atomic_save_and_load() {
+        let dir = std::env::temp_dir().join(format!("mpc-core-ks-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("shares.json");
+        sample().save(&path, "pw", KdfParams::insecure_for_tests()).unwrap();
+        assert_eq!(KeyShareBundle::load(&path, "pw").unwrap().party_index, 2);
+        let missing = KeyShareBundle::load(&dir.join("nope.json"), "pw").unwrap_err();
+        assert!(missing.to_string().contains("nope.json"), "{missing}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,137 @@
+//! Presignatures, used at most once — enforced by the store, not by convention.
+//!
+//! Signing with the same presignature twice leaks the private key. A
+//! [`PresignatureStore`] hands each presignature out exactly once ([`take`]) and
+//! remembers the ids it has handed out, so a presignature restored from an old backup or
+//! delivered twice is refused ([`CoreError::PresignatureReused`]). Persistent stores must
+//! commit the removal *before* the partial signature leaves the party: a crash may then
+//! lose a presignature, never reuse one.
+//!
+//! [`take`]: PresignatureStore::take
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::SignRequest;
+use crate::error::CoreError;
+use crate::{PartialSignature, PartyIndex, Presignature, PresignaturePublicData, Signature};
+
+/// A presignature of one party with what is needed to use it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredPresignature {
+    /// Unique id, agreed by the signers (e.g. the presign session id, hex).
+    pub id: String,
+    /// Account the presignature belongs to.
+    pub account_id: String,
+    /// Keygen indices of the signers that generated it.
+    pub signers: Vec<PartyIndex>,
+    /// This party's secret part.
+    pub presignature: Presignature,
+    /// Public data (commitments of every signer).
+    pub public: PresignaturePublicDataRepr,
+}
+
+/// Serializable form of [`PresignaturePublicData`].
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PresignaturePublicDataRepr {
+    /// Γ.
+    pub gamma: generic_ec::NonZero<crate::Point>,
+    /// (Δ̃_j, S̃_j) per signer.
+    pub commitments: Vec<(crate::Point, crate::Point)>,
+}
+
+impl From<&PresignaturePublicData> for PresignaturePublicDataRepr {
+    fn from(p: &PresignaturePublicData) -> Self {
+        PresignaturePublicDataRepr {
+            gamma: p.Gamma,
+            commitments: p.commitments.iter().map(|c| (c.tilde_Delta, c.tilde_S)).collect(),
+        }
+    }
+}
+
+impl PresignaturePublicDataRepr {
+    fn to_library(&self) -> PresignaturePublicData {
+        PresignaturePublicData {
+            Gamma: self.gamma,
+            commitments: self
+                .commitments
+                .iter()
+                .map(|&(d, s)| cggmp24::signing::PresignatureCommitment { tilde_Delta: d, tilde_S: s })
+                .collect(),
+        }
+    }
+}
+
+impl StoredPresignature {
+    /// Issues this party's partial signature for `request`, consuming the presignature.
+    pub fn issue_partial(self, request: &SignRequest) -> PartialSignature {
+        self.presignature.issue_partial_signature(request.data_to_sign())
+    }
+}
+
+/// Combines the signers' partial signatures (ordered as `public`'s signers) into a
+/// signature, verifying each partial signature against its commitment.
+pub fn combine(
+    public: &PresignaturePublicDataRepr,
+    partials: &[PartialSignature],
+    request: &SignRequest,
+) -> Result<Signature, CoreError> {
+    PartialSignature::combine(partials, &public.to_library(), request.data_to_sign())
+        .ok_or(CoreError::InvalidSignature)
+}
+
+/// An in-memory, serializable presignature store (persist it as a whole, e.g. inside an
+/// encrypted key-share bundle; databases implement the same rule with a transaction).
+#[derive(Clone, Default, Serialize, Deserialize)]
+pub struct PresignatureStore {
+    available: BTreeMap<String, StoredPresignature>,
+    used: BTreeSet<String>,
+}
+
+impl PresignatureStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a presignature; refused if its id was ever added before.
+    pub fn insert(&mut self, p: StoredPresignature) -> Result<(), CoreError> {
+        if self.used.contains(&p.id) || self.available.contains_key(&p.id) {
+            return Err(CoreError::PresignatureReused(p.id));
+        }
+        self.available.insert(p.id.clone(), p);
+        Ok(())
+    }
+
+    /// Removes and returns the presignature `id`, marking it used forever.
+    pub fn take(&mut self, id: &str) -> Result<StoredPresignature, CoreError> {
+        match self.available.remove(id) {
+            Some(p) => {
+                self.used.insert(id.to_string());
+                Ok(p)
+            }
+            None if self.used.contains(id) => Err(CoreError::PresignatureReused(id.to_string())),
+            None => Err(CoreError::invalid("presignature id", format!("{id} is unknown"))),
+        }
+    }
+
+    /// Ids of unused presignatures for an account and signer set, oldest first.
+    pub fn available_for(&self, account_id: &str, signers: &[PartyIndex]) -> Vec<String> {
+        self.available
+            .values()
+            .filter(|p| p.account_id == account_id && p.signers == signers)
+            .map(|p| p.id.clone())
+            .collect()
+    }
+
+    /// Number of unused presignatures.
+    pub fn len(&self) -> usize {
+        self.available.len()
+    }
+
+    /// Whether no unused presignature is left.
+    pub fn is_empty(&self) -> bool {
+        self.available.is_empty()
+    }
+}

@@ -1,0 +1,64 @@
+//! Shared setup for the integration tests: aux info from the public fixture primes and
+//! DKG, computed once per test binary.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use mpc_core::local::{run_sessions, run_sessions_threaded};
+use mpc_core::primes::dev_fixture_primes;
+use mpc_core::{AccountKind, AuxInfo, KeyShare, Session, SessionOutput, PARTIES, THRESHOLD};
+
+pub struct Wallet {
+    pub aux: Vec<AuxInfo>,
+    /// Complete key shares of one HD account, by party.
+    pub shares: Vec<KeyShare>,
+    pub accounts: Vec<mpc_core::Account>,
+}
+
+pub fn aux_infos() -> &'static Vec<AuxInfo> {
+    static AUX: OnceLock<Vec<AuxInfo>> = OnceLock::new();
+    AUX.get_or_init(|| {
+        let primes = dev_fixture_primes();
+        assert_eq!(primes.len(), 3, "fixture primes missing");
+        let factories: Vec<_> = (0..PARTIES)
+            .map(|i| {
+                let p = primes[usize::from(i)].to_pregenerated().expect("fixture primes");
+                move || Session::aux_info(b"test-aux", i, PARTIES, p)
+            })
+            .collect();
+        let outs = run_sessions_threaded(factories, &|_, _| {}).expect("aux info");
+        outs.into_iter()
+            .map(|o| match o {
+                SessionOutput::AuxInfo(a) => *a,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    })
+}
+
+pub fn keygen(session_id: &[u8], kind: AccountKind) -> Vec<mpc_core::Account> {
+    let sessions = (0..PARTIES)
+        .map(|i| Session::keygen(session_id, i, PARTIES, THRESHOLD).expect("keygen"))
+        .collect();
+    let outs = run_sessions(sessions, None).expect("dkg");
+    outs.into_iter()
+        .map(|o| match o {
+            SessionOutput::Keygen(s) => mpc_core::Account::new("acct", kind, *s, 0),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect()
+}
+
+pub fn wallet() -> &'static Wallet {
+    static W: OnceLock<Wallet> = OnceLock::new();
+    W.get_or_init(|| {
+        let aux = aux_infos().clone();
+        let accounts = keygen(b"test-dkg", AccountKind::Hd);
+        let shares = accounts
+            .iter()
+            .zip(&aux)
+            .map(|(a, x)| a.complete(x).expect("complete"))
+            .collect();
+        Wallet { aux, shares, accounts }
+    })
+}
