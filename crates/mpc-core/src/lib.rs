@@ -26,6 +26,8 @@ pub mod address;
 pub mod digest;
 pub mod error;
 pub mod hd;
+#[cfg(feature = "spof")]
+pub mod import;
 pub mod keystore;
 pub mod local;
 pub mod presign;
