@@ -1,0 +1,12 @@
+//! Contract test harness of the wallet's two SSE gateways.
+//!
+//! - [`process`]: starts `sign-gateway` or `edge-gateway` (under `wrangler dev`) as a real
+//!   process on a free loopback port and stops it on drop;
+//! - [`contract`]: the contract checks, run unchanged against both.
+//!
+//! The suite itself is `crates/sign-gateway/tests/contract.rs` (it needs the
+//! `sign-gateway` binary, which Cargo only provides to that package's tests). This is test
+//! support code, so it reports failures with `anyhow`.
+
+pub mod contract;
+pub mod process;

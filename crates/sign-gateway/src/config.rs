@@ -1,0 +1,238 @@
+//! `sign-gateway` configuration: optional YAML file plus environment overrides.
+
+use std::path::Path;
+
+use gateway_core::{GatewayConfig, Limits};
+use serde::{Deserialize, Serialize};
+
+/// Environment variable holding the room-token secret (overrides the file).
+pub const ENV_ACCESS_SECRET: &str = "SIGN_GATEWAY_ACCESS_SECRET";
+/// Environment variable overriding `host`.
+pub const ENV_HOST: &str = "SIGN_GATEWAY_HOST";
+/// Environment variable overriding `port`.
+pub const ENV_PORT: &str = "SIGN_GATEWAY_PORT";
+/// Environment variable overriding `logging.level`.
+pub const ENV_LOG_LEVEL: &str = "SIGN_GATEWAY_LOG";
+/// Environment variable overriding `logging.format` (`json` or `pretty`).
+pub const ENV_LOG_FORMAT: &str = "SIGN_GATEWAY_LOG_FORMAT";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (for log shippers).
+    Json,
+    /// Human-readable (default).
+    #[default]
+    Pretty,
+}
+
+/// Logging settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Logging {
+    /// `tracing` filter, e.g. `info` or `sign_gateway=debug,info` (default `info`).
+    pub level: String,
+    /// `json` or `pretty` (default `pretty`).
+    pub format: LogFormat,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            level: "info".into(),
+            format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// The whole configuration. Every field is optional in the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address to listen on (default `127.0.0.1`).
+    pub host: String,
+    /// Port to listen on (default 8080).
+    pub port: u16,
+    /// CORS origins (see [`GatewayConfig::cors_origins`]).
+    pub cors_origins: Vec<String>,
+    /// Logging.
+    pub logging: Logging,
+    /// SSE keep-alive interval in seconds (default 15).
+    pub keepalive_secs: u64,
+    /// Room-token secret; prefer the `SIGN_GATEWAY_ACCESS_SECRET` environment variable.
+    /// Absent: the gateway is open (local embedded default only).
+    pub access_secret: Option<String>,
+    /// Resource limits.
+    pub limits: Limits,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let g = GatewayConfig::default();
+        Config {
+            host: "127.0.0.1".into(),
+            port: 8080,
+            cors_origins: g.cors_origins,
+            logging: Logging::default(),
+            keepalive_secs: g.keepalive_secs,
+            access_secret: g.access_secret,
+            limits: g.limits,
+        }
+    }
+}
+
+/// Configuration errors, all with a readable message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for this schema.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// File path.
+        path: String,
+        /// Cause (with line and column).
+        source: serde_yaml::Error,
+    },
+    /// An environment variable has an invalid value.
+    #[error("invalid environment variable {name}={value:?}: {reason}")]
+    Env {
+        /// Variable name.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads `path` (if given), then applies environment overrides, then validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut cfg = match path {
+            None => Config::default(),
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?;
+                Config::from_yaml(&text).map_err(|source| ConfigError::Parse {
+                    path: p.display().to_string(),
+                    source,
+                })?
+            }
+        };
+        cfg.apply_env(|k| std::env::var(k).ok())?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Parses YAML text (an empty document gives the defaults).
+    pub fn from_yaml(text: &str) -> Result<Config, serde_yaml::Error> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml::from_str(text)
+    }
+
+    /// Applies overrides from `get` (the environment in production).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(h) = get(ENV_HOST).filter(|v| !v.is_empty()) {
+            self.host = h;
+        }
+        if let Some(p) = get(ENV_PORT).filter(|v| !v.is_empty()) {
+            self.port = p.trim().parse().map_err(|e| ConfigError::Env {
+                name: ENV_PORT,
+                value: p.clone(),
+                reason: format!("{e}"),
+            })?;
+        }
+        if let Some(s) = get(ENV_ACCESS_SECRET).filter(|v| !v.is_empty()) {
+            self.access_secret = Some(s);
+        }
+        if let Some(l) = get(ENV_LOG_LEVEL).filter(|v| !v.is_empty()) {
+            self.logging.level = l;
+        }
+        if let Some(f) = get(ENV_LOG_FORMAT).filter(|v| !v.is_empty()) {
+            self.logging.format = match f.as_str() {
+                "json" => LogFormat::Json,
+                "pretty" => LogFormat::Pretty,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: ENV_LOG_FORMAT,
+                        value: f,
+                        reason: "expected json or pretty".into(),
+                    })
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// Checks value ranges.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.host.trim().is_empty() {
+            return Err(ConfigError::Invalid("host must not be empty".into()));
+        }
+        self.gateway().validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The part shared with the edge gateway.
+    pub fn gateway(&self) -> GatewayConfig {
+        GatewayConfig {
+            cors_origins: self.cors_origins.clone(),
+            keepalive_secs: self.keepalive_secs,
+            access_secret: self.access_secret.clone(),
+            limits: self.limits.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_env() {
+        let mut c = Config::from_yaml("").unwrap();
+        assert_eq!((c.host.as_str(), c.port), ("127.0.0.1", 8080));
+        c.apply_env(|k| match k {
+            ENV_PORT => Some("9000".into()),
+            ENV_ACCESS_SECRET => Some("0123456789abcdef".into()),
+            ENV_LOG_FORMAT => Some("json".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.port, 9000);
+        assert_eq!(c.logging.format, LogFormat::Json);
+        assert!(c.validate().is_ok());
+        assert!(c
+            .apply_env(|k| (k == ENV_PORT).then(|| "http".to_string()))
+            .is_err());
+    }
+
+    #[test]
+    fn sample_file_parses() {
+        let text = include_str!("../../../config/sign-gateway.yaml");
+        let c = Config::from_yaml(text).unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.port, 8080);
+    }
+
+    #[test]
+    fn bad_yaml_is_an_error_with_location() {
+        let e = Config::from_yaml("port: [").unwrap_err();
+        assert!(e.location().is_some());
+        assert!(Config::from_yaml("prot: 1").is_err());
+    }
+}

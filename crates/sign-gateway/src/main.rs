@@ -1,0 +1,151 @@
+//! `sign-gateway` binary: `sign-gateway [--config config/sign-gateway.yaml]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use sign_gateway::config::{Config, LogFormat, ENV_ACCESS_SECRET};
+use tokio::sync::watch;
+
+/// Native SSE room broker of the wallet. Runs with no configuration on 127.0.0.1:8080.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// YAML configuration file (all keys optional; see config/sign-gateway.yaml).
+    #[arg(long, short, env = "SIGN_GATEWAY_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("sign-gateway: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(cfg: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.logging.level)
+        .with_context(|| format!("invalid logging.level {:?}", cfg.logging.level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let res = match cfg.logging.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+    res.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = Config::load(args.config.as_deref())?;
+    init_logging(&cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(serve(cfg))
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let addr: SocketAddr = tokio::net::lookup_host((cfg.host.as_str(), cfg.port))
+        .await
+        .with_context(|| format!("cannot resolve host {:?}", cfg.host))?
+        .next()
+        .with_context(|| format!("host {:?} resolves to no address", cfg.host))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            " (the port is busy: is another sign-gateway running? choose another `port` \
+             in the config file or set SIGN_GATEWAY_PORT)"
+        } else {
+            ""
+        };
+        anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
+    })?;
+    let local = listener.local_addr().context("no local address")?;
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let gw = cfg.gateway();
+    let state = sign_gateway::AppState::new(gw.clone(), shutdown_rx.clone());
+
+    if gw.access_secret.is_none() {
+        tracing::warn!(
+            "GATEWAY IS OPEN: no access secret configured, anyone who can reach \
+             http://{local} can use any room. Set {ENV_ACCESS_SECRET} (or access_secret \
+             in the config file) for anything but local use."
+        );
+    } else {
+        tracing::info!("room tokens required (access secret configured)");
+    }
+    if gw.cors_origins.is_empty() {
+        tracing::info!("CORS disabled (no cors_origins configured)");
+    } else {
+        tracing::info!(origins = ?gw.cors_origins, "CORS enabled");
+    }
+    tracing::info!(
+        limits = ?gw.limits,
+        "sign-gateway listening on http://{local}"
+    );
+
+    // Expire idle rooms in the background.
+    let sweeper = {
+        let state = state.clone();
+        let mut stop = shutdown_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(state.sweep_interval());
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { state.sweep(); }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+
+    let app = sign_gateway::router(state);
+    let mut shutdown_wait = shutdown_rx.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = shutdown_wait.wait_for(|v| *v).await;
+    });
+    let server = tokio::spawn(async move { server.await });
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: closing subscriptions and draining requests");
+    let _ = shutdown_tx.send(true);
+    match tokio::time::timeout(Duration::from_secs(10), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => return Err(anyhow::anyhow!("server error: {e}")),
+        Ok(Err(e)) => return Err(anyhow::anyhow!("server task failed: {e}")),
+        Err(_) => tracing::warn!("connections still open after 10 s; exiting anyway"),
+    }
+    sweeper.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!("cannot listen for SIGINT: {e}");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!("cannot listen for SIGTERM: {e}");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,143 @@
+//! The gateway contract suite, run against both gateways as real processes on loopback:
+//! `sign-gateway` (this package's binary) and `edge-gateway` under `wrangler dev`.
+//!
+//! Edge runs need `scripts/gateway-edge-build.sh` first. Without a build they print a loud
+//! skip notice, unless `REQUIRE_EDGE_GATEWAY=1` (CI) makes that a failure.
+
+use std::path::Path;
+use std::time::Duration;
+
+use gateway_tests::contract;
+use gateway_tests::process::{start_edge, start_native, TestConfig};
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_sign-gateway"))
+}
+
+async fn native(cfg: TestConfig) -> gateway_tests::process::GatewayProcess {
+    match start_native(bin(), &cfg).await {
+        Ok(p) => p,
+        Err(e) => panic!("cannot start sign-gateway: {e:#}"),
+    }
+}
+
+fn report(r: anyhow::Result<()>, gw: &gateway_tests::process::GatewayProcess) {
+    if let Err(e) = r {
+        panic!(
+            "{:?} gateway failed the contract: {e:#}\n--- gateway output ---\n{}",
+            gw.kind,
+            gw.log()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn native_open_profile() {
+    let gw = native(contract::open_profile()).await;
+    report(contract::open_suite(&gw).await, &gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn native_secured_profile() {
+    let gw = native(contract::secured_profile()).await;
+    report(contract::secured_suite(&gw).await, &gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_room_limit() {
+    let mut cfg = contract::open_profile();
+    cfg.limits.max_rooms = 3;
+    let gw = native(cfg).await;
+    report(contract::check_room_limit(&gw).await, &gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edge_open_profile() {
+    let gw = match start_edge(&contract::open_profile()).await {
+        Ok(Some(gw)) => gw,
+        Ok(None) => return,
+        Err(e) => panic!("cannot start edge-gateway: {e:#}"),
+    };
+    report(contract::open_suite(&gw).await, &gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edge_secured_profile() {
+    let gw = match start_edge(&contract::secured_profile()).await {
+        Ok(Some(gw)) => gw,
+        Ok(None) => return,
+        Err(e) => panic!("cannot start edge-gateway: {e:#}"),
+    };
+    report(contract::secured_suite(&gw).await, &gw);
+}
+
+/// The binary itself: zero-config defaults, readable errors for a bad config file and a
+/// busy port (non-zero exit, no panic), graceful shutdown on SIGTERM with open streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_errors_and_shutdown() {
+    let dir = gateway_tests::process::TempDir::new("sg-bin").unwrap();
+    // Bad YAML.
+    let bad = dir.0.join("bad.yaml");
+    std::fs::write(&bad, "port: [1, 2\n").unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("--config")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("invalid config file"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Missing file.
+    let out = std::process::Command::new(bin())
+        .args(["--config", "/nonexistent/sign-gateway.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read config file"));
+    // Busy port: start one gateway, then a second one on the same port.
+    let mut gw = native(contract::open_profile()).await;
+    let port = gw.base.rsplit(':').next().unwrap().to_string();
+    let out = std::process::Command::new(bin())
+        .env("SIGN_GATEWAY_PORT", &port)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("port is busy"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // Graceful shutdown with an open SSE stream.
+    let http = reqwest::Client::new();
+    let _sub = contract::subscribe(&http, &gw, "shutdown-room", None, contract::Auth::None)
+        .await
+        .unwrap()
+        .unwrap();
+    let status = gw.terminate(Duration::from_secs(8)).unwrap();
+    assert!(status.success(), "exit status {status}; log:\n{}", gw.log());
+}
+
+/// The open-gateway warning is in the start-up log, and /metrics reports the gauges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn startup_log_and_metrics() {
+    let gw = native(contract::open_profile()).await;
+    let http = reqwest::Client::new();
+    contract::broadcast_ok(&http, &gw, "metrics-room", "hello").await.unwrap();
+    let text = http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sign_gateway_rooms 1",
+        "sign_gateway_messages_total 1",
+        "sign_gateway_message_bytes_total 5",
+        "sign_gateway_subscribers 0",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+    // Log level "warn" in tests: the open-gateway warning must still be there.
+    assert!(gw.log().contains("GATEWAY IS OPEN"), "{}", gw.log());
+}

@@ -1,0 +1,589 @@
+//! `edge-gateway`: the wallet's SSE room broker as a Cloudflare Worker.
+//!
+//! Same HTTP contract as the native `sign-gateway` (see `docs/gateways.md`); the room
+//! logic, validation, token checks and error bodies come from `gateway-core`, so both
+//! answer identically. The Worker validates the request (room id, token, body size) and
+//! forwards it to the Durable Object named after the room, which holds the room's
+//! sequence, unique-index counter and messages (in memory and in its storage) and serves
+//! the SSE streams of its subscribers.
+//!
+//! Configuration comes from `[vars]` in `wrangler.toml` (secrets: `wrangler secret put
+//! ACCESS_SECRET`): `ACCESS_SECRET`, `CORS_ORIGINS` (comma-separated), `KEEPALIVE_SECS`,
+//! `MAX_MESSAGE_BYTES`, `MAX_MESSAGES_PER_ROOM`, `MAX_ROOM_BYTES`,
+//! `MAX_SUBSCRIBERS_PER_ROOM`, `MAX_UNIQUE_IDX`, `ROOM_IDLE_TTL_SECS`,
+//! `ROOM_MAX_LIFETIME_SECS`. (`max_rooms` does not apply: every room is its own object.)
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_channel::mpsc;
+use futures_util::future::{select, Either};
+use futures_util::StreamExt;
+use gateway_core::paths::Route;
+use gateway_core::{GatewayConfig, GatewayError, Limits, Message, Room};
+use serde::{Deserialize, Serialize};
+use worker::*;
+
+/// Capacity of a subscriber's live queue; a subscriber this far behind is disconnected
+/// and resumes from the room log with `Last-Event-ID`.
+const SUBSCRIBER_QUEUE: usize = 1024;
+/// Most bytes per SSE chunk when replaying the log.
+const MAX_BATCH_BYTES: usize = 256 * 1024;
+/// Internal header carrying the validated Last-Event-ID to the object.
+const H_LAST: &str = "x-gw-last-event-id";
+/// Internal header carrying the room id to the object.
+const H_ROOM: &str = "x-gw-room";
+
+fn env_str(env: &Env, name: &str) -> Option<String> {
+    env.var(name)
+        .ok()
+        .map(|v| v.to_string())
+        .filter(|s| !s.trim().is_empty())
+}
+
+fn env_num<T: std::str::FromStr>(env: &Env, name: &str, default: T) -> T {
+    env_str(env, name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// The gateway configuration from the Worker's environment.
+fn config(env: &Env) -> GatewayConfig {
+    let d = Limits::default();
+    let access_secret = env
+        .secret("ACCESS_SECRET")
+        .ok()
+        .map(|v| v.to_string())
+        .or_else(|| env_str(env, "ACCESS_SECRET"))
+        .filter(|s| !s.is_empty());
+    GatewayConfig {
+        cors_origins: env_str(env, "CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().trim_end_matches('/').to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+        keepalive_secs: env_num(env, "KEEPALIVE_SECS", 15),
+        access_secret,
+        limits: Limits {
+            max_message_bytes: env_num(env, "MAX_MESSAGE_BYTES", d.max_message_bytes),
+            max_messages_per_room: env_num(env, "MAX_MESSAGES_PER_ROOM", d.max_messages_per_room),
+            max_room_bytes: env_num(env, "MAX_ROOM_BYTES", d.max_room_bytes),
+            max_rooms: d.max_rooms,
+            max_subscribers_per_room: env_num(
+                env,
+                "MAX_SUBSCRIBERS_PER_ROOM",
+                d.max_subscribers_per_room,
+            ),
+            max_unique_idx: env_num(env, "MAX_UNIQUE_IDX", d.max_unique_idx),
+            room_idle_ttl_secs: env_num(env, "ROOM_IDLE_TTL_SECS", d.room_idle_ttl_secs),
+            room_max_lifetime_secs: env_num(
+                env,
+                "ROOM_MAX_LIFETIME_SECS",
+                d.room_max_lifetime_secs,
+            ),
+        },
+    }
+}
+
+fn now_ms() -> u64 {
+    Date::now().as_millis()
+}
+
+fn error_response(e: &GatewayError) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    if let Some(v) = e.www_authenticate() {
+        headers.set("www-authenticate", v)?;
+    }
+    Ok(Response::ok(e.body_json())?
+        .with_status(e.status())
+        .with_headers(headers))
+}
+
+fn json_response(body: String) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("content-type", "application/json")?;
+    Ok(Response::ok(body)?.with_headers(headers))
+}
+
+/// The allowed origin to echo for this request, if any.
+fn allowed_origin(cfg: &GatewayConfig, req: &Request) -> Option<String> {
+    let origin = req.headers().get("origin").ok().flatten()?;
+    if cfg.cors_origins.iter().any(|o| o == "*") {
+        return Some("*".into());
+    }
+    cfg.cors_origins
+        .iter()
+        .any(|o| *o == origin)
+        .then_some(origin)
+}
+
+fn with_cors(mut resp: Response, origin: Option<&str>) -> Result<Response> {
+    if let Some(o) = origin {
+        let h = resp.headers_mut();
+        h.set("access-control-allow-origin", o)?;
+        h.append("vary", "origin")?;
+    }
+    Ok(resp)
+}
+
+fn preflight(cfg: &GatewayConfig, req: &Request) -> Result<Response> {
+    let mut resp = Response::empty()?.with_status(200);
+    let h = resp.headers_mut();
+    h.set("vary", "origin, access-control-request-method, access-control-request-headers")?;
+    if let Some(o) = allowed_origin(cfg, req) {
+        h.set("access-control-allow-origin", &o)?;
+        h.set("access-control-allow-methods", "GET,POST,OPTIONS")?;
+        h.set(
+            "access-control-allow-headers",
+            "authorization,content-type,last-event-id",
+        )?;
+        h.set("access-control-max-age", "600")?;
+    }
+    Ok(resp)
+}
+
+fn query_token(url: &Url) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+#[event(fetch)]
+async fn fetch(mut req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let cfg = config(&env);
+    let origin = allowed_origin(&cfg, &req);
+    if req.method() == Method::Options && !cfg.cors_origins.is_empty() {
+        return preflight(&cfg, &req);
+    }
+    let resp = match handle(&mut req, &env, &cfg).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e)?,
+    };
+    with_cors(resp, origin.as_deref())
+}
+
+async fn handle(
+    req: &mut Request,
+    env: &Env,
+    cfg: &GatewayConfig,
+) -> std::result::Result<Response, GatewayError> {
+    let url = req.url().map_err(|_| GatewayError::NotFound)?;
+    let route = gateway_core::paths::parse(url.path()).ok_or(GatewayError::NotFound)?;
+    let method = req.method();
+    let (room, want) = match route {
+        Route::Health => {
+            if method != Method::Get {
+                return Err(GatewayError::MethodNotAllowed);
+            }
+            return json_response("{\"status\":\"ok\"}".into()).map_err(internal);
+        }
+        // Prometheus metrics are a feature of the native gateway only.
+        Route::Metrics => return Err(GatewayError::NotFound),
+        Route::Subscribe(r) => (r, Method::Get),
+        Route::IssueUniqueIdx(r) | Route::Broadcast(r) => (r, Method::Post),
+    };
+    if method != want {
+        return Err(GatewayError::MethodNotAllowed);
+    }
+    gateway_core::validate_room_id(room)?;
+    let auth = req.headers().get("authorization").map_err(internal)?;
+    let qt = query_token(&url);
+    gateway_core::check_access(
+        cfg.access_secret.as_deref().map(str::as_bytes),
+        room,
+        auth.as_deref(),
+        qt.as_deref(),
+        now_ms() / 1000,
+    )?;
+    let headers = Headers::new();
+    headers.set(H_ROOM, room).map_err(internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(method);
+    let inner_path = match route {
+        Route::Subscribe(_) => {
+            let last = req.headers().get("last-event-id").map_err(internal)?;
+            let last = gateway_core::parse_last_event_id(last.as_deref())?;
+            headers.set(H_LAST, &last.to_string()).map_err(internal)?;
+            "subscribe"
+        }
+        Route::Broadcast(_) => {
+            let limit = cfg.limits.max_message_bytes;
+            if let Some(len) = req
+                .headers()
+                .get("content-length")
+                .ok()
+                .flatten()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                if len > limit {
+                    return Err(GatewayError::MessageTooLarge { size: len, limit });
+                }
+            }
+            let body = req.bytes().await.map_err(internal)?;
+            let text = gateway_core::validate_body(&body, &cfg.limits)?;
+            init.with_body(Some(wasm_bindgen::JsValue::from_str(text)));
+            "broadcast"
+        }
+        _ => "issue_unique_idx",
+    };
+    init.with_headers(headers);
+    let inner = Request::new_with_init(&format!("https://room/{inner_path}"), &init)
+        .map_err(internal)?;
+    let ns = env.durable_object("ROOMS").map_err(internal)?;
+    let stub = ns
+        .id_from_name(room)
+        .and_then(|id| id.get_stub())
+        .map_err(internal)?;
+    stub.fetch_with_request(inner).await.map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> GatewayError {
+    console_error!("internal error: {e}");
+    GatewayError::Internal
+}
+
+/// Persisted per-room metadata.
+#[derive(Serialize, Deserialize, Default)]
+struct Meta {
+    created_ms: u64,
+    last_active_ms: u64,
+    next_idx: u16,
+    expired: bool,
+}
+
+fn msg_key(seq: u64) -> String {
+    format!("m:{seq:016}")
+}
+
+struct Inner {
+    /// `None` until loaded from storage; then the live room.
+    room: Option<Room<()>>,
+    expired: bool,
+    loaded: bool,
+    subscribers: Vec<mpsc::Sender<Message>>,
+}
+
+/// One room: its sequence, indices, messages and subscribers.
+#[durable_object]
+pub struct RoomObject {
+    state: State,
+    env: Env,
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl RoomObject {
+    async fn load(&self) -> Result<()> {
+        if self.inner.borrow().loaded {
+            return Ok(());
+        }
+        let storage = self.state.storage();
+        let meta: Option<Meta> = storage.get("meta").await?;
+        let mut inner = self.inner.borrow_mut();
+        if inner.loaded {
+            return Ok(());
+        }
+        inner.loaded = true;
+        match meta {
+            Some(m) if m.expired => inner.expired = true,
+            Some(m) => {
+                drop(inner);
+                let map = storage
+                    .list_with_options(ListOptions::new().prefix("m:"))
+                    .await?;
+                let mut msgs = Vec::new();
+                for entry in map.entries() {
+                    let entry = entry.map_err(|e| Error::from(format!("{e:?}")))?;
+                    let pair = js_sys::Array::from(&entry);
+                    let key = pair.get(0).as_string().unwrap_or_default();
+                    let body = pair.get(1).as_string().unwrap_or_default();
+                    let seq = key
+                        .strip_prefix("m:")
+                        .and_then(|s| s.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    msgs.push(Message {
+                        seq,
+                        body: Arc::from(body.as_str()),
+                    });
+                }
+                msgs.sort_by_key(|m| m.seq);
+                let mut inner = self.inner.borrow_mut();
+                inner.room = Some(Room::restore(
+                    m.created_ms,
+                    m.last_active_ms,
+                    m.next_idx,
+                    msgs,
+                    (),
+                ));
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    async fn save_meta(&self) -> Result<()> {
+        let meta = {
+            let inner = self.inner.borrow();
+            match &inner.room {
+                Some(r) => Meta {
+                    created_ms: r.created_ms(),
+                    last_active_ms: r.last_active_ms(),
+                    next_idx: r.next_idx(),
+                    expired: false,
+                },
+                None => Meta {
+                    expired: inner.expired,
+                    ..Default::default()
+                },
+            }
+        };
+        self.state.storage().put("meta", meta).await
+    }
+
+    /// Expires the room if due; returns the live room guard or `RoomExpired`.
+    fn live_room(
+        &self,
+        limits: &Limits,
+        now: u64,
+        create: bool,
+    ) -> std::result::Result<std::cell::RefMut<'_, Inner>, GatewayError> {
+        let mut inner = self.inner.borrow_mut();
+        if inner.expired {
+            return Err(GatewayError::RoomExpired);
+        }
+        let due = inner
+            .room
+            .as_ref()
+            .map(|r| r.expiry(limits, now) != gateway_core::Expiry::Live)
+            .unwrap_or(false);
+        if due {
+            inner.room = None;
+            inner.expired = true;
+            inner.subscribers.clear();
+            return Err(GatewayError::RoomExpired);
+        }
+        if inner.room.is_none() && create {
+            inner.room = Some(Room::new(now, ()));
+        }
+        Ok(inner)
+    }
+
+    async fn schedule(&self, limits: &Limits) -> Result<()> {
+        let at = {
+            let inner = self.inner.borrow();
+            match &inner.room {
+                Some(r) => r.expires_at_ms(limits),
+                None => return Ok(()),
+            }
+        };
+        // With subscribers a room does not idle out, so its idle deadline may be past:
+        // look again later rather than firing in a loop.
+        let at = at.max(now_ms() + 1000);
+        self.state.storage().set_alarm(at as i64 + 50).await
+    }
+
+    async fn wipe(&self) -> Result<()> {
+        let storage = self.state.storage();
+        storage.delete_all().await?;
+        storage
+            .put(
+                "meta",
+                Meta {
+                    expired: true,
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+
+    async fn serve(&self, req: Request, cfg: &GatewayConfig) -> std::result::Result<Response, GatewayError> {
+        self.load().await.map_err(internal)?;
+        let limits = &cfg.limits;
+        let now = now_ms();
+        let path = req.path();
+        let was_expired = self.inner.borrow().expired;
+        let res = match path.as_str() {
+            "/issue_unique_idx" => {
+                let idx = {
+                    let mut inner = self.live_room(limits, now, true)?;
+                    let room = inner.room.as_mut().ok_or(GatewayError::Internal)?;
+                    room.issue_unique_idx(limits, now)?
+                };
+                self.save_meta().await.map_err(internal)?;
+                self.schedule(limits).await.map_err(internal)?;
+                json_response(format!("{{\"unique_idx\":{idx}}}")).map_err(internal)
+            }
+            "/broadcast" => {
+                let mut req = req;
+                let body = req.text().await.map_err(internal)?;
+                let msg = {
+                    let mut inner = self.live_room(limits, now, true)?;
+                    let room = inner.room.as_mut().ok_or(GatewayError::Internal)?;
+                    let msg = room.append(&body, limits, now)?;
+                    // Deliver in append order, synchronously: one order for everyone.
+                    inner.subscribers.retain_mut(|tx| tx.try_send(msg.clone()).is_ok());
+                    msg
+                };
+                let storage = self.state.storage();
+                storage
+                    .put(&msg_key(msg.seq), body)
+                    .await
+                    .map_err(internal)?;
+                self.save_meta().await.map_err(internal)?;
+                self.schedule(limits).await.map_err(internal)?;
+                json_response(format!("{{\"seq\":{}}}", msg.seq)).map_err(internal)
+            }
+            "/subscribe" => {
+                let last = req
+                    .headers()
+                    .get(H_LAST)
+                    .ok()
+                    .flatten()
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+                let (backlog, rx) = {
+                    let mut inner = self.live_room(limits, now, true)?;
+                    let room = inner.room.as_mut().ok_or(GatewayError::Internal)?;
+                    room.check_resume(last)?;
+                    room.subscribe(limits, now)?;
+                    let backlog = room.messages_after(last, usize::MAX);
+                    let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
+                    inner.subscribers.push(tx);
+                    (backlog, rx)
+                };
+                let is_new = self.inner.borrow().room.as_ref().map(|r| r.len() == 0).unwrap_or(false);
+                if is_new {
+                    self.save_meta().await.map_err(internal)?;
+                }
+                self.schedule(limits).await.map_err(internal)?;
+                self.sse(backlog, rx, cfg.keepalive_secs).map_err(internal)
+            }
+            _ => Err(GatewayError::NotFound),
+        };
+        if !was_expired && self.inner.borrow().expired {
+            self.wipe().await.map_err(internal)?;
+        }
+        res
+    }
+
+    fn sse(
+        &self,
+        backlog: Vec<Message>,
+        rx: mpsc::Receiver<Message>,
+        keepalive_secs: u64,
+    ) -> Result<Response> {
+        let mut chunks = VecDeque::new();
+        chunks.push_back(gateway_core::SSE_OPENING.to_owned());
+        let mut cur = String::new();
+        for m in backlog {
+            if !cur.is_empty() && cur.len() + m.body.len() > MAX_BATCH_BYTES {
+                chunks.push_back(std::mem::take(&mut cur));
+            }
+            cur.push_str(&gateway_core::format_sse_event(m.seq, &m.body));
+        }
+        if !cur.is_empty() {
+            chunks.push_back(cur);
+        }
+        let guard = SubGuard {
+            inner: self.inner.clone(),
+        };
+        let period = Duration::from_secs(keepalive_secs.max(1));
+        let st = (chunks, rx, guard);
+        let stream = futures_util::stream::unfold(st, move |(mut chunks, mut rx, guard)| async move {
+            if let Some(c) = chunks.pop_front() {
+                return Some((Ok::<Vec<u8>, Error>(c.into_bytes()), (chunks, rx, guard)));
+            }
+            let next = rx.next();
+            let delay = Delay::from(period);
+            match select(next, delay).await {
+                Either::Left((Some(m), _)) => {
+                    let mut out = gateway_core::format_sse_event(m.seq, &m.body);
+                    // Take whatever else is queued already.
+                    while out.len() < MAX_BATCH_BYTES {
+                        match rx.try_recv() {
+                            Ok(m) => out.push_str(&gateway_core::format_sse_event(m.seq, &m.body)),
+                            Err(_) => break,
+                        }
+                    }
+                    Some((Ok(out.into_bytes()), (chunks, rx, guard)))
+                }
+                // Dropped by the room (expired, or too far behind): end the stream.
+                Either::Left((None, _)) => None,
+                Either::Right(_) => Some((
+                    Ok(gateway_core::SSE_KEEPALIVE.as_bytes().to_vec()),
+                    (chunks, rx, guard),
+                )),
+            }
+        });
+        let headers = Headers::new();
+        headers.set("content-type", "text/event-stream")?;
+        headers.set("cache-control", "no-cache")?;
+        Ok(Response::from_stream(stream)?.with_headers(headers))
+    }
+}
+
+/// Unregisters a subscriber when its stream is dropped.
+struct SubGuard {
+    inner: Rc<RefCell<Inner>>,
+}
+
+impl Drop for SubGuard {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.inner.try_borrow_mut() {
+            inner.subscribers.retain(|tx| !tx.is_closed());
+            let now = now_ms();
+            if let Some(r) = inner.room.as_mut() {
+                r.unsubscribe(now);
+            }
+        }
+    }
+}
+
+impl DurableObject for RoomObject {
+    fn new(state: State, env: Env) -> Self {
+        RoomObject {
+            state,
+            env,
+            inner: Rc::new(RefCell::new(Inner {
+                room: None,
+                expired: false,
+                loaded: false,
+                subscribers: Vec::new(),
+            })),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        let cfg = config(&self.env);
+        match self.serve(req, &cfg).await {
+            Ok(r) => Ok(r),
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn alarm(&self) -> Result<Response> {
+        self.load().await?;
+        let cfg = config(&self.env);
+        let now = now_ms();
+        let was_expired = self.inner.borrow().expired;
+        match self.live_room(&cfg.limits, now, false) {
+            Ok(inner) => {
+                drop(inner);
+                // Not due yet (activity moved the deadline, or subscribers hold it open).
+                self.schedule(&cfg.limits).await?;
+            }
+            Err(_) => {
+                if !was_expired {
+                    self.wipe().await?;
+                }
+            }
+        }
+        Response::ok("ok")
+    }
+}
