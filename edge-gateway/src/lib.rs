@@ -124,19 +124,27 @@ fn allowed_origin(cfg: &GatewayConfig, req: &Request) -> Option<String> {
         .then_some(origin)
 }
 
-fn with_cors(mut resp: Response, origin: Option<&str>) -> Result<Response> {
-    if let Some(o) = origin {
-        let h = resp.headers_mut();
-        h.set("access-control-allow-origin", o)?;
-        h.append("vary", "origin")?;
+fn with_cors(resp: Response, origin: Option<&str>) -> Result<Response> {
+    let Some(o) = origin else {
+        return Ok(resp);
+    };
+    // Responses fetched from a Durable Object have immutable headers: copy them.
+    let h = Headers::new();
+    for (k, v) in resp.headers().entries() {
+        h.append(&k, &v)?;
     }
-    Ok(resp)
+    h.set("access-control-allow-origin", o)?;
+    h.append("vary", "origin")?;
+    Ok(resp.with_headers(h))
 }
 
 fn preflight(cfg: &GatewayConfig, req: &Request) -> Result<Response> {
     let mut resp = Response::empty()?.with_status(200);
     let h = resp.headers_mut();
-    h.set("vary", "origin, access-control-request-method, access-control-request-headers")?;
+    h.set(
+        "vary",
+        "origin, access-control-request-method, access-control-request-headers",
+    )?;
     if let Some(o) = allowed_origin(cfg, req) {
         h.set("access-control-allow-origin", &o)?;
         h.set("access-control-allow-methods", "GET,POST,OPTIONS")?;
@@ -234,8 +242,8 @@ async fn handle(
         _ => "issue_unique_idx",
     };
     init.with_headers(headers);
-    let inner = Request::new_with_init(&format!("https://room/{inner_path}"), &init)
-        .map_err(internal)?;
+    let inner =
+        Request::new_with_init(&format!("https://room/{inner_path}"), &init).map_err(internal)?;
     let ns = env.durable_object("ROOMS").map_err(internal)?;
     let stub = ns
         .id_from_name(room)
@@ -402,7 +410,11 @@ impl RoomObject {
             .await
     }
 
-    async fn serve(&self, req: Request, cfg: &GatewayConfig) -> std::result::Result<Response, GatewayError> {
+    async fn serve(
+        &self,
+        req: Request,
+        cfg: &GatewayConfig,
+    ) -> std::result::Result<Response, GatewayError> {
         self.load().await.map_err(internal)?;
         let limits = &cfg.limits;
         let now = now_ms();
@@ -427,7 +439,9 @@ impl RoomObject {
                     let room = inner.room.as_mut().ok_or(GatewayError::Internal)?;
                     let msg = room.append(&body, limits, now)?;
                     // Deliver in append order, synchronously: one order for everyone.
-                    inner.subscribers.retain_mut(|tx| tx.try_send(msg.clone()).is_ok());
+                    inner
+                        .subscribers
+                        .retain_mut(|tx| tx.try_send(msg.clone()).is_ok());
                     msg
                 };
                 let storage = self.state.storage();
@@ -457,7 +471,13 @@ impl RoomObject {
                     inner.subscribers.push(tx);
                     (backlog, rx)
                 };
-                let is_new = self.inner.borrow().room.as_ref().map(|r| r.len() == 0).unwrap_or(false);
+                let is_new = self
+                    .inner
+                    .borrow()
+                    .room
+                    .as_ref()
+                    .map(|r| r.len() == 0)
+                    .unwrap_or(false);
                 if is_new {
                     self.save_meta().await.map_err(internal)?;
                 }
@@ -495,32 +515,35 @@ impl RoomObject {
         };
         let period = Duration::from_secs(keepalive_secs.max(1));
         let st = (chunks, rx, guard);
-        let stream = futures_util::stream::unfold(st, move |(mut chunks, mut rx, guard)| async move {
-            if let Some(c) = chunks.pop_front() {
-                return Some((Ok::<Vec<u8>, Error>(c.into_bytes()), (chunks, rx, guard)));
-            }
-            let next = rx.next();
-            let delay = Delay::from(period);
-            match select(next, delay).await {
-                Either::Left((Some(m), _)) => {
-                    let mut out = gateway_core::format_sse_event(m.seq, &m.body);
-                    // Take whatever else is queued already.
-                    while out.len() < MAX_BATCH_BYTES {
-                        match rx.try_recv() {
-                            Ok(m) => out.push_str(&gateway_core::format_sse_event(m.seq, &m.body)),
-                            Err(_) => break,
-                        }
-                    }
-                    Some((Ok(out.into_bytes()), (chunks, rx, guard)))
+        let stream =
+            futures_util::stream::unfold(st, move |(mut chunks, mut rx, guard)| async move {
+                if let Some(c) = chunks.pop_front() {
+                    return Some((Ok::<Vec<u8>, Error>(c.into_bytes()), (chunks, rx, guard)));
                 }
-                // Dropped by the room (expired, or too far behind): end the stream.
-                Either::Left((None, _)) => None,
-                Either::Right(_) => Some((
-                    Ok(gateway_core::SSE_KEEPALIVE.as_bytes().to_vec()),
-                    (chunks, rx, guard),
-                )),
-            }
-        });
+                let next = rx.next();
+                let delay = Delay::from(period);
+                match select(next, delay).await {
+                    Either::Left((Some(m), _)) => {
+                        let mut out = gateway_core::format_sse_event(m.seq, &m.body);
+                        // Take whatever else is queued already.
+                        while out.len() < MAX_BATCH_BYTES {
+                            match rx.try_recv() {
+                                Ok(m) => {
+                                    out.push_str(&gateway_core::format_sse_event(m.seq, &m.body))
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        Some((Ok(out.into_bytes()), (chunks, rx, guard)))
+                    }
+                    // Dropped by the room (expired, or too far behind): end the stream.
+                    Either::Left((None, _)) => None,
+                    Either::Right(_) => Some((
+                        Ok(gateway_core::SSE_KEEPALIVE.as_bytes().to_vec()),
+                        (chunks, rx, guard),
+                    )),
+                }
+            });
         let headers = Headers::new();
         headers.set("content-type", "text/event-stream")?;
         headers.set("cache-control", "no-cache")?;

@@ -215,7 +215,9 @@ impl GatewayClient {
         token: Option<&str>,
         body: &str,
     ) -> Result<u64, ClientError> {
-        let bytes = self.post(room, "broadcast", token, Some(body.to_owned())).await?;
+        let bytes = self
+            .post(room, "broadcast", token, Some(body.to_owned()))
+            .await?;
         let s: Seq = serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Protocol(format!("bad broadcast answer: {e}")))?;
         Ok(s.seq)
@@ -381,8 +383,7 @@ impl Sub {
                         let SseItem::Event { id, data, .. } = item else {
                             continue;
                         };
-                        let Some(seq) = id.as_deref().and_then(|s| s.parse::<u64>().ok())
-                        else {
+                        let Some(seq) = id.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
                             self.done = true;
                             return Some(Err(ClientError::Protocol(format!(
                                 "event without a numeric id: {id:?}"

@@ -79,7 +79,9 @@ impl SseParser {
             return;
         }
         if let Some(c) = line.strip_prefix(':') {
-            out.push(SseItem::Comment(c.strip_prefix(' ').unwrap_or(c).to_owned()));
+            out.push(SseItem::Comment(
+                c.strip_prefix(' ').unwrap_or(c).to_owned(),
+            ));
             return;
         }
         let (field, value) = match line.split_once(':') {
@@ -114,9 +116,21 @@ mod tests {
             items,
             vec![
                 SseItem::Comment("open".into()),
-                SseItem::Event { id: Some("1".into()), event: None, data: "a\nb".into() },
-                SseItem::Event { id: Some("2".into()), event: None, data: "c".into() },
-                SseItem::Event { id: Some("2".into()), event: None, data: "".into() },
+                SseItem::Event {
+                    id: Some("1".into()),
+                    event: None,
+                    data: "a\nb".into()
+                },
+                SseItem::Event {
+                    id: Some("2".into()),
+                    event: None,
+                    data: "c".into()
+                },
+                SseItem::Event {
+                    id: Some("2".into()),
+                    event: None,
+                    data: "".into()
+                },
             ]
         );
         assert_eq!(p.buffered(), 0);

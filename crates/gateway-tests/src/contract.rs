@@ -227,11 +227,18 @@ pub async fn post(
 }
 
 /// Broadcasts and expects success; returns the sequence number.
-pub async fn broadcast_ok(http: &Client, gw: &GatewayProcess, room: &str, body: &str) -> Result<u64> {
+pub async fn broadcast_ok(
+    http: &Client,
+    gw: &GatewayProcess,
+    room: &str,
+    body: &str,
+) -> Result<u64> {
     let (s, text) = post(http, gw, room, "broadcast", body.to_owned(), Auth::Auto).await?;
     ensure!(s == StatusCode::OK, "broadcast answered {s}: {text}");
     let v: serde_json::Value = serde_json::from_str(&text)?;
-    v["seq"].as_u64().with_context(|| format!("no seq in {text}"))
+    v["seq"]
+        .as_u64()
+        .with_context(|| format!("no seq in {text}"))
 }
 
 /// Expects an error with `status` and JSON `code`.
@@ -444,9 +451,25 @@ pub async fn check_limits(gw: &GatewayProcess) -> Result<()> {
     let room_a = room("limits");
     let max = l.max_message_bytes as usize;
     ensure!(broadcast_ok(&http, gw, &room_a, &"a".repeat(max)).await? == 1);
-    let r = post(&http, gw, &room_a, "broadcast", "a".repeat(max + 1), Auth::Auto).await?;
+    let r = post(
+        &http,
+        gw,
+        &room_a,
+        "broadcast",
+        "a".repeat(max + 1),
+        Auth::Auto,
+    )
+    .await?;
     expect_error("max+1 bytes", r, 413, "message_too_large")?;
-    let r = post(&http, gw, &room_a, "broadcast", "a".repeat(4 * max + 7), Auth::Auto).await?;
+    let r = post(
+        &http,
+        gw,
+        &room_a,
+        "broadcast",
+        "a".repeat(4 * max + 7),
+        Auth::Auto,
+    )
+    .await?;
     expect_error("4x bytes", r, 413, "message_too_large")?;
     // Messages per room.
     let room_b = room("full");
@@ -516,7 +539,15 @@ pub async fn check_malformed(gw: &GatewayProcess) -> Result<()> {
     let room = room("malformed");
     let r = post(&http, gw, &room, "broadcast", "", Auth::Auto).await?;
     expect_error("empty body", r, 400, "invalid_body")?;
-    let r = post(&http, gw, &room, "broadcast", vec![0xffu8, 0xfe], Auth::Auto).await?;
+    let r = post(
+        &http,
+        gw,
+        &room,
+        "broadcast",
+        vec![0xffu8, 0xfe],
+        Auth::Auto,
+    )
+    .await?;
     expect_error("non-UTF-8 body", r, 400, "invalid_body")?;
     let r = post(&http, gw, &room, "broadcast", "a\r\nb", Auth::Auto).await?;
     expect_error("CR in body", r, 400, "invalid_body")?;
@@ -543,13 +574,23 @@ pub async fn check_malformed(gw: &GatewayProcess) -> Result<()> {
         .send()
         .await?;
     let s = r.status();
-    expect_error("GET broadcast", (s, r.text().await?), 405, "method_not_allowed")?;
+    expect_error(
+        "GET broadcast",
+        (s, r.text().await?),
+        405,
+        "method_not_allowed",
+    )?;
     let r = http
         .post(gw.url(&format!("/rooms/{room}/subscribe")))
         .send()
         .await?;
     let s = r.status();
-    expect_error("POST subscribe", (s, r.text().await?), 405, "method_not_allowed")?;
+    expect_error(
+        "POST subscribe",
+        (s, r.text().await?),
+        405,
+        "method_not_allowed",
+    )?;
     Ok(())
 }
 
@@ -622,7 +663,11 @@ pub async fn check_cors(gw: &GatewayProcess) -> Result<()> {
 /// Token errors (secured profile): missing/malformed/expired → 401, foreign/forged → 403,
 /// valid header or `?token=` → accepted.
 pub async fn check_tokens(gw: &GatewayProcess) -> Result<()> {
-    let secret = gw.config.secret.clone().context("needs the secured profile")?;
+    let secret = gw
+        .config
+        .secret
+        .clone()
+        .context("needs the secured profile")?;
     let http = Client::new();
     let room = room("tok");
     let good = issue_room_token(secret.as_bytes(), &room, now_unix() + 600);
@@ -633,11 +678,36 @@ pub async fn check_tokens(gw: &GatewayProcess) -> Result<()> {
     let (h_expired, h_foreign, h_forged) = (h(&expired), h(&foreign), h(&forged));
     let cases: Vec<(String, Auth, u16, &str)> = vec![
         ("none".into(), Auth::None, 401, "token_missing"),
-        ("basic".into(), Auth::Header("Basic abc"), 401, "token_malformed"),
-        ("garbage".into(), Auth::Header("Bearer xyz"), 401, "token_malformed"),
-        ("expired".into(), Auth::Header(&h_expired), 401, "token_expired"),
-        ("foreign".into(), Auth::Header(&h_foreign), 403, "token_invalid"),
-        ("forged".into(), Auth::Header(&h_forged), 403, "token_invalid"),
+        (
+            "basic".into(),
+            Auth::Header("Basic abc"),
+            401,
+            "token_malformed",
+        ),
+        (
+            "garbage".into(),
+            Auth::Header("Bearer xyz"),
+            401,
+            "token_malformed",
+        ),
+        (
+            "expired".into(),
+            Auth::Header(&h_expired),
+            401,
+            "token_expired",
+        ),
+        (
+            "foreign".into(),
+            Auth::Header(&h_foreign),
+            403,
+            "token_invalid",
+        ),
+        (
+            "forged".into(),
+            Auth::Header(&h_forged),
+            403,
+            "token_invalid",
+        ),
     ];
     for (name, auth, status, code) in cases {
         for action in ["broadcast", "issue_unique_idx"] {

@@ -271,7 +271,11 @@ pub async fn start_edge(cfg: &TestConfig) -> Result<Option<GatewayProcess>> {
         .arg(inspector.to_string())
         .arg("--persist-to")
         .arg(tmp.0.join("state"))
-        .args(["--log-level", "warn", "--show-interactive-dev-session=false"])
+        .args([
+            "--log-level",
+            "warn",
+            "--show-interactive-dev-session=false",
+        ])
         .env("WRANGLER_SEND_METRICS", "false")
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
         .env("WRANGLER_LOG_PATH", tmp.0.join("wrangler-logs"))
@@ -284,10 +288,16 @@ pub async fn start_edge(cfg: &TestConfig) -> Result<Option<GatewayProcess>> {
         ("MAX_MESSAGE_BYTES", l.max_message_bytes.to_string()),
         ("MAX_MESSAGES_PER_ROOM", l.max_messages_per_room.to_string()),
         ("MAX_ROOM_BYTES", l.max_room_bytes.to_string()),
-        ("MAX_SUBSCRIBERS_PER_ROOM", l.max_subscribers_per_room.to_string()),
+        (
+            "MAX_SUBSCRIBERS_PER_ROOM",
+            l.max_subscribers_per_room.to_string(),
+        ),
         ("MAX_UNIQUE_IDX", l.max_unique_idx.to_string()),
         ("ROOM_IDLE_TTL_SECS", l.room_idle_ttl_secs.to_string()),
-        ("ROOM_MAX_LIFETIME_SECS", l.room_max_lifetime_secs.to_string()),
+        (
+            "ROOM_MAX_LIFETIME_SECS",
+            l.room_max_lifetime_secs.to_string(),
+        ),
     ];
     for (k, v) in vars {
         cmd.arg("--var").arg(format!("{k}:{v}"));

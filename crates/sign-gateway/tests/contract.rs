@@ -121,7 +121,9 @@ async fn binary_errors_and_shutdown() {
 async fn startup_log_and_metrics() {
     let gw = native(contract::open_profile()).await;
     let http = reqwest::Client::new();
-    contract::broadcast_ok(&http, &gw, "metrics-room", "hello").await.unwrap();
+    contract::broadcast_ok(&http, &gw, "metrics-room", "hello")
+        .await
+        .unwrap();
     let text = http
         .get(gw.url("/metrics"))
         .send()

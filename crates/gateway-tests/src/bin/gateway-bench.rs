@@ -59,10 +59,7 @@ fn gateway_bin(args: &Args) -> Result<PathBuf> {
         return Ok(p.clone());
     }
     let me = std::env::current_exe()?;
-    let p = me
-        .parent()
-        .context("no parent dir")?
-        .join("sign-gateway");
+    let p = me.parent().context("no parent dir")?.join("sign-gateway");
     if !p.exists() {
         bail!(
             "{} not found: build it (cargo build --release -p sign-gateway) or pass --gateway-bin",
@@ -143,14 +140,13 @@ async fn main() -> Result<()> {
                                 next_seq += 1;
                                 if data == "end" {
                                     del.fetch_add(local.len() as u64, Ordering::Relaxed);
-                                    lat.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.extend(local);
+                                    lat.lock()
+                                        .map_err(|_| anyhow::anyhow!("poisoned"))?
+                                        .extend(local);
                                     return Ok(());
                                 }
-                                let sent: u64 = data
-                                    .split_once(' ')
-                                    .map(|(t, _)| t)
-                                    .unwrap_or("")
-                                    .parse()?;
+                                let sent: u64 =
+                                    data.split_once(' ').map(|(t, _)| t).unwrap_or("").parse()?;
                                 local.push(now.saturating_sub(sent));
                             }
                             _ => {}
@@ -201,7 +197,12 @@ async fn main() -> Result<()> {
     let mut pubs = Vec::new();
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     for r in 0..args.rooms {
-        let (http, base, pad, exp) = (http.clone(), base.clone(), pad.clone(), expected_total.clone());
+        let (http, base, pad, exp) = (
+            http.clone(),
+            base.clone(),
+            pad.clone(),
+            expected_total.clone(),
+        );
         let duration = Duration::from_secs(args.duration);
         // Spread rooms over the interval so publishing is steady, not bursty.
         let offset = interval.mul_f64(r as f64 / args.rooms as f64);
@@ -239,7 +240,10 @@ async fn main() -> Result<()> {
     let total_secs = start_pub.elapsed().as_secs_f64();
     sampler.abort();
     let hwm = vm_hwm_kib(pid);
-    let mut lat = latencies.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let mut lat = latencies
+        .lock()
+        .map_err(|_| anyhow::anyhow!("poisoned"))?
+        .clone();
     lat.sort_unstable();
     let published = expected_total.load(Ordering::Relaxed);
     let delivered = delivered.load(Ordering::Relaxed);
@@ -278,7 +282,10 @@ async fn main() -> Result<()> {
         lat.last().copied().unwrap_or(0) as f64 / 1000.0
     );
     match hwm {
-        Some(k) => println!("| gateway peak RSS (VmHWM)            | {:.1} MiB |", k as f64 / 1024.0),
+        Some(k) => println!(
+            "| gateway peak RSS (VmHWM)            | {:.1} MiB |",
+            k as f64 / 1024.0
+        ),
         None => println!("| gateway peak RSS (VmHWM)            | n/a |"),
     }
     println!(
