@@ -141,6 +141,12 @@ impl Channel {
 
     /// Seals a protocol message (maps 1:1 onto `mpc_core::Outgoing { recipient, round,
     /// payload }`) into envelope JSON text to post to the gateway.
+    ///
+    /// Post sealed envelopes to the gateway **one after the other, in seal order**
+    /// (wait for each post to be accepted before the next): receivers reject an
+    /// envelope whose sequence number is lower than one they already accepted from
+    /// this sender ([`WireError::Reordered`]), so concurrent posts that overtake each
+    /// other would stall the protocol.
     pub fn seal(
         &mut self,
         recipient: Option<u16>,
