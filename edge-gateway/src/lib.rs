@@ -118,10 +118,7 @@ fn allowed_origin(cfg: &GatewayConfig, req: &Request) -> Option<String> {
     if cfg.cors_origins.iter().any(|o| o == "*") {
         return Some("*".into());
     }
-    cfg.cors_origins
-        .iter()
-        .any(|o| *o == origin)
-        .then_some(origin)
+    cfg.cors_origins.contains(&origin).then_some(origin)
 }
 
 fn with_cors(resp: Response, origin: Option<&str>) -> Result<Response> {
@@ -293,6 +290,30 @@ impl RoomObject {
         }
         let storage = self.state.storage();
         let meta: Option<Meta> = storage.get("meta").await?;
+        let mut msgs = Vec::new();
+        if matches!(&meta, Some(m) if !m.expired) {
+            let map = storage
+                .list_with_options(ListOptions::new().prefix("m:"))
+                .await?;
+            for entry in map.entries() {
+                let entry = entry.map_err(|e| Error::from(format!("{e:?}")))?;
+                let pair = js_sys::Array::from(&entry);
+                let key = pair.get(0).as_string().unwrap_or_default();
+                let seq = key
+                    .strip_prefix("m:")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .ok_or_else(|| Error::from(format!("bad message key {key:?}")))?;
+                let body = pair
+                    .get(1)
+                    .as_string()
+                    .ok_or_else(|| Error::from(format!("message {seq} is not a string")))?;
+                msgs.push(Message {
+                    seq,
+                    body: Arc::from(body.as_str()),
+                });
+            }
+            msgs.sort_by_key(|m| m.seq);
+        }
         let mut inner = self.inner.borrow_mut();
         if inner.loaded {
             return Ok(());
@@ -301,34 +322,13 @@ impl RoomObject {
         match meta {
             Some(m) if m.expired => inner.expired = true,
             Some(m) => {
-                drop(inner);
-                let map = storage
-                    .list_with_options(ListOptions::new().prefix("m:"))
-                    .await?;
-                let mut msgs = Vec::new();
-                for entry in map.entries() {
-                    let entry = entry.map_err(|e| Error::from(format!("{e:?}")))?;
-                    let pair = js_sys::Array::from(&entry);
-                    let key = pair.get(0).as_string().unwrap_or_default();
-                    let body = pair.get(1).as_string().unwrap_or_default();
-                    let seq = key
-                        .strip_prefix("m:")
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .unwrap_or(0);
-                    msgs.push(Message {
-                        seq,
-                        body: Arc::from(body.as_str()),
-                    });
-                }
-                msgs.sort_by_key(|m| m.seq);
-                let mut inner = self.inner.borrow_mut();
                 inner.room = Some(Room::restore(
                     m.created_ms,
                     m.last_active_ms,
                     m.next_idx,
                     msgs,
                     (),
-                ));
+                ))
             }
             None => {}
         }
@@ -476,7 +476,7 @@ impl RoomObject {
                     .borrow()
                     .room
                     .as_ref()
-                    .map(|r| r.len() == 0)
+                    .map(|r| r.is_empty())
                     .unwrap_or(false);
                 if is_new {
                     self.save_meta().await.map_err(internal)?;
