@@ -1,0 +1,611 @@
+//! `client`: the user's side of the 2-of-3 wallet, talking to the cosigner
+//! (`sign-service`) over gRPC and running its parties over the gateway.
+//!
+//! ```text
+//! client create-wallet --accounts 1            # device + recovery share files
+//! client list-accounts
+//! client address --path m/44/60/0/0/0
+//! client sign-message "hello"                  # device + cosigner
+//! client --recovery sign-message "hello"       # recovery + cosigner
+//! client offline-sign --message "hello"        # device + recovery, no cosigner
+//! client sign-tx 02f86c...                     # unsigned Ethereum tx payload
+//! client verify --message "hello" --signature 0x... --address 0x...
+//! ```
+//!
+//! Passphrases come from `WALLET_CLIENT_PASSPHRASE` (device file) and
+//! `WALLET_RECOVERY_PASSPHRASE` (recovery file).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use mpc_client::{
+    eth::chain_style_for_payload, new_mpc_client, AccountKind, ChainStyle, DigestKind, MpcClient,
+    MpcConfig, MpcError, PartyRole, PayloadKind, ProgressEvent, ProgressListener, SignedResult,
+};
+use wallet_cli::{PASSPHRASE_ENV, SHARE_FILES};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "client",
+    version,
+    about = "The user's side of the 2-of-3 threshold wallet (device and recovery shares)"
+)]
+struct Args {
+    /// Cosigner (sign-service) gRPC URL.
+    #[arg(
+        long,
+        env = "WALLET_COSIGNER_URL",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
+    cosigner: String,
+    /// Gateway URL to use instead of the one the cosigner announces.
+    #[arg(long, env = "WALLET_GATEWAY_URL", global = true)]
+    gateway: Option<String>,
+    /// The device's key-share file (passphrase from WALLET_CLIENT_PASSPHRASE).
+    #[arg(long, default_value = SHARE_FILES[0], global = true)]
+    share_file: PathBuf,
+    /// The recovery key-share file (passphrase from WALLET_RECOVERY_PASSPHRASE).
+    #[arg(long, default_value = SHARE_FILES[2], global = true)]
+    recovery_file: PathBuf,
+    /// Recovery mode: sign with the recovery share (and the cosigner) instead of the device.
+    #[arg(long, global = true)]
+    recovery: bool,
+    /// Timeout of a signing session, in seconds.
+    #[arg(long, default_value_t = 120, global = true)]
+    timeout: u64,
+    /// Timeout of each gRPC request, in seconds.
+    #[arg(long, default_value_t = 30, global = true)]
+    request_timeout: u64,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Fast, weak passphrase hashing for new files (tests only).
+    #[arg(long, hide = true, global = true)]
+    insecure_fast_kdf: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create a wallet with the cosigner: writes the device and recovery share files.
+    CreateWallet {
+        /// Number of accounts (1..=100).
+        #[arg(long, default_value_t = 1)]
+        accounts: u32,
+        /// `hd` (derive children) or `independent` (root key only).
+        #[arg(long, default_value = "hd")]
+        kind: String,
+        /// A label for the wallet.
+        #[arg(long, default_value = "")]
+        label: String,
+        /// Safe primes for the device and recovery aux info (key-gen --save-primes format).
+        #[arg(long)]
+        primes: Option<PathBuf>,
+        /// Use the repository's PUBLIC test primes (development only; not secret-safe).
+        #[arg(long)]
+        insecure_dev_primes: bool,
+        /// Timeout of each wallet-creation session, in seconds.
+        #[arg(long, default_value_t = 900)]
+        setup_timeout: u64,
+    },
+    /// List the wallet's accounts.
+    ListAccounts,
+    /// Show the public key and addresses of an account at a path.
+    Address {
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path.
+        #[arg(long, default_value = "m")]
+        path: String,
+    },
+    /// Sign a text message as an Ethereum personal message (EIP-191) with the cosigner.
+    SignMessage {
+        /// The message.
+        message: String,
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path.
+        #[arg(long, default_value = "m")]
+        path: String,
+    },
+    /// Sign an unsigned Ethereum transaction (signing payload hex, e.g. 0x02f8... for
+    /// EIP-1559) with the cosigner.
+    SignTx {
+        /// The unsigned transaction's signing payload, hex.
+        tx: String,
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path.
+        #[arg(long, default_value = "m")]
+        path: String,
+        /// Chain id, for legacy (EIP-155) transactions.
+        #[arg(long)]
+        chain_id: Option<u64>,
+    },
+    /// Sign raw bytes (hex) hashed with --digest, with the cosigner.
+    SignRaw {
+        /// The preimage, hex.
+        preimage: String,
+        /// keccak256, double_sha256, sha256.
+        #[arg(long, default_value = "keccak256")]
+        digest: String,
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path.
+        #[arg(long, default_value = "m")]
+        path: String,
+    },
+    /// Sign with the device AND recovery shares on this machine, without the cosigner.
+    OfflineSign {
+        /// A text message (EIP-191).
+        #[arg(long, conflicts_with = "tx")]
+        message: Option<String>,
+        /// An unsigned Ethereum transaction payload, hex.
+        #[arg(long)]
+        tx: Option<String>,
+        /// Chain id, for legacy (EIP-155) transactions.
+        #[arg(long)]
+        chain_id: Option<u64>,
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path.
+        #[arg(long, default_value = "m")]
+        path: String,
+    },
+    /// Verify an Ethereum signature (65-byte r||s||v hex) of a message or transaction.
+    Verify {
+        /// The signed text message (EIP-191).
+        #[arg(long, conflicts_with = "tx")]
+        message: Option<String>,
+        /// The signed unsigned-transaction payload, hex.
+        #[arg(long)]
+        tx: Option<String>,
+        /// The signature, 65 bytes hex.
+        #[arg(long)]
+        signature: String,
+        /// The expected signer address.
+        #[arg(long)]
+        address: String,
+    },
+    /// Check that the cosigner is up.
+    Health,
+}
+
+fn main() {
+    let args = Args::parse();
+    let json = args.json;
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(args)) {
+        let kind = e
+            .downcast_ref::<MpcError>()
+            .map(error_kind)
+            .unwrap_or("error");
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"error": {"kind": kind, "message": format!("{e:#}")}})
+            );
+        }
+        eprintln!("error [{kind}]: {e:#}");
+        std::process::exit(match kind {
+            "policy_refused" => 3,
+            "unauthorized" => 4,
+            "cosigner_unavailable" => 5,
+            "timeout" => 6,
+            _ => 1,
+        });
+    }
+}
+
+/// A stable, scriptable name of the error category.
+fn error_kind(e: &MpcError) -> &'static str {
+    match e {
+        MpcError::Config { .. } => "config",
+        MpcError::Io { .. } => "io",
+        MpcError::WrongPassphrase { .. } => "wrong_passphrase",
+        MpcError::CorruptFile { .. } => "corrupt_file",
+        MpcError::WalletExists { .. } => "wallet_exists",
+        MpcError::NoWallet { .. } => "no_wallet",
+        MpcError::UnknownAccount { .. } => "unknown_account",
+        MpcError::InvalidInput { .. } => "invalid_input",
+        MpcError::CosignerUnavailable { .. } => "cosigner_unavailable",
+        MpcError::Unauthorized { .. } => "unauthorized",
+        MpcError::PolicyRefused { .. } => "policy_refused",
+        MpcError::CosignerRejected { .. } => "cosigner_rejected",
+        MpcError::GatewayUnavailable { .. } => "gateway_unavailable",
+        MpcError::SessionFailed { .. } => "session_failed",
+        MpcError::Timeout { .. } => "timeout",
+        MpcError::DigestMismatch { .. } => "digest_mismatch",
+        MpcError::InvalidSignature { .. } => "invalid_signature",
+        MpcError::Internal { .. } => "internal",
+    }
+}
+
+fn env_pass(i: usize) -> Option<String> {
+    std::env::var(PASSPHRASE_ENV[i])
+        .ok()
+        .filter(|p| !p.is_empty())
+}
+
+fn need_pass(i: usize, why: &str) -> Result<String> {
+    env_pass(i).with_context(|| {
+        format!(
+            "{} is not set; {why} needs it (e.g. `export {}=...`)",
+            PASSPHRASE_ENV[i], PASSPHRASE_ENV[i]
+        )
+    })
+}
+
+/// (stage, party, account, steps done) of the last line printed per stream.
+type ProgressKey = (String, Option<u16>, Option<String>, u32);
+
+/// Prints progress lines on stderr (one per new round of each party/stage).
+struct StderrProgress {
+    last: Mutex<Vec<ProgressKey>>,
+}
+
+impl ProgressListener for StderrProgress {
+    fn on_progress(&self, ev: ProgressEvent) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        let key = (ev.stage.clone(), ev.party, ev.account_id.clone());
+        if let Some(entry) = last
+            .iter_mut()
+            .find(|e| (e.0.clone(), e.1, e.2.clone()) == key)
+        {
+            if entry.3 == ev.done && !ev.finished {
+                return;
+            }
+            entry.3 = ev.done;
+        } else {
+            last.push((ev.stage.clone(), ev.party, ev.account_id.clone(), ev.done));
+        }
+        let who = match ev.party {
+            Some(0) => " device",
+            Some(2) => " recovery",
+            _ => "",
+        };
+        let acct = ev
+            .account_id
+            .as_deref()
+            .map(|a| format!(" {a}"))
+            .unwrap_or_default();
+        let state = if ev.finished { " done" } else { "" };
+        eprintln!("[{}{who}{acct}] {}/{}{state}", ev.stage, ev.done, ev.total);
+    }
+}
+
+fn config(
+    args: &Args,
+    role: PartyRole,
+    need_device: bool,
+    need_recovery: bool,
+    why: &str,
+) -> Result<MpcConfig> {
+    let device_pass = if need_device {
+        need_pass(0, why)?
+    } else {
+        env_pass(0).unwrap_or_default()
+    };
+    let recovery_pass = if need_recovery {
+        Some(need_pass(2, why)?)
+    } else {
+        env_pass(2)
+    };
+    let mut cfg = MpcConfig::new(args.share_file.display().to_string(), device_pass);
+    cfg.cosigner_url = args.cosigner.clone();
+    cfg.gateway_url = args.gateway.clone();
+    cfg.recovery_path = Some(args.recovery_file.display().to_string());
+    cfg.recovery_passphrase = recovery_pass;
+    cfg.role = role;
+    cfg.sign_timeout_secs = args.timeout;
+    cfg.request_timeout_secs = args.request_timeout;
+    cfg.insecure_fast_kdf = args.insecure_fast_kdf;
+    Ok(cfg)
+}
+
+async fn account_or_first(client: &MpcClient, account: Option<String>) -> Result<String> {
+    if let Some(a) = account {
+        return Ok(a);
+    }
+    let accounts = client.list_accounts().await?;
+    accounts
+        .first()
+        .map(|a| a.account_id.clone())
+        .context("the wallet has no accounts")
+}
+
+fn hex_arg(name: &str, s: &str) -> Result<Vec<u8>> {
+    let s = s.trim();
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    let b = hex::decode(s).with_context(|| format!("{name} is not hex"))?;
+    if b.is_empty() {
+        bail!("{name} is empty");
+    }
+    Ok(b)
+}
+
+fn print_signature(json: bool, sig: &SignedResult) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(sig)?);
+        return Ok(());
+    }
+    println!("account      {} at {}", sig.account_id, sig.derivation_path);
+    println!("signers      parties {:?}", sig.signers);
+    println!("address      {}", sig.ethereum_address);
+    println!("digest       0x{}", sig.digest);
+    println!("r            0x{}", sig.r);
+    println!("s            0x{}", sig.s);
+    println!("y_parity     {}", sig.y_parity);
+    println!("v            {}", sig.v);
+    println!("signature    0x{}", sig.rsv);
+    println!("der          {}", sig.der);
+    if !sig.request_id.is_empty() {
+        println!("request id   {}", sig.request_id);
+    }
+    println!("verified     yes (k256 verify + ecrecover)");
+    println!("signing time {:.3}s", sig.elapsed_ms as f64 / 1000.0);
+    Ok(())
+}
+
+async fn run(args: Args) -> Result<()> {
+    let role = if args.recovery {
+        PartyRole::Recovery
+    } else {
+        PartyRole::Device
+    };
+    let (need_device, need_recovery) = (role == PartyRole::Device, role == PartyRole::Recovery);
+    match &args.command {
+        Cmd::CreateWallet {
+            accounts,
+            kind,
+            label,
+            primes,
+            insecure_dev_primes,
+            setup_timeout,
+        } => {
+            let kind = match kind.as_str() {
+                "hd" => AccountKind::Hd,
+                "independent" => AccountKind::Independent,
+                other => bail!("--kind must be `hd` or `independent`, not {other:?}"),
+            };
+            let mut cfg = config(&args, PartyRole::Device, true, true, "create-wallet")?;
+            cfg.setup_timeout_secs = *setup_timeout;
+            cfg.primes_path = primes.as_ref().map(|p| p.display().to_string());
+            cfg.insecure_dev_primes = *insecure_dev_primes;
+            if *insecure_dev_primes {
+                eprintln!(
+                    "WARNING: using the repository's PUBLIC test primes (--insecure-dev-primes)."
+                );
+                eprintln!(
+                    "         These keys are for development only: do not send funds to them."
+                );
+            } else if primes.is_none() {
+                eprintln!("Generating 2 x 4 safe primes of 1536 bits (this takes minutes)...");
+            }
+            let client = new_mpc_client(cfg)?;
+            let listener = Arc::new(StderrProgress {
+                last: Mutex::new(Vec::new()),
+            });
+            let w = client
+                .create_wallet(*accounts, kind, label.clone(), Some(listener))
+                .await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&w)?);
+            } else {
+                println!(
+                    "Created wallet {} with {} account(s) in {:.1}s:",
+                    w.wallet_id,
+                    w.accounts.len(),
+                    w.elapsed_ms as f64 / 1000.0
+                );
+                for a in &w.accounts {
+                    println!(
+                        "  {}  public key {}  ethereum {}",
+                        a.account_id, a.public_key, a.ethereum_address
+                    );
+                }
+                println!(
+                    "  device share    {}  (passphrase from {})",
+                    w.key_share_path, PASSPHRASE_ENV[0]
+                );
+                println!(
+                    "  recovery share  {}  (passphrase from {})",
+                    w.recovery_path, PASSPHRASE_ENV[2]
+                );
+                println!("Move the recovery file to another machine: with the cosigner it replaces a lost device,");
+                println!("and with the device it signs without the cosigner (offline-sign).");
+            }
+        }
+        Cmd::ListAccounts => {
+            let client = new_mpc_client(config(
+                &args,
+                role,
+                need_device,
+                need_recovery,
+                "opening the share file",
+            )?)?;
+            let accounts = client.list_accounts().await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&accounts)?);
+            } else {
+                println!("wallet {}", client.wallet_id().await?);
+                for a in accounts {
+                    println!(
+                        "  {}  {:?}  public key {}  ethereum {}",
+                        a.account_id, a.kind, a.public_key, a.ethereum_address
+                    );
+                }
+            }
+        }
+        Cmd::Address { account, path } => {
+            let client = new_mpc_client(config(
+                &args,
+                role,
+                need_device,
+                need_recovery,
+                "opening the share file",
+            )?)?;
+            let account = account_or_first(&client, account.clone()).await?;
+            let info = client.get_public_key(account, path.clone()).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("account    {} at {}", info.account_id, info.derivation_path);
+                println!("public key {}", info.public_key);
+                println!("ethereum   {}", info.ethereum_address);
+                println!("bitcoin    {}", info.bitcoin_address);
+                println!("testnet    {}", info.bitcoin_testnet_address);
+            }
+        }
+        Cmd::SignMessage {
+            message,
+            account,
+            path,
+        } => {
+            let client =
+                new_mpc_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+            let account = account_or_first(&client, account.clone()).await?;
+            let sig = client
+                .sign_message(account, path.clone(), message.as_bytes().to_vec())
+                .await?;
+            print_signature(args.json, &sig)?;
+        }
+        Cmd::SignTx {
+            tx,
+            account,
+            path,
+            chain_id,
+        } => {
+            let payload = hex_arg("the transaction", tx)?;
+            let style = chain_style_for_payload(&payload, *chain_id)?;
+            let client =
+                new_mpc_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+            let account = account_or_first(&client, account.clone()).await?;
+            let sig = client
+                .sign_tx(
+                    account,
+                    path.clone(),
+                    payload,
+                    DigestKind::Keccak256,
+                    PayloadKind::EthereumTransaction,
+                    style,
+                )
+                .await?;
+            print_signature(args.json, &sig)?;
+        }
+        Cmd::SignRaw {
+            preimage,
+            digest,
+            account,
+            path,
+        } => {
+            let preimage = hex_arg("the preimage", preimage)?;
+            let digest = match digest.to_ascii_lowercase().replace('-', "_").as_str() {
+                "keccak256" | "keccak" => DigestKind::Keccak256,
+                "double_sha256" | "sha256d" => DigestKind::DoubleSha256,
+                "sha256" => DigestKind::Sha256,
+                other => bail!("unknown --digest {other:?} (keccak256, double_sha256, sha256)"),
+            };
+            let client =
+                new_mpc_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+            let account = account_or_first(&client, account.clone()).await?;
+            let sig = client
+                .sign_tx(
+                    account,
+                    path.clone(),
+                    preimage,
+                    digest,
+                    PayloadKind::Raw,
+                    ChainStyle::Legacy,
+                )
+                .await?;
+            print_signature(args.json, &sig)?;
+        }
+        Cmd::OfflineSign {
+            message,
+            tx,
+            chain_id,
+            account,
+            path,
+        } => {
+            let client = new_mpc_client(config(
+                &args,
+                PartyRole::Device,
+                true,
+                true,
+                "offline-sign (device + recovery)",
+            )?)?;
+            let account = account_or_first(&client, account.clone()).await?;
+            let sig = match (message, tx) {
+                (Some(m), None) => {
+                    client
+                        .offline_sign_message(account, path.clone(), m.as_bytes().to_vec())
+                        .await?
+                }
+                (None, Some(t)) => {
+                    let payload = hex_arg("--tx", t)?;
+                    let style = chain_style_for_payload(&payload, *chain_id)?;
+                    client
+                        .offline_sign(account, path.clone(), payload, DigestKind::Keccak256, style)
+                        .await?
+                }
+                _ => bail!("give --message TEXT or --tx HEX"),
+            };
+            print_signature(args.json, &sig)?;
+        }
+        Cmd::Verify {
+            message,
+            tx,
+            signature,
+            address,
+        } => {
+            let preimage = match (message, tx) {
+                (Some(m), None) => mpc_core::digest::eip191_preimage(m.as_bytes()),
+                (None, Some(t)) => hex_arg("--tx", t)?,
+                _ => bail!("give --message TEXT or --tx HEX"),
+            };
+            let recovered = mpc_client::verify_ethereum(&preimage, signature, address)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "address": recovered})
+                );
+            } else {
+                println!("valid: signed by {recovered}");
+            }
+        }
+        Cmd::Health => {
+            let client = new_mpc_client(config(&args, PartyRole::Device, false, false, "")?)?;
+            let h = client.health().await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&h)?);
+            } else {
+                println!(
+                    "cosigner {}: {} (version {}, backend {}, identity {})",
+                    args.cosigner, h.status, h.version, h.backend, h.identity
+                );
+            }
+        }
+    }
+    Ok(())
+}

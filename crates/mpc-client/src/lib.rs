@@ -1,0 +1,969 @@
+//! # mpc-client — the native client API of the 2-of-3 threshold wallet
+//!
+//! The user holds two of the three shares of every key: the **device** share (party 0)
+//! and the **recovery** share (party 2, kept in its own encrypted file, ideally on
+//! another machine). The **cosigner** (`sign-service`, party 1) holds the third. Any two
+//! sign:
+//!
+//! | operation | parties | needs the cosigner |
+//! |---|---|---|
+//! | [`MpcClient::sign_tx`] (role [`PartyRole::Device`]) | device + cosigner | yes |
+//! | [`MpcClient::sign_tx`] (role [`PartyRole::Recovery`]) | recovery + cosigner | yes |
+//! | [`MpcClient::offline_sign`] | device + recovery | no |
+//!
+//! The client speaks gRPC to the cosigner (to open rooms, authenticate, and get policy
+//! decisions) and runs its parties' protocol sessions itself over the SSE gateway, with
+//! authenticated, encrypted envelopes (`mpc-party`). Signatures are always verified here
+//! before they are returned, and the digest the cosigner announces must equal the one
+//! computed locally from the preimage.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), mpc_client::MpcError> {
+//! use mpc_client::*;
+//! let mut cfg = MpcConfig::new("client_key_shares.json", "device passphrase");
+//! cfg.recovery_path = Some("recovery_key_shares.json".into());
+//! cfg.recovery_passphrase = Some("recovery passphrase".into());
+//! let client = new_mpc_client(cfg)?;
+//! let wallet = client.create_wallet(1, AccountKind::Hd, "my wallet".into(), None).await?;
+//! let account = wallet.accounts[0].account_id.clone();
+//! let sig = client.sign_message(account, "m/44/60/0/0/0".into(), b"hello".to_vec()).await?;
+//! println!("0x{}", sig.rsv);
+//! # Ok(()) }
+//! ```
+//!
+//! The public API uses owned, non-generic types so that UniFFI bindings can wrap it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+mod cosigner;
+mod error;
+pub mod eth;
+mod store;
+mod types;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use gateway_client::GatewayClient;
+use mpc_core::hd::DerivationPath;
+use mpc_core::keystore::KeyShareBundle;
+use mpc_core::primes::{dev_fixture_primes, PrimeSet, PrimesFile};
+use mpc_core::session::Progress as SessionProgress;
+use mpc_core::signature::{
+    bitcoin_der, ethereum_signature, recover_ethereum_address, verify_digest,
+};
+use mpc_core::{address, Account, Session, SessionOutput, PARTIES, THRESHOLD};
+use mpc_party::{run_session, PartyContext};
+use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
+use tokio::sync::Mutex;
+
+pub use cosigner::{CosignerClient, RoomInfo};
+pub use error::MpcError;
+pub use store::{meta_path, WalletMeta, WALLET_META_FORMAT};
+pub use types::{
+    AccountInfo, AccountKind, ChainStyle, CosignerHealth, DigestKind, MpcConfig, PartyRole,
+    PayloadKind, Progress, ProgressEvent, ProgressListener, PublicKeyInfo, SignedResult,
+    WalletInfo,
+};
+
+use store::PartyFiles;
+
+/// Index of the cosigner.
+pub const COSIGNER: u16 = 1;
+/// Largest preimage accepted for signing (1 MiB).
+pub const MAX_PREIMAGE: usize = 1 << 20;
+
+/// Creates a client. Checks the configuration; does not touch the network or the files
+/// (they are opened on first use).
+pub fn new_mpc_client(config: MpcConfig) -> Result<MpcClient, MpcError> {
+    config.validate()?;
+    Ok(MpcClient {
+        config,
+        cache: Mutex::new(BTreeMap::new()),
+    })
+}
+
+/// The client. Cheap operations (`list_accounts`, `get_public_key`) work offline; signing
+/// with the cosigner needs the cosigner and the gateway.
+pub struct MpcClient {
+    config: MpcConfig,
+    /// Decrypted bundles by party index (decryption costs a second of Argon2).
+    cache: Mutex<BTreeMap<u16, Arc<PartyFiles>>>,
+}
+
+impl std::fmt::Debug for MpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpcClient")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn emit(
+    progress: &Progress,
+    stage: &str,
+    party: Option<u16>,
+    account: Option<&str>,
+    done: u32,
+    total: u32,
+    finished: bool,
+) {
+    progress.on_progress(ProgressEvent {
+        stage: stage.into(),
+        party,
+        account_id: account.map(str::to_string),
+        done,
+        total,
+        finished,
+    });
+}
+
+fn session_progress(
+    progress: &Progress,
+    stage: &'static str,
+    party: u16,
+    account: Option<String>,
+) -> impl Fn(SessionProgress) + Send + 'static {
+    let progress = progress.clone();
+    move |p: SessionProgress| {
+        progress.on_progress(ProgressEvent {
+            stage: stage.into(),
+            party: Some(party),
+            account_id: account.clone(),
+            done: u32::from(p.round.min(p.total_rounds)),
+            total: u32::from(p.total_rounds),
+            finished: p.finished,
+        })
+    }
+}
+
+/// Parses a derivation path argument.
+fn parse_path(path: &str) -> Result<DerivationPath, MpcError> {
+    DerivationPath::parse(path).map_err(|e| MpcError::input(e.to_string()))
+}
+
+fn account_info(a: &Account) -> AccountInfo {
+    AccountInfo {
+        account_id: a.id.clone(),
+        kind: a.kind.into(),
+        public_key: a.public_key.clone(),
+        ethereum_address: address::ethereum_address(&a.master_public_key()),
+        created_at: a.created_at,
+    }
+}
+
+/// What a finished session must produce.
+fn expect_output<T>(
+    stage: &str,
+    sid: &str,
+    out: SessionOutput,
+    f: impl FnOnce(SessionOutput) -> Option<T>,
+) -> Result<T, MpcError> {
+    f(out).ok_or_else(|| MpcError::SessionFailed {
+        stage: stage.into(),
+        session_id: sid.into(),
+        reason: "the session produced an unexpected kind of output".into(),
+        blamed: Vec::new(),
+    })
+}
+
+impl MpcClient {
+    /// The configuration in use.
+    pub fn config(&self) -> &MpcConfig {
+        &self.config
+    }
+
+    fn device_path(&self) -> PathBuf {
+        PathBuf::from(&self.config.key_share_path)
+    }
+
+    fn recovery_path(&self) -> Result<PathBuf, MpcError> {
+        self.config
+            .recovery_path
+            .as_ref()
+            .map(PathBuf::from)
+            .ok_or_else(|| MpcError::config("recovery_path is not set"))
+    }
+
+    fn recovery_passphrase(&self) -> Result<String, MpcError> {
+        match &self.config.recovery_passphrase {
+            Some(p) if !p.is_empty() => Ok(p.clone()),
+            _ => Err(MpcError::config("the recovery passphrase is not set")),
+        }
+    }
+
+    /// Opens (once) the files of party 0 or 2.
+    async fn party(&self, index: u16) -> Result<Arc<PartyFiles>, MpcError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(p) = cache.get(&index) {
+            return Ok(p.clone());
+        }
+        let (path, pass) = match index {
+            0 => (self.device_path(), self.config.passphrase.clone()),
+            2 => (self.recovery_path()?, self.recovery_passphrase()?),
+            other => {
+                return Err(MpcError::internal(format!(
+                    "no local files for party {other}"
+                )))
+            }
+        };
+        // Argon2 takes a second: keep it off the async threads.
+        let files = tokio::task::spawn_blocking(move || PartyFiles::load(&path, &pass, index))
+            .await
+            .map_err(|e| MpcError::internal(format!("loading task failed: {e}")))??;
+        let files = Arc::new(files);
+        cache.insert(index, files.clone());
+        Ok(files)
+    }
+
+    /// The party that signs with the cosigner (device, or recovery in recovery mode).
+    async fn active_party(&self) -> Result<Arc<PartyFiles>, MpcError> {
+        self.party(self.config.role.index()).await
+    }
+
+    async fn cosigner(&self) -> Result<CosignerClient, MpcError> {
+        CosignerClient::connect(
+            &self.config.cosigner_url,
+            Duration::from_secs(self.config.request_timeout_secs),
+        )
+        .await
+    }
+
+    fn gateway(&self, room: &RoomInfo) -> Result<GatewayClient, MpcError> {
+        let url = self
+            .config
+            .gateway_url
+            .clone()
+            .unwrap_or_else(|| room.gateway_url.clone());
+        if url.is_empty() {
+            return Err(MpcError::config(
+                "the cosigner announced no gateway URL; set gateway_url",
+            ));
+        }
+        GatewayClient::new(&url).map_err(|e| MpcError::GatewayUnavailable {
+            reason: format!("{url}: {e}"),
+        })
+    }
+
+    fn context(
+        &self,
+        room: &RoomInfo,
+        me: u16,
+        identity: &IdentityKey,
+        roster: &Roster,
+        timeout: Duration,
+    ) -> Result<PartyContext, MpcError> {
+        Ok(PartyContext {
+            gateway: self.gateway(room)?,
+            room: room.room.clone(),
+            token: (!room.room_token.is_empty()).then(|| room.room_token.clone()),
+            session_id: SessionId::new(room.session_id.clone()).map_err(|e| {
+                MpcError::CosignerRejected {
+                    code: "invalid_response".into(),
+                    reason: format!("cosigner sent an invalid session id: {e}"),
+                }
+            })?,
+            me,
+            identity: identity.clone(),
+            roster: roster.clone(),
+            timeout,
+        })
+    }
+
+    /// The cosigner's health report.
+    pub async fn health(&self) -> Result<CosignerHealth, MpcError> {
+        self.cosigner().await?.health().await
+    }
+
+    /// Accounts of the wallet (from the local key-share file of the active party).
+    pub async fn list_accounts(&self) -> Result<Vec<AccountInfo>, MpcError> {
+        let p = self.active_party().await?;
+        Ok(p.bundle.accounts.values().map(account_info).collect())
+    }
+
+    /// The wallet id (from the local metadata file of the active party).
+    pub async fn wallet_id(&self) -> Result<String, MpcError> {
+        Ok(self.active_party().await?.meta.wallet_id.clone())
+    }
+
+    /// The public key and addresses of an account at a non-hardened path (`m` = root).
+    /// Computed locally from the share file; no network.
+    pub async fn get_public_key(
+        &self,
+        account_id: String,
+        path: String,
+    ) -> Result<PublicKeyInfo, MpcError> {
+        let p = self.active_party().await?;
+        let path = parse_path(&path)?;
+        let pk = p.account(&account_id)?.public_key_at(&path)?;
+        Ok(PublicKeyInfo {
+            account_id,
+            derivation_path: path.to_string(),
+            public_key: hex::encode(pk.to_bytes(true)),
+            ethereum_address: address::ethereum_address(&pk),
+            bitcoin_address: address::bitcoin_p2wpkh_address(
+                &pk,
+                address::BitcoinNetwork::Mainnet,
+            )?,
+            bitcoin_testnet_address: address::bitcoin_p2wpkh_address(
+                &pk,
+                address::BitcoinNetwork::Testnet,
+            )?,
+        })
+    }
+
+    // ------------------------------------------------------------------ wallet creation
+
+    async fn load_primes(&self, progress: &Progress) -> Result<(PrimeSet, PrimeSet), MpcError> {
+        if let Some(path) = &self.config.primes_path {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| MpcError::io(Path::new(path), e))?;
+            let file = PrimesFile::from_json(&text).map_err(|e| MpcError::CorruptFile {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            if file.is_public_fixture() && !self.config.insecure_dev_primes {
+                return Err(MpcError::config(format!(
+                    "{path} contains the repository's PUBLIC test primes: keys built from them are not \
+                     secret-safe. Enable insecure_dev_primes (--insecure-dev-primes) to use them for development"
+                )));
+            }
+            let sets =
+                match file.parties.len() {
+                    3 => (file.parties[0].clone(), file.parties[2].clone()),
+                    2 => (file.parties[0].clone(), file.parties[1].clone()),
+                    n => return Err(MpcError::CorruptFile {
+                        path: path.clone(),
+                        reason: format!(
+                            "holds {n} prime sets; need 3 (by party index) or 2 (device, recovery)"
+                        ),
+                    }),
+                };
+            if sets.0 == sets.1 {
+                return Err(MpcError::config(format!(
+                    "{path}: the device and recovery prime sets are identical"
+                )));
+            }
+            for s in [&sets.0, &sets.1] {
+                s.to_pregenerated().map_err(|e| MpcError::CorruptFile {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+            }
+            return Ok(sets);
+        }
+        if self.config.insecure_dev_primes {
+            tracing::warn!(
+                "using the repository's PUBLIC test primes: development only, not secret-safe"
+            );
+            let f = dev_fixture_primes();
+            return match (f.first(), f.get(2)) {
+                (Some(a), Some(b)) => Ok((a.clone(), b.clone())),
+                _ => Err(MpcError::internal("the dev prime fixture is missing")),
+            };
+        }
+        // Generate: two parties in parallel, 4 primes each.
+        emit(progress, "primes", None, None, 0, 8, false);
+        let done = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let gen = |party: u16| {
+            let progress = progress.clone();
+            let done = done.clone();
+            tokio::task::spawn_blocking(move || {
+                PrimeSet::generate(&mut |_| {
+                    let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    emit(&progress, "primes", Some(party), None, d, 8, d == 8);
+                })
+            })
+        };
+        let (a, b) = tokio::join!(gen(0), gen(2));
+        let err =
+            |e: tokio::task::JoinError| MpcError::internal(format!("prime generation failed: {e}"));
+        Ok((a.map_err(err)?, b.map_err(err)?))
+    }
+
+    /// Creates a wallet with the cosigner: `accounts` keys (1..=100) of `kind`.
+    ///
+    /// Generates the device's and recovery party's identity keys, registers them with
+    /// the cosigner, runs aux info and one DKG per account for both parties, writes the
+    /// device share to `key_share_path` and the recovery share to `recovery_path` (each
+    /// encrypted under its own passphrase, with a `.wallet.json` metadata file next to
+    /// it), then confirms the public keys with the cosigner. Existing files are never
+    /// overwritten.
+    pub async fn create_wallet(
+        &self,
+        accounts: u32,
+        kind: AccountKind,
+        label: String,
+        progress: Option<Progress>,
+    ) -> Result<WalletInfo, MpcError> {
+        let started = Instant::now();
+        let progress: Progress = progress.unwrap_or_else(|| Arc::new(types::NoProgress));
+        if !(1..=100).contains(&accounts) {
+            return Err(MpcError::input(format!(
+                "accounts must be between 1 and 100, got {accounts}"
+            )));
+        }
+        let device_path = self.device_path();
+        let recovery_path = self.recovery_path()?;
+        let recovery_pass = self.recovery_passphrase()?;
+        if self.config.passphrase.is_empty() {
+            return Err(MpcError::config("the device passphrase is empty"));
+        }
+        if device_path == recovery_path {
+            return Err(MpcError::config(
+                "the device and recovery files must be different files",
+            ));
+        }
+        for p in [&device_path, &recovery_path] {
+            for f in [p.clone(), meta_path(p)] {
+                if f.exists() {
+                    return Err(MpcError::WalletExists {
+                        path: f.display().to_string(),
+                    });
+                }
+            }
+            if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| MpcError::io(dir, e))?;
+            }
+        }
+
+        // Reach the cosigner before minutes of prime generation.
+        let cosigner = self.cosigner().await?;
+        let (primes_device, primes_recovery) = self.load_primes(&progress).await?;
+        let pre = |s: &PrimeSet| {
+            s.to_pregenerated()
+                .map_err(|e| MpcError::config(format!("primes: {e}")))
+        };
+        let (pre_device, pre_recovery) = (pre(&primes_device)?, pre(&primes_recovery)?);
+
+        let device_id = IdentityKey::generate().map_err(|e| MpcError::internal(e.to_string()))?;
+        let recovery_id = IdentityKey::generate().map_err(|e| MpcError::internal(e.to_string()))?;
+
+        let created = cosigner
+            .create_wallet(&device_id, &recovery_id.public(), accounts, kind, &label)
+            .await?;
+        let cosigner_identity: PublicIdentity =
+            created
+                .cosigner_identity
+                .parse()
+                .map_err(|e| MpcError::CosignerRejected {
+                    code: "invalid_response".into(),
+                    reason: format!("cosigner identity: {e}"),
+                })?;
+        if created.accounts.len() != accounts as usize {
+            return Err(MpcError::CosignerRejected {
+                code: "invalid_response".into(),
+                reason: format!(
+                    "asked for {accounts} accounts, the cosigner opened {}",
+                    created.accounts.len()
+                ),
+            });
+        }
+        let roster = Roster::new([
+            (0, device_id.public()),
+            (COSIGNER, cosigner_identity),
+            (2, recovery_id.public()),
+        ])
+        .map_err(|e| MpcError::CosignerRejected {
+            code: "invalid_response".into(),
+            reason: format!("roster: {e}"),
+        })?;
+        let timeout = Duration::from_secs(self.config.setup_timeout_secs);
+
+        // Aux info, both parties at once.
+        let aux_room = &created.aux_info;
+        let sid = aux_room.session_id.clone();
+        let run_aux =
+            |me: u16, identity: &IdentityKey, primes: mpc_core::primes::PregeneratedPrimes| {
+                let ctx = self.context(aux_room, me, identity, &roster, timeout);
+                let sid = sid.clone();
+                let pr = session_progress(&progress, "aux-info", me, None);
+                async move {
+                    let ctx = ctx?;
+                    let sid2 = sid.clone();
+                    let out = run_session(
+                        ctx,
+                        move || Session::aux_info(sid2.as_bytes(), me, PARTIES, primes),
+                        pr,
+                    )
+                    .await
+                    .map_err(|e| MpcError::party("aux-info", &sid, e))?;
+                    expect_output("aux-info", &sid, out, |o| match o {
+                        SessionOutput::AuxInfo(a) => Some(*a),
+                        _ => None,
+                    })
+                }
+            };
+        let (aux_device, aux_recovery) = tokio::try_join!(
+            run_aux(0, &device_id, pre_device),
+            run_aux(2, &recovery_id, pre_recovery)
+        )?;
+
+        // One DKG per account.
+        let mut bundles = [KeyShareBundle::new(0), KeyShareBundle::new(2)];
+        bundles[0].aux_info = Some(aux_device);
+        bundles[1].aux_info = Some(aux_recovery);
+        let created_at = now_secs();
+        for (k, acct) in created.accounts.iter().enumerate() {
+            let room = &acct.keygen;
+            let sid = room.session_id.clone();
+            let run_kg = |me: u16, identity: &IdentityKey| {
+                let ctx = self.context(room, me, identity, &roster, timeout);
+                let sid = sid.clone();
+                let pr = session_progress(&progress, "keygen", me, Some(acct.account_id.clone()));
+                async move {
+                    let ctx = ctx?;
+                    let sid2 = sid.clone();
+                    let out = run_session(
+                        ctx,
+                        move || Session::keygen(sid2.as_bytes(), me, PARTIES, THRESHOLD),
+                        pr,
+                    )
+                    .await
+                    .map_err(|e| MpcError::party("keygen", &sid, e))?;
+                    expect_output("keygen", &sid, out, |o| match o {
+                        SessionOutput::Keygen(s) => Some(*s),
+                        _ => None,
+                    })
+                }
+            };
+            let (s0, s2) = tokio::try_join!(run_kg(0, &device_id), run_kg(2, &recovery_id))?;
+            if s0.shared_public_key != s2.shared_public_key {
+                return Err(MpcError::SessionFailed {
+                    stage: "keygen".into(),
+                    session_id: sid,
+                    reason: "the device and recovery parties obtained different public keys".into(),
+                    blamed: Vec::new(),
+                });
+            }
+            for (b, share) in bundles.iter_mut().zip([s0, s2]) {
+                let a = Account::new(acct.account_id.clone(), kind.into(), share, created_at);
+                if let Some(aux) = &b.aux_info {
+                    a.complete(aux).map_err(|e| MpcError::SessionFailed {
+                        stage: "keygen".into(),
+                        session_id: sid.clone(),
+                        reason: format!("the new share does not fit the aux info: {e}"),
+                        blamed: Vec::new(),
+                    })?;
+                }
+                b.accounts.insert(a.id.clone(), a);
+            }
+            emit(
+                &progress,
+                "keygen",
+                None,
+                Some(&acct.account_id),
+                k as u32 + 1,
+                accounts,
+                k as u32 + 1 == accounts,
+            );
+        }
+
+        // Identities: each file knows its own secret and the two peers.
+        bundles[0].identity_secret = Some(device_id.to_seed_hex().to_string());
+        bundles[0].peers = BTreeMap::from([
+            (COSIGNER, cosigner_identity.to_string()),
+            (2, recovery_id.public().to_string()),
+        ]);
+        bundles[1].identity_secret = Some(recovery_id.to_seed_hex().to_string());
+        bundles[1].peers = BTreeMap::from([
+            (0, device_id.public().to_string()),
+            (COSIGNER, cosigner_identity.to_string()),
+        ]);
+
+        // Persist before confirming: the shares are the user's funds from now on.
+        let kdf = store::kdf(self.config.insecure_fast_kdf);
+        let files = [
+            (device_path.clone(), self.config.passphrase.clone(), 0u16),
+            (recovery_path.clone(), recovery_pass, 2u16),
+        ];
+        let created_at_ms = now_ms();
+        for ((path, pass, party), bundle) in files.into_iter().zip(bundles.iter()) {
+            let meta = WalletMeta {
+                format: WALLET_META_FORMAT.into(),
+                wallet_id: created.wallet_id.clone(),
+                party_index: party,
+                cosigner_url: self.config.cosigner_url.clone(),
+                label: label.clone(),
+                created_at_ms,
+            };
+            meta.save(&path)?;
+            let bundle = bundle.clone();
+            let p = path.clone();
+            tokio::task::spawn_blocking(move || bundle.save(&p, &pass, kdf))
+                .await
+                .map_err(|e| MpcError::internal(format!("saving task failed: {e}")))?
+                .map_err(|e| MpcError::keystore(&path, e))?;
+        }
+
+        emit(&progress, "confirm", None, None, 0, 1, false);
+        let public_keys: BTreeMap<String, String> = bundles[0]
+            .accounts
+            .values()
+            .map(|a| (a.id.clone(), a.public_key.clone()))
+            .collect();
+        let committed = cosigner
+            .confirm_wallet(&device_id, &created.wallet_id, 0, public_keys)
+            .await
+            .map_err(|e| match e {
+                MpcError::CosignerUnavailable { reason } => MpcError::CosignerUnavailable {
+                    reason: format!(
+                        "{reason}; the shares were saved but the wallet is not confirmed: create a new wallet"
+                    ),
+                },
+                other => other,
+            })?;
+        emit(&progress, "confirm", None, None, 1, 1, true);
+        self.cache.lock().await.clear();
+        Ok(WalletInfo {
+            wallet_id: created.wallet_id,
+            accounts: bundles[0].accounts.values().map(account_info).collect(),
+            key_share_path: device_path.display().to_string(),
+            recovery_path: recovery_path.display().to_string(),
+            committed,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    // ------------------------------------------------------------------------- signing
+
+    /// Signs an EIP-191 personal message (`personal_sign`), `v` = 27/28.
+    pub async fn sign_message(
+        &self,
+        account_id: String,
+        path: String,
+        message: Vec<u8>,
+    ) -> Result<SignedResult, MpcError> {
+        let preimage = mpc_core::digest::eip191_preimage(&message);
+        self.sign_tx(
+            account_id,
+            path,
+            preimage,
+            DigestKind::Keccak256,
+            PayloadKind::EthereumMessage,
+            ChainStyle::Legacy,
+        )
+        .await
+    }
+
+    /// Signs `preimage` (hashed with `digest`) with the cosigner, as the configured role.
+    ///
+    /// The cosigner checks its policy first (a refusal is [`MpcError::PolicyRefused`]);
+    /// its announced digest must equal the local one. The signature is verified against
+    /// the account's (derived) public key before it is returned.
+    pub async fn sign_tx(
+        &self,
+        account_id: String,
+        path: String,
+        preimage: Vec<u8>,
+        digest: DigestKind,
+        payload: PayloadKind,
+        chain: ChainStyle,
+    ) -> Result<SignedResult, MpcError> {
+        let started = Instant::now();
+        let dpath = parse_path(&path)?;
+        check_preimage(&preimage)?;
+        let party = self.active_party().await?;
+        let me = party.bundle.party_index;
+        let pk = party.account(&account_id)?.public_key_at(&dpath)?;
+        let share = party.key_share(&account_id)?;
+        let local_digest = mpc_core::DigestKind::from(digest).digest(&preimage);
+
+        let cosigner = self.cosigner().await?;
+        let start = cosigner
+            .start_sign(
+                &party.identity,
+                &party.meta.wallet_id,
+                me,
+                &account_id,
+                &dpath.to_string(),
+                &preimage,
+                digest,
+                payload,
+            )
+            .await?;
+        let announced = start.digest.trim_start_matches("0x").to_ascii_lowercase();
+        if announced != hex::encode(local_digest) {
+            return Err(MpcError::DigestMismatch {
+                local: hex::encode(local_digest),
+                cosigner: start.digest,
+            });
+        }
+        let mut expected = vec![me, COSIGNER];
+        expected.sort_unstable();
+        if start.signers != expected {
+            return Err(MpcError::CosignerRejected {
+                code: "invalid_response".into(),
+                reason: format!("signers {:?}, expected {expected:?}", start.signers),
+            });
+        }
+        let roster = party.roster(&expected)?;
+        let timeout = Duration::from_secs(self.config.sign_timeout_secs);
+        let ctx = self.context(&start.session, me, &party.identity, &roster, timeout)?;
+        let sid = start.session.session_id.clone();
+        let request = mpc_core::SignRequest {
+            preimage,
+            digest: digest.into(),
+        };
+        let data = request.data_to_sign();
+        let hd = (!dpath.is_root()).then(|| dpath.indices().to_vec());
+        let signers = expected.clone();
+        let sid2 = sid.clone();
+        let session = run_session(
+            ctx,
+            move || Session::sign(sid2.as_bytes(), signers, share, hd, data),
+            |_| {},
+        );
+        let out = tokio::select! {
+            r = session => r.map_err(|e| MpcError::party("sign", &sid, e))?,
+            e = cosigner.watch(Duration::from_secs(1), 3) => {
+                return Err(MpcError::CosignerUnavailable {
+                    reason: format!("the cosigner stopped responding during signing session {sid}: {e}; nothing was signed, try again"),
+                })
+            }
+        };
+        let sig = expect_output("sign", &sid, out, |o| match o {
+            SessionOutput::Signature(s) => Some(s),
+            _ => None,
+        })?;
+        finish_signature(
+            &account_id,
+            &dpath,
+            &pk,
+            &local_digest,
+            &sig,
+            chain,
+            expected,
+            sid,
+            start.request_id,
+            started,
+        )
+    }
+
+    /// Signs with the device AND recovery shares on this machine, without the cosigner
+    /// (both files and passphrases must be configured). The session runs in-process.
+    pub async fn offline_sign(
+        &self,
+        account_id: String,
+        path: String,
+        preimage: Vec<u8>,
+        digest: DigestKind,
+        chain: ChainStyle,
+    ) -> Result<SignedResult, MpcError> {
+        let started = Instant::now();
+        let dpath = parse_path(&path)?;
+        check_preimage(&preimage)?;
+        let (device, recovery) = tokio::try_join!(self.party(0), self.party(2))?;
+        if device.meta.wallet_id != recovery.meta.wallet_id {
+            return Err(MpcError::config(format!(
+                "the device file belongs to wallet {} and the recovery file to wallet {}",
+                device.meta.wallet_id, recovery.meta.wallet_id
+            )));
+        }
+        let pk = device.account(&account_id)?.public_key_at(&dpath)?;
+        let shares = [
+            device.key_share(&account_id)?,
+            recovery.key_share(&account_id)?,
+        ];
+        if shares[0].core.shared_public_key != shares[1].core.shared_public_key {
+            return Err(MpcError::config(format!(
+                "the device and recovery files hold different keys for account {account_id}"
+            )));
+        }
+        let request = mpc_core::SignRequest {
+            preimage,
+            digest: digest.into(),
+        };
+        let local_digest = request.digest_bytes();
+        let sid = SessionId::random()
+            .map_err(|e| MpcError::internal(e.to_string()))?
+            .to_string();
+        let signers = vec![0u16, 2];
+        let (sid2, signers2, hd) = (
+            sid.clone(),
+            signers.clone(),
+            (!dpath.is_root()).then(|| dpath.indices().to_vec()),
+        );
+        let out = tokio::task::spawn_blocking(move || {
+            let sessions = shares
+                .into_iter()
+                .map(|share| {
+                    Session::sign(
+                        sid2.as_bytes(),
+                        signers2.clone(),
+                        share,
+                        hd.clone(),
+                        request.data_to_sign(),
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| e.to_string())?;
+            mpc_core::local::run_sessions(sessions, None)
+                .map_err(|(p, e)| format!("party {p}: {e}"))
+        })
+        .await
+        .map_err(|e| MpcError::internal(format!("signing task failed: {e}")))?
+        .map_err(|reason| MpcError::SessionFailed {
+            stage: "offline-sign".into(),
+            session_id: sid.clone(),
+            reason,
+            blamed: Vec::new(),
+        })?;
+        let first = out
+            .into_iter()
+            .next()
+            .ok_or_else(|| MpcError::internal("no session output"))?;
+        let sig = expect_output("offline-sign", &sid, first, |o| match o {
+            SessionOutput::Signature(s) => Some(s),
+            _ => None,
+        })?;
+        finish_signature(
+            &account_id,
+            &dpath,
+            &pk,
+            &local_digest,
+            &sig,
+            chain,
+            signers,
+            sid,
+            String::new(),
+            started,
+        )
+    }
+
+    /// Signs an EIP-191 personal message with device + recovery, without the cosigner.
+    pub async fn offline_sign_message(
+        &self,
+        account_id: String,
+        path: String,
+        message: Vec<u8>,
+    ) -> Result<SignedResult, MpcError> {
+        let preimage = mpc_core::digest::eip191_preimage(&message);
+        self.offline_sign(
+            account_id,
+            path,
+            preimage,
+            DigestKind::Keccak256,
+            ChainStyle::Legacy,
+        )
+        .await
+    }
+}
+
+fn check_preimage(preimage: &[u8]) -> Result<(), MpcError> {
+    if preimage.is_empty() {
+        return Err(MpcError::input("the preimage is empty"));
+    }
+    if preimage.len() > MAX_PREIMAGE {
+        return Err(MpcError::input(format!(
+            "the preimage has {} bytes; at most {MAX_PREIMAGE} are accepted",
+            preimage.len()
+        )));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish_signature(
+    account_id: &str,
+    path: &DerivationPath,
+    pk: &mpc_core::Point,
+    digest: &[u8; 32],
+    sig: &mpc_core::Signature,
+    chain: ChainStyle,
+    signers: Vec<u16>,
+    session_id: String,
+    request_id: String,
+    started: Instant,
+) -> Result<SignedResult, MpcError> {
+    verify_digest(pk, digest, sig).map_err(|e| MpcError::InvalidSignature {
+        reason: format!("the session's signature does not verify: {e}"),
+    })?;
+    let eth = ethereum_signature(pk, digest, sig, chain.into())?;
+    let addr = address::ethereum_address(pk);
+    let recovered = recover_ethereum_address(digest, &eth)?;
+    if recovered != addr {
+        return Err(MpcError::InvalidSignature {
+            reason: format!("recovers to {recovered}, not {addr}"),
+        });
+    }
+    Ok(SignedResult {
+        account_id: account_id.to_string(),
+        derivation_path: path.to_string(),
+        r: hex::encode(eth.r),
+        s: hex::encode(eth.s),
+        y_parity: eth.y_parity,
+        v: eth.v,
+        rsv: hex::encode(eth.to_rsv_bytes()),
+        der: hex::encode(bitcoin_der(sig)?),
+        digest: hex::encode(digest),
+        public_key: hex::encode(pk.to_bytes(true)),
+        ethereum_address: addr,
+        signers,
+        session_id,
+        request_id,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// Verifies an Ethereum signature (`r || s || v`, 65 bytes hex, v = 27/28/0/1 or
+/// EIP-155) over the keccak-256 of `preimage` against an address; returns the
+/// recovered EIP-55 address.
+pub fn verify_ethereum(
+    preimage: &[u8],
+    rsv_hex: &str,
+    expected_address: &str,
+) -> Result<String, MpcError> {
+    let bytes = hex::decode(rsv_hex.trim().trim_start_matches("0x"))
+        .map_err(|e| MpcError::input(format!("signature is not hex: {e}")))?;
+    if bytes.len() != 65 {
+        return Err(MpcError::input(format!(
+            "signature must be 65 bytes (r, s, v), got {}",
+            bytes.len()
+        )));
+    }
+    let v = u64::from(bytes[64]);
+    let y_parity = match v {
+        0 | 1 => v as u8,
+        27 | 28 => (v - 27) as u8,
+        v if v >= 35 => ((v - 35) % 2) as u8,
+        other => return Err(MpcError::input(format!("invalid v {other}"))),
+    };
+    let mut r = [0u8; 32];
+    let mut s = [0u8; 32];
+    r.copy_from_slice(&bytes[..32]);
+    s.copy_from_slice(&bytes[32..64]);
+    let sig = mpc_core::signature::EthereumSignature { r, s, y_parity, v };
+    let digest = mpc_core::DigestKind::Keccak256.digest(preimage);
+    let recovered =
+        recover_ethereum_address(&digest, &sig).map_err(|e| MpcError::InvalidSignature {
+            reason: e.to_string(),
+        })?;
+    if !recovered.eq_ignore_ascii_case(expected_address.trim()) {
+        return Err(MpcError::InvalidSignature {
+            reason: format!("signed by {recovered}, not {expected_address}"),
+        });
+    }
+    Ok(recovered)
+}
