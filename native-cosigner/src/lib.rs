@@ -1,0 +1,82 @@
+//! # sign-service — the wallet's native cosigner (party 1)
+//!
+//! A tonic gRPC server (and gRPC-web, for browsers, on the same port) implementing
+//! `wallet.cosigner.v1.Cosigner` (see the `cosigner-api` crate), backed by:
+//! - [`store`]: a redb key store whose every record is encrypted (XChaCha20-Poly1305);
+//! - [`primes`]: a pool of fresh safe primes for aux info, generated with GMP;
+//! - [`policy`]: Ethereum transaction decoding and the configured signing rules;
+//! - [`audit`]: an append-only JSON-lines audit log;
+//! - `mpc-party` to run the cosigner's side of every protocol session over the gateway.
+//!
+//! See `docs/cosigner.md` for the protocol flow and operations.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod config;
+pub mod policy;
+pub mod primes;
+pub mod service;
+pub mod store;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cosigner_api::pb::cosigner_server::CosignerServer;
+use http::header::{HeaderName, CONTENT_TYPE};
+use http::{HeaderValue, Method};
+use tower_http::cors::{AllowOrigin, Any, CorsLayer};
+
+pub use service::{CosignerService, State};
+
+/// CORS for gRPC-web callers: the configured origins, POST, the gRPC-web request headers,
+/// and `grpc-status` / `grpc-message` exposed to scripts.
+pub fn cors_layer(origins: &[String]) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::POST, Method::OPTIONS])
+        .allow_headers([
+            CONTENT_TYPE,
+            HeaderName::from_static("x-grpc-web"),
+            HeaderName::from_static("x-user-agent"),
+            HeaderName::from_static("grpc-timeout"),
+            HeaderName::from_static("grpc-accept-encoding"),
+        ])
+        .expose_headers([
+            HeaderName::from_static("grpc-status"),
+            HeaderName::from_static("grpc-message"),
+            HeaderName::from_static("grpc-status-details-bin"),
+        ])
+        .max_age(Duration::from_secs(3600));
+    if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(Any)
+    } else {
+        let list: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+            .collect();
+        layer.allow_origin(AllowOrigin::list(list))
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes (then drains in-flight
+/// requests). Starts the background tasks.
+pub async fn serve(
+    state: Arc<State>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    state.spawn_background();
+    let svc = CosignerServer::new(CosignerService::new(Arc::clone(&state)));
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(cors_layer(&state.cfg.cors_origins))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_service(svc)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}

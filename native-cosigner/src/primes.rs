@@ -1,0 +1,128 @@
+//! Safe primes for aux info: 4 fresh 1536-bit safe primes per wallet, generated with GMP
+//! on blocking threads and kept (encrypted) in the key store, or the public test
+//! fixtures when `insecure_dev_primes` is set.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mpc_core::primes::{dev_fixture_primes, PrimeSet};
+use tokio::sync::Notify;
+
+use crate::store::{Store, StoreError};
+
+/// Why no prime set could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum PrimeError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// None became available in time.
+    #[error("no safe-prime set became available within {0:?} (generation is slow; raise prime_pool_size or the wallet-creation timeout)")]
+    Timeout(Duration),
+    /// The fixtures are missing.
+    #[error("the public dev fixture primes are missing")]
+    NoFixture,
+}
+
+/// The pool.
+#[derive(Debug)]
+pub struct PrimePool {
+    store: Arc<Store>,
+    target: usize,
+    insecure_dev: bool,
+    available: Notify,
+    wanted: Notify,
+}
+
+impl PrimePool {
+    /// A pool of `target` sets backed by `store`.
+    pub fn new(store: Arc<Store>, target: usize, insecure_dev: bool) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            target,
+            insecure_dev,
+            available: Notify::new(),
+            wanted: Notify::new(),
+        })
+    }
+
+    /// Sets in stock.
+    pub fn len(&self) -> u64 {
+        self.store.prime_count().unwrap_or(0)
+    }
+
+    /// Whether the pool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Starts the background generator (no-op with dev primes).
+    pub fn spawn_generator(self: &Arc<Self>) {
+        if self.insecure_dev {
+            return;
+        }
+        let pool = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                let wanted = pool.wanted.notified();
+                let have = pool.store.prime_count().unwrap_or(u64::MAX);
+                let target = pool.target.max(1) as u64;
+                if have >= target {
+                    wanted.await;
+                    continue;
+                }
+                tracing::info!(
+                    have,
+                    target,
+                    "generating a safe-prime set (4 x 1536 bits, GMP)"
+                );
+                let started = std::time::Instant::now();
+                let res = tokio::task::spawn_blocking(|| PrimeSet::generate(&mut |_| {})).await;
+                match res {
+                    Ok(set) => match pool.store.push_primes(&set) {
+                        Ok(()) => {
+                            tracing::info!(
+                                secs = started.elapsed().as_secs_f32(),
+                                "safe-prime set ready"
+                            );
+                            pool.available.notify_waiters();
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot store a prime set");
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                        }
+                    },
+                    Err(e) => {
+                        tracing::error!(error = %e, "prime generation task failed");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Takes one set for a new wallet, waiting up to `wait` for the generator.
+    pub async fn take(&self, wait: Duration) -> Result<PrimeSet, PrimeError> {
+        if self.insecure_dev {
+            return dev_fixture_primes()
+                .into_iter()
+                .nth(1)
+                .ok_or(PrimeError::NoFixture);
+        }
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.available.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(set) = self.store.pop_primes()? {
+                self.wanted.notify_one();
+                return Ok(set);
+            }
+            self.wanted.notify_one();
+            tracing::info!("waiting for a safe-prime set");
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(PrimeError::Timeout(wait));
+            }
+        }
+    }
+}

@@ -1,0 +1,878 @@
+//! The `wallet.cosigner.v1.Cosigner` gRPC service.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cosigner_api::auth::{self, now_ms, AuthError, AuthenticatedRequest};
+use cosigner_api::convert::{
+    account_kind_from_proto, account_kind_to_proto, digest_kind_from_proto, payload_kind_from_proto,
+};
+use cosigner_api::pb;
+use cosigner_api::{ReplayCache, MAX_ACCOUNTS, PARTY_COSIGNER};
+use gateway_client::GatewayClient;
+use mpc_core::address::{bitcoin_p2wpkh_address, ethereum_address, BitcoinNetwork};
+use mpc_core::hd::DerivationPath;
+use mpc_core::{
+    Account, AccountKind, AuxInfo, IncompleteKeyShare, Session, SessionError, SessionOutput,
+};
+use mpc_party::{run_session, PartyContext};
+use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tonic::{Request, Response, Status};
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::config::Config;
+use crate::policy::{self, Verdict};
+use crate::primes::PrimePool;
+use crate::store::{Store, StoreError, WalletRecord};
+
+/// Largest preimage accepted for signing.
+pub const MAX_PREIMAGE: usize = 1 << 20;
+/// Longest wallet label.
+pub const MAX_LABEL: usize = 256;
+
+#[derive(Clone)]
+enum DkgState {
+    Running,
+    Done(Arc<DkgResult>),
+    Failed(String),
+}
+
+struct DkgResult {
+    aux: AuxInfo,
+    shares: Vec<(String, IncompleteKeyShare)>,
+}
+
+struct Pending {
+    device: PublicIdentity,
+    recovery: PublicIdentity,
+    kind: AccountKind,
+    label: String,
+    created_at_ms: u64,
+    expires_at_ms: u64,
+    state: watch::Receiver<DkgState>,
+}
+
+/// Shared state of the service.
+pub struct State {
+    /// Configuration.
+    pub cfg: Config,
+    store: Arc<Store>,
+    identity: IdentityKey,
+    primes: Arc<PrimePool>,
+    gateway: GatewayClient,
+    replay: ReplayCache,
+    audit: AuditLog,
+    pending: Mutex<HashMap<String, Arc<Pending>>>,
+    sessions: Arc<Semaphore>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("identity", &self.identity.public())
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Builds the state: opens the audit log and the gateway client.
+    pub fn new(cfg: Config, store: Arc<Store>) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context;
+        let identity = store
+            .load_or_create_identity()
+            .context("cannot load the cosigner identity")?;
+        let gateway = GatewayClient::new(&cfg.gateway_url).context("gateway_url")?;
+        let audit = AuditLog::open(&cfg.audit_log)?;
+        let primes = PrimePool::new(
+            Arc::clone(&store),
+            cfg.prime_pool_size,
+            cfg.insecure_dev_primes,
+        );
+        let window_ms = cfg.clock_skew_secs * 1000;
+        Ok(Arc::new(Self {
+            replay: ReplayCache::new(window_ms, 1_000_000),
+            sessions: Arc::new(Semaphore::new(cfg.max_concurrent_sessions)),
+            cfg,
+            store,
+            identity,
+            primes,
+            gateway,
+            audit,
+            pending: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// The cosigner's public identity.
+    pub fn public_identity(&self) -> PublicIdentity {
+        self.identity.public()
+    }
+
+    /// Starts the background tasks (prime generation, expiry of pending wallets).
+    pub fn spawn_background(self: &Arc<Self>) {
+        self.primes.spawn_generator();
+        let st = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let now = now_ms();
+                let mut p = st.pending_lock();
+                let before = p.len();
+                p.retain(|_, w| w.expires_at_ms > now);
+                if p.len() != before {
+                    tracing::info!(
+                        expired = before - p.len(),
+                        "dropped expired pending wallets"
+                    );
+                }
+            }
+        });
+    }
+
+    /// Number of protocol sessions running now.
+    pub fn active_sessions(&self) -> usize {
+        self.cfg.max_concurrent_sessions - self.sessions.available_permits()
+    }
+
+    fn pending_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Pending>>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn window_ms(&self) -> u64 {
+        self.cfg.clock_skew_secs * 1000
+    }
+
+    fn room(&self, session: &SessionId, expiry_unix: u64) -> pb::SessionRoom {
+        pb::SessionRoom {
+            session_id: session.to_string(),
+            room: session.to_string(),
+            room_token: self
+                .token(session.as_str(), expiry_unix)
+                .unwrap_or_default(),
+            gateway_url: self.cfg.public_gateway_url().to_string(),
+        }
+    }
+
+    fn token(&self, room: &str, expiry_unix: u64) -> Option<String> {
+        self.cfg
+            .gateway_access_secret
+            .as_ref()
+            .map(|s| gateway_core::issue_room_token(s.as_bytes(), room, expiry_unix))
+    }
+
+    fn audit(&self, rec: AuditRecord) -> Result<(), Status> {
+        self.audit.append(&rec).map_err(|e| {
+            tracing::error!(error = %e, "cannot write the audit log");
+            Status::internal("the audit log cannot be written; request refused")
+        })
+    }
+
+    fn permit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.sessions).try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted("too many protocol sessions running; retry later")
+        })
+    }
+
+    async fn load_wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, Status> {
+        let store = Arc::clone(&self.store);
+        let id = wallet_id.to_string();
+        tokio::task::spawn_blocking(move || store.get_wallet(&id))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)
+    }
+
+    fn check_replay(
+        &self,
+        scope: &str,
+        nonce: &[u8],
+        timestamp_ms: u64,
+        now: u64,
+    ) -> Result<(), Status> {
+        self.replay
+            .check_and_insert(scope, nonce, timestamp_ms, now)
+            .map_err(unauth)
+    }
+
+    /// Verifies an authenticated request against a committed wallet.
+    async fn authenticate<R: AuthenticatedRequest>(
+        &self,
+        req: &R,
+    ) -> Result<(WalletRecord, u16), Status> {
+        let (auth, party) = auth::auth_of(req).map_err(unauth)?;
+        let wallet = self.load_wallet(&auth.wallet_id).await?.ok_or_else(|| {
+            Status::not_found(format!(
+                "unknown wallet {} (or not confirmed yet)",
+                auth.wallet_id
+            ))
+        })?;
+        let identity = *wallet
+            .identity_of(party)
+            .ok_or_else(|| unauth(AuthError::BadParty(u32::from(party))))?;
+        let now = now_ms();
+        let auth = auth::verify_request(req, &identity, now, self.window_ms()).map_err(unauth)?;
+        self.check_replay(
+            &format!("{}/{party}", auth.wallet_id),
+            &auth.nonce,
+            auth.timestamp_ms,
+            now,
+        )?;
+        Ok((wallet, party))
+    }
+}
+
+fn unauth(e: AuthError) -> Status {
+    Status::unauthenticated(e.to_string())
+}
+
+fn store_status(e: StoreError) -> Status {
+    tracing::error!(error = %e, "key store error");
+    Status::internal(format!("key store error: {e}"))
+}
+
+fn account_info(a: &Account) -> pb::AccountInfo {
+    let pk = a.master_public_key();
+    pb::AccountInfo {
+        account_id: a.id.clone(),
+        kind: account_kind_to_proto(a.kind) as i32,
+        public_key: a.public_key.clone(),
+        chain_code: a.chain_code.clone().unwrap_or_default(),
+        ethereum_address: ethereum_address(&pk),
+        created_at: a.created_at,
+    }
+}
+
+fn norm_hex(s: &str) -> String {
+    s.trim().trim_start_matches("0x").to_ascii_lowercase()
+}
+
+/// Compares the caller's public keys with ours: same account set, same keys.
+fn keys_match(ours: &[(String, String)], theirs: &HashMap<String, String>) -> Result<(), String> {
+    if ours.len() != theirs.len() {
+        return Err(format!(
+            "expected public keys of {} accounts, got {}",
+            ours.len(),
+            theirs.len()
+        ));
+    }
+    for (id, pk) in ours {
+        match theirs.get(id) {
+            None => return Err(format!("no public key for account {id}")),
+            Some(t) if norm_hex(t) != *pk => {
+                return Err(format!(
+                    "public key mismatch for account {id}: cosigner has {pk}, caller reported {t}"
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn parse_path(s: &str) -> Result<DerivationPath, Status> {
+    if s.trim().is_empty() {
+        return Ok(DerivationPath::root());
+    }
+    DerivationPath::parse(s).map_err(|e| Status::invalid_argument(format!("derivation_path: {e}")))
+}
+
+fn party_ctx(
+    st: &State,
+    room: &pb::SessionRoom,
+    session: SessionId,
+    roster: Roster,
+    timeout: Duration,
+) -> PartyContext {
+    PartyContext {
+        gateway: st.gateway.clone(),
+        room: room.room.clone(),
+        token: (!room.room_token.is_empty()).then(|| room.room_token.clone()),
+        session_id: session,
+        me: PARTY_COSIGNER,
+        identity: st.identity.clone(),
+        roster,
+        timeout,
+    }
+}
+
+/// The gRPC service.
+#[derive(Clone, Debug)]
+pub struct CosignerService {
+    st: Arc<State>,
+}
+
+impl CosignerService {
+    /// Wraps the shared state.
+    pub fn new(st: Arc<State>) -> Self {
+        Self { st }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_dkg(
+    st: Arc<State>,
+    wallet_id: String,
+    aux_room: pb::SessionRoom,
+    keygens: Vec<(String, pb::SessionRoom)>,
+    roster: Roster,
+    deadline_ms: u64,
+    tx: watch::Sender<DkgState>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let remaining = || Duration::from_millis(deadline_ms.saturating_sub(now_ms()).max(1));
+    let result: Result<DkgResult, String> = async {
+        let primes = st
+            .primes
+            .take(remaining())
+            .await
+            .map_err(|e| e.to_string())?;
+        let sid = SessionId::new(aux_room.session_id.clone()).map_err(|e| e.to_string())?;
+        let sid_bytes = sid.as_str().as_bytes().to_vec();
+        let ctx = party_ctx(&st, &aux_room, sid, roster.clone(), remaining());
+        let wid = wallet_id.clone();
+        let out = run_session(
+            ctx,
+            move || {
+                let primes = primes
+                    .to_pregenerated()
+                    .map_err(|e| SessionError::InvalidParams(e.to_string()))?;
+                Session::aux_info(&sid_bytes, PARTY_COSIGNER, 3, primes)
+            },
+            move |p| tracing::debug!(wallet_id = %wid, round = p.round, "aux info progress"),
+        )
+        .await
+        .map_err(|e| format!("aux info: {e}"))?;
+        let SessionOutput::AuxInfo(aux) = out else {
+            return Err("aux info session produced another output".into());
+        };
+        tracing::info!(wallet_id = %wallet_id, "aux info done");
+        let mut shares = Vec::with_capacity(keygens.len());
+        for (account_id, room) in keygens {
+            let sid = SessionId::new(room.session_id.clone()).map_err(|e| e.to_string())?;
+            let sid_bytes = sid.as_str().as_bytes().to_vec();
+            let ctx = party_ctx(&st, &room, sid, roster.clone(), remaining());
+            let out = run_session(
+                ctx,
+                move || Session::keygen(&sid_bytes, PARTY_COSIGNER, 3, 2),
+                |_| {},
+            )
+            .await
+            .map_err(|e| format!("keygen of {account_id}: {e}"))?;
+            let SessionOutput::Keygen(share) = out else {
+                return Err(format!("keygen of {account_id} produced another output"));
+            };
+            tracing::info!(wallet_id = %wallet_id, account_id = %account_id, "keygen done");
+            shares.push((account_id, *share));
+        }
+        Ok(DkgResult { aux: *aux, shares })
+    }
+    .await;
+    let (state, outcome) = match result {
+        Ok(r) => (
+            DkgState::Done(Arc::new(r)),
+            "dkg complete, awaiting ConfirmWallet".to_string(),
+        ),
+        Err(e) => {
+            tracing::error!(wallet_id = %wallet_id, error = %e, "wallet creation failed");
+            (DkgState::Failed(e.clone()), format!("failed: {e}"))
+        }
+    };
+    let _ = st.audit(AuditRecord {
+        timestamp_ms: now_ms(),
+        event: "wallet_dkg",
+        wallet_id,
+        outcome: Some(outcome),
+        ..Default::default()
+    });
+    let _ = tx.send(state);
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_sign(
+    st: Arc<State>,
+    wallet: WalletRecord,
+    account_id: String,
+    path: DerivationPath,
+    digest_kind: mpc_core::DigestKind,
+    preimage: Vec<u8>,
+    room: pb::SessionRoom,
+    signers: Vec<u16>,
+    request_id: String,
+    party: u16,
+    _permit: OwnedSemaphorePermit,
+) {
+    let started = std::time::Instant::now();
+    let outcome: Result<(), String> = async {
+        let account = wallet
+            .accounts
+            .get(&account_id)
+            .cloned()
+            .ok_or_else(|| "account vanished".to_string())?;
+        let expected_pk = account.public_key_at(&path).map_err(|e| e.to_string())?;
+        let digest = digest_kind.digest(&preimage);
+        let caller = *wallet
+            .identity_of(party)
+            .ok_or_else(|| format!("party {party} cannot sign"))?;
+        let roster = Roster::new([(party, caller), (PARTY_COSIGNER, st.identity.public())])
+            .map_err(|e| e.to_string())?;
+        let sid = SessionId::new(room.session_id.clone()).map_err(|e| e.to_string())?;
+        let sid_bytes = sid.as_str().as_bytes().to_vec();
+        let ctx = party_ctx(
+            &st,
+            &room,
+            sid,
+            roster,
+            Duration::from_secs(st.cfg.session_timeout_secs),
+        );
+        let aux = wallet.aux_info.clone();
+        let indices = (!path.is_root()).then(|| path.indices().to_vec());
+        let out = run_session(
+            ctx,
+            move || {
+                let share = account
+                    .complete(&aux)
+                    .map_err(|e| SessionError::InvalidParams(e.to_string()))?;
+                Session::sign(
+                    &sid_bytes,
+                    signers,
+                    share,
+                    indices,
+                    digest_kind.data_to_sign(&preimage),
+                )
+            },
+            |_| {},
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let SessionOutput::Signature(sig) = out else {
+            return Err("signing session produced another output".into());
+        };
+        mpc_core::signature::verify_digest(&expected_pk, &digest, &sig)
+            .map_err(|e| format!("the joint signature does not verify: {e}"))?;
+        Ok(())
+    }
+    .await;
+    let ms = started.elapsed().as_millis() as u64;
+    let outcome_text = match &outcome {
+        Ok(()) => {
+            tracing::info!(wallet_id = %wallet.wallet_id, account_id = %account_id, request_id = %request_id, ms, "signed");
+            "signed".to_string()
+        }
+        Err(e) => {
+            tracing::error!(wallet_id = %wallet.wallet_id, account_id = %account_id, request_id = %request_id, ms, error = %e, "signing failed");
+            format!("failed: {e}")
+        }
+    };
+    let _ = st.audit(AuditRecord {
+        timestamp_ms: now_ms(),
+        event: "sign_outcome",
+        wallet_id: wallet.wallet_id.clone(),
+        party: Some(party),
+        account_id: Some(account_id),
+        request_id: Some(request_id),
+        session_id: Some(room.session_id),
+        outcome: Some(outcome_text),
+        ..Default::default()
+    });
+}
+
+#[tonic::async_trait]
+impl pb::cosigner_server::Cosigner for CosignerService {
+    async fn health(
+        &self,
+        _: Request<pb::HealthRequest>,
+    ) -> Result<Response<pb::HealthResponse>, Status> {
+        Ok(Response::new(pb::HealthResponse {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            backend: mpc_core::BACKEND.into(),
+            party_index: u32::from(self.st.cfg.party_index),
+            threshold: u32::from(self.st.cfg.threshold),
+            parties: u32::from(self.st.cfg.total_participants),
+            identity: self.st.identity.public().to_string(),
+        }))
+    }
+
+    async fn create_wallet(
+        &self,
+        request: Request<pb::CreateWalletRequest>,
+    ) -> Result<Response<pb::CreateWalletResponse>, Status> {
+        let st = &self.st;
+        let req = request.into_inner();
+        let now = now_ms();
+        let (device, recovery) =
+            auth::verify_create_wallet(&req, now, st.window_ms()).map_err(unauth)?;
+        st.check_replay(
+            &format!("create/{}", req.device_identity),
+            &req.nonce,
+            req.timestamp_ms,
+            now,
+        )?;
+        if req.accounts == 0 || req.accounts > MAX_ACCOUNTS {
+            return Err(Status::invalid_argument(format!(
+                "accounts must be 1..={MAX_ACCOUNTS}"
+            )));
+        }
+        let kind = account_kind_from_proto(req.kind)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if req.label.len() > MAX_LABEL {
+            return Err(Status::invalid_argument(format!(
+                "label longer than {MAX_LABEL} bytes"
+            )));
+        }
+        let me = st.identity.public();
+        if device == recovery || device == me || recovery == me {
+            return Err(Status::invalid_argument(
+                "device, recovery and cosigner identities must be distinct",
+            ));
+        }
+        let roster = Roster::new([(0, device), (PARTY_COSIGNER, me), (2, recovery)])
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let permit = st.permit()?;
+        let rand = || SessionId::random().map_err(|e| Status::internal(e.to_string()));
+        let wallet_id = rand()?.to_string();
+        let deadline_ms = now + st.cfg.wallet_creation_timeout_secs * 1000;
+        let expiry_unix = deadline_ms / 1000 + 1;
+        let aux_room = st.room(&rand()?, expiry_unix);
+        let mut keygens = Vec::with_capacity(req.accounts as usize);
+        for k in 0..req.accounts {
+            keygens.push((format!("account-{k}"), st.room(&rand()?, expiry_unix)));
+        }
+        let expires_at_ms = deadline_ms + st.cfg.pending_wallet_ttl_secs * 1000;
+        let (tx, rx) = watch::channel(DkgState::Running);
+        st.pending_lock().insert(
+            wallet_id.clone(),
+            Arc::new(Pending {
+                device,
+                recovery,
+                kind,
+                label: req.label.clone(),
+                created_at_ms: now,
+                expires_at_ms,
+                state: rx,
+            }),
+        );
+        st.audit(AuditRecord {
+            timestamp_ms: now,
+            event: "create_wallet",
+            wallet_id: wallet_id.clone(),
+            party: Some(0),
+            outcome: Some(format!("started: {} accounts", req.accounts)),
+            ..Default::default()
+        })?;
+        tracing::info!(wallet_id = %wallet_id, accounts = req.accounts, "wallet creation started");
+        tokio::spawn(run_dkg(
+            Arc::clone(st),
+            wallet_id.clone(),
+            aux_room.clone(),
+            keygens.clone(),
+            roster,
+            deadline_ms,
+            tx,
+            permit,
+        ));
+        Ok(Response::new(pb::CreateWalletResponse {
+            wallet_id,
+            cosigner_identity: me.to_string(),
+            aux_info: Some(aux_room),
+            accounts: keygens
+                .into_iter()
+                .map(|(account_id, room)| pb::AccountSession {
+                    account_id,
+                    keygen: Some(room),
+                })
+                .collect(),
+            expires_at_ms,
+        }))
+    }
+
+    async fn confirm_wallet(
+        &self,
+        request: Request<pb::ConfirmWalletRequest>,
+    ) -> Result<Response<pb::ConfirmWalletResponse>, Status> {
+        let st = &self.st;
+        let req = request.into_inner();
+        let (auth, party) = auth::auth_of(&req).map_err(unauth)?;
+        let wallet_id = auth.wallet_id.clone();
+        let pending = st.pending_lock().get(&wallet_id).cloned();
+        let Some(p) = pending else {
+            // Already committed (a retried confirmation): answer idempotently.
+            let (wallet, _) = st.authenticate(&req).await?;
+            let ours: Vec<(String, String)> = wallet
+                .accounts
+                .values()
+                .map(|a| (a.id.clone(), a.public_key.clone()))
+                .collect();
+            keys_match(&ours, &req.public_keys).map_err(Status::failed_precondition)?;
+            return Ok(Response::new(pb::ConfirmWalletResponse {
+                committed: true,
+                accounts: wallet.accounts.values().map(account_info).collect(),
+            }));
+        };
+        let identity = if party == 0 { p.device } else { p.recovery };
+        let now = now_ms();
+        let auth = auth::verify_request(&req, &identity, now, st.window_ms()).map_err(unauth)?;
+        st.check_replay(
+            &format!("{wallet_id}/{party}"),
+            &auth.nonce,
+            auth.timestamp_ms,
+            now,
+        )?;
+        let mut rx = p.state.clone();
+        let wait = Duration::from_secs(st.cfg.confirm_wait_secs);
+        let state = tokio::time::timeout(wait, async {
+            rx.wait_for(|s| !matches!(s, DkgState::Running))
+                .await
+                .map(|r| (*r).clone())
+        })
+        .await;
+        let state = match state {
+            Err(_) => {
+                return Err(Status::unavailable(
+                    "the cosigner's side of the DKG is still running; call ConfirmWallet again",
+                ))
+            }
+            Ok(Err(_)) => return Err(Status::internal("the wallet creation task vanished")),
+            Ok(Ok(s)) => s,
+        };
+        let result = match state {
+            DkgState::Running => return Err(Status::unavailable("DKG still running")),
+            DkgState::Failed(reason) => {
+                st.pending_lock().remove(&wallet_id);
+                return Err(Status::aborted(format!(
+                    "wallet creation failed on the cosigner: {reason}"
+                )));
+            }
+            DkgState::Done(r) => r,
+        };
+        let ours: Vec<(String, String)> = result
+            .shares
+            .iter()
+            .map(|(id, s)| (id.clone(), hex::encode(s.shared_public_key.to_bytes(true))))
+            .collect();
+        if let Err(why) = keys_match(&ours, &req.public_keys) {
+            st.pending_lock().remove(&wallet_id);
+            st.audit(AuditRecord {
+                timestamp_ms: now,
+                event: "confirm_wallet",
+                wallet_id: wallet_id.clone(),
+                party: Some(party),
+                decision: Some("deny"),
+                reason: Some(why.clone()),
+                outcome: Some("discarded".into()),
+                ..Default::default()
+            })?;
+            return Err(Status::failed_precondition(format!(
+                "{why}; the wallet was discarded"
+            )));
+        }
+        let created_at = p.created_at_ms / 1000;
+        let accounts = result
+            .shares
+            .iter()
+            .map(|(id, share)| {
+                let mut a = Account::new(id.clone(), p.kind, share.clone(), created_at);
+                if !p.label.is_empty() {
+                    a.label = Some(p.label.clone());
+                }
+                (id.clone(), a)
+            })
+            .collect();
+        let rec = WalletRecord {
+            wallet_id: wallet_id.clone(),
+            label: p.label.clone(),
+            kind: p.kind,
+            device_identity: p.device,
+            recovery_identity: p.recovery,
+            created_at_ms: p.created_at_ms,
+            aux_info: result.aux.clone(),
+            accounts,
+        };
+        let store = Arc::clone(&st.store);
+        let rec2 = rec.clone();
+        let inserted = tokio::task::spawn_blocking(move || store.insert_wallet(&rec2))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?;
+        match inserted {
+            Ok(()) | Err(StoreError::Exists(_)) => {}
+            Err(e) => return Err(store_status(e)),
+        }
+        st.pending_lock().remove(&wallet_id);
+        st.audit(AuditRecord {
+            timestamp_ms: now,
+            event: "confirm_wallet",
+            wallet_id: wallet_id.clone(),
+            party: Some(party),
+            decision: Some("allow"),
+            outcome: Some("committed".into()),
+            ..Default::default()
+        })?;
+        tracing::info!(wallet_id = %wallet_id, accounts = rec.accounts.len(), "wallet committed");
+        Ok(Response::new(pb::ConfirmWalletResponse {
+            committed: true,
+            accounts: rec.accounts.values().map(account_info).collect(),
+        }))
+    }
+
+    async fn start_sign(
+        &self,
+        request: Request<pb::StartSignRequest>,
+    ) -> Result<Response<pb::StartSignResponse>, Status> {
+        let st = &self.st;
+        let req = request.into_inner();
+        let (wallet, party) = st.authenticate(&req).await?;
+        let account = wallet
+            .accounts
+            .get(&req.account_id)
+            .ok_or_else(|| Status::not_found(format!("unknown account {:?}", req.account_id)))?;
+        let path = parse_path(&req.derivation_path)?;
+        if account.kind == AccountKind::Independent && !path.is_root() {
+            return Err(Status::invalid_argument(
+                "independent accounts sign at the root path only",
+            ));
+        }
+        let digest_kind = digest_kind_from_proto(req.digest)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let payload_kind = payload_kind_from_proto(req.payload_kind)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if req.preimage.is_empty() || req.preimage.len() > MAX_PREIMAGE {
+            return Err(Status::invalid_argument(format!(
+                "preimage must be 1..={MAX_PREIMAGE} bytes"
+            )));
+        }
+        let digest = hex::encode(digest_kind.digest(&req.preimage));
+        let permit = st.permit()?;
+        let now = now_ms();
+        let request_id = SessionId::random()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .to_string();
+        let mut verdict =
+            policy::evaluate(&st.cfg.policy, payload_kind, digest_kind, &req.preimage);
+        if let Verdict::Allow {
+            daily: Some((amount, limit)),
+            ..
+        } = &verdict
+        {
+            let (amount, limit) = (*amount, *limit);
+            let store = Arc::clone(&st.store);
+            let wid = wallet.wallet_id.clone();
+            let day = policy::utc_day(now);
+            let res = tokio::task::spawn_blocking(move || {
+                store.add_daily_spend(&wid, day, amount, limit)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)?;
+            if let Err(spent) = res {
+                verdict = Verdict::Deny {
+                    rule: "daily_value_limit_wei",
+                    reason: format!(
+                        "value {amount} wei would exceed the daily limit {limit} wei (already {spent} wei today)"
+                    ),
+                };
+            }
+        }
+        let (decision, reason, tx) = match &verdict {
+            Verdict::Allow { tx, .. } => ("allow", None, tx.clone()),
+            Verdict::Deny { rule, reason } => ("deny", Some(format!("{rule}: {reason}")), None),
+        };
+        let session = SessionId::random().map_err(|e| Status::internal(e.to_string()))?;
+        st.audit(AuditRecord {
+            timestamp_ms: now,
+            event: "sign_request",
+            wallet_id: wallet.wallet_id.clone(),
+            party: Some(party),
+            account_id: Some(req.account_id.clone()),
+            path: Some(path.to_string()),
+            digest: Some(digest.clone()),
+            payload_kind: Some(
+                pb::PayloadKind::try_from(req.payload_kind)
+                    .map(|k| k.as_str_name().to_string())
+                    .unwrap_or_default(),
+            ),
+            decision: Some(decision),
+            reason: reason.clone(),
+            request_id: Some(request_id.clone()),
+            session_id: (decision == "allow").then(|| session.to_string()),
+            outcome: None,
+            transaction: tx.map(|t| {
+                serde_json::json!({
+                    "type": t.tx_type,
+                    "chain_id": t.chain_id,
+                    "nonce": t.nonce,
+                    "to": t.to.map(|a| format!("0x{}", hex::encode(a))),
+                    "value_wei": t.value.to_string(),
+                    "data_len": t.data_len,
+                })
+            }),
+        })?;
+        if let Verdict::Deny { rule, reason } = verdict {
+            tracing::warn!(wallet_id = %wallet.wallet_id, request_id = %request_id, rule, %reason, "policy refused a sign request");
+            return Err(Status::permission_denied(format!(
+                "policy rule `{rule}` refused the request: {reason}"
+            )));
+        }
+        let expiry_unix = now / 1000 + st.cfg.session_timeout_secs + 1;
+        let room = st.room(&session, expiry_unix);
+        let mut signers = vec![party, PARTY_COSIGNER];
+        signers.sort_unstable();
+        tracing::info!(wallet_id = %wallet.wallet_id, account_id = %req.account_id, request_id = %request_id, session = %session, party, "signing session started");
+        tokio::spawn(run_sign(
+            Arc::clone(st),
+            wallet,
+            req.account_id.clone(),
+            path,
+            digest_kind,
+            req.preimage,
+            room.clone(),
+            signers.clone(),
+            request_id.clone(),
+            party,
+            permit,
+        ));
+        Ok(Response::new(pb::StartSignResponse {
+            session: Some(room),
+            signers: signers.into_iter().map(u32::from).collect(),
+            digest,
+            request_id,
+        }))
+    }
+
+    async fn get_public_key(
+        &self,
+        request: Request<pb::GetPublicKeyRequest>,
+    ) -> Result<Response<pb::GetPublicKeyResponse>, Status> {
+        let req = request.into_inner();
+        let (wallet, _) = self.st.authenticate(&req).await?;
+        let account = wallet
+            .accounts
+            .get(&req.account_id)
+            .ok_or_else(|| Status::not_found(format!("unknown account {:?}", req.account_id)))?;
+        let path = parse_path(&req.derivation_path)?;
+        let pk = account
+            .public_key_at(&path)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(Response::new(pb::GetPublicKeyResponse {
+            public_key: hex::encode(pk.to_bytes(true)),
+            ethereum_address: ethereum_address(&pk),
+            bitcoin_address: bitcoin_p2wpkh_address(&pk, BitcoinNetwork::Mainnet)
+                .unwrap_or_default(),
+            derivation_path: path.to_string(),
+        }))
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        let req = request.into_inner();
+        let (wallet, _) = self.st.authenticate(&req).await?;
+        Ok(Response::new(pb::ListAccountsResponse {
+            accounts: wallet.accounts.values().map(account_info).collect(),
+        }))
+    }
+}

@@ -1,0 +1,593 @@
+//! The encrypted key store: a redb database whose every record is sealed with
+//! XChaCha20-Poly1305 under the store key.
+//!
+//! - Record format: `0x01 ‖ nonce (24) ‖ ciphertext+tag`, associated data
+//!   `"wallet-mpc/sign-service/v1" 0x00 table 0x00 key`, so a record moved to another
+//!   key or table fails to decrypt, as does any modified byte.
+//! - The store key is 32 bytes given in hex (`SIGN_SERVICE_STORE_KEY`) or derived once at
+//!   start-up with Argon2id from a passphrase (`SIGN_SERVICE_STORE_PASSPHRASE`) and a
+//!   random salt kept (unencrypted) in the database. A key-check record detects a wrong
+//!   key at start-up.
+//! - Every change is one redb write transaction (atomic, durable on commit).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use mpc_core::primes::PrimeSet;
+use mpc_core::{Account, AccountKind, AuxInfo};
+use mpc_wire::{IdentityKey, PublicIdentity};
+use rand_core::{OsRng, RngCore};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+const WALLETS: TableDefinition<&str, &[u8]> = TableDefinition::new("wallets");
+const SPEND: TableDefinition<&str, &[u8]> = TableDefinition::new("daily_spend");
+const PRIMES: TableDefinition<u64, &[u8]> = TableDefinition::new("prime_pool");
+
+const AAD_DOMAIN: &[u8] = b"wallet-mpc/sign-service/v1";
+const RECORD_VERSION: u8 = 1;
+const KEY_CHECK: &[u8] = b"wallet-mpc sign-service store key check v1";
+const INSECURE_DEV_KEY_LABEL: &[u8] = b"wallet-mpc/sign-service/INSECURE-dev-store-key";
+
+/// Where the store key comes from.
+pub enum KeySource {
+    /// 64 hex digits.
+    Hex(Zeroizing<String>),
+    /// A passphrase stretched with Argon2id.
+    Passphrase(Zeroizing<String>),
+    /// A fixed, public key: local tests only.
+    InsecureDev,
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeySource::Hex(_) => "KeySource::Hex(..)",
+            KeySource::Passphrase(_) => "KeySource::Passphrase(..)",
+            KeySource::InsecureDev => "KeySource::InsecureDev",
+        })
+    }
+}
+
+/// Key-store failures.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be opened, read or written.
+    #[error("key store database error: {0}")]
+    Db(String),
+    /// The store key is not the one the store was created with.
+    #[error(
+        "the store key does not open this key store (wrong SIGN_SERVICE_STORE_KEY / passphrase?)"
+    )]
+    WrongKey,
+    /// The key material is malformed.
+    #[error("invalid store key: {0}")]
+    BadKey(String),
+    /// A record failed authentication (tampered, moved or corrupted).
+    #[error("record {table}/{key} failed to decrypt: tampered or corrupted")]
+    Tampered {
+        /// Table.
+        table: String,
+        /// Key.
+        key: String,
+    },
+    /// A record could not be (de)serialized.
+    #[error("record {0} is malformed: {1}")]
+    Malformed(String, String),
+    /// The record already exists.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// Randomness unavailable.
+    #[error("randomness unavailable: {0}")]
+    Randomness(String),
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+/// A committed wallet as the cosigner holds it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct WalletRecord {
+    /// Wallet id.
+    pub wallet_id: String,
+    /// Label given at creation.
+    pub label: String,
+    /// Account kind of every account.
+    pub kind: AccountKind,
+    /// Device identity (party 0).
+    pub device_identity: PublicIdentity,
+    /// Recovery identity (party 2).
+    pub recovery_identity: PublicIdentity,
+    /// Creation time, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// The cosigner's aux info for this wallet's 3-party group.
+    pub aux_info: AuxInfo,
+    /// Accounts by id (the cosigner's key shares).
+    pub accounts: BTreeMap<String, Account>,
+}
+
+impl std::fmt::Debug for WalletRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalletRecord")
+            .field("wallet_id", &self.wallet_id)
+            .field("accounts", &self.accounts.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl WalletRecord {
+    /// The registered identity of `party` (0 device, 2 recovery).
+    pub fn identity_of(&self, party: u16) -> Option<&PublicIdentity> {
+        match party {
+            0 => Some(&self.device_identity),
+            2 => Some(&self.recovery_identity),
+            _ => None,
+        }
+    }
+}
+
+/// The encrypted store.
+pub struct Store {
+    db: Database,
+    cipher: XChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store { .. }")
+    }
+}
+
+fn derive_key(source: &KeySource, salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, StoreError> {
+    let mut key = Zeroizing::new([0u8; 32]);
+    match source {
+        KeySource::Hex(h) => {
+            let h = h.trim();
+            if h.len() != 64 {
+                return Err(StoreError::BadKey(format!(
+                    "SIGN_SERVICE_STORE_KEY must be 64 hex digits (32 bytes), got {} characters",
+                    h.len()
+                )));
+            }
+            hex::decode_to_slice(h, key.as_mut())
+                .map_err(|_| StoreError::BadKey("SIGN_SERVICE_STORE_KEY is not hex".into()))?;
+        }
+        KeySource::Passphrase(p) => {
+            if p.len() < 12 {
+                return Err(StoreError::BadKey(
+                    "SIGN_SERVICE_STORE_PASSPHRASE must be at least 12 characters".into(),
+                ));
+            }
+            let params = argon2::Params::new(64 * 1024, 3, 1, Some(32))
+                .map_err(|e| StoreError::BadKey(e.to_string()))?;
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                .hash_password_into(p.as_bytes(), salt, key.as_mut())
+                .map_err(|e| StoreError::BadKey(e.to_string()))?;
+        }
+        KeySource::InsecureDev => {
+            use sha2_lite::sha256;
+            *key = sha256(INSECURE_DEV_KEY_LABEL);
+        }
+    }
+    Ok(key)
+}
+
+/// A tiny SHA-256 wrapper (the insecure dev key is a hash of a public label).
+mod sha2_lite {
+    pub fn sha256(b: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(b).into()
+    }
+}
+
+fn aad(table: &str, key: &str) -> Vec<u8> {
+    let mut a = Vec::with_capacity(AAD_DOMAIN.len() + table.len() + key.len() + 2);
+    a.extend_from_slice(AAD_DOMAIN);
+    a.push(0);
+    a.extend_from_slice(table.as_bytes());
+    a.push(0);
+    a.extend_from_slice(key.as_bytes());
+    a
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path` with the key from `source`.
+    pub fn open(path: &Path, source: &KeySource) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
+        // Create every table and the KDF salt once.
+        let tx = db.begin_write().map_err(db_err)?;
+        let salt = {
+            tx.open_table(WALLETS).map_err(db_err)?;
+            tx.open_table(SPEND).map_err(db_err)?;
+            tx.open_table(PRIMES).map_err(db_err)?;
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let existing = meta
+                .get("kdf_salt")
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            match existing {
+                Some(s) => s,
+                None => {
+                    let mut s = vec![0u8; 16];
+                    OsRng
+                        .try_fill_bytes(&mut s)
+                        .map_err(|e| StoreError::Randomness(e.to_string()))?;
+                    meta.insert("kdf_salt", s.as_slice()).map_err(db_err)?;
+                    s
+                }
+            }
+        };
+        tx.commit().map_err(db_err)?;
+        let key = derive_key(source, &salt)?;
+        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let store = Store { db, cipher };
+        // Key check.
+        match store.get_raw_meta("key_check")? {
+            Some(sealed) => {
+                let plain = store
+                    .open_record("meta", "key_check", &sealed)
+                    .map_err(|_| StoreError::WrongKey)?;
+                if plain.as_slice() != KEY_CHECK {
+                    return Err(StoreError::WrongKey);
+                }
+            }
+            None => {
+                let sealed = store.seal("meta", "key_check", KEY_CHECK)?;
+                store.put_meta_raw("key_check", &sealed)?;
+            }
+        }
+        Ok(store)
+    }
+
+    fn seal(&self, table: &str, key: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
+        let mut nonce = [0u8; 24];
+        OsRng
+            .try_fill_bytes(&mut nonce)
+            .map_err(|e| StoreError::Randomness(e.to_string()))?;
+        let aad = aad(table, key);
+        let ct = self
+            .cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| StoreError::Db("encryption failed".into()))?;
+        let mut out = Vec::with_capacity(1 + 24 + ct.len());
+        out.push(RECORD_VERSION);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ct);
+        Ok(out)
+    }
+
+    fn open_record(
+        &self,
+        table: &str,
+        key: &str,
+        sealed: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+        let tampered = || StoreError::Tampered {
+            table: table.into(),
+            key: key.into(),
+        };
+        if sealed.len() < 1 + 24 + 16 || sealed[0] != RECORD_VERSION {
+            return Err(tampered());
+        }
+        let aad = aad(table, key);
+        self.cipher
+            .decrypt(
+                XNonce::from_slice(&sealed[1..25]),
+                Payload {
+                    msg: &sealed[25..],
+                    aad: &aad,
+                },
+            )
+            .map(Zeroizing::new)
+            .map_err(|_| tampered())
+    }
+
+    fn get_raw_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(META).map_err(db_err)?;
+        Ok(t.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
+    }
+
+    fn put_meta_raw(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        tx.open_table(META)
+            .map_err(db_err)?
+            .insert(key, value)
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)
+    }
+
+    fn decode<T: for<'de> Deserialize<'de>>(
+        &self,
+        table: &str,
+        key: &str,
+        sealed: &[u8],
+    ) -> Result<T, StoreError> {
+        let plain = self.open_record(table, key, sealed)?;
+        serde_json::from_slice(&plain)
+            .map_err(|e| StoreError::Malformed(format!("{table}/{key}"), e.to_string()))
+    }
+
+    fn encode<T: Serialize>(
+        &self,
+        table: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<Vec<u8>, StoreError> {
+        let plain = Zeroizing::new(
+            serde_json::to_vec(value)
+                .map_err(|e| StoreError::Malformed(format!("{table}/{key}"), e.to_string()))?,
+        );
+        self.seal(table, key, &plain)
+    }
+
+    /// The cosigner's identity key, created on first use.
+    pub fn load_or_create_identity(&self) -> Result<IdentityKey, StoreError> {
+        if let Some(sealed) = self.get_raw_meta("identity")? {
+            let seed = self.open_record("meta", "identity", &sealed)?;
+            let s = std::str::from_utf8(&seed)
+                .map_err(|e| StoreError::Malformed("meta/identity".into(), e.to_string()))?;
+            return IdentityKey::from_seed_hex(s)
+                .map_err(|e| StoreError::Malformed("meta/identity".into(), e.to_string()));
+        }
+        let key = IdentityKey::generate().map_err(|e| StoreError::Randomness(e.to_string()))?;
+        let sealed = self.seal("meta", "identity", key.to_seed_hex().as_bytes())?;
+        self.put_meta_raw("identity", &sealed)?;
+        Ok(key)
+    }
+
+    /// A committed wallet.
+    pub fn get_wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(WALLETS).map_err(db_err)?;
+        let Some(v) = t.get(wallet_id).map_err(db_err)? else {
+            return Ok(None);
+        };
+        self.decode("wallets", wallet_id, v.value()).map(Some)
+    }
+
+    /// Commits a new wallet (fails if the id exists). One transaction.
+    pub fn insert_wallet(&self, rec: &WalletRecord) -> Result<(), StoreError> {
+        let sealed = self.encode("wallets", &rec.wallet_id, rec)?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(WALLETS).map_err(db_err)?;
+            if t.get(rec.wallet_id.as_str()).map_err(db_err)?.is_some() {
+                return Err(StoreError::Exists(format!("wallet {}", rec.wallet_id)));
+            }
+            t.insert(rec.wallet_id.as_str(), sealed.as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Number of committed wallets.
+    pub fn wallet_count(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        tx.open_table(WALLETS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)
+    }
+
+    /// Atomically adds `amount` to the wallet's spend of `day` if the new total stays
+    /// within `limit`. Returns `Ok(new_total)`, or `Err(current_total)` when refused.
+    pub fn add_daily_spend(
+        &self,
+        wallet_id: &str,
+        day: u64,
+        amount: u128,
+        limit: u128,
+    ) -> Result<Result<u128, u128>, StoreError> {
+        let key = format!("{wallet_id}/{day}");
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let result = {
+            let mut t = tx.open_table(SPEND).map_err(db_err)?;
+            let current: u128 = match t.get(key.as_str()).map_err(db_err)? {
+                Some(v) => {
+                    let s: String = self.decode("daily_spend", &key, v.value())?;
+                    s.parse()
+                        .map_err(|_| StoreError::Malformed(format!("daily_spend/{key}"), s))?
+                }
+                None => 0,
+            };
+            match current.checked_add(amount) {
+                Some(total) if total <= limit => {
+                    let sealed = self.encode("daily_spend", &key, &total.to_string())?;
+                    t.insert(key.as_str(), sealed.as_slice()).map_err(db_err)?;
+                    Ok(total)
+                }
+                _ => Err(current),
+            }
+        };
+        if result.is_ok() {
+            tx.commit().map_err(db_err)?;
+        } else {
+            tx.abort().map_err(db_err)?;
+        }
+        Ok(result)
+    }
+
+    /// Adds a prime set to the persistent pool.
+    pub fn push_primes(&self, set: &PrimeSet) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(PRIMES).map_err(db_err)?;
+            let next = t
+                .last()
+                .map_err(db_err)?
+                .map(|(k, _)| k.value() + 1)
+                .unwrap_or(0);
+            let sealed = self.encode("prime_pool", &next.to_string(), set)?;
+            t.insert(next, sealed.as_slice()).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Takes (removes) one prime set from the pool; each set is used once.
+    pub fn pop_primes(&self) -> Result<Option<PrimeSet>, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let out = {
+            let mut t = tx.open_table(PRIMES).map_err(db_err)?;
+            let popped = t
+                .pop_first()
+                .map_err(db_err)?
+                .map(|(k, v)| (k.value(), v.value().to_vec()));
+            match popped {
+                Some((k, sealed)) => {
+                    Some(self.decode::<PrimeSet>("prime_pool", &k.to_string(), &sealed)?)
+                }
+                None => None,
+            }
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(out)
+    }
+
+    /// Number of prime sets in the pool.
+    pub fn prime_count(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        tx.open_table(PRIMES).map_err(db_err)?.len().map_err(db_err)
+    }
+
+    #[cfg(test)]
+    fn edit_prime_record(&self, from: u64, to: u64, f: impl FnOnce(&mut Vec<u8>)) {
+        let tx = self.db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(PRIMES).unwrap();
+            let mut v = t.remove(from).unwrap().unwrap().value().to_vec();
+            f(&mut v);
+            t.insert(to, v.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("sign-service-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d.join("store.redb")
+    }
+
+    fn hex_key(b: u8) -> KeySource {
+        KeySource::Hex(Zeroizing::new(hex::encode([b; 32])))
+    }
+
+    fn set(n: u8) -> PrimeSet {
+        PrimeSet {
+            primes: [n, n + 1, n + 2, n + 3].map(|x| format!("{x:02x}")),
+        }
+    }
+
+    #[test]
+    fn wrong_key_is_refused() {
+        let p = tmp("wrongkey");
+        let s = Store::open(&p, &hex_key(1)).unwrap();
+        let id = s.load_or_create_identity().unwrap();
+        drop(s);
+        assert!(matches!(
+            Store::open(&p, &hex_key(2)),
+            Err(StoreError::WrongKey)
+        ));
+        assert!(matches!(
+            Store::open(&p, &KeySource::InsecureDev),
+            Err(StoreError::WrongKey)
+        ));
+        let s = Store::open(&p, &hex_key(1)).unwrap();
+        assert_eq!(s.load_or_create_identity().unwrap().public(), id.public());
+        assert!(matches!(
+            Store::open(
+                &tmp("badhex"),
+                &KeySource::Hex(Zeroizing::new("abcd".into()))
+            ),
+            Err(StoreError::BadKey(_))
+        ));
+    }
+
+    #[test]
+    fn passphrase_key() {
+        let p = tmp("pass");
+        let pass = |s: &str| KeySource::Passphrase(Zeroizing::new(s.into()));
+        Store::open(&p, &pass("correct horse battery"))
+            .unwrap()
+            .push_primes(&set(1))
+            .unwrap();
+        assert!(matches!(
+            Store::open(&p, &pass("wrong horse battery")),
+            Err(StoreError::WrongKey)
+        ));
+        let s = Store::open(&p, &pass("correct horse battery")).unwrap();
+        assert_eq!(s.pop_primes().unwrap(), Some(set(1)));
+        assert!(matches!(
+            Store::open(&tmp("short"), &pass("short")),
+            Err(StoreError::BadKey(_))
+        ));
+    }
+
+    #[test]
+    fn records_are_encrypted_and_authenticated() {
+        let p = tmp("tamper");
+        let s = Store::open(&p, &hex_key(3)).unwrap();
+        s.push_primes(&set(0x10)).unwrap();
+        s.push_primes(&set(0x20)).unwrap();
+        s.push_primes(&set(0x30)).unwrap();
+        assert_eq!(s.prime_count().unwrap(), 3);
+        // Plaintext never reaches the file.
+        drop(s);
+        let raw = std::fs::read(&p).unwrap();
+        assert!(!raw.windows(6).any(|w| w == b"\"10\",\""));
+        let s = Store::open(&p, &hex_key(3)).unwrap();
+        // Flip one ciphertext bit of record 0.
+        s.edit_prime_record(0, 0, |v| {
+            let n = v.len() - 1;
+            v[n] ^= 1;
+        });
+        assert!(matches!(s.pop_primes(), Err(StoreError::Tampered { .. })));
+        // Put record 1 under key 0: the associated data no longer matches.
+        s.edit_prime_record(0, 100, |_| {});
+        s.edit_prime_record(1, 0, |_| {});
+        assert!(matches!(s.pop_primes(), Err(StoreError::Tampered { .. })));
+    }
+
+    #[test]
+    fn daily_spend_is_atomic_and_bounded() {
+        let s = Store::open(&tmp("spend"), &hex_key(4)).unwrap();
+        assert_eq!(s.add_daily_spend("w", 1, 60, 100).unwrap(), Ok(60));
+        assert_eq!(s.add_daily_spend("w", 1, 50, 100).unwrap(), Err(60));
+        assert_eq!(s.add_daily_spend("w", 1, 40, 100).unwrap(), Ok(100));
+        assert_eq!(s.add_daily_spend("w", 2, 100, 100).unwrap(), Ok(100));
+        assert_eq!(
+            s.add_daily_spend("v", 1, u128::MAX, u128::MAX).unwrap(),
+            Ok(u128::MAX)
+        );
+        assert_eq!(
+            s.add_daily_spend("v", 1, 1, u128::MAX).unwrap(),
+            Err(u128::MAX)
+        );
+        assert!(s.get_wallet("nope").unwrap().is_none());
+        assert_eq!(s.wallet_count().unwrap(), 0);
+    }
+}
