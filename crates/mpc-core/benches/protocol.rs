@@ -1,0 +1,145 @@
+//! Protocol cost benchmark: prints a table for the backend this build uses.
+//!
+//! ```sh
+//! cargo bench -p mpc-core --bench protocol                                              # pure Rust
+//! cargo bench -p mpc-core --bench protocol --no-default-features --features backend-rug # GMP
+//! scripts/bench-core.sh                                                                 # both
+//! ```
+//! Every figure is the work of all participating parties run in ONE thread (so it is CPU
+//! time, not the wall time of a distributed run). `BENCH_ITERS` (default 3) sets the
+//! repetitions of the interactive protocols; `BENCH_PRIMES=0` skips the safe-prime row.
+
+use std::time::{Duration, Instant};
+
+use mpc_core::digest::{DigestKind, SignRequest};
+use mpc_core::local::run_sessions;
+use mpc_core::presign::{combine, PresignaturePublicDataRepr, StoredPresignature};
+use mpc_core::primes::{dev_fixture_primes, PRIME_BITS};
+use mpc_core::{AuxInfo, KeyShare, Session, SessionOutput};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn fmt(d: Duration) -> String {
+    if d.as_secs_f64() >= 1.0 {
+        format!("{:.2} s", d.as_secs_f64())
+    } else if d.as_secs_f64() >= 1e-3 {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.1} µs", d.as_secs_f64() * 1e6)
+    }
+}
+
+fn main() {
+    let iters: usize = std::env::var("BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
+    let primes_row = std::env::var("BENCH_PRIMES").map(|v| v != "0").unwrap_or(true);
+    let backend = mpc_core::BACKEND;
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    eprintln!("backend: {backend}; iterations: {iters}");
+
+    if primes_row {
+        let t = Instant::now();
+        let _ = mpc_core::cggmp24::paillier_zk::backend::Integer::generate_safe_prime(&mut rand_core::OsRng, PRIME_BITS);
+        rows.push(("one safe prime (library generator, 1536 bit)".into(), fmt(t.elapsed()), "1 run".into()));
+        eprintln!("safe prime done");
+    }
+
+    let primes = dev_fixture_primes();
+    let t = Instant::now();
+    let sessions = (0..3u16)
+        .map(|i| Session::aux_info(b"bench-aux", i, 3, primes[usize::from(i)].to_pregenerated().unwrap()).unwrap())
+        .collect();
+    let aux: Vec<AuxInfo> = run_sessions(sessions, None)
+        .unwrap()
+        .into_iter()
+        .map(|o| match o {
+            SessionOutput::AuxInfo(a) => *a,
+            _ => unreachable!(),
+        })
+        .collect();
+    rows.push(("aux info, 3 parties (fixture primes)".into(), fmt(t.elapsed()), "1 run".into()));
+    eprintln!("aux info done");
+
+    let mut dkg = Vec::new();
+    let mut shares: Vec<KeyShare> = Vec::new();
+    for k in 0..iters {
+        let t = Instant::now();
+        let sid = format!("bench-dkg-{k}");
+        let sessions = (0..3u16).map(|i| Session::keygen(sid.as_bytes(), i, 3, 2).unwrap()).collect();
+        let outs = run_sessions(sessions, None).unwrap();
+        dkg.push(t.elapsed());
+        shares = outs
+            .into_iter()
+            .zip(&aux)
+            .map(|(o, a)| match o {
+                SessionOutput::Keygen(s) => KeyShare::from_parts((*s, a.clone())).unwrap(),
+                _ => unreachable!(),
+            })
+            .collect();
+    }
+    rows.push(("DKG 2-of-3, 3 parties".into(), fmt(median(dkg)), format!("median of {iters}")));
+
+    let req = SignRequest { preimage: b"bench".to_vec(), digest: DigestKind::Keccak256 };
+    let signers = vec![0u16, 1];
+    let mut full = Vec::new();
+    for k in 0..iters {
+        let sid = format!("bench-sign-{k}");
+        let t = Instant::now();
+        let sessions = signers
+            .iter()
+            .map(|&i| Session::sign(sid.as_bytes(), signers.clone(), shares[usize::from(i)].clone(), None, req.data_to_sign()).unwrap())
+            .collect();
+        run_sessions(sessions, None).unwrap();
+        full.push(t.elapsed());
+    }
+    rows.push(("full signing, 2 parties".into(), fmt(median(full)), format!("median of {iters}")));
+
+    let mut presign = Vec::new();
+    let mut stored = Vec::new();
+    for k in 0..iters {
+        let sid = format!("bench-presign-{k}");
+        let t = Instant::now();
+        let sessions = signers
+            .iter()
+            .map(|&i| Session::presign(sid.as_bytes(), signers.clone(), shares[usize::from(i)].clone()).unwrap())
+            .collect();
+        let outs = run_sessions(sessions, None).unwrap();
+        presign.push(t.elapsed());
+        let pair: Vec<StoredPresignature> = outs
+            .into_iter()
+            .map(|o| match o {
+                SessionOutput::Presignature(p, public) => StoredPresignature {
+                    id: sid.clone(),
+                    account_id: "bench".into(),
+                    signers: signers.clone(),
+                    presignature: *p,
+                    public: PresignaturePublicDataRepr::from(public.as_ref()),
+                },
+                _ => unreachable!(),
+            })
+            .collect();
+        stored.push(pair);
+    }
+    rows.push(("presignature generation, 2 parties".into(), fmt(median(presign)), format!("median of {iters}")));
+
+    // Online signing: both partial signatures + combine (verifies each partial).
+    let mut online = Vec::new();
+    for pair in stored {
+        let public = pair[0].public.clone();
+        let t = Instant::now();
+        let partials: Vec<_> = pair.into_iter().map(|p| p.issue_partial(&req)).collect();
+        let sig = combine(&public, &partials, &req).unwrap();
+        online.push(t.elapsed());
+        std::hint::black_box(sig);
+    }
+    rows.push(("signing from a presignature (2 partials + combine)".into(), fmt(median(online)), format!("median of {iters}")));
+
+    println!();
+    println!("| operation | {backend} | runs |");
+    println!("|---|---:|---|");
+    for (op, t, n) in rows {
+        println!("| {op} | {t} | {n} |");
+    }
+}
