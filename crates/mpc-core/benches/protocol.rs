@@ -33,23 +33,44 @@ fn fmt(d: Duration) -> String {
 }
 
 fn main() {
-    let iters: usize = std::env::var("BENCH_ITERS").ok().and_then(|s| s.parse().ok()).unwrap_or(3).max(1);
-    let primes_row = std::env::var("BENCH_PRIMES").map(|v| v != "0").unwrap_or(true);
+    let iters: usize = std::env::var("BENCH_ITERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let primes_row = std::env::var("BENCH_PRIMES")
+        .map(|v| v != "0")
+        .unwrap_or(true);
     let backend = mpc_core::BACKEND;
     let mut rows: Vec<(String, String, String)> = Vec::new();
     eprintln!("backend: {backend}; iterations: {iters}");
 
     if primes_row {
         let t = Instant::now();
-        let _ = mpc_core::cggmp24::paillier_zk::backend::Integer::generate_safe_prime(&mut rand_core::OsRng, PRIME_BITS);
-        rows.push(("one safe prime (library generator, 1536 bit)".into(), fmt(t.elapsed()), "1 run".into()));
+        let _ = mpc_core::cggmp24::paillier_zk::backend::Integer::generate_safe_prime(
+            &mut rand_core::OsRng,
+            PRIME_BITS,
+        );
+        rows.push((
+            "one safe prime (library generator, 1536 bit)".into(),
+            fmt(t.elapsed()),
+            "1 run".into(),
+        ));
         eprintln!("safe prime done");
     }
 
     let primes = dev_fixture_primes();
     let t = Instant::now();
     let sessions = (0..3u16)
-        .map(|i| Session::aux_info(b"bench-aux", i, 3, primes[usize::from(i)].to_pregenerated().unwrap()).unwrap())
+        .map(|i| {
+            Session::aux_info(
+                b"bench-aux",
+                i,
+                3,
+                primes[usize::from(i)].to_pregenerated().unwrap(),
+            )
+            .unwrap()
+        })
         .collect();
     let aux: Vec<AuxInfo> = run_sessions(sessions, None)
         .unwrap()
@@ -59,7 +80,11 @@ fn main() {
             _ => unreachable!(),
         })
         .collect();
-    rows.push(("aux info, 3 parties (fixture primes)".into(), fmt(t.elapsed()), "1 run".into()));
+    rows.push((
+        "aux info, 3 parties (fixture primes)".into(),
+        fmt(t.elapsed()),
+        "1 run".into(),
+    ));
     eprintln!("aux info done");
 
     let mut dkg = Vec::new();
@@ -67,7 +92,9 @@ fn main() {
     for k in 0..iters {
         let t = Instant::now();
         let sid = format!("bench-dkg-{k}");
-        let sessions = (0..3u16).map(|i| Session::keygen(sid.as_bytes(), i, 3, 2).unwrap()).collect();
+        let sessions = (0..3u16)
+            .map(|i| Session::keygen(sid.as_bytes(), i, 3, 2).unwrap())
+            .collect();
         let outs = run_sessions(sessions, None).unwrap();
         dkg.push(t.elapsed());
         shares = outs
@@ -79,9 +106,16 @@ fn main() {
             })
             .collect();
     }
-    rows.push(("DKG 2-of-3, 3 parties".into(), fmt(median(dkg)), format!("median of {iters}")));
+    rows.push((
+        "DKG 2-of-3, 3 parties".into(),
+        fmt(median(dkg)),
+        format!("median of {iters}"),
+    ));
 
-    let req = SignRequest { preimage: b"bench".to_vec(), digest: DigestKind::Keccak256 };
+    let req = SignRequest {
+        preimage: b"bench".to_vec(),
+        digest: DigestKind::Keccak256,
+    };
     let signers = vec![0u16, 1];
     let mut full = Vec::new();
     for k in 0..iters {
@@ -89,12 +123,25 @@ fn main() {
         let t = Instant::now();
         let sessions = signers
             .iter()
-            .map(|&i| Session::sign(sid.as_bytes(), signers.clone(), shares[usize::from(i)].clone(), None, req.data_to_sign()).unwrap())
+            .map(|&i| {
+                Session::sign(
+                    sid.as_bytes(),
+                    signers.clone(),
+                    shares[usize::from(i)].clone(),
+                    None,
+                    req.data_to_sign(),
+                )
+                .unwrap()
+            })
             .collect();
         run_sessions(sessions, None).unwrap();
         full.push(t.elapsed());
     }
-    rows.push(("full signing, 2 parties".into(), fmt(median(full)), format!("median of {iters}")));
+    rows.push((
+        "full signing, 2 parties".into(),
+        fmt(median(full)),
+        format!("median of {iters}"),
+    ));
 
     let mut presign = Vec::new();
     let mut stored = Vec::new();
@@ -103,7 +150,14 @@ fn main() {
         let t = Instant::now();
         let sessions = signers
             .iter()
-            .map(|&i| Session::presign(sid.as_bytes(), signers.clone(), shares[usize::from(i)].clone()).unwrap())
+            .map(|&i| {
+                Session::presign(
+                    sid.as_bytes(),
+                    signers.clone(),
+                    shares[usize::from(i)].clone(),
+                )
+                .unwrap()
+            })
             .collect();
         let outs = run_sessions(sessions, None).unwrap();
         presign.push(t.elapsed());
@@ -122,7 +176,11 @@ fn main() {
             .collect();
         stored.push(pair);
     }
-    rows.push(("presignature generation, 2 parties".into(), fmt(median(presign)), format!("median of {iters}")));
+    rows.push((
+        "presignature generation, 2 parties".into(),
+        fmt(median(presign)),
+        format!("median of {iters}"),
+    ));
 
     // Online signing: both partial signatures + combine (verifies each partial).
     let mut online = Vec::new();
@@ -134,7 +192,11 @@ fn main() {
         online.push(t.elapsed());
         std::hint::black_box(sig);
     }
-    rows.push(("signing from a presignature (2 partials + combine)".into(), fmt(median(online)), format!("median of {iters}")));
+    rows.push((
+        "signing from a presignature (2 partials + combine)".into(),
+        fmt(median(online)),
+        format!("median of {iters}"),
+    ));
 
     println!();
     println!("| operation | {backend} | runs |");

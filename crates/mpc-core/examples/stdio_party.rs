@@ -31,24 +31,39 @@ fn field<'a>(v: &'a Value, k: &str) -> Result<&'a Value, String> {
 fn run(out: &mut impl Write) -> Result<Value, String> {
     let stdin = std::io::stdin();
     let mut lines = stdin.lock().lines();
-    let job: Value = serde_json::from_str(&lines.next().ok_or("no job")?.map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())?;
-    let sid = field(&job, "session_id")?.as_str().ok_or("session_id")?.as_bytes().to_vec();
+    let job: Value =
+        serde_json::from_str(&lines.next().ok_or("no job")?.map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    let sid = field(&job, "session_id")?
+        .as_str()
+        .ok_or("session_id")?
+        .as_bytes()
+        .to_vec();
     let u16_of = |k: &str| -> Result<u16, String> {
-        field(&job, k)?.as_u64().map(|x| x as u16).ok_or_else(|| format!("{k} not a number"))
+        field(&job, k)?
+            .as_u64()
+            .map(|x| x as u16)
+            .ok_or_else(|| format!("{k} not a number"))
     };
     let mut session = match field(&job, "job")?.as_str() {
         Some("aux") => {
-            let primes: PrimeSet = serde_json::from_value(field(&job, "primes")?.clone()).map_err(|e| e.to_string())?;
+            let primes: PrimeSet = serde_json::from_value(field(&job, "primes")?.clone())
+                .map_err(|e| e.to_string())?;
             let p = primes.to_pregenerated().map_err(|e| e.to_string())?;
             Session::aux_info(&sid, u16_of("me")?, u16_of("n")?, p)
         }
         Some("keygen") => Session::keygen(&sid, u16_of("me")?, u16_of("n")?, u16_of("t")?),
         Some("sign") => {
-            let share: KeyShare = serde_json::from_value(field(&job, "share")?.clone()).map_err(|e| e.to_string())?;
-            let signers: Vec<u16> = serde_json::from_value(field(&job, "signers")?.clone()).map_err(|e| e.to_string())?;
+            let share: KeyShare =
+                serde_json::from_value(field(&job, "share")?.clone()).map_err(|e| e.to_string())?;
+            let signers: Vec<u16> = serde_json::from_value(field(&job, "signers")?.clone())
+                .map_err(|e| e.to_string())?;
             let req = SignRequest {
-                preimage: field(&job, "preimage")?.as_str().unwrap_or_default().as_bytes().to_vec(),
+                preimage: field(&job, "preimage")?
+                    .as_str()
+                    .unwrap_or_default()
+                    .as_bytes()
+                    .to_vec(),
                 digest: DigestKind::Keccak256,
             };
             Session::sign(&sid, signers, share, None, req.data_to_sign())
@@ -68,14 +83,18 @@ fn run(out: &mut impl Write) -> Result<Value, String> {
             Step::Finished => break,
             Step::Continue => continue,
             Step::WaitingForMessages => {
-                let line = lines.next().ok_or("stdin closed")?.map_err(|e| e.to_string())?;
+                let line = lines
+                    .next()
+                    .ok_or("stdin closed")?
+                    .map_err(|e| e.to_string())?;
                 let v: Value = serde_json::from_str(&line).map_err(|e| e.to_string())?;
                 let payload = B64
                     .decode(field(&v, "payload")?.as_str().unwrap_or_default())
                     .map_err(|e| e.to_string())?;
                 session
                     .handle(Incoming {
-                        sender: u16::try_from(field(&v, "sender")?.as_u64().unwrap_or(u64::MAX)).map_err(|e| e.to_string())?,
+                        sender: u16::try_from(field(&v, "sender")?.as_u64().unwrap_or(u64::MAX))
+                            .map_err(|e| e.to_string())?,
                         broadcast: field(&v, "broadcast")?.as_bool().unwrap_or(false),
                         payload,
                     })

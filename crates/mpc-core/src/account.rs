@@ -59,11 +59,20 @@ impl std::fmt::Debug for Account {
 
 impl Account {
     /// Wraps a freshly generated key share.
-    pub fn new(id: impl Into<String>, kind: AccountKind, share: IncompleteKeyShare, created_at: u64) -> Self {
+    pub fn new(
+        id: impl Into<String>,
+        kind: AccountKind,
+        share: IncompleteKeyShare,
+        created_at: u64,
+    ) -> Self {
         let public_key = hex::encode(share.shared_public_key.to_bytes(true));
         let chain_code = share.chain_code.map(hex::encode);
         let parties = share.public_shares.len() as u16;
-        let threshold = share.vss_setup.as_ref().map(|v| v.min_signers).unwrap_or(parties);
+        let threshold = share
+            .vss_setup
+            .as_ref()
+            .map(|v| v.min_signers)
+            .unwrap_or(parties);
         let party_index = share.i;
         Account {
             id: id.into(),
@@ -89,7 +98,10 @@ impl Account {
         if path.is_root() {
             return Ok(self.master_public_key());
         }
-        let chain_code = self.share.chain_code.ok_or_else(|| CoreError::NotHd(path.to_string()))?;
+        let chain_code = self
+            .share
+            .chain_code
+            .ok_or_else(|| CoreError::NotHd(path.to_string()))?;
         crate::hd::derive_public_key(&self.master_public_key(), &chain_code, path)
     }
 

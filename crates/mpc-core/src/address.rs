@@ -62,7 +62,10 @@ pub fn hash160(public_key: &Point) -> [u8; 20] {
 }
 
 /// The native SegWit v0 pay-to-witness-public-key-hash address (`bc1q…`).
-pub fn bitcoin_p2wpkh_address(public_key: &Point, network: BitcoinNetwork) -> Result<String, CoreError> {
+pub fn bitcoin_p2wpkh_address(
+    public_key: &Point,
+    network: BitcoinNetwork,
+) -> Result<String, CoreError> {
     let hrp = match network {
         BitcoinNetwork::Mainnet => hrp::BC,
         BitcoinNetwork::Testnet => hrp::TB,
@@ -84,14 +87,20 @@ mod tests {
     #[test]
     fn eip55_known_vector() {
         // From EIP-55.
-        let raw: [u8; 20] = hex::decode("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed").unwrap().try_into().unwrap();
+        let raw: [u8; 20] = hex::decode("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed")
+            .unwrap()
+            .try_into()
+            .unwrap();
         assert_eq!(eip55(&raw), "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed");
     }
 
     #[test]
     fn eth_address_of_key_one() {
         // Private key 1 → 0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf
-        assert_eq!(ethereum_address(&point_of(1)), "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
+        assert_eq!(
+            ethereum_address(&point_of(1)),
+            "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"
+        );
     }
 
     #[test]

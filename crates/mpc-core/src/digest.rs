@@ -124,7 +124,10 @@ mod tests {
         let want = Sha256::digest(Sha256::digest(b"abc"));
         let got = DoubleSha256::digest(b"abc");
         assert_eq!(want.as_slice(), got.as_slice());
-        assert_eq!(DigestKind::DoubleSha256.digest(b"abc").as_slice(), want.as_slice());
+        assert_eq!(
+            DigestKind::DoubleSha256.digest(b"abc").as_slice(),
+            want.as_slice()
+        );
     }
 
     #[test]
@@ -138,7 +141,10 @@ mod tests {
 
     #[test]
     fn eip191_prefix() {
-        assert_eq!(eip191_preimage(b"hi"), b"\x19Ethereum Signed Message:\n2hi".to_vec());
+        assert_eq!(
+            eip191_preimage(b"hi"),
+            b"\x19Ethereum Signed Message:\n2hi".to_vec()
+        );
     }
 
     #[test]

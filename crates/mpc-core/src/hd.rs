@@ -132,7 +132,10 @@ mod tests {
 
     #[test]
     fn parses_paths() {
-        assert_eq!(DerivationPath::parse("m/44/60/0/0/7").unwrap().indices(), &[44, 60, 0, 0, 7]);
+        assert_eq!(
+            DerivationPath::parse("m/44/60/0/0/7").unwrap().indices(),
+            &[44, 60, 0, 0, 7]
+        );
         assert_eq!(DerivationPath::parse("1/2").unwrap().indices(), &[1, 2]);
         assert!(DerivationPath::parse("m").unwrap().is_root());
         assert_eq!(DerivationPath::parse("m/1/2").unwrap().to_string(), "m/1/2");
@@ -140,7 +143,15 @@ mod tests {
 
     #[test]
     fn rejects_hardened_and_garbage() {
-        for bad in ["m/44'/60", "m/44h", "m/2147483648", "m//1", "m/x", "m/-1", "m/99999999999"] {
+        for bad in [
+            "m/44'/60",
+            "m/44h",
+            "m/2147483648",
+            "m//1",
+            "m/x",
+            "m/-1",
+            "m/99999999999",
+        ] {
             let e = DerivationPath::parse(bad).unwrap_err();
             assert!(matches!(e, CoreError::InvalidPath { .. }), "{bad}: {e}");
         }

@@ -97,7 +97,10 @@ impl KdfParams {
     fn check(&self) -> Result<(), KeystoreError> {
         // Bounds keep a hostile file from making us allocate gigabytes.
         if !(8..=4 * 1024 * 1024).contains(&self.m_cost_kib) {
-            return Err(KeystoreError::BadKdfParams(format!("m_cost_kib {} out of range", self.m_cost_kib)));
+            return Err(KeystoreError::BadKdfParams(format!(
+                "m_cost_kib {} out of range",
+                self.m_cost_kib
+            )));
         }
         if !(1..=64).contains(&self.t_cost) || !(1..=16).contains(&self.p_cost) {
             return Err(KeystoreError::BadKdfParams(format!(
@@ -177,11 +180,18 @@ impl KeyShareBundle {
         let aad = header.aad()?;
         let key = derive_key(passphrase, &salt, params)?;
         let plaintext = Zeroizing::new(
-            serde_json::to_vec(self).map_err(|e| KeystoreError::Corrupt(format!("cannot serialise: {e}")))?,
+            serde_json::to_vec(self)
+                .map_err(|e| KeystoreError::Corrupt(format!("cannot serialise: {e}")))?,
         );
         let cipher = XChaCha20Poly1305::new(key.as_ref().into());
         let ciphertext = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: &plaintext, aad: &aad })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plaintext,
+                    aad: &aad,
+                },
+            )
             .map_err(|_| KeystoreError::Corrupt("encryption failed".into()))?;
         let file = FileRepr {
             header,
@@ -236,7 +246,13 @@ impl KeyShareBundle {
         let aad = h.aad()?;
         let plaintext = Zeroizing::new(
             cipher
-                .decrypt(XNonce::from_slice(&nonce), Payload { msg: &ciphertext, aad: &aad })
+                .decrypt(
+                    XNonce::from_slice(&nonce),
+                    Payload {
+                        msg: &ciphertext,
+                        aad: &aad,
+                    },
+                )
                 .map_err(|_| KeystoreError::WrongPassphrase)?,
         );
         let bundle: KeyShareBundle = serde_json::from_slice(&plaintext)
@@ -259,7 +275,12 @@ impl KeyShareBundle {
 
     /// Encrypts and writes atomically (temporary file, fsync, rename), mode 0600 on Unix.
     #[cfg(not(target_arch = "wasm32"))]
-    pub fn save(&self, path: &std::path::Path, passphrase: &str, params: KdfParams) -> Result<(), KeystoreError> {
+    pub fn save(
+        &self,
+        path: &std::path::Path,
+        passphrase: &str,
+        params: KdfParams,
+    ) -> Result<(), KeystoreError> {
         let text = self.encrypt(passphrase, params)?;
         write_atomically(path, text.as_bytes())
     }
@@ -274,8 +295,14 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Keys
         path: path.display().to_string(),
         source,
     };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
@@ -292,7 +319,11 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Keys
     Ok(())
 }
 
-fn derive_key(passphrase: &str, salt: &[u8], params: KdfParams) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+fn derive_key(
+    passphrase: &str,
+    salt: &[u8],
+    params: KdfParams,
+) -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
     if passphrase.is_empty() {
         return Err(KeystoreError::EmptyPassphrase);
     }
@@ -360,10 +391,22 @@ mod tests {
         assert_eq!(back.party_index, 2);
         assert_eq!(back.identity_secret, sample().identity_secret);
 
-        assert!(matches!(KeyShareBundle::decrypt(&text, "wrong"), Err(KeystoreError::WrongPassphrase)));
-        assert!(matches!(KeyShareBundle::decrypt(&text, ""), Err(KeystoreError::EmptyPassphrase)));
-        assert!(matches!(KeyShareBundle::decrypt("{not json", "x"), Err(KeystoreError::Corrupt(_))));
-        assert!(matches!(KeyShareBundle::decrypt("{}", "x"), Err(KeystoreError::Corrupt(_))));
+        assert!(matches!(
+            KeyShareBundle::decrypt(&text, "wrong"),
+            Err(KeystoreError::WrongPassphrase)
+        ));
+        assert!(matches!(
+            KeyShareBundle::decrypt(&text, ""),
+            Err(KeystoreError::EmptyPassphrase)
+        ));
+        assert!(matches!(
+            KeyShareBundle::decrypt("{not json", "x"),
+            Err(KeystoreError::Corrupt(_))
+        ));
+        assert!(matches!(
+            KeyShareBundle::decrypt("{}", "x"),
+            Err(KeystoreError::Corrupt(_))
+        ));
 
         // Header tampering (party index) is detected as an authentication failure.
         let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -377,7 +420,10 @@ mod tests {
         let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
         v["version"] = 99.into();
         let e = KeyShareBundle::decrypt(&v.to_string(), "correct horse").unwrap_err();
-        assert!(matches!(e, KeystoreError::UnknownVersion { found: 99 }), "{e}");
+        assert!(
+            matches!(e, KeystoreError::UnknownVersion { found: 99 }),
+            "{e}"
+        );
 
         // Ciphertext bit flip.
         let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -397,7 +443,10 @@ mod tests {
             Err(KeystoreError::BadKdfParams(_))
         ));
         // Truncated file.
-        assert!(matches!(KeyShareBundle::decrypt(&text[..text.len() / 2], "correct horse"), Err(KeystoreError::Corrupt(_))));
+        assert!(matches!(
+            KeyShareBundle::decrypt(&text[..text.len() / 2], "correct horse"),
+            Err(KeystoreError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -405,7 +454,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mpc-core-ks-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("shares.json");
-        sample().save(&path, "pw", KdfParams::insecure_for_tests()).unwrap();
+        sample()
+            .save(&path, "pw", KdfParams::insecure_for_tests())
+            .unwrap();
         assert_eq!(KeyShareBundle::load(&path, "pw").unwrap().party_index, 2);
         let missing = KeyShareBundle::load(&dir.join("nope.json"), "pw").unwrap_err();
         assert!(missing.to_string().contains("nope.json"), "{missing}");

@@ -3,8 +3,8 @@
 //! Messages are routed directly between the sessions; there is no network and no
 //! envelope layer, so this is only for parties that trust the process they run in.
 
-use crate::session::{Incoming, Outgoing, Session, SessionOutput, Step};
 use crate::error::SessionError;
+use crate::session::{Incoming, Outgoing, Session, SessionOutput, Step};
 use crate::PartyIndex;
 
 /// An interceptor may inspect or alter every message in transit (tests use it to play a
@@ -45,7 +45,9 @@ pub fn run_sessions(
         if !progressed {
             return Err((
                 sessions[0].me(),
-                SessionError::Internal("local run stalled: every session waits for messages".into()),
+                SessionError::Internal(
+                    "local run stalled: every session waits for messages".into(),
+                ),
             ));
         }
     }
@@ -112,9 +114,8 @@ where
     }
     // Party k gets index position k; map keygen indices to positions after creation.
     let (index_tx, index_rx) = mpsc::channel::<(usize, PartyIndex)>();
-    let (map_txs, map_rxs): (Vec<_>, Vec<_>) = (0..n)
-        .map(|_| mpsc::channel::<Vec<PartyIndex>>())
-        .unzip();
+    let (map_txs, map_rxs): (Vec<_>, Vec<_>) =
+        (0..n).map(|_| mpsc::channel::<Vec<PartyIndex>>()).unzip();
 
     std::thread::scope(|scope| {
         let mut handles = Vec::new();
@@ -214,7 +215,10 @@ where
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err((PartyIndex::MAX, SessionError::Internal("party thread panicked".into())))
+                    Err((
+                        PartyIndex::MAX,
+                        SessionError::Internal("party thread panicked".into()),
+                    ))
                 })
             })
             .collect();
@@ -227,7 +231,10 @@ where
                 Err(e) => {
                     let secondary = matches!(&e.1, SessionError::Internal(m) if m.contains("peer"));
                     let _ = secondary;
-                    if first_err.is_none() || (!secondary && matches!(&first_err, Some((_, SessionError::Internal(_))))) {
+                    if first_err.is_none()
+                        || (!secondary
+                            && matches!(&first_err, Some((_, SessionError::Internal(_)))))
+                    {
                         first_err = Some(e);
                     }
                 }

@@ -45,7 +45,11 @@ impl From<&PresignaturePublicData> for PresignaturePublicDataRepr {
     fn from(p: &PresignaturePublicData) -> Self {
         PresignaturePublicDataRepr {
             gamma: p.Gamma,
-            commitments: p.commitments.iter().map(|c| (c.tilde_Delta, c.tilde_S)).collect(),
+            commitments: p
+                .commitments
+                .iter()
+                .map(|c| (c.tilde_Delta, c.tilde_S))
+                .collect(),
         }
     }
 }
@@ -57,7 +61,10 @@ impl PresignaturePublicDataRepr {
             commitments: self
                 .commitments
                 .iter()
-                .map(|&(d, s)| cggmp24::signing::PresignatureCommitment { tilde_Delta: d, tilde_S: s })
+                .map(|&(d, s)| cggmp24::signing::PresignatureCommitment {
+                    tilde_Delta: d,
+                    tilde_S: s,
+                })
                 .collect(),
         }
     }
@@ -66,7 +73,8 @@ impl PresignaturePublicDataRepr {
 impl StoredPresignature {
     /// Issues this party's partial signature for `request`, consuming the presignature.
     pub fn issue_partial(self, request: &SignRequest) -> PartialSignature {
-        self.presignature.issue_partial_signature(request.data_to_sign())
+        self.presignature
+            .issue_partial_signature(request.data_to_sign())
     }
 }
 
@@ -112,7 +120,10 @@ impl PresignatureStore {
                 Ok(p)
             }
             None if self.used.contains(id) => Err(CoreError::PresignatureReused(id.to_string())),
-            None => Err(CoreError::invalid("presignature id", format!("{id} is unknown"))),
+            None => Err(CoreError::invalid(
+                "presignature id",
+                format!("{id} is unknown"),
+            )),
         }
     }
 

@@ -36,8 +36,12 @@ impl PrimeSet {
         let arr: [Integer; 4] = ints
             .try_into()
             .map_err(|_| CoreError::invalid("prime set", "need exactly 4 primes"))?;
-        PregeneratedPrimes::try_from(arr)
-            .map_err(|_| CoreError::invalid("prime set", format!("primes must be at least {PRIME_BITS} bits")))
+        PregeneratedPrimes::try_from(arr).map_err(|_| {
+            CoreError::invalid(
+                "prime set",
+                format!("primes must be at least {PRIME_BITS} bits"),
+            )
+        })
     }
 
     /// Builds a set from the library's type.
@@ -63,7 +67,10 @@ impl PrimeSet {
         let fixtures = dev_fixture_primes();
         self.primes.iter().any(|p| {
             let p = p.trim_start_matches("0x").to_ascii_lowercase();
-            fixtures.iter().flat_map(|s| s.primes.iter()).any(|f| *f == p)
+            fixtures
+                .iter()
+                .flat_map(|s| s.primes.iter())
+                .any(|f| *f == p)
         })
     }
 }

@@ -21,8 +21,8 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{extract_blame, SessionError};
 use crate::{
-    AuxInfo, Curve, IncompleteKeyShare, KeyShare, PartyIndex, Presignature,
-    PresignaturePublicData, SecurityLevel, Signature,
+    AuxInfo, Curve, IncompleteKeyShare, KeyShare, PartyIndex, Presignature, PresignaturePublicData,
+    SecurityLevel, Signature,
 };
 
 /// Which protocol a session runs.
@@ -211,7 +211,9 @@ where
                     reason: error_chain(&err),
                 }))
             }
-            ProceedResult::Error(err) => MachineStep::Done(Err(SessionError::Internal(err.to_string()))),
+            ProceedResult::Error(err) => {
+                MachineStep::Done(Err(SessionError::Internal(err.to_string())))
+            }
         }
     }
 
@@ -302,7 +304,11 @@ impl std::fmt::Debug for Session {
 }
 
 /// Builds the execution id shared by all participants from the session id.
-fn execution_id_bytes(kind: SessionKind, session_id: &[u8], participants: &[PartyIndex]) -> Vec<u8> {
+fn execution_id_bytes(
+    kind: SessionKind,
+    session_id: &[u8],
+    participants: &[PartyIndex],
+) -> Vec<u8> {
     let mut eid = b"wallet-mpc/v1/".to_vec();
     eid.extend_from_slice(kind.as_str().as_bytes());
     eid.push(b'/');
@@ -439,9 +445,9 @@ impl Session {
             let eid = cggmp24::ExecutionId::new(&eid);
             let builder = cggmp24::signing(eid, i, &parties, &share);
             let builder = match path {
-                Some(path) => builder.set_derivation_path(path).map_err(|e| {
-                    SignFailure::Path(format!("{e:?}"))
-                })?,
+                Some(path) => builder
+                    .set_derivation_path(path)
+                    .map_err(|e| SignFailure::Path(format!("{e:?}")))?,
                 None => builder,
             };
             builder
@@ -549,13 +555,12 @@ impl Session {
                 participants: self.participants.clone(),
             });
         }
-        let round = self
-            .machine
-            .round_of(&msg.payload)
-            .map_err(|reason| SessionError::MalformedMessage {
+        let round = self.machine.round_of(&msg.payload).map_err(|reason| {
+            SessionError::MalformedMessage {
                 from: msg.sender,
                 reason,
-            })?;
+            }
+        })?;
         if !self.seen.insert((msg.sender, round, msg.broadcast)) {
             return Err(SessionError::MalformedMessage {
                 from: msg.sender,

@@ -22,7 +22,11 @@ pub fn verifying_key(public_key: &Point) -> Result<VerifyingKey, CoreError> {
 }
 
 /// Verifies a signature over a 32-byte digest (independently of the protocol library).
-pub fn verify_digest(public_key: &Point, digest: &[u8; 32], sig: &Signature) -> Result<(), CoreError> {
+pub fn verify_digest(
+    public_key: &Point,
+    digest: &[u8; 32],
+    sig: &Signature,
+) -> Result<(), CoreError> {
     let vk = verifying_key(public_key)?;
     let sig = to_k256(sig)?;
     vk.verify_prehash(digest, &sig)
@@ -103,13 +107,18 @@ pub fn ethereum_signature(
 }
 
 /// Recovers the signer's Ethereum address from a digest and (r, s, y_parity).
-pub fn recover_ethereum_address(digest: &[u8; 32], sig: &EthereumSignature) -> Result<String, CoreError> {
+pub fn recover_ethereum_address(
+    digest: &[u8; 32],
+    sig: &EthereumSignature,
+) -> Result<String, CoreError> {
     let mut rs = [0u8; 64];
     rs[..32].copy_from_slice(&sig.r);
     rs[32..].copy_from_slice(&sig.s);
     let ksig = ecdsa::Signature::from_slice(&rs).map_err(|e| CoreError::invalid("signature", e))?;
-    let rec = RecoveryId::from_byte(sig.y_parity).ok_or_else(|| CoreError::invalid("y parity", sig.y_parity))?;
-    let vk = VerifyingKey::recover_from_prehash(digest, &ksig, rec).map_err(|_| CoreError::InvalidSignature)?;
+    let rec = RecoveryId::from_byte(sig.y_parity)
+        .ok_or_else(|| CoreError::invalid("y parity", sig.y_parity))?;
+    let vk = VerifyingKey::recover_from_prehash(digest, &ksig, rec)
+        .map_err(|_| CoreError::InvalidSignature)?;
     let point = generic_ec::Point::from_bytes(vk.to_encoded_point(true).as_bytes())
         .map_err(|e| CoreError::invalid("recovered key", e))?;
     Ok(crate::address::ethereum_address(&point))
@@ -131,7 +140,11 @@ pub struct EncodedSignature {
 }
 
 /// Encodes a signature in every format (after verifying it).
-pub fn encode_all(public_key: &Point, digest: &[u8; 32], sig: &Signature) -> Result<EncodedSignature, CoreError> {
+pub fn encode_all(
+    public_key: &Point,
+    digest: &[u8; 32],
+    sig: &Signature,
+) -> Result<EncodedSignature, CoreError> {
     verify_digest(public_key, digest, sig)?;
     let eth = ethereum_signature(public_key, digest, sig, EthereumVStyle::Typed)?;
     Ok(EncodedSignature {

@@ -23,7 +23,12 @@ use serde_json::{json, Value};
 fn gmp_party_binary() -> PathBuf {
     // target/<profile>/deps/backend_interop-xxxx -> target/
     let exe = std::env::current_exe().expect("current exe");
-    let target = exe.parent().and_then(|p| p.parent()).and_then(|p| p.parent()).expect("target dir").to_path_buf();
+    let target = exe
+        .parent()
+        .and_then(|p| p.parent())
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .to_path_buf();
     // Same target dir: dependencies built with GMP (also used by the cosigner) are shared.
     let interop_target = target.clone();
     let status = Command::new(env!("CARGO"))
@@ -43,8 +48,14 @@ fn gmp_party_binary() -> PathBuf {
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .status()
         .expect("run cargo");
-    assert!(status.success(), "building the GMP party failed (is libgmp-dev installed?)");
-    interop_target.join("debug").join("examples").join("stdio_party")
+    assert!(
+        status.success(),
+        "building the GMP party failed (is libgmp-dev installed?)"
+    );
+    interop_target
+        .join("debug")
+        .join("examples")
+        .join("stdio_party")
 }
 
 struct Remote {
@@ -74,7 +85,12 @@ impl Remote {
             }
         });
         stdin.send(job.to_string()).unwrap();
-        Remote { child, stdin, lines, me }
+        Remote {
+            child,
+            stdin,
+            lines,
+            me,
+        }
     }
 }
 
@@ -89,12 +105,15 @@ fn drive(mut local: Vec<Session>, mut remote: Remote) -> (Vec<SessionOutput>, Va
             let step = local[k].run().expect("local session");
             let _ = step;
             for m in local[k].drain_outgoing() {
-                for j in 0..local.len() {
-                    let to = local[j].me();
+                for s in local.iter_mut() {
+                    let to = s.me();
                     if to != from && m.recipient.is_none_or(|r| r == to) {
-                        local[j]
-                            .handle(Incoming { sender: from, broadcast: m.recipient.is_none(), payload: m.payload.clone() })
-                            .unwrap();
+                        s.handle(Incoming {
+                            sender: from,
+                            broadcast: m.recipient.is_none(),
+                            payload: m.payload.clone(),
+                        })
+                        .unwrap();
                     }
                 }
                 if m.recipient.is_none_or(|r| r == remote.me) {
@@ -118,7 +137,12 @@ fn drive(mut local: Vec<Session>, mut remote: Remote) -> (Vec<SessionOutput>, Va
                 let recipient = out["recipient"].as_u64().map(|r| r as u16);
                 for s in local.iter_mut() {
                     if recipient.is_none_or(|r| r == s.me()) {
-                        s.handle(Incoming { sender: remote.me, broadcast: recipient.is_none(), payload: payload.clone() }).unwrap();
+                        s.handle(Incoming {
+                            sender: remote.me,
+                            broadcast: recipient.is_none(),
+                            payload: payload.clone(),
+                        })
+                        .unwrap();
                     }
                 }
             } else {
@@ -142,9 +166,21 @@ fn gmp_and_pure_rust_parties_generate_and_sign_together() {
     // Aux info: parties 0 and 2 here, party 1 on GMP.
     let local = [0u16, 2]
         .iter()
-        .map(|&i| Session::aux_info(b"interop-aux", i, 3, primes[usize::from(i)].to_pregenerated().unwrap()).unwrap())
+        .map(|&i| {
+            Session::aux_info(
+                b"interop-aux",
+                i,
+                3,
+                primes[usize::from(i)].to_pregenerated().unwrap(),
+            )
+            .unwrap()
+        })
         .collect();
-    let remote = Remote::start(&bin, 1, json!({"job": "aux", "session_id": "interop-aux", "me": 1, "n": 3, "primes": primes[1]}));
+    let remote = Remote::start(
+        &bin,
+        1,
+        json!({"job": "aux", "session_id": "interop-aux", "me": 1, "n": 3, "primes": primes[1]}),
+    );
     let (outs, remote_aux) = drive(local, remote);
     let mut aux: Vec<mpc_core::AuxInfo> = outs
         .into_iter()
@@ -153,12 +189,20 @@ fn gmp_and_pure_rust_parties_generate_and_sign_together() {
             _ => panic!(),
         })
         .collect();
-    let remote_aux: mpc_core::AuxInfo = serde_json::from_value(remote_aux).expect("GMP aux info deserializes in num-bigint");
+    let remote_aux: mpc_core::AuxInfo =
+        serde_json::from_value(remote_aux).expect("GMP aux info deserializes in num-bigint");
     aux.insert(1, remote_aux);
 
     // DKG.
-    let local = [0u16, 2].iter().map(|&i| Session::keygen(b"interop-dkg", i, 3, 2).unwrap()).collect();
-    let remote = Remote::start(&bin, 1, json!({"job": "keygen", "session_id": "interop-dkg", "me": 1, "n": 3, "t": 2}));
+    let local = [0u16, 2]
+        .iter()
+        .map(|&i| Session::keygen(b"interop-dkg", i, 3, 2).unwrap())
+        .collect();
+    let remote = Remote::start(
+        &bin,
+        1,
+        json!({"job": "keygen", "session_id": "interop-dkg", "me": 1, "n": 3, "t": 2}),
+    );
     let (outs, remote_share) = drive(local, remote);
     let mut shares: Vec<mpc_core::IncompleteKeyShare> = outs
         .into_iter()
@@ -178,16 +222,32 @@ fn gmp_and_pure_rust_parties_generate_and_sign_together() {
 
     // Signing: device (pure Rust) with the GMP cosigner, then GMP cosigner with recovery.
     for (local_party, sid) in [(0u16, "interop-sign-01"), (2u16, "interop-sign-12")] {
-        let signers = if local_party == 0 { vec![0, 1] } else { vec![1, 2] };
-        let req = SignRequest { preimage: sid.as_bytes().to_vec(), digest: DigestKind::Keccak256 };
-        let local = vec![Session::sign(sid.as_bytes(), signers.clone(), complete[usize::from(local_party)].clone(), None, req.data_to_sign()).unwrap()];
+        let signers = if local_party == 0 {
+            vec![0, 1]
+        } else {
+            vec![1, 2]
+        };
+        let req = SignRequest {
+            preimage: sid.as_bytes().to_vec(),
+            digest: DigestKind::Keccak256,
+        };
+        let local = vec![Session::sign(
+            sid.as_bytes(),
+            signers.clone(),
+            complete[usize::from(local_party)].clone(),
+            None,
+            req.data_to_sign(),
+        )
+        .unwrap()];
         let remote = Remote::start(
             &bin,
             1,
             json!({"job": "sign", "session_id": sid, "signers": signers, "share": serde_json::to_value(&complete[1]).unwrap(), "preimage": sid}),
         );
         let (outs, remote_sig) = drive(local, remote);
-        let SessionOutput::Signature(sig) = outs[0] else { panic!() };
+        let SessionOutput::Signature(sig) = outs[0] else {
+            panic!()
+        };
         let remote_sig: mpc_core::Signature = serde_json::from_value(remote_sig).unwrap();
         assert_eq!(sig, remote_sig);
         verify_digest(&pk, &req.digest_bytes(), &sig).expect("verifies");

@@ -9,10 +9,17 @@ use mpc_core::digest::{eip191_preimage, DigestKind, SignRequest};
 use mpc_core::hd::DerivationPath;
 use mpc_core::local::run_sessions;
 use mpc_core::presign::{combine, PresignatureStore, StoredPresignature};
-use mpc_core::signature::{bitcoin_der, ethereum_signature, recover_ethereum_address, verify_digest, EthereumVStyle};
+use mpc_core::signature::{
+    bitcoin_der, ethereum_signature, recover_ethereum_address, verify_digest, EthereumVStyle,
+};
 use mpc_core::{address, CoreError, Session, SessionError, SessionOutput, Signature};
 
-fn sign(signers: &[u16], path: Option<&DerivationPath>, req: &SignRequest, sid: &[u8]) -> Signature {
+fn sign(
+    signers: &[u16],
+    path: Option<&DerivationPath>,
+    req: &SignRequest,
+    sid: &[u8],
+) -> Signature {
     let w = wallet();
     let sessions = signers
         .iter()
@@ -50,7 +57,8 @@ fn every_pair_signs_and_signatures_verify() {
         };
         let sig = sign(pair, None, &req, format!("pair-{n}").as_bytes());
         verify_digest(&pk, &req.digest_bytes(), &sig).expect("k256 verifies");
-        sig.verify(&pk, &req.data_to_sign()).expect("library verifies");
+        sig.verify(&pk, &req.data_to_sign())
+            .expect("library verifies");
     }
 }
 
@@ -62,10 +70,19 @@ fn hd_children_match_independent_bip32_and_sign() {
     let ours = acct.public_key_at(&path).unwrap();
 
     // Independent derivation with the `bip32` crate from the xpub (depth 0 master).
-    let chain_code: [u8; 32] = hex::decode(acct.chain_code.as_ref().unwrap()).unwrap().try_into().unwrap();
-    let master = bip32::PublicKey::from_bytes(acct.master_public_key().to_bytes(true).as_ref().try_into().unwrap())
-        .map(|pk: k256::ecdsa::VerifyingKey| pk)
+    let chain_code: [u8; 32] = hex::decode(acct.chain_code.as_ref().unwrap())
+        .unwrap()
+        .try_into()
         .unwrap();
+    let master = bip32::PublicKey::from_bytes(
+        acct.master_public_key()
+            .to_bytes(true)
+            .as_ref()
+            .try_into()
+            .unwrap(),
+    )
+    .map(|pk: k256::ecdsa::VerifyingKey| pk)
+    .unwrap();
     let attrs = bip32::ExtendedKeyAttrs {
         depth: 0,
         parent_fingerprint: [0; 4],
@@ -74,13 +91,22 @@ fn hd_children_match_independent_bip32_and_sign() {
     };
     let mut xpub = bip32::ExtendedPublicKey::<k256::ecdsa::VerifyingKey>::new(master, attrs);
     for &i in path.indices() {
-        xpub = xpub.derive_child(bip32::ChildNumber::new(i, false).unwrap()).unwrap();
+        xpub = xpub
+            .derive_child(bip32::ChildNumber::new(i, false).unwrap())
+            .unwrap();
     }
     let theirs = xpub.public_key().to_encoded_point(true);
-    assert_eq!(ours.to_bytes(true).as_ref(), theirs.as_bytes(), "child public keys differ");
+    assert_eq!(
+        ours.to_bytes(true).as_ref(),
+        theirs.as_bytes(),
+        "child public keys differ"
+    );
 
     // Sign at the child path; the signature verifies under the child key, not the master.
-    let req = SignRequest { preimage: b"child tx".to_vec(), digest: DigestKind::Keccak256 };
+    let req = SignRequest {
+        preimage: b"child tx".to_vec(),
+        digest: DigestKind::Keccak256,
+    };
     let sig = sign(&[0, 1], Some(&path), &req, b"hd-sign");
     verify_digest(&ours, &req.digest_bytes(), &sig).expect("verifies under child key");
     assert!(verify_digest(&acct.master_public_key(), &req.digest_bytes(), &sig).is_err());
@@ -92,10 +118,17 @@ fn ethereum_signature_recovers_the_address() {
     let path = DerivationPath::parse("m/0/1").unwrap();
     let pk = w.accounts[0].public_key_at(&path).unwrap();
     let addr = address::ethereum_address(&pk);
-    let req = SignRequest { preimage: eip191_preimage(b"hello wallet"), digest: DigestKind::Keccak256 };
+    let req = SignRequest {
+        preimage: eip191_preimage(b"hello wallet"),
+        digest: DigestKind::Keccak256,
+    };
     let sig = sign(&[1, 2], Some(&path), &req, b"eth-sign");
     let digest = req.digest_bytes();
-    for style in [EthereumVStyle::Legacy, EthereumVStyle::Eip155(1), EthereumVStyle::Typed] {
+    for style in [
+        EthereumVStyle::Legacy,
+        EthereumVStyle::Eip155(1),
+        EthereumVStyle::Typed,
+    ] {
         let eth = ethereum_signature(&pk, &digest, &sig, style).unwrap();
         assert_eq!(recover_ethereum_address(&digest, &eth).unwrap(), addr);
         match style {
@@ -105,7 +138,12 @@ fn ethereum_signature_recovers_the_address() {
         }
         // Low s (EIP-2).
         let s = num_from(&eth.s);
-        assert!(s <= num_from(&hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0").unwrap()));
+        assert!(
+            s <= num_from(
+                &hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
+                    .unwrap()
+            )
+        );
     }
 }
 
@@ -117,14 +155,18 @@ fn num_from(b: &[u8]) -> Vec<u8> {
 fn bitcoin_der_verifies_with_libsecp256k1() {
     let w = wallet();
     let pk = w.accounts[0].master_public_key();
-    let req = SignRequest { preimage: b"bitcoin sighash preimage".to_vec(), digest: DigestKind::DoubleSha256 };
+    let req = SignRequest {
+        preimage: b"bitcoin sighash preimage".to_vec(),
+        digest: DigestKind::DoubleSha256,
+    };
     let sig = sign(&[0, 2], None, &req, b"btc-sign");
     let der = bitcoin_der(&sig).unwrap();
     let secp = secp256k1::Secp256k1::verification_only();
     let msg = secp256k1::Message::from_digest(req.digest_bytes());
     let s = secp256k1::ecdsa::Signature::from_der(&der).expect("strict DER");
     let key = secp256k1::PublicKey::from_slice(&pk.to_bytes(true)).unwrap();
-    secp.verify_ecdsa(&msg, &s, &key).expect("libsecp256k1 verifies");
+    secp.verify_ecdsa(&msg, &s, &key)
+        .expect("libsecp256k1 verifies");
     // libsecp256k1 rejects high-s signatures in verify; normalising changes nothing.
     let mut norm = s;
     norm.normalize_s();
@@ -140,13 +182,22 @@ fn presignature_signs_once_and_only_once() {
     let signers = vec![0u16, 1];
     let sessions = signers
         .iter()
-        .map(|&k| Session::presign(b"presign-1", signers.clone(), w.shares[usize::from(k)].clone()).unwrap())
+        .map(|&k| {
+            Session::presign(
+                b"presign-1",
+                signers.clone(),
+                w.shares[usize::from(k)].clone(),
+            )
+            .unwrap()
+        })
         .collect();
     let outs = run_sessions(sessions, None).expect("presign");
     let mut stores = Vec::new();
     let mut public = None;
     for (k, o) in signers.iter().zip(outs) {
-        let SessionOutput::Presignature(p, pubdata) = o else { panic!("unexpected") };
+        let SessionOutput::Presignature(p, pubdata) = o else {
+            panic!("unexpected")
+        };
         let repr = mpc_core::presign::PresignaturePublicDataRepr::from(pubdata.as_ref());
         public.get_or_insert_with(|| repr.clone());
         let mut store = PresignatureStore::new();
@@ -162,27 +213,47 @@ fn presignature_signs_once_and_only_once() {
         stores.push((*k, store));
     }
     let public = public.unwrap();
-    let req = SignRequest { preimage: b"fast path".to_vec(), digest: DigestKind::Keccak256 };
+    let req = SignRequest {
+        preimage: b"fast path".to_vec(),
+        digest: DigestKind::Keccak256,
+    };
     let mut partials = Vec::new();
     let mut taken = Vec::new();
     for (_, store) in stores.iter_mut() {
-        assert_eq!(store.available_for("acct", &signers), vec!["presign-1".to_string()]);
+        assert_eq!(
+            store.available_for("acct", &signers),
+            vec!["presign-1".to_string()]
+        );
         let p = store.take("presign-1").unwrap();
         taken.push(p.clone());
         partials.push(p.issue_partial(&req));
     }
     let sig = combine(&public, &partials, &req).unwrap();
-    verify_digest(&w.accounts[0].master_public_key(), &req.digest_bytes(), &sig).unwrap();
+    verify_digest(
+        &w.accounts[0].master_public_key(),
+        &req.digest_bytes(),
+        &sig,
+    )
+    .unwrap();
 
     // Second use: the store refuses, both by id and when the same presignature is
     // re-inserted (e.g. restored from a backup).
     for ((_, store), p) in stores.iter_mut().zip(taken) {
-        assert!(matches!(store.take("presign-1"), Err(CoreError::PresignatureReused(_))));
-        assert!(matches!(store.insert(p), Err(CoreError::PresignatureReused(_))));
+        assert!(matches!(
+            store.take("presign-1"),
+            Err(CoreError::PresignatureReused(_))
+        ));
+        assert!(matches!(
+            store.insert(p),
+            Err(CoreError::PresignatureReused(_))
+        ));
         assert!(store.is_empty());
     }
     // A partial signature for a different message does not combine with the others.
-    let other = SignRequest { preimage: b"other".to_vec(), digest: DigestKind::Keccak256 };
+    let other = SignRequest {
+        preimage: b"other".to_vec(),
+        digest: DigestKind::Keccak256,
+    };
     assert!(combine(&public, &partials, &other).is_err());
 }
 
@@ -190,10 +261,22 @@ fn presignature_signs_once_and_only_once() {
 fn tampered_message_names_the_misbehaving_party() {
     let w = wallet();
     let signers = vec![0u16, 2];
-    let req = SignRequest { preimage: b"tamper".to_vec(), digest: DigestKind::Keccak256 };
+    let req = SignRequest {
+        preimage: b"tamper".to_vec(),
+        digest: DigestKind::Keccak256,
+    };
     let sessions = signers
         .iter()
-        .map(|&k| Session::sign(b"tamper", signers.clone(), w.shares[usize::from(k)].clone(), None, req.data_to_sign()).unwrap())
+        .map(|&k| {
+            Session::sign(
+                b"tamper",
+                signers.clone(),
+                w.shares[usize::from(k)].clone(),
+                None,
+                req.data_to_sign(),
+            )
+            .unwrap()
+        })
         .collect();
     // Party 2 alters a number inside its first broadcast (a commitment/ciphertext):
     // the message still decodes, but its zero-knowledge proof no longer verifies.
@@ -222,7 +305,9 @@ fn tampered_message_names_the_misbehaving_party() {
 /// Changes the first long hex string found in a JSON value (a big number or point).
 fn flip_first_hex_digit(v: &mut serde_json::Value) -> bool {
     match v {
-        serde_json::Value::String(s) if s.len() >= 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) => {
+        serde_json::Value::String(s)
+            if s.len() >= 64 && s.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
             let last = s.pop().unwrap();
             s.push(if last == '1' { '2' } else { '1' });
             true
@@ -236,29 +321,83 @@ fn flip_first_hex_digit(v: &mut serde_json::Value) -> bool {
 #[test]
 fn sessions_reject_bad_input_without_losing_state() {
     let w = wallet();
-    let req = SignRequest { preimage: b"x".to_vec(), digest: DigestKind::Keccak256 };
-    let mut s = Session::sign(b"bad-input", vec![0, 1], w.shares[0].clone(), None, req.data_to_sign()).unwrap();
+    let req = SignRequest {
+        preimage: b"x".to_vec(),
+        digest: DigestKind::Keccak256,
+    };
+    let mut s = Session::sign(
+        b"bad-input",
+        vec![0, 1],
+        w.shares[0].clone(),
+        None,
+        req.data_to_sign(),
+    )
+    .unwrap();
     s.run().unwrap();
     let first = s.drain_outgoing();
     assert!(!first.is_empty());
     // Unknown sender, self, garbage, oversize.
-    let bad = |sender, payload: &[u8]| mpc_core::Incoming { sender, broadcast: true, payload: payload.to_vec() };
-    assert!(matches!(s.handle(bad(2, b"{}")), Err(SessionError::UnknownSender { from: 2, .. })));
-    assert!(matches!(s.handle(bad(0, b"{}")), Err(SessionError::UnknownSender { from: 0, .. })));
-    assert!(matches!(s.handle(bad(1, b"\xff\x00garbage")), Err(SessionError::MalformedMessage { from: 1, .. })));
-    assert!(matches!(s.handle(bad(1, &vec![b' '; mpc_core::session::MAX_PAYLOAD + 1])), Err(SessionError::MalformedMessage { from: 1, .. })));
+    let bad = |sender, payload: &[u8]| mpc_core::Incoming {
+        sender,
+        broadcast: true,
+        payload: payload.to_vec(),
+    };
+    assert!(matches!(
+        s.handle(bad(2, b"{}")),
+        Err(SessionError::UnknownSender { from: 2, .. })
+    ));
+    assert!(matches!(
+        s.handle(bad(0, b"{}")),
+        Err(SessionError::UnknownSender { from: 0, .. })
+    ));
+    assert!(matches!(
+        s.handle(bad(1, b"\xff\x00garbage")),
+        Err(SessionError::MalformedMessage { from: 1, .. })
+    ));
+    assert!(matches!(
+        s.handle(bad(1, &vec![b' '; mpc_core::session::MAX_PAYLOAD + 1])),
+        Err(SessionError::MalformedMessage { from: 1, .. })
+    ));
     // Duplicate delivery of a valid message is refused the second time.
-    let mut peer = Session::sign(b"bad-input", vec![0, 1], w.shares[1].clone(), None, req.data_to_sign()).unwrap();
+    let mut peer = Session::sign(
+        b"bad-input",
+        vec![0, 1],
+        w.shares[1].clone(),
+        None,
+        req.data_to_sign(),
+    )
+    .unwrap();
     peer.run().unwrap();
     let msgs = peer.drain_outgoing();
     let m = &msgs[0];
-    let inc = mpc_core::Incoming { sender: 1, broadcast: m.recipient.is_none(), payload: m.payload.clone() };
+    let inc = mpc_core::Incoming {
+        sender: 1,
+        broadcast: m.recipient.is_none(),
+        payload: m.payload.clone(),
+    };
     s.handle(inc.clone()).unwrap();
-    assert!(matches!(s.handle(inc), Err(SessionError::MalformedMessage { from: 1, .. })));
+    assert!(matches!(
+        s.handle(inc),
+        Err(SessionError::MalformedMessage { from: 1, .. })
+    ));
     // Bad parameters.
     assert!(Session::sign(b"p", vec![0], w.shares[0].clone(), None, req.data_to_sign()).is_err());
-    assert!(Session::sign(b"p", vec![1, 2], w.shares[0].clone(), None, req.data_to_sign()).is_err());
-    assert!(Session::sign(b"p", vec![1, 0], w.shares[0].clone(), None, req.data_to_sign()).is_err());
+    assert!(Session::sign(
+        b"p",
+        vec![1, 2],
+        w.shares[0].clone(),
+        None,
+        req.data_to_sign()
+    )
+    .is_err());
+    assert!(Session::sign(
+        b"p",
+        vec![1, 0],
+        w.shares[0].clone(),
+        None,
+        req.data_to_sign()
+    )
+    .is_err());
     assert!(Session::keygen(b"p", 3, 3, 2).is_err());
     assert!(Session::keygen(b"p", 0, 3, 4).is_err());
 }
@@ -268,13 +407,31 @@ fn aux_info_is_reused_across_accounts() {
     let w = wallet();
     let second = common::keygen(b"second-account", mpc_core::AccountKind::Independent);
     assert_ne!(second[0].public_key, w.accounts[0].public_key);
-    let shares: Vec<_> = second.iter().zip(&w.aux).map(|(a, x)| a.complete(x).unwrap()).collect();
-    let req = SignRequest { preimage: b"second".to_vec(), digest: DigestKind::Sha256 };
+    let shares: Vec<_> = second
+        .iter()
+        .zip(&w.aux)
+        .map(|(a, x)| a.complete(x).unwrap())
+        .collect();
+    let req = SignRequest {
+        preimage: b"second".to_vec(),
+        digest: DigestKind::Sha256,
+    };
     let sessions = [1u16, 2]
         .iter()
-        .map(|&k| Session::sign(b"second", vec![1, 2], shares[usize::from(k)].clone(), None, req.data_to_sign()).unwrap())
+        .map(|&k| {
+            Session::sign(
+                b"second",
+                vec![1, 2],
+                shares[usize::from(k)].clone(),
+                None,
+                req.data_to_sign(),
+            )
+            .unwrap()
+        })
         .collect();
     let out = run_sessions(sessions, None).unwrap();
-    let SessionOutput::Signature(sig) = out[0] else { panic!() };
+    let SessionOutput::Signature(sig) = out[0] else {
+        panic!()
+    };
     verify_digest(&second[0].master_public_key(), &req.digest_bytes(), &sig).unwrap();
 }

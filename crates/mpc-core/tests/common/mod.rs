@@ -22,7 +22,9 @@ pub fn aux_infos() -> &'static Vec<AuxInfo> {
         assert_eq!(primes.len(), 3, "fixture primes missing");
         let factories: Vec<_> = (0..PARTIES)
             .map(|i| {
-                let p = primes[usize::from(i)].to_pregenerated().expect("fixture primes");
+                let p = primes[usize::from(i)]
+                    .to_pregenerated()
+                    .expect("fixture primes");
                 move || Session::aux_info(b"test-aux", i, PARTIES, p)
             })
             .collect();
@@ -59,6 +61,10 @@ pub fn wallet() -> &'static Wallet {
             .zip(&aux)
             .map(|(a, x)| a.complete(x).expect("complete"))
             .collect();
-        Wallet { aux, shares, accounts }
+        Wallet {
+            aux,
+            shares,
+            accounts,
+        }
     })
 }
