@@ -1,8 +1,444 @@
-//! Harness: build and locate the binaries, start processes on free loopback ports.
-pub fn target_dir() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    exe.parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default()
+//! Harness of the end-to-end tests: builds and locates the real binaries
+//! (`sign-gateway`, `sign-service`, `client`), starts them on free loopback ports with
+//! their own temporary directories, runs the client, and verifies signatures
+//! independently of the wallet's code (k256 + keccak directly).
+//!
+//! The binaries are built with `cargo build -p <package> --bin <bin>`, one package per
+//! invocation: building the cosigner (GMP backend) together with the client (pure-Rust
+//! backend) would unify their features and silently give the cosigner the slow backend.
+//! Set `E2E_NO_BUILD=1` to use binaries that are already in the target directory.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
+use sha3::{Digest, Keccak256};
+
+/// Passphrase of the device file in the tests.
+pub const DEVICE_PASS: &str = "e2e device passphrase";
+/// Passphrase of the recovery file in the tests.
+pub const RECOVERY_PASS: &str = "e2e recovery passphrase";
+/// Key-store key of the cosigner in the tests (public: tests only).
+pub const STORE_KEY: &str = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+
+/// Paths of the three binaries.
+#[derive(Debug, Clone)]
+pub struct Bins {
+    /// `client`.
+    pub client: PathBuf,
+    /// `sign-gateway`.
+    pub gateway: PathBuf,
+    /// `sign-service`.
+    pub service: PathBuf,
+}
+
+/// The target profile directory the test executable runs from (`target/debug`).
+pub fn profile_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("no current exe")?;
+    // target/debug/deps/e2e-xxxx -> target/debug
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("unexpected test executable location")?;
+    Ok(dir.to_path_buf())
+}
+
+/// Builds (unless `E2E_NO_BUILD=1`) and locates the binaries, once per process.
+pub fn bins() -> Result<Bins> {
+    static BINS: OnceLock<std::result::Result<Bins, String>> = OnceLock::new();
+    BINS.get_or_init(|| build_bins().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow::anyhow!(e))
+}
+
+fn build_bins() -> Result<Bins> {
+    let dir = profile_dir()?;
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let wanted = [
+        ("wallet-cli", "client"),
+        ("sign-gateway", "sign-gateway"),
+        ("sign-service", "sign-service"),
+    ];
+    if std::env::var("E2E_NO_BUILD").as_deref() != Ok("1") {
+        for (pkg, bin) in wanted {
+            let started = Instant::now();
+            let mut cmd = Command::new(env!("CARGO"));
+            cmd.args(["build", "-p", pkg, "--bin", bin]);
+            if release {
+                cmd.arg("--release");
+            }
+            // The target dir of the nested build must be ours.
+            if let Some(target) = dir.parent() {
+                cmd.env("CARGO_TARGET_DIR", target);
+            }
+            let status = cmd
+                .status()
+                .with_context(|| format!("cannot run cargo build -p {pkg}"))?;
+            if !status.success() {
+                bail!("cargo build -p {pkg} --bin {bin} failed ({status})");
+            }
+            eprintln!(
+                "[e2e] built {bin} ({:.1}s)",
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let path = |bin: &str| -> Result<PathBuf> {
+        let p = dir.join(bin);
+        if !p.exists() {
+            bail!(
+                "{} is missing (build it, or unset E2E_NO_BUILD)",
+                p.display()
+            );
+        }
+        Ok(p)
+    };
+    Ok(Bins {
+        client: path("client")?,
+        gateway: path("sign-gateway")?,
+        service: path("sign-service")?,
+    })
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A temporary directory (removed on drop unless `E2E_KEEP=1`).
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates a fresh directory.
+    pub fn new(prefix: &str) -> Result<Self> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).with_context(|| format!("creating {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if std::env::var("E2E_KEEP").as_deref() != Ok("1") {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A running process, killed on drop; its output goes to a log file.
+pub struct Proc {
+    name: String,
+    child: Option<Child>,
+    /// Log file (stdout + stderr).
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `cmd` with its output in `log`.
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Self> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let err = out.try_clone()?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        Ok(Proc {
+            name: name.into(),
+            child: Some(child),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The output so far.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// SIGKILL (a crash) and wait.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, wait up to 15 s, then SIGKILL.
+    pub fn terminate(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(15) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    self.child = None;
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        self.kill();
+    }
+
+    /// Waits until `port` accepts connections (fails if the process exits first).
+    pub fn wait_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            if !self.alive() {
+                bail!("{} exited early; output:\n{}", self.name, self.output());
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                bail!(
+                    "{} not listening on {port} after {timeout:?}; output:\n{}",
+                    self.name,
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts `sign-gateway` (open, no access secret) on a free port; returns it and its URL.
+pub fn start_gateway(bins: &Bins, dir: &Path) -> Result<(Proc, String)> {
+    let port = free_port()?;
+    let cfg = dir.join("sign-gateway.yaml");
+    std::fs::write(
+        &cfg,
+        format!("host: 127.0.0.1\nport: {port}\nlogging:\n  level: warn\n  format: pretty\n"),
+    )?;
+    let mut cmd = Command::new(&bins.gateway);
+    cmd.arg("--config").arg(&cfg);
+    for v in [
+        "SIGN_GATEWAY_HOST",
+        "SIGN_GATEWAY_PORT",
+        "SIGN_GATEWAY_ACCESS_SECRET",
+        "SIGN_GATEWAY_CONFIG",
+    ] {
+        cmd.env_remove(v);
+    }
+    let mut p = Proc::spawn("sign-gateway", cmd, &dir.join("sign-gateway.log"))?;
+    p.wait_port(port, Duration::from_secs(20))?;
+    Ok((p, format!("http://127.0.0.1:{port}")))
+}
+
+/// Settings of a `sign-service` run.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// gRPC port.
+    pub port: u16,
+    /// Gateway URL.
+    pub gateway_url: String,
+    /// Data directory (key store, audit log).
+    pub data_dir: PathBuf,
+    /// Per-transaction value limit (wei), if any.
+    pub max_value_per_tx_wei: Option<u128>,
+    /// Signing session timeout.
+    pub session_timeout_secs: u64,
+}
+
+impl ServiceConfig {
+    /// The audit log path.
+    pub fn audit_log(&self) -> PathBuf {
+        self.data_dir.join("audit.jsonl")
+    }
+
+    /// The YAML config.
+    pub fn yaml(&self) -> String {
+        let mut y = format!(
+            "host: 127.0.0.1\nport: {}\ngateway_url: {}\nkey_store: {}\naudit_log: {}\n\
+             insecure_dev_primes: true\nsession_timeout_secs: {}\nwallet_creation_timeout_secs: 600\n\
+             prime_pool_size: 0\nlogging:\n  level: info\n  format: pretty\n",
+            self.port,
+            self.gateway_url,
+            self.data_dir.join("store.redb").display(),
+            self.audit_log().display(),
+            self.session_timeout_secs,
+        );
+        if let Some(max) = self.max_value_per_tx_wei {
+            y.push_str(&format!(
+                "policy:\n  ethereum:\n    max_value_per_tx_wei: \"{max}\"\n"
+            ));
+        }
+        y
+    }
+}
+
+/// Starts `sign-service` with `cfg` and waits for its port.
+pub fn start_service(bins: &Bins, cfg: &ServiceConfig) -> Result<Proc> {
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    let path = cfg.data_dir.join("sign-service.yaml");
+    std::fs::write(&path, cfg.yaml())?;
+    let mut cmd = Command::new(&bins.service);
+    cmd.arg("--config")
+        .arg(&path)
+        .env("SIGN_SERVICE_STORE_KEY", STORE_KEY);
+    for v in [
+        "SIGN_SERVICE_HOST",
+        "SIGN_SERVICE_PORT",
+        "SIGN_SERVICE_GATEWAY_URL",
+        "SIGN_SERVICE_KEY_STORE",
+        "SIGN_SERVICE_AUDIT_LOG",
+        "SIGN_SERVICE_CONFIG",
+        "SIGN_SERVICE_STORE_PASSPHRASE",
+        "SIGN_GATEWAY_ACCESS_SECRET",
+    ] {
+        cmd.env_remove(v);
+    }
+    let mut p = Proc::spawn("sign-service", cmd, &cfg.data_dir.join("sign-service.log"))?;
+    p.wait_port(cfg.port, Duration::from_secs(60))?;
+    Ok(p)
+}
+
+/// Runs the client with `args` in `dir` (passphrases set, JSON output, fast KDF).
+pub fn client_command(bins: &Bins, dir: &Path, cosigner: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new(&bins.client);
+    cmd.current_dir(dir)
+        .args(["--json", "--insecure-fast-kdf", "--cosigner", cosigner])
+        .args(args)
+        .env("WALLET_CLIENT_PASSPHRASE", DEVICE_PASS)
+        .env("WALLET_RECOVERY_PASSPHRASE", RECOVERY_PASS)
+        .env_remove("WALLET_COSIGNER_URL")
+        .env_remove("WALLET_GATEWAY_URL");
+    cmd
+}
+
+/// Output of a client run.
+#[derive(Debug)]
+pub struct ClientRun {
+    /// Exit code (-1 if killed).
+    pub code: i32,
+    /// stdout.
+    pub stdout: String,
+    /// stderr.
+    pub stderr: String,
+    /// Wall time of the process.
+    pub wall: Duration,
+}
+
+impl ClientRun {
+    /// Parses stdout's last line as JSON.
+    pub fn json(&self) -> Result<serde_json::Value> {
+        let line = self.stdout.lines().last().context("no output")?;
+        serde_json::from_str(line).with_context(|| format!("not JSON: {line}"))
+    }
+
+    /// Requires success and returns the JSON output.
+    pub fn ok(&self) -> Result<serde_json::Value> {
+        if self.code != 0 {
+            bail!(
+                "client failed with {}:\nstdout: {}\nstderr: {}",
+                self.code,
+                self.stdout,
+                self.stderr
+            );
+        }
+        self.json()
+    }
+}
+
+/// Runs the client to completion.
+pub fn client(bins: &Bins, dir: &Path, cosigner: &str, args: &[&str]) -> Result<ClientRun> {
+    let started = Instant::now();
+    let out: Output = client_command(bins, dir, cosigner, args)
+        .output()
+        .context("cannot run client")?;
+    Ok(ClientRun {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into(),
+        stderr: String::from_utf8_lossy(&out.stderr).into(),
+        wall: started.elapsed(),
+    })
+}
+
+/// EIP-55-insensitive Ethereum address of a k256 key.
+pub fn eth_address(vk: &VerifyingKey) -> String {
+    let pt = vk.to_encoded_point(false);
+    let h = Keccak256::digest(&pt.as_bytes()[1..]);
+    format!("0x{}", hex::encode(&h[12..]))
+}
+
+/// Independently verifies a client signature JSON (`r`, `s`, `y_parity`, `der`,
+/// `digest`, `public_key`) over `preimage` (keccak-256) against `address`: the digest is
+/// recomputed, the key is recovered from (r, s, y_parity) and must give `address`, the
+/// DER form must verify under the public key, and s must be low.
+pub fn verify_eth_signature(preimage: &[u8], sig: &serde_json::Value, address: &str) -> Result<()> {
+    let field = |k: &str| sig[k].as_str().with_context(|| format!("no {k} in {sig}"));
+    let digest: [u8; 32] = Keccak256::digest(preimage).into();
+    if hex::encode(digest) != field("digest")? {
+        bail!(
+            "digest {} is not keccak256(preimage) {}",
+            field("digest")?,
+            hex::encode(digest)
+        );
+    }
+    let mut rs = hex::decode(field("r")?)?;
+    rs.extend(hex::decode(field("s")?)?);
+    let signature = Signature::from_slice(&rs).context("bad r||s")?;
+    if signature.normalize_s().is_some() {
+        bail!("s is not low");
+    }
+    let y = sig["y_parity"].as_u64().context("no y_parity")? as u8;
+    let recid = RecoveryId::from_byte(y).context("bad y_parity")?;
+    let vk = VerifyingKey::recover_from_prehash(&digest, &signature, recid)
+        .context("cannot recover key")?;
+    let recovered = eth_address(&vk);
+    if !recovered.eq_ignore_ascii_case(address) {
+        bail!("signature recovers to {recovered}, expected {address}");
+    }
+    let pk = VerifyingKey::from_sec1_bytes(&hex::decode(field("public_key")?)?)?;
+    let der = Signature::from_der(&hex::decode(field("der")?)?).context("bad DER")?;
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    pk.verify_prehash(&digest, &der)
+        .context("DER signature does not verify")?;
+    if eth_address(&pk) != recovered.to_ascii_lowercase() {
+        bail!("public key and recovered key differ");
+    }
+    Ok(())
+}
+
+/// The EIP-191 preimage of a text message.
+pub fn eip191(message: &str) -> Vec<u8> {
+    let mut v = format!("\x19Ethereum Signed Message:\n{}", message.len()).into_bytes();
+    v.extend_from_slice(message.as_bytes());
+    v
+}
+
+/// Number of lines of a file (0 if missing).
+pub fn line_count(path: &Path) -> usize {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }

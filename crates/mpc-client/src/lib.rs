@@ -349,17 +349,18 @@ impl MpcClient {
                      secret-safe. Enable insecure_dev_primes (--insecure-dev-primes) to use them for development"
                 )));
             }
-            let sets =
-                match file.parties.len() {
-                    3 => (file.parties[0].clone(), file.parties[2].clone()),
-                    2 => (file.parties[0].clone(), file.parties[1].clone()),
-                    n => return Err(MpcError::CorruptFile {
+            let sets = match file.parties.len() {
+                3 => (file.parties[0].clone(), file.parties[2].clone()),
+                2 => (file.parties[0].clone(), file.parties[1].clone()),
+                n => {
+                    return Err(MpcError::CorruptFile {
                         path: path.clone(),
                         reason: format!(
                             "holds {n} prime sets; need 3 (by party index) or 2 (device, recovery)"
                         ),
-                    }),
-                };
+                    })
+                }
+            };
             if sets.0 == sets.1 {
                 return Err(MpcError::config(format!(
                     "{path}: the device and recovery prime sets are identical"
