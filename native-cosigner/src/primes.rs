@@ -114,9 +114,17 @@ impl PrimePool {
             let notified = self.available.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(set) = self.store.pop_primes()? {
-                self.wanted.notify_one();
-                return Ok(set);
+            match self.store.pop_primes() {
+                Ok(Some(set)) => {
+                    self.wanted.notify_one();
+                    return Ok(set);
+                }
+                Ok(None) => {}
+                Err(e @ StoreError::Tampered { .. }) | Err(e @ StoreError::Malformed(..)) => {
+                    tracing::error!(error = %e, "discarded an unreadable prime set");
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
             }
             self.wanted.notify_one();
             tracing::info!("waiting for a safe-prime set");

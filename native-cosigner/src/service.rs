@@ -643,6 +643,16 @@ impl pb::cosigner_server::Cosigner for CosignerService {
             DkgState::Running => return Err(Status::unavailable("DKG still running")),
             DkgState::Failed(reason) => {
                 st.pending_lock().remove(&wallet_id);
+                st.audit(AuditRecord {
+                    timestamp_ms: now,
+                    event: "confirm_wallet",
+                    wallet_id: wallet_id.clone(),
+                    party: Some(party),
+                    decision: Some("deny"),
+                    reason: Some(reason.clone()),
+                    outcome: Some("discarded".into()),
+                    ..Default::default()
+                })?;
                 return Err(Status::aborted(format!(
                     "wallet creation failed on the cosigner: {reason}"
                 )));

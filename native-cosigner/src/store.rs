@@ -442,7 +442,8 @@ impl Store {
         tx.commit().map_err(db_err)
     }
 
-    /// Takes (removes) one prime set from the pool; each set is used once.
+    /// Takes (removes) one prime set from the pool; each set is used once. A record
+    /// that fails to decrypt is removed too (and reported), so it cannot block the pool.
     pub fn pop_primes(&self) -> Result<Option<PrimeSet>, StoreError> {
         let tx = self.db.begin_write().map_err(db_err)?;
         let out = {
@@ -451,15 +452,10 @@ impl Store {
                 .pop_first()
                 .map_err(db_err)?
                 .map(|(k, v)| (k.value(), v.value().to_vec()));
-            match popped {
-                Some((k, sealed)) => {
-                    Some(self.decode::<PrimeSet>("prime_pool", &k.to_string(), &sealed)?)
-                }
-                None => None,
-            }
+            popped.map(|(k, sealed)| self.decode::<PrimeSet>("prime_pool", &k.to_string(), &sealed))
         };
         tx.commit().map_err(db_err)?;
-        Ok(out)
+        out.transpose()
     }
 
     /// Number of prime sets in the pool.
@@ -566,10 +562,12 @@ mod tests {
             v[n] ^= 1;
         });
         assert!(matches!(s.pop_primes(), Err(StoreError::Tampered { .. })));
-        // Put record 1 under key 0: the associated data no longer matches.
-        s.edit_prime_record(0, 100, |_| {});
+        // The bad record was dropped. Put record 1 under key 0: the associated data no
+        // longer matches.
         s.edit_prime_record(1, 0, |_| {});
         assert!(matches!(s.pop_primes(), Err(StoreError::Tampered { .. })));
+        assert_eq!(s.pop_primes().unwrap(), Some(set(0x30)));
+        assert_eq!(s.pop_primes().unwrap(), None);
     }
 
     #[test]

@@ -442,6 +442,7 @@ async fn create_confirm_sign_policy_and_auth() {
         ),
     );
     let (dev_aux, dev_accounts) = d;
+    let (rec_aux, rec_accounts) = r.clone();
     assert_eq!(dev_accounts[0].public_key, r.1[0].public_key);
 
     // Sign before confirming: unknown wallet.
@@ -457,9 +458,7 @@ async fn create_confirm_sign_policy_and_auth() {
     .expect_err("unconfirmed");
     assert_eq!(e.code(), tonic::Code::NotFound);
 
-    // A wrong public key is refused (and discards the wallet) — so confirm correctly
-    // first on a clone of the map to keep this wallet: check with a bad key from the
-    // wrong party signature instead.
+    // A confirmation signed with the wrong identity key is refused.
     let keys: HashMap<String, String> = dev_accounts
         .iter()
         .map(|a| (a.id.clone(), a.public_key.clone()))
@@ -547,6 +546,50 @@ async fn create_confirm_sign_policy_and_auth() {
         panic!("signature")
     };
     mpc_core::signature::verify_digest(&child, &digest, &sig).expect("signature verifies");
+
+    // Recovery + cosigner (lost device), at the root path.
+    let msg = mpc_core::digest::eip191_preimage(b"recovery signs");
+    let mut req = pb::StartSignRequest {
+        auth: None,
+        account_id: "account-0".into(),
+        derivation_path: String::new(),
+        preimage: msg.clone(),
+        digest: DigestKind::Keccak256 as i32,
+        payload_kind: PayloadKind::EthereumMessage as i32,
+    };
+    auth::sign_request(&mut req, &recovery, &wallet, 2).expect("sign");
+    let started = client
+        .start_sign(req)
+        .await
+        .expect("start sign")
+        .into_inner();
+    assert_eq!(started.signers, vec![1, 2]);
+    let room = started.session.clone().expect("room");
+    let share = rec_accounts[0].complete(&rec_aux).expect("complete");
+    let sid = room.session_id.clone().into_bytes();
+    let sign_roster = Roster::new([(1, cosigner), (2, recovery.public())]).expect("roster");
+    let msg2 = msg.clone();
+    let out = run_session(
+        ctx(&gw, &room, 2, &recovery, &sign_roster),
+        move || {
+            Session::sign(
+                &sid,
+                vec![1, 2],
+                share,
+                None,
+                mpc_core::DigestKind::Keccak256.data_to_sign(&msg2),
+            )
+        },
+        |_| {},
+    )
+    .await
+    .expect("recovery sign session");
+    let SessionOutput::Signature(sig) = out else {
+        panic!("signature")
+    };
+    let root = rec_accounts[0].master_public_key();
+    mpc_core::signature::verify_digest(&root, &mpc_core::DigestKind::Keccak256.digest(&msg), &sig)
+        .expect("recovery signature verifies");
 
     // Policy refusal names the rule, and is audited.
     let e = start_sign(
