@@ -89,7 +89,10 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    rt.block_on(serve(cfg, Arc::new(store)))
+    let result = rt.block_on(serve(cfg, Arc::new(store)));
+    // Do not wait for a background prime generation (CPU-bound, minutes) to finish.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    result
 }
 
 async fn shutdown_signal() {

@@ -134,3 +134,56 @@ impl PrimePool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KeySource;
+
+    fn store(name: &str) -> Arc<Store> {
+        let d =
+            std::env::temp_dir().join(format!("sign-service-primes-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        Arc::new(Store::open(&d.join("s.redb"), &KeySource::InsecureDev).unwrap())
+    }
+
+    #[tokio::test]
+    async fn dev_primes_are_the_cosigner_fixture() {
+        let pool = PrimePool::new(store("dev"), 0, true);
+        let set = pool.take(Duration::from_millis(1)).await.unwrap();
+        assert_eq!(set, dev_fixture_primes()[1]);
+        assert!(set.is_public_fixture());
+    }
+
+    #[tokio::test]
+    async fn empty_pool_times_out_and_stocked_pool_serves() {
+        let s = store("stock");
+        let pool = PrimePool::new(Arc::clone(&s), 0, false);
+        assert!(matches!(
+            pool.take(Duration::from_millis(50)).await,
+            Err(PrimeError::Timeout(_))
+        ));
+        let set = dev_fixture_primes()[0].clone();
+        s.push_primes(&set).unwrap();
+        assert_eq!(pool.take(Duration::from_millis(50)).await.unwrap(), set);
+        assert!(pool.is_empty());
+    }
+
+    /// Real generation with GMP (minutes of CPU): `cargo test -p sign-service --lib
+    /// -- --ignored real_generation --nocapture`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn real_generation() {
+        let pool = PrimePool::new(store("real"), 1, false);
+        pool.spawn_generator();
+        let t = std::time::Instant::now();
+        let set = pool.take(Duration::from_secs(1800)).await.unwrap();
+        eprintln!(
+            "one safe-prime set (4 x 1536 bits) in {:?} with {}",
+            t.elapsed(),
+            mpc_core::BACKEND
+        );
+        assert!(!set.is_public_fixture());
+        set.to_pregenerated().unwrap();
+    }
+}
