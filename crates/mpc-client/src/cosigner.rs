@@ -76,7 +76,11 @@ fn auth_err(e: auth::AuthError) -> MpcError {
 
 /// Maps a gRPC status of the cosigner to the client's error categories.
 pub(crate) fn map_status(s: tonic::Status) -> MpcError {
-    let msg = s.message().to_string();
+    let mut msg = s.message().to_string();
+    // Transport failures carry their cause (e.g. "connection refused") as the source.
+    if let Some(src) = std::error::Error::source(&s) {
+        msg = format!("{msg}: {}", error_chain(src));
+    }
     match s.code() {
         Code::Unavailable => MpcError::CosignerUnavailable { reason: msg },
         Code::Unauthenticated => MpcError::Unauthorized { reason: msg },
@@ -149,6 +153,16 @@ impl CosignerClient {
         &self.url
     }
 
+    /// Maps a status, naming the cosigner when it cannot be reached.
+    fn status(&self, s: tonic::Status) -> MpcError {
+        match map_status(s) {
+            MpcError::CosignerUnavailable { reason } => MpcError::CosignerUnavailable {
+                reason: format!("{}: {reason}", self.url),
+            },
+            other => other,
+        }
+    }
+
     /// The cosigner's health report.
     pub async fn health(&self) -> Result<CosignerHealth, MpcError> {
         let r = self
@@ -156,7 +170,7 @@ impl CosignerClient {
             .clone()
             .health(pb::HealthRequest {})
             .await
-            .map_err(map_status)?
+            .map_err(|e| self.status(e))?
             .into_inner();
         Ok(CosignerHealth {
             status: r.status,
@@ -214,7 +228,7 @@ impl CosignerClient {
             .clone()
             .create_wallet(req)
             .await
-            .map_err(map_status)?
+            .map_err(|e| self.status(e))?
             .into_inner();
         if r.wallet_id.is_empty() {
             return Err(invalid_response("no wallet id"));
@@ -272,7 +286,7 @@ impl CosignerClient {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                Err(s) => return Err(map_status(s)),
+                Err(s) => return Err(self.status(s)),
             }
         }
     }
@@ -308,7 +322,7 @@ impl CosignerClient {
             .clone()
             .start_sign(req)
             .await
-            .map_err(map_status)?
+            .map_err(|e| self.status(e))?
             .into_inner();
         let session = RoomInfo::from_pb(r.session, "signing")?;
         let signers = r

@@ -87,6 +87,7 @@ pub fn new_mpc_client(config: MpcConfig) -> Result<MpcClient, MpcError> {
     Ok(MpcClient {
         config,
         cache: Mutex::new(BTreeMap::new()),
+        progress: std::sync::Mutex::new(Arc::new(types::NoProgress)),
     })
 }
 
@@ -96,6 +97,8 @@ pub struct MpcClient {
     config: MpcConfig,
     /// Decrypted bundles by party index (decryption costs a second of Argon2).
     cache: Mutex<BTreeMap<u16, Arc<PartyFiles>>>,
+    /// Receives the progress of signing sessions.
+    progress: std::sync::Mutex<Progress>,
 }
 
 impl std::fmt::Debug for MpcClient {
@@ -192,6 +195,22 @@ impl MpcClient {
     /// The configuration in use.
     pub fn config(&self) -> &MpcConfig {
         &self.config
+    }
+
+    /// Sets the listener that receives the progress of signing sessions (stage `sign`,
+    /// one event per protocol round of each local party). Wallet creation takes its
+    /// listener as an argument.
+    pub fn set_progress_listener(&self, listener: Progress) {
+        if let Ok(mut p) = self.progress.lock() {
+            *p = listener;
+        }
+    }
+
+    fn sign_progress(&self) -> Progress {
+        match self.progress.lock() {
+            Ok(p) => p.clone(),
+            Err(_) => Arc::new(types::NoProgress),
+        }
     }
 
     fn device_path(&self) -> PathBuf {
@@ -731,10 +750,11 @@ impl MpcClient {
         let hd = (!dpath.is_root()).then(|| dpath.indices().to_vec());
         let signers = expected.clone();
         let sid2 = sid.clone();
+        let pr = session_progress(&self.sign_progress(), "sign", me, Some(account_id.clone()));
         let session = run_session(
             ctx,
             move || Session::sign(sid2.as_bytes(), signers, share, hd, data),
-            |_| {},
+            pr,
         );
         let out = tokio::select! {
             r = session => r.map_err(|e| MpcError::party("sign", &sid, e))?,

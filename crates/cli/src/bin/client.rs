@@ -294,6 +294,19 @@ impl ProgressListener for StderrProgress {
     }
 }
 
+fn stderr_progress() -> Arc<StderrProgress> {
+    Arc::new(StderrProgress {
+        last: Mutex::new(Vec::new()),
+    })
+}
+
+/// A client for signing, with session progress on stderr.
+fn signing_client(cfg: MpcConfig) -> Result<MpcClient> {
+    let client = new_mpc_client(cfg)?;
+    client.set_progress_listener(stderr_progress());
+    Ok(client)
+}
+
 fn config(
     args: &Args,
     role: PartyRole,
@@ -403,9 +416,7 @@ async fn run(args: Args) -> Result<()> {
                 eprintln!("Generating 2 x 4 safe primes of 1536 bits (this takes minutes)...");
             }
             let client = new_mpc_client(cfg)?;
-            let listener = Arc::new(StderrProgress {
-                last: Mutex::new(Vec::new()),
-            });
+            let listener = stderr_progress();
             let w = client
                 .create_wallet(*accounts, kind, label.clone(), Some(listener))
                 .await?;
@@ -483,7 +494,7 @@ async fn run(args: Args) -> Result<()> {
             path,
         } => {
             let client =
-                new_mpc_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+                signing_client(config(&args, role, need_device, need_recovery, "signing")?)?;
             let account = account_or_first(&client, account.clone()).await?;
             let sig = client
                 .sign_message(account, path.clone(), message.as_bytes().to_vec())
@@ -499,7 +510,7 @@ async fn run(args: Args) -> Result<()> {
             let payload = hex_arg("the transaction", tx)?;
             let style = chain_style_for_payload(&payload, *chain_id)?;
             let client =
-                new_mpc_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+                signing_client(config(&args, role, need_device, need_recovery, "signing")?)?;
             let account = account_or_first(&client, account.clone()).await?;
             let sig = client
                 .sign_tx(
@@ -527,7 +538,7 @@ async fn run(args: Args) -> Result<()> {
                 other => bail!("unknown --digest {other:?} (keccak256, double_sha256, sha256)"),
             };
             let client =
-                new_mpc_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+                signing_client(config(&args, role, need_device, need_recovery, "signing")?)?;
             let account = account_or_first(&client, account.clone()).await?;
             let sig = client
                 .sign_tx(
