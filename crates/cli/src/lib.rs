@@ -40,12 +40,14 @@ pub fn passphrase_for(i: usize) -> Result<String> {
 
 /// Loads a key-share file, trying the passphrase of the party it declares.
 pub fn load_share_file(path: &Path) -> Result<KeyShareBundle> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let party = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("party_index").and_then(|p| p.as_u64()))
         .filter(|&p| p < 3)
-        .with_context(|| format!("{} is not a key-share file", path.display()))? as usize;
+        .with_context(|| format!("{} is not a key-share file", path.display()))?
+        as usize;
     let pass = passphrase_for(party)?;
     KeyShareBundle::decrypt(&text, &pass).with_context(|| format!("cannot open {}", path.display()))
 }

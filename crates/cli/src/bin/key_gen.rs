@@ -19,7 +19,11 @@ use mpc_core::{Account, AccountKind, Session, SessionOutput, PARTIES, THRESHOLD}
 use wallet_cli::{passphrase_for, PASSPHRASE_ENV, ROLES, SHARE_FILES};
 
 #[derive(Parser, Debug)]
-#[command(name = "key-gen", version, about = "Create the key shares of a 2-of-3 threshold wallet (local DKG)")]
+#[command(
+    name = "key-gen",
+    version,
+    about = "Create the key shares of a 2-of-3 threshold wallet (local DKG)"
+)]
 struct Args {
     /// Number of accounts (independent keys) to create.
     #[arg(long, default_value_t = 1)]
@@ -61,7 +65,10 @@ fn main() {
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn run(args: Args) -> Result<()> {
@@ -74,21 +81,35 @@ fn run(args: Args) -> Result<()> {
         bail!("--accounts must be between 1 and 1000");
     }
     // Check everything that can fail cheaply before minutes of work.
-    let passphrases: Vec<String> = (0..3).map(passphrase_for).collect::<Result<_>>().with_context(|| {
-        format!("each share file needs a passphrase: set {}", PASSPHRASE_ENV.join(", "))
-    })?;
-    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    let passphrases: Vec<String> = (0..3)
+        .map(passphrase_for)
+        .collect::<Result<_>>()
+        .with_context(|| {
+            format!(
+                "each share file needs a passphrase: set {}",
+                PASSPHRASE_ENV.join(", ")
+            )
+        })?;
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
     let paths: Vec<PathBuf> = SHARE_FILES.iter().map(|f| args.out_dir.join(f)).collect();
     if !args.force {
         if let Some(p) = paths.iter().find(|p| p.exists()) {
-            bail!("{} already exists; refusing to overwrite key shares (use --force)", p.display());
+            bail!(
+                "{} already exists; refusing to overwrite key shares (use --force)",
+                p.display()
+            );
         }
     }
     let secret = match &args.import_hex {
         Some(h) => {
-            let bytes = hex::decode(h.trim().trim_start_matches("0x")).context("--import-hex is not hex")?;
+            let bytes = hex::decode(h.trim().trim_start_matches("0x"))
+                .context("--import-hex is not hex")?;
             if bytes.len() != 32 {
-                bail!("--import-hex must be a 32-byte private key, got {} bytes", bytes.len());
+                bail!(
+                    "--import-hex must be a 32-byte private key, got {} bytes",
+                    bytes.len()
+                );
             }
             if args.accounts != 1 {
                 bail!("--import-hex imports exactly one account");
@@ -110,7 +131,10 @@ fn run(args: Args) -> Result<()> {
         .map(|i| {
             let b = multi.add(ProgressBar::new(100));
             b.set_style(style.clone());
-            b.set_prefix(format!("aux info {}", ROLES[i].split(' ').next().unwrap_or("")));
+            b.set_prefix(format!(
+                "aux info {}",
+                ROLES[i].split(' ').next().unwrap_or("")
+            ));
             b
         })
         .collect();
@@ -124,7 +148,12 @@ fn run(args: Args) -> Result<()> {
                 let p = set
                     .to_pregenerated()
                     .map_err(|e| mpc_core::SessionError::InvalidParams(e.to_string()))?;
-                Session::aux_info(format!("key-gen-aux-{}", now()).as_bytes(), i as u16, PARTIES, p)
+                Session::aux_info(
+                    format!("key-gen-aux-{}", now()).as_bytes(),
+                    i as u16,
+                    PARTIES,
+                    p,
+                )
             }
         })
         .collect();
@@ -132,7 +161,11 @@ fn run(args: Args) -> Result<()> {
         if let Ok(bars) = bars_ref.lock() {
             if let Some(b) = bars.get(usize::from(party)) {
                 b.set_position(u64::from(pr.percent()));
-                b.set_message(format!("round {}/{}", pr.round.min(pr.total_rounds), pr.total_rounds));
+                b.set_message(format!(
+                    "round {}/{}",
+                    pr.round.min(pr.total_rounds),
+                    pr.total_rounds
+                ));
             }
         }
     })
@@ -180,12 +213,16 @@ fn run(args: Args) -> Result<()> {
             let sessions = (0..PARTIES)
                 .map(|i| Session::keygen(sid.as_bytes(), i, PARTIES, THRESHOLD))
                 .collect::<Result<Vec<_>, _>>()?;
-            let outs = run_sessions(sessions, None).map_err(|(p, e)| anyhow::anyhow!("DKG failed at party {p}: {e}"))?;
+            let outs = run_sessions(sessions, None)
+                .map_err(|(p, e)| anyhow::anyhow!("DKG failed at party {p}: {e}"))?;
             for (i, o) in outs.into_iter().enumerate() {
-                let SessionOutput::Keygen(share) = o else { bail!("unexpected DKG output") };
+                let SessionOutput::Keygen(share) = o else {
+                    bail!("unexpected DKG output")
+                };
                 let acct = Account::new(id.clone(), kind, *share, created);
                 // A share is only useful with its aux info; check that they fit together.
-                acct.complete(&aux[i]).context("DKG share does not fit the aux info")?;
+                acct.complete(&aux[i])
+                    .context("DKG share does not fit the aux info")?;
                 bundles[i].accounts.insert(id.clone(), acct);
             }
             bar.inc(1);
@@ -193,13 +230,21 @@ fn run(args: Args) -> Result<()> {
         bar.finish();
     }
 
-    let kdf = if args.insecure_fast_kdf { KdfParams::insecure_for_tests() } else { KdfParams::default() };
+    let kdf = if args.insecure_fast_kdf {
+        KdfParams::insecure_for_tests()
+    } else {
+        KdfParams::default()
+    };
     for (i, bundle) in bundles.iter().enumerate() {
         bundle
             .save(&paths[i], &passphrases[i], kdf)
             .with_context(|| format!("cannot write {}", paths[i].display()))?;
     }
-    println!("Created {} account(s) in {:.1}s:", args.accounts, started.elapsed().as_secs_f64());
+    println!(
+        "Created {} account(s) in {:.1}s:",
+        args.accounts,
+        started.elapsed().as_secs_f64()
+    );
     for acct in bundles[0].accounts.values() {
         let pk = acct.master_public_key();
         println!(
@@ -210,7 +255,12 @@ fn run(args: Args) -> Result<()> {
         );
     }
     for (i, p) in paths.iter().enumerate() {
-        println!("  {:<20} {}  (passphrase from {})", ROLES[i], p.display(), PASSPHRASE_ENV[i]);
+        println!(
+            "  {:<20} {}  (passphrase from {})",
+            ROLES[i],
+            p.display(),
+            PASSPHRASE_ENV[i]
+        );
     }
     println!("Keep the three files on three different machines: any two of them can sign.");
     Ok(())
@@ -218,10 +268,15 @@ fn run(args: Args) -> Result<()> {
 
 fn load_primes(args: &Args) -> Result<Vec<PrimeSet>> {
     if let Some(path) = &args.primes {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read primes file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read primes file {}", path.display()))?;
         let file = PrimesFile::from_json(&text)?;
         if file.parties.len() != 3 {
-            bail!("{} holds {} prime sets; key-gen needs 3 (one per party)", path.display(), file.parties.len());
+            bail!(
+                "{} holds {} prime sets; key-gen needs 3 (one per party)",
+                path.display(),
+                file.parties.len()
+            );
         }
         if file.is_public_fixture() && !args.insecure_dev_primes {
             bail!(
@@ -232,7 +287,8 @@ fn load_primes(args: &Args) -> Result<Vec<PrimeSet>> {
             );
         }
         for (i, s) in file.parties.iter().enumerate() {
-            s.to_pregenerated().with_context(|| format!("prime set {i} in {}", path.display()))?;
+            s.to_pregenerated()
+                .with_context(|| format!("prime set {i} in {}", path.display()))?;
         }
         return Ok(file.parties);
     }
@@ -256,14 +312,30 @@ fn load_primes(args: &Args) -> Result<Vec<PrimeSet>> {
                 s.spawn(move || PrimeSet::generate(&mut |_| bar.inc(1)))
             })
             .collect();
-        handles.into_iter().map(|h| h.join().map_err(|_| anyhow::anyhow!("prime generation thread panicked"))).collect::<Result<_>>()
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("prime generation thread panicked"))
+            })
+            .collect::<Result<_>>()
     })?;
     bar.finish();
     if let Some(path) = &args.save_primes {
-        let file = PrimesFile { insecure_public_fixture: false, warning: Some("SECRET: Paillier private keys of the three parties. Keep offline.".into()), parties: sets.clone() };
+        let file = PrimesFile {
+            insecure_public_fixture: false,
+            warning: Some(
+                "SECRET: Paillier private keys of the three parties. Keep offline.".into(),
+            ),
+            parties: sets.clone(),
+        };
         let text = serde_json::to_string_pretty(&file)?;
-        write_atomically(path, text.as_bytes()).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("saved primes to {} (mode 0600; secret material)", path.display());
+        write_atomically(path, text.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!(
+            "saved primes to {} (mode 0600; secret material)",
+            path.display()
+        );
     }
     Ok(sets)
 }

@@ -12,12 +12,18 @@ use clap::Parser;
 use mpc_core::digest::{eip191_preimage, DigestKind, SignRequest};
 use mpc_core::hd::DerivationPath;
 use mpc_core::local::run_sessions;
-use mpc_core::signature::{bitcoin_der, ethereum_signature, recover_ethereum_address, verify_digest, EthereumVStyle};
+use mpc_core::signature::{
+    bitcoin_der, ethereum_signature, recover_ethereum_address, verify_digest, EthereumVStyle,
+};
 use mpc_core::{address, Session, SessionOutput};
 use wallet_cli::load_share_file;
 
 #[derive(Parser, Debug)]
-#[command(name = "local-sign", version, about = "Sign with two local key-share files and verify the signature")]
+#[command(
+    name = "local-sign",
+    version,
+    about = "Sign with two local key-share files and verify the signature"
+)]
 struct Args {
     /// Two key-share files (of two different parties).
     #[arg(num_args = 2, required = true)]
@@ -49,34 +55,58 @@ fn main() {
 fn run(args: Args) -> Result<()> {
     let path = DerivationPath::parse(&args.path)?;
     let request = match (&args.message, &args.preimage_hex) {
-        (Some(m), None) => SignRequest { preimage: eip191_preimage(m.as_bytes()), digest: DigestKind::Keccak256 },
+        (Some(m), None) => SignRequest {
+            preimage: eip191_preimage(m.as_bytes()),
+            digest: DigestKind::Keccak256,
+        },
         (None, Some(h)) => SignRequest {
-            preimage: hex::decode(h.trim_start_matches("0x")).context("--preimage-hex is not hex")?,
-            digest: DigestKind::parse(&args.digest)
-                .with_context(|| format!("unknown --digest {:?} (keccak256, double_sha256, sha256)", args.digest))?,
+            preimage: hex::decode(h.trim_start_matches("0x"))
+                .context("--preimage-hex is not hex")?,
+            digest: DigestKind::parse(&args.digest).with_context(|| {
+                format!(
+                    "unknown --digest {:?} (keccak256, double_sha256, sha256)",
+                    args.digest
+                )
+            })?,
         },
         _ => bail!("give --message TEXT or --preimage-hex HEX"),
     };
-    let bundles = args.shares.iter().map(|p| load_share_file(p)).collect::<Result<Vec<_>>>()?;
+    let bundles = args
+        .shares
+        .iter()
+        .map(|p| load_share_file(p))
+        .collect::<Result<Vec<_>>>()?;
     let mut signers: Vec<u16> = bundles.iter().map(|b| b.party_index).collect();
     if signers[0] == signers[1] {
-        bail!("both files belong to party {}; give two different parties' files", signers[0]);
+        bail!(
+            "both files belong to party {}; give two different parties' files",
+            signers[0]
+        );
     }
     signers.sort_unstable();
     let mut shares = Vec::new();
     let mut account = None;
     for b in &bundles {
-        let acct = b
-            .accounts
-            .get(&args.account)
-            .with_context(|| format!("account {:?} not found (have: {:?})", args.account, b.accounts.keys().collect::<Vec<_>>()))?;
+        let acct = b.accounts.get(&args.account).with_context(|| {
+            format!(
+                "account {:?} not found (have: {:?})",
+                args.account,
+                b.accounts.keys().collect::<Vec<_>>()
+            )
+        })?;
         let aux = b.aux_info.as_ref().context("share file has no aux info")?;
         shares.push((b.party_index, acct.complete(aux)?));
         account.get_or_insert_with(|| acct.clone());
     }
     let account = account.context("no account")?;
-    if shares.iter().any(|(_, s)| s.core.shared_public_key != shares[0].1.core.shared_public_key) {
-        bail!("the two files hold different wallets' shares of {:?}", args.account);
+    if shares
+        .iter()
+        .any(|(_, s)| s.core.shared_public_key != shares[0].1.core.shared_public_key)
+    {
+        bail!(
+            "the two files hold different wallets' shares of {:?}",
+            args.account
+        );
     }
     let pk = account.public_key_at(&path)?;
     let started = Instant::now();
@@ -93,8 +123,11 @@ fn run(args: Args) -> Result<()> {
             )
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let outs = run_sessions(sessions, None).map_err(|(p, e)| anyhow::anyhow!("signing failed at party {p}: {e}"))?;
-    let SessionOutput::Signature(sig) = outs[0] else { bail!("unexpected output") };
+    let outs = run_sessions(sessions, None)
+        .map_err(|(p, e)| anyhow::anyhow!("signing failed at party {p}: {e}"))?;
+    let SessionOutput::Signature(sig) = outs[0] else {
+        bail!("unexpected output")
+    };
     let elapsed = started.elapsed();
     let digest = request.digest_bytes();
     verify_digest(&pk, &digest, &sig).context("signature does not verify")?;
