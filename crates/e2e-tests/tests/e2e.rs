@@ -92,6 +92,24 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
     for (name, ms) in &stats.0 {
         eprintln!("[e2e]   {name:<55} {ms:>9.1}");
     }
+    let median = |prefix: &str| {
+        let mut v: Vec<f64> = stats
+            .0
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix) && n.ends_with("client-measured"))
+            .map(|(_, ms)| *ms)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let (e2e, local) = (
+        median("sign-message device+cosigner"),
+        median("offline-sign"),
+    );
+    eprintln!(
+        "[e2e] median sign: device+cosigner across processes {e2e:.0} ms vs device+recovery in one process {local:.0} ms (ratio {:.2})",
+        if local > 0.0 { e2e / local } else { 0.0 }
+    );
     eprintln!("[e2e] whole scenario {:.1}s", total.elapsed().as_secs_f64());
     Ok(())
 }
@@ -240,6 +258,19 @@ fn scenario(
         "typed tx must have v = y_parity: {sig}"
     );
 
+    step("device + cosigner: raw Bitcoin-style preimage (double SHA-256, DER)");
+    let preimage = b"bitcoin sighash preimage stand-in".to_vec();
+    let sig = run(&[
+        "sign-raw",
+        "--path",
+        path,
+        "--digest",
+        "double_sha256",
+        &hex::encode(&preimage),
+    ])?
+    .ok()?;
+    verify_der(&preimage, &sig)?;
+
     step("policy refusal: EIP-1559 transaction above the per-tx limit");
     let big = eip1559(2 * ETH, 1);
     let before = line_count(&svc_cfg.audit_log());
@@ -320,6 +351,25 @@ fn scenario(
         r.code == 5 && r.stderr.contains("cosigner_unavailable"),
         "{r:?}"
     );
+    Ok(())
+}
+
+/// Verifies the DER signature of a raw preimage under double SHA-256 with k256.
+fn verify_der(preimage: &[u8], sig: &serde_json::Value) -> Result<()> {
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    use sha2::{Digest, Sha256};
+    let digest: [u8; 32] = Sha256::digest(Sha256::digest(preimage)).into();
+    ensure!(
+        sig["digest"] == hex::encode(digest),
+        "digest mismatch: {sig}"
+    );
+    let pk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&hex::decode(
+        sig["public_key"].as_str().context("public_key")?,
+    )?)?;
+    let der = k256::ecdsa::Signature::from_der(&hex::decode(sig["der"].as_str().context("der")?)?)?;
+    ensure!(der.normalize_s().is_none(), "DER s is not low");
+    pk.verify_prehash(&digest, &der)
+        .context("DER signature does not verify")?;
     Ok(())
 }
 

@@ -79,7 +79,10 @@ pub(crate) fn map_status(s: tonic::Status) -> MpcError {
     let mut msg = s.message().to_string();
     // Transport failures carry their cause (e.g. "connection refused") as the source.
     if let Some(src) = std::error::Error::source(&s) {
-        msg = format!("{msg}: {}", error_chain(src));
+        let cause = error_chain(src);
+        if !msg.contains(&cause) {
+            msg = format!("{msg}: {cause}");
+        }
     }
     match s.code() {
         Code::Unavailable => MpcError::CosignerUnavailable { reason: msg },
@@ -343,8 +346,12 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
+        // Transport errors repeat their cause in their own text; keep each part once.
+        let part = c.to_string();
+        if !s.contains(&part) {
+            s.push_str(": ");
+            s.push_str(&part);
+        }
         cur = c.source();
     }
     s

@@ -759,8 +759,12 @@ impl MpcClient {
         let out = tokio::select! {
             r = session => r.map_err(|e| MpcError::party("sign", &sid, e))?,
             e = cosigner.watch(Duration::from_secs(1), 3) => {
+                let cause = match e {
+                    MpcError::CosignerUnavailable { reason } => reason,
+                    other => other.to_string(),
+                };
                 return Err(MpcError::CosignerUnavailable {
-                    reason: format!("the cosigner stopped responding during signing session {sid}: {e}; nothing was signed, try again"),
+                    reason: format!("the cosigner stopped responding during signing session {sid} ({cause}); nothing was signed, try again"),
                 })
             }
         };
