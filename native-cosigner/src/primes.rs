@@ -2,6 +2,7 @@
 //! on blocking threads and kept (encrypted) in the key store, or the public test
 //! fixtures when `insecure_dev_primes` is set.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +33,7 @@ pub struct PrimePool {
     insecure_dev: bool,
     available: Notify,
     wanted: Notify,
+    waiting: AtomicUsize,
 }
 
 impl PrimePool {
@@ -43,6 +45,7 @@ impl PrimePool {
             insecure_dev,
             available: Notify::new(),
             wanted: Notify::new(),
+            waiting: AtomicUsize::new(0),
         })
     }
 
@@ -66,8 +69,9 @@ impl PrimePool {
             loop {
                 let wanted = pool.wanted.notified();
                 let have = pool.store.prime_count().unwrap_or(u64::MAX);
-                let target = pool.target.max(1) as u64;
-                if have >= target {
+                let target = pool.target as u64;
+                // Keep `target` sets ready, and generate on demand for waiting wallets.
+                if have >= target && pool.waiting.load(Ordering::SeqCst) == 0 {
                     wanted.await;
                     continue;
                 }
@@ -126,9 +130,12 @@ impl PrimePool {
                 }
                 Err(e) => return Err(e.into()),
             }
+            self.waiting.fetch_add(1, Ordering::SeqCst);
             self.wanted.notify_one();
             tracing::info!("waiting for a safe-prime set");
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let timed_out = tokio::time::timeout_at(deadline, notified).await.is_err();
+            self.waiting.fetch_sub(1, Ordering::SeqCst);
+            if timed_out {
                 return Err(PrimeError::Timeout(wait));
             }
         }
@@ -174,7 +181,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[ignore]
     async fn real_generation() {
-        let pool = PrimePool::new(store("real"), 1, false);
+        let pool = PrimePool::new(store("real"), 0, false);
         pool.spawn_generator();
         let t = std::time::Instant::now();
         let set = pool.take(Duration::from_secs(1800)).await.unwrap();

@@ -312,6 +312,41 @@ impl CosignerService {
     }
 }
 
+/// Waits until an authenticated envelope from another party of `roster` appears in
+/// the room (the other parties broadcast their first round without waiting for us).
+async fn wait_for_peer(
+    st: &State,
+    room: &pb::SessionRoom,
+    roster: &Roster,
+    timeout: Duration,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
+    let sid = SessionId::new(room.session_id.clone()).map_err(|e| e.to_string())?;
+    let mut channel =
+        mpc_wire::Channel::new(sid, PARTY_COSIGNER, st.identity.clone(), roster.clone())
+            .map_err(|e| e.to_string())?;
+    let token = (!room.room_token.is_empty()).then_some(room.room_token.as_str());
+    let mut stream = Box::pin(st.gateway.subscribe(&room.room, token, None));
+    let wait = async {
+        while let Some(item) = stream.next().await {
+            let (_, body) = item.map_err(|e| format!("gateway: {e}"))?;
+            match channel.open(&body) {
+                Ok(mpc_wire::Opened::Message(_)) | Ok(mpc_wire::Opened::NotForMe { .. }) => {
+                    return Ok(())
+                }
+                Ok(mpc_wire::Opened::OwnEcho { .. }) => {}
+                Err(e) => {
+                    tracing::warn!(room = %room.room, error = %e, "rejected envelope while waiting for peers")
+                }
+            }
+        }
+        Err(format!("the gateway stream of room {} ended", room.room))
+    };
+    tokio::time::timeout(timeout, wait)
+        .await
+        .map_err(|_| format!("no party joined the aux-info session within {timeout:?}"))?
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_dkg(
     st: Arc<State>,
@@ -325,6 +360,11 @@ async fn run_dkg(
 ) {
     let remaining = || Duration::from_millis(deadline_ms.saturating_sub(now_ms()).max(1));
     let result: Result<DkgResult, String> = async {
+        if !st.cfg.insecure_dev_primes {
+            // Fresh primes are expensive: spend a set only once a registered party has
+            // actually joined the aux-info session.
+            wait_for_peer(&st, &aux_room, &roster, remaining()).await?;
+        }
         let primes = st
             .primes
             .take(remaining())

@@ -69,15 +69,29 @@ impl Drop for Service {
     }
 }
 
-async fn start_service(gateway: &GatewayProcess, extra_yaml: &str) -> Service {
+/// Starts `sign-service`. With `stock_primes`, the store is created beforehand with one
+/// prime set (the public fixture, to stay fast) in its pool, and the service runs with
+/// `insecure_dev_primes: false`, i.e. the production path of the prime pool.
+async fn start_service(gateway: &GatewayProcess, extra_yaml: &str, stock_primes: bool) -> Service {
     let dir = TempDir::new("sign-service-test").expect("tempdir");
+    if stock_primes {
+        let store = sign_service::store::Store::open(
+            &dir.0.join("store.redb"),
+            &sign_service::store::KeySource::InsecureDev,
+        )
+        .expect("open store");
+        store
+            .push_primes(&dev_fixture_primes()[1])
+            .expect("stock primes");
+    }
     let port = free_port().expect("port");
     let yaml = format!(
-        "port: {port}\ngateway_url: {}\nkey_store: {}\naudit_log: {}\ninsecure_dev_primes: true\n\
+        "port: {port}\ngateway_url: {}\nkey_store: {}\naudit_log: {}\ninsecure_dev_primes: {}\nprime_pool_size: 0\n\
          cors_origins: [\"http://localhost:5173\"]\nlogging:\n  level: info\n  format: json\n{extra_yaml}",
         gateway.base,
         dir.0.join("store.redb").display(),
         dir.0.join("audit.jsonl").display(),
+        !stock_primes,
     );
     let cfg = dir.0.join("sign-service.yaml");
     std::fs::write(&cfg, yaml).expect("write config");
@@ -126,7 +140,7 @@ async fn gateway() -> GatewayProcess {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_over_grpc_and_grpc_web() {
     let gw = gateway().await;
-    let svc = start_service(&gw, "").await;
+    let svc = start_service(&gw, "", false).await;
 
     // gRPC (HTTP/2).
     let mut client = CosignerClient::connect(svc.url.clone())
@@ -380,6 +394,7 @@ async fn create_confirm_sign_policy_and_auth() {
     let svc = start_service(
         &gw_proc,
         "policy:\n  ethereum:\n    max_value_per_tx_wei: \"1000\"\n",
+        true,
     )
     .await;
     let mut client = CosignerClient::connect(svc.url.clone())
