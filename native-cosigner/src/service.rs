@@ -926,3 +926,48 @@ impl pb::cosigner_server::Cosigner for CosignerService {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirm_key_comparison() {
+        let ours = vec![
+            ("a".to_string(), "02ab".to_string()),
+            ("b".to_string(), "03cd".to_string()),
+        ];
+        let theirs = |v: &[(&str, &str)]| {
+            v.iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        assert!(keys_match(&ours, &theirs(&[("a", "0x02AB"), ("b", "03cd")])).is_ok());
+        assert!(keys_match(&ours, &theirs(&[("a", "02ab")]))
+            .unwrap_err()
+            .contains("2 accounts"));
+        assert!(keys_match(&ours, &theirs(&[("a", "02ab"), ("c", "03cd")]))
+            .unwrap_err()
+            .contains("account b"));
+        assert!(keys_match(&ours, &theirs(&[("a", "02ab"), ("b", "03ce")]))
+            .unwrap_err()
+            .contains("mismatch"));
+    }
+
+    #[test]
+    fn paths() {
+        assert!(parse_path("").unwrap().is_root());
+        assert_eq!(
+            parse_path("m/44/60/0/0/1").unwrap().indices(),
+            &[44, 60, 0, 0, 1]
+        );
+        assert_eq!(
+            parse_path("m/44'/0").unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            parse_path("nonsense").unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
+    }
+}
