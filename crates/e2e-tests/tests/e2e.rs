@@ -258,6 +258,43 @@ fn scenario(
         "typed tx must have v = y_parity: {sig}"
     );
 
+    step("device + cosigner: legacy EIP-155 transaction");
+    use mpc_client::eth::{rlp_bytes, rlp_list, rlp_uint};
+    let legacy = rlp_list(&[
+        rlp_uint(2),              // nonce
+        rlp_uint(20_000_000_000), // gas price
+        rlp_uint(21_000),         // gas
+        rlp_bytes(&[0x22; 20]),   // to
+        rlp_uint(ETH / 10),       // value
+        rlp_bytes(&[]),           // data
+        rlp_uint(5),              // chain id (EIP-155)
+        rlp_uint(0),
+        rlp_uint(0),
+    ]);
+    let sig = run(&[
+        "sign-tx",
+        "--path",
+        path,
+        "--chain-id",
+        "5",
+        &hex::encode(&legacy),
+    ])?
+    .ok()?;
+    verify_eth_signature(&legacy, &sig, &address)?;
+    let v = sig["v"].as_u64().context("v")?;
+    ensure!(
+        v == 5 * 2 + 35 + sig["y_parity"].as_u64().unwrap_or(9),
+        "EIP-155 v: {sig}"
+    );
+
+    step("gateway override: an unreachable gateway is a typed error");
+    let dead = format!("http://127.0.0.1:{}", free_port()?);
+    let r = run(&["--gateway", &dead, "sign-message", "--path", path, "x"])?;
+    ensure!(
+        r.code != 0 && r.stderr.contains("gateway_unavailable"),
+        "{r:?}"
+    );
+
     step("device + cosigner: raw Bitcoin-style preimage (double SHA-256, DER)");
     let preimage = b"bitcoin sighash preimage stand-in".to_vec();
     let sig = run(&[
