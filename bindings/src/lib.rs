@@ -1,0 +1,752 @@
+//! UniFFI bindings (Swift, Kotlin, Python) over [`mpc_client`], the native client of the
+//! 2-of-3 threshold wallet.
+//!
+//! Every exported type mirrors one of `mpc-client`'s public types (plain records and
+//! enums, converted with `From`), so that `mpc-client` itself carries no FFI attributes.
+//! Async methods run on a multi-threaded tokio runtime owned by this library: the
+//! foreign side's future only waits for the spawned task, so the protocol's CPU work never
+//! blocks the caller's event loop (Python asyncio, Kotlin coroutines, Swift tasks).
+
+use std::sync::{Arc, OnceLock};
+
+use mpc_client as mc;
+
+uniffi::setup_scaffolding!();
+
+// ----------------------------------------------------------------------------- runtime
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime, MpcError> {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    if let Some(rt) = RT.get() {
+        return Ok(rt);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("wallet-mpc-ffi")
+        .build()
+        .map_err(|e| MpcError::Internal {
+            detail: format!("cannot start the tokio runtime: {e}"),
+        })?;
+    Ok(RT.get_or_init(|| rt))
+}
+
+/// Runs `fut` on the library's runtime and waits for it from any executor.
+async fn on_runtime<T, F>(fut: F) -> Result<T, MpcError>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = Result<T, mc::MpcError>> + Send + 'static,
+{
+    let handle = runtime()?.spawn(fut);
+    match handle.await {
+        Ok(r) => r.map_err(MpcError::from),
+        Err(e) => Err(MpcError::Internal {
+            detail: format!("task failed: {e}"),
+        }),
+    }
+}
+
+// ------------------------------------------------------------------------------ errors
+
+/// Why an operation failed. One variant per `mpc_client::MpcError` category, each with a
+/// readable `detail` (the full message); a few carry the structured fields an app needs.
+///
+/// (The text field is called `detail`, not `message`, because `message` collides with
+/// `Throwable.message` in the generated Kotlin exception classes.)
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
+pub enum MpcError {
+    /// The configuration is incomplete or inconsistent.
+    #[error("{detail}")]
+    Config { detail: String },
+    /// A file could not be read or written.
+    #[error("{detail}")]
+    Io { path: String, detail: String },
+    /// The passphrase does not open the key-share file (or the file was modified).
+    #[error("{detail}")]
+    WrongPassphrase { path: String, detail: String },
+    /// A file exists but is damaged or belongs to something else.
+    #[error("{detail}")]
+    CorruptFile { path: String, detail: String },
+    /// `create_wallet` would overwrite an existing key-share file.
+    #[error("{detail}")]
+    WalletExists { path: String, detail: String },
+    /// No wallet has been created yet (the key-share file does not exist).
+    #[error("{detail}")]
+    NoWallet { path: String, detail: String },
+    /// The account id is not in this wallet.
+    #[error("{detail}")]
+    UnknownAccount {
+        account_id: String,
+        available: Vec<String>,
+        detail: String,
+    },
+    /// An argument is invalid (path, hex, digest kind...).
+    #[error("{detail}")]
+    InvalidInput { detail: String },
+    /// The cosigner cannot be reached or went away during a session; retry later.
+    #[error("{detail}")]
+    CosignerUnavailable { detail: String },
+    /// The cosigner refused the caller's credentials.
+    #[error("{detail}")]
+    Unauthorized { detail: String },
+    /// The cosigner's policy refused to co-sign (`rule`, e.g. `max_value_per_tx`).
+    #[error("{detail}")]
+    PolicyRefused { rule: String, detail: String },
+    /// The cosigner rejected the request for another reason (`code`: gRPC status name).
+    #[error("{detail}")]
+    CosignerRejected { code: String, detail: String },
+    /// The message gateway could not be reached or refused us.
+    #[error("{detail}")]
+    GatewayUnavailable { detail: String },
+    /// A protocol session failed; `blamed` lists the keygen indices the protocol blames.
+    #[error("{detail}")]
+    SessionFailed {
+        stage: String,
+        session_id: String,
+        blamed: Vec<u16>,
+        detail: String,
+    },
+    /// An operation did not finish in time.
+    #[error("{detail}")]
+    Timeout {
+        stage: String,
+        after_secs: u64,
+        detail: String,
+    },
+    /// The cosigner announced another digest than the local one; nothing was signed.
+    #[error("{detail}")]
+    DigestMismatch { detail: String },
+    /// A signature does not verify.
+    #[error("{detail}")]
+    InvalidSignature { detail: String },
+    /// An internal error (a bug).
+    #[error("{detail}")]
+    Internal { detail: String },
+}
+
+impl From<mc::MpcError> for MpcError {
+    fn from(e: mc::MpcError) -> Self {
+        let detail = e.to_string();
+        use mc::MpcError as E;
+        match e {
+            E::Config { .. } => MpcError::Config { detail },
+            E::Io { path, .. } => MpcError::Io { path, detail },
+            E::WrongPassphrase { path } => MpcError::WrongPassphrase { path, detail },
+            E::CorruptFile { path, .. } => MpcError::CorruptFile { path, detail },
+            E::WalletExists { path } => MpcError::WalletExists { path, detail },
+            E::NoWallet { path } => MpcError::NoWallet { path, detail },
+            E::UnknownAccount {
+                account_id,
+                available,
+            } => MpcError::UnknownAccount {
+                account_id,
+                available,
+                detail,
+            },
+            E::InvalidInput { .. } => MpcError::InvalidInput { detail },
+            E::CosignerUnavailable { .. } => MpcError::CosignerUnavailable { detail },
+            E::Unauthorized { .. } => MpcError::Unauthorized { detail },
+            E::PolicyRefused { rule, .. } => MpcError::PolicyRefused { rule, detail },
+            E::CosignerRejected { code, .. } => MpcError::CosignerRejected { code, detail },
+            E::GatewayUnavailable { .. } => MpcError::GatewayUnavailable { detail },
+            E::SessionFailed {
+                stage,
+                session_id,
+                blamed,
+                ..
+            } => MpcError::SessionFailed {
+                stage,
+                session_id,
+                blamed,
+                detail,
+            },
+            E::Timeout {
+                stage, after_secs, ..
+            } => MpcError::Timeout {
+                stage,
+                after_secs,
+                detail,
+            },
+            E::DigestMismatch { .. } => MpcError::DigestMismatch { detail },
+            E::InvalidSignature { .. } => MpcError::InvalidSignature { detail },
+            E::Internal { .. } => MpcError::Internal { detail },
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------ config
+
+/// Which of the user's two parties signs with the cosigner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum PartyRole {
+    /// Party 0, the device share (`key_share_path`).
+    Device,
+    /// Party 2, the recovery share (`recovery_path`).
+    Recovery,
+}
+
+impl From<PartyRole> for mc::PartyRole {
+    fn from(r: PartyRole) -> Self {
+        match r {
+            PartyRole::Device => mc::PartyRole::Device,
+            PartyRole::Recovery => mc::PartyRole::Recovery,
+        }
+    }
+}
+
+impl From<mc::PartyRole> for PartyRole {
+    fn from(r: mc::PartyRole) -> Self {
+        match r {
+            mc::PartyRole::Device => PartyRole::Device,
+            mc::PartyRole::Recovery => PartyRole::Recovery,
+        }
+    }
+}
+
+/// Client configuration (see `default_mpc_config` for the defaults).
+#[derive(Clone, uniffi::Record)]
+pub struct MpcConfig {
+    /// Cosigner (sign-service) gRPC URL, e.g. `http://127.0.0.1:50051`.
+    pub cosigner_url: String,
+    /// Gateway URL to use instead of the one the cosigner announces.
+    pub gateway_url: Option<String>,
+    /// The device's encrypted key-share file.
+    pub key_share_path: String,
+    /// Passphrase of the device's key-share file.
+    pub passphrase: String,
+    /// The recovery party's encrypted key-share file.
+    pub recovery_path: Option<String>,
+    /// Passphrase of the recovery file.
+    pub recovery_passphrase: Option<String>,
+    /// Which party signs with the cosigner.
+    pub role: PartyRole,
+    /// Timeout of each gRPC call, in seconds.
+    pub request_timeout_secs: u64,
+    /// Timeout of one signing session, in seconds.
+    pub sign_timeout_secs: u64,
+    /// Timeout of each wallet-creation session, in seconds.
+    pub setup_timeout_secs: u64,
+    /// Use the repository's PUBLIC test primes (development only).
+    pub insecure_dev_primes: bool,
+    /// A primes file (`key-gen --save-primes` format).
+    pub primes_path: Option<String>,
+    /// Fast, weak passphrase hashing for the key files (tests only).
+    pub insecure_fast_kdf: bool,
+}
+
+impl std::fmt::Debug for MpcConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&mc::MpcConfig::from(self.clone()), f)
+    }
+}
+
+impl From<MpcConfig> for mc::MpcConfig {
+    fn from(c: MpcConfig) -> Self {
+        mc::MpcConfig {
+            cosigner_url: c.cosigner_url,
+            gateway_url: c.gateway_url,
+            key_share_path: c.key_share_path,
+            passphrase: c.passphrase,
+            recovery_path: c.recovery_path,
+            recovery_passphrase: c.recovery_passphrase,
+            role: c.role.into(),
+            request_timeout_secs: c.request_timeout_secs,
+            sign_timeout_secs: c.sign_timeout_secs,
+            setup_timeout_secs: c.setup_timeout_secs,
+            insecure_dev_primes: c.insecure_dev_primes,
+            primes_path: c.primes_path,
+            insecure_fast_kdf: c.insecure_fast_kdf,
+        }
+    }
+}
+
+impl From<mc::MpcConfig> for MpcConfig {
+    fn from(c: mc::MpcConfig) -> Self {
+        MpcConfig {
+            cosigner_url: c.cosigner_url,
+            gateway_url: c.gateway_url,
+            key_share_path: c.key_share_path,
+            passphrase: c.passphrase,
+            recovery_path: c.recovery_path,
+            recovery_passphrase: c.recovery_passphrase,
+            role: c.role.into(),
+            request_timeout_secs: c.request_timeout_secs,
+            sign_timeout_secs: c.sign_timeout_secs,
+            setup_timeout_secs: c.setup_timeout_secs,
+            insecure_dev_primes: c.insecure_dev_primes,
+            primes_path: c.primes_path,
+            insecure_fast_kdf: c.insecure_fast_kdf,
+        }
+    }
+}
+
+/// A configuration with `mpc-client`'s defaults: cosigner `http://127.0.0.1:50051`,
+/// gRPC timeout 30 s, signing 120 s, wallet-creation sessions 900 s, device role.
+#[uniffi::export]
+pub fn default_mpc_config(key_share_path: String, passphrase: String) -> MpcConfig {
+    mc::MpcConfig::new(key_share_path, passphrase).into()
+}
+
+// ------------------------------------------------------------------------ plain types
+
+/// How the preimage is hashed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DigestKind {
+    /// keccak-256 (Ethereum).
+    Keccak256,
+    /// SHA-256 twice (Bitcoin).
+    DoubleSha256,
+    /// SHA-256.
+    Sha256,
+}
+
+impl From<DigestKind> for mc::DigestKind {
+    fn from(d: DigestKind) -> Self {
+        match d {
+            DigestKind::Keccak256 => mc::DigestKind::Keccak256,
+            DigestKind::DoubleSha256 => mc::DigestKind::DoubleSha256,
+            DigestKind::Sha256 => mc::DigestKind::Sha256,
+        }
+    }
+}
+
+/// What is being signed (the cosigner's policy and audit log use it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum PayloadKind {
+    /// Opaque bytes.
+    Raw,
+    /// An unsigned Ethereum transaction's signing payload (legacy RLP or typed).
+    EthereumTransaction,
+    /// An EIP-191 personal-message preimage.
+    EthereumMessage,
+}
+
+impl From<PayloadKind> for mc::PayloadKind {
+    fn from(p: PayloadKind) -> Self {
+        match p {
+            PayloadKind::Raw => mc::PayloadKind::Raw,
+            PayloadKind::EthereumTransaction => mc::PayloadKind::EthereumTransaction,
+            PayloadKind::EthereumMessage => mc::PayloadKind::EthereumMessage,
+        }
+    }
+}
+
+/// How the Ethereum `v` value is formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum ChainStyle {
+    /// `v = 27 + y_parity`.
+    Legacy,
+    /// `v = chain_id * 2 + 35 + y_parity`.
+    Eip155 { chain_id: u64 },
+    /// `v = y_parity` (typed transactions).
+    Typed,
+}
+
+impl From<ChainStyle> for mc::ChainStyle {
+    fn from(c: ChainStyle) -> Self {
+        match c {
+            ChainStyle::Legacy => mc::ChainStyle::Legacy,
+            ChainStyle::Eip155 { chain_id } => mc::ChainStyle::Eip155 { chain_id },
+            ChainStyle::Typed => mc::ChainStyle::Typed,
+        }
+    }
+}
+
+/// How an account's key is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum AccountKind {
+    /// HD master key (non-hardened children).
+    Hd,
+    /// Independent key, root only.
+    Independent,
+}
+
+impl From<AccountKind> for mc::AccountKind {
+    fn from(k: AccountKind) -> Self {
+        match k {
+            AccountKind::Hd => mc::AccountKind::Hd,
+            AccountKind::Independent => mc::AccountKind::Independent,
+        }
+    }
+}
+
+impl From<mc::AccountKind> for AccountKind {
+    fn from(k: mc::AccountKind) -> Self {
+        match k {
+            mc::AccountKind::Hd => AccountKind::Hd,
+            mc::AccountKind::Independent => AccountKind::Independent,
+        }
+    }
+}
+
+/// A verified signature in every encoding.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SignedResult {
+    pub account_id: String,
+    pub derivation_path: String,
+    /// r, 32 bytes, hex (no prefix).
+    pub r: String,
+    /// s (low-s), 32 bytes, hex.
+    pub s: String,
+    pub y_parity: u8,
+    /// Ethereum `v` in the requested chain style.
+    pub v: u64,
+    /// 65-byte `r || s || v`, hex.
+    pub rsv: String,
+    /// Bitcoin strict DER (low s), hex.
+    pub der: String,
+    /// The signed digest, hex.
+    pub digest: String,
+    /// Compressed public key at the path, hex.
+    pub public_key: String,
+    pub ethereum_address: String,
+    pub signers: Vec<u16>,
+    pub session_id: String,
+    /// Cosigner's audit reference (empty for offline signing).
+    pub request_id: String,
+    pub elapsed_ms: u64,
+}
+
+impl From<mc::SignedResult> for SignedResult {
+    fn from(s: mc::SignedResult) -> Self {
+        SignedResult {
+            account_id: s.account_id,
+            derivation_path: s.derivation_path,
+            r: s.r,
+            s: s.s,
+            y_parity: s.y_parity,
+            v: s.v,
+            rsv: s.rsv,
+            der: s.der,
+            digest: s.digest,
+            public_key: s.public_key,
+            ethereum_address: s.ethereum_address,
+            signers: s.signers,
+            session_id: s.session_id,
+            request_id: s.request_id,
+            elapsed_ms: s.elapsed_ms,
+        }
+    }
+}
+
+/// A public key and its addresses.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PublicKeyInfo {
+    pub account_id: String,
+    pub derivation_path: String,
+    /// Compressed SEC1 public key, hex.
+    pub public_key: String,
+    pub ethereum_address: String,
+    pub bitcoin_address: String,
+    pub bitcoin_testnet_address: String,
+}
+
+impl From<mc::PublicKeyInfo> for PublicKeyInfo {
+    fn from(p: mc::PublicKeyInfo) -> Self {
+        PublicKeyInfo {
+            account_id: p.account_id,
+            derivation_path: p.derivation_path,
+            public_key: p.public_key,
+            ethereum_address: p.ethereum_address,
+            bitcoin_address: p.bitcoin_address,
+            bitcoin_testnet_address: p.bitcoin_testnet_address,
+        }
+    }
+}
+
+/// An account of the wallet.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct AccountInfo {
+    pub account_id: String,
+    pub kind: AccountKind,
+    /// Master public key, compressed, hex.
+    pub public_key: String,
+    pub ethereum_address: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+impl From<mc::AccountInfo> for AccountInfo {
+    fn from(a: mc::AccountInfo) -> Self {
+        AccountInfo {
+            account_id: a.account_id,
+            kind: a.kind.into(),
+            public_key: a.public_key,
+            ethereum_address: a.ethereum_address,
+            created_at: a.created_at,
+        }
+    }
+}
+
+/// The wallet as created.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct WalletInfo {
+    pub wallet_id: String,
+    pub accounts: Vec<AccountInfo>,
+    pub key_share_path: String,
+    pub recovery_path: String,
+    pub committed: bool,
+    pub elapsed_ms: u64,
+}
+
+impl From<mc::WalletInfo> for WalletInfo {
+    fn from(w: mc::WalletInfo) -> Self {
+        WalletInfo {
+            wallet_id: w.wallet_id,
+            accounts: w.accounts.into_iter().map(Into::into).collect(),
+            key_share_path: w.key_share_path,
+            recovery_path: w.recovery_path,
+            committed: w.committed,
+            elapsed_ms: w.elapsed_ms,
+        }
+    }
+}
+
+/// The cosigner's health report.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct CosignerHealth {
+    pub status: String,
+    pub version: String,
+    pub backend: String,
+    pub identity: String,
+}
+
+impl From<mc::CosignerHealth> for CosignerHealth {
+    fn from(h: mc::CosignerHealth) -> Self {
+        CosignerHealth {
+            status: h.status,
+            version: h.version,
+            backend: h.backend,
+            identity: h.identity,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------- progress
+
+/// A progress report of a long operation.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ProgressEvent {
+    /// `primes`, `aux-info`, `keygen`, `confirm`, `sign`.
+    pub stage: String,
+    /// Keygen index of the reporting party, if any.
+    pub party: Option<u16>,
+    pub account_id: Option<String>,
+    pub done: u32,
+    pub total: u32,
+    pub finished: bool,
+}
+
+impl From<mc::ProgressEvent> for ProgressEvent {
+    fn from(e: mc::ProgressEvent) -> Self {
+        ProgressEvent {
+            stage: e.stage,
+            party: e.party,
+            account_id: e.account_id,
+            done: e.done,
+            total: e.total,
+            finished: e.finished,
+        }
+    }
+}
+
+/// Receives progress reports, implemented by the app. Called from background threads:
+/// return quickly and hop to the UI thread yourself.
+#[uniffi::export(with_foreign)]
+pub trait ProgressListener: Send + Sync {
+    /// One progress report.
+    fn on_progress(&self, event: ProgressEvent);
+}
+
+/// Adapts a foreign listener to `mpc-client`'s trait.
+struct ListenerAdapter(Arc<dyn ProgressListener>);
+
+impl mc::ProgressListener for ListenerAdapter {
+    fn on_progress(&self, event: mc::ProgressEvent) {
+        self.0.on_progress(event.into());
+    }
+}
+
+fn adapt(listener: Arc<dyn ProgressListener>) -> mc::Progress {
+    Arc::new(ListenerAdapter(listener))
+}
+
+// ------------------------------------------------------------------------------ client
+
+/// The wallet client. `list_accounts` and `get_public_key` work offline (from the local
+/// key-share file); signing with the cosigner needs the cosigner and the gateway.
+#[derive(uniffi::Object)]
+pub struct MpcClient {
+    inner: Arc<mc::MpcClient>,
+}
+
+impl std::fmt::Debug for MpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.inner, f)
+    }
+}
+
+/// Creates a client. Checks the configuration; touches neither the network nor the files
+/// (they are opened on first use).
+#[uniffi::export]
+pub async fn new_mpc_client(config: MpcConfig) -> Result<Arc<MpcClient>, MpcError> {
+    MpcClient::new(config)
+}
+
+/// Verifies an Ethereum signature (`r || s || v` hex) over keccak-256(`preimage`) against
+/// an address; returns the recovered EIP-55 address.
+#[uniffi::export]
+pub fn verify_ethereum(
+    preimage: Vec<u8>,
+    rsv_hex: String,
+    expected_address: String,
+) -> Result<String, MpcError> {
+    mc::verify_ethereum(&preimage, &rsv_hex, &expected_address).map_err(Into::into)
+}
+
+#[uniffi::export]
+impl MpcClient {
+    /// Creates a client (synchronous twin of `new_mpc_client`).
+    #[uniffi::constructor]
+    pub fn new(config: MpcConfig) -> Result<Arc<Self>, MpcError> {
+        // Start the runtime now so that a failure shows up here, not on first use.
+        runtime()?;
+        let inner = mc::new_mpc_client(config.into())?;
+        Ok(Arc::new(MpcClient {
+            inner: Arc::new(inner),
+        }))
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> MpcConfig {
+        self.inner.config().clone().into()
+    }
+
+    /// Sets (or clears, with `None`) the listener of signing progress.
+    pub fn set_progress_listener(&self, listener: Option<Arc<dyn ProgressListener>>) {
+        match listener {
+            Some(l) => self.inner.set_progress_listener(adapt(l)),
+            None => self.inner.set_progress_listener(Arc::new(Silent)),
+        }
+    }
+
+    /// The cosigner's health report.
+    pub async fn health(&self) -> Result<CosignerHealth, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.health().await.map(Into::into) }).await
+    }
+
+    /// Accounts of the wallet (local file; no network).
+    pub async fn list_accounts(&self) -> Result<Vec<AccountInfo>, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.list_accounts()
+                .await
+                .map(|v| v.into_iter().map(Into::into).collect())
+        })
+        .await
+    }
+
+    /// The cosigner's wallet id (local metadata file).
+    pub async fn wallet_id(&self) -> Result<String, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.wallet_id().await }).await
+    }
+
+    /// Public key and addresses of an account at a non-hardened path (`m` = root).
+    pub async fn get_public_key(
+        &self,
+        account_id: String,
+        path: String,
+    ) -> Result<PublicKeyInfo, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.get_public_key(account_id, path).await.map(Into::into) })
+            .await
+    }
+
+    /// Creates a wallet with the cosigner (`accounts` keys, 1..=100). Long: aux info and
+    /// one DKG per account; `progress` receives the steps.
+    pub async fn create_wallet(
+        &self,
+        accounts: u32,
+        kind: AccountKind,
+        label: String,
+        progress: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<WalletInfo, MpcError> {
+        let c = self.inner.clone();
+        let progress = progress.map(adapt);
+        on_runtime(async move {
+            c.create_wallet(accounts, kind.into(), label, progress)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    /// Signs `preimage` (hashed with `digest`) with the cosigner, as the configured role;
+    /// the signature is verified before it is returned.
+    pub async fn sign_tx(
+        &self,
+        account_id: String,
+        path: String,
+        preimage: Vec<u8>,
+        digest: DigestKind,
+        payload: PayloadKind,
+        chain: ChainStyle,
+    ) -> Result<SignedResult, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.sign_tx(
+                account_id,
+                path,
+                preimage,
+                digest.into(),
+                payload.into(),
+                chain.into(),
+            )
+            .await
+            .map(Into::into)
+        })
+        .await
+    }
+
+    /// Signs an EIP-191 personal message with the cosigner (`v` = 27/28).
+    pub async fn sign_message(
+        &self,
+        account_id: String,
+        path: String,
+        message: Vec<u8>,
+    ) -> Result<SignedResult, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.sign_message(account_id, path, message)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    /// Signs with the device AND recovery shares on this machine, without the cosigner.
+    pub async fn offline_sign(
+        &self,
+        account_id: String,
+        path: String,
+        preimage: Vec<u8>,
+        digest: DigestKind,
+        chain: ChainStyle,
+    ) -> Result<SignedResult, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.offline_sign(account_id, path, preimage, digest.into(), chain.into())
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+}
+
+/// Listener installed by `set_progress_listener(None)`.
+struct Silent;
+
+impl mc::ProgressListener for Silent {
+    fn on_progress(&self, _event: mc::ProgressEvent) {}
+}

@@ -1,0 +1,121 @@
+"""Smoke test of the generated Python bindings: no cosigner, no gateway, no wallet.
+
+Checks that the module loads, that the records/enums cross the boundary, and that
+failures come back as the typed `MpcError` variants an app switches on.
+
+Run after `bindings/generate.sh` (or set WALLET_MPC_FFI_PY to the directory holding
+wallet_mpc_ffi.py and the shared library):
+
+    python3 -m pytest bindings/tests
+"""
+
+import asyncio
+import os
+import sys
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GENERATED = os.environ.get(
+    "WALLET_MPC_FFI_PY", os.path.join(HERE, "..", "generated", "python")
+)
+sys.path.insert(0, os.path.abspath(GENERATED))
+
+import wallet_mpc_ffi as w  # noqa: E402
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.fixture
+def config(tmp_path):
+    cfg = w.default_mpc_config(str(tmp_path / "client_key_shares.json"), "passphrase")
+    # Nothing listens on port 1: connecting fails at once.
+    cfg.cosigner_url = "http://127.0.0.1:1"
+    cfg.request_timeout_secs = 5
+    return cfg
+
+
+def test_default_config():
+    cfg = w.default_mpc_config("shares.json", "pass")
+    assert cfg.key_share_path == "shares.json"
+    assert cfg.cosigner_url == "http://127.0.0.1:50051"
+    assert cfg.role == w.PartyRole.DEVICE
+    assert cfg.gateway_url is None
+    assert cfg.request_timeout_secs == 30
+    assert cfg.insecure_dev_primes is False
+
+
+def test_invalid_config_is_config_error(config):
+    config.cosigner_url = ""
+    with pytest.raises(w.MpcError.Config) as e:
+        run(w.new_mpc_client(config))
+    assert "cosigner_url" in e.value.detail
+    # The synchronous constructor reports the same error.
+    with pytest.raises(w.MpcError.Config):
+        w.MpcClient(config)
+
+
+def test_recovery_role_needs_recovery_path(config):
+    config.role = w.PartyRole.RECOVERY
+    with pytest.raises(w.MpcError.Config):
+        run(w.new_mpc_client(config))
+
+
+def test_missing_share_file_is_no_wallet(config):
+    client = run(w.new_mpc_client(config))
+    with pytest.raises(w.MpcError.NoWallet) as e:
+        run(client.list_accounts())
+    assert e.value.path == config.key_share_path
+    with pytest.raises(w.MpcError.NoWallet):
+        run(client.get_public_key("0", "m/44/60/0/0/0"))
+    with pytest.raises(w.MpcError.NoWallet):
+        run(
+            client.sign_tx(
+                "0",
+                "m/44/60/0/0/0",
+                b"\x02\xc0",
+                w.DigestKind.KECCAK256,
+                w.PayloadKind.ETHEREUM_TRANSACTION,
+                w.ChainStyle.TYPED(),
+            )
+        )
+
+
+def test_every_error_is_an_mpc_error(config):
+    client = w.MpcClient(config)
+    with pytest.raises(w.MpcError):
+        run(client.list_accounts())
+
+
+def test_unreachable_cosigner_is_cosigner_unavailable(config):
+    client = run(w.new_mpc_client(config))
+    with pytest.raises(w.MpcError.CosignerUnavailable) as e:
+        run(client.health())
+    assert "127.0.0.1:1" in e.value.detail
+
+
+def test_bad_cosigner_url_is_config_error(config):
+    config.cosigner_url = "not a url"
+    client = run(w.new_mpc_client(config))
+    with pytest.raises(w.MpcError.Config):
+        run(client.health())
+
+
+def test_progress_listener_is_accepted(config):
+    class Listener(w.ProgressListener):
+        def __init__(self):
+            self.events = []
+
+        def on_progress(self, event):
+            self.events.append(event)
+
+    client = w.MpcClient(config)
+    client.set_progress_listener(Listener())
+    client.set_progress_listener(None)
+
+
+def test_verify_ethereum_rejects_garbage():
+    with pytest.raises(w.MpcError.InvalidInput):
+        w.verify_ethereum(b"hello", "zz", "0x0000000000000000000000000000000000000000")
