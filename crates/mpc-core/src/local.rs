@@ -24,7 +24,7 @@ pub fn run_sessions(
         let mut progressed = false;
         for k in 0..sessions.len() {
             let me = sessions[k].me();
-            let step = sessions[k].run().map_err(|e| (me, e))?;
+            sessions[k].run().map_err(|e| (me, e))?;
             let out = sessions[k].drain_outgoing();
             if !out.is_empty() {
                 progressed = true;
@@ -34,9 +34,6 @@ pub fn run_sessions(
                     f(me, &mut msg);
                 }
                 deliver(&mut sessions, me, msg)?;
-            }
-            if matches!(step, Step::Finished) {
-                continue;
             }
         }
         if sessions.iter().all(Session::is_finished) {
@@ -230,7 +227,6 @@ where
                 Ok(o) => outputs.push(o),
                 Err(e) => {
                     let secondary = matches!(&e.1, SessionError::Internal(m) if m.contains("peer"));
-                    let _ = secondary;
                     if first_err.is_none()
                         || (!secondary
                             && matches!(&first_err, Some((_, SessionError::Internal(_)))))

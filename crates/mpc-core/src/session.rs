@@ -436,7 +436,6 @@ impl Session {
         message: cggmp24::DataToSign<Curve>,
     ) -> Result<Self, SessionError> {
         let me = share.core.i;
-        let n = share.core.public_shares.len() as u16;
         let i = Self::check_signers(&share, &signers)?;
         let eid = execution_id_bytes(SessionKind::Sign, session_id, &signers);
         let parties = signers.clone();
@@ -455,7 +454,6 @@ impl Session {
                 .await
                 .map_err(SignFailure::Protocol)
         });
-        let _ = n;
         let map = SessionOutput::Signature;
         Ok(Self::new(
             SessionKind::Sign,

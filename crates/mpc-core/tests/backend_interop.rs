@@ -17,7 +17,7 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine as _};
 use mpc_core::digest::{DigestKind, SignRequest};
 use mpc_core::primes::dev_fixture_primes;
 use mpc_core::signature::verify_digest;
-use mpc_core::{Incoming, KeyShare, Session, SessionOutput, Step};
+use mpc_core::{Incoming, KeyShare, Session, SessionOutput};
 use serde_json::{json, Value};
 
 fn gmp_party_binary() -> PathBuf {
@@ -102,8 +102,7 @@ fn drive(mut local: Vec<Session>, mut remote: Remote) -> (Vec<SessionOutput>, Va
         // Local parties.
         for k in 0..local.len() {
             let from = local[k].me();
-            let step = local[k].run().expect("local session");
-            let _ = step;
+            local[k].run().expect("local session");
             for m in local[k].drain_outgoing() {
                 for s in local.iter_mut() {
                     let to = s.me();
@@ -252,5 +251,4 @@ fn gmp_and_pure_rust_parties_generate_and_sign_together() {
         assert_eq!(sig, remote_sig);
         verify_digest(&pk, &req.digest_bytes(), &sig).expect("verifies");
     }
-    let _ = Step::Continue;
 }

@@ -137,18 +137,11 @@ fn ethereum_signature_recovers_the_address() {
             EthereumVStyle::Typed => assert_eq!(eth.v, u64::from(eth.y_parity)),
         }
         // Low s (EIP-2).
-        let s = num_from(&eth.s);
-        assert!(
-            s <= num_from(
-                &hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
-                    .unwrap()
-            )
-        );
+        let half_n =
+            hex::decode("7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
+                .unwrap();
+        assert!(eth.s.as_slice() <= half_n.as_slice(), "s is not low");
     }
-}
-
-fn num_from(b: &[u8]) -> Vec<u8> {
-    b.to_vec()
 }
 
 #[test]
