@@ -7,7 +7,8 @@
 //! ```
 //! Every figure is the work of all participating parties run in ONE thread (so it is CPU
 //! time, not the wall time of a distributed run). `BENCH_ITERS` (default 3) sets the
-//! repetitions of the interactive protocols; `BENCH_PRIMES=0` skips the safe-prime row.
+//! repetitions of the interactive protocols; `BENCH_PRIMES=0` skips the safe-prime row;
+//! `BENCH_JSON=<path>` also writes the results as JSON.
 
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ fn main() {
         .map(|v| v != "0")
         .unwrap_or(true);
     let backend = mpc_core::BACKEND;
-    let mut rows: Vec<(String, String, String)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     eprintln!("backend: {backend}; iterations: {iters}");
 
     if primes_row {
@@ -51,10 +52,11 @@ fn main() {
             &mut rand_core::OsRng,
             PRIME_BITS,
         );
-        rows.push((
-            "one safe prime (library generator, 1536 bit)".into(),
-            fmt(t.elapsed()),
-            "1 run".into(),
+        rows.push(Row::new(
+            "safe_prime_library",
+            "one safe prime (library generator, 1536 bit)",
+            t.elapsed(),
+            1,
         ));
         eprintln!("safe prime done");
     }
@@ -80,10 +82,11 @@ fn main() {
             _ => unreachable!(),
         })
         .collect();
-    rows.push((
-        "aux info, 3 parties (fixture primes)".into(),
-        fmt(t.elapsed()),
-        "1 run".into(),
+    rows.push(Row::new(
+        "aux_info_3_parties",
+        "aux info, 3 parties (fixture primes)",
+        t.elapsed(),
+        1,
     ));
     eprintln!("aux info done");
 
@@ -106,10 +109,11 @@ fn main() {
             })
             .collect();
     }
-    rows.push((
-        "DKG 2-of-3, 3 parties".into(),
-        fmt(median(dkg)),
-        format!("median of {iters}"),
+    rows.push(Row::new(
+        "dkg_3_parties",
+        "DKG 2-of-3, 3 parties",
+        median(dkg),
+        iters,
     ));
 
     let req = SignRequest {
@@ -137,10 +141,11 @@ fn main() {
         run_sessions(sessions, None).unwrap();
         full.push(t.elapsed());
     }
-    rows.push((
-        "full signing, 2 parties".into(),
-        fmt(median(full)),
-        format!("median of {iters}"),
+    rows.push(Row::new(
+        "full_sign_2_parties",
+        "full signing, 2 parties",
+        median(full),
+        iters,
     ));
 
     let mut presign = Vec::new();
@@ -176,10 +181,11 @@ fn main() {
             .collect();
         stored.push(pair);
     }
-    rows.push((
-        "presignature generation, 2 parties".into(),
-        fmt(median(presign)),
-        format!("median of {iters}"),
+    rows.push(Row::new(
+        "presign_2_parties",
+        "presignature generation, 2 parties",
+        median(presign),
+        iters,
     ));
 
     // Online signing: both partial signatures + combine (verifies each partial).
@@ -192,16 +198,56 @@ fn main() {
         online.push(t.elapsed());
         std::hint::black_box(sig);
     }
-    rows.push((
-        "signing from a presignature (2 partials + combine)".into(),
-        fmt(median(online)),
-        format!("median of {iters}"),
+    rows.push(Row::new(
+        "online_sign_2_parties",
+        "signing from a presignature (2 partials + combine)",
+        median(online),
+        iters,
     ));
 
     println!();
     println!("| operation | {backend} | runs |");
     println!("|---|---:|---|");
-    for (op, t, n) in rows {
-        println!("| {op} | {t} | {n} |");
+    for r in &rows {
+        let runs = if r.samples == 1 {
+            "1 run".to_string()
+        } else {
+            format!("median of {}", r.samples)
+        };
+        println!("| {} | {} | {runs} |", r.label, fmt(r.time));
+    }
+    if let Ok(path) = std::env::var("BENCH_JSON") {
+        let json = serde_json::json!({
+            "suite": "protocol",
+            "backend": backend,
+            "note": "all participating parties' work in one thread",
+            "rows": rows.iter().map(|r| serde_json::json!({
+                "key": r.key,
+                "label": r.label,
+                "seconds": r.time.as_secs_f64(),
+                "samples": r.samples,
+            })).collect::<Vec<_>>(),
+        });
+        std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        eprintln!("wrote {path}");
+    }
+}
+
+/// One benchmark result (median over `samples`).
+struct Row {
+    key: &'static str,
+    label: &'static str,
+    time: Duration,
+    samples: usize,
+}
+
+impl Row {
+    fn new(key: &'static str, label: &'static str, time: Duration, samples: usize) -> Self {
+        Row {
+            key,
+            label,
+            time,
+            samples,
+        }
     }
 }

@@ -42,6 +42,9 @@ struct Args {
     /// Message size in bytes.
     #[arg(long, default_value_t = 512)]
     size: usize,
+    /// Also write the results as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
@@ -292,6 +295,27 @@ async fn main() -> Result<()> {
         "| max concurrent SSE subscribers held | {} |",
         max_subs.load(Ordering::Relaxed)
     );
+    if let Some(path) = &args.json {
+        let json = serde_json::json!({
+            "suite": "gateway",
+            "rooms": args.rooms,
+            "subscribers_per_room": args.subscribers,
+            "rate_per_room": args.rate,
+            "duration_secs": args.duration,
+            "message_bytes": args.size,
+            "published": published,
+            "delivered": delivered,
+            "delivered_per_sec": delivered as f64 / total_secs,
+            "published_per_sec": published as f64 / pub_secs,
+            "latency_p50_ms": pct(&lat, 0.50) as f64 / 1000.0,
+            "latency_p99_ms": pct(&lat, 0.99) as f64 / 1000.0,
+            "latency_max_ms": lat.last().copied().unwrap_or(0) as f64 / 1000.0,
+            "peak_rss_mib": hwm.map(|k| k as f64 / 1024.0),
+            "max_subscribers": max_subs.load(Ordering::Relaxed),
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&json)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     drop(gw);
     Ok(())
 }
