@@ -13,6 +13,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target}"
 export EDGE_CARGO_TARGET_DIR="${EDGE_CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-edge}"
 export CARGO_TERM_COLOR=never
+# CI builds from scratch-ish: incremental caches only cost disk (13 GB) and time here.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "setup"
