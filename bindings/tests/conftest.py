@@ -173,10 +173,13 @@ def workdir():
 
 
 def _clean_env(prefixes):
+    """The environment without the servers' own variables (the test's config files
+    decide), and without colours in the logs."""
     env = dict(os.environ)
     for k in list(env):
         if any(k.startswith(p) for p in prefixes):
             del env[k]
+    env["NO_COLOR"] = "1"
     return env
 
 
