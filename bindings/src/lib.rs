@@ -659,8 +659,7 @@ impl MpcClient {
         path: String,
     ) -> Result<PublicKeyInfo, MpcError> {
         let c = self.inner.clone();
-        on_runtime(async move { c.get_public_key(account_id, path).await.map(Into::into) })
-            .await
+        on_runtime(async move { c.get_public_key(account_id, path).await.map(Into::into) }).await
     }
 
     /// Creates a wallet with the cosigner (`accounts` keys, 1..=100). Long: aux info and

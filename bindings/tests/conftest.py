@@ -1,0 +1,320 @@
+"""Shared fixtures of the binding tests.
+
+`test_smoke.py` needs only the generated Python module. The other tests start REAL
+processes on loopback (`sign-gateway` and `sign-service`, the GMP cosigner) with their
+own temporary directories, create one wallet through the bindings for the whole session,
+and stop every process in finalizers. When a test fails, the logs of the running
+processes are attached to its report.
+
+Environment:
+
+- `WALLET_MPC_FFI_PY`: directory holding `wallet_mpc_ffi.py` and the shared library
+  (default `bindings/generated/python`, what `bindings/generate.sh` writes).
+- `SIGN_GATEWAY_BIN`, `SIGN_SERVICE_BIN`: the server binaries (default: the debug build
+  in `$HOME/.cache/wallet-mpc/target-bnative`, what `bindings/test.sh` builds).
+- `WALLET_MPC_KOTLIN_CMD`: command (shell words) running the compiled Kotlin test; the
+  Kotlin test is skipped without it unless `WALLET_MPC_REQUIRE_KOTLIN=1`, which makes it
+  fail instead (`bindings/test.sh` sets both).
+- `WALLET_MPC_KEEP=1`: keep the temporary directories (logs, key files) after the run.
+"""
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GENERATED = os.environ.get(
+    "WALLET_MPC_FFI_PY", os.path.join(HERE, "..", "generated", "python")
+)
+sys.path.insert(0, os.path.abspath(GENERATED))
+
+import wallet_mpc_ffi as w  # noqa: E402
+
+# Public test values (tests only).
+DEVICE_PASS = "bindings device passphrase"
+RECOVERY_PASS = "bindings recovery passphrase"
+STORE_KEY = "5e" * 32
+# Non-hardened BIP-44-like path (the wallet derives non-hardened children only).
+ETH_PATH = "m/44/60/0/0/0"
+
+_DEFAULT_TARGET = os.path.join(
+    os.path.expanduser("~"), ".cache", "wallet-mpc", "target-bnative", "debug"
+)
+
+# Every process started by a fixture and still known, for the failure report.
+_PROCS = []
+
+
+def run(coro):
+    """Runs one coroutine of the bindings to completion."""
+    return asyncio.run(coro)
+
+
+def _binary(env, name):
+    path = os.environ.get(env) or os.path.join(_DEFAULT_TARGET, name)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"{name} not found at {path}: build it (bindings/test.sh does) or set {env}",
+            pytrace=False,
+        )
+    return path
+
+
+def free_port():
+    """A port that was free a moment ago on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tail(path, lines=60):
+    try:
+        with open(path, "r", errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as e:
+        return f"(no log: {e})"
+
+
+class Proc:
+    """A server process with its output in a log file; `stop()` is idempotent."""
+
+    def __init__(self, name, argv, log, env=None, port=None):
+        self.name = name
+        self.argv = argv
+        self.log = log
+        self.env = env
+        self.port = port
+        self.popen = None
+
+    def start(self, timeout=60.0):
+        out = open(self.log, "ab")
+        try:
+            self.popen = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+        if self not in _PROCS:
+            _PROCS.append(self)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited early ({self.popen.returncode}); "
+                    f"log:\n{_tail(self.log)}"
+                )
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{self.name} not listening on {self.port} after {timeout}s; "
+                    f"log:\n{_tail(self.log)}"
+                )
+            time.sleep(0.1)
+
+    def alive(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self):
+        """SIGTERM, up to 10 s, then SIGKILL; waits for the port to close."""
+        p = self.popen
+        if p is None:
+            return
+        if p.poll() is None:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            except ProcessLookupError:
+                pass
+        self.popen = None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attaches the tails of the servers' logs to a failing test's report."""
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for p in _PROCS:
+            state = "running" if p.alive() else "stopped"
+            rep.sections.append(
+                (f"log of {p.name} ({state}, {p.log})", _tail(p.log, 80))
+            )
+
+
+@pytest.fixture(scope="session")
+def workdir():
+    d = tempfile.mkdtemp(prefix="wallet-mpc-bindings-")
+    yield d
+    if os.environ.get("WALLET_MPC_KEEP") == "1":
+        print(f"\n[bindings] kept {d}", file=sys.stderr)
+    else:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _clean_env(prefixes):
+    """The environment without the servers' own variables (the test's config files
+    decide), and without colours in the logs."""
+    env = dict(os.environ)
+    for k in list(env):
+        if any(k.startswith(p) for p in prefixes):
+            del env[k]
+    env["NO_COLOR"] = "1"
+    return env
+
+
+class Servers:
+    """The gateway and the cosigner of the session."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        gw_port = free_port()
+        self.gateway_url = f"http://127.0.0.1:{gw_port}"
+        gw_cfg = os.path.join(workdir, "sign-gateway.yaml")
+        with open(gw_cfg, "w") as f:
+            f.write(
+                f"host: 127.0.0.1\nport: {gw_port}\n"
+                "logging:\n  level: warn\n  format: pretty\n"
+            )
+        self.gateway = Proc(
+            "sign-gateway",
+            [_binary("SIGN_GATEWAY_BIN", "sign-gateway"), "--config", gw_cfg],
+            os.path.join(workdir, "sign-gateway.log"),
+            env=_clean_env(["SIGN_GATEWAY_"]),
+            port=gw_port,
+        )
+        cs_port = free_port()
+        self.cosigner_url = f"http://127.0.0.1:{cs_port}"
+        data = os.path.join(workdir, "cosigner")
+        os.makedirs(data, exist_ok=True)
+        cs_cfg = os.path.join(data, "sign-service.yaml")
+        with open(cs_cfg, "w") as f:
+            f.write(
+                f"host: 127.0.0.1\nport: {cs_port}\n"
+                f"gateway_url: {self.gateway_url}\n"
+                f"key_store: {os.path.join(data, 'store.redb')}\n"
+                f"audit_log: {os.path.join(data, 'audit.jsonl')}\n"
+                "insecure_dev_primes: true\n"
+                "session_timeout_secs: 120\n"
+                "wallet_creation_timeout_secs: 600\n"
+                "prime_pool_size: 0\n"
+                "logging:\n  level: info\n  format: pretty\n"
+            )
+        env = _clean_env(["SIGN_SERVICE_", "SIGN_GATEWAY_"])
+        self.cosigner = Proc(
+            "sign-service",
+            [
+                _binary("SIGN_SERVICE_BIN", "sign-service"),
+                "--config",
+                cs_cfg,
+                "--insecure-dev-store-key",
+            ],
+            os.path.join(data, "sign-service.log"),
+            env=env,
+            port=cs_port,
+        )
+
+    def start(self):
+        self.gateway.start(timeout=30)
+        self.cosigner.start(timeout=90)
+
+    def stop(self):
+        # Cosigner first: it holds sessions on the gateway.
+        self.cosigner.stop()
+        self.gateway.stop()
+
+
+@pytest.fixture(scope="session")
+def servers(request, workdir):
+    s = Servers(workdir)
+    request.addfinalizer(s.stop)
+    s.start()
+    return s
+
+
+def client_config(servers, directory):
+    """The test client's configuration: dev primes and the fast KDF, so wallet creation
+    takes about a minute (public primes, weak key-file hashing: tests only)."""
+    cfg = w.default_mpc_config(
+        os.path.join(directory, "client_key_shares.json"), DEVICE_PASS
+    )
+    cfg.cosigner_url = servers.cosigner_url
+    cfg.recovery_path = os.path.join(directory, "recovery_key_shares.json")
+    cfg.recovery_passphrase = RECOVERY_PASS
+    cfg.insecure_dev_primes = True
+    cfg.insecure_fast_kdf = True
+    cfg.request_timeout_secs = 20
+    cfg.sign_timeout_secs = 120
+    cfg.setup_timeout_secs = 600
+    return cfg
+
+
+class Recorder(w.ProgressListener):
+    """Collects progress events (called from the library's threads)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.events = []
+
+    def on_progress(self, event):
+        with self.lock:
+            self.events.append(event)
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.events)
+
+    def clear(self):
+        with self.lock:
+            self.events.clear()
+
+
+class Wallet:
+    """The session's wallet: created once through the bindings."""
+
+    def __init__(self, config, info, progress, elapsed):
+        self.config = config
+        self.info = info
+        self.progress = progress
+        self.elapsed = elapsed
+        self.account_id = info.accounts[0].account_id
+
+
+@pytest.fixture(scope="session")
+def wallet(servers, workdir):
+    directory = os.path.join(workdir, "client")
+    os.makedirs(directory, exist_ok=True)
+    cfg = client_config(servers, directory)
+    client = run(w.new_mpc_client(cfg))
+    progress = Recorder()
+    started = time.monotonic()
+    info = run(client.create_wallet(1, w.AccountKind.HD, "bindings-test", progress))
+    elapsed = time.monotonic() - started
+    print(f"\n[bindings] create_wallet: {elapsed:.1f}s", file=sys.stderr)
+    return Wallet(cfg, info, progress, elapsed)
+
+
+@pytest.fixture
+def client(wallet):
+    """A fresh client over the session's wallet."""
+    return run(w.new_mpc_client(wallet.config))
