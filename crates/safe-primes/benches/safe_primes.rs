@@ -77,12 +77,23 @@ fn parse() -> Result<Opts, String> {
     Ok(o)
 }
 
+/// CPU time of the calling thread in seconds (Linux `/proc/thread-self/schedstat`, ns
+/// resolution); `None` elsewhere. On a shared machine this is the fair single-thread
+/// measure: wall time also counts time spent waiting for a core.
+fn thread_cpu() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns: u64 = s.split_whitespace().next()?.parse().ok()?;
+    Some(ns as f64 / 1e9)
+}
+
 #[derive(Clone)]
 struct Row {
     generator: &'static str,
     backend: &'static str,
     threads: usize,
     secs: Vec<f64>,
+    /// CPU seconds per sample (single-thread rows on Linux).
+    cpu: Option<Vec<f64>>,
     /// Our counters summed over the samples (None for the library).
     work: Option<Progress>,
 }
@@ -117,10 +128,12 @@ fn stats(v: &[f64]) -> Stats {
 
 fn ours<N: Natural>(params: Params, threads: usize, samples: usize) -> Row {
     let mut secs = Vec::new();
+    let mut cpu = Vec::new();
     let mut work = Progress::default();
     let never = AtomicBool::new(false);
     for i in 0..samples {
         let mut last = Progress::default();
+        let c = thread_cpu();
         let t = Instant::now();
         let p = if threads == 1 {
             generate::<N, _>(params, &mut OsRng, Some(&never), &mut |pr| last = *pr)
@@ -128,6 +141,10 @@ fn ours<N: Natural>(params: Params, threads: usize, samples: usize) -> Row {
             generate_parallel::<N>(params, threads, Some(&never), &mut |pr| last = *pr)
         };
         let dt = t.elapsed().as_secs_f64();
+        let dc = c.zip(thread_cpu()).map(|(a, b)| b - a);
+        if let (1, Some(dc)) = (threads, dc) {
+            cpu.push(dc);
+        }
         match p {
             Ok(p) => assert_eq!(p.p().bit_len(), u64::from(params.bits())),
             Err(e) => panic!("generation failed: {e}"),
@@ -135,12 +152,13 @@ fn ours<N: Natural>(params: Params, threads: usize, samples: usize) -> Row {
         work.add(&last);
         secs.push(dt);
         eprintln!(
-            "  ours {:<10} {} thread(s) sample {}/{}: {:.2} s ({} candidates, {} Fermat tests)",
+            "  ours {:<10} {} thread(s) sample {}/{}: {:.2} s wall, {:.2} s cpu ({} candidates, {} Fermat tests)",
             N::BACKEND,
             threads,
             i + 1,
             samples,
             dt,
+            dc.unwrap_or(f64::NAN),
             last.candidates,
             last.fermat_q + last.fermat_p
         );
@@ -150,6 +168,7 @@ fn ours<N: Natural>(params: Params, threads: usize, samples: usize) -> Row {
         backend: N::BACKEND,
         threads,
         secs,
+        cpu: (cpu.len() == samples).then_some(cpu),
         work: Some(work),
     }
 }
@@ -163,15 +182,22 @@ fn library(bits: u32, samples: usize) -> Row {
         "rug"
     };
     let mut secs = Vec::new();
+    let mut cpu = Vec::new();
     for i in 0..samples {
+        let c = thread_cpu();
         let t = Instant::now();
         let p = fast_paillier::backend::Integer::generate_safe_prime(&mut OsRng, bits);
         let dt = t.elapsed().as_secs_f64();
+        let dc = c.zip(thread_cpu()).map(|(a, b)| b - a);
+        if let Some(dc) = dc {
+            cpu.push(dc);
+        }
         assert!(p.significant_bits() >= u64::from(bits));
         secs.push(dt);
         eprintln!(
-            "  library {backend:<10} 1 thread sample {}/{samples}: {dt:.2} s",
-            i + 1
+            "  library {backend:<10} 1 thread sample {}/{samples}: {dt:.2} s wall, {:.2} s cpu",
+            i + 1,
+            dc.unwrap_or(f64::NAN)
         );
     }
     Row {
@@ -179,6 +205,7 @@ fn library(bits: u32, samples: usize) -> Row {
         backend,
         threads: 1,
         secs,
+        cpu: (cpu.len() == samples).then_some(cpu),
         work: None,
     }
 }
@@ -242,49 +269,50 @@ fn main() {
     }
 }
 
-fn lib_median(rows: &[Row], backend: &str) -> Option<f64> {
+fn library_row<'a>(rows: &'a [Row], backend: &str) -> Option<&'a Row> {
     rows.iter()
         .find(|r| r.generator == "library" && r.backend == backend)
-        .map(|r| stats(&r.secs).median)
 }
 
-fn lib_mean(rows: &[Row], backend: &str) -> Option<f64> {
-    rows.iter()
-        .find(|r| r.generator == "library" && r.backend == backend)
-        .map(|r| stats(&r.secs).mean)
+/// library / ours for (median wall, mean wall, median cpu, mean cpu).
+fn ratios(rows: &[Row], r: &Row) -> [Option<f64>; 4] {
+    let Some(l) = library_row(rows, r.backend).filter(|_| r.generator == "ours") else {
+        return [None; 4];
+    };
+    let (lw, ow) = (stats(&l.secs), stats(&r.secs));
+    let cpu = l
+        .cpu
+        .as_ref()
+        .zip(r.cpu.as_ref())
+        .map(|(a, b)| (stats(a), stats(b)));
+    [
+        Some(lw.median / ow.median),
+        Some(lw.mean / ow.mean),
+        cpu.as_ref().map(|(a, b)| a.median / b.median),
+        cpu.as_ref().map(|(a, b)| a.mean / b.mean),
+    ]
+}
+
+fn fmt_ratio(x: Option<f64>) -> String {
+    x.map_or("-".into(), |x| format!("{x:.1}x"))
 }
 
 fn print_table(o: &Opts, params: Params, rows: &[Row]) {
     println!();
     println!(
-        "Safe prime p = 2q+1, {} bits, time per prime (seconds); ratio = library / ours",
+        "Safe prime p = 2q+1, {} bits: seconds per prime (wall; cpu = CPU time of the generating thread, single-thread rows)",
         o.bits
     );
+    println!("ratio = library / ours, same backend (ours single-thread vs library; ours multi-thread vs library single-thread)");
     println!(
-        "{:<8} {:<11} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>9}",
-        "gen",
-        "backend",
-        "threads",
-        "samples",
-        "median",
-        "mean",
-        "min",
-        "max",
-        "stddev",
-        "ratio(med)",
-        "ratio(mean)",
-        "exp/prime"
+        "{:<8} {:<10} {:>3} {:>3} {:>8} {:>8} {:>7} {:>7} {:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+        "gen", "backend", "thr", "n", "wall med", "wall avg", "min", "max", "sd",
+        "cpu med", "cpu avg", "r(wall~)", "r(wall)", "r(cpu~)", "r(cpu)", "exp/pr"
     );
     for r in rows {
         let s = stats(&r.secs);
-        let (rmed, rmean) = if r.generator == "ours" {
-            (
-                lib_median(rows, r.backend).map(|l| format!("{:.1}x", l / s.median)),
-                lib_mean(rows, r.backend).map(|l| format!("{:.1}x", l / s.mean)),
-            )
-        } else {
-            (None, None)
-        };
+        let c = r.cpu.as_ref().map(|c| stats(c));
+        let [a, b, cc, d] = ratios(rows, r);
         let exps = r
             .work
             .map(|w| {
@@ -295,7 +323,7 @@ fn print_table(o: &Opts, params: Params, rows: &[Row]) {
             })
             .unwrap_or_else(|| "-".into());
         println!(
-            "{:<8} {:<11} {:>7} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>10} {:>9}",
+            "{:<8} {:<10} {:>3} {:>3} {:>8.2} {:>8.2} {:>7.2} {:>7.2} {:>7.2} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
             r.generator,
             r.backend,
             r.threads,
@@ -305,42 +333,45 @@ fn print_table(o: &Opts, params: Params, rows: &[Row]) {
             s.min,
             s.max,
             s.stddev,
-            rmed.unwrap_or_else(|| "-".into()),
-            rmean.unwrap_or_else(|| "-".into()),
+            c.as_ref().map_or("-".into(), |c| format!("{:.2}", c.median)),
+            c.as_ref().map_or("-".into(), |c| format!("{:.2}", c.mean)),
+            fmt_ratio(a),
+            fmt_ratio(b),
+            fmt_ratio(cc),
+            fmt_ratio(d),
             exps
         );
     }
+    println!("(~ = median; exp/pr = modular exponentiations per prime, ours only)");
     println!();
 }
 
 fn to_json(o: &Opts, params: Params, rows: &[Row]) -> String {
     use serde_json::{json, Value};
-    let ratio = |l: Option<f64>, v: f64| l.map_or(Value::Null, |l| json!(l / v));
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {
             let s = stats(&r.secs);
-            let (rmed, rmean) = if r.generator == "ours" {
-                (
-                    ratio(lib_median(rows, r.backend), s.median),
-                    ratio(lib_mean(rows, r.backend), s.mean),
-                )
-            } else {
-                (Value::Null, Value::Null)
-            };
+            let c = r.cpu.as_ref().map(|c| stats(c));
+            let [a, b, cc, d] = ratios(rows, r);
             json!({
                 "generator": r.generator,
                 "backend": r.backend,
                 "threads": r.threads,
                 "samples": r.secs.len(),
-                "median": s.median,
-                "mean": s.mean,
-                "min": s.min,
-                "max": s.max,
-                "stddev": s.stddev,
-                "ratio_vs_library_median": rmed,
-                "ratio_vs_library_mean": rmean,
-                "secs": r.secs,
+                "wall_median": s.median,
+                "wall_mean": s.mean,
+                "wall_min": s.min,
+                "wall_max": s.max,
+                "wall_stddev": s.stddev,
+                "cpu_median": c.as_ref().map(|c| c.median),
+                "cpu_mean": c.as_ref().map(|c| c.mean),
+                "ratio_vs_library_wall_median": a,
+                "ratio_vs_library_wall_mean": b,
+                "ratio_vs_library_cpu_median": cc,
+                "ratio_vs_library_cpu_mean": d,
+                "wall_secs": r.secs,
+                "cpu_secs": r.cpu,
                 "work_total": r.work.map(|w| json!({
                     "candidates": w.candidates,
                     "survivors": w.survivors,
@@ -357,6 +388,7 @@ fn to_json(o: &Opts, params: Params, rows: &[Row]) -> String {
         "bits": o.bits,
         "mr_rounds": params.mr_rounds(),
         "sieve_limit": params.sieve_limit(),
+        "window": params.window(),
         "machine_threads": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "unit": "seconds per safe prime",
         "library_function": "fast_paillier::backend::Integer::generate_safe_prime (called 4x by cggmp24::PregeneratedPrimes::generate)",

@@ -41,6 +41,7 @@
 
 #![deny(missing_docs)]
 
+mod montgomery;
 mod natural;
 #[cfg(not(target_arch = "wasm32"))]
 mod parallel;

@@ -42,6 +42,12 @@ pub trait Natural: Clone + Eq + Ord + Send + Sync + fmt::Debug + 'static {
     /// Parses hexadecimal (no prefix); `None` if malformed or empty.
     fn from_hex(s: &str) -> Option<Self>;
 
+    /// Base-2 Fermat test, `2^(self-1) ≡ 1 (mod self)`, for odd `self > 2` (the hot
+    /// operation of the search). The default uses [`Natural::pow_mod`].
+    fn fermat2(&self) -> bool {
+        Self::from_u64(2).pow_mod(&self.sub_u64(1), self) == Self::from_u64(1)
+    }
+
     /// Number of trailing zero bits (0 for zero).
     fn trailing_zeros(&self) -> u64 {
         let mut i = 0;
@@ -122,6 +128,9 @@ mod num_bigint_impl {
         }
         fn trailing_zeros(&self) -> u64 {
             BigUint::trailing_zeros(self).unwrap_or(0)
+        }
+        fn fermat2(&self) -> bool {
+            crate::montgomery::fermat2_biguint(self)
         }
         fn mod_u32(&self, r: u32) -> u32 {
             let mut acc: u64 = 0;

@@ -23,9 +23,11 @@ pub struct Search<N: Natural> {
     /// `q` at position 0 of the current window.
     base: N,
     /// `base mod primes[i]`.
-    residues: Vec<u32>,
-    /// `2 * window mod primes[i]` (the per-window increment of the residues).
-    step: Vec<u32>,
+    /// For each sieve prime: the first position in this window where it divides `q`, and
+    /// where it divides `2q + 1` (both `< r`; positions `>= window` fall in later windows).
+    hits: Vec<[u32; 2]>,
+    /// `window mod primes[i]`.
+    wmod: Vec<u32>,
     /// Struck-out positions of the current window (valid when `sieved`).
     struck: Vec<bool>,
     sieved: bool,
@@ -222,8 +224,8 @@ impl<N: Natural> Search<N> {
             params,
             table,
             base,
-            residues: Vec::new(),
-            step: Vec::new(),
+            hits: Vec::new(),
+            wmod: Vec::new(),
             struck: vec![false; window],
             sieved: false,
             next: 0,
@@ -232,14 +234,29 @@ impl<N: Natural> Search<N> {
         }
     }
 
+    /// Computes, from the residues of `base`, the first position in the window where each
+    /// sieve prime divides `q` and where it divides `2q + 1`.
     fn init_residues(&mut self) {
-        let two_w = 2 * u64::from(self.params.window());
-        self.residues = self.table.residues(&self.base.to_u32_digits_le());
-        self.step = self
+        let w = u64::from(self.params.window());
+        let residues = self.table.residues(&self.base.to_u32_digits_le());
+        self.hits = self
             .table
             .primes
             .iter()
-            .map(|&r| (two_w % u64::from(r)) as u32)
+            .zip(&residues)
+            .map(|(&r, &s)| first_hits(r, s))
+            .collect();
+        self.wmod = self
+            .table
+            .primes
+            .iter()
+            .map(|&r| {
+                if u64::from(r) > w {
+                    w as u32
+                } else {
+                    (w % u64::from(r)) as u32
+                }
+            })
             .collect();
         self.sieved = false;
         self.next = 0;
@@ -252,18 +269,15 @@ impl<N: Natural> Search<N> {
         self.init_residues();
     }
 
-    /// Moves to the next window: `base += 2W`, residues advanced by addition.
+    /// Moves to the next window: `base += 2W`; every hit offset moves back by `W mod r`
+    /// (an addition modulo `r`, no division).
     fn advance_window(&mut self) {
         let two_w = 2 * u64::from(self.params.window());
         self.base = self.base.add_u64(two_w);
-        for ((s, &d), &r) in self
-            .residues
-            .iter_mut()
-            .zip(&self.step)
-            .zip(&self.table.primes)
-        {
-            let v = *s + d;
-            *s = if v >= r { v - r } else { v };
+        for ((h, &d), &r) in self.hits.iter_mut().zip(&self.wmod).zip(&self.table.primes) {
+            for o in h.iter_mut() {
+                *o = if *o >= d { *o - d } else { *o + r - d };
+            }
         }
         self.sieved = false;
         self.next = 0;
@@ -273,28 +287,39 @@ impl<N: Natural> Search<N> {
     fn sieve_window(&mut self) {
         let w = self.params.window() as usize;
         self.struck.iter_mut().for_each(|b| *b = false);
-        for (&r, &s) in self.table.primes.iter().zip(&self.residues) {
-            let r64 = u64::from(r);
-            let s = u64::from(s);
-            let inv2 = (r64 + 1) / 2;
-            // r | base + 2k  <=>  k = -s / 2 (mod r)
-            let k1 = ((r64 - s) % r64) * inv2 % r64;
-            // r | 2(base + 2k) + 1  <=>  k = -(2s + 1) / 4 (mod r)
-            let k2 = ((r64 - (2 * s + 1) % r64) % r64) * inv2 % r64 * inv2 % r64;
+        for (&r, h) in self.table.primes.iter().zip(&self.hits) {
             let r = r as usize;
-            let mut k = k1 as usize;
-            while k < w {
-                self.struck[k] = true;
-                k += r;
-            }
-            let mut k = k2 as usize;
-            while k < w {
-                self.struck[k] = true;
-                k += r;
+            for &o in h {
+                let mut k = o as usize;
+                while k < w {
+                    self.struck[k] = true;
+                    k += r;
+                }
             }
         }
         self.sieved = true;
     }
+}
+
+/// `x / 2 mod r` for odd `r` and `x < r`.
+fn half_mod(x: u64, r: u64) -> u64 {
+    if x & 1 == 0 {
+        x / 2
+    } else {
+        (x + r) / 2
+    }
+}
+
+/// For `q = base + 2k` with `base ≡ s (mod r)`: the `k` in `[0, r)` with `r | q`, and the
+/// one with `r | 2q + 1`.
+fn first_hits(r: u32, s: u32) -> [u32; 2] {
+    let (r, s) = (u64::from(r), u64::from(s));
+    // r | s + 2k  <=>  k ≡ -s / 2
+    let k1 = half_mod((r - s) % r, r);
+    // r | 2s + 1 + 4k  <=>  k ≡ -(2s + 1) / 4
+    let t = (2 * s + 1) % r;
+    let k2 = half_mod(half_mod((r - t) % r, r), r);
+    [k1 as u32, k2 as u32]
 }
 
 /// Runs a single-threaded search until it finds a safe prime.
@@ -317,8 +342,7 @@ pub fn generate<N: Natural, R: RngCore + CryptoRng>(
 
 /// Base-2 Fermat test: `2^(n-1) ≡ 1 (mod n)` for odd `n > 2`.
 pub(crate) fn fermat2<N: Natural>(n: &N) -> bool {
-    let one = N::from_u64(1);
-    N::from_u64(2).pow_mod(&n.sub_u64(1), n) == one
+    n.fermat2()
 }
 
 /// Miller–Rabin with `rounds` bases drawn uniformly from `[2, n - 2]` by `rng`
@@ -403,14 +427,21 @@ mod tests {
     }
 
     #[test]
-    fn residues_stay_consistent_across_windows() {
+    fn offsets_stay_consistent_across_windows() {
         let params = Params::new(512).unwrap().with_window(1000).unwrap();
         let mut s = Search::<BigUint>::from_os_rng(params).unwrap();
         for _ in 0..7 {
             s.advance_window();
         }
         for (i, &r) in s.table.primes.iter().enumerate() {
-            assert_eq!(s.residues[i], s.base.mod_u32(r), "prime {r}");
+            // recomputed from scratch with a division
+            let fresh = first_hits(r, s.base.mod_u32(r));
+            assert_eq!(s.hits[i], fresh, "prime {r}");
+            // and they really are the divisible positions
+            let q1 = s.base.add_u64(2 * u64::from(fresh[0]));
+            assert_eq!(q1.mod_u32(r), 0);
+            let q2 = s.base.add_u64(2 * u64::from(fresh[1])).double_plus_one();
+            assert_eq!(q2.mod_u32(r), 0);
         }
     }
 
@@ -540,7 +571,7 @@ mod tests {
         let r = Search::<BigUint>::resume(&back).unwrap();
         assert_eq!(r.base, s.base);
         assert_eq!(r.next, s.next);
-        assert_eq!(r.residues, s.residues);
+        assert_eq!(r.hits, s.hits);
         assert_eq!(r.progress(), s.progress());
 
         let mut bad = cp.clone();
