@@ -152,13 +152,14 @@ fn ours<N: Natural>(params: Params, threads: usize, samples: usize) -> Row {
         work.add(&last);
         secs.push(dt);
         eprintln!(
-            "  ours {:<10} {} thread(s) sample {}/{}: {:.2} s wall, {:.2} s cpu ({} candidates, {} Fermat tests)",
+            "  ours {:<10} {} thread(s) sample {}/{}: {:.2} s wall, {} cpu ({} candidates, {} Fermat tests)",
             N::BACKEND,
             threads,
             i + 1,
             samples,
             dt,
-            dc.unwrap_or(f64::NAN),
+            dc.filter(|_| threads == 1)
+                .map_or("-".to_string(), |c| format!("{c:.2} s")),
             last.candidates,
             last.fermat_q + last.fermat_p
         );
