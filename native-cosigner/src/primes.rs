@@ -1,6 +1,7 @@
-//! Safe primes for aux info: 4 fresh 1536-bit safe primes per wallet, generated with GMP
-//! on blocking threads and kept (encrypted) in the key store, or the public test
-//! fixtures when `insecure_dev_primes` is set.
+//! Safe primes for aux info: 4 fresh 1536-bit safe primes per wallet, generated with our
+//! fast generator (`safe-primes` over GMP: joint sieve of q and 2q+1, Fermat filters,
+//! Miller-Rabin) on blocking threads and kept (encrypted) in the key store, or the public
+//! test fixtures when `insecure_dev_primes` is set.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -23,6 +24,12 @@ pub enum PrimeError {
     /// The fixtures are missing.
     #[error("the public dev fixture primes are missing")]
     NoFixture,
+}
+
+/// Threads for one background prime search: half the cores (at least one), so refilling
+/// the pool never takes all of them from signing.
+fn generator_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// The pool.
@@ -75,15 +82,25 @@ impl PrimePool {
                     wanted.await;
                     continue;
                 }
+                let threads = generator_threads();
                 tracing::info!(
                     have,
                     target,
-                    "generating a safe-prime set (4 x 1536 bits, GMP)"
+                    threads,
+                    backend = mpc_core::primes::FAST_PRIME_BACKEND,
+                    "generating a safe-prime set (4 x 1536 bits)"
                 );
                 let started = std::time::Instant::now();
-                let res = tokio::task::spawn_blocking(|| PrimeSet::generate(&mut |_| {})).await;
+                let res = tokio::task::spawn_blocking(move || {
+                    PrimeSet::generate_fast(threads, None, &mut |_| {})
+                })
+                .await;
                 match res {
-                    Ok(set) => match pool.store.push_primes(&set) {
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "safe-prime generation failed");
+                        tokio::time::sleep(Duration::from_secs(5)).await;
+                    }
+                    Ok(Ok(set)) => match pool.store.push_primes(&set) {
                         Ok(()) => {
                             tracing::info!(
                                 secs = started.elapsed().as_secs_f32(),
@@ -176,10 +193,10 @@ mod tests {
         assert!(pool.is_empty());
     }
 
-    /// Real generation with GMP (minutes of CPU): `cargo test -p sign-service --lib
-    /// -- --ignored real_generation --nocapture`.
+    /// Real generation through the background generator with the fast generator over GMP
+    /// (a few seconds of CPU per set; the independent primality checks of the generated
+    /// numbers are in `safe-primes` and `mpc-core`'s tests).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore]
     async fn real_generation() {
         let pool = PrimePool::new(store("real"), 0, false);
         pool.spawn_generator();
@@ -192,5 +209,14 @@ mod tests {
         );
         assert!(!set.is_public_fixture());
         set.to_pregenerated().unwrap();
+        for (i, p) in set.primes.iter().enumerate() {
+            assert!(
+                set.primes[..i].iter().all(|o| o != p),
+                "primes are distinct"
+            );
+            // 1536 bits exactly: 384 hex digits, top digit >= 8
+            assert_eq!(p.len(), 384);
+            assert!(u8::from_str_radix(&p[..1], 16).unwrap() >= 8);
+        }
     }
 }

@@ -4,9 +4,19 @@
 //! part of onboarding, so they can be generated once, saved, and reused; the committed
 //! fixtures make test DKGs take seconds. **The fixtures are public**: a key whose aux
 //! info uses them is not secret-safe, so only tests use them and the CLI refuses them.
+//!
+//! Two generators: [`PrimeSet::generate_fast`] (ours, the `safe-primes` crate: joint
+//! sieve of `q` and `2q + 1`, cheap Fermat filters before Miller–Rabin, parallel threads;
+//! GMP when the `backend-rug` feature is on, pure Rust otherwise) and
+//! [`PrimeSet::generate`] (the library's generator, kept for comparison). Both hand the
+//! primes to the library through `PregeneratedPrimes::try_from`.
+
+use std::sync::atomic::AtomicBool;
 
 use cggmp24::paillier_zk::backend::Integer;
 use serde::{Deserialize, Serialize};
+
+pub use safe_primes::Progress as SearchProgress;
 
 use crate::error::CoreError;
 use crate::SecurityLevel;
@@ -50,8 +60,34 @@ impl PrimeSet {
         PrimeSet { primes }
     }
 
-    /// Generates a fresh set with the library's generator, calling `progress(k)` after
-    /// each of the four primes. Takes minutes in pure Rust.
+    /// Generates a fresh set with our fast generator (`safe-primes`): `threads` parallel
+    /// searches (at least 1; ignored on wasm32, which has no threads: browsers run
+    /// [`safe_primes::Search`] chunks in Web Workers instead), GMP with `backend-rug`,
+    /// pure Rust otherwise. `progress` gets the aggregated search counters (`found` counts
+    /// the primes done, 0..=4) several times a second. Setting `cancel` stops the search
+    /// with an error. The set is checked by `PregeneratedPrimes::try_from` before it is
+    /// returned.
+    pub fn generate_fast(
+        threads: usize,
+        cancel: Option<&AtomicBool>,
+        progress: &mut dyn FnMut(&SearchProgress),
+    ) -> Result<Self, CoreError> {
+        let params = safe_primes::Params::new(PRIME_BITS)
+            .map_err(|e| CoreError::invalid("safe-prime parameters", e))?;
+        let hex = fast_hex(params, threads, cancel, progress)
+            .map_err(|e| CoreError::invalid("safe-prime generation", e))?;
+        let primes: [String; 4] = hex
+            .try_into()
+            .map_err(|_| CoreError::invalid("safe-prime generation", "expected 4 primes"))?;
+        let set = PrimeSet { primes };
+        set.to_pregenerated()?;
+        Ok(set)
+    }
+
+    /// Generates a fresh set with the library's generator
+    /// (`fast_paillier::Integer::generate_safe_prime`, as `PregeneratedPrimes::generate`),
+    /// calling `progress(k)` after each of the four primes. Takes minutes in pure Rust;
+    /// kept for comparison — use [`PrimeSet::generate_fast`].
     pub fn generate(progress: &mut dyn FnMut(usize)) -> Self {
         let mut rng = rand_core::OsRng;
         let primes = [0usize, 1, 2, 3].map(|k| {
@@ -73,6 +109,53 @@ impl PrimeSet {
                 .any(|f| *f == p)
         })
     }
+}
+
+#[cfg(feature = "backend-rug")]
+type FastInt = safe_primes::rug::Integer;
+#[cfg(not(feature = "backend-rug"))]
+type FastInt = safe_primes::BigUint;
+
+/// Which big-integer backend [`PrimeSet::generate_fast`] uses in this build.
+pub const FAST_PRIME_BACKEND: &str = <FastInt as safe_primes::Natural>::BACKEND;
+
+#[cfg(not(target_arch = "wasm32"))]
+fn fast_hex(
+    params: safe_primes::Params,
+    threads: usize,
+    cancel: Option<&AtomicBool>,
+    progress: &mut dyn FnMut(&SearchProgress),
+) -> Result<Vec<String>, safe_primes::Error> {
+    let found = safe_primes::generate_many::<FastInt>(params, 4, threads, cancel, progress)?;
+    Ok(found.iter().map(|p| p.to_hex()).collect())
+}
+
+#[cfg(target_arch = "wasm32")]
+fn fast_hex(
+    params: safe_primes::Params,
+    _threads: usize,
+    cancel: Option<&AtomicBool>,
+    progress: &mut dyn FnMut(&SearchProgress),
+) -> Result<Vec<String>, safe_primes::Error> {
+    use safe_primes::Natural;
+    let mut rng = rand_core::OsRng;
+    let mut found: Vec<FastInt> = Vec::with_capacity(4);
+    // counters of the finished searches
+    let mut done = SearchProgress::default();
+    while found.len() < 4 {
+        let mut last = SearchProgress::default();
+        let p = safe_primes::generate::<FastInt, _>(params, &mut rng, cancel, &mut |pr| {
+            last = *pr;
+            let mut total = done;
+            total.add(pr);
+            progress(&total);
+        })?;
+        done.add(&last);
+        if !found.iter().any(|o| safe_primes::too_close(o, p.p())) {
+            found.push(p.into_p());
+        }
+    }
+    Ok(found.iter().map(Natural::to_hex).collect())
 }
 
 /// A file of prime sets, one per party index.

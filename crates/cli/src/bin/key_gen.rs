@@ -297,29 +297,27 @@ fn load_primes(args: &Args) -> Result<Vec<PrimeSet>> {
         eprintln!("         These keys are for development only: do not send funds to them.");
         return Ok(dev_fixture_primes());
     }
-    eprintln!("Generating 3 x 4 safe primes of 1536 bits (this takes minutes; reuse them with --save-primes/--primes)...");
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    eprintln!(
+        "Generating 3 x 4 safe primes of 1536 bits ({}, {threads} threads; reuse them with --save-primes/--primes)...",
+        mpc_core::primes::FAST_PRIME_BACKEND
+    );
     let bar = ProgressBar::new(12);
     bar.set_style(
-        ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} primes {elapsed}")
+        ProgressStyle::with_template("{prefix:>22} [{bar:30}] {pos}/{len} primes {elapsed} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> "),
     );
     bar.set_prefix("safe primes");
-    let sets: Vec<PrimeSet> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3)
-            .map(|_| {
-                let bar = bar.clone();
-                s.spawn(move || PrimeSet::generate(&mut |_| bar.inc(1)))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("prime generation thread panicked"))
-            })
-            .collect::<Result<_>>()
-    })?;
+    let mut sets: Vec<PrimeSet> = Vec::with_capacity(3);
+    for party in 0..3u64 {
+        let set = PrimeSet::generate_fast(threads, None, &mut |p| {
+            bar.set_position(party * 4 + p.found.min(4));
+            bar.set_message(format!("{} candidates tested", p.fermat_q));
+        })
+        .with_context(|| format!("generating the safe primes of party {party}"))?;
+        sets.push(set);
+    }
     bar.finish();
     if let Some(path) = &args.save_primes {
         let file = PrimesFile {
