@@ -1116,13 +1116,11 @@ impl pb::cosigner_server::Cosigner for CosignerService {
                 "presignatures are disabled on this cosigner (presign_pool_cap: 0); use StartSign",
             ));
         }
-        let max = st.cfg.presign_max_per_request;
-        if req.count == 0 || req.count > max {
-            return Err(Status::invalid_argument(format!(
-                "count must be 1..={max}, got {}",
-                req.count
-            )));
+        if req.count == 0 {
+            return Err(Status::invalid_argument("count must be at least 1"));
         }
+        // More than the per-request maximum is granted in part, like the cap.
+        let count = req.count.min(st.cfg.presign_max_per_request);
         if req.release_ids.len() > cap.max(1) * 4 {
             return Err(Status::invalid_argument("too many release_ids"));
         }
@@ -1164,7 +1162,7 @@ impl pb::cosigner_server::Cosigner for CosignerService {
             .await?
             .len();
         let room_left = cap.saturating_sub(running + available);
-        let granted = room_left.min(req.count as usize);
+        let granted = room_left.min(count as usize);
         if granted == 0 {
             drop(grant_lock);
             return Err(Status::resource_exhausted(format!(

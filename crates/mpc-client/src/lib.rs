@@ -1505,10 +1505,19 @@ async fn refill(job: RefillJob, progress: Progress) -> Result<PresignPoolStatus,
             return Err(e);
         }
     }
+    // Our sessions are done; give the cosigner a moment to store its halves so the
+    // status reflects the settled pool.
+    let settle = Instant::now();
+    let remote = loop {
+        let remote = cosigner
+            .presign_pool(&party.identity, &wallet_id, me, &account_id)
+            .await?;
+        if remote.running == 0 || settle.elapsed() > Duration::from_secs(5) {
+            break remote;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let local = pool.list(&account_id, &signers)?;
-    let remote = cosigner
-        .presign_pool(&party.identity, &wallet_id, me, &account_id)
-        .await?;
     let usable = local
         .iter()
         .filter(|id| remote.presignature_ids.contains(id))
