@@ -42,11 +42,16 @@ pub struct Bins {
 /// The target profile directory the test executable runs from (`target/debug`).
 pub fn profile_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("no current exe")?;
-    // target/debug/deps/e2e-xxxx -> target/debug
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("unexpected test executable location")?;
+    // target/debug/deps/e2e-xxxx (tests) or target/debug/presign-bench (binaries)
+    // -> target/debug
+    let parent = exe.parent().context("unexpected executable location")?;
+    let dir = if parent.file_name().is_some_and(|n| n == "deps") {
+        parent
+            .parent()
+            .context("unexpected test executable location")?
+    } else {
+        parent
+    };
     Ok(dir.to_path_buf())
 }
 
