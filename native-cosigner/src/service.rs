@@ -413,15 +413,19 @@ async fn run_presign(
     room: pb::SessionRoom,
     signers: Vec<u16>,
     request_id: String,
+    queue_timeout: Duration,
 ) {
     let started = std::time::Instant::now();
     let id = room.session_id.clone();
     let timeout = Duration::from_secs(st.cfg.session_timeout_secs);
     let outcome: Result<(), String> = async {
-        let _slot = tokio::time::timeout(timeout, Arc::clone(&st.presign_workers).acquire_owned())
-            .await
-            .map_err(|_| format!("no presignature worker free within {timeout:?}"))?
-            .map_err(|e| e.to_string())?;
+        let _slot = tokio::time::timeout(
+            queue_timeout,
+            Arc::clone(&st.presign_workers).acquire_owned(),
+        )
+        .await
+        .map_err(|_| format!("no presignature worker free within {queue_timeout:?}"))?
+        .map_err(|e| e.to_string())?;
         let account = wallet
             .accounts
             .get(&slot.account_id)
@@ -1172,7 +1176,10 @@ impl pb::cosigner_server::Cosigner for CosignerService {
         }
         st.add_running(&slot, granted);
         drop(grant_lock);
-        let expiry_unix = now / 1000 + st.cfg.session_timeout_secs * 2 + 1;
+        // Sessions queue for the bounded worker pool: the rooms live long enough for the
+        // last one to start and run.
+        let waves = (granted as u64).div_ceil(st.cfg.presign_workers as u64) + 1;
+        let expiry_unix = now / 1000 + st.cfg.session_timeout_secs * waves + 1;
         let mut signers = vec![party, PARTY_COSIGNER];
         signers.sort_unstable();
         let wallet = Arc::new(wallet);
@@ -1220,6 +1227,7 @@ impl pb::cosigner_server::Cosigner for CosignerService {
                     room,
                     signers.clone(),
                     request_id.clone(),
+                    Duration::from_secs(st.cfg.session_timeout_secs * (waves - 1)),
                 ));
             }
         }
