@@ -1387,6 +1387,7 @@ async fn refill(job: RefillJob, progress: Progress) -> Result<PresignPoolStatus,
         .await?;
     let local = pool.list(&account_id, &signers)?;
     let mut discarded = 0u32;
+    let mut discarded_local = 0u32;
     let mut release = Vec::new();
     if remote.running == 0 {
         for id in local
@@ -1394,9 +1395,10 @@ async fn refill(job: RefillJob, progress: Progress) -> Result<PresignPoolStatus,
             .filter(|id| !remote.presignature_ids.contains(id))
         {
             if pool.take(&account_id, &signers, id)?.is_some() {
-                discarded += 1;
+                discarded_local += 1;
             }
         }
+        discarded += discarded_local;
         release = remote
             .presignature_ids
             .iter()
@@ -1405,7 +1407,7 @@ async fn refill(job: RefillJob, progress: Progress) -> Result<PresignPoolStatus,
             .collect();
         discarded += release.len() as u32;
     }
-    let mut have = local.len() as u32 - discarded.min(local.len() as u32);
+    let mut have = (local.len() as u32).saturating_sub(discarded_local);
     let (mut generated, mut failed) = (0u32, 0u32);
     let mut last_error = None;
     let timeout = Duration::from_secs(config.sign_timeout_secs);
