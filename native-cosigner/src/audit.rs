@@ -13,7 +13,8 @@ use serde::Serialize;
 pub struct AuditRecord {
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
-    /// `create_wallet`, `confirm_wallet`, `wallet_dkg`, `sign_request`, `sign_outcome`.
+    /// `create_wallet`, `confirm_wallet`, `wallet_dkg`, `sign_request`, `sign_outcome`,
+    /// `presign_start`, `presign_outcome`, `presign_release`.
     pub event: &'static str,
     /// Wallet id.
     pub wallet_id: String,
@@ -44,6 +45,9 @@ pub struct AuditRecord {
     /// Session id / room.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// Presignature id (presignature sessions and fast-path signing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presignature_id: Option<String>,
     /// `signed`, `failed: ...`, `committed`, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,

@@ -209,6 +209,18 @@ pub struct Config {
     pub prime_pool_size: usize,
     /// Use the PUBLIC test primes for aux info. Insecure: tests and demos only.
     pub insecure_dev_primes: bool,
+    /// Presignature sessions the cosigner runs at once (its bounded background pool);
+    /// further sessions wait for a slot.
+    pub presign_workers: usize,
+    /// Most presignatures kept per account and signer pair (finished + running).
+    /// 0 disables presignatures.
+    pub presign_pool_cap: u32,
+    /// Most presignature sessions one StartPresign may open.
+    pub presign_max_per_request: u32,
+    /// TESTS ONLY: pause this long after a presignature was consumed (committed) and
+    /// before the partial signature is computed and returned, so a test can kill the
+    /// service in between. 0 (the default) in production.
+    pub testing_pause_after_presign_take_ms: u64,
     /// Logging.
     pub logging: Logging,
     /// Signing policy.
@@ -237,6 +249,10 @@ impl Default for Config {
             max_concurrent_sessions: 64,
             prime_pool_size: 2,
             insecure_dev_primes: false,
+            presign_workers: 2,
+            presign_pool_cap: 32,
+            presign_max_per_request: 16,
+            testing_pause_after_presign_take_ms: 0,
             logging: Logging::default(),
             policy: PolicyConfig::default(),
         }
@@ -382,6 +398,21 @@ impl Config {
         if self.max_concurrent_sessions == 0 || self.max_concurrent_sessions > 10_000 {
             return Err(invalid("max_concurrent_sessions", "must be in 1..=10000"));
         }
+        if self.presign_workers == 0 || self.presign_workers > 256 {
+            return Err(invalid("presign_workers", "must be in 1..=256"));
+        }
+        if self.presign_pool_cap > 10_000 {
+            return Err(invalid("presign_pool_cap", "at most 10000"));
+        }
+        if self.presign_max_per_request == 0 || self.presign_max_per_request > 1_000 {
+            return Err(invalid("presign_max_per_request", "must be in 1..=1000"));
+        }
+        if self.testing_pause_after_presign_take_ms > 60_000 {
+            return Err(invalid(
+                "testing_pause_after_presign_take_ms",
+                "at most 60000 (and 0 outside tests)",
+            ));
+        }
         if self.prime_pool_size > 64 {
             return Err(invalid("prime_pool_size", "at most 64"));
         }
@@ -475,6 +506,17 @@ mod tests {
         assert!(e.contains("wei"), "{e}");
         let c = Config::from_yaml("cors_origins: [\"localhost\"]").unwrap();
         assert!(c.validate().is_err());
+        let c = Config::from_yaml("presign_workers: 0").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("presign_workers"));
+        let c = Config::from_yaml("presign_max_per_request: 0").unwrap();
+        assert!(c.validate().is_err());
+        let c = Config::from_yaml("presign_pool_cap: 8\npresign_workers: 4").unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.presign_pool_cap, c.presign_workers), (8, 4));
     }
 
     #[test]

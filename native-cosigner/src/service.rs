@@ -25,7 +25,7 @@ use crate::audit::{AuditLog, AuditRecord};
 use crate::config::Config;
 use crate::policy::{self, Verdict};
 use crate::primes::PrimePool;
-use crate::store::{Store, StoreError, WalletRecord};
+use crate::store::{PresigSlot, PresigTake, Store, StoreError, WalletRecord};
 
 /// Largest preimage accepted for signing.
 pub const MAX_PREIMAGE: usize = 1 << 20;
@@ -66,6 +66,12 @@ pub struct State {
     audit: AuditLog,
     pending: Mutex<HashMap<String, Arc<Pending>>>,
     sessions: Arc<Semaphore>,
+    /// The bounded pool of presignature sessions.
+    presign_workers: Arc<Semaphore>,
+    /// Presignature sessions granted and not finished yet, per slot.
+    presign_running: Mutex<HashMap<PresigSlot, usize>>,
+    /// Serializes the cap computation of StartPresign.
+    presign_grant: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for State {
@@ -94,6 +100,9 @@ impl State {
         Ok(Arc::new(Self {
             replay: ReplayCache::new(window_ms, 1_000_000),
             sessions: Arc::new(Semaphore::new(cfg.max_concurrent_sessions)),
+            presign_workers: Arc::new(Semaphore::new(cfg.presign_workers)),
+            presign_running: Mutex::new(HashMap::new()),
+            presign_grant: tokio::sync::Mutex::new(()),
             cfg,
             store,
             identity,
@@ -223,6 +232,267 @@ impl State {
         )?;
         Ok((wallet, party))
     }
+}
+
+/// What a sign request (StartSign or SignWithPresignature) asks for.
+struct SignAuthorization<'a> {
+    wallet: &'a WalletRecord,
+    party: u16,
+    account_id: &'a str,
+    path: &'a DerivationPath,
+    digest_kind: mpc_core::DigestKind,
+    payload_kind: i32,
+    preimage: &'a [u8],
+    session_id: Option<String>,
+    presignature_id: Option<String>,
+}
+
+impl State {
+    /// Policy check (with the daily spend) and the `sign_request` audit record, shared
+    /// by StartSign and SignWithPresignature. Returns (request id, hex digest), or
+    /// PERMISSION_DENIED naming the rule.
+    async fn authorize_sign(&self, a: SignAuthorization<'_>) -> Result<(String, String), Status> {
+        let payload_kind = payload_kind_from_proto(a.payload_kind)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let digest = hex::encode(a.digest_kind.digest(a.preimage));
+        let now = now_ms();
+        let request_id = SessionId::random()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .to_string();
+        let mut verdict =
+            policy::evaluate(&self.cfg.policy, payload_kind, a.digest_kind, a.preimage);
+        if let Verdict::Allow {
+            daily: Some((amount, limit)),
+            ..
+        } = &verdict
+        {
+            let (amount, limit) = (*amount, *limit);
+            let store = Arc::clone(&self.store);
+            let wid = a.wallet.wallet_id.clone();
+            let day = policy::utc_day(now);
+            let res = tokio::task::spawn_blocking(move || {
+                store.add_daily_spend(&wid, day, amount, limit)
+            })
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)?;
+            if let Err(spent) = res {
+                verdict = Verdict::Deny {
+                    rule: "daily_value_limit_wei",
+                    reason: format!(
+                        "value {amount} wei would exceed the daily limit {limit} wei (already {spent} wei today)"
+                    ),
+                };
+            }
+        }
+        let (decision, reason, tx) = match &verdict {
+            Verdict::Allow { tx, .. } => ("allow", None, tx.clone()),
+            Verdict::Deny { rule, reason } => ("deny", Some(format!("{rule}: {reason}")), None),
+        };
+        self.audit(AuditRecord {
+            timestamp_ms: now,
+            event: "sign_request",
+            wallet_id: a.wallet.wallet_id.clone(),
+            party: Some(a.party),
+            account_id: Some(a.account_id.to_string()),
+            path: Some(a.path.to_string()),
+            digest: Some(digest.clone()),
+            payload_kind: Some(
+                pb::PayloadKind::try_from(a.payload_kind)
+                    .map(|k| k.as_str_name().to_string())
+                    .unwrap_or_default(),
+            ),
+            decision: Some(decision),
+            reason: reason.clone(),
+            request_id: Some(request_id.clone()),
+            session_id: a.session_id.filter(|_| decision == "allow"),
+            presignature_id: a.presignature_id,
+            outcome: None,
+            transaction: tx.map(|t| {
+                serde_json::json!({
+                    "type": t.tx_type,
+                    "chain_id": t.chain_id,
+                    "nonce": t.nonce,
+                    "to": t.to.map(|a| format!("0x{}", hex::encode(a))),
+                    "value_wei": t.value.to_string(),
+                    "data_len": t.data_len,
+                })
+            }),
+        })?;
+        if let Verdict::Deny { rule, reason } = verdict {
+            tracing::warn!(wallet_id = %a.wallet.wallet_id, request_id = %request_id, rule, %reason, "policy refused a sign request");
+            return Err(Status::permission_denied(format!(
+                "policy rule `{rule}` refused the request: {reason}"
+            )));
+        }
+        Ok((request_id, digest))
+    }
+
+    fn running_of(&self, slot: &PresigSlot) -> usize {
+        self.presign_running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(slot)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn add_running(&self, slot: &PresigSlot, n: usize) {
+        let mut m = self
+            .presign_running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *m.entry(slot.clone()).or_insert(0) += n;
+    }
+
+    fn finish_running(&self, slot: &PresigSlot) {
+        let mut m = self
+            .presign_running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(v) = m.get_mut(slot) {
+            *v = v.saturating_sub(1);
+            if *v == 0 {
+                m.remove(slot);
+            }
+        }
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, Status> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)
+    }
+}
+
+/// FAILED_PRECONDITION for an unknown or used presignature id, with the
+/// `x-presignature-error` trailer (`unknown` | `used`).
+fn presignature_unavailable(id: &str, used: bool) -> Status {
+    let (kind, what) = if used {
+        ("used", "was already used")
+    } else {
+        ("unknown", "is unknown to the cosigner")
+    };
+    let mut s = Status::failed_precondition(format!(
+        "presignature_unavailable: presignature {id} {what}; discard it and sign with StartSign"
+    ));
+    s.metadata_mut().insert(
+        "x-presignature-error",
+        tonic::metadata::MetadataValue::from_static(kind),
+    );
+    s
+}
+
+/// An INDEPENDENT account of the wallet, or the error the presignature RPCs give.
+fn independent_account<'w>(wallet: &'w WalletRecord, id: &str) -> Result<&'w Account, Status> {
+    let account = wallet
+        .accounts
+        .get(id)
+        .ok_or_else(|| Status::not_found(format!("unknown account {id:?}")))?;
+    if account.kind != AccountKind::Independent {
+        return Err(Status::failed_precondition(format!(
+            "account {id} is an HD account: presignatures exist only for INDEPENDENT accounts \
+             (the protocol forbids presignatures with HD derivation); use StartSign"
+        )));
+    }
+    Ok(account)
+}
+
+/// Runs the cosigner's side of one presignature session (in the bounded pool) and
+/// stores the result.
+#[allow(clippy::too_many_arguments)]
+async fn run_presign(
+    st: Arc<State>,
+    wallet: Arc<WalletRecord>,
+    slot: PresigSlot,
+    room: pb::SessionRoom,
+    signers: Vec<u16>,
+    request_id: String,
+    queue_timeout: Duration,
+) {
+    let started = std::time::Instant::now();
+    let id = room.session_id.clone();
+    let timeout = Duration::from_secs(st.cfg.session_timeout_secs);
+    let outcome: Result<(), String> = async {
+        let _slot = tokio::time::timeout(
+            queue_timeout,
+            Arc::clone(&st.presign_workers).acquire_owned(),
+        )
+        .await
+        .map_err(|_| format!("no presignature worker free within {queue_timeout:?}"))?
+        .map_err(|e| e.to_string())?;
+        let account = wallet
+            .accounts
+            .get(&slot.account_id)
+            .cloned()
+            .ok_or_else(|| "account vanished".to_string())?;
+        let caller = *wallet
+            .identity_of(slot.party)
+            .ok_or_else(|| format!("party {} cannot presign", slot.party))?;
+        let roster = Roster::new([(slot.party, caller), (PARTY_COSIGNER, st.identity.public())])
+            .map_err(|e| e.to_string())?;
+        let sid = SessionId::new(id.clone()).map_err(|e| e.to_string())?;
+        let sid_bytes = sid.as_str().as_bytes().to_vec();
+        let ctx = party_ctx(&st, &room, sid, roster, timeout);
+        let aux = wallet.aux_info.clone();
+        let signers2 = signers.clone();
+        let out = run_session(
+            ctx,
+            move || {
+                let share = account
+                    .complete(&aux)
+                    .map_err(|e| SessionError::InvalidParams(e.to_string()))?;
+                Session::presign(&sid_bytes, signers2, share)
+            },
+            |_| {},
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let SessionOutput::Presignature(p, public) = out else {
+            return Err("presignature session produced another output".into());
+        };
+        let stored = mpc_core::presign::StoredPresignature {
+            id: id.clone(),
+            account_id: slot.account_id.clone(),
+            signers,
+            presignature: *p,
+            public: public.as_ref().into(),
+        };
+        let (slot2, id2) = (slot.clone(), id.clone());
+        st.blocking(move |s| s.put_presignature(&slot2, &id2, &stored))
+            .await
+            .map_err(|e| e.message().to_string())?;
+        Ok(())
+    }
+    .await;
+    st.finish_running(&slot);
+    let ms = started.elapsed().as_millis() as u64;
+    let text = match &outcome {
+        Ok(()) => {
+            tracing::info!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, presignature_id = %id, ms, "presignature stored");
+            "stored".to_string()
+        }
+        Err(e) => {
+            tracing::warn!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, presignature_id = %id, ms, error = %e, "presignature session failed");
+            format!("failed: {e}")
+        }
+    };
+    let _ = st.audit(AuditRecord {
+        timestamp_ms: now_ms(),
+        event: "presign_outcome",
+        wallet_id: slot.wallet_id.clone(),
+        party: Some(slot.party),
+        account_id: Some(slot.account_id.clone()),
+        request_id: Some(request_id),
+        presignature_id: Some(id),
+        outcome: Some(text),
+        ..Default::default()
+    });
 }
 
 fn unauth(e: AuthError) -> Status {
@@ -787,85 +1057,29 @@ impl pb::cosigner_server::Cosigner for CosignerService {
         }
         let digest_kind = digest_kind_from_proto(req.digest)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let payload_kind = payload_kind_from_proto(req.payload_kind)
+        payload_kind_from_proto(req.payload_kind)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         if req.preimage.is_empty() || req.preimage.len() > MAX_PREIMAGE {
             return Err(Status::invalid_argument(format!(
                 "preimage must be 1..={MAX_PREIMAGE} bytes"
             )));
         }
-        let digest = hex::encode(digest_kind.digest(&req.preimage));
         let permit = st.permit()?;
         let now = now_ms();
-        let request_id = SessionId::random()
-            .map_err(|e| Status::internal(e.to_string()))?
-            .to_string();
-        let mut verdict =
-            policy::evaluate(&st.cfg.policy, payload_kind, digest_kind, &req.preimage);
-        if let Verdict::Allow {
-            daily: Some((amount, limit)),
-            ..
-        } = &verdict
-        {
-            let (amount, limit) = (*amount, *limit);
-            let store = Arc::clone(&st.store);
-            let wid = wallet.wallet_id.clone();
-            let day = policy::utc_day(now);
-            let res = tokio::task::spawn_blocking(move || {
-                store.add_daily_spend(&wid, day, amount, limit)
-            })
-            .await
-            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-            .map_err(store_status)?;
-            if let Err(spent) = res {
-                verdict = Verdict::Deny {
-                    rule: "daily_value_limit_wei",
-                    reason: format!(
-                        "value {amount} wei would exceed the daily limit {limit} wei (already {spent} wei today)"
-                    ),
-                };
-            }
-        }
-        let (decision, reason, tx) = match &verdict {
-            Verdict::Allow { tx, .. } => ("allow", None, tx.clone()),
-            Verdict::Deny { rule, reason } => ("deny", Some(format!("{rule}: {reason}")), None),
-        };
         let session = SessionId::random().map_err(|e| Status::internal(e.to_string()))?;
-        st.audit(AuditRecord {
-            timestamp_ms: now,
-            event: "sign_request",
-            wallet_id: wallet.wallet_id.clone(),
-            party: Some(party),
-            account_id: Some(req.account_id.clone()),
-            path: Some(path.to_string()),
-            digest: Some(digest.clone()),
-            payload_kind: Some(
-                pb::PayloadKind::try_from(req.payload_kind)
-                    .map(|k| k.as_str_name().to_string())
-                    .unwrap_or_default(),
-            ),
-            decision: Some(decision),
-            reason: reason.clone(),
-            request_id: Some(request_id.clone()),
-            session_id: (decision == "allow").then(|| session.to_string()),
-            outcome: None,
-            transaction: tx.map(|t| {
-                serde_json::json!({
-                    "type": t.tx_type,
-                    "chain_id": t.chain_id,
-                    "nonce": t.nonce,
-                    "to": t.to.map(|a| format!("0x{}", hex::encode(a))),
-                    "value_wei": t.value.to_string(),
-                    "data_len": t.data_len,
-                })
-            }),
-        })?;
-        if let Verdict::Deny { rule, reason } = verdict {
-            tracing::warn!(wallet_id = %wallet.wallet_id, request_id = %request_id, rule, %reason, "policy refused a sign request");
-            return Err(Status::permission_denied(format!(
-                "policy rule `{rule}` refused the request: {reason}"
-            )));
-        }
+        let (request_id, digest) = st
+            .authorize_sign(SignAuthorization {
+                wallet: &wallet,
+                party,
+                account_id: &req.account_id,
+                path: &path,
+                digest_kind,
+                payload_kind: req.payload_kind,
+                preimage: &req.preimage,
+                session_id: Some(session.to_string()),
+                presignature_id: None,
+            })
+            .await?;
         let expiry_unix = now / 1000 + st.cfg.session_timeout_secs + 1;
         let room = st.room(&session, expiry_unix);
         let mut signers = vec![party, PARTY_COSIGNER];
@@ -886,6 +1100,298 @@ impl pb::cosigner_server::Cosigner for CosignerService {
         ));
         Ok(Response::new(pb::StartSignResponse {
             session: Some(room),
+            signers: signers.into_iter().map(u32::from).collect(),
+            digest,
+            request_id,
+        }))
+    }
+
+    async fn start_presign(
+        &self,
+        request: Request<pb::StartPresignRequest>,
+    ) -> Result<Response<pb::StartPresignResponse>, Status> {
+        let st = &self.st;
+        let req = request.into_inner();
+        let (wallet, party) = st.authenticate(&req).await?;
+        independent_account(&wallet, &req.account_id)?;
+        let cap = st.cfg.presign_pool_cap as usize;
+        if cap == 0 {
+            return Err(Status::failed_precondition(
+                "presignatures are disabled on this cosigner (presign_pool_cap: 0); use StartSign",
+            ));
+        }
+        if req.count == 0 {
+            return Err(Status::invalid_argument("count must be at least 1"));
+        }
+        // More than the per-request maximum is granted in part, like the cap.
+        let count = req.count.min(st.cfg.presign_max_per_request);
+        if req.release_ids.len() > cap.max(1) * 4 {
+            return Err(Status::invalid_argument("too many release_ids"));
+        }
+        let slot = PresigSlot {
+            wallet_id: wallet.wallet_id.clone(),
+            account_id: req.account_id.clone(),
+            party,
+        };
+        let now = now_ms();
+        let request_id = SessionId::random()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .to_string();
+        if !req.release_ids.is_empty() {
+            let (slot2, ids) = (slot.clone(), req.release_ids.clone());
+            let n = st
+                .blocking(move |s| s.release_presignatures(&slot2, &ids, now))
+                .await?;
+            st.audit(AuditRecord {
+                timestamp_ms: now,
+                event: "presign_release",
+                wallet_id: slot.wallet_id.clone(),
+                party: Some(party),
+                account_id: Some(slot.account_id.clone()),
+                request_id: Some(request_id.clone()),
+                outcome: Some(format!(
+                    "released {n} of {} presignatures the caller no longer holds",
+                    req.release_ids.len()
+                )),
+                ..Default::default()
+            })?;
+        }
+        // Grant under the lock: running first, then the store, so a session finishing
+        // meanwhile is counted twice (conservative), never missed.
+        let grant_lock = st.presign_grant.lock().await;
+        let running = st.running_of(&slot);
+        let slot2 = slot.clone();
+        let available = st
+            .blocking(move |s| s.presignature_ids(&slot2))
+            .await?
+            .len();
+        let room_left = cap.saturating_sub(running + available);
+        let granted = room_left.min(count as usize);
+        if granted == 0 {
+            drop(grant_lock);
+            return Err(Status::resource_exhausted(format!(
+                "the presignature pool of account {} is full ({available} ready + {running} running, cap {cap})",
+                req.account_id
+            )));
+        }
+        st.add_running(&slot, granted);
+        drop(grant_lock);
+        // Sessions queue for the bounded worker pool: the rooms live long enough for the
+        // last one to start and run.
+        let waves = (granted as u64).div_ceil(st.cfg.presign_workers as u64) + 1;
+        let expiry_unix = now / 1000 + st.cfg.session_timeout_secs * waves + 1;
+        let mut signers = vec![party, PARTY_COSIGNER];
+        signers.sort_unstable();
+        let wallet = Arc::new(wallet);
+        let mut sessions = Vec::with_capacity(granted);
+        for _ in 0..granted {
+            let sid = match SessionId::random() {
+                Ok(s) => s,
+                Err(e) => {
+                    for _ in sessions.len()..granted {
+                        st.finish_running(&slot);
+                    }
+                    return Err(Status::internal(e.to_string()));
+                }
+            };
+            let room = st.room(&sid, expiry_unix);
+            sessions.push(pb::PresignSession {
+                presignature_id: sid.to_string(),
+                session: Some(room),
+            });
+        }
+        st.audit(AuditRecord {
+            timestamp_ms: now,
+            event: "presign_start",
+            wallet_id: slot.wallet_id.clone(),
+            party: Some(party),
+            account_id: Some(slot.account_id.clone()),
+            request_id: Some(request_id.clone()),
+            outcome: Some(format!(
+                "granted {granted} of {} (ready {available}, running {running}, cap {cap})",
+                req.count
+            )),
+            ..Default::default()
+        })
+        .inspect_err(|_| {
+            for _ in 0..granted {
+                st.finish_running(&slot);
+            }
+        })?;
+        for s in &sessions {
+            if let Some(room) = s.session.clone() {
+                tokio::spawn(run_presign(
+                    Arc::clone(st),
+                    Arc::clone(&wallet),
+                    slot.clone(),
+                    room,
+                    signers.clone(),
+                    request_id.clone(),
+                    Duration::from_secs(st.cfg.session_timeout_secs * (waves - 1)),
+                ));
+            }
+        }
+        tracing::info!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, party, granted, "presignature sessions started");
+        Ok(Response::new(pb::StartPresignResponse {
+            sessions,
+            signers: signers.into_iter().map(u32::from).collect(),
+            available: available as u32,
+            running: (running + granted) as u32,
+            cap: cap as u32,
+            request_id,
+        }))
+    }
+
+    async fn presign_pool_status(
+        &self,
+        request: Request<pb::PresignPoolStatusRequest>,
+    ) -> Result<Response<pb::PresignPoolStatusResponse>, Status> {
+        let st = &self.st;
+        let req = request.into_inner();
+        let (wallet, party) = st.authenticate(&req).await?;
+        let ids: Vec<String> = if req.account_id.is_empty() {
+            wallet
+                .accounts
+                .values()
+                .filter(|a| a.kind == AccountKind::Independent)
+                .map(|a| a.id.clone())
+                .collect()
+        } else {
+            independent_account(&wallet, &req.account_id)?;
+            vec![req.account_id.clone()]
+        };
+        let mut signers = vec![u32::from(party), u32::from(PARTY_COSIGNER)];
+        signers.sort_unstable();
+        let mut pools = Vec::with_capacity(ids.len());
+        for account_id in ids {
+            let slot = PresigSlot {
+                wallet_id: wallet.wallet_id.clone(),
+                account_id: account_id.clone(),
+                party,
+            };
+            let running = st.running_of(&slot);
+            let slot2 = slot.clone();
+            let presignature_ids = st.blocking(move |s| s.presignature_ids(&slot2)).await?;
+            pools.push(pb::PresignPool {
+                account_id,
+                signers: signers.clone(),
+                presignature_ids,
+                running: running as u32,
+                cap: st.cfg.presign_pool_cap,
+            });
+        }
+        Ok(Response::new(pb::PresignPoolStatusResponse { pools }))
+    }
+
+    async fn sign_with_presignature(
+        &self,
+        request: Request<pb::SignWithPresignatureRequest>,
+    ) -> Result<Response<pb::SignWithPresignatureResponse>, Status> {
+        let st = &self.st;
+        let req = request.into_inner();
+        let (wallet, party) = st.authenticate(&req).await?;
+        independent_account(&wallet, &req.account_id)?;
+        let digest_kind = digest_kind_from_proto(req.digest)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        payload_kind_from_proto(req.payload_kind)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        if req.preimage.is_empty() || req.preimage.len() > MAX_PREIMAGE {
+            return Err(Status::invalid_argument(format!(
+                "preimage must be 1..={MAX_PREIMAGE} bytes"
+            )));
+        }
+        let id = req.presignature_id.clone();
+        if SessionId::new(id.clone()).is_err() {
+            return Err(Status::invalid_argument(format!(
+                "presignature_id {id:?} is not a valid id"
+            )));
+        }
+        let slot = PresigSlot {
+            wallet_id: wallet.wallet_id.clone(),
+            account_id: req.account_id.clone(),
+            party,
+        };
+        // Unknown or used ids are refused before the policy (and its daily spend).
+        let (slot2, id2) = (slot.clone(), id.clone());
+        if !st
+            .blocking(move |s| s.has_presignature(&slot2, &id2))
+            .await?
+        {
+            let (slot2, id2) = (slot.clone(), id.clone());
+            let used = matches!(
+                st.blocking(move |s| s.take_presignature::<serde_json::Value>(&slot2, &id2, 0))
+                    .await?,
+                PresigTake::Used
+            );
+            return Err(presignature_unavailable(&id, used));
+        }
+        let root = DerivationPath::root();
+        let (request_id, digest) = st
+            .authorize_sign(SignAuthorization {
+                wallet: &wallet,
+                party,
+                account_id: &req.account_id,
+                path: &root,
+                digest_kind,
+                payload_kind: req.payload_kind,
+                preimage: &req.preimage,
+                session_id: None,
+                presignature_id: Some(id.clone()),
+            })
+            .await?;
+        // Consume first (committed), compute after.
+        let (slot2, id2) = (slot.clone(), id.clone());
+        let now = now_ms();
+        let taken = st
+            .blocking(move |s| {
+                s.take_presignature::<mpc_core::presign::StoredPresignature>(&slot2, &id2, now)
+            })
+            .await;
+        let outcome = |text: String| AuditRecord {
+            timestamp_ms: now_ms(),
+            event: "sign_outcome",
+            wallet_id: wallet.wallet_id.clone(),
+            party: Some(party),
+            account_id: Some(req.account_id.clone()),
+            request_id: Some(request_id.clone()),
+            presignature_id: Some(id.clone()),
+            outcome: Some(text),
+            ..Default::default()
+        };
+        let stored = match taken {
+            Ok(PresigTake::Taken(p)) => p,
+            Ok(other) => {
+                let used = matches!(other, PresigTake::Used);
+                st.audit(outcome("refused: presignature unavailable".into()))?;
+                return Err(presignature_unavailable(&id, used));
+            }
+            Err(e) => {
+                st.audit(outcome(format!("failed: {}", e.message())))?;
+                return Err(e);
+            }
+        };
+        tracing::info!(wallet_id = %wallet.wallet_id, account_id = %req.account_id, presignature_id = %id, request_id = %request_id, "presignature consumed");
+        let pause = st.cfg.testing_pause_after_presign_take_ms;
+        if pause > 0 {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        let mut signers = vec![party, PARTY_COSIGNER];
+        signers.sort_unstable();
+        if stored.signers != signers || stored.account_id != req.account_id {
+            st.audit(outcome("failed: presignature record mismatch".into()))?;
+            return Err(Status::internal(format!(
+                "presignature {id} does not belong to this account and signer pair"
+            )));
+        }
+        let request = mpc_core::SignRequest {
+            preimage: req.preimage,
+            digest: digest_kind,
+        };
+        let partial = stored.issue_partial(&request);
+        let bytes = mpc_core::presign::partial_to_bytes(&partial);
+        st.audit(outcome("partial signature issued".into()))?;
+        Ok(Response::new(pb::SignWithPresignatureResponse {
+            partial_signature: bytes.to_vec(),
             signers: signers.into_iter().map(u32::from).collect(),
             digest,
             request_id,

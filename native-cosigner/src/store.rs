@@ -27,6 +27,10 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const WALLETS: TableDefinition<&str, &[u8]> = TableDefinition::new("wallets");
 const SPEND: TableDefinition<&str, &[u8]> = TableDefinition::new("daily_spend");
 const PRIMES: TableDefinition<u64, &[u8]> = TableDefinition::new("prime_pool");
+/// Unused presignatures: `wallet/account/party/id` -> sealed record.
+const PRESIGS: TableDefinition<&str, &[u8]> = TableDefinition::new("presignatures");
+/// Consumed presignature ids: `wallet/account/party/id` -> ms since the epoch.
+const PRESIGS_USED: TableDefinition<&str, u64> = TableDefinition::new("presignatures_used");
 
 const AAD_DOMAIN: &[u8] = b"wallet-mpc/sign-service/v1";
 const RECORD_VERSION: u8 = 1;
@@ -131,6 +135,51 @@ impl WalletRecord {
     }
 }
 
+/// Whose presignatures: one wallet's account, generated with one caller party (the
+/// signer pair is that party and the cosigner).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PresigSlot {
+    /// Wallet id.
+    pub wallet_id: String,
+    /// Account id.
+    pub account_id: String,
+    /// The caller's keygen index (0 device, 2 recovery).
+    pub party: u16,
+}
+
+impl PresigSlot {
+    /// Key prefix of this slot (`wallet/account/party/`).
+    pub fn prefix(&self) -> String {
+        format!("{}/{}/{}/", self.wallet_id, self.account_id, self.party)
+    }
+
+    fn key(&self, id: &str) -> Result<String, StoreError> {
+        if id.is_empty()
+            || id.len() > 128
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'))
+        {
+            return Err(StoreError::Malformed(
+                "presignature id".into(),
+                format!("{id:?}: 1..=128 characters of A-Z a-z 0-9 . _ : -"),
+            ));
+        }
+        Ok(format!("{}{id}", self.prefix()))
+    }
+}
+
+/// Result of [`Store::take_presignature`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum PresigTake<T> {
+    /// The presignature, now consumed (its removal is committed).
+    Taken(T),
+    /// The id was consumed before.
+    Used,
+    /// No such presignature (never stored, or released).
+    Unknown,
+}
+
 /// The encrypted store.
 pub struct Store {
     db: Database,
@@ -212,6 +261,8 @@ impl Store {
             tx.open_table(WALLETS).map_err(db_err)?;
             tx.open_table(SPEND).map_err(db_err)?;
             tx.open_table(PRIMES).map_err(db_err)?;
+            tx.open_table(PRESIGS).map_err(db_err)?;
+            tx.open_table(PRESIGS_USED).map_err(db_err)?;
             let mut meta = tx.open_table(META).map_err(db_err)?;
             let existing = meta
                 .get("kdf_salt")
@@ -464,6 +515,125 @@ impl Store {
         tx.open_table(PRIMES).map_err(db_err)?.len().map_err(db_err)
     }
 
+    /// Stores a finished presignature of (`wallet_id`, `account_id`, caller `party`)
+    /// under `id`, encrypted. Refused ([`StoreError::Exists`]) if the id is present or
+    /// was ever consumed. One transaction.
+    pub fn put_presignature<T: Serialize>(
+        &self,
+        slot: &PresigSlot,
+        id: &str,
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let key = slot.key(id)?;
+        let sealed = self.encode("presignatures", &key, value)?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
+            let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
+            if used.get(key.as_str()).map_err(db_err)?.is_some()
+                || t.get(key.as_str()).map_err(db_err)?.is_some()
+            {
+                return Err(StoreError::Exists(format!("presignature {id}")));
+            }
+            t.insert(key.as_str(), sealed.as_slice()).map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Takes a presignature once: removes it and records its id as consumed in ONE
+    /// committed (durable) transaction, and only then decrypts it. A crash after this
+    /// returns can lose the presignature, never hand it out again.
+    pub fn take_presignature<T: for<'de> Deserialize<'de>>(
+        &self,
+        slot: &PresigSlot,
+        id: &str,
+        now_ms: u64,
+    ) -> Result<PresigTake<T>, StoreError> {
+        let key = slot.key(id)?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let sealed = {
+            let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
+            let removed = t
+                .remove(key.as_str())
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            match removed {
+                Some(v) => {
+                    let mut used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
+                    used.insert(key.as_str(), now_ms).map_err(db_err)?;
+                    Some(v)
+                }
+                None => None,
+            }
+        };
+        let Some(sealed) = sealed else {
+            let was_used = {
+                let used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
+                let found = used.get(key.as_str()).map_err(db_err)?.is_some();
+                found
+            };
+            tx.abort().map_err(db_err)?;
+            return Ok(if was_used {
+                PresigTake::Used
+            } else {
+                PresigTake::Unknown
+            });
+        };
+        tx.commit().map_err(db_err)?;
+        self.decode("presignatures", &key, &sealed)
+            .map(PresigTake::Taken)
+    }
+
+    /// Whether an unused presignature `id` exists (read only).
+    pub fn has_presignature(&self, slot: &PresigSlot, id: &str) -> Result<bool, StoreError> {
+        let key = slot.key(id)?;
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(PRESIGS).map_err(db_err)?;
+        Ok(t.get(key.as_str()).map_err(db_err)?.is_some())
+    }
+
+    /// Ids of the unused presignatures of a slot, in key order.
+    pub fn presignature_ids(&self, slot: &PresigSlot) -> Result<Vec<String>, StoreError> {
+        let prefix = slot.prefix();
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(PRESIGS).map_err(db_err)?;
+        let mut ids = Vec::new();
+        for item in t.range::<&str>(prefix.as_str()..).map_err(db_err)? {
+            let (k, _) = item.map_err(db_err)?;
+            let k = k.value();
+            match k.strip_prefix(prefix.as_str()) {
+                Some(id) => ids.push(id.to_string()),
+                None => break,
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Deletes presignatures the caller no longer holds (marking them consumed).
+    /// Returns how many existed.
+    pub fn release_presignatures(
+        &self,
+        slot: &PresigSlot,
+        ids: &[String],
+        now_ms: u64,
+    ) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let mut n = 0;
+        {
+            let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
+            let mut used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
+            for id in ids {
+                let key = slot.key(id)?;
+                if t.remove(key.as_str()).map_err(db_err)?.is_some() {
+                    n += 1;
+                }
+                used.insert(key.as_str(), now_ms).map_err(db_err)?;
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(n)
+    }
+
     #[cfg(test)]
     fn edit_prime_record(&self, from: u64, to: u64, f: impl FnOnce(&mut Vec<u8>)) {
         let tx = self.db.begin_write().unwrap();
@@ -568,6 +738,72 @@ mod tests {
         assert!(matches!(s.pop_primes(), Err(StoreError::Tampered { .. })));
         assert_eq!(s.pop_primes().unwrap(), Some(set(0x30)));
         assert_eq!(s.pop_primes().unwrap(), None);
+    }
+
+    #[test]
+    fn presignatures_are_taken_once_and_persist() {
+        let p = tmp("presig");
+        let slot = PresigSlot {
+            wallet_id: "w1".into(),
+            account_id: "account-0".into(),
+            party: 0,
+        };
+        let other = PresigSlot {
+            party: 2,
+            ..slot.clone()
+        };
+        let s = Store::open(&p, &hex_key(5)).unwrap();
+        s.put_presignature(&slot, "a", &"secret-a".to_string())
+            .unwrap();
+        s.put_presignature(&slot, "b", &"secret-b".to_string())
+            .unwrap();
+        s.put_presignature(&other, "a", &"other-a".to_string())
+            .unwrap();
+        assert!(matches!(
+            s.put_presignature(&slot, "a", &"again".to_string()),
+            Err(StoreError::Exists(_))
+        ));
+        assert!(s.put_presignature(&slot, "a/b", &0u8).is_err());
+        assert_eq!(s.presignature_ids(&slot).unwrap(), vec!["a", "b"]);
+        assert_eq!(s.presignature_ids(&other).unwrap(), vec!["a"]);
+        assert_eq!(
+            s.take_presignature::<String>(&slot, "a", 1).unwrap(),
+            PresigTake::Taken("secret-a".into())
+        );
+        // Plaintext never reaches the file.
+        drop(s);
+        let raw = std::fs::read(&p).unwrap();
+        assert!(!raw.windows(8).any(|w| w == b"secret-b"));
+        // After a restart: consumed stays consumed, can never come back.
+        let s = Store::open(&p, &hex_key(5)).unwrap();
+        assert_eq!(
+            s.take_presignature::<String>(&slot, "a", 2).unwrap(),
+            PresigTake::Used
+        );
+        assert!(matches!(
+            s.put_presignature(&slot, "a", &"restored".to_string()),
+            Err(StoreError::Exists(_))
+        ));
+        assert_eq!(
+            s.take_presignature::<String>(&slot, "zz", 2).unwrap(),
+            PresigTake::Unknown
+        );
+        assert!(s.has_presignature(&slot, "b").unwrap());
+        assert_eq!(
+            s.release_presignatures(&slot, &["b".into(), "c".into()], 3)
+                .unwrap(),
+            1
+        );
+        assert!(s.presignature_ids(&slot).unwrap().is_empty());
+        assert_eq!(
+            s.take_presignature::<String>(&slot, "b", 4).unwrap(),
+            PresigTake::Used
+        );
+        // The other party's slot is untouched.
+        assert_eq!(
+            s.take_presignature::<String>(&other, "a", 5).unwrap(),
+            PresigTake::Taken("other-a".into())
+        );
     }
 
     #[test]

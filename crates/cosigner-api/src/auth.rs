@@ -5,7 +5,8 @@
 //!
 //! - `CreateWallet` by the **device** identity it registers, over
 //!   [`create_wallet_message`];
-//! - `ConfirmWallet`, `StartSign`, `GetPublicKey` and `ListAccounts` carry a
+//! - `ConfirmWallet`, `StartSign`, `GetPublicKey`, `ListAccounts`, `StartPresign`,
+//!   `PresignPoolStatus` and `SignWithPresignature` carry a
 //!   [`pb::Auth`] by the device (party 0) or recovery (party 1 is the cosigner, so 2)
 //!   identity registered at wallet creation, over [`auth_message`], which binds the
 //!   method, the wallet, the party, a timestamp, a 16-byte random nonce and the
@@ -114,6 +115,12 @@ pub enum Method {
     GetPublicKey,
     /// `ListAccounts`.
     ListAccounts,
+    /// `StartPresign`.
+    StartPresign,
+    /// `PresignPoolStatus`.
+    PresignPoolStatus,
+    /// `SignWithPresignature`.
+    SignWithPresignature,
 }
 
 impl Method {
@@ -125,6 +132,9 @@ impl Method {
             Method::StartSign => "StartSign",
             Method::GetPublicKey => "GetPublicKey",
             Method::ListAccounts => "ListAccounts",
+            Method::StartPresign => "StartPresign",
+            Method::PresignPoolStatus => "PresignPoolStatus",
+            Method::SignWithPresignature => "SignWithPresignature",
         }
     }
 }
@@ -272,6 +282,66 @@ impl AuthenticatedRequest for pb::ListAccountsRequest {
     /// No fields.
     fn request_digest(&self) -> [u8; 32] {
         RequestDigest::new(Self::METHOD).finish()
+    }
+    fn auth(&self) -> Option<&pb::Auth> {
+        self.auth.as_ref()
+    }
+    fn set_auth(&mut self, auth: pb::Auth) {
+        self.auth = Some(auth);
+    }
+}
+
+impl AuthenticatedRequest for pb::StartPresignRequest {
+    const METHOD: Method = Method::StartPresign;
+    /// Fields: `account_id`, `count` (u32), number of `release_ids` (u32), then each
+    /// release id in request order.
+    fn request_digest(&self) -> [u8; 32] {
+        let n = u32::try_from(self.release_ids.len()).unwrap_or(u32::MAX);
+        let mut d = RequestDigest::new(Self::METHOD)
+            .str(&self.account_id)
+            .u32(self.count)
+            .u32(n);
+        for id in &self.release_ids {
+            d = d.str(id);
+        }
+        d.finish()
+    }
+    fn auth(&self) -> Option<&pb::Auth> {
+        self.auth.as_ref()
+    }
+    fn set_auth(&mut self, auth: pb::Auth) {
+        self.auth = Some(auth);
+    }
+}
+
+impl AuthenticatedRequest for pb::PresignPoolStatusRequest {
+    const METHOD: Method = Method::PresignPoolStatus;
+    /// Fields: `account_id`.
+    fn request_digest(&self) -> [u8; 32] {
+        RequestDigest::new(Self::METHOD)
+            .str(&self.account_id)
+            .finish()
+    }
+    fn auth(&self) -> Option<&pb::Auth> {
+        self.auth.as_ref()
+    }
+    fn set_auth(&mut self, auth: pb::Auth) {
+        self.auth = Some(auth);
+    }
+}
+
+impl AuthenticatedRequest for pb::SignWithPresignatureRequest {
+    const METHOD: Method = Method::SignWithPresignature;
+    /// Fields: `account_id`, `presignature_id`, `preimage`, `digest` (u32),
+    /// `payload_kind` (u32).
+    fn request_digest(&self) -> [u8; 32] {
+        RequestDigest::new(Self::METHOD)
+            .str(&self.account_id)
+            .str(&self.presignature_id)
+            .bytes(&self.preimage)
+            .enum_i32(self.digest)
+            .enum_i32(self.payload_kind)
+            .finish()
     }
     fn auth(&self) -> Option<&pb::Auth> {
         self.auth.as_ref()
@@ -684,6 +754,52 @@ mod tests {
             verify_request(&d, &k.public(), now, 1000),
             Err(AuthError::BadSignature { party: 0 })
         );
+    }
+
+    #[test]
+    fn presign_methods_bind_their_fields() {
+        let k = key(1);
+        let now = 1_700_000_000_000;
+        let mut a = pb::StartPresignRequest {
+            auth: None,
+            account_id: "account-0".into(),
+            count: 4,
+            release_ids: vec!["x".into(), "y".into()],
+        };
+        sign_request_at(&mut a, &k, "wallet", 0, now, [5; 16]).unwrap();
+        verify_request(&a, &k.public(), now, 1000).unwrap();
+        let mut t = a.clone();
+        t.count = 5;
+        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        let mut t = a.clone();
+        t.release_ids = vec!["xy".into()];
+        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        let mut b = pb::PresignPoolStatusRequest {
+            auth: None,
+            account_id: String::new(),
+        };
+        sign_request_at(&mut b, &k, "wallet", 2, now, [6; 16]).unwrap();
+        verify_request(&b, &k.public(), now, 1000).unwrap();
+        let mut c = pb::SignWithPresignatureRequest {
+            auth: None,
+            account_id: "account-0".into(),
+            presignature_id: "p1".into(),
+            preimage: b"hello".to_vec(),
+            digest: pb::DigestKind::Keccak256 as i32,
+            payload_kind: pb::PayloadKind::EthereumMessage as i32,
+        };
+        sign_request_at(&mut c, &k, "wallet", 0, now, [7; 16]).unwrap();
+        verify_request(&c, &k.public(), now, 1000).unwrap();
+        let mut t = c.clone();
+        t.presignature_id = "p2".into();
+        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        // A StartSign signature does not authenticate a SignWithPresignature with the
+        // same fields (the method is signed).
+        let mut s = sign_req();
+        sign_request_at(&mut s, &k, "wallet", 0, now, [8; 16]).unwrap();
+        let mut t = c.clone();
+        t.auth = s.auth.clone();
+        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
     }
 
     #[test]

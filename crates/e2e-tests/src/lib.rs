@@ -42,11 +42,16 @@ pub struct Bins {
 /// The target profile directory the test executable runs from (`target/debug`).
 pub fn profile_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("no current exe")?;
-    // target/debug/deps/e2e-xxxx -> target/debug
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .context("unexpected test executable location")?;
+    // target/debug/deps/e2e-xxxx (tests) or target/debug/presign-bench (binaries)
+    // -> target/debug
+    let parent = exe.parent().context("unexpected executable location")?;
+    let dir = if parent.file_name().is_some_and(|n| n == "deps") {
+        parent
+            .parent()
+            .context("unexpected test executable location")?
+    } else {
+        parent
+    };
     Ok(dir.to_path_buf())
 }
 
@@ -267,6 +272,8 @@ pub struct ServiceConfig {
     pub max_value_per_tx_wei: Option<u128>,
     /// Signing session timeout.
     pub session_timeout_secs: u64,
+    /// More YAML appended to the generated config (e.g. presignature settings).
+    pub extra_yaml: String,
 }
 
 impl ServiceConfig {
@@ -292,6 +299,7 @@ impl ServiceConfig {
                 "policy:\n  ethereum:\n    max_value_per_tx_wei: \"{max}\"\n"
             ));
         }
+        y.push_str(&self.extra_yaml);
         y
     }
 }
@@ -441,4 +449,27 @@ pub fn line_count(path: &Path) -> usize {
     std::fs::read_to_string(path)
         .map(|s| s.lines().count())
         .unwrap_or(0)
+}
+
+/// The device's (or recovery's) identity key and wallet id, read from its share file,
+/// to talk gRPC to the cosigner directly.
+pub fn party_identity(
+    share_file: &Path,
+    passphrase: &str,
+) -> Result<(mpc_wire::IdentityKey, String)> {
+    let bundle = mpc_core::keystore::KeyShareBundle::load(share_file, passphrase)?;
+    let key = mpc_wire::IdentityKey::from_seed_hex(
+        bundle.identity_secret.as_deref().context("no identity")?,
+    )?;
+    let meta = mpc_client::WalletMeta::load(share_file).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((key, meta.wallet_id))
+}
+
+/// Percentile (0..=100) of a sample, nearest rank.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
 }

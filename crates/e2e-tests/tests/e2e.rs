@@ -69,6 +69,7 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
         data_dir: svc_dir.clone(),
         max_value_per_tx_wei: Some(ETH),
         session_timeout_secs: 60,
+        extra_yaml: String::new(),
     };
     let mut service = start_service(&bins, &svc_cfg)?;
     let cosigner = format!("http://127.0.0.1:{}", svc_cfg.port);
@@ -190,6 +191,18 @@ fn scenario(
             .as_str()
             .is_some_and(|a| a.starts_with("bc1q")),
         "{addr}"
+    );
+
+    step("presignatures are refused on HD accounts, with clear errors");
+    let r = run(&["presign", "refill", "--target", "1"])?;
+    ensure!(
+        r.code != 0 && r.stderr.contains("is an HD account"),
+        "refill on an HD account: {r:?}"
+    );
+    let r = run(&["--presign", "require", "sign-message", "x"])?;
+    ensure!(
+        r.code != 0 && r.stderr.contains("is an HD account"),
+        "required fast path on an HD account: {r:?}"
     );
 
     step("device + cosigner: EIP-191 message");
@@ -486,6 +499,23 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
         ensure!(
             e.code() == tonic::Code::Unauthenticated,
             "foreign StartSign: {e:?}"
+        );
+        // Presignatures on an HD account: refused by the cosigner itself.
+        let mut pre = pb::StartPresignRequest {
+            auth: None,
+            account_id: account.to_string(),
+            count: 1,
+            release_ids: Vec::new(),
+        };
+        auth::sign_request(&mut pre, &device, &meta.wallet_id, 0)?;
+        let e = grpc
+            .start_presign(pre)
+            .await
+            .err()
+            .context("StartPresign on an HD account accepted")?;
+        ensure!(
+            e.code() == tonic::Code::FailedPrecondition && e.message().contains("HD account"),
+            "StartPresign on HD: {e:?}"
         );
         eprintln!("[e2e] genuine accepted; replay, foreign key and tampered request refused");
         Ok(())

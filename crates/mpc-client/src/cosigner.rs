@@ -63,6 +63,37 @@ pub(crate) struct SignStarted {
     pub request_id: String,
 }
 
+pub(crate) struct PresignStarted {
+    /// (presignature id, room), one per granted session.
+    pub sessions: Vec<(String, RoomInfo)>,
+    pub signers: Vec<u16>,
+}
+
+pub(crate) struct CosignerPool {
+    pub presignature_ids: Vec<String>,
+    pub running: u32,
+    pub cap: u32,
+}
+
+pub(crate) struct PartialFromCosigner {
+    pub partial: Vec<u8>,
+    pub signers: Vec<u16>,
+    pub digest: String,
+    pub request_id: String,
+}
+
+/// The cosigner does not have (or already used) the presignature.
+pub(crate) struct PresignatureUnavailable {
+    pub used: bool,
+    pub reason: String,
+}
+
+fn signer_list(v: &[u32]) -> Result<Vec<u16>, MpcError> {
+    v.iter()
+        .map(|&s| u16::try_from(s).map_err(|_| invalid_response(format!("signer index {s}"))))
+        .collect()
+}
+
 fn invalid_response(reason: impl Into<String>) -> MpcError {
     MpcError::CosignerRejected {
         code: "invalid_response".into(),
@@ -339,6 +370,138 @@ impl CosignerClient {
             digest: r.digest,
             request_id: r.request_id,
         })
+    }
+}
+
+impl CosignerClient {
+    /// Opens up to `count` presignature sessions; `Ok(None)` when the cosigner's pool
+    /// for this account is full.
+    pub(crate) async fn start_presign(
+        &self,
+        key: &IdentityKey,
+        wallet_id: &str,
+        party: u16,
+        account_id: &str,
+        count: u32,
+        release_ids: Vec<String>,
+    ) -> Result<Option<PresignStarted>, MpcError> {
+        let mut req = pb::StartPresignRequest {
+            auth: None,
+            account_id: account_id.to_string(),
+            count,
+            release_ids,
+        };
+        auth::sign_request(&mut req, key, wallet_id, party).map_err(auth_err)?;
+        let r = match self.grpc.clone().start_presign(req).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == Code::ResourceExhausted && s.message().contains("pool") => {
+                return Ok(None)
+            }
+            Err(s) => return Err(self.status(s)),
+        };
+        let signers = signer_list(&r.signers)?;
+        let sessions = r
+            .sessions
+            .into_iter()
+            .map(|s| {
+                let room = RoomInfo::from_pb(s.session, "presign")?;
+                if s.presignature_id != room.session_id {
+                    return Err(invalid_response(
+                        "presignature id differs from its session id",
+                    ));
+                }
+                Ok((s.presignature_id, room))
+            })
+            .collect::<Result<Vec<_>, MpcError>>()?;
+        Ok(Some(PresignStarted { sessions, signers }))
+    }
+
+    /// The cosigner's pool for the caller's signer pair and `account_id`.
+    pub(crate) async fn presign_pool(
+        &self,
+        key: &IdentityKey,
+        wallet_id: &str,
+        party: u16,
+        account_id: &str,
+    ) -> Result<CosignerPool, MpcError> {
+        let mut req = pb::PresignPoolStatusRequest {
+            auth: None,
+            account_id: account_id.to_string(),
+        };
+        auth::sign_request(&mut req, key, wallet_id, party).map_err(auth_err)?;
+        let r = self
+            .grpc
+            .clone()
+            .presign_pool_status(req)
+            .await
+            .map_err(|e| self.status(e))?
+            .into_inner();
+        let p = r
+            .pools
+            .into_iter()
+            .find(|p| p.account_id == account_id)
+            .ok_or_else(|| invalid_response(format!("no pool for account {account_id}")))?;
+        Ok(CosignerPool {
+            presignature_ids: p.presignature_ids,
+            running: p.running,
+            cap: p.cap,
+        })
+    }
+
+    /// Asks for the cosigner's partial signature with presignature `id`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn sign_with_presignature(
+        &self,
+        key: &IdentityKey,
+        wallet_id: &str,
+        party: u16,
+        account_id: &str,
+        id: &str,
+        preimage: &[u8],
+        digest: DigestKind,
+        payload: PayloadKind,
+    ) -> Result<Result<PartialFromCosigner, PresignatureUnavailable>, MpcError> {
+        let mut req = pb::SignWithPresignatureRequest {
+            auth: None,
+            account_id: account_id.to_string(),
+            presignature_id: id.to_string(),
+            preimage: preimage.to_vec(),
+            digest: cosigner_api::convert::digest_kind_to_proto(digest.into()) as i32,
+            payload_kind: payload_kind_to_proto(payload) as i32,
+        };
+        auth::sign_request(&mut req, key, wallet_id, party).map_err(auth_err)?;
+        let r = match self.grpc.clone().sign_with_presignature(req).await {
+            Ok(r) => r.into_inner(),
+            Err(s) if s.code() == Code::FailedPrecondition => {
+                let kind = s
+                    .metadata()
+                    .get("x-presignature-error")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                return match kind {
+                    Some(k) => Ok(Err(PresignatureUnavailable {
+                        used: k == "used",
+                        reason: s.message().to_string(),
+                    })),
+                    None => Err(self.status(s)),
+                };
+            }
+            Err(s) => return Err(self.status(s)),
+        };
+        Ok(Ok(PartialFromCosigner {
+            partial: r.partial_signature,
+            signers: signer_list(&r.signers)?,
+            digest: r.digest,
+            request_id: r.request_id,
+        }))
+    }
+}
+
+fn payload_kind_to_proto(payload: PayloadKind) -> pb::PayloadKind {
+    match payload {
+        PayloadKind::Raw => pb::PayloadKind::Raw,
+        PayloadKind::EthereumTransaction => pb::PayloadKind::EthereumTransaction,
+        PayloadKind::EthereumMessage => pb::PayloadKind::EthereumMessage,
     }
 }
 

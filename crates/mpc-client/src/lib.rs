@@ -43,6 +43,7 @@
 mod cosigner;
 mod error;
 pub mod eth;
+mod pool;
 mod store;
 mod types;
 
@@ -54,6 +55,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use gateway_client::GatewayClient;
 use mpc_core::hd::DerivationPath;
 use mpc_core::keystore::KeyShareBundle;
+use mpc_core::presign::StoredPresignature;
 use mpc_core::primes::{dev_fixture_primes, PrimeSet, PrimesFile};
 use mpc_core::session::Progress as SessionProgress;
 use mpc_core::signature::{
@@ -66,11 +68,12 @@ use tokio::sync::Mutex;
 
 pub use cosigner::{CosignerClient, RoomInfo};
 pub use error::MpcError;
+pub use pool::pool_dir_path;
 pub use store::{meta_path, WalletMeta, WALLET_META_FORMAT};
 pub use types::{
     AccountInfo, AccountKind, ChainStyle, CosignerHealth, DigestKind, MpcConfig, PartyRole,
-    PayloadKind, Progress, ProgressEvent, ProgressListener, PublicKeyInfo, SignedResult,
-    WalletInfo,
+    PayloadKind, PresignConfig, PresignMode, PresignPoolStatus, Progress, ProgressEvent,
+    ProgressListener, PublicKeyInfo, SignedResult, WalletInfo,
 };
 
 use store::PartyFiles;
@@ -88,6 +91,9 @@ pub fn new_mpc_client(config: MpcConfig) -> Result<MpcClient, MpcError> {
         config,
         cache: Mutex::new(BTreeMap::new()),
         progress: std::sync::Mutex::new(Arc::new(types::NoProgress)),
+        presign: std::sync::Mutex::new(PresignConfig::default()),
+        refills: std::sync::Mutex::new(BTreeMap::new()),
+        grpc: Mutex::new(None),
     })
 }
 
@@ -99,6 +105,12 @@ pub struct MpcClient {
     cache: Mutex<BTreeMap<u16, Arc<PartyFiles>>>,
     /// Receives the progress of signing sessions.
     progress: std::sync::Mutex<Progress>,
+    /// Presignature pool settings.
+    presign: std::sync::Mutex<PresignConfig>,
+    /// Background refills by (party, account).
+    refills: std::sync::Mutex<BTreeMap<(u16, String), tokio::task::JoinHandle<()>>>,
+    /// The cosigner connection, reused (it reconnects by itself).
+    grpc: Mutex<Option<CosignerClient>>,
 }
 
 impl std::fmt::Debug for MpcClient {
@@ -107,6 +119,54 @@ impl std::fmt::Debug for MpcClient {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+async fn connect_cosigner(config: &MpcConfig) -> Result<CosignerClient, MpcError> {
+    CosignerClient::connect(
+        &config.cosigner_url,
+        Duration::from_secs(config.request_timeout_secs),
+    )
+    .await
+}
+
+fn gateway_for(config: &MpcConfig, room: &RoomInfo) -> Result<GatewayClient, MpcError> {
+    let url = config
+        .gateway_url
+        .clone()
+        .unwrap_or_else(|| room.gateway_url.clone());
+    if url.is_empty() {
+        return Err(MpcError::config(
+            "the cosigner announced no gateway URL; set gateway_url",
+        ));
+    }
+    GatewayClient::new(&url).map_err(|e| MpcError::GatewayUnavailable {
+        reason: format!("{url}: {e}"),
+    })
+}
+
+fn context_for(
+    config: &MpcConfig,
+    room: &RoomInfo,
+    me: u16,
+    identity: &IdentityKey,
+    roster: &Roster,
+    timeout: Duration,
+) -> Result<PartyContext, MpcError> {
+    Ok(PartyContext {
+        gateway: gateway_for(config, room)?,
+        room: room.room.clone(),
+        token: (!room.room_token.is_empty()).then(|| room.room_token.clone()),
+        session_id: SessionId::new(room.session_id.clone()).map_err(|e| {
+            MpcError::CosignerRejected {
+                code: "invalid_response".into(),
+                reason: format!("cosigner sent an invalid session id: {e}"),
+            }
+        })?,
+        me,
+        identity: identity.clone(),
+        roster: roster.clone(),
+        timeout,
+    })
 }
 
 fn now_secs() -> u64 {
@@ -262,27 +322,13 @@ impl MpcClient {
     }
 
     async fn cosigner(&self) -> Result<CosignerClient, MpcError> {
-        CosignerClient::connect(
-            &self.config.cosigner_url,
-            Duration::from_secs(self.config.request_timeout_secs),
-        )
-        .await
-    }
-
-    fn gateway(&self, room: &RoomInfo) -> Result<GatewayClient, MpcError> {
-        let url = self
-            .config
-            .gateway_url
-            .clone()
-            .unwrap_or_else(|| room.gateway_url.clone());
-        if url.is_empty() {
-            return Err(MpcError::config(
-                "the cosigner announced no gateway URL; set gateway_url",
-            ));
+        let mut cached = self.grpc.lock().await;
+        if let Some(c) = cached.as_ref() {
+            return Ok(c.clone());
         }
-        GatewayClient::new(&url).map_err(|e| MpcError::GatewayUnavailable {
-            reason: format!("{url}: {e}"),
-        })
+        let c = connect_cosigner(&self.config).await?;
+        *cached = Some(c.clone());
+        Ok(c)
     }
 
     fn context(
@@ -293,21 +339,7 @@ impl MpcClient {
         roster: &Roster,
         timeout: Duration,
     ) -> Result<PartyContext, MpcError> {
-        Ok(PartyContext {
-            gateway: self.gateway(room)?,
-            room: room.room.clone(),
-            token: (!room.room_token.is_empty()).then(|| room.room_token.clone()),
-            session_id: SessionId::new(room.session_id.clone()).map_err(|e| {
-                MpcError::CosignerRejected {
-                    code: "invalid_response".into(),
-                    reason: format!("cosigner sent an invalid session id: {e}"),
-                }
-            })?,
-            me,
-            identity: identity.clone(),
-            roster: roster.clone(),
-            timeout,
-        })
+        context_for(&self.config, room, me, identity, roster, timeout)
     }
 
     /// The cosigner's health report.
@@ -707,6 +739,51 @@ impl MpcClient {
         let party = self.active_party().await?;
         let me = party.bundle.party_index;
         let pk = party.account(&account_id)?.public_key_at(&dpath)?;
+
+        // The fast path: independent accounts at the root, from the presignature pool.
+        let presign = self.presign_config();
+        let eligible = party.account(&account_id)?.kind == mpc_core::AccountKind::Independent
+            && dpath.is_root();
+        if presign.mode == PresignMode::Require && !eligible {
+            return Err(not_fast_path_eligible(&party, &account_id, &dpath));
+        }
+        if eligible && presign.mode != PresignMode::Off {
+            let fast = self
+                .sign_presigned(
+                    &party,
+                    &account_id,
+                    &pk,
+                    &preimage,
+                    digest,
+                    payload,
+                    chain,
+                    started,
+                )
+                .await;
+            self.maybe_refill(&party, &account_id, &presign);
+            match fast? {
+                FastPath::Signed(r) => return Ok(*r),
+                FastPath::Unavailable(reason) if presign.mode == PresignMode::Require => {
+                    return Err(MpcError::CosignerRejected {
+                        code: "presignature_unavailable".into(),
+                        reason,
+                    })
+                }
+                FastPath::Empty if presign.mode == PresignMode::Require => {
+                    return Err(MpcError::input(format!(
+                        "no presignature left for account {account_id}: refill the pool \
+                         (refill_presignatures / `client presign refill`) or allow full signing"
+                    )))
+                }
+                FastPath::Unavailable(reason) => {
+                    tracing::info!(%reason, "falling back to full signing")
+                }
+                FastPath::Empty => {
+                    tracing::debug!(account_id = %account_id, "presignature pool empty: full signing")
+                }
+            }
+        }
+
         let share = party.key_share(&account_id)?;
         let local_digest = mpc_core::DigestKind::from(digest).digest(&preimage);
 
@@ -784,6 +861,290 @@ impl MpcClient {
             start.request_id,
             started,
         )
+    }
+
+    // ------------------------------------------------------------ presignature pools
+
+    /// Sets the presignature pool settings (mode, pool size, background refill).
+    pub fn set_presign_config(&self, config: PresignConfig) -> Result<(), MpcError> {
+        config.validate()?;
+        if let Ok(mut p) = self.presign.lock() {
+            *p = config;
+        }
+        Ok(())
+    }
+
+    /// The presignature pool settings in effect.
+    pub fn presign_config(&self) -> PresignConfig {
+        self.presign.lock().map(|p| p.clone()).unwrap_or_default()
+    }
+
+    /// Fills the presignature pool of an INDEPENDENT account (for the active party and
+    /// the cosigner) up to `target`, running the presignature sessions now (at most
+    /// `concurrency` at once). The local pool and the cosigner's are reconciled first:
+    /// presignatures only one side still holds are discarded. The cosigner's cap may
+    /// stop the refill short of `target` (see the returned status).
+    pub async fn refill_presignatures(
+        &self,
+        account_id: String,
+        target: u32,
+    ) -> Result<PresignPoolStatus, MpcError> {
+        let party = self.active_party().await?;
+        let cosigner = self.cosigner().await?;
+        let cfg = self.presign_config();
+        refill(
+            RefillJob {
+                config: self.config.clone(),
+                cosigner,
+                party,
+                account_id,
+                target,
+                concurrency: cfg.concurrency,
+            },
+            self.sign_progress(),
+        )
+        .await
+    }
+
+    /// Starts a background refill of an account's pool to `target` (a tokio task; it
+    /// never blocks signing). Returns `false` if one is already running for it.
+    pub async fn spawn_refill(&self, account_id: String, target: u32) -> Result<bool, MpcError> {
+        let party = self.active_party().await?;
+        Ok(self.spawn_refill_for(&party, &account_id, target))
+    }
+
+    /// Waits for the background refills started so far to finish.
+    pub async fn wait_refills(&self) {
+        let handles: Vec<_> = match self.refills.lock() {
+            Ok(mut m) => std::mem::take(&mut *m).into_values().collect(),
+            Err(_) => Vec::new(),
+        };
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+
+    /// The pool of an account: the local count, and the cosigner's view (ids it holds,
+    /// sessions running, cap).
+    pub async fn presign_pool_status(
+        &self,
+        account_id: String,
+    ) -> Result<PresignPoolStatus, MpcError> {
+        let started = Instant::now();
+        let party = self.active_party().await?;
+        check_independent(&party, &account_id)?;
+        let me = party.bundle.party_index;
+        let signers = pair_with_cosigner(me);
+        let local = party.pool().list(&account_id, &signers)?;
+        let remote = self
+            .cosigner()
+            .await?
+            .presign_pool(&party.identity, &party.meta.wallet_id, me, &account_id)
+            .await?;
+        let usable = local
+            .iter()
+            .filter(|id| remote.presignature_ids.contains(id))
+            .count() as u32;
+        Ok(PresignPoolStatus {
+            account_id,
+            signers,
+            local: local.len() as u32,
+            cosigner: Some(remote.presignature_ids.len() as u32),
+            cosigner_running: remote.running,
+            cosigner_cap: remote.cap,
+            usable: Some(usable),
+            generated: 0,
+            failed: 0,
+            discarded: 0,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// Ids of the presignatures in the local pool of an account (no network).
+    pub async fn local_presignatures(&self, account_id: String) -> Result<Vec<String>, MpcError> {
+        let party = self.active_party().await?;
+        party.account(&account_id)?;
+        party
+            .pool()
+            .list(&account_id, &pair_with_cosigner(party.bundle.party_index))
+    }
+
+    fn spawn_refill_for(&self, party: &Arc<PartyFiles>, account_id: &str, target: u32) -> bool {
+        let Ok(mut refills) = self.refills.lock() else {
+            return false;
+        };
+        let key = (party.bundle.party_index, account_id.to_string());
+        if refills.get(&key).is_some_and(|h| !h.is_finished()) {
+            return false;
+        }
+        let job_party = party.clone();
+        let config = self.config.clone();
+        let cached = self.grpc.try_lock().ok().and_then(|g| g.clone());
+        let concurrency = self.presign_config().concurrency;
+        let progress = self.sign_progress();
+        let account = account_id.to_string();
+        let handle = tokio::spawn(async move {
+            let cosigner = match cached {
+                Some(c) => c,
+                None => match connect_cosigner(&config).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "background presignature refill: no cosigner");
+                        return;
+                    }
+                },
+            };
+            let job = RefillJob {
+                config,
+                cosigner,
+                party: job_party,
+                account_id: account.clone(),
+                target,
+                concurrency,
+            };
+            match refill(job, progress).await {
+                Ok(s) => {
+                    tracing::info!(account_id = %account, local = s.local, generated = s.generated, failed = s.failed, "background presignature refill done")
+                }
+                Err(e) => {
+                    tracing::warn!(account_id = %account, error = %e, "background presignature refill failed")
+                }
+            }
+        });
+        refills.insert(key, handle);
+        true
+    }
+
+    /// Starts a background refill when the pool fell below the low-water mark.
+    fn maybe_refill(&self, party: &Arc<PartyFiles>, account_id: &str, cfg: &PresignConfig) {
+        if !cfg.auto_refill || cfg.mode == PresignMode::Off || cfg.pool_target == 0 {
+            return;
+        }
+        let signers = pair_with_cosigner(party.bundle.party_index);
+        let have = party
+            .pool()
+            .list(account_id, &signers)
+            .map(|v| v.len() as u32)
+            .unwrap_or(0);
+        if have < cfg.low_water.max(1) {
+            self.spawn_refill_for(party, account_id, cfg.pool_target);
+        }
+    }
+
+    /// Signs with one presignature of the pool (taken once, committed before use).
+    #[allow(clippy::too_many_arguments)]
+    async fn sign_presigned(
+        &self,
+        party: &Arc<PartyFiles>,
+        account_id: &str,
+        pk: &mpc_core::Point,
+        preimage: &[u8],
+        digest: DigestKind,
+        payload: PayloadKind,
+        chain: ChainStyle,
+        started: Instant,
+    ) -> Result<FastPath, MpcError> {
+        let me = party.bundle.party_index;
+        let signers = pair_with_cosigner(me);
+        let pool = party.pool();
+        let mut taken = None;
+        for id in pool.list(account_id, &signers)? {
+            let Some(plain) = pool.take(account_id, &signers, &id)? else {
+                continue; // taken meanwhile by another signer of this pool
+            };
+            match serde_json::from_slice::<StoredPresignature>(&plain) {
+                Ok(p) if p.id == id && p.account_id == account_id && p.signers == signers => {
+                    taken = Some(p);
+                    break;
+                }
+                Ok(_) => {
+                    tracing::warn!(presignature_id = %id, "discarded a presignature filed under the wrong name")
+                }
+                Err(e) => {
+                    tracing::warn!(presignature_id = %id, error = %e, "discarded an unreadable presignature")
+                }
+            }
+        }
+        let Some(stored) = taken else {
+            return Ok(FastPath::Empty);
+        };
+        let id = stored.id.clone();
+        let request = mpc_core::SignRequest {
+            preimage: preimage.to_vec(),
+            digest: digest.into(),
+        };
+        let local_digest = request.digest_bytes();
+        let answer = self
+            .cosigner()
+            .await?
+            .sign_with_presignature(
+                &party.identity,
+                &party.meta.wallet_id,
+                me,
+                account_id,
+                &id,
+                preimage,
+                digest,
+                payload,
+            )
+            .await?;
+        let theirs = match answer {
+            Ok(p) => p,
+            Err(unavailable) => {
+                tracing::warn!(presignature_id = %id, used = unavailable.used, reason = %unavailable.reason, "the cosigner cannot use this presignature; discarded");
+                return Ok(FastPath::Unavailable(unavailable.reason));
+            }
+        };
+        let announced = theirs.digest.trim_start_matches("0x").to_ascii_lowercase();
+        if announced != hex::encode(local_digest) {
+            return Err(MpcError::DigestMismatch {
+                local: hex::encode(local_digest),
+                cosigner: theirs.digest,
+            });
+        }
+        if theirs.signers != signers {
+            return Err(MpcError::CosignerRejected {
+                code: "invalid_response".into(),
+                reason: format!("signers {:?}, expected {signers:?}", theirs.signers),
+            });
+        }
+        let their_partial =
+            mpc_core::presign::partial_from_bytes(&theirs.partial).map_err(|e| {
+                MpcError::CosignerRejected {
+                    code: "invalid_response".into(),
+                    reason: format!("partial signature: {e}"),
+                }
+            })?;
+        let public = stored.public.clone();
+        let mine = stored.issue_partial(&request);
+        let sig = mpc_core::presign::combine_pair(
+            &public,
+            &signers,
+            me,
+            mine,
+            their_partial,
+            &request,
+            pk,
+        )
+        .map_err(|_| MpcError::InvalidSignature {
+            reason: format!(
+                "the cosigner's partial signature does not match presignature {id}; nothing usable was signed"
+            ),
+        })?;
+        let mut r = finish_signature(
+            account_id,
+            &DerivationPath::root(),
+            pk,
+            &local_digest,
+            &sig,
+            chain,
+            signers,
+            id,
+            theirs.request_id,
+            started,
+        )?;
+        r.presigned = true;
+        Ok(FastPath::Signed(Box::new(r)))
     }
 
     /// Signs with the device AND recovery shares on this machine, without the cosigner
@@ -948,6 +1309,232 @@ fn finish_signature(
         signers,
         session_id,
         request_id,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        presigned: false,
+    })
+}
+
+/// Outcome of the fast path.
+enum FastPath {
+    Signed(Box<SignedResult>),
+    /// The pool had no presignature for this account and signer pair.
+    Empty,
+    /// The cosigner did not have (or had used) the presignature taken; discarded.
+    Unavailable(String),
+}
+
+/// The signer pair of `me` with the cosigner, sorted.
+fn pair_with_cosigner(me: u16) -> Vec<u16> {
+    let mut v = vec![me, COSIGNER];
+    v.sort_unstable();
+    v
+}
+
+fn check_independent(party: &PartyFiles, account_id: &str) -> Result<(), MpcError> {
+    if party.account(account_id)?.kind != mpc_core::AccountKind::Independent {
+        return Err(MpcError::input(format!(
+            "account {account_id} is an HD account: presignatures exist only for independent \
+             accounts (the protocol forbids presignatures with HD derivation); create the wallet \
+             with independent accounts for the fast path"
+        )));
+    }
+    Ok(())
+}
+
+fn not_fast_path_eligible(party: &PartyFiles, account_id: &str, path: &DerivationPath) -> MpcError {
+    if let Err(e) = check_independent(party, account_id) {
+        return e;
+    }
+    MpcError::input(format!(
+        "the presignature fast path signs at the root of an independent account only, not at {path} \
+         (the protocol forbids presignatures with HD derivation)"
+    ))
+}
+
+/// What a refill needs, owned (it may run in a background task).
+struct RefillJob {
+    config: MpcConfig,
+    cosigner: CosignerClient,
+    party: Arc<PartyFiles>,
+    account_id: String,
+    target: u32,
+    concurrency: u32,
+}
+
+/// Most sessions asked for in one StartPresign.
+const PRESIGN_CHUNK: u32 = 16;
+
+async fn refill(job: RefillJob, progress: Progress) -> Result<PresignPoolStatus, MpcError> {
+    use futures_util::StreamExt;
+    let started = Instant::now();
+    let RefillJob {
+        config,
+        cosigner,
+        party,
+        account_id,
+        target,
+        concurrency,
+    } = job;
+    check_independent(&party, &account_id)?;
+    let me = party.bundle.party_index;
+    let wallet_id = party.meta.wallet_id.clone();
+    let signers = pair_with_cosigner(me);
+    let pool = Arc::new(party.pool());
+
+    // Reconcile with the cosigner: a presignature only one side holds is useless.
+    let remote = cosigner
+        .presign_pool(&party.identity, &wallet_id, me, &account_id)
+        .await?;
+    let local = pool.list(&account_id, &signers)?;
+    let mut discarded = 0u32;
+    let mut discarded_local = 0u32;
+    let mut release = Vec::new();
+    if remote.running == 0 {
+        for id in local
+            .iter()
+            .filter(|id| !remote.presignature_ids.contains(id))
+        {
+            if pool.take(&account_id, &signers, id)?.is_some() {
+                discarded_local += 1;
+            }
+        }
+        discarded += discarded_local;
+        release = remote
+            .presignature_ids
+            .iter()
+            .filter(|id| !local.contains(id))
+            .cloned()
+            .collect();
+        discarded += release.len() as u32;
+    }
+    let mut have = (local.len() as u32).saturating_sub(discarded_local);
+    let (mut generated, mut failed) = (0u32, 0u32);
+    let mut last_error = None;
+    let timeout = Duration::from_secs(config.sign_timeout_secs);
+    while have < target {
+        let want = (target - have).min(PRESIGN_CHUNK);
+        let Some(batch) = cosigner
+            .start_presign(
+                &party.identity,
+                &wallet_id,
+                me,
+                &account_id,
+                want,
+                std::mem::take(&mut release),
+            )
+            .await?
+        else {
+            break; // the cosigner's pool is full
+        };
+        if batch.signers != signers {
+            return Err(MpcError::CosignerRejected {
+                code: "invalid_response".into(),
+                reason: format!("signers {:?}, expected {signers:?}", batch.signers),
+            });
+        }
+        if batch.sessions.is_empty() {
+            break;
+        }
+        let share = party.key_share(&account_id)?;
+        let roster = party.roster(&signers)?;
+        let results: Vec<Result<(), MpcError>> = futures_util::stream::iter(batch.sessions)
+            .map(|(id, room)| {
+                let ctx = context_for(&config, &room, me, &party.identity, &roster, timeout);
+                let (share, signers, pool, account_id) = (
+                    share.clone(),
+                    signers.clone(),
+                    pool.clone(),
+                    account_id.clone(),
+                );
+                let pr = session_progress(&progress, "presign", me, Some(account_id.clone()));
+                async move {
+                    let ctx = ctx?;
+                    let sid = id.clone();
+                    let signers2 = signers.clone();
+                    let out = run_session(
+                        ctx,
+                        move || Session::presign(sid.as_bytes(), signers2, share),
+                        pr,
+                    )
+                    .await
+                    .map_err(|e| MpcError::party("presign", &id, e))?;
+                    let (p, public) = expect_output("presign", &id, out, |o| match o {
+                        SessionOutput::Presignature(p, public) => Some((p, public)),
+                        _ => None,
+                    })?;
+                    let stored = StoredPresignature {
+                        id: id.clone(),
+                        account_id: account_id.clone(),
+                        signers: signers.clone(),
+                        presignature: *p,
+                        public: public.as_ref().into(),
+                    };
+                    let plain = zeroize::Zeroizing::new(
+                        serde_json::to_vec(&stored)
+                            .map_err(|e| MpcError::internal(e.to_string()))?,
+                    );
+                    tokio::task::spawn_blocking(move || {
+                        pool.put(&account_id, &signers, &id, &plain)
+                    })
+                    .await
+                    .map_err(|e| MpcError::internal(format!("pool task failed: {e}")))?
+                }
+            })
+            .buffer_unordered(concurrency.max(1) as usize)
+            .collect()
+            .await;
+        let mut batch_failed = false;
+        for r in results {
+            match r {
+                Ok(()) => {
+                    generated += 1;
+                    have += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a presignature session failed");
+                    failed += 1;
+                    batch_failed = true;
+                    last_error = Some(e);
+                }
+            }
+        }
+        if batch_failed {
+            break;
+        }
+    }
+    if generated == 0 {
+        if let Some(e) = last_error {
+            return Err(e);
+        }
+    }
+    // Our sessions are done; give the cosigner a moment to store its halves so the
+    // status reflects the settled pool.
+    let settle = Instant::now();
+    let remote = loop {
+        let remote = cosigner
+            .presign_pool(&party.identity, &wallet_id, me, &account_id)
+            .await?;
+        if remote.running == 0 || settle.elapsed() > Duration::from_secs(5) {
+            break remote;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let local = pool.list(&account_id, &signers)?;
+    let usable = local
+        .iter()
+        .filter(|id| remote.presignature_ids.contains(id))
+        .count() as u32;
+    Ok(PresignPoolStatus {
+        account_id,
+        signers,
+        local: local.len() as u32,
+        cosigner: Some(remote.presignature_ids.len() as u32),
+        cosigner_running: remote.running,
+        cosigner_cap: remote.cap,
+        usable: Some(usable),
+        generated,
+        failed,
+        discarded,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -137,6 +137,16 @@ impl PartyFiles {
         })
     }
 
+    /// This party's presignature pool (a directory next to the share file).
+    pub(crate) fn pool(&self) -> crate::pool::PoolDir {
+        crate::pool::PoolDir::new(
+            &self.path,
+            &self.meta.wallet_id,
+            self.bundle.party_index,
+            &self.identity,
+        )
+    }
+
     /// The public identity of party `i` (own or a peer's).
     pub fn identity_of(&self, i: u16) -> Result<PublicIdentity, MpcError> {
         if i == self.bundle.party_index {

@@ -146,3 +146,76 @@ impl PresignatureStore {
         self.available.is_empty()
     }
 }
+
+/// Length of an encoded partial signature.
+pub const PARTIAL_SIGNATURE_LEN: usize = 32;
+
+/// Encodes a partial signature for the wire: its σ, a secp256k1 scalar, 32 bytes
+/// big-endian.
+pub fn partial_to_bytes(p: &PartialSignature) -> [u8; PARTIAL_SIGNATURE_LEN] {
+    let mut out = [0u8; PARTIAL_SIGNATURE_LEN];
+    out.copy_from_slice(p.sigma.to_be_bytes().as_ref());
+    out
+}
+
+/// Decodes a partial signature received from a peer (32 bytes big-endian, a canonical
+/// scalar below the group order).
+pub fn partial_from_bytes(b: &[u8]) -> Result<PartialSignature, CoreError> {
+    if b.len() != PARTIAL_SIGNATURE_LEN {
+        return Err(CoreError::invalid(
+            "partial signature",
+            format!("{} bytes, expected {PARTIAL_SIGNATURE_LEN}", b.len()),
+        ));
+    }
+    let sigma = generic_ec::Scalar::<crate::Curve>::from_be_bytes(b)
+        .map_err(|_| CoreError::invalid("partial signature", "not a canonical scalar"))?;
+    Ok(PartialSignature { sigma })
+}
+
+/// Combines this party's partial signature with a peer's, in the order of the
+/// presignature's signers, and verifies the result against `public_key`.
+///
+/// `mine` is issued by the signer `me`; `theirs` by the other signer of `stored`.
+/// Fails with [`CoreError::InvalidSignature`] when a partial does not match its
+/// commitment (a cheating or confused peer) or the signature does not verify.
+pub fn combine_pair(
+    stored_public: &PresignaturePublicDataRepr,
+    signers: &[PartyIndex],
+    me: PartyIndex,
+    mine: PartialSignature,
+    theirs: PartialSignature,
+    request: &SignRequest,
+    public_key: &crate::Point,
+) -> Result<Signature, CoreError> {
+    if signers.len() != 2 || !signers.contains(&me) {
+        return Err(CoreError::invalid(
+            "presignature signers",
+            format!("{signers:?} is not a pair containing party {me}"),
+        ));
+    }
+    let partials = if signers[0] == me {
+        [mine, theirs]
+    } else {
+        [theirs, mine]
+    };
+    let sig = combine(stored_public, &partials, request)?;
+    sig.verify(public_key, &request.data_to_sign())
+        .map_err(|_| CoreError::InvalidSignature)?;
+    Ok(sig)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_signature_encoding() {
+        let sigma = generic_ec::Scalar::<crate::Curve>::from(12345u64);
+        let p = PartialSignature { sigma };
+        let b = partial_to_bytes(&p);
+        assert_eq!(b[31], (12345u64 & 0xff) as u8);
+        assert_eq!(partial_from_bytes(&b).unwrap().sigma, sigma);
+        assert!(partial_from_bytes(&b[..31]).is_err());
+        assert!(partial_from_bytes(&[0xff; 32]).is_err(), "above the order");
+    }
+}

@@ -9,6 +9,10 @@
 //! client --recovery sign-message "hello"       # recovery + cosigner
 //! client offline-sign --message "hello"        # device + recovery, no cosigner
 //! client sign-tx 02f86c...                     # unsigned Ethereum tx payload
+//! client create-wallet --kind independent      # accounts eligible for presignatures
+//! client presign refill --target 8             # fill the presignature pool
+//! client presign status
+//! client sign-message "hi"                     # from the pool when possible (fast path)
 //! client verify --message "hello" --signature 0x... --address 0x...
 //! ```
 //!
@@ -22,7 +26,8 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mpc_client::{
     eth::chain_style_for_payload, new_mpc_client, AccountKind, ChainStyle, DigestKind, MpcClient,
-    MpcConfig, MpcError, PartyRole, PayloadKind, ProgressEvent, ProgressListener, SignedResult,
+    MpcConfig, MpcError, PartyRole, PayloadKind, PresignConfig, PresignMode, PresignPoolStatus,
+    ProgressEvent, ProgressListener, SignedResult,
 };
 use wallet_cli::{PASSPHRASE_ENV, SHARE_FILES};
 
@@ -65,6 +70,15 @@ struct Args {
     /// Fast, weak passphrase hashing for new files (tests only).
     #[arg(long, hide = true, global = true)]
     insecure_fast_kdf: bool,
+    /// Presignature fast path when signing: `auto` (independent accounts at the root
+    /// use the pool when it has a presignature, full signing otherwise), `off`, or
+    /// `require` (an error instead of full signing).
+    #[arg(long, default_value = "auto", global = true)]
+    presign: String,
+    /// After signing, refill the account's presignature pool to this many (0: no
+    /// refill) before exiting.
+    #[arg(long, default_value_t = 0, global = true)]
+    refill_to: u32,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -178,6 +192,33 @@ enum Cmd {
     },
     /// Check that the cosigner is up.
     Health,
+    /// Presignature pools (independent accounts): refill, status.
+    Presign {
+        #[command(subcommand)]
+        action: PresignCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PresignCmd {
+    /// Run presignature sessions with the cosigner until the pool holds --target.
+    Refill {
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Presignatures wanted in the pool.
+        #[arg(long, default_value_t = 8)]
+        target: u32,
+        /// Sessions run at once.
+        #[arg(long, default_value_t = 2)]
+        concurrency: u32,
+    },
+    /// Presignatures held locally and by the cosigner.
+    Status {
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+    },
 }
 
 fn main() {
@@ -300,11 +341,63 @@ fn stderr_progress() -> Arc<StderrProgress> {
     })
 }
 
-/// A client for signing, with session progress on stderr.
-fn signing_client(cfg: MpcConfig) -> Result<MpcClient> {
+/// A client for signing, with session progress on stderr and the presignature mode
+/// of `--presign`.
+fn signing_client(cfg: MpcConfig, args: &Args) -> Result<MpcClient> {
     let client = new_mpc_client(cfg)?;
     client.set_progress_listener(stderr_progress());
+    let mode = match args.presign.as_str() {
+        "auto" => PresignMode::Auto,
+        "off" => PresignMode::Off,
+        "require" => PresignMode::Require,
+        other => bail!("--presign must be auto, off or require, not {other:?}"),
+    };
+    client.set_presign_config(PresignConfig {
+        mode,
+        pool_target: args.refill_to,
+        low_water: args.refill_to,
+        // A CLI process exits after the command: refills run only with --refill-to,
+        // and are waited for (see `finish_signing`).
+        auto_refill: args.refill_to > 0,
+        ..PresignConfig::default()
+    })?;
     Ok(client)
+}
+
+/// Prints the signature, then waits for a refill started by --refill-to.
+async fn finish_signing(client: &MpcClient, args: &Args, sig: &SignedResult) -> Result<()> {
+    print_signature(args.json, sig)?;
+    if args.refill_to > 0 {
+        client.wait_refills().await;
+    }
+    Ok(())
+}
+
+fn print_pool(json: bool, s: &PresignPoolStatus) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(s)?);
+        return Ok(());
+    }
+    let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
+    println!("account      {} (signers {:?})", s.account_id, s.signers);
+    println!("local        {}", s.local);
+    println!(
+        "cosigner     {} ready, {} running, cap {}",
+        opt(s.cosigner),
+        s.cosigner_running,
+        s.cosigner_cap
+    );
+    println!("usable       {}", opt(s.usable));
+    if s.generated + s.failed + s.discarded > 0 {
+        println!(
+            "this call    {} generated, {} failed, {} discarded in {:.1}s",
+            s.generated,
+            s.failed,
+            s.discarded,
+            s.elapsed_ms as f64 / 1000.0
+        );
+    }
+    Ok(())
 }
 
 fn config(
@@ -376,6 +469,14 @@ fn print_signature(json: bool, sig: &SignedResult) -> Result<()> {
         println!("request id   {}", sig.request_id);
     }
     println!("verified     yes (k256 verify + ecrecover)");
+    println!(
+        "fast path    {}",
+        if sig.presigned {
+            "yes (presignature)"
+        } else {
+            "no (full signing)"
+        }
+    );
     println!("signing time {:.3}s", sig.elapsed_ms as f64 / 1000.0);
     Ok(())
 }
@@ -493,13 +594,15 @@ async fn run(args: Args) -> Result<()> {
             account,
             path,
         } => {
-            let client =
-                signing_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+            let client = signing_client(
+                config(&args, role, need_device, need_recovery, "signing")?,
+                &args,
+            )?;
             let account = account_or_first(&client, account.clone()).await?;
             let sig = client
                 .sign_message(account, path.clone(), message.as_bytes().to_vec())
                 .await?;
-            print_signature(args.json, &sig)?;
+            finish_signing(&client, &args, &sig).await?;
         }
         Cmd::SignTx {
             tx,
@@ -509,8 +612,10 @@ async fn run(args: Args) -> Result<()> {
         } => {
             let payload = hex_arg("the transaction", tx)?;
             let style = chain_style_for_payload(&payload, *chain_id)?;
-            let client =
-                signing_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+            let client = signing_client(
+                config(&args, role, need_device, need_recovery, "signing")?,
+                &args,
+            )?;
             let account = account_or_first(&client, account.clone()).await?;
             let sig = client
                 .sign_tx(
@@ -522,7 +627,7 @@ async fn run(args: Args) -> Result<()> {
                     style,
                 )
                 .await?;
-            print_signature(args.json, &sig)?;
+            finish_signing(&client, &args, &sig).await?;
         }
         Cmd::SignRaw {
             preimage,
@@ -537,8 +642,10 @@ async fn run(args: Args) -> Result<()> {
                 "sha256" => DigestKind::Sha256,
                 other => bail!("unknown --digest {other:?} (keccak256, double_sha256, sha256)"),
             };
-            let client =
-                signing_client(config(&args, role, need_device, need_recovery, "signing")?)?;
+            let client = signing_client(
+                config(&args, role, need_device, need_recovery, "signing")?,
+                &args,
+            )?;
             let account = account_or_first(&client, account.clone()).await?;
             let sig = client
                 .sign_tx(
@@ -550,7 +657,7 @@ async fn run(args: Args) -> Result<()> {
                     ChainStyle::Legacy,
                 )
                 .await?;
-            print_signature(args.json, &sig)?;
+            finish_signing(&client, &args, &sig).await?;
         }
         Cmd::OfflineSign {
             message,
@@ -603,6 +710,31 @@ async fn run(args: Args) -> Result<()> {
                 );
             } else {
                 println!("valid: signed by {recovered}");
+            }
+        }
+        Cmd::Presign { action } => {
+            let client = signing_client(
+                config(&args, role, need_device, need_recovery, "presign")?,
+                &args,
+            )?;
+            match action {
+                PresignCmd::Refill {
+                    account,
+                    target,
+                    concurrency,
+                } => {
+                    let mut cfg = client.presign_config();
+                    cfg.concurrency = *concurrency;
+                    client.set_presign_config(cfg)?;
+                    let account = account_or_first(&client, account.clone()).await?;
+                    let s = client.refill_presignatures(account, *target).await?;
+                    print_pool(args.json, &s)?;
+                }
+                PresignCmd::Status { account } => {
+                    let account = account_or_first(&client, account.clone()).await?;
+                    let s = client.presign_pool_status(account).await?;
+                    print_pool(args.json, &s)?;
+                }
             }
         }
         Cmd::Health => {

@@ -1,0 +1,387 @@
+//! The local presignature pool of one party: a directory next to the key-share file
+//! (`<stem>.presign/`), one encrypted file per presignature.
+//!
+//! - File names: `<hex(account id)>.<signer>-<signer>.<presignature id>.pre`; nothing
+//!   secret is in a name. Contents: `0x01 ‖ nonce (24) ‖ XChaCha20-Poly1305 ciphertext`
+//!   under a key derived (HKDF-SHA256) from the party's identity secret, which lives in
+//!   the encrypted key-share file; the associated data binds the wallet, the party and
+//!   the file name, so a file renamed or moved to another pool fails to decrypt.
+//! - **Take-once**: [`PoolDir::take`] renames `….pre` to `….used` (atomic: of two
+//!   concurrent takers, in this process or another, exactly one succeeds), syncs the
+//!   directory, and only then reads the presignature and erases the file's contents. A
+//!   crash can therefore lose a presignature, never hand it out twice. The empty
+//!   `….used` file stays as a tombstone: the same id is never stored again.
+//! - New presignatures are written to a temporary file, synced, then hard-linked to
+//!   their final name (which fails if the name exists) and the directory is synced.
+
+use std::path::{Path, PathBuf};
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hkdf::Hkdf;
+use mpc_wire::IdentityKey;
+use rand_core::{OsRng, RngCore};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::error::MpcError;
+
+const KEY_SALT: &[u8] = b"wallet-mpc/presign-pool/v1";
+const AAD_DOMAIN: &[u8] = b"wallet-mpc/presign/v1";
+const VERSION: u8 = 1;
+const PRE: &str = "pre";
+const USED: &str = "used";
+
+/// The pool directory of a key-share file: `dir/stem.presign`.
+pub fn pool_dir_path(share_path: &Path) -> PathBuf {
+    let stem = share_path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| "key_shares".into());
+    share_path.with_file_name(format!("{stem}.presign"))
+}
+
+/// One party's presignature pool directory.
+pub(crate) struct PoolDir {
+    dir: PathBuf,
+    cipher: XChaCha20Poly1305,
+    wallet_id: String,
+    party: u16,
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'))
+}
+
+fn pair(signers: &[u16]) -> String {
+    signers
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+impl PoolDir {
+    /// The pool of `party` of `wallet_id` for the share file at `share_path`.
+    pub fn new(share_path: &Path, wallet_id: &str, party: u16, identity: &IdentityKey) -> Self {
+        let seed = identity.to_seed_hex();
+        let hk = Hkdf::<Sha256>::new(Some(KEY_SALT), seed.as_bytes());
+        let mut key = Zeroizing::new([0u8; 32]);
+        let mut info = wallet_id.as_bytes().to_vec();
+        info.push(0);
+        info.extend_from_slice(&party.to_be_bytes());
+        // 32 bytes is always a valid HKDF-SHA256 output length.
+        let _ = hk.expand(&info, key.as_mut());
+        PoolDir {
+            dir: pool_dir_path(share_path),
+            cipher: XChaCha20Poly1305::new(key.as_ref().into()),
+            wallet_id: wallet_id.to_string(),
+            party,
+        }
+    }
+
+    /// The directory.
+    #[cfg(test)]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn stem(&self, account_id: &str, signers: &[u16], id: &str) -> Result<String, MpcError> {
+        if !valid_id(id) {
+            return Err(MpcError::input(format!(
+                "presignature id {id:?} is not 1..=128 characters of A-Z a-z 0-9 _ : -"
+            )));
+        }
+        Ok(format!(
+            "{}.{}.{id}",
+            hex::encode(account_id.as_bytes()),
+            pair(signers)
+        ))
+    }
+
+    fn aad(&self, stem: &str) -> Vec<u8> {
+        let mut a = AAD_DOMAIN.to_vec();
+        a.push(0);
+        a.extend_from_slice(self.wallet_id.as_bytes());
+        a.push(0);
+        a.extend_from_slice(&self.party.to_be_bytes());
+        a.push(0);
+        a.extend_from_slice(stem.as_bytes());
+        a
+    }
+
+    fn io(&self, e: std::io::Error) -> MpcError {
+        MpcError::io(&self.dir, e)
+    }
+
+    fn sync_dir(&self) -> Result<(), MpcError> {
+        #[cfg(unix)]
+        {
+            std::fs::File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| self.io(e))?;
+        }
+        Ok(())
+    }
+
+    /// Stores a presignature (`plain` is its serialized form). Refused if the id is
+    /// present or was ever taken.
+    pub fn put(
+        &self,
+        account_id: &str,
+        signers: &[u16],
+        id: &str,
+        plain: &[u8],
+    ) -> Result<(), MpcError> {
+        let stem = self.stem(account_id, signers, id)?;
+        std::fs::create_dir_all(&self.dir).map_err(|e| self.io(e))?;
+        let final_path = self.dir.join(format!("{stem}.{PRE}"));
+        if self.dir.join(format!("{stem}.{USED}")).exists() || final_path.exists() {
+            return Err(MpcError::input(format!(
+                "presignature {id} was stored or used before; refusing to store it again"
+            )));
+        }
+        let mut nonce = [0u8; 24];
+        OsRng
+            .try_fill_bytes(&mut nonce)
+            .map_err(|e| MpcError::internal(format!("randomness unavailable: {e}")))?;
+        let aad = self.aad(&stem);
+        let ct = self
+            .cipher
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| MpcError::internal("presignature encryption failed"))?;
+        let mut bytes = Vec::with_capacity(1 + 24 + ct.len());
+        bytes.push(VERSION);
+        bytes.extend_from_slice(&nonce);
+        bytes.extend_from_slice(&ct);
+        let tmp = self.dir.join(format!(
+            ".{stem}.tmp-{}-{}",
+            std::process::id(),
+            hex::encode(&nonce[..4])
+        ));
+        {
+            use std::io::Write;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            let mut f = opts.open(&tmp).map_err(|e| self.io(e))?;
+            f.write_all(&bytes).map_err(|e| self.io(e))?;
+            f.sync_all().map_err(|e| self.io(e))?;
+        }
+        // hard_link never overwrites: an existing name is an error.
+        let linked = std::fs::hard_link(&tmp, &final_path);
+        let _ = std::fs::remove_file(&tmp);
+        linked.map_err(|e| self.io(e))?;
+        self.sync_dir()
+    }
+
+    /// Ids of the unused presignatures of an account and signer pair, oldest first.
+    pub fn list(&self, account_id: &str, signers: &[u16]) -> Result<Vec<String>, MpcError> {
+        let prefix = format!("{}.{}.", hex::encode(account_id.as_bytes()), pair(signers));
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io(e)),
+        };
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| self.io(e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(rest) = name.strip_prefix(&prefix) else {
+                continue;
+            };
+            if let Some(id) = rest.strip_suffix(&format!(".{PRE}")) {
+                let modified = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or(std::time::UNIX_EPOCH);
+                out.push((modified, id.to_string()));
+            } else if rest.ends_with(&format!(".{USED}")) {
+                // A crash between the rename and the erase leaves the secret in a
+                // tombstone: erase it now.
+                if entry.metadata().map(|m| m.len() > 0).unwrap_or(false) {
+                    let _ = std::fs::OpenOptions::new()
+                        .write(true)
+                        .truncate(true)
+                        .open(entry.path())
+                        .and_then(|f| f.sync_all());
+                }
+            }
+        }
+        out.sort();
+        Ok(out.into_iter().map(|(_, id)| id).collect())
+    }
+
+    /// Takes a presignature once (see the [module docs](self)). `Ok(None)` if it is not
+    /// (or no longer) in the pool.
+    pub fn take(
+        &self,
+        account_id: &str,
+        signers: &[u16],
+        id: &str,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, MpcError> {
+        let stem = self.stem(account_id, signers, id)?;
+        let from = self.dir.join(format!("{stem}.{PRE}"));
+        let to = self.dir.join(format!("{stem}.{USED}"));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(e)),
+        }
+        // The removal is durable before the presignature is used.
+        self.sync_dir()?;
+        let sealed = std::fs::read(&to).map_err(|e| self.io(e))?;
+        let erased = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&to)
+            .and_then(|f| f.sync_all());
+        if let Err(e) = erased {
+            tracing::warn!(file = %to.display(), error = %e, "cannot erase a used presignature file");
+        }
+        let corrupt = |reason: &str| MpcError::CorruptFile {
+            path: to.display().to_string(),
+            reason: reason.to_string(),
+        };
+        if sealed.len() < 1 + 24 + 16 || sealed[0] != VERSION {
+            return Err(corrupt("not a presignature file"));
+        }
+        let aad = self.aad(&stem);
+        let plain = self
+            .cipher
+            .decrypt(
+                XNonce::from_slice(&sealed[1..25]),
+                Payload {
+                    msg: &sealed[25..],
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| {
+                corrupt("presignature failed to decrypt (tampered, moved or another wallet's)")
+            })?;
+        Ok(Some(Zeroizing::new(plain)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(dir: &Path, wallet: &str, seed: u8) -> PoolDir {
+        PoolDir::new(
+            &dir.join("client_key_shares.json"),
+            wallet,
+            0,
+            &IdentityKey::from_seed(&[seed; 32]),
+        )
+    }
+
+    #[test]
+    fn take_once_persists_across_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = pool(tmp.path(), "w1", 1);
+        assert_eq!(p.dir(), tmp.path().join("client_key_shares.presign"));
+        assert!(p.list("account-0", &[0, 1]).unwrap().is_empty());
+        p.put("account-0", &[0, 1], "aa", b"secret one").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        p.put("account-0", &[0, 1], "bb", b"secret two").unwrap();
+        p.put("account-1", &[0, 1], "cc", b"other account").unwrap();
+        assert_eq!(p.list("account-0", &[0, 1]).unwrap(), vec!["aa", "bb"]);
+        assert!(p.list("account-0", &[1, 2]).unwrap().is_empty());
+        // Nothing secret on disk in clear.
+        for e in std::fs::read_dir(p.dir()).unwrap() {
+            let b = std::fs::read(e.unwrap().path()).unwrap();
+            assert!(!b.windows(6).any(|w| w == b"secret"));
+        }
+        assert_eq!(
+            p.take("account-0", &[0, 1], "aa")
+                .unwrap()
+                .unwrap()
+                .as_slice(),
+            b"secret one"
+        );
+        // Taken: gone for this handle, for a new handle (another process), and it can
+        // never be stored again.
+        assert!(p.take("account-0", &[0, 1], "aa").unwrap().is_none());
+        let again = pool(tmp.path(), "w1", 1);
+        assert!(again.take("account-0", &[0, 1], "aa").unwrap().is_none());
+        assert_eq!(again.list("account-0", &[0, 1]).unwrap(), vec!["bb"]);
+        assert!(again.put("account-0", &[0, 1], "aa", b"restored").is_err());
+        assert!(again.put("account-0", &[0, 1], "bb", b"dup").is_err());
+        // The tombstone holds no secret.
+        let used = p
+            .dir()
+            .join(format!("{}.0-1.aa.used", hex::encode("account-0")));
+        assert_eq!(std::fs::metadata(used).unwrap().len(), 0);
+        // Bad ids are refused.
+        assert!(p.put("account-0", &[0, 1], "../x", b"x").is_err());
+        assert!(p.put("account-0", &[0, 1], "a.b", b"x").is_err());
+    }
+
+    #[test]
+    fn wrong_key_or_moved_file_fails_to_decrypt() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = pool(tmp.path(), "w1", 1);
+        p.put("account-0", &[0, 1], "aa", b"secret").unwrap();
+        p.put("account-0", &[0, 1], "bb", b"secret").unwrap();
+        let other_key = pool(tmp.path(), "w1", 2);
+        assert!(matches!(
+            other_key.take("account-0", &[0, 1], "aa"),
+            Err(MpcError::CorruptFile { .. })
+        ));
+        // A file renamed to another id does not decrypt either.
+        let stem = |id: &str| format!("{}.0-1.{id}", hex::encode("account-0"));
+        std::fs::rename(
+            p.dir().join(format!("{}.pre", stem("bb"))),
+            p.dir().join(format!("{}.pre", stem("zz"))),
+        )
+        .unwrap();
+        assert!(p.take("account-0", &[0, 1], "zz").is_err());
+    }
+
+    #[test]
+    fn concurrent_takers_get_each_presignature_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = std::sync::Arc::new(pool(tmp.path(), "w1", 1));
+        for i in 0..20 {
+            p.put("a", &[0, 1], &format!("id{i}"), format!("s{i}").as_bytes())
+                .unwrap();
+        }
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for i in 0..20 {
+                        if let Some(v) = p.take("a", &[0, 1], &format!("id{i}")).unwrap() {
+                            got.push(String::from_utf8(v.to_vec()).unwrap());
+                        }
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut all: Vec<String> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), 20, "every presignature taken exactly once");
+        assert!(p.list("a", &[0, 1]).unwrap().is_empty());
+    }
+}
