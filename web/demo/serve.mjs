@@ -86,7 +86,12 @@ export function startServer({ root = PACKAGE_DIR, host = "127.0.0.1", port = 0, 
     server.listen(port, host, () => {
       const addr = server.address();
       const url = `http://${host}:${addr.port}`;
-      resolve({ url, server, close: () => new Promise((r) => server.close(() => r())) });
+      resolve({ url, server, close: () =>
+          new Promise((r) => {
+            server.close(() => r());
+            server.closeAllConnections();
+          }),
+      });
     });
   });
 }
