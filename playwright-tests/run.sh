@@ -3,7 +3,7 @@
 #   bash playwright-tests/run.sh [playwright args...]
 # 1. npm ci in web/ and playwright-tests/ (skipped when node_modules matches the lock)
 # 2. wasm core: crates/mpc-wasm/build.sh -> web/wasm/ (skipped with SKIP_WASM_BUILD=1)
-# 3. the package and the demo: (cd web && npm run build)
+# 3. the package and the demo: (cd web && npm run build), its unit tests (npm test)
 # 4. native servers: SIGN_GATEWAY_BIN / SIGN_SERVICE_BIN / RECOVERY_AGENT_BIN if set,
 #    otherwise cargo-built here (one package per invocation: sign-service keeps GMP)
 #    into $CARGO_TARGET_DIR (default $HOME/.cache/wallet-mpc/target-recovery)
@@ -42,6 +42,9 @@ fi
 
 say "package + demo (web: npm run build)"
 (cd "$repo/web" && npm run --silent build)
+
+say "package unit tests (node --test)"
+(cd "$repo/web" && npm test --silent)
 
 wasm="$repo/web/wasm/mpc_wasm_bg.wasm"
 raw=$(stat -c %s "$wasm"); gz=$(gzip -9c "$wasm" | wc -c)
