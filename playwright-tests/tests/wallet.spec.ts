@@ -49,12 +49,32 @@ test.afterAll(async () => {
   await context?.close();
 });
 
+test("recovery agent unreachable: clear error, nothing stored", async ({}, info) => {
+  const dead = `http://127.0.0.1:9`; // discard port: nothing listens there
+  const url = new URL(env.demoUrl);
+  url.searchParams.set("agent", dead);
+  await page.goto(url.toString());
+  await expect(page.locator("body")).toHaveAttribute("data-ready", "true");
+  await page.click("#create");
+  const err = page.locator("#error");
+  await expect(err).toBeVisible({ timeout: 60_000 });
+  await expect(err).toHaveAttribute("data-code", "agent_unavailable");
+  await expect(err).toContainText("recovery agent unreachable");
+  await expect(err).toContainText(dead);
+  await expect(page.locator("#status")).toHaveAttribute("data-state", "none");
+  await shot(page, info, "00-agent-unreachable");
+});
+
 test("create a wallet (aux info + DKG) with a progress bar", async ({}, info) => {
   await page.goto(env.demoUrl);
   await expect(page.locator("body")).toHaveAttribute("data-ready", "true");
   await noPageError(page);
   await expect(page.locator("#status")).toHaveAttribute("data-state", "none");
   await expect(page.locator("#cosignerUrl")).toHaveValue(env.cosignerUrl);
+  await expect(page.locator("#agentUrl")).toHaveValue(env.agentUrl);
+  expect(await demoState<string>(page, "mode")).toBe("worker");
+  // No cross-origin isolation: no SharedArrayBuffer is needed.
+  expect(await page.evaluate(() => crossOriginIsolated)).toBe(false);
   await shot(page, info, "01-empty");
 
   await page.click("#create");
@@ -168,6 +188,27 @@ test("a second page of the same origin opens the same wallet", async ({}, info) 
   await p2.close();
 });
 
+test("the same core signs in the page's thread (mode=inline, no Worker)", async ({}, info) => {
+  const p2 = await context.newPage();
+  const url = new URL(env.demoUrl);
+  url.searchParams.set("mode", "inline");
+  await p2.goto(url.toString());
+  await expect(p2.locator("body")).toHaveAttribute("data-ready", "true");
+  expect(await demoState<string>(p2, "mode")).toBe("inline");
+  await expect(p2.locator("#address")).toHaveText(address);
+  const message = "signed without a worker";
+  await p2.fill("#message", message);
+  await p2.click("#sign-msg");
+  await expect(p2.locator("#msg-verify")).toHaveAttribute("data-ok", /true|false/, { timeout: 5 * 60_000 });
+  await noPageError(p2);
+  const sig = await demoState<{ rsv: Hex }>(p2, "message");
+  expect(await recoverMessageAddress({ message, signature: sig.rsv })).toBe(address);
+  const timings = await demoState<Record<string, number>>(p2, "timings");
+  recordTimings({ "sign message (inline mode)": timings.signMessageMs! });
+  await shot(p2, info, "08-inline-signed");
+  await p2.close();
+});
+
 test("cosigner down: the page shows a clear error", async ({}, info) => {
   expect(env.cosignerPid).toBeGreaterThan(0);
   process.kill(env.cosignerPid, "SIGKILL");
@@ -190,5 +231,5 @@ test("cosigner down: the page shows a clear error", async ({}, info) => {
   await expect(err).toContainText(env.cosignerUrl);
   // The wallet is still there.
   await expect(page.locator("#address")).toHaveText(address);
-  await shot(page, info, "08-cosigner-down");
+  await shot(page, info, "09-cosigner-down");
 });

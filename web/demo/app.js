@@ -3,7 +3,7 @@
 // Worker) and an independent verifier (viem, ./vendor/verify.js).
 //
 // Query parameters prefill the configuration: cosigner, gateway, agent, token, name,
-// devPrimes=1, fastKdf=1, passphrase (tests only).
+// devPrimes=1, fastKdf=1, passphrase (tests only), mode=inline.
 import { WalletClient, WalletError } from "../browser/wallet-mpc.js";
 import { recoverMessageSigner, recoverTxSigner, unsignedEip1559 } from "./vendor/verify.js";
 
@@ -13,7 +13,7 @@ const PARAMS = { cosignerUrl: "cosigner", gatewayUrl: "gateway", agentUrl: "agen
 const STORE = "wallet-mpc-demo-config";
 
 /** State readable by tests (window.demo). */
-const demo = { ready: false, timings: {}, address: null, walletId: null, message: null, tx: null, error: null };
+const demo = { ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null };
 window.demo = demo;
 
 let client = null;
@@ -107,7 +107,7 @@ async function refresh() {
   const address = await client.getAddress();
   demo.address = address;
   demo.walletId = info.walletId;
-  $("status").textContent = `wallet "${info.walletName}" stored (${info.protection}${info.insecureDevPrimes ? ", PUBLIC TEST PRIMES: demo only" : ""})`;
+  $("status").textContent = `wallet "${info.walletName}" stored (${info.protection}, protocol in ${demo.mode === "worker" ? "a Web Worker" : "the page thread"}${info.insecureDevPrimes ? ", PUBLIC TEST PRIMES: demo only" : ""})`;
   $("status").dataset.state = "ready";
   $("wallet-id").textContent = info.walletId;
   $("address").textContent = address;
@@ -115,7 +115,11 @@ async function refresh() {
 
 async function open() {
   client?.terminate();
-  client = await WalletClient.open(readConfig());
+  // ?mode=inline runs the protocol in the page's thread (as in an extension service
+  // worker); the default is a dedicated Worker.
+  const mode = new URLSearchParams(location.search).get("mode") === "inline" ? "inline" : "auto";
+  client = await WalletClient.open(readConfig(), { mode });
+  demo.mode = client.mode;
   await refresh();
 }
 
