@@ -44,6 +44,26 @@ const RECOVERY = 2;
 
 type Bundle = InstanceType<Mpc["Bundle"]>;
 
+/** Progress report of a wasm session (API.md). */
+interface WasmProgress {
+  round: number;
+  totalRounds: number;
+  percent: number;
+  finished: boolean;
+}
+
+/** A wasm signature result (API.md). */
+interface WasmSignature {
+  r: string;
+  s: string;
+  yParity: number;
+  digest: string;
+  der: string;
+  rsv: string;
+  publicKey: string;
+  ethereumAddress: string;
+}
+
 /** Progress reporting of one operation: phase weights → overall percent. */
 class Reporter {
   private readonly started = Date.now();
@@ -348,6 +368,7 @@ export class WalletCore {
 
     // 2. Primes of the device's Paillier keys.
     let primes: { primes: [string, string, string, string] };
+    // (the wasm returns plain objects typed `any`; shapes per crates/mpc-wasm/API.md)
     const tp = Date.now();
     if (devPrimes) {
       const f = mpc.devFixturePrimes();
@@ -367,7 +388,7 @@ export class WalletCore {
     t.primesMs = Date.now() - tp;
 
     // 3. Identities and rooms.
-    const id = mpc.generateIdentity();
+    const id = mpc.generateIdentity() as { secret: Uint8Array; publicIdentity: string };
     const secret: Uint8Array = id.secret;
     try {
       let signed;
@@ -442,7 +463,7 @@ export class WalletCore {
           aux = await mpc.runAuxInfo(
             { room: auxRoom, me: DEVICE, identitySecret: secret, roster, ...this.sessionOpts() },
             primes,
-            (p) => rep.emit("aux-info", p.percent, `aux info round ${p.round}/${p.totalRounds}`, { round: p.round, totalRounds: p.totalRounds, finished: p.finished }),
+            (p: WasmProgress) => rep.emit("aux-info", p.percent, `aux info round ${p.round}/${p.totalRounds}`, { round: p.round, totalRounds: p.totalRounds, finished: p.finished }),
           );
         } catch (e) {
           if (agentFailure) throw agentFailure;
@@ -463,7 +484,7 @@ export class WalletCore {
           const label = `key generation ${accounts > 1 ? `${k + 1}/${accounts} ` : ""}`;
           let share;
           try {
-            share = await mpc.runKeygen({ room, me: DEVICE, identitySecret: secret, roster, ...this.sessionOpts() }, (p) =>
+            share = await mpc.runKeygen({ room, me: DEVICE, identitySecret: secret, roster, ...this.sessionOpts() }, (p: WasmProgress) =>
               rep.emit("keygen", base + p.percent / accounts, `${label}round ${p.round}/${p.totalRounds}`, {
                 round: p.round,
                 totalRounds: p.totalRounds,
@@ -640,9 +661,9 @@ export class WalletCore {
       digest,
       ...this.sessionOpts(),
     };
-    let sig;
+    let sig: WasmSignature;
     try {
-      sig = await mpc.runSign(bundle, signOpts as never, (p) =>
+      sig = await mpc.runSign(bundle, signOpts as never, (p: WasmProgress) =>
         rep.emit("sign", p.percent, `signing round ${p.round}/${p.totalRounds}`, { round: p.round, totalRounds: p.totalRounds, finished: p.finished }),
       );
     } catch (e) {

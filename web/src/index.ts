@@ -60,9 +60,14 @@ class WorkerBackend implements Backend {
 
   constructor(
     private readonly config: WalletConfig,
-    url: string | URL,
+    workerUrl: string | URL | undefined,
   ) {
-    this.worker = new Worker(url, { type: "module", name: "wallet-mpc" });
+    // The literal `new Worker(new URL("./worker.js", import.meta.url), ...)` form is the
+    // one bundlers (webpack 5, Vite, Parcel) recognise and rewrite.
+    this.worker = workerUrl
+      ? new Worker(workerUrl, { type: "module", name: "wallet-mpc" })
+      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "wallet-mpc" });
+    const url = String(workerUrl ?? "worker.js");
     this.worker.addEventListener("message", (e: MessageEvent<ReplyMessage>) => this.onMessage(e.data));
     this.worker.addEventListener("error", (e: ErrorEvent) => {
       this.fail(new WalletError("wasm", `the wallet worker failed to start or crashed: ${e.message || "unknown error"} (${String(url)})`));
@@ -163,8 +168,7 @@ export class WalletClient {
       throw new WalletError("unsupported", "Web Workers are not available here; use mode: \"inline\"");
     }
     if (want !== "inline" && canWorker) {
-      const url = options.workerUrl ?? new URL("./worker.js", import.meta.url);
-      return new WalletClient(new WorkerBackend(cfg, url), "worker");
+      return new WalletClient(new WorkerBackend(cfg, options.workerUrl), "worker");
     }
     return new WalletClient(new InlineBackend(cfg), "inline");
   }
