@@ -31,6 +31,7 @@ await esbuild.build({
   ...common,
   entryPoints: { "wallet-mpc": join(root, "src", "index.ts"), worker: join(root, "src", "worker.ts") },
   outdir: join(root, "browser"),
+  minify: true,
 });
 await esbuild.build({
   ...common,
