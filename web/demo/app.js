@@ -131,6 +131,7 @@ async function run(f) {
     await f();
   } catch (e) {
     showError(e);
+    if (!$("progress").hidden) $("progress-label").textContent = `failed: ${$("progress-label").textContent}`;
   } finally {
     setBusy(false);
   }
