@@ -43,6 +43,7 @@
 mod cosigner;
 mod error;
 pub mod eth;
+mod join;
 mod store;
 mod types;
 
@@ -66,6 +67,10 @@ use tokio::sync::Mutex;
 
 pub use cosigner::{CosignerClient, RoomInfo};
 pub use error::MpcError;
+pub use join::{
+    bundle_public_keys, join_wallet_creation, save_party_files, AccountRoom, JoinRequest,
+    WalletRooms, MAX_ACCOUNTS,
+};
 pub use store::{meta_path, WalletMeta, WALLET_META_FORMAT};
 pub use types::{
     AccountInfo, AccountKind, ChainStyle, CosignerHealth, DigestKind, MpcConfig, PartyRole,
