@@ -452,7 +452,12 @@ export class WalletCore {
         agentFailure = e;
       });
 
-      const bundle = new mpc.Bundle(DEVICE, secret, { [COSIGNER]: cosignerIdentity, [RECOVERY]: recoveryIdentity });
+      let bundle: Bundle;
+      try {
+        bundle = new mpc.Bundle(DEVICE, secret, { [COSIGNER]: cosignerIdentity, [RECOVERY]: recoveryIdentity });
+      } catch (e) {
+        throw wasmError(e, "creating the key-share bundle");
+      }
       try {
         // 5. Aux info.
         const ta = Date.now();
