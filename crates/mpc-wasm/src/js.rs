@@ -65,7 +65,9 @@ fn ts_or_now(ts: Option<f64>) -> JsResult<u64> {
     match ts {
         None => Ok(now_ms_u64()),
         Some(t)
-            if t.is_finite() && t >= 0.0 && t <= 9_007_199_254_740_991.0 && t.fract() == 0.0 =>
+            if t.is_finite()
+                && (0.0..=9_007_199_254_740_991.0).contains(&t)
+                && t.fract() == 0.0 =>
         {
             Ok(t as u64)
         }
