@@ -118,13 +118,15 @@ pub async fn drive(
                         }
                     }
                     Either::Left((Some(Err(e)), _)) => return Err(e),
-                    Either::Left((None, _)) => return Err(ApiError::new(
-                        Code::StreamEnded,
-                        format!(
+                    Either::Left((None, _)) => {
+                        return Err(ApiError::new(
+                            Code::StreamEnded,
+                            format!(
                             "the gateway stream of session {} ended before the session finished",
                             relay.session_id()
                         ),
-                    )),
+                        ))
+                    }
                     Either::Right(_) => return Err(timeout_error(&relay)),
                 }
                 last_yield = now_ms();
