@@ -24,6 +24,8 @@ pub const ENV_LOG: &str = "SIGN_SERVICE_LOG";
 pub const ENV_LOG_FORMAT: &str = "SIGN_SERVICE_LOG_FORMAT";
 /// `true` to use the public test primes (never in production).
 pub const ENV_INSECURE_DEV_PRIMES: &str = "SIGN_SERVICE_INSECURE_DEV_PRIMES";
+/// Browser origins allowed to call gRPC-web (comma-separated, or `*`; empty: none).
+pub const ENV_CORS_ORIGINS: &str = "SIGN_SERVICE_CORS_ORIGINS";
 
 /// A configuration problem, with the offending key named.
 #[derive(Debug, thiserror::Error)]
@@ -328,6 +330,13 @@ impl Config {
                 self.gateway_access_secret = Some(v);
             }
         }
+        if let Some(v) = get(ENV_CORS_ORIGINS) {
+            self.cors_origins = v
+                .split(',')
+                .map(|o| o.trim().trim_end_matches('/').to_string())
+                .filter(|o| !o.is_empty())
+                .collect();
+        }
         if let Some(v) = get(ENV_INSECURE_DEV_PRIMES) {
             self.insecure_dev_primes = match v.trim().to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" => true,
@@ -545,5 +554,21 @@ mod tests {
         assert!(c
             .apply_env(|k| (k == ENV_PORT).then(|| "x".into()))
             .is_err());
+    }
+
+    #[test]
+    fn cors_origins_from_env() {
+        let mut c = Config::default();
+        c.apply_env(|k| {
+            (k == ENV_CORS_ORIGINS).then(|| "http://localhost:5173/, https://w.example".into())
+        })
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            vec!["http://localhost:5173", "https://w.example"]
+        );
+        c.apply_env(|k| (k == ENV_CORS_ORIGINS).then(|| "localhost".into()))
+            .unwrap();
+        assert!(c.validate().is_err(), "origin without scheme accepted");
     }
 }

@@ -20,10 +20,11 @@
 pub mod auth;
 pub mod convert;
 
-/// Generated protobuf messages and tonic stubs of `wallet.cosigner.v1`.
+/// Generated protobuf messages and tonic stubs of `wallet.cosigner.v1` (messages only
+/// on wasm32).
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
-    tonic::include_proto!("wallet.cosigner.v1");
+    include!(concat!(env!("OUT_DIR"), "/wallet.cosigner.v1.rs"));
 }
 
 pub use auth::{AuthError, Method, ReplayCache};

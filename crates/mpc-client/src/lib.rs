@@ -43,6 +43,7 @@
 mod cosigner;
 mod error;
 pub mod eth;
+mod join;
 mod pool;
 mod store;
 mod types;
@@ -68,6 +69,10 @@ use tokio::sync::Mutex;
 
 pub use cosigner::{CosignerClient, RoomInfo};
 pub use error::MpcError;
+pub use join::{
+    bundle_public_keys, join_wallet_creation, save_party_files, AccountRoom, JoinRequest,
+    WalletRooms, MAX_ACCOUNTS,
+};
 pub use pool::pool_dir_path;
 pub use store::{meta_path, WalletMeta, WALLET_META_FORMAT};
 pub use types::{

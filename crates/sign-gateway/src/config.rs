@@ -15,6 +15,9 @@ pub const ENV_PORT: &str = "SIGN_GATEWAY_PORT";
 pub const ENV_LOG_LEVEL: &str = "SIGN_GATEWAY_LOG";
 /// Environment variable overriding `logging.format` (`json` or `pretty`).
 pub const ENV_LOG_FORMAT: &str = "SIGN_GATEWAY_LOG_FORMAT";
+/// Environment variable overriding `cors_origins`: comma-separated browser origins
+/// (e.g. `http://localhost:5173,https://wallet.example`, or `*`); empty disables CORS.
+pub const ENV_CORS_ORIGINS: &str = "SIGN_GATEWAY_CORS_ORIGINS";
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -160,6 +163,9 @@ impl Config {
         if let Some(s) = get(ENV_ACCESS_SECRET).filter(|v| !v.is_empty()) {
             self.access_secret = Some(s);
         }
+        if let Some(o) = get(ENV_CORS_ORIGINS) {
+            self.cors_origins = split_origins(&o);
+        }
         if let Some(l) = get(ENV_LOG_LEVEL).filter(|v| !v.is_empty()) {
             self.logging.level = l;
         }
@@ -198,9 +204,37 @@ impl Config {
     }
 }
 
+/// Splits a comma-separated origin list (trailing `/` removed, blanks dropped).
+fn split_origins(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_string())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cors_origins_from_env() {
+        let mut c = Config::from_yaml("cors_origins: [\"http://a.example\"]").unwrap();
+        c.apply_env(|k| {
+            (k == ENV_CORS_ORIGINS).then(|| " http://localhost:5173/ , https://w.example ,".into())
+        })
+        .unwrap();
+        assert_eq!(
+            c.cors_origins,
+            vec!["http://localhost:5173", "https://w.example"]
+        );
+        assert!(c.validate().is_ok());
+        c.apply_env(|k| (k == ENV_CORS_ORIGINS).then(String::new))
+            .unwrap();
+        assert!(c.cors_origins.is_empty());
+        c.apply_env(|k| (k == ENV_CORS_ORIGINS).then(|| "localhost:5173".into()))
+            .unwrap();
+        assert!(c.validate().is_err(), "origin without scheme accepted");
+    }
 
     #[test]
     fn defaults_and_env() {

@@ -1,0 +1,163 @@
+//! In-browser measurements (release build, headless Chromium):
+//! `crates/mpc-wasm/test.sh --bench`. Ignored in normal test runs. Prints a table.
+//! Aux info (3 parties in one thread, fixture primes) only with
+//! `MPC_WASM_BENCH_AUX=1` at build time: it takes minutes.
+#![cfg(target_arch = "wasm32")]
+
+use futures_util::future::join;
+use mpc_core::{DigestKind, Session, SessionOutput, PARTIES, THRESHOLD};
+use mpc_party::Relay;
+use mpc_wasm::api::BundleCore;
+use mpc_wasm::driver::drive;
+use mpc_wasm::driver::run_local;
+use mpc_wasm::transport::MemoryRoom;
+use mpc_wire::SessionId;
+use serde_json::Value;
+use wasm_bindgen_test::*;
+
+wasm_bindgen_test_configure!(run_in_browser);
+
+const WALLET: &str = include_str!("fixtures/wallet.json");
+
+fn bundles() -> Vec<BundleCore> {
+    let w: Value = serde_json::from_str(WALLET).unwrap();
+    w["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| BundleCore::from_bytes(&serde_json::to_vec(b).unwrap()).unwrap())
+        .collect()
+}
+
+fn relay(b: &BundleCore, sid: &str) -> Relay {
+    Relay::new(
+        SessionId::new(sid).unwrap(),
+        b.bundle.party_index,
+        b.identity().unwrap(),
+        b.roster(&[0, 1]).unwrap(),
+    )
+    .unwrap()
+}
+
+async fn two_party(
+    bs: &[BundleCore],
+    sid: &str,
+    mk: &dyn Fn(&BundleCore) -> Session,
+) -> (SessionOutput, SessionOutput) {
+    let room = MemoryRoom::new();
+    let (mut i0, mut i1) = (room.subscribe(), room.subscribe());
+    let (a, b) = join(
+        drive(
+            mk(&bs[0]),
+            relay(&bs[0], sid),
+            &room,
+            &mut i0,
+            600_000.0,
+            &|_| {},
+        ),
+        drive(
+            mk(&bs[1]),
+            relay(&bs[1], sid),
+            &room,
+            &mut i1,
+            600_000.0,
+            &|_| {},
+        ),
+    )
+    .await;
+    (a.unwrap(), b.unwrap())
+}
+
+fn ms(since: f64) -> f64 {
+    js_sys::Date::now() - since
+}
+
+#[wasm_bindgen_test]
+#[ignore]
+async fn measurements() {
+    let bs = bundles();
+    let mut rows: Vec<(String, f64)> = Vec::new();
+
+    if option_env!("MPC_WASM_BENCH_AUX") == Some("1") {
+        let primes = mpc_core::primes::dev_fixture_primes();
+        let sessions = (0..PARTIES)
+            .map(|i| {
+                Session::aux_info(
+                    b"bench-aux",
+                    i,
+                    PARTIES,
+                    primes[usize::from(i)].to_pregenerated().unwrap(),
+                )
+                .unwrap()
+            })
+            .collect();
+        let t = js_sys::Date::now();
+        run_local(sessions).await.unwrap();
+        rows.push((
+            "aux info, 3 parties in one thread (fixture primes)".into(),
+            ms(t),
+        ));
+    }
+
+    let t = js_sys::Date::now();
+    let sessions = (0..PARTIES)
+        .map(|i| Session::keygen(b"bench-dkg", i, PARTIES, THRESHOLD).unwrap())
+        .collect();
+    run_local(sessions).await.unwrap();
+    rows.push(("DKG, 3 parties in one thread (no envelopes)".into(), ms(t)));
+
+    for k in 0..2 {
+        let preimage = mpc_core::digest::eip191_preimage(format!("bench {k}").as_bytes());
+        let sid = format!("bench-sign-{k}");
+        let t = js_sys::Date::now();
+        let mk = |b: &BundleCore| {
+            Session::sign(
+                sid.as_bytes(),
+                vec![0, 1],
+                b.key_share("hd-0").unwrap(),
+                Some(vec![44, 60, 0, 0, 1]),
+                DigestKind::Keccak256.data_to_sign(&preimage),
+            )
+            .unwrap()
+        };
+        two_party(&bs, &sid, &mk).await;
+        rows.push((
+            format!("full signing, 2 parties in one thread, HD path (run {k})"),
+            ms(t),
+        ));
+    }
+
+    let sid = "bench-presign";
+    let t = js_sys::Date::now();
+    let mk = |b: &BundleCore| {
+        Session::presign(sid.as_bytes(), vec![0, 1], b.key_share("ind-0").unwrap()).unwrap()
+    };
+    let (a, b) = two_party(&bs, sid, &mk).await;
+    rows.push(("presign, 2 parties in one thread".into(), ms(t)));
+
+    let (SessionOutput::Presignature(p0, public), SessionOutput::Presignature(p1, _)) = (a, b)
+    else {
+        panic!()
+    };
+    let req = mpc_core::SignRequest {
+        preimage: b"online".to_vec(),
+        digest: DigestKind::Keccak256,
+    };
+    let public: mpc_core::presign::PresignaturePublicDataRepr = (&*public).into();
+    let t = js_sys::Date::now();
+    let parts = [
+        p0.issue_partial_signature(req.data_to_sign()),
+        p1.issue_partial_signature(req.data_to_sign()),
+    ];
+    mpc_core::presign::combine(&public, &parts, &req).unwrap();
+    rows.push((
+        "online sign from presignature (2 partials + combine)".into(),
+        ms(t),
+    ));
+
+    console_log!("| wasm in headless Chromium | ms |");
+    console_log!("|---|---:|");
+    for (name, t) in rows {
+        console_log!("| {name} | {t:.1} |");
+    }
+}

@@ -1,0 +1,98 @@
+//! Native checks of the committed fixtures and of the platform-independent API.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common {
+    pub mod vectors;
+}
+
+use common::vectors;
+use mpc_wasm::api::{self, AuthFields, BundleCore, CreateWalletInput};
+use serde_json::Value;
+
+const AUTH_VECTORS: &str = include_str!("fixtures/auth-vectors.json");
+const WALLET: &str = include_str!("fixtures/wallet.json");
+
+#[test]
+fn committed_vectors_match_the_server_code() {
+    let committed: Value = serde_json::from_str(AUTH_VECTORS).unwrap();
+    if committed.as_object().is_some_and(|o| o.is_empty()) {
+        eprintln!("SKIPPED: tests/fixtures/auth-vectors.json not generated yet (run the gen_fixtures example)");
+        return;
+    }
+    assert_eq!(
+        committed,
+        vectors::compute(),
+        "cosigner-api auth changed: regenerate with `cargo run -p mpc-wasm --example gen_fixtures`"
+    );
+}
+
+#[test]
+fn api_reproduces_the_vectors() {
+    let v = vectors::compute();
+    let seed = hex::decode(v["device_seed"].as_str().unwrap()).unwrap();
+    let rseed = hex::decode(v["recovery_seed"].as_str().unwrap()).unwrap();
+    let nonce = hex::decode(v["nonce"].as_str().unwrap()).unwrap();
+    let ts = v["timestamp_ms"].as_u64().unwrap();
+    let cw = api::sign_create_wallet(
+        &seed,
+        CreateWalletInput {
+            recovery_identity: v["recovery_identity"].as_str().unwrap().into(),
+            accounts: 2,
+            kind: 1,
+            label: "demo wallet".into(),
+        },
+        ts,
+        Some(&nonce),
+    )
+    .unwrap();
+    assert_eq!(hex::encode(&cw.signature), v["create_wallet"]["signature"]);
+    assert_eq!(cw.device_identity, v["device_identity"]);
+    let start = api::sign_auth(
+        &rseed,
+        "StartSign",
+        "wallet-1",
+        2,
+        AuthFields {
+            account_id: "acct-0".into(),
+            derivation_path: "m/44/60/0/0/7".into(),
+            preimage: hex::decode(v["start_sign"]["preimage"].as_str().unwrap()).unwrap(),
+            digest: 1,
+            payload_kind: 3,
+            ..Default::default()
+        },
+        ts,
+        Some(&nonce),
+    )
+    .unwrap();
+    assert_eq!(hex::encode(&start.signature), v["start_sign"]["signature"]);
+}
+
+#[test]
+fn fixture_bundles_load_and_sign() {
+    let w: Value = serde_json::from_str(WALLET).unwrap();
+    let bundles: Vec<BundleCore> = w["bundles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| BundleCore::from_bytes(serde_json::to_vec(b).unwrap().as_slice()).unwrap())
+        .collect();
+    if bundles.is_empty() {
+        eprintln!(
+            "SKIPPED: tests/fixtures/wallet.json not generated yet (run the gen_fixtures example)"
+        );
+        return;
+    }
+    assert_eq!(bundles.len(), 3);
+    let pk = &bundles[0].accounts()[0].public_key;
+    for b in &bundles {
+        assert_eq!(&b.accounts()[0].public_key, pk);
+        b.key_share("hd-0").unwrap();
+        b.key_share("ind-0").unwrap();
+    }
+    // Passphrase round trip with the native keystore format.
+    let file = bundles[0].encrypt("pw", true).unwrap();
+    let back = BundleCore::decrypt(&file, "pw").unwrap();
+    assert_eq!(back.accounts()[0].public_key, *pk);
+    let e = BundleCore::decrypt(&file, "wrong").err().unwrap();
+    assert_eq!(e.code, mpc_wasm::Code::WrongPassphrase);
+}

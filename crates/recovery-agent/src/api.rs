@@ -1,0 +1,345 @@
+//! The HTTP API (see `docs/recovery-agent.md`):
+//!
+//! ```text
+//! GET  /v1/health        -> {"status":"ok","version":"..","party_index":2}      (no token)
+//! GET  /v1/identity      -> {"identity":"<128 hex>"}
+//! POST /v1/wallets       -> 202 {"job_id":"..."}
+//! GET  /v1/jobs/{job_id} -> {"state","progress":{"stage","percent"},"public_keys"?,"error"?}
+//! ```
+//!
+//! Every request but `OPTIONS` and `/v1/health` needs `Authorization: Bearer <token>`.
+//! A request whose `Origin` is not allowed is refused (403) before anything else;
+//! allowed origins get CORS headers (including Private Network Access). Errors are
+//! `{"error": {"code", "message"}}`.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use mpc_client::{AccountKind, AccountRoom, RoomInfo, MAX_ACCOUNTS};
+use mpc_wire::{PublicIdentity, SessionId};
+use serde::{Deserialize, Serialize};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::error::ApiError;
+use crate::{check_gateway_url, check_wallet_id, Agent, WalletJob, PARTY_INDEX, VERSION};
+
+/// Where one protocol session runs (as the cosigner announced it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRoom {
+    /// Session id bound into every envelope.
+    pub session_id: String,
+    /// Room on the gateway.
+    pub room: String,
+    /// Room token (empty for an open gateway).
+    #[serde(default)]
+    pub room_token: String,
+    /// Gateway URL (the agent's `--gateway-url` overrides it).
+    #[serde(default)]
+    pub gateway_url: String,
+}
+
+/// One account of `POST /v1/wallets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccountRequest {
+    /// Account id.
+    pub account_id: String,
+    /// Its DKG room.
+    pub keygen: SessionRoom,
+}
+
+/// Body of `POST /v1/wallets`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateWalletRequest {
+    /// The cosigner's wallet id.
+    pub wallet_id: String,
+    /// The cosigner's public identity (128 hex).
+    pub cosigner_identity: String,
+    /// The device's public identity (128 hex).
+    pub device_identity: String,
+    /// `hd` or `independent`.
+    pub kind: String,
+    /// Aux-info room.
+    pub aux_info: SessionRoom,
+    /// One keygen room per account.
+    pub accounts: Vec<AccountRequest>,
+}
+
+fn bad(reason: impl Into<String>) -> ApiError {
+    ApiError::InvalidRequest(reason.into())
+}
+
+fn parse_identity(field: &str, hex_str: &str) -> Result<PublicIdentity, ApiError> {
+    let h = hex_str.trim();
+    if h.len() != 128 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad(format!("{field} must be 128 hex characters")));
+    }
+    h.parse()
+        .map_err(|e| bad(format!("{field} is not a valid identity: {e}")))
+}
+
+fn room(what: &str, r: &SessionRoom, override_url: bool) -> Result<RoomInfo, ApiError> {
+    if r.room.is_empty() || r.room.len() > 256 {
+        return Err(bad(format!("{what}.room must have 1..=256 characters")));
+    }
+    SessionId::new(r.session_id.clone())
+        .map_err(|e| bad(format!("{what}.session_id is invalid: {e}")))?;
+    if r.room_token.len() > 4096 {
+        return Err(bad(format!("{what}.room_token is too long")));
+    }
+    if !r.gateway_url.is_empty() || !override_url {
+        check_gateway_url(&r.gateway_url).map_err(|e| bad(format!("{what}.gateway_url: {e}")))?;
+    }
+    Ok(RoomInfo {
+        session_id: r.session_id.clone(),
+        room: r.room.clone(),
+        room_token: r.room_token.clone(),
+        gateway_url: r.gateway_url.trim().to_string(),
+    })
+}
+
+impl CreateWalletRequest {
+    /// Validates the request against the agent's own identity.
+    pub fn validate(
+        &self,
+        own: &PublicIdentity,
+        gateway_override: bool,
+    ) -> Result<WalletJob, ApiError> {
+        check_wallet_id(&self.wallet_id).map_err(bad)?;
+        let device = parse_identity("device_identity", &self.device_identity)?;
+        let cosigner = parse_identity("cosigner_identity", &self.cosigner_identity)?;
+        let ids = [device.to_bytes(), cosigner.to_bytes(), own.to_bytes()];
+        if ids[0] == ids[1] || ids[0] == ids[2] || ids[1] == ids[2] {
+            return Err(bad(
+                "the device, cosigner and recovery identities must all differ",
+            ));
+        }
+        let kind = match self.kind.as_str() {
+            "hd" => AccountKind::Hd,
+            "independent" => AccountKind::Independent,
+            other => {
+                return Err(bad(format!(
+                    "kind must be hd or independent, not {other:?}"
+                )))
+            }
+        };
+        if self.accounts.is_empty() || self.accounts.len() > MAX_ACCOUNTS {
+            return Err(bad(format!(
+                "accounts must have 1..={MAX_ACCOUNTS} entries"
+            )));
+        }
+        let aux_info = room("aux_info", &self.aux_info, gateway_override)?;
+        let mut sessions = BTreeSet::from([aux_info.session_id.clone()]);
+        let mut names = BTreeSet::new();
+        let mut accounts = Vec::with_capacity(self.accounts.len());
+        for (k, a) in self.accounts.iter().enumerate() {
+            if a.account_id.is_empty()
+                || a.account_id.len() > 128
+                || !a.account_id.bytes().all(|b| b.is_ascii_graphic())
+            {
+                return Err(bad(format!(
+                    "accounts[{k}].account_id must be 1..=128 visible ASCII characters"
+                )));
+            }
+            if !names.insert(a.account_id.clone()) {
+                return Err(bad(format!("account id {} appears twice", a.account_id)));
+            }
+            let keygen = room(
+                &format!("accounts[{k}].keygen"),
+                &a.keygen,
+                gateway_override,
+            )?;
+            if !sessions.insert(keygen.session_id.clone()) {
+                return Err(bad(format!(
+                    "session id {} is used by two sessions",
+                    keygen.session_id
+                )));
+            }
+            accounts.push(AccountRoom {
+                account_id: a.account_id.clone(),
+                keygen,
+            });
+        }
+        Ok(WalletJob {
+            wallet_id: self.wallet_id.clone(),
+            device,
+            cosigner,
+            kind,
+            aux_info,
+            accounts,
+        })
+    }
+}
+
+/// Builds the router.
+pub fn router(agent: Arc<Agent>) -> Router {
+    let origins: Vec<HeaderValue> = agent
+        .config()
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_private_network(true)
+        .max_age(Duration::from_secs(600));
+    let limit = agent.config().max_body_bytes;
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/identity", get(identity))
+        .route("/v1/wallets", post(create_wallet))
+        .route("/v1/jobs/{job_id}", get(job))
+        .fallback(|| async { ApiError::NotFound })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(Arc::clone(&agent), auth))
+        .layer(cors)
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&agent),
+            origin_guard,
+        ))
+        .with_state(agent)
+}
+
+/// Refuses requests from origins that are not allowed (before CORS and auth).
+async fn origin_guard(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let o = origin.to_str().unwrap_or("");
+        if !agent.config().allowed_origins.iter().any(|a| a == o) {
+            let shown: String = o.chars().take(100).collect();
+            tracing::warn!(origin = %shown, "request from a foreign origin refused");
+            return ApiError::OriginNotAllowed(format!("{shown:?}")).into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Requires the pairing token (except for `OPTIONS` and the health check).
+async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
+    if req.method() == Method::OPTIONS || req.uri().path() == "/v1/health" {
+        return next.run(req).await;
+    }
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !agent.token().verify_header(value) {
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+    version: &'static str,
+    party_index: u16,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: VERSION,
+        party_index: PARTY_INDEX,
+    })
+}
+
+#[derive(Serialize)]
+struct Identity {
+    identity: String,
+}
+
+async fn identity(State(agent): State<Arc<Agent>>) -> Json<Identity> {
+    Json(Identity {
+        identity: agent.public_identity().to_string(),
+    })
+}
+
+#[derive(Serialize)]
+struct Started {
+    job_id: String,
+}
+
+async fn create_wallet(
+    State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let json_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/json")
+        })
+        .unwrap_or(false);
+    let body = body.map_err(|rej| {
+        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::BodyTooLarge(agent.config().max_body_bytes)
+        } else {
+            ApiError::InvalidJson(rej.body_text())
+        }
+    })?;
+    if !json_type {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let req: CreateWalletRequest = serde_json::from_slice(&body).map_err(|e| {
+        if e.is_data() {
+            bad(e.to_string())
+        } else {
+            ApiError::InvalidJson(e.to_string())
+        }
+    })?;
+    let job = req.validate(
+        &agent.public_identity(),
+        agent.config().gateway_url.is_some(),
+    )?;
+    let wallet = job.wallet_id.clone();
+    let accounts = job.accounts.len();
+    let job_id = agent.start(job)?;
+    tracing::info!(job = %job_id, wallet = %wallet, accounts, "wallet creation started");
+    Ok((StatusCode::ACCEPTED, Json(Started { job_id })).into_response())
+}
+
+async fn job(
+    State(agent): State<Arc<Agent>>,
+    Path(job_id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(agent.jobs().get(&job_id)?).into_response())
+}
+
+/// Serves the API on `listener` until `shutdown` completes; expires finished jobs in
+/// the background.
+pub async fn serve(
+    agent: Arc<Agent>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let a = Arc::clone(&agent);
+    let expiry = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            tick.tick().await;
+            a.jobs().expire();
+        }
+    });
+    let r = axum::serve(listener, router(agent))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    expiry.abort();
+    r
+}

@@ -1,0 +1,156 @@
+//! Typed errors: [`ApiError`] (an HTTP answer `{"error": {"code", "message"}}`) and
+//! [`SetupError`] (the agent cannot start).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answered to an HTTP caller.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// No or wrong pairing token.
+    #[error("missing or wrong pairing token (send Authorization: Bearer <token>)")]
+    Unauthorized,
+    /// The request's `Origin` is not in the allow-list.
+    #[error("origin {0} is not allowed")]
+    OriginNotAllowed(String),
+    /// No such route.
+    #[error("no such endpoint")]
+    NotFound,
+    /// Wrong method for the route.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The body is not `application/json`.
+    #[error("the body must be application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than the limit.
+    #[error("the body exceeds {0} bytes")]
+    BodyTooLarge(usize),
+    /// The body is not JSON.
+    #[error("malformed JSON: {0}")]
+    InvalidJson(String),
+    /// The JSON does not describe a valid request.
+    #[error("invalid request: {0}")]
+    InvalidRequest(String),
+    /// The agent already holds (or is creating) this wallet.
+    #[error("wallet {0} already exists on this agent (or is being created)")]
+    WalletExists(String),
+    /// Too many jobs are running.
+    #[error("too many wallet creations are running (at most {0}); retry later")]
+    TooManyJobs(usize),
+    /// Unknown (or expired) job id.
+    #[error("unknown job {0} (finished jobs expire)")]
+    UnknownJob(String),
+    /// A bug or an OS failure.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::OriginNotAllowed(_) => "origin_not_allowed",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::BodyTooLarge(_) => "body_too_large",
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::WalletExists(_) => "wallet_exists",
+            ApiError::TooManyJobs(_) => "too_many_jobs",
+            ApiError::UnknownJob(_) => "unknown_job",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound | ApiError::UnknownJob(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::InvalidJson(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::WalletExists(_) => StatusCode::CONFLICT,
+            ApiError::TooManyJobs(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The JSON error object.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code().to_string(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// `{"code", "message"}` of an error (HTTP errors and failed jobs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+}
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    error: &'a ErrorBody,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = self.body();
+        let text = serde_json::to_string(&Envelope { error: &body })
+            .unwrap_or_else(|_| "{\"error\":{\"code\":\"internal\",\"message\":\"\"}}".into());
+        let mut resp = (self.status(), text).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if self == ApiError::Unauthorized {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// Why the agent cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A setting is invalid.
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// A file could not be read or written.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// The identity file does not open with the passphrase, or is damaged.
+    #[error("identity file {path}: {reason}")]
+    Identity {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl SetupError {
+    pub(crate) fn io(path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        SetupError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+}

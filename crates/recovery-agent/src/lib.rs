@@ -1,0 +1,465 @@
+//! # recovery-agent — the wallet's recovery party (index 2) as a local HTTP service
+//!
+//! A browser wallet (party 0) cannot keep the user's second share itself: the recovery
+//! share belongs on another device. This agent runs there (the user's desktop, or a
+//! local process in tests). The page pairs with it (a bearer token), learns its
+//! identity, and hands it the rooms the cosigner opened; the agent then runs the
+//! recovery party's aux info and one DKG per account over the gateway (`mpc-party`,
+//! via [`mpc_client::join_wallet_creation`]) and writes the recovery share exactly like
+//! `mpc-client` does (encrypted key-share bundle + `.wallet.json`), so
+//! `client --role recovery` can sign with it later.
+//!
+//! The HTTP contract is in `docs/recovery-agent.md` and [`api`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
+pub mod api;
+pub mod error;
+pub mod identity;
+pub mod jobs;
+pub mod primes;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use mpc_client::{
+    bundle_public_keys, join_wallet_creation, save_party_files, AccountKind, AccountRoom,
+    JoinRequest, MpcError, ProgressEvent, ProgressListener, RoomInfo, WalletMeta,
+    WALLET_META_FORMAT,
+};
+use mpc_wire::{IdentityKey, PublicIdentity};
+use zeroize::Zeroizing;
+
+pub use error::{ApiError, ErrorBody, SetupError};
+pub use jobs::{JobState, JobView, Jobs};
+pub use primes::PrimeSource;
+pub use token::PairingToken;
+
+/// Version reported by `/v1/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The agent's party index.
+pub const PARTY_INDEX: u16 = identity::RECOVERY_INDEX;
+/// File name of a wallet's recovery share inside `<data dir>/wallets/<wallet id>/`.
+pub const SHARE_FILE: &str = "recovery_key_shares.json";
+
+/// Settings of a running agent.
+#[derive(Clone)]
+pub struct AgentConfig {
+    /// Data directory (identity, wallets).
+    pub data_dir: PathBuf,
+    /// Passphrase of the identity file and of every share file.
+    pub passphrase: Zeroizing<String>,
+    /// Browser origins allowed to call the API (exact `scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    /// Gateway URL used instead of the one in the rooms.
+    pub gateway_url: Option<String>,
+    /// Weak, fast passphrase hashing (tests only).
+    pub insecure_fast_kdf: bool,
+    /// Wallet creations running at once at most.
+    pub max_jobs: usize,
+    /// How long finished jobs stay visible.
+    pub job_ttl: Duration,
+    /// Deadline of each protocol session.
+    pub session_timeout: Duration,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for AgentConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentConfig")
+            .field("data_dir", &self.data_dir)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("gateway_url", &self.gateway_url)
+            .field("insecure_fast_kdf", &self.insecure_fast_kdf)
+            .field("max_jobs", &self.max_jobs)
+            .field("job_ttl", &self.job_ttl)
+            .field("session_timeout", &self.session_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Checks an allowed origin: `http(s)://host[:port]`, no path.
+pub fn check_origin(o: &str) -> Result<String, SetupError> {
+    let o = o.trim().trim_end_matches('/');
+    if o == "*" {
+        return Err(SetupError::Config(
+            "a wildcard origin is not allowed: list the exact origins".into(),
+        ));
+    }
+    let rest = o
+        .strip_prefix("http://")
+        .or_else(|| o.strip_prefix("https://"))
+        .or_else(|| o.strip_prefix("chrome-extension://"))
+        .or_else(|| o.strip_prefix("moz-extension://"))
+        .ok_or_else(|| {
+            SetupError::Config(format!(
+                "allowed origin {o:?} must be scheme://host[:port] (http, https, chrome-extension, moz-extension)"
+            ))
+        })?;
+    if rest.is_empty()
+        || rest.contains('/')
+        || !rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    {
+        return Err(SetupError::Config(format!(
+            "allowed origin {o:?} must be scheme://host[:port] without a path"
+        )));
+    }
+    Ok(o.to_string())
+}
+
+/// Checks a gateway URL (`http(s)://...`).
+pub fn check_gateway_url(u: &str) -> Result<(), String> {
+    let u = u.trim();
+    if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 {
+        return Err(format!(
+            "gateway URL {u:?} must be http(s)://host[:port][/path]"
+        ));
+    }
+    if u.bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err("gateway URL contains whitespace".into());
+    }
+    Ok(())
+}
+
+/// The running agent's state.
+pub struct Agent {
+    cfg: AgentConfig,
+    identity: IdentityKey,
+    token: PairingToken,
+    primes: PrimeSource,
+    jobs: Jobs,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("cfg", &self.cfg)
+            .field("identity", &self.identity.public())
+            .field("primes", &self.primes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One wallet creation, validated.
+#[derive(Debug, Clone)]
+pub struct WalletJob {
+    /// The cosigner's wallet id (a safe file name).
+    pub wallet_id: String,
+    /// Party 0.
+    pub device: PublicIdentity,
+    /// Party 1.
+    pub cosigner: PublicIdentity,
+    /// Account kind.
+    pub kind: AccountKind,
+    /// Aux-info room.
+    pub aux_info: RoomInfo,
+    /// Keygen rooms.
+    pub accounts: Vec<AccountRoom>,
+}
+
+impl Agent {
+    /// Opens (or creates) the identity in `cfg.data_dir` and builds the agent.
+    pub fn open(
+        cfg: AgentConfig,
+        token: PairingToken,
+        primes: PrimeSource,
+    ) -> Result<(Arc<Self>, bool), SetupError> {
+        if cfg.passphrase.is_empty() {
+            return Err(SetupError::Config(
+                "the recovery passphrase is empty".into(),
+            ));
+        }
+        if cfg.max_jobs == 0 || cfg.max_jobs > 16 {
+            return Err(SetupError::Config("max jobs must be in 1..=16".into()));
+        }
+        if cfg.max_body_bytes < 1024 || cfg.max_body_bytes > 16 << 20 {
+            return Err(SetupError::Config(
+                "max body bytes must be in 1024..=16777216".into(),
+            ));
+        }
+        if cfg.session_timeout.is_zero() {
+            return Err(SetupError::Config("the session timeout is zero".into()));
+        }
+        if let Some(u) = &cfg.gateway_url {
+            check_gateway_url(u).map_err(SetupError::Config)?;
+        }
+        std::fs::create_dir_all(cfg.data_dir.join("wallets"))
+            .map_err(|e| SetupError::io(&cfg.data_dir, e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let (identity, created) = identity::load_or_create(
+            &cfg.data_dir.join("identity.key"),
+            &cfg.passphrase,
+            cfg.insecure_fast_kdf,
+        )?;
+        let jobs = Jobs::new(cfg.max_jobs, cfg.job_ttl);
+        Ok((
+            Arc::new(Agent {
+                cfg,
+                identity,
+                token,
+                primes,
+                jobs,
+            }),
+            created,
+        ))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &AgentConfig {
+        &self.cfg
+    }
+
+    /// The agent's public identity.
+    pub fn public_identity(&self) -> PublicIdentity {
+        self.identity.public()
+    }
+
+    /// The jobs.
+    pub fn jobs(&self) -> &Jobs {
+        &self.jobs
+    }
+
+    /// The pairing token checker.
+    pub fn token(&self) -> &PairingToken {
+        &self.token
+    }
+
+    /// Where the share of `wallet_id` is (or would be) stored.
+    pub fn share_path(&self, wallet_id: &str) -> PathBuf {
+        self.cfg
+            .data_dir
+            .join("wallets")
+            .join(wallet_id)
+            .join(SHARE_FILE)
+    }
+
+    /// Whether the agent holds files of `wallet_id`.
+    pub fn holds(&self, wallet_id: &str) -> bool {
+        let p = self.share_path(wallet_id);
+        p.exists() || mpc_client::meta_path(&p).exists()
+    }
+
+    /// Starts a wallet-creation job; returns its id.
+    pub fn start(self: &Arc<Self>, job: WalletJob) -> Result<String, ApiError> {
+        let id = self
+            .jobs
+            .start(&job.wallet_id, || self.holds(&job.wallet_id))?;
+        let agent = Arc::clone(self);
+        let job_id = id.clone();
+        tokio::spawn(async move {
+            let wallet = job.wallet_id.clone();
+            match agent.run(&job_id, job).await {
+                Ok(keys) => {
+                    tracing::info!(job = %job_id, wallet = %wallet, "recovery share written");
+                    agent.jobs.finish(&job_id, keys);
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job_id, wallet = %wallet, error = %e, "wallet creation failed");
+                    agent.jobs.fail(&job_id, job_error(&e));
+                }
+            }
+        });
+        Ok(id)
+    }
+
+    async fn run(
+        self: &Arc<Self>,
+        job_id: &str,
+        job: WalletJob,
+    ) -> Result<BTreeMap<String, String>, MpcError> {
+        let accounts = job.accounts.len() as u32;
+        let listener: Arc<dyn ProgressListener> = Arc::new(JobProgress {
+            agent: Arc::clone(self),
+            job_id: job_id.to_string(),
+            accounts,
+            positions: job
+                .accounts
+                .iter()
+                .enumerate()
+                .map(|(k, a)| (a.account_id.clone(), k as u32))
+                .collect(),
+        });
+        // Primes: 0..10 %.
+        self.jobs.progress(job_id, "primes", 0);
+        let (agent, jid) = (Arc::clone(self), job_id.to_string());
+        let primes = self
+            .primes
+            .take(move |k| agent.jobs.progress(&jid, "primes", (k * 10 / 4) as u8))
+            .await
+            .map_err(|reason| MpcError::Internal { reason })?;
+        let req = JoinRequest {
+            me: PARTY_INDEX,
+            identity: self.identity.clone(),
+            peers: BTreeMap::from([(0, job.device), (1, job.cosigner)]),
+            primes,
+            kind: job.kind,
+            aux_info: job.aux_info.clone(),
+            accounts: job.accounts.clone(),
+            gateway_url: self.cfg.gateway_url.clone(),
+            session_timeout: self.cfg.session_timeout,
+        };
+        let bundle = join_wallet_creation(req, listener).await?;
+        let keys = bundle_public_keys(&bundle);
+
+        self.jobs.progress(job_id, "saving", 96);
+        let path = self.share_path(&job.wallet_id);
+        let meta = WalletMeta {
+            format: WALLET_META_FORMAT.into(),
+            wallet_id: job.wallet_id.clone(),
+            party_index: PARTY_INDEX,
+            cosigner_url: String::new(),
+            label: "recovery-agent".into(),
+            created_at_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        };
+        let pass = self.cfg.passphrase.clone();
+        let fast = self.cfg.insecure_fast_kdf;
+        let p = path.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || save_party_files(&p, &pass, fast, &meta, &bundle))
+                .await
+                .map_err(|e| MpcError::Internal {
+                    reason: format!("saving task failed: {e}"),
+                })?;
+        if let Err(e) = saved {
+            if !matches!(e, MpcError::WalletExists { .. }) {
+                if let Some(dir) = path.parent() {
+                    // Only removes the wallet's directory if it is empty.
+                    let _ = std::fs::remove_dir(dir);
+                }
+            }
+            return Err(e);
+        }
+        Ok(keys)
+    }
+}
+
+struct JobProgress {
+    agent: Arc<Agent>,
+    job_id: String,
+    accounts: u32,
+    /// Position of each account id in the job.
+    positions: BTreeMap<String, u32>,
+}
+
+impl ProgressListener for JobProgress {
+    fn on_progress(&self, e: ProgressEvent) {
+        let frac = |e: &ProgressEvent| {
+            if e.total == 0 {
+                0.0
+            } else {
+                f64::from(e.done.min(e.total)) / f64::from(e.total)
+            }
+        };
+        // aux info 10..60 %, keygens 60..95 %.
+        let percent = match e.stage.as_str() {
+            "aux-info" => 10.0 + 50.0 * frac(&e),
+            "keygen" => {
+                let index = e
+                    .account_id
+                    .as_deref()
+                    .and_then(|a| self.positions.get(a))
+                    .copied()
+                    .unwrap_or(0);
+                60.0 + 35.0 * (f64::from(index) + frac(&e)) / f64::from(self.accounts.max(1))
+            }
+            _ => return,
+        };
+        self.agent
+            .jobs
+            .progress(&self.job_id, &e.stage, percent.clamp(0.0, 99.0) as u8);
+    }
+}
+
+/// The job error reported for a failed creation.
+fn job_error(e: &MpcError) -> ErrorBody {
+    let code = match e {
+        MpcError::GatewayUnavailable { .. } => "gateway_unavailable",
+        MpcError::SessionFailed { .. } => "session_failed",
+        MpcError::Timeout { .. } => "timeout",
+        MpcError::WalletExists { .. } => "wallet_exists",
+        MpcError::Io { .. } => "io_error",
+        MpcError::InvalidInput { .. } => "invalid_request",
+        MpcError::Config { .. } => "config_error",
+        _ => "internal",
+    };
+    ErrorBody {
+        code: code.into(),
+        message: e.to_string(),
+    }
+}
+
+/// Whether `addr` is a loopback address.
+pub fn is_loopback(addr: &SocketAddr) -> bool {
+    addr.ip().is_loopback()
+}
+
+/// Checks a wallet id: 1..=128 characters of `[A-Za-z0-9_-]` (it names a directory).
+pub fn check_wallet_id(id: &str) -> Result<(), String> {
+    if id.is_empty() || id.len() > 128 {
+        return Err("wallet_id must have 1..=128 characters".into());
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err("wallet_id may only contain letters, digits, '-' and '_'".into());
+    }
+    Ok(())
+}
+
+/// Reads a secret file (trimmed), refusing an empty one.
+pub fn read_secret_file(path: &Path) -> Result<Zeroizing<String>, SetupError> {
+    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| SetupError::io(path, e))?);
+    let t = Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string());
+    if t.is_empty() {
+        return Err(SetupError::Config(format!("{} is empty", path.display())));
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_and_ids() {
+        assert_eq!(
+            check_origin("http://localhost:5173/").unwrap(),
+            "http://localhost:5173"
+        );
+        assert!(check_origin("https://wallet.example").is_ok());
+        assert!(check_origin("chrome-extension://abcdef").is_ok());
+        assert!(check_origin("*").is_err());
+        assert!(check_origin("localhost:5173").is_err());
+        assert!(check_origin("http://a.example/path").is_err());
+        assert!(check_wallet_id("w-1_A").is_ok());
+        for bad in ["", "../x", "a/b", "a.b", &"x".repeat(129)] {
+            assert!(check_wallet_id(bad).is_err(), "{bad}");
+        }
+        assert!(check_gateway_url("http://127.0.0.1:8080").is_ok());
+        assert!(check_gateway_url("ftp://x").is_err());
+        assert!(check_gateway_url("http://a b").is_err());
+    }
+}

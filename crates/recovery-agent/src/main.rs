@@ -1,0 +1,220 @@
+//! `recovery-agent`: the wallet's recovery party as a local HTTP service.
+//! See `docs/recovery-agent.md`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use recovery_agent::primes::{library_generator, PrimePool};
+use recovery_agent::{
+    api, check_origin, is_loopback, read_secret_file, token, Agent, AgentConfig, PairingToken,
+    PrimeSource,
+};
+use zeroize::Zeroizing;
+
+/// The wallet's recovery party (index 2): joins wallet creations started by a browser
+/// wallet and keeps the recovery share encrypted on disk.
+#[derive(Debug, Parser)]
+#[command(name = "recovery-agent", version)]
+struct Args {
+    /// Address to listen on. Non-loopback addresses need --allow-non-loopback.
+    #[arg(long, env = "RECOVERY_AGENT_LISTEN", default_value = "127.0.0.1:7350")]
+    listen: SocketAddr,
+
+    /// Allow listening on a non-loopback address (the API is then reachable from the
+    /// network; protect it with TLS in front).
+    #[arg(long)]
+    allow_non_loopback: bool,
+
+    /// Data directory: identity.key and wallets/<wallet id>/recovery_key_shares.json.
+    #[arg(
+        long,
+        env = "RECOVERY_AGENT_DATA_DIR",
+        default_value = "./recovery-agent-data"
+    )]
+    data_dir: PathBuf,
+
+    /// Pairing token (prefer RECOVERY_AGENT_TOKEN or --token-file: command lines are
+    /// visible to other local users).
+    #[arg(long, env = "RECOVERY_AGENT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+
+    /// File holding the pairing token; created with a fresh token (mode 0600) if it
+    /// does not exist.
+    #[arg(long, env = "RECOVERY_AGENT_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+
+    /// Browser origin allowed to call the API (repeatable, or comma-separated in the
+    /// environment), e.g. http://localhost:5173.
+    #[arg(
+        long = "allow-origin",
+        env = "RECOVERY_AGENT_ALLOW_ORIGINS",
+        value_delimiter = ','
+    )]
+    allow_origins: Vec<String>,
+
+    /// File holding the recovery passphrase (encrypts the identity and every share).
+    /// Alternatively set RECOVERY_AGENT_PASSPHRASE.
+    #[arg(long, env = "RECOVERY_AGENT_PASSPHRASE_FILE")]
+    passphrase_file: Option<PathBuf>,
+
+    /// Gateway URL to use instead of the one the cosigner announced in the rooms.
+    #[arg(long, env = "RECOVERY_AGENT_GATEWAY_URL")]
+    gateway_url: Option<String>,
+
+    /// Use the repository's PUBLIC test primes for aux info. INSECURE: tests and demos
+    /// only; keys made this way are not secret-safe.
+    #[arg(long)]
+    insecure_dev_primes: bool,
+
+    /// Fast, weak passphrase hashing for the files (tests only).
+    #[arg(long)]
+    insecure_fast_kdf: bool,
+
+    /// Prime sets generated ahead of time in the background (0: generate per wallet).
+    #[arg(long, default_value_t = 1)]
+    prime_pool_size: usize,
+
+    /// Wallet creations running at once at most.
+    #[arg(long, default_value_t = 2)]
+    max_jobs: usize,
+
+    /// Seconds a finished job stays visible.
+    #[arg(long, default_value_t = 900)]
+    job_ttl_secs: u64,
+
+    /// Deadline of each protocol session (aux info, each DKG), seconds.
+    #[arg(long, default_value_t = 900)]
+    session_timeout_secs: u64,
+
+    /// Largest request body, bytes.
+    #[arg(long, default_value_t = 256 * 1024)]
+    max_body_bytes: usize,
+
+    /// Log filter (e.g. info, recovery_agent=debug).
+    #[arg(long, env = "RECOVERY_AGENT_LOG", default_value = "info")]
+    log: String,
+}
+
+fn passphrase(args: &Args) -> Result<Zeroizing<String>> {
+    if let Some(p) = &args.passphrase_file {
+        return Ok(read_secret_file(p)?);
+    }
+    match std::env::var("RECOVERY_AGENT_PASSPHRASE") {
+        Ok(p) if !p.is_empty() => Ok(Zeroizing::new(p)),
+        _ => bail!(
+            "no recovery passphrase: set RECOVERY_AGENT_PASSPHRASE or --passphrase-file \
+             (it encrypts the agent's identity and every recovery share)"
+        ),
+    }
+}
+
+/// Returns the token checker and the token to print, if it was generated.
+fn pairing_token(args: &Args) -> Result<(PairingToken, Option<Zeroizing<String>>)> {
+    if let Some(t) = &args.token {
+        return Ok((PairingToken::new(t)?, None));
+    }
+    if let Some(f) = &args.token_file {
+        let (t, created) = token::load_or_create_file(f)?;
+        return Ok((PairingToken::new(&t)?, created.then_some(t)));
+    }
+    let t = token::generate();
+    Ok((PairingToken::new(&t)?, Some(t)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log)
+                .with_context(|| format!("invalid --log filter {:?}", args.log))?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    if !is_loopback(&args.listen) && !args.allow_non_loopback {
+        bail!(
+            "{} is not a loopback address; pass --allow-non-loopback to expose the agent",
+            args.listen
+        );
+    }
+    let allowed_origins = args
+        .allow_origins
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .map(|o| check_origin(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (token, printed) = pairing_token(&args)?;
+    let primes = if args.insecure_dev_primes {
+        tracing::warn!(
+            "--insecure-dev-primes: using the repository's PUBLIC test primes; keys made now are NOT secret-safe"
+        );
+        PrimeSource::InsecureDev
+    } else {
+        let pool = PrimePool::new(args.prime_pool_size, library_generator);
+        PrimeSource::Generated(pool)
+    };
+    if args.insecure_fast_kdf {
+        tracing::warn!("--insecure-fast-kdf: weak passphrase hashing (tests only)");
+    }
+    let cfg = AgentConfig {
+        data_dir: args.data_dir.clone(),
+        passphrase: passphrase(&args)?,
+        allowed_origins,
+        gateway_url: args.gateway_url.clone(),
+        insecure_fast_kdf: args.insecure_fast_kdf,
+        max_jobs: args.max_jobs,
+        job_ttl: Duration::from_secs(args.job_ttl_secs),
+        session_timeout: Duration::from_secs(args.session_timeout_secs),
+        max_body_bytes: args.max_body_bytes,
+    };
+    let (agent, created) = Agent::open(cfg, token, primes.clone())?;
+    if let PrimeSource::Generated(pool) = &primes {
+        pool.refill();
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        data_dir = %args.data_dir.display(),
+        identity_created = created,
+        origins = ?agent.config().allowed_origins,
+        backend = mpc_core::BACKEND,
+        "recovery-agent listening"
+    );
+    // stdout: what the user (or a test) needs, one fact per line.
+    println!("recovery-agent listening on http://{addr}");
+    println!("identity: {}", agent.public_identity());
+    if let Some(t) = printed {
+        println!("pairing token: {}", t.as_str());
+    }
+    api::serve(agent, listener, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}

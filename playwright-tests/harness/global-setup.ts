@@ -1,0 +1,214 @@
+// Global setup: builds (unless given) and starts the real servers on free loopback
+// ports, serves the demo page, and hands the URLs to the tests through WALLET_E2E
+// (JSON in the environment, inherited by the test workers).
+//
+// Binaries: SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN, RECOVERY_AGENT_BIN if set; otherwise
+// built with cargo (one package per invocation so sign-service keeps its GMP backend)
+// into $CARGO_TARGET_DIR or $HOME/.cache/wallet-mpc/target-recovery.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, connect } from "node:net";
+import { homedir, tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const REPO = resolve(here, "..", "..");
+export const RUN_DIR = resolve(here, "..", "test-results", "servers");
+
+/** What the tests get. */
+export interface E2eEnv {
+  demoUrl: string;
+  origin: string;
+  gatewayUrl: string;
+  cosignerUrl: string;
+  agentUrl: string;
+  agentToken: string;
+  cosignerPid: number;
+  logs: Record<string, string>;
+  timingsFile: string;
+}
+
+const STORE_KEY = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
+const children: { name: string; proc: ChildProcess }[] = [];
+
+function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      const port = typeof a === "object" && a ? a.port : 0;
+      s.close(() => res(port));
+    });
+  });
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((res) => {
+    const c = connect({ port, host: "127.0.0.1" });
+    c.once("connect", () => {
+      c.destroy();
+      res(true);
+    });
+    c.once("error", () => res(false));
+  });
+}
+
+async function waitPort(name: string, proc: ChildProcess, port: number, log: string, timeoutMs: number) {
+  const start = Date.now();
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      throw new Error(`${name} exited early (${proc.exitCode ?? proc.signalCode}); log ${log}:\n${tail(log)}`);
+    }
+    if (await portOpen(port)) return;
+    if (Date.now() - start > timeoutMs) throw new Error(`${name} not listening on ${port} after ${timeoutMs} ms; log ${log}:\n${tail(log)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, "utf8").split("\n").slice(-40).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+function start(name: string, bin: string, args: string[], env: Record<string, string>, log: string): ChildProcess {
+  const fd = openSync(log, "a");
+  const clean = { ...process.env };
+  for (const k of Object.keys(clean)) {
+    if (/^(SIGN_GATEWAY_|SIGN_SERVICE_|RECOVERY_AGENT_)/.test(k)) delete clean[k];
+  }
+  const proc = spawn(bin, args, { env: { ...clean, ...env }, stdio: ["ignore", fd, fd] });
+  children.push({ name, proc });
+  return proc;
+}
+
+function targetDir(): string {
+  return process.env.CARGO_TARGET_DIR || join(homedir(), ".cache", "wallet-mpc", "target-recovery");
+}
+
+/** The binary from `envVar`, or built with cargo. */
+function binary(envVar: string, pkg: string, bin: string): string {
+  const given = process.env[envVar];
+  if (given) {
+    if (!existsSync(given)) throw new Error(`${envVar}=${given} does not exist`);
+    return given;
+  }
+  const target = targetDir();
+  console.log(`[e2e] cargo build -p ${pkg} --bin ${bin} (target ${target}; set ${envVar} to skip)`);
+  execFileSync("cargo", ["build", "-q", "-p", pkg, "--bin", bin], {
+    cwd: REPO,
+    stdio: "inherit",
+    env: { ...process.env, CARGO_TARGET_DIR: target },
+  });
+  const p = join(target, "debug", bin);
+  if (!existsSync(p)) throw new Error(`built ${bin} but ${p} is missing`);
+  return p;
+}
+
+export default async function globalSetup(): Promise<() => Promise<void>> {
+  for (const f of ["web/browser/wallet-mpc.js", "web/wasm/mpc_wasm_bg.wasm", "web/demo/vendor/verify.js"]) {
+    if (!existsSync(join(REPO, f))) throw new Error(`missing ${f}: run playwright-tests/run.sh (builds the wasm and the package)`);
+  }
+  const gatewayBin = binary("SIGN_GATEWAY_BIN", "sign-gateway", "sign-gateway");
+  const serviceBin = binary("SIGN_SERVICE_BIN", "sign-service", "sign-service");
+  const agentBin = binary("RECOVERY_AGENT_BIN", "recovery-agent", "recovery-agent");
+
+  mkdirSync(RUN_DIR, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), "wallet-mpc-pw-"));
+
+  // The demo first: its origin goes into every server's CORS list.
+  const { startServer } = (await import(join(REPO, "web", "demo", "serve.mjs"))) as {
+    startServer: (o: { host?: string; port?: number }) => Promise<{ url: string; close: () => Promise<void> }>;
+  };
+  const demo = await startServer({ host: "127.0.0.1", port: 0 });
+  const origin = demo.url;
+
+  const logs = {
+    gateway: join(RUN_DIR, "sign-gateway.log"),
+    cosigner: join(RUN_DIR, "sign-service.log"),
+    agent: join(RUN_DIR, "recovery-agent.log"),
+  };
+  for (const l of Object.values(logs)) writeFileSync(l, "");
+
+  const gwPort = await freePort();
+  const gwCfg = join(work, "sign-gateway.yaml");
+  writeFileSync(gwCfg, `host: 127.0.0.1\nport: ${gwPort}\ncors_origins: ["${origin}"]\nlogging:\n  level: info\n  format: pretty\n`);
+  const gw = start("sign-gateway", gatewayBin, ["--config", gwCfg], {}, logs.gateway);
+  await waitPort("sign-gateway", gw, gwPort, logs.gateway, 20_000);
+  const gatewayUrl = `http://127.0.0.1:${gwPort}`;
+
+  const coPort = await freePort();
+  const coDir = join(work, "cosigner");
+  mkdirSync(coDir);
+  const coCfg = join(coDir, "sign-service.yaml");
+  writeFileSync(
+    coCfg,
+    [
+      "host: 127.0.0.1",
+      `port: ${coPort}`,
+      `gateway_url: ${gatewayUrl}`,
+      `key_store: ${join(coDir, "store.redb")}`,
+      `audit_log: ${join(coDir, "audit.jsonl")}`,
+      `cors_origins: ["${origin}"]`,
+      "insecure_dev_primes: true",
+      "prime_pool_size: 0",
+      "session_timeout_secs: 300",
+      "wallet_creation_timeout_secs: 1200",
+      "logging:\n  level: info\n  format: pretty",
+      "",
+    ].join("\n"),
+  );
+  const co = start("sign-service", serviceBin, ["--config", coCfg], { SIGN_SERVICE_STORE_KEY: STORE_KEY }, logs.cosigner);
+  await waitPort("sign-service", co, coPort, logs.cosigner, 60_000);
+  const cosignerUrl = `http://127.0.0.1:${coPort}`;
+
+  const agPort = await freePort();
+  const agentToken = "e2e-pairing-token-0123456789abcdef";
+  const ag = start(
+    "recovery-agent",
+    agentBin,
+    [
+      "--listen",
+      `127.0.0.1:${agPort}`,
+      "--data-dir",
+      join(work, "agent"),
+      "--allow-origin",
+      origin,
+      "--insecure-dev-primes",
+      "--insecure-fast-kdf",
+      "--prime-pool-size",
+      "0",
+    ],
+    { RECOVERY_AGENT_TOKEN: agentToken, RECOVERY_AGENT_PASSPHRASE: "e2e recovery passphrase", RECOVERY_AGENT_LOG: "info" },
+    logs.agent,
+  );
+  await waitPort("recovery-agent", ag, agPort, logs.agent, 30_000);
+  const agentUrl = `http://127.0.0.1:${agPort}`;
+
+  const q = new URLSearchParams({ cosigner: cosignerUrl, agent: agentUrl, token: agentToken, devPrimes: "1" });
+  const env: E2eEnv = {
+    demoUrl: `${origin}/demo/?${q.toString()}`,
+    origin,
+    gatewayUrl,
+    cosignerUrl,
+    agentUrl,
+    agentToken,
+    cosignerPid: co.pid ?? -1,
+    logs,
+    timingsFile: join(RUN_DIR, "timings.json"),
+  };
+  writeFileSync(env.timingsFile, "{}");
+  process.env.WALLET_E2E = JSON.stringify(env);
+  console.log(`[e2e] demo ${origin}, gateway ${gatewayUrl}, cosigner ${cosignerUrl}, agent ${agentUrl}; logs in ${RUN_DIR}`);
+
+  return async () => {
+    for (const { proc } of children.reverse()) {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGTERM");
+    }
+    await demo.close();
+  };
+}

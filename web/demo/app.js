@@ -1,0 +1,232 @@
+// The demo wallet page: plain ESM, no build step for this file. It uses the package's
+// self-contained browser build (../browser/wallet-mpc.js, which starts the protocol
+// Worker) and an independent verifier (viem, ./vendor/verify.js).
+//
+// Query parameters prefill the configuration: cosigner, gateway, agent, token, name,
+// devPrimes=1, fastKdf=1, passphrase (tests only), mode=inline.
+import { WalletClient, WalletError } from "../browser/wallet-mpc.js";
+import { recoverMessageSigner, recoverTxSigner, unsignedEip1559 } from "./vendor/verify.js";
+
+const $ = (id) => document.getElementById(id);
+const FIELDS = ["cosignerUrl", "gatewayUrl", "agentUrl", "agentToken", "walletName", "passphrase"];
+const PARAMS = { cosignerUrl: "cosigner", gatewayUrl: "gateway", agentUrl: "agent", agentToken: "token", walletName: "name", passphrase: "passphrase" };
+const STORE = "wallet-mpc-demo-config";
+
+/** State readable by tests (window.demo). */
+const demo = { ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null };
+window.demo = demo;
+
+let client = null;
+let busy = false;
+
+function loadConfig() {
+  const q = new URLSearchParams(location.search);
+  let saved = {};
+  try {
+    saved = JSON.parse(localStorage.getItem(STORE) ?? "{}");
+  } catch {
+    saved = {};
+  }
+  for (const f of FIELDS) {
+    const v = q.get(PARAMS[f]) ?? (f === "passphrase" ? null : saved[f]);
+    if (v != null && v !== "") $(f).value = v;
+  }
+  $("devPrimes").checked = q.has("devPrimes") ? q.get("devPrimes") === "1" : saved.devPrimes === true;
+  $("fastKdf").checked = q.has("fastKdf") ? q.get("fastKdf") === "1" : saved.fastKdf === true;
+}
+
+function readConfig() {
+  const c = {};
+  for (const f of FIELDS) {
+    const v = $(f).value.trim();
+    if (v) c[f] = v;
+  }
+  c.insecureDevPrimes = $("devPrimes").checked;
+  c.insecureFastKdf = $("fastKdf").checked;
+  const { passphrase: _omit, ...persist } = { ...c, devPrimes: c.insecureDevPrimes, fastKdf: c.insecureFastKdf };
+  localStorage.setItem(STORE, JSON.stringify(persist));
+  return c;
+}
+
+function showError(e) {
+  const el = $("error");
+  if (!e) {
+    el.hidden = true;
+    el.textContent = "";
+    el.removeAttribute("data-code");
+    demo.error = null;
+    return;
+  }
+  const code = e instanceof WalletError || e?.code ? e.code : "internal";
+  el.hidden = false;
+  el.dataset.code = code;
+  el.textContent = `[${code}] ${e?.message ?? String(e)}`;
+  demo.error = { code, message: e?.message ?? String(e) };
+  console.error(e);
+}
+
+function setBusy(b) {
+  busy = b;
+  for (const id of ["create", "delete", "sign-msg", "sign-tx-btn", "apply"]) $(id).disabled = b;
+}
+
+function progress(ev) {
+  $("progress").hidden = false;
+  $("progress-bar").value = ev.overallPercent;
+  $("progress-label").textContent = `${ev.phase}: ${ev.message} (${ev.overallPercent.toFixed(0)}%)`;
+  $("progress").dataset.phase = ev.phase;
+}
+
+function fmtMs(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function renderTimings() {
+  const t = demo.timings;
+  const parts = [];
+  if (t.primesMs) parts.push(`primes ${fmtMs(t.primesMs)}`);
+  if (t.auxInfoMs) parts.push(`aux info ${fmtMs(t.auxInfoMs)}`);
+  if (t.keygenMs) parts.push(`DKG ${fmtMs(t.keygenMs)}`);
+  if (t.createTotalMs) parts.push(`create total ${fmtMs(t.createTotalMs)}`);
+  if (t.signMessageMs) parts.push(`sign message ${fmtMs(t.signMessageMs)}`);
+  if (t.signTxMs) parts.push(`sign tx ${fmtMs(t.signTxMs)}`);
+  $("timings").textContent = parts.join(" · ") || "—";
+}
+
+async function refresh() {
+  const info = await client.walletInfo();
+  if (!info) {
+    $("status").textContent = "no wallet in this browser";
+    $("status").dataset.state = "none";
+    $("wallet-id").textContent = "—";
+    $("address").textContent = "—";
+    demo.address = null;
+    demo.walletId = null;
+    return;
+  }
+  const address = await client.getAddress();
+  demo.address = address;
+  demo.walletId = info.walletId;
+  $("status").textContent = `wallet "${info.walletName}" stored (${info.protection}, protocol in ${demo.mode === "worker" ? "a Web Worker" : "the page thread"}${info.insecureDevPrimes ? ", PUBLIC TEST PRIMES: demo only" : ""})`;
+  $("status").dataset.state = "ready";
+  $("wallet-id").textContent = info.walletId;
+  $("address").textContent = address;
+}
+
+async function open() {
+  client?.terminate();
+  // ?mode=inline runs the protocol in the page's thread (as in an extension service
+  // worker); the default is a dedicated Worker.
+  const mode = new URLSearchParams(location.search).get("mode") === "inline" ? "inline" : "auto";
+  client = await WalletClient.open(readConfig(), { mode });
+  demo.mode = client.mode;
+  await refresh();
+}
+
+async function run(f) {
+  if (busy) return;
+  setBusy(true);
+  showError(null);
+  try {
+    await f();
+  } catch (e) {
+    showError(e);
+    if (!$("progress").hidden) $("progress-label").textContent = `failed: ${$("progress-label").textContent}`;
+  } finally {
+    setBusy(false);
+  }
+}
+
+$("apply").addEventListener("click", () => run(open));
+
+$("health").addEventListener("click", () =>
+  run(async () => {
+    $("health-out").textContent = "…";
+    try {
+      const h = await client.health();
+      $("health-out").textContent = `${h.status} (${h.version}, ${h.backend})`;
+    } catch (e) {
+      $("health-out").textContent = "unreachable";
+      throw e;
+    }
+  }),
+);
+
+$("create").addEventListener("click", () =>
+  run(async () => {
+    $("progress").hidden = false;
+    $("progress-bar").value = 0;
+    const w = await client.createWallet({ accounts: 1, kind: "hd", label: "demo", onProgress: progress });
+    Object.assign(demo.timings, {
+      primesMs: w.timings.primesMs,
+      auxInfoMs: w.timings.auxInfoMs,
+      keygenMs: w.timings.keygenMs,
+      createTotalMs: w.timings.totalMs,
+    });
+    renderTimings();
+    $("progress-label").textContent = "wallet created";
+    await refresh();
+  }),
+);
+
+$("delete").addEventListener("click", () =>
+  run(async () => {
+    if (!confirm("Delete this browser's key share? Without it, only the recovery party + cosigner can sign.")) return;
+    await client.deleteWallet();
+    await refresh();
+  }),
+);
+
+function verifyLine(el, ok, text) {
+  el.className = `verify ${ok ? "ok" : "bad"}`;
+  el.dataset.ok = ok ? "true" : "false";
+  el.textContent = text;
+}
+
+$("sign-msg").addEventListener("click", () =>
+  run(async () => {
+    const message = $("message").value;
+    $("msg-sig").textContent = "signing…";
+    $("msg-verify").textContent = "";
+    const t0 = performance.now();
+    const sig = await client.signMessage(message, { onProgress: progress });
+    demo.timings.signMessageMs = Math.round(performance.now() - t0);
+    renderTimings();
+    $("msg-sig").textContent = `r   ${sig.r}\ns   ${sig.s}\nv   ${sig.v}\nrsv ${sig.rsv}`;
+    const signer = await recoverMessageSigner(message, sig.rsv);
+    const ok = signer.toLowerCase() === demo.address.toLowerCase();
+    demo.message = { message, rsv: sig.rsv, signer, address: demo.address, ok };
+    verifyLine($("msg-verify"), ok, ok ? `verified: viem recovers ${signer} = the wallet's address` : `MISMATCH: viem recovers ${signer}, wallet is ${demo.address}`);
+  }),
+);
+
+$("sign-tx-btn").addEventListener("click", () =>
+  run(async () => {
+    $("tx-sig").textContent = "signing…";
+    $("tx-verify").textContent = "";
+    const unsigned = unsignedEip1559({
+      chainId: Number($("tx-chain").value),
+      nonce: Number($("tx-nonce").value),
+      to: $("tx-to").value.trim(),
+      valueEth: $("tx-value").value.trim(),
+      maxFeeGwei: $("tx-maxfee").value.trim(),
+      maxPriorityFeeGwei: $("tx-prio").value.trim(),
+      gas: $("tx-gas").value.trim(),
+    });
+    const t0 = performance.now();
+    const res = await client.signTransaction(unsigned, { onProgress: progress });
+    demo.timings.signTxMs = Math.round(performance.now() - t0);
+    renderTimings();
+    $("tx-sig").textContent = `type ${res.txType}\nr    ${res.r}\ns    ${res.s}\nv    ${res.v}\nhash ${res.transactionHash}\nraw  ${res.signedTransaction}`;
+    const rec = await recoverTxSigner(res.signedTransaction);
+    const ok = rec.signer.toLowerCase() === demo.address.toLowerCase() && rec.hash === res.transactionHash;
+    demo.tx = { unsigned, signed: res.signedTransaction, hash: res.transactionHash, signer: rec.signer, address: demo.address, ok };
+    verifyLine($("tx-verify"), ok, ok ? `verified: viem recovers ${rec.signer} = the wallet's address; hash ${rec.hash}` : `MISMATCH: viem recovers ${rec.signer} (hash ${rec.hash})`);
+  }),
+);
+
+loadConfig();
+run(open).then(() => {
+  demo.ready = true;
+  document.body.dataset.ready = "true";
+});

@@ -1,0 +1,161 @@
+/**
+ * HTTP client of the recovery agent (party 2), per the agent contract:
+ * `GET /v1/health`, `GET /v1/identity`, `POST /v1/wallets`, `GET /v1/jobs/{id}`, every
+ * call but health with `Authorization: Bearer <pairing token>`, JSON errors
+ * `{"error": {"code", "message"}}`.
+ */
+
+import { AgentError, ConfigError, SessionError, UnavailableError, WalletError } from "./errors.js";
+import { normalizeUrl } from "./cosigner.js";
+
+/** A room as the agent expects it (snake_case JSON). */
+export interface AgentRoom {
+  session_id: string;
+  room: string;
+  room_token: string;
+  gateway_url: string;
+}
+
+/** Body of `POST /v1/wallets`. */
+export interface AgentWalletRequest {
+  wallet_id: string;
+  cosigner_identity: string;
+  device_identity: string;
+  kind: "hd" | "independent";
+  aux_info: AgentRoom;
+  accounts: { account_id: string; keygen: AgentRoom }[];
+}
+
+/** `GET /v1/jobs/{id}`. */
+export interface AgentJob {
+  state: "running" | "done" | "failed";
+  progress?: { stage: string; percent: number };
+  public_keys?: Record<string, string>;
+  error?: { code: string; message: string };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The recovery agent client. */
+export class AgentClient {
+  readonly url: string;
+  private readonly token: string;
+
+  constructor(url: string | undefined, token: string | undefined) {
+    this.url = normalizeUrl("recovery agent", url);
+    if (!token || !token.trim()) throw new ConfigError("recovery agent pairing token is not set");
+    this.token = token.trim();
+  }
+
+  private async request<T>(method: "GET" | "POST", path: string, body?: unknown, auth = true): Promise<T> {
+    const headers: Record<string, string> = {};
+    if (auth) headers["authorization"] = `Bearer ${this.token}`;
+    if (body !== undefined) headers["content-type"] = "application/json";
+    let res: Response;
+    try {
+      res = await fetch(`${this.url}${path}`, {
+        method,
+        headers,
+        body: body === undefined ? null : JSON.stringify(body),
+      });
+    } catch (e) {
+      throw new UnavailableError(
+        "agent_unavailable",
+        `recovery agent unreachable at ${this.url} (${method} ${path}): ${e instanceof Error ? e.message : String(e)}. ` +
+          "Check that recovery-agent is running, the URL is right and it allows this origin (--allow-origin).",
+        { url: this.url, path },
+        { cause: e },
+      );
+    }
+    const text = await res.text().catch(() => "");
+    let json: unknown;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const err = (json as { error?: { code?: string; message?: string } } | undefined)?.error;
+      const what = err?.message ?? (text.slice(0, 200) || res.statusText);
+      const details = { url: this.url, path, status: res.status, agentCode: err?.code };
+      if (res.status === 401 || res.status === 403) {
+        throw new AgentError("agent_unauthorized", `recovery agent refused the pairing token: ${what}`, details);
+      }
+      throw new AgentError("agent_failed", `recovery agent error ${res.status} on ${method} ${path}: ${what}`, details);
+    }
+    if (json === undefined) {
+      throw new AgentError("agent_failed", `recovery agent sent a non-JSON answer to ${method} ${path}`, { url: this.url, path });
+    }
+    return json as T;
+  }
+
+  health(): Promise<{ status: string; version: string; party_index: number }> {
+    return this.request("GET", "/v1/health", undefined, false);
+  }
+
+  async identity(): Promise<string> {
+    const r = await this.request<{ identity?: unknown }>("GET", "/v1/identity");
+    if (typeof r.identity !== "string" || !/^[0-9a-f]{128}$/i.test(r.identity)) {
+      throw new AgentError("agent_failed", "recovery agent returned an invalid identity", { url: this.url });
+    }
+    return r.identity.toLowerCase();
+  }
+
+  async createWallet(body: AgentWalletRequest): Promise<string> {
+    const r = await this.request<{ job_id?: unknown }>("POST", "/v1/wallets", body);
+    if (typeof r.job_id !== "string" || !r.job_id) {
+      throw new AgentError("agent_failed", "recovery agent returned no job id", { url: this.url });
+    }
+    return r.job_id;
+  }
+
+  job(id: string): Promise<AgentJob> {
+    return this.request("GET", `/v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Polls a job until it is done (returns its public keys) or failed (throws), calling
+   * `onProgress` with the agent's progress. A few transient network errors are
+   * tolerated; a longer outage or `timeoutMs` ends the wait.
+   */
+  async waitJob(
+    id: string,
+    opts: { timeoutMs: number; intervalMs?: number; signal?: { aborted: boolean }; onProgress?: (p: { stage: string; percent: number }) => void },
+  ): Promise<Record<string, string>> {
+    const deadline = Date.now() + opts.timeoutMs;
+    let failures = 0;
+    for (;;) {
+      let job: AgentJob | undefined;
+      try {
+        job = await this.job(id);
+        failures = 0;
+      } catch (e) {
+        if (e instanceof UnavailableError && ++failures < 5) {
+          job = undefined;
+        } else {
+          throw e;
+        }
+      }
+      if (job) {
+        if (job.progress && opts.onProgress) opts.onProgress(job.progress);
+        if (job.state === "done") {
+          if (!job.public_keys || typeof job.public_keys !== "object") {
+            throw new AgentError("agent_failed", "recovery agent finished without public keys", { jobId: id });
+          }
+          return job.public_keys;
+        }
+        if (job.state === "failed") {
+          throw new AgentError("agent_failed", `recovery agent job failed: ${job.error?.message ?? "unknown error"}`, {
+            jobId: id,
+            agentCode: job.error?.code,
+          });
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new SessionError("timeout", `recovery agent job ${id} not done after ${Math.round(opts.timeoutMs / 1000)} s`, { jobId: id });
+      }
+      if (opts.signal?.aborted) throw new WalletError("aborted", "aborted");
+      await sleep(opts.intervalMs ?? 500);
+    }
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * gRPC-web client of the cosigner (`sign-service`, tonic-web) over
+ * `@connectrpc/connect-web`'s grpc-web transport, with errors mapped to the package's
+ * typed errors. Request signatures are computed by the wasm core (same canonical bytes
+ * as `crates/cosigner-api/src/auth.rs`), never in TypeScript.
+ */
+
+import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { create } from "@bufbuild/protobuf";
+import {
+  AuthSchema,
+  Cosigner,
+  type Auth,
+  type CreateWalletResponse,
+  type HealthResponse,
+} from "./gen/wallet/cosigner/v1/cosigner_pb.js";
+import { ConfigError, CosignerError, InvalidInputError, SessionError, UnavailableError, WalletError } from "./errors.js";
+
+/** Validates and normalises a base URL (no trailing slash). */
+export function normalizeUrl(what: string, url: string | undefined): string {
+  if (!url || !url.trim()) throw new ConfigError(`${what} URL is not set`);
+  let u: URL;
+  try {
+    u = new URL(url.trim());
+  } catch {
+    throw new ConfigError(`${what} URL is not a valid URL: ${JSON.stringify(url)}`);
+  }
+  if (u.protocol !== "http:" && u.protocol !== "https:") {
+    throw new ConfigError(`${what} URL must be http(s): ${JSON.stringify(url)}`);
+  }
+  return u.toString().replace(/\/+$/, "");
+}
+
+/** Maps any failure of a cosigner call to a typed error. */
+export function cosignerError(e: unknown, url: string, method: string): WalletError {
+  if (e instanceof WalletError) return e;
+  const ce = ConnectError.from(e);
+  const msg = ce.rawMessage || ce.message;
+  const details = { url, method, grpcCode: Code[ce.code] };
+  // A fetch that never reached a server (refused, DNS, CORS) surfaces as a TypeError
+  // wrapped into Code.Unknown / Unavailable by connect-web.
+  const networkish =
+    ce.code === Code.Unavailable ||
+    ((ce.code === Code.Unknown || ce.code === Code.Internal) &&
+      (ce.cause instanceof TypeError || /failed to fetch|networkerror|load failed|fetch failed|network/i.test(msg)));
+  if (networkish) {
+    return new UnavailableError(
+      "cosigner_unavailable",
+      `cosigner unreachable at ${url} (${method}): ${msg}. Check that sign-service is running, the URL is right and it allows this origin (CORS).`,
+      details,
+      { cause: e },
+    );
+  }
+  switch (ce.code) {
+    case Code.Unauthenticated:
+      return new CosignerError("unauthorized", `cosigner refused the credentials (${method}): ${msg}`, details);
+    case Code.PermissionDenied: {
+      const rule = ce.metadata.get("x-policy-rule");
+      if (rule || /policy/i.test(msg)) {
+        return new CosignerError("policy_denied", `cosigner policy refused to sign: ${msg}`, { ...details, rule });
+      }
+      return new CosignerError("unauthorized", `cosigner refused (${method}): ${msg}`, details);
+    }
+    case Code.DeadlineExceeded:
+      return new SessionError("timeout", `cosigner request timed out (${method}): ${msg}`, details);
+    case Code.InvalidArgument:
+      return new InvalidInputError(`the cosigner refused the input (${method}): ${msg}`, details);
+    default:
+      return new CosignerError("cosigner_rejected", `cosigner error ${Code[ce.code]} (${method}): ${msg}`, details);
+  }
+}
+
+/** The typed cosigner client. */
+export class CosignerClient {
+  readonly url: string;
+  private readonly client: Client<typeof Cosigner>;
+
+  constructor(url: string, opts: { timeoutMs?: number } = {}) {
+    this.url = normalizeUrl("cosigner", url);
+    const transport = createGrpcWebTransport({
+      baseUrl: this.url,
+      // tonic-web speaks binary grpc-web.
+      useBinaryFormat: true,
+      defaultTimeoutMs: opts.timeoutMs ?? 60_000,
+    });
+    this.client = createClient(Cosigner, transport);
+  }
+
+  private async call<T>(method: string, f: () => Promise<T>): Promise<T> {
+    try {
+      return await f();
+    } catch (e) {
+      throw cosignerError(e, this.url, method);
+    }
+  }
+
+  health(): Promise<HealthResponse> {
+    return this.call("Health", () => this.client.health({}));
+  }
+
+  createWallet(req: {
+    deviceIdentity: string;
+    recoveryIdentity: string;
+    accounts: number;
+    kind: number;
+    label: string;
+    timestampMs: number;
+    nonce: Uint8Array;
+    signature: Uint8Array;
+  }): Promise<CreateWalletResponse> {
+    return this.call("CreateWallet", () =>
+      this.client.createWallet({ ...req, timestampMs: BigInt(req.timestampMs) }),
+    );
+  }
+
+  confirmWallet(auth: WasmAuth, publicKeys: Record<string, string>) {
+    return this.call("ConfirmWallet", () => this.client.confirmWallet({ auth: toAuth(auth), publicKeys }));
+  }
+
+  startSign(
+    auth: WasmAuth,
+    req: { accountId: string; derivationPath: string; preimage: Uint8Array; digest: number; payloadKind: number },
+  ) {
+    return this.call("StartSign", () => this.client.startSign({ auth: toAuth(auth), ...req }));
+  }
+
+  getPublicKey(auth: WasmAuth, accountId: string, derivationPath: string) {
+    return this.call("GetPublicKey", () => this.client.getPublicKey({ auth: toAuth(auth), accountId, derivationPath }));
+  }
+
+  listAccounts(auth: WasmAuth) {
+    return this.call("ListAccounts", () => this.client.listAccounts({ auth: toAuth(auth) }));
+  }
+}
+
+/** The `Auth` object as produced by the wasm `signAuth`. */
+export interface WasmAuth {
+  walletId: string;
+  party: number;
+  timestampMs: number;
+  nonce: Uint8Array;
+  signature: Uint8Array;
+}
+
+function toAuth(a: WasmAuth): Auth {
+  return create(AuthSchema, {
+    walletId: a.walletId,
+    party: a.party,
+    timestampMs: BigInt(a.timestampMs),
+    nonce: a.nonce,
+    signature: a.signature,
+  });
+}

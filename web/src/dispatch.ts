@@ -1,0 +1,43 @@
+/** Calls a {@link WalletCore} method by name (shared by the worker and inline modes). */
+
+import type { WalletCore } from "./core.js";
+import { InvalidInputError } from "./errors.js";
+import type { CoreMethod } from "./rpc.js";
+import type { OnProgress } from "./types.js";
+
+export async function dispatch(
+  core: WalletCore,
+  method: CoreMethod,
+  args: unknown[],
+  progressArg: number | undefined,
+  onProgress: OnProgress | undefined,
+): Promise<unknown> {
+  const a = [...args];
+  if (progressArg !== undefined) {
+    a[progressArg] = { ...((a[progressArg] as object | undefined) ?? {}), onProgress };
+  }
+  switch (method) {
+    case "health":
+      return core.health();
+    case "walletInfo":
+      return core.walletInfo();
+    case "deleteWallet":
+      return core.deleteWallet();
+    case "listAccounts":
+      return core.listAccounts();
+    case "getPublicKey":
+      return core.getPublicKey(a[0] as string | undefined, a[1] as string | undefined);
+    case "getAddress":
+      return core.getAddress(a[0] as string | undefined, a[1] as string | undefined);
+    case "createWallet":
+      return core.createWallet(a[0] as never);
+    case "signPreimage":
+      return core.signPreimage(a[0] as never, a[1] as never, a[2] as never, a[3] as never);
+    case "signMessage":
+      return core.signMessage(a[0] as never, a[1] as never);
+    case "signTransaction":
+      return core.signTransaction(a[0] as never, a[1] as never);
+    default:
+      throw new InvalidInputError(`unknown method ${JSON.stringify(method)}`);
+  }
+}

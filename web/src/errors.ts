@@ -1,0 +1,156 @@
+/**
+ * Typed errors of the package. Every error thrown by the public API is a
+ * {@link WalletError} (or a subclass) with a stable `code` an application can switch on,
+ * a readable `message`, and optional `details`. Errors cross the Worker boundary as
+ * plain objects ({@link SerializedError}) and are rebuilt into the same classes.
+ */
+
+/** Stable error codes. */
+export type ErrorCode =
+  | "config"
+  | "invalid_input"
+  | "cosigner_unavailable"
+  | "gateway_unavailable"
+  | "agent_unavailable"
+  | "agent_unauthorized"
+  | "agent_failed"
+  | "unauthorized"
+  | "policy_denied"
+  | "cosigner_rejected"
+  | "session_failed"
+  | "timeout"
+  | "no_wallet"
+  | "wallet_exists"
+  | "unknown_account"
+  | "wrong_passphrase"
+  | "storage"
+  | "unsupported"
+  | "wasm"
+  | "verification_failed"
+  | "aborted"
+  | "internal";
+
+/** The shape of an error on the wire (Worker messages). */
+export interface SerializedError {
+  name: string;
+  code: ErrorCode;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+/** Base class of every error thrown by the package. */
+export class WalletError extends Error {
+  /** Stable category (see {@link ErrorCode}). */
+  readonly code: ErrorCode;
+  /** Extra facts (URL, session id, HTTP status...). */
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "WalletError";
+    this.code = code;
+    if (details !== undefined) this.details = details;
+  }
+
+  /** Plain-object form (for postMessage). */
+  toJSON(): SerializedError {
+    const out: SerializedError = { name: this.name, code: this.code, message: this.message };
+    if (this.details !== undefined) out.details = this.details;
+    return out;
+  }
+}
+
+/** Bad configuration (missing URL, malformed URL, inconsistent options). */
+export class ConfigError extends WalletError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super("config", message, details);
+    this.name = "ConfigError";
+  }
+}
+
+/** A caller argument is invalid (hex, transaction bytes, derivation path...). */
+export class InvalidInputError extends WalletError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super("invalid_input", message, details);
+    this.name = "InvalidInputError";
+  }
+}
+
+/** A remote service (cosigner, gateway or recovery agent) cannot be reached. */
+export class UnavailableError extends WalletError {
+  constructor(
+    code: "cosigner_unavailable" | "gateway_unavailable" | "agent_unavailable",
+    message: string,
+    details?: Record<string, unknown>,
+    options?: { cause?: unknown },
+  ) {
+    super(code, message, details, options);
+    this.name = "UnavailableError";
+  }
+}
+
+/** The cosigner refused the request (auth, policy or another refusal). */
+export class CosignerError extends WalletError {
+  constructor(
+    code: "unauthorized" | "policy_denied" | "cosigner_rejected",
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details);
+    this.name = "CosignerError";
+  }
+}
+
+/** The recovery agent refused or failed the job. */
+export class AgentError extends WalletError {
+  constructor(code: "agent_unauthorized" | "agent_failed", message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+    this.name = "AgentError";
+  }
+}
+
+/** A protocol session (aux info, DKG, signing) failed or timed out. */
+export class SessionError extends WalletError {
+  constructor(code: "session_failed" | "timeout" | "verification_failed", message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
+    this.name = "SessionError";
+  }
+}
+
+/** Local key storage problems (no wallet, existing wallet, wrong passphrase, IndexedDB). */
+export class StorageError extends WalletError {
+  constructor(
+    code: "no_wallet" | "wallet_exists" | "unknown_account" | "wrong_passphrase" | "storage",
+    message: string,
+    details?: Record<string, unknown>,
+  ) {
+    super(code, message, details);
+    this.name = "StorageError";
+  }
+}
+
+const CLASS_BY_NAME: Record<string, (e: SerializedError) => WalletError> = {
+  ConfigError: (e) => new ConfigError(e.message, e.details),
+  InvalidInputError: (e) => new InvalidInputError(e.message, e.details),
+  UnavailableError: (e) => new UnavailableError(e.code as "cosigner_unavailable", e.message, e.details),
+  CosignerError: (e) => new CosignerError(e.code as "unauthorized", e.message, e.details),
+  AgentError: (e) => new AgentError(e.code as "agent_failed", e.message, e.details),
+  SessionError: (e) => new SessionError(e.code as "session_failed", e.message, e.details),
+  StorageError: (e) => new StorageError(e.code as "storage", e.message, e.details),
+};
+
+/** Rebuilds an error from its wire form. */
+export function deserializeError(e: SerializedError): WalletError {
+  const make = CLASS_BY_NAME[e.name];
+  return make ? make(e) : new WalletError(e.code ?? "internal", e.message ?? "unknown error", e.details);
+}
+
+/** Any thrown value as a {@link WalletError}. */
+export function toWalletError(e: unknown): WalletError {
+  if (e instanceof WalletError) return e;
+  if (e instanceof Error) {
+    if (e.name === "AbortError") return new WalletError("aborted", "the operation was aborted", undefined, { cause: e });
+    return new WalletError("internal", e.message, undefined, { cause: e });
+  }
+  return new WalletError("internal", String(e));
+}

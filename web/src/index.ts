@@ -1,0 +1,239 @@
+/**
+ * `@wallet-mpc/web`: the browser participant (device, party 0) of the wallet-mpc 2-of-3
+ * threshold ECDSA wallet.
+ *
+ * ```ts
+ * import { WalletClient } from "@wallet-mpc/web";
+ * const wallet = await WalletClient.open({ cosignerUrl, agentUrl, agentToken });
+ * if (!(await wallet.walletInfo())) await wallet.createWallet({ onProgress: console.log });
+ * const address = await wallet.getAddress();
+ * const sig = await wallet.signMessage("hello");
+ * ```
+ *
+ * The protocol runs in a dedicated Web Worker by default (the page never freezes); with
+ * `mode: "inline"` (or automatically where `Worker` does not exist, e.g. extension
+ * service workers) it runs in the calling thread.
+ */
+
+import { deserializeError, toWalletError, WalletError } from "./errors.js";
+import type { CallMessage, CoreMethod, ReplyMessage } from "./rpc.js";
+import type {
+  AccountInfo,
+  CosignerHealth,
+  CreateWalletOptions,
+  DigestKind,
+  OnProgress,
+  PayloadKind,
+  PublicKeyInfo,
+  SignatureResult,
+  SignedTransaction,
+  SignOptions,
+  StoredWalletInfo,
+  WalletConfig,
+  WalletInfo,
+} from "./types.js";
+
+export * from "./errors.js";
+export * from "./types.js";
+
+/** How to run the protocol core. */
+export interface ClientOptions {
+  /**
+   * `worker`: a dedicated module Worker (default where `Worker` exists); `inline`: the
+   * calling thread (extension service workers, tests); `auto`: worker when possible.
+   */
+  mode?: "auto" | "worker" | "inline";
+  /** URL of the worker script (default: `./worker.js` next to this module). */
+  workerUrl?: string | URL;
+}
+
+interface Backend {
+  call(method: CoreMethod, args: unknown[], onProgress?: OnProgress, progressArg?: number): Promise<unknown>;
+  terminate(): void;
+}
+
+class WorkerBackend implements Backend {
+  private readonly worker: Worker;
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void; onProgress?: OnProgress }>();
+  private dead: WalletError | undefined;
+
+  constructor(
+    private readonly config: WalletConfig,
+    workerUrl: string | URL | undefined,
+  ) {
+    // The literal `new Worker(new URL("./worker.js", import.meta.url), ...)` form is the
+    // one bundlers (webpack 5, Vite, Parcel) recognise and rewrite.
+    this.worker = workerUrl
+      ? new Worker(workerUrl, { type: "module", name: "wallet-mpc" })
+      : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "wallet-mpc" });
+    const url = String(workerUrl ?? "worker.js");
+    this.worker.addEventListener("message", (e: MessageEvent<ReplyMessage>) => this.onMessage(e.data));
+    this.worker.addEventListener("error", (e: ErrorEvent) => {
+      this.fail(new WalletError("wasm", `the wallet worker failed to start or crashed: ${e.message || "unknown error"} (${String(url)})`));
+    });
+    this.worker.addEventListener("messageerror", () => {
+      this.fail(new WalletError("internal", "a message from the wallet worker could not be decoded"));
+    });
+  }
+
+  private fail(err: WalletError) {
+    this.dead = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+  }
+
+  private onMessage(m: ReplyMessage) {
+    if (!m || m.type === "ready") return;
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    if (m.type === "progress") {
+      try {
+        p.onProgress?.(m.event);
+      } catch {
+        // ignored
+      }
+      return;
+    }
+    this.pending.delete(m.id);
+    if (m.type === "result") p.resolve(m.value);
+    else p.reject(deserializeError(m.error));
+  }
+
+  call(method: CoreMethod, args: unknown[], onProgress?: OnProgress, progressArg?: number): Promise<unknown> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    const msg: CallMessage = { type: "call", id, config: this.config, method, args };
+    if (onProgress && progressArg !== undefined) msg.progressArg = progressArg;
+    return new Promise((resolve, reject) => {
+      const entry: { resolve: (v: unknown) => void; reject: (e: unknown) => void; onProgress?: OnProgress } = { resolve, reject };
+      if (onProgress) entry.onProgress = onProgress;
+      this.pending.set(id, entry);
+      try {
+        this.worker.postMessage(msg);
+      } catch (e) {
+        this.pending.delete(id);
+        reject(toWalletError(e));
+      }
+    });
+  }
+
+  terminate() {
+    this.worker.terminate();
+    this.fail(new WalletError("aborted", "the wallet client was terminated"));
+  }
+}
+
+class InlineBackend implements Backend {
+  private core: Promise<import("./core.js").WalletCore> | undefined;
+
+  constructor(private readonly config: WalletConfig) {}
+
+  async call(method: CoreMethod, args: unknown[], onProgress?: OnProgress, progressArg?: number): Promise<unknown> {
+    try {
+      if (!this.core) {
+        this.core = import("./core.js").then((m) => new m.WalletCore(this.config));
+      }
+      const { dispatch } = await import("./dispatch.js");
+      return await dispatch(await this.core, method, args, onProgress ? progressArg : undefined, onProgress);
+    } catch (e) {
+      throw toWalletError(e);
+    }
+  }
+
+  terminate() {}
+}
+
+function stripProgress<T extends { onProgress?: OnProgress }>(opts: T | undefined): [Omit<T, "onProgress">, OnProgress | undefined] {
+  if (!opts) return [{} as Omit<T, "onProgress">, undefined];
+  const { onProgress, ...rest } = opts;
+  return [rest, onProgress];
+}
+
+/** The wallet of this browser (one `walletName`), talking to its cosigner, gateway and recovery agent. */
+export class WalletClient {
+  private constructor(
+    private readonly backend: Backend,
+    /** `worker` or `inline`. */
+    readonly mode: "worker" | "inline",
+  ) {}
+
+  /** Opens a client (starts the worker; nothing is sent over the network yet). */
+  static async open(config: WalletConfig, options: ClientOptions = {}): Promise<WalletClient> {
+    const cfg = { ...config };
+    if (cfg.wasmUrl instanceof URL) cfg.wasmUrl = cfg.wasmUrl.href;
+    const want = options.mode ?? "auto";
+    const canWorker = typeof Worker !== "undefined";
+    if (want === "worker" && !canWorker) {
+      throw new WalletError("unsupported", "Web Workers are not available here; use mode: \"inline\"");
+    }
+    if (want !== "inline" && canWorker) {
+      return new WalletClient(new WorkerBackend(cfg, options.workerUrl), "worker");
+    }
+    return new WalletClient(new InlineBackend(cfg), "inline");
+  }
+
+  /** Stops the worker; pending calls fail with `aborted`. */
+  terminate(): void {
+    this.backend.terminate();
+  }
+
+  /** Cosigner health (checks that the cosigner is reachable). */
+  health(): Promise<CosignerHealth> {
+    return this.backend.call("health", []) as Promise<CosignerHealth>;
+  }
+
+  /** The stored wallet (no secrets), or `null` when this browser has none. */
+  walletInfo(): Promise<StoredWalletInfo | null> {
+    return this.backend.call("walletInfo", []) as Promise<StoredWalletInfo | null>;
+  }
+
+  /** Deletes the stored wallet (the device share is gone for good). */
+  deleteWallet(): Promise<void> {
+    return this.backend.call("deleteWallet", []) as Promise<void>;
+  }
+
+  /** Creates a wallet with the cosigner and the recovery agent (aux info + DKG), stores the share. */
+  createWallet(options: CreateWalletOptions = {}): Promise<WalletInfo> {
+    const [rest, onProgress] = stripProgress(options);
+    return this.backend.call("createWallet", [rest], onProgress, 0) as Promise<WalletInfo>;
+  }
+
+  /** Accounts of the stored wallet. */
+  listAccounts(): Promise<AccountInfo[]> {
+    return this.backend.call("listAccounts", []) as Promise<AccountInfo[]>;
+  }
+
+  /** Public key and addresses of an account (default: the first) at a path (default: root). */
+  getPublicKey(accountId?: string, derivationPath?: string): Promise<PublicKeyInfo> {
+    return this.backend.call("getPublicKey", [accountId, derivationPath]) as Promise<PublicKeyInfo>;
+  }
+
+  /** EIP-55 Ethereum address of an account at a path. */
+  getAddress(accountId?: string, derivationPath?: string): Promise<string> {
+    return this.backend.call("getAddress", [accountId, derivationPath]) as Promise<string>;
+  }
+
+  /** Signs an EIP-191 personal message (string as UTF-8, `0x…` hex, or bytes). */
+  signMessage(message: Uint8Array | string, options: SignOptions = {}): Promise<SignatureResult> {
+    const [rest, onProgress] = stripProgress(options);
+    return this.backend.call("signMessage", [message, rest], onProgress, 1) as Promise<SignatureResult>;
+  }
+
+  /** Signs an unsigned Ethereum transaction payload (legacy, EIP-155, EIP-2930 or EIP-1559). */
+  signTransaction(unsignedTx: Uint8Array | string, options: SignOptions = {}): Promise<SignedTransaction> {
+    const [rest, onProgress] = stripProgress(options);
+    return this.backend.call("signTransaction", [unsignedTx, rest], onProgress, 1) as Promise<SignedTransaction>;
+  }
+
+  /** Signs an arbitrary preimage with the given digest (e.g. a Bitcoin sighash preimage). */
+  signPreimage(preimage: Uint8Array, digest: DigestKind, payloadKind: PayloadKind = "raw", options: SignOptions = {}): Promise<SignatureResult> {
+    const [rest, onProgress] = stripProgress(options);
+    return this.backend.call("signPreimage", [preimage, digest, payloadKind, rest], onProgress, 3) as Promise<SignatureResult>;
+  }
+}
+
+/** Shorthand for {@link WalletClient.open}. */
+export function openWallet(config: WalletConfig, options?: ClientOptions): Promise<WalletClient> {
+  return WalletClient.open(config, options);
+}

@@ -1,0 +1,200 @@
+/** Public types of the package. */
+
+/** Where the services are and how this wallet is stored. */
+export interface WalletConfig {
+  /** gRPC-web base URL of the cosigner (`sign-service`), e.g. `http://127.0.0.1:50051`. */
+  cosignerUrl: string;
+  /**
+   * Gateway base URL this device uses for protocol sessions. Empty/undefined: the URL
+   * the cosigner returns with each room (it may be a name only the cosigner can resolve).
+   */
+  gatewayUrl?: string;
+  /** Recovery agent base URL (party 2), e.g. `http://127.0.0.1:7070`. Needed to create a wallet. */
+  agentUrl?: string;
+  /** Pairing token of the recovery agent (`Authorization: Bearer`). */
+  agentToken?: string;
+  /** Name of the wallet in local storage (several wallets can live side by side). Default `"default"`. */
+  walletName?: string;
+  /**
+   * Protect the key shares with this passphrase (Argon2id + XChaCha20-Poly1305, the
+   * native client's file format) instead of the default non-extractable WebCrypto
+   * AES-GCM key kept in IndexedDB. Needed again on every operation that uses the shares.
+   */
+  passphrase?: string;
+  /** Tests only: cheap Argon2id parameters for the passphrase mode. */
+  insecureFastKdf?: boolean;
+  /**
+   * Tests and demos only: use the repository's PUBLIC prime fixtures for the device's
+   * aux info instead of generating fresh safe primes (minutes in wasm). A wallet created
+   * like this must never hold funds.
+   */
+  insecureDevPrimes?: boolean;
+  /** URL of `mpc_wasm_bg.wasm` (default: `../wasm/mpc_wasm_bg.wasm` next to the package). */
+  wasmUrl?: string | URL;
+  /** SSE transport of the wasm sessions (default `auto`). */
+  transport?: "auto" | "eventsource" | "fetch";
+  /** Deadline of each protocol session, ms (default: wasm's; aux info 10 min). */
+  sessionTimeoutMs?: number;
+  /** Deadline of the recovery agent's job, ms (default 20 min). */
+  agentTimeoutMs?: number;
+}
+
+/** Phases reported by progress events. */
+export type Phase = "connect" | "primes" | "aux-info" | "keygen" | "agent" | "confirm" | "store" | "sign";
+
+/** A progress report. */
+export interface ProgressEvent {
+  /** What is running. */
+  phase: Phase;
+  /** Protocol round reached in this phase (0 when not a protocol phase). */
+  round: number;
+  /** Rounds of the phase (0 when not a protocol phase). */
+  totalRounds: number;
+  /** Progress of this phase, 0..100. */
+  percent: number;
+  /** Overall progress of the whole operation, 0..100. */
+  overallPercent: number;
+  /** Account the phase concerns, if any. */
+  accountId?: string;
+  /** Whether the phase finished. */
+  finished: boolean;
+  /** Short human-readable description. */
+  message: string;
+  /** Milliseconds since the operation started. */
+  elapsedMs: number;
+}
+
+/** Progress listener. Exceptions it throws are ignored. */
+export type OnProgress = (event: ProgressEvent) => void;
+
+/** HD (BIP-32 children, full signing) or independent (root key only). */
+export type AccountKind = "hd" | "independent";
+
+/** An account of the wallet. */
+export interface AccountInfo {
+  accountId: string;
+  kind: AccountKind;
+  /** Compressed SEC1 public key of the account's root, hex. */
+  publicKey: string;
+  /** EIP-55 address of the root key. */
+  ethereumAddress: string;
+  chainCode?: string;
+  /** Seconds since the Unix epoch. */
+  createdAt: number;
+}
+
+/** Options of {@link WalletClient.createWallet}. */
+export interface CreateWalletOptions {
+  /** Accounts to create (1..=100). Default 1. */
+  accounts?: number;
+  /** Default `hd`. */
+  kind?: AccountKind;
+  /** Label stored with the cosigner. */
+  label?: string;
+  onProgress?: OnProgress;
+}
+
+/** Timings of a wallet creation, ms. */
+export interface CreateTimings {
+  primesMs: number;
+  auxInfoMs: number;
+  keygenMs: number;
+  confirmMs: number;
+  totalMs: number;
+}
+
+/** The created wallet. */
+export interface WalletInfo {
+  walletId: string;
+  walletName: string;
+  accounts: AccountInfo[];
+  /** Whether the cosigner committed its shares. */
+  committed: boolean;
+  /** `webcrypto` (non-extractable AES-GCM key) or `passphrase` (Argon2id). */
+  protection: "webcrypto" | "passphrase";
+  /** Whether the device used the public test primes. */
+  insecureDevPrimes: boolean;
+  timings: CreateTimings;
+}
+
+/** A public key and its addresses. */
+export interface PublicKeyInfo {
+  accountId: string;
+  derivationPath: string;
+  publicKey: string;
+  ethereumAddress: string;
+  bitcoinAddress: string;
+}
+
+/** Digest algorithm of a signing request. */
+export type DigestKind = "keccak256" | "double_sha256" | "sha256";
+
+/** What is being signed (cosigner policy and audit). */
+export type PayloadKind = "raw" | "ethereum_transaction" | "ethereum_message";
+
+/** Common signing options. */
+export interface SignOptions {
+  /** Account id; default: the wallet's first account. */
+  accountId?: string;
+  /** BIP-32 path (non-hardened), e.g. `m/44/60/0/0/0`; default: the root key. */
+  derivationPath?: string;
+  onProgress?: OnProgress;
+}
+
+/** A verified signature. */
+export interface SignatureResult {
+  accountId: string;
+  derivationPath: string;
+  /** 32-byte hex, `0x`-prefixed. */
+  r: `0x${string}`;
+  /** 32-byte hex (low-s), `0x`-prefixed. */
+  s: `0x${string}`;
+  yParity: 0 | 1;
+  /** Ethereum `v` (27/28 for messages, y parity for typed transactions, EIP-155 for legacy). */
+  v: number;
+  /** 65-byte r‖s‖v(27/28) hex (personal_sign form), `0x`-prefixed. */
+  rsv: `0x${string}`;
+  /** DER (Bitcoin) hex, no prefix. */
+  der: string;
+  /** The signed digest, `0x`-prefixed. */
+  digest: `0x${string}`;
+  /** Compressed public key of the signing key. */
+  publicKey: string;
+  /** EIP-55 address of the signing key. */
+  ethereumAddress: string;
+  /** Keygen indices of the signers. */
+  signers: number[];
+  /** Cosigner's audit reference. */
+  requestId: string;
+  /** Wall time, ms. */
+  elapsedMs: number;
+}
+
+/** A signed Ethereum transaction. */
+export interface SignedTransaction extends SignatureResult {
+  /** `legacy`, `eip155` (legacy with chain id), `eip2930` or `eip1559`. */
+  txType: "legacy" | "eip155" | "eip2930" | "eip1559";
+  /** Serialized signed transaction, `0x`-prefixed (ready for `eth_sendRawTransaction`). */
+  signedTransaction: `0x${string}`;
+  /** keccak-256 of the signed transaction (the transaction hash). */
+  transactionHash: `0x${string}`;
+}
+
+/** Cosigner health. */
+export interface CosignerHealth {
+  status: string;
+  version: string;
+  backend: string;
+  identity: string;
+}
+
+/** Facts about the stored wallet (no secrets). */
+export interface StoredWalletInfo {
+  walletName: string;
+  walletId: string;
+  accounts: AccountInfo[];
+  protection: "webcrypto" | "passphrase";
+  insecureDevPrimes: boolean;
+  createdAtMs: number;
+  cosignerUrl: string;
+}
