@@ -245,11 +245,13 @@ impl PoolDir {
         // The removal is durable before the presignature is used.
         self.sync_dir()?;
         let sealed = std::fs::read(&to).map_err(|e| self.io(e))?;
+        // Erase the contents (not synced: the take is already durable, and `list`
+        // erases any tombstone a crash left with contents).
         let erased = std::fs::OpenOptions::new()
             .write(true)
             .truncate(true)
             .open(&to)
-            .and_then(|f| f.sync_all());
+            .map(drop);
         if let Err(e) = erased {
             tracing::warn!(file = %to.display(), error = %e, "cannot erase a used presignature file");
         }
