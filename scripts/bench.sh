@@ -3,7 +3,7 @@
 # (markdown tables side by side) and writes JSON + an SVG chart.
 #
 # Usage: scripts/bench.sh [--quick] [--only suite1,suite2] [--out DIR]
-#   suites: protocol-rust protocol-gmp gateway
+#   suites: protocol-rust protocol-gmp wasm primes presign gateway
 #   --quick   fewer iterations and shorter load runs (a smoke run, noisy figures)
 # Results: DIR (default bench-results/<UTC timestamp>)/{*.json,results.json,report.md,report.svg}
 # Everything is release-built into $CARGO_TARGET_DIR (default ~/.cache/wallet-mpc/target).
@@ -30,9 +30,13 @@ out="${out:-$root/bench-results/$(date -u +%Y%m%dT%H%M%SZ)}"
 mkdir -p "$out"
 iters=5
 gw_args=(--rooms 300 --subscribers 3 --rate 5 --duration 20)
+primes_args=(--samples 8 --lib-samples 6)
+presign_args=(--signatures 50 --full 5)
 if [ "$quick" = 1 ]; then
   iters=2
   gw_args=(--rooms 50 --subscribers 3 --rate 5 --duration 5)
+  primes_args=(--samples 2 --lib-samples 2)
+  presign_args=(--signatures 10 --full 2)
 fi
 
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
@@ -55,6 +59,29 @@ protocol_gmp() {
   BENCH_ITERS=$iters BENCH_PRIMES=0 BENCH_JSON="$out/protocol-native-gmp.json" \
     cargo bench -q -p mpc-core --bench protocol --no-default-features --features backend-rug
 }
+wasm() {
+  # Release wasm in headless Chromium (wasm-bindgen-test-runner + Debian chromedriver);
+  # aux info included (minutes). The test prints one "BENCH_JSON {...}" line.
+  local log="$out/wasm.log"
+  MPC_WASM_BENCH_AUX=1 bash crates/mpc-wasm/test.sh --bench 2>&1 | tee "$log"
+  python3 - "$log" "$out/protocol-wasm.json" <<'PY'
+import json, sys
+line = next((l for l in open(sys.argv[1]) if "BENCH_JSON " in l), None)
+if line is None:
+    sys.exit("no BENCH_JSON line in the wasm bench output")
+vals = json.loads(line.split("BENCH_JSON ", 1)[1])
+rows = [{"key": k, "label": k, "seconds": v, "samples": 1} for k, v in vals.items()]
+json.dump({"suite": "protocol", "platform": "wasm-chromium", "backend": "num-bigint (wasm32)",
+           "rows": rows}, open(sys.argv[2], "w"), indent=2)
+PY
+}
+primes() {
+  bash crates/safe-primes/bench.sh "$out/primes.json" "${primes_args[@]}"
+}
+presign() {
+  # Real sign-gateway + sign-service (GMP) + client; the bench builds them (release).
+  cargo run -q --release -p e2e-tests --bin presign-bench -- "${presign_args[@]}" --json "$out/presign.json"
+}
 gateway() {
   cargo build -q --release -p sign-gateway -p gateway-tests --bins
   ulimit -n 65536 2>/dev/null || true
@@ -64,6 +91,9 @@ gateway() {
 
 want protocol-rust && run protocol-rust protocol_rust
 want protocol-gmp && run protocol-gmp protocol_gmp
+want wasm && run wasm wasm
+want primes && run primes primes
+want presign && run presign presign
 want gateway && run gateway gateway
 
 section report

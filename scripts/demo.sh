@@ -10,6 +10,10 @@
 # Safe primes for the device and recovery parties are generated fresh (about a minute
 # in pure Rust); DEMO_FAST=1 uses the repository's PUBLIC test primes instead (not a
 # wallet to hold money). The cosigner generates its own with GMP.
+#
+# Then it serves the browser demo wallet (web/demo) against the same gateway, a fresh
+# cosigner and a local recovery agent, prints its URL and keeps everything running
+# until Ctrl-C. DEMO_SERVE=0 skips the browser part (CI); DEMO_WEB_PORT (default 8090).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -96,3 +100,47 @@ verify "$OUT"
 
 say "done: three signatures by three different pairs verified for $ADDR"
 echo "files: $DEMO_DIR"
+
+[ "${DEMO_SERVE:-1}" = "0" ] && exit 0
+
+# ---------------------------------------------------------------- browser demo wallet
+WEB_PORT="${DEMO_WEB_PORT:-8090}"
+ORIGIN="http://127.0.0.1:$WEB_PORT"
+say "building the browser participant (wasm) and the npm package (first run: minutes)"
+command -v node >/dev/null 2>&1 || { echo "node (20+) is needed for the browser demo; run scripts/setup.sh" >&2; exit 1; }
+bash crates/mpc-wasm/build.sh
+(cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
+cargo build -q -p recovery-agent
+
+say "restarting the gateway and the cosigner with CORS for $ORIGIN"
+for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+wait 2>/dev/null || true
+pids=()
+export SIGN_GATEWAY_CORS_ORIGINS="$ORIGIN" SIGN_SERVICE_CORS_ORIGINS="$ORIGIN"
+SIGN_GATEWAY_PORT=$GW_PORT "$bin/sign-gateway" >> "$DEMO_DIR/gateway.log" 2>&1 &
+pids+=($!)
+# The browser wallet gets its own cosigner store (the CLI wallet above stays intact).
+SIGN_SERVICE_PORT=$CO_PORT \
+SIGN_SERVICE_GATEWAY_URL="http://127.0.0.1:$GW_PORT" \
+SIGN_SERVICE_KEY_STORE="$DEMO_DIR/cosigner-web.redb" \
+SIGN_SERVICE_AUDIT_LOG="$DEMO_DIR/cosigner-web-audit.jsonl" \
+SIGN_SERVICE_STORE_KEY="$STORE_KEY" \
+SIGN_SERVICE_INSECURE_DEV_PRIMES="${DEMO_FAST:+true}" \
+  "$bin/sign-service" >> "$DEMO_DIR/cosigner.log" 2>&1 &
+pids+=($!)
+AG_PORT=$(free_port)
+TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
+agent_flags=()
+[ -n "${DEMO_FAST:-}" ] && agent_flags+=(--insecure-dev-primes)
+RECOVERY_AGENT_PASSPHRASE="demo recovery agent passphrase" \
+  "$bin/recovery-agent" --listen "127.0.0.1:$AG_PORT" --data-dir "$DEMO_DIR/recovery-agent" \
+  --token "$TOKEN" --allow-origin "$ORIGIN" --gateway-url "http://127.0.0.1:$GW_PORT" \
+  "${agent_flags[@]}" >> "$DEMO_DIR/recovery-agent.log" 2>&1 &
+pids+=($!)
+wait_port "$GW_PORT"; wait_port "$CO_PORT"; wait_port "$AG_PORT"
+serve_flags=()
+[ -n "${DEMO_FAST:-}" ] && serve_flags+=(--dev-primes)
+say "browser demo wallet (Ctrl-C stops everything; logs in $DEMO_DIR)"
+node web/demo/serve.mjs --port "$WEB_PORT" --host 127.0.0.1 \
+  --cosigner "http://127.0.0.1:$CO_PORT" --gateway "http://127.0.0.1:$GW_PORT" \
+  --agent "http://127.0.0.1:$AG_PORT" --token "$TOKEN" "${serve_flags[@]}"

@@ -13,6 +13,14 @@ need_apt=()
 command -v m4 >/dev/null 2>&1 || need_apt+=(m4)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+# Browser tests (wasm-bindgen-test, Playwright) use Debian's Chromium: never downloaded.
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/bin/chromedriver ] || need_apt+=(chromium-driver)
+# UniFFI Kotlin test: a JDK and JNA.
+command -v java >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
+[ -f /usr/share/java/jna.jar ] || need_apt+=(libjna-java)
+# Python bindings test venv.
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   log "apt-get install ${need_apt[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -3,8 +3,11 @@
 #   bash scripts/test-all.sh
 # It installs what is missing (scripts/setup.sh), checks formatting and clippy, builds
 # the participant for wasm32, builds the edge gateway, and runs all tests (protocol,
-# backend interop GMP <-> pure Rust, CLI, envelopes, both gateways' contract suite,
-# cosigner and end-to-end tests across real processes).
+# backend interop GMP <-> pure Rust, safe primes, CLI, envelopes, both gateways'
+# contract suite, cosigner, presignature pools, recovery agent and end-to-end tests
+# across real processes), the wasm participant's tests in headless Chromium, the
+# UniFFI bindings (Python + Kotlin against real servers) and the browser end-to-end
+# suite (Playwright, Debian Chromium).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$here"
@@ -12,6 +15,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # One target dir outside the clone, shared by every run (build once).
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target}"
 export EDGE_CARGO_TARGET_DIR="${EDGE_CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-edge}"
+export FFI_CARGO_TARGET_DIR="${FFI_CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-ffi}"
 export CARGO_TERM_COLOR=never
 # CI builds from scratch-ish: incremental caches only cost disk (13 GB) and time here.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
@@ -28,7 +32,12 @@ step "clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
 step "wasm32 build of the participant"
-cargo build -p mpc-core -p mpc-wire --target wasm32-unknown-unknown
+cargo build -p mpc-core -p mpc-wire -p safe-primes --target wasm32-unknown-unknown
+cargo clippy --release --target wasm32-unknown-unknown -p mpc-wasm --all-targets -- -D warnings
+
+step "bindings: fmt + clippy (own workspace)"
+(cd bindings && cargo fmt -- --check)
+(cd bindings && CARGO_TARGET_DIR="$FFI_CARGO_TARGET_DIR" cargo clippy --all-targets -- -D warnings)
 
 step "edge gateway build (worker-build)"
 bash scripts/gateway-edge-build.sh
@@ -42,6 +51,24 @@ status=0
 cargo test --workspace --exclude sign-service --no-fail-fast || status=1
 step "tests: sign-service (GMP)"
 cargo test -p sign-service --no-fail-fast || status=1
+step "tests: mpc-core fast primes with GMP"
+cargo test -p mpc-core --no-default-features --features backend-rug --test fast_primes || status=1
+
+# The servers as the browser and bindings suites run them (one package per build, so
+# sign-service keeps GMP; no-ops when the tests above built them).
+cargo build -q -p sign-gateway
+cargo build -q -p recovery-agent
+cargo build -q -p sign-service
+export SIGN_GATEWAY_BIN="$CARGO_TARGET_DIR/debug/sign-gateway"
+export SIGN_SERVICE_BIN="$CARGO_TARGET_DIR/debug/sign-service"
+export RECOVERY_AGENT_BIN="$CARGO_TARGET_DIR/debug/recovery-agent"
+
+step "tests: wasm participant in headless Chromium (wasm-bindgen-test)"
+bash crates/mpc-wasm/test.sh || status=1
+step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)"
+BINDINGS_TARGET_DIR="$FFI_CARGO_TARGET_DIR" bash bindings/test.sh || status=1
+step "tests: browser end to end (Playwright, headless Debian Chromium)"
+bash playwright-tests/run.sh || status=1
 if [ "$status" -ne 0 ]; then
   step "SOME TESTS FAILED (see above)"
   exit 1

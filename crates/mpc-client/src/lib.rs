@@ -447,16 +447,26 @@ impl MpcClient {
             let progress = progress.clone();
             let done = done.clone();
             tokio::task::spawn_blocking(move || {
-                PrimeSet::generate(&mut |_| {
-                    let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                    emit(&progress, "primes", Some(party), None, d, 8, d == 8);
+                // Our sieve-first generator (safe-primes), one thread per party.
+                let mut seen = 0u64;
+                PrimeSet::generate_fast(1, None, &mut |p| {
+                    while seen < p.found.min(4) {
+                        seen += 1;
+                        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        emit(&progress, "primes", Some(party), None, d, 8, d == 8);
+                    }
                 })
             })
         };
         let (a, b) = tokio::join!(gen(0), gen(2));
-        let err =
+        let join =
             |e: tokio::task::JoinError| MpcError::internal(format!("prime generation failed: {e}"));
-        Ok((a.map_err(err)?, b.map_err(err)?))
+        let gen_err =
+            |e: mpc_core::CoreError| MpcError::internal(format!("prime generation failed: {e}"));
+        Ok((
+            a.map_err(join)?.map_err(gen_err)?,
+            b.map_err(join)?.map_err(gen_err)?,
+        ))
     }
 
     /// Creates a wallet with the cosigner: `accounts` keys (1..=100) of `kind`.

@@ -4,9 +4,9 @@
 //! envelope layer, so this is only for parties that trust the process they run in.
 
 use crate::error::SessionError;
-use crate::session::{Incoming, Outgoing, Session, SessionOutput};
 #[cfg(not(target_arch = "wasm32"))]
 use crate::session::Step;
+use crate::session::{Incoming, Outgoing, Session, SessionOutput};
 use crate::PartyIndex;
 
 /// An interceptor may inspect or alter every message in transit (tests use it to play a

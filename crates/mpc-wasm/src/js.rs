@@ -247,19 +247,29 @@ pub fn is_public_fixture_primes(set: JsValue) -> JsResult<bool> {
     Ok(set.is_public_fixture())
 }
 
-/// Generates a prime set with the library's generator (single thread, minutes).
-/// Each prime is one long blocking computation; `onProgress(done)` runs after each.
-/// Seam for a parallel generator: pass its output to `runAuxInfo` instead.
+/// Generates a prime set with our sieve-first generator (`safe-primes`; one blocking
+/// computation in this thread: run it in a Web Worker). `onProgress(done)` runs after
+/// each of the 4 primes. The output goes to `runAuxInfo`.
 #[wasm_bindgen(js_name = generatePrimes)]
 pub fn generate_primes(on_progress: Option<Function>) -> Promise {
     future_to_promise(async move {
         // Let the caller's event loop run once before the long computation.
         crate::transport::sleep(0).await;
-        let set = PrimeSet::generate(&mut |k| {
-            if let Some(f) = &on_progress {
-                let _ = f.call1(&JsValue::NULL, &JsValue::from(k as u32));
+        let mut seen = 0u64;
+        let set = PrimeSet::generate_fast(1, None, &mut |p| {
+            while seen < p.found.min(4) {
+                seen += 1;
+                if let Some(f) = &on_progress {
+                    let _ = f.call1(&JsValue::NULL, &JsValue::from(seen as u32));
+                }
             }
-        });
+        })
+        .map_err(|e| {
+            to_js_error(ApiError::new(
+                Code::Internal,
+                format!("prime generation failed: {e}"),
+            ))
+        })?;
         to_value(&set)
     })
 }

@@ -76,7 +76,7 @@ fn ms(since: f64) -> f64 {
 #[ignore]
 async fn measurements() {
     let bs = bundles();
-    let mut rows: Vec<(String, f64)> = Vec::new();
+    let mut rows: Vec<(&str, String, f64)> = Vec::new();
 
     if option_env!("MPC_WASM_BENCH_AUX") == Some("1") {
         let primes = mpc_core::primes::dev_fixture_primes();
@@ -94,6 +94,7 @@ async fn measurements() {
         let t = js_sys::Date::now();
         run_local(sessions).await.unwrap();
         rows.push((
+            "aux_info_3_parties",
             "aux info, 3 parties in one thread (fixture primes)".into(),
             ms(t),
         ));
@@ -104,7 +105,11 @@ async fn measurements() {
         .map(|i| Session::keygen(b"bench-dkg", i, PARTIES, THRESHOLD).unwrap())
         .collect();
     run_local(sessions).await.unwrap();
-    rows.push(("DKG, 3 parties in one thread (no envelopes)".into(), ms(t)));
+    rows.push((
+        "dkg_3_parties",
+        "DKG, 3 parties in one thread (no envelopes)".into(),
+        ms(t),
+    ));
 
     for k in 0..2 {
         let preimage = mpc_core::digest::eip191_preimage(format!("bench {k}").as_bytes());
@@ -122,6 +127,8 @@ async fn measurements() {
         };
         two_party(&bs, &sid, &mk).await;
         rows.push((
+            // The first run also warms up the wasm code; the report keeps the last.
+            "full_sign_2_parties",
             format!("full signing, 2 parties in one thread, HD path (run {k})"),
             ms(t),
         ));
@@ -133,7 +140,11 @@ async fn measurements() {
         Session::presign(sid.as_bytes(), vec![0, 1], b.key_share("ind-0").unwrap()).unwrap()
     };
     let (a, b) = two_party(&bs, sid, &mk).await;
-    rows.push(("presign, 2 parties in one thread".into(), ms(t)));
+    rows.push((
+        "presign_2_parties",
+        "presign, 2 parties in one thread".into(),
+        ms(t),
+    ));
 
     let (SessionOutput::Presignature(p0, public), SessionOutput::Presignature(p1, _)) = (a, b)
     else {
@@ -151,13 +162,20 @@ async fn measurements() {
     ];
     mpc_core::presign::combine(&public, &parts, &req).unwrap();
     rows.push((
+        "online_sign_2_parties",
         "online sign from presignature (2 partials + combine)".into(),
         ms(t),
     ));
 
     console_log!("| wasm in headless Chromium | ms |");
     console_log!("|---|---:|");
-    for (name, t) in rows {
+    for (_, name, t) in &rows {
         console_log!("| {name} | {t:.1} |");
     }
+    // One machine-readable line for scripts/bench.sh (later rows with the same key win).
+    let mut by_key = serde_json::Map::new();
+    for (key, _, t) in &rows {
+        by_key.insert((*key).to_string(), serde_json::json!(t / 1000.0));
+    }
+    console_log!("BENCH_JSON {}", serde_json::Value::Object(by_key));
 }

@@ -15,10 +15,10 @@ const WALLET: &str = include_str!("fixtures/wallet.json");
 #[test]
 fn committed_vectors_match_the_server_code() {
     let committed: Value = serde_json::from_str(AUTH_VECTORS).unwrap();
-    if committed.as_object().is_some_and(|o| o.is_empty()) {
-        eprintln!("SKIPPED: tests/fixtures/auth-vectors.json not generated yet (run the gen_fixtures example)");
-        return;
-    }
+    assert!(
+        !committed.as_object().is_some_and(|o| o.is_empty()),
+        "tests/fixtures/auth-vectors.json is empty: run `cargo run --release -p mpc-wasm --example gen_fixtures`"
+    );
     assert_eq!(
         committed,
         vectors::compute(),
@@ -76,12 +76,10 @@ fn fixture_bundles_load_and_sign() {
         .iter()
         .map(|b| BundleCore::from_bytes(serde_json::to_vec(b).unwrap().as_slice()).unwrap())
         .collect();
-    if bundles.is_empty() {
-        eprintln!(
-            "SKIPPED: tests/fixtures/wallet.json not generated yet (run the gen_fixtures example)"
-        );
-        return;
-    }
+    assert!(
+        !bundles.is_empty(),
+        "tests/fixtures/wallet.json is empty: run `cargo run --release -p mpc-wasm --example gen_fixtures`"
+    );
     assert_eq!(bundles.len(), 3);
     let pk = &bundles[0].accounts()[0].public_key;
     for b in &bundles {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use recovery_agent::primes::{library_generator, PrimePool};
+use recovery_agent::primes::{fast_generator, PrimePool};
 use recovery_agent::{
     api, check_origin, is_loopback, read_secret_file, token, Agent, AgentConfig, PairingToken,
     PrimeSource,
@@ -175,7 +175,7 @@ async fn main() -> Result<()> {
         );
         PrimeSource::InsecureDev
     } else {
-        let pool = PrimePool::new(args.prime_pool_size, library_generator);
+        let pool = PrimePool::new(args.prime_pool_size, fast_generator);
         PrimeSource::Generated(pool)
     };
     if args.insecure_fast_kdf {

@@ -5,9 +5,9 @@
 //! creation, so a small pool is filled in the background at startup and refilled after
 //! each use; a job that finds the pool empty generates its set itself (stage `primes`).
 //!
-//! The generator is a plain function ([`Generator`]): today the library's
-//! ([`PrimeSet::generate`]); a faster `mpc_core::primes` generator plugs in here without
-//! other changes. The pool lives in memory only: primes are secrets and are never
+//! The generator is a plain function ([`Generator`]): by default ours
+//! ([`fast_generator`], `PrimeSet::generate_fast`: a joint sieve over q and 2q+1 before
+//! any exponentiation), with the library's ([`library_generator`]) kept for comparison. The pool lives in memory only: primes are secrets and are never
 //! written to disk unencrypted.
 
 use std::sync::Arc;
@@ -21,6 +21,25 @@ pub type Generator = fn(&mut dyn FnMut(usize)) -> PrimeSet;
 /// The library's generator.
 pub fn library_generator(progress: &mut dyn FnMut(usize)) -> PrimeSet {
     PrimeSet::generate(progress)
+}
+
+/// Our generator (`safe-primes`, one thread), falling back to the library's if it fails
+/// (it only fails on invalid parameters, which would be a bug).
+pub fn fast_generator(progress: &mut dyn FnMut(usize)) -> PrimeSet {
+    let mut seen = 0u64;
+    let fast = PrimeSet::generate_fast(1, None, &mut |p| {
+        while seen < p.found.min(4) {
+            seen += 1;
+            progress(seen as usize);
+        }
+    });
+    match fast {
+        Ok(set) => set,
+        Err(e) => {
+            tracing::warn!("fast prime generation failed ({e}); using the library's generator");
+            PrimeSet::generate(progress)
+        }
+    }
 }
 
 /// Where a job gets its primes.
