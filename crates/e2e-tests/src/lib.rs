@@ -64,52 +64,49 @@ pub fn bins() -> Result<Bins> {
 }
 
 fn build_bins() -> Result<Bins> {
+    Ok(Bins {
+        client: build_bin("wallet-cli", "client")?,
+        gateway: build_bin("sign-gateway", "sign-gateway")?,
+        service: build_bin("sign-service", "sign-service")?,
+    })
+}
+
+/// Builds (unless `E2E_NO_BUILD=1`) `pkg`'s binary `bin` in its own cargo invocation
+/// (so that features are not unified: the cosigner keeps GMP), in this test's target
+/// directory and profile, and returns its path.
+pub fn build_bin(pkg: &str, bin: &str) -> Result<PathBuf> {
     let dir = profile_dir()?;
     let release = dir.file_name().is_some_and(|n| n == "release");
-    let wanted = [
-        ("wallet-cli", "client"),
-        ("sign-gateway", "sign-gateway"),
-        ("sign-service", "sign-service"),
-    ];
     if std::env::var("E2E_NO_BUILD").as_deref() != Ok("1") {
-        for (pkg, bin) in wanted {
-            let started = Instant::now();
-            let mut cmd = Command::new(env!("CARGO"));
-            cmd.args(["build", "-p", pkg, "--bin", bin]);
-            if release {
-                cmd.arg("--release");
-            }
-            // The target dir of the nested build must be ours.
-            if let Some(target) = dir.parent() {
-                cmd.env("CARGO_TARGET_DIR", target);
-            }
-            let status = cmd
-                .status()
-                .with_context(|| format!("cannot run cargo build -p {pkg}"))?;
-            if !status.success() {
-                bail!("cargo build -p {pkg} --bin {bin} failed ({status})");
-            }
-            eprintln!(
-                "[e2e] built {bin} ({:.1}s)",
-                started.elapsed().as_secs_f64()
-            );
+        let started = Instant::now();
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args(["build", "-p", pkg, "--bin", bin]);
+        if release {
+            cmd.arg("--release");
         }
+        // The target dir of the nested build must be ours.
+        if let Some(target) = dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target);
+        }
+        let status = cmd
+            .status()
+            .with_context(|| format!("cannot run cargo build -p {pkg}"))?;
+        if !status.success() {
+            bail!("cargo build -p {pkg} --bin {bin} failed ({status})");
+        }
+        eprintln!(
+            "[e2e] built {bin} ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
     }
-    let path = |bin: &str| -> Result<PathBuf> {
-        let p = dir.join(bin);
-        if !p.exists() {
-            bail!(
-                "{} is missing (build it, or unset E2E_NO_BUILD)",
-                p.display()
-            );
-        }
-        Ok(p)
-    };
-    Ok(Bins {
-        client: path("client")?,
-        gateway: path("sign-gateway")?,
-        service: path("sign-service")?,
-    })
+    let p = dir.join(bin);
+    if !p.exists() {
+        bail!(
+            "{} is missing (build it, or unset E2E_NO_BUILD)",
+            p.display()
+        );
+    }
+    Ok(p)
 }
 
 /// A port that was free a moment ago on 127.0.0.1.

@@ -170,43 +170,9 @@ pub fn server_bin(pkg: &'static str) -> Result<PathBuf> {
         .map_err(|_| anyhow::anyhow!("build lock poisoned"))?;
     let map = guard.get_or_insert_with(HashMap::new);
     map.entry(pkg)
-        .or_insert_with(|| build_server_bin(pkg).map_err(|e| format!("{e:#}")))
+        .or_insert_with(|| e2e_tests::build_bin(pkg, pkg).map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow::anyhow!(e))
-}
-
-fn build_server_bin(pkg: &str) -> Result<PathBuf> {
-    let dir = e2e_tests::profile_dir()?;
-    let release = dir.file_name().is_some_and(|n| n == "release");
-    if std::env::var("E2E_NO_BUILD").as_deref() != Ok("1") {
-        let started = Instant::now();
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-p", pkg, "--bin", pkg]);
-        if release {
-            cmd.arg("--release");
-        }
-        if let Some(target) = dir.parent() {
-            cmd.env("CARGO_TARGET_DIR", target);
-        }
-        let status = cmd
-            .status()
-            .with_context(|| format!("cargo build -p {pkg}"))?;
-        if !status.success() {
-            bail!("cargo build -p {pkg} failed ({status})");
-        }
-        eprintln!(
-            "[agent-tests] built {pkg} ({:.1}s)",
-            started.elapsed().as_secs_f64()
-        );
-    }
-    let p = dir.join(pkg);
-    if !p.exists() {
-        bail!(
-            "{} is missing (build it, or unset E2E_NO_BUILD)",
-            p.display()
-        );
-    }
-    Ok(p)
 }
 
 /// `sign-gateway` and `sign-service`.
