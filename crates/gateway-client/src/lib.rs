@@ -26,7 +26,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod sse;
+/// The SSE parser (re-exported from the dependency-free `sse-codec` crate).
+pub use sse_codec as sse;
 
 use std::collections::VecDeque;
 use std::pin::Pin;

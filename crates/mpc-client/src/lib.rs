@@ -55,14 +55,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use gateway_client::GatewayClient;
 use mpc_core::hd::DerivationPath;
-use mpc_core::keystore::KeyShareBundle;
 use mpc_core::presign::StoredPresignature;
 use mpc_core::primes::{dev_fixture_primes, PrimeSet, PrimesFile};
 use mpc_core::session::Progress as SessionProgress;
 use mpc_core::signature::{
     bitcoin_der, ethereum_signature, recover_ethereum_address, verify_digest,
 };
-use mpc_core::{address, Account, Session, SessionOutput, PARTIES, THRESHOLD};
+use mpc_core::{address, Account, Session, SessionOutput};
 use mpc_party::{run_session, PartyContext};
 use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
 use tokio::sync::Mutex;
@@ -518,180 +517,83 @@ impl MpcClient {
         // Reach the cosigner before minutes of prime generation.
         let cosigner = self.cosigner().await?;
         let (primes_device, primes_recovery) = self.load_primes(&progress).await?;
-        let pre = |s: &PrimeSet| {
-            s.to_pregenerated()
-                .map_err(|e| MpcError::config(format!("primes: {e}")))
-        };
-        let (pre_device, pre_recovery) = (pre(&primes_device)?, pre(&primes_recovery)?);
+        for set in [&primes_device, &primes_recovery] {
+            set.to_pregenerated()
+                .map_err(|e| MpcError::config(format!("primes: {e}")))?;
+        }
 
         let device_id = IdentityKey::generate().map_err(|e| MpcError::internal(e.to_string()))?;
         let recovery_id = IdentityKey::generate().map_err(|e| MpcError::internal(e.to_string()))?;
-
-        let created = cosigner
-            .create_wallet(&device_id, &recovery_id.public(), accounts, kind, &label)
+        let rooms = cosigner
+            .open_wallet(&device_id, &recovery_id.public(), accounts, kind, &label)
             .await?;
         let cosigner_identity: PublicIdentity =
-            created
+            rooms
                 .cosigner_identity
                 .parse()
                 .map_err(|e| MpcError::CosignerRejected {
                     code: "invalid_response".into(),
                     reason: format!("cosigner identity: {e}"),
                 })?;
-        if created.accounts.len() != accounts as usize {
-            return Err(MpcError::CosignerRejected {
-                code: "invalid_response".into(),
-                reason: format!(
-                    "asked for {accounts} accounts, the cosigner opened {}",
-                    created.accounts.len()
-                ),
+
+        // Both user parties join the cosigner's rooms, concurrently, in this process.
+        let join = |me: u16, identity: &IdentityKey, other: (u16, PublicIdentity), primes| {
+            join::join_wallet_creation(
+                join::JoinRequest {
+                    me,
+                    identity: identity.clone(),
+                    peers: BTreeMap::from([(COSIGNER, cosigner_identity), other]),
+                    primes,
+                    kind,
+                    aux_info: rooms.aux_info.clone(),
+                    accounts: rooms.accounts.clone(),
+                    gateway_url: self.config.gateway_url.clone(),
+                    session_timeout: Duration::from_secs(self.config.setup_timeout_secs),
+                },
+                Arc::clone(&progress),
+            )
+        };
+        let (device, recovery) = tokio::try_join!(
+            join(0, &device_id, (2, recovery_id.public()), primes_device),
+            join(2, &recovery_id, (0, device_id.public()), primes_recovery),
+        )?;
+        let public_keys = join::bundle_public_keys(&device);
+        if public_keys != join::bundle_public_keys(&recovery) {
+            return Err(MpcError::SessionFailed {
+                stage: "keygen".into(),
+                session_id: rooms.aux_info.session_id.clone(),
+                reason: "the device and recovery parties obtained different public keys".into(),
+                blamed: Vec::new(),
             });
         }
-        let roster = Roster::new([
-            (0, device_id.public()),
-            (COSIGNER, cosigner_identity),
-            (2, recovery_id.public()),
-        ])
-        .map_err(|e| MpcError::CosignerRejected {
-            code: "invalid_response".into(),
-            reason: format!("roster: {e}"),
-        })?;
-        let timeout = Duration::from_secs(self.config.setup_timeout_secs);
-
-        // Aux info, both parties at once.
-        let aux_room = &created.aux_info;
-        let sid = aux_room.session_id.clone();
-        let run_aux =
-            |me: u16, identity: &IdentityKey, primes: mpc_core::primes::PregeneratedPrimes| {
-                let ctx = self.context(aux_room, me, identity, &roster, timeout);
-                let sid = sid.clone();
-                let pr = session_progress(&progress, "aux-info", me, None);
-                async move {
-                    let ctx = ctx?;
-                    let sid2 = sid.clone();
-                    let out = run_session(
-                        ctx,
-                        move || Session::aux_info(sid2.as_bytes(), me, PARTIES, primes),
-                        pr,
-                    )
-                    .await
-                    .map_err(|e| MpcError::party("aux-info", &sid, e))?;
-                    expect_output("aux-info", &sid, out, |o| match o {
-                        SessionOutput::AuxInfo(a) => Some(*a),
-                        _ => None,
-                    })
-                }
-            };
-        let (aux_device, aux_recovery) = tokio::try_join!(
-            run_aux(0, &device_id, pre_device),
-            run_aux(2, &recovery_id, pre_recovery)
-        )?;
-
-        // One DKG per account.
-        let mut bundles = [KeyShareBundle::new(0), KeyShareBundle::new(2)];
-        bundles[0].aux_info = Some(aux_device);
-        bundles[1].aux_info = Some(aux_recovery);
-        let created_at = now_secs();
-        for (k, acct) in created.accounts.iter().enumerate() {
-            let room = &acct.keygen;
-            let sid = room.session_id.clone();
-            let run_kg = |me: u16, identity: &IdentityKey| {
-                let ctx = self.context(room, me, identity, &roster, timeout);
-                let sid = sid.clone();
-                let pr = session_progress(&progress, "keygen", me, Some(acct.account_id.clone()));
-                async move {
-                    let ctx = ctx?;
-                    let sid2 = sid.clone();
-                    let out = run_session(
-                        ctx,
-                        move || Session::keygen(sid2.as_bytes(), me, PARTIES, THRESHOLD),
-                        pr,
-                    )
-                    .await
-                    .map_err(|e| MpcError::party("keygen", &sid, e))?;
-                    expect_output("keygen", &sid, out, |o| match o {
-                        SessionOutput::Keygen(s) => Some(*s),
-                        _ => None,
-                    })
-                }
-            };
-            let (s0, s2) = tokio::try_join!(run_kg(0, &device_id), run_kg(2, &recovery_id))?;
-            if s0.shared_public_key != s2.shared_public_key {
-                return Err(MpcError::SessionFailed {
-                    stage: "keygen".into(),
-                    session_id: sid,
-                    reason: "the device and recovery parties obtained different public keys".into(),
-                    blamed: Vec::new(),
-                });
-            }
-            for (b, share) in bundles.iter_mut().zip([s0, s2]) {
-                let a = Account::new(acct.account_id.clone(), kind.into(), share, created_at);
-                if let Some(aux) = &b.aux_info {
-                    a.complete(aux).map_err(|e| MpcError::SessionFailed {
-                        stage: "keygen".into(),
-                        session_id: sid.clone(),
-                        reason: format!("the new share does not fit the aux info: {e}"),
-                        blamed: Vec::new(),
-                    })?;
-                }
-                b.accounts.insert(a.id.clone(), a);
-            }
-            emit(
-                &progress,
-                "keygen",
-                None,
-                Some(&acct.account_id),
-                k as u32 + 1,
-                accounts,
-                k as u32 + 1 == accounts,
-            );
-        }
-
-        // Identities: each file knows its own secret and the two peers.
-        bundles[0].identity_secret = Some(device_id.to_seed_hex().to_string());
-        bundles[0].peers = BTreeMap::from([
-            (COSIGNER, cosigner_identity.to_string()),
-            (2, recovery_id.public().to_string()),
-        ]);
-        bundles[1].identity_secret = Some(recovery_id.to_seed_hex().to_string());
-        bundles[1].peers = BTreeMap::from([
-            (0, device_id.public().to_string()),
-            (COSIGNER, cosigner_identity.to_string()),
-        ]);
 
         // Persist before confirming: the shares are the user's funds from now on.
-        let kdf = store::kdf(self.config.insecure_fast_kdf);
-        let files = [
-            (device_path.clone(), self.config.passphrase.clone(), 0u16),
-            (recovery_path.clone(), recovery_pass, 2u16),
-        ];
         let created_at_ms = now_ms();
-        for ((path, pass, party), bundle) in files.into_iter().zip(bundles.iter()) {
+        let fast_kdf = self.config.insecure_fast_kdf;
+        let files = [
+            (device_path.clone(), self.config.passphrase.clone(), &device),
+            (recovery_path.clone(), recovery_pass, &recovery),
+        ];
+        for (path, pass, bundle) in files {
             let meta = WalletMeta {
                 format: WALLET_META_FORMAT.into(),
-                wallet_id: created.wallet_id.clone(),
-                party_index: party,
+                wallet_id: rooms.wallet_id.clone(),
+                party_index: bundle.party_index,
                 cosigner_url: self.config.cosigner_url.clone(),
                 label: label.clone(),
                 created_at_ms,
             };
-            meta.save(&path)?;
             let bundle = bundle.clone();
-            let p = path.clone();
-            tokio::task::spawn_blocking(move || bundle.save(&p, &pass, kdf))
-                .await
-                .map_err(|e| MpcError::internal(format!("saving task failed: {e}")))?
-                .map_err(|e| MpcError::keystore(&path, e))?;
+            tokio::task::spawn_blocking(move || {
+                join::save_party_files(&path, &pass, fast_kdf, &meta, &bundle)
+            })
+            .await
+            .map_err(|e| MpcError::internal(format!("saving task failed: {e}")))??;
         }
 
         emit(&progress, "confirm", None, None, 0, 1, false);
-        let public_keys: BTreeMap<String, String> = bundles[0]
-            .accounts
-            .values()
-            .map(|a| (a.id.clone(), a.public_key.clone()))
-            .collect();
         let committed = cosigner
-            .confirm_wallet(&device_id, &created.wallet_id, 0, public_keys)
+            .confirm_wallet_keys(&device_id, &rooms.wallet_id, public_keys)
             .await
             .map_err(|e| match e {
                 MpcError::CosignerUnavailable { reason } => MpcError::CosignerUnavailable {
@@ -704,8 +606,8 @@ impl MpcClient {
         emit(&progress, "confirm", None, None, 1, 1, true);
         self.cache.lock().await.clear();
         Ok(WalletInfo {
-            wallet_id: created.wallet_id,
-            accounts: bundles[0].accounts.values().map(account_info).collect(),
+            wallet_id: rooms.wallet_id,
+            accounts: device.accounts.values().map(account_info).collect(),
             key_share_path: device_path.display().to_string(),
             recovery_path: recovery_path.display().to_string(),
             committed,

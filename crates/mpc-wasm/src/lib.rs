@@ -16,7 +16,8 @@
 
 pub mod api;
 pub mod error;
-pub mod sse;
+/// The SSE parser of the fetch-stream transport (shared with the native gateway client).
+pub use sse_codec as sse;
 
 #[cfg(target_arch = "wasm32")]
 pub mod driver;

@@ -20,7 +20,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::{spawn_local, JsFuture};
 
 use crate::error::{ApiError, ApiResult, Code};
-use crate::sse::SseParser;
+use crate::sse::{SseItem, SseParser};
 
 /// Events of a room: `(seq, body)` in the room's order, each once, or a fatal error.
 pub type Inbox = mpsc::UnboundedReceiver<ApiResult<(u64, String)>>;
@@ -395,15 +395,18 @@ impl Gateway {
                 return Err(gw_err("the stream yielded a non-byte chunk"));
             };
             *failing_since = None;
-            for ev in parser.feed(&bytes.to_vec()) {
-                let Some(seq) = ev.id.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
-                    let mut e = gw_err(format!("event without a numeric id: {:?}", ev.id));
+            for item in parser.feed(&bytes.to_vec()) {
+                let SseItem::Event { id, data, .. } = item else {
+                    continue; // comments: "open", keep-alives
+                };
+                let Some(seq) = id.as_deref().and_then(|s| s.parse::<u64>().ok()) else {
+                    let mut e = gw_err(format!("event without a numeric id: {id:?}"));
                     e.status = Some(400);
                     return Err(e);
                 };
                 if seq > *last {
                     *last = seq;
-                    let _ = tx.unbounded_send(Ok((seq, ev.data)));
+                    let _ = tx.unbounded_send(Ok((seq, data)));
                 }
             }
             if parser.buffered() > MAX_EVENT_BYTES {

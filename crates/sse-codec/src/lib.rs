@@ -1,4 +1,9 @@
 //! A small incremental parser of `text/event-stream` (the WHATWG SSE format).
+//!
+//! No dependencies and no I/O, so it builds for native targets and for
+//! `wasm32-unknown-unknown`: the native `gateway-client` feeds it from reqwest streams,
+//! the browser participant (`mpc-wasm`) from `fetch` body streams. Callers bound their
+//! memory with [`SseParser::buffered`].
 
 /// One parsed item of an event stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,5 +139,37 @@ mod tests {
             ]
         );
         assert_eq!(p.buffered(), 0);
+    }
+
+    #[test]
+    fn garbage_never_panics_and_is_bounded() {
+        let mut p = SseParser::new();
+        let _ = p.feed(&[0xff, 0xfe, b'\n', b':', b'\r', 0, b'\n', b'\n']);
+        let items = p.feed(b"id\nid:\0\ndata:\xff\n\n");
+        // An id containing NUL is ignored; invalid UTF-8 is replaced, never a panic.
+        assert_eq!(
+            items,
+            vec![SseItem::Event {
+                id: Some(String::new()),
+                event: None,
+                data: "\u{fffd}".into()
+            }]
+        );
+        p.feed(b"data: partial");
+        assert_eq!(p.buffered(), 13);
+    }
+
+    #[test]
+    fn event_field_resets_after_dispatch() {
+        let mut p = SseParser::new();
+        let items = p.feed(b"event: x\ndata: 1\n\ndata: 2\n\nevent: y\n\ndata: 3\n\n");
+        let events: Vec<Option<String>> = items
+            .into_iter()
+            .map(|i| match i {
+                SseItem::Event { event, .. } => event,
+                SseItem::Comment(_) => panic!("no comment expected"),
+            })
+            .collect();
+        assert_eq!(events, vec![Some("x".into()), None, None]);
     }
 }
