@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod error;
+pub mod primes;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]
