@@ -3,6 +3,8 @@
  * dedicated Web Worker (see `worker.ts`) or directly in the calling thread (extension
  * service workers, environments without `Worker`): it needs only `fetch`, IndexedDB,
  * WebCrypto and (optionally) `EventSource` — no SharedArrayBuffer, no nested workers.
+ * (Exception: the safe-prime search of `primes.ts` starts prime Workers — nested when the
+ * core runs in the protocol Worker — wherever `Worker` exists, and runs inline otherwise.)
  */
 
 import { AgentClient, type AgentRoom } from "./agent.js";
