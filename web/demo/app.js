@@ -13,7 +13,7 @@ const PARAMS = { cosignerUrl: "cosigner", gatewayUrl: "gateway", agentUrl: "agen
 const STORE = "wallet-mpc-demo-config";
 
 /** State readable by tests (window.demo). */
-const demo = { ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null };
+const demo = { prepare: null, primesSource: null, ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null };
 window.demo = demo;
 
 let client = null;
@@ -71,6 +71,10 @@ function setBusy(b) {
 }
 
 function progress(ev) {
+  // A log of phase/round changes (benchmarks read it: where the time goes).
+  const log = (demo.progressLog ??= []);
+  const last = log[log.length - 1];
+  if (!last || last.phase !== ev.phase || last.round !== ev.round) log.push({ phase: ev.phase, round: ev.round, totalRounds: ev.totalRounds, elapsedMs: ev.elapsedMs, message: ev.message });
   $("progress").hidden = false;
   $("progress-bar").value = ev.overallPercent;
   $("progress-label").textContent = `${ev.phase}: ${ev.message} (${ev.overallPercent.toFixed(0)}%)`;
@@ -157,6 +161,10 @@ $("create").addEventListener("click", () =>
     $("progress").hidden = false;
     $("progress-bar").value = 0;
     const w = await client.createWallet({ accounts: 1, kind: "hd", label: "demo", onProgress: progress });
+    demo.primesSource = w.primesSource ?? null;
+    $("primes-source").textContent = w.primesSource === "prepared" ? "prepared primes used (consumed)" : (w.primesSource ?? "—");
+    $("primes-source").dataset.source = w.primesSource ?? "";
+    await refreshPrepared();
     Object.assign(demo.timings, {
       primesMs: w.timings.primesMs,
       auxInfoMs: w.timings.auxInfoMs,
@@ -225,8 +233,63 @@ $("sign-tx-btn").addEventListener("click", () =>
   }),
 );
 
+// --- Prepare device: search the device's safe primes ahead of time -------------------
+
+async function refreshPrepared() {
+  const st = await client.preparedStatus();
+  demo.prepare = { ...(demo.prepare ?? {}), status: st };
+  const el = $("prepared-status");
+  el.dataset.state = st.state;
+  el.textContent =
+    st.state === "none"
+      ? "prepared primes: none"
+      : st.state === "ready"
+        ? `prepared primes: ready (${st.found}/${st.needed})`
+        : `prepared primes: ${st.found}/${st.needed}, ${st.candidates.toLocaleString("en")} candidates${st.running ? " (searching)" : " (paused)"}`;
+  return st;
+}
+
+function prepareProgress(ev) {
+  const p = ev.primes;
+  $("prepare-progress").hidden = false;
+  $("prepare-bar").value = ev.percent;
+  $("prepare-label").textContent = ev.message;
+  if (p) {
+    demo.prepare = { ...(demo.prepare ?? {}), last: p, events: (demo.prepare?.events ?? 0) + 1, first: demo.prepare?.first ?? p };
+    $("prepared-status").dataset.state = p.done ? "ready" : "in_progress";
+    $("prepared-status").textContent = `prepared primes: ${p.found}/${p.needed}, ${p.candidates.toLocaleString("en")} candidates`;
+  }
+}
+
+$("prepare").addEventListener("click", () => {
+  // Not through run(): the wallet stays usable while the search runs in its workers.
+  showError(null);
+  demo.prepare = { ...(demo.prepare ?? {}), first: null, events: 0, running: true };
+  const workers = Number(new URLSearchParams(location.search).get("primeWorkers") ?? "") || undefined;
+  const t0 = performance.now();
+  client
+    .prepareDevice({ workers, onProgress: prepareProgress })
+    .then(async (st) => {
+      demo.prepare.running = false;
+      demo.prepare.wallMs = Math.round(performance.now() - t0);
+      $("prepare-label").textContent = `safe primes ready (${(demo.prepare.wallMs / 1000).toFixed(1)} s)`;
+      $("prepare-bar").value = 100;
+      await refreshPrepared();
+      return st;
+    })
+    .catch(async (e) => {
+      demo.prepare.running = false;
+      if (e?.code !== "aborted") showError(e);
+      await refreshPrepared().catch(() => undefined);
+    });
+});
+
+$("prepare-stop").addEventListener("click", () => {
+  client.stopPrepare().then(refreshPrepared).catch(showError);
+});
+
 loadConfig();
-run(open).then(() => {
+run(open).then(() => refreshPrepared()).catch(showError).then(() => {
   demo.ready = true;
   document.body.dataset.ready = "true";
 });

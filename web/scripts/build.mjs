@@ -40,3 +40,13 @@ await esbuild.build({
   minify: true,
 });
 console.log("built dist/ (tsc), browser/ (esbuild) and demo/vendor/");
+
+// The safe-prime search worker (primes.ts starts it next to the module that runs the
+// wallet core: browser/worker.js or browser/wallet-mpc.js in inline mode).
+await esbuild.build({
+  ...common,
+  entryPoints: { "prime-worker": join(root, "src", "prime-worker.ts") },
+  outdir: join(root, "browser"),
+  minify: true,
+});
+console.log("built browser/prime-worker.js");

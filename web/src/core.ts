@@ -3,6 +3,8 @@
  * dedicated Web Worker (see `worker.ts`) or directly in the calling thread (extension
  * service workers, environments without `Worker`): it needs only `fetch`, IndexedDB,
  * WebCrypto and (optionally) `EventSource` — no SharedArrayBuffer, no nested workers.
+ * (Exception: the safe-prime search of `primes.ts` starts prime Workers — nested when the
+ * core runs in the protocol Worker — wherever `Worker` exists, and runs inline otherwise.)
  */
 
 import { AgentClient, type AgentRoom } from "./agent.js";
@@ -37,6 +39,9 @@ import type {
   WalletInfo,
 } from "./types.js";
 import { loadWasm, wasmError, type Mpc } from "./wasm.js";
+import * as primeStore from "./prime-store.js";
+import { defaultWorkers, isPreparing, prepareOnce, PRIMES_NEEDED, stopPreparation, type CoordinatorConfig, type PrimeProgress } from "./primes.js";
+import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 
 const DEVICE = 0;
 const COSIGNER = 1;
@@ -327,6 +332,111 @@ export class WalletCore {
     return (await this.getPublicKey(accountId, derivationPath)).ethereumAddress;
   }
 
+  // -------------------------------------------------------------------------------
+  // Prepared safe primes (primes.ts): searched ahead of time, resumable, consumed by
+  // createWallet.
+
+  private primeConfig(): CoordinatorConfig {
+    const c: CoordinatorConfig = {};
+    if (this.config.wasmUrl !== undefined) c.wasmUrl = this.config.wasmUrl;
+    if (this.config.primeWorkerUrl !== undefined) c.primeWorkerUrl = this.config.primeWorkerUrl;
+    return c;
+  }
+
+  private primeWorkers(w: number | undefined): number {
+    return w ?? this.config.primeWorkers ?? defaultWorkers();
+  }
+
+  /**
+   * Searches (or resumes, or joins the running search of) the 4 safe primes of this
+   * wallet name and stores them encrypted, so that `createWallet` needs no search.
+   * Idempotent: returns at once when they are ready.
+   */
+  async prepareDevice(opts: PrepareDeviceOptions = {}): Promise<PreparedStatus> {
+    const started = Date.now();
+    const cb = opts.onProgress;
+    const onPrimes = (p: PrimeProgress) => {
+      if (!cb) return;
+      const percent = primePercent(p);
+      const ev: ProgressEvent = {
+        phase: "primes",
+        round: p.found,
+        totalRounds: p.needed,
+        percent,
+        overallPercent: percent,
+        finished: p.done,
+        message: primeMessage(p),
+        elapsedMs: Date.now() - started,
+        primes: p,
+      };
+      try {
+        cb(ev);
+      } catch {
+        // ignored
+      }
+    };
+    await prepareOnce(this.walletName, this.primeConfig(), { workers: this.primeWorkers(opts.workers), onProgress: onPrimes });
+    return this.preparedStatus();
+  }
+
+  /** Whether this browser holds prepared primes for this wallet name (none / in progress / ready). */
+  async preparedStatus(): Promise<PreparedStatus> {
+    const c = await primeStore.getCounters(this.walletName);
+    if (!c) return { state: "none" };
+    const base = { found: c.found, needed: c.needed, candidates: c.candidates, searchMs: c.searchMs, updatedAtMs: c.updatedAtMs };
+    if (c.found >= c.needed) return { state: "ready", ...base };
+    return { state: "in_progress", ...base, running: isPreparing(this.walletName) };
+  }
+
+  /** Stops a running preparation in this client (its progress stays stored). Returns whether one ran. */
+  stopPrepare(): Promise<boolean> {
+    return stopPreparation(this.walletName);
+  }
+
+  /** Stops and deletes the prepared primes / search state of this wallet name. */
+  async discardPreparedPrimes(): Promise<void> {
+    await stopPreparation(this.walletName);
+    await primeStore.deleteState(this.walletName);
+  }
+
+  private async devicePrimes(
+    mpc: Mpc,
+    rep: Reporter,
+    workers: number | undefined,
+    onPrimes: (p: PrimeProgress) => void,
+  ): Promise<{ set: { primes: [string, string, string, string] }; source: "prepared" | "searched" }> {
+    const before = await primeStore.getCounters(this.walletName);
+    const ready = !!before && before.found >= before.needed && !isPreparing(this.walletName);
+    rep.emit("primes", 0, ready ? "using the prepared safe primes" : "searching safe primes in parallel (minutes in the browser)", {
+      round: before?.found ?? 0,
+      totalRounds: PRIMES_NEEDED,
+    });
+    const hex = await prepareOnce(this.walletName, this.primeConfig(), {
+      workers: this.primeWorkers(workers),
+      onProgress: (p) => {
+        onPrimes(p);
+        rep.emit("primes", primePercent(p), primeMessage(p), { round: p.found, totalRounds: p.needed, finished: p.done });
+      },
+    });
+    let set: { primes: [string, string, string, string] };
+    try {
+      set = mpc.assemblePrimeSet(hex);
+    } catch (e) {
+      throw wasmError(e, `the prepared primes of "${this.walletName}" are unusable (discard them and prepare again)`);
+    }
+    rep.emit("primes", 100, ready ? "prepared safe primes loaded" : "safe primes found", { round: 4, totalRounds: 4, finished: true });
+    return { set, source: ready ? "prepared" : "searched" };
+  }
+
+  /** Deletes the used primes (retried once; a failure is an error: they must not be reused). */
+  private async consumePrimes(): Promise<void> {
+    try {
+      await primeStore.deleteState(this.walletName);
+    } catch {
+      await primeStore.deleteState(this.walletName);
+    }
+  }
+
   /**
    * Creates a wallet: device identity and primes here, recovery identity and job at the
    * agent, rooms from the cosigner, aux info and one DKG per account in wasm over the
@@ -340,7 +450,12 @@ export class WalletCore {
     }
     if (kind !== "hd" && kind !== "independent") throw new InvalidInputError(`kind must be "hd" or "independent"`);
     const devPrimes = this.config.insecureDevPrimes === true;
-    const rep = new Reporter(opts.onProgress, [
+    // Phase "primes" events carry the search counters (`event.primes`).
+    let lastPrimes: PrimeProgress | undefined;
+    const userProgress = opts.onProgress;
+    const onProgress: OnProgress | undefined =
+      userProgress && ((ev) => userProgress(ev.phase === "primes" && lastPrimes ? { ...ev, primes: lastPrimes } : ev));
+    const rep = new Reporter(onProgress, [
       ["connect", 2],
       ["primes", devPrimes ? 0 : 60],
       ["aux-info", 60],
@@ -370,21 +485,21 @@ export class WalletCore {
     let primes: { primes: [string, string, string, string] };
     // (the wasm returns plain objects typed `any`; shapes per crates/mpc-wasm/API.md)
     const tp = Date.now();
+    let primesSource: NonNullable<WalletInfo["primesSource"]>;
     if (devPrimes) {
       const f = mpc.devFixturePrimes();
       const set = f.parties[DEVICE];
       if (!set) throw new WalletError("wasm", "the wasm core has no dev prime fixture for party 0");
       primes = set;
+      primesSource = "insecure-dev-fixture";
     } else {
-      rep.emit("primes", 0, "generating safe primes (several minutes in the browser)");
-      try {
-        primes = await mpc.generatePrimes((done: number) =>
-          rep.emit("primes", (done / 4) * 100, `safe primes: ${done}/4`, { round: done, totalRounds: 4 }),
-        );
-      } catch (e) {
-        throw wasmError(e, "generating primes");
-      }
+      // Prepared primes (prepareDevice) when complete; otherwise the parallel search,
+      // resuming any partial preparation. Consumed after the wallet is committed.
+      const got = await this.devicePrimes(mpc, rep, opts.primeWorkers, (p) => (lastPrimes = p));
+      primes = got.set;
+      primesSource = got.source;
     }
+    const fixturePrimes = devPrimes || mpc.isPublicFixturePrimes(primes);
     t.primesMs = Date.now() - tp;
 
     // 3. Identities and rooms.
@@ -538,7 +653,7 @@ export class WalletCore {
           walletId,
           accounts: accountsInfo,
           protection: this.config.passphrase ? "passphrase" : "webcrypto",
-          insecureDevPrimes: devPrimes,
+          insecureDevPrimes: fixturePrimes,
           createdAtMs: Date.now(),
           cosignerUrl: cosigner.url,
           partyIndex: DEVICE,
@@ -575,6 +690,8 @@ export class WalletCore {
           throw new CosignerError("cosigner_rejected", "the cosigner did not commit the wallet (its keys differ?)");
         }
         t.confirmMs = Date.now() - tc;
+        // The primes now belong to this wallet's aux info: never reuse them.
+        if (primesSource !== "insecure-dev-fixture") await this.consumePrimes();
         t.totalMs = rep.elapsedMs;
         rep.emit("confirm", 100, "wallet created");
         this.bundleCache?.free();
@@ -585,8 +702,9 @@ export class WalletCore {
           accounts: accountsInfo,
           committed: true,
           protection: meta.protection,
-          insecureDevPrimes: devPrimes,
+          insecureDevPrimes: fixturePrimes,
           timings: t,
+          primesSource,
         };
       } finally {
         agentAbort.aborted = true;
@@ -730,4 +848,18 @@ export class WalletCore {
       transactionHash: keccakHex(signed),
     };
   }
+}
+
+/** Percent of a prime search: primes found, smoothed by the expected remaining time. */
+function primePercent(p: PrimeProgress): number {
+  if (p.done) return 100;
+  let f = p.found / p.needed;
+  if (p.etaMs !== undefined && p.elapsedMs > 0) f = Math.max(f, p.elapsedMs / (p.elapsedMs + p.etaMs));
+  return Math.min(99, Math.round(f * 1000) / 10);
+}
+
+function primeMessage(p: PrimeProgress): string {
+  if (p.done) return `safe primes ready (${p.found}/${p.needed})`;
+  const eta = p.etaMs === undefined ? "" : `, ~${Math.max(1, Math.round(p.etaMs / 60_000))} min left`;
+  return `safe primes ${p.found}/${p.needed}: ${p.candidates.toLocaleString("en")} candidates, ${p.workers} ${p.mode === "inline" ? "inline search" : "workers"}${eta}`;
 }

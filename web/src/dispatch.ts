@@ -17,6 +17,15 @@ export async function dispatch(
     a[progressArg] = { ...((a[progressArg] as object | undefined) ?? {}), onProgress };
   }
   switch (method) {
+    // prepared primes (primes.ts)
+    case "prepareDevice":
+      return core.prepareDevice(a[0] as never);
+    case "preparedStatus":
+      return core.preparedStatus();
+    case "stopPrepare":
+      return core.stopPrepare();
+    case "discardPreparedPrimes":
+      return core.discardPreparedPrimes();
     case "health":
       return core.health();
     case "walletInfo":

@@ -32,6 +32,7 @@ import type {
   WalletConfig,
   WalletInfo,
 } from "./types.js";
+import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 
 export * from "./errors.js";
 export * from "./types.js";
@@ -162,6 +163,7 @@ export class WalletClient {
   static async open(config: WalletConfig, options: ClientOptions = {}): Promise<WalletClient> {
     const cfg = { ...config };
     if (cfg.wasmUrl instanceof URL) cfg.wasmUrl = cfg.wasmUrl.href;
+    if (cfg.primeWorkerUrl instanceof URL) cfg.primeWorkerUrl = cfg.primeWorkerUrl.href;
     const want = options.mode ?? "auto";
     const canWorker = typeof Worker !== "undefined";
     if (want === "worker" && !canWorker) {
@@ -176,6 +178,34 @@ export class WalletClient {
   /** Stops the worker; pending calls fail with `aborted`. */
   terminate(): void {
     this.backend.terminate();
+  }
+
+  // --- Prepared safe primes (primes.ts) ---
+
+  /**
+   * Searches the device's 4 safe primes ahead of time (e.g. at extension install) in
+   * parallel Web Workers and stores them encrypted in IndexedDB, so that `createWallet`
+   * does not wait for them. Idempotent; resumes after a reload; a second call while one
+   * runs joins it. Progress: phase `primes` with `event.primes` counters.
+   */
+  prepareDevice(options: PrepareDeviceOptions = {}): Promise<PreparedStatus> {
+    const [rest, onProgress] = stripProgress(options);
+    return this.backend.call("prepareDevice", [rest], onProgress, 0) as Promise<PreparedStatus>;
+  }
+
+  /** `none`, `in_progress` (with counts) or `ready`. */
+  preparedStatus(): Promise<PreparedStatus> {
+    return this.backend.call("preparedStatus", []) as Promise<PreparedStatus>;
+  }
+
+  /** Stops a running preparation (its progress stays stored); resolves whether one ran. */
+  stopPrepare(): Promise<boolean> {
+    return this.backend.call("stopPrepare", []) as Promise<boolean>;
+  }
+
+  /** Stops and deletes the prepared primes / search state of this wallet name. */
+  discardPreparedPrimes(): Promise<void> {
+    return this.backend.call("discardPreparedPrimes", []) as Promise<void>;
   }
 
   /** Cosigner health (checks that the cosigner is reachable). */

@@ -9,6 +9,11 @@ import type { ProgressEvent, WalletConfig } from "./types.js";
 
 /** Methods of the core callable through the RPC layer. */
 export type CoreMethod =
+  // prepared primes (primes.ts)
+  | "prepareDevice"
+  | "preparedStatus"
+  | "stopPrepare"
+  | "discardPreparedPrimes"
   | "health"
   | "walletInfo"
   | "deleteWallet"

@@ -198,3 +198,84 @@ export interface StoredWalletInfo {
   createdAtMs: number;
   cosignerUrl: string;
 }
+
+// ---------------------------------------------------------------------------------
+// Prepared safe primes (the device's aux-info primes, searched ahead of time)
+
+/** Progress of the parallel safe-prime search (see `primes.ts`). */
+export interface PrimeSearchProgress {
+  /** Safe primes found (0..=4). */
+  found: number;
+  /** 4. */
+  needed: number;
+  /** Candidates looked at so far over all workers and sessions (continues after a reload). */
+  candidates: number;
+  /** Candidates already looked at when this session started (from stored checkpoints). */
+  resumedCandidates: number;
+  /** Searches of this session that continue from a stored checkpoint. */
+  resumedSearches: number;
+  /** Searches running in parallel. */
+  workers: number;
+  /** `workers` (dedicated Web Workers) or `inline` (chunks in the calling context). */
+  mode: "workers" | "inline";
+  /** Candidates per second in this session. */
+  ratePerSec: number;
+  /** Rough expected remaining time, ms (high variance). */
+  etaMs?: number;
+  /** Wall time of this session, ms. */
+  elapsedMs: number;
+  /** Whether the set is complete. */
+  done: boolean;
+}
+
+export interface ProgressEvent {
+  /** Phase `primes`: the search's counters. */
+  primes?: PrimeSearchProgress;
+}
+
+export interface WalletConfig {
+  /** Parallel prime searches (Web Workers) when primes are searched; default `min(hardwareConcurrency, 4)`. */
+  primeWorkers?: number;
+  /** URL of the prime worker script (default: `./prime-worker.js` next to the package's worker). */
+  primeWorkerUrl?: string | URL;
+}
+
+/** Options of {@link WalletClient.prepareDevice}. */
+export interface PrepareDeviceOptions {
+  /** Parallel searches (default: `primeWorkers` of the config, else `min(hardwareConcurrency, 4)`). */
+  workers?: number;
+  /** Progress (phase `primes`, with `event.primes`). */
+  onProgress?: OnProgress;
+}
+
+/** Whether this browser holds prepared primes for the wallet name. */
+export type PreparedStatus =
+  | { state: "none" }
+  | {
+      state: "in_progress";
+      /** Primes found so far (of 4). */
+      found: number;
+      needed: number;
+      /** Candidates looked at so far (all sessions). */
+      candidates: number;
+      /** Whether a search is running now in this client. */
+      running: boolean;
+      /** Wall time searched so far, ms (all sessions). */
+      searchMs: number;
+      updatedAtMs: number;
+    }
+  | { state: "ready"; found: number; needed: number; candidates: number; searchMs: number; updatedAtMs: number };
+
+export interface WalletInfo {
+  /**
+   * Where the device's primes came from: `prepared` (a complete prepared set, consumed),
+   * `searched` (searched during this call, possibly resuming a partial preparation;
+   * consumed too), `insecure-dev-fixture` (the PUBLIC test primes).
+   */
+  primesSource?: "prepared" | "searched" | "insecure-dev-fixture";
+}
+
+export interface CreateWalletOptions {
+  /** Parallel prime searches if primes must be searched (default: the config's `primeWorkers`). */
+  primeWorkers?: number;
+}

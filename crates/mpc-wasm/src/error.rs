@@ -34,6 +34,8 @@ pub enum Code {
     InvalidSignature,
     /// A presignature was already consumed.
     PresignatureUsed,
+    /// A safe-prime search checkpoint could not be resumed (garbage, altered, wrong size).
+    InvalidCheckpoint,
     /// A bug.
     Internal,
 }
@@ -55,6 +57,7 @@ impl Code {
             Code::Auth => "auth",
             Code::InvalidSignature => "invalid_signature",
             Code::PresignatureUsed => "presignature_used",
+            Code::InvalidCheckpoint => "invalid_checkpoint",
             Code::Internal => "internal",
         }
     }

@@ -897,3 +897,69 @@ pub fn gateway_issue_unique_idx(
         Ok(JsValue::from(js(gw.issue_unique_idx().await)?))
     }))
 }
+
+// ---------------------------------------------------------------------------------
+// Chunked, resumable safe-prime search (for Web Workers; see API.md "Fast primes")
+
+/// One resumable safe-prime search (`safe-primes`' joint sieve + Fermat + Miller–Rabin).
+/// Run it in chunks with `run(budget)`; persist `checkpoint()` (SECRET) to resume.
+#[wasm_bindgen]
+pub struct PrimeSearch {
+    inner: crate::primes::PrimeSearchCore,
+}
+
+#[wasm_bindgen]
+impl PrimeSearch {
+    /// A new search from an OS-random seed; `bits` defaults to 1536 (aux info).
+    #[wasm_bindgen(constructor)]
+    pub fn new(bits: Option<u32>) -> JsResult<PrimeSearch> {
+        Ok(PrimeSearch {
+            inner: js(crate::primes::PrimeSearchCore::new(bits))?,
+        })
+    }
+
+    /// Resumes from `checkpoint()` bytes; throws `invalid_checkpoint` on anything else
+    /// (or on a checkpoint of another size than `expectBits`, when given).
+    pub fn resume(checkpoint: &[u8], expect_bits: Option<u32>) -> JsResult<PrimeSearch> {
+        Ok(PrimeSearch {
+            inner: js(crate::primes::PrimeSearchCore::resume(
+                checkpoint,
+                expect_bits,
+            ))?,
+        })
+    }
+
+    /// Looks at up to `budget` candidates; returns the safe prime (hex) or `undefined`.
+    pub fn run(&mut self, budget: u32) -> JsResult<Option<String>> {
+        js(self.inner.run(budget))
+    }
+
+    /// Cumulative counters `{ candidates, survivors, fermatQ, fermatP, millerRabin, seeds, found }`.
+    pub fn progress(&self) -> JsResult<JsValue> {
+        to_value(&self.inner.progress())
+    }
+
+    /// Secret snapshot (bytes) for `PrimeSearch.resume`; store it encrypted.
+    pub fn checkpoint(&self) -> JsResult<Vec<u8>> {
+        Ok(js(self.inner.checkpoint())?.to_vec())
+    }
+
+    /// Prime size in bits.
+    #[wasm_bindgen(getter)]
+    pub fn bits(&self) -> u32 {
+        self.inner.bits()
+    }
+}
+
+/// Assembles four found safe primes (hex) into a validated `PrimeSet` for `runAuxInfo`
+/// (distinct, not close, right size); throws `invalid_input`.
+#[wasm_bindgen(js_name = assemblePrimeSet)]
+pub fn assemble_prime_set(primes: Vec<String>) -> JsResult<JsValue> {
+    to_value(&js(crate::primes::assemble_prime_set(&primes))?)
+}
+
+/// Whether two primes (hex) are equal or too close to share one Paillier modulus.
+#[wasm_bindgen(js_name = primesConflict)]
+pub fn primes_conflict(a: &str, b: &str) -> JsResult<bool> {
+    js(crate::primes::primes_conflict(a, b))
+}

@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod error;
+pub mod primes;
 /// The SSE parser of the fetch-stream transport (shared with the native gateway client).
 pub use sse_codec as sse;
 
