@@ -785,9 +785,18 @@ pub fn combine_partials(
 ) -> ApiResult<SignatureResult> {
     let public: PresignaturePublicDataRepr =
         from_json_bytes("presignature public data", public_data)?;
+    // Each partial is either this crate's `issuePartial` output (JSON) or the wire form
+    // a peer sends (SignWithPresignatureResponse.partial_signature: 32 bytes big-endian);
+    // a JSON encoding is never 32 bytes long.
     let partials = partials
         .iter()
-        .map(|b| from_json_bytes::<PartialSignature>("partial signature", b))
+        .map(|b| {
+            if b.len() == mpc_core::presign::PARTIAL_SIGNATURE_LEN {
+                mpc_core::presign::partial_from_bytes(b).map_err(ApiError::from)
+            } else {
+                from_json_bytes::<PartialSignature>("partial signature", b)
+            }
+        })
         .collect::<ApiResult<Vec<_>>>()?;
     if partials.len() != public.commitments.len() {
         return Err(ApiError::input(format!(
