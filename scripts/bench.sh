@@ -3,7 +3,7 @@
 # (markdown tables side by side) and writes JSON + an SVG chart.
 #
 # Usage: scripts/bench.sh [--quick] [--only suite1,suite2] [--out DIR]
-#   suites: protocol-rust protocol-gmp wasm primes presign gateway
+#   suites: protocol-rust protocol-gmp wasm primes presign gateway browser
 #   --quick   fewer iterations and shorter load runs (a smoke run, noisy figures)
 # Results: DIR (default bench-results/<UTC timestamp>)/{*.json,results.json,report.md,report.svg}
 # Everything is release-built into $CARGO_TARGET_DIR (default ~/.cache/wallet-mpc/target).
@@ -32,11 +32,13 @@ iters=5
 gw_args=(--rooms 300 --subscribers 3 --rate 5 --duration 20)
 primes_args=(--samples 8 --lib-samples 6)
 presign_args=(--signatures 50 --full 5)
+browser_n=20
 if [ "$quick" = 1 ]; then
   iters=2
   gw_args=(--rooms 50 --subscribers 3 --rate 5 --duration 5)
   primes_args=(--samples 2 --lib-samples 2)
   presign_args=(--signatures 10 --full 2)
+  browser_n=5
 fi
 
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
@@ -82,6 +84,20 @@ presign() {
   # Real sign-gateway + sign-service (GMP) + client; the bench builds them (release).
   cargo run -q --release -p e2e-tests --bin presign-bench -- "${presign_args[@]}" --json "$out/presign.json"
 }
+browser() {
+  # The browser wallet in headless Chromium against RELEASE servers: online signing from
+  # the presignature pool (p50/p95 and its breakdown) and prime preparation in 1 and 2
+  # prime Workers followed by onboarding with the prepared primes (minutes).
+  local p
+  for p in sign-gateway sign-service recovery-agent; do cargo build -q --release -p "$p" --bin "$p"; done
+  export SIGN_GATEWAY_BIN="$CARGO_TARGET_DIR/release/sign-gateway" \
+    SIGN_SERVICE_BIN="$CARGO_TARGET_DIR/release/sign-service" \
+    RECOVERY_AGENT_BIN="$CARGO_TARGET_DIR/release/recovery-agent"
+  BENCH_PRESIGN=1 BENCH_PRESIGN_N="${browser_n}" BENCH_PRESIGN_JSON="$out/browser-presign.json" \
+    bash playwright-tests/run.sh tests/presign-bench.spec.ts
+  BENCH_PRIMES=1 BENCH_PRIMES_JSON="$out/browser-primes.json" SKIP_WASM_BUILD=1 \
+    bash playwright-tests/run.sh tests/prepare-bench.spec.ts
+}
 gateway() {
   cargo build -q --release -p sign-gateway -p gateway-tests --bins
   ulimit -n 65536 2>/dev/null || true
@@ -95,6 +111,7 @@ want wasm && run wasm wasm
 want primes && run primes primes
 want presign && run presign presign
 want gateway && run gateway gateway
+want browser && run browser browser
 
 section report
 python3 "$root/scripts/bench_report.py" "$out"

@@ -413,19 +413,13 @@ async fn run_presign(
     room: pb::SessionRoom,
     signers: Vec<u16>,
     request_id: String,
-    queue_timeout: Duration,
+    worker: Result<OwnedSemaphorePermit, String>,
 ) {
     let started = std::time::Instant::now();
     let id = room.session_id.clone();
     let timeout = Duration::from_secs(st.cfg.session_timeout_secs);
     let outcome: Result<(), String> = async {
-        let _slot = tokio::time::timeout(
-            queue_timeout,
-            Arc::clone(&st.presign_workers).acquire_owned(),
-        )
-        .await
-        .map_err(|_| format!("no presignature worker free within {queue_timeout:?}"))?
-        .map_err(|e| e.to_string())?;
+        let _worker = worker?;
         let account = wallet
             .accounts
             .get(&slot.account_id)
@@ -1218,19 +1212,42 @@ impl pb::cosigner_server::Cosigner for CosignerService {
                 st.finish_running(&slot);
             }
         })?;
-        for s in &sessions {
-            if let Some(room) = s.session.clone() {
+        // Workers are taken in the order of the returned sessions (the semaphore is
+        // fair), and callers run them in that order too: with any concurrency on either
+        // side, the first unfinished session always runs on both, so a caller with
+        // fewer (or more) lanes than `presign_workers` never waits on a session the
+        // cosigner has not started while the cosigner waits on one the caller has not.
+        let rooms: Vec<pb::SessionRoom> =
+            sessions.iter().filter_map(|s| s.session.clone()).collect();
+        let queue_timeout = Duration::from_secs(st.cfg.session_timeout_secs * (waves - 1));
+        let (st2, wallet2, slot2, signers2, request_id2) = (
+            Arc::clone(st),
+            Arc::clone(&wallet),
+            slot.clone(),
+            signers.clone(),
+            request_id.clone(),
+        );
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + queue_timeout;
+            for room in rooms {
+                let worker = tokio::time::timeout_at(
+                    deadline,
+                    Arc::clone(&st2.presign_workers).acquire_owned(),
+                )
+                .await
+                .map_err(|_| format!("no presignature worker free within {queue_timeout:?}"))
+                .and_then(|r| r.map_err(|e| e.to_string()));
                 tokio::spawn(run_presign(
-                    Arc::clone(st),
-                    Arc::clone(&wallet),
-                    slot.clone(),
+                    Arc::clone(&st2),
+                    Arc::clone(&wallet2),
+                    slot2.clone(),
                     room,
-                    signers.clone(),
-                    request_id.clone(),
-                    Duration::from_secs(st.cfg.session_timeout_secs * (waves - 1)),
+                    signers2.clone(),
+                    request_id2.clone(),
+                    worker,
                 ));
             }
-        }
+        });
         tracing::info!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, party, granted, "presignature sessions started");
         Ok(Response::new(pb::StartPresignResponse {
             sessions,

@@ -3,7 +3,8 @@
 // Worker) and an independent verifier (viem, ./vendor/verify.js).
 //
 // Query parameters prefill the configuration: cosigner, gateway, agent, token, name,
-// devPrimes=1, fastKdf=1, passphrase (tests only), mode=inline.
+// devPrimes=1, fastKdf=1, passphrase (tests only), mode=inline; presign-web: kind=hd|independent,
+// presignTarget=N, presignAuto=0|1, presign=auto|off|require.
 import { WalletClient, WalletError } from "../browser/wallet-mpc.js";
 import { recoverMessageSigner, recoverTxSigner, unsignedEip1559 } from "./vendor/verify.js";
 
@@ -13,7 +14,7 @@ const PARAMS = { cosignerUrl: "cosigner", gatewayUrl: "gateway", agentUrl: "agen
 const STORE = "wallet-mpc-demo-config";
 
 /** State readable by tests (window.demo). */
-const demo = { prepare: null, primesSource: null, ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null };
+const demo = { prepare: null, primesSource: null, ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null, pool: null, poolEvents: [] };
 window.demo = demo;
 
 let client = null;
@@ -33,6 +34,11 @@ function loadConfig() {
   }
   $("devPrimes").checked = q.has("devPrimes") ? q.get("devPrimes") === "1" : saved.devPrimes === true;
   $("fastKdf").checked = q.has("fastKdf") ? q.get("fastKdf") === "1" : saved.fastKdf === true;
+  // presign-web
+  if (q.get("kind") === "independent" || q.get("kind") === "hd") $("kind").value = q.get("kind");
+  if (q.has("presignTarget")) $("presignTarget").value = q.get("presignTarget");
+  if (q.has("presignAuto")) $("presignAuto").checked = q.get("presignAuto") === "1";
+  if (["auto", "off", "require"].includes(q.get("presign") ?? "")) $("presign-mode").value = q.get("presign");
 }
 
 function readConfig() {
@@ -43,7 +49,9 @@ function readConfig() {
   }
   c.insecureDevPrimes = $("devPrimes").checked;
   c.insecureFastKdf = $("fastKdf").checked;
-  const { passphrase: _omit, ...persist } = { ...c, devPrimes: c.insecureDevPrimes, fastKdf: c.insecureFastKdf };
+  // presign-web
+  c.presignPool = { target: Number($("presignTarget").value || 2), auto: $("presignAuto").checked };
+  const { passphrase: _omit, presignPool: _pool, ...persist } = { ...c, devPrimes: c.insecureDevPrimes, fastKdf: c.insecureFastKdf };
   localStorage.setItem(STORE, JSON.stringify(persist));
   return c;
 }
@@ -124,7 +132,10 @@ async function open() {
   const mode = new URLSearchParams(location.search).get("mode") === "inline" ? "inline" : "auto";
   client = await WalletClient.open(readConfig(), { mode });
   demo.mode = client.mode;
+  client.onPresignPool(onPoolEvent); // presign-web
+  Object.defineProperty(demo, "client", { value: client, configurable: true, enumerable: false }); // tests and benchmarks
   await refresh();
+  await refreshPool().catch(() => undefined);
 }
 
 async function run(f) {
@@ -160,7 +171,7 @@ $("create").addEventListener("click", () =>
   run(async () => {
     $("progress").hidden = false;
     $("progress-bar").value = 0;
-    const w = await client.createWallet({ accounts: 1, kind: "hd", label: "demo", onProgress: progress });
+    const w = await client.createWallet({ accounts: 1, kind: $("kind").value, label: "demo", onProgress: progress });
     demo.primesSource = w.primesSource ?? null;
     $("primes-source").textContent = w.primesSource === "prepared" ? "prepared primes used (consumed)" : (w.primesSource ?? "—");
     $("primes-source").dataset.source = w.primesSource ?? "";
@@ -174,6 +185,7 @@ $("create").addEventListener("click", () =>
     renderTimings();
     $("progress-label").textContent = "wallet created";
     await refresh();
+    await refreshPool().catch(() => undefined);
   }),
 );
 
@@ -196,14 +208,17 @@ $("sign-msg").addEventListener("click", () =>
     const message = $("message").value;
     $("msg-sig").textContent = "signing…";
     $("msg-verify").textContent = "";
+    delete $("msg-verify").dataset.ok; // presign-web: no stale result while signing
+    $("msg-presigned").textContent = "";
     const t0 = performance.now();
-    const sig = await client.signMessage(message, { onProgress: progress });
+    const sig = await client.signMessage(message, { onProgress: progress, presign: $("presign-mode").value });
     demo.timings.signMessageMs = Math.round(performance.now() - t0);
     renderTimings();
     $("msg-sig").textContent = `r   ${sig.r}\ns   ${sig.s}\nv   ${sig.v}\nrsv ${sig.rsv}`;
     const signer = await recoverMessageSigner(message, sig.rsv);
     const ok = signer.toLowerCase() === demo.address.toLowerCase();
-    demo.message = { message, rsv: sig.rsv, signer, address: demo.address, ok };
+    demo.message = { message, rsv: sig.rsv, signer, address: demo.address, ok, presigned: sig.presigned, onlineMs: sig.onlineMs ?? null, presign: sig.presign ?? null };
+    showPresigned($("msg-presigned"), sig);
     verifyLine($("msg-verify"), ok, ok ? `verified: viem recovers ${signer} = the wallet's address` : `MISMATCH: viem recovers ${signer}, wallet is ${demo.address}`);
   }),
 );
@@ -212,6 +227,8 @@ $("sign-tx-btn").addEventListener("click", () =>
   run(async () => {
     $("tx-sig").textContent = "signing…";
     $("tx-verify").textContent = "";
+    delete $("tx-verify").dataset.ok; // presign-web: no stale result while signing
+    $("tx-presigned").textContent = "";
     const unsigned = unsignedEip1559({
       chainId: Number($("tx-chain").value),
       nonce: Number($("tx-nonce").value),
@@ -222,13 +239,14 @@ $("sign-tx-btn").addEventListener("click", () =>
       gas: $("tx-gas").value.trim(),
     });
     const t0 = performance.now();
-    const res = await client.signTransaction(unsigned, { onProgress: progress });
+    const res = await client.signTransaction(unsigned, { onProgress: progress, presign: $("presign-mode").value });
     demo.timings.signTxMs = Math.round(performance.now() - t0);
     renderTimings();
     $("tx-sig").textContent = `type ${res.txType}\nr    ${res.r}\ns    ${res.s}\nv    ${res.v}\nhash ${res.transactionHash}\nraw  ${res.signedTransaction}`;
     const rec = await recoverTxSigner(res.signedTransaction);
     const ok = rec.signer.toLowerCase() === demo.address.toLowerCase() && rec.hash === res.transactionHash;
-    demo.tx = { unsigned, signed: res.signedTransaction, hash: res.transactionHash, signer: rec.signer, address: demo.address, ok };
+    demo.tx = { unsigned, signed: res.signedTransaction, hash: res.transactionHash, signer: rec.signer, address: demo.address, ok, presigned: res.presigned, onlineMs: res.onlineMs ?? null, presign: res.presign ?? null };
+    showPresigned($("tx-presigned"), res);
     verifyLine($("tx-verify"), ok, ok ? `verified: viem recovers ${rec.signer} = the wallet's address; hash ${rec.hash}` : `MISMATCH: viem recovers ${rec.signer} (hash ${rec.hash})`);
   }),
 );
@@ -286,6 +304,72 @@ $("prepare").addEventListener("click", () => {
 
 $("prepare-stop").addEventListener("click", () => {
   client.stopPrepare().then(refreshPrepared).catch(showError);
+});
+
+// ---------------------------------------------------------------------------------
+// presign-web: presignature pool
+
+function showPresigned(el, sig) {
+  el.dataset.presigned = sig.presigned ? "true" : "false";
+  if (sig.presigned) {
+    const t = sig.presign?.timings ?? {};
+    el.textContent = `from the presignature pool: online ${sig.onlineMs?.toFixed(1)} ms (take ${t.takeMs?.toFixed(1)} · partial ${t.partialMs?.toFixed(1)} · cosigner round trip ${t.rpcMs?.toFixed(1)} · combine+verify ${t.combineMs?.toFixed(1)} ms); presignature ${sig.presign?.presignatureId}`;
+  } else {
+    const why = sig.presign?.fallback ? ` (pool: ${sig.presign.fallback})` : "";
+    el.textContent = `full signing${why}: ${fmtMs(sig.elapsedMs)}`;
+  }
+}
+
+function renderPool(s) {
+  demo.pool = s;
+  const el = $("pool-status");
+  el.dataset.device = String(s.device);
+  el.dataset.cosigner = String(s.cosigner ?? "");
+  el.dataset.running = s.running ? "true" : "false";
+  el.textContent = `account ${s.accountId}: ${s.device} presignature(s) in this browser, ${s.cosigner ?? "?"} at the cosigner (${s.usable ?? "?"} usable, ${s.cosignerRunning} running there, cap ${s.cosignerCap || "?"}), target ${s.target}${s.running ? ", refill running" : ""}`;
+}
+
+async function refreshPool() {
+  const info = await client.walletInfo();
+  if (!info || info.accounts[0]?.kind !== "independent") {
+    $("pool-status").textContent = info ? "HD account: no presignatures (full signing)" : "—";
+    $("pool-status").dataset.device = "";
+    demo.pool = null;
+    return;
+  }
+  renderPool(await client.presignPoolStatus());
+}
+
+function onPoolEvent(e) {
+  demo.poolEvents.push({ type: e.type, accountId: e.accountId, at: Date.now(), ...(e.type === "error" ? { error: e.error } : {}) });
+  if (e.type === "progress") $("pool-progress").textContent = `refill: ${e.event.message} (${e.event.percent.toFixed(0)}%)`;
+  else if (e.type === "status") {
+    $("pool-progress").textContent = `refill done: +${e.status.generated ?? 0} in ${fmtMs(e.status.elapsedMs ?? 0)}`;
+    renderPool(e.status);
+  } else if (e.type === "error") $("pool-progress").textContent = `refill failed: [${e.error.code}] ${e.error.message}`;
+}
+
+$("pool-refresh").addEventListener("click", () => {
+  showError(null);
+  refreshPool().catch(showError);
+});
+
+$("pool-refill").addEventListener("click", () => {
+  // Not through run(): the refill runs in its own Worker, signing stays available.
+  showError(null);
+  $("pool-refill").disabled = true;
+  $("pool-status").dataset.running = "true";
+  const t0 = performance.now();
+  client
+    .refillPresignatures()
+    .then((s) => {
+      demo.timings.refillMs = Math.round(performance.now() - t0);
+      renderPool(s);
+    })
+    .catch(showError)
+    .finally(() => {
+      $("pool-refill").disabled = false;
+    });
 });
 
 loadConfig();

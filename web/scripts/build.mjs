@@ -29,7 +29,12 @@ const common = {
 };
 await esbuild.build({
   ...common,
-  entryPoints: { "wallet-mpc": join(root, "src", "index.ts"), worker: join(root, "src", "worker.ts") },
+  entryPoints: {
+    "wallet-mpc": join(root, "src", "index.ts"),
+    worker: join(root, "src", "worker.ts"),
+    // presign-web: the presign Worker (background presignature refills).
+    "pool-worker": join(root, "src", "pool-worker.ts"),
+  },
   outdir: join(root, "browser"),
   minify: true,
 });

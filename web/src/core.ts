@@ -42,6 +42,10 @@ import { loadWasm, wasmError, type Mpc } from "./wasm.js";
 import * as primeStore from "./prime-store.js";
 import { defaultWorkers, isPreparing, prepareOnce, PRIMES_NEEDED, stopPreparation, type CoordinatorConfig, type PrimeProgress } from "./primes.js";
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
+// presign-web: presignature pools.
+import { PresignatureError } from "./errors.js";
+import * as pool from "./pool.js";
+import type { PresignMode, PresignPoolStatus, PresignSignInfo, RefillOptions } from "./types.js";
 
 const DEVICE = 0;
 const COSIGNER = 1;
@@ -241,6 +245,8 @@ export class WalletCore {
     this.bundleCache?.free();
     this.bundleCache = undefined;
     await storage.deleteWallet(this.walletName);
+    // presign-web: the presignatures and tombstones of this wallet name go with it.
+    await pool.deletePool(this.walletName);
   }
 
   private async record(): Promise<storage.WalletRecord> {
@@ -737,6 +743,29 @@ export class WalletCore {
     const mpc = await this.wasm();
     const bundle = await this.bundle(rec);
     const pbDigest = digestKindToPb(digest);
+
+    // presign-web: the fast path, one round trip from the presignature pool.
+    const presignMode: PresignMode = opts.presign ?? "auto";
+    if (presignMode !== "auto" && presignMode !== "off" && presignMode !== "require") {
+      throw new InvalidInputError(`presign must be "auto", "off" or "require", got ${JSON.stringify(presignMode)}`);
+    }
+    const eligible = acct.kind === "independent" && path === "";
+    if (presignMode === "require" && !eligible) {
+      throw new PresignatureError(
+        acct.kind !== "independent"
+          ? `account ${acct.accountId} is an HD account: presignatures exist only for independent accounts (the protocol forbids presignatures with HD derivation)`
+          : `presignatures sign at the root of an independent account only, not at ${path}`,
+        { reason: "not_eligible", accountId: acct.accountId },
+      );
+    }
+    let presignInfo: PresignSignInfo | undefined;
+    if (eligible && presignMode !== "off") {
+      const fast = await this.signFromPool(rec, bundle, mpc, acct, preimage, digest, payloadKind, rep);
+      if ("result" in fast) return fast.result;
+      if (presignMode === "require") throw fast.error;
+      presignInfo = fast.info;
+    }
+
     const expected = await this.getPublicKey(acct.accountId, path);
 
     rep.emit("connect", 0, "asking the cosigner to sign");
@@ -812,6 +841,8 @@ export class WalletCore {
       signers,
       requestId: started.requestId,
       elapsedMs: rep.elapsedMs,
+      presigned: false,
+      ...(presignInfo ? { presign: presignInfo } : {}),
     };
   }
 
@@ -847,6 +878,142 @@ export class WalletCore {
       signedTransaction: `0x${bytesToHex(signed)}`,
       transactionHash: keccakHex(signed),
     };
+  }
+
+  // ---------------------------------------------------------------------------------
+  // presign-web: presignature pools (src/pool.ts)
+
+  /** Validated `presignPool` settings. */
+  private presignConfig(): { target: number; auto: boolean; concurrency: number } {
+    const c = this.config.presignPool ?? {};
+    const target = c.target ?? pool.DEFAULT_TARGET;
+    const concurrency = c.concurrency ?? pool.DEFAULT_CONCURRENCY;
+    if (!Number.isInteger(target) || target < 0 || target > pool.MAX_TARGET) {
+      throw new ConfigError(`presignPool.target must be an integer in 0..=${pool.MAX_TARGET}, got ${String(target)}`);
+    }
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 4) {
+      throw new ConfigError(`presignPool.concurrency must be an integer in 1..=4, got ${String(concurrency)}`);
+    }
+    return { target, auto: c.auto !== false, concurrency };
+  }
+
+  private poolContext(rec: storage.WalletRecord, bundle: Bundle, mpc: Mpc): pool.PoolContext {
+    return {
+      walletName: rec.walletName,
+      walletId: rec.walletId,
+      protection: rec.protection,
+      mpc,
+      cosigner: this.cosigner(),
+      identitySecret: () => bundle.identitySecret(),
+    };
+  }
+
+  private independentAccount(rec: storage.WalletRecord, accountId: string | undefined): AccountInfo {
+    const acct = this.findAccount(rec, accountId);
+    if (acct.kind !== "independent") {
+      throw new PresignatureError(
+        `account ${acct.accountId} is an HD account: presignatures exist only for independent accounts (create the wallet with kind "independent")`,
+        { reason: "not_eligible", accountId: acct.accountId },
+      );
+    }
+    return acct;
+  }
+
+  /** One signature from the pool, or why not (the caller falls back or throws). */
+  private async signFromPool(
+    rec: storage.WalletRecord,
+    bundle: Bundle,
+    mpc: Mpc,
+    acct: AccountInfo,
+    preimage: Uint8Array,
+    digest: DigestKind,
+    payloadKind: PayloadKind,
+    rep: Reporter,
+  ): Promise<{ result: SignatureResult } | { info: PresignSignInfo; error: PresignatureError }> {
+    rep.emit("connect", 0, "signing from the presignature pool");
+    const out = await pool.signFromPool(this.poolContext(rec, bundle, mpc), {
+      accountId: acct.accountId,
+      publicKey: acct.publicKey,
+      preimage,
+      digest,
+      pbDigest: digestKindToPb(digest),
+      pbPayloadKind: payloadKindToPb(payloadKind),
+    });
+    if (out.kind === "signed") {
+      rep.emit("sign", 100, "signed from the presignature pool", { finished: true });
+      const sig = out.sig;
+      const yParity = sig.yParity === 1 ? 1 : 0;
+      return {
+        result: {
+          accountId: acct.accountId,
+          derivationPath: "m",
+          r: `0x${sig.r}`,
+          s: `0x${sig.s}`,
+          yParity,
+          v: 27 + yParity,
+          rsv: `0x${sig.rsv}`,
+          der: sig.der,
+          digest: `0x${sig.digest}`,
+          publicKey: sig.publicKey,
+          ethereumAddress: sig.ethereumAddress,
+          signers: out.signers,
+          requestId: out.requestId,
+          elapsedMs: rep.elapsedMs,
+          presigned: true,
+          onlineMs: out.timings.totalMs,
+          presign: { presignatureId: out.presignatureId, timings: out.timings },
+        },
+      };
+    }
+    if (out.kind === "empty") {
+      return { info: { fallback: "empty" }, error: pool.requireError("empty", acct.accountId) };
+    }
+    const reason = out.kind === "unavailable" ? out.reason : "corrupt";
+    return {
+      info: { fallback: reason, presignatureId: out.presignatureId },
+      error: pool.requireError(reason, acct.accountId, { presignatureId: out.presignatureId, cause: out.message }),
+    };
+  }
+
+  /**
+   * Fills the presignature pool of an independent account (default: the first) up to
+   * `target` (default `presignPool.target`). Runs the presignature sessions in THIS
+   * context: `WalletClient` calls it in its separate presign Worker.
+   */
+  async refillPresignatures(opts: RefillOptions = {}): Promise<PresignPoolStatus> {
+    const rec = await this.record();
+    const acct = this.independentAccount(rec, opts.accountId);
+    const cfg = this.presignConfig();
+    const target = opts.target ?? cfg.target;
+    if (!Number.isInteger(target) || target < 0 || target > pool.MAX_TARGET) {
+      throw new InvalidInputError(`target must be an integer in 0..=${pool.MAX_TARGET}, got ${String(target)}`);
+    }
+    const mpc = await this.wasm();
+    const bundle = await this.bundle(rec);
+    const ctx = this.poolContext(rec, bundle, mpc);
+    if ((await pool.listPresignatures(ctx, acct.accountId)).length >= target) {
+      return pool.poolStatus(ctx, acct.accountId, target, false);
+    }
+    const params: pool.RefillParams = { accountId: acct.accountId, target, concurrency: cfg.concurrency };
+    if (opts.onProgress) params.onProgress = opts.onProgress;
+    return pool.refillPool(
+      {
+        ...ctx,
+        bundle,
+        room: (r) => this.room(r as SessionRoom | undefined, "presign"),
+        sessionOpts: this.sessionOpts(),
+      },
+      params,
+    );
+  }
+
+  /** Pool of an independent account (default: the first): this device's count and the cosigner's. */
+  async presignPoolStatus(accountId?: string): Promise<PresignPoolStatus> {
+    const rec = await this.record();
+    const acct = this.independentAccount(rec, accountId);
+    const mpc = await this.wasm();
+    const bundle = await this.bundle(rec);
+    return pool.poolStatus(this.poolContext(rec, bundle, mpc), acct.accountId, this.presignConfig().target, true);
   }
 }
 

@@ -15,7 +15,13 @@ import {
   type CreateWalletResponse,
   type HealthResponse,
 } from "./gen/wallet/cosigner/v1/cosigner_pb.js";
+import type {
+  PresignPoolStatusResponse,
+  SignWithPresignatureResponse,
+  StartPresignResponse,
+} from "./gen/wallet/cosigner/v1/cosigner_pb.js";
 import { ConfigError, CosignerError, InvalidInputError, SessionError, UnavailableError, WalletError } from "./errors.js";
+import { PresignatureError } from "./errors.js";
 
 /** Validates and normalises a base URL (no trailing slash). */
 export function normalizeUrl(what: string, url: string | undefined): string {
@@ -131,6 +137,60 @@ export class CosignerClient {
 
   listAccounts(auth: WasmAuth) {
     return this.call("ListAccounts", () => this.client.listAccounts({ auth: toAuth(auth) }));
+  }
+
+  // presign-web: presignature pools (proto comments are the contract).
+
+  /**
+   * Opens presignature sessions for an independent account. `null` when the cosigner's
+   * pool for this account is full (RESOURCE_EXHAUSTED); a `PresignatureError` (reason
+   * `disabled`) when the cosigner has presignatures off.
+   */
+  async startPresign(
+    auth: WasmAuth,
+    req: { accountId: string; count: number; releaseIds: string[] },
+  ): Promise<StartPresignResponse | null> {
+    try {
+      return await this.client.startPresign({ auth: toAuth(auth), ...req });
+    } catch (e) {
+      const ce = ConnectError.from(e);
+      if (ce.code === Code.ResourceExhausted && /presignature pool/i.test(ce.rawMessage)) return null;
+      if (ce.code === Code.FailedPrecondition && /disabled/i.test(ce.rawMessage)) {
+        throw new PresignatureError(`the cosigner has presignatures turned off: ${ce.rawMessage}`, {
+          reason: "disabled",
+          url: this.url,
+        });
+      }
+      throw cosignerError(e, this.url, "StartPresign");
+    }
+  }
+
+  /** The cosigner's presignature pools for this caller (`accountId` empty: every independent account). */
+  presignPoolStatus(auth: WasmAuth, accountId: string): Promise<PresignPoolStatusResponse> {
+    return this.call("PresignPoolStatus", () => this.client.presignPoolStatus({ auth: toAuth(auth), accountId }));
+  }
+
+  /**
+   * Asks for the cosigner's partial signature with a presignature. An unknown or used
+   * id (FAILED_PRECONDITION with the `x-presignature-error` trailer) resolves to
+   * `{ unavailable: "unknown" | "used" }`; every other failure throws a typed error
+   * (policy refusals stay `policy_denied`).
+   */
+  async signWithPresignature(
+    auth: WasmAuth,
+    req: { accountId: string; presignatureId: string; preimage: Uint8Array; digest: number; payloadKind: number },
+    timeoutMs = 30_000,
+  ): Promise<{ response: SignWithPresignatureResponse } | { unavailable: "unknown" | "used"; message: string }> {
+    try {
+      return { response: await this.client.signWithPresignature({ auth: toAuth(auth), ...req }, { timeoutMs }) };
+    } catch (e) {
+      const ce = ConnectError.from(e);
+      const kind = ce.metadata.get("x-presignature-error")?.trim().toLowerCase();
+      if (ce.code === Code.FailedPrecondition && (kind === "unknown" || kind === "used")) {
+        return { unavailable: kind, message: ce.rawMessage };
+      }
+      throw cosignerError(e, this.url, "SignWithPresignature");
+    }
   }
 }
 

@@ -46,6 +46,11 @@ export async function dispatch(
       return core.signMessage(a[0] as never, a[1] as never);
     case "signTransaction":
       return core.signTransaction(a[0] as never, a[1] as never);
+    // presign-web: presignature pools.
+    case "refillPresignatures":
+      return core.refillPresignatures(a[0] as never);
+    case "presignPoolStatus":
+      return core.presignPoolStatus(a[0] as string | undefined);
     default:
       throw new InvalidInputError(`unknown method ${JSON.stringify(method)}`);
   }

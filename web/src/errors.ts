@@ -28,7 +28,9 @@ export type ErrorCode =
   | "wasm"
   | "verification_failed"
   | "aborted"
-  | "internal";
+  | "internal"
+  // presign-web: signing from the presignature pool (see PresignatureError)
+  | "presignature_unavailable";
 
 /** The shape of an error on the wire (Worker messages). */
 export interface SerializedError {
@@ -129,7 +131,24 @@ export class StorageError extends WalletError {
   }
 }
 
+// presign-web: presignature pool errors.
+/**
+ * Signing from the presignature pool was required (`presign: "require"`) but is not
+ * possible: `details.reason` is `empty` (no presignature left for the account),
+ * `unknown` / `used` (the cosigner does not hold that presignature or already used it:
+ * it was discarded), `not_eligible` (an HD account or a derived path: presignatures
+ * exist only for independent accounts at the root) or `disabled` (the cosigner has
+ * presignatures turned off).
+ */
+export class PresignatureError extends WalletError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super("presignature_unavailable", message, details);
+    this.name = "PresignatureError";
+  }
+}
+
 const CLASS_BY_NAME: Record<string, (e: SerializedError) => WalletError> = {
+  PresignatureError: (e) => new PresignatureError(e.message, e.details),
   ConfigError: (e) => new ConfigError(e.message, e.details),
   InvalidInputError: (e) => new InvalidInputError(e.message, e.details),
   UnavailableError: (e) => new UnavailableError(e.code as "cosigner_unavailable", e.message, e.details),

@@ -24,7 +24,10 @@ import type {
   DigestKind,
   OnProgress,
   PayloadKind,
+  PresignPoolEvent,
+  PresignPoolStatus,
   PublicKeyInfo,
+  RefillOptions,
   SignatureResult,
   SignedTransaction,
   SignOptions,
@@ -46,6 +49,8 @@ export interface ClientOptions {
   mode?: "auto" | "worker" | "inline";
   /** URL of the worker script (default: `./worker.js` next to this module). */
   workerUrl?: string | URL;
+  /** URL of the presign Worker script (default: `./pool-worker.js` next to this module). */
+  poolWorkerUrl?: string | URL;
 }
 
 interface Backend {
@@ -62,10 +67,14 @@ class WorkerBackend implements Backend {
   constructor(
     private readonly config: WalletConfig,
     workerUrl: string | URL | undefined,
+    /** presign-web: an already started worker (the presign Worker). */
+    worker?: Worker,
   ) {
     // The literal `new Worker(new URL("./worker.js", import.meta.url), ...)` form is the
     // one bundlers (webpack 5, Vite, Parcel) recognise and rewrite.
-    this.worker = workerUrl
+    this.worker = worker
+      ? worker
+      : workerUrl
       ? new Worker(workerUrl, { type: "module", name: "wallet-mpc" })
       : new Worker(new URL("./worker.js", import.meta.url), { type: "module", name: "wallet-mpc" });
     const url = String(workerUrl ?? "worker.js");
@@ -157,6 +166,8 @@ export class WalletClient {
     private readonly backend: Backend,
     /** `worker` or `inline`. */
     readonly mode: "worker" | "inline",
+    /** presign-web: the presignature pools of this client. */
+    private readonly presignPool: PresignPoolClient,
   ) {}
 
   /** Opens a client (starts the worker; nothing is sent over the network yet). */
@@ -170,9 +181,15 @@ export class WalletClient {
       throw new WalletError("unsupported", "Web Workers are not available here; use mode: \"inline\"");
     }
     if (want !== "inline" && canWorker) {
-      return new WalletClient(new WorkerBackend(cfg, options.workerUrl), "worker");
+      return WalletClient.withPresignPool(cfg, new WorkerBackend(cfg, options.workerUrl), "worker", options);
     }
-    return new WalletClient(new InlineBackend(cfg), "inline");
+    return WalletClient.withPresignPool(cfg, new InlineBackend(cfg), "inline", options);
+  }
+
+  /** presign-web: a client whose backend triggers background refills (worker mode). */
+  private static withPresignPool(cfg: WalletConfig, backend: Backend, mode: "worker" | "inline", options: ClientOptions): WalletClient {
+    const presign = new PresignPoolClient(cfg, backend, mode, options.poolWorkerUrl);
+    return new WalletClient(new PresignHookBackend(backend, presign), mode, presign);
   }
 
   /** Stops the worker; pending calls fail with `aborted`. */
@@ -260,6 +277,165 @@ export class WalletClient {
   signPreimage(preimage: Uint8Array, digest: DigestKind, payloadKind: PayloadKind = "raw", options: SignOptions = {}): Promise<SignatureResult> {
     const [rest, onProgress] = stripProgress(options);
     return this.backend.call("signPreimage", [preimage, digest, payloadKind, rest], onProgress, 3) as Promise<SignatureResult>;
+  }
+
+  // presign-web: presignature pools.
+
+  /**
+   * Fills the presignature pool of an independent account (default: the first) up to
+   * `target` (default `presignPool.target`), in the separate presign Worker (worker
+   * mode) or in the calling thread (inline mode). Resolves to the settled status.
+   */
+  refillPresignatures(options: RefillOptions = {}): Promise<PresignPoolStatus> {
+    return this.presignPool.refill(options);
+  }
+
+  /** This device's and the cosigner's presignatures for an independent account, and whether a refill runs. */
+  presignPoolStatus(accountId?: string): Promise<PresignPoolStatus> {
+    return this.presignPool.status(accountId);
+  }
+
+  /** Listens to refills (background and explicit): progress, settled status, errors. Returns an unsubscribe function. */
+  onPresignPool(listener: (event: PresignPoolEvent) => void): () => void {
+    return this.presignPool.on(listener);
+  }
+}
+
+// ---------------------------------------------------------------------------------
+// presign-web: presignature pools
+
+/** Methods whose result may call for a background refill. */
+const REFILL_AFTER: ReadonlySet<CoreMethod> = new Set<CoreMethod>(["createWallet", "signMessage", "signTransaction", "signPreimage"]);
+
+/**
+ * The pools of one client: refills and status go to the separate presign Worker
+ * (`pool-worker.ts`) in worker mode, so that the seconds of wasm CPU of each presignature never
+ * block the protocol Worker that signs; in inline mode they run in the calling thread,
+ * only when asked for.
+ */
+class PresignPoolClient {
+  private worker: Backend | undefined;
+  private readonly listeners = new Set<(e: PresignPoolEvent) => void>();
+  private readonly background = new Map<string, { again: boolean }>();
+
+  constructor(
+    private readonly config: WalletConfig,
+    private readonly main: Backend,
+    private readonly mode: "worker" | "inline",
+    private readonly workerUrl: string | URL | undefined,
+  ) {}
+
+  private backend(): Backend {
+    if (this.mode === "inline") return this.main;
+    if (!this.worker) {
+      const w = this.workerUrl
+        ? new Worker(this.workerUrl, { type: "module", name: "wallet-mpc-presign" })
+        : new Worker(new URL("./pool-worker.js", import.meta.url), { type: "module", name: "wallet-mpc-presign" });
+      this.worker = new WorkerBackend(this.config, this.workerUrl ?? "pool-worker.js", w);
+    }
+    return this.worker;
+  }
+
+  /** Background refills: worker mode, `presignPool.auto` not false, target > 0. */
+  get auto(): boolean {
+    const p = this.config.presignPool;
+    return this.mode === "worker" && p?.auto !== false && (p?.target ?? 2) > 0;
+  }
+
+  private emit(e: PresignPoolEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // a listener's exception is ignored
+      }
+    }
+  }
+
+  on(listener: (e: PresignPoolEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async refill(options: RefillOptions): Promise<PresignPoolStatus> {
+    const [rest, onProgress] = stripProgress(options);
+    const progress: OnProgress = (event) => {
+      this.emit({ type: "progress", accountId: event.accountId ?? rest.accountId ?? "", event });
+      onProgress?.(event);
+    };
+    const status = (await this.backend().call("refillPresignatures", [rest], progress, 0)) as PresignPoolStatus;
+    this.emit({ type: "status", accountId: status.accountId, status });
+    return status;
+  }
+
+  status(accountId?: string): Promise<PresignPoolStatus> {
+    return this.backend().call("presignPoolStatus", [accountId]) as Promise<PresignPoolStatus>;
+  }
+
+  /** Starts (or queues one more) background refill of an account. */
+  kick(accountId: string): void {
+    if (!this.auto) return;
+    const running = this.background.get(accountId);
+    if (running) {
+      running.again = true;
+      return;
+    }
+    const state = { again: false };
+    this.background.set(accountId, state);
+    void (async () => {
+      try {
+        do {
+          state.again = false;
+          await this.refill({ accountId });
+        } while (state.again);
+      } catch (e) {
+        const err = toWalletError(e);
+        this.emit({ type: "error", accountId, error: { code: err.code, message: err.message } });
+      } finally {
+        this.background.delete(accountId);
+      }
+    })();
+  }
+
+  /** After a call: refill the pool of the account it concerned, when eligible. */
+  after(method: CoreMethod, value: unknown): void {
+    if (!this.auto || !REFILL_AFTER.has(method) || !value || typeof value !== "object") return;
+    if (method === "createWallet") {
+      const first = (value as WalletInfo).accounts?.[0];
+      if (first?.kind === "independent") this.kick(first.accountId);
+      return;
+    }
+    const sig = value as SignatureResult;
+    if (sig.presign) this.kick(sig.accountId); // eligible account, presign not "off"
+  }
+
+  terminate(): void {
+    this.worker?.terminate();
+    this.worker = undefined;
+  }
+}
+
+/** Passes calls through and lets the pool react to their results. */
+class PresignHookBackend implements Backend {
+  constructor(
+    private readonly inner: Backend,
+    private readonly presign: PresignPoolClient,
+  ) {}
+
+  call(method: CoreMethod, args: unknown[], onProgress?: OnProgress, progressArg?: number): Promise<unknown> {
+    const p = this.inner.call(method, args, onProgress, progressArg);
+    if (REFILL_AFTER.has(method)) {
+      p.then(
+        (v) => this.presign.after(method, v),
+        () => undefined,
+      );
+    }
+    return p;
+  }
+
+  terminate(): void {
+    this.inner.terminate();
+    this.presign.terminate();
   }
 }
 

@@ -23,7 +23,10 @@ export type CoreMethod =
   | "createWallet"
   | "signPreimage"
   | "signMessage"
-  | "signTransaction";
+  | "signTransaction"
+  // presign-web: presignature pools (served by the presign Worker in worker mode)
+  | "refillPresignatures"
+  | "presignPoolStatus";
 
 /** Page → worker. */
 export interface CallMessage {

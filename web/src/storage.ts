@@ -219,3 +219,16 @@ export async function decryptBundle(rec: WalletRecord): Promise<Uint8Array | und
     throw new StorageError("storage", `wallet "${rec.walletName}" cannot be decrypted (damaged or altered record)`);
   }
 }
+
+// ---------------------------------------------------------------------------------
+// presign-web: the presignature pool (src/pool.ts) encrypts under the wallet's key.
+
+/**
+ * The non-extractable AES-GCM key of a `webcrypto` wallet (the one that encrypts its
+ * bundle), or `undefined` when there is none (passphrase wallets, missing key).
+ */
+export async function getWalletKey(walletName: string): Promise<CryptoKey | undefined> {
+  const db = await openDb();
+  const tx = db.transaction(KEYS, "readonly");
+  return (await req(tx.objectStore(KEYS).get(walletName))) as CryptoKey | undefined;
+}

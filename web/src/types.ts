@@ -37,10 +37,14 @@ export interface WalletConfig {
   sessionTimeoutMs?: number;
   /** Deadline of the recovery agent's job, ms (default 20 min). */
   agentTimeoutMs?: number;
+  /** Presignature pool of independent accounts (see {@link PresignPoolConfig}). */
+  presignPool?: PresignPoolConfig;
 }
 
 /** Phases reported by progress events. */
-export type Phase = "connect" | "primes" | "aux-info" | "keygen" | "agent" | "confirm" | "store" | "sign";
+export type Phase = "connect" | "primes" | "aux-info" | "keygen" | "agent" | "confirm" | "store" | "sign"
+  // presign-web: a presignature refill
+  | "presign";
 
 /** A progress report. */
 export interface ProgressEvent {
@@ -139,6 +143,13 @@ export interface SignOptions {
   /** BIP-32 path (non-hardened), e.g. `m/44/60/0/0/0`; default: the root key. */
   derivationPath?: string;
   onProgress?: OnProgress;
+  /**
+   * Presignature fast path (independent accounts at the root only): `auto` (default)
+   * signs from the pool when a presignature is available and falls back to full
+   * signing otherwise; `off` always runs full signing; `require` fails with a
+   * `PresignatureError` (`presignature_unavailable`) instead of falling back.
+   */
+  presign?: PresignMode;
 }
 
 /** A verified signature. */
@@ -168,6 +179,15 @@ export interface SignatureResult {
   requestId: string;
   /** Wall time, ms. */
   elapsedMs: number;
+  /** Whether the signature came from the presignature pool (one round trip). */
+  presigned: boolean;
+  /**
+   * Online time of a pooled signature, ms: take + partial + cosigner round trip +
+   * combine + verify (`presign.timings` breaks it down). Absent for full signing.
+   */
+  onlineMs?: number;
+  /** Presignature details when the account is eligible and `presign` was not `off`. */
+  presign?: PresignSignInfo;
 }
 
 /** A signed Ethereum transaction. */
@@ -279,3 +299,99 @@ export interface CreateWalletOptions {
   /** Parallel prime searches if primes must be searched (default: the config's `primeWorkers`). */
   primeWorkers?: number;
 }
+// presign-web: presignature pools
+
+/** `auto` | `off` | `require` (see {@link SignOptions.presign}). */
+export type PresignMode = "auto" | "off" | "require";
+
+/** Presignature pool settings ({@link WalletConfig.presignPool}). */
+export interface PresignPoolConfig {
+  /** Presignatures to keep per independent account (0..=32; default 2; 0 disables refills). */
+  target?: number;
+  /**
+   * Background refill (worker mode only; default true): after a wallet with
+   * independent accounts is created (its first account) and after each signature of an
+   * independent account at the root, in the separate presign Worker. In inline mode
+   * refills run only when {@link WalletClient.refillPresignatures} is called.
+   */
+  auto?: boolean;
+  /** Presignature sessions run at once by one refill (1..=4; default 2). */
+  concurrency?: number;
+}
+
+/** How a signature used (or could not use) the pool. */
+export interface PresignSignInfo {
+  /** Id of the presignature used (or discarded). */
+  presignatureId?: string;
+  /**
+   * Why full signing ran instead: `empty` (no presignature), `unknown` / `used` (the
+   * cosigner did not hold it / had used it: discarded), `disabled` (the cosigner has
+   * presignatures off), `corrupt` (the stored presignature did not decrypt: discarded).
+   */
+  fallback?: "empty" | "unknown" | "used" | "disabled" | "corrupt";
+  /** Breakdown of the online time, ms (pooled signatures only). */
+  timings?: PresignTimings;
+}
+
+/** Breakdown of a pooled signature's online time, ms. */
+export interface PresignTimings {
+  /** IndexedDB readwrite transaction (delete + tombstone, durability strict) until committed. */
+  takeMs: number;
+  /** AES-GCM decryption and parsing of the presignature. */
+  decryptMs: number;
+  /** wasm: this device's partial signature (consumes the presignature). */
+  partialMs: number;
+  /** wasm: the request signature (ed25519) of SignWithPresignature. */
+  authMs: number;
+  /** SignWithPresignature round trip (the cosigner's policy, audit log and store commit included). */
+  rpcMs: number;
+  /** wasm: combining both partials and verifying the signature against the account key. */
+  combineMs: number;
+  /** All of the above. */
+  totalMs: number;
+}
+
+/** Options of {@link WalletClient.refillPresignatures}. */
+export interface RefillOptions {
+  /** Account (default: the first account); must be independent. */
+  accountId?: string;
+  /** Fill up to this many (default: `presignPool.target`). */
+  target?: number;
+  /** Progress (phase `presign`: `round` = presignatures done, `totalRounds` = asked for). */
+  onProgress?: OnProgress;
+}
+
+/** State of one account's presignature pool. */
+export interface PresignPoolStatus {
+  accountId: string;
+  /** Signer pair of the pool (device and cosigner): `[0, 1]`. */
+  signers: number[];
+  /** Presignatures stored (encrypted) in this browser. */
+  device: number;
+  /** Presignatures the cosigner holds for this pair (`null` when not asked). */
+  cosigner: number | null;
+  /** Held by both sides (usable), `null` when the cosigner was not asked. */
+  usable: number | null;
+  /** Sessions the cosigner still runs. */
+  cosignerRunning: number;
+  /** The cosigner's per-account cap. */
+  cosignerCap: number;
+  /** Whether a refill of this account runs in this client. */
+  running: boolean;
+  /** Configured target. */
+  target: number;
+  /** Refill results (refills only). */
+  generated?: number;
+  failed?: number;
+  /** Presignatures only one side held, dropped/released while reconciling. */
+  discarded?: number;
+  /** Released at the cosigner (ids this device no longer holds). */
+  released?: number;
+  elapsedMs?: number;
+}
+
+/** Events of background refills ({@link WalletClient.onPresignPool}). */
+export type PresignPoolEvent =
+  | { type: "progress"; accountId: string; event: ProgressEvent }
+  | { type: "status"; accountId: string; status: PresignPoolStatus }
+  | { type: "error"; accountId: string; error: { code: string; message: string } };

@@ -160,6 +160,12 @@ pub struct AuthFields {
     pub digest: i32,
     /// StartSign: proto `PayloadKind`.
     pub payload_kind: i32,
+    /// StartPresign: presignatures asked for.
+    pub count: u32,
+    /// StartPresign: presignatures the caller no longer holds.
+    pub release_ids: Vec<String>,
+    /// SignWithPresignature: the presignature used.
+    pub presignature_id: String,
 }
 
 /// A proto `Auth`.
@@ -270,8 +276,48 @@ pub fn sign_auth(
             timestamp_ms,
             nonce,
         ),
+        "StartPresign" => go(
+            pb::StartPresignRequest {
+                auth: None,
+                account_id: fields.account_id,
+                count: fields.count,
+                release_ids: fields.release_ids,
+            },
+            &key,
+            wallet_id,
+            party,
+            timestamp_ms,
+            nonce,
+        ),
+        "PresignPoolStatus" => go(
+            pb::PresignPoolStatusRequest {
+                auth: None,
+                account_id: fields.account_id,
+            },
+            &key,
+            wallet_id,
+            party,
+            timestamp_ms,
+            nonce,
+        ),
+        "SignWithPresignature" => go(
+            pb::SignWithPresignatureRequest {
+                auth: None,
+                account_id: fields.account_id,
+                presignature_id: fields.presignature_id,
+                preimage: fields.preimage,
+                digest: fields.digest,
+                payload_kind: fields.payload_kind,
+            },
+            &key,
+            wallet_id,
+            party,
+            timestamp_ms,
+            nonce,
+        ),
         other => Err(ApiError::input(format!(
-            "unknown method {other:?} (ConfirmWallet, StartSign, GetPublicKey, ListAccounts)"
+            "unknown method {other:?} (ConfirmWallet, StartSign, GetPublicKey, ListAccounts, \
+             StartPresign, PresignPoolStatus, SignWithPresignature)"
         ))),
     }
 }
@@ -739,9 +785,18 @@ pub fn combine_partials(
 ) -> ApiResult<SignatureResult> {
     let public: PresignaturePublicDataRepr =
         from_json_bytes("presignature public data", public_data)?;
+    // Each partial is either this crate's `issuePartial` output (JSON) or the wire form
+    // a peer sends (SignWithPresignatureResponse.partial_signature: 32 bytes big-endian);
+    // a JSON encoding is never 32 bytes long.
     let partials = partials
         .iter()
-        .map(|b| from_json_bytes::<PartialSignature>("partial signature", b))
+        .map(|b| {
+            if b.len() == mpc_core::presign::PARTIAL_SIGNATURE_LEN {
+                mpc_core::presign::partial_from_bytes(b).map_err(ApiError::from)
+            } else {
+                from_json_bytes::<PartialSignature>("partial signature", b)
+            }
+        })
         .collect::<ApiResult<Vec<_>>>()?;
     if partials.len() != public.commitments.len() {
         return Err(ApiError::input(format!(
@@ -769,6 +824,92 @@ pub fn validate_primes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn to_pb(a: AuthOut) -> Option<pb::Auth> {
+        Some(pb::Auth {
+            wallet_id: a.wallet_id,
+            party: a.party,
+            timestamp_ms: a.timestamp_ms,
+            nonce: a.nonce,
+            signature: a.signature,
+        })
+    }
+
+    /// The three presignature methods bind their fields as cosigner-api verifies them.
+    fn presign_methods_verify(secret: &[u8], id: &PublicIdentity, now: u64) {
+        let a = sign_auth(
+            secret,
+            "StartPresign",
+            "w-1",
+            0,
+            AuthFields {
+                account_id: "a".into(),
+                count: 3,
+                release_ids: vec!["r1".into(), "r2".into()],
+                ..Default::default()
+            },
+            now,
+            None,
+        )
+        .unwrap();
+        let mut req = pb::StartPresignRequest {
+            auth: to_pb(a),
+            account_id: "a".into(),
+            count: 3,
+            release_ids: vec!["r1".into(), "r2".into()],
+        };
+        auth::verify_request(&req, id, now, 1000).unwrap();
+        req.release_ids.pop();
+        assert!(auth::verify_request(&req, id, now, 1000).is_err());
+
+        let a = sign_auth(
+            secret,
+            "PresignPoolStatus",
+            "w-1",
+            0,
+            AuthFields {
+                account_id: "a".into(),
+                ..Default::default()
+            },
+            now,
+            None,
+        )
+        .unwrap();
+        let req = pb::PresignPoolStatusRequest {
+            auth: to_pb(a),
+            account_id: "a".into(),
+        };
+        auth::verify_request(&req, id, now, 1000).unwrap();
+
+        let a = sign_auth(
+            secret,
+            "SignWithPresignature",
+            "w-1",
+            0,
+            AuthFields {
+                account_id: "a".into(),
+                presignature_id: "p1".into(),
+                preimage: b"hello".to_vec(),
+                digest: 1,
+                payload_kind: 3,
+                ..Default::default()
+            },
+            now,
+            None,
+        )
+        .unwrap();
+        let mut req = pb::SignWithPresignatureRequest {
+            auth: to_pb(a),
+            account_id: "a".into(),
+            presignature_id: "p1".into(),
+            preimage: b"hello".to_vec(),
+            digest: 1,
+            payload_kind: 3,
+        };
+        auth::verify_request(&req, id, now, 1000).unwrap();
+        req.presignature_id = "p2".into();
+        assert!(auth::verify_request(&req, id, now, 1000).is_err());
+    }
 
     #[test]
     fn identity_round_trip_and_bad_length() {
@@ -838,6 +979,7 @@ mod tests {
         };
         let id: PublicIdentity = dev.public_identity.parse().unwrap();
         auth::verify_request(&req, &id, now, 1000).unwrap();
+        presign_methods_verify(&dev.secret, &id, now);
         assert_eq!(
             sign_auth(
                 &dev.secret,

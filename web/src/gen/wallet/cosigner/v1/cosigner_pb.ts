@@ -20,7 +20,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wallet/cosigner/v1/cosigner.proto.
  */
 export const file_wallet_cosigner_v1_cosigner: GenFile = /*@__PURE__*/
-  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJgCgRBdXRoEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAki0QEKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDCLEAQoUQ3JlYXRlV2FsbGV0UmVzcG9uc2USEQoJd2FsbGV0X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEjQKCGFjY291bnRzGAQgAygLMiIud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRTZXNzaW9uEhUKDWV4cGlyZXNfYXRfbXMYBSABKAQiVQoOQWNjb3VudFNlc3Npb24SEgoKYWNjb3VudF9pZBgBIAEoCRIvCgZrZXlnZW4YAiABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20iwAEKFENvbmZpcm1XYWxsZXRSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBJNCgtwdWJsaWNfa2V5cxgCIAMoCzI4LndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdC5QdWJsaWNLZXlzRW50cnkaMQoPUHVibGljS2V5c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoVQ29uZmlybVdhbGxldFJlc3BvbnNlEhEKCWNvbW1pdHRlZBgBIAEoCBIxCghhY2NvdW50cxgCIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5BY2NvdW50SW5mbyLgAQoQU3RhcnRTaWduUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYAyABKAkSEAoIcHJlaW1hZ2UYBCABKAwSLgoGZGlnZXN0GAUgASgOMh4ud2FsbGV0LmNvc2lnbmVyLnYxLkRpZ2VzdEtpbmQSNQoMcGF5bG9hZF9raW5kGAYgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlBheWxvYWRLaW5kInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQiSQoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8qXgoLQWNjb3VudEtpbmQSHAoYQUNDT1VOVF9LSU5EX1VOU1BFQ0lGSUVEEAASEwoPQUNDT1VOVF9LSU5EX0hEEAESHAoYQUNDT1VOVF9LSU5EX0lOREVQRU5ERU5UEAIqewoKRGlnZXN0S2luZBIbChdESUdFU1RfS0lORF9VTlNQRUNJRklFRBAAEhkKFURJR0VTVF9LSU5EX0tFQ0NBSzI1NhABEh0KGURJR0VTVF9LSU5EX0RPVUJMRV9TSEEyNTYQAhIWChJESUdFU1RfS0lORF9TSEEyNTYQAyqLAQoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQUEFZTE9BRF9LSU5EX1JBVxABEiUKIVBBWUxPQURfS0lORF9FVEhFUkVVTV9UUkFOU0FDVElPThACEiEKHVBBWUxPQURfS0lORF9FVEhFUkVVTV9NRVNTQUdFEAMyxAQKCENvc2lnbmVyEk8KBkhlYWx0aBIhLndhbGxldC5jb3NpZ25lci52MS5IZWFsdGhSZXF1ZXN0GiIud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlc3BvbnNlEmEKDENyZWF0ZVdhbGxldBInLndhbGxldC5jb3NpZ25lci52MS5DcmVhdGVXYWxsZXRSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlc3BvbnNlEmQKDUNvbmZpcm1XYWxsZXQSKC53YWxsZXQuY29zaWduZXIudjEuQ29uZmlybVdhbGxldFJlcXVlc3QaKS53YWxsZXQuY29zaWduZXIudjEuQ29uZmlybVdhbGxldFJlc3BvbnNlElgKCVN0YXJ0U2lnbhIkLndhbGxldC5jb3NpZ25lci52MS5TdGFydFNpZ25SZXF1ZXN0GiUud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlc3BvbnNlEmEKDEdldFB1YmxpY0tleRInLndhbGxldC5jb3NpZ25lci52MS5HZXRQdWJsaWNLZXlSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlc3BvbnNlEmEKDExpc3RBY2NvdW50cxInLndhbGxldC5jb3NpZ25lci52MS5MaXN0QWNjb3VudHNSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJgCgRBdXRoEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAki0QEKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDCLEAQoUQ3JlYXRlV2FsbGV0UmVzcG9uc2USEQoJd2FsbGV0X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEjQKCGFjY291bnRzGAQgAygLMiIud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRTZXNzaW9uEhUKDWV4cGlyZXNfYXRfbXMYBSABKAQiVQoOQWNjb3VudFNlc3Npb24SEgoKYWNjb3VudF9pZBgBIAEoCRIvCgZrZXlnZW4YAiABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20iwAEKFENvbmZpcm1XYWxsZXRSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBJNCgtwdWJsaWNfa2V5cxgCIAMoCzI4LndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdC5QdWJsaWNLZXlzRW50cnkaMQoPUHVibGljS2V5c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoVQ29uZmlybVdhbGxldFJlc3BvbnNlEhEKCWNvbW1pdHRlZBgBIAEoCBIxCghhY2NvdW50cxgCIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5BY2NvdW50SW5mbyLgAQoQU3RhcnRTaWduUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYAyABKAkSEAoIcHJlaW1hZ2UYBCABKAwSLgoGZGlnZXN0GAUgASgOMh4ud2FsbGV0LmNvc2lnbmVyLnYxLkRpZ2VzdEtpbmQSNQoMcGF5bG9hZF9raW5kGAYgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlBheWxvYWRLaW5kInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQiSQoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8idQoTU3RhcnRQcmVzaWduUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVjb3VudBgDIAEoDRITCgtyZWxlYXNlX2lkcxgEIAMoCSJbCg5QcmVzaWduU2Vzc2lvbhIXCg9wcmVzaWduYXR1cmVfaWQYASABKAkSMAoHc2Vzc2lvbhgCIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbSKiAQoUU3RhcnRQcmVzaWduUmVzcG9uc2USNAoIc2Vzc2lvbnMYASADKAsyIi53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblNlc3Npb24SDwoHc2lnbmVycxgCIAMoDRIRCglhdmFpbGFibGUYAyABKA0SDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCSJWChhQcmVzaWduUG9vbFN0YXR1c1JlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEhIKCmFjY291bnRfaWQYAiABKAkiagoLUHJlc2lnblBvb2wSEgoKYWNjb3VudF9pZBgBIAEoCRIPCgdzaWduZXJzGAIgAygNEhgKEHByZXNpZ25hdHVyZV9pZHMYAyADKAkSDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0iSwoZUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRIuCgVwb29scxgBIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbCLrAQobU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQibgocU2lnbldpdGhQcmVzaWduYXR1cmVSZXNwb25zZRIZChFwYXJ0aWFsX3NpZ25hdHVyZRgBIAEoDBIPCgdzaWduZXJzGAIgAygNEg4KBmRpZ2VzdBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJKl4KC0FjY291bnRLaW5kEhwKGEFDQ09VTlRfS0lORF9VTlNQRUNJRklFRBAAEhMKD0FDQ09VTlRfS0lORF9IRBABEhwKGEFDQ09VTlRfS0lORF9JTkRFUEVOREVOVBACKnsKCkRpZ2VzdEtpbmQSGwoXRElHRVNUX0tJTkRfVU5TUEVDSUZJRUQQABIZChVESUdFU1RfS0lORF9LRUNDQUsyNTYQARIdChlESUdFU1RfS0lORF9ET1VCTEVfU0hBMjU2EAISFgoSRElHRVNUX0tJTkRfU0hBMjU2EAMqiwEKC1BheWxvYWRLaW5kEhwKGFBBWUxPQURfS0lORF9VTlNQRUNJRklFRBAAEhQKEFBBWUxPQURfS0lORF9SQVcQARIlCiFQQVlMT0FEX0tJTkRfRVRIRVJFVU1fVFJBTlNBQ1RJT04QAhIhCh1QQVlMT0FEX0tJTkRfRVRIRVJFVU1fTUVTU0FHRRADMpQHCghDb3NpZ25lchJPCgZIZWFsdGgSIS53YWxsZXQuY29zaWduZXIudjEuSGVhbHRoUmVxdWVzdBoiLndhbGxldC5jb3NpZ25lci52MS5IZWFsdGhSZXNwb25zZRJhCgxDcmVhdGVXYWxsZXQSJy53YWxsZXQuY29zaWduZXIudjEuQ3JlYXRlV2FsbGV0UmVxdWVzdBooLndhbGxldC5jb3NpZ25lci52MS5DcmVhdGVXYWxsZXRSZXNwb25zZRJkCg1Db25maXJtV2FsbGV0Eigud2FsbGV0LmNvc2lnbmVyLnYxLkNvbmZpcm1XYWxsZXRSZXF1ZXN0Gikud2FsbGV0LmNvc2lnbmVyLnYxLkNvbmZpcm1XYWxsZXRSZXNwb25zZRJYCglTdGFydFNpZ24SJC53YWxsZXQuY29zaWduZXIudjEuU3RhcnRTaWduUmVxdWVzdBolLndhbGxldC5jb3NpZ25lci52MS5TdGFydFNpZ25SZXNwb25zZRJhCgxHZXRQdWJsaWNLZXkSJy53YWxsZXQuY29zaWduZXIudjEuR2V0UHVibGljS2V5UmVxdWVzdBooLndhbGxldC5jb3NpZ25lci52MS5HZXRQdWJsaWNLZXlSZXNwb25zZRJhCgxMaXN0QWNjb3VudHMSJy53YWxsZXQuY29zaWduZXIudjEuTGlzdEFjY291bnRzUmVxdWVzdBooLndhbGxldC5jb3NpZ25lci52MS5MaXN0QWNjb3VudHNSZXNwb25zZRJhCgxTdGFydFByZXNpZ24SJy53YWxsZXQuY29zaWduZXIudjEuU3RhcnRQcmVzaWduUmVxdWVzdBooLndhbGxldC5jb3NpZ25lci52MS5TdGFydFByZXNpZ25SZXNwb25zZRJwChFQcmVzaWduUG9vbFN0YXR1cxIsLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbFN0YXR1c1JlcXVlc3QaLS53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRJ5ChRTaWduV2l0aFByZXNpZ25hdHVyZRIvLndhbGxldC5jb3NpZ25lci52MS5TaWduV2l0aFByZXNpZ25hdHVyZVJlcXVlc3QaMC53YWxsZXQuY29zaWduZXIudjEuU2lnbldpdGhQcmVzaWduYXR1cmVSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * Proof that the request comes from a registered party of the wallet.
@@ -581,6 +581,286 @@ export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@_
   messageDesc(file_wallet_cosigner_v1_cosigner, 15);
 
 /**
+ * @generated from message wallet.cosigner.v1.StartPresignRequest
+ */
+export type StartPresignRequest = Message<"wallet.cosigner.v1.StartPresignRequest"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+
+  /**
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * >= 1; more than the server's presign_max_per_request (or its cap) is granted in part.
+   *
+   * @generated from field: uint32 count = 3;
+   */
+  count: number;
+
+  /**
+   * Presignatures (of this account and signer pair) the caller no longer holds: the
+   * cosigner deletes them first (they could never be used) so they stop counting
+   * against the cap.
+   *
+   * @generated from field: repeated string release_ids = 4;
+   */
+  releaseIds: string[];
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.StartPresignRequest.
+ * Use `create(StartPresignRequestSchema)` to create a new message.
+ */
+export const StartPresignRequestSchema: GenMessage<StartPresignRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 16);
+
+/**
+ * @generated from message wallet.cosigner.v1.PresignSession
+ */
+export type PresignSession = Message<"wallet.cosigner.v1.PresignSession"> & {
+  /**
+   * The presignature's id on both sides (= session_id of `session`).
+   *
+   * @generated from field: string presignature_id = 1;
+   */
+  presignatureId: string;
+
+  /**
+   * @generated from field: wallet.cosigner.v1.SessionRoom session = 2;
+   */
+  session?: SessionRoom | undefined;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.PresignSession.
+ * Use `create(PresignSessionSchema)` to create a new message.
+ */
+export const PresignSessionSchema: GenMessage<PresignSession> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 17);
+
+/**
+ * @generated from message wallet.cosigner.v1.StartPresignResponse
+ */
+export type StartPresignResponse = Message<"wallet.cosigner.v1.StartPresignResponse"> & {
+  /**
+   * may be fewer than requested (cap)
+   *
+   * @generated from field: repeated wallet.cosigner.v1.PresignSession sessions = 1;
+   */
+  sessions: PresignSession[];
+
+  /**
+   * keygen indices, sorted, e.g. [0, 1]
+   *
+   * @generated from field: repeated uint32 signers = 2;
+   */
+  signers: number[];
+
+  /**
+   * finished presignatures the cosigner holds
+   *
+   * @generated from field: uint32 available = 3;
+   */
+  available: number;
+
+  /**
+   * sessions still running, including these
+   *
+   * @generated from field: uint32 running = 4;
+   */
+  running: number;
+
+  /**
+   * per-account, per-signer-pair cap
+   *
+   * @generated from field: uint32 cap = 5;
+   */
+  cap: number;
+
+  /**
+   * audit log reference
+   *
+   * @generated from field: string request_id = 6;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.StartPresignResponse.
+ * Use `create(StartPresignResponseSchema)` to create a new message.
+ */
+export const StartPresignResponseSchema: GenMessage<StartPresignResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 18);
+
+/**
+ * @generated from message wallet.cosigner.v1.PresignPoolStatusRequest
+ */
+export type PresignPoolStatusRequest = Message<"wallet.cosigner.v1.PresignPoolStatusRequest"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+
+  /**
+   * empty: every independent account
+   *
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.PresignPoolStatusRequest.
+ * Use `create(PresignPoolStatusRequestSchema)` to create a new message.
+ */
+export const PresignPoolStatusRequestSchema: GenMessage<PresignPoolStatusRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 19);
+
+/**
+ * @generated from message wallet.cosigner.v1.PresignPool
+ */
+export type PresignPool = Message<"wallet.cosigner.v1.PresignPool"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: repeated uint32 signers = 2;
+   */
+  signers: number[];
+
+  /**
+   * finished, unused, held by the cosigner
+   *
+   * @generated from field: repeated string presignature_ids = 3;
+   */
+  presignatureIds: string[];
+
+  /**
+   * @generated from field: uint32 running = 4;
+   */
+  running: number;
+
+  /**
+   * @generated from field: uint32 cap = 5;
+   */
+  cap: number;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.PresignPool.
+ * Use `create(PresignPoolSchema)` to create a new message.
+ */
+export const PresignPoolSchema: GenMessage<PresignPool> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 20);
+
+/**
+ * @generated from message wallet.cosigner.v1.PresignPoolStatusResponse
+ */
+export type PresignPoolStatusResponse = Message<"wallet.cosigner.v1.PresignPoolStatusResponse"> & {
+  /**
+   * @generated from field: repeated wallet.cosigner.v1.PresignPool pools = 1;
+   */
+  pools: PresignPool[];
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.PresignPoolStatusResponse.
+ * Use `create(PresignPoolStatusResponseSchema)` to create a new message.
+ */
+export const PresignPoolStatusResponseSchema: GenMessage<PresignPoolStatusResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 21);
+
+/**
+ * @generated from message wallet.cosigner.v1.SignWithPresignatureRequest
+ */
+export type SignWithPresignatureRequest = Message<"wallet.cosigner.v1.SignWithPresignatureRequest"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+
+  /**
+   * @generated from field: string account_id = 2;
+   */
+  accountId: string;
+
+  /**
+   * @generated from field: string presignature_id = 3;
+   */
+  presignatureId: string;
+
+  /**
+   * the digest is computed from it, never given
+   *
+   * @generated from field: bytes preimage = 4;
+   */
+  preimage: Uint8Array;
+
+  /**
+   * @generated from field: wallet.cosigner.v1.DigestKind digest = 5;
+   */
+  digest: DigestKind;
+
+  /**
+   * @generated from field: wallet.cosigner.v1.PayloadKind payload_kind = 6;
+   */
+  payloadKind: PayloadKind;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.SignWithPresignatureRequest.
+ * Use `create(SignWithPresignatureRequestSchema)` to create a new message.
+ */
+export const SignWithPresignatureRequestSchema: GenMessage<SignWithPresignatureRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 22);
+
+/**
+ * @generated from message wallet.cosigner.v1.SignWithPresignatureResponse
+ */
+export type SignWithPresignatureResponse = Message<"wallet.cosigner.v1.SignWithPresignatureResponse"> & {
+  /**
+   * The cosigner's partial signature: sigma, a secp256k1 scalar, 32 bytes big-endian.
+   * Combine: s = sum of the signers' sigma (in `signers` order), r = x(Gamma) of the
+   * presignature's public data; each sigma is checked against its commitment.
+   *
+   * @generated from field: bytes partial_signature = 1;
+   */
+  partialSignature: Uint8Array;
+
+  /**
+   * @generated from field: repeated uint32 signers = 2;
+   */
+  signers: number[];
+
+  /**
+   * hex of the digest signed
+   *
+   * @generated from field: string digest = 3;
+   */
+  digest: string;
+
+  /**
+   * audit log reference
+   *
+   * @generated from field: string request_id = 4;
+   */
+  requestId: string;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.SignWithPresignatureResponse.
+ * Use `create(SignWithPresignatureResponseSchema)` to create a new message.
+ */
+export const SignWithPresignatureResponseSchema: GenMessage<SignWithPresignatureResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 23);
+
+/**
  * @generated from enum wallet.cosigner.v1.AccountKind
  */
 export enum AccountKind {
@@ -756,6 +1036,51 @@ export const Cosigner: GenService<{
     methodKind: "unary";
     input: typeof ListAccountsRequestSchema;
     output: typeof ListAccountsResponseSchema;
+  },
+  /**
+   * Opens `count` presignature sessions between the caller (device or recovery) and
+   * the cosigner for an INDEPENDENT account. The cosigner may grant fewer (its
+   * per-account pool cap); RESOURCE_EXHAUSTED when the pool is already full. The
+   * cosigner runs its side in a bounded background pool and stores each finished
+   * presignature encrypted, under the id of its session. The caller runs its side in
+   * every returned room and stores its half under the same id. The cosigner starts the
+   * sessions in the order returned; the caller must start them in that order too (with
+   * any number of sessions at once), or both sides can wait on each other until the
+   * session deadline.
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.StartPresign
+   */
+  startPresign: {
+    methodKind: "unary";
+    input: typeof StartPresignRequestSchema;
+    output: typeof StartPresignResponseSchema;
+  },
+  /**
+   * The cosigner's presignatures for the caller's signer pair (ids it holds, sessions
+   * still running, cap), per independent account.
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.PresignPoolStatus
+   */
+  presignPoolStatus: {
+    methodKind: "unary";
+    input: typeof PresignPoolStatusRequestSchema;
+    output: typeof PresignPoolStatusResponseSchema;
+  },
+  /**
+   * Signs with a presignature: policy check and audit exactly as StartSign, then the
+   * cosigner removes the presignature in a committed transaction BEFORE it computes
+   * and returns its partial signature (a crash can lose a presignature, never reuse
+   * one). An unknown or already used id is FAILED_PRECONDITION with the trailer
+   * `x-presignature-error: unknown | used`: the caller discards its own copy and falls
+   * back to StartSign. The caller combines the partial signatures and verifies the
+   * signature itself.
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.SignWithPresignature
+   */
+  signWithPresignature: {
+    methodKind: "unary";
+    input: typeof SignWithPresignatureRequestSchema;
+    output: typeof SignWithPresignatureResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_wallet_cosigner_v1_cosigner, 0);

@@ -1,0 +1,113 @@
+// Benchmark (NOT in CI; skipped unless BENCH_PRESIGN=1): online signing from the
+// presignature pool in headless Chromium against the real cosigner over the local
+// gateway. Fills a pool of N (+1 warm-up) presignatures of an independent account, signs
+// N messages from it, and prints p50/p95 of the online time (take + partial + cosigner
+// round trip + combine + verify) with its breakdown, the page-observed time, and one
+// `BENCH_JSON {...}` line for scripts/bench.sh.
+//
+//   BENCH_PRESIGN=1 [BENCH_PRESIGN_N=10] SKIP_WASM_BUILD=1 \
+//     SIGN_SERVICE_BIN=... SIGN_GATEWAY_BIN=... RECOVERY_AGENT_BIN=... \
+//     bash playwright-tests/run.sh --grep bench
+import { writeFileSync } from "node:fs";
+import { expect, test } from "@playwright/test";
+import { recoverMessageAddress, type Hex } from "viem";
+import type { E2eEnv } from "../harness/global-setup.js";
+
+const env = JSON.parse(process.env.WALLET_E2E ?? "null") as E2eEnv;
+const N = Number(process.env.BENCH_PRESIGN_N ?? 10);
+
+interface Sample {
+  rsv: Hex;
+  message: string;
+  presigned: boolean;
+  onlineMs: number;
+  pageMs: number;
+  timings: Record<string, number>;
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i]!;
+}
+
+test("bench: online signing from the presignature pool", async ({ page }) => {
+  test.skip(process.env.BENCH_PRESIGN !== "1", "set BENCH_PRESIGN=1 to run the presignature benchmark");
+  test.setTimeout(60 * 60_000);
+  expect(Number.isInteger(N) && N >= 1 && N <= 31).toBe(true);
+  const u = new URL(env.demoUrl);
+  u.searchParams.set("name", `bench-${Date.now()}`);
+  u.searchParams.set("kind", "independent");
+  u.searchParams.set("presignTarget", String(N + 1));
+  u.searchParams.set("presignAuto", "0");
+  await page.goto(u.toString());
+  await expect(page.locator("body")).toHaveAttribute("data-ready", "true");
+  await page.click("#create");
+  await expect(page.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 20 * 60_000 });
+  const address = (await page.locator("#address").textContent())!.trim();
+
+  const t0 = Date.now();
+  const status = await page.evaluate(async () => {
+    const c = (window as unknown as { demo: { client: import("../../web/src/index.js").WalletClient } }).demo.client;
+    return c.refillPresignatures();
+  });
+  const refillMs = Date.now() - t0;
+  expect(status.device).toBe(N + 1);
+  expect(status.usable).toBe(N + 1);
+
+  const samples = await page.evaluate(async (n) => {
+    const c = (window as unknown as { demo: { client: import("../../web/src/index.js").WalletClient } }).demo.client;
+    const out: Sample[] = [];
+    for (let i = 0; i <= n; i++) {
+      const message = `bench message ${i}`;
+      const t = performance.now();
+      const r = await c.signMessage(message, { presign: "require" });
+      out.push({
+        rsv: r.rsv,
+        message,
+        presigned: r.presigned,
+        onlineMs: r.onlineMs ?? NaN,
+        pageMs: performance.now() - t,
+        timings: (r.presign?.timings ?? {}) as unknown as Record<string, number>,
+      });
+    }
+    return out;
+  }, N);
+  for (const s of samples) {
+    expect(s.presigned).toBe(true);
+    expect(await recoverMessageAddress({ message: s.message, signature: s.rsv })).toBe(address);
+  }
+  const warm = samples.slice(1); // the first one opens the key shares and the pool key
+  const keys = ["takeMs", "decryptMs", "partialMs", "authMs", "rpcMs", "combineMs"] as const;
+  const row = (name: string, xs: number[]) => `  ${name.padEnd(34)} ${pct(xs, 50).toFixed(2).padStart(8)} ${pct(xs, 95).toFixed(2).padStart(8)}`;
+  const lines = [
+    `Online signing from the presignature pool, headless Chromium, N=${warm.length} (+1 warm-up: ${samples[0]!.onlineMs.toFixed(1)} ms online, ${samples[0]!.pageMs.toFixed(1)} ms page)`,
+    `  refill of ${N + 1} presignatures (device in wasm, one Worker): ${(refillMs / 1000).toFixed(1)} s`,
+    `  ${"ms".padEnd(34)} ${"p50".padStart(8)} ${"p95".padStart(8)}`,
+    row("online (take+partial+RPC+combine)", warm.map((s) => s.onlineMs)),
+    row("  IndexedDB take (strict commit)", warm.map((s) => s.timings.takeMs!)),
+    row("  decrypt (AES-GCM + parse)", warm.map((s) => s.timings.decryptMs!)),
+    row("  wasm partial signature", warm.map((s) => s.timings.partialMs!)),
+    row("  wasm request signature (auth)", warm.map((s) => s.timings.authMs!)),
+    row("  SignWithPresignature round trip", warm.map((s) => s.timings.rpcMs!)),
+    row("  combine + verify (wasm)", warm.map((s) => s.timings.combineMs!)),
+    row("page-observed signMessage()", warm.map((s) => s.pageMs)),
+  ];
+  console.log(lines.join("\n"));
+  const summary: Record<string, unknown> = {
+    suite: "presign-web",
+    platform: "chromium-headless",
+    n: warm.length,
+    refill_ms: refillMs,
+    refill_per_presignature_ms: Math.round(refillMs / (N + 1)),
+    online_ms: { p50: pct(warm.map((s) => s.onlineMs), 50), p95: pct(warm.map((s) => s.onlineMs), 95) },
+    page_ms: { p50: pct(warm.map((s) => s.pageMs), 50), p95: pct(warm.map((s) => s.pageMs), 95) },
+  };
+  for (const k of keys) {
+    const xs = warm.map((s) => s.timings[k]!);
+    summary[k.replace(/Ms$/, "_ms")] = { p50: pct(xs, 50), p95: pct(xs, 95) };
+  }
+  console.log(`BENCH_JSON ${JSON.stringify(summary)}`);
+  if (process.env.BENCH_PRESIGN_JSON) writeFileSync(process.env.BENCH_PRESIGN_JSON, JSON.stringify(summary, null, 2));
+});
