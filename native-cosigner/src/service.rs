@@ -403,6 +403,25 @@ fn independent_account<'w>(wallet: &'w WalletRecord, id: &str) -> Result<&'w Acc
     Ok(account)
 }
 
+/// Takes a worker slot for each item IN ORDER (the semaphore is fair, so an earlier
+/// item never waits behind a later one of the same call) and hands the item with its
+/// slot to `start`. Items still waiting when `queue_timeout` has passed get the error.
+async fn start_in_order<T>(
+    workers: Arc<Semaphore>,
+    items: Vec<T>,
+    queue_timeout: Duration,
+    mut start: impl FnMut(T, Result<OwnedSemaphorePermit, String>),
+) {
+    let deadline = tokio::time::Instant::now() + queue_timeout;
+    for item in items {
+        let worker = tokio::time::timeout_at(deadline, Arc::clone(&workers).acquire_owned())
+            .await
+            .map_err(|_| format!("no presignature worker free within {queue_timeout:?}"))
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        start(item, worker);
+    }
+}
+
 /// Runs the cosigner's side of one presignature session (in the bounded pool) and
 /// stores the result.
 #[allow(clippy::too_many_arguments)]
@@ -1227,16 +1246,11 @@ impl pb::cosigner_server::Cosigner for CosignerService {
             signers.clone(),
             request_id.clone(),
         );
-        tokio::spawn(async move {
-            let deadline = tokio::time::Instant::now() + queue_timeout;
-            for room in rooms {
-                let worker = tokio::time::timeout_at(
-                    deadline,
-                    Arc::clone(&st2.presign_workers).acquire_owned(),
-                )
-                .await
-                .map_err(|_| format!("no presignature worker free within {queue_timeout:?}"))
-                .and_then(|r| r.map_err(|e| e.to_string()));
+        tokio::spawn(start_in_order(
+            Arc::clone(&st.presign_workers),
+            rooms,
+            queue_timeout,
+            move |room, worker| {
                 tokio::spawn(run_presign(
                     Arc::clone(&st2),
                     Arc::clone(&wallet2),
@@ -1246,8 +1260,8 @@ impl pb::cosigner_server::Cosigner for CosignerService {
                     request_id2.clone(),
                     worker,
                 ));
-            }
-        });
+            },
+        ));
         tracing::info!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, party, granted, "presignature sessions started");
         Ok(Response::new(pb::StartPresignResponse {
             sessions,
@@ -1453,6 +1467,47 @@ impl pb::cosigner_server::Cosigner for CosignerService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// With one worker and sessions that each hold it a while, the slots go to the
+    /// sessions strictly in the order granted (a caller runs them in that order; any
+    /// other order can stall both sides until the session deadline).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn presign_slots_are_taken_in_grant_order() {
+        let workers = Arc::new(Semaphore::new(1));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let o = Arc::clone(&order);
+        start_in_order(
+            Arc::clone(&workers),
+            (0..8).collect(),
+            Duration::from_secs(10),
+            move |i: u32, worker| {
+                let o = Arc::clone(&o);
+                tokio::spawn(async move {
+                    let _worker = worker.expect("a slot");
+                    o.lock().unwrap().push(i);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                });
+            },
+        )
+        .await;
+        // The last session got its slot; wait until it released it.
+        let _all = workers.acquire().await.unwrap();
+        assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn presign_slots_time_out_with_an_error() {
+        let workers = Arc::new(Semaphore::new(0));
+        let mut errors = Vec::new();
+        start_in_order(workers, vec![1, 2], Duration::from_millis(20), |i, w| {
+            errors.push((i, w.err().unwrap_or_default()))
+        })
+        .await;
+        assert_eq!(errors.len(), 2);
+        assert!(errors
+            .iter()
+            .all(|(_, e)| e.contains("no presignature worker free")));
+    }
 
     #[test]
     fn confirm_key_comparison() {

@@ -31,6 +31,7 @@
 
 import type { CosignerClient } from "./cosigner.js";
 import { CosignerError, PresignatureError, SessionError, StorageError } from "./errors.js";
+import { dbOpener, plain, req, subtle, txDone } from "./idb.js";
 import * as storage from "./storage.js";
 import type { DigestKind, PresignPoolStatus, PresignTimings, ProgressEvent } from "./types.js";
 import { wasmError, type Mpc } from "./wasm.js";
@@ -103,60 +104,7 @@ export interface Tombstone {
 // ---------------------------------------------------------------------------------
 // IndexedDB
 
-function idb(): IDBFactory {
-  if (typeof indexedDB === "undefined") throw new StorageError("storage", "IndexedDB is not available in this context");
-  return indexedDB;
-}
-
-function req<T>(r: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(new StorageError("storage", `IndexedDB: ${r.error?.message ?? "request failed"}`));
-  });
-}
-
-function txDone(tx: IDBTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(new StorageError("storage", `IndexedDB transaction aborted: ${tx.error?.message ?? "unknown"}`));
-    tx.onerror = () => reject(new StorageError("storage", `IndexedDB: ${tx.error?.message ?? "transaction failed"}`));
-  });
-}
-
-let dbPromise: Promise<IDBDatabase> | undefined;
-
-function openDb(): Promise<IDBDatabase> {
-  if (!dbPromise) {
-    dbPromise = new Promise<IDBDatabase>((resolve, reject) => {
-      let open: IDBOpenDBRequest;
-      try {
-        open = idb().open(DB_NAME, DB_VERSION);
-      } catch (e) {
-        reject(e instanceof StorageError ? e : new StorageError("storage", `cannot open IndexedDB: ${String(e)}`));
-        return;
-      }
-      open.onupgradeneeded = () => {
-        const db = open.result;
-        if (!db.objectStoreNames.contains(PRESIGS)) db.createObjectStore(PRESIGS);
-        if (!db.objectStoreNames.contains(TOMBS)) db.createObjectStore(TOMBS);
-      };
-      open.onsuccess = () => {
-        const db = open.result;
-        db.onversionchange = () => {
-          db.close();
-          dbPromise = undefined;
-        };
-        resolve(db);
-      };
-      open.onerror = () => reject(new StorageError("storage", `cannot open IndexedDB: ${open.error?.message ?? "unknown"}`));
-      open.onblocked = () => reject(new StorageError("storage", "IndexedDB upgrade blocked by another open tab"));
-    });
-    dbPromise.catch(() => {
-      dbPromise = undefined;
-    });
-  }
-  return dbPromise;
-}
+const openDb = dbOpener(DB_NAME, DB_VERSION, [PRESIGS, TOMBS]);
 
 function key(walletName: string, walletId: string, accountId: string, id: string): PoolKey {
   return [walletName, walletId, accountId, id];
@@ -177,16 +125,6 @@ function validId(id: string): boolean {
 
 // ---------------------------------------------------------------------------------
 // Encryption
-
-function subtle(): SubtleCrypto {
-  const s = globalThis.crypto?.subtle;
-  if (!s) throw new StorageError("storage", "WebCrypto (crypto.subtle) is not available: a secure context (https or localhost) is needed");
-  return s;
-}
-
-function plain(b: Uint8Array): Uint8Array<ArrayBuffer> {
-  return b.buffer instanceof ArrayBuffer ? (b as Uint8Array<ArrayBuffer>) : new Uint8Array(b);
-}
 
 function aad(walletName: string, walletId: string, accountId: string, signers: readonly number[], id: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode([AAD_DOMAIN, walletName, walletId, accountId, signers.join("-"), id].join("\u0000"));

@@ -12,6 +12,7 @@
  */
 
 import { StorageError } from "./errors.js";
+import { dbOpener, plain, req, subtle, txDone } from "./idb.js";
 
 const DB_NAME = "wallet-mpc-web-primes";
 const DB_VERSION = 1;
@@ -55,73 +56,10 @@ interface StoredRecord extends PrimeStateCounters {
   ciphertext: Uint8Array;
 }
 
-function idb(): IDBFactory {
-  if (typeof indexedDB === "undefined") throw new StorageError("storage", "IndexedDB is not available in this context");
-  return indexedDB;
-}
-
-function req<T>(r: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(new StorageError("storage", `IndexedDB: ${r.error?.message ?? "request failed"}`));
-  });
-}
-
-function txDone(tx: IDBTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(new StorageError("storage", `IndexedDB transaction aborted: ${tx.error?.message ?? "unknown"}`));
-    tx.onerror = () => reject(new StorageError("storage", `IndexedDB: ${tx.error?.message ?? "transaction failed"}`));
-  });
-}
-
-let dbPromise: Promise<IDBDatabase> | undefined;
-
-function openDb(): Promise<IDBDatabase> {
-  if (!dbPromise) {
-    dbPromise = new Promise<IDBDatabase>((resolve, reject) => {
-      let open: IDBOpenDBRequest;
-      try {
-        open = idb().open(DB_NAME, DB_VERSION);
-      } catch (e) {
-        reject(e instanceof StorageError ? e : new StorageError("storage", `cannot open IndexedDB: ${String(e)}`));
-        return;
-      }
-      open.onupgradeneeded = () => {
-        const db = open.result;
-        if (!db.objectStoreNames.contains(STATE)) db.createObjectStore(STATE);
-        if (!db.objectStoreNames.contains(KEYS)) db.createObjectStore(KEYS);
-      };
-      open.onsuccess = () => {
-        const db = open.result;
-        db.onversionchange = () => {
-          db.close();
-          dbPromise = undefined;
-        };
-        resolve(db);
-      };
-      open.onerror = () => reject(new StorageError("storage", `cannot open IndexedDB: ${open.error?.message ?? "unknown"}`));
-      open.onblocked = () => reject(new StorageError("storage", "IndexedDB upgrade blocked by another open tab"));
-    });
-    dbPromise.catch(() => {
-      dbPromise = undefined;
-    });
-  }
-  return dbPromise;
-}
-
-function subtle(): SubtleCrypto {
-  const s = globalThis.crypto?.subtle;
-  if (!s) throw new StorageError("storage", "WebCrypto (crypto.subtle) is not available: a secure context (https or localhost) is needed");
-  return s;
-}
+const openDb = dbOpener(DB_NAME, DB_VERSION, [STATE, KEYS]);
 
 function aad(name: string, generation: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(`${AAD_DOMAIN}\u0000${name}\u0000${generation}`);
-}
-
-function plain(b: Uint8Array): Uint8Array<ArrayBuffer> {
-  return b.buffer instanceof ArrayBuffer ? (b as Uint8Array<ArrayBuffer>) : new Uint8Array(b);
 }
 
 function randomId(): string {

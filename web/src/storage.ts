@@ -15,6 +15,7 @@
  */
 
 import { StorageError } from "./errors.js";
+import { dbOpener, plain, req, subtle, txDone } from "./idb.js";
 import type { AccountInfo } from "./types.js";
 
 const DB_NAME = "wallet-mpc-web";
@@ -42,73 +43,7 @@ export interface WalletRecord {
   passphraseFile?: string;
 }
 
-function idb(): IDBFactory {
-  if (typeof indexedDB === "undefined") {
-    throw new StorageError("storage", "IndexedDB is not available in this context");
-  }
-  return indexedDB;
-}
-
-function req<T>(r: IDBRequest<T>): Promise<T> {
-  return new Promise((resolve, reject) => {
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(new StorageError("storage", `IndexedDB: ${r.error?.message ?? "request failed"}`));
-  });
-}
-
-function txDone(tx: IDBTransaction): Promise<void> {
-  return new Promise((resolve, reject) => {
-    tx.oncomplete = () => resolve();
-    tx.onabort = () => reject(new StorageError("storage", `IndexedDB transaction aborted: ${tx.error?.message ?? "unknown"}`));
-    tx.onerror = () => reject(new StorageError("storage", `IndexedDB: ${tx.error?.message ?? "transaction failed"}`));
-  });
-}
-
-let dbPromise: Promise<IDBDatabase> | undefined;
-
-function openDb(): Promise<IDBDatabase> {
-  if (!dbPromise) {
-    dbPromise = new Promise<IDBDatabase>((resolve, reject) => {
-      let open: IDBOpenDBRequest;
-      try {
-        open = idb().open(DB_NAME, DB_VERSION);
-      } catch (e) {
-        reject(e instanceof StorageError ? e : new StorageError("storage", `cannot open IndexedDB: ${String(e)}`));
-        return;
-      }
-      open.onupgradeneeded = () => {
-        const db = open.result;
-        if (!db.objectStoreNames.contains(WALLETS)) db.createObjectStore(WALLETS);
-        if (!db.objectStoreNames.contains(KEYS)) db.createObjectStore(KEYS);
-      };
-      open.onsuccess = () => {
-        const db = open.result;
-        db.onversionchange = () => {
-          db.close();
-          dbPromise = undefined;
-        };
-        resolve(db);
-      };
-      open.onerror = () => reject(new StorageError("storage", `cannot open IndexedDB: ${open.error?.message ?? "unknown"}`));
-      open.onblocked = () => reject(new StorageError("storage", "IndexedDB upgrade blocked by another open tab"));
-    });
-    dbPromise.catch(() => {
-      dbPromise = undefined;
-    });
-  }
-  return dbPromise;
-}
-
-function subtle(): SubtleCrypto {
-  const s = globalThis.crypto?.subtle;
-  if (!s) throw new StorageError("storage", "WebCrypto (crypto.subtle) is not available: a secure context (https or localhost) is needed");
-  return s;
-}
-
-/** A view over a plain ArrayBuffer (WebCrypto refuses shared memory). */
-function plain(b: Uint8Array): Uint8Array<ArrayBuffer> {
-  return b.buffer instanceof ArrayBuffer ? (b as Uint8Array<ArrayBuffer>) : new Uint8Array(b);
-}
+const openDb = dbOpener(DB_NAME, DB_VERSION, [WALLETS, KEYS]);
 
 function aad(walletName: string, walletId: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(`${AAD_DOMAIN}\u0000${walletName}\u0000${walletId}`);
