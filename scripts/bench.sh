@@ -5,7 +5,7 @@
 # Usage: scripts/bench.sh [--quick] [--only suite1,suite2] [--out DIR]
 #   suites: protocol-rust protocol-gmp wasm primes presign gateway browser
 #   --quick   fewer iterations and shorter load runs (a smoke run, noisy figures)
-# Results: DIR (default bench-results/<UTC timestamp>)/{*.json,results.json,report.md,report.svg}
+# Results: DIR (default bench-results/<UTC timestamp>)/{*.json,results.json,report.md,report.svg,targets.svg}
 # Everything is release-built into $CARGO_TARGET_DIR (default ~/.cache/wallet-mpc/target).
 # Run it on an idle machine: the figures are wall-clock times.
 set -euo pipefail

@@ -5,8 +5,8 @@ Usage: scripts/bench_report.py <results-dir>
 
 Reads every `*.json` in the directory (each has a "suite" field), writes
 `results.json` (everything, merged), `report.md` (the side-by-side tables) and
-`report.svg` (a log-scale bar chart of the protocol costs per backend), and prints the
-markdown. Standard library only.
+`report.svg` (a log-scale bar chart of the protocol costs per backend), `targets.svg`
+(each performance target: measured relative to its goal), and prints the markdown. Standard library only.
 """
 from __future__ import annotations
 
@@ -87,34 +87,209 @@ def protocol_table(docs: list[dict]) -> tuple[list[str], dict]:
     return lines, grid
 
 
-def generic_tables(docs: list[dict]) -> list[str]:
-    """Suites other than `protocol` carry a list of rows {label, value, unit?, note?}."""
+def by_suite(docs: list[dict], suite: str) -> dict | None:
+    """The last document of a suite (a re-run of one suite into the same dir wins)."""
+    found = [d for d in docs if d.get("suite") == suite]
+    return found[-1] if found else None
+
+
+def fmt_ms(v) -> str:
+    return "n/a" if v is None else fmt_secs(v / 1000)
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def presign_native(d: dict) -> list[str]:
+    """presign-bench: the real gateway and cosigner next to the in-process library."""
+    gw, lib2, lib1 = (d.get(k) or {} for k in (
+        "full_sign_gateway", "full_sign_library_two_threads", "full_sign_library_single_thread"))
+    pool, refill = d.get("online_sign_pool_wall") or {}, d.get("refill") or {}
+    rows = [
+        ["full signing over the gateway, device + cosigner", fmt_ms(gw.get("p50_ms")),
+         fmt_ms(gw.get("p95_ms")), str(gw.get("n", "?"))],
+        ["full signing, in-process library, 2 threads", fmt_ms(lib2.get("p50_ms")),
+         fmt_ms(lib2.get("p95_ms")), str(lib2.get("n", "?"))],
+        ["full signing, in-process library, 1 thread", fmt_ms(lib1.get("p50_ms")),
+         fmt_ms(lib1.get("p95_ms")), str(lib1.get("n", "?"))],
+        ["online signing from the pool, device + cosigner", fmt_ms(pool.get("p50_ms")),
+         fmt_ms(pool.get("p95_ms")), str(pool.get("n", "?"))],
+    ]
+    lines = ["", "## End to end over the real gateway and cosigner (native, release)", "",
+             f"Client backend: {d.get('client_backend', '?')}; cosigner: GMP.", ""]
+    lines += table(["measurement", "p50", "p95", "n"], rows)
+    r2, r1 = d.get("ratio_gateway_vs_library_two_threads_p50"), d.get("ratio_gateway_vs_library_single_thread_p50")
+    if r2 is not None:
+        lines += ["", f"Overhead ratio gateway / in-process (p50): **{r2:.2f}x** vs 2 threads, "
+                      f"{r1:.2f}x vs 1 thread."]
+    if refill:
+        lines += [f"Refill: {refill.get('generated')} presignatures in {refill.get('seconds', 0):.1f} s "
+                  f"({refill.get('presignatures_per_second', 0):.2f}/s, {refill.get('concurrency')} lanes)."]
+    if d.get("wallet_creation_seconds") is not None:
+        lines += [f"Wallet creation (aux info + DKG, dev primes): {d['wallet_creation_seconds']:.1f} s."]
+    return lines
+
+
+def presign_web(d: dict) -> list[str]:
+    parts = [("online_ms", "online signing, device-measured"), ("page_ms", "signMessage() seen by the page"),
+             ("take_ms", "  IndexedDB take (strict)"), ("decrypt_ms", "  decrypt"),
+             ("partial_ms", "  wasm partial signature"), ("auth_ms", "  request signature"),
+             ("rpc_ms", "  cosigner round trip"), ("combine_ms", "  combine + verify")]
+    rows = [[label, fmt_ms((d.get(k) or {}).get("p50")), fmt_ms((d.get(k) or {}).get("p95"))]
+            for k, label in parts if k in d]
+    lines = ["", "## Browser <-> cosigner over the local gateway (headless Chromium, presignature pool)",
+             "", f"n = {d.get('n', '?')} signatures."]
+    lines += [""] + table(["measurement", "p50", "p95"], rows)
+    if d.get("refill_per_presignature_ms") is not None:
+        lines += ["", f"Refill in the presign Worker: {d['refill_per_presignature_ms'] / 1000:.1f} s per presignature."]
+    return lines
+
+
+def primes_native(d: dict) -> list[str]:
+    rows = []
+    for r in d.get("rows", []):
+        rmed, rmean = r.get("ratio_vs_library_wall_median"), r.get("ratio_vs_library_wall_mean")
+        rows.append([f"{r.get('generator')} ({r.get('backend')})", str(r.get("threads")), str(r.get("samples")),
+                     fmt_secs(r.get("wall_median")), fmt_secs(r.get("wall_mean")),
+                     fmt_secs(r.get("wall_min")), fmt_secs(r.get("wall_max")),
+                     "-" if rmed is None else f"{rmed:.1f}x", "-" if rmean is None else f"{rmean:.1f}x"])
+    lines = ["", f"## Safe primes ({d.get('bits', '?')} bits): ours vs the library's generator", "",
+             f"Seconds per safe prime (wall). Library: {d.get('library_function', '?')}. "
+             "Ratio = library / ours on the same backend (multi-thread rows vs the library's one thread).", ""]
+    return lines + table(["generator", "threads", "n", "median", "mean", "min", "max",
+                          "ratio (median)", "ratio (mean)"], rows)
+
+
+def primes_web(d: dict) -> list[str]:
+    lines = ["", "## Browser: safe primes in Web Workers, then onboarding with them", ""]
+    rows = [[str(p.get("workers")), fmt_secs(p.get("wallMs", 0) / 1000), f"{p.get('candidates', 0):,}",
+             f"{p.get('ratePerSec', 0):,.0f}"] for p in d.get("prepare", [])]
+    if rows:
+        lines += table(["prime Workers", "4 primes, wall", "candidates", "candidates/s"], rows)
+    ob = d.get("onboarding")
+    if ob:
+        lines += ["", "Onboarding with prepared primes (createWallet):", ""]
+        steps = [("primesMs", "load the prepared primes"), ("auxInfoMs", "aux info (3 parties, device in wasm)"),
+                 ("keygenMs", "DKG"), ("createTotalMs", "createWallet() total")]
+        lines += table(["step", "time"], [[label, fmt_secs(ob[k] / 1000)] for k, label in steps if k in ob])
+    return lines
+
+
+def gateway(d: dict) -> list[str]:
+    lines = ["", "## Gateway throughput (sign-gateway, loopback)", "",
+             f"{d.get('rooms')} rooms x {d.get('subscribers_per_room')} subscribers, {d.get('rate_per_room')} "
+             f"msg/s per room for {d.get('duration_secs')} s, {d.get('message_bytes')} B messages.", ""]
+    rows = [["delivered messages/s", f"{d.get('delivered_per_sec', 0):,.0f}"],
+            ["published messages/s", f"{d.get('published_per_sec', 0):,.0f}"],
+            ["delivery latency p50", fmt_ms(d.get("latency_p50_ms"))],
+            ["delivery latency p99", fmt_ms(d.get("latency_p99_ms"))],
+            ["delivery latency max", fmt_ms(d.get("latency_max_ms"))],
+            ["peak RSS", f"{d.get('peak_rss_mib', 0):.1f} MiB"],
+            ["concurrent SSE subscribers", str(d.get("max_subscribers"))]]
+    return lines + table(["metric", "value"], rows)
+
+
+def targets(docs: list[dict]) -> list[tuple[str, float | None, float, str, str]]:
+    """(target, measured, limit, "<=" or ">=", unit) for the performance targets."""
+    out = []
+    web = by_suite(docs, "presign-web")
+    out.append(("online signing from the pool, browser <-> cosigner, p50",
+                (web or {}).get("online_ms", {}).get("p50"), 20.0, "<=", "ms"))
+    nat = next((d for d in docs if d.get("_file") == "presign.json"), None)
+    out.append(("full signing over the gateway / in-process library (p50, 2 threads)",
+                (nat or {}).get("ratio_gateway_vs_library_two_threads_p50"), 1.15, "<=", "x"))
+    pr = next((d for d in docs if d.get("benchmark") == "safe_primes"), None)
+    for backend in ("num-bigint", "rug"):
+        r = next((r for r in (pr or {}).get("rows", []) if r.get("generator") == "ours"
+                  and r.get("backend") == backend and r.get("threads") == 1), None)
+        out.append((f"safe primes, ours vs library, {backend}, 1 thread (median)",
+                    (r or {}).get("ratio_vs_library_wall_median"), 5.0, ">=", "x"))
+    pw = by_suite(docs, "primes-web")
+    ob = (pw or {}).get("onboarding") or {}
+    total = ob.get("createTotalMs")
+    out.append(("browser onboarding (aux info + DKG), prepared primes",
+                None if total is None else total / 1000, 60.0, "<=", "s"))
+    return out
+
+
+def targets_table(ts) -> list[str]:
+    rows = []
+    for name, v, limit, op, unit in ts:
+        if v is None:
+            rows.append([name, "not measured", f"{op} {limit:g} {unit}", "-"])
+            continue
+        ok = v <= limit if op == "<=" else v >= limit
+        rows.append([name, f"{v:.2f} {unit}", f"{op} {limit:g} {unit}", "met" if ok else "**missed**"])
+    return ["", "## Targets", ""] + table(["target", "measured", "goal", ""], rows)
+
+
+def targets_svg(ts) -> str:
+    """One bar per target: measured / goal, so 1.0 is the line to stay on the good side of."""
+    items = [(n, (v / lim) if op == "<=" else (lim / v), v, lim, op, u) for n, v, lim, op, u in ts if v]
+    if not items:
+        return ""
+    left, width, bar, top = 430, 360, 18, 50
+    hi = max(2.0, max(i[1] for i in items) * 1.1)
+    height = top + len(items) * (bar + 10) + 40
+
+    def x(r: float) -> float:
+        return left + width * min(r, hi) / hi
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 140}" height="{height}" '
+           'font-family="sans-serif" font-size="12">', '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="10" y="22" font-size="15" font-weight="bold">wallet-mpc targets: measured relative to '
+           'the goal (left of the line = met)</text>']
+    y = top
+    for name, r, v, lim, op, u in items:
+        color = "#38a169" if r <= 1 else "#e53e3e"
+        out.append(f'<text x="{left - 8}" y="{y + bar - 5}" text-anchor="end">{escape(name)}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{max(1.0, x(r) - left):.1f}" height="{bar}" fill="{color}"/>')
+        out.append(f'<text x="{x(r) + 4:.1f}" y="{y + bar - 5}">{escape(f"{v:.2f} {u} (goal {op} {lim:g})")}</text>')
+        y += bar + 10
+    out.append(f'<line x1="{x(1.0):.1f}" y1="{top - 8}" x2="{x(1.0):.1f}" y2="{y}" stroke="black" '
+               'stroke-dasharray="4 3"/>')
+    out.append(f'<text x="{x(1.0):.1f}" y="{y + 16}" text-anchor="middle">goal</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def escape(t: str) -> str:
+    return t.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def flat(v, prefix: str = "") -> list[tuple[str, str]]:
+    if isinstance(v, dict):
+        return [kv for k, x in v.items() for kv in flat(x, f"{prefix}.{k}" if prefix else str(k))]
+    if isinstance(v, float):
+        return [(prefix, f"{v:.3f}")]
+    return [(prefix, str(v))]
+
+
+def suite_tables(docs: list[dict]) -> list[str]:
     lines: list[str] = []
+    order = ["presign.json", "browser-presign.json", "primes.json", "browser-primes.json", "gateway.json"]
+    docs = sorted(docs, key=lambda d: order.index(d["_file"]) if d["_file"] in order else len(order))
     for d in docs:
-        suite = d.get("suite")
+        suite, name = d.get("suite"), d["_file"]
         if suite == "protocol":
             continue
-        title = d.get("title") or suite or d["_file"]
-        lines += ["", f"## {title}", ""]
-        if "rows" in d and isinstance(d["rows"], list):
-            lines += ["| measurement | value | note |", "|---|---:|---|"]
-            for r in d["rows"]:
-                v = r.get("value")
-                if isinstance(v, float) and r.get("unit") == "s":
-                    shown = fmt_secs(v)
-                elif isinstance(v, float):
-                    shown = f"{v:.3g} {r.get('unit', '')}".strip()
-                else:
-                    shown = f"{v} {r.get('unit', '')}".strip()
-                lines.append(f"| {r.get('label', r.get('key', '?'))} | {shown} | {r.get('note', '')} |")
-        else:
-            lines += ["| field | value |", "|---|---:|"]
-            for k, v in d.items():
-                if k.startswith("_") or k == "suite":
-                    continue
-                if isinstance(v, float):
-                    v = f"{v:.3f}"
-                lines.append(f"| {k} | {v} |")
+        if name == "presign.json":
+            lines += presign_native(d)
+        elif suite == "presign-web":
+            lines += presign_web(d)
+        elif d.get("benchmark") == "safe_primes":
+            lines += primes_native(d)
+        elif suite == "primes-web":
+            lines += primes_web(d)
+        elif suite == "gateway":
+            lines += gateway(d)
+        else:  # a suite this report does not know yet: every field, flattened
+            lines += ["", f"## {d.get('title') or suite or name}", ""]
+            lines += table(["field", "value"], [[k, v] for k, v in flat(
+                {k: v for k, v in d.items() if not k.startswith("_") and k != "suite"})])
     return lines
 
 
@@ -186,17 +361,21 @@ def main() -> int:
         print(f"error: no benchmark JSON files in {d}", file=sys.stderr)
         return 1
     lines, grid = protocol_table(docs)
-    lines += generic_tables(docs)
+    ts = targets(docs)
+    lines += targets_table(ts)
+    lines += suite_tables(docs)
     md = "\n".join(["# wallet-mpc benchmark report", ""] + lines) + "\n"
     (d / "report.md").write_text(md)
     (d / "results.json").write_text(
         json.dumps([{k: v for k, v in x.items() if k != "_file"} | {"file": x["_file"]} for x in docs], indent=2)
     )
-    svg = svg_chart(grid)
-    if svg:
-        (d / "report.svg").write_text(svg)
+    written = [d / "report.md", d / "results.json"]
+    for name, svg in (("report.svg", svg_chart(grid)), ("targets.svg", targets_svg(ts))):
+        if svg:
+            (d / name).write_text(svg)
+            written.append(d / name)
     print(md)
-    print(f"written: {d / 'report.md'}, {d / 'results.json'}" + (f", {d / 'report.svg'}" if svg else ""))
+    print("written: " + ", ".join(str(p) for p in written))
     return 0
 
 

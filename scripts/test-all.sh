@@ -63,6 +63,9 @@ export SIGN_GATEWAY_BIN="$CARGO_TARGET_DIR/debug/sign-gateway"
 export SIGN_SERVICE_BIN="$CARGO_TARGET_DIR/debug/sign-service"
 export RECOVERY_AGENT_BIN="$CARGO_TARGET_DIR/debug/recovery-agent"
 
+step "tests: benchmark report (scripts/bench_report.py)"
+python3 -m unittest discover -s scripts/tests || status=1
+
 step "tests: wasm participant in headless Chromium (wasm-bindgen-test)"
 bash crates/mpc-wasm/test.sh || status=1
 step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)"

@@ -47,8 +47,8 @@ fn dkg_shares_sign_with_any_two_and_errors_are_clear() {
     );
 
     // The public fixture primes are refused without the explicit flag, even renamed.
-    let fixture =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../mpc-core/fixtures/dev-primes.json");
+    let fixture = Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap())
+        .join("../mpc-core/fixtures/dev-primes.json");
     let mut v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&fixture).unwrap()).unwrap();
     v["insecure_public_fixture"] = false.into();

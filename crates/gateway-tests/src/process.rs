@@ -220,8 +220,14 @@ pub async fn start_native(bin: &Path, cfg: &TestConfig) -> Result<GatewayProcess
 }
 
 /// The `edge-gateway/` directory of this repository.
+///
+/// Prefers the run-time `CARGO_MANIFEST_DIR` (set by `cargo test`/`cargo run`): a
+/// compiled-in path can belong to another checkout sharing the same target dir.
 pub fn edge_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../edge-gateway")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../../edge-gateway")
 }
 
 /// Why the edge gateway cannot be started here, if it cannot.

@@ -45,7 +45,7 @@ fn gmp_party_binary() -> PathBuf {
             "--target-dir",
         ])
         .arg(&interop_target)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .current_dir(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo test"))
         .status()
         .expect("run cargo");
     assert!(

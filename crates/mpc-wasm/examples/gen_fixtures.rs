@@ -19,7 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     use mpc_core::primes::dev_fixture_primes;
     use mpc_core::{Account, AccountKind, Session, SessionOutput, PARTIES, THRESHOLD};
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR")?).join("tests/fixtures");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(
         dir.join("auth-vectors.json"),

@@ -15,7 +15,9 @@ use mpc_wire::SessionId;
 use serde_json::Value;
 use wasm_bindgen_test::*;
 
-wasm_bindgen_test_configure!(run_in_browser);
+// A dedicated Worker, as the wallet runs it: aux info blocks its thread for minutes, and
+// on the page's main thread that stalls the test runner's WebDriver polling (renderer timeout).
+wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 const WALLET: &str = include_str!("fixtures/wallet.json");
 
