@@ -87,10 +87,14 @@ def protocol_table(docs: list[dict]) -> tuple[list[str], dict]:
     return lines, grid
 
 
-def by_suite(docs: list[dict], suite: str) -> dict | None:
-    """The last document of a suite (a re-run of one suite into the same dir wins)."""
-    found = [d for d in docs if d.get("suite") == suite]
-    return found[-1] if found else None
+def kind(doc: dict) -> str:
+    """What a results file holds: its `suite` field, else its `benchmark` field (the
+    safe-primes bench), else its file name (`presign.json` from presign-bench)."""
+    return doc.get("suite") or doc.get("benchmark") or Path(doc["_file"]).stem
+
+
+def find(docs: list[dict], k: str) -> dict | None:
+    return next((d for d in docs if kind(d) == k), None)
 
 
 def fmt_ms(v) -> str:
@@ -105,19 +109,13 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def presign_native(d: dict) -> list[str]:
     """presign-bench: the real gateway and cosigner next to the in-process library."""
-    gw, lib2, lib1 = (d.get(k) or {} for k in (
-        "full_sign_gateway", "full_sign_library_two_threads", "full_sign_library_single_thread"))
-    pool, refill = d.get("online_sign_pool_wall") or {}, d.get("refill") or {}
-    rows = [
-        ["full signing over the gateway, device + cosigner", fmt_ms(gw.get("p50_ms")),
-         fmt_ms(gw.get("p95_ms")), str(gw.get("n", "?"))],
-        ["full signing, in-process library, 2 threads", fmt_ms(lib2.get("p50_ms")),
-         fmt_ms(lib2.get("p95_ms")), str(lib2.get("n", "?"))],
-        ["full signing, in-process library, 1 thread", fmt_ms(lib1.get("p50_ms")),
-         fmt_ms(lib1.get("p95_ms")), str(lib1.get("n", "?"))],
-        ["online signing from the pool, device + cosigner", fmt_ms(pool.get("p50_ms")),
-         fmt_ms(pool.get("p95_ms")), str(pool.get("n", "?"))],
-    ]
+    measured = [("full_sign_gateway", "full signing over the gateway, device + cosigner"),
+                ("full_sign_library_two_threads", "full signing, in-process library, 2 threads"),
+                ("full_sign_library_single_thread", "full signing, in-process library, 1 thread"),
+                ("online_sign_pool_wall", "online signing from the pool, device + cosigner")]
+    rows = [[label, fmt_ms(m.get("p50_ms")), fmt_ms(m.get("p95_ms")), str(m.get("n", "?"))]
+            for key, label in measured for m in [d.get(key) or {}]]
+    refill = d.get("refill") or {}
     lines = ["", "## End to end over the real gateway and cosigner (native, release)", "",
              f"Client backend: {d.get('client_backend', '?')}; cosigner: GMP.", ""]
     lines += table(["measurement", "p50", "p95", "n"], rows)
@@ -195,19 +193,19 @@ def gateway(d: dict) -> list[str]:
 def targets(docs: list[dict]) -> list[tuple[str, float | None, float, str, str]]:
     """(target, measured, limit, "<=" or ">=", unit) for the performance targets."""
     out = []
-    web = by_suite(docs, "presign-web")
+    web = find(docs, "presign-web")
     out.append(("online signing from the pool, browser <-> cosigner, p50",
                 (web or {}).get("online_ms", {}).get("p50"), 20.0, "<=", "ms"))
-    nat = next((d for d in docs if d.get("_file") == "presign.json"), None)
+    nat = find(docs, "presign")
     out.append(("full signing over the gateway / in-process library (p50, 2 threads)",
                 (nat or {}).get("ratio_gateway_vs_library_two_threads_p50"), 1.15, "<=", "x"))
-    pr = next((d for d in docs if d.get("benchmark") == "safe_primes"), None)
+    pr = find(docs, "safe_primes")
     for backend in ("num-bigint", "rug"):
         r = next((r for r in (pr or {}).get("rows", []) if r.get("generator") == "ours"
                   and r.get("backend") == backend and r.get("threads") == 1), None)
         out.append((f"safe primes, ours vs library, {backend}, 1 thread (median)",
                     (r or {}).get("ratio_vs_library_wall_median"), 5.0, ">=", "x"))
-    pw = by_suite(docs, "primes-web")
+    pw = find(docs, "primes-web")
     ob = (pw or {}).get("onboarding") or {}
     total = ob.get("createTotalMs")
     out.append(("browser onboarding (aux info + DKG), prepared primes",
@@ -268,28 +266,23 @@ def flat(v, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, str(v))]
 
 
+# Report sections per kind of results file, in the order they are shown.
+SECTIONS = {"presign": presign_native, "presign-web": presign_web, "safe_primes": primes_native,
+            "primes-web": primes_web, "gateway": gateway}
+
+
 def suite_tables(docs: list[dict]) -> list[str]:
     lines: list[str] = []
-    order = ["presign.json", "browser-presign.json", "primes.json", "browser-primes.json", "gateway.json"]
-    docs = sorted(docs, key=lambda d: order.index(d["_file"]) if d["_file"] in order else len(order))
-    for d in docs:
-        suite, name = d.get("suite"), d["_file"]
-        if suite == "protocol":
+    for k, section in SECTIONS.items():
+        d = find(docs, k)
+        if d:
+            lines += section(d)
+    for d in docs:  # suites this report does not know yet: every field, flattened
+        if kind(d) in SECTIONS or kind(d) == "protocol":
             continue
-        if name == "presign.json":
-            lines += presign_native(d)
-        elif suite == "presign-web":
-            lines += presign_web(d)
-        elif d.get("benchmark") == "safe_primes":
-            lines += primes_native(d)
-        elif suite == "primes-web":
-            lines += primes_web(d)
-        elif suite == "gateway":
-            lines += gateway(d)
-        else:  # a suite this report does not know yet: every field, flattened
-            lines += ["", f"## {d.get('title') or suite or name}", ""]
-            lines += table(["field", "value"], [[k, v] for k, v in flat(
-                {k: v for k, v in d.items() if not k.startswith("_") and k != "suite"})])
+        lines += ["", f"## {d.get('title') or kind(d)}", ""]
+        lines += table(["field", "value"], [[k, v] for k, v in flat(
+            {k: v for k, v in d.items() if not k.startswith("_") and k != "suite"})])
     return lines
 
 
