@@ -14,7 +14,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-ffi}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target}"
 PROFILE="${PROFILE:-dev}"
 LANGUAGES="${LANGUAGES:-python kotlin swift}"
 OUT="${OUT:-$here/generated}"

@@ -9,10 +9,10 @@
 #    in $HOME/.cache/wallet-mpc/kotlin), a JDK and JNA (Debian `default-jdk-headless`,
 #    `libjna-java`, installed with apt only if missing; sudo only when not root);
 # 2. the cdylib + Python/Kotlin/Swift bindings (generate.sh, target dir
-#    $HOME/.cache/wallet-mpc/target-ffi);
+#    the shared $CARGO_TARGET_DIR of scripts/lib.sh);
 # 3. Swift: the generated sources exist and carry the API (compiled if swiftc exists);
-# 4. the servers: $SIGN_GATEWAY_BIN / $SIGN_SERVICE_BIN if set, else built into
-#    $HOME/.cache/wallet-mpc/target-bnative (sign-service alone, so it links GMP);
+# 4. the servers: $SIGN_GATEWAY_BIN / $SIGN_SERVICE_BIN if set, else built by
+#    scripts/lib.sh (wm_build_servers; sign-service from its own GMP workspace);
 # 5. the Kotlin test compiled (cached by content hash);
 # 6. pytest: smoke tests, then the real-process tests (gateway + cosigner on loopback,
 #    wallet created through the bindings, EIP-1559 signature verified with eth-account
@@ -25,6 +25,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
+. "$root/scripts/lib.sh"
 cache="${WALLET_MPC_CACHE:-$HOME/.cache/wallet-mpc}"
 venv="$cache/venv-bindings"
 kotlin_dir="$cache/kotlin"
@@ -81,7 +82,7 @@ kotlin_lib="$kotlin_dir/node_modules/kotlin-compiler/lib"
 
 # ------------------------------------------------------------------------- bindings
 step "cdylib + bindings (generate.sh)"
-export CARGO_TARGET_DIR="${BINDINGS_TARGET_DIR:-$cache/target-ffi}"
+export CARGO_TARGET_DIR="${BINDINGS_TARGET_DIR:-$CARGO_TARGET_DIR}"
 "$here/generate.sh" >/dev/null
 gen="$here/generated"
 libdir="$CARGO_TARGET_DIR/debug"
@@ -111,16 +112,8 @@ fi
 
 # -------------------------------------------------------------------------- servers
 step "servers"
-bnative="${BNATIVE_TARGET_DIR:-$cache/target-bnative}"
-if [ -z "${SIGN_GATEWAY_BIN:-}" ]; then
-  (cd "$root" && CARGO_TARGET_DIR="$bnative" cargo build -q -p sign-gateway --bin sign-gateway)
-  SIGN_GATEWAY_BIN="$bnative/debug/sign-gateway"
-fi
-if [ -z "${SIGN_SERVICE_BIN:-}" ]; then
-  # Its own cargo invocation: built with the workspace, the cosigner would get the
-  # pure-Rust backend instead of GMP.
-  (cd "$root" && CARGO_TARGET_DIR="$bnative" cargo build -q -p sign-service --bin sign-service)
-  SIGN_SERVICE_BIN="$bnative/debug/sign-service"
+if [ -z "${SIGN_GATEWAY_BIN:-}" ] || [ -z "${SIGN_SERVICE_BIN:-}" ]; then
+  wm_build_servers
 fi
 for b in "$SIGN_GATEWAY_BIN" "$SIGN_SERVICE_BIN"; do
   [ -x "$b" ] || { echo "server binary $b is missing" >&2; exit 1; }

@@ -5,14 +5,13 @@
 # 2. wasm core: crates/mpc-wasm/build.sh -> web/wasm/ (skipped with SKIP_WASM_BUILD=1)
 # 3. the package and the demo: (cd web && npm run build), its unit tests (npm test)
 # 4. native servers: SIGN_GATEWAY_BIN / SIGN_SERVICE_BIN / RECOVERY_AGENT_BIN if set,
-#    otherwise cargo-built here (one package per invocation: sign-service keeps GMP)
-#    into $CARGO_TARGET_DIR (default $HOME/.cache/wallet-mpc/target-recovery)
+#    otherwise built here (scripts/lib.sh wm_build_servers) into $CARGO_TARGET_DIR
 # 5. Playwright with Debian's Chromium (/usr/bin/chromium; never downloads a browser)
 # Exits non-zero on any failure. Screenshots and logs: playwright-tests/test-results/.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
-export PATH="$HOME/.cargo/bin:$PATH"
+. "$repo/scripts/lib.sh"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -50,18 +49,13 @@ wasm="$repo/web/wasm/mpc_wasm_bg.wasm"
 raw=$(stat -c %s "$wasm"); gz=$(gzip -9c "$wasm" | wc -c)
 printf 'wasm size: %s bytes raw, %s bytes gzip -9\n' "$raw" "$gz"
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-recovery}"
-build_bin() { # $1 env var, $2 package, $3 bin
-  if [ -z "${!1:-}" ]; then
-    say "cargo build -p $2 (set $1 to reuse a build)"
-    (cd "$repo" && cargo build -q -p "$2" --bin "$3")
-    export "$1=$CARGO_TARGET_DIR/debug/$3"
-  fi
-  [ -x "${!1}" ] || { echo "$1=${!1} is not an executable" >&2; exit 1; }
-}
-build_bin SIGN_GATEWAY_BIN sign-gateway sign-gateway
-build_bin SIGN_SERVICE_BIN sign-service sign-service
-build_bin RECOVERY_AGENT_BIN recovery-agent recovery-agent
+if [ -z "${SIGN_GATEWAY_BIN:-}" ] || [ -z "${SIGN_SERVICE_BIN:-}" ] || [ -z "${RECOVERY_AGENT_BIN:-}" ]; then
+  say "building the servers (set SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN and RECOVERY_AGENT_BIN to reuse builds)"
+  wm_build_servers
+fi
+for b in SIGN_GATEWAY_BIN SIGN_SERVICE_BIN RECOVERY_AGENT_BIN; do
+  [ -x "${!b}" ] || { echo "$b=${!b} is not an executable" >&2; exit 1; }
+done
 
 say "playwright (headless Debian Chromium)"
 cd "$here"

@@ -9,9 +9,9 @@
 # Everything is release-built into $CARGO_TARGET_DIR (default ~/.cache/wallet-mpc/target).
 # Run it on an idle machine: the figures are wall-clock times.
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+root="$wm_root"
 cd "$root"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target}"
 
 quick=0
 only=""
@@ -55,11 +55,11 @@ run() { # run <name> <command...>: a failing suite is reported, the others still
 
 protocol_rust() {
   BENCH_ITERS=$iters BENCH_PRIMES=0 BENCH_JSON="$out/protocol-native-rust.json" \
-    cargo bench -q -p mpc-core --bench protocol
+    cargo bench -q -p mpc-core --bench protocol --features backend-num-bigint
 }
 protocol_gmp() {
   BENCH_ITERS=$iters BENCH_PRIMES=0 BENCH_JSON="$out/protocol-native-gmp.json" \
-    cargo bench -q -p mpc-core --bench protocol --no-default-features --features backend-rug
+    cargo bench -q -p mpc-core --bench protocol --features backend-rug
 }
 wasm() {
   # Release wasm in headless Chromium (wasm-bindgen-test-runner + Debian chromedriver);
@@ -88,11 +88,7 @@ browser() {
   # The browser wallet in headless Chromium against RELEASE servers: online signing from
   # the presignature pool (p50/p95 and its breakdown) and prime preparation in 1 and 2
   # prime Workers followed by onboarding with the prepared primes (minutes).
-  local p
-  for p in sign-gateway sign-service recovery-agent; do cargo build -q --release -p "$p" --bin "$p"; done
-  export SIGN_GATEWAY_BIN="$CARGO_TARGET_DIR/release/sign-gateway" \
-    SIGN_SERVICE_BIN="$CARGO_TARGET_DIR/release/sign-service" \
-    RECOVERY_AGENT_BIN="$CARGO_TARGET_DIR/release/recovery-agent"
+  wm_build_servers release
   BENCH_PRESIGN=1 BENCH_PRESIGN_N="${browser_n}" BENCH_PRESIGN_JSON="$out/browser-presign.json" \
     bash playwright-tests/run.sh tests/presign-bench.spec.ts
   BENCH_PRIMES=1 BENCH_PRIMES_JSON="$out/browser-primes.json" SKIP_WASM_BUILD=1 \

@@ -15,25 +15,20 @@
 # cosigner and a local recovery agent, prints its URL and keeps everything running
 # until Ctrl-C. DEMO_SERVE=0 skips the browser part (CI); DEMO_WEB_PORT (default 8090).
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+here="$wm_root"
 cd "$here"
-export PATH="$HOME/.cargo/bin:$PATH"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target}"
 bin="$CARGO_TARGET_DIR/debug"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 command -v m4 >/dev/null 2>&1 || { say "installing m4 (GMP build)"; apt-get update -qq && apt-get install -y -qq m4; }
 
 say "building (first run: several minutes)"
-# Separate invocations: built together, cargo would unify features and the cosigner
-# would lose its GMP backend.
-cargo build -q -p sign-gateway
-cargo build -q -p sign-service
-cargo build -q -p wallet-cli --bin client
+wm_build_servers
 
 DEMO_DIR="${DEMO_DIR:-$(mktemp -d -t wallet-demo-XXXXXX)}"
 mkdir -p "$DEMO_DIR"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { wm_free_port; }
 GW_PORT=$(free_port); CO_PORT=$(free_port)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
@@ -110,7 +105,6 @@ say "building the browser participant (wasm) and the npm package (first run: min
 command -v node >/dev/null 2>&1 || { echo "node (20+) is needed for the browser demo; run scripts/setup.sh" >&2; exit 1; }
 bash crates/mpc-wasm/build.sh
 (cd web && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && npm run --silent build)
-cargo build -q -p recovery-agent
 
 say "restarting the gateway and the cosigner with CORS for $ORIGIN"
 for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done

@@ -9,14 +9,10 @@
 # UniFFI bindings (Python + Kotlin against real servers) and the browser end-to-end
 # suite (Playwright, Debian Chromium).
 set -euo pipefail
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+here="$wm_root"
 cd "$here"
-export PATH="$HOME/.cargo/bin:$PATH"
-# One target dir outside the clone, shared by every run (build once).
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target}"
 export EDGE_CARGO_TARGET_DIR="${EDGE_CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-edge}"
-export FFI_CARGO_TARGET_DIR="${FFI_CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-ffi}"
-export CARGO_TERM_COLOR=never
 # CI builds from scratch-ish: incremental caches only cost disk (13 GB) and time here.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
@@ -24,12 +20,17 @@ step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 step "setup"
 bash scripts/setup.sh
 
+step "lock files agree (shared target dir)"
+bash scripts/check-locks.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
+(cd sign-service && cargo fmt -- --check)
 (cd edge-gateway && cargo fmt -- --check)
 
 step "clippy -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --manifest-path "$wm_cosigner_manifest" --all-targets -- -D warnings
 
 step "wasm32 build of the participant"
 cargo build -p mpc-core -p mpc-wire -p safe-primes --target wasm32-unknown-unknown
@@ -37,7 +38,7 @@ cargo clippy --release --target wasm32-unknown-unknown -p mpc-wasm --all-targets
 
 step "bindings: fmt + clippy (own workspace)"
 (cd bindings && cargo fmt -- --check)
-(cd bindings && CARGO_TARGET_DIR="$FFI_CARGO_TARGET_DIR" cargo clippy --all-targets -- -D warnings)
+(cd bindings && cargo clippy --all-targets -- -D warnings)
 
 step "edge gateway build (worker-build)"
 bash scripts/gateway-edge-build.sh
@@ -46,22 +47,14 @@ bash scripts/gateway-edge-build.sh
 step "tests"
 export REQUIRE_EDGE_GATEWAY=1
 status=0
-# sign-service is tested in its own invocation: built together with the pure-Rust
-# crates, cargo would unify mpc-core's features and the cosigner would lose GMP.
-cargo test --workspace --exclude sign-service --no-fail-fast || status=1
-step "tests: sign-service (GMP)"
-cargo test -p sign-service --no-fail-fast || status=1
+cargo test --workspace --no-fail-fast || status=1
+step "tests: sign-service (its own workspace, GMP)"
+cargo test --manifest-path "$wm_cosigner_manifest" --no-fail-fast || status=1
 step "tests: mpc-core fast primes with GMP"
-cargo test -p mpc-core --no-default-features --features backend-rug --test fast_primes || status=1
+cargo test -p mpc-core --features backend-rug --test fast_primes || status=1
 
-# The servers as the browser and bindings suites run them (one package per build, so
-# sign-service keeps GMP; no-ops when the tests above built them).
-cargo build -q -p sign-gateway
-cargo build -q -p recovery-agent
-cargo build -q -p sign-service
-export SIGN_GATEWAY_BIN="$CARGO_TARGET_DIR/debug/sign-gateway"
-export SIGN_SERVICE_BIN="$CARGO_TARGET_DIR/debug/sign-service"
-export RECOVERY_AGENT_BIN="$CARGO_TARGET_DIR/debug/recovery-agent"
+# The servers as the browser and bindings suites run them.
+wm_build_servers
 
 step "tests: benchmark report (scripts/bench_report.py)"
 python3 -m unittest discover -s scripts/tests || status=1
@@ -69,7 +62,7 @@ python3 -m unittest discover -s scripts/tests || status=1
 step "tests: wasm participant in headless Chromium (wasm-bindgen-test)"
 bash crates/mpc-wasm/test.sh || status=1
 step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)"
-BINDINGS_TARGET_DIR="$FFI_CARGO_TARGET_DIR" bash bindings/test.sh || status=1
+bash bindings/test.sh || status=1
 step "tests: browser end to end (Playwright, headless Debian Chromium)"
 bash playwright-tests/run.sh || status=1
 if [ "$status" -ne 0 ]; then

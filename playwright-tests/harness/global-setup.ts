@@ -4,7 +4,7 @@
 //
 // Binaries: SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN, RECOVERY_AGENT_BIN if set; otherwise
 // built with cargo (one package per invocation so sign-service keeps its GMP backend)
-// into $CARGO_TARGET_DIR or $HOME/.cache/wallet-mpc/target-recovery.
+// into $CARGO_TARGET_DIR or $HOME/.cache/wallet-mpc/target.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, connect } from "node:net";
@@ -87,7 +87,7 @@ function start(name: string, bin: string, args: string[], env: Record<string, st
 }
 
 function targetDir(): string {
-  return process.env.CARGO_TARGET_DIR || join(homedir(), ".cache", "wallet-mpc", "target-recovery");
+  return process.env.CARGO_TARGET_DIR || join(homedir(), ".cache", "wallet-mpc", "target");
 }
 
 /** The binary from `envVar`, or built with cargo. */
@@ -99,7 +99,9 @@ function binary(envVar: string, pkg: string, bin: string): string {
   }
   const target = targetDir();
   console.log(`[e2e] cargo build -p ${pkg} --bin ${bin} (target ${target}; set ${envVar} to skip)`);
-  execFileSync("cargo", ["build", "-q", "-p", pkg, "--bin", bin], {
+  // The cosigner is a cargo workspace of its own (GMP only).
+  const manifest = pkg === "sign-service" ? ["--manifest-path", join(REPO, "sign-service", "Cargo.toml")] : [];
+  execFileSync("cargo", ["build", "-q", ...manifest, "-p", pkg, "--bin", bin], {
     cwd: REPO,
     stdio: "inherit",
     env: { ...process.env, CARGO_TARGET_DIR: target },

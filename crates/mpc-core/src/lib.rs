@@ -72,13 +72,27 @@ pub const PARTIES: u16 = 3;
 /// Number of parties needed to sign.
 pub const THRESHOLD: u16 = 2;
 
+#[cfg(not(any(feature = "backend-num-bigint", feature = "backend-rug")))]
+compile_error!(
+    "mpc-core needs a big-integer backend, chosen by the binary that uses it: enable the \
+     feature `backend-num-bigint` (pure Rust, wasm32) or `backend-rug` (GMP, native); \
+     e.g. `cargo test -p mpc-core --features backend-num-bigint`"
+);
+
 /// The big-integer backend actually in effect in this build.
 ///
 /// The protocol library silently prefers num-bigint when both backend features are
 /// enabled (which cargo's feature unification can cause in a workspace build), so
-/// servers log this at start-up.
-pub const BACKEND: &str = if cfg!(feature = "backend-num-bigint") {
-    "num-bigint (pure Rust)"
-} else {
+/// servers log this at start-up and the cosigner refuses to compile without GMP
+/// ([`BACKEND_IS_GMP`]).
+pub const BACKEND: &str = if BACKEND_IS_GMP {
     "rug (GMP)"
+} else {
+    "num-bigint (pure Rust)"
 };
+
+/// Whether the protocol's big integers are GMP's in this build (only `backend-rug` is
+/// enabled). A `const`, so a binary can refuse at compile time to be built otherwise:
+/// `const _: () = assert!(mpc_core::BACKEND_IS_GMP);`.
+pub const BACKEND_IS_GMP: bool =
+    cfg!(feature = "backend-rug") && !cfg!(feature = "backend-num-bigint");

@@ -13,6 +13,16 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+// The cosigner computes every partial signature and the Paillier proofs of every
+// session it joins: it is GMP or it is not built. (The protocol library silently falls
+// back to num-bigint when both backends are enabled, so the check is on the backend in
+// effect, not on the feature asked for.)
+const _: () = assert!(
+    mpc_core::BACKEND_IS_GMP,
+    "sign-service must be built with GMP only: mpc-core's `backend-rug` and not `backend-num-bigint` \
+     (build it from its own workspace: `cargo build --manifest-path sign-service/Cargo.toml`)"
+);
+
 pub mod audit;
 pub mod config;
 pub mod policy;

@@ -3,10 +3,10 @@
 //! their own temporary directories, runs the client, and verifies signatures
 //! independently of the wallet's code (k256 + keccak directly).
 //!
-//! The binaries are built with `cargo build -p <package> --bin <bin>`, one package per
-//! invocation: building the cosigner (GMP backend) together with the client (pure-Rust
-//! backend) would unify their features and silently give the cosigner the slow backend.
-//! Set `E2E_NO_BUILD=1` to use binaries that are already in the target directory.
+//! The binaries are built with `cargo build -p <package> --bin <bin>` in this test's
+//! target directory; the cosigner from its own workspace (`sign-service/Cargo.toml`,
+//! GMP only). Set `E2E_NO_BUILD=1` to use binaries that are already in the target
+//! directory (CI builds them once, before the suites run in parallel).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -81,6 +81,11 @@ pub fn build_bin(pkg: &str, bin: &str) -> Result<PathBuf> {
         let started = Instant::now();
         let mut cmd = Command::new(env!("CARGO"));
         cmd.args(["build", "-p", pkg, "--bin", bin]);
+        if pkg == "sign-service" {
+            // The cosigner is a workspace of its own (GMP only).
+            cmd.arg("--manifest-path")
+                .arg(repo_root().join("sign-service").join("Cargo.toml"));
+        }
         if release {
             cmd.arg("--release");
         }
@@ -107,6 +112,20 @@ pub fn build_bin(pkg: &str, bin: &str) -> Result<PathBuf> {
         );
     }
     Ok(p)
+}
+
+/// The repository's root directory (from the run-time `CARGO_MANIFEST_DIR` when cargo
+/// runs the test, else from where this crate was compiled).
+pub fn repo_root() -> PathBuf {
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    // testing/e2e-tests, or any crate one or two levels below the root.
+    manifest
+        .ancestors()
+        .find(|d| d.join("sign-service").join("Cargo.toml").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest)
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
