@@ -74,6 +74,8 @@ mod session;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod props;
 
 pub use channel::{Channel, Message, Opened};
 pub use envelope::{Envelope, DOMAIN_TAG, MAX_ENVELOPE_BYTES, P2P_OVERHEAD, VERSION};
