@@ -73,9 +73,9 @@ mod identity;
 mod session;
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod props;
+#[cfg(test)]
+mod tests;
 
 pub use channel::{Channel, Message, Opened};
 pub use envelope::{Envelope, DOMAIN_TAG, MAX_ENVELOPE_BYTES, P2P_OVERHEAD, VERSION};
