@@ -108,7 +108,11 @@ fn feed(kind: u8, from: u16, broadcast: bool, payload: Vec<u8>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    // 256 cases by default (sessions are costly to build); PROPTEST_CASES for long runs.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(256),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn garbage_payloads_never_panic(
