@@ -74,13 +74,16 @@ fn main() {
     }
 }
 
-fn init_logging(cfg: &Config) -> anyhow::Result<()> {
+/// Logs go to stdout when serving, to stderr for a command whose result is stdout.
+fn init_logging(cfg: &Config, to_stderr: bool) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.logging.level)
         .with_context(|| format!("invalid logging.level {:?}", cfg.logging.level))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let res = match cfg.logging.format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Pretty => builder.try_init(),
+    let res = match (cfg.logging.format, to_stderr) {
+        (LogFormat::Json, false) => builder.json().try_init(),
+        (LogFormat::Pretty, false) => builder.try_init(),
+        (LogFormat::Json, true) => builder.json().with_writer(std::io::stderr).try_init(),
+        (LogFormat::Pretty, true) => builder.with_writer(std::io::stderr).try_init(),
     };
     res.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
 }
@@ -118,7 +121,7 @@ fn open_store(cfg: &Config, insecure_dev_store_key: bool) -> anyhow::Result<Stor
 
 fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config::load(args.config.as_deref())?;
-    init_logging(&cfg)?;
+    init_logging(&cfg, args.command.is_some())?;
     if let Some(Command::Import {
         file,
         passphrase_file,

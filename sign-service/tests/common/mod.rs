@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cosigner_api::auth;
@@ -23,8 +24,10 @@ use tonic::transport::Channel;
 
 pub const SECRET: &str = "integration-test-room-secret-0123456789";
 
-/// A binary of the root workspace (built on demand, unless `env` names it).
+/// A binary of the root workspace: `env` when set, else built (once per test process,
+/// a no-op when up to date) with `cargo build -p pkg --bin bin` in this target dir.
 pub fn root_bin(env: &str, pkg: &str, bin: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     if let Ok(p) = std::env::var(env) {
         return PathBuf::from(p);
     }
@@ -35,16 +38,21 @@ pub fn root_bin(env: &str, pkg: &str, bin: &str) -> PathBuf {
         .expect("target dir")
         .to_path_buf();
     let path = dir.join(bin);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    // Always ask cargo (a no-op when up to date): a stale binary would test old code.
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "-p", pkg, "--bin", bin])
-        .env_remove("CARGO_MANIFEST_DIR")
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build -p {pkg} --bin {bin} failed");
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|b| b == bin) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "-p", pkg, "--bin", bin])
+            .env_remove("CARGO_MANIFEST_DIR")
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p {pkg} --bin {bin} failed");
+        built.push(bin.to_string());
+    }
     path
 }
 
