@@ -1,6 +1,6 @@
 //! Harness of the end-to-end tests: builds and locates the real binaries
-//! (`sign-gateway`, `sign-service`, `client`), starts them on free loopback ports with
-//! their own temporary directories, runs the client, and verifies signatures
+//! (`sign-gateway`, `sign-service`, `client`), starts them on loopback port 0 (each
+//! reports the port it got through `--port-file`) with their own temporary directories, runs the client, and verifies signatures
 //! independently of the wallet's code (k256 + keccak directly).
 //!
 //! The binaries are built with `cargo build -p <package> --bin <bin>` in this test's
@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use sha3::{Digest, Keccak256};
+
+pub use gateway_tests::process::{free_port, RefusedPort};
 
 /// Passphrase of the device file in the tests.
 pub const DEVICE_PASS: &str = "e2e device passphrase";
@@ -128,11 +130,6 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or(manifest)
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A temporary directory (removed on drop unless `E2E_KEEP=1`).
 pub struct TempDir(pub PathBuf);
 
@@ -224,7 +221,16 @@ impl Proc {
         self.kill();
     }
 
-    /// Waits until `port` accepts connections (fails if the process exits first).
+    /// Waits for the address the process reports through `--port-file` (see
+    /// [`gateway_tests::process::wait_port_file`]).
+    pub fn wait_port_file(&mut self, port_file: &Path, timeout: Duration) -> Result<SocketAddr> {
+        let child = self.child.as_mut().context("not running")?;
+        gateway_tests::process::wait_port_file(child, port_file, timeout)
+            .with_context(|| format!("{} did not start; output:\n{}", self.name, self.output()))
+    }
+
+    /// Waits until `port` accepts connections (fails if the process exits first). For
+    /// servers that cannot report their port (see [`cosigner_port`]).
     pub fn wait_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         loop {
@@ -252,33 +258,61 @@ impl Drop for Proc {
     }
 }
 
-/// Starts `sign-gateway` (open, no access secret) on a free port; returns it and its URL.
+/// Starts `sign-gateway` (open, no access secret) on loopback port 0; returns it and its
+/// URL (the port read from its `--port-file`).
 pub fn start_gateway(bins: &Bins, dir: &Path) -> Result<(Proc, String)> {
-    let port = free_port()?;
+    start_gateway_with_env(bins, dir, &[])
+}
+
+/// [`start_gateway`] with more environment variables (e.g. `SIGN_GATEWAY_CORS_ORIGINS`).
+pub fn start_gateway_with_env(
+    bins: &Bins,
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> Result<(Proc, String)> {
+    std::fs::create_dir_all(dir)?;
     let cfg = dir.join("sign-gateway.yaml");
     std::fs::write(
         &cfg,
-        format!("host: 127.0.0.1\nport: {port}\nlogging:\n  level: warn\n  format: pretty\n"),
+        "host: 127.0.0.1\nport: 0\nlogging:\n  level: warn\n  format: pretty\n",
     )?;
+    let port_file = dir.join("sign-gateway.port");
+    let _ = std::fs::remove_file(&port_file);
     let mut cmd = Command::new(&bins.gateway);
-    cmd.arg("--config").arg(&cfg);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("--port-file")
+        .arg(&port_file);
     for v in [
         "SIGN_GATEWAY_HOST",
         "SIGN_GATEWAY_PORT",
+        "SIGN_GATEWAY_PORT_FILE",
         "SIGN_GATEWAY_ACCESS_SECRET",
         "SIGN_GATEWAY_CONFIG",
+        "SIGN_GATEWAY_CORS_ORIGINS",
     ] {
         cmd.env_remove(v);
     }
+    cmd.envs(env.iter().copied());
     let mut p = Proc::spawn("sign-gateway", cmd, &dir.join("sign-gateway.log"))?;
-    p.wait_port(port, Duration::from_secs(20))?;
-    Ok((p, format!("http://127.0.0.1:{port}")))
+    let addr = p.wait_port_file(&port_file, Duration::from_secs(20))?;
+    Ok((p, format!("http://{addr}")))
+}
+
+/// The port a test starts `sign-service` on: 0 once `sign-service --port-file` exists
+/// ([`start_service`] then reads the port it got and keeps it in
+/// [`ServiceConfig::port`], so a restart comes back at the same URL); until then a port
+/// that was free a moment ago.
+pub fn cosigner_port() -> Result<u16> {
+    // SWITCH to `Ok(0)` (one line) once `sign-service --port-file` is on main.
+    free_port()
 }
 
 /// Settings of a `sign-service` run.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// gRPC port.
+    /// gRPC port: [`cosigner_port`] for a first start (0: any free port, reported by
+    /// the service), then the port it got.
     pub port: u16,
     /// Gateway URL.
     pub gateway_url: String,
@@ -296,6 +330,11 @@ impl ServiceConfig {
     /// The audit log path.
     pub fn audit_log(&self) -> PathBuf {
         self.data_dir.join("audit.jsonl")
+    }
+
+    /// `http://127.0.0.1:<port>` (after [`start_service`] when the port was 0).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// The YAML config.
@@ -320,29 +359,53 @@ impl ServiceConfig {
     }
 }
 
-/// Starts `sign-service` with `cfg` and waits for its port.
-pub fn start_service(bins: &Bins, cfg: &ServiceConfig) -> Result<Proc> {
+/// Starts `sign-service` with `cfg` and waits until it listens; with `cfg.port` 0 it
+/// reads the port the service got from its `--port-file` and stores it in `cfg.port`.
+pub fn start_service(bins: &Bins, cfg: &mut ServiceConfig) -> Result<Proc> {
+    start_service_with_env(bins, cfg, &[])
+}
+
+/// [`start_service`] with more environment variables (e.g. `SIGN_SERVICE_CORS_ORIGINS`).
+pub fn start_service_with_env(
+    bins: &Bins,
+    cfg: &mut ServiceConfig,
+    env: &[(&str, &str)],
+) -> Result<Proc> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let path = cfg.data_dir.join("sign-service.yaml");
     std::fs::write(&path, cfg.yaml())?;
+    let port_file = cfg.data_dir.join("sign-service.port");
+    let _ = std::fs::remove_file(&port_file);
     let mut cmd = Command::new(&bins.service);
     cmd.arg("--config")
         .arg(&path)
         .env("SIGN_SERVICE_STORE_KEY", STORE_KEY);
+    if cfg.port == 0 {
+        cmd.arg("--port-file").arg(&port_file);
+    }
     for v in [
         "SIGN_SERVICE_HOST",
         "SIGN_SERVICE_PORT",
+        "SIGN_SERVICE_PORT_FILE",
         "SIGN_SERVICE_GATEWAY_URL",
         "SIGN_SERVICE_KEY_STORE",
         "SIGN_SERVICE_AUDIT_LOG",
         "SIGN_SERVICE_CONFIG",
         "SIGN_SERVICE_STORE_PASSPHRASE",
+        "SIGN_SERVICE_CORS_ORIGINS",
         "SIGN_GATEWAY_ACCESS_SECRET",
     ] {
         cmd.env_remove(v);
     }
+    cmd.envs(env.iter().copied());
     let mut p = Proc::spawn("sign-service", cmd, &cfg.data_dir.join("sign-service.log"))?;
-    p.wait_port(cfg.port, Duration::from_secs(60))?;
+    if cfg.port == 0 {
+        cfg.port = p
+            .wait_port_file(&port_file, Duration::from_secs(60))?
+            .port();
+    } else {
+        p.wait_port(cfg.port, Duration::from_secs(60))?;
+    }
     Ok(p)
 }
 

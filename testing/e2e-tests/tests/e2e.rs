@@ -63,22 +63,22 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
-    let svc_cfg = ServiceConfig {
-        port: free_port()?,
+    let mut svc_cfg = ServiceConfig {
+        port: cosigner_port()?,
         gateway_url: gateway_url.clone(),
         data_dir: svc_dir.clone(),
         max_value_per_tx_wei: Some(ETH),
         session_timeout_secs: 60,
         extra_yaml: String::new(),
     };
-    let mut service = start_service(&bins, &svc_cfg)?;
-    let cosigner = format!("http://127.0.0.1:{}", svc_cfg.port);
+    let mut service = start_service(&bins, &mut svc_cfg)?;
+    let cosigner = svc_cfg.url();
     let mut stats = Stats(Vec::new());
     let result = scenario(
         &bins,
         &client_dir,
         &cosigner,
-        &svc_cfg,
+        &mut svc_cfg,
         &mut service,
         &mut stats,
     );
@@ -124,7 +124,7 @@ fn scenario(
     bins: &Bins,
     dir: &Path,
     cosigner: &str,
-    svc_cfg: &ServiceConfig,
+    svc_cfg: &mut ServiceConfig,
     service: &mut Proc,
     stats: &mut Stats,
 ) -> Result<()> {
@@ -301,8 +301,15 @@ fn scenario(
     );
 
     step("gateway override: an unreachable gateway is a typed error");
-    let dead = format!("http://127.0.0.1:{}", free_port()?);
-    let r = run(&["--gateway", &dead, "sign-message", "--path", path, "x"])?;
+    let dead = RefusedPort::new()?;
+    let r = run(&[
+        "--gateway",
+        &dead.url()?,
+        "sign-message",
+        "--path",
+        path,
+        "x",
+    ])?;
     ensure!(
         r.code != 0 && r.stderr.contains("gateway_unavailable"),
         "{r:?}"
@@ -529,7 +536,7 @@ fn kill_mid_signing(
     bins: &Bins,
     dir: &Path,
     cosigner: &str,
-    svc_cfg: &ServiceConfig,
+    svc_cfg: &mut ServiceConfig,
     service: &mut Proc,
 ) -> Result<()> {
     use std::io::BufRead;

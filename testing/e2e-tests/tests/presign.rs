@@ -62,11 +62,10 @@ fn presignature_pools_across_processes() -> Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
-    let port = free_port()?;
-    let svc_cfg = service_config(&gateway_url, &svc_dir, port, 0);
-    let mut service = start_service(&bins, &svc_cfg)?;
-    let cosigner = format!("http://127.0.0.1:{port}");
-    let result = scenario(&bins, &client_dir, &cosigner, &svc_cfg, &mut service);
+    let mut svc_cfg = service_config(&gateway_url, &svc_dir, cosigner_port()?, 0);
+    let mut service = start_service(&bins, &mut svc_cfg)?;
+    let cosigner = svc_cfg.url();
+    let result = scenario(&bins, &client_dir, &cosigner, &mut svc_cfg, &mut service);
     if let Err(e) = &result {
         eprintln!(
             "[presign-e2e] FAILED: {e:#}\n--- sign-service log (tail) ---\n{}",
@@ -229,7 +228,7 @@ fn scenario(
     bins: &Bins,
     dir: &Path,
     cosigner: &str,
-    svc_cfg: &ServiceConfig,
+    svc_cfg: &mut ServiceConfig,
     service: &mut Proc,
 ) -> Result<()> {
     let run = |args: &[&str]| client(bins, dir, cosigner, args);
@@ -404,13 +403,13 @@ fn scenario(
 
     step("sign-service SIGKILLed between consuming a presignature and answering");
     service.terminate();
-    let paused = service_config(
+    let mut paused = service_config(
         &svc_cfg.gateway_url,
         &svc_cfg.data_dir,
         svc_cfg.port,
         30_000,
     );
-    *service = start_service(bins, &paused)?;
+    *service = start_service(bins, &mut paused)?;
     let victim = local_ids(dir, cosigner, &account, false)?[0].clone();
     ensure!(raw.cosigner_ids(&account)?.contains(&victim));
     let req = raw.sign_req(&account, &victim, "crash")?;
