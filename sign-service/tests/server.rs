@@ -657,8 +657,14 @@ async fn create_confirm_sign_policy_and_auth() {
         tonic::Code::Unauthenticated
     );
 
-    // Audit log has the decisions and the outcome.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Audit log has the decisions and the outcome (the outcome line may land just after
+    // the answer: wait for it rather than for a fixed time).
+    for _ in 0..600 {
+        if svc.audit().contains("\"outcome\":\"signed\"") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let audit = svc.audit();
     assert!(audit.contains("\"decision\":\"deny\""), "{audit}");
     assert!(audit.contains("max_value_per_tx_wei"), "{audit}");
