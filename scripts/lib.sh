@@ -9,8 +9,8 @@
 #
 # Pieces: wm_say; steps with timing (wm_step, wm_steps_report); npm installs
 # (wm_npm_ci); lint inside the build (wm_lint_in_build); the servers (wm_build_servers,
-# wm_start_gateway, wm_start_cosigner, wm_start_agent, wm_wait_port_file, wm_wait_tcp,
-# wm_stop).
+# wm_spawn, wm_start_gateway, wm_start_cosigner, wm_start_agent, wm_wait_for,
+# wm_wait_port_file, wm_wait_tcp, wm_stop).
 
 wm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -140,46 +140,39 @@ wm_build_servers() {
   done
 }
 
-# wm_wait_port_file FILE PID LOG [TIMEOUT_S]: waits until the server PID has written its
-# bound address to FILE (the `--port-file` contract: HOST:PORT and a newline, written
-# atomically once the listener is bound) and prints it. Fails, showing the end of LOG,
-# when PID exits first or after TIMEOUT_S (default 60).
-wm_wait_port_file() {
-  local file="$1" pid="$2" log="$3" timeout="${4:-60}" start=$SECONDS
-  until [ -s "$file" ]; do
+# wm_wait_for WHAT PID LOG TIMEOUT_S COMMAND...: polls COMMAND until it succeeds. Fails,
+# showing the end of LOG, when the server PID exits first or after TIMEOUT_S.
+wm_wait_for() {
+  local what="$1" pid="$2" log="$3" timeout="$4" start=$SECONDS
+  shift 4
+  until "$@"; do
     if ! kill -0 "$pid" 2>/dev/null; then
-      echo "server $pid exited before writing $file; end of $log:" >&2
+      echo "server $pid exited before $what; end of $log:" >&2
       tail -n 30 "$log" >&2
       return 1
     fi
     if [ $((SECONDS - start)) -ge "$timeout" ]; then
-      echo "no address in $file after ${timeout}s; end of $log:" >&2
+      echo "server $pid: not $what after ${timeout}s; end of $log:" >&2
       tail -n 30 "$log" >&2
       return 1
     fi
     sleep 0.05
   done
-  cat "$file"
+}
+
+# wm_wait_port_file FILE PID LOG [TIMEOUT_S]: waits until the server PID has written its
+# bound address to FILE (the `--port-file` contract: HOST:PORT and a newline, written
+# atomically once the listener is bound) and prints it (default timeout 60 s).
+wm_wait_port_file() {
+  wm_wait_for "writing $1" "$2" "$3" "${4:-60}" test -s "$1" && cat "$1"
 }
 
 # wm_wait_tcp HOST:PORT PID LOG [TIMEOUT_S]: waits until HOST:PORT accepts connections,
 # for a server that cannot report its port (sign-service until its --port-file exists).
 wm_wait_tcp() {
-  local addr="$1" pid="$2" log="$3" timeout="${4:-60}" start=$SECONDS
-  until (exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}") 2>/dev/null; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-      echo "server $pid exited before listening on $addr; end of $log:" >&2
-      tail -n 30 "$log" >&2
-      return 1
-    fi
-    if [ $((SECONDS - start)) -ge "$timeout" ]; then
-      echo "nothing listens on $addr after ${timeout}s; end of $log:" >&2
-      tail -n 30 "$log" >&2
-      return 1
-    fi
-    sleep 0.05
-  done
+  wm_wait_for "listening on $1" "$2" "$3" "${4:-60}" wm_tcp_open "$1"
 }
+wm_tcp_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 
 # wm_free_port: a port that was free a moment ago on 127.0.0.1 (only for servers that
 # cannot bind port 0 and report it; see wm_start_cosigner).
@@ -187,22 +180,31 @@ wm_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# The servers started by this shell (wm_start_*), for wm_stop.
+# The servers started by this shell (wm_spawn), for wm_stop.
 wm_pids=()
+
+# wm_spawn LOG COMMAND...: starts COMMAND in the background with its output appended to
+# LOG; sets WM_PID and remembers it for wm_stop. Call it (and wm_start_*) directly, not
+# in $(...): the server must be a child of this shell.
+wm_spawn() {
+  local log="$1"
+  shift
+  "$@" >>"$log" 2>&1 &
+  WM_PID=$!
+  wm_pids+=("$WM_PID")
+}
 
 # wm_start_gateway LOG [VAR=VALUE...]: starts $SIGN_GATEWAY_BIN on 127.0.0.1, port 0,
 # with the given environment (SIGN_GATEWAY_*), output appended to LOG; waits for the
-# port it reports and sets WM_GATEWAY_PID and WM_GATEWAY_URL. Call it directly, not in
-# $(...): the server is a child of this shell.
+# port it reports and sets WM_GATEWAY_PID and WM_GATEWAY_URL.
 wm_start_gateway() {
   local log="$1" port_file="${1%.log}.port" addr
   shift
   rm -f "$port_file"
-  env "$@" SIGN_GATEWAY_HOST=127.0.0.1 SIGN_GATEWAY_PORT=0 \
-    "$SIGN_GATEWAY_BIN" --port-file "$port_file" >>"$log" 2>&1 &
-  WM_GATEWAY_PID=$!
-  wm_pids+=("$WM_GATEWAY_PID")
-  addr=$(wm_wait_port_file "$port_file" "$WM_GATEWAY_PID" "$log" 30) || return 1
+  wm_spawn "$log" env "$@" SIGN_GATEWAY_HOST=127.0.0.1 SIGN_GATEWAY_PORT=0 \
+    "$SIGN_GATEWAY_BIN" --port-file "$port_file"
+  WM_GATEWAY_PID=$WM_PID
+  addr=$(wm_wait_port_file "$port_file" "$WM_PID" "$log" 30) || return 1
   WM_GATEWAY_URL="http://$addr"
 }
 
@@ -214,21 +216,18 @@ wm_start_cosigner() {
   shift
   # SWITCH (one line) to `local port=0` once `sign-service --port-file` is on main.
   local port; port=$(wm_free_port)
+  rm -f "$port_file"
   if [ "$port" = 0 ]; then
-    rm -f "$port_file"
-    env "$@" SIGN_SERVICE_HOST=127.0.0.1 SIGN_SERVICE_PORT=0 \
-      "$SIGN_SERVICE_BIN" --port-file "$port_file" >>"$log" 2>&1 &
-    WM_COSIGNER_PID=$!
-    wm_pids+=("$WM_COSIGNER_PID")
-    addr=$(wm_wait_port_file "$port_file" "$WM_COSIGNER_PID" "$log" 60) || return 1
+    wm_spawn "$log" env "$@" SIGN_SERVICE_HOST=127.0.0.1 SIGN_SERVICE_PORT=0 \
+      "$SIGN_SERVICE_BIN" --port-file "$port_file"
+    addr=$(wm_wait_port_file "$port_file" "$WM_PID" "$log" 60) || return 1
   else
-    env "$@" SIGN_SERVICE_HOST=127.0.0.1 SIGN_SERVICE_PORT="$port" \
-      "$SIGN_SERVICE_BIN" >>"$log" 2>&1 &
-    WM_COSIGNER_PID=$!
-    wm_pids+=("$WM_COSIGNER_PID")
+    wm_spawn "$log" env "$@" SIGN_SERVICE_HOST=127.0.0.1 SIGN_SERVICE_PORT="$port" \
+      "$SIGN_SERVICE_BIN"
     addr="127.0.0.1:$port"
-    wm_wait_tcp "$addr" "$WM_COSIGNER_PID" "$log" 60 || return 1
+    wm_wait_tcp "$addr" "$WM_PID" "$log" 60 || return 1
   fi
+  WM_COSIGNER_PID=$WM_PID
   WM_COSIGNER_URL="http://$addr"
 }
 
@@ -238,14 +237,13 @@ wm_start_agent() {
   local log="$1" port_file="${1%.log}.port" addr
   shift
   rm -f "$port_file"
-  "$RECOVERY_AGENT_BIN" --listen 127.0.0.1:0 --port-file "$port_file" "$@" >>"$log" 2>&1 &
-  WM_AGENT_PID=$!
-  wm_pids+=("$WM_AGENT_PID")
-  addr=$(wm_wait_port_file "$port_file" "$WM_AGENT_PID" "$log" 30) || return 1
+  wm_spawn "$log" "$RECOVERY_AGENT_BIN" --listen 127.0.0.1:0 --port-file "$port_file" "$@"
+  WM_AGENT_PID=$WM_PID
+  addr=$(wm_wait_port_file "$port_file" "$WM_PID" "$log" 30) || return 1
   WM_AGENT_URL="http://$addr"
 }
 
-# wm_stop [PID...]: stops the given servers (default: every one wm_start_* started) and
+# wm_stop [PID...]: stops the given servers (default: every one wm_spawn started) and
 # waits for them.
 wm_stop() {
   local p
