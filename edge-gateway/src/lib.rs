@@ -7,14 +7,22 @@
 //! sequence, unique-index counter and messages (in memory and in its storage) and serves
 //! the SSE streams of its subscribers.
 //!
+//! Limits over all rooms (`max_rooms`, the byte budget `max_total_bytes`) live in one
+//! more Durable Object, [`QuotaObject`] (a single instance): a room asks it once to be
+//! admitted when it is created, reserves every message's bytes before appending it, and
+//! gives everything back when it expires. So the edge enforces the same limits as the
+//! native gateway.
+//!
 //! Configuration comes from `[vars]` in `wrangler.toml` (secrets: `wrangler secret put
-//! ACCESS_SECRET`): `ACCESS_SECRET`, `CORS_ORIGINS` (comma-separated), `KEEPALIVE_SECS`,
-//! `MAX_MESSAGE_BYTES`, `MAX_MESSAGES_PER_ROOM`, `MAX_ROOM_BYTES`,
+//! ACCESS_SECRET`): `ACCESS_SECRET`, `REQUIRE_PARTY_TOKENS`, `CORS_ORIGINS`
+//! (comma-separated), `KEEPALIVE_SECS`, `MAX_MESSAGE_BYTES`, `MAX_MESSAGES_PER_ROOM`,
+//! `MAX_ROOM_BYTES`, `MAX_ROOMS`, `MAX_TOTAL_BYTES`, `NEW_ROOM_BUDGET_PERCENT`,
+//! `MAX_PARTY_BYTES_PER_ROOM`, `MAX_SUBSCRIPTIONS_PER_PARTY`,
 //! `MAX_SUBSCRIBERS_PER_ROOM`, `MAX_UNIQUE_IDX`, `ROOM_IDLE_TTL_SECS`,
-//! `ROOM_MAX_LIFETIME_SECS`. (`max_rooms` does not apply: every room is its own object.)
+//! `ROOM_MAX_LIFETIME_SECS`.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +31,9 @@ use futures_channel::mpsc;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use gateway_core::paths::Route;
-use gateway_core::{GatewayConfig, GatewayError, Limits, Message, Room};
+use gateway_core::{
+    Access, AccessPolicy, Caller, GatewayConfig, GatewayError, Limits, Message, Room,
+};
 use serde::{Deserialize, Serialize};
 use worker::*;
 
@@ -36,6 +46,10 @@ const MAX_BATCH_BYTES: usize = 256 * 1024;
 const H_LAST: &str = "x-gw-last-event-id";
 /// Internal header carrying the room id to the object.
 const H_ROOM: &str = "x-gw-room";
+/// Internal header carrying the caller's party (from its party token) to the object.
+const H_PARTY: &str = "x-gw-party";
+/// Name of the one quota object.
+const QUOTA: &str = "global";
 
 fn env_str(env: &Env, name: &str) -> Option<String> {
     env.var(name)
@@ -70,11 +84,28 @@ fn config(env: &Env) -> GatewayConfig {
             .unwrap_or_default(),
         keepalive_secs: env_num(env, "KEEPALIVE_SECS", 15),
         access_secret,
+        require_party_tokens: env_num(env, "REQUIRE_PARTY_TOKENS", false),
         limits: Limits {
             max_message_bytes: env_num(env, "MAX_MESSAGE_BYTES", d.max_message_bytes),
             max_messages_per_room: env_num(env, "MAX_MESSAGES_PER_ROOM", d.max_messages_per_room),
             max_room_bytes: env_num(env, "MAX_ROOM_BYTES", d.max_room_bytes),
-            max_rooms: d.max_rooms,
+            max_rooms: env_num(env, "MAX_ROOMS", d.max_rooms),
+            max_total_bytes: env_num(env, "MAX_TOTAL_BYTES", d.max_total_bytes),
+            new_room_budget_percent: env_num(
+                env,
+                "NEW_ROOM_BUDGET_PERCENT",
+                d.new_room_budget_percent,
+            ),
+            max_party_bytes_per_room: env_num(
+                env,
+                "MAX_PARTY_BYTES_PER_ROOM",
+                d.max_party_bytes_per_room,
+            ),
+            max_subscriptions_per_party: env_num(
+                env,
+                "MAX_SUBSCRIPTIONS_PER_PARTY",
+                d.max_subscriptions_per_party,
+            ),
             max_subscribers_per_room: env_num(
                 env,
                 "MAX_SUBSCRIBERS_PER_ROOM",
@@ -200,15 +231,26 @@ async fn handle(
     gateway_core::validate_room_id(room)?;
     let auth = req.headers().get("authorization").map_err(internal)?;
     let qt = query_token(&url);
-    gateway_core::check_access(
-        cfg.access_secret.as_deref().map(str::as_bytes),
+    let needed = match route {
+        Route::Subscribe(_) => Access::Read,
+        _ => Access::Write,
+    };
+    let caller = gateway_core::authorize(
+        AccessPolicy {
+            secret: cfg.access_secret.as_deref().map(str::as_bytes),
+            require_party_tokens: cfg.require_party_tokens,
+        },
         room,
         auth.as_deref(),
         qt.as_deref(),
         now_ms() / 1000,
+        needed,
     )?;
     let headers = Headers::new();
     headers.set(H_ROOM, room).map_err(internal)?;
+    if let Some(p) = caller.party {
+        headers.set(H_PARTY, &p.to_string()).map_err(internal)?;
+    }
     let mut init = RequestInit::new();
     init.with_method(method);
     let inner_path = match route {
@@ -261,6 +303,27 @@ struct Meta {
     last_active_ms: u64,
     next_idx: u16,
     expired: bool,
+    /// Bytes posted per party token.
+    #[serde(default)]
+    party_bytes: BTreeMap<u16, u64>,
+    /// Whether the quota object admitted this room.
+    #[serde(default)]
+    admitted: bool,
+    /// Bytes this room reserved at the quota object (released when it is wiped).
+    #[serde(default)]
+    held_bytes: u64,
+}
+
+/// The caller's party, as the Worker passed it (from a verified party token).
+fn caller_of(req: &Request) -> Caller {
+    Caller {
+        party: req
+            .headers()
+            .get(H_PARTY)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse().ok()),
+    }
 }
 
 fn msg_key(seq: u64) -> String {
@@ -272,6 +335,10 @@ struct Inner {
     room: Option<Room<()>>,
     expired: bool,
     loaded: bool,
+    /// The quota object counts this room (and its bytes) until it is wiped.
+    admitted: bool,
+    /// Bytes reserved at the quota object.
+    held_bytes: u64,
     subscribers: Vec<mpsc::Sender<Message>>,
 }
 
@@ -322,11 +389,14 @@ impl RoomObject {
         match meta {
             Some(m) if m.expired => inner.expired = true,
             Some(m) => {
+                inner.admitted = m.admitted;
+                inner.held_bytes = m.held_bytes;
                 inner.room = Some(Room::restore(
                     m.created_ms,
                     m.last_active_ms,
                     m.next_idx,
                     msgs,
+                    m.party_bytes,
                     (),
                 ))
             }
@@ -344,6 +414,9 @@ impl RoomObject {
                     last_active_ms: r.last_active_ms(),
                     next_idx: r.next_idx(),
                     expired: false,
+                    party_bytes: r.party_bytes().clone(),
+                    admitted: inner.admitted,
+                    held_bytes: inner.held_bytes,
                 },
                 None => Meta {
                     expired: inner.expired,
@@ -382,6 +455,64 @@ impl RoomObject {
         Ok(inner)
     }
 
+    fn quota(&self) -> std::result::Result<Stub, GatewayError> {
+        let ns = self.env.durable_object("QUOTA").map_err(internal)?;
+        let id = ns.id_from_name(QUOTA).map_err(internal)?;
+        id.get_stub().map_err(internal)
+    }
+
+    /// Asks the quota object; `Ok` when it agreed, its error otherwise.
+    async fn ask_quota(&self, path: &str) -> std::result::Result<(), GatewayError> {
+        let mut resp = self
+            .quota()?
+            .fetch_with_str(&format!("https://quota/{path}"))
+            .await
+            .map_err(internal)?;
+        if resp.status_code() == 200 {
+            return Ok(());
+        }
+        let body: gateway_core::ErrorBody = resp.json().await.map_err(internal)?;
+        Err(match body.error.as_str() {
+            "too_many_rooms" => GatewayError::TooManyRooms(0),
+            "gateway_busy" if path.starts_with("admit") => {
+                GatewayError::GatewayBusy("new rooms are refused")
+            }
+            "gateway_busy" => GatewayError::GatewayBusy("posts are refused"),
+            _ => GatewayError::Internal,
+        })
+    }
+
+    /// The room is live, or is created now if the quota object admits one more room.
+    async fn ensure_room(
+        &self,
+        limits: &Limits,
+        now: u64,
+    ) -> std::result::Result<(), GatewayError> {
+        {
+            let inner = self.live_room(limits, now, false)?;
+            if inner.room.is_some() {
+                return Ok(());
+            }
+        }
+        self.ask_quota("admit").await?;
+        // Another request may have created the room while the quota object answered:
+        // then this admission is one too many and goes back.
+        let extra = {
+            let mut inner = self.live_room(limits, now, false)?;
+            if inner.room.is_some() && inner.admitted {
+                true
+            } else {
+                inner.room = Some(Room::new(now, ()));
+                inner.admitted = true;
+                false
+            }
+        };
+        if extra {
+            self.ask_quota("release?rooms=1&bytes=0").await?;
+        }
+        Ok(())
+    }
+
     async fn schedule(&self, limits: &Limits) -> Result<()> {
         let at = {
             let inner = self.inner.borrow();
@@ -397,6 +528,22 @@ impl RoomObject {
     }
 
     async fn wipe(&self) -> Result<()> {
+        // Give the room and its bytes back to the budget (once: `admitted` goes false).
+        let held = {
+            let mut inner = self.inner.borrow_mut();
+            let held = inner.admitted.then_some(inner.held_bytes);
+            inner.admitted = false;
+            inner.held_bytes = 0;
+            held
+        };
+        if let Some(bytes) = held {
+            if let Err(e) = self
+                .ask_quota(&format!("release?rooms=1&bytes={bytes}"))
+                .await
+            {
+                console_error!("releasing the room's quota failed: {e}");
+            }
+        }
         let storage = self.state.storage();
         storage.delete_all().await?;
         storage
@@ -422,8 +569,9 @@ impl RoomObject {
         let was_expired = self.inner.borrow().expired;
         let res = match path.as_str() {
             "/issue_unique_idx" => {
+                self.ensure_room(limits, now).await?;
                 let idx = {
-                    let mut inner = self.live_room(limits, now, true)?;
+                    let mut inner = self.live_room(limits, now, false)?;
                     let room = inner.room.as_mut().ok_or(GatewayError::Internal)?;
                     room.issue_unique_idx(limits, now)?
                 };
@@ -432,17 +580,40 @@ impl RoomObject {
                 json_response(format!("{{\"unique_idx\":{idx}}}")).map_err(internal)
             }
             "/broadcast" => {
+                let caller = caller_of(&req);
                 let mut req = req;
                 let body = req.text().await.map_err(internal)?;
-                let msg = {
-                    let mut inner = self.live_room(limits, now, true)?;
-                    let room = inner.room.as_mut().ok_or(GatewayError::Internal)?;
-                    let msg = room.append(&body, limits, now)?;
-                    // Deliver in append order, synchronously: one order for everyone.
-                    inner
-                        .subscribers
-                        .retain_mut(|tx| tx.try_send(msg.clone()).is_ok());
-                    msg
+                self.ensure_room(limits, now).await?;
+                // The global budget first (as the native registry does), then the room's
+                // and the party's limits; a refused append gives its reservation back.
+                let size = body.len() as u64;
+                self.ask_quota(&format!("reserve?bytes={size}")).await?;
+                let appended = {
+                    let mut inner = self.live_room(limits, now, false)?;
+                    let inner = &mut *inner;
+                    match inner.room.as_mut() {
+                        None => Err(GatewayError::Internal),
+                        Some(room) => room.append_as(&body, caller, limits, now).inspect(|msg| {
+                            inner.held_bytes += size;
+                            // Deliver in append order, synchronously: one order for
+                            // everyone.
+                            inner
+                                .subscribers
+                                .retain_mut(|tx| tx.try_send(msg.clone()).is_ok());
+                        }),
+                    }
+                };
+                let msg = match appended {
+                    Ok(m) => m,
+                    Err(e) => {
+                        if let Err(r) = self
+                            .ask_quota(&format!("release?rooms=0&bytes={size}"))
+                            .await
+                        {
+                            console_error!("returning a refused post's reservation failed: {r}");
+                        }
+                        return Err(e);
+                    }
                 };
                 let storage = self.state.storage();
                 storage
@@ -461,11 +632,13 @@ impl RoomObject {
                     .flatten()
                     .and_then(|v| v.parse::<u64>().ok())
                     .unwrap_or(0);
+                let caller = caller_of(&req);
+                self.ensure_room(limits, now).await?;
                 let (backlog, rx) = {
-                    let mut inner = self.live_room(limits, now, true)?;
+                    let mut inner = self.live_room(limits, now, false)?;
                     let room = inner.room.as_mut().ok_or(GatewayError::Internal)?;
                     room.check_resume(last)?;
-                    room.subscribe(limits, now)?;
+                    room.subscribe_as(caller, limits, now)?;
                     let backlog = room.messages_after(last, usize::MAX);
                     let (tx, rx) = mpsc::channel(SUBSCRIBER_QUEUE);
                     inner.subscribers.push(tx);
@@ -482,7 +655,8 @@ impl RoomObject {
                     self.save_meta().await.map_err(internal)?;
                 }
                 self.schedule(limits).await.map_err(internal)?;
-                self.sse(backlog, rx, cfg.keepalive_secs).map_err(internal)
+                self.sse(backlog, rx, caller, cfg.keepalive_secs)
+                    .map_err(internal)
             }
             _ => Err(GatewayError::NotFound),
         };
@@ -496,6 +670,7 @@ impl RoomObject {
         &self,
         backlog: Vec<Message>,
         rx: mpsc::Receiver<Message>,
+        caller: Caller,
         keepalive_secs: u64,
     ) -> Result<Response> {
         let mut chunks = VecDeque::new();
@@ -512,6 +687,7 @@ impl RoomObject {
         }
         let guard = SubGuard {
             inner: self.inner.clone(),
+            caller,
         };
         let period = Duration::from_secs(keepalive_secs.max(1));
         let st = (chunks, rx, guard);
@@ -554,6 +730,7 @@ impl RoomObject {
 /// Unregisters a subscriber when its stream is dropped.
 struct SubGuard {
     inner: Rc<RefCell<Inner>>,
+    caller: Caller,
 }
 
 impl Drop for SubGuard {
@@ -562,7 +739,7 @@ impl Drop for SubGuard {
             inner.subscribers.retain(|tx| !tx.is_closed());
             let now = now_ms();
             if let Some(r) = inner.room.as_mut() {
-                r.unsubscribe(now);
+                r.unsubscribe_as(self.caller, now);
             }
         }
     }
@@ -577,6 +754,8 @@ impl DurableObject for RoomObject {
                 room: None,
                 expired: false,
                 loaded: false,
+                admitted: false,
+                held_bytes: 0,
                 subscribers: Vec::new(),
             })),
         }
@@ -608,5 +787,99 @@ impl DurableObject for RoomObject {
             }
         }
         Response::ok("ok")
+    }
+}
+
+/// Counts over all rooms, kept by the one [`QuotaObject`].
+#[derive(Serialize, Deserialize, Default, Clone, Copy)]
+struct Counts {
+    rooms: u64,
+    bytes: u64,
+}
+
+/// The limits over all rooms (`max_rooms`, `max_total_bytes` and the new-room
+/// threshold): one instance, asked by every room object. A Durable Object handles one
+/// event at a time, so its counts stay exact.
+#[durable_object]
+pub struct QuotaObject {
+    state: State,
+    env: Env,
+    counts: RefCell<Option<Counts>>,
+}
+
+impl QuotaObject {
+    async fn counts(&self) -> Result<Counts> {
+        if let Some(c) = *self.counts.borrow() {
+            return Ok(c);
+        }
+        let c: Counts = self
+            .state
+            .storage()
+            .get("counts")
+            .await?
+            .unwrap_or_default();
+        *self.counts.borrow_mut() = Some(c);
+        Ok(c)
+    }
+
+    async fn store(&self, c: Counts) -> Result<()> {
+        *self.counts.borrow_mut() = Some(c);
+        self.state.storage().put("counts", c).await
+    }
+
+    async fn decide(&self, req: &Request) -> std::result::Result<(), GatewayError> {
+        let cfg = config(&self.env);
+        let l = &cfg.limits;
+        let url = req.url().map_err(internal)?;
+        let num = |name: &str| -> u64 {
+            url.query_pairs()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let mut c = self.counts().await.map_err(internal)?;
+        match url.path() {
+            "/admit" => {
+                if c.rooms >= l.max_rooms {
+                    return Err(GatewayError::TooManyRooms(l.max_rooms));
+                }
+                let over = u128::from(c.bytes) * 100
+                    >= u128::from(l.max_total_bytes) * u128::from(l.new_room_budget_percent);
+                if over {
+                    return Err(GatewayError::GatewayBusy("new rooms are refused"));
+                }
+                c.rooms += 1;
+            }
+            "/reserve" => {
+                let n = num("bytes");
+                if c.bytes.saturating_add(n) > l.max_total_bytes {
+                    return Err(GatewayError::GatewayBusy("posts are refused"));
+                }
+                c.bytes += n;
+            }
+            "/release" => {
+                c.rooms = c.rooms.saturating_sub(num("rooms"));
+                c.bytes = c.bytes.saturating_sub(num("bytes"));
+            }
+            _ => return Err(GatewayError::NotFound),
+        }
+        self.store(c).await.map_err(internal)
+    }
+}
+
+impl DurableObject for QuotaObject {
+    fn new(state: State, env: Env) -> Self {
+        QuotaObject {
+            state,
+            env,
+            counts: RefCell::new(None),
+        }
+    }
+
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        match self.decide(&req).await {
+            Ok(()) => json_response("{\"ok\":true}".into()),
+            Err(e) => error_response(&e),
+        }
     }
 }

@@ -14,7 +14,7 @@ pub struct AuditRecord {
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
     /// `create_wallet`, `confirm_wallet`, `wallet_dkg`, `sign_request`, `sign_outcome`,
-    /// `presign_start`, `presign_outcome`, `presign_release`.
+    /// `presign_start`, `presign_outcome`, `presign_release`, `import_wallet`.
     pub event: &'static str,
     /// Wallet id.
     pub wallet_id: String,
@@ -51,6 +51,9 @@ pub struct AuditRecord {
     /// `signed`, `failed: ...`, `committed`, ...
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// `true` when the wallet's aux info uses the PUBLIC test primes (development only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_dev_primes: Option<bool>,
     /// Decoded Ethereum transaction summary, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction: Option<serde_json::Value>,

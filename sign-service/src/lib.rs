@@ -1,12 +1,21 @@
 //! # sign-service — the wallet's native cosigner (party 1)
 //!
 //! A tonic gRPC server (and gRPC-web, for browsers, on the same port) implementing
-//! `wallet.cosigner.v1.Cosigner` (see the `cosigner-api` crate), backed by:
-//! - [`store`]: a redb key store whose every record is encrypted (XChaCha20-Poly1305);
-//! - [`primes`]: a pool of fresh safe primes for aux info, generated with GMP;
-//! - [`policy`]: Ethereum transaction decoding and the configured signing rules;
-//! - [`audit`]: an append-only JSON-lines audit log;
-//! - `mpc-party` to run the cosigner's side of every protocol session over the gateway.
+//! `wallet.cosigner.v1.Cosigner` (see the `cosigner-api` crate).
+//!
+//! - [`service`]: the thin RPC adapter, one module per RPC group (authenticate and
+//!   extract, call the domain, map the result);
+//! - [`error`]: [`CosignerError`], the one error type, and its one conversion to a
+//!   `tonic::Status` with a `google.rpc.ErrorInfo`;
+//! - the domain: `authz` (request authentication, replay, policy decision and its
+//!   audit record), `creation` (pending wallets, the DKG job, confirmation), `signing`
+//!   (StartSign job, presignature fast path), `scheduler` (presignature sessions on the
+//!   bounded worker pool), [`import`] (key-gen share files as wallets);
+//! - [`state`]: the shared state; [`store`]: a redb key store whose every record is
+//!   encrypted (XChaCha20-Poly1305); [`primes`]: a pool of fresh safe primes for aux
+//!   info, generated with GMP; [`policy`]: Ethereum transaction decoding and the
+//!   configured signing rules; [`audit`]: an append-only JSON-lines audit log;
+//! - `mpc-party` runs the cosigner's side of every protocol session over the gateway.
 //!
 //! See `docs/cosigner.md` for the protocol flow and operations.
 
@@ -24,10 +33,18 @@ const _: () = assert!(
 );
 
 pub mod audit;
+mod authz;
 pub mod config;
+mod creation;
+pub mod error;
+mod hooks;
+pub mod import;
 pub mod policy;
 pub mod primes;
+mod scheduler;
 pub mod service;
+mod signing;
+pub mod state;
 pub mod store;
 
 use std::future::Future;
@@ -39,10 +56,14 @@ use http::header::{HeaderName, CONTENT_TYPE};
 use http::{HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, Any, CorsLayer};
 
-pub use service::{CosignerService, State};
+pub use error::CosignerError;
+pub use service::CosignerService;
+pub use signing::MAX_PREIMAGE;
+pub use state::State;
 
 /// CORS for gRPC-web callers: the configured origins, POST, the gRPC-web request headers,
-/// and `grpc-status` / `grpc-message` exposed to scripts.
+/// and `grpc-status` / `grpc-message` / `grpc-status-details-bin` (the error details,
+/// see [`error`]) exposed to scripts.
 pub fn cors_layer(origins: &[String]) -> CorsLayer {
     let layer = CorsLayer::new()
         .allow_methods([Method::POST, Method::OPTIONS])
@@ -57,7 +78,6 @@ pub fn cors_layer(origins: &[String]) -> CorsLayer {
             HeaderName::from_static("grpc-status"),
             HeaderName::from_static("grpc-message"),
             HeaderName::from_static("grpc-status-details-bin"),
-            HeaderName::from_static("x-presignature-error"),
         ])
         .max_age(Duration::from_secs(3600));
     if origins.iter().any(|o| o == "*") {
@@ -71,14 +91,19 @@ pub fn cors_layer(origins: &[String]) -> CorsLayer {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes (then drains in-flight
-/// requests). Starts the background tasks.
+/// Serves the API on `listener` until `shutdown` completes (then refuses new work with
+/// `cosigner_unavailable` and drains in-flight requests). Starts the background tasks.
 pub async fn serve(
     state: Arc<State>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     state.spawn_background();
+    let draining = Arc::clone(&state);
+    let shutdown = async move {
+        shutdown.await;
+        draining.begin_drain();
+    };
     let svc = CosignerServer::new(CosignerService::new(Arc::clone(&state)));
     tonic::transport::Server::builder()
         .accept_http1(true)

@@ -109,6 +109,11 @@ pub struct WalletRecord {
     pub recovery_identity: PublicIdentity,
     /// Creation time, ms since the Unix epoch.
     pub created_at_ms: u64,
+    /// Whether the wallet's aux info was built from the repository's PUBLIC test primes
+    /// (anyone can read its Paillier keys): development wallets only, flagged in logs
+    /// and audit records.
+    #[serde(default)]
+    pub insecure_dev_primes: bool,
     /// The cosigner's aux info for this wallet's 3-party group.
     pub aux_info: AuxInfo,
     /// Accounts by id (the cosigner's key shares).
@@ -177,6 +182,17 @@ pub enum PresigTake<T> {
     /// The id was consumed before.
     Used,
     /// No such presignature (never stored, or released).
+    Unknown,
+}
+
+/// Result of [`Store::presignature_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresigState {
+    /// Stored and unused.
+    Available,
+    /// Consumed (or released) before.
+    Used,
+    /// Never stored.
     Unknown,
 }
 
@@ -584,12 +600,25 @@ impl Store {
             .map(PresigTake::Taken)
     }
 
-    /// Whether an unused presignature `id` exists (read only).
-    pub fn has_presignature(&self, slot: &PresigSlot, id: &str) -> Result<bool, StoreError> {
+    /// Whether presignature `id` is available, used or unknown, in ONE read transaction
+    /// (it changes nothing: callers ask before any destructive take).
+    pub fn presignature_state(
+        &self,
+        slot: &PresigSlot,
+        id: &str,
+    ) -> Result<PresigState, StoreError> {
         let key = slot.key(id)?;
         let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(PRESIGS).map_err(db_err)?;
-        Ok(t.get(key.as_str()).map_err(db_err)?.is_some())
+        let available = tx.open_table(PRESIGS).map_err(db_err)?;
+        if available.get(key.as_str()).map_err(db_err)?.is_some() {
+            return Ok(PresigState::Available);
+        }
+        let used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
+        Ok(if used.get(key.as_str()).map_err(db_err)?.is_some() {
+            PresigState::Used
+        } else {
+            PresigState::Unknown
+        })
     }
 
     /// Ids of the unused presignatures of a slot, in key order.
@@ -788,7 +817,10 @@ mod tests {
             s.take_presignature::<String>(&slot, "zz", 2).unwrap(),
             PresigTake::Unknown
         );
-        assert!(s.has_presignature(&slot, "b").unwrap());
+        assert_eq!(
+            s.presignature_state(&slot, "b").unwrap(),
+            PresigState::Available
+        );
         assert_eq!(
             s.release_presignatures(&slot, &["b".into(), "c".into()], 3)
                 .unwrap(),
@@ -803,6 +835,75 @@ mod tests {
         assert_eq!(
             s.take_presignature::<String>(&other, "a", 5).unwrap(),
             PresigTake::Taken("other-a".into())
+        );
+    }
+
+    /// Asking about an unknown or used id (or an available one) changes nothing: the
+    /// same ids stay available, used and unknown, and a take still works once.
+    #[test]
+    fn presignature_state_is_read_only() {
+        let p = tmp("presig-state");
+        let slot = PresigSlot {
+            wallet_id: "w1".into(),
+            account_id: "account-0".into(),
+            party: 0,
+        };
+        let s = Store::open(&p, &hex_key(6)).unwrap();
+        s.put_presignature(&slot, "live", &"secret".to_string())
+            .unwrap();
+        s.put_presignature(&slot, "gone", &"old".to_string())
+            .unwrap();
+        assert_eq!(
+            s.take_presignature::<String>(&slot, "gone", 1).unwrap(),
+            PresigTake::Taken("old".into())
+        );
+        let snapshot = |s: &Store| {
+            let tx = s.db.begin_read().unwrap();
+            let a: Vec<(String, Vec<u8>)> = tx
+                .open_table(PRESIGS)
+                .unwrap()
+                .iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    (k.value().to_string(), v.value().to_vec())
+                })
+                .collect();
+            let u: Vec<(String, u64)> = tx
+                .open_table(PRESIGS_USED)
+                .unwrap()
+                .iter()
+                .unwrap()
+                .map(|r| {
+                    let (k, v) = r.unwrap();
+                    (k.value().to_string(), v.value())
+                })
+                .collect();
+            (a, u)
+        };
+        let before = snapshot(&s);
+        for _ in 0..3 {
+            assert_eq!(
+                s.presignature_state(&slot, "nope").unwrap(),
+                PresigState::Unknown
+            );
+            assert_eq!(
+                s.presignature_state(&slot, "gone").unwrap(),
+                PresigState::Used
+            );
+            assert_eq!(
+                s.presignature_state(&slot, "live").unwrap(),
+                PresigState::Available
+            );
+        }
+        assert!(s.presignature_state(&slot, "bad/id").is_err());
+        assert_eq!(snapshot(&s), before, "a probe changed the store");
+        // Unknown stays unknown: it can still be stored later and taken once.
+        s.put_presignature(&slot, "nope", &"late".to_string())
+            .unwrap();
+        assert_eq!(
+            s.take_presignature::<String>(&slot, "live", 2).unwrap(),
+            PresigTake::Taken("secret".into())
         );
     }
 

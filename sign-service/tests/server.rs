@@ -6,136 +6,25 @@
 //! Needs the `sign-gateway` binary next to this test's target directory (built on
 //! demand with `cargo build -p sign-gateway`), or `SIGN_GATEWAY_BIN`.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::*;
 use cosigner_api::auth;
 use cosigner_api::pb::cosigner_client::CosignerClient;
 use cosigner_api::pb::{self, AccountKind, DigestKind, PayloadKind};
+use cosigner_api::RemoteError;
 use gateway_client::GatewayClient;
-use gateway_tests::process::{free_port, start_native, GatewayProcess, TempDir, TestConfig};
-use mpc_core::primes::dev_fixture_primes;
-use mpc_core::{Account, Session, SessionOutput};
-use mpc_party::{run_session, PartyContext};
-use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
+use gateway_tests::process::TempDir;
+use mpc_core::{Session, SessionOutput};
+use mpc_party::run_session;
+use mpc_wire::{IdentityKey, PublicIdentity, Roster};
 use prost::Message;
 use tonic::transport::Channel;
-
-const SECRET: &str = "integration-test-room-secret-0123456789";
-
-fn gateway_bin() -> PathBuf {
-    if let Ok(p) = std::env::var("SIGN_GATEWAY_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("test exe path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target dir")
-        .to_path_buf();
-    let bin = dir.join("sign-gateway");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "sign-gateway", "--bin", "sign-gateway"])
-            .status()
-            .expect("run cargo build -p sign-gateway");
-        assert!(status.success(), "cargo build -p sign-gateway failed");
-    }
-    bin
-}
-
-struct Service {
-    child: Child,
-    url: String,
-    dir: TempDir,
-}
-
-impl Service {
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("out.log")).unwrap_or_default()
-    }
-    fn audit(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("audit.jsonl")).unwrap_or_default()
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `sign-service`. With `stock_primes`, the store is created beforehand with one
-/// prime set (the public fixture, to stay fast) in its pool, and the service runs with
-/// `insecure_dev_primes: false`, i.e. the production path of the prime pool.
-async fn start_service(gateway: &GatewayProcess, extra_yaml: &str, stock_primes: bool) -> Service {
-    let dir = TempDir::new("sign-service-test").expect("tempdir");
-    if stock_primes {
-        let store = sign_service::store::Store::open(
-            &dir.0.join("store.redb"),
-            &sign_service::store::KeySource::InsecureDev,
-        )
-        .expect("open store");
-        store
-            .push_primes(&dev_fixture_primes()[1])
-            .expect("stock primes");
-    }
-    let port = free_port().expect("port");
-    let yaml = format!(
-        "port: {port}\ngateway_url: {}\nkey_store: {}\naudit_log: {}\ninsecure_dev_primes: {}\nprime_pool_size: 0\n\
-         cors_origins: [\"http://localhost:5173\"]\nlogging:\n  level: info\n  format: json\n{extra_yaml}",
-        gateway.base,
-        dir.0.join("store.redb").display(),
-        dir.0.join("audit.jsonl").display(),
-        !stock_primes,
-    );
-    let cfg = dir.0.join("sign-service.yaml");
-    std::fs::write(&cfg, yaml).expect("write config");
-    let log = std::fs::File::create(dir.0.join("out.log")).expect("log");
-    let child = Command::new(env!("CARGO_BIN_EXE_sign-service"))
-        .arg("--config")
-        .arg(&cfg)
-        .arg("--insecure-dev-store-key")
-        .env("SIGN_GATEWAY_ACCESS_SECRET", SECRET)
-        .env_remove("SIGN_SERVICE_STORE_KEY")
-        .env_remove("SIGN_SERVICE_STORE_PASSPHRASE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(log.try_clone().expect("clone")))
-        .stderr(Stdio::from(log))
-        .spawn()
-        .expect("spawn sign-service");
-    let mut svc = Service {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        dir,
-    };
-    for _ in 0..200 {
-        if let Some(status) = svc.child.try_wait().expect("try_wait") {
-            panic!("sign-service exited early with {status}:\n{}", svc.log());
-        }
-        if let Ok(mut c) = CosignerClient::connect(svc.url.clone()).await {
-            if c.health(pb::HealthRequest {}).await.is_ok() {
-                return svc;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("sign-service not healthy:\n{}", svc.log());
-}
-
-async fn gateway() -> GatewayProcess {
-    let cfg = TestConfig {
-        secret: Some(SECRET.into()),
-        ..TestConfig::default()
-    };
-    start_native(&gateway_bin(), &cfg)
-        .await
-        .expect("start sign-gateway")
-}
+use wallet_types::ErrorCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_over_grpc_and_grpc_web() {
@@ -191,9 +80,12 @@ async fn health_over_grpc_and_grpc_web() {
         .unwrap_or("")
         .to_ascii_lowercase();
     assert!(
-        expose.contains("grpc-status") && expose.contains("grpc-message"),
+        expose.contains("grpc-status")
+            && expose.contains("grpc-message")
+            && expose.contains("grpc-status-details-bin"),
         "{expose}"
     );
+    assert!(!expose.contains("x-presignature-error"), "{expose}");
     assert!(resp
         .headers()
         .get("content-type")
@@ -285,71 +177,6 @@ async fn refuses_to_start_without_store_key_and_on_busy_port() {
     assert!(err.contains("2-of-3"), "{err}");
 }
 
-fn ctx(
-    gw: &GatewayClient,
-    room: &pb::SessionRoom,
-    me: u16,
-    id: &IdentityKey,
-    roster: &Roster,
-) -> PartyContext {
-    PartyContext {
-        gateway: gw.clone(),
-        room: room.room.clone(),
-        token: (!room.room_token.is_empty()).then(|| room.room_token.clone()),
-        session_id: SessionId::new(room.session_id.clone()).expect("session id"),
-        me,
-        identity: id.clone(),
-        roster: roster.clone(),
-        timeout: Duration::from_secs(300),
-    }
-}
-
-async fn run_party_dkg(
-    gw: GatewayClient,
-    created: pb::CreateWalletResponse,
-    me: u16,
-    id: IdentityKey,
-    roster: Roster,
-) -> (mpc_core::AuxInfo, Vec<Account>) {
-    let aux_room = created.aux_info.clone().expect("aux room");
-    let sid = aux_room.session_id.clone().into_bytes();
-    let primes = dev_fixture_primes()[usize::from(me)]
-        .to_pregenerated()
-        .expect("primes");
-    let out = run_session(
-        ctx(&gw, &aux_room, me, &id, &roster),
-        move || Session::aux_info(&sid, me, 3, primes),
-        |_| {},
-    )
-    .await
-    .expect("aux info");
-    let SessionOutput::AuxInfo(aux) = out else {
-        panic!("aux output")
-    };
-    let mut accounts = Vec::new();
-    for a in &created.accounts {
-        let room = a.keygen.clone().expect("keygen room");
-        let sid = room.session_id.clone().into_bytes();
-        let out = run_session(
-            ctx(&gw, &room, me, &id, &roster),
-            move || Session::keygen(&sid, me, 3, 2),
-            |_| {},
-        )
-        .await
-        .expect("keygen");
-        let SessionOutput::Keygen(share) = out else {
-            panic!("keygen output")
-        };
-        accounts.push(Account::new(
-            a.account_id.clone(),
-            mpc_core::AccountKind::Hd,
-            *share,
-            0,
-        ));
-    }
-    (*aux, accounts)
-}
-
 fn eip1559(to: [u8; 20], value: u128) -> Vec<u8> {
     use alloy_rlp::Encodable;
     let mut payload = Vec::new();
@@ -439,6 +266,7 @@ async fn create_confirm_sign_policy_and_auth() {
     let aux_room = created.aux_info.clone().expect("aux");
     assert!(!aux_room.room_token.is_empty());
     let cosigner: PublicIdentity = created.cosigner_identity.parse().expect("identity");
+    assert_eq!(cosigner.to_string(), created.cosigner_identity);
     let roster =
         Roster::new([(0, device.public()), (1, cosigner), (2, recovery.public())]).expect("roster");
     let gw = GatewayClient::new(&aux_room.gateway_url).expect("gateway client");
@@ -450,21 +278,23 @@ async fn create_confirm_sign_policy_and_auth() {
             created.clone(),
             0,
             device.clone(),
-            roster.clone()
+            roster.clone(),
+            mpc_core::AccountKind::Hd,
         ),
         run_party_dkg(
             gw.clone(),
             created.clone(),
             2,
             recovery.clone(),
-            roster.clone()
+            roster.clone(),
+            mpc_core::AccountKind::Hd,
         ),
     );
     let (dev_aux, dev_accounts) = d;
     let (rec_aux, rec_accounts) = r.clone();
     assert_eq!(dev_accounts[0].public_key, r.1[0].public_key);
 
-    // Sign before confirming: unknown wallet.
+    // Sign before confirming: the wallet is not ready (and no retry makes it so).
     let e = start_sign(
         &mut client,
         &device,
@@ -475,7 +305,23 @@ async fn create_confirm_sign_policy_and_auth() {
     )
     .await
     .expect_err("unconfirmed");
-    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition);
+    let remote = RemoteError::from(&e);
+    assert_eq!(remote.code, ErrorCode::WalletNotReady, "{remote}");
+    assert!(!remote.retryable);
+    // Not to a stranger: a request for the pending wallet signed by another key.
+    let stranger = IdentityKey::generate().expect("id");
+    let e = start_sign(
+        &mut client,
+        &stranger,
+        &wallet,
+        0,
+        b"x".to_vec(),
+        PayloadKind::Raw,
+    )
+    .await
+    .expect_err("stranger");
+    assert_eq!(RemoteError::from(&e).code, ErrorCode::Unauthorized);
 
     // A confirmation signed with the wrong identity key is refused.
     let keys: HashMap<String, String> = dev_accounts
@@ -627,6 +473,12 @@ async fn create_confirm_sign_policy_and_auth() {
         "{}",
         e.message()
     );
+    // The code and the rule travel in google.rpc.ErrorInfo, not in the text.
+    let remote = RemoteError::from(&e);
+    assert_eq!(remote.code, ErrorCode::PolicyDenied, "{remote}");
+    assert_eq!(remote.rule.as_deref(), Some("max_value_per_tx_wei"));
+    assert!(!remote.retryable);
+    assert!(e.metadata().get("x-presignature-error").is_none());
 
     // Wrong credential: recovery's key claiming to be the device.
     let e = start_sign(
@@ -640,6 +492,11 @@ async fn create_confirm_sign_policy_and_auth() {
     .await
     .expect_err("wrong key");
     assert_eq!(e.code(), tonic::Code::Unauthenticated);
+    let remote = RemoteError::from(&e);
+    assert_eq!(
+        (remote.code, remote.party),
+        (ErrorCode::Unauthorized, Some(0))
+    );
 
     // Replayed StartSign.
     let mut req = pb::StartSignRequest {
@@ -657,14 +514,14 @@ async fn create_confirm_sign_policy_and_auth() {
         tonic::Code::Unauthenticated
     );
 
-    // Audit log has the decisions and the outcome (the outcome line may land just after
-    // the answer: wait for it rather than for a fixed time).
-    for _ in 0..600 {
-        if svc.audit().contains("\"outcome\":\"signed\"") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Audit log has the decisions and the outcome (written when the cosigner's side of
+    // the session ends, after ours).
+    eventually(
+        "the signed outcome in the audit log",
+        Duration::from_secs(30),
+        || async { svc.audit().contains("\"outcome\":\"signed\"") },
+    )
+    .await;
     let audit = svc.audit();
     assert!(audit.contains("\"decision\":\"deny\""), "{audit}");
     assert!(audit.contains("max_value_per_tx_wei"), "{audit}");
@@ -674,4 +531,150 @@ async fn create_confirm_sign_policy_and_auth() {
         svc.log()
     );
     drop(gw_proc);
+}
+
+/// The gRPC-web trailers of a response body: `name: value` lines of the 0x80 frame.
+fn grpc_web_trailers(bytes: &[u8]) -> HashMap<String, String> {
+    let mut rest = bytes;
+    while rest.len() >= 5 {
+        let flag = rest[0];
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        let frame = &rest[5..(5 + len).min(rest.len())];
+        if flag & 0x80 != 0 {
+            return String::from_utf8_lossy(frame)
+                .split("\r\n")
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+        }
+        rest = &rest[(5 + len).min(rest.len())..];
+    }
+    HashMap::new()
+}
+
+/// Every refusal carries google.rpc.ErrorInfo: over gRPC (tonic) and over gRPC-web (as
+/// a browser reads the `grpc-status-details-bin` trailer, in base64). A wallet whose
+/// DKG is still running answers ConfirmWallet with `wallet_not_ready`, retryable, and
+/// StartSign with `wallet_not_ready`, not retryable; unknown wallets are `not_found`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_carry_error_info_over_grpc_and_grpc_web() {
+    let gw = gateway().await;
+    // No party ever joins the DKG below; ConfirmWallet does not wait for it.
+    let svc = start_service(&gw, "confirm_wait_secs: 0\n", false).await;
+    let mut client = svc.client().await;
+    let device = IdentityKey::generate().expect("id");
+    let recovery = IdentityKey::generate().expect("id");
+    let mut req = pb::CreateWalletRequest {
+        recovery_identity: recovery.public().to_string(),
+        accounts: 1,
+        kind: AccountKind::Hd as i32,
+        ..Default::default()
+    };
+    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    let created = client
+        .create_wallet(req)
+        .await
+        .expect("create")
+        .into_inner();
+    let wallet = created.wallet_id.clone();
+
+    // ConfirmWallet while the cosigner's DKG runs: retry later.
+    for _ in 0..2 {
+        let mut confirm = pb::ConfirmWalletRequest {
+            auth: None,
+            public_keys: HashMap::from([("account-0".to_string(), "02ab".to_string())]),
+        };
+        auth::sign_request(&mut confirm, &device, &wallet, 0).expect("sign");
+        let e = client.confirm_wallet(confirm).await.expect_err("running");
+        assert_eq!(e.code(), tonic::Code::Unavailable);
+        let remote = RemoteError::from(&e);
+        assert_eq!(remote.code, ErrorCode::WalletNotReady, "{remote}");
+        assert!(remote.retryable, "a DKG still running is worth a retry");
+    }
+    // StartSign on it: not ready, and retrying alone does not help.
+    let e = start_sign(
+        &mut client,
+        &recovery,
+        &wallet,
+        2,
+        b"x".to_vec(),
+        PayloadKind::Raw,
+    )
+    .await
+    .expect_err("pending");
+    let remote = RemoteError::from(&e);
+    assert_eq!(
+        (remote.code, remote.retryable),
+        (ErrorCode::WalletNotReady, false)
+    );
+    // An unknown wallet.
+    let e = start_sign(
+        &mut client,
+        &device,
+        "no-such-wallet",
+        0,
+        b"x".to_vec(),
+        PayloadKind::Raw,
+    )
+    .await
+    .expect_err("unknown");
+    assert_eq!(e.code(), tonic::Code::NotFound);
+    assert_eq!(RemoteError::from(&e).code, ErrorCode::NotFound);
+    // A bad field.
+    let mut bad = pb::CreateWalletRequest {
+        recovery_identity: recovery.public().to_string(),
+        accounts: 0,
+        kind: AccountKind::Hd as i32,
+        ..Default::default()
+    };
+    auth::sign_create_wallet(&mut bad, &device).expect("sign");
+    let e = client.create_wallet(bad).await.expect_err("0 accounts");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert_eq!(RemoteError::from(&e).code, ErrorCode::InvalidInput);
+
+    // The same over gRPC-web, as a browser sees it: the trailers frame holds
+    // grpc-status, grpc-message and grpc-status-details-bin (base64).
+    let mut list = pb::ListAccountsRequest { auth: None };
+    auth::sign_request(&mut list, &device, "no-such-wallet", 0).expect("sign");
+    let body = list.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    let http = reqwest::Client::builder()
+        .http1_only()
+        .build()
+        .expect("reqwest");
+    let resp = http
+        .post(format!(
+            "{}/wallet.cosigner.v1.Cosigner/ListAccounts",
+            svc.url
+        ))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("origin", "http://localhost:5173")
+        .body(frame)
+        .send()
+        .await
+        .expect("grpc-web request");
+    // A trailers-only response carries the trailers as headers; otherwise they come in
+    // the body's trailer frame.
+    let mut trailers: HashMap<String, String> = resp
+        .headers()
+        .iter()
+        .filter(|(k, _)| k.as_str().starts_with("grpc-"))
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let bytes = resp.bytes().await.expect("body");
+    trailers.extend(grpc_web_trailers(&bytes));
+    let status: i32 = trailers["grpc-status"].parse().expect("grpc-status");
+    assert_eq!(status, tonic::Code::NotFound as i32);
+    let details = trailers
+        .get("grpc-status-details-bin")
+        .expect("grpc-status-details-bin trailer");
+    let remote = RemoteError::from_grpc(
+        status,
+        trailers.get("grpc-message").map_or("", String::as_str),
+        details.as_bytes(),
+    );
+    assert_eq!(remote.code, ErrorCode::NotFound, "{remote}");
 }

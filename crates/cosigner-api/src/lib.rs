@@ -7,6 +7,8 @@
 //!   signatures with the parties' `mpc-wire` identity keys, the clock-skew check and the
 //!   server's nonce replay cache.
 //! - [`convert`]: conversions between the proto enums and `mpc-core` types.
+//! - [`error`]: the cosigner's errors as clients read them ([`error::RemoteError`]:
+//!   the `ErrorCode`, rule, presignature state and retryability of a failed call).
 //!
 //! ## Session ids
 //! Every [`pb::SessionRoom`] names the protocol session: all parties build their
@@ -19,6 +21,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod error;
 
 /// Generated protobuf messages and tonic stubs of `wallet.cosigner.v1` (messages only
 /// on wasm32).
@@ -29,6 +32,7 @@ pub mod pb {
 
 pub use auth::{AuthError, Method, ReplayCache};
 pub use convert::ConvertError;
+pub use error::{PresignatureState, RemoteError};
 
 /// Keygen index of the device party.
 pub const PARTY_DEVICE: u16 = 0;

@@ -29,6 +29,19 @@ pub struct Limits {
     pub room_idle_ttl_secs: u64,
     /// A room expires this long after creation whatever its activity (default 24 h).
     pub room_max_lifetime_secs: u64,
+    /// Most message bytes one party (the holder of one party token) may post into a
+    /// room (default 32 MiB, half a room). More → 429 `party_quota_exceeded`.
+    pub max_party_bytes_per_room: u64,
+    /// Most concurrent subscriptions one party may hold in a room (default 4: a
+    /// reconnect overlaps the old stream for a moment). More → 429.
+    pub max_subscriptions_per_party: u32,
+    /// Global budget of retained message bytes over all rooms (default 2 GiB). Posts
+    /// beyond it → 503 `gateway_busy`, while the rooms already open keep what they hold.
+    pub max_total_bytes: u64,
+    /// New rooms are refused (503 `gateway_busy`) once this percentage of
+    /// `max_total_bytes` is in use (default 80), so that rooms already running keep
+    /// headroom to finish their sessions.
+    pub new_room_budget_percent: u8,
 }
 
 impl Default for Limits {
@@ -42,6 +55,10 @@ impl Default for Limits {
             max_unique_idx: 1024,
             room_idle_ttl_secs: 3600,
             room_max_lifetime_secs: 24 * 3600,
+            max_party_bytes_per_room: 32 * 1024 * 1024,
+            max_subscriptions_per_party: 4,
+            max_total_bytes: 2 * 1024 * 1024 * 1024,
+            new_room_budget_percent: 80,
         }
     }
 }
@@ -58,6 +75,10 @@ pub struct GatewayConfig {
     /// Room-token secret. `None` (default): the gateway is open to anyone who can
     /// reach it, which is meant for the local embedded default only.
     pub access_secret: Option<String>,
+    /// Refuse v1 room tokens (any party): every request must carry a party token (v2)
+    /// bound to one party and to read or write. Default `false` while issuers move to
+    /// party tokens.
+    pub require_party_tokens: bool,
     /// Resource limits.
     pub limits: Limits,
 }
@@ -68,6 +89,7 @@ impl Default for GatewayConfig {
             cors_origins: Vec::new(),
             keepalive_secs: 15,
             access_secret: None,
+            require_party_tokens: false,
             limits: Limits::default(),
         }
     }
@@ -87,6 +109,18 @@ impl GatewayConfig {
         }
         if l.max_subscribers_per_room == 0 {
             return Err("limits.max_subscribers_per_room must be > 0".into());
+        }
+        if l.max_party_bytes_per_room == 0 || l.max_subscriptions_per_party == 0 {
+            return Err(
+                "limits.max_party_bytes_per_room and max_subscriptions_per_party must be > 0"
+                    .into(),
+            );
+        }
+        if l.max_total_bytes < l.max_room_bytes {
+            return Err("limits.max_total_bytes must be at least limits.max_room_bytes".into());
+        }
+        if !(1..=100).contains(&l.new_room_budget_percent) {
+            return Err("limits.new_room_budget_percent must be between 1 and 100".into());
         }
         if l.room_idle_ttl_secs == 0 || l.room_max_lifetime_secs == 0 {
             return Err("limits.room_idle_ttl_secs and room_max_lifetime_secs must be > 0".into());

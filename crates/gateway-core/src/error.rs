@@ -65,6 +65,19 @@ pub enum GatewayError {
     /// The room token's MAC does not match this room (foreign or forged token).
     #[error("room token is not valid for this room")]
     TokenInvalid,
+    /// The token is valid but does not allow this request (a read token posting, a
+    /// write token subscribing, a room token where party tokens are required).
+    #[error("token not allowed: {0}")]
+    TokenNotAllowed(&'static str),
+    /// This party already posted `limits.max_party_bytes_per_room` bytes or holds
+    /// `limits.max_subscriptions_per_party` subscriptions in this room.
+    #[error("party quota of this room exhausted: {0}")]
+    PartyQuotaExceeded(&'static str),
+    /// The gateway's global byte budget (`limits.max_total_bytes`) is spent: new rooms
+    /// are refused from `limits.new_room_budget_percent` of it, posts at 100 %. Rooms
+    /// expire and free it; retry later.
+    #[error("the gateway is at its memory budget ({0}); retry later")]
+    GatewayBusy(&'static str),
     /// A bug or a platform failure; details are logged, not returned.
     #[error("internal error")]
     Internal,
@@ -89,15 +102,17 @@ impl GatewayError {
             GatewayError::TokenMissing
             | GatewayError::TokenMalformed
             | GatewayError::TokenExpired => 401,
-            GatewayError::TokenInvalid => 403,
+            GatewayError::TokenInvalid | GatewayError::TokenNotAllowed(_) => 403,
             GatewayError::NotFound => 404,
             GatewayError::MethodNotAllowed => 405,
             GatewayError::UniqueIdxExhausted(_) => 409,
             GatewayError::RoomExpired => 410,
             GatewayError::MessageTooLarge { .. } => 413,
-            GatewayError::RoomFull(_) | GatewayError::TooManySubscribers(_) => 429,
+            GatewayError::RoomFull(_)
+            | GatewayError::TooManySubscribers(_)
+            | GatewayError::PartyQuotaExceeded(_) => 429,
             GatewayError::Internal => 500,
-            GatewayError::TooManyRooms(_) => 503,
+            GatewayError::TooManyRooms(_) | GatewayError::GatewayBusy(_) => 503,
         }
     }
 
@@ -119,6 +134,9 @@ impl GatewayError {
             GatewayError::TokenMalformed => "token_malformed",
             GatewayError::TokenExpired => "token_expired",
             GatewayError::TokenInvalid => "token_invalid",
+            GatewayError::TokenNotAllowed(_) => "token_not_allowed",
+            GatewayError::PartyQuotaExceeded(_) => "party_quota_exceeded",
+            GatewayError::GatewayBusy(_) => "gateway_busy",
             GatewayError::Internal => "internal",
         }
     }

@@ -29,7 +29,10 @@ pub use room::{
     format_sse_event, parse_last_event_id, validate_body, validate_room_id, Expiry, Message,
     Registry, RegistryStats, Room, MAX_ROOM_ID_LEN, SSE_KEEPALIVE, SSE_OPENING,
 };
-pub use token::{check_access, extract_token, issue_room_token, verify_room_token};
+pub use token::{
+    authorize, check_access, extract_token, issue_party_token, issue_room_token, verify_room_token,
+    verify_token, Access, AccessPolicy, Caller, TokenClaims,
+};
 
 /// Paths of the contract, relative to the gateway's base URL.
 pub mod paths {

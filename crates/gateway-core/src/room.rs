@@ -4,9 +4,10 @@
 //! the Unix epoch): the crate never reads a clock, so it runs unchanged in tokio and
 //! in a Cloudflare Durable Object (where `std::time` is unavailable).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
+use crate::token::Caller;
 use crate::{GatewayError, Limits};
 
 /// Longest accepted room id.
@@ -107,6 +108,10 @@ pub struct Room<X = ()> {
     subscribers: u32,
     created_ms: u64,
     last_active_ms: u64,
+    /// Bytes posted and subscriptions held, per party token (callers without a party
+    /// share the room's own limits only).
+    party_bytes: BTreeMap<u16, u64>,
+    party_subscriptions: BTreeMap<u16, u32>,
     /// Runtime-specific per-room data.
     pub ext: X,
 }
@@ -132,17 +137,21 @@ impl<X> Room<X> {
             subscribers: 0,
             created_ms: now_ms,
             last_active_ms: now_ms,
+            party_bytes: BTreeMap::new(),
+            party_subscriptions: BTreeMap::new(),
             ext,
         }
     }
 
     /// Rebuilds a room from persisted state (used by the edge gateway's Durable Object).
-    /// `messages` must have sequence numbers 1, 2, 3, ... in order.
+    /// `messages` must have sequence numbers 1, 2, 3, ... in order; `party_bytes` is
+    /// what [`Room::party_bytes`] returned when it was saved.
     pub fn restore(
         created_ms: u64,
         last_active_ms: u64,
         next_idx: u16,
         messages: Vec<Message>,
+        party_bytes: BTreeMap<u16, u64>,
         ext: X,
     ) -> Self {
         let bytes = messages.iter().map(|m| m.body.len() as u64).sum();
@@ -153,8 +162,15 @@ impl<X> Room<X> {
             subscribers: 0,
             created_ms,
             last_active_ms,
+            party_bytes,
+            party_subscriptions: BTreeMap::new(),
             ext,
         }
+    }
+
+    /// Bytes posted per party token (to persist with the room).
+    pub fn party_bytes(&self) -> &BTreeMap<u16, u64> {
+        &self.party_bytes
     }
 
     /// Sequence number of the newest message (0 when empty).
@@ -229,10 +245,23 @@ impl<X> Room<X> {
         life.min(idle)
     }
 
-    /// Appends a validated message; returns its sequence number.
+    /// Appends a validated message from a caller without a party token; returns it
+    /// with its sequence number. See [`Room::append_as`].
     pub fn append(
         &mut self,
         body: &str,
+        limits: &Limits,
+        now_ms: u64,
+    ) -> Result<Message, GatewayError> {
+        self.append_as(body, Caller::default(), limits, now_ms)
+    }
+
+    /// Appends a validated message posted by `caller`: the room's limits, then the
+    /// caller's party quota (`limits.max_party_bytes_per_room`).
+    pub fn append_as(
+        &mut self,
+        body: &str,
+        caller: Caller,
         limits: &Limits,
         now_ms: u64,
     ) -> Result<Message, GatewayError> {
@@ -249,12 +278,23 @@ impl<X> Room<X> {
         if self.bytes.saturating_add(size) > limits.max_room_bytes {
             return Err(GatewayError::RoomFull("byte limit reached"));
         }
+        if let Some(p) = caller.party {
+            let posted = self.party_bytes.get(&p).copied().unwrap_or(0);
+            if posted.saturating_add(size) > limits.max_party_bytes_per_room {
+                return Err(GatewayError::PartyQuotaExceeded(
+                    "byte limit of this party reached",
+                ));
+            }
+        }
         let msg = Message {
             seq: self.last_seq() + 1,
             body: Arc::from(body),
         };
         self.messages.push_back(msg.clone());
         self.bytes += size;
+        if let Some(p) = caller.party {
+            *self.party_bytes.entry(p).or_insert(0) += size;
+        }
         self.touch(now_ms);
         Ok(msg)
     }
@@ -295,20 +335,51 @@ impl<X> Room<X> {
         Ok(idx)
     }
 
-    /// Registers a subscriber (call [`Room::unsubscribe`] when it goes away).
+    /// Registers a subscriber without a party token (call [`Room::unsubscribe`] when it
+    /// goes away). See [`Room::subscribe_as`].
     pub fn subscribe(&mut self, limits: &Limits, now_ms: u64) -> Result<(), GatewayError> {
+        self.subscribe_as(Caller::default(), limits, now_ms)
+    }
+
+    /// Registers a subscriber of `caller` (call [`Room::unsubscribe_as`] with the same
+    /// caller when it goes away): the room's limit, then the party's.
+    pub fn subscribe_as(
+        &mut self,
+        caller: Caller,
+        limits: &Limits,
+        now_ms: u64,
+    ) -> Result<(), GatewayError> {
         if self.subscribers >= limits.max_subscribers_per_room {
             return Err(GatewayError::TooManySubscribers(
                 limits.max_subscribers_per_room,
             ));
+        }
+        if let Some(p) = caller.party {
+            let held = self.party_subscriptions.entry(p).or_insert(0);
+            if *held >= limits.max_subscriptions_per_party {
+                return Err(GatewayError::PartyQuotaExceeded(
+                    "subscription limit of this party reached",
+                ));
+            }
+            *held += 1;
         }
         self.subscribers += 1;
         self.touch(now_ms);
         Ok(())
     }
 
-    /// Unregisters a subscriber.
+    /// Unregisters a subscriber without a party token.
     pub fn unsubscribe(&mut self, now_ms: u64) {
+        self.unsubscribe_as(Caller::default(), now_ms)
+    }
+
+    /// Unregisters a subscriber of `caller`.
+    pub fn unsubscribe_as(&mut self, caller: Caller, now_ms: u64) {
+        if let Some(p) = caller.party {
+            if let Some(held) = self.party_subscriptions.get_mut(&p) {
+                *held = held.saturating_sub(1);
+            }
+        }
         self.subscribers = self.subscribers.saturating_sub(1);
         self.touch(now_ms);
     }
@@ -333,6 +404,8 @@ pub struct RegistryStats {
 pub struct Registry<X = ()> {
     limits: Limits,
     rooms: HashMap<String, Room<X>>,
+    /// Retained message bytes over all live rooms (the global budget's account).
+    total_bytes: u64,
     /// Expired room ids, oldest first, bounded by `limits.max_rooms`.
     tombstones: VecDeque<String>,
     tombstone_set: std::collections::HashSet<String>,
@@ -344,6 +417,7 @@ impl<X> Registry<X> {
         Registry {
             limits,
             rooms: HashMap::new(),
+            total_bytes: 0,
             tombstones: VecDeque::new(),
             tombstone_set: Default::default(),
         }
@@ -380,7 +454,9 @@ impl<X> Registry<X> {
             Some(r) => r.expiry(&self.limits, now_ms) != Expiry::Live,
         };
         if expired {
-            self.rooms.remove(room_id);
+            if let Some(r) = self.rooms.remove(room_id) {
+                self.total_bytes = self.total_bytes.saturating_sub(r.bytes);
+            }
             self.bury(room_id.to_owned());
             return Err(GatewayError::RoomExpired);
         }
@@ -388,7 +464,8 @@ impl<X> Registry<X> {
     }
 
     /// The live room `room_id`, created on first use (as in the gg20 SSE manager).
-    /// Errors: invalid id (400), expired (410), too many rooms (503).
+    /// Errors: invalid id (400), expired (410), too many rooms or the memory budget
+    /// past `limits.new_room_budget_percent` (503).
     pub fn get_or_create(
         &mut self,
         room_id: &str,
@@ -404,10 +481,55 @@ impl<X> Registry<X> {
                     return Err(GatewayError::TooManyRooms(self.limits.max_rooms));
                 }
             }
+            if self.over_new_room_budget() {
+                self.sweep(now_ms);
+                if self.over_new_room_budget() {
+                    return Err(GatewayError::GatewayBusy("new rooms are refused"));
+                }
+            }
             self.rooms
                 .insert(room_id.to_owned(), Room::new(now_ms, make_ext()));
         }
         self.rooms.get_mut(room_id).ok_or(GatewayError::Internal)
+    }
+
+    fn over_new_room_budget(&self) -> bool {
+        u128::from(self.total_bytes) * 100
+            >= u128::from(self.limits.max_total_bytes)
+                * u128::from(self.limits.new_room_budget_percent)
+    }
+
+    /// Appends `body` (validated) to the live room `room_id` (created on first use) as
+    /// `caller`, within the global budget (`limits.max_total_bytes`), the room's limits
+    /// and the caller's party quota. Returns the room (for its runtime data) and the
+    /// message. Every append of a registry's rooms goes through here, so that the global
+    /// account stays exact.
+    pub fn append(
+        &mut self,
+        room_id: &str,
+        body: &str,
+        caller: Caller,
+        now_ms: u64,
+        make_ext: impl FnOnce() -> X,
+    ) -> Result<(&mut Room<X>, Message), GatewayError> {
+        let size = body.len() as u64;
+        if self.total_bytes.saturating_add(size) > self.limits.max_total_bytes {
+            self.sweep(now_ms);
+            if self.total_bytes.saturating_add(size) > self.limits.max_total_bytes {
+                return Err(GatewayError::GatewayBusy("posts are refused"));
+            }
+        }
+        let limits = self.limits.clone();
+        let room = self.get_or_create(room_id, now_ms, make_ext)?;
+        let msg = room.append_as(body, caller, &limits, now_ms)?;
+        self.total_bytes += size;
+        let room = self.rooms.get_mut(room_id).ok_or(GatewayError::Internal)?;
+        Ok((room, msg))
+    }
+
+    /// Retained message bytes over all live rooms.
+    pub fn total_bytes(&self) -> u64 {
+        self.total_bytes
     }
 
     /// Removes every expired room; returns them (id, room) so the runtime can close
@@ -422,6 +544,7 @@ impl<X> Registry<X> {
         let mut out = Vec::with_capacity(due.len());
         for id in due {
             if let Some(r) = self.rooms.remove(&id) {
+                self.total_bytes = self.total_bytes.saturating_sub(r.bytes);
                 self.bury(id.clone());
                 out.push((id, r));
             }
@@ -458,7 +581,65 @@ mod tests {
             max_unique_idx: 3,
             room_idle_ttl_secs: 10,
             room_max_lifetime_secs: 100,
+            max_party_bytes_per_room: 12,
+            max_subscriptions_per_party: 1,
+            max_total_bytes: 30,
+            new_room_budget_percent: 50,
         }
+    }
+
+    #[test]
+    fn party_quotas() {
+        let l = small();
+        let mut r: Room = Room::new(0, ());
+        let p0 = Caller { party: Some(0) };
+        let p1 = Caller { party: Some(1) };
+        r.append_as("0123456789", p0, &l, 1).unwrap();
+        // Party 0 has 2 bytes left; party 1 its own 12 (within the room's 20).
+        assert_eq!(
+            r.append_as("abc", p0, &l, 2).unwrap_err().code(),
+            "party_quota_exceeded"
+        );
+        r.append_as("01234567", p1, &l, 3).unwrap();
+        assert_eq!(r.party_bytes().get(&0), Some(&10));
+        r.subscribe_as(p0, &l, 4).unwrap();
+        assert_eq!(
+            r.subscribe_as(p0, &l, 4).unwrap_err().code(),
+            "party_quota_exceeded"
+        );
+        r.unsubscribe_as(p0, 5);
+        r.subscribe_as(p0, &l, 6).unwrap();
+        r.subscribe_as(p1, &l, 6).unwrap();
+        assert_eq!(r.subscribers(), 2);
+    }
+
+    #[test]
+    fn global_budget_keeps_running_rooms_going() {
+        let l = small();
+        let mut reg: Registry = Registry::new(l);
+        let none = Caller::default();
+        reg.append("a", "0123456789", none, 0, || ()).unwrap();
+        reg.append("a", "0123456789", none, 0, || ()).unwrap();
+        assert_eq!(reg.total_bytes(), 20);
+        // Past 50 % of the 30-byte budget: no new room, but room a still posts...
+        assert_eq!(
+            reg.get_or_create("b", 1, || ()).unwrap_err().code(),
+            "gateway_busy"
+        );
+        assert_eq!(
+            reg.append("b", "x", none, 1, || ()).unwrap_err().code(),
+            "gateway_busy"
+        );
+        // ...until the room's own limit (20 bytes) or the budget (30) stops it.
+        assert_eq!(
+            reg.append("a", "x", none, 1, || ()).unwrap_err().code(),
+            "room_full"
+        );
+        // Expiry frees the budget.
+        reg.sweep(1_000_000);
+        assert_eq!(reg.total_bytes(), 0);
+        reg.append("c", "x", none, 1_000_000, || ()).unwrap();
+        assert_eq!(reg.stats().bytes, reg.total_bytes());
     }
 
     #[test]
@@ -535,7 +716,7 @@ mod tests {
             max_unique_idx: u16::MAX,
             ..small()
         };
-        let mut r: Room = Room::restore(0, 0, u16::MAX, vec![], ());
+        let mut r: Room = Room::restore(0, 0, u16::MAX, vec![], BTreeMap::new(), ());
         assert_eq!(r.issue_unique_idx(&full, 0), Ok(u16::MAX));
         assert!(r.issue_unique_idx(&full, 0).is_err());
         assert!(r.subscribe(&l, 0).is_ok());
@@ -573,8 +754,8 @@ mod tests {
             400
         );
         // After a's idle TTL, both a and b expire, c can be created, a is gone (410).
-        let r = reg.get_or_create("c", 10_000, || ()).unwrap();
-        r.append("x", &small(), 10_000).unwrap();
+        reg.append("c", "x", Caller::default(), 10_000, || ())
+            .unwrap();
         assert_eq!(
             reg.get_or_create("a", 10_001, || ()).unwrap_err().status(),
             410

@@ -473,14 +473,11 @@ impl CosignerClient {
         let r = match self.grpc.clone().sign_with_presignature(req).await {
             Ok(r) => r.into_inner(),
             Err(s) if s.code() == Code::FailedPrecondition => {
-                let kind = s
-                    .metadata()
-                    .get("x-presignature-error")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                return match kind {
-                    Some(k) => Ok(Err(PresignatureUnavailable {
-                        used: k == "used",
+                // The cosigner's google.rpc.ErrorInfo says unknown or used.
+                let remote = cosigner_api::RemoteError::from(&s);
+                return match remote.presignature {
+                    Some(state) => Ok(Err(PresignatureUnavailable {
+                        used: state == cosigner_api::PresignatureState::Used,
                         reason: s.message().to_string(),
                     })),
                     None => Err(self.status(s)),

@@ -19,7 +19,7 @@ use wasm_bindgen_test::*;
 // on the page's main thread that stalls the test runner's WebDriver polling (renderer timeout).
 wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
-const WALLET: &str = include_str!("fixtures/wallet.json");
+const WALLET: &str = include_str!("../../../testing/fixtures/dev-wallet.json");
 
 fn bundles() -> Vec<BundleCore> {
     let w: Value = serde_json::from_str(WALLET).unwrap();

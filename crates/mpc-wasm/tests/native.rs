@@ -10,7 +10,7 @@ use mpc_wasm::api::{self, AuthFields, BundleCore, CreateWalletInput};
 use serde_json::Value;
 
 const AUTH_VECTORS: &str = include_str!("fixtures/auth-vectors.json");
-const WALLET: &str = include_str!("fixtures/wallet.json");
+const WALLET: &str = include_str!("../../../testing/fixtures/dev-wallet.json");
 
 #[test]
 fn committed_vectors_match_the_server_code() {
@@ -78,7 +78,7 @@ fn fixture_bundles_load_and_sign() {
         .collect();
     assert!(
         !bundles.is_empty(),
-        "tests/fixtures/wallet.json is empty: run `cargo run --release -p mpc-wasm --example gen_fixtures`"
+        "testing/fixtures/dev-wallet.json is empty: run `cargo run --release -p mpc-core --features backend-num-bigint --example gen_dev_wallet`"
     );
     assert_eq!(bundles.len(), 3);
     let pk = &bundles[0].accounts()[0].public_key;

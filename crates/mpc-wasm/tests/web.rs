@@ -18,7 +18,7 @@ use wasm_bindgen_test::*;
 wasm_bindgen_test_configure!(run_in_browser);
 
 const AUTH_VECTORS: &str = include_str!("fixtures/auth-vectors.json");
-const WALLET: &str = include_str!("fixtures/wallet.json");
+const WALLET: &str = include_str!("../../../testing/fixtures/dev-wallet.json");
 
 #[path = "common/vectors.rs"]
 mod kat;
@@ -278,7 +278,7 @@ async fn two_party_sign_and_presign_in_browser() {
     let bs = bundles();
     assert!(
         !bs.is_empty(),
-        "tests/fixtures/wallet.json is empty: run the gen_fixtures example"
+        "testing/fixtures/dev-wallet.json is empty: run mpc-core's gen_dev_wallet example"
     );
     let room = MemoryRoom::new();
     // Noise from whoever can write to the room: ignored, never fatal.

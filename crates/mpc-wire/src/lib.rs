@@ -73,6 +73,8 @@ mod identity;
 mod session;
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 pub use channel::{Channel, Message, Opened};

@@ -67,6 +67,9 @@ pub struct Config {
     /// Room-token secret; prefer the `SIGN_GATEWAY_ACCESS_SECRET` environment variable.
     /// Absent: the gateway is open (local embedded default only).
     pub access_secret: Option<String>,
+    /// Refuse v1 room tokens: only party tokens (bound to one party and to read or
+    /// write) open rooms (see [`GatewayConfig::require_party_tokens`]).
+    pub require_party_tokens: bool,
     /// Resource limits.
     pub limits: Limits,
 }
@@ -81,6 +84,7 @@ impl Default for Config {
             logging: Logging::default(),
             keepalive_secs: g.keepalive_secs,
             access_secret: g.access_secret,
+            require_party_tokens: g.require_party_tokens,
             limits: g.limits,
         }
     }
@@ -200,6 +204,7 @@ impl Config {
             cors_origins: self.cors_origins.clone(),
             keepalive_secs: self.keepalive_secs,
             access_secret: self.access_secret.clone(),
+            require_party_tokens: self.require_party_tokens,
             limits: self.limits.clone(),
         }
     }

@@ -32,7 +32,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use futures_util::stream::{self, Stream};
-use gateway_core::{GatewayConfig, GatewayError, Registry, SSE_KEEPALIVE, SSE_OPENING};
+use gateway_core::{
+    Access, AccessPolicy, Caller, GatewayConfig, GatewayError, Registry, SSE_KEEPALIVE, SSE_OPENING,
+};
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -122,18 +124,29 @@ impl AppState {
         Duration::from_millis(ms.clamp(100, 10_000))
     }
 
-    fn check_access(&self, room: &str, headers: &HeaderMap, uri: &Uri) -> Result<(), GatewayError> {
+    /// Checks the caller's token for `room` and `needed` access; returns who it is.
+    fn authorize(
+        &self,
+        room: &str,
+        headers: &HeaderMap,
+        uri: &Uri,
+        needed: Access,
+    ) -> Result<Caller, GatewayError> {
         let auth = match headers.get(header::AUTHORIZATION) {
             None => None,
             Some(v) => Some(v.to_str().map_err(|_| GatewayError::TokenMalformed)?),
         };
         let query_token = query_param(uri, "token");
-        gateway_core::check_access(
-            self.secret.as_deref(),
+        gateway_core::authorize(
+            AccessPolicy {
+                secret: self.secret.as_deref(),
+                require_party_tokens: self.config.require_party_tokens,
+            },
             room,
             auth,
             query_token.as_deref(),
             now_ms() / 1000,
+            needed,
         )
     }
 
@@ -309,7 +322,7 @@ async fn issue_unique_idx(
 ) -> Result<Response, ApiError> {
     let r = (|| {
         gateway_core::validate_room_id(&room)?;
-        state.check_access(&room, &headers, &uri)?;
+        state.authorize(&room, &headers, &uri, Access::Write)?;
         let now = now_ms();
         let mut reg = state.registry();
         let limits = reg.limits().clone();
@@ -328,7 +341,7 @@ async fn broadcast(
     let (parts, body) = req.into_parts();
     let pre = (|| {
         gateway_core::validate_room_id(&room)?;
-        state.check_access(&room, &parts.headers, &parts.uri)?;
+        let caller = state.authorize(&room, &parts.headers, &parts.uri, Access::Write)?;
         let limit = state.config.limits.max_message_bytes;
         if let Some(len) = parts
             .headers
@@ -340,9 +353,9 @@ async fn broadcast(
                 return Err(GatewayError::MessageTooLarge { size: len, limit });
             }
         }
-        Ok(limit)
+        Ok((limit, caller))
     })();
-    let limit = pre.map_err(|e| count_error(&state, e))?;
+    let (limit, caller) = pre.map_err(|e| count_error(&state, e))?;
     // Read at most limit + 1 bytes: anything longer is refused without buffering it.
     let read_cap = usize::try_from(limit.saturating_add(1)).unwrap_or(usize::MAX);
     let bytes: Bytes = match axum::body::to_bytes(body, read_cap).await {
@@ -361,9 +374,7 @@ async fn broadcast(
         let text = gateway_core::validate_body(&bytes, &state.config.limits)?;
         let now = now_ms();
         let mut reg = state.registry();
-        let limits = reg.limits().clone();
-        let room_state = reg.get_or_create(&room, now, RoomWake::new)?;
-        let msg = room_state.append(text, &limits, now)?;
+        let (room_state, msg) = reg.append(&room, text, caller, now, RoomWake::new)?;
         room_state.ext.tx.send_replace(msg.seq);
         Ok(msg.seq)
     })();
@@ -384,7 +395,7 @@ async fn subscribe(
 ) -> Result<Response, ApiError> {
     let r = (|| {
         gateway_core::validate_room_id(&room)?;
-        state.check_access(&room, &headers, &uri)?;
+        let caller = state.authorize(&room, &headers, &uri, Access::Read)?;
         let last = match headers.get("last-event-id") {
             None => None,
             Some(v) => Some(
@@ -398,12 +409,12 @@ async fn subscribe(
         let limits = reg.limits().clone();
         let r = reg.get_or_create(&room, now, RoomWake::new)?;
         r.check_resume(cursor)?;
-        r.subscribe(&limits, now)?;
-        Ok((cursor, r.ext.tx.subscribe()))
+        r.subscribe_as(caller, &limits, now)?;
+        Ok((cursor, r.ext.tx.subscribe(), caller))
     })();
-    let (cursor, wake) = r.map_err(|e| count_error(&state, e))?;
+    let (cursor, wake, caller) = r.map_err(|e| count_error(&state, e))?;
     state.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
-    let stream = sse_stream(state.clone(), room, cursor, wake);
+    let stream = sse_stream(state.clone(), room, caller, cursor, wake);
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
     h.insert(
@@ -419,6 +430,7 @@ async fn subscribe(
 struct SubscriptionGuard {
     state: Shared,
     room: String,
+    caller: Caller,
 }
 
 impl Drop for SubscriptionGuard {
@@ -427,7 +439,7 @@ impl Drop for SubscriptionGuard {
         let mut reg = self.state.registry();
         // The room may be gone already (expired); then there is nothing to unregister.
         if let Ok(Some(r)) = reg.get_mut(&self.room, now) {
-            r.unsubscribe(now);
+            r.unsubscribe_as(self.caller, now);
         }
     }
 }
@@ -477,6 +489,7 @@ fn next_batch(st: &SubState) -> Next {
 fn sse_stream(
     state: Shared,
     room: String,
+    caller: Caller,
     cursor: u64,
     wake: watch::Receiver<u64>,
 ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
@@ -485,7 +498,11 @@ fn sse_stream(
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let st = SubState {
         shutdown: state.shutdown.clone(),
-        guard: SubscriptionGuard { state, room },
+        guard: SubscriptionGuard {
+            state,
+            room,
+            caller,
+        },
         cursor,
         wake,
         keepalive,

@@ -51,6 +51,34 @@ async fn native_room_limit() {
     report(contract::check_room_limit(&gw).await, &gw);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_quota_profile() {
+    let gw = native(contract::quota_profile()).await;
+    report(contract::quota_suite(&gw).await, &gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_quota_profile() {
+    let gw = match start_edge(&contract::quota_profile()).await {
+        Ok(Some(gw)) => gw,
+        Ok(None) => return,
+        Err(e) => panic!("cannot start edge-gateway: {e:#}"),
+    };
+    report(contract::quota_suite(&gw).await, &gw);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_room_limit() {
+    let mut cfg = contract::open_profile();
+    cfg.limits.max_rooms = 3;
+    let gw = match start_edge(&cfg).await {
+        Ok(Some(gw)) => gw,
+        Ok(None) => return,
+        Err(e) => panic!("cannot start edge-gateway: {e:#}"),
+    };
+    report(contract::check_room_limit(&gw).await, &gw);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn edge_open_profile() {
     let gw = match start_edge(&contract::open_profile()).await {

@@ -47,7 +47,7 @@ macro_rules! error_codes {
             /// One-line description (the documentation table's text).
             pub fn description(self) -> &'static str {
                 match self {
-                    $(ErrorCode::$variant => concat!($($doc, " "),+).trim(),)+
+                    $(ErrorCode::$variant => concat!($($doc),+).trim(),)+
                 }
             }
         }
@@ -189,6 +189,20 @@ mod tests {
                 c
             );
             assert!(!c.description().is_empty());
+        }
+    }
+
+    #[test]
+    fn the_documented_table_lists_every_code() {
+        let table = include_str!("../../../docs/errors.md");
+        for &c in ErrorCode::ALL {
+            let row = format!(
+                "| `{}` | {} | {} |",
+                c,
+                c.description(),
+                if c.retryable() { "yes" } else { "no" }
+            );
+            assert!(table.contains(&row), "docs/errors.md lacks the row {row}");
         }
     }
 

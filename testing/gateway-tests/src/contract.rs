@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use futures_util::StreamExt;
 use gateway_client::{SseItem, SseParser};
-use gateway_core::{issue_room_token, ErrorBody, Limits};
+use gateway_core::{issue_party_token, issue_room_token, Access, ErrorBody, Limits};
 use reqwest::{Client, StatusCode};
 
 use crate::process::{GatewayProcess, TestConfig};
@@ -34,7 +34,9 @@ pub fn open_profile() -> TestConfig {
             max_unique_idx: 40,
             room_idle_ttl_secs: 600,
             room_max_lifetime_secs: 3600,
+            ..Limits::default()
         },
+        ..TestConfig::default()
     }
 }
 
@@ -48,6 +50,28 @@ pub fn secured_profile() -> TestConfig {
             room_idle_ttl_secs: 2,
             ..open_profile().limits
         },
+        ..TestConfig::default()
+    }
+}
+
+/// Party tokens required, per-party quotas and a small global byte budget: 8 KiB in
+/// all, new rooms refused from half of it, 4 KiB per party and room, one stream per
+/// party.
+pub fn quota_profile() -> TestConfig {
+    TestConfig {
+        secret: Some(SECRET.into()),
+        require_party_tokens: true,
+        keepalive_secs: 1,
+        limits: Limits {
+            max_message_bytes: 4096,
+            max_room_bytes: 8192,
+            max_total_bytes: 8192,
+            new_room_budget_percent: 50,
+            max_party_bytes_per_room: 4096,
+            max_subscriptions_per_party: 1,
+            ..open_profile().limits
+        },
+        ..TestConfig::default()
     }
 }
 
@@ -756,7 +780,7 @@ pub async fn check_expiry(gw: &GatewayProcess) -> Result<()> {
     Ok(())
 }
 
-/// Room count limit (native): the (n+1)-th live room → 503.
+/// Room count limit: the (n+1)-th live room → 503.
 pub async fn check_room_limit(gw: &GatewayProcess) -> Result<()> {
     let http = Client::new();
     let n = gw.config.limits.max_rooms;
@@ -765,6 +789,149 @@ pub async fn check_room_limit(gw: &GatewayProcess) -> Result<()> {
     }
     let r = post(&http, gw, "cap-over", "broadcast", "x", Auth::Auto).await?;
     expect_error("too many rooms", r, 503, "too_many_rooms")
+}
+
+fn party_token(gw: &GatewayProcess, room: &str, party: u16, access: Access) -> Result<String> {
+    let secret = gw.config.secret.as_ref().context("needs a secret")?;
+    Ok(format!(
+        "Bearer {}",
+        issue_party_token(secret.as_bytes(), room, party, access, now_unix() + 600)
+    ))
+}
+
+/// Party tokens (quota profile): a read token cannot post, a write token cannot
+/// subscribe, room tokens are refused when party tokens are required, and each party
+/// has its own byte and stream quota in a room, so one party cannot shut out another.
+/// Returns the room it used (5 KiB posted).
+pub async fn check_party_tokens(gw: &GatewayProcess) -> Result<String> {
+    let http = Client::new();
+    let q = room("party");
+    let r0 = party_token(gw, &q, 0, Access::Read)?;
+    let w0 = party_token(gw, &q, 0, Access::Write)?;
+    let w1 = party_token(gw, &q, 1, Access::Write)?;
+    let rw1 = party_token(gw, &q, 1, Access::ReadWrite)?;
+    let v1 = format!("Bearer {}", token_for(gw, &q).context("needs a secret")?);
+    for (name, auth) in [("read token", r0.as_str()), ("room token", v1.as_str())] {
+        let r = post(&http, gw, &q, "broadcast", "x", Auth::Header(auth)).await?;
+        expect_error(&format!("post with a {name}"), r, 403, "token_not_allowed")?;
+        let r = post(&http, gw, &q, "issue_unique_idx", "", Auth::Header(auth)).await?;
+        expect_error(&format!("issue with a {name}"), r, 403, "token_not_allowed")?;
+    }
+    let r = sub_err(&http, gw, &q, None, Auth::Header(&w0)).await?;
+    expect_error("subscribe with a write token", r, 403, "token_not_allowed")?;
+    // Party 0 spends its 4 KiB; party 1 still posts.
+    let (s, t) = post(
+        &http,
+        gw,
+        &q,
+        "broadcast",
+        "a".repeat(2000),
+        Auth::Header(&w0),
+    )
+    .await?;
+    ensure!(s == 200, "party 0 post: {s} {t}");
+    let (s, t) = post(
+        &http,
+        gw,
+        &q,
+        "broadcast",
+        "b".repeat(2000),
+        Auth::Header(&w0),
+    )
+    .await?;
+    ensure!(s == 200, "party 0 second post: {s} {t}");
+    let r = post(
+        &http,
+        gw,
+        &q,
+        "broadcast",
+        "c".repeat(200),
+        Auth::Header(&w0),
+    )
+    .await?;
+    expect_error("party 0 over its quota", r, 429, "party_quota_exceeded")?;
+    let (s, t) = post(
+        &http,
+        gw,
+        &q,
+        "broadcast",
+        "d".repeat(1000),
+        Auth::Header(&w1),
+    )
+    .await?;
+    ensure!(
+        s == 200,
+        "party 1 post while party 0 is out of quota: {s} {t}"
+    );
+    // One stream per party: a second one of party 0 is refused, party 1 gets its own.
+    let mut sub0 = sub_ok(&http, gw, &q, None, Auth::Header(&r0)).await?;
+    let r = sub_err(&http, gw, &q, None, Auth::Header(&r0)).await?;
+    expect_error("second stream of party 0", r, 429, "party_quota_exceeded")?;
+    let mut sub1 = sub_ok(&http, gw, &q, None, Auth::Header(&rw1)).await?;
+    for sub in [&mut sub0, &mut sub1] {
+        let got = sub.take(3, Duration::from_secs(10)).await?;
+        ensure!(got.iter().map(|(seq, _)| *seq).collect::<Vec<_>>() == [1, 2, 3]);
+    }
+    Ok(q)
+}
+
+/// The global byte budget (quota profile, after [`check_party_tokens`] left about
+/// 5 KiB in `room`, past half of the 8 KiB budget): new rooms are refused with 503
+/// `gateway_busy` while the open room keeps posting, up to the budget itself.
+pub async fn check_budget(gw: &GatewayProcess, open_room: &str) -> Result<()> {
+    let http = Client::new();
+    let budget = gw.config.limits.max_total_bytes;
+    let b = room("budget-new");
+    let wb = party_token(gw, &b, 0, Access::Write)?;
+    let r = post(&http, gw, &b, "broadcast", "z", Auth::Header(&wb)).await?;
+    expect_error("new room past half the budget", r, 503, "gateway_busy")?;
+    let r = post(&http, gw, &b, "issue_unique_idx", "", Auth::Header(&wb)).await?;
+    expect_error(
+        "new room (index) past half the budget",
+        r,
+        503,
+        "gateway_busy",
+    )?;
+    let rb = party_token(gw, &b, 0, Access::Read)?;
+    let r = sub_err(&http, gw, &b, None, Auth::Header(&rb)).await?;
+    expect_error(
+        "new room (stream) past half the budget",
+        r,
+        503,
+        "gateway_busy",
+    )?;
+    // The open room goes on (a third party, within its own quota) until the budget
+    // itself is spent.
+    let w2 = party_token(gw, open_room, 2, Access::Write)?;
+    let mut posted = 0;
+    loop {
+        let r = post(
+            &http,
+            gw,
+            open_room,
+            "broadcast",
+            "w".repeat(1000),
+            Auth::Header(&w2),
+        )
+        .await?;
+        if r.0 == StatusCode::OK {
+            posted += 1;
+            ensure!(posted <= 3, "the budget of {budget} bytes never ran out");
+            continue;
+        }
+        ensure!(
+            posted == 3,
+            "the open room could post only {posted} KiB more: {r:?}"
+        );
+        return expect_error("post past the budget", r, 503, "gateway_busy");
+    }
+}
+
+/// Runs every check of the quota profile.
+pub async fn quota_suite(gw: &GatewayProcess) -> Result<()> {
+    let open_room = check_party_tokens(gw).await.context("party tokens")?;
+    check_budget(gw, &open_room).await.context("budget")?;
+    Ok(())
 }
 
 /// Runs every check of the open profile.

@@ -26,6 +26,8 @@ pub struct TestConfig {
     pub cors_origins: Vec<String>,
     /// Keep-alive interval.
     pub keepalive_secs: u64,
+    /// Refuse room tokens (v1): party tokens only.
+    pub require_party_tokens: bool,
     /// Limits.
     pub limits: Limits,
 }
@@ -36,6 +38,7 @@ impl Default for TestConfig {
             secret: None,
             cors_origins: vec![],
             keepalive_secs: 15,
+            require_party_tokens: false,
             limits: Limits::default(),
         }
     }
@@ -225,6 +228,7 @@ pub fn native_yaml(cfg: &TestConfig, port: u16) -> Result<String> {
         "port": port,
         "cors_origins": cfg.cors_origins,
         "keepalive_secs": cfg.keepalive_secs,
+        "require_party_tokens": cfg.require_party_tokens,
         "logging": {"level": "warn", "format": "json"},
         "limits": serde_json::to_value(&cfg.limits)?,
     });
@@ -365,6 +369,21 @@ pub async fn start_edge(cfg: &TestConfig) -> Result<Option<GatewayProcess>> {
             "ROOM_MAX_LIFETIME_SECS",
             l.room_max_lifetime_secs.to_string(),
         ),
+        ("MAX_ROOMS", l.max_rooms.to_string()),
+        ("MAX_TOTAL_BYTES", l.max_total_bytes.to_string()),
+        (
+            "NEW_ROOM_BUDGET_PERCENT",
+            l.new_room_budget_percent.to_string(),
+        ),
+        (
+            "MAX_PARTY_BYTES_PER_ROOM",
+            l.max_party_bytes_per_room.to_string(),
+        ),
+        (
+            "MAX_SUBSCRIPTIONS_PER_PARTY",
+            l.max_subscriptions_per_party.to_string(),
+        ),
+        ("REQUIRE_PARTY_TOKENS", cfg.require_party_tokens.to_string()),
     ];
     for (k, v) in vars {
         cmd.arg("--var").arg(format!("{k}:{v}"));

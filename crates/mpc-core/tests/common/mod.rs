@@ -1,11 +1,11 @@
-//! Shared setup for the integration tests: aux info from the public fixture primes and
-//! DKG, computed once per test binary.
+//! Shared setup for the integration tests: the committed test wallet (aux info made
+//! once from the public dev primes) and DKG.
 #![allow(dead_code)]
 
 use std::sync::OnceLock;
 
-use mpc_core::local::{run_sessions, run_sessions_threaded};
-use mpc_core::primes::dev_fixture_primes;
+use mpc_core::keystore::KeyShareBundle;
+use mpc_core::local::run_sessions;
 use mpc_core::{AccountKind, AuxInfo, KeyShare, Session, SessionOutput, PARTIES, THRESHOLD};
 
 pub struct Wallet {
@@ -15,25 +15,31 @@ pub struct Wallet {
     pub accounts: Vec<mpc_core::Account>,
 }
 
+/// The committed test wallet (`testing/fixtures/dev-wallet.json`, made by
+/// `examples/gen_dev_wallet.rs` from the public dev primes): three bundles with finished
+/// aux info, so these tests never wait minutes for it.
+pub fn dev_wallet() -> &'static Vec<KeyShareBundle> {
+    static W: OnceLock<Vec<KeyShareBundle>> = OnceLock::new();
+    W.get_or_init(|| {
+        #[derive(serde::Deserialize)]
+        struct File {
+            bundles: Vec<KeyShareBundle>,
+        }
+        let file: File =
+            serde_json::from_str(include_str!("../../../../testing/fixtures/dev-wallet.json"))
+                .expect("testing/fixtures/dev-wallet.json");
+        assert_eq!(file.bundles.len(), usize::from(PARTIES));
+        file.bundles
+    })
+}
+
+/// The three parties' aux info (from the committed test wallet).
 pub fn aux_infos() -> &'static Vec<AuxInfo> {
     static AUX: OnceLock<Vec<AuxInfo>> = OnceLock::new();
     AUX.get_or_init(|| {
-        let primes = dev_fixture_primes();
-        assert_eq!(primes.len(), 3, "fixture primes missing");
-        let factories: Vec<_> = (0..PARTIES)
-            .map(|i| {
-                let p = primes[usize::from(i)]
-                    .to_pregenerated()
-                    .expect("fixture primes");
-                move || Session::aux_info(b"test-aux", i, PARTIES, p)
-            })
-            .collect();
-        let outs = run_sessions_threaded(factories, &|_, _| {}).expect("aux info");
-        outs.into_iter()
-            .map(|o| match o {
-                SessionOutput::AuxInfo(a) => *a,
-                other => panic!("unexpected {other:?}"),
-            })
+        dev_wallet()
+            .iter()
+            .map(|b| b.aux_info.clone().expect("fixture bundles carry aux info"))
             .collect()
     })
 }
@@ -55,7 +61,11 @@ pub fn wallet() -> &'static Wallet {
     static W: OnceLock<Wallet> = OnceLock::new();
     W.get_or_init(|| {
         let aux = aux_infos().clone();
-        let accounts = keygen(b"test-dkg", AccountKind::Hd);
+        let accounts: Vec<mpc_core::Account> = dev_wallet()
+            .iter()
+            .map(|b| b.accounts["hd-0"].clone())
+            .collect();
+        assert!(accounts.iter().all(|a| a.kind == AccountKind::Hd));
         let shares = accounts
             .iter()
             .zip(&aux)

@@ -1,0 +1,174 @@
+//! Who may ask, and what may be signed: request authentication against the identities
+//! registered for a wallet (with the replay cache), and the policy decision of a sign
+//! request with its daily spend and its `sign_request` audit record.
+
+use std::sync::Arc;
+
+use cosigner_api::auth::{self, now_ms, AuthError, AuthenticatedRequest};
+use cosigner_api::pb;
+use mpc_core::hd::DerivationPath;
+use mpc_wire::PublicIdentity;
+
+use crate::audit::AuditRecord;
+use crate::error::CosignerError;
+use crate::policy::{self, Verdict};
+use crate::state::{random_id, State};
+use crate::store::WalletRecord;
+
+impl State {
+    /// Refuses a nonce seen before in `scope` (and stale timestamps).
+    pub(crate) fn check_replay(
+        &self,
+        scope: &str,
+        nonce: &[u8],
+        timestamp_ms: u64,
+        now: u64,
+    ) -> Result<(), CosignerError> {
+        Ok(self
+            .replay
+            .check_and_insert(scope, nonce, timestamp_ms, now)?)
+    }
+
+    /// Verifies `req`'s signature by `identity` and its freshness, and records its nonce.
+    pub(crate) fn verify_as<R: AuthenticatedRequest>(
+        &self,
+        req: &R,
+        identity: &PublicIdentity,
+    ) -> Result<(), CosignerError> {
+        let now = now_ms();
+        let auth = auth::verify_request(req, identity, now, self.window_ms())?;
+        self.check_replay(
+            &format!("{}/{}", auth.wallet_id, auth.party),
+            &auth.nonce,
+            auth.timestamp_ms,
+            now,
+        )
+    }
+
+    async fn load_wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, CosignerError> {
+        let id = wallet_id.to_string();
+        self.blocking(move |s| s.get_wallet(&id)).await
+    }
+
+    /// Verifies an authenticated request against a committed wallet and returns it with
+    /// the caller's party. A wallet still being created answers `wallet_not_ready`, and
+    /// only to a request signed by one of its registered parties.
+    pub(crate) async fn authenticate<R: AuthenticatedRequest>(
+        &self,
+        req: &R,
+    ) -> Result<(WalletRecord, u16), CosignerError> {
+        let (auth, party) = auth::auth_of(req)?;
+        let wallet_id = auth.wallet_id.clone();
+        let Some(wallet) = self.load_wallet(&wallet_id).await? else {
+            if let Some(pending) = self.creations.get(&wallet_id) {
+                self.verify_as(req, &pending.identity_of(party))?;
+                return Err(CosignerError::WalletNotConfirmed(wallet_id));
+            }
+            return Err(CosignerError::UnknownWallet(wallet_id));
+        };
+        let identity = *wallet
+            .identity_of(party)
+            .ok_or(AuthError::BadParty(u32::from(party)))?;
+        self.verify_as(req, &identity)?;
+        Ok((wallet, party))
+    }
+}
+
+/// What a sign request (StartSign or SignWithPresignature) asks for.
+pub(crate) struct SignAuthorization<'a> {
+    pub wallet: &'a WalletRecord,
+    pub party: u16,
+    pub account_id: &'a str,
+    pub path: &'a DerivationPath,
+    pub digest_kind: mpc_core::DigestKind,
+    pub payload_kind: i32,
+    pub preimage: &'a [u8],
+    pub session_id: Option<String>,
+    pub presignature_id: Option<String>,
+}
+
+/// An allowed sign request: its id (returned to the caller) and hex digest.
+pub(crate) struct Authorized {
+    pub request_id: String,
+    pub digest: String,
+}
+
+impl State {
+    /// Policy check (with the daily spend) and the `sign_request` audit record, shared
+    /// by StartSign and SignWithPresignature: `policy_denied` naming the rule, or the
+    /// request id and digest.
+    pub(crate) async fn authorize_sign(
+        self: &Arc<Self>,
+        a: SignAuthorization<'_>,
+    ) -> Result<Authorized, CosignerError> {
+        let payload_kind = cosigner_api::convert::payload_kind_from_proto(a.payload_kind)?;
+        let digest = hex::encode(a.digest_kind.digest(a.preimage));
+        let now = now_ms();
+        let request_id = random_id()?.to_string();
+        let mut verdict =
+            policy::evaluate(&self.cfg.policy, payload_kind, a.digest_kind, a.preimage);
+        if let Verdict::Allow {
+            daily: Some((amount, limit)),
+            ..
+        } = &verdict
+        {
+            let (amount, limit) = (*amount, *limit);
+            let wid = a.wallet.wallet_id.clone();
+            let day = policy::utc_day(now);
+            let res = self
+                .blocking(move |s| s.add_daily_spend(&wid, day, amount, limit))
+                .await?;
+            if let Err(spent) = res {
+                verdict = Verdict::Deny {
+                    rule: "daily_value_limit_wei",
+                    reason: format!(
+                        "value {amount} wei would exceed the daily limit {limit} wei (already {spent} wei today)"
+                    ),
+                };
+            }
+        }
+        let (decision, reason, tx) = match &verdict {
+            Verdict::Allow { tx, .. } => ("allow", None, tx.clone()),
+            Verdict::Deny { rule, reason } => ("deny", Some(format!("{rule}: {reason}")), None),
+        };
+        self.audit(AuditRecord {
+            timestamp_ms: now,
+            event: "sign_request",
+            wallet_id: a.wallet.wallet_id.clone(),
+            party: Some(a.party),
+            account_id: Some(a.account_id.to_string()),
+            path: Some(a.path.to_string()),
+            digest: Some(digest.clone()),
+            payload_kind: Some(
+                pb::PayloadKind::try_from(a.payload_kind)
+                    .map(|k| k.as_str_name().to_string())
+                    .unwrap_or_default(),
+            ),
+            decision: Some(decision),
+            reason: reason.clone(),
+            request_id: Some(request_id.clone()),
+            session_id: a.session_id.filter(|_| decision == "allow"),
+            presignature_id: a.presignature_id,
+            insecure_dev_primes: a.wallet.insecure_dev_primes.then_some(true),
+            transaction: tx.map(|t| {
+                serde_json::json!({
+                    "type": t.tx_type,
+                    "chain_id": t.chain_id,
+                    "nonce": t.nonce,
+                    "to": t.to.map(|a| format!("0x{}", hex::encode(a))),
+                    "value_wei": t.value.to_string(),
+                    "data_len": t.data_len,
+                })
+            }),
+            ..Default::default()
+        })?;
+        if let Verdict::Deny { rule, reason } = verdict {
+            tracing::warn!(wallet_id = %a.wallet.wallet_id, request_id = %request_id, rule, %reason, "policy refused a sign request");
+            return Err(CosignerError::PolicyDenied {
+                rule: rule.to_string(),
+                reason,
+            });
+        }
+        Ok(Authorized { request_id, digest })
+    }
+}

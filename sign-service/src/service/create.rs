@@ -1,0 +1,69 @@
+//! `CreateWallet`: checks the device's signature and the fields, then starts the
+//! cosigner's side of the wallet's aux info and DKG (`creation`).
+
+use std::sync::Arc;
+
+use cosigner_api::auth::{self, now_ms};
+use cosigner_api::convert::account_kind_from_proto;
+use cosigner_api::{pb, MAX_ACCOUNTS};
+
+use crate::creation::{self, NewWallet};
+use crate::error::CosignerError;
+use crate::state::State;
+
+/// Longest wallet label.
+const MAX_LABEL: usize = 256;
+
+pub(super) fn create_wallet(
+    st: &Arc<State>,
+    req: pb::CreateWalletRequest,
+) -> Result<pb::CreateWalletResponse, CosignerError> {
+    st.check_serving()?;
+    let now = now_ms();
+    let (device, recovery) = auth::verify_create_wallet(&req, now, st.window_ms())?;
+    st.check_replay(
+        &format!("create/{}", req.device_identity),
+        &req.nonce,
+        req.timestamp_ms,
+        now,
+    )?;
+    if req.accounts == 0 || req.accounts > MAX_ACCOUNTS {
+        return Err(CosignerError::invalid(format!(
+            "accounts must be 1..={MAX_ACCOUNTS}"
+        )));
+    }
+    let kind = account_kind_from_proto(req.kind)?;
+    if req.label.len() > MAX_LABEL {
+        return Err(CosignerError::invalid(format!(
+            "label longer than {MAX_LABEL} bytes"
+        )));
+    }
+    let me = st.public_identity();
+    if device == recovery || device == me || recovery == me {
+        return Err(CosignerError::invalid(
+            "device, recovery and cosigner identities must be distinct",
+        ));
+    }
+    let wallet = NewWallet {
+        device,
+        recovery,
+        accounts: req.accounts,
+        kind,
+        label: req.label,
+    };
+    let created = creation::start(st, wallet, now)?;
+    Ok(pb::CreateWalletResponse {
+        wallet_id: created.wallet_id,
+        cosigner_identity: me.to_string(),
+        aux_info: Some(created.aux_room),
+        accounts: created
+            .keygens
+            .into_iter()
+            .map(|(account_id, room)| pb::AccountSession {
+                account_id,
+                keygen: Some(room),
+            })
+            .collect(),
+        expires_at_ms: created.expires_at_ms,
+    })
+}

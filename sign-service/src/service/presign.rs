@@ -1,0 +1,84 @@
+//! The presignature RPCs: `StartPresign` and `PresignPoolStatus` (the scheduler) and
+//! `SignWithPresignature` (the fast path of `signing`).
+
+use std::sync::Arc;
+
+use cosigner_api::convert::digest_kind_from_proto;
+use cosigner_api::pb;
+use mpc_core::hd::DerivationPath;
+
+use crate::error::CosignerError;
+use crate::scheduler;
+use crate::signing::{self, SignRequest};
+use crate::state::{signers_with, State};
+
+use super::signers_pb;
+
+pub(super) async fn start_presign(
+    st: &Arc<State>,
+    req: pb::StartPresignRequest,
+) -> Result<pb::StartPresignResponse, CosignerError> {
+    st.check_serving()?;
+    let (wallet, party) = st.authenticate(&req).await?;
+    let g = scheduler::start_presign(
+        st,
+        wallet,
+        party,
+        &req.account_id,
+        req.count,
+        req.release_ids,
+    )
+    .await?;
+    Ok(pb::StartPresignResponse {
+        sessions: g.sessions,
+        signers: signers_pb(&g.signers),
+        available: g.available as u32,
+        running: g.running as u32,
+        cap: g.cap as u32,
+        request_id: g.request_id,
+    })
+}
+
+pub(super) async fn pool_status(
+    st: &Arc<State>,
+    req: pb::PresignPoolStatusRequest,
+) -> Result<pb::PresignPoolStatusResponse, CosignerError> {
+    let (wallet, party) = st.authenticate(&req).await?;
+    let pools = scheduler::pool_status(st, &wallet, party, &req.account_id).await?;
+    let signers = signers_pb(&signers_with(party));
+    Ok(pb::PresignPoolStatusResponse {
+        pools: pools
+            .into_iter()
+            .map(|p| pb::PresignPool {
+                account_id: p.account_id,
+                signers: signers.clone(),
+                presignature_ids: p.presignature_ids,
+                running: p.running as u32,
+                cap: st.cfg.presign_pool_cap,
+            })
+            .collect(),
+    })
+}
+
+pub(super) async fn sign_with_presignature(
+    st: &Arc<State>,
+    req: pb::SignWithPresignatureRequest,
+) -> Result<pb::SignWithPresignatureResponse, CosignerError> {
+    st.check_serving()?;
+    let (wallet, party) = st.authenticate(&req).await?;
+    let request = SignRequest::new(
+        req.account_id,
+        DerivationPath::root(),
+        digest_kind_from_proto(req.digest)?,
+        req.payload_kind,
+        req.preimage,
+    )?;
+    let p =
+        signing::sign_with_presignature(st, &wallet, party, req.presignature_id, request).await?;
+    Ok(pb::SignWithPresignatureResponse {
+        partial_signature: p.bytes,
+        signers: signers_pb(&p.signers),
+        digest: p.authorized.digest,
+        request_id: p.authorized.request_id,
+    })
+}

@@ -1,0 +1,246 @@
+//! The cosigner's shared state: configuration, key store, identity, gateway client,
+//! audit log, the session limit and the domain registries (pending wallets, the
+//! presignature scheduler). Handlers and jobs get it as `Arc<State>`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cosigner_api::auth::now_ms;
+use cosigner_api::{pb, ReplayCache, PARTY_COSIGNER};
+use gateway_client::GatewayClient;
+use mpc_party::PartyContext;
+use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::audit::{AuditLog, AuditRecord};
+use crate::config::Config;
+use crate::creation::Creations;
+use crate::error::CosignerError;
+use crate::primes::PrimePool;
+use crate::scheduler::Scheduler;
+use crate::store::{Store, StoreError};
+
+/// Shared state of the service.
+pub struct State {
+    /// Configuration.
+    pub cfg: Config,
+    pub(crate) store: Arc<Store>,
+    pub(crate) identity: IdentityKey,
+    pub(crate) primes: Arc<PrimePool>,
+    pub(crate) gateway: GatewayClient,
+    pub(crate) replay: ReplayCache,
+    audit: AuditLog,
+    /// Wallets created and not confirmed yet.
+    pub(crate) creations: Creations,
+    /// The presignature scheduler (worker slots, running counts).
+    pub(crate) scheduler: Scheduler,
+    sessions: Arc<Semaphore>,
+    draining: AtomicBool,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("identity", &self.identity.public())
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// Builds the state: opens the audit log and the gateway client.
+    pub fn new(cfg: Config, store: Arc<Store>) -> anyhow::Result<Arc<Self>> {
+        use anyhow::Context;
+        let identity = store
+            .load_or_create_identity()
+            .context("cannot load the cosigner identity")?;
+        let gateway = GatewayClient::new(&cfg.gateway_url).context("gateway_url")?;
+        let audit = AuditLog::open(&cfg.audit_log)?;
+        let primes = PrimePool::new(
+            Arc::clone(&store),
+            cfg.prime_pool_size,
+            cfg.insecure_dev_primes,
+        );
+        let window_ms = cfg.clock_skew_secs * 1000;
+        Ok(Arc::new(Self {
+            replay: ReplayCache::new(window_ms, 1_000_000),
+            sessions: Arc::new(Semaphore::new(cfg.max_concurrent_sessions)),
+            scheduler: Scheduler::new(cfg.presign_workers),
+            creations: Creations::default(),
+            draining: AtomicBool::new(false),
+            cfg,
+            store,
+            identity,
+            primes,
+            gateway,
+            audit,
+        }))
+    }
+
+    /// The cosigner's public identity.
+    pub fn public_identity(&self) -> PublicIdentity {
+        self.identity.public()
+    }
+
+    /// Starts the background tasks (prime generation, expiry of pending wallets).
+    pub fn spawn_background(self: &Arc<Self>) {
+        self.primes.spawn_generator();
+        let st = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                let expired = st.creations.expire(now_ms());
+                if expired > 0 {
+                    tracing::info!(expired, "dropped expired pending wallets");
+                }
+            }
+        });
+    }
+
+    /// Number of protocol sessions running now.
+    pub fn active_sessions(&self) -> usize {
+        self.cfg.max_concurrent_sessions - self.sessions.available_permits()
+    }
+
+    /// From now on, requests that would start work are refused (`cosigner_unavailable`)
+    /// while the in-flight ones finish.
+    pub fn begin_drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// `Err(ShuttingDown)` once draining has begun.
+    pub(crate) fn check_serving(&self) -> Result<(), CosignerError> {
+        if self.draining.load(Ordering::SeqCst) {
+            Err(CosignerError::ShuttingDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Allowed clock skew of authenticated requests, ms.
+    pub(crate) fn window_ms(&self) -> u64 {
+        self.cfg.clock_skew_secs * 1000
+    }
+
+    /// The room of a session, with its token when the gateway needs one.
+    pub(crate) fn room(&self, session: &SessionId, expiry_unix: u64) -> pb::SessionRoom {
+        pb::SessionRoom {
+            session_id: session.to_string(),
+            room: session.to_string(),
+            room_token: self
+                .cfg
+                .gateway_access_secret
+                .as_ref()
+                .map(|s| {
+                    gateway_core::issue_room_token(s.as_bytes(), session.as_str(), expiry_unix)
+                })
+                .unwrap_or_default(),
+            gateway_url: self.cfg.public_gateway_url().to_string(),
+        }
+    }
+
+    /// Where and as whom the cosigner runs a session in `room`.
+    pub(crate) fn party_ctx(
+        &self,
+        room: &pb::SessionRoom,
+        session: SessionId,
+        roster: Roster,
+        timeout: Duration,
+    ) -> PartyContext {
+        PartyContext {
+            gateway: self.gateway.clone(),
+            room: room.room.clone(),
+            token: (!room.room_token.is_empty()).then(|| room.room_token.clone()),
+            session_id: session,
+            me: PARTY_COSIGNER,
+            identity: self.identity.clone(),
+            roster,
+            timeout,
+        }
+    }
+
+    /// Appends an audit record; a request whose record cannot be written is refused.
+    pub(crate) fn audit(&self, rec: AuditRecord) -> Result<(), CosignerError> {
+        self.audit.append(&rec).map_err(|e| {
+            tracing::error!(error = %e, "cannot write the audit log");
+            CosignerError::Audit(e)
+        })
+    }
+
+    /// A protocol-session slot, or `busy`.
+    pub(crate) fn permit(&self) -> Result<OwnedSemaphorePermit, CosignerError> {
+        Arc::clone(&self.sessions)
+            .try_acquire_owned()
+            .map_err(|_| CosignerError::Busy)
+    }
+
+    /// Runs a store operation on a blocking thread.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, CosignerError> {
+        let store = Arc::clone(&self.store);
+        Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    }
+}
+
+/// A fresh random id (session, wallet or request id).
+pub(crate) fn random_id() -> Result<SessionId, CosignerError> {
+    SessionId::random().map_err(CosignerError::internal)
+}
+
+/// The signer set of the caller `party` with the cosigner, sorted.
+pub(crate) fn signers_with(party: u16) -> Vec<u16> {
+    let mut signers = vec![party, PARTY_COSIGNER];
+    signers.sort_unstable();
+    signers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::KeySource;
+
+    pub(crate) fn test_state(name: &str) -> Arc<State> {
+        let d =
+            std::env::temp_dir().join(format!("sign-service-state-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let store = Arc::new(Store::open(&d.join("s.redb"), &KeySource::InsecureDev).unwrap());
+        let cfg = Config {
+            audit_log: d.join("audit.jsonl"),
+            insecure_dev_primes: true,
+            ..Config::default()
+        };
+        State::new(cfg, store).unwrap()
+    }
+
+    #[test]
+    fn draining_refuses_new_work() {
+        let st = test_state("drain");
+        st.check_serving().unwrap();
+        st.begin_drain();
+        let e = st.check_serving().unwrap_err();
+        assert_eq!(e.code(), wallet_types::ErrorCode::CosignerUnavailable);
+        assert!(e.retryable());
+    }
+
+    #[test]
+    fn session_slots_run_out_as_busy() {
+        let d =
+            std::env::temp_dir().join(format!("sign-service-state-{}-busy", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let store = Arc::new(Store::open(&d.join("s.redb"), &KeySource::InsecureDev).unwrap());
+        let cfg = Config {
+            audit_log: d.join("audit.jsonl"),
+            max_concurrent_sessions: 1,
+            ..Config::default()
+        };
+        let st = State::new(cfg, store).unwrap();
+        let held = st.permit().unwrap();
+        assert_eq!(st.active_sessions(), 1);
+        assert!(matches!(st.permit(), Err(CosignerError::Busy)));
+        drop(held);
+        let _again = st.permit().unwrap();
+    }
+}

@@ -1,0 +1,396 @@
+//! Shared pieces of the integration tests: real `sign-gateway` and `sign-service`
+//! processes on loopback (the cosigner binds port 0 and reports its port through
+//! `--port-file`), and the device / recovery parties played in-process with
+//! `mpc-party`.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use cosigner_api::auth;
+use cosigner_api::pb::cosigner_client::CosignerClient;
+use cosigner_api::pb::{self, AccountKind};
+use gateway_client::GatewayClient;
+use gateway_tests::process::{start_native, GatewayProcess, TempDir, TestConfig};
+use mpc_core::primes::dev_fixture_primes;
+use mpc_core::{Account, Session, SessionOutput};
+use mpc_party::{run_session, PartyContext};
+use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
+use tonic::transport::Channel;
+
+pub const SECRET: &str = "integration-test-room-secret-0123456789";
+
+/// A binary of the root workspace: `env` when set, else built (once per test process,
+/// a no-op when up to date) with `cargo build -p pkg --bin bin` in this target dir.
+pub fn root_bin(env: &str, pkg: &str, bin: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    if let Ok(p) = std::env::var(env) {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test exe path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf();
+    let path = dir.join(bin);
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !built.iter().any(|b| b == bin) {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "-p", pkg, "--bin", bin])
+            .env_remove("CARGO_MANIFEST_DIR")
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "cargo build -p {pkg} --bin {bin} failed");
+        built.push(bin.to_string());
+    }
+    path
+}
+
+pub fn gateway_bin() -> PathBuf {
+    root_bin("SIGN_GATEWAY_BIN", "sign-gateway", "sign-gateway")
+}
+
+pub async fn gateway() -> GatewayProcess {
+    let cfg = TestConfig {
+        secret: Some(SECRET.into()),
+        ..TestConfig::default()
+    };
+    start_native(&gateway_bin(), &cfg)
+        .await
+        .expect("start sign-gateway")
+}
+
+/// A running `sign-service`, killed on drop.
+pub struct Service {
+    pub child: Child,
+    pub url: String,
+    pub dir: TempDir,
+    pub cfg: PathBuf,
+}
+
+impl Service {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("out.log")).unwrap_or_default()
+    }
+
+    pub fn audit(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("audit.jsonl")).unwrap_or_default()
+    }
+
+    pub async fn client(&self) -> CosignerClient<Channel> {
+        CosignerClient::connect(self.url.clone())
+            .await
+            .expect("connect")
+    }
+
+    /// SIGKILL (a crash).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the service again on the same data (a new port), with `env` set.
+    pub async fn restart(&mut self, env: &[(&str, &str)]) {
+        self.kill();
+        let (child, url) = spawn(&self.dir.0, &self.cfg, env).await;
+        self.child = child;
+        self.url = url;
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits for `sign-service` to write its port file; returns `http://HOST:PORT`.
+async fn wait_port_file(child: &mut Child, port_file: &Path, log: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            panic!(
+                "sign-service exited early with {status}:\n{}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if let Ok(text) = std::fs::read_to_string(port_file) {
+            // Written atomically: complete once it exists.
+            let addr = text.trim();
+            assert!(text.ends_with('\n'), "port file {text:?}");
+            let _: std::net::SocketAddr = addr.parse().expect("HOST:PORT in the port file");
+            return format!("http://{addr}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "sign-service wrote no port file:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn spawn(dir: &Path, cfg: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let port_file = dir.join("port");
+    let _ = std::fs::remove_file(&port_file);
+    let log_path = dir.join("out.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .expect("log");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sign-service"));
+    cmd.arg("--config")
+        .arg(cfg)
+        .arg("--insecure-dev-store-key")
+        .arg("--port-file")
+        .arg(&port_file)
+        .env("SIGN_GATEWAY_ACCESS_SECRET", SECRET)
+        .env_remove("SIGN_SERVICE_STORE_KEY")
+        .env_remove("SIGN_SERVICE_STORE_PASSPHRASE")
+        .env_remove("SIGN_SERVICE_PORT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().expect("clone")))
+        .stderr(Stdio::from(log));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn sign-service");
+    let url = wait_port_file(&mut child, &port_file, &log_path).await;
+    (child, url)
+}
+
+/// The YAML of a test cosigner on port 0.
+pub fn service_yaml(
+    gateway: &GatewayProcess,
+    dir: &Path,
+    stock_primes: bool,
+    extra: &str,
+) -> String {
+    format!(
+        "port: 0\ngateway_url: {}\nkey_store: {}\naudit_log: {}\ninsecure_dev_primes: {}\nprime_pool_size: 0\n\
+         cors_origins: [\"http://localhost:5173\"]\nlogging:\n  level: info\n  format: json\n{extra}",
+        gateway.base,
+        dir.join("store.redb").display(),
+        dir.join("audit.jsonl").display(),
+        !stock_primes,
+    )
+}
+
+/// Starts `sign-service` on port 0. With `stock_primes`, the store is created beforehand
+/// with one prime set (the public fixture, to stay fast) in its pool, and the service
+/// runs with `insecure_dev_primes: false`, i.e. the production path of the prime pool.
+pub async fn start_service(
+    gateway: &GatewayProcess,
+    extra_yaml: &str,
+    stock_primes: bool,
+) -> Service {
+    let dir = TempDir::new("sign-service-test").expect("tempdir");
+    if stock_primes {
+        let store = sign_service::store::Store::open(
+            &dir.0.join("store.redb"),
+            &sign_service::store::KeySource::InsecureDev,
+        )
+        .expect("open store");
+        store
+            .push_primes(&dev_fixture_primes()[1])
+            .expect("stock primes");
+    }
+    let cfg = dir.0.join("sign-service.yaml");
+    std::fs::write(
+        &cfg,
+        service_yaml(gateway, &dir.0, stock_primes, extra_yaml),
+    )
+    .expect("write config");
+    let (child, url) = spawn(&dir.0, &cfg, &[]).await;
+    Service {
+        child,
+        url,
+        dir,
+        cfg,
+    }
+}
+
+/// Starts `sign-service` with an existing data directory and config.
+pub async fn start_service_in(dir: TempDir, cfg: PathBuf) -> Service {
+    let (child, url) = spawn(&dir.0, &cfg, &[]).await;
+    Service {
+        child,
+        url,
+        dir,
+        cfg,
+    }
+}
+
+pub fn ctx(
+    gw: &GatewayClient,
+    room: &pb::SessionRoom,
+    me: u16,
+    id: &IdentityKey,
+    roster: &Roster,
+) -> PartyContext {
+    PartyContext {
+        gateway: gw.clone(),
+        room: room.room.clone(),
+        token: (!room.room_token.is_empty()).then(|| room.room_token.clone()),
+        session_id: SessionId::new(room.session_id.clone()).expect("session id"),
+        me,
+        identity: id.clone(),
+        roster: roster.clone(),
+        timeout: Duration::from_secs(300),
+    }
+}
+
+/// One party's side of aux info and every DKG of a created wallet.
+pub async fn run_party_dkg(
+    gw: GatewayClient,
+    created: pb::CreateWalletResponse,
+    me: u16,
+    id: IdentityKey,
+    roster: Roster,
+    kind: mpc_core::AccountKind,
+) -> (mpc_core::AuxInfo, Vec<Account>) {
+    let aux_room = created.aux_info.clone().expect("aux room");
+    let sid = aux_room.session_id.clone().into_bytes();
+    let primes = dev_fixture_primes()[usize::from(me)]
+        .to_pregenerated()
+        .expect("primes");
+    let out = run_session(
+        ctx(&gw, &aux_room, me, &id, &roster),
+        move || Session::aux_info(&sid, me, 3, primes),
+        |_| {},
+    )
+    .await
+    .expect("aux info");
+    let SessionOutput::AuxInfo(aux) = out else {
+        panic!("aux output")
+    };
+    let mut accounts = Vec::new();
+    for a in &created.accounts {
+        let room = a.keygen.clone().expect("keygen room");
+        let sid = room.session_id.clone().into_bytes();
+        let out = run_session(
+            ctx(&gw, &room, me, &id, &roster),
+            move || Session::keygen(&sid, me, 3, 2),
+            |_| {},
+        )
+        .await
+        .expect("keygen");
+        let SessionOutput::Keygen(share) = out else {
+            panic!("keygen output")
+        };
+        accounts.push(Account::new(a.account_id.clone(), kind, *share, 0));
+    }
+    (*aux, accounts)
+}
+
+/// A wallet created, generated and confirmed, with the device's and recovery's shares.
+pub struct Wallet {
+    pub id: String,
+    pub device: IdentityKey,
+    pub recovery: IdentityKey,
+    pub cosigner: PublicIdentity,
+    pub gw: GatewayClient,
+    pub device_aux: mpc_core::AuxInfo,
+    pub device_accounts: Vec<Account>,
+    pub recovery_aux: mpc_core::AuxInfo,
+    pub recovery_accounts: Vec<Account>,
+}
+
+/// CreateWallet → aux info + DKG (device and recovery in-process) → ConfirmWallet.
+pub async fn create_wallet(
+    client: &mut CosignerClient<Channel>,
+    accounts: u32,
+    kind: mpc_core::AccountKind,
+) -> Wallet {
+    let device = IdentityKey::generate().expect("id");
+    let recovery = IdentityKey::generate().expect("id");
+    let mut req = pb::CreateWalletRequest {
+        recovery_identity: recovery.public().to_string(),
+        accounts,
+        kind: match kind {
+            mpc_core::AccountKind::Hd => AccountKind::Hd,
+            mpc_core::AccountKind::Independent => AccountKind::Independent,
+        } as i32,
+        label: "test".into(),
+        ..Default::default()
+    };
+    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    let created = client
+        .create_wallet(req)
+        .await
+        .expect("create")
+        .into_inner();
+    let aux_room = created.aux_info.clone().expect("aux");
+    let cosigner: PublicIdentity = created.cosigner_identity.parse().expect("identity");
+    let roster =
+        Roster::new([(0, device.public()), (1, cosigner), (2, recovery.public())]).expect("roster");
+    let gw = GatewayClient::new(&aux_room.gateway_url).expect("gateway client");
+    let (d, r) = tokio::join!(
+        run_party_dkg(
+            gw.clone(),
+            created.clone(),
+            0,
+            device.clone(),
+            roster.clone(),
+            kind
+        ),
+        run_party_dkg(
+            gw.clone(),
+            created.clone(),
+            2,
+            recovery.clone(),
+            roster.clone(),
+            kind
+        ),
+    );
+    let keys: HashMap<String, String> =
+        d.1.iter()
+            .map(|a| (a.id.clone(), a.public_key.clone()))
+            .collect();
+    let mut confirm = pb::ConfirmWalletRequest {
+        auth: None,
+        public_keys: keys,
+    };
+    auth::sign_request(&mut confirm, &device, &created.wallet_id, 0).expect("sign");
+    let confirmed = client
+        .confirm_wallet(confirm)
+        .await
+        .expect("confirm")
+        .into_inner();
+    assert!(confirmed.committed);
+    Wallet {
+        id: created.wallet_id,
+        device,
+        recovery,
+        cosigner,
+        gw,
+        device_aux: d.0,
+        device_accounts: d.1,
+        recovery_aux: r.0,
+        recovery_accounts: r.1,
+    }
+}
+
+/// Polls `cond` (an RPC, a file) until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !cond().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

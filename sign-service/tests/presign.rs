@@ -1,0 +1,181 @@
+//! Presignatures against a real `sign-service` process (and `sign-gateway`), the device
+//! played in-process: unknown and used ids come back as `presignature_unavailable` with
+//! their state in google.rpc.ErrorInfo and the probe consumes nothing; a SIGKILL
+//! between the take and the answer never hands a presignature out twice (the binary
+//! of `cargo test` has the `test-hooks` feature, whose pause makes the kill land there).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use cosigner_api::pb::cosigner_client::CosignerClient;
+use cosigner_api::pb::{self, DigestKind, PayloadKind};
+use cosigner_api::{auth, PresignatureState, RemoteError};
+use mpc_core::{Session, SessionOutput};
+use mpc_party::run_session;
+use mpc_wire::Roster;
+use tonic::transport::Channel;
+use wallet_types::ErrorCode;
+
+const ACCOUNT: &str = "account-0";
+
+async fn pool_ids(client: &mut CosignerClient<Channel>, w: &Wallet) -> Vec<String> {
+    let mut req = pb::PresignPoolStatusRequest {
+        auth: None,
+        account_id: ACCOUNT.into(),
+    };
+    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    client
+        .presign_pool_status(req)
+        .await
+        .expect("pool status")
+        .into_inner()
+        .pools
+        .into_iter()
+        .find(|p| p.account_id == ACCOUNT)
+        .expect("pool")
+        .presignature_ids
+}
+
+fn sign_req(w: &Wallet, id: &str, msg: &str) -> pb::SignWithPresignatureRequest {
+    let mut req = pb::SignWithPresignatureRequest {
+        auth: None,
+        account_id: ACCOUNT.into(),
+        presignature_id: id.into(),
+        preimage: mpc_core::digest::eip191_preimage(msg.as_bytes()),
+        digest: DigestKind::Keccak256 as i32,
+        payload_kind: PayloadKind::EthereumMessage as i32,
+    };
+    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    req
+}
+
+/// StartPresign of one, the device's side of the session in-process; returns the id
+/// once the cosigner has stored its half.
+async fn presign_one(client: &mut CosignerClient<Channel>, w: &Wallet) -> String {
+    let mut req = pb::StartPresignRequest {
+        auth: None,
+        account_id: ACCOUNT.into(),
+        count: 1,
+        release_ids: Vec::new(),
+    };
+    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    let started = client
+        .start_presign(req)
+        .await
+        .expect("start presign")
+        .into_inner();
+    assert_eq!(started.signers, vec![0, 1]);
+    let s = started.sessions.into_iter().next().expect("a session");
+    let room = s.session.expect("room");
+    let share = w.device_accounts[0]
+        .complete(&w.device_aux)
+        .expect("complete");
+    let sid = room.session_id.clone().into_bytes();
+    let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
+    let out = run_session(
+        ctx(&w.gw, &room, 0, &w.device, &roster),
+        move || Session::presign(&sid, vec![0, 1], share),
+        |_| {},
+    )
+    .await
+    .expect("presign session");
+    assert!(matches!(out, SessionOutput::Presignature(..)));
+    let id = s.presignature_id;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pool_ids(client, w).await.contains(&id) {
+        assert!(Instant::now() < deadline, "the cosigner never stored {id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    id
+}
+
+fn unavailable(e: &tonic::Status) -> Option<PresignatureState> {
+    assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
+    let r = RemoteError::from(e);
+    assert_eq!(r.code, ErrorCode::PresignatureUnavailable, "{r}");
+    assert!(!r.retryable);
+    r.presignature
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
+    let gw_proc = gateway().await;
+    let mut svc = start_service(&gw_proc, "presign_pool_cap: 4\npresign_workers: 1\n", false).await;
+    let mut client = svc.client().await;
+    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+
+    let id = presign_one(&mut client, &w).await;
+    assert_eq!(pool_ids(&mut client, &w).await, vec![id.clone()]);
+
+    // An unknown id, asked twice: refused as unknown, and nothing is consumed.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    for _ in 0..2 {
+        let e = client
+            .sign_with_presignature(sign_req(&w, unknown, "unknown"))
+            .await
+            .expect_err("unknown id");
+        assert_eq!(unavailable(&e), Some(PresignatureState::Unknown));
+        assert_eq!(pool_ids(&mut client, &w).await, vec![id.clone()]);
+    }
+    // The real one: a partial signature, once.
+    let r = client
+        .sign_with_presignature(sign_req(&w, &id, "hello"))
+        .await
+        .expect("fast path")
+        .into_inner();
+    assert_eq!(r.partial_signature.len(), 32);
+    assert!(pool_ids(&mut client, &w).await.is_empty());
+    // Used now: refused as used, every time (the probe changes nothing).
+    for _ in 0..2 {
+        let e = client
+            .sign_with_presignature(sign_req(&w, &id, "again"))
+            .await
+            .expect_err("used id");
+        assert_eq!(unavailable(&e), Some(PresignatureState::Used));
+    }
+    // Still unknown (the earlier probes did not record it as used).
+    let e = client
+        .sign_with_presignature(sign_req(&w, unknown, "unknown"))
+        .await
+        .expect_err("unknown id");
+    assert_eq!(unavailable(&e), Some(PresignatureState::Unknown));
+
+    // SIGKILL between consuming a presignature and answering.
+    let victim = presign_one(&mut client, &w).await;
+    svc.restart(&[("SIGN_SERVICE_TEST_PAUSE_AFTER_PRESIGN_TAKE_MS", "30000")])
+        .await;
+    let mut client = svc.client().await;
+    assert_eq!(pool_ids(&mut client, &w).await, vec![victim.clone()]);
+    let mut c = client.clone();
+    let req = sign_req(&w, &victim, "crash");
+    let call = tokio::spawn(async move { c.sign_with_presignature(req).await.map(|_| ()) });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !svc
+        .log()
+        .lines()
+        .any(|l| l.contains("presignature consumed") && l.contains(&victim))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the cosigner never consumed {victim}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    svc.kill();
+    let answered = call.await.expect("join");
+    assert!(answered.is_err(), "the cosigner answered despite the kill");
+    svc.restart(&[]).await;
+    let mut client = svc.client().await;
+    assert!(
+        !pool_ids(&mut client, &w).await.contains(&victim),
+        "the consumed presignature is back after the restart"
+    );
+    let e = client
+        .sign_with_presignature(sign_req(&w, &victim, "after restart"))
+        .await
+        .expect_err("consumed before the crash");
+    assert_eq!(unavailable(&e), Some(PresignatureState::Used));
+    drop(gw_proc);
+}
