@@ -9,8 +9,8 @@
 #
 # Pieces: wm_say; steps with timing (wm_step, wm_steps_report); npm installs
 # (wm_npm_ci); lint inside the build (wm_lint_in_build); the servers (wm_build_servers,
-# wm_spawn, wm_start_gateway, wm_start_cosigner, wm_start_agent, wm_wait_for,
-# wm_wait_port_file, wm_wait_tcp, wm_stop).
+# wm_spawn, wm_start_gateway, wm_start_cosigner, wm_start_agent, wm_wait_port_file,
+# wm_stop).
 
 wm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -140,44 +140,26 @@ wm_build_servers() {
   done
 }
 
-# wm_wait_for WHAT PID LOG TIMEOUT_S COMMAND...: polls COMMAND until it succeeds. Fails,
-# showing the end of LOG, when the server PID exits first or after TIMEOUT_S.
-wm_wait_for() {
-  local what="$1" pid="$2" log="$3" timeout="$4" start=$SECONDS
-  shift 4
-  until "$@"; do
+# wm_wait_port_file FILE PID LOG [TIMEOUT_S]: waits until the server PID has written its
+# bound address to FILE (the `--port-file` contract: HOST:PORT and a newline, written
+# atomically once the listener is bound) and prints it. Fails, showing the end of LOG,
+# when PID exits first or after TIMEOUT_S (default 60).
+wm_wait_port_file() {
+  local file="$1" pid="$2" log="$3" timeout="${4:-60}" start=$SECONDS
+  until [ -s "$file" ]; do
     if ! kill -0 "$pid" 2>/dev/null; then
-      echo "server $pid exited before $what; end of $log:" >&2
+      echo "server $pid exited before writing $file; end of $log:" >&2
       tail -n 30 "$log" >&2
       return 1
     fi
     if [ $((SECONDS - start)) -ge "$timeout" ]; then
-      echo "server $pid: not $what after ${timeout}s; end of $log:" >&2
+      echo "server $pid wrote no $file in ${timeout}s; end of $log:" >&2
       tail -n 30 "$log" >&2
       return 1
     fi
     sleep 0.05
   done
-}
-
-# wm_wait_port_file FILE PID LOG [TIMEOUT_S]: waits until the server PID has written its
-# bound address to FILE (the `--port-file` contract: HOST:PORT and a newline, written
-# atomically once the listener is bound) and prints it (default timeout 60 s).
-wm_wait_port_file() {
-  wm_wait_for "writing $1" "$2" "$3" "${4:-60}" test -s "$1" && cat "$1"
-}
-
-# wm_wait_tcp HOST:PORT PID LOG [TIMEOUT_S]: waits until HOST:PORT accepts connections,
-# for a server that cannot report its port (sign-service until its --port-file exists).
-wm_wait_tcp() {
-  wm_wait_for "listening on $1" "$2" "$3" "${4:-60}" wm_tcp_open "$1"
-}
-wm_tcp_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-
-# wm_free_port: a port that was free a moment ago on 127.0.0.1 (only for servers that
-# cannot bind port 0 and report it; see wm_start_cosigner).
-wm_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  cat "$file"
 }
 
 # The servers started by this shell (wm_spawn), for wm_stop.
@@ -208,26 +190,17 @@ wm_start_gateway() {
   WM_GATEWAY_URL="http://$addr"
 }
 
-# wm_start_cosigner LOG [VAR=VALUE...]: starts $SIGN_SERVICE_BIN on 127.0.0.1 with the
-# given environment (SIGN_SERVICE_*), output appended to LOG; sets WM_COSIGNER_PID and
-# WM_COSIGNER_URL once it listens.
+# wm_start_cosigner LOG [VAR=VALUE...]: starts $SIGN_SERVICE_BIN on 127.0.0.1, port 0,
+# with the given environment (SIGN_SERVICE_*), output appended to LOG; waits for the
+# port it reports and sets WM_COSIGNER_PID and WM_COSIGNER_URL.
 wm_start_cosigner() {
   local log="$1" port_file="${1%.log}.port" addr
   shift
-  # SWITCH (one line) to `local port=0` once `sign-service --port-file` is on main.
-  local port; port=$(wm_free_port)
   rm -f "$port_file"
-  if [ "$port" = 0 ]; then
-    wm_spawn "$log" env "$@" SIGN_SERVICE_HOST=127.0.0.1 SIGN_SERVICE_PORT=0 \
-      "$SIGN_SERVICE_BIN" --port-file "$port_file"
-    addr=$(wm_wait_port_file "$port_file" "$WM_PID" "$log" 60) || return 1
-  else
-    wm_spawn "$log" env "$@" SIGN_SERVICE_HOST=127.0.0.1 SIGN_SERVICE_PORT="$port" \
-      "$SIGN_SERVICE_BIN"
-    addr="127.0.0.1:$port"
-    wm_wait_tcp "$addr" "$WM_PID" "$log" 60 || return 1
-  fi
+  wm_spawn "$log" env "$@" SIGN_SERVICE_HOST=127.0.0.1 SIGN_SERVICE_PORT=0 \
+    "$SIGN_SERVICE_BIN" --port-file "$port_file"
   WM_COSIGNER_PID=$WM_PID
+  addr=$(wm_wait_port_file "$port_file" "$WM_PID" "$log" 60) || return 1
   WM_COSIGNER_URL="http://$addr"
 }
 

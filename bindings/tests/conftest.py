@@ -2,7 +2,7 @@
 
 `test_smoke.py` needs only the generated Python module. The other tests start REAL
 processes on loopback (`sign-gateway` and `sign-service`, the GMP cosigner) with their
-own temporary directories (the gateway binds port 0 and reports the port it got through
+own temporary directories (each binds port 0 and reports the port it got through
 `--port-file`), create one wallet through the bindings for the whole session,
 and stop every process in finalizers. When a test fails, the logs of the running
 processes are attached to its report.
@@ -24,7 +24,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -73,14 +72,6 @@ def _binary(env, name):
     return path
 
 
-def free_port():
-    """A port that was free a moment ago on 127.0.0.1 (only for sign-service until its
-    `--port-file` exists)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tail(path, lines=60):
     try:
         with open(path, "r", errors="replace") as f:
@@ -92,35 +83,33 @@ def _tail(path, lines=60):
 class Proc:
     """A server process with its output in a log file; `stop()` is idempotent.
 
-    With `port_file`, the server binds port 0 and writes the address it got there
-    (HOST:PORT and a newline, atomically, once listening); `start()` reads it into
-    `port`. Otherwise `start()` waits until `port` accepts connections."""
+    The server writes the address it listens on to `port_file` (`--port-file`: HOST:PORT
+    and a newline, atomically, once listening); `start()` reads its port from there."""
 
-    def __init__(self, name, argv, log, env=None, port=None, port_file=None):
+    def __init__(self, name, argv, log, port_file, env=None):
         self.name = name
         self.argv = argv
         self.log = log
         self.env = env
-        self.port = port
         self.port_file = port_file
+        self.port = None
         self.popen = None
 
     def _listening(self):
-        if self.port_file is not None:
-            try:
-                with open(self.port_file) as f:
-                    addr = f.read().strip()
-            except FileNotFoundError:
-                return False
-            self.port = int(addr.rsplit(":", 1)[1])
-            return True
         try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-            return True
-        except OSError:
+            with open(self.port_file) as f:
+                addr = f.read().strip()
+        except FileNotFoundError:
             return False
+        self.port = int(addr.rsplit(":", 1)[1])
+        return True
 
     def start(self, timeout=60.0):
+        # A restart must not read the previous run's address.
+        try:
+            os.remove(self.port_file)
+        except FileNotFoundError:
+            pass
         out = open(self.log, "ab")
         try:
             self.popen = subprocess.Popen(
@@ -227,17 +216,13 @@ class Servers:
                 gw_port_file,
             ],
             os.path.join(workdir, "sign-gateway.log"),
+            gw_port_file,
             env=_clean_env(["SIGN_GATEWAY_"]),
-            port_file=gw_port_file,
         )
-        # SWITCH (one line) to `cs_port = 0` once `sign-service --port-file` is on main.
-        cs_port = free_port()
         self.cosigner_dir = os.path.join(workdir, "cosigner")
         os.makedirs(self.cosigner_dir, exist_ok=True)
         self.cosigner_config = os.path.join(self.cosigner_dir, "sign-service.yaml")
-        cs_port_file = (
-            os.path.join(self.cosigner_dir, "sign-service.port") if cs_port == 0 else None
-        )
+        cs_port_file = os.path.join(self.cosigner_dir, "sign-service.port")
         self.cosigner = Proc(
             "sign-service",
             [
@@ -245,12 +230,12 @@ class Servers:
                 "--config",
                 self.cosigner_config,
                 "--insecure-dev-store-key",
-            ]
-            + (["--port-file", cs_port_file] if cs_port_file else []),
+                "--port-file",
+                cs_port_file,
+            ],
             os.path.join(self.cosigner_dir, "sign-service.log"),
+            cs_port_file,
             env=_clean_env(["SIGN_SERVICE_", "SIGN_GATEWAY_"]),
-            port=cs_port,
-            port_file=cs_port_file,
         )
 
     @property
@@ -262,6 +247,8 @@ class Servers:
         return f"http://127.0.0.1:{self.cosigner.port}"
 
     def _write_cosigner_config(self):
+        # Port 0 on the first start; a restart (`cosigner.start()`) binds the port the
+        # first start got, where the clients of the session expect the cosigner.
         data = self.cosigner_dir
         with open(self.cosigner_config, "w") as f:
             f.write(
@@ -280,12 +267,7 @@ class Servers:
         self.gateway.start(timeout=30)
         self._write_cosigner_config()
         self.cosigner.start(timeout=90)
-        if self.cosigner.port_file is not None:
-            # It bound port 0: a restart (`cosigner.start()`) comes back on the port it
-            # got, where the clients of the session expect it.
-            self._write_cosigner_config()
-            self.cosigner.argv = self.cosigner.argv[: self.cosigner.argv.index("--port-file")]
-            self.cosigner.port_file = None
+        self._write_cosigner_config()
 
     def stop(self):
         # Cosigner first: it holds sessions on the gateway.

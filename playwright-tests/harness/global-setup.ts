@@ -7,7 +7,6 @@
 // into $CARGO_TARGET_DIR or $HOME/.cache/wallet-mpc/target.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, connect } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -31,42 +30,6 @@ export interface E2eEnv {
 
 const STORE_KEY = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 const children: { name: string; proc: ChildProcess }[] = [];
-
-/** A port that was free a moment ago: only for sign-service until its `--port-file` exists. */
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const c = connect({ port, host: "127.0.0.1" });
-    c.once("connect", () => {
-      c.destroy();
-      res(true);
-    });
-    c.once("error", () => res(false));
-  });
-}
-
-async function waitPort(name: string, proc: ChildProcess, port: number, log: string, timeoutMs: number) {
-  const start = Date.now();
-  for (;;) {
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      throw new Error(`${name} exited early (${proc.exitCode ?? proc.signalCode}); log ${log}:\n${tail(log)}`);
-    }
-    if (await portOpen(port)) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`${name} not listening on ${port} after ${timeoutMs} ms; log ${log}:\n${tail(log)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /**
  * Waits until `proc` has written its bound address to `file` (the `--port-file` contract:
@@ -159,8 +122,6 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const gw = start("sign-gateway", gatewayBin, ["--config", gwCfg, "--port-file", gwPortFile], {}, logs.gateway);
   const gatewayUrl = `http://${await waitPortFile("sign-gateway", gw, gwPortFile, logs.gateway, 20_000)}`;
 
-  // SWITCH (one line) to `const coPort = 0;` once `sign-service --port-file` is on main.
-  const coPort = await freePort();
   const coDir = join(work, "cosigner");
   mkdirSync(coDir);
   const coCfg = join(coDir, "sign-service.yaml");
@@ -168,7 +129,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     coCfg,
     [
       "host: 127.0.0.1",
-      `port: ${coPort}`,
+      "port: 0",
       `gateway_url: ${gatewayUrl}`,
       `key_store: ${join(coDir, "store.redb")}`,
       `audit_log: ${join(coDir, "audit.jsonl")}`,
@@ -182,14 +143,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     ].join("\n"),
   );
   const coPortFile = join(coDir, "sign-service.port");
-  const co = start("sign-service", serviceBin, ["--config", coCfg, ...(coPort === 0 ? ["--port-file", coPortFile] : [])], { SIGN_SERVICE_STORE_KEY: STORE_KEY }, logs.cosigner);
-  let cosignerUrl: string;
-  if (coPort === 0) {
-    cosignerUrl = `http://${await waitPortFile("sign-service", co, coPortFile, logs.cosigner, 60_000)}`;
-  } else {
-    await waitPort("sign-service", co, coPort, logs.cosigner, 60_000);
-    cosignerUrl = `http://127.0.0.1:${coPort}`;
-  }
+  const co = start("sign-service", serviceBin, ["--config", coCfg, "--port-file", coPortFile], { SIGN_SERVICE_STORE_KEY: STORE_KEY }, logs.cosigner);
+  const cosignerUrl = `http://${await waitPortFile("sign-service", co, coPortFile, logs.cosigner, 60_000)}`;
 
   const agentToken = "e2e-pairing-token-0123456789abcdef";
   const agPortFile = join(work, "recovery-agent.port");

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use common::server_bins;
-use e2e_tests::{
-    cosigner_port, start_gateway_with_env, start_service_with_env, ServiceConfig, TempDir,
-};
+use e2e_tests::{start_gateway_with_env, start_service_with_env, ServiceConfig, TempDir};
 use reqwest::{Method, Response, StatusCode};
 
 const PAGE: &str = "http://localhost:5173";
@@ -117,7 +115,7 @@ async fn gateway_and_cosigner_accept_browser_origins() -> Result<()> {
 
     // ---------------------------------------------------------------- sign-service
     let mut svc_cfg = ServiceConfig {
-        port: cosigner_port()?,
+        port: 0,
         gateway_url: gw_url.clone(),
         data_dir: dir.0.join("svc"),
         max_value_per_tx_wei: None,

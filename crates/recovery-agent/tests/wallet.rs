@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use common::*;
-use e2e_tests::{cosigner_port, start_gateway, start_service, ServiceConfig, TempDir};
+use e2e_tests::{start_gateway, start_service, ServiceConfig, TempDir};
 use mpc_client::{
     bundle_public_keys, join_wallet_creation, new_mpc_client, save_party_files, AccountKind,
     CosignerClient, JoinRequest, MpcConfig, PartyRole, ProgressEvent, ProgressListener, WalletMeta,
@@ -40,7 +40,7 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
     let bins = server_bins()?;
     let (_gw, gateway_url) = start_gateway(&bins, &dir.0)?;
     let mut svc_cfg = ServiceConfig {
-        port: cosigner_port()?,
+        port: 0,
         gateway_url: gateway_url.clone(),
         data_dir: dir.0.join("cosigner"),
         max_value_per_tx_wei: None,

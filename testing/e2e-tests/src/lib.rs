@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -21,7 +21,7 @@ use anyhow::{bail, Context, Result};
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use sha3::{Digest, Keccak256};
 
-pub use gateway_tests::process::{free_port, RefusedPort};
+pub use gateway_tests::process::RefusedPort;
 
 /// Passphrase of the device file in the tests.
 pub const DEVICE_PASS: &str = "e2e device passphrase";
@@ -228,28 +228,6 @@ impl Proc {
         gateway_tests::process::wait_port_file(child, port_file, timeout)
             .with_context(|| format!("{} did not start; output:\n{}", self.name, self.output()))
     }
-
-    /// Waits until `port` accepts connections (fails if the process exits first). For
-    /// servers that cannot report their port (see [`cosigner_port`]).
-    pub fn wait_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            if !self.alive() {
-                bail!("{} exited early; output:\n{}", self.name, self.output());
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(());
-            }
-            if start.elapsed() > timeout {
-                bail!(
-                    "{} not listening on {port} after {timeout:?}; output:\n{}",
-                    self.name,
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
 }
 
 impl Drop for Proc {
@@ -299,20 +277,12 @@ pub fn start_gateway_with_env(
     Ok((p, format!("http://{addr}")))
 }
 
-/// The port a test starts `sign-service` on: 0 once `sign-service --port-file` exists
-/// ([`start_service`] then reads the port it got and keeps it in
-/// [`ServiceConfig::port`], so a restart comes back at the same URL); until then a port
-/// that was free a moment ago.
-pub fn cosigner_port() -> Result<u16> {
-    // SWITCH to `Ok(0)` (one line) once `sign-service --port-file` is on main.
-    free_port()
-}
-
 /// Settings of a `sign-service` run.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// gRPC port: [`cosigner_port`] for a first start (0: any free port, reported by
-    /// the service), then the port it got.
+    /// gRPC port: 0 for a first start (the system picks one; [`start_service`] reads it
+    /// from the service's `--port-file`), then the port it got, so that a restart comes
+    /// back at the same URL.
     pub port: u16,
     /// Gateway URL.
     pub gateway_url: String,
@@ -359,8 +329,8 @@ impl ServiceConfig {
     }
 }
 
-/// Starts `sign-service` with `cfg` and waits until it listens; with `cfg.port` 0 it
-/// reads the port the service got from its `--port-file` and stores it in `cfg.port`.
+/// Starts `sign-service` with `cfg` (port 0 on a first start) and waits for the address
+/// it reports through `--port-file`; stores the port it got in `cfg.port`.
 pub fn start_service(bins: &Bins, cfg: &mut ServiceConfig) -> Result<Proc> {
     start_service_with_env(bins, cfg, &[])
 }
@@ -379,10 +349,9 @@ pub fn start_service_with_env(
     let mut cmd = Command::new(&bins.service);
     cmd.arg("--config")
         .arg(&path)
+        .arg("--port-file")
+        .arg(&port_file)
         .env("SIGN_SERVICE_STORE_KEY", STORE_KEY);
-    if cfg.port == 0 {
-        cmd.arg("--port-file").arg(&port_file);
-    }
     for v in [
         "SIGN_SERVICE_HOST",
         "SIGN_SERVICE_PORT",
@@ -399,13 +368,9 @@ pub fn start_service_with_env(
     }
     cmd.envs(env.iter().copied());
     let mut p = Proc::spawn("sign-service", cmd, &cfg.data_dir.join("sign-service.log"))?;
-    if cfg.port == 0 {
-        cfg.port = p
-            .wait_port_file(&port_file, Duration::from_secs(60))?
-            .port();
-    } else {
-        p.wait_port(cfg.port, Duration::from_secs(60))?;
-    }
+    cfg.port = p
+        .wait_port_file(&port_file, Duration::from_secs(60))?
+        .port();
     Ok(p)
 }
 

@@ -66,7 +66,7 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
     }
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
     let mut svc_cfg = ServiceConfig {
-        port: cosigner_port()?,
+        port: 0,
         gateway_url: gateway_url.clone(),
         data_dir: svc_dir.clone(),
         max_value_per_tx_wei: Some(ETH),

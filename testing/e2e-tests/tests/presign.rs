@@ -62,7 +62,7 @@ fn presignature_pools_across_processes() -> Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
-    let mut svc_cfg = service_config(&gateway_url, &svc_dir, cosigner_port()?);
+    let mut svc_cfg = service_config(&gateway_url, &svc_dir, 0);
     let mut service = start_service(&bins, &mut svc_cfg)?;
     let cosigner = svc_cfg.url();
     let result = scenario(&bins, &client_dir, &cosigner, &mut svc_cfg, &mut service);

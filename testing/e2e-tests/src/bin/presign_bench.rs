@@ -99,7 +99,7 @@ fn run() -> Result<()> {
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
     let cap = args.signatures.max(16);
     let mut svc = ServiceConfig {
-        port: cosigner_port()?,
+        port: 0,
         gateway_url,
         data_dir: svc_dir,
         max_value_per_tx_wei: None,
