@@ -118,24 +118,26 @@ wm_lint_in_build() {
 # ---------------------------------------------------------------------------- servers
 # wm_build_servers [release]
 # Builds the server binaries the end-to-end suites, the demo and the benchmarks start
-# (sign-gateway, recovery-agent, the CLI `client`, and sign-service from its own
-# workspace) and exports SIGN_GATEWAY_BIN, RECOVERY_AGENT_BIN, CLIENT_BIN,
-# SIGN_SERVICE_BIN. A no-op when they are up to date. WM_SERVERS_BUILT=1: they were built
-# already (CI builds every target of each workspace in one go): only export the paths.
+# (sign-gateway, recovery-agent, the CLI's `client` and `key-gen`, and sign-service from
+# its own workspace) and exports SIGN_GATEWAY_BIN, RECOVERY_AGENT_BIN, CLIENT_BIN,
+# KEY_GEN_BIN, SIGN_SERVICE_BIN. A no-op when they are up to date. WM_SERVERS_BUILT=1:
+# they were built already (CI builds every target of each workspace in one go): only
+# export the paths.
 wm_build_servers() {
   local profile=debug flag=()
   if [ "${1:-}" = release ]; then profile=release; flag=(--release); fi
   if [ "${WM_SERVERS_BUILT:-}" != 1 ]; then
     (cd "$wm_root" && cargo build -q "${flag[@]}" -p sign-gateway --bin sign-gateway \
-        -p recovery-agent --bin recovery-agent -p wallet-cli --bin client)
+        -p recovery-agent --bin recovery-agent -p wallet-cli --bin client --bin key-gen)
     cargo build -q "${flag[@]}" --manifest-path "$wm_cosigner_manifest" --bin sign-service
   fi
   export SIGN_GATEWAY_BIN="$CARGO_TARGET_DIR/$profile/sign-gateway"
   export RECOVERY_AGENT_BIN="$CARGO_TARGET_DIR/$profile/recovery-agent"
   export CLIENT_BIN="$CARGO_TARGET_DIR/$profile/client"
+  export KEY_GEN_BIN="$CARGO_TARGET_DIR/$profile/key-gen"
   export SIGN_SERVICE_BIN="$CARGO_TARGET_DIR/$profile/sign-service"
   local b
-  for b in SIGN_GATEWAY_BIN RECOVERY_AGENT_BIN CLIENT_BIN SIGN_SERVICE_BIN; do
+  for b in SIGN_GATEWAY_BIN RECOVERY_AGENT_BIN CLIENT_BIN KEY_GEN_BIN SIGN_SERVICE_BIN; do
     [ -x "${!b}" ] || { echo "wm_build_servers: $b=${!b} is missing" >&2; return 1; }
   done
 }
