@@ -82,10 +82,13 @@ test("create a wallet (aux info + DKG) with a progress bar", async ({}, info) =>
   await expect(page.locator("#progress")).toBeVisible();
   await expect(page.locator("#progress")).toHaveAttribute("data-phase", "aux-info", { timeout: 60_000 });
   const before = await page.locator("#progress-bar").evaluate((e) => (e as HTMLProgressElement).value);
-  // The main thread answers while the worker computes.
-  const t0 = Date.now();
-  expect(await page.evaluate(() => 1 + 1)).toBe(2);
-  expect(Date.now() - t0).toBeLessThan(5_000);
+  // The main thread answers while the worker computes: its answer comes back while the
+  // page still shows the aux-info phase (aux info takes minutes in wasm; a main thread
+  // busy with it would answer only afterwards). No wall-clock bound: a loaded machine
+  // slows both sides alike.
+  expect(
+    await page.evaluate(() => [1 + 1, document.querySelector("#progress")?.getAttribute("data-phase")]),
+  ).toEqual([2, "aux-info"]);
   await shot(page, info, "02-aux-info-progress");
 
   await expect(page.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 14 * 60_000 });

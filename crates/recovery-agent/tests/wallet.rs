@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use common::*;
-use e2e_tests::{free_port, start_gateway, start_service, ServiceConfig, TempDir};
+use e2e_tests::{start_gateway, start_service, ServiceConfig, TempDir};
 use mpc_client::{
     bundle_public_keys, join_wallet_creation, new_mpc_client, save_party_files, AccountKind,
     CosignerClient, JoinRequest, MpcConfig, PartyRole, ProgressEvent, ProgressListener, WalletMeta,
@@ -39,19 +39,16 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
     let dir = TempDir::new("agent-wallet")?;
     let bins = server_bins()?;
     let (_gw, gateway_url) = start_gateway(&bins, &dir.0)?;
-    let svc_port = free_port()?;
-    let _svc = start_service(
-        &bins,
-        &ServiceConfig {
-            port: svc_port,
-            gateway_url: gateway_url.clone(),
-            data_dir: dir.0.join("cosigner"),
-            max_value_per_tx_wei: None,
-            session_timeout_secs: 300,
-            extra_yaml: String::new(),
-        },
-    )?;
-    let cosigner_url = format!("http://127.0.0.1:{svc_port}");
+    let mut svc_cfg = ServiceConfig {
+        port: 0,
+        gateway_url: gateway_url.clone(),
+        data_dir: dir.0.join("cosigner"),
+        max_value_per_tx_wei: None,
+        session_timeout_secs: 300,
+        extra_yaml: String::new(),
+    };
+    let _svc = start_service(&bins, &mut svc_cfg)?;
+    let cosigner_url = svc_cfg.url();
     // The agent reaches the gateway through its override (same address here).
     let agent = start_agent(&dir.0.join("agent"), &["--gateway-url", &gateway_url])?;
     let c = http();
