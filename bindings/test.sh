@@ -101,14 +101,16 @@ echo "cosigner: $SIGN_SERVICE_BIN"
 # --------------------------------------------------------------------------- kotlin
 step "kotlin test (compile)"
 kt_gen="$gen/kotlin/uniffi/wallet_mpc_ffi/wallet_mpc_ffi.kt"
+# The shared vocabulary (ErrorCode, kinds, roles) is wallet-types' own component.
+kt_types="$gen/kotlin/uniffi/wallet_types/wallet_types.kt"
 kt_test="$here/tests/kotlin/BindingsTest.kt"
-kt_hash="$(cat "$kt_gen" "$kt_test" "$kotlin_dir/node_modules/kotlin-compiler/build.txt" | sha256sum | cut -c1-16)"
+kt_hash="$(cat "$kt_gen" "$kt_types" "$kt_test" "$kotlin_dir/node_modules/kotlin-compiler/build.txt" | sha256sum | cut -c1-16)"
 kt_jar="$kotlin_dir/build/bindings-test-$kt_hash.jar"
 cp_deps="$kotlin_lib/kotlinx-coroutines-core-jvm.jar:$jna_jar"
 if [ ! -s "$kt_jar" ]; then
   mkdir -p "$kotlin_dir/build"
   rm -f "$kotlin_dir"/build/bindings-test-*.jar
-  "$kotlinc" -nowarn -jvm-target 17 -cp "$cp_deps" -d "$kt_jar.tmp.jar" "$kt_gen" "$kt_test"
+  "$kotlinc" -nowarn -jvm-target 17 -cp "$cp_deps" -d "$kt_jar.tmp.jar" "$kt_gen" "$kt_types" "$kt_test"
   mv "$kt_jar.tmp.jar" "$kt_jar"
 else
   echo "reusing $kt_jar"

@@ -39,6 +39,7 @@ GENERATED = os.environ.get(
 sys.path.insert(0, os.path.abspath(GENERATED))
 
 import wallet_mpc_ffi as w  # noqa: E402
+import wallet_types as wt  # noqa: E402  (the shared vocabulary: ErrorCode, kinds, roles)
 
 # Public test values (tests only).
 DEVICE_PASS = "bindings device passphrase"
@@ -46,6 +47,8 @@ RECOVERY_PASS = "bindings recovery passphrase"
 STORE_KEY = "5e" * 32
 # Non-hardened BIP-44-like path (the wallet derives non-hardened children only).
 ETH_PATH = "m/44/60/0/0/0"
+# The only destination the test cosigner's policy allows (allowed_destinations).
+ALLOWED_TO = "0x3535353535353535353535353535353535353535"
 
 _DEFAULT_TARGET = os.path.join(
     os.environ.get("CARGO_TARGET_DIR")
@@ -261,6 +264,8 @@ class Servers:
                 "wallet_creation_timeout_secs: 600\n"
                 "prime_pool_size: 0\n"
                 "logging:\n  level: info\n  format: pretty\n"
+                "policy:\n  ethereum:\n"
+                f"    allowed_destinations: [\"{ALLOWED_TO}\"]\n"
             )
 
     def start(self):
@@ -339,7 +344,7 @@ def wallet(servers, workdir):
     client = run(w.new_mpc_client(cfg))
     progress = Recorder()
     started = time.monotonic()
-    info = run(client.create_wallet(1, w.AccountKind.HD, "bindings-test", progress))
+    info = run(client.create_wallet(1, wt.AccountKind.HD, "bindings-test", progress))
     elapsed = time.monotonic() - started
     print(f"\n[bindings] create_wallet: {elapsed:.1f}s", file=sys.stderr)
     return Wallet(cfg, info, progress, elapsed)

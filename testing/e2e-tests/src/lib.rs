@@ -517,3 +517,22 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
+
+/// Whether the cosigner at `url` names its errors with a `google.rpc.ErrorInfo` in
+/// `grpc-status-details-bin` (the code, the policy rule...): a request without
+/// authentication must fail, and the failure shows whether details come with it.
+/// Cosigners older than that contract name no rule, so tests check rules only when this
+/// holds.
+pub fn cosigner_sends_error_info(url: &str) -> Result<bool> {
+    use cosigner_api::pb;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut grpc = pb::cosigner_client::CosignerClient::connect(url.to_string()).await?;
+        match grpc.start_sign(pb::StartSignRequest::default()).await {
+            Ok(_) => bail!("the cosigner accepted a request without authentication"),
+            Err(s) => Ok(!s.details().is_empty()),
+        }
+    })
+}

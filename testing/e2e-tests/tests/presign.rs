@@ -267,7 +267,7 @@ fn scenario(
     ensure!(sig["presigned"] == false, "{sig}");
     let r = run(&["--presign", "require", "sign-message", m])?;
     ensure!(
-        r.code != 0 && r.stderr.contains("no presignature left"),
+        r.code != 0 && r.json()?["error"]["code"] == "presignature_unavailable",
         "require with an empty pool: {r:?}"
     );
 
