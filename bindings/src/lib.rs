@@ -274,6 +274,10 @@ pub struct MpcConfig {
     pub primes_path: Option<String>,
     /// Fast, weak passphrase hashing for the key files (tests only).
     pub insecure_fast_kdf: bool,
+    /// Accept weak passphrases for new key files (the explicit override of the strength
+    /// check: at least 12 characters, 6 different).
+    #[uniffi(default = false)]
+    pub allow_weak_passphrase: bool,
 }
 
 impl std::fmt::Debug for MpcConfig {
@@ -298,6 +302,7 @@ impl From<MpcConfig> for mc::MpcConfig {
             insecure_dev_primes: c.insecure_dev_primes,
             primes_path: c.primes_path,
             insecure_fast_kdf: c.insecure_fast_kdf,
+            allow_weak_passphrase: c.allow_weak_passphrase,
         }
     }
 }
@@ -318,6 +323,7 @@ impl From<mc::MpcConfig> for MpcConfig {
             insecure_dev_primes: c.insecure_dev_primes,
             primes_path: c.primes_path,
             insecure_fast_kdf: c.insecure_fast_kdf,
+            allow_weak_passphrase: c.allow_weak_passphrase,
         }
     }
 }

@@ -138,6 +138,10 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       "prime_pool_size: 0",
       "session_timeout_secs: 300",
       "wallet_creation_timeout_secs: 1200",
+      // One destination allowed: the policy-refusal test sends elsewhere.
+      "policy:",
+      "  ethereum:",
+      '    allowed_destinations: ["0x000000000000000000000000000000000000dEaD"]',
       "logging:\n  level: info\n  format: pretty",
       "",
     ].join("\n"),

@@ -182,6 +182,19 @@ test("sign an EIP-1559 transaction; viem recovers the wallet's address", async (
   await shot(page, info, "06-tx-signed");
 });
 
+test("a destination the policy refuses: policy_denied with its rule, by code", async ({}, info) => {
+  await page.fill("#tx-to", "0x000000000000000000000000000000000000bEEF");
+  await page.click("#sign-tx-btn");
+  const err = page.locator("#error");
+  await expect(err).toBeVisible({ timeout: 5 * 60_000 });
+  // The code and rule come from the cosigner's google.rpc.ErrorInfo, decoded by the wasm
+  // core (the same decoder as the native client's), not from the message text.
+  await expect(err).toHaveAttribute("data-code", "policy_denied");
+  await expect(err).toContainText("rule allowed_destinations");
+  await shot(page, info, "06b-policy-denied");
+  await page.fill("#tx-to", "0x000000000000000000000000000000000000dEaD");
+});
+
 test("a second page of the same origin opens the same wallet", async ({}, info) => {
   const p2 = await context.newPage();
   await p2.goto(env.demoUrl);

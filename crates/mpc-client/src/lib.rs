@@ -372,6 +372,19 @@ impl MpcClient {
         if self.config.passphrase.is_empty() {
             return Err(MpcError::config("the device passphrase is empty"));
         }
+        // Before minutes of aux info: the new files' passphrases must be strong enough.
+        if !(self.config.allow_weak_passphrase || self.config.insecure_fast_kdf) {
+            for (who, p) in [
+                ("device", &self.config.passphrase),
+                ("recovery", &recovery_pass),
+            ] {
+                mpc_core::keystore::check_passphrase(p).map_err(|e| {
+                    MpcError::config(format!(
+                        "the {who} passphrase: {e} (allow_weak_passphrase overrides)"
+                    ))
+                })?;
+            }
+        }
         if device_path == recovery_path {
             return Err(MpcError::config(
                 "the device and recovery files must be different files",
@@ -814,5 +827,53 @@ impl CreateEffects for LocalCreation<'_> {
 
     async fn persist(&mut self, p: &Persist) -> Result<(), MpcError> {
         self.save(0, p.wallet_id(), p.bundle()).await
+    }
+}
+
+#[cfg(test)]
+mod passphrase_tests {
+    use super::*;
+
+    fn config(dir: &Path, device: &str, recovery: &str) -> MpcConfig {
+        let mut c = MpcConfig::new(dir.join("device.json").display().to_string(), device);
+        c.recovery_path = Some(dir.join("recovery.json").display().to_string());
+        c.recovery_passphrase = Some(recovery.into());
+        // Nothing listens here: the check must come before any call.
+        c.cosigner_url = "http://127.0.0.1:9".into();
+        c
+    }
+
+    #[tokio::test]
+    async fn weak_passphrases_are_refused_before_any_work() {
+        let dir = tempfile::tempdir().unwrap();
+        for (device, recovery, who) in [
+            ("short", "a strong recovery passphrase", "device"),
+            (
+                "a strong device passphrase",
+                "aaaaaaaaaaaaaaaaaa",
+                "recovery",
+            ),
+        ] {
+            let client = new_mpc_client(config(dir.path(), device, recovery)).unwrap();
+            let e = client
+                .create_wallet(1, AccountKind::Independent, String::new(), None)
+                .await
+                .unwrap_err();
+            assert_eq!(e.code(), ErrorCode::Config, "{e}");
+            assert!(
+                e.to_string().contains(&format!("the {who} passphrase")),
+                "{e}"
+            );
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        // The explicit override gets past the check (to the unreachable cosigner).
+        let mut c = config(dir.path(), "short", "short too");
+        c.allow_weak_passphrase = true;
+        let e = new_mpc_client(c)
+            .unwrap()
+            .create_wallet(1, AccountKind::Independent, String::new(), None)
+            .await
+            .unwrap_err();
+        assert_ne!(e.code(), ErrorCode::Config, "{e}");
     }
 }

@@ -48,6 +48,10 @@ pub struct MpcConfig {
     pub primes_path: Option<String>,
     /// Fast, weak passphrase hashing for the key files (tests only).
     pub insecure_fast_kdf: bool,
+    /// Accept passphrases for new key files that fail the strength check
+    /// (`mpc_core::keystore::check_passphrase`: at least 12 characters, 6 different).
+    /// The explicit override; `insecure_fast_kdf` implies it.
+    pub allow_weak_passphrase: bool,
 }
 
 impl std::fmt::Debug for MpcConfig {
@@ -82,6 +86,7 @@ impl MpcConfig {
             insecure_dev_primes: false,
             primes_path: None,
             insecure_fast_kdf: false,
+            allow_weak_passphrase: false,
         }
     }
 

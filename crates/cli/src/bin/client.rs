@@ -70,6 +70,10 @@ struct Args {
     /// Fast, weak passphrase hashing for new files (tests only).
     #[arg(long, hide = true, global = true)]
     insecure_fast_kdf: bool,
+    /// Accept a passphrase for new key files that fails the strength check (at least 12
+    /// characters, 6 different ones).
+    #[arg(long, global = true)]
+    allow_weak_passphrase: bool,
     /// Presignature fast path when signing: `auto` (independent accounts at the root
     /// use the pool when it has a presignature, full signing otherwise), `off`, or
     /// `require` (an error instead of full signing).
@@ -411,6 +415,7 @@ fn config(
     cfg.sign_timeout_secs = args.timeout;
     cfg.request_timeout_secs = args.request_timeout;
     cfg.insecure_fast_kdf = args.insecure_fast_kdf;
+    cfg.allow_weak_passphrase = args.allow_weak_passphrase;
     Ok(cfg)
 }
 
