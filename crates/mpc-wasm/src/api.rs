@@ -325,6 +325,12 @@ pub fn sign_auth(
 // ---------------------------------------------------------------------------------
 // Encodings and helpers
 
+/// Checks a passphrase chosen for a new key file (`mpc_core::keystore::check_passphrase`);
+/// `invalid_input` naming the reason.
+pub fn check_passphrase(passphrase: &str) -> ApiResult<()> {
+    mpc_core::keystore::check_passphrase(passphrase).map_err(|e| ApiError::input(e.to_string()))
+}
+
 /// A failed cosigner call as the browser reads it (`decodeCosignerError`).
 #[derive(Serialize, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

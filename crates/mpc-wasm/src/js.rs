@@ -117,8 +117,7 @@ pub fn identity_public(secret: &[u8]) -> JsResult<String> {
 /// `invalid_input` naming the reason.
 #[wasm_bindgen(js_name = checkPassphrase)]
 pub fn check_passphrase(passphrase: &str) -> JsResult<()> {
-    js(mpc_core::keystore::check_passphrase(passphrase)
-        .map_err(|e| api::ApiError::input(e.to_string())))
+    js(api::check_passphrase(passphrase))
 }
 
 /// Decodes a failed cosigner call (gRPC status code, message, the
