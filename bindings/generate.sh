@@ -5,6 +5,8 @@
 #   bindings/generate.sh            # debug build (profile "dev")
 #   PROFILE=release bindings/generate.sh
 #   LANGUAGES="python" bindings/generate.sh
+#   BINDINGS_NO_BUILD=1 bindings/generate.sh   # the library is built already (CI builds
+#                                              # every target of the workspace at once)
 #
 # The bindings are generated from the metadata embedded in the library itself
 # (`uniffi-bindgen generate --library`), with the uniffi-bindgen built from this crate,
@@ -12,16 +14,16 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$here/../scripts/lib.sh"
 cd "$here"
 
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target}"
 PROFILE="${PROFILE:-dev}"
 LANGUAGES="${LANGUAGES:-python kotlin swift}"
 OUT="${OUT:-$here/generated}"
 
 if [ "$PROFILE" = dev ]; then profile_dir=debug; else profile_dir="$PROFILE"; fi
 
-cargo build --profile "$PROFILE" --lib --bin uniffi-bindgen
+[ "${BINDINGS_NO_BUILD:-}" = 1 ] || cargo build -p wallet-mpc-ffi --profile "$PROFILE" --lib --bin uniffi-bindgen
 
 case "$(uname -s)" in
   Darwin) lib="$CARGO_TARGET_DIR/$profile_dir/libwallet_mpc_ffi.dylib" ;;

@@ -4,12 +4,11 @@
 #
 #   bindings/test.sh
 #
-# 1. tools: python3 venv with the test libraries ($HOME/.cache/wallet-mpc/venv-bindings,
-#    pinned in tests/requirements.txt), the Kotlin compiler (npm `kotlin-compiler` 2.4
-#    in $HOME/.cache/wallet-mpc/kotlin), a JDK and JNA (Debian `default-jdk-headless`,
-#    `libjna-java`, installed with apt only if missing; sudo only when not root);
+# 1. tools: a JDK, JNA, python3-venv (scripts/setup.sh), a python3 venv with the test
+#    libraries ($HOME/.cache/wallet-mpc/venv-bindings, pinned in tests/requirements.txt),
+#    the Kotlin compiler (npm `kotlin-compiler` 2.4 in $HOME/.cache/wallet-mpc/kotlin);
 # 2. the cdylib + Python/Kotlin/Swift bindings (generate.sh, target dir
-#    the shared $CARGO_TARGET_DIR of scripts/lib.sh);
+#    the shared $CARGO_TARGET_DIR of scripts/lib.sh; BINDINGS_NO_BUILD=1: built already);
 # 3. Swift: the generated sources exist and carry the API (compiled if swiftc exists);
 # 4. the servers: $SIGN_GATEWAY_BIN / $SIGN_SERVICE_BIN if set, else built by
 #    scripts/lib.sh (wm_build_servers; sign-service from its own GMP workspace);
@@ -18,7 +17,7 @@
 #    wallet created through the bindings, EIP-1559 signature verified with eth-account
 #    and eth-keys, typed errors, progress), then the Kotlin test in the same session.
 #
-# Environment: SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN (prebuilt servers),
+# Environment: SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN (prebuilt servers), BINDINGS_NO_BUILD,
 # WALLET_MPC_CACHE (default $HOME/.cache/wallet-mpc), PYTHON (default python3),
 # PYTEST_ARGS (extra pytest arguments), WALLET_MPC_KEEP=1 (keep the temp dirs).
 set -euo pipefail
@@ -34,34 +33,12 @@ started=$SECONDS
 
 step() { printf '\n[bindings %4ss] %s\n' "$((SECONDS - started))" "$*"; }
 
-as_root() {
-  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
-}
-
-apt_updated=0
-apt_install() {
-  if [ "$apt_updated" = 0 ]; then
-    as_root apt-get update -qq
-    apt_updated=1
-  fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@"
-}
-
 # ----------------------------------------------------------------------------- tools
 step "tools"
-need_apt=()
-command -v java >/dev/null 2>&1 || need_apt+=(default-jdk-headless)
-[ -f /usr/share/java/jna.jar ] || need_apt+=(libjna-java)
-if [ ${#need_apt[@]} -gt 0 ]; then
-  echo "installing ${need_apt[*]}"
-  apt_install "${need_apt[@]}"
-fi
+# A JDK, JNA, python3-venv and npm (Debian packages; idempotent, quick when present).
+bash "$root/scripts/setup.sh" bindings
 jna_jar=/usr/share/java/jna.jar
-
 python="${PYTHON:-python3}"
-command -v "$python" >/dev/null 2>&1 || apt_install python3
-"$python" -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
-command -v npm >/dev/null 2>&1 || apt_install npm
 req="$here/tests/requirements.txt"
 req_stamp="$venv/.requirements.sha256"
 req_hash="$(sha256sum "$req" | cut -d' ' -f1)"
@@ -82,7 +59,6 @@ kotlin_lib="$kotlin_dir/node_modules/kotlin-compiler/lib"
 
 # ------------------------------------------------------------------------- bindings
 step "cdylib + bindings (generate.sh)"
-export CARGO_TARGET_DIR="${BINDINGS_TARGET_DIR:-$CARGO_TARGET_DIR}"
 "$here/generate.sh" >/dev/null
 gen="$here/generated"
 libdir="$CARGO_TARGET_DIR/debug"
@@ -125,14 +101,16 @@ echo "cosigner: $SIGN_SERVICE_BIN"
 # --------------------------------------------------------------------------- kotlin
 step "kotlin test (compile)"
 kt_gen="$gen/kotlin/uniffi/wallet_mpc_ffi/wallet_mpc_ffi.kt"
+# The shared vocabulary (ErrorCode, kinds, roles) is wallet-types' own component.
+kt_types="$gen/kotlin/uniffi/wallet_types/wallet_types.kt"
 kt_test="$here/tests/kotlin/BindingsTest.kt"
-kt_hash="$(cat "$kt_gen" "$kt_test" "$kotlin_dir/node_modules/kotlin-compiler/build.txt" | sha256sum | cut -c1-16)"
+kt_hash="$(cat "$kt_gen" "$kt_types" "$kt_test" "$kotlin_dir/node_modules/kotlin-compiler/build.txt" | sha256sum | cut -c1-16)"
 kt_jar="$kotlin_dir/build/bindings-test-$kt_hash.jar"
 cp_deps="$kotlin_lib/kotlinx-coroutines-core-jvm.jar:$jna_jar"
 if [ ! -s "$kt_jar" ]; then
   mkdir -p "$kotlin_dir/build"
   rm -f "$kotlin_dir"/build/bindings-test-*.jar
-  "$kotlinc" -nowarn -jvm-target 17 -cp "$cp_deps" -d "$kt_jar.tmp.jar" "$kt_gen" "$kt_test"
+  "$kotlinc" -nowarn -jvm-target 17 -cp "$cp_deps" -d "$kt_jar.tmp.jar" "$kt_gen" "$kt_types" "$kt_test"
   mv "$kt_jar.tmp.jar" "$kt_jar"
 else
   echo "reusing $kt_jar"

@@ -13,36 +13,23 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/.." && pwd)"
 . "$repo/scripts/lib.sh"
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 command -v /usr/bin/chromium >/dev/null 2>&1 || [ -n "${CHROMIUM_BIN:-}" ] || {
   echo "Debian chromium is missing (apt-get install -y chromium)" >&2; exit 1; }
 
-# npm ci only when node_modules was not installed from this exact lock file.
-npm_ci() {
-  local dir="$1" sum
-  sum=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
-  if [ "$(cat "$dir/node_modules/.lock-sha256" 2>/dev/null)" = "$sum" ]; then
-    echo "$dir: node_modules up to date"
-    return
-  fi
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$sum" > "$dir/node_modules/.lock-sha256"
-}
-
-say "npm ci (web, playwright-tests)"
-npm_ci "$repo/web"
-npm_ci "$here"
+wm_say "npm ci (web, playwright-tests)"
+wm_npm_ci "$repo/web"
+wm_npm_ci "$here"
 
 if [ "${SKIP_WASM_BUILD:-}" != "1" ]; then
-  say "wasm core (crates/mpc-wasm/build.sh)"
+  wm_say "wasm core (crates/mpc-wasm/build.sh)"
   bash "$repo/crates/mpc-wasm/build.sh"
 fi
 
-say "package + demo (web: npm run build)"
+wm_say "package + demo (web: npm run build)"
 (cd "$repo/web" && npm run --silent build)
 
-say "package unit tests (node --test)"
+wm_say "package unit tests (node --test)"
 (cd "$repo/web" && npm test --silent)
 
 wasm="$repo/web/wasm/mpc_wasm_bg.wasm"
@@ -50,14 +37,15 @@ raw=$(stat -c %s "$wasm"); gz=$(gzip -9c "$wasm" | wc -c)
 printf 'wasm size: %s bytes raw, %s bytes gzip -9\n' "$raw" "$gz"
 
 if [ -z "${SIGN_GATEWAY_BIN:-}" ] || [ -z "${SIGN_SERVICE_BIN:-}" ] || [ -z "${RECOVERY_AGENT_BIN:-}" ]; then
-  say "building the servers (set SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN and RECOVERY_AGENT_BIN to reuse builds)"
+  wm_say "building the servers (set SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN and RECOVERY_AGENT_BIN to reuse builds)"
   wm_build_servers
 fi
 for b in SIGN_GATEWAY_BIN SIGN_SERVICE_BIN RECOVERY_AGENT_BIN; do
   [ -x "${!b}" ] || { echo "$b=${!b} is not an executable" >&2; exit 1; }
 done
+export SIGN_GATEWAY_BIN SIGN_SERVICE_BIN RECOVERY_AGENT_BIN
 
-say "playwright (headless Debian Chromium)"
+wm_say "playwright (headless Debian Chromium)"
 cd "$here"
 set +e
 npx --no-install playwright test "$@"

@@ -42,15 +42,14 @@ if [ "$quick" = 1 ]; then
 fi
 
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
-section() { printf '\n==== %s ====\n' "$*"; }
 failed=()
+bench_start=$(date +%s)
+WM_STEPS_FILE="$out/steps.tsv"
+export WM_STEPS_FILE
+: >"$WM_STEPS_FILE"
 run() { # run <name> <command...>: a failing suite is reported, the others still run
   local name="$1"; shift
-  section "$name"
-  if ! "$@"; then
-    echo "suite $name FAILED" >&2
-    failed+=("$name")
-  fi
+  wm_step "$name" "$@" || failed+=("$name")
 }
 
 protocol_rust() {
@@ -109,8 +108,8 @@ want presign && run presign presign
 want gateway && run gateway gateway
 want browser && run browser browser
 
-section report
-python3 "$root/scripts/bench_report.py" "$out"
+wm_step report python3 "$root/scripts/bench_report.py" "$out" || failed+=(report)
+wm_steps_report "$bench_start"
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "FAILED suites: ${failed[*]}" >&2
   exit 1

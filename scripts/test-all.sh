@@ -1,72 +1,115 @@
 #!/usr/bin/env bash
 # The one command that sets up and runs every check and test of the project:
 #   bash scripts/test-all.sh
-# It installs what is missing (scripts/setup.sh), checks formatting and clippy, builds
-# the participant for wasm32, builds the edge gateway, and runs all tests (protocol,
-# backend interop GMP <-> pure Rust, safe primes, CLI, envelopes, both gateways'
-# contract suite, cosigner, presignature pools, recovery agent and end-to-end tests
-# across real processes), the wasm participant's tests in headless Chromium, the
-# UniFFI bindings (Python + Kotlin against real servers) and the browser end-to-end
-# suite (Playwright, Debian Chromium).
+# It installs what is missing (scripts/setup.sh), checks formatting and the lock files,
+# then builds every target of every workspace ONCE with clippy -D warnings inside the
+# build (scripts/lib.sh wm_lint_in_build): the root workspace (with the UniFFI
+# bindings), sign-service, the wasm32 participant (release: its browser tests, the npm
+# package and Playwright use that one build) and the edge gateway. Then the suites run,
+# in two lanes side by side: the Rust suites (cargo nextest: protocol, backend interop GMP
+# <-> pure Rust, safe primes, CLI, envelopes, both gateways' contract suite, cosigner,
+# presignature pools, recovery agent and end-to-end tests across real processes; doc
+# tests) and the other ones (the benchmark report's unit tests, the wasm participant in
+# headless Chromium, the UniFFI bindings' Python and Kotlin tests against real servers,
+# the browser end-to-end suite with Playwright and Debian Chromium). No suite builds
+# anything: the servers are built before they start (E2E_NO_BUILD, *_BIN).
+# It ends with a table of every step's time and the run's wall time.
+#
+# WM_LANES=1 runs the two lanes one after the other (to measure what running them side
+# by side gains).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-here="$wm_root"
-cd "$here"
-export EDGE_CARGO_TARGET_DIR="${EDGE_CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-edge}"
+cd "$wm_root"
+run_start=$(date +%s)
+WM_STEPS_FILE="$(mktemp -t wallet-mpc-steps-XXXXXX)"
+export WM_STEPS_FILE
+# At the end, whatever happened: the step table; and no background step left running.
+trap 'jobs -pr | xargs -r kill 2>/dev/null; wm_steps_report "$run_start"; rm -rf "$WM_STEPS_FILE" "${lanes_dir:-}"' EXIT
 # CI builds from scratch-ish: incremental caches only cost disk (13 GB) and time here.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
-step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
+# Property tests draw the same cases in every run, so a failure is the code's and comes
+# back when rerun (long runs with fresh randomness: docs/SECURITY.md).
+export PROPTEST_RNG_SEED="${PROPTEST_RNG_SEED:-20261202}"
 
-step "setup"
-bash scripts/setup.sh
+wm_step "setup" bash scripts/setup.sh
+wm_step "lock files and profiles agree (shared target dir)" bash scripts/check-locks.sh
+fmt_all() {
+  cargo fmt --all -- --check
+  cargo fmt --manifest-path "$wm_cosigner_manifest" -- --check
+  cargo fmt --manifest-path edge-gateway/Cargo.toml -- --check
+}
+wm_step "cargo fmt --check (every workspace)" fmt_all
 
-step "lock files agree (shared target dir)"
-bash scripts/check-locks.sh
+# ------------------------------------------------------------------ one build, linted
+# From here on every cargo build lints the members it compiles (-D warnings), and every
+# build of this run, nested ones included, shares the same fingerprints.
+wm_lint_in_build
+lanes_dir="$(mktemp -d -t wallet-mpc-lanes-XXXXXX)"
+# The edge gateway has a target dir of its own: it builds beside the others (whose cargo
+# runs take turns on the shared target dir's lock).
+WM_STEP_LOG_DIR="$lanes_dir" wm_step "build + clippy: edge gateway (worker-build, own target dir)" \
+  bash scripts/gateway-edge-build.sh &
+edge_pid=$!
+# `cargo build --all-targets` compiles exactly what `cargo test --all-targets --no-run`
+# does (and puts the binaries in place): the test runs below find everything fresh.
+wm_step "build + clippy: root workspace (with bindings), every target" \
+  cargo build --workspace --all-targets
+wm_step "build + clippy: sign-service workspace, every target" \
+  cargo build --manifest-path "$wm_cosigner_manifest" --all-targets
+# The GMP variant of mpc-core: its fast-primes test and the party process the backend
+# interop test starts (the test runs this same build, which is then fresh).
+wm_step "build: mpc-core with GMP (fast_primes test, interop party)" \
+  cargo build -p mpc-core --features backend-rug --test fast_primes --example stdio_party
+wm_step "build + clippy: wasm32 participant (release) + npm wasm" \
+  bash crates/mpc-wasm/build.sh --with-tests
+wait "$edge_pid"
 
-step "cargo fmt --check"
-cargo fmt --all -- --check
-(cd sign-service && cargo fmt -- --check)
-(cd edge-gateway && cargo fmt -- --check)
+# ---------------------------------------------------------------------------- suites
+# The servers as the suites start them, from the builds above.
+WM_SERVERS_BUILT=1 wm_build_servers
+export E2E_NO_BUILD=1 REQUIRE_EDGE_GATEWAY=1 SKIP_WASM_BUILD=1 BINDINGS_NO_BUILD=1
+nextest_config="$wm_root/.config/nextest.toml"
 
-step "clippy -D warnings"
-cargo clippy --workspace --all-targets -- -D warnings
-cargo clippy --manifest-path "$wm_cosigner_manifest" --all-targets -- -D warnings
+lane_rust() {
+  local rc=0
+  wm_step "tests: root workspace (nextest)" \
+    cargo nextest run --workspace --config-file "$nextest_config" || rc=1
+  wm_step "tests: root workspace doc tests" cargo test --workspace --doc || rc=1
+  wm_step "tests: sign-service workspace (nextest, GMP)" \
+    cargo nextest run --manifest-path "$wm_cosigner_manifest" --config-file "$nextest_config" || rc=1
+  wm_step "tests: mpc-core fast primes with GMP" \
+    cargo nextest run -p mpc-core --features backend-rug --test fast_primes \
+      --config-file "$nextest_config" || rc=1
+  return $rc
+}
+lane_other() {
+  local rc=0
+  wm_step "tests: benchmark report (scripts/bench_report.py)" \
+    python3 -m unittest discover -s scripts/tests || rc=1
+  wm_step "tests: wasm participant in headless Chromium (wasm-bindgen-test)" \
+    bash crates/mpc-wasm/test.sh --browser-only || rc=1
+  wm_step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)" \
+    bash bindings/test.sh || rc=1
+  wm_step "tests: browser end to end (Playwright, headless Debian Chromium)" \
+    bash playwright-tests/run.sh || rc=1
+  return $rc
+}
 
-step "wasm32 build of the participant"
-cargo build -p mpc-core -p mpc-wire -p safe-primes --target wasm32-unknown-unknown
-cargo clippy --release --target wasm32-unknown-unknown -p mpc-wasm --all-targets -- -D warnings
-
-step "bindings: fmt + clippy (own workspace)"
-(cd bindings && cargo fmt -- --check)
-(cd bindings && cargo clippy --all-targets -- -D warnings)
-
-step "edge gateway build (worker-build)"
-bash scripts/gateway-edge-build.sh
-(cd edge-gateway && CARGO_TARGET_DIR="$EDGE_CARGO_TARGET_DIR" cargo clippy --target wasm32-unknown-unknown -- -D warnings)
-
-step "tests"
-export REQUIRE_EDGE_GATEWAY=1
 status=0
-cargo test --workspace --no-fail-fast || status=1
-step "tests: sign-service (its own workspace, GMP)"
-cargo test --manifest-path "$wm_cosigner_manifest" --no-fail-fast || status=1
-step "tests: mpc-core fast primes with GMP"
-cargo test -p mpc-core --features backend-rug --test fast_primes || status=1
-
-# The servers as the browser and bindings suites run them.
-wm_build_servers
-
-step "tests: benchmark report (scripts/bench_report.py)"
-python3 -m unittest discover -s scripts/tests || status=1
-
-step "tests: wasm participant in headless Chromium (wasm-bindgen-test)"
-bash crates/mpc-wasm/test.sh || status=1
-step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)"
-bash bindings/test.sh || status=1
-step "tests: browser end to end (Playwright, headless Debian Chromium)"
-bash playwright-tests/run.sh || status=1
+if [ "${WM_LANES:-2}" = 1 ]; then
+  lane_rust || status=1
+  lane_other || status=1
+else
+  WM_STEP_LOG_DIR="$lanes_dir"
+  export WM_STEP_LOG_DIR
+  lane_rust & rust_pid=$!
+  lane_other & other_pid=$!
+  wait "$rust_pid" || status=1
+  wait "$other_pid" || status=1
+  unset WM_STEP_LOG_DIR
+fi
 if [ "$status" -ne 0 ]; then
-  step "SOME TESTS FAILED (see above)"
+  wm_say "SOME TESTS FAILED (see above)"
   exit 1
 fi
-step "all checks passed"
+wm_say "all checks passed"

@@ -1,7 +1,9 @@
 //! UniFFI bindings (Swift, Kotlin, Python) over [`mpc_client`], the native client of the
 //! 2-of-3 threshold wallet.
 //!
-//! Every exported type mirrors one of `mpc-client`'s public types (plain records and
+//! The shared vocabulary (`ErrorCode`, `PartyRole`, `AccountKind`, `DigestKind`,
+//! `PayloadKind`) is `wallet-types`' own, with its UniFFI derives (feature `uniffi`).
+//! The other exported types mirror `mpc-client`'s public types (plain records and
 //! enums, converted with `From`), so that `mpc-client` itself carries no FFI attributes.
 //! Async methods run on a multi-threaded tokio runtime owned by this library: the
 //! foreign side's future only waits for the spawned task, so the protocol's CPU work never
@@ -10,6 +12,7 @@
 use std::sync::{Arc, OnceLock};
 
 use mpc_client as mc;
+pub use wallet_types::{AccountKind, DigestKind, ErrorCode, PartyRole, PayloadKind};
 
 uniffi::setup_scaffolding!();
 
@@ -24,9 +27,7 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, MpcError> {
         .enable_all()
         .thread_name("wallet-mpc-ffi")
         .build()
-        .map_err(|e| MpcError::Internal {
-            detail: format!("cannot start the tokio runtime: {e}"),
-        })?;
+        .map_err(|e| MpcError::internal(format!("cannot start the tokio runtime: {e}")))?;
     Ok(RT.get_or_init(|| rt))
 }
 
@@ -39,121 +40,187 @@ where
     let handle = runtime()?.spawn(fut);
     match handle.await {
         Ok(r) => r.map_err(MpcError::from),
-        Err(e) => Err(MpcError::Internal {
-            detail: format!("task failed: {e}"),
-        }),
+        Err(e) => Err(MpcError::internal(format!("task failed: {e}"))),
     }
 }
 
 // ------------------------------------------------------------------------------ errors
 
-/// Why an operation failed. One variant per `mpc_client::MpcError` category, each with a
-/// readable `detail` (the full message); a few carry the structured fields an app needs.
+/// Why an operation failed.
+///
+/// Every variant carries `code`, the wallet's one error vocabulary
+/// ([`ErrorCode`](wallet_types::ErrorCode), the same codes the CLI's `--json` output,
+/// the cosigner's wire errors and the npm package use): switch on `e.code` (Python:
+/// `e.code == ErrorCode.POLICY_DENIED`; Kotlin: `when (e.code) { ErrorCode.POLICY_DENIED
+/// -> ... }` on the subclass; Swift: the associated value). The variant is the
+/// category, with the structured fields an app needs (`rule` for `policy_denied`,
+/// `blamed` parties for `session_failed`...), and `detail` the readable message.
 ///
 /// (The text field is called `detail`, not `message`, because `message` collides with
 /// `Throwable.message` in the generated Kotlin exception classes.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, uniffi::Error)]
 pub enum MpcError {
-    /// The configuration is incomplete or inconsistent.
+    /// The configuration is incomplete or inconsistent (`config`).
     #[error("{detail}")]
-    Config { detail: String },
-    /// A file could not be read or written.
+    Config { code: ErrorCode, detail: String },
+    /// A file could not be read or written (`storage`).
     #[error("{detail}")]
-    Io { path: String, detail: String },
-    /// The passphrase does not open the key-share file (or the file was modified).
+    Io {
+        code: ErrorCode,
+        path: String,
+        detail: String,
+    },
+    /// The passphrase does not open the key-share file (`wrong_passphrase`).
     #[error("{detail}")]
-    WrongPassphrase { path: String, detail: String },
-    /// A file exists but is damaged or belongs to something else.
+    WrongPassphrase {
+        code: ErrorCode,
+        path: String,
+        detail: String,
+    },
+    /// A file exists but is damaged or belongs to something else (`storage`).
     #[error("{detail}")]
-    CorruptFile { path: String, detail: String },
-    /// `create_wallet` would overwrite an existing key-share file.
+    CorruptFile {
+        code: ErrorCode,
+        path: String,
+        detail: String,
+    },
+    /// `create_wallet` would overwrite an existing key-share file (`wallet_exists`).
     #[error("{detail}")]
-    WalletExists { path: String, detail: String },
-    /// No wallet has been created yet (the key-share file does not exist).
+    WalletExists {
+        code: ErrorCode,
+        path: String,
+        detail: String,
+    },
+    /// No wallet has been created yet (`no_wallet`).
     #[error("{detail}")]
-    NoWallet { path: String, detail: String },
-    /// The account id is not in this wallet.
+    NoWallet {
+        code: ErrorCode,
+        path: String,
+        detail: String,
+    },
+    /// The account id is not in this wallet (`unknown_account`).
     #[error("{detail}")]
     UnknownAccount {
+        code: ErrorCode,
         account_id: String,
         available: Vec<String>,
         detail: String,
     },
-    /// An argument is invalid (path, hex, digest kind...).
+    /// An argument is invalid (`invalid_input`).
     #[error("{detail}")]
-    InvalidInput { detail: String },
-    /// The cosigner cannot be reached or went away during a session; retry later.
+    InvalidInput { code: ErrorCode, detail: String },
+    /// The cosigner cannot be reached or went away; retry later (`cosigner_unavailable`).
     #[error("{detail}")]
-    CosignerUnavailable { detail: String },
-    /// The cosigner refused the caller's credentials.
+    CosignerUnavailable { code: ErrorCode, detail: String },
+    /// The cosigner refused the caller's credentials (`unauthorized`).
     #[error("{detail}")]
-    Unauthorized { detail: String },
-    /// The cosigner's policy refused to co-sign (`rule`, e.g. `max_value_per_tx`).
+    Unauthorized { code: ErrorCode, detail: String },
+    /// The cosigner's policy refused to co-sign (`policy_denied`); `rule` names the rule
+    /// when the cosigner does (e.g. `allowed_destinations`).
     #[error("{detail}")]
-    PolicyRefused { rule: String, detail: String },
-    /// The cosigner rejected the request for another reason (`code`: gRPC status name).
+    PolicyDenied {
+        code: ErrorCode,
+        rule: Option<String>,
+        detail: String,
+    },
+    /// The cosigner refused for another reason: `code` says which (`not_found`,
+    /// `wallet_not_ready`, `pool_full`, `busy`, `rate_limited`, `cosigner_rejected`...).
     #[error("{detail}")]
-    CosignerRejected { code: String, detail: String },
-    /// The message gateway could not be reached or refused us.
+    Cosigner { code: ErrorCode, detail: String },
+    /// The presignature taken is unusable, or none is left in `require` mode
+    /// (`presignature_unavailable`).
     #[error("{detail}")]
-    GatewayUnavailable { detail: String },
-    /// A protocol session failed; `blamed` lists the keygen indices the protocol blames.
+    PresignatureUnavailable {
+        code: ErrorCode,
+        presignature_id: Option<String>,
+        detail: String,
+    },
+    /// The message gateway could not be reached or refused us (`gateway_unavailable`).
+    #[error("{detail}")]
+    GatewayUnavailable { code: ErrorCode, detail: String },
+    /// A protocol session failed; `blamed` lists the keygen indices the protocol blames
+    /// (`session_failed`).
     #[error("{detail}")]
     SessionFailed {
+        code: ErrorCode,
         stage: String,
         session_id: String,
         blamed: Vec<u16>,
         detail: String,
     },
-    /// An operation did not finish in time.
+    /// An operation did not finish in time (`timeout`).
     #[error("{detail}")]
     Timeout {
+        code: ErrorCode,
         stage: String,
         after_secs: u64,
         detail: String,
     },
-    /// The cosigner announced another digest than the local one; nothing was signed.
+    /// The cosigner announced another digest than the local one; nothing was signed
+    /// (`digest_mismatch`).
     #[error("{detail}")]
-    DigestMismatch { detail: String },
-    /// A signature does not verify.
+    DigestMismatch { code: ErrorCode, detail: String },
+    /// A signature does not verify (`verification_failed`).
     #[error("{detail}")]
-    InvalidSignature { detail: String },
-    /// An internal error (a bug).
+    VerificationFailed { code: ErrorCode, detail: String },
+    /// A service answered with something malformed (`invalid_response`).
     #[error("{detail}")]
-    Internal { detail: String },
+    InvalidResponse { code: ErrorCode, detail: String },
+    /// An internal error, a bug (`internal`).
+    #[error("{detail}")]
+    Internal { code: ErrorCode, detail: String },
+}
+
+impl MpcError {
+    fn internal(detail: String) -> Self {
+        MpcError::Internal {
+            code: ErrorCode::Internal,
+            detail,
+        }
+    }
 }
 
 impl From<mc::MpcError> for MpcError {
     fn from(e: mc::MpcError) -> Self {
         let detail = e.to_string();
+        let code = e.code();
         use mc::MpcError as E;
         match e {
-            E::Config { .. } => MpcError::Config { detail },
-            E::Io { path, .. } => MpcError::Io { path, detail },
-            E::WrongPassphrase { path } => MpcError::WrongPassphrase { path, detail },
-            E::CorruptFile { path, .. } => MpcError::CorruptFile { path, detail },
-            E::WalletExists { path } => MpcError::WalletExists { path, detail },
-            E::NoWallet { path } => MpcError::NoWallet { path, detail },
+            E::Config { .. } => MpcError::Config { code, detail },
+            E::Io { path, .. } => MpcError::Io { code, path, detail },
+            E::WrongPassphrase { path } => MpcError::WrongPassphrase { code, path, detail },
+            E::CorruptFile { path, .. } => MpcError::CorruptFile { code, path, detail },
+            E::WalletExists { path } => MpcError::WalletExists { code, path, detail },
+            E::NoWallet { path } => MpcError::NoWallet { code, path, detail },
             E::UnknownAccount {
                 account_id,
                 available,
             } => MpcError::UnknownAccount {
+                code,
                 account_id,
                 available,
                 detail,
             },
-            E::InvalidInput { .. } => MpcError::InvalidInput { detail },
-            E::CosignerUnavailable { .. } => MpcError::CosignerUnavailable { detail },
-            E::Unauthorized { .. } => MpcError::Unauthorized { detail },
-            E::PolicyRefused { rule, .. } => MpcError::PolicyRefused { rule, detail },
-            E::CosignerRejected { code, .. } => MpcError::CosignerRejected { code, detail },
-            E::GatewayUnavailable { .. } => MpcError::GatewayUnavailable { detail },
+            E::InvalidInput { .. } => MpcError::InvalidInput { code, detail },
+            E::CosignerUnavailable { .. } => MpcError::CosignerUnavailable { code, detail },
+            E::Unauthorized { .. } => MpcError::Unauthorized { code, detail },
+            E::PolicyDenied { rule, .. } => MpcError::PolicyDenied { code, rule, detail },
+            E::Cosigner { .. } => MpcError::Cosigner { code, detail },
+            E::PresignatureUnavailable {
+                presignature_id, ..
+            } => MpcError::PresignatureUnavailable {
+                code,
+                presignature_id,
+                detail,
+            },
+            E::GatewayUnavailable { .. } => MpcError::GatewayUnavailable { code, detail },
             E::SessionFailed {
                 stage,
                 session_id,
                 blamed,
                 ..
             } => MpcError::SessionFailed {
+                code,
                 stage,
                 session_id,
                 blamed,
@@ -162,45 +229,21 @@ impl From<mc::MpcError> for MpcError {
             E::Timeout {
                 stage, after_secs, ..
             } => MpcError::Timeout {
+                code,
                 stage,
                 after_secs,
                 detail,
             },
-            E::DigestMismatch { .. } => MpcError::DigestMismatch { detail },
-            E::InvalidSignature { .. } => MpcError::InvalidSignature { detail },
-            E::Internal { .. } => MpcError::Internal { detail },
+            E::DigestMismatch { .. } => MpcError::DigestMismatch { code, detail },
+            E::VerificationFailed { .. } => MpcError::VerificationFailed { code, detail },
+            E::InvalidResponse { .. } => MpcError::InvalidResponse { code, detail },
+            // (Categories added to the client later read as their code's nearest.)
+            _ => MpcError::Cosigner { code, detail },
         }
     }
 }
 
 // ------------------------------------------------------------------------------ config
-
-/// Which of the user's two parties signs with the cosigner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum PartyRole {
-    /// Party 0, the device share (`key_share_path`).
-    Device,
-    /// Party 2, the recovery share (`recovery_path`).
-    Recovery,
-}
-
-impl From<PartyRole> for mc::PartyRole {
-    fn from(r: PartyRole) -> Self {
-        match r {
-            PartyRole::Device => mc::PartyRole::Device,
-            PartyRole::Recovery => mc::PartyRole::Recovery,
-        }
-    }
-}
-
-impl From<mc::PartyRole> for PartyRole {
-    fn from(r: mc::PartyRole) -> Self {
-        match r {
-            mc::PartyRole::Device => PartyRole::Device,
-            mc::PartyRole::Recovery => PartyRole::Recovery,
-        }
-    }
-}
 
 /// Client configuration (see `default_mpc_config` for the defaults).
 #[derive(Clone, uniffi::Record)]
@@ -231,6 +274,10 @@ pub struct MpcConfig {
     pub primes_path: Option<String>,
     /// Fast, weak passphrase hashing for the key files (tests only).
     pub insecure_fast_kdf: bool,
+    /// Accept weak passphrases for new key files (the explicit override of the strength
+    /// check: at least 12 characters, 6 different).
+    #[uniffi(default = false)]
+    pub allow_weak_passphrase: bool,
 }
 
 impl std::fmt::Debug for MpcConfig {
@@ -248,13 +295,14 @@ impl From<MpcConfig> for mc::MpcConfig {
             passphrase: c.passphrase,
             recovery_path: c.recovery_path,
             recovery_passphrase: c.recovery_passphrase,
-            role: c.role.into(),
+            role: c.role,
             request_timeout_secs: c.request_timeout_secs,
             sign_timeout_secs: c.sign_timeout_secs,
             setup_timeout_secs: c.setup_timeout_secs,
             insecure_dev_primes: c.insecure_dev_primes,
             primes_path: c.primes_path,
             insecure_fast_kdf: c.insecure_fast_kdf,
+            allow_weak_passphrase: c.allow_weak_passphrase,
         }
     }
 }
@@ -268,13 +316,14 @@ impl From<mc::MpcConfig> for MpcConfig {
             passphrase: c.passphrase,
             recovery_path: c.recovery_path,
             recovery_passphrase: c.recovery_passphrase,
-            role: c.role.into(),
+            role: c.role,
             request_timeout_secs: c.request_timeout_secs,
             sign_timeout_secs: c.sign_timeout_secs,
             setup_timeout_secs: c.setup_timeout_secs,
             insecure_dev_primes: c.insecure_dev_primes,
             primes_path: c.primes_path,
             insecure_fast_kdf: c.insecure_fast_kdf,
+            allow_weak_passphrase: c.allow_weak_passphrase,
         }
     }
 }
@@ -287,48 +336,6 @@ pub fn default_mpc_config(key_share_path: String, passphrase: String) -> MpcConf
 }
 
 // ------------------------------------------------------------------------ plain types
-
-/// How the preimage is hashed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum DigestKind {
-    /// keccak-256 (Ethereum).
-    Keccak256,
-    /// SHA-256 twice (Bitcoin).
-    DoubleSha256,
-    /// SHA-256.
-    Sha256,
-}
-
-impl From<DigestKind> for mc::DigestKind {
-    fn from(d: DigestKind) -> Self {
-        match d {
-            DigestKind::Keccak256 => mc::DigestKind::Keccak256,
-            DigestKind::DoubleSha256 => mc::DigestKind::DoubleSha256,
-            DigestKind::Sha256 => mc::DigestKind::Sha256,
-        }
-    }
-}
-
-/// What is being signed (the cosigner's policy and audit log use it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum PayloadKind {
-    /// Opaque bytes.
-    Raw,
-    /// An unsigned Ethereum transaction's signing payload (legacy RLP or typed).
-    EthereumTransaction,
-    /// An EIP-191 personal-message preimage.
-    EthereumMessage,
-}
-
-impl From<PayloadKind> for mc::PayloadKind {
-    fn from(p: PayloadKind) -> Self {
-        match p {
-            PayloadKind::Raw => mc::PayloadKind::Raw,
-            PayloadKind::EthereumTransaction => mc::PayloadKind::EthereumTransaction,
-            PayloadKind::EthereumMessage => mc::PayloadKind::EthereumMessage,
-        }
-    }
-}
 
 /// How the Ethereum `v` value is formed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
@@ -347,33 +354,6 @@ impl From<ChainStyle> for mc::ChainStyle {
             ChainStyle::Legacy => mc::ChainStyle::Legacy,
             ChainStyle::Eip155 { chain_id } => mc::ChainStyle::Eip155 { chain_id },
             ChainStyle::Typed => mc::ChainStyle::Typed,
-        }
-    }
-}
-
-/// How an account's key is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum AccountKind {
-    /// HD master key (non-hardened children).
-    Hd,
-    /// Independent key, root only.
-    Independent,
-}
-
-impl From<AccountKind> for mc::AccountKind {
-    fn from(k: AccountKind) -> Self {
-        match k {
-            AccountKind::Hd => mc::AccountKind::Hd,
-            AccountKind::Independent => mc::AccountKind::Independent,
-        }
-    }
-}
-
-impl From<mc::AccountKind> for AccountKind {
-    fn from(k: mc::AccountKind) -> Self {
-        match k {
-            mc::AccountKind::Hd => AccountKind::Hd,
-            mc::AccountKind::Independent => AccountKind::Independent,
         }
     }
 }
@@ -469,7 +449,7 @@ impl From<mc::AccountInfo> for AccountInfo {
     fn from(a: mc::AccountInfo) -> Self {
         AccountInfo {
             account_id: a.account_id,
-            kind: a.kind.into(),
+            kind: a.kind,
             public_key: a.public_key,
             ethereum_address: a.ethereum_address,
             created_at: a.created_at,
@@ -674,7 +654,7 @@ impl MpcClient {
         let c = self.inner.clone();
         let progress = progress.map(adapt);
         on_runtime(async move {
-            c.create_wallet(accounts, kind.into(), label, progress)
+            c.create_wallet(accounts, kind, label, progress)
                 .await
                 .map(Into::into)
         })
@@ -694,16 +674,9 @@ impl MpcClient {
     ) -> Result<SignedResult, MpcError> {
         let c = self.inner.clone();
         on_runtime(async move {
-            c.sign_tx(
-                account_id,
-                path,
-                preimage,
-                digest.into(),
-                payload.into(),
-                chain.into(),
-            )
-            .await
-            .map(Into::into)
+            c.sign_tx(account_id, path, preimage, digest, payload, chain.into())
+                .await
+                .map(Into::into)
         })
         .await
     }
@@ -735,7 +708,7 @@ impl MpcClient {
     ) -> Result<SignedResult, MpcError> {
         let c = self.inner.clone();
         on_runtime(async move {
-            c.offline_sign(account_id, path, preimage, digest.into(), chain.into())
+            c.offline_sign(account_id, path, preimage, digest, chain.into())
                 .await
                 .map(Into::into)
         })

@@ -2,7 +2,8 @@
 
 `test_smoke.py` needs only the generated Python module. The other tests start REAL
 processes on loopback (`sign-gateway` and `sign-service`, the GMP cosigner) with their
-own temporary directories, create one wallet through the bindings for the whole session,
+own temporary directories (each binds port 0 and reports the port it got through
+`--port-file`), create one wallet through the bindings for the whole session,
 and stop every process in finalizers. When a test fails, the logs of the running
 processes are attached to its report.
 
@@ -11,7 +12,8 @@ Environment:
 - `WALLET_MPC_FFI_PY`: directory holding `wallet_mpc_ffi.py` and the shared library
   (default `bindings/generated/python`, what `bindings/generate.sh` writes).
 - `SIGN_GATEWAY_BIN`, `SIGN_SERVICE_BIN`: the server binaries (default: the debug build
-  in `$HOME/.cache/wallet-mpc/target-bnative`, what `bindings/test.sh` builds).
+  in `$CARGO_TARGET_DIR`, else `$HOME/.cache/wallet-mpc/target`, what `bindings/test.sh`
+  builds).
 - `WALLET_MPC_KOTLIN_CMD`: command (shell words) running the compiled Kotlin test; the
   Kotlin test is skipped without it unless `WALLET_MPC_REQUIRE_KOTLIN=1`, which makes it
   fail instead (`bindings/test.sh` sets both).
@@ -22,7 +24,6 @@ import asyncio
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ GENERATED = os.environ.get(
 sys.path.insert(0, os.path.abspath(GENERATED))
 
 import wallet_mpc_ffi as w  # noqa: E402
+import wallet_types as wt  # noqa: E402  (the shared vocabulary: ErrorCode, kinds, roles)
 
 # Public test values (tests only).
 DEVICE_PASS = "bindings device passphrase"
@@ -45,9 +47,13 @@ RECOVERY_PASS = "bindings recovery passphrase"
 STORE_KEY = "5e" * 32
 # Non-hardened BIP-44-like path (the wallet derives non-hardened children only).
 ETH_PATH = "m/44/60/0/0/0"
+# The only destination the test cosigner's policy allows (allowed_destinations).
+ALLOWED_TO = "0x3535353535353535353535353535353535353535"
 
 _DEFAULT_TARGET = os.path.join(
-    os.path.expanduser("~"), ".cache", "wallet-mpc", "target-bnative", "debug"
+    os.environ.get("CARGO_TARGET_DIR")
+    or os.path.join(os.path.expanduser("~"), ".cache", "wallet-mpc", "target"),
+    "debug",
 )
 
 # Every process started by a fixture and still known, for the failure report.
@@ -69,13 +75,6 @@ def _binary(env, name):
     return path
 
 
-def free_port():
-    """A port that was free a moment ago on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _tail(path, lines=60):
     try:
         with open(path, "r", errors="replace") as f:
@@ -85,17 +84,35 @@ def _tail(path, lines=60):
 
 
 class Proc:
-    """A server process with its output in a log file; `stop()` is idempotent."""
+    """A server process with its output in a log file; `stop()` is idempotent.
 
-    def __init__(self, name, argv, log, env=None, port=None):
+    The server writes the address it listens on to `port_file` (`--port-file`: HOST:PORT
+    and a newline, atomically, once listening); `start()` reads its port from there."""
+
+    def __init__(self, name, argv, log, port_file, env=None):
         self.name = name
         self.argv = argv
         self.log = log
         self.env = env
-        self.port = port
+        self.port_file = port_file
+        self.port = None
         self.popen = None
 
+    def _listening(self):
+        try:
+            with open(self.port_file) as f:
+                addr = f.read().strip()
+        except FileNotFoundError:
+            return False
+        self.port = int(addr.rsplit(":", 1)[1])
+        return True
+
     def start(self, timeout=60.0):
+        # A restart must not read the previous run's address.
+        try:
+            os.remove(self.port_file)
+        except FileNotFoundError:
+            pass
         out = open(self.log, "ab")
         try:
             self.popen = subprocess.Popen(
@@ -117,17 +134,14 @@ class Proc:
                     f"{self.name} exited early ({self.popen.returncode}); "
                     f"log:\n{_tail(self.log)}"
                 )
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            if self._listening():
                 return self
-            except OSError:
-                pass
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    f"{self.name} not listening on {self.port} after {timeout}s; "
+                    f"{self.name} not listening after {timeout}s; "
                     f"log:\n{_tail(self.log)}"
                 )
-            time.sleep(0.1)
+            time.sleep(0.05)
 
     def alive(self):
         return self.popen is not None and self.popen.poll() is None
@@ -188,29 +202,60 @@ class Servers:
 
     def __init__(self, workdir):
         self.workdir = workdir
-        gw_port = free_port()
-        self.gateway_url = f"http://127.0.0.1:{gw_port}"
         gw_cfg = os.path.join(workdir, "sign-gateway.yaml")
         with open(gw_cfg, "w") as f:
             f.write(
-                f"host: 127.0.0.1\nport: {gw_port}\n"
+                "host: 127.0.0.1\nport: 0\n"
                 "logging:\n  level: warn\n  format: pretty\n"
             )
+        gw_port_file = os.path.join(workdir, "sign-gateway.port")
         self.gateway = Proc(
             "sign-gateway",
-            [_binary("SIGN_GATEWAY_BIN", "sign-gateway"), "--config", gw_cfg],
+            [
+                _binary("SIGN_GATEWAY_BIN", "sign-gateway"),
+                "--config",
+                gw_cfg,
+                "--port-file",
+                gw_port_file,
+            ],
             os.path.join(workdir, "sign-gateway.log"),
+            gw_port_file,
             env=_clean_env(["SIGN_GATEWAY_"]),
-            port=gw_port,
         )
-        cs_port = free_port()
-        self.cosigner_url = f"http://127.0.0.1:{cs_port}"
-        data = os.path.join(workdir, "cosigner")
-        os.makedirs(data, exist_ok=True)
-        cs_cfg = os.path.join(data, "sign-service.yaml")
-        with open(cs_cfg, "w") as f:
+        self.cosigner_dir = os.path.join(workdir, "cosigner")
+        os.makedirs(self.cosigner_dir, exist_ok=True)
+        self.cosigner_config = os.path.join(self.cosigner_dir, "sign-service.yaml")
+        cs_port_file = os.path.join(self.cosigner_dir, "sign-service.port")
+        self.cosigner = Proc(
+            "sign-service",
+            [
+                _binary("SIGN_SERVICE_BIN", "sign-service"),
+                "--config",
+                self.cosigner_config,
+                "--insecure-dev-store-key",
+                "--port-file",
+                cs_port_file,
+            ],
+            os.path.join(self.cosigner_dir, "sign-service.log"),
+            cs_port_file,
+            env=_clean_env(["SIGN_SERVICE_", "SIGN_GATEWAY_"]),
+        )
+
+    @property
+    def gateway_url(self):
+        return f"http://127.0.0.1:{self.gateway.port}"
+
+    @property
+    def cosigner_url(self):
+        return f"http://127.0.0.1:{self.cosigner.port}"
+
+    def _write_cosigner_config(self):
+        # Port 0 on the first start; a restart (`cosigner.start()`) binds the port the
+        # first start got, where the clients of the session expect the cosigner.
+        data = self.cosigner_dir
+        with open(self.cosigner_config, "w") as f:
             f.write(
-                f"host: 127.0.0.1\nport: {cs_port}\n"
+                f"host: 127.0.0.1\nport: {self.cosigner.port or 0}\n"
                 f"gateway_url: {self.gateway_url}\n"
                 f"key_store: {os.path.join(data, 'store.redb')}\n"
                 f"audit_log: {os.path.join(data, 'audit.jsonl')}\n"
@@ -219,24 +264,15 @@ class Servers:
                 "wallet_creation_timeout_secs: 600\n"
                 "prime_pool_size: 0\n"
                 "logging:\n  level: info\n  format: pretty\n"
+                "policy:\n  ethereum:\n"
+                f"    allowed_destinations: [\"{ALLOWED_TO}\"]\n"
             )
-        env = _clean_env(["SIGN_SERVICE_", "SIGN_GATEWAY_"])
-        self.cosigner = Proc(
-            "sign-service",
-            [
-                _binary("SIGN_SERVICE_BIN", "sign-service"),
-                "--config",
-                cs_cfg,
-                "--insecure-dev-store-key",
-            ],
-            os.path.join(data, "sign-service.log"),
-            env=env,
-            port=cs_port,
-        )
 
     def start(self):
         self.gateway.start(timeout=30)
+        self._write_cosigner_config()
         self.cosigner.start(timeout=90)
+        self._write_cosigner_config()
 
     def stop(self):
         # Cosigner first: it holds sessions on the gateway.
@@ -308,7 +344,7 @@ def wallet(servers, workdir):
     client = run(w.new_mpc_client(cfg))
     progress = Recorder()
     started = time.monotonic()
-    info = run(client.create_wallet(1, w.AccountKind.HD, "bindings-test", progress))
+    info = run(client.create_wallet(1, wt.AccountKind.HD, "bindings-test", progress))
     elapsed = time.monotonic() - started
     print(f"\n[bindings] create_wallet: {elapsed:.1f}s", file=sys.stderr)
     return Wallet(cfg, info, progress, elapsed)

@@ -17,7 +17,7 @@ from eth_account.typed_transactions import TypedTransaction
 from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
-from conftest import ETH_PATH, Recorder, run, w
+from conftest import ALLOWED_TO, ETH_PATH, Recorder, run, w, wt
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
@@ -29,7 +29,7 @@ TX = {
     "maxPriorityFeePerGas": 1_500_000_000,
     "maxFeePerGas": 30_000_000_000,
     "gas": 21_000,
-    "to": "0x3535353535353535353535353535353535353535",
+    "to": ALLOWED_TO,
     "value": 10**15,
     "data": b"",
     "accessList": [],
@@ -60,7 +60,7 @@ def test_create_wallet_through_bindings(wallet):
     assert info.committed
     assert len(info.accounts) == 1
     acct = info.accounts[0]
-    assert acct.kind == w.AccountKind.HD
+    assert acct.kind == wt.AccountKind.HD
     assert acct.account_id
     assert acct.ethereum_address.startswith("0x") and len(acct.ethereum_address) == 42
     assert info.key_share_path == wallet.config.key_share_path
@@ -116,8 +116,8 @@ def test_sign_eip1559_transaction_verifies_independently(wallet, client):
             wallet.account_id,
             ETH_PATH,
             payload,
-            w.DigestKind.KECCAK256,
-            w.PayloadKind.ETHEREUM_TRANSACTION,
+            wt.DigestKind.KECCAK256,
+            wt.PayloadKind.ETHEREUM_TRANSACTION,
             w.ChainStyle.TYPED(),
         )
     )
@@ -167,6 +167,48 @@ def test_sign_message_verifies_independently(wallet, client):
     assert recovered == to_checksum_address(pk.ethereum_address)
 
 
+def test_policy_refusal_carries_the_code(wallet, client):
+    """A transaction to a destination the cosigner's policy does not allow is refused:
+    the exception is `MpcError.PolicyDenied` with `code == ErrorCode.POLICY_DENIED` (the
+    same code as the CLI's JSON and the cosigner's wire error) and the rule."""
+    other = dict(TX, to="0x1111111111111111111111111111111111111111")
+    with pytest.raises(w.MpcError) as e:
+        run(
+            client.sign_tx(
+                wallet.account_id,
+                ETH_PATH,
+                signing_payload(other),
+                wt.DigestKind.KECCAK256,
+                wt.PayloadKind.ETHEREUM_TRANSACTION,
+                w.ChainStyle.TYPED(),
+            )
+        )
+    err = e.value
+    # Python callers switch on the code, whatever the variant.
+    assert err.code == wt.ErrorCode.POLICY_DENIED, err
+    assert isinstance(err, w.MpcError.PolicyDenied), type(err)
+    assert err.detail
+    # A cosigner with google.rpc.ErrorInfo names the rule; older ones cannot (the
+    # client never reads it from the message text).
+    assert err.rule in ("allowed_destinations", None), err.rule
+    if err.rule is None:
+        import warnings
+
+        warnings.warn("this cosigner names no rule (no ErrorInfo): rule not checked")
+    # The allowed destination still signs.
+    sig = run(
+        client.sign_tx(
+            wallet.account_id,
+            ETH_PATH,
+            signing_payload(TX),
+            wt.DigestKind.KECCAK256,
+            wt.PayloadKind.ETHEREUM_TRANSACTION,
+            w.ChainStyle.TYPED(),
+        )
+    )
+    assert sorted(sig.signers) == [0, 1]
+
+
 def test_wrong_account_is_unknown_account(wallet, client):
     with pytest.raises(w.MpcError.UnknownAccount) as e:
         run(
@@ -174,12 +216,13 @@ def test_wrong_account_is_unknown_account(wallet, client):
                 "no-such-account",
                 ETH_PATH,
                 signing_payload(TX),
-                w.DigestKind.KECCAK256,
-                w.PayloadKind.ETHEREUM_TRANSACTION,
+                wt.DigestKind.KECCAK256,
+                wt.PayloadKind.ETHEREUM_TRANSACTION,
                 w.ChainStyle.TYPED(),
             )
         )
     assert e.value.account_id == "no-such-account"
+    assert e.value.code == wt.ErrorCode.UNKNOWN_ACCOUNT
     assert e.value.available == [wallet.account_id]
     with pytest.raises(w.MpcError.UnknownAccount):
         run(client.get_public_key("no-such-account", ETH_PATH))
@@ -194,12 +237,13 @@ def test_cosigner_down_is_cosigner_unavailable(servers, wallet, client):
                     wallet.account_id,
                     ETH_PATH,
                     signing_payload(TX),
-                    w.DigestKind.KECCAK256,
-                    w.PayloadKind.ETHEREUM_TRANSACTION,
+                    wt.DigestKind.KECCAK256,
+                    wt.PayloadKind.ETHEREUM_TRANSACTION,
                     w.ChainStyle.TYPED(),
                 )
             )
         assert servers.cosigner_url.split("//")[1] in e.value.detail
+        assert e.value.code == wt.ErrorCode.COSIGNER_UNAVAILABLE
         # The local operations do not need the cosigner.
         assert run(client.list_accounts())[0].account_id == wallet.account_id
     finally:

@@ -22,6 +22,7 @@ GENERATED = os.environ.get(
 sys.path.insert(0, os.path.abspath(GENERATED))
 
 import wallet_mpc_ffi as w  # noqa: E402
+import wallet_types as wt  # noqa: E402
 
 
 def run(coro):
@@ -41,7 +42,7 @@ def test_default_config():
     cfg = w.default_mpc_config("shares.json", "pass")
     assert cfg.key_share_path == "shares.json"
     assert cfg.cosigner_url == "http://127.0.0.1:50051"
-    assert cfg.role == w.PartyRole.DEVICE
+    assert cfg.role == wt.PartyRole.DEVICE
     assert cfg.gateway_url is None
     assert cfg.request_timeout_secs == 30
     assert cfg.insecure_dev_primes is False
@@ -52,13 +53,14 @@ def test_invalid_config_is_config_error(config):
     with pytest.raises(w.MpcError.Config) as e:
         run(w.new_mpc_client(config))
     assert "cosigner_url" in e.value.detail
+    assert e.value.code == wt.ErrorCode.CONFIG
     # The synchronous constructor reports the same error.
     with pytest.raises(w.MpcError.Config):
         w.MpcClient(config)
 
 
 def test_recovery_role_needs_recovery_path(config):
-    config.role = w.PartyRole.RECOVERY
+    config.role = wt.PartyRole.RECOVERY
     with pytest.raises(w.MpcError.Config):
         run(w.new_mpc_client(config))
 
@@ -68,6 +70,7 @@ def test_missing_share_file_is_no_wallet(config):
     with pytest.raises(w.MpcError.NoWallet) as e:
         run(client.list_accounts())
     assert e.value.path == config.key_share_path
+    assert e.value.code == wt.ErrorCode.NO_WALLET
     with pytest.raises(w.MpcError.NoWallet):
         run(client.get_public_key("0", "m/44/60/0/0/0"))
     with pytest.raises(w.MpcError.NoWallet):
@@ -76,8 +79,8 @@ def test_missing_share_file_is_no_wallet(config):
                 "0",
                 "m/44/60/0/0/0",
                 b"\x02\xc0",
-                w.DigestKind.KECCAK256,
-                w.PayloadKind.ETHEREUM_TRANSACTION,
+                wt.DigestKind.KECCAK256,
+                wt.PayloadKind.ETHEREUM_TRANSACTION,
                 w.ChainStyle.TYPED(),
             )
         )
@@ -119,3 +122,12 @@ def test_progress_listener_is_accepted(config):
 def test_verify_ethereum_rejects_garbage():
     with pytest.raises(w.MpcError.InvalidInput):
         w.verify_ethereum(b"hello", "zz", "0x0000000000000000000000000000000000000000")
+
+
+def test_error_codes_are_the_shared_vocabulary():
+    # The codes of wallet-types, as UniFFI exposes them: the same names everywhere.
+    for name in ["POLICY_DENIED", "COSIGNER_UNAVAILABLE", "NO_WALLET", "VERIFICATION_FAILED"]:
+        assert hasattr(wt.ErrorCode, name), name
+    with pytest.raises(w.MpcError.InvalidInput) as e:
+        w.verify_ethereum(b"hello", "zz", "0x0000000000000000000000000000000000000000")
+    assert e.value.code == wt.ErrorCode.INVALID_INPUT

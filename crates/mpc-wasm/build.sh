@@ -2,24 +2,33 @@
 # Release build of the browser participant: wasm32 + wasm-bindgen --target web into
 # web/wasm/ (override with MPC_WASM_OUT), then wasm-opt -O when available (npm
 # `binaryen`, installed once into $HOME/.cache/wallet-mpc/npm-tools; MPC_WASM_NO_OPT=1
-# skips it). Prints raw and gzip sizes.
+# skips it). Prints raw and gzip sizes. Target dir: the shared one of scripts/lib.sh.
+#
+#   build.sh [--with-tests]
+#
+# --with-tests builds every wasm32 target of the crate in the same compile (its browser
+# tests, `test.sh`, then only run them): the one release build that the wasm tests, the
+# npm package and Playwright all use. CI runs it with clippy inside the build.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$here/../.." && pwd)
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-wasm}
-out=${MPC_WASM_OUT:-$root/web/wasm}
+. "$here/../../scripts/lib.sh"
+out=${MPC_WASM_OUT:-$wm_root/web/wasm}
 tools=${MPC_NPM_TOOLS:-$HOME/.cache/wallet-mpc/npm-tools}
 binaryen_version=${BINARYEN_VERSION:-123.0.0}
-PATH="$HOME/.cargo/bin:$PATH"
+targets=(--lib)
+case "${1:-}" in
+  --with-tests) targets=(--all-targets) ;;
+  "") ;;
+  *) echo "usage: build.sh [--with-tests]" >&2; exit 2 ;;
+esac
 
-want=0.2.130
 have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}') || true
-if [ "$have" != "$want" ]; then
-  echo "build.sh: wasm-bindgen CLI $want required (found '${have:-none}'): cargo install wasm-bindgen-cli --version $want" >&2
+if [ "$have" != "$wm_wasm_bindgen_version" ]; then
+  echo "build.sh: wasm-bindgen CLI $wm_wasm_bindgen_version required (found '${have:-none}'): run scripts/setup.sh demo" >&2
   exit 1
 fi
 
-(cd "$root" && cargo build --release --target wasm32-unknown-unknown -p mpc-wasm)
+(cd "$wm_root" && cargo build --release --target wasm32-unknown-unknown -p mpc-wasm "${targets[@]}")
 wasm="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/mpc_wasm.wasm"
 mkdir -p "$out"
 wasm-bindgen --target web --out-dir "$out" "$wasm"

@@ -1,5 +1,5 @@
-// Global setup: builds (unless given) and starts the real servers on free loopback
-// ports, serves the demo page, and hands the URLs to the tests through WALLET_E2E
+// Global setup: builds (unless given) and starts the real servers on loopback port 0
+// (each reports the port it got through `--port-file`), serves the demo page, and hands the URLs to the tests through WALLET_E2E
 // (JSON in the environment, inherited by the test workers).
 //
 // Binaries: SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN, RECOVERY_AGENT_BIN if set; otherwise
@@ -7,7 +7,6 @@
 // into $CARGO_TARGET_DIR or $HOME/.cache/wallet-mpc/target.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
-import { createServer, connect } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -32,38 +31,19 @@ export interface E2eEnv {
 const STORE_KEY = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
 const children: { name: string; proc: ChildProcess }[] = [];
 
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.once("error", rej);
-    s.listen(0, "127.0.0.1", () => {
-      const a = s.address();
-      const port = typeof a === "object" && a ? a.port : 0;
-      s.close(() => res(port));
-    });
-  });
-}
-
-function portOpen(port: number): Promise<boolean> {
-  return new Promise((res) => {
-    const c = connect({ port, host: "127.0.0.1" });
-    c.once("connect", () => {
-      c.destroy();
-      res(true);
-    });
-    c.once("error", () => res(false));
-  });
-}
-
-async function waitPort(name: string, proc: ChildProcess, port: number, log: string, timeoutMs: number) {
+/**
+ * Waits until `proc` has written its bound address to `file` (the `--port-file` contract:
+ * HOST:PORT and a newline, written atomically once listening) and returns it.
+ */
+async function waitPortFile(name: string, proc: ChildProcess, file: string, log: string, timeoutMs: number): Promise<string> {
   const start = Date.now();
   for (;;) {
+    if (existsSync(file)) return readFileSync(file, "utf8").trim();
     if (proc.exitCode !== null || proc.signalCode !== null) {
       throw new Error(`${name} exited early (${proc.exitCode ?? proc.signalCode}); log ${log}:\n${tail(log)}`);
     }
-    if (await portOpen(port)) return;
-    if (Date.now() - start > timeoutMs) throw new Error(`${name} not listening on ${port} after ${timeoutMs} ms; log ${log}:\n${tail(log)}`);
-    await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() - start > timeoutMs) throw new Error(`${name} wrote no ${file} after ${timeoutMs} ms; log ${log}:\n${tail(log)}`);
+    await new Promise((r) => setTimeout(r, 50));
   }
 }
 
@@ -136,14 +116,12 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   };
   for (const l of Object.values(logs)) writeFileSync(l, "");
 
-  const gwPort = await freePort();
   const gwCfg = join(work, "sign-gateway.yaml");
-  writeFileSync(gwCfg, `host: 127.0.0.1\nport: ${gwPort}\ncors_origins: ["${origin}"]\nlogging:\n  level: info\n  format: pretty\n`);
-  const gw = start("sign-gateway", gatewayBin, ["--config", gwCfg], {}, logs.gateway);
-  await waitPort("sign-gateway", gw, gwPort, logs.gateway, 20_000);
-  const gatewayUrl = `http://127.0.0.1:${gwPort}`;
+  const gwPortFile = join(work, "sign-gateway.port");
+  writeFileSync(gwCfg, `host: 127.0.0.1\nport: 0\ncors_origins: ["${origin}"]\nlogging:\n  level: info\n  format: pretty\n`);
+  const gw = start("sign-gateway", gatewayBin, ["--config", gwCfg, "--port-file", gwPortFile], {}, logs.gateway);
+  const gatewayUrl = `http://${await waitPortFile("sign-gateway", gw, gwPortFile, logs.gateway, 20_000)}`;
 
-  const coPort = await freePort();
   const coDir = join(work, "cosigner");
   mkdirSync(coDir);
   const coCfg = join(coDir, "sign-service.yaml");
@@ -151,7 +129,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     coCfg,
     [
       "host: 127.0.0.1",
-      `port: ${coPort}`,
+      "port: 0",
       `gateway_url: ${gatewayUrl}`,
       `key_store: ${join(coDir, "store.redb")}`,
       `audit_log: ${join(coDir, "audit.jsonl")}`,
@@ -160,22 +138,28 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       "prime_pool_size: 0",
       "session_timeout_secs: 300",
       "wallet_creation_timeout_secs: 1200",
+      // One destination allowed: the policy-refusal test sends elsewhere.
+      "policy:",
+      "  ethereum:",
+      '    allowed_destinations: ["0x000000000000000000000000000000000000dEaD"]',
       "logging:\n  level: info\n  format: pretty",
       "",
     ].join("\n"),
   );
-  const co = start("sign-service", serviceBin, ["--config", coCfg], { SIGN_SERVICE_STORE_KEY: STORE_KEY }, logs.cosigner);
-  await waitPort("sign-service", co, coPort, logs.cosigner, 60_000);
-  const cosignerUrl = `http://127.0.0.1:${coPort}`;
+  const coPortFile = join(coDir, "sign-service.port");
+  const co = start("sign-service", serviceBin, ["--config", coCfg, "--port-file", coPortFile], { SIGN_SERVICE_STORE_KEY: STORE_KEY }, logs.cosigner);
+  const cosignerUrl = `http://${await waitPortFile("sign-service", co, coPortFile, logs.cosigner, 60_000)}`;
 
-  const agPort = await freePort();
   const agentToken = "e2e-pairing-token-0123456789abcdef";
+  const agPortFile = join(work, "recovery-agent.port");
   const ag = start(
     "recovery-agent",
     agentBin,
     [
       "--listen",
-      `127.0.0.1:${agPort}`,
+      "127.0.0.1:0",
+      "--port-file",
+      agPortFile,
       "--data-dir",
       join(work, "agent"),
       "--allow-origin",
@@ -188,8 +172,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     { RECOVERY_AGENT_TOKEN: agentToken, RECOVERY_AGENT_PASSPHRASE: "e2e recovery passphrase", RECOVERY_AGENT_LOG: "info" },
     logs.agent,
   );
-  await waitPort("recovery-agent", ag, agPort, logs.agent, 30_000);
-  const agentUrl = `http://127.0.0.1:${agPort}`;
+  const agentUrl = `http://${await waitPortFile("recovery-agent", ag, agPortFile, logs.agent, 30_000)}`;
 
   const q = new URLSearchParams({ cosigner: cosignerUrl, agent: agentUrl, token: agentToken, devPrimes: "1" });
   const env: E2eEnv = {

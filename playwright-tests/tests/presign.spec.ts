@@ -348,3 +348,40 @@ test("a presignature taken before a crash is never used again, by either side", 
     .toBe(true);
   await shot(page, info, "presign-04-no-reuse");
 });
+
+test("a passphrase wallet: shares and presignatures under the passphrase, signing from its pool", async ({}, info) => {
+  // Passphrase mode (the default the docs give extensions): the share is the Argon2id
+  // keystore file, the pool key is derived from the identity inside that file; nothing
+  // usable without the passphrase sits next to the ciphertext.
+  const name = "presign-passphrase";
+  const u = new URL(url);
+  u.searchParams.set("name", name);
+  u.searchParams.set("passphrase", "playwright passphrase wallet");
+  const p = await context.newPage();
+  await p.goto(u.toString());
+  await expect(p.locator("body")).toHaveAttribute("data-ready", "true");
+  await p.click("#create");
+  await expect(p.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 14 * 60_000 });
+  await noPageError(p);
+  await expect(p.locator("#status")).toContainText("passphrase");
+  const addr = (await p.locator("#address").textContent())?.trim() ?? "";
+  expect(addr).toMatch(/^0x[0-9a-fA-F]{40}$/);
+
+  const status = await refill(p);
+  expect(status).toMatchObject({ device: 2, cosigner: 2, usable: 2, running: false });
+  const recs = (await dump(p, "presignatures")).filter((r) => r.key[0] === name);
+  expect(recs).toHaveLength(2);
+  for (const r of recs) expect(new TextDecoder().decode(r.value.ciphertext)).not.toMatch(/presignature|signers|\{"/);
+
+  const message = `passphrase pool ${Date.now()}`;
+  await p.selectOption("#presign-mode", "require");
+  await p.fill("#message", message);
+  await p.click("#sign-msg");
+  await expect(p.locator('#msg-verify[data-ok], #error:not([hidden])').first()).toBeVisible({ timeout: 5 * 60_000 });
+  await noPageError(p);
+  const sig = await demoState<SigState>(p, "message");
+  expect(sig.presigned).toBe(true);
+  expect(await recoverMessageAddress({ message, signature: sig.rsv })).toBe(addr);
+  await shot(p, info, "presign-05-passphrase-pool");
+  await p.close();
+});

@@ -82,10 +82,13 @@ test("create a wallet (aux info + DKG) with a progress bar", async ({}, info) =>
   await expect(page.locator("#progress")).toBeVisible();
   await expect(page.locator("#progress")).toHaveAttribute("data-phase", "aux-info", { timeout: 60_000 });
   const before = await page.locator("#progress-bar").evaluate((e) => (e as HTMLProgressElement).value);
-  // The main thread answers while the worker computes.
-  const t0 = Date.now();
-  expect(await page.evaluate(() => 1 + 1)).toBe(2);
-  expect(Date.now() - t0).toBeLessThan(5_000);
+  // The main thread answers while the worker computes: its answer comes back while the
+  // page still shows the aux-info phase (aux info takes minutes in wasm; a main thread
+  // busy with it would answer only afterwards). No wall-clock bound: a loaded machine
+  // slows both sides alike.
+  expect(
+    await page.evaluate(() => [1 + 1, document.querySelector("#progress")?.getAttribute("data-phase")]),
+  ).toEqual([2, "aux-info"]);
   await shot(page, info, "02-aux-info-progress");
 
   await expect(page.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 14 * 60_000 });
@@ -177,6 +180,19 @@ test("sign an EIP-1559 transaction; viem recovers the wallet's address", async (
   const timings = await demoState<Record<string, number>>(page, "timings");
   recordTimings({ "sign EIP-1559 tx (page)": timings.signTxMs! });
   await shot(page, info, "06-tx-signed");
+});
+
+test("a destination the policy refuses: policy_denied with its rule, by code", async ({}, info) => {
+  await page.fill("#tx-to", "0x000000000000000000000000000000000000bEEF");
+  await page.click("#sign-tx-btn");
+  const err = page.locator("#error");
+  await expect(err).toBeVisible({ timeout: 5 * 60_000 });
+  // The code and rule come from the cosigner's google.rpc.ErrorInfo, decoded by the wasm
+  // core (the same decoder as the native client's), not from the message text.
+  await expect(err).toHaveAttribute("data-code", "policy_denied");
+  await expect(err).toContainText("rule allowed_destinations");
+  await shot(page, info, "06b-policy-denied");
+  await page.fill("#tx-to", "0x000000000000000000000000000000000000dEaD");
 });
 
 test("a second page of the same origin opens the same wallet", async ({}, info) => {

@@ -456,6 +456,14 @@ export class WalletCore {
     }
     if (kind !== "hd" && kind !== "independent") throw new InvalidInputError(`kind must be "hd" or "independent"`);
     const devPrimes = this.config.insecureDevPrimes === true;
+    const protection = newWalletProtection(this.config);
+    if (protection === "passphrase" && !this.config.passphrase) {
+      throw new ConfigError(
+        inExtension()
+          ? "inside a browser extension new wallets are protected by a passphrase: pass `passphrase` (or `protection: \"webcrypto\"` to opt out explicitly)"
+          : "`protection: \"passphrase\"` needs a `passphrase`",
+      );
+    }
     // Phase "primes" events carry the search counters (`event.primes`).
     let lastPrimes: PrimeProgress | undefined;
     const userProgress = opts.onProgress;
@@ -483,6 +491,13 @@ export class WalletCore {
     // 1. Reach everybody before any heavy work.
     rep.emit("connect", 0, "contacting the cosigner and the recovery agent");
     const mpc = await this.wasm();
+    if (protection === "passphrase" && this.config.allowWeakPassphrase !== true && this.config.insecureFastKdf !== true) {
+      try {
+        mpc.checkPassphrase(this.config.passphrase ?? "");
+      } catch (e) {
+        throw new ConfigError(`the passphrase: ${(e as Error).message ?? String(e)} (allowWeakPassphrase overrides)`);
+      }
+    }
     const health = await cosigner.health();
     const recoveryIdentity = await agent.identity();
     rep.emit("connect", 100, "cosigner and recovery agent reachable");
@@ -658,13 +673,13 @@ export class WalletCore {
           walletName: this.walletName,
           walletId,
           accounts: accountsInfo,
-          protection: this.config.passphrase ? "passphrase" : "webcrypto",
+          protection,
           insecureDevPrimes: fixturePrimes,
           createdAtMs: Date.now(),
           cosignerUrl: cosigner.url,
           partyIndex: DEVICE,
         };
-        if (this.config.passphrase) {
+        if (protection === "passphrase" && this.config.passphrase) {
           let file: string;
           try {
             file = bundle.encryptWithPassphrase(this.config.passphrase, this.config.insecureFastKdf === true);
@@ -1029,4 +1044,16 @@ function primeMessage(p: PrimeProgress): string {
   if (p.done) return `safe primes ready (${p.found}/${p.needed})`;
   const eta = p.etaMs === undefined ? "" : `, ~${Math.max(1, Math.round(p.etaMs / 60_000))} min left`;
   return `safe primes ${p.found}/${p.needed}: ${p.candidates.toLocaleString("en")} candidates, ${p.workers} ${p.mode === "inline" ? "inline search" : "workers"}${eta}`;
+}
+
+/** Whether this code runs inside a browser extension (a page, Worker or service worker of one). */
+export function inExtension(): boolean {
+  const g = globalThis as { chrome?: { runtime?: { id?: string } }; location?: { protocol?: string } };
+  return typeof g.chrome?.runtime?.id === "string" || /-extension:$/.test(g.location?.protocol ?? "");
+}
+
+/** How a new wallet's shares are protected (see `WalletConfig.protection`). */
+export function newWalletProtection(c: { protection?: "passphrase" | "webcrypto"; passphrase?: string }): "passphrase" | "webcrypto" {
+  if (c.protection) return c.protection;
+  return c.passphrase || inExtension() ? "passphrase" : "webcrypto";
 }

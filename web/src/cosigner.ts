@@ -21,6 +21,8 @@ import type {
   StartPresignResponse,
 } from "./gen/wallet/cosigner/v1/cosigner_pb.js";
 import { ConfigError, CosignerError, InvalidInputError, SessionError, UnavailableError, WalletError } from "./errors.js";
+import type { ErrorCode } from "./errors.js";
+import * as mpc from "../wasm/mpc_wasm.js";
 import { PresignatureError } from "./errors.js";
 
 /** Validates and normalises a base URL (no trailing slash). */
@@ -38,18 +40,45 @@ export function normalizeUrl(what: string, url: string | undefined): string {
   return u.toString().replace(/\/+$/, "");
 }
 
+/** A failed cosigner call decoded by the wasm core (`decodeCosignerError`). */
+export interface DecodedCosignerError {
+  code: ErrorCode;
+  rule?: string;
+  presignature?: "unknown" | "used";
+  party?: number;
+  retryable: boolean;
+}
+
+/**
+ * Decodes a ConnectError of a cosigner call: the cosigner's `google.rpc.ErrorInfo` (in
+ * the `grpc-status-details-bin` trailer) through the wasm core's decoder, the same code
+ * as the native client's; without it the gRPC code decides. Never the message text.
+ */
+export function decodeCosigner(ce: ConnectError): DecodedCosignerError {
+  const details = new TextEncoder().encode(ce.metadata.get("grpc-status-details-bin") ?? "");
+  try {
+    return mpc.decodeCosignerError(ce.code, ce.rawMessage, details) as DecodedCosignerError;
+  } catch {
+    // The wasm core is not initialised in this thread: the gRPC code alone.
+    return { code: ce.code === Code.Unavailable ? "cosigner_unavailable" : "cosigner_rejected", retryable: false };
+  }
+}
+
 /** Maps any failure of a cosigner call to a typed error. */
 export function cosignerError(e: unknown, url: string, method: string): WalletError {
   if (e instanceof WalletError) return e;
   const ce = ConnectError.from(e);
   const msg = ce.rawMessage || ce.message;
-  const details = { url, method, grpcCode: Code[ce.code] };
+  const d = decodeCosigner(ce);
+  const details: Record<string, unknown> = { url, method, grpcCode: Code[ce.code], retryable: d.retryable };
+  if (d.rule !== undefined) details.rule = d.rule;
+  if (d.party !== undefined) details.party = d.party;
+  if (d.presignature !== undefined) details.presignature = d.presignature;
   // A fetch that never reached a server (refused, DNS, CORS) surfaces as a TypeError
-  // wrapped into Code.Unknown / Unavailable by connect-web.
+  // wrapped into Code.Unknown / Internal by connect-web (no status, so no ErrorInfo).
   const networkish =
-    ce.code === Code.Unavailable ||
-    ((ce.code === Code.Unknown || ce.code === Code.Internal) &&
-      (ce.cause instanceof TypeError || /failed to fetch|networkerror|load failed|fetch failed|network/i.test(msg)));
+    d.code === "cosigner_unavailable" ||
+    ((ce.code === Code.Unknown || ce.code === Code.Internal) && ce.cause instanceof TypeError);
   if (networkish) {
     return new UnavailableError(
       "cosigner_unavailable",
@@ -58,22 +87,20 @@ export function cosignerError(e: unknown, url: string, method: string): WalletEr
       { cause: e },
     );
   }
-  switch (ce.code) {
-    case Code.Unauthenticated:
-      return new CosignerError("unauthorized", `cosigner refused the credentials (${method}): ${msg}`, details);
-    case Code.PermissionDenied: {
-      const rule = ce.metadata.get("x-policy-rule");
-      if (rule || /policy/i.test(msg)) {
-        return new CosignerError("policy_denied", `cosigner policy refused to sign: ${msg}`, { ...details, rule });
-      }
-      return new CosignerError("unauthorized", `cosigner refused (${method}): ${msg}`, details);
-    }
-    case Code.DeadlineExceeded:
-      return new SessionError("timeout", `cosigner request timed out (${method}): ${msg}`, details);
-    case Code.InvalidArgument:
+  switch (d.code) {
+    case "policy_denied":
+      return new CosignerError(d.code, `cosigner policy refused to sign${d.rule ? ` (rule ${d.rule})` : ""}: ${msg}`, details);
+    case "timeout":
+    case "session_failed":
+      return new SessionError(d.code, `cosigner ${d.code === "timeout" ? "request timed out" : "session failed"} (${method}): ${msg}`, details);
+    case "invalid_input":
       return new InvalidInputError(`the cosigner refused the input (${method}): ${msg}`, details);
+    case "gateway_unavailable":
+      return new UnavailableError(d.code, `the cosigner cannot reach the gateway (${method}): ${msg}`, details);
+    case "presignature_unavailable":
+      return new PresignatureError(`presignature unavailable (${method}): ${msg}`, details);
     default:
-      return new CosignerError("cosigner_rejected", `cosigner error ${Code[ce.code]} (${method}): ${msg}`, details);
+      return new CosignerError(d.code, `cosigner refused (${d.code}, ${method}): ${msg}`, details);
   }
 }
 
@@ -154,8 +181,11 @@ export class CosignerClient {
       return await this.client.startPresign({ auth: toAuth(auth), ...req });
     } catch (e) {
       const ce = ConnectError.from(e);
-      if (ce.code === Code.ResourceExhausted && /presignature pool/i.test(ce.rawMessage)) return null;
-      if (ce.code === Code.FailedPrecondition && /disabled/i.test(ce.rawMessage)) {
+      const d = decodeCosigner(ce);
+      // pool_full: RESOURCE_EXHAUSTED when the pool is at its cap, FAILED_PRECONDITION
+      // when the cosigner's cap is 0 (presignatures off).
+      if (d.code === "pool_full" && ce.code === Code.ResourceExhausted) return null;
+      if (d.code === "pool_full") {
         throw new PresignatureError(`the cosigner has presignatures turned off: ${ce.rawMessage}`, {
           reason: "disabled",
           url: this.url,
@@ -172,7 +202,7 @@ export class CosignerClient {
 
   /**
    * Asks for the cosigner's partial signature with a presignature. An unknown or used
-   * id (FAILED_PRECONDITION with the `x-presignature-error` trailer) resolves to
+   * id (`presignature_unavailable`, its ErrorInfo naming the state) resolves to
    * `{ unavailable: "unknown" | "used" }`; every other failure throws a typed error
    * (policy refusals stay `policy_denied`).
    */
@@ -185,9 +215,9 @@ export class CosignerClient {
       return { response: await this.client.signWithPresignature({ auth: toAuth(auth), ...req }, { timeoutMs }) };
     } catch (e) {
       const ce = ConnectError.from(e);
-      const kind = ce.metadata.get("x-presignature-error")?.trim().toLowerCase();
-      if (ce.code === Code.FailedPrecondition && (kind === "unknown" || kind === "used")) {
-        return { unavailable: kind, message: ce.rawMessage };
+      const d = decodeCosigner(ce);
+      if (d.code === "presignature_unavailable" && d.presignature) {
+        return { unavailable: d.presignature, message: ce.rawMessage };
       }
       throw cosignerError(e, this.url, "SignWithPresignature");
     }

@@ -5,32 +5,46 @@
  * plain objects ({@link SerializedError}) and are rebuilt into the same classes.
  */
 
-/** Stable error codes. */
-export type ErrorCode =
-  | "config"
-  | "invalid_input"
-  | "cosigner_unavailable"
-  | "gateway_unavailable"
-  | "agent_unavailable"
-  | "agent_unauthorized"
-  | "agent_failed"
-  | "unauthorized"
-  | "policy_denied"
-  | "cosigner_rejected"
-  | "session_failed"
-  | "timeout"
-  | "no_wallet"
-  | "wallet_exists"
-  | "unknown_account"
-  | "wrong_passphrase"
-  | "storage"
-  | "unsupported"
-  | "wasm"
-  | "verification_failed"
-  | "aborted"
-  | "internal"
-  // presign-web: signing from the presignature pool (see PresignatureError)
-  | "presignature_unavailable";
+/**
+ * Every stable error code: the wallet's one vocabulary (`docs/errors.md`, Rust
+ * `wallet_types::ErrorCode`), plus `wasm` (the wasm core failed to load). A unit test
+ * keeps this list equal to the documented table.
+ */
+export const ERROR_CODES = [
+  "config",
+  "invalid_input",
+  "no_wallet",
+  "wallet_exists",
+  "unknown_account",
+  "wrong_passphrase",
+  "storage",
+  "unsupported",
+  "aborted",
+  "cosigner_unavailable",
+  "gateway_unavailable",
+  "agent_unavailable",
+  "agent_unauthorized",
+  "agent_failed",
+  "unauthorized",
+  "not_found",
+  "wallet_not_ready",
+  "policy_denied",
+  "presignature_unavailable",
+  "pool_full",
+  "busy",
+  "rate_limited",
+  "cosigner_rejected",
+  "session_failed",
+  "timeout",
+  "digest_mismatch",
+  "verification_failed",
+  "invalid_response",
+  "internal",
+  "wasm",
+] as const;
+
+/** Stable error codes (see {@link ERROR_CODES}). */
+export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The shape of an error on the wire (Worker messages). */
 export interface SerializedError {
@@ -94,7 +108,7 @@ export class UnavailableError extends WalletError {
 /** The cosigner refused the request (auth, policy or another refusal). */
 export class CosignerError extends WalletError {
   constructor(
-    code: "unauthorized" | "policy_denied" | "cosigner_rejected",
+    code: ErrorCode,
     message: string,
     details?: Record<string, unknown>,
   ) {

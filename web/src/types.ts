@@ -21,6 +21,19 @@ export interface WalletConfig {
    * AES-GCM key kept in IndexedDB. Needed again on every operation that uses the shares.
    */
   passphrase?: string;
+  /**
+   * How new key shares are protected. Default: `passphrase` when a passphrase is given
+   * or the package runs inside a browser extension (where a profile copy or a script
+   * running in the extension's origin would otherwise get a usable key: see the
+   * README's *Storage* threat model), `webcrypto` otherwise. `webcrypto` in an extension
+   * is the explicit opt-out.
+   */
+  protection?: "passphrase" | "webcrypto";
+  /**
+   * Accept a passphrase for a new wallet that fails the strength check (at least 12
+   * characters, 6 different ones): the explicit override.
+   */
+  allowWeakPassphrase?: boolean;
   /** Tests only: cheap Argon2id parameters for the passphrase mode. */
   insecureFastKdf?: boolean;
   /**

@@ -9,7 +9,6 @@
 // `N passed, N failed`; exits 1 if any check failed.
 
 import kotlinx.coroutines.runBlocking
-import uniffi.wallet_mpc_ffi.AccountKind
 import uniffi.wallet_mpc_ffi.MpcConfig
 import uniffi.wallet_mpc_ffi.MpcException
 import uniffi.wallet_mpc_ffi.ProgressEvent
@@ -17,6 +16,8 @@ import uniffi.wallet_mpc_ffi.ProgressListener
 import uniffi.wallet_mpc_ffi.defaultMpcConfig
 import uniffi.wallet_mpc_ffi.newMpcClient
 import uniffi.wallet_mpc_ffi.verifyEthereum
+import uniffi.wallet_types.AccountKind
+import uniffi.wallet_types.ErrorCode
 import java.util.concurrent.CopyOnWriteArrayList
 import kotlin.system.exitProcess
 
@@ -48,8 +49,32 @@ private fun describe(e: MpcException): String = when (e) {
     is MpcException.CosignerUnavailable -> "cosigner unreachable, retry later"
     is MpcException.NoWallet -> "no wallet at ${e.path}"
     is MpcException.WrongPassphrase -> "wrong passphrase"
-    is MpcException.PolicyRefused -> "refused by policy ${e.rule}"
+    is MpcException.PolicyDenied -> "refused by policy ${e.rule}"
     else -> "error: ${e.message}"
+}
+
+/** The code of any failure (every subclass carries the same `code`). */
+private fun codeOf(e: MpcException): ErrorCode = when (e) {
+    is MpcException.Config -> e.code
+    is MpcException.Io -> e.code
+    is MpcException.WrongPassphrase -> e.code
+    is MpcException.CorruptFile -> e.code
+    is MpcException.WalletExists -> e.code
+    is MpcException.NoWallet -> e.code
+    is MpcException.UnknownAccount -> e.code
+    is MpcException.InvalidInput -> e.code
+    is MpcException.CosignerUnavailable -> e.code
+    is MpcException.Unauthorized -> e.code
+    is MpcException.PolicyDenied -> e.code
+    is MpcException.Cosigner -> e.code
+    is MpcException.PresignatureUnavailable -> e.code
+    is MpcException.GatewayUnavailable -> e.code
+    is MpcException.SessionFailed -> e.code
+    is MpcException.Timeout -> e.code
+    is MpcException.DigestMismatch -> e.code
+    is MpcException.VerificationFailed -> e.code
+    is MpcException.InvalidResponse -> e.code
+    is MpcException.Internal -> e.code
 }
 
 private class Recorder : ProgressListener {
@@ -114,6 +139,8 @@ fun main() {
                 val text = describe(thrown!!)
                 when (thrown) {
                     is MpcException.UnknownAccount -> {
+                        require(thrown.code == ErrorCode.UNKNOWN_ACCOUNT) { "code: ${thrown.code}" }
+                        require(codeOf(thrown) == ErrorCode.UNKNOWN_ACCOUNT) { "code: ${codeOf(thrown)}" }
                         require(thrown.accountId == "no-such-account") { "accountId: ${thrown.accountId}" }
                         require(thrown.available == listOf(accountId)) { "available: ${thrown.available}" }
                         require(text.startsWith("unknown account")) { text }
@@ -133,6 +160,7 @@ fun main() {
                     e
                 }
                 require(e is MpcException.WrongPassphrase) { "got ${e?.let { it::class.qualifiedName }}: $e" }
+                require(codeOf(e!!) == ErrorCode.WRONG_PASSPHRASE) { "code: ${codeOf(e)}" }
             }
         }
     }

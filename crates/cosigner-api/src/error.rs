@@ -124,6 +124,21 @@ pub struct RemoteError {
 }
 
 impl RemoteError {
+    /// An error of `code` with `message` and nothing else (the code's default
+    /// retryability): what a client reports for a failure it saw itself, e.g. a
+    /// transport error before any status arrived.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        RemoteError {
+            code,
+            grpc_code: 0,
+            message: message.into(),
+            rule: None,
+            presignature: None,
+            party: None,
+            retryable: code.retryable(),
+        }
+    }
+
     /// Decodes a failed call from its raw parts: the `grpc-status` code, the
     /// `grpc-message` text (percent-decoded, as transports hand it out) and the
     /// `grpc-status-details-bin` value, either decoded (as `tonic::Status::details`

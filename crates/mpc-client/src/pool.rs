@@ -19,12 +19,12 @@ use std::path::{Path, PathBuf};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use hkdf::Hkdf;
-use mpc_wire::IdentityKey;
+use mpc_core::keystore::KeyShareBundle;
 use rand_core::{OsRng, RngCore};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::error::MpcError;
+use crate::error::{io_error, MpcError};
 
 const KEY_SALT: &[u8] = b"wallet-mpc/presign-pool/v1";
 const AAD_DOMAIN: &[u8] = b"wallet-mpc/presign/v1";
@@ -49,14 +49,6 @@ pub(crate) struct PoolDir {
     party: u16,
 }
 
-fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 128
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'))
-}
-
 fn pair(signers: &[u16]) -> String {
     signers
         .iter()
@@ -66,9 +58,18 @@ fn pair(signers: &[u16]) -> String {
 }
 
 impl PoolDir {
-    /// The pool of `party` of `wallet_id` for the share file at `share_path`.
-    pub fn new(share_path: &Path, wallet_id: &str, party: u16, identity: &IdentityKey) -> Self {
-        let seed = identity.to_seed_hex();
+    /// The pool of `party` of `wallet_id` for the share file at `share_path`; its key
+    /// derives from the party's identity secret in `bundle`.
+    pub fn new(share_path: &Path, wallet_id: &str, party: u16, bundle: &KeyShareBundle) -> Self {
+        // The identity seed as `IdentityKey::to_seed_hex` spells it (lowercase hex).
+        let seed = Zeroizing::new(
+            bundle
+                .identity_secret
+                .as_deref()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase(),
+        );
         let hk = Hkdf::<Sha256>::new(Some(KEY_SALT), seed.as_bytes());
         let mut key = Zeroizing::new([0u8; 32]);
         let mut info = wallet_id.as_bytes().to_vec();
@@ -91,7 +92,7 @@ impl PoolDir {
     }
 
     fn stem(&self, account_id: &str, signers: &[u16], id: &str) -> Result<String, MpcError> {
-        if !valid_id(id) {
+        if !wallet_types::valid_presignature_id(id) {
             return Err(MpcError::input(format!(
                 "presignature id {id:?} is not 1..=128 characters of A-Z a-z 0-9 _ : -"
             )));
@@ -115,7 +116,7 @@ impl PoolDir {
     }
 
     fn io(&self, e: std::io::Error) -> MpcError {
-        MpcError::io(&self.dir, e)
+        io_error(&self.dir, e)
     }
 
     fn sync_dir(&self) -> Result<(), MpcError> {
@@ -255,10 +256,7 @@ impl PoolDir {
         if let Err(e) = erased {
             tracing::warn!(file = %to.display(), error = %e, "cannot erase a used presignature file");
         }
-        let corrupt = |reason: &str| MpcError::CorruptFile {
-            path: to.display().to_string(),
-            reason: reason.to_string(),
-        };
+        let corrupt = |reason: &str| MpcError::corrupt(to.display(), reason);
         if sealed.len() < 1 + 24 + 16 || sealed[0] != VERSION {
             return Err(corrupt("not a presignature file"));
         }
@@ -279,17 +277,77 @@ impl PoolDir {
     }
 }
 
+/// A presignature taken from the pool: its id and its plaintext.
+pub(crate) type Taken = (String, Zeroizing<Vec<u8>>);
+
+impl PoolDir {
+    /// Takes the oldest presignature of an account and signer pair once (see
+    /// [`PoolDir::take`]), with its id; `None` when the pool is empty.
+    pub fn take_oldest(
+        &self,
+        account_id: &str,
+        signers: &[u16],
+    ) -> Result<Option<Taken>, MpcError> {
+        for id in self.list(account_id, signers)? {
+            // `None`: taken meanwhile by another signer of this pool; try the next.
+            if let Some(plain) = self.take(account_id, signers, &id)? {
+                return Ok(Some((id, plain)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ids taken less than `within` ago (their tombstones are that young): a signature
+    /// may still be using them, so a refill must not release them at the cosigner.
+    pub fn in_flight(
+        &self,
+        account_id: &str,
+        signers: &[u16],
+        within: std::time::Duration,
+    ) -> Result<Vec<String>, MpcError> {
+        let prefix = format!("{}.{}.", hex::encode(account_id.as_bytes()), pair(signers));
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io(e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| self.io(e))?;
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Some(id) = name
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.strip_suffix(&format!(".{USED}")))
+            else {
+                continue;
+            };
+            let young = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| now.duration_since(t).ok())
+                .is_none_or(|age| age < within);
+            if young {
+                out.push(id.to_string());
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn pool(dir: &Path, wallet: &str, seed: u8) -> PoolDir {
-        PoolDir::new(
-            &dir.join("client_key_shares.json"),
-            wallet,
-            0,
-            &IdentityKey::from_seed(&[seed; 32]),
-        )
+        let mut bundle = KeyShareBundle::new(0);
+        bundle.identity_secret = Some(
+            mpc_wire::IdentityKey::from_seed(&[seed; 32])
+                .to_seed_hex()
+                .to_string(),
+        );
+        PoolDir::new(&dir.join("client_key_shares.json"), wallet, 0, &bundle)
     }
 
     #[test]
@@ -345,6 +403,17 @@ mod tests {
             other_key.take("account-0", &[0, 1], "aa"),
             Err(MpcError::CorruptFile { .. })
         ));
+        // The tombstone of "aa" is young: in flight.
+        assert_eq!(
+            other_key
+                .in_flight("account-0", &[0, 1], std::time::Duration::from_secs(60))
+                .unwrap(),
+            vec!["aa".to_string()]
+        );
+        assert!(other_key
+            .in_flight("account-0", &[0, 1], std::time::Duration::ZERO)
+            .unwrap()
+            .is_empty());
         // A file renamed to another id does not decrypt either.
         let stem = |id: &str| format!("{}.0-1.{id}", hex::encode("account-0"));
         std::fs::rename(
@@ -384,6 +453,10 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), 20, "every presignature taken exactly once");
+        p.put("a", &[0, 1], "late", b"late").unwrap();
+        let (id, v) = p.take_oldest("a", &[0, 1]).unwrap().unwrap();
+        assert_eq!((id.as_str(), v.as_slice()), ("late", &b"late"[..]));
+        assert!(p.take_oldest("a", &[0, 1]).unwrap().is_none());
         assert!(p.list("a", &[0, 1]).unwrap().is_empty());
     }
 }

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
+use client_core::Party;
 use mpc_core::keystore::{write_atomically, KdfParams, KeyShareBundle};
-use mpc_wire::{IdentityKey, PublicIdentity, Roster};
 use serde::{Deserialize, Serialize};
 
-use crate::error::MpcError;
+use crate::error::{io_error, keystore_error, MpcError};
 
 /// The `format` field of the metadata file.
 pub const WALLET_META_FORMAT: &str = "wallet-mpc/wallet";
@@ -50,28 +50,27 @@ impl WalletMeta {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(MpcError::CorruptFile {
-                    path: path.display().to_string(),
-                    reason: format!(
+                return Err(MpcError::corrupt(
+                    path.display(),
+                    format!(
                         "missing: {} has no wallet metadata (was it made by create-wallet?)",
                         share_path.display()
                     ),
-                })
+                ))
             }
-            Err(e) => return Err(MpcError::io(&path, e)),
+            Err(e) => return Err(io_error(&path, e)),
         };
-        let meta: WalletMeta = serde_json::from_str(&text).map_err(|e| MpcError::CorruptFile {
-            path: path.display().to_string(),
-            reason: format!("not a wallet metadata file: {e}"),
+        let meta: WalletMeta = serde_json::from_str(&text).map_err(|e| {
+            MpcError::corrupt(path.display(), format!("not a wallet metadata file: {e}"))
         })?;
         if meta.format != WALLET_META_FORMAT {
-            return Err(MpcError::CorruptFile {
-                path: path.display().to_string(),
-                reason: format!(
+            return Err(MpcError::corrupt(
+                path.display(),
+                format!(
                     "format is {:?}, expected {WALLET_META_FORMAT:?}",
                     meta.format
                 ),
-            });
+            ));
         }
         Ok(meta)
     }
@@ -81,16 +80,15 @@ impl WalletMeta {
         let path = meta_path(share_path);
         let text =
             serde_json::to_string_pretty(self).map_err(|e| MpcError::internal(e.to_string()))?;
-        write_atomically(&path, text.as_bytes()).map_err(|e| MpcError::keystore(&path, e))
+        write_atomically(&path, text.as_bytes()).map_err(|e| keystore_error(&path, e))
     }
 }
 
-/// A party's decrypted bundle with what is derived from it.
+/// A party's files, opened: the core's [`Party`] (the decrypted bundle) and where it
+/// lives.
 pub(crate) struct PartyFiles {
     pub path: PathBuf,
-    pub bundle: KeyShareBundle,
-    pub identity: IdentityKey,
-    pub meta: WalletMeta,
+    pub party: Party,
 }
 
 impl PartyFiles {
@@ -102,38 +100,30 @@ impl PartyFiles {
                 path.display()
             )));
         }
-        let bundle =
-            KeyShareBundle::load(path, passphrase).map_err(|e| MpcError::keystore(path, e))?;
-        let corrupt = |reason: String| MpcError::CorruptFile {
-            path: path.display().to_string(),
-            reason,
-        };
+        let bundle = KeyShareBundle::load(path, passphrase).map_err(|e| keystore_error(path, e))?;
         if bundle.party_index != expected {
-            return Err(corrupt(format!(
-                "holds the share of party {}, expected party {expected}",
-                bundle.party_index
-            )));
+            return Err(MpcError::corrupt(
+                path.display(),
+                format!(
+                    "holds the share of party {}, expected party {expected}",
+                    bundle.party_index
+                ),
+            ));
         }
-        if bundle.aux_info.is_none() {
-            return Err(corrupt("has no aux info".into()));
-        }
-        let secret = bundle.identity_secret.as_deref().ok_or_else(|| {
-            corrupt("has no identity key (made by key-gen, not create-wallet?)".into())
-        })?;
-        let identity = IdentityKey::from_seed_hex(secret)
-            .map_err(|e| corrupt(format!("identity key: {e}")))?;
         let meta = WalletMeta::load(path)?;
         if meta.party_index != expected {
-            return Err(corrupt(format!(
-                "its wallet metadata is for party {}, expected {expected}",
-                meta.party_index
-            )));
+            return Err(MpcError::corrupt(
+                path.display(),
+                format!(
+                    "its wallet metadata is for party {}, expected {expected}",
+                    meta.party_index
+                ),
+            ));
         }
+        let party = Party::new(meta.wallet_id, bundle, path.display().to_string())?;
         Ok(PartyFiles {
             path: path.to_path_buf(),
-            bundle,
-            identity,
-            meta,
+            party,
         })
     }
 
@@ -141,66 +131,10 @@ impl PartyFiles {
     pub(crate) fn pool(&self) -> crate::pool::PoolDir {
         crate::pool::PoolDir::new(
             &self.path,
-            &self.meta.wallet_id,
-            self.bundle.party_index,
-            &self.identity,
+            self.party.wallet_id(),
+            self.party.index(),
+            self.party.bundle(),
         )
-    }
-
-    /// The public identity of party `i` (own or a peer's).
-    pub fn identity_of(&self, i: u16) -> Result<PublicIdentity, MpcError> {
-        if i == self.bundle.party_index {
-            return Ok(self.identity.public());
-        }
-        let hex = self
-            .bundle
-            .peers
-            .get(&i)
-            .ok_or_else(|| MpcError::CorruptFile {
-                path: self.path.display().to_string(),
-                reason: format!("no identity of party {i} stored"),
-            })?;
-        hex.parse().map_err(|e| MpcError::CorruptFile {
-            path: self.path.display().to_string(),
-            reason: format!("identity of party {i}: {e}"),
-        })
-    }
-
-    /// The roster of the given parties.
-    pub fn roster(&self, parties: &[u16]) -> Result<Roster, MpcError> {
-        let ids = parties
-            .iter()
-            .map(|&p| self.identity_of(p).map(|id| (p, id)))
-            .collect::<Result<Vec<_>, _>>()?;
-        Roster::new(ids).map_err(|e| MpcError::internal(format!("roster: {e}")))
-    }
-
-    /// The account with `id`.
-    pub fn account(&self, id: &str) -> Result<&mpc_core::Account, MpcError> {
-        self.bundle
-            .accounts
-            .get(id)
-            .ok_or_else(|| MpcError::UnknownAccount {
-                account_id: id.to_string(),
-                available: self.bundle.accounts.keys().cloned().collect(),
-            })
-    }
-
-    /// The complete key share (with aux info) of an account.
-    pub fn key_share(&self, id: &str) -> Result<mpc_core::KeyShare, MpcError> {
-        let acct = self.account(id)?;
-        let aux = self
-            .bundle
-            .aux_info
-            .as_ref()
-            .ok_or_else(|| MpcError::CorruptFile {
-                path: self.path.display().to_string(),
-                reason: "has no aux info".into(),
-            })?;
-        acct.complete(aux).map_err(|e| MpcError::CorruptFile {
-            path: self.path.display().to_string(),
-            reason: format!("account {id}: {e}"),
-        })
     }
 }
 

@@ -1,32 +1,18 @@
 //! Plain, owned types of the public API (FFI-friendly: no generics, no borrowed data).
+//! The flows' result types come from `client-core`, the shared vocabulary from
+//! `wallet-types`.
 
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use client_core::{
+    AccountInfo, ChainStyle, CosignerHealth, PresignMode, PresignPoolStatus, PublicKeyInfo,
+    SignedResult,
+};
+pub use wallet_types::{AccountKind, DigestKind, PartyRole, PayloadKind};
+
 use crate::error::MpcError;
-
-/// Which of the user's two parties this client acts as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PartyRole {
-    /// Party 0, the device share (`key_share_path`). The normal case.
-    #[default]
-    Device,
-    /// Party 2, the recovery share (`recovery_path`): signs with the cosigner when the
-    /// device is lost.
-    Recovery,
-}
-
-impl PartyRole {
-    /// The keygen index of this role.
-    pub fn index(self) -> u16 {
-        match self {
-            PartyRole::Device => 0,
-            PartyRole::Recovery => 2,
-        }
-    }
-}
 
 /// Configuration of an [`MpcClient`](crate::MpcClient).
 #[derive(Clone, Serialize, Deserialize)]
@@ -62,6 +48,10 @@ pub struct MpcConfig {
     pub primes_path: Option<String>,
     /// Fast, weak passphrase hashing for the key files (tests only).
     pub insecure_fast_kdf: bool,
+    /// Accept passphrases for new key files that fail the strength check
+    /// (`mpc_core::keystore::check_passphrase`: at least 12 characters, 6 different).
+    /// The explicit override; `insecure_fast_kdf` implies it.
+    pub allow_weak_passphrase: bool,
 }
 
 impl std::fmt::Debug for MpcConfig {
@@ -96,6 +86,7 @@ impl MpcConfig {
             insecure_dev_primes: false,
             primes_path: None,
             insecure_fast_kdf: false,
+            allow_weak_passphrase: false,
         }
     }
 
@@ -122,151 +113,6 @@ impl MpcConfig {
         }
         Ok(())
     }
-}
-
-/// How the preimage is hashed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DigestKind {
-    /// keccak-256 (Ethereum).
-    Keccak256,
-    /// SHA-256 twice (Bitcoin).
-    DoubleSha256,
-    /// SHA-256.
-    Sha256,
-}
-
-impl From<DigestKind> for mpc_core::DigestKind {
-    fn from(d: DigestKind) -> Self {
-        match d {
-            DigestKind::Keccak256 => mpc_core::DigestKind::Keccak256,
-            DigestKind::DoubleSha256 => mpc_core::DigestKind::DoubleSha256,
-            DigestKind::Sha256 => mpc_core::DigestKind::Sha256,
-        }
-    }
-}
-
-/// What is being signed (the cosigner's policy and audit log use it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayloadKind {
-    /// Opaque bytes.
-    Raw,
-    /// An unsigned Ethereum transaction's signing payload (legacy RLP or typed).
-    EthereumTransaction,
-    /// An EIP-191 personal-message preimage.
-    EthereumMessage,
-}
-
-/// How the Ethereum `v` value is formed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChainStyle {
-    /// `v = 27 + y_parity` (personal messages, pre-EIP-155 transactions).
-    Legacy,
-    /// `v = chain_id * 2 + 35 + y_parity` (EIP-155 legacy transactions).
-    Eip155 {
-        /// The chain id.
-        chain_id: u64,
-    },
-    /// `v = y_parity` (typed transactions: EIP-2930, EIP-1559...).
-    Typed,
-}
-
-impl From<ChainStyle> for mpc_core::signature::EthereumVStyle {
-    fn from(c: ChainStyle) -> Self {
-        match c {
-            ChainStyle::Legacy => mpc_core::signature::EthereumVStyle::Legacy,
-            ChainStyle::Eip155 { chain_id } => {
-                mpc_core::signature::EthereumVStyle::Eip155(chain_id)
-            }
-            ChainStyle::Typed => mpc_core::signature::EthereumVStyle::Typed,
-        }
-    }
-}
-
-/// How an account's key is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountKind {
-    /// HD master key (non-hardened children).
-    #[default]
-    Hd,
-    /// Independent key, root only.
-    Independent,
-}
-
-impl From<AccountKind> for mpc_core::AccountKind {
-    fn from(k: AccountKind) -> Self {
-        match k {
-            AccountKind::Hd => mpc_core::AccountKind::Hd,
-            AccountKind::Independent => mpc_core::AccountKind::Independent,
-        }
-    }
-}
-
-impl From<mpc_core::AccountKind> for AccountKind {
-    fn from(k: mpc_core::AccountKind) -> Self {
-        match k {
-            mpc_core::AccountKind::Hd => AccountKind::Hd,
-            mpc_core::AccountKind::Independent => AccountKind::Independent,
-        }
-    }
-}
-
-/// A verified signature in every encoding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SignedResult {
-    /// Account that signed.
-    pub account_id: String,
-    /// Derivation path used (`m` for the root).
-    pub derivation_path: String,
-    /// r, 32 bytes, hex (no prefix).
-    pub r: String,
-    /// s (low-s), 32 bytes, hex.
-    pub s: String,
-    /// Recovery id / y parity (0 or 1).
-    pub y_parity: u8,
-    /// Ethereum `v` in the requested [`ChainStyle`].
-    pub v: u64,
-    /// 65-byte `r || s || v` (v as one byte), hex — the `personal_sign` format.
-    pub rsv: String,
-    /// Bitcoin strict DER (low s), hex, without the sighash byte.
-    pub der: String,
-    /// The signed digest, hex.
-    pub digest: String,
-    /// Compressed public key of the signing key (at the path), hex.
-    pub public_key: String,
-    /// EIP-55 address of the signing key.
-    pub ethereum_address: String,
-    /// Keygen indices of the signers.
-    pub signers: Vec<u16>,
-    /// Session id of the signing session.
-    pub session_id: String,
-    /// Cosigner's audit reference (empty for offline signing).
-    pub request_id: String,
-    /// Wall time of the whole operation, in milliseconds.
-    pub elapsed_ms: u64,
-    /// Whether the signature came from the presignature pool (the fast path: one
-    /// request to the cosigner, no protocol session). `session_id` is then the
-    /// presignature id.
-    #[serde(default)]
-    pub presigned: bool,
-}
-
-/// When signing uses the presignature pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum PresignMode {
-    /// Independent accounts at the root path sign from the pool when it has a
-    /// presignature, with full signing otherwise (and as the fallback).
-    #[default]
-    Auto,
-    /// Always full signing.
-    Off,
-    /// Only the fast path: an error instead of full signing (HD account, derivation
-    /// path, empty pool, or the cosigner lacks the presignature).
-    Require,
 }
 
 /// Presignature pool settings of a client (see `MpcClient::set_presign_config`).
@@ -307,66 +153,6 @@ impl PresignConfig {
         }
         Ok(())
     }
-}
-
-/// The presignature pool of one account for the active party's signer pair.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PresignPoolStatus {
-    /// Account id.
-    pub account_id: String,
-    /// The signer pair (e.g. `[0, 1]`).
-    pub signers: Vec<u16>,
-    /// Presignatures in the local pool.
-    pub local: u32,
-    /// Presignatures the cosigner holds for this pair (`None` when not asked).
-    pub cosigner: Option<u32>,
-    /// Presignature sessions still running at the cosigner.
-    pub cosigner_running: u32,
-    /// The cosigner's cap per account and signer pair.
-    pub cosigner_cap: u32,
-    /// Usable: held on both sides (`None` when the cosigner was not asked).
-    pub usable: Option<u32>,
-    /// Presignatures generated by this call (refills).
-    pub generated: u32,
-    /// Presignature sessions that failed in this call (refills).
-    pub failed: u32,
-    /// Local presignatures the cosigner no longer had, discarded by this call, plus
-    /// cosigner presignatures this party no longer had, released.
-    pub discarded: u32,
-    /// Wall time of this call, in milliseconds.
-    pub elapsed_ms: u64,
-}
-
-/// A public key and its addresses.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublicKeyInfo {
-    /// Account id.
-    pub account_id: String,
-    /// Derivation path (`m` for the root).
-    pub derivation_path: String,
-    /// Compressed SEC1 public key, hex.
-    pub public_key: String,
-    /// EIP-55 Ethereum address.
-    pub ethereum_address: String,
-    /// Bitcoin P2WPKH mainnet address.
-    pub bitcoin_address: String,
-    /// Bitcoin P2WPKH testnet address.
-    pub bitcoin_testnet_address: String,
-}
-
-/// An account of the wallet.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountInfo {
-    /// Account id (shared by all parties).
-    pub account_id: String,
-    /// HD or independent.
-    pub kind: AccountKind,
-    /// Master public key, compressed, hex.
-    pub public_key: String,
-    /// Ethereum address of the master key.
-    pub ethereum_address: String,
-    /// Creation time, seconds since the Unix epoch.
-    pub created_at: u64,
 }
 
 /// The wallet as created.
@@ -418,16 +204,3 @@ impl ProgressListener for NoProgress {
 
 /// Shared listener handle.
 pub type Progress = Arc<dyn ProgressListener>;
-
-/// The cosigner's health report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CosignerHealth {
-    /// `ok` when healthy.
-    pub status: String,
-    /// Version.
-    pub version: String,
-    /// Big-integer backend.
-    pub backend: String,
-    /// Cosigner's public identity.
-    pub identity: String,
-}

@@ -6,17 +6,8 @@ use crate::error::CoreError;
 use crate::hd::DerivationPath;
 use crate::{AuxInfo, IncompleteKeyShare, KeyShare, PartyIndex, Point};
 
-/// How an account's key is used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountKind {
-    /// An HD master key: children at non-hardened paths, signed with full signing.
-    #[default]
-    Hd,
-    /// An independent key signed at its root only, eligible for presignatures (the
-    /// fast path: the protocol forbids presignatures with HD derivation).
-    Independent,
-}
+/// How an account's key is used (the shared vocabulary of `wallet-types`).
+pub use wallet_types::AccountKind;
 
 /// One account as held by one party: its key share and public metadata.
 #[derive(Clone, Serialize, Deserialize)]

@@ -11,7 +11,33 @@ use sha3::Keccak256;
 
 use crate::Curve;
 
-/// How a preimage is hashed before signing.
+/// The digest of `preimage` under `kind` (32 bytes).
+pub fn digest(kind: wallet_types::DigestKind, preimage: &[u8]) -> [u8; 32] {
+    use wallet_types::DigestKind as K;
+    match kind {
+        K::Keccak256 => Keccak256::digest(preimage).into(),
+        K::DoubleSha256 => Sha256::digest(Sha256::digest(preimage)).into(),
+        K::Sha256 => Sha256::digest(preimage).into(),
+    }
+}
+
+/// The protocol's "data to sign" for `preimage` under `kind` (hashing done by the
+/// library's preimage-checked constructor).
+pub fn data_to_sign(kind: wallet_types::DigestKind, preimage: &[u8]) -> cggmp24::DataToSign<Curve> {
+    use wallet_types::DigestKind as K;
+    match kind {
+        K::Keccak256 => cggmp24::DataToSign::digest::<Keccak256>(preimage),
+        K::DoubleSha256 => cggmp24::DataToSign::digest::<DoubleSha256>(preimage),
+        K::Sha256 => cggmp24::DataToSign::digest::<Sha256>(preimage),
+    }
+}
+
+/// How a preimage is hashed before signing, with the digest computations as methods.
+///
+/// The vocabulary is [`wallet_types::DigestKind`] (what clients, the bindings and the
+/// wire use, convertible both ways); this twin keeps the methods that the cosigner's
+/// code calls ([`DigestKind::digest`], [`DigestKind::data_to_sign`]). New code uses
+/// [`digest()`] and [`data_to_sign()`] over the vocabulary type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DigestKind {
@@ -24,34 +50,41 @@ pub enum DigestKind {
     Sha256,
 }
 
+impl From<wallet_types::DigestKind> for DigestKind {
+    fn from(k: wallet_types::DigestKind) -> Self {
+        match k {
+            wallet_types::DigestKind::Keccak256 => DigestKind::Keccak256,
+            wallet_types::DigestKind::DoubleSha256 => DigestKind::DoubleSha256,
+            wallet_types::DigestKind::Sha256 => DigestKind::Sha256,
+        }
+    }
+}
+
+impl From<DigestKind> for wallet_types::DigestKind {
+    fn from(k: DigestKind) -> Self {
+        match k {
+            DigestKind::Keccak256 => wallet_types::DigestKind::Keccak256,
+            DigestKind::DoubleSha256 => wallet_types::DigestKind::DoubleSha256,
+            DigestKind::Sha256 => wallet_types::DigestKind::Sha256,
+        }
+    }
+}
+
 impl DigestKind {
-    /// Parses `keccak256`, `double_sha256` / `sha256d`, `sha256`.
+    /// Parses `keccak256`, `double_sha256` / `sha256d`, `sha256`
+    /// ([`wallet_types::DigestKind::parse`]).
     pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().replace('-', "_").as_str() {
-            "keccak256" | "keccak_256" | "keccak" => Some(DigestKind::Keccak256),
-            "double_sha256" | "sha256d" | "dsha256" => Some(DigestKind::DoubleSha256),
-            "sha256" | "sha_256" => Some(DigestKind::Sha256),
-            _ => None,
-        }
+        wallet_types::DigestKind::parse(s).map(Into::into)
     }
 
-    /// The 32-byte digest of `preimage`.
+    /// The 32-byte digest of `preimage` ([`digest()`]).
     pub fn digest(self, preimage: &[u8]) -> [u8; 32] {
-        match self {
-            DigestKind::Keccak256 => Keccak256::digest(preimage).into(),
-            DigestKind::DoubleSha256 => Sha256::digest(Sha256::digest(preimage)).into(),
-            DigestKind::Sha256 => Sha256::digest(preimage).into(),
-        }
+        digest(self.into(), preimage)
     }
 
-    /// The protocol's "data to sign" for `preimage` (hashing done by the library's
-    /// preimage-checked constructor).
+    /// The protocol's "data to sign" for `preimage` ([`data_to_sign()`]).
     pub fn data_to_sign(self, preimage: &[u8]) -> cggmp24::DataToSign<Curve> {
-        match self {
-            DigestKind::Keccak256 => cggmp24::DataToSign::digest::<Keccak256>(preimage),
-            DigestKind::DoubleSha256 => cggmp24::DataToSign::digest::<DoubleSha256>(preimage),
-            DigestKind::Sha256 => cggmp24::DataToSign::digest::<Sha256>(preimage),
-        }
+        data_to_sign(self.into(), preimage)
     }
 }
 

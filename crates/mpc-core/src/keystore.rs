@@ -51,6 +51,9 @@ pub enum KeystoreError {
     /// The passphrase is empty.
     #[error("the passphrase must not be empty")]
     EmptyPassphrase,
+    /// The passphrase is too weak to protect a key share ([`check_passphrase`]).
+    #[error("the passphrase is too weak: {0} (choose a longer one; the check can be overridden explicitly)")]
+    WeakPassphrase(String),
     /// Reading or writing the file failed.
     #[error("{path}: {source}")]
     Io {
@@ -286,8 +289,11 @@ impl KeyShareBundle {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a sibling temporary file is written, synced and
-/// renamed over the target, so a crash leaves either the old or the new file.
+/// Writes `bytes` to `path` atomically: a sibling temporary file with an unpredictable
+/// name, created exclusively (`O_EXCL`, mode 0600 on Unix), is written, synced and
+/// renamed over the target, then the directory is synced so that the rename itself is
+/// durable. A crash leaves either the old or the new file; a failure removes the
+/// temporary file.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), KeystoreError> {
     use std::io::Write;
@@ -303,19 +309,64 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Keys
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
+    // tempfile: random name, O_CREAT|O_EXCL, 0600; removed on drop unless persisted.
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(io)?;
+    tmp.write_all(bytes).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    sync_dir(dir).map_err(io)
+}
+
+/// Syncs a directory's entries (a rename is durable only then). A no-op off Unix.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn sync_dir(dir: &std::path::Path) -> std::io::Result<()> {
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// The shortest passphrase [`check_passphrase`] accepts, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 12;
+
+/// Checks that a passphrase can protect a key share against an offline guessing attack
+/// on a copied file (Argon2id slows each guess, it does not make a short passphrase
+/// long): at least [`MIN_PASSPHRASE_CHARS`] characters, at least 6 different ones, and
+/// not one shorter pattern repeated. Callers apply it to passphrases
+/// chosen for new files and let the user override it explicitly.
+pub fn check_passphrase(passphrase: &str) -> Result<(), KeystoreError> {
+    if passphrase.is_empty() {
+        return Err(KeystoreError::EmptyPassphrase);
     }
-    let mut f = opts.open(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)?;
+    let chars: Vec<char> = passphrase.chars().collect();
+    if chars.len() < MIN_PASSPHRASE_CHARS {
+        return Err(KeystoreError::WeakPassphrase(format!(
+            "{} characters, at least {MIN_PASSPHRASE_CHARS} are needed",
+            chars.len()
+        )));
+    }
+    let mut distinct = chars.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() < 6 {
+        return Err(KeystoreError::WeakPassphrase(format!(
+            "only {} different characters, at least 6 are needed",
+            distinct.len()
+        )));
+    }
+    // One shorter pattern repeated ("abcdefabcdef").
+    if (1..=chars.len() / 2)
+        .any(|n| chars.len() % n == 0 && chars.chunks(n).all(|c| c == &chars[..n]))
+    {
+        return Err(KeystoreError::WeakPassphrase(
+            "a short pattern repeated".to_string(),
+        ));
+    }
     Ok(())
 }
 
@@ -461,5 +512,56 @@ mod tests {
         let missing = KeyShareBundle::load(&dir.join("nope.json"), "pw").unwrap_err();
         assert!(missing.to_string().contains("nope.json"), "{missing}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn weak_passphrases_are_refused_by_name() {
+        for (p, why) in [
+            ("", "empty"),
+            ("short pass", "characters"),
+            ("aaaaaaaaaaaaaaaa", "different characters"),
+            ("abababababab", "different characters"),
+            ("abcdefabcdefabcdef", "pattern"),
+        ] {
+            let e = check_passphrase(p).unwrap_err();
+            assert!(
+                e.to_string().contains(why) || matches!(e, KeystoreError::EmptyPassphrase),
+                "{p:?}: {e}"
+            );
+        }
+        for p in [
+            "correct horse battery",
+            "Tr0ub4dor&3xyz",
+            "ünïcödé pässwörd",
+        ] {
+            check_passphrase(p).unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn atomic_writes_leave_no_temporary_files_and_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("share.json");
+        write_atomically(&path, b"one").unwrap();
+        write_atomically(&path, b"two").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("share.json")]);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A predictable name planted by someone else (the old `.name.tmp-PID` scheme
+        // followed it) is neither followed nor overwritten.
+        let planted = dir
+            .path()
+            .join(format!(".share.json.tmp-{}", std::process::id()));
+        std::fs::write(&planted, b"attacker").unwrap();
+        write_atomically(&path, b"three").unwrap();
+        assert_eq!(std::fs::read(&planted).unwrap(), b"attacker");
+        assert_eq!(std::fs::read(&path).unwrap(), b"three");
     }
 }

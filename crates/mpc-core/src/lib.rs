@@ -65,12 +65,9 @@ pub type PartialSignature = cggmp24::PartialSignature<Curve>;
 pub type Point = generic_ec::Point<Curve>;
 
 /// Index of a party as fixed at key generation: 0 device, 1 cosigner, 2 recovery.
-pub type PartyIndex = u16;
-
-/// Number of parties sharing every key.
-pub const PARTIES: u16 = 3;
-/// Number of parties needed to sign.
-pub const THRESHOLD: u16 = 2;
+pub use wallet_types::PartyIndex;
+/// Number of parties sharing every key, and of those needed to sign.
+pub use wallet_types::{PARTIES, THRESHOLD};
 
 #[cfg(not(any(feature = "backend-num-bigint", feature = "backend-rug")))]
 compile_error!(

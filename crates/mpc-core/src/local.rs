@@ -1,17 +1,112 @@
-//! Running several parties' sessions in one process (key-gen CLI, tests, benchmarks).
+//! Running several parties' sessions in one process (key-gen CLI, offline signing,
+//! tests, benchmarks, the browser's local runs).
 //!
 //! Messages are routed directly between the sessions; there is no network and no
 //! envelope layer, so this is only for parties that trust the process they run in.
+//!
+//! [`LocalRun`] is the runner: one [`LocalRun::step`] is one unit of work of one
+//! session, so an event loop that must stay responsive (the browser's) calls it until it
+//! has computed for long enough, yields, and calls it again. [`run_sessions`] runs it to
+//! the end in the calling thread; [`run_sessions_threaded`] runs each party on its own
+//! thread instead (native only).
 
 use crate::error::SessionError;
-#[cfg(not(target_arch = "wasm32"))]
-use crate::session::Step;
-use crate::session::{Incoming, Outgoing, Session, SessionOutput};
+use crate::session::{Incoming, Outgoing, Session, SessionOutput, Step};
 use crate::PartyIndex;
 
 /// An interceptor may inspect or alter every message in transit (tests use it to play a
 /// misbehaving party). It receives the sender's keygen index.
 pub type Interceptor<'a> = dyn FnMut(PartyIndex, &mut Outgoing) + 'a;
+
+/// What [`LocalRun::step`] did.
+#[derive(Debug)]
+pub enum LocalStep {
+    /// Work was done; call [`LocalRun::step`] again (yielding first if you must).
+    Continue,
+    /// Every session finished: their outputs, in the order the sessions were given.
+    Finished(Vec<SessionOutput>),
+}
+
+/// Several parties' sessions run in one thread, one unit of work per
+/// [`step`](LocalRun::step). See the [module docs](self).
+pub struct LocalRun<'r, 'i> {
+    sessions: Vec<Session>,
+    intercept: Option<&'r mut Interceptor<'i>>,
+    /// The session the next step advances.
+    next: usize,
+    /// Whether any session did work since `next` was last 0 (stall detection).
+    progressed: bool,
+}
+
+impl std::fmt::Debug for LocalRun<'_, '_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRun")
+            .field("sessions", &self.sessions)
+            .field("next", &self.next)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'r, 'i> LocalRun<'r, 'i> {
+    /// A run of `sessions` (one per party), messages optionally passing `intercept`.
+    pub fn new(sessions: Vec<Session>, intercept: Option<&'r mut Interceptor<'i>>) -> Self {
+        LocalRun {
+            sessions,
+            intercept,
+            next: 0,
+            progressed: false,
+        }
+    }
+
+    /// Advances one session by one unit of work and delivers what it sent.
+    ///
+    /// Errors carry the keygen index of the party that reported them; the run is over
+    /// after an error. A round in which every session waits for messages is an error
+    /// (a stall: it would never end).
+    pub fn step(&mut self) -> Result<LocalStep, (PartyIndex, SessionError)> {
+        if self.sessions.iter().all(Session::is_finished) {
+            return self.outputs().map(LocalStep::Finished);
+        }
+        let k = self.next;
+        self.next = (self.next + 1) % self.sessions.len();
+        let me = self.sessions[k].me();
+        if !self.sessions[k].is_finished() {
+            let step = self.sessions[k].step().map_err(|e| (me, e))?;
+            if !matches!(step, Step::WaitingForMessages) {
+                self.progressed = true;
+            }
+            for mut msg in self.sessions[k].drain_outgoing() {
+                if let Some(f) = self.intercept.as_deref_mut() {
+                    f(me, &mut msg);
+                }
+                deliver(&mut self.sessions, me, msg)?;
+            }
+        }
+        if self.next == 0
+            && !std::mem::take(&mut self.progressed)
+            && !self.sessions.iter().all(Session::is_finished)
+        {
+            return Err((
+                self.sessions[0].me(),
+                SessionError::Internal(
+                    "local run stalled: every session waits for messages".into(),
+                ),
+            ));
+        }
+        Ok(LocalStep::Continue)
+    }
+
+    fn outputs(&mut self) -> Result<Vec<SessionOutput>, (PartyIndex, SessionError)> {
+        self.sessions
+            .iter_mut()
+            .map(|s| {
+                let me = s.me();
+                s.take_output()
+                    .ok_or((me, SessionError::Internal("finished without output".into())))
+            })
+            .collect()
+    }
+}
 
 /// Runs the given sessions (one per party) to completion in the calling thread.
 ///
@@ -19,45 +114,14 @@ pub type Interceptor<'a> = dyn FnMut(PartyIndex, &mut Outgoing) + 'a;
 /// is returned with the keygen index of the party that reported it.
 pub fn run_sessions(
     sessions: Vec<Session>,
-    mut intercept: Option<&mut Interceptor<'_>>,
+    intercept: Option<&mut Interceptor<'_>>,
 ) -> Result<Vec<SessionOutput>, (PartyIndex, SessionError)> {
-    let mut sessions = sessions;
+    let mut run = LocalRun::new(sessions, intercept);
     loop {
-        let mut progressed = false;
-        for k in 0..sessions.len() {
-            let me = sessions[k].me();
-            sessions[k].run().map_err(|e| (me, e))?;
-            let out = sessions[k].drain_outgoing();
-            if !out.is_empty() {
-                progressed = true;
-            }
-            for mut msg in out {
-                if let Some(f) = intercept.as_deref_mut() {
-                    f(me, &mut msg);
-                }
-                deliver(&mut sessions, me, msg)?;
-            }
-        }
-        if sessions.iter().all(Session::is_finished) {
-            break;
-        }
-        if !progressed {
-            return Err((
-                sessions[0].me(),
-                SessionError::Internal(
-                    "local run stalled: every session waits for messages".into(),
-                ),
-            ));
+        if let LocalStep::Finished(out) = run.step()? {
+            return Ok(out);
         }
     }
-    sessions
-        .iter_mut()
-        .map(|s| {
-            let me = s.me();
-            s.take_output()
-                .ok_or((me, SessionError::Internal("finished without output".into())))
-        })
-        .collect()
 }
 
 fn deliver(
@@ -127,72 +191,78 @@ where
             let senders = senders.clone();
             let index_tx = index_tx.clone();
             let failed = &failed;
-            handles.push(scope.spawn(move || -> Result<SessionOutput, (PartyIndex, SessionError)> {
-                let result = (|| -> Result<SessionOutput, (PartyIndex, SessionError)> {
-                let mut session = match factory() {
-                    Ok(s) => {
-                        let _ = index_tx.send((pos, s.me()));
-                        s
-                    }
-                    Err(e) => {
-                        let _ = index_tx.send((pos, PartyIndex::MAX));
-                        return Err((PartyIndex::MAX, e));
-                    }
-                };
-                drop(index_tx);
-                let me = session.me();
-                let keygen_by_pos = map_rx
-                    .recv()
-                    .map_err(|_| (me, SessionError::Internal("peer thread failed".into())))?;
-                let mut last_round = 0;
-                loop {
-                    let step = session.run().map_err(|e| (me, e))?;
-                    for msg in session.drain_outgoing() {
-                        for (p, &k) in keygen_by_pos.iter().enumerate() {
-                            if k == me || msg.recipient.is_some_and(|r| r != k) {
-                                continue;
-                            }
-                            // A closed channel means that party finished or failed; its
-                            // own error is reported through its thread result.
-                            let _ = senders[p].send(Incoming {
-                                sender: me,
-                                broadcast: msg.recipient.is_none(),
-                                payload: msg.payload.clone(),
-                            });
+            handles.push(scope.spawn(move || -> Result<SessionOutput, Failure> {
+                let result = (|| -> Result<SessionOutput, Failure> {
+                    let mut session = match factory() {
+                        Ok(s) => {
+                            let _ = index_tx.send((pos, s.me()));
+                            s
                         }
-                    }
-                    let pr = session.progress();
-                    if pr.round != last_round || pr.finished {
-                        last_round = pr.round;
-                        progress(me, pr);
-                    }
-                    match step {
-                        Step::Finished => {
-                            return session.take_output().ok_or((
-                                me,
-                                SessionError::Internal("finished without output".into()),
-                            ))
+                        Err(e) => {
+                            let _ = index_tx.send((pos, PartyIndex::MAX));
+                            return Err(Failure::Own(PartyIndex::MAX, e));
                         }
-                        Step::WaitingForMessages => {
-                            let started = std::time::Instant::now();
-                            let msg = loop {
-                                if failed.load(Ordering::Relaxed) {
-                                    return Err((me, SessionError::Internal("aborted: a peer failed".into())));
+                    };
+                    drop(index_tx);
+                    let me = session.me();
+                    let keygen_by_pos = map_rx
+                        .recv()
+                        .map_err(|_| Failure::peer(me, "peer thread failed"))?;
+                    let mut last_round = 0;
+                    loop {
+                        let step = session.run().map_err(|e| Failure::Own(me, e))?;
+                        for msg in session.drain_outgoing() {
+                            for (p, &k) in keygen_by_pos.iter().enumerate() {
+                                if k == me || msg.recipient.is_some_and(|r| r != k) {
+                                    continue;
                                 }
-                                match rx.recv_timeout(std::time::Duration::from_millis(50)) {
-                                    Ok(m) => break m,
-                                    Err(mpsc::RecvTimeoutError::Timeout) if started.elapsed().as_secs() < 600 => {}
-                                    Err(_) => return Err((me, SessionError::Internal("no message from peers for 600 s (a peer failed?)".into()))),
-                                }
-                            };
-                            session.handle(msg).map_err(|e| (me, e))?;
-                            while let Ok(msg) = rx.try_recv() {
-                                session.handle(msg).map_err(|e| (me, e))?;
+                                // A closed channel means that party finished or failed; its
+                                // own error is reported through its thread result.
+                                let _ = senders[p].send(Incoming {
+                                    sender: me,
+                                    broadcast: msg.recipient.is_none(),
+                                    payload: msg.payload.clone(),
+                                });
                             }
                         }
-                        Step::Continue => {}
+                        let pr = session.progress();
+                        if pr.round != last_round || pr.finished {
+                            last_round = pr.round;
+                            progress(me, pr);
+                        }
+                        match step {
+                            Step::Finished => {
+                                return session.take_output().ok_or(Failure::Own(
+                                    me,
+                                    SessionError::Internal("finished without output".into()),
+                                ))
+                            }
+                            Step::WaitingForMessages => {
+                                let started = std::time::Instant::now();
+                                let msg = loop {
+                                    if failed.load(Ordering::Relaxed) {
+                                        return Err(Failure::peer(me, "aborted: a peer failed"));
+                                    }
+                                    match rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                                        Ok(m) => break m,
+                                        Err(mpsc::RecvTimeoutError::Timeout)
+                                            if started.elapsed().as_secs() < 600 => {}
+                                        Err(_) => {
+                                            return Err(Failure::peer(
+                                                me,
+                                                "no message from peers for 600 s (a peer failed?)",
+                                            ))
+                                        }
+                                    }
+                                };
+                                session.handle(msg).map_err(|e| Failure::Own(me, e))?;
+                                while let Ok(msg) = rx.try_recv() {
+                                    session.handle(msg).map_err(|e| Failure::Own(me, e))?;
+                                }
+                            }
+                            Step::Continue => {}
+                        }
                     }
-                }
                 })();
                 if result.is_err() {
                     failed.store(true, Ordering::Relaxed);
@@ -214,33 +284,48 @@ where
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err((
+                    Err(Failure::Own(
                         PartyIndex::MAX,
                         SessionError::Internal("party thread panicked".into()),
                     ))
                 })
             })
             .collect();
-        // Report the root cause: prefer a protocol error over the "peer failed" follow-ups.
+        // Report the root cause: a party's own failure over the "a peer failed"
+        // follow-ups of the others.
         let mut outputs = Vec::with_capacity(n);
-        let mut first_err = None;
+        let mut own = None;
+        let mut follow_up = None;
         for r in results {
             match r {
                 Ok(o) => outputs.push(o),
-                Err(e) => {
-                    let secondary = matches!(&e.1, SessionError::Internal(m) if m.contains("peer"));
-                    if first_err.is_none()
-                        || (!secondary
-                            && matches!(&first_err, Some((_, SessionError::Internal(_)))))
-                    {
-                        first_err = Some(e);
-                    }
+                Err(Failure::Own(p, e)) => {
+                    own.get_or_insert((p, e));
+                }
+                Err(Failure::PeerGone(p, e)) => {
+                    follow_up.get_or_insert((p, e));
                 }
             }
         }
-        match first_err {
+        match own.or(follow_up) {
             Some(e) => Err(e),
             None => Ok(outputs),
         }
     })
+}
+
+/// Why a party's thread of [`run_sessions_threaded`] ended without output.
+#[cfg(not(target_arch = "wasm32"))]
+enum Failure {
+    /// Its own session failed (the root cause).
+    Own(PartyIndex, SessionError),
+    /// It stopped because a peer failed or went silent (a follow-up).
+    PeerGone(PartyIndex, SessionError),
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+impl Failure {
+    fn peer(me: PartyIndex, why: &str) -> Self {
+        Failure::PeerGone(me, SessionError::Internal(why.into()))
+    }
 }

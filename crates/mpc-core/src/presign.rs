@@ -1,15 +1,10 @@
-//! Presignatures, used at most once — enforced by the store, not by convention.
+//! Presignatures: the stored form, partial signatures and their combination.
 //!
-//! Signing with the same presignature twice leaks the private key. A
-//! [`PresignatureStore`] hands each presignature out exactly once ([`take`]) and
-//! remembers the ids it has handed out, so a presignature restored from an old backup or
-//! delivered twice is refused ([`CoreError::PresignatureReused`]). Persistent stores must
-//! commit the removal *before* the partial signature leaves the party: a crash may then
+//! Signing with the same presignature twice leaks the private key, so a presignature is
+//! used at most once — enforced by the store that holds it, not by convention: the
+//! client's pools (files natively, IndexedDB in the browser) and the cosigner's store
+//! commit the removal *before* the partial signature leaves the party; a crash may then
 //! lose a presignature, never reuse one.
-//!
-//! [`take`]: PresignatureStore::take
-
-use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -87,64 +82,6 @@ pub fn combine(
 ) -> Result<Signature, CoreError> {
     PartialSignature::combine(partials, &public.to_library(), request.data_to_sign())
         .ok_or(CoreError::InvalidSignature)
-}
-
-/// An in-memory, serializable presignature store (persist it as a whole, e.g. inside an
-/// encrypted key-share bundle; databases implement the same rule with a transaction).
-#[derive(Clone, Default, Serialize, Deserialize)]
-pub struct PresignatureStore {
-    available: BTreeMap<String, StoredPresignature>,
-    used: BTreeSet<String>,
-}
-
-impl PresignatureStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds a presignature; refused if its id was ever added before.
-    pub fn insert(&mut self, p: StoredPresignature) -> Result<(), CoreError> {
-        if self.used.contains(&p.id) || self.available.contains_key(&p.id) {
-            return Err(CoreError::PresignatureReused(p.id));
-        }
-        self.available.insert(p.id.clone(), p);
-        Ok(())
-    }
-
-    /// Removes and returns the presignature `id`, marking it used forever.
-    pub fn take(&mut self, id: &str) -> Result<StoredPresignature, CoreError> {
-        match self.available.remove(id) {
-            Some(p) => {
-                self.used.insert(id.to_string());
-                Ok(p)
-            }
-            None if self.used.contains(id) => Err(CoreError::PresignatureReused(id.to_string())),
-            None => Err(CoreError::invalid(
-                "presignature id",
-                format!("{id} is unknown"),
-            )),
-        }
-    }
-
-    /// Ids of unused presignatures for an account and signer set, oldest first.
-    pub fn available_for(&self, account_id: &str, signers: &[PartyIndex]) -> Vec<String> {
-        self.available
-            .values()
-            .filter(|p| p.account_id == account_id && p.signers == signers)
-            .map(|p| p.id.clone())
-            .collect()
-    }
-
-    /// Number of unused presignatures.
-    pub fn len(&self) -> usize {
-        self.available.len()
-    }
-
-    /// Whether no unused presignature is left.
-    pub fn is_empty(&self) -> bool {
-        self.available.is_empty()
-    }
 }
 
 /// Length of an encoded partial signature.

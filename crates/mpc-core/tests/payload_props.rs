@@ -47,6 +47,9 @@ fn session(kind: u8, me: u16) -> Session {
     }
 }
 
+/// A peer's first messages: (is a broadcast, payload).
+type Seeds = Vec<(bool, Vec<u8>)>;
+
 thread_local! {
     /// Party 0's session of each kind after its first step, built once per thread (an
     /// aux-info session's first step generates Paillier keys and proofs: seconds). The
@@ -55,7 +58,7 @@ thread_local! {
     static SESSIONS: std::cell::RefCell<Vec<Option<Session>>> =
         std::cell::RefCell::new((0..4).map(|_| None).collect());
     /// The first messages real peers send in each kind (mutation seeds).
-    static SEEDS: std::cell::RefCell<Vec<Option<Vec<(bool, Vec<u8>)>>>> =
+    static SEEDS: std::cell::RefCell<Vec<Option<Seeds>>> =
         std::cell::RefCell::new((0..4).map(|_| None).collect());
 }
 
@@ -69,7 +72,7 @@ fn peer(kind: u8) -> u16 {
 }
 
 /// The first messages a real peer sends in `kind`.
-fn first_messages(kind: u8) -> Vec<(bool, Vec<u8>)> {
+fn first_messages(kind: u8) -> Seeds {
     SEEDS.with(|seeds| {
         seeds.borrow_mut()[usize::from(kind)]
             .get_or_insert_with(|| {

@@ -4,11 +4,12 @@
 
 mod common;
 
+use common::store::PresignatureStore;
 use common::wallet;
 use mpc_core::digest::{eip191_preimage, DigestKind, SignRequest};
 use mpc_core::hd::DerivationPath;
 use mpc_core::local::run_sessions;
-use mpc_core::presign::{combine, PresignatureStore, StoredPresignature};
+use mpc_core::presign::{combine, StoredPresignature};
 use mpc_core::signature::{
     bitcoin_der, ethereum_signature, recover_ethereum_address, verify_digest, EthereumVStyle,
 };

@@ -1,60 +1,40 @@
-//! The native (tokio) driver.
+//! The tokio runner: a [`PartySession`] on its own thread, the gateway on the runtime.
 
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use gateway_client::{ClientError, GatewayClient};
+use gateway_client::GatewayClient;
 use mpc_core::session::Progress;
-use mpc_core::{Incoming, Outgoing, Session, SessionError, SessionOutput, Step};
-use mpc_wire::{IdentityKey, Roster, SessionId, WireError};
+use mpc_core::{Session, SessionError, SessionOutput};
+use mpc_wire::{IdentityKey, Roster, SessionId};
 use tokio::sync::mpsc;
 
-use crate::relay::Relay;
+use crate::party::{PartyError, PartySession, Poll};
 
-/// Why running a session over the gateway failed.
-#[derive(Debug, thiserror::Error)]
-pub enum PartyError {
-    /// The protocol failed (misbehaving peer, invalid parameters…).
-    #[error(transparent)]
-    Session(#[from] SessionError),
-    /// The envelope layer refused to seal a message or was misconfigured.
-    #[error("envelope error: {0}")]
-    Wire(#[from] WireError),
-    /// The gateway could not be reached or refused us.
-    #[error("gateway error: {0}")]
-    Gateway(#[from] ClientError),
-    /// The session did not finish in time.
-    #[error("session {session} timed out after {after:?} in round {round} waiting for parties {waiting_for:?}{}", rejected_suffix(.rejected))]
-    Timeout {
-        /// Session id.
-        session: String,
-        /// How long we waited.
-        after: Duration,
-        /// Round reached.
-        round: u16,
-        /// Peers we had not heard from in the current state (best effort).
-        waiting_for: Vec<u16>,
-        /// Envelopes that were rejected meanwhile (at most a few, with reasons).
-        rejected: Vec<String>,
-    },
-    /// The gateway stream ended before the session finished.
-    #[error("the gateway stream of room {0} ended before the session finished")]
-    StreamEnded(String),
-    /// The session thread died (a bug).
-    #[error("internal error: {0}")]
-    Internal(String),
+/// Where a session's messages travel: a room on the gateway.
+#[derive(Clone)]
+pub struct Transport {
+    /// Gateway client.
+    pub gateway: GatewayClient,
+    /// Room on the gateway (one room per session).
+    pub room: String,
+    /// Room token, when the gateway requires one.
+    pub token: Option<String>,
+    /// Deadline for the whole session.
+    pub timeout: Duration,
 }
 
-fn rejected_suffix(r: &[String]) -> String {
-    if r.is_empty() {
-        String::new()
-    } else {
-        format!("; rejected envelopes: {}", r.join("; "))
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("room", &self.room)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
     }
 }
 
-/// Where and as whom a session runs.
+/// Where and as whom a session runs (the transport plus the party's identity).
 #[derive(Clone)]
 pub struct PartyContext {
     /// Gateway client.
@@ -85,15 +65,8 @@ impl std::fmt::Debug for PartyContext {
     }
 }
 
-enum FromSession {
-    Send(Outgoing),
-    Progress(Progress),
-    Done(Result<SessionOutput, SessionError>),
-}
-
-/// Runs the session built by `make_session` (on a dedicated thread) over the gateway.
-///
-/// `progress` is called whenever the session reaches a new round.
+/// Runs the session built by `make_session` (on a dedicated thread) over the gateway,
+/// as the party of `ctx`. `progress` is called whenever the session reaches a new round.
 pub async fn run_session<F>(
     ctx: PartyContext,
     make_session: F,
@@ -102,58 +75,100 @@ pub async fn run_session<F>(
 where
     F: FnOnce() -> Result<Session, SessionError> + Send + 'static,
 {
-    let mut relay = Relay::new(
-        ctx.session_id.clone(),
-        ctx.me,
-        ctx.identity.clone(),
-        ctx.roster.clone(),
-    )?;
-    let (in_tx, in_rx) = std_mpsc::channel::<Incoming>();
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<FromSession>();
+    let PartyContext {
+        gateway,
+        room,
+        token,
+        session_id,
+        me,
+        identity,
+        roster,
+        timeout,
+    } = ctx;
+    let transport = Transport {
+        gateway,
+        room,
+        token,
+        timeout,
+    };
+    drive(
+        transport,
+        move || PartySession::open(session_id, me, identity, roster, make_session),
+        progress,
+    )
+    .await
+}
+
+/// What the session thread receives.
+enum Inbound {
+    Event(u64, String),
+    /// The deadline passed: answer with the timeout error.
+    Deadline,
+}
+
+/// What the session thread reports.
+enum Outbound {
+    Post(String),
+    Progress(Progress),
+    Done(Result<SessionOutput, PartyError>),
+}
+
+/// Runs the [`PartySession`] that `open` builds (on a dedicated thread: protocol steps
+/// are CPU-heavy and sessions are not `Send`) over `transport`, until its output, an
+/// error, or the deadline. `progress` is called whenever the session reaches a new
+/// round.
+pub async fn drive<F>(
+    transport: Transport,
+    open: F,
+    progress: impl Fn(Progress) + Send + 'static,
+) -> Result<SessionOutput, PartyError>
+where
+    F: FnOnce() -> Result<PartySession, PartyError> + Send + 'static,
+{
+    let Transport {
+        gateway,
+        room,
+        token,
+        timeout,
+    } = transport;
+    let (in_tx, in_rx) = std_mpsc::channel::<Inbound>();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
 
     // Subscribe first, so nothing a fast peer sends is missed (the room keeps its log
     // anyway; subscribing from the start replays it).
-    let mut stream = Box::pin(ctx.gateway.subscribe(&ctx.room, ctx.token.as_deref(), None));
+    let mut stream = Box::pin(gateway.subscribe(&room, token.as_deref(), None));
 
     let thread = std::thread::Builder::new()
-        .name(format!("mpc-session-{}", ctx.session_id.as_str()))
-        .spawn(move || session_thread(make_session, in_rx, out_tx))
+        .name(format!("mpc-session-{room}"))
+        .spawn(move || session_thread(open, in_rx, out_tx, timeout))
         .map_err(|e| PartyError::Internal(format!("cannot spawn session thread: {e}")))?;
 
-    let deadline = tokio::time::Instant::now() + ctx.timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut deadline_sent = false;
     let result = loop {
         tokio::select! {
             biased;
             msg = out_rx.recv() => match msg {
-                Some(FromSession::Send(out)) => {
-                    let text = relay.seal(&out)?;
-                    ctx.gateway.broadcast(&ctx.room, ctx.token.as_deref(), &text).await?;
-                }
-                Some(FromSession::Progress(p)) => {
-                    relay.set_round(p.round);
-                    progress(p);
-                }
-                Some(FromSession::Done(r)) => break r.map_err(PartyError::from),
-                None => break Err(PartyError::Internal("session thread exited".into())),
-            },
-            item = stream.next() => match item {
-                Some(Ok((seq, body))) => {
-                    if let Some(m) = relay.open(seq, &body) {
-                        let _ = in_tx.send(m);
+                Some(Outbound::Post(text)) => {
+                    if let Err(e) = gateway.broadcast(&room, token.as_deref(), &text).await {
+                        break Err(PartyError::Gateway(e.to_string()));
                     }
                 }
-                Some(Err(e)) => break Err(PartyError::Gateway(e)),
-                None => break Err(PartyError::StreamEnded(ctx.room.clone())),
+                Some(Outbound::Progress(p)) => progress(p),
+                Some(Outbound::Done(r)) => break r,
+                None => break Err(PartyError::Internal("the session thread exited".into())),
             },
-            _ = tokio::time::sleep_until(deadline) => {
-                let stall = relay.stall();
-                break Err(PartyError::Timeout {
-                    session: stall.session,
-                    after: ctx.timeout,
-                    round: stall.round,
-                    waiting_for: stall.waiting_for,
-                    rejected: stall.rejected,
-                });
+            item = stream.next(), if !deadline_sent => match item {
+                Some(Ok((seq, body))) => {
+                    let _ = in_tx.send(Inbound::Event(seq, body));
+                }
+                Some(Err(e)) => break Err(PartyError::Gateway(e.to_string())),
+                None => break Err(PartyError::StreamEnded(room.clone())),
+            },
+            _ = tokio::time::sleep_until(deadline), if !deadline_sent => {
+                // The thread answers with the timeout error (it knows what it waits for).
+                deadline_sent = true;
+                let _ = in_tx.send(Inbound::Deadline);
             }
         }
     };
@@ -165,62 +180,61 @@ where
 }
 
 fn session_thread<F>(
-    make_session: F,
-    in_rx: std_mpsc::Receiver<Incoming>,
-    out_tx: mpsc::UnboundedSender<FromSession>,
+    open: F,
+    in_rx: std_mpsc::Receiver<Inbound>,
+    out_tx: mpsc::UnboundedSender<Outbound>,
+    timeout: Duration,
 ) where
-    F: FnOnce() -> Result<Session, SessionError>,
+    F: FnOnce() -> Result<PartySession, PartyError>,
 {
-    let mut session = match make_session() {
-        Ok(s) => s,
+    let mut party = match open() {
+        Ok(p) => p,
         Err(e) => {
-            let _ = out_tx.send(FromSession::Done(Err(e)));
+            let _ = out_tx.send(Outbound::Done(Err(e)));
             return;
         }
     };
-    let mut last_round = u16::MAX;
-    let result = loop {
-        let step = match session.run() {
-            Ok(s) => s,
+    let handle = |party: &mut PartySession, m: Inbound| match m {
+        Inbound::Event(seq, body) => party.deliver(seq, &body),
+        Inbound::Deadline => Err(party.timed_out(timeout)),
+    };
+    let result = 'run: loop {
+        match party.poll() {
             Err(e) => break Err(e),
-        };
-        for out in session.drain_outgoing() {
-            if out_tx.send(FromSession::Send(out)).is_err() {
-                return;
-            }
-        }
-        let p = session.progress();
-        if p.round != last_round {
-            last_round = p.round;
-            let _ = out_tx.send(FromSession::Progress(p));
-        }
-        match step {
-            Step::Finished => match session.take_output() {
-                Some(o) => break Ok(o),
-                None => break Err(SessionError::Internal("finished without output".into())),
-            },
-            Step::Continue => {}
-            Step::WaitingForMessages => {
-                // Block for one message, then take whatever else is queued.
-                let Ok(first) = in_rx.recv() else { return };
-                if let Err(e) = session.handle(first) {
-                    break Err(e);
-                }
-                let mut failed = None;
-                while let Ok(m) = in_rx.try_recv() {
-                    if let Err(e) = session.handle(m) {
-                        failed = Some(e);
-                        break;
+            Ok(Poll::Finished(out)) => break Ok(out),
+            Ok(Poll::Post(bodies)) => {
+                for b in bodies {
+                    if out_tx.send(Outbound::Post(b)).is_err() {
+                        return;
                     }
                 }
-                if let Some(e) = failed {
+            }
+            Ok(Poll::Continue) => {}
+            Ok(Poll::Waiting) => {
+                // Block for one event, then take whatever else is queued below.
+                let Ok(m) = in_rx.recv() else { return };
+                if let Err(e) = handle(&mut party, m) {
                     break Err(e);
                 }
+            }
+        }
+        if let Some(p) = party.progress() {
+            let _ = out_tx.send(Outbound::Progress(p));
+        }
+        loop {
+            match in_rx.try_recv() {
+                Ok(m) => {
+                    if let Err(e) = handle(&mut party, m) {
+                        break 'run Err(e);
+                    }
+                }
+                Err(std_mpsc::TryRecvError::Empty) => break,
+                Err(std_mpsc::TryRecvError::Disconnected) => return,
             }
         }
     };
-    let mut p = session.progress();
-    p.finished = result.is_ok();
-    let _ = out_tx.send(FromSession::Progress(p));
-    let _ = out_tx.send(FromSession::Done(result));
+    if let Some(p) = party.progress() {
+        let _ = out_tx.send(Outbound::Progress(p));
+    }
+    let _ = out_tx.send(Outbound::Done(result));
 }

@@ -325,6 +325,40 @@ pub fn sign_auth(
 // ---------------------------------------------------------------------------------
 // Encodings and helpers
 
+/// A failed cosigner call as the browser reads it (`decodeCosignerError`).
+#[derive(Serialize, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CosignerErrorInfo {
+    /// The wallet's error code (`docs/errors.md`).
+    pub code: String,
+    /// The policy rule that refused (`policy_denied`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+    /// `unknown` | `used` (`presignature_unavailable`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presignature: Option<String>,
+    /// The party the error concerns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub party: Option<u16>,
+    /// Whether the same call may succeed later unchanged.
+    pub retryable: bool,
+}
+
+/// Decodes a failed cosigner call from its gRPC status code, message and
+/// `grpc-status-details-bin` (base64 as the grpc-web trailer carries it, or raw bytes):
+/// `cosigner_api`'s one decoder of the cosigner's `google.rpc.ErrorInfo`, so the
+/// browser switches on the same codes as the native client, never on message text.
+pub fn decode_cosigner_error(grpc_code: i32, message: &str, details: &[u8]) -> CosignerErrorInfo {
+    let e = cosigner_api::error::RemoteError::from_grpc(grpc_code, message, details);
+    CosignerErrorInfo {
+        code: e.code.as_str().to_string(),
+        rule: e.rule,
+        presignature: e.presignature.map(|p| p.as_str().to_string()),
+        party: e.party,
+        retryable: e.retryable,
+    }
+}
+
 /// Parses a digest kind name.
 pub fn parse_digest(kind: &str) -> ApiResult<DigestKind> {
     DigestKind::parse(kind).ok_or_else(|| {
@@ -1034,5 +1068,33 @@ mod tests {
         assert!(BundleCore::from_bytes(b"{").is_err());
         assert!(BundleCore::decrypt("{}", "pw").is_err());
         assert!(PresigCore::from_bytes(b"[]").is_err());
+    }
+
+    #[test]
+    fn cosigner_errors_decode_by_code_not_text() {
+        use wallet_types::ErrorCode;
+        let bin = cosigner_api::error::encode_details(
+            7,
+            "refused",
+            ErrorCode::PolicyDenied,
+            &[("rule", "allowed_destinations")],
+        );
+        let e = decode_cosigner_error(7, "refused", &bin);
+        assert_eq!(e.code, "policy_denied");
+        assert_eq!(e.rule.as_deref(), Some("allowed_destinations"));
+        let bin = cosigner_api::error::encode_details(
+            9,
+            "",
+            ErrorCode::PresignatureUnavailable,
+            &[("presignature", "used")],
+        );
+        let e = decode_cosigner_error(9, "", &bin);
+        assert_eq!(e.presignature.as_deref(), Some("used"));
+        // No details: the gRPC code decides, never the text.
+        let e = decode_cosigner_error(9, "policy refused: presignature used", b"");
+        assert_eq!(
+            (e.code.as_str(), e.rule, e.presignature),
+            ("cosigner_rejected", None, None)
+        );
     }
 }

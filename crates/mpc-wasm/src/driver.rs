@@ -1,16 +1,17 @@
 //! Runs one party's session on the browser's event loop.
 //!
-//! Envelopes go through [`mpc_party::Relay`] (the same sealing, opening and rejection
-//! bookkeeping as the native driver). Between protocol steps the driver yields to the
-//! event loop (a macrotask, so network events, other tasks and progress callbacks run);
-//! while waiting for peers it awaits the inbox or the deadline.
+//! The session and its envelopes are one [`mpc_party::PartySession`] (the same value the
+//! native tokio runner drives): this loop only moves gateway events in and sealed bodies
+//! out. Between protocol steps it yields to the event loop (a macrotask, so network
+//! events, other tasks and progress callbacks run); while waiting for peers it awaits
+//! the inbox or the deadline.
 
 use futures_channel::mpsc::TryRecvError;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use mpc_core::session::Progress;
 use mpc_core::{Session, SessionOutput, Step};
-use mpc_party::Relay;
+use mpc_party::{PartyError, PartySession, Poll, Relay};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::transport::{now_ms, sleep, Inbox, Post};
@@ -18,116 +19,108 @@ use crate::transport::{now_ms, sleep, Inbox, Post};
 /// Yield to the event loop after computing this long without a break.
 const YIELD_EVERY_MS: f64 = 15.0;
 
+fn api_error(e: PartyError, timeout_ms: f64) -> ApiError {
+    match e {
+        PartyError::Session(e) => e.into(),
+        PartyError::Wire(e) => e.into(),
+        PartyError::Timeout {
+            session,
+            round,
+            waiting_for,
+            rejected,
+            ..
+        } => {
+            let mut msg = format!(
+                "session {session} timed out after {} s in round {round} waiting for parties {waiting_for:?}",
+                (timeout_ms / 1000.0).round(),
+            );
+            if !rejected.is_empty() {
+                msg.push_str(&format!("; rejected envelopes: {}", rejected.join("; ")));
+            }
+            let err = ApiError::new(Code::Timeout, msg);
+            match waiting_for.first() {
+                Some(&p) if waiting_for.len() == 1 => err.with_party(p),
+                _ => err,
+            }
+        }
+        PartyError::StreamEnded(room) => ApiError::new(
+            Code::StreamEnded,
+            format!("the gateway stream of room {room} ended before the session finished"),
+        ),
+        other => ApiError::new(Code::Internal, other.to_string()),
+    }
+}
+
 /// Drives `session` to its output: posts sealed outgoing messages via `post`, opens
 /// what arrives in `inbox`, reports progress, gives up after `timeout_ms`.
 pub async fn drive(
-    mut session: Session,
-    mut relay: Relay,
+    session: Session,
+    relay: Relay,
     post: &dyn Post,
     inbox: &mut Inbox,
     timeout_ms: f64,
     progress: &dyn Fn(Progress),
 ) -> ApiResult<SessionOutput> {
+    let mut party = PartySession::new(session, relay);
     let deadline = now_ms() + timeout_ms;
-    let mut last_round = u16::MAX;
     let mut last_yield = now_ms();
-    let timeout_error = |relay: &Relay| {
-        let stall = relay.stall();
-        let mut msg = format!(
-            "session {} timed out after {} s in round {} waiting for parties {:?}",
-            stall.session,
-            (timeout_ms / 1000.0).round(),
-            stall.round,
-            stall.waiting_for
-        );
-        if !stall.rejected.is_empty() {
-            msg.push_str(&format!(
-                "; rejected envelopes: {}",
-                stall.rejected.join("; ")
-            ));
-        }
-        let err = ApiError::new(Code::Timeout, msg);
-        match stall.waiting_for.first() {
-            Some(&p) if stall.waiting_for.len() == 1 => err.with_party(p),
-            _ => err,
-        }
+    let err = |e: PartyError| api_error(e, timeout_ms);
+    let ended = |party: &PartySession| {
+        ApiError::new(
+            Code::StreamEnded,
+            format!(
+                "the gateway stream of session {} ended before the session finished",
+                party.session_id()
+            ),
+        )
     };
     loop {
         // Take whatever arrived, without waiting.
         loop {
             match inbox.try_recv() {
-                Ok(Ok((seq, body))) => {
-                    if let Some(m) = relay.open(seq, &body) {
-                        session.handle(m)?;
-                    }
-                }
+                Ok(Ok((seq, body))) => party.deliver(seq, &body).map_err(err)?,
                 Ok(Err(e)) => return Err(e),
-                Err(TryRecvError::Closed) => {
-                    return Err(ApiError::new(
-                        Code::StreamEnded,
-                        format!(
-                            "the gateway stream of session {} ended before the session finished",
-                            relay.session_id()
-                        ),
-                    ))
-                }
+                Err(TryRecvError::Closed) => return Err(ended(&party)),
                 Err(TryRecvError::Empty) => break,
             }
         }
-        let step = session.step()?;
-        for out in session.drain_outgoing() {
-            let text = relay.seal(&out)?;
-            post.post(text).await?;
-        }
-        let p = session.progress();
-        if p.round != last_round {
-            last_round = p.round;
-            relay.set_round(p.round);
+        let next = party.poll().map_err(err)?;
+        if let Some(p) = party.progress() {
             progress(p);
         }
-        match step {
-            Step::Finished => {
-                let mut p = session.progress();
-                p.finished = true;
-                progress(p);
-                return session.take_output().ok_or_else(|| {
-                    ApiError::new(Code::Internal, "session finished without output")
-                });
+        match next {
+            Poll::Finished(out) => return Ok(out),
+            Poll::Post(bodies) => {
+                for text in bodies {
+                    post.post(text).await?;
+                }
             }
-            Step::Continue => {
+            Poll::Continue => {
                 if now_ms() - last_yield >= YIELD_EVERY_MS {
                     sleep(0).await;
                     last_yield = now_ms();
                 }
                 if now_ms() >= deadline {
-                    return Err(timeout_error(&relay));
+                    let after = std::time::Duration::from_millis(timeout_ms as u64);
+                    return Err(err(party.timed_out(after)));
                 }
             }
-            Step::WaitingForMessages => {
+            Poll::Waiting => {
                 let remaining = deadline - now_ms();
+                let after = std::time::Duration::from_millis(timeout_ms as u64);
                 if remaining <= 0.0 {
-                    return Err(timeout_error(&relay));
+                    return Err(err(party.timed_out(after)));
                 }
                 let next = inbox.next();
                 let timer = sleep(remaining.min(i32::MAX as f64) as i32);
                 futures_util::pin_mut!(timer);
                 match select(next, timer).await {
                     Either::Left((Some(Ok((seq, body))), _)) => {
-                        if let Some(m) = relay.open(seq, &body) {
-                            session.handle(m)?;
-                        }
+                        party.deliver(seq, &body).map_err(err)?
                     }
                     Either::Left((Some(Err(e)), _)) => return Err(e),
-                    Either::Left((None, _)) => {
-                        return Err(ApiError::new(
-                            Code::StreamEnded,
-                            format!(
-                            "the gateway stream of session {} ended before the session finished",
-                            relay.session_id()
-                        ),
-                        ))
-                    }
-                    Either::Right(_) => return Err(timeout_error(&relay)),
+                    Either::Left((None, _)) => return Err(ended(&party)),
+                    Either::Right(_) => return Err(err(party.timed_out(after))),
                 }
                 last_yield = now_ms();
             }

@@ -112,6 +112,23 @@ pub fn identity_public(secret: &[u8]) -> JsResult<String> {
     Ok(js(api::identity_from_secret(secret))?.public().to_string())
 }
 
+/// Checks a passphrase chosen for a new key file (`mpc_core::keystore::check_passphrase`:
+/// at least 12 characters, 6 different ones, no shorter pattern repeated); throws
+/// `invalid_input` naming the reason.
+#[wasm_bindgen(js_name = checkPassphrase)]
+pub fn check_passphrase(passphrase: &str) -> JsResult<()> {
+    js(mpc_core::keystore::check_passphrase(passphrase)
+        .map_err(|e| api::ApiError::input(e.to_string())))
+}
+
+/// Decodes a failed cosigner call (gRPC status code, message, the
+/// `grpc-status-details-bin` trailer as base64 text or bytes; empty when absent) into
+/// `{ code, rule?, presignature?, party?, retryable }` (see API.md).
+#[wasm_bindgen(js_name = decodeCosignerError)]
+pub fn decode_cosigner_error(grpc_code: i32, message: &str, details: &[u8]) -> JsResult<JsValue> {
+    to_value(&api::decode_cosigner_error(grpc_code, message, details))
+}
+
 /// Signs a CreateWalletRequest (see API.md).
 #[wasm_bindgen(js_name = signCreateWallet)]
 pub fn sign_create_wallet(

@@ -132,7 +132,7 @@ impl CreateWalletRequest {
                 )))
             }
         };
-        if self.accounts.is_empty() || self.accounts.len() > MAX_ACCOUNTS {
+        if self.accounts.is_empty() || self.accounts.len() > MAX_ACCOUNTS as usize {
             return Err(bad(format!(
                 "accounts must have 1..={MAX_ACCOUNTS} entries"
             )));

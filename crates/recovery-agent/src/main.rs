@@ -2,7 +2,7 @@
 //! See `docs/recovery-agent.md`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -19,9 +19,15 @@ use zeroize::Zeroizing;
 #[derive(Debug, Parser)]
 #[command(name = "recovery-agent", version)]
 struct Args {
-    /// Address to listen on. Non-loopback addresses need --allow-non-loopback.
+    /// Address to listen on. Non-loopback addresses need --allow-non-loopback. Port 0:
+    /// a free port chosen by the system (see --port-file).
     #[arg(long, env = "RECOVERY_AGENT_LISTEN", default_value = "127.0.0.1:7350")]
     listen: SocketAddr,
+
+    /// Once listening, write the bound address (`HOST:PORT` and a newline) to this file,
+    /// atomically (the "listening on" lines of the log and stdout name it too).
+    #[arg(long, env = "RECOVERY_AGENT_PORT_FILE")]
+    port_file: Option<PathBuf>,
 
     /// Allow listening on a non-loopback address (the API is then reachable from the
     /// network; protect it with TLS in front).
@@ -109,6 +115,15 @@ fn passphrase(args: &Args) -> Result<Zeroizing<String>> {
              (it encrypts the agent's identity and every recovery share)"
         ),
     }
+}
+
+/// Writes `addr` and a newline to `path` through a temporary file and a rename, so a
+/// reader never sees a partial address.
+fn write_port_file(path: &Path, addr: SocketAddr) -> Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{addr}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the port file {}", path.display()))
 }
 
 /// Returns the token checker and the token to print, if it was generated.
@@ -213,6 +228,9 @@ async fn main() -> Result<()> {
     println!("identity: {}", agent.public_identity());
     if let Some(t) = printed {
         println!("pairing token: {}", t.as_str());
+    }
+    if let Some(path) = &args.port_file {
+        write_port_file(path, addr)?;
     }
     api::serve(agent, listener, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -6,12 +6,11 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use anyhow::Result;
 use common::server_bins;
-use e2e_tests::{free_port, Proc, ServiceConfig, TempDir, STORE_KEY};
+use e2e_tests::{start_gateway_with_env, start_service_with_env, ServiceConfig, TempDir};
 use reqwest::{Method, Response, StatusCode};
 
 const PAGE: &str = "http://localhost:5173";
@@ -40,25 +39,12 @@ async fn gateway_and_cosigner_accept_browser_origins() -> Result<()> {
     let c = client();
 
     // ---------------------------------------------------------------- sign-gateway
-    let gw_port = free_port()?;
-    let cfg = dir.0.join("gw.yaml");
-    std::fs::write(
-        &cfg,
-        format!("host: 127.0.0.1\nport: {gw_port}\nlogging:\n  level: warn\n  format: pretty\n"),
+    let origins = format!("{PAGE}, http://other.example");
+    let (_gw, gw_url) = start_gateway_with_env(
+        &bins,
+        &dir.0.join("gw"),
+        &[("SIGN_GATEWAY_CORS_ORIGINS", &origins)],
     )?;
-    let mut cmd = Command::new(&bins.gateway);
-    cmd.arg("--config")
-        .arg(&cfg)
-        .env(
-            "SIGN_GATEWAY_CORS_ORIGINS",
-            format!("{PAGE}, http://other.example"),
-        )
-        .env_remove("SIGN_GATEWAY_ACCESS_SECRET")
-        .env_remove("SIGN_GATEWAY_PORT")
-        .env_remove("SIGN_GATEWAY_HOST");
-    let mut gw = Proc::spawn("sign-gateway", cmd, &dir.0.join("gw.log"))?;
-    gw.wait_port(gw_port, Duration::from_secs(20))?;
-    let gw_url = format!("http://127.0.0.1:{gw_port}");
 
     // fetch() POST with the room token: preflighted.
     let r = c
@@ -128,29 +114,16 @@ async fn gateway_and_cosigner_accept_browser_origins() -> Result<()> {
     assert!(r.headers().get("access-control-allow-origin").is_none());
 
     // ---------------------------------------------------------------- sign-service
-    let port = free_port()?;
-    let svc_cfg = ServiceConfig {
-        port,
+    let mut svc_cfg = ServiceConfig {
+        port: 0,
         gateway_url: gw_url.clone(),
         data_dir: dir.0.join("svc"),
         max_value_per_tx_wei: None,
         session_timeout_secs: 60,
         extra_yaml: String::new(),
     };
-    std::fs::create_dir_all(&svc_cfg.data_dir)?;
-    let yaml = svc_cfg.data_dir.join("sign-service.yaml");
-    std::fs::write(&yaml, svc_cfg.yaml())?;
-    let mut cmd = Command::new(&bins.service);
-    cmd.arg("--config")
-        .arg(&yaml)
-        .env("SIGN_SERVICE_STORE_KEY", STORE_KEY)
-        .env("SIGN_SERVICE_CORS_ORIGINS", PAGE)
-        .env_remove("SIGN_SERVICE_PORT")
-        .env_remove("SIGN_SERVICE_HOST")
-        .env_remove("SIGN_GATEWAY_ACCESS_SECRET");
-    let mut svc = Proc::spawn("sign-service", cmd, &dir.0.join("svc.log"))?;
-    svc.wait_port(port, Duration::from_secs(60))?;
-    let svc_url = format!("http://127.0.0.1:{port}");
+    let _svc = start_service_with_env(&bins, &mut svc_cfg, &[("SIGN_SERVICE_CORS_ORIGINS", PAGE)])?;
+    let svc_url = svc_cfg.url();
 
     // connect-web's grpc-web transport: POST, content-type application/grpc-web+proto,
     // x-grpc-web, x-user-agent, grpc-timeout (when a timeout is set).

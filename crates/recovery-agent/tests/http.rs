@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use anyhow::Result;
@@ -376,13 +375,8 @@ async fn http_contract_and_adversarial_requests() -> Result<()> {
         "a failed job left files"
     );
     // The wallet is not held: it may be retried (unreachable gateway this time).
-    let (dead, _) = {
-        let l = TcpListener::bind("127.0.0.1:0")?;
-        let p = l.local_addr()?.port();
-        drop(l);
-        (p, ())
-    };
-    let body = wallet_body("w-hole", &dev, &cos, &format!("http://127.0.0.1:{dead}"));
+    let dead = e2e_tests::RefusedPort::new()?;
+    let body = wallet_body("w-hole", &dev, &cos, &dead.url()?);
     let r = post(body.to_string().into(), "application/json").await?;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let job: serde_json::Value = r.json().await?;
@@ -443,8 +437,14 @@ async fn startup_refuses_bad_configuration() -> Result<()> {
         run(&["--listen", "127.0.0.1:0", "--token", "short"], Some("p"))?,
         "token",
     );
-    // Create the identity with one passphrase, then a wrong one is refused.
+    // Create the identity with one passphrase, then a wrong one is refused. (Started on
+    // port 0: stdout names the address it got, the same as its --port-file.)
     let agent = start_agent(&dir.0, &[])?;
+    let out = agent.proc.output();
+    assert!(
+        out.contains(&format!("recovery-agent listening on {}\n", agent.url)),
+        "{out}"
+    );
     drop(agent);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_recovery-agent"))
         .arg("--data-dir")

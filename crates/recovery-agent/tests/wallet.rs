@@ -1,28 +1,30 @@
 //! End to end over real processes on loopback: `sign-gateway`, `sign-service` (GMP, dev
-//! primes) and `recovery-agent`. This test plays the browser: it opens the wallet at the
-//! cosigner as the device (party 0), hands the rooms to the agent (`POST /v1/wallets`),
-//! runs the device's aux info and DKG itself with `mpc-client`'s
-//! [`join_wallet_creation`], checks that the agent reports the same public keys,
-//! confirms the wallet, and then signs with the AGENT's share file through
-//! `MpcClient` in recovery mode (what `client --role recovery` does), which proves the
-//! agent writes the `mpc-client` file format.
+//! primes) and `recovery-agent`. This test plays the browser: it drives the core's
+//! wallet creation as the device (party 0) with `mpc-client`'s [`create_wallet`], whose
+//! recovery party is the AGENT (its identity from `GET /v1/identity`, the rooms handed
+//! over with `POST /v1/wallets`, its public keys from the finished job) — the same
+//! effects the browser fulfils. The core checks that the agent reports the same public
+//! keys and confirms the wallet; then the test signs with the AGENT's share file
+//! through `MpcClient` in recovery mode (what `client --role recovery` does), which
+//! proves the agent writes the `mpc-client` file format.
 
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use common::*;
-use e2e_tests::{free_port, start_gateway, start_service, ServiceConfig, TempDir};
+use e2e_tests::{start_gateway, start_service, ServiceConfig, TempDir};
 use mpc_client::{
-    bundle_public_keys, join_wallet_creation, new_mpc_client, save_party_files, AccountKind,
-    CosignerClient, JoinRequest, MpcConfig, PartyRole, ProgressEvent, ProgressListener, WalletMeta,
-    WALLET_META_FORMAT,
+    create_wallet, new_mpc_client, save_party_files, AccountKind, CosignerClient, CreateEffects,
+    CreateParams, MpcConfig, MpcError, PartyRole, Persist, ProgressEvent, ProgressListener,
+    RecoveryJob, Room, SessionSettings, WalletMeta, WALLET_META_FORMAT,
 };
-use mpc_core::primes::dev_fixture_primes;
-use mpc_wire::{IdentityKey, PublicIdentity};
+use mpc_core::primes::{dev_fixture_primes, PrimeSet};
+use mpc_wire::PublicIdentity;
 
 struct Log(Mutex<Vec<ProgressEvent>>);
 
@@ -34,141 +36,185 @@ impl ProgressListener for Log {
     }
 }
 
+/// The browser's effects: the recovery party is the agent; the device share is saved
+/// in the `mpc-client` file format.
+struct AgentCreation {
+    agent_url: String,
+    device_path: PathBuf,
+    cosigner_url: String,
+    job_id: Option<String>,
+    /// The job's body (kept to check that a second POST is refused).
+    body: Option<serde_json::Value>,
+    percents: Vec<u64>,
+}
+
+fn internal(e: impl std::fmt::Display) -> MpcError {
+    MpcError::internal(e.to_string())
+}
+
+fn room(r: &Room) -> serde_json::Value {
+    serde_json::json!({
+        "session_id": r.session_id, "room": r.room,
+        "room_token": r.room_token, "gateway_url": r.gateway_url,
+    })
+}
+
+impl CreateEffects for AgentCreation {
+    async fn recovery_identity(&mut self) -> Result<PublicIdentity, MpcError> {
+        let v: serde_json::Value = http()
+            .get(format!("{}/v1/identity", self.agent_url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .map_err(internal)?
+            .json()
+            .await
+            .map_err(internal)?;
+        v["identity"]
+            .as_str()
+            .context("identity")
+            .map_err(internal)?
+            .parse()
+            .map_err(internal)
+    }
+
+    async fn device_primes(&mut self) -> Result<PrimeSet, MpcError> {
+        Ok(dev_fixture_primes()[0].clone())
+    }
+
+    async fn start_recovery(&mut self, job: RecoveryJob) -> Result<(), MpcError> {
+        let body = serde_json::json!({
+            "wallet_id": job.wallet_id,
+            "cosigner_identity": job.cosigner_identity.to_string(),
+            "device_identity": job.device_identity.to_string(),
+            "kind": job.kind.as_str(),
+            "aux_info": room(&job.aux_info),
+            "accounts": job.accounts.iter().map(|a| serde_json::json!({
+                "account_id": a.account_id, "keygen": room(&a.keygen)
+            })).collect::<Vec<_>>(),
+        });
+        let r = http()
+            .post(format!("{}/v1/wallets", self.agent_url))
+            .bearer_auth(TOKEN)
+            .header("origin", ORIGIN)
+            .json(&body)
+            .send()
+            .await
+            .map_err(internal)?;
+        if r.status() != reqwest::StatusCode::ACCEPTED {
+            return Err(internal(format!(
+                "agent: {}",
+                r.text().await.unwrap_or_default()
+            )));
+        }
+        let v: serde_json::Value = r.json().await.map_err(internal)?;
+        self.job_id = v["job_id"].as_str().map(str::to_string);
+        self.body = Some(body);
+        Ok(())
+    }
+
+    async fn await_recovery(&mut self) -> Result<BTreeMap<String, String>, MpcError> {
+        let id = self.job_id.clone().context("no job").map_err(internal)?;
+        let (job, percents) = wait_job(&self.agent_url, &id, Duration::from_secs(1200))
+            .await
+            .map_err(internal)?;
+        if job["state"] != "done" || job["progress"]["percent"] != 100 {
+            return Err(internal(format!("agent job: {job}")));
+        }
+        self.percents = percents;
+        serde_json::from_value(job["public_keys"].clone()).map_err(internal)
+    }
+
+    async fn persist(&mut self, p: &Persist) -> Result<(), MpcError> {
+        let meta = WalletMeta {
+            format: WALLET_META_FORMAT.into(),
+            wallet_id: p.wallet_id().to_string(),
+            party_index: 0,
+            cosigner_url: self.cosigner_url.clone(),
+            label: p.label().to_string(),
+            created_at_ms: 0,
+        };
+        save_party_files(
+            &self.device_path,
+            e2e_tests::DEVICE_PASS,
+            true,
+            &meta,
+            p.bundle(),
+        )
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<()> {
     let dir = TempDir::new("agent-wallet")?;
     let bins = server_bins()?;
     let (_gw, gateway_url) = start_gateway(&bins, &dir.0)?;
-    let svc_port = free_port()?;
-    let _svc = start_service(
-        &bins,
-        &ServiceConfig {
-            port: svc_port,
-            gateway_url: gateway_url.clone(),
-            data_dir: dir.0.join("cosigner"),
-            max_value_per_tx_wei: None,
-            session_timeout_secs: 300,
-            extra_yaml: String::new(),
-        },
-    )?;
-    let cosigner_url = format!("http://127.0.0.1:{svc_port}");
+    let mut svc_cfg = ServiceConfig {
+        port: 0,
+        gateway_url: gateway_url.clone(),
+        data_dir: dir.0.join("cosigner"),
+        max_value_per_tx_wei: None,
+        session_timeout_secs: 300,
+        extra_yaml: String::new(),
+    };
+    let _svc = start_service(&bins, &mut svc_cfg)?;
+    let cosigner_url = svc_cfg.url();
     // The agent reaches the gateway through its override (same address here).
     let agent = start_agent(&dir.0.join("agent"), &["--gateway-url", &gateway_url])?;
     let c = http();
     let started = Instant::now();
 
-    // 1. The "browser": device identity, the agent's identity, CreateWallet.
-    let device = IdentityKey::generate()?;
-    let v: serde_json::Value = c
-        .get(format!("{}/v1/identity", agent.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let recovery: PublicIdentity = v["identity"].as_str().context("identity")?.parse()?;
-    let cosigner = CosignerClient::connect(&cosigner_url, Duration::from_secs(30)).await?;
-    let rooms = cosigner
-        .open_wallet(&device, &recovery, 1, AccountKind::Hd, "agent e2e")
-        .await?;
-    let cosigner_id: PublicIdentity = rooms.cosigner_identity.parse()?;
-
-    // 2. Hand the rooms to the agent.
-    let room = |r: &mpc_client::RoomInfo| {
-        serde_json::json!({
-            "session_id": r.session_id, "room": r.room,
-            "room_token": r.room_token, "gateway_url": r.gateway_url,
-        })
+    // The core's creation as the device, with the agent as the recovery party.
+    let device_path = dir.0.join("device").join("device_key_shares.json");
+    let mut effects = AgentCreation {
+        agent_url: agent.url.clone(),
+        device_path: device_path.clone(),
+        cosigner_url: cosigner_url.clone(),
+        job_id: None,
+        body: None,
+        percents: Vec::new(),
     };
-    let body = serde_json::json!({
-        "wallet_id": rooms.wallet_id,
-        "cosigner_identity": rooms.cosigner_identity,
-        "device_identity": device.public().to_string(),
-        "kind": "hd",
-        "aux_info": room(&rooms.aux_info),
-        "accounts": rooms.accounts.iter().map(|a| serde_json::json!({
-            "account_id": a.account_id, "keygen": room(&a.keygen)
-        })).collect::<Vec<_>>(),
-    });
-    let r = c
-        .post(format!("{}/v1/wallets", agent.url))
-        .bearer_auth(TOKEN)
-        .header("origin", ORIGIN)
-        .json(&body)
-        .send()
-        .await?;
-    assert_eq!(
-        r.status(),
-        reqwest::StatusCode::ACCEPTED,
-        "{}",
-        r.text().await?
-    );
-    let job: serde_json::Value = r.json().await?;
-    let job_id = job["job_id"].as_str().context("job_id")?.to_string();
-
-    // 3. The device's own sessions, concurrently with the agent's job.
     let log = Arc::new(Log(Mutex::new(Vec::new())));
-    let join = JoinRequest {
-        me: 0,
-        identity: device.clone(),
-        peers: BTreeMap::from([(1, cosigner_id), (2, recovery)]),
-        primes: dev_fixture_primes()[0].clone(),
-        kind: AccountKind::Hd,
-        aux_info: rooms.aux_info.clone(),
-        accounts: rooms.accounts.clone(),
-        gateway_url: None,
-        session_timeout: Duration::from_secs(900),
-    };
-    let (bundle, job) = tokio::join!(
-        join_wallet_creation(join, log.clone()),
-        wait_job(&agent.url, &job_id, Duration::from_secs(1200)),
-    );
-    let bundle = bundle?;
-    let (job, percents) = job?;
+    let cosigner = CosignerClient::connect(&cosigner_url, Duration::from_secs(30)).await?;
+    let created = create_wallet(
+        &cosigner,
+        CreateParams {
+            accounts: 1,
+            kind: AccountKind::Hd,
+            label: "agent e2e".into(),
+        },
+        &mut effects,
+        &SessionSettings {
+            gateway_url: None,
+            timeout: Duration::from_secs(900),
+        },
+        &(log.clone() as Arc<dyn ProgressListener>),
+    )
+    .await?;
+    let percents = effects.percents.clone();
     eprintln!(
         "[agent-e2e] wallet created in {:.1}s; agent progress {percents:?}",
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(job["state"], "done", "{job}");
-    assert_eq!(job["progress"]["percent"], 100);
+    assert!(created.committed);
     assert!(percents.windows(2).all(|w| w[0] <= w[1]), "{percents:?}");
-    let device_keys = bundle_public_keys(&bundle);
-    let agent_keys: BTreeMap<String, String> = serde_json::from_value(job["public_keys"].clone())?;
-    assert_eq!(device_keys, agent_keys, "device and agent disagree");
-    assert!(log
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|e| e.stage == "keygen" && e.finished));
-
-    // 4. Confirm with the cosigner, store the device share.
-    assert!(
-        cosigner
-            .confirm_wallet_keys(&device, &rooms.wallet_id, device_keys.clone())
-            .await?
-    );
-    let device_path = dir.0.join("device").join("device_key_shares.json");
-    let meta = WalletMeta {
-        format: WALLET_META_FORMAT.into(),
-        wallet_id: rooms.wallet_id.clone(),
-        party_index: 0,
-        cosigner_url: cosigner_url.clone(),
-        label: String::new(),
-        created_at_ms: 0,
-    };
-    save_party_files(&device_path, e2e_tests::DEVICE_PASS, true, &meta, &bundle)?;
+    let events = log.0.lock().unwrap().clone();
+    assert!(events.iter().any(|e| e.stage == "keygen" && e.finished));
+    assert!(events.iter().any(|e| e.stage == "confirm" && e.finished));
+    let body = effects.body.clone().context("job body")?;
+    let rooms_wallet_id = created.wallet_id.clone();
+    let rooms_account = created.accounts[0].account_id.clone();
 
     // 5. The agent's files: where documented, 0600, and the wallet is now held.
     let share = agent
         .data_dir
         .join("wallets")
-        .join(&rooms.wallet_id)
+        .join(&rooms_wallet_id)
         .join("recovery_key_shares.json");
     assert!(share.exists(), "{}", share.display());
     let agent_meta = WalletMeta::load(&share)?;
     assert_eq!(agent_meta.party_index, 2);
-    assert_eq!(agent_meta.wallet_id, rooms.wallet_id);
+    assert_eq!(agent_meta.wallet_id, rooms_wallet_id);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -187,7 +233,7 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
 
     // 6. Recovery signing with the cosigner, from the agent's file (client --role
     //    recovery), and offline signing with device + agent shares.
-    let account = rooms.accounts[0].account_id.clone();
+    let account = rooms_account;
     let path = "m/44/60/0/0/0".to_string();
     let mut cfg = MpcConfig::new(device_path.display().to_string(), e2e_tests::DEVICE_PASS);
     cfg.cosigner_url = cosigner_url.clone();

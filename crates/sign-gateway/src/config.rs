@@ -55,7 +55,8 @@ impl Default for Logging {
 pub struct Config {
     /// Address to listen on (default `127.0.0.1`).
     pub host: String,
-    /// Port to listen on (default 8080).
+    /// Port to listen on (default 8080; 0: a free port chosen by the system, reported by
+    /// `--port-file` and the "listening on" log line).
     pub port: u16,
     /// CORS origins (see [`GatewayConfig::cors_origins`]).
     pub cors_origins: Vec<String>,
@@ -258,6 +259,16 @@ mod tests {
         assert!(c
             .apply_env(|k| (k == ENV_PORT).then(|| "http".to_string()))
             .is_err());
+    }
+
+    #[test]
+    fn port_zero_is_accepted() {
+        let mut c = Config::from_yaml("port: 0").unwrap();
+        assert_eq!(c.port, 0);
+        assert!(c.validate().is_ok());
+        c.apply_env(|k| (k == ENV_PORT).then(|| "0".into()))
+            .unwrap();
+        assert_eq!(c.port, 0);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `sign-gateway` binary: `sign-gateway [--config config/sign-gateway.yaml]`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -16,6 +16,12 @@ struct Args {
     /// YAML configuration file (all keys optional; see config/sign-gateway.yaml).
     #[arg(long, short, env = "SIGN_GATEWAY_CONFIG")]
     config: Option<PathBuf>,
+
+    /// Once listening, write the bound address (`HOST:PORT` and a newline) to this file,
+    /// atomically. With `port: 0` the system picks a free port: this file (or the log
+    /// line "sign-gateway listening on ...") tells which.
+    #[arg(long, env = "SIGN_GATEWAY_PORT_FILE")]
+    port_file: Option<PathBuf>,
 }
 
 fn main() {
@@ -44,10 +50,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    rt.block_on(serve(cfg))
+    rt.block_on(serve(cfg, args.port_file))
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+/// Writes `addr` and a newline to `path` through a temporary file and a rename, so a
+/// reader never sees a partial address.
+fn write_port_file(path: &Path, addr: SocketAddr) -> anyhow::Result<()> {
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&tmp, format!("{addr}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("cannot write the port file {}", path.display()))
+}
+
+async fn serve(cfg: Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
     let addr: SocketAddr = tokio::net::lookup_host((cfg.host.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot resolve host {:?}", cfg.host))?
@@ -86,6 +101,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         limits = ?gw.limits,
         "sign-gateway listening on http://{local}"
     );
+    if let Some(path) = &port_file {
+        write_port_file(path, local)?;
+    }
 
     // Expire idle rooms in the background.
     let sweeper = {

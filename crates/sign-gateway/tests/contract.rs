@@ -171,3 +171,46 @@ async fn startup_log_and_metrics() {
     // Log level "warn" in tests: the open-gateway warning must still be there.
     assert!(gw.log().contains("GATEWAY IS OPEN"), "{}", gw.log());
 }
+
+/// Port 0 and `--port-file`: once listening, the file holds the bound `HOST:PORT` and a
+/// newline, the log line names the same address, and the gateway answers there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_zero_is_reported_in_the_port_file_and_the_log() {
+    let dir = gateway_tests::process::TempDir::new("sg-port-file").unwrap();
+    let port_file = dir.0.join("sign-gateway.port");
+    let log = std::fs::File::create(dir.0.join("out.log")).unwrap();
+    let mut child = std::process::Command::new(bin())
+        .arg("--port-file")
+        .arg(&port_file)
+        .env("SIGN_GATEWAY_PORT", "0")
+        .env("SIGN_GATEWAY_LOG", "info")
+        .env_remove("SIGN_GATEWAY_CONFIG")
+        .env_remove("SIGN_GATEWAY_HOST")
+        .env_remove("SIGN_GATEWAY_PORT_FILE")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let addr =
+        gateway_tests::process::wait_port_file(&mut child, &port_file, Duration::from_secs(20));
+    let health = match &addr {
+        Ok(a) => reqwest::get(format!("http://{a}/health"))
+            .await
+            .map(|r| r.status()),
+        Err(_) => Ok(reqwest::StatusCode::SERVICE_UNAVAILABLE),
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = std::fs::read_to_string(dir.0.join("out.log")).unwrap_or_default();
+    let addr = addr.unwrap_or_else(|e| panic!("{e:#}; output:\n{out}"));
+    assert!(addr.ip().is_loopback() && addr.port() != 0, "{addr}");
+    assert_eq!(
+        std::fs::read_to_string(&port_file).unwrap(),
+        format!("{addr}\n")
+    );
+    assert!(
+        out.contains(&format!("sign-gateway listening on http://{addr}")),
+        "{out}"
+    );
+    assert!(health.unwrap().is_success(), "health at {addr}");
+}

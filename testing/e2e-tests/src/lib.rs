@@ -1,6 +1,6 @@
 //! Harness of the end-to-end tests: builds and locates the real binaries
-//! (`sign-gateway`, `sign-service`, `client`), starts them on free loopback ports with
-//! their own temporary directories, runs the client, and verifies signatures
+//! (`sign-gateway`, `sign-service`, `client`), starts them on loopback port 0 (each
+//! reports the port it got through `--port-file`) with their own temporary directories, runs the client, and verifies signatures
 //! independently of the wallet's code (k256 + keccak directly).
 //!
 //! The binaries are built with `cargo build -p <package> --bin <bin>` in this test's
@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-use std::net::{TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use sha3::{Digest, Keccak256};
+
+pub use gateway_tests::process::RefusedPort;
 
 /// Passphrase of the device file in the tests.
 pub const DEVICE_PASS: &str = "e2e device passphrase";
@@ -128,11 +130,6 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or(manifest)
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
-pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
 /// A temporary directory (removed on drop unless `E2E_KEEP=1`).
 pub struct TempDir(pub PathBuf);
 
@@ -224,25 +221,12 @@ impl Proc {
         self.kill();
     }
 
-    /// Waits until `port` accepts connections (fails if the process exits first).
-    pub fn wait_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
-        let start = Instant::now();
-        loop {
-            if !self.alive() {
-                bail!("{} exited early; output:\n{}", self.name, self.output());
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Ok(());
-            }
-            if start.elapsed() > timeout {
-                bail!(
-                    "{} not listening on {port} after {timeout:?}; output:\n{}",
-                    self.name,
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    /// Waits for the address the process reports through `--port-file` (see
+    /// [`gateway_tests::process::wait_port_file`]).
+    pub fn wait_port_file(&mut self, port_file: &Path, timeout: Duration) -> Result<SocketAddr> {
+        let child = self.child.as_mut().context("not running")?;
+        gateway_tests::process::wait_port_file(child, port_file, timeout)
+            .with_context(|| format!("{} did not start; output:\n{}", self.name, self.output()))
     }
 }
 
@@ -252,33 +236,53 @@ impl Drop for Proc {
     }
 }
 
-/// Starts `sign-gateway` (open, no access secret) on a free port; returns it and its URL.
+/// Starts `sign-gateway` (open, no access secret) on loopback port 0; returns it and its
+/// URL (the port read from its `--port-file`).
 pub fn start_gateway(bins: &Bins, dir: &Path) -> Result<(Proc, String)> {
-    let port = free_port()?;
+    start_gateway_with_env(bins, dir, &[])
+}
+
+/// [`start_gateway`] with more environment variables (e.g. `SIGN_GATEWAY_CORS_ORIGINS`).
+pub fn start_gateway_with_env(
+    bins: &Bins,
+    dir: &Path,
+    env: &[(&str, &str)],
+) -> Result<(Proc, String)> {
+    std::fs::create_dir_all(dir)?;
     let cfg = dir.join("sign-gateway.yaml");
     std::fs::write(
         &cfg,
-        format!("host: 127.0.0.1\nport: {port}\nlogging:\n  level: warn\n  format: pretty\n"),
+        "host: 127.0.0.1\nport: 0\nlogging:\n  level: warn\n  format: pretty\n",
     )?;
+    let port_file = dir.join("sign-gateway.port");
+    let _ = std::fs::remove_file(&port_file);
     let mut cmd = Command::new(&bins.gateway);
-    cmd.arg("--config").arg(&cfg);
+    cmd.arg("--config")
+        .arg(&cfg)
+        .arg("--port-file")
+        .arg(&port_file);
     for v in [
         "SIGN_GATEWAY_HOST",
         "SIGN_GATEWAY_PORT",
+        "SIGN_GATEWAY_PORT_FILE",
         "SIGN_GATEWAY_ACCESS_SECRET",
         "SIGN_GATEWAY_CONFIG",
+        "SIGN_GATEWAY_CORS_ORIGINS",
     ] {
         cmd.env_remove(v);
     }
+    cmd.envs(env.iter().copied());
     let mut p = Proc::spawn("sign-gateway", cmd, &dir.join("sign-gateway.log"))?;
-    p.wait_port(port, Duration::from_secs(20))?;
-    Ok((p, format!("http://127.0.0.1:{port}")))
+    let addr = p.wait_port_file(&port_file, Duration::from_secs(20))?;
+    Ok((p, format!("http://{addr}")))
 }
 
 /// Settings of a `sign-service` run.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
-    /// gRPC port.
+    /// gRPC port: 0 for a first start (the system picks one; [`start_service`] reads it
+    /// from the service's `--port-file`), then the port it got, so that a restart comes
+    /// back at the same URL.
     pub port: u16,
     /// Gateway URL.
     pub gateway_url: String,
@@ -296,6 +300,11 @@ impl ServiceConfig {
     /// The audit log path.
     pub fn audit_log(&self) -> PathBuf {
         self.data_dir.join("audit.jsonl")
+    }
+
+    /// `http://127.0.0.1:<port>` (after [`start_service`] when the port was 0).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
     }
 
     /// The YAML config.
@@ -320,29 +329,48 @@ impl ServiceConfig {
     }
 }
 
-/// Starts `sign-service` with `cfg` and waits for its port.
-pub fn start_service(bins: &Bins, cfg: &ServiceConfig) -> Result<Proc> {
+/// Starts `sign-service` with `cfg` (port 0 on a first start) and waits for the address
+/// it reports through `--port-file`; stores the port it got in `cfg.port`.
+pub fn start_service(bins: &Bins, cfg: &mut ServiceConfig) -> Result<Proc> {
+    start_service_with_env(bins, cfg, &[])
+}
+
+/// [`start_service`] with more environment variables (e.g. `SIGN_SERVICE_CORS_ORIGINS`).
+pub fn start_service_with_env(
+    bins: &Bins,
+    cfg: &mut ServiceConfig,
+    env: &[(&str, &str)],
+) -> Result<Proc> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let path = cfg.data_dir.join("sign-service.yaml");
     std::fs::write(&path, cfg.yaml())?;
+    let port_file = cfg.data_dir.join("sign-service.port");
+    let _ = std::fs::remove_file(&port_file);
     let mut cmd = Command::new(&bins.service);
     cmd.arg("--config")
         .arg(&path)
+        .arg("--port-file")
+        .arg(&port_file)
         .env("SIGN_SERVICE_STORE_KEY", STORE_KEY);
     for v in [
         "SIGN_SERVICE_HOST",
         "SIGN_SERVICE_PORT",
+        "SIGN_SERVICE_PORT_FILE",
         "SIGN_SERVICE_GATEWAY_URL",
         "SIGN_SERVICE_KEY_STORE",
         "SIGN_SERVICE_AUDIT_LOG",
         "SIGN_SERVICE_CONFIG",
         "SIGN_SERVICE_STORE_PASSPHRASE",
+        "SIGN_SERVICE_CORS_ORIGINS",
         "SIGN_GATEWAY_ACCESS_SECRET",
     ] {
         cmd.env_remove(v);
     }
+    cmd.envs(env.iter().copied());
     let mut p = Proc::spawn("sign-service", cmd, &cfg.data_dir.join("sign-service.log"))?;
-    p.wait_port(cfg.port, Duration::from_secs(60))?;
+    cfg.port = p
+        .wait_port_file(&port_file, Duration::from_secs(60))?
+        .port();
     Ok(p)
 }
 
@@ -488,4 +516,23 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Whether the cosigner at `url` names its errors with a `google.rpc.ErrorInfo` in
+/// `grpc-status-details-bin` (the code, the policy rule...): a request without
+/// authentication must fail, and the failure shows whether details come with it.
+/// Cosigners older than that contract name no rule, so tests check rules only when this
+/// holds.
+pub fn cosigner_sends_error_info(url: &str) -> Result<bool> {
+    use cosigner_api::pb;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let mut grpc = pb::cosigner_client::CosignerClient::connect(url.to_string()).await?;
+        match grpc.start_sign(pb::StartSignRequest::default()).await {
+            Ok(_) => bail!("the cosigner accepted a request without authentication"),
+            Err(s) => Ok(!s.details().is_empty()),
+        }
+    })
 }

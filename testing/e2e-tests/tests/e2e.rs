@@ -16,10 +16,12 @@
 //!
 //! Run: `cargo test -p e2e-tests -- --nocapture`.
 
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use e2e_tests::*;
 use mpc_client::eth::Eip1559Tx;
 
@@ -63,22 +65,22 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
-    let svc_cfg = ServiceConfig {
-        port: free_port()?,
+    let mut svc_cfg = ServiceConfig {
+        port: 0,
         gateway_url: gateway_url.clone(),
         data_dir: svc_dir.clone(),
         max_value_per_tx_wei: Some(ETH),
         session_timeout_secs: 60,
         extra_yaml: String::new(),
     };
-    let mut service = start_service(&bins, &svc_cfg)?;
-    let cosigner = format!("http://127.0.0.1:{}", svc_cfg.port);
+    let mut service = start_service(&bins, &mut svc_cfg)?;
+    let cosigner = svc_cfg.url();
     let mut stats = Stats(Vec::new());
     let result = scenario(
         &bins,
         &client_dir,
         &cosigner,
-        &svc_cfg,
+        &mut svc_cfg,
         &mut service,
         &mut stats,
     );
@@ -124,7 +126,7 @@ fn scenario(
     bins: &Bins,
     dir: &Path,
     cosigner: &str,
-    svc_cfg: &ServiceConfig,
+    svc_cfg: &mut ServiceConfig,
     service: &mut Proc,
     stats: &mut Stats,
 ) -> Result<()> {
@@ -301,8 +303,15 @@ fn scenario(
     );
 
     step("gateway override: an unreachable gateway is a typed error");
-    let dead = format!("http://127.0.0.1:{}", free_port()?);
-    let r = run(&["--gateway", &dead, "sign-message", "--path", path, "x"])?;
+    let dead = RefusedPort::new()?;
+    let r = run(&[
+        "--gateway",
+        &dead.url()?,
+        "sign-message",
+        "--path",
+        path,
+        "x",
+    ])?;
     ensure!(
         r.code != 0 && r.stderr.contains("gateway_unavailable"),
         "{r:?}"
@@ -327,21 +336,52 @@ fn scenario(
     let r = run(&["sign-tx", "--path", path, &hex::encode(&big)])?;
     ensure!(
         r.code == 3,
-        "expected exit 3 (policy_refused), got {}: {}",
+        "expected exit 3 (policy_denied), got {}: {}",
         r.code,
         r.stderr
     );
     let err = r.json()?;
-    ensure!(err["error"]["kind"] == "policy_refused", "{err}");
-    let m = err["error"]["message"].as_str().unwrap_or_default();
-    ensure!(
-        m.contains("max_value_per_tx"),
-        "refusal does not name the rule: {m}"
-    );
+    ensure!(err["error"]["code"] == "policy_denied", "{err}");
+    ensure!(err["error"]["message"].is_string(), "{err}");
+    let names_rules = cosigner_sends_error_info(cosigner)?;
+    if names_rules {
+        ensure!(
+            err["error"]["rule"] == "max_value_per_tx_wei",
+            "the refusal does not name its rule: {err}"
+        );
+    } else {
+        eprintln!("[e2e] note: this cosigner sends no ErrorInfo: the rule is not checked");
+    }
     ensure!(
         line_count(&svc_cfg.audit_log()) > before,
         "the refusal was not audited"
     );
+    // The same refusal through the library: the code (and rule) of MpcError.
+    let mut cfg = mpc_client::MpcConfig::new(
+        dir.join("client_key_shares.json").display().to_string(),
+        DEVICE_PASS,
+    );
+    cfg.cosigner_url = cosigner.to_string();
+    let lib = mpc_client::new_mpc_client(cfg)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let e = rt
+        .block_on(lib.sign_tx(
+            account.clone(),
+            path.to_string(),
+            big.clone(),
+            mpc_client::DigestKind::Keccak256,
+            mpc_client::PayloadKind::EthereumTransaction,
+            mpc_client::ChainStyle::Typed,
+        ))
+        .err()
+        .context("the policy let the library sign")?;
+    ensure!(e.code() == mpc_client::ErrorCode::PolicyDenied, "{e}");
+    ensure!(!e.retryable(), "{e}");
+    if names_rules {
+        ensure!(e.rule() == Some("max_value_per_tx_wei"), "{e:?}");
+    }
 
     step("recovery + cosigner");
     let m = "signed by the recovery share";
@@ -522,9 +562,11 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
     })
 }
 
-/// Starts a signing client, kills sign-service (SIGKILL) once the client reports that
-/// its signing session is under way (it sent its first protocol message), and checks
-/// the client's error. Retries if the signature completed before the kill landed.
+/// Starts a signing client whose gateway traffic passes a [`BroadcastGate`], kills
+/// sign-service (SIGKILL) while the gate holds the client's second protocol message (the
+/// session is under way and cannot finish: the cosigner never got that message), then
+/// lets the message through and checks the client's error. No race with the signature:
+/// it cannot complete whatever the timing.
 fn kill_mid_signing(
     bins: &Bins,
     dir: &Path,
@@ -532,86 +574,162 @@ fn kill_mid_signing(
     svc_cfg: &ServiceConfig,
     service: &mut Proc,
 ) -> Result<()> {
-    use std::io::BufRead;
-    for attempt in 0..3 {
-        if attempt > 0 {
-            *service = start_service(bins, svc_cfg)?;
-        }
-        let started = Instant::now();
-        let mut child = client_command(
-            bins,
-            dir,
-            cosigner,
-            &[
-                "--timeout",
-                "60",
-                "sign-message",
-                "--path",
-                "m/44/60/0/0/0",
-                "crash test",
-            ],
-        )
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()?;
-        let stderr = child.stderr.take().context("no stderr")?;
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let reader = std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
+    let gate = BroadcastGate::start(&svc_cfg.gateway_url, 2)?;
+    let child = client_command(
+        bins,
+        dir,
+        cosigner,
+        &[
+            "--gateway",
+            &gate.url,
+            "--timeout",
+            "60",
+            "sign-message",
+            "--path",
+            "m/44/60/0/0/0",
+            "crash test",
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()?;
+    let held = gate.wait_held(Duration::from_secs(120));
+    service.kill();
+    gate.release();
+    let out = child.wait_with_output()?;
+    let code = out.status.code().unwrap_or(-1);
+    let text = String::from_utf8_lossy(&out.stderr);
+    eprintln!("[e2e] client exited {code}:\n{text}");
+    ensure!(
+        held,
+        "the client never sent its second protocol message: {text}"
+    );
+    // Exit 5 with this text is the client's cosigner watch, not its 60 s session timeout
+    // (which reports the session's error).
+    ensure!(
+        code == 5,
+        "expected cosigner_unavailable (exit 5), got {code}: {text}"
+    );
+    ensure!(
+        text.contains("stopped responding during signing session"),
+        "unclear error: {text}"
+    );
+    Ok(())
+}
+
+/// A gateway proxy for one client: it passes every request through, counts the protocol
+/// messages (`POST .../broadcast`) and holds the `hold_at`-th one until
+/// [`BroadcastGate::release`]. A signing session held there is under way and cannot end:
+/// the other party never gets that message.
+struct BroadcastGate {
+    /// `http://127.0.0.1:<port>`, the gateway URL to give the client.
+    url: String,
+    state: Arc<(Mutex<GateState>, Condvar)>,
+}
+
+#[derive(Default)]
+struct GateState {
+    broadcasts: usize,
+    held: bool,
+    released: bool,
+}
+
+impl BroadcastGate {
+    fn start(gateway_url: &str, hold_at: usize) -> Result<Self> {
+        let upstream: SocketAddr = gateway_url
+            .trim_start_matches("http://")
+            .parse()
+            .with_context(|| format!("gateway URL {gateway_url}"))?;
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new((Mutex::new(GateState::default()), Condvar::new()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(up) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let st = st.clone();
+                std::thread::spawn(move || pipe_requests(client, up, hold_at, &st));
             }
         });
-        let mut lines = Vec::new();
-        // Wait for "[sign device <account>] k/5" with k >= 1.
-        let mut in_session = false;
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(60)) {
-            let running = line.starts_with("[sign device")
-                && line
-                    .split("] ")
-                    .nth(1)
-                    .and_then(|r| r.split('/').next())
-                    .and_then(|k| k.parse::<u32>().ok())
-                    .is_some_and(|k| k >= 1);
-            lines.push(line);
-            if running {
-                in_session = true;
+        Ok(BroadcastGate { url, state })
+    }
+
+    /// Whether a message is held, waiting at most `timeout` for one.
+    fn wait_held(&self, timeout: Duration) -> bool {
+        let (lock, cv) = &*self.state;
+        let g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        cv.wait_timeout_while(g, timeout, |g| !g.held)
+            .map(|(g, _)| g.held)
+            .unwrap_or(false)
+    }
+
+    /// Lets the held message (and every later one) through.
+    fn release(&self) {
+        let (lock, cv) = &*self.state;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).released = true;
+        cv.notify_all();
+    }
+}
+
+impl Drop for BroadcastGate {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Copies HTTP/1.1 requests (bodies with Content-Length, as the gateway client sends
+/// them) from `client` to `up`, holding the `hold_at`-th broadcast, and the responses
+/// back.
+fn pipe_requests(
+    client: TcpStream,
+    mut up: TcpStream,
+    hold_at: usize,
+    state: &(Mutex<GateState>, Condvar),
+) -> std::io::Result<()> {
+    use std::io::{BufRead, Read, Write};
+    let (mut up_r, mut client_w) = (up.try_clone()?, client.try_clone()?);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut up_r, &mut client_w);
+        let _ = client_w.shutdown(Shutdown::Both);
+    });
+    let mut reader = std::io::BufReader::new(client);
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return up.shutdown(Shutdown::Both);
+            }
+            head.extend_from_slice(&line);
+            if line == b"\r\n" {
                 break;
             }
         }
-        ensure!(
-            in_session,
-            "the client never reported a running session: {lines:?}"
-        );
-        service.kill();
-        let killed_at = started.elapsed();
-        let status = child.wait()?;
-        let _ = reader.join();
-        lines.extend(rx.try_iter());
-        let code = status.code().unwrap_or(-1);
-        let text = lines.join("\n");
-        eprintln!(
-            "[e2e] attempt {attempt}: killed {killed_at:?} after start, client exited {code} after {:?}:\n{text}",
-            started.elapsed()
-        );
-        if code == 0 {
-            continue; // signed before the kill landed
+        let text = String::from_utf8_lossy(&head);
+        let len = text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        reader.read_exact(&mut body)?;
+        let first = text.lines().next().unwrap_or_default();
+        if first.starts_with("POST ") && first.contains("/broadcast") {
+            let (lock, cv) = state;
+            let mut g = lock.lock().unwrap_or_else(|e| e.into_inner());
+            g.broadcasts += 1;
+            if g.broadcasts == hold_at {
+                g.held = true;
+                cv.notify_all();
+                let _g = cv
+                    .wait_while(g, |g| !g.released)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
         }
-        ensure!(
-            code == 5,
-            "expected cosigner_unavailable (exit 5), got {code}: {text}"
-        );
-        ensure!(
-            text.contains("stopped responding during signing session"),
-            "unclear error: {text}"
-        );
-        ensure!(
-            started.elapsed() - killed_at < Duration::from_secs(15),
-            "the client took too long to notice"
-        );
-        return Ok(());
+        up.write_all(&head)?;
+        up.write_all(&body)?;
     }
-    bail!("signing always finished before sign-service could be killed")
 }

@@ -62,11 +62,10 @@ fn presignature_pools_across_processes() -> Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
-    let port = free_port()?;
-    let svc_cfg = service_config(&gateway_url, &svc_dir, port);
-    let mut service = start_service(&bins, &svc_cfg)?;
-    let cosigner = format!("http://127.0.0.1:{port}");
-    let result = scenario(&bins, &client_dir, &cosigner, &svc_cfg, &mut service);
+    let mut svc_cfg = service_config(&gateway_url, &svc_dir, 0);
+    let mut service = start_service(&bins, &mut svc_cfg)?;
+    let cosigner = svc_cfg.url();
+    let result = scenario(&bins, &client_dir, &cosigner, &mut svc_cfg, &mut service);
     if let Err(e) = &result {
         eprintln!(
             "[presign-e2e] FAILED: {e:#}\n--- sign-service log (tail) ---\n{}",
@@ -230,7 +229,7 @@ fn scenario(
     bins: &Bins,
     dir: &Path,
     cosigner: &str,
-    svc_cfg: &ServiceConfig,
+    svc_cfg: &mut ServiceConfig,
     service: &mut Proc,
 ) -> Result<()> {
     let run = |args: &[&str]| client(bins, dir, cosigner, args);
@@ -268,7 +267,7 @@ fn scenario(
     ensure!(sig["presigned"] == false, "{sig}");
     let r = run(&["--presign", "require", "sign-message", m])?;
     ensure!(
-        r.code != 0 && r.stderr.contains("no presignature left"),
+        r.code != 0 && r.json()?["error"]["code"] == "presignature_unavailable",
         "require with an empty pool: {r:?}"
     );
 

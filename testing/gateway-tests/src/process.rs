@@ -1,6 +1,6 @@
 //! Starting real gateway processes on loopback for tests and the benchmark.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -124,10 +124,57 @@ impl Drop for TempDir {
     }
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1. Only for servers that cannot bind
+/// port 0 and report it (`wrangler dev`); ours take `--port-file` instead.
 pub fn free_port() -> Result<u16> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     Ok(l.local_addr()?.port())
+}
+
+/// A loopback address where nothing listens, for as long as this value lives: the port is
+/// bound (so no other process can take it) but never listened on, so every connection to
+/// it is refused at once. Unlike a port that was free a moment ago, it cannot be taken by
+/// a server another test starts meanwhile.
+pub struct RefusedPort(tokio::net::TcpSocket);
+
+impl RefusedPort {
+    /// Binds a fresh loopback port without listening.
+    pub fn new() -> Result<Self> {
+        let s = tokio::net::TcpSocket::new_v4()?;
+        s.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        Ok(RefusedPort(s))
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> Result<String> {
+        Ok(format!("http://{}", self.0.local_addr()?))
+    }
+}
+
+/// Waits for the address a server of ours reports through `--port-file PATH` (bind port
+/// 0, then write `HOST:PORT` and a newline atomically once listening) and returns it.
+/// Fails when `child` exits first or nothing is reported within `timeout`.
+pub fn wait_port_file(child: &mut Child, path: &Path, timeout: Duration) -> Result<SocketAddr> {
+    let start = Instant::now();
+    loop {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                return text
+                    .trim_end()
+                    .parse()
+                    .with_context(|| format!("port file {} holds {text:?}", path.display()))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("exited with {status} before writing {}", path.display());
+        }
+        if start.elapsed() > timeout {
+            bail!("no address in {} after {timeout:?}", path.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn spawn_logged(mut cmd: Command, log: &Path) -> Result<Child> {
@@ -174,7 +221,7 @@ async fn wait_healthy(p: &mut GatewayProcess, timeout: Duration) -> Result<()> {
     }
 }
 
-/// The YAML file for `sign-gateway` matching `cfg` on `port`.
+/// The YAML file for `sign-gateway` matching `cfg` on `port` (0: any free port).
 pub fn native_yaml(cfg: &TestConfig, port: u16) -> Result<String> {
     let mut v = serde_json::json!({
         "host": "127.0.0.1",
@@ -191,15 +238,19 @@ pub fn native_yaml(cfg: &TestConfig, port: u16) -> Result<String> {
     Ok(serde_yaml::to_string(&v)?)
 }
 
-/// Starts `sign-gateway` from `bin` with `cfg` on a free loopback port.
+/// Starts `sign-gateway` from `bin` with `cfg` on loopback port 0 and reads the port it
+/// got from its `--port-file`.
 pub async fn start_native(bin: &Path, cfg: &TestConfig) -> Result<GatewayProcess> {
     let dir = TempDir::new("sign-gateway-test")?;
-    let port = free_port()?;
     let cfg_path = dir.0.join("sign-gateway.yaml");
-    std::fs::write(&cfg_path, native_yaml(cfg, port)?)?;
+    std::fs::write(&cfg_path, native_yaml(cfg, 0)?)?;
     let log = dir.0.join("out.log");
+    let port_file = dir.0.join("sign-gateway.port");
     let mut cmd = Command::new(bin);
-    cmd.arg("--config").arg(&cfg_path);
+    cmd.arg("--config")
+        .arg(&cfg_path)
+        .arg("--port-file")
+        .arg(&port_file);
     for v in [
         "SIGN_GATEWAY_HOST",
         "SIGN_GATEWAY_PORT",
@@ -207,13 +258,23 @@ pub async fn start_native(bin: &Path, cfg: &TestConfig) -> Result<GatewayProcess
         "SIGN_GATEWAY_LOG",
         "SIGN_GATEWAY_LOG_FORMAT",
         "SIGN_GATEWAY_CONFIG",
+        "SIGN_GATEWAY_PORT_FILE",
     ] {
         cmd.env_remove(v);
     }
-    let child = spawn_logged(cmd, &log)?;
+    let mut child = spawn_logged(cmd, &log)?;
+    let addr = match wait_port_file(&mut child, &port_file, Duration::from_secs(20)) {
+        Ok(addr) => addr,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            let out = std::fs::read_to_string(&log).unwrap_or_default();
+            bail!("sign-gateway did not start: {e:#}; output:\n{out}");
+        }
+    };
     let mut p = GatewayProcess {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        base: format!("http://{addr}"),
         kind: Kind::Native,
         config: cfg.clone(),
         log,

@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mpc_client::{
-    eth::chain_style_for_payload, new_mpc_client, AccountKind, ChainStyle, DigestKind, MpcClient,
-    MpcConfig, MpcError, PartyRole, PayloadKind, PresignConfig, PresignMode, PresignPoolStatus,
-    ProgressEvent, ProgressListener, SignedResult,
+    eth::chain_style_for_payload, new_mpc_client, AccountKind, ChainStyle, DigestKind, ErrorCode,
+    MpcClient, MpcConfig, MpcError, PartyRole, PayloadKind, PresignConfig, PresignMode,
+    PresignPoolStatus, ProgressEvent, ProgressListener, SignedResult,
 };
 use wallet_cli::{PASSPHRASE_ENV, SHARE_FILES};
 
@@ -70,6 +70,10 @@ struct Args {
     /// Fast, weak passphrase hashing for new files (tests only).
     #[arg(long, hide = true, global = true)]
     insecure_fast_kdf: bool,
+    /// Accept a passphrase for new key files that fails the strength check (at least 12
+    /// characters, 6 different ones).
+    #[arg(long, global = true)]
+    allow_weak_passphrase: bool,
     /// Presignature fast path when signing: `auto` (independent accounts at the root
     /// use the pool when it has a presignature, full signing otherwise), `off`, or
     /// `require` (an error instead of full signing).
@@ -235,48 +239,32 @@ fn main() {
         }
     };
     if let Err(e) = rt.block_on(run(args)) {
-        let kind = e
-            .downcast_ref::<MpcError>()
-            .map(error_kind)
-            .unwrap_or("error");
+        let (code, rule) = error_code(&e);
         if json {
-            println!(
-                "{}",
-                serde_json::json!({"error": {"kind": kind, "message": format!("{e:#}")}})
-            );
+            let mut err = serde_json::json!({"code": code, "message": format!("{e:#}")});
+            if let Some(rule) = rule {
+                err["rule"] = rule.into();
+            }
+            println!("{}", serde_json::json!({ "error": err }));
         }
-        eprintln!("error [{kind}]: {e:#}");
-        std::process::exit(match kind {
-            "policy_refused" => 3,
-            "unauthorized" => 4,
-            "cosigner_unavailable" => 5,
-            "timeout" => 6,
+        eprintln!("error [{code}]: {e:#}");
+        std::process::exit(match code {
+            ErrorCode::PolicyDenied => 3,
+            ErrorCode::Unauthorized => 4,
+            ErrorCode::CosignerUnavailable => 5,
+            ErrorCode::Timeout => 6,
             _ => 1,
         });
     }
 }
 
-/// A stable, scriptable name of the error category.
-fn error_kind(e: &MpcError) -> &'static str {
-    match e {
-        MpcError::Config { .. } => "config",
-        MpcError::Io { .. } => "io",
-        MpcError::WrongPassphrase { .. } => "wrong_passphrase",
-        MpcError::CorruptFile { .. } => "corrupt_file",
-        MpcError::WalletExists { .. } => "wallet_exists",
-        MpcError::NoWallet { .. } => "no_wallet",
-        MpcError::UnknownAccount { .. } => "unknown_account",
-        MpcError::InvalidInput { .. } => "invalid_input",
-        MpcError::CosignerUnavailable { .. } => "cosigner_unavailable",
-        MpcError::Unauthorized { .. } => "unauthorized",
-        MpcError::PolicyRefused { .. } => "policy_refused",
-        MpcError::CosignerRejected { .. } => "cosigner_rejected",
-        MpcError::GatewayUnavailable { .. } => "gateway_unavailable",
-        MpcError::SessionFailed { .. } => "session_failed",
-        MpcError::Timeout { .. } => "timeout",
-        MpcError::DigestMismatch { .. } => "digest_mismatch",
-        MpcError::InvalidSignature { .. } => "invalid_signature",
-        MpcError::Internal { .. } => "internal",
+/// The error's code (the wallet's one vocabulary, `docs/errors.md`) and, for a policy
+/// refusal, the rule. Errors of the command line itself (arguments, environment) are
+/// `invalid_input`.
+fn error_code(e: &anyhow::Error) -> (ErrorCode, Option<String>) {
+    match e.chain().find_map(|c| c.downcast_ref::<MpcError>()) {
+        Some(m) => (m.code(), m.rule().map(str::to_string)),
+        None => (ErrorCode::InvalidInput, None),
     }
 }
 
@@ -287,11 +275,12 @@ fn env_pass(i: usize) -> Option<String> {
 }
 
 fn need_pass(i: usize, why: &str) -> Result<String> {
-    env_pass(i).with_context(|| {
-        format!(
+    env_pass(i).ok_or_else(|| {
+        MpcError::config(format!(
             "{} is not set; {why} needs it (e.g. `export {}=...`)",
             PASSPHRASE_ENV[i], PASSPHRASE_ENV[i]
-        )
+        ))
+        .into()
     })
 }
 
@@ -426,6 +415,7 @@ fn config(
     cfg.sign_timeout_secs = args.timeout;
     cfg.request_timeout_secs = args.request_timeout;
     cfg.insecure_fast_kdf = args.insecure_fast_kdf;
+    cfg.allow_weak_passphrase = args.allow_weak_passphrase;
     Ok(cfg)
 }
 

@@ -78,3 +78,72 @@ pub fn wallet() -> &'static Wallet {
         }
     })
 }
+
+/// An in-memory presignature store that hands each presignature out once and refuses
+/// an id it has seen before (what the persistent stores enforce), for the tests.
+pub mod store {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use mpc_core::presign::StoredPresignature;
+    use mpc_core::{CoreError, PartyIndex};
+
+    /// An in-memory, serializable presignature store (persist it as a whole, e.g. inside an
+    /// encrypted key-share bundle; databases implement the same rule with a transaction).
+    #[derive(Default)]
+    pub struct PresignatureStore {
+        available: BTreeMap<String, StoredPresignature>,
+        used: BTreeSet<String>,
+    }
+
+    impl PresignatureStore {
+        /// An empty store.
+        pub fn new() -> Self {
+            Self::default()
+        }
+
+        /// Adds a presignature; refused if its id was ever added before.
+        pub fn insert(&mut self, p: StoredPresignature) -> Result<(), CoreError> {
+            if self.used.contains(&p.id) || self.available.contains_key(&p.id) {
+                return Err(CoreError::PresignatureReused(p.id));
+            }
+            self.available.insert(p.id.clone(), p);
+            Ok(())
+        }
+
+        /// Removes and returns the presignature `id`, marking it used forever.
+        pub fn take(&mut self, id: &str) -> Result<StoredPresignature, CoreError> {
+            match self.available.remove(id) {
+                Some(p) => {
+                    self.used.insert(id.to_string());
+                    Ok(p)
+                }
+                None if self.used.contains(id) => {
+                    Err(CoreError::PresignatureReused(id.to_string()))
+                }
+                None => Err(CoreError::Invalid {
+                    what: "presignature id",
+                    reason: format!("{id} is unknown"),
+                }),
+            }
+        }
+
+        /// Ids of unused presignatures for an account and signer set, oldest first.
+        pub fn available_for(&self, account_id: &str, signers: &[PartyIndex]) -> Vec<String> {
+            self.available
+                .values()
+                .filter(|p| p.account_id == account_id && p.signers == signers)
+                .map(|p| p.id.clone())
+                .collect()
+        }
+
+        /// Number of unused presignatures.
+        pub fn len(&self) -> usize {
+            self.available.len()
+        }
+
+        /// Whether no unused presignature is left.
+        pub fn is_empty(&self) -> bool {
+            self.available.is_empty()
+        }
+    }
+}

@@ -1,5 +1,5 @@
-//! Shared helpers of the agent's tests: start the real `recovery-agent` binary on a free
-//! loopback port.
+//! Shared helpers of the agent's tests: start the real `recovery-agent` binary on
+//! loopback port 0 (it reports the port it got through `--port-file`).
 
 #![allow(dead_code)]
 
@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use e2e_tests::{free_port, Bins, Proc};
+use e2e_tests::{Bins, Proc};
 
 /// Pairing token used by the tests.
 pub const TOKEN: &str = "test-pairing-token-0123456789";
@@ -29,10 +29,12 @@ pub struct AgentProc {
 
 /// Starts the agent with dev primes, fast KDF, [`TOKEN`], [`ORIGIN`], plus `extra` args.
 pub fn start_agent(dir: &Path, extra: &[&str]) -> Result<AgentProc> {
-    let port = free_port()?;
     let data_dir = dir.join("agent-data");
+    let port_file = dir.join("recovery-agent.port");
+    let _ = std::fs::remove_file(&port_file);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_recovery-agent"));
-    cmd.args(["--listen", &format!("127.0.0.1:{port}")])
+    cmd.args(["--listen", "127.0.0.1:0", "--port-file"])
+        .arg(&port_file)
         .arg("--data-dir")
         .arg(&data_dir)
         .args(["--token", TOKEN, "--allow-origin", ORIGIN])
@@ -46,6 +48,7 @@ pub fn start_agent(dir: &Path, extra: &[&str]) -> Result<AgentProc> {
         .env("RECOVERY_AGENT_PASSPHRASE", PASSPHRASE);
     for v in [
         "RECOVERY_AGENT_LISTEN",
+        "RECOVERY_AGENT_PORT_FILE",
         "RECOVERY_AGENT_DATA_DIR",
         "RECOVERY_AGENT_TOKEN",
         "RECOVERY_AGENT_TOKEN_FILE",
@@ -57,10 +60,10 @@ pub fn start_agent(dir: &Path, extra: &[&str]) -> Result<AgentProc> {
     }
     std::fs::create_dir_all(dir)?;
     let mut proc = Proc::spawn("recovery-agent", cmd, &dir.join("recovery-agent.log"))?;
-    proc.wait_port(port, Duration::from_secs(30))?;
+    let addr = proc.wait_port_file(&port_file, Duration::from_secs(30))?;
     Ok(AgentProc {
         proc,
-        url: format!("http://127.0.0.1:{port}"),
+        url: format!("http://{addr}"),
         data_dir,
     })
 }

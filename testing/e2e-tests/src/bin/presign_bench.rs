@@ -97,10 +97,9 @@ fn run() -> Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
-    let port = free_port()?;
     let cap = args.signatures.max(16);
-    let svc = ServiceConfig {
-        port,
+    let mut svc = ServiceConfig {
+        port: 0,
         gateway_url,
         data_dir: svc_dir,
         max_value_per_tx_wei: None,
@@ -109,8 +108,8 @@ fn run() -> Result<()> {
             "presign_pool_cap: {cap}\npresign_workers: 2\npresign_max_per_request: 64\n"
         ),
     };
-    let _service = start_service(&bins, &svc)?;
-    let cosigner = format!("http://127.0.0.1:{port}");
+    let _service = start_service(&bins, &mut svc)?;
+    let cosigner = svc.url();
 
     let mut cfg = MpcConfig::new(
         client_dir

@@ -1,0 +1,285 @@
+//! Cosigner requests as values: built and signed here, sent unchanged by the driver.
+//!
+//! A [`CosignerRequest`] is the typed prost message of one RPC of
+//! `wallet.cosigner.v1.Cosigner`, already authenticated (the identity key never leaves
+//! this crate). The driver sends it as it is: natively with the tonic client (the typed
+//! message), in the browser as gRPC-web bytes ([`CosignerRequest::encode_to_vec`] to
+//! [`CosignerRequest::path`]). The answer comes back as a [`CosignerResponse`] (typed, or
+//! decoded from bytes with [`CosignerResponse::decode`]) or as a [`RemoteError`].
+
+use cosigner_api::auth;
+use cosigner_api::pb;
+use mpc_wire::IdentityKey;
+use prost::Message;
+
+use crate::error::{ClientError, RemoteError};
+
+/// The RPCs of `wallet.cosigner.v1.Cosigner` the client calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CosignerMethod {
+    /// `Health` (no authentication).
+    Health,
+    /// `CreateWallet` (signed by the new device identity).
+    CreateWallet,
+    /// `ConfirmWallet`.
+    ConfirmWallet,
+    /// `StartSign`.
+    StartSign,
+    /// `StartPresign`.
+    StartPresign,
+    /// `PresignPoolStatus`.
+    PresignPoolStatus,
+    /// `SignWithPresignature`.
+    SignWithPresignature,
+}
+
+impl CosignerMethod {
+    /// The RPC name, e.g. `StartSign`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CosignerMethod::Health => "Health",
+            CosignerMethod::CreateWallet => "CreateWallet",
+            CosignerMethod::ConfirmWallet => "ConfirmWallet",
+            CosignerMethod::StartSign => "StartSign",
+            CosignerMethod::StartPresign => "StartPresign",
+            CosignerMethod::PresignPoolStatus => "PresignPoolStatus",
+            CosignerMethod::SignWithPresignature => "SignWithPresignature",
+        }
+    }
+
+    /// The HTTP path of the RPC (gRPC and gRPC-web), e.g.
+    /// `/wallet.cosigner.v1.Cosigner/StartSign`.
+    pub fn path(self) -> &'static str {
+        match self {
+            CosignerMethod::Health => "/wallet.cosigner.v1.Cosigner/Health",
+            CosignerMethod::CreateWallet => "/wallet.cosigner.v1.Cosigner/CreateWallet",
+            CosignerMethod::ConfirmWallet => "/wallet.cosigner.v1.Cosigner/ConfirmWallet",
+            CosignerMethod::StartSign => "/wallet.cosigner.v1.Cosigner/StartSign",
+            CosignerMethod::StartPresign => "/wallet.cosigner.v1.Cosigner/StartPresign",
+            CosignerMethod::PresignPoolStatus => "/wallet.cosigner.v1.Cosigner/PresignPoolStatus",
+            CosignerMethod::SignWithPresignature => {
+                "/wallet.cosigner.v1.Cosigner/SignWithPresignature"
+            }
+        }
+    }
+}
+
+/// One request to the cosigner, signed, ready to send unchanged.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CosignerRequest {
+    /// `Health`.
+    Health(pb::HealthRequest),
+    /// `CreateWallet`.
+    CreateWallet(pb::CreateWalletRequest),
+    /// `ConfirmWallet`.
+    ConfirmWallet(pb::ConfirmWalletRequest),
+    /// `StartSign`.
+    StartSign(pb::StartSignRequest),
+    /// `StartPresign`.
+    StartPresign(pb::StartPresignRequest),
+    /// `PresignPoolStatus`.
+    PresignPoolStatus(pb::PresignPoolStatusRequest),
+    /// `SignWithPresignature`.
+    SignWithPresignature(pb::SignWithPresignatureRequest),
+}
+
+impl CosignerRequest {
+    /// The RPC.
+    pub fn method(&self) -> CosignerMethod {
+        match self {
+            CosignerRequest::Health(_) => CosignerMethod::Health,
+            CosignerRequest::CreateWallet(_) => CosignerMethod::CreateWallet,
+            CosignerRequest::ConfirmWallet(_) => CosignerMethod::ConfirmWallet,
+            CosignerRequest::StartSign(_) => CosignerMethod::StartSign,
+            CosignerRequest::StartPresign(_) => CosignerMethod::StartPresign,
+            CosignerRequest::PresignPoolStatus(_) => CosignerMethod::PresignPoolStatus,
+            CosignerRequest::SignWithPresignature(_) => CosignerMethod::SignWithPresignature,
+        }
+    }
+
+    /// The HTTP path of the RPC ([`CosignerMethod::path`]).
+    pub fn path(&self) -> &'static str {
+        self.method().path()
+    }
+
+    /// The protobuf encoding of the message (the gRPC-web body without its frame).
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        match self {
+            CosignerRequest::Health(r) => r.encode_to_vec(),
+            CosignerRequest::CreateWallet(r) => r.encode_to_vec(),
+            CosignerRequest::ConfirmWallet(r) => r.encode_to_vec(),
+            CosignerRequest::StartSign(r) => r.encode_to_vec(),
+            CosignerRequest::StartPresign(r) => r.encode_to_vec(),
+            CosignerRequest::PresignPoolStatus(r) => r.encode_to_vec(),
+            CosignerRequest::SignWithPresignature(r) => r.encode_to_vec(),
+        }
+    }
+}
+
+/// The cosigner's answer to a [`CosignerRequest`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum CosignerResponse {
+    /// `Health`.
+    Health(pb::HealthResponse),
+    /// `CreateWallet`.
+    CreateWallet(pb::CreateWalletResponse),
+    /// `ConfirmWallet`.
+    ConfirmWallet(pb::ConfirmWalletResponse),
+    /// `StartSign`.
+    StartSign(pb::StartSignResponse),
+    /// `StartPresign`.
+    StartPresign(pb::StartPresignResponse),
+    /// `PresignPoolStatus`.
+    PresignPoolStatus(pb::PresignPoolStatusResponse),
+    /// `SignWithPresignature`.
+    SignWithPresignature(pb::SignWithPresignatureResponse),
+}
+
+impl CosignerResponse {
+    /// The RPC this answers.
+    pub fn method(&self) -> CosignerMethod {
+        match self {
+            CosignerResponse::Health(_) => CosignerMethod::Health,
+            CosignerResponse::CreateWallet(_) => CosignerMethod::CreateWallet,
+            CosignerResponse::ConfirmWallet(_) => CosignerMethod::ConfirmWallet,
+            CosignerResponse::StartSign(_) => CosignerMethod::StartSign,
+            CosignerResponse::StartPresign(_) => CosignerMethod::StartPresign,
+            CosignerResponse::PresignPoolStatus(_) => CosignerMethod::PresignPoolStatus,
+            CosignerResponse::SignWithPresignature(_) => CosignerMethod::SignWithPresignature,
+        }
+    }
+
+    /// Decodes the protobuf body of `method`'s response.
+    pub fn decode(method: CosignerMethod, bytes: &[u8]) -> Result<Self, ClientError> {
+        let bad = |e: prost::DecodeError| {
+            ClientError::invalid_response(format!("{} response: {e}", method.name()))
+        };
+        Ok(match method {
+            CosignerMethod::Health => {
+                CosignerResponse::Health(pb::HealthResponse::decode(bytes).map_err(bad)?)
+            }
+            CosignerMethod::CreateWallet => CosignerResponse::CreateWallet(
+                pb::CreateWalletResponse::decode(bytes).map_err(bad)?,
+            ),
+            CosignerMethod::ConfirmWallet => CosignerResponse::ConfirmWallet(
+                pb::ConfirmWalletResponse::decode(bytes).map_err(bad)?,
+            ),
+            CosignerMethod::StartSign => {
+                CosignerResponse::StartSign(pb::StartSignResponse::decode(bytes).map_err(bad)?)
+            }
+            CosignerMethod::StartPresign => CosignerResponse::StartPresign(
+                pb::StartPresignResponse::decode(bytes).map_err(bad)?,
+            ),
+            CosignerMethod::PresignPoolStatus => CosignerResponse::PresignPoolStatus(
+                pb::PresignPoolStatusResponse::decode(bytes).map_err(bad)?,
+            ),
+            CosignerMethod::SignWithPresignature => CosignerResponse::SignWithPresignature(
+                pb::SignWithPresignatureResponse::decode(bytes).map_err(bad)?,
+            ),
+        })
+    }
+}
+
+/// Who signs a request.
+#[derive(Clone)]
+pub(crate) enum Signer {
+    /// Nobody (`Health`).
+    None,
+    /// The new device identity (`CreateWallet`).
+    Device(IdentityKey),
+    /// A registered party of a wallet.
+    Party {
+        key: IdentityKey,
+        wallet_id: String,
+        party: u16,
+    },
+}
+
+/// An unsigned request and who signs it: signed at [`Unsigned::sign`] time with the
+/// driver's clock and a fresh nonce.
+#[derive(Clone)]
+pub(crate) struct Unsigned {
+    pub request: CosignerRequest,
+    pub signer: Signer,
+}
+
+impl Unsigned {
+    pub fn new(request: CosignerRequest, signer: Signer) -> Self {
+        Unsigned { request, signer }
+    }
+
+    /// The request signed at `now_ms` (milliseconds since the Unix epoch).
+    pub fn sign(&self, now_ms: u64) -> Result<CosignerRequest, ClientError> {
+        let mut req = self.request.clone();
+        let nonce = auth::random_nonce().map_err(|e| ClientError::internal(e.to_string()))?;
+        let err =
+            |e: auth::AuthError| ClientError::internal(format!("cannot sign the request: {e}"));
+        match (&self.signer, &mut req) {
+            (Signer::None, CosignerRequest::Health(_)) => {}
+            (Signer::Device(key), CosignerRequest::CreateWallet(r)) => {
+                auth::sign_create_wallet_at(r, key, now_ms, nonce).map_err(err)?
+            }
+            (
+                Signer::Party {
+                    key,
+                    wallet_id,
+                    party,
+                },
+                r,
+            ) => {
+                let (k, w, p) = (key, wallet_id.as_str(), *party);
+                match r {
+                    CosignerRequest::ConfirmWallet(r) => {
+                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::StartSign(r) => {
+                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::StartPresign(r) => {
+                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::PresignPoolStatus(r) => {
+                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::SignWithPresignature(r) => {
+                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::Health(_) | CosignerRequest::CreateWallet(_) => {
+                        return Err(ClientError::internal(
+                            "a party-signed request of an unauthenticated method",
+                        ))
+                    }
+                }
+            }
+            _ => return Err(ClientError::internal("request and signer do not match")),
+        }
+        Ok(req)
+    }
+}
+
+/// A reply for `method`: the response must be of that method.
+pub(crate) fn check_reply(
+    method: CosignerMethod,
+    reply: &Result<CosignerResponse, RemoteError>,
+) -> Result<(), ClientError> {
+    match reply {
+        Ok(r) if r.method() != method => Err(ClientError::internal(format!(
+            "a {} response was given for a {} request",
+            r.method().name(),
+            method.name()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Signer indices of a response (`u32` on the wire), sorted.
+pub(crate) fn signer_list(v: &[u32]) -> Result<Vec<u16>, ClientError> {
+    let mut out = v
+        .iter()
+        .map(|&s| {
+            u16::try_from(s).map_err(|_| ClientError::invalid_response(format!("signer index {s}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    out.sort_unstable();
+    Ok(out)
+}

@@ -1,0 +1,593 @@
+//! The client flows driven without a network: in-process fakes of every effect (see
+//! `common`), including a cosigner that lies, refuses and misbehaves.
+
+mod common;
+
+use client_core::sign::Discarded;
+use client_core::*;
+use common::*;
+use mpc_core::hd::DerivationPath;
+use wallet_types::{ErrorCode, DEVICE};
+
+fn params(account: &str, path: &str, presign: PresignMode) -> SignParams {
+    SignParams {
+        account_id: account.into(),
+        path: path.into(),
+        preimage: mpc_core::digest::eip191_preimage(b"client-core flows"),
+        digest: DigestKind::Keccak256,
+        payload: PayloadKind::EthereumMessage,
+        chain: ChainStyle::Legacy,
+        presign,
+    }
+}
+
+/// Checks a signature independently of the flow (k256 through mpc-core) against the
+/// key at the path.
+fn check(f: &Fixture, s: &SignedResult, path: &str) {
+    let party = f.device();
+    let pk = party.bundle().accounts[&s.account_id]
+        .public_key_at(&DerivationPath::parse(path).unwrap())
+        .unwrap();
+    assert_eq!(s.public_key, hex::encode(pk.to_bytes(true)));
+    let digest = mpc_core::digest::digest(
+        DigestKind::Keccak256,
+        &params("", "m", PresignMode::Off).preimage,
+    );
+    assert_eq!(s.digest, hex::encode(digest));
+    let recovered = verify_ethereum(
+        &params("", "m", PresignMode::Off).preimage,
+        &s.rsv,
+        &s.ethereum_address,
+    )
+    .unwrap();
+    assert_eq!(recovered, s.ethereum_address);
+    // And with k256 directly, over the digest.
+    let vk = k256::ecdsa::VerifyingKey::from_sec1_bytes(&pk.to_bytes(true)).unwrap();
+    let sig = k256::ecdsa::Signature::from_slice(&hex::decode(&s.rsv).unwrap()[..64]).unwrap();
+    use k256::ecdsa::signature::hazmat::PrehashVerifier;
+    vk.verify_prehash(&digest, &sig).unwrap();
+}
+
+// --------------------------------------------------------------------------- create
+
+#[test]
+fn create_runs_every_step_in_order_and_retries_confirm_by_code() {
+    let f = fixture();
+    assert!(f.created.committed);
+    assert_eq!(f.created.accounts.len(), 2);
+    assert!(f
+        .created
+        .accounts
+        .iter()
+        .all(|a| a.kind == AccountKind::Independent));
+    let t: Vec<&str> = f.trace.iter().map(String::as_str).collect();
+    let pos = |s: &str| {
+        t.iter()
+            .position(|x| *x == s)
+            .unwrap_or_else(|| panic!("{s} not in {t:?}"))
+    };
+    // Health first, then the recovery identity and the primes, then CreateWallet.
+    assert_eq!(t[0], "call Health ok");
+    assert!(pos("recovery identity") < pos("primes"));
+    assert!(pos("primes") < pos("call CreateWallet ok"));
+    assert!(pos("call CreateWallet ok") < pos("start recovery"));
+    // Aux info, then one keygen per account, then the recovery party's keys.
+    let sessions: Vec<&str> = t
+        .iter()
+        .filter(|s| s.starts_with("session"))
+        .copied()
+        .collect();
+    assert_eq!(
+        sessions,
+        ["session aux-info", "session keygen", "session keygen"]
+    );
+    assert!(pos("start recovery") < pos("session aux-info"));
+    assert!(pos("await recovery") < pos("persist"));
+    // Persisted BEFORE confirming; two wallet_not_ready answers, each followed by a
+    // wait, then the commit.
+    assert!(
+        pos("persist")
+            < t.iter()
+                .position(|x| x.starts_with("call ConfirmWallet"))
+                .unwrap()
+    );
+    assert_eq!(
+        t.iter().filter(|x| **x == "call ConfirmWallet err").count(),
+        2
+    );
+    assert_eq!(t.iter().filter(|x| **x == "wait 500").count(), 2);
+    assert_eq!(*t.last().unwrap(), "done");
+    // Both user parties hold the same keys as the cosigner, and their identities.
+    let dev = f.device();
+    let rec = f.recovery();
+    assert_eq!(
+        bundle_public_keys(dev.bundle()),
+        bundle_public_keys(rec.bundle())
+    );
+    assert_eq!(dev.bundle().peers.len(), 2);
+    assert_eq!(f.cosigner.device, Some(dev.public_identity()));
+    assert_eq!(f.cosigner.recovery, Some(rec.public_identity()));
+}
+
+#[test]
+fn create_refuses_inconsistent_cosigner_answers_before_any_session() {
+    let create = |knobs: Knobs| {
+        let mut c = FakeCosigner::new();
+        c.knobs = knobs;
+        let mut w = World::new(c);
+        let e = w
+            .create(CreateParams {
+                accounts: 2,
+                kind: AccountKind::Hd,
+                label: String::new(),
+            })
+            .unwrap_err();
+        assert_eq!(w.sessions, 0, "{e}");
+        e
+    };
+    // Another identity in Health than in CreateWallet.
+    let other = mpc_wire::IdentityKey::generate()
+        .unwrap()
+        .public()
+        .to_string();
+    let e = create(Knobs {
+        health_identity: Some(other),
+        ..Knobs::default()
+    });
+    assert_eq!(e.code(), ErrorCode::InvalidResponse, "{e}");
+    // Fewer accounts than asked for.
+    let e = create(Knobs {
+        accounts: Some(1),
+        ..Knobs::default()
+    });
+    assert_eq!(e.code(), ErrorCode::InvalidResponse, "{e}");
+    // Arguments are checked first.
+    assert_eq!(
+        Create::start(CreateParams {
+            accounts: 0,
+            kind: AccountKind::Hd,
+            label: String::new()
+        })
+        .unwrap_err()
+        .code(),
+        ErrorCode::InvalidInput
+    );
+    assert!(Create::start(CreateParams {
+        accounts: 101,
+        kind: AccountKind::Hd,
+        label: String::new()
+    })
+    .is_err());
+}
+
+// ------------------------------------------------------------------------ full sign
+
+#[test]
+fn full_signing_verifies_at_a_derived_path() {
+    let f = fixture();
+    let mut w = f.world();
+    let path = "m/44/60/0/0/7";
+    let s = w
+        .sign(&f.device(), params(&f.account(0), path, PresignMode::Auto))
+        .unwrap();
+    assert!(!s.result.presigned);
+    assert!(!s.fast_path.tried, "a derived path never uses the pool");
+    assert_eq!(s.result.signers, vec![0, 1]);
+    assert_eq!(s.result.derivation_path, path);
+    assert!(!s.result.request_id.is_empty());
+    check(f, &s.result, path);
+    // Recovery + cosigner.
+    let s = w
+        .sign(&f.recovery(), params(&f.account(1), "m", PresignMode::Off))
+        .unwrap();
+    assert_eq!(s.result.signers, vec![1, 2]);
+    check(f, &s.result, "m");
+}
+
+#[test]
+fn a_wrong_announced_digest_is_refused_before_any_session() {
+    let f = fixture();
+    let mut w = f.world();
+    w.cosigner.knobs.digest = Some("00".repeat(32));
+    let e = w
+        .sign(&f.device(), params(&f.account(0), "m/1", PresignMode::Off))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::DigestMismatch, "{e}");
+    assert_eq!(w.sessions, 0);
+}
+
+#[test]
+fn a_wrong_signer_set_is_an_invalid_response() {
+    let f = fixture();
+    let mut w = f.world();
+    w.cosigner.knobs.signers = Some(vec![1, 2]);
+    let e = w
+        .sign(&f.device(), params(&f.account(0), "m/1", PresignMode::Off))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidResponse, "{e}");
+    assert_eq!(w.sessions, 0);
+}
+
+#[test]
+fn cosigner_refusals_keep_their_code_and_rule() {
+    let f = fixture();
+    for (code, rule) in [
+        (ErrorCode::PolicyDenied, Some("allowed_destinations")),
+        (ErrorCode::Unauthorized, None),
+        (ErrorCode::NotFound, None),
+        (ErrorCode::Busy, None),
+        (ErrorCode::RateLimited, None),
+        (ErrorCode::WalletNotReady, None),
+        (ErrorCode::CosignerUnavailable, None),
+        (ErrorCode::CosignerRejected, None),
+    ] {
+        let mut w = f.world();
+        let mut e = RemoteError::new(code, "refused (the text says nothing useful)");
+        e.rule = rule.map(str::to_string);
+        w.cosigner.knobs.refuse = Some(e);
+        let got = w
+            .sign(&f.device(), params(&f.account(0), "m/2", PresignMode::Off))
+            .unwrap_err();
+        assert_eq!(got.code(), code, "{got}");
+        assert_eq!(got.rule(), rule, "{got:?}");
+        assert_eq!(got.retryable(), code.retryable());
+    }
+}
+
+#[test]
+fn arguments_are_checked_first() {
+    let f = fixture();
+    let mut w = f.world();
+    let d = f.device();
+    let mut p = params(&f.account(0), "m", PresignMode::Off);
+    p.preimage.clear();
+    assert_eq!(w.sign(&d, p).unwrap_err().code(), ErrorCode::InvalidInput);
+    let mut p = params(&f.account(0), "m", PresignMode::Off);
+    p.preimage = vec![0; wallet_types::MAX_PREIMAGE_LEN + 1];
+    assert_eq!(w.sign(&d, p).unwrap_err().code(), ErrorCode::InvalidInput);
+    let e = w
+        .sign(&d, params("nope", "m", PresignMode::Off))
+        .unwrap_err();
+    assert!(
+        matches!(&e, ClientError::UnknownAccount { available, .. } if available.len() == 2),
+        "{e}"
+    );
+    assert_eq!(
+        w.sign(&d, params(&f.account(0), "m/1'", PresignMode::Off))
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidInput
+    );
+    // `require` at a derived path, or on an HD account: refused, nothing asked.
+    assert_eq!(
+        w.sign(&d, params(&f.account(0), "m/1", PresignMode::Require))
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidInput
+    );
+    let mut hd = f.device.clone();
+    for a in hd.accounts.values_mut() {
+        a.kind = AccountKind::Hd;
+    }
+    let hd = Party::new(f.created.wallet_id.clone(), hd, "hd").unwrap();
+    let e = w
+        .sign(&hd, params(&f.account(0), "m", PresignMode::Require))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
+    assert!(w.cosigner.calls.is_empty(), "{:?}", w.cosigner.calls);
+    assert_eq!(w.sessions, 0);
+}
+
+// ----------------------------------------------------------------- presignatures
+
+/// A world whose pools (both sides) hold `n` presignatures of account 0.
+fn with_pool(n: u32) -> (&'static Fixture, World) {
+    let f = fixture();
+    let mut w = f.world();
+    let s = w.refill(&f.device(), &f.account(0), Some(n)).unwrap();
+    assert_eq!((s.local, s.generated, s.usable), (n, n, Some(n)), "{s:?}");
+    (f, w)
+}
+
+#[test]
+fn refill_then_the_fast_path_signs_without_a_session() {
+    let (f, mut w) = with_pool(2);
+    let sessions = w.sessions;
+    let s = w
+        .sign(
+            &f.device(),
+            params(&f.account(0), "m", PresignMode::Require),
+        )
+        .unwrap();
+    assert!(s.result.presigned);
+    assert_eq!(w.sessions, sessions, "the fast path runs no session");
+    assert_eq!(
+        s.fast_path.used.as_deref(),
+        Some(s.result.session_id.as_str())
+    );
+    check(f, &s.result, "m");
+    // Used on both sides.
+    assert_eq!(w.pool.list(&f.account(0)).len(), 1);
+    assert_eq!(w.cosigner.presigs.len(), 1);
+    assert!(w.cosigner.used.contains(&s.result.session_id));
+    // The other account's pool is empty: auto falls back to full signing.
+    let s = w
+        .sign(&f.device(), params(&f.account(1), "m", PresignMode::Auto))
+        .unwrap();
+    assert!(!s.result.presigned && s.fast_path.tried && s.fast_path.empty);
+    check(f, &s.result, "m");
+    // ... and require refuses.
+    let e = w
+        .sign(
+            &f.device(),
+            params(&f.account(1), "m", PresignMode::Require),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PresignatureUnavailable, "{e}");
+}
+
+#[test]
+fn a_garbage_partial_is_an_invalid_response_and_a_wrong_one_fails_verification() {
+    let (f, mut w) = with_pool(2);
+    w.cosigner.knobs.partial = Some(vec![0xff; 32]); // above the group order
+    let e = w
+        .sign(
+            &f.device(),
+            params(&f.account(0), "m", PresignMode::Require),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidResponse, "{e}");
+    w.cosigner.knobs.partial = Some({
+        let mut b = vec![0u8; 32];
+        b[31] = 7; // a valid scalar, not the cosigner's partial
+        b
+    });
+    let e = w
+        .sign(
+            &f.device(),
+            params(&f.account(0), "m", PresignMode::Require),
+        )
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::VerificationFailed, "{e}");
+    // Both presignatures are gone from the pool: never reused.
+    assert!(w.pool.list(&f.account(0)).is_empty());
+    assert_eq!(w.pool.taken.len(), 2);
+}
+
+#[test]
+fn the_fast_path_checks_digest_and_signers_too() {
+    let (f, mut w) = with_pool(2);
+    w.cosigner.knobs.digest = Some("11".repeat(32));
+    let e = w
+        .sign(&f.device(), params(&f.account(0), "m", PresignMode::Auto))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::DigestMismatch, "{e}");
+    w.cosigner.knobs.digest = None;
+    w.cosigner.knobs.signers = Some(vec![0, 2]);
+    let e = w
+        .sign(&f.device(), params(&f.account(0), "m", PresignMode::Auto))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidResponse, "{e}");
+}
+
+#[test]
+fn unknown_and_used_presignatures_are_discarded_then_auto_falls_back() {
+    let (f, mut w) = with_pool(3);
+    // The cosigner lost one (unknown) and already used another.
+    let ids = w.pool.list(&f.account(0));
+    w.cosigner.presigs.remove(&ids[0]);
+    w.cosigner.presigs.remove(&ids[1]);
+    w.cosigner.used.insert(ids[1].clone());
+    let s = w
+        .sign(&f.device(), params(&f.account(0), "m", PresignMode::Auto))
+        .unwrap();
+    assert!(!s.result.presigned);
+    assert_eq!(
+        s.fast_path.discarded,
+        vec![(ids[0].clone(), Discarded::Unknown)]
+    );
+    check(f, &s.result, "m");
+    let e = w
+        .sign(
+            &f.device(),
+            params(&f.account(0), "m", PresignMode::Require),
+        )
+        .unwrap_err();
+    match &e {
+        ClientError::PresignatureUnavailable {
+            presignature_id,
+            state,
+            ..
+        } => {
+            assert_eq!(presignature_id.as_deref(), Some(ids[1].as_str()));
+            assert_eq!(*state, Some(PresignatureState::Used));
+        }
+        other => panic!("{other}"),
+    }
+    // The third one still signs.
+    let s = w
+        .sign(
+            &f.device(),
+            params(&f.account(0), "m", PresignMode::Require),
+        )
+        .unwrap();
+    assert!(s.result.presigned);
+}
+
+#[test]
+fn an_unreadable_record_is_dropped_and_the_next_one_taken() {
+    let (f, mut w) = with_pool(1);
+    w.pool
+        .put(&f.account(0), "bogus-0", b"not a presignature".to_vec())
+        .unwrap();
+    // The bogus record is now second; move it first.
+    let bogus = w.pool.items.pop().unwrap();
+    w.pool.items.insert(0, bogus);
+    let s = w
+        .sign(
+            &f.device(),
+            params(&f.account(0), "m", PresignMode::Require),
+        )
+        .unwrap();
+    assert!(s.result.presigned);
+    assert_eq!(
+        s.fast_path.discarded,
+        vec![("bogus-0".to_string(), Discarded::Unreadable)]
+    );
+}
+
+#[test]
+fn a_policy_refusal_on_the_fast_path_is_policy_denied() {
+    let (f, mut w) = with_pool(1);
+    let mut e = RemoteError::new(ErrorCode::PolicyDenied, "no");
+    e.rule = Some("max_value_per_tx_wei".into());
+    w.cosigner.knobs.refuse = Some(e);
+    let e = w
+        .sign(&f.device(), params(&f.account(0), "m", PresignMode::Auto))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PolicyDenied);
+    assert_eq!(e.rule(), Some("max_value_per_tx_wei"));
+}
+
+// --------------------------------------------------------------- reconciliation
+
+#[test]
+fn reconciliation_discards_orphans_and_releases_the_cosigners_except_in_flight() {
+    let (f, mut w) = with_pool(3);
+    let ids = w.pool.list(&f.account(0));
+    // Local only: ids[0] (the cosigner lost it). Cosigner only: ids[1] (taken here
+    // long ago) and ids[2] (taken a moment ago: a signature may be using it).
+    w.cosigner.presigs.remove(&ids[0]);
+    w.pool.take(&f.account(0), &ids[1]);
+    w.pool.take(&f.account(0), &ids[2]);
+    w.pool.in_flight = vec![ids[2].clone()];
+    let s = w.refill(&f.device(), &f.account(0), Some(2)).unwrap();
+    assert!(
+        w.trace
+            .contains(&format!("discard {:?}", vec![ids[0].clone()])),
+        "{:?}",
+        w.trace
+    );
+    assert_eq!(w.cosigner.released, vec![ids[1].clone()]);
+    assert!(
+        w.cosigner.presigs.contains_key(&ids[2]),
+        "an in-flight id was released"
+    );
+    assert_eq!(s.discarded, 2);
+    assert_eq!((s.local, s.generated), (2, 2), "{s:?}");
+}
+
+#[test]
+fn no_reconciliation_while_the_cosigner_runs_sessions() {
+    let (f, mut w) = with_pool(2);
+    let ids = w.pool.list(&f.account(0));
+    w.cosigner.presigs.remove(&ids[0]);
+    w.cosigner.knobs.running_for = 1;
+    let s = w.refill(&f.device(), &f.account(0), Some(2)).unwrap();
+    assert!(
+        !w.trace.iter().any(|t| t.starts_with("discard")),
+        "{:?}",
+        w.trace
+    );
+    assert_eq!(s.discarded, 0);
+    assert_eq!(w.pool.list(&f.account(0)).len(), 2);
+}
+
+#[test]
+fn refill_settles_with_waits_the_core_names_and_stops_at_a_full_pool() {
+    let (f, mut w) = with_pool(1);
+    // The cosigner reports a running session for three status checks: the first one
+    // (no reconciliation then), and two while settling after the new session.
+    w.cosigner.knobs.running_for = 3;
+    let before = w.trace.len();
+    let s = w.refill(&f.device(), &f.account(0), Some(2)).unwrap();
+    let t: Vec<&String> = w.trace[before..].iter().collect();
+    let waits: Vec<_> = t.iter().filter(|x| x.starts_with("wait")).collect();
+    assert_eq!(waits.len(), 2, "{t:?}");
+    assert!(waits
+        .iter()
+        .all(|x| **x == &format!("wait {}", refill::SETTLE_POLL_MS)));
+    let first_wait = t.iter().position(|x| x.starts_with("wait")).unwrap();
+    let presign = t.iter().position(|x| x.starts_with("presign")).unwrap();
+    assert!(presign < first_wait, "{t:?}");
+    assert_eq!(
+        (s.local, s.generated, s.cosigner_running),
+        (2, 1, 0),
+        "{s:?}"
+    );
+    // A full cosigner pool ends the refill without an error.
+    w.cosigner.knobs.pool_full = true;
+    let s = w.refill(&f.device(), &f.account(0), Some(5)).unwrap();
+    assert_eq!((s.local, s.generated), (2, 0), "{s:?}");
+    // Status only.
+    let s = w.refill(&f.device(), &f.account(0), None).unwrap();
+    assert_eq!((s.local, s.cosigner, s.usable), (2, Some(2), Some(2)));
+}
+
+#[test]
+fn a_settle_that_never_ends_stops_after_the_deadline() {
+    let (f, mut w) = with_pool(1);
+    w.cosigner.knobs.running_for = u32::MAX;
+    let s = w.refill(&f.device(), &f.account(0), Some(2)).unwrap();
+    assert_eq!(s.cosigner_running, 1);
+    // The core stops once 5 s passed on the driver's clock (this test's clock ticks a
+    // millisecond per call on top of each wait).
+    let waits = w.trace.iter().filter(|t| t.starts_with("wait")).count() as u64;
+    assert!(
+        waits >= refill::SETTLE_MS / (refill::SETTLE_POLL_MS + 4),
+        "{waits}"
+    );
+    assert!(
+        waits <= refill::SETTLE_MS / refill::SETTLE_POLL_MS + 1,
+        "{waits}"
+    );
+}
+
+#[test]
+fn refill_is_for_independent_accounts_and_reports_failures_by_code() {
+    let f = fixture();
+    let mut hd = f.device.clone();
+    for a in hd.accounts.values_mut() {
+        a.kind = AccountKind::Hd;
+    }
+    let hd = Party::new(f.created.wallet_id.clone(), hd, "hd").unwrap();
+    let mut w = f.world();
+    assert_eq!(
+        w.refill(&hd, &f.account(0), Some(1)).unwrap_err().code(),
+        ErrorCode::InvalidInput
+    );
+    w.cosigner.knobs.refuse = Some(RemoteError::new(ErrorCode::Busy, "busy"));
+    let e = w.refill(&f.device(), &f.account(0), Some(1)).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Busy);
+}
+
+// ------------------------------------------------------------------------ offline
+
+#[test]
+fn offline_signing_with_both_user_parties() {
+    let f = fixture();
+    let p = OfflineParams {
+        account_id: f.account(1),
+        path: "m/44/60/0/0/3".into(),
+        preimage: params("", "m", PresignMode::Off).preimage,
+        digest: DigestKind::Keccak256,
+        chain: ChainStyle::Eip155 { chain_id: 5 },
+    };
+    let OfflineStep::RunLocal(run) =
+        OfflineSign::start(&f.device(), &f.recovery(), p.clone()).unwrap()
+    else {
+        panic!("expected RunLocal")
+    };
+    let (sessions, flow) = run.start();
+    let out = mpc_core::local::run_sessions(sessions.open().unwrap(), None);
+    let OfflineStep::Done(r) = flow.finished(out).unwrap() else {
+        panic!("expected Done")
+    };
+    assert_eq!(r.signers, vec![0, 2]);
+    assert!(r.v == 5 * 2 + 35 || r.v == 5 * 2 + 36);
+    check(f, &r, "m/44/60/0/0/3");
+    // Two device shares are refused.
+    let e = OfflineSign::start(&f.device(), &f.device(), p).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::Config);
+    assert_eq!(f.device().index(), DEVICE);
+}
