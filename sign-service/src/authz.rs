@@ -105,8 +105,13 @@ impl State {
         let digest = hex::encode(a.digest_kind.digest(a.preimage));
         let now = now_ms();
         let request_id = random_id()?.to_string();
-        let mut verdict =
-            policy::evaluate(&self.cfg.policy, payload_kind, a.digest_kind, a.preimage);
+        let mut verdict = policy::evaluate(
+            &self.cfg.policy,
+            &a.wallet.wallet_id,
+            payload_kind,
+            a.digest_kind,
+            a.preimage,
+        );
         if let Verdict::Allow {
             daily: Some((amount, limit)),
             ..
@@ -120,16 +125,18 @@ impl State {
                 .await?;
             if let Err(spent) = res {
                 verdict = Verdict::Deny {
-                    rule: "daily_value_limit_wei",
+                    rule: policy::rule::DAILY_VALUE_LIMIT_WEI,
                     reason: format!(
-                        "value {amount} wei would exceed the daily limit {limit} wei (already {spent} wei today)"
+                        "value + maximum fee {amount} wei would exceed the daily limit {limit} wei \
+                         (already {spent} wei today)"
                     ),
                 };
             }
         }
         let (decision, reason, tx) = match &verdict {
-            Verdict::Allow { tx, .. } => ("allow", None, tx.clone()),
+            Verdict::Allow { tx, .. } => ("allow", None, tx.as_deref().map(policy::audit_summary)),
             Verdict::Deny { rule, reason } => ("deny", Some(format!("{rule}: {reason}")), None),
+            Verdict::Unsupported(why) => ("deny", Some(format!("unsupported: {why}")), None),
         };
         self.audit(AuditRecord {
             timestamp_ms: now,
@@ -150,24 +157,19 @@ impl State {
             session_id: a.session_id.filter(|_| decision == "allow"),
             presignature_id: a.presignature_id,
             insecure_dev_primes: a.wallet.insecure_dev_primes.then_some(true),
-            transaction: tx.map(|t| {
-                serde_json::json!({
-                    "type": t.tx_type,
-                    "chain_id": t.chain_id,
-                    "nonce": t.nonce,
-                    "to": t.to.map(|a| format!("0x{}", hex::encode(a))),
-                    "value_wei": t.value.to_string(),
-                    "data_len": t.data_len,
-                })
-            }),
+            transaction: tx,
             ..Default::default()
         })?;
-        if let Verdict::Deny { rule, reason } = verdict {
-            tracing::warn!(wallet_id = %a.wallet.wallet_id, request_id = %request_id, rule, %reason, "policy refused a sign request");
-            return Err(CosignerError::PolicyDenied {
-                rule: rule.to_string(),
-                reason,
-            });
+        match verdict {
+            Verdict::Allow { .. } => {}
+            Verdict::Deny { rule, reason } => {
+                tracing::warn!(wallet_id = %a.wallet.wallet_id, request_id = %request_id, rule, %reason, "policy refused a sign request");
+                return Err(CosignerError::PolicyDenied {
+                    rule: rule.to_string(),
+                    reason,
+                });
+            }
+            Verdict::Unsupported(why) => return Err(CosignerError::InvalidInput(why)),
         }
         Ok(Authorized { request_id, digest })
     }

@@ -4,7 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+pub use crate::policy::config::{
+    parse_address, ConfigAddress, Erc20Policy, Erc20Token, EthereumPolicy, PolicyConfig,
+    TokenAmount, WalletPolicy, Wei,
+};
 
 /// Gateway room-token secret (shared with `sign-gateway`).
 pub const ENV_ACCESS_SECRET: &str = "SIGN_GATEWAY_ACCESS_SECRET";
@@ -24,6 +29,12 @@ pub const ENV_LOG: &str = "SIGN_SERVICE_LOG";
 pub const ENV_LOG_FORMAT: &str = "SIGN_SERVICE_LOG_FORMAT";
 /// `true` to use the public test primes (never in production).
 pub const ENV_INSECURE_DEV_PRIMES: &str = "SIGN_SERVICE_INSECURE_DEV_PRIMES";
+/// The presignature rollback anchor file.
+pub const ENV_ROLLBACK_ANCHOR: &str = "SIGN_SERVICE_ROLLBACK_ANCHOR";
+/// File holding the 32-byte store key (64 hex digits, first line).
+pub const ENV_STORE_KEY_FILE: &str = "SIGN_SERVICE_STORE_KEY_FILE";
+/// File holding the store passphrase (first line).
+pub const ENV_STORE_PASSPHRASE_FILE: &str = "SIGN_SERVICE_STORE_PASSPHRASE_FILE";
 /// Browser origins allowed to call gRPC-web (comma-separated, or `*`; empty: none).
 pub const ENV_CORS_ORIGINS: &str = "SIGN_SERVICE_CORS_ORIGINS";
 
@@ -93,80 +104,6 @@ impl Default for Logging {
     }
 }
 
-/// An amount of wei (YAML integer or decimal string, since amounts exceed 64 bits).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Wei(pub u128);
-
-impl<'de> Deserialize<'de> for Wei {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Int(u64),
-            Str(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Int(v) => Ok(Wei(u128::from(v))),
-            Raw::Str(s) => s
-                .trim()
-                .replace('_', "")
-                .parse::<u128>()
-                .map(Wei)
-                .map_err(|e| serde::de::Error::custom(format!("not a wei amount {s:?}: {e}"))),
-        }
-    }
-}
-
-/// Rules applied to Ethereum transactions before co-signing.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(default, deny_unknown_fields)]
-pub struct EthereumPolicy {
-    /// Allowed `to` addresses (hex, any case). Empty: any destination.
-    pub allowed_destinations: Vec<String>,
-    /// Whether contract creation (no `to`) is allowed. Unset: allowed only when
-    /// `allowed_destinations` is empty.
-    pub allow_contract_creation: Option<bool>,
-    /// Largest `value` of one transaction, in wei.
-    pub max_value_per_tx_wei: Option<Wei>,
-    /// Largest sum of `value` per wallet per UTC day, in wei.
-    pub daily_value_limit_wei: Option<Wei>,
-}
-
-impl EthereumPolicy {
-    /// Contract creation is allowed when explicitly enabled, or by default when no
-    /// destination list restricts transfers.
-    pub fn contract_creation_allowed(&self) -> bool {
-        self.allow_contract_creation
-            .unwrap_or(self.allowed_destinations.is_empty())
-    }
-}
-
-/// Signing policy.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PolicyConfig {
-    /// Whether `PAYLOAD_KIND_RAW` (opaque preimages, e.g. Bitcoin sighashes) may be
-    /// co-signed. A raw keccak-256 preimage could be an Ethereum transaction that
-    /// bypasses the Ethereum rules, so deployments with Ethereum rules should set this
-    /// to false or restrict raw payloads to non-keccak digests (see
-    /// `raw_keccak256_allowed`).
-    pub allow_raw_payloads: bool,
-    /// Whether a raw payload may use the keccak-256 digest (the Ethereum one).
-    pub raw_keccak256_allowed: bool,
-    /// Ethereum transaction rules.
-    pub ethereum: EthereumPolicy,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            allow_raw_payloads: true,
-            raw_keccak256_allowed: true,
-            ethereum: EthereumPolicy::default(),
-        }
-    }
-}
-
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -190,6 +127,16 @@ pub struct Config {
     pub key_store: PathBuf,
     /// Append-only audit log (JSON lines).
     pub audit_log: PathBuf,
+    /// The presignature rollback anchor (a small file OUTSIDE the key store; keep it off
+    /// the store's backups). Unset: `sign-service-rollback-anchor.json` next to the
+    /// audit log.
+    pub rollback_anchor: Option<PathBuf>,
+    /// File whose first line is the store key (64 hex digits). Prefer it to the
+    /// `SIGN_SERVICE_STORE_KEY` variable, which other processes of the same user can
+    /// read in `/proc/<pid>/environ`.
+    pub store_key_file: Option<PathBuf>,
+    /// File whose first line is the store passphrase (Argon2id).
+    pub store_passphrase_file: Option<PathBuf>,
     /// Browser origins allowed to call the API with gRPC-web (`*` for any).
     pub cors_origins: Vec<String>,
     /// Gateway room-token secret (prefer the `SIGN_GATEWAY_ACCESS_SECRET` env var).
@@ -237,6 +184,9 @@ impl Default for Config {
             total_participants: 3,
             key_store: PathBuf::from("./data/sign-service.redb"),
             audit_log: PathBuf::from("./data/sign-service-audit.jsonl"),
+            rollback_anchor: None,
+            store_key_file: None,
+            store_passphrase_file: None,
             cors_origins: Vec::new(),
             gateway_access_secret: None,
             session_timeout_secs: 120,
@@ -304,6 +254,15 @@ impl Config {
         }
         if let Some(v) = get(ENV_AUDIT_LOG) {
             self.audit_log = PathBuf::from(v);
+        }
+        if let Some(v) = get(ENV_ROLLBACK_ANCHOR) {
+            self.rollback_anchor = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get(ENV_STORE_KEY_FILE).filter(|v| !v.is_empty()) {
+            self.store_key_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get(ENV_STORE_PASSPHRASE_FILE).filter(|v| !v.is_empty()) {
+            self.store_passphrase_file = Some(PathBuf::from(v));
         }
         if let Some(v) = get(ENV_LOG) {
             self.logging.level = v;
@@ -428,10 +387,30 @@ impl Config {
                 ));
             }
         }
-        for a in &self.policy.ethereum.allowed_destinations {
-            parse_address(a).map_err(|r| invalid("policy.ethereum.allowed_destinations", r))?;
+        if self.store_key_file.is_some() && self.store_passphrase_file.is_some() {
+            return Err(invalid(
+                "store_key_file",
+                "give only one of store_key_file and store_passphrase_file",
+            ));
         }
+        if self.rollback_anchor_path() == self.key_store {
+            return Err(invalid(
+                "rollback_anchor",
+                "must be another file than the key store",
+            ));
+        }
+        self.policy
+            .check(self.insecure_dev_primes)
+            .map_err(|(key, reason)| invalid(&key, reason))?;
         Ok(())
+    }
+
+    /// The rollback anchor's path (`rollback_anchor`, or next to the audit log).
+    pub fn rollback_anchor_path(&self) -> PathBuf {
+        self.rollback_anchor.clone().unwrap_or_else(|| {
+            self.audit_log
+                .with_file_name("sign-service-rollback-anchor.json")
+        })
     }
 
     /// The gateway URL handed to callers.
@@ -440,14 +419,6 @@ impl Config {
             .as_deref()
             .unwrap_or(&self.gateway_url)
     }
-}
-
-/// Parses a 20-byte hex address (`0x` optional, any case).
-pub fn parse_address(s: &str) -> Result<[u8; 20], String> {
-    let h = s.trim().trim_start_matches("0x").trim_start_matches("0X");
-    let mut out = [0u8; 20];
-    hex::decode_to_slice(h, &mut out).map_err(|_| format!("{s:?} is not a 20-byte hex address"))?;
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -245,6 +245,24 @@ async fn dkg(
         ));
     };
     tracing::info!(wallet_id = %wallet_id, "aux info done");
+    // A peer whose Paillier modulus is made of the repository's PUBLIC test primes has
+    // no Paillier secret at all: refused outside dev mode, before any key exists.
+    let public = crate::import::parties_with_public_primes(&aux);
+    if let Some(&party) = public.iter().find(|&&p| p != PARTY_COSIGNER) {
+        if !st.cfg.insecure_dev_primes {
+            return Err(CosignerError::SessionFailed {
+                party: Some(party),
+                reason: format!(
+                    "aux info: party {party}'s Paillier modulus is built from the repository's \
+                     public test primes (anyone can factor it); such peers are accepted only \
+                     with insecure_dev_primes (tests and demos)"
+                ),
+            });
+        }
+    }
+    if !public.is_empty() {
+        tracing::warn!(wallet_id = %wallet_id, parties = ?public, "INSECURE: aux info uses the PUBLIC test primes (development only); the wallet is flagged");
+    }
     let mut shares = Vec::with_capacity(keygens.len());
     for (account_id, room) in keygens {
         let sid = SessionId::new(room.session_id.clone()).map_err(CosignerError::internal)?;
@@ -292,7 +310,7 @@ async fn run_dkg(
     _permit: OwnedSemaphorePermit,
 ) {
     let result = dkg(&st, &wallet_id, aux_room, keygens, roster, deadline_ms).await;
-    let (state, outcome) = match result {
+    let (mut state, outcome) = match result {
         Ok(r) => (
             DkgState::Done(Arc::new(r)),
             "dkg complete, awaiting ConfirmWallet".to_string(),
@@ -303,13 +321,17 @@ async fn run_dkg(
             (DkgState::Failed(Arc::new(e)), text)
         }
     };
-    let _ = st.audit(AuditRecord {
+    let audited = st.audit(AuditRecord {
         timestamp_ms: now_ms(),
         event: "wallet_dkg",
         wallet_id,
         outcome: Some(outcome),
         ..Default::default()
     });
+    if let Err(e) = audited {
+        // A wallet whose creation is not in the audit log is not committed.
+        state = DkgState::Failed(Arc::new(e));
+    }
     let _ = tx.send(state);
 }
 

@@ -61,6 +61,12 @@ pub enum CosignerError {
         /// Unknown or used.
         state: PresignatureState,
     },
+    /// Presignature signing and refills are suspended: the key store is older than its
+    /// rollback anchor (restored from a backup?) until an operator purges its
+    /// presignatures. Clients read it as an unknown presignature and sign with
+    /// StartSign.
+    #[error("presignatures are suspended on this cosigner: {0}. An operator must run `sign-service store purge-presignatures` (see docs/cosigner.md); sign with StartSign meanwhile")]
+    PresignaturesSuspended(String),
     /// Presignatures are turned off on this cosigner (its pool cap is 0).
     #[error("presignatures are disabled on this cosigner (presign_pool_cap: 0); use StartSign")]
     PresignaturesDisabled,
@@ -140,7 +146,9 @@ impl CosignerError {
             E::UnknownWallet(_) | E::UnknownAccount(_) => ErrorCode::NotFound,
             E::WalletNotConfirmed(_) | E::DkgRunning(_) => ErrorCode::WalletNotReady,
             E::PolicyDenied { .. } => ErrorCode::PolicyDenied,
-            E::PresignatureUnavailable { .. } => ErrorCode::PresignatureUnavailable,
+            E::PresignatureUnavailable { .. } | E::PresignaturesSuspended(_) => {
+                ErrorCode::PresignatureUnavailable
+            }
             E::PresignaturesDisabled | E::PoolFull { .. } => ErrorCode::PoolFull,
             E::HdAccount(_) | E::InvalidInput(_) => ErrorCode::InvalidInput,
             E::Busy => ErrorCode::Busy,
@@ -165,6 +173,7 @@ impl CosignerError {
             E::UnknownWallet(_) | E::UnknownAccount(_) => Code::NotFound,
             E::WalletNotConfirmed(_)
             | E::PresignatureUnavailable { .. }
+            | E::PresignaturesSuspended(_)
             | E::PresignaturesDisabled
             | E::HdAccount(_)
             | E::KeyMismatch(_) => Code::FailedPrecondition,
@@ -223,6 +232,14 @@ impl CosignerError {
             }
             CosignerError::PresignatureUnavailable { state, .. } => {
                 m.insert(META_PRESIGNATURE.to_string(), state.as_str().to_string());
+            }
+            // Clients discard their half and fall back to full signing, as for an
+            // unknown presignature.
+            CosignerError::PresignaturesSuspended(_) => {
+                m.insert(
+                    META_PRESIGNATURE.to_string(),
+                    PresignatureState::Unknown.as_str().to_string(),
+                );
             }
             _ => {}
         }

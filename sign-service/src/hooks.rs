@@ -8,6 +8,10 @@
 #[cfg(feature = "test-hooks")]
 pub const ENV_PAUSE_AFTER_PRESIGN_TAKE_MS: &str = "SIGN_SERVICE_TEST_PAUSE_AFTER_PRESIGN_TAKE_MS";
 
+/// Environment variable read by [`rollback_guard_disabled`] (`1` switches the guard off).
+#[cfg(feature = "test-hooks")]
+pub const ENV_DISABLE_ROLLBACK_GUARD: &str = "SIGN_SERVICE_TEST_DISABLE_ROLLBACK_GUARD";
+
 #[cfg(all(feature = "test-hooks", not(debug_assertions)))]
 compile_error!("the `test-hooks` feature is for test (debug) builds of sign-service only");
 
@@ -28,4 +32,24 @@ pub(crate) async fn after_presign_take() {
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         }
     }
+}
+
+/// Whether the presignature rollback guard (`rollback.rs`) is switched off: with
+/// `test-hooks`, when `SIGN_SERVICE_TEST_DISABLE_ROLLBACK_GUARD=1`, so a test can show
+/// the restore attack it stops. Always `false` otherwise: the switch does not exist in
+/// a build without the feature, and a release build with the feature does not compile
+/// (the `compile_error!` above).
+#[cfg(feature = "test-hooks")]
+pub(crate) fn rollback_guard_disabled() -> bool {
+    let off = std::env::var(ENV_DISABLE_ROLLBACK_GUARD).is_ok_and(|v| v.trim() == "1");
+    if off {
+        tracing::warn!("test hook: the presignature rollback guard is OFF");
+    }
+    off
+}
+
+/// Without `test-hooks` the guard is always on.
+#[cfg(not(feature = "test-hooks"))]
+pub(crate) fn rollback_guard_disabled() -> bool {
+    false
 }

@@ -79,20 +79,34 @@ pub struct ImportOptions {
 /// factor among the repository's PUBLIC dev primes (`mpc_core::primes`' fixture): such
 /// aux info gives every reader that party's Paillier private key.
 pub fn uses_public_primes(aux: &AuxInfo) -> bool {
+    !parties_with_public_primes(aux).is_empty()
+}
+
+/// The parties (keygen indices, ascending) whose Paillier or ring-Pedersen modulus in
+/// `aux` has a factor among the repository's PUBLIC dev primes.
+pub fn parties_with_public_primes(aux: &AuxInfo) -> Vec<u16> {
     let fixtures: Vec<_> = dev_fixture_primes()
         .iter()
         .filter_map(|set| set.to_pregenerated().ok())
         .flat_map(|p| p.into_primes())
         .collect();
-    let mut moduli = aux
-        .N
-        .iter()
-        .chain(aux.pedersen_params.iter().map(|p| &p.hat_N));
-    moduli.any(|n| {
-        fixtures
-            .iter()
-            .any(|p| n.modulo_ref(p).cmp0() == std::cmp::Ordering::Equal)
-    })
+    let mut out = Vec::new();
+    for i in 0..aux.N.len().max(aux.pedersen_params.len()) {
+        let mut moduli = aux
+            .N
+            .get(i)
+            .into_iter()
+            .chain(aux.pedersen_params.get(i).map(|p| &p.hat_N));
+        let public = moduli.any(|n| {
+            fixtures
+                .iter()
+                .any(|p| n.modulo_ref(p).cmp0() == std::cmp::Ordering::Equal)
+        });
+        if let (true, Ok(party)) = (public, u16::try_from(i)) {
+            out.push(party);
+        }
+    }
+    out
 }
 
 fn peer(bundle: &KeyShareBundle, party: u16) -> Result<PublicIdentity, ImportError> {

@@ -14,7 +14,8 @@
 //! - [`state`]: the shared state; [`store`]: a redb key store whose every record is
 //!   encrypted (XChaCha20-Poly1305); [`primes`]: a pool of fresh safe primes for aux
 //!   info, generated with GMP; [`policy`]: Ethereum transaction decoding and the
-//!   configured signing rules; [`audit`]: an append-only JSON-lines audit log;
+//!   configured signing rules; [`audit`]: a hash-chained, append-only JSON-lines audit
+//!   log; [`rollback`]: the presignature rollback anchor outside the store;
 //! - `mpc-party` runs the cosigner's side of every protocol session over the gateway.
 //!
 //! See `docs/cosigner.md` for the protocol flow and operations.
@@ -41,6 +42,9 @@ mod hooks;
 pub mod import;
 pub mod policy;
 pub mod primes;
+#[cfg(test)]
+mod props;
+pub mod rollback;
 mod scheduler;
 pub mod service;
 mod signing;

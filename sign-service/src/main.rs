@@ -1,7 +1,10 @@
 //! `sign-service` binary:
 //! - `sign-service [--config FILE] [--port-file PATH]`: serve the API;
 //! - `sign-service import FILE [--passphrase-file PATH] [--insecure-dev-primes]`:
-//!   import key-gen's party-1 share file as a confirmed wallet (the service stopped).
+//!   import key-gen's party-1 share file as a confirmed wallet (the service stopped);
+//! - `sign-service store purge-presignatures`: after restoring the key store from a
+//!   backup, delete every unused presignature and re-anchor (the service stopped);
+//! - `sign-service audit verify [FILE]`: check the audit log's hash chain.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -10,14 +13,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sign_service::audit::{AuditLog, AuditRecord};
-use sign_service::config::{Config, LogFormat};
+use sign_service::config::{self, Config, LogFormat};
 use sign_service::import::{import_bundle, ImportOptions};
 use sign_service::store::{KeySource, Store};
 use zeroize::Zeroizing;
 
-/// Environment variable with the 32-byte store key (64 hex digits).
+/// Environment variable with the 32-byte store key (64 hex digits). Deprecated: use
+/// `SIGN_SERVICE_STORE_KEY_FILE` / `store_key_file`.
 const ENV_STORE_KEY: &str = "SIGN_SERVICE_STORE_KEY";
 /// Environment variable with a passphrase the store key is derived from (Argon2id).
+/// Deprecated: use `SIGN_SERVICE_STORE_PASSPHRASE_FILE` / `store_passphrase_file`.
 const ENV_STORE_PASSPHRASE: &str = "SIGN_SERVICE_STORE_PASSPHRASE";
 /// The passphrase of key-gen's `service_key_shares.json` (key-gen's own variable).
 const ENV_SHARE_PASSPHRASE: &str = "WALLET_SERVICE_PASSPHRASE";
@@ -64,6 +69,35 @@ enum Command {
         #[arg(long, default_value = "imported")]
         label: String,
     },
+    /// Key-store maintenance (stop the service first: the store is locked while it
+    /// runs).
+    Store {
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum StoreCommand {
+    /// After restoring the key store from a backup (the service refuses presignatures,
+    /// "rollback detected"): delete every unused presignature, mark them used and
+    /// re-anchor the store. Prints one JSON line: purged, presign_takes, anchor.
+    PurgePresignatures,
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check the hash chain of the audit log (default: the configured `audit_log`):
+    /// prints the head (records, hash) or names the first broken line and why (exit 1).
+    Verify {
+        /// The log file.
+        file: Option<PathBuf>,
+    },
 }
 
 fn main() {
@@ -88,27 +122,102 @@ fn init_logging(cfg: &Config, to_stderr: bool) -> anyhow::Result<()> {
     res.map_err(|e| anyhow::anyhow!("cannot initialise logging: {e}"))
 }
 
-fn key_source(insecure: bool) -> anyhow::Result<KeySource> {
-    let key = std::env::var(ENV_STORE_KEY).ok().filter(|s| !s.is_empty());
-    let pass = std::env::var(ENV_STORE_PASSPHRASE)
-        .ok()
-        .filter(|s| !s.is_empty());
-    match (key, pass, insecure) {
-        (Some(_), Some(_), _) => {
-            anyhow::bail!("set only one of {ENV_STORE_KEY} and {ENV_STORE_PASSPHRASE}")
+/// Reads a secret variable and removes it from the process environment (so that child
+/// processes do not inherit it). Called before any thread starts. It stays visible in
+/// `/proc/<pid>/environ` all the same: that is why the key files are preferred.
+fn take_secret_env(name: &str) -> Option<Zeroizing<String>> {
+    let v = std::env::var(name).ok().map(Zeroizing::new);
+    if v.is_some() {
+        std::env::remove_var(name);
+    }
+    v.filter(|s| !s.is_empty())
+}
+
+/// The first line of a secret file; warns when other users may read it.
+fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Zeroizing<String>> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the {what} file {}", path.display()))?,
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                tracing::warn!(
+                    file = %path.display(),
+                    "the {what} file is readable by other users: chmod 600 it"
+                );
+            }
         }
-        (Some(k), None, _) => Ok(KeySource::Hex(Zeroizing::new(k))),
-        (None, Some(p), _) => Ok(KeySource::Passphrase(Zeroizing::new(p))),
-        (None, None, true) => Ok(KeySource::InsecureDev),
-        (None, None, false) => anyhow::bail!(
-            "no key-store key: set {ENV_STORE_KEY} (64 hex digits, e.g. `openssl rand -hex 32`) or \
-             {ENV_STORE_PASSPHRASE}; for local tests only, pass --insecure-dev-store-key"
+    }
+    let line = Zeroizing::new(text.lines().next().unwrap_or("").trim().to_string());
+    if line.is_empty() {
+        anyhow::bail!("the {what} file {} is empty", path.display());
+    }
+    Ok(line)
+}
+
+/// Where the store key comes from: `store_key_file` / `store_passphrase_file` (or their
+/// `SIGN_SERVICE_STORE_*_FILE` variables), else the deprecated `SIGN_SERVICE_STORE_KEY`
+/// / `SIGN_SERVICE_STORE_PASSPHRASE` variables (read, then removed from the
+/// environment), else `--insecure-dev-store-key`. Exactly one.
+fn key_source(cfg: &Config, insecure: bool) -> anyhow::Result<KeySource> {
+    let key_env = take_secret_env(ENV_STORE_KEY);
+    let pass_env = take_secret_env(ENV_STORE_PASSPHRASE);
+    let mut sources = Vec::new();
+    if let Some(path) = &cfg.store_key_file {
+        sources.push(KeySource::Hex(read_secret_file(path, "store key")?));
+    }
+    if let Some(path) = &cfg.store_passphrase_file {
+        sources.push(KeySource::Passphrase(read_secret_file(
+            path,
+            "store passphrase",
+        )?));
+    }
+    for (name, v, file_var) in [
+        (ENV_STORE_KEY, &key_env, config::ENV_STORE_KEY_FILE),
+        (
+            ENV_STORE_PASSPHRASE,
+            &pass_env,
+            config::ENV_STORE_PASSPHRASE_FILE,
+        ),
+    ] {
+        if v.is_some() {
+            tracing::warn!(
+                "{name} is deprecated: any process of the same user can read it in \
+                 /proc/<pid>/environ for the service's lifetime; put the secret in a file \
+                 (chmod 600) and set {file_var} instead"
+            );
+        }
+    }
+    if let Some(k) = key_env {
+        sources.push(KeySource::Hex(k));
+    }
+    if let Some(p) = pass_env {
+        sources.push(KeySource::Passphrase(p));
+    }
+    match (sources.len(), insecure) {
+        (1, _) => Ok(sources.remove(0)),
+        (0, true) => Ok(KeySource::InsecureDev),
+        (0, false) => anyhow::bail!(
+            "no key-store key: set {} (a file whose first line is 64 hex digits, e.g. from \
+             `openssl rand -hex 32`) or {} (store_key_file / store_passphrase_file in the \
+             config); for local tests only, pass --insecure-dev-store-key",
+            config::ENV_STORE_KEY_FILE,
+            config::ENV_STORE_PASSPHRASE_FILE
+        ),
+        _ => anyhow::bail!(
+            "the store key is given more than once: use only one of {}, {}, {ENV_STORE_KEY} \
+             and {ENV_STORE_PASSPHRASE}",
+            config::ENV_STORE_KEY_FILE,
+            config::ENV_STORE_PASSPHRASE_FILE
         ),
     }
 }
 
 fn open_store(cfg: &Config, insecure_dev_store_key: bool) -> anyhow::Result<Store> {
-    let source = key_source(insecure_dev_store_key)?;
+    let source = key_source(cfg, insecure_dev_store_key)?;
     if matches!(source, KeySource::InsecureDev) {
         tracing::warn!(
             "INSECURE: the key store is encrypted under a fixed PUBLIC key (--insecure-dev-store-key). \
@@ -122,23 +231,59 @@ fn open_store(cfg: &Config, insecure_dev_store_key: bool) -> anyhow::Result<Stor
 fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config::load(args.config.as_deref())?;
     init_logging(&cfg, args.command.is_some())?;
-    if let Some(Command::Import {
-        file,
-        passphrase_file,
-        insecure_dev_primes,
-        label,
-    }) = args.command
-    {
-        let store = open_store(&cfg, args.insecure_dev_store_key)?;
-        return import(
-            &cfg,
-            &store,
-            &file,
-            passphrase_file.as_deref(),
-            ImportOptions {
-                allow_dev_primes: insecure_dev_primes,
-                label,
-            },
+    match args.command {
+        None => {}
+        Some(Command::Import {
+            file,
+            passphrase_file,
+            insecure_dev_primes,
+            label,
+        }) => {
+            let store = open_store(&cfg, args.insecure_dev_store_key)?;
+            return import(
+                &cfg,
+                &store,
+                &file,
+                passphrase_file.as_deref(),
+                ImportOptions {
+                    allow_dev_primes: insecure_dev_primes,
+                    label,
+                },
+            );
+        }
+        Some(Command::Store {
+            command: StoreCommand::PurgePresignatures,
+        }) => {
+            let store = open_store(&cfg, args.insecure_dev_store_key)?;
+            return purge_presignatures(&cfg, &store);
+        }
+        Some(Command::Audit {
+            command: AuditCommand::Verify { file },
+        }) => {
+            let path = file.unwrap_or_else(|| cfg.audit_log.clone());
+            let head = sign_service::audit::verify(&path).map_err(|e| {
+                anyhow::anyhow!("the audit log {} is broken at {e}", path.display())
+            })?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "file": path.display().to_string(),
+                    "records": head.records,
+                    "head": head.hash,
+                })
+            );
+            return Ok(());
+        }
+    }
+    for note in cfg.policy.warnings() {
+        tracing::warn!("{note}");
+    }
+    for wallet_id in cfg.policy.raw_wallets() {
+        tracing::warn!(
+            wallet_id,
+            "RAW PAYLOADS ENABLED for wallet {wallet_id}: the cosigner co-signs opaque preimages \
+             of this wallet that no policy rule decodes (a raw keccak-256 preimage can be any \
+             Ethereum transaction, EIP-7702 authorization or EIP-712 permit)"
         );
     }
     if cfg.insecure_dev_primes {
@@ -156,6 +301,33 @@ fn run(args: Args) -> anyhow::Result<()> {
     // Do not wait for a background prime generation (CPU-bound, minutes) to finish.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     result
+}
+
+fn purge_presignatures(cfg: &Config, store: &Store) -> anyhow::Result<()> {
+    let anchor = cfg.rollback_anchor_path();
+    let now = cosigner_api::auth::now_ms();
+    let audit = AuditLog::open(&cfg.audit_log)?;
+    let (purged, takes) = sign_service::rollback::purge(&anchor, store, now)
+        .map_err(|e| anyhow::anyhow!("cannot purge the presignatures: {e}"))?;
+    audit.append(&AuditRecord {
+        timestamp_ms: now,
+        event: "presign_purge",
+        outcome: Some(format!(
+            "deleted {purged} unused presignatures; take counter {takes}; anchor {}",
+            anchor.display()
+        )),
+        ..Default::default()
+    })?;
+    tracing::warn!(purged, presign_takes = takes, anchor = %anchor.display(), "presignatures purged and the store re-anchored");
+    println!(
+        "{}",
+        serde_json::json!({
+            "purged": purged,
+            "presign_takes": takes,
+            "anchor": anchor.display().to_string(),
+        })
+    );
+    Ok(())
 }
 
 fn read_passphrase(file: Option<&Path>) -> anyhow::Result<Zeroizing<String>> {
@@ -311,4 +483,23 @@ async fn serve(cfg: Config, store: Arc<Store>, port_file: Option<PathBuf>) -> an
     sign_service::serve(state, listener, shutdown_signal()).await?;
     tracing::info!(active_sessions = st.active_sessions(), "stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A secret variable is gone from the environment once read (children do not
+    /// inherit it).
+    #[test]
+    fn secret_variables_are_removed_after_reading() {
+        let name = "SIGN_SERVICE_TEST_SECRET_VARIABLE";
+        std::env::set_var(name, "secret");
+        assert_eq!(
+            take_secret_env(name).as_deref().map(String::as_str),
+            Some("secret")
+        );
+        assert!(std::env::var_os(name).is_none());
+        assert!(take_secret_env(name).is_none());
+    }
 }

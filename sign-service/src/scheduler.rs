@@ -104,6 +104,8 @@ pub(crate) async fn start_presign(
     if cap == 0 {
         return Err(CosignerError::PresignaturesDisabled);
     }
+    // No refills while the store is older than its rollback anchor.
+    st.guarded(|g, s| g.check(s)).await?;
     if count == 0 {
         return Err(CosignerError::invalid("count must be at least 1"));
     }
@@ -322,17 +324,25 @@ impl PresignJob {
                 format!("failed: {e}")
             }
         };
-        let _ = st.audit(AuditRecord {
+        let audited = st.audit(AuditRecord {
             timestamp_ms: now_ms(),
             event: "presign_outcome",
             wallet_id: slot.wallet_id.clone(),
             party: Some(slot.party),
             account_id: Some(slot.account_id.clone()),
             request_id: Some(self.request_id.clone()),
-            presignature_id: Some(id),
+            presignature_id: Some(id.clone()),
             outcome: Some(text),
             ..Default::default()
         });
+        if audited.is_err() && outcome.is_ok() {
+            // Not in the audit log, so not usable: released (marked used) at once.
+            let (slot2, ids) = (slot.clone(), vec![id.clone()]);
+            let released = st
+                .blocking(move |s| s.release_presignatures(&slot2, &ids, now_ms()))
+                .await;
+            tracing::error!(presignature_id = %id, released = ?released.map_err(|e| e.to_string()), "presignature released: its outcome could not be audited");
+        }
     }
 
     async fn session(&self, room: &pb::SessionRoom) -> Result<(), CosignerError> {

@@ -220,7 +220,10 @@ async fn run_sign(
             format!("failed: {e}")
         }
     };
-    let _ = st.audit(AuditRecord {
+    // The signature has left with the protocol's last round: a failed write cannot undo
+    // it. `State::audit` logs it loudly with the record (the request's `sign_request`
+    // record, written before the session started, is in the log).
+    let _logged_on_failure = st.audit(AuditRecord {
         timestamp_ms: now_ms(),
         event: "sign_outcome",
         wallet_id: wallet.wallet_id.clone(),
@@ -266,6 +269,8 @@ pub(crate) async fn sign_with_presignature(
         id: id.clone(),
         state,
     };
+    // A store older than its rollback anchor answers nothing about its presignatures.
+    st.guarded(|g, s| g.check(s)).await?;
     let (slot2, id2) = (slot.clone(), id.clone());
     match st
         .blocking(move |s| s.presignature_state(&slot2, &id2))
@@ -282,7 +287,7 @@ pub(crate) async fn sign_with_presignature(
     let (slot2, id2) = (slot.clone(), id.clone());
     let now = now_ms();
     let taken = st
-        .blocking(move |s| s.take_presignature::<StoredPresignature>(&slot2, &id2, now))
+        .guarded(move |g, s| g.take::<StoredPresignature>(s, &slot2, &id2, now))
         .await;
     let outcome = |text: String| AuditRecord {
         timestamp_ms: now_ms(),

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::creation::Creations;
 use crate::error::CosignerError;
 use crate::primes::PrimePool;
+use crate::rollback::RollbackGuard;
 use crate::scheduler::Scheduler;
 use crate::store::{Store, StoreError};
 
@@ -31,6 +32,8 @@ pub struct State {
     pub(crate) gateway: GatewayClient,
     pub(crate) replay: ReplayCache,
     audit: AuditLog,
+    /// Presignature rollback detection (the anchor outside the store).
+    pub(crate) rollback: RollbackGuard,
     /// Wallets created and not confirmed yet.
     pub(crate) creations: Creations,
     /// The presignature scheduler (worker slots, running counts).
@@ -56,6 +59,16 @@ impl State {
             .context("cannot load the cosigner identity")?;
         let gateway = GatewayClient::new(&cfg.gateway_url).context("gateway_url")?;
         let audit = AuditLog::open(&cfg.audit_log)?;
+        let (rollback, problem) = RollbackGuard::open(&cfg.rollback_anchor_path(), &store)
+            .context("cannot check the key store against its rollback anchor")?;
+        if let Some(why) = problem {
+            tracing::error!(
+                rollback_detected = true,
+                anchor = %rollback.path().display(),
+                "{why}. Presignature signing and refills are REFUSED until an operator runs \
+                 `sign-service store purge-presignatures` (see docs/cosigner.md, restoring a backup)"
+            );
+        }
         let primes = PrimePool::new(
             Arc::clone(&store),
             cfg.prime_pool_size,
@@ -74,6 +87,7 @@ impl State {
             primes,
             gateway,
             audit,
+            rollback,
         }))
     }
 
@@ -161,9 +175,15 @@ impl State {
     }
 
     /// Appends an audit record; a request whose record cannot be written is refused.
+    /// A failure is logged loudly, with the record (so that it is not lost).
     pub(crate) fn audit(&self, rec: AuditRecord) -> Result<(), CosignerError> {
         self.audit.append(&rec).map_err(|e| {
-            tracing::error!(error = %e, "cannot write the audit log");
+            tracing::error!(
+                error = %e,
+                audit_write_failed = true,
+                record = %serde_json::to_string(&rec).unwrap_or_default(),
+                "AUDIT LOG WRITE FAILED: the request that needed this record fails"
+            );
             CosignerError::Audit(e)
         })
     }
@@ -182,6 +202,17 @@ impl State {
     ) -> Result<T, CosignerError> {
         let store = Arc::clone(&self.store);
         Ok(tokio::task::spawn_blocking(move || f(&store)).await??)
+    }
+}
+
+impl State {
+    /// Runs `f` with the rollback guard and the store on a blocking thread.
+    pub(crate) async fn guarded<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&RollbackGuard, &Store) -> Result<T, CosignerError> + Send + 'static,
+    ) -> Result<T, CosignerError> {
+        let st = Arc::clone(self);
+        tokio::task::spawn_blocking(move || f(&st.rollback, &st.store)).await?
     }
 }
 

@@ -32,6 +32,13 @@ const PRESIGS: TableDefinition<&str, &[u8]> = TableDefinition::new("presignature
 /// Consumed presignature ids: `wallet/account/party/id` -> ms since the epoch.
 const PRESIGS_USED: TableDefinition<&str, u64> = TableDefinition::new("presignatures_used");
 
+/// `meta` key of the store's random identity (16 bytes, plain: not a secret).
+const META_STORE_ID: &str = "store_id";
+/// `meta` key of the number of presignature takes ever committed (u64 big-endian). It
+/// grows in the same transaction as each take; the rollback anchor (`rollback.rs`),
+/// a file outside the store, remembers it, so an older copy of the store is detected.
+const META_PRESIGN_TAKES: &str = "presign_takes";
+
 const AAD_DOMAIN: &[u8] = b"wallet-mpc/sign-service/v1";
 const RECORD_VERSION: u8 = 1;
 const KEY_CHECK: &[u8] = b"wallet-mpc sign-service store key check v1";
@@ -65,7 +72,7 @@ pub enum StoreError {
     Db(String),
     /// The store key is not the one the store was created with.
     #[error(
-        "the store key does not open this key store (wrong SIGN_SERVICE_STORE_KEY / passphrase?)"
+        "the store key does not open this key store (wrong store key file, passphrase or SIGN_SERVICE_STORE_KEY?)"
     )]
     WrongKey,
     /// The key material is malformed.
@@ -250,6 +257,12 @@ mod sha2_lite {
     }
 }
 
+fn takes_from(b: &[u8]) -> Result<u64, StoreError> {
+    <[u8; 8]>::try_from(b).map(u64::from_be_bytes).map_err(|_| {
+        StoreError::Malformed(format!("meta/{META_PRESIGN_TAKES}"), "not 8 bytes".into())
+    })
+}
+
 fn aad(table: &str, key: &str) -> Vec<u8> {
     let mut a = Vec::with_capacity(AAD_DOMAIN.len() + table.len() + key.len() + 2);
     a.extend_from_slice(AAD_DOMAIN);
@@ -284,7 +297,7 @@ impl Store {
                 .get("kdf_salt")
                 .map_err(db_err)?
                 .map(|v| v.value().to_vec());
-            match existing {
+            let existing = match existing {
                 Some(s) => s,
                 None => {
                     let mut s = vec![0u8; 16];
@@ -294,7 +307,15 @@ impl Store {
                     meta.insert("kdf_salt", s.as_slice()).map_err(db_err)?;
                     s
                 }
+            };
+            if meta.get(META_STORE_ID).map_err(db_err)?.is_none() {
+                let mut id = [0u8; 16];
+                OsRng
+                    .try_fill_bytes(&mut id)
+                    .map_err(|e| StoreError::Randomness(e.to_string()))?;
+                meta.insert(META_STORE_ID, id.as_slice()).map_err(db_err)?;
             }
+            existing
         };
         tx.commit().map_err(db_err)?;
         let key = derive_key(source, &salt)?;
@@ -419,6 +440,23 @@ impl Store {
         let sealed = self.seal("meta", "identity", key.to_seed_hex().as_bytes())?;
         self.put_meta_raw("identity", &sealed)?;
         Ok(key)
+    }
+
+    /// The store's random identity (hex), created with the store.
+    pub fn store_id(&self) -> Result<String, StoreError> {
+        let id = self
+            .get_raw_meta(META_STORE_ID)?
+            .ok_or_else(|| StoreError::Malformed("meta/store_id".into(), "missing".into()))?;
+        Ok(hex::encode(id))
+    }
+
+    /// How many presignature takes the store has committed (see `META_PRESIGN_TAKES`).
+    pub fn presign_takes(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let meta = tx.open_table(META).map_err(db_err)?;
+        let v = meta.get(META_PRESIGN_TAKES).map_err(db_err)?;
+        let takes = v.map(|v| takes_from(v.value())).unwrap_or(Ok(0));
+        takes
     }
 
     /// A committed wallet.
@@ -577,6 +615,13 @@ impl Store {
                 Some(v) => {
                     let mut used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
                     used.insert(key.as_str(), now_ms).map_err(db_err)?;
+                    let mut meta = tx.open_table(META).map_err(db_err)?;
+                    let takes = match meta.get(META_PRESIGN_TAKES).map_err(db_err)? {
+                        Some(t) => takes_from(t.value())?,
+                        None => 0,
+                    };
+                    meta.insert(META_PRESIGN_TAKES, (takes + 1).to_be_bytes().as_slice())
+                        .map_err(db_err)?;
                     Some(v)
                 }
                 None => None,
@@ -661,6 +706,42 @@ impl Store {
         }
         tx.commit().map_err(db_err)?;
         Ok(n)
+    }
+
+    /// Deletes every unused presignature (marking each id used) and sets the take
+    /// counter to `max(its value, at_least) + 1`, in one transaction: after a restore,
+    /// nothing the old copy held can be used, and the counter moves past the anchor's.
+    /// Returns how many presignatures were deleted and the new counter.
+    pub fn purge_presignatures(
+        &self,
+        at_least: u64,
+        now_ms: u64,
+    ) -> Result<(usize, u64), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let (purged, takes) = {
+            let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
+            let mut used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
+            let mut keys = Vec::new();
+            for item in t.iter().map_err(db_err)? {
+                let (k, _) = item.map_err(db_err)?;
+                keys.push(k.value().to_string());
+            }
+            for k in &keys {
+                t.remove(k.as_str()).map_err(db_err)?;
+                used.insert(k.as_str(), now_ms).map_err(db_err)?;
+            }
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let current = match meta.get(META_PRESIGN_TAKES).map_err(db_err)? {
+                Some(t) => takes_from(t.value())?,
+                None => 0,
+            };
+            let takes = current.max(at_least) + 1;
+            meta.insert(META_PRESIGN_TAKES, takes.to_be_bytes().as_slice())
+                .map_err(db_err)?;
+            (keys.len(), takes)
+        };
+        tx.commit().map_err(db_err)?;
+        Ok((purged, takes))
     }
 
     #[cfg(test)]

@@ -222,10 +222,13 @@ async fn start_sign(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn create_confirm_sign_policy_and_auth() {
     let gw_proc = gateway().await;
+    // Dev primes: peers built from the public fixture primes are refused in production
+    // mode (tests/creation.rs runs the production prime pool).
     let svc = start_service(
         &gw_proc,
-        "policy:\n  ethereum:\n    max_value_per_tx_wei: \"1000\"\n",
-        true,
+        // value + maximum fee: the transactions below pay at most 21000 × 2 wei.
+        "policy:\n  ethereum:\n    max_value_per_tx_wei: \"43000\"\n",
+        false,
     )
     .await;
     let mut client = CosignerClient::connect(svc.url.clone())
@@ -503,9 +506,9 @@ async fn create_confirm_sign_policy_and_auth() {
         auth: None,
         account_id: "account-0".into(),
         derivation_path: String::new(),
-        preimage: b"hello".to_vec(),
-        digest: DigestKind::Sha256 as i32,
-        payload_kind: PayloadKind::Raw as i32,
+        preimage: mpc_core::digest::eip191_preimage(b"hello"),
+        digest: DigestKind::Keccak256 as i32,
+        payload_kind: PayloadKind::EthereumMessage as i32,
     };
     auth::sign_request(&mut req, &device, &wallet, 0).expect("sign");
     client.start_sign(req.clone()).await.expect("first");

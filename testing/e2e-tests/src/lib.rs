@@ -277,6 +277,18 @@ pub fn start_gateway_with_env(
     Ok((p, format!("http://{addr}")))
 }
 
+/// The `policy` section of a test cosigner whose scenarios sign raw preimages (the
+/// Bitcoin-style double SHA-256 steps): the cosigner refuses raw payloads unless a wallet
+/// opts in, so every wallet does (`"*"`, accepted only with `insecure_dev_primes: true`,
+/// which [`ServiceConfig::yaml`] sets), with a per-transaction value limit (wei; value +
+/// maximum fee). Goes in `extra_yaml` with `max_value_per_tx_wei: None`.
+pub fn raw_payload_policy_yaml(max_value_per_tx_wei: u128) -> String {
+    format!(
+        "policy:\n  wallets:\n    \"*\":\n      allow_raw: true\n  ethereum:\n    \
+         max_value_per_tx_wei: \"{max_value_per_tx_wei}\"\n"
+    )
+}
+
 /// Settings of a `sign-service` run.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {

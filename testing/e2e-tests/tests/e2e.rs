@@ -69,9 +69,11 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
         port: 0,
         gateway_url: gateway_url.clone(),
         data_dir: svc_dir.clone(),
-        max_value_per_tx_wei: Some(ETH),
+        // Raw preimages are refused by default: this scenario signs one (double
+        // SHA-256), so its wallets opt in (see `raw_payload_policy_yaml`).
+        max_value_per_tx_wei: None,
         session_timeout_secs: 60,
-        extra_yaml: String::new(),
+        extra_yaml: raw_payload_policy_yaml(ETH),
     };
     let mut service = start_service(&bins, &mut svc_cfg)?;
     let cosigner = svc_cfg.url();

@@ -42,10 +42,13 @@ fn service_config(gateway_url: &str, dir: &Path, port: u16) -> ServiceConfig {
         port,
         gateway_url: gateway_url.to_string(),
         data_dir: dir.to_path_buf(),
-        max_value_per_tx_wei: Some(ETH),
+        // Raw preimages are refused by default: this scenario signs one from the pool
+        // (double SHA-256), so its wallets opt in (see `raw_payload_policy_yaml`).
+        max_value_per_tx_wei: None,
         session_timeout_secs: 60,
         extra_yaml: format!(
-            "presign_pool_cap: {CAP}\npresign_workers: 2\npresign_max_per_request: 8\n"
+            "presign_pool_cap: {CAP}\npresign_workers: 2\npresign_max_per_request: 8\n{}",
+            raw_payload_policy_yaml(ETH)
         ),
     }
 }

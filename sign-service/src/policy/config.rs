@@ -1,0 +1,236 @@
+//! The `policy` section of the configuration: what the cosigner co-signs.
+//!
+//! Default deny: raw preimages are refused for every wallet not listed under
+//! `policy.wallets` with `allow_raw: true`; ERC-20 token movements are refused for every
+//! token not listed under `policy.ethereum.erc20.tokens`; legacy transactions without a
+//! chain id are always refused. See `config/sign-service.yaml` and `docs/cosigner.md`.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, U256};
+use serde::{Deserialize, Deserializer};
+
+/// The wallet id that stands for every wallet in `policy.wallets` (accepted only with
+/// `insecure_dev_primes: true`, i.e. for tests and demos).
+pub const ANY_WALLET: &str = "*";
+
+/// An amount of wei (YAML integer or decimal string, since amounts exceed 64 bits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Wei(pub u128);
+
+/// YAML integer or decimal string (`_` separators allowed).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum IntOrString {
+    Int(u64),
+    Str(String),
+}
+
+impl IntOrString {
+    fn digits(self) -> String {
+        match self {
+            IntOrString::Int(v) => v.to_string(),
+            IntOrString::Str(s) => s.trim().replace('_', ""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Wei {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = IntOrString::deserialize(d)?.digits();
+        s.parse::<u128>()
+            .map(Wei)
+            .map_err(|e| serde::de::Error::custom(format!("not a wei amount {s:?}: {e}")))
+    }
+}
+
+/// An amount of an ERC-20 token in its smallest unit (what the contract's `uint256`
+/// carries: 1 USDC with 6 decimals is 1000000). YAML integer or decimal string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TokenAmount(pub U256);
+
+impl<'de> Deserialize<'de> for TokenAmount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = IntOrString::deserialize(d)?.digits();
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(serde::de::Error::custom(format!(
+                "not a token amount {s:?}: use decimal digits (the token's smallest unit)"
+            )));
+        }
+        U256::from_str_radix(&s, 10)
+            .map(TokenAmount)
+            .map_err(|e| serde::de::Error::custom(format!("not a token amount {s:?}: {e}")))
+    }
+}
+
+/// A 20-byte address from hex (`0x` optional, any case), as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigAddress(pub Address);
+
+impl<'de> Deserialize<'de> for ConfigAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_address(&s)
+            .map(|a| ConfigAddress(Address::from(a)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses a 20-byte hex address (`0x` optional, any case).
+pub fn parse_address(s: &str) -> Result<[u8; 20], String> {
+    let h = s.trim().trim_start_matches("0x").trim_start_matches("0X");
+    let mut out = [0u8; 20];
+    hex::decode_to_slice(h, &mut out).map_err(|_| format!("{s:?} is not a 20-byte hex address"))?;
+    Ok(out)
+}
+
+/// One ERC-20 token the cosigner may move.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Erc20Token {
+    /// Largest `amount` of one `transfer` / `transferFrom` / `approve` /
+    /// `increaseAllowance`, in the token's smallest unit. Unset: no per-transaction
+    /// limit.
+    pub max_amount_per_tx: Option<TokenAmount>,
+}
+
+/// Rules for the ERC-20 calls decoded from calldata (`transfer`, `transferFrom`,
+/// `approve`, `increaseAllowance`).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Erc20Policy {
+    /// The token contracts (the transaction's `to`) these calls may go to, with their
+    /// limits. Empty: no ERC-20 call is co-signed (default deny).
+    pub tokens: BTreeMap<ConfigAddress, Erc20Token>,
+    /// Recipients of `transfer` / `transferFrom` and spenders of `approve` /
+    /// `increaseAllowance`. Empty: any.
+    pub allowed_recipients: Vec<ConfigAddress>,
+}
+
+/// Rules applied to Ethereum transactions before co-signing.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct EthereumPolicy {
+    /// Chain ids a transaction may carry. Empty: any chain (legacy transactions without
+    /// a chain id are refused regardless).
+    pub allowed_chain_ids: Vec<u64>,
+    /// Allowed `to` addresses (hex, any case) of transfers and contract calls. Empty: any
+    /// destination. ERC-20 calls go to the tokens of `erc20.tokens` instead.
+    pub allowed_destinations: Vec<String>,
+    /// Whether contract creation (no `to`) is allowed. Unset: allowed only when
+    /// `allowed_destinations` is empty.
+    pub allow_contract_creation: Option<bool>,
+    /// Largest `value` + maximum fee (`gas_limit × max_fee_per_gas`, or `gas_price` for
+    /// legacy / EIP-2930) of one transaction, in wei.
+    pub max_value_per_tx_wei: Option<Wei>,
+    /// Largest sum of `value` + maximum fee per wallet per UTC day, in wei.
+    pub daily_value_limit_wei: Option<Wei>,
+    /// ERC-20 calls.
+    pub erc20: Erc20Policy,
+}
+
+impl EthereumPolicy {
+    /// Contract creation is allowed when explicitly enabled, or by default when no
+    /// destination list restricts transfers.
+    pub fn contract_creation_allowed(&self) -> bool {
+        self.allow_contract_creation
+            .unwrap_or(self.allowed_destinations.is_empty())
+    }
+}
+
+/// Settings of one wallet.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalletPolicy {
+    /// Co-sign raw preimages (`PAYLOAD_KIND_RAW`, any digest) for this wallet. A raw
+    /// keccak-256 preimage can be an Ethereum transaction, an EIP-7702 authorization or
+    /// an EIP-712 permit that no rule looks at: enable only for wallets that need it
+    /// (e.g. Bitcoin sighashes until PSBTs are decoded). Logged as a WARNING at start-up.
+    pub allow_raw: bool,
+}
+
+/// Signing policy.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Per-wallet settings by wallet id. `"*"` (every wallet) only with
+    /// `insecure_dev_primes: true`.
+    pub wallets: BTreeMap<String, WalletPolicy>,
+    /// Removed (raw payloads were allowed for every wallet): `true` is refused with a
+    /// message naming `wallets.<id>.allow_raw`; `false` is accepted and ignored.
+    pub allow_raw_payloads: Option<bool>,
+    /// Removed with `allow_raw_payloads` (same handling).
+    pub raw_keccak256_allowed: Option<bool>,
+    /// Ethereum transaction rules.
+    pub ethereum: EthereumPolicy,
+}
+
+impl PolicyConfig {
+    /// Whether raw preimages may be co-signed for `wallet_id`.
+    pub fn raw_allowed(&self, wallet_id: &str) -> bool {
+        [wallet_id, ANY_WALLET]
+            .iter()
+            .any(|id| self.wallets.get(*id).is_some_and(|w| w.allow_raw))
+    }
+
+    /// The wallet ids with raw preimages enabled (for the start-up warning).
+    pub fn raw_wallets(&self) -> Vec<&str> {
+        self.wallets
+            .iter()
+            .filter(|(_, w)| w.allow_raw)
+            .map(|(id, _)| id.as_str())
+            .collect()
+    }
+
+    /// Checks the section: `(key, reason)` of the first problem. `dev` is
+    /// `insecure_dev_primes`.
+    pub fn check(&self, dev: bool) -> Result<(), (String, String)> {
+        for (key, v) in [
+            ("policy.allow_raw_payloads", self.allow_raw_payloads),
+            ("policy.raw_keccak256_allowed", self.raw_keccak256_allowed),
+        ] {
+            if v == Some(true) {
+                return Err((
+                    key.into(),
+                    "removed: raw payloads are refused by default; enable them per wallet with \
+                     `policy.wallets.<wallet_id>.allow_raw: true`"
+                        .into(),
+                ));
+            }
+        }
+        for id in self.wallets.keys() {
+            if id == ANY_WALLET && !dev {
+                return Err((
+                    "policy.wallets".into(),
+                    "\"*\" (every wallet) is accepted only with insecure_dev_primes: true \
+                     (tests and demos); name each wallet id"
+                        .into(),
+                ));
+            }
+            if id.trim().is_empty() {
+                return Err(("policy.wallets".into(), "empty wallet id".into()));
+            }
+        }
+        for a in &self.ethereum.allowed_destinations {
+            parse_address(a).map_err(|r| ("policy.ethereum.allowed_destinations".into(), r))?;
+        }
+        Ok(())
+    }
+
+    /// Deprecation notes for the start-up log.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (key, v) in [
+            ("policy.allow_raw_payloads", self.allow_raw_payloads),
+            ("policy.raw_keccak256_allowed", self.raw_keccak256_allowed),
+        ] {
+            if v.is_some() {
+                out.push(format!(
+                    "{key} is deprecated and ignored (raw payloads are refused unless a wallet \
+                     has policy.wallets.<id>.allow_raw: true); remove it"
+                ));
+            }
+        }
+        out
+    }
+}

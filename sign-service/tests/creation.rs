@@ -1,0 +1,133 @@
+//! Wallet creation against a real `sign-service` in production mode
+//! (`insecure_dev_primes: false`, a prime set stocked in its pool): peers whose Paillier
+//! moduli are built from the repository's PUBLIC test primes (anyone can factor them,
+//! so their Paillier layer protects nothing) are refused before anything is committed.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::*;
+use cosigner_api::auth;
+use cosigner_api::pb::{self, AccountKind};
+use cosigner_api::RemoteError;
+use gateway_client::GatewayClient;
+use mpc_core::primes::dev_fixture_primes;
+use mpc_core::{Session, SessionOutput};
+use mpc_party::run_session;
+use mpc_wire::{IdentityKey, PublicIdentity, Roster};
+use wallet_types::ErrorCode;
+
+/// One party's side of the whole creation (aux info with the public fixture primes,
+/// then the keygen), as a device built with them would run it.
+async fn party(
+    gw: GatewayClient,
+    created: pb::CreateWalletResponse,
+    me: u16,
+    id: IdentityKey,
+    roster: Roster,
+) {
+    let aux_room = created.aux_info.clone().expect("aux room");
+    let sid = aux_room.session_id.clone().into_bytes();
+    let primes = dev_fixture_primes()[usize::from(me)]
+        .to_pregenerated()
+        .expect("primes");
+    let out = run_session(
+        ctx(&gw, &aux_room, me, &id, &roster),
+        move || Session::aux_info(&sid, me, 3, primes),
+        |_| {},
+    )
+    .await;
+    assert!(matches!(out, Ok(SessionOutput::AuxInfo(_))), "aux info");
+    for a in &created.accounts {
+        let room = a.keygen.clone().expect("keygen room");
+        let sid = room.session_id.clone().into_bytes();
+        let _ = run_session(
+            ctx(&gw, &room, me, &id, &roster),
+            move || Session::keygen(&sid, me, 3, 2),
+            |_| {},
+        )
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wallet_creation_refuses_peers_with_public_dev_primes() {
+    let gw_proc = gateway().await;
+    // Production mode: the cosigner's own primes come from its pool.
+    let svc = start_service(&gw_proc, "confirm_wait_secs: 5\n", true).await;
+    let mut client = svc.client().await;
+    let device = IdentityKey::generate().expect("id");
+    let recovery = IdentityKey::generate().expect("id");
+    let mut req = pb::CreateWalletRequest {
+        recovery_identity: recovery.public().to_string(),
+        accounts: 1,
+        kind: AccountKind::Independent as i32,
+        label: "dev primes".into(),
+        ..Default::default()
+    };
+    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    let created = client
+        .create_wallet(req)
+        .await
+        .expect("create")
+        .into_inner();
+    let cosigner: PublicIdentity = created.cosigner_identity.parse().expect("identity");
+    let roster =
+        Roster::new([(0, device.public()), (1, cosigner), (2, recovery.public())]).expect("roster");
+    let gw = GatewayClient::new(&created.aux_info.as_ref().expect("aux").gateway_url)
+        .expect("gateway client");
+    // The peers run everything; they are not awaited (a refused creation leaves their
+    // keygen waiting for the cosigner).
+    let peers = [
+        tokio::spawn(party(
+            gw.clone(),
+            created.clone(),
+            0,
+            device.clone(),
+            roster.clone(),
+        )),
+        tokio::spawn(party(gw, created.clone(), 2, recovery, roster)),
+    ];
+
+    // ConfirmWallet (the keys do not matter: the cosigner must refuse before it
+    // compares them) until the cosigner's side of the creation has an outcome.
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let e = loop {
+        let mut confirm = pb::ConfirmWalletRequest {
+            auth: None,
+            public_keys: HashMap::from([("account-0".to_string(), "02ab".to_string())]),
+        };
+        auth::sign_request(&mut confirm, &device, &created.wallet_id, 0).expect("sign");
+        let e = client
+            .confirm_wallet(confirm)
+            .await
+            .expect_err("a wallet with public-prime peers was confirmed");
+        if RemoteError::from(&e).code != ErrorCode::WalletNotReady {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "the creation never finished");
+    };
+    assert!(
+        e.message().contains("public test primes"),
+        "the creation was not refused for its public primes: {e:?}"
+    );
+    let remote = RemoteError::from(&e);
+    assert_eq!(remote.code, ErrorCode::SessionFailed, "{remote}");
+    assert!(
+        matches!(remote.party, Some(0) | Some(2)),
+        "the refusal names the peer: {remote}"
+    );
+    // Nothing was committed: the wallet is unknown now.
+    let mut list = pb::ListAccountsRequest { auth: None };
+    auth::sign_request(&mut list, &device, &created.wallet_id, 0).expect("sign");
+    let e = client.list_accounts(list).await.expect_err("not committed");
+    assert_eq!(RemoteError::from(&e).code, ErrorCode::NotFound);
+    let audit = svc.audit();
+    assert!(audit.contains("public test primes"), "{audit}");
+    for p in peers {
+        p.abort();
+    }
+    drop(gw_proc);
+}
