@@ -72,8 +72,14 @@ nextest_config="$wm_root/.config/nextest.toml"
 
 lane_rust() {
   local rc=0
+  # client-core's flow tests share one wallet, created once per process by the real
+  # create flow (aux info + DKG in process): one process for all of them (cargo test),
+  # not one per test (nextest), which would create it 40 times.
   wm_step "tests: root workspace (nextest)" \
-    cargo nextest run --workspace --config-file "$nextest_config" || rc=1
+    cargo nextest run --workspace --config-file "$nextest_config" \
+      -E 'not (package(client-core) & binary(flows))' || rc=1
+  wm_step "tests: client-core flows (one process, one fixture wallet)" \
+    cargo test -p client-core --test flows || rc=1
   wm_step "tests: root workspace doc tests" cargo test --workspace --doc || rc=1
   wm_step "tests: sign-service workspace (nextest, GMP)" \
     cargo nextest run --manifest-path "$wm_cosigner_manifest" --config-file "$nextest_config" || rc=1

@@ -199,6 +199,39 @@ pub(crate) async fn sign(
     progress: &Progress,
 ) -> Result<Signed, MpcError> {
     let started = std::time::Instant::now();
+    // The presignature this signature took, if any: once the attempt is over (either
+    // way) it is no longer in flight, so the next refill may release the cosigner's
+    // copy at once (e.g. after a policy refusal, which leaves it unused there).
+    let mut taken_id: Option<(String, Vec<u16>, String)> = None;
+    let out = sign_steps(
+        cosigner,
+        party,
+        pool,
+        params,
+        settings,
+        progress,
+        &mut taken_id,
+    )
+    .await;
+    if let Some((account, signers, id)) = taken_id {
+        if let Err(e) = pool.settle(&account, &signers, &id) {
+            tracing::warn!(presignature_id = %id, error = %e, "cannot mark a used presignature settled");
+        }
+    }
+    let mut signed = out?;
+    signed.result.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(signed)
+}
+
+async fn sign_steps(
+    cosigner: &CosignerClient,
+    party: &Party,
+    pool: &PoolDir,
+    params: client_core::SignParams,
+    settings: &SessionSettings,
+    progress: &Progress,
+    taken_id: &mut Option<(String, Vec<u16>, String)>,
+) -> Result<Signed, MpcError> {
     let mut step = client_core::Sign::start(party, params)?;
     loop {
         step = match step {
@@ -206,6 +239,13 @@ pub(crate) async fn sign(
                 let taken = pool
                     .take_oldest(take.account_id(), take.signers())?
                     .map(|(id, plaintext)| TakenPresignature { id, plaintext });
+                if let Some(t) = &taken {
+                    *taken_id = Some((
+                        take.account_id().to_string(),
+                        take.signers().to_vec(),
+                        t.id.clone(),
+                    ));
+                }
                 take.taken(taken)?
             }
             SignStep::CallCosigner(call) => {
@@ -226,11 +266,10 @@ pub(crate) async fn sign(
                     }
                 }
             }
-            SignStep::Done(mut signed) => {
+            SignStep::Done(signed) => {
                 for (id, why) in &signed.fast_path.discarded {
                     tracing::warn!(presignature_id = %id, reason = ?why, "presignature discarded");
                 }
-                signed.result.elapsed_ms = started.elapsed().as_millis() as u64;
                 return Ok(signed);
             }
         };

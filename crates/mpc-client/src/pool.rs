@@ -297,6 +297,22 @@ impl PoolDir {
         Ok(None)
     }
 
+    /// Marks a taken presignature's signature attempt as over (signed, refused or
+    /// failed): its tombstone is backdated, so [`PoolDir::in_flight`] no longer reports
+    /// it and the next refill may release the cosigner's copy. A missing tombstone is
+    /// not an error.
+    pub fn settle(&self, account_id: &str, signers: &[u16], id: &str) -> Result<(), MpcError> {
+        let stem = self.stem(account_id, signers, id)?;
+        let path = self.dir.join(format!("{stem}.{USED}"));
+        match std::fs::OpenOptions::new().write(true).open(&path) {
+            Ok(f) => f
+                .set_modified(std::time::SystemTime::UNIX_EPOCH)
+                .map_err(|e| self.io(e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io(e)),
+        }
+    }
+
     /// Ids taken less than `within` ago (their tombstones are that young): a signature
     /// may still be using them, so a refill must not release them at the cosigner.
     pub fn in_flight(
@@ -348,6 +364,27 @@ mod tests {
                 .to_string(),
         );
         PoolDir::new(&dir.join("client_key_shares.json"), wallet, 0, &bundle)
+    }
+
+    #[test]
+    fn a_settled_presignature_is_no_longer_in_flight() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = pool(tmp.path(), "w1", 1);
+        let hour = std::time::Duration::from_secs(3600);
+        p.put("a", &[0, 1], "aa", b"one").unwrap();
+        p.put("a", &[0, 1], "bb", b"two").unwrap();
+        p.take("a", &[0, 1], "aa").unwrap().unwrap();
+        p.take("a", &[0, 1], "bb").unwrap().unwrap();
+        let mut young = p.in_flight("a", &[0, 1], hour).unwrap();
+        young.sort();
+        assert_eq!(young, vec!["aa", "bb"]);
+        p.settle("a", &[0, 1], "aa").unwrap();
+        assert_eq!(p.in_flight("a", &[0, 1], hour).unwrap(), vec!["bb"]);
+        // Still taken: never stored or taken again.
+        assert!(p.take("a", &[0, 1], "aa").unwrap().is_none());
+        assert!(p.put("a", &[0, 1], "aa", b"again").is_err());
+        // Unknown ids: nothing to do.
+        p.settle("a", &[0, 1], "zz").unwrap();
     }
 
     #[test]
