@@ -124,7 +124,7 @@ pub async fn join_wallet_creation(
 }
 
 /// Writes a party's bundle (encrypted under `passphrase`) to `path` and its metadata to
-/// `<stem>.wallet.json`, both atomically, then syncs the directory. Blocking (Argon2
+/// `<stem>.wallet.json`, both atomically (each rename synced into its directory). Blocking (Argon2
 /// takes about a second with the default parameters): call it from a blocking thread.
 ///
 /// Refuses to overwrite either file ([`MpcError::WalletExists`]); if the second write
@@ -165,15 +165,7 @@ pub fn save_party_files(
         let _ = std::fs::remove_file(&meta_file);
         return Err(keystore_error(path, e));
     }
-    // The renames are durable only once the directory entry is synced.
-    #[cfg(unix)]
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-            let _ = std::fs::remove_file(path);
-            let _ = std::fs::remove_file(&meta_file);
-            return Err(io_error(dir, e));
-        }
-    }
+    // Each write above synced the directory after its rename (write_atomically).
     Ok(())
 }
 

@@ -120,13 +120,7 @@ impl PoolDir {
     }
 
     fn sync_dir(&self) -> Result<(), MpcError> {
-        #[cfg(unix)]
-        {
-            std::fs::File::open(&self.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| self.io(e))?;
-        }
-        Ok(())
+        mpc_core::keystore::sync_dir(&self.dir).map_err(|e| self.io(e))
     }
 
     /// Stores a presignature (`plain` is its serialized form). Refused if the id is
