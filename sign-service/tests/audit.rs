@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use cosigner_api::auth;
-use cosigner_api::pb::{self, AccountKind};
-use mpc_wire::IdentityKey;
+use cosigner_api::pb::AccountKind;
 
 fn verify(file: &Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sign-service"))
@@ -28,15 +26,7 @@ fn verify(file: &Path) -> (bool, String, String) {
 async fn create(
     client: &mut cosigner_api::pb::cosigner_client::CosignerClient<tonic::transport::Channel>,
 ) {
-    let device = IdentityKey::generate().expect("id");
-    let recovery = IdentityKey::generate().expect("id");
-    let mut req = pb::CreateWalletRequest {
-        recovery_identity: recovery.public().to_string(),
-        accounts: 1,
-        kind: AccountKind::Hd as i32,
-        ..Default::default()
-    };
-    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    let (_, _, req) = signed_create_request(1, AccountKind::Hd, "");
     client.create_wallet(req).await.expect("create");
 }
 

@@ -58,16 +58,7 @@ async fn wallet_creation_refuses_peers_with_public_dev_primes() {
     // Production mode: the cosigner's own primes come from its pool.
     let svc = start_service(&gw_proc, "confirm_wait_secs: 5\n", true).await;
     let mut client = svc.client().await;
-    let device = IdentityKey::generate().expect("id");
-    let recovery = IdentityKey::generate().expect("id");
-    let mut req = pb::CreateWalletRequest {
-        recovery_identity: recovery.public().to_string(),
-        accounts: 1,
-        kind: AccountKind::Independent as i32,
-        label: "dev primes".into(),
-        ..Default::default()
-    };
-    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    let (device, recovery, req) = signed_create_request(1, AccountKind::Independent, "dev primes");
     let created = client
         .create_wallet(req)
         .await

@@ -20,24 +20,6 @@ use wallet_types::ErrorCode;
 
 const ACCOUNT: &str = "account-0";
 
-async fn pool_ids(client: &mut CosignerClient<Channel>, w: &Wallet) -> Vec<String> {
-    let mut req = pb::PresignPoolStatusRequest {
-        auth: None,
-        account_id: ACCOUNT.into(),
-    };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
-    client
-        .presign_pool_status(req)
-        .await
-        .expect("pool status")
-        .into_inner()
-        .pools
-        .into_iter()
-        .find(|p| p.account_id == ACCOUNT)
-        .expect("pool")
-        .presignature_ids
-}
-
 fn sign_req(w: &Wallet, id: &str, msg: &str) -> pb::SignWithPresignatureRequest {
     let mut req = pb::SignWithPresignatureRequest {
         auth: None,
@@ -84,7 +66,11 @@ async fn presign_one(client: &mut CosignerClient<Channel>, w: &Wallet) -> String
     assert!(matches!(out, SessionOutput::Presignature(..)));
     let id = s.presignature_id;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !pool_ids(client, w).await.contains(&id) {
+    while !pool_ids(client, w, ACCOUNT)
+        .await
+        .expect("pool")
+        .contains(&id)
+    {
         assert!(Instant::now() < deadline, "the cosigner never stored {id}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -107,7 +93,10 @@ async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
     let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
 
     let id = presign_one(&mut client, &w).await;
-    assert_eq!(pool_ids(&mut client, &w).await, vec![id.clone()]);
+    assert_eq!(
+        pool_ids(&mut client, &w, ACCOUNT).await.expect("pool"),
+        vec![id.clone()]
+    );
 
     // An unknown id, asked twice: refused as unknown, and nothing is consumed.
     let unknown = "0123456789abcdef0123456789abcdef";
@@ -117,7 +106,10 @@ async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
             .await
             .expect_err("unknown id");
         assert_eq!(unavailable(&e), Some(PresignatureState::Unknown));
-        assert_eq!(pool_ids(&mut client, &w).await, vec![id.clone()]);
+        assert_eq!(
+            pool_ids(&mut client, &w, ACCOUNT).await.expect("pool"),
+            vec![id.clone()]
+        );
     }
     // The real one: a partial signature, once.
     let r = client
@@ -126,7 +118,10 @@ async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
         .expect("fast path")
         .into_inner();
     assert_eq!(r.partial_signature.len(), 32);
-    assert!(pool_ids(&mut client, &w).await.is_empty());
+    assert!(pool_ids(&mut client, &w, ACCOUNT)
+        .await
+        .expect("pool")
+        .is_empty());
     // Used now: refused as used, every time (the probe changes nothing).
     for _ in 0..2 {
         let e = client
@@ -147,7 +142,10 @@ async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
     svc.restart(&[("SIGN_SERVICE_TEST_PAUSE_AFTER_PRESIGN_TAKE_MS", "30000")])
         .await;
     let mut client = svc.client().await;
-    assert_eq!(pool_ids(&mut client, &w).await, vec![victim.clone()]);
+    assert_eq!(
+        pool_ids(&mut client, &w, ACCOUNT).await.expect("pool"),
+        vec![victim.clone()]
+    );
     let mut c = client.clone();
     let req = sign_req(&w, &victim, "crash");
     let call = tokio::spawn(async move { c.sign_with_presignature(req).await.map(|_| ()) });
@@ -169,7 +167,10 @@ async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
     svc.restart(&[]).await;
     let mut client = svc.client().await;
     assert!(
-        !pool_ids(&mut client, &w).await.contains(&victim),
+        !pool_ids(&mut client, &w, ACCOUNT)
+            .await
+            .expect("pool")
+            .contains(&victim),
         "the consumed presignature is back after the restart"
     );
     let e = client

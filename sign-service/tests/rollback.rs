@@ -32,24 +32,6 @@ use wallet_types::ErrorCode;
 const ACCOUNT: &str = "account-0";
 const GUARD_OFF: (&str, &str) = ("SIGN_SERVICE_TEST_DISABLE_ROLLBACK_GUARD", "1");
 
-async fn pool_ids(client: &mut CosignerClient<Channel>, w: &Wallet) -> Vec<String> {
-    let mut req = pb::PresignPoolStatusRequest {
-        auth: None,
-        account_id: ACCOUNT.into(),
-    };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
-    client
-        .presign_pool_status(req)
-        .await
-        .expect("pool status")
-        .into_inner()
-        .pools
-        .into_iter()
-        .find(|p| p.account_id == ACCOUNT)
-        .map(|p| p.presignature_ids)
-        .unwrap_or_default()
-}
-
 /// One presignature: the device's half (kept, as a compromised device would, to use
 /// it as often as it likes) once the cosigner has stored its own.
 async fn presign(client: &mut CosignerClient<Channel>, w: &Wallet) -> StoredPresignature {
@@ -84,7 +66,11 @@ async fn presign(client: &mut CosignerClient<Channel>, w: &Wallet) -> StoredPres
     };
     let id = s.presignature_id;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !pool_ids(client, w).await.contains(&id) {
+    while !pool_ids(client, w, ACCOUNT)
+        .await
+        .unwrap_or_default()
+        .contains(&id)
+    {
         assert!(Instant::now() < deadline, "the cosigner never stored {id}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -234,17 +234,7 @@ async fn create_confirm_sign_policy_and_auth() {
     let mut client = CosignerClient::connect(svc.url.clone())
         .await
         .expect("connect");
-    let device = IdentityKey::generate().expect("id");
-    let recovery = IdentityKey::generate().expect("id");
-
-    let mut req = pb::CreateWalletRequest {
-        recovery_identity: recovery.public().to_string(),
-        accounts: 1,
-        kind: AccountKind::Hd as i32,
-        label: "test".into(),
-        ..Default::default()
-    };
-    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    let (device, recovery, req) = signed_create_request(1, AccountKind::Hd, "test");
     // A forged CreateWallet (signed by another key) is refused.
     let mut forged = req.clone();
     forged.device_identity = recovery.public().to_string();
@@ -565,15 +555,7 @@ async fn errors_carry_error_info_over_grpc_and_grpc_web() {
     // No party ever joins the DKG below; ConfirmWallet does not wait for it.
     let svc = start_service(&gw, "confirm_wait_secs: 0\n", false).await;
     let mut client = svc.client().await;
-    let device = IdentityKey::generate().expect("id");
-    let recovery = IdentityKey::generate().expect("id");
-    let mut req = pb::CreateWalletRequest {
-        recovery_identity: recovery.public().to_string(),
-        accounts: 1,
-        kind: AccountKind::Hd as i32,
-        ..Default::default()
-    };
-    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    let (device, recovery, req) = signed_create_request(1, AccountKind::Hd, "");
     let created = client
         .create_wallet(req)
         .await

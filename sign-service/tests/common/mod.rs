@@ -307,25 +307,60 @@ pub struct Wallet {
     pub recovery_accounts: Vec<Account>,
 }
 
+/// A CreateWalletRequest from a new device identity naming a new recovery identity,
+/// signed by the device: (device, recovery, request).
+pub fn signed_create_request(
+    accounts: u32,
+    kind: AccountKind,
+    label: &str,
+) -> (IdentityKey, IdentityKey, pb::CreateWalletRequest) {
+    let device = IdentityKey::generate().expect("id");
+    let recovery = IdentityKey::generate().expect("id");
+    let mut req = pb::CreateWalletRequest {
+        recovery_identity: recovery.public().to_string(),
+        accounts,
+        kind: kind as i32,
+        label: label.into(),
+        ..Default::default()
+    };
+    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    (device, recovery, req)
+}
+
+/// The ids in the cosigner's presignature pool of `account` for the device's signer
+/// pair; `None` when the cosigner reports no such pool.
+pub async fn pool_ids(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    account: &str,
+) -> Option<Vec<String>> {
+    let mut req = pb::PresignPoolStatusRequest {
+        auth: None,
+        account_id: account.into(),
+    };
+    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    client
+        .presign_pool_status(req)
+        .await
+        .expect("pool status")
+        .into_inner()
+        .pools
+        .into_iter()
+        .find(|p| p.account_id == account)
+        .map(|p| p.presignature_ids)
+}
+
 /// CreateWallet → aux info + DKG (device and recovery in-process) → ConfirmWallet.
 pub async fn create_wallet(
     client: &mut CosignerClient<Channel>,
     accounts: u32,
     kind: mpc_core::AccountKind,
 ) -> Wallet {
-    let device = IdentityKey::generate().expect("id");
-    let recovery = IdentityKey::generate().expect("id");
-    let mut req = pb::CreateWalletRequest {
-        recovery_identity: recovery.public().to_string(),
-        accounts,
-        kind: match kind {
-            mpc_core::AccountKind::Hd => AccountKind::Hd,
-            mpc_core::AccountKind::Independent => AccountKind::Independent,
-        } as i32,
-        label: "test".into(),
-        ..Default::default()
+    let proto_kind = match kind {
+        mpc_core::AccountKind::Hd => AccountKind::Hd,
+        mpc_core::AccountKind::Independent => AccountKind::Independent,
     };
-    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    let (device, recovery, req) = signed_create_request(accounts, proto_kind, "test");
     let created = client
         .create_wallet(req)
         .await
