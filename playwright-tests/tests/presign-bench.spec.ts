@@ -79,7 +79,7 @@ test("bench: online signing from the presignature pool", async ({ page }) => {
     expect(await recoverMessageAddress({ message: s.message, signature: s.rsv })).toBe(address);
   }
   const warm = samples.slice(1); // the first one opens the key shares and the pool key
-  const keys = ["takeMs", "decryptMs", "partialMs", "authMs", "rpcMs", "combineMs"] as const;
+  const keys = ["takeMs", "rpcMs", "computeMs"] as const;
   const row = (name: string, xs: number[]) => `  ${name.padEnd(34)} ${pct(xs, 50).toFixed(2).padStart(8)} ${pct(xs, 95).toFixed(2).padStart(8)}`;
   const lines = [
     `Online signing from the presignature pool, headless Chromium, N=${warm.length} (+1 warm-up: ${samples[0]!.onlineMs.toFixed(1)} ms online, ${samples[0]!.pageMs.toFixed(1)} ms page)`,
@@ -87,11 +87,8 @@ test("bench: online signing from the presignature pool", async ({ page }) => {
     `  ${"ms".padEnd(34)} ${"p50".padStart(8)} ${"p95".padStart(8)}`,
     row("online (take+partial+RPC+combine)", warm.map((s) => s.onlineMs)),
     row("  IndexedDB take (strict commit)", warm.map((s) => s.timings.takeMs!)),
-    row("  decrypt (AES-GCM + parse)", warm.map((s) => s.timings.decryptMs!)),
-    row("  wasm partial signature", warm.map((s) => s.timings.partialMs!)),
-    row("  wasm request signature (auth)", warm.map((s) => s.timings.authMs!)),
     row("  SignWithPresignature round trip", warm.map((s) => s.timings.rpcMs!)),
-    row("  combine + verify (wasm)", warm.map((s) => s.timings.combineMs!)),
+    row("  wasm: partial + request signature + combine + verify", warm.map((s) => s.timings.computeMs!)),
     row("page-observed signMessage()", warm.map((s) => s.pageMs)),
   ];
   console.log(lines.join("\n"));

@@ -313,7 +313,7 @@ function showPresigned(el, sig) {
   el.dataset.presigned = sig.presigned ? "true" : "false";
   if (sig.presigned) {
     const t = sig.presign?.timings ?? {};
-    el.textContent = `from the presignature pool: online ${sig.onlineMs?.toFixed(1)} ms (take ${t.takeMs?.toFixed(1)} · partial ${t.partialMs?.toFixed(1)} · cosigner round trip ${t.rpcMs?.toFixed(1)} · combine+verify ${t.combineMs?.toFixed(1)} ms); presignature ${sig.presign?.presignatureId}`;
+    el.textContent = `from the presignature pool: online ${sig.onlineMs?.toFixed(1)} ms (take ${t.takeMs?.toFixed(1)} · cosigner round trip ${t.rpcMs?.toFixed(1)} · wasm partial+auth+combine+verify ${t.computeMs?.toFixed(1)} ms); presignature ${sig.presign?.presignatureId}`;
   } else {
     const why = sig.presign?.fallback ? ` (pool: ${sig.presign.fallback})` : "";
     el.textContent = `full signing${why}: ${fmtMs(sig.elapsedMs)}`;

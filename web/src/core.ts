@@ -8,18 +8,9 @@
  */
 
 import { AgentClient, type AgentRoom } from "./agent.js";
-import { CosignerClient, normalizeUrl } from "./cosigner.js";
-import {
-  ConfigError,
-  CosignerError,
-  InvalidInputError,
-  SessionError,
-  StorageError,
-  WalletError,
-} from "./errors.js";
+import { answerError, CosignerTransport, normalizeUrl, type CosignerAnswer } from "./cosigner.js";
+import { ConfigError, InvalidInputError, PresignatureError, StorageError, WalletError } from "./errors.js";
 import { bytesToHex, hexToBytes, keccakHex, parseUnsignedTx, serializeSignedTx, txV } from "./eth.js";
-import { AccountKind as PbAccountKind, DigestKind as PbDigestKind, PayloadKind as PbPayloadKind } from "./gen/wallet/cosigner/v1/cosigner_pb.js";
-import type { SessionRoom } from "./gen/wallet/cosigner/v1/cosigner_pb.js";
 import * as storage from "./storage.js";
 import type {
   AccountInfo,
@@ -38,39 +29,65 @@ import type {
   WalletConfig,
   WalletInfo,
 } from "./types.js";
-import { loadWasm, wasmError, type Mpc } from "./wasm.js";
+import { flowError, loadWasm, wasmError, type Mpc } from "./wasm.js";
 import * as primeStore from "./prime-store.js";
 import { defaultWorkers, isPreparing, prepareOnce, PRIMES_NEEDED, stopPreparation, type CoordinatorConfig, type PrimeProgress } from "./primes.js";
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
-// presign-web: presignature pools.
-import { PresignatureError } from "./errors.js";
 import * as pool from "./pool.js";
-import type { PresignMode, PresignPoolStatus, PresignSignInfo, RefillOptions } from "./types.js";
+import type { PresignMode, PresignPoolStatus, RefillOptions } from "./types.js";
 
 const DEVICE = 0;
-const COSIGNER = 1;
-const RECOVERY = 2;
 
-type Bundle = InstanceType<Mpc["Bundle"]>;
+type WalletParty = Mpc["WalletParty"]["prototype"];
 
-/** Progress report of a wasm session (API.md). */
-interface WasmProgress {
+/** A progress event of a wasm flow (`crates/mpc-wasm/src/flows.rs`). */
+interface FlowProgress {
+  phase: Phase;
   round: number;
   totalRounds: number;
   percent: number;
   finished: boolean;
+  accountId?: string;
 }
 
-/** A wasm signature result (API.md). */
-interface WasmSignature {
+/** A signature of the wasm signing flow. */
+interface FlowSignature {
+  accountId: string;
+  derivationPath: string;
   r: string;
   s: string;
   yParity: number;
-  digest: string;
-  der: string;
   rsv: string;
+  der: string;
+  digest: string;
   publicKey: string;
   ethereumAddress: string;
+  signers: number[];
+  requestId: string;
+  presigned: boolean;
+  elapsedMs: number;
+  fastPath: {
+    tried: boolean;
+    empty: boolean;
+    used?: string;
+    discarded: [string, "corrupt" | "unknown" | "used"][];
+    timings?: { takeMs: number; rpcMs: number; computeMs: number; totalMs: number };
+  };
+}
+
+/** A pool status of the wasm refill flow. */
+interface FlowPool {
+  accountId: string;
+  signers: number[];
+  local: number;
+  cosigner: number | null;
+  usable: number | null;
+  cosignerRunning: number;
+  cosignerCap: number;
+  generated: number;
+  failed: number;
+  discarded: number;
+  elapsedMs: number;
 }
 
 /** Progress reporting of one operation: phase weights → overall percent. */
@@ -123,32 +140,6 @@ class Reporter {
   }
 }
 
-function digestKindToPb(d: DigestKind): PbDigestKind {
-  switch (d) {
-    case "keccak256":
-      return PbDigestKind.KECCAK256;
-    case "double_sha256":
-      return PbDigestKind.DOUBLE_SHA256;
-    case "sha256":
-      return PbDigestKind.SHA256;
-    default:
-      throw new InvalidInputError(`unknown digest kind ${JSON.stringify(d)}`);
-  }
-}
-
-function payloadKindToPb(p: PayloadKind): PbPayloadKind {
-  switch (p) {
-    case "raw":
-      return PbPayloadKind.RAW;
-    case "ethereum_transaction":
-      return PbPayloadKind.ETHEREUM_TRANSACTION;
-    case "ethereum_message":
-      return PbPayloadKind.ETHEREUM_MESSAGE;
-    default:
-      throw new InvalidInputError(`unknown payload kind ${JSON.stringify(p)}`);
-  }
-}
-
 function toBytes(data: Uint8Array | string, what: string): Uint8Array {
   if (data instanceof Uint8Array) return data;
   if (typeof data === "string") {
@@ -185,7 +176,7 @@ function mapAccount(a: { accountId: string; kind: string; publicKey: string; cha
 export class WalletCore {
   private readonly config: WalletConfig;
   private readonly walletName: string;
-  private bundleCache: Bundle | undefined;
+  private partyCache: WalletParty | undefined;
 
   constructor(config: WalletConfig) {
     if (!config || typeof config !== "object") throw new ConfigError("config is missing");
@@ -197,30 +188,30 @@ export class WalletCore {
     return loadWasm(this.config.wasmUrl);
   }
 
-  private cosigner(): CosignerClient {
-    return new CosignerClient(this.config.cosignerUrl);
+  private cosigner(): CosignerTransport {
+    return new CosignerTransport(this.config.cosignerUrl);
   }
 
-  /** The room with this device's gateway URL applied. */
-  private room(r: SessionRoom | undefined, what: string) {
-    if (!r || !r.sessionId || !r.room) {
-      throw new CosignerError("cosigner_rejected", `the cosigner returned no ${what} room`);
-    }
-    const gatewayUrl = this.config.gatewayUrl?.trim()
-      ? normalizeUrl("gateway", this.config.gatewayUrl)
-      : normalizeUrl("gateway (from the cosigner)", r.gatewayUrl);
-    return { sessionId: r.sessionId, room: r.room, roomToken: r.roomToken, gatewayUrl };
-  }
-
-  private sessionOpts() {
-    const o: { transport?: "auto" | "eventsource" | "fetch"; timeoutMs?: number } = {};
+  /** Session settings of the wasm flows (`WalletConfig`). */
+  private sessionConfig(): { gatewayUrl?: string; transport?: string; sessionTimeoutMs?: number } {
+    const o: { gatewayUrl?: string; transport?: string; sessionTimeoutMs?: number } = {};
+    if (this.config.gatewayUrl?.trim()) o.gatewayUrl = normalizeUrl("gateway", this.config.gatewayUrl);
     if (this.config.transport) o.transport = this.config.transport;
-    if (this.config.sessionTimeoutMs) o.timeoutMs = this.config.sessionTimeoutMs;
+    if (this.config.sessionTimeoutMs) o.sessionTimeoutMs = this.config.sessionTimeoutMs;
     return o;
+  }
+
+  /** What every wasm flow asks the platform for: the cosigner's transport and progress. */
+  private flowHost(cosigner: CosignerTransport, onProgress: (ev: FlowProgress) => void) {
+    return {
+      callCosigner: (path: string, body: Uint8Array): Promise<CosignerAnswer> => cosigner.call(path, body),
+      onProgress,
+    };
   }
 
   /** Cosigner health (no authentication). */
   async health(): Promise<CosignerHealth> {
+    await this.wasm();
     const h = await this.cosigner().health();
     return { status: h.status, version: h.version, backend: h.backend, identity: h.identity };
   }
@@ -242,8 +233,8 @@ export class WalletCore {
 
   /** Deletes the stored wallet (the device share is gone for good). */
   async deleteWallet(): Promise<void> {
-    this.bundleCache?.free();
-    this.bundleCache = undefined;
+    this.partyCache?.free();
+    this.partyCache = undefined;
     await storage.deleteWallet(this.walletName);
     // presign-web: the presignatures and tombstones of this wallet name go with it.
     await pool.deletePool(this.walletName);
@@ -259,33 +250,35 @@ export class WalletCore {
     return rec;
   }
 
-  private async bundle(rec: storage.WalletRecord): Promise<Bundle> {
-    if (this.bundleCache) return this.bundleCache;
+  /** The device party, opened in wasm (its shares and identity key stay there). */
+  private async party(rec: storage.WalletRecord): Promise<WalletParty> {
+    if (this.partyCache) return this.partyCache;
     const mpc = await this.wasm();
-    let b: Bundle;
-    if (rec.protection === "passphrase") {
-      if (!this.config.passphrase) {
-        throw new StorageError("wrong_passphrase", `wallet "${rec.walletName}" is protected by a passphrase: set one`);
+    const source = `wallet "${rec.walletName}"`;
+    let p: WalletParty;
+    try {
+      if (rec.protection === "passphrase") {
+        if (!this.config.passphrase) {
+          throw new StorageError("wrong_passphrase", `wallet "${rec.walletName}" is protected by a passphrase: set one`);
+        }
+        p = mpc.WalletParty.fromPassphraseFile(rec.walletId, rec.passphraseFile ?? "", this.config.passphrase, source);
+      } else {
+        const bytes = await storage.decryptBundle(rec);
+        try {
+          p = mpc.WalletParty.fromBytes(rec.walletId, bytes!, source);
+        } finally {
+          bytes?.fill(0);
+        }
       }
-      try {
-        b = mpc.Bundle.decryptWithPassphrase(rec.passphraseFile ?? "", this.config.passphrase);
-      } catch (e) {
-        throw wasmError(e, "opening the key shares");
-      }
-    } else {
-      const bytes = await storage.decryptBundle(rec);
-      try {
-        b = mpc.Bundle.fromBytes(bytes!);
-      } finally {
-        bytes?.fill(0);
-      }
+    } catch (e) {
+      throw flowError(e, "opening the key shares");
     }
-    if (b.partyIndex !== DEVICE) {
-      b.free();
-      throw new StorageError("storage", `stored share belongs to party ${String(b.partyIndex)}, not the device`);
+    if (p.partyIndex !== DEVICE) {
+      p.free();
+      throw new StorageError("storage", `stored share belongs to party ${String(p.partyIndex)}, not the device`);
     }
-    this.bundleCache = b;
-    return b;
+    this.partyCache = p;
+    return p;
   }
 
   private findAccount(rec: storage.WalletRecord, accountId: string | undefined): AccountInfo {
@@ -444,9 +437,10 @@ export class WalletCore {
   }
 
   /**
-   * Creates a wallet: device identity and primes here, recovery identity and job at the
-   * agent, rooms from the cosigner, aux info and one DKG per account in wasm over the
-   * gateway, checks that all three parties agree, stores the encrypted share, confirms.
+   * Creates a wallet with the wasm core's creation flow (`client-core`): the core calls
+   * the cosigner, runs aux info and one DKG per account over the gateway, checks that
+   * the recovery agent got the same keys, and hands the encrypted bundle here to store
+   * before confirming. This method supplies the platform: primes, the agent, IndexedDB.
    */
   async createWallet(opts: CreateWalletOptions = {}): Promise<WalletInfo> {
     const accounts = opts.accounts ?? 1;
@@ -487,8 +481,6 @@ export class WalletCore {
     }
     const cosigner = this.cosigner();
     const agent = new AgentClient(this.config.agentUrl, this.config.agentToken);
-
-    // 1. Reach everybody before any heavy work.
     rep.emit("connect", 0, "contacting the cosigner and the recovery agent");
     const mpc = await this.wasm();
     if (protection === "passphrase" && this.config.allowWeakPassphrase !== true && this.config.insecureFastKdf !== true) {
@@ -498,248 +490,166 @@ export class WalletCore {
         throw new ConfigError(`the passphrase: ${(e as Error).message ?? String(e)} (allowWeakPassphrase overrides)`);
       }
     }
-    const health = await cosigner.health();
-    const recoveryIdentity = await agent.identity();
-    rep.emit("connect", 100, "cosigner and recovery agent reachable");
 
-    // 2. Primes of the device's Paillier keys.
-    let primes: { primes: [string, string, string, string] };
-    // (the wasm returns plain objects typed `any`; shapes per crates/mpc-wasm/API.md)
-    const tp = Date.now();
-    let primesSource: NonNullable<WalletInfo["primesSource"]>;
-    if (devPrimes) {
-      const f = mpc.devFixturePrimes();
-      const set = f.parties[DEVICE];
-      if (!set) throw new WalletError("wasm", "the wasm core has no dev prime fixture for party 0");
-      primes = set;
-      primesSource = "insecure-dev-fixture";
-    } else {
-      // Prepared primes (prepareDevice) when complete; otherwise the parallel search,
-      // resuming any partial preparation. Consumed after the wallet is committed.
-      const got = await this.devicePrimes(mpc, rep, opts.primeWorkers, (p) => (lastPrimes = p));
-      primes = got.set;
-      primesSource = got.source;
-    }
-    const fixturePrimes = devPrimes || mpc.isPublicFixturePrimes(primes);
-    t.primesMs = Date.now() - tp;
-
-    // 3. Identities and rooms.
-    const id = mpc.generateIdentity() as { secret: Uint8Array; publicIdentity: string };
-    const secret: Uint8Array = id.secret;
-    try {
-      let signed;
-      try {
-        signed = mpc.signCreateWallet(secret, {
-          recoveryIdentity,
-          accounts,
-          kind: kind === "hd" ? PbAccountKind.HD : PbAccountKind.INDEPENDENT,
-          label: opts.label ?? "",
-        });
-      } catch (e) {
-        throw wasmError(e, "signing CreateWallet");
-      }
-      const created = await cosigner.createWallet(signed);
-      const walletId = created.walletId;
-      const cosignerIdentity = created.cosignerIdentity.toLowerCase();
-      if (!/^[0-9a-f]{128}$/.test(cosignerIdentity)) {
-        throw new CosignerError("cosigner_rejected", "the cosigner returned an invalid identity");
-      }
-      if (health.identity && health.identity.toLowerCase() !== cosignerIdentity) {
-        throw new CosignerError("cosigner_rejected", "the cosigner's identity changed between Health and CreateWallet");
-      }
-      if (created.accounts.length !== accounts) {
-        throw new CosignerError("cosigner_rejected", `asked for ${accounts} accounts, the cosigner opened ${created.accounts.length}`);
-      }
-      const roster: Record<number, string> = {
-        [DEVICE]: id.publicIdentity,
-        [COSIGNER]: cosignerIdentity,
-        [RECOVERY]: recoveryIdentity,
-      };
-      const agentRoom = (r: SessionRoom | undefined): AgentRoom => ({
-        session_id: r?.sessionId ?? "",
-        room: r?.room ?? "",
-        room_token: r?.roomToken ?? "",
-        gateway_url: r?.gatewayUrl ?? "",
-      });
-
-      // 4. The recovery agent joins the same rooms.
-      const jobId = await agent.createWallet({
-        wallet_id: walletId,
-        cosigner_identity: cosignerIdentity,
-        device_identity: id.publicIdentity,
-        kind,
-        aux_info: agentRoom(created.auxInfo),
-        accounts: created.accounts.map((a) => ({ account_id: a.accountId, keygen: agentRoom(a.keygen) })),
-      });
-      // Poll the agent alongside our sessions so that its failure ends the wait early.
-      const agentAbort = { aborted: false };
-      let agentProgress = "";
-      const agentDone = agent.waitJob(jobId, {
-        timeoutMs: this.config.agentTimeoutMs ?? 20 * 60_000,
-        intervalMs: 1000,
-        signal: agentAbort,
-        onProgress: (p) => {
-          agentProgress = `${p.stage} ${p.percent}%`;
-        },
-      });
-      // Surface an agent failure even while a long wasm step runs.
-      let agentFailure: unknown;
-      agentDone.catch((e) => {
-        agentFailure = e;
-      });
-
-      let bundle: Bundle;
-      try {
-        bundle = new mpc.Bundle(DEVICE, secret, { [COSIGNER]: cosignerIdentity, [RECOVERY]: recoveryIdentity });
-      } catch (e) {
-        throw wasmError(e, "creating the key-share bundle");
-      }
-      try {
-        // 5. Aux info.
-        const ta = Date.now();
-        rep.emit("aux-info", 0, "aux info (Paillier keys and proofs)");
-        const auxRoom = this.room(created.auxInfo, "aux-info");
-        let aux;
-        try {
-          aux = await mpc.runAuxInfo(
-            { room: auxRoom, me: DEVICE, identitySecret: secret, roster, ...this.sessionOpts() },
-            primes,
-            (p: WasmProgress) => rep.emit("aux-info", p.percent, `aux info round ${p.round}/${p.totalRounds}`, { round: p.round, totalRounds: p.totalRounds, finished: p.finished }),
-          );
-        } catch (e) {
-          if (agentFailure) throw agentFailure;
-          throw wasmError(e, "aux info", { sessionId: auxRoom.sessionId });
-        }
-        bundle.setAuxInfo(aux);
-        t.auxInfoMs = Date.now() - ta;
-        rep.emit("aux-info", 100, "aux info done", { finished: true });
-
-        // 6. One DKG per account.
-        const tk = Date.now();
-        const createdAt = Math.floor(Date.now() / 1000);
-        const mine: Record<string, string> = {};
-        for (const [k, acct] of created.accounts.entries()) {
-          if (agentFailure) throw agentFailure;
-          const room = this.room(acct.keygen, "keygen");
-          const base = (k / accounts) * 100;
+    let primesSource: NonNullable<WalletInfo["primesSource"]> = devPrimes ? "insecure-dev-fixture" : "searched";
+    let fixturePrimes = devPrimes;
+    let jobId: string | undefined;
+    const agentAbort = { aborted: false };
+    let agentProgress = "";
+    let agentDone: Promise<Record<string, string>> | undefined;
+    const accountIds: string[] = [];
+    const agentRoom = (r: { sessionId: string; room: string; roomToken: string; gatewayUrl: string }): AgentRoom => ({
+      session_id: r.sessionId,
+      room: r.room,
+      room_token: r.roomToken,
+      gateway_url: r.gatewayUrl,
+    });
+    const host = {
+      ...this.flowHost(cosigner, (ev) => {
+        if (ev.phase === "keygen") {
+          const k = Math.max(0, accountIds.indexOf(ev.accountId ?? ""));
           const label = `key generation ${accounts > 1 ? `${k + 1}/${accounts} ` : ""}`;
-          let share;
-          try {
-            share = await mpc.runKeygen({ room, me: DEVICE, identitySecret: secret, roster, ...this.sessionOpts() }, (p: WasmProgress) =>
-              rep.emit("keygen", base + p.percent / accounts, `${label}round ${p.round}/${p.totalRounds}`, {
-                round: p.round,
-                totalRounds: p.totalRounds,
-                accountId: acct.accountId,
-                finished: false,
-              }),
-            );
-          } catch (e) {
-            if (agentFailure) throw agentFailure;
-            throw wasmError(e, `key generation of ${acct.accountId}`, { sessionId: room.sessionId });
-          }
-          let info;
-          try {
-            info = bundle.addAccount(acct.accountId, kind, share, createdAt);
-          } catch (e) {
-            throw wasmError(e, `storing the share of ${acct.accountId}`);
-          }
-          mine[acct.accountId] = info.publicKey;
+          rep.emit("keygen", ((k + ev.percent / 100) / accounts) * 100, `${label}round ${ev.round}/${ev.totalRounds}`, {
+            round: ev.round,
+            totalRounds: ev.totalRounds,
+            ...(ev.accountId ? { accountId: ev.accountId } : {}),
+            finished: false,
+          });
+        } else if (ev.phase === "aux-info") {
+          rep.emit("aux-info", ev.percent, `aux info round ${ev.round}/${ev.totalRounds}`, { round: ev.round, totalRounds: ev.totalRounds, finished: ev.finished });
+        } else if (ev.phase === "agent") {
+          rep.emit("agent", ev.percent, ev.finished ? "recovery agent holds its share" : "waiting for the recovery agent");
+        } else if (ev.phase === "store") {
+          rep.emit("store", ev.percent, ev.finished ? "key share stored" : "encrypting and storing the key share");
+        } else if (ev.phase === "confirm") {
+          rep.emit("confirm", ev.percent, ev.finished ? "wallet created" : "confirming with the cosigner");
+        } else if (ev.phase === "connect") {
+          rep.emit("connect", ev.percent, ev.finished ? "cosigner and recovery agent reachable" : "cosigner reachable");
         }
-        t.keygenMs = Date.now() - tk;
-        rep.emit("keygen", 100, "key generation done", { finished: true });
-
-        // 7. The recovery party must have the same keys.
-        rep.emit("agent", 0, "waiting for the recovery agent");
+      }),
+      recoveryIdentity: () => agent.identity(),
+      primes: async () => {
+        const tp = Date.now();
+        let set: { primes: [string, string, string, string] };
+        if (devPrimes) {
+          const f = mpc.devFixturePrimes() as { parties: { primes: [string, string, string, string] }[] };
+          const mine = f.parties[DEVICE];
+          if (!mine) throw new WalletError("wasm", "the wasm core has no dev prime fixture for party 0");
+          set = mine;
+        } else {
+          // Prepared primes (prepareDevice) when complete; otherwise the parallel search,
+          // resuming any partial preparation. Consumed after the wallet is committed.
+          const got = await this.devicePrimes(mpc, rep, opts.primeWorkers, (p) => (lastPrimes = p));
+          set = got.set;
+          primesSource = got.source;
+        }
+        fixturePrimes = devPrimes || mpc.isPublicFixturePrimes(set);
+        t.primesMs = Date.now() - tp;
+        rep.emit("aux-info", 0, "aux info (Paillier keys and proofs)");
+        return set;
+      },
+      startRecovery: async (job: {
+        walletId: string;
+        cosignerIdentity: string;
+        deviceIdentity: string;
+        kind: string;
+        auxInfo: { sessionId: string; room: string; roomToken: string; gatewayUrl: string };
+        accounts: { accountId: string; keygen: { sessionId: string; room: string; roomToken: string; gatewayUrl: string } }[];
+      }) => {
+        accountIds.push(...job.accounts.map((a) => a.accountId));
+        jobId = await agent.createWallet({
+          wallet_id: job.walletId,
+          cosigner_identity: job.cosignerIdentity,
+          device_identity: job.deviceIdentity,
+          kind,
+          aux_info: agentRoom(job.auxInfo),
+          accounts: job.accounts.map((a) => ({ account_id: a.accountId, keygen: agentRoom(a.keygen) })),
+        });
+        agentDone = agent.waitJob(jobId, {
+          timeoutMs: this.config.agentTimeoutMs ?? 20 * 60_000,
+          intervalMs: 1000,
+          signal: agentAbort,
+          onProgress: (p) => {
+            agentProgress = `${p.stage} ${p.percent}%`;
+          },
+        });
+        agentDone.catch(() => undefined);
+      },
+      awaitRecovery: async () => {
         const poll = setInterval(() => rep.emit("agent", 50, `waiting for the recovery agent (${agentProgress})`), 1000);
-        let theirs: Record<string, string>;
         try {
-          theirs = await agentDone;
+          return await agentDone!;
         } finally {
           clearInterval(poll);
         }
-        for (const [acctId, pk] of Object.entries(mine)) {
-          if ((theirs[acctId] ?? "").toLowerCase() !== pk.toLowerCase()) {
-            throw new SessionError("verification_failed", `the recovery agent obtained a different public key for ${acctId}`, {
-              accountId: acctId,
-            });
-          }
-        }
-        rep.emit("agent", 100, "recovery agent holds its share");
-
-        // 8. Persist before confirming: from now on these shares are the user's funds.
-        rep.emit("store", 0, "encrypting and storing the key share");
-        const accountsInfo = bundle.accounts().map(mapAccount);
+      },
+      persist: async (w: { walletId: string; accounts: Parameters<typeof mapAccount>[0][]; passphraseFile?: string; bundle?: Uint8Array }) => {
         const meta: storage.NewWallet = {
           walletName: this.walletName,
-          walletId,
-          accounts: accountsInfo,
+          walletId: w.walletId,
+          accounts: w.accounts.map(mapAccount),
           protection,
           insecureDevPrimes: fixturePrimes,
           createdAtMs: Date.now(),
           cosignerUrl: cosigner.url,
           partyIndex: DEVICE,
         };
-        if (protection === "passphrase" && this.config.passphrase) {
-          let file: string;
-          try {
-            file = bundle.encryptWithPassphrase(this.config.passphrase, this.config.insecureFastKdf === true);
-          } catch (e) {
-            throw wasmError(e, "encrypting the key shares");
-          }
-          await storage.putNewWallet(meta, { passphraseFile: file });
+        if (w.passphraseFile !== undefined) {
+          await storage.putNewWallet(meta, { passphraseFile: w.passphraseFile });
         } else {
-          const bytes = bundle.toBytes();
           try {
-            await storage.putNewWallet(meta, { bundle: bytes });
+            await storage.putNewWallet(meta, { bundle: w.bundle! });
           } finally {
-            bytes.fill(0);
+            w.bundle?.fill(0);
           }
         }
-        rep.emit("store", 100, "key share stored");
-
-        // 9. Confirm.
-        const tc = Date.now();
-        rep.emit("confirm", 0, "confirming with the cosigner");
-        let auth;
-        try {
-          auth = mpc.signAuth(secret, "ConfirmWallet", walletId, DEVICE, { publicKeys: mine });
-        } catch (e) {
-          throw wasmError(e, "signing ConfirmWallet");
-        }
-        const conf = await cosigner.confirmWallet(auth, mine);
-        if (!conf.committed) {
-          throw new CosignerError("cosigner_rejected", "the cosigner did not commit the wallet (its keys differ?)");
-        }
-        t.confirmMs = Date.now() - tc;
-        // The primes now belong to this wallet's aux info: never reuse them.
-        if (primesSource !== "insecure-dev-fixture") await this.consumePrimes();
-        t.totalMs = rep.elapsedMs;
-        rep.emit("confirm", 100, "wallet created");
-        this.bundleCache?.free();
-        this.bundleCache = undefined;
-        return {
-          walletId,
-          walletName: this.walletName,
-          accounts: accountsInfo,
-          committed: true,
-          protection: meta.protection,
-          insecureDevPrimes: fixturePrimes,
-          timings: t,
-          primesSource,
-        };
-      } finally {
-        agentAbort.aborted = true;
-        bundle.free();
-      }
-    } finally {
-      secret.fill(0);
+      },
+    };
+    const params: Record<string, unknown> = { accounts, kind, label: opts.label ?? "", ...this.sessionConfig() };
+    if (protection === "passphrase") {
+      params.passphrase = this.config.passphrase;
+      params.insecureFastKdf = this.config.insecureFastKdf === true;
     }
+    let created: {
+      walletId: string;
+      accounts: Parameters<typeof mapAccount>[0][];
+      committed: boolean;
+      timings: { auxInfoMs: number; keygenMs: number; confirmMs: number; totalMs: number };
+    };
+    try {
+      // An agent failure ends the wait for its own result, or the sessions (their peer is gone).
+      created = await mpc.createWallet(host, params);
+    } catch (e) {
+      const agentError = await agentFailure(agentDone);
+      throw agentError ?? flowError(e, "creating the wallet");
+    } finally {
+      agentAbort.aborted = true;
+    }
+    // The primes now belong to this wallet's aux info: never reuse them.
+    if (primesSource !== "insecure-dev-fixture") await this.consumePrimes();
+    t.auxInfoMs = created.timings.auxInfoMs;
+    t.keygenMs = created.timings.keygenMs;
+    t.confirmMs = created.timings.confirmMs;
+    t.totalMs = rep.elapsedMs;
+    this.partyCache?.free();
+    this.partyCache = undefined;
+    return {
+      walletId: created.walletId,
+      walletName: this.walletName,
+      accounts: created.accounts.map(mapAccount),
+      committed: created.committed,
+      protection,
+      insecureDevPrimes: fixturePrimes,
+      timings: t,
+      primesSource,
+    };
   }
 
   /**
-   * Signs `preimage` (hashed with `digest` by both signers) with device + cosigner.
-   * The cosigner checks its policy for `payloadKind` first. The signature is verified
-   * against the account key before it is returned.
+   * Signs `preimage` (hashed with `digest` by both signers) with device + cosigner, by
+   * the wasm core's signing flow: from the presignature pool where the account and
+   * `presign` mode allow it, else a signing session. The cosigner checks its policy for
+   * `payloadKind` first; the signature is verified against the account key.
    */
   async signPreimage(
     preimage: Uint8Array,
@@ -752,98 +662,52 @@ export class WalletCore {
       ["sign", 95],
     ]);
     if (!(preimage instanceof Uint8Array) || preimage.length === 0) throw new InvalidInputError("nothing to sign: empty preimage");
-    const rec = await this.record();
-    const acct = this.findAccount(rec, opts.accountId);
-    const path = normPath(opts.derivationPath);
-    const mpc = await this.wasm();
-    const bundle = await this.bundle(rec);
-    const pbDigest = digestKindToPb(digest);
-
-    // presign-web: the fast path, one round trip from the presignature pool.
     const presignMode: PresignMode = opts.presign ?? "auto";
     if (presignMode !== "auto" && presignMode !== "off" && presignMode !== "require") {
       throw new InvalidInputError(`presign must be "auto", "off" or "require", got ${JSON.stringify(presignMode)}`);
     }
-    const eligible = acct.kind === "independent" && path === "";
-    if (presignMode === "require" && !eligible) {
-      throw new PresignatureError(
-        acct.kind !== "independent"
-          ? `account ${acct.accountId} is an HD account: presignatures exist only for independent accounts (the protocol forbids presignatures with HD derivation)`
-          : `presignatures sign at the root of an independent account only, not at ${path}`,
-        { reason: "not_eligible", accountId: acct.accountId },
-      );
-    }
-    let presignInfo: PresignSignInfo | undefined;
-    if (eligible && presignMode !== "off") {
-      const fast = await this.signFromPool(rec, bundle, mpc, acct, preimage, digest, payloadKind, rep);
-      if ("result" in fast) return fast.result;
-      if (presignMode === "require") throw fast.error;
-      presignInfo = fast.info;
-    }
-
-    const expected = await this.getPublicKey(acct.accountId, path);
-
-    rep.emit("connect", 0, "asking the cosigner to sign");
-    const secret = bundle.identitySecret();
-    let started;
+    const rec = await this.record();
+    const acct = this.findAccount(rec, opts.accountId);
+    const path = normPath(opts.derivationPath);
+    const party = await this.party(rec);
+    const host = {
+      ...this.flowHost(this.cosigner(), (ev) => {
+        if (ev.phase === "sign") {
+          rep.emit("sign", ev.percent, ev.finished ? "signed" : `signing round ${ev.round}/${ev.totalRounds}`, {
+            round: ev.round,
+            totalRounds: ev.totalRounds,
+            finished: ev.finished,
+          });
+        } else if (ev.phase === "connect") {
+          rep.emit("connect", ev.percent, ev.finished ? "signing session opened" : "asking the cosigner to sign");
+        }
+      }),
+      ...pool.poolHost(this.poolWallet(rec), () => party.poolKeyMaterial(rec.walletName)),
+    };
+    let sig: FlowSignature;
     try {
-      let auth;
-      try {
-        auth = mpc.signAuth(secret, "StartSign", rec.walletId, DEVICE, {
-          accountId: acct.accountId,
-          derivationPath: path,
-          preimage,
-          digest: pbDigest,
-          payloadKind: payloadKindToPb(payloadKind),
-        });
-      } catch (e) {
-        throw wasmError(e, "signing StartSign");
-      }
-      started = await this.cosigner().startSign(auth, {
+      sig = await party.sign(host, {
         accountId: acct.accountId,
         derivationPath: path,
         preimage,
-        digest: pbDigest,
-        payloadKind: payloadKindToPb(payloadKind),
+        digest,
+        payloadKind,
+        presign: presignMode,
+        ...this.sessionConfig(),
       });
-    } finally {
-      secret.fill(0);
-    }
-    const ownDigest = mpc.digest(digest, preimage);
-    if (started.digest && started.digest.toLowerCase().replace(/^0x/, "") !== ownDigest) {
-      throw new CosignerError("cosigner_rejected", `the cosigner would sign digest ${started.digest}, expected ${ownDigest}`);
-    }
-    const signers = [...started.signers].sort((a, b) => a - b);
-    if (!signers.includes(DEVICE) || !signers.includes(COSIGNER) || signers.length !== 2) {
-      throw new CosignerError("cosigner_rejected", `unexpected signer set [${signers.join(", ")}]`);
-    }
-    rep.emit("connect", 100, "signing session opened");
-    const room = this.room(started.session, "signing");
-    const signOpts: Record<string, unknown> = {
-      room,
-      signers,
-      accountId: acct.accountId,
-      derivationPath: path,
-      preimage,
-      digest,
-      ...this.sessionOpts(),
-    };
-    let sig: WasmSignature;
-    try {
-      sig = await mpc.runSign(bundle, signOpts as never, (p: WasmProgress) =>
-        rep.emit("sign", p.percent, `signing round ${p.round}/${p.totalRounds}`, { round: p.round, totalRounds: p.totalRounds, finished: p.finished }),
-      );
     } catch (e) {
-      throw wasmError(e, "signing", { sessionId: room.sessionId, requestId: started.requestId });
+      const err = flowError(e, "signing", { accountId: acct.accountId });
+      if (err instanceof PresignatureError && err.details?.reason === undefined) {
+        const reason = acct.kind !== "independent" || path !== "" ? "not_eligible" : err.details?.presignature ?? "empty";
+        throw new PresignatureError(err.message, { ...err.details, reason });
+      }
+      throw err;
     }
-    if (sig.publicKey.toLowerCase() !== expected.publicKey.toLowerCase()) {
-      throw new SessionError("verification_failed", "the signature was made by an unexpected key");
-    }
-    rep.emit("sign", 100, "signed", { finished: true });
+    const f = sig.fastPath;
     const yParity = sig.yParity === 1 ? 1 : 0;
-    return {
-      accountId: acct.accountId,
-      derivationPath: path || "m",
+    const out: SignatureResult = {
+      accountId: sig.accountId,
+      derivationPath: sig.derivationPath || "m",
       r: `0x${sig.r}`,
       s: `0x${sig.s}`,
       yParity,
@@ -853,12 +717,19 @@ export class WalletCore {
       digest: `0x${sig.digest}`,
       publicKey: sig.publicKey,
       ethereumAddress: sig.ethereumAddress,
-      signers,
-      requestId: started.requestId,
+      signers: sig.signers,
+      requestId: sig.requestId,
       elapsedMs: rep.elapsedMs,
-      presigned: false,
-      ...(presignInfo ? { presign: presignInfo } : {}),
+      presigned: sig.presigned,
     };
+    if (sig.presigned && f.timings) {
+      out.onlineMs = f.timings.totalMs;
+      out.presign = { ...(f.used ? { presignatureId: f.used } : {}), timings: f.timings };
+    } else if (f.tried) {
+      const last = f.discarded[f.discarded.length - 1];
+      out.presign = last ? { presignatureId: last[0], fallback: last[1] } : { fallback: "empty" };
+    }
+    return out;
   }
 
   /** Signs an EIP-191 personal message (`personal_sign`): `v` is 27/28. */
@@ -896,7 +767,7 @@ export class WalletCore {
   }
 
   // ---------------------------------------------------------------------------------
-  // presign-web: presignature pools (src/pool.ts)
+  // presign-web: presignature pools (the flows are the wasm core's; src/pool.ts stores)
 
   /** Validated `presignPool` settings. */
   private presignConfig(): { target: number; auto: boolean; concurrency: number } {
@@ -912,15 +783,8 @@ export class WalletCore {
     return { target, auto: c.auto !== false, concurrency };
   }
 
-  private poolContext(rec: storage.WalletRecord, bundle: Bundle, mpc: Mpc): pool.PoolContext {
-    return {
-      walletName: rec.walletName,
-      walletId: rec.walletId,
-      protection: rec.protection,
-      mpc,
-      cosigner: this.cosigner(),
-      identitySecret: () => bundle.identitySecret(),
-    };
+  private poolWallet(rec: storage.WalletRecord): pool.PoolWallet {
+    return { walletName: rec.walletName, walletId: rec.walletId, protection: rec.protection };
   }
 
   private independentAccount(rec: storage.WalletRecord, accountId: string | undefined): AccountInfo {
@@ -934,66 +798,60 @@ export class WalletCore {
     return acct;
   }
 
-  /** One signature from the pool, or why not (the caller falls back or throws). */
-  private async signFromPool(
-    rec: storage.WalletRecord,
-    bundle: Bundle,
-    mpc: Mpc,
-    acct: AccountInfo,
-    preimage: Uint8Array,
-    digest: DigestKind,
-    payloadKind: PayloadKind,
-    rep: Reporter,
-  ): Promise<{ result: SignatureResult } | { info: PresignSignInfo; error: PresignatureError }> {
-    rep.emit("connect", 0, "signing from the presignature pool");
-    const out = await pool.signFromPool(this.poolContext(rec, bundle, mpc), {
-      accountId: acct.accountId,
-      publicKey: acct.publicKey,
-      preimage,
-      digest,
-      pbDigest: digestKindToPb(digest),
-      pbPayloadKind: payloadKindToPb(payloadKind),
-    });
-    if (out.kind === "signed") {
-      rep.emit("sign", 100, "signed from the presignature pool", { finished: true });
-      const sig = out.sig;
-      const yParity = sig.yParity === 1 ? 1 : 0;
-      return {
-        result: {
-          accountId: acct.accountId,
-          derivationPath: "m",
-          r: `0x${sig.r}`,
-          s: `0x${sig.s}`,
-          yParity,
-          v: 27 + yParity,
-          rsv: `0x${sig.rsv}`,
-          der: sig.der,
-          digest: `0x${sig.digest}`,
-          publicKey: sig.publicKey,
-          ethereumAddress: sig.ethereumAddress,
-          signers: out.signers,
-          requestId: out.requestId,
-          elapsedMs: rep.elapsedMs,
-          presigned: true,
-          onlineMs: out.timings.totalMs,
-          presign: { presignatureId: out.presignatureId, timings: out.timings },
-        },
-      };
+  /** Runs the wasm refill flow (with a target) or only its status query (without). */
+  private async poolFlow(rec: storage.WalletRecord, accountId: string, target: number | undefined, onProgress?: OnProgress): Promise<FlowPool> {
+    const party = await this.party(rec);
+    const started = Date.now();
+    const host = {
+      ...this.flowHost(this.cosigner(), (ev) => {
+        if (!onProgress || ev.phase !== "presign") return;
+        const pct = Math.round(Math.max(0, Math.min(100, ev.percent)) * 10) / 10;
+        try {
+          onProgress({
+            phase: "presign",
+            round: ev.round,
+            totalRounds: ev.totalRounds,
+            percent: pct,
+            overallPercent: pct,
+            accountId,
+            finished: ev.finished,
+            message: `presignatures ${ev.round}/${ev.totalRounds}`,
+            elapsedMs: Date.now() - started,
+          });
+        } catch {
+          // a listener's exception never breaks the refill
+        }
+      }),
+      ...pool.poolHost(this.poolWallet(rec), () => party.poolKeyMaterial(rec.walletName)),
+    };
+    const params: Record<string, unknown> = { accountId, concurrency: this.presignConfig().concurrency, ...this.sessionConfig() };
+    if (target !== undefined) params.target = target;
+    try {
+      return (await party.refill(host, params)) as FlowPool;
+    } catch (e) {
+      throw flowError(e, target === undefined ? "presignature pool status" : "refilling presignatures", { accountId });
     }
-    if (out.kind === "empty") {
-      return { info: { fallback: "empty" }, error: pool.requireError("empty", acct.accountId) };
-    }
-    const reason = out.kind === "unavailable" ? out.reason : "corrupt";
+  }
+
+  private poolStatusOf(f: FlowPool, target: number, running: boolean): PresignPoolStatus {
     return {
-      info: { fallback: reason, presignatureId: out.presignatureId },
-      error: pool.requireError(reason, acct.accountId, { presignatureId: out.presignatureId, cause: out.message }),
+      accountId: f.accountId,
+      signers: f.signers,
+      device: f.local,
+      cosigner: f.cosigner,
+      usable: f.usable,
+      cosignerRunning: f.cosignerRunning,
+      cosignerCap: f.cosignerCap,
+      running,
+      target,
     };
   }
 
   /**
    * Fills the presignature pool of an independent account (default: the first) up to
    * `target` (default `presignPool.target`). Runs the presignature sessions in THIS
-   * context: `WalletClient` calls it in its separate presign Worker.
+   * context: `WalletClient` calls it in its separate presign Worker. One refill per
+   * account at a time (across tabs and workers).
    */
   async refillPresignatures(opts: RefillOptions = {}): Promise<PresignPoolStatus> {
     const rec = await this.record();
@@ -1003,33 +861,36 @@ export class WalletCore {
     if (!Number.isInteger(target) || target < 0 || target > pool.MAX_TARGET) {
       throw new InvalidInputError(`target must be an integer in 0..=${pool.MAX_TARGET}, got ${String(target)}`);
     }
-    const mpc = await this.wasm();
-    const bundle = await this.bundle(rec);
-    const ctx = this.poolContext(rec, bundle, mpc);
-    if ((await pool.listPresignatures(ctx, acct.accountId)).length >= target) {
-      return pool.poolStatus(ctx, acct.accountId, target, false);
-    }
-    const params: pool.RefillParams = { accountId: acct.accountId, target, concurrency: cfg.concurrency };
-    if (opts.onProgress) params.onProgress = opts.onProgress;
-    return pool.refillPool(
-      {
-        ...ctx,
-        bundle,
-        room: (r) => this.room(r as SessionRoom | undefined, "presign"),
-        sessionOpts: this.sessionOpts(),
-      },
-      params,
-    );
+    const w = this.poolWallet(rec);
+    return pool.withRefillLock(w, acct.accountId, async () => {
+      const f = await this.poolFlow(rec, acct.accountId, target, opts.onProgress);
+      return { ...this.poolStatusOf(f, target, false), generated: f.generated, failed: f.failed, discarded: f.discarded, elapsedMs: f.elapsedMs };
+    });
   }
 
   /** Pool of an independent account (default: the first): this device's count and the cosigner's. */
   async presignPoolStatus(accountId?: string): Promise<PresignPoolStatus> {
     const rec = await this.record();
     const acct = this.independentAccount(rec, accountId);
-    const mpc = await this.wasm();
-    const bundle = await this.bundle(rec);
-    return pool.poolStatus(this.poolContext(rec, bundle, mpc), acct.accountId, this.presignConfig().target, true);
+    const f = await this.poolFlow(rec, acct.accountId, undefined);
+    return this.poolStatusOf(f, this.presignConfig().target, pool.isRefilling(this.poolWallet(rec), acct.accountId));
   }
+}
+
+/** The agent's own failure, if its job already failed (it explains a failed session best). */
+async function agentFailure(done: Promise<unknown> | undefined): Promise<unknown> {
+  if (!done) return undefined;
+  let failure: unknown;
+  let settled = false;
+  done.then(
+    () => (settled = true),
+    (e) => {
+      settled = true;
+      failure = e;
+    },
+  );
+  await new Promise((r) => setTimeout(r, 0));
+  return settled ? failure : undefined;
 }
 
 /** Percent of a prime search: primes found, smoothed by the expected remaining time. */

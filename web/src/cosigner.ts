@@ -1,29 +1,21 @@
 /**
- * gRPC-web client of the cosigner (`sign-service`, tonic-web) over
- * `@connectrpc/connect-web`'s grpc-web transport, with errors mapped to the package's
- * typed errors. Request signatures are computed by the wasm core (same canonical bytes
- * as `crates/cosigner-api/src/auth.rs`), never in TypeScript.
+ * The cosigner's transport: gRPC-web (binary) over `fetch` to `sign-service`
+ * (tonic-web). The wasm core builds, signs and serializes every request and decodes
+ * every response and every failure (`crates/client-core`, `cosigner-api`'s one
+ * `google.rpc.ErrorInfo` decoder): this file only moves bytes. It frames the request,
+ * unframes the response and hands back the body, or the failed call's gRPC status
+ * (code, message, `grpc-status-details-bin`), or "no answer".
+ *
+ * Why by hand and not connect-web: connect-web's transports serialize a message they
+ * build themselves, while the request bytes here must be the wasm core's, unchanged.
+ * gRPC-web framing is five bytes per message and a trailer frame
+ * (https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-WEB.md).
  */
 
-import { Code, ConnectError, createClient, type Client } from "@connectrpc/connect";
-import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { create } from "@bufbuild/protobuf";
-import {
-  AuthSchema,
-  Cosigner,
-  type Auth,
-  type CreateWalletResponse,
-  type HealthResponse,
-} from "./gen/wallet/cosigner/v1/cosigner_pb.js";
-import type {
-  PresignPoolStatusResponse,
-  SignWithPresignatureResponse,
-  StartPresignResponse,
-} from "./gen/wallet/cosigner/v1/cosigner_pb.js";
-import { ConfigError, CosignerError, InvalidInputError, SessionError, UnavailableError, WalletError } from "./errors.js";
-import type { ErrorCode } from "./errors.js";
+import { fromBinary } from "@bufbuild/protobuf";
+import { HealthResponseSchema } from "./gen/wallet/cosigner/v1/cosigner_pb.js";
+import { ConfigError, errorForCode, type ErrorCode, type WalletError } from "./errors.js";
 import * as mpc from "../wasm/mpc_wasm.js";
-import { PresignatureError } from "./errors.js";
 
 /** Validates and normalises a base URL (no trailing slash). */
 export function normalizeUrl(what: string, url: string | undefined): string {
@@ -40,205 +32,144 @@ export function normalizeUrl(what: string, url: string | undefined): string {
   return u.toString().replace(/\/+$/, "");
 }
 
-/** A failed cosigner call decoded by the wasm core (`decodeCosignerError`). */
-export interface DecodedCosignerError {
-  code: ErrorCode;
-  rule?: string;
-  presignature?: "unknown" | "used";
-  party?: number;
-  retryable: boolean;
+/** The answer to one call, as the wasm flows' host gives it (`crates/mpc-wasm/src/flows.rs`). */
+export type CosignerAnswer =
+  | { body: Uint8Array }
+  | { grpcCode: number; message: string; details: string }
+  | { unavailable: string };
+
+/** Default deadline of one cosigner call. */
+export const CALL_TIMEOUT_MS = 60_000;
+
+const GRPC_UNKNOWN = 2;
+
+function frame(body: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(5 + body.length);
+  new DataView(out.buffer).setUint32(1, body.length);
+  out.set(body, 5);
+  return out;
 }
 
-/**
- * Decodes a ConnectError of a cosigner call: the cosigner's `google.rpc.ErrorInfo` (in
- * the `grpc-status-details-bin` trailer) through the wasm core's decoder, the same code
- * as the native client's; without it the gRPC code decides. Never the message text.
- */
-export function decodeCosigner(ce: ConnectError): DecodedCosignerError {
-  const details = new TextEncoder().encode(ce.metadata.get("grpc-status-details-bin") ?? "");
+function decodeGrpcMessage(m: string | null | undefined): string {
+  if (!m) return "";
   try {
-    return mpc.decodeCosignerError(ce.code, ce.rawMessage, details) as DecodedCosignerError;
+    return decodeURIComponent(m);
   } catch {
-    // The wasm core is not initialised in this thread: the gRPC code alone.
-    return { code: ce.code === Code.Unavailable ? "cosigner_unavailable" : "cosigner_rejected", retryable: false };
+    return m;
   }
 }
 
-/** Maps any failure of a cosigner call to a typed error. */
-export function cosignerError(e: unknown, url: string, method: string): WalletError {
-  if (e instanceof WalletError) return e;
-  const ce = ConnectError.from(e);
-  const msg = ce.rawMessage || ce.message;
-  const d = decodeCosigner(ce);
-  const details: Record<string, unknown> = { url, method, grpcCode: Code[ce.code], retryable: d.retryable };
-  if (d.rule !== undefined) details.rule = d.rule;
-  if (d.party !== undefined) details.party = d.party;
-  if (d.presignature !== undefined) details.presignature = d.presignature;
-  // A fetch that never reached a server (refused, DNS, CORS) surfaces as a TypeError
-  // wrapped into Code.Unknown / Internal by connect-web (no status, so no ErrorInfo).
-  const networkish =
-    d.code === "cosigner_unavailable" ||
-    ((ce.code === Code.Unknown || ce.code === Code.Internal) && ce.cause instanceof TypeError);
-  if (networkish) {
-    return new UnavailableError(
-      "cosigner_unavailable",
-      `cosigner unreachable at ${url} (${method}): ${msg}. Check that sign-service is running, the URL is right and it allows this origin (CORS).`,
-      details,
-      { cause: e },
-    );
+/** Trailer frame text (`key: value\r\n`…) as a map with lower-case keys. */
+function parseTrailers(bytes: Uint8Array): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of new TextDecoder().decode(bytes).split("\r\n")) {
+    const i = line.indexOf(":");
+    if (i > 0) out.set(line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim());
   }
-  switch (d.code) {
-    case "policy_denied":
-      return new CosignerError(d.code, `cosigner policy refused to sign${d.rule ? ` (rule ${d.rule})` : ""}: ${msg}`, details);
-    case "timeout":
-    case "session_failed":
-      return new SessionError(d.code, `cosigner ${d.code === "timeout" ? "request timed out" : "session failed"} (${method}): ${msg}`, details);
-    case "invalid_input":
-      return new InvalidInputError(`the cosigner refused the input (${method}): ${msg}`, details);
-    case "gateway_unavailable":
-      return new UnavailableError(d.code, `the cosigner cannot reach the gateway (${method}): ${msg}`, details);
-    case "presignature_unavailable":
-      return new PresignatureError(`presignature unavailable (${method}): ${msg}`, details);
-    default:
-      return new CosignerError(d.code, `cosigner refused (${d.code}, ${method}): ${msg}`, details);
-  }
+  return out;
 }
 
-/** The typed cosigner client. */
-export class CosignerClient {
+/** The cosigner at one URL. */
+export class CosignerTransport {
   readonly url: string;
-  private readonly client: Client<typeof Cosigner>;
 
-  constructor(url: string, opts: { timeoutMs?: number } = {}) {
+  constructor(url: string | undefined) {
     this.url = normalizeUrl("cosigner", url);
-    const transport = createGrpcWebTransport({
-      baseUrl: this.url,
-      // tonic-web speaks binary grpc-web.
-      useBinaryFormat: true,
-      defaultTimeoutMs: opts.timeoutMs ?? 60_000,
-    });
-    this.client = createClient(Cosigner, transport);
-  }
-
-  private async call<T>(method: string, f: () => Promise<T>): Promise<T> {
-    try {
-      return await f();
-    } catch (e) {
-      throw cosignerError(e, this.url, method);
-    }
-  }
-
-  health(): Promise<HealthResponse> {
-    return this.call("Health", () => this.client.health({}));
-  }
-
-  createWallet(req: {
-    deviceIdentity: string;
-    recoveryIdentity: string;
-    accounts: number;
-    kind: number;
-    label: string;
-    timestampMs: number;
-    nonce: Uint8Array;
-    signature: Uint8Array;
-  }): Promise<CreateWalletResponse> {
-    return this.call("CreateWallet", () =>
-      this.client.createWallet({ ...req, timestampMs: BigInt(req.timestampMs) }),
-    );
-  }
-
-  confirmWallet(auth: WasmAuth, publicKeys: Record<string, string>) {
-    return this.call("ConfirmWallet", () => this.client.confirmWallet({ auth: toAuth(auth), publicKeys }));
-  }
-
-  startSign(
-    auth: WasmAuth,
-    req: { accountId: string; derivationPath: string; preimage: Uint8Array; digest: number; payloadKind: number },
-  ) {
-    return this.call("StartSign", () => this.client.startSign({ auth: toAuth(auth), ...req }));
-  }
-
-  getPublicKey(auth: WasmAuth, accountId: string, derivationPath: string) {
-    return this.call("GetPublicKey", () => this.client.getPublicKey({ auth: toAuth(auth), accountId, derivationPath }));
-  }
-
-  listAccounts(auth: WasmAuth) {
-    return this.call("ListAccounts", () => this.client.listAccounts({ auth: toAuth(auth) }));
-  }
-
-  // presign-web: presignature pools (proto comments are the contract).
-
-  /**
-   * Opens presignature sessions for an independent account. `null` when the cosigner's
-   * pool for this account is full (RESOURCE_EXHAUSTED); a `PresignatureError` (reason
-   * `disabled`) when the cosigner has presignatures off.
-   */
-  async startPresign(
-    auth: WasmAuth,
-    req: { accountId: string; count: number; releaseIds: string[] },
-  ): Promise<StartPresignResponse | null> {
-    try {
-      return await this.client.startPresign({ auth: toAuth(auth), ...req });
-    } catch (e) {
-      const ce = ConnectError.from(e);
-      const d = decodeCosigner(ce);
-      // pool_full: RESOURCE_EXHAUSTED when the pool is at its cap, FAILED_PRECONDITION
-      // when the cosigner's cap is 0 (presignatures off).
-      if (d.code === "pool_full" && ce.code === Code.ResourceExhausted) return null;
-      if (d.code === "pool_full") {
-        throw new PresignatureError(`the cosigner has presignatures turned off: ${ce.rawMessage}`, {
-          reason: "disabled",
-          url: this.url,
-        });
-      }
-      throw cosignerError(e, this.url, "StartPresign");
-    }
-  }
-
-  /** The cosigner's presignature pools for this caller (`accountId` empty: every independent account). */
-  presignPoolStatus(auth: WasmAuth, accountId: string): Promise<PresignPoolStatusResponse> {
-    return this.call("PresignPoolStatus", () => this.client.presignPoolStatus({ auth: toAuth(auth), accountId }));
   }
 
   /**
-   * Asks for the cosigner's partial signature with a presignature. An unknown or used
-   * id (`presignature_unavailable`, its ErrorInfo naming the state) resolves to
-   * `{ unavailable: "unknown" | "used" }`; every other failure throws a typed error
-   * (policy refusals stay `policy_denied`).
+   * One unary call: `path` (`/wallet.cosigner.v1.Cosigner/Method`) with the request's
+   * protobuf `body`. Never throws: a call with no answer (network, CORS, timeout) is
+   * `{ unavailable }`.
    */
-  async signWithPresignature(
-    auth: WasmAuth,
-    req: { accountId: string; presignatureId: string; preimage: Uint8Array; digest: number; payloadKind: number },
-    timeoutMs = 30_000,
-  ): Promise<{ response: SignWithPresignatureResponse } | { unavailable: "unknown" | "used"; message: string }> {
+  async call(path: string, body: Uint8Array, timeoutMs = CALL_TIMEOUT_MS): Promise<CosignerAnswer> {
+    const ctl = new AbortController();
+    const timer = setTimeout(() => ctl.abort(), timeoutMs);
+    let res: Response;
+    let bytes: Uint8Array;
     try {
-      return { response: await this.client.signWithPresignature({ auth: toAuth(auth), ...req }, { timeoutMs }) };
+      res = await fetch(`${this.url}${path}`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/grpc-web+proto",
+          accept: "application/grpc-web+proto",
+          "x-grpc-web": "1",
+          "grpc-timeout": `${Math.max(1, Math.floor(timeoutMs))}m`,
+        },
+        body: frame(body),
+        signal: ctl.signal,
+      });
+      bytes = new Uint8Array(await res.arrayBuffer());
     } catch (e) {
-      const ce = ConnectError.from(e);
-      const d = decodeCosigner(ce);
-      if (d.code === "presignature_unavailable" && d.presignature) {
-        return { unavailable: d.presignature, message: ce.rawMessage };
-      }
-      throw cosignerError(e, this.url, "SignWithPresignature");
+      const why = ctl.signal.aborted ? `no answer within ${Math.round(timeoutMs / 1000)} s` : e instanceof Error ? e.message : String(e);
+      return {
+        unavailable: `cosigner unreachable at ${this.url} (${path}): ${why}. Check that sign-service is running, the URL is right and it allows this origin (CORS).`,
+      };
+    } finally {
+      clearTimeout(timer);
     }
+    // Trailers-only responses carry the status in the headers.
+    const headerStatus = res.headers.get("grpc-status");
+    if (headerStatus !== null && headerStatus !== "0") {
+      return {
+        grpcCode: Number(headerStatus),
+        message: decodeGrpcMessage(res.headers.get("grpc-message")),
+        details: res.headers.get("grpc-status-details-bin") ?? "",
+      };
+    }
+    if (!res.ok) {
+      return { unavailable: `cosigner at ${this.url} answered HTTP ${res.status} to ${path} (not a gRPC-web endpoint?)` };
+    }
+    let message: Uint8Array | undefined;
+    let trailers = new Map<string, string>();
+    for (let at = 0; at + 5 <= bytes.length; ) {
+      const flag = bytes[at]!;
+      const len = new DataView(bytes.buffer, bytes.byteOffset + at + 1, 4).getUint32(0);
+      const data = bytes.subarray(at + 5, at + 5 + len);
+      if (data.length !== len) break;
+      if (flag & 0x80) trailers = parseTrailers(data);
+      else if (message === undefined) message = data;
+      at += 5 + len;
+    }
+    const status = trailers.get("grpc-status") ?? headerStatus ?? "0";
+    if (status !== "0") {
+      return {
+        grpcCode: Number(status),
+        message: decodeGrpcMessage(trailers.get("grpc-message")),
+        details: trailers.get("grpc-status-details-bin") ?? "",
+      };
+    }
+    if (message === undefined) {
+      return { grpcCode: GRPC_UNKNOWN, message: `the cosigner answered ${path} without a message`, details: "" };
+    }
+    return { body: message.slice() };
+  }
+
+  /** `Health` (unauthenticated). */
+  async health(): Promise<{ status: string; version: string; backend: string; identity: string }> {
+    const a = await this.call("/wallet.cosigner.v1.Cosigner/Health", new Uint8Array(0));
+    if ("body" in a) return fromBinary(HealthResponseSchema, a.body);
+    throw answerError(a, "Health");
   }
 }
 
-/** The `Auth` object as produced by the wasm `signAuth`. */
-export interface WasmAuth {
-  walletId: string;
-  party: number;
-  timestampMs: number;
-  nonce: Uint8Array;
-  signature: Uint8Array;
-}
-
-function toAuth(a: WasmAuth): Auth {
-  return create(AuthSchema, {
-    walletId: a.walletId,
-    party: a.party,
-    timestampMs: BigInt(a.timestampMs),
-    nonce: a.nonce,
-    signature: a.signature,
-  });
+/** A failed answer as a typed error (decoded by the wasm core, never by its text). */
+export function answerError(a: Exclude<CosignerAnswer, { body: Uint8Array }>, method: string): WalletError {
+  if ("unavailable" in a) return errorForCode("cosigner_unavailable", a.unavailable, { method });
+  let code: ErrorCode = "cosigner_rejected";
+  const details: Record<string, unknown> = { method, grpcCode: a.grpcCode };
+  try {
+    const d = mpc.decodeCosignerError(a.grpcCode, a.message, new TextEncoder().encode(a.details)) as {
+      code: ErrorCode;
+      rule?: string;
+      retryable: boolean;
+    };
+    code = d.code;
+    details.retryable = d.retryable;
+    if (d.rule !== undefined) details.rule = d.rule;
+  } catch {
+    // the wasm core is not loaded in this thread: the gRPC code alone
+    if (a.grpcCode === 14) code = "cosigner_unavailable";
+  }
+  return errorForCode(code, `cosigner (${method}): ${a.message}`, details);
 }

@@ -187,3 +187,40 @@ export function toWalletError(e: unknown): WalletError {
   }
   return new WalletError("internal", String(e));
 }
+
+/** The class of each code, for errors whose code comes from the wasm core or the cosigner. */
+const CLASS_BY_CODE: Partial<Record<ErrorCode, (message: string, details?: Record<string, unknown>) => WalletError>> = {
+  config: (m, d) => new ConfigError(m, d),
+  invalid_input: (m, d) => new InvalidInputError(m, d),
+  cosigner_unavailable: (m, d) => new UnavailableError("cosigner_unavailable", m, d),
+  gateway_unavailable: (m, d) => new UnavailableError("gateway_unavailable", m, d),
+  agent_unavailable: (m, d) => new UnavailableError("agent_unavailable", m, d),
+  agent_unauthorized: (m, d) => new AgentError("agent_unauthorized", m, d),
+  agent_failed: (m, d) => new AgentError("agent_failed", m, d),
+  session_failed: (m, d) => new SessionError("session_failed", m, d),
+  timeout: (m, d) => new SessionError("timeout", m, d),
+  verification_failed: (m, d) => new SessionError("verification_failed", m, d),
+  no_wallet: (m, d) => new StorageError("no_wallet", m, d),
+  wallet_exists: (m, d) => new StorageError("wallet_exists", m, d),
+  unknown_account: (m, d) => new StorageError("unknown_account", m, d),
+  wrong_passphrase: (m, d) => new StorageError("wrong_passphrase", m, d),
+  storage: (m, d) => new StorageError("storage", m, d),
+  presignature_unavailable: (m, d) => new PresignatureError(m, d),
+  unauthorized: (m, d) => new CosignerError("unauthorized", m, d),
+  not_found: (m, d) => new CosignerError("not_found", m, d),
+  wallet_not_ready: (m, d) => new CosignerError("wallet_not_ready", m, d),
+  policy_denied: (m, d) => new CosignerError("policy_denied", m, d),
+  pool_full: (m, d) => new CosignerError("pool_full", m, d),
+  busy: (m, d) => new CosignerError("busy", m, d),
+  rate_limited: (m, d) => new CosignerError("rate_limited", m, d),
+  cosigner_rejected: (m, d) => new CosignerError("cosigner_rejected", m, d),
+  digest_mismatch: (m, d) => new CosignerError("digest_mismatch", m, d),
+  invalid_response: (m, d) => new CosignerError("invalid_response", m, d),
+};
+
+/** The typed error of a code of the wallet's vocabulary (unknown codes: `internal`). */
+export function errorForCode(code: string, message: string, details?: Record<string, unknown>): WalletError {
+  const known = (ERROR_CODES as readonly string[]).includes(code) ? (code as ErrorCode) : "internal";
+  const make = CLASS_BY_CODE[known];
+  return make ? make(message, details) : new WalletError(known, message, details);
+}

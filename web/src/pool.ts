@@ -1,9 +1,12 @@
 /**
- * Presignature pools of the device (party 0): encrypted storage in IndexedDB, the
- * take-once signing fast path, and the refill that runs presignature sessions with the
- * cosigner. Used by {@link WalletCore} in whatever context it runs: the protocol Worker
- * (signing), the separate presign Worker `pool-worker.ts` (background refills), or the
- * calling thread (inline mode).
+ * Presignature pools of the device (party 0): the platform half. The flows (the
+ * take-once fast path, refills with reconciliation against the cosigner) are the wasm
+ * core's (`crates/client-core`, driven by `crates/mpc-wasm/src/flows.rs`); this module is
+ * the storage they ask for: encrypted records in IndexedDB, take-once, tombstones,
+ * listing with in-flight ids, and the per-account refill lock. Used by
+ * {@link WalletCore} in whatever context it runs: the protocol Worker (signing), the
+ * separate presign Worker `pool-worker.ts` (background refills), or the calling thread
+ * (inline mode).
  *
  * Storage: IndexedDB database `wallet-mpc-web-presign` (separate from the wallet
  * database, so that its schema evolves on its own), stores
@@ -14,8 +17,9 @@
  *   key does not decrypt. The key:
  *   - `webcrypto` wallets: the wallet's own non-extractable AES-GCM key (the one that
  *     encrypts its key shares, `storage.ts`);
- *   - `passphrase` wallets: a non-extractable AES-GCM key derived with WebCrypto HKDF-SHA256
- *     from the device's identity secret, which only exists in clear after the Argon2id
+ *   - `passphrase` wallets: a non-extractable AES-GCM key from HKDF-SHA256 of the
+ *     device's identity secret, computed in wasm (`WalletParty.poolKeyMaterial`: the
+ *     identity secret never leaves wasm), which can only happen after the Argon2id
  *     keystore was opened with the passphrase (the signing path opens it anyway). So the
  *     presignatures are exactly as protected as the key shares in both modes.
  * - `tombstones`: one record per presignature ever taken, same key. A presignature is
@@ -29,41 +33,24 @@
  * same on its side (its store commit happens before it computes its partial).
  */
 
-import type { CosignerClient } from "./cosigner.js";
-import { CosignerError, PresignatureError, SessionError, StorageError } from "./errors.js";
+import { StorageError } from "./errors.js";
 import { dbOpener, plain, req, subtle, txDone } from "./idb.js";
 import * as storage from "./storage.js";
-import type { DigestKind, PresignPoolStatus, PresignTimings, ProgressEvent } from "./types.js";
-import { wasmError, type Mpc } from "./wasm.js";
 
 const DB_NAME = "wallet-mpc-web-presign";
 const DB_VERSION = 1;
 const PRESIGS = "presignatures";
 const TOMBS = "tombstones";
 const AAD_DOMAIN = "wallet-mpc-web/presign/v1";
-const HKDF_SALT = "wallet-mpc-web/presign-pool/v1";
 
 /** Device and cosigner. */
 export const POOL_SIGNERS: readonly number[] = [0, 1];
-const DEVICE = 0;
-/** Most presignatures one StartPresign asks for. */
-const CHUNK = 16;
-/**
- * A tombstone younger than this whose outcome is still `taken` may belong to a
- * SignWithPresignature in flight (another tab or worker): its id is not released at the
- * cosigner yet. Twice the RPC deadline below.
- */
-const IN_FLIGHT_MS = 60_000;
-/** Deadline of SignWithPresignature. */
-export const SIGN_RPC_TIMEOUT_MS = 30_000;
 /** Default pool target and refill concurrency. */
 export const DEFAULT_TARGET = 2;
 export const DEFAULT_CONCURRENCY = 2;
 export const MAX_TARGET = 32;
 
 type PoolKey = [string, string, string, string];
-/** A wasm `Presignature` handle. */
-type Presig = ReturnType<Mpc["Presignature"]["fromBytes"]>;
 
 /** A stored (encrypted) presignature. */
 export interface PresignRecord {
@@ -141,10 +128,10 @@ const keyCache = new Map<string, Promise<CryptoKey>>();
 
 /**
  * The key that encrypts this wallet's presignatures (see the module docs). For
- * passphrase wallets `identitySecret` is called once per context (the caller zeroes
- * nothing: the returned copy is wiped here).
+ * passphrase wallets `keyMaterial` (the wasm `WalletParty.poolKeyMaterial`) is called
+ * once per context; its bytes are wiped here once imported.
  */
-export function poolKey(w: PoolWallet, identitySecret: () => Uint8Array): Promise<CryptoKey> {
+export function poolKey(w: PoolWallet, keyMaterial: () => Uint8Array): Promise<CryptoKey> {
   const cacheKey = `${w.walletName}\u0000${w.walletId}\u0000${w.protection}`;
   let k = keyCache.get(cacheKey);
   if (!k) {
@@ -154,23 +141,11 @@ export function poolKey(w: PoolWallet, identitySecret: () => Uint8Array): Promis
         if (!wk) throw new StorageError("storage", `the encryption key of wallet "${w.walletName}" is missing from IndexedDB`);
         return wk;
       }
-      const secret = identitySecret();
+      const bytes = keyMaterial();
       try {
-        const ikm = await subtle().importKey("raw", plain(secret), "HKDF", false, ["deriveKey"]);
-        return await subtle().deriveKey(
-          {
-            name: "HKDF",
-            hash: "SHA-256",
-            salt: new TextEncoder().encode(HKDF_SALT),
-            info: new TextEncoder().encode(`${w.walletName}\u0000${w.walletId}\u0000party ${DEVICE}`),
-          },
-          ikm,
-          { name: "AES-GCM", length: 256 },
-          false,
-          ["encrypt", "decrypt"],
-        );
+        return await subtle().importKey("raw", plain(bytes), { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
       } finally {
-        secret.fill(0);
+        bytes.fill(0);
       }
     })();
     keyCache.set(cacheKey, k);
@@ -347,194 +322,74 @@ export async function decryptRecord(w: PoolWallet, cryptoKey: CryptoKey, r: Pres
 }
 
 // ---------------------------------------------------------------------------------
-// Signing from the pool
+// The host of the wasm flows (crates/mpc-wasm/src/flows.rs): the pool's storage
 
-/** A wasm signature result (API.md). */
-export interface WasmSignature {
-  r: string;
-  s: string;
-  yParity: number;
-  digest: string;
-  der: string;
-  rsv: string;
-  publicKey: string;
-  ethereumAddress: string;
+/** The pool methods of a wasm flow host, for one wallet. */
+export interface PoolHost {
+  takePresignature(accountId: string, signers: number[]): Promise<{ id: string; plaintext: Uint8Array } | null>;
+  presignatureOutcome(accountId: string, id: string, outcome: TombstoneOutcome): Promise<void>;
+  listPresignatures(accountId: string, signers: number[], inFlightMs: number): Promise<{ ids: string[]; inFlight: string[] }>;
+  discardPresignatures(accountId: string, signers: number[], ids: string[]): Promise<number>;
+  storePresignature(accountId: string, signers: number[], id: string, plaintext: Uint8Array): Promise<void>;
 }
 
-/** What the pool's signing and refill need from the core. */
-export interface PoolContext extends PoolWallet {
-  mpc: Mpc;
-  cosigner: CosignerClient;
-  /** A fresh copy of the device's identity secret (the callee wipes it). */
-  identitySecret(): Uint8Array;
+/**
+ * The pool storage the wasm flows ask for. `keyMaterial` gives the passphrase wallets'
+ * pool key bytes (wasm `WalletParty.poolKeyMaterial`).
+ */
+export function poolHost(w: PoolWallet, keyMaterial: () => Uint8Array): PoolHost {
+  return {
+    async takePresignature(accountId, signers) {
+      const { taken, refused } = await takePresignature(w, accountId, signers);
+      for (const id of refused) ignore(setOutcome(w, accountId, id, "discarded"));
+      if (!taken) return null;
+      let plaintext: Uint8Array;
+      try {
+        plaintext = await decryptRecord(w, await poolKey(w, keyMaterial), taken.record);
+      } catch {
+        // The core sees an unreadable record, drops it (outcome `corrupt`) and asks again.
+        plaintext = new Uint8Array(0);
+      }
+      return { id: taken.record.id, plaintext };
+    },
+    presignatureOutcome: (accountId, id, outcome) => setOutcome(w, accountId, id, outcome),
+    async listPresignatures(accountId, signers, inFlightMs) {
+      const ids = await listPresignatures(w, accountId, signers);
+      const inFlight = await inFlightIds(w, accountId, inFlightMs);
+      return { ids, inFlight };
+    },
+    async discardPresignatures(accountId, signers, ids) {
+      let n = 0;
+      for (const id of ids) {
+        const { taken } = await takePresignature(w, accountId, signers, id);
+        if (taken) {
+          n += 1;
+          await setOutcome(w, accountId, id, "discarded");
+        }
+      }
+      return n;
+    },
+    async storePresignature(accountId, signers, id, plaintext) {
+      await putPresignature(w, await poolKey(w, keyMaterial), accountId, signers, id, plaintext);
+    },
+  };
 }
 
-/** A request to sign from the pool. */
-export interface PoolSignRequest {
-  accountId: string;
-  /** Compressed public key of the account (root). */
-  publicKey: string;
-  preimage: Uint8Array;
-  digest: DigestKind;
-  /** proto DigestKind / PayloadKind. */
-  pbDigest: number;
-  pbPayloadKind: number;
-}
-
-/** Result of {@link signFromPool}. */
-export type PoolSignOutcome =
-  | { kind: "signed"; sig: WasmSignature; presignatureId: string; requestId: string; signers: number[]; timings: PresignTimings }
-  | { kind: "empty"; refused: string[] }
-  | { kind: "unavailable"; reason: "unknown" | "used"; presignatureId: string; message: string }
-  | { kind: "corrupt"; presignatureId: string; message: string };
-
-function auth(ctx: PoolContext, method: string, fields: Record<string, unknown>) {
-  const secret = ctx.identitySecret();
-  try {
-    return ctx.mpc.signAuth(secret, method, ctx.walletId, DEVICE, fields);
-  } catch (e) {
-    throw wasmError(e, `signing ${method}`);
-  } finally {
-    secret.fill(0);
-  }
+/** Ids taken less than `inFlightMs` ago whose signature may still be running. */
+async function inFlightIds(w: PoolWallet, accountId: string, inFlightMs: number): Promise<string[]> {
+  const db = await openDb();
+  const tx = db.transaction(TOMBS, "readonly");
+  const all = (await req(tx.objectStore(TOMBS).getAll(accountRange(w.walletName, w.walletId, accountId)))) as Tombstone[];
+  const now = Date.now();
+  return all.filter((t) => t.outcome === "taken" && now - t.takenAtMs < inFlightMs).map((t) => t.id);
 }
 
 function ignore(p: Promise<unknown>): void {
   p.catch(() => undefined);
 }
 
-/**
- * Signs with one presignature of the pool: take once (committed) → decrypt → this
- * device's partial (consumes the presignature) → SignWithPresignature → combine and
- * verify against the account key. Unknown/used at the cosigner → `unavailable` (the
- * presignature is gone on both sides); every other failure throws (policy refusals as
- * `policy_denied`).
- */
-export async function signFromPool(ctx: PoolContext, r: PoolSignRequest): Promise<PoolSignOutcome> {
-  const t0 = performance.now();
-  const { taken, refused } = await takePresignature(ctx, r.accountId, POOL_SIGNERS);
-  for (const id of refused) ignore(setOutcome(ctx, r.accountId, id, "discarded"));
-  if (!taken) return { kind: "empty", refused };
-  const tTake = performance.now();
-  const rec = taken.record;
-  const id = rec.id;
-
-  // 1. Decrypt and parse (after the commit).
-  let publicData: Uint8Array;
-  let mine: Uint8Array;
-  let tDecrypt: number;
-  try {
-    const cryptoKey = await poolKey(ctx, ctx.identitySecret);
-    const bytes = await decryptRecord(ctx, cryptoKey, rec);
-    let p: Presig;
-    try {
-      p = ctx.mpc.Presignature.fromBytes(bytes);
-    } catch (e) {
-      throw wasmError(e, `parsing presignature ${id}`);
-    } finally {
-      bytes.fill(0);
-    }
-    try {
-      if (p.id !== id || p.accountId !== r.accountId || !sameSigners(Array.from(p.signers), POOL_SIGNERS)) {
-        throw new StorageError("storage", `presignature ${id} was filed under the wrong name`);
-      }
-      tDecrypt = performance.now();
-      // 2. This device's partial signature (consumes the presignature).
-      publicData = p.publicData();
-      mine = p.issuePartial(r.preimage, r.digest);
-    } finally {
-      p.free();
-    }
-  } catch (e) {
-    // Unusable (altered record, another wallet's, a wasm format change): discarded.
-    ignore(setOutcome(ctx, r.accountId, id, "corrupt"));
-    return { kind: "corrupt", presignatureId: id, message: e instanceof Error ? e.message : String(e) };
-  }
-  const tPartial = performance.now();
-
-  // 3. The cosigner's partial.
-  const fields = {
-    accountId: r.accountId,
-    presignatureId: id,
-    preimage: r.preimage,
-    digest: r.pbDigest,
-    payloadKind: r.pbPayloadKind,
-  };
-  const a = auth(ctx, "SignWithPresignature", fields);
-  const tAuth = performance.now();
-  let answer;
-  try {
-    answer = await ctx.cosigner.signWithPresignature(
-      a,
-      { accountId: r.accountId, presignatureId: id, preimage: r.preimage, digest: r.pbDigest, payloadKind: r.pbPayloadKind },
-      SIGN_RPC_TIMEOUT_MS,
-    );
-  } catch (e) {
-    ignore(setOutcome(ctx, r.accountId, id, "failed"));
-    throw e;
-  }
-  const tRpc = performance.now();
-  if ("unavailable" in answer) {
-    ignore(setOutcome(ctx, r.accountId, id, "unavailable"));
-    return { kind: "unavailable", reason: answer.unavailable, presignatureId: id, message: answer.message };
-  }
-  const res = answer.response;
-  ignore(setOutcome(ctx, r.accountId, id, "signed"));
-  const ownDigest = ctx.mpc.digest(r.digest, r.preimage);
-  if (res.digest && res.digest.toLowerCase().replace(/^0x/, "") !== ownDigest) {
-    throw new CosignerError("cosigner_rejected", `the cosigner signed digest ${res.digest}, expected ${ownDigest}`, { presignatureId: id });
-  }
-  const signers = [...res.signers].sort((x, y) => x - y);
-  if (!sameSigners(signers, POOL_SIGNERS)) {
-    throw new CosignerError("cosigner_rejected", `unexpected signer set [${signers.join(", ")}]`, { presignatureId: id });
-  }
-
-  // 4. Combine (signers order) and verify against the account key.
-  const partials = signers.map((s) => (s === DEVICE ? mine : res.partialSignature));
-  let sig: WasmSignature;
-  try {
-    sig = ctx.mpc.combinePartialSignatures(publicData, partials, r.preimage, r.digest, r.publicKey) as WasmSignature;
-  } catch (e) {
-    throw wasmError(e, `combining the partial signatures of presignature ${id} (nothing usable was signed)`, {
-      presignatureId: id,
-      requestId: res.requestId,
-    });
-  }
-  if (sig.publicKey.toLowerCase() !== r.publicKey.toLowerCase()) {
-    throw new SessionError("verification_failed", "the pooled signature was made by an unexpected key", { presignatureId: id });
-  }
-  const tCombine = performance.now();
-  const ms = (x: number) => Math.round(x * 1000) / 1000;
-  return {
-    kind: "signed",
-    sig,
-    presignatureId: id,
-    requestId: res.requestId,
-    signers,
-    timings: {
-      takeMs: ms(taken.commitMs),
-      decryptMs: ms(tDecrypt - tTake),
-      partialMs: ms(tPartial - tDecrypt),
-      authMs: ms(tAuth - tPartial),
-      rpcMs: ms(tRpc - tAuth),
-      combineMs: ms(tCombine - tRpc),
-      totalMs: ms(tCombine - t0),
-    },
-  };
-}
-
 // ---------------------------------------------------------------------------------
-// Refill
-
-/** What a refill needs on top of {@link PoolContext}. */
-export interface RefillContext extends PoolContext {
-  /** The device's key-share bundle (wasm `Bundle`). */
-  bundle: unknown;
-  /** The room with this device's gateway URL applied. */
-  room(r: { sessionId: string; room: string; roomToken: string; gatewayUrl: string } | undefined): unknown;
-  /** Transport / timeout options of wasm sessions. */
-  sessionOpts: Record<string, unknown>;
-}
+// One refill per account at a time
 
 const running = new Set<string>();
 const chains = new Map<string, Promise<unknown>>();
@@ -567,228 +422,18 @@ async function withPoolLock<T>(w: PoolWallet, accountId: string, f: () => Promis
   }
 }
 
-interface RemotePool {
-  ids: string[];
-  running: number;
-  cap: number;
-}
-
-async function remotePool(ctx: PoolContext, accountId: string): Promise<RemotePool> {
-  const res = await ctx.cosigner.presignPoolStatus(auth(ctx, "PresignPoolStatus", { accountId }), accountId);
-  const p = res.pools.find((x) => x.accountId === accountId && sameSigners([...x.signers].sort((a, b) => a - b), POOL_SIGNERS));
-  return { ids: p ? [...p.presignatureIds] : [], running: p?.running ?? 0, cap: p?.cap ?? 0 };
-}
-
-/** Status of one account's pool; asks the cosigner unless `local` only. */
-export async function poolStatus(ctx: PoolContext, accountId: string, target: number, askCosigner = true): Promise<PresignPoolStatus> {
-  const local = await listPresignatures(ctx, accountId);
-  const out: PresignPoolStatus = {
-    accountId,
-    signers: [...POOL_SIGNERS],
-    device: local.length,
-    cosigner: null,
-    usable: null,
-    cosignerRunning: 0,
-    cosignerCap: 0,
-    running: isRefilling(ctx, accountId),
-    target,
-  };
-  if (askCosigner) {
-    const remote = await remotePool(ctx, accountId);
-    out.cosigner = remote.ids.length;
-    out.usable = local.filter((id) => remote.ids.includes(id)).length;
-    out.cosignerRunning = remote.running;
-    out.cosignerCap = remote.cap;
-  }
-  return out;
-}
-
-/** Options of {@link refillPool}. */
-export interface RefillParams {
-  accountId: string;
-  target: number;
-  concurrency: number;
-  onProgress?: (ev: ProgressEvent) => void;
-}
-
 /**
- * Fills the pool of an independent account up to `target`: reconciles with the cosigner
- * (drops local presignatures the cosigner does not hold; releases at the cosigner the
- * ones this device no longer holds), asks StartPresign for the rest, runs this device's
- * side of every granted session (`concurrency` at once) and stores each result
- * encrypted. Returns the settled status. Serialised per account across tabs/workers.
+ * Runs `refill` as the only refill of this account: serialised across tabs and workers
+ * (a Web Lock) and within this context; {@link isRefilling} says whether one runs here.
  */
-export function refillPool(ctx: RefillContext, p: RefillParams): Promise<PresignPoolStatus> {
-  return withPoolLock(ctx, p.accountId, async () => {
-    const rk = runningKey(ctx, p.accountId);
+export function withRefillLock<T>(w: PoolWallet, accountId: string, refill: () => Promise<T>): Promise<T> {
+  return withPoolLock(w, accountId, async () => {
+    const rk = runningKey(w, accountId);
     running.add(rk);
     try {
-      return await refillLocked(ctx, p);
+      return await refill();
     } finally {
       running.delete(rk);
     }
   });
-}
-
-async function refillLocked(ctx: RefillContext, p: RefillParams): Promise<PresignPoolStatus> {
-  const started = performance.now();
-  const { accountId, target } = p;
-  const emit = (percent: number, message: string, done: number, total: number, finished = false) => {
-    if (!p.onProgress) return;
-    const ev: ProgressEvent = {
-      phase: "presign",
-      round: done,
-      totalRounds: total,
-      percent: Math.round(Math.max(0, Math.min(100, percent)) * 10) / 10,
-      overallPercent: Math.round(Math.max(0, Math.min(100, percent)) * 10) / 10,
-      accountId,
-      finished,
-      message,
-      elapsedMs: Math.round(performance.now() - started),
-    };
-    try {
-      p.onProgress(ev);
-    } catch {
-      // a listener's exception never breaks the refill
-    }
-  };
-  emit(0, "checking the presignature pools", 0, 0);
-  let local = await listPresignatures(ctx, accountId);
-  // Reconcile with the cosigner: a presignature only one side holds is useless.
-  const remote = await remotePool(ctx, accountId);
-  let discarded = 0;
-  const release: string[] = [];
-  if (remote.running === 0) {
-    for (const id of local.filter((x) => !remote.ids.includes(x))) {
-      const { taken } = await takePresignature(ctx, accountId, POOL_SIGNERS, id);
-      if (taken) {
-        discarded += 1;
-        await setOutcome(ctx, accountId, id, "discarded");
-      }
-    }
-    local = local.filter((x) => remote.ids.includes(x));
-  }
-  const now = Date.now();
-  for (const id of remote.ids.filter((x) => !local.includes(x))) {
-    // Not held here: released, unless a signature with it may still be in flight.
-    const t = await getTombstone(ctx, accountId, id);
-    if (t && t.outcome === "taken" && now - t.takenAtMs < IN_FLIGHT_MS) continue;
-    release.push(id);
-  }
-  const released = release.length;
-  discarded += released;
-
-  let have = local.length;
-  const want = Math.max(0, target - have);
-  let generated = 0;
-  let failed = 0;
-  let lastError: unknown;
-  const cryptoKey = await poolKey(ctx, ctx.identitySecret);
-  emit(0, want > 0 ? `generating ${want} presignature(s)` : "the pool is full", 0, want, want === 0 && release.length === 0);
-  // (With a full pool, ids to release wait for the next refill that asks for sessions:
-  // StartPresign carries them.)
-  while (have < target) {
-    const count = Math.min(target - have, CHUNK);
-    const batch = await ctx.cosigner.startPresign(auth(ctx, "StartPresign", { accountId, count, releaseIds: release }), {
-      accountId,
-      count,
-      releaseIds: [...release],
-    });
-    release.length = 0;
-    if (!batch) break; // the cosigner's pool is full
-    const signers = [...batch.signers].sort((a, b) => a - b);
-    if (!sameSigners(signers, POOL_SIGNERS)) {
-      throw new CosignerError("cosigner_rejected", `StartPresign: unexpected signer set [${signers.join(", ")}]`);
-    }
-    if (batch.sessions.length === 0) break;
-    const queue = [...batch.sessions];
-    let batchFailed = false;
-    const worker = async () => {
-      for (;;) {
-        const s = queue.shift();
-        if (!s) return;
-        const id = s.presignatureId;
-        try {
-          if (!validId(id) || s.session?.sessionId !== id) {
-            throw new CosignerError("cosigner_rejected", `StartPresign: malformed session for presignature ${JSON.stringify(id)}`);
-          }
-          const room = ctx.room(s.session);
-          let pre: Presig;
-          try {
-            pre = (await ctx.mpc.runPresign(
-              ctx.bundle as never,
-              { room, signers, accountId, ...ctx.sessionOpts } as never,
-              (pr: { percent: number }) =>
-                emit(((generated + pr.percent / 100) / Math.max(1, want)) * 100, `presignature ${generated + 1}/${want}`, generated, want),
-            )) as Presig;
-          } catch (e) {
-            throw wasmError(e, `presignature session ${id}`, { sessionId: id });
-          }
-          try {
-            if (pre.id !== id || pre.accountId !== accountId) {
-              throw new SessionError("session_failed", `presignature session ${id} produced a presignature for another id/account`);
-            }
-            const bytes = pre.toBytes();
-            try {
-              await putPresignature(ctx, cryptoKey, accountId, signers, id, bytes);
-            } finally {
-              bytes.fill(0);
-            }
-          } finally {
-            pre.free();
-          }
-          generated += 1;
-          have += 1;
-          emit((generated / Math.max(1, want)) * 100, `presignature ${generated}/${want} stored`, generated, want);
-        } catch (e) {
-          failed += 1;
-          batchFailed = true;
-          lastError = e;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.max(1, Math.min(p.concurrency, queue.length)) }, worker));
-    if (batchFailed) break;
-  }
-  if (generated === 0 && lastError) throw lastError;
-
-  // Give the cosigner a moment to store its halves so the status reflects the pool.
-  let settled = remote;
-  const settle = performance.now();
-  for (;;) {
-    settled = await remotePool(ctx, accountId);
-    if (settled.running === 0 || performance.now() - settle > 5_000) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const finalLocal = await listPresignatures(ctx, accountId);
-  const status: PresignPoolStatus = {
-    accountId,
-    signers: [...POOL_SIGNERS],
-    device: finalLocal.length,
-    cosigner: settled.ids.length,
-    usable: finalLocal.filter((id) => settled.ids.includes(id)).length,
-    cosignerRunning: settled.running,
-    cosignerCap: settled.cap,
-    running: false,
-    target,
-    generated,
-    failed,
-    discarded,
-    released,
-    elapsedMs: Math.round(performance.now() - started),
-  };
-  emit(100, `pool: ${status.device} here, ${status.cosigner ?? "?"} at the cosigner`, generated, want, true);
-  return status;
-}
-
-/** `PresignatureError` for `require` mode. */
-export function requireError(reason: string, accountId: string, extra: Record<string, unknown> = {}): PresignatureError {
-  const why: Record<string, string> = {
-    empty: `no presignature left for account ${accountId}: refill the pool (refillPresignatures) or allow full signing (presign: "auto")`,
-    unknown: `the cosigner does not hold the presignature taken for account ${accountId} (discarded)`,
-    used: `the cosigner had already used the presignature taken for account ${accountId} (discarded; never reused)`,
-    corrupt: `the stored presignature of account ${accountId} was unreadable (discarded)`,
-    disabled: `the cosigner has presignatures turned off`,
-  };
-  return new PresignatureError(why[reason] ?? `presignature unavailable (${reason})`, { reason, accountId, ...extra });
 }

@@ -348,18 +348,12 @@ export interface PresignSignInfo {
 
 /** Breakdown of a pooled signature's online time, ms. */
 export interface PresignTimings {
-  /** IndexedDB readwrite transaction (delete + tombstone, durability strict) until committed. */
+  /** The take-once: IndexedDB readwrite transaction (delete + tombstone, durability strict) until committed, and AES-GCM decryption. */
   takeMs: number;
-  /** AES-GCM decryption and parsing of the presignature. */
-  decryptMs: number;
-  /** wasm: this device's partial signature (consumes the presignature). */
-  partialMs: number;
-  /** wasm: the request signature (ed25519) of SignWithPresignature. */
-  authMs: number;
   /** SignWithPresignature round trip (the cosigner's policy, audit log and store commit included). */
   rpcMs: number;
-  /** wasm: combining both partials and verifying the signature against the account key. */
-  combineMs: number;
+  /** wasm: this device's partial signature, the request signature, combining both partials and verifying against the account key. */
+  computeMs: number;
   /** All of the above. */
   totalMs: number;
 }
@@ -396,10 +390,11 @@ export interface PresignPoolStatus {
   /** Refill results (refills only). */
   generated?: number;
   failed?: number;
-  /** Presignatures only one side held, dropped/released while reconciling. */
+  /**
+   * Presignatures only one side held: dropped here, or released at the cosigner (ids
+   * this device no longer holds), while reconciling.
+   */
   discarded?: number;
-  /** Released at the cosigner (ids this device no longer holds). */
-  released?: number;
   elapsedMs?: number;
 }
 

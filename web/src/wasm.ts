@@ -4,7 +4,7 @@
  */
 
 import init, * as mpc from "../wasm/mpc_wasm.js";
-import { InvalidInputError, SessionError, StorageError, UnavailableError, WalletError } from "./errors.js";
+import { errorForCode, WalletError } from "./errors.js";
 
 /** The wasm module's exports. */
 export type Mpc = typeof mpc;
@@ -43,45 +43,53 @@ interface MpcErrorShape {
   status?: number;
 }
 
-/** Maps an error thrown by the wasm core to a typed error; `context` names the step. */
+/**
+ * Maps an error thrown by the wasm core to a typed error; `context` names the step. The
+ * wasm core's codes are the wallet's one vocabulary (`docs/errors.md`), so the class
+ * follows from the code.
+ */
 export function wasmError(e: unknown, context: string, extra: Record<string, unknown> = {}): WalletError {
   if (e instanceof WalletError) return e;
   const err = (e ?? {}) as MpcErrorShape & Error;
-  const code = typeof err.code === "string" ? err.code : undefined;
-  const msg = `${context}: ${err.message ?? String(e)}`;
-  const details: Record<string, unknown> = { ...extra, wasmCode: code };
+  const details: Record<string, unknown> = { ...extra };
   if (typeof err.party === "number") details.party = err.party;
   if (typeof err.status === "number") details.status = err.status;
-  switch (code) {
-    case "invalid_input":
-      return new InvalidInputError(msg, details);
-    case "gateway":
-    case "stream_ended":
-      return new UnavailableError(
-        "gateway_unavailable",
-        `${msg}. Check that the gateway (sign-gateway) is running, reachable from this page, and allows this origin (CORS).`,
-        details,
-        { cause: e },
-      );
-    case "timeout":
-      return new SessionError("timeout", msg, details);
-    case "malformed_message":
-    case "protocol_aborted":
-    case "session":
-    case "wire":
-      return new SessionError("session_failed", msg, details);
-    case "invalid_signature":
-      return new SessionError("verification_failed", msg, details);
-    case "wrong_passphrase":
-      return new StorageError("wrong_passphrase", `${context}: wrong passphrase (or the stored wallet was altered)`, details);
-    case "keystore":
-      return new StorageError("storage", msg, details);
-    case "presignature_used":
-      return new SessionError("session_failed", msg, details);
-    default:
-      if (e instanceof WebAssembly.RuntimeError) {
-        return new WalletError("wasm", `${context}: the wasm core crashed (${err.message}); this is a bug`, details, { cause: e });
-      }
-      return new WalletError("internal", msg, details, { cause: e });
+  if (e instanceof WebAssembly.RuntimeError) {
+    return new WalletError("wasm", `${context}: the wasm core crashed (${err.message}); this is a bug`, details, { cause: e });
   }
+  if (typeof err.code !== "string") return new WalletError("internal", `${context}: ${err.message ?? String(e)}`, details, { cause: e });
+  if (err.code === "wrong_passphrase") {
+    return errorForCode(err.code, `${context}: wrong passphrase (or the stored wallet was altered)`, details);
+  }
+  return errorForCode(err.code, `${context}: ${err.message ?? String(e)}`, details);
+}
+
+/** The facts a wasm flow error carries (`crates/mpc-wasm/src/flows.rs`). */
+interface FlowErrorShape {
+  name?: string;
+  code?: string;
+  message?: string;
+  retryable?: boolean;
+  rule?: string;
+  presignatureId?: string;
+  presignature?: string;
+  blamed?: number[];
+  stage?: string;
+  sessionId?: string;
+}
+
+/**
+ * Maps an error of a wasm flow to a typed error: a `FlowError` carries the wallet's
+ * own code (`docs/errors.md`), so its class follows from the code; an error a host
+ * method threw (IndexedDB, the recovery agent) comes back unchanged.
+ */
+export function flowError(e: unknown, context: string, extra: Record<string, unknown> = {}): WalletError {
+  if (e instanceof WalletError) return e;
+  const err = (e ?? {}) as FlowErrorShape;
+  if (err.name !== "FlowError" || typeof err.code !== "string") return wasmError(e, context, extra);
+  const details: Record<string, unknown> = { ...extra };
+  for (const k of ["retryable", "rule", "presignatureId", "presignature", "blamed", "stage", "sessionId"] as const) {
+    if (err[k] !== undefined) details[k] = err[k];
+  }
+  return errorForCode(err.code, `${context}: ${err.message ?? "failed"}`, details);
 }

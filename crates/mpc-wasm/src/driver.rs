@@ -11,7 +11,7 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use mpc_core::session::Progress;
 use mpc_core::{Session, SessionOutput, Step};
-use mpc_party::{PartyError, PartySession, Poll, Relay};
+use mpc_party::{PartyError, PartySession, Poll};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::transport::{now_ms, sleep, Inbox, Post};
@@ -19,72 +19,32 @@ use crate::transport::{now_ms, sleep, Inbox, Post};
 /// Yield to the event loop after computing this long without a break.
 const YIELD_EVERY_MS: f64 = 15.0;
 
-fn api_error(e: PartyError, timeout_ms: f64) -> ApiError {
-    match e {
-        PartyError::Session(e) => e.into(),
-        PartyError::Wire(e) => e.into(),
-        PartyError::Timeout {
-            session,
-            round,
-            waiting_for,
-            rejected,
-            ..
-        } => {
-            let mut msg = format!(
-                "session {session} timed out after {} s in round {round} waiting for parties {waiting_for:?}",
-                (timeout_ms / 1000.0).round(),
-            );
-            if !rejected.is_empty() {
-                msg.push_str(&format!("; rejected envelopes: {}", rejected.join("; ")));
-            }
-            let err = ApiError::new(Code::Timeout, msg);
-            match waiting_for.first() {
-                Some(&p) if waiting_for.len() == 1 => err.with_party(p),
-                _ => err,
-            }
-        }
-        PartyError::StreamEnded(room) => ApiError::new(
-            Code::StreamEnded,
-            format!("the gateway stream of room {room} ended before the session finished"),
-        ),
-        other => ApiError::new(Code::Internal, other.to_string()),
-    }
-}
-
-/// Drives `session` to its output: posts sealed outgoing messages via `post`, opens
-/// what arrives in `inbox`, reports progress, gives up after `timeout_ms`.
+/// Drives `party` (a session and its envelope relay, e.g. a `client_core`
+/// `SessionSpec::open`) to its output: posts sealed outgoing messages via `post`, opens
+/// what arrives in `inbox`, reports progress, gives up after `timeout_ms`. Fails with
+/// the same [`PartyError`] the native runner gives.
 pub async fn drive(
-    session: Session,
-    relay: Relay,
+    mut party: PartySession,
     post: &dyn Post,
     inbox: &mut Inbox,
     timeout_ms: f64,
     progress: &dyn Fn(Progress),
-) -> ApiResult<SessionOutput> {
-    let mut party = PartySession::new(session, relay);
+) -> Result<SessionOutput, PartyError> {
     let deadline = now_ms() + timeout_ms;
     let mut last_yield = now_ms();
-    let err = |e: PartyError| api_error(e, timeout_ms);
-    let ended = |party: &PartySession| {
-        ApiError::new(
-            Code::StreamEnded,
-            format!(
-                "the gateway stream of session {} ended before the session finished",
-                party.session_id()
-            ),
-        )
-    };
+    let ended = |party: &PartySession| PartyError::StreamEnded(party.session_id().to_string());
+    let transport = |e: ApiError| PartyError::Gateway(e.message);
     loop {
         // Take whatever arrived, without waiting.
         loop {
             match inbox.try_recv() {
-                Ok(Ok((seq, body))) => party.deliver(seq, &body).map_err(err)?,
-                Ok(Err(e)) => return Err(e),
+                Ok(Ok((seq, body))) => party.deliver(seq, &body)?,
+                Ok(Err(e)) => return Err(transport(e)),
                 Err(TryRecvError::Closed) => return Err(ended(&party)),
                 Err(TryRecvError::Empty) => break,
             }
         }
-        let next = party.poll().map_err(err)?;
+        let next = party.poll()?;
         if let Some(p) = party.progress() {
             progress(p);
         }
@@ -92,7 +52,7 @@ pub async fn drive(
             Poll::Finished(out) => return Ok(out),
             Poll::Post(bodies) => {
                 for text in bodies {
-                    post.post(text).await?;
+                    post.post(text).await.map_err(transport)?;
                 }
             }
             Poll::Continue => {
@@ -102,25 +62,23 @@ pub async fn drive(
                 }
                 if now_ms() >= deadline {
                     let after = std::time::Duration::from_millis(timeout_ms as u64);
-                    return Err(err(party.timed_out(after)));
+                    return Err(party.timed_out(after));
                 }
             }
             Poll::Waiting => {
                 let remaining = deadline - now_ms();
                 let after = std::time::Duration::from_millis(timeout_ms as u64);
                 if remaining <= 0.0 {
-                    return Err(err(party.timed_out(after)));
+                    return Err(party.timed_out(after));
                 }
                 let next = inbox.next();
                 let timer = sleep(remaining.min(i32::MAX as f64) as i32);
                 futures_util::pin_mut!(timer);
                 match select(next, timer).await {
-                    Either::Left((Some(Ok((seq, body))), _)) => {
-                        party.deliver(seq, &body).map_err(err)?
-                    }
-                    Either::Left((Some(Err(e)), _)) => return Err(e),
+                    Either::Left((Some(Ok((seq, body))), _)) => party.deliver(seq, &body)?,
+                    Either::Left((Some(Err(e)), _)) => return Err(transport(e)),
                     Either::Left((None, _)) => return Err(ended(&party)),
-                    Either::Right(_) => return Err(err(party.timed_out(after))),
+                    Either::Right(_) => return Err(party.timed_out(after)),
                 }
                 last_yield = now_ms();
             }

@@ -1,67 +1,15 @@
-//! The error type of every export: a stable `code`, a message, and the party at fault
-//! when known. In JS it becomes an `Error` with `code` / `party` / `status` properties.
+//! The error type of the helper exports (the flows report `client_core::ClientError`s,
+//! see `flows.rs`): a code of the wallet's one vocabulary, a message, and the party at
+//! fault when known. In JS it becomes an `Error` with `code` / `party` / `status`
+//! properties.
 
 use mpc_core::keystore::KeystoreError;
 use mpc_core::{CoreError, SessionError};
 use mpc_wire::WireError;
 
-/// Stable error codes (see API.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Code {
-    /// Bad argument.
-    InvalidInput,
-    /// Envelope layer refused to seal or is misconfigured.
-    Wire,
-    /// Gateway unreachable or answered an error status.
-    Gateway,
-    /// The gateway subscription ended before the session finished.
-    StreamEnded,
-    /// The session did not finish in time.
-    Timeout,
-    /// An authenticated peer sent an undecodable or duplicate message.
-    MalformedMessage,
-    /// The protocol detected misbehaviour.
-    ProtocolAborted,
-    /// Other session failure.
-    Session,
-    /// Passphrase decryption failed.
-    WrongPassphrase,
-    /// Corrupt or unsupported key-share data.
-    Keystore,
-    /// Request-signature error.
-    Auth,
-    /// A produced signature did not verify.
-    InvalidSignature,
-    /// A presignature was already consumed.
-    PresignatureUsed,
-    /// A safe-prime search checkpoint could not be resumed (garbage, altered, wrong size).
-    InvalidCheckpoint,
-    /// A bug.
-    Internal,
-}
-
-impl Code {
-    /// The code as exposed to JS.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Code::InvalidInput => "invalid_input",
-            Code::Wire => "wire",
-            Code::Gateway => "gateway",
-            Code::StreamEnded => "stream_ended",
-            Code::Timeout => "timeout",
-            Code::MalformedMessage => "malformed_message",
-            Code::ProtocolAborted => "protocol_aborted",
-            Code::Session => "session",
-            Code::WrongPassphrase => "wrong_passphrase",
-            Code::Keystore => "keystore",
-            Code::Auth => "auth",
-            Code::InvalidSignature => "invalid_signature",
-            Code::PresignatureUsed => "presignature_used",
-            Code::InvalidCheckpoint => "invalid_checkpoint",
-            Code::Internal => "internal",
-        }
-    }
-}
+/// The wallet's one error vocabulary (`docs/errors.md`): the same codes as the native
+/// client, the CLI's `--json`, the bindings and the npm package's `WalletError.code`.
+pub use wallet_types::ErrorCode as Code;
 
 /// An error of the wasm API.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,20 +54,20 @@ impl From<SessionError> for ApiError {
         match e {
             SessionError::MalformedMessage { from, .. }
             | SessionError::WrongMessageType { from, .. } => {
-                ApiError::new(Code::MalformedMessage, msg).with_party(from)
+                ApiError::new(Code::SessionFailed, msg).with_party(from)
             }
             SessionError::UnknownSender { from, .. } => {
-                ApiError::new(Code::MalformedMessage, msg).with_party(from)
+                ApiError::new(Code::SessionFailed, msg).with_party(from)
             }
             SessionError::Aborted { blamed, .. } => {
-                let err = ApiError::new(Code::ProtocolAborted, msg);
+                let err = ApiError::new(Code::SessionFailed, msg);
                 match blamed.first() {
                     Some(&p) => err.with_party(p),
                     None => err,
                 }
             }
             SessionError::InvalidParams(_) => ApiError::new(Code::InvalidInput, msg),
-            SessionError::Finished => ApiError::new(Code::Session, msg),
+            SessionError::Finished => ApiError::new(Code::SessionFailed, msg),
             SessionError::Internal(_) => ApiError::new(Code::Internal, msg),
         }
     }
@@ -128,7 +76,7 @@ impl From<SessionError> for ApiError {
 impl From<WireError> for ApiError {
     fn from(e: WireError) -> Self {
         let party = e.sender();
-        let mut err = ApiError::new(Code::Wire, e.to_string());
+        let mut err = ApiError::new(Code::SessionFailed, e.to_string());
         err.party = party;
         err
     }
@@ -137,8 +85,8 @@ impl From<WireError> for ApiError {
 impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let code = match e {
-            CoreError::InvalidSignature => Code::InvalidSignature,
-            CoreError::PresignatureReused(_) => Code::PresignatureUsed,
+            CoreError::InvalidSignature => Code::VerificationFailed,
+            CoreError::PresignatureReused(_) => Code::PresignatureUnavailable,
             _ => Code::InvalidInput,
         };
         ApiError::new(code, e.to_string())
@@ -150,7 +98,7 @@ impl From<KeystoreError> for ApiError {
         let code = match e {
             KeystoreError::WrongPassphrase => Code::WrongPassphrase,
             KeystoreError::EmptyPassphrase | KeystoreError::BadKdfParams(_) => Code::InvalidInput,
-            _ => Code::Keystore,
+            _ => Code::Storage,
         };
         ApiError::new(code, e.to_string())
     }
@@ -158,7 +106,7 @@ impl From<KeystoreError> for ApiError {
 
 impl From<cosigner_api::AuthError> for ApiError {
     fn from(e: cosigner_api::AuthError) -> Self {
-        ApiError::new(Code::Auth, e.to_string())
+        ApiError::new(Code::Internal, e.to_string())
     }
 }
 

@@ -53,7 +53,7 @@ impl From<safe_primes::Progress> for SearchProgress {
 }
 
 fn checkpoint_error(msg: impl Into<String>) -> ApiError {
-    ApiError::new(Code::InvalidCheckpoint, msg)
+    ApiError::new(Code::InvalidInput, msg)
 }
 
 /// One resumable safe-prime search (pure-Rust big integers).
@@ -73,7 +73,7 @@ impl PrimeSearchCore {
     }
 
     /// Resumes a search from [`PrimeSearchCore::checkpoint`] bytes. Anything else is
-    /// rejected with [`Code::InvalidCheckpoint`]. With `expect_bits`, a checkpoint of
+    /// rejected with [`Code::InvalidInput`]. With `expect_bits`, a checkpoint of
     /// another size is rejected too.
     pub fn resume(bytes: &[u8], expect_bits: Option<u32>) -> ApiResult<Self> {
         let cp: Checkpoint = serde_json::from_slice(bytes)
@@ -187,7 +187,7 @@ mod tests {
         for junk in [&b""[..], b"garbage", b"{}", b"[1,2,3]", b"{\"params\":1}"] {
             assert_eq!(
                 PrimeSearchCore::resume(junk, None).err().map(|e| e.code),
-                Some(Code::InvalidCheckpoint)
+                Some(Code::InvalidInput)
             );
         }
     }
@@ -204,7 +204,7 @@ mod tests {
             PrimeSearchCore::resume(&cp, Some(1536))
                 .err()
                 .map(|e| e.code),
-            Some(Code::InvalidCheckpoint)
+            Some(Code::InvalidInput)
         );
         assert!(s.run(0).is_err());
         assert!(PrimeSearchCore::new(Some(8)).is_err());

@@ -104,7 +104,7 @@ struct UniqueIdx {
 }
 
 fn gw_err(message: impl Into<String>) -> ApiError {
-    ApiError::new(Code::Gateway, message)
+    ApiError::new(Code::GatewayUnavailable, message)
 }
 
 async fn check(resp: Response) -> ApiResult<Response> {

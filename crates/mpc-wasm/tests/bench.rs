@@ -50,16 +50,14 @@ async fn two_party(
     let (mut i0, mut i1) = (room.subscribe(), room.subscribe());
     let (a, b) = join(
         drive(
-            mk(&bs[0]),
-            relay(&bs[0], sid),
+            mpc_party::PartySession::new(mk(&bs[0]), relay(&bs[0], sid)),
             &room,
             &mut i0,
             600_000.0,
             &|_| {},
         ),
         drive(
-            mk(&bs[1]),
-            relay(&bs[1], sid),
+            mpc_party::PartySession::new(mk(&bs[1]), relay(&bs[1], sid)),
             &room,
             &mut i1,
             600_000.0,

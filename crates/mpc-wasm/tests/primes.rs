@@ -124,13 +124,13 @@ fn garbage_checkpoints_are_rejected_with_a_typed_error() {
         altered.into_bytes(),
     ] {
         let e = PrimeSearch::resume(&junk, None).err().expect("rejected");
-        assert_eq!(code_of(&e), "invalid_checkpoint");
+        assert_eq!(code_of(&e), "invalid_input");
     }
     // Right format, wrong size.
     let e = PrimeSearch::resume(&good, Some(1536))
         .err()
         .expect("rejected");
-    assert_eq!(code_of(&e), "invalid_checkpoint");
+    assert_eq!(code_of(&e), "invalid_input");
     // Bad budgets and sizes are invalid input.
     let mut s = PrimeSearch::resume(&good, Some(64)).unwrap();
     assert_eq!(code_of(&s.run(0).err().unwrap()), "invalid_input");

@@ -1,0 +1,1119 @@
+//! The wallet's client flows (`client-core`) driven on the browser's event loop.
+//!
+//! `client-core` owns every flow (wallet creation, full signing, the presignature fast
+//! path, refills with reconciliation) as values that say which effect comes next; this
+//! module performs the effects that belong to wasm (signing and serializing cosigner
+//! requests, running protocol sessions over the gateway, the clock) and hands the ones
+//! that belong to the platform to a **host** object the TypeScript package passes in:
+//! sending the request bytes, IndexedDB, the recovery agent, the prepared primes. The
+//! identity secret and the key shares stay in wasm memory: the host only ever sees
+//! request bytes, encrypted (or, for WebCrypto protection, to-be-encrypted) bundles and
+//! presignature records.
+//!
+//! ## The host (all methods may return a value or a Promise)
+//!
+//! | method | when | answer |
+//! |---|---|---|
+//! | `callCosigner(path, body)` | every cosigner RPC | `{ body }` (response bytes), `{ grpcCode, message, details? }` (the failed call's status; `details` = `grpc-status-details-bin`), or `{ unavailable: reason }` (no answer) |
+//! | `onProgress(event)` | optional | `{ phase, round, totalRounds, percent, finished, accountId? }` |
+//! | `recoveryIdentity()` | create | the recovery agent's public identity (hex) |
+//! | `primes()` | create | the device's prime set `{ primes: [p, q, p̂, q̂] }` |
+//! | `startRecovery(job)` | create | starts the agent's job (rooms, identities) |
+//! | `awaitRecovery()` | create | the agent's public keys by account id |
+//! | `persist(wallet)` | create | stores `{ walletId, accounts, passphraseFile }` or `{ …, bundle }` durably |
+//! | `takePresignature(accountId, signers)` | sign | takes the oldest record ONCE (committed): `{ id, plaintext }` or `null` |
+//! | `presignatureOutcome(accountId, id, outcome)` | sign | `signed` / `unavailable` / `corrupt` / `failed` (best effort) |
+//! | `listPresignatures(accountId, signers, inFlightMs)` | refill | `{ ids, inFlight }` (oldest first; taken less than `inFlightMs` ago) |
+//! | `discardPresignatures(accountId, signers, ids)` | refill | how many were removed |
+//! | `storePresignature(accountId, signers, id, plaintext)` | refill | stored durably |
+//!
+//! A host method that throws (or rejects) ends the flow with that very error.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use client_core::create::Persist;
+use client_core::refill::RefillStep;
+use client_core::sign::Discarded;
+use client_core::{
+    ClientError, CosignerRequest, CreateParams, CreateStep, Party, PresignMode, RemoteError,
+    SessionSpec, SignParams, SignStep, Signed, TakenPresignature,
+};
+use futures_util::StreamExt;
+use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
+use mpc_core::primes::PrimeSet;
+use mpc_core::session::Progress;
+use mpc_core::SessionOutput;
+use mpc_party::PartyError;
+use mpc_wire::PublicIdentity;
+use serde::{Deserialize, Serialize};
+use wallet_types::{AccountKind, DigestKind, ErrorCode, PayloadKind};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::{future_to_promise, JsFuture};
+use zeroize::Zeroizing;
+
+use crate::api::{self, BundleCore};
+use crate::transport::{now_ms, sleep, Gateway, TransportKind};
+
+// ---------------------------------------------------------------------------------
+// Errors
+
+/// Why a flow ended: the core's error, or the host's own (passed through unchanged).
+enum FlowError {
+    Client(ClientError),
+    Host(JsValue),
+}
+
+impl From<ClientError> for FlowError {
+    fn from(e: ClientError) -> Self {
+        FlowError::Client(e)
+    }
+}
+
+type FlowResult<T> = Result<T, FlowError>;
+
+/// A JS `Error` (name `FlowError`) with the wallet's `code` (`docs/errors.md`),
+/// `retryable`, and the facts a caller acts on (`rule`, `presignatureId`,
+/// `presignature`, `blamed`, `stage`, `sessionId`).
+pub fn client_error_to_js(e: &ClientError) -> JsValue {
+    let err = js_sys::Error::new(&e.to_string());
+    err.set_name("FlowError");
+    let o: &JsValue = err.as_ref();
+    let set = |k: &str, v: JsValue| {
+        let _ = Reflect::set(o, &k.into(), &v);
+    };
+    set("code", e.code().as_str().into());
+    set("retryable", e.retryable().into());
+    if let Some(r) = e.rule() {
+        set("rule", r.into());
+    }
+    match e {
+        ClientError::PresignatureUnavailable {
+            presignature_id,
+            state,
+            ..
+        } => {
+            if let Some(id) = presignature_id {
+                set("presignatureId", id.as_str().into());
+            }
+            if let Some(s) = state {
+                set("presignature", s.as_str().into());
+            }
+        }
+        ClientError::SessionFailed {
+            stage,
+            session_id,
+            blamed,
+            ..
+        } => {
+            set("stage", stage.as_str().into());
+            set("sessionId", session_id.as_str().into());
+            let a = Array::new();
+            for b in blamed {
+                a.push(&JsValue::from(*b));
+            }
+            set("blamed", a.into());
+        }
+        ClientError::Timeout { stage, .. } => set("stage", stage.as_str().into()),
+        _ => {}
+    }
+    err.into()
+}
+
+impl FlowError {
+    fn into_js(self) -> JsValue {
+        match self {
+            FlowError::Client(e) => client_error_to_js(&e),
+            FlowError::Host(v) => v,
+        }
+    }
+}
+
+fn input(reason: impl Into<String>) -> FlowError {
+    FlowError::Client(ClientError::input(reason))
+}
+
+fn to_js<T: Serialize + ?Sized>(v: &T) -> FlowResult<JsValue> {
+    let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+    v.serialize(&s)
+        .map_err(|e| FlowError::Client(ClientError::internal(format!("result: {e}"))))
+}
+
+fn from_js<T: serde::de::DeserializeOwned>(what: &str, v: JsValue) -> FlowResult<T> {
+    serde_wasm_bindgen::from_value(v).map_err(|e| input(format!("invalid {what}: {e}")))
+}
+
+fn flow_promise<F>(f: F) -> Promise
+where
+    F: std::future::Future<Output = FlowResult<JsValue>> + 'static,
+{
+    future_to_promise(async move { f.await.map_err(FlowError::into_js) })
+}
+
+// ---------------------------------------------------------------------------------
+// The host
+
+/// The platform's side of the flows (see the module docs).
+#[derive(Clone)]
+struct Host(Rc<JsValue>);
+
+impl Host {
+    fn new(v: JsValue) -> FlowResult<Self> {
+        if !v.is_object() {
+            return Err(input("the flow host must be an object"));
+        }
+        Ok(Host(Rc::new(v)))
+    }
+
+    fn method(&self, name: &str) -> FlowResult<Function> {
+        Reflect::get(&self.0, &name.into())
+            .ok()
+            .and_then(|f| f.dyn_into::<Function>().ok())
+            .ok_or_else(|| {
+                FlowError::Client(ClientError::internal(format!(
+                    "the flow host has no method {name}"
+                )))
+            })
+    }
+
+    /// Calls `name(args…)` and awaits the answer if it is a Promise.
+    async fn call(&self, name: &str, args: &[JsValue]) -> FlowResult<JsValue> {
+        let f = self.method(name)?;
+        let a = Array::new();
+        for x in args {
+            a.push(x);
+        }
+        let out = f.apply(&self.0, &a).map_err(FlowError::Host)?;
+        match out.dyn_into::<Promise>() {
+            Ok(p) => JsFuture::from(p).await.map_err(FlowError::Host),
+            Err(v) => Ok(v),
+        }
+    }
+
+    /// Reports progress; a missing or throwing `onProgress` is ignored.
+    fn progress(&self, ev: &ProgressOut) {
+        if let Ok(f) = self.method("onProgress") {
+            if let Ok(v) = to_js(ev) {
+                let _ = f.call1(&self.0, &v);
+            }
+        }
+    }
+
+    /// One cosigner RPC: the signed request's bytes out, the response bytes (or the
+    /// decoded failure) back.
+    async fn call_cosigner(
+        &self,
+        req: &CosignerRequest,
+    ) -> FlowResult<Result<Vec<u8>, RemoteError>> {
+        let body = Uint8Array::from(req.encode_to_vec().as_slice());
+        let answer = self
+            .call("callCosigner", &[req.path().into(), body.into()])
+            .await?;
+        let field = |k: &str| Reflect::get(&answer, &k.into()).unwrap_or(JsValue::UNDEFINED);
+        let body = field("body");
+        if body.is_instance_of::<Uint8Array>() {
+            return Ok(Ok(Uint8Array::new(&body).to_vec()));
+        }
+        if let Some(code) = field("grpcCode").as_f64() {
+            let message = field("message").as_string().unwrap_or_default();
+            let details = field("details");
+            let details = if details.is_instance_of::<Uint8Array>() {
+                Uint8Array::new(&details).to_vec()
+            } else {
+                details.as_string().unwrap_or_default().into_bytes()
+            };
+            return Ok(Err(RemoteError::from_grpc(code as i32, &message, &details)));
+        }
+        let reason = field("unavailable")
+            .as_string()
+            .unwrap_or_else(|| "the cosigner call gave no answer".into());
+        Ok(Err(RemoteError::new(
+            ErrorCode::CosignerUnavailable,
+            reason,
+        )))
+    }
+}
+
+/// Progress of a flow, as the host receives it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ProgressOut {
+    phase: String,
+    round: u32,
+    total_rounds: u32,
+    percent: f64,
+    finished: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account_id: Option<String>,
+}
+
+fn phase(host: &Host, phase: &str, percent: f64, finished: bool) {
+    host.progress(&ProgressOut {
+        phase: phase.into(),
+        round: 0,
+        total_rounds: 0,
+        percent,
+        finished,
+        account_id: None,
+    });
+}
+
+// ---------------------------------------------------------------------------------
+// Sessions
+
+/// How this browser runs sessions (the package's `WalletConfig`).
+#[derive(Deserialize, Default, Clone)]
+#[serde(rename_all = "camelCase")]
+struct SessionConfig {
+    /// Gateway URL to use instead of the one the cosigner announces.
+    #[serde(default)]
+    gateway_url: Option<String>,
+    /// Subscription mechanism.
+    #[serde(default)]
+    transport: TransportKind,
+    /// Deadline of each session (default: 10 min for aux info, 2 min otherwise).
+    #[serde(default)]
+    session_timeout_ms: Option<f64>,
+}
+
+/// Runs this party's side of `spec` over the gateway on the event loop; with `host`,
+/// its rounds are reported as progress of the session's stage.
+async fn run_spec(
+    spec: SessionSpec,
+    cfg: &SessionConfig,
+    host: Option<&Host>,
+) -> Result<SessionOutput, PartyError> {
+    let room = spec.room().clone();
+    let url = cfg
+        .gateway_url
+        .as_deref()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or(&room.gateway_url)
+        .to_string();
+    if url.trim().is_empty() {
+        return Err(PartyError::Gateway(
+            "the cosigner announced no gateway URL; set gatewayUrl".into(),
+        ));
+    }
+    let gateway = Gateway::new(&url, &room.room, room.token())
+        .map_err(|e| PartyError::Gateway(format!("{url}: {}", e.message)))?;
+    let timeout_ms =
+        cfg.session_timeout_ms
+            .filter(|t| *t > 0.0)
+            .unwrap_or(if spec.stage() == "aux-info" {
+                600_000.0
+            } else {
+                120_000.0
+            });
+    let (stage, account) = (spec.stage(), spec.account_id().map(str::to_string));
+    let party = spec.open()?;
+    let (mut inbox, _subscription) = gateway
+        .subscribe(cfg.transport)
+        .map_err(|e| PartyError::Gateway(format!("{url}: {}", e.message)))?;
+    let host = host.cloned();
+    let progress = move |p: Progress| {
+        let Some(host) = &host else { return };
+        host.progress(&ProgressOut {
+            phase: stage.into(),
+            round: u32::from(p.round.min(p.total_rounds)),
+            total_rounds: u32::from(p.total_rounds),
+            percent: f64::from(p.percent()),
+            finished: p.finished,
+            account_id: account.clone(),
+        })
+    };
+    crate::driver::drive(party, &gateway, &mut inbox, timeout_ms, &progress).await
+}
+
+// ---------------------------------------------------------------------------------
+// Wallet creation
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CreateIn {
+    accounts: u32,
+    kind: AccountKind,
+    #[serde(default)]
+    label: String,
+    /// Encrypt the bundle with this passphrase (Argon2id keystore) before `persist`;
+    /// without one the host receives the plaintext bundle to encrypt with WebCrypto.
+    #[serde(default)]
+    passphrase: Option<String>,
+    #[serde(default)]
+    insecure_fast_kdf: bool,
+    #[serde(flatten)]
+    session: SessionConfig,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomOut {
+    session_id: String,
+    room: String,
+    room_token: String,
+    gateway_url: String,
+}
+
+impl From<&client_core::session::Room> for RoomOut {
+    fn from(r: &client_core::session::Room) -> Self {
+        RoomOut {
+            session_id: r.session_id.clone(),
+            room: r.room.clone(),
+            room_token: r.room_token.clone(),
+            gateway_url: r.gateway_url.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountRoomOut {
+    account_id: String,
+    keygen: RoomOut,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecoveryJobOut {
+    wallet_id: String,
+    cosigner_identity: String,
+    device_identity: String,
+    recovery_identity: String,
+    kind: AccountKind,
+    aux_info: RoomOut,
+    accounts: Vec<AccountRoomOut>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedOut {
+    wallet_id: String,
+    cosigner_identity: String,
+    accounts: Vec<api::AccountInfo>,
+    committed: bool,
+    timings: CreateTimings,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct CreateTimings {
+    aux_info_ms: u64,
+    keygen_ms: u64,
+    confirm_ms: u64,
+    total_ms: u64,
+}
+
+fn elapsed(since: f64) -> u64 {
+    (now_ms() - since).max(0.0) as u64
+}
+
+/// Stores the new bundle through the host: encrypted here with the passphrase, or in
+/// plaintext for the host's WebCrypto key. Returns the accounts (with chain codes).
+async fn persist(
+    host: &Host,
+    p: &Persist,
+    passphrase: Option<&str>,
+    insecure_fast_kdf: bool,
+) -> FlowResult<Vec<api::AccountInfo>> {
+    let core = BundleCore {
+        bundle: p.bundle().clone(),
+    };
+    let accounts = core.accounts();
+    let out = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| {
+        let _ = Reflect::set(&out, &k.into(), v);
+    };
+    set("walletId", &p.wallet_id().into());
+    set("accounts", &to_js(&accounts)?);
+    match passphrase {
+        Some(pass) => {
+            let file = core
+                .encrypt(pass, insecure_fast_kdf)
+                .map_err(|e| FlowError::Client(ClientError::internal(e.message)))?;
+            set("passphraseFile", &file.into());
+        }
+        None => {
+            let bytes = core
+                .to_bytes()
+                .map_err(|e| FlowError::Client(ClientError::internal(e.message)))?;
+            set("bundle", &Uint8Array::from(bytes.as_slice()).into());
+        }
+    }
+    host.call("persist", &[out.into()]).await?;
+    Ok(accounts)
+}
+
+async fn create_flow(host: Host, params: CreateIn) -> FlowResult<JsValue> {
+    let started = now_ms();
+    if let Some(p) = &params.passphrase {
+        if p.is_empty() {
+            return Err(input("the passphrase is empty"));
+        }
+    }
+    let mut timings = CreateTimings::default();
+    let mut accounts_out: Vec<api::AccountInfo> = Vec::new();
+    let mut stage_started = now_ms();
+    let mut step = client_core::Create::start(CreateParams {
+        accounts: params.accounts,
+        kind: params.kind,
+        label: params.label.clone(),
+    })?;
+    loop {
+        step = match step {
+            CreateStep::CallCosigner(call) => {
+                let method = call.method();
+                if method == client_core::CosignerMethod::ConfirmWallet {
+                    phase(&host, "confirm", 0.0, false);
+                    stage_started = now_ms();
+                }
+                let (req, awaiting) = call.send(now_ms().max(0.0) as u64)?;
+                let reply = host.call_cosigner(&req).await?;
+                if method == client_core::CosignerMethod::Health {
+                    phase(&host, "connect", 50.0, false);
+                }
+                let next = awaiting.reply_bytes(reply)?;
+                if method == client_core::CosignerMethod::ConfirmWallet {
+                    timings.confirm_ms += elapsed(stage_started);
+                }
+                next
+            }
+            CreateStep::RecoveryIdentity(r) => {
+                let hex = host.call("recoveryIdentity", &[]).await?;
+                let hex = hex
+                    .as_string()
+                    .ok_or_else(|| input("recoveryIdentity() must give a hex string"))?;
+                let id = hex
+                    .trim()
+                    .parse::<PublicIdentity>()
+                    .map_err(|e| input(format!("the recovery agent's identity: {e}")))?;
+                phase(&host, "connect", 100.0, true);
+                r.provide(id)?
+            }
+            CreateStep::Primes(p) => {
+                let set: PrimeSet = from_js("prime set", host.call("primes", &[]).await?)?;
+                p.provide(set)?
+            }
+            CreateStep::StartRecovery(s) => {
+                let job = s.job();
+                let out = RecoveryJobOut {
+                    wallet_id: job.wallet_id.clone(),
+                    cosigner_identity: job.cosigner_identity.to_string(),
+                    device_identity: job.device_identity.to_string(),
+                    recovery_identity: job.recovery_identity.to_string(),
+                    kind: job.kind,
+                    aux_info: (&job.aux_info).into(),
+                    accounts: job
+                        .accounts
+                        .iter()
+                        .map(|a| AccountRoomOut {
+                            account_id: a.account_id.clone(),
+                            keygen: (&a.keygen).into(),
+                        })
+                        .collect(),
+                };
+                host.call("startRecovery", &[to_js(&out)?]).await?;
+                stage_started = now_ms();
+                s.started()?
+            }
+            CreateStep::RunSession(run) => {
+                let (spec, running) = run.start();
+                let aux = spec.stage() == "aux-info";
+                let t = now_ms();
+                let out = run_spec(spec, &params.session, Some(&host)).await;
+                if aux {
+                    timings.aux_info_ms += elapsed(t);
+                } else {
+                    timings.keygen_ms += elapsed(t);
+                }
+                running.finished(out)?
+            }
+            CreateStep::AwaitRecovery(a) => {
+                phase(&host, "agent", 0.0, false);
+                let keys: BTreeMap<String, String> = from_js(
+                    "recovery public keys",
+                    host.call("awaitRecovery", &[]).await?,
+                )?;
+                phase(&host, "agent", 100.0, true);
+                a.finished(keys)?
+            }
+            CreateStep::Persist(p) => {
+                phase(&host, "store", 0.0, false);
+                accounts_out = persist(
+                    &host,
+                    &p,
+                    params.passphrase.as_deref(),
+                    params.insecure_fast_kdf,
+                )
+                .await?;
+                phase(&host, "store", 100.0, true);
+                p.persisted()?
+            }
+            CreateStep::Wait(w) => {
+                sleep(i32::try_from(w.millis()).unwrap_or(i32::MAX)).await;
+                w.done()?
+            }
+            CreateStep::Done(created) => {
+                phase(&host, "confirm", 100.0, true);
+                timings.total_ms = elapsed(started);
+                return to_js(&CreatedOut {
+                    wallet_id: created.wallet_id,
+                    cosigner_identity: created.cosigner_identity,
+                    accounts: accounts_out,
+                    committed: created.committed,
+                    timings,
+                });
+            }
+        };
+    }
+}
+
+/// Creates a wallet as the device with `client-core`'s flow: `host` performs the
+/// platform effects (module docs), `params` is `{ accounts, kind, label?, passphrase?,
+/// insecureFastKdf?, gatewayUrl?, transport?, sessionTimeoutMs? }`. Resolves to
+/// `{ walletId, cosignerIdentity, accounts, committed, timings }`; rejects with a
+/// `FlowError` (`code` from `docs/errors.md`) or the host's own error.
+#[wasm_bindgen(js_name = createWallet)]
+pub fn create_wallet(host: JsValue, params: JsValue) -> Promise {
+    flow_promise(async move {
+        let host = Host::new(host)?;
+        let params: CreateIn = from_js("create parameters", params)?;
+        create_flow(host, params).await
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// A stored party: signing and presignature pools
+
+/// A user party of a stored wallet, opened in wasm: its key shares and identity key
+/// never leave this object (there is no getter for them).
+#[wasm_bindgen]
+pub struct WalletParty {
+    party: Party,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SignIn {
+    account_id: String,
+    #[serde(default)]
+    derivation_path: String,
+    #[serde(with = "serde_bytes")]
+    preimage: Vec<u8>,
+    digest: String,
+    payload_kind: PayloadKind,
+    #[serde(default)]
+    presign: PresignMode,
+    #[serde(flatten)]
+    session: SessionConfig,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SignedOut {
+    account_id: String,
+    derivation_path: String,
+    r: String,
+    s: String,
+    y_parity: u8,
+    rsv: String,
+    der: String,
+    digest: String,
+    public_key: String,
+    ethereum_address: String,
+    signers: Vec<u16>,
+    request_id: String,
+    session_id: String,
+    presigned: bool,
+    elapsed_ms: u64,
+    fast_path: FastPathOut,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct FastPathOut {
+    tried: bool,
+    empty: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used: Option<String>,
+    /// `[id, "corrupt" | "unknown" | "used"]`, in order.
+    discarded: Vec<(String, &'static str)>,
+    /// The pooled signature's online time, ms (fast path only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timings: Option<FastTimings>,
+}
+
+#[derive(Serialize, Default, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+struct FastTimings {
+    /// The host's take-once (IndexedDB commit and decryption).
+    take_ms: f64,
+    /// The `SignWithPresignature` round trip.
+    rpc_ms: f64,
+    /// wasm: this device's partial, the request signature, combining and verifying.
+    compute_ms: f64,
+    /// All of it.
+    total_ms: f64,
+}
+
+fn discarded_name(d: Discarded) -> &'static str {
+    match d {
+        Discarded::Unreadable => "corrupt",
+        Discarded::Unknown => "unknown",
+        Discarded::Used => "used",
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RefillIn {
+    account_id: String,
+    /// `None`: only report the status.
+    #[serde(default)]
+    target: Option<u32>,
+    #[serde(default = "one")]
+    concurrency: u32,
+    #[serde(flatten)]
+    session: SessionConfig,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PoolOut {
+    account_id: String,
+    signers: Vec<u16>,
+    local: u32,
+    cosigner: Option<u32>,
+    usable: Option<u32>,
+    cosigner_running: u32,
+    cosigner_cap: u32,
+    generated: u32,
+    failed: u32,
+    discarded: u32,
+    elapsed_ms: u64,
+}
+
+/// The message of a thrown JS value (an `Error`'s, or the value as text).
+fn js_message(v: &JsValue) -> String {
+    v.as_string().unwrap_or_else(|| {
+        js_sys::Error::from(v.clone())
+            .message()
+            .as_string()
+            .unwrap_or_default()
+    })
+}
+
+fn u16_array(v: &[u16]) -> JsValue {
+    let a = Array::new();
+    for x in v {
+        a.push(&JsValue::from(*x));
+    }
+    a.into()
+}
+
+fn str_array(v: &[String]) -> JsValue {
+    let a = Array::new();
+    for x in v {
+        a.push(&JsValue::from(x.as_str()));
+    }
+    a.into()
+}
+
+/// The presignature taken by a signing and what became of it, for the host's tombstone
+/// (best effort: a failing host call is ignored).
+async fn report_outcome(host: &Host, account: &str, id: &str, outcome: &str) {
+    let _ = host
+        .call(
+            "presignatureOutcome",
+            &[account.into(), id.into(), outcome.into()],
+        )
+        .await;
+}
+
+async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsValue> {
+    let started = now_ms();
+    let digest = DigestKind::parse(&params.digest)
+        .ok_or_else(|| input(format!("unknown digest {:?}", params.digest)))?;
+    let account_id = params.account_id.clone();
+    let mut step = client_core::Sign::start(
+        &party,
+        SignParams {
+            account_id: params.account_id.clone(),
+            path: params.derivation_path.clone(),
+            preimage: params.preimage.clone(),
+            digest,
+            payload: params.payload_kind,
+            chain: client_core::ChainStyle::Legacy,
+            presign: params.presign,
+        },
+    )?;
+    phase(&host, "connect", 0.0, false);
+    // Presignatures taken by this signature whose outcome is not reported yet.
+    let mut taken: Vec<String> = Vec::new();
+    let mut fast = FastTimings::default();
+    let out: FlowResult<Signed> = async {
+        loop {
+            step = match step {
+                SignStep::TakePresignature(take) => {
+                    let t = now_ms();
+                    let answer = host
+                        .call(
+                            "takePresignature",
+                            &[take.account_id().into(), u16_array(take.signers())],
+                        )
+                        .await?;
+                    fast.take_ms += now_ms() - t;
+                    let got = if answer.is_null() || answer.is_undefined() {
+                        None
+                    } else {
+                        let id = Reflect::get(&answer, &"id".into())
+                            .ok()
+                            .and_then(|v| v.as_string())
+                            .ok_or_else(|| input("takePresignature: no id"))?;
+                        let pt = Reflect::get(&answer, &"plaintext".into())
+                            .unwrap_or(JsValue::UNDEFINED);
+                        let plaintext = if pt.is_instance_of::<Uint8Array>() {
+                            let arr = Uint8Array::new(&pt);
+                            let v = Zeroizing::new(arr.to_vec());
+                            arr.fill(0, 0, arr.length());
+                            v
+                        } else {
+                            Zeroizing::new(Vec::new())
+                        };
+                        taken.push(id.clone());
+                        Some(TakenPresignature { id, plaintext })
+                    };
+                    take.taken(got)?
+                }
+                SignStep::CallCosigner(call) => {
+                    let method = call.method();
+                    let (req, awaiting) = call.send(now_ms().max(0.0) as u64)?;
+                    let t = now_ms();
+                    let reply = host.call_cosigner(&req).await?;
+                    if method == client_core::CosignerMethod::SignWithPresignature {
+                        fast.rpc_ms += now_ms() - t;
+                    } else {
+                        phase(&host, "connect", 100.0, true);
+                    }
+                    awaiting.reply_bytes(reply)?
+                }
+                SignStep::RunSession(run) => {
+                    let (spec, running) = run.start();
+                    running.finished(run_spec(spec, &params.session, Some(&host)).await)?
+                }
+                SignStep::Done(signed) => return Ok(signed),
+            };
+        }
+    }
+    .await;
+    // The tombstones: what became of every presignature this signature took.
+    let fast_path = match &out {
+        Ok(s) => Some(&s.fast_path),
+        Err(_) => None,
+    };
+    for id in &taken {
+        let outcome = match fast_path {
+            Some(f) if f.used.as_deref() == Some(id.as_str()) => "signed",
+            Some(f) => match f.discarded.iter().find(|(d, _)| d == id) {
+                Some((_, Discarded::Unreadable)) => "corrupt",
+                Some(_) => "unavailable",
+                None => "failed",
+            },
+            None => "failed",
+        };
+        report_outcome(&host, &account_id, id, outcome).await;
+    }
+    let signed = out?;
+    let total = now_ms() - started;
+    let r = signed.result;
+    let presigned = r.presigned;
+    phase(&host, "sign", 100.0, true);
+    to_js(&SignedOut {
+        account_id: r.account_id,
+        derivation_path: r.derivation_path,
+        r: r.r,
+        s: r.s,
+        y_parity: r.y_parity,
+        rsv: r.rsv,
+        der: r.der,
+        digest: r.digest,
+        public_key: r.public_key,
+        ethereum_address: r.ethereum_address,
+        signers: r.signers,
+        request_id: r.request_id,
+        session_id: r.session_id,
+        presigned,
+        elapsed_ms: total.max(0.0) as u64,
+        fast_path: FastPathOut {
+            tried: signed.fast_path.tried,
+            empty: signed.fast_path.empty,
+            used: signed.fast_path.used.clone(),
+            discarded: signed
+                .fast_path
+                .discarded
+                .iter()
+                .map(|(id, d)| (id.clone(), discarded_name(*d)))
+                .collect(),
+            timings: presigned.then(|| FastTimings {
+                compute_ms: (total - fast.take_ms - fast.rpc_ms).max(0.0),
+                total_ms: total,
+                ..fast
+            }),
+        },
+    })
+}
+
+async fn refill_flow(host: Host, party: Party, params: RefillIn) -> FlowResult<JsValue> {
+    let started = now_ms();
+    let mut step = match params.target {
+        Some(t) => client_core::Refill::start(&party, &params.account_id, t)?,
+        None => client_core::Refill::status(&party, &params.account_id)?,
+    };
+    let want = params.target.unwrap_or(0);
+    let stored_total = std::cell::Cell::new(0u32);
+    loop {
+        step = match step {
+            RefillStep::CallCosigner(call) => {
+                let (req, awaiting) = call.send(now_ms().max(0.0) as u64)?;
+                awaiting.reply_bytes(host.call_cosigner(&req).await?)?
+            }
+            RefillStep::ListPresignatures(list) => {
+                let answer = host
+                    .call(
+                        "listPresignatures",
+                        &[
+                            list.account_id().into(),
+                            u16_array(list.signers()),
+                            JsValue::from(client_core::refill::IN_FLIGHT_MS as f64),
+                        ],
+                    )
+                    .await?;
+                #[derive(Deserialize)]
+                #[serde(rename_all = "camelCase")]
+                struct Listed {
+                    ids: Vec<String>,
+                    #[serde(default)]
+                    in_flight: Vec<String>,
+                }
+                let l: Listed = from_js("listPresignatures answer", answer)?;
+                list.listed(l.ids, l.in_flight)?
+            }
+            RefillStep::DiscardPresignatures(d) => {
+                let n = host
+                    .call(
+                        "discardPresignatures",
+                        &[
+                            d.account_id().into(),
+                            u16_array(d.signers()),
+                            str_array(d.ids()),
+                        ],
+                    )
+                    .await?
+                    .as_f64()
+                    .unwrap_or(0.0);
+                d.discarded(n.max(0.0) as u32)?
+            }
+            RefillStep::RunPresigns(mut batch) => {
+                let jobs = batch.jobs();
+                let (host_ref, session, stored) = (&host, &params.session, &stored_total);
+                let report = |n: u32| {
+                    host_ref.progress(&ProgressOut {
+                        phase: "presign".into(),
+                        round: n,
+                        total_rounds: want,
+                        percent: if want == 0 {
+                            100.0
+                        } else {
+                            f64::from(n.min(want)) * 100.0 / f64::from(want)
+                        },
+                        finished: false,
+                        account_id: Some(params.account_id.clone()),
+                    })
+                };
+                let outcomes: Vec<_> = futures_util::stream::iter(jobs)
+                    .map(|job| async move {
+                        let (spec, end) = job.start();
+                        let store = match end.finished(run_spec(spec, session, None).await) {
+                            Ok(s) => s,
+                            Err(outcome) => return (outcome, None),
+                        };
+                        let plaintext = Uint8Array::from(store.plaintext.as_slice());
+                        let put = host_ref
+                            .call(
+                                "storePresignature",
+                                &[
+                                    store.account_id.as_str().into(),
+                                    u16_array(&store.signers),
+                                    store.id.as_str().into(),
+                                    plaintext.clone().into(),
+                                ],
+                            )
+                            .await;
+                        plaintext.fill(0, 0, plaintext.length());
+                        let (result, host_error) = match put {
+                            Ok(_) => {
+                                stored.set(stored.get() + 1);
+                                report(stored.get());
+                                (Ok(()), None)
+                            }
+                            Err(FlowError::Host(v)) => (
+                                Err(ClientError::io("presignature pool", js_message(&v))),
+                                Some(v),
+                            ),
+                            Err(FlowError::Client(e)) => (Err(e), None),
+                        };
+                        (store.stored(result), host_error)
+                    })
+                    .buffer_unordered(params.concurrency.clamp(1, 4) as usize)
+                    .collect()
+                    .await;
+                let mut first_host_error = None;
+                for (o, host_error) in outcomes {
+                    if first_host_error.is_none() {
+                        first_host_error = host_error;
+                    }
+                    batch.report(o);
+                }
+                match batch.done() {
+                    Ok(next) => next,
+                    // Nothing stored because storage failed: the host's own error.
+                    Err(e) => match first_host_error {
+                        Some(v) if stored_total.get() == 0 => return Err(FlowError::Host(v)),
+                        _ => return Err(e.into()),
+                    },
+                }
+            }
+            RefillStep::Wait(w) => {
+                sleep(i32::try_from(w.millis()).unwrap_or(i32::MAX)).await;
+                w.done()?
+            }
+            RefillStep::Done(status) => {
+                return to_js(&PoolOut {
+                    account_id: status.account_id,
+                    signers: status.signers,
+                    local: status.local,
+                    cosigner: status.cosigner,
+                    usable: status.usable,
+                    cosigner_running: status.cosigner_running,
+                    cosigner_cap: status.cosigner_cap,
+                    generated: status.generated,
+                    failed: status.failed,
+                    discarded: status.discarded,
+                    elapsed_ms: elapsed(started),
+                });
+            }
+        };
+    }
+}
+
+#[wasm_bindgen]
+impl WalletParty {
+    /// Opens a stored party from its plaintext bundle bytes (decrypted by the host's
+    /// WebCrypto key; the caller wipes its copy). `source` names the storage for errors.
+    #[wasm_bindgen(js_name = fromBytes)]
+    pub fn from_bytes(wallet_id: &str, bytes: &[u8], source: &str) -> Result<WalletParty, JsValue> {
+        let core = BundleCore::from_bytes(bytes)
+            .map_err(|e| client_error_to_js(&ClientError::corrupt(source, e.message)))?;
+        Self::open(wallet_id, core, source)
+    }
+
+    /// Opens a stored party from its passphrase-encrypted keystore file.
+    #[wasm_bindgen(js_name = fromPassphraseFile)]
+    pub fn from_passphrase_file(
+        wallet_id: &str,
+        file: &str,
+        passphrase: &str,
+        source: &str,
+    ) -> Result<WalletParty, JsValue> {
+        let core = BundleCore::decrypt(file, passphrase).map_err(|e| {
+            let err = if e.code == crate::error::Code::WrongPassphrase {
+                ClientError::WrongPassphrase {
+                    path: source.to_string(),
+                }
+            } else {
+                ClientError::corrupt(source, e.message)
+            };
+            client_error_to_js(&err)
+        })?;
+        Self::open(wallet_id, core, source)
+    }
+
+    fn open(wallet_id: &str, core: BundleCore, source: &str) -> Result<WalletParty, JsValue> {
+        let party =
+            Party::new(wallet_id, core.bundle, source).map_err(|e| client_error_to_js(&e))?;
+        Ok(WalletParty { party })
+    }
+
+    /// Keygen index (0 for the device).
+    #[wasm_bindgen(getter, js_name = partyIndex)]
+    pub fn party_index(&self) -> u16 {
+        self.party.index()
+    }
+
+    /// The wallet id.
+    #[wasm_bindgen(getter, js_name = walletId)]
+    pub fn wallet_id(&self) -> String {
+        self.party.wallet_id().to_string()
+    }
+
+    /// The 32-byte key that encrypts this party's presignature pool in a passphrase
+    /// wallet: HKDF-SHA-256 of the identity secret (salt `wallet-mpc-web/presign-pool/v1`,
+    /// info `<walletName>\0<walletId>\0party <index>`). The host imports it as a
+    /// non-extractable AES-GCM key and wipes these bytes; the identity secret itself
+    /// never leaves wasm.
+    #[wasm_bindgen(js_name = poolKeyMaterial)]
+    pub fn pool_key_material(&self, wallet_name: &str) -> Result<Vec<u8>, JsValue> {
+        let secret = self
+            .party
+            .bundle()
+            .identity_secret
+            .as_deref()
+            .ok_or_else(|| client_error_to_js(&ClientError::internal("no identity key")))?;
+        let ikm = Zeroizing::new(hex::decode(secret).map_err(|e| {
+            client_error_to_js(&ClientError::internal(format!("identity key: {e}")))
+        })?);
+        let info = format!(
+            "{wallet_name}\u{0}{}\u{0}party {}",
+            self.party.wallet_id(),
+            self.party.index()
+        );
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"wallet-mpc-web/presign-pool/v1"), &ikm);
+        let mut okm = vec![0u8; 32];
+        hk.expand(info.as_bytes(), &mut okm)
+            .map_err(|e| client_error_to_js(&ClientError::internal(e.to_string())))?;
+        Ok(okm)
+    }
+
+    /// Signs with the cosigner (`client-core`'s signing flow: the presignature fast path
+    /// where the account and `presign` mode allow it, else a signing session). `params`:
+    /// `{ accountId, derivationPath?, preimage, digest, payloadKind, presign?,
+    /// gatewayUrl?, transport?, sessionTimeoutMs? }`. Resolves to the verified
+    /// signature with `fastPath` (what the pool did); rejects with a `FlowError`.
+    pub fn sign(&self, host: JsValue, params: JsValue) -> Promise {
+        let party = self.party.clone();
+        flow_promise(async move {
+            let host = Host::new(host)?;
+            let params: SignIn = from_js("sign parameters", params)?;
+            sign_flow(host, party, params).await
+        })
+    }
+
+    /// Fills (with `target`) or only reports (without) the presignature pool of an
+    /// independent account (`client-core`'s refill flow: reconciliation, StartPresign
+    /// chunks, `concurrency` sessions at once, settling). `params`: `{ accountId,
+    /// target?, concurrency?, gatewayUrl?, transport?, sessionTimeoutMs? }`. Resolves to
+    /// `{ accountId, signers, local, cosigner, usable, cosignerRunning, cosignerCap,
+    /// generated, failed, discarded, elapsedMs }`.
+    pub fn refill(&self, host: JsValue, params: JsValue) -> Promise {
+        let party = self.party.clone();
+        flow_promise(async move {
+            let host = Host::new(host)?;
+            let params: RefillIn = from_js("refill parameters", params)?;
+            refill_flow(host, party, params).await
+        })
+    }
+}
