@@ -161,6 +161,16 @@ pub struct Config {
     /// Presignature sessions the cosigner runs at once (its bounded background pool);
     /// further sessions wait for a slot.
     pub presign_workers: usize,
+    /// Presignature sessions ONE wallet runs at once (all its accounts and parties).
+    /// Sessions over it wait while other wallets' sessions get the free workers, taken
+    /// round-robin between wallets. Unset: half of `presign_workers` (at least 1), so
+    /// one wallet never holds every worker while there are two or more.
+    pub presign_workers_per_wallet: Option<usize>,
+    /// A presignature session whose caller has not sent its first-round messages this
+    /// many seconds after the cosigner started it is ended and its worker freed; the
+    /// sessions of the same StartPresign still waiting for a worker end with it (the
+    /// caller runs them in order, after this one). Capped by `session_timeout_secs`.
+    pub presign_join_deadline_secs: u64,
     /// Most presignatures kept per account and signer pair (finished + running).
     /// 0 disables presignatures.
     pub presign_pool_cap: u32,
@@ -197,7 +207,9 @@ impl Default for Config {
             max_concurrent_sessions: 64,
             prime_pool_size: 2,
             insecure_dev_primes: false,
-            presign_workers: 2,
+            presign_workers: 4,
+            presign_workers_per_wallet: None,
+            presign_join_deadline_secs: 15,
             presign_pool_cap: 32,
             presign_max_per_request: 16,
             logging: Logging::default(),
@@ -364,6 +376,20 @@ impl Config {
         if self.presign_workers == 0 || self.presign_workers > 256 {
             return Err(invalid("presign_workers", "must be in 1..=256"));
         }
+        if let Some(n) = self.presign_workers_per_wallet {
+            if n == 0 || n > self.presign_workers {
+                return Err(invalid(
+                    "presign_workers_per_wallet",
+                    format!("{n} not in 1..=presign_workers ({})", self.presign_workers),
+                ));
+            }
+        }
+        if !(1..=3_600).contains(&self.presign_join_deadline_secs) {
+            return Err(invalid(
+                "presign_join_deadline_secs",
+                format!("{} not in 1..=3600", self.presign_join_deadline_secs),
+            ));
+        }
         if self.presign_pool_cap > 10_000 {
             return Err(invalid("presign_pool_cap", "at most 10000"));
         }
@@ -411,6 +437,23 @@ impl Config {
             self.audit_log
                 .with_file_name("sign-service-rollback-anchor.json")
         })
+    }
+
+    /// Presignature sessions one wallet may run at once (`presign_workers_per_wallet`,
+    /// or half of `presign_workers`, at least 1).
+    pub fn presign_wallet_workers(&self) -> usize {
+        self.presign_workers_per_wallet
+            .unwrap_or(self.presign_workers / 2)
+            .clamp(1, self.presign_workers.max(1))
+    }
+
+    /// How long a presignature session waits for its caller's first messages.
+    pub fn presign_join_deadline(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(
+            self.presign_join_deadline_secs
+                .min(self.session_timeout_secs)
+                .max(1),
+        )
     }
 
     /// The gateway URL handed to callers.
@@ -489,6 +532,29 @@ mod tests {
         let c = Config::from_yaml("presign_pool_cap: 8\npresign_workers: 4").unwrap();
         c.validate().unwrap();
         assert_eq!((c.presign_pool_cap, c.presign_workers), (8, 4));
+        assert_eq!(c.presign_wallet_workers(), 2);
+        let c = Config::from_yaml("presign_workers: 2\npresign_workers_per_wallet: 3").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("presign_workers_per_wallet"));
+        let c = Config::from_yaml("presign_workers: 1").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.presign_wallet_workers(), 1);
+        let c = Config::from_yaml("presign_join_deadline_secs: 0").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("presign_join_deadline_secs"));
+        let c =
+            Config::from_yaml("presign_join_deadline_secs: 600\nsession_timeout_secs: 60").unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.presign_join_deadline(),
+            std::time::Duration::from_secs(60)
+        );
     }
 
     #[test]

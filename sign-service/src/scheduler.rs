@@ -1,46 +1,61 @@
 //! The presignature scheduler: grants presignature sessions under the per-account cap
-//! (finished + running), runs them on the bounded pool of worker slots in grant order,
-//! stores each result, and reports the pools.
+//! (finished + running), runs them on the bounded pool of worker slots, fairly between
+//! wallets (at most `presign_workers_per_wallet` running per wallet, free workers handed
+//! round-robin between the wallets with waiting sessions, grant order within a wallet),
+//! ends a session whose caller does not join within `presign_join_deadline_secs` (and
+//! the sessions of its request still waiting), stores each result, and reports the
+//! pools.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cosigner_api::auth::now_ms;
 use cosigner_api::{pb, PARTY_COSIGNER};
 use mpc_core::presign::StoredPresignature;
+use mpc_core::session::Progress;
 use mpc_core::{Account, AccountKind, Session, SessionError, SessionOutput};
 use mpc_party::run_session;
 use mpc_wire::{Roster, SessionId};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::audit::AuditRecord;
 use crate::error::CosignerError;
 use crate::state::{random_id, signers_with, State};
 use crate::store::{PresigSlot, WalletRecord};
 
-/// Worker slots and the sessions granted and not finished yet.
+/// Worker slots, the sessions waiting for one, and the sessions granted and not
+/// finished yet.
 pub(crate) struct Scheduler {
-    /// The bounded pool of presignature sessions.
-    workers: Arc<Semaphore>,
+    /// The bounded pool of presignature sessions and its waiting line.
+    queue: Mutex<Queue<Waiting>>,
     /// Presignature sessions granted and not finished yet, per slot.
     running: Mutex<HashMap<PresigSlot, usize>>,
     /// Serializes the cap computation of StartPresign.
     grant: tokio::sync::Mutex<()>,
+    /// Numbers the StartPresign requests (their sessions end together).
+    requests: AtomicU64,
 }
 
 impl Scheduler {
     /// A scheduler with `workers` concurrent sessions.
     pub(crate) fn new(workers: usize) -> Self {
         Scheduler {
-            workers: Arc::new(Semaphore::new(workers)),
+            queue: Mutex::new(Queue::new(workers)),
             running: Mutex::new(HashMap::new()),
             grant: tokio::sync::Mutex::new(()),
+            requests: AtomicU64::new(0),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PresigSlot, usize>> {
         self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue<Waiting>> {
+        self.queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -62,6 +77,156 @@ impl Scheduler {
             }
         }
     }
+}
+
+/// The waiting line of the worker pool, per wallet. Free workers go round-robin to the
+/// wallets with waiting sessions, each below its share; within a wallet, sessions start
+/// in grant order (callers run them in that order).
+struct Queue<T> {
+    workers: usize,
+    /// Workers taken.
+    busy: usize,
+    /// Wallets with waiting sessions, in turn order.
+    order: VecDeque<String>,
+    /// Waiting sessions per wallet, with the request each belongs to.
+    waiting: HashMap<String, VecDeque<(u64, T)>>,
+    /// Workers taken per wallet.
+    running: HashMap<String, usize>,
+}
+
+impl<T> Queue<T> {
+    fn new(workers: usize) -> Self {
+        Queue {
+            workers,
+            busy: 0,
+            order: VecDeque::new(),
+            waiting: HashMap::new(),
+            running: HashMap::new(),
+        }
+    }
+
+    /// Queues the sessions of `request` behind the wallet's earlier ones.
+    fn push(&mut self, wallet: &str, request: u64, items: impl IntoIterator<Item = T>) {
+        let q = self.waiting.entry(wallet.to_string()).or_default();
+        let was_empty = q.is_empty();
+        q.extend(items.into_iter().map(|t| (request, t)));
+        if was_empty && !q.is_empty() {
+            self.order.push_back(wallet.to_string());
+        } else if q.is_empty() {
+            self.waiting.remove(wallet);
+        }
+    }
+
+    /// Takes a worker for every session that may start now: each to the waiting wallet
+    /// with the fewest workers (below `per_wallet`), the first in turn order on a tie;
+    /// a wallet served goes to the back of the turn order.
+    fn admit(&mut self, per_wallet: usize) -> Vec<(String, T)> {
+        let mut started = Vec::new();
+        while self.busy < self.workers {
+            let running = |w: &String| self.running.get(w).copied().unwrap_or(0);
+            let Some(pos) = self
+                .order
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| running(w) < per_wallet)
+                .min_by_key(|(i, w)| (running(w), *i))
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let Some(wallet) = self.order.remove(pos) else {
+                break;
+            };
+            let next = self.waiting.get_mut(&wallet).and_then(VecDeque::pop_front);
+            if self.waiting.get(&wallet).is_some_and(|q| !q.is_empty()) {
+                self.order.push_back(wallet.clone());
+            } else {
+                self.waiting.remove(&wallet);
+            }
+            let Some((_, item)) = next else {
+                continue;
+            };
+            self.busy += 1;
+            *self.running.entry(wallet.clone()).or_insert(0) += 1;
+            started.push((wallet, item));
+        }
+        started
+    }
+
+    /// Gives back a worker of `wallet`.
+    fn release(&mut self, wallet: &str) {
+        self.busy = self.busy.saturating_sub(1);
+        if let Some(n) = self.running.get_mut(wallet) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.running.remove(wallet);
+            }
+        }
+    }
+
+    /// Takes the sessions of `request` that still wait for a worker out of the line.
+    fn withdraw(&mut self, request: u64) -> Vec<T> {
+        let mut out = Vec::new();
+        for q in self.waiting.values_mut() {
+            let (mine, others): (VecDeque<_>, VecDeque<_>) =
+                q.drain(..).partition(|(r, _)| *r == request);
+            *q = others;
+            out.extend(mine.into_iter().map(|(_, t)| t));
+        }
+        self.waiting.retain(|_, q| !q.is_empty());
+        let waiting = &self.waiting;
+        self.order.retain(|w| waiting.contains_key(w));
+        out
+    }
+}
+
+/// A granted session waiting for a worker.
+struct Waiting {
+    job: PresignJob,
+    room: pb::SessionRoom,
+}
+
+/// A worker held by one session: given back, and the next sessions admitted, when
+/// dropped.
+struct Worker {
+    st: Arc<State>,
+    wallet: String,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        self.st.scheduler.queue().release(&self.wallet);
+        admit(&self.st);
+    }
+}
+
+/// Starts every waiting session that may run now.
+fn admit(st: &Arc<State>) {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return; // the runtime is going away
+    };
+    let per_wallet = st.cfg.presign_wallet_workers();
+    let started = st.scheduler.queue().admit(per_wallet);
+    for (wallet, w) in started {
+        let worker = Worker {
+            st: Arc::clone(st),
+            wallet,
+        };
+        rt.spawn(w.job.run(w.room, Ok(worker)));
+    }
+}
+
+/// Ends the sessions of `request` still waiting for a worker with `error`.
+fn withdraw(st: &Arc<State>, request: u64, error: impl Fn() -> CosignerError) -> usize {
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return 0;
+    };
+    let gone = st.scheduler.queue().withdraw(request);
+    let n = gone.len();
+    for w in gone {
+        rt.spawn(w.job.run(w.room, Err(error())));
+    }
+    n
 }
 
 /// An INDEPENDENT account of the wallet, or the error the presignature RPCs give.
@@ -166,9 +331,14 @@ pub(crate) async fn start_presign(
         sched.finish_running(&slot, granted);
         e
     };
-    // Sessions queue for the bounded worker pool: the rooms live long enough for the
-    // last one to start and run.
-    let waves = (granted as u64).div_ceil(st.cfg.presign_workers as u64) + 1;
+    // Sessions queue for the bounded worker pool, at most `lanes` of this wallet at
+    // once: the rooms live long enough for the last one to start and run.
+    let lanes = st
+        .cfg
+        .presign_wallet_workers()
+        .min(st.cfg.presign_workers)
+        .max(1);
+    let waves = (granted as u64).div_ceil(lanes as u64) + 1;
     let expiry_unix = now / 1000 + st.cfg.session_timeout_secs * waves + 1;
     let signers = signers_with(party);
     let mut sessions = Vec::with_capacity(granted);
@@ -192,28 +362,42 @@ pub(crate) async fn start_presign(
         ..Default::default()
     })
     .map_err(undo)?;
-    // Workers are taken in the order of the returned sessions (the semaphore is fair),
-    // and callers run them in that order too: with any concurrency on either side, the
-    // first unfinished session always runs on both, so a caller with fewer (or more)
-    // lanes than `presign_workers` never waits on a session the cosigner has not
-    // started while the cosigner waits on one the caller has not.
-    let rooms: Vec<pb::SessionRoom> = sessions.iter().filter_map(|s| s.session.clone()).collect();
-    let queue_timeout = Duration::from_secs(st.cfg.session_timeout_secs * (waves - 1));
+    // Workers are taken in the order of the returned sessions (within a wallet the line
+    // is first come, first served), and callers run them in that order too: with any
+    // concurrency on either side, the first unfinished session always runs on both, so
+    // a caller with fewer (or more) lanes than the cosigner gives its wallet never
+    // waits on a session the cosigner has not started while the cosigner waits on one
+    // the caller has not.
+    let request = sched.requests.fetch_add(1, Ordering::Relaxed);
     let job = PresignJob {
         st: Arc::clone(st),
         wallet: Arc::new(wallet),
         slot: slot.clone(),
         signers: signers.clone(),
         request_id: request_id.clone(),
+        request,
     };
-    tokio::spawn(start_in_order(
-        Arc::clone(&sched.workers),
-        rooms,
-        queue_timeout,
-        move |room, worker| {
-            tokio::spawn(job.clone().run(room, worker));
-        },
-    ));
+    let waiting: Vec<Waiting> = sessions
+        .iter()
+        .filter_map(|s| s.session.clone())
+        .map(|room| Waiting {
+            job: job.clone(),
+            room,
+        })
+        .collect();
+    sched.queue().push(&slot.wallet_id, request, waiting);
+    admit(st);
+    // Sessions still waiting when their rooms are about to expire end with an error.
+    let queue_timeout = Duration::from_secs(st.cfg.session_timeout_secs * (waves - 1));
+    let st2 = Arc::clone(st);
+    tokio::spawn(async move {
+        tokio::time::sleep(queue_timeout).await;
+        withdraw(&st2, request, || {
+            CosignerError::Timeout(format!(
+                "no presignature worker free within {queue_timeout:?}"
+            ))
+        });
+    });
     tracing::info!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, party, granted, "presignature sessions started");
     Ok(Granted {
         sessions,
@@ -268,29 +452,6 @@ pub(crate) async fn pool_status(
     Ok(pools)
 }
 
-/// Takes a worker slot for each item IN ORDER (the semaphore is fair, so an earlier
-/// item never waits behind a later one of the same call) and hands the item with its
-/// slot to `start`. Items still waiting when `queue_timeout` has passed get the error.
-async fn start_in_order<T>(
-    workers: Arc<Semaphore>,
-    items: Vec<T>,
-    queue_timeout: Duration,
-    mut start: impl FnMut(T, Result<OwnedSemaphorePermit, CosignerError>),
-) {
-    let deadline = tokio::time::Instant::now() + queue_timeout;
-    for item in items {
-        let worker = tokio::time::timeout_at(deadline, Arc::clone(&workers).acquire_owned())
-            .await
-            .map_err(|_| {
-                CosignerError::Timeout(format!(
-                    "no presignature worker free within {queue_timeout:?}"
-                ))
-            })
-            .and_then(|r| r.map_err(|_| CosignerError::ShuttingDown));
-        start(item, worker);
-    }
-}
-
 /// The sessions of one StartPresign.
 #[derive(Clone)]
 struct PresignJob {
@@ -299,12 +460,22 @@ struct PresignJob {
     slot: PresigSlot,
     signers: Vec<u16>,
     request_id: String,
+    /// The StartPresign it belongs to (in the scheduler's numbering).
+    request: u64,
+}
+
+/// Whether a presignature session's progress shows the caller's messages: the first
+/// round's two messages (`Round1a`, `Round1b`: protocol rounds 0 and 1, so progress 2)
+/// go out before any input; every later one (the reliable-broadcast echo, round 2 on)
+/// needs the caller's first-round messages, received and verified.
+fn caller_joined(p: &Progress) -> bool {
+    p.finished || p.round > 2
 }
 
 impl PresignJob {
     /// Runs the cosigner's side of one presignature session (holding a worker slot)
     /// and stores the result; audits the outcome either way.
-    async fn run(self, room: pb::SessionRoom, worker: Result<OwnedSemaphorePermit, CosignerError>) {
+    async fn run(self, room: pb::SessionRoom, worker: Result<Worker, CosignerError>) {
         let started = std::time::Instant::now();
         let id = room.session_id.clone();
         let outcome = match worker {
@@ -364,7 +535,8 @@ impl PresignJob {
         let ctx = st.party_ctx(room, sid, roster, timeout);
         let aux = wallet.aux_info.clone();
         let signers = self.signers.clone();
-        let out = run_session(
+        let (joined_tx, joined) = tokio::sync::watch::channel(false);
+        let session = run_session(
             ctx,
             move || {
                 let share = account
@@ -372,9 +544,34 @@ impl PresignJob {
                     .map_err(|e| SessionError::InvalidParams(e.to_string()))?;
                 Session::presign(&sid_bytes, signers, share)
             },
-            |_| {},
-        )
-        .await?;
+            move |p| {
+                if caller_joined(&p) {
+                    joined_tx.send_replace(true);
+                }
+            },
+        );
+        let mut session = std::pin::pin!(session);
+        let join_deadline = st.cfg.presign_join_deadline();
+        let out = tokio::select! {
+            out = &mut session => out?,
+            () = tokio::time::sleep(join_deadline) => {
+                if !*joined.borrow() {
+                    // The caller never came: the session (dropped here) frees its
+                    // worker, and the caller's later sessions, which it would run after
+                    // this one, do not wait for a worker either.
+                    let later = withdraw(st, self.request, || {
+                        CosignerError::Timeout(format!(
+                            "the caller did not join presignature session {id} of the same request"
+                        ))
+                    });
+                    tracing::warn!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, presignature_id = %id, later, "the caller did not join a presignature session: ended with the later sessions of its request");
+                    return Err(CosignerError::Timeout(format!(
+                        "the caller did not join presignature session {id} within {join_deadline:?}"
+                    )));
+                }
+                session.await?
+            }
+        };
         let SessionOutput::Presignature(p, public) = out else {
             return Err(CosignerError::internal(
                 "presignature session produced another output",
@@ -397,46 +594,96 @@ impl PresignJob {
 mod tests {
     use super::*;
 
-    /// With one worker and sessions that each hold it a while, the slots go to the
-    /// sessions strictly in the order granted (a caller runs them in that order; any
-    /// other order can stall both sides until the session deadline).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn presign_slots_are_taken_in_grant_order() {
-        let workers = Arc::new(Semaphore::new(1));
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let o = Arc::clone(&order);
-        start_in_order(
-            Arc::clone(&workers),
-            (0..8).collect(),
-            Duration::from_secs(10),
-            move |i: u32, worker| {
-                let o = Arc::clone(&o);
-                tokio::spawn(async move {
-                    let _worker = worker.expect("a slot");
-                    o.lock().unwrap().push(i);
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                });
-            },
-        )
-        .await;
-        // The last session got its slot; wait until it released it.
-        let _all = workers.acquire().await.unwrap();
-        assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
+    /// Starts what may start; returns (wallet, item) in start order.
+    fn admit_all(q: &mut Queue<u32>, per_wallet: usize) -> Vec<(String, u32)> {
+        q.admit(per_wallet)
     }
 
-    #[tokio::test]
-    async fn presign_slots_time_out_with_an_error() {
-        let workers = Arc::new(Semaphore::new(0));
-        let mut errors = Vec::new();
-        start_in_order(workers, vec![1, 2], Duration::from_millis(20), |i, w| {
-            errors.push((i, w.err()))
-        })
-        .await;
-        assert_eq!(errors.len(), 2);
-        assert!(errors.iter().all(|(_, e)| matches!(
-            e,
-            Some(CosignerError::Timeout(t)) if t.contains("no presignature worker free")
-        )));
+    /// Within a wallet, sessions start strictly in grant order (a caller runs them in
+    /// that order; any other order can stall both sides until the session deadline).
+    #[test]
+    fn a_wallet_starts_its_sessions_in_grant_order() {
+        let mut q = Queue::new(1);
+        q.push("a", 0, 0..4);
+        q.push("a", 1, 4..8);
+        let mut order = Vec::new();
+        for _ in 0..8 {
+            let started = admit_all(&mut q, 1);
+            assert_eq!(started.len(), 1);
+            order.push(started[0].1);
+            assert!(admit_all(&mut q, 1).is_empty(), "the only worker is taken");
+            q.release("a");
+        }
+        assert_eq!(order, (0..8).collect::<Vec<_>>());
+        assert!(admit_all(&mut q, 1).is_empty());
+        assert_eq!(q.busy, 0);
+        assert!(q.waiting.is_empty() && q.order.is_empty() && q.running.is_empty());
+    }
+
+    /// A wallet with a large request gets at most its share; the other wallets get
+    /// the remaining workers, each freed worker going to the waiting wallet with the
+    /// fewest.
+    #[test]
+    fn each_wallet_gets_at_most_its_share_and_the_fewest_go_first() {
+        let mut q = Queue::new(3);
+        q.push("a", 0, 0..16);
+        // A alone: its share (2 of 3), never the third worker.
+        assert_eq!(admit_all(&mut q, 2), vec![("a".into(), 0), ("a".into(), 1)]);
+        q.push("b", 1, 100..102);
+        q.push("c", 2, 200..202);
+        // B arrives: the free worker is its at once.
+        assert_eq!(admit_all(&mut q, 2), vec![("b".into(), 100)]);
+        // A worker of A frees: C has none, so it is C's.
+        q.release("a");
+        assert_eq!(admit_all(&mut q, 2), vec![("c".into(), 200)]);
+        q.release("b");
+        assert_eq!(admit_all(&mut q, 2), vec![("b".into(), 101)]);
+        q.release("c");
+        assert_eq!(admit_all(&mut q, 2), vec![("c".into(), 201)]);
+        q.release("b");
+        assert_eq!(admit_all(&mut q, 2), vec![("a".into(), 2)]);
+        // Only A waits now, with both of its workers busy: the free worker stays free.
+        q.release("c");
+        assert!(admit_all(&mut q, 2).is_empty());
+        assert_eq!(q.busy, 2);
+    }
+
+    /// The sessions of an abandoned request leave the line; the others keep their
+    /// places.
+    #[test]
+    fn a_withdrawn_request_leaves_the_line() {
+        let mut q = Queue::new(1);
+        q.push("a", 0, 0..2);
+        q.push("a", 1, 2..4);
+        q.push("b", 2, 10..12);
+        assert_eq!(admit_all(&mut q, 1), vec![("a".into(), 0)]);
+        let mut gone = q.withdraw(0);
+        gone.sort_unstable();
+        assert_eq!(gone, vec![1]);
+        assert_eq!(q.withdraw(0), Vec::<u32>::new());
+        q.release("a");
+        assert_eq!(admit_all(&mut q, 1), vec![("b".into(), 10)]);
+        q.release("b");
+        assert_eq!(admit_all(&mut q, 1), vec![("a".into(), 2)]);
+        assert_eq!(q.withdraw(2), vec![11]);
+        q.release("a");
+        assert_eq!(admit_all(&mut q, 1), vec![("a".into(), 3)]);
+        assert!(q.waiting.is_empty() && q.order.is_empty());
+    }
+
+    #[test]
+    fn joining_needs_more_than_the_first_round() {
+        let p = |round, finished| Progress {
+            kind: mpc_core::SessionKind::Presign,
+            round,
+            total_rounds: 4,
+            finished,
+        };
+        assert!(!caller_joined(&p(0, false)));
+        assert!(!caller_joined(&p(2, false)));
+        assert!(caller_joined(&p(3, false)));
+        assert!(caller_joined(&p(6, false)));
+        assert!(caller_joined(&p(2, true)));
     }
 
     #[test]

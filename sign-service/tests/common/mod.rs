@@ -429,3 +429,62 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// StartPresign of `count` presignatures of `account`, signed by the device.
+pub async fn start_presign(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    account: &str,
+    count: u32,
+) -> Result<pb::StartPresignResponse, tonic::Status> {
+    let mut req = pb::StartPresignRequest {
+        auth: None,
+        account_id: account.into(),
+        count,
+        release_ids: Vec::new(),
+    };
+    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    client.start_presign(req).await.map(|r| r.into_inner())
+}
+
+/// The device's side of one session StartPresign granted for the wallet's first
+/// account, given up after `timeout`.
+pub async fn device_presign(
+    w: &Wallet,
+    session: &pb::PresignSession,
+    timeout: Duration,
+) -> Result<(), mpc_party::PartyError> {
+    let room = session.session.clone().expect("room");
+    let share = w.device_accounts[0]
+        .complete(&w.device_aux)
+        .expect("complete");
+    let sid = room.session_id.clone().into_bytes();
+    let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
+    let mut c = ctx(&w.gw, &room, 0, &w.device, &roster);
+    c.timeout = timeout;
+    let out = run_session(c, move || Session::presign(&sid, vec![0, 1], share), |_| {}).await?;
+    assert!(matches!(out, SessionOutput::Presignature(..)));
+    Ok(())
+}
+
+/// The cosigner's presignature pool of `account` for the device's signer pair (ids
+/// ready, sessions running); `None` when the cosigner reports no such pool.
+pub async fn pool(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    account: &str,
+) -> Option<pb::PresignPool> {
+    let mut req = pb::PresignPoolStatusRequest {
+        auth: None,
+        account_id: account.into(),
+    };
+    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    client
+        .presign_pool_status(req)
+        .await
+        .expect("pool status")
+        .into_inner()
+        .pools
+        .into_iter()
+        .find(|p| p.account_id == account)
+}
