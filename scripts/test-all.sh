@@ -81,8 +81,6 @@ lane_rust() {
   wm_step "tests: client-core flows (one process, one fixture wallet)" \
     cargo test -p client-core --test flows || rc=1
   wm_step "tests: root workspace doc tests" cargo test --workspace --doc || rc=1
-  wm_step "tests: sign-service workspace (nextest, GMP)" \
-    cargo nextest run --manifest-path "$wm_cosigner_manifest" --config-file "$nextest_config" || rc=1
   wm_step "tests: mpc-core fast primes with GMP" \
     cargo nextest run -p mpc-core --features backend-rug --test fast_primes \
       --config-file "$nextest_config" || rc=1
@@ -96,6 +94,10 @@ lane_other() {
     bash crates/mpc-wasm/test.sh --browser-only || rc=1
   wm_step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)" \
     bash bindings/test.sh || rc=1
+  # Here rather than in the Rust lane, which is the longer one: the two lanes end
+  # about together.
+  wm_step "tests: sign-service workspace (nextest, GMP)" \
+    cargo nextest run --manifest-path "$wm_cosigner_manifest" --config-file "$nextest_config" || rc=1
   wm_step "tests: browser end to end (Playwright, headless Debian Chromium)" \
     bash playwright-tests/run.sh || rc=1
   return $rc

@@ -9,11 +9,12 @@
 use futures_channel::mpsc::TryRecvError;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
+use mpc_core::local::{LocalRun, LocalStep};
 use mpc_core::session::Progress;
-use mpc_core::{Session, SessionOutput, Step};
+use mpc_core::{Session, SessionOutput};
 use mpc_party::{PartyError, PartySession, Poll};
 
-use crate::error::{ApiError, ApiResult, Code};
+use crate::error::{ApiError, ApiResult};
 use crate::transport::{now_ms, sleep, Inbox, Post};
 
 /// Yield to the event loop after computing this long without a break.
@@ -87,50 +88,21 @@ pub async fn drive(
 }
 
 /// Runs several parties' sessions in this thread without network or envelopes (tests,
-/// benchmarks, fixtures), yielding to the event loop between steps so the page stays
-/// responsive. Outputs in the order of `sessions`.
-pub async fn run_local(mut sessions: Vec<Session>) -> ApiResult<Vec<SessionOutput>> {
+/// benchmarks, fixtures): `mpc_core::local`'s run, stepped here so that the page stays
+/// responsive (a yield to the event loop every ~15 ms). Outputs in the order of
+/// `sessions`.
+pub async fn run_local(sessions: Vec<Session>) -> ApiResult<Vec<SessionOutput>> {
+    let mut run = LocalRun::new(sessions, None);
     let mut last_yield = now_ms();
     loop {
-        let mut progressed = false;
-        for k in 0..sessions.len() {
-            let me = sessions[k].me();
-            let step = sessions[k]
-                .step()
-                .map_err(|e| ApiError::from(e).with_party(me))?;
-            if !matches!(step, Step::WaitingForMessages) {
-                progressed = true;
-            }
-            for msg in sessions[k].drain_outgoing() {
-                for s in sessions.iter_mut() {
-                    let to = s.me();
-                    if to == me || s.is_finished() || msg.recipient.is_some_and(|r| r != to) {
-                        continue;
-                    }
-                    s.handle(mpc_core::Incoming {
-                        sender: me,
-                        broadcast: msg.recipient.is_none(),
-                        payload: msg.payload.clone(),
-                    })?;
-                }
-            }
-            if now_ms() - last_yield >= YIELD_EVERY_MS {
-                sleep(0).await;
-                last_yield = now_ms();
-            }
+        match run.step() {
+            Ok(LocalStep::Finished(out)) => return Ok(out),
+            Ok(_) => {}
+            Err((party, e)) => return Err(ApiError::from(e).with_party(party)),
         }
-        if sessions.iter().all(Session::is_finished) {
-            break;
-        }
-        if !progressed {
-            return Err(ApiError::new(Code::Internal, "local run stalled"));
+        if now_ms() - last_yield >= YIELD_EVERY_MS {
+            sleep(0).await;
+            last_yield = now_ms();
         }
     }
-    sessions
-        .iter_mut()
-        .map(|s| {
-            s.take_output()
-                .ok_or_else(|| ApiError::new(Code::Internal, "finished without output"))
-        })
-        .collect()
 }

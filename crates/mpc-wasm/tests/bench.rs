@@ -10,10 +10,13 @@ use mpc_party::Relay;
 use mpc_wasm::api::BundleCore;
 use mpc_wasm::driver::drive;
 use mpc_wasm::driver::run_local;
-use mpc_wasm::transport::MemoryRoom;
 use mpc_wire::SessionId;
 use serde_json::Value;
 use wasm_bindgen_test::*;
+
+#[path = "common/memory_room.rs"]
+mod memory_room;
+use memory_room::MemoryRoom;
 
 // A dedicated Worker, as the wallet runs it: aux info blocks its thread for minutes, and
 // on the page's main thread that stalls the test runner's WebDriver polling (renderer timeout).

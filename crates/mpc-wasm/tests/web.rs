@@ -8,11 +8,14 @@ use mpc_party::{PartySession, Relay};
 use mpc_wasm::api::BundleCore;
 use mpc_wasm::driver::drive;
 use mpc_wasm::js;
-use mpc_wasm::transport::MemoryRoom;
 use mpc_wire::SessionId;
 use serde_json::Value;
 use wasm_bindgen::JsValue;
 use wasm_bindgen_test::*;
+
+#[path = "common/memory_room.rs"]
+mod memory_room;
+use memory_room::MemoryRoom;
 
 wasm_bindgen_test_configure!(run_in_browser);
 

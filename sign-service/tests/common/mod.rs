@@ -334,20 +334,7 @@ pub async fn pool_ids(
     w: &Wallet,
     account: &str,
 ) -> Option<Vec<String>> {
-    let mut req = pb::PresignPoolStatusRequest {
-        auth: None,
-        account_id: account.into(),
-    };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
-    client
-        .presign_pool_status(req)
-        .await
-        .expect("pool status")
-        .into_inner()
-        .pools
-        .into_iter()
-        .find(|p| p.account_id == account)
-        .map(|p| p.presignature_ids)
+    pool(client, w, account).await.map(|p| p.presignature_ids)
 }
 
 /// CreateWallet → aux info + DKG (device and recovery in-process) → ConfirmWallet.
