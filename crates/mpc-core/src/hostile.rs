@@ -174,16 +174,18 @@ mod tests {
         let mut parties = [honest(0), honest(1)];
         let mut round1: [Option<Vec<u8>>; 2] = [None, None];
         let to_both = |parties: &mut [Session; 2], payload: &[u8]| {
-            parties.iter_mut().map(|s| {
-                let me = s.me();
-                let r = s.handle(Incoming {
-                    sender: 2,
-                    broadcast: true,
-                    payload: payload.to_vec(),
-                });
-                (me, r)
-            })
-            .collect::<Vec<_>>()
+            parties
+                .iter_mut()
+                .map(|s| {
+                    let me = s.me();
+                    let r = s.handle(Incoming {
+                        sender: 2,
+                        broadcast: true,
+                        payload: payload.to_vec(),
+                    });
+                    (me, r)
+                })
+                .collect::<Vec<_>>()
         };
         for (_, r) in to_both(&mut parties, &hostile.round1) {
             r.expect("the commitment is an ordinary round-1 message");
@@ -249,7 +251,10 @@ mod tests {
             match r {
                 Err(SessionError::MalformedMessage { from: 2, reason }) => {
                     assert!(reason.contains(what), "party {me}: {reason}");
-                    assert!(reason.contains(&MAX_PAILLIER_MODULUS_BITS.to_string()), "{reason}");
+                    assert!(
+                        reason.contains(&MAX_PAILLIER_MODULUS_BITS.to_string()),
+                        "{reason}"
+                    );
                 }
                 other => panic!("party {me} did not refuse party 2's message: {other:?}"),
             }

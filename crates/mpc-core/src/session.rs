@@ -272,7 +272,8 @@ pub const MAX_PAYLOAD: usize = 4 << 20;
 /// Fewest bits of a peer's Paillier modulus N or ring-Pedersen modulus N̂ in aux info:
 /// 3,071, the library's own minimum for [`SecurityLevel`] (two 1,536-bit primes make a
 /// 3,071- or 3,072-bit product).
-pub const MIN_PAILLIER_MODULUS_BITS: u64 = <SecurityLevel as cggmp24::security_level::SecurityLevel>::RSA_PUBKEY_BITLEN as u64;
+pub const MIN_PAILLIER_MODULUS_BITS: u64 =
+    <SecurityLevel as cggmp24::security_level::SecurityLevel>::RSA_PUBKEY_BITLEN as u64;
 
 /// Most bits of a peer's Paillier modulus N or ring-Pedersen modulus N̂ in aux info:
 /// 3,136 = two 1,536-bit primes (3,072 bits, what every generator of this wallet and of
@@ -284,7 +285,8 @@ pub const MIN_PAILLIER_MODULUS_BITS: u64 = <SecurityLevel as cggmp24::security_l
 /// one message) would cost hours of CPU; the margin costs at most about 7 %. Checked
 /// when a message is handed to the session ([`Session::handle`]), before the protocol
 /// sees it.
-pub const MAX_PAILLIER_MODULUS_BITS: u64 = 2 * (<SecurityLevel as cggmp24::security_level::SecurityLevel>::RSA_PRIME_BITLEN as u64) + 64;
+pub const MAX_PAILLIER_MODULUS_BITS: u64 =
+    2 * (<SecurityLevel as cggmp24::security_level::SecurityLevel>::RSA_PRIME_BITLEN as u64) + 64;
 
 /// The aux-info protocol's message (the library's default digest, SHA-256).
 pub type AuxInfoMsg = cggmp24::key_refresh::msg::Msg<sha2::Sha256, SecurityLevel>;
@@ -624,12 +626,13 @@ impl Session {
                 participants: self.participants.clone(),
             });
         }
-        let round = self.machine.admit(&msg.payload).map_err(|reason| {
-            SessionError::MalformedMessage {
-                from: msg.sender,
-                reason,
-            }
-        })?;
+        let round =
+            self.machine
+                .admit(&msg.payload)
+                .map_err(|reason| SessionError::MalformedMessage {
+                    from: msg.sender,
+                    reason,
+                })?;
         if !self.seen.insert((msg.sender, round, msg.broadcast)) {
             return Err(SessionError::MalformedMessage {
                 from: msg.sender,
