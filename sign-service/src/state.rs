@@ -274,4 +274,58 @@ mod tests {
         drop(held);
         let _again = st.permit().unwrap();
     }
+
+    /// A session whose deadline passes while it is inside a protocol step (held here by
+    /// the test, as an hours-long exponentiation would hold it) gives its session slot
+    /// back at the deadline, not when the step ends. Deterministic: the deadline has
+    /// passed when the session starts.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_session_past_its_deadline_frees_its_slot_while_a_step_computes() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let d = std::env::temp_dir().join(format!(
+            "sign-service-state-{}-deadline",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        let store = Arc::new(Store::open(&d.join("s.redb"), &KeySource::InsecureDev).unwrap());
+        let cfg = Config {
+            audit_log: d.join("audit.jsonl"),
+            gateway_url: format!("http://{}", silent.local_addr().unwrap()),
+            max_concurrent_sessions: 1,
+            ..Config::default()
+        };
+        let st = State::new(cfg, store).unwrap();
+        let permit = st.permit().unwrap();
+        let sid = random_id().unwrap();
+        let room = st.room(&sid, now_ms() / 1000 + 60);
+        let device = IdentityKey::generate().unwrap().public();
+        let roster = Roster::new([(0, device), (PARTY_COSIGNER, st.identity.public())]).unwrap();
+        let ctx = st.party_ctx(&room, sid, roster, Duration::ZERO);
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let run = tokio::spawn(async move {
+            let _permit = permit;
+            mpc_party::run_session(
+                ctx,
+                move || {
+                    let _ = held.recv();
+                    Err(mpc_core::SessionError::Internal("the step ended".into()))
+                },
+                |_| {},
+            )
+            .await
+        });
+        let out = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("the session did not end at its deadline")
+            .unwrap();
+        assert!(
+            matches!(out, Err(mpc_party::PartyError::Timeout { .. })),
+            "{out:?}"
+        );
+        assert_eq!(st.active_sessions(), 0);
+        let _slot = st
+            .permit()
+            .expect("the slot is free while the step computes");
+        drop(release);
+    }
 }

@@ -26,6 +26,9 @@ pub mod address;
 pub mod digest;
 pub mod error;
 pub mod hd;
+#[cfg(any(test, feature = "hostile-peer"))]
+#[doc(hidden)]
+pub mod hostile;
 #[cfg(feature = "spof")]
 pub mod import;
 pub mod keystore;

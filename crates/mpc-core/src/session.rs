@@ -167,13 +167,22 @@ trait Machine {
     fn proceed(&mut self, participants: &[PartyIndex]) -> MachineStep;
     /// `sender` is the session index (not the keygen index).
     fn feed(&mut self, sender: u16, broadcast: bool, id: u64, payload: &[u8]) -> Feed;
-    /// Round of an encoded message, without feeding it.
-    fn round_of(&self, payload: &[u8]) -> Result<u16, String>;
+    /// Decodes a peer's message and applies the protocol's own bounds to it (without
+    /// feeding it): its round if it is acceptable, why not otherwise.
+    fn admit(&self, payload: &[u8]) -> Result<u16, String>;
 }
 
-struct Typed<SM, F> {
+struct Typed<SM: StateMachine, F> {
     sm: SM,
     map: Option<F>,
+    /// Checks a decoded peer message before the state machine may see it
+    /// ([`accept_any`] for protocols with nothing to bound).
+    check: fn(&SM::Msg) -> Result<(), String>,
+}
+
+/// The [`Typed::check`] of protocols whose messages need no check beyond decoding.
+fn accept_any<M>(_: &M) -> Result<(), String> {
+    Ok(())
 }
 
 impl<SM, F, O, E, M> Machine for Typed<SM, F>
@@ -238,8 +247,10 @@ where
         }
     }
 
-    fn round_of(&self, payload: &[u8]) -> Result<u16, String> {
-        decode::<M>(payload).map(|m| m.round())
+    fn admit(&self, payload: &[u8]) -> Result<u16, String> {
+        let msg = decode::<M>(payload)?;
+        (self.check)(&msg)?;
+        Ok(msg.round())
     }
 }
 
@@ -257,6 +268,50 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 /// Largest protocol payload this participant decodes (aux-info proofs are the largest
 /// messages, a few hundred KiB).
 pub const MAX_PAYLOAD: usize = 4 << 20;
+
+/// Fewest bits of a peer's Paillier modulus N or ring-Pedersen modulus N̂ in aux info:
+/// 3,071, the library's own minimum for [`SecurityLevel`] (two 1,536-bit primes make a
+/// 3,071- or 3,072-bit product).
+pub const MIN_PAILLIER_MODULUS_BITS: u64 =
+    <SecurityLevel as cggmp24::security_level::SecurityLevel>::RSA_PUBKEY_BITLEN as u64;
+
+/// Most bits of a peer's Paillier modulus N or ring-Pedersen modulus N̂ in aux info:
+/// 3,136 = two 1,536-bit primes (3,072 bits, what every generator of this wallet and of
+/// the library produces) plus a margin of 64 bits (a prime of up to 1,568 bits).
+///
+/// The library checks only the minimum. Its cost grows with these moduli: the π_prm
+/// check of a round-2 message is 128 exponentiations modulo N̂ with exponents as large as
+/// N̂, and every later signing works modulo N². A peer's N̂ of 3 million bits (it fits in
+/// one message) would cost hours of CPU; the margin costs at most about 7 %. Checked
+/// when a message is handed to the session ([`Session::handle`]), before the protocol
+/// sees it.
+pub const MAX_PAILLIER_MODULUS_BITS: u64 =
+    2 * (<SecurityLevel as cggmp24::security_level::SecurityLevel>::RSA_PRIME_BITLEN as u64) + 64;
+
+/// The aux-info protocol's message (the library's default digest, SHA-256).
+pub type AuxInfoMsg = cggmp24::key_refresh::msg::Msg<sha2::Sha256, SecurityLevel>;
+
+/// The bounds of an aux-info message: the round-2 decommitment's N and N̂ must have
+/// [`MIN_PAILLIER_MODULUS_BITS`]..=[`MAX_PAILLIER_MODULUS_BITS`] bits (their s and t
+/// are checked by the library against N̂, its proofs' numbers against N and N̂). The
+/// other rounds carry nothing that these bounds do not already limit.
+pub fn check_aux_info_msg(msg: &AuxInfoMsg) -> Result<(), String> {
+    if let cggmp24::key_refresh::msg::Msg::Round2(m) = msg {
+        for (what, n) in [
+            ("Paillier modulus N", &m.N),
+            ("ring-Pedersen modulus N\u{302}", &m.hat_N),
+        ] {
+            let bits = n.significant_bits();
+            if !(MIN_PAILLIER_MODULUS_BITS..=MAX_PAILLIER_MODULUS_BITS).contains(&bits) {
+                return Err(format!(
+                    "aux info: its {what} has {bits} bits, outside the accepted \
+                     {MIN_PAILLIER_MODULUS_BITS}..={MAX_PAILLIER_MODULUS_BITS} (1,536-bit primes)"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Encodes a protocol message for the wire.
 fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, String> {
@@ -304,7 +359,7 @@ impl std::fmt::Debug for Session {
 }
 
 /// Builds the execution id shared by all participants from the session id.
-fn execution_id_bytes(
+pub(crate) fn execution_id_bytes(
     kind: SessionKind,
     session_id: &[u8],
     participants: &[PartyIndex],
@@ -394,7 +449,11 @@ impl Session {
             SessionKind::AuxInfo,
             me,
             participants,
-            Box::new(Typed { sm, map: Some(map) }),
+            Box::new(Typed {
+                sm,
+                map: Some(map),
+                check: check_aux_info_msg,
+            }),
         ))
     }
 
@@ -422,7 +481,11 @@ impl Session {
             SessionKind::Keygen,
             me,
             participants,
-            Box::new(Typed { sm, map: Some(map) }),
+            Box::new(Typed {
+                sm,
+                map: Some(map),
+                check: accept_any,
+            }),
         ))
     }
 
@@ -459,7 +522,11 @@ impl Session {
             SessionKind::Sign,
             me,
             signers,
-            Box::new(Typed { sm, map: Some(map) }),
+            Box::new(Typed {
+                sm,
+                map: Some(map),
+                check: accept_any,
+            }),
         ))
     }
 
@@ -488,7 +555,11 @@ impl Session {
             SessionKind::Presign,
             me,
             signers,
-            Box::new(Typed { sm, map: Some(map) }),
+            Box::new(Typed {
+                sm,
+                map: Some(map),
+                check: accept_any,
+            }),
         ))
     }
 
@@ -540,9 +611,11 @@ impl Session {
 
     /// Accepts a message from a peer.
     ///
-    /// The message is checked (known sender, decodable payload, not a duplicate of a
+    /// The message is checked (known sender, decodable payload, within the protocol's
+    /// bounds: aux info's moduli, see [`MAX_PAILLIER_MODULUS_BITS`]; not a duplicate of a
     /// message already received for that round) and queued; [`step`](Self::step) feeds
-    /// it to the protocol. A rejected message leaves the session untouched.
+    /// it to the protocol. A rejected message leaves the session untouched and is a
+    /// [`SessionError::MalformedMessage`] naming its sender.
     pub fn handle(&mut self, msg: Incoming) -> Result<(), SessionError> {
         if self.finished {
             return Err(SessionError::Finished);
@@ -553,12 +626,13 @@ impl Session {
                 participants: self.participants.clone(),
             });
         }
-        let round = self.machine.round_of(&msg.payload).map_err(|reason| {
-            SessionError::MalformedMessage {
-                from: msg.sender,
-                reason,
-            }
-        })?;
+        let round =
+            self.machine
+                .admit(&msg.payload)
+                .map_err(|reason| SessionError::MalformedMessage {
+                    from: msg.sender,
+                    reason,
+                })?;
         if !self.seen.insert((msg.sender, round, msg.broadcast)) {
             return Err(SessionError::MalformedMessage {
                 from: msg.sender,

@@ -1,6 +1,8 @@
 //! The tokio runner: a [`PartySession`] on its own thread, the gateway on the runtime.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -11,6 +13,7 @@ use mpc_wire::{IdentityKey, Roster, SessionId};
 use tokio::sync::mpsc;
 
 use crate::party::{PartyError, PartySession, Poll};
+use crate::relay::Stall;
 
 /// Where a session's messages travel: a room on the gateway.
 #[derive(Clone)]
@@ -99,13 +102,6 @@ where
     .await
 }
 
-/// What the session thread receives.
-enum Inbound {
-    Event(u64, String),
-    /// The deadline passed: answer with the timeout error.
-    Deadline,
-}
-
 /// What the session thread reports.
 enum Outbound {
     Post(String),
@@ -113,10 +109,50 @@ enum Outbound {
     Done(Result<SessionOutput, PartyError>),
 }
 
+/// What the runner and its session thread share: the cancel flag the thread checks
+/// between protocol steps, and what the session waits for (for the timeout error the
+/// runner returns at the deadline without waiting for the thread).
+struct Shared {
+    cancel: AtomicBool,
+    stall: Mutex<Stall>,
+}
+
+impl Shared {
+    fn timed_out(&self, after: Duration) -> PartyError {
+        let stall = match self.stall.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        PartyError::Timeout {
+            session: stall.session,
+            after,
+            round: stall.round,
+            waiting_for: stall.waiting_for,
+            rejected: stall.rejected,
+        }
+    }
+
+    fn publish(&self, party: &PartySession) {
+        if let Ok(mut s) = self.stall.lock() {
+            *s = party.stall();
+        }
+    }
+}
+
 /// Runs the [`PartySession`] that `open` builds (on a dedicated thread: protocol steps
 /// are CPU-heavy and sessions are not `Send`) over `transport`, until its output, an
 /// error, or the deadline. `progress` is called whenever the session reaches a new
 /// round.
+///
+/// **Cancellation.** The deadline is `transport.timeout` from the call. At the deadline
+/// this returns [`PartyError::Timeout`] at once, even while the session thread is in the
+/// middle of a protocol step: whatever the caller holds for the session (a permit, a
+/// slot) is freed at the deadline. The thread checks the cancel flag (and the deadline)
+/// between protocol steps and stops at the next one; a step is one unit of the
+/// library's work, bounded by the size checks on peers' messages
+/// ([`mpc_core::session::MAX_PAILLIER_MODULUS_BITS`]). The same holds when the run ends
+/// early for another reason (a gateway error): the thread is told to stop, not waited
+/// for.
 pub async fn drive<F>(
     transport: Transport,
     open: F,
@@ -131,20 +167,40 @@ where
         token,
         timeout,
     } = transport;
-    let (in_tx, in_rx) = std_mpsc::channel::<Inbound>();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let (in_tx, in_rx) = std_mpsc::channel::<(u64, String)>();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
+    let shared = Arc::new(Shared {
+        cancel: AtomicBool::new(false),
+        stall: Mutex::new(Stall {
+            session: room.clone(),
+            round: 0,
+            waiting_for: Vec::new(),
+            rejected: Vec::new(),
+        }),
+    });
 
     // Subscribe first, so nothing a fast peer sends is missed (the room keeps its log
     // anyway; subscribing from the start replays it).
     let mut stream = Box::pin(gateway.subscribe(&room, token.as_deref(), None));
 
+    let thread_shared = Arc::clone(&shared);
+    let thread_deadline = deadline.into_std();
     let thread = std::thread::Builder::new()
         .name(format!("mpc-session-{room}"))
-        .spawn(move || session_thread(open, in_rx, out_tx, timeout))
+        .spawn(move || {
+            session_thread(
+                open,
+                in_rx,
+                out_tx,
+                &thread_shared,
+                thread_deadline,
+                timeout,
+            )
+        })
         .map_err(|e| PartyError::Internal(format!("cannot spawn session thread: {e}")))?;
 
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut deadline_sent = false;
+    let mut thread_done = false;
     let result = loop {
         tokio::select! {
             biased;
@@ -155,34 +211,46 @@ where
                     }
                 }
                 Some(Outbound::Progress(p)) => progress(p),
-                Some(Outbound::Done(r)) => break r,
-                None => break Err(PartyError::Internal("the session thread exited".into())),
+                Some(Outbound::Done(r)) => {
+                    thread_done = true;
+                    break r;
+                }
+                None => {
+                    thread_done = true;
+                    break Err(PartyError::Internal("the session thread exited".into()));
+                }
             },
-            item = stream.next(), if !deadline_sent => match item {
+            item = stream.next() => match item {
                 Some(Ok((seq, body))) => {
-                    let _ = in_tx.send(Inbound::Event(seq, body));
+                    let _ = in_tx.send((seq, body));
                 }
                 Some(Err(e)) => break Err(PartyError::Gateway(e.to_string())),
                 None => break Err(PartyError::StreamEnded(room.clone())),
             },
-            _ = tokio::time::sleep_until(deadline), if !deadline_sent => {
-                // The thread answers with the timeout error (it knows what it waits for).
-                deadline_sent = true;
-                let _ = in_tx.send(Inbound::Deadline);
+            _ = tokio::time::sleep_until(deadline) => {
+                // Not waiting for the thread: it may be inside a long protocol step.
+                break Err(shared.timed_out(timeout));
             }
         }
     };
-    // Dropping the inbound sender stops the session thread if it is still waiting.
+    // The thread stops at its next step (or at once if it waits for messages: its
+    // inbound channel is closed).
+    shared.cancel.store(true, Ordering::SeqCst);
     drop(in_tx);
     drop(out_rx);
-    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    if thread_done {
+        // It has reported its result and is exiting.
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
     result
 }
 
 fn session_thread<F>(
     open: F,
-    in_rx: std_mpsc::Receiver<Inbound>,
+    in_rx: std_mpsc::Receiver<(u64, String)>,
     out_tx: mpsc::UnboundedSender<Outbound>,
+    shared: &Shared,
+    deadline: std::time::Instant,
     timeout: Duration,
 ) where
     F: FnOnce() -> Result<PartySession, PartyError>,
@@ -194,11 +262,14 @@ fn session_thread<F>(
             return;
         }
     };
-    let handle = |party: &mut PartySession, m: Inbound| match m {
-        Inbound::Event(seq, body) => party.deliver(seq, &body),
-        Inbound::Deadline => Err(party.timed_out(timeout)),
-    };
     let result = 'run: loop {
+        // Between two protocol steps: stop if the runner gave up or the deadline passed.
+        if shared.cancel.load(Ordering::SeqCst) {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            break Err(party.timed_out(timeout));
+        }
         match party.poll() {
             Err(e) => break Err(e),
             Ok(Poll::Finished(out)) => break Ok(out),
@@ -211,10 +282,19 @@ fn session_thread<F>(
             }
             Ok(Poll::Continue) => {}
             Ok(Poll::Waiting) => {
-                // Block for one event, then take whatever else is queued below.
-                let Ok(m) = in_rx.recv() else { return };
-                if let Err(e) = handle(&mut party, m) {
-                    break Err(e);
+                // Block for one event (until the deadline at most), then take whatever
+                // else is queued below.
+                let wait = deadline.saturating_duration_since(std::time::Instant::now());
+                match in_rx.recv_timeout(wait) {
+                    Ok((seq, body)) => {
+                        if let Err(e) = party.deliver(seq, &body) {
+                            break Err(e);
+                        }
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
+                        break Err(party.timed_out(timeout));
+                    }
+                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
                 }
             }
         }
@@ -223,8 +303,8 @@ fn session_thread<F>(
         }
         loop {
             match in_rx.try_recv() {
-                Ok(m) => {
-                    if let Err(e) = handle(&mut party, m) {
+                Ok((seq, body)) => {
+                    if let Err(e) = party.deliver(seq, &body) {
                         break 'run Err(e);
                     }
                 }
@@ -232,9 +312,105 @@ fn session_thread<F>(
                 Err(std_mpsc::TryRecvError::Disconnected) => return,
             }
         }
+        shared.publish(&party);
     };
     if let Some(p) = party.progress() {
         let _ = out_tx.send(Outbound::Progress(p));
     }
     let _ = out_tx.send(Outbound::Done(result));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use tokio::sync::Semaphore;
+
+    /// A session whose deadline passes while it is inside a protocol step (here: a step
+    /// that never ends until the test lets it) frees its caller at the deadline: `drive`
+    /// returns the timeout error and the permit the caller held is back, while the step
+    /// still computes; once the step ends the thread stops without another step.
+    /// Deterministic: the deadline has already passed when the run starts, and the step
+    /// is held by the test, not by a clock.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_deadline_frees_the_permit_while_a_step_still_computes() {
+        // A gateway that accepts connections and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let transport = Transport {
+            gateway: GatewayClient::new(&url).unwrap(),
+            room: "cancel".into(),
+            token: None,
+            timeout: Duration::ZERO,
+        };
+        let permits = Arc::new(Semaphore::new(1));
+        let permit = Arc::clone(&permits).try_acquire_owned().unwrap();
+        let (release_tx, release_rx) = std_mpsc::channel::<()>();
+        let (stepped_tx, stepped_rx) = std_mpsc::channel::<&'static str>();
+        let run = tokio::spawn(async move {
+            let _permit = permit;
+            drive(
+                transport,
+                move || {
+                    // The long step: computes until the test releases it.
+                    let _ = release_rx.recv();
+                    let _ = stepped_tx.send("the step ended");
+                    let keys: Vec<_> = (0..3)
+                        .map(|_| mpc_wire::IdentityKey::generate().unwrap())
+                        .collect();
+                    let roster =
+                        Roster::new(keys.iter().enumerate().map(|(i, k)| (i as u16, k.public())))
+                            .unwrap();
+                    let sid = SessionId::new("cancel").unwrap();
+                    PartySession::open(sid, 0, keys[0].clone(), roster, || {
+                        Session::keygen(b"cancel", 0, 3, 2)
+                    })
+                },
+                |_| {},
+            )
+            .await
+        });
+        let result = tokio::time::timeout(Duration::from_secs(20), run)
+            .await
+            .expect("drive did not return at the deadline: it waits for the step to end")
+            .unwrap();
+        match result {
+            Err(PartyError::Timeout { session, after, .. }) => {
+                assert_eq!(session, "cancel");
+                assert_eq!(after, Duration::ZERO);
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert_eq!(permits.available_permits(), 1, "the permit is back");
+        assert!(
+            stepped_rx.try_recv().is_err(),
+            "the step was still computing when the permit came back"
+        );
+        // The step ends; the thread sees the cancel flag and stops (its channel closes).
+        release_tx.send(()).unwrap();
+        assert_eq!(
+            stepped_rx.recv_timeout(Duration::from_secs(20)),
+            Ok("the step ended")
+        );
+        #[cfg(target_os = "linux")]
+        {
+            // The thread is named after the room (Linux keeps 15 bytes of the name).
+            let running = || {
+                std::fs::read_dir("/proc/self/task").unwrap().any(|t| {
+                    std::fs::read_to_string(t.unwrap().path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "mpc-session-can")
+                })
+            };
+            let gone = std::time::Instant::now() + Duration::from_secs(20);
+            while running() {
+                assert!(
+                    std::time::Instant::now() < gone,
+                    "the session thread kept running"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        drop(silent);
+    }
 }
