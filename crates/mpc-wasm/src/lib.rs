@@ -1,15 +1,18 @@
-//! # mpc-wasm — the browser participant of the wallet
+//! # mpc-wasm — the browser driver of the wallet's client flows
 //!
-//! wasm-bindgen exports over `mpc-core` (pure-Rust big integers) and `mpc-wire`:
-//! device identity, cosigner request signatures (the `cosigner-api` auth code itself),
-//! sessions (aux info, DKG, signing, presigning) over the SSE gateway with
-//! authenticated, encrypted envelopes, key-share bundles (plaintext bytes for WebCrypto,
-//! or the native passphrase-encrypted keystore format), presignatures and encodings.
+//! The flows themselves are `client-core`'s (the same code the native client runs);
+//! `flows` drives them on the browser's event loop: it signs and serializes every
+//! cosigner request, runs the protocol sessions over the SSE gateway with
+//! authenticated, encrypted envelopes, and asks a JavaScript host object for what
+//! belongs to the platform (sending the bytes, IndexedDB, the recovery agent, the
+//! primes). A stored party lives in a `flows::WalletParty`: its identity key and
+//! shares never cross into JavaScript. Besides the flows: key-share bundle helpers
+//! ([`api`]), the chunked safe-prime search for Web Workers ([`primes`]) and encodings.
 //! The JavaScript API is documented in `API.md` next to this crate's manifest.
 //!
 //! The logic lives in [`api`] (plain Rust, tested natively too), [`driver`] (the
-//! session loop on the browser's event loop, sharing `mpc_party::Relay` with the
-//! native driver) and [`transport`] (EventSource / fetch-stream / fetch).
+//! session loop on the browser's event loop over `mpc_party::PartySession`, the value
+//! the native runner drives too) and [`transport`] (EventSource / fetch-stream / fetch).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
