@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use cosigner_api::auth::{self, now_ms, AuthError, AuthenticatedRequest};
-use cosigner_api::pb;
+use cosigner_api::{pb, ReplayCache};
 use mpc_core::hd::DerivationPath;
 use mpc_wire::PublicIdentity;
 
@@ -13,36 +13,105 @@ use crate::audit::AuditRecord;
 use crate::error::CosignerError;
 use crate::policy::{self, Verdict};
 use crate::state::{random_id, State};
-use crate::store::WalletRecord;
+use crate::store::{Store, StoreError, WalletRecord};
+
+/// The replay cache at start-up: bounded per signing identity, with the unexpired
+/// nonces of the store loaded back (the expired ones are deleted), so a request
+/// accepted before a restart is still refused after it.
+///
+/// What is persisted: each accepted request's (scope, nonce) with its expiry (timestamp
+/// or arrival, whichever is later, plus the skew window), written in the request's path
+/// before it is served; entries leave the store when the cache forgets them (expired)
+/// or at the next start. Nonces rather than per-identity monotonic counters: a client
+/// sends requests concurrently (a refill beside a signature), which may arrive out of
+/// order within the same millisecond.
+pub(crate) fn open_replay_cache(
+    store: &Store,
+    window_ms: u64,
+    per_identity: usize,
+) -> Result<ReplayCache, StoreError> {
+    let cache = ReplayCache::new(window_ms, per_identity);
+    let now = now_ms();
+    let mut loaded = 0usize;
+    for e in store.replay_load(now)? {
+        if cache.restore(&e.scope, e.nonce, e.expiry_ms, now) {
+            loaded += 1;
+        }
+    }
+    if loaded > 0 {
+        tracing::info!(nonces = loaded, "replay cache restored from the store");
+    }
+    Ok(cache)
+}
+
+/// The replay scope of a wallet's party.
+fn party_scope(wallet_id: &str, party: u32) -> String {
+    format!("{wallet_id}/{party}")
+}
+
+/// The replay scope of a CreateWallet's device identity.
+pub(crate) fn create_scope(device_identity: &str) -> String {
+    format!("create/{device_identity}")
+}
 
 impl State {
-    /// Refuses a nonce seen before in `scope` (and stale timestamps).
-    pub(crate) fn check_replay(
+    /// Records the nonce of a **verified** request in `scope` (the signing identity):
+    /// refuses a nonce seen before (`unauthorized`) and one more nonce of an identity at
+    /// its bound (`rate_limited`), then persists it (its request is refused if that
+    /// fails).
+    pub(crate) async fn record_nonce(
         &self,
-        scope: &str,
+        scope: String,
         nonce: &[u8],
         timestamp_ms: u64,
         now: u64,
     ) -> Result<(), CosignerError> {
-        Ok(self
+        let rec = self
             .replay
-            .check_and_insert(scope, nonce, timestamp_ms, now)?)
+            .check_and_insert(&scope, nonce, timestamp_ms, now)?;
+        let n: [u8; 16] = nonce
+            .try_into()
+            .map_err(|_| AuthError::BadNonce(nonce.len()))?;
+        let s = scope.clone();
+        let res = self
+            .blocking(move |st| st.replay_record(&s, &n, rec.expiry_ms, &rec.expired))
+            .await;
+        if res.is_err() {
+            self.replay.forget(&scope, nonce);
+        }
+        res
     }
 
-    /// Verifies `req`'s signature by `identity` and its freshness, and records its nonce.
-    pub(crate) fn verify_as<R: AuthenticatedRequest>(
+    /// Forgets a recorded nonce whose request was not served after all (CreateWallet
+    /// refused for lack of capacity): only served requests keep their space.
+    pub(crate) async fn forget_nonce(&self, scope: String, nonce: &[u8]) {
+        self.replay.forget(&scope, nonce);
+        let Ok(n) = <[u8; 16]>::try_from(nonce) else {
+            return;
+        };
+        if let Err(e) = self.blocking(move |st| st.replay_forget(&scope, &n)).await {
+            // Harmless: the entry expires with the window and is pruned at start-up.
+            tracing::warn!(error = %e, "cannot delete a request nonce from the store");
+        }
+    }
+
+    /// Verifies `req`'s audience, signature by `identity` and freshness, then records
+    /// its nonce (only a valid request takes space in the replay cache).
+    pub(crate) async fn verify_as<R: AuthenticatedRequest>(
         &self,
         req: &R,
         identity: &PublicIdentity,
     ) -> Result<(), CosignerError> {
         let now = now_ms();
-        let auth = auth::verify_request(req, identity, now, self.window_ms())?;
-        self.check_replay(
-            &format!("{}/{}", auth.wallet_id, auth.party),
+        let me = self.public_identity();
+        let auth = auth::verify_request(req, identity, &me, now, self.window_ms())?;
+        self.record_nonce(
+            party_scope(&auth.wallet_id, auth.party),
             &auth.nonce,
             auth.timestamp_ms,
             now,
         )
+        .await
     }
 
     async fn load_wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, CosignerError> {
@@ -61,7 +130,7 @@ impl State {
         let wallet_id = auth.wallet_id.clone();
         let Some(wallet) = self.load_wallet(&wallet_id).await? else {
             if let Some(pending) = self.creations.get(&wallet_id) {
-                self.verify_as(req, &pending.identity_of(party))?;
+                self.verify_as(req, &pending.identity_of(party)).await?;
                 return Err(CosignerError::WalletNotConfirmed(wallet_id));
             }
             return Err(CosignerError::UnknownWallet(wallet_id));
@@ -69,7 +138,7 @@ impl State {
         let identity = *wallet
             .identity_of(party)
             .ok_or(AuthError::BadParty(u32::from(party)))?;
-        self.verify_as(req, &identity)?;
+        self.verify_as(req, &identity).await?;
         Ok((wallet, party))
     }
 }

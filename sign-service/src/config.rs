@@ -152,6 +152,13 @@ pub struct Config {
     pub pending_wallet_ttl_secs: u64,
     /// Allowed clock skew of authenticated requests, seconds.
     pub clock_skew_secs: u64,
+    /// Request nonces remembered per signing identity (a wallet's party, or the device
+    /// identity of a CreateWallet) within the clock-skew window; one more request by
+    /// that identity in the window is refused (`rate_limited`), other identities are not
+    /// affected. Only verified requests are remembered; they are persisted in the store
+    /// so a restart does not forget them. Default 10,000 (83 requests a second by one
+    /// party of one wallet, sustained over the default 120 s window).
+    pub replay_nonces_per_identity: usize,
     /// Concurrent protocol sessions at most.
     pub max_concurrent_sessions: usize,
     /// Number of fresh safe-prime sets (one per wallet) kept ready.
@@ -204,6 +211,7 @@ impl Default for Config {
             confirm_wait_secs: 60,
             pending_wallet_ttl_secs: 3600,
             clock_skew_secs: 120,
+            replay_nonces_per_identity: cosigner_api::auth::DEFAULT_NONCES_PER_IDENTITY,
             max_concurrent_sessions: 64,
             prime_pool_size: 2,
             insecure_dev_primes: false,
@@ -369,6 +377,12 @@ impl Config {
             if !(lo..=hi).contains(&v) {
                 return Err(invalid(key, format!("{v} not in {lo}..={hi}")));
             }
+        }
+        if self.replay_nonces_per_identity == 0 || self.replay_nonces_per_identity > 1_000_000 {
+            return Err(invalid(
+                "replay_nonces_per_identity",
+                "must be in 1..=1000000",
+            ));
         }
         if self.max_concurrent_sessions == 0 || self.max_concurrent_sessions > 10_000 {
             return Err(invalid("max_concurrent_sessions", "must be in 1..=10000"));

@@ -337,6 +337,16 @@ mod tests {
                 true,
             ),
             (
+                AuthError::WrongAudience {
+                    expected: "me".into(),
+                    got: "them".into(),
+                }
+                .into(),
+                ErrorCode::Unauthorized,
+                Code::Unauthenticated,
+                false,
+            ),
+            (
                 CosignerError::UnknownWallet("w".into()),
                 ErrorCode::NotFound,
                 Code::NotFound,

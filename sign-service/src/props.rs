@@ -109,6 +109,7 @@ fn authenticate<R: AuthenticatedRequest + Sync>(req: &R) -> Result<u16, Cosigner
 /// A fresh-looking auth for the real wallet with a signature of nobody.
 fn forged_auth(party: u32, nonce: [u8; 16], signature: Vec<u8>) -> pb::Auth {
     pb::Auth {
+        audience: fixture().st.public_identity().to_string(),
         wallet_id: fixture().wallet_id.clone(),
         party,
         timestamp_ms: auth::now_ms(),
@@ -175,7 +176,8 @@ where
     let f = fixture();
     let key = if signer == 0 { &f.device } else { &f.recovery };
     let mut valid = R::decode(bytes).unwrap_or_default();
-    auth::sign_request(&mut valid, key, &f.wallet_id, signer).expect("sign");
+    let me = f.st.public_identity();
+    auth::sign_request(&mut valid, key, &me, &f.wallet_id, signer).expect("sign");
     let mut encoded = valid.encode_to_vec();
     apply(&mut encoded, m);
     if let Ok(changed) = R::decode(encoded.as_slice()) {
@@ -235,20 +237,21 @@ proptest! {
         m in mutation(),
     ) {
         let window = 120_000;
+        let me = fixture().st.public_identity();
         if let Ok(req) = pb::CreateWalletRequest::decode(bytes.as_slice()) {
-            prop_assert!(auth::verify_create_wallet(&req, auth::now_ms(), window).is_err());
+            prop_assert!(auth::verify_create_wallet(&req, &me, auth::now_ms(), window).is_err());
         }
         let f = fixture();
         let mut valid = pb::CreateWalletRequest::decode(bytes.as_slice()).unwrap_or_default();
         valid.recovery_identity = f.recovery.public().to_string();
-        auth::sign_create_wallet(&mut valid, &f.device).expect("sign");
-        prop_assert!(auth::verify_create_wallet(&valid, auth::now_ms(), window).is_ok());
+        auth::sign_create_wallet(&mut valid, &f.device, &me).expect("sign");
+        prop_assert!(auth::verify_create_wallet(&valid, &me, auth::now_ms(), window).is_ok());
         let mut encoded = valid.encode_to_vec();
         apply(&mut encoded, &m);
         if let Ok(changed) = pb::CreateWalletRequest::decode(encoded.as_slice()) {
             if changed != valid {
                 prop_assert!(
-                    auth::verify_create_wallet(&changed, auth::now_ms(), window).is_err(),
+                    auth::verify_create_wallet(&changed, &me, auth::now_ms(), window).is_err(),
                     "a changed CreateWallet verified: {:?}", m
                 );
             }

@@ -76,7 +76,12 @@ impl State {
         );
         let window_ms = cfg.clock_skew_secs * 1000;
         Ok(Arc::new(Self {
-            replay: ReplayCache::new(window_ms, 1_000_000),
+            replay: crate::authz::open_replay_cache(
+                &store,
+                window_ms,
+                cfg.replay_nonces_per_identity,
+            )
+            .context("cannot load the replay cache from the key store")?,
             sessions: Arc::new(Semaphore::new(cfg.max_concurrent_sessions)),
             scheduler: Scheduler::new(cfg.presign_workers),
             creations: Creations::default(),

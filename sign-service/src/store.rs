@@ -31,6 +31,9 @@ const PRIMES: TableDefinition<u64, &[u8]> = TableDefinition::new("prime_pool");
 const PRESIGS: TableDefinition<&str, &[u8]> = TableDefinition::new("presignatures");
 /// Consumed presignature ids: `wallet/account/party/id` -> ms since the epoch.
 const PRESIGS_USED: TableDefinition<&str, u64> = TableDefinition::new("presignatures_used");
+/// Nonces of accepted requests still inside the clock-skew window (`replay.rs`):
+/// `scope nonce-hex` -> expiry, ms since the epoch. Plain: nothing secret.
+const REPLAY: TableDefinition<&str, u64> = TableDefinition::new("replay_nonces");
 
 /// `meta` key of the store's random identity (16 bytes, plain: not a secret).
 const META_STORE_ID: &str = "store_id";
@@ -95,6 +98,43 @@ pub enum StoreError {
     /// Randomness unavailable.
     #[error("randomness unavailable: {0}")]
     Randomness(String),
+}
+
+/// A persisted request nonce (see [`Store::replay_load`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayEntry {
+    /// The signing identity (`wallet/party`, `create/device-identity`).
+    pub scope: String,
+    /// The nonce.
+    pub nonce: [u8; 16],
+    /// When it may be forgotten, ms since the epoch.
+    pub expiry_ms: u64,
+}
+
+/// `scope nonce-hex` (scopes hold no spaces: wallet ids and identities are restricted).
+fn replay_key(scope: &str, nonce: &[u8; 16]) -> String {
+    format!("{scope} {}", hex::encode(nonce))
+}
+
+fn parse_replay_key(key: &str) -> Result<(String, [u8; 16]), StoreError> {
+    let bad = |why: &str| {
+        StoreError::Malformed(
+            format!(
+                "replay_nonces/{}",
+                key.chars().take(300).collect::<String>()
+            ),
+            why.to_string(),
+        )
+    };
+    let (scope, nonce_hex) = key
+        .rsplit_once(' ')
+        .ok_or_else(|| bad("no space between scope and nonce"))?;
+    if scope.is_empty() {
+        return Err(bad("empty scope"));
+    }
+    let mut nonce = [0u8; 16];
+    hex::decode_to_slice(nonce_hex, &mut nonce).map_err(|_| bad("nonce is not 32 hex digits"))?;
+    Ok((scope.to_string(), nonce))
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -292,6 +332,7 @@ impl Store {
             tx.open_table(PRIMES).map_err(db_err)?;
             tx.open_table(PRESIGS).map_err(db_err)?;
             tx.open_table(PRESIGS_USED).map_err(db_err)?;
+            tx.open_table(REPLAY).map_err(db_err)?;
             let mut meta = tx.open_table(META).map_err(db_err)?;
             let existing = meta
                 .get("kdf_salt")
@@ -744,6 +785,79 @@ impl Store {
         Ok((purged, takes))
     }
 
+    /// The unexpired request nonces (scope, nonce, expiry ms); the entries expired at
+    /// `now_ms` are deleted on the way. A malformed entry is an error naming it.
+    pub fn replay_load(&self, now_ms: u64) -> Result<Vec<ReplayEntry>, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let live = {
+            let mut t = tx.open_table(REPLAY).map_err(db_err)?;
+            let mut live = Vec::new();
+            let mut expired = Vec::new();
+            for row in t.iter().map_err(db_err)? {
+                let (k, v) = row.map_err(db_err)?;
+                let (key, expiry) = (k.value().to_string(), v.value());
+                let (scope, nonce) = parse_replay_key(&key)?;
+                if expiry < now_ms {
+                    expired.push(key);
+                } else {
+                    live.push(ReplayEntry {
+                        scope,
+                        nonce,
+                        expiry_ms: expiry,
+                    });
+                }
+            }
+            for k in &expired {
+                t.remove(k.as_str()).map_err(db_err)?;
+            }
+            live
+        };
+        tx.commit().map_err(db_err)?;
+        Ok(live)
+    }
+
+    /// Records an accepted request's nonce until `expiry_ms` and deletes the `expired`
+    /// entries, in one transaction.
+    pub fn replay_record(
+        &self,
+        scope: &str,
+        nonce: &[u8; 16],
+        expiry_ms: u64,
+        expired: &[(String, [u8; 16])],
+    ) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(REPLAY).map_err(db_err)?;
+            for (s, n) in expired {
+                t.remove(replay_key(s, n).as_str()).map_err(db_err)?;
+            }
+            t.insert(replay_key(scope, nonce).as_str(), expiry_ms)
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Deletes one nonce (its request was refused after all).
+    pub fn replay_forget(&self, scope: &str, nonce: &[u8; 16]) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(REPLAY).map_err(db_err)?;
+            t.remove(replay_key(scope, nonce).as_str())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn replay_put_raw(&self, key: &str, expiry_ms: u64) {
+        let tx = self.db.begin_write().unwrap();
+        tx.open_table(REPLAY)
+            .unwrap()
+            .insert(key, expiry_ms)
+            .unwrap();
+        tx.commit().unwrap();
+    }
+
     #[cfg(test)]
     fn edit_prime_record(&self, from: u64, to: u64, f: impl FnOnce(&mut Vec<u8>)) {
         let tx = self.db.begin_write().unwrap();
@@ -775,6 +889,47 @@ mod tests {
     fn set(n: u8) -> PrimeSet {
         PrimeSet {
             primes: [n, n + 1, n + 2, n + 3].map(|x| format!("{x:02x}")),
+        }
+    }
+
+    #[test]
+    fn replay_nonces_persist_expire_and_a_malformed_entry_is_named() {
+        let p = tmp("replay");
+        let s = Store::open(&p, &hex_key(1)).unwrap();
+        s.replay_record("w/0", &[1; 16], 2_000, &[]).unwrap();
+        s.replay_record("w/0", &[2; 16], 5_000, &[]).unwrap();
+        s.replay_record("create/ab", &[3; 16], 5_000, &[("w/0".into(), [2; 16])])
+            .unwrap();
+        drop(s);
+        let s = Store::open(&p, &hex_key(1)).unwrap();
+        // [2] was deleted with the third record; [1] expired at 3000 and is pruned.
+        let live = s.replay_load(3_000).unwrap();
+        assert_eq!(
+            live,
+            vec![ReplayEntry {
+                scope: "create/ab".into(),
+                nonce: [3; 16],
+                expiry_ms: 5_000
+            }]
+        );
+        assert_eq!(s.replay_load(0).unwrap().len(), 1, "[1] was pruned");
+        s.replay_forget("create/ab", &[3; 16]).unwrap();
+        assert!(s.replay_load(0).unwrap().is_empty());
+        for bad in [
+            "no-space",
+            "w/0 zz",
+            " 00000000000000000000000000000000",
+            "w/0 00",
+        ] {
+            s.replay_put_raw(bad, 9_000);
+            let e = s.replay_load(0).unwrap_err();
+            assert!(
+                matches!(&e, StoreError::Malformed(what, _) if what.starts_with("replay_nonces/")),
+                "{e}"
+            );
+            let tx = s.db.begin_write().unwrap();
+            tx.open_table(REPLAY).unwrap().remove(bad).unwrap();
+            tx.commit().unwrap();
         }
     }
 

@@ -26,7 +26,8 @@ fn verify(file: &Path) -> (bool, String, String) {
 async fn create(
     client: &mut cosigner_api::pb::cosigner_client::CosignerClient<tonic::transport::Channel>,
 ) {
-    let (_, _, req) = signed_create_request(1, AccountKind::Hd, "");
+    let me = cosigner_identity(client).await;
+    let (_, _, req) = signed_create_request(&me, 1, AccountKind::Hd, "");
     client.create_wallet(req).await.expect("create");
 }
 

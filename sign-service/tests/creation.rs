@@ -58,7 +58,9 @@ async fn wallet_creation_refuses_peers_with_public_dev_primes() {
     // Production mode: the cosigner's own primes come from its pool.
     let svc = start_service(&gw_proc, "confirm_wait_secs: 5\n", true).await;
     let mut client = svc.client().await;
-    let (device, recovery, req) = signed_create_request(1, AccountKind::Independent, "dev primes");
+    let me = cosigner_identity(&mut client).await;
+    let (device, recovery, req) =
+        signed_create_request(&me, 1, AccountKind::Independent, "dev primes");
     let created = client
         .create_wallet(req)
         .await
@@ -90,7 +92,7 @@ async fn wallet_creation_refuses_peers_with_public_dev_primes() {
             auth: None,
             public_keys: HashMap::from([("account-0".to_string(), "02ab".to_string())]),
         };
-        auth::sign_request(&mut confirm, &device, &created.wallet_id, 0).expect("sign");
+        auth::sign_request(&mut confirm, &device, &me, &created.wallet_id, 0).expect("sign");
         let e = client
             .confirm_wallet(confirm)
             .await
@@ -112,7 +114,7 @@ async fn wallet_creation_refuses_peers_with_public_dev_primes() {
     );
     // Nothing was committed: the wallet is unknown now.
     let mut list = pb::ListAccountsRequest { auth: None };
-    auth::sign_request(&mut list, &device, &created.wallet_id, 0).expect("sign");
+    auth::sign_request(&mut list, &device, &me, &created.wallet_id, 0).expect("sign");
     let e = client.list_accounts(list).await.expect_err("not committed");
     assert_eq!(RemoteError::from(&e).code, ErrorCode::NotFound);
     let audit = svc.audit();

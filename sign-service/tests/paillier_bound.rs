@@ -84,6 +84,7 @@ async fn hostile_party(
 async fn creation_outcome(
     client: &mut pb::cosigner_client::CosignerClient<tonic::transport::Channel>,
     device: &IdentityKey,
+    audience: &PublicIdentity,
     wallet_id: &str,
     within: Duration,
 ) -> tonic::Status {
@@ -93,7 +94,7 @@ async fn creation_outcome(
             auth: None,
             public_keys: [("account-0".to_string(), "02ab".to_string())].into(),
         };
-        auth::sign_request(&mut confirm, device, wallet_id, 0).expect("sign");
+        auth::sign_request(&mut confirm, device, audience, wallet_id, 0).expect("sign");
         let e = client
             .confirm_wallet(confirm)
             .await
@@ -120,7 +121,9 @@ async fn a_peer_with_an_oversized_ring_pedersen_modulus_is_refused_and_frees_the
     )
     .await;
     let mut client = svc.client().await;
-    let (device, recovery, req) = signed_create_request(1, AccountKind::Independent, "hostile");
+    let audience = cosigner_identity(&mut client).await;
+    let (device, recovery, req) =
+        signed_create_request(&audience, 1, AccountKind::Independent, "hostile");
     let created = client
         .create_wallet(req)
         .await
@@ -151,6 +154,7 @@ async fn a_peer_with_an_oversized_ring_pedersen_modulus_is_refused_and_frees_the
     let e = creation_outcome(
         &mut client,
         &device,
+        &audience,
         &created.wallet_id,
         Duration::from_secs(90),
     )
@@ -171,7 +175,7 @@ async fn a_peer_with_an_oversized_ring_pedersen_modulus_is_refused_and_frees_the
     device_side.abort();
 
     // The slot is free: another creation is accepted (not `busy`).
-    let (_, _, req) = signed_create_request(1, AccountKind::Independent, "after");
+    let (_, _, req) = signed_create_request(&audience, 1, AccountKind::Independent, "after");
     client
         .create_wallet(req)
         .await

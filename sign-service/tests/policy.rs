@@ -60,7 +60,7 @@ async fn start_sign(
         digest: DigestKind::Keccak256 as i32,
         payload_kind: kind as i32,
     };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign request");
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign request");
     client.start_sign(req).await.map(|r| r.into_inner())
 }
 

@@ -29,7 +29,7 @@ fn sign_req(w: &Wallet, id: &str, msg: &str) -> pb::SignWithPresignatureRequest 
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
     };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     req
 }
 
@@ -42,7 +42,7 @@ async fn presign_one(client: &mut CosignerClient<Channel>, w: &Wallet) -> String
         count: 1,
         release_ids: Vec::new(),
     };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     let started = client
         .start_presign(req)
         .await

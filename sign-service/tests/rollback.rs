@@ -41,7 +41,7 @@ async fn presign(client: &mut CosignerClient<Channel>, w: &Wallet) -> StoredPres
         count: 1,
         release_ids: Vec::new(),
     };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     let started = client
         .start_presign(req)
         .await
@@ -98,7 +98,7 @@ async fn cosigner_partial(
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
     };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     client
         .sign_with_presignature(req)
         .await
@@ -239,7 +239,7 @@ async fn restoring_a_store_backup_cannot_reuse_a_presignature() {
         count: 1,
         release_ids: Vec::new(),
     };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     let e = client.start_presign(req).await.expect_err("refill");
     assert_eq!(
         RemoteError::from(&e).code,

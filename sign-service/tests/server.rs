@@ -215,7 +215,8 @@ async fn start_sign(
         digest: DigestKind::Keccak256 as i32,
         payload_kind: kind as i32,
     };
-    auth::sign_request(&mut req, key, wallet, party).expect("sign request");
+    let me = cosigner_identity(client).await;
+    auth::sign_request(&mut req, key, &me, wallet, party).expect("sign request");
     client.start_sign(req).await.map(|r| r.into_inner())
 }
 
@@ -234,7 +235,8 @@ async fn create_confirm_sign_policy_and_auth() {
     let mut client = CosignerClient::connect(svc.url.clone())
         .await
         .expect("connect");
-    let (device, recovery, req) = signed_create_request(1, AccountKind::Hd, "test");
+    let me = cosigner_identity(&mut client).await;
+    let (device, recovery, req) = signed_create_request(&me, 1, AccountKind::Hd, "test");
     // A forged CreateWallet (signed by another key) is refused.
     let mut forged = req.clone();
     forged.device_identity = recovery.public().to_string();
@@ -325,7 +327,7 @@ async fn create_confirm_sign_policy_and_auth() {
         auth: None,
         public_keys: keys.clone(),
     };
-    auth::sign_request(&mut bad, &recovery, &wallet, 0).expect("sign"); // wrong key for party 0
+    auth::sign_request(&mut bad, &recovery, &me, &wallet, 0).expect("sign"); // wrong key for party 0
     assert_eq!(
         client
             .confirm_wallet(bad)
@@ -338,7 +340,7 @@ async fn create_confirm_sign_policy_and_auth() {
         auth: None,
         public_keys: keys.clone(),
     };
-    auth::sign_request(&mut confirm, &device, &wallet, 0).expect("sign");
+    auth::sign_request(&mut confirm, &device, &me, &wallet, 0).expect("sign");
     let confirmed = client
         .confirm_wallet(confirm)
         .await
@@ -349,7 +351,7 @@ async fn create_confirm_sign_policy_and_auth() {
 
     // ListAccounts / GetPublicKey.
     let mut list = pb::ListAccountsRequest { auth: None };
-    auth::sign_request(&mut list, &recovery, &wallet, 2).expect("sign");
+    auth::sign_request(&mut list, &recovery, &me, &wallet, 2).expect("sign");
     let listed = client.list_accounts(list).await.expect("list").into_inner();
     assert_eq!(listed.accounts.len(), 1);
     let mut gpk = pb::GetPublicKeyRequest {
@@ -357,7 +359,7 @@ async fn create_confirm_sign_policy_and_auth() {
         account_id: "account-0".into(),
         derivation_path: "m/44/60/0/0/1".into(),
     };
-    auth::sign_request(&mut gpk, &device, &wallet, 0).expect("sign");
+    auth::sign_request(&mut gpk, &device, &me, &wallet, 0).expect("sign");
     let pk = client.get_public_key(gpk).await.expect("gpk").into_inner();
     let path = mpc_core::hd::DerivationPath::parse("m/44/60/0/0/1").expect("path");
     let child = dev_accounts[0].public_key_at(&path).expect("child");
@@ -415,7 +417,7 @@ async fn create_confirm_sign_policy_and_auth() {
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
     };
-    auth::sign_request(&mut req, &recovery, &wallet, 2).expect("sign");
+    auth::sign_request(&mut req, &recovery, &me, &wallet, 2).expect("sign");
     let started = client
         .start_sign(req)
         .await
@@ -500,7 +502,7 @@ async fn create_confirm_sign_policy_and_auth() {
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
     };
-    auth::sign_request(&mut req, &device, &wallet, 0).expect("sign");
+    auth::sign_request(&mut req, &device, &me, &wallet, 0).expect("sign");
     client.start_sign(req.clone()).await.expect("first");
     assert_eq!(
         client.start_sign(req).await.expect_err("replay").code(),
@@ -555,7 +557,8 @@ async fn errors_carry_error_info_over_grpc_and_grpc_web() {
     // No party ever joins the DKG below; ConfirmWallet does not wait for it.
     let svc = start_service(&gw, "confirm_wait_secs: 0\n", false).await;
     let mut client = svc.client().await;
-    let (device, recovery, req) = signed_create_request(1, AccountKind::Hd, "");
+    let me = cosigner_identity(&mut client).await;
+    let (device, recovery, req) = signed_create_request(&me, 1, AccountKind::Hd, "");
     let created = client
         .create_wallet(req)
         .await
@@ -569,7 +572,7 @@ async fn errors_carry_error_info_over_grpc_and_grpc_web() {
             auth: None,
             public_keys: HashMap::from([("account-0".to_string(), "02ab".to_string())]),
         };
-        auth::sign_request(&mut confirm, &device, &wallet, 0).expect("sign");
+        auth::sign_request(&mut confirm, &device, &me, &wallet, 0).expect("sign");
         let e = client.confirm_wallet(confirm).await.expect_err("running");
         assert_eq!(e.code(), tonic::Code::Unavailable);
         let remote = RemoteError::from(&e);
@@ -612,7 +615,7 @@ async fn errors_carry_error_info_over_grpc_and_grpc_web() {
         kind: AccountKind::Hd as i32,
         ..Default::default()
     };
-    auth::sign_create_wallet(&mut bad, &device).expect("sign");
+    auth::sign_create_wallet(&mut bad, &device, &me).expect("sign");
     let e = client.create_wallet(bad).await.expect_err("0 accounts");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert_eq!(RemoteError::from(&e).code, ErrorCode::InvalidInput);
@@ -620,7 +623,7 @@ async fn errors_carry_error_info_over_grpc_and_grpc_web() {
     // The same over gRPC-web, as a browser sees it: the trailers frame holds
     // grpc-status, grpc-message and grpc-status-details-bin (base64).
     let mut list = pb::ListAccountsRequest { auth: None };
-    auth::sign_request(&mut list, &device, "no-such-wallet", 0).expect("sign");
+    auth::sign_request(&mut list, &device, &me, "no-such-wallet", 0).expect("sign");
     let body = list.encode_to_vec();
     let mut frame = vec![0u8];
     frame.extend_from_slice(&(body.len() as u32).to_be_bytes());

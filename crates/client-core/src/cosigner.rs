@@ -9,7 +9,7 @@
 
 use cosigner_api::auth;
 use cosigner_api::pb;
-use mpc_wire::IdentityKey;
+use mpc_wire::{IdentityKey, PublicIdentity};
 use prost::Message;
 
 use crate::error::{ClientError, RemoteError};
@@ -185,13 +185,20 @@ impl CosignerResponse {
 pub(crate) enum Signer {
     /// Nobody (`Health`).
     None,
-    /// The new device identity (`CreateWallet`).
-    Device(IdentityKey),
-    /// A registered party of a wallet.
+    /// The new device identity (`CreateWallet`), for the cosigner `audience` (its
+    /// identity from `Health`).
+    Device {
+        key: IdentityKey,
+        audience: PublicIdentity,
+    },
+    /// A registered party of a wallet, for the cosigner `audience` (the wallet's
+    /// party 1; `None` when the key-share bundle holds no valid identity of it, an error
+    /// at signing time).
     Party {
         key: IdentityKey,
         wallet_id: String,
         party: u16,
+        audience: Option<PublicIdentity>,
     },
 }
 
@@ -216,33 +223,39 @@ impl Unsigned {
             |e: auth::AuthError| ClientError::internal(format!("cannot sign the request: {e}"));
         match (&self.signer, &mut req) {
             (Signer::None, CosignerRequest::Health(_)) => {}
-            (Signer::Device(key), CosignerRequest::CreateWallet(r)) => {
-                auth::sign_create_wallet_at(r, key, now_ms, nonce).map_err(err)?
+            (Signer::Device { key, audience }, CosignerRequest::CreateWallet(r)) => {
+                auth::sign_create_wallet_at(r, key, audience, now_ms, nonce).map_err(err)?
             }
             (
                 Signer::Party {
                     key,
                     wallet_id,
                     party,
+                    audience,
                 },
                 r,
             ) => {
+                let a = audience.as_ref().ok_or_else(|| {
+                    ClientError::internal(
+                        "the key-share bundle holds no valid identity of the cosigner (party 1)",
+                    )
+                })?;
                 let (k, w, p) = (key, wallet_id.as_str(), *party);
                 match r {
                     CosignerRequest::ConfirmWallet(r) => {
-                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
                     CosignerRequest::StartSign(r) => {
-                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
                     CosignerRequest::StartPresign(r) => {
-                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
                     CosignerRequest::PresignPoolStatus(r) => {
-                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
                     CosignerRequest::SignWithPresignature(r) => {
-                        auth::sign_request_at(r, k, w, p, now_ms, nonce).map_err(err)?
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
                     CosignerRequest::Health(_) | CosignerRequest::CreateWallet(_) => {
                         return Err(ClientError::internal(

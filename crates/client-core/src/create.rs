@@ -478,7 +478,21 @@ impl DevicePrimes {
             label: p.label.clone(),
             ..Default::default()
         };
-        let signer = Signer::Device(self.flow.device.clone());
+        // The audience: the cosigner's identity as Health gave it (required: every
+        // request names the cosigner it is for).
+        let audience: PublicIdentity = self
+            .flow
+            .health_identity
+            .as_deref()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| {
+                ClientError::invalid_response(format!("Health: cosigner identity: {e}"))
+            })?;
+        let signer = Signer::Device {
+            key: self.flow.device.clone(),
+            audience,
+        };
         let call = Unsigned::new(CosignerRequest::CreateWallet(req), signer);
         Ok(CreateStep::CallCosigner(Call::new(self.flow, call)))
     }
@@ -664,6 +678,7 @@ impl Create {
             key: self.device.clone(),
             wallet_id: self.wallet_id.clone(),
             party: DEVICE,
+            audience: self.cosigner_identity.parse().ok(),
         };
         let call = Unsigned::new(CosignerRequest::ConfirmWallet(req), signer);
         CreateStep::CallCosigner(Call::new(self, call))
@@ -680,12 +695,12 @@ impl Create {
             .cosigner_identity
             .parse()
             .map_err(|e| ClientError::invalid_response(format!("cosigner identity: {e}")))?;
-        if let Some(h) = self.health_identity.as_deref().filter(|h| !h.is_empty()) {
-            if !h.eq_ignore_ascii_case(&r.cosigner_identity) {
-                return Err(ClientError::invalid_response(
-                    "the cosigner's identity changed between Health and CreateWallet",
-                ));
-            }
+        let health: Option<PublicIdentity> =
+            self.health_identity.as_deref().and_then(|h| h.parse().ok());
+        if health != Some(cosigner) {
+            return Err(ClientError::invalid_response(
+                "the cosigner's identity changed between Health and CreateWallet",
+            ));
         }
         if r.accounts.len() != self.params.accounts as usize {
             return Err(ClientError::invalid_response(format!(

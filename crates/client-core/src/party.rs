@@ -190,6 +190,7 @@ impl Party {
             key: self.identity.clone(),
             wallet_id: self.wallet_id.clone(),
             party: self.index(),
+            audience: self.identity_of(wallet_types::COSIGNER).ok(),
         }
     }
 }

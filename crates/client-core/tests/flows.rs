@@ -125,13 +125,21 @@ fn create_refuses_inconsistent_cosigner_answers_before_any_session() {
         assert_eq!(w.sessions, 0, "{e}");
         e
     };
-    // Another identity in Health than in CreateWallet.
+    // Another identity in Health than the cosigner's own: the CreateWallet is signed
+    // for that audience, and the cosigner refuses it (a request for another cosigner).
     let other = mpc_wire::IdentityKey::generate()
         .unwrap()
         .public()
         .to_string();
     let e = create(Knobs {
         health_identity: Some(other),
+        ..Knobs::default()
+    });
+    assert_eq!(e.code(), ErrorCode::Unauthorized, "{e}");
+    assert!(e.to_string().contains("signed for cosigner"), "{e}");
+    // No identity in Health: nothing to sign for.
+    let e = create(Knobs {
+        health_identity: Some(String::new()),
         ..Knobs::default()
     });
     assert_eq!(e.code(), ErrorCode::InvalidResponse, "{e}");

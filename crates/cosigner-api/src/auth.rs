@@ -9,16 +9,25 @@
 //!   `PresignPoolStatus` and `SignWithPresignature` carry a
 //!   [`pb::Auth`] by the device (party 0) or recovery (party 1 is the cosigner, so 2)
 //!   identity registered at wallet creation, over [`auth_message`], which binds the
-//!   method, the wallet, the party, a timestamp, a 16-byte random nonce and the
-//!   method's [`AuthenticatedRequest::request_digest`] (SHA-256 over the request's
-//!   canonical fields, see [`RequestDigest`]).
+//!   audience, the method, the wallet, the party, a timestamp, a 16-byte random nonce
+//!   and the method's [`AuthenticatedRequest::request_digest`] (SHA-256 over the
+//!   request's canonical fields, see [`RequestDigest`]).
+//!
+//! Every signed request names its **audience**: the public identity of the cosigner it
+//! is meant for (from `Health` before a wallet exists, from the wallet's party 1
+//! afterwards). The audience is sent (`Auth.audience`, `CreateWalletRequest.audience`)
+//! and signed; a cosigner refuses a request for another audience
+//! ([`AuthError::WrongAudience`]) before looking at its signature, so a request captured
+//! on its way to one deployment (staging, another operator) does not play at another.
 //!
 //! The server refuses timestamps outside its clock-skew window ([`check_freshness`])
 //! and nonces it has seen before ([`ReplayCache`]).
 //!
 //! Clients: [`sign_request`] / [`sign_create_wallet`]. Servers: [`auth_of`] to learn the
 //! wallet and party, then [`verify_request`] with that party's registered identity, then
-//! [`ReplayCache::check_and_insert`]; [`verify_create_wallet`] for `CreateWallet`.
+//! [`ReplayCache::check_and_insert`] (only once the request is valid: an invalid
+//! request must not take space in the cache); [`verify_create_wallet`] for
+//! `CreateWallet`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -34,16 +43,20 @@ use zeroize::Zeroizing;
 use crate::pb;
 
 /// Domain tag of [`auth_message`].
-pub const AUTH_DOMAIN: &[u8] = b"wallet-mpc/cosigner-auth/v1";
+pub const AUTH_DOMAIN: &[u8] = b"wallet-mpc/cosigner-auth/v2";
 /// Domain tag of the request digests.
 pub const REQUEST_DOMAIN: &[u8] = b"wallet-mpc/cosigner-request/v1";
 /// Domain tag of [`create_wallet_message`].
-pub const CREATE_WALLET_DOMAIN: &[u8] = b"wallet-mpc/cosigner-create-wallet/v1";
+pub const CREATE_WALLET_DOMAIN: &[u8] = b"wallet-mpc/cosigner-create-wallet/v2";
 /// Length of a request nonce.
 pub const NONCE_LEN: usize = 16;
 /// Default clock-skew window: requests whose timestamp is further than this from the
 /// server's clock (either way) are refused.
 pub const DEFAULT_SKEW_WINDOW_MS: u64 = 120_000;
+/// Default bound of [`ReplayCache`]: nonces remembered per signing identity within the
+/// clock-skew window (10,000 in 2 minutes: 83 requests a second, sustained, by one
+/// party of one wallet).
+pub const DEFAULT_NONCES_PER_IDENTITY: usize = 10_000;
 /// Longest wallet id accepted.
 pub const MAX_WALLET_ID_LEN: usize = 128;
 
@@ -87,9 +100,18 @@ pub enum AuthError {
     /// The nonce was used before (replayed request).
     #[error("nonce already used (replayed request)")]
     Replayed,
-    /// The replay cache is full of unexpired nonces (refusing is the safe choice).
-    #[error("too many requests in the clock-skew window; retry later")]
+    /// The signing identity has as many unexpired nonces as the replay cache keeps per
+    /// identity (refusing is the safe choice; other identities are not affected).
+    #[error("too many requests by this identity in the clock-skew window; retry later")]
     ReplayCacheFull,
+    /// The request was signed for another cosigner (its `audience`).
+    #[error("the request is signed for cosigner {got:?}, this cosigner is {expected}")]
+    WrongAudience {
+        /// This cosigner's public identity.
+        expected: String,
+        /// The audience the request names.
+        got: String,
+    },
     /// A public identity string is malformed.
     #[error("invalid identity: {0}")]
     BadIdentity(String),
@@ -371,9 +393,12 @@ pub fn validate_wallet_id(id: &str) -> Result<(), AuthError> {
 }
 
 /// The canonical byte string an [`pb::Auth`] signature covers:
-/// `"wallet-mpc/cosigner-auth/v1" 0x00 method 0x00 wallet_id 0x00 party (u16 BE)
-/// timestamp_ms (u64 BE) nonce (16 bytes) request_digest (32 bytes)`.
+/// `"wallet-mpc/cosigner-auth/v2" 0x00 audience 0x00 method 0x00 wallet_id 0x00
+/// party (u16 BE) timestamp_ms (u64 BE) nonce (16 bytes) request_digest (32 bytes)`,
+/// where `audience` is the cosigner's public identity (128 hex characters, as
+/// `PublicIdentity` displays it).
 pub fn auth_message(
+    audience: &str,
     method: Method,
     wallet_id: &str,
     party: u16,
@@ -381,8 +406,10 @@ pub fn auth_message(
     nonce: &[u8; NONCE_LEN],
     request_digest: &[u8; 32],
 ) -> Vec<u8> {
-    let mut m = Vec::with_capacity(AUTH_DOMAIN.len() + wallet_id.len() + 80);
+    let mut m = Vec::with_capacity(AUTH_DOMAIN.len() + audience.len() + wallet_id.len() + 80);
     m.extend_from_slice(AUTH_DOMAIN);
+    m.push(0);
+    m.extend_from_slice(audience.as_bytes());
     m.push(0);
     m.extend_from_slice(method.as_str().as_bytes());
     m.push(0);
@@ -396,18 +423,19 @@ pub fn auth_message(
 }
 
 /// The canonical byte string the `CreateWalletRequest.signature` covers:
-/// `"wallet-mpc/cosigner-create-wallet/v1" 0x00` then, length-prefixed (u32 BE) or
-/// fixed-width big-endian: `device_identity`, `recovery_identity`, `accounts` (u32),
-/// `kind` (u32), `label`, `timestamp_ms` (u64), `nonce`.
+/// `"wallet-mpc/cosigner-create-wallet/v2" 0x00` then, length-prefixed (u32 BE) or
+/// fixed-width big-endian: `audience`, `device_identity`, `recovery_identity`,
+/// `accounts` (u32), `kind` (u32), `label`, `timestamp_ms` (u64), `nonce`.
 pub fn create_wallet_message(req: &pb::CreateWalletRequest) -> Vec<u8> {
     fn lp(m: &mut Vec<u8>, b: &[u8]) {
         let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
         m.extend_from_slice(&len.to_be_bytes());
         m.extend_from_slice(b);
     }
-    let mut m = Vec::with_capacity(400 + req.label.len());
+    let mut m = Vec::with_capacity(540 + req.label.len());
     m.extend_from_slice(CREATE_WALLET_DOMAIN);
     m.push(0);
+    lp(&mut m, req.audience.as_bytes());
     lp(&mut m, req.device_identity.as_bytes());
     lp(&mut m, req.recovery_identity.as_bytes());
     m.extend_from_slice(&req.accounts.to_be_bytes());
@@ -471,28 +499,33 @@ fn nonce_array(nonce: &[u8]) -> Result<[u8; NONCE_LEN], AuthError> {
     <[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| AuthError::BadNonce(nonce.len()))
 }
 
-/// Signs `req` as `party` of `wallet_id` with a fresh timestamp and nonce.
+/// Signs `req` for the cosigner `audience` as `party` of `wallet_id` with a fresh
+/// timestamp and nonce.
 pub fn sign_request<R: AuthenticatedRequest>(
     req: &mut R,
     key: &IdentityKey,
+    audience: &PublicIdentity,
     wallet_id: &str,
     party: u16,
 ) -> Result<(), AuthError> {
     let nonce = random_nonce()?;
-    sign_request_at(req, key, wallet_id, party, now_ms(), nonce)
+    sign_request_at(req, key, audience, wallet_id, party, now_ms(), nonce)
 }
 
 /// [`sign_request`] with a given timestamp and nonce (tests, replays).
 pub fn sign_request_at<R: AuthenticatedRequest>(
     req: &mut R,
     key: &IdentityKey,
+    audience: &PublicIdentity,
     wallet_id: &str,
     party: u16,
     timestamp_ms: u64,
     nonce: [u8; NONCE_LEN],
 ) -> Result<(), AuthError> {
     validate_wallet_id(wallet_id)?;
+    let audience = audience.to_string();
     let msg = auth_message(
+        &audience,
         R::METHOD,
         wallet_id,
         party,
@@ -502,6 +535,7 @@ pub fn sign_request_at<R: AuthenticatedRequest>(
     );
     let signature = sign_bytes(key, &msg)?;
     req.set_auth(pb::Auth {
+        audience,
         wallet_id: wallet_id.to_string(),
         party: u32::from(party),
         timestamp_ms,
@@ -524,19 +558,34 @@ pub fn auth_of<R: AuthenticatedRequest>(req: &R) -> Result<(&pb::Auth, u16), Aut
     Ok((auth, party))
 }
 
-/// Verifies `req`'s auth against `identity` (the registered identity of `auth.party`):
-/// wallet id, party, nonce length, clock skew and signature. The caller still has to
-/// check the nonce with a [`ReplayCache`].
+/// Refuses a request whose `audience` is not `me` (the verifying cosigner).
+pub fn check_audience(audience: &str, me: &PublicIdentity) -> Result<(), AuthError> {
+    let expected = me.to_string();
+    if audience != expected {
+        return Err(AuthError::WrongAudience {
+            expected,
+            got: audience.chars().take(200).collect(),
+        });
+    }
+    Ok(())
+}
+
+/// Verifies `req`'s auth against `identity` (the registered identity of `auth.party`)
+/// for the cosigner `me`: wallet id, party, audience, nonce length, clock skew and
+/// signature. The caller still has to check the nonce with a [`ReplayCache`].
 pub fn verify_request<'r, R: AuthenticatedRequest>(
     req: &'r R,
     identity: &PublicIdentity,
+    me: &PublicIdentity,
     now_ms: u64,
     window_ms: u64,
 ) -> Result<&'r pb::Auth, AuthError> {
     let (auth, party) = auth_of(req)?;
+    check_audience(&auth.audience, me)?;
     let nonce = nonce_array(&auth.nonce)?;
     check_freshness(auth.timestamp_ms, now_ms, window_ms)?;
     let msg = auth_message(
+        &auth.audience,
         R::METHOD,
         &auth.wallet_id,
         party,
@@ -550,23 +599,27 @@ pub fn verify_request<'r, R: AuthenticatedRequest>(
     Ok(auth)
 }
 
-/// Fills `device_identity`, `timestamp_ms`, `nonce` and `signature` of a
-/// `CreateWalletRequest` (the other fields must be set before).
+/// Fills `audience`, `device_identity`, `timestamp_ms`, `nonce` and `signature` of a
+/// `CreateWalletRequest` for the cosigner `audience` (the other fields must be set
+/// before).
 pub fn sign_create_wallet(
     req: &mut pb::CreateWalletRequest,
     device: &IdentityKey,
+    audience: &PublicIdentity,
 ) -> Result<(), AuthError> {
     let nonce = random_nonce()?;
-    sign_create_wallet_at(req, device, now_ms(), nonce)
+    sign_create_wallet_at(req, device, audience, now_ms(), nonce)
 }
 
 /// [`sign_create_wallet`] with a given timestamp and nonce.
 pub fn sign_create_wallet_at(
     req: &mut pb::CreateWalletRequest,
     device: &IdentityKey,
+    audience: &PublicIdentity,
     timestamp_ms: u64,
     nonce: [u8; NONCE_LEN],
 ) -> Result<(), AuthError> {
+    req.audience = audience.to_string();
     req.device_identity = device.public().to_string();
     req.timestamp_ms = timestamp_ms;
     req.nonce = nonce.to_vec();
@@ -574,14 +627,17 @@ pub fn sign_create_wallet_at(
     Ok(())
 }
 
-/// Verifies a `CreateWalletRequest` (identities, nonce length, clock skew, signature by
-/// the device identity) and returns the (device, recovery) identities. The caller still
-/// has to check the nonce with a [`ReplayCache`].
+/// Verifies a `CreateWalletRequest` for the cosigner `me` (audience, identities, nonce
+/// length, clock skew, signature by the device identity) and returns the (device,
+/// recovery) identities. The caller still has to check the nonce with a
+/// [`ReplayCache`].
 pub fn verify_create_wallet(
     req: &pb::CreateWalletRequest,
+    me: &PublicIdentity,
     now_ms: u64,
     window_ms: u64,
 ) -> Result<(PublicIdentity, PublicIdentity), AuthError> {
+    check_audience(&req.audience, me)?;
     let device: PublicIdentity = req
         .device_identity
         .parse()
@@ -598,31 +654,77 @@ pub fn verify_create_wallet(
     Ok((device, recovery))
 }
 
-/// Server-side cache of the nonces seen within the clock-skew window.
+/// Server-side cache of the nonces seen within the clock-skew window, bounded per
+/// signing identity.
 ///
-/// A nonce is remembered (per scope, e.g. wallet and party) until its request's
-/// timestamp leaves the window, after which [`check_freshness`] refuses the request
-/// anyway. Bounded: when full of unexpired entries it refuses new requests rather than
-/// forgetting nonces. Thread-safe.
+/// A nonce is remembered in its scope (the signing identity: wallet and party, or the
+/// device identity of a `CreateWallet`) until its request's timestamp leaves the window,
+/// after which [`check_freshness`] refuses the request anyway. Each scope holds at most
+/// `per_identity` unexpired nonces: one more from that identity is refused
+/// ([`AuthError::ReplayCacheFull`]) rather than a nonce forgotten, and no other identity
+/// is affected. Callers insert only requests that verified (an invalid request never
+/// takes space), so the number of scopes is bounded by the identities that can sign.
+/// Empty scopes are dropped. Thread-safe. Persistence is the caller's: what
+/// [`ReplayCache::check_and_insert`] recorded and expired is returned for that, and
+/// [`ReplayCache::restore`] loads it back.
 #[derive(Debug)]
 pub struct ReplayCache {
     window_ms: u64,
-    capacity: usize,
+    per_identity: usize,
     inner: Mutex<CacheInner>,
 }
 
 #[derive(Debug, Default)]
 struct CacheInner {
-    seen: HashMap<(String, [u8; NONCE_LEN]), u64>,
-    order: VecDeque<(u64, String, [u8; NONCE_LEN])>,
+    scopes: HashMap<String, ScopeNonces>,
+    inserts: u64,
 }
 
+#[derive(Debug, Default)]
+struct ScopeNonces {
+    seen: HashMap<[u8; NONCE_LEN], u64>,
+    /// (expiry, nonce), approximately in expiry order (entries kept a little longer
+    /// are harmless).
+    order: VecDeque<(u64, [u8; NONCE_LEN])>,
+}
+
+impl ScopeNonces {
+    /// Forgets the entries expired at `now`, pushing them to `out`.
+    fn expire(&mut self, scope: &str, now: u64, out: &mut Vec<(String, [u8; NONCE_LEN])>) {
+        while let Some(&(expiry, nonce)) = self.order.front() {
+            if expiry >= now {
+                break;
+            }
+            self.order.pop_front();
+            if self.seen.get(&nonce) == Some(&expiry) {
+                self.seen.remove(&nonce);
+                out.push((scope.to_string(), nonce));
+            }
+        }
+    }
+}
+
+/// A nonce [`ReplayCache::check_and_insert`] recorded: its expiry, and the entries it
+/// forgot on the way (expired), for a persistent copy to follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// When the nonce may be forgotten (ms since the epoch).
+    pub expiry_ms: u64,
+    /// (scope, nonce) of the entries forgotten because they expired.
+    pub expired: Vec<(String, [u8; NONCE_LEN])>,
+}
+
+/// Every this many insertions, every scope is swept for expired entries (identities
+/// that went quiet).
+const SWEEP_EVERY: u64 = 4096;
+
 impl ReplayCache {
-    /// A cache for the given clock-skew window holding at most `capacity` nonces.
-    pub fn new(window_ms: u64, capacity: usize) -> Self {
+    /// A cache for the given clock-skew window holding at most `per_identity` nonces per
+    /// scope.
+    pub fn new(window_ms: u64, per_identity: usize) -> Self {
         Self {
             window_ms,
-            capacity: capacity.max(1),
+            per_identity: per_identity.max(1),
             inner: Mutex::new(CacheInner::default()),
         }
     }
@@ -632,48 +734,96 @@ impl ReplayCache {
         self.window_ms
     }
 
-    /// Records `nonce` in `scope`; fails if it was seen before.
+    /// The bound per scope.
+    pub fn per_identity(&self) -> usize {
+        self.per_identity
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, CacheInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records `nonce` in `scope`; fails if it was seen before (`Replayed`) or if the
+    /// scope already holds `per_identity` unexpired nonces (`ReplayCacheFull`).
     pub fn check_and_insert(
         &self,
         scope: &str,
         nonce: &[u8],
         timestamp_ms: u64,
         now_ms: u64,
-    ) -> Result<(), AuthError> {
+    ) -> Result<Recorded, AuthError> {
         let nonce = nonce_array(nonce)?;
-        let mut inner = self
-            .inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        // Forget entries whose timestamp has left the window (approximately in
-        // insertion order; entries kept a little longer are harmless).
-        while let Some((expiry, _, _)) = inner.order.front() {
-            if *expiry >= now_ms {
-                break;
-            }
-            if let Some((_, s, n)) = inner.order.pop_front() {
-                inner.seen.remove(&(s, n));
-            }
+        let mut inner = self.lock();
+        let mut expired = Vec::new();
+        inner.inserts += 1;
+        if inner.inserts % SWEEP_EVERY == 0 {
+            inner.scopes.retain(|s, n| {
+                n.expire(s, now_ms, &mut expired);
+                !n.seen.is_empty()
+            });
         }
-        let key = (scope.to_string(), nonce);
-        if inner.seen.contains_key(&key) {
+        let entry = inner.scopes.entry(scope.to_string()).or_default();
+        entry.expire(scope, now_ms, &mut expired);
+        if entry.seen.contains_key(&nonce) {
             return Err(AuthError::Replayed);
         }
-        if inner.seen.len() >= self.capacity {
+        if entry.seen.len() >= self.per_identity {
             return Err(AuthError::ReplayCacheFull);
         }
-        let expiry = timestamp_ms.max(now_ms).saturating_add(self.window_ms);
-        inner.seen.insert(key.clone(), expiry);
-        inner.order.push_back((expiry, key.0, key.1));
-        Ok(())
+        let expiry_ms = timestamp_ms.max(now_ms).saturating_add(self.window_ms);
+        entry.seen.insert(nonce, expiry_ms);
+        entry.order.push_back((expiry_ms, nonce));
+        Ok(Recorded { expiry_ms, expired })
     }
 
-    /// Number of nonces remembered.
+    /// Forgets `nonce` of `scope` (a recorded request that was not served after all,
+    /// or whose persistent copy failed).
+    pub fn forget(&self, scope: &str, nonce: &[u8]) {
+        let Ok(nonce) = nonce_array(nonce) else {
+            return;
+        };
+        let mut inner = self.lock();
+        if let Some(s) = inner.scopes.get_mut(scope) {
+            s.seen.remove(&nonce);
+            s.order.retain(|(_, n)| *n != nonce);
+            if s.seen.is_empty() {
+                inner.scopes.remove(scope);
+            }
+        }
+    }
+
+    /// Loads a persisted entry back (at start-up): `false` (not loaded) if it expired
+    /// at `now_ms`. Entries beyond a scope's bound are loaded too (they were accepted).
+    pub fn restore(
+        &self,
+        scope: &str,
+        nonce: [u8; NONCE_LEN],
+        expiry_ms: u64,
+        now_ms: u64,
+    ) -> bool {
+        if expiry_ms < now_ms {
+            return false;
+        }
+        let mut inner = self.lock();
+        let s = inner.scopes.entry(scope.to_string()).or_default();
+        if s.seen.insert(nonce, expiry_ms).is_none() {
+            // Keep `order` sorted by expiry (the store gives no useful order).
+            let at = s.order.partition_point(|(e, _)| *e <= expiry_ms);
+            s.order.insert(at, (expiry_ms, nonce));
+        }
+        true
+    }
+
+    /// Number of nonces remembered (all scopes).
     pub fn len(&self) -> usize {
-        self.inner
-            .lock()
-            .map(|i| i.seen.len())
-            .unwrap_or_else(|p| p.into_inner().seen.len())
+        self.lock().scopes.values().map(|s| s.seen.len()).sum()
+    }
+
+    /// Number of scopes holding nonces.
+    pub fn scopes(&self) -> usize {
+        self.lock().scopes.len()
     }
 
     /// Whether no nonce is remembered.
@@ -688,6 +838,11 @@ mod tests {
 
     fn key(b: u8) -> IdentityKey {
         IdentityKey::from_seed(&[b; 32])
+    }
+
+    /// The cosigner the test requests are for.
+    fn aud() -> PublicIdentity {
+        key(42).public()
     }
 
     fn sign_req() -> pb::StartSignRequest {
@@ -712,8 +867,8 @@ mod tests {
 
     #[test]
     fn auth_message_layout() {
-        let m = auth_message(Method::StartSign, "w1", 2, 5, &[9; 16], &[8; 32]);
-        let mut want = b"wallet-mpc/cosigner-auth/v1\0StartSign\0w1\0".to_vec();
+        let m = auth_message("c0ffee", Method::StartSign, "w1", 2, 5, &[9; 16], &[8; 32]);
+        let mut want = b"wallet-mpc/cosigner-auth/v2\0c0ffee\0StartSign\0w1\0".to_vec();
         want.extend_from_slice(&[0, 2]);
         want.extend_from_slice(&5u64.to_be_bytes());
         want.extend_from_slice(&[9; 16]);
@@ -726,18 +881,18 @@ mod tests {
         let k = key(1);
         let now = 1_700_000_000_000;
         let mut a = sign_req();
-        sign_request_at(&mut a, &k, "wallet", 0, now, [1; 16]).unwrap();
-        verify_request(&a, &k.public(), now, 1000).unwrap();
+        sign_request_at(&mut a, &k, &aud(), "wallet", 0, now, [1; 16]).unwrap();
+        verify_request(&a, &k.public(), &aud(), now, 1000).unwrap();
         let mut b = pb::ListAccountsRequest { auth: None };
-        sign_request_at(&mut b, &k, "wallet", 2, now, [2; 16]).unwrap();
-        verify_request(&b, &k.public(), now + 500, 1000).unwrap();
+        sign_request_at(&mut b, &k, &aud(), "wallet", 2, now, [2; 16]).unwrap();
+        verify_request(&b, &k.public(), &aud(), now + 500, 1000).unwrap();
         let mut c = pb::GetPublicKeyRequest {
             auth: None,
             account_id: "a".into(),
             derivation_path: String::new(),
         };
-        sign_request_at(&mut c, &k, "wallet", 0, now, [3; 16]).unwrap();
-        verify_request(&c, &k.public(), now, 1000).unwrap();
+        sign_request_at(&mut c, &k, &aud(), "wallet", 0, now, [3; 16]).unwrap();
+        verify_request(&c, &k.public(), &aud(), now, 1000).unwrap();
         let mut d = pb::ConfirmWalletRequest {
             auth: None,
             public_keys: [
@@ -747,11 +902,11 @@ mod tests {
             .into_iter()
             .collect(),
         };
-        sign_request_at(&mut d, &k, "wallet", 0, now, [4; 16]).unwrap();
-        verify_request(&d, &k.public(), now, 1000).unwrap();
+        sign_request_at(&mut d, &k, &aud(), "wallet", 0, now, [4; 16]).unwrap();
+        verify_request(&d, &k.public(), &aud(), now, 1000).unwrap();
         d.public_keys.insert("a".into(), "03ce".into());
         assert_eq!(
-            verify_request(&d, &k.public(), now, 1000),
+            verify_request(&d, &k.public(), &aud(), now, 1000),
             Err(AuthError::BadSignature { party: 0 })
         );
     }
@@ -766,20 +921,20 @@ mod tests {
             count: 4,
             release_ids: vec!["x".into(), "y".into()],
         };
-        sign_request_at(&mut a, &k, "wallet", 0, now, [5; 16]).unwrap();
-        verify_request(&a, &k.public(), now, 1000).unwrap();
+        sign_request_at(&mut a, &k, &aud(), "wallet", 0, now, [5; 16]).unwrap();
+        verify_request(&a, &k.public(), &aud(), now, 1000).unwrap();
         let mut t = a.clone();
         t.count = 5;
-        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
         let mut t = a.clone();
         t.release_ids = vec!["xy".into()];
-        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
         let mut b = pb::PresignPoolStatusRequest {
             auth: None,
             account_id: String::new(),
         };
-        sign_request_at(&mut b, &k, "wallet", 2, now, [6; 16]).unwrap();
-        verify_request(&b, &k.public(), now, 1000).unwrap();
+        sign_request_at(&mut b, &k, &aud(), "wallet", 2, now, [6; 16]).unwrap();
+        verify_request(&b, &k.public(), &aud(), now, 1000).unwrap();
         let mut c = pb::SignWithPresignatureRequest {
             auth: None,
             account_id: "account-0".into(),
@@ -788,18 +943,18 @@ mod tests {
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
         };
-        sign_request_at(&mut c, &k, "wallet", 0, now, [7; 16]).unwrap();
-        verify_request(&c, &k.public(), now, 1000).unwrap();
+        sign_request_at(&mut c, &k, &aud(), "wallet", 0, now, [7; 16]).unwrap();
+        verify_request(&c, &k.public(), &aud(), now, 1000).unwrap();
         let mut t = c.clone();
         t.presignature_id = "p2".into();
-        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
         // A StartSign signature does not authenticate a SignWithPresignature with the
         // same fields (the method is signed).
         let mut s = sign_req();
-        sign_request_at(&mut s, &k, "wallet", 0, now, [8; 16]).unwrap();
+        sign_request_at(&mut s, &k, &aud(), "wallet", 0, now, [8; 16]).unwrap();
         let mut t = c.clone();
         t.auth = s.auth.clone();
-        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
     }
 
     #[test]
@@ -807,47 +962,47 @@ mod tests {
         let k = key(1);
         let now = 1_700_000_000_000;
         let mut a = sign_req();
-        sign_request_at(&mut a, &k, "wallet", 0, now, [1; 16]).unwrap();
+        sign_request_at(&mut a, &k, &aud(), "wallet", 0, now, [1; 16]).unwrap();
         // Wrong key.
         assert!(matches!(
-            verify_request(&a, &key(2).public(), now, 1000),
+            verify_request(&a, &key(2).public(), &aud(), now, 1000),
             Err(AuthError::BadSignature { .. })
         ));
         // Tampered field.
         let mut t = a.clone();
         t.preimage.push(0);
-        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
         // Other wallet / party claimed.
         let mut t = a.clone();
         if let Some(auth) = t.auth.as_mut() {
             auth.wallet_id = "other".into();
         }
-        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
         let mut t = a.clone();
         if let Some(auth) = t.auth.as_mut() {
             auth.party = 2;
         }
-        assert!(verify_request(&t, &k.public(), now, 1000).is_err());
+        assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
         let mut t = a.clone();
         if let Some(auth) = t.auth.as_mut() {
             auth.party = 1;
         }
         assert_eq!(
-            verify_request(&t, &k.public(), now, 1000),
+            verify_request(&t, &k.public(), &aud(), now, 1000),
             Err(AuthError::BadParty(1))
         );
         // Stale and future timestamps.
         assert!(matches!(
-            verify_request(&a, &k.public(), now + 1001, 1000),
+            verify_request(&a, &k.public(), &aud(), now + 1001, 1000),
             Err(AuthError::Stale { .. })
         ));
         assert!(matches!(
-            verify_request(&a, &k.public(), now - 1001, 1000),
+            verify_request(&a, &k.public(), &aud(), now - 1001, 1000),
             Err(AuthError::Stale { .. })
         ));
         // Missing auth, bad nonce.
         assert_eq!(
-            verify_request(&sign_req(), &k.public(), now, 1000),
+            verify_request(&sign_req(), &k.public(), &aud(), now, 1000),
             Err(AuthError::MissingAuth)
         );
         let mut t = a.clone();
@@ -855,16 +1010,16 @@ mod tests {
             auth.nonce.pop();
         }
         assert_eq!(
-            verify_request(&t, &k.public(), now, 1000),
+            verify_request(&t, &k.public(), &aud(), now, 1000),
             Err(AuthError::BadNonce(15))
         );
         // Method binding: a signature for GetPublicKey does not authorise ListAccounts.
         let mut g = pb::GetPublicKeyRequest::default();
-        sign_request_at(&mut g, &k, "wallet", 0, now, [5; 16]).unwrap();
+        sign_request_at(&mut g, &k, &aud(), "wallet", 0, now, [5; 16]).unwrap();
         let l = pb::ListAccountsRequest {
             auth: g.auth.clone(),
         };
-        assert!(verify_request(&l, &k.public(), now, 1000).is_err());
+        assert!(verify_request(&l, &k.public(), &aud(), now, 1000).is_err());
     }
 
     #[test]
@@ -879,35 +1034,37 @@ mod tests {
             label: "main".into(),
             ..Default::default()
         };
-        sign_create_wallet_at(&mut req, &dev, now, [7; 16]).unwrap();
-        let (d, r) = verify_create_wallet(&req, now, 1000).unwrap();
+        sign_create_wallet_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
+        let (d, r) = verify_create_wallet(&req, &aud(), now, 1000).unwrap();
         assert_eq!(d, dev.public());
         assert_eq!(r, rec.public());
         let mut t = req.clone();
         t.accounts = 3;
         assert_eq!(
-            verify_create_wallet(&t, now, 1000),
+            verify_create_wallet(&t, &aud(), now, 1000),
             Err(AuthError::BadSignature { party: 0 })
         );
         let mut t = req.clone();
         t.recovery_identity = key(3).public().to_string();
-        assert!(verify_create_wallet(&t, now, 1000).is_err());
+        assert!(verify_create_wallet(&t, &aud(), now, 1000).is_err());
         let mut t = req.clone();
         t.device_identity = "zz".into();
         assert!(matches!(
-            verify_create_wallet(&t, now, 1000),
+            verify_create_wallet(&t, &aud(), now, 1000),
             Err(AuthError::BadIdentity(_))
         ));
         assert!(matches!(
-            verify_create_wallet(&req, now + 5000, 1000),
+            verify_create_wallet(&req, &aud(), now + 5000, 1000),
             Err(AuthError::Stale { .. })
         ));
     }
 
     #[test]
-    fn replay_cache() {
-        let c = ReplayCache::new(1000, 3);
-        c.check_and_insert("w/0", &[1; 16], 10_000, 10_000).unwrap();
+    fn replay_cache_is_bounded_per_identity() {
+        let c = ReplayCache::new(1000, 2);
+        let r = c.check_and_insert("w/0", &[1; 16], 10_000, 10_000).unwrap();
+        assert_eq!(r.expiry_ms, 11_000);
+        assert!(r.expired.is_empty());
         assert_eq!(
             c.check_and_insert("w/0", &[1; 16], 10_000, 10_001),
             Err(AuthError::Replayed)
@@ -915,16 +1072,122 @@ mod tests {
         // Other scope: independent.
         c.check_and_insert("w/2", &[1; 16], 10_000, 10_001).unwrap();
         c.check_and_insert("w/0", &[2; 16], 10_000, 10_001).unwrap();
+        // w/0 is at its bound: its next nonce is refused, other scopes go on.
         assert_eq!(
             c.check_and_insert("w/0", &[3; 16], 10_000, 10_001),
             Err(AuthError::ReplayCacheFull)
         );
-        // After the window, entries are forgotten.
-        c.check_and_insert("w/0", &[3; 16], 12_000, 12_000).unwrap();
-        assert_eq!(c.len(), 1);
+        c.check_and_insert("w/2", &[3; 16], 10_000, 10_001).unwrap();
+        c.check_and_insert("v/0", &[3; 16], 10_000, 10_001).unwrap();
+        assert_eq!(c.len(), 5);
+        // After the window, entries are forgotten (and reported for the persistent
+        // copy).
+        let r = c.check_and_insert("w/0", &[3; 16], 12_000, 12_000).unwrap();
+        assert_eq!(r.expired.len(), 2);
+        assert!(r.expired.contains(&("w/0".to_string(), [1; 16])));
         assert_eq!(
             c.check_and_insert("w/0", &[3; 15], 12_000, 12_000),
             Err(AuthError::BadNonce(15))
+        );
+        // Forget frees the slot; forgetting an unknown nonce is harmless.
+        c.forget("w/0", &[3; 16]);
+        c.forget("nobody", &[3; 16]);
+        c.check_and_insert("w/0", &[3; 16], 12_000, 12_000).unwrap();
+    }
+
+    #[test]
+    fn replay_cache_restores_unexpired_entries() {
+        let c = ReplayCache::new(1000, 2);
+        assert!(c.restore("w/0", [1; 16], 11_000, 10_500));
+        assert!(!c.restore("w/0", [2; 16], 10_000, 10_500));
+        assert!(c.restore("w/0", [3; 16], 10_800, 10_500));
+        assert_eq!(
+            c.check_and_insert("w/0", &[1; 16], 10_400, 10_500),
+            Err(AuthError::Replayed)
+        );
+        assert_eq!(
+            c.check_and_insert("w/0", &[4; 16], 10_400, 10_500),
+            Err(AuthError::ReplayCacheFull)
+        );
+        // [3] expires first (order kept by expiry, not by load order).
+        let r = c.check_and_insert("w/0", &[4; 16], 10_500, 10_900).unwrap();
+        assert_eq!(r.expired, vec![("w/0".to_string(), [3; 16])]);
+    }
+
+    #[test]
+    fn the_audience_is_signed_and_checked() {
+        let k = key(1);
+        let now = 1_700_000_000_000;
+        let other = key(43).public();
+        // In the canonical bytes: a different audience, different bytes.
+        let d = [8; 32];
+        let a = auth_message(
+            &aud().to_string(),
+            Method::StartSign,
+            "w",
+            0,
+            now,
+            &[1; 16],
+            &d,
+        );
+        let b = auth_message(
+            &other.to_string(),
+            Method::StartSign,
+            "w",
+            0,
+            now,
+            &[1; 16],
+            &d,
+        );
+        assert_ne!(a, b);
+        assert!(a.windows(128).any(|w| w == aud().to_string().as_bytes()));
+        let mut req = sign_req();
+        sign_request_at(&mut req, &k, &aud(), "wallet", 0, now, [1; 16]).unwrap();
+        assert_eq!(req.auth.as_ref().unwrap().audience, aud().to_string());
+        verify_request(&req, &k.public(), &aud(), now, 1000).unwrap();
+        // Another cosigner refuses it by name.
+        assert_eq!(
+            verify_request(&req, &k.public(), &other, now, 1000),
+            Err(AuthError::WrongAudience {
+                expected: other.to_string(),
+                got: aud().to_string(),
+            })
+        );
+        // Rewriting the audience breaks the signature.
+        let mut t = req.clone();
+        t.auth.as_mut().unwrap().audience = other.to_string();
+        assert_eq!(
+            verify_request(&t, &k.public(), &other, now, 1000),
+            Err(AuthError::BadSignature { party: 0 })
+        );
+        // No audience at all (an old client): refused as another audience.
+        let mut t = req.clone();
+        t.auth.as_mut().unwrap().audience = String::new();
+        assert!(matches!(
+            verify_request(&t, &k.public(), &aud(), now, 1000),
+            Err(AuthError::WrongAudience { .. })
+        ));
+
+        // CreateWallet: the same.
+        let mut cw = pb::CreateWalletRequest {
+            recovery_identity: key(2).public().to_string(),
+            accounts: 1,
+            ..Default::default()
+        };
+        sign_create_wallet_at(&mut cw, &k, &aud(), now, [2; 16]).unwrap();
+        assert_eq!(cw.audience, aud().to_string());
+        let m = create_wallet_message(&cw);
+        let mut other_cw = cw.clone();
+        other_cw.audience = other.to_string();
+        assert_ne!(m, create_wallet_message(&other_cw));
+        verify_create_wallet(&cw, &aud(), now, 1000).unwrap();
+        assert!(matches!(
+            verify_create_wallet(&cw, &other, now, 1000),
+            Err(AuthError::WrongAudience { .. })
+        ));
+        assert_eq!(
+            verify_create_wallet(&other_cw, &other, now, 1000),
+            Err(AuthError::BadSignature { party: 0 })
         );
     }
 

@@ -20,7 +20,7 @@ pub(super) async fn confirm_wallet(
     let wallet_id = auth.wallet_id.clone();
     let wallet = match st.creations.get(&wallet_id) {
         Some(pending) => {
-            st.verify_as(&req, &pending.identity_of(party))?;
+            st.verify_as(&req, &pending.identity_of(party)).await?;
             creation::confirm(st, &wallet_id, party, &pending, &req.public_keys).await?
         }
         None => {

@@ -7,6 +7,7 @@ use cosigner_api::auth::{self, now_ms};
 use cosigner_api::convert::account_kind_from_proto;
 use cosigner_api::{pb, MAX_ACCOUNTS};
 
+use crate::authz::create_scope;
 use crate::creation::{self, NewWallet};
 use crate::error::CosignerError;
 use crate::state::State;
@@ -14,19 +15,17 @@ use crate::state::State;
 /// Longest wallet label.
 const MAX_LABEL: usize = 256;
 
-pub(super) fn create_wallet(
+/// The nonce is recorded only once the request is valid (audience, signature, every
+/// field) and is forgotten again if no creation starts (no capacity): a refused
+/// request takes no space in the replay cache.
+pub(super) async fn create_wallet(
     st: &Arc<State>,
     req: pb::CreateWalletRequest,
 ) -> Result<pb::CreateWalletResponse, CosignerError> {
     st.check_serving()?;
     let now = now_ms();
-    let (device, recovery) = auth::verify_create_wallet(&req, now, st.window_ms())?;
-    st.check_replay(
-        &format!("create/{}", req.device_identity),
-        &req.nonce,
-        req.timestamp_ms,
-        now,
-    )?;
+    let me = st.public_identity();
+    let (device, recovery) = auth::verify_create_wallet(&req, &me, now, st.window_ms())?;
     if req.accounts == 0 || req.accounts > MAX_ACCOUNTS {
         return Err(CosignerError::invalid(format!(
             "accounts must be 1..={MAX_ACCOUNTS}"
@@ -38,7 +37,6 @@ pub(super) fn create_wallet(
             "label longer than {MAX_LABEL} bytes"
         )));
     }
-    let me = st.public_identity();
     if device == recovery || device == me || recovery == me {
         return Err(CosignerError::invalid(
             "device, recovery and cosigner identities must be distinct",
@@ -51,7 +49,16 @@ pub(super) fn create_wallet(
         kind,
         label: req.label,
     };
-    let created = creation::start(st, wallet, now)?;
+    let scope = create_scope(&req.device_identity);
+    st.record_nonce(scope.clone(), &req.nonce, req.timestamp_ms, now)
+        .await?;
+    let created = match creation::start(st, wallet, now) {
+        Ok(c) => c,
+        Err(e) => {
+            st.forget_nonce(scope, &req.nonce).await;
+            return Err(e);
+        }
+    };
     Ok(pb::CreateWalletResponse {
         wallet_id: created.wallet_id,
         cosigner_identity: me.to_string(),

@@ -54,7 +54,7 @@ impl pb::cosigner_server::Cosigner for CosignerService {
         &self,
         r: Request<pb::CreateWalletRequest>,
     ) -> Result<Response<pb::CreateWalletResponse>, Status> {
-        reply(create::create_wallet(&self.st, r.into_inner()))
+        reply(create::create_wallet(&self.st, r.into_inner()).await)
     }
 
     async fn confirm_wallet(

@@ -310,6 +310,7 @@ pub struct Wallet {
 /// A CreateWalletRequest from a new device identity naming a new recovery identity,
 /// signed by the device: (device, recovery, request).
 pub fn signed_create_request(
+    cosigner: &PublicIdentity,
     accounts: u32,
     kind: AccountKind,
     label: &str,
@@ -323,8 +324,20 @@ pub fn signed_create_request(
         label: label.into(),
         ..Default::default()
     };
-    auth::sign_create_wallet(&mut req, &device).expect("sign");
+    auth::sign_create_wallet(&mut req, &device, cosigner).expect("sign");
     (device, recovery, req)
+}
+
+/// The cosigner's public identity, from Health (the audience of every request).
+pub async fn cosigner_identity(client: &mut CosignerClient<Channel>) -> PublicIdentity {
+    client
+        .health(pb::HealthRequest {})
+        .await
+        .expect("health")
+        .into_inner()
+        .identity
+        .parse()
+        .expect("cosigner identity")
 }
 
 /// The ids in the cosigner's presignature pool of `account` for the device's signer
@@ -347,7 +360,8 @@ pub async fn create_wallet(
         mpc_core::AccountKind::Hd => AccountKind::Hd,
         mpc_core::AccountKind::Independent => AccountKind::Independent,
     };
-    let (device, recovery, req) = signed_create_request(accounts, proto_kind, "test");
+    let me = cosigner_identity(client).await;
+    let (device, recovery, req) = signed_create_request(&me, accounts, proto_kind, "test");
     let created = client
         .create_wallet(req)
         .await
@@ -384,7 +398,7 @@ pub async fn create_wallet(
         auth: None,
         public_keys: keys,
     };
-    auth::sign_request(&mut confirm, &device, &created.wallet_id, 0).expect("sign");
+    auth::sign_request(&mut confirm, &device, &me, &created.wallet_id, 0).expect("sign");
     let confirmed = client
         .confirm_wallet(confirm)
         .await
@@ -430,7 +444,7 @@ pub async fn start_presign(
         count,
         release_ids: Vec::new(),
     };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     client.start_presign(req).await.map(|r| r.into_inner())
 }
 
@@ -465,7 +479,7 @@ pub async fn pool(
         auth: None,
         account_id: account.into(),
     };
-    auth::sign_request(&mut req, &w.device, &w.id, 0).expect("sign");
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     client
         .presign_pool_status(req)
         .await

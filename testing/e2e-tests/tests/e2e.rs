@@ -478,6 +478,12 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
         IdentityKey::from_seed_hex(bundle.identity_secret.as_deref().context("no identity")?)?;
     let meta = mpc_client::WalletMeta::load(&dir.join("client_key_shares.json"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The audience of every request: the cosigner's identity (party 1 of the bundle).
+    let me: mpc_wire::PublicIdentity = bundle
+        .peers
+        .get(&1)
+        .context("no cosigner identity in the bundle")?
+        .parse()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -490,7 +496,7 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
         };
         // Genuine request: accepted.
         let mut good = req();
-        auth::sign_request(&mut good, &device, &meta.wallet_id, 0)?;
+        auth::sign_request(&mut good, &device, &me, &meta.wallet_id, 0)?;
         let pk = grpc
             .get_public_key(good.clone())
             .await
@@ -502,7 +508,13 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
         ensure!(replay.is_err(), "a replayed request was accepted");
         // Signed by a foreign identity key: refused as unauthenticated.
         let mut foreign = req();
-        auth::sign_request(&mut foreign, &IdentityKey::generate()?, &meta.wallet_id, 0)?;
+        auth::sign_request(
+            &mut foreign,
+            &IdentityKey::generate()?,
+            &me,
+            &meta.wallet_id,
+            0,
+        )?;
         let e = grpc
             .get_public_key(foreign)
             .await
@@ -515,7 +527,7 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
         // The recovery identity claimed as the device: refused.
         // Tampered after signing (another path): refused.
         let mut tampered = req();
-        auth::sign_request(&mut tampered, &device, &meta.wallet_id, 0)?;
+        auth::sign_request(&mut tampered, &device, &me, &meta.wallet_id, 0)?;
         tampered.derivation_path = "m/2".into();
         let e = grpc
             .get_public_key(tampered)
@@ -532,7 +544,13 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
         };
-        auth::sign_request(&mut sign, &IdentityKey::generate()?, &meta.wallet_id, 0)?;
+        auth::sign_request(
+            &mut sign,
+            &IdentityKey::generate()?,
+            &me,
+            &meta.wallet_id,
+            0,
+        )?;
         let e = grpc
             .start_sign(sign)
             .await
@@ -549,7 +567,7 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
             count: 1,
             release_ids: Vec::new(),
         };
-        auth::sign_request(&mut pre, &device, &meta.wallet_id, 0)?;
+        auth::sign_request(&mut pre, &device, &me, &meta.wallet_id, 0)?;
         let e = grpc
             .start_presign(pre)
             .await

@@ -104,6 +104,8 @@ struct Raw {
     key: mpc_wire::IdentityKey,
     wallet_id: String,
     party: u16,
+    /// The cosigner's identity (party 1 of the bundle): the requests' audience.
+    audience: mpc_wire::PublicIdentity,
 }
 
 impl Raw {
@@ -114,6 +116,11 @@ impl Raw {
             ("client_key_shares.json", DEVICE_PASS, 0)
         };
         let (key, wallet_id) = party_identity(&dir.join(file), pass)?;
+        let audience = mpc_core::keystore::KeyShareBundle::load(&dir.join(file), pass)?
+            .peers
+            .get(&1)
+            .context("no cosigner identity in the bundle")?
+            .parse()?;
         Ok(Raw {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -122,6 +129,7 @@ impl Raw {
             key,
             wallet_id,
             party,
+            audience,
         })
     }
 
@@ -138,7 +146,13 @@ impl Raw {
             auth: None,
             account_id: account.to_string(),
         };
-        auth::sign_request(&mut req, &self.key, &self.wallet_id, self.party)?;
+        auth::sign_request(
+            &mut req,
+            &self.key,
+            &self.audience,
+            &self.wallet_id,
+            self.party,
+        )?;
         let mut g = self.grpc()?;
         let r = self.rt.block_on(g.presign_pool_status(req))?.into_inner();
         Ok(r.pools
@@ -162,7 +176,13 @@ impl Raw {
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
         };
-        auth::sign_request(&mut req, &self.key, &self.wallet_id, self.party)?;
+        auth::sign_request(
+            &mut req,
+            &self.key,
+            &self.audience,
+            &self.wallet_id,
+            self.party,
+        )?;
         Ok(req)
     }
 
@@ -191,7 +211,13 @@ impl Raw {
             count,
             release_ids: Vec::new(),
         };
-        auth::sign_request(&mut req, &self.key, &self.wallet_id, self.party)?;
+        auth::sign_request(
+            &mut req,
+            &self.key,
+            &self.audience,
+            &self.wallet_id,
+            self.party,
+        )?;
         let mut g = self.grpc()?;
         Ok(self
             .rt

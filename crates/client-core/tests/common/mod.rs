@@ -223,8 +223,14 @@ impl FakeCosigner {
         if a.wallet_id != self.wallet_id {
             return Err(err(ErrorCode::NotFound, "unknown wallet"));
         }
-        auth::verify_request(req, &self.identity_of(party), self.now, 120_000)
-            .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
+        auth::verify_request(
+            req,
+            &self.identity_of(party),
+            &self.identity.public(),
+            self.now,
+            120_000,
+        )
+        .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
         Ok(party)
     }
 
@@ -253,8 +259,9 @@ impl FakeCosigner {
                 ..Default::default()
             })),
             CosignerRequest::CreateWallet(r) => {
-                let (device, recovery) = auth::verify_create_wallet(&r, now, 120_000)
-                    .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
+                let (device, recovery) =
+                    auth::verify_create_wallet(&r, &self.identity.public(), now, 120_000)
+                        .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
                 self.device = Some(device);
                 self.recovery = Some(recovery);
                 self.wallet_id = self.id("wallet");
