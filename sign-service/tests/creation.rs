@@ -5,18 +5,17 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use cosigner_api::auth;
-use cosigner_api::pb::{self, AccountKind};
+use cosigner_api::pb;
 use cosigner_api::RemoteError;
 use gateway_client::GatewayClient;
 use mpc_core::primes::dev_fixture_primes;
 use mpc_core::{Session, SessionOutput};
 use mpc_party::run_session;
-use mpc_wire::{IdentityKey, PublicIdentity, Roster};
+use mpc_wire::{IdentityKey, Roster};
 use wallet_types::ErrorCode;
 
 /// One party's side of the whole creation (aux info with the public fixture primes,
@@ -59,18 +58,13 @@ async fn wallet_creation_refuses_peers_with_public_dev_primes() {
     let svc = start_service(&gw_proc, "confirm_wait_secs: 5\n", true).await;
     let mut client = svc.client().await;
     let me = cosigner_identity(&mut client).await;
-    let (device, recovery, req) =
-        signed_create_request(&me, 1, AccountKind::Independent, "dev primes");
-    let created = client
-        .create_wallet(req)
-        .await
-        .expect("create")
-        .into_inner();
-    let cosigner: PublicIdentity = created.cosigner_identity.parse().expect("identity");
-    let roster =
-        Roster::new([(0, device.public()), (1, cosigner), (2, recovery.public())]).expect("roster");
-    let gw = GatewayClient::new(&created.aux_info.as_ref().expect("aux").gateway_url)
-        .expect("gateway client");
+    let OpenedCreation {
+        device,
+        recovery,
+        created,
+        roster,
+        gw,
+    } = open_creation(&mut client, &me, "dev primes").await;
     // The peers run everything; they are not awaited (a refused creation leaves their
     // keygen waiting for the cosigner).
     let peers = [
@@ -84,24 +78,16 @@ async fn wallet_creation_refuses_peers_with_public_dev_primes() {
         tokio::spawn(party(gw, created.clone(), 2, recovery, roster)),
     ];
 
-    // ConfirmWallet (the keys do not matter: the cosigner must refuse before it
-    // compares them) until the cosigner's side of the creation has an outcome.
-    let deadline = Instant::now() + Duration::from_secs(180);
-    let e = loop {
-        let mut confirm = pb::ConfirmWalletRequest {
-            auth: None,
-            public_keys: HashMap::from([("account-0".to_string(), "02ab".to_string())]),
-        };
-        auth::sign_request(&mut confirm, &device, &me, &created.wallet_id, 0).expect("sign");
-        let e = client
-            .confirm_wallet(confirm)
-            .await
-            .expect_err("a wallet with public-prime peers was confirmed");
-        if RemoteError::from(&e).code != ErrorCode::WalletNotReady {
-            break e;
-        }
-        assert!(Instant::now() < deadline, "the creation never finished");
-    };
+    // The cosigner must refuse before it compares the keys.
+    let e = creation_outcome(
+        &mut client,
+        &device,
+        &me,
+        &created.wallet_id,
+        Duration::from_secs(180),
+        "the creation never finished",
+    )
+    .await;
     assert!(
         e.message().contains("public test primes"),
         "the creation was not refused for its public primes: {e:?}"

@@ -10,7 +10,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use cosigner_api::auth;
 use cosigner_api::pb::{self, AccountKind};
 use cosigner_api::RemoteError;
 use futures_util::StreamExt;
@@ -19,7 +18,7 @@ use mpc_core::hostile::{aux_info_echo, aux_info_round, is_aux_info_round1, overs
 use mpc_core::primes::dev_fixture_primes;
 use mpc_core::Session;
 use mpc_party::run_session;
-use mpc_wire::{IdentityKey, Opened, PublicIdentity, Roster, SessionId};
+use mpc_wire::{IdentityKey, Opened, Roster, SessionId};
 use wallet_types::ErrorCode;
 
 /// Party 2 as an attacker: commits to an aux-info decommitment with an N̂ of
@@ -80,36 +79,6 @@ async fn hostile_party(
     }
 }
 
-/// ConfirmWallet until the cosigner's side of the creation has an outcome.
-async fn creation_outcome(
-    client: &mut pb::cosigner_client::CosignerClient<tonic::transport::Channel>,
-    device: &IdentityKey,
-    audience: &PublicIdentity,
-    wallet_id: &str,
-    within: Duration,
-) -> tonic::Status {
-    let deadline = Instant::now() + within;
-    loop {
-        let mut confirm = pb::ConfirmWalletRequest {
-            auth: None,
-            public_keys: [("account-0".to_string(), "02ab".to_string())].into(),
-        };
-        auth::sign_request(&mut confirm, device, audience, wallet_id, 0).expect("sign");
-        let e = client
-            .confirm_wallet(confirm)
-            .await
-            .expect_err("the wallet was confirmed");
-        if RemoteError::from(&e).code != ErrorCode::WalletNotReady {
-            return e;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the cosigner still computes {within:?} after party 2's oversized modulus: \
-             the attack succeeds"
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_with_an_oversized_ring_pedersen_modulus_is_refused_and_frees_the_slot() {
     let gw_proc = gateway().await;
@@ -122,18 +91,14 @@ async fn a_peer_with_an_oversized_ring_pedersen_modulus_is_refused_and_frees_the
     .await;
     let mut client = svc.client().await;
     let audience = cosigner_identity(&mut client).await;
-    let (device, recovery, req) =
-        signed_create_request(&audience, 1, AccountKind::Independent, "hostile");
-    let created = client
-        .create_wallet(req)
-        .await
-        .expect("create")
-        .into_inner();
-    let cosigner: PublicIdentity = created.cosigner_identity.parse().expect("identity");
-    let roster =
-        Roster::new([(0, device.public()), (1, cosigner), (2, recovery.public())]).expect("roster");
+    let OpenedCreation {
+        device,
+        recovery,
+        created,
+        roster,
+        gw,
+    } = open_creation(&mut client, &audience, "hostile").await;
     let aux_room = created.aux_info.clone().expect("aux room");
-    let gw = GatewayClient::new(&aux_room.gateway_url).expect("gateway client");
     // The honest device runs its aux info (it fails or waits; not awaited).
     let sid = aux_room.session_id.clone().into_bytes();
     let primes = dev_fixture_primes()[0].to_pregenerated().expect("primes");
@@ -151,12 +116,17 @@ async fn a_peer_with_an_oversized_ring_pedersen_modulus_is_refused_and_frees_the
     ));
 
     let started = Instant::now();
+    let within = Duration::from_secs(90);
     let e = creation_outcome(
         &mut client,
         &device,
         &audience,
         &created.wallet_id,
-        Duration::from_secs(90),
+        within,
+        &format!(
+            "the cosigner still computes {within:?} after party 2's oversized modulus: \
+             the attack succeeds"
+        ),
     )
     .await;
     let remote = RemoteError::from(&e);

@@ -497,6 +497,8 @@ export class WalletCore {
     const agentAbort = { aborted: false };
     let agentProgress = "";
     let agentDone: Promise<Record<string, string>> | undefined;
+    // The agent's own failure: it explains a failed session best (its peer is gone).
+    let agentError: unknown;
     const accountIds: string[] = [];
     const agentRoom = (r: { sessionId: string; room: string; roomToken: string; gatewayUrl: string }): AgentRoom => ({
       session_id: r.sessionId,
@@ -573,7 +575,9 @@ export class WalletCore {
             agentProgress = `${p.stage} ${p.percent}%`;
           },
         });
-        agentDone.catch(() => undefined);
+        agentDone.catch((e: unknown) => {
+          agentError = e;
+        });
       },
       awaitRecovery: async () => {
         const poll = setInterval(() => rep.emit("agent", 50, `waiting for the recovery agent (${agentProgress})`), 1000);
@@ -617,10 +621,8 @@ export class WalletCore {
       timings: { auxInfoMs: number; keygenMs: number; confirmMs: number; totalMs: number };
     };
     try {
-      // An agent failure ends the wait for its own result, or the sessions (their peer is gone).
       created = await mpc.createWallet(host, params);
     } catch (e) {
-      const agentError = await agentFailure(agentDone);
       throw agentError ?? flowError(e, "creating the wallet");
     } finally {
       agentAbort.aborted = true;
@@ -875,22 +877,6 @@ export class WalletCore {
     const f = await this.poolFlow(rec, acct.accountId, undefined);
     return this.poolStatusOf(f, this.presignConfig().target, pool.isRefilling(this.poolWallet(rec), acct.accountId));
   }
-}
-
-/** The agent's own failure, if its job already failed (it explains a failed session best). */
-async function agentFailure(done: Promise<unknown> | undefined): Promise<unknown> {
-  if (!done) return undefined;
-  let failure: unknown;
-  let settled = false;
-  done.then(
-    () => (settled = true),
-    (e) => {
-      settled = true;
-      failure = e;
-    },
-  );
-  await new Promise((r) => setTimeout(r, 0));
-  return settled ? failure : undefined;
 }
 
 /** Percent of a prime search: primes found, smoothed by the expected remaining time. */

@@ -327,7 +327,7 @@ export async function decryptRecord(w: PoolWallet, cryptoKey: CryptoKey, r: Pres
 /** The pool methods of a wasm flow host, for one wallet. */
 export interface PoolHost {
   takePresignature(accountId: string, signers: number[]): Promise<{ id: string; plaintext: Uint8Array } | null>;
-  presignatureOutcome(accountId: string, id: string, outcome: TombstoneOutcome): Promise<void>;
+  presignatureOutcome(accountId: string, id: string, outcome: TombstoneOutcome): void;
   listPresignatures(accountId: string, signers: number[], inFlightMs: number): Promise<{ ids: string[]; inFlight: string[] }>;
   discardPresignatures(accountId: string, signers: number[], ids: string[]): Promise<number>;
   storePresignature(accountId: string, signers: number[], id: string, plaintext: Uint8Array): Promise<void>;
@@ -352,7 +352,10 @@ export function poolHost(w: PoolWallet, keyMaterial: () => Uint8Array): PoolHost
       }
       return { id: taken.record.id, plaintext };
     },
-    presignatureOutcome: (accountId, id, outcome) => setOutcome(w, accountId, id, outcome),
+    // Best effort and off the signing path: the flow does not wait for the tombstone.
+    presignatureOutcome(accountId, id, outcome) {
+      ignore(setOutcome(w, accountId, id, outcome));
+    },
     async listPresignatures(accountId, signers, inFlightMs) {
       const ids = await listPresignatures(w, accountId, signers);
       const inFlight = await inFlightIds(w, accountId, inFlightMs);

@@ -123,13 +123,7 @@ impl Shared {
             Ok(s) => s.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        PartyError::Timeout {
-            session: stall.session,
-            after,
-            round: stall.round,
-            waiting_for: stall.waiting_for,
-            rejected: stall.rejected,
-        }
+        PartyError::timeout(stall, after)
     }
 
     fn publish(&self, party: &PartySession) {

@@ -63,6 +63,20 @@ pub enum PartyError {
     Internal(String),
 }
 
+impl PartyError {
+    /// The error of a session that did not finish within `after`, stalled as `stall`
+    /// says.
+    pub fn timeout(stall: Stall, after: Duration) -> Self {
+        PartyError::Timeout {
+            session: stall.session,
+            after,
+            round: stall.round,
+            waiting_for: stall.waiting_for,
+            rejected: stall.rejected,
+        }
+    }
+}
+
 fn rejected_suffix(r: &[String]) -> String {
     if r.is_empty() {
         String::new()
@@ -202,14 +216,7 @@ impl PartySession {
 
     /// The error of a session that did not finish within `after`.
     pub fn timed_out(&self, after: Duration) -> PartyError {
-        let stall = self.relay.stall();
-        PartyError::Timeout {
-            session: stall.session,
-            after,
-            round: stall.round,
-            waiting_for: stall.waiting_for,
-            rejected: stall.rejected,
-        }
+        PartyError::timeout(self.relay.stall(), after)
     }
 
     /// The session id.

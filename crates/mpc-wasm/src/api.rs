@@ -282,6 +282,21 @@ pub fn parse_kind(kind: &str) -> ApiResult<AccountKind> {
     }
 }
 
+/// `bundle` as a passphrase-encrypted keystore file (Argon2id + XChaCha20-Poly1305; the
+/// fast KDF only for tests).
+pub fn encrypt_bundle(
+    bundle: &KeyShareBundle,
+    passphrase: &str,
+    insecure_fast_kdf: bool,
+) -> ApiResult<String> {
+    let params = if insecure_fast_kdf {
+        KdfParams::insecure_for_tests()
+    } else {
+        KdfParams::default()
+    };
+    Ok(bundle.encrypt(passphrase, params)?)
+}
+
 /// A party's bundle with the operations the browser needs.
 #[derive(Clone)]
 pub struct BundleCore {
@@ -381,12 +396,7 @@ impl BundleCore {
 
     /// Passphrase-encrypted keystore file (Argon2id + XChaCha20-Poly1305).
     pub fn encrypt(&self, passphrase: &str, insecure_fast_kdf: bool) -> ApiResult<String> {
-        let params = if insecure_fast_kdf {
-            KdfParams::insecure_for_tests()
-        } else {
-            KdfParams::default()
-        };
-        Ok(self.bundle.encrypt(passphrase, params)?)
+        encrypt_bundle(&self.bundle, passphrase, insecure_fast_kdf)
     }
 
     /// Decrypts a keystore file.

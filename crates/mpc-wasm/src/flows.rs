@@ -135,8 +135,7 @@ fn input(reason: impl Into<String>) -> FlowError {
 }
 
 fn to_js<T: Serialize + ?Sized>(v: &T) -> FlowResult<JsValue> {
-    let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
-    v.serialize(&s)
+    crate::js::js_value(v)
         .map_err(|e| FlowError::Client(ClientError::internal(format!("result: {e}"))))
 }
 
@@ -416,27 +415,26 @@ async fn persist(
     passphrase: Option<&str>,
     insecure_fast_kdf: bool,
 ) -> FlowResult<Vec<api::AccountInfo>> {
-    let core = BundleCore {
-        bundle: p.bundle().clone(),
-    };
-    let accounts = core.accounts();
+    let bundle = p.bundle();
+    let accounts: Vec<api::AccountInfo> = bundle
+        .accounts
+        .values()
+        .map(api::AccountInfo::from)
+        .collect();
     let out = js_sys::Object::new();
     let set = |k: &str, v: &JsValue| {
         let _ = Reflect::set(&out, &k.into(), v);
     };
     set("walletId", &p.wallet_id().into());
     set("accounts", &to_js(&accounts)?);
+    let internal = |e: crate::ApiError| FlowError::Client(ClientError::internal(e.message));
     match passphrase {
         Some(pass) => {
-            let file = core
-                .encrypt(pass, insecure_fast_kdf)
-                .map_err(|e| FlowError::Client(ClientError::internal(e.message)))?;
+            let file = api::encrypt_bundle(bundle, pass, insecure_fast_kdf).map_err(internal)?;
             set("passphraseFile", &file.into());
         }
         None => {
-            let bytes = core
-                .to_bytes()
-                .map_err(|e| FlowError::Client(ClientError::internal(e.message)))?;
+            let bytes = Zeroizing::new(api::to_json_bytes("bundle", bundle).map_err(internal)?);
             set("bundle", &Uint8Array::from(bytes.as_slice()).into());
         }
     }

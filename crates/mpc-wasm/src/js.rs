@@ -34,9 +34,13 @@ fn js<T>(r: ApiResult<T>) -> JsResult<T> {
     r.map_err(to_js_error)
 }
 
+/// A Rust value as a plain JS value (maps as objects), for every export's results.
+pub(crate) fn js_value<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, serde_wasm_bindgen::Error> {
+    v.serialize(&serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true))
+}
+
 fn to_value<T: Serialize + ?Sized>(v: &T) -> JsResult<JsValue> {
-    let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
-    v.serialize(&s).map_err(|e| {
+    js_value(v).map_err(|e| {
         to_js_error(ApiError::new(
             Code::Internal,
             format!("cannot convert result: {e}"),

@@ -489,3 +489,70 @@ pub async fn pool(
         .into_iter()
         .find(|p| p.account_id == account)
 }
+
+/// A wallet creation opened at the cosigner whose user parties the test runs itself:
+/// their keys, the cosigner's answer, the roster and a client of the aux-info room's
+/// gateway.
+pub struct OpenedCreation {
+    pub device: IdentityKey,
+    pub recovery: IdentityKey,
+    pub created: pb::CreateWalletResponse,
+    pub roster: Roster,
+    pub gw: GatewayClient,
+}
+
+/// CreateWallet (one independent account, `label`) for the cosigner `audience`.
+pub async fn open_creation(
+    client: &mut CosignerClient<Channel>,
+    audience: &PublicIdentity,
+    label: &str,
+) -> OpenedCreation {
+    let (device, recovery, req) =
+        signed_create_request(audience, 1, AccountKind::Independent, label);
+    let created = client
+        .create_wallet(req)
+        .await
+        .expect("create")
+        .into_inner();
+    let cosigner: PublicIdentity = created.cosigner_identity.parse().expect("identity");
+    let roster =
+        Roster::new([(0, device.public()), (1, cosigner), (2, recovery.public())]).expect("roster");
+    let gw = GatewayClient::new(&created.aux_info.as_ref().expect("aux room").gateway_url)
+        .expect("gateway client");
+    OpenedCreation {
+        device,
+        recovery,
+        created,
+        roster,
+        gw,
+    }
+}
+
+/// ConfirmWallet (its keys do not matter: these creations must end in a refusal) until
+/// the cosigner's side of the creation has an outcome other than `wallet_not_ready`;
+/// panics with `stalled` after `within`.
+pub async fn creation_outcome(
+    client: &mut CosignerClient<Channel>,
+    device: &IdentityKey,
+    audience: &PublicIdentity,
+    wallet_id: &str,
+    within: Duration,
+    stalled: &str,
+) -> tonic::Status {
+    let deadline = Instant::now() + within;
+    loop {
+        let mut confirm = pb::ConfirmWalletRequest {
+            auth: None,
+            public_keys: HashMap::from([("account-0".to_string(), "02ab".to_string())]),
+        };
+        auth::sign_request(&mut confirm, device, audience, wallet_id, 0).expect("sign");
+        let e = client
+            .confirm_wallet(confirm)
+            .await
+            .expect_err("the wallet was confirmed");
+        if cosigner_api::RemoteError::from(&e).code != wallet_types::ErrorCode::WalletNotReady {
+            return e;
+        }
+        assert!(Instant::now() < deadline, "{stalled}");
+    }
+}
