@@ -1,5 +1,6 @@
 //! The tokio runner: a [`PartySession`] on its own thread, the gateway on the runtime.
 
+use std::future::{ready, Future};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,8 @@ use mpc_core::{Session, SessionError, SessionOutput};
 use mpc_wire::{IdentityKey, Roster, SessionId};
 use tokio::sync::mpsc;
 
-use crate::party::{PartyError, PartySession, Poll};
+use crate::driver::{run, Event, PartyIo};
+use crate::party::{PartyError, PartySession};
 use crate::relay::Stall;
 
 /// Where a session's messages travel: a room on the gateway.
@@ -179,19 +181,9 @@ where
     let mut stream = Box::pin(gateway.subscribe(&room, token.as_deref(), None));
 
     let thread_shared = Arc::clone(&shared);
-    let thread_deadline = deadline.into_std();
     let thread = std::thread::Builder::new()
         .name(format!("mpc-session-{room}"))
-        .spawn(move || {
-            session_thread(
-                open,
-                in_rx,
-                out_tx,
-                &thread_shared,
-                thread_deadline,
-                timeout,
-            )
-        })
+        .spawn(move || session_thread(open, in_rx, out_tx, &thread_shared, timeout))
         .map_err(|e| PartyError::Internal(format!("cannot spawn session thread: {e}")))?;
 
     let mut thread_done = false;
@@ -239,79 +231,97 @@ where
     result
 }
 
+/// The session thread's side of the runner, for the one driver ([`crate::driver::run`]):
+/// events arrive on a channel from the runtime, bodies and progress go back on another,
+/// and between protocol steps it publishes the stall and stops once the runner gave up.
+struct ThreadIo<'a> {
+    inbound: std_mpsc::Receiver<(u64, String)>,
+    outbound: mpsc::UnboundedSender<Outbound>,
+    shared: &'a Shared,
+    origin: std::time::Instant,
+}
+
+impl ThreadIo<'_> {
+    /// The runner is gone (deadline, gateway error): the thread stops without reporting.
+    fn stopped() -> PartyError {
+        PartyError::Internal("the runner stopped the session".into())
+    }
+}
+
+impl PartyIo for ThreadIo<'_> {
+    fn now_ms(&self) -> f64 {
+        self.origin.elapsed().as_secs_f64() * 1000.0
+    }
+
+    fn post(&mut self, body: String) -> impl Future<Output = Result<(), PartyError>> {
+        ready(
+            self.outbound
+                .send(Outbound::Post(body))
+                .map_err(|_| Self::stopped()),
+        )
+    }
+
+    fn try_event(&mut self) -> Result<Option<Event>, PartyError> {
+        match self.inbound.try_recv() {
+            Ok(event) => Ok(Some(event)),
+            Err(std_mpsc::TryRecvError::Empty) => Ok(None),
+            Err(std_mpsc::TryRecvError::Disconnected) => Err(Self::stopped()),
+        }
+    }
+
+    fn next_event(
+        &mut self,
+        wait_ms: f64,
+    ) -> impl Future<Output = Result<Option<Event>, PartyError>> {
+        // This thread runs nothing else: blocking here is waiting.
+        let wait = Duration::from_secs_f64(wait_ms.max(0.0) / 1000.0);
+        ready(match self.inbound.recv_timeout(wait) {
+            Ok(event) => Ok(Some(event)),
+            Err(std_mpsc::RecvTimeoutError::Timeout) => Ok(None),
+            Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(Self::stopped()),
+        })
+    }
+
+    fn after_step(&mut self, party: &PartySession) -> impl Future<Output = Result<(), PartyError>> {
+        self.shared.publish(party);
+        ready(if self.shared.cancel.load(Ordering::SeqCst) {
+            Err(Self::stopped())
+        } else {
+            Ok(())
+        })
+    }
+
+    fn progress(&mut self, progress: Progress) {
+        let _ = self.outbound.send(Outbound::Progress(progress));
+    }
+}
+
 fn session_thread<F>(
     open: F,
-    in_rx: std_mpsc::Receiver<(u64, String)>,
-    out_tx: mpsc::UnboundedSender<Outbound>,
+    inbound: std_mpsc::Receiver<(u64, String)>,
+    outbound: mpsc::UnboundedSender<Outbound>,
     shared: &Shared,
-    deadline: std::time::Instant,
     timeout: Duration,
 ) where
     F: FnOnce() -> Result<PartySession, PartyError>,
 {
-    let mut party = match open() {
-        Ok(p) => p,
-        Err(e) => {
-            let _ = out_tx.send(Outbound::Done(Err(e)));
-            return;
-        }
-    };
-    let result = 'run: loop {
-        // Between two protocol steps: stop if the runner gave up or the deadline passed.
-        if shared.cancel.load(Ordering::SeqCst) {
-            return;
-        }
-        if std::time::Instant::now() >= deadline {
-            break Err(party.timed_out(timeout));
-        }
-        match party.poll() {
-            Err(e) => break Err(e),
-            Ok(Poll::Finished(out)) => break Ok(out),
-            Ok(Poll::Post(bodies)) => {
-                for b in bodies {
-                    if out_tx.send(Outbound::Post(b)).is_err() {
-                        return;
-                    }
-                }
-            }
-            Ok(Poll::Continue) => {}
-            Ok(Poll::Waiting) => {
-                // Block for one event (until the deadline at most), then take whatever
-                // else is queued below.
-                let wait = deadline.saturating_duration_since(std::time::Instant::now());
-                match in_rx.recv_timeout(wait) {
-                    Ok((seq, body)) => {
-                        if let Err(e) = party.deliver(seq, &body) {
-                            break Err(e);
-                        }
-                    }
-                    Err(std_mpsc::RecvTimeoutError::Timeout) => {
-                        break Err(party.timed_out(timeout));
-                    }
-                    Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            }
-        }
-        if let Some(p) = party.progress() {
-            let _ = out_tx.send(Outbound::Progress(p));
-        }
-        loop {
-            match in_rx.try_recv() {
-                Ok((seq, body)) => {
-                    if let Err(e) = party.deliver(seq, &body) {
-                        break 'run Err(e);
-                    }
-                }
-                Err(std_mpsc::TryRecvError::Empty) => break,
-                Err(std_mpsc::TryRecvError::Disconnected) => return,
-            }
-        }
-        shared.publish(&party);
-    };
-    if let Some(p) = party.progress() {
-        let _ = out_tx.send(Outbound::Progress(p));
-    }
-    let _ = out_tx.send(Outbound::Done(result));
+    let origin = std::time::Instant::now();
+    let result = open().and_then(|party| {
+        // Every future of `ThreadIo` is ready at once: a current-thread runtime without
+        // drivers only steps the driver's loop.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| PartyError::Internal(format!("cannot start the session loop: {e}")))?;
+        let mut io = ThreadIo {
+            inbound,
+            outbound: outbound.clone(),
+            shared,
+            origin,
+        };
+        rt.block_on(run(party, &mut io, timeout))
+    });
+    // Unheard when the runner is gone.
+    let _ = outbound.send(Outbound::Done(result));
 }
 
 #[cfg(test)]
