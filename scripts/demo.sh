@@ -45,15 +45,23 @@ start_cosigner() {
 
 wm_start_gateway "$DEMO_DIR/gateway.log"
 wm_say "gateway on $WM_GATEWAY_URL (log: $DEMO_DIR/gateway.log)"
-start_cosigner cosigner
+# The operator's registration issuer: the cosigner creates a wallet only for a
+# credential it signed (single use, expiring).
+ISSUER=$("$SIGN_SERVICE_BIN" registration new-issuer --out "$DEMO_DIR/registration-issuer.key" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["issuer"])')
+start_cosigner cosigner SIGN_SERVICE_REGISTRATION_ISSUERS="$ISSUER"
 wm_say "cosigner on $WM_COSIGNER_URL (log: $DEMO_DIR/cosigner.log)"
 
 export WALLET_CLIENT_PASSPHRASE="demo device passphrase"
 export WALLET_RECOVERY_PASSPHRASE="demo recovery passphrase"
 client() { (cd "$DEMO_DIR" && "$CLIENT_BIN" --cosigner "$WM_COSIGNER_URL" "$@"); }
 
-wm_say "create wallet (aux info + DKG through the gateway)"
+wm_say "issue a registration credential (the operator), create the wallet with it (aux info + DKG through the gateway)"
+WALLET_REGISTRATION_CREDENTIAL=$("$SIGN_SERVICE_BIN" registration issue \
+  --issuer-key "$DEMO_DIR/registration-issuer.key" --ttl-secs 3600)
+export WALLET_REGISTRATION_CREDENTIAL
 if [ -n "${DEMO_FAST:-}" ]; then client create-wallet --accounts 1 --insecure-dev-primes; else client create-wallet --accounts 1; fi
+unset WALLET_REGISTRATION_CREDENTIAL
 
 PATH_ETH="m/44/60/0/0/0"
 wm_say "address at $PATH_ETH"
@@ -96,7 +104,9 @@ wm_say "restarting the gateway and the cosigner with CORS for $ORIGIN"
 wm_stop
 wm_start_gateway "$DEMO_DIR/gateway.log" SIGN_GATEWAY_CORS_ORIGINS="$ORIGIN"
 # The browser wallet gets its own cosigner store (the CLI wallet above stays intact).
-start_cosigner cosigner-web SIGN_SERVICE_CORS_ORIGINS="$ORIGIN"
+# The demo page creates wallets without a registration credential: this cosigner runs
+# with open registration (development only).
+start_cosigner cosigner-web SIGN_SERVICE_CORS_ORIGINS="$ORIGIN" SIGN_SERVICE_DEV_OPEN_REGISTRATION=true
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 agent_flags=()
 [ -n "${DEMO_FAST:-}" ] && agent_flags+=(--insecure-dev-primes)

@@ -278,6 +278,10 @@ pub struct MpcConfig {
     /// check: at least 12 characters, 6 different).
     #[uniffi(default = false)]
     pub allow_weak_passphrase: bool,
+    /// The registration credential (`wmreg1.…`) the cosigner's operator issued for the
+    /// next wallet creation (required unless the cosigner is in dev mode).
+    #[uniffi(default = None)]
+    pub registration_credential: Option<String>,
 }
 
 impl std::fmt::Debug for MpcConfig {
@@ -303,6 +307,7 @@ impl From<MpcConfig> for mc::MpcConfig {
             primes_path: c.primes_path,
             insecure_fast_kdf: c.insecure_fast_kdf,
             allow_weak_passphrase: c.allow_weak_passphrase,
+            registration_credential: c.registration_credential,
         }
     }
 }
@@ -324,6 +329,7 @@ impl From<mc::MpcConfig> for MpcConfig {
             primes_path: c.primes_path,
             insecure_fast_kdf: c.insecure_fast_kdf,
             allow_weak_passphrase: c.allow_weak_passphrase,
+            registration_credential: c.registration_credential,
         }
     }
 }

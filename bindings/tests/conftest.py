@@ -260,6 +260,7 @@ class Servers:
                 f"key_store: {os.path.join(data, 'store.redb')}\n"
                 f"audit_log: {os.path.join(data, 'audit.jsonl')}\n"
                 "insecure_dev_primes: true\n"
+                "dev_open_registration: true\n"
                 "session_timeout_secs: 120\n"
                 "wallet_creation_timeout_secs: 600\n"
                 "prime_pool_size: 0\n"

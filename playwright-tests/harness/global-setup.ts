@@ -135,6 +135,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       `audit_log: ${join(coDir, "audit.jsonl")}`,
       `cors_origins: ["${origin}"]`,
       "insecure_dev_primes: true",
+      // The test pages create wallets without a registration credential.
+      "dev_open_registration: true",
       "prime_pool_size: 0",
       "session_timeout_secs: 300",
       "wallet_creation_timeout_secs: 1200",

@@ -105,13 +105,10 @@ impl State {
         let now = now_ms();
         let me = self.public_identity();
         let auth = auth::verify_request(req, identity, &me, now, self.window_ms())?;
-        self.record_nonce(
-            party_scope(&auth.wallet_id, auth.party),
-            &auth.nonce,
-            auth.timestamp_ms,
-            now,
-        )
-        .await
+        let scope = party_scope(&auth.wallet_id, auth.party);
+        self.admission.check_request(&scope)?;
+        self.record_nonce(scope, &auth.nonce, auth.timestamp_ms, now)
+            .await
     }
 
     async fn load_wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, CosignerError> {

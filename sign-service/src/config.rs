@@ -37,6 +37,11 @@ pub const ENV_STORE_KEY_FILE: &str = "SIGN_SERVICE_STORE_KEY_FILE";
 pub const ENV_STORE_PASSPHRASE_FILE: &str = "SIGN_SERVICE_STORE_PASSPHRASE_FILE";
 /// Browser origins allowed to call gRPC-web (comma-separated, or `*`; empty: none).
 pub const ENV_CORS_ORIGINS: &str = "SIGN_SERVICE_CORS_ORIGINS";
+/// Environment variable: `true` lets anyone create wallets without a registration
+/// credential (development only).
+pub const ENV_DEV_OPEN_REGISTRATION: &str = "SIGN_SERVICE_DEV_OPEN_REGISTRATION";
+/// Environment variable: trusted registration issuers, comma-separated.
+pub const ENV_REGISTRATION_ISSUERS: &str = "SIGN_SERVICE_REGISTRATION_ISSUERS";
 
 /// A configuration problem, with the offending key named.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +109,34 @@ impl Default for Logging {
     }
 }
 
+/// Rate limits, enforced after a request's signature verified (an unauthenticated
+/// request cannot spend anyone's budget). A refused request is `rate_limited`
+/// (retryable) and names the limit.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// Wallet creations one device identity may start per hour.
+    pub create_per_identity_per_hour: u32,
+    /// Wallet creations the cosigner starts per minute, all identities together.
+    pub create_global_per_minute: u32,
+    /// Authenticated requests (signing, presignatures, queries) one wallet party may
+    /// make per second, sustained.
+    pub requests_per_identity_per_second: u32,
+    /// Requests one wallet party may make at once above the sustained rate.
+    pub requests_burst_per_identity: u32,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            create_per_identity_per_hour: 10,
+            create_global_per_minute: 30,
+            requests_per_identity_per_second: 100,
+            requests_burst_per_identity: 500,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -159,8 +192,26 @@ pub struct Config {
     /// so a restart does not forget them. Default 10,000 (83 requests a second by one
     /// party of one wallet, sustained over the default 120 s window).
     pub replay_nonces_per_identity: usize,
-    /// Concurrent protocol sessions at most.
+    /// Concurrent signing sessions at most (StartSign and presignature sessions; wallet
+    /// creations have their own budget, `max_concurrent_creations`).
     pub max_concurrent_sessions: usize,
+    /// Wallet creations (aux info + DKG) computing at once, a budget apart from the
+    /// signing sessions' so that creations never hold a signing slot. A creation takes
+    /// its slot only once every other party has proved it is live (has posted its first
+    /// aux-info message); until then it holds nothing but a pending entry.
+    pub max_concurrent_creations: usize,
+    /// Pending wallet creations at most (started, not confirmed or expired yet).
+    pub max_pending_creations: usize,
+    /// Public identities (128 hex chars, `sign-service registration new-issuer`) whose
+    /// registration credentials this cosigner accepts: CreateWallet needs one, used once
+    /// and before it expires (`sign-service registration issue`).
+    pub registration_issuers: Vec<String>,
+    /// Development only: CreateWallet without a registration credential (anyone who
+    /// can reach the cosigner may create wallets, within the rate limits). Logged as a
+    /// warning at start-up.
+    pub dev_open_registration: bool,
+    /// Rate limits (per identity and global).
+    pub rate_limits: RateLimits,
     /// Number of fresh safe-prime sets (one per wallet) kept ready.
     pub prime_pool_size: usize,
     /// Use the PUBLIC test primes for aux info. Insecure: tests and demos only.
@@ -213,6 +264,11 @@ impl Default for Config {
             clock_skew_secs: 120,
             replay_nonces_per_identity: cosigner_api::auth::DEFAULT_NONCES_PER_IDENTITY,
             max_concurrent_sessions: 64,
+            max_concurrent_creations: 4,
+            max_pending_creations: 256,
+            registration_issuers: Vec::new(),
+            dev_open_registration: false,
+            rate_limits: RateLimits::default(),
             prime_pool_size: 2,
             insecure_dev_primes: false,
             presign_workers: 4,
@@ -311,17 +367,23 @@ impl Config {
                 .filter(|o| !o.is_empty())
                 .collect();
         }
+        let flag = |name: &str, v: String| match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" => Ok(true),
+            "0" | "false" | "no" | "" => Ok(false),
+            _ => Err(invalid(name, format!("{v:?}: use true or false"))),
+        };
         if let Some(v) = get(ENV_INSECURE_DEV_PRIMES) {
-            self.insecure_dev_primes = match v.trim().to_ascii_lowercase().as_str() {
-                "1" | "true" | "yes" => true,
-                "0" | "false" | "no" | "" => false,
-                _ => {
-                    return Err(invalid(
-                        ENV_INSECURE_DEV_PRIMES,
-                        format!("{v:?}: use true or false"),
-                    ))
-                }
-            };
+            self.insecure_dev_primes = flag(ENV_INSECURE_DEV_PRIMES, v)?;
+        }
+        if let Some(v) = get(ENV_DEV_OPEN_REGISTRATION) {
+            self.dev_open_registration = flag(ENV_DEV_OPEN_REGISTRATION, v)?;
+        }
+        if let Some(v) = get(ENV_REGISTRATION_ISSUERS) {
+            self.registration_issuers = v
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
         }
         Ok(())
     }
@@ -387,6 +449,36 @@ impl Config {
         if self.max_concurrent_sessions == 0 || self.max_concurrent_sessions > 10_000 {
             return Err(invalid("max_concurrent_sessions", "must be in 1..=10000"));
         }
+        if self.max_concurrent_creations == 0 || self.max_concurrent_creations > 1_000 {
+            return Err(invalid("max_concurrent_creations", "must be in 1..=1000"));
+        }
+        if self.max_pending_creations == 0 || self.max_pending_creations > 100_000 {
+            return Err(invalid("max_pending_creations", "must be in 1..=100000"));
+        }
+        self.registration_issuers()?;
+        let r = &self.rate_limits;
+        for (key, v) in [
+            (
+                "rate_limits.create_per_identity_per_hour",
+                r.create_per_identity_per_hour,
+            ),
+            (
+                "rate_limits.create_global_per_minute",
+                r.create_global_per_minute,
+            ),
+            (
+                "rate_limits.requests_per_identity_per_second",
+                r.requests_per_identity_per_second,
+            ),
+            (
+                "rate_limits.requests_burst_per_identity",
+                r.requests_burst_per_identity,
+            ),
+        ] {
+            if v == 0 || v > 1_000_000 {
+                return Err(invalid(key, format!("{v} not in 1..=1000000")));
+            }
+        }
         if self.presign_workers == 0 || self.presign_workers > 256 {
             return Err(invalid("presign_workers", "must be in 1..=256"));
         }
@@ -443,6 +535,21 @@ impl Config {
             .check(self.insecure_dev_primes)
             .map_err(|(key, reason)| invalid(&key, reason))?;
         Ok(())
+    }
+
+    /// The trusted registration issuers, parsed.
+    pub fn registration_issuers(&self) -> Result<Vec<mpc_wire::PublicIdentity>, ConfigError> {
+        self.registration_issuers
+            .iter()
+            .map(|s| {
+                s.trim().parse().map_err(|e| {
+                    invalid(
+                        "registration_issuers",
+                        format!("{s:?} is not a public identity (128 hex chars): {e}"),
+                    )
+                })
+            })
+            .collect()
     }
 
     /// The rollback anchor's path (`rollback_anchor`, or next to the audit log).

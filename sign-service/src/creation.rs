@@ -13,7 +13,7 @@ use mpc_core::{
 };
 use mpc_party::run_session;
 use mpc_wire::{PublicIdentity, Roster, SessionId};
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::watch;
 
 use crate::audit::AuditRecord;
 use crate::error::CosignerError;
@@ -81,6 +81,11 @@ impl Creations {
         self.lock().remove(id);
     }
 
+    /// How many wallets are pending.
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+
     /// Drops the pending wallets expired at `now`; returns how many.
     pub(crate) fn expire(&self, now: u64) -> usize {
         let mut p = self.lock();
@@ -108,12 +113,20 @@ pub(crate) struct Created {
 }
 
 /// Registers a pending wallet and starts the cosigner's side of its aux info and DKG
-/// in the background.
-pub(crate) fn start(st: &Arc<State>, w: NewWallet, now: u64) -> Result<Created, CosignerError> {
+/// in the background. Holds nothing but the pending entry (bounded by
+/// `max_pending_creations`) until the other parties are live: see [`dkg`].
+pub(crate) fn start(
+    st: &Arc<State>,
+    w: NewWallet,
+    now: u64,
+    registration: &str,
+) -> Result<Created, CosignerError> {
     let me = st.identity.public();
     let roster = Roster::new([(0, w.device), (PARTY_COSIGNER, me), (2, w.recovery)])
         .map_err(|e| CosignerError::invalid(e.to_string()))?;
-    let permit = st.permit()?;
+    if st.creations.len() >= st.cfg.max_pending_creations {
+        return Err(CosignerError::Busy);
+    }
     let wallet_id = random_id()?.to_string();
     let deadline_ms = now + st.cfg.wallet_creation_timeout_secs * 1000;
     let expiry_unix = deadline_ms / 1000 + 1;
@@ -141,7 +154,10 @@ pub(crate) fn start(st: &Arc<State>, w: NewWallet, now: u64) -> Result<Created, 
         event: "create_wallet",
         wallet_id: wallet_id.clone(),
         party: Some(0),
-        outcome: Some(format!("started: {} accounts", w.accounts)),
+        outcome: Some(format!(
+            "started: {} accounts, registration {registration}",
+            w.accounts
+        )),
         ..Default::default()
     })?;
     tracing::info!(wallet_id = %wallet_id, accounts = w.accounts, "wallet creation started");
@@ -153,7 +169,6 @@ pub(crate) fn start(st: &Arc<State>, w: NewWallet, now: u64) -> Result<Created, 
         roster,
         deadline_ms,
         tx,
-        permit,
     ));
     Ok(Created {
         wallet_id,
@@ -163,9 +178,10 @@ pub(crate) fn start(st: &Arc<State>, w: NewWallet, now: u64) -> Result<Created, 
     })
 }
 
-/// Waits until an authenticated envelope from another party of `roster` appears in
-/// the room (the other parties broadcast their first round without waiting for us).
-async fn wait_for_peer(
+/// Waits until an authenticated envelope from EVERY other party of `roster` appears in
+/// the room (the other parties broadcast their first aux-info round without waiting for
+/// us, once they have their primes): the proof that they are live.
+async fn wait_for_peers(
     st: &State,
     room: &pb::SessionRoom,
     roster: &Roster,
@@ -178,17 +194,26 @@ async fn wait_for_peer(
             .map_err(CosignerError::internal)?;
     let token = (!room.room_token.is_empty()).then_some(room.room_token.as_str());
     let mut stream = Box::pin(st.gateway.subscribe(&room.room, token, None));
+    let mut silent: Vec<u16> = roster
+        .iter()
+        .map(|(p, _)| p)
+        .filter(|&p| p != PARTY_COSIGNER)
+        .collect();
     let wait = async {
         while let Some(item) = stream.next().await {
             let (_, body) = item.map_err(|e| CosignerError::GatewayUnavailable(e.to_string()))?;
-            match channel.open(&body) {
-                Ok(mpc_wire::Opened::Message(_)) | Ok(mpc_wire::Opened::NotForMe { .. }) => {
-                    return Ok(())
-                }
-                Ok(mpc_wire::Opened::OwnEcho { .. }) => {}
+            let sender = match channel.open(&body) {
+                Ok(mpc_wire::Opened::Message(m)) => Some(m.sender),
+                Ok(mpc_wire::Opened::NotForMe { sender, .. }) => Some(sender),
+                Ok(mpc_wire::Opened::OwnEcho { .. }) => None,
                 Err(e) => {
-                    tracing::warn!(room = %room.room, error = %e, "rejected envelope while waiting for peers")
+                    tracing::warn!(room = %room.room, error = %e, "rejected envelope while waiting for peers");
+                    None
                 }
+            };
+            silent.retain(|&p| Some(p) != sender);
+            if silent.is_empty() {
+                return Ok(());
             }
         }
         Err(CosignerError::GatewayUnavailable(format!(
@@ -196,11 +221,13 @@ async fn wait_for_peer(
             room.room
         )))
     };
-    tokio::time::timeout(timeout, wait).await.map_err(|_| {
-        CosignerError::Timeout(format!(
-            "no party joined the aux-info session within {timeout:?}"
-        ))
-    })?
+    let result = tokio::time::timeout(timeout, wait).await;
+    match result {
+        Ok(r) => r,
+        Err(_) => Err(CosignerError::Timeout(format!(
+            "parties {silent:?} did not join the aux-info session within {timeout:?}"
+        ))),
+    }
 }
 
 /// The cosigner's side of aux info and every account's DKG.
@@ -213,11 +240,16 @@ async fn dkg(
     deadline_ms: u64,
 ) -> Result<DkgResult, CosignerError> {
     let remaining = || Duration::from_millis(deadline_ms.saturating_sub(now_ms()).max(1));
-    if !st.cfg.insecure_dev_primes {
-        // Fresh primes are expensive: spend a set only once a registered party has
-        // actually joined the aux-info session.
-        wait_for_peer(st, &aux_room, &roster, remaining()).await?;
-    }
+    // Until every other party is live this creation holds no slot and no primes: a
+    // caller that never joins costs a pending entry and one gateway subscription.
+    wait_for_peers(st, &aux_room, &roster, remaining()).await?;
+    // The creation budget, apart from the signing sessions': waiting here (the peers
+    // wait in round 1) never takes a signing slot.
+    let _slot = tokio::time::timeout(remaining(), st.creation_slot())
+        .await
+        .map_err(|_| {
+            CosignerError::Timeout("no wallet-creation slot became free before the deadline".into())
+        })??;
     let primes = st
         .primes
         .take(remaining())
@@ -307,7 +339,6 @@ async fn run_dkg(
     roster: Roster,
     deadline_ms: u64,
     tx: watch::Sender<DkgState>,
-    _permit: OwnedSemaphorePermit,
 ) {
     let result = dkg(&st, &wallet_id, aux_room, keygens, roster, deadline_ms).await;
     let (mut state, outcome) = match result {

@@ -25,9 +25,13 @@ pub enum CosignerError {
     /// The request is not authenticated (bad signature, stale, replayed, wrong party).
     #[error("{0}")]
     Unauthorized(AuthError),
-    /// Too many requests in the replay window.
+    /// Too many requests by this identity or in total (a rate limit, or the replay
+    /// window's bound for one identity).
     #[error("{0}")]
-    RateLimited(AuthError),
+    RateLimited(String),
+    /// CreateWallet without a valid, unused registration credential.
+    #[error("{0}")]
+    RegistrationRequired(#[from] cosigner_api::registration::RegistrationError),
     /// No committed wallet has this id.
     #[error("unknown wallet {0}")]
     UnknownWallet(String),
@@ -143,6 +147,7 @@ impl CosignerError {
         match self {
             E::Unauthorized(_) => ErrorCode::Unauthorized,
             E::RateLimited(_) => ErrorCode::RateLimited,
+            E::RegistrationRequired(_) => ErrorCode::RegistrationRequired,
             E::UnknownWallet(_) | E::UnknownAccount(_) => ErrorCode::NotFound,
             E::WalletNotConfirmed(_) | E::DkgRunning(_) => ErrorCode::WalletNotReady,
             E::PolicyDenied { .. } => ErrorCode::PolicyDenied,
@@ -178,7 +183,7 @@ impl CosignerError {
             | E::HdAccount(_)
             | E::KeyMismatch(_) => Code::FailedPrecondition,
             E::DkgRunning(_) | E::ShuttingDown | E::GatewayUnavailable(_) => Code::Unavailable,
-            E::PolicyDenied { .. } => Code::PermissionDenied,
+            E::PolicyDenied { .. } | E::RegistrationRequired(_) => Code::PermissionDenied,
             E::InvalidInput(_) => Code::InvalidArgument,
             E::SessionFailed { .. } | E::CreationFailed(_) => Code::Aborted,
             E::Timeout(_) => Code::DeadlineExceeded,
@@ -263,7 +268,7 @@ impl From<CosignerError> for tonic::Status {
 impl From<AuthError> for CosignerError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::ReplayCacheFull => CosignerError::RateLimited(e),
+            AuthError::ReplayCacheFull => CosignerError::RateLimited(e.to_string()),
             AuthError::KeyDerivation | AuthError::Randomness(_) => CosignerError::internal(e),
             other => CosignerError::Unauthorized(other),
         }
@@ -335,6 +340,12 @@ mod tests {
                 ErrorCode::RateLimited,
                 Code::ResourceExhausted,
                 true,
+            ),
+            (
+                cosigner_api::registration::RegistrationError::Used.into(),
+                ErrorCode::RegistrationRequired,
+                Code::PermissionDenied,
+                false,
             ),
             (
                 AuthError::WrongAudience {

@@ -7,7 +7,8 @@
 //!   extract, call the domain, map the result);
 //! - [`error`]: [`CosignerError`], the one error type, and its one conversion to a
 //!   `tonic::Status` with a `google.rpc.ErrorInfo`;
-//! - the domain: `authz` (request authentication, replay, policy decision and its
+//! - the domain: `admission` (registration credentials for CreateWallet, rate limits
+//!   per identity and global), `authz` (request authentication, replay, policy decision and its
 //!   audit record), `creation` (pending wallets, the DKG job, confirmation), `signing`
 //!   (StartSign job, presignature fast path), `scheduler` (presignature sessions on the
 //!   bounded worker pool), [`import`] (key-gen share files as wallets);
@@ -33,6 +34,7 @@ const _: () = assert!(
      (build it from its own workspace: `cargo build --manifest-path sign-service/Cargo.toml`)"
 );
 
+mod admission;
 pub mod audit;
 mod authz;
 pub mod config;

@@ -80,6 +80,40 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Registration credentials: what a device needs to create a wallet here (runs
+    /// beside the service; needs no store).
+    Registration {
+        #[command(subcommand)]
+        command: RegistrationCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RegistrationCommand {
+    /// Create an issuer key (written to OUT, mode 600, never overwritten) and print its
+    /// public identity as JSON: put that in the cosigner's `registration_issuers`.
+    NewIssuer {
+        /// Where to write the issuer's secret seed.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue registration credentials (one per line, `wmreg1.…`), each good for one
+    /// wallet creation before it expires.
+    Issue {
+        /// The issuer key file (`new-issuer`).
+        #[arg(long)]
+        issuer_key: PathBuf,
+        /// Validity, seconds (at most 30 days).
+        #[arg(long, default_value_t = 86_400)]
+        ttl_secs: u64,
+        /// The cosigner the credentials are for (its public identity, from Health);
+        /// default: any cosigner that trusts the issuer.
+        #[arg(long)]
+        audience: Option<String>,
+        /// How many credentials.
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -98,6 +132,63 @@ enum AuditCommand {
         /// The log file.
         file: Option<PathBuf>,
     },
+}
+
+/// `sign-service registration …`.
+fn registration(command: RegistrationCommand) -> anyhow::Result<()> {
+    use cosigner_api::registration;
+    match command {
+        RegistrationCommand::NewIssuer { out } => {
+            let key = mpc_wire::IdentityKey::generate()
+                .map_err(|e| anyhow::anyhow!("cannot generate a key: {e}"))?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut f = options
+                .open(&out)
+                .with_context(|| format!("cannot create {} (it must not exist)", out.display()))?;
+            use std::io::Write;
+            writeln!(f, "{}", key.to_seed_hex().as_str())
+                .and_then(|()| f.sync_all())
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "issuer": key.public().to_string(),
+                    "file": out.display().to_string(),
+                })
+            );
+        }
+        RegistrationCommand::Issue {
+            issuer_key,
+            ttl_secs,
+            audience,
+            count,
+        } => {
+            let seed = read_secret_file(&issuer_key, "issuer key")?;
+            let key = mpc_wire::IdentityKey::from_seed_hex(&seed)
+                .map_err(|e| anyhow::anyhow!("{}: not an issuer key: {e}", issuer_key.display()))?;
+            let audience: Option<mpc_wire::PublicIdentity> = audience
+                .map(|a| a.trim().parse())
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--audience: not a public identity: {e}"))?;
+            let now = cosigner_api::auth::now_ms();
+            for _ in 0..count {
+                let c = registration::issue(
+                    &key,
+                    now,
+                    ttl_secs.saturating_mul(1000),
+                    audience.as_ref(),
+                )?;
+                println!("{c}");
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() {
@@ -257,6 +348,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             let store = open_store(&cfg, args.insecure_dev_store_key)?;
             return purge_presignatures(&cfg, &store);
         }
+        Some(Command::Registration { command }) => return registration(command),
         Some(Command::Audit {
             command: AuditCommand::Verify { file },
         }) => {

@@ -82,6 +82,13 @@ fn fixture() -> &'static Fixture {
         let cfg = Config {
             audit_log: dir.join("audit.jsonl"),
             insecure_dev_primes: true,
+            // Thousands of verified requests by one wallet party in seconds: the
+            // properties are about authentication, not the rate limits.
+            rate_limits: crate::config::RateLimits {
+                requests_per_identity_per_second: 1_000_000,
+                requests_burst_per_identity: 1_000_000,
+                ..Default::default()
+            },
             ..Config::default()
         };
         let st = State::new(cfg, Arc::new(store)).expect("state");

@@ -13,6 +13,7 @@ use mpc_party::PartyContext;
 use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::admission::Admission;
 use crate::audit::{AuditLog, AuditRecord};
 use crate::config::Config;
 use crate::creation::Creations;
@@ -39,6 +40,10 @@ pub struct State {
     /// The presignature scheduler (worker slots, running counts).
     pub(crate) scheduler: Scheduler,
     sessions: Arc<Semaphore>,
+    /// Wallet creations computing (a budget apart from `sessions`).
+    creation_slots: Arc<Semaphore>,
+    /// Registration and rate limits.
+    pub(crate) admission: Admission,
     draining: AtomicBool,
 }
 
@@ -75,6 +80,19 @@ impl State {
             cfg.insecure_dev_primes,
         );
         let window_ms = cfg.clock_skew_secs * 1000;
+        let admission = Admission::new(&cfg)?;
+        if admission.open() {
+            tracing::warn!(
+                dev_open_registration = true,
+                "OPEN REGISTRATION (development only): anyone who reaches this cosigner may \
+                 create wallets without a registration credential, within the rate limits"
+            );
+        } else if !admission.registration_possible() {
+            tracing::warn!(
+                "no registration_issuers configured: CreateWallet is refused \
+                 (registration_required); imported wallets sign as usual"
+            );
+        }
         Ok(Arc::new(Self {
             replay: crate::authz::open_replay_cache(
                 &store,
@@ -83,6 +101,8 @@ impl State {
             )
             .context("cannot load the replay cache from the key store")?,
             sessions: Arc::new(Semaphore::new(cfg.max_concurrent_sessions)),
+            creation_slots: Arc::new(Semaphore::new(cfg.max_concurrent_creations)),
+            admission,
             scheduler: Scheduler::new(cfg.presign_workers),
             creations: Creations::default(),
             draining: AtomicBool::new(false),
@@ -109,6 +129,7 @@ impl State {
             let mut tick = tokio::time::interval(Duration::from_secs(30));
             loop {
                 tick.tick().await;
+                st.admission.sweep();
                 let expired = st.creations.expire(now_ms());
                 if expired > 0 {
                     tracing::info!(expired, "dropped expired pending wallets");
@@ -191,6 +212,14 @@ impl State {
             );
             CosignerError::Audit(e)
         })
+    }
+
+    /// A wallet-creation slot (waits for one; the caller bounds the wait).
+    pub(crate) async fn creation_slot(&self) -> Result<OwnedSemaphorePermit, CosignerError> {
+        Arc::clone(&self.creation_slots)
+            .acquire_owned()
+            .await
+            .map_err(|_| CosignerError::ShuttingDown)
     }
 
     /// A protocol-session slot, or `busy`.

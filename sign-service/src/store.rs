@@ -34,6 +34,9 @@ const PRESIGS_USED: TableDefinition<&str, u64> = TableDefinition::new("presignat
 /// Nonces of accepted requests still inside the clock-skew window (`replay.rs`):
 /// `scope nonce-hex` -> expiry, ms since the epoch. Plain: nothing secret.
 const REPLAY: TableDefinition<&str, u64> = TableDefinition::new("replay_nonces");
+/// Ids (hex) of the registration credentials that created a wallet, until they expire
+/// (a used credential is refused; `registration.rs`).
+const REGISTRATIONS_USED: TableDefinition<&str, u64> = TableDefinition::new("registrations_used");
 
 /// `meta` key of the store's random identity (16 bytes, plain: not a secret).
 const META_STORE_ID: &str = "store_id";
@@ -333,6 +336,7 @@ impl Store {
             tx.open_table(PRESIGS).map_err(db_err)?;
             tx.open_table(PRESIGS_USED).map_err(db_err)?;
             tx.open_table(REPLAY).map_err(db_err)?;
+            tx.open_table(REGISTRATIONS_USED).map_err(db_err)?;
             let mut meta = tx.open_table(META).map_err(db_err)?;
             let existing = meta
                 .get("kdf_salt")
@@ -848,6 +852,45 @@ impl Store {
         tx.commit().map_err(db_err)
     }
 
+    /// Marks the registration credential `id` (hex) used until `expiry_ms`, in one
+    /// transaction that also deletes the entries expired at `now_ms`. `false` (and no
+    /// change) when it was used before.
+    pub fn registration_consume(
+        &self,
+        id: &str,
+        expiry_ms: u64,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let fresh = {
+            let mut t = tx.open_table(REGISTRATIONS_USED).map_err(db_err)?;
+            if t.get(id).map_err(db_err)?.is_some() {
+                false
+            } else {
+                t.retain(|_, expiry| expiry >= now_ms).map_err(db_err)?;
+                t.insert(id, expiry_ms).map_err(db_err)?;
+                true
+            }
+        };
+        if fresh {
+            tx.commit().map_err(db_err)?;
+        } else {
+            tx.abort().map_err(db_err)?;
+        }
+        Ok(fresh)
+    }
+
+    /// Gives a consumed registration credential back (its wallet creation did not
+    /// start after all).
+    pub fn registration_release(&self, id: &str) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        tx.open_table(REGISTRATIONS_USED)
+            .map_err(db_err)?
+            .remove(id)
+            .map_err(db_err)?;
+        tx.commit().map_err(db_err)
+    }
+
     #[cfg(test)]
     pub(crate) fn replay_put_raw(&self, key: &str, expiry_ms: u64) {
         let tx = self.db.begin_write().unwrap();
@@ -890,6 +933,29 @@ mod tests {
         PrimeSet {
             primes: [n, n + 1, n + 2, n + 3].map(|x| format!("{x:02x}")),
         }
+    }
+
+    #[test]
+    fn a_registration_credential_is_consumed_once_and_expired_ids_are_pruned() {
+        let p = tmp("registrations");
+        let s = Store::open(&p, &hex_key(1)).unwrap();
+        assert!(s.registration_consume("aa", 2_000, 1_000).unwrap());
+        assert!(!s.registration_consume("aa", 2_000, 1_000).unwrap(), "used");
+        s.registration_release("aa").unwrap();
+        assert!(
+            s.registration_consume("aa", 2_000, 1_000).unwrap(),
+            "given back"
+        );
+        drop(s);
+        let s = Store::open(&p, &hex_key(1)).unwrap();
+        assert!(
+            !s.registration_consume("aa", 2_000, 1_500).unwrap(),
+            "persisted"
+        );
+        // Past its expiry the id is pruned by the next consume (the credential itself is
+        // refused as expired by then).
+        assert!(s.registration_consume("bb", 9_000, 3_000).unwrap());
+        assert!(s.registration_consume("aa", 9_000, 3_000).unwrap());
     }
 
     #[test]

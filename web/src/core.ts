@@ -609,7 +609,13 @@ export class WalletCore {
         }
       },
     };
-    const params: Record<string, unknown> = { accounts, kind, label: opts.label ?? "", ...this.sessionConfig() };
+    const params: Record<string, unknown> = {
+      accounts,
+      kind,
+      label: opts.label ?? "",
+      registrationCredential: opts.registrationCredential,
+      ...this.sessionConfig(),
+    };
     if (protection === "passphrase") {
       params.passphrase = this.config.passphrase;
       params.insecureFastKdf = this.config.insecureFastKdf === true;

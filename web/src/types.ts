@@ -108,6 +108,13 @@ export interface CreateWalletOptions {
   kind?: AccountKind;
   /** Label stored with the cosigner. */
   label?: string;
+  /**
+   * The registration credential (`wmreg1.…`) the cosigner's operator (your backend)
+   * issued for this wallet: single use, expiring. Required unless the cosigner runs in
+   * dev mode with open registration; without it creation fails with
+   * `registration_required`.
+   */
+  registrationCredential?: string;
   onProgress?: OnProgress;
 }
 

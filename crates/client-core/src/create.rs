@@ -333,6 +333,9 @@ pub struct CreateParams {
     pub kind: AccountKind,
     /// A label for the cosigner's records.
     pub label: String,
+    /// The registration credential the cosigner's operator issued for this wallet
+    /// (`wmreg1.…`); `None` only for a cosigner in dev mode (open registration).
+    pub registration_credential: Option<String>,
 }
 
 /// What the recovery party (party 2) needs to join the creation: the driver starts it
@@ -476,6 +479,7 @@ impl DevicePrimes {
             accounts: p.accounts,
             kind: crate::convert::account_kind_to_proto(p.kind) as i32,
             label: p.label.clone(),
+            registration_credential: p.registration_credential.clone().unwrap_or_default(),
             ..Default::default()
         };
         // The audience: the cosigner's identity as Health gave it (required: every

@@ -120,6 +120,7 @@ fn create_refuses_inconsistent_cosigner_answers_before_any_session() {
                 accounts: 2,
                 kind: AccountKind::Hd,
                 label: String::new(),
+                registration_credential: None,
             })
             .unwrap_err();
         assert_eq!(w.sessions, 0, "{e}");
@@ -154,7 +155,8 @@ fn create_refuses_inconsistent_cosigner_answers_before_any_session() {
         Create::start(CreateParams {
             accounts: 0,
             kind: AccountKind::Hd,
-            label: String::new()
+            label: String::new(),
+            registration_credential: None,
         })
         .unwrap_err()
         .code(),
@@ -163,7 +165,8 @@ fn create_refuses_inconsistent_cosigner_answers_before_any_session() {
     assert!(Create::start(CreateParams {
         accounts: 101,
         kind: AccountKind::Hd,
-        label: String::new()
+        label: String::new(),
+        registration_credential: None,
     })
     .is_err());
 }

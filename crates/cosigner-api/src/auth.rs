@@ -47,7 +47,7 @@ pub const AUTH_DOMAIN: &[u8] = b"wallet-mpc/cosigner-auth/v2";
 /// Domain tag of the request digests.
 pub const REQUEST_DOMAIN: &[u8] = b"wallet-mpc/cosigner-request/v1";
 /// Domain tag of [`create_wallet_message`].
-pub const CREATE_WALLET_DOMAIN: &[u8] = b"wallet-mpc/cosigner-create-wallet/v2";
+pub const CREATE_WALLET_DOMAIN: &[u8] = b"wallet-mpc/cosigner-create-wallet/v3";
 /// Length of a request nonce.
 pub const NONCE_LEN: usize = 16;
 /// Default clock-skew window: requests whose timestamp is further than this from the
@@ -423,9 +423,10 @@ pub fn auth_message(
 }
 
 /// The canonical byte string the `CreateWalletRequest.signature` covers:
-/// `"wallet-mpc/cosigner-create-wallet/v2" 0x00` then, length-prefixed (u32 BE) or
+/// `"wallet-mpc/cosigner-create-wallet/v3" 0x00` then, length-prefixed (u32 BE) or
 /// fixed-width big-endian: `audience`, `device_identity`, `recovery_identity`,
-/// `accounts` (u32), `kind` (u32), `label`, `timestamp_ms` (u64), `nonce`.
+/// `accounts` (u32), `kind` (u32), `label`, `timestamp_ms` (u64), `nonce`,
+/// `registration_credential`.
 pub fn create_wallet_message(req: &pb::CreateWalletRequest) -> Vec<u8> {
     fn lp(m: &mut Vec<u8>, b: &[u8]) {
         let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
@@ -443,6 +444,7 @@ pub fn create_wallet_message(req: &pb::CreateWalletRequest) -> Vec<u8> {
     lp(&mut m, req.label.as_bytes());
     m.extend_from_slice(&req.timestamp_ms.to_be_bytes());
     lp(&mut m, &req.nonce);
+    lp(&mut m, req.registration_credential.as_bytes());
     m
 }
 

@@ -6,6 +6,8 @@
 //! - [`auth`]: canonical byte strings of every authenticated request, ed25519 request
 //!   signatures with the parties' `mpc-wire` identity keys, the clock-skew check and the
 //!   server's nonce replay cache.
+//! - [`registration`]: the operator-issued credentials that let a device create a
+//!   wallet (single use, expiring, signed by a trusted issuer key).
 //! - [`convert`]: conversions between the proto enums and `mpc-core` types.
 //! - [`error`]: the cosigner's errors as clients read them ([`error::RemoteError`]:
 //!   the `ErrorCode`, rule, presignature state and retryability of a failed call).
@@ -22,6 +24,7 @@
 pub mod auth;
 pub mod convert;
 pub mod error;
+pub mod registration;
 
 /// Generated protobuf messages and tonic stubs of `wallet.cosigner.v1` (messages only
 /// on wasm32).

@@ -424,6 +424,7 @@ impl MpcClient {
             accounts,
             kind,
             label,
+            registration_credential: self.config.registration_credential.clone(),
         };
         let created =
             driver::create_wallet(&cosigner, params, &mut effects, &settings, &progress).await?;

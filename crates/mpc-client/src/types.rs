@@ -52,6 +52,10 @@ pub struct MpcConfig {
     /// (`mpc_core::keystore::check_passphrase`: at least 12 characters, 6 different).
     /// The explicit override; `insecure_fast_kdf` implies it.
     pub allow_weak_passphrase: bool,
+    /// The registration credential (`wmreg1.…`) the cosigner's operator issued for the
+    /// next wallet creation; a cosigner outside dev mode refuses to create wallets
+    /// without one (`registration_required`). Single use.
+    pub registration_credential: Option<String>,
 }
 
 impl std::fmt::Debug for MpcConfig {
@@ -87,6 +91,7 @@ impl MpcConfig {
             primes_path: None,
             insecure_fast_kdf: false,
             allow_weak_passphrase: false,
+            registration_credential: None,
         }
     }
 

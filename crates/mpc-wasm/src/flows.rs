@@ -335,6 +335,9 @@ struct CreateIn {
     kind: AccountKind,
     #[serde(default)]
     label: String,
+    /// The operator-issued registration credential (`wmreg1.…`).
+    #[serde(default)]
+    registration_credential: Option<String>,
     /// Encrypt the bundle with this passphrase (Argon2id keystore) before `persist`;
     /// without one the host receives the plaintext bundle to encrypt with WebCrypto.
     #[serde(default)]
@@ -456,6 +459,7 @@ async fn create_flow(host: Host, params: CreateIn) -> FlowResult<JsValue> {
         accounts: params.accounts,
         kind: params.kind,
         label: params.label.clone(),
+        registration_credential: params.registration_credential.clone(),
     })?;
     loop {
         step = match step {

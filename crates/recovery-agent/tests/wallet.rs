@@ -182,6 +182,7 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
             accounts: 1,
             kind: AccountKind::Hd,
             label: "agent e2e".into(),
+            registration_credential: None,
         },
         &mut effects,
         &SessionSettings {

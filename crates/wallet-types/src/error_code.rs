@@ -101,6 +101,10 @@ error_codes! {
     /// The request is not authenticated: bad or replayed request signature, stale
     /// timestamp, unknown or revoked identity, wrong party.
     Unauthorized = "unauthorized", retryable: false;
+    /// Creating a wallet needs a registration credential issued by the cosigner's
+    /// operator: none was given, or it is forged, expired, for another cosigner or
+    /// used already.
+    RegistrationRequired = "registration_required", retryable: false;
     /// The wallet or account is not known to the cosigner.
     NotFound = "not_found", retryable: false;
     /// The wallet exists but cannot sign yet (creation not confirmed) or is frozen.

@@ -1,5 +1,6 @@
-//! `CreateWallet`: checks the device's signature and the fields, then starts the
-//! cosigner's side of the wallet's aux info and DKG (`creation`).
+//! `CreateWallet`: checks the device's signature and the fields, the registration
+//! credential and the rate limits (`admission`), then starts the cosigner's side of
+//! the wallet's aux info and DKG (`creation`).
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use cosigner_api::auth::{self, now_ms};
 use cosigner_api::convert::account_kind_from_proto;
 use cosigner_api::{pb, MAX_ACCOUNTS};
 
+use crate::admission::{Admission, Registration};
 use crate::authz::create_scope;
 use crate::creation::{self, NewWallet};
 use crate::error::CosignerError;
@@ -16,8 +18,9 @@ use crate::state::State;
 const MAX_LABEL: usize = 256;
 
 /// The nonce is recorded only once the request is valid (audience, signature, every
-/// field) and is forgotten again if no creation starts (no capacity): a refused
-/// request takes no space in the replay cache.
+/// field, the registration credential, the rate limits) and is forgotten again if no
+/// creation starts (no capacity): a refused request takes no space in the replay
+/// cache. The credential is consumed last and given back if no creation starts.
 pub(super) async fn create_wallet(
     st: &Arc<State>,
     req: pb::CreateWalletRequest,
@@ -42,6 +45,9 @@ pub(super) async fn create_wallet(
             "device, recovery and cosigner identities must be distinct",
         ));
     }
+    let credential = st
+        .admission
+        .check_create(&req.registration_credential, &device, &me, now)?;
     let wallet = NewWallet {
         device,
         recovery,
@@ -52,10 +58,31 @@ pub(super) async fn create_wallet(
     let scope = create_scope(&req.device_identity);
     st.record_nonce(scope.clone(), &req.nonce, req.timestamp_ms, now)
         .await?;
-    let created = match creation::start(st, wallet, now) {
+    let store = Arc::clone(&st.store);
+    let consumed =
+        tokio::task::spawn_blocking(move || Admission::consume(&store, credential, now)).await;
+    let registration = match consumed {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            st.forget_nonce(scope, &req.nonce).await;
+            return Err(e);
+        }
+        Err(e) => {
+            st.forget_nonce(scope, &req.nonce).await;
+            return Err(CosignerError::internal(e));
+        }
+    };
+    let named = match &registration {
+        Registration::Credential(c) => format!("credential {}", c.id_hex()),
+        Registration::Open => "open (dev mode)".to_string(),
+    };
+    let created = match creation::start(st, wallet, now, &named) {
         Ok(c) => c,
         Err(e) => {
             st.forget_nonce(scope, &req.nonce).await;
+            let store = Arc::clone(&st.store);
+            let _ = tokio::task::spawn_blocking(move || Admission::release(&store, &registration))
+                .await;
             return Err(e);
         }
     };

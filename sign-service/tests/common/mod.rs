@@ -177,9 +177,15 @@ pub fn service_yaml(
     stock_primes: bool,
     extra: &str,
 ) -> String {
+    // Open registration unless the test configures registration itself.
+    let open = if extra.contains("dev_open_registration") {
+        ""
+    } else {
+        "dev_open_registration: true\n"
+    };
     format!(
         "port: 0\ngateway_url: {}\nkey_store: {}\naudit_log: {}\ninsecure_dev_primes: {}\nprime_pool_size: 0\n\
-         cors_origins: [\"http://localhost:5173\"]\nlogging:\n  level: info\n  format: json\n{extra}",
+         cors_origins: [\"http://localhost:5173\"]\nlogging:\n  level: info\n  format: json\n{open}{extra}",
         gateway.base,
         dir.join("store.redb").display(),
         dir.join("audit.jsonl").display(),
@@ -315,6 +321,17 @@ pub fn signed_create_request(
     kind: AccountKind,
     label: &str,
 ) -> (IdentityKey, IdentityKey, pb::CreateWalletRequest) {
+    signed_create_request_with(cosigner, accounts, kind, label, "")
+}
+
+/// [`signed_create_request`] carrying a registration credential.
+pub fn signed_create_request_with(
+    cosigner: &PublicIdentity,
+    accounts: u32,
+    kind: AccountKind,
+    label: &str,
+    registration_credential: &str,
+) -> (IdentityKey, IdentityKey, pb::CreateWalletRequest) {
     let device = IdentityKey::generate().expect("id");
     let recovery = IdentityKey::generate().expect("id");
     let mut req = pb::CreateWalletRequest {
@@ -322,6 +339,7 @@ pub fn signed_create_request(
         accounts,
         kind: kind as i32,
         label: label.into(),
+        registration_credential: registration_credential.into(),
         ..Default::default()
     };
     auth::sign_create_wallet(&mut req, &device, cosigner).expect("sign");
@@ -356,12 +374,23 @@ pub async fn create_wallet(
     accounts: u32,
     kind: mpc_core::AccountKind,
 ) -> Wallet {
+    create_wallet_with(client, accounts, kind, "").await
+}
+
+/// [`create_wallet`] with a registration credential.
+pub async fn create_wallet_with(
+    client: &mut CosignerClient<Channel>,
+    accounts: u32,
+    kind: mpc_core::AccountKind,
+    registration_credential: &str,
+) -> Wallet {
     let proto_kind = match kind {
         mpc_core::AccountKind::Hd => AccountKind::Hd,
         mpc_core::AccountKind::Independent => AccountKind::Independent,
     };
     let me = cosigner_identity(client).await;
-    let (device, recovery, req) = signed_create_request(&me, accounts, proto_kind, "test");
+    let (device, recovery, req) =
+        signed_create_request_with(&me, accounts, proto_kind, "test", registration_credential);
     let created = client
         .create_wallet(req)
         .await

@@ -331,6 +331,10 @@ impl ServiceConfig {
             self.audit_log().display(),
             self.session_timeout_secs,
         );
+        // Open registration unless the test configures registration itself.
+        if !self.extra_yaml.contains("dev_open_registration") {
+            y.push_str("dev_open_registration: true\n");
+        }
         if let Some(max) = self.max_value_per_tx_wei {
             y.push_str(&format!(
                 "policy:\n  ethereum:\n    max_value_per_tx_wei: \"{max}\"\n"
@@ -397,6 +401,52 @@ pub fn client_command(bins: &Bins, dir: &Path, cosigner: &str, args: &[&str]) ->
         .env_remove("WALLET_COSIGNER_URL")
         .env_remove("WALLET_GATEWAY_URL");
     cmd
+}
+
+/// The operator's side of registration, with the real `sign-service registration`
+/// commands: makes an issuer key in `dir` and returns (its public identity, the key
+/// file). Configure the cosigner with `registration_issuer_yaml`.
+pub fn registration_issuer(bins: &Bins, dir: &Path) -> Result<(String, PathBuf)> {
+    let key = dir.join("registration-issuer.key");
+    let out = Command::new(&bins.service)
+        .args(["registration", "new-issuer", "--out"])
+        .arg(&key)
+        .env_remove("SIGN_SERVICE_CONFIG")
+        .output()
+        .context("cannot run sign-service registration new-issuer")?;
+    ensure_ok(&out, "sign-service registration new-issuer")?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).context("new-issuer output")?;
+    let issuer = v["issuer"].as_str().context("no issuer")?.to_string();
+    Ok((issuer, key))
+}
+
+/// The cosigner YAML trusting `issuer` only (closed registration).
+pub fn registration_issuer_yaml(issuer: &str) -> String {
+    format!("dev_open_registration: false\nregistration_issuers: [\"{issuer}\"]\n")
+}
+
+/// One registration credential from the issuer key `key` (`sign-service registration
+/// issue`).
+pub fn issue_registration(bins: &Bins, key: &Path) -> Result<String> {
+    let out = Command::new(&bins.service)
+        .args(["registration", "issue", "--ttl-secs", "600", "--issuer-key"])
+        .arg(key)
+        .env_remove("SIGN_SERVICE_CONFIG")
+        .output()
+        .context("cannot run sign-service registration issue")?;
+    ensure_ok(&out, "sign-service registration issue")?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+fn ensure_ok(out: &Output, what: &str) -> Result<()> {
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Output of a client run.

@@ -65,6 +65,9 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
         std::fs::create_dir_all(d)?;
     }
     let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
+    // Closed registration, as in production: the operator's issuer signs one
+    // credential per wallet.
+    let (issuer, _) = registration_issuer(&bins, &svc_dir)?;
     let mut svc_cfg = ServiceConfig {
         port: 0,
         gateway_url: gateway_url.clone(),
@@ -73,7 +76,7 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
         // SHA-256), so its wallets opt in (see `raw_payload_policy_yaml`).
         max_value_per_tx_wei: None,
         session_timeout_secs: 60,
-        extra_yaml: raw_payload_policy_yaml(ETH),
+        extra_yaml: raw_payload_policy_yaml(ETH) + &registration_issuer_yaml(&issuer),
     };
     let mut service = start_service(&bins, &mut svc_cfg)?;
     let cosigner = svc_cfg.url();
@@ -139,7 +142,20 @@ fn scenario(
     ensure!(h["status"] == "ok", "health: {h}");
     eprintln!("[e2e] cosigner backend: {}", h["backend"]);
 
-    step("create wallet (device + recovery local, insecure dev primes)");
+    step("create wallet without a registration credential: refused, nothing written");
+    let refused = run(&["create-wallet", "--accounts", "1", "--insecure-dev-primes"])?;
+    let e = refused.json()?;
+    ensure!(
+        refused.code == 1 && e["error"]["code"] == "registration_required",
+        "not refused as registration_required: {refused:?}"
+    );
+    ensure!(
+        !dir.join("client_key_shares.json").exists(),
+        "a share file was written"
+    );
+
+    step("create wallet (device + recovery local, insecure dev primes) with an operator-issued credential");
+    let credential = issue_registration(bins, &svc_cfg.data_dir.join("registration-issuer.key"))?;
     let t = Instant::now();
     let created = run(&[
         "create-wallet",
@@ -148,6 +164,8 @@ fn scenario(
         "--insecure-dev-primes",
         "--label",
         "e2e",
+        "--registration-credential",
+        &credential,
     ])?;
     let w = created.ok()?;
     stats.add(

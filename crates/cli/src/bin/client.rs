@@ -109,6 +109,11 @@ enum Cmd {
         /// Timeout of each wallet-creation session, in seconds.
         #[arg(long, default_value_t = 900)]
         setup_timeout: u64,
+        /// The registration credential (`wmreg1.…`) the cosigner's operator issued for
+        /// this wallet (`sign-service registration issue`); required unless the cosigner
+        /// runs in dev mode with open registration.
+        #[arg(long, env = "WALLET_REGISTRATION_CREDENTIAL", hide_env_values = true)]
+        registration_credential: Option<String>,
     },
     /// List the wallet's accounts.
     ListAccounts,
@@ -486,6 +491,7 @@ async fn run(args: Args) -> Result<()> {
             primes,
             insecure_dev_primes,
             setup_timeout,
+            registration_credential,
         } => {
             let kind = match kind.as_str() {
                 "hd" => AccountKind::Hd,
@@ -496,6 +502,7 @@ async fn run(args: Args) -> Result<()> {
             cfg.setup_timeout_secs = *setup_timeout;
             cfg.primes_path = primes.as_ref().map(|p| p.display().to_string());
             cfg.insecure_dev_primes = *insecure_dev_primes;
+            cfg.registration_credential = registration_credential.clone();
             if *insecure_dev_primes {
                 eprintln!(
                     "WARNING: using the repository's PUBLIC test primes (--insecure-dev-primes)."

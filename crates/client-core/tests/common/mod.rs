@@ -689,6 +689,7 @@ pub fn fixture() -> &'static Fixture {
                 accounts: 2,
                 kind: AccountKind::Independent,
                 label: "fixture".into(),
+                registration_credential: None,
             })
             .expect("the fixture wallet is created");
         Fixture {
