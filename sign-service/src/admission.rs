@@ -40,7 +40,7 @@ pub(crate) struct Admission {
 /// does not start).
 pub(crate) enum Registration {
     /// A credential, consumed in the store.
-    Credential(Credential),
+    Credential(Box<Credential>),
     /// None needed (dev mode).
     Open,
 }
@@ -125,7 +125,7 @@ impl Admission {
             return Ok(Registration::Open);
         };
         if store.registration_consume(&c.id_hex(), c.expires_at_ms, now_ms)? {
-            Ok(Registration::Credential(c))
+            Ok(Registration::Credential(Box::new(c)))
         } else {
             Err(RegistrationError::Used.into())
         }
