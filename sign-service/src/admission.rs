@@ -83,22 +83,40 @@ impl Admission {
         CosignerError::RateLimited(format!("{what}; retry in {secs} s"))
     }
 
-    /// Checks a verified CreateWallet of `device`, in the order that spends nothing
-    /// before everything cheaper passed: the credential's signature, audience and
-    /// expiry, then the device identity's and the global creation rate. Does not
-    /// consume the credential ([`Admission::consume`] does, last).
-    pub(crate) fn check_create(
+    /// The registration credential of a verified CreateWallet: its signature by a
+    /// trusted issuer, audience and expiry (`None`: open registration, none given).
+    /// Whether it was used is the store's ([`Admission::is_used`]), and it is consumed
+    /// last ([`Admission::consume`]).
+    pub(crate) fn verify_credential(
         &self,
         credential: &str,
-        device: &PublicIdentity,
         me: &PublicIdentity,
         now_ms: u64,
     ) -> Result<Option<Credential>, CosignerError> {
-        let credential = if self.open && credential.trim().is_empty() {
-            None
-        } else {
-            Some(registration::verify(credential, &self.issuers, me, now_ms)?)
-        };
+        if self.open && credential.trim().is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(registration::verify(
+            credential,
+            &self.issuers,
+            me,
+            now_ms,
+        )?))
+    }
+
+    /// `registration_required` when `credential` was used before. Checked BEFORE the
+    /// rate limits: requests carrying a used (e.g. captured or leaked) credential must
+    /// not spend the global creation budget that real registrations need.
+    pub(crate) fn is_used(store: &Store, credential: &Credential) -> Result<(), CosignerError> {
+        if store.registration_used(&credential.id_hex())? {
+            return Err(RegistrationError::Used.into());
+        }
+        Ok(())
+    }
+
+    /// Counts one creation by `device` against its own and the global creation rate
+    /// (once everything cheaper passed: signature, fields, credential).
+    pub(crate) fn check_create_rate(&self, device: &PublicIdentity) -> Result<(), CosignerError> {
         if let Err(e) = self.create_per_identity.check_key(&device.to_string()) {
             return Err(self.limited(
                 "too many wallet creations by this device identity",
@@ -111,7 +129,7 @@ impl Admission {
                 e.wait_time_from(self.clock.now()),
             ));
         }
-        Ok(credential)
+        Ok(())
     }
 
     /// Marks `credential` used in the store (`registration_required` if it was used
@@ -178,6 +196,21 @@ mod tests {
                 ..RateLimits::default()
             },
             ..Config::default()
+        }
+    }
+
+    impl Admission {
+        /// The credential, then the rates (as CreateWallet does, without the store).
+        fn check_create(
+            &self,
+            credential: &str,
+            device: &PublicIdentity,
+            me: &PublicIdentity,
+            now_ms: u64,
+        ) -> Result<Option<Credential>, CosignerError> {
+            let c = self.verify_credential(credential, me, now_ms)?;
+            self.check_create_rate(device)?;
+            Ok(c)
         }
     }
 

@@ -880,6 +880,13 @@ impl Store {
         Ok(fresh)
     }
 
+    /// Whether the registration credential `id` (hex) was used (read only).
+    pub fn registration_used(&self, id: &str) -> Result<bool, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(REGISTRATIONS_USED).map_err(db_err)?;
+        Ok(t.get(id).map_err(db_err)?.is_some())
+    }
+
     /// Gives a consumed registration credential back (its wallet creation did not
     /// start after all).
     pub fn registration_release(&self, id: &str) -> Result<(), StoreError> {
@@ -939,7 +946,9 @@ mod tests {
     fn a_registration_credential_is_consumed_once_and_expired_ids_are_pruned() {
         let p = tmp("registrations");
         let s = Store::open(&p, &hex_key(1)).unwrap();
+        assert!(!s.registration_used("aa").unwrap());
         assert!(s.registration_consume("aa", 2_000, 1_000).unwrap());
+        assert!(s.registration_used("aa").unwrap());
         assert!(!s.registration_consume("aa", 2_000, 1_000).unwrap(), "used");
         s.registration_release("aa").unwrap();
         assert!(

@@ -47,7 +47,15 @@ pub(super) async fn create_wallet(
     }
     let credential = st
         .admission
-        .check_create(&req.registration_credential, &device, &me, now)?;
+        .verify_credential(&req.registration_credential, &me, now)?;
+    if let Some(c) = &credential {
+        let c = c.clone();
+        let store = Arc::clone(&st.store);
+        tokio::task::spawn_blocking(move || Admission::is_used(&store, &c))
+            .await
+            .map_err(CosignerError::internal)??;
+    }
+    st.admission.check_create_rate(&device)?;
     let wallet = NewWallet {
         device,
         recovery,
