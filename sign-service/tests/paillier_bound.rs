@@ -3,14 +3,14 @@
 //! echo, and proof numbers that pass the library's domain checks) would keep the
 //! cosigner computing for hours (128 exponentiations modulo N̂) and hold its session
 //! permit all along. The cosigner refuses the message before its protocol sees it,
-//! names the party, and its session slot is free again at once.
+//! names the party, and its creation slot is free again at once.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
 use common::*;
-use cosigner_api::pb::{self, AccountKind};
+use cosigner_api::pb;
 use cosigner_api::RemoteError;
 use futures_util::StreamExt;
 use gateway_client::GatewayClient;
@@ -82,10 +82,10 @@ async fn hostile_party(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_with_an_oversized_ring_pedersen_modulus_is_refused_and_frees_the_slot() {
     let gw_proc = gateway().await;
-    // One session slot: the attack must not keep it.
+    // One session slot and one creation slot: the attack must not keep either.
     let svc = start_service(
         &gw_proc,
-        "confirm_wait_secs: 5\nmax_concurrent_sessions: 1\n",
+        "confirm_wait_secs: 5\nmax_concurrent_sessions: 1\nmax_concurrent_creations: 1\n",
         false,
     )
     .await;
@@ -144,12 +144,14 @@ async fn a_peer_with_an_oversized_ring_pedersen_modulus_is_refused_and_frees_the
     attacker.await.expect("the attacker ran");
     device_side.abort();
 
-    // The slot is free: another creation is accepted (not `busy`).
-    let (_, _, req) = signed_create_request(&audience, 1, AccountKind::Independent, "after");
-    client
-        .create_wallet(req)
-        .await
-        .expect("the session slot is free again");
+    // The slot is free: another creation (which takes the one creation slot once its
+    // peers are live) runs to its end.
+    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    assert_eq!(
+        w.device_accounts.len(),
+        1,
+        "the creation slot is free again"
+    );
     let audit = svc.audit();
     assert!(audit.contains("ring-Pedersen modulus"), "{audit}");
     drop(gw_proc);
