@@ -21,6 +21,12 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 # The cosigner is a cargo workspace of its own (GMP only): every cargo command for it
 # passes this manifest.
 wm_cosigner_manifest="$wm_root/sign-service/Cargo.toml"
+# The EVM tools the tests start (scripts/setup.sh evm installs them from
+# testing/evm-tools/package-lock.json): Foundry's anvil, whose binary ships inside its
+# npm package, and solc-js. Tests find anvil through $ANVIL_BIN.
+wm_evm_tools="$wm_root/testing/evm-tools"
+export ANVIL_BIN="${ANVIL_BIN:-$wm_evm_tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil}"
+export SOLCJS_BIN="${SOLCJS_BIN:-$wm_evm_tools/node_modules/.bin/solcjs}"
 # The wasm-bindgen CLI must match the wasm-bindgen crate of the lock file exactly.
 wm_wasm_bindgen_version=0.2.130
 

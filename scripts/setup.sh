@@ -12,14 +12,16 @@
 #   browser   Debian chromium + chromium-driver (browser tests; never downloaded)
 #   bindings  a JDK, JNA, python3-venv, npm (the UniFFI bindings' Kotlin/Python tests)
 #   edge      worker-build and the npm dependencies of edge-gateway/ (wrangler, binaryen)
+#   evm       Foundry's anvil (an Ethereum node; the binary ships in its npm package) and
+#             solc-js, from testing/evm-tools/package-lock.json
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-parts=" ${*:-native web lint browser bindings edge} "
+parts=" ${*:-native web lint browser bindings edge evm} "
 parts="${parts/ demo / native web }"
 want() { [[ "$parts" == *" $1 "* ]]; }
 for p in $parts; do
-  case "$p" in native|web|lint|browser|bindings|edge) ;;
-    *) echo "setup.sh: unknown part '$p' (native web demo lint browser bindings edge)" >&2; exit 2 ;;
+  case "$p" in native|web|lint|browser|bindings|edge|evm) ;;
+    *) echo "setup.sh: unknown part '$p' (native web demo lint browser bindings edge evm)" >&2; exit 2 ;;
   esac
 done
 log() { printf '\n== setup: %s\n' "$*"; }
@@ -29,7 +31,7 @@ if want native; then
   command -v m4 >/dev/null 2>&1 || need_apt+=(m4)
   command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 fi
-if want web || want bindings || want edge; then
+if want web || want bindings || want edge || want evm; then
   command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
 fi
 if want browser; then
@@ -66,5 +68,11 @@ if want edge; then
     cargo install worker-build --version 0.8.7
   fi
   wm_npm_ci "$wm_root/edge-gateway"
+fi
+if want evm; then
+  # The binary is the optional platform package (@foundry-rs/anvil-linux-amd64); the
+  # wrapper's postinstall script is not needed.
+  wm_npm_ci "$wm_evm_tools"
+  "$ANVIL_BIN" --version >/dev/null || { echo "setup.sh: anvil does not run ($ANVIL_BIN)" >&2; exit 1; }
 fi
 log "done:$parts"

@@ -9,6 +9,8 @@ pub(crate) fn payload_kind_to_proto(p: PayloadKind) -> pb::PayloadKind {
         PayloadKind::Raw => pb::PayloadKind::Raw,
         PayloadKind::EthereumTransaction => pb::PayloadKind::EthereumTransaction,
         PayloadKind::EthereumMessage => pb::PayloadKind::EthereumMessage,
+        PayloadKind::EthereumTypedData => pb::PayloadKind::EthereumTypedData,
+        PayloadKind::EthereumAuthorization => pb::PayloadKind::EthereumAuthorization,
     }
 }
 

@@ -42,6 +42,11 @@ pub struct SignParams {
     pub digest: DigestKind,
     /// What the preimage is (for the cosigner's policy).
     pub payload: PayloadKind,
+    /// What the cosigner receives in place of the preimage, for the one kind whose wire
+    /// payload is not the preimage: the typed data's JSON for
+    /// [`PayloadKind::EthereumTypedData`] (required there, refused elsewhere). The
+    /// cosigner derives the preimage from it itself; the digests are then compared.
+    pub cosigner_payload: Option<Vec<u8>>,
     /// How Ethereum's `v` is formed.
     pub chain: ChainStyle,
     /// Whether the presignature pool is used.
@@ -152,6 +157,7 @@ pub struct Sign {
     request: SignRequest,
     local_digest: [u8; 32],
     payload: PayloadKind,
+    cosigner_payload: Option<Vec<u8>>,
     chain: ChainStyle,
     mode: PresignMode,
     signers: Vec<u16>,
@@ -182,6 +188,20 @@ impl Sign {
     pub fn start(party: &Party, params: SignParams) -> Result<SignStep, ClientError> {
         let path = parse_path(&params.path)?;
         check_preimage(&params.preimage)?;
+        match (params.payload, &params.cosigner_payload) {
+            (PayloadKind::EthereumTypedData, None) => {
+                return Err(ClientError::input(
+                    "EIP-712 typed data is signed with its JSON for the cosigner (cosigner_payload)",
+                ))
+            }
+            (PayloadKind::EthereumTypedData, Some(p)) => check_preimage(p)?,
+            (_, Some(_)) => {
+                return Err(ClientError::input(
+                    "only EIP-712 typed data sends the cosigner something other than the preimage",
+                ))
+            }
+            (_, None) => {}
+        }
         let account = party.account(&params.account_id)?;
         let public_key = account.public_key_at(&path)?;
         let eligible = account.kind == AccountKind::Independent && path.is_root();
@@ -205,6 +225,7 @@ impl Sign {
             request,
             local_digest,
             payload: params.payload,
+            cosigner_payload: params.cosigner_payload,
             chain: params.chain,
             mode: params.presign,
             signers: party.pair_with_cosigner(),
@@ -233,6 +254,13 @@ impl Sign {
         cosigner_api::convert::digest_kind_to_proto(self.request.digest) as i32
     }
 
+    /// The bytes the cosigner receives: the typed data's JSON or the preimage.
+    fn wire_payload(&self) -> Vec<u8> {
+        self.cosigner_payload
+            .clone()
+            .unwrap_or_else(|| self.request.preimage.clone())
+    }
+
     fn pb_payload(&self) -> i32 {
         crate::convert::payload_kind_to_proto(self.payload) as i32
     }
@@ -247,7 +275,7 @@ impl Sign {
             } else {
                 self.path.to_string()
             },
-            preimage: self.request.preimage.clone(),
+            preimage: self.wire_payload(),
             digest: self.pb_digest(),
             payload_kind: self.pb_payload(),
         };
@@ -297,7 +325,7 @@ impl Sign {
             auth: None,
             account_id: self.account_id.clone(),
             presignature_id: id.clone(),
-            preimage: self.request.preimage.clone(),
+            preimage: self.wire_payload(),
             digest: self.pb_digest(),
             payload_kind: self.pb_payload(),
         };

@@ -16,6 +16,7 @@ fn params(account: &str, path: &str, presign: PresignMode) -> SignParams {
         preimage: mpc_core::digest::eip191_preimage(b"client-core flows"),
         digest: DigestKind::Keccak256,
         payload: PayloadKind::EthereumMessage,
+        cosigner_payload: None,
         chain: ChainStyle::Legacy,
         presign,
     }

@@ -483,6 +483,7 @@ impl MpcClient {
             preimage,
             digest,
             payload,
+            cosigner_payload: None,
             chain,
             presign: presign.mode,
         };

@@ -604,6 +604,11 @@ struct SignIn {
     preimage: Vec<u8>,
     digest: String,
     payload_kind: PayloadKind,
+    /// EIP-712 only: the typed data's JSON, which the cosigner receives in place of
+    /// the preimage (the page derives the preimage with viem; the cosigner derives its
+    /// own with alloy and the digests must agree).
+    #[serde(default, with = "serde_bytes")]
+    cosigner_payload: Option<Vec<u8>>,
     #[serde(default)]
     presign: PresignMode,
     #[serde(flatten)]
@@ -749,6 +754,7 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
             preimage: params.preimage.clone(),
             digest,
             payload: params.payload_kind,
+            cosigner_payload: params.cosigner_payload.clone(),
             chain: client_core::ChainStyle::Legacy,
             presign: params.presign,
         },

@@ -75,15 +75,25 @@ pub enum PayloadKind {
     EthereumTransaction,
     /// An EIP-191 personal-message preimage.
     EthereumMessage,
+    /// EIP-712 typed data: the payload sent to the cosigner is the typed data's JSON
+    /// (`eth_signTypedData_v4`); the signed preimage, `0x1901 || domainSeparator ||
+    /// hashStruct(message)`, is derived from it by each party.
+    EthereumTypedData,
+    /// An EIP-7702 authorization's signing payload `0x05 || rlp([chain_id, address,
+    /// nonce])`.
+    EthereumAuthorization,
 }
 
 impl PayloadKind {
-    /// `raw`, `ethereum_transaction` or `ethereum_message`.
+    /// `raw`, `ethereum_transaction`, `ethereum_message`, `ethereum_typed_data` or
+    /// `ethereum_authorization`.
     pub const fn as_str(self) -> &'static str {
         match self {
             PayloadKind::Raw => "raw",
             PayloadKind::EthereumTransaction => "ethereum_transaction",
             PayloadKind::EthereumMessage => "ethereum_message",
+            PayloadKind::EthereumTypedData => "ethereum_typed_data",
+            PayloadKind::EthereumAuthorization => "ethereum_authorization",
         }
     }
 }
@@ -115,6 +125,8 @@ mod tests {
             PayloadKind::Raw,
             PayloadKind::EthereumTransaction,
             PayloadKind::EthereumMessage,
+            PayloadKind::EthereumTypedData,
+            PayloadKind::EthereumAuthorization,
         ] {
             assert_eq!(
                 serde_json::to_string(&k).unwrap(),

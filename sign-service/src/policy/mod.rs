@@ -130,6 +130,9 @@ pub fn evaluate(
                 daily: None,
             }
         }
+        PayloadKind::EthereumTypedData | PayloadKind::EthereumAuthorization => Verdict::Unsupported(
+            format!("{} is not co-signed yet", kind.as_str_name()),
+        ),
         PayloadKind::EthereumTransaction => {
             if digest != DigestKind::Keccak256 {
                 return deny(
