@@ -74,6 +74,9 @@ pub struct AuditRecord {
     /// Decoded Ethereum transaction summary, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction: Option<serde_json::Value>,
+    /// The decoded fields of typed data, an EIP-7702 authorization or a message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decoded: Option<serde_json::Value>,
 }
 
 /// Failure to write the audit log (requests are refused when it cannot be written).

@@ -148,6 +148,9 @@ pub(crate) struct SignAuthorization<'a> {
     pub path: &'a DerivationPath,
     pub digest_kind: mpc_core::DigestKind,
     pub payload_kind: i32,
+    /// What the request carried (the policy reads it).
+    pub payload: &'a [u8],
+    /// What is signed (its digest is audited and returned).
     pub preimage: &'a [u8],
     pub session_id: Option<String>,
     pub presignature_id: Option<String>,
@@ -176,7 +179,7 @@ impl State {
             &a.wallet.wallet_id,
             payload_kind,
             a.digest_kind,
-            a.preimage,
+            a.payload,
         );
         if let Verdict::Allow {
             daily: Some((amount, limit)),
@@ -199,10 +202,17 @@ impl State {
                 };
             }
         }
-        let (decision, reason, tx) = match &verdict {
-            Verdict::Allow { tx, .. } => ("allow", None, tx.as_deref().map(policy::audit_summary)),
-            Verdict::Deny { rule, reason } => ("deny", Some(format!("{rule}: {reason}")), None),
-            Verdict::Unsupported(why) => ("deny", Some(format!("unsupported: {why}")), None),
+        let (decision, reason, tx, decoded) = match &verdict {
+            Verdict::Allow { tx, fields, .. } => (
+                "allow",
+                None,
+                tx.as_deref().map(policy::audit_summary),
+                fields.clone(),
+            ),
+            Verdict::Deny { rule, reason } => {
+                ("deny", Some(format!("{rule}: {reason}")), None, None)
+            }
+            Verdict::Unsupported(why) => ("deny", Some(format!("unsupported: {why}")), None, None),
         };
         self.audit(AuditRecord {
             timestamp_ms: now,
@@ -224,6 +234,7 @@ impl State {
             presignature_id: a.presignature_id,
             insecure_dev_primes: a.wallet.insecure_dev_primes.then_some(true),
             transaction: tx,
+            decoded,
             ..Default::default()
         })?;
         match verdict {

@@ -31,29 +31,37 @@ pub(crate) struct SignRequest {
     pub digest_kind: DigestKind,
     /// The proto payload kind (checked by the policy).
     pub payload_kind: i32,
+    /// What the request carried: the preimage, or for typed data its JSON (the policy
+    /// reads this).
+    pub payload: Vec<u8>,
+    /// What is signed: the payload itself, or the EIP-712 preimage derived from it.
     pub preimage: Vec<u8>,
 }
 
 impl SignRequest {
-    /// Checks the payload kind and the preimage size.
+    /// Checks the payload kind and size, and derives what is signed (typed data is
+    /// decoded here: bad typed data is refused before anything else happens).
     pub(crate) fn new(
         account_id: String,
         path: DerivationPath,
         digest_kind: DigestKind,
         payload_kind: i32,
-        preimage: Vec<u8>,
+        payload: Vec<u8>,
     ) -> Result<Self, CosignerError> {
-        cosigner_api::convert::payload_kind_from_proto(payload_kind)?;
-        if preimage.is_empty() || preimage.len() > MAX_PREIMAGE {
+        let kind = cosigner_api::convert::payload_kind_from_proto(payload_kind)?;
+        if payload.is_empty() || payload.len() > MAX_PREIMAGE {
             return Err(CosignerError::invalid(format!(
                 "preimage must be 1..={MAX_PREIMAGE} bytes"
             )));
         }
+        let preimage = crate::policy::signing_preimage(kind, &payload)
+            .map_err(|e| CosignerError::invalid(e.to_string()))?;
         Ok(SignRequest {
             account_id,
             path,
             digest_kind,
             payload_kind,
+            payload,
             preimage,
         })
     }
@@ -72,6 +80,7 @@ impl SignRequest {
             path: &self.path,
             digest_kind: self.digest_kind,
             payload_kind: self.payload_kind,
+            payload: &self.payload,
             preimage: &self.preimage,
             session_id,
             presignature_id,

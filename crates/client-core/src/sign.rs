@@ -189,11 +189,9 @@ impl Sign {
         let path = parse_path(&params.path)?;
         check_preimage(&params.preimage)?;
         match (params.payload, &params.cosigner_payload) {
-            (PayloadKind::EthereumTypedData, None) => {
-                return Err(ClientError::input(
-                    "EIP-712 typed data is signed with its JSON for the cosigner (cosigner_payload)",
-                ))
-            }
+            (PayloadKind::EthereumTypedData, None) => return Err(ClientError::input(
+                "EIP-712 typed data is signed with its JSON for the cosigner (cosigner_payload)",
+            )),
             (PayloadKind::EthereumTypedData, Some(p)) => check_preimage(p)?,
             (_, Some(_)) => {
                 return Err(ClientError::input(

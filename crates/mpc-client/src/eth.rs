@@ -1,139 +1,224 @@
-//! Small Ethereum helpers: the `v` style of an unsigned transaction payload, and an
-//! EIP-1559 signing-payload builder (minimal RLP), for tools and tests.
+//! Ethereum signing on [`MpcClient`], through the wallet's one EVM codec
+//! (`wallet-evm`, on alloy): transactions of every type come back serialized and
+//! hashed, EIP-712 typed data is sent to the cosigner as the JSON it hashes itself,
+//! EIP-7702 authorizations come back ready for a type-4 transaction.
+
+use serde::{Deserialize, Serialize};
+use wallet_evm::{AuthorizationFields, Signature, TypedDataPayload, UnsignedTx, U256};
+use wallet_types::{DigestKind, PayloadKind};
 
 use crate::error::MpcError;
 use crate::types::ChainStyle;
+use crate::{MpcClient, SignedResult};
 
-/// The [`ChainStyle`] of an unsigned transaction signing payload: typed transactions
-/// (first byte `0x01..=0x7f`, e.g. `0x02` for EIP-1559) use `v = y_parity`; a legacy
-/// RLP list uses EIP-155 when `chain_id` is given, else pre-EIP-155 `v = 27/28`.
-pub fn chain_style_for_payload(
-    payload: &[u8],
-    chain_id: Option<u64>,
-) -> Result<ChainStyle, MpcError> {
-    match payload.first() {
-        None => Err(MpcError::input("the transaction payload is empty")),
-        Some(0x01..=0x7f) => Ok(ChainStyle::Typed),
-        Some(0xc0..=0xff) => Ok(match chain_id {
-            Some(id) => ChainStyle::Eip155 { chain_id: id },
-            None => ChainStyle::Legacy,
-        }),
-        Some(b) => Err(MpcError::input(format!(
-            "not an unsigned Ethereum transaction payload (first byte 0x{b:02x}; expected a type byte 0x01-0x7f or an RLP list)"
-        ))),
-    }
+/// A signed Ethereum transaction, ready for `eth_sendRawTransaction`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedTransaction {
+    /// The signature (its `v` in the transaction's own style); its fields appear at
+    /// the top level in JSON.
+    #[serde(flatten)]
+    pub signature: SignedResult,
+    /// The transaction type (0 legacy, 1, 2, 3 blob, 4 EIP-7702).
+    pub tx_type: u8,
+    /// The EIP-2718 encoding of the signed transaction, `0x` hex (a blob transaction
+    /// without its sidecar).
+    pub raw_transaction: String,
+    /// The transaction hash, `0x` hex.
+    pub transaction_hash: String,
 }
 
-/// RLP encoding of a byte string.
-pub fn rlp_bytes(b: &[u8]) -> Vec<u8> {
-    if b.len() == 1 && b[0] < 0x80 {
-        return b.to_vec();
-    }
-    let mut out = rlp_len(0x80, b.len());
-    out.extend_from_slice(b);
-    out
-}
-
-/// RLP encoding of an unsigned integer (big-endian, no leading zeros).
-pub fn rlp_uint(v: u128) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let first = bytes.iter().position(|&x| x != 0).unwrap_or(bytes.len());
-    rlp_bytes(&bytes[first..])
-}
-
-/// RLP encoding of a list of already-encoded items.
-pub fn rlp_list(items: &[Vec<u8>]) -> Vec<u8> {
-    let body: Vec<u8> = items.concat();
-    let mut out = rlp_len(0xc0, body.len());
-    out.extend_from_slice(&body);
-    out
-}
-
-fn rlp_len(offset: u8, len: usize) -> Vec<u8> {
-    if len < 56 {
-        return vec![offset + len as u8];
-    }
-    let bytes = (len as u64).to_be_bytes();
-    let first = bytes.iter().position(|&x| x != 0).unwrap_or(7);
-    let mut out = vec![offset + 55 + (8 - first) as u8];
-    out.extend_from_slice(&bytes[first..]);
-    out
-}
-
-/// An unsigned EIP-1559 transaction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Eip1559Tx {
-    /// Chain id.
-    pub chain_id: u64,
-    /// Nonce.
+/// A signed EIP-7702 authorization (an entry of a type-4 transaction's
+/// `authorization_list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedAuthorization {
+    /// The signature.
+    pub signature: SignedResult,
+    /// Chain id (decimal; `0` for every chain).
+    pub chain_id: String,
+    /// The delegate contract, `0x` hex (EIP-55).
+    pub address: String,
+    /// The authority's account nonce.
     pub nonce: u64,
-    /// Max priority fee per gas (wei).
-    pub max_priority_fee_per_gas: u128,
-    /// Max fee per gas (wei).
-    pub max_fee_per_gas: u128,
-    /// Gas limit.
-    pub gas_limit: u64,
-    /// Destination.
-    pub to: [u8; 20],
-    /// Value (wei).
-    pub value: u128,
-    /// Call data.
-    pub data: Vec<u8>,
+    /// y parity (0 or 1).
+    pub y_parity: u8,
+    /// r, `0x` hex.
+    pub r: String,
+    /// s, `0x` hex.
+    pub s: String,
 }
 
-impl Eip1559Tx {
-    /// The signing payload `0x02 || rlp([chain_id, nonce, max_priority_fee_per_gas,
-    /// max_fee_per_gas, gas_limit, to, value, data, access_list])` (empty access list).
-    pub fn signing_payload(&self) -> Vec<u8> {
-        let mut out = vec![0x02];
-        out.extend(rlp_list(&[
-            rlp_uint(u128::from(self.chain_id)),
-            rlp_uint(u128::from(self.nonce)),
-            rlp_uint(self.max_priority_fee_per_gas),
-            rlp_uint(self.max_fee_per_gas),
-            rlp_uint(u128::from(self.gas_limit)),
-            rlp_bytes(&self.to),
-            rlp_uint(self.value),
-            rlp_bytes(&self.data),
-            rlp_list(&[]),
-        ]));
-        out
+/// How `v` is formed for `tx`: EIP-155 for a legacy transaction with a chain id, 27/28
+/// without one, the y parity for typed transactions.
+pub fn chain_style(tx: &UnsignedTx) -> ChainStyle {
+    match tx {
+        UnsignedTx::Legacy(t) => match t.chain_id {
+            Some(chain_id) => ChainStyle::Eip155 { chain_id },
+            None => ChainStyle::Legacy,
+        },
+        _ => ChainStyle::Typed,
+    }
+}
+
+/// Decodes an unsigned transaction signing payload (types 0-4, strictly).
+pub fn decode_transaction(payload: &[u8]) -> Result<UnsignedTx, MpcError> {
+    UnsignedTx::decode(payload)
+        .map_err(|e| MpcError::input(format!("not an unsigned Ethereum transaction: {e}")))
+}
+
+/// alloy's signature from a verified [`SignedResult`].
+fn alloy_signature(sig: &SignedResult) -> Result<Signature, MpcError> {
+    let word = |h: &str, what: &str| {
+        U256::from_str_radix(h.trim_start_matches("0x"), 16)
+            .map_err(|_| MpcError::input(format!("the signature's {what} is not hex")))
+    };
+    Ok(Signature::new(
+        word(&sig.r, "r")?,
+        word(&sig.s, "s")?,
+        sig.y_parity == 1,
+    ))
+}
+
+/// The signed transaction of `tx` under `signature`.
+pub fn signed_transaction(
+    tx: UnsignedTx,
+    signature: SignedResult,
+) -> Result<SignedTransaction, MpcError> {
+    let tx_type = tx.tx_type();
+    let signed = tx.into_signed(alloy_signature(&signature)?);
+    Ok(SignedTransaction {
+        signature,
+        tx_type,
+        raw_transaction: format!("0x{}", hex::encode(&signed.raw)),
+        transaction_hash: format!("{:#x}", signed.hash),
+    })
+}
+
+fn signed_authorization(
+    fields: &AuthorizationFields,
+    signature: SignedResult,
+) -> SignedAuthorization {
+    SignedAuthorization {
+        chain_id: fields.chain_id.to_string(),
+        address: fields.delegate.to_checksum(None),
+        nonce: fields.nonce,
+        y_parity: signature.y_parity,
+        r: format!("0x{}", signature.r),
+        s: format!("0x{}", signature.s),
+        signature,
+    }
+}
+
+impl MpcClient {
+    /// Signs an unsigned Ethereum transaction (its signing payload: legacy RLP, or
+    /// `type ‖ rlp` for types 1-4) with the cosigner, and returns it signed and hashed.
+    /// The payload is decoded first: anything else is refused before any request.
+    pub async fn sign_transaction(
+        &self,
+        account_id: String,
+        path: String,
+        payload: Vec<u8>,
+    ) -> Result<SignedTransaction, MpcError> {
+        let tx = decode_transaction(&payload)?;
+        let sig = self
+            .sign_tx(
+                account_id,
+                path,
+                payload,
+                DigestKind::Keccak256,
+                PayloadKind::EthereumTransaction,
+                chain_style(&tx),
+            )
+            .await?;
+        signed_transaction(tx, sig)
+    }
+
+    /// [`Self::sign_transaction`] with the device AND recovery shares, without the
+    /// cosigner.
+    pub async fn offline_sign_transaction(
+        &self,
+        account_id: String,
+        path: String,
+        payload: Vec<u8>,
+    ) -> Result<SignedTransaction, MpcError> {
+        let tx = decode_transaction(&payload)?;
+        let style = chain_style(&tx);
+        let sig = self
+            .offline_sign(account_id, path, payload, DigestKind::Keccak256, style)
+            .await?;
+        signed_transaction(tx, sig)
+    }
+
+    /// Signs EIP-712 typed data (the JSON of `eth_signTypedData_v4`): the cosigner
+    /// receives the JSON, decodes and hashes it itself and applies its typed-data rules;
+    /// both sides sign `0x1901 ‖ domainSeparator ‖ hashStruct(message)`. `v` is 27/28.
+    pub async fn sign_typed_data(
+        &self,
+        account_id: String,
+        path: String,
+        typed_data_json: Vec<u8>,
+    ) -> Result<SignedResult, MpcError> {
+        let typed = TypedDataPayload::parse(&typed_data_json)
+            .map_err(|e| MpcError::input(e.to_string()))?;
+        self.sign_with_cosigner(
+            account_id,
+            path,
+            typed.preimage().to_vec(),
+            DigestKind::Keccak256,
+            PayloadKind::EthereumTypedData,
+            Some(typed_data_json),
+            ChainStyle::Legacy,
+        )
+        .await
+    }
+
+    /// Signs an EIP-7702 authorization delegating the account to `delegate` on
+    /// `chain_id` (0: every chain, which cosigners refuse by default) for the account
+    /// nonce `nonce`.
+    pub async fn sign_authorization(
+        &self,
+        account_id: String,
+        path: String,
+        chain_id: u64,
+        delegate: &str,
+        nonce: u64,
+    ) -> Result<SignedAuthorization, MpcError> {
+        let fields = AuthorizationFields {
+            chain_id: U256::from(chain_id),
+            delegate: delegate
+                .trim()
+                .parse()
+                .map_err(|_| MpcError::input(format!("{delegate:?} is not an address")))?,
+            nonce,
+        };
+        let sig = self
+            .sign_tx(
+                account_id,
+                path,
+                fields.signing_payload(),
+                DigestKind::Keccak256,
+                PayloadKind::EthereumAuthorization,
+                ChainStyle::Typed,
+            )
+            .await?;
+        Ok(signed_authorization(&fields, sig))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wallet_evm::tx::DecodeError;
 
     #[test]
-    fn rlp_vectors() {
-        assert_eq!(rlp_uint(0), vec![0x80]);
-        assert_eq!(rlp_uint(15), vec![0x0f]);
-        assert_eq!(rlp_uint(1024), vec![0x82, 0x04, 0x00]);
-        assert_eq!(rlp_bytes(b"dog"), vec![0x83, b'd', b'o', b'g']);
-        assert_eq!(
-            rlp_list(&[rlp_bytes(b"cat"), rlp_bytes(b"dog")]),
-            hex::decode("c88363617483646f67").unwrap()
-        );
-        let long = vec![0x61u8; 56];
-        assert_eq!(&rlp_bytes(&long)[..2], &[0xb8, 56]);
-    }
-
-    #[test]
-    fn styles() {
-        assert_eq!(
-            chain_style_for_payload(&[0x02, 0xc0], None).unwrap(),
-            ChainStyle::Typed
-        );
-        assert_eq!(
-            chain_style_for_payload(&[0xc0], Some(1)).unwrap(),
-            ChainStyle::Eip155 { chain_id: 1 }
-        );
-        assert_eq!(
-            chain_style_for_payload(&[0xc0], None).unwrap(),
-            ChainStyle::Legacy
-        );
-        assert!(chain_style_for_payload(&[0x80], None).is_err());
-        assert!(chain_style_for_payload(&[], None).is_err());
+    fn styles_follow_the_transaction() {
+        // The EIP-155 example: a legacy transaction with chain id 1.
+        let p = hex::decode("ec098504a817c800825208943535353535353535353535353535353535353535880de0b6b3a764000080018080").unwrap();
+        let tx = decode_transaction(&p).unwrap();
+        assert_eq!(chain_style(&tx), ChainStyle::Eip155 { chain_id: 1 });
+        assert!(matches!(
+            UnsignedTx::decode(&[0x05, 0xc0]),
+            Err(DecodeError::UnsupportedType(5))
+        ));
+        assert!(decode_transaction(&[]).is_err());
     }
 }

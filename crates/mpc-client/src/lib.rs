@@ -69,6 +69,7 @@ pub use client_core::{
 pub use cosigner::CosignerClient;
 pub use driver::{create_wallet, CreateEffects, SessionSettings};
 pub use error::MpcError;
+pub use eth::{SignedAuthorization, SignedTransaction};
 pub use join::{join_wallet_creation, save_party_files, JoinRequest};
 pub use pool::pool_dir_path;
 pub use store::{meta_path, WalletMeta, WALLET_META_FORMAT};
@@ -476,6 +477,23 @@ impl MpcClient {
         payload: PayloadKind,
         chain: ChainStyle,
     ) -> Result<SignedResult, MpcError> {
+        self.sign_with_cosigner(account_id, path, preimage, digest, payload, None, chain)
+            .await
+    }
+
+    /// [`Self::sign_tx`] with what the cosigner receives in place of the preimage
+    /// (EIP-712 typed data: its JSON).
+    #[allow(clippy::too_many_arguments)] // the flow's parameters, passed through once
+    pub(crate) async fn sign_with_cosigner(
+        &self,
+        account_id: String,
+        path: String,
+        preimage: Vec<u8>,
+        digest: DigestKind,
+        payload: PayloadKind,
+        cosigner_payload: Option<Vec<u8>>,
+        chain: ChainStyle,
+    ) -> Result<SignedResult, MpcError> {
         let presign = self.presign_config();
         let params = SignParams {
             account_id: account_id.clone(),
@@ -483,7 +501,7 @@ impl MpcClient {
             preimage,
             digest,
             payload,
-            cosigner_payload: None,
+            cosigner_payload,
             chain,
             presign: presign.mode,
         };

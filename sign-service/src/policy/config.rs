@@ -94,6 +94,35 @@ pub struct Erc20Token {
     pub max_amount_per_tx: Option<TokenAmount>,
 }
 
+/// Rules for EIP-712 typed data. The domain's `chainId`, when present, must be in
+/// `ethereum.allowed_chain_ids` (when that is set).
+///
+/// A permit (EIP-2612 `Permit`, DAI's permit, Uniswap Permit2) is an approval: it is
+/// co-signed only when its spender is in `permit_spenders` and every token it allows
+/// is in `ethereum.erc20.tokens`, within its `max_amount_per_tx`; its domain must name
+/// the chain.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct TypedDataPolicy {
+    /// The contracts a domain's `verifyingContract` may name. Empty: any (a domain
+    /// without one is accepted only then).
+    pub allowed_verifying_contracts: Vec<ConfigAddress>,
+    /// The spenders a permit may name. Empty: no permit is co-signed.
+    pub permit_spenders: Vec<ConfigAddress>,
+}
+
+/// Rules for EIP-7702 authorizations: delegating the account's code to a contract
+/// gives that contract the account, so nothing is delegated by default.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Eip7702Policy {
+    /// The contracts the account may delegate to. Empty: no authorization is
+    /// co-signed.
+    pub allowed_delegates: Vec<ConfigAddress>,
+    /// Whether chain id 0 (valid on every chain) is co-signed. Default: no.
+    pub allow_any_chain: bool,
+}
+
 /// Rules for the ERC-20 calls decoded from calldata (`transfer`, `transferFrom`,
 /// `approve`, `increaseAllowance`).
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -127,6 +156,10 @@ pub struct EthereumPolicy {
     pub daily_value_limit_wei: Option<Wei>,
     /// ERC-20 calls.
     pub erc20: Erc20Policy,
+    /// EIP-712 typed data (token permits among them).
+    pub typed_data: TypedDataPolicy,
+    /// EIP-7702 authorizations (delegating the account's code).
+    pub eip7702: Eip7702Policy,
 }
 
 impl EthereumPolicy {

@@ -16,9 +16,10 @@ use super::config::{
     ConfigAddress, Erc20Policy, Erc20Token, EthereumPolicy, PolicyConfig, TokenAmount,
     WalletPolicy, Wei,
 };
-use super::eth::{decode_erc20, decode_eth_signing_payload, IERC20};
 use super::{evaluate, Verdict};
 use crate::props::config;
+use wallet_evm::erc20::IERC20;
+use wallet_evm::{decode_erc20, decode_eth_signing_payload};
 
 const WALLET: &str = "w";
 const ALLOWED: Address = Address::repeat_byte(0x11);
@@ -45,6 +46,8 @@ fn policy() -> PolicyConfig {
                 .into(),
                 allowed_recipients: vec![ConfigAddress(FRIEND)],
             },
+            typed_data: Default::default(),
+            eip7702: Default::default(),
         },
         ..PolicyConfig::default()
     }
@@ -56,6 +59,8 @@ fn kinds() -> impl Strategy<Value = PayloadKind> {
         Just(PayloadKind::Raw),
         Just(PayloadKind::EthereumTransaction),
         Just(PayloadKind::EthereumMessage),
+        Just(PayloadKind::EthereumTypedData),
+        Just(PayloadKind::EthereumAuthorization),
     ]
 }
 
@@ -94,9 +99,9 @@ trait AbiCheck {
     fn abi_encode_check(&self) -> Vec<u8>;
 }
 
-impl AbiCheck for super::eth::Erc20Call {
+impl AbiCheck for wallet_evm::Erc20Call {
     fn abi_encode_check(&self) -> Vec<u8> {
-        use super::eth::Erc20Call as C;
+        use wallet_evm::Erc20Call as C;
         match *self {
             C::Transfer { to, amount } => IERC20::transferCall { to, amount }.abi_encode(),
             C::TransferFrom { from, to, amount } => {
@@ -211,7 +216,16 @@ proptest! {
                 }
                 PayloadKind::EthereumTransaction => check_allowed(&bytes)?,
                 PayloadKind::EthereumMessage => {
-                    prop_assert!(bytes.starts_with(b"\x19Ethereum Signed Message:\n"));
+                    prop_assert!(wallet_evm::message::decode(&bytes).is_ok());
+                }
+                // Allowed typed data hashed, and was no permit (no spender is listed).
+                PayloadKind::EthereumTypedData => {
+                    let t = wallet_evm::TypedDataPayload::parse(&bytes);
+                    prop_assert!(t.is_ok_and(|t| t.permit().is_none()));
+                }
+                // No delegate is listed: no authorization passes.
+                PayloadKind::EthereumAuthorization => {
+                    return Err(TestCaseError::fail("authorization allowed without delegates"))
                 }
             },
             Verdict::Deny { .. } | Verdict::Unsupported(_) => {}

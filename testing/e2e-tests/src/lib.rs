@@ -598,3 +598,38 @@ pub fn cosigner_sends_error_info(url: &str) -> Result<bool> {
         }
     })
 }
+
+/// The signing payload of an EIP-1559 transfer of `value` wei to `0x1111…11` on chain
+/// 1 (alloy builds it).
+pub fn eip1559(value: u128, nonce: u64) -> Vec<u8> {
+    use alloy_consensus::{SignableTransaction, TxEip1559};
+    use alloy_primitives::{Address, TxKind, U256};
+    TxEip1559 {
+        chain_id: 1,
+        nonce,
+        gas_limit: 21_000,
+        max_fee_per_gas: 30_000_000_000,
+        max_priority_fee_per_gas: 1_000_000_000,
+        to: TxKind::Call(Address::repeat_byte(0x11)),
+        value: U256::from(value),
+        access_list: Default::default(),
+        input: Default::default(),
+    }
+    .encoded_for_signing()
+}
+
+/// The signing payload of a legacy EIP-155 transaction (chain id `chain_id`).
+pub fn legacy_eip155(chain_id: u64, nonce: u64, value: u128) -> Vec<u8> {
+    use alloy_consensus::{SignableTransaction, TxLegacy};
+    use alloy_primitives::{Address, TxKind, U256};
+    TxLegacy {
+        chain_id: Some(chain_id),
+        nonce,
+        gas_price: 20_000_000_000,
+        gas_limit: 21_000,
+        to: TxKind::Call(Address::repeat_byte(0x22)),
+        value: U256::from(value),
+        input: Default::default(),
+    }
+    .encoded_for_signing()
+}

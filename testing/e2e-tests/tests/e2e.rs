@@ -23,26 +23,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use e2e_tests::*;
-use mpc_client::eth::Eip1559Tx;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 
 fn step(name: &str) {
     eprintln!("\n[e2e] ===== {name}");
-}
-
-fn eip1559(value: u128, nonce: u64) -> Vec<u8> {
-    Eip1559Tx {
-        chain_id: 1,
-        nonce,
-        max_priority_fee_per_gas: 1_000_000_000,
-        max_fee_per_gas: 30_000_000_000,
-        gas_limit: 21_000,
-        to: [0x11; 20],
-        value,
-        data: Vec::new(),
-    }
-    .signing_payload()
 }
 
 struct Stats(Vec<(String, f64)>);
@@ -294,27 +279,8 @@ fn scenario(
     );
 
     step("device + cosigner: legacy EIP-155 transaction");
-    use mpc_client::eth::{rlp_bytes, rlp_list, rlp_uint};
-    let legacy = rlp_list(&[
-        rlp_uint(2),              // nonce
-        rlp_uint(20_000_000_000), // gas price
-        rlp_uint(21_000),         // gas
-        rlp_bytes(&[0x22; 20]),   // to
-        rlp_uint(ETH / 10),       // value
-        rlp_bytes(&[]),           // data
-        rlp_uint(5),              // chain id (EIP-155)
-        rlp_uint(0),
-        rlp_uint(0),
-    ]);
-    let sig = run(&[
-        "sign-tx",
-        "--path",
-        path,
-        "--chain-id",
-        "5",
-        &hex::encode(&legacy),
-    ])?
-    .ok()?;
+    let legacy = legacy_eip155(5, 2, ETH / 10);
+    let sig = run(&["sign-tx", "--path", path, &hex::encode(&legacy)])?.ok()?;
     verify_eth_signature(&legacy, &sig, &address)?;
     let v = sig["v"].as_u64().context("v")?;
     ensure!(

@@ -22,7 +22,6 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use cosigner_api::{auth, pb};
 use e2e_tests::*;
-use mpc_client::eth::Eip1559Tx;
 
 const ETH: u128 = 1_000_000_000_000_000_000;
 /// The cosigner's per-account cap in this test.
@@ -81,20 +80,6 @@ fn presignature_pools_across_processes() -> Result<()> {
         total.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn eip1559(value: u128, nonce: u64) -> Vec<u8> {
-    Eip1559Tx {
-        chain_id: 1,
-        nonce,
-        max_priority_fee_per_gas: 1_000_000_000,
-        max_fee_per_gas: 30_000_000_000,
-        gas_limit: 21_000,
-        to: [0x11; 20],
-        value,
-        data: Vec::new(),
-    }
-    .signing_payload()
 }
 
 /// Raw gRPC access to the cosigner as the device (or recovery).

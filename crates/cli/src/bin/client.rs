@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mpc_client::{
-    eth::chain_style_for_payload, new_mpc_client, AccountKind, ChainStyle, DigestKind, ErrorCode,
-    MpcClient, MpcConfig, MpcError, PartyRole, PayloadKind, PresignConfig, PresignMode,
-    PresignPoolStatus, ProgressEvent, ProgressListener, SignedResult,
+    new_mpc_client, AccountKind, ChainStyle, DigestKind, ErrorCode, MpcClient, MpcConfig, MpcError,
+    PartyRole, PayloadKind, PresignConfig, PresignMode, PresignPoolStatus, ProgressEvent,
+    ProgressListener, SignedResult,
 };
 use wallet_cli::{PASSPHRASE_ENV, SHARE_FILES};
 
@@ -137,8 +137,9 @@ enum Cmd {
         #[arg(long, default_value = "m")]
         path: String,
     },
-    /// Sign an unsigned Ethereum transaction (signing payload hex, e.g. 0x02f8... for
-    /// EIP-1559) with the cosigner.
+    /// Sign an unsigned Ethereum transaction (its signing payload, hex: legacy RLP, with
+    /// its EIP-155 chain id, or `type ‖ rlp` for types 1-4, e.g. 0x02f8... for EIP-1559)
+    /// with the cosigner; prints the signed transaction and its hash.
     SignTx {
         /// The unsigned transaction's signing payload, hex.
         tx: String,
@@ -148,9 +149,6 @@ enum Cmd {
         /// Non-hardened derivation path.
         #[arg(long, default_value = "m")]
         path: String,
-        /// Chain id, for legacy (EIP-155) transactions.
-        #[arg(long)]
-        chain_id: Option<u64>,
     },
     /// Sign raw bytes (hex) hashed with --digest, with the cosigner.
     SignRaw {
@@ -174,9 +172,6 @@ enum Cmd {
         /// An unsigned Ethereum transaction payload, hex.
         #[arg(long)]
         tx: Option<String>,
-        /// Chain id, for legacy (EIP-155) transactions.
-        #[arg(long)]
-        chain_id: Option<u64>,
         /// Account id (default: the first account).
         #[arg(long)]
         account: Option<String>,
@@ -445,6 +440,19 @@ fn hex_arg(name: &str, s: &str) -> Result<Vec<u8>> {
     Ok(b)
 }
 
+/// A signed transaction: the signature, then the transaction itself.
+fn print_transaction(json: bool, t: &mpc_client::SignedTransaction) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(t)?);
+        return Ok(());
+    }
+    print_signature(false, &t.signature)?;
+    println!("tx type      {}", t.tx_type);
+    println!("tx hash      {}", t.transaction_hash);
+    println!("signed tx    {}", t.raw_transaction);
+    Ok(())
+}
+
 fn print_signature(json: bool, sig: &SignedResult) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string(sig)?);
@@ -601,30 +609,21 @@ async fn run(args: Args) -> Result<()> {
                 .await?;
             finish_signing(&client, &args, &sig).await?;
         }
-        Cmd::SignTx {
-            tx,
-            account,
-            path,
-            chain_id,
-        } => {
+        Cmd::SignTx { tx, account, path } => {
             let payload = hex_arg("the transaction", tx)?;
-            let style = chain_style_for_payload(&payload, *chain_id)?;
+            mpc_client::eth::decode_transaction(&payload)?;
             let client = signing_client(
                 config(&args, role, need_device, need_recovery, "signing")?,
                 &args,
             )?;
             let account = account_or_first(&client, account.clone()).await?;
-            let sig = client
-                .sign_tx(
-                    account,
-                    path.clone(),
-                    payload,
-                    DigestKind::Keccak256,
-                    PayloadKind::EthereumTransaction,
-                    style,
-                )
+            let signed = client
+                .sign_transaction(account, path.clone(), payload)
                 .await?;
-            finish_signing(&client, &args, &sig).await?;
+            print_transaction(args.json, &signed)?;
+            if args.refill_to > 0 {
+                client.wait_refills().await;
+            }
         }
         Cmd::SignRaw {
             preimage,
@@ -659,7 +658,6 @@ async fn run(args: Args) -> Result<()> {
         Cmd::OfflineSign {
             message,
             tx,
-            chain_id,
             account,
             path,
         } => {
@@ -671,22 +669,23 @@ async fn run(args: Args) -> Result<()> {
                 "offline-sign (device + recovery)",
             )?)?;
             let account = account_or_first(&client, account.clone()).await?;
-            let sig = match (message, tx) {
+            match (message, tx) {
                 (Some(m), None) => {
-                    client
+                    let sig = client
                         .offline_sign_message(account, path.clone(), m.as_bytes().to_vec())
-                        .await?
+                        .await?;
+                    print_signature(args.json, &sig)?;
                 }
                 (None, Some(t)) => {
                     let payload = hex_arg("--tx", t)?;
-                    let style = chain_style_for_payload(&payload, *chain_id)?;
-                    client
-                        .offline_sign(account, path.clone(), payload, DigestKind::Keccak256, style)
-                        .await?
+                    mpc_client::eth::decode_transaction(&payload)?;
+                    let signed = client
+                        .offline_sign_transaction(account, path.clone(), payload)
+                        .await?;
+                    print_transaction(args.json, &signed)?;
                 }
                 _ => bail!("give --message TEXT or --tx HEX"),
-            };
-            print_signature(args.json, &sig)?;
+            }
         }
         Cmd::Verify {
             message,
