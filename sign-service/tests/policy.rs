@@ -203,18 +203,18 @@ async fn ethereum_rules_refuse_each_attack_naming_the_rule() {
         let r = start_sign(&mut client, &w, tx, kind).await;
         assert_eq!(denied_rule(what, r), want, "{what}");
     }
-    // EIP-4844 and EIP-7702 transactions are not decoded yet: invalid input.
-    for ty in [3u8, 4] {
+    // A transaction type that does not exist: invalid input.
+    for ty in [5u8, 0x7f] {
         let e = start_sign(&mut client, &w, vec![ty, 0xc0], kind)
             .await
-            .expect_err("unsupported type");
+            .expect_err("unknown type");
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
         assert_eq!(RemoteError::from(&e).code, ErrorCode::InvalidInput);
-        assert!(
-            e.message().contains("unsupported transaction type"),
-            "{e:?}"
-        );
+        assert!(e.message().contains("unknown transaction type"), "{e:?}");
     }
+    // A malformed EIP-7702 transaction is refused by the transaction rule.
+    let r = start_sign(&mut client, &w, vec![4, 0xc0], kind).await;
+    assert_eq!(denied_rule("malformed type 4", r), "ethereum_transaction");
     // What the rules allow is still signed: the exact limit with the fee, and an
     // allowed ERC-20 transfer (its decoded call is audited).
     start_sign(
@@ -236,4 +236,178 @@ async fn ethereum_rules_refuse_each_attack_naming_the_rule() {
     let audit = svc.audit();
     assert!(audit.contains("\"function\":\"transfer\""), "{audit}");
     assert!(audit.contains("erc20_recipients"), "{audit}");
+}
+
+/// An EIP-2612 permit for `spender` of `value` units of `TOKEN` on `chain`, as the JSON
+/// of eth_signTypedData_v4.
+fn permit(chain: u64, spender: Address, value: u64) -> Vec<u8> {
+    serde_json::json!({
+        "types": {
+            "EIP712Domain": [
+                {"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}
+            ],
+            "Permit": [
+                {"name": "owner", "type": "address"}, {"name": "spender", "type": "address"},
+                {"name": "value", "type": "uint256"}, {"name": "nonce", "type": "uint256"},
+                {"name": "deadline", "type": "uint256"}
+            ]
+        },
+        "primaryType": "Permit",
+        "domain": {"name": "Token", "version": "1", "chainId": chain, "verifyingContract": TOKEN.to_string()},
+        "message": {
+            "owner": ALLOWED.to_string(), "spender": spender.to_string(),
+            "value": value.to_string(), "nonce": "0", "deadline": "4102444800"
+        }
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn authorization(chain: u64, delegate: Address) -> Vec<u8> {
+    wallet_evm::AuthorizationFields {
+        chain_id: U256::from(chain),
+        delegate,
+        nonce: 0,
+    }
+    .signing_payload()
+}
+
+async fn sign_with_presignature(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    id: &str,
+    preimage: Vec<u8>,
+    kind: PayloadKind,
+) -> Result<pb::SignWithPresignatureResponse, tonic::Status> {
+    let mut req = pb::SignWithPresignatureRequest {
+        auth: None,
+        account_id: "account-0".into(),
+        presignature_id: id.into(),
+        preimage,
+        digest: DigestKind::Keccak256 as i32,
+        payload_kind: kind as i32,
+    };
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign request");
+    client
+        .sign_with_presignature(req)
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// EIP-712 permits and EIP-7702 authorizations, each attacked with a signed StartSign
+/// and over the fast path (SignWithPresignature); the refusal names its rule, a refused
+/// fast-path request leaves the presignature unused, and what the rules allow is signed
+/// over the preimage the cosigner derived from the typed data itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_data_and_authorizations_refuse_each_attack_naming_the_rule() {
+    use alloy_primitives::keccak256;
+    let gw = gateway().await;
+    let policy = format!(
+        "session_timeout_secs: 5\npolicy:\n  ethereum:\n    allowed_chain_ids: [31337]\n    \
+         erc20:\n      tokens:\n        \"{TOKEN}\":\n          max_amount_per_tx: \"1000\"\n    \
+         typed_data:\n      permit_spenders: [\"{FRIEND}\"]\n    \
+         eip7702:\n      allowed_delegates: [\"{ALLOWED}\"]\n"
+    );
+    let svc = start_service(&gw, &policy, false).await;
+    let mut client = svc.client().await;
+    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    let typed = PayloadKind::EthereumTypedData;
+    let auth_kind = PayloadKind::EthereumAuthorization;
+    let attacks: Vec<(&str, Vec<u8>, PayloadKind, &str)> = vec![
+        (
+            "a permit to a spender not allowed",
+            permit(31337, STRANGER, 1),
+            typed,
+            "permit_spenders",
+        ),
+        (
+            "a permit above the token's limit",
+            permit(31337, FRIEND, 1001),
+            typed,
+            "erc20_max_amount",
+        ),
+        (
+            "a permit on a chain not allowed",
+            permit(1, FRIEND, 1),
+            typed,
+            "allowed_chain_ids",
+        ),
+        (
+            "an authorization to a delegate not allowed",
+            authorization(31337, ELSEWHERE),
+            auth_kind,
+            "eip7702_delegates",
+        ),
+        (
+            "an authorization for every chain",
+            authorization(0, ALLOWED),
+            auth_kind,
+            "eip7702_any_chain",
+        ),
+        (
+            "an authorization on a chain not allowed",
+            authorization(1, ALLOWED),
+            auth_kind,
+            "allowed_chain_ids",
+        ),
+    ];
+    for (what, payload, kind, want) in &attacks {
+        let r = start_sign(&mut client, &w, payload.clone(), *kind).await;
+        assert_eq!(denied_rule(what, r), *want, "{what}");
+    }
+    // Malformed typed data: invalid input before anything else.
+    for bad in [
+        &b"{"[..],
+        b"[]",
+        br#"{"types":{},"primaryType":"X","domain":{},"message":{}}"#,
+    ] {
+        let e = start_sign(&mut client, &w, bad.to_vec(), typed)
+            .await
+            .expect_err("malformed typed data");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert_eq!(RemoteError::from(&e).code, ErrorCode::InvalidInput);
+    }
+    // Allowed: the cosigner signs keccak(0x1901 ‖ domainSeparator ‖ hashStruct), which
+    // it computed from the JSON (never the JSON's own hash).
+    let good = permit(31337, FRIEND, 1000);
+    let started = start_sign(&mut client, &w, good.clone(), typed)
+        .await
+        .expect("allowed permit");
+    let want = keccak256(
+        wallet_evm::TypedDataPayload::parse(&good)
+            .unwrap()
+            .preimage(),
+    );
+    assert_eq!(started.digest, hex::encode(want));
+    assert_ne!(started.digest, hex::encode(keccak256(&good)));
+    start_sign(&mut client, &w, authorization(31337, ALLOWED), auth_kind)
+        .await
+        .expect("allowed authorization");
+
+    // The fast path applies the same rules, and a refusal consumes nothing.
+    let id = presign_one(&mut client, &w, "account-0").await;
+    for (what, payload, kind, want) in attacks {
+        let e = sign_with_presignature(&mut client, &w, &id, payload, kind)
+            .await
+            .expect_err(what);
+        assert_eq!(e.code(), tonic::Code::PermissionDenied, "{what}: {e:?}");
+        let remote = RemoteError::from(&e);
+        assert_eq!(remote.rule.as_deref(), Some(want), "{what}: {remote}");
+    }
+    assert!(
+        pool_ids(&mut client, &w, "account-0")
+            .await
+            .expect("pool")
+            .contains(&id),
+        "a refused request consumed the presignature"
+    );
+    let partial = sign_with_presignature(&mut client, &w, &id, good, typed)
+        .await
+        .expect("allowed permit over the fast path");
+    assert_eq!(partial.digest, hex::encode(want));
+    let audit = svc.audit();
+    assert!(audit.contains("permit_spenders"), "{audit}");
+    assert!(audit.contains("\"standard\":\"EIP-2612\""), "{audit}");
+    assert!(audit.contains("\"kind\":\"eip7702\""), "{audit}");
 }

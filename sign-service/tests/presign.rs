@@ -9,13 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use cosigner_api::pb::cosigner_client::CosignerClient;
 use cosigner_api::pb::{self, DigestKind, PayloadKind};
 use cosigner_api::{auth, PresignatureState, RemoteError};
-use mpc_core::{Session, SessionOutput};
-use mpc_party::run_session;
-use mpc_wire::Roster;
-use tonic::transport::Channel;
 use wallet_types::ErrorCode;
 
 const ACCOUNT: &str = "account-0";
@@ -33,50 +28,6 @@ fn sign_req(w: &Wallet, id: &str, msg: &str) -> pb::SignWithPresignatureRequest 
     req
 }
 
-/// StartPresign of one, the device's side of the session in-process; returns the id
-/// once the cosigner has stored its half.
-async fn presign_one(client: &mut CosignerClient<Channel>, w: &Wallet) -> String {
-    let mut req = pb::StartPresignRequest {
-        auth: None,
-        account_id: ACCOUNT.into(),
-        count: 1,
-        release_ids: Vec::new(),
-    };
-    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
-    let started = client
-        .start_presign(req)
-        .await
-        .expect("start presign")
-        .into_inner();
-    assert_eq!(started.signers, vec![0, 1]);
-    let s = started.sessions.into_iter().next().expect("a session");
-    let room = s.session.expect("room");
-    let share = w.device_accounts[0]
-        .complete(&w.device_aux)
-        .expect("complete");
-    let sid = room.session_id.clone().into_bytes();
-    let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
-    let out = run_session(
-        ctx(&w.gw, &room, 0, &w.device, &roster),
-        move || Session::presign(&sid, vec![0, 1], share),
-        |_| {},
-    )
-    .await
-    .expect("presign session");
-    assert!(matches!(out, SessionOutput::Presignature(..)));
-    let id = s.presignature_id;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !pool_ids(client, w, ACCOUNT)
-        .await
-        .expect("pool")
-        .contains(&id)
-    {
-        assert!(Instant::now() < deadline, "the cosigner never stored {id}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    id
-}
-
 fn unavailable(e: &tonic::Status) -> Option<PresignatureState> {
     assert_eq!(e.code(), tonic::Code::FailedPrecondition, "{e:?}");
     let r = RemoteError::from(e);
@@ -92,7 +43,7 @@ async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
     let mut client = svc.client().await;
     let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
 
-    let id = presign_one(&mut client, &w).await;
+    let id = presign_one(&mut client, &w, ACCOUNT).await;
     assert_eq!(
         pool_ids(&mut client, &w, ACCOUNT).await.expect("pool"),
         vec![id.clone()]
@@ -138,7 +89,7 @@ async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
     assert_eq!(unavailable(&e), Some(PresignatureState::Unknown));
 
     // SIGKILL between consuming a presignature and answering.
-    let victim = presign_one(&mut client, &w).await;
+    let victim = presign_one(&mut client, &w, ACCOUNT).await;
     svc.restart(&[("SIGN_SERVICE_TEST_PAUSE_AFTER_PRESIGN_TAKE_MS", "30000")])
         .await;
     let mut client = svc.client().await;

@@ -585,3 +585,51 @@ pub async fn creation_outcome(
         assert!(Instant::now() < deadline, "{stalled}");
     }
 }
+
+/// StartPresign of one, the device's side of the session in-process; returns the id
+/// once the cosigner has stored its half.
+pub async fn presign_one(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    account: &str,
+) -> String {
+    let mut req = pb::StartPresignRequest {
+        auth: None,
+        account_id: account.into(),
+        count: 1,
+        release_ids: Vec::new(),
+    };
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
+    let started = client
+        .start_presign(req)
+        .await
+        .expect("start presign")
+        .into_inner();
+    assert_eq!(started.signers, vec![0, 1]);
+    let s = started.sessions.into_iter().next().expect("a session");
+    let room = s.session.expect("room");
+    let share = w.device_accounts[0]
+        .complete(&w.device_aux)
+        .expect("complete");
+    let sid = room.session_id.clone().into_bytes();
+    let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
+    let out = run_session(
+        ctx(&w.gw, &room, 0, &w.device, &roster),
+        move || Session::presign(&sid, vec![0, 1], share),
+        |_| {},
+    )
+    .await
+    .expect("presign session");
+    assert!(matches!(out, SessionOutput::Presignature(..)));
+    let id = s.presignature_id;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pool_ids(client, w, account)
+        .await
+        .expect("pool")
+        .contains(&id)
+    {
+        assert!(Instant::now() < deadline, "the cosigner never stored {id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    id
+}
