@@ -434,8 +434,10 @@ fn typed_data_domain_rules_and_bad_json() {
         .allowed_verifying_contracts
         .push(ConfigAddress(addr(0xcc)));
     assert_eq!(typed(&cfg(listed), &mail), "allowed");
-    let mut chains = EthereumPolicy::default();
-    chains.allowed_chain_ids = vec![5];
+    let chains = EthereumPolicy {
+        allowed_chain_ids: vec![5],
+        ..EthereumPolicy::default()
+    };
     assert_eq!(typed(&cfg(chains), &mail), rule::ALLOWED_CHAIN_IDS);
     // Malformed: not JSON, a message that does not fit its types, a wrong digest.
     let c = cfg(EthereumPolicy::default());
