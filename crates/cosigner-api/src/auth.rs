@@ -760,7 +760,7 @@ impl ReplayCache {
         let mut inner = self.lock();
         let mut expired = Vec::new();
         inner.inserts += 1;
-        if inner.inserts % SWEEP_EVERY == 0 {
+        if inner.inserts.is_multiple_of(SWEEP_EVERY) {
             inner.scopes.retain(|s, n| {
                 n.expire(s, now_ms, &mut expired);
                 !n.seen.is_empty()

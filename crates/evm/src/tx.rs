@@ -458,7 +458,7 @@ pub(crate) mod tests {
                 EthereumTxEnvelope::<TxEip4844>::decode_2718(&mut signed.raw.as_slice()).unwrap();
             assert_eq!(back.tx_type() as u8, ty);
             assert_eq!(back.signature().r(), U256::from(11));
-            assert_eq!(back.signature().v(), true);
+            assert!(back.signature().v());
             assert_eq!(*back.tx_hash(), signed.hash);
         }
     }

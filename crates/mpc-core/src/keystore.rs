@@ -361,7 +361,7 @@ pub fn check_passphrase(passphrase: &str) -> Result<(), KeystoreError> {
     }
     // One shorter pattern repeated ("abcdefabcdef").
     if (1..=chars.len() / 2)
-        .any(|n| chars.len() % n == 0 && chars.chunks(n).all(|c| c == &chars[..n]))
+        .any(|n| chars.len().is_multiple_of(n) && chars.chunks(n).all(|c| c == &chars[..n]))
     {
         return Err(KeystoreError::WeakPassphrase(
             "a short pattern repeated".to_string(),

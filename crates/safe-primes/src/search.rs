@@ -425,7 +425,7 @@ mod tests {
         }
         let mut d = 2;
         while d * d <= n {
-            if n % d == 0 {
+            if n.is_multiple_of(d) {
                 return false;
             }
             d += 1;
@@ -472,7 +472,7 @@ mod tests {
                 .table
                 .primes
                 .iter()
-                .any(|&r| q % u64::from(r) == 0 || p % u64::from(r) == 0);
+                .any(|&r| q.is_multiple_of(u64::from(r)) || p.is_multiple_of(u64::from(r)));
             assert_eq!(s.struck[k as usize], divisible, "q = {q}");
         }
     }
