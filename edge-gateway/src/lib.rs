@@ -149,7 +149,7 @@ fn allowed_origin(cfg: &GatewayConfig, req: &Request) -> Option<String> {
     if cfg.cors_origins.iter().any(|o| o == "*") {
         return Some("*".into());
     }
-    cfg.cors_origins.contains(&origin).then_some(origin)
+    cfg.allows_origin(&origin).then_some(origin)
 }
 
 fn with_cors(resp: Response, origin: Option<&str>) -> Result<Response> {

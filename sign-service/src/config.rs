@@ -506,17 +506,9 @@ impl Config {
             return Err(invalid("prime_pool_size", "at most 64"));
         }
         for o in &self.cors_origins {
-            if o != "*" && http::HeaderValue::from_str(o).is_err() {
-                return Err(invalid(
-                    "cors_origins",
-                    format!("{o:?} is not a valid origin"),
-                ));
-            }
-            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
-                return Err(invalid(
-                    "cors_origins",
-                    format!("{o:?}: use scheme://host[:port] or *"),
-                ));
+            if o != "*" {
+                wallet_types::origin::parse_origin(o)
+                    .map_err(|e| invalid("cors_origins", e.to_string()))?;
             }
         }
         if self.store_key_file.is_some() && self.store_passphrase_file.is_some() {
@@ -640,8 +632,21 @@ mod tests {
         let e = Config::from_yaml("policy:\n  ethereum:\n    max_value_per_tx_wei: \"1e18\"")
             .unwrap_err();
         assert!(e.contains("wei"), "{e}");
-        let c = Config::from_yaml("cors_origins: [\"localhost\"]").unwrap();
-        assert!(c.validate().is_err());
+        for bad in [
+            "localhost",
+            "chrome-extension://*",
+            "chrome-extension://short",
+            "https://a.example/path",
+        ] {
+            let c = Config::from_yaml(&format!("cors_origins: [\"{bad}\"]")).unwrap();
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        let c = Config::from_yaml(
+            "cors_origins: [\"chrome-extension://abcdefghijklmnopabcdefghijklmnop\", \"*\"]",
+        )
+        .unwrap();
+        c.validate()
+            .expect("an exact extension origin, and * for development");
         let c = Config::from_yaml("presign_workers: 0").unwrap();
         assert!(c
             .validate()

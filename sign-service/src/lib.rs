@@ -89,9 +89,11 @@ pub fn cors_layer(origins: &[String]) -> CorsLayer {
     if origins.iter().any(|o| o == "*") {
         layer.allow_origin(Any)
     } else {
+        // Validated at start-up; the form a browser sends in `Origin`.
         let list: Vec<HeaderValue> = origins
             .iter()
-            .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok())
+            .filter_map(|o| wallet_types::origin::parse_origin(o).ok())
+            .filter_map(|o| HeaderValue::from_str(&o).ok())
             .collect();
         layer.allow_origin(AllowOrigin::list(list))
     }

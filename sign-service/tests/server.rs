@@ -133,6 +133,29 @@ async fn health_over_grpc_and_grpc_web() {
         .await
         .expect("preflight");
     assert!(pre.headers().get("access-control-allow-origin").is_none());
+    // A browser extension listed by its exact origin (an MV3 wallet's service worker),
+    // and not another one.
+    for (origin, allowed) in [
+        ("chrome-extension://abcdefghijklmnopabcdefghijklmnop", true),
+        ("chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba", false),
+    ] {
+        let pre = http
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/wallet.cosigner.v1.Cosigner/Health", svc.url),
+            )
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,x-grpc-web")
+            .send()
+            .await
+            .expect("preflight");
+        let got = pre
+            .headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(got == Some(origin), allowed, "{origin}: {got:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

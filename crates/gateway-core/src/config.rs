@@ -134,13 +134,23 @@ impl GatewayConfig {
             }
         }
         for o in &self.cors_origins {
-            if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
-                return Err(format!(
-                    "cors_origins entry {o:?} must be \"*\" or start with http:// or https://"
-                ));
+            if o != "*" {
+                wallet_types::origin::parse_origin(o)
+                    .map_err(|e| format!("cors_origins: {e} (or \"*\" for any)"))?;
             }
         }
         Ok(())
+    }
+}
+
+impl GatewayConfig {
+    /// Whether a browser's `Origin` header value is one of `cors_origins` (each
+    /// compared in its normalized form, [`wallet_types::origin::parse_origin`]; `*`
+    /// allows every origin).
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.cors_origins
+            .iter()
+            .any(|o| o == "*" || wallet_types::origin::parse_origin(o).is_ok_and(|o| o == origin))
     }
 }
 

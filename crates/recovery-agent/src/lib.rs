@@ -89,35 +89,15 @@ impl std::fmt::Debug for AgentConfig {
     }
 }
 
-/// Checks an allowed origin: `http(s)://host[:port]`, no path.
+/// Checks an allowed origin: an exact web or browser-extension origin
+/// ([`wallet_types::origin::parse_origin`]); no wildcard.
 pub fn check_origin(o: &str) -> Result<String, SetupError> {
-    let o = o.trim().trim_end_matches('/');
-    if o == "*" {
+    if o.trim() == "*" {
         return Err(SetupError::Config(
             "a wildcard origin is not allowed: list the exact origins".into(),
         ));
     }
-    let rest = o
-        .strip_prefix("http://")
-        .or_else(|| o.strip_prefix("https://"))
-        .or_else(|| o.strip_prefix("chrome-extension://"))
-        .or_else(|| o.strip_prefix("moz-extension://"))
-        .ok_or_else(|| {
-            SetupError::Config(format!(
-                "allowed origin {o:?} must be scheme://host[:port] (http, https, chrome-extension, moz-extension)"
-            ))
-        })?;
-    if rest.is_empty()
-        || rest.contains('/')
-        || !rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-    {
-        return Err(SetupError::Config(format!(
-            "allowed origin {o:?} must be scheme://host[:port] without a path"
-        )));
-    }
-    Ok(o.to_string())
+    wallet_types::origin::parse_origin(o).map_err(|e| SetupError::Config(e.to_string()))
 }
 
 /// Checks a gateway URL (`http(s)://...`).
@@ -450,7 +430,9 @@ mod tests {
             "http://localhost:5173"
         );
         assert!(check_origin("https://wallet.example").is_ok());
-        assert!(check_origin("chrome-extension://abcdef").is_ok());
+        assert!(check_origin("chrome-extension://abcdefghijklmnopabcdefghijklmnop").is_ok());
+        assert!(check_origin("chrome-extension://abcdef").is_err());
+        assert!(check_origin("chrome-extension://*").is_err());
         assert!(check_origin("*").is_err());
         assert!(check_origin("localhost:5173").is_err());
         assert!(check_origin("http://a.example/path").is_err());

@@ -266,10 +266,12 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
     let allow = if origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
+        // Validated at start-up (gateway-core); the form a browser sends in `Origin`.
         AllowOrigin::list(
             origins
                 .iter()
-                .filter_map(|o| HeaderValue::from_str(o.trim_end_matches('/')).ok()),
+                .filter_map(|o| wallet_types::origin::parse_origin(o).ok())
+                .filter_map(|o| HeaderValue::from_str(&o).ok()),
         )
     };
     Some(

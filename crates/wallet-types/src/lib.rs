@@ -11,6 +11,8 @@
 //!   the user's roles ([`PartyRole`]).
 //! - [`kinds`]: [`AccountKind`], [`DigestKind`], [`PayloadKind`].
 //! - [`limits`]: [`MAX_ACCOUNTS`], [`MAX_PREIMAGE_LEN`], [`PRESIGN_CHUNK`], id rules.
+//! - [`origin`]: the browser origins servers list for CORS (web pages and browser
+//!   extensions, exact origins only).
 //!
 //! With the `uniffi` feature the enums derive `uniffi::Enum` here, where they are
 //! declared, so the bindings use them as they are.
@@ -27,6 +29,7 @@
 mod error_code;
 pub mod kinds;
 pub mod limits;
+pub mod origin;
 pub mod party;
 
 pub use error_code::{ErrorCode, UnknownErrorCode, ERROR_DOMAIN};

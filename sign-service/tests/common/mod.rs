@@ -185,7 +185,7 @@ pub fn service_yaml(
     };
     format!(
         "port: 0\ngateway_url: {}\nkey_store: {}\naudit_log: {}\ninsecure_dev_primes: {}\nprime_pool_size: 0\n\
-         cors_origins: [\"http://localhost:5173\"]\nlogging:\n  level: info\n  format: json\n{open}{extra}",
+         cors_origins: [\"http://localhost:5173\", \"chrome-extension://abcdefghijklmnopabcdefghijklmnop\"]\nlogging:\n  level: info\n  format: json\n{open}{extra}",
         gateway.base,
         dir.join("store.redb").display(),
         dir.join("audit.jsonl").display(),

@@ -18,12 +18,15 @@ use crate::process::{GatewayProcess, TestConfig};
 pub const SECRET: &str = "contract-test-secret-0123456789";
 /// Origin allowed by the open profile.
 pub const ALLOWED_ORIGIN: &str = "http://allowed.example";
+/// A browser extension's origin allowed by the open profile (an MV3 wallet calling the
+/// gateway from its service worker or offscreen document).
+pub const EXTENSION_ORIGIN: &str = "chrome-extension://abcdefghijklmnopabcdefghijklmnop";
 
 /// Open gateway, small limits, CORS for [`ALLOWED_ORIGIN`], 1 s keep-alive.
 pub fn open_profile() -> TestConfig {
     TestConfig {
         secret: None,
-        cors_origins: vec![ALLOWED_ORIGIN.into()],
+        cors_origins: vec![ALLOWED_ORIGIN.into(), EXTENSION_ORIGIN.into()],
         keepalive_secs: 1,
         limits: Limits {
             max_message_bytes: 4096,
@@ -656,6 +659,34 @@ pub async fn check_cors(gw: &GatewayProcess) -> Result<()> {
             get("access-control-allow-headers")
         );
     }
+    // The allowed extension gets its exact origin back; another extension gets none.
+    let r = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header("Origin", EXTENSION_ORIGIN)
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await?;
+    ensure!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok())
+            == Some(EXTENSION_ORIGIN),
+        "the allowed extension origin got {:?}",
+        r.headers().get("access-control-allow-origin")
+    );
+    let r = http
+        .request(reqwest::Method::OPTIONS, &url)
+        .header(
+            "Origin",
+            "chrome-extension://ponmlkjihgfedcbaponmlkjihgfedcba",
+        )
+        .header("Access-Control-Request-Method", "POST")
+        .send()
+        .await?;
+    ensure!(
+        r.headers().get("access-control-allow-origin").is_none(),
+        "another extension was allowed"
+    );
     // A foreign origin gets no allow-origin.
     let r = http
         .request(reqwest::Method::OPTIONS, &url)
