@@ -56,3 +56,14 @@ test("EIP-1193 codes: every wallet code maps to one of 4001, 4100, 4200, -32602,
   assert.equal(f.message, "signing was aborted: closed");
   assert.deepEqual(f.details, { reason: "closed" });
 });
+
+test("the EIP-1193 table of README.md equals EIP1193_CODES", async () => {
+  const { EIP1193_CODES } = await import("../dist/errors.js");
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const documented = {};
+  for (const m of readme.matchAll(/^\| `(4001|4100|4200|-32602)` \|[^|]*\|([^\n]*)\|$/gm)) {
+    for (const c of m[2].matchAll(/`([a-z_]+)`/g)) documented[c[1]] = Number(m[1]);
+  }
+  assert.ok(Object.keys(documented).length >= 10, "EIP-1193 table not found in README.md");
+  assert.deepEqual(documented, { ...EIP1193_CODES });
+});
