@@ -5,12 +5,17 @@
 // eth_sendRawTransaction and mined (receipt status success, balances moved); EIP-191
 // messages (text and bytes), EIP-712 typed data (an EIP-2612 Permit) and an EIP-7702
 // authorization are signed in the page and verified here with viem's and ethers' own
-// functions; the authorization rides in a type-4 transaction a dev account sends, after
-// which the wallet's code is the delegation designator; an aborted call rejects at once.
+// functions; the permit is accepted on chain by a token contract compiled here with
+// solc-js and deployed to anvil (allowance set); the authorization rides in a type-4
+// transaction a dev account sends, after which the wallet's code is the delegation
+// designator; an aborted call rejects at once.
 //
 // Cosigner policy of the harness (global-setup.ts): transactions only to 0x…dEaD. The
 // typed data and the authorization need the cosigner's EIP-712 / EIP-7702 policy to
-// allow PERMIT_DOMAIN.verifyingContract, PERMIT_SPENDER and DELEGATE on chain 31337.
+// allow TOKEN (the permit's verifying contract), PERMIT_SPENDER (PERMIT_VALUE) and
+// DELEGATE on chain 31337.
+import { createRequire } from "node:module";
+import { join } from "node:path";
 import { expect, test, type BrowserContext, type Page } from "@playwright/test";
 import {
   createPublicClient,
@@ -19,6 +24,7 @@ import {
   http,
   parseEther,
   parseGwei,
+  parseSignature,
   parseTransaction,
   recoverMessageAddress,
   recoverTransactionAddress,
@@ -32,19 +38,27 @@ import {
 import { privateKeyToAccount } from "viem/accounts";
 import { recoverAuthorizationAddress } from "viem/utils";
 import { verifyAuthorization, verifyMessage as ethersVerifyMessage, verifyTypedData as ethersVerifyTypedData } from "ethers";
-import { ANVIL_CHAIN_ID, type E2eEnv } from "../harness/global-setup.js";
+import { ANVIL_CHAIN_ID, REPO, type E2eEnv } from "../harness/global-setup.js";
 
 const env = JSON.parse(process.env.WALLET_E2E ?? "null") as E2eEnv;
 const NAME = "evm-e2e";
 
 /** Anvil's first default dev account (public, funded with 10000 ETH at start). */
 const DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/** Anvil's second default dev account: the permit's spender, who submits it. */
+const SPENDER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
 /** The one destination the harness policy allows. */
 const DEAD: Address = "0x000000000000000000000000000000000000dEaD";
 /** EIP-7702 delegate of the authorization test. */
 const DELEGATE: Address = "0x000000000000000000000000000000000000bEEF";
+/**
+ * The EIP-2612 token: the first contract anvil's first dev account deploys (nonce 0),
+ * so its address is fixed and the cosigner's policy can name it.
+ */
+const TOKEN: Address = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 const PERMIT_SPENDER: Address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
-const PERMIT_DOMAIN = { name: "Test Token", version: "1", chainId: ANVIL_CHAIN_ID, verifyingContract: "0x5FbDB2315678afecb367f032d93F642f64180aa3" as Address };
+const PERMIT_VALUE = 10n ** 21n;
+const PERMIT_DOMAIN = { name: "Test Token", version: "1", chainId: ANVIL_CHAIN_ID, verifyingContract: TOKEN };
 const PERMIT_TYPES = {
   Permit: [
     { name: "owner", type: "address" },
@@ -54,6 +68,59 @@ const PERMIT_TYPES = {
     { name: "deadline", type: "uint256" },
   ],
 } as const;
+
+/** A minimal EIP-2612 token (written for this test): permit() sets the allowance. */
+const TOKEN_SOURCE = `// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+contract PermitToken {
+    string public constant name = "Test Token";
+    string public constant version = "1";
+    bytes32 public immutable DOMAIN_SEPARATOR;
+    bytes32 private constant PERMIT_TYPEHASH =
+        keccak256("Permit(address owner,address spender,uint256 value,uint256 nonce,uint256 deadline)");
+    mapping(address => uint256) public nonces;
+    mapping(address => mapping(address => uint256)) public allowance;
+
+    event Approval(address indexed owner, address indexed spender, uint256 value);
+
+    constructor() {
+        DOMAIN_SEPARATOR = keccak256(abi.encode(
+            keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"),
+            keccak256(bytes(name)), keccak256(bytes(version)), block.chainid, address(this)));
+    }
+
+    function permit(address owner, address spender, uint256 value, uint256 deadline, uint8 v, bytes32 r, bytes32 s) external {
+        require(block.timestamp <= deadline, "permit expired");
+        bytes32 structHash = keccak256(abi.encode(PERMIT_TYPEHASH, owner, spender, value, nonces[owner]++, deadline));
+        address signer = ecrecover(keccak256(abi.encodePacked(hex"1901", DOMAIN_SEPARATOR, structHash)), v, r, s);
+        require(signer != address(0) && signer == owner, "invalid signature");
+        allowance[owner][spender] = value;
+        emit Approval(owner, spender, value);
+    }
+}
+`;
+
+/** Compiles {@link TOKEN_SOURCE} with solc-js (testing/evm-tools, `bash scripts/setup.sh evm`). */
+function compileToken(): { abi: unknown[]; bytecode: Hex } {
+  const req = createRequire(join(REPO, "testing", "evm-tools", "package.json"));
+  const solc = req("solc") as { compile(input: string): string };
+  const input = {
+    language: "Solidity",
+    sources: { "PermitToken.sol": { content: TOKEN_SOURCE } },
+    settings: { optimizer: { enabled: true, runs: 200 }, outputSelection: { "*": { "*": ["abi", "evm.bytecode.object"] } } },
+  };
+  const out = JSON.parse(solc.compile(JSON.stringify(input))) as {
+    errors?: { severity: string; formattedMessage: string }[];
+    contracts: Record<string, Record<string, { abi: unknown[]; evm: { bytecode: { object: string } } }>>;
+  };
+  const errors = (out.errors ?? []).filter((e) => e.severity === "error");
+  if (errors.length) throw new Error(`solc: ${errors.map((e) => e.formattedMessage).join("\n")}`);
+  const c = out.contracts["PermitToken.sol"]!["PermitToken"]!;
+  return { abi: c.abi, bytecode: `0x${c.evm.bytecode.object}` };
+}
+
+let token: { abi: unknown[]; bytecode: Hex };
 
 const chain = defineChain({
   id: ANVIL_CHAIN_ID,
@@ -130,6 +197,16 @@ test.beforeAll(async ({ browser }) => {
 
 test.afterAll(async () => {
   await context?.close();
+});
+
+test("deploy the EIP-2612 token (solc-js) from anvil's first dev account", async () => {
+  token = compileToken();
+  const dev = createWalletClient({ account: privateKeyToAccount(DEV_KEY), chain, transport: http(env.rpcUrl) });
+  expect(await publicClient().getTransactionCount({ address: dev.account.address }), "the token must be the dev account's first transaction").toBe(0);
+  const hash = await dev.deployContract({ abi: token.abi, bytecode: token.bytecode });
+  const receipt = await publicClient().waitForTransactionReceipt({ hash, timeout: 30_000 });
+  expect(receipt.status).toBe("success");
+  expect(receipt.contractAddress?.toLowerCase()).toBe(TOKEN.toLowerCase());
 });
 
 test("create a wallet in the browser and fund it from an anvil dev account", async () => {
@@ -235,8 +312,12 @@ test("an aborted call rejects at once with `aborted` (EIP-1193 4001); the client
   expect(await recoverMessageAddress({ message: "still works", signature: r.after })).toBe(address);
 });
 
-test("signTypedData (EIP-2612 Permit): viem and ethers verify the signature", async () => {
-  const message = { owner: address, spender: PERMIT_SPENDER, value: (10n ** 21n).toString(), nonce: "0", deadline: (2n ** 48n).toString() };
+test("signTypedData (EIP-2612 Permit): viem and ethers verify it, the token accepts permit() on chain", async () => {
+  const pc = publicClient();
+  const nonce = (await pc.readContract({ address: TOKEN, abi: token.abi, functionName: "nonces", args: [address] })) as bigint;
+  expect(nonce).toBe(0n);
+  const deadline = BigInt(Math.floor(Date.now() / 1000) + 3600);
+  const message = { owner: address, spender: PERMIT_SPENDER, value: PERMIT_VALUE.toString(), nonce: nonce.toString(), deadline: deadline.toString() };
   const sig = await page.evaluate(
     async ({ domain, types, m }) => {
       const c = (window as unknown as PageGlobals).__wm.client!;
@@ -254,11 +335,26 @@ test("signTypedData (EIP-2612 Permit): viem and ethers verify the signature", as
     domain: PERMIT_DOMAIN,
     types: PERMIT_TYPES,
     primaryType: "Permit" as const,
-    message: { ...message, value: BigInt(message.value), nonce: 0n, deadline: BigInt(message.deadline) },
+    message: { ...message, value: PERMIT_VALUE, nonce, deadline },
   };
   expect(await recoverTypedDataAddress({ ...typed, signature: sig.rsv })).toBe(address);
   expect(await viemVerifyTypedData({ ...typed, address, signature: sig.rsv })).toBe(true);
   expect(ethersVerifyTypedData(PERMIT_DOMAIN, { Permit: [...PERMIT_TYPES.Permit] }, typed.message, sig.rsv)).toBe(address);
+
+  // On chain: anyone (here the spender's dev account) submits the permit.
+  const { r, s, yParity } = parseSignature(sig.rsv);
+  const spender = createWalletClient({ account: privateKeyToAccount(SPENDER_KEY), chain, transport: http(env.rpcUrl) });
+  expect(spender.account.address).toBe(PERMIT_SPENDER);
+  const hash = await spender.writeContract({
+    address: TOKEN,
+    abi: token.abi,
+    functionName: "permit",
+    args: [address, PERMIT_SPENDER, PERMIT_VALUE, deadline, 27 + yParity!, r, s],
+  });
+  const receipt = await pc.waitForTransactionReceipt({ hash, timeout: 30_000 });
+  expect(receipt.status).toBe("success");
+  expect(await pc.readContract({ address: TOKEN, abi: token.abi, functionName: "allowance", args: [address, PERMIT_SPENDER] })).toBe(PERMIT_VALUE);
+  expect(await pc.readContract({ address: TOKEN, abi: token.abi, functionName: "nonces", args: [address] })).toBe(1n);
 });
 
 test("an EIP-7702 authorization signed in the page rides in a type-4 transaction; the wallet's code is the delegation designator", async () => {
