@@ -1,12 +1,14 @@
 // Global setup: builds (unless given) and starts the real servers on loopback port 0
-// (each reports the port it got through `--port-file`), serves the demo page, and hands the URLs to the tests through WALLET_E2E
-// (JSON in the environment, inherited by the test workers).
+// (each reports the port it got through `--port-file`), serves the demo page, starts a
+// local Ethereum node (anvil, chain id 31337, port 0: its port read from its stdout),
+// and hands the URLs to the tests through WALLET_E2E (JSON in the environment,
+// inherited by the test workers).
 //
 // Binaries: SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN, RECOVERY_AGENT_BIN if set; otherwise
 // built with cargo (one package per invocation so sign-service keeps its GMP backend)
 // into $CARGO_TARGET_DIR or $HOME/.cache/wallet-mpc/target.
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +28,12 @@ export interface E2eEnv {
   cosignerPid: number;
   logs: Record<string, string>;
   timingsFile: string;
+  /**
+   * JSON-RPC URL of the local Ethereum node (Foundry's anvil, chain id 31337, its
+   * default funded dev accounts), or "" when anvil is not installed (`bash
+   * scripts/setup.sh evm`): the EVM spec then fails saying so.
+   */
+  rpcUrl: string;
 }
 
 const STORE_KEY = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
@@ -91,6 +99,46 @@ function binary(envVar: string, pkg: string, bin: string): string {
   return p;
 }
 
+/** Chain id of the local anvil node. */
+export const ANVIL_CHAIN_ID = 31337;
+
+/**
+ * Starts anvil (`$ANVIL_BIN`, default: the npm package's binary that `scripts/setup.sh
+ * evm` installs) on loopback port 0 and resolves to its JSON-RPC URL, read from the
+ * "Listening on HOST:PORT" line of its stdout (also copied to `log`). Resolves to ""
+ * when the binary is missing.
+ */
+async function startAnvil(log: string, timeoutMs: number): Promise<string> {
+  const bin = process.env.ANVIL_BIN || join(REPO, "testing", "evm-tools", "node_modules", "@foundry-rs", "anvil-linux-amd64", "bin", "anvil");
+  if (!existsSync(bin)) {
+    console.log(`[e2e] anvil not found at ${bin} (bash scripts/setup.sh evm): the EVM spec will fail`);
+    return "";
+  }
+  const proc = spawn(bin, ["--host", "127.0.0.1", "--port", "0", "--chain-id", String(ANVIL_CHAIN_ID)], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push({ name: "anvil", proc });
+  return new Promise<string>((resolvePromise, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => reject(new Error(`anvil printed no "Listening on" line within ${timeoutMs} ms; log ${log}:\n${tail(log)}`)), timeoutMs);
+    const onData = (chunk: Buffer) => {
+      appendFileSync(log, chunk);
+      seen += chunk.toString("utf8");
+      const m = /Listening on (\S+:\d+)/.exec(seen);
+      if (m) {
+        clearTimeout(timer);
+        resolvePromise(`http://${m[1]}`);
+      }
+    };
+    proc.stdout?.on("data", onData);
+    proc.stderr?.on("data", (c: Buffer) => appendFileSync(log, c));
+    proc.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`anvil exited early (${code ?? signal}); log ${log}:\n${tail(log)}`));
+    });
+  });
+}
+
 export default async function globalSetup(): Promise<() => Promise<void>> {
   for (const f of ["web/browser/wallet-mpc.js", "web/wasm/mpc_wasm_bg.wasm", "web/demo/vendor/verify.js"]) {
     if (!existsSync(join(REPO, f))) throw new Error(`missing ${f}: run playwright-tests/run.sh (builds the wasm and the package)`);
@@ -113,6 +161,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     gateway: join(RUN_DIR, "sign-gateway.log"),
     cosigner: join(RUN_DIR, "sign-service.log"),
     agent: join(RUN_DIR, "recovery-agent.log"),
+    anvil: join(RUN_DIR, "anvil.log"),
   };
   for (const l of Object.values(logs)) writeFileSync(l, "");
 
@@ -176,6 +225,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   );
   const agentUrl = `http://${await waitPortFile("recovery-agent", ag, agPortFile, logs.agent, 30_000)}`;
 
+  const rpcUrl = await startAnvil(logs.anvil, 30_000);
+
   const q = new URLSearchParams({ cosigner: cosignerUrl, agent: agentUrl, token: agentToken, devPrimes: "1" });
   const env: E2eEnv = {
     demoUrl: `${origin}/demo/?${q.toString()}`,
@@ -187,10 +238,11 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     cosignerPid: co.pid ?? -1,
     logs,
     timingsFile: join(RUN_DIR, "timings.json"),
+    rpcUrl,
   };
   writeFileSync(env.timingsFile, "{}");
   process.env.WALLET_E2E = JSON.stringify(env);
-  console.log(`[e2e] demo ${origin}, gateway ${gatewayUrl}, cosigner ${cosignerUrl}, agent ${agentUrl}; logs in ${RUN_DIR}`);
+  console.log(`[e2e] demo ${origin}, gateway ${gatewayUrl}, cosigner ${cosignerUrl}, agent ${agentUrl}, anvil ${rpcUrl || "(none)"}; logs in ${RUN_DIR}`);
 
   return async () => {
     for (const { proc } of children.reverse()) {

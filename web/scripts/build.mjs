@@ -34,6 +34,8 @@ await esbuild.build({
     worker: join(root, "src", "worker.ts"),
     // presign-web: the presign Worker (background presignature refills).
     "pool-worker": join(root, "src", "pool-worker.ts"),
+    // The viem adapter (toViemAccount) for a plain <script type="module"> page.
+    viem: join(root, "src", "viem.ts"),
   },
   outdir: join(root, "browser"),
   minify: true,

@@ -9,11 +9,23 @@
 
 import { AgentClient, type AgentRoom } from "./agent.js";
 import { answerError, CosignerTransport, normalizeUrl, type CosignerAnswer } from "./cosigner.js";
-import { ConfigError, InvalidInputError, PresignatureError, StorageError, WalletError } from "./errors.js";
-import { bytesToHex, hexToBytes, keccakHex, parseUnsignedTx, serializeSignedTx, txV } from "./eth.js";
+import { AbortedError, ConfigError, InvalidInputError, PresignatureError, StorageError, throwIfAborted, WalletError } from "./errors.js";
+import {
+  authorizationPreimage,
+  keccakHex,
+  messagePreimage,
+  parseUnsignedTx,
+  serializeSignedTx,
+  signedAuthorization,
+  txV,
+  typedDataPayload,
+} from "./eth.js";
+import type { TypedData, TypedDataDefinition } from "viem";
 import * as storage from "./storage.js";
 import type {
   AccountInfo,
+  Address,
+  AuthorizationRequest,
   CosignerHealth,
   CreateWalletOptions,
   DigestKind,
@@ -22,9 +34,12 @@ import type {
   Phase,
   ProgressEvent,
   PublicKeyInfo,
+  SignableMessageInput,
   SignatureResult,
+  SignedAuthorizationResult,
   SignedTransaction,
   SignOptions,
+  SignPreimageOptions,
   StoredWalletInfo,
   WalletConfig,
   WalletInfo,
@@ -140,13 +155,32 @@ class Reporter {
   }
 }
 
-function toBytes(data: Uint8Array | string, what: string): Uint8Array {
-  if (data instanceof Uint8Array) return data;
-  if (typeof data === "string") {
-    if (/^0x/i.test(data)) return hexToBytes(data, what);
-    return new TextEncoder().encode(data);
+/**
+ * Options the client adds to a call that crosses the Worker boundary, where an
+ * `AbortSignal` cannot go: the name of a `BroadcastChannel` on which the client posts
+ * once the caller's signal aborts.
+ */
+export interface CrossWorkerOptions {
+  /** @internal */
+  abortChannel?: string;
+}
+
+/**
+ * The signal a call honours: the caller's own (same thread) or one aborted by a message
+ * on `abortChannel` (from the client in the page). `close` releases the channel.
+ */
+function callSignal(opts: { signal?: AbortSignal | undefined } & CrossWorkerOptions): { signal: AbortSignal | undefined; close: () => void } {
+  const name = opts.abortChannel;
+  if (typeof name !== "string" || typeof BroadcastChannel === "undefined") return { signal: opts.signal, close: () => undefined };
+  const ctl = new AbortController();
+  const channel = new BroadcastChannel(name);
+  channel.onmessage = () => ctl.abort(new AbortedError("the call was aborted by the caller"));
+  const own = opts.signal;
+  if (own) {
+    if (own.aborted) ctl.abort(own.reason);
+    else own.addEventListener("abort", () => ctl.abort(own.reason), { once: true });
   }
-  throw new InvalidInputError(`${what} must be a Uint8Array or a string`);
+  return { signal: ctl.signal, close: () => channel.close() };
 }
 
 function normPath(p: string | undefined): string {
@@ -162,7 +196,7 @@ function mapAccount(a: { accountId: string; kind: string; publicKey: string; cha
     accountId: a.accountId,
     kind: a.kind === "independent" ? "independent" : "hd",
     publicKey: a.publicKey,
-    ethereumAddress: a.ethereumAddress,
+    ethereumAddress: a.ethereumAddress as Address,
     createdAt: a.createdAt,
   };
   if (a.chainCode) out.chainCode = a.chainCode;
@@ -318,7 +352,7 @@ export class WalletCore {
         accountId: acct.accountId,
         derivationPath: path || "m",
         publicKey: pk,
-        ethereumAddress: mpc.ethereumAddress(pk),
+        ethereumAddress: mpc.ethereumAddress(pk) as Address,
         bitcoinAddress: mpc.bitcoinAddress(pk, "mainnet"),
       };
     } catch (e) {
@@ -327,7 +361,7 @@ export class WalletCore {
   }
 
   /** EIP-55 address of an account at a path. */
-  async getAddress(accountId?: string, derivationPath?: string): Promise<string> {
+  async getAddress(accountId?: string, derivationPath?: string): Promise<Address> {
     return (await this.getPublicKey(accountId, derivationPath)).ethereumAddress;
   }
 
@@ -442,7 +476,17 @@ export class WalletCore {
    * the recovery agent got the same keys, and hands the encrypted bundle here to store
    * before confirming. This method supplies the platform: primes, the agent, IndexedDB.
    */
-  async createWallet(opts: CreateWalletOptions = {}): Promise<WalletInfo> {
+  async createWallet(opts: CreateWalletOptions & CrossWorkerOptions = {}): Promise<WalletInfo> {
+    const abort = callSignal(opts);
+    try {
+      return await this.createWalletWith(opts, abort.signal);
+    } finally {
+      abort.close();
+    }
+  }
+
+  private async createWalletWith(opts: CreateWalletOptions, signal: AbortSignal | undefined): Promise<WalletInfo> {
+    throwIfAborted(signal, "creating the wallet");
     const accounts = opts.accounts ?? 1;
     const kind = opts.kind ?? "hd";
     if (!Number.isInteger(accounts) || accounts < 1 || accounts > 100) {
@@ -500,14 +544,18 @@ export class WalletCore {
     // The agent's own failure: it explains a failed session best (its peer is gone).
     let agentError: unknown;
     const accountIds: string[] = [];
+    // Abort is honoured until the key share is stored (then the creation completes).
+    let stored = false;
+    const checkAbort = () => {
+      if (!stored) throwIfAborted(signal, "creating the wallet");
+    };
     const agentRoom = (r: { sessionId: string; room: string; roomToken: string; gatewayUrl: string }): AgentRoom => ({
       session_id: r.sessionId,
       room: r.room,
       room_token: r.roomToken,
       gateway_url: r.gatewayUrl,
     });
-    const host = {
-      ...this.flowHost(cosigner, (ev) => {
+    const createHost = this.flowHost(cosigner, (ev) => {
         if (ev.phase === "keygen") {
           const k = Math.max(0, accountIds.indexOf(ev.accountId ?? ""));
           const label = `key generation ${accounts > 1 ? `${k + 1}/${accounts} ` : ""}`;
@@ -528,9 +576,19 @@ export class WalletCore {
         } else if (ev.phase === "connect") {
           rep.emit("connect", ev.percent, ev.finished ? "cosigner and recovery agent reachable" : "cosigner reachable");
         }
-      }),
-      recoveryIdentity: () => agent.identity(),
+      });
+    const host = {
+      ...createHost,
+      callCosigner: (path: string, body: Uint8Array): Promise<CosignerAnswer> => {
+        checkAbort();
+        return createHost.callCosigner(path, body);
+      },
+      recoveryIdentity: () => {
+        checkAbort();
+        return agent.identity();
+      },
       primes: async () => {
+        checkAbort();
         const tp = Date.now();
         let set: { primes: [string, string, string, string] };
         if (devPrimes) {
@@ -558,6 +616,7 @@ export class WalletCore {
         auxInfo: { sessionId: string; room: string; roomToken: string; gatewayUrl: string };
         accounts: { accountId: string; keygen: { sessionId: string; room: string; roomToken: string; gatewayUrl: string } }[];
       }) => {
+        checkAbort();
         accountIds.push(...job.accounts.map((a) => a.accountId));
         jobId = await agent.createWallet({
           wallet_id: job.walletId,
@@ -580,14 +639,30 @@ export class WalletCore {
         });
       },
       awaitRecovery: async () => {
+        checkAbort();
         const poll = setInterval(() => rep.emit("agent", 50, `waiting for the recovery agent (${agentProgress})`), 1000);
+        let onAbort: (() => void) | undefined;
         try {
-          return await agentDone!;
+          if (!signal) return await agentDone!;
+          const aborted = new Promise<never>((_, reject) => {
+            onAbort = () => reject(AbortedError.fromSignal(signal, "creating the wallet"));
+            signal.addEventListener("abort", onAbort, { once: true });
+          });
+          return await Promise.race([agentDone!, aborted]);
         } finally {
           clearInterval(poll);
+          if (onAbort) signal?.removeEventListener("abort", onAbort);
         }
       },
       persist: async (w: { walletId: string; accounts: Parameters<typeof mapAccount>[0][]; passphraseFile?: string; bundle?: Uint8Array }) => {
+        // The last point of no return: once the share is stored, the creation completes.
+        try {
+          checkAbort();
+        } catch (e) {
+          w.bundle?.fill(0);
+          throw e;
+        }
+        stored = true;
         const meta: storage.NewWallet = {
           walletName: this.walletName,
           walletId: w.walletId,
@@ -657,44 +732,94 @@ export class WalletCore {
    * Signs `preimage` (hashed with `digest` by both signers) with device + cosigner, by
    * the wasm core's signing flow: from the presignature pool where the account and
    * `presign` mode allow it, else a signing session. The cosigner checks its policy for
-   * `payloadKind` first; the signature is verified against the account key.
+   * `payloadKind` first; the signature is verified against the account key. For
+   * `ethereum_typed_data` the cosigner receives `opts.cosignerPayload` (the typed data's
+   * JSON) in place of the preimage and derives its own.
+   *
+   * `opts.signal` is honoured until the cosigner is asked (or a presignature is taken);
+   * from then on the signing completes.
    */
   async signPreimage(
     preimage: Uint8Array,
     digest: DigestKind,
     payloadKind: PayloadKind,
-    opts: SignOptions = {},
+    opts: SignPreimageOptions & CrossWorkerOptions = {},
+  ): Promise<SignatureResult> {
+    const abort = callSignal(opts);
+    try {
+      return await this.signPreimageWith(preimage, digest, payloadKind, opts, abort.signal);
+    } finally {
+      abort.close();
+    }
+  }
+
+  private async signPreimageWith(
+    preimage: Uint8Array,
+    digest: DigestKind,
+    payloadKind: PayloadKind,
+    opts: SignPreimageOptions,
+    signal: AbortSignal | undefined,
   ): Promise<SignatureResult> {
     const rep = new Reporter(opts.onProgress, [
       ["connect", 5],
       ["sign", 95],
     ]);
+    throwIfAborted(signal, "signing");
     if (!(preimage instanceof Uint8Array) || preimage.length === 0) throw new InvalidInputError("nothing to sign: empty preimage");
     const presignMode: PresignMode = opts.presign ?? "auto";
     if (presignMode !== "auto" && presignMode !== "off" && presignMode !== "require") {
       throw new InvalidInputError(`presign must be "auto", "off" or "require", got ${JSON.stringify(presignMode)}`);
     }
+    const cosignerPayload = opts.cosignerPayload;
+    if (payloadKind === "ethereum_typed_data") {
+      if (!(cosignerPayload instanceof Uint8Array) || cosignerPayload.length === 0) {
+        throw new InvalidInputError("EIP-712 typed data is signed with its JSON for the cosigner (cosignerPayload): use signTypedData");
+      }
+    } else if (cosignerPayload !== undefined) {
+      throw new InvalidInputError("cosignerPayload is only sent for ethereum_typed_data");
+    }
     const rec = await this.record();
     const acct = this.findAccount(rec, opts.accountId);
     const path = normPath(opts.derivationPath);
+    await this.wasm();
+    throwIfAborted(signal, "signing");
     const party = await this.party(rec);
+    throwIfAborted(signal, "signing");
+    // Abort is honoured until the cosigner is asked or a presignature is taken.
+    let committed = false;
+    const checkAbort = () => {
+      if (!committed) throwIfAborted(signal, "signing");
+    };
+    const base = this.flowHost(this.cosigner(), (ev) => {
+      if (ev.phase === "sign") {
+        rep.emit("sign", ev.percent, ev.finished ? "signed" : `signing round ${ev.round}/${ev.totalRounds}`, {
+          round: ev.round,
+          totalRounds: ev.totalRounds,
+          finished: ev.finished,
+        });
+      } else if (ev.phase === "connect") {
+        rep.emit("connect", ev.percent, ev.finished ? "signing session opened" : "asking the cosigner to sign");
+      }
+    });
+    const poolHost = pool.poolHost(this.poolWallet(rec), () => party.poolKeyMaterial(rec.walletName));
     const host = {
-      ...this.flowHost(this.cosigner(), (ev) => {
-        if (ev.phase === "sign") {
-          rep.emit("sign", ev.percent, ev.finished ? "signed" : `signing round ${ev.round}/${ev.totalRounds}`, {
-            round: ev.round,
-            totalRounds: ev.totalRounds,
-            finished: ev.finished,
-          });
-        } else if (ev.phase === "connect") {
-          rep.emit("connect", ev.percent, ev.finished ? "signing session opened" : "asking the cosigner to sign");
-        }
-      }),
-      ...pool.poolHost(this.poolWallet(rec), () => party.poolKeyMaterial(rec.walletName)),
+      ...base,
+      callCosigner: (path: string, body: Uint8Array): Promise<CosignerAnswer> => {
+        checkAbort();
+        committed = true;
+        return base.callCosigner(path, body);
+      },
+      ...poolHost,
+      takePresignature: async (...args: Parameters<typeof poolHost.takePresignature>) => {
+        checkAbort();
+        const got = await poolHost.takePresignature(...args);
+        if (got) committed = true;
+        return got;
+      },
     };
     let sig: FlowSignature;
     try {
-      sig = await party.sign(host, {
+      const input: Record<string, unknown> = {
         accountId: acct.accountId,
         derivationPath: path,
         preimage,
@@ -702,7 +827,9 @@ export class WalletCore {
         payloadKind,
         presign: presignMode,
         ...this.sessionConfig(),
-      });
+      };
+      if (cosignerPayload !== undefined) input.cosignerPayload = cosignerPayload;
+      sig = await party.sign(host, input);
     } catch (e) {
       const err = flowError(e, "signing", { accountId: acct.accountId });
       if (err instanceof PresignatureError && err.details?.reason === undefined) {
@@ -724,7 +851,7 @@ export class WalletCore {
       der: sig.der,
       digest: `0x${sig.digest}`,
       publicKey: sig.publicKey,
-      ethereumAddress: sig.ethereumAddress,
+      ethereumAddress: sig.ethereumAddress as Address,
       signers: sig.signers,
       requestId: sig.requestId,
       elapsedMs: rep.elapsedMs,
@@ -740,38 +867,57 @@ export class WalletCore {
     return out;
   }
 
-  /** Signs an EIP-191 personal message (`personal_sign`): `v` is 27/28. */
-  async signMessage(message: Uint8Array | string, opts: SignOptions = {}): Promise<SignatureResult> {
-    const mpc = await this.wasm();
-    const msg = toBytes(message, "message");
-    let preimage: Uint8Array;
-    try {
-      preimage = mpc.eip191Preimage(msg);
-    } catch (e) {
-      throw wasmError(e, "EIP-191 preimage");
-    }
-    return this.signPreimage(preimage, "keccak256", "ethereum_message", opts);
+  /**
+   * Signs an EIP-191 personal message (`personal_sign`; `v` is 27/28). A string is
+   * always its UTF-8 text (`"0x1234"` signs six characters); bytes are a `Uint8Array`
+   * or `{ raw: Uint8Array | 0x-hex }`.
+   */
+  async signMessage(message: SignableMessageInput, opts: SignOptions & CrossWorkerOptions = {}): Promise<SignatureResult> {
+    return this.signPreimage(messagePreimage(message), "keccak256", "ethereum_message", opts);
   }
 
   /**
    * Signs an unsigned Ethereum transaction: its signing payload (legacy RLP with or
-   * without EIP-155 chain id, or a typed EIP-2930 / EIP-1559 payload starting with its
-   * type byte). Returns the signature, the serialized signed transaction and its hash.
+   * without EIP-155 chain id, or a typed EIP-2930 / EIP-1559 / EIP-4844 (envelope, no
+   * sidecars) / EIP-7702 payload starting with its type byte), decoded and re-encoded
+   * by viem. Returns the signature, the serialized signed transaction and its hash.
    */
-  async signTransaction(unsignedTx: Uint8Array | string, opts: SignOptions = {}): Promise<SignedTransaction> {
-    const payload = typeof unsignedTx === "string" ? hexToBytes(unsignedTx, "transaction") : unsignedTx;
-    if (!(payload instanceof Uint8Array)) throw new InvalidInputError("transaction must be bytes or hex");
-    const tx = parseUnsignedTx(payload);
-    const sig = await this.signPreimage(payload, "keccak256", "ethereum_transaction", opts);
-    const signed = serializeSignedTx(tx, hexToBytes(sig.r), hexToBytes(sig.s), sig.yParity);
-    const v = txV(tx, sig.yParity);
+  async signTransaction(unsignedTx: Uint8Array | string, opts: SignOptions & CrossWorkerOptions = {}): Promise<SignedTransaction> {
+    const tx = parseUnsignedTx(unsignedTx);
+    const sig = await this.signPreimage(tx.payload, "keccak256", "ethereum_transaction", opts);
+    const signed = serializeSignedTx(tx, sig);
     return {
       ...sig,
-      v: Number(v),
+      v: Number(txV(tx, sig.yParity)),
       txType: tx.type,
-      signedTransaction: `0x${bytesToHex(signed)}`,
+      signedTransaction: signed,
       transactionHash: keccakHex(signed),
     };
+  }
+
+  /**
+   * Signs EIP-712 typed data (viem's `TypedDataDefinition`; `eth_signTypedData_v4`):
+   * the preimage `0x1901 || domainSeparator || hashStruct(message)` is computed here with
+   * viem, the cosigner receives the typed data's JSON and computes its own (the digests
+   * must agree). `v` is 27/28; `rsv` is the 65-byte signature.
+   */
+  async signTypedData<const T extends TypedData | Record<string, unknown>, P extends keyof T | "EIP712Domain">(
+    typedData: TypedDataDefinition<T, P>,
+    opts: SignOptions & CrossWorkerOptions = {},
+  ): Promise<SignatureResult> {
+    const p = typedDataPayload(typedData as TypedDataDefinition);
+    return this.signPreimage(p.preimage, "keccak256", "ethereum_typed_data", { ...opts, cosignerPayload: p.json });
+  }
+
+  /**
+   * Signs an EIP-7702 authorization (`0x05 || rlp([chain_id, address, nonce])`,
+   * keccak-256): the result is viem's `SignedAuthorization` (for a type-4 transaction's
+   * `authorizationList`) with the signature's facts.
+   */
+  async signAuthorization(request: AuthorizationRequest, opts: SignOptions & CrossWorkerOptions = {}): Promise<SignedAuthorizationResult> {
+    const { preimage, authorization } = authorizationPreimage(request);
+    const sig = await this.signPreimage(preimage, "keccak256", "ethereum_authorization", opts);
+    return { ...sig, ...signedAuthorization(authorization, sig) };
   }
 
   // ---------------------------------------------------------------------------------

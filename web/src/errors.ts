@@ -47,6 +47,49 @@ export const ERROR_CODES = [
 /** Stable error codes (see {@link ERROR_CODES}). */
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/**
+ * EIP-1193 provider error codes: `4001` user rejected the request, `4100` unauthorized
+ * (the method or account is not authorized), `4200` unsupported method, `-32602` invalid
+ * params, `-32603` internal error.
+ */
+export type Eip1193Code = 4001 | 4100 | 4200 | -32602 | -32603;
+
+/**
+ * The EIP-1193 code of each wallet code that is not `-32603` (internal): what a wallet
+ * built on this package answers a dapp (see {@link WalletError.eip1193Code}). `aborted`
+ * and `policy_denied` are rejections of the request (the caller cancelled it, or the
+ * wallet's signing policy declined it); the codes saying the wallet or account cannot
+ * act for this caller are `4100`; `unsupported` is `4200`; `invalid_input` is `-32602`.
+ * Everything else (unreachable services, failed sessions, storage) is `-32603`.
+ */
+export const EIP1193_CODES: Readonly<Partial<Record<ErrorCode, Eip1193Code>>> = Object.freeze({
+  aborted: 4001,
+  policy_denied: 4001,
+  unauthorized: 4100,
+  registration_required: 4100,
+  no_wallet: 4100,
+  unknown_account: 4100,
+  wrong_passphrase: 4100,
+  wallet_not_ready: 4100,
+  agent_unauthorized: 4100,
+  unsupported: 4200,
+  invalid_input: -32602,
+});
+
+/** The EIP-1193 code of a wallet code (`-32603` unless listed in {@link EIP1193_CODES}). */
+export function eip1193CodeOf(code: ErrorCode): Eip1193Code {
+  return EIP1193_CODES[code] ?? -32603;
+}
+
+/** An EIP-1193 `ProviderRpcError` (what `request()` of a provider rejects with). */
+export interface ProviderRpcErrorShape {
+  /** The EIP-1193 code. */
+  code: Eip1193Code;
+  message: string;
+  /** The wallet's own code and details. */
+  data: { walletCode: ErrorCode; details?: Record<string, unknown> };
+}
+
 /** The shape of an error on the wire (Worker messages). */
 export interface SerializedError {
   name: string;
@@ -67,6 +110,18 @@ export class WalletError extends Error {
     this.name = "WalletError";
     this.code = code;
     if (details !== undefined) this.details = details;
+  }
+
+  /** The EIP-1193 provider error code of {@link code} (see {@link EIP1193_CODES}). */
+  get eip1193Code(): Eip1193Code {
+    return eip1193CodeOf(this.code);
+  }
+
+  /** This error as an EIP-1193 `ProviderRpcError` object (for a wallet's `request()`). */
+  toProviderRpcError(): ProviderRpcErrorShape {
+    const data: ProviderRpcErrorShape["data"] = { walletCode: this.code };
+    if (this.details !== undefined) data.details = this.details;
+    return { code: this.eip1193Code, message: this.message, data };
   }
 
   /** Plain-object form (for postMessage). */
@@ -146,6 +201,30 @@ export class StorageError extends WalletError {
   }
 }
 
+/**
+ * The caller cancelled the operation through its `AbortSignal` (code `aborted`,
+ * EIP-1193 `4001`). `details.reason` is the signal's reason when it is a string or an
+ * error's message.
+ */
+export class AbortedError extends WalletError {
+  constructor(message: string, details?: Record<string, unknown>, options?: { cause?: unknown }) {
+    super("aborted", message, details, options);
+    this.name = "AbortedError";
+  }
+
+  /** The error of an aborted `signal` (its reason kept as `cause`). */
+  static fromSignal(signal: AbortSignal, what = "the operation"): AbortedError {
+    const r: unknown = signal.reason;
+    const text = typeof r === "string" ? r : r instanceof Error && r.name !== "AbortError" ? r.message : undefined;
+    return new AbortedError(`${what} was aborted${text ? `: ${text}` : ""}`, text ? { reason: text } : undefined, { cause: r });
+  }
+}
+
+/** Throws an {@link AbortedError} when `signal` is aborted. */
+export function throwIfAborted(signal: AbortSignal | undefined, what?: string): void {
+  if (signal?.aborted) throw AbortedError.fromSignal(signal, what);
+}
+
 // presign-web: presignature pool errors.
 /**
  * Signing from the presignature pool was required (`presign: "require"`) but is not
@@ -164,6 +243,7 @@ export class PresignatureError extends WalletError {
 
 const CLASS_BY_NAME: Record<string, (e: SerializedError) => WalletError> = {
   PresignatureError: (e) => new PresignatureError(e.message, e.details),
+  AbortedError: (e) => new AbortedError(e.message, e.details),
   ConfigError: (e) => new ConfigError(e.message, e.details),
   InvalidInputError: (e) => new InvalidInputError(e.message, e.details),
   UnavailableError: (e) => new UnavailableError(e.code as "cosigner_unavailable", e.message, e.details),
@@ -183,7 +263,7 @@ export function deserializeError(e: SerializedError): WalletError {
 export function toWalletError(e: unknown): WalletError {
   if (e instanceof WalletError) return e;
   if (e instanceof Error) {
-    if (e.name === "AbortError") return new WalletError("aborted", "the operation was aborted", undefined, { cause: e });
+    if (e.name === "AbortError") return new AbortedError("the operation was aborted", undefined, { cause: e });
     return new WalletError("internal", e.message, undefined, { cause: e });
   }
   return new WalletError("internal", String(e));
@@ -207,6 +287,7 @@ const CLASS_BY_CODE: Partial<Record<ErrorCode, (message: string, details?: Recor
   wrong_passphrase: (m, d) => new StorageError("wrong_passphrase", m, d),
   storage: (m, d) => new StorageError("storage", m, d),
   presignature_unavailable: (m, d) => new PresignatureError(m, d),
+  aborted: (m, d) => new AbortedError(m, d),
   unauthorized: (m, d) => new CosignerError("unauthorized", m, d),
   registration_required: (m, d) => new CosignerError("registration_required", m, d),
   not_found: (m, d) => new CosignerError("not_found", m, d),

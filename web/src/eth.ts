@@ -1,199 +1,296 @@
 /**
- * Ethereum transaction helpers: minimal RLP, unsigned payload parsing (legacy,
- * EIP-155, EIP-2930, EIP-1559) and signed serialization. The signature itself comes
- * from the wasm core; this file only assembles bytes.
+ * The EVM codec of the package, on viem: what gets signed for each Ethereum payload kind
+ * (transactions of types 0–4, EIP-191 messages, EIP-712 typed data, EIP-7702
+ * authorizations) and the signed results assembled from a signature `(r, s, yParity)`.
+ * The signature itself comes from the wasm core; this module only encodes, decodes and
+ * validates, and turns every encoding failure into an {@link InvalidInputError} before
+ * any protocol session starts.
  */
 
-import { keccak_256 } from "@noble/hashes/sha3.js";
+import {
+  BaseError,
+  bytesToHex,
+  concatHex,
+  getAddress,
+  getTypesForEIP712Domain,
+  hashDomain,
+  hashStruct,
+  hexToBytes,
+  isAddress,
+  isHex,
+  keccak256,
+  numberToHex,
+  parseTransaction,
+  serializeTransaction,
+  toPrefixedMessage,
+  toRlp,
+  validateTypedData,
+  type Hex,
+  type TransactionSerializable,
+  type TypedDataDefinition,
+} from "viem";
 import { InvalidInputError } from "./errors.js";
+import type { Address, AuthorizationRequest, EthTxType, SignableMessageInput, SignedAuthorization } from "./types.js";
 
-/** A decoded RLP item. */
-export type Rlp = Uint8Array | Rlp[];
+/**
+ * Largest payload accepted (bytes): an unsigned transaction, a message, the JSON of
+ * typed data. The same bound as the wasm core and the cosigner (`MAX_PREIMAGE_LEN`).
+ */
+export const MAX_PAYLOAD_BYTES = 1 << 20;
 
-/** Hex (optional 0x) → bytes. */
-export function hexToBytes(hex: string, what = "hex"): Uint8Array {
-  const h = hex.startsWith("0x") || hex.startsWith("0X") ? hex.slice(2) : hex;
-  if (h.length % 2 !== 0 || !/^[0-9a-fA-F]*$/.test(h)) throw new InvalidInputError(`${what} is not valid hex`);
-  const out = new Uint8Array(h.length / 2);
-  for (let i = 0; i < out.length; i++) out[i] = parseInt(h.slice(2 * i, 2 * i + 2), 16);
-  return out;
+/** The readable part of an error thrown by viem (its `shortMessage`), else the message. */
+function reason(e: unknown): string {
+  if (e instanceof BaseError) return e.shortMessage || e.message;
+  return e instanceof Error ? e.message : String(e);
 }
 
-/** Bytes → lowercase hex without prefix. */
-export function bytesToHex(b: Uint8Array): string {
-  let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
-  return s;
-}
-
-/** keccak-256 as 0x-hex. */
-export function keccakHex(b: Uint8Array): `0x${string}` {
-  return `0x${bytesToHex(keccak_256(b))}`;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const n = parts.reduce((a, p) => a + p.length, 0);
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
+function checkSize(n: number, what: string): void {
+  if (n > MAX_PAYLOAD_BYTES) {
+    throw new InvalidInputError(`${what} has ${n} bytes; at most ${MAX_PAYLOAD_BYTES} are accepted`, { size: n, limit: MAX_PAYLOAD_BYTES });
   }
-  return out;
 }
 
-function lengthPrefix(len: number, offset: number): Uint8Array {
-  if (len < 56) return Uint8Array.of(offset + len);
-  const lb: number[] = [];
-  for (let l = len; l > 0; l = Math.floor(l / 256)) lb.unshift(l % 256);
-  return Uint8Array.of(offset + 55 + lb.length, ...lb);
-}
-
-/** RLP encoding. */
-export function rlpEncode(item: Rlp): Uint8Array {
-  if (item instanceof Uint8Array) {
-    if (item.length === 1 && item[0]! < 0x80) return item;
-    return concat([lengthPrefix(item.length, 0x80), item]);
+/** Strict `0x`-hex (even length) → bytes; anything else is an {@link InvalidInputError}. */
+export function hexInput(hex: string, what: string): Uint8Array {
+  if (typeof hex !== "string" || !isHex(hex, { strict: true }) || hex.length % 2 !== 0) {
+    throw new InvalidInputError(`${what} must be 0x-prefixed hex with an even number of digits`);
   }
-  const body = concat(item.map(rlpEncode));
-  return concat([lengthPrefix(body.length, 0xc0), body]);
+  checkSize((hex.length - 2) / 2, what);
+  return hexToBytes(hex);
 }
 
-/** RLP decoding of exactly one item spanning all of `b`. */
-export function rlpDecode(b: Uint8Array): Rlp {
-  const [item, end] = decodeAt(b, 0, 0);
-  if (end !== b.length) throw new InvalidInputError("RLP: trailing bytes after the item");
-  return item;
+/** Bytes → `0x`-hex. */
+export function toHex(b: Uint8Array): Hex {
+  return bytesToHex(b);
 }
 
-function readLen(b: Uint8Array, pos: number, n: number): number {
-  if (pos + n > b.length) throw new InvalidInputError("RLP: truncated length");
-  if (b[pos] === 0) throw new InvalidInputError("RLP: non-canonical length");
-  let l = 0;
-  for (let i = 0; i < n; i++) l = l * 256 + b[pos + i]!;
-  if (l < 56) throw new InvalidInputError("RLP: non-canonical long length");
-  return l;
+/** keccak-256 as `0x`-hex. */
+export function keccakHex(b: Uint8Array | Hex): Hex {
+  return keccak256(b);
 }
 
-function decodeAt(b: Uint8Array, pos: number, depth: number): [Rlp, number] {
-  if (depth > 16) throw new InvalidInputError("RLP: nested too deep");
-  if (pos >= b.length) throw new InvalidInputError("RLP: truncated");
-  const p = b[pos]!;
-  if (p < 0x80) return [b.slice(pos, pos + 1), pos + 1];
-  if (p < 0xb8) {
-    const len = p - 0x80;
-    const end = pos + 1 + len;
-    if (end > b.length) throw new InvalidInputError("RLP: truncated string");
-    if (len === 1 && b[pos + 1]! < 0x80) throw new InvalidInputError("RLP: non-canonical single byte");
-    return [b.slice(pos + 1, end), end];
+/** A checksummed address, or an {@link InvalidInputError} naming `what`. */
+export function checkAddress(a: unknown, what: string): Address {
+  if (typeof a !== "string" || !isAddress(a, { strict: false })) {
+    throw new InvalidInputError(`${what} must be a 20-byte 0x-hex address, got ${JSON.stringify(a)}`);
   }
-  if (p < 0xc0) {
-    const n = p - 0xb7;
-    const len = readLen(b, pos + 1, n);
-    const start = pos + 1 + n;
-    if (start + len > b.length) throw new InvalidInputError("RLP: truncated string");
-    return [b.slice(start, start + len), start + len];
-  }
-  let start: number;
-  let len: number;
-  if (p < 0xf8) {
-    len = p - 0xc0;
-    start = pos + 1;
+  return getAddress(a);
+}
+
+// ---------------------------------------------------------------------------------
+// EIP-191 personal messages
+
+/**
+ * The EIP-191 (`personal_sign`) preimage of a message: `"\x19Ethereum Signed
+ * Message:\n" || len || message`. A string is ALWAYS its UTF-8 text (also when it looks
+ * like hex: `"0x1234"` is 6 characters); bytes are given as a `Uint8Array` or as
+ * `{ raw }` (viem's `SignableMessage`: `raw` is a `Uint8Array` or `0x`-hex).
+ */
+export function messagePreimage(message: SignableMessageInput): Uint8Array {
+  let body: Hex | Uint8Array;
+  if (typeof message === "string") {
+    body = new TextEncoder().encode(message);
+  } else if (message instanceof Uint8Array) {
+    body = message;
+  } else if (message !== null && typeof message === "object" && "raw" in message) {
+    const raw: unknown = message.raw;
+    if (raw instanceof Uint8Array) body = raw;
+    else if (typeof raw === "string") body = hexInput(raw, "message.raw");
+    else throw new InvalidInputError("message.raw must be a Uint8Array or 0x-hex");
   } else {
-    const n = p - 0xf7;
-    len = readLen(b, pos + 1, n);
-    start = pos + 1 + n;
+    throw new InvalidInputError("a message is a string (UTF-8 text), a Uint8Array or { raw: Uint8Array | 0x-hex }");
   }
-  const end = start + len;
-  if (end > b.length) throw new InvalidInputError("RLP: truncated list");
-  const items: Rlp[] = [];
-  let q = start;
-  while (q < end) {
-    const [it, next] = decodeAt(b, q, depth + 1);
-    items.push(it);
-    q = next;
-  }
-  if (q !== end) throw new InvalidInputError("RLP: list length mismatch");
-  return [items, end];
+  checkSize(body.length, "the message");
+  return hexToBytes(toPrefixedMessage({ raw: body }));
 }
 
-function toBigInt(b: Rlp, what: string): bigint {
-  if (!(b instanceof Uint8Array)) throw new InvalidInputError(`transaction field ${what} must be a byte string`);
-  return b.length === 0 ? 0n : BigInt(`0x${bytesToHex(b)}`);
-}
+// ---------------------------------------------------------------------------------
+// Transactions (types 0, 1, 2, 3, 4)
 
-function uintBytes(v: bigint): Uint8Array {
-  if (v === 0n) return new Uint8Array();
-  let h = v.toString(16);
-  if (h.length % 2) h = `0${h}`;
-  return hexToBytes(h);
-}
-
-/** A parsed unsigned transaction payload. */
+/** A decoded unsigned transaction. */
 export interface UnsignedTx {
-  type: "legacy" | "eip155" | "eip2930" | "eip1559";
-  chainId?: bigint;
-  fields: Rlp[];
+  /** The transaction type (`eip155`: legacy with a chain id). */
+  type: EthTxType;
+  /** Chain id (absent for pre-EIP-155 legacy transactions). */
+  chainId?: number;
+  /** viem's decoded fields. */
+  transaction: TransactionSerializable;
+  /** The signing payload exactly as given (what is keccak-256 hashed and co-signed). */
+  payload: Uint8Array;
 }
 
-/** Parses the unsigned signing payload of a transaction (what gets keccak-256 hashed). */
-export function parseUnsignedTx(payload: Uint8Array): UnsignedTx {
+/**
+ * Decodes the signing payload of an unsigned transaction (legacy RLP with or without
+ * EIP-155 chain id, or a typed EIP-2930 / EIP-1559 / EIP-4844 / EIP-7702 envelope
+ * starting with its type byte). Refused: signed transactions, blob transactions in
+ * their network form (with sidecars: sign the envelope), unknown types and
+ * non-canonical encodings (the payload must be exactly viem's serialization of what it
+ * decodes to, so the signed transaction is the one that was co-signed).
+ */
+export function parseUnsignedTx(input: Uint8Array | string): UnsignedTx {
+  const payload = typeof input === "string" ? hexInput(input, "the transaction") : input;
+  if (!(payload instanceof Uint8Array)) throw new InvalidInputError("a transaction is bytes or 0x-hex");
   if (payload.length === 0) throw new InvalidInputError("empty transaction payload");
+  checkSize(payload.length, "the transaction");
   const first = payload[0]!;
-  const list = (b: Uint8Array): Rlp[] => {
-    const d = rlpDecode(b);
-    if (!Array.isArray(d)) throw new InvalidInputError("transaction payload is not an RLP list");
-    return d;
-  };
-  if (first === 0x02) {
-    const f = list(payload.subarray(1));
-    if (f.length !== 9) throw new InvalidInputError(`EIP-1559 payload must have 9 fields, got ${f.length}`);
-    return { type: "eip1559", chainId: toBigInt(f[0]!, "chainId"), fields: f };
+  if (first < 0xc0 && first > 0x04) {
+    throw new InvalidInputError(`unsupported transaction type 0x${first.toString(16).padStart(2, "0")} (types 0 to 4 are signed)`, { txType: first });
   }
-  if (first === 0x01) {
-    const f = list(payload.subarray(1));
-    if (f.length !== 8) throw new InvalidInputError(`EIP-2930 payload must have 8 fields, got ${f.length}`);
-    return { type: "eip2930", chainId: toBigInt(f[0]!, "chainId"), fields: f };
+  const hex = bytesToHex(payload);
+  let tx: TransactionSerializable;
+  try {
+    tx = parseTransaction(hex) as TransactionSerializable;
+  } catch (e) {
+    throw new InvalidInputError(`not an unsigned transaction: ${reason(e)}`);
   }
-  if (first >= 0xc0) {
-    const f = list(payload);
-    if (f.length === 6) return { type: "legacy", fields: f };
-    if (f.length === 9) {
-      if (toBigInt(f[7]!, "r") !== 0n || toBigInt(f[8]!, "s") !== 0n) {
-        throw new InvalidInputError("EIP-155 payload must end with chainId, 0, 0 (is this a signed transaction?)");
-      }
-      return { type: "eip155", chainId: toBigInt(f[6]!, "chainId"), fields: f };
-    }
-    throw new InvalidInputError(`legacy payload must have 6 or 9 fields, got ${f.length}`);
+  const sig = tx as { r?: unknown; s?: unknown; v?: unknown; yParity?: unknown };
+  if (sig.r !== undefined || sig.s !== undefined || sig.v !== undefined || sig.yParity !== undefined) {
+    throw new InvalidInputError("the transaction is already signed: pass its unsigned signing payload");
   }
-  throw new InvalidInputError(`unsupported transaction type 0x${first.toString(16)}`);
+  if (tx.type === "eip4844" && ("sidecars" in tx && tx.sidecars !== undefined && tx.sidecars !== false)) {
+    throw new InvalidInputError("a blob transaction is signed in its envelope form, without blobs, commitments and proofs");
+  }
+  let again: Hex;
+  try {
+    again = serializeTransaction(tx);
+  } catch (e) {
+    throw new InvalidInputError(`the transaction does not re-encode: ${reason(e)}`);
+  }
+  if (again !== hex) {
+    throw new InvalidInputError("the transaction payload is not canonically encoded (it does not re-encode to the same bytes)");
+  }
+  const type: EthTxType = tx.type === "legacy" || tx.type === undefined ? (tx.chainId !== undefined ? "eip155" : "legacy") : (tx.type as EthTxType);
+  if (!["legacy", "eip155", "eip2930", "eip1559", "eip4844", "eip7702"].includes(type)) {
+    throw new InvalidInputError(`unsupported transaction type ${String(tx.type)}`);
+  }
+  const out: UnsignedTx = { type, transaction: tx, payload };
+  if (tx.chainId !== undefined) out.chainId = tx.chainId;
+  return out;
 }
 
-/** `v` of a transaction signature. */
+/** `v` of a transaction signature: 27/28 (legacy), EIP-155 `chainId·2+35+y`, else `yParity`. */
 export function txV(tx: UnsignedTx, yParity: 0 | 1): bigint {
   switch (tx.type) {
     case "legacy":
       return 27n + BigInt(yParity);
     case "eip155":
-      return tx.chainId! * 2n + 35n + BigInt(yParity);
+      return BigInt(tx.chainId!) * 2n + 35n + BigInt(yParity);
     default:
       return BigInt(yParity);
   }
 }
 
-/** The serialized signed transaction. */
-export function serializeSignedTx(tx: UnsignedTx, r: Uint8Array, s: Uint8Array, yParity: 0 | 1): Uint8Array {
-  const rr = uintBytes(BigInt(`0x${bytesToHex(r)}`));
-  const ss = uintBytes(BigInt(`0x${bytesToHex(s)}`));
-  const v = uintBytes(txV(tx, yParity));
-  switch (tx.type) {
-    case "legacy":
-      return rlpEncode([...tx.fields, v, rr, ss]);
-    case "eip155":
-      return rlpEncode([...tx.fields.slice(0, 6), v, rr, ss]);
-    case "eip2930":
-      return concat([Uint8Array.of(0x01), rlpEncode([...tx.fields, v, rr, ss])]);
-    case "eip1559":
-      return concat([Uint8Array.of(0x02), rlpEncode([...tx.fields, v, rr, ss])]);
+/** The serialized signed transaction (for `eth_sendRawTransaction`; blob transactions: the envelope). */
+export function serializeSignedTx(tx: UnsignedTx, sig: { r: Hex; s: Hex; yParity: 0 | 1 }): Hex {
+  const v = txV(tx, sig.yParity);
+  return serializeTransaction(tx.transaction, { r: sig.r, s: sig.s, v, yParity: sig.yParity });
+}
+
+// ---------------------------------------------------------------------------------
+// EIP-712 typed data
+
+/** What signing typed data sends: the preimage both parties hash, and the JSON the cosigner decodes. */
+export interface TypedDataPayload {
+  /** `0x1901 || domainSeparator || hashStruct(message)` (66 bytes). */
+  preimage: Uint8Array;
+  /**
+   * UTF-8 JSON of the typed data in `eth_signTypedData_v4` form (`types` includes
+   * `EIP712Domain`; bigints as decimal strings, bytes as `0x`-hex): what the cosigner
+   * receives, decodes and hashes itself.
+   */
+  json: Uint8Array;
+  /** keccak-256 of the preimage (viem's `hashTypedData`). */
+  digest: Hex;
+}
+
+/** JSON of typed-data values: bigints as decimal strings, bytes as hex. */
+function jsonValue(_key: string, value: unknown): unknown {
+  if (typeof value === "bigint") return value.toString(10);
+  if (value instanceof Uint8Array) return bytesToHex(value);
+  return value;
+}
+
+/**
+ * The EIP-712 preimage of typed data (viem's `TypedDataDefinition`: `types`,
+ * `primaryType`, `domain`, `message`; `EIP712Domain` in `types` is optional and derived
+ * from the domain's fields when absent), validated by viem (addresses, integer ranges,
+ * byte sizes, missing fields), and the JSON the cosigner receives.
+ */
+export function typedDataPayload(typedData: TypedDataDefinition): TypedDataPayload {
+  if (typedData === null || typeof typedData !== "object") throw new InvalidInputError("typed data must be an object { types, primaryType, domain, message }");
+  const { primaryType, message } = typedData as { primaryType: unknown; message?: unknown };
+  const given = (typedData as { types?: unknown }).types;
+  if (given === null || typeof given !== "object" || Array.isArray(given)) throw new InvalidInputError("typed data: `types` must be an object of struct definitions");
+  if (typeof primaryType !== "string" || primaryType === "") throw new InvalidInputError("typed data: `primaryType` must be a type name");
+  if (primaryType === "EIP712Domain") {
+    throw new InvalidInputError("typed data: signing the domain alone (primaryType EIP712Domain) is not supported; sign a message type");
   }
+  const domain = (typedData.domain ?? {}) as Record<string, unknown>;
+  if (typeof domain !== "object" || Array.isArray(domain)) throw new InvalidInputError("typed data: `domain` must be an object");
+  if (message === null || typeof message !== "object" || Array.isArray(message)) throw new InvalidInputError("typed data: `message` must be an object");
+  let types: Record<string, readonly { name: string; type: string }[]>;
+  let preimage: Hex;
+  try {
+    types = {
+      EIP712Domain: getTypesForEIP712Domain({ domain }),
+      ...(given as Record<string, readonly { name: string; type: string }[]>),
+    };
+    if (!Array.isArray(types[primaryType])) throw new InvalidInputError(`typed data: primaryType ${JSON.stringify(primaryType)} is not defined in types`);
+    validateTypedData({ domain, message: message as Record<string, unknown>, primaryType, types });
+    preimage = concatHex([
+      "0x1901",
+      hashDomain({ domain, types }),
+      hashStruct({ data: message as Record<string, unknown>, primaryType, types }),
+    ]);
+  } catch (e) {
+    if (e instanceof InvalidInputError) throw e;
+    throw new InvalidInputError(`invalid typed data: ${reason(e)}`);
+  }
+  let text: string;
+  try {
+    text = JSON.stringify({ types, primaryType, domain, message }, jsonValue);
+  } catch (e) {
+    throw new InvalidInputError(`typed data is not serializable: ${reason(e)}`);
+  }
+  const json = new TextEncoder().encode(text);
+  checkSize(json.length, "the typed data's JSON");
+  return { preimage: hexToBytes(preimage), json, digest: keccak256(preimage) };
+}
+
+// ---------------------------------------------------------------------------------
+// EIP-7702 authorizations
+
+function uint64(v: unknown, what: string): number {
+  if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
+    throw new InvalidInputError(`${what} must be a non-negative safe integer, got ${String(v)}`);
+  }
+  return v;
+}
+
+/**
+ * The EIP-7702 authorization preimage `0x05 || rlp([chain_id, address, nonce])`
+ * (keccak-256: viem's `hashAuthorization`) and the normalized authorization.
+ */
+export function authorizationPreimage(req: AuthorizationRequest): {
+  preimage: Uint8Array;
+  authorization: { address: Address; chainId: number; nonce: number };
+} {
+  if (req === null || typeof req !== "object") throw new InvalidInputError("an authorization is { address | contractAddress, chainId, nonce }");
+  const r = req as { address?: unknown; contractAddress?: unknown; chainId?: unknown; nonce?: unknown };
+  if (r.address !== undefined && r.contractAddress !== undefined && String(r.address).toLowerCase() !== String(r.contractAddress).toLowerCase()) {
+    throw new InvalidInputError("authorization: `address` and `contractAddress` differ");
+  }
+  const address = checkAddress(r.contractAddress ?? r.address, "authorization.address");
+  const chainId = uint64(r.chainId, "authorization.chainId");
+  const nonce = uint64(r.nonce, "authorization.nonce");
+  const preimage = concatHex(["0x05", toRlp([chainId ? numberToHex(chainId) : "0x", address, nonce ? numberToHex(nonce) : "0x"])]);
+  return { preimage: hexToBytes(preimage), authorization: { address, chainId, nonce } };
+}
+
+/** viem's `SignedAuthorization` from an authorization and its signature. */
+export function signedAuthorization(
+  authorization: { address: Address; chainId: number; nonce: number },
+  sig: { r: Hex; s: Hex; yParity: 0 | 1 },
+): SignedAuthorization {
+  return { ...authorization, r: sig.r, s: sig.s, yParity: sig.yParity, v: 27n + BigInt(sig.yParity) };
 }

@@ -10,15 +10,23 @@
  * const sig = await wallet.signMessage("hello");
  * ```
  *
+ * Ethereum: `signMessage` (EIP-191), `signTransaction` (types 0–4), `signTypedData`
+ * (EIP-712), `signAuthorization` (EIP-7702). Adapters: `toViemAccount` from
+ * `@wallet-mpc/web/viem`, `WalletMpcSigner` (ethers v6) from `@wallet-mpc/web/ethers`.
+ *
  * The protocol runs in a dedicated Web Worker by default (the page never freezes); with
  * `mode: "inline"` (or automatically where `Worker` does not exist, e.g. extension
  * service workers) it runs in the calling thread.
  */
 
-import { deserializeError, toWalletError, WalletError } from "./errors.js";
+import { AbortedError, deserializeError, throwIfAborted, toWalletError, WalletError } from "./errors.js";
+import { authorizationPreimage, signedAuthorization, typedDataPayload } from "./eth.js";
+import type { TypedData, TypedDataDefinition } from "viem";
 import type { CallMessage, CoreMethod, ReplyMessage } from "./rpc.js";
 import type {
   AccountInfo,
+  Address,
+  AuthorizationRequest,
   CosignerHealth,
   CreateWalletOptions,
   DigestKind,
@@ -28,9 +36,12 @@ import type {
   PresignPoolStatus,
   PublicKeyInfo,
   RefillOptions,
+  SignableMessageInput,
   SignatureResult,
+  SignedAuthorizationResult,
   SignedTransaction,
   SignOptions,
+  SignPreimageOptions,
   StoredWalletInfo,
   WalletConfig,
   WalletInfo,
@@ -160,6 +171,15 @@ function stripProgress<T extends { onProgress?: OnProgress }>(opts: T | undefine
   return [rest, onProgress];
 }
 
+let abortChannels = 0;
+
+/** A fresh `BroadcastChannel` name for one call's abort message. */
+function abortChannelName(): string {
+  const rnd = typeof crypto !== "undefined" && "randomUUID" in crypto ? crypto.randomUUID() : `${Date.now()}-${Math.random()}`;
+  abortChannels += 1;
+  return `wallet-mpc-abort:${rnd}:${abortChannels}`;
+}
+
 /** The wallet of this browser (one `walletName`), talking to its cosigner, gateway and recovery agent. */
 export class WalletClient {
   private constructor(
@@ -240,10 +260,61 @@ export class WalletClient {
     return this.backend.call("deleteWallet", []) as Promise<void>;
   }
 
-  /** Creates a wallet with the cosigner and the recovery agent (aux info + DKG), stores the share. */
+  /**
+   * Runs `method` with `options` (an options object at `optionsArg`): strips the progress
+   * listener (sent as progress messages) and the `signal`. In worker mode the signal
+   * reaches the core as a `BroadcastChannel` name (an `AbortSignal` cannot cross
+   * `postMessage`); either way an abort rejects the returned promise at once.
+   */
+  private async callAbortable<T>(
+    method: CoreMethod,
+    args: unknown[],
+    optionsArg: number,
+    options: { onProgress?: OnProgress; signal?: AbortSignal } | undefined,
+    what: string,
+  ): Promise<T> {
+    const { signal, ...withProgress } = options ?? {};
+    const [rest, onProgress] = stripProgress(withProgress);
+    throwIfAborted(signal, what);
+    const opts: Record<string, unknown> = { ...rest };
+    let channel: BroadcastChannel | undefined;
+    if (signal) {
+      if (this.mode === "inline") opts.signal = signal;
+      else if (typeof BroadcastChannel !== "undefined") {
+        const name = abortChannelName();
+        opts.abortChannel = name;
+        channel = new BroadcastChannel(name);
+      }
+    }
+    const a = [...args];
+    a[optionsArg] = opts;
+    const call = this.backend.call(method, a, onProgress, optionsArg) as Promise<T>;
+    if (!signal) return call;
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => {
+        channel?.postMessage("abort");
+        reject(AbortedError.fromSignal(signal, what));
+      };
+      signal.addEventListener("abort", onAbort, { once: true });
+    });
+    call.catch(() => undefined);
+    aborted.catch(() => undefined);
+    try {
+      return await Promise.race([call, aborted]);
+    } finally {
+      if (onAbort) signal.removeEventListener("abort", onAbort);
+      channel?.close();
+    }
+  }
+
+  /**
+   * Creates a wallet with the cosigner and the recovery agent (aux info + DKG), stores
+   * the share. `options.signal` cancels it until the share is stored (see
+   * {@link CreateWalletOptions.signal}).
+   */
   createWallet(options: CreateWalletOptions = {}): Promise<WalletInfo> {
-    const [rest, onProgress] = stripProgress(options);
-    return this.backend.call("createWallet", [rest], onProgress, 0) as Promise<WalletInfo>;
+    return this.callAbortable<WalletInfo>("createWallet", [], 0, options, "creating the wallet");
   }
 
   /** Accounts of the stored wallet. */
@@ -257,26 +328,76 @@ export class WalletClient {
   }
 
   /** EIP-55 Ethereum address of an account at a path. */
-  getAddress(accountId?: string, derivationPath?: string): Promise<string> {
-    return this.backend.call("getAddress", [accountId, derivationPath]) as Promise<string>;
+  getAddress(accountId?: string, derivationPath?: string): Promise<Address> {
+    return this.backend.call("getAddress", [accountId, derivationPath]) as Promise<Address>;
   }
 
-  /** Signs an EIP-191 personal message (string as UTF-8, `0x…` hex, or bytes). */
-  signMessage(message: Uint8Array | string, options: SignOptions = {}): Promise<SignatureResult> {
-    const [rest, onProgress] = stripProgress(options);
-    return this.backend.call("signMessage", [message, rest], onProgress, 1) as Promise<SignatureResult>;
+  /**
+   * Signs an EIP-191 personal message (`personal_sign`; `rsv` is the 65-byte signature,
+   * `v` 27/28). A string is ALWAYS signed as its UTF-8 text — `"0x1234"` signs those six
+   * characters; bytes are a `Uint8Array` or `{ raw: Uint8Array | 0x-hex }` (viem's
+   * `SignableMessage`).
+   */
+  signMessage(message: SignableMessageInput, options: SignOptions = {}): Promise<SignatureResult> {
+    return this.callAbortable<SignatureResult>("signMessage", [message], 1, options, "signing the message");
   }
 
-  /** Signs an unsigned Ethereum transaction payload (legacy, EIP-155, EIP-2930 or EIP-1559). */
+  /**
+   * Signs an unsigned Ethereum transaction's signing payload (bytes or 0x-hex): legacy
+   * (with or without EIP-155 chain id), EIP-2930, EIP-1559, EIP-4844 (the envelope,
+   * without sidecars) or EIP-7702 (type 4, with its `authorizationList`), as viem's
+   * `serializeTransaction` produces it. Returns the signed transaction and its hash.
+   */
   signTransaction(unsignedTx: Uint8Array | string, options: SignOptions = {}): Promise<SignedTransaction> {
-    const [rest, onProgress] = stripProgress(options);
-    return this.backend.call("signTransaction", [unsignedTx, rest], onProgress, 1) as Promise<SignedTransaction>;
+    return this.callAbortable<SignedTransaction>("signTransaction", [unsignedTx], 1, options, "signing the transaction");
   }
 
-  /** Signs an arbitrary preimage with the given digest (e.g. a Bitcoin sighash preimage). */
-  signPreimage(preimage: Uint8Array, digest: DigestKind, payloadKind: PayloadKind = "raw", options: SignOptions = {}): Promise<SignatureResult> {
-    const [rest, onProgress] = stripProgress(options);
-    return this.backend.call("signPreimage", [preimage, digest, payloadKind, rest], onProgress, 3) as Promise<SignatureResult>;
+  /**
+   * Signs EIP-712 typed data (`eth_signTypedData_v4`), given as viem's
+   * `TypedDataDefinition` (`types`, `primaryType`, `domain`, `message`). The preimage
+   * `0x1901 || domainSeparator || hashStruct(message)` is computed here with viem and
+   * validated (addresses, integer ranges, byte sizes) before anything is sent; the
+   * cosigner receives the typed data itself, applies its typed-data policy and computes
+   * its own digest, which must agree. `rsv` is the 65-byte signature.
+   */
+  signTypedData<const T extends TypedData | Record<string, unknown>, P extends keyof T | "EIP712Domain">(
+    typedData: TypedDataDefinition<T, P>,
+    options: SignOptions = {},
+  ): Promise<SignatureResult> {
+    let p: ReturnType<typeof typedDataPayload>;
+    try {
+      p = typedDataPayload(typedData as TypedDataDefinition);
+    } catch (e) {
+      return Promise.reject(toWalletError(e));
+    }
+    return this.signPreimage(p.preimage, "keccak256", "ethereum_typed_data", { ...options, cosignerPayload: p.json });
+  }
+
+  /**
+   * Signs an EIP-7702 authorization `{ address | contractAddress, chainId, nonce }`
+   * (`0x05 || rlp([chain_id, address, nonce])`, keccak-256). The result is viem's
+   * `SignedAuthorization` (put it in a type-4 transaction's `authorizationList`) with the
+   * signature's facts. `nonce` is the account's nonce when the authorization is applied:
+   * its current nonce + 1 when the same account sends the transaction carrying it.
+   */
+  async signAuthorization(request: AuthorizationRequest, options: SignOptions = {}): Promise<SignedAuthorizationResult> {
+    let a: ReturnType<typeof authorizationPreimage>;
+    try {
+      a = authorizationPreimage(request);
+    } catch (e) {
+      throw toWalletError(e);
+    }
+    const sig = await this.signPreimage(a.preimage, "keccak256", "ethereum_authorization", options);
+    return { ...sig, ...signedAuthorization(a.authorization, sig) };
+  }
+
+  /**
+   * Signs an arbitrary preimage with the given digest (e.g. a Bitcoin sighash preimage);
+   * `payloadKind` tells the cosigner's policy what it is. Prefer the typed methods for
+   * Ethereum payloads.
+   */
+  signPreimage(preimage: Uint8Array, digest: DigestKind, payloadKind: PayloadKind = "raw", options: SignPreimageOptions = {}): Promise<SignatureResult> {
+    return this.callAbortable<SignatureResult>("signPreimage", [preimage, digest, payloadKind], 3, options, "signing");
   }
 
   // presign-web: presignature pools.

@@ -1,5 +1,13 @@
 /** Public types of the package. */
 
+import type { TypedDataDefinition } from "viem";
+
+/** A `0x`-prefixed hex string (viem's `Hex`). */
+export type Hex = `0x${string}`;
+
+/** An Ethereum address, `0x`-prefixed (EIP-55 checksummed when the package returns one; viem's `Address`). */
+export type Address = `0x${string}`;
+
 /** Where the services are and how this wallet is stored. */
 export interface WalletConfig {
   /** gRPC-web base URL of the cosigner (`sign-service`), e.g. `http://127.0.0.1:50051`. */
@@ -94,7 +102,7 @@ export interface AccountInfo {
   /** Compressed SEC1 public key of the account's root, hex. */
   publicKey: string;
   /** EIP-55 address of the root key. */
-  ethereumAddress: string;
+  ethereumAddress: Address;
   chainCode?: string;
   /** Seconds since the Unix epoch. */
   createdAt: number;
@@ -116,6 +124,14 @@ export interface CreateWalletOptions {
    */
   registrationCredential?: string;
   onProgress?: OnProgress;
+  /**
+   * Cancels the creation: checked before each step that contacts the cosigner or the
+   * recovery agent and before the key share is stored; a running protocol session
+   * (aux info, key generation) finishes its step first. Once the key share is stored the
+   * creation is completed (confirmed) regardless. The call then rejects with a
+   * {@link WalletError} of code `aborted`.
+   */
+  signal?: AbortSignal;
 }
 
 /** Timings of a wallet creation, ms. */
@@ -146,15 +162,19 @@ export interface PublicKeyInfo {
   accountId: string;
   derivationPath: string;
   publicKey: string;
-  ethereumAddress: string;
+  ethereumAddress: Address;
   bitcoinAddress: string;
 }
 
 /** Digest algorithm of a signing request. */
 export type DigestKind = "keccak256" | "double_sha256" | "sha256";
 
-/** What is being signed (cosigner policy and audit). */
-export type PayloadKind = "raw" | "ethereum_transaction" | "ethereum_message";
+/**
+ * What is being signed (cosigner policy and audit): `ethereum_typed_data` (EIP-712: the
+ * cosigner receives the typed data's JSON, see {@link SignPreimageOptions.cosignerPayload})
+ * and `ethereum_authorization` (EIP-7702: `0x05 || rlp([chain_id, address, nonce])`).
+ */
+export type PayloadKind = "raw" | "ethereum_transaction" | "ethereum_message" | "ethereum_typed_data" | "ethereum_authorization";
 
 /** Common signing options. */
 export interface SignOptions {
@@ -170,29 +190,57 @@ export interface SignOptions {
    * `PresignatureError` (`presignature_unavailable`) instead of falling back.
    */
   presign?: PresignMode;
+  /**
+   * Cancels the call: checked before each step up to the request to the cosigner (wasm
+   * load, opening the key shares, taking a presignature); once the cosigner has been asked
+   * to sign, the signing completes in the core. An aborted call rejects at once with a
+   * {@link WalletError} of code `aborted` (any signature still produced is discarded).
+   */
+  signal?: AbortSignal;
 }
+
+/** Options of {@link WalletClient.signPreimage}. */
+export interface SignPreimageOptions extends SignOptions {
+  /**
+   * `ethereum_typed_data` only (required there, refused for every other kind): the
+   * UTF-8 JSON of the typed data (`eth_signTypedData_v4` form), which the cosigner
+   * receives in place of the preimage, decodes and hashes itself; the digests must
+   * agree. `signTypedData` builds it.
+   */
+  cosignerPayload?: Uint8Array;
+}
+
+/**
+ * A message for EIP-191 `personal_sign`: a string is ALWAYS signed as its UTF-8 text
+ * (`"0x1234"` is six characters); bytes are a `Uint8Array` or viem's `{ raw }` form
+ * (`raw`: a `Uint8Array` or `0x`-hex).
+ */
+export type SignableMessageInput = string | Uint8Array | { raw: Uint8Array | Hex };
+
+/** Ethereum transaction types: `eip155` is a legacy transaction with a chain id. */
+export type EthTxType = "legacy" | "eip155" | "eip2930" | "eip1559" | "eip4844" | "eip7702";
 
 /** A verified signature. */
 export interface SignatureResult {
   accountId: string;
   derivationPath: string;
   /** 32-byte hex, `0x`-prefixed. */
-  r: `0x${string}`;
+  r: Hex;
   /** 32-byte hex (low-s), `0x`-prefixed. */
-  s: `0x${string}`;
+  s: Hex;
   yParity: 0 | 1;
   /** Ethereum `v` (27/28 for messages, y parity for typed transactions, EIP-155 for legacy). */
   v: number;
-  /** 65-byte r‖s‖v(27/28) hex (personal_sign form), `0x`-prefixed. */
-  rsv: `0x${string}`;
+  /** 65-byte r‖s‖v(27/28) hex (personal_sign / eth_signTypedData form), `0x`-prefixed. */
+  rsv: Hex;
   /** DER (Bitcoin) hex, no prefix. */
   der: string;
   /** The signed digest, `0x`-prefixed. */
-  digest: `0x${string}`;
+  digest: Hex;
   /** Compressed public key of the signing key. */
   publicKey: string;
   /** EIP-55 address of the signing key. */
-  ethereumAddress: string;
+  ethereumAddress: Address;
   /** Keygen indices of the signers. */
   signers: number[];
   /** Cosigner's audit reference. */
@@ -212,12 +260,53 @@ export interface SignatureResult {
 
 /** A signed Ethereum transaction. */
 export interface SignedTransaction extends SignatureResult {
-  /** `legacy`, `eip155` (legacy with chain id), `eip2930` or `eip1559`. */
-  txType: "legacy" | "eip155" | "eip2930" | "eip1559";
-  /** Serialized signed transaction, `0x`-prefixed (ready for `eth_sendRawTransaction`). */
-  signedTransaction: `0x${string}`;
+  /** `legacy`, `eip155` (legacy with chain id), `eip2930`, `eip1559`, `eip4844` or `eip7702`. */
+  txType: EthTxType;
+  /**
+   * Serialized signed transaction, `0x`-prefixed (ready for `eth_sendRawTransaction`;
+   * a blob transaction is its signed envelope: add the sidecars for the network form).
+   */
+  signedTransaction: Hex;
   /** keccak-256 of the signed transaction (the transaction hash). */
-  transactionHash: `0x${string}`;
+  transactionHash: Hex;
+}
+
+/**
+ * An EIP-7702 authorization to sign (viem's `AuthorizationRequest`): the delegate
+ * contract as `address` or its alias `contractAddress`, the chain id (0: every chain)
+ * and the signing account's nonce when the authorization is applied (the account's
+ * current nonce + 1 when the account itself sends the type-4 transaction carrying it).
+ */
+export type AuthorizationRequest =
+  | { address: Address; contractAddress?: undefined; chainId: number; nonce: number }
+  | { contractAddress: Address; address?: undefined; chainId: number; nonce: number };
+
+/** A signed EIP-7702 authorization (viem's `SignedAuthorization`). */
+export interface SignedAuthorization {
+  /** The delegate contract (checksummed). */
+  address: Address;
+  chainId: number;
+  nonce: number;
+  r: Hex;
+  s: Hex;
+  yParity: 0 | 1;
+  /** 27 + yParity (viem's deprecated `v`). */
+  v: bigint;
+}
+
+/** A signed EIP-7702 authorization with the facts of its signature. */
+export interface SignedAuthorizationResult extends Omit<SignatureResult, "v">, SignedAuthorization {}
+
+/**
+ * What the viem and ethers adapters need of a wallet: {@link WalletClient} (page,
+ * Worker) and `WalletCore` (`@wallet-mpc/web/core`, same thread) both are one.
+ */
+export interface EvmWallet {
+  getPublicKey(accountId?: string, derivationPath?: string): Promise<PublicKeyInfo>;
+  signMessage(message: SignableMessageInput, options?: SignOptions): Promise<SignatureResult>;
+  signTransaction(unsignedTx: Uint8Array | string, options?: SignOptions): Promise<SignedTransaction>;
+  signTypedData(typedData: TypedDataDefinition, options?: SignOptions): Promise<SignatureResult>;
+  signAuthorization(request: AuthorizationRequest, options?: SignOptions): Promise<SignedAuthorizationResult>;
 }
 
 /** Cosigner health. */
