@@ -193,6 +193,16 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       "policy:",
       "  ethereum:",
       '    allowed_destinations: ["0x000000000000000000000000000000000000dEaD"]',
+      // evm.spec.ts: the EIP-2612 token anvil's first dev account deploys first, its
+      // permit spender (anvil's second dev account) and the EIP-7702 delegate.
+      "    erc20:",
+      "      tokens:",
+      '        "0x5FbDB2315678afecb367f032d93F642f64180aa3": { max_amount_per_tx: "1000000000000000000000" }',
+      "    typed_data:",
+      '      allowed_verifying_contracts: ["0x5FbDB2315678afecb367f032d93F642f64180aa3"]',
+      '      permit_spenders: ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]',
+      "    eip7702:",
+      '      allowed_delegates: ["0x000000000000000000000000000000000000bEEF"]',
       "logging:\n  level: info\n  format: pretty",
       "",
     ].join("\n"),
