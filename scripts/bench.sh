@@ -32,7 +32,7 @@ iters=5
 gw_args=(--rooms 300 --subscribers 3 --rate 5 --duration 20)
 primes_args=(--samples 8 --lib-samples 6)
 presign_args=(--signatures 50 --full 5)
-browser_n=20
+browser_n=15   # EIP-191 and EIP-712 signatures each (a pool of 2n+2 <= 32)
 if [ "$quick" = 1 ]; then
   iters=2
   gw_args=(--rooms 50 --subscribers 3 --rate 5 --duration 5)

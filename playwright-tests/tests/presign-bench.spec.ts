@@ -1,20 +1,29 @@
 // Benchmark (NOT in CI; skipped unless BENCH_PRESIGN=1): online signing from the
 // presignature pool in headless Chromium against the real cosigner over the local
-// gateway. Fills a pool of N (+1 warm-up) presignatures of an independent account, signs
-// N messages from it, and prints p50/p95 of the online time (take + partial + cosigner
-// round trip + combine + verify) with its breakdown, the page-observed time, and one
-// `BENCH_JSON {...}` line for scripts/bench.sh.
+// gateway. Fills a pool of 2N (+2 warm-up) presignatures of an independent account,
+// signs N EIP-191 messages and N EIP-712 typed data from it, and prints p50/p95 of the
+// online time (take + partial + cosigner round trip + combine + verify) with its
+// breakdown, the page-observed times, and one `BENCH_JSON {...}` line for
+// scripts/bench.sh.
 //
 //   BENCH_PRESIGN=1 [BENCH_PRESIGN_N=10] SKIP_WASM_BUILD=1 \
 //     SIGN_SERVICE_BIN=... SIGN_GATEWAY_BIN=... RECOVERY_AGENT_BIN=... \
 //     bash playwright-tests/run.sh --grep bench
 import { writeFileSync } from "node:fs";
 import { expect, test } from "@playwright/test";
-import { recoverMessageAddress, type Hex } from "viem";
+import { recoverMessageAddress, recoverTypedDataAddress, type Hex } from "viem";
 import type { E2eEnv } from "../harness/global-setup.js";
 
 const env = JSON.parse(process.env.WALLET_E2E ?? "null") as E2eEnv;
 const N = Number(process.env.BENCH_PRESIGN_N ?? 10);
+
+/** The typed data signed (its `contents` vary); the harness cosigner's policy lists
+ * this verifying contract (anvil's first deployment address). */
+const BENCH_TYPED = {
+  domain: { name: "Bench", version: "1", chainId: 31337, verifyingContract: "0x5FbDB2315678afecb367f032d93F642f64180aa3" },
+  types: { Note: [{ name: "contents", type: "string" }] },
+  primaryType: "Note",
+} as const;
 
 interface Sample {
   rsv: Hex;
@@ -35,11 +44,12 @@ function pct(xs: number[], p: number): number {
 test("bench: online signing from the presignature pool", async ({ page }) => {
   test.skip(process.env.BENCH_PRESIGN !== "1", "set BENCH_PRESIGN=1 to run the presignature benchmark");
   test.setTimeout(60 * 60_000);
-  expect(Number.isInteger(N) && N >= 1 && N <= 31).toBe(true);
+  // N EIP-191 messages and N EIP-712 typed data, each with one warm-up: 2N + 2 ≤ 32.
+  expect(Number.isInteger(N) && N >= 1 && N <= 15).toBe(true);
   const u = new URL(env.demoUrl);
   u.searchParams.set("name", `bench-${Date.now()}`);
   u.searchParams.set("kind", "independent");
-  u.searchParams.set("presignTarget", String(N + 1));
+  u.searchParams.set("presignTarget", String(2 * N + 2));
   u.searchParams.set("presignAuto", "0");
   await page.goto(u.toString());
   await expect(page.locator("body")).toHaveAttribute("data-ready", "true");
@@ -53,8 +63,8 @@ test("bench: online signing from the presignature pool", async ({ page }) => {
     return c.refillPresignatures();
   });
   const refillMs = Date.now() - t0;
-  expect(status.device).toBe(N + 1);
-  expect(status.usable).toBe(N + 1);
+  expect(status.device).toBe(2 * N + 2);
+  expect(status.usable).toBe(2 * N + 2);
 
   const samples = await page.evaluate(async (n) => {
     const c = (window as unknown as { demo: { client: import("../../web/src/index.js").WalletClient } }).demo.client;
@@ -78,6 +88,31 @@ test("bench: online signing from the presignature pool", async ({ page }) => {
     expect(s.presigned).toBe(true);
     expect(await recoverMessageAddress({ message: s.message, signature: s.rsv })).toBe(address);
   }
+  // EIP-712: the page builds the preimage with viem, the cosigner hashes the JSON itself.
+  const typedSamples = await page.evaluate(async ({ n, typed }) => {
+    const c = (window as unknown as { demo: { client: import("../../web/src/index.js").WalletClient } }).demo.client;
+    const out: Sample[] = [];
+    for (let i = 0; i <= n; i++) {
+      const message = `bench typed data ${i}`;
+      const t = performance.now();
+      const r = await c.signTypedData({ ...typed, message: { contents: message } }, { presign: "require" });
+      out.push({
+        rsv: r.rsv,
+        message,
+        presigned: r.presigned,
+        onlineMs: r.onlineMs ?? NaN,
+        pageMs: performance.now() - t,
+        timings: (r.presign?.timings ?? {}) as unknown as Record<string, number>,
+      });
+    }
+    return out;
+  }, { n: N, typed: BENCH_TYPED });
+  for (const s of typedSamples) {
+    expect(s.presigned).toBe(true);
+    const recovered = await recoverTypedDataAddress({ ...BENCH_TYPED, message: { contents: s.message }, signature: s.rsv as `0x${string}` });
+    expect(recovered).toBe(address);
+  }
+  const warmTyped = typedSamples.slice(1);
   const warm = samples.slice(1); // the first one opens the key shares and the pool key
   const keys = ["takeMs", "rpcMs", "computeMs"] as const;
   const row = (name: string, xs: number[]) => `  ${name.padEnd(34)} ${pct(xs, 50).toFixed(2).padStart(8)} ${pct(xs, 95).toFixed(2).padStart(8)}`;
@@ -90,6 +125,8 @@ test("bench: online signing from the presignature pool", async ({ page }) => {
     row("  SignWithPresignature round trip", warm.map((s) => s.timings.rpcMs!)),
     row("  wasm: partial + request signature + combine + verify", warm.map((s) => s.timings.computeMs!)),
     row("page-observed signMessage()", warm.map((s) => s.pageMs)),
+    row("EIP-712 online (signTypedData)", warmTyped.map((s) => s.onlineMs)),
+    row("page-observed signTypedData()", warmTyped.map((s) => s.pageMs)),
   ];
   console.log(lines.join("\n"));
   const summary: Record<string, unknown> = {
@@ -100,6 +137,8 @@ test("bench: online signing from the presignature pool", async ({ page }) => {
     refill_per_presignature_ms: Math.round(refillMs / (N + 1)),
     online_ms: { p50: pct(warm.map((s) => s.onlineMs), 50), p95: pct(warm.map((s) => s.onlineMs), 95) },
     page_ms: { p50: pct(warm.map((s) => s.pageMs), 50), p95: pct(warm.map((s) => s.pageMs), 95) },
+    eip712_online_ms: { p50: pct(warmTyped.map((s) => s.onlineMs), 50), p95: pct(warmTyped.map((s) => s.onlineMs), 95) },
+    eip712_page_ms: { p50: pct(warmTyped.map((s) => s.pageMs), 50), p95: pct(warmTyped.map((s) => s.pageMs), 95) },
   };
   for (const k of keys) {
     const xs = warm.map((s) => s.timings[k]!);

@@ -41,6 +41,7 @@ class BenchReport(unittest.TestCase):
                                   "ratio_gateway_vs_library_two_threads_p50": 1.3,
                                   "ratio_gateway_vs_library_single_thread_p50": 0.6})
         write(d, "browser-presign.json", {"suite": "presign-web", "n": 20, "online_ms": {"p50": 17.5, "p95": 20.2},
+                                          "eip712_online_ms": {"p50": 21.5, "p95": 24.0},
                                           "rpc_ms": {"p50": 10.7, "p95": 12.9}})
         write(d, "primes.json", {"benchmark": "safe_primes", "bits": 1536, "rows": [
             primes_row("ours", "num-bigint", 1, 2.3, 9.5), primes_row("library", "num-bigint", 1, 22.0, None),
@@ -60,6 +61,7 @@ class BenchReport(unittest.TestCase):
             md = (d / "report.md").read_text()
             lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in md.splitlines() if " | " in ln}
             self.assertIn("| met |", lines["online signing from the pool, browser <-> cosigner, p50"])
+            self.assertIn("**missed**", lines["EIP-712 online signing from the pool, browser <-> cosigner, p50"])
             self.assertIn("**missed**", lines["full signing over the gateway / in-process library (p50, 2 threads)"])
             self.assertIn("| met |", lines["safe primes, ours vs library, num-bigint, 1 thread (median)"])
             self.assertIn("**missed**", lines["safe primes, ours vs library, rug, 1 thread (median)"])
@@ -78,7 +80,7 @@ class BenchReport(unittest.TestCase):
             p = run(d)
             self.assertEqual(p.returncode, 0, p.stderr)
             md = (d / "report.md").read_text()
-            self.assertEqual(md.count("not measured"), 5)
+            self.assertEqual(md.count("not measured"), 6)
             self.assertFalse((d / "targets.svg").exists())
 
     def test_empty_dir_and_bad_json(self):
