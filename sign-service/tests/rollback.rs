@@ -13,7 +13,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 use cosigner_api::pb::cosigner_client::CosignerClient;
@@ -23,65 +22,11 @@ use k256::elliptic_curve::ops::Reduce;
 use k256::elliptic_curve::sec1::ToEncodedPoint;
 use k256::{ProjectivePoint, Scalar};
 use mpc_core::presign::StoredPresignature;
-use mpc_core::{Session, SessionOutput};
-use mpc_party::run_session;
-use mpc_wire::Roster;
 use tonic::transport::Channel;
 use wallet_types::ErrorCode;
 
 const ACCOUNT: &str = "account-0";
 const GUARD_OFF: (&str, &str) = ("SIGN_SERVICE_TEST_DISABLE_ROLLBACK_GUARD", "1");
-
-/// One presignature: the device's half (kept, as a compromised device would, to use
-/// it as often as it likes) once the cosigner has stored its own.
-async fn presign(client: &mut CosignerClient<Channel>, w: &Wallet) -> StoredPresignature {
-    let mut req = pb::StartPresignRequest {
-        auth: None,
-        account_id: ACCOUNT.into(),
-        count: 1,
-        release_ids: Vec::new(),
-    };
-    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
-    let started = client
-        .start_presign(req)
-        .await
-        .expect("start presign")
-        .into_inner();
-    let s = started.sessions.into_iter().next().expect("a session");
-    let room = s.session.expect("room");
-    let share = w.device_accounts[0]
-        .complete(&w.device_aux)
-        .expect("complete");
-    let sid = room.session_id.clone().into_bytes();
-    let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
-    let out = run_session(
-        ctx(&w.gw, &room, 0, &w.device, &roster),
-        move || Session::presign(&sid, vec![0, 1], share),
-        |_| {},
-    )
-    .await
-    .expect("presign session");
-    let SessionOutput::Presignature(p, public) = out else {
-        panic!("presign output")
-    };
-    let id = s.presignature_id;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !pool_ids(client, w, ACCOUNT)
-        .await
-        .unwrap_or_default()
-        .contains(&id)
-    {
-        assert!(Instant::now() < deadline, "the cosigner never stored {id}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    StoredPresignature {
-        id,
-        account_id: ACCOUNT.into(),
-        signers: vec![0, 1],
-        presignature: *p,
-        public: public.as_ref().into(),
-    }
-}
 
 /// SignWithPresignature for an EIP-191 message: the cosigner's partial signature.
 async fn cosigner_partial(
@@ -177,7 +122,7 @@ async fn restoring_a_store_backup_cannot_reuse_a_presignature() {
     let mut svc = start_service(&gw, "presign_pool_cap: 4\npresign_workers: 1\n", false).await;
     let mut client = svc.client().await;
     let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
-    let half = presign(&mut client, &w).await;
+    let half = presign_kept(&mut client, &w, ACCOUNT).await;
     let id = half.id.clone();
 
     // The operator's backup, taken with the service stopped.
@@ -266,7 +211,7 @@ async fn restoring_a_store_backup_cannot_reuse_a_presignature() {
         RemoteError::from(&e).presignature,
         Some(cosigner_api::PresignatureState::Used)
     );
-    let fresh = presign(&mut client, &w).await;
+    let fresh = presign_kept(&mut client, &w, ACCOUNT).await;
     let m3 = mpc_core::digest::eip191_preimage(b"after the purge");
     let p3 = cosigner_partial(&mut client, &w, &fresh.id, &m3)
         .await

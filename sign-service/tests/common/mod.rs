@@ -593,6 +593,16 @@ pub async fn presign_one(
     w: &Wallet,
     account: &str,
 ) -> String {
+    presign_kept(client, w, account).await.id
+}
+
+/// [`presign_one`], keeping the device's half (a compromised device could use it as
+/// often as it likes).
+pub async fn presign_kept(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    account: &str,
+) -> mpc_core::presign::StoredPresignature {
     let mut req = pb::StartPresignRequest {
         auth: None,
         account_id: account.into(),
@@ -620,16 +630,24 @@ pub async fn presign_one(
     )
     .await
     .expect("presign session");
-    assert!(matches!(out, SessionOutput::Presignature(..)));
+    let SessionOutput::Presignature(p, public) = out else {
+        panic!("presign output")
+    };
     let id = s.presignature_id;
     let deadline = Instant::now() + Duration::from_secs(60);
     while !pool_ids(client, w, account)
         .await
-        .expect("pool")
+        .unwrap_or_default()
         .contains(&id)
     {
         assert!(Instant::now() < deadline, "the cosigner never stored {id}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    id
+    mpc_core::presign::StoredPresignature {
+        id,
+        account_id: account.into(),
+        signers: vec![0, 1],
+        presignature: *p,
+        public: public.as_ref().into(),
+    }
 }
