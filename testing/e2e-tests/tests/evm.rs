@@ -253,6 +253,44 @@ fn scenario(
     );
     ensure!(rt.block_on(p.get_transaction_count(wallet).into_future())? == 1);
 
+    step("send: a mined transaction that reverts exits 7; node and argument errors are typed");
+    // The token has no fallback: a call with unknown calldata reverts (gas given, so
+    // no estimate refuses it first).
+    let r = run(&[
+        "send",
+        "--to",
+        &token.to_string(),
+        "--data",
+        "0xdeadbeef",
+        "--gas",
+        "100000",
+        "--rpc-url",
+        rpc,
+    ])?;
+    ensure!(r.code == 7, "expected exit 7 (reverted): {r:?}");
+    let reverted = r.json()?;
+    ensure!(
+        reverted["status"] == 0 && reverted["nonce"] == 1,
+        "{reverted}"
+    );
+    let dead = RefusedPort::new()?;
+    let r = run(&[
+        "send",
+        "--to",
+        &RECIPIENT.to_string(),
+        "--rpc-url",
+        &dead.url()?,
+    ])?;
+    ensure!(
+        r.code == 1 && r.json()?["error"]["code"] == "config",
+        "unreachable node: {r:?}"
+    );
+    let r = run(&["send", "--to", "0x1234", "--rpc-url", rpc])?;
+    ensure!(
+        r.code == 1 && r.json()?["error"]["code"] == "invalid_input",
+        "bad address: {r:?}"
+    );
+
     step("a transaction for chain 1 is refused (allowed_chain_ids)");
     let tx = run(&[
         "mktx",

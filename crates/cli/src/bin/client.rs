@@ -329,6 +329,7 @@ fn main() {
     if let Err(e) = rt.block_on(run(args)) {
         if e.downcast_ref::<Reverted>().is_some() {
             // The result was printed; the transaction is on chain but failed.
+            eprintln!("error: {e:#}");
             std::process::exit(7);
         }
         let (code, rule) = error_code(&e);
