@@ -15,7 +15,9 @@
 # 5. the Kotlin test compiled (cached by content hash);
 # 6. pytest: smoke tests, then the real-process tests (gateway + cosigner on loopback,
 #    wallet created through the bindings, EIP-1559 signature verified with eth-account
-#    and eth-keys, typed errors, progress), then the Kotlin test in the same session.
+#    and eth-keys, typed errors, progress), the EVM tests (a transaction signed through
+#    the bindings mined by anvil, typed data, an authorization refused), then the
+#    Kotlin test in the same session.
 #
 # Environment: SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN (prebuilt servers), BINDINGS_NO_BUILD,
 # WALLET_MPC_CACHE (default $HOME/.cache/wallet-mpc), PYTHON (default python3),
@@ -35,8 +37,9 @@ step() { printf '\n[bindings %4ss] %s\n' "$((SECONDS - started))" "$*"; }
 
 # ----------------------------------------------------------------------------- tools
 step "tools"
-# A JDK, JNA, python3-venv and npm (Debian packages; idempotent, quick when present).
-bash "$root/scripts/setup.sh" bindings
+# A JDK, JNA, python3-venv and npm (Debian packages; idempotent, quick when present);
+# anvil for the EVM tests (testing/evm-tools).
+bash "$root/scripts/setup.sh" bindings evm
 jna_jar=/usr/share/java/jna.jar
 python="${PYTHON:-python3}"
 req="$here/tests/requirements.txt"
@@ -72,7 +75,8 @@ done
 for api in "func newMpcClient(" "func signTx(" "func signMessage(" "func createWallet(" \
   "func getPublicKey(" "func listAccounts(" "func defaultMpcConfig(" "public struct MpcConfig" \
   "enum MpcError: Swift.Error" "case UnknownAccount(" "case CosignerUnavailable(" \
-  "public protocol ProgressListener" "public enum ChainStyle"; do
+  "public protocol ProgressListener" "public enum ChainStyle" "func signTransaction(" \
+  "func signTypedData(" "func signAuthorization(" "public struct SignedTransaction"; do
   grep -qF "$api" "$swift_src" || { echo "generated Swift lacks '$api'" >&2; exit 1; }
 done
 if command -v swiftc >/dev/null 2>&1; then
@@ -128,7 +132,7 @@ cd "$here"
 set +e
 # shellcheck disable=SC2086
 "$venv/bin/python" -m pytest -p no:cacheprovider -v -rfEs --durations=5 \
-  tests/test_smoke.py tests/test_e2e.py tests/test_kotlin.py ${PYTEST_ARGS:-}
+  tests/test_smoke.py tests/test_e2e.py tests/test_evm.py tests/test_kotlin.py ${PYTEST_ARGS:-}
 rc=$?
 set -e
 step "done (exit $rc)"

@@ -414,6 +414,72 @@ impl From<mc::SignedResult> for SignedResult {
     }
 }
 
+/// A signed Ethereum transaction, ready for `eth_sendRawTransaction`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SignedTransaction {
+    /// The signature (`v` in the transaction's own style).
+    pub signature: SignedResult,
+    /// The transaction type (0 legacy, 1, 2, 3 blob, 4 EIP-7702).
+    pub tx_type: u8,
+    /// The EIP-2718 encoding of the signed transaction (a blob transaction without its
+    /// sidecar).
+    pub raw_transaction: Vec<u8>,
+    /// The same, `0x` hex (what `eth_sendRawTransaction` takes).
+    pub raw_transaction_hex: String,
+    /// The transaction hash, `0x` hex.
+    pub transaction_hash: String,
+}
+
+impl TryFrom<mc::SignedTransaction> for SignedTransaction {
+    type Error = MpcError;
+
+    fn try_from(t: mc::SignedTransaction) -> Result<Self, MpcError> {
+        let raw = hex::decode(t.raw_transaction.trim_start_matches("0x"))
+            .map_err(|e| MpcError::internal(format!("the signed transaction is not hex: {e}")))?;
+        Ok(SignedTransaction {
+            signature: t.signature.into(),
+            tx_type: t.tx_type,
+            raw_transaction: raw,
+            raw_transaction_hex: t.raw_transaction,
+            transaction_hash: t.transaction_hash,
+        })
+    }
+}
+
+/// A signed EIP-7702 authorization: an entry of a type-4 transaction's
+/// `authorization_list`.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SignedAuthorization {
+    /// The signature.
+    pub signature: SignedResult,
+    /// Chain id, decimal (`0`: every chain).
+    pub chain_id: String,
+    /// The delegate contract, `0x` hex (EIP-55).
+    pub address: String,
+    /// The authority's account nonce.
+    pub nonce: u64,
+    /// y parity (0 or 1).
+    pub y_parity: u8,
+    /// r, `0x` hex.
+    pub r: String,
+    /// s, `0x` hex.
+    pub s: String,
+}
+
+impl From<mc::SignedAuthorization> for SignedAuthorization {
+    fn from(a: mc::SignedAuthorization) -> Self {
+        SignedAuthorization {
+            signature: a.signature.into(),
+            chain_id: a.chain_id,
+            address: a.address,
+            nonce: a.nonce,
+            y_parity: a.y_parity,
+            r: a.r,
+            s: a.s,
+        }
+    }
+}
+
 /// A public key and its addresses.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct PublicKeyInfo {
@@ -697,6 +763,71 @@ impl MpcClient {
         let c = self.inner.clone();
         on_runtime(async move {
             c.sign_message(account_id, path, message)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    /// Signs an unsigned Ethereum transaction (its signing payload: legacy RLP with its
+    /// EIP-155 chain id, or `type ‖ rlp` for types 1-4) with the cosigner; returns it
+    /// signed and hashed. Anything that does not decode is refused before any request.
+    pub async fn sign_transaction(
+        &self,
+        account_id: String,
+        path: String,
+        payload: Vec<u8>,
+    ) -> Result<SignedTransaction, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.sign_transaction(account_id, path, payload).await })
+            .await?
+            .try_into()
+    }
+
+    /// `sign_transaction` with the device AND recovery shares, without the cosigner.
+    pub async fn offline_sign_transaction(
+        &self,
+        account_id: String,
+        path: String,
+        payload: Vec<u8>,
+    ) -> Result<SignedTransaction, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.offline_sign_transaction(account_id, path, payload).await })
+            .await?
+            .try_into()
+    }
+
+    /// Signs EIP-712 typed data (the JSON of `eth_signTypedData_v4`) with the cosigner,
+    /// which decodes and hashes the JSON itself and applies its typed-data rules (e.g.
+    /// permit spenders). `v` is 27/28.
+    pub async fn sign_typed_data(
+        &self,
+        account_id: String,
+        path: String,
+        typed_data_json: String,
+    ) -> Result<SignedResult, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.sign_typed_data(account_id, path, typed_data_json.into_bytes())
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    /// Signs an EIP-7702 authorization delegating the account to `delegate` on
+    /// `chain_id` (0: every chain, refused by default) for the account nonce `nonce`.
+    pub async fn sign_authorization(
+        &self,
+        account_id: String,
+        path: String,
+        chain_id: u64,
+        delegate: String,
+        nonce: u64,
+    ) -> Result<SignedAuthorization, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.sign_authorization(account_id, path, chain_id, &delegate, nonce)
                 .await
                 .map(Into::into)
         })

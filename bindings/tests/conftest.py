@@ -17,10 +17,14 @@ Environment:
 - `WALLET_MPC_KOTLIN_CMD`: command (shell words) running the compiled Kotlin test; the
   Kotlin test is skipped without it unless `WALLET_MPC_REQUIRE_KOTLIN=1`, which makes it
   fail instead (`bindings/test.sh` sets both).
+- `ANVIL_BIN`: Foundry's anvil, the Ethereum node of `test_evm.py` (default: the
+  binary of the npm package in `testing/evm-tools`, which `bash scripts/setup.sh evm`
+  installs; missing, the test fails with that command).
 - `WALLET_MPC_KEEP=1`: keep the temporary directories (logs, key files) after the run.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import signal
@@ -29,10 +33,12 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 GENERATED = os.environ.get(
     "WALLET_MPC_FFI_PY", os.path.join(HERE, "..", "generated", "python")
 )
@@ -355,3 +361,111 @@ def wallet(servers, workdir):
 def client(wallet):
     """A fresh client over the session's wallet."""
     return run(w.new_mpc_client(wallet.config))
+
+
+class Anvil:
+    """Foundry's anvil on loopback port 0 (chain id 31337), its output in a log file;
+    `rpc()` speaks JSON-RPC to it with the standard library."""
+
+    CHAIN_ID = 31337
+
+    def __init__(self, workdir):
+        self.name = "anvil"
+        self.bin = os.environ.get("ANVIL_BIN") or os.path.join(
+            REPO,
+            "testing",
+            "evm-tools",
+            "node_modules",
+            "@foundry-rs",
+            "anvil-linux-amd64",
+            "bin",
+            "anvil",
+        )
+        if not (os.path.isfile(self.bin) and os.access(self.bin, os.X_OK)):
+            pytest.fail(
+                f"anvil not found at {self.bin}: install it with "
+                "`bash scripts/setup.sh evm` (or set ANVIL_BIN)",
+                pytrace=False,
+            )
+        self.log = os.path.join(workdir, "anvil.log")
+        self.url = None
+        self.popen = None
+
+    def start(self, timeout=30.0):
+        out = open(self.log, "ab")
+        try:
+            self.popen = subprocess.Popen(
+                [
+                    self.bin,
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--chain-id",
+                    str(self.CHAIN_ID),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        finally:
+            out.close()
+        _PROCS.append(self)
+        deadline = time.monotonic() + timeout
+        while self.url is None:
+            with open(self.log, "r", errors="replace") as f:
+                for line in f:
+                    if line.startswith("Listening on "):
+                        self.url = "http://" + line.split()[-1]
+            if self.url is None:
+                if self.popen.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"anvil did not start; log:\n{_tail(self.log)}")
+                time.sleep(0.05)
+        return self
+
+    def rpc(self, method, params):
+        """One JSON-RPC call; an error answer raises."""
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        ).encode()
+        req = urllib.request.Request(
+            self.url, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            answer = json.load(r)
+        if "error" in answer:
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    def receipt(self, tx_hash, timeout=30.0):
+        """Waits for the receipt of `tx_hash`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.rpc("eth_getTransactionReceipt", [tx_hash])
+            if r is not None:
+                return r
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no receipt for {tx_hash} after {timeout}s")
+            time.sleep(0.1)
+
+    def alive(self):
+        return self.popen is not None and self.popen.poll() is None
+
+    def stop(self):
+        p = self.popen
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        self.popen = None
+
+
+@pytest.fixture(scope="session")
+def anvil(request, workdir):
+    a = Anvil(workdir)
+    request.addfinalizer(a.stop)
+    return a.start()

@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+pub mod evm;
+pub mod input;
+
 use anyhow::{bail, Context, Result};
 use mpc_core::keystore::KeyShareBundle;
 

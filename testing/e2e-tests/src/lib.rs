@@ -23,6 +23,8 @@ use sha3::{Digest, Keccak256};
 
 pub use gateway_tests::process::RefusedPort;
 
+pub mod anvil;
+
 /// Passphrase of the device file in the tests.
 pub const DEVICE_PASS: &str = "e2e device passphrase";
 /// Passphrase of the recovery file in the tests.

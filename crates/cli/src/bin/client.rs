@@ -9,6 +9,11 @@
 //! client --recovery sign-message "hello"       # recovery + cosigner
 //! client offline-sign --message "hello"        # device + recovery, no cosigner
 //! client sign-tx 02f86c...                     # unsigned Ethereum tx payload
+//! client mktx --to 0x... --value 1ether --chain-id 1 --nonce 0 --gas 21000 \
+//!     --max-fee-per-gas 30gwei --max-priority-fee-per-gas 1gwei   # unsigned payload
+//! client send --to 0x... --value 1ether --rpc-url http://127.0.0.1:8545
+//! client sign-typed-data permit.json           # EIP-712 (eth_signTypedData_v4 JSON)
+//! client sign-auth --delegate 0x... --chain-id 1 --nonce 4   # EIP-7702
 //! client create-wallet --kind independent      # accounts eligible for presignatures
 //! client presign refill --target 8             # fill the presignature pool
 //! client presign status
@@ -16,11 +21,17 @@
 //! client verify --message "hello" --signature 0x... --address 0x...
 //! ```
 //!
-//! Passphrases come from `WALLET_CLIENT_PASSPHRASE` (device file) and
-//! `WALLET_RECOVERY_PASSPHRASE` (recovery file).
+//! Passphrases come from `--passphrase-file` / `--recovery-passphrase-file`, else
+//! `WALLET_CLIENT_PASSPHRASE` (device file) and `WALLET_RECOVERY_PASSPHRASE` (recovery
+//! file), else a prompt when standard input is a terminal.
+//!
+//! Exit codes: 0 success, 3 policy refusal, 4 unauthorized, 5 cosigner unavailable,
+//! 6 timeout, 7 the transaction was mined but reverted (`send`), 1 anything else; with
+//! `--json`, errors are `{"error": {"code", "message", "rule"}}`.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -29,6 +40,8 @@ use mpc_client::{
     PartyRole, PayloadKind, PresignConfig, PresignMode, PresignPoolStatus, ProgressEvent,
     ProgressListener, SignedResult,
 };
+use wallet_cli::evm::{self, MkTxArgs, Node, NodeError, TxFields};
+use wallet_cli::input;
 use wallet_cli::{PASSPHRASE_ENV, SHARE_FILES};
 
 #[derive(Parser, Debug)]
@@ -55,6 +68,14 @@ struct Args {
     /// The recovery key-share file (passphrase from WALLET_RECOVERY_PASSPHRASE).
     #[arg(long, default_value = SHARE_FILES[2], global = true)]
     recovery_file: PathBuf,
+    /// A file holding the device file's passphrase (its first line break removed);
+    /// overrides WALLET_CLIENT_PASSPHRASE.
+    #[arg(long, global = true)]
+    passphrase_file: Option<PathBuf>,
+    /// A file holding the recovery file's passphrase; overrides
+    /// WALLET_RECOVERY_PASSPHRASE.
+    #[arg(long, global = true)]
+    recovery_passphrase_file: Option<PathBuf>,
     /// Recovery mode: sign with the recovery share (and the cosigner) instead of the device.
     #[arg(long, global = true)]
     recovery: bool,
@@ -126,10 +147,13 @@ enum Cmd {
         #[arg(long, default_value = "m")]
         path: String,
     },
-    /// Sign a text message as an Ethereum personal message (EIP-191) with the cosigner.
+    /// Sign a message as an Ethereum personal message (EIP-191) with the cosigner.
     SignMessage {
-        /// The message.
-        message: String,
+        /// The message (text); `-` reads it from standard input.
+        message: Option<String>,
+        /// Read the message from this file (its bytes, exactly).
+        #[arg(long, conflicts_with = "message")]
+        file: Option<PathBuf>,
         /// Account id (default: the first account).
         #[arg(long)]
         account: Option<String>,
@@ -143,6 +167,70 @@ enum Cmd {
     SignTx {
         /// The unsigned transaction's signing payload, hex.
         tx: String,
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path.
+        #[arg(long, default_value = "m")]
+        path: String,
+    },
+    /// Build an unsigned Ethereum transaction (alloy types) and print its signing
+    /// payload, hex, for `sign-tx` or `offline-sign --tx`.
+    Mktx(MkTxArgs),
+    /// Send value (and calldata) from the account: nonce, gas, EIP-1559 fees and chain
+    /// id come from the node; signed with the cosigner; broadcast; waits for the
+    /// receipt. Exit code 7 when the transaction is mined but reverts.
+    Send {
+        /// Destination address.
+        #[arg(long)]
+        to: String,
+        /// Value in wei (integer or 0x hex), or with a unit: 1.5ether, 20gwei.
+        #[arg(long, default_value = "0")]
+        value: String,
+        /// Calldata, hex.
+        #[arg(long, default_value = "")]
+        data: String,
+        /// The node's JSON-RPC URL (http:// or https://).
+        #[arg(long, env = "WALLET_RPC_URL")]
+        rpc_url: String,
+        /// Seconds to wait for the receipt (0: print the hash once sent).
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+        /// Gas limit instead of the node's estimate.
+        #[arg(long)]
+        gas: Option<String>,
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path.
+        #[arg(long, default_value = "m")]
+        path: String,
+    },
+    /// Sign EIP-712 typed data (the JSON of eth_signTypedData_v4) with the cosigner,
+    /// which reads and hashes it itself.
+    SignTypedData {
+        /// The JSON file; `-` reads standard input.
+        file: String,
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path.
+        #[arg(long, default_value = "m")]
+        path: String,
+    },
+    /// Sign an EIP-7702 authorization delegating the account to a contract; prints the
+    /// signed authorization for a type-4 transaction's authorization list.
+    SignAuth {
+        /// The delegate contract.
+        #[arg(long)]
+        delegate: String,
+        /// Chain id (0: every chain, which cosigners refuse unless configured).
+        #[arg(long)]
+        chain_id: String,
+        /// The account's nonce when the authorization is applied (its current nonce,
+        /// plus one when the account itself sends the type-4 transaction).
+        #[arg(long)]
+        nonce: String,
         /// Account id (default: the first account).
         #[arg(long)]
         account: Option<String>,
@@ -239,6 +327,11 @@ fn main() {
         }
     };
     if let Err(e) = rt.block_on(run(args)) {
+        if e.downcast_ref::<Reverted>().is_some() {
+            // The result was printed; the transaction is on chain but failed.
+            eprintln!("error: {e:#}");
+            std::process::exit(7);
+        }
         let (code, rule) = error_code(&e);
         if json {
             let mut err = serde_json::json!({"code": code, "message": format!("{e:#}")});
@@ -262,26 +355,78 @@ fn main() {
 /// refusal, the rule. Errors of the command line itself (arguments, environment) are
 /// `invalid_input`.
 fn error_code(e: &anyhow::Error) -> (ErrorCode, Option<String>) {
-    match e.chain().find_map(|c| c.downcast_ref::<MpcError>()) {
-        Some(m) => (m.code(), m.rule().map(str::to_string)),
-        None => (ErrorCode::InvalidInput, None),
+    for c in e.chain() {
+        if let Some(m) = c.downcast_ref::<MpcError>() {
+            return (m.code(), m.rule().map(str::to_string));
+        }
+        if let Some(n) = c.downcast_ref::<NodeError>() {
+            return (n.code, None);
+        }
+    }
+    (ErrorCode::InvalidInput, None)
+}
+
+/// `send`: the transaction was mined and reverted (exit code 7; the result, with
+/// `status` 0, is printed already).
+#[derive(Debug)]
+struct Reverted;
+
+impl std::fmt::Display for Reverted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the transaction reverted")
     }
 }
 
-fn env_pass(i: usize) -> Option<String> {
-    std::env::var(PASSPHRASE_ENV[i])
-        .ok()
-        .filter(|p| !p.is_empty())
+impl std::error::Error for Reverted {}
+
+/// The passphrase of party `i` (0 device, 2 recovery): its `--…-passphrase-file`, its
+/// environment variable, or a prompt on a terminal (twice when `confirm`).
+fn pass(args: &Args, i: usize, confirm: bool) -> Result<Option<String>> {
+    let (file, label) = match i {
+        0 => (args.passphrase_file.as_deref(), "device"),
+        _ => (args.recovery_passphrase_file.as_deref(), "recovery"),
+    };
+    Ok(input::passphrase(
+        file,
+        PASSPHRASE_ENV[i],
+        label,
+        true,
+        confirm,
+    )?)
 }
 
-fn need_pass(i: usize, why: &str) -> Result<String> {
-    env_pass(i).ok_or_else(|| {
-        MpcError::config(format!(
-            "{} is not set; {why} needs it (e.g. `export {}=...`)",
-            PASSPHRASE_ENV[i], PASSPHRASE_ENV[i]
-        ))
-        .into()
-    })
+/// A passphrase that is needed: `pass`, or an error naming where it may come from.
+fn need_pass(args: &Args, i: usize, why: &str, confirm: bool) -> Result<String> {
+    match pass(args, i, confirm)? {
+        Some(p) => Ok(p),
+        None => {
+            let flag = if i == 0 {
+                "--passphrase-file"
+            } else {
+                "--recovery-passphrase-file"
+            };
+            Err(MpcError::config(format!(
+                "{} is not set; {why} needs it (e.g. `export {}=...`, or {flag} FILE)",
+                PASSPHRASE_ENV[i], PASSPHRASE_ENV[i]
+            ))
+            .into())
+        }
+    }
+}
+
+/// A passphrase that is not needed: from a file or the environment, never a prompt.
+fn optional_pass(args: &Args, i: usize) -> Result<Option<String>> {
+    let file = match i {
+        0 => args.passphrase_file.as_deref(),
+        _ => args.recovery_passphrase_file.as_deref(),
+    };
+    Ok(input::passphrase(
+        file,
+        PASSPHRASE_ENV[i],
+        "",
+        false,
+        false,
+    )?)
 }
 
 /// (stage, party, account, steps done) of the last line printed per stream.
@@ -396,15 +541,17 @@ fn config(
     need_recovery: bool,
     why: &str,
 ) -> Result<MpcConfig> {
+    // New key files (create-wallet) get their passphrase typed twice.
+    let confirm = matches!(args.command, Cmd::CreateWallet { .. });
     let device_pass = if need_device {
-        need_pass(0, why)?
+        need_pass(args, 0, why, confirm)?
     } else {
-        env_pass(0).unwrap_or_default()
+        optional_pass(args, 0)?.unwrap_or_default()
     };
     let recovery_pass = if need_recovery {
-        Some(need_pass(2, why)?)
+        Some(need_pass(args, 2, why, confirm)?)
     } else {
-        env_pass(2)
+        optional_pass(args, 2)?
     };
     let mut cfg = MpcConfig::new(args.share_file.display().to_string(), device_pass);
     cfg.cosigner_url = args.cosigner.clone();
@@ -596,17 +743,17 @@ async fn run(args: Args) -> Result<()> {
         }
         Cmd::SignMessage {
             message,
+            file,
             account,
             path,
         } => {
+            let message = input::message_bytes(message.as_deref(), file.as_deref())?;
             let client = signing_client(
                 config(&args, role, need_device, need_recovery, "signing")?,
                 &args,
             )?;
             let account = account_or_first(&client, account.clone()).await?;
-            let sig = client
-                .sign_message(account, path.clone(), message.as_bytes().to_vec())
-                .await?;
+            let sig = client.sign_message(account, path.clone(), message).await?;
             finish_signing(&client, &args, &sig).await?;
         }
         Cmd::SignTx { tx, account, path } => {
@@ -621,6 +768,183 @@ async fn run(args: Args) -> Result<()> {
                 .sign_transaction(account, path.clone(), payload)
                 .await?;
             print_transaction(args.json, &signed)?;
+            if args.refill_to > 0 {
+                client.wait_refills().await;
+            }
+        }
+        Cmd::Mktx(a) => {
+            let fields = a.fields()?;
+            let tx = fields.build()?;
+            let payload = format!("0x{}", hex::encode(tx.signing_payload()));
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"tx_type": tx.tx_type(), "unsigned_transaction": payload})
+                );
+            } else {
+                println!("{payload}");
+            }
+        }
+        Cmd::Send {
+            to,
+            value,
+            data,
+            rpc_url,
+            wait_secs,
+            gas,
+            account,
+            path,
+        } => {
+            let to = evm::parse_address("--to", to)?;
+            let value = evm::parse_amount("--value", value)?;
+            let data = evm::parse_data("--data", data)?;
+            let gas = gas
+                .as_deref()
+                .map(|g| evm::parse_u64("--gas", g))
+                .transpose()?;
+            let node = Node::new(rpc_url)?;
+            let client = signing_client(
+                config(&args, role, need_device, need_recovery, "signing")?,
+                &args,
+            )?;
+            let account = account_or_first(&client, account.clone()).await?;
+            let from = client
+                .get_public_key(account.clone(), path.clone())
+                .await?
+                .ethereum_address;
+            let from = evm::parse_address("the account's address", &from)?;
+            let chain_id = node.chain_id().await?;
+            let nonce = node.pending_nonce(from).await?;
+            let (max_fee_per_gas, max_priority_fee_per_gas) = node.eip1559_fees().await?;
+            let gas = match gas {
+                Some(g) => g,
+                None => node.estimate_gas(from, to, value, data.clone()).await?,
+            };
+            let fields = TxFields {
+                tx_type: 2,
+                chain_id,
+                nonce,
+                to,
+                value,
+                data,
+                gas,
+                max_fee_per_gas,
+                max_priority_fee_per_gas,
+            };
+            let payload = fields.build()?.signing_payload();
+            let signed = client
+                .sign_transaction(account, path.clone(), payload)
+                .await?;
+            let raw = hex_arg("the signed transaction", &signed.raw_transaction)?;
+            let (hash, receipt) = node.send_raw(&raw, Duration::from_secs(*wait_secs)).await?;
+            if format!("{hash:#x}") != signed.transaction_hash {
+                bail!(
+                    "the node names the transaction {hash:#x}, not {}",
+                    signed.transaction_hash
+                );
+            }
+            let out = serde_json::json!({
+                "transaction_hash": signed.transaction_hash,
+                "from": from.to_checksum(None),
+                "to": to.to_checksum(None),
+                "value": value.to_string(),
+                "chain_id": chain_id,
+                "nonce": nonce,
+                "gas_limit": gas,
+                "max_fee_per_gas": max_fee_per_gas.to_string(),
+                "max_priority_fee_per_gas": max_priority_fee_per_gas.to_string(),
+                "raw_transaction": signed.raw_transaction,
+                "status": receipt.as_ref().map(|r| r.status),
+                "receipt": receipt,
+                "signature": signed.signature,
+            });
+            if args.json {
+                println!("{out}");
+            } else {
+                println!("from         {}", from.to_checksum(None));
+                println!("to           {}", to.to_checksum(None));
+                println!("value        {value} wei");
+                println!("chain id     {chain_id}, nonce {nonce}, gas {gas}");
+                println!("tx hash      {}", signed.transaction_hash);
+                match &receipt {
+                    Some(r) => {
+                        let state = if r.status == 1 { "success" } else { "REVERTED" };
+                        println!("status       {} ({state})", r.status);
+                        if let Some(b) = r.block_number {
+                            println!("block        {b}");
+                        }
+                        println!(
+                            "gas used     {} at {} wei",
+                            r.gas_used, r.effective_gas_price
+                        );
+                    }
+                    None => println!("status       sent (not waited for)"),
+                }
+            }
+            if args.refill_to > 0 {
+                client.wait_refills().await;
+            }
+            if receipt.is_some_and(|r| r.status != 1) {
+                return Err(Reverted.into());
+            }
+        }
+        Cmd::SignTypedData {
+            file,
+            account,
+            path,
+        } => {
+            let json = input::read_source("the typed data", file)?;
+            // Malformed typed data is refused before any key file is opened.
+            wallet_evm::TypedDataPayload::parse(&json)
+                .map_err(|e| MpcError::input(format!("not EIP-712 typed data: {e}")))?;
+            let client = signing_client(
+                config(&args, role, need_device, need_recovery, "signing")?,
+                &args,
+            )?;
+            let account = account_or_first(&client, account.clone()).await?;
+            let sig = client.sign_typed_data(account, path.clone(), json).await?;
+            finish_signing(&client, &args, &sig).await?;
+        }
+        Cmd::SignAuth {
+            delegate,
+            chain_id,
+            nonce,
+            account,
+            path,
+        } => {
+            let delegate = evm::parse_address("--delegate", delegate)?;
+            let chain_id = evm::parse_u64("--chain-id", chain_id)?;
+            let nonce = evm::parse_u64("--nonce", nonce)?;
+            let client = signing_client(
+                config(&args, role, need_device, need_recovery, "signing")?,
+                &args,
+            )?;
+            let account = account_or_first(&client, account.clone()).await?;
+            let auth = client
+                .sign_authorization(
+                    account,
+                    path.clone(),
+                    chain_id,
+                    &delegate.to_checksum(None),
+                    nonce,
+                )
+                .await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&auth)?);
+            } else {
+                print_signature(false, &auth.signature)?;
+                // The entry of a type-4 transaction's `authorizationList`, as JSON-RPC
+                // writes it.
+                let entry = serde_json::json!({
+                    "chainId": format!("{:#x}", chain_id),
+                    "address": auth.address,
+                    "nonce": format!("{:#x}", auth.nonce),
+                    "yParity": format!("{:#x}", auth.y_parity),
+                    "r": auth.r,
+                    "s": auth.s,
+                });
+                println!("authorization {entry}");
+            }
             if args.refill_to > 0 {
                 client.wait_refills().await;
             }
