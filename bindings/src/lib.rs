@@ -825,9 +825,12 @@ impl MpcClient {
         delegate: String,
         nonce: u64,
     ) -> Result<SignedAuthorization, MpcError> {
+        let delegate = wallet_evm::parse_address(&delegate).map_err(|e| {
+            MpcError::from(mc::MpcError::input(format!("delegate {delegate:?}: {e}")))
+        })?;
         let c = self.inner.clone();
         on_runtime(async move {
-            c.sign_authorization(account_id, path, chain_id, &delegate, nonce)
+            c.sign_authorization(account_id, path, chain_id, delegate, nonce)
                 .await
                 .map(Into::into)
         })

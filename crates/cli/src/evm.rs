@@ -7,7 +7,6 @@
 //! ([`mpc_client::MpcError::input`]) before any key file is opened or any request is
 //! sent; what the node answers is mapped to the wallet's error codes by [`NodeError`].
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use alloy_consensus::{TxEip1559, TxEip2930, TxLegacy};
@@ -21,30 +20,9 @@ use mpc_client::{ErrorCode, MpcError};
 use serde::Serialize;
 use wallet_evm::UnsignedTx;
 
-/// An address (`0x` + 40 hex digits). Mixed case must be a valid EIP-55 checksum; all
-/// lower or all upper case is taken as is.
+/// An address ([`wallet_evm::parse_address`]: mixed case must be the EIP-55 checksum).
 pub fn parse_address(name: &str, s: &str) -> Result<Address, MpcError> {
-    let s = s.trim();
-    let hex = s.strip_prefix("0x").unwrap_or(s);
-    let bad = || {
-        MpcError::input(format!(
-            "{name} {s:?} is not an address (0x + 40 hex digits)"
-        ))
-    };
-    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let mixed =
-        hex.bytes().any(|b| b.is_ascii_lowercase()) && hex.bytes().any(|b| b.is_ascii_uppercase());
-    if mixed {
-        Address::parse_checksummed(format!("0x{hex}"), None).map_err(|_| {
-            MpcError::input(format!(
-                "{name} {s:?} has a wrong EIP-55 checksum (mixed case); check the address"
-            ))
-        })
-    } else {
-        Address::from_str(hex).map_err(|_| bad())
-    }
+    wallet_evm::parse_address(s).map_err(|e| MpcError::input(format!("{name} {s:?}: {e}")))
 }
 
 /// An amount in wei: a decimal integer, `0x` hex, or a decimal number with a unit

@@ -119,7 +119,62 @@ pub fn signing_preimage(kind: PayloadKind, payload: &[u8]) -> Result<Cow<'_, [u8
     }
 }
 
+/// Why a string is not an address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// Not `0x` + 40 hex digits.
+    #[error("not an address (0x + 40 hex digits)")]
+    Malformed,
+    /// Mixed case that is not the EIP-55 checksum.
+    #[error("a wrong EIP-55 checksum (mixed case); check the address")]
+    Checksum,
+}
+
+/// An address (`0x` optional + 40 hex digits). Mixed case must be a valid EIP-55
+/// checksum; all lower or all upper case is taken as is. The one rule for addresses
+/// users type (CLI, bindings).
+pub fn parse_address(s: &str) -> Result<Address, AddressError> {
+    let s = s.trim();
+    let hex = s.strip_prefix("0x").unwrap_or(s);
+    if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AddressError::Malformed);
+    }
+    let mixed =
+        hex.bytes().any(|b| b.is_ascii_lowercase()) && hex.bytes().any(|b| b.is_ascii_uppercase());
+    if mixed {
+        Address::parse_checksummed(format!("0x{hex}"), None).map_err(|_| AddressError::Checksum)
+    } else {
+        hex.parse().map_err(|_| AddressError::Malformed)
+    }
+}
+
 /// `0x` + lowercase hex of an address (EIP-55 checksums: [`Address::to_checksum`]).
 pub fn hex_address(a: &Address) -> String {
     format!("{a:#x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_are_checked_with_their_checksum() {
+        let a = parse_address("0x52908400098527886E0F7030069857D2E4169EE7").unwrap();
+        assert_eq!(
+            a,
+            parse_address("52908400098527886e0f7030069857d2e4169ee7").unwrap()
+        );
+        assert_eq!(
+            parse_address("0x52908400098527886E0F7030069857D2E4169Ee7"),
+            Err(AddressError::Checksum)
+        );
+        for bad in [
+            "",
+            "0x",
+            "0x1234",
+            "0xzz908400098527886e0f7030069857d2e4169ee7",
+        ] {
+            assert_eq!(parse_address(bad), Err(AddressError::Malformed), "{bad}");
+        }
+    }
 }

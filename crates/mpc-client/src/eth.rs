@@ -4,7 +4,7 @@
 //! EIP-7702 authorizations come back ready for a type-4 transaction.
 
 use serde::{Deserialize, Serialize};
-use wallet_evm::{AuthorizationFields, Signature, TypedDataPayload, UnsignedTx, U256};
+use wallet_evm::{Address, AuthorizationFields, Signature, TypedDataPayload, UnsignedTx, U256};
 use wallet_types::{DigestKind, PayloadKind};
 
 use crate::error::MpcError;
@@ -173,21 +173,18 @@ impl MpcClient {
 
     /// Signs an EIP-7702 authorization delegating the account to `delegate` on
     /// `chain_id` (0: every chain, which cosigners refuse by default) for the account
-    /// nonce `nonce`.
+    /// nonce `nonce`. Parse a typed address with [`wallet_evm::parse_address`].
     pub async fn sign_authorization(
         &self,
         account_id: String,
         path: String,
         chain_id: u64,
-        delegate: &str,
+        delegate: Address,
         nonce: u64,
     ) -> Result<SignedAuthorization, MpcError> {
         let fields = AuthorizationFields {
             chain_id: U256::from(chain_id),
-            delegate: delegate
-                .trim()
-                .parse()
-                .map_err(|_| MpcError::input(format!("{delegate:?} is not an address")))?,
+            delegate,
             nonce,
         };
         let sig = self

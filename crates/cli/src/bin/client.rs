@@ -921,13 +921,7 @@ async fn run(args: Args) -> Result<()> {
             )?;
             let account = account_or_first(&client, account.clone()).await?;
             let auth = client
-                .sign_authorization(
-                    account,
-                    path.clone(),
-                    chain_id,
-                    &delegate.to_checksum(None),
-                    nonce,
-                )
+                .sign_authorization(account, path.clone(), chain_id, delegate, nonce)
                 .await?;
             if args.json {
                 println!("{}", serde_json::to_string(&auth)?);
