@@ -792,9 +792,12 @@ impl MpcClient {
         payload: Vec<u8>,
     ) -> Result<SignedTransaction, MpcError> {
         let c = self.inner.clone();
-        on_runtime(async move { c.offline_sign_transaction(account_id, path, payload).await })
-            .await?
-            .try_into()
+        on_runtime(async move {
+            let tx = mc::eth::decode_transaction(&payload)?;
+            c.offline_sign_transaction(account_id, path, tx).await
+        })
+        .await?
+        .try_into()
     }
 
     /// Signs EIP-712 typed data (the JSON of `eth_signTypedData_v4`) with the cosigner,

@@ -119,11 +119,22 @@ impl MpcClient {
         payload: Vec<u8>,
     ) -> Result<SignedTransaction, MpcError> {
         let tx = decode_transaction(&payload)?;
+        self.sign_unsigned_transaction(account_id, path, tx).await
+    }
+
+    /// [`Self::sign_transaction`] of a transaction already decoded (or built): its
+    /// signing payload is what is signed.
+    pub async fn sign_unsigned_transaction(
+        &self,
+        account_id: String,
+        path: String,
+        tx: UnsignedTx,
+    ) -> Result<SignedTransaction, MpcError> {
         let sig = self
             .sign_tx(
                 account_id,
                 path,
-                payload,
+                tx.signing_payload(),
                 DigestKind::Keccak256,
                 PayloadKind::EthereumTransaction,
                 chain_style(&tx),
@@ -132,18 +143,23 @@ impl MpcClient {
         signed_transaction(tx, sig)
     }
 
-    /// [`Self::sign_transaction`] with the device AND recovery shares, without the
-    /// cosigner.
+    /// [`Self::sign_unsigned_transaction`] with the device AND recovery shares, without
+    /// the cosigner.
     pub async fn offline_sign_transaction(
         &self,
         account_id: String,
         path: String,
-        payload: Vec<u8>,
+        tx: UnsignedTx,
     ) -> Result<SignedTransaction, MpcError> {
-        let tx = decode_transaction(&payload)?;
         let style = chain_style(&tx);
         let sig = self
-            .offline_sign(account_id, path, payload, DigestKind::Keccak256, style)
+            .offline_sign(
+                account_id,
+                path,
+                tx.signing_payload(),
+                DigestKind::Keccak256,
+                style,
+            )
             .await?;
         signed_transaction(tx, sig)
     }

@@ -757,15 +757,14 @@ async fn run(args: Args) -> Result<()> {
             finish_signing(&client, &args, &sig).await?;
         }
         Cmd::SignTx { tx, account, path } => {
-            let payload = hex_arg("the transaction", tx)?;
-            mpc_client::eth::decode_transaction(&payload)?;
+            let tx = mpc_client::eth::decode_transaction(&hex_arg("the transaction", tx)?)?;
             let client = signing_client(
                 config(&args, role, need_device, need_recovery, "signing")?,
                 &args,
             )?;
             let account = account_or_first(&client, account.clone()).await?;
             let signed = client
-                .sign_transaction(account, path.clone(), payload)
+                .sign_unsigned_transaction(account, path.clone(), tx)
                 .await?;
             print_transaction(args.json, &signed)?;
             if args.refill_to > 0 {
@@ -831,9 +830,8 @@ async fn run(args: Args) -> Result<()> {
                 max_fee_per_gas,
                 max_priority_fee_per_gas,
             };
-            let payload = fields.build()?.signing_payload();
             let signed = client
-                .sign_transaction(account, path.clone(), payload)
+                .sign_unsigned_transaction(account, path.clone(), fields.build()?)
                 .await?;
             let raw = hex_arg("the signed transaction", &signed.raw_transaction)?;
             let (hash, receipt) = node.send_raw(&raw, Duration::from_secs(*wait_secs)).await?;
@@ -995,10 +993,9 @@ async fn run(args: Args) -> Result<()> {
                     print_signature(args.json, &sig)?;
                 }
                 (None, Some(t)) => {
-                    let payload = hex_arg("--tx", t)?;
-                    mpc_client::eth::decode_transaction(&payload)?;
+                    let tx = mpc_client::eth::decode_transaction(&hex_arg("--tx", t)?)?;
                     let signed = client
-                        .offline_sign_transaction(account, path.clone(), payload)
+                        .offline_sign_transaction(account, path.clone(), tx)
                         .await?;
                     print_transaction(args.json, &signed)?;
                 }
