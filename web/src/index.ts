@@ -20,6 +20,10 @@
  */
 
 import { AbortedError, deserializeError, throwIfAborted, toWalletError, WalletError } from "./errors.js";
+// Static imports only: an extension's service worker may load this module, and
+// dynamic `import()` is forbidden there (the inline backend needs the core).
+import { WalletCore } from "./core.js";
+import { dispatch } from "./dispatch.js";
 import { authorizationPreimage, signedAuthorization, typedDataPayload } from "./eth.js";
 import type { TypedData, TypedDataDefinition } from "viem";
 import type { CallMessage, CoreMethod, ReplyMessage } from "./rpc.js";
@@ -146,17 +150,14 @@ class WorkerBackend implements Backend {
 }
 
 class InlineBackend implements Backend {
-  private core: Promise<import("./core.js").WalletCore> | undefined;
+  private core: WalletCore | undefined;
 
   constructor(private readonly config: WalletConfig) {}
 
   async call(method: CoreMethod, args: unknown[], onProgress?: OnProgress, progressArg?: number): Promise<unknown> {
     try {
-      if (!this.core) {
-        this.core = import("./core.js").then((m) => new m.WalletCore(this.config));
-      }
-      const { dispatch } = await import("./dispatch.js");
-      return await dispatch(await this.core, method, args, onProgress ? progressArg : undefined, onProgress);
+      this.core ??= new WalletCore(this.config);
+      return await dispatch(this.core, method, args, onProgress ? progressArg : undefined, onProgress);
     } catch (e) {
       throw toWalletError(e);
     }
