@@ -1,0 +1,42 @@
+// The approval window of one dapp request (?id=...): approve (unlocking first if
+// needed) or reject; closing the window rejects too.
+import { toSw } from "../shared/messages";
+
+const $ = (id: string) => document.getElementById(id) as HTMLElement;
+const id = new URLSearchParams(location.search).get("id") ?? "";
+
+interface Got {
+  request: { origin: string; method: string; summary: string } | null;
+  locked: boolean;
+}
+
+async function load(): Promise<void> {
+  const g = await toSw<Got>("approval:get", { id });
+  if (!g.request) {
+    $("summary").textContent = "This request is no longer pending.";
+    $("approve").hidden = true;
+    return;
+  }
+  $("origin").textContent = g.request.origin;
+  $("method").textContent = g.request.method;
+  $("summary").textContent = g.request.summary;
+  $("unlock-box").hidden = !g.locked || g.request.method === "eth_requestAccounts";
+  document.body.dataset.ready = "1";
+}
+
+async function send(approved: boolean): Promise<void> {
+  $("error").textContent = "";
+  try {
+    const passphrase = (document.getElementById("passphrase") as HTMLInputElement).value;
+    await toSw("approval:answer", { id, approved, passphrase: approved ? passphrase : "" });
+    window.close();
+  } catch (e) {
+    $("error").textContent = `${(e as { code?: string }).code ?? "error"}: ${(e as Error).message}`;
+  }
+}
+
+$("approve").addEventListener("click", () => void send(true));
+$("reject").addEventListener("click", () => void send(false));
+// Each message restarts the service worker's idle timer while the user decides.
+setInterval(() => void toSw("ping").catch(() => undefined), 20_000);
+load().catch((e) => ($("error").textContent = String((e as Error).message)));

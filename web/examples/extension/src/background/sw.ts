@@ -1,0 +1,86 @@
+// The service worker: owns the wallet's state (lock, connected sites, pending
+// approvals) and answers the popup, the approval window, the options page and web
+// pages (through the content script). Listeners are registered synchronously at the
+// top level so that a stopped worker restarts on the next message or alarm.
+import { loadConfig } from "../shared/config";
+import { answer, errorInfo, type Job } from "../shared/messages";
+import { answerApproval, getApproval } from "./approvals";
+import { handleDapp, type RpcRequest } from "./dapp";
+import { startCreate, startRefill } from "./jobs";
+import { listJobs } from "./offscreen";
+import { currentPassphrase, lock, readClient, signClient, unlock } from "./session";
+
+async function status() {
+  const r = await readClient();
+  const info = await r.walletInfo();
+  const locked = !(await currentPassphrase());
+  const c = await loadConfig();
+  return {
+    hasWallet: !!info,
+    address: info ? await r.getAddress() : null,
+    accounts: info?.accounts.map((a) => ({ accountId: a.accountId, kind: a.kind })) ?? [],
+    insecureDev: c.insecureDev,
+    locked,
+    jobs: await listJobs(),
+  };
+}
+
+async function ui(msg: Record<string, any>): Promise<unknown> {
+  switch (msg.type) {
+    case "status":
+      return status();
+    case "unlock":
+      return unlock(String(msg.passphrase ?? ""));
+    case "lock":
+      return lock();
+    case "create":
+      return startCreate(String(msg.passphrase ?? ""), msg.registrationCredential || undefined);
+    case "refill":
+      return startRefill();
+    case "pool":
+      return (await signClient()).presignPoolStatus();
+    case "approval:get":
+      return { request: getApproval(String(msg.id)) ?? null, locked: !(await currentPassphrase()) };
+    case "approval:answer":
+      if (msg.approved && msg.passphrase) await unlock(String(msg.passphrase));
+      return answerApproval(String(msg.id), !!msg.approved);
+    case "ping":
+      return "pong";
+  }
+  throw Object.assign(new Error(`unknown message ${String(msg.type)}`), { code: "invalid_input" });
+}
+
+chrome.runtime.onMessage.addListener((msg: any, sender: any, sendResponse: (r: unknown) => void) => {
+  if (msg?.to === "ui" && msg.type === "job") {
+    onJob(msg.job as Job);
+    return false;
+  }
+  if (msg?.to !== "sw") return false;
+  if (msg.type === "dapp") {
+    // Only content scripts of tabs speak for a web origin; the origin is Chrome's.
+    if (sender.id !== chrome.runtime.id || !sender.tab || !sender.origin) {
+      sendResponse({ ok: false, error: { code: -32603, message: "not from a web page" } });
+      return false;
+    }
+    handleDapp(sender.origin, msg.request as RpcRequest).then(
+      (value) => sendResponse({ ok: true, value }),
+      (e) => {
+        const i = errorInfo(e);
+        sendResponse({ ok: false, error: { code: i.eip1193Code ?? -32603, message: i.message, data: { walletCode: i.code } } });
+      },
+    );
+    return true;
+  }
+  // Extension pages only (popup, approval window, options).
+  if (sender.id !== chrome.runtime.id || sender.tab?.url?.startsWith("http")) return false;
+  return answer(ui(msg), sendResponse);
+});
+
+/** A created wallet gets its presignature pool filled at once. */
+function onJob(job: Job): void {
+  if (job.kind === "create" && job.state === "done") startRefill().catch(() => undefined);
+}
+
+chrome.alarms.onAlarm.addListener((a: { name: string }) => {
+  if (a.name === "autolock") void lock();
+});
