@@ -3,7 +3,8 @@
 #   bash playwright-tests/run.sh [playwright args...]
 # 1. npm ci in web/ and playwright-tests/ (skipped when node_modules matches the lock)
 # 2. wasm core: crates/mpc-wasm/build.sh -> web/wasm/ (skipped with SKIP_WASM_BUILD=1)
-# 3. the package and the demo: (cd web && npm run build), its unit tests (npm test)
+# 3. the package and the demo: (cd web && npm run build), the examples built against
+#    its npm pack tarball (web/examples/build.sh), its unit tests (npm test)
 # 4. native servers: SIGN_GATEWAY_BIN / SIGN_SERVICE_BIN / RECOVERY_AGENT_BIN if set,
 #    otherwise built here (scripts/lib.sh wm_build_servers) into $CARGO_TARGET_DIR
 # 5. Playwright with Debian's Chromium (/usr/bin/chromium; never downloads a browser)
@@ -28,6 +29,9 @@ fi
 
 wm_say "package + demo (web: npm run build)"
 (cd "$repo/web" && npm run --silent build)
+
+wm_say "examples against the packed package (web/examples/build.sh: npm pack, extension, Vite and webpack pages)"
+bash "$repo/web/examples/build.sh"
 
 wm_say "package unit tests (node --test)"
 (cd "$repo/web" && npm test --silent)

@@ -12,6 +12,7 @@ import { appendFileSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileS
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { extensionOrigin } from "./extension.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, "..", "..");
@@ -34,6 +35,8 @@ export interface E2eEnv {
    * scripts/setup.sh evm`): the EVM spec then fails saying so.
    */
   rpcUrl: string;
+  /** `chrome-extension://<id>` of the example extension (web/examples/extension), in every CORS list. */
+  extensionOrigin: string;
 }
 
 const STORE_KEY = "5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e";
@@ -156,6 +159,9 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   };
   const demo = await startServer({ host: "127.0.0.1", port: 0 });
   const origin = demo.url;
+  // The example extension's exact origin (its manifest's fixed key): never a wildcard.
+  const extOrigin = extensionOrigin();
+  const corsList = `["${origin}", "${extOrigin}"]`;
 
   const logs = {
     gateway: join(RUN_DIR, "sign-gateway.log"),
@@ -167,7 +173,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
 
   const gwCfg = join(work, "sign-gateway.yaml");
   const gwPortFile = join(work, "sign-gateway.port");
-  writeFileSync(gwCfg, `host: 127.0.0.1\nport: 0\ncors_origins: ["${origin}"]\nlogging:\n  level: info\n  format: pretty\n`);
+  writeFileSync(gwCfg, `host: 127.0.0.1\nport: 0\ncors_origins: ${corsList}\nlogging:\n  level: info\n  format: pretty\n`);
   const gw = start("sign-gateway", gatewayBin, ["--config", gwCfg, "--port-file", gwPortFile], {}, logs.gateway);
   const gatewayUrl = `http://${await waitPortFile("sign-gateway", gw, gwPortFile, logs.gateway, 20_000)}`;
 
@@ -182,7 +188,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       `gateway_url: ${gatewayUrl}`,
       `key_store: ${join(coDir, "store.redb")}`,
       `audit_log: ${join(coDir, "audit.jsonl")}`,
-      `cors_origins: ["${origin}"]`,
+      `cors_origins: ${corsList}`,
       "insecure_dev_primes: true",
       // The test pages create wallets without a registration credential.
       "dev_open_registration: true",
@@ -225,6 +231,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       join(work, "agent"),
       "--allow-origin",
       origin,
+      "--allow-origin",
+      extOrigin,
       "--insecure-dev-primes",
       "--insecure-fast-kdf",
       "--prime-pool-size",
@@ -249,6 +257,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     logs,
     timingsFile: join(RUN_DIR, "timings.json"),
     rpcUrl,
+    extensionOrigin: extOrigin,
   };
   writeFileSync(env.timingsFile, "{}");
   process.env.WALLET_E2E = JSON.stringify(env);
