@@ -1,0 +1,270 @@
+// The example MV3 wallet extension (web/examples/extension, built against the PACKED
+// @wallet-mpc/web by web/examples/build.sh) in Debian Chromium's new headless mode,
+// against the real gateway, cosigner, recovery agent and anvil of the global setup.
+//
+// ONE wallet (dev fixture primes, one independent account) serves every step:
+// configure (options page) -> create in the popup (offscreen protocol Worker) ->
+// stop the service worker in the middle of the first presignature refill (CDP), the
+// refill finishes and the wallet keeps working -> a plain dapp page finds the provider
+// with EIP-6963, connects, asks personal_sign and eth_signTypedData_v4 (approved in the
+// approval window; verified in Node with viem), a rejected request is 4001, an
+// eth_sendTransaction through anvil -> browser restart (same profile): locked until the
+// passphrase is entered.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, expect, test, type BrowserContext, type Page, type TestInfo, type Worker } from "@playwright/test";
+import { createPublicClient, createWalletClient, defineChain, http, parseEther, recoverMessageAddress, recoverTypedDataAddress, type Hex } from "viem";
+import { privateKeyToAccount } from "viem/accounts";
+import { EXTENSION_DIST, extensionBuilt, extensionId } from "../harness/extension.js";
+import { ANVIL_CHAIN_ID, type E2eEnv } from "../harness/global-setup.js";
+
+const env = JSON.parse(process.env.WALLET_E2E ?? "{}") as E2eEnv;
+const ID = extensionId();
+const EXT = `chrome-extension://${ID}`;
+const PASSPHRASE = "extension e2e passphrase";
+const DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const DEAD = "0x000000000000000000000000000000000000dEaD";
+
+const TYPED = {
+  domain: { name: "wallet-mpc e2e", version: "1", chainId: ANVIL_CHAIN_ID, verifyingContract: "0x5FbDB2315678afecb367f032d93F642f64180aa3" as Hex },
+  types: {
+    EIP712Domain: [
+      { name: "name", type: "string" },
+      { name: "version", type: "string" },
+      { name: "chainId", type: "uint256" },
+      { name: "verifyingContract", type: "address" },
+    ],
+    Mail: [
+      { name: "from", type: "address" },
+      { name: "contents", type: "string" },
+    ],
+  },
+  primaryType: "Mail" as const,
+  message: { from: DEAD, contents: "hello typed data" },
+};
+
+test.describe.configure({ mode: "serial" });
+
+async function launch(userDataDir: string): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM_BIN ?? "/usr/bin/chromium",
+    // The new headless mode runs extensions; Playwright must not add its own --headless.
+    headless: false,
+    args: [
+      "--headless=new",
+      `--disable-extensions-except=${EXTENSION_DIST}`,
+      `--load-extension=${EXTENSION_DIST}`,
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--disable-quic",
+    ],
+  });
+}
+
+async function serviceWorker(ctx: BrowserContext): Promise<Worker> {
+  const sw = ctx.serviceWorkers().find((w) => w.url().startsWith(EXT));
+  if (sw) return sw;
+  return ctx.waitForEvent("serviceworker", { predicate: (w) => w.url().startsWith(EXT), timeout: 30_000 });
+}
+
+async function shot(page: Page, info: TestInfo, name: string): Promise<void> {
+  try {
+    const body = await page.screenshot({ path: info.outputPath(`${name}.png`) });
+    await info.attach(name, { body, contentType: "image/png" });
+  } catch {
+    // a closed page has no screenshot
+  }
+}
+
+/** Runs `request` (a dapp call) and answers the approval window it opens. */
+async function withApproval<T>(ctx: BrowserContext, request: () => Promise<T>, decision: "approve" | "reject", info: TestInfo, name: string, passphrase?: string): Promise<T> {
+  const opened = ctx.waitForEvent("page", { predicate: (p) => p.url().startsWith(`${EXT}/src/approval/approval.html`), timeout: 60_000 });
+  const result = request();
+  const page = await opened;
+  await page.locator("body[data-ready='1']").waitFor();
+  if (passphrase) {
+    await expect(page.locator("#unlock-box")).toBeVisible();
+    await page.fill("#passphrase", passphrase);
+  }
+  await shot(page, info, name);
+  const closed = page.waitForEvent("close", { timeout: 60_000 });
+  await page.click(`#${decision}`, { noWaitAfter: true }).catch((e: Error) => {
+    if (!/closed/i.test(e.message)) throw e;
+  });
+  await closed;
+  return result;
+}
+
+type Call = { ok: true; value: unknown } | { ok: false; code: number; message: string };
+
+async function dappCall(page: Page, method: string, params?: unknown): Promise<Call> {
+  return page.evaluate(([m, p]) => (window as unknown as { dapp: { call: (m: string, p: unknown) => Promise<Call> } }).dapp.call(m as string, p), [method, params] as const);
+}
+
+async function openDapp(ctx: BrowserContext): Promise<Page> {
+  const page = await ctx.newPage();
+  await page.goto(`${env.origin}/examples/extension/dapp/index.html`);
+  await page.waitForFunction(() => (window as unknown as { dapp?: { providers: unknown[] } }).dapp?.providers.length === 1);
+  return page;
+}
+
+async function popup(ctx: BrowserContext): Promise<Page> {
+  const page = await ctx.newPage();
+  await page.goto(`${EXT}/src/popup/popup.html`);
+  return page;
+}
+
+function utf8Hex(s: string): Hex {
+  return `0x${Buffer.from(s, "utf8").toString("hex")}`;
+}
+
+test("MV3 extension: create, survive a stopped service worker, EIP-6963 dapp, approvals, restart locked", async ({}, info) => {
+  test.setTimeout(15 * 60_000);
+  expect(extensionBuilt(), "build the extension first: bash web/examples/build.sh").toBe(true);
+  expect(env.rpcUrl, "anvil is missing: bash scripts/setup.sh evm").not.toBe("");
+  expect(env.extensionOrigin).toBe(EXT);
+  const userDataDir = mkdtempSync(join(tmpdir(), "wallet-mpc-ext-"));
+  const times: Record<string, number> = {};
+  let ctx = await launch(userDataDir);
+  try {
+    const sw = await serviceWorker(ctx);
+    expect(sw.url()).toBe(`${EXT}/sw.js`);
+
+    await test.step("configure in the options page", async () => {
+      const o = await ctx.newPage();
+      await o.goto(`${EXT}/src/options/options.html`);
+      await o.locator("body[data-ready='1']").waitFor();
+      await o.fill("#cosignerUrl", env.cosignerUrl);
+      await o.fill("#gatewayUrl", "");
+      await o.fill("#agentUrl", env.agentUrl);
+      await o.fill("#agentToken", env.agentToken);
+      await o.fill("#rpcUrl", env.rpcUrl);
+      await o.fill("#chainId", String(ANVIL_CHAIN_ID));
+      await o.fill("#presignTarget", "2");
+      await o.check("#insecureDev");
+      await o.click("#save");
+      await expect(o.locator("#saved")).toHaveText("saved");
+      await o.close();
+    });
+
+    const p = await popup(ctx);
+    let address = "";
+    await test.step("create the wallet in the popup (offscreen protocol Worker)", async () => {
+      await expect(p.locator("#state")).toContainText("No wallet");
+      await p.fill("#new-passphrase", PASSPHRASE);
+      const t0 = Date.now();
+      await p.click("#create");
+      await expect(p.locator("#jobs")).toContainText("create:running", { timeout: 30_000 });
+      await expect(p.locator("#address")).toHaveText(/^0x[0-9a-fA-F]{40}$/, { timeout: 10 * 60_000 });
+      times.createMs = Date.now() - t0;
+      address = (await p.locator("#address").textContent()) ?? "";
+      await expect(p.locator("#state")).toContainText("Unlocked");
+      await expect(p.locator("#error")).toHaveText("");
+      await shot(p, info, "ext-01-created");
+    });
+
+    await test.step("stop the service worker during the refill: the offscreen refill finishes, the wallet keeps working", async () => {
+      // The service worker starts a refill (target 2) as soon as the wallet exists.
+      await expect(p.locator("#jobs")).toContainText("refill:running", { timeout: 60_000 });
+      // CDP (ServiceWorker domain, from an extension page): stop the extension's worker
+      // and wait until Chrome reports it stopped.
+      const cdp = await ctx.newCDPSession(p);
+      const states: string[] = [];
+      cdp.on("ServiceWorker.workerVersionUpdated", (e) => {
+        for (const v of e.versions) if (v.scriptURL === `${EXT}/sw.js`) states.push(v.runningStatus);
+      });
+      await cdp.send("ServiceWorker.enable");
+      await cdp.send("ServiceWorker.stopAllWorkers");
+      await expect.poll(() => states.includes("stopped"), { timeout: 15_000 }).toBe(true);
+      expect(await p.locator("#jobs").textContent()).toContain("refill:running");
+      await cdp.detach();
+      await shot(p, info, "ext-02-sw-stopped");
+      // The popup's next message restarts the worker; the refill went on meanwhile.
+      await expect(p.locator("#jobs")).toContainText("refill:done", { timeout: 5 * 60_000 });
+      await expect(p.locator("#pool")).toHaveAttribute("data-usable", "2", { timeout: 30_000 });
+      expect(await p.locator("#jobs").textContent()).not.toContain("failed");
+      await shot(p, info, "ext-03-pool-full");
+    });
+
+    const dapp = await openDapp(ctx);
+    await test.step("EIP-6963 discovery and eth_requestAccounts approved in the approval window", async () => {
+      const announced = await dapp.evaluate(() => (window as unknown as { dapp: { providers: { info: { name: string; rdns: string } }[] } }).dapp.providers.map((x) => x.info));
+      expect(announced).toEqual([expect.objectContaining({ rdns: "org.wallet-mpc.example" })]);
+      expect(await dappCall(dapp, "eth_chainId")).toEqual({ ok: true, value: `0x${ANVIL_CHAIN_ID.toString(16)}` });
+      expect(await dappCall(dapp, "eth_accounts")).toEqual({ ok: true, value: [] });
+      const r = await withApproval(ctx, () => dappCall(dapp, "eth_requestAccounts"), "approve", info, "ext-04-connect");
+      expect(r).toEqual({ ok: true, value: [address] });
+      expect(await dappCall(dapp, "eth_accounts")).toEqual({ ok: true, value: [address] });
+    });
+
+    await test.step("personal_sign and eth_signTypedData_v4, verified with viem", async () => {
+      const message = "hello from the dapp";
+      const t0 = Date.now();
+      const r = await withApproval(ctx, () => dappCall(dapp, "personal_sign", [utf8Hex(message), address]), "approve", info, "ext-05-personal-sign");
+      times.personalSignMs = Date.now() - t0;
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+      const sig = (r as { value: Hex }).value;
+      expect(await recoverMessageAddress({ message, signature: sig })).toBe(address);
+
+      const t1 = Date.now();
+      const t = await withApproval(ctx, () => dappCall(dapp, "eth_signTypedData_v4", [address, JSON.stringify(TYPED)]), "approve", info, "ext-06-typed-data");
+      times.typedDataMs = Date.now() - t1;
+      expect(t.ok, JSON.stringify(t)).toBe(true);
+      const { EIP712Domain: _, ...types } = TYPED.types;
+      expect(await recoverTypedDataAddress({ domain: TYPED.domain, types, primaryType: TYPED.primaryType, message: TYPED.message, signature: (t as { value: Hex }).value })).toBe(
+        address,
+      );
+    });
+
+    await test.step("a rejected request is EIP-1193 4001", async () => {
+      const r = await withApproval(ctx, () => dappCall(dapp, "personal_sign", [utf8Hex("do not sign"), address]), "reject", info, "ext-07-reject");
+      expect(r).toMatchObject({ ok: false, code: 4001 });
+    });
+
+    await test.step("eth_sendTransaction through the configured RPC (anvil)", async () => {
+      const chain = defineChain({ id: ANVIL_CHAIN_ID, name: "anvil", nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 }, rpcUrls: { default: { http: [env.rpcUrl] } } });
+      const pub = createPublicClient({ chain, transport: http(env.rpcUrl) });
+      const dev = createWalletClient({ account: privateKeyToAccount(DEV_KEY), chain, transport: http(env.rpcUrl) });
+      await pub.waitForTransactionReceipt({ hash: await dev.sendTransaction({ to: address as Hex, value: parseEther("1") }) });
+      const before = await pub.getBalance({ address: DEAD });
+      const value = parseEther("0.001");
+      const t0 = Date.now();
+      const r = await withApproval(ctx, () => dappCall(dapp, "eth_sendTransaction", [{ from: address, to: DEAD, value: `0x${value.toString(16)}` }]), "approve", info, "ext-08-send");
+      times.sendTransactionMs = Date.now() - t0;
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+      const receipt = await pub.waitForTransactionReceipt({ hash: (r as { value: Hex }).value });
+      expect(receipt.status).toBe("success");
+      expect(receipt.from.toLowerCase()).toBe(address.toLowerCase());
+      expect((await pub.getBalance({ address: DEAD })) - before).toBe(value);
+    });
+
+    await test.step("browser restart: locked until the passphrase is entered", async () => {
+      await ctx.close();
+      const t0 = Date.now();
+      ctx = await launch(userDataDir);
+      await serviceWorker(ctx);
+      const p2 = await popup(ctx);
+      await expect(p2.locator("#state")).toContainText("Locked");
+      await expect(p2.locator("#address")).toBeHidden();
+      await shot(p2, info, "ext-09-locked-after-restart");
+      const d2 = await openDapp(ctx);
+      // Still connected (chrome.storage.local), but signing needs the passphrase.
+      expect(await dappCall(d2, "eth_accounts")).toEqual({ ok: true, value: [address] });
+      const message = "after a restart";
+      const r = await withApproval(ctx, () => dappCall(d2, "personal_sign", [utf8Hex(message), address]), "approve", info, "ext-10-unlock-and-sign", PASSPHRASE);
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+      expect(await recoverMessageAddress({ message, signature: (r as { value: Hex }).value })).toBe(address);
+      await expect(p2.locator("#state")).toContainText("Unlocked", { timeout: 10_000 });
+      times.restartToSignatureMs = Date.now() - t0;
+    });
+  } finally {
+    console.log(`[extension] timings ${JSON.stringify(times)}`);
+    await ctx.close().catch(() => undefined);
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+});
