@@ -19,6 +19,8 @@ import { privateKeyToAccount } from "viem/accounts";
 import { EXTENSION_DIST, extensionBuilt, extensionId } from "../harness/extension.js";
 import { ANVIL_CHAIN_ID, type E2eEnv } from "../harness/global-setup.js";
 
+declare const chrome: { runtime: { sendMessage(m: unknown): Promise<any> } };
+
 const env = JSON.parse(process.env.WALLET_E2E ?? "{}") as E2eEnv;
 const ID = extensionId();
 const EXT = `chrome-extension://${ID}`;
@@ -181,13 +183,23 @@ test("MV3 extension: create, survive a stopped service worker, EIP-6963 dapp, ap
       await cdp.send("ServiceWorker.enable");
       await cdp.send("ServiceWorker.stopAllWorkers");
       await expect.poll(() => states.includes("stopped"), { timeout: 15_000 }).toBe(true);
-      expect(await p.locator("#jobs").textContent()).toContain("refill:running");
+      const stoppedAt = Date.now();
       await cdp.detach();
       await shot(p, info, "ext-02-sw-stopped");
       // The popup's next message restarts the worker; the refill went on meanwhile.
       await expect(p.locator("#jobs")).toContainText("refill:done", { timeout: 5 * 60_000 });
       await expect(p.locator("#pool")).toHaveAttribute("data-usable", "2", { timeout: 30_000 });
       expect(await p.locator("#jobs").textContent()).not.toContain("failed");
+      // The refill that was running when the worker stopped ended after the stop.
+      const jobs = await p.evaluate(async () => {
+        const r = await chrome.runtime.sendMessage({ to: "sw", type: "status" });
+        return r.value.jobs as { kind: string; state: string; startedAt: number; endedAt?: number }[];
+      });
+      const refills = jobs.filter((j) => j.kind === "refill");
+      expect(refills.length).toBe(1);
+      expect(refills[0]).toMatchObject({ state: "done" });
+      expect(refills[0].startedAt).toBeLessThan(stoppedAt);
+      expect(refills[0].endedAt!).toBeGreaterThan(stoppedAt);
       await shot(p, info, "ext-03-pool-full");
     });
 
