@@ -13,6 +13,9 @@ export default {
   experiments: { outputModule: true },
   output: { path: join(here, "dist"), filename: "main.js", module: true, clean: true },
   performance: { hints: false },
+  // The check is that webpack resolves the package (workers, wasm asset), not the
+  // minifier: skipping it halves the build time in CI.
+  optimization: { minimize: false },
   plugins: [
     {
       apply(compiler) {
