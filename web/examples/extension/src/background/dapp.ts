@@ -76,6 +76,7 @@ export async function handleDapp(origin: string, req: RpcRequest): Promise<unkno
       if (!td || typeof td !== "object") throw rpcError(-32602, "eth_signTypedData_v4: typed data expected");
       await requestApproval(origin, req.method, `Sign typed data (${String(td.primaryType)}):\n\n${JSON.stringify(td, null, 2)}`);
       const sig = await (await signClient()).signTypedData(td);
+      kickRefill();
       return sig.rsv;
     }
     case "eth_sendTransaction": {

@@ -62,7 +62,7 @@ chrome.runtime.onMessage.addListener((msg: any, sender: any, sendResponse: (r: u
       sendResponse({ ok: false, error: { code: -32603, message: "not from a web page" } });
       return false;
     }
-    handleDapp(sender.origin, msg.request as RpcRequest).then(
+    keepAlive(handleDapp(sender.origin, msg.request as RpcRequest)).then(
       (value) => sendResponse({ ok: true, value }),
       (e) => {
         const i = errorInfo(e);
@@ -75,6 +75,16 @@ chrome.runtime.onMessage.addListener((msg: any, sender: any, sendResponse: (r: u
   if (sender.id !== chrome.runtime.id || sender.tab?.url?.startsWith("http")) return false;
   return answer(ui(msg), sendResponse);
 });
+
+/**
+ * Keeps the worker from being stopped as idle while `p` runs (a full signature is
+ * seconds of wasm; an approval waits for the user): an extension API call every 20 s
+ * restarts Chrome's 30 s idle timer.
+ */
+function keepAlive<T>(p: Promise<T>): Promise<T> {
+  const timer = setInterval(() => void chrome.runtime.getPlatformInfo(), 20_000);
+  return p.finally(() => clearInterval(timer));
+}
 
 /** A created wallet gets its presignature pool filled at once. */
 function onJob(job: Job): void {
