@@ -33,12 +33,14 @@ gw_args=(--rooms 300 --subscribers 3 --rate 5 --duration 20)
 primes_args=(--samples 8 --lib-samples 6)
 presign_args=(--signatures 50 --full 5)
 browser_n=15   # EIP-191 and EIP-712 signatures each (a pool of 2n+2 <= 32)
+browser_full_n=5  # full signings in the browser (onboarding bench)
 if [ "$quick" = 1 ]; then
   iters=2
   gw_args=(--rooms 50 --subscribers 3 --rate 5 --duration 5)
   primes_args=(--samples 2 --lib-samples 2)
   presign_args=(--signatures 10 --full 2)
   browser_n=5
+  browser_full_n=2
 fi
 
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
@@ -90,6 +92,8 @@ browser() {
   wm_build_servers release
   BENCH_PRESIGN=1 BENCH_PRESIGN_N="${browser_n}" BENCH_PRESIGN_JSON="$out/browser-presign.json" \
     bash playwright-tests/run.sh tests/presign-bench.spec.ts
+  BENCH_ONBOARD=1 BENCH_FULL_N="${browser_full_n}" BENCH_ONBOARD_JSON="$out/browser-onboarding.json" SKIP_WASM_BUILD=1 \
+    bash playwright-tests/run.sh tests/onboarding-bench.spec.ts
   BENCH_PRIMES=1 BENCH_PRIMES_JSON="$out/browser-primes.json" SKIP_WASM_BUILD=1 \
     bash playwright-tests/run.sh tests/prepare-bench.spec.ts
 }

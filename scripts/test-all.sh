@@ -6,12 +6,13 @@
 # build (scripts/lib.sh wm_lint_in_build): the root workspace (with the UniFFI
 # bindings), sign-service, the wasm32 participant (release: its browser tests, the npm
 # package and Playwright use that one build) and the edge gateway. Then the suites run,
-# in two lanes side by side: the Rust suites (cargo nextest: protocol, backend interop GMP
-# <-> pure Rust, safe primes, CLI, envelopes, both gateways' contract suite, cosigner,
+# in two lanes side by side: the root workspace's suites (cargo nextest: protocol, backend
+# interop GMP <-> pure Rust, safe primes, CLI, envelopes, both gateways' contract suite,
 # presignature pools, recovery agent and end-to-end tests across real processes; doc
-# tests) and the other ones (the benchmark report's unit tests, the wasm participant in
-# headless Chromium, the UniFFI bindings' Python and Kotlin tests against real servers,
-# the browser end-to-end suite with Playwright and Debian Chromium). No suite builds
+# tests; then the wasm participant in headless Chromium and the UniFFI bindings' Python
+# and Kotlin tests against real servers) and the other ones (the benchmark report's unit
+# tests, the cosigner's suite, the browser end-to-end suite with Playwright and Debian
+# Chromium). No suite builds
 # anything: the servers are built before they start (E2E_NO_BUILD, *_BIN).
 # It ends with a table of every step's time and the run's wall time.
 #
@@ -84,18 +85,19 @@ lane_rust() {
   wm_step "tests: mpc-core fast primes with GMP" \
     cargo nextest run -p mpc-core --features backend-rug --test fast_primes \
       --config-file "$nextest_config" || rc=1
+  # Two short browser-side suites here: the other lane (Playwright) is the longer one.
+  wm_step "tests: wasm participant in headless Chromium (wasm-bindgen-test)" \
+    bash crates/mpc-wasm/test.sh --browser-only || rc=1
+  wm_step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)" \
+    bash bindings/test.sh || rc=1
   return $rc
 }
 lane_other() {
   local rc=0
   wm_step "tests: benchmark report (scripts/bench_report.py)" \
     python3 -m unittest discover -s scripts/tests || rc=1
-  wm_step "tests: wasm participant in headless Chromium (wasm-bindgen-test)" \
-    bash crates/mpc-wasm/test.sh --browser-only || rc=1
-  wm_step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)" \
-    bash bindings/test.sh || rc=1
-  # Here rather than in the Rust lane, which is the longer one: the two lanes end
-  # about together.
+  # Here rather than in the Rust lane: with the short suites above there, the two lanes
+  # end about together.
   wm_step "tests: sign-service workspace (nextest, GMP)" \
     cargo nextest run --manifest-path "$wm_cosigner_manifest" --config-file "$nextest_config" || rc=1
   wm_step "tests: browser end to end (Playwright, headless Debian Chromium)" \

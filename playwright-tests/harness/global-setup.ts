@@ -199,7 +199,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       "policy:",
       "  ethereum:",
       '    allowed_destinations: ["0x000000000000000000000000000000000000dEaD"]',
-      // evm.spec.ts: the EIP-2612 token anvil's first dev account deploys first, its
+      // tests/flows/evm.ts: the EIP-2612 token anvil's first dev account deploys first, its
       // permit spender (anvil's second dev account) and the EIP-7702 delegate.
       "    erc20:",
       "      tokens:",

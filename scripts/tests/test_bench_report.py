@@ -49,6 +49,11 @@ class BenchReport(unittest.TestCase):
         write(d, "browser-primes.json", {"suite": "primes-web", "prepare": [
             {"workers": 1, "wallMs": 43765, "candidates": 2002427, "ratePerSec": 45849}],
             "onboarding": {"auxInfoMs": onboarding_ms - 150, "keygenMs": 150, "createTotalMs": onboarding_ms}})
+        write(d, "browser-onboarding.json", {"suite": "onboarding-web", "aux_info_ms": 130_000, "dkg_ms": 180,
+                                             "create_total_ms": 131_000, "renderer_peak_rss_mib": 212.5,
+                                             "page_long_tasks": {"count": 3, "longest_ms": 260, "over_200ms": 1},
+                                             "full_sign_ms": {"p50": 9800, "p95": 11000, "n": 5},
+                                             "wasm_bytes": 2105455, "wasm_gzip_bytes": 791252})
         write(d, "gateway.json", {"suite": "gateway", "delivered_per_sec": 4499.3, "latency_p99_ms": 0.71})
         write(d, "mystery.json", {"suite": "mystery", "nested": {"a": 1.5}})
 
@@ -66,6 +71,10 @@ class BenchReport(unittest.TestCase):
             self.assertIn("| met |", lines["safe primes, ours vs library, num-bigint, 1 thread (median)"])
             self.assertIn("**missed**", lines["safe primes, ours vs library, rug, 1 thread (median)"])
             self.assertIn("| met |", lines["browser onboarding (aux info + DKG), prepared primes"])
+            self.assertIn("| met |", lines["account creation after enrollment (DKG), browser"])
+            self.assertIn("**missed**", lines["longest page task while a wallet is created (the UI never blocks)"])
+            self.assertIn("| renderer peak RSS (page + protocol Worker) | 212.5 MiB |", md)
+            self.assertIn("2,105,455 B / 791,252 B", md)
             # side by side: the GMP and WASM columns of one row
             self.assertRegex(md, r"\| full signing, 2 parties \| 1\.60 s \| n/a \| 17\.00 s \|")
             self.assertIn("| cosigner round trip | 10.7 ms | 12.9 ms |", md.replace("|   ", "| "))
@@ -80,7 +89,7 @@ class BenchReport(unittest.TestCase):
             p = run(d)
             self.assertEqual(p.returncode, 0, p.stderr)
             md = (d / "report.md").read_text()
-            self.assertEqual(md.count("not measured"), 6)
+            self.assertEqual(md.count("not measured"), 8)
             self.assertFalse((d / "targets.svg").exists())
 
     def test_empty_dir_and_bad_json(self):

@@ -1,0 +1,234 @@
+// The demo wallet end to end in headless Chromium (web/demo): create a wallet (aux info +
+// DKG with the real cosigner and recovery agent) from a prepared prime set, reload (the
+// wallet persists, encrypted), sign a message and an EIP-1559 transaction and verify both
+// independently in Node with viem, a policy refusal by code, a second page and the inline
+// mode; and, last, the cosigner stopped: the page shows a clear error.
+import { expect, test } from "@playwright/test";
+import { getAddress, keccak256, parseTransaction, recoverMessageAddress, recoverTransactionAddress, type Hex } from "viem";
+import { demoState, demoUrl, env, noPageError, recordTimings, seedPreparedPrimes, shot, storedPrimes, type DemoWallet } from "./demo.js";
+
+/** The demo's default wallet name. */
+export const WALLET = "default";
+
+/** Creates the demo wallet in `w` and exercises it (leaves the cosigner running). */
+export function walletTests(w: DemoWallet) {
+  test("recovery agent unreachable: clear error, nothing stored", async ({}, info) => {
+    const dead = `http://127.0.0.1:9`; // discard port: nothing listens there
+    const url = new URL(env.demoUrl);
+    url.searchParams.set("agent", dead);
+    await w.page.goto(url.toString());
+    await expect(w.page.locator("body")).toHaveAttribute("data-ready", "true");
+    await w.page.click("#create");
+    const err = w.page.locator("#error");
+    await expect(err).toBeVisible({ timeout: 60_000 });
+    await expect(err).toHaveAttribute("data-code", "agent_unavailable");
+    await expect(err).toContainText("recovery agent unreachable");
+    await expect(err).toContainText(dead);
+    await expect(w.page.locator("#status")).toHaveAttribute("data-state", "none");
+    await shot(w.page, info, "00-agent-unreachable");
+  });
+
+  test("create a wallet (aux info + DKG) from a prepared prime set, with a progress bar", async ({}, info) => {
+    // A complete prepared set (seeded through the test-only path: the package's prime
+    // store with the PUBLIC dev fixture primes) is used by createWallet and consumed.
+    await w.page.goto(demoUrl({ devPrimes: "0" }));
+    await expect(w.page.locator("body")).toHaveAttribute("data-ready", "true");
+    await seedPreparedPrimes(w.page, WALLET);
+    expect((await storedPrimes(w.page, WALLET))?.found).toBe(4);
+    await w.page.reload();
+    await expect(w.page.locator("body")).toHaveAttribute("data-ready", "true");
+    await noPageError(w.page);
+    await expect(w.page.locator("#prepared-status")).toHaveAttribute("data-state", "ready");
+    await expect(w.page.locator("#status")).toHaveAttribute("data-state", "none");
+    await expect(w.page.locator("#cosignerUrl")).toHaveValue(env.cosignerUrl);
+    await expect(w.page.locator("#agentUrl")).toHaveValue(env.agentUrl);
+    expect(await demoState<string>(w.page, "mode")).toBe("worker");
+    // No cross-origin isolation: no SharedArrayBuffer is needed.
+    expect(await w.page.evaluate(() => crossOriginIsolated)).toBe(false);
+    await shot(w.page, info, "01-empty");
+
+    await w.page.click("#create");
+    // The progress bar moves through the phases while the page stays responsive.
+    await expect(w.page.locator("#progress")).toBeVisible();
+    await expect(w.page.locator("#progress")).toHaveAttribute("data-phase", "aux-info", { timeout: 60_000 });
+    const before = await w.page.locator("#progress-bar").evaluate((e) => (e as HTMLProgressElement).value);
+    // The main thread answers while the worker computes: its answer comes back while the
+    // page still shows the aux-info phase (aux info takes minutes in wasm; a main thread
+    // busy with it would answer only afterwards). No wall-clock bound: a loaded machine
+    // slows both sides alike.
+    expect(
+      await w.page.evaluate(() => [1 + 1, document.querySelector("#progress")?.getAttribute("data-phase")]),
+    ).toEqual([2, "aux-info"]);
+    await shot(w.page, info, "02-aux-info-progress");
+
+    await expect(w.page.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 14 * 60_000 });
+    await noPageError(w.page);
+    const after = await w.page.locator("#progress-bar").evaluate((e) => (e as HTMLProgressElement).value);
+    expect(after).toBeGreaterThan(before);
+    const shown = (await w.page.locator("#address").textContent())?.trim() ?? "";
+    expect(shown).toMatch(/^0x[0-9a-fA-F]{40}$/);
+    expect(getAddress(shown)).toBe(shown); // EIP-55 checksum
+    w.address = shown as `0x${string}`;
+    const timings = await demoState<Record<string, number>>(w.page, "timings");
+    expect(timings.auxInfoMs).toBeGreaterThan(0);
+    expect(timings.keygenMs).toBeGreaterThan(0);
+    recordTimings({ "aux info (device, wasm)": timings.auxInfoMs!, "DKG (device, wasm)": timings.keygenMs!, "create wallet total": timings.createTotalMs! });
+    expect(await demoState<string>(w.page, "primesSource")).toBe("prepared");
+    await expect(w.page.locator("#primes-source")).toHaveAttribute("data-source", "prepared");
+    expect(timings.primesMs).toBeLessThan(30_000);
+    // The fixture primes are recognised: the wallet is marked as test-only.
+    await expect(w.page.locator("#status")).toContainText("PUBLIC TEST PRIMES");
+    // Consumed: nothing left to reuse for another wallet.
+    expect(await storedPrimes(w.page, WALLET)).toBeNull();
+    await expect(w.page.locator("#prepared-status")).toHaveAttribute("data-state", "none");
+    await shot(w.page, info, "03-wallet-created");
+  });
+
+  test("reload keeps the wallet (IndexedDB, encrypted)", async ({}, info) => {
+    expect(w.address).not.toBe("");
+    await w.page.reload();
+    await expect(w.page.locator("body")).toHaveAttribute("data-ready", "true");
+    await expect(w.page.locator("#status")).toHaveAttribute("data-state", "ready");
+    await expect(w.page.locator("#address")).toHaveText(w.address);
+    // The share is stored encrypted: the record holds ciphertext, and the key is a
+    // non-extractable CryptoKey.
+    const stored = await w.page.evaluate(async () => {
+      const db = await new Promise<IDBDatabase>((res, rej) => {
+        const r = indexedDB.open("wallet-mpc-web");
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(r.error);
+      });
+      const get = (store: string) =>
+        new Promise<unknown>((res, rej) => {
+          const r = db.transaction(store).objectStore(store).get("default");
+          r.onsuccess = () => res(r.result);
+          r.onerror = () => rej(r.error);
+        });
+      const rec = (await get("wallets")) as { protection: string; ciphertext?: Uint8Array; walletId: string };
+      const key = (await get("keys")) as CryptoKey;
+      const text = new TextDecoder().decode(rec.ciphertext ?? new Uint8Array());
+      db.close();
+      return {
+        protection: rec.protection,
+        ciphertextLen: rec.ciphertext?.length ?? 0,
+        looksLikeJson: text.includes("aux_info") || text.includes("identity"),
+        extractable: key.extractable,
+        algo: key.algorithm.name,
+      };
+    });
+    expect(stored).toEqual({ protection: "webcrypto", ciphertextLen: expect.any(Number), looksLikeJson: false, extractable: false, algo: "AES-GCM" });
+    expect(stored.ciphertextLen).toBeGreaterThan(1000);
+    await shot(w.page, info, "04-after-reload");
+  });
+
+  test("sign a message; viem recovers the wallet's address", async ({}, info) => {
+    const message = `hello from playwright ${Date.now()}`;
+    await w.page.fill("#message", message);
+    await w.page.click("#sign-msg");
+    await expect(w.page.locator("#msg-verify")).toHaveAttribute("data-ok", /true|false/, { timeout: 5 * 60_000 });
+    await noPageError(w.page);
+    await expect(w.page.locator("#msg-verify")).toHaveAttribute("data-ok", "true");
+    const sig = await demoState<{ message: string; rsv: Hex }>(w.page, "message");
+    expect(sig.message).toBe(message);
+    // Independent check in Node.
+    const signer = await recoverMessageAddress({ message, signature: sig.rsv });
+    expect(signer).toBe(w.address);
+    const timings = await demoState<Record<string, number>>(w.page, "timings");
+    recordTimings({ "sign message (page)": timings.signMessageMs! });
+    await shot(w.page, info, "05-message-signed");
+  });
+
+  test("sign an EIP-1559 transaction; viem recovers the wallet's address", async ({}, info) => {
+    await w.page.fill("#tx-to", "0x000000000000000000000000000000000000dEaD");
+    await w.page.fill("#tx-value", "0.0123");
+    await w.page.fill("#tx-chain", "11155111");
+    await w.page.fill("#tx-nonce", "7");
+    await w.page.click("#sign-tx-btn");
+    await expect(w.page.locator("#tx-verify")).toHaveAttribute("data-ok", /true|false/, { timeout: 5 * 60_000 });
+    await noPageError(w.page);
+    await expect(w.page.locator("#tx-verify")).toHaveAttribute("data-ok", "true");
+    const tx = await demoState<{ signed: Hex; hash: Hex; unsigned: Hex }>(w.page, "tx");
+    const parsed = parseTransaction(tx.signed);
+    expect(parsed.type).toBe("eip1559");
+    expect(parsed.chainId).toBe(11155111);
+    expect(parsed.nonce).toBe(7);
+    expect(parsed.value).toBe(12300000000000000n);
+    expect(parsed.to?.toLowerCase()).toBe("0x000000000000000000000000000000000000dead");
+    expect(await recoverTransactionAddress({ serializedTransaction: tx.signed as never })).toBe(w.address);
+    expect(keccak256(tx.signed)).toBe(tx.hash);
+    const timings = await demoState<Record<string, number>>(w.page, "timings");
+    recordTimings({ "sign EIP-1559 tx (page)": timings.signTxMs! });
+    await shot(w.page, info, "06-tx-signed");
+  });
+
+  test("a destination the policy refuses: policy_denied with its rule, by code", async ({}, info) => {
+    await w.page.fill("#tx-to", "0x000000000000000000000000000000000000bEEF");
+    await w.page.click("#sign-tx-btn");
+    const err = w.page.locator("#error");
+    await expect(err).toBeVisible({ timeout: 5 * 60_000 });
+    // The code and rule come from the cosigner's google.rpc.ErrorInfo, decoded by the wasm
+    // core (the same decoder as the native client's), not from the message text.
+    await expect(err).toHaveAttribute("data-code", "policy_denied");
+    await expect(err).toContainText("rule allowed_destinations");
+    await shot(w.page, info, "06b-policy-denied");
+    await w.page.fill("#tx-to", "0x000000000000000000000000000000000000dEaD");
+  });
+
+  test("a second page of the same origin opens the same wallet", async ({}, info) => {
+    const p2 = await w.context.newPage();
+    await p2.goto(env.demoUrl);
+    await expect(p2.locator("body")).toHaveAttribute("data-ready", "true");
+    await expect(p2.locator("#address")).toHaveText(w.address);
+    await shot(p2, info, "07-second-page");
+    await p2.close();
+  });
+
+  test("the same core signs in the page's thread (mode=inline, no Worker)", async ({}, info) => {
+    const p2 = await w.context.newPage();
+    const url = new URL(env.demoUrl);
+    url.searchParams.set("mode", "inline");
+    await p2.goto(url.toString());
+    await expect(p2.locator("body")).toHaveAttribute("data-ready", "true");
+    expect(await demoState<string>(p2, "mode")).toBe("inline");
+    await expect(p2.locator("#address")).toHaveText(w.address);
+    const message = "signed without a worker";
+    await p2.fill("#message", message);
+    await p2.click("#sign-msg");
+    await expect(p2.locator("#msg-verify")).toHaveAttribute("data-ok", /true|false/, { timeout: 5 * 60_000 });
+    await noPageError(p2);
+    const sig = await demoState<{ rsv: Hex }>(p2, "message");
+    expect(await recoverMessageAddress({ message, signature: sig.rsv })).toBe(w.address);
+    const timings = await demoState<Record<string, number>>(p2, "timings");
+    recordTimings({ "sign message (inline mode)": timings.signMessageMs! });
+    await shot(p2, info, "08-inline-signed");
+    await p2.close();
+  });
+}
+
+/** Stops the cosigner (for good: run it last) and checks the page's error. */
+export function cosignerDownTest(w: DemoWallet) {
+  test("cosigner down: the page shows a clear error", async ({}, info) => {
+    expect(env.cosignerPid).toBeGreaterThan(0);
+    process.kill(env.cosignerPid, "SIGKILL");
+    // Wait until the port is closed.
+    await expect
+      .poll(async () => {
+        try {
+          await fetch(env.cosignerUrl);
+          return "up";
+        } catch {
+          return "down";
+        }
+      })
+      .toBe("down");
+    await w.page.click("#sign-msg");
+    const err = w.page.locator("#error");
+    await expect(err).toBeVisible({ timeout: 60_000 });
+    await expect(err).toHaveAttribute("data-code", "cosigner_unavailable");
+    await expect(err).toContainText("cosigner unreachable");
+    await expect(err).toContainText(env.cosignerUrl);
+    // The wallet is still there.
+    await expect(w.page.locator("#address")).toHaveText(w.address);
+    await shot(w.page, info, "09-cosigner-down");
+  });
+}
