@@ -99,20 +99,36 @@ wm_say "building the browser participant (wasm) and the npm package (first run: 
 bash crates/mpc-wasm/build.sh
 wm_npm_ci web
 (cd web && npm run --silent build)
+# The Manifest V3 wallet extension, built with Vite against the packed package.
+wm_say "building the browser-extension wallet (web/examples/extension, against npm pack of web/)"
+bash web/examples/build.sh extension
+EXT_ID=neiifbkbohppngiengclifkgpommjobj   # fixed by the public key in its manifest
+EXT_ORIGIN="chrome-extension://$EXT_ID"
 
 wm_say "restarting the gateway and the cosigner with CORS for $ORIGIN"
 wm_stop
-wm_start_gateway "$DEMO_DIR/gateway.log" SIGN_GATEWAY_CORS_ORIGINS="$ORIGIN"
+wm_start_gateway "$DEMO_DIR/gateway.log" SIGN_GATEWAY_CORS_ORIGINS="$ORIGIN,$EXT_ORIGIN"
 # The browser wallet gets its own cosigner store (the CLI wallet above stays intact).
 # The demo page creates wallets without a registration credential: this cosigner runs
 # with open registration (development only).
-start_cosigner cosigner-web SIGN_SERVICE_CORS_ORIGINS="$ORIGIN" SIGN_SERVICE_DEV_OPEN_REGISTRATION=true
+start_cosigner cosigner-web SIGN_SERVICE_CORS_ORIGINS="$ORIGIN,$EXT_ORIGIN" SIGN_SERVICE_DEV_OPEN_REGISTRATION=true
 TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
 agent_flags=()
 [ -n "${DEMO_FAST:-}" ] && agent_flags+=(--insecure-dev-primes)
 RECOVERY_AGENT_PASSPHRASE="demo recovery agent passphrase" \
   wm_start_agent "$DEMO_DIR/recovery-agent.log" --data-dir "$DEMO_DIR/recovery-agent" \
-  --token "$TOKEN" --allow-origin "$ORIGIN" --gateway-url "$WM_GATEWAY_URL" "${agent_flags[@]}"
+  --token "$TOKEN" --allow-origin "$ORIGIN" --allow-origin "$EXT_ORIGIN" --gateway-url "$WM_GATEWAY_URL" "${agent_flags[@]}"
+cat <<EXT
+
+The extension wallet (same servers): chrome://extensions -> Developer mode -> Load unpacked ->
+  $wm_root/web/examples/extension/dist
+then its options (Details -> Extension options):
+  cosignerUrl $WM_COSIGNER_URL
+  agentUrl    $WM_AGENT_URL
+  agentToken  $TOKEN
+and create the wallet from its popup. A plain dapp page that finds it by EIP-6963 and asks it to
+sign (each request approved in the extension's window): $ORIGIN/examples/extension/dapp/
+EXT
 serve_flags=()
 [ -n "${DEMO_FAST:-}" ] && serve_flags+=(--dev-primes)
 wm_say "browser demo wallet (Ctrl-C stops everything; logs in $DEMO_DIR)"
