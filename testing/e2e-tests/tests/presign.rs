@@ -160,6 +160,7 @@ impl Raw {
             preimage: eip191(msg),
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
+            derivation_path: String::new(),
         };
         auth::sign_request(
             &mut req,
@@ -195,6 +196,7 @@ impl Raw {
             account_id: account.to_string(),
             count,
             release_ids: Vec::new(),
+            derivation_path: String::new(),
         };
         auth::sign_request(
             &mut req,
