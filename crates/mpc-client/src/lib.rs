@@ -809,7 +809,8 @@ fn path_is_root(path: &str) -> bool {
     client_core::parse_path(path).is_ok_and(|p| p.is_root())
 }
 
-/// A refill (or status, with no target) of the active party's pool.
+/// A refill (or status, with no target) of the active party's pool at `path`.
+#[allow(clippy::too_many_arguments)] // the pool's coordinates and the run's settings
 async fn refill(
     config: &MpcConfig,
     cosigner: &CosignerClient,

@@ -314,17 +314,9 @@ fn hd_presignature_signs_for_the_derived_key_only() {
     let (a, b) = (it.next().unwrap(), it.next().unwrap());
     let mine = a.issue_partial(&req, &path).unwrap();
     let theirs = b.issue_partial(&req, &path).unwrap();
-    let sig = mpc_core::presign::combine_pair(
-        &public,
-        &signers,
-        0,
-        mine.clone(),
-        theirs.clone(),
-        &req,
-        &path,
-        &child,
-    )
-    .expect("verifies against the derived key");
+    let sig =
+        mpc_core::presign::combine_pair(&public, &signers, 0, mine, theirs, &req, &path, &child)
+            .expect("verifies against the derived key");
     verify_digest(&child, &req.digest_bytes(), &sig).expect("k256: derived key");
     assert!(
         verify_digest(&root, &req.digest_bytes(), &sig).is_err(),
@@ -341,8 +333,8 @@ fn hd_presignature_signs_for_the_derived_key_only() {
             &public,
             &signers,
             0,
-            mine.clone(),
-            theirs.clone(),
+            mine,
+            theirs,
             &req,
             &DerivationPath::root(),
             &root,
