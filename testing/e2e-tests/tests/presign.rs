@@ -549,7 +549,7 @@ fn scenario(
     ensure!(r.code != 0 && r.stderr.contains("unknown_account"), "{r:?}");
     let r = run(&["--presign", "require", "sign-message", "--path", "m/1", "x"])?;
     ensure!(
-        r.code != 0 && r.stderr.contains("root of an independent account only"),
+        r.code != 0 && r.stderr.contains("its presignature pool is at the root"),
         "{r:?}"
     );
     let e = raw
