@@ -317,6 +317,7 @@ pub(crate) async fn sign_with_presignature(
         wallet_id: wallet.wallet_id.clone(),
         party: Some(party),
         account_id: Some(req.account_id.clone()),
+        path: Some(req.path.to_string()),
         request_id: Some(authorized.request_id.clone()),
         presignature_id: Some(id.clone()),
         outcome: Some(text),

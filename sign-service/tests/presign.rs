@@ -141,6 +141,24 @@ async fn hd_presignatures_belong_to_their_path() {
     let digest = request.digest_bytes();
     mpc_core::signature::verify_digest(&child, &digest, &sig).expect("derived key");
     assert!(mpc_core::signature::verify_digest(&root, &digest, &sig).is_err());
+    // Audited as StartSign at that path: the decision and the outcome name the path.
+    let audit = svc.audit();
+    for event in ["\"sign_request\"", "\"sign_outcome\""] {
+        assert!(
+            audit.lines().any(|l| l.contains(event)
+                && l.contains(&id)
+                && l.contains(&format!("\"path\":\"{path}\""))),
+            "no {event} record of {id} at {path}:\n{audit}"
+        );
+    }
+    // The refusals at other paths were not audited as decisions (refused before).
+    assert_eq!(
+        audit
+            .lines()
+            .filter(|l| l.contains("\"sign_request\"") && l.contains(&id))
+            .count(),
+        1
+    );
     // Used once: the next ask is refused as used.
     let e = client
         .sign_with_presignature(sign_req_at(&w, ACCOUNT, path, &id, "again"))
