@@ -387,3 +387,51 @@ test("a passphrase wallet: shares and presignatures under the passphrase, signin
   await shot(p, info, "presign-05-passphrase-pool");
   await p.close();
 });
+
+test("an HD account: the pool of m/44/60/0/0/0 signs for that derived address (not the root); viem verifies", async ({}, info) => {
+  // The demo's default: an HD account signing at its first address, m/44/60/0/0/0, with
+  // a presignature pool for that path (generated for it: it signs for the derived key).
+  const name = "presign-hd";
+  const u = new URL(url);
+  u.searchParams.set("name", name);
+  u.searchParams.set("kind", "hd");
+  const p = await context.newPage();
+  await p.goto(u.toString());
+  await expect(p.locator("body")).toHaveAttribute("data-ready", "true");
+  await p.click("#create");
+  await expect(p.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 14 * 60_000 });
+  await noPageError(p);
+  expect(await demoState<string>(p, "path")).toBe("m/44/60/0/0/0");
+  const addr = (await p.locator("#address").textContent())?.trim() ?? "";
+  expect(addr).toMatch(/^0x[0-9a-fA-F]{40}$/);
+  const root = await p.evaluate(() =>
+    (window as unknown as { demo: { client: { getAddress(a?: string, p?: string): Promise<string> } } }).demo.client.getAddress(),
+  );
+  expect(root).not.toBe(addr);
+
+  const status = await refill(p);
+  expect(status).toMatchObject({ derivationPath: "m/44/60/0/0/0", device: 2, cosigner: 2, usable: 2, running: false });
+  // The browser's records are filed under the pool of that path.
+  const recs = (await dump(p, "presignatures")).filter((r) => r.key[0] === name);
+  expect(recs).toHaveLength(2);
+  for (const r of recs) expect(r.key[2]).toMatch(/@m\/44\/60\/0\/0\/0$/);
+
+  const message = `hd pool ${Date.now()}`;
+  await p.selectOption("#presign-mode", "require");
+  await p.fill("#message", message);
+  await p.click("#sign-msg");
+  await expect(p.locator('#msg-verify[data-ok], #error:not([hidden])').first()).toBeVisible({ timeout: 5 * 60_000 });
+  await noPageError(p);
+  await expect(p.locator("#msg-verify")).toHaveAttribute("data-ok", "true");
+  const sig = await demoState<SigState>(p, "message");
+  expect(sig.presigned).toBe(true);
+  const signer = await recoverMessageAddress({ message, signature: sig.rsv });
+  expect(signer).toBe(addr);
+  expect(signer).not.toBe(root);
+  // Used once on this side (the cosigner's side: sign-service/tests/presign.rs).
+  const left = (await dump(p, "presignatures")).filter((r) => r.key[0] === name);
+  expect(left).toHaveLength(1);
+  expect(left[0]!.value.id).not.toBe(sig.presign?.presignatureId);
+  await shot(p, info, "presign-06-hd-pool");
+  await p.close();
+});

@@ -234,6 +234,10 @@ pub struct Config {
     pub presign_pool_cap: u32,
     /// Most presignature sessions one StartPresign may open.
     pub presign_max_per_request: u32,
+    /// Most distinct derivation paths with a presignature pool per HD account and
+    /// signer pair (each path has its own pool of `presign_pool_cap`). A StartPresign
+    /// for one more path is `pool_full` until a pool of another path is empty.
+    pub presign_max_paths_per_account: u32,
     /// Logging.
     pub logging: Logging,
     /// Signing policy.
@@ -276,6 +280,7 @@ impl Default for Config {
             presign_join_deadline_secs: 15,
             presign_pool_cap: 32,
             presign_max_per_request: 16,
+            presign_max_paths_per_account: 8,
             logging: Logging::default(),
             policy: PolicyConfig::default(),
         }
@@ -501,6 +506,12 @@ impl Config {
         }
         if self.presign_max_per_request == 0 || self.presign_max_per_request > 1_000 {
             return Err(invalid("presign_max_per_request", "must be in 1..=1000"));
+        }
+        if self.presign_max_paths_per_account == 0 || self.presign_max_paths_per_account > 1_000 {
+            return Err(invalid(
+                "presign_max_paths_per_account",
+                "must be in 1..=1000",
+            ));
         }
         if self.prime_pool_size > 64 {
             return Err(invalid("prime_pool_size", "at most 64"));

@@ -86,9 +86,38 @@ pub enum CosignerError {
         /// The cap.
         cap: usize,
     },
-    /// Presignatures exist only for independent accounts.
-    #[error("account {0} is an HD account: presignatures exist only for INDEPENDENT accounts (the protocol forbids presignatures with HD derivation); use StartSign")]
-    HdAccount(String),
+    /// The account cannot have a presignature pool at this path (independent accounts:
+    /// the root only; HD accounts: non-hardened BIP-44-style paths).
+    #[error("account {account_id} cannot presign at {path}: {reason}")]
+    PresignPathNotAllowed {
+        /// Account.
+        account_id: String,
+        /// The path asked for.
+        path: String,
+        /// Why not.
+        reason: String,
+    },
+    /// The account already has pools at the most paths allowed.
+    #[error("account {account_id} already has presignature pools at {paths} paths (presign_max_paths_per_account: {max}); use the existing paths or let a pool empty")]
+    PresignPathsFull {
+        /// Account.
+        account_id: String,
+        /// Paths with a pool.
+        paths: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// SignWithPresignature named a presignature generated for another path. Refused
+    /// before the take: the presignature is NOT consumed, no partial signature exists.
+    #[error("presignature {id} was generated for path {bound}, not {requested}: a presignature signs only at its own path (it was not consumed)")]
+    PresignaturePathMismatch {
+        /// The presignature id.
+        id: String,
+        /// Its path.
+        bound: String,
+        /// The path asked for.
+        requested: String,
+    },
     /// No protocol-session slot is free.
     #[error("too many protocol sessions running; retry later")]
     Busy,
@@ -154,8 +183,12 @@ impl CosignerError {
             E::PresignatureUnavailable { .. } | E::PresignaturesSuspended(_) => {
                 ErrorCode::PresignatureUnavailable
             }
-            E::PresignaturesDisabled | E::PoolFull { .. } => ErrorCode::PoolFull,
-            E::HdAccount(_) | E::InvalidInput(_) => ErrorCode::InvalidInput,
+            E::PresignaturesDisabled | E::PoolFull { .. } | E::PresignPathsFull { .. } => {
+                ErrorCode::PoolFull
+            }
+            E::PresignPathNotAllowed { .. }
+            | E::PresignaturePathMismatch { .. }
+            | E::InvalidInput(_) => ErrorCode::InvalidInput,
             E::Busy => ErrorCode::Busy,
             E::ShuttingDown => ErrorCode::CosignerUnavailable,
             E::KeyMismatch(_) | E::SessionFailed { .. } | E::CreationFailed(_) => {
@@ -174,17 +207,20 @@ impl CosignerError {
         use CosignerError as E;
         match self {
             E::Unauthorized(_) => Code::Unauthenticated,
-            E::RateLimited(_) | E::PoolFull { .. } | E::Busy => Code::ResourceExhausted,
+            E::RateLimited(_) | E::PoolFull { .. } | E::PresignPathsFull { .. } | E::Busy => {
+                Code::ResourceExhausted
+            }
             E::UnknownWallet(_) | E::UnknownAccount(_) => Code::NotFound,
             E::WalletNotConfirmed(_)
             | E::PresignatureUnavailable { .. }
             | E::PresignaturesSuspended(_)
             | E::PresignaturesDisabled
-            | E::HdAccount(_)
             | E::KeyMismatch(_) => Code::FailedPrecondition,
             E::DkgRunning(_) | E::ShuttingDown | E::GatewayUnavailable(_) => Code::Unavailable,
             E::PolicyDenied { .. } | E::RegistrationRequired(_) => Code::PermissionDenied,
-            E::InvalidInput(_) => Code::InvalidArgument,
+            E::InvalidInput(_)
+            | E::PresignPathNotAllowed { .. }
+            | E::PresignaturePathMismatch { .. } => Code::InvalidArgument,
             E::SessionFailed { .. } | E::CreationFailed(_) => Code::Aborted,
             E::Timeout(_) => Code::DeadlineExceeded,
             E::Store(_) | E::Audit(_) | E::Internal(_) => Code::Internal,

@@ -246,6 +246,7 @@ mod tests {
             wallet_id: "w".into(),
             account_id: "a".into(),
             party: 0,
+            path: crate::store::ROOT_PATH.into(),
         }
     }
 

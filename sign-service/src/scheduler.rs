@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use cosigner_api::auth::now_ms;
 use cosigner_api::{pb, PARTY_COSIGNER};
-use mpc_core::presign::StoredPresignature;
+use mpc_core::hd::DerivationPath;
+use mpc_core::presign::{PresignaturePublicDataRepr, StoredPresignature};
 use mpc_core::session::Progress;
 use mpc_core::{Account, AccountKind, Session, SessionError, SessionOutput};
 use mpc_party::run_session;
@@ -62,6 +63,19 @@ impl Scheduler {
 
     fn running_of(&self, slot: &PresigSlot) -> usize {
         self.lock().get(slot).copied().unwrap_or(0)
+    }
+
+    /// The paths with sessions running for the wallet, account and party of `slot`.
+    fn running_paths(&self, slot: &PresigSlot) -> Vec<String> {
+        self.lock()
+            .keys()
+            .filter(|s| {
+                s.wallet_id == slot.wallet_id
+                    && s.account_id == slot.account_id
+                    && s.party == slot.party
+            })
+            .map(|s| s.path.clone())
+            .collect()
     }
 
     fn add_running(&self, slot: &PresigSlot, n: usize) {
@@ -229,23 +243,55 @@ fn withdraw(st: &Arc<State>, request: u64, error: impl Fn() -> CosignerError) ->
     n
 }
 
-/// An INDEPENDENT account of the wallet, or the error the presignature RPCs give.
-pub(crate) fn independent_account<'w>(
+/// Whether `path` is one an HD account may keep a presignature pool at: non-hardened
+/// (every [`DerivationPath`] is) and BIP-44 style, `m/44/<coin>/<account>/<change>/<index>`
+/// (what the wallet signs at), or why not.
+pub(crate) fn hd_presign_path(path: &DerivationPath) -> Result<(), String> {
+    match path.indices() {
+        [44, _, _, _, _] => Ok(()),
+        _ => Err("HD accounts presign at BIP-44-style paths only, m/44/<coin>/<account>/<change>/<index> (non-hardened)".into()),
+    }
+}
+
+/// The account of a presignature RPC at `path`, or the error those RPCs give: an
+/// INDEPENDENT account at the root, an HD account at a BIP-44-style path
+/// ([`hd_presign_path`]).
+pub(crate) fn presign_account<'w>(
     wallet: &'w WalletRecord,
     id: &str,
+    path: &DerivationPath,
 ) -> Result<&'w Account, CosignerError> {
     let account = wallet
         .accounts
         .get(id)
         .ok_or_else(|| CosignerError::UnknownAccount(id.to_string()))?;
-    if account.kind != AccountKind::Independent {
-        return Err(CosignerError::HdAccount(id.to_string()));
+    let refused = |reason: String| CosignerError::PresignPathNotAllowed {
+        account_id: id.to_string(),
+        path: path.to_string(),
+        reason,
+    };
+    match account.kind {
+        AccountKind::Independent if !path.is_root() => Err(refused(
+            "an independent account has no HD children: it presigns at the root only".into(),
+        )),
+        AccountKind::Independent => Ok(account),
+        AccountKind::Hd => hd_presign_path(path).map(|()| account).map_err(refused),
     }
-    Ok(account)
+}
+
+/// A path as the wire carries it: empty for the root, else `m/…`.
+pub(crate) fn wire_path(path: &DerivationPath) -> String {
+    if path.is_root() {
+        String::new()
+    } else {
+        path.to_string()
+    }
 }
 
 /// What StartPresign granted.
 pub(crate) struct Granted {
+    /// The pool's path, as the wire carries it ([`wire_path`]).
+    pub path: String,
     pub sessions: Vec<pb::PresignSession>,
     pub signers: Vec<u16>,
     pub available: usize,
@@ -256,15 +302,17 @@ pub(crate) struct Granted {
 
 /// StartPresign: releases the ids the caller no longer holds, grants up to `count`
 /// sessions under the cap and starts them in the background (in grant order).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start_presign(
     st: &Arc<State>,
     wallet: WalletRecord,
     party: u16,
     account_id: &str,
+    path: DerivationPath,
     count: u32,
     release_ids: Vec<String>,
 ) -> Result<Granted, CosignerError> {
-    independent_account(&wallet, account_id)?;
+    let account_kind = presign_account(&wallet, account_id, &path)?.kind;
     let cap = st.cfg.presign_pool_cap as usize;
     if cap == 0 {
         return Err(CosignerError::PresignaturesDisabled);
@@ -283,6 +331,7 @@ pub(crate) async fn start_presign(
         wallet_id: wallet.wallet_id.clone(),
         account_id: account_id.to_string(),
         party,
+        path: path.to_string(),
     };
     let now = now_ms();
     let request_id = random_id()?.to_string();
@@ -298,6 +347,7 @@ pub(crate) async fn start_presign(
             wallet_id: slot.wallet_id.clone(),
             party: Some(party),
             account_id: Some(slot.account_id.clone()),
+            path: Some(slot.path.clone()),
             request_id: Some(request_id.clone()),
             outcome: Some(format!(
                 "released {n} of {released} presignatures the caller no longer holds"
@@ -311,10 +361,24 @@ pub(crate) async fn start_presign(
     let grant_lock = sched.grant.lock().await;
     let running = sched.running_of(&slot);
     let slot2 = slot.clone();
-    let available = st
-        .blocking(move |s| s.presignature_ids(&slot2))
-        .await?
-        .len();
+    let pools = st.blocking(move |s| s.presignature_pools(&slot2)).await?;
+    let available = pools.get(&slot.path).map_or(0, Vec::len);
+    if account_kind == AccountKind::Hd && available + running == 0 {
+        // A new path: within the per-account number of paths (those with presignatures
+        // ready or sessions running).
+        let max = st.cfg.presign_max_paths_per_account as usize;
+        let mut paths: std::collections::BTreeSet<&str> =
+            pools.keys().map(String::as_str).collect();
+        let running_paths = sched.running_paths(&slot);
+        paths.extend(running_paths.iter().map(String::as_str));
+        if paths.len() >= max {
+            return Err(CosignerError::PresignPathsFull {
+                account_id: account_id.to_string(),
+                paths: paths.len(),
+                max,
+            });
+        }
+    }
     let granted = cap.saturating_sub(running + available).min(count as usize);
     if granted == 0 {
         return Err(CosignerError::PoolFull {
@@ -347,6 +411,7 @@ pub(crate) async fn start_presign(
         sessions.push(pb::PresignSession {
             presignature_id: sid.to_string(),
             session: Some(st.room(&sid, expiry_unix)),
+            derivation_path: wire_path(&path),
         });
     }
     st.audit(AuditRecord {
@@ -356,8 +421,9 @@ pub(crate) async fn start_presign(
         party: Some(party),
         account_id: Some(slot.account_id.clone()),
         request_id: Some(request_id.clone()),
+        path: Some(path.to_string()),
         outcome: Some(format!(
-            "granted {granted} of {count} (ready {available}, running {running}, cap {cap})"
+            "granted {granted} of {count} at {path} (ready {available}, running {running}, cap {cap})"
         )),
         ..Default::default()
     })
@@ -373,6 +439,7 @@ pub(crate) async fn start_presign(
         st: Arc::clone(st),
         wallet: Arc::new(wallet),
         slot: slot.clone(),
+        path: path.clone(),
         signers: signers.clone(),
         request_id: request_id.clone(),
         request,
@@ -398,8 +465,9 @@ pub(crate) async fn start_presign(
             ))
         });
     });
-    tracing::info!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, party, granted, "presignature sessions started");
+    tracing::info!(wallet_id = %slot.wallet_id, account_id = %slot.account_id, path = %slot.path, party, granted, "presignature sessions started");
     Ok(Granted {
+        path: wire_path(&path),
         sessions,
         signers,
         available,
@@ -409,45 +477,63 @@ pub(crate) async fn start_presign(
     })
 }
 
-/// One account's pool as PresignPoolStatus reports it.
+/// One pool as PresignPoolStatus reports it: (account, path).
 pub(crate) struct PoolStatus {
     pub account_id: String,
+    /// As the wire carries it ([`wire_path`]).
+    pub path: String,
     pub presignature_ids: Vec<String>,
     pub running: usize,
 }
 
-/// The caller's pools: of `account_id`, or of every independent account when empty.
+/// The caller's pools, one per (account, path) with presignatures ready or sessions
+/// running: of `account_id`, or of every account when empty. An independent account
+/// always reports its root pool (empty or not).
 pub(crate) async fn pool_status(
     st: &Arc<State>,
     wallet: &WalletRecord,
     party: u16,
     account_id: &str,
 ) -> Result<Vec<PoolStatus>, CosignerError> {
-    let ids: Vec<String> = if account_id.is_empty() {
-        wallet
-            .accounts
-            .values()
-            .filter(|a| a.kind == AccountKind::Independent)
-            .map(|a| a.id.clone())
-            .collect()
+    let accounts: Vec<&Account> = if account_id.is_empty() {
+        wallet.accounts.values().collect()
     } else {
-        independent_account(wallet, account_id)?;
-        vec![account_id.to_string()]
+        vec![wallet
+            .accounts
+            .get(account_id)
+            .ok_or_else(|| CosignerError::UnknownAccount(account_id.to_string()))?]
     };
-    let mut pools = Vec::with_capacity(ids.len());
-    for account_id in ids {
-        let slot = PresigSlot {
+    let mut pools = Vec::new();
+    for account in accounts {
+        let base = PresigSlot {
             wallet_id: wallet.wallet_id.clone(),
-            account_id: account_id.clone(),
+            account_id: account.id.clone(),
             party,
+            path: crate::store::ROOT_PATH.to_string(),
         };
-        let running = st.scheduler.running_of(&slot);
-        let presignature_ids = st.blocking(move |s| s.presignature_ids(&slot)).await?;
-        pools.push(PoolStatus {
-            account_id,
-            presignature_ids,
-            running,
-        });
+        let slot2 = base.clone();
+        let mut by_path = st.blocking(move |s| s.presignature_pools(&slot2)).await?;
+        for p in st.scheduler.running_paths(&base) {
+            by_path.entry(p).or_default();
+        }
+        if account.kind == AccountKind::Independent {
+            by_path.entry(base.path.clone()).or_default();
+        }
+        for (path, presignature_ids) in by_path {
+            let slot = PresigSlot {
+                path: path.clone(),
+                ..base.clone()
+            };
+            let wire = DerivationPath::parse(&path)
+                .map(|p| wire_path(&p))
+                .unwrap_or(path);
+            pools.push(PoolStatus {
+                account_id: account.id.clone(),
+                path: wire,
+                presignature_ids,
+                running: st.scheduler.running_of(&slot),
+            });
+        }
     }
     Ok(pools)
 }
@@ -458,6 +544,8 @@ struct PresignJob {
     st: Arc<State>,
     wallet: Arc<WalletRecord>,
     slot: PresigSlot,
+    /// The path the presignatures are generated for (the slot's, parsed).
+    path: DerivationPath,
     signers: Vec<u16>,
     request_id: String,
     /// The StartPresign it belongs to (in the scheduler's numbering).
@@ -501,6 +589,7 @@ impl PresignJob {
             wallet_id: slot.wallet_id.clone(),
             party: Some(slot.party),
             account_id: Some(slot.account_id.clone()),
+            path: Some(slot.path.clone()),
             request_id: Some(self.request_id.clone()),
             presignature_id: Some(id.clone()),
             outcome: Some(text),
@@ -535,6 +624,7 @@ impl PresignJob {
         let ctx = st.party_ctx(room, sid, roster, timeout);
         let aux = wallet.aux_info.clone();
         let signers = self.signers.clone();
+        let path = (!self.path.is_root()).then(|| self.path.indices().to_vec());
         let (joined_tx, joined) = tokio::sync::watch::channel(false);
         let session = run_session(
             ctx,
@@ -542,7 +632,7 @@ impl PresignJob {
                 let share = account
                     .complete(&aux)
                     .map_err(|e| SessionError::InvalidParams(e.to_string()))?;
-                Session::presign(&sid_bytes, signers, share)
+                Session::presign(&sid_bytes, signers, share, path)
             },
             move |p| {
                 if caller_joined(&p) {
@@ -582,7 +672,7 @@ impl PresignJob {
             account_id: slot.account_id.clone(),
             signers: self.signers.clone(),
             presignature: *p,
-            public: public.as_ref().into(),
+            public: PresignaturePublicDataRepr::new(public.as_ref(), self.path.clone()),
         };
         let slot2 = slot.clone();
         st.blocking(move |s| s.put_presignature(&slot2, &id, &stored))
@@ -693,6 +783,7 @@ mod tests {
             wallet_id: "w".into(),
             account_id: "a".into(),
             party: 0,
+            path: "m/44/60/0/0/0".into(),
         };
         s.add_running(&slot, 3);
         s.finish_running(&slot, 1);

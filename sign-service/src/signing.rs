@@ -17,7 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::audit::AuditRecord;
 use crate::authz::{Authorized, SignAuthorization};
 use crate::error::CosignerError;
-use crate::scheduler::independent_account;
+use crate::scheduler::presign_account;
 use crate::state::{random_id, signers_with, State};
 use crate::store::{PresigSlot, PresigState, PresigTake, WalletRecord};
 
@@ -252,9 +252,12 @@ pub(crate) struct Partial {
     pub authorized: Authorized,
 }
 
-/// SignWithPresignature. An unknown or used id is refused by a read-only probe before
-/// the policy (and its daily spend); then the presignature is taken once (one committed
-/// transaction: removed and recorded as used) and only then is the partial computed.
+/// SignWithPresignature. An unknown or used id, or one generated for another path than
+/// `req.path`, is refused by a read-only probe before the policy (and its daily spend):
+/// nothing is consumed; then the presignature is taken once (one committed
+/// transaction: removed and recorded as used, refused again there if its path
+/// differs) and only then is the partial computed, after its sealed record's own path
+/// is checked once more (a mismatch there issues nothing).
 pub(crate) async fn sign_with_presignature(
     st: &Arc<State>,
     wallet: &WalletRecord,
@@ -262,7 +265,7 @@ pub(crate) async fn sign_with_presignature(
     presignature_id: String,
     req: SignRequest,
 ) -> Result<Partial, CosignerError> {
-    independent_account(wallet, &req.account_id)?;
+    presign_account(wallet, &req.account_id, &req.path)?;
     let id = presignature_id;
     if SessionId::new(id.clone()).is_err() {
         return Err(CosignerError::invalid(format!(
@@ -273,10 +276,16 @@ pub(crate) async fn sign_with_presignature(
         wallet_id: wallet.wallet_id.clone(),
         account_id: req.account_id.clone(),
         party,
+        path: req.path.to_string(),
     };
     let unavailable = |state| CosignerError::PresignatureUnavailable {
         id: id.clone(),
         state,
+    };
+    let other_path = |bound: String| CosignerError::PresignaturePathMismatch {
+        id: id.clone(),
+        bound,
+        requested: req.path.to_string(),
     };
     // A store older than its rollback anchor answers nothing about its presignatures.
     st.guarded(|g, s| g.check(s)).await?;
@@ -286,6 +295,10 @@ pub(crate) async fn sign_with_presignature(
         .await?
     {
         PresigState::Available => {}
+        PresigState::OtherPath(bound) => {
+            tracing::warn!(wallet_id = %wallet.wallet_id, account_id = %req.account_id, presignature_id = %id, bound = %bound, requested = %req.path, "SignWithPresignature at another path than the presignature's: refused, not consumed");
+            return Err(other_path(bound));
+        }
         PresigState::Used => return Err(unavailable(PresignatureState::Used)),
         PresigState::Unknown => return Err(unavailable(PresignatureState::Unknown)),
     }
@@ -304,6 +317,7 @@ pub(crate) async fn sign_with_presignature(
         wallet_id: wallet.wallet_id.clone(),
         party: Some(party),
         account_id: Some(req.account_id.clone()),
+        path: Some(req.path.to_string()),
         request_id: Some(authorized.request_id.clone()),
         presignature_id: Some(id.clone()),
         outcome: Some(text),
@@ -311,6 +325,12 @@ pub(crate) async fn sign_with_presignature(
     };
     let stored = match taken {
         Ok(PresigTake::Taken(p)) => p,
+        Ok(PresigTake::OtherPath(bound)) => {
+            st.audit(outcome(format!(
+                "refused: presignature of path {bound}, not consumed"
+            )))?;
+            return Err(other_path(bound));
+        }
         Ok(other) => {
             // Raced with another request for the same id.
             st.audit(outcome("refused: presignature unavailable".into()))?;
@@ -337,7 +357,17 @@ pub(crate) async fn sign_with_presignature(
         preimage: req.preimage.clone(),
         digest: req.digest_kind,
     };
-    let partial = stored.issue_partial(&request);
+    // The sealed record's own path (the store's index said the same; a mismatch here
+    // means a damaged store): nothing is issued.
+    let partial = match stored.issue_partial(&request, &req.path) {
+        Ok(p) => p,
+        Err(e) => {
+            st.audit(outcome(format!("failed: {e}")))?;
+            return Err(CosignerError::internal(format!(
+                "presignature {id}: its record does not match its index: {e}"
+            )));
+        }
+    };
     let bytes = mpc_core::presign::partial_to_bytes(&partial).to_vec();
     st.audit(outcome("partial signature issued".into()))?;
     Ok(Partial {

@@ -31,6 +31,14 @@ const PRIMES: TableDefinition<u64, &[u8]> = TableDefinition::new("prime_pool");
 const PRESIGS: TableDefinition<&str, &[u8]> = TableDefinition::new("presignatures");
 /// Consumed presignature ids: `wallet/account/party/id` -> ms since the epoch.
 const PRESIGS_USED: TableDefinition<&str, u64> = TableDefinition::new("presignatures_used");
+/// The derivation path of each unused presignature that has one (HD accounts):
+/// `wallet/account/party/id` -> path (`m/44/60/0/0/0`). No entry: the root (every
+/// record written before paths existed, and every independent account's). Written and
+/// removed in the same transactions as [`PRESIGS`]; the sealed record carries the path
+/// too, and is checked again after the take.
+const PRESIG_PATHS: TableDefinition<&str, &str> = TableDefinition::new("presignature_paths");
+/// The root path as [`PresigSlot::path`] names it.
+pub const ROOT_PATH: &str = "m";
 /// Nonces of accepted requests still inside the clock-skew window (`replay.rs`):
 /// `scope nonce-hex` -> expiry, ms since the epoch. Plain: nothing secret.
 const REPLAY: TableDefinition<&str, u64> = TableDefinition::new("replay_nonces");
@@ -191,7 +199,10 @@ impl WalletRecord {
 }
 
 /// Whose presignatures: one wallet's account, generated with one caller party (the
-/// signer pair is that party and the cosigner).
+/// signer pair is that party and the cosigner), at one derivation path: one pool.
+///
+/// Presignature ids are unique per (wallet, account, party) whatever their path: keys
+/// and ids do not include the path ([`PRESIG_PATHS`] records it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PresigSlot {
     /// Wallet id.
@@ -200,6 +211,9 @@ pub struct PresigSlot {
     pub account_id: String,
     /// The caller's keygen index (0 device, 2 recovery).
     pub party: u16,
+    /// The derivation path, in its canonical form (`mpc_core::hd::DerivationPath`'s
+    /// display: [`ROOT_PATH`] for the root, `m/44/60/0/0/0`).
+    pub path: String,
 }
 
 impl PresigSlot {
@@ -233,17 +247,33 @@ pub enum PresigTake<T> {
     Used,
     /// No such presignature (never stored, or released).
     Unknown,
+    /// Stored and unused, but for another derivation path (named): NOT taken.
+    OtherPath(String),
 }
 
 /// Result of [`Store::presignature_state`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PresigState {
-    /// Stored and unused.
+    /// Stored and unused, for the slot's path.
     Available,
+    /// Stored and unused, for another derivation path (named).
+    OtherPath(String),
     /// Consumed (or released) before.
     Used,
     /// Never stored.
     Unknown,
+}
+
+/// The path of the unused presignature stored under `key` ([`ROOT_PATH`] when it has
+/// no [`PRESIG_PATHS`] entry).
+fn path_of(
+    t: &impl ReadableTable<&'static str, &'static str>,
+    key: &str,
+) -> Result<String, StoreError> {
+    Ok(t.get(key)
+        .map_err(db_err)?
+        .map(|v| v.value().to_string())
+        .unwrap_or_else(|| ROOT_PATH.to_string()))
 }
 
 /// The encrypted store.
@@ -335,6 +365,7 @@ impl Store {
             tx.open_table(PRIMES).map_err(db_err)?;
             tx.open_table(PRESIGS).map_err(db_err)?;
             tx.open_table(PRESIGS_USED).map_err(db_err)?;
+            tx.open_table(PRESIG_PATHS).map_err(db_err)?;
             tx.open_table(REPLAY).map_err(db_err)?;
             tx.open_table(REGISTRATIONS_USED).map_err(db_err)?;
             let mut meta = tx.open_table(META).map_err(db_err)?;
@@ -635,13 +666,20 @@ impl Store {
                 return Err(StoreError::Exists(format!("presignature {id}")));
             }
             t.insert(key.as_str(), sealed.as_slice()).map_err(db_err)?;
+            if slot.path != ROOT_PATH {
+                let mut paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
+                paths
+                    .insert(key.as_str(), slot.path.as_str())
+                    .map_err(db_err)?;
+            }
         }
         tx.commit().map_err(db_err)
     }
 
     /// Takes a presignature once: removes it and records its id as consumed in ONE
     /// committed (durable) transaction, and only then decrypts it. A crash after this
-    /// returns can lose the presignature, never hand it out again.
+    /// returns can lose the presignature, never hand it out again. A presignature of
+    /// another path than the slot's is not taken ([`PresigTake::OtherPath`]).
     pub fn take_presignature<T: for<'de> Deserialize<'de>>(
         &self,
         slot: &PresigSlot,
@@ -650,7 +688,26 @@ impl Store {
     ) -> Result<PresigTake<T>, StoreError> {
         let key = slot.key(id)?;
         let tx = self.db.begin_write().map_err(db_err)?;
+        let bound = {
+            let paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
+            let exists = tx
+                .open_table(PRESIGS)
+                .map_err(db_err)?
+                .get(key.as_str())
+                .map_err(db_err)?
+                .is_some();
+            let bound = path_of(&paths, &key)?;
+            (exists && bound != slot.path).then_some(bound)
+        };
+        if let Some(bound) = bound {
+            tx.abort().map_err(db_err)?;
+            return Ok(PresigTake::OtherPath(bound));
+        }
         let sealed = {
+            tx.open_table(PRESIG_PATHS)
+                .map_err(db_err)?
+                .remove(key.as_str())
+                .map_err(db_err)?;
             let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
             let removed = t
                 .remove(key.as_str())
@@ -701,7 +758,13 @@ impl Store {
         let tx = self.db.begin_read().map_err(db_err)?;
         let available = tx.open_table(PRESIGS).map_err(db_err)?;
         if available.get(key.as_str()).map_err(db_err)?.is_some() {
-            return Ok(PresigState::Available);
+            let paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
+            let bound = path_of(&paths, &key)?;
+            return Ok(if bound == slot.path {
+                PresigState::Available
+            } else {
+                PresigState::OtherPath(bound)
+            });
         }
         let used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
         Ok(if used.get(key.as_str()).map_err(db_err)?.is_some() {
@@ -711,21 +774,35 @@ impl Store {
         })
     }
 
-    /// Ids of the unused presignatures of a slot, in key order.
+    /// Ids of the unused presignatures of a slot (its path only), in key order.
     pub fn presignature_ids(&self, slot: &PresigSlot) -> Result<Vec<String>, StoreError> {
+        let mut pools = self.presignature_pools(slot)?;
+        Ok(pools.remove(&slot.path).unwrap_or_default())
+    }
+
+    /// The unused presignatures of a slot's wallet, account and party, per path (every
+    /// path, whatever the slot's), ids in key order.
+    pub fn presignature_pools(
+        &self,
+        slot: &PresigSlot,
+    ) -> Result<std::collections::BTreeMap<String, Vec<String>>, StoreError> {
         let prefix = slot.prefix();
         let tx = self.db.begin_read().map_err(db_err)?;
         let t = tx.open_table(PRESIGS).map_err(db_err)?;
-        let mut ids = Vec::new();
+        let paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
+        let mut pools: std::collections::BTreeMap<String, Vec<String>> = Default::default();
         for item in t.range::<&str>(prefix.as_str()..).map_err(db_err)? {
             let (k, _) = item.map_err(db_err)?;
             let k = k.value();
             match k.strip_prefix(prefix.as_str()) {
-                Some(id) => ids.push(id.to_string()),
+                Some(id) => pools
+                    .entry(path_of(&paths, k)?)
+                    .or_default()
+                    .push(id.to_string()),
                 None => break,
             }
         }
-        Ok(ids)
+        Ok(pools)
     }
 
     /// Deletes presignatures the caller no longer holds (marking them consumed).
@@ -741,8 +818,10 @@ impl Store {
         {
             let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
             let mut used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
+            let mut paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
             for id in ids {
                 let key = slot.key(id)?;
+                paths.remove(key.as_str()).map_err(db_err)?;
                 if t.remove(key.as_str()).map_err(db_err)?.is_some() {
                     n += 1;
                 }
@@ -771,8 +850,10 @@ impl Store {
                 let (k, _) = item.map_err(db_err)?;
                 keys.push(k.value().to_string());
             }
+            let mut paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
             for k in &keys {
                 t.remove(k.as_str()).map_err(db_err)?;
+                paths.remove(k.as_str()).map_err(db_err)?;
                 used.insert(k.as_str(), now_ms).map_err(db_err)?;
             }
             let mut meta = tx.open_table(META).map_err(db_err)?;
@@ -1087,6 +1168,7 @@ mod tests {
             wallet_id: "w1".into(),
             account_id: "account-0".into(),
             party: 0,
+            path: ROOT_PATH.into(),
         };
         let other = PresigSlot {
             party: 2,
@@ -1149,6 +1231,82 @@ mod tests {
         );
     }
 
+    /// Pools are per path: ids listed per path, a take or a state at another path
+    /// than the presignature's refuses WITHOUT consuming it, release and purge clear
+    /// the path index too.
+    #[test]
+    fn presignatures_belong_to_their_path() {
+        let p = tmp("presig-path");
+        let root = PresigSlot {
+            wallet_id: "w1".into(),
+            account_id: "hd-0".into(),
+            party: 0,
+            path: ROOT_PATH.into(),
+        };
+        let at = |path: &str| PresigSlot {
+            path: path.into(),
+            ..root.clone()
+        };
+        let (p0, p1) = (at("m/44/60/0/0/0"), at("m/44/60/0/0/1"));
+        let s = Store::open(&p, &hex_key(7)).unwrap();
+        s.put_presignature(&p0, "a", &"a0".to_string()).unwrap();
+        s.put_presignature(&p1, "b", &"b1".to_string()).unwrap();
+        s.put_presignature(&root, "c", &"cr".to_string()).unwrap();
+        // The id is unique across paths.
+        assert!(matches!(
+            s.put_presignature(&p1, "a", &"x".to_string()),
+            Err(StoreError::Exists(_))
+        ));
+        assert_eq!(s.presignature_ids(&p0).unwrap(), vec!["a"]);
+        assert_eq!(s.presignature_ids(&p1).unwrap(), vec!["b"]);
+        assert_eq!(s.presignature_ids(&root).unwrap(), vec!["c"]);
+        let pools = s.presignature_pools(&root).unwrap();
+        assert_eq!(pools.len(), 3);
+        assert_eq!(pools["m/44/60/0/0/1"], vec!["b"]);
+        // Asked at another path: refused, still there.
+        assert_eq!(
+            s.presignature_state(&p1, "a").unwrap(),
+            PresigState::OtherPath("m/44/60/0/0/0".into())
+        );
+        assert_eq!(
+            s.take_presignature::<String>(&p1, "a", 1).unwrap(),
+            PresigTake::OtherPath("m/44/60/0/0/0".into())
+        );
+        assert_eq!(
+            s.take_presignature::<String>(&root, "a", 1).unwrap(),
+            PresigTake::OtherPath("m/44/60/0/0/0".into())
+        );
+        assert_eq!(
+            s.take_presignature::<String>(&p0, "c", 1).unwrap(),
+            PresigTake::OtherPath(ROOT_PATH.into())
+        );
+        assert_eq!(s.presignature_ids(&p0).unwrap(), vec!["a"]);
+        assert_eq!(s.presign_takes().unwrap(), 0);
+        // At its own path: taken once.
+        assert_eq!(
+            s.take_presignature::<String>(&p0, "a", 2).unwrap(),
+            PresigTake::Taken("a0".into())
+        );
+        assert_eq!(
+            s.take_presignature::<String>(&p0, "a", 3).unwrap(),
+            PresigTake::Used
+        );
+        assert_eq!(
+            s.take_presignature::<String>(&p1, "a", 3).unwrap(),
+            PresigTake::Used
+        );
+        assert!(s.presignature_ids(&p0).unwrap().is_empty());
+        // Release (whatever the slot's path) and purge clear the index.
+        assert_eq!(s.release_presignatures(&root, &["b".into()], 4).unwrap(), 1);
+        assert!(!s
+            .presignature_pools(&root)
+            .unwrap()
+            .contains_key("m/44/60/0/0/1"));
+        s.purge_presignatures(0, 5).unwrap();
+        let tx = s.db.begin_read().unwrap();
+        assert_eq!(tx.open_table(PRESIG_PATHS).unwrap().len().unwrap(), 0);
+    }
+
     /// Asking about an unknown or used id (or an available one) changes nothing: the
     /// same ids stay available, used and unknown, and a take still works once.
     #[test]
@@ -1158,6 +1316,7 @@ mod tests {
             wallet_id: "w1".into(),
             account_id: "account-0".into(),
             party: 0,
+            path: ROOT_PATH.into(),
         };
         let s = Store::open(&p, &hex_key(6)).unwrap();
         s.put_presignature(&slot, "live", &"secret".to_string())

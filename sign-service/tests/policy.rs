@@ -287,6 +287,7 @@ async fn sign_with_presignature(
         preimage,
         digest: DigestKind::Keccak256 as i32,
         payload_kind: kind as i32,
+        derivation_path: String::new(),
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign request");
     client

@@ -42,6 +42,7 @@ async fn cosigner_partial(
         preimage: preimage.to_vec(),
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
+        derivation_path: String::new(),
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     client
@@ -63,12 +64,24 @@ fn combine(
         preimage: preimage.to_vec(),
         digest: mpc_core::DigestKind::Keccak256,
     };
-    let mine = half.clone().issue_partial(&request);
+    let root = mpc_core::hd::DerivationPath::root();
+    let mine = half
+        .clone()
+        .issue_partial(&request, &root)
+        .expect("root presignature");
     let theirs = mpc_core::presign::partial_from_bytes(theirs).expect("partial");
     let pk = w.device_accounts[0].master_public_key();
-    let sig =
-        mpc_core::presign::combine_pair(&half.public, &[0, 1], 0, mine, theirs, &request, &pk)
-            .expect("the combined signature verifies");
+    let sig = mpc_core::presign::combine_pair(
+        &half.public,
+        &[0, 1],
+        0,
+        mine,
+        theirs,
+        &request,
+        &root,
+        &pk,
+    )
+    .expect("the combined signature verifies");
     let (r, s) = mpc_core::signature::to_k256(&sig)
         .expect("k256 signature")
         .split_scalars();
@@ -183,6 +196,7 @@ async fn restoring_a_store_backup_cannot_reuse_a_presignature() {
         account_id: ACCOUNT.into(),
         count: 1,
         release_ids: Vec::new(),
+        derivation_path: String::new(),
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     let e = client.start_presign(req).await.expect_err("refill");

@@ -14,7 +14,10 @@ const PARAMS = { cosignerUrl: "cosigner", gatewayUrl: "gateway", agentUrl: "agen
 const STORE = "wallet-mpc-demo-config";
 
 /** State readable by tests (window.demo). */
-const demo = { prepare: null, primesSource: null, ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null, pool: null, poolEvents: [] };
+// presign-web: an HD account signs (and keeps its presignature pool) at its first
+// address, m/44/60/0/0/0; an independent account at its root key.
+const HD_PATH = "m/44/60/0/0/0";
+const demo = { path: undefined, prepare: null, primesSource: null, ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null, pool: null, poolEvents: [] };
 window.demo = demo;
 
 let client = null;
@@ -116,7 +119,8 @@ async function refresh() {
     demo.walletId = null;
     return;
   }
-  const address = await client.getAddress();
+  demo.path = info.accounts?.[0]?.kind === "independent" ? undefined : HD_PATH;
+  const address = await client.getAddress(undefined, demo.path);
   demo.address = address;
   demo.walletId = info.walletId;
   $("status").textContent = `wallet "${info.walletName}" stored (${info.protection}, protocol in ${demo.mode === "worker" ? "a Web Worker" : "the page thread"}${info.insecureDevPrimes ? ", PUBLIC TEST PRIMES: demo only" : ""})`;
@@ -211,7 +215,7 @@ $("sign-msg").addEventListener("click", () =>
     delete $("msg-verify").dataset.ok; // presign-web: no stale result while signing
     $("msg-presigned").textContent = "";
     const t0 = performance.now();
-    const sig = await client.signMessage(message, { onProgress: progress, presign: $("presign-mode").value });
+    const sig = await client.signMessage(message, { derivationPath: demo.path, onProgress: progress, presign: $("presign-mode").value });
     demo.timings.signMessageMs = Math.round(performance.now() - t0);
     renderTimings();
     $("msg-sig").textContent = `r   ${sig.r}\ns   ${sig.s}\nv   ${sig.v}\nrsv ${sig.rsv}`;
@@ -239,7 +243,7 @@ $("sign-tx-btn").addEventListener("click", () =>
       gas: $("tx-gas").value.trim(),
     });
     const t0 = performance.now();
-    const res = await client.signTransaction(unsigned, { onProgress: progress, presign: $("presign-mode").value });
+    const res = await client.signTransaction(unsigned, { derivationPath: demo.path, onProgress: progress, presign: $("presign-mode").value });
     demo.timings.signTxMs = Math.round(performance.now() - t0);
     renderTimings();
     $("tx-sig").textContent = `type ${res.txType}\nr    ${res.r}\ns    ${res.s}\nv    ${res.v}\nhash ${res.transactionHash}\nraw  ${res.signedTransaction}`;
@@ -326,18 +330,19 @@ function renderPool(s) {
   el.dataset.device = String(s.device);
   el.dataset.cosigner = String(s.cosigner ?? "");
   el.dataset.running = s.running ? "true" : "false";
-  el.textContent = `account ${s.accountId}: ${s.device} presignature(s) in this browser, ${s.cosigner ?? "?"} at the cosigner (${s.usable ?? "?"} usable, ${s.cosignerRunning} running there, cap ${s.cosignerCap || "?"}), target ${s.target}${s.running ? ", refill running" : ""}`;
+  el.textContent = `account ${s.accountId}${s.derivationPath ? ` at ${s.derivationPath}` : ""}: ${s.device} presignature(s) in this browser, ${s.cosigner ?? "?"} at the cosigner (${s.usable ?? "?"} usable, ${s.cosignerRunning} running there, cap ${s.cosignerCap || "?"}), target ${s.target}${s.running ? ", refill running" : ""}`;
 }
 
 async function refreshPool() {
   const info = await client.walletInfo();
-  if (!info || info.accounts[0]?.kind !== "independent") {
-    $("pool-status").textContent = info ? "HD account: no presignatures (full signing)" : "—";
+  if (!info) {
+    $("pool-status").textContent = "—";
     $("pool-status").dataset.device = "";
     demo.pool = null;
     return;
   }
-  renderPool(await client.presignPoolStatus());
+  // The pool of the path the demo signs at (an HD account: its first address).
+  renderPool(await client.presignPoolStatus(undefined, demo.path));
 }
 
 function onPoolEvent(e) {
@@ -361,7 +366,7 @@ $("pool-refill").addEventListener("click", () => {
   $("pool-status").dataset.running = "true";
   const t0 = performance.now();
   client
-    .refillPresignatures()
+    .refillPresignatures(demo.path ? { derivationPath: demo.path } : {})
     .then((s) => {
       demo.timings.refillMs = Math.round(performance.now() - t0);
       renderPool(s);

@@ -93,6 +93,8 @@ interface FlowSignature {
 /** A pool status of the wasm refill flow. */
 interface FlowPool {
   accountId: string;
+  /** The pool's path (`m`: the root). */
+  path?: string;
   signers: number[];
   local: number;
   cosigner: number | null;
@@ -833,7 +835,9 @@ export class WalletCore {
     } catch (e) {
       const err = flowError(e, "signing", { accountId: acct.accountId });
       if (err instanceof PresignatureError && err.details?.reason === undefined) {
-        const reason = acct.kind !== "independent" || path !== "" ? "not_eligible" : err.details?.presignature ?? "empty";
+        // Independent accounts: the root pool; HD accounts: the pool of the path signed at.
+        const eligible = acct.kind === "independent" ? path === "" : path !== "";
+        const reason = !eligible ? "not_eligible" : err.details?.presignature ?? "empty";
         throw new PresignatureError(err.message, { ...err.details, reason });
       }
       throw err;
@@ -941,19 +945,27 @@ export class WalletCore {
     return { walletName: rec.walletName, walletId: rec.walletId, protection: rec.protection };
   }
 
-  private independentAccount(rec: storage.WalletRecord, accountId: string | undefined): AccountInfo {
+  /**
+   * The account and path of a pool: an independent account at its root (`""`), an HD
+   * account at a child path (default: its first address, {@link pool.DEFAULT_HD_PATH}).
+   */
+  private poolAccount(rec: storage.WalletRecord, accountId: string | undefined, derivationPath: string | undefined): { acct: AccountInfo; path: string } {
     const acct = this.findAccount(rec, accountId);
-    if (acct.kind !== "independent") {
-      throw new PresignatureError(
-        `account ${acct.accountId} is an HD account: presignatures exist only for independent accounts (create the wallet with kind "independent")`,
-        { reason: "not_eligible", accountId: acct.accountId },
-      );
+    const asked = normPath(derivationPath);
+    if (acct.kind === "independent") {
+      if (asked !== "") {
+        throw new PresignatureError(`account ${acct.accountId} is an independent account: its presignature pool is at the root, not at ${asked}`, {
+          reason: "not_eligible",
+          accountId: acct.accountId,
+        });
+      }
+      return { acct, path: "" };
     }
-    return acct;
+    return { acct, path: asked === "" ? pool.DEFAULT_HD_PATH : asked };
   }
 
-  /** Runs the wasm refill flow (with a target) or only its status query (without). */
-  private async poolFlow(rec: storage.WalletRecord, accountId: string, target: number | undefined, onProgress?: OnProgress): Promise<FlowPool> {
+  /** Runs the wasm refill flow (with a target) or only its status query (without) for the pool at `path` (`""`: the root). */
+  private async poolFlow(rec: storage.WalletRecord, accountId: string, path: string, target: number | undefined, onProgress?: OnProgress): Promise<FlowPool> {
     const party = await this.party(rec);
     const started = Date.now();
     const host = {
@@ -978,7 +990,12 @@ export class WalletCore {
       }),
       ...pool.poolHost(this.poolWallet(rec), () => party.poolKeyMaterial(rec.walletName)),
     };
-    const params: Record<string, unknown> = { accountId, concurrency: this.presignConfig().concurrency, ...this.sessionConfig() };
+    const params: Record<string, unknown> = {
+      accountId,
+      derivationPath: path === "" ? "m" : path,
+      concurrency: this.presignConfig().concurrency,
+      ...this.sessionConfig(),
+    };
     if (target !== undefined) params.target = target;
     try {
       return (await party.refill(host, params)) as FlowPool;
@@ -987,9 +1004,10 @@ export class WalletCore {
     }
   }
 
-  private poolStatusOf(f: FlowPool, target: number, running: boolean): PresignPoolStatus {
+  private poolStatusOf(f: FlowPool, path: string, target: number, running: boolean): PresignPoolStatus {
     return {
       accountId: f.accountId,
+      derivationPath: path,
       signers: f.signers,
       device: f.local,
       cosigner: f.cosigner,
@@ -1002,32 +1020,33 @@ export class WalletCore {
   }
 
   /**
-   * Fills the presignature pool of an independent account (default: the first) up to
-   * `target` (default `presignPool.target`). Runs the presignature sessions in THIS
-   * context: `WalletClient` calls it in its separate presign Worker. One refill per
-   * account at a time (across tabs and workers).
+   * Fills the presignature pool of an account (default: the first) at a path (an
+   * independent account: its root; an HD account: `derivationPath`, default its first
+   * address) up to `target` (default `presignPool.target`). Runs the presignature
+   * sessions in THIS context: `WalletClient` calls it in its separate presign Worker.
+   * One refill per pool at a time (across tabs and workers).
    */
   async refillPresignatures(opts: RefillOptions = {}): Promise<PresignPoolStatus> {
     const rec = await this.record();
-    const acct = this.independentAccount(rec, opts.accountId);
+    const { acct, path } = this.poolAccount(rec, opts.accountId, opts.derivationPath);
     const cfg = this.presignConfig();
     const target = opts.target ?? cfg.target;
     if (!Number.isInteger(target) || target < 0 || target > pool.MAX_TARGET) {
       throw new InvalidInputError(`target must be an integer in 0..=${pool.MAX_TARGET}, got ${String(target)}`);
     }
     const w = this.poolWallet(rec);
-    return pool.withRefillLock(w, acct.accountId, async () => {
-      const f = await this.poolFlow(rec, acct.accountId, target, opts.onProgress);
-      return { ...this.poolStatusOf(f, target, false), generated: f.generated, failed: f.failed, discarded: f.discarded, elapsedMs: f.elapsedMs };
+    return pool.withRefillLock(w, pool.poolName(acct.accountId, path), async () => {
+      const f = await this.poolFlow(rec, acct.accountId, path, target, opts.onProgress);
+      return { ...this.poolStatusOf(f, path, target, false), generated: f.generated, failed: f.failed, discarded: f.discarded, elapsedMs: f.elapsedMs };
     });
   }
 
-  /** Pool of an independent account (default: the first): this device's count and the cosigner's. */
-  async presignPoolStatus(accountId?: string): Promise<PresignPoolStatus> {
+  /** Pool of an account (default: the first) at a path (see {@link refillPresignatures}): this device's count and the cosigner's. */
+  async presignPoolStatus(accountId?: string, derivationPath?: string): Promise<PresignPoolStatus> {
     const rec = await this.record();
-    const acct = this.independentAccount(rec, accountId);
-    const f = await this.poolFlow(rec, acct.accountId, undefined);
-    return this.poolStatusOf(f, this.presignConfig().target, pool.isRefilling(this.poolWallet(rec), acct.accountId));
+    const { acct, path } = this.poolAccount(rec, accountId, derivationPath);
+    const f = await this.poolFlow(rec, acct.accountId, path, undefined);
+    return this.poolStatusOf(f, path, this.presignConfig().target, pool.isRefilling(this.poolWallet(rec), pool.poolName(acct.accountId, path)));
   }
 }
 

@@ -50,7 +50,7 @@ export async function dispatch(
     case "refillPresignatures":
       return core.refillPresignatures(a[0] as never);
     case "presignPoolStatus":
-      return core.presignPoolStatus(a[0] as string | undefined);
+      return core.presignPoolStatus(a[0] as string | undefined, a[1] as string | undefined);
     default:
       throw new InvalidInputError(`unknown method ${JSON.stringify(method)}`);
   }

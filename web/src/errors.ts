@@ -230,8 +230,9 @@ export function throwIfAborted(signal: AbortSignal | undefined, what?: string): 
  * Signing from the presignature pool was required (`presign: "require"`) but is not
  * possible: `details.reason` is `empty` (no presignature left for the account),
  * `unknown` / `used` (the cosigner does not hold that presignature or already used it:
- * it was discarded), `not_eligible` (an HD account or a derived path: presignatures
- * exist only for independent accounts at the root) or `disabled` (the cosigner has
+ * it was discarded), `not_eligible` (no pool serves that account at that path: an
+ * independent account's pool is at its root, an HD account's are at child paths such
+ * as `m/44/60/0/0/0`) or `disabled` (the cosigner has
  * presignatures turned off).
  */
 export class PresignatureError extends WalletError {

@@ -404,7 +404,9 @@ export class WalletClient {
   // presign-web: presignature pools.
 
   /**
-   * Fills the presignature pool of an independent account (default: the first) up to
+   * Fills the presignature pool of an account at a path (an independent account: its
+   * root; an HD account: `options.derivationPath`, default `m/44/60/0/0/0`) (default
+   * account: the first) up to
    * `target` (default `presignPool.target`), in the separate presign Worker (worker
    * mode) or in the calling thread (inline mode). Resolves to the settled status.
    */
@@ -412,9 +414,9 @@ export class WalletClient {
     return this.presignPool.refill(options);
   }
 
-  /** This device's and the cosigner's presignatures for an independent account, and whether a refill runs. */
-  presignPoolStatus(accountId?: string): Promise<PresignPoolStatus> {
-    return this.presignPool.status(accountId);
+  /** This device's and the cosigner's presignatures of one pool (an account at a path, see {@link refillPresignatures}), and whether a refill runs. */
+  presignPoolStatus(accountId?: string, derivationPath?: string): Promise<PresignPoolStatus> {
+    return this.presignPool.status(accountId, derivationPath);
   }
 
   /** Listens to refills (background and explicit): progress, settled status, errors. Returns an unsubscribe function. */
@@ -490,45 +492,51 @@ class PresignPoolClient {
     return status;
   }
 
-  status(accountId?: string): Promise<PresignPoolStatus> {
-    return this.backend().call("presignPoolStatus", [accountId]) as Promise<PresignPoolStatus>;
+  status(accountId?: string, derivationPath?: string): Promise<PresignPoolStatus> {
+    return this.backend().call("presignPoolStatus", [accountId, derivationPath]) as Promise<PresignPoolStatus>;
   }
 
-  /** Starts (or queues one more) background refill of an account. */
-  kick(accountId: string): void {
+  /** Starts (or queues one more) background refill of one pool: an account at a path (`""`: the root). */
+  kick(accountId: string, derivationPath = ""): void {
     if (!this.auto) return;
-    const running = this.background.get(accountId);
+    const key = `${accountId}@${derivationPath}`;
+    const running = this.background.get(key);
     if (running) {
       running.again = true;
       return;
     }
     const state = { again: false };
-    this.background.set(accountId, state);
+    this.background.set(key, state);
+    const opts: RefillOptions = derivationPath === "" ? { accountId } : { accountId, derivationPath };
     void (async () => {
       try {
         do {
           state.again = false;
-          await this.refill({ accountId });
+          await this.refill(opts);
         } while (state.again);
       } catch (e) {
         const err = toWalletError(e);
-        this.emit({ type: "error", accountId, error: { code: err.code, message: err.message } });
+        this.emit({ type: "error", accountId, ...(derivationPath === "" ? {} : { derivationPath }), error: { code: err.code, message: err.message } });
       } finally {
-        this.background.delete(accountId);
+        this.background.delete(key);
       }
     })();
   }
 
-  /** After a call: refill the pool of the account it concerned, when eligible. */
+  /** After a call: refill the pool it concerned, when eligible. */
   after(method: CoreMethod, value: unknown): void {
     if (!this.auto || !REFILL_AFTER.has(method) || !value || typeof value !== "object") return;
     if (method === "createWallet") {
+      // The first account's pool: an independent account's root, an HD account's first address.
       const first = (value as WalletInfo).accounts?.[0];
       if (first?.kind === "independent") this.kick(first.accountId);
+      else if (first) this.kick(first.accountId, "m/44/60/0/0/0");
       return;
     }
     const sig = value as SignatureResult;
-    if (sig.presign) this.kick(sig.accountId); // eligible account, presign not "off"
+    // Eligible (an independent account at the root, an HD account at a path) and
+    // presign not "off": the pool of the path signed at.
+    if (sig.presign) this.kick(sig.accountId, sig.derivationPath ?? "");
   }
 
   terminate(): void {

@@ -47,6 +47,21 @@ const AAD_DOMAIN = "wallet-mpc-web/presign/v1";
 export const POOL_SIGNERS: readonly number[] = [0, 1];
 /** Default pool target and refill concurrency. */
 export const DEFAULT_TARGET = 2;
+/** The pool an HD account refills when none is named: its first address. */
+export const DEFAULT_HD_PATH = "m/44/60/0/0/0";
+
+/**
+ * The name of one pool (what the wasm flows pass as the first argument of the pool
+ * host's methods, and what the IndexedDB records and locks are keyed by): the account
+ * id for an account's root (independent accounts), `accountId@m/44/60/0/0/0` for an HD
+ * account's path. A presignature signs at the path it was generated for, so each path
+ * has its own pool. Same rule as the Rust `client_core::pool_key`.
+ */
+export function poolName(accountId: string, path: string): string {
+  if (path === "" || path === "m") return accountId;
+  const canonical = "m" + path.replace(/^m/, "").split("/").filter((s) => s !== "").map((s) => `/${Number.parseInt(s, 10)}`).join("");
+  return `${accountId}@${canonical}`;
+}
 export const DEFAULT_CONCURRENCY = 2;
 export const MAX_TARGET = 32;
 

@@ -184,7 +184,8 @@ export interface SignOptions {
   derivationPath?: string;
   onProgress?: OnProgress;
   /**
-   * Presignature fast path (independent accounts at the root only): `auto` (default)
+   * Presignature fast path (the pool of the account at this path: an independent
+   * account's root, or an HD account's path, e.g. `m/44/60/0/0/0`): `auto` (default)
    * signs from the pool when a presignature is available and falls back to full
    * signing otherwise; `off` always runs full signing; `require` fails with a
    * `PresignatureError` (`presignature_unavailable`) instead of falling back.
@@ -415,13 +416,15 @@ export type PresignMode = "auto" | "off" | "require";
 
 /** Presignature pool settings ({@link WalletConfig.presignPool}). */
 export interface PresignPoolConfig {
-  /** Presignatures to keep per independent account (0..=32; default 2; 0 disables refills). */
+  /** Presignatures to keep per pool, one pool per (account, path) (0..=32; default 2; 0 disables refills). */
   target?: number;
   /**
-   * Background refill (worker mode only; default true): after a wallet with
-   * independent accounts is created (its first account) and after each signature of an
-   * independent account at the root, in the separate presign Worker. In inline mode
-   * refills run only when {@link WalletClient.refillPresignatures} is called.
+   * Background refill (worker mode only; default true): after a wallet is created (the
+   * pool of its first account: the root of an independent account, the first address
+   * `m/44/60/0/0/0` of an HD account) and after each signature that could use a pool
+   * (an independent account at the root, an HD account at a path: that path's pool),
+   * in the separate presign Worker. In inline mode refills run only when
+   * {@link WalletClient.refillPresignatures} is called.
    */
   auto?: boolean;
   /** Presignature sessions run at once by one refill (1..=4; default 2). */
@@ -456,17 +459,25 @@ export interface PresignTimings {
 
 /** Options of {@link WalletClient.refillPresignatures}. */
 export interface RefillOptions {
-  /** Account (default: the first account); must be independent. */
+  /** Account (default: the first account). */
   accountId?: string;
+  /**
+   * The pool's path: an independent account has one pool, at its root (omit it, or
+   * `m`); an HD account one per non-hardened BIP-44 path (default `m/44/60/0/0/0`). A
+   * presignature signs only at the path it was generated for.
+   */
+  derivationPath?: string;
   /** Fill up to this many (default: `presignPool.target`). */
   target?: number;
   /** Progress (phase `presign`: `round` = presignatures done, `totalRounds` = asked for). */
   onProgress?: OnProgress;
 }
 
-/** State of one account's presignature pool. */
+/** State of one presignature pool: one account at one path. */
 export interface PresignPoolStatus {
   accountId: string;
+  /** The pool's path: `""` for an independent account's root, e.g. `m/44/60/0/0/0` for an HD account. */
+  derivationPath: string;
   /** Signer pair of the pool (device and cosigner): `[0, 1]`. */
   signers: number[];
   /** Presignatures stored (encrypted) in this browser. */
@@ -498,4 +509,4 @@ export interface PresignPoolStatus {
 export type PresignPoolEvent =
   | { type: "progress"; accountId: string; event: ProgressEvent }
   | { type: "status"; accountId: string; status: PresignPoolStatus }
-  | { type: "error"; accountId: string; error: { code: string; message: string } };
+  | { type: "error"; accountId: string; derivationPath?: string; error: { code: string; message: string } };

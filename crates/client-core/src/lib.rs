@@ -134,7 +134,7 @@ pub use create::{
 pub use error::{ClientError, PresignatureState, RemoteError};
 pub use offline::{OfflineParams, OfflineSign, OfflineStep};
 pub use party::{parse_path, Party};
-pub use refill::{Refill, RefillStep};
+pub use refill::{pool_key, Refill, RefillStep};
 pub use session::{AccountRoom, Room, SessionSpec};
 pub use sign::{Sign, SignParams, SignStep, Signed, TakenPresignature};
 pub use step::{Awaiting, Call, RunSession, Running, Wait};

@@ -139,16 +139,26 @@ impl Party {
     }
 
     /// Fails unless the account is INDEPENDENT (the only kind with presignatures).
-    pub(crate) fn independent(&self, account_id: &str) -> Result<&Account, ClientError> {
+    /// The account, if it may have a presignature pool at `path`: an independent account
+    /// at the root, an HD account at a child path (the cosigner further restricts HD
+    /// pools to BIP-44-style paths and a number of paths per account).
+    pub(crate) fn presign_account(
+        &self,
+        account_id: &str,
+        path: &DerivationPath,
+    ) -> Result<&Account, ClientError> {
         let a = self.account(account_id)?;
-        if a.kind != AccountKind::Independent {
-            return Err(ClientError::input(format!(
-                "account {account_id} is an HD account: presignatures exist only for independent \
-                 accounts (the protocol forbids presignatures with HD derivation); create the wallet \
-                 with independent accounts for the fast path"
-            )));
+        match a.kind {
+            AccountKind::Independent if !path.is_root() => Err(ClientError::input(format!(
+                "account {account_id} is an independent account: its presignature pool is at \
+                 the root, not at {path}"
+            ))),
+            AccountKind::Hd if path.is_root() => Err(ClientError::input(format!(
+                "account {account_id} is an HD account: its presignature pools are per \
+                 derivation path (e.g. m/44/60/0/0/0), not at the root"
+            ))),
+            _ => Ok(a),
         }
-        Ok(a)
     }
 
     /// The complete key share (with aux info) of an account.

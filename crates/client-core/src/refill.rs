@@ -1,5 +1,7 @@
-//! The presignature pool of an independent account: refill with reconciliation, and
-//! the pool's status.
+//! The presignature pool of an account at one derivation path (an independent account
+//! at the root, an HD account at a child path): refill with reconciliation, and the
+//! pool's status. Drivers keep each pool under [`pool_key`] (the account id for the
+//! root, so root pools stored before paths existed stay where they were).
 //!
 //! ```text
 //! Refill::start ─► CallCosigner(PresignPoolStatus) ─► ListPresignatures (local ids)
@@ -17,7 +19,8 @@
 //! ```
 
 use cosigner_api::pb;
-use mpc_core::presign::StoredPresignature;
+use mpc_core::hd::DerivationPath;
+use mpc_core::presign::{PresignaturePublicDataRepr, StoredPresignature};
 use mpc_core::SessionOutput;
 use mpc_party::PartyError;
 use wallet_types::{valid_presignature_id, ErrorCode, PRESIGN_CHUNK};
@@ -25,7 +28,7 @@ use zeroize::Zeroizing;
 
 use crate::cosigner::{signer_list, CosignerMethod, CosignerRequest, CosignerResponse, Unsigned};
 use crate::error::{ClientError, RemoteError};
-use crate::party::Party;
+use crate::party::{parse_path, Party};
 use crate::session::{Build, Room, SessionSpec};
 use crate::step::{sealed::Flow, Call, Wait};
 use crate::types::PresignPoolStatus;
@@ -38,6 +41,25 @@ pub const SETTLE_POLL_MS: u64 = 50;
 /// (another process or tab): the refill never releases it at the cosigner. Drivers
 /// report such ids as in-flight ([`ListPresignatures::listed`]).
 pub const IN_FLIGHT_MS: u64 = 60_000;
+
+/// The name of the local pool of `account_id` at `path`: the account id for the root,
+/// `account_id@m/44/60/0/0/0` for a child path (drivers store presignatures under it).
+pub fn pool_key(account_id: &str, path: &DerivationPath) -> String {
+    if path.is_root() {
+        account_id.to_string()
+    } else {
+        format!("{account_id}@{path}")
+    }
+}
+
+/// A path as the cosigner API carries it: empty for the root.
+pub(crate) fn wire_path(path: &DerivationPath) -> String {
+    if path.is_root() {
+        String::new()
+    } else {
+        path.to_string()
+    }
+}
 
 /// What the driver does next in a refill (or a status query).
 #[derive(Debug)]
@@ -76,6 +98,11 @@ impl ListPresignatures {
         &self.flow.account_id
     }
 
+    /// The local pool's name ([`pool_key`]).
+    pub fn pool(&self) -> String {
+        pool_key(&self.flow.account_id, &self.flow.path)
+    }
+
     /// The signer pair of the pool.
     pub fn signers(&self) -> &[u16] {
         &self.flow.signers
@@ -109,6 +136,11 @@ impl DiscardPresignatures {
     /// The account.
     pub fn account_id(&self) -> &str {
         &self.flow.account_id
+    }
+
+    /// The local pool's name ([`pool_key`]).
+    pub fn pool(&self) -> String {
+        pool_key(&self.flow.account_id, &self.flow.path)
     }
 
     /// The signer pair of the pool.
@@ -224,6 +256,7 @@ impl PresignJob {
 pub struct PresignEnd {
     id: String,
     account_id: String,
+    path: DerivationPath,
     signers: Vec<u16>,
 }
 
@@ -257,13 +290,14 @@ impl PresignEnd {
             account_id: self.account_id.clone(),
             signers: self.signers.clone(),
             presignature: *p,
-            public: public.as_ref().into(),
+            public: PresignaturePublicDataRepr::new(public.as_ref(), self.path.clone()),
         };
         let plaintext = Zeroizing::new(
             serde_json::to_vec(&stored).map_err(|e| fail(ClientError::internal(e.to_string())))?,
         );
         Ok(StorePresignature {
             id: self.id,
+            pool: pool_key(&self.account_id, &self.path),
             account_id: self.account_id,
             signers: self.signers,
             plaintext,
@@ -278,6 +312,8 @@ pub struct StorePresignature {
     pub id: String,
     /// The account.
     pub account_id: String,
+    /// The local pool to store it in ([`pool_key`]: the account and the path).
+    pub pool: String,
     /// The signer pair.
     pub signers: Vec<u16>,
     /// What to store (secret: encrypt it at rest). Signing hands it back as
@@ -316,6 +352,7 @@ impl PresignOutcome {
 pub struct Refill {
     party: Party,
     account_id: String,
+    path: DerivationPath,
     signers: Vec<u16>,
     /// `None`: a status query.
     target: Option<u32>,
@@ -347,25 +384,48 @@ enum Phase {
 }
 
 impl Refill {
-    /// Refills `account_id`'s pool (an independent account) to `target` presignatures.
+    /// Refills the root pool of `account_id` (an independent account) to `target`
+    /// presignatures.
     pub fn start(party: &Party, account_id: &str, target: u32) -> Result<RefillStep, ClientError> {
-        Self::begin(party, account_id, Some(target))
+        Self::begin(party, account_id, DerivationPath::root(), Some(target))
     }
 
-    /// The status of `account_id`'s pool: the local count and the cosigner's view.
+    /// Refills the pool of `account_id` at `path` (`m` for an independent account's
+    /// root, a child path such as `m/44/60/0/0/0` for an HD account) to `target`.
+    pub fn start_at(
+        party: &Party,
+        account_id: &str,
+        path: &str,
+        target: u32,
+    ) -> Result<RefillStep, ClientError> {
+        Self::begin(party, account_id, parse_path(path)?, Some(target))
+    }
+
+    /// The status of `account_id`'s root pool: the local count and the cosigner's view.
     pub fn status(party: &Party, account_id: &str) -> Result<RefillStep, ClientError> {
-        Self::begin(party, account_id, None)
+        Self::begin(party, account_id, DerivationPath::root(), None)
+    }
+
+    /// The status of `account_id`'s pool at `path`.
+    pub fn status_at(
+        party: &Party,
+        account_id: &str,
+        path: &str,
+    ) -> Result<RefillStep, ClientError> {
+        Self::begin(party, account_id, parse_path(path)?, None)
     }
 
     fn begin(
         party: &Party,
         account_id: &str,
+        path: DerivationPath,
         target: Option<u32>,
     ) -> Result<RefillStep, ClientError> {
-        party.independent(account_id)?;
+        party.presign_account(account_id, &path)?;
         let flow = Box::new(Refill {
             party: party.clone(),
             account_id: account_id.to_string(),
+            path,
             signers: party.pair_with_cosigner(),
             target,
             phase: Phase::Status,
@@ -450,6 +510,7 @@ impl Refill {
             account_id: self.account_id.clone(),
             count: (target - self.have).min(PRESIGN_CHUNK),
             release_ids: std::mem::take(&mut self.release),
+            derivation_path: wire_path(&self.path),
         };
         let call = Unsigned::new(CosignerRequest::StartPresign(req), self.party.signer());
         Ok(RefillStep::CallCosigner(Call::new(self, call)))
@@ -477,10 +538,20 @@ impl Refill {
         sent_at_ms: u64,
         r: pb::PresignPoolStatusResponse,
     ) -> Result<RefillStep, ClientError> {
+        let wire = wire_path(&self.path);
         let pool = r
             .pools
             .into_iter()
-            .find(|p| p.account_id == self.account_id)
+            .find(|p| p.account_id == self.account_id && p.derivation_path == wire)
+            // An HD path's pool is reported once it has presignatures or sessions; none
+            // yet is an empty pool.
+            .or_else(|| {
+                (!self.path.is_root()).then(|| pb::PresignPool {
+                    account_id: self.account_id.clone(),
+                    derivation_path: wire.clone(),
+                    ..Default::default()
+                })
+            })
             .ok_or_else(|| {
                 ClientError::invalid_response(format!("no pool for account {}", self.account_id))
             })?;
@@ -523,9 +594,16 @@ impl Refill {
                 self.signers
             )));
         }
+        if batch.derivation_path != wire_path(&self.path) {
+            return Err(ClientError::invalid_response(format!(
+                "StartPresign granted sessions at path {:?}, asked for {}",
+                batch.derivation_path, self.path
+            )));
+        }
         if batch.sessions.is_empty() {
             return self.settle();
         }
+        let path = (!self.path.is_root()).then(|| self.path.indices().to_vec());
         let share = self.party.key_share(&self.account_id)?;
         let roster = self.party.roster(&self.signers)?;
         let mut jobs = Vec::with_capacity(batch.sessions.len());
@@ -546,6 +624,7 @@ impl Refill {
                 Build::Presign {
                     signers: self.signers.clone(),
                     share: Box::new(share.clone()),
+                    path: path.clone(),
                 },
             );
             jobs.push(PresignJob {
@@ -553,6 +632,7 @@ impl Refill {
                 end: PresignEnd {
                     id: s.presignature_id,
                     account_id: self.account_id.clone(),
+                    path: self.path.clone(),
                     signers: self.signers.clone(),
                 },
             });
@@ -570,6 +650,7 @@ impl Refill {
         let remote = self.remote.clone().unwrap_or_default();
         PresignPoolStatus {
             account_id: self.account_id.clone(),
+            path: self.path.to_string(),
             signers: self.signers.clone(),
             local,
             cosigner: Some(remote.presignature_ids.len() as u32),

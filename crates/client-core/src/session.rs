@@ -101,6 +101,8 @@ pub(crate) enum Build {
     Presign {
         signers: Vec<u16>,
         share: Box<KeyShare>,
+        /// The HD path the presignature will sign at (`None`: the root).
+        path: Option<Vec<u32>>,
     },
 }
 
@@ -219,7 +221,11 @@ impl SessionSpec {
                 path,
                 mpc_core::digest::data_to_sign(digest, &preimage),
             ),
-            Build::Presign { signers, share } => Session::presign(&sid_bytes, signers, *share),
+            Build::Presign {
+                signers,
+                share,
+                path,
+            } => Session::presign(&sid_bytes, signers, *share, path),
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Signing with the cosigner: the presignature fast path, and full signing.
 //!
 //! ```text
-//! Sign::start ──► eligible (independent account, root path) and mode ≠ off?
+//! Sign::start ──► eligible (independent account at the root, HD account at a child
+//!                 path: the pool of that path) and mode ≠ off?
 //!    yes ─► TakePresignature ─► none left ─► (require: error) full signing
 //!                         └► taken ─► this party's partial (consumes it)
 //!                                  ─► CallCosigner(SignWithPresignature)
@@ -137,6 +138,12 @@ impl TakePresignature {
         &self.flow.account_id
     }
 
+    /// The local pool to take from ([`crate::pool_key`]: the account and the path
+    /// signed at).
+    pub fn pool(&self) -> String {
+        crate::pool_key(&self.flow.account_id, &self.flow.path)
+    }
+
     /// The signer pair of the pool.
     pub fn signers(&self) -> &[u16] {
         &self.flow.signers
@@ -202,13 +209,13 @@ impl Sign {
         }
         let account = party.account(&params.account_id)?;
         let public_key = account.public_key_at(&path)?;
-        let eligible = account.kind == AccountKind::Independent && path.is_root();
+        // A presignature signs at the path it was generated for: the pool of that path.
+        let eligible = match account.kind {
+            AccountKind::Independent => path.is_root(),
+            AccountKind::Hd => !path.is_root(),
+        };
         if params.presign == PresignMode::Require && !eligible {
-            party.independent(&params.account_id)?;
-            return Err(ClientError::input(format!(
-                "the presignature fast path signs at the root of an independent account only, \
-                 not at {path} (the protocol forbids presignatures with HD derivation)"
-            )));
+            party.presign_account(&params.account_id, &path)?;
         }
         let request = SignRequest {
             preimage: params.preimage,
@@ -302,10 +309,13 @@ impl Sign {
             return Ok(self.start_sign());
         };
         let stored = match serde_json::from_slice::<StoredPresignature>(&taken.plaintext) {
+            // The path is bound into the record: one of another path (filed in the
+            // wrong pool) is never used here.
             Ok(p)
                 if p.id == taken.id
                     && p.account_id == self.account_id
-                    && p.signers == self.signers =>
+                    && p.signers == self.signers
+                    && p.check_path(&self.path).is_ok() =>
             {
                 p
             }
@@ -318,7 +328,11 @@ impl Sign {
         let id = stored.id.clone();
         let public = Box::new(stored.public.clone());
         // Consumes the presignature: it can never issue another partial.
-        let mine = Box::new(stored.issue_partial(&self.request));
+        let mine = Box::new(
+            stored
+                .issue_partial(&self.request, &self.path)
+                .map_err(|e| ClientError::internal(e.to_string()))?,
+        );
         let req = pb::SignWithPresignatureRequest {
             auth: None,
             account_id: self.account_id.clone(),
@@ -326,6 +340,7 @@ impl Sign {
             preimage: self.wire_payload(),
             digest: self.pb_digest(),
             payload_kind: self.pb_payload(),
+            derivation_path: crate::refill::wire_path(&self.path),
         };
         self.pending = Pending::Partial { id, public, mine };
         let call = Unsigned::new(
@@ -395,6 +410,7 @@ impl Sign {
             mine,
             their_partial,
             &self.request,
+            &self.path,
             &self.public_key,
         )
         .map_err(|_| ClientError::VerificationFailed {

@@ -129,11 +129,15 @@ impl From<&mpc_core::Account> for AccountInfo {
     }
 }
 
-/// The presignature pool of one account for a party's signer pair with the cosigner.
+/// The presignature pool of one account at one derivation path for a party's signer
+/// pair with the cosigner.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PresignPoolStatus {
     /// Account id.
     pub account_id: String,
+    /// The pool's derivation path (`m` for the root).
+    #[serde(default = "root_path")]
+    pub path: String,
     /// The signer pair (e.g. `[0, 1]`).
     pub signers: Vec<u16>,
     /// Presignatures in the local pool.
@@ -155,6 +159,10 @@ pub struct PresignPoolStatus {
     pub discarded: u32,
     /// Wall time of this call, in milliseconds (set by the driver).
     pub elapsed_ms: u64,
+}
+
+fn root_path() -> String {
+    "m".into()
 }
 
 /// The cosigner's health report.

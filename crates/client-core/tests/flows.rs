@@ -571,6 +571,82 @@ fn refill_is_for_independent_accounts_and_reports_failures_by_code() {
     w.cosigner.knobs.refuse = Some(RemoteError::new(ErrorCode::Busy, "busy"));
     let e = w.refill(&f.device(), &f.account(0), Some(1)).unwrap_err();
     assert_eq!(e.code(), ErrorCode::Busy);
+    // An independent account has no pool at a child path.
+    let e = w
+        .refill_at(&f.device(), &f.account(0), "m/44/60/0/0/0", Some(1))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+}
+
+/// An HD account's pool belongs to one path: refilled at m/44/60/0/0/3, it signs there
+/// from the pool (verified against the DERIVED key), while the sibling path and the
+/// root fall back to full signing; the records bind the path on both sides, each used
+/// once.
+#[test]
+fn hd_pools_are_per_path_and_sign_for_the_derived_key() {
+    let f = fixture();
+    let mut hd = f.device.clone();
+    for a in hd.accounts.values_mut() {
+        a.kind = AccountKind::Hd;
+    }
+    let hd = Party::new(f.created.wallet_id.clone(), hd, "hd").unwrap();
+    let mut w = f.world();
+    let path = "m/44/60/0/0/3";
+    let s = w.refill_at(&hd, &f.account(0), path, Some(2)).unwrap();
+    assert_eq!((s.local, s.usable), (2, Some(2)), "{s:?}");
+    assert_eq!(s.path, path);
+    let pool = client_core::pool_key(&f.account(0), &DerivationPath::parse(path).unwrap());
+    assert_eq!(w.pool.list(&pool).len(), 2);
+    assert!(w.pool.list(&f.account(0)).is_empty(), "not the root pool");
+    assert!(w
+        .cosigner
+        .presigs
+        .values()
+        .all(|p| p.path().to_string() == path));
+
+    let sessions = w.sessions;
+    let s = w
+        .sign(&hd, params(&f.account(0), path, PresignMode::Require))
+        .unwrap();
+    assert!(s.result.presigned);
+    assert_eq!(w.sessions, sessions, "the fast path runs no session");
+    check(f, &s.result, path);
+    let root = f.device().bundle().accounts[&f.account(0)].master_public_key();
+    assert_ne!(s.result.public_key, hex::encode(root.to_bytes(true)));
+    assert_eq!(w.pool.list(&pool).len(), 1);
+    assert!(w.cosigner.used.contains(&s.result.session_id));
+    assert!(!w.cosigner.presigs.contains_key(&s.result.session_id));
+
+    // The sibling path has no pool: auto signs in full, require refuses.
+    let sibling = "m/44/60/0/0/4";
+    let s = w
+        .sign(&hd, params(&f.account(0), sibling, PresignMode::Auto))
+        .unwrap();
+    assert!(!s.result.presigned && s.fast_path.tried && s.fast_path.empty);
+    check(f, &s.result, sibling);
+    let e = w
+        .sign(&hd, params(&f.account(0), sibling, PresignMode::Require))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::PresignatureUnavailable, "{e}");
+    // A record of the path filed in the sibling's pool is dropped, never used there.
+    let (id, bytes) = w.pool.take_oldest(&pool).unwrap();
+    let sibling_pool =
+        client_core::pool_key(&f.account(0), &DerivationPath::parse(sibling).unwrap());
+    // (Filed by hand: the pool's tombstone refuses a taken id.)
+    w.pool.items.push((sibling_pool, id.clone(), bytes));
+    let s = w
+        .sign(&hd, params(&f.account(0), sibling, PresignMode::Auto))
+        .unwrap();
+    assert!(!s.result.presigned);
+    assert_eq!(
+        s.fast_path.discarded,
+        vec![(id.clone(), Discarded::Unreadable)]
+    );
+    assert!(
+        w.cosigner.presigs.contains_key(&id),
+        "not asked at the cosigner"
+    );
+    check(f, &s.result, sibling);
 }
 
 // ------------------------------------------------------------------------ offline

@@ -216,6 +216,18 @@ impl RequestDigest {
         self
     }
 
+    /// Appends a length-prefixed string that was added to a request after its first
+    /// version, only when it is not empty: requests without it keep their digest (older
+    /// clients), and since it comes last after length-prefixed or fixed-size fields, a
+    /// digest with it never equals one without it.
+    pub fn trailing_str(self, s: &str) -> Self {
+        if s.is_empty() {
+            self
+        } else {
+            self.str(s)
+        }
+    }
+
     /// Appends an `i32` enum value (as its two's-complement `u32`, big-endian).
     pub fn enum_i32(self, v: i32) -> Self {
         self.u32(v as u32)
@@ -316,7 +328,8 @@ impl AuthenticatedRequest for pb::ListAccountsRequest {
 impl AuthenticatedRequest for pb::StartPresignRequest {
     const METHOD: Method = Method::StartPresign;
     /// Fields: `account_id`, `count` (u32), number of `release_ids` (u32), then each
-    /// release id in request order.
+    /// release id in request order, then `derivation_path` when not empty
+    /// ([`RequestDigest::trailing_str`]).
     fn request_digest(&self) -> [u8; 32] {
         let n = u32::try_from(self.release_ids.len()).unwrap_or(u32::MAX);
         let mut d = RequestDigest::new(Self::METHOD)
@@ -326,7 +339,7 @@ impl AuthenticatedRequest for pb::StartPresignRequest {
         for id in &self.release_ids {
             d = d.str(id);
         }
-        d.finish()
+        d.trailing_str(&self.derivation_path).finish()
     }
     fn auth(&self) -> Option<&pb::Auth> {
         self.auth.as_ref()
@@ -355,7 +368,8 @@ impl AuthenticatedRequest for pb::PresignPoolStatusRequest {
 impl AuthenticatedRequest for pb::SignWithPresignatureRequest {
     const METHOD: Method = Method::SignWithPresignature;
     /// Fields: `account_id`, `presignature_id`, `preimage`, `digest` (u32),
-    /// `payload_kind` (u32).
+    /// `payload_kind` (u32), then `derivation_path` when not empty
+    /// ([`RequestDigest::trailing_str`]).
     fn request_digest(&self) -> [u8; 32] {
         RequestDigest::new(Self::METHOD)
             .str(&self.account_id)
@@ -363,6 +377,7 @@ impl AuthenticatedRequest for pb::SignWithPresignatureRequest {
             .bytes(&self.preimage)
             .enum_i32(self.digest)
             .enum_i32(self.payload_kind)
+            .trailing_str(&self.derivation_path)
             .finish()
     }
     fn auth(&self) -> Option<&pb::Auth> {
@@ -922,6 +937,7 @@ mod tests {
             account_id: "account-0".into(),
             count: 4,
             release_ids: vec!["x".into(), "y".into()],
+            derivation_path: String::new(),
         };
         sign_request_at(&mut a, &k, &aud(), "wallet", 0, now, [5; 16]).unwrap();
         verify_request(&a, &k.public(), &aud(), now, 1000).unwrap();
@@ -930,6 +946,10 @@ mod tests {
         assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
         let mut t = a.clone();
         t.release_ids = vec!["xy".into()];
+        assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
+        // The path is signed: a root request does not authenticate one at a path.
+        let mut t = a.clone();
+        t.derivation_path = "m/44/60/0/0/0".into();
         assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
         let mut b = pb::PresignPoolStatusRequest {
             auth: None,
@@ -944,12 +964,19 @@ mod tests {
             preimage: b"hello".to_vec(),
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
+            derivation_path: "m/44/60/0/0/3".into(),
         };
         sign_request_at(&mut c, &k, &aud(), "wallet", 0, now, [7; 16]).unwrap();
         verify_request(&c, &k.public(), &aud(), now, 1000).unwrap();
         let mut t = c.clone();
         t.presignature_id = "p2".into();
         assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
+        // The path is signed: changing it (or dropping it) invalidates the request.
+        for path in ["m/44/60/0/0/4", ""] {
+            let mut t = c.clone();
+            t.derivation_path = path.into();
+            assert!(verify_request(&t, &k.public(), &aud(), now, 1000).is_err());
+        }
         // A StartSign signature does not authenticate a SignWithPresignature with the
         // same fields (the method is signed).
         let mut s = sign_req();

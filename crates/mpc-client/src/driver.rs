@@ -237,14 +237,10 @@ async fn sign_steps(
         step = match step {
             SignStep::TakePresignature(take) => {
                 let taken = pool
-                    .take_oldest(take.account_id(), take.signers())?
+                    .take_oldest(&take.pool(), take.signers())?
                     .map(|(id, plaintext)| TakenPresignature { id, plaintext });
                 if let Some(t) = &taken {
-                    *taken_id = Some((
-                        take.account_id().to_string(),
-                        take.signers().to_vec(),
-                        t.id.clone(),
-                    ));
+                    *taken_id = Some((take.pool(), take.signers().to_vec(), t.id.clone()));
                 }
                 take.taken(taken)?
             }
@@ -280,6 +276,8 @@ async fn sign_steps(
 pub(crate) struct PoolJob<'a> {
     pub pool: Arc<PoolDir>,
     pub account_id: &'a str,
+    /// The derivation path of the pool (`m`: the root).
+    pub path: &'a str,
     /// `None`: only report the status.
     pub target: Option<u32>,
     /// Sessions run at once.
@@ -299,12 +297,13 @@ pub(crate) async fn refill(
     let PoolJob {
         pool,
         account_id,
+        path,
         target,
         concurrency,
     } = job;
     let mut step = match target {
-        Some(t) => client_core::Refill::start(party, account_id, t)?,
-        None => client_core::Refill::status(party, account_id)?,
+        Some(t) => client_core::Refill::start_at(party, account_id, path, t)?,
+        None => client_core::Refill::status_at(party, account_id, path)?,
     };
     loop {
         step = match step {
@@ -313,9 +312,9 @@ pub(crate) async fn refill(
                 awaiting.reply(cosigner.call(req).await)?
             }
             RefillStep::ListPresignatures(list) => {
-                let ids = pool.list(list.account_id(), list.signers())?;
+                let ids = pool.list(&list.pool(), list.signers())?;
                 let in_flight = pool.in_flight(
-                    list.account_id(),
+                    &list.pool(),
                     list.signers(),
                     Duration::from_millis(client_core::refill::IN_FLIGHT_MS),
                 )?;
@@ -324,7 +323,7 @@ pub(crate) async fn refill(
             RefillStep::DiscardPresignatures(d) => {
                 let mut n = 0;
                 for id in d.ids() {
-                    if pool.take(d.account_id(), d.signers(), id)?.is_some() {
+                    if pool.take(&d.pool(), d.signers(), id)?.is_some() {
                         n += 1;
                     }
                 }
@@ -342,11 +341,8 @@ pub(crate) async fn refill(
                                 Err(outcome) => return outcome,
                             };
                             let put = {
-                                let (a, s, id) = (
-                                    store.account_id.clone(),
-                                    store.signers.clone(),
-                                    store.id.clone(),
-                                );
+                                let (a, s, id) =
+                                    (store.pool.clone(), store.signers.clone(), store.id.clone());
                                 let plain = store.plaintext.clone();
                                 tokio::task::spawn_blocking(move || pool.put(&a, &s, &id, &plain))
                                     .await

@@ -514,12 +514,15 @@ impl MpcClient {
             )));
         }
         let files = self.active_party().await?;
+        // Independent accounts: the root pool; HD accounts: the pool of the path.
         let fast_path = presign.mode != PresignMode::Off
-            && path_is_root(&path)
             && files
                 .party
                 .account(&account_id)
-                .is_ok_and(|a| a.kind == Kind::Independent);
+                .is_ok_and(|a| match a.kind {
+                    Kind::Independent => path_is_root(&path),
+                    Kind::Hd => !path_is_root(&path),
+                });
         let cosigner = self.cosigner().await?;
         let settings = self.settings(self.config.sign_timeout_secs);
         let signed = driver::sign(
@@ -532,7 +535,7 @@ impl MpcClient {
         )
         .await;
         if fast_path {
-            self.maybe_refill(&files, &account_id, &presign);
+            self.maybe_refill(&files, &account_id, &path, &presign);
         }
         Ok(signed?.result)
     }
@@ -553,14 +556,27 @@ impl MpcClient {
         self.presign.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
-    /// Fills the presignature pool of an INDEPENDENT account (for the active party and
-    /// the cosigner) up to `target`, running the presignature sessions now (at most
+    /// Fills the root presignature pool of an INDEPENDENT account (for the active party
+    /// and the cosigner) up to `target`, running the presignature sessions now (at most
     /// `concurrency` at once). The local pool and the cosigner's are reconciled first:
     /// presignatures only one side still holds are discarded. The cosigner's cap may
     /// stop the refill short of `target` (see the returned status).
     pub async fn refill_presignatures(
         &self,
         account_id: String,
+        target: u32,
+    ) -> Result<PresignPoolStatus, MpcError> {
+        self.refill_presignatures_at(account_id, "m".into(), target)
+            .await
+    }
+
+    /// [`Self::refill_presignatures`] for the pool at `path`: `m` for an independent
+    /// account, a child path such as `m/44/60/0/0/0` for an HD account (each path has
+    /// its own pool: a presignature signs at the path it was generated for).
+    pub async fn refill_presignatures_at(
+        &self,
+        account_id: String,
+        path: String,
         target: u32,
     ) -> Result<PresignPoolStatus, MpcError> {
         let files = self.active_party().await?;
@@ -570,6 +586,7 @@ impl MpcClient {
             &cosigner,
             &files,
             &account_id,
+            &path,
             Some(target),
             self.presign_config().concurrency,
             &self.sign_progress(),
@@ -581,7 +598,19 @@ impl MpcClient {
     /// never blocks signing). Returns `false` if one is already running for it.
     pub async fn spawn_refill(&self, account_id: String, target: u32) -> Result<bool, MpcError> {
         let files = self.active_party().await?;
-        Ok(self.spawn_refill_for(&files, &account_id, target))
+        Ok(self.spawn_refill_for(&files, &account_id, "m", target))
+    }
+
+    /// [`Self::spawn_refill`] for the pool at `path`.
+    pub async fn spawn_refill_at(
+        &self,
+        account_id: String,
+        path: String,
+        target: u32,
+    ) -> Result<bool, MpcError> {
+        client_core::parse_path(&path)?;
+        let files = self.active_party().await?;
+        Ok(self.spawn_refill_for(&files, &account_id, &path, target))
     }
 
     /// Waits for the background refills started so far to finish.
@@ -601,6 +630,15 @@ impl MpcClient {
         &self,
         account_id: String,
     ) -> Result<PresignPoolStatus, MpcError> {
+        self.presign_pool_status_at(account_id, "m".into()).await
+    }
+
+    /// [`Self::presign_pool_status`] of the pool at `path`.
+    pub async fn presign_pool_status_at(
+        &self,
+        account_id: String,
+        path: String,
+    ) -> Result<PresignPoolStatus, MpcError> {
         let files = self.active_party().await?;
         let cosigner = self.cosigner().await?;
         refill(
@@ -608,6 +646,7 @@ impl MpcClient {
             &cosigner,
             &files,
             &account_id,
+            &path,
             None,
             1,
             &self.sign_progress(),
@@ -617,18 +656,41 @@ impl MpcClient {
 
     /// Ids of the presignatures in the local pool of an account (no network).
     pub async fn local_presignatures(&self, account_id: String) -> Result<Vec<String>, MpcError> {
-        let files = self.active_party().await?;
-        files.party.account(&account_id)?;
-        files
-            .pool()
-            .list(&account_id, &files.party.pair_with_cosigner())
+        self.local_presignatures_at(account_id, "m".into()).await
     }
 
-    fn spawn_refill_for(&self, files: &Arc<PartyFiles>, account_id: &str, target: u32) -> bool {
+    /// [`Self::local_presignatures`] of the pool at `path`.
+    pub async fn local_presignatures_at(
+        &self,
+        account_id: String,
+        path: String,
+    ) -> Result<Vec<String>, MpcError> {
+        let path = client_core::parse_path(&path)?;
+        let files = self.active_party().await?;
+        files.party.account(&account_id)?;
+        files.pool().list(
+            &client_core::pool_key(&account_id, &path),
+            &files.party.pair_with_cosigner(),
+        )
+    }
+
+    fn spawn_refill_for(
+        &self,
+        files: &Arc<PartyFiles>,
+        account_id: &str,
+        path: &str,
+        target: u32,
+    ) -> bool {
         let Ok(mut refills) = self.refills.lock() else {
             return false;
         };
-        let key = (files.party.index(), account_id.to_string());
+        let Ok(parsed) = client_core::parse_path(path) else {
+            return false;
+        };
+        let key = (
+            files.party.index(),
+            client_core::pool_key(account_id, &parsed),
+        );
         if refills.get(&key).is_some_and(|h| !h.is_finished()) {
             return false;
         }
@@ -638,6 +700,7 @@ impl MpcClient {
         let concurrency = self.presign_config().concurrency;
         let progress = self.sign_progress();
         let account = account_id.to_string();
+        let path = path.to_string();
         let handle = tokio::spawn(async move {
             let cosigner = match cached {
                 Some(c) => c,
@@ -654,6 +717,7 @@ impl MpcClient {
                 &cosigner,
                 &files,
                 &account,
+                &path,
                 Some(target),
                 concurrency,
                 &progress,
@@ -661,7 +725,7 @@ impl MpcClient {
             .await;
             match r {
                 Ok(s) => {
-                    tracing::info!(account_id = %account, local = s.local, generated = s.generated, failed = s.failed, "background presignature refill done")
+                    tracing::info!(account_id = %account, path = %path, local = s.local, generated = s.generated, failed = s.failed, "background presignature refill done")
                 }
                 Err(e) => {
                     tracing::warn!(account_id = %account, error = %e, code = %e.code(), "background presignature refill failed")
@@ -673,17 +737,29 @@ impl MpcClient {
     }
 
     /// Starts a background refill when the pool fell below the low-water mark.
-    fn maybe_refill(&self, files: &Arc<PartyFiles>, account_id: &str, cfg: &PresignConfig) {
+    fn maybe_refill(
+        &self,
+        files: &Arc<PartyFiles>,
+        account_id: &str,
+        path: &str,
+        cfg: &PresignConfig,
+    ) {
         if !cfg.auto_refill || cfg.mode == PresignMode::Off || cfg.pool_target == 0 {
             return;
         }
+        let Ok(parsed) = client_core::parse_path(path) else {
+            return;
+        };
         let have = files
             .pool()
-            .list(account_id, &files.party.pair_with_cosigner())
+            .list(
+                &client_core::pool_key(account_id, &parsed),
+                &files.party.pair_with_cosigner(),
+            )
             .map(|v| v.len() as u32)
             .unwrap_or(0);
         if have < cfg.low_water.max(1) {
-            self.spawn_refill_for(files, account_id, cfg.pool_target);
+            self.spawn_refill_for(files, account_id, path, cfg.pool_target);
         }
     }
 
@@ -733,12 +809,14 @@ fn path_is_root(path: &str) -> bool {
     client_core::parse_path(path).is_ok_and(|p| p.is_root())
 }
 
-/// A refill (or status, with no target) of the active party's pool.
+/// A refill (or status, with no target) of the active party's pool at `path`.
+#[allow(clippy::too_many_arguments)] // the pool's coordinates and the run's settings
 async fn refill(
     config: &MpcConfig,
     cosigner: &CosignerClient,
     files: &Arc<PartyFiles>,
     account_id: &str,
+    path: &str,
     target: Option<u32>,
     concurrency: u32,
     progress: &Progress,
@@ -750,6 +828,7 @@ async fn refill(
     let job = driver::PoolJob {
         pool: Arc::new(files.pool()),
         account_id,
+        path,
         target,
         concurrency,
     };

@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use mpc_core::digest::{DigestKind, SignRequest};
+use mpc_core::hd::DerivationPath;
 use mpc_core::local::run_sessions;
 use mpc_core::presign::{combine, PresignaturePublicDataRepr, StoredPresignature};
 use mpc_core::primes::{dev_fixture_primes, PRIME_BITS};
@@ -160,6 +161,7 @@ fn main() {
                     sid.as_bytes(),
                     signers.clone(),
                     shares[usize::from(i)].clone(),
+                    None,
                 )
                 .unwrap()
             })
@@ -174,7 +176,10 @@ fn main() {
                     account_id: "bench".into(),
                     signers: signers.clone(),
                     presignature: *p,
-                    public: PresignaturePublicDataRepr::from(public.as_ref()),
+                    public: PresignaturePublicDataRepr::new(
+                        public.as_ref(),
+                        DerivationPath::root(),
+                    ),
                 },
                 _ => unreachable!(),
             })
@@ -193,7 +198,10 @@ fn main() {
     for pair in stored {
         let public = pair[0].public.clone();
         let t = Instant::now();
-        let partials: Vec<_> = pair.into_iter().map(|p| p.issue_partial(&req)).collect();
+        let partials: Vec<_> = pair
+            .into_iter()
+            .map(|p| p.issue_partial(&req, &DerivationPath::root()).unwrap())
+            .collect();
         let sig = combine(&public, &partials, &req).unwrap();
         online.push(t.elapsed());
         std::hint::black_box(sig);

@@ -75,9 +75,18 @@ pub enum CoreError {
     /// The key was generated without HD support but a path was given.
     #[error("this key was generated without HD support; it cannot derive {0:?}")]
     NotHd(String),
-    /// HD derivation is not available on the presignature fast path.
-    #[error("presignatures cannot be used with HD derivation (path {0:?}); sign with a full signing session or use an independent-key account")]
-    PresignatureWithHd(String),
+    /// A presignature generated for one derivation path was asked to sign at another.
+    /// It would sign for the key of the path it was generated for, not the one asked
+    /// for; nothing is issued.
+    #[error("presignature {id} was generated for path {bound}, not {requested}; it signs only at its own path")]
+    PresignaturePathMismatch {
+        /// The presignature's id.
+        id: String,
+        /// The path bound into the presignature (`m` for the root).
+        bound: String,
+        /// The path asked for.
+        requested: String,
+    },
     /// A signature does not verify.
     #[error("signature does not verify for this public key and message")]
     InvalidSignature,

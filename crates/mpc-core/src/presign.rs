@@ -5,11 +5,18 @@
 //! client's pools (files natively, IndexedDB in the browser) and the cosigner's store
 //! commit the removal *before* the partial signature leaves the party; a crash may then
 //! lose a presignature, never reuse one.
+//!
+//! A presignature belongs to one derivation path, chosen before it was generated
+//! ([`crate::Session::presign`]): it signs for the key of that path only. The path is
+//! bound into the record ([`PresignaturePublicDataRepr::path`]); issuing a partial
+//! signature or combining for any other path is a
+//! [`CoreError::PresignaturePathMismatch`], never a signature.
 
 use serde::{Deserialize, Serialize};
 
 use crate::digest::SignRequest;
 use crate::error::CoreError;
+use crate::hd::DerivationPath;
 use crate::{PartialSignature, PartyIndex, Presignature, PresignaturePublicData, Signature};
 
 /// A presignature of one party with what is needed to use it.
@@ -23,7 +30,7 @@ pub struct StoredPresignature {
     pub signers: Vec<PartyIndex>,
     /// This party's secret part.
     pub presignature: Presignature,
-    /// Public data (commitments of every signer).
+    /// Public data (commitments of every signer) and the derivation path.
     pub public: PresignaturePublicDataRepr,
 }
 
@@ -34,10 +41,16 @@ pub struct PresignaturePublicDataRepr {
     pub gamma: generic_ec::NonZero<crate::Point>,
     /// (Δ̃_j, S̃_j) per signer.
     pub commitments: Vec<(crate::Point, crate::Point)>,
+    /// The derivation path the presignature was generated for (the root, `m`, for
+    /// records written before paths were bound: those were all root presignatures).
+    #[serde(default)]
+    pub path: DerivationPath,
 }
 
-impl From<&PresignaturePublicData> for PresignaturePublicDataRepr {
-    fn from(p: &PresignaturePublicData) -> Self {
+impl PresignaturePublicDataRepr {
+    /// The serializable public data of a presignature generated for `path` (the same
+    /// path given to [`crate::Session::presign`]; [`DerivationPath::root`] for none).
+    pub fn new(p: &PresignaturePublicData, path: DerivationPath) -> Self {
         PresignaturePublicDataRepr {
             gamma: p.Gamma,
             commitments: p
@@ -45,11 +58,22 @@ impl From<&PresignaturePublicData> for PresignaturePublicDataRepr {
                 .iter()
                 .map(|c| (c.tilde_Delta, c.tilde_S))
                 .collect(),
+            path,
         }
     }
-}
 
-impl PresignaturePublicDataRepr {
+    /// Checks that `requested` is the path this presignature was generated for.
+    pub fn check_path(&self, id: &str, requested: &DerivationPath) -> Result<(), CoreError> {
+        if self.path.indices() != requested.indices() {
+            return Err(CoreError::PresignaturePathMismatch {
+                id: id.to_string(),
+                bound: self.path.to_string(),
+                requested: requested.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     fn to_library(&self) -> PresignaturePublicData {
         PresignaturePublicData {
             Gamma: self.gamma,
@@ -66,10 +90,31 @@ impl PresignaturePublicDataRepr {
 }
 
 impl StoredPresignature {
-    /// Issues this party's partial signature for `request`, consuming the presignature.
-    pub fn issue_partial(self, request: &SignRequest) -> PartialSignature {
-        self.presignature
-            .issue_partial_signature(request.data_to_sign())
+    /// The derivation path this presignature signs at.
+    pub fn path(&self) -> &DerivationPath {
+        &self.public.path
+    }
+
+    /// Checks that `requested` is this presignature's path (see
+    /// [`PresignaturePublicDataRepr::check_path`]).
+    pub fn check_path(&self, requested: &DerivationPath) -> Result<(), CoreError> {
+        self.public.check_path(&self.id, requested)
+    }
+
+    /// Issues this party's partial signature for `request` at `path`, consuming the
+    /// presignature. A `path` other than the presignature's own is
+    /// [`CoreError::PresignaturePathMismatch`] and issues nothing (the record is
+    /// consumed all the same: check with [`Self::check_path`] before taking it from its
+    /// store to keep it).
+    pub fn issue_partial(
+        self,
+        request: &SignRequest,
+        path: &DerivationPath,
+    ) -> Result<PartialSignature, CoreError> {
+        self.check_path(path)?;
+        Ok(self
+            .presignature
+            .issue_partial_signature(request.data_to_sign()))
     }
 }
 
@@ -113,8 +158,12 @@ pub fn partial_from_bytes(b: &[u8]) -> Result<PartialSignature, CoreError> {
 /// presignature's signers, and verifies the result against `public_key`.
 ///
 /// `mine` is issued by the signer `me`; `theirs` by the other signer of `stored`.
+/// `path` is the path signed at and `public_key` the key AT that path (the derived
+/// child key, [`crate::hd::derive_public_key`]; the master key for the root): a path
+/// other than the presignature's is [`CoreError::PresignaturePathMismatch`].
 /// Fails with [`CoreError::InvalidSignature`] when a partial does not match its
 /// commitment (a cheating or confused peer) or the signature does not verify.
+#[allow(clippy::too_many_arguments)]
 pub fn combine_pair(
     stored_public: &PresignaturePublicDataRepr,
     signers: &[PartyIndex],
@@ -122,8 +171,10 @@ pub fn combine_pair(
     mine: PartialSignature,
     theirs: PartialSignature,
     request: &SignRequest,
+    path: &DerivationPath,
     public_key: &crate::Point,
 ) -> Result<Signature, CoreError> {
+    stored_public.check_path("(combining)", path)?;
     if signers.len() != 2 || !signers.contains(&me) {
         return Err(CoreError::invalid(
             "presignature signers",

@@ -530,12 +530,19 @@ impl Session {
         ))
     }
 
-    /// Presignature generation by the `signers` (keygen indices, sorted), without HD
-    /// derivation (the library forbids presignatures with derivation).
+    /// Presignature generation by the `signers` (keygen indices, sorted), optionally
+    /// for the non-hardened HD child at `path` (as [`Session::sign`]).
+    ///
+    /// The path must be chosen here, before the presignature exists: the library applies
+    /// the child's additive shift during generation, and the presignature then signs for
+    /// the derived key only. (What the library forbids is choosing the path *after*
+    /// generation.) Bind the path into the stored record
+    /// ([`crate::presign::PresignaturePublicDataRepr::new`]).
     pub fn presign(
         session_id: &[u8],
         signers: Vec<PartyIndex>,
         share: KeyShare,
+        path: Option<Vec<u32>>,
     ) -> Result<Self, SessionError> {
         let me = share.core.i;
         let i = Self::check_signers(&share, &signers)?;
@@ -544,9 +551,17 @@ impl Session {
         let sm = round_based::state_machine::wrap_protocol(move |party| async move {
             let mut rng = OsRng;
             let eid = cggmp24::ExecutionId::new(&eid);
-            cggmp24::signing(eid, i, &parties, &share)
+            let builder = cggmp24::signing(eid, i, &parties, &share);
+            let builder = match path {
+                Some(path) => builder
+                    .set_derivation_path(path)
+                    .map_err(|e| SignFailure::Path(format!("{e:?}")))?,
+                None => builder,
+            };
+            builder
                 .generate_presignature(&mut rng, party)
                 .await
+                .map_err(SignFailure::Protocol)
         });
         let map = |(p, public): (Presignature, PresignaturePublicData)| {
             SessionOutput::Presignature(Box::new(p), Box::new(public))

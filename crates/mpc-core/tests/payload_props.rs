@@ -42,8 +42,13 @@ fn session(kind: u8, me: u16) -> Session {
             req.data_to_sign(),
         )
         .expect("sign"),
-        _ => Session::presign(b"props-presign", signers, w.shares[usize::from(me)].clone())
-            .expect("presign"),
+        _ => Session::presign(
+            b"props-presign",
+            signers,
+            w.shares[usize::from(me)].clone(),
+            None,
+        )
+        .expect("presign"),
     }
 }
 

@@ -181,6 +181,7 @@ fn presignature_signs_once_and_only_once() {
                 b"presign-1",
                 signers.clone(),
                 w.shares[usize::from(k)].clone(),
+                None,
             )
             .unwrap()
         })
@@ -192,7 +193,10 @@ fn presignature_signs_once_and_only_once() {
         let SessionOutput::Presignature(p, pubdata) = o else {
             panic!("unexpected")
         };
-        let repr = mpc_core::presign::PresignaturePublicDataRepr::from(pubdata.as_ref());
+        let repr = mpc_core::presign::PresignaturePublicDataRepr::new(
+            pubdata.as_ref(),
+            DerivationPath::root(),
+        );
         public.get_or_insert_with(|| repr.clone());
         let mut store = PresignatureStore::new();
         store
@@ -220,7 +224,7 @@ fn presignature_signs_once_and_only_once() {
         );
         let p = store.take("presign-1").unwrap();
         taken.push(p.clone());
-        partials.push(p.issue_partial(&req));
+        partials.push(p.issue_partial(&req, &DerivationPath::root()).unwrap());
     }
     let sig = combine(&public, &partials, &req).unwrap();
     verify_digest(
@@ -249,6 +253,113 @@ fn presignature_signs_once_and_only_once() {
         digest: DigestKind::Keccak256,
     };
     assert!(combine(&public, &partials, &other).is_err());
+}
+
+/// A presignature generated at an HD path (the wallet's BIP-44 style, non-hardened)
+/// signs for the derived child key, not the root; asked at another path it issues
+/// nothing.
+#[test]
+fn hd_presignature_signs_for_the_derived_key_only() {
+    let w = wallet();
+    let signers = vec![0u16, 1];
+    let path = DerivationPath::parse("m/44/60/0/0/3").unwrap();
+    let child = w.accounts[0].public_key_at(&path).unwrap();
+    let root = w.accounts[0].master_public_key();
+    let presign = |sid: &[u8]| -> Vec<StoredPresignature> {
+        let sessions = signers
+            .iter()
+            .map(|&k| {
+                Session::presign(
+                    sid,
+                    signers.clone(),
+                    w.shares[usize::from(k)].clone(),
+                    Some(path.indices().to_vec()),
+                )
+                .unwrap()
+            })
+            .collect();
+        run_sessions(sessions, None)
+            .expect("presign")
+            .into_iter()
+            .map(|o| {
+                let SessionOutput::Presignature(p, pubdata) = o else {
+                    panic!("unexpected")
+                };
+                StoredPresignature {
+                    id: String::from_utf8_lossy(sid).into_owned(),
+                    account_id: "acct".into(),
+                    signers: signers.clone(),
+                    presignature: *p,
+                    public: mpc_core::presign::PresignaturePublicDataRepr::new(
+                        pubdata.as_ref(),
+                        path.clone(),
+                    ),
+                }
+            })
+            .collect()
+    };
+    let req = SignRequest {
+        preimage: b"hd fast path".to_vec(),
+        digest: DigestKind::Keccak256,
+    };
+
+    // The record survives serialization with its path.
+    let pair = presign(b"presign-hd");
+    let json = serde_json::to_vec(&pair[0]).unwrap();
+    let back: StoredPresignature = serde_json::from_slice(&json).unwrap();
+    assert_eq!(back.path(), &path);
+
+    let public = pair[0].public.clone();
+    let mut it = pair.into_iter();
+    let (a, b) = (it.next().unwrap(), it.next().unwrap());
+    let mine = a.issue_partial(&req, &path).unwrap();
+    let theirs = b.issue_partial(&req, &path).unwrap();
+    let sig =
+        mpc_core::presign::combine_pair(&public, &signers, 0, mine, theirs, &req, &path, &child)
+            .expect("verifies against the derived key");
+    verify_digest(&child, &req.digest_bytes(), &sig).expect("k256: derived key");
+    assert!(
+        verify_digest(&root, &req.digest_bytes(), &sig).is_err(),
+        "an HD presignature does not sign for the root key"
+    );
+    // Ethereum: the signature recovers the derived account's address.
+    let eth = ethereum_signature(&child, &req.digest_bytes(), &sig, EthereumVStyle::Typed).unwrap();
+    let rec = recover_ethereum_address(&req.digest_bytes(), &eth).unwrap();
+    assert_eq!(rec, address::ethereum_address(&child));
+    // Combining as if at the root (with the root key) is refused, as is verifying the
+    // right partials against the root key.
+    assert!(matches!(
+        mpc_core::presign::combine_pair(
+            &public,
+            &signers,
+            0,
+            mine,
+            theirs,
+            &req,
+            &DerivationPath::root(),
+            &root,
+        ),
+        Err(CoreError::PresignaturePathMismatch { .. })
+    ));
+    assert_eq!(
+        mpc_core::presign::combine_pair(&public, &signers, 0, mine, theirs, &req, &path, &root)
+            .unwrap_err(),
+        CoreError::InvalidSignature
+    );
+
+    // Another presignature of the same path, asked at a sibling path or the root:
+    // refused, no partial signature.
+    let pair = presign(b"presign-hd-2");
+    for wrong in ["m/44/60/0/0/4", "m"] {
+        let wrong = DerivationPath::parse(wrong).unwrap();
+        let e = pair[0].clone().issue_partial(&req, &wrong).unwrap_err();
+        assert!(
+            matches!(&e, CoreError::PresignaturePathMismatch { bound, .. } if bound == "m/44/60/0/0/3"),
+            "{e}"
+        );
+        assert!(pair[0].check_path(&wrong).is_err());
+    }
+    assert!(pair[0].check_path(&path).is_ok());
 }
 
 #[test]

@@ -21,11 +21,16 @@
 //! | `startRecovery(job)` | create | starts the agent's job (rooms, identities) |
 //! | `awaitRecovery()` | create | the agent's public keys by account id |
 //! | `persist(wallet)` | create | stores `{ walletId, accounts, passphraseFile }` or `{ …, bundle }` durably |
-//! | `takePresignature(accountId, signers)` | sign | takes the oldest record ONCE (committed): `{ id, plaintext }` or `null` |
-//! | `presignatureOutcome(accountId, id, outcome)` | sign | `signed` / `unavailable` / `corrupt` / `failed` (best effort) |
-//! | `listPresignatures(accountId, signers, inFlightMs)` | refill | `{ ids, inFlight }` (oldest first; taken less than `inFlightMs` ago) |
-//! | `discardPresignatures(accountId, signers, ids)` | refill | how many were removed |
-//! | `storePresignature(accountId, signers, id, plaintext)` | refill | stored durably |
+//! | `takePresignature(pool, signers)` | sign | takes the oldest record ONCE (committed): `{ id, plaintext }` or `null` |
+//! | `presignatureOutcome(pool, id, outcome)` | sign | `signed` / `unavailable` / `corrupt` / `failed` (best effort) |
+//! | `listPresignatures(pool, signers, inFlightMs)` | refill | `{ ids, inFlight }` (oldest first; taken less than `inFlightMs` ago) |
+//! | `discardPresignatures(pool, signers, ids)` | refill | how many were removed |
+//! | `storePresignature(pool, signers, id, plaintext)` | refill | stored durably |
+//!
+//! `pool` names one presignature pool ([`client_core::pool_key`]): the account id for
+//! an account's root (independent accounts), `accountId@m/44/60/0/0/0` for an HD
+//! account's path (a presignature signs at the path it was generated for). Hosts keep
+//! the pools apart by this name.
 //!
 //! A host method that throws (or rejects) ends the flow with that very error.
 
@@ -675,6 +680,10 @@ fn discarded_name(d: Discarded) -> &'static str {
 #[serde(rename_all = "camelCase")]
 struct RefillIn {
     account_id: String,
+    /// The pool's derivation path (`m`, the default: an independent account's root; a
+    /// child path for an HD account).
+    #[serde(default = "root_path")]
+    derivation_path: String,
     /// `None`: only report the status.
     #[serde(default)]
     target: Option<u32>,
@@ -686,6 +695,10 @@ struct RefillIn {
 
 fn one() -> u32 {
     1
+}
+
+fn root_path() -> String {
+    "m".into()
 }
 
 #[derive(Serialize)]
@@ -745,7 +758,9 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
     let started = now_ms();
     let digest = DigestKind::parse(&params.digest)
         .ok_or_else(|| input(format!("unknown digest {:?}", params.digest)))?;
-    let account_id = params.account_id.clone();
+    let account_id = client_core::parse_path(&params.derivation_path)
+        .map(|p| client_core::pool_key(&params.account_id, &p))
+        .unwrap_or_else(|_| params.account_id.clone());
     let mut step = client_core::Sign::start(
         &party,
         SignParams {
@@ -771,7 +786,7 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
                     let answer = host
                         .call(
                             "takePresignature",
-                            &[take.account_id().into(), u16_array(take.signers())],
+                            &[take.pool().into(), u16_array(take.signers())],
                         )
                         .await?;
                     fast.take_ms += now_ms() - t;
@@ -878,8 +893,12 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
 async fn refill_flow(host: Host, party: Party, params: RefillIn) -> FlowResult<JsValue> {
     let started = now_ms();
     let mut step = match params.target {
-        Some(t) => client_core::Refill::start(&party, &params.account_id, t)?,
-        None => client_core::Refill::status(&party, &params.account_id)?,
+        Some(t) => {
+            client_core::Refill::start_at(&party, &params.account_id, &params.derivation_path, t)?
+        }
+        None => {
+            client_core::Refill::status_at(&party, &params.account_id, &params.derivation_path)?
+        }
     };
     let want = params.target.unwrap_or(0);
     let stored_total = std::cell::Cell::new(0u32);
@@ -894,7 +913,7 @@ async fn refill_flow(host: Host, party: Party, params: RefillIn) -> FlowResult<J
                     .call(
                         "listPresignatures",
                         &[
-                            list.account_id().into(),
+                            list.pool().into(),
                             u16_array(list.signers()),
                             JsValue::from(client_core::refill::IN_FLIGHT_MS as f64),
                         ],
@@ -914,11 +933,7 @@ async fn refill_flow(host: Host, party: Party, params: RefillIn) -> FlowResult<J
                 let n = host
                     .call(
                         "discardPresignatures",
-                        &[
-                            d.account_id().into(),
-                            u16_array(d.signers()),
-                            str_array(d.ids()),
-                        ],
+                        &[d.pool().into(), u16_array(d.signers()), str_array(d.ids())],
                     )
                     .await?
                     .as_f64()
@@ -954,7 +969,7 @@ async fn refill_flow(host: Host, party: Party, params: RefillIn) -> FlowResult<J
                             .call(
                                 "storePresignature",
                                 &[
-                                    store.account_id.as_str().into(),
+                                    store.pool.as_str().into(),
                                     u16_array(&store.signers),
                                     store.id.as_str().into(),
                                     plaintext.clone().into(),
@@ -1111,10 +1126,12 @@ impl WalletParty {
     }
 
     /// Fills (with `target`) or only reports (without) the presignature pool of an
-    /// independent account (`client-core`'s refill flow: reconciliation, StartPresign
-    /// chunks, `concurrency` sessions at once, settling). `params`: `{ accountId,
-    /// target?, concurrency?, gatewayUrl?, transport?, sessionTimeoutMs? }`. Resolves to
-    /// `{ accountId, signers, local, cosigner, usable, cosignerRunning, cosignerCap,
+    /// account at one path (`derivationPath`: `m`, the default, for an independent
+    /// account; a child path such as `m/44/60/0/0/0` for an HD account) (`client-core`'s
+    /// refill flow: reconciliation, StartPresign chunks, `concurrency` sessions at once,
+    /// settling). `params`: `{ accountId, derivationPath?, target?, concurrency?,
+    /// gatewayUrl?, transport?, sessionTimeoutMs? }`. Resolves to
+    /// `{ accountId, path, signers, local, cosigner, usable, cosignerRunning, cosignerCap,
     /// generated, failed, discarded, elapsedMs }`.
     pub fn refill(&self, host: JsValue, params: JsValue) -> Promise {
         let party = self.party.clone();

@@ -140,7 +140,13 @@ async fn measurements() {
     let sid = "bench-presign";
     let t = js_sys::Date::now();
     let mk = |b: &BundleCore| {
-        Session::presign(sid.as_bytes(), vec![0, 1], b.key_share("ind-0").unwrap()).unwrap()
+        Session::presign(
+            sid.as_bytes(),
+            vec![0, 1],
+            b.key_share("ind-0").unwrap(),
+            None,
+        )
+        .unwrap()
     };
     let (a, b) = two_party(&bs, sid, &mk).await;
     rows.push((
@@ -157,7 +163,10 @@ async fn measurements() {
         preimage: b"online".to_vec(),
         digest: DigestKind::Keccak256,
     };
-    let public: mpc_core::presign::PresignaturePublicDataRepr = (&*public).into();
+    let public = mpc_core::presign::PresignaturePublicDataRepr::new(
+        &public,
+        mpc_core::hd::DerivationPath::root(),
+    );
     let t = js_sys::Date::now();
     let parts = [
         p0.issue_partial_signature(req.data_to_sign()),

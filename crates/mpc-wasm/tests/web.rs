@@ -208,7 +208,13 @@ async fn two_party_sign_and_presign_in_browser() {
     let room = MemoryRoom::new();
     let sid = "presign-test-1";
     let mk = |b: &BundleCore| {
-        Session::presign(sid.as_bytes(), vec![0, 1], b.key_share("ind-0").unwrap()).unwrap()
+        Session::presign(
+            sid.as_bytes(),
+            vec![0, 1],
+            b.key_share("ind-0").unwrap(),
+            None,
+        )
+        .unwrap()
     };
     let (mut in0, mut in1) = (room.subscribe(), room.subscribe());
     let (r0, r1) = join(

@@ -10,11 +10,11 @@ use serde::{Deserialize, Serialize};
 #[cfg_attr(feature = "uniffi", derive(uniffi::Enum))]
 #[serde(rename_all = "snake_case")]
 pub enum AccountKind {
-    /// An HD master key: children at non-hardened paths, signed with full signing.
+    /// An HD master key: children at non-hardened paths; presignature pools per
+    /// BIP-44 path (the path is fixed before each presignature is generated).
     #[default]
     Hd,
-    /// An independent key signed at its root only, eligible for presignatures (the
-    /// fast path: the protocol forbids presignatures with HD derivation).
+    /// An independent key signed at its root only; its presignature pool is at the root.
     Independent,
 }
 

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use cosigner_api::convert::digest_kind_from_proto;
 use cosigner_api::pb;
-use mpc_core::hd::DerivationPath;
 
 use crate::error::CosignerError;
 use crate::scheduler;
@@ -20,16 +19,19 @@ pub(super) async fn start_presign(
 ) -> Result<pb::StartPresignResponse, CosignerError> {
     st.check_serving()?;
     let (wallet, party) = st.authenticate(&req).await?;
+    let path = super::parse_path(&req.derivation_path)?;
     let g = scheduler::start_presign(
         st,
         wallet,
         party,
         &req.account_id,
+        path,
         req.count,
         req.release_ids,
     )
     .await?;
     Ok(pb::StartPresignResponse {
+        derivation_path: g.path,
         sessions: g.sessions,
         signers: signers_pb(&g.signers),
         available: g.available as u32,
@@ -51,6 +53,7 @@ pub(super) async fn pool_status(
             .into_iter()
             .map(|p| pb::PresignPool {
                 account_id: p.account_id,
+                derivation_path: p.path,
                 signers: signers.clone(),
                 presignature_ids: p.presignature_ids,
                 running: p.running as u32,
@@ -68,7 +71,7 @@ pub(super) async fn sign_with_presignature(
     let (wallet, party) = st.authenticate(&req).await?;
     let request = SignRequest::new(
         req.account_id,
-        DerivationPath::root(),
+        super::parse_path(&req.derivation_path)?,
         digest_kind_from_proto(req.digest)?,
         req.payload_kind,
         req.preimage,

@@ -472,6 +472,7 @@ pub async fn start_presign(
         account_id: account.into(),
         count,
         release_ids: Vec::new(),
+        derivation_path: String::new(),
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     client.start_presign(req).await.map(|r| r.into_inner())
@@ -492,17 +493,32 @@ pub async fn device_presign(
     let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
     let mut c = ctx(&w.gw, &room, 0, &w.device, &roster);
     c.timeout = timeout;
-    let out = run_session(c, move || Session::presign(&sid, vec![0, 1], share), |_| {}).await?;
+    let out = run_session(
+        c,
+        move || Session::presign(&sid, vec![0, 1], share, None),
+        |_| {},
+    )
+    .await?;
     assert!(matches!(out, SessionOutput::Presignature(..)));
     Ok(())
 }
 
-/// The cosigner's presignature pool of `account` for the device's signer pair (ids
-/// ready, sessions running); `None` when the cosigner reports no such pool.
+/// The cosigner's presignature pool of `account` at the root for the device's signer
+/// pair (ids ready, sessions running); `None` when the cosigner reports no such pool.
 pub async fn pool(
     client: &mut CosignerClient<Channel>,
     w: &Wallet,
     account: &str,
+) -> Option<pb::PresignPool> {
+    pool_at(client, w, account, "").await
+}
+
+/// [`pool`] at `path` (as the wire names it: empty for the root).
+pub async fn pool_at(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    account: &str,
+    path: &str,
 ) -> Option<pb::PresignPool> {
     let mut req = pb::PresignPoolStatusRequest {
         auth: None,
@@ -516,7 +532,7 @@ pub async fn pool(
         .into_inner()
         .pools
         .into_iter()
-        .find(|p| p.account_id == account)
+        .find(|p| p.account_id == account && p.derivation_path == path)
 }
 
 /// A wallet creation opened at the cosigner whose user parties the test runs itself:
@@ -603,11 +619,23 @@ pub async fn presign_kept(
     w: &Wallet,
     account: &str,
 ) -> mpc_core::presign::StoredPresignature {
+    presign_kept_at(client, w, account, "").await
+}
+
+/// [`presign_kept`] at `path` (empty: the root) of the wallet's first account.
+pub async fn presign_kept_at(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    account: &str,
+    path: &str,
+) -> mpc_core::presign::StoredPresignature {
+    let parsed = mpc_core::hd::DerivationPath::parse(path).expect("path");
     let mut req = pb::StartPresignRequest {
         auth: None,
         account_id: account.into(),
         count: 1,
         release_ids: Vec::new(),
+        derivation_path: path.into(),
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     let started = client
@@ -616,7 +644,10 @@ pub async fn presign_kept(
         .expect("start presign")
         .into_inner();
     assert_eq!(started.signers, vec![0, 1]);
+    assert_eq!(started.derivation_path, path);
     let s = started.sessions.into_iter().next().expect("a session");
+    assert_eq!(s.derivation_path, path);
+    let indices = (!parsed.is_root()).then(|| parsed.indices().to_vec());
     let room = s.session.expect("room");
     let share = w.device_accounts[0]
         .complete(&w.device_aux)
@@ -625,7 +656,7 @@ pub async fn presign_kept(
     let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
     let out = run_session(
         ctx(&w.gw, &room, 0, &w.device, &roster),
-        move || Session::presign(&sid, vec![0, 1], share),
+        move || Session::presign(&sid, vec![0, 1], share, indices),
         |_| {},
     )
     .await
@@ -635,8 +666,9 @@ pub async fn presign_kept(
     };
     let id = s.presignature_id;
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !pool_ids(client, w, account)
+    while !pool_at(client, w, account, path)
         .await
+        .map(|p| p.presignature_ids)
         .unwrap_or_default()
         .contains(&id)
     {
@@ -648,6 +680,6 @@ pub async fn presign_kept(
         account_id: account.into(),
         signers: vec![0, 1],
         presignature: *p,
-        public: public.as_ref().into(),
+        public: mpc_core::presign::PresignaturePublicDataRepr::new(public.as_ref(), parsed),
     }
 }

@@ -544,12 +544,14 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
             e.code() == tonic::Code::Unauthenticated,
             "foreign StartSign: {e:?}"
         );
-        // Presignatures on an HD account: refused by the cosigner itself.
+        // Presignatures on an HD account at its root (HD pools are per BIP-44 path):
+        // refused by the cosigner itself.
         let mut pre = pb::StartPresignRequest {
             auth: None,
             account_id: account.to_string(),
             count: 1,
             release_ids: Vec::new(),
+            derivation_path: String::new(),
         };
         auth::sign_request(&mut pre, &device, &me, &meta.wallet_id, 0)?;
         let e = grpc
@@ -558,7 +560,7 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
             .err()
             .context("StartPresign on an HD account accepted")?;
         ensure!(
-            e.code() == tonic::Code::FailedPrecondition && e.message().contains("HD account"),
+            e.code() == tonic::Code::InvalidArgument && e.message().contains("BIP-44"),
             "StartPresign on HD: {e:?}"
         );
         eprintln!("[e2e] genuine accepted; replay, foreign key and tampered request refused");

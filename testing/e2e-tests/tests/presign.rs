@@ -82,6 +82,121 @@ fn presignature_pools_across_processes() -> Result<()> {
     Ok(())
 }
 
+/// An HD account across real processes: `client presign refill --path` fills the pool of
+/// one BIP-44 path on both sides; `client sign-message --path` signs from it, verified
+/// against the DERIVED address (not the root's); each presignature is used once on each
+/// side; the cosigner refuses a SignWithPresignature at another path than the
+/// presignature's (the attack: policy judging one address, the key of another signing)
+/// without consuming it; a path with no pool falls back to full signing.
+#[test]
+fn hd_presignature_pools_across_processes() -> Result<()> {
+    let bins = bins()?;
+    let root = TempDir::new("wallet-presign-hd-e2e")?;
+    let gw_dir = root.0.join("gateway");
+    let dir = root.0.join("client");
+    let svc_dir = root.0.join("service");
+    for d in [&gw_dir, &dir, &svc_dir] {
+        std::fs::create_dir_all(d)?;
+    }
+    let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
+    let mut svc_cfg = service_config(&gateway_url, &svc_dir, 0);
+    let service = start_service(&bins, &mut svc_cfg)?;
+    let cosigner = svc_cfg.url();
+    let result = (|| -> Result<()> {
+        let run = |args: &[&str]| client(&bins, &dir, &cosigner, args);
+        step("HD wallet; the pool of m/44/60/0/0/3");
+        let w = run(&[
+            "create-wallet",
+            "--kind",
+            "hd",
+            "--accounts",
+            "1",
+            "--insecure-dev-primes",
+        ])?
+        .ok()?;
+        ensure!(w["accounts"][0]["kind"] == "hd", "{w}");
+        let account = w["accounts"][0]["account_id"]
+            .as_str()
+            .context("account")?
+            .to_string();
+        let root_address = w["accounts"][0]["ethereum_address"]
+            .as_str()
+            .context("address")?
+            .to_string();
+        let path = "m/44/60/0/0/3";
+        let a = run(&["address", "--path", path])?.ok()?;
+        let address = a["ethereum_address"]
+            .as_str()
+            .context("derived address")?
+            .to_string();
+        ensure!(address != root_address, "{a}");
+        let s = run(&["presign", "refill", "--path", path, "--target", "2"])?.ok()?;
+        ensure!(
+            s["generated"] == 2 && s["local"] == 2 && s["usable"] == 2 && s["path"] == path,
+            "{s}"
+        );
+        let raw = Raw::new(&dir, &cosigner, false)?;
+        let remote = raw.cosigner_ids_at(&account, path)?;
+        ensure!(remote.len() == 2, "{remote:?}");
+
+        step("sign from the path's pool: the derived address signs");
+        let m = "hd from the pool";
+        let sig = run(&["--presign", "require", "sign-message", "--path", path, m])?.ok()?;
+        ensure!(sig["presigned"] == true, "{sig}");
+        verify_eth_signature(&eip191(m), &sig, &address)?;
+        ensure!(
+            verify_eth_signature(&eip191(m), &sig, &root_address).is_err(),
+            "the root address verifies an HD presignature's signature"
+        );
+        let used = sig["session_id"].as_str().context("id")?.to_string();
+        let remote = raw.cosigner_ids_at(&account, path)?;
+        ensure!(!remote.contains(&used) && remote.len() == 1, "{remote:?}");
+        let e = raw
+            .sign_at(&account, path, &used, "again")?
+            .err()
+            .context("a used presignature signed again")?;
+        ensure!(presign_error(&e) == "used", "{e:?}");
+
+        step("the remaining presignature at another path: refused, not consumed");
+        let left = remote[0].clone();
+        for wrong in ["m/44/60/0/0/4", ""] {
+            let e = raw
+                .sign_at(&account, wrong, &left, "steal")?
+                .err()
+                .context("a presignature signed at another path")?;
+            ensure!(e.code() == tonic::Code::InvalidArgument, "{wrong:?}: {e:?}");
+            ensure!(
+                raw.cosigner_ids_at(&account, path)? == vec![left.clone()],
+                "refused at {wrong:?} and consumed"
+            );
+        }
+
+        step("a path without a pool: require refuses, auto signs in full");
+        let other = "m/44/60/0/0/4";
+        let r = run(&["--presign", "require", "sign-message", "--path", other, "x"])?;
+        ensure!(
+            r.code != 0 && r.json()?["error"]["code"] == "presignature_unavailable",
+            "require at a path without a pool: {r:?}"
+        );
+        let m = "hd full signing";
+        let sig = run(&["sign-message", "--path", other, m])?.ok()?;
+        ensure!(sig["presigned"] == false, "{sig}");
+        let other_address = run(&["address", "--path", other])?.ok()?["ethereum_address"]
+            .as_str()
+            .context("address")?
+            .to_string();
+        verify_eth_signature(&eip191(m), &sig, &other_address)?;
+        Ok(())
+    })();
+    if let Err(e) = &result {
+        eprintln!(
+            "[presign-e2e] FAILED: {e:#}\n--- sign-service log (tail) ---\n{}",
+            tail(&service.output(), 60)
+        );
+    }
+    result
+}
+
 /// Raw gRPC access to the cosigner as the device (or recovery).
 struct Raw {
     rt: tokio::runtime::Runtime,
@@ -147,9 +262,42 @@ impl Raw {
             .presignature_ids)
     }
 
+    /// The ids of the cosigner's pool of `account` at `path` (an HD path; empty when it
+    /// reports no such pool).
+    fn cosigner_ids_at(&self, account: &str, path: &str) -> Result<Vec<String>> {
+        let mut req = pb::PresignPoolStatusRequest {
+            auth: None,
+            account_id: account.to_string(),
+        };
+        auth::sign_request(
+            &mut req,
+            &self.key,
+            &self.audience,
+            &self.wallet_id,
+            self.party,
+        )?;
+        let mut g = self.grpc()?;
+        let r = self.rt.block_on(g.presign_pool_status(req))?.into_inner();
+        Ok(r.pools
+            .into_iter()
+            .find(|p| p.account_id == account && p.derivation_path == path)
+            .map(|p| p.presignature_ids)
+            .unwrap_or_default())
+    }
+
     fn sign_req(
         &self,
         account: &str,
+        id: &str,
+        msg: &str,
+    ) -> Result<pb::SignWithPresignatureRequest> {
+        self.sign_req_at(account, "", id, msg)
+    }
+
+    fn sign_req_at(
+        &self,
+        account: &str,
+        path: &str,
         id: &str,
         msg: &str,
     ) -> Result<pb::SignWithPresignatureRequest> {
@@ -160,6 +308,7 @@ impl Raw {
             preimage: eip191(msg),
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
+            derivation_path: path.to_string(),
         };
         auth::sign_request(
             &mut req,
@@ -185,6 +334,21 @@ impl Raw {
             .map(|r| r.into_inner()))
     }
 
+    fn sign_at(
+        &self,
+        account: &str,
+        path: &str,
+        id: &str,
+        msg: &str,
+    ) -> Result<std::result::Result<pb::SignWithPresignatureResponse, tonic::Status>> {
+        let req = self.sign_req_at(account, path, id, msg)?;
+        let mut g = self.grpc()?;
+        Ok(self
+            .rt
+            .block_on(g.sign_with_presignature(req))
+            .map(|r| r.into_inner()))
+    }
+
     fn start_presign(
         &self,
         account: &str,
@@ -195,6 +359,7 @@ impl Raw {
             account_id: account.to_string(),
             count,
             release_ids: Vec::new(),
+            derivation_path: String::new(),
         };
         auth::sign_request(
             &mut req,
@@ -384,7 +549,7 @@ fn scenario(
     ensure!(r.code != 0 && r.stderr.contains("unknown_account"), "{r:?}");
     let r = run(&["--presign", "require", "sign-message", "--path", "m/1", "x"])?;
     ensure!(
-        r.code != 0 && r.stderr.contains("root of an independent account only"),
+        r.code != 0 && r.stderr.contains("its presignature pool is at the root"),
         "{r:?}"
     );
     let e = raw

@@ -14,8 +14,9 @@
 //! client send --to 0x... --value 1ether --rpc-url http://127.0.0.1:8545
 //! client sign-typed-data permit.json           # EIP-712 (eth_signTypedData_v4 JSON)
 //! client sign-auth --delegate 0x... --chain-id 1 --nonce 4   # EIP-7702
-//! client create-wallet --kind independent      # accounts eligible for presignatures
+//! client create-wallet --kind independent      # root-key accounts (pool at the root)
 //! client presign refill --target 8             # fill the presignature pool
+//! client presign refill --path m/44/60/0/0/0   # HD account: the pool of that path
 //! client presign status
 //! client sign-message "hi"                     # from the pool when possible (fast path)
 //! client verify --message "hello" --signature 0x... --address 0x...
@@ -284,7 +285,7 @@ enum Cmd {
     },
     /// Check that the cosigner is up.
     Health,
-    /// Presignature pools (independent accounts): refill, status.
+    /// Presignature pools, one per (account, path): refill, status.
     Presign {
         #[command(subcommand)]
         action: PresignCmd,
@@ -298,6 +299,10 @@ enum PresignCmd {
         /// Account id (default: the first account).
         #[arg(long)]
         account: Option<String>,
+        /// The pool's derivation path: `m` for an independent account, a non-hardened
+        /// BIP-44 path (e.g. m/44/60/0/0/0) for an HD account.
+        #[arg(long, default_value = "m")]
+        path: String,
         /// Presignatures wanted in the pool.
         #[arg(long, default_value_t = 8)]
         target: u32,
@@ -310,6 +315,9 @@ enum PresignCmd {
         /// Account id (default: the first account).
         #[arg(long)]
         account: Option<String>,
+        /// The pool's derivation path (see `refill`).
+        #[arg(long, default_value = "m")]
+        path: String,
     },
 }
 
@@ -513,7 +521,10 @@ fn print_pool(json: bool, s: &PresignPoolStatus) -> Result<()> {
         return Ok(());
     }
     let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
-    println!("account      {} (signers {:?})", s.account_id, s.signers);
+    println!(
+        "account      {} at {} (signers {:?})",
+        s.account_id, s.path, s.signers
+    );
     println!("local        {}", s.local);
     println!(
         "cosigner     {} ready, {} running, cap {}",
@@ -1031,6 +1042,7 @@ async fn run(args: Args) -> Result<()> {
             match action {
                 PresignCmd::Refill {
                     account,
+                    path,
                     target,
                     concurrency,
                 } => {
@@ -1038,12 +1050,14 @@ async fn run(args: Args) -> Result<()> {
                     cfg.concurrency = *concurrency;
                     client.set_presign_config(cfg)?;
                     let account = account_or_first(&client, account.clone()).await?;
-                    let s = client.refill_presignatures(account, *target).await?;
+                    let s = client
+                        .refill_presignatures_at(account, path.clone(), *target)
+                        .await?;
                     print_pool(args.json, &s)?;
                 }
-                PresignCmd::Status { account } => {
+                PresignCmd::Status { account, path } => {
                     let account = account_or_first(&client, account.clone()).await?;
-                    let s = client.presign_pool_status(account).await?;
+                    let s = client.presign_pool_status_at(account, path.clone()).await?;
                     print_pool(args.json, &s)?;
                 }
             }

@@ -121,6 +121,7 @@ enum Planned {
     Presign {
         account_id: String,
         signers: Vec<u16>,
+        path: mpc_core::hd::DerivationPath,
     },
 }
 
@@ -366,6 +367,7 @@ impl FakeCosigner {
                     self.released.push(id.clone());
                 }
                 let signers = Self::pair(party);
+                let path = mpc_core::hd::DerivationPath::parse(&r.derivation_path).unwrap();
                 let room_count =
                     (r.count as usize).min((self.cap as usize).saturating_sub(self.presigs.len()));
                 let sessions = (0..room_count)
@@ -376,15 +378,18 @@ impl FakeCosigner {
                             Planned::Presign {
                                 account_id: r.account_id.clone(),
                                 signers: signers.clone(),
+                                path: path.clone(),
                             },
                         );
                         pb::PresignSession {
                             presignature_id: room.session_id.clone(),
                             session: Some(room),
+                            derivation_path: r.derivation_path.clone(),
                         }
                     })
                     .collect();
                 Ok(CosignerResponse::StartPresign(pb::StartPresignResponse {
+                    derivation_path: r.derivation_path.clone(),
                     sessions,
                     signers: signers.iter().map(|&s| u32::from(s)).collect(),
                     cap: self.cap,
@@ -401,13 +406,33 @@ impl FakeCosigner {
                 };
                 Ok(CosignerResponse::PresignPoolStatus(
                     pb::PresignPoolStatusResponse {
-                        pools: vec![pb::PresignPool {
-                            account_id: r.account_id,
-                            signers: Self::pair(party).iter().map(|&s| u32::from(s)).collect(),
-                            presignature_ids: self.presigs.keys().cloned().collect(),
-                            running,
-                            cap: self.cap,
-                        }],
+                        pools: {
+                            // One pool per path (the root's always).
+                            let mut by_path: BTreeMap<String, Vec<String>> =
+                                BTreeMap::from([(String::new(), Vec::new())]);
+                            for (id, p) in &self.presigs {
+                                let wire = if p.path().is_root() {
+                                    String::new()
+                                } else {
+                                    p.path().to_string()
+                                };
+                                by_path.entry(wire).or_default().push(id.clone());
+                            }
+                            by_path
+                                .into_iter()
+                                .map(|(derivation_path, presignature_ids)| pb::PresignPool {
+                                    derivation_path,
+                                    account_id: r.account_id.clone(),
+                                    signers: Self::pair(party)
+                                        .iter()
+                                        .map(|&s| u32::from(s))
+                                        .collect(),
+                                    presignature_ids,
+                                    running,
+                                    cap: self.cap,
+                                })
+                                .collect()
+                        },
                     },
                 ))
             }
@@ -433,7 +458,11 @@ impl FakeCosigner {
                     digest,
                 };
                 let signers = stored.signers.clone();
-                let partial = partial_to_bytes(&stored.issue_partial(&request)).to_vec();
+                let at = mpc_core::hd::DerivationPath::parse(&r.derivation_path).unwrap();
+                let partial = match stored.issue_partial(&request, &at) {
+                    Ok(p) => partial_to_bytes(&p).to_vec(),
+                    Err(e) => return Err(err(ErrorCode::InvalidInput, &e.to_string())),
+                };
                 Ok(CosignerResponse::SignWithPresignature(
                     pb::SignWithPresignatureResponse {
                         partial_signature: self.knobs.partial.clone().unwrap_or(partial),
@@ -515,7 +544,13 @@ impl FakeCosigner {
             Planned::Presign {
                 account_id,
                 signers,
-            } => Session::presign(&bytes, signers.clone(), share(account_id)),
+                path,
+            } => Session::presign(
+                &bytes,
+                signers.clone(),
+                share(account_id),
+                (!path.is_root()).then(|| path.indices().to_vec()),
+            ),
         };
         PartySession::open(sid, COSIGNER, self.identity.clone(), roster, || session).unwrap()
     }
@@ -532,6 +567,7 @@ impl FakeCosigner {
                 Planned::Presign {
                     account_id,
                     signers,
+                    path,
                 },
                 SessionOutput::Presignature(p, public),
             ) => {
@@ -542,7 +578,10 @@ impl FakeCosigner {
                         account_id,
                         signers,
                         presignature: *p,
-                        public: public.as_ref().into(),
+                        public: mpc_core::presign::PresignaturePublicDataRepr::new(
+                            public.as_ref(),
+                            path,
+                        ),
                     },
                 );
             }
@@ -832,12 +871,13 @@ impl World {
         loop {
             step = match step {
                 SignStep::TakePresignature(t) => {
-                    let taken = self.pool.take_oldest(t.account_id()).map(|(id, bytes)| {
-                        TakenPresignature {
-                            id,
-                            plaintext: zeroize::Zeroizing::new(bytes),
-                        }
-                    });
+                    let taken =
+                        self.pool
+                            .take_oldest(&t.pool())
+                            .map(|(id, bytes)| TakenPresignature {
+                                id,
+                                plaintext: zeroize::Zeroizing::new(bytes),
+                            });
                     self.trace.push(format!("take {}", taken.is_some()));
                     t.taken(taken)?
                 }
@@ -861,16 +901,27 @@ impl World {
         account_id: &str,
         target: Option<u32>,
     ) -> Result<PresignPoolStatus, ClientError> {
+        self.refill_at(party, account_id, "m", target)
+    }
+
+    /// [`Self::refill`] of the pool at `path`.
+    pub fn refill_at(
+        &mut self,
+        party: &Party,
+        account_id: &str,
+        path: &str,
+        target: Option<u32>,
+    ) -> Result<PresignPoolStatus, ClientError> {
         let mut step = match target {
-            Some(t) => Refill::start(party, account_id, t)?,
-            None => Refill::status(party, account_id)?,
+            Some(t) => Refill::start_at(party, account_id, path, t)?,
+            None => Refill::status_at(party, account_id, path)?,
         };
         loop {
             step = match step {
                 RefillStep::CallCosigner(c) => call!(self, c)?,
                 RefillStep::ListPresignatures(l) => {
                     self.trace.push("list".into());
-                    let ids = self.pool.list(l.account_id());
+                    let ids = self.pool.list(&l.pool());
                     let in_flight = self.pool.in_flight.clone();
                     l.listed(ids, in_flight)?
                 }
@@ -878,7 +929,7 @@ impl World {
                     self.trace.push(format!("discard {:?}", d.ids()));
                     let mut n = 0;
                     for id in d.ids().to_vec() {
-                        if self.pool.take(d.account_id(), &id).is_some() {
+                        if self.pool.take(&d.pool(), &id).is_some() {
                             n += 1;
                         }
                     }
@@ -893,11 +944,9 @@ impl World {
                         let (mine, _) = self.cosigner.run(spec, vec![]);
                         let outcome = match end.finished(mine) {
                             Ok(store) => {
-                                let r = self.pool.put(
-                                    &store.account_id,
-                                    &store.id,
-                                    store.plaintext.to_vec(),
-                                );
+                                let r =
+                                    self.pool
+                                        .put(&store.pool, &store.id, store.plaintext.to_vec());
                                 store.stored(r)
                             }
                             Err(o) => o,

@@ -37,7 +37,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wallet/cosigner/v1/cosigner.proto.
  */
 export const file_wallet_cosigner_v1_cosigner: GenFile = /*@__PURE__*/
-  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJyCgRBdXRoEhAKCGF1ZGllbmNlGAYgASgJEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAkihAIKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDBIQCghhdWRpZW5jZRgJIAEoCRIfChdyZWdpc3RyYXRpb25fY3JlZGVudGlhbBgKIAEoCSLEAQoUQ3JlYXRlV2FsbGV0UmVzcG9uc2USEQoJd2FsbGV0X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEjQKCGFjY291bnRzGAQgAygLMiIud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRTZXNzaW9uEhUKDWV4cGlyZXNfYXRfbXMYBSABKAQiVQoOQWNjb3VudFNlc3Npb24SEgoKYWNjb3VudF9pZBgBIAEoCRIvCgZrZXlnZW4YAiABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20iwAEKFENvbmZpcm1XYWxsZXRSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBJNCgtwdWJsaWNfa2V5cxgCIAMoCzI4LndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdC5QdWJsaWNLZXlzRW50cnkaMQoPUHVibGljS2V5c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoVQ29uZmlybVdhbGxldFJlc3BvbnNlEhEKCWNvbW1pdHRlZBgBIAEoCBIxCghhY2NvdW50cxgCIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5BY2NvdW50SW5mbyLgAQoQU3RhcnRTaWduUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYAyABKAkSEAoIcHJlaW1hZ2UYBCABKAwSLgoGZGlnZXN0GAUgASgOMh4ud2FsbGV0LmNvc2lnbmVyLnYxLkRpZ2VzdEtpbmQSNQoMcGF5bG9hZF9raW5kGAYgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlBheWxvYWRLaW5kInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQiSQoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8idQoTU3RhcnRQcmVzaWduUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCRINCgVjb3VudBgDIAEoDRITCgtyZWxlYXNlX2lkcxgEIAMoCSJbCg5QcmVzaWduU2Vzc2lvbhIXCg9wcmVzaWduYXR1cmVfaWQYASABKAkSMAoHc2Vzc2lvbhgCIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbSKiAQoUU3RhcnRQcmVzaWduUmVzcG9uc2USNAoIc2Vzc2lvbnMYASADKAsyIi53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblNlc3Npb24SDwoHc2lnbmVycxgCIAMoDRIRCglhdmFpbGFibGUYAyABKA0SDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCSJWChhQcmVzaWduUG9vbFN0YXR1c1JlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEhIKCmFjY291bnRfaWQYAiABKAkiagoLUHJlc2lnblBvb2wSEgoKYWNjb3VudF9pZBgBIAEoCRIPCgdzaWduZXJzGAIgAygNEhgKEHByZXNpZ25hdHVyZV9pZHMYAyADKAkSDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0iSwoZUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRIuCgVwb29scxgBIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbCLrAQobU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQibgocU2lnbldpdGhQcmVzaWduYXR1cmVSZXNwb25zZRIZChFwYXJ0aWFsX3NpZ25hdHVyZRgBIAEoDBIPCgdzaWduZXJzGAIgAygNEg4KBmRpZ2VzdBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJKl4KC0FjY291bnRLaW5kEhwKGEFDQ09VTlRfS0lORF9VTlNQRUNJRklFRBAAEhMKD0FDQ09VTlRfS0lORF9IRBABEhwKGEFDQ09VTlRfS0lORF9JTkRFUEVOREVOVBACKnsKCkRpZ2VzdEtpbmQSGwoXRElHRVNUX0tJTkRfVU5TUEVDSUZJRUQQABIZChVESUdFU1RfS0lORF9LRUNDQUsyNTYQARIdChlESUdFU1RfS0lORF9ET1VCTEVfU0hBMjU2EAISFgoSRElHRVNUX0tJTkRfU0hBMjU2EAMq2gEKC1BheWxvYWRLaW5kEhwKGFBBWUxPQURfS0lORF9VTlNQRUNJRklFRBAAEhQKEFBBWUxPQURfS0lORF9SQVcQARIlCiFQQVlMT0FEX0tJTkRfRVRIRVJFVU1fVFJBTlNBQ1RJT04QAhIhCh1QQVlMT0FEX0tJTkRfRVRIRVJFVU1fTUVTU0FHRRADEiQKIFBBWUxPQURfS0lORF9FVEhFUkVVTV9UWVBFRF9EQVRBEAQSJwojUEFZTE9BRF9LSU5EX0VUSEVSRVVNX0FVVEhPUklaQVRJT04QBTKUBwoIQ29zaWduZXISTwoGSGVhbHRoEiEud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlcXVlc3QaIi53YWxsZXQuY29zaWduZXIudjEuSGVhbHRoUmVzcG9uc2USYQoMQ3JlYXRlV2FsbGV0Eicud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuQ3JlYXRlV2FsbGV0UmVzcG9uc2USZAoNQ29uZmlybVdhbGxldBIoLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdBopLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVzcG9uc2USWAoJU3RhcnRTaWduEiQud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlcXVlc3QaJS53YWxsZXQuY29zaWduZXIudjEuU3RhcnRTaWduUmVzcG9uc2USYQoMR2V0UHVibGljS2V5Eicud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuR2V0UHVibGljS2V5UmVzcG9uc2USYQoMTGlzdEFjY291bnRzEicud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuTGlzdEFjY291bnRzUmVzcG9uc2USYQoMU3RhcnRQcmVzaWduEicud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0UHJlc2lnblJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuU3RhcnRQcmVzaWduUmVzcG9uc2UScAoRUHJlc2lnblBvb2xTdGF0dXMSLC53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0Gi0ud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25Qb29sU3RhdHVzUmVzcG9uc2USeQoUU2lnbldpdGhQcmVzaWduYXR1cmUSLy53YWxsZXQuY29zaWduZXIudjEuU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0GjAud2FsbGV0LmNvc2lnbmVyLnYxLlNpZ25XaXRoUHJlc2lnbmF0dXJlUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJyCgRBdXRoEhAKCGF1ZGllbmNlGAYgASgJEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAkihAIKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDBIQCghhdWRpZW5jZRgJIAEoCRIfChdyZWdpc3RyYXRpb25fY3JlZGVudGlhbBgKIAEoCSLEAQoUQ3JlYXRlV2FsbGV0UmVzcG9uc2USEQoJd2FsbGV0X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEjQKCGFjY291bnRzGAQgAygLMiIud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRTZXNzaW9uEhUKDWV4cGlyZXNfYXRfbXMYBSABKAQiVQoOQWNjb3VudFNlc3Npb24SEgoKYWNjb3VudF9pZBgBIAEoCRIvCgZrZXlnZW4YAiABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20iwAEKFENvbmZpcm1XYWxsZXRSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBJNCgtwdWJsaWNfa2V5cxgCIAMoCzI4LndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdC5QdWJsaWNLZXlzRW50cnkaMQoPUHVibGljS2V5c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoVQ29uZmlybVdhbGxldFJlc3BvbnNlEhEKCWNvbW1pdHRlZBgBIAEoCBIxCghhY2NvdW50cxgCIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5BY2NvdW50SW5mbyLgAQoQU3RhcnRTaWduUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYAyABKAkSEAoIcHJlaW1hZ2UYBCABKAwSLgoGZGlnZXN0GAUgASgOMh4ud2FsbGV0LmNvc2lnbmVyLnYxLkRpZ2VzdEtpbmQSNQoMcGF5bG9hZF9raW5kGAYgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlBheWxvYWRLaW5kInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQiSQoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8ijgEKE1N0YXJ0UHJlc2lnblJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEhIKCmFjY291bnRfaWQYAiABKAkSDQoFY291bnQYAyABKA0SEwoLcmVsZWFzZV9pZHMYBCADKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAUgASgJInQKDlByZXNpZ25TZXNzaW9uEhcKD3ByZXNpZ25hdHVyZV9pZBgBIAEoCRIwCgdzZXNzaW9uGAIgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSK7AQoUU3RhcnRQcmVzaWduUmVzcG9uc2USNAoIc2Vzc2lvbnMYASADKAsyIi53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblNlc3Npb24SDwoHc2lnbmVycxgCIAMoDRIRCglhdmFpbGFibGUYAyABKA0SDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYByABKAkiVgoYUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJIoMBCgtQcmVzaWduUG9vbBISCgphY2NvdW50X2lkGAEgASgJEg8KB3NpZ25lcnMYAiADKA0SGAoQcHJlc2lnbmF0dXJlX2lkcxgDIAMoCRIPCgdydW5uaW5nGAQgASgNEgsKA2NhcBgFIAEoDRIXCg9kZXJpdmF0aW9uX3BhdGgYBiABKAkiSwoZUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRIuCgVwb29scxgBIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbCKEAgobU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSFwoPZGVyaXZhdGlvbl9wYXRoGAcgASgJIm4KHFNpZ25XaXRoUHJlc2lnbmF0dXJlUmVzcG9uc2USGQoRcGFydGlhbF9zaWduYXR1cmUYASABKAwSDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSpeCgtBY2NvdW50S2luZBIcChhBQ0NPVU5UX0tJTkRfVU5TUEVDSUZJRUQQABITCg9BQ0NPVU5UX0tJTkRfSEQQARIcChhBQ0NPVU5UX0tJTkRfSU5ERVBFTkRFTlQQAip7CgpEaWdlc3RLaW5kEhsKF0RJR0VTVF9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVRElHRVNUX0tJTkRfS0VDQ0FLMjU2EAESHQoZRElHRVNUX0tJTkRfRE9VQkxFX1NIQTI1NhACEhYKEkRJR0VTVF9LSU5EX1NIQTI1NhADKtoBCgtQYXlsb2FkS2luZBIcChhQQVlMT0FEX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQQVlMT0FEX0tJTkRfUkFXEAESJQohUEFZTE9BRF9LSU5EX0VUSEVSRVVNX1RSQU5TQUNUSU9OEAISIQodUEFZTE9BRF9LSU5EX0VUSEVSRVVNX01FU1NBR0UQAxIkCiBQQVlMT0FEX0tJTkRfRVRIRVJFVU1fVFlQRURfREFUQRAEEicKI1BBWUxPQURfS0lORF9FVEhFUkVVTV9BVVRIT1JJWkFUSU9OEAUylAcKCENvc2lnbmVyEk8KBkhlYWx0aBIhLndhbGxldC5jb3NpZ25lci52MS5IZWFsdGhSZXF1ZXN0GiIud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlc3BvbnNlEmEKDENyZWF0ZVdhbGxldBInLndhbGxldC5jb3NpZ25lci52MS5DcmVhdGVXYWxsZXRSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlc3BvbnNlEmQKDUNvbmZpcm1XYWxsZXQSKC53YWxsZXQuY29zaWduZXIudjEuQ29uZmlybVdhbGxldFJlcXVlc3QaKS53YWxsZXQuY29zaWduZXIudjEuQ29uZmlybVdhbGxldFJlc3BvbnNlElgKCVN0YXJ0U2lnbhIkLndhbGxldC5jb3NpZ25lci52MS5TdGFydFNpZ25SZXF1ZXN0GiUud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlc3BvbnNlEmEKDEdldFB1YmxpY0tleRInLndhbGxldC5jb3NpZ25lci52MS5HZXRQdWJsaWNLZXlSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlc3BvbnNlEmEKDExpc3RBY2NvdW50cxInLndhbGxldC5jb3NpZ25lci52MS5MaXN0QWNjb3VudHNSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEmEKDFN0YXJ0UHJlc2lnbhInLndhbGxldC5jb3NpZ25lci52MS5TdGFydFByZXNpZ25SZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0UHJlc2lnblJlc3BvbnNlEnAKEVByZXNpZ25Qb29sU3RhdHVzEiwud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25Qb29sU3RhdHVzUmVxdWVzdBotLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbFN0YXR1c1Jlc3BvbnNlEnkKFFNpZ25XaXRoUHJlc2lnbmF0dXJlEi8ud2FsbGV0LmNvc2lnbmVyLnYxLlNpZ25XaXRoUHJlc2lnbmF0dXJlUmVxdWVzdBowLndhbGxldC5jb3NpZ25lci52MS5TaWduV2l0aFByZXNpZ25hdHVyZVJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * Proof that the request comes from a registered party of the wallet.
@@ -657,6 +657,14 @@ export type StartPresignRequest = Message<"wallet.cosigner.v1.StartPresignReques
    * @generated from field: repeated string release_ids = 4;
    */
   releaseIds: string[];
+
+  /**
+   * The path the presignatures will sign at, "m/44/60/0/0/0"; empty = root. INDEPENDENT
+   * accounts: root only. HD accounts: non-hardened, BIP-44 style (see StartPresign).
+   *
+   * @generated from field: string derivation_path = 5;
+   */
+  derivationPath: string;
 };
 
 /**
@@ -681,6 +689,13 @@ export type PresignSession = Message<"wallet.cosigner.v1.PresignSession"> & {
    * @generated from field: wallet.cosigner.v1.SessionRoom session = 2;
    */
   session?: SessionRoom | undefined;
+
+  /**
+   * The path the presignature is generated for (as requested, normalized: "" = root).
+   *
+   * @generated from field: string derivation_path = 3;
+   */
+  derivationPath: string;
 };
 
 /**
@@ -723,7 +738,7 @@ export type StartPresignResponse = Message<"wallet.cosigner.v1.StartPresignRespo
   running: number;
 
   /**
-   * per-account, per-signer-pair cap
+   * per (account, signer pair, path) cap
    *
    * @generated from field: uint32 cap = 5;
    */
@@ -735,6 +750,13 @@ export type StartPresignResponse = Message<"wallet.cosigner.v1.StartPresignRespo
    * @generated from field: string request_id = 6;
    */
   requestId: string;
+
+  /**
+   * the pool's path, normalized ("" = root)
+   *
+   * @generated from field: string derivation_path = 7;
+   */
+  derivationPath: string;
 };
 
 /**
@@ -754,7 +776,7 @@ export type PresignPoolStatusRequest = Message<"wallet.cosigner.v1.PresignPoolSt
   auth?: Auth | undefined;
 
   /**
-   * empty: every independent account
+   * empty: every account
    *
    * @generated from field: string account_id = 2;
    */
@@ -769,6 +791,8 @@ export const PresignPoolStatusRequestSchema: GenMessage<PresignPoolStatusRequest
   messageDesc(file_wallet_cosigner_v1_cosigner, 19);
 
 /**
+ * One pool: (account, signer pair, derivation path).
+ *
  * @generated from message wallet.cosigner.v1.PresignPool
  */
 export type PresignPool = Message<"wallet.cosigner.v1.PresignPool"> & {
@@ -798,6 +822,13 @@ export type PresignPool = Message<"wallet.cosigner.v1.PresignPool"> & {
    * @generated from field: uint32 cap = 5;
    */
   cap: number;
+
+  /**
+   * normalized: "" = root
+   *
+   * @generated from field: string derivation_path = 6;
+   */
+  derivationPath: string;
 };
 
 /**
@@ -859,6 +890,13 @@ export type SignWithPresignatureRequest = Message<"wallet.cosigner.v1.SignWithPr
    * @generated from field: wallet.cosigner.v1.PayloadKind payload_kind = 6;
    */
   payloadKind: PayloadKind;
+
+  /**
+   * The path to sign at ("" = root); must equal the presignature's (see the rpc).
+   *
+   * @generated from field: string derivation_path = 7;
+   */
+  derivationPath: string;
 };
 
 /**
@@ -920,14 +958,14 @@ export enum AccountKind {
   UNSPECIFIED = 0,
 
   /**
-   * non-hardened BIP-32 children, full signing
+   * non-hardened BIP-32 children; presignature pools per path
    *
    * @generated from enum value: ACCOUNT_KIND_HD = 1;
    */
   HD = 1,
 
   /**
-   * root key only, eligible for presignatures
+   * root key only; presignature pool at the root
    *
    * @generated from enum value: ACCOUNT_KIND_INDEPENDENT = 2;
    */
@@ -1107,8 +1145,10 @@ export const Cosigner: GenService<{
   },
   /**
    * Opens `count` presignature sessions between the caller (device or recovery) and
-   * the cosigner for an INDEPENDENT account. The cosigner may grant fewer (its
-   * per-account pool cap); RESOURCE_EXHAUSTED with reason pool_full when the pool is
+   * the cosigner for an account at `derivation_path` (empty = root; HD accounts: a
+   * non-hardened path of at most the server's presign.max_paths_per_account distinct
+   * paths per account, else invalid_input). The cosigner may grant fewer (its
+   * per-(account, pair, path) pool cap); RESOURCE_EXHAUSTED with reason pool_full when the pool is
    * already full (FAILED_PRECONDITION, pool_full, when presignatures are off). The
    * cosigner runs its side in a bounded background pool and stores each finished
    * presignature encrypted, under the id of its session. The caller runs its side in
@@ -1126,7 +1166,7 @@ export const Cosigner: GenService<{
   },
   /**
    * The cosigner's presignatures for the caller's signer pair (ids it holds, sessions
-   * still running, cap), per independent account.
+   * still running, cap), per account and derivation path.
    *
    * @generated from rpc wallet.cosigner.v1.Cosigner.PresignPoolStatus
    */
@@ -1142,8 +1182,14 @@ export const Cosigner: GenService<{
    * one). An unknown or already used id is FAILED_PRECONDITION with reason
    * presignature_unavailable and metadata `presignature: unknown | used` (answered by a
    * read-only lookup: asking consumes nothing): the caller discards its own copy and
-   * falls back to StartSign. The caller combines the partial signatures and verifies
-   * the signature itself.
+   * falls back to StartSign. `derivation_path` must be the path the presignature was
+   * generated for: policy and audit use the address at that path (exactly as StartSign
+   * with that path), and a different path is INVALID_ARGUMENT with reason
+   * invalid_input (not retryable), checked by the same read-only lookup BEFORE the
+   * presignature is taken: it is NOT consumed (no partial signature was computed, so
+   * keeping it is safe) and the caller may still use it at its own path. The caller
+   * combines the partial signatures and verifies the signature itself against the key
+   * at that path.
    *
    * @generated from rpc wallet.cosigner.v1.Cosigner.SignWithPresignature
    */
