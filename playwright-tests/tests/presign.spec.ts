@@ -4,7 +4,9 @@
 // viem, the empty pool falls back to full signing (auto) or fails typed (require), a
 // presignature taken just before a crash is never used again (neither by the device —
 // its restored copy meets the tombstone — nor by the cosigner — `used`), and the stored
-// presignatures are ciphertext. Cheap: dev primes, one account, pool target 2.
+// presignatures are ciphertext; then an HD passphrase wallet whose pool at its first
+// address, m/44/60/0/0/0, signs for that derived key. Cheap: dev primes, one account,
+// pool target 2, two wallets.
 import { expect, test, type BrowserContext, type Page, type TestInfo } from "@playwright/test";
 import { parseTransaction, recoverMessageAddress, recoverTransactionAddress, type Hex } from "viem";
 import type { E2eEnv } from "../harness/global-setup.js";
@@ -351,13 +353,17 @@ test("a presignature taken before a crash is never used again, by either side", 
   await shot(page, info, "presign-04-no-reuse");
 });
 
-test("a passphrase wallet: shares and presignatures under the passphrase, signing from its pool", async ({}, info) => {
-  // Passphrase mode (the default the docs give extensions): the share is the Argon2id
+test("an HD passphrase wallet: the pool of m/44/60/0/0/0 signs for that derived address (not the root), shares and presignatures under the passphrase; viem verifies", async ({}, info) => {
+  // The demo's default: an HD account signing at its first address, m/44/60/0/0/0, with
+  // a presignature pool for that path (generated for it: it signs for the derived key).
+  // In passphrase mode (the default the docs give extensions): the share is the Argon2id
   // keystore file, the pool key is derived from the identity inside that file; nothing
-  // usable without the passphrase sits next to the ciphertext.
-  const name = "presign-passphrase";
+  // usable without the passphrase sits next to the ciphertext. (One wallet for both:
+  // each creation is minutes of aux info in wasm.)
+  const name = "presign-hd-passphrase";
   const u = new URL(url);
   u.searchParams.set("name", name);
+  u.searchParams.set("kind", "hd");
   u.searchParams.set("passphrase", "playwright passphrase wallet");
   const p = await context.newPage();
   await p.goto(u.toString());
@@ -366,41 +372,6 @@ test("a passphrase wallet: shares and presignatures under the passphrase, signin
   await expect(p.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 14 * 60_000 });
   await noPageError(p);
   await expect(p.locator("#status")).toContainText("passphrase");
-  const addr = (await p.locator("#address").textContent())?.trim() ?? "";
-  expect(addr).toMatch(/^0x[0-9a-fA-F]{40}$/);
-
-  const status = await refill(p);
-  expect(status).toMatchObject({ device: 2, cosigner: 2, usable: 2, running: false });
-  const recs = (await dump(p, "presignatures")).filter((r) => r.key[0] === name);
-  expect(recs).toHaveLength(2);
-  for (const r of recs) expect(new TextDecoder().decode(r.value.ciphertext)).not.toMatch(/presignature|signers|\{"/);
-
-  const message = `passphrase pool ${Date.now()}`;
-  await p.selectOption("#presign-mode", "require");
-  await p.fill("#message", message);
-  await p.click("#sign-msg");
-  await expect(p.locator('#msg-verify[data-ok], #error:not([hidden])').first()).toBeVisible({ timeout: 5 * 60_000 });
-  await noPageError(p);
-  const sig = await demoState<SigState>(p, "message");
-  expect(sig.presigned).toBe(true);
-  expect(await recoverMessageAddress({ message, signature: sig.rsv })).toBe(addr);
-  await shot(p, info, "presign-05-passphrase-pool");
-  await p.close();
-});
-
-test("an HD account: the pool of m/44/60/0/0/0 signs for that derived address (not the root); viem verifies", async ({}, info) => {
-  // The demo's default: an HD account signing at its first address, m/44/60/0/0/0, with
-  // a presignature pool for that path (generated for it: it signs for the derived key).
-  const name = "presign-hd";
-  const u = new URL(url);
-  u.searchParams.set("name", name);
-  u.searchParams.set("kind", "hd");
-  const p = await context.newPage();
-  await p.goto(u.toString());
-  await expect(p.locator("body")).toHaveAttribute("data-ready", "true");
-  await p.click("#create");
-  await expect(p.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 14 * 60_000 });
-  await noPageError(p);
   expect(await demoState<string>(p, "path")).toBe("m/44/60/0/0/0");
   const addr = (await p.locator("#address").textContent())?.trim() ?? "";
   expect(addr).toMatch(/^0x[0-9a-fA-F]{40}$/);
@@ -414,7 +385,10 @@ test("an HD account: the pool of m/44/60/0/0/0 signs for that derived address (n
   // The browser's records are filed under the pool of that path.
   const recs = (await dump(p, "presignatures")).filter((r) => r.key[0] === name);
   expect(recs).toHaveLength(2);
-  for (const r of recs) expect(r.key[2]).toMatch(/@m\/44\/60\/0\/0\/0$/);
+  for (const r of recs) {
+    expect(r.key[2]).toMatch(/@m\/44\/60\/0\/0\/0$/);
+    expect(new TextDecoder().decode(r.value.ciphertext)).not.toMatch(/presignature|signers|\{"/);
+  }
 
   const message = `hd pool ${Date.now()}`;
   await p.selectOption("#presign-mode", "require");
@@ -432,6 +406,6 @@ test("an HD account: the pool of m/44/60/0/0/0 signs for that derived address (n
   const left = (await dump(p, "presignatures")).filter((r) => r.key[0] === name);
   expect(left).toHaveLength(1);
   expect(left[0]!.value.id).not.toBe(sig.presign?.presignatureId);
-  await shot(p, info, "presign-06-hd-pool");
+  await shot(p, info, "presign-05-hd-passphrase-pool");
   await p.close();
 });

@@ -43,6 +43,9 @@ import { ANVIL_CHAIN_ID, REPO } from "../../harness/global-setup.js";
 import { env, logPage, type DemoWallet } from "./demo.js";
 import { WALLET } from "./wallet.js";
 
+/** Where the demo signs an HD account (its first BIP-44 address): this flow signs there too. */
+const PATH = "m/44/60/0/0/0"; // (the page code below spells it out: it runs in the page)
+
 /** Anvil's first default dev account (public, funded with 10000 ETH at start). */
 const DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 /** Anvil's second default dev account: the permit's spender, who submits it. */
@@ -199,13 +202,13 @@ export function evmTests(w: DemoWallet) {
     });
     await page.waitForFunction(() => "__wm" in window);
     const opened = await page.evaluate(
-      async ({ cosignerUrl, agentUrl, agentToken, name }) => {
+      async ({ cosignerUrl, agentUrl, agentToken, name, path }) => {
         const wm = (window as unknown as PageGlobals).__wm;
         const client = await wm.WalletClient.open({ cosignerUrl, agentUrl, agentToken, walletName: name });
         wm.client = client;
-        return { mode: client.mode, address: await client.getAddress() };
+        return { mode: client.mode, address: await client.getAddress(undefined, path) };
       },
-      { cosignerUrl: env.cosignerUrl, agentUrl: env.agentUrl, agentToken: env.agentToken, name: WALLET },
+      { cosignerUrl: env.cosignerUrl, agentUrl: env.agentUrl, agentToken: env.agentToken, name: WALLET, path: PATH },
     );
     expect(opened.mode).toBe("worker");
     expect(opened.address).toBe(w.address);
@@ -222,7 +225,7 @@ export function evmTests(w: DemoWallet) {
     const tx = await transfer(parseEther("0.25"));
     const unsigned = serializeTransaction(tx);
     const signed = await page.evaluate(async (u) => {
-      const r = await (window as unknown as PageGlobals).__wm.client!.signTransaction(u);
+      const r = await (window as unknown as PageGlobals).__wm.client!.signTransaction(u, { derivationPath: "m/44/60/0/0/0" });
       return { signedTransaction: r.signedTransaction, transactionHash: r.transactionHash, txType: r.txType, v: r.v, yParity: r.yParity };
     }, unsigned);
     expect(signed.txType).toBe("eip1559");
@@ -239,7 +242,7 @@ export function evmTests(w: DemoWallet) {
     const fields = { ...tx, value: tx.value.toString(), gas: tx.gas.toString(), maxFeePerGas: tx.maxFeePerGas.toString(), maxPriorityFeePerGas: tx.maxPriorityFeePerGas.toString() };
     const got = await page.evaluate(async (f) => {
       const wm = (window as unknown as PageGlobals).__wm;
-      const account = await wm.toViemAccount(wm.client!);
+      const account = await wm.toViemAccount(wm.client!, { derivationPath: "m/44/60/0/0/0" });
       const signed = await account.signTransaction({
         ...f,
         value: BigInt(f.value),
@@ -257,8 +260,8 @@ export function evmTests(w: DemoWallet) {
   test("signMessage: a \"0x…\" string is signed as text, { raw } as bytes; viem and ethers verify", async () => {
     const sigs = await page.evaluate(async () => {
       const c = (window as unknown as PageGlobals).__wm.client!;
-      const text = await c.signMessage("0x1234");
-      const raw = await c.signMessage({ raw: "0x1234" });
+      const text = await c.signMessage("0x1234", { derivationPath: "m/44/60/0/0/0" });
+      const raw = await c.signMessage({ raw: "0x1234" }, { derivationPath: "m/44/60/0/0/0" });
       return { text: text.rsv, raw: raw.rsv, v: text.v };
     });
     expect([27, 28]).toContain(sigs.v);
@@ -276,19 +279,19 @@ export function evmTests(w: DemoWallet) {
       const c = (window as unknown as PageGlobals).__wm.client!;
       const early = new AbortController();
       early.abort();
-      const first = await c.signMessage("never", { signal: early.signal }).then(
+      const first = await c.signMessage("never", { signal: early.signal, derivationPath: "m/44/60/0/0/0" }).then(
         () => null,
         (e: { code: string; eip1193Code: number }) => ({ code: e.code, eip: e.eip1193Code }),
       );
       const ctl = new AbortController();
       const t0 = performance.now();
-      const p = c.signMessage("cancelled", { signal: ctl.signal });
+      const p = c.signMessage("cancelled", { signal: ctl.signal, derivationPath: "m/44/60/0/0/0" });
       ctl.abort("user closed the dialog");
       const second = await p.then(
         () => null,
         (e: { code: string; message: string }) => ({ code: e.code, message: e.message, ms: performance.now() - t0 }),
       );
-      const after = await c.signMessage("still works");
+      const after = await c.signMessage("still works", { derivationPath: "m/44/60/0/0/0" });
       return { first, second, after: after.rsv };
     });
     expect(r.first).toEqual({ code: "aborted", eip: 4001 });
@@ -312,7 +315,7 @@ export function evmTests(w: DemoWallet) {
           types,
           primaryType: "Permit",
           message: { ...m, value: BigInt(m.value), nonce: BigInt(m.nonce), deadline: BigInt(m.deadline) },
-        });
+        }, { derivationPath: "m/44/60/0/0/0" });
         return { rsv: r.rsv, digest: r.digest };
       },
       { domain: PERMIT_DOMAIN, types: PERMIT_TYPES, m: message },
@@ -350,8 +353,8 @@ export function evmTests(w: DemoWallet) {
     const auth = await page.evaluate(
       async ({ delegate, chainId, nonce }) => {
         const wm = (window as unknown as PageGlobals).__wm;
-        const a = await wm.client!.signAuthorization({ contractAddress: delegate as `0x${string}`, chainId, nonce });
-        const account = await wm.toViemAccount(wm.client!);
+        const a = await wm.client!.signAuthorization({ contractAddress: delegate as `0x${string}`, chainId, nonce }, { derivationPath: "m/44/60/0/0/0" });
+        const account = await wm.toViemAccount(wm.client!, { derivationPath: "m/44/60/0/0/0" });
         const viaViem = await account.signAuthorization!({ address: delegate as `0x${string}`, chainId, nonce });
         return { a: { address: a.address, chainId: a.chainId, nonce: a.nonce, r: a.r, s: a.s, yParity: a.yParity }, viaViem: { ...viaViem, v: undefined } };
       },
