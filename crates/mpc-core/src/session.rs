@@ -358,6 +358,19 @@ impl std::fmt::Debug for Session {
     }
 }
 
+/// The signing builder set to the non-hardened HD child at `path` (unchanged for none).
+fn at_path(
+    builder: cggmp24::signing::SigningBuilder<'_, Curve, SecurityLevel>,
+    path: Option<Vec<u32>>,
+) -> Result<cggmp24::signing::SigningBuilder<'_, Curve, SecurityLevel>, SignFailure> {
+    match path {
+        Some(path) => builder
+            .set_derivation_path(path)
+            .map_err(|e| SignFailure::Path(format!("{e:?}"))),
+        None => Ok(builder),
+    }
+}
+
 /// Builds the execution id shared by all participants from the session id.
 pub(crate) fn execution_id_bytes(
     kind: SessionKind,
@@ -505,13 +518,7 @@ impl Session {
         let sm = round_based::state_machine::wrap_protocol(move |party| async move {
             let mut rng = OsRng;
             let eid = cggmp24::ExecutionId::new(&eid);
-            let builder = cggmp24::signing(eid, i, &parties, &share);
-            let builder = match path {
-                Some(path) => builder
-                    .set_derivation_path(path)
-                    .map_err(|e| SignFailure::Path(format!("{e:?}")))?,
-                None => builder,
-            };
+            let builder = at_path(cggmp24::signing(eid, i, &parties, &share), path)?;
             builder
                 .sign(&mut rng, party, &message)
                 .await
@@ -551,13 +558,7 @@ impl Session {
         let sm = round_based::state_machine::wrap_protocol(move |party| async move {
             let mut rng = OsRng;
             let eid = cggmp24::ExecutionId::new(&eid);
-            let builder = cggmp24::signing(eid, i, &parties, &share);
-            let builder = match path {
-                Some(path) => builder
-                    .set_derivation_path(path)
-                    .map_err(|e| SignFailure::Path(format!("{e:?}")))?,
-                None => builder,
-            };
+            let builder = at_path(cggmp24::signing(eid, i, &parties, &share), path)?;
             builder
                 .generate_presignature(&mut rng, party)
                 .await
