@@ -25,7 +25,12 @@ const env = JSON.parse(process.env.WALLET_E2E ?? "{}") as E2eEnv;
 const ID = extensionId();
 const EXT = `chrome-extension://${ID}`;
 const PASSPHRASE = "extension e2e passphrase";
-const DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+/**
+ * Anvil's THIRD default dev account (public, 10000 ETH at start) funds the extension's
+ * wallet: the first one must deploy the EVM flow's token as its first transaction
+ * (tests/flows/evm.ts) and the second is that flow's permit spender.
+ */
+const DEV_KEY = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
 const DEAD = "0x000000000000000000000000000000000000dEaD";
 
 const TYPED = {

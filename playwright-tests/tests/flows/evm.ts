@@ -46,7 +46,8 @@ import { WALLET } from "./wallet.js";
 /** Where the demo signs an HD account (its first BIP-44 address): this flow signs there too. */
 const PATH = "m/44/60/0/0/0"; // (the page code below spells it out: it runs in the page)
 
-/** Anvil's first default dev account (public, funded with 10000 ETH at start). */
+/** Anvil's first default dev account (public, funded with 10000 ETH at start); no other
+ * spec may use it (its first transaction deploys TOKEN; extension.spec.ts uses the third). */
 const DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 /** Anvil's second default dev account: the permit's spender, who submits it. */
 const SPENDER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
