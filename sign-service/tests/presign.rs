@@ -16,17 +16,7 @@ use wallet_types::ErrorCode;
 const ACCOUNT: &str = "account-0";
 
 fn sign_req(w: &Wallet, id: &str, msg: &str) -> pb::SignWithPresignatureRequest {
-    let mut req = pb::SignWithPresignatureRequest {
-        auth: None,
-        account_id: ACCOUNT.into(),
-        presignature_id: id.into(),
-        preimage: mpc_core::digest::eip191_preimage(msg.as_bytes()),
-        digest: DigestKind::Keccak256 as i32,
-        payload_kind: PayloadKind::EthereumMessage as i32,
-        derivation_path: String::new(),
-    };
-    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
-    req
+    sign_req_at(w, ACCOUNT, "", id, msg)
 }
 
 /// [`sign_req`] for `account` at `path` (empty: the root).

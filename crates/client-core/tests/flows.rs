@@ -555,14 +555,19 @@ fn a_settle_that_never_ends_stops_after_the_deadline() {
     );
 }
 
-#[test]
-fn refill_is_for_independent_accounts_and_reports_failures_by_code() {
-    let f = fixture();
+/// The fixture's device with every account turned HD (same shares, same wallet).
+fn hd_device(f: &Fixture) -> Party {
     let mut hd = f.device.clone();
     for a in hd.accounts.values_mut() {
         a.kind = AccountKind::Hd;
     }
-    let hd = Party::new(f.created.wallet_id.clone(), hd, "hd").unwrap();
+    Party::new(f.created.wallet_id.clone(), hd, "hd").unwrap()
+}
+
+#[test]
+fn refill_is_for_independent_accounts_and_reports_failures_by_code() {
+    let f = fixture();
+    let hd = hd_device(f);
     let mut w = f.world();
     assert_eq!(
         w.refill(&hd, &f.account(0), Some(1)).unwrap_err().code(),
@@ -585,11 +590,7 @@ fn refill_is_for_independent_accounts_and_reports_failures_by_code() {
 #[test]
 fn hd_pools_are_per_path_and_sign_for_the_derived_key() {
     let f = fixture();
-    let mut hd = f.device.clone();
-    for a in hd.accounts.values_mut() {
-        a.kind = AccountKind::Hd;
-    }
-    let hd = Party::new(f.created.wallet_id.clone(), hd, "hd").unwrap();
+    let hd = hd_device(f);
     let mut w = f.world();
     let path = "m/44/60/0/0/3";
     let s = w.refill_at(&hd, &f.account(0), path, Some(2)).unwrap();

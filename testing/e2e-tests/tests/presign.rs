@@ -241,7 +241,8 @@ impl Raw {
             ))?)
     }
 
-    fn cosigner_ids(&self, account: &str) -> Result<Vec<String>> {
+    /// The cosigner's pools of `account` (every path), as PresignPoolStatus reports them.
+    fn cosigner_pools(&self, account: &str) -> Result<Vec<pb::PresignPool>> {
         let mut req = pb::PresignPoolStatusRequest {
             auth: None,
             account_id: account.to_string(),
@@ -254,8 +255,16 @@ impl Raw {
             self.party,
         )?;
         let mut g = self.grpc()?;
-        let r = self.rt.block_on(g.presign_pool_status(req))?.into_inner();
-        Ok(r.pools
+        Ok(self
+            .rt
+            .block_on(g.presign_pool_status(req))?
+            .into_inner()
+            .pools)
+    }
+
+    fn cosigner_ids(&self, account: &str) -> Result<Vec<String>> {
+        Ok(self
+            .cosigner_pools(account)?
             .into_iter()
             .find(|p| p.account_id == account)
             .context("no pool")?
@@ -265,20 +274,8 @@ impl Raw {
     /// The ids of the cosigner's pool of `account` at `path` (an HD path; empty when it
     /// reports no such pool).
     fn cosigner_ids_at(&self, account: &str, path: &str) -> Result<Vec<String>> {
-        let mut req = pb::PresignPoolStatusRequest {
-            auth: None,
-            account_id: account.to_string(),
-        };
-        auth::sign_request(
-            &mut req,
-            &self.key,
-            &self.audience,
-            &self.wallet_id,
-            self.party,
-        )?;
-        let mut g = self.grpc()?;
-        let r = self.rt.block_on(g.presign_pool_status(req))?.into_inner();
-        Ok(r.pools
+        Ok(self
+            .cosigner_pools(account)?
             .into_iter()
             .find(|p| p.account_id == account && p.derivation_path == path)
             .map(|p| p.presignature_ids)
