@@ -232,14 +232,24 @@ impl PoolDir {
         let stem = self.stem(account_id, signers, id)?;
         let from = self.dir.join(format!("{stem}.{PRE}"));
         let to = self.dir.join(format!("{stem}.{USED}"));
+        // Read before the rename: a `.pre` file is complete from the moment it has its
+        // name and nobody changes it while it has that name. After the rename the
+        // tombstone may be erased at any time by a concurrent `list` (which cannot tell
+        // a fresh take from a crashed one), so reading it then would race.
+        let sealed = match std::fs::read(&from) {
+            Ok(bytes) => Zeroizing::new(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(self.io(e)),
+        };
         match std::fs::rename(&from, &to) {
             Ok(()) => {}
+            // Taken by someone else between the read and the rename: the bytes read
+            // are dropped (and zeroized) unused.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.io(e)),
         }
         // The removal is durable before the presignature is used.
         self.sync_dir()?;
-        let sealed = std::fs::read(&to).map_err(|e| self.io(e))?;
         // Erase the contents (not synced: the take is already durable, and `list`
         // erases any tombstone a crash left with contents).
         let erased = std::fs::OpenOptions::new()
@@ -489,5 +499,47 @@ mod tests {
         assert_eq!((id.as_str(), v.as_slice()), ("late", &b"late"[..]));
         assert!(p.take_oldest("a", &[0, 1]).unwrap().is_none());
         assert!(p.list("a", &[0, 1]).unwrap().is_empty());
+    }
+
+    /// A refill lists the pool (and erases tombstones left with contents) while a
+    /// signer takes: the take must still read its presignature whole. Before the fix
+    /// the lister could truncate a fresh tombstone between the taker's rename and its
+    /// read, and the take failed as "not a presignature file".
+    #[test]
+    fn a_concurrent_list_never_spoils_a_take() {
+        let tmp = tempfile::tempdir().unwrap();
+        let p = std::sync::Arc::new(pool(tmp.path(), "w1", 1));
+        let n = 150;
+        for i in 0..n {
+            p.put(
+                "a",
+                &[0, 1],
+                &format!("id{i:03}"),
+                format!("s{i}").as_bytes(),
+            )
+            .unwrap();
+        }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let lister = {
+            let (p, stop) = (p.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    p.list("a", &[0, 1]).unwrap();
+                }
+            })
+        };
+        let mut got = Vec::new();
+        while let Some((id, v)) = p.take_oldest("a", &[0, 1]).unwrap() {
+            got.push((id, String::from_utf8(v.to_vec()).unwrap()));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        lister.join().unwrap();
+        assert_eq!(got.len(), n);
+        for (i, (id, v)) in got.iter().enumerate() {
+            assert_eq!(
+                (id.as_str(), v.as_str()),
+                (format!("id{i:03}").as_str(), format!("s{i}").as_str())
+            );
+        }
     }
 }
