@@ -48,6 +48,8 @@ pub const AUTH_DOMAIN: &[u8] = b"wallet-mpc/cosigner-auth/v2";
 pub const REQUEST_DOMAIN: &[u8] = b"wallet-mpc/cosigner-request/v1";
 /// Domain tag of [`create_wallet_message`].
 pub const CREATE_WALLET_DOMAIN: &[u8] = b"wallet-mpc/cosigner-create-wallet/v3";
+/// Domain tag of the `EnrollDeviceRequest` signature.
+pub const ENROLL_DEVICE_DOMAIN: &[u8] = b"wallet-mpc/cosigner-enroll-device/v1";
 /// Length of a request nonce.
 pub const NONCE_LEN: usize = 16;
 /// Default clock-skew window: requests whose timestamp is further than this from the
@@ -441,13 +443,9 @@ pub fn auth_message(
 /// `"wallet-mpc/cosigner-create-wallet/v3" 0x00` then, length-prefixed (u32 BE) or
 /// fixed-width big-endian: `audience`, `device_identity`, `recovery_identity`,
 /// `accounts` (u32), `kind` (u32), `label`, `timestamp_ms` (u64), `nonce`,
-/// `registration_credential`.
+/// `registration_credential`, and `enrollment_id` only when it is non-empty (so the
+/// signatures of requests without one are unchanged).
 pub fn create_wallet_message(req: &pb::CreateWalletRequest) -> Vec<u8> {
-    fn lp(m: &mut Vec<u8>, b: &[u8]) {
-        let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
-        m.extend_from_slice(&len.to_be_bytes());
-        m.extend_from_slice(b);
-    }
     let mut m = Vec::with_capacity(540 + req.label.len());
     m.extend_from_slice(CREATE_WALLET_DOMAIN);
     m.push(0);
@@ -457,6 +455,33 @@ pub fn create_wallet_message(req: &pb::CreateWalletRequest) -> Vec<u8> {
     m.extend_from_slice(&req.accounts.to_be_bytes());
     m.extend_from_slice(&(req.kind as u32).to_be_bytes());
     lp(&mut m, req.label.as_bytes());
+    m.extend_from_slice(&req.timestamp_ms.to_be_bytes());
+    lp(&mut m, &req.nonce);
+    lp(&mut m, req.registration_credential.as_bytes());
+    if !req.enrollment_id.is_empty() {
+        lp(&mut m, req.enrollment_id.as_bytes());
+    }
+    m
+}
+
+/// Appends `b` length-prefixed (u32 BE).
+fn lp(m: &mut Vec<u8>, b: &[u8]) {
+    let len = u32::try_from(b.len()).unwrap_or(u32::MAX);
+    m.extend_from_slice(&len.to_be_bytes());
+    m.extend_from_slice(b);
+}
+
+/// The canonical byte string the `EnrollDeviceRequest.signature` covers:
+/// `"wallet-mpc/cosigner-enroll-device/v1" 0x00` then, length-prefixed (u32 BE) or
+/// fixed-width big-endian: `audience`, `device_identity`, `recovery_identity`,
+/// `timestamp_ms` (u64), `nonce`, `registration_credential`.
+pub fn enroll_device_message(req: &pb::EnrollDeviceRequest) -> Vec<u8> {
+    let mut m = Vec::with_capacity(400 + req.registration_credential.len());
+    m.extend_from_slice(ENROLL_DEVICE_DOMAIN);
+    m.push(0);
+    lp(&mut m, req.audience.as_bytes());
+    lp(&mut m, req.device_identity.as_bytes());
+    lp(&mut m, req.recovery_identity.as_bytes());
     m.extend_from_slice(&req.timestamp_ms.to_be_bytes());
     lp(&mut m, &req.nonce);
     lp(&mut m, req.registration_credential.as_bytes());
@@ -666,6 +691,61 @@ pub fn verify_create_wallet(
     nonce_array(&req.nonce)?;
     check_freshness(req.timestamp_ms, now_ms, window_ms)?;
     if !verify_bytes(&device, &create_wallet_message(req), &req.signature) {
+        return Err(AuthError::BadSignature { party: 0 });
+    }
+    Ok((device, recovery))
+}
+
+/// Fills `audience`, `device_identity`, `timestamp_ms`, `nonce` and `signature` of an
+/// `EnrollDeviceRequest` for the cosigner `audience` (`recovery_identity` and the
+/// credential must be set before).
+pub fn sign_enroll_device(
+    req: &mut pb::EnrollDeviceRequest,
+    device: &IdentityKey,
+    audience: &PublicIdentity,
+) -> Result<(), AuthError> {
+    let nonce = random_nonce()?;
+    sign_enroll_device_at(req, device, audience, now_ms(), nonce)
+}
+
+/// [`sign_enroll_device`] with a given timestamp and nonce.
+pub fn sign_enroll_device_at(
+    req: &mut pb::EnrollDeviceRequest,
+    device: &IdentityKey,
+    audience: &PublicIdentity,
+    timestamp_ms: u64,
+    nonce: [u8; NONCE_LEN],
+) -> Result<(), AuthError> {
+    req.audience = audience.to_string();
+    req.device_identity = device.public().to_string();
+    req.timestamp_ms = timestamp_ms;
+    req.nonce = nonce.to_vec();
+    req.signature = sign_bytes(device, &enroll_device_message(req))?.to_vec();
+    Ok(())
+}
+
+/// Verifies an `EnrollDeviceRequest` for the cosigner `me` (audience, identities, nonce
+/// length, clock skew, signature by the device identity) and returns the (device,
+/// recovery) identities. The caller still checks the nonce with a [`ReplayCache`] (in
+/// the device identity's scope, like `CreateWallet`).
+pub fn verify_enroll_device(
+    req: &pb::EnrollDeviceRequest,
+    me: &PublicIdentity,
+    now_ms: u64,
+    window_ms: u64,
+) -> Result<(PublicIdentity, PublicIdentity), AuthError> {
+    check_audience(&req.audience, me)?;
+    let device: PublicIdentity = req
+        .device_identity
+        .parse()
+        .map_err(|e| AuthError::BadIdentity(format!("device_identity: {e}")))?;
+    let recovery: PublicIdentity = req
+        .recovery_identity
+        .parse()
+        .map_err(|e| AuthError::BadIdentity(format!("recovery_identity: {e}")))?;
+    nonce_array(&req.nonce)?;
+    check_freshness(req.timestamp_ms, now_ms, window_ms)?;
+    if !verify_bytes(&device, &enroll_device_message(req), &req.signature) {
         return Err(AuthError::BadSignature { party: 0 });
     }
     Ok((device, recovery))
@@ -1086,6 +1166,68 @@ mod tests {
             verify_create_wallet(&req, &aud(), now + 5000, 1000),
             Err(AuthError::Stale { .. })
         ));
+    }
+
+    #[test]
+    fn enrollment_id_is_signed_into_create_wallet() {
+        let dev = key(1);
+        let now = 1_700_000_000_000;
+        let mut req = pb::CreateWalletRequest {
+            recovery_identity: key(2).public().to_string(),
+            accounts: 1,
+            enrollment_id: "e1".into(),
+            ..Default::default()
+        };
+        sign_create_wallet_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
+        verify_create_wallet(&req, &aud(), now, 1000).unwrap();
+        // Another enrollment, or none, is not what the device signed.
+        for other in ["e2", ""] {
+            let mut t = req.clone();
+            t.enrollment_id = other.into();
+            assert_eq!(
+                verify_create_wallet(&t, &aud(), now, 1000),
+                Err(AuthError::BadSignature { party: 0 })
+            );
+        }
+    }
+
+    #[test]
+    fn enroll_device_signature() {
+        let dev = key(1);
+        let rec = key(2);
+        let now = 1_700_000_000_000;
+        let mut req = pb::EnrollDeviceRequest {
+            recovery_identity: rec.public().to_string(),
+            registration_credential: "wmreg1.x".into(),
+            ..Default::default()
+        };
+        sign_enroll_device_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
+        let (d, r) = verify_enroll_device(&req, &aud(), now, 1000).unwrap();
+        assert_eq!((d, r), (dev.public(), rec.public()));
+        let mut t = req.clone();
+        t.recovery_identity = key(3).public().to_string();
+        assert_eq!(
+            verify_enroll_device(&t, &aud(), now, 1000),
+            Err(AuthError::BadSignature { party: 0 })
+        );
+        let mut t = req.clone();
+        t.registration_credential = "wmreg1.y".into();
+        assert!(verify_enroll_device(&t, &aud(), now, 1000).is_err());
+        assert!(verify_enroll_device(&req, &key(9).public(), now, 1000).is_err());
+        assert!(matches!(
+            verify_enroll_device(&req, &aud(), now + 5000, 1000),
+            Err(AuthError::Stale { .. })
+        ));
+        // A CreateWallet signature is no enrollment (and the other way round): the
+        // domains differ.
+        let mut cw = pb::CreateWalletRequest {
+            recovery_identity: rec.public().to_string(),
+            ..Default::default()
+        };
+        sign_create_wallet_at(&mut cw, &dev, &aud(), now, [7; 16]).unwrap();
+        let mut forged = req.clone();
+        forged.signature = cw.signature.clone();
+        assert!(verify_enroll_device(&forged, &aud(), now, 1000).is_err());
     }
 
     #[test]
