@@ -64,7 +64,8 @@ use wallet_types::AccountKind as Kind;
 
 pub use client_core::create::{Persist, RecoveryJob};
 pub use client_core::{
-    bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, ErrorCode, Room,
+    bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, Enrollment,
+    ErrorCode, JoinAux, Room,
 };
 pub use cosigner::CosignerClient;
 pub use driver::{create_wallet, CreateEffects, SessionSettings};

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mpc_client::{
-    bundle_public_keys, join_wallet_creation, save_party_files, AccountKind, AccountRoom,
+    bundle_public_keys, join_wallet_creation, save_party_files, AccountKind, AccountRoom, JoinAux,
     JoinRequest, MpcError, ProgressEvent, ProgressListener, RoomInfo, WalletMeta,
     WALLET_META_FORMAT,
 };
@@ -290,9 +290,11 @@ impl Agent {
             me: PARTY_INDEX,
             identity: self.identity.clone(),
             peers: BTreeMap::from([(0, job.device), (1, job.cosigner)]),
-            primes,
+            aux: JoinAux::Run {
+                room: job.aux_info.clone(),
+                primes,
+            },
             kind: job.kind,
-            aux_info: job.aux_info.clone(),
             accounts: job.accounts.clone(),
             gateway_url: self.cfg.gateway_url.clone(),
             session_timeout: self.cfg.session_timeout,
