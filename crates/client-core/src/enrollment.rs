@@ -84,6 +84,34 @@ struct FileRepr {
     shares: serde_json::Value,
 }
 
+/// What an enrollment file says in clear (not authenticated until it is decrypted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentHeader {
+    /// The enrollment id.
+    pub enrollment_id: String,
+    /// The party whose enrollment it is.
+    pub party_index: u16,
+    /// The cosigner forgets it then (ms since the Unix epoch; 0: unknown).
+    pub expires_at_ms: u64,
+}
+
+impl EnrollmentHeader {
+    /// Reads the clear part of an enrollment file (to list enrollments without the
+    /// passphrase); `path` names it in errors.
+    pub fn read(text: &str, path: &str) -> Result<Self, ClientError> {
+        let file: FileRepr = serde_json::from_str(text)
+            .map_err(|e| ClientError::corrupt(path, format!("not an enrollment file: {e}")))?;
+        if file.format != ENROLLMENT_FORMAT {
+            return Err(ClientError::corrupt(path, "not an enrollment file"));
+        }
+        Ok(EnrollmentHeader {
+            enrollment_id: file.enrollment_id,
+            party_index: file.party_index,
+            expires_at_ms: file.expires_at_ms,
+        })
+    }
+}
+
 impl Enrollment {
     /// The cosigner's public identity (party 1).
     pub fn cosigner_identity(&self) -> Option<PublicIdentity> {

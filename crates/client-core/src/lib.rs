@@ -145,7 +145,7 @@ pub use create::{
     JoinStep, Joined, RecoveryJob,
 };
 pub use enroll::{Enroll, EnrollParams, EnrollRecoveryJob, EnrollStep};
-pub use enrollment::{validate_enrollment_id, Enrollment};
+pub use enrollment::{validate_enrollment_id, Enrollment, EnrollmentHeader};
 pub use error::{ClientError, PresignatureState, RemoteError};
 pub use offline::{OfflineParams, OfflineSign, OfflineStep};
 pub use party::{parse_path, Party};
