@@ -553,6 +553,27 @@ impl From<mc::WalletInfo> for WalletInfo {
     }
 }
 
+/// A stored device enrollment (`enroll_device`): a later `create_wallet_from_enrollment`
+/// with its id runs only the DKGs.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct EnrollmentInfo {
+    pub enrollment_id: String,
+    /// The cosigner forgets it then (ms since the Unix epoch; 0: unknown).
+    pub expires_at_ms: u64,
+    /// The device's enrollment file.
+    pub path: String,
+}
+
+impl From<mc::EnrollmentInfo> for EnrollmentInfo {
+    fn from(e: mc::EnrollmentInfo) -> Self {
+        EnrollmentInfo {
+            enrollment_id: e.enrollment_id,
+            expires_at_ms: e.expires_at_ms,
+            path: e.path,
+        }
+    }
+}
+
 /// The cosigner's health report.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct CosignerHealth {
@@ -727,6 +748,48 @@ impl MpcClient {
         let progress = progress.map(adapt);
         on_runtime(async move {
             c.create_wallet(accounts, kind, label, progress)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    /// Enrolls this device ahead of wallet creation: registers both user parties'
+    /// identities with the cosigner and runs their aux info (minutes: primes and
+    /// Paillier work); each party's enrollment is stored encrypted next to its share
+    /// file. `progress` receives `primes`, `enroll` and `aux-info` events.
+    pub async fn enroll_device(
+        &self,
+        progress: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<EnrollmentInfo, MpcError> {
+        let c = self.inner.clone();
+        let progress = progress.map(adapt);
+        on_runtime(async move { c.enroll_device(progress).await.map(Into::into) }).await
+    }
+
+    /// The device's stored enrollments, soonest to expire first (no decryption).
+    pub fn list_enrollments(&self) -> Result<Vec<EnrollmentInfo>, MpcError> {
+        self.inner
+            .list_enrollments()
+            .map(|v| v.into_iter().map(Into::into).collect())
+            .map_err(Into::into)
+    }
+
+    /// Creates a wallet from the stored enrollment `enrollment_id`: only the DKGs run
+    /// (about a second per account); the enrollment is removed once the shares are
+    /// stored.
+    pub async fn create_wallet_from_enrollment(
+        &self,
+        enrollment_id: String,
+        accounts: u32,
+        kind: AccountKind,
+        label: String,
+        progress: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<WalletInfo, MpcError> {
+        let c = self.inner.clone();
+        let progress = progress.map(adapt);
+        on_runtime(async move {
+            c.create_wallet_with(accounts, kind, label, Some(enrollment_id), progress)
                 .await
                 .map(Into::into)
         })

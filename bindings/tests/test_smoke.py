@@ -119,6 +119,29 @@ def test_progress_listener_is_accepted(config):
     client.set_progress_listener(None)
 
 
+def test_enrollment_api(config, tmp_path):
+    config.recovery_path = str(tmp_path / "recovery_key_shares.json")
+    config.recovery_passphrase = "recovery passphrase"
+    config.allow_weak_passphrase = True
+    client = w.MpcClient(config)
+    # Nothing stored yet.
+    assert client.list_enrollments() == []
+    # An enrollment that is not stored is refused before any network traffic.
+    with pytest.raises(w.MpcError.InvalidInput) as e:
+        run(
+            client.create_wallet_from_enrollment(
+                "enrollment-1", 1, wt.AccountKind.HD, "x", None
+            )
+        )
+    assert "enroll" in e.value.detail
+    with pytest.raises(w.MpcError.InvalidInput):
+        run(client.create_wallet_from_enrollment("../x", 1, wt.AccountKind.HD, "x", None))
+    # Enrolling needs the cosigner.
+    with pytest.raises(w.MpcError.CosignerUnavailable):
+        run(client.enroll_device(None))
+    assert client.list_enrollments() == []
+
+
 def test_verify_ethereum_rejects_garbage():
     with pytest.raises(w.MpcError.InvalidInput):
         w.verify_ethereum(b"hello", "zz", "0x0000000000000000000000000000000000000000")

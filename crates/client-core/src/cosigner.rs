@@ -19,6 +19,8 @@ use crate::error::{ClientError, RemoteError};
 pub enum CosignerMethod {
     /// `Health` (no authentication).
     Health,
+    /// `EnrollDevice` (signed by the new device identity).
+    EnrollDevice,
     /// `CreateWallet` (signed by the new device identity).
     CreateWallet,
     /// `ConfirmWallet`.
@@ -38,6 +40,7 @@ impl CosignerMethod {
     pub const fn name(self) -> &'static str {
         match self {
             CosignerMethod::Health => "Health",
+            CosignerMethod::EnrollDevice => "EnrollDevice",
             CosignerMethod::CreateWallet => "CreateWallet",
             CosignerMethod::ConfirmWallet => "ConfirmWallet",
             CosignerMethod::StartSign => "StartSign",
@@ -52,6 +55,7 @@ impl CosignerMethod {
     pub fn path(self) -> &'static str {
         match self {
             CosignerMethod::Health => "/wallet.cosigner.v1.Cosigner/Health",
+            CosignerMethod::EnrollDevice => "/wallet.cosigner.v1.Cosigner/EnrollDevice",
             CosignerMethod::CreateWallet => "/wallet.cosigner.v1.Cosigner/CreateWallet",
             CosignerMethod::ConfirmWallet => "/wallet.cosigner.v1.Cosigner/ConfirmWallet",
             CosignerMethod::StartSign => "/wallet.cosigner.v1.Cosigner/StartSign",
@@ -69,6 +73,8 @@ impl CosignerMethod {
 pub enum CosignerRequest {
     /// `Health`.
     Health(pb::HealthRequest),
+    /// `EnrollDevice`.
+    EnrollDevice(pb::EnrollDeviceRequest),
     /// `CreateWallet`.
     CreateWallet(pb::CreateWalletRequest),
     /// `ConfirmWallet`.
@@ -88,6 +94,7 @@ impl CosignerRequest {
     pub fn method(&self) -> CosignerMethod {
         match self {
             CosignerRequest::Health(_) => CosignerMethod::Health,
+            CosignerRequest::EnrollDevice(_) => CosignerMethod::EnrollDevice,
             CosignerRequest::CreateWallet(_) => CosignerMethod::CreateWallet,
             CosignerRequest::ConfirmWallet(_) => CosignerMethod::ConfirmWallet,
             CosignerRequest::StartSign(_) => CosignerMethod::StartSign,
@@ -106,6 +113,7 @@ impl CosignerRequest {
     pub fn encode_to_vec(&self) -> Vec<u8> {
         match self {
             CosignerRequest::Health(r) => r.encode_to_vec(),
+            CosignerRequest::EnrollDevice(r) => r.encode_to_vec(),
             CosignerRequest::CreateWallet(r) => r.encode_to_vec(),
             CosignerRequest::ConfirmWallet(r) => r.encode_to_vec(),
             CosignerRequest::StartSign(r) => r.encode_to_vec(),
@@ -121,6 +129,8 @@ impl CosignerRequest {
 pub enum CosignerResponse {
     /// `Health`.
     Health(pb::HealthResponse),
+    /// `EnrollDevice`.
+    EnrollDevice(pb::EnrollDeviceResponse),
     /// `CreateWallet`.
     CreateWallet(pb::CreateWalletResponse),
     /// `ConfirmWallet`.
@@ -140,6 +150,7 @@ impl CosignerResponse {
     pub fn method(&self) -> CosignerMethod {
         match self {
             CosignerResponse::Health(_) => CosignerMethod::Health,
+            CosignerResponse::EnrollDevice(_) => CosignerMethod::EnrollDevice,
             CosignerResponse::CreateWallet(_) => CosignerMethod::CreateWallet,
             CosignerResponse::ConfirmWallet(_) => CosignerMethod::ConfirmWallet,
             CosignerResponse::StartSign(_) => CosignerMethod::StartSign,
@@ -158,6 +169,9 @@ impl CosignerResponse {
             CosignerMethod::Health => {
                 CosignerResponse::Health(pb::HealthResponse::decode(bytes).map_err(bad)?)
             }
+            CosignerMethod::EnrollDevice => CosignerResponse::EnrollDevice(
+                pb::EnrollDeviceResponse::decode(bytes).map_err(bad)?,
+            ),
             CosignerMethod::CreateWallet => CosignerResponse::CreateWallet(
                 pb::CreateWalletResponse::decode(bytes).map_err(bad)?,
             ),
@@ -185,7 +199,7 @@ impl CosignerResponse {
 pub(crate) enum Signer {
     /// Nobody (`Health`).
     None,
-    /// The new device identity (`CreateWallet`), for the cosigner `audience` (its
+    /// The new device identity (`EnrollDevice`, `CreateWallet`), for the cosigner `audience` (its
     /// identity from `Health`).
     Device {
         key: IdentityKey,
@@ -226,6 +240,9 @@ impl Unsigned {
             (Signer::Device { key, audience }, CosignerRequest::CreateWallet(r)) => {
                 auth::sign_create_wallet_at(r, key, audience, now_ms, nonce).map_err(err)?
             }
+            (Signer::Device { key, audience }, CosignerRequest::EnrollDevice(r)) => {
+                auth::sign_enroll_device_at(r, key, audience, now_ms, nonce).map_err(err)?
+            }
             (
                 Signer::Party {
                     key,
@@ -257,7 +274,9 @@ impl Unsigned {
                     CosignerRequest::SignWithPresignature(r) => {
                         auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
-                    CosignerRequest::Health(_) | CosignerRequest::CreateWallet(_) => {
+                    CosignerRequest::Health(_)
+                    | CosignerRequest::CreateWallet(_)
+                    | CosignerRequest::EnrollDevice(_) => {
                         return Err(ClientError::internal(
                             "a party-signed request of an unauthenticated method",
                         ))

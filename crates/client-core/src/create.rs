@@ -11,7 +11,15 @@
 //!   ─► Persist (the driver stores the device's bundle)
 //!   ─► CallCosigner(ConfirmWallet) ─► wallet_not_ready / cosigner_unavailable:
 //!        Wait(500 ms) and again (at most 30 times) ─► Done
-//! Join::start ─► RunSession(aux-info) ─► RunSession(keygen) per account ─► Done(bundle)
+//! Create::from_enrollment (the device's Enrollment: its identity and aux info)
+//!   ─► CallCosigner(Health: the enrollment's cosigner?)
+//!   ─► CallCosigner(CreateWallet with enrollment_id) ─► wallet_not_ready:
+//!        Wait(1 s) and again (at most 60 times); not_found / unauthorized:
+//!        ClientError::EnrollmentUnusable; an aux-info room: refused
+//!   ─► StartRecovery (party 2 joins with its own enrollment)
+//!   ─► RunSession(keygen) per account ─► AwaitRecovery ─► Persist ─► ConfirmWallet ─► Done
+//! Join::start ─► RunSession(aux-info, unless JoinAux::Ready) ─► RunSession(keygen) per
+//!   account ─► Done(bundle)
 //! ```
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -27,7 +35,10 @@ use wallet_types::{
 };
 
 use crate::cosigner::{CosignerMethod, CosignerRequest, CosignerResponse, Signer, Unsigned};
+use crate::enrollment::Enrollment;
 use crate::error::{ClientError, RemoteError};
+use crate::register::{sealed::Registers, Registration};
+pub use crate::register::{DevicePrimes, RecoveryIdentity};
 use crate::session::{AccountRoom, Build, Room, SessionSpec};
 use crate::step::{sealed::Flow, Call, RunSession, Wait};
 use crate::types::AccountInfo;
@@ -36,10 +47,42 @@ use crate::types::AccountInfo;
 pub const CONFIRM_RETRY_MS: u64 = 500;
 /// Most ConfirmWallet retries.
 pub const CONFIRM_ATTEMPTS: u32 = 30;
+/// Pause between two CreateWallet calls while the cosigner still stores the
+/// enrollment's aux info (`wallet_not_ready`).
+pub const ENROLLED_CREATE_RETRY_MS: u64 = 1000;
+/// Most CreateWallet retries for a wallet created from an enrollment.
+pub const ENROLLED_CREATE_ATTEMPTS: u32 = 60;
 
 // ------------------------------------------------------------------------------ join
 
-/// What one party needs to join a wallet creation.
+/// Where a joining party's aux info comes from.
+#[derive(Clone)]
+pub enum JoinAux {
+    /// Run the aux-info session in this room with these four safe primes.
+    Run {
+        /// The aux-info room.
+        room: Room,
+        /// This party's primes.
+        primes: PrimeSet,
+    },
+    /// This party's aux info from its enrollment (only the keygens run).
+    Ready(Box<AuxInfo>),
+}
+
+impl std::fmt::Debug for JoinAux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JoinAux::Run { room, .. } => f
+                .debug_struct("Run")
+                .field("room", room)
+                .finish_non_exhaustive(),
+            JoinAux::Ready(_) => f.write_str("Ready"),
+        }
+    }
+}
+
+/// What one party needs to join a wallet creation (or, with no accounts and
+/// [`JoinAux::Run`], an enrollment's aux-info room alone).
 #[derive(Clone)]
 pub struct JoinParams {
     /// This party's keygen index (0 device, 2 recovery).
@@ -48,13 +91,11 @@ pub struct JoinParams {
     pub identity: IdentityKey,
     /// The public identities of the two other parties, by keygen index.
     pub peers: BTreeMap<u16, PublicIdentity>,
-    /// This party's four safe primes for aux info.
-    pub primes: PrimeSet,
+    /// The aux info: run now, or from an enrollment.
+    pub aux: JoinAux,
     /// Kind of every account.
     pub kind: AccountKind,
-    /// The aux-info room.
-    pub aux_info: Room,
-    /// The keygen rooms, in order.
+    /// The keygen rooms, in order (none: an enrollment's aux info alone).
     pub accounts: Vec<AccountRoom>,
     /// Creation time of the accounts, seconds since the Unix epoch.
     pub created_at: u64,
@@ -65,7 +106,7 @@ impl std::fmt::Debug for JoinParams {
         f.debug_struct("JoinParams")
             .field("me", &self.me)
             .field("kind", &self.kind)
-            .field("aux_info", &self.aux_info)
+            .field("aux", &self.aux)
             .field("accounts", &self.accounts)
             .finish_non_exhaustive()
     }
@@ -95,15 +136,21 @@ impl JoinParams {
                 ));
             }
         }
-        if self.accounts.is_empty() || self.accounts.len() > MAX_ACCOUNTS as usize {
+        // No accounts only for an enrollment's aux info alone.
+        let min = usize::from(matches!(self.aux, JoinAux::Ready(_)));
+        if self.accounts.len() < min || self.accounts.len() > MAX_ACCOUNTS as usize {
             return Err(ClientError::input(format!(
-                "need 1..={MAX_ACCOUNTS} accounts, got {}",
+                "need {min}..={MAX_ACCOUNTS} accounts, got {}",
                 self.accounts.len()
             )));
         }
         let mut sessions = BTreeSet::new();
         let mut accounts = BTreeSet::new();
-        for (what, room) in std::iter::once(("aux_info", &self.aux_info)).chain(
+        let aux_room = match &self.aux {
+            JoinAux::Run { room, .. } => Some(("aux_info", room)),
+            JoinAux::Ready(_) => None,
+        };
+        for (what, room) in aux_room.into_iter().chain(
             self.accounts
                 .iter()
                 .map(|a| (a.account_id.as_str(), &a.keygen)),
@@ -129,9 +176,11 @@ impl JoinParams {
                 )));
             }
         }
-        self.primes
-            .to_pregenerated()
-            .map_err(|e| ClientError::config(format!("primes: {e}")))?;
+        if let JoinAux::Run { primes, .. } = &self.aux {
+            primes
+                .to_pregenerated()
+                .map_err(|e| ClientError::config(format!("primes: {e}")))?;
+        }
         Ok(())
     }
 
@@ -145,11 +194,11 @@ impl JoinParams {
 }
 
 /// One party's aux info and DKGs, shared by [`Join`] and [`Create`].
-struct Joining {
+pub(crate) struct Joining {
     params: JoinParams,
     roster: Roster,
-    /// Primes, until the aux-info session takes them.
-    primes: Option<PrimeSet>,
+    /// The aux-info room and primes, until the aux-info session takes them.
+    aux_run: Option<(Room, PrimeSet)>,
     aux: Option<AuxInfo>,
     /// Keygens done.
     done: usize,
@@ -157,24 +206,36 @@ struct Joining {
 }
 
 impl Joining {
-    fn new(params: JoinParams) -> Result<Self, ClientError> {
+    pub(crate) fn new(params: JoinParams) -> Result<Self, ClientError> {
         params.validate()?;
         let roster = params.roster()?;
+        let (aux_run, aux) = match &params.aux {
+            JoinAux::Run { room, primes } => (Some((room.clone(), primes.clone())), None),
+            JoinAux::Ready(a) => (None, Some((**a).clone())),
+        };
         Ok(Joining {
-            primes: Some(params.primes.clone()),
+            aux_run,
             bundle: KeyShareBundle::new(params.me),
             roster,
             params,
-            aux: None,
+            aux,
             done: 0,
         })
     }
 
+    /// The aux-info session id (empty when the aux info came from an enrollment).
+    fn aux_session_id(&self) -> &str {
+        match &self.params.aux {
+            JoinAux::Run { room, .. } => &room.session_id,
+            JoinAux::Ready(_) => "",
+        }
+    }
+
     /// The next session, `None` when every one has run.
-    fn next_session(&mut self) -> Option<SessionSpec> {
+    pub(crate) fn next_session(&mut self) -> Option<SessionSpec> {
         let p = &self.params;
-        let (room, account, build) = match self.primes.take() {
-            Some(primes) => (p.aux_info.clone(), None, Build::AuxInfo(primes)),
+        let (room, account, build) = match self.aux_run.take() {
+            Some((room, primes)) => (room, None, Build::AuxInfo(primes)),
             None => {
                 let a = p.accounts.get(self.done)?;
                 (a.keygen.clone(), Some(a.account_id.clone()), Build::Keygen)
@@ -191,13 +252,16 @@ impl Joining {
     }
 
     /// The result of the session [`Joining::next_session`] handed out last.
-    fn finished(&mut self, out: Result<SessionOutput, PartyError>) -> Result<(), ClientError> {
+    pub(crate) fn finished(
+        &mut self,
+        out: Result<SessionOutput, PartyError>,
+    ) -> Result<(), ClientError> {
         let p = &self.params;
         let Some(aux) = &self.aux else {
-            let sid = &p.aux_info.session_id;
-            match out.map_err(|e| ClientError::session("aux-info", sid, e))? {
+            let sid = self.aux_session_id().to_string();
+            match out.map_err(|e| ClientError::session("aux-info", &sid, e))? {
                 SessionOutput::AuxInfo(a) => self.aux = Some(*a),
-                _ => return Err(unexpected("aux-info", sid)),
+                _ => return Err(unexpected("aux-info", &sid)),
             }
             return Ok(());
         };
@@ -223,7 +287,7 @@ impl Joining {
     }
 
     /// The complete bundle (aux info, accounts, identity secret, peer identities).
-    fn into_bundle(self) -> KeyShareBundle {
+    pub(crate) fn into_bundle(self) -> KeyShareBundle {
         let mut bundle = self.bundle;
         bundle.aux_info = self.aux;
         bundle.identity_secret = Some(self.params.identity.to_seed_hex().to_string());
@@ -334,13 +398,15 @@ pub struct CreateParams {
     /// A label for the cosigner's records.
     pub label: String,
     /// The registration credential the cosigner's operator issued for this wallet
-    /// (`wmreg1.…`); `None` only for a cosigner in dev mode (open registration).
+    /// (`wmreg1.…`); `None` only for a cosigner in dev mode (open registration). Not
+    /// needed (not sent) for a wallet created from an enrollment.
     pub registration_credential: Option<String>,
 }
 
 /// What the recovery party (party 2) needs to join the creation: the driver starts it
 /// with this (natively a [`Join`] with its own identity and primes, see
-/// [`RecoveryJob::join_params`]; in the browser the recovery agent's job).
+/// [`RecoveryJob::join_params`], or with its enrollment, see
+/// [`RecoveryJob::join_params_enrolled`]; in the browser the recovery agent's job).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveryJob {
     /// The cosigner's wallet id.
@@ -353,19 +419,68 @@ pub struct RecoveryJob {
     pub recovery_identity: PublicIdentity,
     /// Kind of every account.
     pub kind: AccountKind,
-    /// The aux-info room.
+    /// The aux-info room. EMPTY (every field) for a wallet created from an enrollment
+    /// ([`RecoveryJob::enrollment_id`] set): the recovery party then uses its own
+    /// enrollment's aux info and runs the keygens only.
     pub aux_info: Room,
     /// The keygen rooms, in order.
     pub accounts: Vec<AccountRoom>,
+    /// The enrollment the wallet is created from, if any.
+    pub enrollment_id: Option<String>,
 }
 
 impl RecoveryJob {
     /// The [`JoinParams`] of the recovery party, given its identity key (whose public
-    /// identity must be [`RecoveryJob::recovery_identity`]) and primes.
+    /// identity must be [`RecoveryJob::recovery_identity`]) and primes. Not for a wallet
+    /// created from an enrollment ([`RecoveryJob::join_params_enrolled`]).
     pub fn join_params(
         &self,
         identity: IdentityKey,
         primes: PrimeSet,
+        created_at: u64,
+    ) -> Result<JoinParams, ClientError> {
+        if self.enrollment_id.is_some() {
+            return Err(ClientError::internal(
+                "a wallet created from an enrollment: join with the recovery party's enrollment",
+            ));
+        }
+        self.params(
+            identity,
+            JoinAux::Run {
+                room: self.aux_info.clone(),
+                primes,
+            },
+            created_at,
+        )
+    }
+
+    /// The [`JoinParams`] of the recovery party from its enrollment (the same
+    /// enrollment id, device and cosigner identities): the keygens only.
+    pub fn join_params_enrolled(
+        &self,
+        enrollment: &Enrollment,
+        created_at: u64,
+    ) -> Result<JoinParams, ClientError> {
+        check_enrollment_fits(
+            enrollment,
+            self.enrollment_id.as_deref(),
+            RECOVERY,
+            [
+                (DEVICE, self.device_identity),
+                (COSIGNER, self.cosigner_identity),
+            ],
+        )?;
+        self.params(
+            enrollment.identity.clone(),
+            JoinAux::Ready(Box::new(enrollment.aux_info.clone())),
+            created_at,
+        )
+    }
+
+    fn params(
+        &self,
+        identity: IdentityKey,
+        aux: JoinAux,
         created_at: u64,
     ) -> Result<JoinParams, ClientError> {
         if identity.public() != self.recovery_identity {
@@ -380,13 +495,45 @@ impl RecoveryJob {
                 (DEVICE, self.device_identity),
                 (COSIGNER, self.cosigner_identity),
             ]),
-            primes,
+            aux,
             kind: self.kind,
-            aux_info: self.aux_info.clone(),
             accounts: self.accounts.clone(),
             created_at,
         })
     }
+}
+
+/// Checks that `enrollment` is the one `expected_id` names, of party `me`, with these
+/// peers: [`ClientError::InvalidInput`] otherwise.
+pub(crate) fn check_enrollment_fits(
+    enrollment: &Enrollment,
+    expected_id: Option<&str>,
+    me: u16,
+    peers: [(u16, PublicIdentity); 2],
+) -> Result<(), ClientError> {
+    enrollment.validate()?;
+    if expected_id != Some(enrollment.enrollment_id.as_str()) {
+        return Err(ClientError::input(format!(
+            "enrollment {} is not the one of this wallet ({})",
+            enrollment.enrollment_id,
+            expected_id.unwrap_or("none")
+        )));
+    }
+    if enrollment.party_index != me {
+        return Err(ClientError::input(format!(
+            "an enrollment of party {}, expected party {me}",
+            enrollment.party_index
+        )));
+    }
+    for (i, id) in peers {
+        if enrollment.peers.get(&i) != Some(&id) {
+            return Err(ClientError::input(format!(
+                "enrollment {} was made with another identity of party {i}",
+                enrollment.enrollment_id
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The wallet, created and confirmed.
@@ -408,9 +555,11 @@ pub enum CreateStep {
     /// Call the cosigner (`Health`, `CreateWallet`, `ConfirmWallet`).
     CallCosigner(Call<Create>),
     /// Give the recovery party's public identity (natively: generate the recovery
-    /// party's identity key; in the browser: ask the recovery agent).
+    /// party's identity key; in the browser: ask the recovery agent). Not asked for a
+    /// wallet created from an enrollment.
     RecoveryIdentity(RecoveryIdentity),
-    /// Give the device's four safe primes (loaded, prepared or generated: minutes).
+    /// Give the device's four safe primes (loaded, prepared or generated: minutes). Not
+    /// asked for a wallet created from an enrollment.
     Primes(DevicePrimes),
     /// Start the recovery party on [`StartRecovery::job`] (it runs alongside the
     /// device's sessions), then [`StartRecovery::started`].
@@ -421,85 +570,11 @@ pub enum CreateStep {
     AwaitRecovery(AwaitRecovery),
     /// Store the device's bundle (encrypted), then [`Persist::persisted`].
     Persist(Persist),
-    /// Wait before calling ConfirmWallet again.
+    /// Wait before calling CreateWallet (its enrollment's aux info is still being
+    /// stored at the cosigner) or ConfirmWallet again.
     Wait(Wait<Create>),
     /// Created and confirmed.
     Done(CreatedWallet),
-}
-
-/// See [`CreateStep::RecoveryIdentity`].
-pub struct RecoveryIdentity {
-    flow: Box<Create>,
-}
-
-impl std::fmt::Debug for RecoveryIdentity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RecoveryIdentity")
-    }
-}
-
-impl RecoveryIdentity {
-    /// The recovery party's public identity.
-    pub fn provide(mut self, identity: PublicIdentity) -> Result<CreateStep, ClientError> {
-        if identity == self.flow.device.public() {
-            return Err(ClientError::input(
-                "the recovery identity equals the device identity",
-            ));
-        }
-        self.flow.recovery = Some(identity);
-        Ok(CreateStep::Primes(DevicePrimes { flow: self.flow }))
-    }
-}
-
-/// See [`CreateStep::Primes`].
-pub struct DevicePrimes {
-    flow: Box<Create>,
-}
-
-impl std::fmt::Debug for DevicePrimes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DevicePrimes")
-    }
-}
-
-impl DevicePrimes {
-    /// The device's primes (checked here).
-    pub fn provide(mut self, primes: PrimeSet) -> Result<CreateStep, ClientError> {
-        primes
-            .to_pregenerated()
-            .map_err(|e| ClientError::config(format!("primes: {e}")))?;
-        self.flow.primes = Some(primes);
-        let p = &self.flow.params;
-        let recovery = self
-            .flow
-            .recovery
-            .ok_or_else(|| ClientError::internal("no recovery identity"))?;
-        let req = pb::CreateWalletRequest {
-            recovery_identity: recovery.to_string(),
-            accounts: p.accounts,
-            kind: crate::convert::account_kind_to_proto(p.kind) as i32,
-            label: p.label.clone(),
-            registration_credential: p.registration_credential.clone().unwrap_or_default(),
-            ..Default::default()
-        };
-        // The audience: the cosigner's identity as Health gave it (required: every
-        // request names the cosigner it is for).
-        let audience: PublicIdentity = self
-            .flow
-            .health_identity
-            .as_deref()
-            .unwrap_or_default()
-            .parse()
-            .map_err(|e| {
-                ClientError::invalid_response(format!("Health: cosigner identity: {e}"))
-            })?;
-        let signer = Signer::Device {
-            key: self.flow.device.clone(),
-            audience,
-        };
-        let call = Unsigned::new(CosignerRequest::CreateWallet(req), signer);
-        Ok(CreateStep::CallCosigner(Call::new(self.flow, call)))
-    }
 }
 
 /// See [`CreateStep::StartRecovery`].
@@ -558,7 +633,10 @@ impl AwaitRecovery {
                 session_id: flow
                     .job
                     .as_ref()
-                    .map(|j| j.aux_info.session_id.clone())
+                    .map(|j| match &j.enrollment_id {
+                        Some(e) => e.clone(),
+                        None => j.aux_info.session_id.clone(),
+                    })
                     .unwrap_or_default(),
                 reason: "the device and recovery parties obtained different public keys".into(),
                 blamed: Vec::new(),
@@ -594,6 +672,15 @@ impl Persist {
         &self.flow.params.label
     }
 
+    /// The enrollment the wallet was created from, if any (the driver deletes it once
+    /// the bundle is stored).
+    pub fn enrollment_id(&self) -> Option<&str> {
+        self.flow
+            .enrollment
+            .as_ref()
+            .map(|e| e.enrollment_id.as_str())
+    }
+
     /// The device's complete bundle (holds the identity secret: encrypt it).
     pub fn bundle(&self) -> &KeyShareBundle {
         &self.bundle
@@ -624,36 +711,65 @@ impl Persist {
 /// A wallet creation in progress (the state behind every [`CreateStep`]).
 pub struct Create {
     params: CreateParams,
-    device: IdentityKey,
-    recovery: Option<PublicIdentity>,
-    health_identity: Option<String>,
-    primes: Option<PrimeSet>,
+    reg: Registration,
+    /// The device's enrollment the wallet is created from.
+    enrollment: Option<Enrollment>,
     wallet_id: String,
     cosigner_identity: String,
     job: Option<RecoveryJob>,
     joining: Option<Joining>,
     public_keys: BTreeMap<String, String>,
     accounts: Vec<AccountInfo>,
+    /// ConfirmWallet retries.
     attempts: u32,
+    /// CreateWallet retries (an enrollment's aux info not stored yet).
+    create_attempts: u32,
 }
 
 impl Create {
     /// Starts creating a wallet as the device: generates the device identity, checks
     /// the parameters.
     pub fn start(params: CreateParams) -> Result<CreateStep, ClientError> {
+        let device = IdentityKey::generate().map_err(|e| ClientError::internal(e.to_string()))?;
+        Self::begin(params, device, None)
+    }
+
+    /// Starts creating a wallet from the device's enrollment ([`crate::Enroll`]): its
+    /// identity and aux info are reused, so no recovery identity or primes are asked
+    /// for, `CreateWallet` names the enrollment (and carries no registration
+    /// credential), and only the keygens run. The bundle has the same shape as
+    /// [`Create::start`]'s (aux info and accounts).
+    pub fn from_enrollment(
+        params: CreateParams,
+        enrollment: Enrollment,
+    ) -> Result<CreateStep, ClientError> {
+        enrollment.validate()?;
+        if enrollment.party_index != DEVICE {
+            return Err(ClientError::input(format!(
+                "a wallet is created from the device's enrollment, not party {}'s",
+                enrollment.party_index
+            )));
+        }
+        Self::begin(params, enrollment.identity.clone(), Some(enrollment))
+    }
+
+    fn begin(
+        params: CreateParams,
+        device: IdentityKey,
+        enrollment: Option<Enrollment>,
+    ) -> Result<CreateStep, ClientError> {
         if !(1..=MAX_ACCOUNTS).contains(&params.accounts) {
             return Err(ClientError::input(format!(
                 "accounts must be between 1 and {MAX_ACCOUNTS}, got {}",
                 params.accounts
             )));
         }
-        let device = IdentityKey::generate().map_err(|e| ClientError::internal(e.to_string()))?;
+        let mut reg = Registration::new(device);
+        reg.recovery = enrollment.as_ref().and_then(Enrollment::recovery_identity);
         let flow = Box::new(Create {
             params,
-            device,
-            recovery: None,
-            health_identity: None,
-            primes: None,
+            reg,
+            enrollment,
             wallet_id: String::new(),
             cosigner_identity: String::new(),
             job: None,
@@ -661,9 +777,54 @@ impl Create {
             public_keys: BTreeMap::new(),
             accounts: Vec::new(),
             attempts: 0,
+            create_attempts: 0,
         });
         let call = Unsigned::new(CosignerRequest::Health(pb::HealthRequest {}), Signer::None);
         Ok(CreateStep::CallCosigner(Call::new(flow, call)))
+    }
+
+    fn on_health(mut self: Box<Self>, h: pb::HealthResponse) -> Result<CreateStep, ClientError> {
+        self.reg.on_health(h);
+        let Some(e) = &self.enrollment else {
+            return Ok(CreateStep::RecoveryIdentity(RecoveryIdentity {
+                flow: self,
+            }));
+        };
+        if Some(self.reg.audience()?) != e.cosigner_identity() {
+            return Err(ClientError::input(format!(
+                "enrollment {} was made with another cosigner (its identity differs from this cosigner's)",
+                e.enrollment_id
+            )));
+        }
+        self.create_wallet_call()
+    }
+
+    /// The signed CreateWallet call (with the enrollment id, if any).
+    fn create_wallet_call(self: Box<Self>) -> Result<CreateStep, ClientError> {
+        let p = &self.params;
+        let recovery = self.reg.recovery()?;
+        let req = pb::CreateWalletRequest {
+            recovery_identity: recovery.to_string(),
+            accounts: p.accounts,
+            kind: crate::convert::account_kind_to_proto(p.kind) as i32,
+            label: p.label.clone(),
+            registration_credential: match &self.enrollment {
+                Some(_) => String::new(),
+                None => p.registration_credential.clone().unwrap_or_default(),
+            },
+            enrollment_id: self
+                .enrollment
+                .as_ref()
+                .map(|e| e.enrollment_id.clone())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        let signer = Signer::Device {
+            key: self.reg.device.clone(),
+            audience: self.reg.audience()?,
+        };
+        let call = Unsigned::new(CosignerRequest::CreateWallet(req), signer);
+        Ok(CreateStep::CallCosigner(Call::new(self, call)))
     }
 
     fn next_session(mut self: Box<Self>) -> CreateStep {
@@ -679,7 +840,7 @@ impl Create {
             public_keys: self.public_keys.clone().into_iter().collect(),
         };
         let signer = Signer::Party {
-            key: self.device.clone(),
+            key: self.reg.device.clone(),
             wallet_id: self.wallet_id.clone(),
             party: DEVICE,
             audience: self.cosigner_identity.parse().ok(),
@@ -695,17 +856,9 @@ impl Create {
     ) -> Result<CreateStep, ClientError> {
         auth::validate_wallet_id(&r.wallet_id)
             .map_err(|e| ClientError::invalid_response(format!("wallet id: {e}")))?;
-        let cosigner: PublicIdentity = r
-            .cosigner_identity
-            .parse()
-            .map_err(|e| ClientError::invalid_response(format!("cosigner identity: {e}")))?;
-        let health: Option<PublicIdentity> =
-            self.health_identity.as_deref().and_then(|h| h.parse().ok());
-        if health != Some(cosigner) {
-            return Err(ClientError::invalid_response(
-                "the cosigner's identity changed between Health and CreateWallet",
-            ));
-        }
+        let cosigner = self
+            .reg
+            .check_cosigner(&r.cosigner_identity, "CreateWallet")?;
         if r.accounts.len() != self.params.accounts as usize {
             return Err(ClientError::invalid_response(format!(
                 "asked for {} accounts, the cosigner opened {}",
@@ -713,7 +866,35 @@ impl Create {
                 r.accounts.len()
             )));
         }
-        let aux_info = Room::from_pb(r.aux_info, "aux-info")?;
+        let (aux, aux_room) = match (&self.enrollment, r.aux_info) {
+            (None, room) => {
+                let room = Room::from_pb(room, "aux-info")?;
+                let primes = self.reg.take_primes()?;
+                (
+                    JoinAux::Run {
+                        room: room.clone(),
+                        primes,
+                    },
+                    room,
+                )
+            }
+            (Some(e), None) => (
+                JoinAux::Ready(Box::new(e.aux_info.clone())),
+                Room {
+                    session_id: String::new(),
+                    room: String::new(),
+                    room_token: String::new(),
+                    gateway_url: String::new(),
+                },
+            ),
+            (Some(e), Some(_)) => {
+                return Err(ClientError::invalid_response(format!(
+                    "the cosigner opened an aux-info room for a wallet created from enrollment {}: \
+                     the enrollment's aux info must be reused (protocol violation)",
+                    e.enrollment_id
+                )))
+            }
+        };
         let accounts = r
             .accounts
             .into_iter()
@@ -724,20 +905,13 @@ impl Create {
                 })
             })
             .collect::<Result<Vec<_>, ClientError>>()?;
-        let recovery = self
-            .recovery
-            .ok_or_else(|| ClientError::internal("no recovery identity"))?;
-        let primes = self
-            .primes
-            .take()
-            .ok_or_else(|| ClientError::internal("no primes"))?;
+        let recovery = self.reg.recovery()?;
         let params = JoinParams {
             me: DEVICE,
-            identity: self.device.clone(),
+            identity: self.reg.device.clone(),
             peers: BTreeMap::from([(COSIGNER, cosigner), (RECOVERY, recovery)]),
-            primes,
+            aux,
             kind: self.params.kind,
-            aux_info: aux_info.clone(),
             accounts: accounts.clone(),
             created_at: sent_at_ms / 1000,
         };
@@ -746,23 +920,52 @@ impl Create {
             ClientError::InvalidInput { reason } => ClientError::invalid_response(reason),
             other => other,
         })?;
+        if let Some(e) = &self.enrollment {
+            check_enrollment_fits(
+                e,
+                Some(e.enrollment_id.as_str()),
+                DEVICE,
+                [(COSIGNER, cosigner), (RECOVERY, recovery)],
+            )?;
+        }
         self.joining = Some(Joining::new(params)?);
         self.wallet_id = r.wallet_id.clone();
         self.cosigner_identity = cosigner.to_string();
         let job = RecoveryJob {
             wallet_id: r.wallet_id,
             cosigner_identity: cosigner,
-            device_identity: self.device.public(),
+            device_identity: self.reg.device.public(),
             recovery_identity: recovery,
             kind: self.params.kind,
-            aux_info,
+            aux_info: aux_room,
             accounts,
+            enrollment_id: self.enrollment.as_ref().map(|e| e.enrollment_id.clone()),
         };
         self.job = Some(job.clone());
         Ok(CreateStep::StartRecovery(StartRecovery {
             flow: self,
             job: Box::new(job),
         }))
+    }
+
+    /// CreateWallet refused: for an enrollment, wait while its aux info is still being
+    /// stored at the cosigner; name the enrollment when it cannot be used.
+    fn on_create_refused(mut self: Box<Self>, e: RemoteError) -> Result<CreateStep, ClientError> {
+        let Some(enrollment) = &self.enrollment else {
+            return Err(e.into());
+        };
+        match e.code {
+            ErrorCode::WalletNotReady if self.create_attempts < ENROLLED_CREATE_ATTEMPTS => {
+                self.create_attempts += 1;
+                Ok(CreateStep::Wait(Wait::new(self, ENROLLED_CREATE_RETRY_MS)))
+            }
+            ErrorCode::NotFound | ErrorCode::Unauthorized => Err(ClientError::EnrollmentUnusable {
+                enrollment_id: enrollment.enrollment_id.clone(),
+                code: e.code,
+                reason: e.message,
+            }),
+            _ => Err(e.into()),
+        }
     }
 
     fn on_confirmed(
@@ -804,25 +1007,35 @@ impl Create {
     }
 }
 
+impl Registers for Create {
+    fn registration(&mut self) -> &mut Registration {
+        &mut self.reg
+    }
+
+    fn primes_step(self: Box<Self>) -> CreateStep {
+        CreateStep::Primes(DevicePrimes { flow: self })
+    }
+
+    fn after_primes(self: Box<Self>) -> Result<CreateStep, ClientError> {
+        self.create_wallet_call()
+    }
+}
+
 impl Flow for Create {
     type Step = CreateStep;
 
     fn on_reply(
-        mut self: Box<Self>,
+        self: Box<Self>,
         method: CosignerMethod,
         sent_at_ms: u64,
         reply: Result<CosignerResponse, RemoteError>,
     ) -> Result<CreateStep, ClientError> {
         match (method, reply) {
-            (CosignerMethod::Health, Ok(CosignerResponse::Health(h))) => {
-                self.health_identity = Some(h.identity);
-                Ok(CreateStep::RecoveryIdentity(RecoveryIdentity {
-                    flow: self,
-                }))
-            }
+            (CosignerMethod::Health, Ok(CosignerResponse::Health(h))) => self.on_health(h),
             (CosignerMethod::CreateWallet, Ok(CosignerResponse::CreateWallet(r))) => {
                 self.on_created(sent_at_ms, r)
             }
+            (CosignerMethod::CreateWallet, Err(e)) => self.on_create_refused(e),
             (CosignerMethod::ConfirmWallet, Ok(CosignerResponse::ConfirmWallet(r))) => {
                 self.on_confirmed(Ok(r))
             }
@@ -846,6 +1059,10 @@ impl Flow for Create {
     }
 
     fn on_wait(self: Box<Self>) -> Result<CreateStep, ClientError> {
-        Ok(self.confirm())
+        if self.wallet_id.is_empty() {
+            self.create_wallet_call()
+        } else {
+            Ok(self.confirm())
+        }
     }
 }

@@ -109,6 +109,19 @@ pub enum ClientError {
         /// The cosigner's message.
         reason: String,
     },
+    /// The cosigner cannot create a wallet from this enrollment: `not_found` (unknown,
+    /// expired or already used: enroll again) or `unauthorized` (another device's).
+    #[error(
+        "enrollment {enrollment_id} cannot be used ({code}): {reason}; enroll the device again"
+    )]
+    EnrollmentUnusable {
+        /// The enrollment.
+        enrollment_id: String,
+        /// `not_found` or `unauthorized`.
+        code: ErrorCode,
+        /// The cosigner's message.
+        reason: String,
+    },
     /// The presignature taken cannot be used (the cosigner does not hold it or used it),
     /// or none is left in `require` mode. Nothing was signed with it.
     #[error("presignature unavailable: {reason}")]
@@ -207,6 +220,7 @@ impl ClientError {
             ClientError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ClientError::PolicyDenied { .. } => ErrorCode::PolicyDenied,
             ClientError::Cosigner { code, .. } => *code,
+            ClientError::EnrollmentUnusable { code, .. } => *code,
             ClientError::PresignatureUnavailable { .. } => ErrorCode::PresignatureUnavailable,
             ClientError::GatewayUnavailable { .. } => ErrorCode::GatewayUnavailable,
             ClientError::SessionFailed { .. } => ErrorCode::SessionFailed,

@@ -75,6 +75,16 @@
 //!   (store [`create::Persist::bundle`] encrypted, durably) → `CallCosigner(ConfirmWallet)`,
 //!   with `Wait` and a new call while the code is `wallet_not_ready` (or
 //!   `cosigner_unavailable`), at most 30 times → `Done(`[`CreatedWallet`]`)`.
+//! - **[`Enroll`]** (the device enrolls ahead of wallet creation; [`EnrollStep`]):
+//!   `CallCosigner(Health)` → `RecoveryIdentity` → `Primes` (both shared with
+//!   `Create`) → `CallCosigner(EnrollDevice)` → `StartRecovery` (party 2 joins the
+//!   aux-info room: natively a [`Join`] with [`EnrollRecoveryJob::join_params`], in the
+//!   browser the agent's enrollment job) → `RunSession` (aux info) → `AwaitRecovery`
+//!   → `Persist` (store the [`Enrollment`] encrypted: [`Enrollment::encrypt`]) →
+//!   `Done(`[`Enrollment`]`)`. [`Create::from_enrollment`] then creates a wallet with
+//!   the keygens only: no `RecoveryIdentity` / `Primes`, `CreateWallet` names the
+//!   enrollment (with `Wait` and a new call while the code is `wallet_not_ready`, at
+//!   most 60 times), no aux-info session.
 //! - **[`Join`]** (one party joins the rooms the cosigner opened; [`JoinStep`]):
 //!   `RunSession` (aux info) → `RunSession` per keygen → `Done(`[`Joined`]`)`: the
 //!   bundle to store and its public keys.
@@ -116,10 +126,13 @@
 mod convert;
 pub mod cosigner;
 pub mod create;
+pub mod enroll;
+pub mod enrollment;
 pub mod error;
 pub mod offline;
 pub mod party;
 pub mod refill;
+mod register;
 pub mod session;
 pub mod sign;
 pub mod step;
@@ -128,9 +141,11 @@ mod verify;
 
 pub use cosigner::{CosignerMethod, CosignerRequest, CosignerResponse};
 pub use create::{
-    bundle_public_keys, Create, CreateParams, CreateStep, CreatedWallet, Join, JoinParams,
+    bundle_public_keys, Create, CreateParams, CreateStep, CreatedWallet, Join, JoinAux, JoinParams,
     JoinStep, Joined, RecoveryJob,
 };
+pub use enroll::{Enroll, EnrollParams, EnrollRecoveryJob, EnrollStep};
+pub use enrollment::{validate_enrollment_id, Enrollment, EnrollmentHeader};
 pub use error::{ClientError, PresignatureState, RemoteError};
 pub use offline::{OfflineParams, OfflineSign, OfflineStep};
 pub use party::{parse_path, Party};

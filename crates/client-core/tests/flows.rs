@@ -680,3 +680,341 @@ fn offline_signing_with_both_user_parties() {
     assert_eq!(e.code(), ErrorCode::Config);
     assert_eq!(f.device().index(), DEVICE);
 }
+
+// ----------------------------------------------------------------------- enrollment
+
+/// One device enrollment (its aux info is the slow part), shared: the cosigner after
+/// it, the device's and the recovery party's enrollments, the steps.
+struct Enrolled {
+    cosigner: FakeCosigner,
+    device: Enrollment,
+    recovery: Enrollment,
+    trace: Vec<String>,
+}
+
+fn enrolled() -> &'static Enrolled {
+    static E: std::sync::OnceLock<Enrolled> = std::sync::OnceLock::new();
+    E.get_or_init(|| {
+        let mut w = World::new(FakeCosigner::new());
+        let (device, recovery) = w.enroll().expect("the device enrolls");
+        Enrolled {
+            cosigner: w.cosigner.fork(),
+            device,
+            recovery,
+            trace: w.trace,
+        }
+    })
+}
+
+fn enrolled_world() -> (World, (Enrollment, Enrollment)) {
+    let e = enrolled();
+    (
+        World::new(e.cosigner.fork()),
+        (e.device.clone(), e.recovery.clone()),
+    )
+}
+
+fn two_accounts() -> CreateParams {
+    CreateParams {
+        accounts: 2,
+        kind: AccountKind::Independent,
+        label: "enrolled".into(),
+        registration_credential: Some("wmreg1.ignored-for-an-enrollment".into()),
+    }
+}
+
+#[test]
+fn enroll_runs_aux_info_only_and_both_parties_keep_an_enrollment() {
+    let e = enrolled();
+    assert_eq!(
+        e.trace,
+        [
+            "call Health ok",
+            "recovery identity",
+            "primes",
+            "call EnrollDevice ok",
+            "start recovery",
+            "session aux-info",
+            "await recovery",
+            "persist",
+            "done",
+        ]
+    );
+    assert_eq!(e.device.party_index, DEVICE);
+    assert_eq!(e.recovery.party_index, 2);
+    assert_eq!(e.device.enrollment_id, e.recovery.enrollment_id);
+    assert_eq!(e.device.recovery_identity(), e.recovery.recovery_identity());
+    assert_eq!(e.device.device_identity(), e.recovery.device_identity());
+    assert_eq!(
+        e.device.cosigner_identity(),
+        Some(e.cosigner.identity.public())
+    );
+    assert!(!e.device.is_expired(1_800_000_000_000));
+    assert!(e.device.is_expired(e.device.expires_at_ms));
+    // The cosigner stored its aux info under the enrollment.
+    assert!(e.cosigner.enrollments[&e.device.enrollment_id]
+        .aux
+        .is_some());
+}
+
+#[test]
+fn enroll_then_create_runs_only_the_keygens_and_the_wallet_signs() {
+    let (mut w, (device, recovery)) = enrolled_world();
+    let (created, bundle, rbundle) = w
+        .create_with(two_accounts(), Some((device.clone(), recovery.clone())))
+        .unwrap();
+    assert!(created.committed);
+    assert_eq!(created.accounts.len(), 2);
+    assert_eq!(
+        w.trace,
+        [
+            "call Health ok",
+            "call CreateWallet ok",
+            "start recovery",
+            "session keygen",
+            "session keygen",
+            "await recovery",
+            "persist",
+            "call ConfirmWallet ok",
+            "done",
+        ],
+        "no recovery identity, no primes, no aux-info session"
+    );
+    // The same shape as a combined creation's bundle: the enrollment's aux info and
+    // identity, and the accounts.
+    for (b, e) in [(&bundle, &device), (&rbundle, &recovery)] {
+        assert_eq!(b.accounts.len(), 2);
+        assert_eq!(
+            serde_json::to_value(b.aux_info.as_ref().unwrap()).unwrap(),
+            serde_json::to_value(&e.aux_info).unwrap()
+        );
+        assert_eq!(
+            b.identity_secret.as_deref(),
+            Some(e.identity.to_seed_hex().as_str())
+        );
+        assert_eq!(b.peers.len(), 2);
+    }
+    let f = fixture();
+    assert_eq!(
+        serde_json::to_value(bundle_shape(&bundle)).unwrap(),
+        serde_json::to_value(bundle_shape(&f.device)).unwrap()
+    );
+    // Both user parties sign with the cosigner.
+    for b in [bundle, rbundle] {
+        let party = Party::new(created.wallet_id.clone(), b, "enrolled").unwrap();
+        let account = created.accounts[0].account_id.clone();
+        let signed = w
+            .sign(&party, params(&account, "m", PresignMode::Off))
+            .unwrap();
+        assert_eq!(signed.result.account_id, account);
+        assert!(verify_ethereum(
+            &params("", "m", PresignMode::Off).preimage,
+            &signed.result.rsv,
+            &signed.result.ethereum_address
+        )
+        .is_ok());
+    }
+    // An enrollment makes one wallet: the second one is refused by name.
+    let e = w
+        .create_with(two_accounts(), Some((device, recovery)))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::NotFound);
+    assert!(
+        matches!(e, ClientError::EnrollmentUnusable { ref enrollment_id, .. } if enrollment_id == &enrolled().device.enrollment_id),
+        "{e}"
+    );
+}
+
+/// The keys of a bundle's JSON form, recursively down to the accounts (values differ).
+fn bundle_shape(b: &mpc_core::keystore::KeyShareBundle) -> Vec<String> {
+    let v = serde_json::to_value(b).unwrap();
+    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    keys.push(format!("accounts={}", b.accounts.len()));
+    keys.push(format!("aux={}", b.aux_info.is_some()));
+    keys.push(format!("peers={:?}", b.peers.keys().collect::<Vec<_>>()));
+    keys
+}
+
+#[test]
+fn create_from_an_enrollment_waits_while_the_cosigner_stores_its_aux_info() {
+    let (mut w, enrollments) = enrolled_world();
+    w.cosigner.knobs.enrollment_not_ready = 2;
+    let (created, _, _) = w.create_with(two_accounts(), Some(enrollments)).unwrap();
+    assert!(created.committed);
+    let waits: Vec<&String> = w.trace.iter().filter(|t| t.starts_with("wait")).collect();
+    assert_eq!(waits, ["wait 1000", "wait 1000"]);
+    assert_eq!(
+        w.trace
+            .iter()
+            .filter(|t| *t == "call CreateWallet err")
+            .count(),
+        2
+    );
+
+    // Bounded: a cosigner that is never ready ends the flow with its code.
+    let (mut w, enrollments) = enrolled_world();
+    w.cosigner.knobs.enrollment_not_ready = u32::MAX;
+    let e = w
+        .create_with(two_accounts(), Some(enrollments))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::WalletNotReady);
+    assert_eq!(
+        w.trace.iter().filter(|t| t.starts_with("wait")).count(),
+        client_core::create::ENROLLED_CREATE_ATTEMPTS as usize
+    );
+    assert_eq!(w.sessions, 0);
+}
+
+#[test]
+fn unknown_and_foreign_enrollments_are_typed_errors() {
+    // Unknown (expired, or the cosigner lost it): not_found.
+    let (mut w, enrollments) = enrolled_world();
+    w.cosigner.enrollments.clear();
+    let e = w
+        .create_with(two_accounts(), Some(enrollments))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::EnrollmentUnusable {
+                code: ErrorCode::NotFound,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("enroll the device again"), "{e}");
+    assert_eq!(w.sessions, 0);
+
+    // Another device's: unauthorized.
+    let (mut w, enrollments) = enrolled_world();
+    for rec in w.cosigner.enrollments.values_mut() {
+        rec.device = mpc_wire::IdentityKey::generate().unwrap().public();
+    }
+    let e = w
+        .create_with(two_accounts(), Some(enrollments))
+        .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            ClientError::EnrollmentUnusable {
+                code: ErrorCode::Unauthorized,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+    assert_eq!(e.code(), ErrorCode::Unauthorized);
+
+    // The recovery party's enrollment is not the device's, and another cosigner's
+    // enrollment is refused before any request is signed.
+    let (_, (device, recovery)) = enrolled_world();
+    assert_eq!(
+        Create::from_enrollment(two_accounts(), recovery)
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidInput
+    );
+    let mut w = World::new(FakeCosigner::new());
+    let e = w
+        .create_with(two_accounts(), Some((device.clone(), device)))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
+    assert_eq!(w.cosigner.calls, [CosignerMethod::Health]);
+}
+
+#[test]
+fn an_aux_room_for_an_enrollment_wallet_is_refused() {
+    let (mut w, enrollments) = enrolled_world();
+    w.cosigner.knobs.aux_room_for_enrollment = true;
+    let e = w
+        .create_with(two_accounts(), Some(enrollments))
+        .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidResponse, "{e}");
+    assert!(e.to_string().contains("protocol violation"), "{e}");
+    assert_eq!(w.sessions, 0);
+}
+
+#[test]
+fn the_enrollment_file_round_trips_and_refuses_tampering() {
+    use mpc_core::keystore::KdfParams;
+    let e = &enrolled().device;
+    let kdf = KdfParams::insecure_for_tests();
+    let text = e.encrypt("correct horse battery", kdf).unwrap();
+    assert!(!text.contains(e.identity.to_seed_hex().as_str()));
+    let back = Enrollment::decrypt(&text, "correct horse battery", "enrollment.json").unwrap();
+    assert_eq!(back.enrollment_id, e.enrollment_id);
+    assert_eq!(back.party_index, e.party_index);
+    assert_eq!(back.identity.public(), e.identity.public());
+    assert_eq!(back.peers, e.peers);
+    assert_eq!(back.expires_at_ms, e.expires_at_ms);
+    assert_eq!(
+        serde_json::to_value(&back.aux_info).unwrap(),
+        serde_json::to_value(&e.aux_info).unwrap()
+    );
+
+    let open = |t: &str| Enrollment::decrypt(t, "correct horse battery", "enrollment.json");
+    let wrong = Enrollment::decrypt(&text, "wrong passphrase!", "enrollment.json").unwrap_err();
+    assert_eq!(wrong.code(), ErrorCode::WrongPassphrase);
+    assert!(matches!(
+        Enrollment::decrypt(&text, "", "enrollment.json"),
+        Err(ClientError::Config { .. })
+    ));
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        f(&mut v);
+        open(&v.to_string())
+    };
+    // Every envelope field is authenticated.
+    for (what, e) in [
+        (
+            "id",
+            edit(&|v| v["enrollment_id"] = "enrollment-999".into()),
+        ),
+        ("expiry", edit(&|v| v["expires_at_ms"] = 1.into())),
+        ("party", edit(&|v| v["party_index"] = 2.into())),
+        (
+            "inner party",
+            edit(&|v| v["shares"]["party_index"] = 2.into()),
+        ),
+        (
+            "ciphertext",
+            edit(&|v| {
+                let c = v["shares"]["ciphertext"].as_str().unwrap().to_string();
+                let flipped = if c.starts_with('A') { "B" } else { "A" };
+                v["shares"]["ciphertext"] = format!("{flipped}{}", &c[1..]).into();
+            }),
+        ),
+    ] {
+        let e = e.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ClientError::WrongPassphrase { .. } | ClientError::CorruptFile { .. }
+            ),
+            "{what}: {e:?}"
+        );
+    }
+    assert!(matches!(
+        edit(&|v| v["version"] = 99.into()),
+        Err(ClientError::CorruptFile { .. })
+    ));
+    assert!(matches!(
+        edit(&|v| v["format"] = "wallet-mpc/key-shares".into()),
+        Err(ClientError::CorruptFile { .. })
+    ));
+    assert!(matches!(open("{"), Err(ClientError::CorruptFile { .. })));
+    // The inner key-share file does not open under the plain passphrase.
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(mpc_core::keystore::KeyShareBundle::decrypt(
+        &v["shares"].to_string(),
+        "correct horse battery"
+    )
+    .is_err());
+    // A key-share file is no enrollment.
+    let ks = fixture()
+        .device
+        .encrypt("correct horse battery", kdf)
+        .unwrap();
+    assert!(matches!(open(&ks), Err(ClientError::CorruptFile { .. })));
+}

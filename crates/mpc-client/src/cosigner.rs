@@ -52,6 +52,10 @@ impl CosignerClient {
                 .health(r)
                 .await
                 .map(|r| CosignerResponse::Health(r.into_inner())),
+            CosignerRequest::EnrollDevice(r) => g
+                .enroll_device(r)
+                .await
+                .map(|r| CosignerResponse::EnrollDevice(r.into_inner())),
             CosignerRequest::CreateWallet(r) => g
                 .create_wallet(r)
                 .await

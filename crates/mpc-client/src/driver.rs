@@ -11,8 +11,9 @@ use client_core::create::{Persist, RecoveryJob};
 use client_core::offline::OfflineStep;
 use client_core::refill::RefillStep;
 use client_core::{
-    CreateParams, CreateStep, CreatedWallet, Join, JoinParams, JoinStep, Joined, Party,
-    PresignPoolStatus, SessionSpec, SignStep, Signed, TakenPresignature,
+    CreateParams, CreateStep, CreatedWallet, EnrollParams, EnrollRecoveryJob, EnrollStep,
+    Enrollment, Join, JoinParams, JoinStep, Joined, Party, PresignPoolStatus, SessionSpec,
+    SignStep, Signed, TakenPresignature,
 };
 use futures_util::StreamExt;
 use gateway_client::GatewayClient;
@@ -150,7 +151,34 @@ pub async fn create_wallet(
     settings: &SessionSettings,
     progress: &Progress,
 ) -> Result<CreatedWallet, MpcError> {
-    let mut step = client_core::Create::start(params)?;
+    let step = client_core::Create::start(params)?;
+    drive_create(step, cosigner, effects, settings, progress).await
+}
+
+/// Creates a wallet as the device from its enrollment (the core's
+/// [`client_core::Create::from_enrollment`]): the keygens only. `effects` starts the
+/// recovery party on a [`RecoveryJob`] with `enrollment_id` set (it joins with its own
+/// enrollment); [`CreateEffects::recovery_identity`] and
+/// [`CreateEffects::device_primes`] are not called.
+pub async fn create_wallet_from_enrollment(
+    cosigner: &CosignerClient,
+    params: CreateParams,
+    enrollment: Enrollment,
+    effects: &mut impl CreateEffects,
+    settings: &SessionSettings,
+    progress: &Progress,
+) -> Result<CreatedWallet, MpcError> {
+    let step = client_core::Create::from_enrollment(params, enrollment)?;
+    drive_create(step, cosigner, effects, settings, progress).await
+}
+
+async fn drive_create(
+    mut step: CreateStep,
+    cosigner: &CosignerClient,
+    effects: &mut impl CreateEffects,
+    settings: &SessionSettings,
+    progress: &Progress,
+) -> Result<CreatedWallet, MpcError> {
     loop {
         step = match step {
             CreateStep::CallCosigner(call) => {
@@ -183,6 +211,77 @@ pub async fn create_wallet(
             CreateStep::Done(created) => {
                 emit(progress, "confirm", 1, 1, true);
                 return Ok(created);
+            }
+        };
+    }
+}
+
+/// The effects of a device enrollment that depend on where the parties live and what
+/// they store. [`crate::MpcClient::enroll_device`] runs the recovery party in this
+/// process.
+pub trait EnrollEffects: Send {
+    /// The recovery party's public identity.
+    fn recovery_identity(
+        &mut self,
+    ) -> impl Future<Output = Result<PublicIdentity, MpcError>> + Send;
+    /// The device's safe primes.
+    fn device_primes(&mut self) -> impl Future<Output = Result<PrimeSet, MpcError>> + Send;
+    /// Starts the recovery party on `job` (it joins the aux-info room alongside the
+    /// device's session).
+    fn start_recovery(
+        &mut self,
+        job: EnrollRecoveryJob,
+    ) -> impl Future<Output = Result<(), MpcError>> + Send;
+    /// Waits for the recovery party to finish and store its enrollment.
+    fn await_recovery(&mut self) -> impl Future<Output = Result<(), MpcError>> + Send;
+    /// Stores the device's enrollment durably (encrypted).
+    fn persist(
+        &mut self,
+        enrollment: &Enrollment,
+    ) -> impl Future<Output = Result<(), MpcError>> + Send;
+}
+
+/// Enrolls the device (the core's [`client_core::Enroll`]): aux info ahead of wallet
+/// creation. Progress: `primes` (from the effects), `enroll` (0/1 at the EnrollDevice
+/// call, 1/1 when done), `aux-info` rounds of the device's session.
+pub async fn enroll_device(
+    cosigner: &CosignerClient,
+    params: EnrollParams,
+    effects: &mut impl EnrollEffects,
+    settings: &SessionSettings,
+    progress: &Progress,
+) -> Result<Enrollment, MpcError> {
+    let mut step = client_core::Enroll::start(params)?;
+    loop {
+        step = match step {
+            EnrollStep::CallCosigner(call) => {
+                if call.method() == client_core::CosignerMethod::EnrollDevice {
+                    emit(progress, "enroll", 0, 1, false);
+                }
+                let (req, awaiting) = call.send(now_ms())?;
+                awaiting.reply(cosigner.call(req).await)?
+            }
+            EnrollStep::RecoveryIdentity(r) => r.provide(effects.recovery_identity().await?)?,
+            EnrollStep::Primes(p) => p.provide(effects.device_primes().await?)?,
+            EnrollStep::StartRecovery(s) => {
+                effects.start_recovery(s.job().clone()).await?;
+                s.started()?
+            }
+            EnrollStep::RunSession(run) => {
+                let (spec, running) = run.start();
+                running.finished(run_spec(spec, settings, progress).await)?
+            }
+            EnrollStep::AwaitRecovery(a) => {
+                effects.await_recovery().await?;
+                a.finished()?
+            }
+            EnrollStep::Persist(p) => {
+                effects.persist(p.enrollment()).await?;
+                p.persisted()?
+            }
+            EnrollStep::Done(enrollment) => {
+                emit(progress, "enroll", 1, 1, true);
+                return Ok(enrollment);
             }
         };
     }

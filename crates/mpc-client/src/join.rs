@@ -17,9 +17,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
-use client_core::{AccountRoom, JoinParams, Room};
+use client_core::{AccountRoom, JoinAux, JoinParams};
 use mpc_core::keystore::{write_atomically, KeyShareBundle};
-use mpc_core::primes::PrimeSet;
 use mpc_wire::{IdentityKey, PublicIdentity};
 use wallet_types::AccountKind;
 
@@ -37,13 +36,12 @@ pub struct JoinRequest {
     pub identity: IdentityKey,
     /// The public identities of the two other parties, by keygen index.
     pub peers: BTreeMap<u16, PublicIdentity>,
-    /// This party's four safe primes for aux info.
-    pub primes: PrimeSet,
+    /// The aux info: run in its room with this party's primes, or from its enrollment
+    /// (then only the keygens run).
+    pub aux: JoinAux,
     /// Kind of every account.
     pub kind: AccountKind,
-    /// The aux-info room.
-    pub aux_info: Room,
-    /// The keygen rooms.
+    /// The keygen rooms (none: an enrollment's aux-info room alone).
     pub accounts: Vec<AccountRoom>,
     /// Gateway URL to use instead of the rooms' announced one.
     pub gateway_url: Option<String>,
@@ -56,7 +54,7 @@ impl std::fmt::Debug for JoinRequest {
         f.debug_struct("JoinRequest")
             .field("me", &self.me)
             .field("kind", &self.kind)
-            .field("aux_info", &self.aux_info)
+            .field("aux", &self.aux)
             .field("accounts", &self.accounts)
             .field("gateway_url", &self.gateway_url)
             .finish_non_exhaustive()
@@ -70,9 +68,8 @@ impl JoinRequest {
                 me: self.me,
                 identity: self.identity,
                 peers: self.peers,
-                primes: self.primes,
+                aux: self.aux,
                 kind: self.kind,
-                aux_info: self.aux_info,
                 accounts: self.accounts,
                 created_at: crate::driver::now_ms() / 1000,
             },
@@ -90,7 +87,11 @@ impl JoinRequest {
             return Err(MpcError::config("the session timeout is zero"));
         }
         if self.gateway_url.is_none() {
-            for (what, room) in std::iter::once(("aux_info", &self.aux_info)).chain(
+            let aux_room = match &self.aux {
+                JoinAux::Run { room, .. } => Some(("aux_info", room)),
+                JoinAux::Ready(_) => None,
+            };
+            for (what, room) in aux_room.into_iter().chain(
                 self.accounts
                     .iter()
                     .map(|a| (a.account_id.as_str(), &a.keygen)),
@@ -172,6 +173,7 @@ pub fn save_party_files(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use client_core::Room;
     use mpc_core::primes::dev_fixture_primes;
 
     fn room(sid: &str) -> Room {
@@ -189,9 +191,11 @@ mod tests {
             me: 2,
             identity: ids[2].clone(),
             peers: BTreeMap::from([(0, ids[0].public()), (1, ids[1].public())]),
-            primes: dev_fixture_primes()[2].clone(),
+            aux: JoinAux::Run {
+                room: room("aux-session-0001"),
+                primes: dev_fixture_primes()[2].clone(),
+            },
             kind: AccountKind::Hd,
-            aux_info: room("aux-session-0001"),
             accounts: vec![AccountRoom {
                 account_id: "acct-0".into(),
                 keygen: room("keygen-session-0001"),
@@ -215,22 +219,27 @@ mod tests {
         r.peers.insert(0, own);
         assert!(r.validate().is_err(), "duplicate identity accepted");
         let mut r = request();
-        r.accounts[0].keygen.session_id = r.aux_info.session_id.clone();
+        r.accounts[0].keygen.session_id = "aux-session-0001".into();
         assert!(r.validate().is_err(), "reused session id accepted");
         let mut r = request();
         r.accounts.push(r.accounts[0].clone());
         r.accounts[1].keygen = room("keygen-session-0002");
         assert!(r.validate().is_err(), "duplicate account id accepted");
+        // No account: an enrollment's aux info alone.
         let mut r = request();
         r.accounts.clear();
-        assert!(r.validate().is_err());
+        r.validate().unwrap();
         let mut r = request();
-        r.aux_info.gateway_url.clear();
+        if let JoinAux::Run { room, .. } = &mut r.aux {
+            room.gateway_url.clear();
+        }
         assert!(r.validate().is_err());
         r.gateway_url = Some("http://127.0.0.1:2".into());
         r.validate().unwrap();
         let mut r = request();
-        r.primes.primes[0] = "zz".into();
+        if let JoinAux::Run { primes, .. } = &mut r.aux {
+            primes.primes[0] = "zz".into();
+        }
         assert!(r.validate().is_err());
     }
 

@@ -44,6 +44,8 @@
 
 mod cosigner;
 mod driver;
+mod enroll;
+pub mod enrollments;
 mod error;
 pub mod eth;
 mod join;
@@ -64,10 +66,15 @@ use wallet_types::AccountKind as Kind;
 
 pub use client_core::create::{Persist, RecoveryJob};
 pub use client_core::{
-    bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, ErrorCode, Room,
+    bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, EnrollParams,
+    EnrollRecoveryJob, Enrollment, ErrorCode, JoinAux, Room,
 };
 pub use cosigner::CosignerClient;
-pub use driver::{create_wallet, CreateEffects, SessionSettings};
+pub use driver::{
+    create_wallet, create_wallet_from_enrollment, enroll_device, CreateEffects, EnrollEffects,
+    SessionSettings,
+};
+pub use enrollments::EnrollmentInfo;
 pub use error::MpcError;
 pub use eth::{SignedAuthorization, SignedTransaction};
 pub use join::{join_wallet_creation, save_party_files, JoinRequest};
@@ -345,28 +352,10 @@ impl MpcClient {
         ))
     }
 
-    /// Creates a wallet with the cosigner: `accounts` keys (1..=100) of `kind`.
-    ///
-    /// Generates the device's and recovery party's identity keys, registers them with
-    /// the cosigner, runs aux info and one DKG per account for both parties (both in
-    /// this process), writes the recovery share to `recovery_path` and the device share
-    /// to `key_share_path` (each encrypted under its own passphrase, with a
-    /// `.wallet.json` metadata file next to it), then confirms the public keys with the
-    /// cosigner. Existing files are never overwritten.
-    pub async fn create_wallet(
-        &self,
-        accounts: u32,
-        kind: AccountKind,
-        label: String,
-        progress: Option<Progress>,
-    ) -> Result<WalletInfo, MpcError> {
-        let started = std::time::Instant::now();
-        let progress: Progress = progress.unwrap_or_else(|| Arc::new(types::NoProgress));
-        if !(1..=MAX_ACCOUNTS).contains(&accounts) {
-            return Err(MpcError::input(format!(
-                "accounts must be between 1 and {MAX_ACCOUNTS}, got {accounts}"
-            )));
-        }
+    /// Checks the new files' passphrases and that no wallet files exist yet; creates
+    /// their directories. Returns the device and recovery paths and the recovery
+    /// passphrase.
+    fn prepare_new_files(&self) -> Result<(PathBuf, PathBuf, String), MpcError> {
         let device_path = self.device_path();
         let recovery_path = self.recovery_path()?;
         let recovery_pass = self.recovery_passphrase()?;
@@ -403,6 +392,53 @@ impl MpcClient {
                 std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
             }
         }
+        Ok((device_path, recovery_path, recovery_pass))
+    }
+
+    /// Creates a wallet with the cosigner: `accounts` keys (1..=100) of `kind`.
+    ///
+    /// Generates the device's and recovery party's identity keys, registers them with
+    /// the cosigner, runs aux info and one DKG per account for both parties (both in
+    /// this process), writes the recovery share to `recovery_path` and the device share
+    /// to `key_share_path` (each encrypted under its own passphrase, with a
+    /// `.wallet.json` metadata file next to it), then confirms the public keys with the
+    /// cosigner. Existing files are never overwritten.
+    pub async fn create_wallet(
+        &self,
+        accounts: u32,
+        kind: AccountKind,
+        label: String,
+        progress: Option<Progress>,
+    ) -> Result<WalletInfo, MpcError> {
+        self.create_wallet_with(accounts, kind, label, None, progress)
+            .await
+    }
+
+    /// [`Self::create_wallet`], from the stored enrollment `enrollment_id`
+    /// ([`Self::enroll_device`]) when given: the identities and aux info of the
+    /// enrollment are reused, so only the DKGs run (about a second per account) and no
+    /// registration credential is needed. Both parties' enrollment files are removed
+    /// once both shares are stored. The result is the same wallet as without one.
+    pub async fn create_wallet_with(
+        &self,
+        accounts: u32,
+        kind: AccountKind,
+        label: String,
+        enrollment_id: Option<String>,
+        progress: Option<Progress>,
+    ) -> Result<WalletInfo, MpcError> {
+        let started = std::time::Instant::now();
+        let progress: Progress = progress.unwrap_or_else(|| Arc::new(types::NoProgress));
+        if !(1..=MAX_ACCOUNTS).contains(&accounts) {
+            return Err(MpcError::input(format!(
+                "accounts must be between 1 and {MAX_ACCOUNTS}, got {accounts}"
+            )));
+        }
+        let (device_path, recovery_path, recovery_pass) = self.prepare_new_files()?;
+        let enrollment = match &enrollment_id {
+            Some(id) => Some(self.load_enrollments(id).await?),
+            None => None,
+        };
         // Reach the cosigner before minutes of prime generation.
         let cosigner = self.cosigner().await?;
         let settings = self.settings(self.config.setup_timeout_secs);
@@ -420,6 +456,8 @@ impl MpcClient {
             label: label.clone(),
             created_at_ms: now_ms(),
             wallet_id: String::new(),
+            recovery_enrollment: None,
+            enrollment_files: Vec::new(),
         };
         let params = CreateParams {
             accounts,
@@ -427,8 +465,24 @@ impl MpcClient {
             label,
             registration_credential: self.config.registration_credential.clone(),
         };
-        let created =
-            driver::create_wallet(&cosigner, params, &mut effects, &settings, &progress).await?;
+        let created = match enrollment {
+            Some(stored) => {
+                effects.recovery_enrollment = Some(stored.recovery);
+                effects.enrollment_files = stored.files.to_vec();
+                driver::create_wallet_from_enrollment(
+                    &cosigner,
+                    params,
+                    stored.device,
+                    &mut effects,
+                    &settings,
+                    &progress,
+                )
+                .await?
+            }
+            None => {
+                driver::create_wallet(&cosigner, params, &mut effects, &settings, &progress).await?
+            }
+        };
         self.cache.lock().await.clear();
         Ok(WalletInfo {
             wallet_id: created.wallet_id,
@@ -850,6 +904,10 @@ struct LocalCreation<'a> {
     created_at_ms: u64,
     /// The wallet id, once the cosigner opened it.
     wallet_id: String,
+    /// The recovery party's enrollment, for a wallet created from one.
+    recovery_enrollment: Option<client_core::Enrollment>,
+    /// The enrollment files to remove once both shares are stored.
+    enrollment_files: Vec<PathBuf>,
 }
 
 impl Drop for LocalCreation<'_> {
@@ -896,12 +954,18 @@ impl CreateEffects for LocalCreation<'_> {
     }
 
     async fn start_recovery(&mut self, job: RecoveryJob) -> Result<(), MpcError> {
-        let primes = self
-            .recovery_primes
-            .take()
-            .ok_or_else(|| MpcError::internal("no recovery primes"))?;
-        let params =
-            job.join_params(self.recovery_key.clone(), primes, self.created_at_ms / 1000)?;
+        let at = self.created_at_ms / 1000;
+        // A wallet from an enrollment needs no primes (its aux info is ready).
+        let params = match &self.recovery_enrollment {
+            Some(e) => job.join_params_enrolled(e, at)?,
+            None => {
+                let primes = self
+                    .recovery_primes
+                    .take()
+                    .ok_or_else(|| MpcError::internal("no recovery primes"))?;
+                job.join_params(self.recovery_key.clone(), primes, at)?
+            }
+        };
         self.wallet_id = job.wallet_id.clone();
         let (settings, progress) = (self.settings.clone(), Arc::clone(&self.progress));
         self.task = Some(tokio::spawn(async move {
@@ -925,7 +989,14 @@ impl CreateEffects for LocalCreation<'_> {
     }
 
     async fn persist(&mut self, p: &Persist) -> Result<(), MpcError> {
-        self.save(0, p.wallet_id(), p.bundle()).await
+        self.save(0, p.wallet_id(), p.bundle()).await?;
+        // Both shares hold the enrollment's identity and aux info now.
+        for f in std::mem::take(&mut self.enrollment_files) {
+            if let Err(e) = enrollments::remove_enrollment(&f) {
+                tracing::warn!(path = %f.display(), error = %e, "cannot remove a used enrollment");
+            }
+        }
+        Ok(())
     }
 }
 

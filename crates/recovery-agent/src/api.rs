@@ -3,9 +3,30 @@
 //! ```text
 //! GET  /v1/health        -> {"status":"ok","version":"..","party_index":2}      (no token)
 //! GET  /v1/identity      -> {"identity":"<128 hex>"}
+//! POST /v1/enrollments   -> 202 {"job_id":"..."}
 //! POST /v1/wallets       -> 202 {"job_id":"..."}
 //! GET  /v1/jobs/{job_id} -> {"state","progress":{"stage","percent"},"public_keys"?,"error"?}
 //! ```
+//!
+//! ## Enrollment (aux info ahead of wallet creation)
+//!
+//! `POST /v1/enrollments` with
+//! `{"enrollment_id","cosigner_identity","device_identity","aux_info": SessionRoom}`
+//! (what the cosigner's `EnrollDevice` answered the device) starts a job that takes the
+//! agent's primes (as for a wallet), runs its side of the aux-info room and stores its
+//! enrollment (client-core's encrypted enrollment file, under the agent's passphrase)
+//! at `<data dir>/enrollments/<enrollment_id>.json`. Its job ends `done` with no
+//! `public_keys`; progress: `primes` 0..10 %, `aux-info` 10..95 %, `saving`. A second
+//! enrollment of the same id: 409 `enrollment_exists`.
+//!
+//! `POST /v1/wallets` then takes `"enrollment_id"` INSTEAD of `"aux_info"` (exactly one
+//! of the two, else 400 `invalid_request`): the agent loads that enrollment (404
+//! `unknown_enrollment` if it holds none; 403 `enrollment_mismatch` if it was made with
+//! another `device_identity` or `cosigner_identity`), runs only the keygens (progress
+//! `keygen` 10..95 %), saves the wallet share as usual and deletes the enrollment file.
+//!
+//! The same validation, body limit, origin guard and pairing token apply to every
+//! `POST`.
 //!
 //! Every request but `OPTIONS` and `/v1/health` needs `Authorization: Bearer <token>`.
 //! A request whose `Origin` is not allowed is refused (403) before anything else;
@@ -31,7 +52,10 @@ use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
-use crate::{check_gateway_url, check_wallet_id, Agent, WalletJob, PARTY_INDEX, VERSION};
+use crate::{
+    check_gateway_url, check_wallet_id, Agent, EnrollJob, WalletAux, WalletJob, PARTY_INDEX,
+    VERSION,
+};
 
 /// Where one protocol session runs (as the cosigner announced it).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -68,10 +92,87 @@ pub struct CreateWalletRequest {
     pub device_identity: String,
     /// `hd` or `independent`.
     pub kind: String,
-    /// Aux-info room.
-    pub aux_info: SessionRoom,
+    /// Aux-info room (exactly one of this and `enrollment_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aux_info: Option<SessionRoom>,
+    /// The enrollment whose aux info the agent reuses (`POST /v1/enrollments`; exactly
+    /// one of this and `aux_info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_id: Option<String>,
     /// One keygen room per account.
     pub accounts: Vec<AccountRequest>,
+}
+
+/// Body of `POST /v1/enrollments`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateEnrollmentRequest {
+    /// The cosigner's enrollment id.
+    pub enrollment_id: String,
+    /// The cosigner's public identity (128 hex).
+    pub cosigner_identity: String,
+    /// The device's public identity (128 hex).
+    pub device_identity: String,
+    /// The aux-info room.
+    pub aux_info: SessionRoom,
+}
+
+impl CreateEnrollmentRequest {
+    /// Validates the request against the agent's own identity.
+    pub fn validate(
+        &self,
+        own: &PublicIdentity,
+        gateway_override: bool,
+    ) -> Result<EnrollJob, ApiError> {
+        check_wallet_id(&self.enrollment_id)
+            .map_err(|e| bad(e.replace("wallet_id", "enrollment_id")))?;
+        let (device, cosigner) = identities(self, own)?;
+        Ok(EnrollJob {
+            enrollment_id: self.enrollment_id.clone(),
+            device,
+            cosigner,
+            aux_info: room("aux_info", &self.aux_info, gateway_override)?,
+        })
+    }
+}
+
+/// The device and cosigner identities of a request: valid, and all three different.
+fn identities(
+    r: &impl PeerIdentities,
+    own: &PublicIdentity,
+) -> Result<(PublicIdentity, PublicIdentity), ApiError> {
+    let device = parse_identity("device_identity", r.device_identity())?;
+    let cosigner = parse_identity("cosigner_identity", r.cosigner_identity())?;
+    let ids = [device.to_bytes(), cosigner.to_bytes(), own.to_bytes()];
+    if ids[0] == ids[1] || ids[0] == ids[2] || ids[1] == ids[2] {
+        return Err(bad(
+            "the device, cosigner and recovery identities must all differ",
+        ));
+    }
+    Ok((device, cosigner))
+}
+
+/// The two peer identities a request names.
+trait PeerIdentities {
+    fn device_identity(&self) -> &str;
+    fn cosigner_identity(&self) -> &str;
+}
+
+impl PeerIdentities for CreateWalletRequest {
+    fn device_identity(&self) -> &str {
+        &self.device_identity
+    }
+    fn cosigner_identity(&self) -> &str {
+        &self.cosigner_identity
+    }
+}
+
+impl PeerIdentities for CreateEnrollmentRequest {
+    fn device_identity(&self) -> &str {
+        &self.device_identity
+    }
+    fn cosigner_identity(&self) -> &str {
+        &self.cosigner_identity
+    }
 }
 
 fn bad(reason: impl Into<String>) -> ApiError {
@@ -115,14 +216,7 @@ impl CreateWalletRequest {
         gateway_override: bool,
     ) -> Result<WalletJob, ApiError> {
         check_wallet_id(&self.wallet_id).map_err(bad)?;
-        let device = parse_identity("device_identity", &self.device_identity)?;
-        let cosigner = parse_identity("cosigner_identity", &self.cosigner_identity)?;
-        let ids = [device.to_bytes(), cosigner.to_bytes(), own.to_bytes()];
-        if ids[0] == ids[1] || ids[0] == ids[2] || ids[1] == ids[2] {
-            return Err(bad(
-                "the device, cosigner and recovery identities must all differ",
-            ));
-        }
+        let (device, cosigner) = identities(self, own)?;
         let kind = match self.kind.as_str() {
             "hd" => AccountKind::Hd,
             "independent" => AccountKind::Independent,
@@ -137,8 +231,19 @@ impl CreateWalletRequest {
                 "accounts must have 1..={MAX_ACCOUNTS} entries"
             )));
         }
-        let aux_info = room("aux_info", &self.aux_info, gateway_override)?;
-        let mut sessions = BTreeSet::from([aux_info.session_id.clone()]);
+        let mut sessions = BTreeSet::new();
+        let aux = match (&self.aux_info, &self.enrollment_id) {
+            (Some(r), None) => {
+                let r = room("aux_info", r, gateway_override)?;
+                sessions.insert(r.session_id.clone());
+                WalletAux::Run(r)
+            }
+            (None, Some(id)) => {
+                check_wallet_id(id).map_err(|e| bad(e.replace("wallet_id", "enrollment_id")))?;
+                WalletAux::Enrollment(id.clone())
+            }
+            _ => return Err(bad("give exactly one of aux_info and enrollment_id")),
+        };
         let mut names = BTreeSet::new();
         let mut accounts = Vec::with_capacity(self.accounts.len());
         for (k, a) in self.accounts.iter().enumerate() {
@@ -174,7 +279,7 @@ impl CreateWalletRequest {
             device,
             cosigner,
             kind,
-            aux_info,
+            aux,
             accounts,
         })
     }
@@ -199,6 +304,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/identity", get(identity))
         .route("/v1/wallets", post(create_wallet))
+        .route("/v1/enrollments", post(create_enrollment))
         .route("/v1/jobs/{job_id}", get(job))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -271,11 +377,12 @@ struct Started {
     job_id: String,
 }
 
-async fn create_wallet(
-    State(agent): State<Arc<Agent>>,
-    headers: HeaderMap,
+/// The JSON body of a `POST`: `application/json`, within the limit, well-formed.
+fn json_body<T: serde::de::DeserializeOwned>(
+    agent: &Agent,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<T, ApiError> {
     let json_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -297,21 +404,45 @@ async fn create_wallet(
     if !json_type {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let req: CreateWalletRequest = serde_json::from_slice(&body).map_err(|e| {
+    serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             bad(e.to_string())
         } else {
             ApiError::InvalidJson(e.to_string())
         }
-    })?;
+    })
+}
+
+async fn create_wallet(
+    State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CreateWalletRequest = json_body(&agent, &headers, body)?;
     let job = req.validate(
         &agent.public_identity(),
         agent.config().gateway_url.is_some(),
     )?;
     let wallet = job.wallet_id.clone();
     let accounts = job.accounts.len();
-    let job_id = agent.start(job)?;
+    let job_id = agent.start(job).await?;
     tracing::info!(job = %job_id, wallet = %wallet, accounts, "wallet creation started");
+    Ok((StatusCode::ACCEPTED, Json(Started { job_id })).into_response())
+}
+
+async fn create_enrollment(
+    State(agent): State<Arc<Agent>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: CreateEnrollmentRequest = json_body(&agent, &headers, body)?;
+    let job = req.validate(
+        &agent.public_identity(),
+        agent.config().gateway_url.is_some(),
+    )?;
+    let enrollment = job.enrollment_id.clone();
+    let job_id = agent.start_enrollment(job)?;
+    tracing::info!(job = %job_id, enrollment = %enrollment, "enrollment started");
     Ok((StatusCode::ACCEPTED, Json(Started { job_id })).into_response())
 }
 

@@ -38,6 +38,15 @@ pub enum ApiError {
     /// Too many jobs are running.
     #[error("too many wallet creations are running (at most {0}); retry later")]
     TooManyJobs(usize),
+    /// The agent holds no enrollment of this id (never made here, or used).
+    #[error("unknown enrollment {0} (enroll again)")]
+    UnknownEnrollment(String),
+    /// The enrollment was made with other device or cosigner identities.
+    #[error("enrollment {0} was made for another device or cosigner")]
+    EnrollmentMismatch(String),
+    /// The agent already holds (or is making) this enrollment.
+    #[error("enrollment {0} already exists on this agent (or is being made)")]
+    EnrollmentExists(String),
     /// Unknown (or expired) job id.
     #[error("unknown job {0} (finished jobs expire)")]
     UnknownJob(String),
@@ -61,6 +70,9 @@ impl ApiError {
             ApiError::WalletExists(_) => "wallet_exists",
             ApiError::TooManyJobs(_) => "too_many_jobs",
             ApiError::UnknownJob(_) => "unknown_job",
+            ApiError::UnknownEnrollment(_) => "unknown_enrollment",
+            ApiError::EnrollmentMismatch(_) => "enrollment_mismatch",
+            ApiError::EnrollmentExists(_) => "enrollment_exists",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -70,7 +82,11 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound | ApiError::UnknownJob(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound | ApiError::UnknownJob(_) | ApiError::UnknownEnrollment(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::EnrollmentMismatch(_) => StatusCode::FORBIDDEN,
+            ApiError::EnrollmentExists(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,

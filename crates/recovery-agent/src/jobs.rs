@@ -148,6 +148,17 @@ impl Jobs {
         });
     }
 
+    /// Marks an enrollment job done (it has no public keys).
+    pub fn finish_enrollment(&self, id: &str) {
+        self.end(id, |v| {
+            v.state = JobState::Done;
+            v.progress = JobProgress {
+                stage: "done".into(),
+                percent: 100,
+            };
+        });
+    }
+
     /// Marks a job failed.
     pub fn fail(&self, id: &str, error: ErrorBody) {
         self.end(id, |v| {

@@ -9,6 +9,10 @@
 //! `mpc-client` does (encrypted key-share bundle + `.wallet.json`), so
 //! `client --role recovery` can sign with it later.
 //!
+//! It can also enroll ahead of time (`POST /v1/enrollments`: its aux info alone, stored
+//! encrypted under `<data dir>/enrollments/`), so that a later `POST /v1/wallets` with
+//! that `enrollment_id` runs the keygens only.
+//!
 //! The HTTP contract is in `docs/recovery-agent.md` and [`api`].
 
 #![forbid(unsafe_code)]
@@ -33,8 +37,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mpc_client::{
     bundle_public_keys, join_wallet_creation, save_party_files, AccountKind, AccountRoom,
-    JoinRequest, MpcError, ProgressEvent, ProgressListener, RoomInfo, WalletMeta,
-    WALLET_META_FORMAT,
+    Enrollment, JoinAux, JoinRequest, MpcError, ProgressEvent, ProgressListener, RoomInfo,
+    WalletMeta, WALLET_META_FORMAT,
 };
 use mpc_wire::{IdentityKey, PublicIdentity};
 use zeroize::Zeroizing;
@@ -135,6 +139,28 @@ impl std::fmt::Debug for Agent {
     }
 }
 
+/// Where a wallet creation's aux info comes from.
+#[derive(Debug, Clone)]
+pub enum WalletAux {
+    /// Run it in this room (with the agent's primes).
+    Run(RoomInfo),
+    /// Reuse the agent's enrollment of this id.
+    Enrollment(String),
+}
+
+/// One enrollment, validated (`POST /v1/enrollments`).
+#[derive(Debug, Clone)]
+pub struct EnrollJob {
+    /// The cosigner's enrollment id (a safe file name).
+    pub enrollment_id: String,
+    /// Party 0.
+    pub device: PublicIdentity,
+    /// Party 1.
+    pub cosigner: PublicIdentity,
+    /// Aux-info room.
+    pub aux_info: RoomInfo,
+}
+
 /// One wallet creation, validated.
 #[derive(Debug, Clone)]
 pub struct WalletJob {
@@ -146,8 +172,8 @@ pub struct WalletJob {
     pub cosigner: PublicIdentity,
     /// Account kind.
     pub kind: AccountKind,
-    /// Aux-info room.
-    pub aux_info: RoomInfo,
+    /// Aux info: an aux-info room, or an enrollment.
+    pub aux: WalletAux,
     /// Keygen rooms.
     pub accounts: Vec<AccountRoom>,
 }
@@ -179,6 +205,8 @@ impl Agent {
             check_gateway_url(u).map_err(SetupError::Config)?;
         }
         std::fs::create_dir_all(cfg.data_dir.join("wallets"))
+            .map_err(|e| SetupError::io(&cfg.data_dir, e))?;
+        std::fs::create_dir_all(cfg.data_dir.join("enrollments"))
             .map_err(|e| SetupError::io(&cfg.data_dir, e))?;
         #[cfg(unix)]
         {
@@ -238,8 +266,60 @@ impl Agent {
         p.exists() || mpc_client::meta_path(&p).exists()
     }
 
-    /// Starts a wallet-creation job; returns its id.
-    pub fn start(self: &Arc<Self>, job: WalletJob) -> Result<String, ApiError> {
+    /// Where the enrollment `enrollment_id` is (or would be) stored.
+    pub fn enrollment_path(&self, enrollment_id: &str) -> PathBuf {
+        self.cfg
+            .data_dir
+            .join("enrollments")
+            .join(format!("{enrollment_id}.json"))
+    }
+
+    /// Loads the agent's enrollment `id` and checks it was made with these device and
+    /// cosigner identities.
+    async fn load_enrollment(
+        &self,
+        id: &str,
+        device: PublicIdentity,
+        cosigner: PublicIdentity,
+    ) -> Result<Enrollment, ApiError> {
+        let path = self.enrollment_path(id);
+        let text = match tokio::fs::read_to_string(&path).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ApiError::UnknownEnrollment(id.to_string()))
+            }
+            Err(e) => return Err(ApiError::Internal(format!("{}: {e}", path.display()))),
+        };
+        let pass = self.cfg.passphrase.clone();
+        let shown = path.display().to_string();
+        let e = tokio::task::spawn_blocking(move || Enrollment::decrypt(&text, &pass, &shown))
+            .await
+            .map_err(|e| ApiError::Internal(format!("loading task failed: {e}")))?
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if e.enrollment_id != id
+            || e.party_index != PARTY_INDEX
+            || e.identity.public() != self.identity.public()
+        {
+            return Err(ApiError::Internal(format!(
+                "{} is not this agent's enrollment {id}",
+                path.display()
+            )));
+        }
+        if e.device_identity() != Some(device) || e.cosigner_identity() != Some(cosigner) {
+            return Err(ApiError::EnrollmentMismatch(id.to_string()));
+        }
+        Ok(e)
+    }
+
+    /// Starts a wallet-creation job; returns its id. For a wallet from an enrollment,
+    /// the enrollment is loaded and checked first (404 / 403).
+    pub async fn start(self: &Arc<Self>, job: WalletJob) -> Result<String, ApiError> {
+        let aux = match &job.aux {
+            WalletAux::Run(_) => None,
+            WalletAux::Enrollment(id) => {
+                Some(self.load_enrollment(id, job.device, job.cosigner).await?)
+            }
+        };
         let id = self
             .jobs
             .start(&job.wallet_id, || self.holds(&job.wallet_id))?;
@@ -247,7 +327,7 @@ impl Agent {
         let job_id = id.clone();
         tokio::spawn(async move {
             let wallet = job.wallet_id.clone();
-            match agent.run(&job_id, job).await {
+            match agent.run(&job_id, job, aux).await {
                 Ok(keys) => {
                     tracing::info!(job = %job_id, wallet = %wallet, "recovery share written");
                     agent.jobs.finish(&job_id, keys);
@@ -261,10 +341,94 @@ impl Agent {
         Ok(id)
     }
 
+    /// Starts an enrollment job; returns its id.
+    pub fn start_enrollment(self: &Arc<Self>, job: EnrollJob) -> Result<String, ApiError> {
+        let path = self.enrollment_path(&job.enrollment_id);
+        let key = format!("enrollment:{}", job.enrollment_id);
+        let id = self
+            .jobs
+            .start(&key, || path.exists())
+            .map_err(|e| match e {
+                ApiError::WalletExists(_) => ApiError::EnrollmentExists(job.enrollment_id.clone()),
+                other => other,
+            })?;
+        let agent = Arc::clone(self);
+        let job_id = id.clone();
+        tokio::spawn(async move {
+            let enrollment = job.enrollment_id.clone();
+            match agent.run_enrollment(&job_id, job).await {
+                Ok(()) => {
+                    tracing::info!(job = %job_id, enrollment = %enrollment, "enrollment stored");
+                    agent.jobs.finish_enrollment(&job_id);
+                }
+                Err(e) => {
+                    tracing::warn!(job = %job_id, enrollment = %enrollment, error = %e, "enrollment failed");
+                    agent.jobs.fail(&job_id, job_error(&e));
+                }
+            }
+        });
+        Ok(id)
+    }
+
+    /// The agent's primes for one job (progress `primes` 0..10 %).
+    async fn primes(
+        self: &Arc<Self>,
+        job_id: &str,
+    ) -> Result<mpc_core::primes::PrimeSet, MpcError> {
+        self.jobs.progress(job_id, "primes", 0);
+        let (agent, jid) = (Arc::clone(self), job_id.to_string());
+        self.primes
+            .take(move |k| agent.jobs.progress(&jid, "primes", (k * 10 / 4) as u8))
+            .await
+            .map_err(|reason| MpcError::Internal { reason })
+    }
+
+    async fn run_enrollment(
+        self: &Arc<Self>,
+        job_id: &str,
+        job: EnrollJob,
+    ) -> Result<(), MpcError> {
+        let listener: Arc<dyn ProgressListener> = Arc::new(JobProgress {
+            agent: Arc::clone(self),
+            job_id: job_id.to_string(),
+            accounts: 0,
+            positions: BTreeMap::new(),
+            aux_span: (10.0, 85.0),
+            keygen_span: (95.0, 0.0),
+        });
+        let primes = self.primes(job_id).await?;
+        let req = JoinRequest {
+            me: PARTY_INDEX,
+            identity: self.identity.clone(),
+            peers: BTreeMap::from([(0, job.device), (1, job.cosigner)]),
+            aux: JoinAux::Run {
+                room: job.aux_info.clone(),
+                primes,
+            },
+            kind: AccountKind::Hd,
+            accounts: Vec::new(),
+            gateway_url: self.cfg.gateway_url.clone(),
+            session_timeout: self.cfg.session_timeout,
+        };
+        let bundle = join_wallet_creation(req, listener).await?;
+        self.jobs.progress(job_id, "saving", 96);
+        let enrollment = Enrollment::from_bundle(job.enrollment_id.clone(), 0, &bundle)?;
+        let path = self.enrollment_path(&job.enrollment_id);
+        let (pass, fast) = (self.cfg.passphrase.clone(), self.cfg.insecure_fast_kdf);
+        tokio::task::spawn_blocking(move || {
+            mpc_client::enrollments::save_enrollment(&path, &pass, fast, &enrollment)
+        })
+        .await
+        .map_err(|e| MpcError::Internal {
+            reason: format!("saving task failed: {e}"),
+        })?
+    }
+
     async fn run(
         self: &Arc<Self>,
         job_id: &str,
         job: WalletJob,
+        enrollment: Option<Enrollment>,
     ) -> Result<BTreeMap<String, String>, MpcError> {
         let accounts = job.accounts.len() as u32;
         let listener: Arc<dyn ProgressListener> = Arc::new(JobProgress {
@@ -277,22 +441,30 @@ impl Agent {
                 .enumerate()
                 .map(|(k, a)| (a.account_id.clone(), k as u32))
                 .collect(),
+            aux_span: (10.0, 50.0),
+            // From an enrollment: no primes, no aux info; the keygens are the job.
+            keygen_span: if enrollment.is_some() {
+                (10.0, 85.0)
+            } else {
+                (60.0, 35.0)
+            },
         });
-        // Primes: 0..10 %.
-        self.jobs.progress(job_id, "primes", 0);
-        let (agent, jid) = (Arc::clone(self), job_id.to_string());
-        let primes = self
-            .primes
-            .take(move |k| agent.jobs.progress(&jid, "primes", (k * 10 / 4) as u8))
-            .await
-            .map_err(|reason| MpcError::Internal { reason })?;
+        let aux = match (&job.aux, &enrollment) {
+            (_, Some(e)) => JoinAux::Ready(Box::new(e.aux_info.clone())),
+            (WalletAux::Run(room), None) => JoinAux::Run {
+                room: room.clone(),
+                primes: self.primes(job_id).await?,
+            },
+            (WalletAux::Enrollment(id), None) => {
+                return Err(MpcError::internal(format!("enrollment {id} not loaded")))
+            }
+        };
         let req = JoinRequest {
             me: PARTY_INDEX,
             identity: self.identity.clone(),
             peers: BTreeMap::from([(0, job.device), (1, job.cosigner)]),
-            primes,
+            aux,
             kind: job.kind,
-            aux_info: job.aux_info.clone(),
             accounts: job.accounts.clone(),
             gateway_url: self.cfg.gateway_url.clone(),
             session_timeout: self.cfg.session_timeout,
@@ -331,6 +503,10 @@ impl Agent {
             }
             return Err(e);
         }
+        // The share holds the enrollment's aux info now.
+        if let WalletAux::Enrollment(id) = &job.aux {
+            mpc_client::enrollments::remove_enrollment(&self.enrollment_path(id))?;
+        }
         Ok(keys)
     }
 }
@@ -341,6 +517,10 @@ struct JobProgress {
     accounts: u32,
     /// Position of each account id in the job.
     positions: BTreeMap<String, u32>,
+    /// (start, width) in percent of the aux-info session.
+    aux_span: (f64, f64),
+    /// (start, width) in percent of all the keygens.
+    keygen_span: (f64, f64),
 }
 
 impl ProgressListener for JobProgress {
@@ -352,9 +532,10 @@ impl ProgressListener for JobProgress {
                 f64::from(e.done.min(e.total)) / f64::from(e.total)
             }
         };
-        // aux info 10..60 %, keygens 60..95 %.
+        // Combined: aux info 10..60 %, keygens 60..95 %; an enrollment: aux info
+        // 10..95 %; a wallet from an enrollment: keygens 10..95 %.
         let percent = match e.stage.as_str() {
-            "aux-info" => 10.0 + 50.0 * frac(&e),
+            "aux-info" => self.aux_span.0 + self.aux_span.1 * frac(&e),
             "keygen" => {
                 let index = e
                     .account_id
@@ -362,7 +543,9 @@ impl ProgressListener for JobProgress {
                     .and_then(|a| self.positions.get(a))
                     .copied()
                     .unwrap_or(0);
-                60.0 + 35.0 * (f64::from(index) + frac(&e)) / f64::from(self.accounts.max(1))
+                self.keygen_span.0
+                    + self.keygen_span.1 * (f64::from(index) + frac(&e))
+                        / f64::from(self.accounts.max(1))
             }
             _ => return,
         };

@@ -111,8 +111,39 @@ struct Args {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Enroll this device ahead of wallet creation: registers the device and recovery
+    /// identities with the cosigner and runs both parties' aux info (the minutes of
+    /// prime generation and Paillier work). Stores each party's enrollment encrypted in
+    /// an `enrollments/` directory next to its share file; a later `create-wallet` then
+    /// takes about a second. The registration credential is consumed here.
+    Enroll {
+        /// Safe primes for the device and recovery aux info (key-gen --save-primes format).
+        #[arg(long)]
+        primes: Option<PathBuf>,
+        /// Use the repository's PUBLIC test primes (development only; not secret-safe).
+        #[arg(long)]
+        insecure_dev_primes: bool,
+        /// Timeout of the aux-info session, in seconds.
+        #[arg(long, default_value_t = 900)]
+        setup_timeout: u64,
+        /// The registration credential (`wmreg1.…`) the cosigner's operator issued;
+        /// required unless the cosigner runs in dev mode with open registration.
+        #[arg(long, env = "WALLET_REGISTRATION_CREDENTIAL", hide_env_values = true)]
+        registration_credential: Option<String>,
+    },
     /// Create a wallet with the cosigner: writes the device and recovery share files.
+    ///
+    /// If this device has a stored enrollment (`enroll`), the wallet is created from it
+    /// by default (the one that expires first; only the DKGs run, no credential is
+    /// needed, and the enrollment is removed once the shares are stored). Choose one
+    /// with `--enrollment ID`, or run the whole creation with `--no-enrollment`.
     CreateWallet {
+        /// Create the wallet from this stored enrollment.
+        #[arg(long, conflicts_with = "no_enrollment")]
+        enrollment: Option<String>,
+        /// Ignore stored enrollments: run aux info and the DKGs now.
+        #[arg(long)]
+        no_enrollment: bool,
         /// Number of accounts (1..=100).
         #[arg(long, default_value_t = 1)]
         accounts: u32,
@@ -483,6 +514,16 @@ fn stderr_progress() -> Arc<StderrProgress> {
     })
 }
 
+/// Warns about public test primes, or that generating primes takes minutes.
+fn primes_notice(insecure_dev_primes: bool, generate: bool) {
+    if insecure_dev_primes {
+        eprintln!("WARNING: using the repository's PUBLIC test primes (--insecure-dev-primes).");
+        eprintln!("         These keys are for development only: do not send funds to them.");
+    } else if generate {
+        eprintln!("Generating 2 x 4 safe primes of 1536 bits (this takes minutes)...");
+    }
+}
+
 /// A client for signing, with session progress on stderr and the presignature mode
 /// of `--presign`.
 fn signing_client(cfg: MpcConfig, args: &Args) -> Result<MpcClient> {
@@ -552,8 +593,8 @@ fn config(
     need_recovery: bool,
     why: &str,
 ) -> Result<MpcConfig> {
-    // New key files (create-wallet) get their passphrase typed twice.
-    let confirm = matches!(args.command, Cmd::CreateWallet { .. });
+    // New key files (create-wallet, enroll) get their passphrase typed twice.
+    let confirm = matches!(args.command, Cmd::CreateWallet { .. } | Cmd::Enroll { .. });
     let device_pass = if need_device {
         need_pass(args, 0, why, confirm)?
     } else {
@@ -650,7 +691,36 @@ async fn run(args: Args) -> Result<()> {
     };
     let (need_device, need_recovery) = (role == PartyRole::Device, role == PartyRole::Recovery);
     match &args.command {
+        Cmd::Enroll {
+            primes,
+            insecure_dev_primes,
+            setup_timeout,
+            registration_credential,
+        } => {
+            let mut cfg = config(&args, PartyRole::Device, true, true, "enroll")?;
+            cfg.setup_timeout_secs = *setup_timeout;
+            cfg.primes_path = primes.as_ref().map(|p| p.display().to_string());
+            cfg.insecure_dev_primes = *insecure_dev_primes;
+            cfg.registration_credential = registration_credential.clone();
+            primes_notice(*insecure_dev_primes, primes.is_none());
+            let client = new_mpc_client(cfg)?;
+            let e = client.enroll_device(Some(stderr_progress())).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&e)?);
+            } else {
+                println!("Enrolled: enrollment {}", e.enrollment_id);
+                println!("  stored at {}", e.path);
+                if e.expires_at_ms > 0 {
+                    println!(
+                        "  usable until {} (ms since the Unix epoch); create-wallet uses it by default",
+                        e.expires_at_ms
+                    );
+                }
+            }
+        }
         Cmd::CreateWallet {
+            enrollment,
+            no_enrollment,
             accounts,
             kind,
             label,
@@ -669,20 +739,29 @@ async fn run(args: Args) -> Result<()> {
             cfg.primes_path = primes.as_ref().map(|p| p.display().to_string());
             cfg.insecure_dev_primes = *insecure_dev_primes;
             cfg.registration_credential = registration_credential.clone();
-            if *insecure_dev_primes {
-                eprintln!(
-                    "WARNING: using the repository's PUBLIC test primes (--insecure-dev-primes)."
-                );
-                eprintln!(
-                    "         These keys are for development only: do not send funds to them."
-                );
-            } else if primes.is_none() {
-                eprintln!("Generating 2 x 4 safe primes of 1536 bits (this takes minutes)...");
-            }
             let client = new_mpc_client(cfg)?;
+            let enrollment = match (enrollment, no_enrollment) {
+                (Some(id), _) => Some(id.clone()),
+                (None, true) => None,
+                (None, false) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_millis() as u64)
+                        .unwrap_or(0);
+                    client
+                        .list_enrollments()?
+                        .into_iter()
+                        .find(|e| e.expires_at_ms == 0 || e.expires_at_ms > now)
+                        .map(|e| e.enrollment_id)
+                }
+            };
+            match &enrollment {
+                Some(id) => eprintln!("Creating the wallet from enrollment {id} (DKGs only)..."),
+                None => primes_notice(*insecure_dev_primes, primes.is_none()),
+            }
             let listener = stderr_progress();
             let w = client
-                .create_wallet(*accounts, kind, label.clone(), Some(listener))
+                .create_wallet_with(*accounts, kind, label.clone(), enrollment, Some(listener))
                 .await?;
             if args.json {
                 println!("{}", serde_json::to_string(&w)?);

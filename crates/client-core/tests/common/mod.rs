@@ -108,6 +108,10 @@ pub fn run_room(parties: Vec<PartySession>) -> Vec<Result<SessionOutput, PartyEr
 #[derive(Clone)]
 enum Planned {
     AuxInfo,
+    /// The aux info of an enrollment (stored under its id).
+    EnrollAux {
+        enrollment_id: String,
+    },
     Keygen {
         account_id: String,
     },
@@ -146,6 +150,23 @@ pub struct Knobs {
     pub health_identity: Option<String>,
     /// CreateWallet opens this many accounts instead of the number asked for.
     pub accounts: Option<usize>,
+    /// CreateWallet with an enrollment answers `wallet_not_ready` this many times first
+    /// (its aux info still being stored).
+    pub enrollment_not_ready: u32,
+    /// CreateWallet with an enrollment opens an aux-info room anyway (a protocol
+    /// violation).
+    pub aux_room_for_enrollment: bool,
+}
+
+/// The fake cosigner's record of an enrollment.
+#[derive(Clone)]
+pub struct FakeEnrollment {
+    pub device: PublicIdentity,
+    pub recovery: PublicIdentity,
+    /// Its aux info, once the aux-info session ran.
+    pub aux: Option<mpc_core::AuxInfo>,
+    /// A wallet was created from it.
+    pub spent: bool,
 }
 
 /// The cosigner (party 1), in process.
@@ -162,6 +183,8 @@ pub struct FakeCosigner {
     pub used: BTreeSet<String>,
     pub released: Vec<String>,
     pub knobs: Knobs,
+    /// Enrollments by id.
+    pub enrollments: BTreeMap<String, FakeEnrollment>,
     /// Every method called, in order.
     pub calls: Vec<CosignerMethod>,
     counter: u64,
@@ -188,6 +211,7 @@ impl FakeCosigner {
             used: BTreeSet::new(),
             released: Vec::new(),
             knobs: Knobs::default(),
+            enrollments: BTreeMap::new(),
             calls: Vec::new(),
             counter: 0,
             now: 0,
@@ -259,17 +283,74 @@ impl FakeCosigner {
                     .unwrap_or_else(|| self.identity.public().to_string()),
                 ..Default::default()
             })),
+            CosignerRequest::EnrollDevice(r) => {
+                let (device, recovery) =
+                    auth::verify_enroll_device(&r, &self.identity.public(), now, 120_000)
+                        .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
+                self.device = Some(device);
+                self.recovery = Some(recovery);
+                let enrollment_id = self.id("enrollment");
+                let aux = self.room("enroll-aux");
+                self.planned.insert(
+                    aux.session_id.clone(),
+                    Planned::EnrollAux {
+                        enrollment_id: enrollment_id.clone(),
+                    },
+                );
+                self.enrollments.insert(
+                    enrollment_id.clone(),
+                    FakeEnrollment {
+                        device,
+                        recovery,
+                        aux: None,
+                        spent: false,
+                    },
+                );
+                Ok(CosignerResponse::EnrollDevice(pb::EnrollDeviceResponse {
+                    enrollment_id,
+                    cosigner_identity: self.identity.public().to_string(),
+                    aux_info: Some(aux),
+                    expires_at_ms: now + 3_600_000,
+                    enrollment_expires_at_ms: now + 30 * 86_400_000,
+                }))
+            }
             CosignerRequest::CreateWallet(r) => {
                 let (device, recovery) =
                     auth::verify_create_wallet(&r, &self.identity.public(), now, 120_000)
                         .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
+                let enrolled = !r.enrollment_id.is_empty();
+                if enrolled {
+                    let e = self
+                        .enrollments
+                        .get(&r.enrollment_id)
+                        .filter(|e| !e.spent)
+                        .ok_or_else(|| err(ErrorCode::NotFound, "unknown enrollment"))?;
+                    if e.device != device || e.recovery != recovery {
+                        return Err(err(ErrorCode::Unauthorized, "another device's enrollment"));
+                    }
+                    if self.knobs.enrollment_not_ready > 0 || e.aux.is_none() {
+                        self.knobs.enrollment_not_ready =
+                            self.knobs.enrollment_not_ready.saturating_sub(1);
+                        return Err(err(ErrorCode::WalletNotReady, "aux info still running"));
+                    }
+                    self.bundle = KeyShareBundle::new(COSIGNER);
+                    self.bundle.aux_info = e.aux.clone();
+                    if let Some(e) = self.enrollments.get_mut(&r.enrollment_id) {
+                        e.spent = true;
+                    }
+                }
                 self.device = Some(device);
                 self.recovery = Some(recovery);
                 self.wallet_id = self.id("wallet");
                 self.kind = cosigner_api::convert::account_kind_from_proto(r.kind).unwrap();
-                let aux = self.room("aux");
-                self.planned
-                    .insert(aux.session_id.clone(), Planned::AuxInfo);
+                let aux = if enrolled && !self.knobs.aux_room_for_enrollment {
+                    None
+                } else {
+                    let aux = self.room("aux");
+                    self.planned
+                        .insert(aux.session_id.clone(), Planned::AuxInfo);
+                    Some(aux)
+                };
                 let n = self.knobs.accounts.unwrap_or(r.accounts as usize);
                 let accounts = (0..n)
                     .map(|k| {
@@ -290,7 +371,7 @@ impl FakeCosigner {
                 Ok(CosignerResponse::CreateWallet(pb::CreateWalletResponse {
                     wallet_id: self.wallet_id.clone(),
                     cosigner_identity: self.identity.public().to_string(),
-                    aux_info: Some(aux),
+                    aux_info: aux,
                     accounts,
                     expires_at_ms: now + 3_600_000,
                 }))
@@ -524,7 +605,7 @@ impl FakeCosigner {
                 .unwrap()
         };
         let session = match planned {
-            Planned::AuxInfo => {
+            Planned::AuxInfo | Planned::EnrollAux { .. } => {
                 Session::aux_info(&bytes, COSIGNER, 3, self.primes.to_pregenerated().unwrap())
             }
             Planned::Keygen { .. } => Session::keygen(&bytes, COSIGNER, 3, 2),
@@ -559,6 +640,11 @@ impl FakeCosigner {
         let Ok(out) = out else { return };
         match (planned, out) {
             (Planned::AuxInfo, SessionOutput::AuxInfo(a)) => self.bundle.aux_info = Some(*a),
+            (Planned::EnrollAux { enrollment_id }, SessionOutput::AuxInfo(a)) => {
+                if let Some(e) = self.enrollments.get_mut(&enrollment_id) {
+                    e.aux = Some(*a);
+                }
+            }
             (Planned::Keygen { account_id }, SessionOutput::Keygen(s)) => {
                 let a = Account::new(account_id.clone(), self.kind, *s, 0);
                 self.bundle.accounts.insert(account_id, a);
@@ -604,6 +690,7 @@ impl FakeCosigner {
             used: BTreeSet::new(),
             released: Vec::new(),
             knobs: Knobs::default(),
+            enrollments: self.enrollments.clone(),
             calls: Vec::new(),
             counter: self.counter + 1000,
             now: 0,
@@ -616,6 +703,7 @@ impl FakeCosigner {
 pub fn encode(r: &CosignerResponse) -> Vec<u8> {
     match r {
         CosignerResponse::Health(m) => m.encode_to_vec(),
+        CosignerResponse::EnrollDevice(m) => m.encode_to_vec(),
         CosignerResponse::CreateWallet(m) => m.encode_to_vec(),
         CosignerResponse::ConfirmWallet(m) => m.encode_to_vec(),
         CosignerResponse::StartSign(m) => m.encode_to_vec(),
@@ -793,11 +881,23 @@ impl World {
         &mut self,
         params: CreateParams,
     ) -> Result<(CreatedWallet, KeyShareBundle, KeyShareBundle), ClientError> {
+        self.create_with(params, None)
+    }
+
+    /// Drives a wallet creation, from the (device, recovery) enrollments if given.
+    pub fn create_with(
+        &mut self,
+        params: CreateParams,
+        enrollments: Option<(Enrollment, Enrollment)>,
+    ) -> Result<(CreatedWallet, KeyShareBundle, KeyShareBundle), ClientError> {
         let recovery_key = IdentityKey::generate().unwrap();
         let mut recovery: Option<JoinStep> = None;
         let mut recovery_bundle = None;
         let mut device_bundle = None;
-        let mut step = Create::start(params)?;
+        let (mut step, recovery_enrollment) = match enrollments {
+            Some((device, recovery)) => (Create::from_enrollment(params, device)?, Some(recovery)),
+            None => (Create::start(params)?, None),
+        };
         loop {
             step = match step {
                 CreateStep::CallCosigner(c) => call!(self, c)?,
@@ -812,11 +912,14 @@ impl World {
                 CreateStep::StartRecovery(s) => {
                     self.trace.push("start recovery".into());
                     let job: &RecoveryJob = s.job();
-                    let params = job.join_params(
-                        recovery_key.clone(),
-                        dev_fixture_primes()[2].clone(),
-                        self.clock.now() / 1000,
-                    )?;
+                    let params = match &recovery_enrollment {
+                        Some(e) => job.join_params_enrolled(e, self.clock.now() / 1000)?,
+                        None => job.join_params(
+                            recovery_key.clone(),
+                            dev_fixture_primes()[2].clone(),
+                            self.clock.now() / 1000,
+                        )?,
+                    };
                     recovery = Some(Join::start(params)?);
                     s.started()?
                 }
@@ -860,6 +963,68 @@ impl World {
                 CreateStep::Done(c) => {
                     self.trace.push("done".into());
                     return Ok((c, device_bundle.unwrap(), recovery_bundle.unwrap()));
+                }
+            }
+        }
+    }
+
+    /// Drives a device enrollment; returns the device's and the recovery party's
+    /// enrollments.
+    pub fn enroll(&mut self) -> Result<(Enrollment, Enrollment), ClientError> {
+        let recovery_key = IdentityKey::generate().unwrap();
+        let mut recovery: Option<(JoinStep, EnrollRecoveryJob)> = None;
+        let mut recovery_enrollment = None;
+        let mut persisted = None;
+        let mut step = Enroll::start(EnrollParams::default())?;
+        loop {
+            step = match step {
+                EnrollStep::CallCosigner(c) => call!(self, c)?,
+                EnrollStep::RecoveryIdentity(r) => {
+                    self.trace.push("recovery identity".into());
+                    r.provide(recovery_key.public())?
+                }
+                EnrollStep::Primes(p) => {
+                    self.trace.push("primes".into());
+                    p.provide(dev_fixture_primes()[0].clone())?
+                }
+                EnrollStep::StartRecovery(s) => {
+                    self.trace.push("start recovery".into());
+                    let job = s.job().clone();
+                    let params =
+                        job.join_params(recovery_key.clone(), dev_fixture_primes()[2].clone())?;
+                    recovery = Some((Join::start(params)?, job));
+                    s.started()?
+                }
+                EnrollStep::RunSession(run) => {
+                    let (spec, running) = run.start();
+                    self.trace.push(format!("session {}", spec.stage()));
+                    self.sessions += 1;
+                    let Some((JoinStep::RunSession(rrun), job)) = recovery.take() else {
+                        panic!("the recovery party is not at a session")
+                    };
+                    let (rspec, rrunning) = rrun.start();
+                    let (mine, others) = self.cosigner.run(spec, vec![rspec]);
+                    recovery = Some((rrunning.finished(others.into_iter().next().unwrap())?, job));
+                    running.finished(mine)?
+                }
+                EnrollStep::AwaitRecovery(a) => {
+                    self.trace.push("await recovery".into());
+                    let Some((JoinStep::Done(j), job)) = recovery.take() else {
+                        panic!("the recovery party did not finish")
+                    };
+                    assert!(j.public_keys.is_empty());
+                    recovery_enrollment = Some(job.enrollment(&j)?);
+                    a.finished()?
+                }
+                EnrollStep::Persist(p) => {
+                    self.trace.push("persist".into());
+                    persisted = Some(p.enrollment().enrollment_id.clone());
+                    p.persisted()?
+                }
+                EnrollStep::Done(e) => {
+                    self.trace.push("done".into());
+                    assert_eq!(persisted.as_deref(), Some(e.enrollment_id.as_str()));
+                    return Ok((e, recovery_enrollment.unwrap()));
                 }
             }
         }
