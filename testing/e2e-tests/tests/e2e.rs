@@ -139,19 +139,54 @@ fn scenario(
         "a share file was written"
     );
 
-    step("create wallet (device + recovery local, insecure dev primes) with an operator-issued credential");
+    step("enroll the device (aux info ahead of time; device + recovery local, insecure dev primes) with an operator-issued credential");
     let credential = issue_registration(bins, &svc_cfg.data_dir.join("registration-issuer.key"))?;
     let t = Instant::now();
-    let created = run(&[
-        "create-wallet",
-        "--accounts",
-        "1",
+    let enrolled = run(&[
+        "enroll",
         "--insecure-dev-primes",
-        "--label",
-        "e2e",
+        "--registration-credential",
+        &credential,
+    ])?
+    .ok()?;
+    stats.add(
+        "enroll (aux info, 3 parties), wall",
+        t.elapsed().as_secs_f64() * 1000.0,
+    );
+    let enrollment = enrolled["enrollment_id"]
+        .as_str()
+        .context("no enrollment id")?
+        .to_string();
+    ensure!(
+        !dir.join("client_key_shares.json").exists(),
+        "enrollment wrote a share file"
+    );
+    // The credential was consumed by the enrollment: it cannot enroll a second device.
+    let reused = run(&[
+        "enroll",
+        "--insecure-dev-primes",
         "--registration-credential",
         &credential,
     ])?;
+    ensure!(
+        reused.code == 1 && reused.json()?["error"]["code"] == "registration_required",
+        "a consumed credential enrolled again: {reused:?}"
+    );
+
+    step("create the wallet from the stored enrollment (DKG only, no credential needed)");
+    let t = Instant::now();
+    let created = run(&["create-wallet", "--accounts", "1", "--label", "e2e"])?;
+    stats.add(
+        "create-wallet after enrollment (1 DKG), wall",
+        t.elapsed().as_secs_f64() * 1000.0,
+    );
+    ensure!(
+        created
+            .stderr
+            .contains(&format!("from enrollment {enrollment}")),
+        "create-wallet did not use the stored enrollment: {}",
+        tail(&created.stderr, 8)
+    );
     let w = created.ok()?;
     stats.add(
         "create-wallet (aux info + 1 DKG), wall",
