@@ -120,7 +120,7 @@ impl Refresh {
                 "no VSS setup (additive shares)",
             ))?;
         let n_usize = share.public_shares.len();
-        if n_usize > MAX_PARTIES || n_usize < 2 {
+        if !(2..=MAX_PARTIES).contains(&n_usize) {
             return Err(RefreshError::UnsupportedShare("number of parties"));
         }
         let n = n_usize as u16;
@@ -552,7 +552,7 @@ impl Refresh {
             let s = s
                 .as_ref()
                 .ok_or(RefreshError::WrongState("missing sub-share"))?;
-            x = x + s;
+            x += s;
         }
         let x = NonZero::from_secret_scalar(SecretScalar::new(&mut x)).ok_or(
             RefreshError::InvalidResult("new secret share is zero".into()),
@@ -570,7 +570,7 @@ impl Refresh {
             let i_j = self.index_of(j)?;
             let mut p = x_j.into_inner();
             for f in &polys {
-                p = p + f.value::<_, Point<Curve>>(&i_j);
+                p += f.value::<_, Point<Curve>>(&i_j);
             }
             public_shares.push(NonZero::from_point(p).ok_or(RefreshError::InvalidResult(
                 "a new public share is zero".into(),
@@ -588,7 +588,7 @@ impl Refresh {
         for (j, share) in public_shares.iter().take(usize::from(self.t)).enumerate() {
             let l = lagrange_coefficient_at_zero(j, first)
                 .ok_or(RefreshError::InvalidResult("indices not distinct".into()))?;
-            interpolated = interpolated + share.into_inner() * l;
+            interpolated += share.into_inner() * l;
         }
         if interpolated != self.old.shared_public_key.into_inner() {
             return Err(RefreshError::PublicKeyChanged);

@@ -275,7 +275,7 @@ impl RepairHelper {
                 },
                 payload: Payload::RepairContribution {
                     value,
-                    key_info: self.key_info.clone(),
+                    key_info: Box::new(self.key_info.clone()),
                 },
             },
         )
@@ -305,7 +305,7 @@ impl core::fmt::Debug for RepairOutput {
 
 enum NewState {
     Running,
-    Finished(RepairOutput),
+    Finished(Box<RepairOutput>),
     Aborted(RepairError),
 }
 
@@ -374,11 +374,11 @@ impl RepairNewParty {
         let Payload::RepairContribution { value, key_info } = msg.payload else {
             return Err(Rejection::UnexpectedKind { kind }.into());
         };
-        self.contributions[pos] = Some((value, key_info));
+        self.contributions[pos] = Some((value, *key_info));
         if let [Some(a), Some(b)] = &self.contributions {
             match self.finish(a, b) {
                 Ok(out) => {
-                    self.state = NewState::Finished(out);
+                    self.state = NewState::Finished(Box::new(out));
                     self.contributions = [None, None];
                 }
                 Err(e) => return Err(self.abort(e)),
@@ -418,7 +418,7 @@ impl RepairNewParty {
     /// The repaired share of a finished session.
     pub fn into_output(self) -> Result<RepairOutput, RepairError> {
         match self.state {
-            NewState::Finished(o) => Ok(o),
+            NewState::Finished(o) => Ok(*o),
             NewState::Aborted(e) => Err(RepairError::Aborted(Box::new(e))),
             NewState::Running => Err(RepairError::InvalidSetup("repair not finished")),
         }

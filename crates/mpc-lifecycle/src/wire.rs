@@ -195,7 +195,7 @@ pub enum Payload {
         /// `λ_h(I_r)·x_h ± m`.
         value: SecretScalar<Curve>,
         /// The public data of the key as the helper holds it.
-        key_info: KeyInfo,
+        key_info: Box<KeyInfo>,
     },
 }
 
@@ -350,7 +350,10 @@ impl Message {
             MessageKind::RepairContribution => {
                 let value = r.secret()?;
                 let key_info = decode_key_info(&mut r)?;
-                Payload::RepairContribution { value, key_info }
+                Payload::RepairContribution {
+                    value,
+                    key_info: Box::new(key_info),
+                }
             }
         };
         if r.pos != bytes.len() {

@@ -94,7 +94,13 @@ pub fn start_all(
     let mut parties = Vec::new();
     let mut net = Vec::new();
     for (k, s) in shares.iter().enumerate() {
-        let (p, out) = Refresh::start(session, epoch, s, &mut rng(seed * 10 + k as u64)).unwrap();
+        let (p, out) = Refresh::start(
+            session,
+            epoch,
+            s,
+            &mut rng(seed.wrapping_mul(10).wrapping_add(k as u64)),
+        )
+        .unwrap();
         net.extend(route(k as u16, &out, n));
         parties.push(p);
     }
