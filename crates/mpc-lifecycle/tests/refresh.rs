@@ -422,3 +422,54 @@ fn the_new_share_is_final_only_after_every_confirmation() {
     deliver(&mut parties, confirms, Some);
     assert!(parties.iter().all(|p| p.is_finished()));
 }
+
+#[test]
+fn malformed_points_and_scalars_get_typed_errors() {
+    use mpc_lifecycle::WireError;
+    let old = dealt(10);
+    let (mut parties, net) = start_all(&old, sid(12), 0, 13);
+    let sub = net
+        .iter()
+        .find(|f| f.from == 1 && f.to == 0 && kind_of(&f.bytes) == MessageKind::RefreshSubShare)
+        .unwrap();
+    // A scalar not below the group order.
+    let mut bad = sub.bytes.clone();
+    let len = bad.len();
+    bad[len - 32..].fill(0xff);
+    assert_eq!(
+        parties[0].handle(1, &bad).unwrap_err(),
+        Rejection::Malformed(WireError::InvalidScalar).into()
+    );
+    // A point that is not on the curve (x = 5 has no point on secp256k1) ...
+    let commit = net
+        .iter()
+        .find(|f| f.from == 1 && f.to == 0 && kind_of(&f.bytes) == MessageKind::RefreshCommit)
+        .unwrap();
+    let mut bad = commit.bytes.clone();
+    let len = bad.len();
+    bad[len - 32..].fill(0);
+    bad[len - 1] = 5;
+    assert_eq!(
+        parties[0].handle(1, &bad).unwrap_err(),
+        Rejection::Malformed(WireError::InvalidPoint).into()
+    );
+    // ... a bad tag, a truncated and an extended message.
+    let mut bad = commit.bytes.clone();
+    let len = bad.len();
+    bad[len - 34] = 7;
+    assert_eq!(
+        parties[0].handle(1, &bad).unwrap_err(),
+        Rejection::Malformed(WireError::BadTag(7)).into()
+    );
+    assert_eq!(
+        parties[0].handle(1, &commit.bytes[..len - 1]).unwrap_err(),
+        Rejection::Malformed(WireError::Truncated).into()
+    );
+    let mut long = commit.bytes.clone();
+    long.push(0);
+    assert_eq!(
+        parties[0].handle(1, &long).unwrap_err(),
+        Rejection::Malformed(WireError::TrailingBytes).into()
+    );
+    assert!(matches!(parties[0].status(), RefreshStatus::Running { .. }));
+}
