@@ -29,11 +29,11 @@ use sha2::{Digest, Sha256};
 pub struct AuditRecord {
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: u64,
-    /// `create_wallet`, `confirm_wallet`, `wallet_dkg`, `sign_request`, `sign_outcome`,
-    /// `presign_start`, `presign_outcome`, `presign_release`, `presign_purge`,
-    /// `import_wallet`.
+    /// `create_wallet`, `confirm_wallet`, `wallet_dkg`, `enroll_device`,
+    /// `enrollment_aux`, `sign_request`, `sign_outcome`, `presign_start`,
+    /// `presign_outcome`, `presign_release`, `presign_purge`, `import_wallet`.
     pub event: &'static str,
-    /// Wallet id.
+    /// Wallet id (the enrollment id for `enroll_device` and `enrollment_aux`).
     pub wallet_id: String,
     /// Requesting party (0 device, 2 recovery), if any.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -613,6 +613,20 @@ mod tests {
     }
 
     #[test]
+    fn enrollment_ttl_defaults_to_30_days_and_is_bounded() {
+        let c = Config::from_yaml("").unwrap();
+        assert_eq!(c.enrollment_ttl_secs, 30 * 86_400);
+        let c = Config::from_yaml("enrollment_ttl_secs: 3600").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.enrollment_ttl_secs, 3600);
+        for bad in ["0", "59", "31536001"] {
+            let c = Config::from_yaml(&format!("enrollment_ttl_secs: {bad}")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("enrollment_ttl_secs"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn seed_file_parses() {
         let text = include_str!("../../config/sign-service.yaml");
         let c = Config::from_yaml(text).unwrap();

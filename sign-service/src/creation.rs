@@ -1,6 +1,8 @@
 //! Wallet creation: the pending wallets (created, DKG running or done, not confirmed
-//! yet), the cosigner's side of aux info + one DKG per account as a background job,
-//! and the confirmation that compares public keys and commits the wallet to the store.
+//! yet), the cosigner's side of aux info (`auxinfo`; skipped for a wallet from an
+//! enrollment, whose stored aux info it reuses) + one DKG per account as a background
+//! job, and the confirmation that compares public keys and commits the wallet to the
+//! store (spending its enrollment in the same transaction).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};

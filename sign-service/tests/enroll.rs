@@ -13,10 +13,14 @@
 //!   (`not_found`, spent), and a new one from the spent enrollment is `not_found`.
 //! - `enrollment_admission_and_refusals`: with registration required, EnrollDevice
 //!   without a credential is `registration_required`, a credential enrolls once (the
-//!   replayed request and another enrollment with it are `registration_required`); CreateWallet from the enrollment needs no credential and
-//!   is `wallet_not_ready` (retryable) while the aux info waits for its peers, another
-//!   device's is `unauthorized`; once the aux info failed (its peers never came) the
-//!   enrollment is `not_found`.
+//!   replayed request and another enrollment with it are `registration_required`);
+//!   CreateWallet from the enrollment needs no credential (one given is neither checked
+//!   nor consumed) and is `wallet_not_ready` (retryable) while the aux info waits for its
+//!   peers, another device's is `unauthorized`; once the aux info failed (its peers
+//!   never came) the enrollment is `not_found`.
+//! - `an_enrollment_refuses_peers_with_public_dev_primes`: in production mode, peers
+//!   built from the public test primes are refused (audited), nothing is stored, and
+//!   the enrollment is `not_found`.
 
 mod common;
 
@@ -60,12 +64,25 @@ fn from_enrollment(
     enrollment_id: &str,
     accounts: u32,
 ) -> pb::CreateWalletRequest {
+    from_enrollment_with(me, device, recovery, enrollment_id, accounts, "")
+}
+
+/// [`from_enrollment`] carrying a registration credential.
+fn from_enrollment_with(
+    me: &PublicIdentity,
+    device: &IdentityKey,
+    recovery: &PublicIdentity,
+    enrollment_id: &str,
+    accounts: u32,
+    credential: &str,
+) -> pb::CreateWalletRequest {
     let mut req = pb::CreateWalletRequest {
         recovery_identity: recovery.to_string(),
         accounts,
         kind: AccountKind::Hd as i32,
         label: "enrolled".into(),
         enrollment_id: enrollment_id.into(),
+        registration_credential: credential.into(),
         ..Default::default()
     };
     auth::sign_create_wallet(&mut req, device, me).expect("sign");
@@ -417,6 +434,22 @@ async fn enrollment_admission_and_refusals() {
     .await;
     assert_eq!(r.code, ErrorCode::WalletNotReady, "{r}");
     assert!(r.retryable, "{r}");
+    // A credential given with the enrollment id is ignored: neither checked (garbage
+    // passes) nor consumed (it enrolls another device afterwards).
+    let spare = registration::issue(&issuer, now_ms(), 3_600_000, Some(&me)).expect("credential");
+    for cred in ["wmreg1.AAAA.AAAA", spare.as_str()] {
+        let r = refused(
+            &mut client,
+            from_enrollment_with(&me, &device, &recovery.public(), &id, 1, cred),
+        )
+        .await;
+        assert_eq!(r.code, ErrorCode::WalletNotReady, "{cred}: {r}");
+    }
+    let (_, _, other) = signed_enroll(&me, &spare);
+    client
+        .enroll_device(other)
+        .await
+        .expect("the credential ignored by CreateWallet is still unused");
     // Another device's identity: unauthorized, even while it runs.
     let stranger = IdentityKey::generate().expect("id");
     let r = refused(
@@ -455,5 +488,56 @@ async fn enrollment_admission_and_refusals() {
             .any(|l| l.contains("\"enrollment_aux\"") && l.contains(&id) && l.contains("failed")),
         "{audit}"
     );
+    drop(gw_proc);
+}
+
+/// Production mode (`insecure_dev_primes: false`, the cosigner's primes from its
+/// pool): peers whose Paillier moduli are built from the public test primes are
+/// refused at enrollment as at creation, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_enrollment_refuses_peers_with_public_dev_primes() {
+    let gw_proc = gateway().await;
+    let svc = start_service(&gw_proc, "", true).await;
+    let mut client = svc.client().await;
+    let me = cosigner_identity(&mut client).await;
+    let (device, recovery, req) = signed_enroll(&me, "");
+    let enrolled = client
+        .enroll_device(req)
+        .await
+        .expect("enroll")
+        .into_inner();
+    let room = enrolled.aux_info.clone().expect("aux room");
+    let roster =
+        Roster::new([(0, device.public()), (1, me), (2, recovery.public())]).expect("roster");
+    let gw = GatewayClient::new(&room.gateway_url).expect("gateway client");
+    tokio::join!(
+        party_aux(gw.clone(), room.clone(), 0, device.clone(), roster.clone()),
+        party_aux(
+            gw.clone(),
+            room.clone(),
+            2,
+            recovery.clone(),
+            roster.clone()
+        ),
+    );
+    let id = enrolled.enrollment_id.clone();
+    let failed = |svc: &Service| {
+        svc.audit().lines().any(|l| {
+            l.contains("\"enrollment_aux\"") && l.contains(&id) && l.contains("public test primes")
+        })
+    };
+    eventually(
+        "the cosigner to refuse the enrollment",
+        Duration::from_secs(120),
+        || std::future::ready(failed(&svc)),
+    )
+    .await;
+    assert!(!stored(&svc, &id));
+    let r = refused(
+        &mut client,
+        from_enrollment(&me, &device, &recovery.public(), &id, 1),
+    )
+    .await;
+    assert_eq!(r.code, ErrorCode::NotFound, "{r}");
     drop(gw_proc);
 }
