@@ -87,7 +87,9 @@ presign() {
 }
 browser() {
   # The browser wallet in headless Chromium against RELEASE servers: online signing from
-  # the presignature pool (p50/p95 and its breakdown) and prime preparation in 1 and 2
+  # the presignature pool (p50/p95 and its breakdown), for an independent account
+  # (browser-presign.json) and an HD account at m/44/60/0/0/0 (browser-presign-hd.json),
+  # and prime preparation in 1 and 2
   # prime Workers followed by onboarding with the prepared primes (minutes).
   wm_build_servers release
   BENCH_PRESIGN=1 BENCH_PRESIGN_N="${browser_n}" BENCH_PRESIGN_JSON="$out/browser-presign.json" \

@@ -2,7 +2,8 @@
 // @wallet-mpc/web by web/examples/build.sh) in Debian Chromium's new headless mode,
 // against the real gateway, cosigner, recovery agent and anvil of the global setup.
 //
-// ONE wallet (dev fixture primes, one independent account) serves every step:
+// ONE wallet (dev fixture primes, one HD account: its address, signatures and
+// presignature pool at m/44/60/0/0/0, as the extension defaults to) serves every step:
 // configure (options page) -> create in the popup (offscreen protocol Worker) ->
 // stop the service worker in the middle of the first presignature refill (CDP), the
 // refill finishes and the wallet keeps working -> a plain dapp page finds the provider
@@ -194,6 +195,7 @@ test("MV3 extension: create, survive a stopped service worker, EIP-6963 dapp, ap
       // The popup's next message restarts the worker; the refill went on meanwhile.
       await expect(p.locator("#jobs")).toContainText("refill:done", { timeout: 5 * 60_000 });
       await expect(p.locator("#pool")).toHaveAttribute("data-usable", "2", { timeout: 30_000 });
+      await expect(p.locator("#pool")).toHaveAttribute("data-path", "m/44/60/0/0/0");
       expect(await p.locator("#jobs").textContent()).not.toContain("failed");
       // The refill that was running when the worker stopped ended after the stop.
       const jobs = await p.evaluate(async () => {
@@ -201,6 +203,8 @@ test("MV3 extension: create, survive a stopped service worker, EIP-6963 dapp, ap
         return r.value.jobs as { kind: string; state: string; startedAt: number; endedAt?: number }[];
       });
       const refills = jobs.filter((j) => j.kind === "refill");
+      const accounts = await p.evaluate(async () => (await chrome.runtime.sendMessage({ to: "sw", type: "status" })).value.accounts);
+      expect(accounts).toEqual([expect.objectContaining({ kind: "hd" })]);
       expect(refills.length).toBe(1);
       expect(refills[0]).toMatchObject({ state: "done" });
       expect(refills[0].startedAt).toBeLessThan(stoppedAt);

@@ -54,6 +54,12 @@ pub(crate) fn create_scope(device_identity: &str) -> String {
     format!("create/{device_identity}")
 }
 
+/// The replay scope of an EnrollDevice's device identity (apart from its
+/// CreateWallets': the two requests are signed over different domains).
+pub(crate) fn enroll_scope(device_identity: &str) -> String {
+    format!("enroll/{device_identity}")
+}
+
 impl State {
     /// Records the nonce of a **verified** request in `scope` (the signing identity):
     /// refuses a nonce seen before (`unauthorized`) and one more nonce of an identity at

@@ -183,6 +183,10 @@ pub struct Config {
     pub confirm_wait_secs: u64,
     /// How long a finished but unconfirmed wallet is kept after its creation deadline.
     pub pending_wallet_ttl_secs: u64,
+    /// How long an enrollment (EnrollDevice) stays usable for creating a wallet,
+    /// seconds from the EnrollDevice request (default 30 days). Expired enrollments are
+    /// purged from the store; a device must then enroll again.
+    pub enrollment_ttl_secs: u64,
     /// Allowed clock skew of authenticated requests, seconds.
     pub clock_skew_secs: u64,
     /// Request nonces remembered per signing identity (a wallet's party, or the device
@@ -265,6 +269,7 @@ impl Default for Config {
             wallet_creation_timeout_secs: 1800,
             confirm_wait_secs: 60,
             pending_wallet_ttl_secs: 3600,
+            enrollment_ttl_secs: 30 * 86_400,
             clock_skew_secs: 120,
             replay_nonces_per_identity: cosigner_api::auth::DEFAULT_NONCES_PER_IDENTITY,
             max_concurrent_sessions: 64,
@@ -438,6 +443,12 @@ impl Config {
                 self.pending_wallet_ttl_secs,
                 1,
                 7 * 86_400,
+            ),
+            (
+                "enrollment_ttl_secs",
+                self.enrollment_ttl_secs,
+                60,
+                365 * 86_400,
             ),
             ("clock_skew_secs", self.clock_skew_secs, 1, 3_600),
         ] {

@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use cosigner_api::auth::now_ms;
 use cosigner_api::{pb, PARTY_COSIGNER};
-use mpc_core::{
-    Account, AccountKind, AuxInfo, IncompleteKeyShare, Session, SessionError, SessionOutput,
-};
+use mpc_core::{Account, AccountKind, AuxInfo, IncompleteKeyShare, Session, SessionOutput};
 use mpc_party::run_session;
 use mpc_wire::{PublicIdentity, Roster, SessionId};
 use tokio::sync::watch;
 
 use crate::audit::AuditRecord;
+use crate::auxinfo::{admit_to_compute, remaining, run_aux_info, with_context};
 use crate::error::CosignerError;
 use crate::state::{random_id, State};
 use crate::store::{StoreError, WalletRecord};
@@ -41,6 +40,8 @@ pub(crate) struct Pending {
     label: String,
     created_at_ms: u64,
     expires_at_ms: u64,
+    /// The enrollment whose aux info the wallet reuses (spent when it is committed).
+    enrollment_id: Option<String>,
     state: watch::Receiver<DkgState>,
 }
 
@@ -102,19 +103,31 @@ pub(crate) struct NewWallet {
     pub accounts: u32,
     pub kind: AccountKind,
     pub label: String,
+    /// From an enrollment: only the DKGs run, with its aux info.
+    pub enrollment: Option<Enrolled>,
+}
+
+/// The finished enrollment a wallet is created from.
+pub(crate) struct Enrolled {
+    /// Its id (spent when the wallet is committed).
+    pub id: String,
+    /// The cosigner's aux info of the enrollment.
+    pub aux: Box<AuxInfo>,
 }
 
 /// A started wallet creation: where the parties meet.
 pub(crate) struct Created {
     pub wallet_id: String,
-    pub aux_room: pb::SessionRoom,
+    /// The aux-info room (none for a wallet from an enrollment).
+    pub aux_room: Option<pb::SessionRoom>,
     pub keygens: Vec<(String, pb::SessionRoom)>,
     pub expires_at_ms: u64,
 }
 
-/// Registers a pending wallet and starts the cosigner's side of its aux info and DKG
-/// in the background. Holds nothing but the pending entry (bounded by
-/// `max_pending_creations`) until the other parties are live: see [`dkg`].
+/// Registers a pending wallet and starts the cosigner's side of its aux info (unless it
+/// comes from an enrollment) and DKG in the background. Holds nothing but the pending
+/// entry (bounded by `max_pending_creations`, with the running enrollments) until the
+/// other parties are live: see [`dkg`].
 pub(crate) fn start(
     st: &Arc<State>,
     w: NewWallet,
@@ -124,13 +137,17 @@ pub(crate) fn start(
     let me = st.identity.public();
     let roster = Roster::new([(0, w.device), (PARTY_COSIGNER, me), (2, w.recovery)])
         .map_err(|e| CosignerError::invalid(e.to_string()))?;
-    if st.creations.len() >= st.cfg.max_pending_creations {
-        return Err(CosignerError::Busy);
-    }
+    st.check_pending_capacity()?;
     let wallet_id = random_id()?.to_string();
     let deadline_ms = now + st.cfg.wallet_creation_timeout_secs * 1000;
     let expiry_unix = deadline_ms / 1000 + 1;
-    let aux_room = st.room(&random_id()?, expiry_unix);
+    let (aux, aux_room, enrollment_id) = match w.enrollment {
+        Some(e) => (AuxSource::Enrolled(e.aux), None, Some(e.id)),
+        None => {
+            let room = st.room(&random_id()?, expiry_unix);
+            (AuxSource::Run(room.clone()), Some(room), None)
+        }
+    };
     let mut keygens = Vec::with_capacity(w.accounts as usize);
     for k in 0..w.accounts {
         keygens.push((format!("account-{k}"), st.room(&random_id()?, expiry_unix)));
@@ -146,6 +163,7 @@ pub(crate) fn start(
             label: w.label,
             created_at_ms: now,
             expires_at_ms,
+            enrollment_id,
             state: rx,
         },
     );
@@ -164,7 +182,7 @@ pub(crate) fn start(
     tokio::spawn(run_dkg(
         Arc::clone(st),
         wallet_id.clone(),
-        aux_room.clone(),
+        aux,
         keygens.clone(),
         roster,
         deadline_ms,
@@ -178,128 +196,46 @@ pub(crate) fn start(
     })
 }
 
-/// Waits until an authenticated envelope from EVERY other party of `roster` appears in
-/// the room (the other parties broadcast their first aux-info round without waiting for
-/// us, once they have their primes): the proof that they are live.
-async fn wait_for_peers(
-    st: &State,
-    room: &pb::SessionRoom,
-    roster: &Roster,
-    timeout: Duration,
-) -> Result<(), CosignerError> {
-    use futures_util::StreamExt;
-    let sid = SessionId::new(room.session_id.clone()).map_err(CosignerError::internal)?;
-    let mut channel =
-        mpc_wire::Channel::new(sid, PARTY_COSIGNER, st.identity.clone(), roster.clone())
-            .map_err(CosignerError::internal)?;
-    let token = (!room.room_token.is_empty()).then_some(room.room_token.as_str());
-    let mut stream = Box::pin(st.gateway.subscribe(&room.room, token, None));
-    let mut silent: Vec<u16> = roster
-        .iter()
-        .map(|(p, _)| p)
-        .filter(|&p| p != PARTY_COSIGNER)
-        .collect();
-    let wait = async {
-        while let Some(item) = stream.next().await {
-            let (_, body) = item.map_err(|e| CosignerError::GatewayUnavailable(e.to_string()))?;
-            let sender = match channel.open(&body) {
-                Ok(mpc_wire::Opened::Message(m)) => Some(m.sender),
-                Ok(mpc_wire::Opened::NotForMe { sender, .. }) => Some(sender),
-                Ok(mpc_wire::Opened::OwnEcho { .. }) => None,
-                Err(e) => {
-                    tracing::warn!(room = %room.room, error = %e, "rejected envelope while waiting for peers");
-                    None
-                }
-            };
-            silent.retain(|&p| Some(p) != sender);
-            if silent.is_empty() {
-                return Ok(());
-            }
-        }
-        Err(CosignerError::GatewayUnavailable(format!(
-            "the gateway stream of room {} ended",
-            room.room
-        )))
-    };
-    let result = tokio::time::timeout(timeout, wait).await;
-    match result {
-        Ok(r) => r,
-        Err(_) => Err(CosignerError::Timeout(format!(
-            "parties {silent:?} did not join the aux-info session within {timeout:?}"
-        ))),
-    }
+/// Where a wallet's aux info comes from.
+enum AuxSource {
+    /// Run now in this room, before the DKGs (the combined CreateWallet).
+    Run(pb::SessionRoom),
+    /// The cosigner's aux info of a finished enrollment.
+    Enrolled(Box<AuxInfo>),
 }
 
-/// The cosigner's side of aux info and every account's DKG.
+/// The cosigner's side of the wallet's aux info (unless it comes from an enrollment)
+/// and of every account's DKG. Until every other party is live this creation holds no
+/// slot and no primes: a caller that never joins costs a pending entry and one gateway
+/// subscription.
 async fn dkg(
     st: &Arc<State>,
     wallet_id: &str,
-    aux_room: pb::SessionRoom,
+    aux: AuxSource,
     keygens: Vec<(String, pb::SessionRoom)>,
     roster: Roster,
     deadline_ms: u64,
 ) -> Result<DkgResult, CosignerError> {
-    let remaining = || Duration::from_millis(deadline_ms.saturating_sub(now_ms()).max(1));
-    // Until every other party is live this creation holds no slot and no primes: a
-    // caller that never joins costs a pending entry and one gateway subscription.
-    wait_for_peers(st, &aux_room, &roster, remaining()).await?;
-    // The creation budget, apart from the signing sessions': waiting here (the peers
-    // wait in round 1) never takes a signing slot.
-    let _slot = tokio::time::timeout(remaining(), st.creation_slot())
-        .await
-        .map_err(|_| {
-            CosignerError::Timeout("no wallet-creation slot became free before the deadline".into())
-        })??;
-    let primes = st
-        .primes
-        .take(remaining())
-        .await
-        .map_err(|e| CosignerError::Timeout(e.to_string()))?;
-    let sid = SessionId::new(aux_room.session_id.clone()).map_err(CosignerError::internal)?;
-    let sid_bytes = sid.as_str().as_bytes().to_vec();
-    let ctx = st.party_ctx(&aux_room, sid, roster.clone(), remaining());
-    let wid = wallet_id.to_string();
-    let out = run_session(
-        ctx,
-        move || {
-            let primes = primes
-                .to_pregenerated()
-                .map_err(|e| SessionError::InvalidParams(e.to_string()))?;
-            Session::aux_info(&sid_bytes, PARTY_COSIGNER, 3, primes)
-        },
-        move |p| tracing::debug!(wallet_id = %wid, round = p.round, "aux info progress"),
-    )
-    .await
-    .map_err(|e| with_context("aux info", e.into()))?;
-    let SessionOutput::AuxInfo(aux) = out else {
-        return Err(CosignerError::internal(
-            "aux info session produced another output",
-        ));
-    };
-    tracing::info!(wallet_id = %wallet_id, "aux info done");
-    // A peer whose Paillier modulus is made of the repository's PUBLIC test primes has
-    // no Paillier secret at all: refused outside dev mode, before any key exists.
-    let public = crate::import::parties_with_public_primes(&aux);
-    if let Some(&party) = public.iter().find(|&&p| p != PARTY_COSIGNER) {
-        if !st.cfg.insecure_dev_primes {
-            return Err(CosignerError::SessionFailed {
-                party: Some(party),
-                reason: format!(
-                    "aux info: party {party}'s Paillier modulus is built from the repository's \
-                     public test primes (anyone can factor it); such peers are accepted only \
-                     with insecure_dev_primes (tests and demos)"
-                ),
-            });
+    let (aux, _slot) = match aux {
+        AuxSource::Run(room) => {
+            let slot = admit_to_compute(st, &room, &roster, deadline_ms, "aux-info").await?;
+            let aux = run_aux_info(st, wallet_id, &room, &roster, deadline_ms).await?;
+            (aux, slot)
         }
-    }
-    if !public.is_empty() {
-        tracing::warn!(wallet_id = %wallet_id, parties = ?public, "INSECURE: aux info uses the PUBLIC test primes (development only); the wallet is flagged");
-    }
+        AuxSource::Enrolled(aux) => {
+            let first = keygens
+                .first()
+                .map(|(_, room)| room.clone())
+                .ok_or_else(|| CosignerError::internal("a wallet without accounts"))?;
+            let slot = admit_to_compute(st, &first, &roster, deadline_ms, "keygen").await?;
+            (*aux, slot)
+        }
+    };
     let mut shares = Vec::with_capacity(keygens.len());
     for (account_id, room) in keygens {
         let sid = SessionId::new(room.session_id.clone()).map_err(CosignerError::internal)?;
         let sid_bytes = sid.as_str().as_bytes().to_vec();
-        let ctx = st.party_ctx(&room, sid, roster.clone(), remaining());
+        let ctx = st.party_ctx(&room, sid, roster.clone(), remaining(deadline_ms));
         let out = run_session(
             ctx,
             move || Session::keygen(&sid_bytes, PARTY_COSIGNER, 3, 2),
@@ -315,32 +251,19 @@ async fn dkg(
         tracing::info!(wallet_id = %wallet_id, account_id = %account_id, "keygen done");
         shares.push((account_id, *share));
     }
-    Ok(DkgResult { aux: *aux, shares })
+    Ok(DkgResult { aux, shares })
 }
 
-/// Prefixes a session failure's text with the stage it failed in.
-fn with_context(stage: &str, e: CosignerError) -> CosignerError {
-    match e {
-        CosignerError::SessionFailed { party, reason } => CosignerError::SessionFailed {
-            party,
-            reason: format!("{stage}: {reason}"),
-        },
-        CosignerError::Timeout(r) => CosignerError::Timeout(format!("{stage}: {r}")),
-        other => other,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
 async fn run_dkg(
     st: Arc<State>,
     wallet_id: String,
-    aux_room: pb::SessionRoom,
+    aux: AuxSource,
     keygens: Vec<(String, pb::SessionRoom)>,
     roster: Roster,
     deadline_ms: u64,
     tx: watch::Sender<DkgState>,
 ) {
-    let result = dkg(&st, &wallet_id, aux_room, keygens, roster, deadline_ms).await;
+    let result = dkg(&st, &wallet_id, aux, keygens, roster, deadline_ms).await;
     let (mut state, outcome) = match result {
         Ok(r) => (
             DkgState::Done(Arc::new(r)),
@@ -490,8 +413,22 @@ pub(crate) async fn confirm(
         accounts,
     };
     let rec2 = rec.clone();
-    match st.blocking(move |s| s.insert_wallet(&rec2)).await {
+    let enrollment = p.enrollment_id.clone();
+    let committed = st
+        .blocking(move |s| match &enrollment {
+            Some(id) => s.insert_wallet_from_enrollment(&rec2, id, now),
+            None => s.insert_wallet(&rec2),
+        })
+        .await;
+    match committed {
         Ok(()) | Err(CosignerError::Store(StoreError::Exists(_))) => {}
+        Err(CosignerError::Store(StoreError::EnrollmentGone(id))) => {
+            // Another wallet committed from the same enrollment first (or it expired).
+            discard(format!(
+                "enrollment {id} is unknown, expired or already spent"
+            ))?;
+            return Err(CosignerError::UnknownEnrollment(id));
+        }
         Err(e) => return Err(e),
     }
     st.creations.remove(wallet_id);
@@ -564,6 +501,7 @@ mod tests {
                     label: String::new(),
                     created_at_ms: 0,
                     expires_at_ms: exp,
+                    enrollment_id: None,
                     state: rx.clone(),
                 },
             );

@@ -46,6 +46,17 @@ pub enum CosignerError {
         "the cosigner's side of the DKG of wallet {0} is still running; call ConfirmWallet again"
     )]
     DkgRunning(String),
+    /// No usable enrollment has this id: unknown, failed, expired or already spent by
+    /// a committed wallet.
+    #[error("enrollment {0} is unknown, expired or already spent: enroll the device again")]
+    UnknownEnrollment(String),
+    /// The enrollment belongs to other device or recovery identities than the request's.
+    #[error("enrollment {0} belongs to another device or recovery identity")]
+    NotYourEnrollment(String),
+    /// The cosigner's side of the enrollment's aux info is still running (a retry will
+    /// succeed once it finished).
+    #[error("the cosigner's side of the aux info of enrollment {0} is still running; retry CreateWallet")]
+    EnrollmentRunning(String),
     /// The signing policy refused the request.
     #[error("policy rule `{rule}` refused the request: {reason}")]
     PolicyDenied {
@@ -174,11 +185,15 @@ impl CosignerError {
     pub fn code(&self) -> ErrorCode {
         use CosignerError as E;
         match self {
-            E::Unauthorized(_) => ErrorCode::Unauthorized,
+            E::Unauthorized(_) | E::NotYourEnrollment(_) => ErrorCode::Unauthorized,
             E::RateLimited(_) => ErrorCode::RateLimited,
             E::RegistrationRequired(_) => ErrorCode::RegistrationRequired,
-            E::UnknownWallet(_) | E::UnknownAccount(_) => ErrorCode::NotFound,
-            E::WalletNotConfirmed(_) | E::DkgRunning(_) => ErrorCode::WalletNotReady,
+            E::UnknownWallet(_) | E::UnknownAccount(_) | E::UnknownEnrollment(_) => {
+                ErrorCode::NotFound
+            }
+            E::WalletNotConfirmed(_) | E::DkgRunning(_) | E::EnrollmentRunning(_) => {
+                ErrorCode::WalletNotReady
+            }
             E::PolicyDenied { .. } => ErrorCode::PolicyDenied,
             E::PresignatureUnavailable { .. } | E::PresignaturesSuspended(_) => {
                 ErrorCode::PresignatureUnavailable
@@ -206,17 +221,20 @@ impl CosignerError {
     pub fn grpc_code(&self) -> Code {
         use CosignerError as E;
         match self {
-            E::Unauthorized(_) => Code::Unauthenticated,
+            E::Unauthorized(_) | E::NotYourEnrollment(_) => Code::Unauthenticated,
             E::RateLimited(_) | E::PoolFull { .. } | E::PresignPathsFull { .. } | E::Busy => {
                 Code::ResourceExhausted
             }
-            E::UnknownWallet(_) | E::UnknownAccount(_) => Code::NotFound,
+            E::UnknownWallet(_) | E::UnknownAccount(_) | E::UnknownEnrollment(_) => Code::NotFound,
             E::WalletNotConfirmed(_)
             | E::PresignatureUnavailable { .. }
             | E::PresignaturesSuspended(_)
             | E::PresignaturesDisabled
             | E::KeyMismatch(_) => Code::FailedPrecondition,
-            E::DkgRunning(_) | E::ShuttingDown | E::GatewayUnavailable(_) => Code::Unavailable,
+            E::DkgRunning(_)
+            | E::EnrollmentRunning(_)
+            | E::ShuttingDown
+            | E::GatewayUnavailable(_) => Code::Unavailable,
             E::PolicyDenied { .. } | E::RegistrationRequired(_) => Code::PermissionDenied,
             E::InvalidInput(_)
             | E::PresignPathNotAllowed { .. }
@@ -230,7 +248,7 @@ impl CosignerError {
     /// Whether the same call may succeed later without any change by the caller.
     pub fn retryable(&self) -> bool {
         match self {
-            CosignerError::DkgRunning(_) => true,
+            CosignerError::DkgRunning(_) | CosignerError::EnrollmentRunning(_) => true,
             // The pending wallet is gone: only a new CreateWallet can succeed.
             CosignerError::CreationFailed(_) => false,
             other => other.code().retryable(),
@@ -410,6 +428,24 @@ mod tests {
                 ErrorCode::WalletNotReady,
                 Code::Unavailable,
                 true,
+            ),
+            (
+                CosignerError::EnrollmentRunning("e".into()),
+                ErrorCode::WalletNotReady,
+                Code::Unavailable,
+                true,
+            ),
+            (
+                CosignerError::UnknownEnrollment("e".into()),
+                ErrorCode::NotFound,
+                Code::NotFound,
+                false,
+            ),
+            (
+                CosignerError::NotYourEnrollment("e".into()),
+                ErrorCode::Unauthorized,
+                Code::Unauthenticated,
+                false,
             ),
             (
                 CosignerError::PresignaturesDisabled,

@@ -37,8 +37,10 @@ const _: () = assert!(
 mod admission;
 pub mod audit;
 mod authz;
+mod auxinfo;
 pub mod config;
 mod creation;
+mod enrollment;
 pub mod error;
 mod hooks;
 pub mod import;

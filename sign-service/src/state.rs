@@ -17,6 +17,7 @@ use crate::admission::Admission;
 use crate::audit::{AuditLog, AuditRecord};
 use crate::config::Config;
 use crate::creation::Creations;
+use crate::enrollment::Enrollments;
 use crate::error::CosignerError;
 use crate::primes::PrimePool;
 use crate::rollback::RollbackGuard;
@@ -37,6 +38,8 @@ pub struct State {
     pub(crate) rollback: RollbackGuard,
     /// Wallets created and not confirmed yet.
     pub(crate) creations: Creations,
+    /// Enrollments whose aux info still runs.
+    pub(crate) enrollments: Enrollments,
     /// The presignature scheduler (worker slots, running counts).
     pub(crate) scheduler: Scheduler,
     sessions: Arc<Semaphore>,
@@ -105,6 +108,7 @@ impl State {
             admission,
             scheduler: Scheduler::new(cfg.presign_workers),
             creations: Creations::default(),
+            enrollments: Enrollments::default(),
             draining: AtomicBool::new(false),
             cfg,
             store,
@@ -121,7 +125,8 @@ impl State {
         self.identity.public()
     }
 
-    /// Starts the background tasks (prime generation, expiry of pending wallets).
+    /// Starts the background tasks (prime generation, expiry of pending wallets and of
+    /// enrollments, running or stored).
     pub fn spawn_background(self: &Arc<Self>) {
         self.primes.spawn_generator();
         let st = Arc::clone(self);
@@ -134,8 +139,27 @@ impl State {
                 if expired > 0 {
                     tracing::info!(expired, "dropped expired pending wallets");
                 }
+                let now = now_ms();
+                let expired = st.enrollments.expire(now);
+                if expired > 0 {
+                    tracing::info!(expired, "dropped running enrollments past their deadline");
+                }
+                match st.blocking(move |s| s.purge_enrollments(now)).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired enrollments"),
+                    Err(e) => tracing::warn!(error = %e, "cannot purge expired enrollments"),
+                }
             }
         });
+    }
+
+    /// `busy` when the pending wallets and the running enrollments together reached
+    /// `max_pending_creations`.
+    pub(crate) fn check_pending_capacity(&self) -> Result<(), CosignerError> {
+        if self.creations.len() + self.enrollments.len() >= self.cfg.max_pending_creations {
+            return Err(CosignerError::Busy);
+        }
+        Ok(())
     }
 
     /// Number of protocol sessions running now.

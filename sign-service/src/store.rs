@@ -45,6 +45,10 @@ const REPLAY: TableDefinition<&str, u64> = TableDefinition::new("replay_nonces")
 /// Ids (hex) of the registration credentials that created a wallet, until they expire
 /// (a used credential is refused; `registration.rs`).
 const REGISTRATIONS_USED: TableDefinition<&str, u64> = TableDefinition::new("registrations_used");
+/// Enrollments (EnrollDevice) by id: sealed [`EnrollmentRecord`]s.
+const ENROLLMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("enrollments");
+/// Each enrollment's expiry, ms since the epoch (unencrypted: purging reads no record).
+const ENROLLMENT_EXPIRY: TableDefinition<&str, u64> = TableDefinition::new("enrollment_expiry");
 
 /// `meta` key of the store's random identity (16 bytes, plain: not a secret).
 const META_STORE_ID: &str = "store_id";
@@ -109,6 +113,9 @@ pub enum StoreError {
     /// Randomness unavailable.
     #[error("randomness unavailable: {0}")]
     Randomness(String),
+    /// The enrollment a wallet is committed from is unknown, expired or already spent.
+    #[error("enrollment {0} is unknown, expired or already spent")]
+    EnrollmentGone(String),
 }
 
 /// A persisted request nonce (see [`Store::replay_load`]).
@@ -184,6 +191,44 @@ impl std::fmt::Debug for WalletRecord {
             .field("wallet_id", &self.wallet_id)
             .field("accounts", &self.accounts.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
+    }
+}
+
+/// A device's enrollment (EnrollDevice) once the cosigner's side of its aux info
+/// finished: the aux info that wallets created from it reuse.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct EnrollmentRecord {
+    /// Enrollment id.
+    pub enrollment_id: String,
+    /// Device identity (party 0).
+    pub device_identity: PublicIdentity,
+    /// Recovery identity (party 2).
+    pub recovery_identity: PublicIdentity,
+    /// The cosigner's aux info for this 3-party group.
+    pub aux_info: AuxInfo,
+    /// When the enrollment was requested, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// When it can no longer be used, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// The wallet committed from it (then it is spent).
+    #[serde(default)]
+    pub spent_by: Option<String>,
+}
+
+impl std::fmt::Debug for EnrollmentRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentRecord")
+            .field("enrollment_id", &self.enrollment_id)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .field("spent_by", &self.spent_by)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnrollmentRecord {
+    /// Whether a wallet may still be created from it at `now_ms`.
+    pub fn usable(&self, now_ms: u64) -> bool {
+        self.spent_by.is_none() && now_ms < self.expires_at_ms
     }
 }
 
@@ -368,6 +413,8 @@ impl Store {
             tx.open_table(PRESIG_PATHS).map_err(db_err)?;
             tx.open_table(REPLAY).map_err(db_err)?;
             tx.open_table(REGISTRATIONS_USED).map_err(db_err)?;
+            tx.open_table(ENROLLMENTS).map_err(db_err)?;
+            tx.open_table(ENROLLMENT_EXPIRY).map_err(db_err)?;
             let mut meta = tx.open_table(META).map_err(db_err)?;
             let existing = meta
                 .get("kdf_salt")
@@ -558,6 +605,109 @@ impl Store {
                 .map_err(db_err)?;
         }
         tx.commit().map_err(db_err)
+    }
+
+    /// Stores a finished enrollment (fails if the id exists). One transaction.
+    pub fn insert_enrollment(&self, rec: &EnrollmentRecord) -> Result<(), StoreError> {
+        let id = rec.enrollment_id.as_str();
+        let sealed = self.encode("enrollments", id, rec)?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut t = tx.open_table(ENROLLMENTS).map_err(db_err)?;
+            if t.get(id).map_err(db_err)?.is_some() {
+                return Err(StoreError::Exists(format!("enrollment {id}")));
+            }
+            t.insert(id, sealed.as_slice()).map_err(db_err)?;
+            tx.open_table(ENROLLMENT_EXPIRY)
+                .map_err(db_err)?
+                .insert(id, rec.expires_at_ms)
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// An enrollment, spent or not (the caller checks [`EnrollmentRecord::usable`]).
+    pub fn get_enrollment(&self, id: &str) -> Result<Option<EnrollmentRecord>, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(ENROLLMENTS).map_err(db_err)?;
+        let Some(v) = t.get(id).map_err(db_err)? else {
+            return Ok(None);
+        };
+        self.decode("enrollments", id, v.value()).map(Some)
+    }
+
+    /// Commits a new wallet created from the enrollment `enrollment_id` and marks the
+    /// enrollment spent by it, in ONE transaction: of two wallets racing on one
+    /// enrollment only one commits; the other gets [`StoreError::EnrollmentGone`] (as
+    /// for an enrollment unknown or expired at `now_ms`). A wallet id that exists is
+    /// [`StoreError::Exists`] and changes nothing.
+    pub fn insert_wallet_from_enrollment(
+        &self,
+        rec: &WalletRecord,
+        enrollment_id: &str,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let sealed = self.encode("wallets", &rec.wallet_id, rec)?;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut wallets = tx.open_table(WALLETS).map_err(db_err)?;
+            if wallets
+                .get(rec.wallet_id.as_str())
+                .map_err(db_err)?
+                .is_some()
+            {
+                return Err(StoreError::Exists(format!("wallet {}", rec.wallet_id)));
+            }
+            let mut enrollments = tx.open_table(ENROLLMENTS).map_err(db_err)?;
+            let found = enrollments
+                .get(enrollment_id)
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            let Some(found) = found else {
+                return Err(StoreError::EnrollmentGone(enrollment_id.to_string()));
+            };
+            let mut enrollment: EnrollmentRecord =
+                self.decode("enrollments", enrollment_id, &found)?;
+            if !enrollment.usable(now_ms) {
+                return Err(StoreError::EnrollmentGone(enrollment_id.to_string()));
+            }
+            enrollment.spent_by = Some(rec.wallet_id.clone());
+            let spent = self.encode("enrollments", enrollment_id, &enrollment)?;
+            enrollments
+                .insert(enrollment_id, spent.as_slice())
+                .map_err(db_err)?;
+            wallets
+                .insert(rec.wallet_id.as_str(), sealed.as_slice())
+                .map_err(db_err)?;
+        }
+        tx.commit().map_err(db_err)
+    }
+
+    /// Deletes the enrollments expired at `now_ms` (spent or not); returns how many.
+    pub fn purge_enrollments(&self, now_ms: u64) -> Result<usize, StoreError> {
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let purged = {
+            let mut expiry = tx.open_table(ENROLLMENT_EXPIRY).map_err(db_err)?;
+            let mut expired = Vec::new();
+            for e in expiry.iter().map_err(db_err)? {
+                let (k, v) = e.map_err(db_err)?;
+                if v.value() <= now_ms {
+                    expired.push(k.value().to_string());
+                }
+            }
+            let mut enrollments = tx.open_table(ENROLLMENTS).map_err(db_err)?;
+            for id in &expired {
+                expiry.remove(id.as_str()).map_err(db_err)?;
+                enrollments.remove(id.as_str()).map_err(db_err)?;
+            }
+            expired.len()
+        };
+        if purged > 0 {
+            tx.commit().map_err(db_err)?;
+        } else {
+            tx.abort().map_err(db_err)?;
+        }
+        Ok(purged)
     }
 
     /// Number of committed wallets.
@@ -1394,5 +1544,138 @@ mod tests {
         );
         assert!(s.get_wallet("nope").unwrap().is_none());
         assert_eq!(s.wallet_count().unwrap(), 0);
+    }
+
+    /// The cosigner's aux info of a 3-party group with the public dev primes (run
+    /// in-process once per test binary).
+    fn dev_aux() -> AuxInfo {
+        static AUX: std::sync::OnceLock<AuxInfo> = std::sync::OnceLock::new();
+        AUX.get_or_init(|| {
+            use mpc_core::primes::dev_fixture_primes;
+            use mpc_core::{Session, SessionOutput};
+            let primes = dev_fixture_primes();
+            let sessions = (0..3u16)
+                .map(|i| {
+                    let p = primes[usize::from(i)].to_pregenerated().unwrap();
+                    Session::aux_info(b"store-test-aux", i, 3, p).unwrap()
+                })
+                .collect();
+            let out = mpc_core::local::run_sessions(sessions, None).unwrap();
+            let Some(SessionOutput::AuxInfo(aux)) = out.into_iter().nth(1) else {
+                panic!("aux output")
+            };
+            *aux
+        })
+        .clone()
+    }
+
+    fn enrollment(id: &str, expires_at_ms: u64) -> EnrollmentRecord {
+        EnrollmentRecord {
+            enrollment_id: id.into(),
+            device_identity: IdentityKey::generate().unwrap().public(),
+            recovery_identity: IdentityKey::generate().unwrap().public(),
+            aux_info: dev_aux(),
+            created_at_ms: 1_000,
+            expires_at_ms,
+            spent_by: None,
+        }
+    }
+
+    fn wallet_from(e: &EnrollmentRecord, wallet_id: &str) -> WalletRecord {
+        WalletRecord {
+            wallet_id: wallet_id.into(),
+            label: String::new(),
+            kind: AccountKind::Hd,
+            device_identity: e.device_identity,
+            recovery_identity: e.recovery_identity,
+            created_at_ms: 2_000,
+            insecure_dev_primes: true,
+            aux_info: e.aux_info.clone(),
+            accounts: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn enrollments_persist_encrypted_and_are_spent_once() {
+        let p = tmp("enroll");
+        let s = Store::open(&p, &hex_key(5)).unwrap();
+        let e = enrollment("e1", 10_000);
+        s.insert_enrollment(&e).unwrap();
+        assert!(matches!(
+            s.insert_enrollment(&e),
+            Err(StoreError::Exists(_))
+        ));
+        // The aux info never reaches the file in plaintext: no 32-byte piece of its
+        // serialization (its Paillier primes and moduli are long decimal or hex
+        // strings) appears in the file.
+        drop(s);
+        let raw = std::fs::read(&p).unwrap();
+        let plain = serde_json::to_vec(&e.aux_info).unwrap();
+        assert!(plain.len() > 1000, "the aux info serializes to {plain:?}");
+        for piece in plain.chunks_exact(32) {
+            assert!(
+                !raw.windows(32).any(|w| w == piece),
+                "plaintext aux info in the store file: {}",
+                String::from_utf8_lossy(piece)
+            );
+        }
+        // It survives a reopen, and only the right key opens it.
+        assert!(matches!(
+            Store::open(&p, &hex_key(6)),
+            Err(StoreError::WrongKey)
+        ));
+        let s = Store::open(&p, &hex_key(5)).unwrap();
+        let back = s.get_enrollment("e1").unwrap().unwrap();
+        assert_eq!(back.device_identity, e.device_identity);
+        assert_eq!(back.recovery_identity, e.recovery_identity);
+        assert_eq!(
+            serde_json::to_vec(&back.aux_info).unwrap(),
+            plain,
+            "the aux info round-trips"
+        );
+        assert!(back.usable(9_999) && !back.usable(10_000));
+        assert!(s.get_enrollment("e2").unwrap().is_none());
+        // One wallet commits from it and spends it, in the same transaction; a second
+        // wallet racing on it does not commit.
+        s.insert_wallet_from_enrollment(&wallet_from(&e, "w1"), "e1", 5_000)
+            .unwrap();
+        assert_eq!(
+            s.get_enrollment("e1").unwrap().unwrap().spent_by.as_deref(),
+            Some("w1")
+        );
+        assert!(matches!(
+            s.insert_wallet_from_enrollment(&wallet_from(&e, "w2"), "e1", 5_000),
+            Err(StoreError::EnrollmentGone(id)) if id == "e1"
+        ));
+        assert!(s.get_wallet("w2").unwrap().is_none());
+        assert!(s.get_wallet("w1").unwrap().is_some());
+        // A retried commit of the same wallet changes nothing.
+        assert!(matches!(
+            s.insert_wallet_from_enrollment(&wallet_from(&e, "w1"), "e1", 5_000),
+            Err(StoreError::Exists(_))
+        ));
+        // Unknown and expired enrollments commit nothing.
+        assert!(matches!(
+            s.insert_wallet_from_enrollment(&wallet_from(&e, "w3"), "nope", 5_000),
+            Err(StoreError::EnrollmentGone(_))
+        ));
+        s.insert_enrollment(&enrollment("e3", 6_000)).unwrap();
+        assert!(matches!(
+            s.insert_wallet_from_enrollment(&wallet_from(&e, "w3"), "e3", 6_000),
+            Err(StoreError::EnrollmentGone(_))
+        ));
+        assert!(s.get_wallet("w3").unwrap().is_none());
+    }
+
+    #[test]
+    fn expired_enrollments_are_purged() {
+        let s = Store::open(&tmp("enroll-purge"), &hex_key(7)).unwrap();
+        s.insert_enrollment(&enrollment("old", 1_000)).unwrap();
+        s.insert_enrollment(&enrollment("new", 9_000)).unwrap();
+        assert_eq!(s.purge_enrollments(500).unwrap(), 0);
+        assert_eq!(s.purge_enrollments(1_000).unwrap(), 1);
+        assert!(s.get_enrollment("old").unwrap().is_none());
+        assert!(s.get_enrollment("new").unwrap().is_some());
+        assert_eq!(s.purge_enrollments(1_000).unwrap(), 0);
     }
 }

@@ -1,6 +1,7 @@
-//! `CreateWallet`: checks the device's signature and the fields, the registration
-//! credential and the rate limits (`admission`), then starts the cosigner's side of
-//! the wallet's aux info and DKG (`creation`).
+//! `CreateWallet`: checks the device's signature and the fields, the enrollment (if the
+//! wallet comes from one) or the registration credential, and the rate limits
+//! (`admit`), then starts the cosigner's side of the wallet's aux info (unless
+//! enrolled) and DKG (`creation`).
 
 use std::sync::Arc;
 
@@ -8,19 +9,22 @@ use cosigner_api::auth::{self, now_ms};
 use cosigner_api::convert::account_kind_from_proto;
 use cosigner_api::{pb, MAX_ACCOUNTS};
 
-use crate::admission::{Admission, Registration};
 use crate::authz::create_scope;
 use crate::creation::{self, NewWallet};
+use crate::enrollment;
 use crate::error::CosignerError;
 use crate::state::State;
+
+use super::admit::{admit, Signed, Ticket};
 
 /// Longest wallet label.
 const MAX_LABEL: usize = 256;
 
-/// The nonce is recorded only once the request is valid (audience, signature, every
-/// field, the registration credential, the rate limits) and is forgotten again if no
-/// creation starts (no capacity): a refused request takes no space in the replay
-/// cache. The credential is consumed last and given back if no creation starts.
+/// Checks the request (signature, fields, distinct identities) and, for a wallet from
+/// an enrollment, the enrollment (its aux info finished, unexpired, unspent, of these
+/// identities); then the shared admission sequence (`admit`) starts the creation. A
+/// wallet from an enrollment needs no registration credential (a given one is ignored,
+/// not consumed): its EnrollDevice consumed one.
 pub(super) async fn create_wallet(
     st: &Arc<State>,
     req: pb::CreateWalletRequest,
@@ -45,59 +49,33 @@ pub(super) async fn create_wallet(
             "device, recovery and cosigner identities must be distinct",
         ));
     }
-    let credential = st
-        .admission
-        .verify_credential(&req.registration_credential, &me, now)?;
-    if let Some(c) = &credential {
-        let c = c.clone();
-        let store = Arc::clone(&st.store);
-        tokio::task::spawn_blocking(move || Admission::is_used(&store, &c))
-            .await
-            .map_err(CosignerError::internal)??;
-    }
-    st.admission.check_create_rate(&device)?;
+    let (enrollment, ticket) = if req.enrollment_id.is_empty() {
+        (None, Ticket::Credential(&req.registration_credential))
+    } else {
+        let e = enrollment::usable(st, &req.enrollment_id, &device, &recovery, now).await?;
+        (Some(e), Ticket::Enrollment(&req.enrollment_id))
+    };
     let wallet = NewWallet {
         device,
         recovery,
         accounts: req.accounts,
         kind,
-        label: req.label,
+        label: req.label.clone(),
+        enrollment,
     };
-    let scope = create_scope(&req.device_identity);
-    st.record_nonce(scope.clone(), &req.nonce, req.timestamp_ms, now)
-        .await?;
-    let store = Arc::clone(&st.store);
-    let consumed =
-        tokio::task::spawn_blocking(move || Admission::consume(&store, credential, now)).await;
-    let registration = match consumed {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            st.forget_nonce(scope, &req.nonce).await;
-            return Err(e);
-        }
-        Err(e) => {
-            st.forget_nonce(scope, &req.nonce).await;
-            return Err(CosignerError::internal(e));
-        }
+    let signed = Signed {
+        scope: create_scope(&req.device_identity),
+        nonce: &req.nonce,
+        timestamp_ms: req.timestamp_ms,
     };
-    let named = match &registration {
-        Registration::Credential(c) => format!("credential {}", c.id_hex()),
-        Registration::Open => "open (dev mode)".to_string(),
-    };
-    let created = match creation::start(st, wallet, now, &named) {
-        Ok(c) => c,
-        Err(e) => {
-            st.forget_nonce(scope, &req.nonce).await;
-            let store = Arc::clone(&st.store);
-            let _ = tokio::task::spawn_blocking(move || Admission::release(&store, &registration))
-                .await;
-            return Err(e);
-        }
-    };
+    let created = admit(st, &device, signed, ticket, |named| {
+        creation::start(st, wallet, now, named)
+    })
+    .await?;
     Ok(pb::CreateWalletResponse {
         wallet_id: created.wallet_id,
         cosigner_identity: me.to_string(),
-        aux_info: Some(created.aux_room),
+        aux_info: created.aux_room,
         accounts: created
             .keygens
             .into_iter()

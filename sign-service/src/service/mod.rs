@@ -5,8 +5,10 @@
 //! place (`From<CosignerError> for Status`).
 
 mod accounts;
+mod admit;
 mod confirm;
 mod create;
+mod enroll;
 mod health;
 mod presign;
 mod sign;
@@ -48,6 +50,13 @@ impl pb::cosigner_server::Cosigner for CosignerService {
         _: Request<pb::HealthRequest>,
     ) -> Result<Response<pb::HealthResponse>, Status> {
         reply(Ok(health::health(&self.st)))
+    }
+
+    async fn enroll_device(
+        &self,
+        r: Request<pb::EnrollDeviceRequest>,
+    ) -> Result<Response<pb::EnrollDeviceResponse>, Status> {
+        reply(enroll::enroll_device(&self.st, r.into_inner()).await)
     }
 
     async fn create_wallet(

@@ -3,7 +3,7 @@
 import { toViemAccount } from "@wallet-mpc/web/viem";
 import { createWalletClient, defineChain, hexToBigInt, isAddressEqual, isHex, type Hex } from "viem";
 import { http } from "viem";
-import { loadConfig } from "../shared/config";
+import { ACCOUNT_PATH, loadConfig } from "../shared/config";
 import { requestApproval } from "./approvals";
 import { startRefill } from "./jobs";
 import { readClient, signClient } from "./session";
@@ -25,7 +25,7 @@ async function connected(origin: string): Promise<boolean> {
 async function address(): Promise<`0x${string}`> {
   const r = await readClient();
   if (!(await r.walletInfo())) throw rpcError(4100, "no wallet yet: create one in the extension");
-  return r.getAddress();
+  return r.getAddress(undefined, ACCOUNT_PATH);
 }
 
 function params(req: RpcRequest): unknown[] {
@@ -66,7 +66,7 @@ export async function handleDapp(origin: string, req: RpcRequest): Promise<unkno
       const message = isHex(data) ? { raw: data as Hex } : data;
       const text = isHex(data) ? tryUtf8(data as Hex) : data;
       await requestApproval(origin, req.method, `Sign this message:\n\n${text}`);
-      const sig = await (await signClient()).signMessage(message);
+      const sig = await (await signClient()).signMessage(message, { derivationPath: ACCOUNT_PATH });
       kickRefill();
       return sig.rsv;
     }
@@ -75,7 +75,7 @@ export async function handleDapp(origin: string, req: RpcRequest): Promise<unkno
       const td = typeof p[1] === "string" ? JSON.parse(p[1]) : p[1];
       if (!td || typeof td !== "object") throw rpcError(-32602, "eth_signTypedData_v4: typed data expected");
       await requestApproval(origin, req.method, `Sign typed data (${String(td.primaryType)}):\n\n${JSON.stringify(td, null, 2)}`);
-      const sig = await (await signClient()).signTypedData(td);
+      const sig = await (await signClient()).signTypedData(td, { derivationPath: ACCOUNT_PATH });
       kickRefill();
       return sig.rsv;
     }
@@ -89,7 +89,7 @@ export async function handleDapp(origin: string, req: RpcRequest): Promise<unkno
         nativeCurrency: { name: "Ether", symbol: "ETH", decimals: 18 },
         rpcUrls: { default: { http: [c.rpcUrl] } },
       });
-      const account = await toViemAccount(await signClient());
+      const account = await toViemAccount(await signClient(), { derivationPath: ACCOUNT_PATH });
       const wc = createWalletClient({ account, chain, transport: http(c.rpcUrl) });
       const hash = await wc.sendTransaction({
         to: tx.to as Hex | undefined,

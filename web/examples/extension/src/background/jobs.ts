@@ -16,7 +16,7 @@ export async function startCreate(passphrase: string, registrationCredential?: s
   return startJob("create", { config, passphrase, registrationCredential });
 }
 
-/** Refills the first account's presignature pool (independent accounts), if unlocked. */
+/** Refills the presignature pool of the wallet's address (its HD account at `ACCOUNT_PATH`), if unlocked. */
 export async function startRefill(): Promise<Job> {
   const passphrase = await currentPassphrase();
   if (!passphrase) throw lockedError();

@@ -3,7 +3,7 @@
 // The passphrase lives in memory and chrome.storage.session only: it survives a
 // stopped service worker, never a browser restart (storage.session is in memory).
 import { WalletClient } from "@wallet-mpc/web";
-import { loadConfig } from "../shared/config";
+import { ACCOUNT_PATH, loadConfig } from "../shared/config";
 import { walletConfig } from "../shared/wallet-config";
 
 let signer: { key: string; client: WalletClient } | undefined;
@@ -51,7 +51,7 @@ export async function unlock(passphrase: string): Promise<void> {
   if (await client.walletInfo()) {
     try {
       // Opens the key shares (Argon2id keystore) before anything goes to the network.
-      await client.presignPoolStatus();
+      await client.presignPoolStatus(undefined, ACCOUNT_PATH);
     } catch (e) {
       if ((e as { code?: string }).code === "wrong_passphrase") {
         client.terminate();

@@ -2,7 +2,7 @@
 // approvals) and answers the popup, the approval window, the options page and web
 // pages (through the content script). Listeners are registered synchronously at the
 // top level so that a stopped worker restarts on the next message or alarm.
-import { loadConfig } from "../shared/config";
+import { ACCOUNT_PATH, loadConfig } from "../shared/config";
 import { answer, errorInfo, type Job } from "../shared/messages";
 import { answerApproval, getApproval } from "./approvals";
 import { handleDapp, type RpcRequest } from "./dapp";
@@ -17,7 +17,7 @@ async function status() {
   const c = await loadConfig();
   return {
     hasWallet: !!info,
-    address: info ? await r.getAddress() : null,
+    address: info ? await r.getAddress(undefined, ACCOUNT_PATH) : null,
     accounts: info?.accounts.map((a) => ({ accountId: a.accountId, kind: a.kind })) ?? [],
     insecureDev: c.insecureDev,
     locked,
@@ -38,7 +38,7 @@ async function ui(msg: Record<string, any>): Promise<unknown> {
     case "refill":
       return startRefill();
     case "pool":
-      return (await signClient()).presignPoolStatus();
+      return (await signClient()).presignPoolStatus(undefined, ACCOUNT_PATH);
     case "approval:get":
       return { request: getApproval(String(msg.id)) ?? null, locked: !(await currentPassphrase()) };
     case "approval:answer":

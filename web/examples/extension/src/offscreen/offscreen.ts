@@ -3,7 +3,7 @@
 // broadcasts their progress. It has no chrome.storage: the service worker passes the
 // settings and the passphrase with each job; "lock" drops the client.
 import { WalletClient } from "@wallet-mpc/web";
-import type { ExtConfig } from "../shared/config";
+import { ACCOUNT_PATH, type ExtConfig } from "../shared/config";
 import { answer, errorInfo, type Job } from "../shared/messages";
 import { walletConfig } from "../shared/wallet-config";
 
@@ -64,12 +64,12 @@ async function start(msg: { kind: Job["kind"]; config: ExtConfig; passphrase: st
     msg.kind === "create"
       ? c.createWallet({
           accounts: 1,
-          kind: "independent",
+          kind: "hd",
           label: "extension",
           onProgress,
           ...(msg.registrationCredential ? { registrationCredential: msg.registrationCredential } : {}),
         })
-      : c.refillPresignatures({ onProgress });
+      : c.refillPresignatures({ derivationPath: ACCOUNT_PATH, onProgress });
   work.then(
     (result) => {
       Object.assign(job, { state: "done", endedAt: Date.now(), percent: 100, result: plain(result) });

@@ -42,9 +42,10 @@ async function refresh(): Promise<void> {
   $("jobs").textContent = s.jobs.length ? s.jobs.map(jobText).join(", ") : "none";
   if (s.hasWallet && !s.locked) {
     try {
-      const p = await toSw<{ device: number; cosigner: number | null; usable: number | null; target: number; running: boolean }>("pool");
+      const p = await toSw<{ derivationPath: string; device: number; cosigner: number | null; usable: number | null; target: number; running: boolean }>("pool");
       $("pool").textContent = `device ${p.device}, cosigner ${p.cosigner ?? "?"}, usable ${p.usable ?? "?"} / target ${p.target}${p.running ? " (refilling)" : ""}`;
       $("pool").dataset.usable = String(p.usable ?? -1);
+      $("pool").dataset.path = p.derivationPath;
     } catch (e) {
       $("pool").textContent = `unavailable (${(e as Error).message})`;
     }

@@ -32,6 +32,14 @@ export const DEFAULT_CONFIG: ExtConfig = {
 
 export const WALLET_NAME = "extension";
 
+/**
+ * The wallet's one HD account and the BIP-44 path of its address (Ethereum's first
+ * address, as MetaMask and Ledger derive it). Every address, signature and presignature
+ * pool of the extension is at this path: pools are per (account, path), and a
+ * presignature signs only at the path it was generated for.
+ */
+export const ACCOUNT_PATH = "m/44/60/0/0/0";
+
 export async function loadConfig(): Promise<ExtConfig> {
   const { config } = await chrome.storage.local.get("config");
   return { ...DEFAULT_CONFIG, ...(config ?? {}) };
