@@ -1018,3 +1018,53 @@ fn the_enrollment_file_round_trips_and_refuses_tampering() {
         .unwrap();
     assert!(matches!(open(&ks), Err(ClientError::CorruptFile { .. })));
 }
+
+#[test]
+fn enrollments_join_only_where_they_fit() {
+    let e = enrolled();
+    let room = |sid: &str| Room {
+        session_id: sid.into(),
+        room: format!("room-{sid}"),
+        room_token: String::new(),
+        gateway_url: "http://gateway.invalid".into(),
+    };
+    let device = e.device.device_identity().unwrap();
+    let cosigner = e.cosigner.identity.public();
+    let job = RecoveryJob {
+        wallet_id: "wallet-x".into(),
+        cosigner_identity: cosigner,
+        device_identity: device,
+        recovery_identity: e.recovery.identity.public(),
+        kind: AccountKind::Hd,
+        aux_info: room("unused-aux"),
+        accounts: vec![AccountRoom {
+            account_id: "account-0".into(),
+            keygen: room("keygen-x"),
+        }],
+        enrollment_id: Some(e.recovery.enrollment_id.clone()),
+    };
+    // The recovery party's own enrollment fits: keygens only, its aux info ready.
+    let p = job.join_params_enrolled(&e.recovery, 1).unwrap();
+    assert!(matches!(p.aux, JoinAux::Ready(_)));
+    assert_eq!(p.identity.public(), e.recovery.identity.public());
+    // Not the device's enrollment, not another enrollment id, not other peers, and no
+    // primes-based join for an enrollment wallet.
+    assert!(job.join_params_enrolled(&e.device, 1).is_err());
+    let mut other = job.clone();
+    other.enrollment_id = Some("enrollment-other".into());
+    assert!(other.join_params_enrolled(&e.recovery, 1).is_err());
+    let mut other = job.clone();
+    other.cosigner_identity = mpc_wire::IdentityKey::generate().unwrap().public();
+    assert!(other.join_params_enrolled(&e.recovery, 1).is_err());
+    assert!(job
+        .join_params(
+            e.recovery.identity.clone(),
+            mpc_core::primes::dev_fixture_primes()[2].clone(),
+            1
+        )
+        .is_err());
+    // Ready aux info with no keygen to run is no join.
+    let mut p = job.join_params_enrolled(&e.recovery, 1).unwrap();
+    p.accounts.clear();
+    assert_eq!(p.validate().unwrap_err().code(), ErrorCode::InvalidInput);
+}
