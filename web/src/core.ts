@@ -930,7 +930,7 @@ export class WalletCore {
         if (!this.config.passphrase) {
           throw new StorageError("wrong_passphrase", `the enrollment of "${this.walletName}" is protected by a passphrase: set one`);
         }
-        params.passphrase ??= this.config.passphrase;
+        // The wasm core opens the enrollment file with the wallet's passphrase.
         if (protection !== "passphrase") {
           throw new ConfigError("the stored enrollment is protected by a passphrase but the new wallet by WebCrypto: create with the same protection (or `enrollment: false`)");
         }
