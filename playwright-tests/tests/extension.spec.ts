@@ -4,7 +4,9 @@
 //
 // ONE wallet (dev fixture primes, one HD account: its address, signatures and
 // presignature pool at m/44/60/0/0/0, as the extension defaults to) serves every step:
-// configure (options page) -> create in the popup (offscreen protocol Worker) ->
+// configure (options page) -> set the passphrase in the popup: the enrollment job (aux
+// info) runs in the offscreen protocol Worker -> "Create wallet" from the enrollment
+// (the DKG only: the job's timings show no aux info) ->
 // stop the service worker in the middle of the first presignature refill (CDP), the
 // refill finishes and the wallet keeps working -> a plain dapp page finds the provider
 // with EIP-6963, connects, asks personal_sign and eth_signTypedData_v4 (approved in the
@@ -131,7 +133,7 @@ function utf8Hex(s: string): Hex {
   return `0x${Buffer.from(s, "utf8").toString("hex")}`;
 }
 
-test("MV3 extension: create, survive a stopped service worker, EIP-6963 dapp, approvals, restart locked", async ({}, info) => {
+test("MV3 extension: enroll, create, survive a stopped service worker, EIP-6963 dapp, approvals, restart locked", async ({}, info) => {
   test.setTimeout(15 * 60_000);
   expect(extensionBuilt(), "build the extension first: bash web/examples/build.sh").toBe(true);
   expect(env.rpcUrl, "anvil is missing: bash scripts/setup.sh evm").not.toBe("");
@@ -162,14 +164,43 @@ test("MV3 extension: create, survive a stopped service worker, EIP-6963 dapp, ap
 
     const p = await popup(ctx);
     let address = "";
-    await test.step("create the wallet in the popup (offscreen protocol Worker)", async () => {
+    await test.step("set the passphrase: the enrollment job (aux info) prepares the wallet in the offscreen document", async () => {
       await expect(p.locator("#state")).toContainText("No wallet");
+      await expect(p.locator("#enroll-status")).toHaveAttribute("data-state", "none");
       await p.fill("#new-passphrase", PASSPHRASE);
       const t0 = Date.now();
+      await p.click("#enroll");
+      await expect(p.locator("#jobs")).toContainText("enroll:", { timeout: 30_000 });
+      await expect(p.locator("#enroll-status")).toHaveAttribute("data-state", "ready", { timeout: 10 * 60_000 });
+      times.enrollMs = Date.now() - t0;
+      await expect(p.locator("#jobs")).toContainText("enroll:done");
+      await expect(p.locator("#enroll-status")).toContainText("prepared");
+      await expect(p.locator("#error")).toHaveText("");
+      // Unlocked and prepared: only "Create wallet" is left.
+      await expect(p.locator("#new-passphrase")).toBeHidden();
+      await shot(p, info, "ext-00-enrolled");
+    });
+
+    await test.step("create the wallet in the popup from the enrollment: the DKG only", async () => {
+      const t0 = Date.now();
       await p.click("#create");
-      await expect(p.locator("#jobs")).toContainText("create:running", { timeout: 30_000 });
+      await expect(p.locator("#jobs")).toContainText("create:", { timeout: 30_000 });
       await expect(p.locator("#address")).toHaveText(/^0x[0-9a-fA-F]{40}$/, { timeout: 10 * 60_000 });
       times.createMs = Date.now() - t0;
+      // The job's result is the package's WalletInfo: no aux info ran.
+      const status = (await p.evaluate(() =>
+        (globalThis as unknown as { chrome: { runtime: { sendMessage(m: unknown): Promise<unknown> } } }).chrome.runtime.sendMessage({ to: "sw", type: "status" }),
+      )) as { ok: boolean; value: { enrollment: { state: string }; jobs: { kind: string; state: string; result?: { primesSource?: string; enrollmentId?: string; timings: Record<string, number> } }[] } };
+      expect(status.ok).toBe(true);
+      const created = status.value.jobs.find((j) => j.kind === "create");
+      expect(created?.state).toBe("done");
+      expect(created?.result?.timings.auxInfoMs, "creation after enrollment runs no aux info").toBe(0);
+      expect(created?.result?.timings.keygenMs).toBeGreaterThan(0);
+      expect(created?.result?.primesSource).toBe("enrollment");
+      expect(created?.result?.enrollmentId).toBeTruthy();
+      // The enrollment record went with the share's storing.
+      expect(status.value.enrollment.state).toBe("none");
+      times.createAuxInfoMs = created!.result!.timings.auxInfoMs!;
       address = (await p.locator("#address").textContent()) ?? "";
       await expect(p.locator("#state")).toContainText("Unlocked");
       await expect(p.locator("#error")).toHaveText("");

@@ -17,7 +17,7 @@ const STORE = "wallet-mpc-demo-config";
 // presign-web: an HD account signs (and keeps its presignature pool) at its first
 // address, m/44/60/0/0/0; an independent account at its root key.
 const HD_PATH = "m/44/60/0/0/0";
-const demo = { path: undefined, prepare: null, primesSource: null, ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null, pool: null, poolEvents: [] };
+const demo = { enrollment: null, path: undefined, prepare: null, primesSource: null, ready: false, mode: null, timings: {}, address: null, walletId: null, message: null, tx: null, error: null, pool: null, poolEvents: [] };
 window.demo = demo;
 
 let client = null;
@@ -99,6 +99,7 @@ function fmtMs(ms) {
 function renderTimings() {
   const t = demo.timings;
   const parts = [];
+  if (t.enrollMs) parts.push(`enroll ${fmtMs(t.enrollMs)}`);
   if (t.primesMs) parts.push(`primes ${fmtMs(t.primesMs)}`);
   if (t.auxInfoMs) parts.push(`aux info ${fmtMs(t.auxInfoMs)}`);
   if (t.keygenMs) parts.push(`DKG ${fmtMs(t.keygenMs)}`);
@@ -139,6 +140,7 @@ async function open() {
   client.onPresignPool(onPoolEvent); // presign-web
   Object.defineProperty(demo, "client", { value: client, configurable: true, enumerable: false }); // tests and benchmarks
   await refresh();
+  await refreshEnrollment().catch(() => undefined);
   await refreshPool().catch(() => undefined);
 }
 
@@ -171,6 +173,28 @@ $("health").addEventListener("click", () =>
   }),
 );
 
+/** Shows the stored device enrollment (enrollmentStatus). */
+async function refreshEnrollment() {
+  const s = await client.enrollmentStatus();
+  demo.enrollment = s.state === "ready" ? s : null;
+  $("enroll-status").dataset.state = s.state;
+  $("enroll-status").textContent = s.state === "ready" ? `enrolled (${s.enrollmentId.slice(0, 12)}…, until ${new Date(s.expiresAtMs).toLocaleString()})` : "";
+}
+
+$("enroll").addEventListener("click", () =>
+  run(async () => {
+    $("progress").hidden = false;
+    $("progress-bar").value = 0;
+    const t0 = performance.now();
+    const e = await client.enrollDevice({ onProgress: progress });
+    demo.timings.enrollMs = Math.round(performance.now() - t0);
+    demo.timings.enrollAuxInfoMs = e.timings.auxInfoMs;
+    renderTimings();
+    $("progress-label").textContent = e.reused ? "already enrolled" : "device enrolled: Create wallet now runs only the DKG";
+    await refreshEnrollment();
+  }),
+);
+
 $("create").addEventListener("click", () =>
   run(async () => {
     $("progress").hidden = false;
@@ -180,6 +204,7 @@ $("create").addEventListener("click", () =>
     $("primes-source").textContent = w.primesSource === "prepared" ? "prepared primes used (consumed)" : (w.primesSource ?? "—");
     $("primes-source").dataset.source = w.primesSource ?? "";
     await refreshPrepared();
+    await refreshEnrollment();
     Object.assign(demo.timings, {
       primesMs: w.timings.primesMs,
       auxInfoMs: w.timings.auxInfoMs,

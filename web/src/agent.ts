@@ -16,14 +16,24 @@ export interface AgentRoom {
   gateway_url: string;
 }
 
-/** Body of `POST /v1/wallets`. */
+/** Body of `POST /v1/wallets`: exactly one of `aux_info` and `enrollment_id`. */
 export interface AgentWalletRequest {
   wallet_id: string;
   cosigner_identity: string;
   device_identity: string;
   kind: "hd" | "independent";
-  aux_info: AgentRoom;
+  aux_info?: AgentRoom;
+  /** The agent's enrollment (`POST /v1/enrollments`) whose aux info it reuses. */
+  enrollment_id?: string;
   accounts: { account_id: string; keygen: AgentRoom }[];
+}
+
+/** Body of `POST /v1/enrollments` (what the cosigner's `EnrollDevice` answered). */
+export interface AgentEnrollmentRequest {
+  enrollment_id: string;
+  cosigner_identity: string;
+  device_identity: string;
+  aux_info: AgentRoom;
 }
 
 /** `GET /v1/jobs/{id}`. */
@@ -109,6 +119,15 @@ export class AgentClient {
     return r.job_id;
   }
 
+  /** Starts the agent's enrollment job (its aux info alone); returns the job id. */
+  async createEnrollment(body: AgentEnrollmentRequest): Promise<string> {
+    const r = await this.request<{ job_id?: unknown }>("POST", "/v1/enrollments", body);
+    if (typeof r.job_id !== "string" || !r.job_id) {
+      throw new AgentError("agent_failed", "recovery agent returned no job id", { url: this.url });
+    }
+    return r.job_id;
+  }
+
   job(id: string): Promise<AgentJob> {
     return this.request("GET", `/v1/jobs/${encodeURIComponent(id)}`);
   }
@@ -120,7 +139,14 @@ export class AgentClient {
    */
   async waitJob(
     id: string,
-    opts: { timeoutMs: number; intervalMs?: number; signal?: { aborted: boolean }; onProgress?: (p: { stage: string; percent: number }) => void },
+    opts: {
+      timeoutMs: number;
+      intervalMs?: number;
+      signal?: { aborted: boolean };
+      onProgress?: (p: { stage: string; percent: number }) => void;
+      /** `false` for an enrollment job, which ends without public keys (resolves `{}`). */
+      publicKeys?: boolean;
+    },
   ): Promise<Record<string, string>> {
     const deadline = Date.now() + opts.timeoutMs;
     let failures = 0;
@@ -139,6 +165,7 @@ export class AgentClient {
       if (job) {
         if (job.progress && opts.onProgress) opts.onProgress(job.progress);
         if (job.state === "done") {
+          if (opts.publicKeys === false) return job.public_keys ?? {};
           if (!job.public_keys || typeof job.public_keys !== "object") {
             throw new AgentError("agent_failed", "recovery agent finished without public keys", { jobId: id });
           }

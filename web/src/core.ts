@@ -9,7 +9,7 @@
 
 import { AgentClient, type AgentRoom } from "./agent.js";
 import { answerError, CosignerTransport, normalizeUrl, type CosignerAnswer } from "./cosigner.js";
-import { AbortedError, ConfigError, InvalidInputError, PresignatureError, StorageError, throwIfAborted, WalletError } from "./errors.js";
+import { AbortedError, ConfigError, EnrollmentError, InvalidInputError, PresignatureError, StorageError, throwIfAborted, WalletError } from "./errors.js";
 import {
   authorizationPreimage,
   keccakHex,
@@ -48,6 +48,7 @@ import { flowError, loadWasm, wasmError, type Mpc } from "./wasm.js";
 import * as primeStore from "./prime-store.js";
 import { defaultWorkers, isPreparing, prepareOnce, PRIMES_NEEDED, stopPreparation, type CoordinatorConfig, type PrimeProgress } from "./primes.js";
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
+import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus, EnrollTimings } from "./types.js";
 import * as pool from "./pool.js";
 import type { PresignMode, PresignPoolStatus, RefillOptions } from "./types.js";
 
@@ -472,6 +473,234 @@ export class WalletCore {
     }
   }
 
+  /** Whether a usable device enrollment is stored for this wallet name. */
+  async enrollmentStatus(): Promise<EnrollmentStatus> {
+    const rec = await storage.getEnrollment(this.walletName);
+    if (!rec || !storage.enrollmentUsable(rec)) return { state: "none" };
+    return { state: "ready", enrollmentId: rec.enrollmentId, expiresAtMs: rec.expiresAtMs };
+  }
+
+  /**
+   * Enrolls the device (aux info ahead of wallet creation) with the wasm core's
+   * `Enroll` flow, or returns the usable enrollment already stored. Concurrent calls
+   * for one wallet name in this context join the running one.
+   */
+  async enrollDevice(opts: EnrollDeviceOptions & CrossWorkerOptions = {}): Promise<EnrollmentInfo> {
+    const abort = callSignal(opts);
+    try {
+      const stored = await this.storedEnrollment();
+      if (stored) return stored;
+      let running = enrolling.get(this.walletName);
+      if (!running) {
+        running = this.enrollDeviceWith(opts, abort.signal).finally(() => enrolling.delete(this.walletName));
+        enrolling.set(this.walletName, running);
+      }
+      return await running;
+    } finally {
+      abort.close();
+    }
+  }
+
+  /** The usable stored enrollment as a result (an expired one is deleted), or `undefined`. */
+  private async storedEnrollment(): Promise<EnrollmentInfo | undefined> {
+    const rec = await storage.getEnrollment(this.walletName);
+    if (!rec) return undefined;
+    if (!storage.enrollmentUsable(rec)) {
+      await storage.deleteEnrollment(this.walletName);
+      return undefined;
+    }
+    return { enrollmentId: rec.enrollmentId, expiresAtMs: rec.expiresAtMs, reused: true, timings: { primesMs: 0, auxInfoMs: 0, agentMs: 0, totalMs: 0 } };
+  }
+
+  /** The protection of a new wallet or enrollment, with the passphrase checks. */
+  private checkedProtection(mpc: Mpc | undefined): "passphrase" | "webcrypto" {
+    const protection = newWalletProtection(this.config);
+    if (protection === "passphrase" && !this.config.passphrase) {
+      throw new ConfigError(
+        inExtension()
+          ? "inside a browser extension new wallets are protected by a passphrase: pass `passphrase` (or `protection: \"webcrypto\"` to opt out explicitly)"
+          : "`protection: \"passphrase\"` needs a `passphrase`",
+      );
+    }
+    if (mpc && protection === "passphrase" && this.config.allowWeakPassphrase !== true && this.config.insecureFastKdf !== true) {
+      try {
+        mpc.checkPassphrase(this.config.passphrase ?? "");
+      } catch (e) {
+        throw new ConfigError(`the passphrase: ${(e as Error).message ?? String(e)} (allowWeakPassphrase overrides)`);
+      }
+    }
+    return protection;
+  }
+
+  private async enrollDeviceWith(opts: EnrollDeviceOptions, signal: AbortSignal | undefined): Promise<EnrollmentInfo> {
+    const what = "enrolling the device";
+    throwIfAborted(signal, what);
+    const devPrimes = this.config.insecureDevPrimes === true;
+    this.checkedProtection(undefined);
+    let lastPrimes: PrimeProgress | undefined;
+    const userProgress = opts.onProgress;
+    const onProgress: OnProgress | undefined =
+      userProgress && ((ev) => userProgress(ev.phase === "primes" && lastPrimes ? { ...ev, primes: lastPrimes } : ev));
+    const rep = new Reporter(onProgress, [
+      ["connect", 2],
+      ["primes", devPrimes ? 0 : 60],
+      ["aux-info", 60],
+      ["agent", 3],
+      ["store", 1],
+    ]);
+    const t: EnrollTimings = { primesMs: 0, auxInfoMs: 0, agentMs: 0, totalMs: 0 };
+    if (await storage.getWallet(this.walletName)) {
+      throw new StorageError("wallet_exists", `a wallet named "${this.walletName}" already exists in this browser: it needs no enrollment`, {
+        walletName: this.walletName,
+      });
+    }
+    const cosigner = this.cosigner();
+    const agent = new AgentClient(this.config.agentUrl, this.config.agentToken);
+    rep.emit("connect", 0, "contacting the cosigner and the recovery agent");
+    const mpc = await this.wasm();
+    const protection = this.checkedProtection(mpc);
+    let primesSource: "prepared" | "searched" | "insecure-dev-fixture" = devPrimes ? "insecure-dev-fixture" : "searched";
+    let fixturePrimes = devPrimes;
+    const agentAbort = { aborted: false };
+    let agentProgress = "";
+    let agentDone: Promise<unknown> | undefined;
+    let agentError: unknown;
+    let stored = false;
+    const checkAbort = () => {
+      if (!stored) throwIfAborted(signal, what);
+    };
+    const base = this.flowHost(cosigner, (ev) => {
+      if (ev.phase === "aux-info") {
+        rep.emit("aux-info", ev.percent, `aux info round ${ev.round}/${ev.totalRounds}`, { round: ev.round, totalRounds: ev.totalRounds, finished: ev.finished });
+      } else if (ev.phase === "agent") {
+        rep.emit("agent", ev.percent, ev.finished ? "recovery agent enrolled" : "waiting for the recovery agent");
+      } else if (ev.phase === "store") {
+        rep.emit("store", ev.percent, ev.finished ? "enrollment stored" : "encrypting and storing the enrollment");
+      } else if (ev.phase === "connect") {
+        rep.emit("connect", ev.percent, ev.finished ? "cosigner and recovery agent reachable" : "cosigner reachable");
+      }
+    });
+    const host = {
+      ...base,
+      callCosigner: (path: string, body: Uint8Array): Promise<CosignerAnswer> => {
+        checkAbort();
+        return base.callCosigner(path, body);
+      },
+      recoveryIdentity: () => {
+        checkAbort();
+        return agent.identity();
+      },
+      primes: async () => {
+        checkAbort();
+        const tp = Date.now();
+        let set: { primes: [string, string, string, string] };
+        if (devPrimes) {
+          const f = mpc.devFixturePrimes() as { parties: { primes: [string, string, string, string] }[] };
+          const mine = f.parties[DEVICE];
+          if (!mine) throw new WalletError("wasm", "the wasm core has no dev prime fixture for party 0");
+          set = mine;
+        } else {
+          const got = await this.devicePrimes(mpc, rep, opts.primeWorkers, (p) => (lastPrimes = p));
+          set = got.set;
+          primesSource = got.source;
+        }
+        fixturePrimes = devPrimes || mpc.isPublicFixturePrimes(set);
+        t.primesMs = Date.now() - tp;
+        rep.emit("aux-info", 0, "aux info (Paillier keys and proofs)");
+        return set;
+      },
+      startEnrollment: async (job: {
+        enrollmentId: string;
+        cosignerIdentity: string;
+        deviceIdentity: string;
+        auxInfo: { sessionId: string; room: string; roomToken: string; gatewayUrl: string };
+      }) => {
+        checkAbort();
+        const jobId = await agent.createEnrollment({
+          enrollment_id: job.enrollmentId,
+          cosigner_identity: job.cosignerIdentity,
+          device_identity: job.deviceIdentity,
+          aux_info: agentRoomOf(job.auxInfo),
+        });
+        agentDone = agent.waitJob(jobId, {
+          timeoutMs: this.config.agentTimeoutMs ?? 20 * 60_000,
+          intervalMs: 1000,
+          signal: agentAbort,
+          publicKeys: false,
+          onProgress: (p) => {
+            agentProgress = `${p.stage} ${p.percent}%`;
+          },
+        });
+        agentDone.catch((e: unknown) => {
+          agentError = e;
+        });
+      },
+      awaitEnrollment: async () => {
+        checkAbort();
+        const poll = setInterval(() => rep.emit("agent", 50, `waiting for the recovery agent (${agentProgress})`), 1000);
+        let onAbort: (() => void) | undefined;
+        try {
+          if (!signal) {
+            await agentDone!;
+            return;
+          }
+          const aborted = new Promise<never>((_, reject) => {
+            onAbort = () => reject(AbortedError.fromSignal(signal, what));
+            signal.addEventListener("abort", onAbort, { once: true });
+          });
+          await Promise.race([agentDone!, aborted]);
+        } finally {
+          clearInterval(poll);
+          if (onAbort) signal?.removeEventListener("abort", onAbort);
+        }
+      },
+      persistEnrollment: async (e: { enrollmentId: string; expiresAtMs: number; passphraseFile?: string; bytes?: Uint8Array }) => {
+        try {
+          checkAbort();
+        } catch (err) {
+          e.bytes?.fill(0);
+          throw err;
+        }
+        stored = true;
+        const meta: storage.NewEnrollment = {
+          walletName: this.walletName,
+          enrollmentId: e.enrollmentId,
+          expiresAtMs: e.expiresAtMs,
+          insecureDevPrimes: fixturePrimes,
+          createdAtMs: Date.now(),
+          cosignerUrl: cosigner.url,
+        };
+        try {
+          await storage.putEnrollment(meta, e.passphraseFile !== undefined ? { passphraseFile: e.passphraseFile } : { bytes: e.bytes! });
+        } finally {
+          e.bytes?.fill(0);
+        }
+      },
+    };
+    const params: Record<string, unknown> = {
+      registrationCredential: opts.registrationCredential,
+      ...this.sessionConfig(),
+    };
+    if (protection === "passphrase") {
+      params.passphrase = this.config.passphrase;
+      params.insecureFastKdf = this.config.insecureFastKdf === true;
+    }
+    let out: { enrollmentId: string; expiresAtMs: number; timings: { auxInfoMs: number; agentMs: number; totalMs: number } };
+    try {
+      out = await mpc.enrollDevice(host, params);
+    } catch (e) {
+      throw agentError ?? flowError(e, what);
+    } finally {
+      agentAbort.aborted = true;
+    }
+    // The primes now belong to this enrollment's aux info: never reuse them.
+    if (primesSource !== "insecure-dev-fixture") await this.consumePrimes();
+    t.auxInfoMs = out.timings.auxInfoMs;
+    t.agentMs = out.timings.agentMs;
+    t.totalMs = rep.elapsedMs;
+    return { enrollmentId: out.enrollmentId, expiresAtMs: out.expiresAtMs, reused: false, timings: t };
+  }
+
   /**
    * Creates a wallet with the wasm core's creation flow (`client-core`): the core calls
    * the cosigner, runs aux info and one DKG per account over the gateway, checks that
@@ -495,15 +724,20 @@ export class WalletCore {
       throw new InvalidInputError(`accounts must be an integer between 1 and 100, got ${String(accounts)}`);
     }
     if (kind !== "hd" && kind !== "independent") throw new InvalidInputError(`kind must be "hd" or "independent"`);
-    const devPrimes = this.config.insecureDevPrimes === true;
-    const protection = newWalletProtection(this.config);
-    if (protection === "passphrase" && !this.config.passphrase) {
-      throw new ConfigError(
-        inExtension()
-          ? "inside a browser extension new wallets are protected by a passphrase: pass `passphrase` (or `protection: \"webcrypto\"` to opt out explicitly)"
-          : "`protection: \"passphrase\"` needs a `passphrase`",
-      );
+    if (opts.enrollment !== undefined && typeof opts.enrollment !== "boolean") {
+      throw new InvalidInputError("enrollment must be true or false");
     }
+    const protection = this.checkedProtection(undefined);
+    // The stored device enrollment, unless refused: its aux info is reused (keygens only).
+    let enrollment: storage.EnrollmentRecord | undefined;
+    if (opts.enrollment !== false) {
+      enrollment = await storage.getEnrollment(this.walletName);
+      if (enrollment && !storage.enrollmentUsable(enrollment)) {
+        await storage.deleteEnrollment(this.walletName);
+        enrollment = undefined;
+      }
+    }
+    const devPrimes = !enrollment && this.config.insecureDevPrimes === true;
     // Phase "primes" events carry the search counters (`event.primes`).
     let lastPrimes: PrimeProgress | undefined;
     const userProgress = opts.onProgress;
@@ -511,8 +745,8 @@ export class WalletCore {
       userProgress && ((ev) => userProgress(ev.phase === "primes" && lastPrimes ? { ...ev, primes: lastPrimes } : ev));
     const rep = new Reporter(onProgress, [
       ["connect", 2],
-      ["primes", devPrimes ? 0 : 60],
-      ["aux-info", 60],
+      ["primes", devPrimes || enrollment ? 0 : 60],
+      ["aux-info", enrollment ? 0 : 60],
       ["keygen", 15 * accounts],
       ["agent", 3],
       ["store", 1],
@@ -529,16 +763,10 @@ export class WalletCore {
     const agent = new AgentClient(this.config.agentUrl, this.config.agentToken);
     rep.emit("connect", 0, "contacting the cosigner and the recovery agent");
     const mpc = await this.wasm();
-    if (protection === "passphrase" && this.config.allowWeakPassphrase !== true && this.config.insecureFastKdf !== true) {
-      try {
-        mpc.checkPassphrase(this.config.passphrase ?? "");
-      } catch (e) {
-        throw new ConfigError(`the passphrase: ${(e as Error).message ?? String(e)} (allowWeakPassphrase overrides)`);
-      }
-    }
+    this.checkedProtection(mpc);
 
-    let primesSource: NonNullable<WalletInfo["primesSource"]> = devPrimes ? "insecure-dev-fixture" : "searched";
-    let fixturePrimes = devPrimes;
+    let primesSource: NonNullable<WalletInfo["primesSource"]> = enrollment ? "enrollment" : devPrimes ? "insecure-dev-fixture" : "searched";
+    let fixturePrimes = enrollment ? enrollment.insecureDevPrimes : devPrimes;
     let jobId: string | undefined;
     const agentAbort = { aborted: false };
     let agentProgress = "";
@@ -551,12 +779,7 @@ export class WalletCore {
     const checkAbort = () => {
       if (!stored) throwIfAborted(signal, "creating the wallet");
     };
-    const agentRoom = (r: { sessionId: string; room: string; roomToken: string; gatewayUrl: string }): AgentRoom => ({
-      session_id: r.sessionId,
-      room: r.room,
-      room_token: r.roomToken,
-      gateway_url: r.gatewayUrl,
-    });
+    const agentRoom = agentRoomOf;
     const createHost = this.flowHost(cosigner, (ev) => {
         if (ev.phase === "keygen") {
           const k = Math.max(0, accountIds.indexOf(ev.accountId ?? ""));
@@ -615,7 +838,8 @@ export class WalletCore {
         cosignerIdentity: string;
         deviceIdentity: string;
         kind: string;
-        auxInfo: { sessionId: string; room: string; roomToken: string; gatewayUrl: string };
+        auxInfo?: { sessionId: string; room: string; roomToken: string; gatewayUrl: string };
+        enrollmentId?: string;
         accounts: { accountId: string; keygen: { sessionId: string; room: string; roomToken: string; gatewayUrl: string } }[];
       }) => {
         checkAbort();
@@ -625,7 +849,8 @@ export class WalletCore {
           cosigner_identity: job.cosignerIdentity,
           device_identity: job.deviceIdentity,
           kind,
-          aux_info: agentRoom(job.auxInfo),
+          // Exactly one: the agent reuses its own enrollment's aux info, or joins the room.
+          ...(job.enrollmentId !== undefined ? { enrollment_id: job.enrollmentId } : { aux_info: agentRoom(job.auxInfo!) }),
           accounts: job.accounts.map((a) => ({ account_id: a.accountId, keygen: agentRoom(a.keygen) })),
         });
         agentDone = agent.waitJob(jobId, {
@@ -675,11 +900,13 @@ export class WalletCore {
           cosignerUrl: cosigner.url,
           partyIndex: DEVICE,
         };
+        // The enrollment record goes in the same transaction as the share is stored.
+        const put = { deleteEnrollment: !!enrollment };
         if (w.passphraseFile !== undefined) {
-          await storage.putNewWallet(meta, { passphraseFile: w.passphraseFile });
+          await storage.putNewWallet(meta, { passphraseFile: w.passphraseFile }, put);
         } else {
           try {
-            await storage.putNewWallet(meta, { bundle: w.bundle! });
+            await storage.putNewWallet(meta, { bundle: w.bundle! }, put);
           } finally {
             w.bundle?.fill(0);
           }
@@ -697,6 +924,22 @@ export class WalletCore {
       params.passphrase = this.config.passphrase;
       params.insecureFastKdf = this.config.insecureFastKdf === true;
     }
+    let enrollmentBytes: Uint8Array | undefined;
+    if (enrollment) {
+      if (enrollment.protection === "passphrase") {
+        if (!this.config.passphrase) {
+          throw new StorageError("wrong_passphrase", `the enrollment of "${this.walletName}" is protected by a passphrase: set one`);
+        }
+        // The wasm core opens the enrollment file with the wallet's passphrase.
+        if (protection !== "passphrase") {
+          throw new ConfigError("the stored enrollment is protected by a passphrase but the new wallet by WebCrypto: create with the same protection (or `enrollment: false`)");
+        }
+        params.enrollment = { passphraseFile: enrollment.passphraseFile ?? "" };
+      } else {
+        enrollmentBytes = await storage.decryptEnrollment(enrollment);
+        params.enrollment = { bytes: enrollmentBytes };
+      }
+    }
     let created: {
       walletId: string;
       accounts: Parameters<typeof mapAccount>[0][];
@@ -706,12 +949,23 @@ export class WalletCore {
     try {
       created = await mpc.createWallet(host, params);
     } catch (e) {
-      throw agentError ?? flowError(e, "creating the wallet");
+      const err = flowError(e, "creating the wallet");
+      if (enrollment && err.details?.enrollmentUnusable === true) {
+        // The cosigner no longer knows the enrollment: the record is useless, delete it.
+        await storage.deleteEnrollment(this.walletName).catch(() => undefined);
+        throw new EnrollmentError(
+          err.code === "unauthorized" ? "unauthorized" : "not_found",
+          `the stored enrollment ${enrollment.enrollmentId} cannot be used any more (${err.message}); it was deleted: call enrollDevice() again, or createWallet({ enrollment: false })`,
+          { enrollmentId: enrollment.enrollmentId },
+        );
+      }
+      throw agentError ?? err;
     } finally {
       agentAbort.aborted = true;
+      enrollmentBytes?.fill(0);
     }
     // The primes now belong to this wallet's aux info: never reuse them.
-    if (primesSource !== "insecure-dev-fixture") await this.consumePrimes();
+    if (primesSource !== "insecure-dev-fixture" && primesSource !== "enrollment") await this.consumePrimes();
     t.auxInfoMs = created.timings.auxInfoMs;
     t.keygenMs = created.timings.keygenMs;
     t.confirmMs = created.timings.confirmMs;
@@ -727,6 +981,7 @@ export class WalletCore {
       insecureDevPrimes: fixturePrimes,
       timings: t,
       primesSource,
+      ...(enrollment ? { enrollmentId: enrollment.enrollmentId } : {}),
     };
   }
 
@@ -1065,6 +1320,14 @@ function primeMessage(p: PrimeProgress): string {
 }
 
 /** Whether this code runs inside a browser extension (a page, Worker or service worker of one). */
+/** The agent's (snake_case) form of a room. */
+function agentRoomOf(r: { sessionId: string; room: string; roomToken: string; gatewayUrl: string }): AgentRoom {
+  return { session_id: r.sessionId, room: r.room, room_token: r.roomToken, gateway_url: r.gatewayUrl };
+}
+
+/** Enrollments running in this context, by wallet name (a second call joins the first). */
+const enrolling = new Map<string, Promise<EnrollmentInfo>>();
+
 export function inExtension(): boolean {
   const g = globalThis as { chrome?: { runtime?: { id?: string } }; location?: { protocol?: string } };
   return typeof g.chrome?.runtime?.id === "string" || /-extension:$/.test(g.location?.protocol ?? "");

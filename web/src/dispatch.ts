@@ -40,6 +40,10 @@ export async function dispatch(
       return core.getAddress(a[0] as string | undefined, a[1] as string | undefined);
     case "createWallet":
       return core.createWallet(a[0] as never);
+    case "enrollDevice":
+      return core.enrollDevice(a[0] as never);
+    case "enrollmentStatus":
+      return core.enrollmentStatus();
     case "signPreimage":
       return core.signPreimage(a[0] as never, a[1] as never, a[2] as never, a[3] as never);
     case "signMessage":

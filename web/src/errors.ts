@@ -242,7 +242,22 @@ export class PresignatureError extends WalletError {
   }
 }
 
+/**
+ * The stored device enrollment cannot be used (the cosigner no longer knows it:
+ * expired, used, or its records were lost): `createWallet` deleted the stale record;
+ * call `enrollDevice()` again (or `createWallet({ enrollment: false })`). Code
+ * `not_found` (or `unauthorized`, as the cosigner answered); `details.enrollmentId`,
+ * `details.enrollAgain: true`.
+ */
+export class EnrollmentError extends WalletError {
+  constructor(code: "not_found" | "unauthorized", message: string, details?: Record<string, unknown>) {
+    super(code, message, { ...details, enrollAgain: true });
+    this.name = "EnrollmentError";
+  }
+}
+
 const CLASS_BY_NAME: Record<string, (e: SerializedError) => WalletError> = {
+  EnrollmentError: (e) => new EnrollmentError(e.code as "not_found", e.message, e.details),
   PresignatureError: (e) => new PresignatureError(e.message, e.details),
   AbortedError: (e) => new AbortedError(e.message, e.details),
   ConfigError: (e) => new ConfigError(e.message, e.details),

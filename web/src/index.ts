@@ -51,6 +51,7 @@ import type {
   WalletInfo,
 } from "./types.js";
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
+import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus } from "./types.js";
 
 export * from "./errors.js";
 export * from "./types.js";
@@ -311,11 +312,36 @@ export class WalletClient {
 
   /**
    * Creates a wallet with the cosigner and the recovery agent (aux info + DKG), stores
-   * the share. `options.signal` cancels it until the share is stored (see
+   * the share. With a usable stored enrollment ({@link enrollDevice}) only the DKGs run
+   * (unless `options.enrollment === false`); the enrollment record is deleted with the
+   * share's storing. `options.signal` cancels it until the share is stored (see
    * {@link CreateWalletOptions.signal}).
    */
   createWallet(options: CreateWalletOptions = {}): Promise<WalletInfo> {
     return this.callAbortable<WalletInfo>("createWallet", [], 0, options, "creating the wallet");
+  }
+
+  /**
+   * Enrolls this device ahead of wallet creation: runs the aux info (the minutes of
+   * Paillier work) with the cosigner and the recovery agent (its `/v1/enrollments`
+   * job), using the prepared primes ({@link prepareDevice}) when complete, and stores
+   * the enrollment encrypted in IndexedDB under the wallet name (same protection as a
+   * wallet: WebCrypto key or passphrase). A later {@link createWallet} then runs only
+   * the key generations (seconds).
+   *
+   * Resumable and idempotent: a usable (unexpired) stored enrollment is returned at
+   * once (`reused: true`); an interrupted enrollment (reload, abort) stores nothing and
+   * the next call starts a new one, reusing the prepared primes. Fails with
+   * `wallet_exists` when this wallet name already holds a wallet. Progress phases:
+   * `connect`, `primes`, `aux-info`, `agent`, `store`.
+   */
+  enrollDevice(options: EnrollDeviceOptions = {}): Promise<EnrollmentInfo> {
+    return this.callAbortable<EnrollmentInfo>("enrollDevice", [], 0, options, "enrolling the device");
+  }
+
+  /** Whether a usable device enrollment is stored (`ready`, with its id and expiry) or not (`none`). */
+  enrollmentStatus(): Promise<EnrollmentStatus> {
+    return this.backend.call("enrollmentStatus", []) as Promise<EnrollmentStatus>;
   }
 
   /** Accounts of the stored wallet. */

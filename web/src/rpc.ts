@@ -21,6 +21,8 @@ export type CoreMethod =
   | "getPublicKey"
   | "getAddress"
   | "createWallet"
+  | "enrollDevice"
+  | "enrollmentStatus"
   | "signPreimage"
   | "signMessage"
   | "signTransaction"

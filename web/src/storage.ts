@@ -19,10 +19,16 @@ import { dbOpener, plain, req, subtle, txDone } from "./idb.js";
 import type { AccountInfo } from "./types.js";
 
 const DB_NAME = "wallet-mpc-web";
-const DB_VERSION = 1;
+/**
+ * 1: `wallets`, `keys`. 2: + `enrollments` (device enrollments waiting for their
+ * wallet). The upgrade only creates the missing stores: existing wallets are kept.
+ */
+export const DB_VERSION = 2;
 const WALLETS = "wallets";
 const KEYS = "keys";
+const ENROLLMENTS = "enrollments";
 const AAD_DOMAIN = "wallet-mpc-web/bundle/v1";
+const ENROLLMENT_AAD_DOMAIN = "wallet-mpc-web/enrollment/v1";
 
 /** What is stored per wallet. */
 export interface WalletRecord {
@@ -43,7 +49,7 @@ export interface WalletRecord {
   passphraseFile?: string;
 }
 
-const openDb = dbOpener(DB_NAME, DB_VERSION, [WALLETS, KEYS]);
+const openDb = dbOpener(DB_NAME, DB_VERSION, [WALLETS, KEYS, ENROLLMENTS]);
 
 function aad(walletName: string, walletId: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(`${AAD_DOMAIN}\u0000${walletName}\u0000${walletId}`);
@@ -85,6 +91,7 @@ export type NewWallet = Omit<WalletRecord, "format" | "iv" | "ciphertext" | "pas
 export async function putNewWallet(
   meta: NewWallet,
   secret: { bundle: Uint8Array } | { passphraseFile: string },
+  opts: { deleteEnrollment?: boolean } = {},
 ): Promise<void> {
   const record: WalletRecord = { ...meta, format: 1 };
   let key: CryptoKey | undefined;
@@ -104,7 +111,7 @@ export async function putNewWallet(
     record.protection = "passphrase";
   }
   const db = await openDb();
-  const tx = db.transaction([WALLETS, KEYS], "readwrite");
+  const tx = db.transaction([WALLETS, KEYS, ENROLLMENTS], "readwrite");
   const wallets = tx.objectStore(WALLETS);
   const existing = await req(wallets.getKey(meta.walletName));
   if (existing !== undefined) {
@@ -115,6 +122,8 @@ export async function putNewWallet(
   }
   wallets.add(record, meta.walletName);
   if (key) tx.objectStore(KEYS).put(key, meta.walletName);
+  // The enrollment the wallet was created from goes in the same transaction.
+  if (opts.deleteEnrollment) tx.objectStore(ENROLLMENTS).delete(meta.walletName);
   await txDone(tx);
 }
 
@@ -166,4 +175,103 @@ export async function getWalletKey(walletName: string): Promise<CryptoKey | unde
   const db = await openDb();
   const tx = db.transaction(KEYS, "readonly");
   return (await req(tx.objectStore(KEYS).get(walletName))) as CryptoKey | undefined;
+}
+
+// ---------------------------------------------------------------------------------
+// Device enrollments (the aux info run ahead of wallet creation)
+
+/**
+ * A device enrollment waiting for its wallet, one per wallet name in the
+ * `enrollments` store. Its secret (identity key, Paillier keys) is never stored in
+ * clear: `webcrypto`: AES-256-GCM under a non-extractable key kept in the record itself
+ * (AAD: wallet name and enrollment id); `passphrase`: the wasm core's encrypted
+ * enrollment file (client-core's format, Argon2id + XChaCha20-Poly1305).
+ */
+export interface EnrollmentRecord {
+  format: 1;
+  walletName: string;
+  /** The cosigner's enrollment id. */
+  enrollmentId: string;
+  /** The cosigner forgets the enrollment then (ms since the Unix epoch; 0: unknown). */
+  expiresAtMs: number;
+  protection: "webcrypto" | "passphrase";
+  /** Whether the public fixture primes were used (dev only). */
+  insecureDevPrimes: boolean;
+  createdAtMs: number;
+  cosignerUrl: string;
+  /** `webcrypto`: the key, AES-GCM IV (12 bytes) and ciphertext. */
+  key?: CryptoKey;
+  iv?: Uint8Array;
+  ciphertext?: Uint8Array;
+  /** `passphrase`: the enrollment file (JSON text). */
+  passphraseFile?: string;
+}
+
+/** Metadata of an enrollment to store. */
+export type NewEnrollment = Omit<EnrollmentRecord, "format" | "protection" | "key" | "iv" | "ciphertext" | "passphraseFile">;
+
+function enrollmentAad(walletName: string, enrollmentId: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(`${ENROLLMENT_AAD_DOMAIN}\u0000${walletName}\u0000${enrollmentId}`);
+}
+
+/** Reads the enrollment stored under a wallet name, or `undefined`. */
+export async function getEnrollment(walletName: string): Promise<EnrollmentRecord | undefined> {
+  const db = await openDb();
+  const tx = db.transaction(ENROLLMENTS, "readonly");
+  return (await req(tx.objectStore(ENROLLMENTS).get(walletName))) as EnrollmentRecord | undefined;
+}
+
+/**
+ * Stores an enrollment (replacing any earlier one of the wallet name), encrypting
+ * `bytes` under a fresh non-extractable AES-GCM key, or storing the already encrypted
+ * `passphraseFile`. Written in one transaction: an interrupted call leaves nothing.
+ */
+export async function putEnrollment(meta: NewEnrollment, secret: { bytes: Uint8Array } | { passphraseFile: string }): Promise<EnrollmentRecord> {
+  if (!meta.enrollmentId) throw new StorageError("storage", "an enrollment needs its id");
+  let record: EnrollmentRecord;
+  if ("bytes" in secret) {
+    const key = await subtle().generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+    const iv = crypto.getRandomValues(new Uint8Array(12));
+    const ct = await subtle().encrypt({ name: "AES-GCM", iv, additionalData: enrollmentAad(meta.walletName, meta.enrollmentId) }, key, plain(secret.bytes));
+    record = { ...meta, format: 1, protection: "webcrypto", key, iv, ciphertext: new Uint8Array(ct) };
+  } else {
+    record = { ...meta, format: 1, protection: "passphrase", passphraseFile: secret.passphraseFile };
+  }
+  const db = await openDb();
+  const tx = db.transaction(ENROLLMENTS, "readwrite");
+  tx.objectStore(ENROLLMENTS).put(record, meta.walletName);
+  await txDone(tx);
+  return record;
+}
+
+/** Deletes the enrollment of a wallet name (none: nothing happens). */
+export async function deleteEnrollment(walletName: string): Promise<void> {
+  const db = await openDb();
+  const tx = db.transaction(ENROLLMENTS, "readwrite");
+  tx.objectStore(ENROLLMENTS).delete(walletName);
+  await txDone(tx);
+}
+
+/** Whether an enrollment is still usable at `nowMs` (its expiry passed: not; unknown expiry: usable). */
+export function enrollmentUsable(rec: EnrollmentRecord, nowMs = Date.now()): boolean {
+  return rec.format === 1 && !!rec.enrollmentId && (rec.expiresAtMs === 0 || rec.expiresAtMs > nowMs);
+}
+
+/**
+ * The plaintext bytes of a `webcrypto` enrollment (for the wasm core, which opens
+ * them; the caller zeroes them); `undefined` for a passphrase enrollment.
+ */
+export async function decryptEnrollment(rec: EnrollmentRecord): Promise<Uint8Array | undefined> {
+  if (rec.protection !== "webcrypto") return undefined;
+  if (!rec.key || !rec.iv || !rec.ciphertext) throw new StorageError("storage", `the enrollment of "${rec.walletName}" is damaged: no ciphertext`);
+  try {
+    const pt = await subtle().decrypt(
+      { name: "AES-GCM", iv: plain(rec.iv), additionalData: enrollmentAad(rec.walletName, rec.enrollmentId) },
+      rec.key,
+      plain(rec.ciphertext),
+    );
+    return new Uint8Array(pt);
+  } catch {
+    throw new StorageError("storage", `the enrollment of "${rec.walletName}" cannot be decrypted (damaged or altered record)`);
+  }
 }

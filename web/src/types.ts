@@ -132,7 +132,58 @@ export interface CreateWalletOptions {
    * {@link WalletError} of code `aborted`.
    */
   signal?: AbortSignal;
+  /**
+   * Whether to create the wallet from this browser's stored device enrollment
+   * ({@link WalletClient.enrollDevice}) when there is a usable one: only the key
+   * generations run (`timings.auxInfoMs` is 0, no primes are used). Default `true`;
+   * `false` runs the full creation (aux info and key generations) and leaves the
+   * enrollment stored. An enrollment the cosigner no longer knows fails the call with an
+   * {@link EnrollmentError} and the stale record is deleted: enroll again.
+   */
+  enrollment?: boolean;
 }
+
+/** Options of {@link WalletClient.enrollDevice}. */
+export interface EnrollDeviceOptions {
+  /**
+   * The registration credential (`wmreg1.…`) the cosigner's operator issued: consumed
+   * by the enrollment (the wallet created from it later needs none). Required unless
+   * the cosigner runs in dev mode with open registration.
+   */
+  registrationCredential?: string;
+  /** Phases `connect`, `primes`, `aux-info`, `agent`, `store`. */
+  onProgress?: OnProgress;
+  /**
+   * Cancels the enrollment until it is stored (a running aux-info session finishes its
+   * step first); the call rejects with code `aborted` and nothing is stored.
+   */
+  signal?: AbortSignal;
+  /** Parallel prime searches if primes must be searched (default: the config's `primeWorkers`). */
+  primeWorkers?: number;
+}
+
+/** Timings of a device enrollment, ms (all 0 when a stored enrollment was returned). */
+export interface EnrollTimings {
+  primesMs: number;
+  auxInfoMs: number;
+  /** Waiting for the recovery agent to store its enrollment after the device's aux info. */
+  agentMs: number;
+  totalMs: number;
+}
+
+/** A device enrollment stored in this browser (see {@link WalletClient.enrollDevice}). */
+export interface EnrollmentInfo {
+  /** The cosigner's enrollment id. */
+  enrollmentId: string;
+  /** The cosigner forgets the enrollment then (ms since the Unix epoch; 0: unknown). */
+  expiresAtMs: number;
+  /** Whether this call returned an enrollment stored earlier (no work done). */
+  reused: boolean;
+  timings: EnrollTimings;
+}
+
+/** {@link WalletClient.enrollmentStatus}: whether a usable enrollment is stored. */
+export type EnrollmentStatus = { state: "none" } | { state: "ready"; enrollmentId: string; expiresAtMs: number };
 
 /** Timings of a wallet creation, ms. */
 export interface CreateTimings {
@@ -400,9 +451,13 @@ export interface WalletInfo {
   /**
    * Where the device's primes came from: `prepared` (a complete prepared set, consumed),
    * `searched` (searched during this call, possibly resuming a partial preparation;
-   * consumed too), `insecure-dev-fixture` (the PUBLIC test primes).
+   * consumed too), `insecure-dev-fixture` (the PUBLIC test primes), `enrollment` (no
+   * primes used: created from the stored device enrollment, whose aux info was run by
+   * {@link WalletClient.enrollDevice}).
    */
-  primesSource?: "prepared" | "searched" | "insecure-dev-fixture";
+  primesSource?: "prepared" | "searched" | "insecure-dev-fixture" | "enrollment";
+  /** The device enrollment the wallet was created from, if any. */
+  enrollmentId?: string;
 }
 
 export interface CreateWalletOptions {

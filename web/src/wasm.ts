@@ -76,6 +76,8 @@ interface FlowErrorShape {
   blamed?: number[];
   stage?: string;
   sessionId?: string;
+  enrollmentId?: string;
+  enrollmentUnusable?: boolean;
 }
 
 /**
@@ -88,7 +90,7 @@ export function flowError(e: unknown, context: string, extra: Record<string, unk
   const err = (e ?? {}) as FlowErrorShape;
   if (err.name !== "FlowError" || typeof err.code !== "string") return wasmError(e, context, extra);
   const details: Record<string, unknown> = { ...extra };
-  for (const k of ["retryable", "rule", "presignatureId", "presignature", "blamed", "stage", "sessionId"] as const) {
+  for (const k of ["retryable", "rule", "presignatureId", "presignature", "blamed", "stage", "sessionId", "enrollmentId", "enrollmentUnusable"] as const) {
     if (err[k] !== undefined) details[k] = err[k];
   }
   return errorForCode(err.code, `${context}: ${err.message ?? "failed"}`, details);

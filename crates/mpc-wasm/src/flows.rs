@@ -16,11 +16,14 @@
 //! |---|---|---|
 //! | `callCosigner(path, body)` | every cosigner RPC | `{ body }` (response bytes), `{ grpcCode, message, details? }` (the failed call's status; `details` = `grpc-status-details-bin`), or `{ unavailable: reason }` (no answer) |
 //! | `onProgress(event)` | optional | `{ phase, round, totalRounds, percent, finished, accountId? }` |
-//! | `recoveryIdentity()` | create | the recovery agent's public identity (hex) |
-//! | `primes()` | create | the device's prime set `{ primes: [p, q, p̂, q̂] }` |
+//! | `recoveryIdentity()` | create, enroll | the recovery agent's public identity (hex) |
+//! | `primes()` | create, enroll | the device's prime set `{ primes: [p, q, p̂, q̂] }` |
 //! | `startRecovery(job)` | create | starts the agent's job (rooms, identities) |
 //! | `awaitRecovery()` | create | the agent's public keys by account id |
 //! | `persist(wallet)` | create | stores `{ walletId, accounts, passphraseFile }` or `{ …, bundle }` durably |
+//! | `startEnrollment(job)` | enroll | starts the agent's enrollment job (`{ enrollmentId, cosignerIdentity, deviceIdentity, recoveryIdentity, auxInfo, expiresAtMs }`) |
+//! | `awaitEnrollment()` | enroll | resolves once the agent stored its enrollment |
+//! | `persistEnrollment(e)` | enroll | stores `{ enrollmentId, expiresAtMs, passphraseFile }` or `{ …, bytes }` (to encrypt with WebCrypto) durably |
 //! | `takePresignature(pool, signers)` | sign | takes the oldest record ONCE (committed): `{ id, plaintext }` or `null` |
 //! | `presignatureOutcome(pool, id, outcome)` | sign | `signed` / `unavailable` / `corrupt` / `failed` (best effort) |
 //! | `listPresignatures(pool, signers, inFlightMs)` | refill | `{ ids, inFlight }` (oldest first; taken less than `inFlightMs` ago) |
@@ -121,6 +124,10 @@ pub fn client_error_to_js(e: &ClientError) -> JsValue {
             set("blamed", a.into());
         }
         ClientError::Timeout { stage, .. } => set("stage", stage.as_str().into()),
+        ClientError::EnrollmentUnusable { enrollment_id, .. } => {
+            set("enrollmentId", enrollment_id.as_str().into());
+            set("enrollmentUnusable", true.into());
+        }
         _ => {}
     }
     err.into()
@@ -349,8 +356,69 @@ struct CreateIn {
     passphrase: Option<String>,
     #[serde(default)]
     insecure_fast_kdf: bool,
+    /// Create from this stored device enrollment (keygens only): opened with
+    /// `passphrase` (passphrase file) or from the host's decrypted bytes.
+    #[serde(default)]
+    enrollment: Option<StoredEnrollmentIn>,
     #[serde(flatten)]
     session: SessionConfig,
+}
+
+/// A stored enrollment as the host hands it back: the passphrase file (opened with the
+/// flow's `passphrase`) or the plaintext bytes the host decrypted with WebCrypto.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredEnrollmentIn {
+    #[serde(default)]
+    passphrase_file: Option<String>,
+    #[serde(default, with = "serde_bytes")]
+    bytes: Option<Vec<u8>>,
+}
+
+/// The plaintext form of an enrollment handed to the host for WebCrypto encryption
+/// (never stored in clear by the host).
+#[derive(Serialize, Deserialize)]
+struct EnrollmentBytes {
+    format: String,
+    enrollment_id: String,
+    expires_at_ms: u64,
+    bundle: mpc_core::keystore::KeyShareBundle,
+}
+
+const ENROLLMENT_BYTES_FORMAT: &str = "wallet-mpc-web/enrollment-bytes/v1";
+
+/// Opens a stored enrollment (see [`StoredEnrollmentIn`]).
+fn open_enrollment(
+    stored: StoredEnrollmentIn,
+    passphrase: Option<&str>,
+) -> FlowResult<client_core::Enrollment> {
+    match (stored.passphrase_file, stored.bytes) {
+        (Some(file), None) => {
+            let pass =
+                passphrase.ok_or_else(|| input("a passphrase enrollment needs the passphrase"))?;
+            Ok(client_core::Enrollment::decrypt(&file, pass, "enrollment")?)
+        }
+        (None, Some(bytes)) => {
+            let bytes = Zeroizing::new(bytes);
+            let e: EnrollmentBytes = serde_json::from_slice(&bytes).map_err(|e| {
+                FlowError::Client(ClientError::corrupt("enrollment", e.to_string()))
+            })?;
+            if e.format != ENROLLMENT_BYTES_FORMAT {
+                return Err(FlowError::Client(ClientError::corrupt(
+                    "enrollment",
+                    "not an enrollment",
+                )));
+            }
+            Ok(client_core::Enrollment::from_bundle(
+                e.enrollment_id,
+                e.expires_at_ms,
+                &e.bundle,
+            )?)
+        }
+        _ => Err(input(
+            "the enrollment needs exactly one of passphraseFile and bytes",
+        )),
+    }
 }
 
 #[derive(Serialize)]
@@ -388,8 +456,12 @@ struct RecoveryJobOut {
     device_identity: String,
     recovery_identity: String,
     kind: AccountKind,
-    aux_info: RoomOut,
+    /// `None` for a wallet created from an enrollment (`enrollment_id` set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aux_info: Option<RoomOut>,
     accounts: Vec<AccountRoomOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enrollment_id: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -460,12 +532,19 @@ async fn create_flow(host: Host, params: CreateIn) -> FlowResult<JsValue> {
     let mut timings = CreateTimings::default();
     let mut accounts_out: Vec<api::AccountInfo> = Vec::new();
     let mut stage_started = now_ms();
-    let mut step = client_core::Create::start(CreateParams {
+    let create = CreateParams {
         accounts: params.accounts,
         kind: params.kind,
         label: params.label.clone(),
         registration_credential: params.registration_credential.clone(),
-    })?;
+    };
+    let mut step = match params.enrollment {
+        Some(stored) => {
+            let enrollment = open_enrollment(stored, params.passphrase.as_deref())?;
+            client_core::Create::from_enrollment(create, enrollment)?
+        }
+        None => client_core::Create::start(create)?,
+    };
     loop {
         step = match step {
             CreateStep::CallCosigner(call) => {
@@ -509,7 +588,8 @@ async fn create_flow(host: Host, params: CreateIn) -> FlowResult<JsValue> {
                     device_identity: job.device_identity.to_string(),
                     recovery_identity: job.recovery_identity.to_string(),
                     kind: job.kind,
-                    aux_info: (&job.aux_info).into(),
+                    aux_info: job.enrollment_id.is_none().then(|| (&job.aux_info).into()),
+                    enrollment_id: job.enrollment_id.clone(),
                     accounts: job
                         .accounts
                         .iter()
@@ -577,7 +657,12 @@ async fn create_flow(host: Host, params: CreateIn) -> FlowResult<JsValue> {
 
 /// Creates a wallet as the device with `client-core`'s flow: `host` performs the
 /// platform effects (module docs), `params` is `{ accounts, kind, label?, passphrase?,
-/// insecureFastKdf?, gatewayUrl?, transport?, sessionTimeoutMs? }`. Resolves to
+/// insecureFastKdf?, enrollment?, gatewayUrl?, transport?, sessionTimeoutMs? }`; with
+/// `enrollment` (`{ passphraseFile }` opened with `passphrase`, or `{ bytes }` the host
+/// decrypted) the wallet is created from that device enrollment (`Create::from_enrollment`:
+/// no primes, no aux info, only the keygens; `startRecovery`'s job then has
+/// `enrollmentId` and no `auxInfo`), and an enrollment the cosigner no longer accepts
+/// rejects with `enrollmentUnusable: true`. Resolves to
 /// `{ walletId, cosignerIdentity, accounts, committed, timings }`; rejects with a
 /// `FlowError` (`code` from `docs/errors.md`) or the host's own error.
 #[wasm_bindgen(js_name = createWallet)]
@@ -586,6 +671,200 @@ pub fn create_wallet(host: JsValue, params: JsValue) -> Promise {
         let host = Host::new(host)?;
         let params: CreateIn = from_js("create parameters", params)?;
         create_flow(host, params).await
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Device enrollment (the aux info ahead of wallet creation)
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrollIn {
+    /// The operator-issued registration credential (`wmreg1.…`).
+    #[serde(default)]
+    registration_credential: Option<String>,
+    /// Encrypt the enrollment with this passphrase before `persistEnrollment`; without
+    /// one the host receives the plaintext bytes to encrypt with WebCrypto.
+    #[serde(default)]
+    passphrase: Option<String>,
+    #[serde(default)]
+    insecure_fast_kdf: bool,
+    #[serde(flatten)]
+    session: SessionConfig,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrollJobOut {
+    enrollment_id: String,
+    cosigner_identity: String,
+    device_identity: String,
+    recovery_identity: String,
+    aux_info: RoomOut,
+    expires_at_ms: u64,
+}
+
+#[derive(Serialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct EnrollTimings {
+    aux_info_ms: u64,
+    agent_ms: u64,
+    total_ms: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EnrolledOut {
+    enrollment_id: String,
+    expires_at_ms: u64,
+    timings: EnrollTimings,
+}
+
+/// Hands the device's enrollment to the host to store: encrypted here with the
+/// passphrase, or as plaintext bytes for the host's WebCrypto key.
+async fn persist_enrollment(
+    host: &Host,
+    e: &client_core::Enrollment,
+    passphrase: Option<&str>,
+    insecure_fast_kdf: bool,
+) -> FlowResult<()> {
+    let out = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| {
+        let _ = Reflect::set(&out, &k.into(), v);
+    };
+    set("enrollmentId", &e.enrollment_id.as_str().into());
+    set("expiresAtMs", &JsValue::from(e.expires_at_ms as f64));
+    match passphrase {
+        Some(pass) => {
+            let kdf = if insecure_fast_kdf {
+                mpc_core::keystore::KdfParams::insecure_for_tests()
+            } else {
+                mpc_core::keystore::KdfParams::default()
+            };
+            set("passphraseFile", &e.encrypt(pass, kdf)?.into());
+        }
+        None => {
+            let repr = EnrollmentBytes {
+                format: ENROLLMENT_BYTES_FORMAT.into(),
+                enrollment_id: e.enrollment_id.clone(),
+                expires_at_ms: e.expires_at_ms,
+                bundle: e.to_bundle(),
+            };
+            let internal = |e: crate::ApiError| FlowError::Client(ClientError::internal(e.message));
+            let bytes = Zeroizing::new(api::to_json_bytes("enrollment", &repr).map_err(internal)?);
+            set("bytes", &Uint8Array::from(bytes.as_slice()).into());
+        }
+    }
+    host.call("persistEnrollment", &[out.into()]).await?;
+    Ok(())
+}
+
+async fn enroll_flow(host: Host, params: EnrollIn) -> FlowResult<JsValue> {
+    use client_core::EnrollStep;
+    let started = now_ms();
+    if let Some(p) = &params.passphrase {
+        if p.is_empty() {
+            return Err(input("the passphrase is empty"));
+        }
+    }
+    let mut timings = EnrollTimings::default();
+    let mut step = client_core::Enroll::start(client_core::EnrollParams {
+        registration_credential: params.registration_credential.clone(),
+    })?;
+    loop {
+        step = match step {
+            EnrollStep::CallCosigner(call) => {
+                let method = call.method();
+                let (req, awaiting) = call.send(now_ms().max(0.0) as u64)?;
+                let reply = host.call_cosigner(&req).await?;
+                if method == client_core::CosignerMethod::Health {
+                    phase(&host, "connect", 50.0, false);
+                }
+                awaiting.reply_bytes(reply)?
+            }
+            EnrollStep::RecoveryIdentity(r) => {
+                let hex = host.call("recoveryIdentity", &[]).await?;
+                let hex = hex
+                    .as_string()
+                    .ok_or_else(|| input("recoveryIdentity() must give a hex string"))?;
+                let id = hex
+                    .trim()
+                    .parse::<PublicIdentity>()
+                    .map_err(|e| input(format!("the recovery agent's identity: {e}")))?;
+                phase(&host, "connect", 100.0, true);
+                r.provide(id)?
+            }
+            EnrollStep::Primes(p) => {
+                let set: PrimeSet = from_js("prime set", host.call("primes", &[]).await?)?;
+                p.provide(set)?
+            }
+            EnrollStep::StartRecovery(s) => {
+                let job = s.job();
+                let out = EnrollJobOut {
+                    enrollment_id: job.enrollment_id.clone(),
+                    cosigner_identity: job.cosigner_identity.to_string(),
+                    device_identity: job.device_identity.to_string(),
+                    recovery_identity: job.recovery_identity.to_string(),
+                    aux_info: (&job.aux_info).into(),
+                    expires_at_ms: job.expires_at_ms,
+                };
+                host.call("startEnrollment", &[to_js(&out)?]).await?;
+                s.started()?
+            }
+            EnrollStep::RunSession(run) => {
+                let (spec, running) = run.start();
+                let t = now_ms();
+                let out = run_spec(spec, &params.session, Some(&host)).await;
+                timings.aux_info_ms += elapsed(t);
+                running.finished(out)?
+            }
+            EnrollStep::AwaitRecovery(a) => {
+                phase(&host, "agent", 0.0, false);
+                let t = now_ms();
+                host.call("awaitEnrollment", &[]).await?;
+                timings.agent_ms = elapsed(t);
+                phase(&host, "agent", 100.0, true);
+                a.finished()?
+            }
+            EnrollStep::Persist(p) => {
+                phase(&host, "store", 0.0, false);
+                persist_enrollment(
+                    &host,
+                    p.enrollment(),
+                    params.passphrase.as_deref(),
+                    params.insecure_fast_kdf,
+                )
+                .await?;
+                phase(&host, "store", 100.0, true);
+                p.persisted()?
+            }
+            EnrollStep::Done(e) => {
+                timings.total_ms = elapsed(started);
+                return to_js(&EnrolledOut {
+                    enrollment_id: e.enrollment_id.clone(),
+                    expires_at_ms: e.expires_at_ms,
+                    timings,
+                });
+            }
+        };
+    }
+}
+
+/// Enrolls the device (its aux info ahead of wallet creation) with `client-core`'s
+/// `Enroll` flow: `host` performs the platform effects (module docs: `callCosigner`,
+/// `recoveryIdentity`, `primes`, `startEnrollment`, `awaitEnrollment`,
+/// `persistEnrollment`, `onProgress`), `params` is `{ registrationCredential?,
+/// passphrase?, insecureFastKdf?, gatewayUrl?, transport?, sessionTimeoutMs? }`. The
+/// enrollment (identity secret, Paillier keys) leaves wasm only encrypted under the
+/// passphrase, or as bytes for the host's WebCrypto key. Resolves to `{ enrollmentId,
+/// expiresAtMs, timings: { auxInfoMs, agentMs, totalMs } }`; rejects with a `FlowError`
+/// or the host's own error. `createWallet`'s `enrollment` parameter uses it.
+#[wasm_bindgen(js_name = enrollDevice)]
+pub fn enroll_device(host: JsValue, params: JsValue) -> Promise {
+    flow_promise(async move {
+        let host = Host::new(host)?;
+        let params: EnrollIn = from_js("enroll parameters", params)?;
+        enroll_flow(host, params).await
     })
 }
 

@@ -6,7 +6,7 @@ import { ACCOUNT_PATH, loadConfig } from "../shared/config";
 import { answer, errorInfo, type Job } from "../shared/messages";
 import { answerApproval, getApproval } from "./approvals";
 import { handleDapp, type RpcRequest } from "./dapp";
-import { startCreate, startRefill } from "./jobs";
+import { startCreate, startEnroll, startRefill } from "./jobs";
 import { listJobs } from "./offscreen";
 import { currentPassphrase, lock, readClient, signClient, unlock } from "./session";
 
@@ -17,6 +17,8 @@ async function status() {
   const c = await loadConfig();
   return {
     hasWallet: !!info,
+    // The device enrollment (set passphrase → "Preparing your wallet…" → ready).
+    enrollment: info ? { state: "none" } : await r.enrollmentStatus(),
     address: info ? await r.getAddress(undefined, ACCOUNT_PATH) : null,
     accounts: info?.accounts.map((a) => ({ accountId: a.accountId, kind: a.kind })) ?? [],
     insecureDev: c.insecureDev,
@@ -33,6 +35,8 @@ async function ui(msg: Record<string, any>): Promise<unknown> {
       return unlock(String(msg.passphrase ?? ""));
     case "lock":
       return lock();
+    case "enroll":
+      return startEnroll(String(msg.passphrase ?? ""), msg.registrationCredential || undefined);
     case "create":
       return startCreate(String(msg.passphrase ?? ""), msg.registrationCredential || undefined);
     case "refill":

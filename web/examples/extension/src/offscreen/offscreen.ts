@@ -1,5 +1,6 @@
 // The offscreen document: hosts the package's protocol Worker (worker mode) for the long
-// jobs the service worker hands over — wallet creation and presignature refills — and
+// jobs the service worker hands over — the device enrollment (aux info, started as soon
+// as the passphrase is set), wallet creation and presignature refills — and
 // broadcasts their progress. It has no chrome.storage: the service worker passes the
 // settings and the passphrase with each job; "lock" drops the client.
 import { WalletClient } from "@wallet-mpc/web";
@@ -46,7 +47,12 @@ function maybeLock(): void {
 
 async function start(msg: { kind: Job["kind"]; config: ExtConfig; passphrase: string; registrationCredential?: string }): Promise<Job> {
   const same = running().find((j) => j.kind === msg.kind);
-  if (same) return same; // one creation, one refill at a time
+  if (same) return same; // one enrollment, one creation, one refill at a time
+  if (msg.kind === "create") {
+    // A creation right after "set passphrase" waits for the enrollment to end (then uses it).
+    const enrolling = running().find((j) => j.kind === "enroll");
+    if (enrolling) throw Object.assign(new Error("the wallet is still being prepared: wait for the enrollment to finish"), { code: "wallet_not_ready" });
+  }
   const c = await client(msg.config, msg.passphrase);
   lockWhenIdle = false;
   const job: Job = { id: crypto.randomUUID(), kind: msg.kind, state: "running", startedAt: Date.now(), percent: 0 };
@@ -60,8 +66,11 @@ async function start(msg: { kind: Job["kind"]; config: ExtConfig; passphrase: st
       broadcast(job);
     }
   };
-  const work =
-    msg.kind === "create"
+  const credential = msg.registrationCredential ? { registrationCredential: msg.registrationCredential } : {};
+  const work: Promise<unknown> =
+    msg.kind === "enroll"
+      ? c.enrollDevice({ onProgress, ...credential })
+      : msg.kind === "create"
       ? c.createWallet({
           accounts: 1,
           kind: "hd",

@@ -7,6 +7,7 @@ const input = (id: string) => document.getElementById(id) as HTMLInputElement;
 
 interface Status {
   hasWallet: boolean;
+  enrollment: { state: "none" } | { state: "ready"; enrollmentId: string; expiresAtMs: number };
   address: string | null;
   locked: boolean;
   insecureDev: boolean;
@@ -36,6 +37,23 @@ async function refresh(): Promise<void> {
   $("state").textContent = state + (s.insecureDev ? " (INSECURE DEV MODE)" : "");
   $("state").dataset.state = state.toLowerCase().replace(" ", "-");
   $("create-box").hidden = s.hasWallet || s.jobs.some((j) => j.kind === "create" && j.state === "running");
+  // First run: set passphrase → "Preparing your wallet… N%" (the enrollment job) →
+  // "Create wallet" (the DKG only, seconds).
+  const enrolling = s.jobs.find((j) => j.kind === "enroll" && j.state === "running");
+  const ready = s.enrollment?.state === "ready";
+  const es = $("enroll-status");
+  es.dataset.state = enrolling ? "running" : ready ? "ready" : "none";
+  es.textContent = enrolling
+    ? `Preparing your wallet… ${Math.round(enrolling.percent ?? 0)}%`
+    : ready
+      ? s.locked
+        ? "Your wallet is prepared: enter the passphrase to create it."
+        : "Your wallet is prepared."
+      : "";
+  // Once prepared and unlocked, the passphrase is known: only "Create wallet" remains.
+  $("setup-fields").hidden = !!enrolling || (ready && !s.locked);
+  $("enroll").hidden = ready;
+  ($("create") as HTMLButtonElement).disabled = !!enrolling;
   $("unlock-box").hidden = !s.hasWallet || !s.locked;
   $("wallet-box").hidden = !s.hasWallet || s.locked;
   $("address").textContent = s.address ?? "";
@@ -59,6 +77,7 @@ function act(id: string, f: () => Promise<unknown>): void {
   });
 }
 
+act("enroll", () => toSw("enroll", { passphrase: input("new-passphrase").value, registrationCredential: input("credential").value }));
 act("create", () => toSw("create", { passphrase: input("new-passphrase").value, registrationCredential: input("credential").value }));
 act("unlock", () => toSw("unlock", { passphrase: input("passphrase").value }));
 act("lock", () => toSw("lock"));

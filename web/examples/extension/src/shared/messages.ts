@@ -2,10 +2,14 @@
 // receiver: "sw" (service worker), "offscreen" (the offscreen document), "ui" (any
 // open extension page: popup, approval window; broadcasts).
 
-/** A long job run in the offscreen document's protocol Worker. */
+/**
+ * A long job run in the offscreen document's protocol Worker: `enroll` (the device
+ * enrollment: aux info, minutes, started when the passphrase is set), `create` (the
+ * wallet: the DKG only after an enrollment), `refill` (presignatures).
+ */
 export interface Job {
   id: string;
-  kind: "create" | "refill";
+  kind: "enroll" | "create" | "refill";
   state: "running" | "done" | "failed";
   startedAt: number;
   endedAt?: number;
