@@ -185,7 +185,11 @@ def onboarding_web(d: dict) -> list[str]:
     and full signing (the fallback when no presignature is available)."""
     lt = d.get("page_long_tasks") or {}
     fs = d.get("full_sign_ms") or {}
-    rows = [["aux info (3 parties, device in wasm): what device enrollment runs", fmt_ms(d.get("aux_info_ms"))],
+    rows = [["enrollDevice() total (aux info ahead of time)", fmt_ms(d.get("enroll_ms"))],
+            ["  its aux info (3 parties, device in wasm)", fmt_ms(d.get("enroll_aux_info_ms"))],
+            ["createWallet() after enrollment (DKG only)", fmt_ms(d.get("create_after_enroll_ms"))],
+            ["  its DKG", fmt_ms(d.get("create_after_enroll_dkg_ms"))],
+            ["aux info (3 parties, device in wasm) in a combined createWallet", fmt_ms(d.get("aux_info_ms"))],
             ["DKG: what creating an account runs", fmt_ms(d.get("dkg_ms"))],
             ["createWallet() total", fmt_ms(d.get("create_total_ms"))],
             ["page long tasks while creating (count / longest)",
@@ -239,8 +243,11 @@ def targets(docs: list[dict]) -> list[tuple[str, float | None, float, str, str]]
     out.append(("browser onboarding (aux info + DKG), prepared primes",
                 None if total is None else total / 1000, 60.0, "<=", "s"))
     ob_web = find(docs, "onboarding-web")
-    out.append(("account creation after enrollment (DKG), browser",
-                None if not ob_web or ob_web.get("dkg_ms") is None else ob_web["dkg_ms"] / 1000, 1.0, "<=", "s"))
+    after = (ob_web or {}).get("create_after_enroll_ms")
+    if after is None:
+        after = (ob_web or {}).get("dkg_ms")
+    out.append(("account creation after enrollment (createWallet, DKG only), browser",
+                None if after is None else after / 1000, 1.0, "<=", "s"))
     out.append(("longest page task while a wallet is created (the UI never blocks)",
                 ((ob_web or {}).get("page_long_tasks") or {}).get("longest_ms"), 200.0, "<=", "ms"))
     return out
