@@ -56,12 +56,14 @@ export WALLET_CLIENT_PASSPHRASE="demo device passphrase"
 export WALLET_RECOVERY_PASSPHRASE="demo recovery passphrase"
 client() { (cd "$DEMO_DIR" && "$CLIENT_BIN" --cosigner "$WM_COSIGNER_URL" "$@"); }
 
-wm_say "issue a registration credential (the operator), create the wallet with it (aux info + DKG through the gateway)"
+wm_say "issue a registration credential (the operator), enroll the device with it (aux info through the gateway: the slow part, ahead of time)"
 WALLET_REGISTRATION_CREDENTIAL=$("$SIGN_SERVICE_BIN" registration issue \
   --issuer-key "$DEMO_DIR/registration-issuer.key" --ttl-secs 3600)
 export WALLET_REGISTRATION_CREDENTIAL
-if [ -n "${DEMO_FAST:-}" ]; then client create-wallet --accounts 1 --insecure-dev-primes; else client create-wallet --accounts 1; fi
+if [ -n "${DEMO_FAST:-}" ]; then client enroll --insecure-dev-primes; else client enroll; fi
 unset WALLET_REGISTRATION_CREDENTIAL
+wm_say "create the wallet from the enrollment (DKG only: about a second)"
+client create-wallet --accounts 1
 
 PATH_ETH="m/44/60/0/0/0"
 wm_say "address at $PATH_ETH"
