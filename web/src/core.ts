@@ -158,6 +158,96 @@ class Reporter {
   }
 }
 
+// What the wasm flows of enrollment and creation share on the platform side.
+
+/** `userProgress` with the last prime search counters on "primes" events (`event.primes`). */
+function withPrimeCounters(userProgress: OnProgress | undefined): { onProgress: OnProgress | undefined; onPrimes: (p: PrimeProgress) => void } {
+  let lastPrimes: PrimeProgress | undefined;
+  const onProgress: OnProgress | undefined =
+    userProgress && ((ev) => userProgress(ev.phase === "primes" && lastPrimes ? { ...ev, primes: lastPrimes } : ev));
+  return { onProgress, onPrimes: (p) => (lastPrimes = p) };
+}
+
+/** A flow's abort, honoured until its result is stored (then the flow completes). */
+class AbortGate {
+  private stored = false;
+
+  constructor(
+    private readonly signal: AbortSignal | undefined,
+    private readonly what: string,
+  ) {}
+
+  check(): void {
+    if (!this.stored) throwIfAborted(this.signal, this.what);
+  }
+
+  /** The last point of no return: when aborted, wipes `secret` and throws; else stored. */
+  commit(secret: Uint8Array | undefined): void {
+    try {
+      this.check();
+    } catch (e) {
+      secret?.fill(0);
+      throw e;
+    }
+    this.stored = true;
+  }
+}
+
+/** A recovery agent job polled in the background: its progress, its failure, its stop. */
+class AgentJob {
+  private done: Promise<Record<string, string>> | undefined;
+  private progress = "";
+  /** The agent's own failure: it explains a failed session best (its peer is gone). */
+  error: unknown;
+  /** Stops the polling: set when the flow ends. */
+  readonly abort = { aborted: false };
+
+  start(agent: AgentClient, jobId: string, timeoutMs: number, extra: { publicKeys?: boolean } = {}): void {
+    this.done = agent.waitJob(jobId, {
+      timeoutMs,
+      intervalMs: 1000,
+      signal: this.abort,
+      ...extra,
+      onProgress: (p) => {
+        this.progress = `${p.stage} ${p.percent}%`;
+      },
+    });
+    this.done.catch((e: unknown) => {
+      this.error = e;
+    });
+  }
+
+  /** The job's end (with "agent" progress each second), or the abort of `signal`. */
+  async wait(rep: Reporter, signal: AbortSignal | undefined, what: string): Promise<Record<string, string>> {
+    const poll = setInterval(() => rep.emit("agent", 50, `waiting for the recovery agent (${this.progress})`), 1000);
+    let onAbort: (() => void) | undefined;
+    try {
+      if (!signal) return await this.done!;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(AbortedError.fromSignal(signal, what));
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      return await Promise.race([this.done!, aborted]);
+    } finally {
+      clearInterval(poll);
+      if (onAbort) signal?.removeEventListener("abort", onAbort);
+    }
+  }
+}
+
+/** The progress of the phases enrollment and creation share (connect, aux info, agent, store). */
+function emitSharedPhase(rep: Reporter, ev: FlowProgress, labels: { agentDone: string; stored: string; storing: string }): void {
+  if (ev.phase === "aux-info") {
+    rep.emit("aux-info", ev.percent, `aux info round ${ev.round}/${ev.totalRounds}`, { round: ev.round, totalRounds: ev.totalRounds, finished: ev.finished });
+  } else if (ev.phase === "agent") {
+    rep.emit("agent", ev.percent, ev.finished ? labels.agentDone : "waiting for the recovery agent");
+  } else if (ev.phase === "store") {
+    rep.emit("store", ev.percent, ev.finished ? labels.stored : labels.storing);
+  } else if (ev.phase === "connect") {
+    rep.emit("connect", ev.percent, ev.finished ? "cosigner and recovery agent reachable" : "cosigner reachable");
+  }
+}
+
 /**
  * Options the client adds to a call that crosses the Worker boundary, where an
  * `AbortSignal` cannot go: the name of a `BroadcastChannel` on which the client posts
@@ -243,6 +333,64 @@ export class WalletCore {
     return {
       callCosigner: (path: string, body: Uint8Array): Promise<CosignerAnswer> => cosigner.call(path, body),
       onProgress,
+    };
+  }
+
+  /** `flowHost` with the recovery agent's identity, both checking `gate` first (enrollment, creation). */
+  private gatedFlowHost(cosigner: CosignerTransport, agent: AgentClient, gate: AbortGate, onProgress: (ev: FlowProgress) => void) {
+    const base = this.flowHost(cosigner, onProgress);
+    return {
+      ...base,
+      callCosigner: (path: string, body: Uint8Array): Promise<CosignerAnswer> => {
+        gate.check();
+        return base.callCosigner(path, body);
+      },
+      recoveryIdentity: () => {
+        gate.check();
+        return agent.identity();
+      },
+    };
+  }
+
+  /** How long the recovery agent's job may take. */
+  private agentTimeoutMs(): number {
+    return this.config.agentTimeoutMs ?? 20 * 60_000;
+  }
+
+  /**
+   * The host's `primes()` of enrollment and creation: the dev fixture, or the prepared
+   * primes when complete, otherwise the parallel search (resuming any partial
+   * preparation; consumed by the caller once used). It records in `primes` the source
+   * (when not the fixture) and whether the set is a public fixture, in `t` the time.
+   */
+  private primesSupplier(
+    mpc: Mpc,
+    rep: Reporter,
+    devPrimes: boolean,
+    workers: number | undefined,
+    onPrimes: (p: PrimeProgress) => void,
+    gate: AbortGate,
+    primes: { source: NonNullable<WalletInfo["primesSource"]>; fixture: boolean },
+    t: { primesMs: number },
+  ): () => Promise<{ primes: [string, string, string, string] }> {
+    return async () => {
+      gate.check();
+      const tp = Date.now();
+      let set: { primes: [string, string, string, string] };
+      if (devPrimes) {
+        const f = mpc.devFixturePrimes() as { parties: { primes: [string, string, string, string] }[] };
+        const mine = f.parties[DEVICE];
+        if (!mine) throw new WalletError("wasm", "the wasm core has no dev prime fixture for party 0");
+        set = mine;
+      } else {
+        const prepared = await this.devicePrimes(mpc, rep, workers, onPrimes);
+        set = prepared.set;
+        primes.source = prepared.source;
+      }
+      primes.fixture = devPrimes || mpc.isPublicFixturePrimes(set);
+      t.primesMs = Date.now() - tp;
+      rep.emit("aux-info", 0, "aux info (Paillier keys and proofs)");
+      return set;
     };
   }
 
@@ -537,10 +685,7 @@ export class WalletCore {
     throwIfAborted(signal, what);
     const devPrimes = this.config.insecureDevPrimes === true;
     this.checkedProtection(undefined);
-    let lastPrimes: PrimeProgress | undefined;
-    const userProgress = opts.onProgress;
-    const onProgress: OnProgress | undefined =
-      userProgress && ((ev) => userProgress(ev.phase === "primes" && lastPrimes ? { ...ev, primes: lastPrimes } : ev));
+    const { onProgress, onPrimes } = withPrimeCounters(opts.onProgress);
     const rep = new Reporter(onProgress, [
       ["connect", 2],
       ["primes", devPrimes ? 0 : 60],
@@ -559,114 +704,43 @@ export class WalletCore {
     rep.emit("connect", 0, "contacting the cosigner and the recovery agent");
     const mpc = await this.wasm();
     const protection = this.checkedProtection(mpc);
-    let primesSource: "prepared" | "searched" | "insecure-dev-fixture" = devPrimes ? "insecure-dev-fixture" : "searched";
-    let fixturePrimes = devPrimes;
-    const agentAbort = { aborted: false };
-    let agentProgress = "";
-    let agentDone: Promise<unknown> | undefined;
-    let agentError: unknown;
-    let stored = false;
-    const checkAbort = () => {
-      if (!stored) throwIfAborted(signal, what);
+    const primes: { source: "prepared" | "searched" | "insecure-dev-fixture"; fixture: boolean } = {
+      source: devPrimes ? "insecure-dev-fixture" : "searched",
+      fixture: devPrimes,
     };
-    const base = this.flowHost(cosigner, (ev) => {
-      if (ev.phase === "aux-info") {
-        rep.emit("aux-info", ev.percent, `aux info round ${ev.round}/${ev.totalRounds}`, { round: ev.round, totalRounds: ev.totalRounds, finished: ev.finished });
-      } else if (ev.phase === "agent") {
-        rep.emit("agent", ev.percent, ev.finished ? "recovery agent enrolled" : "waiting for the recovery agent");
-      } else if (ev.phase === "store") {
-        rep.emit("store", ev.percent, ev.finished ? "enrollment stored" : "encrypting and storing the enrollment");
-      } else if (ev.phase === "connect") {
-        rep.emit("connect", ev.percent, ev.finished ? "cosigner and recovery agent reachable" : "cosigner reachable");
-      }
-    });
+    const job = new AgentJob();
+    const gate = new AbortGate(signal, what);
     const host = {
-      ...base,
-      callCosigner: (path: string, body: Uint8Array): Promise<CosignerAnswer> => {
-        checkAbort();
-        return base.callCosigner(path, body);
-      },
-      recoveryIdentity: () => {
-        checkAbort();
-        return agent.identity();
-      },
-      primes: async () => {
-        checkAbort();
-        const tp = Date.now();
-        let set: { primes: [string, string, string, string] };
-        if (devPrimes) {
-          const f = mpc.devFixturePrimes() as { parties: { primes: [string, string, string, string] }[] };
-          const mine = f.parties[DEVICE];
-          if (!mine) throw new WalletError("wasm", "the wasm core has no dev prime fixture for party 0");
-          set = mine;
-        } else {
-          const got = await this.devicePrimes(mpc, rep, opts.primeWorkers, (p) => (lastPrimes = p));
-          set = got.set;
-          primesSource = got.source;
-        }
-        fixturePrimes = devPrimes || mpc.isPublicFixturePrimes(set);
-        t.primesMs = Date.now() - tp;
-        rep.emit("aux-info", 0, "aux info (Paillier keys and proofs)");
-        return set;
-      },
-      startEnrollment: async (job: {
+      ...this.gatedFlowHost(cosigner, agent, gate, (ev) =>
+        emitSharedPhase(rep, ev, { agentDone: "recovery agent enrolled", stored: "enrollment stored", storing: "encrypting and storing the enrollment" }),
+      ),
+      primes: this.primesSupplier(mpc, rep, devPrimes, opts.primeWorkers, onPrimes, gate, primes, t),
+      startEnrollment: async (e: {
         enrollmentId: string;
         cosignerIdentity: string;
         deviceIdentity: string;
         auxInfo: { sessionId: string; room: string; roomToken: string; gatewayUrl: string };
       }) => {
-        checkAbort();
+        gate.check();
         const jobId = await agent.createEnrollment({
-          enrollment_id: job.enrollmentId,
-          cosigner_identity: job.cosignerIdentity,
-          device_identity: job.deviceIdentity,
-          aux_info: agentRoomOf(job.auxInfo),
+          enrollment_id: e.enrollmentId,
+          cosigner_identity: e.cosignerIdentity,
+          device_identity: e.deviceIdentity,
+          aux_info: agentRoomOf(e.auxInfo),
         });
-        agentDone = agent.waitJob(jobId, {
-          timeoutMs: this.config.agentTimeoutMs ?? 20 * 60_000,
-          intervalMs: 1000,
-          signal: agentAbort,
-          publicKeys: false,
-          onProgress: (p) => {
-            agentProgress = `${p.stage} ${p.percent}%`;
-          },
-        });
-        agentDone.catch((e: unknown) => {
-          agentError = e;
-        });
+        job.start(agent, jobId, this.agentTimeoutMs(), { publicKeys: false });
       },
       awaitEnrollment: async () => {
-        checkAbort();
-        const poll = setInterval(() => rep.emit("agent", 50, `waiting for the recovery agent (${agentProgress})`), 1000);
-        let onAbort: (() => void) | undefined;
-        try {
-          if (!signal) {
-            await agentDone!;
-            return;
-          }
-          const aborted = new Promise<never>((_, reject) => {
-            onAbort = () => reject(AbortedError.fromSignal(signal, what));
-            signal.addEventListener("abort", onAbort, { once: true });
-          });
-          await Promise.race([agentDone!, aborted]);
-        } finally {
-          clearInterval(poll);
-          if (onAbort) signal?.removeEventListener("abort", onAbort);
-        }
+        gate.check();
+        await job.wait(rep, signal, what);
       },
       persistEnrollment: async (e: { enrollmentId: string; expiresAtMs: number; passphraseFile?: string; bytes?: Uint8Array }) => {
-        try {
-          checkAbort();
-        } catch (err) {
-          e.bytes?.fill(0);
-          throw err;
-        }
-        stored = true;
+        gate.commit(e.bytes);
         const meta: storage.NewEnrollment = {
           walletName: this.walletName,
           enrollmentId: e.enrollmentId,
           expiresAtMs: e.expiresAtMs,
-          insecureDevPrimes: fixturePrimes,
+          insecureDevPrimes: primes.fixture,
           createdAtMs: Date.now(),
           cosignerUrl: cosigner.url,
         };
@@ -689,12 +763,12 @@ export class WalletCore {
     try {
       out = await mpc.enrollDevice(host, params);
     } catch (e) {
-      throw agentError ?? flowError(e, what);
+      throw job.error ?? flowError(e, what);
     } finally {
-      agentAbort.aborted = true;
+      job.abort.aborted = true;
     }
     // The primes now belong to this enrollment's aux info: never reuse them.
-    if (primesSource !== "insecure-dev-fixture") await this.consumePrimes();
+    if (primes.source !== "insecure-dev-fixture") await this.consumePrimes();
     t.auxInfoMs = out.timings.auxInfoMs;
     t.agentMs = out.timings.agentMs;
     t.totalMs = rep.elapsedMs;
@@ -739,10 +813,7 @@ export class WalletCore {
     }
     const devPrimes = !enrollment && this.config.insecureDevPrimes === true;
     // Phase "primes" events carry the search counters (`event.primes`).
-    let lastPrimes: PrimeProgress | undefined;
-    const userProgress = opts.onProgress;
-    const onProgress: OnProgress | undefined =
-      userProgress && ((ev) => userProgress(ev.phase === "primes" && lastPrimes ? { ...ev, primes: lastPrimes } : ev));
+    const { onProgress, onPrimes } = withPrimeCounters(opts.onProgress);
     const rep = new Reporter(onProgress, [
       ["connect", 2],
       ["primes", devPrimes || enrollment ? 0 : 60],
@@ -765,22 +836,18 @@ export class WalletCore {
     const mpc = await this.wasm();
     this.checkedProtection(mpc);
 
-    let primesSource: NonNullable<WalletInfo["primesSource"]> = enrollment ? "enrollment" : devPrimes ? "insecure-dev-fixture" : "searched";
-    let fixturePrimes = enrollment ? enrollment.insecureDevPrimes : devPrimes;
+    const primes: { source: NonNullable<WalletInfo["primesSource"]>; fixture: boolean } = {
+      source: enrollment ? "enrollment" : devPrimes ? "insecure-dev-fixture" : "searched",
+      fixture: enrollment ? enrollment.insecureDevPrimes : devPrimes,
+    };
     let jobId: string | undefined;
-    const agentAbort = { aborted: false };
-    let agentProgress = "";
-    let agentDone: Promise<Record<string, string>> | undefined;
-    // The agent's own failure: it explains a failed session best (its peer is gone).
-    let agentError: unknown;
+    const job = new AgentJob();
     const accountIds: string[] = [];
     // Abort is honoured until the key share is stored (then the creation completes).
-    let stored = false;
-    const checkAbort = () => {
-      if (!stored) throwIfAborted(signal, "creating the wallet");
-    };
+    const gate = new AbortGate(signal, "creating the wallet");
     const agentRoom = agentRoomOf;
-    const createHost = this.flowHost(cosigner, (ev) => {
+    const host = {
+      ...this.gatedFlowHost(cosigner, agent, gate, (ev) => {
         if (ev.phase === "keygen") {
           const k = Math.max(0, accountIds.indexOf(ev.accountId ?? ""));
           const label = `key generation ${accounts > 1 ? `${k + 1}/${accounts} ` : ""}`;
@@ -790,50 +857,15 @@ export class WalletCore {
             ...(ev.accountId ? { accountId: ev.accountId } : {}),
             finished: false,
           });
-        } else if (ev.phase === "aux-info") {
-          rep.emit("aux-info", ev.percent, `aux info round ${ev.round}/${ev.totalRounds}`, { round: ev.round, totalRounds: ev.totalRounds, finished: ev.finished });
-        } else if (ev.phase === "agent") {
-          rep.emit("agent", ev.percent, ev.finished ? "recovery agent holds its share" : "waiting for the recovery agent");
-        } else if (ev.phase === "store") {
-          rep.emit("store", ev.percent, ev.finished ? "key share stored" : "encrypting and storing the key share");
         } else if (ev.phase === "confirm") {
           rep.emit("confirm", ev.percent, ev.finished ? "wallet created" : "confirming with the cosigner");
-        } else if (ev.phase === "connect") {
-          rep.emit("connect", ev.percent, ev.finished ? "cosigner and recovery agent reachable" : "cosigner reachable");
-        }
-      });
-    const host = {
-      ...createHost,
-      callCosigner: (path: string, body: Uint8Array): Promise<CosignerAnswer> => {
-        checkAbort();
-        return createHost.callCosigner(path, body);
-      },
-      recoveryIdentity: () => {
-        checkAbort();
-        return agent.identity();
-      },
-      primes: async () => {
-        checkAbort();
-        const tp = Date.now();
-        let set: { primes: [string, string, string, string] };
-        if (devPrimes) {
-          const f = mpc.devFixturePrimes() as { parties: { primes: [string, string, string, string] }[] };
-          const mine = f.parties[DEVICE];
-          if (!mine) throw new WalletError("wasm", "the wasm core has no dev prime fixture for party 0");
-          set = mine;
         } else {
-          // Prepared primes (prepareDevice) when complete; otherwise the parallel search,
-          // resuming any partial preparation. Consumed after the wallet is committed.
-          const got = await this.devicePrimes(mpc, rep, opts.primeWorkers, (p) => (lastPrimes = p));
-          set = got.set;
-          primesSource = got.source;
+          emitSharedPhase(rep, ev, { agentDone: "recovery agent holds its share", stored: "key share stored", storing: "encrypting and storing the key share" });
         }
-        fixturePrimes = devPrimes || mpc.isPublicFixturePrimes(set);
-        t.primesMs = Date.now() - tp;
-        rep.emit("aux-info", 0, "aux info (Paillier keys and proofs)");
-        return set;
-      },
-      startRecovery: async (job: {
+      }),
+      // Consumed after the wallet is committed.
+      primes: this.primesSupplier(mpc, rep, devPrimes, opts.primeWorkers, onPrimes, gate, primes, t),
+      startRecovery: async (r: {
         walletId: string;
         cosignerIdentity: string;
         deviceIdentity: string;
@@ -842,60 +874,32 @@ export class WalletCore {
         enrollmentId?: string;
         accounts: { accountId: string; keygen: { sessionId: string; room: string; roomToken: string; gatewayUrl: string } }[];
       }) => {
-        checkAbort();
-        accountIds.push(...job.accounts.map((a) => a.accountId));
+        gate.check();
+        accountIds.push(...r.accounts.map((a) => a.accountId));
         jobId = await agent.createWallet({
-          wallet_id: job.walletId,
-          cosigner_identity: job.cosignerIdentity,
-          device_identity: job.deviceIdentity,
+          wallet_id: r.walletId,
+          cosigner_identity: r.cosignerIdentity,
+          device_identity: r.deviceIdentity,
           kind,
           // Exactly one: the agent reuses its own enrollment's aux info, or joins the room.
-          ...(job.enrollmentId !== undefined ? { enrollment_id: job.enrollmentId } : { aux_info: agentRoom(job.auxInfo!) }),
-          accounts: job.accounts.map((a) => ({ account_id: a.accountId, keygen: agentRoom(a.keygen) })),
+          ...(r.enrollmentId !== undefined ? { enrollment_id: r.enrollmentId } : { aux_info: agentRoom(r.auxInfo!) }),
+          accounts: r.accounts.map((a) => ({ account_id: a.accountId, keygen: agentRoom(a.keygen) })),
         });
-        agentDone = agent.waitJob(jobId, {
-          timeoutMs: this.config.agentTimeoutMs ?? 20 * 60_000,
-          intervalMs: 1000,
-          signal: agentAbort,
-          onProgress: (p) => {
-            agentProgress = `${p.stage} ${p.percent}%`;
-          },
-        });
-        agentDone.catch((e: unknown) => {
-          agentError = e;
-        });
+        job.start(agent, jobId, this.agentTimeoutMs());
       },
       awaitRecovery: async () => {
-        checkAbort();
-        const poll = setInterval(() => rep.emit("agent", 50, `waiting for the recovery agent (${agentProgress})`), 1000);
-        let onAbort: (() => void) | undefined;
-        try {
-          if (!signal) return await agentDone!;
-          const aborted = new Promise<never>((_, reject) => {
-            onAbort = () => reject(AbortedError.fromSignal(signal, "creating the wallet"));
-            signal.addEventListener("abort", onAbort, { once: true });
-          });
-          return await Promise.race([agentDone!, aborted]);
-        } finally {
-          clearInterval(poll);
-          if (onAbort) signal?.removeEventListener("abort", onAbort);
-        }
+        gate.check();
+        return await job.wait(rep, signal, "creating the wallet");
       },
       persist: async (w: { walletId: string; accounts: Parameters<typeof mapAccount>[0][]; passphraseFile?: string; bundle?: Uint8Array }) => {
         // The last point of no return: once the share is stored, the creation completes.
-        try {
-          checkAbort();
-        } catch (e) {
-          w.bundle?.fill(0);
-          throw e;
-        }
-        stored = true;
+        gate.commit(w.bundle);
         const meta: storage.NewWallet = {
           walletName: this.walletName,
           walletId: w.walletId,
           accounts: w.accounts.map(mapAccount),
           protection,
-          insecureDevPrimes: fixturePrimes,
+          insecureDevPrimes: primes.fixture,
           createdAtMs: Date.now(),
           cosignerUrl: cosigner.url,
           partyIndex: DEVICE,
@@ -959,13 +963,13 @@ export class WalletCore {
           { enrollmentId: enrollment.enrollmentId },
         );
       }
-      throw agentError ?? err;
+      throw job.error ?? err;
     } finally {
-      agentAbort.aborted = true;
+      job.abort.aborted = true;
       enrollmentBytes?.fill(0);
     }
     // The primes now belong to this wallet's aux info: never reuse them.
-    if (primesSource !== "insecure-dev-fixture" && primesSource !== "enrollment") await this.consumePrimes();
+    if (primes.source !== "insecure-dev-fixture" && primes.source !== "enrollment") await this.consumePrimes();
     t.auxInfoMs = created.timings.auxInfoMs;
     t.keygenMs = created.timings.keygenMs;
     t.confirmMs = created.timings.confirmMs;
@@ -978,9 +982,9 @@ export class WalletCore {
       accounts: created.accounts.map(mapAccount),
       committed: created.committed,
       protection,
-      insecureDevPrimes: fixturePrimes,
+      insecureDevPrimes: primes.fixture,
       timings: t,
-      primesSource,
+      primesSource: primes.source,
       ...(enrollment ? { enrollmentId: enrollment.enrollmentId } : {}),
     };
   }

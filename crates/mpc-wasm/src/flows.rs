@@ -554,32 +554,15 @@ async fn create_flow(host: Host, params: CreateIn) -> FlowResult<JsValue> {
                     stage_started = now_ms();
                 }
                 let (req, awaiting) = call.send(now_ms().max(0.0) as u64)?;
-                let reply = host.call_cosigner(&req).await?;
-                if method == client_core::CosignerMethod::Health {
-                    phase(&host, "connect", 50.0, false);
-                }
+                let reply = cosigner_reply(&host, method, &req).await?;
                 let next = awaiting.reply_bytes(reply)?;
                 if method == client_core::CosignerMethod::ConfirmWallet {
                     timings.confirm_ms += elapsed(stage_started);
                 }
                 next
             }
-            CreateStep::RecoveryIdentity(r) => {
-                let hex = host.call("recoveryIdentity", &[]).await?;
-                let hex = hex
-                    .as_string()
-                    .ok_or_else(|| input("recoveryIdentity() must give a hex string"))?;
-                let id = hex
-                    .trim()
-                    .parse::<PublicIdentity>()
-                    .map_err(|e| input(format!("the recovery agent's identity: {e}")))?;
-                phase(&host, "connect", 100.0, true);
-                r.provide(id)?
-            }
-            CreateStep::Primes(p) => {
-                let set: PrimeSet = from_js("prime set", host.call("primes", &[]).await?)?;
-                p.provide(set)?
-            }
+            CreateStep::RecoveryIdentity(r) => r.provide(recovery_identity(&host).await?)?,
+            CreateStep::Primes(p) => p.provide(host_primes(&host).await?)?,
             CreateStep::StartRecovery(s) => {
                 let job = s.job();
                 let out = RecoveryJobOut {
@@ -606,22 +589,19 @@ async fn create_flow(host: Host, params: CreateIn) -> FlowResult<JsValue> {
             CreateStep::RunSession(run) => {
                 let (spec, running) = run.start();
                 let aux = spec.stage() == "aux-info";
-                let t = now_ms();
-                let out = run_spec(spec, &params.session, Some(&host)).await;
+                let (out, ms) = timed_session(spec, &params.session, &host).await;
                 if aux {
-                    timings.aux_info_ms += elapsed(t);
+                    timings.aux_info_ms += ms;
                 } else {
-                    timings.keygen_ms += elapsed(t);
+                    timings.keygen_ms += ms;
                 }
                 running.finished(out)?
             }
             CreateStep::AwaitRecovery(a) => {
-                phase(&host, "agent", 0.0, false);
-                let keys: BTreeMap<String, String> = from_js(
-                    "recovery public keys",
-                    host.call("awaitRecovery", &[]).await?,
-                )?;
-                phase(&host, "agent", 100.0, true);
+                let (keys, _) = await_agent(&host, "awaitRecovery", |v| {
+                    from_js::<BTreeMap<String, String>>("recovery public keys", v)
+                })
+                .await?;
                 a.finished(keys)?
             }
             CreateStep::Persist(p) => {
@@ -759,6 +739,67 @@ async fn persist_enrollment(
     Ok(())
 }
 
+// The step handlers the `Create` and `Enroll` driver loops share.
+
+/// One cosigner RPC of a flow: the host's answer; the health check reports "connect".
+async fn cosigner_reply(
+    host: &Host,
+    method: client_core::CosignerMethod,
+    req: &CosignerRequest,
+) -> FlowResult<Result<Vec<u8>, RemoteError>> {
+    let reply = host.call_cosigner(req).await?;
+    if method == client_core::CosignerMethod::Health {
+        phase(host, "connect", 50.0, false);
+    }
+    Ok(reply)
+}
+
+/// The recovery agent's identity from the host (`recoveryIdentity()`, a hex string).
+async fn recovery_identity(host: &Host) -> FlowResult<PublicIdentity> {
+    let hex = host.call("recoveryIdentity", &[]).await?;
+    let hex = hex
+        .as_string()
+        .ok_or_else(|| input("recoveryIdentity() must give a hex string"))?;
+    let id = hex
+        .trim()
+        .parse::<PublicIdentity>()
+        .map_err(|e| input(format!("the recovery agent's identity: {e}")))?;
+    phase(host, "connect", 100.0, true);
+    Ok(id)
+}
+
+/// The device's prime set from the host (`primes()`).
+async fn host_primes(host: &Host) -> FlowResult<PrimeSet> {
+    from_js("prime set", host.call("primes", &[]).await?)
+}
+
+/// Runs a session (`run_spec` with progress) and measures it in milliseconds.
+async fn timed_session(
+    spec: SessionSpec,
+    cfg: &SessionConfig,
+    host: &Host,
+) -> (Result<SessionOutput, PartyError>, u64) {
+    let t = now_ms();
+    let out = run_spec(spec, cfg, Some(host)).await;
+    (out, elapsed(t))
+}
+
+/// Awaits the recovery agent's job through the host's `method`, between the "agent"
+/// phase's start and end: its answer as `parse` reads it, and the wait in milliseconds.
+async fn await_agent<T>(
+    host: &Host,
+    method: &str,
+    parse: impl FnOnce(JsValue) -> FlowResult<T>,
+) -> FlowResult<(T, u64)> {
+    phase(host, "agent", 0.0, false);
+    let t = now_ms();
+    let answer = host.call(method, &[]).await?;
+    let ms = elapsed(t);
+    let out = parse(answer)?;
+    phase(host, "agent", 100.0, true);
+    Ok((out, ms))
+}
+
 async fn enroll_flow(host: Host, params: EnrollIn) -> FlowResult<JsValue> {
     use client_core::EnrollStep;
     let started = now_ms();
@@ -776,28 +817,11 @@ async fn enroll_flow(host: Host, params: EnrollIn) -> FlowResult<JsValue> {
             EnrollStep::CallCosigner(call) => {
                 let method = call.method();
                 let (req, awaiting) = call.send(now_ms().max(0.0) as u64)?;
-                let reply = host.call_cosigner(&req).await?;
-                if method == client_core::CosignerMethod::Health {
-                    phase(&host, "connect", 50.0, false);
-                }
+                let reply = cosigner_reply(&host, method, &req).await?;
                 awaiting.reply_bytes(reply)?
             }
-            EnrollStep::RecoveryIdentity(r) => {
-                let hex = host.call("recoveryIdentity", &[]).await?;
-                let hex = hex
-                    .as_string()
-                    .ok_or_else(|| input("recoveryIdentity() must give a hex string"))?;
-                let id = hex
-                    .trim()
-                    .parse::<PublicIdentity>()
-                    .map_err(|e| input(format!("the recovery agent's identity: {e}")))?;
-                phase(&host, "connect", 100.0, true);
-                r.provide(id)?
-            }
-            EnrollStep::Primes(p) => {
-                let set: PrimeSet = from_js("prime set", host.call("primes", &[]).await?)?;
-                p.provide(set)?
-            }
+            EnrollStep::RecoveryIdentity(r) => r.provide(recovery_identity(&host).await?)?,
+            EnrollStep::Primes(p) => p.provide(host_primes(&host).await?)?,
             EnrollStep::StartRecovery(s) => {
                 let job = s.job();
                 let out = EnrollJobOut {
@@ -813,17 +837,13 @@ async fn enroll_flow(host: Host, params: EnrollIn) -> FlowResult<JsValue> {
             }
             EnrollStep::RunSession(run) => {
                 let (spec, running) = run.start();
-                let t = now_ms();
-                let out = run_spec(spec, &params.session, Some(&host)).await;
-                timings.aux_info_ms += elapsed(t);
+                let (out, ms) = timed_session(spec, &params.session, &host).await;
+                timings.aux_info_ms += ms;
                 running.finished(out)?
             }
             EnrollStep::AwaitRecovery(a) => {
-                phase(&host, "agent", 0.0, false);
-                let t = now_ms();
-                host.call("awaitEnrollment", &[]).await?;
-                timings.agent_ms = elapsed(t);
-                phase(&host, "agent", 100.0, true);
+                let ((), ms) = await_agent(&host, "awaitEnrollment", |_| Ok(())).await?;
+                timings.agent_ms = ms;
                 a.finished()?
             }
             EnrollStep::Persist(p) => {
