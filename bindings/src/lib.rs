@@ -676,6 +676,27 @@ pub fn verify_ethereum(
     mc::verify_ethereum(&preimage, &rsv_hex, &expected_address).map_err(Into::into)
 }
 
+impl MpcClient {
+    /// [`Self::create_wallet`], from the stored enrollment `enrollment_id` when given.
+    async fn create(
+        &self,
+        accounts: u32,
+        kind: AccountKind,
+        label: String,
+        enrollment_id: Option<String>,
+        progress: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<WalletInfo, MpcError> {
+        let c = self.inner.clone();
+        let progress = progress.map(adapt);
+        on_runtime(async move {
+            c.create_wallet_with(accounts, kind, label, enrollment_id, progress)
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+}
+
 #[uniffi::export]
 impl MpcClient {
     /// Creates a client (synchronous twin of `new_mpc_client`).
@@ -744,14 +765,7 @@ impl MpcClient {
         label: String,
         progress: Option<Arc<dyn ProgressListener>>,
     ) -> Result<WalletInfo, MpcError> {
-        let c = self.inner.clone();
-        let progress = progress.map(adapt);
-        on_runtime(async move {
-            c.create_wallet(accounts, kind, label, progress)
-                .await
-                .map(Into::into)
-        })
-        .await
+        self.create(accounts, kind, label, None, progress).await
     }
 
     /// Enrolls this device ahead of wallet creation: registers both user parties'
@@ -786,14 +800,8 @@ impl MpcClient {
         label: String,
         progress: Option<Arc<dyn ProgressListener>>,
     ) -> Result<WalletInfo, MpcError> {
-        let c = self.inner.clone();
-        let progress = progress.map(adapt);
-        on_runtime(async move {
-            c.create_wallet_with(accounts, kind, label, Some(enrollment_id), progress)
-                .await
-                .map(Into::into)
-        })
-        .await
+        self.create(accounts, kind, label, Some(enrollment_id), progress)
+            .await
     }
 
     /// Signs `preimage` (hashed with `digest`) with the cosigner, as the configured role;

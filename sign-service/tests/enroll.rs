@@ -29,15 +29,11 @@ use std::time::Duration;
 
 use common::*;
 use cosigner_api::auth::{self, now_ms};
-use cosigner_api::pb::cosigner_client::CosignerClient;
 use cosigner_api::pb::{self, AccountKind, DigestKind, PayloadKind};
 use cosigner_api::{registration, RemoteError};
 use gateway_client::GatewayClient;
-use mpc_core::primes::dev_fixture_primes;
-use mpc_core::{Account, AuxInfo, Session, SessionOutput};
-use mpc_party::run_session;
+use mpc_core::{Account, AuxInfo};
 use mpc_wire::{IdentityKey, PublicIdentity, Roster};
-use tonic::transport::Channel;
 use wallet_types::ErrorCode;
 
 /// An EnrollDevice request of a new device naming a new recovery identity.
@@ -89,69 +85,34 @@ fn from_enrollment_with(
     req
 }
 
-async fn refused(
-    client: &mut CosignerClient<Channel>,
-    req: pb::CreateWalletRequest,
-) -> RemoteError {
-    let e = client.create_wallet(req).await.expect_err("refused");
-    RemoteError::from(&e)
-}
-
-/// One party's side of an aux-info session (the public fixture primes).
-async fn party_aux(
-    gw: GatewayClient,
-    room: pb::SessionRoom,
-    me: u16,
-    id: IdentityKey,
-    roster: Roster,
-) -> AuxInfo {
-    let sid = room.session_id.clone().into_bytes();
-    let primes = dev_fixture_primes()[usize::from(me)]
-        .to_pregenerated()
-        .expect("primes");
-    let out = run_session(
-        ctx(&gw, &room, me, &id, &roster),
-        move || Session::aux_info(&sid, me, 3, primes),
-        |_| {},
+/// The device's (party 0) and the recovery's (party 2) sides of an aux-info session.
+async fn both_aux(
+    gw: &GatewayClient,
+    room: &pb::SessionRoom,
+    device: &IdentityKey,
+    recovery: &IdentityKey,
+    roster: &Roster,
+) -> (AuxInfo, AuxInfo) {
+    tokio::join!(
+        run_party_aux(gw, room, 0, device, roster),
+        run_party_aux(gw, room, 2, recovery, roster),
     )
-    .await
-    .expect("aux info");
-    let SessionOutput::AuxInfo(aux) = out else {
-        panic!("aux output")
-    };
-    *aux
 }
 
-/// One party's side of every keygen of a wallet created from an enrollment.
-async fn party_keygens(
-    gw: GatewayClient,
-    created: pb::CreateWalletResponse,
-    me: u16,
-    id: IdentityKey,
-    roster: Roster,
-) -> Vec<Account> {
-    let mut accounts = Vec::new();
-    for a in &created.accounts {
-        let room = a.keygen.clone().expect("keygen room");
-        let sid = room.session_id.clone().into_bytes();
-        let out = run_session(
-            ctx(&gw, &room, me, &id, &roster),
-            move || Session::keygen(&sid, me, 3, 2),
-            |_| {},
-        )
-        .await
-        .expect("keygen");
-        let SessionOutput::Keygen(share) = out else {
-            panic!("keygen output")
-        };
-        accounts.push(Account::new(
-            a.account_id.clone(),
-            mpc_core::AccountKind::Hd,
-            *share,
-            0,
-        ));
-    }
-    accounts
+/// The device's (party 0) and the recovery's (party 2) sides of every keygen of a
+/// wallet created from an enrollment.
+async fn both_keygens(
+    gw: &GatewayClient,
+    created: &pb::CreateWalletResponse,
+    device: &IdentityKey,
+    recovery: &IdentityKey,
+    roster: &Roster,
+) -> (Vec<Account>, Vec<Account>) {
+    let kind = mpc_core::AccountKind::Hd;
+    tokio::join!(
+        run_party_keygens(gw, created, 0, device, roster, kind),
+        run_party_keygens(gw, created, 2, recovery, roster, kind),
+    )
 }
 
 /// Whether the audit log records the cosigner's side of enrollment `id` as stored.
@@ -197,16 +158,7 @@ async fn an_enrollment_creates_one_wallet_and_survives_a_restart() {
     let roster =
         Roster::new([(0, device.public()), (1, me), (2, recovery.public())]).expect("roster");
     let gw = GatewayClient::new(&room.gateway_url).expect("gateway client");
-    let (device_aux, recovery_aux) = tokio::join!(
-        party_aux(gw.clone(), room.clone(), 0, device.clone(), roster.clone()),
-        party_aux(
-            gw.clone(),
-            room.clone(),
-            2,
-            recovery.clone(),
-            roster.clone()
-        ),
-    );
+    let (device_aux, recovery_aux) = both_aux(&gw, &room, &device, &recovery, &roster).await;
     let id = enrolled.enrollment_id.clone();
     eventually(
         "the cosigner to store the enrollment",
@@ -271,22 +223,8 @@ async fn an_enrollment_creates_one_wallet_and_survives_a_restart() {
         .await
         .expect("a second creation before the first is committed")
         .into_inner();
-    let (device_accounts, recovery_accounts) = tokio::join!(
-        party_keygens(
-            gw.clone(),
-            created.clone(),
-            0,
-            device.clone(),
-            roster.clone()
-        ),
-        party_keygens(
-            gw.clone(),
-            created.clone(),
-            2,
-            recovery.clone(),
-            roster.clone()
-        ),
-    );
+    let (device_accounts, recovery_accounts) =
+        both_keygens(&gw, &created, &device, &recovery, &roster).await;
     let keys: HashMap<String, String> = device_accounts
         .iter()
         .map(|a| (a.id.clone(), a.public_key.clone()))
@@ -294,16 +232,8 @@ async fn an_enrollment_creates_one_wallet_and_survives_a_restart() {
     for (d, r) in device_accounts.iter().zip(&recovery_accounts) {
         assert_eq!(d.public_key, r.public_key);
     }
-    let mut confirm = pb::ConfirmWalletRequest {
-        auth: None,
-        public_keys: keys.clone(),
-    };
-    auth::sign_request(&mut confirm, &device, &me, &created.wallet_id, 0).expect("sign");
-    let confirmed = client
-        .confirm_wallet(confirm)
-        .await
-        .expect("confirm")
-        .into_inner();
+    let confirmed =
+        confirm_wallet(&mut client, &device, &me, &created.wallet_id, keys.clone()).await;
     assert!(confirmed.committed);
     assert_eq!(confirmed.accounts.len(), 2);
     for a in &confirmed.accounts {
@@ -349,16 +279,8 @@ async fn an_enrollment_creates_one_wallet_and_survives_a_restart() {
 
     // Spent: a wallet created from it before the first was committed (a race) cannot
     // commit any more, and a new wallet from it is refused.
-    let (rival_device, rival_recovery) = tokio::join!(
-        party_keygens(gw.clone(), rival.clone(), 0, device.clone(), roster.clone()),
-        party_keygens(
-            gw.clone(),
-            rival.clone(),
-            2,
-            recovery.clone(),
-            roster.clone()
-        ),
-    );
+    let (rival_device, rival_recovery) =
+        both_keygens(&gw, &rival, &device, &recovery, &roster).await;
     assert_eq!(rival_device[0].public_key, rival_recovery[0].public_key);
     let mut confirm = pb::ConfirmWalletRequest {
         auth: None,
@@ -510,16 +432,7 @@ async fn an_enrollment_refuses_peers_with_public_dev_primes() {
     let roster =
         Roster::new([(0, device.public()), (1, me), (2, recovery.public())]).expect("roster");
     let gw = GatewayClient::new(&room.gateway_url).expect("gateway client");
-    tokio::join!(
-        party_aux(gw.clone(), room.clone(), 0, device.clone(), roster.clone()),
-        party_aux(
-            gw.clone(),
-            room.clone(),
-            2,
-            recovery.clone(),
-            roster.clone()
-        ),
-    );
+    both_aux(&gw, &room, &device, &recovery, &roster).await;
     let id = enrolled.enrollment_id.clone();
     let failed = |svc: &Service| {
         svc.audit().lines().any(|l| {

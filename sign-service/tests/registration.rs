@@ -50,14 +50,6 @@ fn credential(issuer: &IdentityKey, me: &PublicIdentity) -> String {
     registration::issue(issuer, now_ms(), HOUR_MS, Some(me)).expect("issue")
 }
 
-async fn refused(
-    client: &mut CosignerClient<Channel>,
-    req: pb::CreateWalletRequest,
-) -> RemoteError {
-    let e = client.create_wallet(req).await.expect_err("refused");
-    RemoteError::from(&e)
-}
-
 async fn create(
     client: &mut CosignerClient<Channel>,
     me: &PublicIdentity,

@@ -359,16 +359,7 @@ async fn create_confirm_sign_policy_and_auth() {
             .code(),
         tonic::Code::Unauthenticated
     );
-    let mut confirm = pb::ConfirmWalletRequest {
-        auth: None,
-        public_keys: keys.clone(),
-    };
-    auth::sign_request(&mut confirm, &device, &me, &wallet, 0).expect("sign");
-    let confirmed = client
-        .confirm_wallet(confirm)
-        .await
-        .expect("confirm")
-        .into_inner();
+    let confirmed = confirm_wallet(&mut client, &device, &me, &wallet, keys.clone()).await;
     assert!(confirmed.committed);
     assert_eq!(confirmed.accounts[0].public_key, dev_accounts[0].public_key);
 

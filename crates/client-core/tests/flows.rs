@@ -865,24 +865,29 @@ fn create_from_an_enrollment_waits_while_the_cosigner_stores_its_aux_info() {
     assert_eq!(w.sessions, 0);
 }
 
+/// Creates from `enrollments` in `w`, which must fail with
+/// `ClientError::EnrollmentUnusable` of `code`; returns that error.
+fn create_with_unusable(
+    w: &mut World,
+    enrollments: (Enrollment, Enrollment),
+    code: ErrorCode,
+) -> ClientError {
+    let e = w
+        .create_with(two_accounts(), Some(enrollments))
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::EnrollmentUnusable { code: c, .. } if c == code),
+        "{e:?}"
+    );
+    e
+}
+
 #[test]
 fn unknown_and_foreign_enrollments_are_typed_errors() {
     // Unknown (expired, or the cosigner lost it): not_found.
     let (mut w, enrollments) = enrolled_world();
     w.cosigner.enrollments.clear();
-    let e = w
-        .create_with(two_accounts(), Some(enrollments))
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ClientError::EnrollmentUnusable {
-                code: ErrorCode::NotFound,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    let e = create_with_unusable(&mut w, enrollments, ErrorCode::NotFound);
     assert!(e.to_string().contains("enroll the device again"), "{e}");
     assert_eq!(w.sessions, 0);
 
@@ -891,19 +896,7 @@ fn unknown_and_foreign_enrollments_are_typed_errors() {
     for rec in w.cosigner.enrollments.values_mut() {
         rec.device = mpc_wire::IdentityKey::generate().unwrap().public();
     }
-    let e = w
-        .create_with(two_accounts(), Some(enrollments))
-        .unwrap_err();
-    assert!(
-        matches!(
-            e,
-            ClientError::EnrollmentUnusable {
-                code: ErrorCode::Unauthorized,
-                ..
-            }
-        ),
-        "{e:?}"
-    );
+    let e = create_with_unusable(&mut w, enrollments, ErrorCode::Unauthorized);
     assert_eq!(e.code(), ErrorCode::Unauthorized);
 
     // The recovery party's enrollment is not the device's, and another cosigner's

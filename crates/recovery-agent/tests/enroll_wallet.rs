@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use common::browser::*;
 use common::*;
-use e2e_tests::{start_gateway, start_service, ServiceConfig, TempDir};
+use e2e_tests::TempDir;
 use mpc_client::{
-    create_wallet_from_enrollment, enroll_device, new_mpc_client, save_party_files, AccountKind,
-    CosignerClient, CreateEffects, CreateParams, EnrollEffects, EnrollParams, EnrollRecoveryJob,
-    Enrollment, MpcConfig, MpcError, PartyRole, Persist, ProgressEvent, ProgressListener,
-    RecoveryJob, Room, SessionSettings, WalletMeta, WALLET_META_FORMAT,
+    create_wallet_from_enrollment, enroll_device, new_mpc_client, AccountKind, CosignerClient,
+    CreateEffects, CreateParams, EnrollEffects, EnrollParams, EnrollRecoveryJob, Enrollment,
+    MpcConfig, MpcError, Persist, ProgressEvent, ProgressListener, RecoveryJob, SessionSettings,
 };
 use mpc_core::primes::{dev_fixture_primes, PrimeSet};
 use mpc_wire::PublicIdentity;
@@ -30,17 +30,6 @@ struct Quiet;
 
 impl ProgressListener for Quiet {
     fn on_progress(&self, _: ProgressEvent) {}
-}
-
-fn internal(e: impl std::fmt::Display) -> MpcError {
-    MpcError::internal(e.to_string())
-}
-
-fn room(r: &Room) -> serde_json::Value {
-    serde_json::json!({
-        "session_id": r.session_id, "room": r.room,
-        "room_token": r.room_token, "gateway_url": r.gateway_url,
-    })
 }
 
 /// The browser's effects with the agent as party 2 (enrollment and creation).
@@ -55,52 +44,14 @@ struct AgentParty {
 }
 
 impl AgentParty {
-    async fn identity(&self) -> Result<PublicIdentity, MpcError> {
-        let v: serde_json::Value = http()
-            .get(format!("{}/v1/identity", self.agent_url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .map_err(internal)?
-            .json()
-            .await
-            .map_err(internal)?;
-        v["identity"]
-            .as_str()
-            .context("identity")
-            .map_err(internal)?
-            .parse()
-            .map_err(internal)
-    }
-
     async fn post(&mut self, path: &str, body: serde_json::Value) -> Result<(), MpcError> {
-        let r = http()
-            .post(format!("{}{path}", self.agent_url))
-            .bearer_auth(TOKEN)
-            .header("origin", ORIGIN)
-            .json(&body)
-            .send()
-            .await
-            .map_err(internal)?;
-        if r.status() != reqwest::StatusCode::ACCEPTED {
-            return Err(internal(format!(
-                "agent: {}",
-                r.text().await.unwrap_or_default()
-            )));
-        }
-        let v: serde_json::Value = r.json().await.map_err(internal)?;
-        self.job_id = v["job_id"].as_str().map(str::to_string);
+        self.job_id = post_job(&self.agent_url, path, &body).await?;
         Ok(())
     }
 
     async fn job(&mut self) -> Result<serde_json::Value, MpcError> {
         let id = self.job_id.take().context("no job").map_err(internal)?;
-        let (job, percents) = wait_job(&self.agent_url, &id, Duration::from_secs(1200))
-            .await
-            .map_err(internal)?;
-        if job["state"] != "done" || job["progress"]["percent"] != 100 {
-            return Err(internal(format!("agent job: {job}")));
-        }
+        let (job, percents) = finished_job(&self.agent_url, &id).await?;
         self.percents = percents;
         Ok(job)
     }
@@ -108,7 +59,7 @@ impl AgentParty {
 
 impl EnrollEffects for AgentParty {
     async fn recovery_identity(&mut self) -> Result<PublicIdentity, MpcError> {
-        self.identity().await
+        agent_identity(&self.agent_url).await
     }
 
     async fn device_primes(&mut self) -> Result<PrimeSet, MpcError> {
@@ -175,40 +126,16 @@ impl CreateEffects for AgentParty {
     }
 
     async fn persist(&mut self, p: &Persist) -> Result<(), MpcError> {
-        let meta = WalletMeta {
-            format: WALLET_META_FORMAT.into(),
-            wallet_id: p.wallet_id().to_string(),
-            party_index: 0,
-            cosigner_url: String::new(),
-            label: p.label().to_string(),
-            created_at_ms: 0,
-        };
-        save_party_files(
-            &self.device_path,
-            e2e_tests::DEVICE_PASS,
-            true,
-            &meta,
-            p.bundle(),
-        )
+        save_device_files(&self.device_path, String::new(), p)
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn enroll_with_the_agent_then_create_from_the_enrollment_and_recover() -> Result<()> {
     let dir = TempDir::new("agent-enroll-e2e")?;
-    let bins = server_bins()?;
-    let (_gw, gateway_url) = start_gateway(&bins, &dir.0)?;
-    let mut svc_cfg = ServiceConfig {
-        port: 0,
-        gateway_url: gateway_url.clone(),
-        data_dir: dir.0.join("cosigner"),
-        max_value_per_tx_wei: None,
-        session_timeout_secs: 300,
-        extra_yaml: String::new(),
-    };
-    let _svc = start_service(&bins, &mut svc_cfg)?;
-    let cosigner_url = svc_cfg.url();
-    let agent = start_agent(&dir.0.join("agent"), &["--gateway-url", &gateway_url])?;
+    let svc = start_cosigner(&dir.0)?;
+    let cosigner_url = svc.url.clone();
+    let agent = start_agent(&dir.0.join("agent"), &["--gateway-url", &svc.gateway_url])?;
     let cosigner = CosignerClient::connect(&cosigner_url, Duration::from_secs(30)).await?;
     let settings = SessionSettings {
         gateway_url: None,
@@ -294,17 +221,8 @@ async fn enroll_with_the_agent_then_create_from_the_enrollment_and_recover() -> 
     assert!(matches!(e, MpcError::EnrollmentUnusable { .. }), "{e:?}");
 
     // 3. The agent's share signs with the cosigner (client --role recovery).
-    let share = agent
-        .data_dir
-        .join("wallets")
-        .join(&created.wallet_id)
-        .join("recovery_key_shares.json");
-    let mut cfg = MpcConfig::new(device_path.display().to_string(), e2e_tests::DEVICE_PASS);
-    cfg.cosigner_url = cosigner_url.clone();
-    cfg.recovery_path = Some(share.display().to_string());
-    cfg.recovery_passphrase = Some(PASSPHRASE.into());
-    cfg.role = PartyRole::Recovery;
-    let client = new_mpc_client(cfg)?;
+    let share = agent_share(&agent, &created.wallet_id);
+    let client = recovery_client(&device_path, &cosigner_url, &share)?;
     let account = created.accounts[1].account_id.clone();
     let path = "m/44/60/0/0/0".to_string();
     let pk = client.get_public_key(account.clone(), path.clone()).await?;
@@ -327,23 +245,13 @@ async fn enroll_with_the_agent_then_create_from_the_enrollment_and_recover() -> 
 #[tokio::test(flavor = "multi_thread")]
 async fn native_client_enrolls_then_creates_from_its_stored_enrollment() -> Result<()> {
     let dir = TempDir::new("client-enroll-e2e")?;
-    let bins = server_bins()?;
-    let (_gw, gateway_url) = start_gateway(&bins, &dir.0)?;
-    let mut svc_cfg = ServiceConfig {
-        port: 0,
-        gateway_url,
-        data_dir: dir.0.join("cosigner"),
-        max_value_per_tx_wei: None,
-        session_timeout_secs: 300,
-        extra_yaml: String::new(),
-    };
-    let _svc = start_service(&bins, &mut svc_cfg)?;
+    let svc = start_cosigner(&dir.0)?;
     let wallet_dir = dir.0.join("wallet");
     let mut cfg = MpcConfig::new(
         wallet_dir.join("device.json").display().to_string(),
         e2e_tests::DEVICE_PASS,
     );
-    cfg.cosigner_url = svc_cfg.url();
+    cfg.cosigner_url = svc.url.clone();
     cfg.recovery_path = Some(wallet_dir.join("recovery.json").display().to_string());
     cfg.recovery_passphrase = Some("another recovery passphrase".into());
     cfg.insecure_dev_primes = true;
@@ -407,15 +315,4 @@ async fn native_client_enrolls_then_creates_from_its_stored_enrollment() -> Resu
         &pk.ethereum_address,
     )?;
     Ok(())
-}
-
-/// Every progress event.
-struct Events(std::sync::Mutex<Vec<ProgressEvent>>);
-
-impl ProgressListener for Events {
-    fn on_progress(&self, e: ProgressEvent) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(e);
-        }
-    }
 }

@@ -16,25 +16,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use common::browser::*;
 use common::*;
-use e2e_tests::{start_gateway, start_service, ServiceConfig, TempDir};
+use e2e_tests::TempDir;
 use mpc_client::{
-    create_wallet, new_mpc_client, save_party_files, AccountKind, CosignerClient, CreateEffects,
-    CreateParams, MpcConfig, MpcError, PartyRole, Persist, ProgressEvent, ProgressListener,
-    RecoveryJob, Room, SessionSettings, WalletMeta, WALLET_META_FORMAT,
+    create_wallet, AccountKind, CosignerClient, CreateEffects, CreateParams, MpcError, Persist,
+    ProgressListener, RecoveryJob, SessionSettings, WalletMeta,
 };
 use mpc_core::primes::{dev_fixture_primes, PrimeSet};
 use mpc_wire::PublicIdentity;
-
-struct Log(Mutex<Vec<ProgressEvent>>);
-
-impl ProgressListener for Log {
-    fn on_progress(&self, e: ProgressEvent) {
-        if let Ok(mut v) = self.0.lock() {
-            v.push(e);
-        }
-    }
-}
 
 /// The browser's effects: the recovery party is the agent; the device share is saved
 /// in the `mpc-client` file format.
@@ -48,34 +38,9 @@ struct AgentCreation {
     percents: Vec<u64>,
 }
 
-fn internal(e: impl std::fmt::Display) -> MpcError {
-    MpcError::internal(e.to_string())
-}
-
-fn room(r: &Room) -> serde_json::Value {
-    serde_json::json!({
-        "session_id": r.session_id, "room": r.room,
-        "room_token": r.room_token, "gateway_url": r.gateway_url,
-    })
-}
-
 impl CreateEffects for AgentCreation {
     async fn recovery_identity(&mut self) -> Result<PublicIdentity, MpcError> {
-        let v: serde_json::Value = http()
-            .get(format!("{}/v1/identity", self.agent_url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await
-            .map_err(internal)?
-            .json()
-            .await
-            .map_err(internal)?;
-        v["identity"]
-            .as_str()
-            .context("identity")
-            .map_err(internal)?
-            .parse()
-            .map_err(internal)
+        agent_identity(&self.agent_url).await
     }
 
     async fn device_primes(&mut self) -> Result<PrimeSet, MpcError> {
@@ -93,74 +58,30 @@ impl CreateEffects for AgentCreation {
                 "account_id": a.account_id, "keygen": room(&a.keygen)
             })).collect::<Vec<_>>(),
         });
-        let r = http()
-            .post(format!("{}/v1/wallets", self.agent_url))
-            .bearer_auth(TOKEN)
-            .header("origin", ORIGIN)
-            .json(&body)
-            .send()
-            .await
-            .map_err(internal)?;
-        if r.status() != reqwest::StatusCode::ACCEPTED {
-            return Err(internal(format!(
-                "agent: {}",
-                r.text().await.unwrap_or_default()
-            )));
-        }
-        let v: serde_json::Value = r.json().await.map_err(internal)?;
-        self.job_id = v["job_id"].as_str().map(str::to_string);
+        self.job_id = post_job(&self.agent_url, "/v1/wallets", &body).await?;
         self.body = Some(body);
         Ok(())
     }
 
     async fn await_recovery(&mut self) -> Result<BTreeMap<String, String>, MpcError> {
         let id = self.job_id.clone().context("no job").map_err(internal)?;
-        let (job, percents) = wait_job(&self.agent_url, &id, Duration::from_secs(1200))
-            .await
-            .map_err(internal)?;
-        if job["state"] != "done" || job["progress"]["percent"] != 100 {
-            return Err(internal(format!("agent job: {job}")));
-        }
+        let (job, percents) = finished_job(&self.agent_url, &id).await?;
         self.percents = percents;
         serde_json::from_value(job["public_keys"].clone()).map_err(internal)
     }
 
     async fn persist(&mut self, p: &Persist) -> Result<(), MpcError> {
-        let meta = WalletMeta {
-            format: WALLET_META_FORMAT.into(),
-            wallet_id: p.wallet_id().to_string(),
-            party_index: 0,
-            cosigner_url: self.cosigner_url.clone(),
-            label: p.label().to_string(),
-            created_at_ms: 0,
-        };
-        save_party_files(
-            &self.device_path,
-            e2e_tests::DEVICE_PASS,
-            true,
-            &meta,
-            p.bundle(),
-        )
+        save_device_files(&self.device_path, self.cosigner_url.clone(), p)
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<()> {
     let dir = TempDir::new("agent-wallet")?;
-    let bins = server_bins()?;
-    let (_gw, gateway_url) = start_gateway(&bins, &dir.0)?;
-    let mut svc_cfg = ServiceConfig {
-        port: 0,
-        gateway_url: gateway_url.clone(),
-        data_dir: dir.0.join("cosigner"),
-        max_value_per_tx_wei: None,
-        session_timeout_secs: 300,
-        extra_yaml: String::new(),
-    };
-    let _svc = start_service(&bins, &mut svc_cfg)?;
-    let cosigner_url = svc_cfg.url();
+    let svc = start_cosigner(&dir.0)?;
+    let cosigner_url = svc.url.clone();
     // The agent reaches the gateway through its override (same address here).
-    let agent = start_agent(&dir.0.join("agent"), &["--gateway-url", &gateway_url])?;
+    let agent = start_agent(&dir.0.join("agent"), &["--gateway-url", &svc.gateway_url])?;
     let c = http();
     let started = Instant::now();
 
@@ -174,7 +95,7 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
         body: None,
         percents: Vec::new(),
     };
-    let log = Arc::new(Log(Mutex::new(Vec::new())));
+    let log = Arc::new(Events(Mutex::new(Vec::new())));
     let cosigner = CosignerClient::connect(&cosigner_url, Duration::from_secs(30)).await?;
     let created = create_wallet(
         &cosigner,
@@ -207,11 +128,7 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
     let rooms_account = created.accounts[0].account_id.clone();
 
     // 5. The agent's files: where documented, 0600, and the wallet is now held.
-    let share = agent
-        .data_dir
-        .join("wallets")
-        .join(&rooms_wallet_id)
-        .join("recovery_key_shares.json");
+    let share = agent_share(&agent, &rooms_wallet_id);
     assert!(share.exists(), "{}", share.display());
     let agent_meta = WalletMeta::load(&share)?;
     assert_eq!(agent_meta.party_index, 2);
@@ -236,12 +153,7 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
     //    recovery), and offline signing with device + agent shares.
     let account = rooms_account;
     let path = "m/44/60/0/0/0".to_string();
-    let mut cfg = MpcConfig::new(device_path.display().to_string(), e2e_tests::DEVICE_PASS);
-    cfg.cosigner_url = cosigner_url.clone();
-    cfg.recovery_path = Some(share.display().to_string());
-    cfg.recovery_passphrase = Some(PASSPHRASE.into());
-    cfg.role = PartyRole::Recovery;
-    let client = new_mpc_client(cfg)?;
+    let client = recovery_client(&device_path, &cosigner_url, &share)?;
     let pk = client.get_public_key(account.clone(), path.clone()).await?;
     let message = "recovered by the agent's share";
     let t = Instant::now();

@@ -267,12 +267,25 @@ pub async fn run_party_dkg(
     kind: mpc_core::AccountKind,
 ) -> (mpc_core::AuxInfo, Vec<Account>) {
     let aux_room = created.aux_info.clone().expect("aux room");
-    let sid = aux_room.session_id.clone().into_bytes();
+    let aux = run_party_aux(&gw, &aux_room, me, &id, &roster).await;
+    let accounts = run_party_keygens(&gw, &created, me, &id, &roster, kind).await;
+    (aux, accounts)
+}
+
+/// One party's side of an aux-info session (the public fixture primes).
+pub async fn run_party_aux(
+    gw: &GatewayClient,
+    room: &pb::SessionRoom,
+    me: u16,
+    id: &IdentityKey,
+    roster: &Roster,
+) -> mpc_core::AuxInfo {
+    let sid = room.session_id.clone().into_bytes();
     let primes = dev_fixture_primes()[usize::from(me)]
         .to_pregenerated()
         .expect("primes");
     let out = run_session(
-        ctx(&gw, &aux_room, me, &id, &roster),
+        ctx(gw, room, me, id, roster),
         move || Session::aux_info(&sid, me, 3, primes),
         |_| {},
     )
@@ -281,12 +294,24 @@ pub async fn run_party_dkg(
     let SessionOutput::AuxInfo(aux) = out else {
         panic!("aux output")
     };
+    *aux
+}
+
+/// One party's side of every keygen of a created wallet (its aux info done).
+pub async fn run_party_keygens(
+    gw: &GatewayClient,
+    created: &pb::CreateWalletResponse,
+    me: u16,
+    id: &IdentityKey,
+    roster: &Roster,
+    kind: mpc_core::AccountKind,
+) -> Vec<Account> {
     let mut accounts = Vec::new();
     for a in &created.accounts {
         let room = a.keygen.clone().expect("keygen room");
         let sid = room.session_id.clone().into_bytes();
         let out = run_session(
-            ctx(&gw, &room, me, &id, &roster),
+            ctx(gw, &room, me, id, roster),
             move || Session::keygen(&sid, me, 3, 2),
             |_| {},
         )
@@ -297,7 +322,37 @@ pub async fn run_party_dkg(
         };
         accounts.push(Account::new(a.account_id.clone(), kind, *share, 0));
     }
-    (*aux, accounts)
+    accounts
+}
+
+/// A CreateWallet the cosigner must refuse; its error.
+pub async fn refused(
+    client: &mut CosignerClient<Channel>,
+    req: pb::CreateWalletRequest,
+) -> cosigner_api::RemoteError {
+    let e = client.create_wallet(req).await.expect_err("refused");
+    cosigner_api::RemoteError::from(&e)
+}
+
+/// ConfirmWallet of `wallet_id` with `public_keys`, signed by the device (party 0); it
+/// must succeed.
+pub async fn confirm_wallet(
+    client: &mut CosignerClient<Channel>,
+    device: &IdentityKey,
+    me: &PublicIdentity,
+    wallet_id: &str,
+    public_keys: HashMap<String, String>,
+) -> pb::ConfirmWalletResponse {
+    let mut confirm = pb::ConfirmWalletRequest {
+        auth: None,
+        public_keys,
+    };
+    auth::sign_request(&mut confirm, device, me, wallet_id, 0).expect("sign");
+    client
+        .confirm_wallet(confirm)
+        .await
+        .expect("confirm")
+        .into_inner()
 }
 
 /// A wallet created, generated and confirmed, with the device's and recovery's shares.
@@ -423,16 +478,7 @@ pub async fn create_wallet_with(
         d.1.iter()
             .map(|a| (a.id.clone(), a.public_key.clone()))
             .collect();
-    let mut confirm = pb::ConfirmWalletRequest {
-        auth: None,
-        public_keys: keys,
-    };
-    auth::sign_request(&mut confirm, &device, &me, &created.wallet_id, 0).expect("sign");
-    let confirmed = client
-        .confirm_wallet(confirm)
-        .await
-        .expect("confirm")
-        .into_inner();
+    let confirmed = confirm_wallet(client, &device, &me, &created.wallet_id, keys).await;
     assert!(confirmed.committed);
     Wallet {
         id: created.wallet_id,

@@ -109,6 +109,40 @@ struct Args {
     command: Cmd,
 }
 
+/// The setup options shared by `enroll` and `create-wallet`.
+#[derive(clap::Args, Debug)]
+struct SetupArgs {
+    /// Safe primes for the device and recovery aux info (key-gen --save-primes format).
+    #[arg(long)]
+    primes: Option<PathBuf>,
+    /// Use the repository's PUBLIC test primes (development only; not secret-safe).
+    #[arg(long)]
+    insecure_dev_primes: bool,
+    /// Timeout of each setup session (aux info, wallet creation), in seconds.
+    #[arg(long, default_value_t = 900)]
+    setup_timeout: u64,
+    /// The registration credential (`wmreg1.…`) the cosigner's operator issued
+    /// (`sign-service registration issue`); required unless the cosigner runs in dev
+    /// mode with open registration.
+    #[arg(long, env = "WALLET_REGISTRATION_CREDENTIAL", hide_env_values = true)]
+    registration_credential: Option<String>,
+}
+
+impl SetupArgs {
+    /// Sets the setup timeout, primes and registration credential of `cfg`.
+    fn apply(&self, cfg: &mut MpcConfig) {
+        cfg.setup_timeout_secs = self.setup_timeout;
+        cfg.primes_path = self.primes.as_ref().map(|p| p.display().to_string());
+        cfg.insecure_dev_primes = self.insecure_dev_primes;
+        cfg.registration_credential = self.registration_credential.clone();
+    }
+
+    /// Warns about public test primes, or that generating primes takes minutes.
+    fn primes_notice(&self) {
+        primes_notice(self.insecure_dev_primes, self.primes.is_none());
+    }
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Enroll this device ahead of wallet creation: registers the device and recovery
@@ -117,19 +151,8 @@ enum Cmd {
     /// an `enrollments/` directory next to its share file; a later `create-wallet` then
     /// takes about a second. The registration credential is consumed here.
     Enroll {
-        /// Safe primes for the device and recovery aux info (key-gen --save-primes format).
-        #[arg(long)]
-        primes: Option<PathBuf>,
-        /// Use the repository's PUBLIC test primes (development only; not secret-safe).
-        #[arg(long)]
-        insecure_dev_primes: bool,
-        /// Timeout of the aux-info session, in seconds.
-        #[arg(long, default_value_t = 900)]
-        setup_timeout: u64,
-        /// The registration credential (`wmreg1.…`) the cosigner's operator issued;
-        /// required unless the cosigner runs in dev mode with open registration.
-        #[arg(long, env = "WALLET_REGISTRATION_CREDENTIAL", hide_env_values = true)]
-        registration_credential: Option<String>,
+        #[command(flatten)]
+        setup: SetupArgs,
     },
     /// Create a wallet with the cosigner: writes the device and recovery share files.
     ///
@@ -153,20 +176,8 @@ enum Cmd {
         /// A label for the wallet.
         #[arg(long, default_value = "")]
         label: String,
-        /// Safe primes for the device and recovery aux info (key-gen --save-primes format).
-        #[arg(long)]
-        primes: Option<PathBuf>,
-        /// Use the repository's PUBLIC test primes (development only; not secret-safe).
-        #[arg(long)]
-        insecure_dev_primes: bool,
-        /// Timeout of each wallet-creation session, in seconds.
-        #[arg(long, default_value_t = 900)]
-        setup_timeout: u64,
-        /// The registration credential (`wmreg1.…`) the cosigner's operator issued for
-        /// this wallet (`sign-service registration issue`); required unless the cosigner
-        /// runs in dev mode with open registration.
-        #[arg(long, env = "WALLET_REGISTRATION_CREDENTIAL", hide_env_values = true)]
-        registration_credential: Option<String>,
+        #[command(flatten)]
+        setup: SetupArgs,
     },
     /// List the wallet's accounts.
     ListAccounts,
@@ -691,18 +702,10 @@ async fn run(args: Args) -> Result<()> {
     };
     let (need_device, need_recovery) = (role == PartyRole::Device, role == PartyRole::Recovery);
     match &args.command {
-        Cmd::Enroll {
-            primes,
-            insecure_dev_primes,
-            setup_timeout,
-            registration_credential,
-        } => {
+        Cmd::Enroll { setup } => {
             let mut cfg = config(&args, PartyRole::Device, true, true, "enroll")?;
-            cfg.setup_timeout_secs = *setup_timeout;
-            cfg.primes_path = primes.as_ref().map(|p| p.display().to_string());
-            cfg.insecure_dev_primes = *insecure_dev_primes;
-            cfg.registration_credential = registration_credential.clone();
-            primes_notice(*insecure_dev_primes, primes.is_none());
+            setup.apply(&mut cfg);
+            setup.primes_notice();
             let client = new_mpc_client(cfg)?;
             let e = client.enroll_device(Some(stderr_progress())).await?;
             if args.json {
@@ -724,10 +727,7 @@ async fn run(args: Args) -> Result<()> {
             accounts,
             kind,
             label,
-            primes,
-            insecure_dev_primes,
-            setup_timeout,
-            registration_credential,
+            setup,
         } => {
             let kind = match kind.as_str() {
                 "hd" => AccountKind::Hd,
@@ -735,10 +735,7 @@ async fn run(args: Args) -> Result<()> {
                 other => bail!("--kind must be `hd` or `independent`, not {other:?}"),
             };
             let mut cfg = config(&args, PartyRole::Device, true, true, "create-wallet")?;
-            cfg.setup_timeout_secs = *setup_timeout;
-            cfg.primes_path = primes.as_ref().map(|p| p.display().to_string());
-            cfg.insecure_dev_primes = *insecure_dev_primes;
-            cfg.registration_credential = registration_credential.clone();
+            setup.apply(&mut cfg);
             let client = new_mpc_client(cfg)?;
             let enrollment = match (enrollment, no_enrollment) {
                 (Some(id), _) => Some(id.clone()),
@@ -757,7 +754,7 @@ async fn run(args: Args) -> Result<()> {
             };
             match &enrollment {
                 Some(id) => eprintln!("Creating the wallet from enrollment {id} (DKGs only)..."),
-                None => primes_notice(*insecure_dev_primes, primes.is_none()),
+                None => setup.primes_notice(),
             }
             let listener = stderr_progress();
             let w = client
