@@ -71,7 +71,7 @@ class BenchReport(unittest.TestCase):
             self.assertIn("| met |", lines["safe primes, ours vs library, num-bigint, 1 thread (median)"])
             self.assertIn("**missed**", lines["safe primes, ours vs library, rug, 1 thread (median)"])
             self.assertIn("| met |", lines["browser onboarding (aux info + DKG), prepared primes"])
-            self.assertIn("| met |", lines["account creation after enrollment (DKG), browser"])
+            self.assertIn("| met |", lines["account creation after enrollment (createWallet, DKG only), browser"])
             self.assertIn("**missed**", lines["longest page task while a wallet is created (the UI never blocks)"])
             self.assertIn("| renderer peak RSS (page + protocol Worker) | 212.5 MiB |", md)
             self.assertIn("2,105,455 B / 791,252 B", md)
@@ -89,7 +89,7 @@ class BenchReport(unittest.TestCase):
             p = run(d)
             self.assertEqual(p.returncode, 0, p.stderr)
             md = (d / "report.md").read_text()
-            self.assertEqual(md.count("not measured"), 8)
+            self.assertEqual(md.count("not measured"), 10)
             self.assertFalse((d / "targets.svg").exists())
 
     def test_empty_dir_and_bad_json(self):

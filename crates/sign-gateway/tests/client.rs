@@ -12,7 +12,6 @@ use gateway_tests::contract;
 use gateway_tests::process::{start_native, GatewayProcess, TestConfig};
 use tokio::io::copy_bidirectional;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
 async fn gateway(cfg: TestConfig) -> GatewayProcess {
     match start_native(Path::new(env!("CARGO_BIN_EXE_sign-gateway")), &cfg).await {
@@ -31,10 +30,15 @@ fn fast() -> ClientOptions {
     }
 }
 
-/// A TCP proxy to `upstream`; `cut()` closes every connection open at that moment.
+/// A TCP proxy to `upstream`; `cut().await` closes every connection open at that moment
+/// and returns only once they are closed, so nothing published afterwards can still
+/// flow through them (a cut that merely signalled its connections could lose the race
+/// with data already on its way, and the client would never notice the cut).
 struct Proxy {
     addr: String,
-    cut: Arc<Notify>,
+    /// Cut generation: a connection accepted at generation `g` ends once it exceeds `g`.
+    generation: tokio::sync::watch::Sender<u64>,
+    open: Arc<std::sync::Mutex<Vec<(u64, tokio::task::JoinHandle<()>)>>>,
     accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 
@@ -42,34 +46,55 @@ impl Proxy {
     async fn start(upstream: String) -> Proxy {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", l.local_addr().unwrap());
-        let cut = Arc::new(Notify::new());
+        let (generation, _) = tokio::sync::watch::channel(0u64);
+        let open = Arc::new(std::sync::Mutex::new(Vec::new()));
         let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (c, n) = (cut.clone(), accepted.clone());
+        let (g, o, n) = (generation.clone(), open.clone(), accepted.clone());
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = l.accept().await {
                 n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let up = upstream.clone();
-                let c = c.clone();
-                tokio::spawn(async move {
+                let mut cut = g.subscribe();
+                let mine = *cut.borrow_and_update();
+                let task = tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(up).await else {
                         return;
                     };
                     tokio::select! {
+                        biased;
+                        _ = cut.wait_for(|now| *now > mine) => {}
                         _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = c.notified() => {}
                     }
                 });
+                o.lock().unwrap().push((mine, task));
             }
         });
         Proxy {
             addr,
-            cut,
+            generation,
+            open,
             accepted,
         }
     }
 
-    fn cut(&self) {
-        self.cut.notify_waiters();
+    async fn cut(&self) {
+        let mut now = 0;
+        self.generation.send_modify(|g| {
+            *g += 1;
+            now = *g;
+        });
+        let doomed: Vec<_> = {
+            let mut open = self.open.lock().unwrap();
+            let (doomed, kept) = open.drain(..).partition(|(g, _)| *g < now);
+            *open = kept;
+            doomed
+        };
+        for (_, task) in doomed {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("a cut connection did not close")
+                .unwrap();
+        }
     }
 }
 
@@ -158,7 +183,7 @@ async fn resumes_after_cut_connections_without_loss_or_duplicates() {
         while (got.len() as u64) < published {
             got.push(s.next().await.unwrap().unwrap());
         }
-        proxy.cut();
+        proxy.cut().await;
         publish(3, published).await;
         published += 3;
     }
