@@ -1,7 +1,7 @@
 //! Property tests of what a caller reaches first: the request decoding (prost) and the
 //! authentication of every RPC (`cosigner_api::auth` canonical encodings, through the
 //! server's own `State::authenticate` against a wallet in a real store, and
-//! `verify_create_wallet` for CreateWallet). Arbitrary requests never panic and never
+//! `verify_device_request` for CreateWallet). Arbitrary requests never panic and never
 //! authenticate; a validly signed request changed in any byte never authenticates.
 //!
 //! Case counts: `PROPTEST_CASES` when set (long runs, docs/SECURITY.md), else the
@@ -246,19 +246,19 @@ proptest! {
         let window = 120_000;
         let me = fixture().st.public_identity();
         if let Ok(req) = pb::CreateWalletRequest::decode(bytes.as_slice()) {
-            prop_assert!(auth::verify_create_wallet(&req, &me, auth::now_ms(), window).is_err());
+            prop_assert!(auth::verify_device_request(&req, &me, auth::now_ms(), window).is_err());
         }
         let f = fixture();
         let mut valid = pb::CreateWalletRequest::decode(bytes.as_slice()).unwrap_or_default();
         valid.recovery_identity = f.recovery.public().to_string();
-        auth::sign_create_wallet(&mut valid, &f.device, &me).expect("sign");
-        prop_assert!(auth::verify_create_wallet(&valid, &me, auth::now_ms(), window).is_ok());
+        auth::sign_device_request(&mut valid, &f.device, &me).expect("sign");
+        prop_assert!(auth::verify_device_request(&valid, &me, auth::now_ms(), window).is_ok());
         let mut encoded = valid.encode_to_vec();
         apply(&mut encoded, &m);
         if let Ok(changed) = pb::CreateWalletRequest::decode(encoded.as_slice()) {
             if changed != valid {
                 prop_assert!(
-                    auth::verify_create_wallet(&changed, &me, auth::now_ms(), window).is_err(),
+                    auth::verify_device_request(&changed, &me, auth::now_ms(), window).is_err(),
                     "a changed CreateWallet verified: {:?}", m
                 );
             }

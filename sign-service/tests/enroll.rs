@@ -48,7 +48,7 @@ fn signed_enroll(
         registration_credential: credential.into(),
         ..Default::default()
     };
-    auth::sign_enroll_device(&mut req, &device, me).expect("sign");
+    auth::sign_device_request(&mut req, &device, me).expect("sign");
     (device, recovery, req)
 }
 
@@ -81,7 +81,7 @@ fn from_enrollment_with(
         registration_credential: credential.into(),
         ..Default::default()
     };
-    auth::sign_create_wallet(&mut req, device, me).expect("sign");
+    auth::sign_device_request(&mut req, device, me).expect("sign");
     req
 }
 

@@ -153,7 +153,7 @@ async fn rate_limits_refuse_creations_and_consume_nothing() {
     let device = IdentityKey::generate().expect("id");
     let by_device = |cred: &str| {
         let (_, _, mut req) = signed_create_request_with(&me, 1, AccountKind::Hd, "", cred);
-        auth::sign_create_wallet(&mut req, &device, &me).expect("sign");
+        auth::sign_device_request(&mut req, &device, &me).expect("sign");
         req
     };
     // The global budget (3 a minute) refills one creation every 20 s: the refusal

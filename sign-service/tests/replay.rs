@@ -56,7 +56,7 @@ async fn refused_create_wallet_requests_do_not_fill_the_replay_cache() {
             } else {
                 IdentityKey::generate().expect("id")
             };
-            auth::sign_create_wallet(&mut req, &key, &me).expect("sign");
+            auth::sign_device_request(&mut req, &key, &me).expect("sign");
             let e = client.create_wallet(req).await.expect_err("0 accounts");
             assert_eq!(code(&e), ErrorCode::InvalidInput, "{e:?}");
         } else {
@@ -74,7 +74,7 @@ async fn refused_create_wallet_requests_do_not_fill_the_replay_cache() {
         kind: AccountKind::Hd as i32,
         ..Default::default()
     };
-    auth::sign_create_wallet(&mut req, &flooder, &me).expect("sign");
+    auth::sign_device_request(&mut req, &flooder, &me).expect("sign");
     client
         .create_wallet(req)
         .await

@@ -629,7 +629,7 @@ async fn errors_carry_error_info_over_grpc_and_grpc_web() {
         kind: AccountKind::Hd as i32,
         ..Default::default()
     };
-    auth::sign_create_wallet(&mut bad, &device, &me).expect("sign");
+    auth::sign_device_request(&mut bad, &device, &me).expect("sign");
     let e = client.create_wallet(bad).await.expect_err("0 accounts");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert_eq!(RemoteError::from(&e).code, ErrorCode::InvalidInput);

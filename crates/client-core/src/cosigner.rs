@@ -238,10 +238,10 @@ impl Unsigned {
         match (&self.signer, &mut req) {
             (Signer::None, CosignerRequest::Health(_)) => {}
             (Signer::Device { key, audience }, CosignerRequest::CreateWallet(r)) => {
-                auth::sign_create_wallet_at(r, key, audience, now_ms, nonce).map_err(err)?
+                auth::sign_device_request_at(r, key, audience, now_ms, nonce).map_err(err)?
             }
             (Signer::Device { key, audience }, CosignerRequest::EnrollDevice(r)) => {
-                auth::sign_enroll_device_at(r, key, audience, now_ms, nonce).map_err(err)?
+                auth::sign_device_request_at(r, key, audience, now_ms, nonce).map_err(err)?
             }
             (
                 Signer::Party {

@@ -23,10 +23,10 @@
 //! The server refuses timestamps outside its clock-skew window ([`check_freshness`])
 //! and nonces it has seen before ([`ReplayCache`]).
 //!
-//! Clients: [`sign_request`] / [`sign_create_wallet`]. Servers: [`auth_of`] to learn the
+//! Clients: [`sign_request`] / [`sign_device_request`]. Servers: [`auth_of`] to learn the
 //! wallet and party, then [`verify_request`] with that party's registered identity, then
 //! [`ReplayCache::check_and_insert`] (only once the request is valid: an invalid
-//! request must not take space in the cache); [`verify_create_wallet`] for
+//! request must not take space in the cache); [`verify_device_request`] for
 //! `CreateWallet`.
 
 use std::collections::{HashMap, VecDeque};
@@ -641,114 +641,116 @@ pub fn verify_request<'r, R: AuthenticatedRequest>(
     Ok(auth)
 }
 
-/// Fills `audience`, `device_identity`, `timestamp_ms`, `nonce` and `signature` of a
-/// `CreateWalletRequest` for the cosigner `audience` (the other fields must be set
-/// before).
-pub fn sign_create_wallet(
-    req: &mut pb::CreateWalletRequest,
-    device: &IdentityKey,
-    audience: &PublicIdentity,
-) -> Result<(), AuthError> {
-    let nonce = random_nonce()?;
-    sign_create_wallet_at(req, device, audience, now_ms(), nonce)
+/// A request signed by the device identity before any wallet exists (`CreateWallet`,
+/// `EnrollDevice`): it carries its own audience, identities, timestamp, nonce and
+/// signature fields instead of an [`pb::Auth`], and its signed message has its own domain.
+pub trait DeviceSignedRequest {
+    /// The bytes the device identity signs (domain-separated, every field bound).
+    fn message(&self) -> Vec<u8>;
+    /// `(audience, device_identity, recovery_identity, timestamp_ms, nonce, signature)`.
+    #[allow(clippy::type_complexity)]
+    fn fields(&self) -> (&str, &str, &str, u64, &[u8], &[u8]);
+    /// Sets `audience`, `device_identity`, `timestamp_ms` and `nonce`.
+    fn set_header(&mut self, audience: String, device: String, timestamp_ms: u64, nonce: Vec<u8>);
+    /// Sets the signature.
+    fn set_signature(&mut self, signature: Vec<u8>);
 }
 
-/// [`sign_create_wallet`] with a given timestamp and nonce.
-pub fn sign_create_wallet_at(
-    req: &mut pb::CreateWalletRequest,
+/// Both device-signed requests have the same header fields; only the message differs.
+macro_rules! device_signed_request {
+    ($request:ty, $message:path) => {
+        impl DeviceSignedRequest for $request {
+            fn message(&self) -> Vec<u8> {
+                $message(self)
+            }
+            fn fields(&self) -> (&str, &str, &str, u64, &[u8], &[u8]) {
+                (
+                    &self.audience,
+                    &self.device_identity,
+                    &self.recovery_identity,
+                    self.timestamp_ms,
+                    &self.nonce,
+                    &self.signature,
+                )
+            }
+            fn set_header(
+                &mut self,
+                audience: String,
+                device: String,
+                timestamp_ms: u64,
+                nonce: Vec<u8>,
+            ) {
+                (
+                    self.audience,
+                    self.device_identity,
+                    self.timestamp_ms,
+                    self.nonce,
+                ) = (audience, device, timestamp_ms, nonce);
+            }
+            fn set_signature(&mut self, signature: Vec<u8>) {
+                self.signature = signature;
+            }
+        }
+    };
+}
+
+device_signed_request!(pb::CreateWalletRequest, create_wallet_message);
+device_signed_request!(pb::EnrollDeviceRequest, enroll_device_message);
+
+/// Fills `audience`, `device_identity`, `timestamp_ms`, `nonce` and `signature` of a
+/// device-signed request for the cosigner `audience`, at a given time and nonce (the
+/// other fields must be set before: they are signed).
+pub fn sign_device_request_at<R: DeviceSignedRequest>(
+    req: &mut R,
     device: &IdentityKey,
     audience: &PublicIdentity,
     timestamp_ms: u64,
     nonce: [u8; NONCE_LEN],
 ) -> Result<(), AuthError> {
-    req.audience = audience.to_string();
-    req.device_identity = device.public().to_string();
-    req.timestamp_ms = timestamp_ms;
-    req.nonce = nonce.to_vec();
-    req.signature = sign_bytes(device, &create_wallet_message(req))?.to_vec();
+    req.set_header(
+        audience.to_string(),
+        device.public().to_string(),
+        timestamp_ms,
+        nonce.to_vec(),
+    );
+    let signature = sign_bytes(device, &req.message())?.to_vec();
+    req.set_signature(signature);
     Ok(())
 }
 
-/// Verifies a `CreateWalletRequest` for the cosigner `me` (audience, identities, nonce
+/// Verifies a device-signed request for the cosigner `me` (audience, identities, nonce
 /// length, clock skew, signature by the device identity) and returns the (device,
 /// recovery) identities. The caller still has to check the nonce with a
-/// [`ReplayCache`].
-pub fn verify_create_wallet(
-    req: &pb::CreateWalletRequest,
+/// [`ReplayCache`] (in the device identity's scope).
+pub fn verify_device_request<R: DeviceSignedRequest>(
+    req: &R,
     me: &PublicIdentity,
     now_ms: u64,
     window_ms: u64,
 ) -> Result<(PublicIdentity, PublicIdentity), AuthError> {
-    check_audience(&req.audience, me)?;
-    let device: PublicIdentity = req
-        .device_identity
+    let (audience, device, recovery, timestamp_ms, nonce, signature) = req.fields();
+    check_audience(audience, me)?;
+    let device: PublicIdentity = device
         .parse()
         .map_err(|e| AuthError::BadIdentity(format!("device_identity: {e}")))?;
-    let recovery: PublicIdentity = req
-        .recovery_identity
+    let recovery: PublicIdentity = recovery
         .parse()
         .map_err(|e| AuthError::BadIdentity(format!("recovery_identity: {e}")))?;
-    nonce_array(&req.nonce)?;
-    check_freshness(req.timestamp_ms, now_ms, window_ms)?;
-    if !verify_bytes(&device, &create_wallet_message(req), &req.signature) {
+    nonce_array(nonce)?;
+    check_freshness(timestamp_ms, now_ms, window_ms)?;
+    if !verify_bytes(&device, &req.message(), signature) {
         return Err(AuthError::BadSignature { party: 0 });
     }
     Ok((device, recovery))
 }
 
-/// Fills `audience`, `device_identity`, `timestamp_ms`, `nonce` and `signature` of an
-/// `EnrollDeviceRequest` for the cosigner `audience` (`recovery_identity` and the
-/// credential must be set before).
-pub fn sign_enroll_device(
-    req: &mut pb::EnrollDeviceRequest,
+/// [`sign_device_request_at`] with a fresh nonce at the current time.
+pub fn sign_device_request<R: DeviceSignedRequest>(
+    req: &mut R,
     device: &IdentityKey,
     audience: &PublicIdentity,
 ) -> Result<(), AuthError> {
-    let nonce = random_nonce()?;
-    sign_enroll_device_at(req, device, audience, now_ms(), nonce)
-}
-
-/// [`sign_enroll_device`] with a given timestamp and nonce.
-pub fn sign_enroll_device_at(
-    req: &mut pb::EnrollDeviceRequest,
-    device: &IdentityKey,
-    audience: &PublicIdentity,
-    timestamp_ms: u64,
-    nonce: [u8; NONCE_LEN],
-) -> Result<(), AuthError> {
-    req.audience = audience.to_string();
-    req.device_identity = device.public().to_string();
-    req.timestamp_ms = timestamp_ms;
-    req.nonce = nonce.to_vec();
-    req.signature = sign_bytes(device, &enroll_device_message(req))?.to_vec();
-    Ok(())
-}
-
-/// Verifies an `EnrollDeviceRequest` for the cosigner `me` (audience, identities, nonce
-/// length, clock skew, signature by the device identity) and returns the (device,
-/// recovery) identities. The caller still checks the nonce with a [`ReplayCache`] (in
-/// the device identity's scope, like `CreateWallet`).
-pub fn verify_enroll_device(
-    req: &pb::EnrollDeviceRequest,
-    me: &PublicIdentity,
-    now_ms: u64,
-    window_ms: u64,
-) -> Result<(PublicIdentity, PublicIdentity), AuthError> {
-    check_audience(&req.audience, me)?;
-    let device: PublicIdentity = req
-        .device_identity
-        .parse()
-        .map_err(|e| AuthError::BadIdentity(format!("device_identity: {e}")))?;
-    let recovery: PublicIdentity = req
-        .recovery_identity
-        .parse()
-        .map_err(|e| AuthError::BadIdentity(format!("recovery_identity: {e}")))?;
-    nonce_array(&req.nonce)?;
-    check_freshness(req.timestamp_ms, now_ms, window_ms)?;
-    if !verify_bytes(&device, &enroll_device_message(req), &req.signature) {
-        return Err(AuthError::BadSignature { party: 0 });
-    }
-    Ok((device, recovery))
+    sign_device_request_at(req, device, audience, now_ms(), random_nonce()?)
 }
 
 /// Server-side cache of the nonces seen within the clock-skew window, bounded per
@@ -1143,27 +1145,27 @@ mod tests {
             label: "main".into(),
             ..Default::default()
         };
-        sign_create_wallet_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
-        let (d, r) = verify_create_wallet(&req, &aud(), now, 1000).unwrap();
+        sign_device_request_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
+        let (d, r) = verify_device_request(&req, &aud(), now, 1000).unwrap();
         assert_eq!(d, dev.public());
         assert_eq!(r, rec.public());
         let mut t = req.clone();
         t.accounts = 3;
         assert_eq!(
-            verify_create_wallet(&t, &aud(), now, 1000),
+            verify_device_request(&t, &aud(), now, 1000),
             Err(AuthError::BadSignature { party: 0 })
         );
         let mut t = req.clone();
         t.recovery_identity = key(3).public().to_string();
-        assert!(verify_create_wallet(&t, &aud(), now, 1000).is_err());
+        assert!(verify_device_request(&t, &aud(), now, 1000).is_err());
         let mut t = req.clone();
         t.device_identity = "zz".into();
         assert!(matches!(
-            verify_create_wallet(&t, &aud(), now, 1000),
+            verify_device_request(&t, &aud(), now, 1000),
             Err(AuthError::BadIdentity(_))
         ));
         assert!(matches!(
-            verify_create_wallet(&req, &aud(), now + 5000, 1000),
+            verify_device_request(&req, &aud(), now + 5000, 1000),
             Err(AuthError::Stale { .. })
         ));
     }
@@ -1178,14 +1180,14 @@ mod tests {
             enrollment_id: "e1".into(),
             ..Default::default()
         };
-        sign_create_wallet_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
-        verify_create_wallet(&req, &aud(), now, 1000).unwrap();
+        sign_device_request_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
+        verify_device_request(&req, &aud(), now, 1000).unwrap();
         // Another enrollment, or none, is not what the device signed.
         for other in ["e2", ""] {
             let mut t = req.clone();
             t.enrollment_id = other.into();
             assert_eq!(
-                verify_create_wallet(&t, &aud(), now, 1000),
+                verify_device_request(&t, &aud(), now, 1000),
                 Err(AuthError::BadSignature { party: 0 })
             );
         }
@@ -1201,21 +1203,21 @@ mod tests {
             registration_credential: "wmreg1.x".into(),
             ..Default::default()
         };
-        sign_enroll_device_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
-        let (d, r) = verify_enroll_device(&req, &aud(), now, 1000).unwrap();
+        sign_device_request_at(&mut req, &dev, &aud(), now, [7; 16]).unwrap();
+        let (d, r) = verify_device_request(&req, &aud(), now, 1000).unwrap();
         assert_eq!((d, r), (dev.public(), rec.public()));
         let mut t = req.clone();
         t.recovery_identity = key(3).public().to_string();
         assert_eq!(
-            verify_enroll_device(&t, &aud(), now, 1000),
+            verify_device_request(&t, &aud(), now, 1000),
             Err(AuthError::BadSignature { party: 0 })
         );
         let mut t = req.clone();
         t.registration_credential = "wmreg1.y".into();
-        assert!(verify_enroll_device(&t, &aud(), now, 1000).is_err());
-        assert!(verify_enroll_device(&req, &key(9).public(), now, 1000).is_err());
+        assert!(verify_device_request(&t, &aud(), now, 1000).is_err());
+        assert!(verify_device_request(&req, &key(9).public(), now, 1000).is_err());
         assert!(matches!(
-            verify_enroll_device(&req, &aud(), now + 5000, 1000),
+            verify_device_request(&req, &aud(), now + 5000, 1000),
             Err(AuthError::Stale { .. })
         ));
         // A CreateWallet signature is no enrollment (and the other way round): the
@@ -1224,10 +1226,10 @@ mod tests {
             recovery_identity: rec.public().to_string(),
             ..Default::default()
         };
-        sign_create_wallet_at(&mut cw, &dev, &aud(), now, [7; 16]).unwrap();
+        sign_device_request_at(&mut cw, &dev, &aud(), now, [7; 16]).unwrap();
         let mut forged = req.clone();
         forged.signature = cw.signature.clone();
-        assert!(verify_enroll_device(&forged, &aud(), now, 1000).is_err());
+        assert!(verify_device_request(&forged, &aud(), now, 1000).is_err());
     }
 
     #[test]
@@ -1345,19 +1347,19 @@ mod tests {
             accounts: 1,
             ..Default::default()
         };
-        sign_create_wallet_at(&mut cw, &k, &aud(), now, [2; 16]).unwrap();
+        sign_device_request_at(&mut cw, &k, &aud(), now, [2; 16]).unwrap();
         assert_eq!(cw.audience, aud().to_string());
         let m = create_wallet_message(&cw);
         let mut other_cw = cw.clone();
         other_cw.audience = other.to_string();
         assert_ne!(m, create_wallet_message(&other_cw));
-        verify_create_wallet(&cw, &aud(), now, 1000).unwrap();
+        verify_device_request(&cw, &aud(), now, 1000).unwrap();
         assert!(matches!(
-            verify_create_wallet(&cw, &other, now, 1000),
+            verify_device_request(&cw, &other, now, 1000),
             Err(AuthError::WrongAudience { .. })
         ));
         assert_eq!(
-            verify_create_wallet(&other_cw, &other, now, 1000),
+            verify_device_request(&other_cw, &other, now, 1000),
             Err(AuthError::BadSignature { party: 0 })
         );
     }

@@ -30,6 +30,9 @@ fn fast() -> ClientOptions {
     }
 }
 
+/// A proxied connection: the cut generation it was accepted at, and its task.
+type Connection = (u64, tokio::task::JoinHandle<()>);
+
 /// A TCP proxy to `upstream`; `cut().await` closes every connection open at that moment
 /// and returns only once they are closed, so nothing published afterwards can still
 /// flow through them (a cut that merely signalled its connections could lose the race
@@ -38,7 +41,7 @@ struct Proxy {
     addr: String,
     /// Cut generation: a connection accepted at generation `g` ends once it exceeds `g`.
     generation: tokio::sync::watch::Sender<u64>,
-    open: Arc<std::sync::Mutex<Vec<(u64, tokio::task::JoinHandle<()>)>>>,
+    open: Arc<std::sync::Mutex<Vec<Connection>>>,
     accepted: Arc<std::sync::atomic::AtomicUsize>,
 }
 

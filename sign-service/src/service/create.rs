@@ -32,7 +32,7 @@ pub(super) async fn create_wallet(
     st.check_serving()?;
     let now = now_ms();
     let me = st.public_identity();
-    let (device, recovery) = auth::verify_create_wallet(&req, &me, now, st.window_ms())?;
+    let (device, recovery) = auth::verify_device_request(&req, &me, now, st.window_ms())?;
     if req.accounts == 0 || req.accounts > MAX_ACCOUNTS {
         return Err(CosignerError::invalid(format!(
             "accounts must be 1..={MAX_ACCOUNTS}"

@@ -21,7 +21,7 @@ pub(super) async fn enroll_device(
     st.check_serving()?;
     let now = now_ms();
     let me = st.public_identity();
-    let (device, recovery) = auth::verify_enroll_device(&req, &me, now, st.window_ms())?;
+    let (device, recovery) = auth::verify_device_request(&req, &me, now, st.window_ms())?;
     if device == recovery || device == me || recovery == me {
         return Err(CosignerError::invalid(
             "device, recovery and cosigner identities must be distinct",

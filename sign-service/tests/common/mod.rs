@@ -397,7 +397,7 @@ pub fn signed_create_request_with(
         registration_credential: registration_credential.into(),
         ..Default::default()
     };
-    auth::sign_create_wallet(&mut req, &device, cosigner).expect("sign");
+    auth::sign_device_request(&mut req, &device, cosigner).expect("sign");
     (device, recovery, req)
 }
 

@@ -285,7 +285,7 @@ impl FakeCosigner {
             })),
             CosignerRequest::EnrollDevice(r) => {
                 let (device, recovery) =
-                    auth::verify_enroll_device(&r, &self.identity.public(), now, 120_000)
+                    auth::verify_device_request(&r, &self.identity.public(), now, 120_000)
                         .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
                 self.device = Some(device);
                 self.recovery = Some(recovery);
@@ -316,7 +316,7 @@ impl FakeCosigner {
             }
             CosignerRequest::CreateWallet(r) => {
                 let (device, recovery) =
-                    auth::verify_create_wallet(&r, &self.identity.public(), now, 120_000)
+                    auth::verify_device_request(&r, &self.identity.public(), now, 120_000)
                         .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
                 let enrolled = !r.enrollment_id.is_empty();
                 if enrolled {

@@ -29,7 +29,7 @@ pub fn compute() -> Value {
         label: "demo wallet".into(),
         ..Default::default()
     };
-    auth::sign_create_wallet_at(&mut cw, &dev, &cos, TIMESTAMP_MS, NONCE).expect("sign");
+    auth::sign_device_request_at(&mut cw, &dev, &cos, TIMESTAMP_MS, NONCE).expect("sign");
     let mut confirm = pb::ConfirmWalletRequest {
         auth: None,
         public_keys: [
