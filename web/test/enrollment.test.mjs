@@ -22,13 +22,9 @@ const fake = fakeIndexedDB();
 globalThis.indexedDB = fake;
 
 // Web Locks: node's own where it has them (Node >= 24), else a small in-test manager.
-const nativeLocks = typeof globalThis.navigator?.locks?.request === "function";
-if (!nativeLocks) {
-  Object.defineProperty(globalThis, "navigator", {
-    value: Object.assign(Object.create(globalThis.navigator ?? null), { locks: testLockManager() }),
-    configurable: true,
-    writable: true,
-  });
+if (typeof globalThis.navigator?.locks?.request !== "function") {
+  if (globalThis.navigator) Object.defineProperty(globalThis.navigator, "locks", { value: testLockManager(), configurable: true });
+  else Object.defineProperty(globalThis, "navigator", { value: { locks: testLockManager() }, configurable: true, writable: true });
 }
 
 // A version-1 database as the previous release left it: one passphrase wallet.
