@@ -11,8 +11,12 @@
 // refill finishes and the wallet keeps working -> a plain dapp page finds the provider
 // with EIP-6963, connects, asks personal_sign and eth_signTypedData_v4 (approved in the
 // approval window; verified in Node with viem), a rejected request is 4001, an
-// eth_sendTransaction through anvil -> browser restart (same profile): locked until the
-// passphrase is entered.
+// eth_sendTransaction through anvil -> auto-lock with a 5-second delay (the options
+// page's autoLockSeconds): the popup shows locked, a personal_sign cannot be approved
+// without the passphrase -> the service worker is stopped while that request waits in
+// its approval window: approved with the passphrase after the restart, the page gets
+// its signature (the request is kept in chrome.storage.session) -> browser restart
+// (same profile): locked until the passphrase is entered.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -129,6 +133,74 @@ async function popup(ctx: BrowserContext): Promise<Page> {
   return page;
 }
 
+/**
+ * Stops the extension's service worker (CDP ServiceWorker domain, from the extension
+ * page `page`) and waits until Chrome reports it stopped. Returns the time it stopped.
+ */
+async function stopServiceWorker(ctx: BrowserContext, page: Page): Promise<number> {
+  const cdp = await ctx.newCDPSession(page);
+  const states: string[] = [];
+  cdp.on("ServiceWorker.workerVersionUpdated", (e) => {
+    for (const v of e.versions) if (v.scriptURL === `${EXT}/sw.js`) states.push(v.runningStatus);
+  });
+  await cdp.send("ServiceWorker.enable");
+  await cdp.send("ServiceWorker.stopAllWorkers");
+  await expect.poll(() => states.includes("stopped"), { timeout: 15_000 }).toBe(true);
+  const stoppedAt = Date.now();
+  await cdp.detach();
+  return stoppedAt;
+}
+
+/** Sets the auto-lock delay in the options page, as a user does. */
+async function setAutoLockSeconds(ctx: BrowserContext, seconds: number): Promise<void> {
+  const o = await ctx.newPage();
+  await o.goto(`${EXT}/src/options/options.html`);
+  await o.locator("body[data-ready='1']").waitFor();
+  await o.fill("#autoLockSeconds", String(seconds));
+  await o.click("#save");
+  await expect(o.locator("#saved")).toHaveText("saved");
+  await o.close();
+}
+
+/** The dapp requests the service worker keeps in chrome.storage.session (read from an extension page). */
+async function storedRequests(page: Page): Promise<{ id: string; method: string; state: string }[]> {
+  return page.evaluate(async () => {
+    const all = (await (globalThis as unknown as { chrome: { storage: { session: { get(k: null): Promise<Record<string, unknown>> } } } }).chrome.storage.session.get(null)) as Record<
+      string,
+      { id: string; method: string; state: string }
+    >;
+    return Object.entries(all)
+      .filter(([k]) => k.startsWith("dapp:"))
+      .map(([, v]) => ({ id: v.id, method: v.method, state: v.state }));
+  });
+}
+
+/** Whether chrome.storage.session holds the unlocked passphrase (read from an extension page). */
+async function storedUnlock(page: Page): Promise<boolean> {
+  return page.evaluate(async () => {
+    const got = await (globalThis as unknown as { chrome: { storage: { session: { get(k: string): Promise<Record<string, unknown>> } } } }).chrome.storage.session.get("unlock");
+    return got.unlock !== undefined;
+  });
+}
+
+/** Starts a dapp call that opens an approval window; returns the call and the window, loaded. */
+async function pendingApproval(ctx: BrowserContext, call: () => Promise<Call>): Promise<{ result: Promise<Call>; window: Page }> {
+  const opened = ctx.waitForEvent("page", { predicate: (p) => p.url().startsWith(`${EXT}/src/approval/approval.html`), timeout: 60_000 });
+  const result = call();
+  const window = await opened;
+  await window.locator("body[data-ready='1']").waitFor();
+  return { result, window };
+}
+
+/** Clicks `#approve` in an approval window and waits until it closes itself. */
+async function approveAndClose(window: Page): Promise<void> {
+  const closed = window.waitForEvent("close", { timeout: 60_000 });
+  await window.click("#approve", { noWaitAfter: true }).catch((e: Error) => {
+    if (!/closed/i.test(e.message)) throw e;
+  });
+  await closed;
+}
+
 function utf8Hex(s: string): Hex {
   return `0x${Buffer.from(s, "utf8").toString("hex")}`;
 }
@@ -210,18 +282,8 @@ test("MV3 extension: enroll, create, survive a stopped service worker, EIP-6963 
     await test.step("stop the service worker during the refill: the offscreen refill finishes, the wallet keeps working", async () => {
       // The service worker starts a refill (target 2) as soon as the wallet exists.
       await expect(p.locator("#jobs")).toContainText("refill:running", { timeout: 60_000 });
-      // CDP (ServiceWorker domain, from an extension page): stop the extension's worker
-      // and wait until Chrome reports it stopped.
-      const cdp = await ctx.newCDPSession(p);
-      const states: string[] = [];
-      cdp.on("ServiceWorker.workerVersionUpdated", (e) => {
-        for (const v of e.versions) if (v.scriptURL === `${EXT}/sw.js`) states.push(v.runningStatus);
-      });
-      await cdp.send("ServiceWorker.enable");
-      await cdp.send("ServiceWorker.stopAllWorkers");
-      await expect.poll(() => states.includes("stopped"), { timeout: 15_000 }).toBe(true);
-      const stoppedAt = Date.now();
-      await cdp.detach();
+      // CDP (ServiceWorker domain, from an extension page): stop the extension's worker.
+      const stoppedAt = await stopServiceWorker(ctx, p);
       await shot(p, info, "ext-02-sw-stopped");
       // The popup's next message restarts the worker; the refill went on meanwhile.
       await expect(p.locator("#jobs")).toContainText("refill:done", { timeout: 5 * 60_000 });
@@ -295,6 +357,60 @@ test("MV3 extension: enroll, create, survive a stopped service worker, EIP-6963 
       expect((await pub.getBalance({ address: DEAD })) - before).toBe(value);
     });
 
+    // Gaps of a real wallet, on one pending request: the auto-lock, then a service worker
+    // stopped while that request waits for its approval.
+    let pendingSign: { result: Promise<Call>; window: Page; message: string; id: string } | undefined;
+    await test.step("auto-lock after a 5 s delay (options page): the popup shows locked, an approval needs the passphrase", async () => {
+      const t0 = Date.now();
+      await setAutoLockSeconds(ctx, 5);
+      // Unused for longer than that already: the new delay locks at once.
+      await expect(p.locator("#state")).toContainText("Locked", { timeout: 15_000 });
+      // Unlocked again, it locks by itself after 5 s unused (the popup's polling is not use).
+      await p.fill("#passphrase", PASSPHRASE);
+      await p.click("#unlock");
+      await expect(p.locator("#state")).toContainText("Unlocked", { timeout: 10_000 });
+      const unlockedAt = Date.now();
+      await expect(p.locator("#state")).toContainText("Locked", { timeout: 20_000 });
+      times.autoLockedAfterMs = Date.now() - unlockedAt;
+      expect(times.autoLockedAfterMs, "locked by the delay, not at once").toBeGreaterThanOrEqual(4_000);
+      await expect(p.locator("#unlock-box")).toBeVisible();
+      await expect(p.locator("#wallet-box")).toBeHidden();
+      expect(await storedUnlock(p), "the passphrase left chrome.storage.session").toBe(false);
+      await shot(p, info, "ext-09-auto-locked");
+
+      const message = "after the auto-lock, across a service worker restart";
+      const { result, window } = await pendingApproval(ctx, () => dappCall(dapp, "personal_sign", [utf8Hex(message), address]));
+      await expect(window.locator("#unlock-box")).toBeVisible();
+      // Approving without the passphrase is refused; the request stays pending.
+      await window.click("#approve");
+      await expect(window.locator("#error")).toContainText("locked");
+      expect(window.isClosed()).toBe(false);
+      const pending = (await storedRequests(p)).filter((x) => x.state === "pending");
+      // Kept in chrome.storage.session, not only in the worker's memory.
+      expect(pending).toEqual([expect.objectContaining({ method: "personal_sign" })]);
+      await shot(window, info, "ext-10-locked-approval-refused");
+      // The default delay again for the rest of the test.
+      await setAutoLockSeconds(ctx, 15 * 60);
+      pendingSign = { result, window, message, id: pending[0]!.id };
+      times.autoLockStepMs = Date.now() - t0;
+    });
+
+    await test.step("the service worker is stopped while that approval is pending: approved with the passphrase after the restart, the page gets its signature", async () => {
+      const t0 = Date.now();
+      const { result, window, message, id } = pendingSign!;
+      await stopServiceWorker(ctx, p);
+      // The same window answers the restarted worker; the page's request resumes.
+      await window.fill("#passphrase", PASSPHRASE);
+      await shot(window, info, "ext-11-approval-after-sw-stop");
+      await approveAndClose(window);
+      const r = await result;
+      expect(r.ok, JSON.stringify(r)).toBe(true);
+      expect(await recoverMessageAddress({ message, signature: (r as { value: Hex }).value })).toBe(address);
+      expect((await storedRequests(p)).find((x) => x.id === id)?.state).toBe("done");
+      await expect(p.locator("#state")).toContainText("Unlocked", { timeout: 10_000 });
+      times.approvalAcrossSwStopMs = Date.now() - t0;
+    });
+
     await test.step("browser restart: locked until the passphrase is entered", async () => {
       await ctx.close();
       const t0 = Date.now();
@@ -303,12 +419,12 @@ test("MV3 extension: enroll, create, survive a stopped service worker, EIP-6963 
       const p2 = await popup(ctx);
       await expect(p2.locator("#state")).toContainText("Locked");
       await expect(p2.locator("#address")).toBeHidden();
-      await shot(p2, info, "ext-09-locked-after-restart");
+      await shot(p2, info, "ext-12-locked-after-restart");
       const d2 = await openDapp(ctx);
       // Still connected (chrome.storage.local), but signing needs the passphrase.
       expect(await dappCall(d2, "eth_accounts")).toEqual({ ok: true, value: [address] });
       const message = "after a restart";
-      const r = await withApproval(ctx, () => dappCall(d2, "personal_sign", [utf8Hex(message), address]), "approve", info, "ext-10-unlock-and-sign", PASSPHRASE);
+      const r = await withApproval(ctx, () => dappCall(d2, "personal_sign", [utf8Hex(message), address]), "approve", info, "ext-13-unlock-and-sign", PASSPHRASE);
       expect(r.ok, JSON.stringify(r)).toBe(true);
       expect(await recoverMessageAddress({ message, signature: (r as { value: Hex }).value })).toBe(address);
       await expect(p2.locator("#state")).toContainText("Unlocked", { timeout: 10_000 });

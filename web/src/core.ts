@@ -50,6 +50,7 @@ import { defaultWorkers, isPreparing, prepareOnce, PRIMES_NEEDED, stopPreparatio
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus, EnrollTimings } from "./types.js";
 import * as pool from "./pool.js";
+import { withWebLock } from "./locks.js";
 import type { PresignMode, PresignPoolStatus, RefillOptions } from "./types.js";
 
 const DEVICE = 0;
@@ -630,8 +631,12 @@ export class WalletCore {
 
   /**
    * Enrolls the device (aux info ahead of wallet creation) with the wasm core's
-   * `Enroll` flow, or returns the usable enrollment already stored. Concurrent calls
-   * for one wallet name in this context join the running one.
+   * `Enroll` flow, or returns the usable enrollment already stored. One enrollment per
+   * wallet name and browser: concurrent calls in this context join the running one, and
+   * across contexts (tabs, Workers, an extension's offscreen document and service
+   * worker) the Web Lock `wallet-mpc-web/enroll/<walletName>` serialises them; a caller
+   * that waited for the lock returns the enrollment the holder stored, without any
+   * network. An abort while waiting for the lock gives up the wait.
    */
   async enrollDevice(opts: EnrollDeviceOptions & CrossWorkerOptions = {}): Promise<EnrollmentInfo> {
     const abort = callSignal(opts);
@@ -640,7 +645,12 @@ export class WalletCore {
       if (stored) return stored;
       let running = enrolling.get(this.walletName);
       if (!running) {
-        running = this.enrollDeviceWith(opts, abort.signal).finally(() => enrolling.delete(this.walletName));
+        const what = "enrolling the device";
+        running = withWebLock(
+          enrollLockName(this.walletName),
+          async () => (await this.storedEnrollment()) ?? (await this.enrollDeviceWith(opts, abort.signal)),
+          { signal: abort.signal, what },
+        ).finally(() => enrolling.delete(this.walletName));
         enrolling.set(this.walletName, running);
       }
       return await running;
@@ -1323,7 +1333,6 @@ function primeMessage(p: PrimeProgress): string {
   return `safe primes ${p.found}/${p.needed}: ${p.candidates.toLocaleString("en")} candidates, ${p.workers} ${p.mode === "inline" ? "inline search" : "workers"}${eta}`;
 }
 
-/** Whether this code runs inside a browser extension (a page, Worker or service worker of one). */
 /** The agent's (snake_case) form of a room. */
 function agentRoomOf(r: { sessionId: string; room: string; roomToken: string; gatewayUrl: string }): AgentRoom {
   return { session_id: r.sessionId, room: r.room, room_token: r.roomToken, gateway_url: r.gatewayUrl };
@@ -1332,6 +1341,12 @@ function agentRoomOf(r: { sessionId: string; room: string; roomToken: string; ga
 /** Enrollments running in this context, by wallet name (a second call joins the first). */
 const enrolling = new Map<string, Promise<EnrollmentInfo>>();
 
+/** The Web Lock held while a wallet name's device enrollment runs (one per browser). */
+export function enrollLockName(walletName: string): string {
+  return `wallet-mpc-web/enroll/${walletName}`;
+}
+
+/** Whether this code runs inside a browser extension (a page, Worker or service worker of one). */
 export function inExtension(): boolean {
   const g = globalThis as { chrome?: { runtime?: { id?: string } }; location?: { protocol?: string } };
   return typeof g.chrome?.runtime?.id === "string" || /-extension:$/.test(g.location?.protocol ?? "");

@@ -35,6 +35,7 @@
 
 import { StorageError } from "./errors.js";
 import { dbOpener, plain, req, subtle, txDone } from "./idb.js";
+import { withWebLock } from "./locks.js";
 import * as storage from "./storage.js";
 
 const DB_NAME = "wallet-mpc-web-presign";
@@ -428,10 +429,7 @@ export function isRefilling(w: PoolWallet, accountId: string): boolean {
 async function withPoolLock<T>(w: PoolWallet, accountId: string, f: () => Promise<T>): Promise<T> {
   const k = runningKey(w, accountId);
   const prev = chains.get(k) ?? Promise.resolve();
-  const locks = (globalThis.navigator as { locks?: { request(name: string, cb: () => Promise<T>): Promise<T> } } | undefined)?.locks;
-  const next = prev
-    .catch(() => undefined)
-    .then(() => (locks ? locks.request(`wallet-mpc-web/presign/${encodeURIComponent(k)}`, f) : f()));
+  const next = prev.catch(() => undefined).then(() => withWebLock(`wallet-mpc-web/presign/${encodeURIComponent(k)}`, f));
   chains.set(k, next);
   try {
     return await next;

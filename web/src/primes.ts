@@ -19,6 +19,7 @@
  */
 
 import { StorageError, WalletError } from "./errors.js";
+import { withWebLock } from "./locks.js";
 import * as store from "./prime-store.js";
 import { loadWasm, type Mpc } from "./wasm.js";
 
@@ -495,15 +496,6 @@ export class PrimeCoordinator {
 
 const running = new Map<string, { coordinator: PrimeCoordinator; promise: Promise<string[]> }>();
 
-interface LockManagerLike {
-  request(name: string, cb: () => Promise<unknown>): Promise<unknown>;
-}
-
-function locks(): LockManagerLike | undefined {
-  const n = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator;
-  return n?.locks && typeof n.locks.request === "function" ? n.locks : undefined;
-}
-
 /**
  * Prepares (or resumes, or joins the running preparation of) the four safe primes of
  * wallet `name`; resolves with them once stored. Idempotent: returns the stored set
@@ -517,8 +509,7 @@ export function prepareOnce(name: string, config: CoordinatorConfig, opts: Prime
   }
   const coordinator = new PrimeCoordinator(name, config);
   const go = () => coordinator.run(opts);
-  const lm = locks();
-  const promise = (lm ? (lm.request(`wallet-mpc-web/primes/${name}`, go) as Promise<string[]>) : go()).finally(() => {
+  const promise = withWebLock(`wallet-mpc-web/primes/${name}`, go).finally(() => {
     if (running.get(name)?.coordinator === coordinator) running.delete(name);
   });
   running.set(name, { coordinator, promise });

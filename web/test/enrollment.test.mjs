@@ -2,15 +2,30 @@
 // the enrollment record (src/storage.ts, DB version 2 and its migration from version 1,
 // WebCrypto encryption bound to the wallet name and enrollment id, deletion in the
 // wallet's own transaction), the core's enrollmentStatus / enrollDevice resumption over
-// a stored record, the option validation, and the typed EnrollmentError. IndexedDB is
-// an in-memory fake (test/fake-idb.mjs); WebCrypto is node's.
+// a stored record, the option validation, and the typed EnrollmentError; around the
+// wasm flows (faked at the wasm boundary: test/fake-wasm.mjs): one enrollment per wallet
+// name across contexts (a Web Lock), and createWallet's forgotten-enrollment path.
+// IndexedDB is an in-memory fake (test/fake-idb.mjs) under the real src/storage.ts;
+// WebCrypto is node's.
 // Run: npm test (after npm run build).
 import assert from "node:assert/strict";
+import { register } from "node:module";
 import { beforeEach, test } from "node:test";
 import { fakeIndexedDB } from "./fake-idb.mjs";
+import { fake as wasm } from "./fake-wasm.mjs";
+import { testLockManager } from "./fake-locks.mjs";
+
+// The package's modules load the fake wasm core (test/fake-wasm-loader.mjs).
+register("./fake-wasm-loader.mjs", import.meta.url);
 
 const fake = fakeIndexedDB();
 globalThis.indexedDB = fake;
+
+// Web Locks: node's own where it has them (Node >= 24), else a small in-test manager.
+if (typeof globalThis.navigator?.locks?.request !== "function") {
+  if (globalThis.navigator) Object.defineProperty(globalThis.navigator, "locks", { value: testLockManager(), configurable: true });
+  else Object.defineProperty(globalThis, "navigator", { value: { locks: testLockManager() }, configurable: true, writable: true });
+}
 
 // A version-1 database as the previous release left it: one passphrase wallet.
 const V1_WALLET = {
@@ -57,6 +72,7 @@ test("the version 2 upgrade keeps the version 1 wallets and adds the enrollments
 });
 
 beforeEach(async () => {
+  wasm.reset();
   for (const n of ["a", "b", "c", "d"]) {
     await storage.deleteEnrollment(n);
     await storage.deleteWallet(n);
@@ -184,4 +200,154 @@ test("EnrollmentError: code, enroll-again detail, and it survives the Worker bou
   assert.equal(back.code, "not_found");
   assert.equal(back.details.enrollmentId, "enr-1");
   assert.equal(back.details.enrollAgain, true);
+});
+
+// ---------------------------------------------------------------------------------
+// Around the wasm flows (fake wasm core; real storage over the fake IndexedDB)
+
+const NOWHERE = { cosignerUrl: "http://127.0.0.1:9", agentUrl: "http://127.0.0.1:9", agentToken: "t" };
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+async function until(cond, what) {
+  for (let i = 0; i < 400; i++) {
+    if (cond()) return;
+    await tick();
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** `p`, or a rejection after `ms` (a test never hangs on a promise that never settles). */
+function within(p, ms) {
+  let timer;
+  const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`still pending after ${ms} ms`)), ms)));
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A fake enrollment flow: counts its runs and holds each one until `release()`, then
+ * stores its enrollment through the host (as the wasm flow's persist step does).
+ */
+function heldEnrollment() {
+  const s = { runs: 0, release: () => undefined };
+  const gate = new Promise((r) => (s.release = r));
+  wasm.enrollDevice = async (host, _params) => {
+    s.runs += 1;
+    const enrollmentId = `enr-run-${s.runs}`;
+    const expiresAtMs = Date.now() + 3_600_000;
+    await gate;
+    await host.persistEnrollment({ enrollmentId, expiresAtMs, bytes: new Uint8Array([s.runs, 42]) });
+    return { enrollmentId, expiresAtMs, timings: { auxInfoMs: 7, agentMs: 1, totalMs: 8 } };
+  };
+  return s;
+}
+
+test("the Web Lock manager the tests use has the request semantics (exclusive, FIFO, abortable wait)", async () => {
+  const lm = globalThis.navigator.locks;
+  const order = [];
+  let releaseA;
+  const a = lm.request("t", {}, () => new Promise((r) => (releaseA = () => r("a"))));
+  const ctl = new AbortController();
+  const b = lm.request("t", { signal: ctl.signal }, async () => order.push("b"));
+  const c = lm.request("t", {}, async () => (order.push("c"), "c"));
+  await tick();
+  assert.deepEqual(order, []);
+  ctl.abort();
+  await assert.rejects(b, (e) => e.name === "AbortError");
+  releaseA();
+  assert.equal(await a, "a");
+  assert.equal(await c, "c");
+  assert.deepEqual(order, ["c"]);
+});
+
+test("two contexts enroll one wallet name at once: the protocol runs once, both get its enrollment", async () => {
+  // A second instance of core.js: its own in-memory state (the `enrolling` map), as in
+  // another tab or the extension's offscreen document; IndexedDB and the locks are shared.
+  const { WalletCore: OtherContextCore } = await import("../dist/core.js?context=2");
+  assert.notEqual(OtherContextCore, WalletCore);
+  const held = heldEnrollment();
+  const cfg = { ...NOWHERE, walletName: "b", protection: "webcrypto", insecureDevPrimes: true };
+  const first = new WalletCore(cfg).enrollDevice();
+  await until(() => held.runs === 1, "the first enrollment to start");
+  const second = new OtherContextCore(cfg).enrollDevice();
+  // The second context is waiting (for the lock), not enrolling.
+  for (let i = 0; i < 10; i++) await tick();
+  held.release();
+  const [a, b] = await within(Promise.all([first, second]), 2000);
+  assert.equal(held.runs, 1, "the enrollment protocol ran once");
+  assert.equal(wasm.calls.filter(([n]) => n === "enrollDevice").length, 1);
+  assert.equal(a.enrollmentId, "enr-run-1");
+  assert.equal(a.reused, false);
+  assert.equal(b.enrollmentId, a.enrollmentId);
+  assert.equal(b.reused, true, "the waiting context returns the stored enrollment (no network: the URLs point nowhere)");
+  assert.equal(b.expiresAtMs, a.expiresAtMs);
+  const rec = await storage.getEnrollment("b");
+  assert.equal(rec.enrollmentId, "enr-run-1");
+  assert.deepEqual(await storage.decryptEnrollment(rec), new Uint8Array([1, 42]));
+});
+
+test("a context waiting for another's enrollment honours its abort signal", async () => {
+  const { WalletCore: OtherContextCore } = await import("../dist/core.js?context=3");
+  const held = heldEnrollment();
+  const cfg = { ...NOWHERE, walletName: "c", protection: "webcrypto", insecureDevPrimes: true };
+  const first = new WalletCore(cfg).enrollDevice();
+  await until(() => held.runs === 1, "the first enrollment to start");
+  try {
+    const ctl = new AbortController();
+    const waiting = new OtherContextCore(cfg).enrollDevice({ signal: ctl.signal });
+    await tick();
+    ctl.abort();
+    await assert.rejects(within(waiting, 2000), (e) => e.code === "aborted" && /enrolling the device/.test(e.message));
+    assert.equal(held.runs, 1);
+  } finally {
+    held.release();
+  }
+  assert.equal((await first).enrollmentId, "enr-run-1");
+});
+
+/** A FlowError as the wasm creation flow rejects with when the cosigner refuses the enrollment. */
+function unusableEnrollment(code, enrollmentId) {
+  return Object.assign(new Error(`the cosigner refused enrollment ${enrollmentId}`), { name: "FlowError", code, retryable: false, enrollmentId, enrollmentUnusable: true });
+}
+
+for (const code of ["not_found", "unauthorized"]) {
+  test(`createWallet with an enrollment the cosigner no longer knows (${code}): the record is deleted, EnrollmentError`, async () => {
+    await storage.putEnrollment(META("a", "enr-gone"), { bytes: new Uint8Array([9, 8, 7]) });
+    let passed;
+    wasm.createWallet = async (_host, params) => {
+      passed = params.enrollment;
+      // The flow got the decrypted enrollment (WebCrypto record: the host decrypts).
+      assert.deepEqual([...params.enrollment.bytes], [9, 8, 7]);
+      throw unusableEnrollment(code, "enr-gone");
+    };
+    const core = new WalletCore({ ...NOWHERE, walletName: "a", protection: "webcrypto" });
+    const err = await core.createWallet().then(
+      () => assert.fail("createWallet resolved"),
+      (e) => e,
+    );
+    assert.ok(err instanceof EnrollmentError, String(err));
+    assert.equal(err.name, "EnrollmentError");
+    assert.equal(err.code, code);
+    assert.deepEqual(err.details, { enrollmentId: "enr-gone", enrollAgain: true });
+    assert.match(err.message, /enr-gone cannot be used any more/);
+    assert.match(err.message, /enrollDevice\(\)/);
+    assert.equal(await storage.getEnrollment("a"), undefined, "the useless record is deleted");
+    assert.equal(await storage.getWallet("a"), undefined);
+    assert.ok(passed.bytes.every((b) => b === 0), "the decrypted enrollment is wiped");
+    // Without an enrollment, the next creation runs the full path (no enrollment param).
+    wasm.createWallet = async (_host, params) => {
+      assert.equal(params.enrollment, undefined);
+      throw Object.assign(new Error("cosigner down"), { name: "FlowError", code: "cosigner_unavailable", retryable: true });
+    };
+    await assert.rejects(core.createWallet(), (e) => e.code === "cosigner_unavailable");
+  });
+}
+
+test("createWallet keeps the enrollment when the failure is not about it", async () => {
+  await storage.putEnrollment(META("a", "enr-kept"), { bytes: new Uint8Array([1]) });
+  wasm.createWallet = async () => {
+    throw Object.assign(new Error("no such thing"), { name: "FlowError", code: "not_found", retryable: false });
+  };
+  const core = new WalletCore({ ...NOWHERE, walletName: "a", protection: "webcrypto" });
+  await assert.rejects(core.createWallet(), (e) => !(e instanceof EnrollmentError) && e.code === "not_found");
+  assert.equal((await storage.getEnrollment("a")).enrollmentId, "enr-kept");
 });

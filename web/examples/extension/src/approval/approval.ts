@@ -1,5 +1,7 @@
 // The approval window of one dapp request (?id=...): approve (unlocking first if
-// needed) or reject; closing the window rejects too.
+// needed: a locked wallet refuses the approval and the request stays pending) or reject;
+// closing the window rejects too. Its request lives in chrome.storage.session, so the
+// window keeps working when the service worker is stopped and restarted.
 import { toSw } from "../shared/messages";
 
 const $ = (id: string) => document.getElementById(id) as HTMLElement;
@@ -31,7 +33,10 @@ async function send(approved: boolean): Promise<void> {
     await toSw("approval:answer", { id, approved, passphrase: approved ? passphrase : "" });
     window.close();
   } catch (e) {
-    $("error").textContent = `${(e as { code?: string }).code ?? "error"}: ${(e as Error).message}`;
+    const code = (e as { code?: string }).code ?? "error";
+    $("error").textContent = `${code}: ${(e as Error).message}`;
+    // Locked meanwhile (auto-lock): the request stays pending; approve with the passphrase.
+    if (code === "locked") $("unlock-box").hidden = false;
   }
 }
 

@@ -1,14 +1,15 @@
-// The service worker: owns the wallet's state (lock, connected sites, pending
-// approvals) and answers the popup, the approval window, the options page and web
-// pages (through the content script). Listeners are registered synchronously at the
+// The service worker: owns the wallet's state (lock and auto-lock, connected sites,
+// pending approvals: kept in chrome.storage, never only in memory) and answers the
+// popup, the approval window, the options page and web pages (through the content
+// script). Listeners are registered synchronously at the
 // top level so that a stopped worker restarts on the next message or alarm.
 import { ACCOUNT_PATH, loadConfig } from "../shared/config";
 import { answer, errorInfo, type Job } from "../shared/messages";
 import { answerApproval, getApproval } from "./approvals";
-import { handleDapp, type RpcRequest } from "./dapp";
+import { handleDappRequest, type RpcRequest } from "./dapp";
 import { startCreate, startEnroll, startRefill } from "./jobs";
 import { listJobs } from "./offscreen";
-import { currentPassphrase, lock, readClient, signClient, unlock } from "./session";
+import { AUTO_LOCK_ALARM, checkAutoLock, currentPassphrase, lock, lockedError, readClient, scheduleAutoLock, signClient, unlock } from "./session";
 
 async function status() {
   const r = await readClient();
@@ -42,12 +43,23 @@ async function ui(msg: Record<string, any>): Promise<unknown> {
     case "refill":
       return startRefill();
     case "pool":
-      return (await signClient()).presignPoolStatus(undefined, ACCOUNT_PATH);
+      // The popup's polling: not a use of the wallet (the auto-lock delay runs on).
+      return (await signClient({ use: false })).presignPoolStatus(undefined, ACCOUNT_PATH);
     case "approval:get":
-      return { request: getApproval(String(msg.id)) ?? null, locked: !(await currentPassphrase()) };
-    case "approval:answer":
-      if (msg.approved && msg.passphrase) await unlock(String(msg.passphrase));
-      return answerApproval(String(msg.id), !!msg.approved);
+      return { request: (await getApproval(String(msg.id))) ?? null, locked: !(await currentPassphrase()) };
+    case "approval:answer": {
+      const id = String(msg.id);
+      const req = await getApproval(id);
+      if (msg.approved && req) {
+        if (msg.passphrase) await unlock(String(msg.passphrase));
+        // Connecting needs no key; anything else cannot be approved while locked (the
+        // request stays pending: enter the passphrase and approve again).
+        else if (req.method !== "eth_requestAccounts" && !(await currentPassphrase())) {
+          throw Object.assign(lockedError(), { message: "the wallet is locked: enter the passphrase to approve" });
+        }
+      }
+      return answerApproval(id, !!msg.approved);
+    }
     case "ping":
       return "pong";
   }
@@ -66,7 +78,10 @@ chrome.runtime.onMessage.addListener((msg: any, sender: any, sendResponse: (r: u
       sendResponse({ ok: false, error: { code: -32603, message: "not from a web page" } });
       return false;
     }
-    keepAlive(handleDapp(sender.origin, msg.request as RpcRequest)).then(
+    // The content script's id for this request (the same when it sends it again after
+    // this worker was stopped: the request resumes, approvals.ts).
+    const id = typeof msg.id === "string" && /^[0-9a-f]{32}$/.test(msg.id) ? msg.id : crypto.randomUUID().replaceAll("-", "");
+    keepAlive(handleDappRequest(sender.origin, id, msg.request as RpcRequest)).then(
       (value) => sendResponse({ ok: true, value }),
       (e) => {
         const i = errorInfo(e);
@@ -96,5 +111,13 @@ function onJob(job: Job): void {
 }
 
 chrome.alarms.onAlarm.addListener((a: { name: string }) => {
-  if (a.name === "autolock") void lock();
+  if (a.name === AUTO_LOCK_ALARM) void checkAutoLock();
 });
+
+// A changed auto-lock delay applies at once (to the time already spent unused).
+chrome.storage.onChanged.addListener((changes: Record<string, unknown>, area: string) => {
+  if (area === "local" && "config" in changes) void checkAutoLock();
+});
+
+// A restarted worker re-arms its timer for the remaining delay (the alarm persisted).
+void scheduleAutoLock();
