@@ -185,9 +185,6 @@ pub enum BtcError {
         /// Input index.
         input: usize,
     },
-    /// The finalized PSBT could not be turned into a transaction.
-    #[error("cannot extract the transaction: {0}")]
-    Extract(String),
     /// The descriptor could not be built.
     #[error("descriptor: {0}")]
     Descriptor(String),
@@ -224,7 +221,6 @@ impl BtcError {
             BtcError::MissingSignature { .. } => "missing_signature",
             BtcError::InvalidSignature { .. } => "invalid_signature",
             BtcError::SignatureMismatch { .. } => "signature_mismatch",
-            BtcError::Extract(_) => "extract",
             BtcError::Descriptor(_) => "descriptor",
         }
     }

@@ -413,7 +413,9 @@ fn parse_signature(input: usize, sig: &InputSignature) -> Result<ecdsa::Signatur
 /// `(r, n - s)` is the same signature mathematically), verified against the input's
 /// sighash and key, stored in `partial_sigs` with SIGHASH_ALL, then turned into the final
 /// witness `[signature, public key]`; the input fields BIP-174 says a finalizer clears
-/// are cleared (everything but the UTXOs, unknown and proprietary fields).
+/// are cleared (everything but the UTXOs, unknown and proprietary fields). The fee is not
+/// limited here: that is the policy's decision, on [`PsbtPlan::fee_sats`] and
+/// [`PsbtPlan::fee_rate_sat_per_vb`].
 pub fn finalize_psbt(
     psbt: impl AsRef<[u8]>,
     keys: &WalletKeys,
@@ -461,10 +463,9 @@ pub fn finalize_psbt(
     }
 
     let psbt_base64 = encode_psbt(&psbt);
-    let tx = psbt
-        .clone()
-        .extract_tx()
-        .map_err(|e| BtcError::Extract(e.to_string()))?;
+    // Fee limits are policy (the plan reports fee and rate); `extract_tx`'s built-in
+    // "absurd fee rate" refusal would be a second, hidden policy, so it is not applied.
+    let tx = psbt.clone().extract_tx_unchecked_fee_rate();
     Ok(SignedPsbt {
         psbt,
         psbt_base64,
