@@ -63,12 +63,15 @@ pub enum BtcError {
     /// The PSBT is larger than [`crate::MAX_PSBT_BYTES`].
     #[error("PSBT of {0} bytes is larger than the limit")]
     TooLarge(usize),
-    /// The bytes are not a well-formed BIP-174 PSBT.
+    /// The bytes are not a well-formed BIP-174 (version 0) or BIP-370 (version 2) PSBT.
     #[error("malformed PSBT: {0}")]
-    InvalidPsbt(#[source] bitcoin::psbt::Error),
-    /// The PSBT declares a version other than 0 (BIP-370 PSBT v2 is not supported yet).
-    #[error("PSBT version 2 (BIP-370) is not supported; send a version 0 PSBT")]
-    UnsupportedPsbtVersion,
+    InvalidPsbt(String),
+    /// The PSBT declares a version other than 0 or 2.
+    #[error("PSBT version {version} is not supported (versions 0 and 2 are)")]
+    UnsupportedPsbtVersion {
+        /// The declared version.
+        version: u32,
+    },
     /// The transaction has no inputs.
     #[error("the transaction has no inputs")]
     NoInputs,
@@ -202,7 +205,7 @@ impl BtcError {
             BtcError::InvalidBase64 => "invalid_base64",
             BtcError::TooLarge(_) => "too_large",
             BtcError::InvalidPsbt(_) => "invalid_psbt",
-            BtcError::UnsupportedPsbtVersion => "unsupported_psbt_version",
+            BtcError::UnsupportedPsbtVersion { .. } => "unsupported_psbt_version",
             BtcError::NoInputs => "no_inputs",
             BtcError::NoOutputs => "no_outputs",
             BtcError::DuplicateInput { .. } => "duplicate_input",

@@ -18,8 +18,10 @@
 //! (native SegWit v0) addresses are made.
 //!
 //! # PSBT
-//! [`analyze_psbt`] accepts a BIP-174 **version 0** PSBT, binary or base64, and checks,
-//! before anything is signed:
+//! [`analyze_psbt`] accepts a PSBT, binary or base64, BIP-174 **version 0** (read by the
+//! `bitcoin` crate) or BIP-370 **version 2** (read by rust-bitcoin's `psbt-v2` crate and
+//! converted to the version 0 model, so both versions go through the same checks), and
+//! checks, before anything is signed:
 //! - it decodes (base64, then BIP-174), is at most [`MAX_PSBT_BYTES`], has inputs and
 //!   outputs, and no outpoint is spent twice;
 //! - every input has a `witness_utxo`, or a `non_witness_utxo` whose txid is the
@@ -44,10 +46,10 @@
 //! it against the sighash and key, finalizes each input (witness `[sig, key]`) and
 //! extracts the transaction.
 //!
-//! **PSBT version 2 (BIP-370) is not supported**: it is refused with
-//! [`BtcError::UnsupportedPsbtVersion`]. The `bitcoin` crate reads version 0 only; the
-//! maintained `psbt-v2` crate (0.3) fits the lockfile, but has no conversion to the
-//! version 0 model yet, so supporting it means a second input model throughout.
+//! A version 2 PSBT is returned finalized as version 2 (its modifiable flags cleared,
+//! as BIP-370 asks of a SIGHASH_ALL signer); other versions are
+//! [`BtcError::UnsupportedPsbtVersion`]. `psbt-v2` reserves memory for the map counts a
+//! PSBT declares before reading the maps: counts larger than the PSBT are refused first.
 //!
 //! # Dependencies
 //! `bitcoin` depends on `secp256k1` (libsecp256k1, vendored C, built with `cc`): building
@@ -61,6 +63,7 @@ mod error;
 mod keys;
 mod network;
 mod psbt;
+mod v2;
 
 pub use error::{BtcError, ScriptKind};
 pub use keys::{

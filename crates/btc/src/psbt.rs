@@ -76,6 +76,8 @@ pub struct OutputPlan {
 /// Everything a signer and its policy need to know about a PSBT, computed from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PsbtPlan {
+    /// The PSBT's version: 0 (BIP-174) or 2 (BIP-370).
+    pub psbt_version: u32,
     /// The network the addresses are written for.
     pub network: Network,
     /// Txid of the (unsigned, so final) transaction, hex as block explorers show it.
@@ -108,9 +110,14 @@ impl PsbtPlan {
     }
 }
 
-/// Decodes a PSBT given as binary (starting with the magic `psbt\xff`) or as base64
-/// text (surrounding whitespace ignored).
-pub fn decode_psbt(input: &[u8]) -> Result<Psbt, BtcError> {
+/// A decoded PSBT: always in the version 0 model (what is analyzed), plus the version 2
+/// original when it was one (what is finalized and returned).
+pub(crate) struct Decoded {
+    pub v0: Psbt,
+    pub v2: Option<psbt_v2::v2::Psbt>,
+}
+
+pub(crate) fn decode(input: &[u8]) -> Result<Decoded, BtcError> {
     if input.len() > MAX_PSBT_BYTES {
         return Err(BtcError::TooLarge(input.len()));
     }
@@ -122,10 +129,27 @@ pub fn decode_psbt(input: &[u8]) -> Result<Psbt, BtcError> {
         decoded = BASE64.decode(text).map_err(|_| BtcError::InvalidBase64)?;
         &decoded[..]
     };
-    Psbt::deserialize(bytes).map_err(|e| match e {
-        bitcoin::psbt::Error::Version(_) => BtcError::UnsupportedPsbtVersion,
-        e => BtcError::InvalidPsbt(e),
-    })
+    match crate::v2::scan_global(bytes) {
+        Some(header) if header.version == 2 => {
+            let (v2, v0) = crate::v2::decode(bytes, &header)?;
+            Ok(Decoded { v0, v2: Some(v2) })
+        }
+        Some(header) if header.version != 0 => Err(BtcError::UnsupportedPsbtVersion {
+            version: header.version,
+        }),
+        // Version 0, or not even a well-formed global map: the full parser says why.
+        _ => Psbt::deserialize(bytes)
+            .map(|v0| Decoded { v0, v2: None })
+            .map_err(|e| BtcError::InvalidPsbt(e.to_string())),
+    }
+}
+
+/// Decodes a PSBT given as binary (starting with the magic `psbt\xff`) or as base64
+/// text (surrounding whitespace ignored), version 0 or 2. A version 2 PSBT is returned
+/// in the version 0 model (the same unsigned transaction and the input and output fields
+/// this crate reads).
+pub fn decode_psbt(input: &[u8]) -> Result<Psbt, BtcError> {
+    Ok(decode(input)?.v0)
 }
 
 /// The PSBT as base64 (the form bitcoinjs-lib, Core and Sparrow exchange).
@@ -235,11 +259,12 @@ pub fn analyze_psbt(
     keys: &WalletKeys,
     network: Network,
 ) -> Result<PsbtPlan, BtcError> {
-    let psbt = decode_psbt(psbt.as_ref())?;
-    plan(&psbt, keys, network)
+    let decoded = decode(psbt.as_ref())?;
+    plan(&decoded, keys, network)
 }
 
-fn plan(psbt: &Psbt, keys: &WalletKeys, network: Network) -> Result<PsbtPlan, BtcError> {
+fn plan(decoded: &Decoded, keys: &WalletKeys, network: Network) -> Result<PsbtPlan, BtcError> {
+    let psbt = &decoded.v0;
     let tx = &psbt.unsigned_tx;
     if tx.input.is_empty() {
         return Err(BtcError::NoInputs);
@@ -361,6 +386,7 @@ fn plan(psbt: &Psbt, keys: &WalletKeys, network: Network) -> Result<PsbtPlan, Bt
         tx.output.iter().map(|o| o.script_pubkey.len()),
     );
     Ok(PsbtPlan {
+        psbt_version: if decoded.v2.is_some() { 2 } else { 0 },
         network,
         txid: tx.compute_txid().to_string(),
         inputs,
@@ -385,8 +411,8 @@ pub enum InputSignature {
 /// The finalized PSBT and the transaction it gives.
 #[derive(Debug, Clone)]
 pub struct SignedPsbt {
-    /// The finalized PSBT.
-    pub psbt: Psbt,
+    /// The version of the finalized PSBT: the version it was given in (0 or 2).
+    pub psbt_version: u32,
     /// The finalized PSBT, base64.
     pub psbt_base64: String,
     /// The network transaction (`extract_tx`).
@@ -422,8 +448,8 @@ pub fn finalize_psbt(
     network: Network,
     signatures: &[(usize, InputSignature)],
 ) -> Result<SignedPsbt, BtcError> {
-    let mut psbt = decode_psbt(psbt.as_ref())?;
-    let plan = plan(&psbt, keys, network)?;
+    let mut decoded = decode(psbt.as_ref())?;
+    let plan = plan(&decoded, keys, network)?;
     let n = plan.inputs.len();
     let mut given: Vec<Option<&InputSignature>> = vec![None; n];
     for (index, sig) in signatures {
@@ -454,6 +480,7 @@ pub fn finalize_psbt(
         });
     }
 
+    let psbt = &mut decoded.v0;
     for (input, sig) in plan.inputs.iter().zip(final_sigs) {
         let psbt_input = &mut psbt.inputs[input.index];
         psbt_input
@@ -462,12 +489,22 @@ pub fn finalize_psbt(
         finalize_input(psbt_input, &sig, &input.public_key);
     }
 
-    let psbt_base64 = encode_psbt(&psbt);
+    let psbt_base64 = match &mut decoded.v2 {
+        None => encode_psbt(psbt),
+        Some(v2) => {
+            for (v2_input, v0_input) in v2.inputs.iter_mut().zip(&psbt.inputs) {
+                let witness = v0_input.final_script_witness.clone().unwrap_or_default();
+                crate::v2::finalize_input(v2_input, witness);
+            }
+            crate::v2::seal(v2);
+            BASE64.encode(v2.serialize())
+        }
+    };
     // Fee limits are policy (the plan reports fee and rate); `extract_tx`'s built-in
     // "absurd fee rate" refusal would be a second, hidden policy, so it is not applied.
     let tx = psbt.clone().extract_tx_unchecked_fee_rate();
     Ok(SignedPsbt {
-        psbt,
+        psbt_version: plan.psbt_version,
         psbt_base64,
         tx_hex: serialize_hex(&tx),
         txid: tx.compute_txid().to_string(),

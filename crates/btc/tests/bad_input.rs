@@ -59,14 +59,30 @@ fn refusals_are_distinct_typed_errors() {
         matches!(e, BtcError::TooLarge(_))
     });
 
-    // A BIP-370 version 2 PSBT (global map: version 2, tx version, counts).
-    let mut v2 = b"psbt\xff".to_vec();
-    v2.extend([0x01, 0xfb, 0x04, 0x02, 0x00, 0x00, 0x00]);
-    v2.extend([0x01, 0x02, 0x04, 0x02, 0x00, 0x00, 0x00]);
-    v2.extend([0x01, 0x04, 0x01, 0x01, 0x01, 0x05, 0x01, 0x01, 0x00]);
-    expect(analyze_psbt(&v2, &w.keys, Network::Mainnet), &|e| {
-        matches!(e, BtcError::UnsupportedPsbtVersion)
-    });
+    // A version 3 PSBT; a version 2 one whose maps are missing; a version 2 one
+    // declaring 2^62 inputs (refused before the parser reserves memory for them).
+    let global = |version: u8, inputs: &[u8]| {
+        let mut b = b"psbt\xff".to_vec();
+        b.extend([0x01, 0xfb, 0x04, version, 0x00, 0x00, 0x00]);
+        b.extend([0x01, 0x02, 0x04, 0x02, 0x00, 0x00, 0x00]);
+        b.extend([0x01, 0x04, inputs.len() as u8]);
+        b.extend(inputs);
+        b.extend([0x01, 0x05, 0x01, 0x01, 0x00]);
+        b
+    };
+    expect(
+        analyze_psbt(global(3, &[1]), &w.keys, Network::Mainnet),
+        &|e| matches!(e, BtcError::UnsupportedPsbtVersion { version: 3 }),
+    );
+    expect(
+        analyze_psbt(global(2, &[1]), &w.keys, Network::Mainnet),
+        &|e| matches!(e, BtcError::InvalidPsbt(_)),
+    );
+    let hostile = global(2, &[0xff, 0, 0, 0, 0, 0, 0, 0, 0x40]);
+    expect(
+        analyze_psbt(&hostile, &w.keys, Network::Mainnet),
+        &|e| matches!(e, BtcError::InvalidPsbt(m) if m.contains("count")),
+    );
 
     // Missing witness UTXO.
     let mut p = valid(&w);
