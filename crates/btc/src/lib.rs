@@ -47,7 +47,9 @@
 //! extracts the transaction.
 //!
 //! A version 2 PSBT is returned finalized as version 2 (its modifiable flags cleared,
-//! as BIP-370 asks of a SIGHASH_ALL signer); other versions are
+//! as BIP-370 asks of a SIGHASH_ALL signer; like version 0 and Bitcoin Core, no empty
+//! final scriptSig is written for native SegWit inputs, although `psbt-v2` 0.3's own
+//! `is_finalized` expects one); other versions are
 //! [`BtcError::UnsupportedPsbtVersion`]. `psbt-v2` reserves memory for the map counts a
 //! PSBT declares before reading the maps: counts larger than the PSBT are refused first.
 //!
