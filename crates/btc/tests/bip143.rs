@@ -18,6 +18,9 @@ const INPUT1_AMOUNT: u64 = 600_000_000;
 const INPUT1_KEY: &str = "619c335025c7f4012e556c2a58b2506e30b8511b53ade95ea316fd8c3286feb9";
 const INPUT1_PUBKEY: &str = "025476c2e83188368da1ff3e292e7acafcdb3566bb0ad253f62fc70f07aeee6357";
 const EXPECTED_SIGHASH: &str = "c37af31116d1b27caf68aae9e3ac82f1477929014d5b917657d0eb49478cb670";
+// BIP-143's sigHash preimage of input 1 (version, hashPrevouts, hashSequence, outpoint,
+// scriptCode, amount, nSequence, hashOutputs, nLockTime, nHashType).
+const EXPECTED_PREIMAGE: &str = "0100000096b827c8483d4e9b96712b6713a7b68d6e8003a781feba36c31143470b4efd3752b0a642eea2fb7ae638c36f6252b6750293dbe574a806984b8e4d8548339a3bef51e1b804cc89d182d279655c3aa89e815b1b309fe287d9b2b55d57b90ec68a010000001976a9141d0f172a0ecb48aee1be1f2687d2963ae33f71a188ac0046c32300000000ffffffff863ef3e1a92afbfdb97f31ad0fc7683ee943e9abcf2501590ff8f6551f47e5e51100000001000000";
 // The signature of input 1 in the BIP's signed transaction (with its SIGHASH_ALL byte).
 const EXPECTED_SIG: &str = "304402203609e17b84f6a7d30c80bfa610b5b4542f32a8a0d5447a12fb1366d7f01cc44a0220573a954c4518331561406f90300e8f3358f51928d43c212a8caed02de67eebee01";
 
@@ -61,6 +64,7 @@ fn analyze_and_finalize_give_the_bip143_vector() {
     let plan = analyze_psbt(&b64, &keys, Network::Mainnet).unwrap();
     assert_eq!(hex::encode(plan.inputs[1].sighash), EXPECTED_SIGHASH);
     assert_eq!(plan.inputs[1].amount_sats, INPUT1_AMOUNT);
+    assert_eq!(hex::encode(&plan.inputs[1].preimage), EXPECTED_PREIMAGE);
     // The preimage is what the sighash hashes (double SHA-256).
     use bitcoin::hashes::{sha256d, Hash};
     assert_eq!(
