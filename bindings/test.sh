@@ -132,7 +132,7 @@ cd "$here"
 set +e
 # shellcheck disable=SC2086
 "$venv/bin/python" -m pytest -p no:cacheprovider -v -rfEs --durations=5 \
-  tests/test_smoke.py tests/test_e2e.py tests/test_evm.py tests/test_kotlin.py ${PYTEST_ARGS:-}
+  tests/test_smoke.py tests/test_e2e.py tests/test_backup.py tests/test_evm.py tests/test_kotlin.py ${PYTEST_ARGS:-}
 rc=$?
 set -e
 step "done (exit $rc)"

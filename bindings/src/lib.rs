@@ -32,14 +32,15 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime, MpcError> {
 }
 
 /// Runs `fut` on the library's runtime and waits for it from any executor.
-async fn on_runtime<T, F>(fut: F) -> Result<T, MpcError>
+async fn on_runtime<T, E, F>(fut: F) -> Result<T, MpcError>
 where
     T: Send + 'static,
-    F: std::future::Future<Output = Result<T, mc::MpcError>> + Send + 'static,
+    E: Into<MpcError> + Send + 'static,
+    F: std::future::Future<Output = Result<T, E>> + Send + 'static,
 {
     let handle = runtime()?.spawn(fut);
     match handle.await {
-        Ok(r) => r.map_err(MpcError::from),
+        Ok(r) => r.map_err(Into::into),
         Err(e) => Err(MpcError::internal(format!("task failed: {e}"))),
     }
 }
@@ -89,6 +90,16 @@ pub enum MpcError {
     WalletExists {
         code: ErrorCode,
         path: String,
+        detail: String,
+    },
+    /// `import_backup`: the share file holds another wallet's share; both wallet ids
+    /// are named (`wallet_exists`). Nothing was written.
+    #[error("{detail}")]
+    OtherWallet {
+        code: ErrorCode,
+        path: String,
+        existing_wallet_id: String,
+        backup_wallet_id: String,
         detail: String,
     },
     /// No wallet has been created yet (`no_wallet`).
@@ -239,6 +250,74 @@ impl From<mc::MpcError> for MpcError {
             E::InvalidResponse { .. } => MpcError::InvalidResponse { code, detail },
             // (Categories added to the client later read as their code's nearest.)
             _ => MpcError::Cosigner { code, detail },
+        }
+    }
+}
+
+impl From<mc::BackupError> for MpcError {
+    /// A backup that does not open is `WrongPassphrase`, one that is not a backup
+    /// `CorruptFile` (path `backup`), a different share of the same wallet
+    /// `WalletExists`, another wallet's share `OtherWallet`.
+    fn from(e: mc::BackupError) -> Self {
+        let detail = e.to_string();
+        let code = e.code();
+        use mc::BackupError as B;
+        match e {
+            B::WrongPassphrase => MpcError::WrongPassphrase {
+                code,
+                path: "backup".into(),
+                detail,
+            },
+            B::NotABackup { .. } => MpcError::CorruptFile {
+                code,
+                path: "backup".into(),
+                detail,
+            },
+            B::OtherWallet {
+                path,
+                existing_wallet_id,
+                backup_wallet_id,
+            } => MpcError::OtherWallet {
+                code,
+                path,
+                existing_wallet_id,
+                backup_wallet_id,
+                detail,
+            },
+            B::DifferentShare { path, .. } => MpcError::WalletExists { code, path, detail },
+            B::Client(e) => e.into(),
+            _ => MpcError::CorruptFile {
+                code,
+                path: "backup".into(),
+                detail,
+            },
+        }
+    }
+}
+
+/// What `import_backup` did.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BackupImport {
+    /// The wallet of the imported share.
+    pub wallet_id: String,
+    /// Its party index (0 device, 2 recovery).
+    pub party_index: u16,
+    /// The share file written (or found identical).
+    pub path: String,
+    /// `true` when the identical share was already there (nothing was written).
+    pub already_present: bool,
+    /// The wallet's accounts.
+    pub accounts: Vec<AccountInfo>,
+}
+
+impl From<mc::BackupImport> for BackupImport {
+    fn from(b: mc::BackupImport) -> Self {
+        BackupImport {
+            wallet_id: b.wallet_id,
+            party_index: b.party_index,
+            path: b.path,
+            already_present: b.already_present,
+            accounts: b.accounts.into_iter().map(Into::into).collect(),
         }
     }
 }
@@ -909,6 +988,32 @@ impl MpcClient {
                 .map(Into::into)
         })
         .await
+    }
+
+    /// An encrypted backup of the `party`'s share (device or recovery): the key-share
+    /// file format (Argon2id + XChaCha20-Poly1305) under `passphrase`, with the wallet
+    /// id; no plaintext key material. The CLI's `backup import` and the browser
+    /// package's `importBackup` read it.
+    pub async fn export_backup(
+        &self,
+        party: PartyRole,
+        passphrase: String,
+    ) -> Result<Vec<u8>, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.export_backup(party, passphrase).await }).await
+    }
+
+    /// Restores a backup into this client's share file of its party, encrypted under
+    /// that file's configured passphrase. Refuses a backup that does not open
+    /// (`WrongPassphrase`) and another wallet's share in the way (`OtherWallet`) with
+    /// nothing written; the identical share again succeeds (`already_present`).
+    pub async fn import_backup(
+        &self,
+        backup: Vec<u8>,
+        passphrase: String,
+    ) -> Result<BackupImport, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move { c.import_backup(backup, passphrase).await.map(Into::into) }).await
     }
 
     /// Signs with the device AND recovery shares on this machine, without the cosigner.

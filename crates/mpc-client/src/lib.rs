@@ -42,6 +42,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod backup;
 mod cosigner;
 mod driver;
 mod enroll;
@@ -64,6 +65,7 @@ use mpc_wire::{IdentityKey, PublicIdentity};
 use tokio::sync::Mutex;
 use wallet_types::AccountKind as Kind;
 
+pub use backup::{BackupError, BackupImport};
 pub use client_core::create::{Persist, RecoveryJob};
 pub use client_core::{
     bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, EnrollParams,
@@ -271,6 +273,110 @@ impl MpcClient {
             .await?
             .party
             .public_key(&account_id, &path)
+    }
+
+    // --------------------------------------------------------------- backup and restore
+
+    /// The path and passphrase of the local files of party 0 (device) or 2 (recovery).
+    fn party_file(&self, index: u16) -> Result<(PathBuf, String), MpcError> {
+        match index {
+            0 => Ok((self.device_path(), self.config.passphrase.clone())),
+            2 => Ok((self.recovery_path()?, self.recovery_passphrase()?)),
+            other => Err(MpcError::input(format!(
+                "party {other} has no local share (0 device, 2 recovery)"
+            ))),
+        }
+    }
+
+    /// An encrypted backup of one party's key shares: its key-share file (Argon2id +
+    /// XChaCha20-Poly1305, the format of the share files and of the browser package's
+    /// passphrase wallets) encrypted under `passphrase`, with the wallet's public
+    /// metadata as its `wallet` member (see [`backup`]). The backup holds no plaintext
+    /// key material. `passphrase` must pass the strength check of new key files unless
+    /// `allow_weak_passphrase` (or `insecure_fast_kdf`) is set. Write the bytes to a
+    /// file; [`Self::import_backup`] restores them on another device.
+    pub async fn export_backup(
+        &self,
+        party: PartyRole,
+        passphrase: String,
+    ) -> Result<Vec<u8>, MpcError> {
+        backup::check_backup_passphrase(
+            &passphrase,
+            self.config.allow_weak_passphrase || self.config.insecure_fast_kdf,
+        )?;
+        let files = self.party(party.index()).await?;
+        let meta = WalletMeta::load(&files.path)?;
+        let bundle = files.party.bundle().clone();
+        let params = store::kdf(self.config.insecure_fast_kdf);
+        tokio::task::spawn_blocking(move || {
+            backup::encrypt_backup(&bundle, &meta, &passphrase, params)
+        })
+        .await
+        .map_err(|e| MpcError::internal(format!("backup task failed: {e}")))?
+    }
+
+    /// Restores a backup made by [`Self::export_backup`] (or by the browser package's
+    /// `exportBackup`): decrypts it with `passphrase` and writes the share it holds to
+    /// this client's file of that party (the device's `key_share_path` or the
+    /// recovery's `recovery_path`), encrypted under that file's configured passphrase,
+    /// with its `.wallet.json` metadata.
+    ///
+    /// Nothing is written when the backup does not open
+    /// ([`BackupError::WrongPassphrase`]), is not a backup
+    /// ([`BackupError::NotABackup`]), or when the file holds another wallet's share
+    /// ([`BackupError::OtherWallet`], naming both wallet ids) or a different share of
+    /// the same wallet ([`BackupError::DifferentShare`]). Importing the identical share
+    /// again succeeds without writing (`already_present`). The imported share signs as
+    /// before: same identity, same keys, same addresses.
+    pub async fn import_backup(
+        &self,
+        backup: Vec<u8>,
+        passphrase: String,
+    ) -> Result<BackupImport, BackupError> {
+        let opened =
+            tokio::task::spawn_blocking(move || backup::decrypt_backup(&backup, &passphrase))
+                .await
+                .map_err(|e| MpcError::internal(format!("backup task failed: {e}")))??;
+        let index = opened.bundle.party_index;
+        let (path, pass) = self.party_file(index)?;
+        if pass.is_empty() {
+            return Err(MpcError::config(format!("no passphrase for {}", path.display())).into());
+        }
+        // The share must be usable before anything is written.
+        let party = client_core::Party::new(
+            opened.meta.wallet_id.clone(),
+            opened.bundle.clone(),
+            "the backup",
+        )?;
+        let accounts = party.accounts();
+        let strength_ok = self.config.allow_weak_passphrase || self.config.insecure_fast_kdf;
+        let fast = self.config.insecure_fast_kdf;
+        let target = path.clone();
+        let already_present = tokio::task::spawn_blocking(move || -> Result<bool, BackupError> {
+            if backup::check_target(&target, &pass, &opened)?.is_some() {
+                return Ok(true);
+            }
+            if !strength_ok {
+                mpc_core::keystore::check_passphrase(&pass).map_err(|e| {
+                    MpcError::config(format!(
+                        "the passphrase of {}: {e} (allow_weak_passphrase overrides)",
+                        target.display()
+                    ))
+                })?;
+            }
+            save_party_files(&target, &pass, fast, &opened.meta, &opened.bundle)?;
+            Ok(false)
+        })
+        .await
+        .map_err(|e| MpcError::internal(format!("import task failed: {e}")))??;
+        self.cache.lock().await.remove(&index);
+        Ok(BackupImport {
+            wallet_id: party.wallet_id().to_string(),
+            party_index: index,
+            path: path.display().to_string(),
+            already_present,
+            accounts,
+        })
     }
 
     // ------------------------------------------------------------------ wallet creation

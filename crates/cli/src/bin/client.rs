@@ -18,6 +18,8 @@
 //! client presign refill --target 8             # fill the presignature pool
 //! client presign refill --path m/44/60/0/0/0   # HD account: the pool of that path
 //! client presign status
+//! client backup export --out device.backup      # encrypted backup of the device share
+//! client backup import device.backup            # restore it (on another device)
 //! client sign-message "hi"                     # from the pool when possible (fast path)
 //! client verify --message "hello" --signature 0x... --address 0x...
 //! ```
@@ -37,9 +39,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mpc_client::{
-    new_mpc_client, AccountKind, ChainStyle, DigestKind, ErrorCode, MpcClient, MpcConfig, MpcError,
-    PartyRole, PayloadKind, PresignConfig, PresignMode, PresignPoolStatus, ProgressEvent,
-    ProgressListener, SignedResult,
+    new_mpc_client, AccountKind, BackupError, ChainStyle, DigestKind, ErrorCode, MpcClient,
+    MpcConfig, MpcError, PartyRole, PayloadKind, PresignConfig, PresignMode, PresignPoolStatus,
+    ProgressEvent, ProgressListener, SignedResult,
 };
 use wallet_cli::evm::{self, MkTxArgs, Node, NodeError, TxFields};
 use wallet_cli::input;
@@ -332,6 +334,41 @@ enum Cmd {
         #[command(subcommand)]
         action: PresignCmd,
     },
+    /// Encrypted backups of a share (the key-share file format under a backup
+    /// passphrase, with the wallet id): export, import. The backup passphrase comes from
+    /// --backup-passphrase-file, else WALLET_BACKUP_PASSPHRASE, else a prompt.
+    Backup {
+        #[command(subcommand)]
+        action: BackupCmd,
+    },
+}
+
+/// The environment variable holding the backup passphrase.
+const BACKUP_PASSPHRASE_ENV: &str = "WALLET_BACKUP_PASSPHRASE";
+
+#[derive(Subcommand, Debug)]
+enum BackupCmd {
+    /// Write an encrypted backup of the device share (with --recovery: the recovery
+    /// share) to --out (never overwritten). Browsers' `exportBackup` files are the same.
+    Export {
+        /// The backup file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// A file holding the backup passphrase; overrides WALLET_BACKUP_PASSPHRASE.
+        #[arg(long)]
+        backup_passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup into the share file of its party (the device's --share-file or
+    /// the --recovery-file), encrypted under that file's passphrase. Refuses a backup
+    /// that does not open and another wallet's share in the way; the identical share
+    /// again is accepted without writing.
+    Import {
+        /// The backup file.
+        file: PathBuf,
+        /// A file holding the backup passphrase; overrides WALLET_BACKUP_PASSPHRASE.
+        #[arg(long)]
+        backup_passphrase_file: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -412,6 +449,9 @@ fn error_code(e: &anyhow::Error) -> (ErrorCode, Option<String>) {
         if let Some(n) = c.downcast_ref::<NodeError>() {
             return (n.code, None);
         }
+        if let Some(b) = c.downcast_ref::<BackupError>() {
+            return (b.code(), None);
+        }
     }
     (ErrorCode::InvalidInput, None)
 }
@@ -477,6 +517,106 @@ fn optional_pass(args: &Args, i: usize) -> Result<Option<String>> {
         false,
         false,
     )?)
+}
+
+/// The backup passphrase: `--backup-passphrase-file`, WALLET_BACKUP_PASSPHRASE, or a
+/// prompt on a terminal (twice for a new backup).
+fn backup_pass(file: Option<&std::path::Path>, confirm: bool) -> Result<String> {
+    input::passphrase(file, BACKUP_PASSPHRASE_ENV, "backup", true, confirm)?.ok_or_else(|| {
+        MpcError::config(format!(
+            "{BACKUP_PASSPHRASE_ENV} is not set; the backup needs its passphrase \
+             (e.g. `export {BACKUP_PASSPHRASE_ENV}=...`, or --backup-passphrase-file FILE)"
+        ))
+        .into()
+    })
+}
+
+/// `backup export` / `backup import`.
+async fn backup(args: &Args, role: PartyRole, action: &BackupCmd) -> Result<()> {
+    match action {
+        BackupCmd::Export {
+            out,
+            backup_passphrase_file,
+        } => {
+            if out.exists() {
+                return Err(MpcError::WalletExists {
+                    path: out.display().to_string(),
+                }
+                .into());
+            }
+            let cfg = config(
+                args,
+                role,
+                role == PartyRole::Device,
+                role == PartyRole::Recovery,
+                "backup export",
+            )?;
+            let pass = backup_pass(backup_passphrase_file.as_deref(), true)?;
+            let client = new_mpc_client(cfg)?;
+            let bytes = client.export_backup(role, pass).await?;
+            if out.exists() {
+                bail!("{} appeared meanwhile; not overwritten", out.display());
+            }
+            mpc_core::keystore::write_atomically(out, &bytes)
+                .with_context(|| format!("cannot write {}", out.display()))?;
+            let wallet_id = client.wallet_id().await?;
+            if args.json {
+                let j = serde_json::json!({
+                    "path": out.display().to_string(),
+                    "wallet_id": wallet_id,
+                    "party_index": role.index(),
+                    "bytes": bytes.len(),
+                });
+                println!("{j}");
+            } else {
+                println!(
+                    "Backup of the {} share of wallet {wallet_id} written to {}",
+                    if role == PartyRole::Device {
+                        "device"
+                    } else {
+                        "recovery"
+                    },
+                    out.display()
+                );
+                println!(
+                    "Keep the backup passphrase apart from the file: together they are the share."
+                );
+            }
+        }
+        BackupCmd::Import {
+            file,
+            backup_passphrase_file,
+        } => {
+            let bytes = std::fs::read(file)
+                .map_err(|e| MpcError::input(format!("cannot read {}: {e}", file.display())))?;
+            // The header names the party in clear: its file's passphrase is the one needed.
+            let party = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("party_index").and_then(|p| p.as_u64()));
+            let (device, recovery) = (party == Some(0), party == Some(2));
+            let pass = backup_pass(backup_passphrase_file.as_deref(), false)?;
+            let cfg = config(args, PartyRole::Device, device, recovery, "backup import")?;
+            let client = new_mpc_client(cfg)?;
+            let done = client.import_backup(bytes, pass).await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&done)?);
+            } else {
+                let what = if done.already_present {
+                    "already holds this share; nothing written"
+                } else {
+                    "restored"
+                };
+                println!(
+                    "{}: {what} (wallet {}, party {}, {} account(s))",
+                    done.path,
+                    done.wallet_id,
+                    done.party_index,
+                    done.accounts.len()
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// (stage, party, account, steps done) of the last line printed per stream.
@@ -605,7 +745,14 @@ fn config(
     why: &str,
 ) -> Result<MpcConfig> {
     // New key files (create-wallet, enroll) get their passphrase typed twice.
-    let confirm = matches!(args.command, Cmd::CreateWallet { .. } | Cmd::Enroll { .. });
+    let confirm = matches!(
+        args.command,
+        Cmd::CreateWallet { .. }
+            | Cmd::Enroll { .. }
+            | Cmd::Backup {
+                action: BackupCmd::Import { .. }
+            }
+    );
     let device_pass = if need_device {
         need_pass(args, 0, why, confirm)?
     } else {
@@ -787,6 +934,7 @@ async fn run(args: Args) -> Result<()> {
                 println!("and with the device it signs without the cosigner (offline-sign).");
             }
         }
+        Cmd::Backup { action } => backup(&args, role, action).await?,
         Cmd::ListAccounts => {
             let client = new_mpc_client(config(
                 &args,

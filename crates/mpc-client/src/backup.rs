@@ -1,0 +1,289 @@
+//! Encrypted backups of one party's key shares.
+//!
+//! A backup is the party's **key-share file** (`mpc_core::keystore`: Argon2id +
+//! XChaCha20-Poly1305, the header bound as associated data), encrypted under a backup
+//! passphrase of its own, with one more top-level member: `"wallet"`, the public wallet
+//! metadata otherwise kept next to the share file (`<stem>.wallet.json`, a
+//! [`WalletMeta`]: wallet id, party index, cosigner URL, label, creation time):
+//!
+//! ```json
+//! { "format": "wallet-mpc/key-shares", "version": 1, "party_index": 0,
+//!   "kdf": { … }, "aead": { … }, "ciphertext": "…",
+//!   "wallet": { "format": "wallet-mpc/wallet", "wallet_id": "…", "party_index": 0, … } }
+//! ```
+//!
+//! `KeyShareBundle::decrypt` reads a backup unchanged (it ignores the extra member), and
+//! the browser package writes and reads the same bytes. Like the `.wallet.json` file, the
+//! `wallet` member is not secret and not authenticated: editing it only makes the
+//! cosigner refuse the imported share (the identities that matter live in the encrypted
+//! bundle). Its party index must equal the authenticated header's.
+
+use std::path::Path;
+
+use mpc_core::keystore::{check_passphrase, KeyShareBundle, KeystoreError};
+use serde::{Deserialize, Serialize};
+use wallet_types::ErrorCode;
+use zeroize::Zeroizing;
+
+use crate::error::MpcError;
+use crate::store::{WalletMeta, WALLET_META_FORMAT};
+use crate::types::AccountInfo;
+
+/// The top-level member of a backup that holds its [`WalletMeta`].
+pub const BACKUP_WALLET_MEMBER: &str = "wallet";
+
+/// The largest backup accepted (a wallet of 100 accounts is well below it).
+pub const MAX_BACKUP_BYTES: usize = 16 << 20;
+
+/// Why a backup could not be imported (or made). Switch on [`BackupError::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackupError {
+    /// The passphrase does not open the backup, or the backup was modified. Nothing was
+    /// written.
+    #[error("the backup does not open with this passphrase (or it was modified)")]
+    WrongPassphrase,
+    /// The bytes are not a wallet backup (not a key-share file, no wallet metadata,
+    /// inconsistent party index, the cosigner's share...). Nothing was written.
+    #[error("not a wallet backup: {reason}")]
+    NotABackup {
+        /// What is wrong.
+        reason: String,
+    },
+    /// The share file the backup would be written to holds another wallet's share.
+    /// Nothing was written.
+    #[error(
+        "{path} holds the share of wallet {existing_wallet_id}; refusing to overwrite it with \
+         the backup of wallet {backup_wallet_id}"
+    )]
+    OtherWallet {
+        /// The existing share file.
+        path: String,
+        /// The wallet of the existing share.
+        existing_wallet_id: String,
+        /// The wallet of the backup.
+        backup_wallet_id: String,
+    },
+    /// The share file holds a share of the same wallet and party that differs from the
+    /// backup's (an older or newer share). Nothing was written.
+    #[error(
+        "{path} holds a different share of wallet {wallet_id} (party {party}); refusing to \
+         overwrite it"
+    )]
+    DifferentShare {
+        /// The existing share file.
+        path: String,
+        /// The wallet.
+        wallet_id: String,
+        /// The party index.
+        party: u16,
+    },
+    /// Any other client error (configuration, the existing file's passphrase, I/O...).
+    #[error(transparent)]
+    Client(#[from] MpcError),
+}
+
+impl BackupError {
+    /// The machine-readable category: `wrong_passphrase`, `storage` (not a backup),
+    /// `wallet_exists` (another wallet's or a different share is in the way), or the
+    /// client error's own code.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            BackupError::WrongPassphrase => ErrorCode::WrongPassphrase,
+            BackupError::NotABackup { .. } => ErrorCode::Storage,
+            BackupError::OtherWallet { .. } | BackupError::DifferentShare { .. } => {
+                ErrorCode::WalletExists
+            }
+            BackupError::Client(e) => e.code(),
+        }
+    }
+}
+
+/// What [`crate::MpcClient::import_backup`] did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupImport {
+    /// The wallet of the imported share.
+    pub wallet_id: String,
+    /// Its party index (0 device, 2 recovery).
+    pub party_index: u16,
+    /// The share file written (or found identical).
+    pub path: String,
+    /// `true` when the identical share was already there (nothing was written).
+    pub already_present: bool,
+    /// The wallet's accounts, from the imported share.
+    pub accounts: Vec<AccountInfo>,
+}
+
+/// A backup, opened: the decrypted bundle and its wallet metadata.
+pub struct OpenedBackup {
+    /// The decrypted bundle (secret).
+    pub bundle: KeyShareBundle,
+    /// The wallet metadata of the backup.
+    pub meta: WalletMeta,
+}
+
+impl std::fmt::Debug for OpenedBackup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedBackup")
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Encrypts `bundle` under `passphrase` as a backup carrying `meta` (the key-share file
+/// plus its `wallet` member). The bundle's party must be 0 or 2 and match `meta`.
+pub fn encrypt_backup(
+    bundle: &KeyShareBundle,
+    meta: &WalletMeta,
+    passphrase: &str,
+    params: mpc_core::keystore::KdfParams,
+) -> Result<Vec<u8>, MpcError> {
+    if meta.party_index != bundle.party_index {
+        return Err(MpcError::internal(format!(
+            "metadata for party {} but bundle of party {}",
+            meta.party_index, bundle.party_index
+        )));
+    }
+    let file = bundle.encrypt(passphrase, params).map_err(|e| match e {
+        KeystoreError::EmptyPassphrase => MpcError::input("the backup passphrase is empty"),
+        other => MpcError::internal(format!("cannot encrypt the backup: {other}")),
+    })?;
+    let mut value: serde_json::Value = serde_json::from_str(&file)
+        .map_err(|e| MpcError::internal(format!("key-share file: {e}")))?;
+    let obj = value
+        .as_object_mut()
+        .ok_or_else(|| MpcError::internal("the key-share file is not a JSON object"))?;
+    let meta_value =
+        serde_json::to_value(meta).map_err(|e| MpcError::internal(format!("metadata: {e}")))?;
+    obj.insert(BACKUP_WALLET_MEMBER.into(), meta_value);
+    serde_json::to_vec_pretty(&value).map_err(|e| MpcError::internal(e.to_string()))
+}
+
+/// Opens a backup: checks its shape, decrypts it with `passphrase` (Argon2id: about a
+/// second with the default parameters) and returns the bundle and metadata.
+pub fn decrypt_backup(bytes: &[u8], passphrase: &str) -> Result<OpenedBackup, BackupError> {
+    let not = |reason: String| BackupError::NotABackup { reason };
+    if bytes.len() > MAX_BACKUP_BYTES {
+        return Err(not(format!("larger than {MAX_BACKUP_BYTES} bytes")));
+    }
+    if passphrase.is_empty() {
+        return Err(MpcError::input("the backup passphrase is empty").into());
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| not("not UTF-8 text".into()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| not(format!("not JSON: {e}")))?;
+    let meta = value
+        .get(BACKUP_WALLET_MEMBER)
+        .ok_or_else(|| {
+            not(format!(
+                "no \"{BACKUP_WALLET_MEMBER}\" member (a bare key-share file has no wallet id: \
+                 make the backup with export-backup)"
+            ))
+        })
+        .and_then(|m| {
+            serde_json::from_value::<WalletMeta>(m.clone())
+                .map_err(|e| not(format!("wallet metadata: {e}")))
+        })?;
+    if meta.format != WALLET_META_FORMAT {
+        return Err(not(format!(
+            "wallet metadata format is {:?}, expected {WALLET_META_FORMAT:?}",
+            meta.format
+        )));
+    }
+    if meta.wallet_id.trim().is_empty() {
+        return Err(not("the wallet id is empty".into()));
+    }
+    let bundle = KeyShareBundle::decrypt(text, passphrase).map_err(|e| match e {
+        KeystoreError::WrongPassphrase => BackupError::WrongPassphrase,
+        KeystoreError::EmptyPassphrase => MpcError::input("the backup passphrase is empty").into(),
+        other => not(other.to_string()),
+    })?;
+    if bundle.party_index != meta.party_index {
+        return Err(not(format!(
+            "the wallet metadata names party {}, the share is party {}",
+            meta.party_index, bundle.party_index
+        )));
+    }
+    if !matches!(bundle.party_index, 0 | 2) {
+        return Err(not(format!(
+            "holds the share of party {} (only the device's and the recovery party's shares \
+             are backed up here)",
+            bundle.party_index
+        )));
+    }
+    Ok(OpenedBackup { bundle, meta })
+}
+
+/// Checks a backup passphrase chosen now: at least the strength of a new key file's,
+/// unless `allow_weak`.
+pub(crate) fn check_backup_passphrase(passphrase: &str, allow_weak: bool) -> Result<(), MpcError> {
+    if passphrase.is_empty() {
+        return Err(MpcError::input("the backup passphrase is empty"));
+    }
+    if allow_weak {
+        return Ok(());
+    }
+    check_passphrase(passphrase).map_err(|e| {
+        MpcError::input(format!(
+            "the backup passphrase: {e} (allow_weak_passphrase overrides)"
+        ))
+    })
+}
+
+/// Whether two bundles are the same share (compared as their JSON, which is
+/// deterministic: structs and ordered maps).
+pub(crate) fn same_bundle(a: &KeyShareBundle, b: &KeyShareBundle) -> Result<bool, MpcError> {
+    let ser = |x: &KeyShareBundle| {
+        serde_json::to_vec(x)
+            .map(Zeroizing::new)
+            .map_err(|e| MpcError::internal(format!("cannot serialize a bundle: {e}")))
+    };
+    Ok(*ser(a)? == *ser(b)?)
+}
+
+/// The existing files at `path` compared with a backup: `Ok(None)` when nothing is there,
+/// `Ok(Some(()))` when the identical share is, an error when something else is.
+pub(crate) fn check_target(
+    path: &Path,
+    existing_passphrase: &str,
+    backup: &OpenedBackup,
+) -> Result<Option<()>, BackupError> {
+    let meta_file = crate::store::meta_path(path);
+    if !path.exists() && !meta_file.exists() {
+        return Ok(None);
+    }
+    let p = path.display().to_string();
+    if !meta_file.exists() {
+        // A share without metadata (key-gen's files): we cannot say whose it is.
+        return Err(MpcError::WalletExists { path: p }.into());
+    }
+    let existing = WalletMeta::load(path)?;
+    if existing.wallet_id != backup.meta.wallet_id {
+        return Err(BackupError::OtherWallet {
+            path: p,
+            existing_wallet_id: existing.wallet_id,
+            backup_wallet_id: backup.meta.wallet_id.clone(),
+        });
+    }
+    if !path.exists() {
+        return Err(MpcError::WalletExists {
+            path: meta_file.display().to_string(),
+        }
+        .into());
+    }
+    let different = || BackupError::DifferentShare {
+        path: p.clone(),
+        wallet_id: existing.wallet_id.clone(),
+        party: backup.bundle.party_index,
+    };
+    if existing.party_index != backup.meta.party_index {
+        return Err(different());
+    }
+    let current = KeyShareBundle::load(path, existing_passphrase)
+        .map_err(|e| crate::error::keystore_error(path, e))?;
+    if same_bundle(&current, &backup.bundle)? {
+        Ok(Some(()))
+    } else {
+        Err(different())
+    }
+}
