@@ -42,6 +42,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod bitcoin;
 mod cosigner;
 mod driver;
 mod enroll;
@@ -64,6 +65,7 @@ use mpc_wire::{IdentityKey, PublicIdentity};
 use tokio::sync::Mutex;
 use wallet_types::AccountKind as Kind;
 
+pub use bitcoin::{BitcoinAddress, BitcoinNetwork, BitcoinWatchOnly};
 pub use client_core::create::{Persist, RecoveryJob};
 pub use client_core::{
     bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, EnrollParams,
