@@ -584,6 +584,84 @@ impl From<mc::PublicKeyInfo> for PublicKeyInfo {
     }
 }
 
+/// A Bitcoin network (addresses: `bc1q…` mainnet, `tb1q…` testnet and signet,
+/// `bcrt1q…` regtest; xpubs: `xpub…` mainnet, `tpub…` the others).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum BitcoinNetwork {
+    Mainnet,
+    Testnet,
+    Signet,
+    Regtest,
+}
+
+impl From<BitcoinNetwork> for mc::BitcoinNetwork {
+    fn from(n: BitcoinNetwork) -> Self {
+        match n {
+            BitcoinNetwork::Mainnet => mc::BitcoinNetwork::Mainnet,
+            BitcoinNetwork::Testnet => mc::BitcoinNetwork::Testnet,
+            BitcoinNetwork::Signet => mc::BitcoinNetwork::Signet,
+            BitcoinNetwork::Regtest => mc::BitcoinNetwork::Regtest,
+        }
+    }
+}
+
+/// A native SegWit (P2WPKH) address of an account.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BitcoinAddress {
+    pub account_id: String,
+    /// `mainnet`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// The non-hardened derivation path (`m/84/0/0/0/0` form).
+    pub path: String,
+    /// The key at `path`, compressed SEC1, hex.
+    pub public_key: String,
+    pub address: String,
+}
+
+impl From<mc::BitcoinAddress> for BitcoinAddress {
+    fn from(a: mc::BitcoinAddress) -> Self {
+        BitcoinAddress {
+            account_id: a.account_id,
+            network: a.network,
+            path: a.path,
+            public_key: a.public_key,
+            address: a.address,
+        }
+    }
+}
+
+/// The watch-only export of an account (Bitcoin Core `importdescriptors`, Sparrow).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct BitcoinWatchOnly {
+    pub account_id: String,
+    /// `mainnet`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// The account's non-hardened path, e.g. `m/84/0/0`.
+    pub account_path: String,
+    /// The root key's fingerprint, 8 hex digits (the descriptors' key origin).
+    pub fingerprint: String,
+    /// The extended public key at `account_path`.
+    pub xpub: String,
+    /// `wpkh([fingerprint/account_path]xpub/0/*)#checksum`.
+    pub receive_descriptor: String,
+    /// `wpkh([fingerprint/account_path]xpub/1/*)#checksum`.
+    pub change_descriptor: String,
+}
+
+impl From<mc::BitcoinWatchOnly> for BitcoinWatchOnly {
+    fn from(w: mc::BitcoinWatchOnly) -> Self {
+        BitcoinWatchOnly {
+            account_id: w.account_id,
+            network: w.network,
+            account_path: w.account_path,
+            fingerprint: w.fingerprint,
+            xpub: w.xpub,
+            receive_descriptor: w.receive_descriptor,
+            change_descriptor: w.change_descriptor,
+        }
+    }
+}
+
 /// An account of the wallet.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AccountInfo {
@@ -833,6 +911,41 @@ impl MpcClient {
     ) -> Result<PublicKeyInfo, MpcError> {
         let c = self.inner.clone();
         on_runtime(async move { c.get_public_key(account_id, path).await.map(Into::into) }).await
+    }
+
+    /// The native SegWit (P2WPKH) address of an account at a non-hardened `path` on
+    /// `network` (local file; no network). A hardened path is `InvalidInput`.
+    pub async fn bitcoin_address(
+        &self,
+        account_id: String,
+        path: String,
+        network: BitcoinNetwork,
+    ) -> Result<BitcoinAddress, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.bitcoin_address(account_id, path, network.into())
+                .await
+                .map(Into::into)
+        })
+        .await
+    }
+
+    /// The watch-only export (xpub, receive and change descriptors with key origin and
+    /// checksum) of the account at `account_path` (`None`: `m/84/0/0` on mainnet,
+    /// `m/84/1/0` on the test networks). Local file; no network.
+    pub async fn bitcoin_watch_only(
+        &self,
+        account_id: String,
+        account_path: Option<String>,
+        network: BitcoinNetwork,
+    ) -> Result<BitcoinWatchOnly, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.bitcoin_watch_only(account_id, account_path, network.into())
+                .await
+                .map(Into::into)
+        })
+        .await
     }
 
     /// Creates a wallet with the cosigner (`accounts` keys, 1..=100). Long: aux info and

@@ -93,6 +93,33 @@ def test_accounts_and_public_key(wallet, client):
     assert key.to_checksum_address() == to_checksum_address(pk.ethereum_address)
 
 
+
+def test_bitcoin_addresses_and_watch_only(wallet, client):
+    prefixes = {
+        w.BitcoinNetwork.MAINNET: ("bc1q", "xpub", "m/84/0/0"),
+        w.BitcoinNetwork.TESTNET: ("tb1q", "tpub", "m/84/1/0"),
+        w.BitcoinNetwork.SIGNET: ("tb1q", "tpub", "m/84/1/0"),
+        w.BitcoinNetwork.REGTEST: ("bcrt1q", "tpub", "m/84/1/0"),
+    }
+    for net, (prefix, xprefix, account_path) in prefixes.items():
+        wo = run(client.bitcoin_watch_only(wallet.account_id, None, net))
+        assert wo.account_path == account_path
+        assert wo.xpub.startswith(xprefix), wo.xpub
+        origin = f"wpkh([{wo.fingerprint}/{account_path[2:]}]{wo.xpub}/"
+        assert wo.receive_descriptor.startswith(origin + "0/*)#"), wo.receive_descriptor
+        assert wo.change_descriptor.startswith(origin + "1/*)#"), wo.change_descriptor
+        a = run(client.bitcoin_address(wallet.account_id, account_path + "/0/0", net))
+        assert a.address.startswith(prefix), a.address
+        assert a.path == account_path + "/0/0"
+    # The mainnet and testnet addresses are get_public_key's.
+    pk = run(client.get_public_key(wallet.account_id, "m/84/0/0/0/1"))
+    main = run(client.bitcoin_address(wallet.account_id, "m/84/0/0/0/1", w.BitcoinNetwork.MAINNET))
+    test = run(client.bitcoin_address(wallet.account_id, "m/84/0/0/0/1", w.BitcoinNetwork.TESTNET))
+    assert (main.address, main.public_key) == (pk.bitcoin_address, pk.public_key)
+    assert test.address == pk.bitcoin_testnet_address
+    with pytest.raises(w.MpcError.InvalidInput):
+        run(client.bitcoin_address(wallet.account_id, "m/84'/0/0", w.BitcoinNetwork.MAINNET))
+
 def test_health(client):
     h = run(client.health())
     assert h.status

@@ -154,3 +154,17 @@ def test_error_codes_are_the_shared_vocabulary():
     with pytest.raises(w.MpcError.InvalidInput) as e:
         w.verify_ethereum(b"hello", "zz", "0x0000000000000000000000000000000000000000")
     assert e.value.code == wt.ErrorCode.INVALID_INPUT
+
+
+def test_bitcoin_hardened_path_is_invalid_input(config):
+    # Refused before the (missing) share file is opened: the threshold key has no
+    # hardened children.
+    client = w.MpcClient(config)
+    with pytest.raises(w.MpcError.InvalidInput) as e:
+        run(client.bitcoin_address("0", "m/84'/0'/0'/0/0", w.BitcoinNetwork.MAINNET))
+    assert "hardened" in e.value.detail
+    assert e.value.code == wt.ErrorCode.INVALID_INPUT
+    with pytest.raises(w.MpcError.InvalidInput):
+        run(client.bitcoin_watch_only("0", "m/84h/0/0", w.BitcoinNetwork.TESTNET))
+    with pytest.raises(w.MpcError.NoWallet):
+        run(client.bitcoin_watch_only("0", None, w.BitcoinNetwork.REGTEST))

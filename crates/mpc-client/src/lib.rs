@@ -43,6 +43,7 @@
 )]
 
 pub mod backup;
+pub mod bitcoin;
 mod cosigner;
 mod driver;
 mod enroll;
@@ -66,6 +67,7 @@ use tokio::sync::Mutex;
 use wallet_types::AccountKind as Kind;
 
 pub use backup::{BackupError, BackupImport};
+pub use bitcoin::{BitcoinAddress, BitcoinNetwork, BitcoinWatchOnly};
 pub use client_core::create::{Persist, RecoveryJob};
 pub use client_core::{
     bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, EnrollParams,

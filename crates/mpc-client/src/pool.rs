@@ -79,7 +79,7 @@ impl PoolDir {
         let _ = hk.expand(&info, key.as_mut());
         PoolDir {
             dir: pool_dir_path(share_path),
-            cipher: XChaCha20Poly1305::new(key.as_ref().into()),
+            cipher: XChaCha20Poly1305::new((&*key).into()),
             wallet_id: wallet_id.to_string(),
             party,
         }

@@ -22,6 +22,8 @@
 //! client backup import device.backup            # restore it (on another device)
 //! client sign-message "hi"                     # from the pool when possible (fast path)
 //! client verify --message "hello" --signature 0x... --address 0x...
+//! client btc address --network regtest --path m/84/1/0/0/5   # P2WPKH (bc1q/tb1q/bcrt1q)
+//! client btc descriptor --network testnet                    # watch-only export
 //! ```
 //!
 //! Passphrases come from `--passphrase-file` / `--recovery-passphrase-file`, else
@@ -341,6 +343,12 @@ enum Cmd {
         #[command(subcommand)]
         action: BackupCmd,
     },
+    /// Bitcoin: native SegWit (P2WPKH) addresses and the watch-only export (xpub and
+    /// descriptors for Bitcoin Core or Sparrow). Non-hardened paths only.
+    Btc {
+        #[command(subcommand)]
+        action: BtcCmd,
+    },
 }
 
 /// The environment variable holding the backup passphrase.
@@ -368,6 +376,37 @@ enum BackupCmd {
         /// A file holding the backup passphrase; overrides WALLET_BACKUP_PASSPHRASE.
         #[arg(long)]
         backup_passphrase_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum BtcCmd {
+    /// The P2WPKH address of an account at a path.
+    Address {
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened derivation path (default: the first receive address,
+        /// m/84/0/0/0/0 on mainnet, m/84/1/0/0/0 on the test networks).
+        #[arg(long)]
+        path: Option<String>,
+        /// mainnet, testnet, signet or regtest.
+        #[arg(long, default_value = "mainnet")]
+        network: String,
+    },
+    /// The account's xpub and its receive and change descriptors
+    /// (`wpkh([fingerprint/path]xpub/0/*)#checksum`), for `importdescriptors`.
+    Descriptor {
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// Non-hardened account path (default: m/84/0/0 on mainnet, m/84/1/0 on the
+        /// test networks).
+        #[arg(long)]
+        account_path: Option<String>,
+        /// mainnet, testnet, signet or regtest.
+        #[arg(long, default_value = "mainnet")]
+        network: String,
     },
 }
 
@@ -974,6 +1013,58 @@ async fn run(args: Args) -> Result<()> {
                 println!("ethereum   {}", info.ethereum_address);
                 println!("bitcoin    {}", info.bitcoin_address);
                 println!("testnet    {}", info.bitcoin_testnet_address);
+            }
+        }
+        Cmd::Btc { action } => {
+            let network = match action {
+                BtcCmd::Address { network, .. } | BtcCmd::Descriptor { network, .. } => {
+                    mpc_client::bitcoin::parse_network(network)?
+                }
+            };
+            let client = new_mpc_client(config(
+                &args,
+                role,
+                need_device,
+                need_recovery,
+                "opening the share file",
+            )?)?;
+            match action {
+                BtcCmd::Address { account, path, .. } => {
+                    let path = path
+                        .clone()
+                        .unwrap_or_else(|| mpc_client::bitcoin::default_address_path(network));
+                    let account = account_or_first(&client, account.clone()).await?;
+                    let a = client.bitcoin_address(account, path, network).await?;
+                    if args.json {
+                        println!("{}", serde_json::to_string(&a)?);
+                    } else {
+                        println!("account    {} at {} ({})", a.account_id, a.path, a.network);
+                        println!("public key {}", a.public_key);
+                        println!("address    {}", a.address);
+                    }
+                }
+                BtcCmd::Descriptor {
+                    account,
+                    account_path,
+                    ..
+                } => {
+                    let account = account_or_first(&client, account.clone()).await?;
+                    let w = client
+                        .bitcoin_watch_only(account, account_path.clone(), network)
+                        .await?;
+                    if args.json {
+                        println!("{}", serde_json::to_string(&w)?);
+                    } else {
+                        println!(
+                            "account     {} at {} ({})",
+                            w.account_id, w.account_path, w.network
+                        );
+                        println!("fingerprint {}", w.fingerprint);
+                        println!("xpub        {}", w.xpub);
+                        println!("receive     {}", w.receive_descriptor);
+                        println!("change      {}", w.change_descriptor);
+                    }
+                }
             }
         }
         Cmd::SignMessage {
