@@ -642,9 +642,11 @@ pub struct BitcoinWatchOnly {
     pub fingerprint: String,
     /// The extended public key at `account_path`.
     pub xpub: String,
-    /// `wpkh([fingerprint/account_path]xpub/0/*)#checksum`.
+    /// The receive descriptor, `wpkh([fingerprint/account_path]xpub/0/<wildcard>)#checksum`
+    /// (no literal slash-star in these docs: Kotlin's KDoc would read it as a nested
+    /// comment opening, see `bindings/test.sh`).
     pub receive_descriptor: String,
-    /// `wpkh([fingerprint/account_path]xpub/1/*)#checksum`.
+    /// The change descriptor, `wpkh([fingerprint/account_path]xpub/1/<wildcard>)#checksum`.
     pub change_descriptor: String,
 }
 

@@ -60,6 +60,7 @@ private fun codeOf(e: MpcException): ErrorCode = when (e) {
     is MpcException.WrongPassphrase -> e.code
     is MpcException.CorruptFile -> e.code
     is MpcException.WalletExists -> e.code
+    is MpcException.OtherWallet -> e.code
     is MpcException.NoWallet -> e.code
     is MpcException.UnknownAccount -> e.code
     is MpcException.InvalidInput -> e.code
