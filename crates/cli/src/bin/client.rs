@@ -776,6 +776,23 @@ fn print_pool(json: bool, s: &PresignPoolStatus) -> Result<()> {
     Ok(())
 }
 
+/// The client over the existing share files (the commands that read a wallet).
+fn open_wallet(
+    args: &Args,
+    role: PartyRole,
+    need_device: bool,
+    need_recovery: bool,
+) -> Result<MpcClient> {
+    let cfg = config(
+        args,
+        role,
+        need_device,
+        need_recovery,
+        "opening the share file",
+    )?;
+    Ok(new_mpc_client(cfg)?)
+}
+
 fn config(
     args: &Args,
     role: PartyRole,
@@ -975,13 +992,7 @@ async fn run(args: Args) -> Result<()> {
         }
         Cmd::Backup { action } => backup(&args, role, action).await?,
         Cmd::ListAccounts => {
-            let client = new_mpc_client(config(
-                &args,
-                role,
-                need_device,
-                need_recovery,
-                "opening the share file",
-            )?)?;
+            let client = open_wallet(&args, role, need_device, need_recovery)?;
             let accounts = client.list_accounts().await?;
             if args.json {
                 println!("{}", serde_json::to_string(&accounts)?);
@@ -996,13 +1007,7 @@ async fn run(args: Args) -> Result<()> {
             }
         }
         Cmd::Address { account, path } => {
-            let client = new_mpc_client(config(
-                &args,
-                role,
-                need_device,
-                need_recovery,
-                "opening the share file",
-            )?)?;
+            let client = open_wallet(&args, role, need_device, need_recovery)?;
             let account = account_or_first(&client, account.clone()).await?;
             let info = client.get_public_key(account, path.clone()).await?;
             if args.json {
@@ -1021,13 +1026,7 @@ async fn run(args: Args) -> Result<()> {
                     mpc_client::bitcoin::parse_network(network)?
                 }
             };
-            let client = new_mpc_client(config(
-                &args,
-                role,
-                need_device,
-                need_recovery,
-                "opening the share file",
-            )?)?;
+            let client = open_wallet(&args, role, need_device, need_recovery)?;
             match action {
                 BtcCmd::Address { account, path, .. } => {
                     let path = path
