@@ -11,6 +11,7 @@ pub(crate) fn payload_kind_to_proto(p: PayloadKind) -> pb::PayloadKind {
         PayloadKind::EthereumMessage => pb::PayloadKind::EthereumMessage,
         PayloadKind::EthereumTypedData => pb::PayloadKind::EthereumTypedData,
         PayloadKind::EthereumAuthorization => pb::PayloadKind::EthereumAuthorization,
+        PayloadKind::BitcoinPsbtInput => pb::PayloadKind::BitcoinPsbtInput,
     }
 }
 

@@ -283,6 +283,8 @@ impl Sign {
             preimage: self.wire_payload(),
             digest: self.pb_digest(),
             payload_kind: self.pb_payload(),
+            input_index: 0,
+            bitcoin_network: String::new(),
         };
         self.pending = Pending::Started;
         let call = Unsigned::new(CosignerRequest::StartSign(req), self.party.signer());
@@ -341,6 +343,8 @@ impl Sign {
             digest: self.pb_digest(),
             payload_kind: self.pb_payload(),
             derivation_path: crate::refill::wire_path(&self.path),
+            input_index: 0,
+            bitcoin_network: String::new(),
         };
         self.pending = Pending::Partial { id, public, mine };
         let call = Unsigned::new(

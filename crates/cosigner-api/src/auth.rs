@@ -230,6 +230,18 @@ impl RequestDigest {
         }
     }
 
+    /// For a `BITCOIN_PSBT_INPUT` payload, appends `input_index` (u32) and
+    /// `bitcoin_network`; for any other payload kind, nothing (the request's digest is
+    /// then what it was before these fields existed). The payload kind itself is signed
+    /// earlier, so the two forms cannot be confused.
+    pub fn bitcoin_input(self, payload_kind: i32, input_index: u32, network: &str) -> Self {
+        if payload_kind == pb::PayloadKind::BitcoinPsbtInput as i32 {
+            self.u32(input_index).str(network)
+        } else {
+            self
+        }
+    }
+
     /// Appends an `i32` enum value (as its two's-complement `u32`, big-endian).
     pub fn enum_i32(self, v: i32) -> Self {
         self.u32(v as u32)
@@ -278,7 +290,8 @@ impl AuthenticatedRequest for pb::ConfirmWalletRequest {
 impl AuthenticatedRequest for pb::StartSignRequest {
     const METHOD: Method = Method::StartSign;
     /// Fields: `account_id`, `derivation_path`, `preimage`, `digest` (u32),
-    /// `payload_kind` (u32).
+    /// `payload_kind` (u32); for `BITCOIN_PSBT_INPUT` then `input_index` (u32) and
+    /// `bitcoin_network` ([`RequestDigest::bitcoin_input`]).
     fn request_digest(&self) -> [u8; 32] {
         RequestDigest::new(Self::METHOD)
             .str(&self.account_id)
@@ -286,6 +299,7 @@ impl AuthenticatedRequest for pb::StartSignRequest {
             .bytes(&self.preimage)
             .enum_i32(self.digest)
             .enum_i32(self.payload_kind)
+            .bitcoin_input(self.payload_kind, self.input_index, &self.bitcoin_network)
             .finish()
     }
     fn auth(&self) -> Option<&pb::Auth> {
@@ -371,7 +385,8 @@ impl AuthenticatedRequest for pb::SignWithPresignatureRequest {
     const METHOD: Method = Method::SignWithPresignature;
     /// Fields: `account_id`, `presignature_id`, `preimage`, `digest` (u32),
     /// `payload_kind` (u32), then `derivation_path` when not empty
-    /// ([`RequestDigest::trailing_str`]).
+    /// ([`RequestDigest::trailing_str`]); for `BITCOIN_PSBT_INPUT` then `input_index`
+    /// (u32) and `bitcoin_network` ([`RequestDigest::bitcoin_input`]).
     fn request_digest(&self) -> [u8; 32] {
         RequestDigest::new(Self::METHOD)
             .str(&self.account_id)
@@ -380,6 +395,7 @@ impl AuthenticatedRequest for pb::SignWithPresignatureRequest {
             .enum_i32(self.digest)
             .enum_i32(self.payload_kind)
             .trailing_str(&self.derivation_path)
+            .bitcoin_input(self.payload_kind, self.input_index, &self.bitcoin_network)
             .finish()
     }
     fn auth(&self) -> Option<&pb::Auth> {

@@ -53,6 +53,12 @@ pub enum PayloadError {
     /// Not an EIP-7702 authorization payload.
     #[error(transparent)]
     Authorization(#[from] AuthorizationError),
+    /// A payload kind of another chain (Bitcoin PSBT inputs: wallet-btc decodes those).
+    #[error("{kind} is not an Ethereum payload")]
+    NotEthereum {
+        /// The payload kind.
+        kind: &'static str,
+    },
 }
 
 /// A payload decoded by its kind.
@@ -86,7 +92,8 @@ pub fn decode(
     digest: DigestKind,
     payload: &[u8],
 ) -> Result<Decoded<'_>, PayloadError> {
-    if kind != PayloadKind::Raw && digest != DigestKind::Keccak256 {
+    let ethereum = !matches!(kind, PayloadKind::Raw | PayloadKind::BitcoinPsbtInput);
+    if ethereum && digest != DigestKind::Keccak256 {
         return Err(PayloadError::Digest {
             kind: kind.as_str(),
             digest: digest.as_str(),
@@ -103,6 +110,11 @@ pub fn decode(
         }
         PayloadKind::EthereumAuthorization => {
             Decoded::Authorization(AuthorizationFields::decode(payload)?)
+        }
+        PayloadKind::BitcoinPsbtInput => {
+            return Err(PayloadError::NotEthereum {
+                kind: kind.as_str(),
+            })
         }
     })
 }

@@ -82,11 +82,15 @@ pub enum PayloadKind {
     /// An EIP-7702 authorization's signing payload `0x05 || rlp([chain_id, address,
     /// nonce])`.
     EthereumAuthorization,
+    /// One input of a Bitcoin PSBT: the payload sent to the cosigner is the whole PSBT
+    /// (binary BIP-174, version 0 or 2) with the input's index and the network; each
+    /// party derives that input's BIP-143 preimage from it (wallet-btc).
+    BitcoinPsbtInput,
 }
 
 impl PayloadKind {
-    /// `raw`, `ethereum_transaction`, `ethereum_message`, `ethereum_typed_data` or
-    /// `ethereum_authorization`.
+    /// `raw`, `ethereum_transaction`, `ethereum_message`, `ethereum_typed_data`,
+    /// `ethereum_authorization` or `bitcoin_psbt_input`.
     pub const fn as_str(self) -> &'static str {
         match self {
             PayloadKind::Raw => "raw",
@@ -94,6 +98,7 @@ impl PayloadKind {
             PayloadKind::EthereumMessage => "ethereum_message",
             PayloadKind::EthereumTypedData => "ethereum_typed_data",
             PayloadKind::EthereumAuthorization => "ethereum_authorization",
+            PayloadKind::BitcoinPsbtInput => "bitcoin_psbt_input",
         }
     }
 }
@@ -127,6 +132,7 @@ mod tests {
             PayloadKind::EthereumMessage,
             PayloadKind::EthereumTypedData,
             PayloadKind::EthereumAuthorization,
+            PayloadKind::BitcoinPsbtInput,
         ] {
             assert_eq!(
                 serde_json::to_string(&k).unwrap(),

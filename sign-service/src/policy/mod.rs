@@ -131,6 +131,7 @@ fn vocabulary(kind: PayloadKind) -> wallet_types::PayloadKind {
         PayloadKind::EthereumMessage => K::EthereumMessage,
         PayloadKind::EthereumTypedData => K::EthereumTypedData,
         PayloadKind::EthereumAuthorization => K::EthereumAuthorization,
+        PayloadKind::BitcoinPsbtInput => K::BitcoinPsbtInput,
     }
 }
 
@@ -188,9 +189,9 @@ pub fn evaluate(
 /// The refusal of a payload that is not what its kind says.
 fn refusal(e: PayloadError) -> Verdict {
     match e {
-        PayloadError::Digest { .. } | PayloadError::Message(_) => {
-            deny(rule::PAYLOAD_KIND, e.to_string())
-        }
+        PayloadError::Digest { .. }
+        | PayloadError::Message(_)
+        | PayloadError::NotEthereum { .. } => deny(rule::PAYLOAD_KIND, e.to_string()),
         PayloadError::Transaction(e @ DecodeError::UnsupportedType(_)) => {
             Verdict::Unsupported(e.to_string())
         }

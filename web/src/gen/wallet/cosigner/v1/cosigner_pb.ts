@@ -37,7 +37,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wallet/cosigner/v1/cosigner.proto.
  */
 export const file_wallet_cosigner_v1_cosigner: GenFile = /*@__PURE__*/
-  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJyCgRBdXRoEhAKCGF1ZGllbmNlGAYgASgJEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAkihAIKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDBIQCghhdWRpZW5jZRgJIAEoCRIfChdyZWdpc3RyYXRpb25fY3JlZGVudGlhbBgKIAEoCSLEAQoUQ3JlYXRlV2FsbGV0UmVzcG9uc2USEQoJd2FsbGV0X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEjQKCGFjY291bnRzGAQgAygLMiIud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRTZXNzaW9uEhUKDWV4cGlyZXNfYXRfbXMYBSABKAQiVQoOQWNjb3VudFNlc3Npb24SEgoKYWNjb3VudF9pZBgBIAEoCRIvCgZrZXlnZW4YAiABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20iwAEKFENvbmZpcm1XYWxsZXRSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBJNCgtwdWJsaWNfa2V5cxgCIAMoCzI4LndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdC5QdWJsaWNLZXlzRW50cnkaMQoPUHVibGljS2V5c0VudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiXQoVQ29uZmlybVdhbGxldFJlc3BvbnNlEhEKCWNvbW1pdHRlZBgBIAEoCBIxCghhY2NvdW50cxgCIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5BY2NvdW50SW5mbyLgAQoQU3RhcnRTaWduUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYAyABKAkSEAoIcHJlaW1hZ2UYBCABKAwSLgoGZGlnZXN0GAUgASgOMh4ud2FsbGV0LmNvc2lnbmVyLnYxLkRpZ2VzdEtpbmQSNQoMcGF5bG9hZF9raW5kGAYgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlBheWxvYWRLaW5kInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQiSQoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8ijgEKE1N0YXJ0UHJlc2lnblJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEhIKCmFjY291bnRfaWQYAiABKAkSDQoFY291bnQYAyABKA0SEwoLcmVsZWFzZV9pZHMYBCADKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAUgASgJInQKDlByZXNpZ25TZXNzaW9uEhcKD3ByZXNpZ25hdHVyZV9pZBgBIAEoCRIwCgdzZXNzaW9uGAIgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSK7AQoUU3RhcnRQcmVzaWduUmVzcG9uc2USNAoIc2Vzc2lvbnMYASADKAsyIi53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblNlc3Npb24SDwoHc2lnbmVycxgCIAMoDRIRCglhdmFpbGFibGUYAyABKA0SDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYByABKAkiVgoYUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJIoMBCgtQcmVzaWduUG9vbBISCgphY2NvdW50X2lkGAEgASgJEg8KB3NpZ25lcnMYAiADKA0SGAoQcHJlc2lnbmF0dXJlX2lkcxgDIAMoCRIPCgdydW5uaW5nGAQgASgNEgsKA2NhcBgFIAEoDRIXCg9kZXJpdmF0aW9uX3BhdGgYBiABKAkiSwoZUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRIuCgVwb29scxgBIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbCKEAgobU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSFwoPZGVyaXZhdGlvbl9wYXRoGAcgASgJIm4KHFNpZ25XaXRoUHJlc2lnbmF0dXJlUmVzcG9uc2USGQoRcGFydGlhbF9zaWduYXR1cmUYASABKAwSDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSpeCgtBY2NvdW50S2luZBIcChhBQ0NPVU5UX0tJTkRfVU5TUEVDSUZJRUQQABITCg9BQ0NPVU5UX0tJTkRfSEQQARIcChhBQ0NPVU5UX0tJTkRfSU5ERVBFTkRFTlQQAip7CgpEaWdlc3RLaW5kEhsKF0RJR0VTVF9LSU5EX1VOU1BFQ0lGSUVEEAASGQoVRElHRVNUX0tJTkRfS0VDQ0FLMjU2EAESHQoZRElHRVNUX0tJTkRfRE9VQkxFX1NIQTI1NhACEhYKEkRJR0VTVF9LSU5EX1NIQTI1NhADKtoBCgtQYXlsb2FkS2luZBIcChhQQVlMT0FEX0tJTkRfVU5TUEVDSUZJRUQQABIUChBQQVlMT0FEX0tJTkRfUkFXEAESJQohUEFZTE9BRF9LSU5EX0VUSEVSRVVNX1RSQU5TQUNUSU9OEAISIQodUEFZTE9BRF9LSU5EX0VUSEVSRVVNX01FU1NBR0UQAxIkCiBQQVlMT0FEX0tJTkRfRVRIRVJFVU1fVFlQRURfREFUQRAEEicKI1BBWUxPQURfS0lORF9FVEhFUkVVTV9BVVRIT1JJWkFUSU9OEAUylAcKCENvc2lnbmVyEk8KBkhlYWx0aBIhLndhbGxldC5jb3NpZ25lci52MS5IZWFsdGhSZXF1ZXN0GiIud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlc3BvbnNlEmEKDENyZWF0ZVdhbGxldBInLndhbGxldC5jb3NpZ25lci52MS5DcmVhdGVXYWxsZXRSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlc3BvbnNlEmQKDUNvbmZpcm1XYWxsZXQSKC53YWxsZXQuY29zaWduZXIudjEuQ29uZmlybVdhbGxldFJlcXVlc3QaKS53YWxsZXQuY29zaWduZXIudjEuQ29uZmlybVdhbGxldFJlc3BvbnNlElgKCVN0YXJ0U2lnbhIkLndhbGxldC5jb3NpZ25lci52MS5TdGFydFNpZ25SZXF1ZXN0GiUud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlc3BvbnNlEmEKDEdldFB1YmxpY0tleRInLndhbGxldC5jb3NpZ25lci52MS5HZXRQdWJsaWNLZXlSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlc3BvbnNlEmEKDExpc3RBY2NvdW50cxInLndhbGxldC5jb3NpZ25lci52MS5MaXN0QWNjb3VudHNSZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1Jlc3BvbnNlEmEKDFN0YXJ0UHJlc2lnbhInLndhbGxldC5jb3NpZ25lci52MS5TdGFydFByZXNpZ25SZXF1ZXN0Gigud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0UHJlc2lnblJlc3BvbnNlEnAKEVByZXNpZ25Qb29sU3RhdHVzEiwud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25Qb29sU3RhdHVzUmVxdWVzdBotLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbFN0YXR1c1Jlc3BvbnNlEnkKFFNpZ25XaXRoUHJlc2lnbmF0dXJlEi8ud2FsbGV0LmNvc2lnbmVyLnYxLlNpZ25XaXRoUHJlc2lnbmF0dXJlUmVxdWVzdBowLndhbGxldC5jb3NpZ25lci52MS5TaWduV2l0aFByZXNpZ25hdHVyZVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJyCgRBdXRoEhAKCGF1ZGllbmNlGAYgASgJEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAkimwIKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDBIQCghhdWRpZW5jZRgJIAEoCRIfChdyZWdpc3RyYXRpb25fY3JlZGVudGlhbBgKIAEoCRIVCg1lbnJvbGxtZW50X2lkGAsgASgJIrQBChNFbnJvbGxEZXZpY2VSZXF1ZXN0EhcKD2RldmljZV9pZGVudGl0eRgBIAEoCRIZChFyZWNvdmVyeV9pZGVudGl0eRgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhAKCGF1ZGllbmNlGAYgASgJEh8KF3JlZ2lzdHJhdGlvbl9jcmVkZW50aWFsGAcgASgJIrQBChRFbnJvbGxEZXZpY2VSZXNwb25zZRIVCg1lbnJvbGxtZW50X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhUKDWV4cGlyZXNfYXRfbXMYBCABKAQSIAoYZW5yb2xsbWVudF9leHBpcmVzX2F0X21zGAUgASgEIsQBChRDcmVhdGVXYWxsZXRSZXNwb25zZRIRCgl3YWxsZXRfaWQYASABKAkSGQoRY29zaWduZXJfaWRlbnRpdHkYAiABKAkSMQoIYXV4X2luZm8YAyABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SNAoIYWNjb3VudHMYBCADKAsyIi53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudFNlc3Npb24SFQoNZXhwaXJlc19hdF9tcxgFIAEoBCJVCg5BY2NvdW50U2Vzc2lvbhISCgphY2NvdW50X2lkGAEgASgJEi8KBmtleWdlbhgCIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbSLAAQoUQ29uZmlybVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEk0KC3B1YmxpY19rZXlzGAIgAygLMjgud2FsbGV0LmNvc2lnbmVyLnYxLkNvbmZpcm1XYWxsZXRSZXF1ZXN0LlB1YmxpY0tleXNFbnRyeRoxCg9QdWJsaWNLZXlzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChVDb25maXJtV2FsbGV0UmVzcG9uc2USEQoJY29tbWl0dGVkGAEgASgIEjEKCGFjY291bnRzGAIgAygLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRJbmZvIo4CChBTdGFydFNpZ25SZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSEwoLaW5wdXRfaW5kZXgYByABKA0SFwoPYml0Y29pbl9uZXR3b3JrGAggASgJInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQiSQoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8ijgEKE1N0YXJ0UHJlc2lnblJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEhIKCmFjY291bnRfaWQYAiABKAkSDQoFY291bnQYAyABKA0SEwoLcmVsZWFzZV9pZHMYBCADKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAUgASgJInQKDlByZXNpZ25TZXNzaW9uEhcKD3ByZXNpZ25hdHVyZV9pZBgBIAEoCRIwCgdzZXNzaW9uGAIgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSK7AQoUU3RhcnRQcmVzaWduUmVzcG9uc2USNAoIc2Vzc2lvbnMYASADKAsyIi53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblNlc3Npb24SDwoHc2lnbmVycxgCIAMoDRIRCglhdmFpbGFibGUYAyABKA0SDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYByABKAkiVgoYUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJIoMBCgtQcmVzaWduUG9vbBISCgphY2NvdW50X2lkGAEgASgJEg8KB3NpZ25lcnMYAiADKA0SGAoQcHJlc2lnbmF0dXJlX2lkcxgDIAMoCRIPCgdydW5uaW5nGAQgASgNEgsKA2NhcBgFIAEoDRIXCg9kZXJpdmF0aW9uX3BhdGgYBiABKAkiSwoZUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRIuCgVwb29scxgBIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbCKyAgobU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSFwoPZGVyaXZhdGlvbl9wYXRoGAcgASgJEhMKC2lucHV0X2luZGV4GAggASgNEhcKD2JpdGNvaW5fbmV0d29yaxgJIAEoCSJuChxTaWduV2l0aFByZXNpZ25hdHVyZVJlc3BvbnNlEhkKEXBhcnRpYWxfc2lnbmF0dXJlGAEgASgMEg8KB3NpZ25lcnMYAiADKA0SDgoGZGlnZXN0GAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkqXgoLQWNjb3VudEtpbmQSHAoYQUNDT1VOVF9LSU5EX1VOU1BFQ0lGSUVEEAASEwoPQUNDT1VOVF9LSU5EX0hEEAESHAoYQUNDT1VOVF9LSU5EX0lOREVQRU5ERU5UEAIqewoKRGlnZXN0S2luZBIbChdESUdFU1RfS0lORF9VTlNQRUNJRklFRBAAEhkKFURJR0VTVF9LSU5EX0tFQ0NBSzI1NhABEh0KGURJR0VTVF9LSU5EX0RPVUJMRV9TSEEyNTYQAhIWChJESUdFU1RfS0lORF9TSEEyNTYQAyr/AQoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQUEFZTE9BRF9LSU5EX1JBVxABEiUKIVBBWUxPQURfS0lORF9FVEhFUkVVTV9UUkFOU0FDVElPThACEiEKHVBBWUxPQURfS0lORF9FVEhFUkVVTV9NRVNTQUdFEAMSJAogUEFZTE9BRF9LSU5EX0VUSEVSRVVNX1RZUEVEX0RBVEEQBBInCiNQQVlMT0FEX0tJTkRfRVRIRVJFVU1fQVVUSE9SSVpBVElPThAFEiMKH1BBWUxPQURfS0lORF9CSVRDT0lOX1BTQlRfSU5QVVQQBjL3BwoIQ29zaWduZXISTwoGSGVhbHRoEiEud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlcXVlc3QaIi53YWxsZXQuY29zaWduZXIudjEuSGVhbHRoUmVzcG9uc2USYQoMRW5yb2xsRGV2aWNlEicud2FsbGV0LmNvc2lnbmVyLnYxLkVucm9sbERldmljZVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuRW5yb2xsRGV2aWNlUmVzcG9uc2USYQoMQ3JlYXRlV2FsbGV0Eicud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuQ3JlYXRlV2FsbGV0UmVzcG9uc2USZAoNQ29uZmlybVdhbGxldBIoLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdBopLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVzcG9uc2USWAoJU3RhcnRTaWduEiQud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlcXVlc3QaJS53YWxsZXQuY29zaWduZXIudjEuU3RhcnRTaWduUmVzcG9uc2USYQoMR2V0UHVibGljS2V5Eicud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuR2V0UHVibGljS2V5UmVzcG9uc2USYQoMTGlzdEFjY291bnRzEicud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuTGlzdEFjY291bnRzUmVzcG9uc2USYQoMU3RhcnRQcmVzaWduEicud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0UHJlc2lnblJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuU3RhcnRQcmVzaWduUmVzcG9uc2UScAoRUHJlc2lnblBvb2xTdGF0dXMSLC53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0Gi0ud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25Qb29sU3RhdHVzUmVzcG9uc2USeQoUU2lnbldpdGhQcmVzaWduYXR1cmUSLy53YWxsZXQuY29zaWduZXIudjEuU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0GjAud2FsbGV0LmNvc2lnbmVyLnYxLlNpZ25XaXRoUHJlc2lnbmF0dXJlUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * Proof that the request comes from a registered party of the wallet.
@@ -284,6 +284,20 @@ export type CreateWalletRequest = Message<"wallet.cosigner.v1.CreateWalletReques
    * @generated from field: string registration_credential = 10;
    */
   registrationCredential: string;
+
+  /**
+   * An enrollment of this device (EnrollDevice): the wallet reuses its aux info and
+   * only the DKGs run (`CreateWalletResponse.aux_info` is then unset). Device and
+   * recovery identities must be the enrollment's; the registration credential is not
+   * needed (the enrollment consumed one). Signed (appended to the canonical message
+   * only when non-empty). While the cosigner's side of the enrollment's aux info still
+   * runs: UNAVAILABLE, reason wallet_not_ready, retryable. Unknown, expired or spent:
+   * NOT_FOUND, reason not_found; another device's: UNAUTHENTICATED, reason
+   * unauthorized.
+   *
+   * @generated from field: string enrollment_id = 11;
+   */
+  enrollmentId: string;
 };
 
 /**
@@ -292,6 +306,104 @@ export type CreateWalletRequest = Message<"wallet.cosigner.v1.CreateWalletReques
  */
 export const CreateWalletRequestSchema: GenMessage<CreateWalletRequest> = /*@__PURE__*/
   messageDesc(file_wallet_cosigner_v1_cosigner, 4);
+
+/**
+ * @generated from message wallet.cosigner.v1.EnrollDeviceRequest
+ */
+export type EnrollDeviceRequest = Message<"wallet.cosigner.v1.EnrollDeviceRequest"> & {
+  /**
+   * Public identity (128 hex chars) of the device (party 0) and recovery (party 2).
+   *
+   * @generated from field: string device_identity = 1;
+   */
+  deviceIdentity: string;
+
+  /**
+   * @generated from field: string recovery_identity = 2;
+   */
+  recoveryIdentity: string;
+
+  /**
+   * @generated from field: uint64 timestamp_ms = 3;
+   */
+  timestampMs: bigint;
+
+  /**
+   * @generated from field: bytes nonce = 4;
+   */
+  nonce: Uint8Array;
+
+  /**
+   * ed25519 by the device identity over the canonical request (cosigner-api,
+   * `enroll_device_message`: "wallet-mpc/cosigner-enroll-device/v1", audience first).
+   *
+   * @generated from field: bytes signature = 5;
+   */
+  signature: Uint8Array;
+
+  /**
+   * The cosigner's public identity (128 hex chars, from Health). Signed.
+   *
+   * @generated from field: string audience = 6;
+   */
+  audience: string;
+
+  /**
+   * As CreateWalletRequest.registration_credential (consumed here).
+   *
+   * @generated from field: string registration_credential = 7;
+   */
+  registrationCredential: string;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.EnrollDeviceRequest.
+ * Use `create(EnrollDeviceRequestSchema)` to create a new message.
+ */
+export const EnrollDeviceRequestSchema: GenMessage<EnrollDeviceRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 5);
+
+/**
+ * @generated from message wallet.cosigner.v1.EnrollDeviceResponse
+ */
+export type EnrollDeviceResponse = Message<"wallet.cosigner.v1.EnrollDeviceResponse"> & {
+  /**
+   * @generated from field: string enrollment_id = 1;
+   */
+  enrollmentId: string;
+
+  /**
+   * 128 hex chars
+   *
+   * @generated from field: string cosigner_identity = 2;
+   */
+  cosignerIdentity: string;
+
+  /**
+   * @generated from field: wallet.cosigner.v1.SessionRoom aux_info = 3;
+   */
+  auxInfo?: SessionRoom | undefined;
+
+  /**
+   * The aux-info room expires then; the stored enrollment expires at
+   * `enrollment_expires_at_ms`.
+   *
+   * @generated from field: uint64 expires_at_ms = 4;
+   */
+  expiresAtMs: bigint;
+
+  /**
+   * @generated from field: uint64 enrollment_expires_at_ms = 5;
+   */
+  enrollmentExpiresAtMs: bigint;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.EnrollDeviceResponse.
+ * Use `create(EnrollDeviceResponseSchema)` to create a new message.
+ */
+export const EnrollDeviceResponseSchema: GenMessage<EnrollDeviceResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 6);
 
 /**
  * @generated from message wallet.cosigner.v1.CreateWalletResponse
@@ -310,6 +422,8 @@ export type CreateWalletResponse = Message<"wallet.cosigner.v1.CreateWalletRespo
   cosignerIdentity: string;
 
   /**
+   * unset for a wallet created from an enrollment
+   *
    * @generated from field: wallet.cosigner.v1.SessionRoom aux_info = 3;
    */
   auxInfo?: SessionRoom | undefined;
@@ -332,7 +446,7 @@ export type CreateWalletResponse = Message<"wallet.cosigner.v1.CreateWalletRespo
  * Use `create(CreateWalletResponseSchema)` to create a new message.
  */
 export const CreateWalletResponseSchema: GenMessage<CreateWalletResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 5);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 7);
 
 /**
  * @generated from message wallet.cosigner.v1.AccountSession
@@ -354,7 +468,7 @@ export type AccountSession = Message<"wallet.cosigner.v1.AccountSession"> & {
  * Use `create(AccountSessionSchema)` to create a new message.
  */
 export const AccountSessionSchema: GenMessage<AccountSession> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 6);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 8);
 
 /**
  * @generated from message wallet.cosigner.v1.ConfirmWalletRequest
@@ -378,7 +492,7 @@ export type ConfirmWalletRequest = Message<"wallet.cosigner.v1.ConfirmWalletRequ
  * Use `create(ConfirmWalletRequestSchema)` to create a new message.
  */
 export const ConfirmWalletRequestSchema: GenMessage<ConfirmWalletRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 7);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 9);
 
 /**
  * @generated from message wallet.cosigner.v1.ConfirmWalletResponse
@@ -400,7 +514,7 @@ export type ConfirmWalletResponse = Message<"wallet.cosigner.v1.ConfirmWalletRes
  * Use `create(ConfirmWalletResponseSchema)` to create a new message.
  */
 export const ConfirmWalletResponseSchema: GenMessage<ConfirmWalletResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 8);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 10);
 
 /**
  * @generated from message wallet.cosigner.v1.StartSignRequest
@@ -440,6 +554,20 @@ export type StartSignRequest = Message<"wallet.cosigner.v1.StartSignRequest"> & 
    * @generated from field: wallet.cosigner.v1.PayloadKind payload_kind = 6;
    */
   payloadKind: PayloadKind;
+
+  /**
+   * BITCOIN_PSBT_INPUT only (0 otherwise): the input to sign, and the network
+   * ("bitcoin", "testnet", "signet", "regtest") the PSBT's addresses are read in.
+   * Signed (after payload_kind, for that payload kind only).
+   *
+   * @generated from field: uint32 input_index = 7;
+   */
+  inputIndex: number;
+
+  /**
+   * @generated from field: string bitcoin_network = 8;
+   */
+  bitcoinNetwork: string;
 };
 
 /**
@@ -447,7 +575,7 @@ export type StartSignRequest = Message<"wallet.cosigner.v1.StartSignRequest"> & 
  * Use `create(StartSignRequestSchema)` to create a new message.
  */
 export const StartSignRequestSchema: GenMessage<StartSignRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 9);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 11);
 
 /**
  * @generated from message wallet.cosigner.v1.StartSignResponse
@@ -485,7 +613,7 @@ export type StartSignResponse = Message<"wallet.cosigner.v1.StartSignResponse"> 
  * Use `create(StartSignResponseSchema)` to create a new message.
  */
 export const StartSignResponseSchema: GenMessage<StartSignResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 10);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 12);
 
 /**
  * @generated from message wallet.cosigner.v1.GetPublicKeyRequest
@@ -512,7 +640,7 @@ export type GetPublicKeyRequest = Message<"wallet.cosigner.v1.GetPublicKeyReques
  * Use `create(GetPublicKeyRequestSchema)` to create a new message.
  */
 export const GetPublicKeyRequestSchema: GenMessage<GetPublicKeyRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 11);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 13);
 
 /**
  * @generated from message wallet.cosigner.v1.GetPublicKeyResponse
@@ -550,7 +678,7 @@ export type GetPublicKeyResponse = Message<"wallet.cosigner.v1.GetPublicKeyRespo
  * Use `create(GetPublicKeyResponseSchema)` to create a new message.
  */
 export const GetPublicKeyResponseSchema: GenMessage<GetPublicKeyResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 12);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 14);
 
 /**
  * @generated from message wallet.cosigner.v1.ListAccountsRequest
@@ -567,7 +695,7 @@ export type ListAccountsRequest = Message<"wallet.cosigner.v1.ListAccountsReques
  * Use `create(ListAccountsRequestSchema)` to create a new message.
  */
 export const ListAccountsRequestSchema: GenMessage<ListAccountsRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 13);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 15);
 
 /**
  * @generated from message wallet.cosigner.v1.AccountInfo
@@ -609,7 +737,7 @@ export type AccountInfo = Message<"wallet.cosigner.v1.AccountInfo"> & {
  * Use `create(AccountInfoSchema)` to create a new message.
  */
 export const AccountInfoSchema: GenMessage<AccountInfo> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 14);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 16);
 
 /**
  * @generated from message wallet.cosigner.v1.ListAccountsResponse
@@ -626,7 +754,7 @@ export type ListAccountsResponse = Message<"wallet.cosigner.v1.ListAccountsRespo
  * Use `create(ListAccountsResponseSchema)` to create a new message.
  */
 export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 15);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 17);
 
 /**
  * @generated from message wallet.cosigner.v1.StartPresignRequest
@@ -672,7 +800,7 @@ export type StartPresignRequest = Message<"wallet.cosigner.v1.StartPresignReques
  * Use `create(StartPresignRequestSchema)` to create a new message.
  */
 export const StartPresignRequestSchema: GenMessage<StartPresignRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 16);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 18);
 
 /**
  * @generated from message wallet.cosigner.v1.PresignSession
@@ -703,7 +831,7 @@ export type PresignSession = Message<"wallet.cosigner.v1.PresignSession"> & {
  * Use `create(PresignSessionSchema)` to create a new message.
  */
 export const PresignSessionSchema: GenMessage<PresignSession> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 17);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 19);
 
 /**
  * @generated from message wallet.cosigner.v1.StartPresignResponse
@@ -764,7 +892,7 @@ export type StartPresignResponse = Message<"wallet.cosigner.v1.StartPresignRespo
  * Use `create(StartPresignResponseSchema)` to create a new message.
  */
 export const StartPresignResponseSchema: GenMessage<StartPresignResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 18);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 20);
 
 /**
  * @generated from message wallet.cosigner.v1.PresignPoolStatusRequest
@@ -788,7 +916,7 @@ export type PresignPoolStatusRequest = Message<"wallet.cosigner.v1.PresignPoolSt
  * Use `create(PresignPoolStatusRequestSchema)` to create a new message.
  */
 export const PresignPoolStatusRequestSchema: GenMessage<PresignPoolStatusRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 19);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 21);
 
 /**
  * One pool: (account, signer pair, derivation path).
@@ -836,7 +964,7 @@ export type PresignPool = Message<"wallet.cosigner.v1.PresignPool"> & {
  * Use `create(PresignPoolSchema)` to create a new message.
  */
 export const PresignPoolSchema: GenMessage<PresignPool> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 20);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 22);
 
 /**
  * @generated from message wallet.cosigner.v1.PresignPoolStatusResponse
@@ -853,7 +981,7 @@ export type PresignPoolStatusResponse = Message<"wallet.cosigner.v1.PresignPoolS
  * Use `create(PresignPoolStatusResponseSchema)` to create a new message.
  */
 export const PresignPoolStatusResponseSchema: GenMessage<PresignPoolStatusResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 21);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 23);
 
 /**
  * @generated from message wallet.cosigner.v1.SignWithPresignatureRequest
@@ -897,6 +1025,18 @@ export type SignWithPresignatureRequest = Message<"wallet.cosigner.v1.SignWithPr
    * @generated from field: string derivation_path = 7;
    */
   derivationPath: string;
+
+  /**
+   * As in StartSignRequest (BITCOIN_PSBT_INPUT only; signed after derivation_path).
+   *
+   * @generated from field: uint32 input_index = 8;
+   */
+  inputIndex: number;
+
+  /**
+   * @generated from field: string bitcoin_network = 9;
+   */
+  bitcoinNetwork: string;
 };
 
 /**
@@ -904,7 +1044,7 @@ export type SignWithPresignatureRequest = Message<"wallet.cosigner.v1.SignWithPr
  * Use `create(SignWithPresignatureRequestSchema)` to create a new message.
  */
 export const SignWithPresignatureRequestSchema: GenMessage<SignWithPresignatureRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 22);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 24);
 
 /**
  * @generated from message wallet.cosigner.v1.SignWithPresignatureResponse
@@ -944,7 +1084,7 @@ export type SignWithPresignatureResponse = Message<"wallet.cosigner.v1.SignWithP
  * Use `create(SignWithPresignatureResponseSchema)` to create a new message.
  */
 export const SignWithPresignatureResponseSchema: GenMessage<SignWithPresignatureResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 23);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 25);
 
 /**
  * @generated from enum wallet.cosigner.v1.AccountKind
@@ -1061,6 +1201,21 @@ export enum PayloadKind {
    * @generated from enum value: PAYLOAD_KIND_ETHEREUM_AUTHORIZATION = 5;
    */
   ETHEREUM_AUTHORIZATION = 5,
+
+  /**
+   * One input of a Bitcoin PSBT (BIP-174, version 0 or 2, P2WPKH inputs): `preimage`
+   * carries the whole PSBT in its binary serialization, `input_index` the input this
+   * session signs, `bitcoin_network` the network its addresses are read in. The
+   * cosigner decodes the PSBT (wallet-btc `analyze_psbt`: every input must be the
+   * wallet's, with a witness UTXO and our key origin), applies the Bitcoin policy to the
+   * whole transaction, checks that `derivation_path` is the input's path, and signs the
+   * BIP-143 sighash it computes itself (digest must be DOUBLE_SHA256: the sighash is
+   * the double SHA-256 of the BIP-143 preimage). The daily limit counts a transaction
+   * (its unsigned txid) once, whichever and however many of its inputs are signed.
+   *
+   * @generated from enum value: PAYLOAD_KIND_BITCOIN_PSBT_INPUT = 6;
+   */
+  BITCOIN_PSBT_INPUT = 6,
 }
 
 /**
@@ -1082,6 +1237,26 @@ export const Cosigner: GenService<{
     methodKind: "unary";
     input: typeof HealthRequestSchema;
     output: typeof HealthResponseSchema;
+  },
+  /**
+   * Enrolls a device ahead of time: registers the device's and the recovery party's
+   * identity keys and opens the aux-info room (the minutes of Paillier work: primes,
+   * then the aux-info protocol among the three parties), and starts the cosigner's side
+   * of that session. The caller runs its parties (device and recovery) in the returned
+   * room and keeps its aux info under `enrollment_id`; the cosigner stores its own aux
+   * info under the same id, durably, once its side finished. A later CreateWallet with
+   * that `enrollment_id` runs only the DKGs (about a second). Authenticated like
+   * CreateWallet (signed by the device identity over enroll_device_message, with
+   * replay protection); the registration credential is consumed here, not at the
+   * CreateWallet that follows. An enrollment is usable until a wallet created from it is
+   * committed (then it is spent) or until `expires_at_ms`.
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.EnrollDevice
+   */
+  enrollDevice: {
+    methodKind: "unary";
+    input: typeof EnrollDeviceRequestSchema;
+    output: typeof EnrollDeviceResponseSchema;
   },
   /**
    * Starts creating a wallet: registers the device's and the recovery party's identity
