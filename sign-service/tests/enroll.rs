@@ -268,6 +268,7 @@ async fn an_enrollment_creates_one_wallet_and_survives_a_restart() {
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
         derivation_path: path.into(),
+        ..Default::default()
     };
     auth::sign_request(&mut sign, &device, &me, &w.id, 0).expect("sign");
     let partial = client

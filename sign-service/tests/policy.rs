@@ -59,6 +59,7 @@ async fn start_sign(
         preimage,
         digest: DigestKind::Keccak256 as i32,
         payload_kind: kind as i32,
+        ..Default::default()
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign request");
     client.start_sign(req).await.map(|r| r.into_inner())
@@ -288,6 +289,7 @@ async fn sign_with_presignature(
         digest: DigestKind::Keccak256 as i32,
         payload_kind: kind as i32,
         derivation_path: String::new(),
+        ..Default::default()
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign request");
     client

@@ -35,6 +35,7 @@ fn sign_req_at(
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
         derivation_path: path.into(),
+        ..Default::default()
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     req

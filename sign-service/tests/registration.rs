@@ -242,6 +242,7 @@ async fn full_sign(client: &mut CosignerClient<Channel>, w: &Wallet, msg: &str) 
         preimage: preimage.clone(),
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
+        ..Default::default()
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     let started = client

@@ -43,6 +43,7 @@ async fn cosigner_partial(
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
         derivation_path: String::new(),
+        ..Default::default()
     };
     auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
     client

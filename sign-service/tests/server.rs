@@ -237,6 +237,7 @@ async fn start_sign(
         preimage,
         digest: DigestKind::Keccak256 as i32,
         payload_kind: kind as i32,
+        ..Default::default()
     };
     let me = cosigner_identity(client).await;
     auth::sign_request(&mut req, key, &me, wallet, party).expect("sign request");
@@ -430,6 +431,7 @@ async fn create_confirm_sign_policy_and_auth() {
         preimage: msg.clone(),
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
+        ..Default::default()
     };
     auth::sign_request(&mut req, &recovery, &me, &wallet, 2).expect("sign");
     let started = client
@@ -515,6 +517,7 @@ async fn create_confirm_sign_policy_and_auth() {
         preimage: mpc_core::digest::eip191_preimage(b"hello"),
         digest: DigestKind::Keccak256 as i32,
         payload_kind: PayloadKind::EthereumMessage as i32,
+        ..Default::default()
     };
     auth::sign_request(&mut req, &device, &me, &wallet, 0).expect("sign");
     client.start_sign(req.clone()).await.expect("first");

@@ -968,6 +968,7 @@ mod tests {
             preimage: b"hello".to_vec(),
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::Raw as i32,
+            ..Default::default()
         }
     }
 
@@ -1063,6 +1064,7 @@ mod tests {
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
             derivation_path: "m/44/60/0/0/3".into(),
+            ..Default::default()
         };
         sign_request_at(&mut c, &k, &aud(), "wallet", 0, now, [7; 16]).unwrap();
         verify_request(&c, &k.public(), &aud(), now, 1000).unwrap();

@@ -227,6 +227,10 @@ proptest! {
                 PayloadKind::EthereumAuthorization => {
                     return Err(TestCaseError::fail("authorization allowed without delegates"))
                 }
+                // Arbitrary bytes are never a PSBT of this wallet.
+                PayloadKind::BitcoinPsbtInput => {
+                    return Err(TestCaseError::fail("arbitrary bytes allowed as a PSBT input"))
+                }
             },
             Verdict::Deny { .. } | Verdict::Unsupported(_) => {}
         }

@@ -562,6 +562,7 @@ fn wrong_credentials(dir: &Path, cosigner: &str, account: &str) -> Result<()> {
             preimage: e2e_tests::eip191("x"),
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
+            ..Default::default()
         };
         auth::sign_request(
             &mut sign,

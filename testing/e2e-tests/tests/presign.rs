@@ -306,6 +306,7 @@ impl Raw {
             digest: pb::DigestKind::Keccak256 as i32,
             payload_kind: pb::PayloadKind::EthereumMessage as i32,
             derivation_path: path.to_string(),
+            ..Default::default()
         };
         auth::sign_request(
             &mut req,

@@ -48,6 +48,7 @@ pub fn compute() -> Value {
         preimage: b"\x19Ethereum Signed Message:\n5hello".to_vec(),
         digest: 1,
         payload_kind: 3,
+        ..Default::default()
     };
     auth::sign_request_at(&mut start, &rec, &cos, "wallet-1", 2, TIMESTAMP_MS, NONCE)
         .expect("sign");
