@@ -205,8 +205,7 @@ pub fn import_bundle(
 mod tests {
     use super::*;
     use crate::store::KeySource;
-    use mpc_core::local::run_sessions;
-    use mpc_core::{Account, Session, SessionOutput};
+    use mpc_core::Account;
 
     fn store(name: &str) -> Store {
         let d =
@@ -215,35 +214,21 @@ mod tests {
         Store::open(&d.join("s.redb"), &KeySource::InsecureDev).unwrap()
     }
 
-    /// Party 1's bundle of a 2-of-3 wallet made with the public dev primes (aux info and
-    /// one DKG, in-process), and the device and recovery identities.
+    /// Party 1's bundle of a 2-of-3 wallet made with the public dev primes (the
+    /// committed dev wallet: its aux info and its independent account, renamed
+    /// `account-0`), with fresh device and recovery identities.
     fn dev_bundle() -> KeyShareBundle {
-        static BUNDLE: std::sync::OnceLock<KeyShareBundle> = std::sync::OnceLock::new();
-        BUNDLE.get_or_init(make_dev_bundle).clone()
-    }
-
-    fn make_dev_bundle() -> KeyShareBundle {
-        let primes = dev_fixture_primes();
-        let sessions = (0..3u16)
-            .map(|i| {
-                let p = primes[usize::from(i)].to_pregenerated().unwrap();
-                Session::aux_info(b"import-test-aux", i, 3, p).unwrap()
-            })
-            .collect();
-        let aux = run_sessions(sessions, None).unwrap();
-        let SessionOutput::AuxInfo(aux) = aux.into_iter().nth(1).unwrap() else {
-            panic!("aux")
-        };
-        let sessions = (0..3u16)
-            .map(|i| Session::keygen(b"import-test-dkg", i, 3, 2).unwrap())
-            .collect();
-        let shares = run_sessions(sessions, None).unwrap();
-        let SessionOutput::Keygen(share) = shares.into_iter().nth(1).unwrap() else {
-            panic!("keygen")
-        };
+        let dev = &crate::dev_wallet::bundles()[1];
+        let share = dev
+            .accounts
+            .values()
+            .find(|a| a.kind == AccountKind::Independent)
+            .expect("an independent account in the dev wallet")
+            .share
+            .clone();
         let mut b = KeyShareBundle::new(1);
-        b.aux_info = Some(*aux);
-        let acct = Account::new("account-0", AccountKind::Independent, *share, 1_700_000_000);
+        b.aux_info = dev.aux_info.clone();
+        let acct = Account::new("account-0", AccountKind::Independent, share, 1_700_000_000);
         b.accounts.insert(acct.id.clone(), acct);
         for p in [0u16, 2] {
             b.peers

@@ -44,19 +44,13 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static F: OnceLock<Fixture> = OnceLock::new();
     F.get_or_init(|| {
-        #[derive(serde::Deserialize)]
-        struct File {
-            bundles: Vec<KeyShareBundle>,
-        }
-        let file: File =
-            serde_json::from_str(include_str!("../../testing/fixtures/dev-wallet.json"))
-                .expect("testing/fixtures/dev-wallet.json");
+        let bundles = crate::dev_wallet::bundles();
         let key = |b: &KeyShareBundle| {
             IdentityKey::from_seed_hex(b.identity_secret.as_deref().expect("identity"))
                 .expect("identity key")
         };
-        let (device, recovery) = (key(&file.bundles[0]), key(&file.bundles[2]));
-        let ours = &file.bundles[1];
+        let (device, recovery) = (key(&bundles[0]), key(&bundles[2]));
+        let ours = &bundles[1];
         let dir = std::env::temp_dir().join(format!("sign-service-props-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let store = Store::open(&dir.join("s.redb"), &KeySource::InsecureDev).expect("store");

@@ -1548,25 +1548,9 @@ mod tests {
 
     /// The cosigner's aux info of a 3-party group with the public dev primes (run
     /// in-process once per test binary).
+    /// The dev wallet's cosigner aux info (committed fixture: no aux info run here).
     fn dev_aux() -> AuxInfo {
-        static AUX: std::sync::OnceLock<AuxInfo> = std::sync::OnceLock::new();
-        AUX.get_or_init(|| {
-            use mpc_core::primes::dev_fixture_primes;
-            use mpc_core::{Session, SessionOutput};
-            let primes = dev_fixture_primes();
-            let sessions = (0..3u16)
-                .map(|i| {
-                    let p = primes[usize::from(i)].to_pregenerated().unwrap();
-                    Session::aux_info(b"store-test-aux", i, 3, p).unwrap()
-                })
-                .collect();
-            let out = mpc_core::local::run_sessions(sessions, None).unwrap();
-            let Some(SessionOutput::AuxInfo(aux)) = out.into_iter().nth(1) else {
-                panic!("aux output")
-            };
-            *aux
-        })
-        .clone()
+        crate::dev_wallet::cosigner_aux()
     }
 
     fn enrollment(id: &str, expires_at_ms: u64) -> EnrollmentRecord {
