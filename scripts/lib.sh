@@ -5,7 +5,10 @@
 # target directory every cargo workspace of the repository builds into (the root
 # workspace, sign-service, bindings, the wasm32 participant), so nothing is compiled
 # twice. The edge gateway (its own lock file and toolchain driver, worker-build) keeps
-# its own, $EDGE_CARGO_TARGET_DIR.
+# its own, $EDGE_CARGO_TARGET_DIR. CI (scripts/test-all.sh) also builds the wasm32
+# participant in a dir of its own, $WASM_CARGO_TARGET_DIR, so that build runs beside the
+# native ones instead of waiting for their lock (scripts building wasm by hand, demo.sh
+# and bench.sh, keep the shared dir).
 #
 # Pieces: wm_say; steps with timing (wm_step, wm_steps_report); npm installs
 # (wm_npm_ci); lint inside the build (wm_lint_in_build); the servers (wm_build_servers,
@@ -16,6 +19,7 @@ wm_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target}"
 export EDGE_CARGO_TARGET_DIR="${EDGE_CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-edge}"
+export WASM_CARGO_TARGET_DIR="${WASM_CARGO_TARGET_DIR:-$HOME/.cache/wallet-mpc/target-wasm}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
 # The cosigner is a cargo workspace of its own (GMP only): every cargo command for it
@@ -35,15 +39,31 @@ wm_say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 # ------------------------------------------------------------------------------ steps
 # wm_step NAME COMMAND...: runs COMMAND (a program or a shell function; `set -e` holds
 # inside it) as one named, timed step, returns its status and records
-# "start<TAB>seconds<TAB>status<TAB>name" in $WM_STEPS_FILE when that is set (see
-# wm_steps_report). It runs in a subshell: what it exports stays there.
+# "start<TAB>seconds<TAB>status<TAB>name<TAB>cpu" in $WM_STEPS_FILE when that is set (see
+# wm_steps_report); cpu is how busy the whole machine's cores were during the step, in
+# percent (wm_cpu_busy: whether a step leaves cores idle, for the CI-time budget). It runs in a subshell: what it exports stays there.
 # With WM_STEP_LOG_DIR set (parallel lanes), the step's output goes to a file there and is
 # printed in one piece when the step ends, so lanes running side by side do not mix
 # their lines.
+# wm_cpu_ticks: "busy total" jiffies of all cores so far (/proc/stat; "0 0" elsewhere).
+wm_cpu_ticks() {
+  awk '/^cpu /{t=0; for(i=2;i<=NF;i++) t+=$i; print t-$5-$6, t; exit}' /proc/stat 2>/dev/null \
+    || echo "0 0"
+}
+
+# wm_cpu_busy "BUSY0 TOTAL0": percent of the cores busy since that wm_cpu_ticks sample.
+wm_cpu_busy() {
+  local b0 t0 b1 t1
+  read -r b0 t0 <<<"$1"
+  read -r b1 t1 <<<"$(wm_cpu_ticks)"
+  if [ "$((t1 - t0))" -gt 0 ]; then echo "$((100 * (b1 - b0) / (t1 - t0)))%"; else echo "-"; fi
+}
+
 wm_step() {
-  local name="$1" t0 rc errexit=0 status log=""
+  local name="$1" t0 rc errexit=0 status log="" ticks
   shift
   t0=$(date +%s)
+  ticks=$(wm_cpu_ticks)
   [[ $- == *e* ]] && errexit=1
   if [ -n "${WM_STEP_LOG_DIR:-}" ]; then
     log="$WM_STEP_LOG_DIR/$(printf '%s' "$name" | tr -c 'A-Za-z0-9._-' '_').log"
@@ -59,7 +79,8 @@ wm_step() {
   fi
   rc=$?
   [ "$errexit" = 1 ] && set -e
-  local dt=$(($(date +%s) - t0))
+  local dt=$(($(date +%s) - t0)) cpu
+  cpu=$(wm_cpu_busy "$ticks")
   status=ok
   [ "$rc" -eq 0 ] || status="FAILED (exit $rc)"
   if [ -n "$log" ]; then
@@ -73,24 +94,27 @@ wm_step() {
     printf '== %s: %s in %ss\n' "$name" "$status" "$dt"
   fi
   if [ -n "${WM_STEPS_FILE:-}" ]; then
-    printf '%s\t%s\t%s\t%s\n' "$t0" "$dt" "$status" "$name" >>"$WM_STEPS_FILE"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$t0" "$dt" "$status" "$name" "$cpu" >>"$WM_STEPS_FILE"
   fi
   return "$rc"
 }
 
-# wm_steps_report [START_EPOCH]: the table of the steps recorded in $WM_STEPS_FILE
-# (in start order; steps of parallel lanes overlap) and the wall time since START_EPOCH.
+# wm_steps_report [START_EPOCH [START_TICKS]]: the table of the steps recorded in
+# $WM_STEPS_FILE (in start order; steps of parallel lanes overlap; "cpu": the machine's
+# cores busy during the step, whoever kept them busy) and the wall time since
+# START_EPOCH (with START_TICKS, a wm_cpu_ticks sample taken then: the run's cpu too).
 wm_steps_report() {
-  local start="${1:-}" now
+  local start="${1:-}" ticks="${2:-}" now
   now=$(date +%s)
   printf '\n== step times\n'
-  printf '%-58s %8s  %8s  %s\n' step "start s" seconds status
-  sort -n -k1,1 "$WM_STEPS_FILE" | while IFS=$'\t' read -r t0 dt status name; do
-    printf '%-58s %8s  %8s  %s\n' "$name" "$((t0 - ${start:-$t0}))" "$dt" "$status"
+  printf '%-58s %8s  %8s  %5s  %s\n' step "start s" seconds cpu status
+  sort -n -k1,1 "$WM_STEPS_FILE" | while IFS=$'\t' read -r t0 dt status name cpu; do
+    printf '%-58s %8s  %8s  %5s  %s\n' "$name" "$((t0 - ${start:-$t0}))" "$dt" "${cpu:--}" "$status"
   done
   if [ -n "$start" ]; then
-    local wall=$((now - start))
-    printf 'wall time: %ss (%dm%02ds)\n' "$wall" "$((wall / 60))" "$((wall % 60))"
+    local wall=$((now - start)) busy=""
+    [ -n "$ticks" ] && busy=", cores busy $(wm_cpu_busy "$ticks")"
+    printf 'wall time: %ss (%dm%02ds)%s\n' "$wall" "$((wall / 60))" "$((wall % 60))" "$busy"
   fi
 }
 

@@ -12,7 +12,8 @@
 # tests; then the wasm participant in headless Chromium and the UniFFI bindings' Python
 # and Kotlin tests against real servers) and the other ones (the benchmark report's unit
 # tests, the cosigner's suite, the browser end-to-end suite with Playwright and Debian
-# Chromium). No suite builds
+# Chromium). The wasm32 and edge builds run beside the native builds, in target dirs of
+# their own ($WASM_CARGO_TARGET_DIR, $EDGE_CARGO_TARGET_DIR). No suite builds
 # anything: the servers are built before they start (E2E_NO_BUILD, *_BIN).
 # It ends with a table of every step's time and the run's wall time.
 #
@@ -22,10 +23,11 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$wm_root"
 run_start=$(date +%s)
+run_ticks=$(wm_cpu_ticks)
 WM_STEPS_FILE="$(mktemp -t wallet-mpc-steps-XXXXXX)"
 export WM_STEPS_FILE
 # At the end, whatever happened: the step table; and no background step left running.
-trap 'jobs -pr | xargs -r kill 2>/dev/null; wm_steps_report "$run_start"; rm -rf "$WM_STEPS_FILE" "${lanes_dir:-}"' EXIT
+trap 'jobs -pr | xargs -r kill 2>/dev/null; wm_steps_report "$run_start" "$run_ticks"; rm -rf "$WM_STEPS_FILE" "${lanes_dir:-}"' EXIT
 # CI builds from scratch-ish: incremental caches only cost disk (13 GB) and time here.
 export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # Property tests draw the same cases in every run, so a failure is the code's and comes
@@ -46,11 +48,20 @@ wm_step "cargo fmt --check (every workspace)" fmt_all
 # build of this run, nested ones included, shares the same fingerprints.
 wm_lint_in_build
 lanes_dir="$(mktemp -d -t wallet-mpc-lanes-XXXXXX)"
-# The edge gateway has a target dir of its own: it builds beside the others (whose cargo
-# runs take turns on the shared target dir's lock).
+# Two builds run beside the native ones, each in a target dir of its own (a shared dir
+# would make them wait for its lock): the edge gateway, and the wasm32 participant (its
+# host proc macros compile once more there; the rest of it is wasm32 code anyway). A
+# cargo build does not keep both cores busy all the time (links, the last crates of the
+# graph): these fill the gaps.
 WM_STEP_LOG_DIR="$lanes_dir" wm_step "build + clippy: edge gateway (worker-build, own target dir)" \
   bash scripts/gateway-edge-build.sh &
 edge_pid=$!
+wasm_build() {
+  CARGO_TARGET_DIR="$WASM_CARGO_TARGET_DIR" bash crates/mpc-wasm/build.sh --with-tests
+}
+WM_STEP_LOG_DIR="$lanes_dir" wm_step "build + clippy: wasm32 participant (release, own target dir) + npm wasm" \
+  wasm_build &
+wasm_pid=$!
 # `cargo build --all-targets` compiles exactly what `cargo test --all-targets --no-run`
 # does (and puts the binaries in place): the test runs below find everything fresh.
 wm_step "build + clippy: root workspace (with bindings), every target" \
@@ -61,9 +72,10 @@ wm_step "build + clippy: sign-service workspace, every target" \
 # interop test starts (the test runs this same build, which is then fresh).
 wm_step "build: mpc-core with GMP (fast_primes test, interop party)" \
   cargo build -p mpc-core --features backend-rug --test fast_primes --example stdio_party
-wm_step "build + clippy: wasm32 participant (release) + npm wasm" \
-  bash crates/mpc-wasm/build.sh --with-tests
-wait "$edge_pid"
+build_status=0
+wait "$edge_pid" || build_status=1
+wait "$wasm_pid" || build_status=1
+[ "$build_status" = 0 ] || { wm_say "A BUILD FAILED (see above)"; exit 1; }
 
 # ---------------------------------------------------------------------------- suites
 # The servers as the suites start them, from the builds above.
@@ -73,21 +85,22 @@ nextest_config="$wm_root/.config/nextest.toml"
 
 lane_rust() {
   local rc=0
-  # client-core's flow tests share one wallet, created once per process by the real
-  # create flow (aux info + DKG in process): one process for all of them (cargo test),
-  # not one per test (nextest), which would create it 40 times.
   wm_step "tests: root workspace (nextest)" \
     cargo nextest run --workspace --config-file "$nextest_config" \
       -E 'not (package(client-core) & binary(flows))' || rc=1
+  # client-core's flow tests share one wallet, created once per process by the real
+  # create flow (aux info + DKG in process): one process for all of them (cargo test),
+  # not one per test (nextest), which would create it 40 times. `--workspace`, not
+  # `-p client-core`: the features then unify as in the build above, and the test binary
+  # built there is the one that runs (with `-p`, cargo compiled ~3 min of the graph again).
   wm_step "tests: client-core flows (one process, one fixture wallet)" \
-    cargo test -p client-core --test flows || rc=1
+    cargo test --workspace --test flows || rc=1
   wm_step "tests: root workspace doc tests" cargo test --workspace --doc || rc=1
   wm_step "tests: mpc-core fast primes with GMP" \
     cargo nextest run -p mpc-core --features backend-rug --test fast_primes \
       --config-file "$nextest_config" || rc=1
-  # Two short browser-side suites here: the other lane (Playwright) is the longer one.
   wm_step "tests: wasm participant in headless Chromium (wasm-bindgen-test)" \
-    bash crates/mpc-wasm/test.sh --browser-only || rc=1
+    env CARGO_TARGET_DIR="$WASM_CARGO_TARGET_DIR" bash crates/mpc-wasm/test.sh --browser-only || rc=1
   wm_step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)" \
     bash bindings/test.sh || rc=1
   return $rc
@@ -96,8 +109,6 @@ lane_other() {
   local rc=0
   wm_step "tests: benchmark report (scripts/bench_report.py)" \
     python3 -m unittest discover -s scripts/tests || rc=1
-  # Here rather than in the Rust lane: with the short suites above there, the two lanes
-  # end about together.
   wm_step "tests: sign-service workspace (nextest, GMP)" \
     cargo nextest run --manifest-path "$wm_cosigner_manifest" --config-file "$nextest_config" || rc=1
   wm_step "tests: browser end to end (Playwright, headless Debian Chromium)" \
