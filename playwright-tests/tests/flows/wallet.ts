@@ -4,7 +4,7 @@
 // independently in Node with viem, a policy refusal by code, a second page and the inline
 // mode; backup and restore (export with the demo's download button, import into a fresh
 // browser context and sign; wrong passphrase, a wallet in the way; the native CLI imports
-// the browser's file and signs); and, last, the cosigner stopped: the page shows a clear
+// the browser's file and signs, and its own backup imports in a browser); and, last, the cosigner stopped: the page shows a clear
 // error.
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
@@ -364,7 +364,7 @@ export function backupTests(w: DemoWallet) {
     }
   });
 
-  test("the native CLI imports the browser's backup and signs (interop)", async () => {
+  test("the native CLI imports the browser's backup and signs; the CLI's backup imports in a browser (interop)", async ({ browser }) => {
     const bin = process.env.CLIENT_BIN;
     test.skip(!bin, "CLIENT_BIN not set (run.sh exports it when it builds the servers)");
     const dir = mkdtempSync(join(tmpdir(), "wallet-backup-"));
@@ -384,5 +384,21 @@ export function backupTests(w: DemoWallet) {
     const rsv = out.match(/signature\s+(0x[0-9a-fA-F]{130})/)?.[1] as Hex | undefined;
     expect(rsv, out).toBeTruthy();
     expect(await recoverMessageAddress({ message, signature: rsv! })).toBe(w.address);
+
+    // And back: the CLI's own backup imports in a fresh browser (same wallet, same address).
+    const native = join(dir, "native.backup");
+    run(["backup", "export", "--out", native]);
+    const ctx = await browser.newContext();
+    try {
+      const p = await ctx.newPage();
+      logPage(p);
+      await p.goto(demoUrl({ presignAuto: "0" }));
+      await expect(p.locator("body")).toHaveAttribute("data-ready", "true");
+      const r = await clientCall<{ walletId: string; alreadyPresent: boolean }>(p, "importBackup", [[...readFileSync(native)], { passphrase: BACKUP_PASS }]);
+      expect(r).toMatchObject({ walletId: await demoState<string>(w.page, "walletId"), alreadyPresent: false });
+      expect(await clientCall(p, "getAddress", [undefined, "m/44/60/0/0/0"])).toBe(w.address);
+    } finally {
+      await ctx.close();
+    }
   });
 }
