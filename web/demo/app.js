@@ -78,7 +78,7 @@ function showError(e) {
 
 function setBusy(b) {
   busy = b;
-  for (const id of ["create", "delete", "sign-msg", "sign-tx-btn", "apply"]) $(id).disabled = b;
+  for (const id of ["create", "delete", "sign-msg", "sign-tx-btn", "apply", "backup-export", "backup-import"]) $(id).disabled = b;
 }
 
 function progress(ev) {
@@ -222,6 +222,33 @@ $("delete").addEventListener("click", () =>
   run(async () => {
     if (!confirm("Delete this browser's key share? Without it, only the recovery party + cosigner can sign.")) return;
     await client.deleteWallet();
+    await refresh();
+  }),
+);
+
+// Backup and restore: the Argon2id work runs in the protocol Worker.
+$("backup-export").addEventListener("click", () =>
+  run(async () => {
+    const file = await client.exportBackup({ passphrase: $("backup-passphrase").value, onProgress: progress });
+    demo.backup = { filename: file.filename, walletId: file.walletId, size: file.bytes.length };
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(file.blob ?? new Blob([file.bytes], { type: file.mimeType }));
+    a.download = file.filename;
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+    $("backup-out").textContent = `exported ${file.filename} (${file.bytes.length} bytes)`;
+  }),
+);
+
+$("backup-import").addEventListener("click", () =>
+  run(async () => {
+    const f = $("backup-file").files?.[0];
+    if (!f) throw new WalletError("invalid_input", "choose a backup file first");
+    const r = await client.importBackup(new Uint8Array(await f.arrayBuffer()), { passphrase: $("backup-passphrase").value, onProgress: progress });
+    demo.imported = r;
+    $("backup-out").textContent = r.alreadyPresent ? `wallet ${r.walletId} already holds this share` : `imported wallet ${r.walletId}`;
     await refresh();
   }),
 );

@@ -44,6 +44,7 @@ import type {
   WalletConfig,
   WalletInfo,
 } from "./types.js";
+import type { BackupFile, BackupImportResult, ExportBackupOptions, ImportBackupOptions } from "./types.js";
 import { flowError, loadWasm, wasmError, type Mpc } from "./wasm.js";
 import * as primeStore from "./prime-store.js";
 import { defaultWorkers, isPreparing, prepareOnce, PRIMES_NEEDED, stopPreparation, type CoordinatorConfig, type PrimeProgress } from "./primes.js";
@@ -424,6 +425,132 @@ export class WalletCore {
     await storage.deleteWallet(this.walletName);
     // presign-web: the presignatures and tombstones of this wallet name go with it.
     await pool.deletePool(this.walletName);
+  }
+
+  // -------------------------------------------------------------------------------
+  // Backup and restore: the format is the wasm core's (`mpc_core::backup`, the native
+  // client's), so files move between the browser and `client backup export|import`.
+
+  /** A backup passphrase given by the caller: a non-empty string, strong unless allowed. */
+  private backupPassphrase(mpc: Mpc | undefined, passphrase: unknown, strength: boolean): string {
+    if (typeof passphrase !== "string" || passphrase.length === 0) {
+      throw new InvalidInputError("the backup passphrase is missing: pass { passphrase }");
+    }
+    if (mpc && strength && this.config.allowWeakPassphrase !== true && this.config.insecureFastKdf !== true) {
+      try {
+        mpc.checkPassphrase(passphrase);
+      } catch (e) {
+        throw new InvalidInputError(`the backup passphrase: ${(e as Error).message ?? String(e)} (allowWeakPassphrase overrides)`);
+      }
+    }
+    return passphrase;
+  }
+
+  /**
+   * An encrypted backup of the stored device share under its own passphrase: the
+   * native client's backup file (`client backup import` restores it). Argon2id runs in
+   * this context (the protocol Worker in worker mode).
+   */
+  async exportBackup(opts: ExportBackupOptions): Promise<BackupFile> {
+    const rep = new Reporter(opts?.onProgress, [["backup", 100]]);
+    const rec = await this.record();
+    const mpc = await this.wasm();
+    const passphrase = this.backupPassphrase(mpc, opts?.passphrase, true);
+    const party = await this.party(rec);
+    rep.emit("backup", 0, "encrypting the backup (Argon2id)");
+    let bytes: Uint8Array;
+    try {
+      bytes = party.exportBackup(passphrase, rec.cosignerUrl, rec.createdAtMs, true, this.config.insecureFastKdf === true);
+    } catch (e) {
+      throw wasmError(e, "exporting the backup");
+    }
+    rep.emit("backup", 100, "backup encrypted");
+    const safe = rec.walletId.replace(/[^A-Za-z0-9_-]/g, "_").slice(0, 64);
+    return { bytes, filename: `wallet-mpc-${safe}-device.backup`, mimeType: "application/json", walletId: rec.walletId, partyIndex: party.partyIndex };
+  }
+
+  /**
+   * Restores a backup (from {@link exportBackup} or `client backup export`) into this
+   * wallet name: decrypted and checked in wasm, re-encrypted with this client's
+   * protection, stored. Nothing is stored on any error; the identical share already
+   * stored is success (`alreadyPresent`).
+   */
+  async importBackup(bytes: Uint8Array, opts: ImportBackupOptions): Promise<BackupImportResult> {
+    const rep = new Reporter(opts?.onProgress, [["backup", 90], ["store", 10]]);
+    if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new InvalidInputError("the backup is empty: pass its bytes as a Uint8Array");
+    const protection = this.checkedProtection(undefined);
+    const mpc = await this.wasm();
+    this.checkedProtection(mpc);
+    const passphrase = this.backupPassphrase(mpc, opts?.passphrase, false);
+    rep.emit("backup", 0, "decrypting the backup (Argon2id)");
+    let restore: Mpc["BackupRestore"]["prototype"];
+    try {
+      restore = mpc.BackupRestore.open(bytes, passphrase);
+    } catch (e) {
+      const err = wasmError(e, "importing the backup");
+      if (err.code === "wrong_passphrase") {
+        throw new StorageError("wrong_passphrase", "importing the backup: the passphrase does not open it (or the backup was modified)", { reason: "wrong_passphrase" });
+      }
+      throw err;
+    }
+    try {
+      rep.emit("backup", 100, "backup decrypted");
+      const walletId = restore.walletId;
+      const accounts = (restore.accounts() as Parameters<typeof mapAccount>[0][]).map(mapAccount);
+      const result = (alreadyPresent: boolean): BackupImportResult => ({
+        walletName: this.walletName,
+        walletId,
+        partyIndex: restore.partyIndex,
+        alreadyPresent,
+        accounts,
+        protection,
+      });
+      const existing = await storage.getWallet(this.walletName);
+      if (existing) {
+        if (existing.walletId !== walletId) {
+          throw new StorageError(
+            "wallet_exists",
+            `wallet name "${this.walletName}" holds wallet ${existing.walletId}; refusing to overwrite it with the backup of wallet ${walletId}`,
+            { reason: "other_wallet", walletName: this.walletName, existingWalletId: existing.walletId, backupWalletId: walletId },
+          );
+        }
+        const party = await this.party(existing);
+        if (restore.sameShare(party)) return result(true);
+        throw new StorageError("wallet_exists", `wallet name "${this.walletName}" holds a different share of wallet ${walletId}; refusing to overwrite it`, {
+          reason: "different_share",
+          walletName: this.walletName,
+          walletId,
+        });
+      }
+      rep.emit("store", 0, "encrypting and storing the key share");
+      const meta: storage.NewWallet = {
+        walletName: this.walletName,
+        walletId,
+        accounts,
+        protection,
+        insecureDevPrimes: false,
+        createdAtMs: restore.createdAtMs || Date.now(),
+        cosignerUrl: this.cosigner().url,
+        partyIndex: DEVICE,
+      };
+      if (protection === "passphrase") {
+        const file = restore.passphraseFile(this.config.passphrase ?? "", this.config.insecureFastKdf === true);
+        await storage.putNewWallet(meta, { passphraseFile: file });
+      } else {
+        const plain = restore.bundleBytes();
+        try {
+          await storage.putNewWallet(meta, { bundle: plain });
+        } finally {
+          plain.fill(0);
+        }
+      }
+      this.partyCache?.free();
+      this.partyCache = undefined;
+      rep.emit("store", 100, "key share stored");
+      return result(false);
+    } finally {
+      restore.free();
+    }
   }
 
   private async record(): Promise<storage.WalletRecord> {

@@ -50,6 +50,10 @@ export async function dispatch(
       return core.signMessage(a[0] as never, a[1] as never);
     case "signTransaction":
       return core.signTransaction(a[0] as never, a[1] as never);
+    case "exportBackup":
+      return core.exportBackup(a[0] as never);
+    case "importBackup":
+      return core.importBackup(a[0] as never, a[1] as never);
     // presign-web: presignature pools.
     case "refillPresignatures":
       return core.refillPresignatures(a[0] as never);

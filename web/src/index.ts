@@ -52,6 +52,7 @@ import type {
 } from "./types.js";
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus } from "./types.js";
+import type { BackupFile, BackupImportResult, ExportBackupOptions, ImportBackupOptions } from "./types.js";
 
 export * from "./errors.js";
 export * from "./types.js";
@@ -260,6 +261,35 @@ export class WalletClient {
   /** Deletes the stored wallet (the device share is gone for good). */
   deleteWallet(): Promise<void> {
     return this.backend.call("deleteWallet", []) as Promise<void>;
+  }
+
+  /**
+   * An encrypted backup of this browser's device share under its own `passphrase`
+   * (not the wallet's): the native client's backup file, so `client backup import
+   * FILE` restores it on another device, and {@link importBackup} in another browser.
+   * Argon2id runs in the protocol Worker (about a second; the page never blocks).
+   * `blob` and `filename` are ready for a download. Errors: `no_wallet`,
+   * `invalid_input` (missing or weak passphrase), `wrong_passphrase` (the wallet's own).
+   */
+  async exportBackup(options: ExportBackupOptions): Promise<BackupFile> {
+    const [rest, onProgress] = stripProgress(options);
+    const file = (await this.backend.call("exportBackup", [rest], onProgress, 0)) as BackupFile;
+    if (typeof Blob !== "undefined") file.blob = new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: file.mimeType });
+    return file;
+  }
+
+  /**
+   * Restores a backup (from {@link exportBackup} or `client backup export`) into this
+   * client's `walletName`, protected like a new wallet (`WalletConfig.passphrase` /
+   * `protection`). The share signs as before: same wallet, keys and addresses. Nothing
+   * is stored on any error; errors carry `details.reason` ({@link BackupErrorReason}):
+   * `wrong_passphrase`, `storage` (`not_a_backup`), `wallet_exists` (`other_wallet`,
+   * `different_share`). Importing the identical share again resolves with
+   * `alreadyPresent: true`.
+   */
+  importBackup(backup: Uint8Array | ArrayBuffer, options: ImportBackupOptions): Promise<BackupImportResult> {
+    const bytes = backup instanceof ArrayBuffer ? new Uint8Array(backup) : backup;
+    return this.backend.call("importBackup", [bytes, options && { passphrase: options.passphrase }], options?.onProgress, 1) as Promise<BackupImportResult>;
   }
 
   /**

@@ -26,6 +26,9 @@ export type CoreMethod =
   | "signPreimage"
   | "signMessage"
   | "signTransaction"
+  // backup and restore
+  | "exportBackup"
+  | "importBackup"
   // presign-web: presignature pools (served by the presign Worker in worker mode)
   | "refillPresignatures"
   | "presignPoolStatus";

@@ -64,6 +64,8 @@ export interface WalletConfig {
 
 /** Phases reported by progress events. */
 export type Phase = "connect" | "primes" | "aux-info" | "keygen" | "agent" | "confirm" | "store" | "sign"
+  // exportBackup / importBackup: Argon2id and storing
+  | "backup"
   // presign-web: a presignature refill
   | "presign";
 
@@ -565,3 +567,74 @@ export type PresignPoolEvent =
   | { type: "progress"; accountId: string; event: ProgressEvent }
   | { type: "status"; accountId: string; status: PresignPoolStatus }
   | { type: "error"; accountId: string; derivationPath?: string; error: { code: string; message: string } };
+
+// ---------------------------------------------------------------------------------
+// Backup and restore (exportBackup / importBackup)
+
+/** Options of {@link WalletClient.exportBackup}. */
+export interface ExportBackupOptions {
+  /**
+   * The backup passphrase (its own, not the wallet's): at least 12 characters with 6
+   * different ones unless `WalletConfig.allowWeakPassphrase` (or `insecureFastKdf`).
+   * Needed again to import the backup.
+   */
+  passphrase: string;
+  /** Progress: phase `backup` (Argon2id runs in the protocol Worker). */
+  onProgress?: OnProgress;
+}
+
+/**
+ * An encrypted backup of the device's key share: the native client's backup file
+ * (the key-share file, Argon2id + XChaCha20-Poly1305, with a `wallet` metadata member),
+ * so `client backup import FILE` restores it, and {@link WalletClient.importBackup}
+ * restores a native `client backup export` file. It holds no plaintext key material.
+ */
+export interface BackupFile {
+  /** The file's bytes (JSON text). */
+  bytes: Uint8Array;
+  /** The bytes as a `Blob` (`application/json`) for a download, where `Blob` exists. */
+  blob?: Blob;
+  /** A file name suggestion for the download, e.g. `wallet-mpc-<walletId>-device.backup`. */
+  filename: string;
+  /** `application/json`. */
+  mimeType: string;
+  /** The wallet of the share. */
+  walletId: string;
+  /** The party of the share (0: the device). */
+  partyIndex: number;
+}
+
+/** Options of {@link WalletClient.importBackup}. */
+export interface ImportBackupOptions {
+  /** The backup passphrase chosen at export. */
+  passphrase: string;
+  /** Progress: phase `backup` (Argon2id runs in the protocol Worker). */
+  onProgress?: OnProgress;
+}
+
+/**
+ * What {@link WalletClient.importBackup} did. The restored share is stored under this
+ * client's `walletName` with this client's protection (`WalletConfig.passphrase` /
+ * `protection`), like a created wallet.
+ */
+export interface BackupImportResult {
+  walletName: string;
+  walletId: string;
+  /** 0 (the device). */
+  partyIndex: number;
+  /** `true` when this browser already held the identical share (nothing was written). */
+  alreadyPresent: boolean;
+  accounts: AccountInfo[];
+  protection: "webcrypto" | "passphrase";
+}
+
+/**
+ * The `details.reason` of a failed import (always with one of these codes):
+ * `wrong_passphrase` (code `wrong_passphrase`: the passphrase does not open the backup,
+ * or it was modified), `not_a_backup` (code `storage`: not a backup, another party's or
+ * an unusable share), `other_wallet` (code `wallet_exists`: this wallet name holds
+ * another wallet; `details.existingWalletId`, `details.backupWalletId`),
+ * `different_share` (code `wallet_exists`: it holds a different share of the same
+ * wallet). Nothing is stored in any of these cases.
+ */
+export type BackupErrorReason = "wrong_passphrase" | "not_a_backup" | "other_wallet" | "different_share";

@@ -41,6 +41,8 @@ interface MpcErrorShape {
   message?: string;
   party?: number;
   status?: number;
+  /** A finer machine-readable reason (backups: `wrong_passphrase`, `not_a_backup`). */
+  reason?: string;
 }
 
 /**
@@ -54,6 +56,7 @@ export function wasmError(e: unknown, context: string, extra: Record<string, unk
   const details: Record<string, unknown> = { ...extra };
   if (typeof err.party === "number") details.party = err.party;
   if (typeof err.status === "number") details.status = err.status;
+  if (typeof err.reason === "string") details.reason = err.reason;
   if (e instanceof WebAssembly.RuntimeError) {
     return new WalletError("wasm", `${context}: the wasm core crashed (${err.message}); this is a bug`, details, { cause: e });
   }

@@ -43,3 +43,30 @@ export function devFixturePrimes() {
 export function decodeCosignerError() {
   return undefined;
 }
+
+// Backup and restore (src/core.ts exportBackup / importBackup): `fake.openBackup` is the
+// behaviour of `BackupRestore.open` (return a restore object or throw like wasm);
+// stored parties open through `WalletParty.fromBytes` as objects holding their bytes.
+export const BackupRestore = {
+  open(bytes, passphrase) {
+    fake.calls.push(["openBackup", passphrase]);
+    if (!fake.openBackup) throw new Error("fake wasm: no openBackup behaviour set by the test");
+    return fake.openBackup(bytes, passphrase);
+  },
+};
+
+export const WalletParty = {
+  fromBytes(walletId, bytes) {
+    const mine = Uint8Array.from(bytes);
+    return {
+      walletId,
+      partyIndex: 0,
+      bytes: mine,
+      exportBackup(passphrase, cosignerUrl, createdAtMs, allowWeak, fastKdf) {
+        fake.calls.push(["exportBackup", { passphrase, cosignerUrl, createdAtMs, allowWeak, fastKdf }]);
+        return new TextEncoder().encode(JSON.stringify({ format: "wallet-mpc/key-shares", wallet: { wallet_id: walletId } }));
+      },
+      free() {},
+    };
+  },
+};

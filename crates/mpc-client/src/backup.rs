@@ -12,28 +12,27 @@
 //!   "wallet": { "format": "wallet-mpc/wallet", "wallet_id": "…", "party_index": 0, … } }
 //! ```
 //!
-//! `KeyShareBundle::decrypt` reads a backup unchanged (it ignores the extra member), and
-//! the browser package writes and reads the same bytes. Like the `.wallet.json` file, the
+//! The format itself (writing, reading, checking) is `mpc_core::backup`, the one
+//! implementation the browser package (`mpc-wasm`) uses too, so both write and read the
+//! same bytes. `KeyShareBundle::decrypt` reads a backup unchanged (it ignores the extra
+//! member). Like the `.wallet.json` file, the
 //! `wallet` member is not secret and not authenticated: editing it only makes the
 //! cosigner refuse the imported share (the identities that matter live in the encrypted
 //! bundle). Its party index must equal the authenticated header's.
 
 use std::path::Path;
 
-use mpc_core::keystore::{check_passphrase, KeyShareBundle, KeystoreError};
+use mpc_core::backup::BackupFormatError;
+use mpc_core::keystore::{check_passphrase, KeyShareBundle};
 use serde::{Deserialize, Serialize};
 use wallet_types::ErrorCode;
 use zeroize::Zeroizing;
 
 use crate::error::MpcError;
-use crate::store::{WalletMeta, WALLET_META_FORMAT};
+use crate::store::WalletMeta;
 use crate::types::AccountInfo;
 
-/// The top-level member of a backup that holds its [`WalletMeta`].
-pub const BACKUP_WALLET_MEMBER: &str = "wallet";
-
-/// The largest backup accepted (a wallet of 100 accounts is well below it).
-pub const MAX_BACKUP_BYTES: usize = 16 << 20;
+pub use mpc_core::backup::{BACKUP_WALLET_MEMBER, MAX_BACKUP_BYTES};
 
 /// Why a backup could not be imported (or made). Switch on [`BackupError::code`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,87 +130,37 @@ impl std::fmt::Debug for OpenedBackup {
 }
 
 /// Encrypts `bundle` under `passphrase` as a backup carrying `meta` (the key-share file
-/// plus its `wallet` member). The bundle's party must be 0 or 2 and match `meta`.
+/// plus its `wallet` member: `mpc_core::backup::encrypt_backup`). The bundle's party must
+/// be 0 or 2 and match `meta`.
 pub fn encrypt_backup(
     bundle: &KeyShareBundle,
     meta: &WalletMeta,
     passphrase: &str,
     params: mpc_core::keystore::KdfParams,
 ) -> Result<Vec<u8>, MpcError> {
-    if meta.party_index != bundle.party_index {
-        return Err(MpcError::internal(format!(
-            "metadata for party {} but bundle of party {}",
-            meta.party_index, bundle.party_index
-        )));
-    }
-    let file = bundle.encrypt(passphrase, params).map_err(|e| match e {
-        KeystoreError::EmptyPassphrase => MpcError::input("the backup passphrase is empty"),
-        other => MpcError::internal(format!("cannot encrypt the backup: {other}")),
-    })?;
-    let mut value: serde_json::Value = serde_json::from_str(&file)
-        .map_err(|e| MpcError::internal(format!("key-share file: {e}")))?;
-    let obj = value
-        .as_object_mut()
-        .ok_or_else(|| MpcError::internal("the key-share file is not a JSON object"))?;
-    let meta_value =
-        serde_json::to_value(meta).map_err(|e| MpcError::internal(format!("metadata: {e}")))?;
-    obj.insert(BACKUP_WALLET_MEMBER.into(), meta_value);
-    serde_json::to_vec_pretty(&value).map_err(|e| MpcError::internal(e.to_string()))
+    mpc_core::backup::encrypt_backup(bundle, meta, passphrase, params).map_err(|e| match e {
+        BackupFormatError::EmptyPassphrase => MpcError::input("the backup passphrase is empty"),
+        other => MpcError::internal(other.to_string()),
+    })
 }
 
-/// Opens a backup: checks its shape, decrypts it with `passphrase` (Argon2id: about a
-/// second with the default parameters) and returns the bundle and metadata.
+/// Opens a backup (`mpc_core::backup::decrypt_backup`): checks its shape, decrypts it
+/// with `passphrase` (Argon2id: about a second with the default parameters) and returns
+/// the bundle and metadata.
 pub fn decrypt_backup(bytes: &[u8], passphrase: &str) -> Result<OpenedBackup, BackupError> {
-    let not = |reason: String| BackupError::NotABackup { reason };
-    if bytes.len() > MAX_BACKUP_BYTES {
-        return Err(not(format!("larger than {MAX_BACKUP_BYTES} bytes")));
-    }
-    if passphrase.is_empty() {
-        return Err(MpcError::input("the backup passphrase is empty").into());
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| not("not UTF-8 text".into()))?;
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| not(format!("not JSON: {e}")))?;
-    let meta = value
-        .get(BACKUP_WALLET_MEMBER)
-        .ok_or_else(|| {
-            not(format!(
-                "no \"{BACKUP_WALLET_MEMBER}\" member (a bare key-share file has no wallet id: \
-                 make the backup with export-backup)"
-            ))
-        })
-        .and_then(|m| {
-            serde_json::from_value::<WalletMeta>(m.clone())
-                .map_err(|e| not(format!("wallet metadata: {e}")))
+    let opened =
+        mpc_core::backup::decrypt_backup::<WalletMeta>(bytes, passphrase).map_err(|e| match e {
+            BackupFormatError::WrongPassphrase => BackupError::WrongPassphrase,
+            BackupFormatError::NotABackup(reason) => BackupError::NotABackup { reason },
+            BackupFormatError::EmptyPassphrase => {
+                MpcError::input("the backup passphrase is empty").into()
+            }
+            other => MpcError::internal(other.to_string()).into(),
         })?;
-    if meta.format != WALLET_META_FORMAT {
-        return Err(not(format!(
-            "wallet metadata format is {:?}, expected {WALLET_META_FORMAT:?}",
-            meta.format
-        )));
-    }
-    if meta.wallet_id.trim().is_empty() {
-        return Err(not("the wallet id is empty".into()));
-    }
-    let bundle = KeyShareBundle::decrypt(text, passphrase).map_err(|e| match e {
-        KeystoreError::WrongPassphrase => BackupError::WrongPassphrase,
-        KeystoreError::EmptyPassphrase => MpcError::input("the backup passphrase is empty").into(),
-        other => not(other.to_string()),
-    })?;
-    if bundle.party_index != meta.party_index {
-        return Err(not(format!(
-            "the wallet metadata names party {}, the share is party {}",
-            meta.party_index, bundle.party_index
-        )));
-    }
-    if !matches!(bundle.party_index, 0 | 2) {
-        return Err(not(format!(
-            "holds the share of party {} (only the device's and the recovery party's shares \
-             are backed up here)",
-            bundle.party_index
-        )));
-    }
-    Ok(OpenedBackup { bundle, meta })
+    Ok(OpenedBackup {
+        bundle: opened.bundle,
+        meta: opened.meta,
+    })
 }
 
 /// Checks a backup passphrase chosen now: at least the strength of a new key file's,

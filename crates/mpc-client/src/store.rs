@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{io_error, keystore_error, MpcError};
 
-/// The `format` field of the metadata file.
-pub const WALLET_META_FORMAT: &str = "wallet-mpc/wallet";
+/// The `format` field of the metadata file (and of a backup's `wallet` member).
+pub const WALLET_META_FORMAT: &str = mpc_core::backup::WALLET_META_FORMAT;
 
 /// Public facts about the wallet a key-share file belongs to.
 ///

@@ -23,6 +23,7 @@
 
 pub mod account;
 pub mod address;
+pub mod backup;
 pub mod digest;
 pub mod error;
 pub mod hd;

@@ -405,6 +405,88 @@ impl BundleCore {
     }
 }
 
+// ---------------------------------------------------------------------------------
+// Backups (the format is `mpc_core::backup`, the native client's too)
+
+pub use mpc_core::backup::{WalletMember, WALLET_META_FORMAT};
+
+/// A backup error as the browser reads it: `wrong_passphrase` (reason
+/// `wrong_passphrase`), `storage` with reason `not_a_backup`, `invalid_input` (empty
+/// passphrase), `internal`.
+pub fn backup_error(e: mpc_core::backup::BackupFormatError) -> ApiError {
+    use mpc_core::backup::BackupFormatError as E;
+    let msg = e.to_string();
+    match e {
+        E::WrongPassphrase => {
+            ApiError::new(Code::WrongPassphrase, msg).with_reason("wrong_passphrase")
+        }
+        E::NotABackup(_) => ApiError::new(Code::Storage, msg).with_reason("not_a_backup"),
+        E::EmptyPassphrase => ApiError::input(msg),
+        _ => ApiError::new(Code::Internal, msg),
+    }
+}
+
+/// The backup of a device or recovery `bundle` of wallet `wallet_id` under `passphrase`
+/// (`mpc_core::backup::encrypt_backup`: the native client's format). `allow_weak`
+/// skips the strength check of new key files.
+pub fn export_backup(
+    bundle: &KeyShareBundle,
+    meta: &WalletMember,
+    passphrase: &str,
+    allow_weak: bool,
+    insecure_fast_kdf: bool,
+) -> ApiResult<Vec<u8>> {
+    if passphrase.is_empty() {
+        return Err(ApiError::input("the backup passphrase is empty"));
+    }
+    if !allow_weak {
+        mpc_core::keystore::check_passphrase(passphrase).map_err(|e| {
+            ApiError::input(format!(
+                "the backup passphrase: {e} (allowWeakPassphrase overrides)"
+            ))
+        })?;
+    }
+    let params = if insecure_fast_kdf {
+        KdfParams::insecure_for_tests()
+    } else {
+        KdfParams::default()
+    };
+    mpc_core::backup::encrypt_backup(bundle, meta, passphrase, params).map_err(backup_error)
+}
+
+/// Opens a backup for party `expect_party` (the browser holds the device's, 0):
+/// decrypts it and checks that its share is usable (aux info, identity key) before
+/// anything is stored. Errors carry `reason` (see [`backup_error`]).
+pub fn open_backup(
+    bytes: &[u8],
+    passphrase: &str,
+    expect_party: u16,
+) -> ApiResult<mpc_core::backup::OpenedBackup<WalletMember>> {
+    let opened = mpc_core::backup::decrypt_backup::<WalletMember>(bytes, passphrase)
+        .map_err(backup_error)?;
+    let not = |m: String| ApiError::new(Code::Storage, m).with_reason("not_a_backup");
+    if opened.bundle.party_index != expect_party {
+        return Err(not(format!(
+            "the backup holds the share of party {} (2: recovery; import it with `client backup \
+             import`), this wallet needs party {expect_party}'s",
+            opened.bundle.party_index
+        )));
+    }
+    client_core::Party::new(
+        opened.meta.wallet_id.clone(),
+        opened.bundle.clone(),
+        "the backup",
+    )
+    .map_err(|e| not(format!("not a usable share: {e}")))?;
+    Ok(opened)
+}
+
+/// Whether two bundles are the same share (their deterministic JSON compared).
+pub fn same_share(a: &KeyShareBundle, b: &KeyShareBundle) -> ApiResult<bool> {
+    let ser = |x: &KeyShareBundle| to_json_bytes("bundle", x).map(Zeroizing::new);
+    Ok(*ser(a)? == *ser(b)?)
+}
+
 /// Checks a prime set (four primes of the right size).
 pub fn validate_primes(
     set: &mpc_core::primes::PrimeSet,
@@ -426,6 +508,39 @@ mod tests {
         assert!(verify_signature("02", "00", "00", "00").is_err());
         assert!(BundleCore::from_bytes(b"{").is_err());
         assert!(BundleCore::decrypt("{}", "pw").is_err());
+    }
+
+    #[test]
+    fn backups_open_with_typed_errors() {
+        let meta = |party: u16| WalletMember {
+            format: WALLET_META_FORMAT.into(),
+            wallet_id: "w".into(),
+            party_index: party,
+            cosigner_url: String::new(),
+            label: String::new(),
+            created_at_ms: 0,
+        };
+        let bundle = KeyShareBundle::new(0);
+        // Weak passphrases are refused unless allowed.
+        let e = export_backup(&bundle, &meta(0), "short", false, true).unwrap_err();
+        assert_eq!(e.code, Code::InvalidInput);
+        let bytes = export_backup(&bundle, &meta(0), "short", true, true).unwrap();
+        let e = open_backup(&bytes, "other", 0).unwrap_err();
+        assert_eq!(
+            (e.code, e.reason),
+            (Code::WrongPassphrase, Some("wrong_passphrase"))
+        );
+        let e = open_backup(b"garbage", "short", 0).unwrap_err();
+        assert_eq!((e.code, e.reason), (Code::Storage, Some("not_a_backup")));
+        // An empty bundle (no aux info, no identity) is no usable share.
+        let e = open_backup(&bytes, "short", 0).unwrap_err();
+        assert_eq!((e.code, e.reason), (Code::Storage, Some("not_a_backup")));
+        // A recovery share is not the device's.
+        let rec = export_backup(&KeyShareBundle::new(2), &meta(2), "short", true, true).unwrap();
+        let e = open_backup(&rec, "short", 0).unwrap_err();
+        assert_eq!(e.reason, Some("not_a_backup"));
+        assert!(same_share(&bundle, &KeyShareBundle::new(0)).unwrap());
+        assert!(!same_share(&bundle, &KeyShareBundle::new(2)).unwrap());
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub struct ApiError {
     pub party: Option<u16>,
     /// HTTP status (gateway errors).
     pub status: Option<u16>,
+    /// A finer, machine-readable reason within the code (backups: `wrong_passphrase`,
+    /// `not_a_backup`, `other_wallet`, `different_share`); JS property `reason`.
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -33,7 +36,14 @@ impl ApiError {
             message: message.into(),
             party: None,
             status: None,
+            reason: None,
         }
+    }
+
+    /// Sets the machine-readable [`ApiError::reason`].
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     /// Shorthand for [`Code::InvalidInput`].

@@ -1424,6 +1424,39 @@ impl WalletParty {
         })
     }
 
+    /// An encrypted backup of this party's key shares: the native client's backup
+    /// format (`mpc_core::backup`: the key-share file, Argon2id + XChaCha20-Poly1305,
+    /// under `passphrase`, with the `wallet` metadata member), so `client backup import`
+    /// restores it. `passphrase` must pass the strength check of new key files unless
+    /// `allowWeak`. Argon2id runs here (about a second): call it in a Worker. Throws an
+    /// `MpcError` (`invalid_input`, `internal`).
+    #[wasm_bindgen(js_name = exportBackup)]
+    pub fn export_backup(
+        &self,
+        passphrase: &str,
+        cosigner_url: &str,
+        created_at_ms: f64,
+        allow_weak: bool,
+        insecure_fast_kdf: bool,
+    ) -> Result<Vec<u8>, JsValue> {
+        let meta = api::WalletMember {
+            format: api::WALLET_META_FORMAT.into(),
+            wallet_id: self.party.wallet_id().to_string(),
+            party_index: self.party.index(),
+            cosigner_url: cosigner_url.to_string(),
+            label: String::new(),
+            created_at_ms: created_at_ms.max(0.0) as u64,
+        };
+        api::export_backup(
+            self.party.bundle(),
+            &meta,
+            passphrase,
+            allow_weak,
+            insecure_fast_kdf,
+        )
+        .map_err(crate::js::to_js_error)
+    }
+
     /// Fills (with `target`) or only reports (without) the presignature pool of an
     /// account at one path (`derivationPath`: `m`, the default, for an independent
     /// account; a child path such as `m/44/60/0/0/0` for an HD account) (`client-core`'s
@@ -1439,5 +1472,98 @@ impl WalletParty {
             let params: RefillIn = from_js("refill parameters", params)?;
             refill_flow(host, party, params).await
         })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Restoring a backup
+
+/// A backup opened in wasm (`BackupRestore.open`): its share stays here; the host
+/// learns the public facts, checks for a wallet in the way (`sameShare`), and gets the
+/// share only re-encrypted for its storage (`passphraseFile`) or as the plaintext it
+/// encrypts at once under its WebCrypto key (`bundleBytes`).
+#[wasm_bindgen]
+pub struct BackupRestore {
+    bundle: mpc_core::keystore::KeyShareBundle,
+    meta: api::WalletMember,
+}
+
+#[wasm_bindgen]
+impl BackupRestore {
+    /// Opens a backup of the device's share (party 0) made by `exportBackup` or by the
+    /// native `client backup export`: decrypts it (Argon2id: call it in a Worker) and
+    /// checks the share. Throws an `MpcError` whose `code` is `wrong_passphrase` or
+    /// `storage` and whose `reason` is `wrong_passphrase` / `not_a_backup`
+    /// (`invalid_input`: empty passphrase).
+    pub fn open(bytes: &[u8], passphrase: &str) -> Result<BackupRestore, JsValue> {
+        let opened = api::open_backup(bytes, passphrase, 0).map_err(crate::js::to_js_error)?;
+        Ok(BackupRestore {
+            bundle: opened.bundle,
+            meta: opened.meta,
+        })
+    }
+
+    /// The wallet id of the backup.
+    #[wasm_bindgen(getter, js_name = walletId)]
+    pub fn wallet_id(&self) -> String {
+        self.meta.wallet_id.clone()
+    }
+
+    /// The party index of the share (0).
+    #[wasm_bindgen(getter, js_name = partyIndex)]
+    pub fn party_index(&self) -> u16 {
+        self.bundle.party_index
+    }
+
+    /// The cosigner URL recorded at creation (informational).
+    #[wasm_bindgen(getter, js_name = cosignerUrl)]
+    pub fn cosigner_url(&self) -> String {
+        self.meta.cosigner_url.clone()
+    }
+
+    /// The wallet's creation time, ms since the Unix epoch.
+    #[wasm_bindgen(getter, js_name = createdAtMs)]
+    pub fn created_at_ms(&self) -> f64 {
+        self.meta.created_at_ms as f64
+    }
+
+    /// The accounts of the share (`AccountInfo[]`, as `createWallet` reports them).
+    pub fn accounts(&self) -> Result<JsValue, JsValue> {
+        let accounts: Vec<api::AccountInfo> = self
+            .bundle
+            .accounts
+            .values()
+            .map(api::AccountInfo::from)
+            .collect();
+        crate::js::js_value(&accounts).map_err(|e| {
+            crate::js::to_js_error(crate::ApiError::new(
+                crate::Code::Internal,
+                format!("accounts: {e}"),
+            ))
+        })
+    }
+
+    /// Whether `party` (the stored wallet, opened) holds exactly this share.
+    #[wasm_bindgen(js_name = sameShare)]
+    pub fn same_share(&self, party: &WalletParty) -> Result<bool, JsValue> {
+        api::same_share(&self.bundle, party.party.bundle()).map_err(crate::js::to_js_error)
+    }
+
+    /// The share as a passphrase-encrypted keystore file (a passphrase wallet's record).
+    #[wasm_bindgen(js_name = passphraseFile)]
+    pub fn passphrase_file(
+        &self,
+        passphrase: &str,
+        insecure_fast_kdf: bool,
+    ) -> Result<String, JsValue> {
+        api::encrypt_bundle(&self.bundle, passphrase, insecure_fast_kdf)
+            .map_err(crate::js::to_js_error)
+    }
+
+    /// The share's plaintext bytes, for the host to encrypt at once under the wallet's
+    /// non-extractable WebCrypto key (then it wipes them).
+    #[wasm_bindgen(js_name = bundleBytes)]
+    pub fn bundle_bytes(&self) -> Result<Vec<u8>, JsValue> {
+        api::to_json_bytes("bundle", &self.bundle).map_err(crate::js::to_js_error)
     }
 }

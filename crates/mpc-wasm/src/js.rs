@@ -25,6 +25,9 @@ pub fn to_js_error(e: ApiError) -> JsValue {
     if let Some(s) = e.status {
         let _ = Reflect::set(o, &"status".into(), &JsValue::from(s));
     }
+    if let Some(r) = e.reason {
+        let _ = Reflect::set(o, &"reason".into(), &r.into());
+    }
     err.into()
 }
 

@@ -2,10 +2,17 @@
 // DKG with the real cosigner and recovery agent) from a prepared prime set, reload (the
 // wallet persists, encrypted), sign a message and an EIP-1559 transaction and verify both
 // independently in Node with viem, a policy refusal by code, a second page and the inline
-// mode; and, last, the cosigner stopped: the page shows a clear error.
-import { expect, test } from "@playwright/test";
+// mode; backup and restore (export with the demo's download button, import into a fresh
+// browser context and sign; wrong passphrase, a wallet in the way; the native CLI imports
+// the browser's file and signs, and its own backup imports in a browser); and, last, the cosigner stopped: the page shows a clear
+// error.
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { expect, test, type Page } from "@playwright/test";
 import { getAddress, keccak256, parseTransaction, recoverMessageAddress, recoverTransactionAddress, type Hex } from "viem";
-import { demoState, demoUrl, env, noPageError, recordTimings, seedPreparedPrimes, shot, storedPrimes, type DemoWallet } from "./demo.js";
+import { demoState, demoUrl, env, logPage, noPageError, recordTimings, seedPreparedPrimes, shot, storedPrimes, type DemoWallet } from "./demo.js";
 
 /** The demo's default wallet name. */
 export const WALLET = "default";
@@ -121,6 +128,8 @@ export function walletTests(w: DemoWallet) {
     await shot(w.page, info, "04-after-reload");
   });
 
+  backupTests(w);
+
   test("sign a message; viem recovers the wallet's address", async ({}, info) => {
     const message = `hello from playwright ${Date.now()}`;
     await w.page.fill("#message", message);
@@ -230,5 +239,166 @@ export function cosignerDownTest(w: DemoWallet) {
     // The wallet is still there.
     await expect(w.page.locator("#address")).toHaveText(w.address);
     await shot(w.page, info, "09-cosigner-down");
+  });
+}
+
+/** The backup passphrase of the tests (strong enough for the default check). */
+const BACKUP_PASS = "backup passphrase 4 e2e!";
+
+/** Calls a `WalletClient` method on the demo page's client; resolves to the result or `{ error: { code, reason } }`. */
+async function clientCall<T>(p: Page, method: string, args: unknown[]): Promise<T | { error: { code: string; reason?: string; message: string } }> {
+  return p.evaluate(
+    async ([m, a]) => {
+      const c = (window as unknown as { demo: { client: Record<string, (...x: unknown[]) => Promise<unknown>> } }).demo.client;
+      const bytes = (x: unknown) => (Array.isArray(x) ? new Uint8Array(x as number[]) : x);
+      try {
+        return (await c[m as string]!(...(a as unknown[]).map(bytes))) as never;
+      } catch (e) {
+        const err = e as { code: string; message: string; details?: { reason?: string } };
+        return { error: { code: err.code, reason: err.details?.reason, message: err.message } } as never;
+      }
+    },
+    [method, args] as const,
+  );
+}
+
+/**
+ * Backup and restore on the demo wallet (no new wallet: creation costs minutes): export
+ * with the demo's button (a download), then in a FRESH browser context (empty IndexedDB)
+ * a wrong passphrase (typed error, nothing stored), the import through the demo's file
+ * field, a signature with the cosigner verified with viem, the identical import again,
+ * another wallet in the way (`wallet_exists`), and the native CLI importing the
+ * browser's file and signing (when the harness built `client`).
+ */
+export function backupTests(w: DemoWallet) {
+  const b = { bytes: [] as number[], filename: "" };
+
+  test("export a backup with the demo's button (a download)", async ({}, info) => {
+    expect(w.address).not.toBe("");
+    await w.page.fill("#backup-passphrase", BACKUP_PASS);
+    const [download] = await Promise.all([w.page.waitForEvent("download", { timeout: 60_000 }), w.page.click("#backup-export")]);
+    await noPageError(w.page);
+    b.filename = download.suggestedFilename();
+    expect(b.filename).toMatch(/^wallet-mpc-.+-device\.backup$/);
+    const path = await download.path();
+    const bytes = readFileSync(path);
+    b.bytes = [...bytes];
+    // The native format: the key-share file with its `wallet` member, no plaintext share.
+    const file = JSON.parse(bytes.toString("utf8")) as { format: string; party_index: number; kdf: { name: string }; wallet: { wallet_id: string; party_index: number } };
+    expect(file.format).toBe("wallet-mpc/key-shares");
+    expect(file.kdf.name).toBe("argon2id");
+    expect(file.party_index).toBe(0);
+    expect(file.wallet.wallet_id).toBe(await demoState<string>(w.page, "walletId"));
+    expect(bytes.toString("utf8")).not.toMatch(/aux_info|identity_secret/);
+    // A weak backup passphrase is refused by code.
+    const weak = await clientCall(w.page, "exportBackup", [{ passphrase: "short" }]);
+    expect(weak).toMatchObject({ error: { code: "invalid_input" } });
+    await shot(w.page, info, "04b-backup-exported");
+  });
+
+  test("the identical share again: accepted without writing; another wallet in the way: wallet_exists", async () => {
+    const again = await clientCall<{ alreadyPresent: boolean; walletId: string }>(w.page, "importBackup", [b.bytes, { passphrase: BACKUP_PASS }]);
+    expect(again).toMatchObject({ alreadyPresent: true, walletId: await demoState<string>(w.page, "walletId") });
+    // Another wallet under the wallet name "other" (a record of another wallet id): refused, unchanged.
+    const p2 = await w.context.newPage();
+    await p2.goto(demoUrl({ name: "other", presignAuto: "0" }));
+    await expect(p2.locator("body")).toHaveAttribute("data-ready", "true");
+    await p2.evaluate(async () => {
+      const db = await new Promise<IDBDatabase>((res, rej) => {
+        const r = indexedDB.open("wallet-mpc-web");
+        r.onsuccess = () => res(r.result);
+        r.onerror = () => rej(r.error);
+      });
+      const tx = db.transaction("wallets", "readwrite");
+      tx.objectStore("wallets").put(
+        { format: 1, walletName: "other", walletId: "someone-elses-wallet", accounts: [], protection: "webcrypto", insecureDevPrimes: true, createdAtMs: 1, cosignerUrl: "", partyIndex: 0 },
+        "other",
+      );
+      await new Promise((res, rej) => ((tx.oncomplete = res), (tx.onerror = rej)));
+      db.close();
+    });
+    const refused = await clientCall(p2, "importBackup", [b.bytes, { passphrase: BACKUP_PASS }]);
+    expect(refused).toMatchObject({ error: { code: "wallet_exists", reason: "other_wallet" } });
+    expect(await clientCall(p2, "walletInfo", [])).toMatchObject({ walletId: "someone-elses-wallet" });
+    await clientCall(p2, "deleteWallet", []);
+    // The demo remembers the wallet name (localStorage): back to the shared wallet's.
+    await p2.goto(demoUrl({ name: WALLET }));
+    await expect(p2.locator("body")).toHaveAttribute("data-ready", "true");
+    await p2.close();
+  });
+
+  test("a fresh browser imports the backup (wrong passphrase first) and signs with the cosigner", async ({ browser }, info) => {
+    const ctx = await browser.newContext();
+    try {
+      const p = await ctx.newPage();
+      logPage(p);
+      // No background presignature refills from this second device.
+      await p.goto(demoUrl({ presignAuto: "0" }));
+      await expect(p.locator("body")).toHaveAttribute("data-ready", "true");
+      await expect(p.locator("#status")).toHaveAttribute("data-state", "none");
+      // A wrong passphrase: typed error, nothing stored.
+      const wrong = await clientCall(p, "importBackup", [b.bytes, { passphrase: "not the backup passphrase" }]);
+      expect(wrong).toMatchObject({ error: { code: "wrong_passphrase", reason: "wrong_passphrase" } });
+      const garbage = await clientCall(p, "importBackup", [[...Buffer.from("{\"format\":\"nope\"}")], { passphrase: BACKUP_PASS }]);
+      expect(garbage).toMatchObject({ error: { code: "storage", reason: "not_a_backup" } });
+      expect(await clientCall(p, "walletInfo", [])).toBeNull();
+      // The demo's import field.
+      await p.fill("#backup-passphrase", BACKUP_PASS);
+      await p.setInputFiles("#backup-file", { name: b.filename, mimeType: "application/json", buffer: Buffer.from(b.bytes) });
+      await p.click("#backup-import");
+      await expect(p.locator("#status")).toHaveAttribute("data-state", "ready", { timeout: 60_000 });
+      await noPageError(p);
+      await expect(p.locator("#address")).toHaveText(w.address);
+      expect(await demoState<{ alreadyPresent: boolean }>(p, "imported")).toMatchObject({ alreadyPresent: false });
+      // Sign with the cosigner from the restored share; viem recovers the same address.
+      const message = `signed by the restored device ${Date.now()}`;
+      await p.fill("#message", message);
+      await p.click("#sign-msg");
+      await expect(p.locator("#msg-verify")).toHaveAttribute("data-ok", /true|false/, { timeout: 5 * 60_000 });
+      await noPageError(p);
+      const sig = await demoState<{ rsv: Hex }>(p, "message");
+      expect(await recoverMessageAddress({ message, signature: sig.rsv })).toBe(w.address);
+      await shot(p, info, "04c-restored-and-signed");
+    } finally {
+      await ctx.close();
+    }
+  });
+
+  test("the native CLI imports the browser's backup and signs; the CLI's backup imports in a browser (interop)", async ({ browser }) => {
+    const bin = process.env.CLIENT_BIN;
+    test.skip(!bin, "CLIENT_BIN not set (run.sh exports it when it builds the servers)");
+    const dir = mkdtempSync(join(tmpdir(), "wallet-backup-"));
+    const file = join(dir, b.filename);
+    writeFileSync(file, Buffer.from(b.bytes));
+    const run = (args: string[]) =>
+      execFileSync(bin!, ["--cosigner", env.cosignerUrl, "--gateway", env.gatewayUrl, "--share-file", join(dir, "client_key_shares.json"), ...args], {
+        env: { ...process.env, WALLET_BACKUP_PASSPHRASE: BACKUP_PASS, WALLET_CLIENT_PASSPHRASE: "native device passphrase 42" },
+        encoding: "utf8",
+        timeout: 5 * 60_000,
+      });
+    run(["backup", "import", file]);
+    const address = run(["address", "--path", "m/44/60/0/0/0"]);
+    expect(address.toLowerCase()).toContain(w.address.toLowerCase());
+    const message = "signed by the CLI from the browser's backup";
+    const out = run(["--presign", "off", "sign-message", "--path", "m/44/60/0/0/0", message]);
+    const rsv = out.match(/signature\s+(0x[0-9a-fA-F]{130})/)?.[1] as Hex | undefined;
+    expect(rsv, out).toBeTruthy();
+    expect(await recoverMessageAddress({ message, signature: rsv! })).toBe(w.address);
+
+    // And back: the CLI's own backup imports in a fresh browser (same wallet, same address).
+    const native = join(dir, "native.backup");
+    run(["backup", "export", "--out", native]);
+    const ctx = await browser.newContext();
+    try {
+      const p = await ctx.newPage();
+      logPage(p);
+      await p.goto(demoUrl({ presignAuto: "0" }));
+      await expect(p.locator("body")).toHaveAttribute("data-ready", "true");
+      const r = await clientCall<{ walletId: string; alreadyPresent: boolean }>(p, "importBackup", [[...readFileSync(native)], { passphrase: BACKUP_PASS }]);
+      expect(r).toMatchObject({ walletId: await demoState<string>(w.page, "walletId"), alreadyPresent: false });
+      expect(await clientCall(p, "getAddress", [undefined, "m/44/60/0/0/0"])).toBe(w.address);
+    } finally {
+      await ctx.close();
+    }
   });
 }
