@@ -15,7 +15,10 @@
 
 use serde::{Deserialize, Serialize};
 use wallet_btc::bitcoin::bip32::DerivationPath;
-use wallet_btc::{BtcError, WalletKeys};
+use wallet_btc::{BtcError, InputSignature, WalletKeys};
+use wallet_types::{DigestKind, PayloadKind};
+
+use crate::ChainStyle;
 
 pub use wallet_btc::Network as BitcoinNetwork;
 
@@ -155,6 +158,218 @@ impl MpcClient {
             xpub: xpub.to_string(),
             receive_descriptor: d.receive,
             change_descriptor: d.change,
+        })
+    }
+}
+
+// ------------------------------------------------------------------------ PSBT signing
+
+/// How [`MpcClient::sign_psbt`] signs each input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PsbtSigner {
+    /// With the cosigner, as the configured role: each input from its path's
+    /// presignature pool where the [`crate::PresignConfig`] mode allows it and the pool
+    /// has one, otherwise a signing session.
+    #[default]
+    Cosigner,
+    /// With the device AND recovery shares on this machine, without the cosigner
+    /// ([`MpcClient::offline_sign`]: both files and passphrases configured).
+    Offline,
+}
+
+/// One signed input of a [`SignedPsbt`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPsbtInput {
+    /// The input's index in the transaction.
+    pub index: u32,
+    /// Its (non-hardened) derivation path, `m/84/1/0/0/3` form.
+    pub path: String,
+    /// The key at `path`, compressed SEC1, hex.
+    pub public_key: String,
+    /// The amount it spends, in satoshis.
+    pub amount_sats: u64,
+    /// Its BIP-143 sighash (the signed digest), hex.
+    pub sighash: String,
+    /// Whether it was signed from a presignature pool.
+    pub presigned: bool,
+    /// The signing session id (the presignature id on the fast path).
+    pub session_id: String,
+    /// The cosigner's audit reference (empty offline).
+    pub request_id: String,
+}
+
+/// A PSBT signed and finalized by [`MpcClient::sign_psbt`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPsbt {
+    /// `mainnet`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// The PSBT version it was given in and is returned in (0 or 2).
+    pub psbt_version: u32,
+    /// The finalized PSBT, base64.
+    pub psbt_base64: String,
+    /// The network transaction, hex (what `sendrawtransaction` takes).
+    pub tx_hex: String,
+    /// Its txid.
+    pub txid: String,
+    /// The fee, in satoshis.
+    pub fee_sats: u64,
+    /// The signed inputs, in order.
+    pub inputs: Vec<SignedPsbtInput>,
+    /// Wall time of the whole signing, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// Why a PSBT was not signed: the stage and the codec's or flow's error. Converts into
+/// [`MpcError`] (what the public API returns) with the existing codes.
+#[derive(Debug, thiserror::Error)]
+pub enum PsbtError {
+    /// The PSBT was refused before any signing started (malformed, a foreign input, a
+    /// missing witness UTXO, an unsupported script...): `invalid_input`, nothing signed.
+    #[error("PSBT refused ({code}): {0}", code = .0.code())]
+    Refused(#[source] BtcError),
+    /// Signing input `input` failed (the flow's error, with its own code). The inputs
+    /// signed before it are discarded: nothing is returned signed partially.
+    #[error("signing input {input} failed: {source}")]
+    Input {
+        /// The input's index.
+        input: usize,
+        /// Why.
+        #[source]
+        source: MpcError,
+    },
+    /// The signatures did not finalize the PSBT (a signature that does not verify:
+    /// `verification_failed`; anything else is a bug: `internal`).
+    #[error("finalizing the PSBT ({code}): {0}", code = .0.code())]
+    Finalize(#[source] BtcError),
+}
+
+impl From<PsbtError> for MpcError {
+    fn from(e: PsbtError) -> Self {
+        match e {
+            PsbtError::Refused(b) => MpcError::input(format!("PSBT refused ({}): {b}", b.code())),
+            // The flow's error as it is: its code and fields are what the caller acts on.
+            PsbtError::Input { source, .. } => source,
+            PsbtError::Finalize(
+                b @ (BtcError::SignatureMismatch { .. } | BtcError::InvalidSignature { .. }),
+            ) => MpcError::VerificationFailed {
+                reason: format!("PSBT ({}): {b}", b.code()),
+            },
+            PsbtError::Finalize(b) => MpcError::internal(format!("finalizing the PSBT: {b}")),
+        }
+    }
+}
+
+/// The network's name on the cosigner's wire (`bitcoin` for mainnet).
+fn wire_network(network: BitcoinNetwork) -> &'static str {
+    match network {
+        BitcoinNetwork::Mainnet => "bitcoin",
+        other => other.as_str(),
+    }
+}
+
+impl MpcClient {
+    /// Signs every input of a PSBT (BIP-174 version 0 or BIP-370 version 2, binary or
+    /// base64) and finalizes it.
+    ///
+    /// The PSBT is analyzed first ([`wallet_btc::analyze_psbt`] with the account's keys
+    /// on `network`): any refusal (malformed, an input that is not the wallet's, a
+    /// missing witness UTXO, Taproot or another script than P2WPKH...) comes back as
+    /// `invalid_input` before any request or session. Then one signing per input, in
+    /// order, at the input's path over its BIP-143 preimage (double SHA-256): with the
+    /// cosigner (which receives the whole PSBT, the input index and the network, and
+    /// applies its Bitcoin policy) from the path's presignature pool where the
+    /// [`crate::PresignConfig`] allows it, or offline with device + recovery
+    /// ([`PsbtSigner::Offline`]). A failure on any input returns that error and no PSBT:
+    /// nothing is returned signed partially. Finally each signature is normalized to low
+    /// S, verified and the PSBT finalized ([`wallet_btc::finalize_psbt`]).
+    pub async fn sign_psbt(
+        &self,
+        account_id: String,
+        psbt: Vec<u8>,
+        network: BitcoinNetwork,
+        signer: PsbtSigner,
+    ) -> Result<SignedPsbt, MpcError> {
+        let started = std::time::Instant::now();
+        let binary = wallet_btc::psbt_binary(&psbt).map_err(PsbtError::Refused)?;
+        if binary.len() > crate::MAX_PREIMAGE_LEN {
+            return Err(PsbtError::Refused(BtcError::TooLarge(binary.len())).into());
+        }
+        let (keys, _) = self.bitcoin_keys(&account_id).await?;
+        let plan = wallet_btc::analyze_psbt(&binary, &keys, network).map_err(PsbtError::Refused)?;
+        let mut signatures = Vec::with_capacity(plan.inputs.len());
+        let mut inputs = Vec::with_capacity(plan.inputs.len());
+        for input in &plan.inputs {
+            let path = input.path_string();
+            let index = u32::try_from(input.index)
+                .map_err(|_| MpcError::input("a PSBT input index above 2^32"))?;
+            let signed = match signer {
+                PsbtSigner::Cosigner => {
+                    self.sign_with_cosigner(
+                        account_id.clone(),
+                        path.clone(),
+                        input.preimage.clone(),
+                        DigestKind::DoubleSha256,
+                        PayloadKind::BitcoinPsbtInput,
+                        Some(binary.clone()),
+                        Some(client_core::BitcoinInput {
+                            input_index: index,
+                            network: wire_network(network).into(),
+                        }),
+                        ChainStyle::Legacy,
+                    )
+                    .await
+                }
+                PsbtSigner::Offline => {
+                    self.offline_sign(
+                        account_id.clone(),
+                        path.clone(),
+                        input.preimage.clone(),
+                        DigestKind::DoubleSha256,
+                        ChainStyle::Legacy,
+                    )
+                    .await
+                }
+            }
+            .map_err(|source| PsbtError::Input {
+                input: input.index,
+                source,
+            })?;
+            if signed.digest != hex::encode(input.sighash) {
+                return Err(MpcError::VerificationFailed {
+                    reason: format!(
+                        "input {}: signed digest {} is not its sighash {}",
+                        input.index,
+                        signed.digest,
+                        hex::encode(input.sighash)
+                    ),
+                });
+            }
+            let der = hex::decode(&signed.der)
+                .map_err(|e| MpcError::internal(format!("signature encoding: {e}")))?;
+            signatures.push((input.index, InputSignature::Der(der)));
+            inputs.push(SignedPsbtInput {
+                index,
+                path,
+                public_key: input.public_key.to_string(),
+                amount_sats: input.amount_sats,
+                sighash: hex::encode(input.sighash),
+                presigned: signed.presigned,
+                session_id: signed.session_id,
+                request_id: signed.request_id,
+            });
+        }
+        let done = wallet_btc::finalize_psbt(&binary, &keys, network, &signatures)
+            .map_err(PsbtError::Finalize)?;
+        Ok(SignedPsbt {
+            network: network.to_string(),
+            psbt_version: done.psbt_version,
+            psbt_base64: done.psbt_base64,
+            tx_hex: done.tx_hex,
+            txid: done.txid,
+            fee_sats: plan.fee_sats,
+            inputs,
+            elapsed_ms: started.elapsed().as_millis() as u64,
         })
     }
 }
