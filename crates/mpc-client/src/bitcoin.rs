@@ -575,4 +575,196 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
     }
+
+    // ------------------------------------------------------------------ PSBT signing
+
+    use std::collections::BTreeMap;
+    use wallet_btc::bitcoin::absolute::LockTime;
+    use wallet_btc::bitcoin::consensus::encode::serialize;
+    use wallet_btc::bitcoin::hashes::Hash;
+    use wallet_btc::bitcoin::psbt::Psbt;
+    use wallet_btc::bitcoin::transaction::Version;
+    use wallet_btc::bitcoin::{
+        Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WPubkeyHash, Witness,
+    };
+
+    /// A regtest PSBT spending `n` P2WPKH coins of the wallet at `m/84/1/0/0/i` to a
+    /// foreign address, with change to `m/84/1/0/1/0`; and the spent outputs.
+    fn regtest_psbt(keys: &WalletKeys, n: u32) -> (Psbt, Vec<TxOut>) {
+        let fp = keys.fingerprint();
+        let coins: Vec<(DerivationPath, TxOut)> = (0..n)
+            .map(|i| {
+                let path = wallet_btc::parse_path(&format!("m/84/1/0/0/{i}")).unwrap();
+                let key = keys.public_key(&path).unwrap();
+                let out = TxOut {
+                    value: Amount::from_sat(100_000 + u64::from(i)),
+                    script_pubkey: wallet_btc::p2wpkh_script(&key),
+                };
+                (path, out)
+            })
+            .collect();
+        let total: u64 = coins.iter().map(|(_, o)| o.value.to_sat()).sum();
+        let change = wallet_btc::parse_path("m/84/1/0/1/0").unwrap();
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: (0..n)
+                .map(|i| TxIn {
+                    previous_output: OutPoint {
+                        txid: Txid::from_byte_array([i as u8 + 1; 32]),
+                        vout: i,
+                    },
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    witness: Witness::new(),
+                })
+                .collect(),
+            output: vec![
+                TxOut {
+                    value: Amount::from_sat(60_000),
+                    script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x11; 20])),
+                },
+                TxOut {
+                    value: Amount::from_sat(total - 60_000 - 2_000),
+                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&change).unwrap()),
+                },
+            ],
+        };
+        let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
+        for (input, (path, out)) in psbt.inputs.iter_mut().zip(&coins) {
+            input.witness_utxo = Some(out.clone());
+            input.bip32_derivation =
+                BTreeMap::from([(keys.public_key(path).unwrap(), (fp, path.clone()))]);
+        }
+        psbt.outputs[1].bip32_derivation =
+            BTreeMap::from([(keys.public_key(&change).unwrap(), (fp, change))]);
+        (psbt, coins.into_iter().map(|(_, o)| o).collect())
+    }
+
+    /// Bitcoin Core's interpreter on every input of the signed transaction.
+    fn core_verifies(signed: &SignedPsbt, spent: &[TxOut]) {
+        let tx: Transaction = wallet_btc::bitcoin::consensus::encode::deserialize(
+            &hex::decode(&signed.tx_hex).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(tx.compute_txid().to_string(), signed.txid);
+        for (i, out) in spent.iter().enumerate() {
+            bitcoinconsensus::verify(
+                out.script_pubkey.as_bytes(),
+                out.value.to_sat(),
+                &serialize(&tx),
+                None,
+                i,
+            )
+            .unwrap_or_else(|e| panic!("input {i}: {e:?}"));
+        }
+    }
+
+    async fn hd_keys(c: &crate::MpcClient) -> (String, WalletKeys) {
+        let accounts = c.list_accounts().await.unwrap();
+        let hd = accounts
+            .iter()
+            .find(|a| a.kind == AccountKind::Hd)
+            .unwrap()
+            .account_id
+            .clone();
+        let (keys, _) = c.bitcoin_keys(&hd).await.unwrap();
+        (hd, keys)
+    }
+
+    #[tokio::test]
+    async fn psbt_signed_offline_passes_bitcoin_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = client(dir.path(), false);
+        let (hd, keys) = hd_keys(&device).await;
+        for n in [1, 2] {
+            let (psbt, spent) = regtest_psbt(&keys, n);
+            // Base64 in, as Core and Sparrow hand it out.
+            let signed = device
+                .sign_psbt(
+                    hd.clone(),
+                    wallet_btc::encode_psbt(&psbt).into_bytes(),
+                    BitcoinNetwork::Regtest,
+                    PsbtSigner::Offline,
+                )
+                .await
+                .unwrap();
+            assert_eq!(signed.inputs.len(), n as usize);
+            assert_eq!(signed.fee_sats, 2_000);
+            assert!(signed
+                .inputs
+                .iter()
+                .all(|i| !i.presigned && i.request_id.is_empty()));
+            assert_eq!(signed.inputs[0].path, "m/84/1/0/0/0");
+            core_verifies(&signed, &spent);
+            // The finalized PSBT extracts to the same transaction.
+            let back = wallet_btc::decode_psbt(signed.psbt_base64.as_bytes()).unwrap();
+            assert_eq!(
+                back.extract_tx_unchecked_fee_rate()
+                    .compute_txid()
+                    .to_string(),
+                signed.txid
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn psbt_refusals_come_before_any_request() {
+        let dir = tempfile::tempdir().unwrap();
+        // No cosigner listens at the configured URL: a refusal with `invalid_input`
+        // (not `cosigner_unavailable`) shows that nothing was sent.
+        let device = client(dir.path(), false);
+        let (hd, keys) = hd_keys(&device).await;
+        let (good, _) = regtest_psbt(&keys, 2);
+        let mut foreign = good.clone();
+        let other = WalletKeys::new(
+            &keys
+                .public_key(&wallet_btc::parse_path("m/7").unwrap())
+                .unwrap()
+                .serialize(),
+            &[7; 32],
+        )
+        .unwrap();
+        let (theirs, _) = regtest_psbt(&other, 1);
+        foreign.inputs[1] = theirs.inputs[0].clone();
+        let mut missing = good.clone();
+        missing.inputs[0].witness_utxo = None;
+        let mut taproot = good.clone();
+        if let Some(u) = taproot.inputs[0].witness_utxo.as_mut() {
+            u.script_pubkey = ScriptBuf::new_p2tr_tweaked(
+                wallet_btc::bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(
+                    keys.root_public_key().x_only_public_key().0,
+                ),
+            );
+        }
+        let cases: [(&str, Vec<u8>); 5] = [
+            ("not_our_input", foreign.serialize()),
+            ("missing_utxo", missing.serialize()),
+            ("unsupported_script", taproot.serialize()),
+            ("invalid_base64", b"cHNidP8B!!not base64".to_vec()),
+            ("invalid_psbt", b"psbt\xff\x00garbage".to_vec()),
+        ];
+        for (code, bytes) in cases {
+            for signer in [PsbtSigner::Cosigner, PsbtSigner::Offline] {
+                let e = device
+                    .sign_psbt(hd.clone(), bytes.clone(), BitcoinNetwork::Regtest, signer)
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.code(), ErrorCode::InvalidInput, "{code}: {e}");
+                assert!(e.to_string().contains(code), "{code}: {e}");
+            }
+        }
+        // A mainnet PSBT read as regtest is still the wallet's (paths say the coin type);
+        // an unknown account is refused as such.
+        let e = device
+            .sign_psbt(
+                "nope".into(),
+                good.serialize(),
+                BitcoinNetwork::Regtest,
+                PsbtSigner::Cosigner,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnknownAccount, "{e}");
+    }
 }
