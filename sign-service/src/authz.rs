@@ -158,6 +158,8 @@ pub(crate) struct SignAuthorization<'a> {
     pub payload: &'a [u8],
     /// What is signed (its digest is audited and returned).
     pub preimage: &'a [u8],
+    /// The analyzed PSBT and the input signed (`BITCOIN_PSBT_INPUT`).
+    pub bitcoin: Option<&'a policy::bitcoin::BitcoinInput>,
     pub session_id: Option<String>,
     pub presignature_id: Option<String>,
 }
@@ -180,13 +182,16 @@ impl State {
         let digest = hex::encode(a.digest_kind.digest(a.preimage));
         let now = now_ms();
         let request_id = random_id()?.to_string();
-        let mut verdict = policy::evaluate(
-            &self.cfg.policy,
-            &a.wallet.wallet_id,
-            payload_kind,
-            a.digest_kind,
-            a.payload,
-        );
+        let mut verdict = match a.bitcoin {
+            Some(b) => policy::bitcoin::evaluate(&self.cfg.policy.bitcoin, b),
+            None => policy::evaluate(
+                &self.cfg.policy,
+                &a.wallet.wallet_id,
+                payload_kind,
+                a.digest_kind,
+                a.payload,
+            ),
+        };
         if let Verdict::Allow {
             daily: Some((amount, limit)),
             ..
@@ -208,6 +213,29 @@ impl State {
                 };
             }
         }
+        if let Verdict::Allow {
+            bitcoin_daily: Some(d),
+            ..
+        } = &verdict
+        {
+            let d = d.clone();
+            let wid = a.wallet.wallet_id.clone();
+            let day = policy::utc_day(now);
+            let (txid, sats, limit) = (d.txid.clone(), d.sats, d.limit);
+            let res = self
+                .blocking(move |s| s.add_bitcoin_daily_spend(&wid, day, &txid, sats, limit))
+                .await?;
+            if let Err(spent) = res {
+                verdict = Verdict::Deny {
+                    rule: policy::rule::BITCOIN_DAILY_LIMIT_SATS,
+                    reason: format!(
+                        "transaction {} sends {} sat to external outputs, which would exceed the \
+                         daily limit {} sat (already {spent} sat today)",
+                        d.txid, d.sats, d.limit
+                    ),
+                };
+            }
+        }
         let (decision, reason, tx, decoded) = match &verdict {
             Verdict::Allow { tx, fields, .. } => (
                 "allow",
@@ -215,9 +243,12 @@ impl State {
                 tx.as_deref().map(policy::audit_summary),
                 fields.clone(),
             ),
-            Verdict::Deny { rule, reason } => {
-                ("deny", Some(format!("{rule}: {reason}")), None, None)
-            }
+            Verdict::Deny { rule, reason } => (
+                "deny",
+                Some(format!("{rule}: {reason}")),
+                None,
+                a.bitcoin.map(policy::bitcoin::audit_summary),
+            ),
             Verdict::Unsupported(why) => ("deny", Some(format!("unsupported: {why}")), None, None),
         };
         self.audit(AuditRecord {

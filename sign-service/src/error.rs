@@ -17,7 +17,15 @@ use tonic_types::{ErrorDetails, StatusExt};
 use wallet_types::{ErrorCode, ERROR_DOMAIN};
 
 use crate::audit::AuditError;
+use crate::policy::bitcoin::PsbtRefusal;
 use crate::store::StoreError;
+
+/// `ErrorInfo.metadata` key of a refused PSBT (rule `bitcoin_psbt`): `wallet-btc`'s
+/// error code (`not_our_input`, `unsupported_script`, `invalid_psbt`, …).
+pub const META_PSBT_ERROR: &str = "psbt_error";
+/// `ErrorInfo.metadata` key of a refused PSBT input request: the input index (decimal)
+/// the refusal is about, when it names one.
+pub const META_INPUT: &str = "input";
 
 /// Why the cosigner refused or failed a request or a background job.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +73,11 @@ pub enum CosignerError {
         /// Why.
         reason: String,
     },
+    /// A `BITCOIN_PSBT_INPUT` request refused before any session: a bad network, input
+    /// or path (`invalid_input`), or a PSBT the codec refuses / a digest other than
+    /// double SHA-256 (`policy_denied`, rules `bitcoin_psbt` / `payload_kind`).
+    #[error("{0}")]
+    Psbt(#[from] PsbtRefusal),
     /// The presignature asked for is unknown or was used already.
     #[error("presignature_unavailable: presignature {id} {}; discard it and sign with StartSign", match .state {
         PresignatureState::Used => "was already used",
@@ -194,7 +207,10 @@ impl CosignerError {
             E::WalletNotConfirmed(_) | E::DkgRunning(_) | E::EnrollmentRunning(_) => {
                 ErrorCode::WalletNotReady
             }
-            E::PolicyDenied { .. } => ErrorCode::PolicyDenied,
+            E::PolicyDenied { .. }
+            | E::Psbt(PsbtRefusal::Psbt(_))
+            | E::Psbt(PsbtRefusal::Digest(_)) => ErrorCode::PolicyDenied,
+            E::Psbt(_) => ErrorCode::InvalidInput,
             E::PresignatureUnavailable { .. } | E::PresignaturesSuspended(_) => {
                 ErrorCode::PresignatureUnavailable
             }
@@ -236,6 +252,8 @@ impl CosignerError {
             | E::ShuttingDown
             | E::GatewayUnavailable(_) => Code::Unavailable,
             E::PolicyDenied { .. } | E::RegistrationRequired(_) => Code::PermissionDenied,
+            E::Psbt(_) if self.code() == ErrorCode::PolicyDenied => Code::PermissionDenied,
+            E::Psbt(_) => Code::InvalidArgument,
             E::InvalidInput(_)
             | E::PresignPathNotAllowed { .. }
             | E::PresignaturePathMismatch { .. } => Code::InvalidArgument,
@@ -291,6 +309,27 @@ impl CosignerError {
             }
             CosignerError::PresignatureUnavailable { state, .. } => {
                 m.insert(META_PRESIGNATURE.to_string(), state.as_str().to_string());
+            }
+            CosignerError::Psbt(r) => {
+                match r {
+                    PsbtRefusal::Psbt(e) => {
+                        m.insert(
+                            META_RULE.to_string(),
+                            crate::policy::rule::BITCOIN_PSBT.to_string(),
+                        );
+                        m.insert(META_PSBT_ERROR.to_string(), e.code().to_string());
+                    }
+                    PsbtRefusal::Digest(_) => {
+                        m.insert(
+                            META_RULE.to_string(),
+                            crate::policy::rule::PAYLOAD_KIND.to_string(),
+                        );
+                    }
+                    _ => {}
+                }
+                if let Some(i) = r.input() {
+                    m.insert(META_INPUT.to_string(), i.to_string());
+                }
             }
             // Clients discard their half and fall back to full signing, as for an
             // unknown presignature.

@@ -245,11 +245,13 @@ fn withdraw(st: &Arc<State>, request: u64, error: impl Fn() -> CosignerError) ->
 
 /// Whether `path` is one an HD account may keep a presignature pool at: non-hardened
 /// (every [`DerivationPath`] is) and BIP-44 style, `m/44/<coin>/<account>/<change>/<index>`
+/// or `m/84/…` (Bitcoin P2WPKH)
 /// (what the wallet signs at), or why not.
 pub(crate) fn hd_presign_path(path: &DerivationPath) -> Result<(), String> {
     match path.indices() {
-        [44, _, _, _, _] => Ok(()),
-        _ => Err("HD accounts presign at BIP-44-style paths only, m/44/<coin>/<account>/<change>/<index> (non-hardened)".into()),
+        // BIP-44 (Ethereum) and BIP-84 (Bitcoin P2WPKH, as wallet-btc lays it out).
+        [44 | 84, _, _, _, _] => Ok(()),
+        _ => Err("HD accounts presign at BIP-44-style paths only, m/44/<coin>/<account>/<change>/<index> or m/84/… (non-hardened)".into()),
     }
 }
 

@@ -17,6 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::audit::AuditRecord;
 use crate::authz::{Authorized, SignAuthorization};
 use crate::error::CosignerError;
+use crate::policy::bitcoin::BitcoinInput;
 use crate::scheduler::presign_account;
 use crate::state::{random_id, signers_with, State};
 use crate::store::{PresigSlot, PresigState, PresigTake, WalletRecord};
@@ -34,19 +35,35 @@ pub(crate) struct SignRequest {
     /// What the request carried: the preimage, or for typed data its JSON (the policy
     /// reads this).
     pub payload: Vec<u8>,
-    /// What is signed: the payload itself, or the EIP-712 preimage derived from it.
+    /// What is signed: the payload itself, the EIP-712 preimage derived from it, or a
+    /// PSBT input's BIP-143 preimage ([`crate::policy::signing_preimage`]).
     pub preimage: Vec<u8>,
+    /// The analyzed PSBT and the input signed (`BITCOIN_PSBT_INPUT` only).
+    pub bitcoin: Option<BitcoinInput>,
+}
+
+/// The request fields of a `BITCOIN_PSBT_INPUT` (ignored for every other kind).
+pub(crate) struct BitcoinFields<'a> {
+    /// The input to sign.
+    pub input_index: u32,
+    /// The network the PSBT's addresses are read in.
+    pub network: &'a str,
 }
 
 impl SignRequest {
     /// Checks the payload kind and size, and derives what is signed (typed data is
-    /// decoded here: bad typed data is refused before anything else happens).
+    /// decoded here: bad typed data is refused before anything else happens; a PSBT is
+    /// analyzed here with `wallet`'s account keys, and refused before anything else
+    /// happens unless `bitcoin.input_index` is one of its inputs, all the wallet's, and
+    /// `path` that input's path).
     pub(crate) fn new(
+        wallet: &WalletRecord,
         account_id: String,
         path: DerivationPath,
         digest_kind: DigestKind,
         payload_kind: i32,
         payload: Vec<u8>,
+        bitcoin: BitcoinFields<'_>,
     ) -> Result<Self, CosignerError> {
         let kind = cosigner_api::convert::payload_kind_from_proto(payload_kind)?;
         if payload.is_empty() || payload.len() > MAX_PREIMAGE {
@@ -54,8 +71,37 @@ impl SignRequest {
                 "preimage must be 1..={MAX_PREIMAGE} bytes"
             )));
         }
-        let preimage = crate::policy::signing_preimage(kind, &payload)
+        let bitcoin = if kind == pb::PayloadKind::BitcoinPsbtInput {
+            let account = wallet
+                .accounts
+                .get(&account_id)
+                .ok_or_else(|| CosignerError::UnknownAccount(account_id.clone()))?;
+            let prepared = crate::policy::bitcoin::prepare(
+                &payload,
+                account,
+                &path,
+                digest_kind,
+                bitcoin.input_index,
+                bitcoin.network,
+            )
+            .inspect_err(|e| {
+                tracing::warn!(wallet_id = %wallet.wallet_id, account_id = %account_id, input_index = bitcoin.input_index, error = %e, "PSBT input refused before the policy");
+            })?;
+            Some(prepared)
+        } else {
+            None
+        };
+        let preimage = crate::policy::signing_preimage(kind, &payload, bitcoin.as_ref())
             .map_err(|e| CosignerError::invalid(e.to_string()))?;
+        if let Some(b) = &bitcoin {
+            // What the parties sign hashes to the sighash the codec computed.
+            if digest_kind.digest(&preimage) != b.input().sighash {
+                return Err(CosignerError::internal(format!(
+                    "input {}: the double SHA-256 of its BIP-143 preimage is not its sighash",
+                    b.input().index
+                )));
+            }
+        }
         Ok(SignRequest {
             account_id,
             path,
@@ -63,6 +109,7 @@ impl SignRequest {
             payload_kind,
             payload,
             preimage,
+            bitcoin,
         })
     }
 
@@ -82,6 +129,7 @@ impl SignRequest {
             payload_kind: self.payload_kind,
             payload: &self.payload,
             preimage: &self.preimage,
+            bitcoin: self.bitcoin.as_ref(),
             session_id,
             presignature_id,
         }

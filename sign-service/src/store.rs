@@ -26,6 +26,9 @@ use zeroize::Zeroizing;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const WALLETS: TableDefinition<&str, &[u8]> = TableDefinition::new("wallets");
 const SPEND: TableDefinition<&str, &[u8]> = TableDefinition::new("daily_spend");
+/// Bitcoin spend per wallet and UTC day: `wallet/day` -> sealed [`BitcoinDay`] (the
+/// day's total in satoshis and the txids counted in it, encrypted like every record).
+const BTC_SPEND: TableDefinition<&str, &[u8]> = TableDefinition::new("bitcoin_daily_spend");
 const PRIMES: TableDefinition<u64, &[u8]> = TableDefinition::new("prime_pool");
 /// Unused presignatures: `wallet/account/party/id` -> sealed record.
 const PRESIGS: TableDefinition<&str, &[u8]> = TableDefinition::new("presignatures");
@@ -61,6 +64,15 @@ const AAD_DOMAIN: &[u8] = b"wallet-mpc/sign-service/v1";
 const RECORD_VERSION: u8 = 1;
 const KEY_CHECK: &[u8] = b"wallet-mpc sign-service store key check v1";
 const INSECURE_DEV_KEY_LABEL: &[u8] = b"wallet-mpc/sign-service/INSECURE-dev-store-key";
+
+/// One wallet's Bitcoin spend of one UTC day ([`Store::add_bitcoin_daily_spend`]).
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct BitcoinDay {
+    /// Sum of the external outputs of the transactions counted.
+    total_sats: u64,
+    /// Their txids.
+    txids: std::collections::BTreeSet<String>,
+}
 
 /// Where the store key comes from.
 pub enum KeySource {
@@ -442,7 +454,8 @@ impl Store {
         };
         tx.commit().map_err(db_err)?;
         let key = derive_key(source, &salt)?;
-        let cipher = XChaCha20Poly1305::new(key.as_ref().into());
+        let key_bytes: &[u8; 32] = &key;
+        let cipher = XChaCha20Poly1305::new(key_bytes.into());
         let store = Store { db, cipher };
         // Key check.
         match store.get_raw_meta("key_check")? {
@@ -754,6 +767,60 @@ impl Store {
         } else {
             tx.abort().map_err(db_err)?;
         }
+        Ok(result)
+    }
+
+    /// Atomically adds the external outputs `sats` of the Bitcoin transaction `txid` to
+    /// the wallet's total of `day`, once per transaction: a txid already counted on
+    /// `day` or the day before (a PSBT whose inputs are signed across midnight) adds
+    /// nothing. Returns `Ok(new_total)`, or `Err(current_total)` when the new total
+    /// would pass `limit` (nothing recorded).
+    pub fn add_bitcoin_daily_spend(
+        &self,
+        wallet_id: &str,
+        day: u64,
+        txid: &str,
+        sats: u64,
+        limit: u64,
+    ) -> Result<Result<u64, u64>, StoreError> {
+        const TABLE: &str = "bitcoin_daily_spend";
+        let key = format!("{wallet_id}/{day}");
+        let tx = self.db.begin_write().map_err(db_err)?;
+        let result = {
+            let mut t = tx.open_table(BTC_SPEND).map_err(db_err)?;
+            let mut today: BitcoinDay = match t.get(key.as_str()).map_err(db_err)? {
+                Some(v) => self.decode(TABLE, &key, v.value())?,
+                None => BitcoinDay::default(),
+            };
+            let counted_before = match day.checked_sub(1) {
+                Some(prev) => {
+                    let prev_key = format!("{wallet_id}/{prev}");
+                    match t.get(prev_key.as_str()).map_err(db_err)? {
+                        Some(v) => self
+                            .decode::<BitcoinDay>(TABLE, &prev_key, v.value())?
+                            .txids
+                            .contains(txid),
+                        None => false,
+                    }
+                }
+                None => false,
+            };
+            if counted_before || today.txids.contains(txid) {
+                Ok(today.total_sats)
+            } else {
+                match today.total_sats.checked_add(sats) {
+                    Some(total) if total <= limit => {
+                        today.total_sats = total;
+                        today.txids.insert(txid.to_string());
+                        let sealed = self.encode(TABLE, &key, &today)?;
+                        t.insert(key.as_str(), sealed.as_slice()).map_err(db_err)?;
+                        Ok(total)
+                    }
+                    _ => Err(today.total_sats),
+                }
+            }
+        };
+        tx.commit().map_err(db_err)?;
         Ok(result)
     }
 
@@ -1544,6 +1611,57 @@ mod tests {
         );
         assert!(s.get_wallet("nope").unwrap().is_none());
         assert_eq!(s.wallet_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn bitcoin_daily_spend_counts_a_txid_once_and_survives_a_reopen() {
+        let path = tmp("btc-spend");
+        {
+            let s = Store::open(&path, &hex_key(4)).unwrap();
+            assert_eq!(
+                s.add_bitcoin_daily_spend("w", 5, "aa", 60, 100).unwrap(),
+                Ok(60)
+            );
+            // The same transaction again (another input): counted once.
+            assert_eq!(
+                s.add_bitcoin_daily_spend("w", 5, "aa", 60, 100).unwrap(),
+                Ok(60)
+            );
+            assert_eq!(
+                s.add_bitcoin_daily_spend("w", 5, "bb", 50, 100).unwrap(),
+                Err(60)
+            );
+            assert_eq!(
+                s.add_bitcoin_daily_spend("v", 5, "bb", 50, 100).unwrap(),
+                Ok(50)
+            );
+        }
+        let s = Store::open(&path, &hex_key(4)).unwrap();
+        assert_eq!(
+            s.add_bitcoin_daily_spend("w", 5, "aa", 60, 100).unwrap(),
+            Ok(60)
+        );
+        assert_eq!(
+            s.add_bitcoin_daily_spend("w", 5, "bb", 41, 100).unwrap(),
+            Err(60)
+        );
+        assert_eq!(
+            s.add_bitcoin_daily_spend("w", 5, "bb", 40, 100).unwrap(),
+            Ok(100)
+        );
+        // Across midnight: yesterday's transaction is not counted again today.
+        assert_eq!(
+            s.add_bitcoin_daily_spend("w", 6, "aa", 60, 100).unwrap(),
+            Ok(0)
+        );
+        assert_eq!(
+            s.add_bitcoin_daily_spend("w", 6, "cc", 100, 100).unwrap(),
+            Ok(100)
+        );
+        assert_eq!(
+            s.add_bitcoin_daily_spend("w", 0, "dd", 101, 100).unwrap(),
+            Err(0)
+        );
     }
 
     /// The cosigner's aux info of a 3-party group with the public dev primes (run

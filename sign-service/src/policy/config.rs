@@ -171,6 +171,110 @@ impl EthereumPolicy {
     }
 }
 
+/// An amount of satoshis (YAML integer or decimal string, `_` separators allowed), at
+/// most 21 million BTC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Sats(pub u64);
+
+/// 21 million BTC in satoshis.
+pub const MAX_MONEY_SATS: u64 = 21_000_000 * 100_000_000;
+
+impl<'de> Deserialize<'de> for Sats {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = IntOrString::deserialize(d)?.digits();
+        let v = s
+            .parse::<u64>()
+            .map_err(|e| serde::de::Error::custom(format!("not a satoshi amount {s:?}: {e}")))?;
+        if v > MAX_MONEY_SATS {
+            return Err(serde::de::Error::custom(format!(
+                "{v} sat is more than 21 million BTC"
+            )));
+        }
+        Ok(Sats(v))
+    }
+}
+
+/// A Bitcoin network as written in the config (`mainnet` or `bitcoin`, `testnet`,
+/// `signet`, `regtest`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConfigNetwork(pub wallet_btc::Network);
+
+impl<'de> Deserialize<'de> for ConfigNetwork {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse::<wallet_btc::Network>()
+            .map(ConfigNetwork)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A Bitcoin address as written in the config: checked for syntax (and checksum) at
+/// load; which network it belongs to is checked against the PSBT's network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigBtcAddress(
+    pub wallet_btc::bitcoin::Address<wallet_btc::bitcoin::address::NetworkUnchecked>,
+);
+
+impl<'de> Deserialize<'de> for ConfigBtcAddress {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.trim()
+            .parse()
+            .map(ConfigBtcAddress)
+            .map_err(|e| serde::de::Error::custom(format!("not a Bitcoin address {s:?}: {e}")))
+    }
+}
+
+impl ConfigBtcAddress {
+    /// The output script this address pays to on `network`, or `None` when the address
+    /// belongs to another network.
+    pub fn script_on(
+        &self,
+        network: wallet_btc::Network,
+    ) -> Option<wallet_btc::bitcoin::ScriptBuf> {
+        let net = network.to_bitcoin();
+        self.0
+            .is_valid_for_network(net)
+            .then(|| self.0.clone().assume_checked().script_pubkey())
+    }
+}
+
+/// Rules applied to Bitcoin PSBTs (`PAYLOAD_KIND_BITCOIN_PSBT_INPUT`) before co-signing
+/// any of their inputs. The PSBT is analyzed whole (every input must be the wallet's);
+/// the rules look at the whole transaction, whichever input is being signed.
+///
+/// Amounts count the **external** outputs only: an output is change (not counted, not
+/// checked against `allowed_destinations`) only when its PSBT `bip32_derivation` names
+/// a key of this wallet whose P2WPKH script is exactly the output's script. The fee is
+/// limited by `max_fee_sats` and `max_fee_rate_sat_per_vb`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct BitcoinPolicy {
+    /// The networks a request's `bitcoin_network` may name. Empty: any.
+    pub allowed_networks: Vec<ConfigNetwork>,
+    /// The addresses external outputs may pay to (read for the PSBT's network: an
+    /// address of another network matches nothing). Empty: any destination.
+    pub allowed_destinations: Vec<ConfigBtcAddress>,
+    /// Largest sum of the external outputs of one transaction, in satoshis.
+    pub max_sats_per_tx: Option<Sats>,
+    /// Largest sum of the external outputs of the wallet's transactions per UTC day, in
+    /// satoshis. A transaction counts once (by its unsigned txid), however many of its
+    /// inputs are signed and however often.
+    pub daily_limit_sats: Option<Sats>,
+    /// Largest fee of one transaction, in satoshis.
+    pub max_fee_sats: Option<Sats>,
+    /// Largest fee rate, in sat/vB (the fee over the predicted virtual size of the
+    /// signed transaction).
+    pub max_fee_rate_sat_per_vb: Option<f64>,
+}
+
+impl BitcoinPolicy {
+    /// Whether `network` passes `allowed_networks` (empty: every network).
+    pub fn network_allowed(&self, network: wallet_btc::Network) -> bool {
+        self.allowed_networks.is_empty() || self.allowed_networks.iter().any(|n| n.0 == network)
+    }
+}
+
 /// Settings of one wallet.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -178,7 +282,8 @@ pub struct WalletPolicy {
     /// Co-sign raw preimages (`PAYLOAD_KIND_RAW`, any digest) for this wallet. A raw
     /// keccak-256 preimage can be an Ethereum transaction, an EIP-7702 authorization or
     /// an EIP-712 permit that no rule looks at: enable only for wallets that need it
-    /// (e.g. Bitcoin sighashes until PSBTs are decoded). Logged as a WARNING at start-up.
+    /// (raw Bitcoin sighashes, whose transaction no rule sees: prefer
+    /// `PAYLOAD_KIND_BITCOIN_PSBT_INPUT`). Logged as a WARNING at start-up.
     pub allow_raw: bool,
 }
 
@@ -196,6 +301,8 @@ pub struct PolicyConfig {
     pub raw_keccak256_allowed: Option<bool>,
     /// Ethereum transaction rules.
     pub ethereum: EthereumPolicy,
+    /// Bitcoin PSBT rules.
+    pub bitcoin: BitcoinPolicy,
 }
 
 impl PolicyConfig {
@@ -246,6 +353,30 @@ impl PolicyConfig {
         }
         for a in &self.ethereum.allowed_destinations {
             parse_address(a).map_err(|r| ("policy.ethereum.allowed_destinations".into(), r))?;
+        }
+        if let Some(rate) = self.bitcoin.max_fee_rate_sat_per_vb {
+            if !rate.is_finite() || rate < 0.0 {
+                return Err((
+                    "policy.bitcoin.max_fee_rate_sat_per_vb".into(),
+                    format!("{rate} is not a fee rate (a non-negative number of sat/vB)"),
+                ));
+            }
+        }
+        if let Some(a) = self.bitcoin.allowed_destinations.iter().find(|a| {
+            !self.bitcoin.allowed_networks.is_empty()
+                && !self
+                    .bitcoin
+                    .allowed_networks
+                    .iter()
+                    .any(|n| a.script_on(n.0).is_some())
+        }) {
+            return Err((
+                "policy.bitcoin.allowed_destinations".into(),
+                format!(
+                    "{} belongs to none of allowed_networks",
+                    a.0.clone().assume_checked()
+                ),
+            ));
         }
         Ok(())
     }

@@ -13,6 +13,10 @@
 //!   verifying contract, and permits (EIP-2612, DAI, Permit2): spender, tokens, amounts.
 //! - `PAYLOAD_KIND_ETHEREUM_AUTHORIZATION`: an EIP-7702 authorization; delegate and
 //!   chain id.
+//! - `PAYLOAD_KIND_BITCOIN_PSBT_INPUT`: one input of a PSBT, analyzed whole by
+//!   `wallet-btc` ([`bitcoin`]): network, destinations of the external outputs, their
+//!   sum per transaction and per day (a transaction counted once, by txid), fee and fee
+//!   rate; the signed preimage is the input's BIP-143 preimage.
 //! - `PAYLOAD_KIND_RAW` / unspecified: refused unless the wallet is listed with
 //!   `allow_raw: true` (a raw keccak-256 preimage could be any transaction, EIP-7702
 //!   authorization or EIP-712 permit, unseen by the rules).
@@ -20,6 +24,7 @@
 //! Every refusal names its rule (the `rule` of `google.rpc.ErrorInfo`): the constants
 //! of [`rule`].
 
+pub mod bitcoin;
 pub mod config;
 
 use alloy_primitives::{Address, U256};
@@ -75,6 +80,23 @@ pub mod rule {
     pub const EIP7702_DELEGATES: &str = "eip7702_delegates";
     /// An EIP-7702 authorization for chain id 0 without `eip7702.allow_any_chain`.
     pub const EIP7702_ANY_CHAIN: &str = "eip7702_any_chain";
+    /// A PSBT that `wallet-btc` refuses (malformed, an input not the wallet's, a script
+    /// other than P2WPKH, a sighash type other than ALL, amounts); ErrorInfo also
+    /// carries `psbt_error` (the codec's code) and `input` when it names one.
+    pub const BITCOIN_PSBT: &str = "bitcoin_psbt";
+    /// The request's `bitcoin_network` is not in `bitcoin.allowed_networks`.
+    pub const BITCOIN_NETWORKS: &str = "bitcoin_allowed_networks";
+    /// An external output pays to an address not in `bitcoin.allowed_destinations`.
+    pub const BITCOIN_DESTINATIONS: &str = "bitcoin_allowed_destinations";
+    /// The external outputs exceed `bitcoin.max_sats_per_tx`.
+    pub const BITCOIN_MAX_SATS_PER_TX: &str = "bitcoin_max_sats_per_tx";
+    /// The external outputs would pass `bitcoin.daily_limit_sats` (checked in the store,
+    /// once per txid).
+    pub const BITCOIN_DAILY_LIMIT_SATS: &str = "bitcoin_daily_limit_sats";
+    /// The fee exceeds `bitcoin.max_fee_sats`.
+    pub const BITCOIN_MAX_FEE_SATS: &str = "bitcoin_max_fee_sats";
+    /// The fee rate exceeds `bitcoin.max_fee_rate_sat_per_vb`.
+    pub const BITCOIN_MAX_FEE_RATE: &str = "bitcoin_max_fee_rate_sat_per_vb";
 }
 
 /// The policy's verdict before any stateful check.
@@ -90,6 +112,9 @@ pub enum Verdict {
         fields: Option<serde_json::Value>,
         /// Amount (value + maximum fee, wei) to add to today's total, and the limit.
         daily: Option<(u128, u128)>,
+        /// A Bitcoin transaction's external outputs to add to today's total once per
+        /// txid, and the limit.
+        bitcoin_daily: Option<bitcoin::BitcoinDaily>,
     },
     /// Refused by `rule`.
     Deny {
@@ -115,6 +140,7 @@ fn allow(fields: serde_json::Value) -> Verdict {
         tx: None,
         fields: Some(fields),
         daily: None,
+        bitcoin_daily: None,
     }
 }
 
@@ -135,11 +161,24 @@ fn vocabulary(kind: PayloadKind) -> wallet_types::PayloadKind {
     }
 }
 
-/// The preimage the parties sign for the wire `payload` of `kind`
-/// ([`wallet_evm::signing_preimage`]): typed data is decoded for it, and bad typed data
-/// is refused here, before anything else.
-pub fn signing_preimage(kind: PayloadKind, payload: &[u8]) -> Result<Vec<u8>, PayloadError> {
-    wallet_evm::signing_preimage(vocabulary(kind), payload).map(|p| p.into_owned())
+/// The preimage the parties sign for the wire `payload` of `kind`, the one place it is
+/// derived: typed data is decoded for it ([`wallet_evm::signing_preimage`]; bad typed
+/// data is refused here, before anything else); a PSBT input's is its BIP-143 preimage
+/// from the analyzed PSBT (`bitcoin`, from [`bitcoin::prepare`]: without it the kind is
+/// refused as not Ethereum); every other kind's is the payload itself.
+pub fn signing_preimage(
+    kind: PayloadKind,
+    payload: &[u8],
+    bitcoin: Option<&bitcoin::BitcoinInput>,
+) -> Result<Vec<u8>, PayloadError> {
+    match (kind, bitcoin) {
+        (PayloadKind::BitcoinPsbtInput, Some(b)) => Ok(b.input().preimage.clone()),
+        // Never the PSBT's own bytes.
+        (PayloadKind::BitcoinPsbtInput, None) => Err(PayloadError::NotEthereum {
+            kind: wallet_types::PayloadKind::BitcoinPsbtInput.as_str(),
+        }),
+        _ => wallet_evm::signing_preimage(vocabulary(kind), payload).map(|p| p.into_owned()),
+    }
 }
 
 /// Applies the configured rules to one sign request of `wallet_id`: `payload` is what
@@ -167,6 +206,7 @@ pub fn evaluate(
             tx: None,
             fields: None,
             daily: None,
+            bitcoin_daily: None,
         };
     }
     let decoded = match wallet_evm::decode(kind, digest.into(), payload) {
@@ -430,6 +470,7 @@ fn ethereum(eth: &config::EthereumPolicy, tx: EthTx) -> Verdict {
         tx: Some(Box::new(tx)),
         fields: None,
         daily,
+        bitcoin_daily: None,
     }
 }
 
@@ -507,6 +548,8 @@ pub fn utc_day(now_ms: u64) -> u64 {
     now_ms / 86_400_000
 }
 
+#[cfg(test)]
+mod bitcoin_tests;
 #[cfg(test)]
 mod props;
 #[cfg(test)]

@@ -457,9 +457,9 @@ fn typed_data_domain_rules_and_bad_json() {
         rule::PAYLOAD_KIND
     );
     // The cosigner signs the derived preimage, never the JSON.
-    let pre = signing_preimage(PayloadKind::EthereumTypedData, &mail).unwrap();
+    let pre = signing_preimage(PayloadKind::EthereumTypedData, &mail, None).unwrap();
     assert_eq!(pre.len(), 66);
-    assert!(signing_preimage(PayloadKind::EthereumTypedData, b"[]").is_err());
+    assert!(signing_preimage(PayloadKind::EthereumTypedData, b"[]", None).is_err());
 }
 
 #[test]

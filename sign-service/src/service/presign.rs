@@ -8,7 +8,7 @@ use cosigner_api::pb;
 
 use crate::error::CosignerError;
 use crate::scheduler;
-use crate::signing::{self, SignRequest};
+use crate::signing::{self, BitcoinFields, SignRequest};
 use crate::state::{signers_with, State};
 
 use super::signers_pb;
@@ -70,11 +70,16 @@ pub(super) async fn sign_with_presignature(
     st.check_serving()?;
     let (wallet, party) = st.authenticate(&req).await?;
     let request = SignRequest::new(
+        &wallet,
         req.account_id,
         super::parse_path(&req.derivation_path)?,
         digest_kind_from_proto(req.digest)?,
         req.payload_kind,
         req.preimage,
+        BitcoinFields {
+            input_index: req.input_index,
+            network: &req.bitcoin_network,
+        },
     )?;
     let p =
         signing::sign_with_presignature(st, &wallet, party, req.presignature_id, request).await?;

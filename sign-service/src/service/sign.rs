@@ -7,7 +7,7 @@ use cosigner_api::convert::digest_kind_from_proto;
 use cosigner_api::pb;
 
 use crate::error::CosignerError;
-use crate::signing::{self, SignRequest};
+use crate::signing::{self, BitcoinFields, SignRequest};
 use crate::state::State;
 
 use super::{parse_path, signers_pb};
@@ -19,11 +19,16 @@ pub(super) async fn start_sign(
     st.check_serving()?;
     let (wallet, party) = st.authenticate(&req).await?;
     let request = SignRequest::new(
+        &wallet,
         req.account_id,
         parse_path(&req.derivation_path)?,
         digest_kind_from_proto(req.digest)?,
         req.payload_kind,
         req.preimage,
+        BitcoinFields {
+            input_index: req.input_index,
+            network: &req.bitcoin_network,
+        },
     )?;
     let started = signing::start_sign(st, wallet, party, request).await?;
     Ok(pb::StartSignResponse {
