@@ -3,7 +3,8 @@ library: it builds the PSBTs from the wallet's watch-only xpub and verifies ever
 signed input's BIP-143 signature itself).
 
 - `offline_sign_psbt` (device + recovery, no cosigner) signs a 1- and a 2-input regtest
-  PSBT spending P2WPKH coins at `m/84/1/0/0/i`; the transaction verifies input by input.
+  PSBT spending P2WPKH coins at `m/84/1/0/0/i`, and `sign_psbt` a 2-input one with the
+  cosigner; the transactions verify input by input.
 - `sign_psbt` refuses a foreign input, a missing witness UTXO, a Taproot input and bad
   base64 with `MpcError.InvalidInput` whose reason is the client's own ("PSBT refused"
   and the codec's code): nothing was sent to the cosigner.
@@ -82,6 +83,14 @@ def test_psbt_signed_offline_verifies_in_embit(wallet, client, n):
     # The finalized PSBT carries the final witnesses.
     final = PSBT.from_string(signed.psbt_base64)
     assert all(inp.final_scriptwitness is not None for inp in final.inputs)
+
+
+def test_psbt_signed_with_the_cosigner_verifies_in_embit(wallet, client):
+    psbt, spent = build_psbt(client, wallet.account_id, 2)
+    signed = run(client.sign_psbt(wallet.account_id, psbt.to_string(), NET))
+    assert len(signed.inputs) == 2
+    assert all(i.request_id for i in signed.inputs)  # the cosigner's audit references
+    verify_every_input(signed, spent)
 
 
 def _foreign(psbt):
