@@ -94,7 +94,7 @@ def test_psbt_signed_with_the_cosigner_verifies_in_embit(wallet, client):
 
 
 def _foreign(psbt):
-    other = bip32.HDKey.from_seed(b"\x09" * 32).derive([84, 1, 0, 0, 0]).key
+    other = bip32.HDKey.from_seed(b"\x09" * 32).derive([84, 1, 0, 0, 0]).key.get_public_key()
     psbt.inputs[0].witness_utxo = TransactionOutput(80_000, script.p2wpkh(other))
     psbt.inputs[0].bip32_derivations = {other: DerivationPath(b"\x01\x02\x03\x04", [84, 1, 0, 0, 0])}
 
