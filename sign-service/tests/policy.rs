@@ -65,6 +65,24 @@ async fn start_sign(
     client.start_sign(req).await.map(|r| r.into_inner())
 }
 
+/// StartSign of a RAW preimage with double SHA-256 (a Bitcoin sighash's digest).
+async fn raw_double_sha256(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    preimage: Vec<u8>,
+) -> Result<pb::StartSignResponse, tonic::Status> {
+    let mut req = pb::StartSignRequest {
+        auth: None,
+        account_id: "account-0".into(),
+        preimage,
+        digest: DigestKind::DoubleSha256 as i32,
+        payload_kind: PayloadKind::Raw as i32,
+        ..Default::default()
+    };
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign request");
+    client.start_sign(req).await.map(|r| r.into_inner())
+}
+
 /// The refusal's rule, checked to travel as `policy_denied` + `rule` in ErrorInfo.
 fn denied_rule(what: &str, r: Result<pb::StartSignResponse, tonic::Status>) -> String {
     let e = match r {
@@ -113,6 +131,9 @@ async fn raw_keccak_preimage_of_a_transaction_is_refused_by_default() {
         let r = start_sign(&mut client, &w, tx.clone(), kind).await;
         assert_eq!(denied_rule("as a raw preimage", r), "allow_raw");
     }
+    // A raw Bitcoin sighash preimage (double SHA-256): refused by default too.
+    let r = raw_double_sha256(&mut client, &w, tx.clone()).await;
+    assert_eq!(denied_rule("a raw double SHA-256 preimage", r), "allow_raw");
     let audit = svc.audit();
     assert!(audit.contains("allow_raw"), "{audit}");
 
@@ -132,6 +153,14 @@ async fn raw_keccak_preimage_of_a_transaction_is_refused_by_default() {
     start_sign(&mut client, &w, tx.clone(), PayloadKind::Raw)
         .await
         .expect("raw allowed for the listed wallet");
+    raw_double_sha256(&mut client, &w, tx.clone())
+        .await
+        .expect("raw double SHA-256 allowed for the listed wallet");
+    let r = raw_double_sha256(&mut client, &other, tx.clone()).await;
+    assert_eq!(
+        denied_rule("raw double SHA-256, another wallet", r),
+        "allow_raw"
+    );
     let r = start_sign(&mut client, &other, tx, PayloadKind::Raw).await;
     assert_eq!(denied_rule("another wallet", r), "allow_raw");
     let log = svc.log();
@@ -144,19 +173,24 @@ async fn raw_keccak_preimage_of_a_transaction_is_refused_by_default() {
 }
 
 /// ERC-20 calldata, the fee, the chain id and pre-EIP-155 transactions, each attacked
-/// with a signed StartSign; the refusal names its rule.
+/// with a signed StartSign; the refusal names its rule. Then, on the same (HD) wallet
+/// (a wallet costs CI minutes), the Bitcoin PSBT rules: [`bitcoin_rules`].
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ethereum_rules_refuse_each_attack_naming_the_rule() {
+async fn ethereum_and_bitcoin_rules_refuse_each_attack_naming_the_rule() {
     let gw = gateway().await;
+    let dest = common::btc::regtest(&common::btc::elsewhere(1));
     let policy = format!(
-        "session_timeout_secs: 5\npolicy:\n  ethereum:\n    allowed_chain_ids: [1]\n    \
+        "session_timeout_secs: 5\npresign_pool_cap: 2\npolicy:\n  ethereum:\n    allowed_chain_ids: [1]\n    \
          allowed_destinations: [\"{ALLOWED}\"]\n    max_value_per_tx_wei: \"1000000\"\n    \
          erc20:\n      allowed_recipients: [\"{FRIEND}\"]\n      tokens:\n        \
-         \"{TOKEN}\":\n          max_amount_per_tx: \"1000\"\n"
+         \"{TOKEN}\":\n          max_amount_per_tx: \"1000\"\n  \
+         bitcoin:\n    allowed_networks: [regtest, signet]\n    allowed_destinations: [\"{dest}\"]\n    \
+         max_sats_per_tx: 100000\n    daily_limit_sats: 150000\n    max_fee_sats: 5000\n    \
+         max_fee_rate_sat_per_vb: 10\n"
     );
-    let svc = start_service(&gw, &policy, false).await;
+    let mut svc = start_service(&gw, &policy, false).await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Hd).await;
     let kind = PayloadKind::EthereumTransaction;
 
     let attacks: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -237,6 +271,7 @@ async fn ethereum_rules_refuse_each_attack_naming_the_rule() {
     let audit = svc.audit();
     assert!(audit.contains("\"function\":\"transfer\""), "{audit}");
     assert!(audit.contains("erc20_recipients"), "{audit}");
+    bitcoin_rules(&mut svc, &w).await;
 }
 
 /// An EIP-2612 permit for `spender` of `value` units of `TOKEN` on `chain`, as the JSON
@@ -413,4 +448,395 @@ async fn typed_data_and_authorizations_refuse_each_attack_naming_the_rule() {
     assert!(audit.contains("permit_spenders"), "{audit}");
     assert!(audit.contains("\"standard\":\"EIP-2612\""), "{audit}");
     assert!(audit.contains("\"kind\":\"eip7702\""), "{audit}");
+}
+
+const IN0: &str = "m/84/1/0/0/0";
+const IN1: &str = "m/84/1/0/0/1";
+const CHANGE: &str = "m/84/1/0/1/0";
+
+/// A signed StartSign of input `index` of `psbt` at `path` on `network`.
+async fn start_sign_input(
+    client: &mut CosignerClient<Channel>,
+    w: &Wallet,
+    psbt: &[u8],
+    index: u32,
+    path: &str,
+    network: &str,
+    digest: DigestKind,
+) -> Result<pb::StartSignResponse, tonic::Status> {
+    let mut req = pb::StartSignRequest {
+        auth: None,
+        account_id: "account-0".into(),
+        derivation_path: path.into(),
+        preimage: psbt.to_vec(),
+        digest: digest as i32,
+        payload_kind: PayloadKind::BitcoinPsbtInput as i32,
+        input_index: index,
+        bitcoin_network: network.into(),
+    };
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign request");
+    client.start_sign(req).await.map(|r| r.into_inner())
+}
+
+/// The `ErrorInfo.metadata` of a refusal.
+fn metadata(e: &tonic::Status) -> std::collections::HashMap<String, String> {
+    use tonic_types::StatusExt;
+    e.get_error_details()
+        .error_info()
+        .map(|i| i.metadata.clone())
+        .unwrap_or_default()
+}
+
+/// The device's side of a StartSign'd input: the joint signature, verified by
+/// wallet-btc (libsecp256k1) against the input's sighash and key when finalized.
+async fn device_sign(
+    w: &Wallet,
+    started: &pb::StartSignResponse,
+    path: &str,
+    preimage: Vec<u8>,
+) -> Vec<u8> {
+    use mpc_wire::Roster;
+    let room = started.session.clone().expect("room");
+    let share = w.device_accounts[0]
+        .complete(&w.device_aux)
+        .expect("complete");
+    let sid = room.session_id.clone().into_bytes();
+    let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
+    let indices = mpc_core::hd::DerivationPath::parse(path)
+        .expect("path")
+        .indices()
+        .to_vec();
+    let data = mpc_core::DigestKind::DoubleSha256.data_to_sign(&preimage);
+    let out = mpc_party::run_session(
+        ctx(&w.gw, &room, 0, &w.device, &roster),
+        move || mpc_core::Session::sign(&sid, vec![0, 1], share, Some(indices), data),
+        |_| {},
+    )
+    .await
+    .expect("signing session");
+    let mpc_core::SessionOutput::Signature(sig) = out else {
+        panic!("signature")
+    };
+    mpc_core::signature::bitcoin_der(&sig).expect("DER")
+}
+
+/// The Bitcoin rules against the running cosigner with an HD wallet: a good 2-input
+/// PSBT signs (both inputs, through StartSign; the cosigner announces each input's
+/// sighash; the signatures finalize the PSBT, checked by wallet-btc with libsecp256k1),
+/// the daily limit counts that transaction once and survives a restart, every rule
+/// refuses naming itself, and foreign / Taproot / P2PKH inputs, malformed bytes, a
+/// wrong path, input, network or digest are refused before any session, through
+/// StartSign and SignWithPresignature (whose refusals consume nothing).
+async fn bitcoin_rules(svc: &mut Service, w: &Wallet) {
+    use common::btc::{elsewhere, ours, psbt, Spend};
+    let mut client = svc.client().await;
+    let keys = common::btc::wallet_keys(&w.device_accounts[0]);
+    let net = wallet_btc::Network::Regtest;
+    let change = ours(&keys, CHANGE);
+    // 110 000 in, 70 000 to the allowed destination, 39 000 change, fee 1 000.
+    let good = psbt(
+        &keys,
+        1,
+        &[(IN0, 60_000, Spend::Ours), (IN1, 50_000, Spend::Ours)],
+        &[
+            (elsewhere(1), 70_000, None),
+            (change.clone(), 39_000, Some(CHANGE)),
+        ],
+    );
+    let plan = wallet_btc::analyze_psbt(&good, &keys, net).expect("plan");
+    let dsha = DigestKind::DoubleSha256;
+    let mut sigs = Vec::new();
+    for (i, path) in [(0u32, IN0), (1, IN1)] {
+        let started = start_sign_input(&mut client, w, &good, i, path, "regtest", dsha)
+            .await
+            .unwrap_or_else(|e| panic!("input {i}: {e:?}"));
+        let input = &plan.inputs[i as usize];
+        assert_eq!(started.digest, hex::encode(input.sighash), "input {i}");
+        let der = device_sign(w, &started, path, input.preimage.clone()).await;
+        sigs.push((i as usize, wallet_btc::InputSignature::Der(der)));
+    }
+    let signed = wallet_btc::finalize_psbt(&good, &keys, net, &sigs).expect("signatures verify");
+    assert_eq!(signed.txid, plan.txid);
+
+    // The daily limit (150 000): the 2-input transaction counted once (70 000), so a
+    // second one of 70 000 passes, and a third of 20 000 does not.
+    let second = psbt(
+        &keys,
+        10,
+        &[(IN0, 80_000, Spend::Ours)],
+        &[
+            (elsewhere(1), 70_000, None),
+            (change.clone(), 9_000, Some(CHANGE)),
+        ],
+    );
+    start_sign_input(&mut client, w, &second, 0, IN0, "regtest", dsha)
+        .await
+        .expect("the second transaction within the daily limit");
+    let third = psbt(
+        &keys,
+        20,
+        &[(IN0, 30_000, Spend::Ours)],
+        &[
+            (elsewhere(1), 20_000, None),
+            (change.clone(), 9_000, Some(CHANGE)),
+        ],
+    );
+    let r = start_sign_input(&mut client, w, &third, 0, IN0, "regtest", dsha).await;
+    assert_eq!(denied_rule("daily", r), "bitcoin_daily_limit_sats");
+    // Across a restart: the same, and the first transaction signed again adds nothing.
+    svc.restart(&[]).await;
+    let mut client = svc.client().await;
+    let r = start_sign_input(&mut client, w, &third, 0, IN0, "regtest", dsha).await;
+    assert_eq!(
+        denied_rule("daily after a restart", r),
+        "bitcoin_daily_limit_sats"
+    );
+    start_sign_input(&mut client, w, &good, 1, IN1, "regtest", dsha)
+        .await
+        .expect("a transaction already counted");
+
+    // Each rule.
+    let one_in = |salt: u8, outputs: &[(wallet_btc::bitcoin::ScriptBuf, u64, Option<&str>)]| {
+        psbt(&keys, salt, &[(IN0, 200_000, Spend::Ours)], outputs)
+    };
+    let attacks: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "an output to an address not allowed",
+            one_in(
+                30,
+                &[
+                    (elsewhere(2), 1_000, None),
+                    (change.clone(), 198_000, Some(CHANGE)),
+                ],
+            ),
+            "bitcoin_allowed_destinations",
+        ),
+        (
+            "a change output claiming our key at another script",
+            one_in(
+                31,
+                &[
+                    (elsewhere(2), 198_000, Some(CHANGE)),
+                    (elsewhere(1), 1_000, None),
+                ],
+            ),
+            "bitcoin_allowed_destinations",
+        ),
+        (
+            "above the per-transaction limit",
+            one_in(
+                32,
+                &[
+                    (elsewhere(1), 100_001, None),
+                    (change.clone(), 98_999, Some(CHANGE)),
+                ],
+            ),
+            "bitcoin_max_sats_per_tx",
+        ),
+        (
+            "a fee above the limit",
+            one_in(
+                33,
+                &[
+                    (elsewhere(1), 1_000, None),
+                    (change.clone(), 192_999, Some(CHANGE)),
+                ],
+            ),
+            "bitcoin_max_fee_sats",
+        ),
+        (
+            "a fee rate above the limit",
+            one_in(
+                34,
+                &[
+                    (elsewhere(1), 1_000, None),
+                    (change.clone(), 197_000, Some(CHANGE)),
+                ],
+            ),
+            "bitcoin_max_fee_rate_sat_per_vb",
+        ),
+    ];
+    for (what, p, want) in &attacks {
+        let r = start_sign_input(&mut client, w, p, 0, IN0, "regtest", dsha).await;
+        assert_eq!(denied_rule(what, r), *want, "{what}");
+    }
+    // A network not allowed (the PSBT is fine on testnet too).
+    let r = start_sign_input(&mut client, w, &good, 0, IN0, "testnet", dsha).await;
+    assert_eq!(denied_rule("testnet", r), "bitcoin_allowed_networks");
+
+    // Refused before any session: what the PSBT is, naming the input.
+    let out = [(elsewhere(1), 1_000, None)];
+    let bad_inputs: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a foreign input",
+            psbt(
+                &keys,
+                40,
+                &[(IN0, 5_000, Spend::Ours), (IN1, 5_000, Spend::Foreign)],
+                &out,
+            ),
+            "not_our_input",
+        ),
+        (
+            "a Taproot input",
+            psbt(
+                &keys,
+                41,
+                &[(IN0, 5_000, Spend::Ours), (IN1, 5_000, Spend::Taproot)],
+                &out,
+            ),
+            "unsupported_script",
+        ),
+        (
+            "a P2PKH input",
+            psbt(
+                &keys,
+                42,
+                &[(IN0, 5_000, Spend::Ours), (IN1, 5_000, Spend::P2pkh)],
+                &out,
+            ),
+            "unsupported_script",
+        ),
+    ];
+    for (what, p, code) in &bad_inputs {
+        let e = start_sign_input(&mut client, w, p, 0, IN0, "regtest", dsha)
+            .await
+            .expect_err(what);
+        let m = metadata(&e);
+        assert_eq!(
+            RemoteError::from(&e).code,
+            ErrorCode::PolicyDenied,
+            "{what}: {e:?}"
+        );
+        assert_eq!(
+            m.get("rule").map(String::as_str),
+            Some("bitcoin_psbt"),
+            "{what}"
+        );
+        assert_eq!(
+            m.get("psbt_error").map(String::as_str),
+            Some(*code),
+            "{what}"
+        );
+        assert_eq!(m.get("input").map(String::as_str), Some("1"), "{what}");
+    }
+    for bad in [&b"not a psbt"[..], &good[..good.len() / 2]] {
+        let e = start_sign_input(&mut client, w, bad, 0, IN0, "regtest", dsha)
+            .await
+            .expect_err("malformed");
+        assert_eq!(
+            metadata(&e).get("rule").map(String::as_str),
+            Some("bitcoin_psbt")
+        );
+    }
+    // A wrong path, input or network name: invalid input; another digest: refused.
+    for (what, index, path, network) in [
+        ("the path of another input", 0, IN1, "regtest"),
+        ("an input that does not exist", 2, IN0, "regtest"),
+        ("a network that does not exist", 0, IN0, "moon"),
+    ] {
+        let e = start_sign_input(&mut client, w, &good, index, path, network, dsha)
+            .await
+            .expect_err(what);
+        assert_eq!(
+            RemoteError::from(&e).code,
+            ErrorCode::InvalidInput,
+            "{what}: {e:?}"
+        );
+    }
+    let r = start_sign_input(&mut client, w, &good, 0, IN0, "regtest", DigestKind::Sha256).await;
+    assert_eq!(denied_rule("sha256", r), "payload_kind");
+
+    // The fast path: the same refusals consume nothing; the good input signs.
+    let half = presign_kept_at(&mut client, w, "account-0", IN0).await;
+    let id = half.id.clone();
+    let fast = |p: &[u8], path: &str, network: &str| {
+        let mut req = pb::SignWithPresignatureRequest {
+            auth: None,
+            account_id: "account-0".into(),
+            presignature_id: id.clone(),
+            preimage: p.to_vec(),
+            digest: dsha as i32,
+            payload_kind: PayloadKind::BitcoinPsbtInput as i32,
+            derivation_path: path.into(),
+            input_index: 0,
+            bitcoin_network: network.into(),
+        };
+        auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign request");
+        req
+    };
+    let refused = [
+        fast(&bad_inputs[0].1, IN0, "regtest"),
+        fast(&attacks[0].1, IN0, "regtest"),
+        fast(&good, IN0, "testnet"),
+        fast(b"not a psbt", IN0, "regtest"),
+    ];
+    for req in refused {
+        let e = client
+            .sign_with_presignature(req)
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(
+                RemoteError::from(&e).code,
+                ErrorCode::PolicyDenied | ErrorCode::InvalidInput
+            ),
+            "{e:?}"
+        );
+    }
+    assert!(
+        pool_ids_at(&mut client, w, IN0).await.contains(&id),
+        "a refused request consumed the presignature"
+    );
+    let partial = client
+        .sign_with_presignature(fast(&good, IN0, "regtest"))
+        .await
+        .expect("fast path")
+        .into_inner();
+    assert_eq!(partial.digest, hex::encode(plan.inputs[0].sighash));
+    let request = mpc_core::SignRequest {
+        preimage: plan.inputs[0].preimage.clone(),
+        digest: mpc_core::DigestKind::DoubleSha256,
+    };
+    let parsed = mpc_core::hd::DerivationPath::parse(IN0).expect("path");
+    let child = w.device_accounts[0].public_key_at(&parsed).expect("child");
+    let mine = half
+        .clone()
+        .issue_partial(&request, &parsed)
+        .expect("device partial");
+    let theirs =
+        mpc_core::presign::partial_from_bytes(&partial.partial_signature).expect("partial");
+    let sig = mpc_core::presign::combine_pair(
+        &half.public,
+        &[0, 1],
+        0,
+        mine,
+        theirs,
+        &request,
+        &parsed,
+        &child,
+    )
+    .expect("combines");
+    let der = mpc_core::signature::bitcoin_der(&sig).expect("DER");
+    sigs[0] = (0, wallet_btc::InputSignature::Der(der));
+    wallet_btc::finalize_psbt(&good, &keys, net, &sigs).expect("the fast-path signature verifies");
+
+    // Audited: txid, input, amounts and fee.
+    let audit = svc.audit();
+    assert!(
+        audit.lines().any(|l| l.contains(&plan.txid)
+            && l.contains("\"fee_sats\":1000")
+            && l.contains("\"external_out_sats\":70000")
+            && l.contains("\"input\":1")),
+        "{audit}"
+    );
+    assert!(audit.contains("bitcoin_daily_limit_sats"), "{audit}");
+}
+
+/// The ids of the wallet's first account's pool at `path`.
+async fn pool_ids_at(client: &mut CosignerClient<Channel>, w: &Wallet, path: &str) -> Vec<String> {
+    pool_at(client, w, "account-0", path)
+        .await
+        .map(|p| p.presignature_ids)
+        .unwrap_or_default()
 }

@@ -22,6 +22,8 @@ use mpc_party::{run_session, PartyContext};
 use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
 use tonic::transport::Channel;
 
+pub mod btc;
+
 pub const SECRET: &str = "integration-test-room-secret-0123456789";
 
 /// A binary of the root workspace: `env` when set, else built (once per test process,
