@@ -16,7 +16,8 @@
 # 6. pytest: smoke tests, then the real-process tests (gateway + cosigner on loopback,
 #    wallet created through the bindings, EIP-1559 signature verified with eth-account
 #    and eth-keys, typed errors, progress), the EVM tests (a transaction signed through
-#    the bindings mined by anvil, typed data, an authorization refused), then the
+#    the bindings mined by anvil, typed data, an authorization refused), the Bitcoin
+#    PSBT tests (embit builds the PSBTs and verifies the signed inputs), then the
 #    Kotlin test in the same session.
 #
 # Environment: SIGN_GATEWAY_BIN, SIGN_SERVICE_BIN (prebuilt servers), BINDINGS_NO_BUILD,
@@ -132,7 +133,8 @@ cd "$here"
 set +e
 # shellcheck disable=SC2086
 "$venv/bin/python" -m pytest -p no:cacheprovider -v -rfEs --durations=5 \
-  tests/test_smoke.py tests/test_e2e.py tests/test_backup.py tests/test_evm.py tests/test_kotlin.py ${PYTEST_ARGS:-}
+  tests/test_smoke.py tests/test_e2e.py tests/test_backup.py tests/test_evm.py tests/test_bitcoin_psbt.py \
+  tests/test_kotlin.py ${PYTEST_ARGS:-}
 rc=$?
 set -e
 step "done (exit $rc)"

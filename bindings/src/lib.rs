@@ -664,6 +664,76 @@ impl From<mc::BitcoinWatchOnly> for BitcoinWatchOnly {
     }
 }
 
+/// One signed input of a [`SignedPsbt`].
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SignedPsbtInput {
+    /// The input's index in the transaction.
+    pub index: u32,
+    /// Its non-hardened derivation path (`m/84/1/0/0/3` form).
+    pub path: String,
+    /// The key at `path`, compressed SEC1, hex.
+    pub public_key: String,
+    /// The amount it spends, in satoshis.
+    pub amount_sats: u64,
+    /// Its BIP-143 sighash (the signed digest), hex.
+    pub sighash: String,
+    /// Whether it was signed from a presignature pool.
+    pub presigned: bool,
+    /// The signing session id (the presignature id on the fast path).
+    pub session_id: String,
+    /// The cosigner's audit reference (empty offline).
+    pub request_id: String,
+}
+
+/// A PSBT signed and finalized (`sign_psbt`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct SignedPsbt {
+    /// `mainnet`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// The PSBT version it was given in and is returned in (0 or 2).
+    pub psbt_version: u32,
+    /// The finalized PSBT, base64.
+    pub psbt_base64: String,
+    /// The network transaction, hex (what `sendrawtransaction` takes).
+    pub tx_hex: String,
+    /// Its txid.
+    pub txid: String,
+    /// The fee, in satoshis.
+    pub fee_sats: u64,
+    /// The signed inputs, in order.
+    pub inputs: Vec<SignedPsbtInput>,
+    /// Wall time of the whole signing, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+impl From<mc::SignedPsbt> for SignedPsbt {
+    fn from(p: mc::SignedPsbt) -> Self {
+        SignedPsbt {
+            network: p.network,
+            psbt_version: p.psbt_version,
+            psbt_base64: p.psbt_base64,
+            tx_hex: p.tx_hex,
+            txid: p.txid,
+            fee_sats: p.fee_sats,
+            inputs: p
+                .inputs
+                .into_iter()
+                .map(|i| SignedPsbtInput {
+                    index: i.index,
+                    path: i.path,
+                    public_key: i.public_key,
+                    amount_sats: i.amount_sats,
+                    sighash: i.sighash,
+                    presigned: i.presigned,
+                    session_id: i.session_id,
+                    request_id: i.request_id,
+                })
+                .collect(),
+            elapsed_ms: p.elapsed_ms,
+        }
+    }
+}
+
 /// An account of the wallet.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct AccountInfo {
@@ -946,6 +1016,53 @@ impl MpcClient {
             c.bitcoin_watch_only(account_id, account_path, network.into())
                 .await
                 .map(Into::into)
+        })
+        .await
+    }
+
+    /// Signs every input of a PSBT (base64, BIP-174 v0 or BIP-370 v2; P2WPKH inputs of
+    /// this wallet) with the cosigner and finalizes it: each input at its path, from
+    /// that path's presignature pool when the presign mode allows it and the pool has
+    /// one. A foreign input, a missing witness UTXO, an unsupported script (Taproot,
+    /// P2PKH) or bad base64 is `InvalidInput` before any request; nothing is signed
+    /// partially. Every signature is verified; `tx_hex` is ready to broadcast.
+    pub async fn sign_psbt(
+        &self,
+        account_id: String,
+        psbt_base64: String,
+        network: BitcoinNetwork,
+    ) -> Result<SignedPsbt, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.sign_psbt(
+                account_id,
+                psbt_base64.into_bytes(),
+                network.into(),
+                mc::PsbtSigner::Cosigner,
+            )
+            .await
+            .map(Into::into)
+        })
+        .await
+    }
+
+    /// `sign_psbt` with the device AND recovery shares, without the cosigner.
+    pub async fn offline_sign_psbt(
+        &self,
+        account_id: String,
+        psbt_base64: String,
+        network: BitcoinNetwork,
+    ) -> Result<SignedPsbt, MpcError> {
+        let c = self.inner.clone();
+        on_runtime(async move {
+            c.sign_psbt(
+                account_id,
+                psbt_base64.into_bytes(),
+                network.into(),
+                mc::PsbtSigner::Offline,
+            )
+            .await
+            .map(Into::into)
         })
         .await
     }

@@ -74,8 +74,8 @@ pub use keys::{
 };
 pub use network::Network;
 pub use psbt::{
-    analyze_psbt, decode_psbt, encode_psbt, finalize_psbt, segwit_v0_sighash, InputPlan,
-    InputSignature, OutputPlan, PsbtPlan, SignedPsbt, MAX_PSBT_BYTES,
+    analyze_psbt, decode_psbt, encode_psbt, finalize_psbt, psbt_binary, segwit_v0_sighash,
+    InputPlan, InputSignature, OutputPlan, PsbtPlan, SignedPsbt, MAX_PSBT_BYTES,
 };
 
 /// The `bitcoin` crate this codec is built on (for callers' types: `Psbt`, `Address`, …).

@@ -152,6 +152,23 @@ pub fn decode_psbt(input: &[u8]) -> Result<Psbt, BtcError> {
     Ok(decode(input)?.v0)
 }
 
+/// The binary serialization of a PSBT given as binary (starting with the magic
+/// `psbt\xff`, returned as is) or as base64 text (surrounding whitespace ignored),
+/// without parsing it: the bytes a client sends on (e.g. to the cosigner). Refuses what
+/// [`decode_psbt`] refuses before parsing ([`BtcError::TooLarge`],
+/// [`BtcError::InvalidBase64`]).
+pub fn psbt_binary(input: &[u8]) -> Result<Vec<u8>, BtcError> {
+    if input.len() > MAX_PSBT_BYTES {
+        return Err(BtcError::TooLarge(input.len()));
+    }
+    if input.starts_with(PSBT_MAGIC) {
+        return Ok(input.to_vec());
+    }
+    BASE64
+        .decode(input.trim_ascii())
+        .map_err(|_| BtcError::InvalidBase64)
+}
+
 /// The PSBT as base64 (the form bitcoinjs-lib, Core and Sparrow exchange).
 pub fn encode_psbt(psbt: &Psbt) -> String {
     BASE64.encode(psbt.serialize())

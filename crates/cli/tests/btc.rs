@@ -283,3 +283,235 @@ fn btc_refuses_hardened_paths_and_unknown_networks() {
     let e: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(e["error"]["code"], "unknown_account", "{e}");
 }
+
+// ------------------------------------------------------------------ btc sign-psbt
+
+mod sign_psbt {
+    use super::*;
+    use std::collections::BTreeMap;
+    use wallet_btc::bitcoin::absolute::LockTime;
+    use wallet_btc::bitcoin::consensus::encode::{deserialize, serialize};
+    use wallet_btc::bitcoin::hashes::Hash;
+    use wallet_btc::bitcoin::psbt::Psbt;
+    use wallet_btc::bitcoin::transaction::Version;
+    use wallet_btc::bitcoin::{
+        Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WPubkeyHash, Witness,
+    };
+    use wallet_btc::WalletKeys;
+
+    const RECOVERY_PASS: &str = "recovery passphrase";
+
+    /// The test wallet's HD account keys.
+    fn keys() -> WalletKeys {
+        let a = &wallet()["bundles"][0]["accounts"]["hd-0"];
+        let root = hex::decode(a["public_key"].as_str().unwrap()).unwrap();
+        let cc: [u8; 32] = hex::decode(a["chain_code"].as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
+        WalletKeys::new(&root, &cc).unwrap()
+    }
+
+    fn save_recovery(dir: &Path) {
+        let bundle: KeyShareBundle =
+            serde_json::from_value(wallet()["bundles"][2].clone()).unwrap();
+        let meta = WalletMeta {
+            format: WALLET_META_FORMAT.into(),
+            wallet_id: "dev-wallet".into(),
+            party_index: 2,
+            cosigner_url: "http://127.0.0.1:9".into(),
+            label: String::new(),
+            created_at_ms: 0,
+        };
+        save_party_files(
+            &dir.join("recovery_key_shares.json"),
+            RECOVERY_PASS,
+            true,
+            &meta,
+            &bundle,
+        )
+        .unwrap();
+    }
+
+    fn run(dir: &Path, args: &[&str]) -> Output {
+        Command::new(CLIENT)
+            .args(args)
+            .current_dir(dir)
+            .env("WALLET_CLIENT_PASSPHRASE", PASS)
+            .env("WALLET_RECOVERY_PASSPHRASE", RECOVERY_PASS)
+            .env("WALLET_COSIGNER_URL", "http://127.0.0.1:9")
+            .output()
+            .unwrap()
+    }
+
+    /// A regtest PSBT spending `n` coins of the wallet at `m/84/1/0/0/i`.
+    fn regtest_psbt(keys: &WalletKeys, n: u32) -> (Psbt, Vec<TxOut>) {
+        let fp = keys.fingerprint();
+        let path = |s: String| wallet_btc::parse_path(&s).unwrap();
+        let coins: Vec<_> = (0..n)
+            .map(|i| {
+                let p = path(format!("m/84/1/0/0/{i}"));
+                let out = TxOut {
+                    value: Amount::from_sat(70_000 + u64::from(i)),
+                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&p).unwrap()),
+                };
+                (p, out)
+            })
+            .collect();
+        let total: u64 = coins.iter().map(|(_, o)| o.value.to_sat()).sum();
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: (0..n)
+                .map(|i| TxIn {
+                    previous_output: OutPoint {
+                        txid: Txid::from_byte_array([0x70 + i as u8; 32]),
+                        vout: 1,
+                    },
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    witness: Witness::new(),
+                })
+                .collect(),
+            output: vec![TxOut {
+                value: Amount::from_sat(total - 1_000),
+                script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x33; 20])),
+            }],
+        };
+        let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
+        for (input, (p, out)) in psbt.inputs.iter_mut().zip(&coins) {
+            input.witness_utxo = Some(out.clone());
+            input.bip32_derivation =
+                BTreeMap::from([(keys.public_key(p).unwrap(), (fp, p.clone()))]);
+        }
+        (psbt, coins.into_iter().map(|(_, o)| o).collect())
+    }
+
+    /// `client btc sign-psbt --offline` (device + recovery, no cosigner) on a base64
+    /// file: the printed transaction passes Bitcoin Core's interpreter, --out holds the
+    /// finalized PSBT, and it is never overwritten.
+    #[test]
+    fn btc_sign_psbt_offline_passes_bitcoin_core() {
+        let dir = tempfile::tempdir().unwrap();
+        save_device(dir.path());
+        save_recovery(dir.path());
+        let (psbt, spent) = regtest_psbt(&keys(), 1);
+        std::fs::write(
+            dir.path().join("spend.psbt"),
+            wallet_btc::encode_psbt(&psbt),
+        )
+        .unwrap();
+        let o = run(
+            dir.path(),
+            &[
+                "--json",
+                "btc",
+                "sign-psbt",
+                "spend.psbt",
+                "--account",
+                "hd-0",
+                "--network",
+                "regtest",
+                "--offline",
+                "--out",
+                "signed.psbt",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let tx: Transaction =
+            deserialize(&hex::decode(v["tx_hex"].as_str().unwrap()).unwrap()).unwrap();
+        assert_eq!(tx.compute_txid().to_string(), v["txid"].as_str().unwrap());
+        for (i, out) in spent.iter().enumerate() {
+            bitcoinconsensus::verify(
+                out.script_pubkey.as_bytes(),
+                out.value.to_sat(),
+                &serialize(&tx),
+                None,
+                i,
+            )
+            .unwrap_or_else(|e| panic!("input {i}: {e:?}"));
+        }
+        let written = std::fs::read_to_string(dir.path().join("signed.psbt")).unwrap();
+        assert_eq!(written.trim(), v["psbt_base64"].as_str().unwrap());
+        // --out is never overwritten.
+        let o = run(
+            dir.path(),
+            &[
+                "btc",
+                "sign-psbt",
+                "spend.psbt",
+                "--network",
+                "regtest",
+                "--offline",
+                "--out",
+                "signed.psbt",
+            ],
+        );
+        assert!(!o.status.success());
+    }
+
+    /// A foreign input, a missing witness UTXO, Taproot and bad base64 are refused with
+    /// `invalid_input` before any request: the configured cosigner (nothing listens
+    /// there) is never reached, which would be `cosigner_unavailable`.
+    #[test]
+    fn btc_sign_psbt_refuses_bad_psbts_before_any_request() {
+        let dir = tempfile::tempdir().unwrap();
+        save_device(dir.path());
+        let keys = keys();
+        let (good, _) = regtest_psbt(&keys, 2);
+        let other = WalletKeys::new(
+            &keys
+                .public_key(&wallet_btc::parse_path("m/9").unwrap())
+                .unwrap()
+                .serialize(),
+            &[9; 32],
+        )
+        .unwrap();
+        let mut foreign = good.clone();
+        foreign.inputs[1] = regtest_psbt(&other, 1).0.inputs[0].clone();
+        let mut missing = good.clone();
+        missing.inputs[1].witness_utxo = None;
+        let mut taproot = good.clone();
+        if let Some(u) = taproot.inputs[0].witness_utxo.as_mut() {
+            u.script_pubkey = ScriptBuf::new_p2tr_tweaked(
+                wallet_btc::bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(
+                    keys.root_public_key().x_only_public_key().0,
+                ),
+            );
+        }
+        let cases: [(&str, Vec<u8>); 4] = [
+            (
+                "not_our_input",
+                wallet_btc::encode_psbt(&foreign).into_bytes(),
+            ),
+            ("missing_utxo", missing.serialize()),
+            ("unsupported_script", taproot.serialize()),
+            ("invalid_base64", b"cHNidP8B***".to_vec()),
+        ];
+        for (code, bytes) in cases {
+            std::fs::write(dir.path().join("bad.psbt"), bytes).unwrap();
+            let o = run(
+                dir.path(),
+                &[
+                    "--json",
+                    "btc",
+                    "sign-psbt",
+                    "bad.psbt",
+                    "--network",
+                    "regtest",
+                ],
+            );
+            assert!(!o.status.success(), "{code}");
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert!(err.contains("invalid_input"), "{code}: {err}");
+            assert!(err.contains(code), "{code}: {err}");
+            assert!(!err.contains("cosigner_unavailable"), "{code}: {err}");
+        }
+    }
+}

@@ -151,7 +151,9 @@ pub use offline::{OfflineParams, OfflineSign, OfflineStep};
 pub use party::{parse_path, Party};
 pub use refill::{pool_key, Refill, RefillStep};
 pub use session::{AccountRoom, Room, SessionSpec};
-pub use sign::{Sign, SignParams, SignStep, Signed, TakenPresignature};
+pub use sign::{
+    BitcoinInput, Sign, SignParams, SignStep, Signed, TakenPresignature, BITCOIN_NETWORKS,
+};
 pub use step::{Awaiting, Call, RunSession, Running, Wait};
 pub use types::{
     AccountInfo, ChainStyle, CosignerHealth, PresignMode, PresignPoolStatus, PublicKeyInfo,

@@ -13,6 +13,13 @@
 //!    full signing: CallCosigner(StartSign) ─► check digest and signers
 //!                  ─► RunSession(sign) ─► verify ─► Done
 //! ```
+//!
+//! One input of a Bitcoin PSBT ([`PayloadKind::BitcoinPsbtInput`]) goes through the same
+//! flow ([`Sign::start_with`] and a [`BitcoinInput`]): the cosigner receives the whole
+//! PSBT (`cosigner_payload`) with the input's index and network (both signed into the
+//! request), the parties sign the input's BIP-143 preimage (`preimage`, double SHA-256)
+//! at the input's path, and the digest the cosigner announces (its own BIP-143 sighash)
+//! must be the local one.
 
 use cosigner_api::pb;
 use mpc_core::hd::DerivationPath;
@@ -53,6 +60,20 @@ pub struct SignParams {
     /// Whether the presignature pool is used.
     pub presign: PresignMode,
 }
+
+/// Which input of a PSBT a [`PayloadKind::BitcoinPsbtInput`] signing signs (sent to
+/// the cosigner and signed into the request; see [`Sign::start_with`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BitcoinInput {
+    /// The input's index in the PSBT.
+    pub input_index: u32,
+    /// The network the PSBT's addresses are read in, as the cosigner names it:
+    /// `bitcoin`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+}
+
+/// The network names the cosigner accepts in [`BitcoinInput::network`].
+pub const BITCOIN_NETWORKS: [&str; 4] = ["bitcoin", "testnet", "signet", "regtest"];
 
 /// A presignature taken from the pool (the driver's take-once, already committed).
 pub struct TakenPresignature {
@@ -165,6 +186,7 @@ pub struct Sign {
     local_digest: [u8; 32],
     payload: PayloadKind,
     cosigner_payload: Option<Vec<u8>>,
+    bitcoin: Option<BitcoinInput>,
     chain: ChainStyle,
     mode: PresignMode,
     signers: Vec<u16>,
@@ -192,17 +214,65 @@ enum Pending {
 
 impl Sign {
     /// Starts signing as `party`. Checks the arguments before anything else.
+    ///
+    /// Every payload kind but [`PayloadKind::BitcoinPsbtInput`] (which needs a
+    /// [`BitcoinInput`]: [`Sign::start_with`]).
     pub fn start(party: &Party, params: SignParams) -> Result<SignStep, ClientError> {
+        Self::start_with(party, params, None)
+    }
+
+    /// [`Sign::start`] with the PSBT input signed, for [`PayloadKind::BitcoinPsbtInput`]
+    /// (required there, refused elsewhere): `params.cosigner_payload` is then the whole
+    /// PSBT (binary), `params.preimage` the input's BIP-143 preimage,
+    /// `params.digest` [`DigestKind::DoubleSha256`] and `params.path` the input's path.
+    pub fn start_with(
+        party: &Party,
+        params: SignParams,
+        bitcoin: Option<BitcoinInput>,
+    ) -> Result<SignStep, ClientError> {
         let path = parse_path(&params.path)?;
         check_preimage(&params.preimage)?;
         match (params.payload, &params.cosigner_payload) {
             (PayloadKind::EthereumTypedData, None) => return Err(ClientError::input(
                 "EIP-712 typed data is signed with its JSON for the cosigner (cosigner_payload)",
             )),
-            (PayloadKind::EthereumTypedData, Some(p)) => check_preimage(p)?,
+            (PayloadKind::BitcoinPsbtInput, None) => {
+                return Err(ClientError::input(
+                    "a PSBT input is signed with the whole PSBT for the cosigner (cosigner_payload)",
+                ))
+            }
+            (PayloadKind::EthereumTypedData | PayloadKind::BitcoinPsbtInput, Some(p)) => {
+                check_preimage(p)?
+            }
             (_, Some(_)) => {
                 return Err(ClientError::input(
-                    "only EIP-712 typed data sends the cosigner something other than the preimage",
+                    "only EIP-712 typed data and PSBT inputs send the cosigner something other than the preimage",
+                ))
+            }
+            (_, None) => {}
+        }
+        match (params.payload, &bitcoin) {
+            (PayloadKind::BitcoinPsbtInput, None) => {
+                return Err(ClientError::input(
+                    "a PSBT input signing names its input index and network",
+                ))
+            }
+            (PayloadKind::BitcoinPsbtInput, Some(b)) => {
+                if !BITCOIN_NETWORKS.contains(&b.network.as_str()) {
+                    return Err(ClientError::input(format!(
+                        "unknown Bitcoin network {:?} (expected one of {BITCOIN_NETWORKS:?})",
+                        b.network
+                    )));
+                }
+                if params.digest != DigestKind::DoubleSha256 {
+                    return Err(ClientError::input(
+                        "a PSBT input's BIP-143 preimage is hashed with double SHA-256",
+                    ));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(ClientError::input(
+                    "only a PSBT input signing names an input index and network",
                 ))
             }
             (_, None) => {}
@@ -231,6 +301,7 @@ impl Sign {
             local_digest,
             payload: params.payload,
             cosigner_payload: params.cosigner_payload,
+            bitcoin,
             chain: params.chain,
             mode: params.presign,
             signers: party.pair_with_cosigner(),
@@ -266,12 +337,21 @@ impl Sign {
             .unwrap_or_else(|| self.request.preimage.clone())
     }
 
+    /// The PSBT input's index and network on the wire (zero and empty for other kinds).
+    fn pb_bitcoin(&self) -> (u32, String) {
+        self.bitcoin
+            .as_ref()
+            .map(|b| (b.input_index, b.network.clone()))
+            .unwrap_or_default()
+    }
+
     fn pb_payload(&self) -> i32 {
         crate::convert::payload_kind_to_proto(self.payload) as i32
     }
 
     /// Full signing: ask the cosigner to open a session.
     fn start_sign(mut self: Box<Self>) -> SignStep {
+        let (input_index, bitcoin_network) = self.pb_bitcoin();
         let req = pb::StartSignRequest {
             auth: None,
             account_id: self.account_id.clone(),
@@ -283,8 +363,8 @@ impl Sign {
             preimage: self.wire_payload(),
             digest: self.pb_digest(),
             payload_kind: self.pb_payload(),
-            input_index: 0,
-            bitcoin_network: String::new(),
+            input_index,
+            bitcoin_network,
         };
         self.pending = Pending::Started;
         let call = Unsigned::new(CosignerRequest::StartSign(req), self.party.signer());
@@ -335,6 +415,7 @@ impl Sign {
                 .issue_partial(&self.request, &self.path)
                 .map_err(|e| ClientError::internal(e.to_string()))?,
         );
+        let (input_index, bitcoin_network) = self.pb_bitcoin();
         let req = pb::SignWithPresignatureRequest {
             auth: None,
             account_id: self.account_id.clone(),
@@ -343,8 +424,8 @@ impl Sign {
             digest: self.pb_digest(),
             payload_kind: self.pb_payload(),
             derivation_path: crate::refill::wire_path(&self.path),
-            input_index: 0,
-            bitcoin_network: String::new(),
+            input_index,
+            bitcoin_network,
         };
         self.pending = Pending::Partial { id, public, mine };
         let call = Unsigned::new(

@@ -1061,3 +1061,266 @@ fn enrollments_join_only_where_they_fit() {
     p.accounts.clear();
     assert_eq!(p.validate().unwrap_err().code(), ErrorCode::InvalidInput);
 }
+
+// --------------------------------------------------------------------- Bitcoin PSBT
+
+mod psbt {
+    use super::*;
+    use std::collections::BTreeMap;
+    use wallet_btc::bitcoin::absolute::LockTime;
+    use wallet_btc::bitcoin::consensus::encode::serialize;
+    use wallet_btc::bitcoin::hashes::Hash;
+    use wallet_btc::bitcoin::psbt::Psbt;
+    use wallet_btc::bitcoin::transaction::Version;
+    use wallet_btc::bitcoin::{
+        Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WPubkeyHash, Witness,
+    };
+    use wallet_btc::{InputSignature, Network, WalletKeys};
+
+    fn keys(f: &Fixture) -> WalletKeys {
+        let a = &f.device.accounts[&f.account(0)];
+        WalletKeys::new(
+            &a.master_public_key().to_bytes(true),
+            &a.share
+                .chain_code
+                .expect("the fixture's keys have chain codes"),
+        )
+        .unwrap()
+    }
+
+    /// A regtest PSBT spending `n` P2WPKH coins of the wallet at `m/84/1/0/0/i` to a
+    /// foreign address with change to `m/84/1/0/1/0`; and the spent outputs.
+    fn regtest_psbt(keys: &WalletKeys, n: u32) -> (Vec<u8>, Vec<TxOut>) {
+        let fp = keys.fingerprint();
+        let path = |s: String| wallet_btc::parse_path(&s).unwrap();
+        let coins: Vec<_> = (0..n)
+            .map(|i| {
+                let p = path(format!("m/84/1/0/0/{i}"));
+                let out = TxOut {
+                    value: Amount::from_sat(50_000 + u64::from(i)),
+                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&p).unwrap()),
+                };
+                (p, out)
+            })
+            .collect();
+        let total: u64 = coins.iter().map(|(_, o)| o.value.to_sat()).sum();
+        let change = path("m/84/1/0/1/0".into());
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: (0..n)
+                .map(|i| TxIn {
+                    previous_output: OutPoint {
+                        txid: Txid::from_byte_array([0x40 + i as u8; 32]),
+                        vout: i,
+                    },
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    witness: Witness::new(),
+                })
+                .collect(),
+            output: vec![
+                TxOut {
+                    value: Amount::from_sat(20_000),
+                    script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x22; 20])),
+                },
+                TxOut {
+                    value: Amount::from_sat(total - 20_000 - 1_500),
+                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&change).unwrap()),
+                },
+            ],
+        };
+        let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
+        for (input, (p, out)) in psbt.inputs.iter_mut().zip(&coins) {
+            input.witness_utxo = Some(out.clone());
+            input.bip32_derivation =
+                BTreeMap::from([(keys.public_key(p).unwrap(), (fp, p.clone()))]);
+        }
+        psbt.outputs[1].bip32_derivation =
+            BTreeMap::from([(keys.public_key(&change).unwrap(), (fp, change))]);
+        (
+            psbt.serialize(),
+            coins.into_iter().map(|(_, o)| o).collect(),
+        )
+    }
+
+    /// Signs every input through the one signing flow, finalizes with wallet-btc and
+    /// has Bitcoin Core's interpreter verify each input.
+    fn sign_all(
+        w: &mut World,
+        party: &Party,
+        account: &str,
+        keys: &WalletKeys,
+        psbt: &[u8],
+        spent: &[TxOut],
+        mode: PresignMode,
+    ) -> Vec<Signed> {
+        let plan = wallet_btc::analyze_psbt(psbt, keys, Network::Regtest).unwrap();
+        let mut sigs = Vec::new();
+        let mut signed = Vec::new();
+        for input in &plan.inputs {
+            let params = SignParams {
+                account_id: account.into(),
+                path: input.path_string(),
+                preimage: input.preimage.clone(),
+                digest: DigestKind::DoubleSha256,
+                payload: PayloadKind::BitcoinPsbtInput,
+                cosigner_payload: Some(psbt.to_vec()),
+                chain: ChainStyle::Legacy,
+                presign: mode,
+            };
+            let bitcoin = BitcoinInput {
+                input_index: input.index as u32,
+                network: "regtest".into(),
+            };
+            let s = w.sign_with(party, params, Some(bitcoin)).unwrap();
+            assert_eq!(s.result.digest, hex::encode(input.sighash));
+            sigs.push((
+                input.index,
+                InputSignature::Der(hex::decode(&s.result.der).unwrap()),
+            ));
+            signed.push(s);
+        }
+        let done = wallet_btc::finalize_psbt(psbt, keys, Network::Regtest, &sigs).unwrap();
+        for (i, out) in spent.iter().enumerate() {
+            bitcoinconsensus::verify(
+                out.script_pubkey.as_bytes(),
+                out.value.to_sat(),
+                &serialize(&done.tx),
+                None,
+                i,
+            )
+            .unwrap_or_else(|e| panic!("input {i}: {e:?}"));
+        }
+        signed
+    }
+
+    /// 1- and 5-input PSBTs signed in full, then a 5-input PSBT whose inputs 1 and 3
+    /// have a pool at their path: those two sign from it (no session), the others in
+    /// full; the cosigner got each input's index and network; Bitcoin Core accepts
+    /// every input.
+    #[test]
+    fn psbt_inputs_sign_in_full_and_from_their_path_pools() {
+        let f = fixture();
+        let hd = hd_device(f);
+        let account = f.account(0);
+        let keys = keys(f);
+        let mut w = f.world();
+
+        // Wall times for the note (in-process: both parties' sessions in this test
+        // process, pure-Rust big integers on both sides, no network).
+        let timed = std::time::Instant::now();
+        let (one, spent) = regtest_psbt(&keys, 1);
+        let s = sign_all(&mut w, &hd, &account, &keys, &one, &spent, PresignMode::Off);
+        eprintln!("[psbt] 1 input, full signing: {:?}", timed.elapsed());
+        assert!(!s[0].result.presigned);
+        assert_eq!(w.cosigner.psbt_inputs, vec![(0, "regtest".to_string())]);
+
+        let (five, spent) = regtest_psbt(&keys, 5);
+        w.cosigner.psbt_inputs.clear();
+        let before = w.sessions;
+        let s = sign_all(
+            &mut w,
+            &hd,
+            &account,
+            &keys,
+            &five,
+            &spent,
+            PresignMode::Off,
+        );
+        assert_eq!(w.sessions - before, 5, "one session per input");
+        assert!(s.iter().all(|s| !s.result.presigned));
+        assert_eq!(
+            w.cosigner.psbt_inputs,
+            (0..5)
+                .map(|i| (i, "regtest".to_string()))
+                .collect::<Vec<_>>()
+        );
+
+        for i in [1, 3] {
+            let st = w
+                .refill_at(&hd, &account, &format!("m/84/1/0/0/{i}"), Some(1))
+                .unwrap();
+            assert_eq!(st.usable, Some(1), "{st:?}");
+        }
+        let before = w.sessions;
+        let s = sign_all(
+            &mut w,
+            &hd,
+            &account,
+            &keys,
+            &five,
+            &spent,
+            PresignMode::Auto,
+        );
+        let presigned: Vec<bool> = s.iter().map(|s| s.result.presigned).collect();
+        assert_eq!(presigned, [false, true, false, true, false]);
+        assert_eq!(
+            w.sessions - before,
+            3,
+            "sessions only for the inputs without a pool"
+        );
+    }
+
+    /// The PSBT kind's arguments are checked before anything is asked.
+    #[test]
+    fn psbt_arguments_are_checked_before_any_call() {
+        let f = fixture();
+        let hd = hd_device(f);
+        let keys = keys(f);
+        let (psbt, _) = regtest_psbt(&keys, 1);
+        let mut w = f.world();
+        let base = SignParams {
+            account_id: f.account(0),
+            path: "m/84/1/0/0/0".into(),
+            preimage: vec![1; 100],
+            digest: DigestKind::DoubleSha256,
+            payload: PayloadKind::BitcoinPsbtInput,
+            cosigner_payload: Some(psbt.clone()),
+            chain: ChainStyle::Legacy,
+            presign: PresignMode::Off,
+        };
+        let input = || {
+            Some(BitcoinInput {
+                input_index: 0,
+                network: "regtest".into(),
+            })
+        };
+        let cases = [
+            (base.clone(), None),
+            (
+                SignParams {
+                    cosigner_payload: None,
+                    ..base.clone()
+                },
+                input(),
+            ),
+            (
+                SignParams {
+                    digest: DigestKind::Keccak256,
+                    ..base.clone()
+                },
+                input(),
+            ),
+            (
+                base.clone(),
+                Some(BitcoinInput {
+                    input_index: 0,
+                    network: "mainnet".into(),
+                }),
+            ),
+            (params(&f.account(0), "m/1", PresignMode::Off), input()),
+        ];
+        for (p, b) in cases {
+            let e = w.sign_with(&hd, p, b).unwrap_err();
+            assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
+        }
+        assert!(w.cosigner.calls.is_empty(), "{:?}", w.cosigner.calls);
+        assert_eq!(w.sessions, 0);
+        // A preimage that is not the input's: the cosigner's own sighash differs, the
+        // client refuses before any session.
+        let e = w.sign_with(&hd, base, input()).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::DigestMismatch, "{e}");
+        assert_eq!(w.sessions, 0);
+    }
+}

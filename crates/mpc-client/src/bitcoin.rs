@@ -15,7 +15,10 @@
 
 use serde::{Deserialize, Serialize};
 use wallet_btc::bitcoin::bip32::DerivationPath;
-use wallet_btc::{BtcError, WalletKeys};
+use wallet_btc::{BtcError, InputSignature, WalletKeys};
+use wallet_types::{DigestKind, PayloadKind};
+
+use crate::ChainStyle;
 
 pub use wallet_btc::Network as BitcoinNetwork;
 
@@ -155,6 +158,218 @@ impl MpcClient {
             xpub: xpub.to_string(),
             receive_descriptor: d.receive,
             change_descriptor: d.change,
+        })
+    }
+}
+
+// ------------------------------------------------------------------------ PSBT signing
+
+/// How [`MpcClient::sign_psbt`] signs each input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PsbtSigner {
+    /// With the cosigner, as the configured role: each input from its path's
+    /// presignature pool where the [`crate::PresignConfig`] mode allows it and the pool
+    /// has one, otherwise a signing session.
+    #[default]
+    Cosigner,
+    /// With the device AND recovery shares on this machine, without the cosigner
+    /// ([`MpcClient::offline_sign`]: both files and passphrases configured).
+    Offline,
+}
+
+/// One signed input of a [`SignedPsbt`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPsbtInput {
+    /// The input's index in the transaction.
+    pub index: u32,
+    /// Its (non-hardened) derivation path, `m/84/1/0/0/3` form.
+    pub path: String,
+    /// The key at `path`, compressed SEC1, hex.
+    pub public_key: String,
+    /// The amount it spends, in satoshis.
+    pub amount_sats: u64,
+    /// Its BIP-143 sighash (the signed digest), hex.
+    pub sighash: String,
+    /// Whether it was signed from a presignature pool.
+    pub presigned: bool,
+    /// The signing session id (the presignature id on the fast path).
+    pub session_id: String,
+    /// The cosigner's audit reference (empty offline).
+    pub request_id: String,
+}
+
+/// A PSBT signed and finalized by [`MpcClient::sign_psbt`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedPsbt {
+    /// `mainnet`, `testnet`, `signet` or `regtest`.
+    pub network: String,
+    /// The PSBT version it was given in and is returned in (0 or 2).
+    pub psbt_version: u32,
+    /// The finalized PSBT, base64.
+    pub psbt_base64: String,
+    /// The network transaction, hex (what `sendrawtransaction` takes).
+    pub tx_hex: String,
+    /// Its txid.
+    pub txid: String,
+    /// The fee, in satoshis.
+    pub fee_sats: u64,
+    /// The signed inputs, in order.
+    pub inputs: Vec<SignedPsbtInput>,
+    /// Wall time of the whole signing, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// Why a PSBT was not signed: the stage and the codec's or flow's error. Converts into
+/// [`MpcError`] (what the public API returns) with the existing codes.
+#[derive(Debug, thiserror::Error)]
+pub enum PsbtError {
+    /// The PSBT was refused before any signing started (malformed, a foreign input, a
+    /// missing witness UTXO, an unsupported script...): `invalid_input`, nothing signed.
+    #[error("PSBT refused ({code}): {0}", code = .0.code())]
+    Refused(#[source] BtcError),
+    /// Signing input `input` failed (the flow's error, with its own code). The inputs
+    /// signed before it are discarded: nothing is returned signed partially.
+    #[error("signing input {input} failed: {source}")]
+    Input {
+        /// The input's index.
+        input: usize,
+        /// Why.
+        #[source]
+        source: MpcError,
+    },
+    /// The signatures did not finalize the PSBT (a signature that does not verify:
+    /// `verification_failed`; anything else is a bug: `internal`).
+    #[error("finalizing the PSBT ({code}): {0}", code = .0.code())]
+    Finalize(#[source] BtcError),
+}
+
+impl From<PsbtError> for MpcError {
+    fn from(e: PsbtError) -> Self {
+        match e {
+            PsbtError::Refused(b) => MpcError::input(format!("PSBT refused ({}): {b}", b.code())),
+            // The flow's error as it is: its code and fields are what the caller acts on.
+            PsbtError::Input { source, .. } => source,
+            PsbtError::Finalize(
+                b @ (BtcError::SignatureMismatch { .. } | BtcError::InvalidSignature { .. }),
+            ) => MpcError::VerificationFailed {
+                reason: format!("PSBT ({}): {b}", b.code()),
+            },
+            PsbtError::Finalize(b) => MpcError::internal(format!("finalizing the PSBT: {b}")),
+        }
+    }
+}
+
+/// The network's name on the cosigner's wire (`bitcoin` for mainnet).
+fn wire_network(network: BitcoinNetwork) -> &'static str {
+    match network {
+        BitcoinNetwork::Mainnet => "bitcoin",
+        other => other.as_str(),
+    }
+}
+
+impl MpcClient {
+    /// Signs every input of a PSBT (BIP-174 version 0 or BIP-370 version 2, binary or
+    /// base64) and finalizes it.
+    ///
+    /// The PSBT is analyzed first ([`wallet_btc::analyze_psbt`] with the account's keys
+    /// on `network`): any refusal (malformed, an input that is not the wallet's, a
+    /// missing witness UTXO, Taproot or another script than P2WPKH...) comes back as
+    /// `invalid_input` before any request or session. Then one signing per input, in
+    /// order, at the input's path over its BIP-143 preimage (double SHA-256): with the
+    /// cosigner (which receives the whole PSBT, the input index and the network, and
+    /// applies its Bitcoin policy) from the path's presignature pool where the
+    /// [`crate::PresignConfig`] allows it, or offline with device + recovery
+    /// ([`PsbtSigner::Offline`]). A failure on any input returns that error and no PSBT:
+    /// nothing is returned signed partially. Finally each signature is normalized to low
+    /// S, verified and the PSBT finalized ([`wallet_btc::finalize_psbt`]).
+    pub async fn sign_psbt(
+        &self,
+        account_id: String,
+        psbt: Vec<u8>,
+        network: BitcoinNetwork,
+        signer: PsbtSigner,
+    ) -> Result<SignedPsbt, MpcError> {
+        let started = std::time::Instant::now();
+        let binary = wallet_btc::psbt_binary(&psbt).map_err(PsbtError::Refused)?;
+        if binary.len() > crate::MAX_PREIMAGE_LEN {
+            return Err(PsbtError::Refused(BtcError::TooLarge(binary.len())).into());
+        }
+        let (keys, _) = self.bitcoin_keys(&account_id).await?;
+        let plan = wallet_btc::analyze_psbt(&binary, &keys, network).map_err(PsbtError::Refused)?;
+        let mut signatures = Vec::with_capacity(plan.inputs.len());
+        let mut inputs = Vec::with_capacity(plan.inputs.len());
+        for input in &plan.inputs {
+            let path = input.path_string();
+            let index = u32::try_from(input.index)
+                .map_err(|_| MpcError::input("a PSBT input index above 2^32"))?;
+            let signed = match signer {
+                PsbtSigner::Cosigner => {
+                    self.sign_with_cosigner(
+                        account_id.clone(),
+                        path.clone(),
+                        input.preimage.clone(),
+                        DigestKind::DoubleSha256,
+                        PayloadKind::BitcoinPsbtInput,
+                        Some(binary.clone()),
+                        Some(client_core::BitcoinInput {
+                            input_index: index,
+                            network: wire_network(network).into(),
+                        }),
+                        ChainStyle::Legacy,
+                    )
+                    .await
+                }
+                PsbtSigner::Offline => {
+                    self.offline_sign(
+                        account_id.clone(),
+                        path.clone(),
+                        input.preimage.clone(),
+                        DigestKind::DoubleSha256,
+                        ChainStyle::Legacy,
+                    )
+                    .await
+                }
+            }
+            .map_err(|source| PsbtError::Input {
+                input: input.index,
+                source,
+            })?;
+            if signed.digest != hex::encode(input.sighash) {
+                return Err(MpcError::VerificationFailed {
+                    reason: format!(
+                        "input {}: signed digest {} is not its sighash {}",
+                        input.index,
+                        signed.digest,
+                        hex::encode(input.sighash)
+                    ),
+                });
+            }
+            let der = hex::decode(&signed.der)
+                .map_err(|e| MpcError::internal(format!("signature encoding: {e}")))?;
+            signatures.push((input.index, InputSignature::Der(der)));
+            inputs.push(SignedPsbtInput {
+                index,
+                path,
+                public_key: input.public_key.to_string(),
+                amount_sats: input.amount_sats,
+                sighash: hex::encode(input.sighash),
+                presigned: signed.presigned,
+                session_id: signed.session_id,
+                request_id: signed.request_id,
+            });
+        }
+        let done = wallet_btc::finalize_psbt(&binary, &keys, network, &signatures)
+            .map_err(PsbtError::Finalize)?;
+        Ok(SignedPsbt {
+            network: network.to_string(),
+            psbt_version: done.psbt_version,
+            psbt_base64: done.psbt_base64,
+            tx_hex: done.tx_hex,
+            txid: done.txid,
+            fee_sats: plan.fee_sats,
+            inputs,
+            elapsed_ms: started.elapsed().as_millis() as u64,
         })
     }
 }
@@ -359,5 +574,197 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(e.code(), ErrorCode::InvalidInput, "{e}");
+    }
+
+    // ------------------------------------------------------------------ PSBT signing
+
+    use std::collections::BTreeMap;
+    use wallet_btc::bitcoin::absolute::LockTime;
+    use wallet_btc::bitcoin::consensus::encode::serialize;
+    use wallet_btc::bitcoin::hashes::Hash;
+    use wallet_btc::bitcoin::psbt::Psbt;
+    use wallet_btc::bitcoin::transaction::Version;
+    use wallet_btc::bitcoin::{
+        Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WPubkeyHash, Witness,
+    };
+
+    /// A regtest PSBT spending `n` P2WPKH coins of the wallet at `m/84/1/0/0/i` to a
+    /// foreign address, with change to `m/84/1/0/1/0`; and the spent outputs.
+    fn regtest_psbt(keys: &WalletKeys, n: u32) -> (Psbt, Vec<TxOut>) {
+        let fp = keys.fingerprint();
+        let coins: Vec<(DerivationPath, TxOut)> = (0..n)
+            .map(|i| {
+                let path = wallet_btc::parse_path(&format!("m/84/1/0/0/{i}")).unwrap();
+                let key = keys.public_key(&path).unwrap();
+                let out = TxOut {
+                    value: Amount::from_sat(100_000 + u64::from(i)),
+                    script_pubkey: wallet_btc::p2wpkh_script(&key),
+                };
+                (path, out)
+            })
+            .collect();
+        let total: u64 = coins.iter().map(|(_, o)| o.value.to_sat()).sum();
+        let change = wallet_btc::parse_path("m/84/1/0/1/0").unwrap();
+        let tx = Transaction {
+            version: Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: (0..n)
+                .map(|i| TxIn {
+                    previous_output: OutPoint {
+                        txid: Txid::from_byte_array([i as u8 + 1; 32]),
+                        vout: i,
+                    },
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    witness: Witness::new(),
+                })
+                .collect(),
+            output: vec![
+                TxOut {
+                    value: Amount::from_sat(60_000),
+                    script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x11; 20])),
+                },
+                TxOut {
+                    value: Amount::from_sat(total - 60_000 - 2_000),
+                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&change).unwrap()),
+                },
+            ],
+        };
+        let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
+        for (input, (path, out)) in psbt.inputs.iter_mut().zip(&coins) {
+            input.witness_utxo = Some(out.clone());
+            input.bip32_derivation =
+                BTreeMap::from([(keys.public_key(path).unwrap(), (fp, path.clone()))]);
+        }
+        psbt.outputs[1].bip32_derivation =
+            BTreeMap::from([(keys.public_key(&change).unwrap(), (fp, change))]);
+        (psbt, coins.into_iter().map(|(_, o)| o).collect())
+    }
+
+    /// Bitcoin Core's interpreter on every input of the signed transaction.
+    fn core_verifies(signed: &SignedPsbt, spent: &[TxOut]) {
+        let tx: Transaction = wallet_btc::bitcoin::consensus::encode::deserialize(
+            &hex::decode(&signed.tx_hex).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(tx.compute_txid().to_string(), signed.txid);
+        for (i, out) in spent.iter().enumerate() {
+            bitcoinconsensus::verify(
+                out.script_pubkey.as_bytes(),
+                out.value.to_sat(),
+                &serialize(&tx),
+                None,
+                i,
+            )
+            .unwrap_or_else(|e| panic!("input {i}: {e:?}"));
+        }
+    }
+
+    async fn hd_keys(c: &crate::MpcClient) -> (String, WalletKeys) {
+        let accounts = c.list_accounts().await.unwrap();
+        let hd = accounts
+            .iter()
+            .find(|a| a.kind == AccountKind::Hd)
+            .unwrap()
+            .account_id
+            .clone();
+        let (keys, _) = c.bitcoin_keys(&hd).await.unwrap();
+        (hd, keys)
+    }
+
+    #[tokio::test]
+    async fn psbt_signed_offline_passes_bitcoin_core() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = client(dir.path(), false);
+        let (hd, keys) = hd_keys(&device).await;
+        for n in [1, 2] {
+            let (psbt, spent) = regtest_psbt(&keys, n);
+            // Base64 in, as Core and Sparrow hand it out.
+            let signed = device
+                .sign_psbt(
+                    hd.clone(),
+                    wallet_btc::encode_psbt(&psbt).into_bytes(),
+                    BitcoinNetwork::Regtest,
+                    PsbtSigner::Offline,
+                )
+                .await
+                .unwrap();
+            assert_eq!(signed.inputs.len(), n as usize);
+            assert_eq!(signed.fee_sats, 2_000);
+            assert!(signed
+                .inputs
+                .iter()
+                .all(|i| !i.presigned && i.request_id.is_empty()));
+            assert_eq!(signed.inputs[0].path, "m/84/1/0/0/0");
+            core_verifies(&signed, &spent);
+            // The finalized PSBT extracts to the same transaction.
+            let back = wallet_btc::decode_psbt(signed.psbt_base64.as_bytes()).unwrap();
+            assert_eq!(
+                back.extract_tx_unchecked_fee_rate()
+                    .compute_txid()
+                    .to_string(),
+                signed.txid
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn psbt_refusals_come_before_any_request() {
+        let dir = tempfile::tempdir().unwrap();
+        // No cosigner listens at the configured URL: a refusal with `invalid_input`
+        // (not `cosigner_unavailable`) shows that nothing was sent.
+        let device = client(dir.path(), false);
+        let (hd, keys) = hd_keys(&device).await;
+        let (good, _) = regtest_psbt(&keys, 2);
+        let mut foreign = good.clone();
+        let other = WalletKeys::new(
+            &keys
+                .public_key(&wallet_btc::parse_path("m/7").unwrap())
+                .unwrap()
+                .serialize(),
+            &[7; 32],
+        )
+        .unwrap();
+        let (theirs, _) = regtest_psbt(&other, 1);
+        foreign.inputs[1] = theirs.inputs[0].clone();
+        let mut missing = good.clone();
+        missing.inputs[0].witness_utxo = None;
+        let mut taproot = good.clone();
+        if let Some(u) = taproot.inputs[0].witness_utxo.as_mut() {
+            u.script_pubkey = ScriptBuf::new_p2tr_tweaked(
+                wallet_btc::bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(
+                    keys.root_public_key().x_only_public_key().0,
+                ),
+            );
+        }
+        let cases: [(&str, Vec<u8>); 5] = [
+            ("not_our_input", foreign.serialize()),
+            ("missing_utxo", missing.serialize()),
+            ("unsupported_script", taproot.serialize()),
+            ("invalid_base64", b"cHNidP8B!!not base64".to_vec()),
+            ("invalid_psbt", b"psbt\xff\x00garbage".to_vec()),
+        ];
+        for (code, bytes) in cases {
+            for signer in [PsbtSigner::Cosigner, PsbtSigner::Offline] {
+                let e = device
+                    .sign_psbt(hd.clone(), bytes.clone(), BitcoinNetwork::Regtest, signer)
+                    .await
+                    .unwrap_err();
+                assert_eq!(e.code(), ErrorCode::InvalidInput, "{code}: {e}");
+                assert!(e.to_string().contains(code), "{code}: {e}");
+            }
+        }
+        // A mainnet PSBT read as regtest is still the wallet's (paths say the coin type);
+        // an unknown account is refused as such.
+        let e = device
+            .sign_psbt(
+                "nope".into(),
+                good.serialize(),
+                BitcoinNetwork::Regtest,
+                PsbtSigner::Cosigner,
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::UnknownAccount, "{e}");
     }
 }

@@ -289,11 +289,14 @@ pub async fn enroll_device(
 
 /// Signs as `party` (the core's [`client_core::Sign`]): the fast path from `pool`, or
 /// a signing session, aborted if the cosigner stops answering its health checks.
+/// `bitcoin` names the PSBT input of a [`wallet_types::PayloadKind::BitcoinPsbtInput`].
+#[allow(clippy::too_many_arguments)] // the flow's inputs and the run's settings
 pub(crate) async fn sign(
     cosigner: &CosignerClient,
     party: &Party,
     pool: &PoolDir,
     params: client_core::SignParams,
+    bitcoin: Option<client_core::BitcoinInput>,
     settings: &SessionSettings,
     progress: &Progress,
 ) -> Result<Signed, MpcError> {
@@ -306,7 +309,7 @@ pub(crate) async fn sign(
         cosigner,
         party,
         pool,
-        params,
+        (params, bitcoin),
         settings,
         progress,
         &mut taken_id,
@@ -326,12 +329,12 @@ async fn sign_steps(
     cosigner: &CosignerClient,
     party: &Party,
     pool: &PoolDir,
-    params: client_core::SignParams,
+    (params, bitcoin): (client_core::SignParams, Option<client_core::BitcoinInput>),
     settings: &SessionSettings,
     progress: &Progress,
     taken_id: &mut Option<(String, Vec<u16>, String)>,
 ) -> Result<Signed, MpcError> {
-    let mut step = client_core::Sign::start(party, params)?;
+    let mut step = client_core::Sign::start_with(party, params, bitcoin)?;
     loop {
         step = match step {
             SignStep::TakePresignature(take) => {

@@ -182,6 +182,7 @@ impl MpcClient {
             DigestKind::Keccak256,
             PayloadKind::EthereumTypedData,
             Some(typed_data_json),
+            None,
             ChainStyle::Legacy,
         )
         .await

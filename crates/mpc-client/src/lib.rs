@@ -67,7 +67,10 @@ use tokio::sync::Mutex;
 use wallet_types::AccountKind as Kind;
 
 pub use backup::{BackupError, BackupImport};
-pub use bitcoin::{BitcoinAddress, BitcoinNetwork, BitcoinWatchOnly};
+pub use bitcoin::{
+    BitcoinAddress, BitcoinNetwork, BitcoinWatchOnly, PsbtError, PsbtSigner, SignedPsbt,
+    SignedPsbtInput,
+};
 pub use client_core::create::{Persist, RecoveryJob};
 pub use client_core::{
     bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, EnrollParams,
@@ -639,12 +642,14 @@ impl MpcClient {
         payload: PayloadKind,
         chain: ChainStyle,
     ) -> Result<SignedResult, MpcError> {
-        self.sign_with_cosigner(account_id, path, preimage, digest, payload, None, chain)
-            .await
+        self.sign_with_cosigner(
+            account_id, path, preimage, digest, payload, None, None, chain,
+        )
+        .await
     }
 
     /// [`Self::sign_tx`] with what the cosigner receives in place of the preimage
-    /// (EIP-712 typed data: its JSON).
+    /// (EIP-712 typed data: its JSON; a PSBT input: the PSBT, with `bitcoin`).
     #[allow(clippy::too_many_arguments)] // the flow's parameters, passed through once
     pub(crate) async fn sign_with_cosigner(
         &self,
@@ -654,6 +659,7 @@ impl MpcClient {
         digest: DigestKind,
         payload: PayloadKind,
         cosigner_payload: Option<Vec<u8>>,
+        bitcoin: Option<client_core::BitcoinInput>,
         chain: ChainStyle,
     ) -> Result<SignedResult, MpcError> {
         let presign = self.presign_config();
@@ -692,6 +698,7 @@ impl MpcClient {
             &files.party,
             &files.pool(),
             params,
+            bitcoin,
             &settings,
             &self.sign_progress(),
         )

@@ -426,6 +426,8 @@ fn scenario(
         "{out:?}"
     );
 
+    bitcoin_psbt(&run, dir, stats)?;
+
     step("restart sign-service: shares persisted");
     service.terminate();
     *service = start_service(bins, svc_cfg)?;
@@ -462,6 +464,202 @@ fn scenario(
         r.code == 5 && r.stderr.contains("cosigner_unavailable"),
         "{r:?}"
     );
+    Ok(())
+}
+
+/// A regtest PSBT spending `n` P2WPKH coins of the wallet at `m/84/1/0/0/{first + i}`
+/// (keys from the account's exported tpub, rust-bitcoin's derivation) to a foreign
+/// output, and the spent outputs.
+fn regtest_psbt(
+    xpub: &wallet_btc::bitcoin::bip32::Xpub,
+    fingerprint: wallet_btc::bitcoin::bip32::Fingerprint,
+    first: u32,
+    n: u32,
+) -> Result<(
+    wallet_btc::bitcoin::psbt::Psbt,
+    Vec<wallet_btc::bitcoin::TxOut>,
+)> {
+    use wallet_btc::bitcoin::absolute::LockTime;
+    use wallet_btc::bitcoin::bip32::{ChildNumber, DerivationPath};
+    use wallet_btc::bitcoin::hashes::Hash;
+    use wallet_btc::bitcoin::transaction::Version;
+    use wallet_btc::bitcoin::{
+        Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WPubkeyHash, Witness,
+    };
+    let secp = wallet_btc::bitcoin::secp256k1::Secp256k1::verification_only();
+    let mut coins = Vec::new();
+    for i in first..first + n {
+        let rel = [
+            ChildNumber::Normal { index: 0 },
+            ChildNumber::Normal { index: i },
+        ];
+        let key = xpub.derive_pub(&secp, &rel)?.public_key;
+        let path: DerivationPath = format!("m/84/1/0/0/{i}").parse()?;
+        let out = TxOut {
+            value: Amount::from_sat(90_000 + u64::from(i)),
+            script_pubkey: wallet_btc::p2wpkh_script(&key),
+        };
+        coins.push((key, path, out));
+    }
+    let total: u64 = coins.iter().map(|(_, _, o)| o.value.to_sat()).sum();
+    let tx = Transaction {
+        version: Version::TWO,
+        lock_time: LockTime::ZERO,
+        input: (first..first + n)
+            .map(|i| TxIn {
+                previous_output: OutPoint {
+                    txid: Txid::from_byte_array([0xa0 + i as u8; 32]),
+                    vout: 0,
+                },
+                script_sig: ScriptBuf::new(),
+                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                witness: Witness::new(),
+            })
+            .collect(),
+        output: vec![TxOut {
+            value: Amount::from_sat(total - 2_000),
+            script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x44; 20])),
+        }],
+    };
+    let mut psbt = wallet_btc::bitcoin::psbt::Psbt::from_unsigned_tx(tx)?;
+    for (input, (key, path, out)) in psbt.inputs.iter_mut().zip(&coins) {
+        input.witness_utxo = Some(out.clone());
+        input
+            .bip32_derivation
+            .insert(*key, (fingerprint, path.clone()));
+    }
+    Ok((psbt, coins.into_iter().map(|(_, _, o)| o).collect()))
+}
+
+/// Bitcoin Core's interpreter (libbitcoinconsensus) on every input of a signed PSBT's
+/// transaction, against the spent script and amount.
+fn core_verifies(signed: &serde_json::Value, spent: &[wallet_btc::bitcoin::TxOut]) -> Result<()> {
+    let raw = hex::decode(signed["tx_hex"].as_str().context("tx_hex")?)?;
+    let tx: wallet_btc::bitcoin::Transaction =
+        wallet_btc::bitcoin::consensus::encode::deserialize(&raw)?;
+    ensure!(
+        tx.compute_txid().to_string() == signed["txid"].as_str().unwrap_or_default(),
+        "txid: {signed}"
+    );
+    for (i, out) in spent.iter().enumerate() {
+        bitcoinconsensus::verify(
+            out.script_pubkey.as_bytes(),
+            out.value.to_sat(),
+            &raw,
+            None,
+            i,
+        )
+        .map_err(|e| anyhow::anyhow!("input {i} fails Bitcoin Core's interpreter: {e:?}"))?;
+    }
+    Ok(())
+}
+
+/// `client btc sign-psbt` with the cosigner: refusals before any session, 1- and 5-input
+/// PSBTs signed in full and from the pools of their paths, each verified by Bitcoin
+/// Core's interpreter.
+fn bitcoin_psbt(
+    run: &dyn Fn(&[&str]) -> Result<ClientRun>,
+    dir: &Path,
+    stats: &mut Stats,
+) -> Result<()> {
+    step("bitcoin: PSBT refusals before any session (foreign input, missing UTXO, Taproot, bad base64)");
+    let d = run(&["btc", "descriptor", "--network", "regtest"])?.ok()?;
+    let xpub: wallet_btc::bitcoin::bip32::Xpub = d["xpub"].as_str().context("xpub")?.parse()?;
+    let fingerprint: wallet_btc::bitcoin::bip32::Fingerprint =
+        d["fingerprint"].as_str().context("fingerprint")?.parse()?;
+    let (good, _) = regtest_psbt(&xpub, fingerprint, 0, 2)?;
+    let mut foreign = good.clone();
+    foreign.inputs[1]
+        .bip32_derivation
+        .values_mut()
+        .for_each(|(fp, _)| *fp = wallet_btc::bitcoin::bip32::Fingerprint::from([1, 2, 3, 4]));
+    let mut missing = good.clone();
+    missing.inputs[0].witness_utxo = None;
+    let mut taproot = good.clone();
+    if let Some(u) = taproot.inputs[1].witness_utxo.as_mut() {
+        let key = xpub.public_key.x_only_public_key().0;
+        u.script_pubkey = wallet_btc::bitcoin::ScriptBuf::new_p2tr_tweaked(
+            wallet_btc::bitcoin::key::TweakedPublicKey::dangerous_assume_tweaked(key),
+        );
+    }
+    let file = dir.join("psbt.in");
+    let file_arg = file.display().to_string();
+    for (code, bytes) in [
+        ("not_our_input", foreign.serialize()),
+        ("missing_utxo", missing.serialize()),
+        ("unsupported_script", taproot.serialize()),
+        ("invalid_base64", b"cHNidP8B***".to_vec()),
+    ] {
+        std::fs::write(&file, bytes)?;
+        let r = run(&["btc", "sign-psbt", &file_arg, "--network", "regtest"])?;
+        let e = r.json()?;
+        ensure!(
+            r.code != 0
+                && e["error"]["code"] == "invalid_input"
+                && e["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("PSBT refused") && m.contains(code)),
+            "{code}: {r:?}"
+        );
+    }
+
+    for (label, first, n) in [("1 input", 0u32, 1u32), ("5 inputs", 0, 5)] {
+        step(&format!(
+            "bitcoin: {label} PSBT signed with the cosigner (full signing)"
+        ));
+        let (psbt, spent) = regtest_psbt(&xpub, fingerprint, first, n)?;
+        std::fs::write(&file, wallet_btc::encode_psbt(&psbt))?;
+        let signed = run(&["btc", "sign-psbt", &file_arg, "--network", "regtest"])?.ok()?;
+        core_verifies(&signed, &spent)?;
+        let inputs = signed["inputs"].as_array().context("inputs")?;
+        ensure!(inputs.len() == n as usize, "{signed}");
+        ensure!(inputs.iter().all(|i| i["presigned"] == false), "{signed}");
+        stats.add(
+            &format!("btc sign-psbt {label}, full signing, client-measured"),
+            signed["elapsed_ms"].as_f64().unwrap_or(0.0),
+        );
+    }
+
+    step("bitcoin: pools at the inputs' paths, then 1- and 5-input PSBTs from the pools");
+    // Fresh coins at m/84/1/0/0/10..15: one presignature at each of their paths.
+    for i in 10..15 {
+        let p = format!("m/84/1/0/0/{i}");
+        run(&["presign", "refill", "--path", &p, "--target", "1"])?.ok()?;
+    }
+    for (label, first, n) in [("1 input", 10u32, 1u32), ("5 inputs", 10, 5)] {
+        let (psbt, spent) = regtest_psbt(&xpub, fingerprint, first, n)?;
+        std::fs::write(&file, wallet_btc::encode_psbt(&psbt))?;
+        let signed = run(&[
+            "--presign",
+            "require",
+            "btc",
+            "sign-psbt",
+            &file_arg,
+            "--network",
+            "regtest",
+        ])?
+        .ok()?;
+        core_verifies(&signed, &spent)?;
+        let inputs = signed["inputs"].as_array().context("inputs")?;
+        ensure!(inputs.iter().all(|i| i["presigned"] == true), "{signed}");
+        stats.add(
+            &format!("btc sign-psbt {label}, from pools, client-measured"),
+            signed["elapsed_ms"].as_f64().unwrap_or(0.0),
+        );
+        // The 1-input PSBT used the presignature of m/84/1/0/0/10: refill it for the
+        // 5-input one.
+        if n == 1 {
+            run(&[
+                "presign",
+                "refill",
+                "--path",
+                "m/84/1/0/0/10",
+                "--target",
+                "1",
+            ])?
+            .ok()?;
+        }
+    }
     Ok(())
 }
 

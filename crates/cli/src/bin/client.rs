@@ -24,6 +24,7 @@
 //! client verify --message "hello" --signature 0x... --address 0x...
 //! client btc address --network regtest --path m/84/1/0/0/5   # P2WPKH (bc1q/tb1q/bcrt1q)
 //! client btc descriptor --network testnet                    # watch-only export
+//! client btc sign-psbt spend.psbt --network regtest --out signed.psbt  # sign + finalize
 //! ```
 //!
 //! Passphrases come from `--passphrase-file` / `--recovery-passphrase-file`, else
@@ -407,6 +408,28 @@ enum BtcCmd {
         /// mainnet, testnet, signet or regtest.
         #[arg(long, default_value = "mainnet")]
         network: String,
+    },
+    /// Sign every input of a PSBT (BIP-174 v0 or BIP-370 v2, P2WPKH inputs of this
+    /// wallet) and finalize it: prints the signed PSBT (base64), the transaction (hex,
+    /// for `sendrawtransaction`) and its txid. Each input is signed with the cosigner
+    /// (from its path's presignature pool when there is one), or with --offline by the
+    /// device and recovery shares. A PSBT with a foreign input, a missing witness UTXO or
+    /// an unsupported script is refused before anything is signed.
+    SignPsbt {
+        /// The PSBT file: base64 text or binary.
+        file: PathBuf,
+        /// Account id (default: the first account).
+        #[arg(long)]
+        account: Option<String>,
+        /// mainnet, testnet, signet or regtest.
+        #[arg(long, default_value = "mainnet")]
+        network: String,
+        /// Also write the signed PSBT (base64) to this file (never overwritten).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Sign with the device AND recovery shares, without the cosigner.
+        #[arg(long)]
+        offline: bool,
     },
 }
 
@@ -1020,11 +1043,72 @@ async fn run(args: Args) -> Result<()> {
                 println!("testnet    {}", info.bitcoin_testnet_address);
             }
         }
+        Cmd::Btc {
+            action:
+                BtcCmd::SignPsbt {
+                    file,
+                    account,
+                    network,
+                    out,
+                    offline,
+                },
+        } => {
+            let network = mpc_client::bitcoin::parse_network(network)?;
+            let psbt =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            if let Some(out) = out {
+                if out.exists() {
+                    bail!("{} exists; refusing to overwrite it", out.display());
+                }
+            }
+            let (client, signer) = if *offline {
+                let cfg = config(
+                    &args,
+                    PartyRole::Device,
+                    true,
+                    true,
+                    "btc sign-psbt --offline (device + recovery)",
+                )?;
+                (new_mpc_client(cfg)?, mpc_client::PsbtSigner::Offline)
+            } else {
+                let cfg = config(&args, role, need_device, need_recovery, "signing")?;
+                (
+                    signing_client(cfg, &args)?,
+                    mpc_client::PsbtSigner::Cosigner,
+                )
+            };
+            let account = account_or_first(&client, account.clone()).await?;
+            let signed = client.sign_psbt(account, psbt, network, signer).await?;
+            if let Some(out) = out {
+                std::fs::write(out, format!("{}\n", signed.psbt_base64))
+                    .with_context(|| format!("writing {}", out.display()))?;
+            }
+            if args.json {
+                println!("{}", serde_json::to_string(&signed)?);
+            } else {
+                let pooled = signed.inputs.iter().filter(|i| i.presigned).count();
+                println!(
+                    "signed     {} input(s) ({} from pools) on {} in {} ms, fee {} sat",
+                    signed.inputs.len(),
+                    pooled,
+                    signed.network,
+                    signed.elapsed_ms,
+                    signed.fee_sats
+                );
+                println!("txid       {}", signed.txid);
+                println!("psbt       {}", signed.psbt_base64);
+                println!("tx         {}", signed.tx_hex);
+            }
+            if args.refill_to > 0 && !*offline {
+                client.wait_refills().await;
+            }
+        }
         Cmd::Btc { action } => {
             let network = match action {
                 BtcCmd::Address { network, .. } | BtcCmd::Descriptor { network, .. } => {
                     mpc_client::bitcoin::parse_network(network)?
                 }
+                BtcCmd::SignPsbt { .. } => unreachable!("handled above"),
             };
             let client = open_wallet(&args, role, need_device, need_recovery)?;
             match action {
@@ -1064,6 +1148,7 @@ async fn run(args: Args) -> Result<()> {
                         println!("change      {}", w.change_descriptor);
                     }
                 }
+                BtcCmd::SignPsbt { .. } => unreachable!("handled above"),
             }
         }
         Cmd::SignMessage {

@@ -190,6 +190,8 @@ pub struct FakeCosigner {
     counter: u64,
     pub now: u64,
     pub cap: u32,
+    /// The PSBT inputs asked for (StartSign, SignWithPresignature): index and network.
+    pub psbt_inputs: Vec<(u32, String)>,
 }
 
 fn err(code: ErrorCode, msg: &str) -> RemoteError {
@@ -216,6 +218,7 @@ impl FakeCosigner {
             counter: 0,
             now: 0,
             cap: 8,
+            psbt_inputs: Vec::new(),
         }
     }
 
@@ -257,6 +260,47 @@ impl FakeCosigner {
         )
         .map_err(|e| err(ErrorCode::Unauthorized, &e.to_string()))?;
         Ok(party)
+    }
+
+    /// What is signed for a request: the preimage itself, or for a PSBT input the
+    /// input's BIP-143 preimage, read from the PSBT as the real cosigner does (the input
+    /// must be the wallet's and the request's path the input's).
+    fn signed_preimage(
+        &mut self,
+        account_id: &str,
+        payload_kind: i32,
+        wire: &[u8],
+        input_index: u32,
+        network: &str,
+        derivation_path: &str,
+    ) -> Result<Vec<u8>, RemoteError> {
+        if payload_kind != pb::PayloadKind::BitcoinPsbtInput as i32 {
+            return Ok(wire.to_vec());
+        }
+        self.psbt_inputs.push((input_index, network.to_string()));
+        let account = self
+            .bundle
+            .accounts
+            .get(account_id)
+            .ok_or_else(|| err(ErrorCode::NotFound, "unknown account"))?;
+        let keys = wallet_btc::WalletKeys::new(
+            &account.master_public_key().to_bytes(true),
+            &account.share.chain_code.unwrap_or([0; 32]),
+        )
+        .map_err(|e| err(ErrorCode::Internal, &e.to_string()))?;
+        let network: wallet_btc::Network = network
+            .parse()
+            .map_err(|_| err(ErrorCode::InvalidInput, "network"))?;
+        let plan = wallet_btc::analyze_psbt(wire, &keys, network)
+            .map_err(|e| err(ErrorCode::InvalidInput, &e.to_string()))?;
+        let input = plan
+            .inputs
+            .get(input_index as usize)
+            .ok_or_else(|| err(ErrorCode::InvalidInput, "no such input"))?;
+        if input.path_string() != derivation_path {
+            return Err(err(ErrorCode::InvalidInput, "not the input's path"));
+        }
+        Ok(input.preimage.clone())
     }
 
     fn pair(party: u16) -> Vec<u16> {
@@ -403,6 +447,14 @@ impl FakeCosigner {
                     return Err(e);
                 }
                 let digest = cosigner_api::convert::digest_kind_from_proto(r.digest).unwrap();
+                let preimage = self.signed_preimage(
+                    &r.account_id,
+                    r.payload_kind,
+                    &r.preimage,
+                    r.input_index,
+                    &r.bitcoin_network,
+                    &r.derivation_path,
+                )?;
                 let path = if r.derivation_path.is_empty() {
                     None
                 } else {
@@ -416,7 +468,7 @@ impl FakeCosigner {
                         account_id: r.account_id,
                         path,
                         digest: digest.into(),
-                        preimage: r.preimage.clone(),
+                        preimage: preimage.clone(),
                         signers: signers.clone(),
                     },
                 );
@@ -431,7 +483,7 @@ impl FakeCosigner {
                         .knobs
                         .digest
                         .clone()
-                        .unwrap_or_else(|| hex::encode(digest.digest(&r.preimage))),
+                        .unwrap_or_else(|| hex::encode(digest.digest(&preimage))),
                     request_id: self.id("request"),
                 }))
             }
@@ -534,10 +586,15 @@ impl FakeCosigner {
                 };
                 self.used.insert(r.presignature_id.clone());
                 let digest = cosigner_api::convert::digest_kind_from_proto(r.digest).unwrap();
-                let request = mpc_core::SignRequest {
-                    preimage: r.preimage.clone(),
-                    digest,
-                };
+                let preimage = self.signed_preimage(
+                    &r.account_id,
+                    r.payload_kind,
+                    &r.preimage,
+                    r.input_index,
+                    &r.bitcoin_network,
+                    &r.derivation_path,
+                )?;
+                let request = mpc_core::SignRequest { preimage, digest };
                 let signers = stored.signers.clone();
                 let at = mpc_core::hd::DerivationPath::parse(&r.derivation_path).unwrap();
                 let partial = match stored.issue_partial(&request, &at) {
@@ -695,6 +752,7 @@ impl FakeCosigner {
             counter: self.counter + 1000,
             now: 0,
             cap: self.cap,
+            psbt_inputs: Vec::new(),
         }
     }
 }
@@ -1032,7 +1090,17 @@ impl World {
 
     /// Drives a signing as `party`.
     pub fn sign(&mut self, party: &Party, params: SignParams) -> Result<Signed, ClientError> {
-        let mut step = Sign::start(party, params)?;
+        self.sign_with(party, params, None)
+    }
+
+    /// [`Self::sign`] of a PSBT input (`bitcoin`: [`Sign::start_with`]).
+    pub fn sign_with(
+        &mut self,
+        party: &Party,
+        params: SignParams,
+        bitcoin: Option<BitcoinInput>,
+    ) -> Result<Signed, ClientError> {
+        let mut step = Sign::start_with(party, params, bitcoin)?;
         loop {
             step = match step {
                 SignStep::TakePresignature(t) => {
