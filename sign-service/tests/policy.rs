@@ -112,9 +112,11 @@ async fn raw_keccak_preimage_of_a_transaction_is_refused_by_default() {
     let policy = format!(
         "session_timeout_secs: 5\npolicy:\n  ethereum:\n    allowed_destinations: [\"{ALLOWED}\"]\n"
     );
-    let mut svc = start_service(&gw, &policy, false).await;
+    let (mut svc, wallets) =
+        start_service_with_dev_wallets(&gw, &policy, &[mpc_core::AccountKind::Independent; 2])
+            .await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    let [w, other] = two(wallets);
     let tx = eip1559(1, ELSEWHERE, 1, vec![]);
 
     // Decoded as a transaction, the destination rule refuses it.
@@ -138,7 +140,6 @@ async fn raw_keccak_preimage_of_a_transaction_is_refused_by_default() {
     assert!(audit.contains("allow_raw"), "{audit}");
 
     // Enabled for this wallet only: raw preimages are co-signed for it, with a warning.
-    let other = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
     let cfg = std::fs::read_to_string(&svc.cfg).expect("config");
     let cfg = cfg.replace(
         "policy:\n",
@@ -188,9 +189,10 @@ async fn ethereum_and_bitcoin_rules_refuse_each_attack_naming_the_rule() {
          max_sats_per_tx: 100000\n    daily_limit_sats: 150000\n    max_fee_sats: 5000\n    \
          max_fee_rate_sat_per_vb: 10\n"
     );
-    let mut svc = start_service(&gw, &policy, false).await;
+    let (mut svc, wallets) =
+        start_service_with_dev_wallets(&gw, &policy, &[mpc_core::AccountKind::Hd]).await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Hd).await;
+    let [w] = one(wallets);
     let kind = PayloadKind::EthereumTransaction;
 
     let attacks: Vec<(&str, Vec<u8>, &str)> = vec![
@@ -347,9 +349,10 @@ async fn typed_data_and_authorizations_refuse_each_attack_naming_the_rule() {
          typed_data:\n      permit_spenders: [\"{FRIEND}\"]\n    \
          eip7702:\n      allowed_delegates: [\"{ALLOWED}\"]\n"
     );
-    let svc = start_service(&gw, &policy, false).await;
+    let (svc, wallets) =
+        start_service_with_dev_wallets(&gw, &policy, &[mpc_core::AccountKind::Independent]).await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    let [w] = one(wallets);
     let typed = PayloadKind::EthereumTypedData;
     let auth_kind = PayloadKind::EthereumAuthorization;
     let attacks: Vec<(&str, Vec<u8>, PayloadKind, &str)> = vec![

@@ -54,14 +54,14 @@ fn code(e: &tonic::Status) -> ErrorCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hd_presignatures_belong_to_their_path() {
     let gw_proc = gateway().await;
-    let svc = start_service(
+    let (svc, wallets) = start_service_with_dev_wallets(
         &gw_proc,
         "presign_pool_cap: 4\npresign_workers: 1\npresign_max_paths_per_account: 2\n",
-        false,
+        &[mpc_core::AccountKind::Hd],
     )
     .await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Hd).await;
+    let [w] = one(wallets);
     let path = "m/44/60/0/0/3";
     let parsed = mpc_core::hd::DerivationPath::parse(path).unwrap();
     let half = presign_kept_at(&mut client, &w, ACCOUNT, path).await;
@@ -208,9 +208,14 @@ fn unavailable(e: &tonic::Status) -> Option<PresignatureState> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_and_used_presignatures_and_a_crash_after_the_take() {
     let gw_proc = gateway().await;
-    let mut svc = start_service(&gw_proc, "presign_pool_cap: 4\npresign_workers: 1\n", false).await;
+    let (mut svc, wallets) = start_service_with_dev_wallets(
+        &gw_proc,
+        "presign_pool_cap: 4\npresign_workers: 1\n",
+        &[mpc_core::AccountKind::Independent],
+    )
+    .await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    let [w] = one(wallets);
 
     let id = presign_one(&mut client, &w, ACCOUNT).await;
     assert_eq!(

@@ -61,18 +61,17 @@ async fn honest_refill(client: &mut CosignerClient<Channel>, w: &Wallet, count: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_wallet_cannot_hold_every_presignature_worker() {
     let gw = gateway().await;
-    let svc = start_service(
+    let (svc, wallets) = start_service_with_dev_wallets(
         &gw,
         &format!(
             "presign_pool_cap: 32\npresign_max_per_request: {MAX}\npresign_workers: 2\n\
              presign_workers_per_wallet: 1\npresign_join_deadline_secs: 120\n"
         ),
-        false,
+        &[mpc_core::AccountKind::Independent; 2],
     )
     .await;
     let mut client = svc.client().await;
-    let a = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
-    let b = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    let [a, b] = two(wallets);
 
     let attack = start_presign(&mut client, &a, ACCOUNT, 1000)
         .await
@@ -95,18 +94,17 @@ async fn one_wallet_cannot_hold_every_presignature_worker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_that_never_joins_frees_its_worker() {
     let gw = gateway().await;
-    let svc = start_service(
+    let (svc, wallets) = start_service_with_dev_wallets(
         &gw,
         &format!(
             "presign_pool_cap: 32\npresign_max_per_request: {MAX}\npresign_workers: 1\n\
              presign_join_deadline_secs: 5\n"
         ),
-        false,
+        &[mpc_core::AccountKind::Independent; 2],
     )
     .await;
     let mut client = svc.client().await;
-    let a = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
-    let b = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    let [a, b] = two(wallets);
 
     let t = Instant::now();
     let attack = start_presign(&mut client, &a, ACCOUNT, MAX)

@@ -90,9 +90,10 @@ async fn refused_create_wallet_requests_do_not_fill_the_replay_cache() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_identity_at_its_bound_does_not_affect_another() {
     let gw = gateway().await;
-    let svc = start_service(&gw, &yaml(), false).await;
+    let (svc, wallets) =
+        start_service_with_dev_wallets(&gw, &yaml(), &[mpc_core::AccountKind::Hd; 2]).await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Hd).await;
+    let [w, other] = two(wallets);
     // The recovery party (wallet/2) spends its bound...
     for _ in 0..BOUND {
         client
@@ -113,7 +114,6 @@ async fn one_identity_at_its_bound_does_not_affect_another() {
             .await
             .expect("the device is not affected");
     }
-    let other = create_wallet(&mut client, 1, mpc_core::AccountKind::Hd).await;
     client
         .list_accounts(list(&other, &other.recovery, 2))
         .await
@@ -123,9 +123,10 @@ async fn one_identity_at_its_bound_does_not_affect_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_accepted_before_a_restart_is_refused_after_it() {
     let gw = gateway().await;
-    let mut svc = start_service(&gw, &yaml(), false).await;
+    let (mut svc, wallets) =
+        start_service_with_dev_wallets(&gw, &yaml(), &[mpc_core::AccountKind::Hd]).await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Hd).await;
+    let [w] = one(wallets);
     // Captured on the wire: a ListAccounts and a CreateWallet.
     let captured = list(&w, &w.device, 0);
     let me = cosigner_identity(&mut client).await;
@@ -168,9 +169,10 @@ async fn a_request_accepted_before_a_restart_is_refused_after_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_signed_for_another_cosigner_is_refused() {
     let gw = gateway().await;
-    let svc = start_service(&gw, &yaml(), false).await;
+    let (svc, wallets) =
+        start_service_with_dev_wallets(&gw, &yaml(), &[mpc_core::AccountKind::Hd]).await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Hd).await;
+    let [w] = one(wallets);
     // Another deployment (staging, another operator): another cosigner identity.
     let elsewhere = IdentityKey::generate().expect("id").public();
     let (_, _, create) = signed_create_request(&elsewhere, 1, AccountKind::Hd, "elsewhere");

@@ -133,9 +133,14 @@ fn purge(svc: &Service) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restoring_a_store_backup_cannot_reuse_a_presignature() {
     let gw = gateway().await;
-    let mut svc = start_service(&gw, "presign_pool_cap: 4\npresign_workers: 1\n", false).await;
+    let (mut svc, wallets) = start_service_with_dev_wallets(
+        &gw,
+        "presign_pool_cap: 4\npresign_workers: 1\n",
+        &[mpc_core::AccountKind::Independent],
+    )
+    .await;
     let mut client = svc.client().await;
-    let w = create_wallet(&mut client, 1, mpc_core::AccountKind::Independent).await;
+    let [w] = one(wallets);
     let half = presign_kept(&mut client, &w, ACCOUNT).await;
     let id = half.id.clone();
 

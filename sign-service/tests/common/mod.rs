@@ -229,6 +229,117 @@ pub async fn start_service(
     }
 }
 
+/// The committed dev wallet (`testing/fixtures/dev-wallet.json`, made by `mpc-core`'s
+/// `gen_dev_wallet` example from the PUBLIC dev primes): the three parties' bundles.
+pub fn dev_wallet_bundles() -> &'static [mpc_core::keystore::KeyShareBundle] {
+    static BUNDLES: std::sync::OnceLock<Vec<mpc_core::keystore::KeyShareBundle>> =
+        std::sync::OnceLock::new();
+    BUNDLES.get_or_init(|| {
+        #[derive(serde::Deserialize)]
+        struct File {
+            bundles: Vec<mpc_core::keystore::KeyShareBundle>,
+        }
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../testing/fixtures/dev-wallet.json");
+        let text = std::fs::read_to_string(&path).expect("testing/fixtures/dev-wallet.json");
+        let file: File = serde_json::from_str(&text).expect("dev wallet JSON");
+        assert_eq!(file.bundles.len(), 3);
+        file.bundles
+    })
+}
+
+/// Party `party`'s account of `kind` in the dev wallet, named `account-0` (the id the
+/// cosigner gives a created wallet's first account).
+fn dev_account(party: usize, kind: mpc_core::AccountKind) -> Account {
+    let mut a = dev_wallet_bundles()[party]
+        .accounts
+        .values()
+        .find(|a| a.kind == kind)
+        .expect("an account of that kind in the dev wallet")
+        .clone();
+    a.id = "account-0".into();
+    a
+}
+
+/// Starts `sign-service` (dev primes allowed) whose store already holds one committed
+/// one-account wallet per entry of `kinds`, with the dev wallet's shares and aux info
+/// and fresh device and recovery identities: what `create_wallet` returns, without
+/// minutes of aux info. For the tests of what a wallet does (signing, pools, replay,
+/// rollback); the tests of wallet creation itself run the real thing (`create_wallet`).
+/// Wallets of the same kind share their keys (different ids and identities).
+pub async fn start_service_with_dev_wallets(
+    gateway: &GatewayProcess,
+    extra_yaml: &str,
+    kinds: &[mpc_core::AccountKind],
+) -> (Service, Vec<Wallet>) {
+    let dir = TempDir::new("sign-service-test").expect("tempdir");
+    let bundles = dev_wallet_bundles();
+    let mut made = Vec::new();
+    {
+        let store = sign_service::store::Store::open(
+            &dir.0.join("store.redb"),
+            &sign_service::store::KeySource::InsecureDev,
+        )
+        .expect("open store");
+        for (i, &kind) in kinds.iter().enumerate() {
+            let device = IdentityKey::generate().expect("id");
+            let recovery = IdentityKey::generate().expect("id");
+            let id = format!("dev-wallet-{i}");
+            let ours = dev_account(1, kind);
+            store
+                .insert_wallet(&sign_service::store::WalletRecord {
+                    wallet_id: id.clone(),
+                    label: "dev wallet".into(),
+                    kind,
+                    device_identity: device.public(),
+                    recovery_identity: recovery.public(),
+                    created_at_ms: 1_700_000_000_000,
+                    insecure_dev_primes: true,
+                    aux_info: bundles[1].aux_info.clone().expect("aux info"),
+                    accounts: [(ours.id.clone(), ours)].into_iter().collect(),
+                })
+                .expect("insert the dev wallet");
+            made.push((id, device, recovery, kind));
+        }
+    }
+    let cfg = dir.0.join("sign-service.yaml");
+    std::fs::write(&cfg, service_yaml(gateway, &dir.0, false, extra_yaml)).expect("write config");
+    let (child, url) = spawn(&dir.0, &cfg, &[]).await;
+    let svc = Service {
+        child,
+        url,
+        dir,
+        cfg,
+    };
+    let cosigner = cosigner_identity(&mut svc.client().await).await;
+    let gw = GatewayClient::new(&gateway.base).expect("gateway client");
+    let wallets = made
+        .into_iter()
+        .map(|(id, device, recovery, kind)| Wallet {
+            id,
+            device,
+            recovery,
+            cosigner,
+            gw: gw.clone(),
+            device_aux: bundles[0].aux_info.clone().expect("aux info"),
+            device_accounts: vec![dev_account(0, kind)],
+            recovery_aux: bundles[2].aux_info.clone().expect("aux info"),
+            recovery_accounts: vec![dev_account(2, kind)],
+        })
+        .collect();
+    (svc, wallets)
+}
+
+/// The one wallet of [`start_service_with_dev_wallets`].
+pub fn one(wallets: Vec<Wallet>) -> [Wallet; 1] {
+    wallets.try_into().ok().expect("one wallet")
+}
+
+/// The two wallets of [`start_service_with_dev_wallets`].
+pub fn two(wallets: Vec<Wallet>) -> [Wallet; 2] {
+    wallets.try_into().ok().expect("two wallets")
+}
+
 /// Starts `sign-service` with an existing data directory and config.
 pub async fn start_service_in(dir: TempDir, cfg: PathBuf) -> Service {
     let (child, url) = spawn(&dir.0, &cfg, &[]).await;

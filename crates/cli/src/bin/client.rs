@@ -1108,7 +1108,7 @@ async fn run(args: Args) -> Result<()> {
                 BtcCmd::Address { network, .. } | BtcCmd::Descriptor { network, .. } => {
                     mpc_client::bitcoin::parse_network(network)?
                 }
-                BtcCmd::SignPsbt { .. } => unreachable!("handled above"),
+                BtcCmd::SignPsbt { .. } => bail!("internal: btc sign-psbt has its own arm above"),
             };
             let client = open_wallet(&args, role, need_device, need_recovery)?;
             match action {
@@ -1148,7 +1148,7 @@ async fn run(args: Args) -> Result<()> {
                         println!("change      {}", w.change_descriptor);
                     }
                 }
-                BtcCmd::SignPsbt { .. } => unreachable!("handled above"),
+                BtcCmd::SignPsbt { .. } => bail!("internal: btc sign-psbt has its own arm above"),
             }
         }
         Cmd::SignMessage {
