@@ -9,12 +9,17 @@
 //! 4. wrong credentials refused (foreign identity key, tampered request, replay);
 //! 5. restart sign-service: its shares persisted, signing works again;
 //! 6. kill sign-service mid-signing: clear error at the client; after a restart a new
-//!    session succeeds.
+//!    session succeeds;
+//! 7. backup: the device share exported, restored on another device, signing there
+//!    (`lifecycle/backup.rs`); Bitcoin PSBTs signed in full and from pools.
 //!
 //! Every signature is verified independently (keccak + k256 recovery + DER verify).
 //! Latency figures are printed (not asserted).
 //!
 //! Run: `cargo test -p e2e-tests -- --nocapture`.
+
+#[path = "lifecycle/backup.rs"]
+mod backup;
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -441,6 +446,18 @@ fn scenario(
     let m = "after the crash";
     let sig = run(&["sign-message", "--path", path, m])?.ok()?;
     verify_eth_signature(&eip191(m), &sig, &address)?;
+
+    step("backup: export the device share, restore it on a new device, sign there");
+    let wallet_id = w["wallet_id"].as_str().context("no wallet id")?;
+    backup::restore_on_a_new_device(
+        bins,
+        cosigner,
+        dir,
+        &dir.with_file_name("restored-device"),
+        wallet_id,
+        &account,
+        &master_addr,
+    )?;
 
     step("device + recovery offline (cosigner stopped)");
     service.terminate();

@@ -1,14 +1,12 @@
-//! Backup and restore across real processes: `sign-gateway` + `sign-service` + `client`.
-//! A wallet is created (dev primes, open registration), its device share exported with
-//! `client backup export`, and restored with `client backup import` into another
-//! directory (another device), where it signs with the cosigner: same account, same
-//! address, the signature verified independently. On the way: the backup holds no
-//! plaintext secret, a wrong backup passphrase is refused with nothing written,
-//! re-importing the identical share is accepted. (Another wallet's share in the way is
-//! refused naming both wallets: `crates/mpc-client/tests/backup.rs`, on the dev wallet,
-//! without a second wallet creation here.)
-//!
-//! Run: `cargo nextest run --workspace -E 'package(e2e-tests) & binary(backup)'`.
+//! Backup and restore across real processes, a step of `wallet_lifecycle_across_processes`
+//! (`tests/e2e.rs`, on its wallet: no wallet of its own). The wallet's device share is
+//! exported with `client backup export` and restored with `client backup import` into
+//! another directory (another device), where it signs with the cosigner: same account,
+//! same address, the signature verified independently. On the way: the backup holds no
+//! plaintext secret, an existing output file is never overwritten, a wrong backup
+//! passphrase is refused with nothing written, re-importing the identical share is
+//! accepted and writes nothing. (Another wallet's share in the way is refused naming both
+//! wallets: `crates/mpc-client/tests/backup.rs`, on the dev wallet.)
 
 use std::path::Path;
 
@@ -19,36 +17,6 @@ const BACKUP_PASS: &str = "e2e backup passphrase";
 
 fn step(name: &str) {
     eprintln!("\n[backup-e2e] ===== {name}");
-}
-
-#[test]
-fn backup_restores_a_device_that_signs_with_the_cosigner() -> Result<()> {
-    let bins = bins()?;
-    let root = TempDir::new("wallet-backup-e2e")?;
-    let dirs = ["gateway", "service", "old-device", "new-device"].map(|d| root.0.join(d));
-    for d in &dirs {
-        std::fs::create_dir_all(d)?;
-    }
-    let [gw_dir, svc_dir, old, new] = &dirs;
-    let (_gateway, gateway_url) = start_gateway(&bins, gw_dir)?;
-    let mut svc_cfg = ServiceConfig {
-        port: 0,
-        gateway_url,
-        data_dir: svc_dir.clone(),
-        max_value_per_tx_wei: None,
-        session_timeout_secs: 60,
-        extra_yaml: String::new(),
-    };
-    let service = start_service(&bins, &mut svc_cfg)?;
-    let cosigner = svc_cfg.url();
-    let result = scenario(&bins, &cosigner, old, new);
-    if let Err(e) = &result {
-        eprintln!(
-            "[backup-e2e] FAILED: {e:#}\n--- sign-service log ---\n{}",
-            service.output()
-        );
-    }
-    result
 }
 
 fn backup_cmd(
@@ -83,33 +51,20 @@ fn listing(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     Ok(v)
 }
 
-fn scenario(bins: &Bins, cosigner: &str, old: &Path, new: &Path) -> Result<()> {
-    step("create a wallet on the old device");
-    let w = client(
-        bins,
-        old,
-        cosigner,
-        &[
-            "create-wallet",
-            "--accounts",
-            "1",
-            "--insecure-dev-primes",
-            "--no-enrollment",
-        ],
-    )?
-    .ok()?;
-    let wallet_id = w["wallet_id"].as_str().context("no wallet id")?.to_string();
-    let account = w["accounts"][0]["account_id"]
-        .as_str()
-        .context("no account")?
-        .to_string();
-    let address = w["accounts"][0]["ethereum_address"]
-        .as_str()
-        .context("no address")?
-        .to_string();
-
+/// Exports the device share of the wallet in `old` (`wallet_id`, whose `account` has
+/// `address` at its root), restores it in the empty directory `new` and signs there.
+pub fn restore_on_a_new_device(
+    bins: &Bins,
+    cosigner: &str,
+    old: &Path,
+    new: &Path,
+    wallet_id: &str,
+    account: &str,
+    address: &str,
+) -> Result<()> {
     step("export the device share");
     let backup = old.join("device.backup");
+    std::fs::create_dir_all(new)?;
     let out = backup_cmd(
         bins,
         old,
@@ -118,7 +73,7 @@ fn scenario(bins: &Bins, cosigner: &str, old: &Path, new: &Path) -> Result<()> {
         BACKUP_PASS,
     )?
     .ok()?;
-    ensure!(out["wallet_id"] == wallet_id.as_str(), "{out}");
+    ensure!(out["wallet_id"] == wallet_id, "{out}");
     let bytes = std::fs::read(&backup)?;
     // No plaintext secret: the device file's share scalar and identity secret are
     // nowhere in the backup (hex, either case).
@@ -185,7 +140,7 @@ fn scenario(bins: &Bins, cosigner: &str, old: &Path, new: &Path) -> Result<()> {
     )?
     .ok()?;
     ensure!(
-        done["wallet_id"] == wallet_id.as_str() && done["already_present"] == false,
+        done["wallet_id"] == wallet_id && done["already_present"] == false,
         "{done}"
     );
     let before = listing(new)?;
@@ -202,20 +157,17 @@ fn scenario(bins: &Bins, cosigner: &str, old: &Path, new: &Path) -> Result<()> {
 
     step("the restored device signs with the cosigner, same address");
     let accounts = client(bins, new, cosigner, &["list-accounts"])?.ok()?;
-    ensure!(
-        accounts[0]["ethereum_address"] == address.as_str(),
-        "{accounts}"
-    );
+    ensure!(accounts[0]["ethereum_address"] == address, "{accounts}");
     let msg = "signed after a restore";
     let sig = client(
         bins,
         new,
         cosigner,
-        &["sign-message", "--account", &account, msg],
+        &["sign-message", "--account", account, msg],
     )?
     .ok()?;
-    ensure!(sig["ethereum_address"] == address.as_str(), "{sig}");
-    verify_eth_signature(&eip191(msg), &sig, &address)?;
+    ensure!(sig["ethereum_address"] == address, "{sig}");
+    verify_eth_signature(&eip191(msg), &sig, address)?;
 
     Ok(())
 }
