@@ -89,7 +89,10 @@ private fun hex(b: ByteArray): String = b.joinToString("") { "%02x".format(it) }
 
 fun main() {
     val accountId = env("WALLET_MPC_TEST_ACCOUNT")
-    val path = "m/44/60/0/0/0"
+    // A path no other test signs at: no presignature pool can exist there (a signature
+    // at a path starts a background refill of that path's pool, and the Python tests
+    // share this wallet's files), so this signing is a session whose progress shows.
+    val path = env("WALLET_MPC_TEST_PATH")
     val config: MpcConfig = defaultMpcConfig(env("WALLET_MPC_TEST_KEY_SHARES"), env("WALLET_MPC_TEST_PASSPHRASE"))
     config.cosignerUrl = env("WALLET_MPC_TEST_COSIGNER")
     config.insecureFastKdf = true
