@@ -1,7 +1,8 @@
 //! The committed test wallet (`testing/fixtures/dev-wallet.json`, made by
 //! `mpc-core`'s `gen_dev_wallet` example from the PUBLIC dev primes) for the unit tests:
 //! a test that needs an aux info or a key share, but does not test how they are made,
-//! loads them here instead of running minutes of aux info in its own process.
+//! loads them here instead of running minutes of aux info in its own process. Built
+//! for the unit tests and with `test-hooks` (the integration tests; debug builds only).
 
 use std::sync::OnceLock;
 
@@ -9,7 +10,7 @@ use mpc_core::keystore::KeyShareBundle;
 
 /// The three parties' bundles (finished aux info; accounts `hd-0`, HD, and `ind-0`,
 /// independent; identity secrets from fixed public seeds). Test keys only.
-pub(crate) fn bundles() -> &'static [KeyShareBundle] {
+pub fn bundles() -> &'static [KeyShareBundle] {
     static BUNDLES: OnceLock<Vec<KeyShareBundle>> = OnceLock::new();
     BUNDLES.get_or_init(|| {
         #[derive(serde::Deserialize)]
@@ -25,7 +26,7 @@ pub(crate) fn bundles() -> &'static [KeyShareBundle] {
 }
 
 /// The cosigner's (party 1's) aux info of the dev wallet.
-pub(crate) fn cosigner_aux() -> mpc_core::AuxInfo {
+pub fn cosigner_aux() -> mpc_core::AuxInfo {
     bundles()[1]
         .aux_info
         .clone()

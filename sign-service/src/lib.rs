@@ -40,8 +40,8 @@ mod authz;
 mod auxinfo;
 pub mod config;
 mod creation;
-#[cfg(test)]
-mod dev_wallet;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod dev_wallet;
 mod enrollment;
 pub mod error;
 mod hooks;

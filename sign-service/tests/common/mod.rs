@@ -229,23 +229,9 @@ pub async fn start_service(
     }
 }
 
-/// The committed dev wallet (`testing/fixtures/dev-wallet.json`, made by `mpc-core`'s
-/// `gen_dev_wallet` example from the PUBLIC dev primes): the three parties' bundles.
+/// The committed dev wallet's three bundles (`sign_service::dev_wallet`).
 pub fn dev_wallet_bundles() -> &'static [mpc_core::keystore::KeyShareBundle] {
-    static BUNDLES: std::sync::OnceLock<Vec<mpc_core::keystore::KeyShareBundle>> =
-        std::sync::OnceLock::new();
-    BUNDLES.get_or_init(|| {
-        #[derive(serde::Deserialize)]
-        struct File {
-            bundles: Vec<mpc_core::keystore::KeyShareBundle>,
-        }
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../testing/fixtures/dev-wallet.json");
-        let text = std::fs::read_to_string(&path).expect("testing/fixtures/dev-wallet.json");
-        let file: File = serde_json::from_str(&text).expect("dev wallet JSON");
-        assert_eq!(file.bundles.len(), 3);
-        file.bundles
-    })
+    sign_service::dev_wallet::bundles()
 }
 
 /// Party `party`'s account of `kind` in the dev wallet, named `account-0` (the id the
