@@ -3,7 +3,7 @@
 # (markdown tables side by side) and writes JSON + an SVG chart.
 #
 # Usage: scripts/bench.sh [--quick] [--only suite1,suite2] [--out DIR]
-#   suites: protocol-rust protocol-gmp wasm primes presign gateway browser
+#   suites: protocol-rust protocol-gmp wasm primes presign psbt gateway browser
 #   --quick   fewer iterations and shorter load runs (a smoke run, noisy figures)
 # Results: DIR (default bench-results/<UTC timestamp>)/{*.json,results.json,report.md,report.svg,targets.svg}
 # Everything is release-built into $CARGO_TARGET_DIR (default ~/.cache/wallet-mpc/target).
@@ -32,6 +32,7 @@ iters=5
 gw_args=(--rooms 300 --subscribers 3 --rate 5 --duration 20)
 primes_args=(--samples 8 --lib-samples 6)
 presign_args=(--signatures 50 --full 5)
+psbt_args=(--rounds 5)
 browser_n=15   # EIP-191 and EIP-712 signatures each (a pool of 2n+2 <= 32)
 browser_full_n=5  # full signings in the browser (onboarding bench)
 if [ "$quick" = 1 ]; then
@@ -39,6 +40,7 @@ if [ "$quick" = 1 ]; then
   gw_args=(--rooms 50 --subscribers 3 --rate 5 --duration 5)
   primes_args=(--samples 2 --lib-samples 2)
   presign_args=(--signatures 10 --full 2)
+  psbt_args=(--rounds 2)
   browser_n=5
   browser_full_n=2
 fi
@@ -85,6 +87,11 @@ presign() {
   # Real sign-gateway + sign-service (GMP) + client; the bench builds them (release).
   cargo run -q --release -p e2e-tests --bin presign-bench -- "${presign_args[@]}" --json "$out/presign.json"
 }
+psbt() {
+  # Bitcoin: 1- and 5-input PSBTs signed and finalized over the real gateway and
+  # cosigner, in full and from the inputs' path pools; each checked by libbitcoinconsensus.
+  cargo run -q --release -p e2e-tests --bin psbt-bench -- "${psbt_args[@]}" --json "$out/psbt.json"
+}
 browser() {
   # The browser wallet in headless Chromium against RELEASE servers: online signing from
   # the presignature pool (p50/p95 and its breakdown), for an independent account
@@ -111,6 +118,7 @@ want protocol-gmp && run protocol-gmp protocol_gmp
 want wasm && run wasm wasm
 want primes && run primes primes
 want presign && run presign presign
+want psbt && run psbt psbt
 want gateway && run gateway gateway
 want browser && run browser browser
 

@@ -131,6 +131,20 @@ def presign_native(d: dict) -> list[str]:
     return lines
 
 
+def psbt(d: dict) -> list[str]:
+    """psbt-bench: PSBTs signed and finalized over the real gateway and cosigner."""
+    measured = [("psbt_1_input_full", "1-input PSBT, full signing"),
+                ("psbt_5_inputs_full", "5-input PSBT, full signing"),
+                ("psbt_1_input_pool", "1-input PSBT, from the pool"),
+                ("psbt_5_inputs_pool", "5-input PSBT, from the pools")]
+    rows = [[label, fmt_ms(m.get("p50_ms")), fmt_ms(m.get("p95_ms")), str(m.get("n", "?"))]
+            for key, label in measured for m in [d.get(key) or {}]]
+    lines = ["", "## Bitcoin PSBTs over the real gateway and cosigner (native, release)", "",
+             f"Client backend: {d.get('client_backend', '?')}; cosigner: GMP; every transaction "
+             "checked by libbitcoinconsensus.", ""]
+    return lines + table(["PSBT signed and finalized", "p50", "p95", "n"], rows)
+
+
 def presign_web(d: dict) -> list[str]:
     parts = [("online_ms", "online signing, device-measured"), ("page_ms", "signMessage() seen by the page"),
              ("eip712_online_ms", "EIP-712 online signing, device-measured"),
@@ -307,7 +321,7 @@ def flat(v, prefix: str = "") -> list[tuple[str, str]]:
 
 
 # Report sections per kind of results file, in the order they are shown.
-SECTIONS = {"presign": presign_native, "presign-web": presign_web, "presign-web-hd": presign_web,
+SECTIONS = {"presign": presign_native, "psbt": psbt, "presign-web": presign_web, "presign-web-hd": presign_web,
             "safe_primes": primes_native,
             "primes-web": primes_web, "onboarding-web": onboarding_web, "gateway": gateway}
 

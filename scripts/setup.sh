@@ -6,7 +6,8 @@
 #
 #   native    Debian m4 and pkg-config (GMP is built from source by gmp-mpfr-sys)
 #   web       the browser participant and the npm package: Node + npm, the
-#             wasm32-unknown-unknown target, wasm-bindgen-cli
+#             wasm32-unknown-unknown target, wasm-bindgen-cli, clang + llvm-ar (the
+#             wasm core's libsecp256k1, via rust-bitcoin)
 #   demo      native + web (scripts/demo.sh)
 #   lint      rustfmt, clippy
 #   browser   Debian chromium + chromium-driver (browser tests; never downloaded)
@@ -33,6 +34,12 @@ if want native; then
 fi
 if want web || want bindings || want edge || want evm; then
   command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
+fi
+if want web; then
+  # The wasm core carries rust-bitcoin, whose libsecp256k1 (C) the cc crate compiles
+  # for wasm32 with clang and archives with llvm-ar.
+  command -v clang >/dev/null 2>&1 || need_apt+=(clang)
+  command -v llvm-ar >/dev/null 2>&1 || need_apt+=(llvm)
 fi
 if want browser; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)

@@ -123,6 +123,11 @@ pub enum MpcError {
     /// The cosigner cannot be reached or went away; retry later (`cosigner_unavailable`).
     #[error("{detail}")]
     CosignerUnavailable { code: ErrorCode, detail: String },
+    /// A TLS connection failed: the server's certificate is not trusted (give the CA
+    /// file in `MpcConfig.ca_file`), is for another name or expired, or the handshake
+    /// failed (`tls_failed`). Retrying does not help until the configuration changes.
+    #[error("{detail}")]
+    Tls { code: ErrorCode, detail: String },
     /// The cosigner refused the caller's credentials (`unauthorized`).
     #[error("{detail}")]
     Unauthorized { code: ErrorCode, detail: String },
@@ -214,6 +219,7 @@ impl From<mc::MpcError> for MpcError {
             },
             E::InvalidInput { .. } => MpcError::InvalidInput { code, detail },
             E::CosignerUnavailable { .. } => MpcError::CosignerUnavailable { code, detail },
+            E::Tls { .. } => MpcError::Tls { code, detail },
             E::Unauthorized { .. } => MpcError::Unauthorized { code, detail },
             E::PolicyDenied { rule, .. } => MpcError::PolicyDenied { code, rule, detail },
             E::Cosigner { .. } => MpcError::Cosigner { code, detail },
@@ -327,7 +333,8 @@ impl From<mc::BackupImport> for BackupImport {
 /// Client configuration (see `default_mpc_config` for the defaults).
 #[derive(Clone, uniffi::Record)]
 pub struct MpcConfig {
-    /// Cosigner (sign-service) gRPC URL, e.g. `http://127.0.0.1:50051`.
+    /// Cosigner (sign-service) gRPC URL, e.g. `http://127.0.0.1:50051` or
+    /// `https://cosigner.example:443` (TLS: the web PKI roots, plus `ca_file`).
     pub cosigner_url: String,
     /// Gateway URL to use instead of the one the cosigner announces.
     pub gateway_url: Option<String>,
@@ -361,6 +368,11 @@ pub struct MpcConfig {
     /// next wallet creation (required unless the cosigner is in dev mode).
     #[uniffi(default = None)]
     pub registration_credential: Option<String>,
+    /// A PEM file of extra CA certificates to trust for `https://` cosigner and gateway
+    /// URLs, beside the web PKI roots (for a cosigner whose certificate a private CA
+    /// issued). `None`: the web PKI roots only.
+    #[uniffi(default = None)]
+    pub ca_file: Option<String>,
 }
 
 impl std::fmt::Debug for MpcConfig {
@@ -387,6 +399,7 @@ impl From<MpcConfig> for mc::MpcConfig {
             insecure_fast_kdf: c.insecure_fast_kdf,
             allow_weak_passphrase: c.allow_weak_passphrase,
             registration_credential: c.registration_credential,
+            ca_file: c.ca_file,
         }
     }
 }
@@ -409,6 +422,7 @@ impl From<mc::MpcConfig> for MpcConfig {
             insecure_fast_kdf: c.insecure_fast_kdf,
             allow_weak_passphrase: c.allow_weak_passphrase,
             registration_credential: c.registration_credential,
+            ca_file: c.ca_file,
         }
     }
 }

@@ -209,6 +209,11 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       '      permit_spenders: ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8"]',
       "    eip7702:",
       '      allowed_delegates: ["0x000000000000000000000000000000000000bEEF"]',
+      // tests/flows/bitcoin.ts: regtest PSBTs paying one address (hash160 = 0x11 × 20).
+      "  bitcoin:",
+      "    allowed_networks: [regtest]",
+      '    allowed_destinations: ["bcrt1qzyg3zyg3zyg3zyg3zyg3zyg3zyg3zyg3lgth6c"]',
+      "    max_fee_sats: 20000",
       "logging:\n  level: info\n  format: pretty",
       "",
     ].join("\n"),

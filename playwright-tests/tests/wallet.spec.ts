@@ -1,9 +1,11 @@
 // The demo wallet and the EVM flows on ONE wallet (wallet creation runs minutes of aux
 // info in wasm, so the suites share it): flows/wallet.ts creates and exercises the demo
-// wallet, flows/evm.ts signs with it against a real node (anvil), and the cosigner is
+// wallet, flows/evm.ts signs with it against a real node (anvil), flows/bitcoin.ts signs
+// bitcoinjs-lib PSBTs with it, and the cosigner is
 // stopped last (flows/wallet.ts cosignerDownTest).
 import { expect, test } from "@playwright/test";
 import { env, logPage, type DemoWallet } from "./flows/demo.js";
+import { bitcoinTests } from "./flows/bitcoin.js";
 import { evmTests } from "./flows/evm.js";
 import { cosignerDownTest, walletTests } from "./flows/wallet.js";
 
@@ -24,4 +26,5 @@ test.afterAll(async () => {
 
 walletTests(w);
 evmTests(w);
+bitcoinTests(w);
 cosignerDownTest(w);

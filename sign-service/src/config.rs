@@ -40,6 +40,12 @@ pub const ENV_CORS_ORIGINS: &str = "SIGN_SERVICE_CORS_ORIGINS";
 /// Environment variable: `true` lets anyone create wallets without a registration
 /// credential (development only).
 pub const ENV_DEV_OPEN_REGISTRATION: &str = "SIGN_SERVICE_DEV_OPEN_REGISTRATION";
+/// PEM certificate chain to serve TLS with (with `SIGN_SERVICE_TLS_KEY_FILE`).
+pub const ENV_TLS_CERT_FILE: &str = "SIGN_SERVICE_TLS_CERT_FILE";
+/// PEM private key of the TLS certificate (with `SIGN_SERVICE_TLS_CERT_FILE`).
+pub const ENV_TLS_KEY_FILE: &str = "SIGN_SERVICE_TLS_KEY_FILE";
+/// PEM file of extra CA certificates trusted for an `https://` gateway.
+pub const ENV_GATEWAY_CA_FILE: &str = "SIGN_SERVICE_GATEWAY_CA_FILE";
 /// Environment variable: trusted registration issuers, comma-separated.
 pub const ENV_REGISTRATION_ISSUERS: &str = "SIGN_SERVICE_REGISTRATION_ISSUERS";
 
@@ -137,6 +143,16 @@ impl Default for RateLimits {
     }
 }
 
+/// Serve TLS with this certificate and key (PEM files) instead of plain HTTP/2.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain: the server's certificate first, then intermediates.
+    pub cert_file: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -150,6 +166,12 @@ pub struct Config {
     /// Gateway URL returned to callers (when they reach it under another name);
     /// defaults to `gateway_url`.
     pub public_gateway_url: Option<String>,
+    /// A PEM file of CA certificates trusted for an `https://` gateway beside the web
+    /// PKI roots (a gateway whose certificate a private CA issued).
+    pub gateway_ca_file: Option<PathBuf>,
+    /// Serve gRPC and gRPC-web over TLS with this certificate and key. Absent (the
+    /// default): plain HTTP/2 and HTTP/1.1.
+    pub tls: Option<TlsFiles>,
     /// This party's keygen index (must be 1).
     pub party_index: u16,
     /// Signers needed (must be 2).
@@ -255,6 +277,8 @@ impl Default for Config {
             port: 50051,
             gateway_url: "http://127.0.0.1:8080".into(),
             public_gateway_url: None,
+            gateway_ca_file: None,
+            tls: None,
             party_index: 1,
             threshold: 2,
             total_participants: 3,
@@ -334,6 +358,40 @@ impl Config {
         }
         if let Some(v) = get(ENV_GATEWAY_URL) {
             self.gateway_url = v;
+        }
+        if let Some(v) = get(ENV_GATEWAY_CA_FILE).filter(|v| !v.is_empty()) {
+            self.gateway_ca_file = Some(PathBuf::from(v));
+        }
+        let cert = get(ENV_TLS_CERT_FILE).filter(|v| !v.is_empty());
+        let key = get(ENV_TLS_KEY_FILE).filter(|v| !v.is_empty());
+        match (cert, key, self.tls.as_mut()) {
+            (None, None, _) => {}
+            (cert, key, Some(tls)) => {
+                if let Some(c) = cert {
+                    tls.cert_file = PathBuf::from(c);
+                }
+                if let Some(k) = key {
+                    tls.key_file = PathBuf::from(k);
+                }
+            }
+            (Some(c), Some(k), None) => {
+                self.tls = Some(TlsFiles {
+                    cert_file: PathBuf::from(c),
+                    key_file: PathBuf::from(k),
+                })
+            }
+            (Some(_), None, None) => {
+                return Err(invalid(
+                    ENV_TLS_CERT_FILE,
+                    format!("set {ENV_TLS_KEY_FILE} as well"),
+                ))
+            }
+            (None, Some(_), None) => {
+                return Err(invalid(
+                    ENV_TLS_KEY_FILE,
+                    format!("set {ENV_TLS_CERT_FILE} as well"),
+                ))
+            }
         }
         if let Some(v) = get(ENV_KEY_STORE) {
             self.key_store = PathBuf::from(v);
@@ -631,6 +689,38 @@ mod tests {
         let text = include_str!("../../config/sign-service.yaml");
         let c = Config::from_yaml(text).unwrap();
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn tls_and_the_gateway_ca_from_file_and_env() {
+        let c = Config::from_yaml(
+            "tls:\n  cert_file: /c.pem\n  key_file: /k.pem\ngateway_ca_file: /ca.pem\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert_file: "/c.pem".into(),
+                key_file: "/k.pem".into()
+            })
+        );
+        assert_eq!(c.gateway_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert!(Config::from_yaml("tls:\n  cert_file: /c.pem\n").is_err());
+        let mut c = Config::default();
+        assert!(c.tls.is_none());
+        let e = c
+            .apply_env(|k| (k == ENV_TLS_KEY_FILE).then(|| "/k.pem".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains(ENV_TLS_CERT_FILE), "{e}");
+        c.apply_env(|k| match k {
+            ENV_TLS_CERT_FILE => Some("/c.pem".into()),
+            ENV_TLS_KEY_FILE => Some("/k.pem".into()),
+            ENV_GATEWAY_CA_FILE => Some("/ca.pem".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.tls.map(|t| t.cert_file), Some(PathBuf::from("/c.pem")));
+        assert_eq!(c.gateway_ca_file, Some(PathBuf::from("/ca.pem")));
     }
 
     #[test]

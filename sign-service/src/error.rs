@@ -390,7 +390,7 @@ impl From<PartyError> for CosignerError {
         };
         match e {
             PartyError::Timeout { .. } => CosignerError::Timeout(e.to_string()),
-            PartyError::Gateway(_) | PartyError::StreamEnded(_) => {
+            PartyError::Gateway(_) | PartyError::Tls(_) | PartyError::StreamEnded(_) => {
                 CosignerError::GatewayUnavailable(e.to_string())
             }
             PartyError::Wire(_) | PartyError::Internal(_) => CosignerError::internal(e),

@@ -110,6 +110,32 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    serve_incoming(
+        state,
+        tokio_stream::wrappers::TcpListenerStream::new(listener),
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] on the connections of `incoming`: TLS connections whose handshake is done
+/// (`server_tls::TlsListener::into_incoming`), or plain TCP.
+pub async fn serve_incoming<I, IO, IE>(
+    state: Arc<State>,
+    incoming: I,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error>
+where
+    I: futures_util::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IO::ConnectInfo: Clone + Send + Sync + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     state.spawn_background();
     let draining = Arc::clone(&state);
     let shutdown = async move {
@@ -122,9 +148,6 @@ pub async fn serve(
         .layer(cors_layer(&state.cfg.cors_origins))
         .layer(tonic_web::GrpcWebLayer::new())
         .add_service(svc)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown,
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

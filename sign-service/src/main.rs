@@ -543,6 +543,16 @@ async fn serve(cfg: Config, store: Arc<Store>, port_file: Option<PathBuf>) -> an
         anyhow::anyhow!("cannot listen on {addr}: {e}{hint}")
     })?;
     let local = listener.local_addr().context("no local address")?;
+    // Loaded before anything starts: a bad certificate or key stops the start-up with
+    // the file named.
+    let tls = match &cfg.tls {
+        Some(t) => Some(
+            server_tls::server_config(&t.cert_file, &t.key_file, server_tls::ALPN_H2_HTTP1)
+                .context("tls")?,
+        ),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let state = sign_service::State::new(cfg, store)?;
     let cfg = &state.cfg;
     if cfg.gateway_access_secret.is_none() {
@@ -552,6 +562,7 @@ async fn serve(cfg: Config, store: Arc<Store>, port_file: Option<PathBuf>) -> an
     }
     tracing::info!(
         listen = %local,
+        %scheme,
         backend = mpc_core::BACKEND,
         identity = %state.public_identity(),
         gateway = %cfg.gateway_url,
@@ -572,7 +583,15 @@ async fn serve(cfg: Config, store: Arc<Store>, port_file: Option<PathBuf>) -> an
     // The machine-readable line (stderr; the logs go to stdout).
     eprintln!("sign-service listening on {local}");
     let st = Arc::clone(&state);
-    sign_service::serve(state, listener, shutdown_signal()).await?;
+    match tls {
+        Some(config) => {
+            let incoming = server_tls::TlsListener::new(listener, config)
+                .context("cannot start TLS")?
+                .into_incoming();
+            sign_service::serve_incoming(state, incoming, shutdown_signal()).await?
+        }
+        None => sign_service::serve(state, listener, shutdown_signal()).await?,
+    }
     tracing::info!(active_sessions = st.active_sessions(), "stopped");
     Ok(())
 }

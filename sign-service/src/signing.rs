@@ -113,6 +113,56 @@ impl SignRequest {
         })
     }
 
+    /// [`SignRequest::new`] for a request of `party`, with a refused PSBT (the codec's or
+    /// the first checks' refusal, before the policy's rules run) written to the audit log
+    /// as a denied `sign_request` naming the reason: the operator sees hostile or broken
+    /// PSBTs, not only the policy's decisions. A failing audit write fails the request.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audited(
+        st: &State,
+        wallet: &WalletRecord,
+        party: u16,
+        account_id: String,
+        path: DerivationPath,
+        digest_kind: DigestKind,
+        payload_kind: i32,
+        payload: Vec<u8>,
+        bitcoin: BitcoinFields<'_>,
+    ) -> Result<Self, CosignerError> {
+        let (account, at, input) = (account_id.clone(), path.to_string(), bitcoin.input_index);
+        match Self::new(
+            wallet,
+            account_id,
+            path,
+            digest_kind,
+            payload_kind,
+            payload,
+            bitcoin,
+        ) {
+            Err(e @ CosignerError::Psbt(_)) => {
+                let rule = e
+                    .metadata()
+                    .remove(cosigner_api::error::META_RULE)
+                    .unwrap_or_else(|| "invalid_input".into());
+                st.audit(AuditRecord {
+                    timestamp_ms: now_ms(),
+                    event: "sign_request",
+                    wallet_id: wallet.wallet_id.clone(),
+                    party: Some(party),
+                    account_id: Some(account),
+                    path: Some(at),
+                    payload_kind: Some(pb::PayloadKind::BitcoinPsbtInput.as_str_name().into()),
+                    decision: Some("deny"),
+                    reason: Some(format!("{rule}: input {input}: {e}")),
+                    insecure_dev_primes: wallet.insecure_dev_primes.then_some(true),
+                    ..Default::default()
+                })?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
     fn authorization<'a>(
         &'a self,
         wallet: &'a WalletRecord,

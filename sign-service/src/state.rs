@@ -65,7 +65,14 @@ impl State {
         let identity = store
             .load_or_create_identity()
             .context("cannot load the cosigner identity")?;
-        let gateway = GatewayClient::new(&cfg.gateway_url).context("gateway_url")?;
+        let gateway = GatewayClient::with_options(
+            &cfg.gateway_url,
+            gateway_client::ClientOptions {
+                ca_file: cfg.gateway_ca_file.clone(),
+                ..Default::default()
+            },
+        )
+        .context("gateway_url")?;
         let audit = AuditLog::open(&cfg.audit_log)?;
         let (rollback, problem) = RollbackGuard::open(&cfg.rollback_anchor_path(), &store)
             .context("cannot check the key store against its rollback anchor")?;

@@ -723,6 +723,22 @@ async fn bitcoin_rules(svc: &mut Service, w: &Wallet) {
         );
         assert_eq!(m.get("input").map(String::as_str), Some("1"), "{what}");
     }
+    // Refused before the policy's rules, and still audited: a denied sign_request naming
+    // the codec's reason (an operator sees hostile PSBTs, not only rule decisions).
+    let audit = svc.audit();
+    for (what, _, code) in &bad_inputs {
+        assert!(
+            audit
+                .lines()
+                .any(|l| l.contains("\"event\":\"sign_request\"")
+                    && l.contains("\"decision\":\"deny\"")
+                    && l.contains("PAYLOAD_KIND_BITCOIN_PSBT_INPUT")
+                    && l.contains(&format!(
+                        "bitcoin_psbt: input 0: the PSBT is refused ({code})"
+                    ))),
+            "{what} is not audited: {audit}"
+        );
+    }
     for bad in [&b"not a psbt"[..], &good[..good.len() / 2]] {
         let e = start_sign_input(&mut client, w, bad, 0, IN0, "regtest", dsha)
             .await

@@ -53,6 +53,34 @@ import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus, EnrollTimin
 import * as pool from "./pool.js";
 import { withWebLock } from "./locks.js";
 import type { PresignMode, PresignPoolStatus, RefillOptions } from "./types.js";
+import type { BitcoinNetwork, BitcoinWatchOnly, BitcoinWatchOnlyOptions, SignedPsbtInput, SignedPsbtResult, SignPsbtOptions } from "./types.js";
+
+const BITCOIN_NETWORKS: readonly BitcoinNetwork[] = ["mainnet", "testnet", "signet", "regtest"];
+
+/** One input of a PSBT as the wasm core plans it (`crates/mpc-wasm/src/bitcoin.rs`). */
+interface PlannedInput {
+  index: number;
+  path: string;
+  publicKey: string;
+  amountSats: number;
+  preimage: Uint8Array;
+  sighash: string;
+}
+
+/** A PSBT as the wasm core plans it: checked whole before anything is signed. */
+interface PsbtPlan {
+  psbt: Uint8Array;
+  psbtVersion: number;
+  network: BitcoinNetwork;
+  txid: string;
+  inputs: PlannedInput[];
+  feeSats: number;
+}
+
+/** Which PSBT input a `bitcoin_psbt_input` signing signs (internal to signPsbt). */
+interface PsbtInputSigning {
+  bitcoin?: { inputIndex: number; network: BitcoinNetwork };
+}
 
 const DEVICE = 0;
 
@@ -614,7 +642,8 @@ export class WalletCore {
    * Public key and addresses of an account at a (non-hardened) path, computed locally
    * from the account's public key and chain code.
    */
-  async getPublicKey(accountId?: string, derivationPath?: string): Promise<PublicKeyInfo> {
+  async getPublicKey(accountId?: string, derivationPath?: string, bitcoinNetwork?: BitcoinNetwork): Promise<PublicKeyInfo> {
+    const network = this.bitcoinNetwork(bitcoinNetwork);
     const rec = await this.record();
     const acct = this.findAccount(rec, accountId);
     const path = normPath(derivationPath);
@@ -632,11 +661,130 @@ export class WalletCore {
         derivationPath: path || "m",
         publicKey: pk,
         ethereumAddress: mpc.ethereumAddress(pk) as Address,
-        bitcoinAddress: mpc.bitcoinAddress(pk, "mainnet"),
+        bitcoinAddress: mpc.bitcoinAddress(pk, network),
+        bitcoinNetwork: network,
       };
     } catch (e) {
       throw wasmError(e, "deriving the public key");
     }
+  }
+
+  /** A Bitcoin network name, checked; none: the config's, else mainnet. */
+  private bitcoinNetwork(network: BitcoinNetwork | undefined): BitcoinNetwork {
+    const n = network ?? this.config.bitcoinNetwork ?? "mainnet";
+    if (!BITCOIN_NETWORKS.includes(n)) {
+      throw new InvalidInputError(`unknown Bitcoin network ${JSON.stringify(n)} (expected one of ${BITCOIN_NETWORKS.join(", ")})`, {
+        reason: "unknown_network",
+      });
+    }
+    return n;
+  }
+
+  /** An HD account (Bitcoin needs its chain code), or `invalid_input`. */
+  private hdAccount(rec: storage.WalletRecord, accountId: string | undefined): AccountInfo & { chainCode: string } {
+    const acct = this.findAccount(rec, accountId);
+    if (acct.kind !== "hd" || !acct.chainCode) {
+      throw new InvalidInputError(`account ${acct.accountId} is not an HD account: Bitcoin addresses, descriptors and PSBTs need BIP-32 paths`, {
+        accountId: acct.accountId,
+      });
+    }
+    return acct as AccountInfo & { chainCode: string };
+  }
+
+  /**
+   * The watch-only export of an HD account: xpub and receive / change descriptors
+   * (`wpkh([fingerprint/84/0/0]xpub/0/*)#checksum`), computed locally.
+   */
+  async bitcoinWatchOnly(opts: BitcoinWatchOnlyOptions = {}): Promise<BitcoinWatchOnly> {
+    const network = this.bitcoinNetwork(opts.network);
+    const acct = this.hdAccount(await this.record(), opts.accountId);
+    const mpc = await this.wasm();
+    try {
+      const w = mpc.bitcoinWatchOnly(acct.publicKey, acct.chainCode, opts.accountPath, network) as Omit<BitcoinWatchOnly, "accountId">;
+      return { accountId: acct.accountId, ...w };
+    } catch (e) {
+      throw wasmError(e, "exporting the watch-only descriptors", { accountId: acct.accountId });
+    }
+  }
+
+  /**
+   * Signs every input of a PSBT (BIP-174 version 0 or BIP-370 version 2; base64 text or
+   * binary) of an HD account and finalizes it.
+   *
+   * The wasm core analyzes the PSBT first with the wallet's Bitcoin codec (rust-bitcoin):
+   * every input must be this account's P2WPKH (its `bip32_derivation` carries the root
+   * fingerprint and a path deriving the key), with its witness UTXO, SIGHASH_ALL;
+   * anything else is an {@link InvalidInputError} whose `details.reason` is the codec's
+   * code (`not_our_input`, `missing_utxo`, `unsupported_script`, `invalid_base64`, …),
+   * before any request. Then one signing per input, in order, at the input's path over
+   * its BIP-143 preimage: from the path's presignature pool where `presign` allows, else
+   * a signing session; the cosigner receives the whole PSBT with each, analyzes it
+   * itself and applies its Bitcoin policy. A failure on any input rejects with that
+   * error: nothing is returned signed partially. Finally each signature is normalized
+   * to low S, verified and the PSBT finalized; `txHex` is ready to broadcast.
+   */
+  async signPsbt(psbt: Uint8Array | string, opts: SignPsbtOptions & CrossWorkerOptions = {}): Promise<SignedPsbtResult> {
+    const started = Date.now();
+    const network = this.bitcoinNetwork(opts.network);
+    const bytes = typeof psbt === "string" ? new TextEncoder().encode(psbt.trim()) : psbt;
+    if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw new InvalidInputError("nothing to sign: empty PSBT");
+    const acct = this.hdAccount(await this.record(), opts.accountId);
+    const mpc = await this.wasm();
+    let plan: PsbtPlan;
+    try {
+      plan = mpc.psbtPlan(acct.publicKey, acct.chainCode, bytes, network) as PsbtPlan;
+    } catch (e) {
+      throw wasmError(e, "PSBT refused", { accountId: acct.accountId });
+    }
+    const n = plan.inputs.length;
+    const signatures: { index: number; der: string }[] = [];
+    const inputs: SignedPsbtInput[] = [];
+    const abort = callSignal(opts);
+    try {
+    for (const [i, input] of plan.inputs.entries()) {
+      const onProgress = opts.onProgress;
+      const sig = await this.signPreimage(input.preimage, "double_sha256", "bitcoin_psbt_input", {
+        accountId: acct.accountId,
+        derivationPath: input.path,
+        cosignerPayload: plan.psbt,
+        bitcoin: { inputIndex: input.index, network },
+        ...(opts.presign !== undefined ? { presign: opts.presign } : {}),
+        ...(abort.signal !== undefined ? { signal: abort.signal } : {}),
+        ...(onProgress
+          ? {
+              onProgress: (ev: ProgressEvent) =>
+                onProgress({
+                  ...ev,
+                  overallPercent: Math.round(((i + ev.overallPercent / 100) / n) * 1000) / 10,
+                  message: `input ${i + 1}/${n}: ${ev.message}`,
+                }),
+            }
+          : {}),
+      } as SignPreimageOptions & PsbtInputSigning);
+      if (sig.digest !== `0x${input.sighash}`) {
+        throw new WalletError("verification_failed", `input ${input.index}: signed digest ${sig.digest} is not its sighash ${input.sighash}`);
+      }
+      signatures.push({ index: input.index, der: sig.der });
+      inputs.push({
+        index: input.index,
+        derivationPath: input.path,
+        publicKey: input.publicKey,
+        amountSats: input.amountSats,
+        sighash: input.sighash,
+        presigned: sig.presigned,
+        requestId: sig.requestId,
+      });
+    }
+    } finally {
+      abort.close();
+    }
+    let done: { psbtVersion: number; psbtBase64: string; txHex: string; txid: string };
+    try {
+      done = mpc.psbtFinalize(acct.publicKey, acct.chainCode, plan.psbt, network, signatures);
+    } catch (e) {
+      throw wasmError(e, "finalizing the PSBT", { accountId: acct.accountId });
+    }
+    return { network, ...done, feeSats: plan.feeSats, inputs, elapsedMs: Date.now() - started };
   }
 
   /** EIP-55 address of an account at a path. */
@@ -1169,9 +1317,14 @@ export class WalletCore {
       throw new InvalidInputError(`presign must be "auto", "off" or "require", got ${JSON.stringify(presignMode)}`);
     }
     const cosignerPayload = opts.cosignerPayload;
+    const bitcoin = (opts as PsbtInputSigning).bitcoin;
     if (payloadKind === "ethereum_typed_data") {
       if (!(cosignerPayload instanceof Uint8Array) || cosignerPayload.length === 0) {
         throw new InvalidInputError("EIP-712 typed data is signed with its JSON for the cosigner (cosignerPayload): use signTypedData");
+      }
+    } else if (payloadKind === "bitcoin_psbt_input") {
+      if (!(cosignerPayload instanceof Uint8Array) || bitcoin === undefined) {
+        throw new InvalidInputError("a PSBT input is signed with the whole PSBT: use signPsbt");
       }
     } else if (cosignerPayload !== undefined) {
       throw new InvalidInputError("cosignerPayload is only sent for ethereum_typed_data");
@@ -1227,6 +1380,7 @@ export class WalletCore {
         ...this.sessionConfig(),
       };
       if (cosignerPayload !== undefined) input.cosignerPayload = cosignerPayload;
+      if (bitcoin !== undefined) input.bitcoin = bitcoin;
       sig = await party.sign(host, input);
     } catch (e) {
       const err = flowError(e, "signing", { accountId: acct.accountId });

@@ -35,7 +35,7 @@ export async function dispatch(
     case "listAccounts":
       return core.listAccounts();
     case "getPublicKey":
-      return core.getPublicKey(a[0] as string | undefined, a[1] as string | undefined);
+      return core.getPublicKey(a[0] as string | undefined, a[1] as string | undefined, a[2] as never);
     case "getAddress":
       return core.getAddress(a[0] as string | undefined, a[1] as string | undefined);
     case "createWallet":
@@ -50,6 +50,10 @@ export async function dispatch(
       return core.signMessage(a[0] as never, a[1] as never);
     case "signTransaction":
       return core.signTransaction(a[0] as never, a[1] as never);
+    case "bitcoinWatchOnly":
+      return core.bitcoinWatchOnly(a[0] as never);
+    case "signPsbt":
+      return core.signPsbt(a[0] as never, a[1] as never);
     case "exportBackup":
       return core.exportBackup(a[0] as never);
     case "importBackup":

@@ -25,6 +25,7 @@ export const ERROR_CODES = [
   "agent_unavailable",
   "agent_unauthorized",
   "agent_failed",
+  "tls_failed",
   "unauthorized",
   "registration_required",
   "not_found",

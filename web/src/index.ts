@@ -39,6 +39,11 @@ import type {
   PresignPoolEvent,
   PresignPoolStatus,
   PublicKeyInfo,
+  BitcoinNetwork,
+  BitcoinWatchOnly,
+  BitcoinWatchOnlyOptions,
+  SignedPsbtResult,
+  SignPsbtOptions,
   RefillOptions,
   SignableMessageInput,
   SignatureResult,
@@ -379,9 +384,36 @@ export class WalletClient {
     return this.backend.call("listAccounts", []) as Promise<AccountInfo[]>;
   }
 
-  /** Public key and addresses of an account (default: the first) at a path (default: root). */
-  getPublicKey(accountId?: string, derivationPath?: string): Promise<PublicKeyInfo> {
-    return this.backend.call("getPublicKey", [accountId, derivationPath]) as Promise<PublicKeyInfo>;
+  /**
+   * Public key and addresses of an account (default: the first) at a path (default:
+   * root); the Bitcoin address on `bitcoinNetwork` (default: the config's, else mainnet).
+   */
+  getPublicKey(accountId?: string, derivationPath?: string, bitcoinNetwork?: BitcoinNetwork): Promise<PublicKeyInfo> {
+    return this.backend.call("getPublicKey", [accountId, derivationPath, bitcoinNetwork]) as Promise<PublicKeyInfo>;
+  }
+
+  /**
+   * The watch-only export of an HD account for Bitcoin Core or Sparrow: the xpub at the
+   * account path (default `m/84/0/0`, `m/84/1/0` on the test networks) and the receive
+   * and change descriptors `wpkh([fingerprint/path]xpub/0/*)#checksum`. Local only.
+   */
+  bitcoinWatchOnly(options: BitcoinWatchOnlyOptions = {}): Promise<BitcoinWatchOnly> {
+    return this.backend.call("bitcoinWatchOnly", [options]) as Promise<BitcoinWatchOnly>;
+  }
+
+  /**
+   * Signs a PSBT (BIP-174 v0 or BIP-370 v2, base64 text or binary) of an HD account with
+   * device + cosigner and finalizes it: `psbtBase64` is the finalized PSBT
+   * (bitcoinjs-lib's `Psbt.fromBase64` reads it), `txHex` the transaction to broadcast.
+   * Every input must be the account's P2WPKH with its witness UTXO and `bip32_derivation`
+   * (what Bitcoin Core, Sparrow or bitcoinjs-lib write for a watch-only wallet made from
+   * {@link WalletClient.bitcoinWatchOnly}); anything else is refused with an
+   * {@link InvalidInputError} (`details.reason`: `not_our_input`, `missing_utxo`,
+   * `unsupported_script`, …) before any request. Inputs sign from their path's
+   * presignature pool where `presign` allows. Nothing is returned signed partially.
+   */
+  signPsbt(psbt: Uint8Array | string, options: SignPsbtOptions = {}): Promise<SignedPsbtResult> {
+    return this.callAbortable<SignedPsbtResult>("signPsbt", [psbt], 1, options, "signing the PSBT");
   }
 
   /** EIP-55 Ethereum address of an account at a path. */

@@ -20,6 +20,8 @@ export type CoreMethod =
   | "listAccounts"
   | "getPublicKey"
   | "getAddress"
+  | "bitcoinWatchOnly"
+  | "signPsbt"
   | "createWallet"
   | "enrollDevice"
   | "enrollmentStatus"

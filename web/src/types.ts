@@ -21,6 +21,11 @@ export interface WalletConfig {
   agentUrl?: string;
   /** Pairing token of the recovery agent (`Authorization: Bearer`). */
   agentToken?: string;
+  /**
+   * The Bitcoin network of addresses, descriptors and PSBTs when a call names none:
+   * `mainnet` (default), `testnet`, `signet` or `regtest`.
+   */
+  bitcoinNetwork?: BitcoinNetwork;
   /** Name of the wallet in local storage (several wallets can live side by side). Default `"default"`. */
   walletName?: string;
   /**
@@ -216,7 +221,83 @@ export interface PublicKeyInfo {
   derivationPath: string;
   publicKey: string;
   ethereumAddress: Address;
+  /** Native SegWit (P2WPKH) address on {@link PublicKeyInfo.bitcoinNetwork}. */
   bitcoinAddress: string;
+  /** The network of `bitcoinAddress`. */
+  bitcoinNetwork: BitcoinNetwork;
+}
+
+/**
+ * A Bitcoin network: addresses `bc1q…` (mainnet), `tb1q…` (testnet, signet), `bcrt1q…`
+ * (regtest); extended keys `xpub…` (mainnet) or `tpub…`.
+ */
+export type BitcoinNetwork = "mainnet" | "testnet" | "signet" | "regtest";
+
+/** What a watch-only wallet (Bitcoin Core `importdescriptors`, Sparrow) needs. */
+export interface BitcoinWatchOnly {
+  accountId: string;
+  network: BitcoinNetwork;
+  /** The account path, e.g. `m/84/0/0` (non-hardened: the threshold key has no private key). */
+  accountPath: string;
+  /** The root key's fingerprint, 8 hex digits (the descriptors' key origin). */
+  fingerprint: string;
+  /** The extended public key at `accountPath` (`tpub…` on the test networks). */
+  xpub: string;
+  /** `wpkh([fingerprint/accountPath]xpub/0/*)#checksum`: receive addresses. */
+  receiveDescriptor: string;
+  /** `wpkh([fingerprint/accountPath]xpub/1/*)#checksum`: change addresses. */
+  changeDescriptor: string;
+}
+
+/** Options of {@link WalletClient.bitcoinWatchOnly}. */
+export interface BitcoinWatchOnlyOptions {
+  /** Account id (an HD account); default: the first. */
+  accountId?: string;
+  /** Default: `m/84/0/0` on mainnet, `m/84/1/0` on the test networks. */
+  accountPath?: string;
+  /** Default: the config's `bitcoinNetwork`, else mainnet. */
+  network?: BitcoinNetwork;
+}
+
+/** Options of {@link WalletClient.signPsbt}. */
+export interface SignPsbtOptions extends Omit<SignOptions, "derivationPath"> {
+  /** The network the PSBT's addresses are read in; default: the config's `bitcoinNetwork`. */
+  network?: BitcoinNetwork;
+}
+
+/** One signed input of a {@link SignedPsbtResult}. */
+export interface SignedPsbtInput {
+  /** The input's index in the transaction. */
+  index: number;
+  /** Its derivation path (from the PSBT's `bip32_derivation`), e.g. `m/84/1/0/0/3`. */
+  derivationPath: string;
+  /** The key at that path, compressed hex. */
+  publicKey: string;
+  /** The amount it spends, in satoshis. */
+  amountSats: number;
+  /** Its BIP-143 sighash (what was signed), hex. */
+  sighash: string;
+  /** Whether it was signed from the presignature pool of its path. */
+  presigned: boolean;
+  /** The cosigner's audit reference. */
+  requestId: string;
+}
+
+/** A PSBT signed by every party it needs and finalized. */
+export interface SignedPsbtResult {
+  network: BitcoinNetwork;
+  /** 0 (BIP-174) or 2 (BIP-370): the version it was given in. */
+  psbtVersion: number;
+  /** The finalized PSBT, base64 (bitcoinjs-lib `Psbt.fromBase64`). */
+  psbtBase64: string;
+  /** The network transaction, hex (`sendrawtransaction`). */
+  txHex: string;
+  txid: string;
+  /** The fee, in satoshis. */
+  feeSats: number;
+  /** Every input, in order (a PSBT is signed whole or not at all). */
+  inputs: SignedPsbtInput[];
+  elapsedMs: number;
 }
 
 /** Digest algorithm of a signing request. */
@@ -225,9 +306,10 @@ export type DigestKind = "keccak256" | "double_sha256" | "sha256";
 /**
  * What is being signed (cosigner policy and audit): `ethereum_typed_data` (EIP-712: the
  * cosigner receives the typed data's JSON, see {@link SignPreimageOptions.cosignerPayload})
- * and `ethereum_authorization` (EIP-7702: `0x05 || rlp([chain_id, address, nonce])`).
+ * and `ethereum_authorization` (EIP-7702: `0x05 || rlp([chain_id, address, nonce])`);
+ * `bitcoin_psbt_input` is one input of a PSBT, signed only through `signPsbt`.
  */
-export type PayloadKind = "raw" | "ethereum_transaction" | "ethereum_message" | "ethereum_typed_data" | "ethereum_authorization";
+export type PayloadKind = "raw" | "ethereum_transaction" | "ethereum_message" | "ethereum_typed_data" | "ethereum_authorization" | "bitcoin_psbt_input";
 
 /** Common signing options. */
 export interface SignOptions {

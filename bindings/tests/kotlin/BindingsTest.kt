@@ -65,6 +65,7 @@ private fun codeOf(e: MpcException): ErrorCode = when (e) {
     is MpcException.UnknownAccount -> e.code
     is MpcException.InvalidInput -> e.code
     is MpcException.CosignerUnavailable -> e.code
+    is MpcException.Tls -> e.code
     is MpcException.Unauthorized -> e.code
     is MpcException.PolicyDenied -> e.code
     is MpcException.Cosigner -> e.code

@@ -65,6 +65,8 @@ mod error;
 mod keys;
 mod network;
 mod psbt;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod v2;
 
 pub use error::{BtcError, ScriptKind};

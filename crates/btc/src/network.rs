@@ -59,6 +59,17 @@ impl Network {
     }
 }
 
+impl Network {
+    /// The name on the cosigner's wire (`StartSignRequest.bitcoin_network`): `bitcoin`
+    /// for mainnet (the `bitcoin` crate's name), otherwise [`Network::as_str`].
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Network::Mainnet => "bitcoin",
+            other => other.as_str(),
+        }
+    }
+}
+
 impl fmt::Display for Network {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -103,5 +114,9 @@ mod tests {
         ));
         assert_eq!(Network::Mainnet.coin_type(), 0);
         assert_eq!(Network::Signet.coin_type(), 1);
+        for n in Network::ALL {
+            assert_eq!(n.wire_name().parse::<Network>().unwrap(), n);
+        }
+        assert_eq!(Network::Mainnet.wire_name(), "bitcoin");
     }
 }

@@ -288,15 +288,9 @@ fn btc_refuses_hardened_paths_and_unknown_networks() {
 
 mod sign_psbt {
     use super::*;
-    use std::collections::BTreeMap;
-    use wallet_btc::bitcoin::absolute::LockTime;
     use wallet_btc::bitcoin::consensus::encode::{deserialize, serialize};
-    use wallet_btc::bitcoin::hashes::Hash;
     use wallet_btc::bitcoin::psbt::Psbt;
-    use wallet_btc::bitcoin::transaction::Version;
-    use wallet_btc::bitcoin::{
-        Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WPubkeyHash, Witness,
-    };
+    use wallet_btc::bitcoin::{ScriptBuf, Transaction, TxOut};
     use wallet_btc::WalletKeys;
 
     const RECOVERY_PASS: &str = "recovery passphrase";
@@ -344,47 +338,10 @@ mod sign_psbt {
             .unwrap()
     }
 
-    /// A regtest PSBT spending `n` coins of the wallet at `m/84/1/0/0/i`.
+    /// A regtest PSBT spending `n` coins of the wallet at `m/84/1/0/0/i`, with change
+    /// (wallet_btc::testing).
     fn regtest_psbt(keys: &WalletKeys, n: u32) -> (Psbt, Vec<TxOut>) {
-        let fp = keys.fingerprint();
-        let path = |s: String| wallet_btc::parse_path(&s).unwrap();
-        let coins: Vec<_> = (0..n)
-            .map(|i| {
-                let p = path(format!("m/84/1/0/0/{i}"));
-                let out = TxOut {
-                    value: Amount::from_sat(70_000 + u64::from(i)),
-                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&p).unwrap()),
-                };
-                (p, out)
-            })
-            .collect();
-        let total: u64 = coins.iter().map(|(_, o)| o.value.to_sat()).sum();
-        let tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: (0..n)
-                .map(|i| TxIn {
-                    previous_output: OutPoint {
-                        txid: Txid::from_byte_array([0x70 + i as u8; 32]),
-                        vout: 1,
-                    },
-                    script_sig: ScriptBuf::new(),
-                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                    witness: Witness::new(),
-                })
-                .collect(),
-            output: vec![TxOut {
-                value: Amount::from_sat(total - 1_000),
-                script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x33; 20])),
-            }],
-        };
-        let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
-        for (input, (p, out)) in psbt.inputs.iter_mut().zip(&coins) {
-            input.witness_utxo = Some(out.clone());
-            input.bip32_derivation =
-                BTreeMap::from([(keys.public_key(p).unwrap(), (fp, p.clone()))]);
-        }
-        (psbt, coins.into_iter().map(|(_, o)| o).collect())
+        wallet_btc::testing::regtest_spend(keys, 0, n)
     }
 
     /// `client btc sign-psbt --offline` (device + recovery, no cosigner) on a base64

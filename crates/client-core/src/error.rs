@@ -85,6 +85,16 @@ pub enum ClientError {
         /// Details.
         reason: String,
     },
+    /// A TLS connection to the cosigner, the gateway or the agent failed: the server's
+    /// certificate is not trusted (signed by a CA this client does not trust: give the
+    /// CA file; issued for another name; expired) or the handshake failed. Retrying does
+    /// not help until the configuration or the certificate changes.
+    #[error("TLS failed (the server's certificate or the TLS handshake): {reason}")]
+    Tls {
+        /// The server and the TLS library's reason (e.g. `invalid peer certificate:
+        /// UnknownIssuer`).
+        reason: String,
+    },
     /// The cosigner refused the caller's credentials (unknown wallet identity, bad or
     /// replayed request signature).
     #[error("unauthorized: {reason}")]
@@ -217,6 +227,7 @@ impl ClientError {
             ClientError::UnknownAccount { .. } => ErrorCode::UnknownAccount,
             ClientError::InvalidInput { .. } => ErrorCode::InvalidInput,
             ClientError::CosignerUnavailable { .. } => ErrorCode::CosignerUnavailable,
+            ClientError::Tls { .. } => ErrorCode::TlsFailed,
             ClientError::Unauthorized { .. } => ErrorCode::Unauthorized,
             ClientError::PolicyDenied { .. } => ErrorCode::PolicyDenied,
             ClientError::Cosigner { code, .. } => *code,
@@ -294,6 +305,7 @@ impl ClientError {
         let reason = e.message;
         match e.code {
             ErrorCode::CosignerUnavailable => ClientError::CosignerUnavailable { reason },
+            ErrorCode::TlsFailed => ClientError::Tls { reason },
             ErrorCode::Unauthorized => ClientError::Unauthorized { reason },
             ErrorCode::PolicyDenied => ClientError::PolicyDenied {
                 rule: e.rule,
@@ -329,6 +341,9 @@ impl ClientError {
         match e {
             PartyError::Gateway(g) => ClientError::GatewayUnavailable {
                 reason: format!("{stage} session {session_id}: {g}"),
+            },
+            PartyError::Tls(t) => ClientError::Tls {
+                reason: format!("{stage} session {session_id}: {t}"),
             },
             PartyError::StreamEnded(room) => ClientError::GatewayUnavailable {
                 reason: format!(

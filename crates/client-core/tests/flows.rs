@@ -1066,15 +1066,8 @@ fn enrollments_join_only_where_they_fit() {
 
 mod psbt {
     use super::*;
-    use std::collections::BTreeMap;
-    use wallet_btc::bitcoin::absolute::LockTime;
     use wallet_btc::bitcoin::consensus::encode::serialize;
-    use wallet_btc::bitcoin::hashes::Hash;
-    use wallet_btc::bitcoin::psbt::Psbt;
-    use wallet_btc::bitcoin::transaction::Version;
-    use wallet_btc::bitcoin::{
-        Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WPubkeyHash, Witness,
-    };
+    use wallet_btc::bitcoin::TxOut;
     use wallet_btc::{InputSignature, Network, WalletKeys};
 
     fn keys(f: &Fixture) -> WalletKeys {
@@ -1088,60 +1081,12 @@ mod psbt {
         .unwrap()
     }
 
-    /// A regtest PSBT spending `n` P2WPKH coins of the wallet at `m/84/1/0/0/i` to a
-    /// foreign address with change to `m/84/1/0/1/0`; and the spent outputs.
+    /// A regtest PSBT (serialized) spending `n` P2WPKH coins of the wallet at
+    /// `m/84/1/0/0/i` to a foreign address with change to `m/84/1/0/1/0`
+    /// (wallet_btc::testing); and the spent outputs.
     fn regtest_psbt(keys: &WalletKeys, n: u32) -> (Vec<u8>, Vec<TxOut>) {
-        let fp = keys.fingerprint();
-        let path = |s: String| wallet_btc::parse_path(&s).unwrap();
-        let coins: Vec<_> = (0..n)
-            .map(|i| {
-                let p = path(format!("m/84/1/0/0/{i}"));
-                let out = TxOut {
-                    value: Amount::from_sat(50_000 + u64::from(i)),
-                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&p).unwrap()),
-                };
-                (p, out)
-            })
-            .collect();
-        let total: u64 = coins.iter().map(|(_, o)| o.value.to_sat()).sum();
-        let change = path("m/84/1/0/1/0".into());
-        let tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: (0..n)
-                .map(|i| TxIn {
-                    previous_output: OutPoint {
-                        txid: Txid::from_byte_array([0x40 + i as u8; 32]),
-                        vout: i,
-                    },
-                    script_sig: ScriptBuf::new(),
-                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                    witness: Witness::new(),
-                })
-                .collect(),
-            output: vec![
-                TxOut {
-                    value: Amount::from_sat(20_000),
-                    script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x22; 20])),
-                },
-                TxOut {
-                    value: Amount::from_sat(total - 20_000 - 1_500),
-                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&change).unwrap()),
-                },
-            ],
-        };
-        let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
-        for (input, (p, out)) in psbt.inputs.iter_mut().zip(&coins) {
-            input.witness_utxo = Some(out.clone());
-            input.bip32_derivation =
-                BTreeMap::from([(keys.public_key(p).unwrap(), (fp, p.clone()))]);
-        }
-        psbt.outputs[1].bip32_derivation =
-            BTreeMap::from([(keys.public_key(&change).unwrap(), (fp, change))]);
-        (
-            psbt.serialize(),
-            coins.into_iter().map(|(_, o)| o).collect(),
-        )
+        let (psbt, spent) = wallet_btc::testing::regtest_spend(keys, 0, n);
+        (psbt.serialize(), spent)
     }
 
     /// Signs every input through the one signing flow, finalizes with wallet-btc and

@@ -22,6 +22,11 @@
 //! resuming with `Last-Event-ID`, so the caller sees every message exactly once and in
 //! the room's order; it gives up with [`ClientError::GaveUp`] after
 //! [`ClientOptions::give_up_after`] without a working connection.
+//!
+//! `https://` gateways are verified against the web PKI roots (Mozilla's, compiled in)
+//! plus the CA certificates of [`ClientOptions::ca_file`], if any. A certificate that
+//! does not verify (or any other TLS failure) is [`ClientError::Tls`], which is not
+//! transient: nothing is retried.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,6 +35,7 @@
 pub use sse_codec as sse;
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -58,7 +64,24 @@ pub enum ClientError {
     },
     /// Network or HTTP-level failure.
     #[error("transport error: {0}")]
-    Transport(#[from] reqwest::Error),
+    Transport(reqwest::Error),
+    /// The TLS connection failed: the gateway's certificate does not verify against
+    /// the trusted CAs (the web PKI roots and [`ClientOptions::ca_file`]), names another
+    /// host or expired, or the handshake failed (e.g. `https` to a plain-HTTP port).
+    #[error("TLS failed (the gateway's certificate or the TLS handshake): {reason}")]
+    Tls {
+        /// The TLS library's reason, e.g. `invalid peer certificate: UnknownIssuer`.
+        reason: String,
+    },
+    /// The CA file of [`ClientOptions::ca_file`] cannot be read or holds no
+    /// certificate.
+    #[error("CA file {path}: {reason}")]
+    CaFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The gateway sent something that is not the contract (bad JSON, bad event id...).
     #[error("protocol error: {0}")]
     Protocol(String),
@@ -70,6 +93,39 @@ pub enum ClientError {
         /// The last failure.
         last: Box<ClientError>,
     },
+}
+
+impl From<reqwest::Error> for ClientError {
+    /// A TLS failure anywhere in the error's causes is [`ClientError::Tls`]; anything
+    /// else [`ClientError::Transport`].
+    fn from(e: reqwest::Error) -> Self {
+        match tls_cause(&e) {
+            Some(t) => ClientError::Tls {
+                reason: t.to_string(),
+            },
+            None => ClientError::Transport(e),
+        }
+    }
+}
+
+/// The TLS error among `e`'s causes, if any: rustls' error, possibly inside (nested)
+/// `std::io::Error`s of the connection. (An `io::Error`'s `source()` skips the error it
+/// wraps, so the walk goes into `get_ref()` instead.) Shared with `mpc-client`, whose
+/// tonic connection errors carry rustls' error the same way.
+pub fn tls_cause<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(t) = c.downcast_ref::<rustls::Error>() {
+            return Some(t);
+        }
+        cur = match c.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    None
 }
 
 impl ClientError {
@@ -99,6 +155,9 @@ pub struct ClientOptions {
     pub idle_timeout: Duration,
     /// Largest event accepted from the gateway (default 2 MiB); larger → protocol error.
     pub max_event_bytes: usize,
+    /// A PEM file of CA certificates trusted for `https://` gateways beside the web PKI
+    /// roots (a gateway whose certificate a private CA issued). Default: none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for ClientOptions {
@@ -110,6 +169,7 @@ impl Default for ClientOptions {
             give_up_after: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(45),
             max_event_bytes: 2 * 1024 * 1024,
+            ca_file: None,
         }
     }
 }
@@ -158,9 +218,13 @@ impl GatewayClient {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let http = reqwest::Client::builder()
-            .connect_timeout(opts.request_timeout)
-            .build()?;
+        let mut builder = reqwest::Client::builder().connect_timeout(opts.request_timeout);
+        if let Some(path) = &opts.ca_file {
+            for cert in load_ca_file(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder.build()?;
         Ok(GatewayClient { base, http, opts })
     }
 
@@ -266,6 +330,23 @@ impl GatewayClient {
             Some((item, st))
         })
     }
+}
+
+/// The certificates of a PEM file (at least one).
+fn load_ca_file(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>, ClientError> {
+    let err = |reason: String| ClientError::CaFile {
+        path: path.display().to_string(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| err(format!("not PEM certificates: {e}")))?;
+    if certs.is_empty() {
+        return Err(err(
+            "no certificate (-----BEGIN CERTIFICATE-----) in it".into()
+        ));
+    }
+    Ok(certs)
 }
 
 async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, ClientError> {
@@ -429,6 +510,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tls_failures_are_found_inside_nested_io_errors() {
+        let rustls_error =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, rustls_error);
+        let outer = std::io::Error::other(inner);
+        let t = tls_cause(&outer).expect("the TLS cause");
+        assert!(t.to_string().contains("UnknownIssuer"), "{t}");
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(tls_cause(&std::io::Error::other(refused)).is_none());
+    }
+
+    #[test]
     fn urls() {
         let c = GatewayClient::new("http://127.0.0.1:8080/base").unwrap();
         assert_eq!(
@@ -439,6 +532,27 @@ mod tests {
         assert!(c.url("", "subscribe").is_err());
         assert!(GatewayClient::new("ftp://x").is_err());
         assert!(GatewayClient::new("not a url").is_err());
+    }
+
+    #[test]
+    fn a_bad_ca_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("gw-client-ca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        for path in [empty, dir.join("missing.pem")] {
+            let opts = ClientOptions {
+                ca_file: Some(path.clone()),
+                ..Default::default()
+            };
+            match GatewayClient::with_options("https://127.0.0.1:1", opts) {
+                Err(ClientError::CaFile { path: p, .. }) => {
+                    assert_eq!(p, path.display().to_string())
+                }
+                other => panic!("{path:?}: expected CaFile, got {other:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     // Paused tokio clock: the client's timers (backoff, give-up, request timeout) run on

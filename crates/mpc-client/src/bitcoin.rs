@@ -260,14 +260,6 @@ impl From<PsbtError> for MpcError {
     }
 }
 
-/// The network's name on the cosigner's wire (`bitcoin` for mainnet).
-fn wire_network(network: BitcoinNetwork) -> &'static str {
-    match network {
-        BitcoinNetwork::Mainnet => "bitcoin",
-        other => other.as_str(),
-    }
-}
-
 impl MpcClient {
     /// Signs every input of a PSBT (BIP-174 version 0 or BIP-370 version 2, binary or
     /// base64) and finalizes it.
@@ -314,7 +306,7 @@ impl MpcClient {
                         Some(binary.clone()),
                         Some(client_core::BitcoinInput {
                             input_index: index,
-                            network: wire_network(network).into(),
+                            network: network.wire_name().into(),
                         }),
                         ChainStyle::Legacy,
                     )
@@ -578,67 +570,14 @@ mod tests {
 
     // ------------------------------------------------------------------ PSBT signing
 
-    use std::collections::BTreeMap;
-    use wallet_btc::bitcoin::absolute::LockTime;
     use wallet_btc::bitcoin::consensus::encode::serialize;
-    use wallet_btc::bitcoin::hashes::Hash;
     use wallet_btc::bitcoin::psbt::Psbt;
-    use wallet_btc::bitcoin::transaction::Version;
-    use wallet_btc::bitcoin::{
-        Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, WPubkeyHash, Witness,
-    };
+    use wallet_btc::bitcoin::{ScriptBuf, Transaction, TxOut};
 
     /// A regtest PSBT spending `n` P2WPKH coins of the wallet at `m/84/1/0/0/i` to a
     /// foreign address, with change to `m/84/1/0/1/0`; and the spent outputs.
     fn regtest_psbt(keys: &WalletKeys, n: u32) -> (Psbt, Vec<TxOut>) {
-        let fp = keys.fingerprint();
-        let coins: Vec<(DerivationPath, TxOut)> = (0..n)
-            .map(|i| {
-                let path = wallet_btc::parse_path(&format!("m/84/1/0/0/{i}")).unwrap();
-                let key = keys.public_key(&path).unwrap();
-                let out = TxOut {
-                    value: Amount::from_sat(100_000 + u64::from(i)),
-                    script_pubkey: wallet_btc::p2wpkh_script(&key),
-                };
-                (path, out)
-            })
-            .collect();
-        let total: u64 = coins.iter().map(|(_, o)| o.value.to_sat()).sum();
-        let change = wallet_btc::parse_path("m/84/1/0/1/0").unwrap();
-        let tx = Transaction {
-            version: Version::TWO,
-            lock_time: LockTime::ZERO,
-            input: (0..n)
-                .map(|i| TxIn {
-                    previous_output: OutPoint {
-                        txid: Txid::from_byte_array([i as u8 + 1; 32]),
-                        vout: i,
-                    },
-                    script_sig: ScriptBuf::new(),
-                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                    witness: Witness::new(),
-                })
-                .collect(),
-            output: vec![
-                TxOut {
-                    value: Amount::from_sat(60_000),
-                    script_pubkey: ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x11; 20])),
-                },
-                TxOut {
-                    value: Amount::from_sat(total - 60_000 - 2_000),
-                    script_pubkey: wallet_btc::p2wpkh_script(&keys.public_key(&change).unwrap()),
-                },
-            ],
-        };
-        let mut psbt = Psbt::from_unsigned_tx(tx).unwrap();
-        for (input, (path, out)) in psbt.inputs.iter_mut().zip(&coins) {
-            input.witness_utxo = Some(out.clone());
-            input.bip32_derivation =
-                BTreeMap::from([(keys.public_key(path).unwrap(), (fp, path.clone()))]);
-        }
-        psbt.outputs[1].bip32_derivation =
-            BTreeMap::from([(keys.public_key(&change).unwrap(), (fp, change))]);
-        (psbt, coins.into_iter().map(|(_, o)| o).collect())
+        wallet_btc::testing::regtest_spend(keys, 0, n)
     }
 
     /// Bitcoin Core's interpreter on every input of the signed transaction.

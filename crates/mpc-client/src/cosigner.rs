@@ -1,14 +1,23 @@
 //! The cosigner over tonic: sends the core's signed requests unchanged and hands back
 //! the responses, or the decoded error of a failed call ([`remote_error`]).
+//!
+//! `https://` URLs speak TLS (rustls with ring): the cosigner's certificate must verify
+//! against the web PKI roots (Mozilla's, compiled in: the same on every platform) or a
+//! CA of the configured CA file. A certificate that does not verify, or any other TLS
+//! failure, is `tls_failed` ([`MpcError::Tls`]), not `cosigner_unavailable`: retrying
+//! does not help until the configuration or the certificate changes.
 
+use std::path::Path;
 use std::time::Duration;
 
 use client_core::RemoteError;
 use client_core::{CosignerHealth, CosignerRequest, CosignerResponse};
 use cosigner_api::pb::cosigner_client::CosignerClient as Grpc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
 use wallet_types::ErrorCode;
+
+use gateway_client::tls_cause;
 
 use crate::error::MpcError;
 
@@ -20,19 +29,43 @@ pub struct CosignerClient {
 }
 
 impl CosignerClient {
-    /// Connects to the cosigner at `url` (`http://host:port`); `timeout` applies to
-    /// connecting and to every request.
+    /// Connects to the cosigner at `url` (`http://host:port`, or `https://…` trusting
+    /// the web PKI roots); `timeout` applies to connecting and to every request.
     pub async fn connect(url: &str, timeout: Duration) -> Result<Self, MpcError> {
-        let endpoint = Endpoint::from_shared(url.to_string())
+        Self::connect_with(url, timeout, None).await
+    }
+
+    /// [`connect`](Self::connect), trusting for an `https://` URL the CA certificates of
+    /// the PEM file `ca_file` as well as the web PKI roots.
+    ///
+    /// A CA file that cannot be read or holds no certificate is a `config` error; a
+    /// certificate of the cosigner that does not verify is `tls_failed`.
+    pub async fn connect_with(
+        url: &str,
+        timeout: Duration,
+        ca_file: Option<&Path>,
+    ) -> Result<Self, MpcError> {
+        let mut endpoint = Endpoint::from_shared(url.to_string())
             .map_err(|e| MpcError::config(format!("invalid cosigner URL {url:?}: {e}")))?
             .connect_timeout(timeout)
             .timeout(timeout);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| MpcError::CosignerUnavailable {
+        if endpoint.uri().scheme_str() == Some("https") {
+            let mut tls = ClientTlsConfig::new().with_webpki_roots();
+            if let Some(path) = ca_file {
+                tls = tls.ca_certificate(read_ca_file(path)?);
+            }
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| MpcError::config(format!("TLS for {url}: {}", error_chain(&e))))?;
+        }
+        let channel = endpoint.connect().await.map_err(|e| match tls_cause(&e) {
+            Some(t) => MpcError::Tls {
+                reason: format!("{url}: {t}"),
+            },
+            None => MpcError::CosignerUnavailable {
                 reason: format!("cannot connect to {url}: {}", error_chain(&e)),
-            })?;
+            },
+        })?;
         Ok(CosignerClient {
             url: url.to_string(),
             grpc: Grpc::new(channel),
@@ -83,7 +116,10 @@ impl CosignerClient {
         };
         r.map_err(|s| {
             let mut e = remote_error(&s);
-            if e.code == ErrorCode::CosignerUnavailable {
+            if matches!(
+                e.code,
+                ErrorCode::CosignerUnavailable | ErrorCode::TlsFailed
+            ) {
                 e.message = format!("{}: {}", self.url, e.message);
             }
             e
@@ -125,18 +161,36 @@ impl CosignerClient {
     }
 }
 
+/// The certificates of the PEM file `path`, for tonic (at least one).
+fn read_ca_file(path: &Path) -> Result<Certificate, MpcError> {
+    let pem = std::fs::read(path)
+        .map_err(|e| MpcError::config(format!("CA file {}: {e}", path.display())))?;
+    if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(MpcError::config(format!(
+            "CA file {}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it",
+            path.display()
+        )));
+    }
+    Ok(Certificate::from_pem(pem))
+}
+
 /// The decoded error of a failed cosigner call: the ONE place a `tonic::Status`
 /// becomes a [`RemoteError`].
 ///
 /// The cosigner's `google.rpc.ErrorInfo` names the code, the rule and the presignature
 /// state (`cosigner_api`'s decoder); without it the gRPC code decides; never the message
-/// text. A transport failure (the status has a source: connection refused, reset, TLS)
-/// is `cosigner_unavailable` with its cause in the message.
+/// text. A transport failure (the status has a source: connection refused, reset) is
+/// `cosigner_unavailable` with its cause in the message; a TLS failure among its causes
+/// (a reconnection to a cosigner whose certificate no longer verifies) is `tls_failed`.
 pub(crate) fn remote_error(status: &tonic::Status) -> RemoteError {
     let mut e = RemoteError::from(status);
     if let Some(src) = std::error::Error::source(status) {
         e.message = format!("{}: {}", e.message, error_chain(src));
-        if matches!(status.code(), Code::Cancelled | Code::Unknown) {
+        if let Some(t) = tls_cause(src) {
+            e.code = ErrorCode::TlsFailed;
+            e.message = t.to_string();
+            e.retryable = e.code.retryable();
+        } else if matches!(status.code(), Code::Cancelled | Code::Unknown) {
             e.code = ErrorCode::CosignerUnavailable;
             e.retryable = e.code.retryable();
         }

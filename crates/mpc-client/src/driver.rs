@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,7 +17,7 @@ use client_core::{
     SignStep, Signed, TakenPresignature,
 };
 use futures_util::StreamExt;
-use gateway_client::GatewayClient;
+use gateway_client::{ClientOptions, GatewayClient};
 use mpc_core::primes::PrimeSet;
 use mpc_core::SessionOutput;
 use mpc_party::{PartyError, Transport};
@@ -40,6 +41,8 @@ pub(crate) fn now_ms() -> u64 {
 pub struct SessionSettings {
     /// Gateway URL to use instead of the one the cosigner announces.
     pub gateway_url: Option<String>,
+    /// A PEM file of extra CA certificates trusted for an `https://` gateway.
+    pub ca_file: Option<String>,
     /// Deadline of each session.
     pub timeout: Duration,
 }
@@ -71,8 +74,12 @@ pub(crate) async fn run_spec(
             "the cosigner announced no gateway URL; set gateway_url".into(),
         ));
     }
-    let gateway =
-        GatewayClient::new(&url).map_err(|e| PartyError::Gateway(format!("{url}: {e}")))?;
+    let opts = ClientOptions {
+        ca_file: settings.ca_file.as_ref().map(PathBuf::from),
+        ..ClientOptions::default()
+    };
+    let gateway = GatewayClient::with_options(&url, opts)
+        .map_err(|e| PartyError::Gateway(format!("{url}: {e}")))?;
     let transport = Transport {
         gateway,
         token: room.token().map(str::to_string),

@@ -45,6 +45,9 @@ pub struct JoinRequest {
     pub accounts: Vec<AccountRoom>,
     /// Gateway URL to use instead of the rooms' announced one.
     pub gateway_url: Option<String>,
+    /// A PEM file of extra CA certificates trusted for an `https://` gateway (beside
+    /// the web PKI roots).
+    pub ca_file: Option<String>,
     /// Deadline of each session.
     pub session_timeout: Duration,
 }
@@ -75,6 +78,7 @@ impl JoinRequest {
             },
             SessionSettings {
                 gateway_url: self.gateway_url,
+                ca_file: self.ca_file,
                 timeout: self.session_timeout,
             },
         )
@@ -201,6 +205,7 @@ mod tests {
                 keygen: room("keygen-session-0001"),
             }],
             gateway_url: None,
+            ca_file: None,
             session_timeout: Duration::from_secs(5),
         }
     }

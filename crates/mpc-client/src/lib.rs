@@ -140,9 +140,10 @@ impl std::fmt::Debug for MpcClient {
 }
 
 async fn connect_cosigner(config: &MpcConfig) -> Result<CosignerClient, MpcError> {
-    CosignerClient::connect(
+    CosignerClient::connect_with(
         &config.cosigner_url,
         Duration::from_secs(config.request_timeout_secs),
+        config.ca_file.as_deref().map(Path::new),
     )
     .await
 }
@@ -190,6 +191,7 @@ impl MpcClient {
     fn settings(&self, timeout_secs: u64) -> Settings {
         Settings {
             gateway_url: self.config.gateway_url.clone(),
+            ca_file: self.config.ca_file.clone(),
             timeout: Duration::from_secs(timeout_secs),
         }
     }
@@ -992,6 +994,7 @@ async fn refill(
 ) -> Result<PresignPoolStatus, MpcError> {
     let settings = Settings {
         gateway_url: config.gateway_url.clone(),
+        ca_file: config.ca_file.clone(),
         timeout: Duration::from_secs(config.sign_timeout_secs),
     };
     let job = driver::PoolJob {

@@ -17,7 +17,9 @@ use crate::error::MpcError;
 /// Configuration of an [`MpcClient`](crate::MpcClient).
 #[derive(Clone, Serialize, Deserialize)]
 pub struct MpcConfig {
-    /// Cosigner (sign-service) gRPC URL, e.g. `http://127.0.0.1:50051`.
+    /// Cosigner (sign-service) gRPC URL, e.g. `http://127.0.0.1:50051`, or `https://…`
+    /// for a cosigner that serves TLS (trusted through the web PKI roots and
+    /// [`ca_file`](Self::ca_file)).
     pub cosigner_url: String,
     /// Gateway base URL to use instead of the one the cosigner announces (when this
     /// device reaches the gateway under another address). `None`: use the announced one.
@@ -56,6 +58,11 @@ pub struct MpcConfig {
     /// next wallet creation; a cosigner outside dev mode refuses to create wallets
     /// without one (`registration_required`). Single use.
     pub registration_credential: Option<String>,
+    /// A PEM file of extra CA certificates to trust for `https://` cosigner and gateway
+    /// URLs, beside the web PKI roots (Mozilla's, compiled in): for servers whose
+    /// certificates a private CA issued. `None`: the web PKI roots only.
+    #[serde(default)]
+    pub ca_file: Option<String>,
 }
 
 impl std::fmt::Debug for MpcConfig {
@@ -68,6 +75,7 @@ impl std::fmt::Debug for MpcConfig {
             .field("role", &self.role)
             .field("insecure_dev_primes", &self.insecure_dev_primes)
             .field("primes_path", &self.primes_path)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +100,7 @@ impl MpcConfig {
             insecure_fast_kdf: false,
             allow_weak_passphrase: false,
             registration_credential: None,
+            ca_file: None,
         }
     }
 
@@ -112,6 +121,9 @@ impl MpcConfig {
                     "{name} must be between 1 and 86400, got {v}"
                 )));
             }
+        }
+        if self.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            return Err(MpcError::config("ca_file is empty"));
         }
         if self.role == PartyRole::Recovery && self.recovery_path.is_none() {
             return Err(MpcError::config("recovery mode needs recovery_path"));

@@ -193,7 +193,7 @@ where
             msg = out_rx.recv() => match msg {
                 Some(Outbound::Post(text)) => {
                     if let Err(e) = gateway.broadcast(&room, token.as_deref(), &text).await {
-                        break Err(PartyError::Gateway(e.to_string()));
+                        break Err(gateway_error(e));
                     }
                 }
                 Some(Outbound::Progress(p)) => progress(p),
@@ -210,7 +210,7 @@ where
                 Some(Ok((seq, body))) => {
                     let _ = in_tx.send((seq, body));
                 }
-                Some(Err(e)) => break Err(PartyError::Gateway(e.to_string())),
+                Some(Err(e)) => break Err(gateway_error(e)),
                 None => break Err(PartyError::StreamEnded(room.clone())),
             },
             _ = tokio::time::sleep_until(deadline) => {
@@ -322,6 +322,14 @@ fn session_thread<F>(
     });
     // Unheard when the runner is gone.
     let _ = outbound.send(Outbound::Done(result));
+}
+
+/// A gateway client's error as a session error: TLS failures keep their own kind.
+fn gateway_error(e: gateway_client::ClientError) -> PartyError {
+    match e {
+        gateway_client::ClientError::Tls { .. } => PartyError::Tls(e.to_string()),
+        e => PartyError::Gateway(e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -41,6 +41,10 @@ pub enum PartyError {
     /// The gateway could not be reached or refused us.
     #[error("gateway error: {0}")]
     Gateway(String),
+    /// The TLS connection to the gateway failed (its certificate is not trusted, or the
+    /// handshake failed): a configuration problem, not worth retrying.
+    #[error("gateway TLS error: {0}")]
+    Tls(String),
     /// The session did not finish in time.
     #[error("session {session} timed out after {after:?} in round {round} waiting for parties {waiting_for:?}{}", rejected_suffix(.rejected))]
     Timeout {

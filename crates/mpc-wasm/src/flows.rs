@@ -915,8 +915,20 @@ struct SignIn {
     cosigner_payload: Option<Vec<u8>>,
     #[serde(default)]
     presign: PresignMode,
+    /// `bitcoin_psbt_input` only: which input of the PSBT (`cosigner_payload`) this is.
+    #[serde(default)]
+    bitcoin: Option<BitcoinIn>,
     #[serde(flatten)]
     session: SessionConfig,
+}
+
+/// The PSBT input a `bitcoin_psbt_input` signing signs.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BitcoinIn {
+    input_index: u32,
+    /// `mainnet` (or `bitcoin`), `testnet`, `signet`, `regtest`.
+    network: String,
 }
 
 #[derive(Serialize)]
@@ -1060,7 +1072,17 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
     let account_id = client_core::parse_path(&params.derivation_path)
         .map(|p| client_core::pool_key(&params.account_id, &p))
         .unwrap_or_else(|_| params.account_id.clone());
-    let mut step = client_core::Sign::start(
+    let bitcoin = match &params.bitcoin {
+        None => None,
+        Some(b) => Some(client_core::BitcoinInput {
+            input_index: b.input_index,
+            network: crate::bitcoin::parse_network(Some(&b.network))
+                .map_err(|e| input(e.message))?
+                .wire_name()
+                .into(),
+        }),
+    };
+    let mut step = client_core::Sign::start_with(
         &party,
         SignParams {
             account_id: params.account_id.clone(),
@@ -1072,6 +1094,7 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
             chain: client_core::ChainStyle::Legacy,
             presign: params.presign,
         },
+        bitcoin,
     )?;
     phase(&host, "connect", 0.0, false);
     // Presignatures taken by this signature whose outcome is not reported yet.

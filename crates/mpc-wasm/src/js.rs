@@ -132,6 +132,76 @@ pub fn bitcoin_address(public_key: &str, network: Option<String>) -> JsResult<St
     js(api::bitcoin_address(public_key, network.as_deref()))
 }
 
+/// P2WPKH address of an HD account at a non-hardened path on a network (`mainnet`,
+/// `testnet`, `signet`, `regtest`), by the wallet's Bitcoin codec.
+#[wasm_bindgen(js_name = bitcoinAddressAt)]
+pub fn bitcoin_address_at(
+    public_key: &str,
+    chain_code: &str,
+    path: &str,
+    network: Option<String>,
+) -> JsResult<String> {
+    js(crate::bitcoin::address(
+        public_key,
+        chain_code,
+        path,
+        network.as_deref(),
+    ))
+}
+
+/// Watch-only export of an HD account (xpub, fingerprint, receive and change
+/// descriptors with key origin and checksum).
+#[wasm_bindgen(js_name = bitcoinWatchOnly)]
+pub fn bitcoin_watch_only(
+    public_key: &str,
+    chain_code: &str,
+    account_path: Option<String>,
+    network: Option<String>,
+) -> JsResult<JsValue> {
+    to_value(&js(crate::bitcoin::watch_only(
+        public_key,
+        chain_code,
+        account_path.as_deref(),
+        network.as_deref(),
+    ))?)
+}
+
+/// Analyzes a PSBT (binary or base64 bytes) for an HD account: every refusal happens
+/// here, before anything is signed (see `bitcoin::psbt_plan`).
+#[wasm_bindgen(js_name = psbtPlan)]
+pub fn psbt_plan(
+    public_key: &str,
+    chain_code: &str,
+    psbt: &[u8],
+    network: Option<String>,
+) -> JsResult<JsValue> {
+    to_value(&js(crate::bitcoin::psbt_plan(
+        public_key,
+        chain_code,
+        psbt,
+        network.as_deref(),
+    ))?)
+}
+
+/// Adds the inputs' signatures (`[{ index, der }]`), finalizes and extracts.
+#[wasm_bindgen(js_name = psbtFinalize)]
+pub fn psbt_finalize(
+    public_key: &str,
+    chain_code: &str,
+    psbt: &[u8],
+    network: Option<String>,
+    signatures: JsValue,
+) -> JsResult<JsValue> {
+    let sigs: Vec<crate::bitcoin::InputSig> = from_value("signatures", signatures)?;
+    to_value(&js(crate::bitcoin::psbt_finalize(
+        public_key,
+        chain_code,
+        psbt,
+        network.as_deref(),
+        &sigs,
+    ))?)
+}
+
 /// Non-hardened BIP-32 public derivation.
 #[wasm_bindgen(js_name = derivePublicKey)]
 pub fn derive_public_key(public_key: &str, chain_code: &str, path: &str) -> JsResult<String> {

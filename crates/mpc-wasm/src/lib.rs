@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod bitcoin;
 pub mod error;
 pub mod primes;
 /// The SSE parser of the fetch-stream transport (shared with the native gateway client).

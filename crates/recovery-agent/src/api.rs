@@ -455,11 +455,15 @@ async fn job(
 
 /// Serves the API on `listener` until `shutdown` completes; expires finished jobs in
 /// the background.
-pub async fn serve(
+pub async fn serve<L>(
     agent: Arc<Agent>,
-    listener: tokio::net::TcpListener,
+    listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let a = Arc::clone(&agent);
     let expiry = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));

@@ -66,6 +66,9 @@ pub struct AgentConfig {
     pub allowed_origins: Vec<String>,
     /// Gateway URL used instead of the one in the rooms.
     pub gateway_url: Option<String>,
+    /// A PEM file of extra CA certificates trusted for an `https://` gateway (beside
+    /// the web PKI roots).
+    pub ca_file: Option<String>,
     /// Weak, fast passphrase hashing (tests only).
     pub insecure_fast_kdf: bool,
     /// Wallet creations running at once at most.
@@ -84,6 +87,7 @@ impl std::fmt::Debug for AgentConfig {
             .field("data_dir", &self.data_dir)
             .field("allowed_origins", &self.allowed_origins)
             .field("gateway_url", &self.gateway_url)
+            .field("ca_file", &self.ca_file)
             .field("insecure_fast_kdf", &self.insecure_fast_kdf)
             .field("max_jobs", &self.max_jobs)
             .field("job_ttl", &self.job_ttl)
@@ -408,6 +412,7 @@ impl Agent {
             kind: AccountKind::Hd,
             accounts: Vec::new(),
             gateway_url: self.cfg.gateway_url.clone(),
+            ca_file: self.cfg.ca_file.clone(),
             session_timeout: self.cfg.session_timeout,
         };
         let bundle = join_wallet_creation(req, listener).await?;
@@ -467,6 +472,7 @@ impl Agent {
             kind: job.kind,
             accounts: job.accounts.clone(),
             gateway_url: self.cfg.gateway_url.clone(),
+            ca_file: self.cfg.ca_file.clone(),
             session_timeout: self.cfg.session_timeout,
         };
         let bundle = join_wallet_creation(req, listener).await?;

@@ -30,7 +30,7 @@ struct Args {
     port_file: Option<PathBuf>,
 
     /// Allow listening on a non-loopback address (the API is then reachable from the
-    /// network; protect it with TLS in front).
+    /// network; serve it with TLS: --tls-cert-file, --tls-key-file).
     #[arg(long)]
     allow_non_loopback: bool,
 
@@ -69,6 +69,20 @@ struct Args {
     /// Gateway URL to use instead of the one the cosigner announced in the rooms.
     #[arg(long, env = "RECOVERY_AGENT_GATEWAY_URL")]
     gateway_url: Option<String>,
+
+    /// A PEM file of extra CA certificates trusted for an https:// gateway (beside the
+    /// web PKI roots).
+    #[arg(long, env = "RECOVERY_AGENT_CA_FILE")]
+    ca_file: Option<String>,
+
+    /// Serve HTTPS with this certificate chain (PEM; with --tls-key-file). Default:
+    /// plain HTTP.
+    #[arg(long, env = "RECOVERY_AGENT_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert-file.
+    #[arg(long, env = "RECOVERY_AGENT_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
 
     /// Use the repository's PUBLIC test primes for aux info. INSECURE: tests and demos
     /// only; keys made this way are not secret-safe.
@@ -201,12 +215,20 @@ async fn main() -> Result<()> {
         passphrase: passphrase(&args)?,
         allowed_origins,
         gateway_url: args.gateway_url.clone(),
+        ca_file: args.ca_file.clone(),
         insecure_fast_kdf: args.insecure_fast_kdf,
         max_jobs: args.max_jobs,
         job_ttl: Duration::from_secs(args.job_ttl_secs),
         session_timeout: Duration::from_secs(args.session_timeout_secs),
         max_body_bytes: args.max_body_bytes,
     };
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            Some(server_tls::server_config(cert, key, server_tls::ALPN_HTTP1).context("TLS")?)
+        }
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let (agent, created) = Agent::open(cfg, token, primes.clone())?;
     if let PrimeSource::Generated(pool) = &primes {
         pool.refill();
@@ -224,7 +246,7 @@ async fn main() -> Result<()> {
         "recovery-agent listening"
     );
     // stdout: what the user (or a test) needs, one fact per line.
-    println!("recovery-agent listening on http://{addr}");
+    println!("recovery-agent listening on {scheme}://{addr}");
     println!("identity: {}", agent.public_identity());
     if let Some(t) = printed {
         println!("pairing token: {}", t.as_str());
@@ -232,7 +254,13 @@ async fn main() -> Result<()> {
     if let Some(path) = &args.port_file {
         write_port_file(path, addr)?;
     }
-    api::serve(agent, listener, shutdown_signal()).await?;
+    match tls {
+        Some(config) => {
+            let listener = server_tls::TlsListener::new(listener, config)?;
+            api::serve(agent, listener, shutdown_signal()).await?
+        }
+        None => api::serve(agent, listener, shutdown_signal()).await?,
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -139,6 +139,7 @@ async fn enroll_with_the_agent_then_create_from_the_enrollment_and_recover() -> 
     let cosigner = CosignerClient::connect(&cosigner_url, Duration::from_secs(30)).await?;
     let settings = SessionSettings {
         gateway_url: None,
+        ca_file: None,
         timeout: Duration::from_secs(900),
     };
     let progress: Arc<dyn ProgressListener> = Arc::new(Quiet);

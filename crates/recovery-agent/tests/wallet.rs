@@ -108,6 +108,7 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
         &mut effects,
         &SessionSettings {
             gateway_url: None,
+            ca_file: None,
             timeout: Duration::from_secs(900),
         },
         &(log.clone() as Arc<dyn ProgressListener>),

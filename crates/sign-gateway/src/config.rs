@@ -1,6 +1,6 @@
 //! `sign-gateway` configuration: optional YAML file plus environment overrides.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gateway_core::{GatewayConfig, Limits};
 use serde::{Deserialize, Serialize};
@@ -18,6 +18,21 @@ pub const ENV_LOG_FORMAT: &str = "SIGN_GATEWAY_LOG_FORMAT";
 /// Environment variable overriding `cors_origins`: comma-separated browser origins
 /// (e.g. `http://localhost:5173,https://wallet.example`, or `*`); empty disables CORS.
 pub const ENV_CORS_ORIGINS: &str = "SIGN_GATEWAY_CORS_ORIGINS";
+
+/// Environment variable overriding `tls.cert_file` (with `SIGN_GATEWAY_TLS_KEY_FILE`).
+pub const ENV_TLS_CERT_FILE: &str = "SIGN_GATEWAY_TLS_CERT_FILE";
+/// Environment variable overriding `tls.key_file` (with `SIGN_GATEWAY_TLS_CERT_FILE`).
+pub const ENV_TLS_KEY_FILE: &str = "SIGN_GATEWAY_TLS_KEY_FILE";
+
+/// Serve HTTPS with this certificate and key (PEM files) instead of plain HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain: the server's certificate first, then intermediates.
+    pub cert_file: PathBuf,
+    /// The certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+}
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -72,6 +87,8 @@ pub struct Config {
     pub require_party_tokens: bool,
     /// Resource limits.
     pub limits: Limits,
+    /// Serve HTTPS with this certificate and key. Absent (the default): plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for Config {
@@ -86,6 +103,7 @@ impl Default for Config {
             access_secret: g.access_secret,
             require_party_tokens: g.require_party_tokens,
             limits: g.limits,
+            tls: None,
         }
     }
 }
@@ -170,6 +188,39 @@ impl Config {
         }
         if let Some(o) = get(ENV_CORS_ORIGINS) {
             self.cors_origins = split_origins(&o);
+        }
+        let cert = get(ENV_TLS_CERT_FILE).filter(|v| !v.is_empty());
+        let key = get(ENV_TLS_KEY_FILE).filter(|v| !v.is_empty());
+        match (cert, key, self.tls.as_mut()) {
+            (None, None, _) => {}
+            (cert, key, Some(tls)) => {
+                if let Some(c) = cert {
+                    tls.cert_file = c.into();
+                }
+                if let Some(k) = key {
+                    tls.key_file = k.into();
+                }
+            }
+            (Some(c), Some(k), None) => {
+                self.tls = Some(TlsFiles {
+                    cert_file: c.into(),
+                    key_file: k.into(),
+                })
+            }
+            (Some(c), None, None) => {
+                return Err(ConfigError::Env {
+                    name: ENV_TLS_CERT_FILE,
+                    value: c,
+                    reason: format!("set {ENV_TLS_KEY_FILE} as well"),
+                })
+            }
+            (None, Some(k), None) => {
+                return Err(ConfigError::Env {
+                    name: ENV_TLS_KEY_FILE,
+                    value: k,
+                    reason: format!("set {ENV_TLS_CERT_FILE} as well"),
+                })
+            }
         }
         if let Some(l) = get(ENV_LOG_LEVEL).filter(|v| !v.is_empty()) {
             self.logging.level = l;
@@ -259,6 +310,26 @@ mod tests {
         assert!(c
             .apply_env(|k| (k == ENV_PORT).then(|| "http".to_string()))
             .is_err());
+    }
+
+    #[test]
+    fn tls_from_file_and_env() {
+        let c = Config::from_yaml("tls:\n  cert_file: /c.pem\n  key_file: /k.pem\n").unwrap();
+        let tls = c.tls.clone().unwrap();
+        assert_eq!(tls.cert_file, PathBuf::from("/c.pem"));
+        assert!(Config::from_yaml("tls:\n  cert_file: /c.pem\n").is_err());
+        let mut c = Config::from_yaml("").unwrap();
+        assert!(c.tls.is_none());
+        assert!(c
+            .apply_env(|k| (k == ENV_TLS_CERT_FILE).then(|| "/c.pem".into()))
+            .is_err());
+        c.apply_env(|k| match k {
+            ENV_TLS_CERT_FILE => Some("/c.pem".into()),
+            ENV_TLS_KEY_FILE => Some("/k.pem".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.tls.unwrap().key_file, PathBuf::from("/k.pem"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! `sign-gateway` binary: `sign-gateway [--config config/sign-gateway.yaml]`.
 
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -79,6 +80,15 @@ async fn serve(cfg: Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
     })?;
     let local = listener.local_addr().context("no local address")?;
 
+    let tls = match &cfg.tls {
+        Some(t) => Some(
+            server_tls::server_config(&t.cert_file, &t.key_file, server_tls::ALPN_HTTP1)
+                .context("tls")?,
+        ),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gw = cfg.gateway();
     let state = sign_gateway::AppState::new(gw.clone(), shutdown_rx.clone());
@@ -86,7 +96,7 @@ async fn serve(cfg: Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
     if gw.access_secret.is_none() {
         tracing::warn!(
             "GATEWAY IS OPEN: no access secret configured, anyone who can reach \
-             http://{local} can use any room. Set {ENV_ACCESS_SECRET} (or access_secret \
+             {scheme}://{local} can use any room. Set {ENV_ACCESS_SECRET} (or access_secret \
              in the config file) for anything but local use."
         );
     } else {
@@ -99,7 +109,7 @@ async fn serve(cfg: Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
     }
     tracing::info!(
         limits = ?gw.limits,
-        "sign-gateway listening on http://{local}"
+        "sign-gateway listening on {scheme}://{local}"
     );
     if let Some(path) = &port_file {
         write_port_file(path, local)?;
@@ -122,10 +132,25 @@ async fn serve(cfg: Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
 
     let app = sign_gateway::router(state);
     let mut shutdown_wait = shutdown_rx.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stop = async move {
         let _ = shutdown_wait.wait_for(|v| *v).await;
-    });
-    let server = tokio::spawn(async move { server.await });
+    };
+    let server = match tls {
+        Some(config) => {
+            let listener =
+                server_tls::TlsListener::new(listener, config).context("cannot start TLS")?;
+            tokio::spawn(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .into_future(),
+            )
+        }
+        None => tokio::spawn(
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop)
+                .into_future(),
+        ),
+    };
 
     shutdown_signal().await;
     tracing::info!("shutting down: closing subscriptions and draining requests");

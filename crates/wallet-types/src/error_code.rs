@@ -96,6 +96,10 @@ error_codes! {
     AgentUnauthorized = "agent_unauthorized", retryable: false;
     /// The recovery agent failed its part of the job.
     AgentFailed = "agent_failed", retryable: false;
+    /// A TLS connection to a server (cosigner, gateway, agent) failed: its certificate
+    /// is not trusted (unknown CA: configure the CA file; wrong host name; expired) or
+    /// the TLS handshake failed (e.g. `https` to a plain-HTTP port).
+    TlsFailed = "tls_failed", retryable: false;
 
     // ---- the cosigner's answers (these travel in google.rpc.ErrorInfo.reason)
     /// The request is not authenticated: bad or replayed request signature, stale

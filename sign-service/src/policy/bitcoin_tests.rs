@@ -2,19 +2,11 @@
 //! level, with a real wallet, is in `tests/policy.rs`), and property tests: arbitrary
 //! bytes as a PSBT never panic and never pass.
 
-use std::str::FromStr;
-
 use mpc_core::hd::DerivationPath as CorePath;
 use mpc_core::DigestKind;
 use proptest::prelude::*;
-use wallet_btc::bitcoin::bip32::DerivationPath;
-use wallet_btc::bitcoin::hashes::Hash as _;
-use wallet_btc::bitcoin::psbt::Psbt;
 use wallet_btc::bitcoin::secp256k1::{Secp256k1, SecretKey};
-use wallet_btc::bitcoin::transaction::Version;
-use wallet_btc::bitcoin::{
-    absolute, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
-};
+use wallet_btc::bitcoin::ScriptBuf;
 use wallet_btc::{Network, WalletKeys};
 
 use super::bitcoin::{evaluate, prepare_with_keys, BitcoinDaily, BitcoinInput, PsbtRefusal};
@@ -28,97 +20,16 @@ pub(crate) fn keys() -> WalletKeys {
     WalletKeys::new(&pk, &[9u8; 32]).unwrap()
 }
 
-pub(crate) fn path(s: &str) -> DerivationPath {
-    DerivationPath::from_str(s).unwrap()
-}
+pub(crate) use wallet_btc::testing::{elsewhere, path, Spend};
 
-/// What an input spends.
-#[derive(Clone, Copy)]
-pub(crate) enum Spend {
-    /// The wallet's P2WPKH at a path, with its derivation.
-    Ours,
-    /// The wallet's key at the path, but another wallet's fingerprint.
-    Foreign,
-    /// A Taproot output.
-    Taproot,
-    /// A P2PKH output.
-    P2pkh,
-}
-
-/// A PSBT (version 0) spending `inputs` (path, sats, kind) to `outputs` (script, sats,
-/// change path).
+/// A PSBT (version 0) spending `inputs` (path, sats, kind; outpoint txids `[1 + i; 32]`)
+/// to `outputs` (script, sats, change path).
 pub(crate) fn psbt(
     keys: &WalletKeys,
     inputs: &[(&str, u64, Spend)],
     outputs: &[(ScriptBuf, u64, Option<&str>)],
 ) -> Vec<u8> {
-    let tx = Transaction {
-        version: Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: (0..inputs.len())
-            .map(|i| TxIn {
-                previous_output: OutPoint {
-                    txid: Txid::from_byte_array([i as u8 + 1; 32]),
-                    vout: 0,
-                },
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                witness: Witness::new(),
-            })
-            .collect(),
-        output: outputs
-            .iter()
-            .map(|(s, v, _)| TxOut {
-                value: Amount::from_sat(*v),
-                script_pubkey: s.clone(),
-            })
-            .collect(),
-    };
-    let mut p = Psbt::from_unsigned_tx(tx).unwrap();
-    for (i, (pth, sats, kind)) in inputs.iter().enumerate() {
-        let dp = path(pth);
-        let key = keys.public_key(&dp).unwrap();
-        let script = match kind {
-            Spend::Ours | Spend::Foreign => wallet_btc::p2wpkh_script(&key),
-            Spend::Taproot => {
-                let mut b = vec![0x51, 0x20];
-                b.extend_from_slice(&[0x42; 32]);
-                ScriptBuf::from_bytes(b)
-            }
-            Spend::P2pkh => {
-                let mut b = vec![0x76, 0xa9, 0x14];
-                b.extend_from_slice(&[0x42; 20]);
-                b.extend_from_slice(&[0x88, 0xac]);
-                ScriptBuf::from_bytes(b)
-            }
-        };
-        p.inputs[i].witness_utxo = Some(TxOut {
-            value: Amount::from_sat(*sats),
-            script_pubkey: script,
-        });
-        let fp = match kind {
-            Spend::Foreign => [0xde, 0xad, 0xbe, 0xef].into(),
-            _ => keys.fingerprint(),
-        };
-        p.inputs[i].bip32_derivation.insert(key, (fp, dp));
-    }
-    for (j, (_, _, change)) in outputs.iter().enumerate() {
-        if let Some(c) = change {
-            let dp = path(c);
-            let key = keys.public_key(&dp).unwrap();
-            p.outputs[j]
-                .bip32_derivation
-                .insert(key, (keys.fingerprint(), dp));
-        }
-    }
-    p.serialize()
-}
-
-/// A P2WPKH script of someone else (`b` picks the key hash).
-pub(crate) fn elsewhere(b: u8) -> ScriptBuf {
-    let mut s = vec![0x00, 0x14];
-    s.extend_from_slice(&[b; 20]);
-    ScriptBuf::from_bytes(s)
+    wallet_btc::testing::psbt(keys, 1, inputs, outputs).serialize()
 }
 
 const IN0: &str = "m/84/1/0/0/0";

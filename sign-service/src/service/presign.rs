@@ -69,8 +69,10 @@ pub(super) async fn sign_with_presignature(
 ) -> Result<pb::SignWithPresignatureResponse, CosignerError> {
     st.check_serving()?;
     let (wallet, party) = st.authenticate(&req).await?;
-    let request = SignRequest::new(
+    let request = SignRequest::audited(
+        st,
         &wallet,
+        party,
         req.account_id,
         super::parse_path(&req.derivation_path)?,
         digest_kind_from_proto(req.digest)?,

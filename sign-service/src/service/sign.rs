@@ -18,8 +18,10 @@ pub(super) async fn start_sign(
 ) -> Result<pb::StartSignResponse, CosignerError> {
     st.check_serving()?;
     let (wallet, party) = st.authenticate(&req).await?;
-    let request = SignRequest::new(
+    let request = SignRequest::audited(
+        st,
         &wallet,
+        party,
         req.account_id,
         parse_path(&req.derivation_path)?,
         digest_kind_from_proto(req.digest)?,

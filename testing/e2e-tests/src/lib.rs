@@ -582,6 +582,38 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// Latency figures of a sample in milliseconds, as the benches write them: `n`,
+/// `p50_ms`, `p95_ms` (nearest rank), `min_ms`, `max_ms`, `mean_ms`.
+pub fn latency_stats(mut v: Vec<f64>) -> serde_json::Value {
+    v.sort_by(f64::total_cmp);
+    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
+    serde_json::json!({
+        "n": v.len(),
+        "p50_ms": percentile(&v, 50.0),
+        "p95_ms": percentile(&v, 95.0),
+        "min_ms": v.first().copied().unwrap_or(0.0),
+        "max_ms": v.last().copied().unwrap_or(0.0),
+        "mean_ms": mean,
+    })
+}
+
+/// Bitcoin Core's script interpreter (libbitcoinconsensus) on every input of a raw
+/// transaction, against the script and amount of the output it spends (`spent`, in input
+/// order).
+pub fn bitcoin_core_verifies(raw_tx: &[u8], spent: &[wallet_btc::bitcoin::TxOut]) -> Result<()> {
+    for (i, out) in spent.iter().enumerate() {
+        bitcoinconsensus::verify(
+            out.script_pubkey.as_bytes(),
+            out.value.to_sat(),
+            raw_tx,
+            None,
+            i,
+        )
+        .map_err(|e| anyhow::anyhow!("input {i} fails Bitcoin Core's interpreter: {e:?}"))?;
+    }
+    Ok(())
+}
+
 /// Whether the cosigner at `url` names its errors with a `google.rpc.ErrorInfo` in
 /// `grpc-status-details-bin` (the code, the policy rule...): a request without
 /// authentication must fail, and the failure shows whether details come with it.

@@ -558,17 +558,7 @@ fn core_verifies(signed: &serde_json::Value, spent: &[wallet_btc::bitcoin::TxOut
         tx.compute_txid().to_string() == signed["txid"].as_str().unwrap_or_default(),
         "txid: {signed}"
     );
-    for (i, out) in spent.iter().enumerate() {
-        bitcoinconsensus::verify(
-            out.script_pubkey.as_bytes(),
-            out.value.to_sat(),
-            &raw,
-            None,
-            i,
-        )
-        .map_err(|e| anyhow::anyhow!("input {i} fails Bitcoin Core's interpreter: {e:?}"))?;
-    }
-    Ok(())
+    bitcoin_core_verifies(&raw, spent)
 }
 
 /// `client btc sign-psbt` with the cosigner: refusals before any session, 1- and 5-input

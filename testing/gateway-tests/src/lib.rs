@@ -2,7 +2,8 @@
 //!
 //! - [`process`]: starts `sign-gateway` or `edge-gateway` (under `wrangler dev`) as a real
 //!   process on a free loopback port and stops it on drop;
-//! - [`contract`]: the contract checks, run unchanged against both.
+//! - [`contract`]: the contract checks, run unchanged against both;
+//! - [`tls`]: a CA and server certificates made at run time for the TLS tests.
 //!
 //! The suite itself is `crates/sign-gateway/tests/contract.rs` (it needs the
 //! `sign-gateway` binary, which Cargo only provides to that package's tests). This is test
@@ -10,3 +11,4 @@
 
 pub mod contract;
 pub mod process;
+pub mod tls;

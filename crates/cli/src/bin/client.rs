@@ -68,6 +68,10 @@ struct Args {
     /// Gateway URL to use instead of the one the cosigner announces.
     #[arg(long, env = "WALLET_GATEWAY_URL", global = true)]
     gateway: Option<String>,
+    /// A PEM file of CA certificates trusted for https:// cosigner and gateway URLs,
+    /// beside the web PKI roots (a private CA's certificate).
+    #[arg(long, env = "WALLET_MPC_CA_FILE", global = true)]
+    ca_file: Option<PathBuf>,
     /// The device's key-share file (passphrase from WALLET_CLIENT_PASSPHRASE).
     #[arg(long, default_value = SHARE_FILES[0], global = true)]
     share_file: PathBuf,
@@ -495,6 +499,7 @@ fn main() {
             ErrorCode::Unauthorized => 4,
             ErrorCode::CosignerUnavailable => 5,
             ErrorCode::Timeout => 6,
+            ErrorCode::TlsFailed => 8,
             _ => 1,
         });
     }
@@ -845,6 +850,7 @@ fn config(
     let mut cfg = MpcConfig::new(args.share_file.display().to_string(), device_pass);
     cfg.cosigner_url = args.cosigner.clone();
     cfg.gateway_url = args.gateway.clone();
+    cfg.ca_file = args.ca_file.as_ref().map(|p| p.display().to_string());
     cfg.recovery_path = Some(args.recovery_file.display().to_string());
     cfg.recovery_passphrase = recovery_pass;
     cfg.role = role;

@@ -60,19 +60,6 @@ fn parse_args() -> Result<Args> {
     Ok(a)
 }
 
-fn stats(mut v: Vec<f64>) -> serde_json::Value {
-    v.sort_by(f64::total_cmp);
-    let mean = v.iter().sum::<f64>() / v.len().max(1) as f64;
-    serde_json::json!({
-        "n": v.len(),
-        "p50_ms": percentile(&v, 50.0),
-        "p95_ms": percentile(&v, 95.0),
-        "min_ms": v.first().copied().unwrap_or(0.0),
-        "max_ms": v.last().copied().unwrap_or(0.0),
-        "mean_ms": mean,
-    })
-}
-
 fn ms(t: Instant) -> f64 {
     t.elapsed().as_secs_f64() * 1000.0
 }
@@ -204,11 +191,11 @@ fn run() -> Result<()> {
     eprintln!("[bench] {} in-process library signings...", args.full);
     let (lib_single, lib_threaded) = library_signing(&client_dir, &account, args.full)?;
 
-    let online_s = stats(online);
-    let online_internal_s = stats(online_internal);
-    let full_s = stats(full);
-    let single_s = stats(lib_single);
-    let threaded_s = stats(lib_threaded);
+    let online_s = latency_stats(online);
+    let online_internal_s = latency_stats(online_internal);
+    let full_s = latency_stats(full);
+    let single_s = latency_stats(lib_single);
+    let threaded_s = latency_stats(lib_threaded);
     let p50 = |v: &serde_json::Value| v["p50_ms"].as_f64().unwrap_or(0.0);
     let ratio_threaded = p50(&full_s) / p50(&threaded_s).max(1e-9);
     let ratio_single = p50(&full_s) / p50(&single_s).max(1e-9);
