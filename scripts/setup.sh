@@ -4,12 +4,13 @@
 #
 #   scripts/setup.sh [PART...]        (no PART: all of them, what CI needs)
 #
-#   native    Debian m4 and pkg-config (GMP is built from source by gmp-mpfr-sys)
+#   native    Debian m4 and pkg-config (GMP is built from source by gmp-mpfr-sys), and
+#             softhsm2 (the PKCS#11 token the cosigner's HSM tests run against)
 #   web       the browser participant and the npm package: Node + npm, the
 #             wasm32-unknown-unknown target, wasm-bindgen-cli, clang + llvm-ar (the
 #             wasm core's libsecp256k1, via rust-bitcoin)
 #   demo      native + web (scripts/demo.sh)
-#   lint      rustfmt, clippy
+#   lint      rustfmt, clippy, PyYAML (the deploy files' checks, scripts/tests)
 #   browser   Debian chromium + chromium-driver (browser tests; never downloaded)
 #   bindings  a JDK, JNA, python3-venv, npm (the UniFFI bindings' Kotlin/Python tests)
 #   edge      worker-build and the npm dependencies of edge-gateway/ (wrangler, binaryen)
@@ -31,6 +32,7 @@ need_apt=()
 if want native; then
   command -v m4 >/dev/null 2>&1 || need_apt+=(m4)
   command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+  [ -f /usr/lib/softhsm/libsofthsm2.so ] || need_apt+=(softhsm2)
 fi
 if want web || want bindings || want edge || want evm; then
   command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)
@@ -40,6 +42,9 @@ if want web; then
   # for wasm32 with clang and archives with llvm-ar.
   command -v clang >/dev/null 2>&1 || need_apt+=(clang)
   command -v llvm-ar >/dev/null 2>&1 || need_apt+=(llvm)
+fi
+if want lint; then
+  python3 -c 'import yaml' >/dev/null 2>&1 || need_apt+=(python3-yaml)
 fi
 if want browser; then
   [ -x /usr/bin/chromium ] || need_apt+=(chromium)

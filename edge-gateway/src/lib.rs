@@ -377,6 +377,8 @@ impl RoomObject {
                 msgs.push(Message {
                     seq,
                     body: Arc::from(body.as_str()),
+                    // Storage keeps no time: no delivery latency for reloaded messages.
+                    posted_ms: 0,
                 });
             }
             msgs.sort_by_key(|m| m.seq);

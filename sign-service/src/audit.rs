@@ -131,6 +131,8 @@ struct Inner {
     file: std::fs::File,
     head: ChainHead,
     len: u64,
+    /// Why the last append failed (cleared by the next one that succeeds).
+    failed: Option<String>,
 }
 
 /// The last complete line of `file` and the file's length up to that line's end (bytes
@@ -219,7 +221,12 @@ impl AuditLog {
         };
         Ok(Self {
             path: path.to_path_buf(),
-            inner: Mutex::new(Inner { file, head, len }),
+            inner: Mutex::new(Inner {
+                file,
+                head,
+                len,
+                failed: None,
+            }),
         })
     }
 
@@ -232,6 +239,37 @@ impl AuditLog {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the log can take records (readiness): the last append did not fail, and
+    /// the file appended to is still the one at the log's path (not removed, moved away
+    /// or replaced, which would leave records where no one looks).
+    pub fn check(&self) -> Result<(), AuditError> {
+        let err = |reason: String| AuditError {
+            path: self.path.clone(),
+            reason,
+        };
+        let inner = self.lock();
+        if let Some(why) = &inner.failed {
+            return Err(err(format!("the last append failed: {why}")));
+        }
+        let at_path =
+            std::fs::metadata(&self.path).map_err(|e| err(format!("the log file is gone: {e}")))?;
+        let ours = inner.file.metadata().map_err(|e| err(e.to_string()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if (at_path.dev(), at_path.ino()) != (ours.dev(), ours.ino()) {
+                return Err(err(
+                    "the file at the log's path is not the one being appended to (moved or \
+                     replaced): restart the service to reopen it"
+                        .into(),
+                ));
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (at_path, ours);
+        Ok(())
     }
 
     /// Appends one record, chained and synced. On failure nothing of it stays in the
@@ -263,8 +301,10 @@ impl AuditLog {
             // Cut off whatever part of the record reached the file.
             let _ = inner.file.set_len(before);
             let _ = inner.file.sync_data();
+            inner.failed = Some(e.to_string());
             return Err(err(e.to_string()));
         }
+        inner.failed = None;
         inner.len = before + line.len() as u64;
         inner.head = ChainHead { records: seq, hash };
         Ok(())
@@ -406,6 +446,23 @@ mod tests {
         let mut s = lines.join("\n");
         s.push('\n');
         s
+    }
+
+    #[test]
+    fn check_fails_once_the_log_file_is_removed_or_replaced() {
+        let d = std::env::temp_dir().join(format!("audit-check-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        let p = d.join("audit.jsonl");
+        let log = AuditLog::open(&p).unwrap();
+        log.check().unwrap();
+        std::fs::remove_file(&p).unwrap();
+        let e = log.check().unwrap_err();
+        assert!(e.reason.contains("gone"), "{e}");
+        std::fs::write(&p, "").unwrap();
+        let e = log.check().unwrap_err();
+        assert!(e.reason.contains("replaced"), "{e}");
+        let reopened = AuditLog::open(&p).unwrap();
+        reopened.check().unwrap();
     }
 
     #[test]

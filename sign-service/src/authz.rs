@@ -277,6 +277,7 @@ impl State {
         match verdict {
             Verdict::Allow { .. } => {}
             Verdict::Deny { rule, reason } => {
+                self.metrics.policy_refused(rule);
                 tracing::warn!(wallet_id = %a.wallet.wallet_id, request_id = %request_id, rule, %reason, "policy refused a sign request");
                 return Err(CosignerError::PolicyDenied {
                     rule: rule.to_string(),

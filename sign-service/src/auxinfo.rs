@@ -12,6 +12,7 @@ use mpc_wire::{Roster, SessionId};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::CosignerError;
+use crate::metrics::SessionKind;
 use crate::state::State;
 
 /// Waits until an authenticated envelope from EVERY other party of `roster` appears in
@@ -43,6 +44,16 @@ pub(crate) async fn wait_for_peers(
                 Ok(mpc_wire::Opened::Message(m)) => Some(m.sender),
                 Ok(mpc_wire::Opened::NotForMe { sender, .. }) => Some(sender),
                 Ok(mpc_wire::Opened::OwnEcho { .. }) => None,
+                // A peer gave up before the session started: so does the creation.
+                Ok(mpc_wire::Opened::Stop { sender, notice }) => {
+                    return Err(CosignerError::SessionFailed {
+                        party: None,
+                        reason: format!(
+                            "party {sender} stopped the session ({}): {}",
+                            notice.code, notice.reason
+                        ),
+                    });
+                }
                 Err(e) => {
                     tracing::warn!(room = %room.room, error = %e, "rejected envelope while waiting for peers");
                     None
@@ -123,8 +134,9 @@ pub(crate) async fn run_aux_info(
         },
         move |p| tracing::debug!(id = %job, round = p.round, "aux info progress"),
     )
-    .await
-    .map_err(|e| with_context("aux info", e.into()))?;
+    .await;
+    st.metrics.session(SessionKind::AuxInfo, out.is_ok());
+    let out = out.map_err(|e| with_context("aux info", e.into()))?;
     let SessionOutput::AuxInfo(aux) = out else {
         return Err(CosignerError::internal(
             "aux info session produced another output",

@@ -48,6 +48,16 @@ pub const ENV_TLS_KEY_FILE: &str = "SIGN_SERVICE_TLS_KEY_FILE";
 pub const ENV_GATEWAY_CA_FILE: &str = "SIGN_SERVICE_GATEWAY_CA_FILE";
 /// Environment variable: trusted registration issuers, comma-separated.
 pub const ENV_REGISTRATION_ISSUERS: &str = "SIGN_SERVICE_REGISTRATION_ISSUERS";
+/// Environment overrides of `store_pkcs11` (all four together).
+pub const ENV_STORE_PKCS11_MODULE: &str = "SIGN_SERVICE_STORE_PKCS11_MODULE";
+/// See [`ENV_STORE_PKCS11_MODULE`].
+pub const ENV_STORE_PKCS11_TOKEN: &str = "SIGN_SERVICE_STORE_PKCS11_TOKEN";
+/// See [`ENV_STORE_PKCS11_MODULE`].
+pub const ENV_STORE_PKCS11_KEY_LABEL: &str = "SIGN_SERVICE_STORE_PKCS11_KEY_LABEL";
+/// See [`ENV_STORE_PKCS11_MODULE`].
+pub const ENV_STORE_PKCS11_PIN_FILE: &str = "SIGN_SERVICE_STORE_PKCS11_PIN_FILE";
+/// Environment override of `admin_listen` (empty: no admin port).
+pub const ENV_ADMIN_LISTEN: &str = "SIGN_SERVICE_ADMIN_LISTEN";
 
 /// A configuration problem, with the offending key named.
 #[derive(Debug, thiserror::Error)]
@@ -153,6 +163,20 @@ pub struct TlsFiles {
     pub key_file: PathBuf,
 }
 
+/// The store key kept wrapped by an AES key on a PKCS#11 token (an HSM).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Store {
+    /// The PKCS#11 module (shared library), e.g. `/usr/lib/softhsm/libsofthsm2.so`.
+    pub module: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// The label of the AES key on the token.
+    pub key_label: String,
+    /// A file whose first line is the user PIN (chmod 600).
+    pub pin_file: PathBuf,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -172,6 +196,19 @@ pub struct Config {
     /// Serve gRPC and gRPC-web over TLS with this certificate and key. Absent (the
     /// default): plain HTTP/2 and HTTP/1.1.
     pub tls: Option<TlsFiles>,
+    /// `HOST:PORT` of the admin port (plain HTTP: `/healthz`, `/readyz`, `/metrics`),
+    /// e.g. `127.0.0.1:9090`; bind it to a private interface. Absent (the default): no
+    /// admin port (the gRPC health service on the API port still answers).
+    pub admin_listen: Option<String>,
+    /// Seconds between the readiness checks that keep `grpc.health.v1` current.
+    pub health_check_interval_secs: u64,
+    /// On SIGTERM, how long running sessions may take to finish before they are
+    /// stopped (their peers then get `cosigner_unavailable`, retryable).
+    pub drain_deadline_secs: u64,
+    /// Safe-prime sets the pool must hold for the cosigner to be ready (0, the
+    /// default: an empty pool, which only delays new wallets, is reported, not
+    /// required).
+    pub readiness_min_prime_sets: u64,
     /// This party's keygen index (must be 1).
     pub party_index: u16,
     /// Signers needed (must be 2).
@@ -192,6 +229,9 @@ pub struct Config {
     pub store_key_file: Option<PathBuf>,
     /// File whose first line is the store passphrase (Argon2id).
     pub store_passphrase_file: Option<PathBuf>,
+    /// The store key wrapped on a PKCS#11 token instead (the HSM): module, token, key
+    /// label and PIN file.
+    pub store_pkcs11: Option<Pkcs11Store>,
     /// Browser origins allowed to call the API with gRPC-web (`*` for any).
     pub cors_origins: Vec<String>,
     /// Gateway room-token secret (prefer the `SIGN_GATEWAY_ACCESS_SECRET` env var).
@@ -279,6 +319,10 @@ impl Default for Config {
             public_gateway_url: None,
             gateway_ca_file: None,
             tls: None,
+            admin_listen: None,
+            health_check_interval_secs: 5,
+            drain_deadline_secs: 30,
+            readiness_min_prime_sets: 0,
             party_index: 1,
             threshold: 2,
             total_participants: 3,
@@ -287,6 +331,7 @@ impl Default for Config {
             rollback_anchor: None,
             store_key_file: None,
             store_passphrase_file: None,
+            store_pkcs11: None,
             cors_origins: Vec::new(),
             gateway_access_secret: None,
             session_timeout_secs: 120,
@@ -393,6 +438,36 @@ impl Config {
                 ))
             }
         }
+        let pkcs11 = [
+            ENV_STORE_PKCS11_MODULE,
+            ENV_STORE_PKCS11_TOKEN,
+            ENV_STORE_PKCS11_KEY_LABEL,
+            ENV_STORE_PKCS11_PIN_FILE,
+        ]
+        .map(|k| get(k).filter(|v| !v.is_empty()));
+        match pkcs11 {
+            [None, None, None, None] => {}
+            [Some(module), Some(token_label), Some(key_label), Some(pin)] => {
+                self.store_pkcs11 = Some(Pkcs11Store {
+                    module: PathBuf::from(module),
+                    token_label,
+                    key_label,
+                    pin_file: PathBuf::from(pin),
+                })
+            }
+            _ => {
+                return Err(invalid(
+                    ENV_STORE_PKCS11_MODULE,
+                    format!(
+                        "set all of {ENV_STORE_PKCS11_MODULE}, {ENV_STORE_PKCS11_TOKEN}, \
+                         {ENV_STORE_PKCS11_KEY_LABEL} and {ENV_STORE_PKCS11_PIN_FILE}, or none"
+                    ),
+                ))
+            }
+        }
+        if let Some(v) = get(ENV_ADMIN_LISTEN) {
+            self.admin_listen = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        }
         if let Some(v) = get(ENV_KEY_STORE) {
             self.key_store = PathBuf::from(v);
         }
@@ -476,6 +551,17 @@ impl Config {
         if self.host.trim().is_empty() {
             return Err(invalid("host", "empty"));
         }
+        if let Some(a) = &self.admin_listen {
+            let ok = a
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(invalid(
+                    "admin_listen",
+                    format!("{a:?}: use HOST:PORT, e.g. 127.0.0.1:9090"),
+                ));
+            }
+        }
         gateway_client::GatewayClient::new(&self.gateway_url)
             .map_err(|e| invalid("gateway_url", e.to_string()))?;
         if let Some(u) = &self.public_gateway_url {
@@ -509,6 +595,19 @@ impl Config {
                 365 * 86_400,
             ),
             ("clock_skew_secs", self.clock_skew_secs, 1, 3_600),
+            (
+                "health_check_interval_secs",
+                self.health_check_interval_secs,
+                1,
+                3_600,
+            ),
+            ("drain_deadline_secs", self.drain_deadline_secs, 0, 3_600),
+            (
+                "readiness_min_prime_sets",
+                self.readiness_min_prime_sets,
+                0,
+                1_000,
+            ),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(invalid(key, format!("{v} not in {lo}..={hi}")));

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::audit::AuditRecord;
 use crate::auxinfo::{admit_to_compute, remaining, run_aux_info, with_context};
 use crate::error::CosignerError;
+use crate::metrics::SessionKind;
 use crate::state::{random_id, State};
 use crate::store::{StoreError, WalletRecord};
 
@@ -243,8 +244,9 @@ async fn dkg(
             move || Session::keygen(&sid_bytes, PARTY_COSIGNER, 3, 2),
             |_| {},
         )
-        .await
-        .map_err(|e| with_context(&format!("keygen of {account_id}"), e.into()))?;
+        .await;
+        st.metrics.session(SessionKind::Keygen, out.is_ok());
+        let out = out.map_err(|e| with_context(&format!("keygen of {account_id}"), e.into()))?;
         let SessionOutput::Keygen(share) = out else {
             return Err(CosignerError::internal(format!(
                 "keygen of {account_id} produced another output"

@@ -398,6 +398,12 @@ impl From<PartyError> for CosignerError {
                 party: blamed,
                 reason: e.to_string(),
             },
+            // A device or recovery party that stopped (not blamed: stopping is allowed).
+            PartyError::PeerStopped { .. } => CosignerError::SessionFailed {
+                party: None,
+                reason: e.to_string(),
+            },
+            PartyError::Stopped(_) => CosignerError::ShuttingDown,
         }
     }
 }

@@ -17,6 +17,9 @@
 //!   info, generated with GMP; [`policy`]: Ethereum transaction decoding and the
 //!   configured signing rules; [`audit`]: a hash-chained, append-only JSON-lines audit
 //!   log; [`rollback`]: the presignature rollback anchor outside the store;
+//! - operations: [`health`] (readiness checks, the `grpc.health.v1` service on the API
+//!   port), [`metrics`] (Prometheus), [`admin`] (the admin port: `/healthz`,
+//!   `/readyz`, `/metrics`);
 //! - `mpc-party` runs the cosigner's side of every protocol session over the gateway.
 //!
 //! See `docs/cosigner.md` for the protocol flow and operations.
@@ -34,6 +37,7 @@ const _: () = assert!(
      (build it from its own workspace: `cargo build --manifest-path sign-service/Cargo.toml`)"
 );
 
+pub mod admin;
 mod admission;
 pub mod audit;
 mod authz;
@@ -44,8 +48,11 @@ mod creation;
 pub mod dev_wallet;
 mod enrollment;
 pub mod error;
+pub mod health;
 mod hooks;
 pub mod import;
+pub mod metrics;
+pub mod pkcs11;
 pub mod policy;
 pub mod primes;
 #[cfg(test)]
@@ -103,8 +110,12 @@ pub fn cors_layer(origins: &[String]) -> CorsLayer {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes (then refuses new work with
-/// `cosigner_unavailable` and drains in-flight requests). Starts the background tasks.
+/// Serves the API on `listener` until `shutdown` completes, then drains: new work is
+/// refused with `cosigner_unavailable` (retryable) and `grpc.health.v1` says
+/// `NOT_SERVING`, while running sessions finish until `drain_deadline_secs`; the ones
+/// left then end with a signed stop notice (their peers fail at once with
+/// `cosigner_unavailable`), and the server stops after the in-flight requests. Starts
+/// the background tasks.
 pub async fn serve(
     state: Arc<State>,
     listener: tokio::net::TcpListener,
@@ -137,10 +148,16 @@ where
     IE: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     state.spawn_background();
+    let (grpc_health, health_svc) = health::GrpcHealth::new();
+    health::spawn_reporter(Arc::clone(&state), Arc::clone(&grpc_health));
     let draining = Arc::clone(&state);
     let shutdown = async move {
         shutdown.await;
         draining.begin_drain();
+        grpc_health.publish(&draining, false).await;
+        // The API keeps answering while the running work finishes (ConfirmWallet of a
+        // creation whose DKG ends now, status calls); new work is refused.
+        draining.drain().await;
     };
     let svc = CosignerServer::new(CosignerService::new(Arc::clone(&state)));
     tonic::transport::Server::builder()
@@ -148,6 +165,7 @@ where
         .layer(cors_layer(&state.cfg.cors_origins))
         .layer(tonic_web::GrpcWebLayer::new())
         .add_service(svc)
+        .add_service(health_svc)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }

@@ -4,6 +4,8 @@
 //!   import key-gen's party-1 share file as a confirmed wallet (the service stopped);
 //! - `sign-service store purge-presignatures`: after restoring the key store from a
 //!   backup, delete every unused presignature and re-anchor (the service stopped);
+//! - `sign-service store rekey --new-key-file PATH | --new-passphrase-file PATH`:
+//!   re-encrypt the key store under a new key (the service stopped);
 //! - `sign-service audit verify [FILE]`: check the audit log's hash chain.
 
 use std::net::SocketAddr;
@@ -43,6 +45,9 @@ struct Args {
     /// temporary file renamed into place). With `port: 0` the system picks the port.
     #[arg(long, value_name = "PATH")]
     port_file: Option<PathBuf>,
+    /// The same for the admin port (`admin_listen`), when there is one.
+    #[arg(long, value_name = "PATH")]
+    admin_port_file: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -122,6 +127,24 @@ enum StoreCommand {
     /// "rollback detected"): delete every unused presignature, mark them used and
     /// re-anchor the store. Prints one JSON line: purged, presign_takes, anchor.
     PurgePresignatures,
+    /// Rotate the store key: re-encrypt every record under a new key, in one
+    /// transaction (a failure leaves the store under the old key). The old key comes
+    /// from the usual place (store_key_file / store_passphrase_file or their
+    /// variables); give the new one in a file. Prints one JSON line: records,
+    /// key_source. Then point the configuration at the new key and start the service.
+    Rekey {
+        /// File whose first line is the new key (64 hex digits).
+        #[arg(long, value_name = "PATH", conflicts_with = "new_passphrase_file")]
+        new_key_file: Option<PathBuf>,
+        /// File whose first line is the new passphrase (Argon2id, at least 12
+        /// characters).
+        #[arg(long, value_name = "PATH", conflicts_with = "new_pkcs11")]
+        new_passphrase_file: Option<PathBuf>,
+        /// Move the store to the PKCS#11 token of `store_pkcs11` (a fresh data key
+        /// wrapped there); the old key then comes from the other key settings.
+        #[arg(long, conflicts_with = "new_key_file")]
+        new_pkcs11: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -260,6 +283,9 @@ fn key_source(cfg: &Config, insecure: bool) -> anyhow::Result<KeySource> {
     if let Some(path) = &cfg.store_key_file {
         sources.push(KeySource::Hex(read_secret_file(path, "store key")?));
     }
+    if let Some(p) = &cfg.store_pkcs11 {
+        sources.push(pkcs11_source(p)?);
+    }
     if let Some(path) = &cfg.store_passphrase_file {
         sources.push(KeySource::Passphrase(read_secret_file(
             path,
@@ -307,6 +333,16 @@ fn key_source(cfg: &Config, insecure: bool) -> anyhow::Result<KeySource> {
     }
 }
 
+/// The PKCS#11 key source of `store_pkcs11` (its PIN read from its file).
+fn pkcs11_source(p: &config::Pkcs11Store) -> anyhow::Result<KeySource> {
+    Ok(KeySource::Pkcs11(sign_service::pkcs11::Pkcs11Key {
+        module: p.module.clone(),
+        token_label: p.token_label.clone(),
+        key_label: p.key_label.clone(),
+        pin: read_secret_file(&p.pin_file, "PKCS#11 PIN")?,
+    }))
+}
+
 fn open_store(cfg: &Config, insecure_dev_store_key: bool) -> anyhow::Result<Store> {
     let source = key_source(cfg, insecure_dev_store_key)?;
     if matches!(source, KeySource::InsecureDev) {
@@ -347,6 +383,38 @@ fn run(args: Args) -> anyhow::Result<()> {
         }) => {
             let store = open_store(&cfg, args.insecure_dev_store_key)?;
             return purge_presignatures(&cfg, &store);
+        }
+        Some(Command::Store {
+            command:
+                StoreCommand::Rekey {
+                    new_key_file,
+                    new_passphrase_file,
+                    new_pkcs11,
+                },
+        }) => {
+            let mut old_cfg = cfg.clone();
+            let new = match (new_key_file, new_passphrase_file, new_pkcs11) {
+                (Some(p), None, false) => (
+                    KeySource::Hex(read_secret_file(&p, "new store key")?),
+                    "hex",
+                ),
+                (None, Some(p), false) => (
+                    KeySource::Passphrase(read_secret_file(&p, "new store passphrase")?),
+                    "passphrase",
+                ),
+                (None, None, true) => {
+                    let p = old_cfg.store_pkcs11.take().context(
+                        "--new-pkcs11: configure store_pkcs11 (or the SIGN_SERVICE_STORE_PKCS11_* \
+                         variables) with the token to move to",
+                    )?;
+                    (pkcs11_source(&p)?, "pkcs11")
+                }
+                _ => anyhow::bail!(
+                    "give the new key: --new-key-file, --new-passphrase-file or --new-pkcs11"
+                ),
+            };
+            let store = open_store(&old_cfg, args.insecure_dev_store_key)?;
+            return rekey(&old_cfg, &store, &new.0, new.1);
         }
         Some(Command::Registration { command }) => return registration(command),
         Some(Command::Audit {
@@ -389,7 +457,12 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let result = rt.block_on(serve(cfg, Arc::new(store), args.port_file));
+    let result = rt.block_on(serve(
+        cfg,
+        Arc::new(store),
+        args.port_file,
+        args.admin_port_file,
+    ));
     // Do not wait for a background prime generation (CPU-bound, minutes) to finish.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
     result
@@ -418,6 +491,26 @@ fn purge_presignatures(cfg: &Config, store: &Store) -> anyhow::Result<()> {
             "presign_takes": takes,
             "anchor": anchor.display().to_string(),
         })
+    );
+    Ok(())
+}
+
+fn rekey(cfg: &Config, store: &Store, new: &KeySource, kind: &str) -> anyhow::Result<()> {
+    let records = store
+        .rekey(new)
+        .with_context(|| format!("cannot rekey {}", cfg.key_store.display()))?;
+    AuditLog::open(&cfg.audit_log)?.append(&AuditRecord {
+        timestamp_ms: cosigner_api::auth::now_ms(),
+        event: "store_rekey",
+        outcome: Some(format!(
+            "{records} records re-encrypted under a new {kind} key"
+        )),
+        ..Default::default()
+    })?;
+    tracing::warn!(records, key_source = kind, "the key store is now encrypted under the new key: point store_key_file / store_passphrase_file at it");
+    println!(
+        "{}",
+        serde_json::json!({ "records": records, "key_source": kind })
     );
     Ok(())
 }
@@ -527,7 +620,23 @@ fn write_port_file(path: &Path, addr: SocketAddr) -> anyhow::Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
-async fn serve(cfg: Config, store: Arc<Store>, port_file: Option<PathBuf>) -> anyhow::Result<()> {
+/// Binds the admin port (`admin_listen`), when configured.
+async fn bind_admin(cfg: &Config) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some(addr) = &cfg.admin_listen else {
+        return Ok(None);
+    };
+    let listener = tokio::net::TcpListener::bind(addr.as_str())
+        .await
+        .with_context(|| format!("cannot listen on admin_listen {addr}"))?;
+    Ok(Some(listener))
+}
+
+async fn serve(
+    cfg: Config,
+    store: Arc<Store>,
+    port_file: Option<PathBuf>,
+    admin_port_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
     let addr: SocketAddr = tokio::net::lookup_host((cfg.host.as_str(), cfg.port))
         .await
         .with_context(|| format!("cannot resolve host {:?}", cfg.host))?
@@ -553,6 +662,7 @@ async fn serve(cfg: Config, store: Arc<Store>, port_file: Option<PathBuf>) -> an
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let admin = bind_admin(&cfg).await?;
     let state = sign_service::State::new(cfg, store)?;
     let cfg = &state.cfg;
     if cfg.gateway_access_secret.is_none() {
@@ -576,6 +686,21 @@ async fn serve(cfg: Config, store: Arc<Store>, port_file: Option<PathBuf>) -> an
             backend = mpc_core::BACKEND,
             "not using GMP: feature unification enabled num-bigint"
         );
+    }
+    // The admin port serves until the process ends (through the drain: `/readyz`
+    // answers 503 then, so load balancers stop sending work).
+    if let Some(listener) = admin {
+        let admin_addr = listener.local_addr().context("no local admin address")?;
+        tracing::info!(admin = %admin_addr, "admin port listening (/healthz, /readyz, /metrics)");
+        if let Some(path) = &admin_port_file {
+            write_port_file(path, admin_addr)?;
+        }
+        let st = Arc::clone(&state);
+        tokio::spawn(async move {
+            if let Err(e) = sign_service::admin::serve(st, listener, std::future::pending()).await {
+                tracing::error!(error = %e, "the admin port stopped");
+            }
+        });
     }
     if let Some(path) = &port_file {
         write_port_file(path, local)?;

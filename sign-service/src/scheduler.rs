@@ -22,6 +22,7 @@ use mpc_wire::{Roster, SessionId};
 
 use crate::audit::AuditRecord;
 use crate::error::CosignerError;
+use crate::metrics::SessionKind;
 use crate::state::{random_id, signers_with, State};
 use crate::store::{PresigSlot, WalletRecord};
 
@@ -76,6 +77,12 @@ impl Scheduler {
             })
             .map(|s| s.path.clone())
             .collect()
+    }
+
+    /// Presignature sessions granted and not finished, over every slot (a drain waits
+    /// for them).
+    pub(crate) fn running_total(&self) -> usize {
+        self.lock().values().sum()
     }
 
     fn add_running(&self, slot: &PresigSlot, n: usize) {
@@ -574,6 +581,7 @@ impl PresignJob {
         };
         let (st, slot) = (&self.st, &self.slot);
         st.scheduler.finish_running(slot, 1);
+        st.metrics.session(SessionKind::Presign, outcome.is_ok());
         let ms = started.elapsed().as_millis() as u64;
         let text = match &outcome {
             Ok(()) => {

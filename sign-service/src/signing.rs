@@ -17,6 +17,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::audit::AuditRecord;
 use crate::authz::{Authorized, SignAuthorization};
 use crate::error::CosignerError;
+use crate::metrics::{SessionKind, SignPath};
 use crate::policy::bitcoin::BitcoinInput;
 use crate::scheduler::presign_account;
 use crate::state::{random_id, signers_with, State};
@@ -316,6 +317,10 @@ async fn run_sign(
     let started = std::time::Instant::now();
     let account_id = req.account_id.clone();
     let outcome = sign_session(&st, &wallet, req, &room, signers, party).await;
+    st.metrics.session(SessionKind::Sign, outcome.is_ok());
+    if outcome.is_ok() {
+        st.metrics.signed(SignPath::Full, started.elapsed());
+    }
     let ms = started.elapsed().as_millis() as u64;
     let outcome_text = match &outcome {
         Ok(()) => {

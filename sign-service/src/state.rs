@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::creation::Creations;
 use crate::enrollment::Enrollments;
 use crate::error::CosignerError;
+use crate::metrics::Metrics;
 use crate::primes::PrimePool;
 use crate::rollback::RollbackGuard;
 use crate::scheduler::Scheduler;
@@ -47,7 +48,13 @@ pub struct State {
     creation_slots: Arc<Semaphore>,
     /// Registration and rate limits.
     pub(crate) admission: Admission,
+    /// The Prometheus metrics (`crate::admin` serves them).
+    pub(crate) metrics: Metrics,
     draining: AtomicBool,
+    /// The last readiness result (`crate::health`); false until the first check.
+    ready: AtomicBool,
+    /// Ends the running protocol sessions at the drain deadline ([`State::stop_sessions`]).
+    stop_sessions: (mpc_party::StopSender, mpc_party::StopSignal),
 }
 
 impl std::fmt::Debug for State {
@@ -116,7 +123,10 @@ impl State {
             scheduler: Scheduler::new(cfg.presign_workers),
             creations: Creations::default(),
             enrollments: Enrollments::default(),
+            metrics: Metrics::new(),
             draining: AtomicBool::new(false),
+            ready: AtomicBool::new(false),
+            stop_sessions: mpc_party::stop_signal(),
             cfg,
             store,
             identity,
@@ -174,10 +184,84 @@ impl State {
         self.cfg.max_concurrent_sessions - self.sessions.available_permits()
     }
 
+    /// Wallet creations and enrollments not finished.
+    pub fn pending_creations(&self) -> usize {
+        self.creations.len() + self.enrollments.len()
+    }
+
+    /// The last readiness result (`crate::health`).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    /// Whether the audit log can take records (readiness).
+    pub(crate) fn audit_check(&self) -> Result<(), crate::audit::AuditError> {
+        self.audit.check()
+    }
+
     /// From now on, requests that would start work are refused (`cosigner_unavailable`)
     /// while the in-flight ones finish.
     pub fn begin_drain(&self) {
         self.draining.store(true, Ordering::SeqCst);
+    }
+
+    /// The drain deadline passed: every running protocol session ends now, telling its
+    /// peers `cosigner_unavailable` (retryable) in a signed stop notice, so they fail at
+    /// once instead of at their own deadline. Sessions started later stop at once.
+    pub fn stop_sessions(&self) {
+        match mpc_wire::StopNotice::new(
+            wallet_types::ErrorCode::CosignerUnavailable.as_str(),
+            "the cosigner is shutting down (drain deadline reached): retry with a new session",
+        ) {
+            Ok(notice) => self.stop_sessions.0.stop(notice),
+            Err(e) => tracing::error!(error = %e, "cannot build the stop notice"),
+        }
+    }
+
+    /// Whether work is still running that a drain waits for: protocol sessions holding
+    /// a slot, presignature sessions, wallet creations and enrollments computing.
+    pub fn busy(&self) -> bool {
+        self.active_sessions() > 0
+            || self.creation_slots.available_permits() < self.cfg.max_concurrent_creations
+            || self.scheduler.running_total() > 0
+    }
+
+    /// The drain after [`State::begin_drain`]: waits until no work runs or
+    /// `drain_deadline_secs` passed, then stops the sessions left
+    /// ([`State::stop_sessions`]) and gives them a moment to post their stop notices.
+    pub async fn drain(&self) {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(self.cfg.drain_deadline_secs);
+        if self.busy() {
+            tracing::info!(
+                active_sessions = self.active_sessions(),
+                presign_sessions = self.scheduler.running_total(),
+                deadline_secs = self.cfg.drain_deadline_secs,
+                "draining: waiting for the running sessions"
+            );
+        }
+        while self.busy() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !self.busy() {
+            tracing::info!("drained: no session running");
+            return;
+        }
+        tracing::warn!(
+            active_sessions = self.active_sessions(),
+            presign_sessions = self.scheduler.running_total(),
+            "drain deadline reached: stopping the sessions left (their peers get cosigner_unavailable)"
+        );
+        self.stop_sessions();
+        // Each stopped session posts its notice within a few seconds (mpc-party's grace).
+        let grace = tokio::time::Instant::now() + Duration::from_secs(6);
+        while self.busy() && tokio::time::Instant::now() < grace {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// `Err(ShuttingDown)` once draining has begun.
@@ -228,6 +312,7 @@ impl State {
             identity: self.identity.clone(),
             roster,
             timeout,
+            stop: Some(self.stop_sessions.1.clone()),
         }
     }
 

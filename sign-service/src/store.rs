@@ -82,6 +82,9 @@ pub enum KeySource {
     Passphrase(Zeroizing<String>),
     /// A fixed, public key: local tests only.
     InsecureDev,
+    /// A random data key kept wrapped by an AES key on a PKCS#11 token
+    /// ([`crate::pkcs11`]).
+    Pkcs11(crate::pkcs11::Pkcs11Key),
 }
 
 impl std::fmt::Debug for KeySource {
@@ -90,6 +93,7 @@ impl std::fmt::Debug for KeySource {
             KeySource::Hex(_) => "KeySource::Hex(..)",
             KeySource::Passphrase(_) => "KeySource::Passphrase(..)",
             KeySource::InsecureDev => "KeySource::InsecureDev",
+            KeySource::Pkcs11(_) => "KeySource::Pkcs11(..)",
         })
     }
 }
@@ -375,8 +379,42 @@ fn derive_key(source: &KeySource, salt: &[u8]) -> Result<Zeroizing<[u8; 32]>, St
             use sha2_lite::sha256;
             *key = sha256(INSECURE_DEV_KEY_LABEL);
         }
+        KeySource::Pkcs11(_) => {
+            return Err(StoreError::BadKey(
+                "a PKCS#11 key is unwrapped, not derived".into(),
+            ))
+        }
     }
     Ok(key)
+}
+
+/// The meta entry of a data key wrapped on a PKCS#11 token.
+const META_PKCS11_WRAPPED: &str = "pkcs11_wrapped_key";
+
+/// A data key, and its wrapping when a token just made it.
+type DataKey = (Zeroizing<[u8; 32]>, Option<Vec<u8>>);
+
+/// The data key of a store from `source`: derived (hex, passphrase, dev), or unwrapped
+/// by the token from `wrapped`; for a token and no `wrapped` yet, a fresh random key
+/// and its wrapping (for the caller to store once the key is accepted).
+fn data_key(
+    source: &KeySource,
+    salt: &[u8],
+    store_id: &[u8],
+    wrapped: Option<&[u8]>,
+) -> Result<DataKey, StoreError> {
+    match (source, wrapped) {
+        (KeySource::Pkcs11(p), Some(w)) => Ok((p.unwrap(w, store_id)?, None)),
+        (KeySource::Pkcs11(p), None) => {
+            let mut k = Zeroizing::new([0u8; 32]);
+            OsRng
+                .try_fill_bytes(k.as_mut())
+                .map_err(|e| StoreError::Randomness(e.to_string()))?;
+            let w = p.wrap(&k, store_id)?;
+            Ok((k, Some(w)))
+        }
+        (other, _) => Ok((derive_key(other, salt)?, None)),
+    }
 }
 
 /// A tiny SHA-256 wrapper (the insecure dev key is a hash of a public label).
@@ -401,6 +439,36 @@ fn aad(table: &str, key: &str) -> Vec<u8> {
     a.push(0);
     a.extend_from_slice(key.as_bytes());
     a
+}
+
+/// Seals `plain` as record `key` of `table` under `cipher`: version byte, random
+/// 24-byte nonce, XChaCha20-Poly1305 ciphertext with the table and key as associated
+/// data (a record moved to another key or table does not open).
+fn seal_with(
+    cipher: &XChaCha20Poly1305,
+    table: &str,
+    key: &str,
+    plain: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    let mut nonce = [0u8; 24];
+    OsRng
+        .try_fill_bytes(&mut nonce)
+        .map_err(|e| StoreError::Randomness(e.to_string()))?;
+    let aad = aad(table, key);
+    let ct = cipher
+        .encrypt(
+            XNonce::from_slice(&nonce),
+            Payload {
+                msg: plain,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| StoreError::Db("encryption failed".into()))?;
+    let mut out = Vec::with_capacity(1 + 24 + ct.len());
+    out.push(RECORD_VERSION);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    Ok(out)
 }
 
 impl Store {
@@ -453,12 +521,33 @@ impl Store {
             existing
         };
         tx.commit().map_err(db_err)?;
-        let key = derive_key(source, &salt)?;
+        let store_id = {
+            let tx = db.begin_read().map_err(db_err)?;
+            let meta = tx.open_table(META).map_err(db_err)?;
+            let id = meta
+                .get(META_STORE_ID)
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            let wrapped = meta
+                .get(META_PKCS11_WRAPPED)
+                .map_err(db_err)?
+                .map(|v| v.value().to_vec());
+            (id.unwrap_or_default(), wrapped)
+        };
+        let (store_id, wrapped) = store_id;
+        let (key, new_wrapped) = data_key(source, &salt, &store_id, wrapped.as_deref())?;
         let key_bytes: &[u8; 32] = &key;
         let cipher = XChaCha20Poly1305::new(key_bytes.into());
         let store = Store { db, cipher };
-        // Key check.
-        match store.get_raw_meta("key_check")? {
+        // Key check (a store made under another key source fails it, and then nothing
+        // is written).
+        let check = store.get_raw_meta("key_check")?;
+        if check.is_none() {
+            if let Some(w) = &new_wrapped {
+                store.put_meta_raw(META_PKCS11_WRAPPED, w)?;
+            }
+        }
+        match check {
             Some(sealed) => {
                 let plain = store
                     .open_record("meta", "key_check", &sealed)
@@ -476,26 +565,7 @@ impl Store {
     }
 
     fn seal(&self, table: &str, key: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
-        let mut nonce = [0u8; 24];
-        OsRng
-            .try_fill_bytes(&mut nonce)
-            .map_err(|e| StoreError::Randomness(e.to_string()))?;
-        let aad = aad(table, key);
-        let ct = self
-            .cipher
-            .encrypt(
-                XNonce::from_slice(&nonce),
-                Payload {
-                    msg: plain,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| StoreError::Db("encryption failed".into()))?;
-        let mut out = Vec::with_capacity(1 + 24 + ct.len());
-        out.push(RECORD_VERSION);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ct);
-        Ok(out)
+        seal_with(&self.cipher, table, key, plain)
     }
 
     fn open_record(
@@ -561,6 +631,83 @@ impl Store {
                 .map_err(|e| StoreError::Malformed(format!("{table}/{key}"), e.to_string()))?,
         );
         self.seal(table, key, &plain)
+    }
+
+    /// Re-encrypts every sealed record under the key from `new` (rotating the store
+    /// key; to a PKCS#11 token: a fresh random data key wrapped there), in ONE write
+    /// transaction: a crash or an error leaves the whole store under
+    /// the old key, a commit the whole store under the new one. The store must be open
+    /// with the old key (the service stopped). Every record is opened first, so a
+    /// damaged record stops the rekey before anything changes. Returns how many records
+    /// were re-encrypted; reopen the store with the new key afterwards.
+    pub fn rekey(&self, new: &KeySource) -> Result<u64, StoreError> {
+        let salt = self
+            .get_raw_meta("kdf_salt")?
+            .ok_or_else(|| StoreError::Malformed("meta/kdf_salt".into(), "missing".into()))?;
+        let store_id = self.get_raw_meta(META_STORE_ID)?.unwrap_or_default();
+        // A token source always gets a fresh data key (wrapped on the token).
+        let (key, new_wrapped) = data_key(new, &salt, &store_id, None)?;
+        let key_bytes: &[u8; 32] = &key;
+        let next = XChaCha20Poly1305::new(key_bytes.into());
+        let reseal = |table: &str, key: &str, sealed: &[u8]| -> Result<Vec<u8>, StoreError> {
+            let plain = self.open_record(table, key, sealed)?;
+            seal_with(&next, table, key, &plain)
+        };
+        let mut count = 0u64;
+        let tx = self.db.begin_write().map_err(db_err)?;
+        for (def, name) in [
+            (WALLETS, "wallets"),
+            (SPEND, "daily_spend"),
+            (BTC_SPEND, "bitcoin_daily_spend"),
+            (PRESIGS, "presignatures"),
+            (ENROLLMENTS, "enrollments"),
+        ] {
+            let mut t = tx.open_table(def).map_err(db_err)?;
+            let mut resealed = Vec::new();
+            for item in t.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                resealed.push((k.value().to_string(), reseal(name, k.value(), v.value())?));
+            }
+            for (k, v) in &resealed {
+                t.insert(k.as_str(), v.as_slice()).map_err(db_err)?;
+            }
+            count += resealed.len() as u64;
+        }
+        {
+            let mut t = tx.open_table(PRIMES).map_err(db_err)?;
+            let mut resealed = Vec::new();
+            for item in t.iter().map_err(db_err)? {
+                let (k, v) = item.map_err(db_err)?;
+                let k = k.value();
+                resealed.push((k, reseal("prime_pool", &k.to_string(), v.value())?));
+            }
+            for (k, v) in &resealed {
+                t.insert(*k, v.as_slice()).map_err(db_err)?;
+            }
+            count += resealed.len() as u64;
+        }
+        {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            match &new_wrapped {
+                Some(w) => {
+                    meta.insert(META_PKCS11_WRAPPED, w.as_slice())
+                        .map_err(db_err)?;
+                }
+                None => {
+                    meta.remove(META_PKCS11_WRAPPED).map_err(db_err)?;
+                }
+            }
+            for name in ["key_check", "identity"] {
+                let sealed = meta.get(name).map_err(db_err)?.map(|v| v.value().to_vec());
+                if let Some(sealed) = sealed {
+                    let v = reseal("meta", name, &sealed)?;
+                    meta.insert(name, v.as_slice()).map_err(db_err)?;
+                    count += 1;
+                }
+            }
+        }
+        tx.commit().map_err(db_err)?;
+        Ok(count)
     }
 
     /// The cosigner's identity key, created on first use.
@@ -727,6 +874,15 @@ impl Store {
     pub fn wallet_count(&self) -> Result<u64, StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         tx.open_table(WALLETS)
+            .map_err(db_err)?
+            .len()
+            .map_err(db_err)
+    }
+
+    /// Number of unused presignatures (every wallet, account, party and path).
+    pub fn presignature_count(&self) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        tx.open_table(PRESIGS)
             .map_err(db_err)?
             .len()
             .map_err(db_err)
@@ -1304,6 +1460,68 @@ mod tests {
             tx.open_table(REPLAY).unwrap().remove(bad).unwrap();
             tx.commit().unwrap();
         }
+    }
+
+    /// `rekey` moves every sealed record (wallets' spend, prime sets, presignatures,
+    /// the identity, the key check) to the new key in one transaction: the old key no
+    /// longer opens the store, the new one opens everything unchanged; a store with a
+    /// damaged record is not rekeyed at all; a bad new key is refused before anything
+    /// changes.
+    #[test]
+    fn rekey_moves_every_record_to_the_new_key_at_once() {
+        let p = tmp("rekey");
+        let s = Store::open(&p, &hex_key(1)).unwrap();
+        let id = s.load_or_create_identity().unwrap().public();
+        s.push_primes(&set(10)).unwrap();
+        s.push_primes(&set(20)).unwrap();
+        assert_eq!(s.add_daily_spend("w", 7, 5, 100).unwrap(), Ok(5));
+        let slot = PresigSlot {
+            wallet_id: "w".into(),
+            account_id: "a".into(),
+            party: 0,
+            path: ROOT_PATH.into(),
+        };
+        s.put_presignature(&slot, "p1", &"secret presignature".to_string())
+            .unwrap();
+        assert!(matches!(
+            s.rekey(&KeySource::Hex(Zeroizing::new("zz".into()))),
+            Err(StoreError::BadKey(_))
+        ));
+        let n = s
+            .rekey(&KeySource::Passphrase(Zeroizing::new(
+                "a long new passphrase".into(),
+            )))
+            .unwrap();
+        // 2 prime sets, 1 spend, 1 presignature, identity, key check.
+        assert_eq!(n, 6);
+        drop(s);
+        assert!(matches!(
+            Store::open(&p, &hex_key(1)),
+            Err(StoreError::WrongKey)
+        ));
+        let new = KeySource::Passphrase(Zeroizing::new("a long new passphrase".into()));
+        let s = Store::open(&p, &new).unwrap();
+        assert_eq!(s.load_or_create_identity().unwrap().public(), id);
+        assert_eq!(s.prime_count().unwrap(), 2);
+        assert!(s.pop_primes().unwrap().is_some());
+        assert_eq!(s.add_daily_spend("w", 7, 1, 100).unwrap(), Ok(6));
+        assert!(matches!(
+            s.take_presignature::<String>(&slot, "p1", 1).unwrap(),
+            PresigTake::Taken(ref v) if v == "secret presignature"
+        ));
+        // A damaged record: nothing is rekeyed.
+        let tx = s.db.begin_write().unwrap();
+        tx.open_table(PRIMES)
+            .unwrap()
+            .insert(99u64, [RECORD_VERSION; 60].as_slice())
+            .unwrap();
+        tx.commit().unwrap();
+        assert!(matches!(
+            s.rekey(&hex_key(3)),
+            Err(StoreError::Tampered { .. })
+        ));
+        drop(s);
+        Store::open(&p, &new).expect("still under the passphrase key");
     }
 
     #[test]

@@ -2,12 +2,10 @@
 //! verify` accepts it as written, and names the first broken line (exit 1) once a
 //! record is edited, deleted or moved. The chain continues across restarts.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use cosigner_api::pb::AccountKind;
 
 fn verify(file: &Path) -> (bool, String, String) {

@@ -3,11 +3,9 @@
 //! moduli are built from the repository's PUBLIC test primes (anyone can factor them,
 //! so their Paillier layer protects nothing) are refused before anything is committed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use cosigner_api::auth;
 use cosigner_api::pb;
 use cosigner_api::RemoteError;

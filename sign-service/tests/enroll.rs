@@ -22,12 +22,10 @@
 //!   built from the public test primes are refused (audited), nothing is stored, and
 //!   the enrollment is `not_found`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use cosigner_api::auth::{self, now_ms};
 use cosigner_api::pb::{self, AccountKind, DigestKind, PayloadKind};
 use cosigner_api::{registration, RemoteError};

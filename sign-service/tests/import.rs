@@ -10,12 +10,10 @@
 //! `peers` before the import, and the cosigner's identity (printed by the import) into
 //! the device's and recovery's files after it.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::*;
+use crate::common::*;
 use gateway_tests::process::TempDir;
 use k256::ecdsa::{RecoveryId, Signature, VerifyingKey};
 use mpc_core::keystore::{KdfParams, KeyShareBundle};

@@ -5,11 +5,9 @@
 //! permit all along. The cosigner refuses the message before its protocol sees it,
 //! names the party, and its creation slot is free again at once.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cosigner_api::pb;
 use cosigner_api::RemoteError;
 use futures_util::StreamExt;

@@ -3,11 +3,9 @@
 //! things the policy must refuse. Each refusal must carry `policy_denied` and the rule
 //! in google.rpc.ErrorInfo (or `invalid_input` for unsupported transaction types).
 
-mod common;
-
+use crate::common::*;
 use alloy_consensus::{SignableTransaction, TxEip1559, TxLegacy};
 use alloy_primitives::{Address, TxKind, U256};
-use common::*;
 use cosigner_api::pb::cosigner_client::CosignerClient;
 use cosigner_api::pb::{self, DigestKind, PayloadKind};
 use cosigner_api::{auth, RemoteError};
@@ -179,7 +177,7 @@ async fn raw_keccak_preimage_of_a_transaction_is_refused_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ethereum_and_bitcoin_rules_refuse_each_attack_naming_the_rule() {
     let gw = gateway().await;
-    let dest = common::btc::regtest(&common::btc::elsewhere(1));
+    let dest = crate::common::btc::regtest(&crate::common::btc::elsewhere(1));
     let policy = format!(
         "session_timeout_secs: 5\npresign_pool_cap: 2\npolicy:\n  ethereum:\n    allowed_chain_ids: [1]\n    \
          allowed_destinations: [\"{ALLOWED}\"]\n    max_value_per_tx_wei: \"1000000\"\n    \
@@ -531,9 +529,9 @@ async fn device_sign(
 /// wrong path, input, network or digest are refused before any session, through
 /// StartSign and SignWithPresignature (whose refusals consume nothing).
 async fn bitcoin_rules(svc: &mut Service, w: &Wallet) {
-    use common::btc::{elsewhere, ours, psbt, Spend};
+    use crate::common::btc::{elsewhere, ours, psbt, Spend};
     let mut client = svc.client().await;
-    let keys = common::btc::wallet_keys(&w.device_accounts[0]);
+    let keys = crate::common::btc::wallet_keys(&w.device_accounts[0]);
     let net = wallet_btc::Network::Regtest;
     let change = ours(&keys, CHANGE);
     // 110 000 in, 70 000 to the allowed destination, 39 000 change, fee 1 000.

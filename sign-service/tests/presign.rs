@@ -4,11 +4,9 @@
 //! between the take and the answer never hands a presignature out twice (the binary
 //! of `cargo test` has the `test-hooks` feature, whose pause makes the kill land there).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cosigner_api::pb::{self, DigestKind, PayloadKind};
 use cosigner_api::{auth, PresignatureState, RemoteError};
 use wallet_types::ErrorCode;

@@ -5,11 +5,9 @@
 //! the silent caller's worker comes back after `presign_join_deadline_secs`, long
 //! before the session timeout (120 s here).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cosigner_api::pb::cosigner_client::CosignerClient;
 use tonic::transport::Channel;
 

@@ -20,14 +20,12 @@
 //!     recovery party never joins times out naming it, and the one stocked set then
 //!     serves the next creation (the pool generates none: `prime_pool_size: 0`).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use cosigner_api::auth::{self, now_ms};
 use cosigner_api::pb::cosigner_client::CosignerClient;
 use cosigner_api::pb::{self, AccountKind, DigestKind, PayloadKind};

@@ -10,9 +10,7 @@
 //!     store);
 //! (d) a request signed for another cosigner identity is refused (`unauthorized`).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use cosigner_api::auth;
 use cosigner_api::pb::{self, AccountKind};
 use cosigner_api::RemoteError;

@@ -9,12 +9,10 @@
 //! binary `cargo test` starts); that run shows the attack is real: the test recovers
 //! the private key from the two signatures and checks it against the account key.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use cosigner_api::pb::cosigner_client::CosignerClient;
 use cosigner_api::pb::{self, DigestKind, PayloadKind};
 use cosigner_api::{auth, RemoteError};

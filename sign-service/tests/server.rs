@@ -6,13 +6,11 @@
 //! Needs the `sign-gateway` binary next to this test's target directory (built on
 //! demand with `cargo build -p sign-gateway`), or `SIGN_GATEWAY_BIN`.
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use cosigner_api::auth;
 use cosigner_api::pb::cosigner_client::CosignerClient;
 use cosigner_api::pb::{self, AccountKind, DigestKind, PayloadKind};

@@ -7,13 +7,11 @@
 //! `cosigner_unavailable`: the cosigner's CA unknown, and the gateway's CA unknown
 //! (the cosigner reached, the session's gateway refused).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use gateway_tests::process::{native_yaml, wait_port_file, TempDir, TestConfig};
 use gateway_tests::tls::TestCa;
 use mpc_core::keystore::{KdfParams, KeyShareBundle};

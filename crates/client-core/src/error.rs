@@ -368,6 +368,24 @@ impl ClientError {
                     }
                 ),
             },
+            PartyError::PeerStopped {
+                party,
+                code,
+                reason,
+            } => {
+                let reason = format!(
+                    "{stage} session {session_id}: party {party} stopped it ({code}): {reason}"
+                );
+                match ErrorCode::from_wire(&code) {
+                    ErrorCode::CosignerUnavailable => ClientError::CosignerUnavailable { reason },
+                    _ => ClientError::SessionFailed {
+                        stage,
+                        session_id,
+                        reason,
+                        blamed: Vec::new(),
+                    },
+                }
+            }
             PartyError::Session(mpc_core::SessionError::Aborted { blamed, reason }) => {
                 ClientError::SessionFailed {
                     stage,
@@ -457,6 +475,19 @@ mod tests {
         );
         assert_eq!(e.code(), ErrorCode::SessionFailed);
         assert!(matches!(e, ClientError::SessionFailed { ref blamed, .. } if blamed == &[1]));
+        // A cosigner draining for a restart stopped the session: retryable.
+        let e = ClientError::session(
+            "sign",
+            "s1",
+            PartyError::PeerStopped {
+                party: 1,
+                code: "cosigner_unavailable".into(),
+                reason: "shutting down".into(),
+            },
+        );
+        assert_eq!(e.code(), ErrorCode::CosignerUnavailable);
+        assert!(e.code().retryable());
+        assert!(e.to_string().contains("party 1 stopped it"), "{e}");
         let e = ClientError::session("sign", "s1", PartyError::Gateway("refused".into()));
         assert_eq!(e.code(), ErrorCode::GatewayUnavailable);
         let e = ClientError::session(

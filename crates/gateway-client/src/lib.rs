@@ -273,6 +273,26 @@ impl GatewayClient {
         Ok(resp.bytes().await?)
     }
 
+    /// Whether the gateway answers: `GET /health` within the request timeout. Any HTTP
+    /// answer below 500 counts (a gateway without that route answers 404, and still
+    /// serves rooms); a connection, TLS or timeout failure, or a 5xx, is the error.
+    pub async fn probe(&self) -> Result<(), ClientError> {
+        let url = self
+            .base
+            .join("health")
+            .map_err(|e| ClientError::InvalidUrl(e.to_string()))?;
+        let resp = self
+            .http
+            .get(url)
+            .timeout(self.opts.request_timeout)
+            .send()
+            .await?;
+        if resp.status().is_server_error() {
+            return check_status(resp).await.map(|_| ());
+        }
+        Ok(())
+    }
+
     /// Appends `body` to the room; returns its sequence number.
     pub async fn broadcast(
         &self,

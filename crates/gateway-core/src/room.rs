@@ -96,6 +96,9 @@ pub struct Message {
     pub seq: u64,
     /// The body as posted.
     pub body: Arc<str>,
+    /// When the gateway accepted it (ms since the Unix epoch; 0 when not known, e.g.
+    /// reloaded from storage): its delivery latency is measured from here.
+    pub posted_ms: u64,
 }
 
 /// The state of one room. `X` is per-room data owned by the runtime (e.g. a wake-up
@@ -289,6 +292,7 @@ impl<X> Room<X> {
         let msg = Message {
             seq: self.last_seq() + 1,
             body: Arc::from(body),
+            posted_ms: now_ms,
         };
         self.messages.push_back(msg.clone());
         self.bytes += size;

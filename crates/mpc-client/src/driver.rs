@@ -85,6 +85,7 @@ pub(crate) async fn run_spec(
         token: room.token().map(str::to_string),
         room: room.room,
         timeout: settings.timeout,
+        stop: None,
     };
     let (stage, party, account) = (
         spec.stage(),

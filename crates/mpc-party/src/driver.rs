@@ -14,6 +14,8 @@ use std::time::Duration;
 use mpc_core::session::Progress;
 use mpc_core::SessionOutput;
 
+use mpc_wire::StopNotice;
+
 use crate::party::{PartyError, PartySession, Poll};
 
 /// One gateway event: its sequence number in the room and its body.
@@ -47,6 +49,14 @@ pub trait PartyIo {
 
     /// The session reached a new round (or finished): for progress bars.
     fn progress(&mut self, progress: Progress);
+
+    /// After a method above returned an error: whether it was the host asking this
+    /// party to stop, and the notice to give the peers then. The driver seals the
+    /// notice and posts it before returning the error. Default: hosts that never stop
+    /// sessions early.
+    fn take_stop(&mut self) -> Option<StopNotice> {
+        None
+    }
 }
 
 /// Runs `party` to its output over `io`: delivers the events that arrived, advances the
@@ -59,8 +69,32 @@ pub trait PartyIo {
 /// ([`mpc_core::session::MAX_PAILLIER_MODULUS_BITS`]). A host that must be freed exactly
 /// at the deadline (the native runner, whose caller holds a permit) also races the whole
 /// run against its own timer.
+///
+/// A host that stops the session early ([`PartyIo::take_stop`]) gets its stop notice
+/// posted last, so the peers fail at once with its code instead of timing out.
 pub async fn run<I: PartyIo>(
     mut party: PartySession,
+    io: &mut I,
+    timeout: Duration,
+) -> Result<SessionOutput, PartyError> {
+    let result = run_steps(&mut party, io, timeout).await;
+    if result.is_err() {
+        if let Some(notice) = io.take_stop() {
+            match party.stop(&notice) {
+                Ok(body) => {
+                    if let Err(e) = io.post(body).await {
+                        tracing::warn!(error = %e, "the stop notice was not posted");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot seal the stop notice"),
+            }
+        }
+    }
+    result
+}
+
+async fn run_steps<I: PartyIo>(
+    party: &mut PartySession,
     io: &mut I,
     timeout: Duration,
 ) -> Result<SessionOutput, PartyError> {
@@ -95,7 +129,7 @@ pub async fn run<I: PartyIo>(
                 }
             }
         }
-        io.after_step(&party).await?;
+        io.after_step(party).await?;
     }
 }
 
@@ -277,5 +311,96 @@ mod tests {
         let err = block_on(run(p.remove(0), &mut io, Duration::from_secs(5))).unwrap_err();
         assert!(matches!(err, PartyError::Internal(ref m) if m == "cancelled by the host"));
         assert_eq!(io.0.clock.get(), 0.0, "no waiting after the host's error");
+    }
+
+    /// A host that stops its party (a cosigner draining) gets the stop notice posted as
+    /// the party's last envelope; a peer delivering it fails at once with
+    /// `PeerStopped`, naming the party and the code, instead of waiting for its deadline.
+    #[test]
+    fn a_stopped_party_tells_its_peers_why() {
+        struct Stopping<'a> {
+            io: TestIo<'a>,
+            notice: Option<mpc_wire::StopNotice>,
+            stop: Option<mpc_wire::StopNotice>,
+        }
+        impl PartyIo for Stopping<'_> {
+            fn now_ms(&self) -> f64 {
+                self.io.now_ms()
+            }
+            fn post(&mut self, body: String) -> impl Future<Output = Result<(), PartyError>> {
+                self.io.post(body)
+            }
+            fn try_event(&mut self) -> Result<Option<Event>, PartyError> {
+                // The host stops the party once its first round is out.
+                if self.io.steps > 0 {
+                    if let Some(n) = self.notice.take() {
+                        let reason = n.reason.clone();
+                        self.stop = Some(n);
+                        return Err(PartyError::Stopped(reason));
+                    }
+                }
+                self.io.try_event()
+            }
+            fn next_event(
+                &mut self,
+                wait_ms: f64,
+            ) -> impl Future<Output = Result<Option<Event>, PartyError>> {
+                self.io.next_event(wait_ms)
+            }
+            fn after_step(
+                &mut self,
+                party: &PartySession,
+            ) -> impl Future<Output = Result<(), PartyError>> {
+                self.io.after_step(party)
+            }
+            fn progress(&mut self, progress: Progress) {
+                self.io.progress(progress)
+            }
+            fn take_stop(&mut self) -> Option<mpc_wire::StopNotice> {
+                self.stop.take()
+            }
+        }
+        let _ = dev_fixture_primes();
+        let room = std::cell::RefCell::new(Room { log: Vec::new() });
+        let mut p = parties(3, "driver-stop");
+        let mut peer = p.remove(0);
+        let notice = mpc_wire::StopNotice::new("cosigner_unavailable", "draining").unwrap();
+        let mut io = Stopping {
+            io: TestIo {
+                room: &room,
+                cursor: 0,
+                clock: std::cell::Cell::new(0.0),
+                progress: Vec::new(),
+                steps: 0,
+            },
+            notice: Some(notice),
+            stop: None,
+        };
+        let err = block_on(run(p.remove(0), &mut io, Duration::from_secs(5))).unwrap_err();
+        assert!(
+            matches!(err, PartyError::Stopped(ref r) if r == "draining"),
+            "{err}"
+        );
+        let log = room.borrow().log.clone();
+        assert!(log.len() >= 2, "round 1 and the stop notice were posted");
+        let mut stopped = None;
+        for (i, body) in log.iter().enumerate() {
+            if let Err(e) = peer.deliver(i as u64 + 1, body) {
+                stopped = Some(e);
+                break;
+            }
+        }
+        match stopped {
+            Some(PartyError::PeerStopped {
+                party,
+                code,
+                reason,
+            }) => {
+                assert_eq!(party, 1);
+                assert_eq!(code, "cosigner_unavailable");
+                assert_eq!(reason, "draining");
+            }
+            other => panic!("expected PeerStopped, got {other:?}"),
+        }
     }
 }

@@ -10,12 +10,63 @@ use futures_util::StreamExt;
 use gateway_client::GatewayClient;
 use mpc_core::session::Progress;
 use mpc_core::{Session, SessionError, SessionOutput};
-use mpc_wire::{IdentityKey, Roster, SessionId};
-use tokio::sync::mpsc;
+use mpc_wire::{IdentityKey, Roster, SessionId, StopNotice};
+use tokio::sync::{mpsc, watch};
 
 use crate::driver::{run, Event, PartyIo};
 use crate::party::{PartyError, PartySession};
 use crate::relay::Stall;
+
+/// The receiving end of [`stop_signal`]: given to sessions ([`PartyContext::stop`],
+/// [`Transport::stop`]) that a host may end early.
+#[derive(Clone, Debug)]
+pub struct StopSignal(watch::Receiver<Option<StopNotice>>);
+
+/// The sending end of [`stop_signal`]: held by the host (a server draining).
+#[derive(Debug)]
+pub struct StopSender(watch::Sender<Option<StopNotice>>);
+
+/// A way for a host to end every running session that holds the signal: each posts
+/// `notice` as its last envelope (so its peers fail at once with the notice's code,
+/// e.g. `cosigner_unavailable`: retry) and returns [`PartyError::Stopped`]. Sessions
+/// started after the stop are stopped at once.
+pub fn stop_signal() -> (StopSender, StopSignal) {
+    let (tx, rx) = watch::channel(None);
+    (StopSender(tx), StopSignal(rx))
+}
+
+impl StopSender {
+    /// Stops every session holding the signal, with `notice`.
+    pub fn stop(&self, notice: StopNotice) {
+        self.0.send_replace(Some(notice));
+    }
+}
+
+impl StopSignal {
+    /// Waits until the host stops the sessions; never returns when it cannot anymore.
+    async fn stopped(&mut self) -> StopNotice {
+        loop {
+            if let Some(n) = self.0.borrow_and_update().clone() {
+                return n;
+            }
+            if self.0.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// Waits for `stop`, forever when there is none.
+async fn stop_requested(stop: &mut Option<StopSignal>) -> StopNotice {
+    match stop {
+        Some(s) => s.stopped().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// How long a stopped session's thread may take to post its stop notice (it may be
+/// inside a protocol step) before the runner returns without it.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Where a session's messages travel: a room on the gateway.
 #[derive(Clone)]
@@ -28,6 +79,8 @@ pub struct Transport {
     pub token: Option<String>,
     /// Deadline for the whole session.
     pub timeout: Duration,
+    /// Lets the host end the session early ([`stop_signal`]).
+    pub stop: Option<StopSignal>,
 }
 
 impl std::fmt::Debug for Transport {
@@ -58,6 +111,8 @@ pub struct PartyContext {
     pub roster: Roster,
     /// Deadline for the whole session.
     pub timeout: Duration,
+    /// Lets the host end the session early ([`stop_signal`]).
+    pub stop: Option<StopSignal>,
 }
 
 impl std::fmt::Debug for PartyContext {
@@ -89,12 +144,14 @@ where
         identity,
         roster,
         timeout,
+        stop,
     } = ctx;
     let transport = Transport {
         gateway,
         room,
         token,
         timeout,
+        stop,
     };
     drive(
         transport,
@@ -102,6 +159,14 @@ where
         progress,
     )
     .await
+}
+
+/// What the runner hands the session thread.
+enum Inbound {
+    /// A gateway event.
+    Event(u64, String),
+    /// The host stops the session.
+    Stop(StopNotice),
 }
 
 /// What the session thread reports.
@@ -162,9 +227,10 @@ where
         room,
         token,
         timeout,
+        mut stop,
     } = transport;
     let deadline = tokio::time::Instant::now() + timeout;
-    let (in_tx, in_rx) = std_mpsc::channel::<(u64, String)>();
+    let (in_tx, in_rx) = std_mpsc::channel::<Inbound>();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<Outbound>();
     let shared = Arc::new(Shared {
         cancel: AtomicBool::new(false),
@@ -187,6 +253,9 @@ where
         .map_err(|e| PartyError::Internal(format!("cannot spawn session thread: {e}")))?;
 
     let mut thread_done = false;
+    // Once the host stops the session: until when the thread may take to post its
+    // notice and report.
+    let mut stopping: Option<(tokio::time::Instant, String)> = None;
     let result = loop {
         tokio::select! {
             biased;
@@ -208,11 +277,27 @@ where
             },
             item = stream.next() => match item {
                 Some(Ok((seq, body))) => {
-                    let _ = in_tx.send((seq, body));
+                    let _ = in_tx.send(Inbound::Event(seq, body));
                 }
                 Some(Err(e)) => break Err(gateway_error(e)),
                 None => break Err(PartyError::StreamEnded(room.clone())),
             },
+            notice = stop_requested(&mut stop), if stopping.is_none() => {
+                tracing::info!(room = %room, code = %notice.code, "stopping the session");
+                stopping = Some((tokio::time::Instant::now() + STOP_GRACE, notice.reason.clone()));
+                let _ = in_tx.send(Inbound::Stop(notice));
+            }
+            _ = async {
+                match &stopping {
+                    Some((until, _)) => tokio::time::sleep_until(*until).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                let reason = stopping.map(|(_, r)| r).unwrap_or_default();
+                break Err(PartyError::Stopped(format!(
+                    "{reason} (the stop notice was not posted: the session was inside a protocol step)"
+                )));
+            }
             _ = tokio::time::sleep_until(deadline) => {
                 // Not waiting for the thread: it may be inside a long protocol step.
                 break Err(shared.timed_out(timeout));
@@ -235,16 +320,30 @@ where
 /// events arrive on a channel from the runtime, bodies and progress go back on another,
 /// and between protocol steps it publishes the stall and stops once the runner gave up.
 struct ThreadIo<'a> {
-    inbound: std_mpsc::Receiver<(u64, String)>,
+    inbound: std_mpsc::Receiver<Inbound>,
     outbound: mpsc::UnboundedSender<Outbound>,
     shared: &'a Shared,
     origin: std::time::Instant,
+    /// The host's stop notice, once received (for [`PartyIo::take_stop`]).
+    stop: Option<StopNotice>,
 }
 
 impl ThreadIo<'_> {
     /// The runner is gone (deadline, gateway error): the thread stops without reporting.
     fn stopped() -> PartyError {
         PartyError::Internal("the runner stopped the session".into())
+    }
+
+    /// An event, or the host's stop as the error that ends the run.
+    fn event(&mut self, inbound: Inbound) -> Result<Event, PartyError> {
+        match inbound {
+            Inbound::Event(seq, body) => Ok((seq, body)),
+            Inbound::Stop(notice) => {
+                let reason = notice.reason.clone();
+                self.stop = Some(notice);
+                Err(PartyError::Stopped(reason))
+            }
+        }
     }
 }
 
@@ -263,7 +362,7 @@ impl PartyIo for ThreadIo<'_> {
 
     fn try_event(&mut self) -> Result<Option<Event>, PartyError> {
         match self.inbound.try_recv() {
-            Ok(event) => Ok(Some(event)),
+            Ok(inbound) => self.event(inbound).map(Some),
             Err(std_mpsc::TryRecvError::Empty) => Ok(None),
             Err(std_mpsc::TryRecvError::Disconnected) => Err(Self::stopped()),
         }
@@ -276,7 +375,7 @@ impl PartyIo for ThreadIo<'_> {
         // This thread runs nothing else: blocking here is waiting.
         let wait = Duration::from_secs_f64(wait_ms.max(0.0) / 1000.0);
         ready(match self.inbound.recv_timeout(wait) {
-            Ok(event) => Ok(Some(event)),
+            Ok(inbound) => self.event(inbound).map(Some),
             Err(std_mpsc::RecvTimeoutError::Timeout) => Ok(None),
             Err(std_mpsc::RecvTimeoutError::Disconnected) => Err(Self::stopped()),
         })
@@ -294,11 +393,15 @@ impl PartyIo for ThreadIo<'_> {
     fn progress(&mut self, progress: Progress) {
         let _ = self.outbound.send(Outbound::Progress(progress));
     }
+
+    fn take_stop(&mut self) -> Option<StopNotice> {
+        self.stop.take()
+    }
 }
 
 fn session_thread<F>(
     open: F,
-    inbound: std_mpsc::Receiver<(u64, String)>,
+    inbound: std_mpsc::Receiver<Inbound>,
     outbound: mpsc::UnboundedSender<Outbound>,
     shared: &Shared,
     timeout: Duration,
@@ -317,6 +420,7 @@ fn session_thread<F>(
             outbound: outbound.clone(),
             shared,
             origin,
+            stop: None,
         };
         rt.block_on(run(party, &mut io, timeout))
     });
@@ -355,6 +459,7 @@ mod tests {
             room: "cancel".into(),
             token: None,
             timeout: Duration::ZERO,
+            stop: None,
         };
         let permits = Arc::new(Semaphore::new(1));
         let permit = Arc::clone(&permits).try_acquire_owned().unwrap();

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use mpc_core::session::Progress;
 use mpc_core::{Session, SessionError, SessionOutput, Step};
-use mpc_wire::{IdentityKey, Roster, SessionId, WireError};
+use mpc_wire::{IdentityKey, Roster, SessionId, StopNotice, WireError};
 
 use crate::relay::{Relay, Stall};
 
@@ -62,6 +62,21 @@ pub enum PartyError {
     /// The gateway stream ended before the session finished.
     #[error("the gateway stream of room {0} ended before the session finished")]
     StreamEnded(String),
+    /// A peer ended the session early with a signed stop notice (e.g. the cosigner
+    /// draining for a restart): `code` is a wire error code saying what to do (for
+    /// `cosigner_unavailable`: retry, with a new session).
+    #[error("party {party} stopped the session ({code}): {reason}")]
+    PeerStopped {
+        /// The peer.
+        party: u16,
+        /// Its wire error code.
+        code: String,
+        /// Its reason, for people.
+        reason: String,
+    },
+    /// This party was told to stop (a server draining): its peers got a stop notice.
+    #[error("stopped: {0}")]
+    Stopped(String),
     /// The driver failed (a bug).
     #[error("internal error: {0}")]
     Internal(String),
@@ -163,7 +178,21 @@ impl PartySession {
         if let Some(m) = self.relay.open(seq, body) {
             self.session.handle(m)?;
         }
+        if let Some((party, notice)) = self.relay.stopped_by() {
+            return Err(PartyError::PeerStopped {
+                party: *party,
+                code: notice.code.clone(),
+                reason: notice.reason.clone(),
+            });
+        }
         Ok(())
+    }
+
+    /// Ends the session here: seals the stop notice to post (last) so the peers stop
+    /// at once with `notice.code`, and marks the session done.
+    pub fn stop(&mut self, notice: &StopNotice) -> Result<String, PartyError> {
+        self.done = true;
+        Ok(self.relay.seal_stop(notice)?)
     }
 
     /// Advances the protocol by one unit of work and says what the driver does next.

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use mpc_core::{Incoming, Outgoing};
-use mpc_wire::{Channel, IdentityKey, Opened, Roster, SessionId, WireError};
+use mpc_wire::{Channel, IdentityKey, Opened, Roster, SessionId, StopNotice, WireError};
 
 /// How many rejected envelopes are remembered for error reports.
 pub const MAX_REMEMBERED_REJECTIONS: usize = 5;
@@ -28,6 +28,8 @@ pub struct Relay {
     rejected_total: u64,
     heard_from: BTreeSet<u16>,
     round: u16,
+    /// The first authenticated stop notice of a peer.
+    stopped_by: Option<(u16, StopNotice)>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -72,6 +74,7 @@ impl Relay {
             rejected_total: 0,
             heard_from: BTreeSet::new(),
             round: 0,
+            stopped_by: None,
         })
     }
 
@@ -95,6 +98,14 @@ impl Relay {
                 })
             }
             Ok(Opened::NotForMe { .. }) | Ok(Opened::OwnEcho { .. }) => None,
+            Ok(Opened::Stop { sender, notice }) => {
+                self.heard_from.insert(sender);
+                tracing::info!(session = %self.session_id, sender, code = %notice.code, reason = %notice.reason, "a peer stopped the session");
+                if self.stopped_by.is_none() {
+                    self.stopped_by = Some((sender, notice));
+                }
+                None
+            }
             Err(e) => {
                 tracing::warn!(session = %self.session_id, seq, error = %e, "rejected envelope");
                 self.rejected_total += 1;
@@ -104,6 +115,16 @@ impl Relay {
                 None
             }
         }
+    }
+
+    /// The first peer that stopped the session, and its notice.
+    pub fn stopped_by(&self) -> Option<&(u16, StopNotice)> {
+        self.stopped_by.as_ref()
+    }
+
+    /// Seals this party's stop notice (post it last: the session ends here).
+    pub fn seal_stop(&mut self, notice: &StopNotice) -> Result<String, WireError> {
+        self.channel.seal_stop(notice)
     }
 
     /// Records the round the session reached (for [`Relay::stall`]).

@@ -3,6 +3,7 @@
 use core::fmt;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::stop::{StopNotice, STOP_ROUND};
 use crate::{Envelope, IdentityKey, Roster, SessionId, WireError, MAX_ENVELOPE_BYTES, VERSION};
 
 /// A protocol message that passed every check, ready for the protocol state machine
@@ -53,6 +54,14 @@ pub enum Opened {
     OwnEcho {
         /// Our sequence number of that envelope.
         seq: u64,
+    },
+    /// A peer ended the session early and says why ([`crate::stop`]): stop too, with
+    /// its code.
+    Stop {
+        /// The peer (authenticated).
+        sender: u16,
+        /// Its notice.
+        notice: StopNotice,
     },
 }
 
@@ -156,10 +165,35 @@ impl Channel {
         self.seal_envelope(recipient, round, payload)?.to_json()
     }
 
+    /// Seals a stop notice ([`crate::stop`]): a broadcast of round [`STOP_ROUND`] telling
+    /// the peers this party ends the session, and why. Post it last.
+    pub fn seal_stop(&mut self, notice: &StopNotice) -> Result<String, WireError> {
+        self.seal_any(None, STOP_ROUND, &notice.to_payload()?)?
+            .to_json()
+    }
+
     /// Like [`Channel::seal`] but returns the [`Envelope`] value.
     ///
     /// Each successful call consumes one sequence number; a failed call consumes none.
+    /// The round [`STOP_ROUND`] is reserved for stop notices ([`Channel::seal_stop`]): a
+    /// protocol message can never be read as one.
     pub fn seal_envelope(
+        &mut self,
+        recipient: Option<u16>,
+        round: u16,
+        payload: &[u8],
+    ) -> Result<Envelope, WireError> {
+        if round == STOP_ROUND {
+            return Err(WireError::Malformed {
+                sender: None,
+                reason: format!("round {STOP_ROUND} is reserved for stop notices"),
+            });
+        }
+        self.seal_any(recipient, round, payload)
+    }
+
+    /// [`Channel::seal_envelope`] of any round (stop notices included).
+    pub(crate) fn seal_any(
         &mut self,
         recipient: Option<u16>,
         round: u16,
@@ -296,6 +330,17 @@ impl Channel {
                 }
             }
         }
+        let stop = if env.round == STOP_ROUND {
+            if env.recipient.is_some() {
+                return Err(WireError::Malformed {
+                    sender: Some(sender),
+                    reason: "a stop notice sent p2p (it is a broadcast)".into(),
+                });
+            }
+            Some(StopNotice::from_payload(sender, &env.payload)?)
+        } else {
+            None
+        };
         let payload = match env.recipient {
             None => env.payload.clone(),
             Some(_) => env.decrypt(&self.identity)?,
@@ -306,6 +351,9 @@ impl Channel {
             .or_default()
             .accepted
             .insert(env.seq);
+        if let Some(notice) = stop {
+            return Ok(Opened::Stop { sender, notice });
+        }
         Ok(Opened::Message(Message {
             sender,
             broadcast: env.recipient.is_none(),

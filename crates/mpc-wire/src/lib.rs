@@ -71,6 +71,7 @@ mod envelope;
 mod error;
 mod identity;
 mod session;
+pub mod stop;
 
 #[cfg(test)]
 mod props;
@@ -82,3 +83,4 @@ pub use envelope::{Envelope, DOMAIN_TAG, MAX_ENVELOPE_BYTES, P2P_OVERHEAD, VERSI
 pub use error::{ClaimedSender, WireError};
 pub use identity::{IdentityKey, PublicIdentity, PUBLIC_IDENTITY_LEN, SEED_LEN};
 pub use session::{Roster, SessionId, MAX_SESSION_ID_LEN};
+pub use stop::{StopNotice, STOP_ROUND};

@@ -73,6 +73,7 @@ proptest! {
         payload in proptest::collection::vec(any::<u8>(), 0..2048),
     ) {
         prop_assume!(to != Some(from));
+        prop_assume!(round != crate::STOP_ROUND);
         let mut sender = channel(from);
         let text = sender.seal(to, round, &payload).expect("seal");
         for me in 0..3u16 {
@@ -87,6 +88,7 @@ proptest! {
                 }
                 Opened::OwnEcho { .. } => prop_assert_eq!(me, from),
                 Opened::NotForMe { .. } => prop_assert!(me != from && to.is_some_and(|t| t != me)),
+                Opened::Stop { .. } => prop_assert!(false, "a protocol message read as a stop"),
             }
         }
     }

@@ -667,3 +667,79 @@ fn envelope_json_shape() {
     assert!(!format!("{m:?}").contains("topsecret"));
     assert!(!format!("{env:?}").contains("payload:"));
 }
+
+/// A stop notice reaches every peer as `Opened::Stop` with its code; a forged one (not
+/// signed by the roster identity, or of another session), a replayed one, a p2p one and
+/// one with a bad code are rejected without changing the channel.
+#[test]
+fn stop_notices_are_authenticated_and_checked() {
+    let mut n = net();
+    let notice = StopNotice::new("cosigner_unavailable", "shutting down").unwrap();
+    let text = n.ch[1].seal_stop(&notice).unwrap();
+    for i in [0usize, 2] {
+        match n.ch[i].open(&text).unwrap() {
+            Opened::Stop {
+                sender,
+                notice: got,
+            } => {
+                assert_eq!(sender, 1);
+                assert_eq!(got, notice);
+            }
+            other => panic!("expected a stop, got {other:?}"),
+        }
+    }
+    // Replayed.
+    assert!(matches!(
+        n.ch[0].open(&text),
+        Err(WireError::Replay { sender: 1, .. })
+    ));
+    // Forged: the gateway (or anyone) re-signs a stop as party 1 with another key.
+    let mut forged = Envelope::from_json(&n.ch[1].seal_stop(&notice).unwrap()).unwrap();
+    forged.seq = 99;
+    resign(&mut forged, &key(7));
+    assert!(matches!(
+        n.ch[0].open(&json(&forged)),
+        Err(WireError::BadSignature { sender: 1 })
+    ));
+    // Signed by the right key but sent p2p, or with a code that is not a wire code.
+    // A protocol message cannot take the stop round.
+    assert!(n.ch[1].seal(None, STOP_ROUND, b"x").is_err());
+    let p2p = json(
+        &n.ch[1]
+            .seal_any(Some(0), STOP_ROUND, &notice.to_payload().unwrap())
+            .unwrap(),
+    );
+    assert!(matches!(
+        n.ch[0].open(&p2p),
+        Err(WireError::Malformed {
+            sender: Some(1),
+            ..
+        })
+    ));
+    let bad = json(
+        &n.ch[1]
+            .seal_any(None, STOP_ROUND, br#"{"code":"Not A Code","reason":""}"#)
+            .unwrap(),
+    );
+    assert!(matches!(
+        n.ch[0].open(&bad),
+        Err(WireError::Malformed {
+            sender: Some(1),
+            ..
+        })
+    ));
+    let junk = json(&n.ch[1].seal_any(None, STOP_ROUND, b"\xff\x00").unwrap());
+    assert!(matches!(
+        n.ch[0].open(&junk),
+        Err(WireError::Malformed {
+            sender: Some(1),
+            ..
+        })
+    ));
+    // Rejections change nothing: a later genuine message is still accepted.
+    let later = n.ch[1].seal(None, 3, b"still here").unwrap();
+    assert_eq!(msg(n.ch[0].open(&later).unwrap()).payload, b"still here");
+    // Codes and reasons are bounded on the sending side too.
+    assert!(StopNotice::new("", "x").is_err());
+    assert!(StopNotice::new("ok_code", &"r".repeat(stop::MAX_STOP_REASON + 1)).is_err());
+}

@@ -5,7 +5,8 @@
 //!   `id: <seq>`; `Last-Event-ID: k` resumes after message k; keep-alive comments.
 //! - `POST /rooms/{room}/issue_unique_idx` — `{"unique_idx": <u16>}`.
 //! - `POST /rooms/{room}/broadcast` — body = one UTF-8 message; answers `{"seq": n}`.
-//! - `GET /health`, `GET /metrics` (Prometheus text format).
+//! - `GET /health` and `GET /healthz` (liveness), `GET /readyz` (503 once shutting
+//!   down), `GET /metrics` (Prometheus, OpenMetrics text).
 //!
 //! Room tokens travel as `Authorization: Bearer <token>` or, for browsers' `EventSource`
 //! which cannot set headers, as `?token=<token>`.
@@ -21,7 +22,6 @@
 pub mod config;
 mod metrics;
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -104,9 +104,7 @@ impl AppState {
     pub fn sweep(&self) -> usize {
         let expired = self.registry().sweep(now_ms());
         let n = expired.len();
-        self.metrics
-            .rooms_expired
-            .fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics.expired(n);
         for (id, _room) in expired {
             tracing::debug!(room = %id, "room expired");
         }
@@ -246,6 +244,8 @@ pub fn router(state: Shared) -> Router {
     let cors = cors_layer(&state.config.cors_origins);
     let mut app = Router::new()
         .route("/health", get(health))
+        .route("/healthz", get(health))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .route("/rooms/{room}/subscribe", get(subscribe))
         .route("/rooms/{room}/issue_unique_idx", post(issue_unique_idx))
@@ -291,6 +291,22 @@ async fn health() -> Response {
     json_ok("{\"status\":\"ok\"}".into())
 }
 
+/// Ready while not shutting down (rooms live in this process: nothing else to check).
+async fn readyz(State(state): State<Shared>) -> Response {
+    if *state.shutdown.borrow() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            "{\"ready\":false,\"reason\":\"shutting down\"}",
+        )
+            .into_response();
+    }
+    json_ok("{\"ready\":true}".into())
+}
+
 async fn not_found() -> Response {
     error_response(&GatewayError::NotFound)
 }
@@ -304,7 +320,7 @@ async fn metrics_handler(State(state): State<Shared>) -> Response {
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         )],
         state.render_metrics(),
     )
@@ -381,11 +397,7 @@ async fn broadcast(
         Ok(msg.seq)
     })();
     let seq = r.map_err(|e| count_error(&state, e))?;
-    state.metrics.messages.fetch_add(1, Ordering::Relaxed);
-    state
-        .metrics
-        .message_bytes
-        .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    state.metrics.message(bytes.len());
     Ok(json_ok(format!("{{\"seq\":{seq}}}")))
 }
 
@@ -415,7 +427,7 @@ async fn subscribe(
         Ok((cursor, r.ext.tx.subscribe(), caller))
     })();
     let (cursor, wake, caller) = r.map_err(|e| count_error(&state, e))?;
-    state.metrics.subscriptions.fetch_add(1, Ordering::Relaxed);
+    state.metrics.subscribed();
     let stream = sse_stream(state.clone(), room, caller, cursor, wake);
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
@@ -456,7 +468,7 @@ struct SubState {
 }
 
 enum Next {
-    Batch(String, u64, u64),
+    Batch(String, u64),
     Wait,
     End,
 }
@@ -476,16 +488,18 @@ fn next_batch(st: &SubState) -> Next {
     }
     let mut out = String::new();
     let mut last = st.cursor;
-    let mut n = 0;
-    for m in msgs {
+    let now = now_ms();
+    for (n, m) in msgs.into_iter().enumerate() {
         if n > 0 && out.len() + m.body.len() > MAX_BATCH_BYTES {
             break;
         }
         out.push_str(&gateway_core::format_sse_event(m.seq, &m.body));
         last = m.seq;
-        n += 1;
+        let latency =
+            (m.posted_ms > 0).then(|| Duration::from_millis(now.saturating_sub(m.posted_ms)));
+        state.metrics.delivered(latency);
     }
-    Next::Batch(out, last, n)
+    Next::Batch(out, last)
 }
 
 fn sse_stream(
@@ -524,13 +538,8 @@ fn sse_stream(
             st.wake.borrow_and_update();
             match next_batch(&st) {
                 Next::End => return None,
-                Next::Batch(text, last, n) => {
+                Next::Batch(text, last) => {
                     st.cursor = last;
-                    st.guard
-                        .state
-                        .metrics
-                        .delivered
-                        .fetch_add(n, Ordering::Relaxed);
                     return Some((Ok(Bytes::from(text)), st));
                 }
                 Next::Wait => {}

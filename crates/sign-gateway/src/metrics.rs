@@ -1,115 +1,176 @@
-//! Prometheus metrics (text exposition format, no extra dependency).
+//! The gateway's Prometheus metrics (`prometheus-client`, OpenMetrics text): counters
+//! of messages, bytes, deliveries, subscriptions, expired rooms and error replies by
+//! status class; the delivery latency (a message accepted → written to a subscriber);
+//! and the registry's gauges (rooms, subscribers, retained messages and bytes), set
+//! from [`RegistryStats`] at each scrape.
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use gateway_core::RegistryStats;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
 
-/// Counters of one gateway process.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// Messages accepted by `broadcast`.
-    pub messages: AtomicU64,
-    /// Bytes of accepted messages.
-    pub message_bytes: AtomicU64,
-    /// Events written to subscribers.
-    pub delivered: AtomicU64,
-    /// Subscriptions opened.
-    pub subscriptions: AtomicU64,
-    /// Rooms expired.
-    pub rooms_expired: AtomicU64,
-    /// Error responses by class: 400, 401, 403, 404/405, 409/410, 413, 429, 5xx.
-    errors: [AtomicU64; 8],
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
 }
 
-const ERROR_CLASSES: [&str; 8] = ["400", "401", "403", "404", "410", "413", "429", "5xx"];
+/// Every metric of one gateway process.
+pub struct Metrics {
+    registry: Registry,
+    /// Messages accepted by `broadcast`.
+    messages: Counter,
+    /// Bytes of accepted messages.
+    message_bytes: Counter,
+    /// Events written to subscribers.
+    delivered: Counter,
+    /// Subscriptions opened.
+    subscriptions: Counter,
+    /// Rooms expired.
+    rooms_expired: Counter,
+    errors: Family<StatusLabels, Counter>,
+    delivery: Histogram,
+    rooms: Gauge,
+    subscribers: Gauge,
+    retained_messages: Gauge,
+    retained_bytes: Gauge,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The status class an error reply is counted under.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 | 405 => "404",
+        409 | 410 => "410",
+        413 => "413",
+        429 => "429",
+        _ => "5xx",
+    }
+}
 
 impl Metrics {
-    /// Counts an error response with HTTP `status`.
-    pub fn count_error(&self, status: u16) {
-        let i = match status {
-            400 => 0,
-            401 => 1,
-            403 => 2,
-            404 | 405 => 3,
-            409 | 410 => 4,
-            413 => 5,
-            429 => 6,
-            _ => 7,
+    /// The metrics, registered under the `sign_gateway` prefix.
+    pub fn new() -> Self {
+        let mut root = Registry::default();
+        let r = root.sub_registry_with_prefix("sign_gateway");
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
         };
-        self.errors[i].fetch_add(1, Ordering::Relaxed);
+        let gauge = |r: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let messages = counter(r, "messages", "Messages accepted by broadcast");
+        let message_bytes = counter(
+            r,
+            "message_bytes",
+            "Bytes of messages accepted by broadcast",
+        );
+        let delivered = counter(r, "events_delivered", "SSE events written to subscribers");
+        let subscriptions = counter(r, "subscriptions", "SSE subscriptions opened");
+        let rooms_expired = counter(r, "rooms_expired", "Rooms expired");
+        let errors = Family::<StatusLabels, Counter>::default();
+        r.register("errors", "Error responses by status class", errors.clone());
+        // 0.1 ms to ~6.5 s.
+        let delivery = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
+        r.register_with_unit(
+            "delivery_latency",
+            "From a message accepted to its event written to a subscriber (resumes \
+             included)",
+            Unit::Seconds,
+            delivery.clone(),
+        );
+        let rooms = gauge(r, "rooms", "Live rooms");
+        let subscribers = gauge(r, "subscribers", "Open SSE subscriptions");
+        let retained_messages = gauge(
+            r,
+            "retained_messages",
+            "Messages retained for resume over all rooms",
+        );
+        let retained_bytes = gauge(r, "retained_bytes", "Message bytes retained over all rooms");
+        Self {
+            registry: root,
+            messages,
+            message_bytes,
+            delivered,
+            subscriptions,
+            rooms_expired,
+            errors,
+            delivery,
+            rooms,
+            subscribers,
+            retained_messages,
+            retained_bytes,
+        }
     }
 
-    /// Renders the metrics with the registry's current gauges.
-    pub fn render(&self, s: &RegistryStats) -> String {
-        let mut out = String::with_capacity(2048);
-        let mut metric = |name: &str, kind: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            let _ = writeln!(out, "{name} {v}");
-        };
-        metric("sign_gateway_rooms", "gauge", "Live rooms.", s.rooms);
-        metric(
-            "sign_gateway_subscribers",
-            "gauge",
-            "Open SSE subscriptions.",
-            s.subscribers,
-        );
-        metric(
-            "sign_gateway_retained_messages",
-            "gauge",
-            "Messages retained for resume over all rooms.",
-            s.messages,
-        );
-        metric(
-            "sign_gateway_retained_bytes",
-            "gauge",
-            "Message bytes retained over all rooms.",
-            s.bytes,
-        );
-        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        metric(
-            "sign_gateway_messages_total",
-            "counter",
-            "Messages accepted by broadcast.",
-            ld(&self.messages),
-        );
-        metric(
-            "sign_gateway_message_bytes_total",
-            "counter",
-            "Bytes of messages accepted by broadcast.",
-            ld(&self.message_bytes),
-        );
-        metric(
-            "sign_gateway_events_delivered_total",
-            "counter",
-            "SSE events written to subscribers.",
-            ld(&self.delivered),
-        );
-        metric(
-            "sign_gateway_subscriptions_total",
-            "counter",
-            "SSE subscriptions opened.",
-            ld(&self.subscriptions),
-        );
-        metric(
-            "sign_gateway_rooms_expired_total",
-            "counter",
-            "Rooms expired.",
-            ld(&self.rooms_expired),
-        );
-        let _ = writeln!(
-            out,
-            "# HELP sign_gateway_errors_total Error responses by status class."
-        );
-        let _ = writeln!(out, "# TYPE sign_gateway_errors_total counter");
-        for (i, class) in ERROR_CLASSES.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "sign_gateway_errors_total{{status=\"{class}\"}} {}",
-                ld(&self.errors[i])
-            );
+    /// Counts an error response with HTTP `status`.
+    pub fn count_error(&self, status: u16) {
+        self.errors
+            .get_or_create(&StatusLabels {
+                status: status_class(status),
+            })
+            .inc();
+    }
+
+    /// Counts a message of `bytes` accepted.
+    pub fn message(&self, bytes: usize) {
+        self.messages.inc();
+        self.message_bytes.inc_by(bytes as u64);
+    }
+
+    /// Counts a subscription opened.
+    pub fn subscribed(&self) {
+        self.subscriptions.inc();
+    }
+
+    /// Counts `n` rooms expired.
+    pub fn expired(&self, n: usize) {
+        self.rooms_expired.inc_by(n as u64);
+    }
+
+    /// Records an event written to a subscriber, `latency` after its message was
+    /// accepted (`None`: not known).
+    pub fn delivered(&self, latency: Option<Duration>) {
+        self.delivered.inc();
+        if let Some(l) = latency {
+            self.delivery.observe(l.as_secs_f64());
         }
+    }
+
+    /// The OpenMetrics text of every metric, with the gauges set from `s`.
+    pub fn render(&self, s: &RegistryStats) -> String {
+        let set = |g: &Gauge, v: u64| {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.rooms, s.rooms);
+        set(&self.subscribers, s.subscribers);
+        set(&self.retained_messages, s.messages);
+        set(&self.retained_bytes, s.bytes);
+        let mut out = String::with_capacity(4096);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
     }
 }

@@ -165,8 +165,51 @@ async fn startup_log_and_metrics() {
         "sign_gateway_messages_total 1",
         "sign_gateway_message_bytes_total 5",
         "sign_gateway_subscribers 0",
+        "sign_gateway_delivery_latency_seconds_count 0",
     ] {
-        assert!(text.contains(line), "missing {line:?} in\n{text}");
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(text.ends_with("# EOF\n"), "not OpenMetrics text:\n{text}");
+    // A subscriber gets the message: one delivery, its latency observed.
+    let mut sub = http
+        .get(gw.url("/rooms/metrics-room/subscribe"))
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    while !seen.contains("hello") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), sub.chunk())
+            .await
+            .expect("no event within 10 s")
+            .unwrap()
+            .expect("the stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let text = http
+        .get(gw.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "sign_gateway_events_delivered_total 1",
+        "sign_gateway_delivery_latency_seconds_count 1",
+        "sign_gateway_subscriptions_total 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    drop(sub);
+    for probe in ["/healthz", "/readyz"] {
+        let r = http.get(gw.url(probe)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{probe}");
     }
     // Log level "warn" in tests: the open-gateway warning must still be there.
     assert!(gw.log().contains("GATEWAY IS OPEN"), "{}", gw.log());

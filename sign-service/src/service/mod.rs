@@ -38,9 +38,15 @@ impl CosignerService {
     }
 }
 
-/// A handler's result: the response, or the error converted to a status.
-fn reply<T>(r: Result<T, CosignerError>) -> Result<Response<T>, Status> {
-    r.map(Response::new).map_err(Status::from)
+impl CosignerService {
+    /// A handler's result: the response, or the error (counted by its code in the
+    /// metrics) converted to a status.
+    fn reply<T>(&self, r: Result<T, CosignerError>) -> Result<Response<T>, Status> {
+        r.map(Response::new).map_err(|e| {
+            self.st.metrics.error(e.code());
+            Status::from(e)
+        })
+    }
 }
 
 #[tonic::async_trait]
@@ -49,70 +55,70 @@ impl pb::cosigner_server::Cosigner for CosignerService {
         &self,
         _: Request<pb::HealthRequest>,
     ) -> Result<Response<pb::HealthResponse>, Status> {
-        reply(Ok(health::health(&self.st)))
+        self.reply(Ok(health::health(&self.st)))
     }
 
     async fn enroll_device(
         &self,
         r: Request<pb::EnrollDeviceRequest>,
     ) -> Result<Response<pb::EnrollDeviceResponse>, Status> {
-        reply(enroll::enroll_device(&self.st, r.into_inner()).await)
+        self.reply(enroll::enroll_device(&self.st, r.into_inner()).await)
     }
 
     async fn create_wallet(
         &self,
         r: Request<pb::CreateWalletRequest>,
     ) -> Result<Response<pb::CreateWalletResponse>, Status> {
-        reply(create::create_wallet(&self.st, r.into_inner()).await)
+        self.reply(create::create_wallet(&self.st, r.into_inner()).await)
     }
 
     async fn confirm_wallet(
         &self,
         r: Request<pb::ConfirmWalletRequest>,
     ) -> Result<Response<pb::ConfirmWalletResponse>, Status> {
-        reply(confirm::confirm_wallet(&self.st, r.into_inner()).await)
+        self.reply(confirm::confirm_wallet(&self.st, r.into_inner()).await)
     }
 
     async fn start_sign(
         &self,
         r: Request<pb::StartSignRequest>,
     ) -> Result<Response<pb::StartSignResponse>, Status> {
-        reply(sign::start_sign(&self.st, r.into_inner()).await)
+        self.reply(sign::start_sign(&self.st, r.into_inner()).await)
     }
 
     async fn start_presign(
         &self,
         r: Request<pb::StartPresignRequest>,
     ) -> Result<Response<pb::StartPresignResponse>, Status> {
-        reply(presign::start_presign(&self.st, r.into_inner()).await)
+        self.reply(presign::start_presign(&self.st, r.into_inner()).await)
     }
 
     async fn presign_pool_status(
         &self,
         r: Request<pb::PresignPoolStatusRequest>,
     ) -> Result<Response<pb::PresignPoolStatusResponse>, Status> {
-        reply(presign::pool_status(&self.st, r.into_inner()).await)
+        self.reply(presign::pool_status(&self.st, r.into_inner()).await)
     }
 
     async fn sign_with_presignature(
         &self,
         r: Request<pb::SignWithPresignatureRequest>,
     ) -> Result<Response<pb::SignWithPresignatureResponse>, Status> {
-        reply(presign::sign_with_presignature(&self.st, r.into_inner()).await)
+        self.reply(presign::sign_with_presignature(&self.st, r.into_inner()).await)
     }
 
     async fn get_public_key(
         &self,
         r: Request<pb::GetPublicKeyRequest>,
     ) -> Result<Response<pb::GetPublicKeyResponse>, Status> {
-        reply(accounts::get_public_key(&self.st, r.into_inner()).await)
+        self.reply(accounts::get_public_key(&self.st, r.into_inner()).await)
     }
 
     async fn list_accounts(
         &self,
         r: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
-        reply(accounts::list_accounts(&self.st, r.into_inner()).await)
+        self.reply(accounts::list_accounts(&self.st, r.into_inner()).await)
     }
 }
 

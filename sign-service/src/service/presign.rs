@@ -7,6 +7,7 @@ use cosigner_api::convert::digest_kind_from_proto;
 use cosigner_api::pb;
 
 use crate::error::CosignerError;
+use crate::metrics::SignPath;
 use crate::scheduler;
 use crate::signing::{self, BitcoinFields, SignRequest};
 use crate::state::{signers_with, State};
@@ -68,6 +69,7 @@ pub(super) async fn sign_with_presignature(
     req: pb::SignWithPresignatureRequest,
 ) -> Result<pb::SignWithPresignatureResponse, CosignerError> {
     st.check_serving()?;
+    let started = std::time::Instant::now();
     let (wallet, party) = st.authenticate(&req).await?;
     let request = SignRequest::audited(
         st,
@@ -85,6 +87,7 @@ pub(super) async fn sign_with_presignature(
     )?;
     let p =
         signing::sign_with_presignature(st, &wallet, party, req.presignature_id, request).await?;
+    st.metrics.signed(SignPath::Pool, started.elapsed());
     Ok(pb::SignWithPresignatureResponse {
         partial_signature: p.bytes,
         signers: signers_pb(&p.signers),

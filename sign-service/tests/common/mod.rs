@@ -89,6 +89,13 @@ impl Service {
         std::fs::read_to_string(self.dir.0.join("audit.jsonl")).unwrap_or_default()
     }
 
+    /// `http://HOST:PORT` of the admin port (`admin_listen` in the test's YAML).
+    pub fn admin_url(&self) -> String {
+        let text = std::fs::read_to_string(self.dir.0.join("admin-port"))
+            .expect("no admin port file: give admin_listen in the YAML");
+        format!("http://{}", text.trim())
+    }
+
     pub async fn client(&self) -> CosignerClient<Channel> {
         CosignerClient::connect(self.url.clone())
             .await
@@ -145,6 +152,7 @@ async fn wait_port_file(child: &mut Child, port_file: &Path, log: &Path) -> Stri
 async fn spawn(dir: &Path, cfg: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let port_file = dir.join("port");
     let _ = std::fs::remove_file(&port_file);
+    let _ = std::fs::remove_file(dir.join("admin-port"));
     let log_path = dir.join("out.log");
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -157,6 +165,8 @@ async fn spawn(dir: &Path, cfg: &Path, env: &[(&str, &str)]) -> (Child, String) 
         .arg("--insecure-dev-store-key")
         .arg("--port-file")
         .arg(&port_file)
+        .arg("--admin-port-file")
+        .arg(dir.join("admin-port"))
         .env("SIGN_GATEWAY_ACCESS_SECRET", SECRET)
         .env_remove("SIGN_SERVICE_STORE_KEY")
         .env_remove("SIGN_SERVICE_STORE_PASSPHRASE")
@@ -353,6 +363,7 @@ pub fn ctx(
         identity: id.clone(),
         roster: roster.clone(),
         timeout: Duration::from_secs(300),
+        stop: None,
     }
 }
 
