@@ -6,14 +6,16 @@
 # build (scripts/lib.sh wm_lint_in_build): the root workspace (with the UniFFI
 # bindings), sign-service, the wasm32 participant (release: its browser tests, the npm
 # package and Playwright use that one build) and the edge gateway. Then the suites run,
-# in two lanes side by side: the root workspace's suites (cargo nextest: protocol, backend
-# interop GMP <-> pure Rust, safe primes, CLI, envelopes, both gateways' contract suite,
-# presignature pools, recovery agent and end-to-end tests across real processes; doc
-# tests; then the wasm participant in headless Chromium and the UniFFI bindings' Python
-# and Kotlin tests against real servers) and the other ones (the benchmark report's unit
-# tests, the cosigner's suite, the browser end-to-end suite with Playwright and Debian
-# Chromium). The wasm32 and edge builds run beside the native builds, in target dirs of
-# their own ($WASM_CARGO_TARGET_DIR, $EDGE_CARGO_TARGET_DIR). No suite builds
+# in two lanes side by side, of about the same length (step times of a cold run: the
+# root nextest ~18 min; sign-service ~5 + Playwright ~15): the root workspace's suites
+# (cargo nextest: protocol, backend interop GMP <-> pure Rust, safe primes, CLI,
+# envelopes, both gateways' contract suite, presignature pools, recovery agent and
+# end-to-end tests across real processes; doc tests; then the wasm participant in
+# headless Chromium) and the other ones (the benchmark report's and deploy files'
+# unit tests, the cosigner's suite, the browser end-to-end suite with Playwright and
+# Debian Chromium, the UniFFI bindings' Python and Kotlin tests against real servers).
+# The wasm32 and edge builds run beside the native builds, in target dirs of their own
+# ($WASM_CARGO_TARGET_DIR, $EDGE_CARGO_TARGET_DIR). No suite builds
 # anything: the servers are built before they start (E2E_NO_BUILD, *_BIN).
 # It ends with a table of every step's time and the run's wall time.
 #
@@ -101,18 +103,18 @@ lane_rust() {
       --config-file "$nextest_config" || rc=1
   wm_step "tests: wasm participant in headless Chromium (wasm-bindgen-test)" \
     env CARGO_TARGET_DIR="$WASM_CARGO_TARGET_DIR" bash crates/mpc-wasm/test.sh --browser-only || rc=1
-  wm_step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)" \
-    bash bindings/test.sh || rc=1
   return $rc
 }
 lane_other() {
   local rc=0
-  wm_step "tests: benchmark report (scripts/bench_report.py)" \
+  wm_step "tests: benchmark report and deploy files (scripts/tests)" \
     python3 -m unittest discover -s scripts/tests || rc=1
   wm_step "tests: sign-service workspace (nextest, GMP)" \
     cargo nextest run --manifest-path "$wm_cosigner_manifest" --config-file "$nextest_config" || rc=1
   wm_step "tests: browser end to end (Playwright, headless Debian Chromium)" \
     bash playwright-tests/run.sh || rc=1
+  wm_step "tests: UniFFI bindings (Python + Kotlin against real gateway + cosigner)" \
+    bash bindings/test.sh || rc=1
   return $rc
 }
 

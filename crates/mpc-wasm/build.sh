@@ -6,9 +6,10 @@
 #
 #   build.sh [--with-tests]
 #
-# --with-tests builds every wasm32 target of the crate in the same compile (its browser
-# tests, `test.sh`, then only run them): the one release build that the wasm tests, the
-# npm package and Playwright all use. CI runs it with clippy inside the build.
+# --with-tests builds the library and every wasm32 test target of the crate in the same
+# compile (its browser tests, `test.sh`, then only run them; not the examples, which
+# are native tools): the one release build that the wasm tests, the npm package and
+# Playwright all use. CI runs it with clippy inside the build.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../../scripts/lib.sh"
@@ -17,7 +18,7 @@ tools=${MPC_NPM_TOOLS:-$HOME/.cache/wallet-mpc/npm-tools}
 binaryen_version=${BINARYEN_VERSION:-123.0.0}
 targets=(--lib)
 case "${1:-}" in
-  --with-tests) targets=(--all-targets) ;;
+  --with-tests) targets=(--lib --tests) ;;
   "") ;;
   *) echo "usage: build.sh [--with-tests]" >&2; exit 2 ;;
 esac

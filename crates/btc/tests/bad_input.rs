@@ -1,16 +1,14 @@
 //! Every refusal, each a distinct typed error returned before any plan exists, and
 //! random input never panics.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
+use crate::common::*;
 use bitcoin::key::{TapTweak, UntweakedPublicKey};
 use bitcoin::psbt::{Psbt, PsbtSighashType};
 use bitcoin::sighash::EcdsaSighashType;
 use bitcoin::{Amount, ScriptBuf, WScriptHash};
-use common::*;
 use proptest::prelude::*;
 use wallet_btc::{analyze_psbt, BtcError, Network, ScriptKind, MAX_PSBT_BYTES};
 
@@ -129,7 +127,7 @@ fn refusals_are_distinct_typed_errors() {
     // Our fingerprint, but the path does not derive the listed key.
     let mut p = valid(&w);
     for (_, (_, path)) in p.inputs[0].bip32_derivation.iter_mut() {
-        *path = common::path("m/84/0/0/0/99");
+        *path = crate::common::path("m/84/0/0/0/99");
     }
     expect(analyze(&w, &p), &|e| {
         matches!(e, BtcError::NotOurInput { input: 0 })
@@ -138,7 +136,7 @@ fn refusals_are_distinct_typed_errors() {
     // Our fingerprint and a right (path, key) pair, but for another key than the spent
     // script's.
     let mut p = valid(&w);
-    let other = common::path("m/84/0/0/0/42");
+    let other = crate::common::path("m/84/0/0/0/42");
     p.inputs[0].bip32_derivation =
         BTreeMap::from([(w.public(&other), (w.keys.fingerprint(), other))]);
     expect(analyze(&w, &p), &|e| {
@@ -162,7 +160,7 @@ fn refusals_are_distinct_typed_errors() {
     });
 
     // Unsupported scripts: Taproot, P2PKH, P2SH, P2WSH.
-    let key = w.public(&common::path("m/84/0/0/0/0"));
+    let key = w.public(&crate::common::path("m/84/0/0/0/0"));
     let secp = bitcoin::secp256k1::Secp256k1::verification_only();
     let (xonly, _) = UntweakedPublicKey::from(key).tap_tweak(&secp, None);
     let cpk = bitcoin::CompressedPublicKey(key);
@@ -271,7 +269,7 @@ fn change_is_recognized_only_on_our_own_paths() {
     let plan = analyze(&w, &p).unwrap();
     assert!(plan.outputs[1].is_change);
     // A foreign output that lists one of our keys is not change.
-    let ours = common::path("m/84/0/0/1/3");
+    let ours = crate::common::path("m/84/0/0/1/3");
     p.outputs[0].bip32_derivation =
         BTreeMap::from([(w.public(&ours), (w.keys.fingerprint(), ours))]);
     // The change output's derivation under a foreign fingerprint is not change.

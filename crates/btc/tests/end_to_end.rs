@@ -3,13 +3,11 @@
 //! script interpreter (libbitcoinconsensus) verify every input of the extracted
 //! transaction against the spent script and amount.
 
-mod common;
-
+use crate::common::*;
 use bitcoin::consensus::encode::serialize;
 use bitcoin::secp256k1::constants::CURVE_ORDER;
 use bitcoin::secp256k1::{ecdsa, Message};
 use bitcoin::{Transaction, TxOut};
-use common::*;
 use wallet_btc::{
     analyze_psbt, finalize_psbt, path_string, BtcError, InputSignature, Network, PsbtPlan,
 };
@@ -128,7 +126,7 @@ fn non_witness_utxo_inputs_verified_by_bitcoin_core() {
     let mut spent = Vec::new();
     for (k, input) in psbt.inputs.iter_mut().enumerate() {
         let out = input.witness_utxo.take().unwrap();
-        let prev = common::prev_tx_paying(
+        let prev = crate::common::prev_tx_paying(
             &out,
             psbt.unsigned_tx.input[k].previous_output.vout,
             k as u8,

@@ -1,12 +1,10 @@
 //! Keys, addresses and descriptors: published vectors, an independent BIP-32
 //! implementation, and the threshold wallet's own derivation (mpc-core).
 
-mod common;
-
 use std::str::FromStr;
 
+use crate::common::*;
 use bitcoin::bip32::Xpub;
-use common::*;
 use miniscript::descriptor::{Descriptor, DescriptorPublicKey};
 use wallet_btc::{
     default_account_path, descriptor_checksum, parse_path, path_string, BtcError, Network,

@@ -1,13 +1,11 @@
 //! PSBT version 2 (BIP-370): the same transaction as a version 0 PSBT gives the same
 //! plan; signed and finalized it stays version 2 and passes Bitcoin Core's interpreter.
 
-mod common;
-
+use crate::common::*;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use bitcoin::consensus::encode::serialize;
 use bitcoin::transaction::Version;
-use common::*;
 use proptest::prelude::*;
 use psbt_v2::v2;
 use wallet_btc::{analyze_psbt, finalize_psbt, BtcError, InputSignature, Network};

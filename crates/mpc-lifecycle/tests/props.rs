@@ -1,9 +1,7 @@
 //! Property tests: nothing a peer sends makes a state machine panic, whether arbitrary
 //! bytes or mutations of genuine messages; rejected messages leave the state as it was.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use mpc_lifecycle::{MaskSource, Message, RefreshError, RepairError, RepairHelper, RepairNewParty};
 use proptest::prelude::*;
 use zeroize::Zeroizing;

@@ -1,8 +1,6 @@
 //! Proactive refresh: what it keeps, what it changes, and the attacks it detects.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use generic_ec::Point;
 use mpc_lifecycle::{
     Header, Message, MessageKind, Payload, RefreshError, RefreshStatus, Rejection, Waiting,

@@ -1,9 +1,7 @@
 //! Share repair: the exact lost share, the checks on lying helpers, and the replace-
 //! device composition (repair, then refresh).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use generic_ec::{Point, Scalar};
 use generic_ec_zkp::polynomial::lagrange_coefficient;
 use mpc_lifecycle::{

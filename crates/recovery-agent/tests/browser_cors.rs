@@ -4,12 +4,10 @@
 //! preflights Chromium sends for `EventSource` / `fetch` (gateway) and for
 //! `@connectrpc/connect-web`'s gRPC-web transport (cosigner).
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::server_bins;
 use anyhow::Result;
-use common::server_bins;
 use e2e_tests::{start_gateway_with_env, start_service_with_env, ServiceConfig, TempDir};
 use reqwest::{Method, Response, StatusCode};
 

@@ -4,24 +4,23 @@
 //! (`POST /v1/enrollments`); then it creates a wallet FROM the enrollment with
 //! [`create_wallet_from_enrollment`] (`POST /v1/wallets` with `enrollment_id`): only
 //! the keygens run, the agent deletes its enrollment and writes its share, and the
-//! agent's share signs with the cosigner. And the native client (`MpcClient`) enrolls
-//! and creates from its stored enrollment against the same cosigner.
-
-mod common;
+//! agent's share signs with the cosigner. (The native client's enrollment from its
+//! stored files is in the end-to-end lifecycle, `testing/e2e-tests/tests/e2e.rs`,
+//! through the CLI.)
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::common::browser::*;
+use crate::common::*;
 use anyhow::{Context, Result};
-use common::browser::*;
-use common::*;
 use e2e_tests::TempDir;
 use mpc_client::{
-    create_wallet_from_enrollment, enroll_device, new_mpc_client, AccountKind, CosignerClient,
-    CreateEffects, CreateParams, EnrollEffects, EnrollParams, EnrollRecoveryJob, Enrollment,
-    MpcConfig, MpcError, Persist, ProgressEvent, ProgressListener, RecoveryJob, SessionSettings,
+    create_wallet_from_enrollment, enroll_device, AccountKind, CosignerClient, CreateEffects,
+    CreateParams, EnrollEffects, EnrollParams, EnrollRecoveryJob, Enrollment, MpcError, Persist,
+    ProgressEvent, ProgressListener, RecoveryJob, SessionSettings,
 };
 use mpc_core::primes::{dev_fixture_primes, PrimeSet};
 use mpc_wire::PublicIdentity;
@@ -234,84 +233,6 @@ async fn enroll_with_the_agent_then_create_from_the_enrollment_and_recover() -> 
     assert_eq!(sig.signers, vec![1, 2]);
     e2e_tests::verify_eth_signature(
         &e2e_tests::eip191(message),
-        &serde_json::to_value(&sig)?,
-        &pk.ethereum_address,
-    )?;
-    Ok(())
-}
-
-/// The native client (`MpcClient`: both user parties in process, files) against the
-/// same real cosigner: `enroll_device` stores both enrollments, `create_wallet_with`
-/// uses the stored one (keygens only) and removes it, and the wallet signs.
-#[tokio::test(flavor = "multi_thread")]
-async fn native_client_enrolls_then_creates_from_its_stored_enrollment() -> Result<()> {
-    let dir = TempDir::new("client-enroll-e2e")?;
-    let svc = start_cosigner(&dir.0)?;
-    let wallet_dir = dir.0.join("wallet");
-    let mut cfg = MpcConfig::new(
-        wallet_dir.join("device.json").display().to_string(),
-        e2e_tests::DEVICE_PASS,
-    );
-    cfg.cosigner_url = svc.url.clone();
-    cfg.recovery_path = Some(wallet_dir.join("recovery.json").display().to_string());
-    cfg.recovery_passphrase = Some("another recovery passphrase".into());
-    cfg.insecure_dev_primes = true;
-    cfg.insecure_fast_kdf = true;
-    let client = new_mpc_client(cfg)?;
-
-    let events = Arc::new(Events(std::sync::Mutex::new(Vec::new())));
-    let t = Instant::now();
-    let info = client.enroll_device(Some(events.clone())).await?;
-    eprintln!("[client-e2e] enrolled in {:.1}s", t.elapsed().as_secs_f64());
-    let stages: Vec<(String, bool)> = events
-        .0
-        .lock()
-        .map(|v| v.iter().map(|e| (e.stage.clone(), e.finished)).collect())
-        .unwrap_or_default();
-    assert_eq!(stages.first(), Some(&("enroll".to_string(), false)));
-    assert_eq!(stages.last(), Some(&("enroll".to_string(), true)));
-    assert!(stages.iter().any(|(s, f)| s == "aux-info" && *f));
-    let listed = client.list_enrollments()?;
-    assert_eq!(listed, vec![info.clone()]);
-    let enrollments = wallet_dir.join("enrollments");
-    let mut files: Vec<String> = std::fs::read_dir(&enrollments)?
-        .map(|e| e.map(|e| e.file_name().to_string_lossy().to_string()))
-        .collect::<std::io::Result<_>>()?;
-    files.sort();
-    assert_eq!(
-        files,
-        [
-            format!("{}.device.json", info.enrollment_id),
-            format!("{}.recovery.json", info.enrollment_id)
-        ]
-    );
-    assert!(!wallet_dir.join("device.json").exists());
-
-    let t = Instant::now();
-    let w = client
-        .create_wallet_with(
-            1,
-            AccountKind::Independent,
-            "enrolled".into(),
-            Some(info.enrollment_id.clone()),
-            None,
-        )
-        .await?;
-    eprintln!(
-        "[client-e2e] wallet from the enrollment in {:.1}s",
-        t.elapsed().as_secs_f64()
-    );
-    assert!(w.committed);
-    assert!(client.list_enrollments()?.is_empty());
-    assert_eq!(std::fs::read_dir(&enrollments)?.count(), 0);
-    let account = w.accounts[0].account_id.clone();
-    let pk = client.get_public_key(account.clone(), "m".into()).await?;
-    let sig = client
-        .sign_message(account, "m".into(), b"enrolled device".to_vec())
-        .await?;
-    assert_eq!(sig.signers, vec![0, 1]);
-    e2e_tests::verify_eth_signature(
-        &e2e_tests::eip191("enrolled device"),
         &serde_json::to_value(&sig)?,
         &pk.ethereum_address,
     )?;

@@ -4,18 +4,14 @@
 //! `aux_info` and `enrollment_id`; an unknown enrollment is 404, another device's or
 //! cosigner's 403; a failed creation keeps the enrollment).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::common::*;
 use anyhow::Result;
-use common::*;
 use e2e_tests::TempDir;
 use mpc_client::Enrollment;
 use mpc_core::keystore::KdfParams;
-use mpc_core::primes::dev_fixture_primes;
-use mpc_core::{Session, SessionOutput};
 use mpc_wire::IdentityKey;
 use reqwest::StatusCode;
 
@@ -205,36 +201,35 @@ async fn enrollment_requests_are_validated_and_guarded() -> Result<()> {
     Ok(())
 }
 
-/// The agent's enrollment for `device` and `cosigner`, made here with real aux info
-/// (three local aux-info sessions with the dev primes) and the agent's own identity.
+/// The agent's enrollment for `device` and `cosigner`, with the agent's own identity
+/// and party 2's finished aux info of the committed dev wallet
+/// (`testing/fixtures/dev-wallet.json`, real aux info from the public dev primes): what
+/// an enrollment holds, without a minute of aux info in the test (what is tested here
+/// is how the agent checks a creation against it; enrolling itself is tested in
+/// `enroll_wallet.rs`).
 fn agent_enrollment(
     agent_key: IdentityKey,
     id: &str,
     device: IdentityKey,
     cosigner: IdentityKey,
 ) -> Result<Enrollment> {
-    let sid = format!("{id}-aux").into_bytes();
-    let primes = dev_fixture_primes();
-    let sessions = (0..3u16)
-        .map(|i| {
-            Session::aux_info(
-                &sid,
-                i,
-                3,
-                primes[usize::from(i)].to_pregenerated().unwrap(),
-            )
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let out = mpc_core::local::run_sessions(sessions, None)
-        .map_err(|(i, e)| anyhow::anyhow!("aux info of party {i}: {e}"))?;
-    let Some(SessionOutput::AuxInfo(aux)) = out.into_iter().nth(2) else {
-        anyhow::bail!("no aux info");
-    };
+    #[derive(serde::Deserialize)]
+    struct File {
+        bundles: Vec<mpc_core::keystore::KeyShareBundle>,
+    }
+    let file: File =
+        serde_json::from_str(include_str!("../../../testing/fixtures/dev-wallet.json"))?;
+    let aux_info = file
+        .bundles
+        .into_iter()
+        .nth(2)
+        .and_then(|b| b.aux_info)
+        .ok_or_else(|| anyhow::anyhow!("the dev wallet has no aux info for party 2"))?;
     Ok(Enrollment {
         enrollment_id: id.into(),
         party_index: 2,
         identity: agent_key,
-        aux_info: *aux,
+        aux_info,
         peers: BTreeMap::from([(0, device.public()), (1, cosigner.public())]),
         expires_at_ms: 0,
     })

@@ -2,12 +2,10 @@
 //! malformed and oversized bodies, invalid identities, duplicate wallets, job limits,
 //! unknown jobs, and that a failed creation writes nothing.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use anyhow::Result;
-use common::*;
 use e2e_tests::{start_gateway, TempDir};
 use mpc_wire::IdentityKey;
 use reqwest::StatusCode;

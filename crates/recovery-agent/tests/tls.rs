@@ -3,12 +3,10 @@
 //! and the token-protected identity); a client that does not is refused in the TLS
 //! handshake with a certificate error; plain HTTP to the TLS port gets no answer.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use anyhow::{Context, Result};
-use common::*;
 use e2e_tests::TempDir;
 use gateway_tests::tls::TestCa;
 

@@ -8,16 +8,14 @@
 //! through `MpcClient` in recovery mode (what `client --role recovery` does), which
 //! proves the agent writes the `mpc-client` file format.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::browser::*;
+use crate::common::*;
 use anyhow::{Context, Result};
-use common::browser::*;
-use common::*;
 use e2e_tests::TempDir;
 use mpc_client::{
     create_wallet, AccountKind, CosignerClient, CreateEffects, CreateParams, MpcError, Persist,

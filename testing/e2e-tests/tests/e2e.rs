@@ -147,13 +147,13 @@ fn scenario(
     step("enroll the device (aux info ahead of time; device + recovery local, insecure dev primes) with an operator-issued credential");
     let credential = issue_registration(bins, &svc_cfg.data_dir.join("registration-issuer.key"))?;
     let t = Instant::now();
-    let enrolled = run(&[
+    let enroll_run = run(&[
         "enroll",
         "--insecure-dev-primes",
         "--registration-credential",
         &credential,
-    ])?
-    .ok()?;
+    ])?;
+    let enrolled = enroll_run.ok()?;
     stats.add(
         "enroll (aux info, 3 parties), wall",
         t.elapsed().as_secs_f64() * 1000.0,
@@ -165,6 +165,30 @@ fn scenario(
     ensure!(
         !dir.join("client_key_shares.json").exists(),
         "enrollment wrote a share file"
+    );
+    // The progress of the aux-info sessions, then both parties' enrollments stored.
+    ensure!(
+        enroll_run.stderr.contains("[aux-info device]")
+            && enroll_run.stderr.contains("[aux-info recovery]")
+            && enroll_run.stderr.contains(" done"),
+        "no aux-info progress: {}",
+        tail(&enroll_run.stderr, 8)
+    );
+    let enrollment_files = || -> Result<Vec<String>> {
+        let mut v: Vec<String> = std::fs::read_dir(dir.join("enrollments"))?
+            .map(|e| e.map(|e| e.file_name().to_string_lossy().to_string()))
+            .collect::<std::io::Result<_>>()?;
+        v.sort();
+        Ok(v)
+    };
+    ensure!(
+        enrollment_files()?
+            == [
+                format!("{enrollment}.device.json"),
+                format!("{enrollment}.recovery.json")
+            ],
+        "stored enrollments: {:?}",
+        enrollment_files()?
     );
     // The credential was consumed by the enrollment: it cannot enroll a second device.
     let reused = run(&[
@@ -196,6 +220,11 @@ fn scenario(
     stats.add(
         "create-wallet (aux info + 1 DKG), wall",
         t.elapsed().as_secs_f64() * 1000.0,
+    );
+    ensure!(
+        enrollment_files()?.is_empty(),
+        "the enrollment used by the wallet is still stored: {:?}",
+        enrollment_files()?
     );
     eprintln!("{}", tail(&created.stderr, 8));
     ensure!(w["committed"] == true, "not committed: {w}");

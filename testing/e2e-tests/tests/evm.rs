@@ -18,7 +18,7 @@
 //!    and standard input, and a passphrase from a file.
 //!
 //! Needs anvil and solc-js: `bash scripts/setup.sh evm` (a missing tool fails the test).
-//! Run: `cargo test -p e2e-tests --test evm -- --nocapture`.
+//! Run: `cargo test -p e2e-tests --test integration evm:: -- --nocapture`.
 
 use std::future::IntoFuture;
 use std::io::Write;

@@ -14,7 +14,7 @@
 //!    `sign-service/tests/presign.rs`, which builds the cosigner with its test hooks);
 //! 7. recovery + cosigner use their own pool.
 //!
-//! Run: `cargo test -p e2e-tests --test presign -- --nocapture`.
+//! Run: `cargo test -p e2e-tests --test integration presign:: -- --nocapture`.
 
 use std::path::Path;
 use std::time::Instant;

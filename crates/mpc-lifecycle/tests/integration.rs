@@ -1,0 +1,11 @@
+//! mpc-lifecycle's integration tests: refresh and repair with real shares.
+//! One test binary (each file of `tests/` is a module of it) instead of one per file:
+//! the shared code and the dependencies are compiled and linked once (CI time);
+//! nextest still runs every test in its own process, named `file::test`.
+
+mod common;
+
+mod props;
+mod refresh;
+mod repair;
+mod signing;
