@@ -8,28 +8,12 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use cosigner_api::pb::{self, DigestKind, PayloadKind};
-use cosigner_api::{auth, RemoteError};
+use cosigner_api::RemoteError;
 use futures_util::StreamExt;
 use mpc_party::{PartyError, PartySession};
 use mpc_wire::{Roster, SessionId};
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic_health::ServingStatus;
 use wallet_types::ErrorCode;
-
-fn start_sign_request(w: &Wallet, text: &[u8]) -> pb::StartSignRequest {
-    let mut req = pb::StartSignRequest {
-        auth: None,
-        account_id: "account-0".into(),
-        preimage: mpc_core::digest::eip191_preimage(text),
-        digest: DigestKind::Keccak256 as i32,
-        payload_kind: PayloadKind::EthereumMessage as i32,
-        ..Default::default()
-    };
-    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
-    req
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_then_stops_the_sessions_left_with_a_retryable_notice() {
@@ -44,7 +28,7 @@ async fn sigterm_drains_then_stops_the_sessions_left_with_a_retryable_notice() {
     let mut client = svc.client().await;
 
     // A signing session the device never takes part in: the cosigner's side waits.
-    let req = start_sign_request(&w, b"drained");
+    let req = message_sign_request(&w, b"drained");
     let preimage = req.preimage.clone();
     let started = client
         .start_sign(req)
@@ -80,7 +64,7 @@ async fn sigterm_drains_then_stops_the_sessions_left_with_a_retryable_notice() {
     // NOT_SERVING.
     let mut refused = None;
     for _ in 0..40 {
-        match client.start_sign(start_sign_request(&w, b"late")).await {
+        match client.start_sign(message_sign_request(&w, b"late")).await {
             Err(e) => {
                 refused = Some(e);
                 break;
@@ -92,23 +76,10 @@ async fn sigterm_drains_then_stops_the_sessions_left_with_a_retryable_notice() {
     let remote = RemoteError::from(&refused);
     assert_eq!(remote.code, ErrorCode::CosignerUnavailable, "{refused:?}");
     assert!(remote.retryable);
-    let channel = tonic::transport::Channel::from_shared(svc.url.clone())
-        .expect("url")
-        .connect()
-        .await
-        .expect("the API still answers while draining");
-    let mut health = HealthClient::new(channel);
-    let status = health
-        .check(HealthCheckRequest {
-            service: "wallet.cosigner.v1.Cosigner".into(),
-        })
-        .await
-        .expect("Health.Check")
-        .into_inner()
-        .status;
     assert_eq!(
-        ServingStatus::try_from(status),
-        Ok(ServingStatus::NotServing)
+        grpc_health(&svc.url, "wallet.cosigner.v1.Cosigner").await,
+        ServingStatus::NotServing,
+        "the API answers while draining, NOT_SERVING"
     );
 
     // The stop notice reaches the device's session code.

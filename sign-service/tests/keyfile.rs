@@ -3,8 +3,7 @@
 //! refuses two sources, an empty file and a wrong key.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Command};
 
 use gateway_tests::process::TempDir;
 
@@ -26,28 +25,8 @@ fn command(dir: &Path) -> Command {
 }
 
 /// Starts the service; returns it once its port file exists, with its log so far.
-fn serve(mut c: Command, dir: &Path) -> (Child, String) {
-    let log = dir.join("out.log");
-    let _ = std::fs::remove_file(dir.join("port"));
-    let f = std::fs::File::create(&log).expect("log");
-    let mut child = c
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(f.try_clone().expect("clone")))
-        .stderr(Stdio::from(f))
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !dir.join("port").exists() {
-        if let Some(status) = child.try_wait().expect("wait") {
-            panic!(
-                "exited with {status}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "no port file");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (child, std::fs::read_to_string(&log).unwrap_or_default())
+fn serve(c: Command, dir: &Path) -> (Child, String) {
+    crate::common::spawn_listening(c, &dir.join("port"), &dir.join("out.log"))
 }
 
 fn refused(mut c: Command) -> String {

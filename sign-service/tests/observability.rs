@@ -13,9 +13,7 @@ use alloy_consensus::{SignableTransaction, TxEip1559};
 use alloy_primitives::{Address, TxKind, U256};
 use cosigner_api::auth;
 use cosigner_api::pb::{self, DigestKind, PayloadKind};
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use tonic_health::ServingStatus;
 
 const ALLOWED: Address = Address::repeat_byte(0x11);
 const ELSEWHERE: Address = Address::repeat_byte(0x22);
@@ -76,43 +74,6 @@ fn failing(body: &serde_json::Value) -> Vec<String> {
         .filter(|c| c["ok"] == false && c["required"] == true)
         .map(|c| c["name"].as_str().unwrap_or_default().to_string())
         .collect()
-}
-
-async fn grpc_health(url: &str, service: &str) -> ServingStatus {
-    let channel = tonic::transport::Channel::from_shared(url.to_string())
-        .expect("url")
-        .connect()
-        .await
-        .expect("connect");
-    let mut h = HealthClient::new(channel);
-    let s = h
-        .check(HealthCheckRequest {
-            service: service.into(),
-        })
-        .await
-        .expect("Health.Check")
-        .into_inner()
-        .status;
-    ServingStatus::try_from(s).expect("a serving status")
-}
-
-/// The device's side of a full signing StartSign granted.
-async fn device_sign(w: &Wallet, started: &pb::StartSignResponse, preimage: Vec<u8>) {
-    let room = started.session.clone().expect("room");
-    let share = w.device_accounts[0]
-        .complete(&w.device_aux)
-        .expect("complete");
-    let sid = room.session_id.clone().into_bytes();
-    let roster = mpc_wire::Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
-    let data = mpc_core::DigestKind::Keccak256.data_to_sign(&preimage);
-    let out = mpc_party::run_session(
-        ctx(&w.gw, &room, 0, &w.device, &roster),
-        move || mpc_core::Session::sign(&sid, vec![0, 1], share, None, data),
-        |_| {},
-    )
-    .await
-    .expect("signing session");
-    assert!(matches!(out, mpc_core::SessionOutput::Signature(_)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,22 +139,7 @@ async fn probes_and_metrics_follow_what_the_cosigner_does() {
         .await
         .expect("pool signature");
 
-    let preimage = mpc_core::digest::eip191_preimage(b"observed in full");
-    let mut req = pb::StartSignRequest {
-        auth: None,
-        account_id: "account-0".into(),
-        preimage: preimage.clone(),
-        digest: DigestKind::Keccak256 as i32,
-        payload_kind: PayloadKind::EthereumMessage as i32,
-        ..Default::default()
-    };
-    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
-    let started = client
-        .start_sign(req)
-        .await
-        .expect("StartSign")
-        .into_inner();
-    device_sign(&w, &started, preimage).await;
+    full_sign(&mut client, &w, "observed in full").await;
 
     let tx = TxEip1559 {
         chain_id: 1,

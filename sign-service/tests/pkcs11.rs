@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::mechanism::Mechanism;
@@ -115,30 +114,11 @@ fn with_token(c: &mut Command, pin_file: &Path, key_label: &str) {
 /// Starts the service, waits for its port file, stops it; returns its log.
 fn serve_once(mut c: Command, dir: &Path) -> String {
     let port = dir.join("port");
-    let _ = std::fs::remove_file(&port);
-    let log = dir.join("out.log");
-    let f = std::fs::File::create(&log).expect("log");
-    let mut child = c
-        .arg("--port-file")
-        .arg(&port)
-        .stdout(Stdio::from(f.try_clone().expect("clone")))
-        .stderr(Stdio::from(f))
-        .spawn()
-        .expect("spawn");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !port.exists() {
-        if let Some(status) = child.try_wait().expect("wait") {
-            panic!(
-                "exited with {status}: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-        }
-        assert!(Instant::now() < deadline, "no port file");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    c.arg("--port-file").arg(&port);
+    let (mut child, log) = crate::common::spawn_listening(c, &port, &dir.join("out.log"));
     let _ = child.kill();
     let _ = child.wait();
-    std::fs::read_to_string(&log).unwrap_or_default()
+    log
 }
 
 fn run(mut c: Command) -> (bool, String, String) {

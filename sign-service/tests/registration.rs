@@ -28,10 +28,10 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use cosigner_api::auth::{self, now_ms};
 use cosigner_api::pb::cosigner_client::CosignerClient;
-use cosigner_api::pb::{self, AccountKind, DigestKind, PayloadKind};
+use cosigner_api::pb::{self, AccountKind};
 use cosigner_api::registration;
 use cosigner_api::RemoteError;
-use mpc_core::{Session, SessionOutput};
+use mpc_core::Session;
 use mpc_party::run_session;
 use mpc_wire::{IdentityKey, PublicIdentity, Roster};
 use tonic::transport::Channel;
@@ -226,53 +226,6 @@ async fn a_used_credential_cannot_spend_the_global_creation_budget() {
     if t0.elapsed() < Duration::from_secs(30) {
         assert_eq!(r.unwrap_err().code, ErrorCode::RateLimited);
     }
-}
-
-/// StartSign of an EIP-191 message at the root of the wallet's first account, with the
-/// device's side in-process; the signature is verified.
-async fn full_sign(client: &mut CosignerClient<Channel>, w: &Wallet, msg: &str) -> Duration {
-    let t0 = Instant::now();
-    let preimage = mpc_core::digest::eip191_preimage(msg.as_bytes());
-    let mut req = pb::StartSignRequest {
-        auth: None,
-        account_id: "account-0".into(),
-        derivation_path: String::new(),
-        preimage: preimage.clone(),
-        digest: DigestKind::Keccak256 as i32,
-        payload_kind: PayloadKind::EthereumMessage as i32,
-        ..Default::default()
-    };
-    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
-    let started = client
-        .start_sign(req)
-        .await
-        .expect("StartSign during the flood")
-        .into_inner();
-    let room = started.session.expect("room");
-    let share = w.device_accounts[0]
-        .complete(&w.device_aux)
-        .expect("complete");
-    let sid = room.session_id.clone().into_bytes();
-    let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
-    let data = mpc_core::DigestKind::Keccak256.data_to_sign(&preimage);
-    let out = run_session(
-        ctx(&w.gw, &room, 0, &w.device, &roster),
-        move || Session::sign(&sid, vec![0, 1], share, None, data),
-        |_| {},
-    )
-    .await
-    .expect("signing session during the flood");
-    let SessionOutput::Signature(sig) = out else {
-        panic!("signature")
-    };
-    let root = w.device_accounts[0].master_public_key();
-    mpc_core::signature::verify_digest(
-        &root,
-        &mpc_core::DigestKind::Keccak256.digest(&preimage),
-        &sig,
-    )
-    .expect("the signature verifies");
-    t0.elapsed()
 }
 
 fn p50(mut v: Vec<Duration>) -> Duration {

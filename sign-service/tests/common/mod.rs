@@ -839,3 +839,106 @@ pub async fn presign_kept_at(
         public: mpc_core::presign::PresignaturePublicDataRepr::new(public.as_ref(), parsed),
     }
 }
+
+/// A StartSign request of the wallet's device for the EIP-191 message `text` at the root
+/// of its first account (keccak-256), signed.
+pub fn message_sign_request(w: &Wallet, text: &[u8]) -> pb::StartSignRequest {
+    let mut req = pb::StartSignRequest {
+        auth: None,
+        account_id: "account-0".into(),
+        derivation_path: String::new(),
+        preimage: mpc_core::digest::eip191_preimage(text),
+        digest: pb::DigestKind::Keccak256 as i32,
+        payload_kind: pb::PayloadKind::EthereumMessage as i32,
+        ..Default::default()
+    };
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
+    req
+}
+
+/// StartSign of the EIP-191 message `msg` at the root of the wallet's first account,
+/// with the device's side in-process; the signature is verified. Returns the time.
+pub async fn full_sign(client: &mut CosignerClient<Channel>, w: &Wallet, msg: &str) -> Duration {
+    let t0 = Instant::now();
+    let req = message_sign_request(w, msg.as_bytes());
+    let preimage = req.preimage.clone();
+    let started = client
+        .start_sign(req)
+        .await
+        .expect("StartSign")
+        .into_inner();
+    let room = started.session.expect("room");
+    let share = w.device_accounts[0]
+        .complete(&w.device_aux)
+        .expect("complete");
+    let sid = room.session_id.clone().into_bytes();
+    let roster = Roster::new([(0, w.device.public()), (1, w.cosigner)]).expect("roster");
+    let data = mpc_core::DigestKind::Keccak256.data_to_sign(&preimage);
+    let out = run_session(
+        ctx(&w.gw, &room, 0, &w.device, &roster),
+        move || Session::sign(&sid, vec![0, 1], share, None, data),
+        |_| {},
+    )
+    .await
+    .expect("the device's signing session");
+    let SessionOutput::Signature(sig) = out else {
+        panic!("signature")
+    };
+    let root = w.device_accounts[0].master_public_key();
+    mpc_core::signature::verify_digest(
+        &root,
+        &mpc_core::DigestKind::Keccak256.digest(&preimage),
+        &sig,
+    )
+    .expect("the signature verifies");
+    t0.elapsed()
+}
+
+/// The `grpc.health.v1` status of `service` (`""`: the whole server) at `url`.
+pub async fn grpc_health(url: &str, service: &str) -> tonic_health::ServingStatus {
+    use tonic_health::pb::health_check_response::ServingStatus as Wire;
+    let channel = tonic::transport::Channel::from_shared(url.to_string())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let status = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.into(),
+        })
+        .await
+        .expect("Health.Check")
+        .into_inner()
+        .status;
+    match Wire::try_from(status) {
+        Ok(Wire::Serving) => tonic_health::ServingStatus::Serving,
+        Ok(Wire::NotServing) => tonic_health::ServingStatus::NotServing,
+        _ => tonic_health::ServingStatus::Unknown,
+    }
+}
+
+/// Spawns `c` (a `sign-service` that writes `port`, `--port-file`) with its stdout and
+/// stderr in `log`; returns it once the port file exists, with its log so far (panics,
+/// with the log, if it exits first or writes no port file within 60 s).
+pub fn spawn_listening(mut c: Command, port: &Path, log: &Path) -> (Child, String) {
+    let _ = std::fs::remove_file(port);
+    let f = std::fs::File::create(log).expect("log");
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(f.try_clone().expect("clone")))
+        .stderr(Stdio::from(f))
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !port.exists() {
+        if let Some(status) = child.try_wait().expect("wait") {
+            panic!(
+                "exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        assert!(Instant::now() < deadline, "no port file");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child, std::fs::read_to_string(log).unwrap_or_default())
+}
