@@ -168,10 +168,13 @@ async fn probes_and_metrics_follow_what_the_cosigner_does() {
         .expect_err("a transaction to a destination not allowed");
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
 
-    // The cosigner's side of the full signing ends just after the device's.
+    // The cosigner's side of the full signing ends just after the device's: its
+    // duration is recorded, then its session slot is given back.
     let mut m = scrape(&http, &admin).await;
     for _ in 0..100 {
-        if sample(&m, "cosigner_sign_duration_seconds_count{path=\"full\"}") >= 1.0 {
+        if sample(&m, "cosigner_sign_duration_seconds_count{path=\"full\"}") >= 1.0
+            && sample(&m, "cosigner_active_sessions") == 0.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
