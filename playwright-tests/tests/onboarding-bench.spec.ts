@@ -106,14 +106,21 @@ test("@bench onboarding: aux info, DKG, page long tasks, renderer peak memory, f
   const longest = tasks.reduce((m, t) => Math.max(m, t.dur), 0);
   // The observer is live: a task of 250 ms blocking the page on purpose is seen (a long
   // task that covers the probe: the task starts before the probe's first clock reading,
-  // by the script dispatch, which a loaded machine makes longer than a few ms).
-  const probeStart = await page.evaluate(() => {
-    const t = performance.now();
-    while (performance.now() - t < 250) {
-      // block the page thread
-    }
-    return t;
-  });
+  // by the script dispatch, which a loaded machine makes longer than a few ms). The probe
+  // runs in a timer callback, a task of the page's event loop: a script evaluated over
+  // CDP directly is not one, and the observer never reported it.
+  const probeStart = await page.evaluate(
+    () =>
+      new Promise<number>((resolve) =>
+        setTimeout(() => {
+          const t = performance.now();
+          while (performance.now() - t < 250) {
+            // block the page thread
+          }
+          resolve(t);
+        }, 0),
+      ),
+  );
   await expect
     .poll(async () => (await page.evaluate(() => (window as unknown as { __longtasks: { start: number; dur: number }[] }).__longtasks)).some((t) => t.start <= probeStart + 5 && t.start + t.dur >= probeStart + 240), { timeout: 10_000 })
     .toBe(true);

@@ -1,12 +1,13 @@
-// The demo wallet and the EVM flows on ONE wallet (wallet creation runs minutes of aux
-// info in wasm, so the suites share it): flows/wallet.ts creates and exercises the demo
-// wallet, flows/evm.ts signs with it against a real node (anvil), flows/bitcoin.ts signs
-// bitcoinjs-lib PSBTs with it, and the cosigner is
-// stopped last (flows/wallet.ts cosignerDownTest).
+// The demo wallet and its flows on ONE wallet (wallet creation runs minutes of aux info
+// in wasm, so the suites share it): flows/wallet.ts creates and exercises the demo
+// wallet, flows/presign.ts fills and uses its presignature pool, flows/evm.ts signs with
+// it against a real node (anvil), flows/bitcoin.ts signs bitcoinjs-lib PSBTs with it,
+// and the cosigner is stopped last (flows/wallet.ts cosignerDownTest).
 import { expect, test } from "@playwright/test";
 import { env, logPage, type DemoWallet } from "./flows/demo.js";
 import { bitcoinTests } from "./flows/bitcoin.js";
 import { evmTests } from "./flows/evm.js";
+import { presignTests } from "./flows/presign.js";
 import { cosignerDownTest, walletTests } from "./flows/wallet.js";
 
 test.describe.configure({ mode: "serial" });
@@ -25,6 +26,7 @@ test.afterAll(async () => {
 });
 
 walletTests(w);
+presignTests(w);
 evmTests(w);
 bitcoinTests(w);
 cosignerDownTest(w);

@@ -38,7 +38,8 @@ export function walletTests(w: DemoWallet) {
   test("create a wallet (aux info + DKG) from a prepared prime set, with a progress bar", async ({}, info) => {
     // A complete prepared set (seeded through the test-only path: the package's prime
     // store with the PUBLIC dev fixture primes) is used by createWallet and consumed.
-    await w.page.goto(demoUrl({ devPrimes: "0" }));
+    // Refills only when a test asks (flows/presign.ts counts presignatures).
+    await w.page.goto(demoUrl({ devPrimes: "0", presignAuto: "0" }));
     await expect(w.page.locator("body")).toHaveAttribute("data-ready", "true");
     await seedPreparedPrimes(w.page, WALLET);
     expect((await storedPrimes(w.page, WALLET))?.found).toBe(4);
@@ -185,7 +186,7 @@ export function walletTests(w: DemoWallet) {
 
   test("a second page of the same origin opens the same wallet", async ({}, info) => {
     const p2 = await w.context.newPage();
-    await p2.goto(env.demoUrl);
+    await p2.goto(demoUrl({ presignAuto: "0" }));
     await expect(p2.locator("body")).toHaveAttribute("data-ready", "true");
     await expect(p2.locator("#address")).toHaveText(w.address);
     await shot(p2, info, "07-second-page");
@@ -194,9 +195,7 @@ export function walletTests(w: DemoWallet) {
 
   test("the same core signs in the page's thread (mode=inline, no Worker)", async ({}, info) => {
     const p2 = await w.context.newPage();
-    const url = new URL(env.demoUrl);
-    url.searchParams.set("mode", "inline");
-    await p2.goto(url.toString());
+    await p2.goto(demoUrl({ mode: "inline", presignAuto: "0" }));
     await expect(p2.locator("body")).toHaveAttribute("data-ready", "true");
     expect(await demoState<string>(p2, "mode")).toBe("inline");
     await expect(p2.locator("#address")).toHaveText(w.address);
@@ -322,7 +321,7 @@ export function backupTests(w: DemoWallet) {
     expect(await clientCall(p2, "walletInfo", [])).toMatchObject({ walletId: "someone-elses-wallet" });
     await clientCall(p2, "deleteWallet", []);
     // The demo remembers the wallet name (localStorage): back to the shared wallet's.
-    await p2.goto(demoUrl({ name: WALLET }));
+    await p2.goto(demoUrl({ name: WALLET, presignAuto: "0" }));
     await expect(p2.locator("body")).toHaveAttribute("data-ready", "true");
     await p2.close();
   });
