@@ -220,7 +220,10 @@ impl From<mc::MpcError> for MpcError {
             E::InvalidInput { .. } => MpcError::InvalidInput { code, detail },
             E::CosignerUnavailable { .. } => MpcError::CosignerUnavailable { code, detail },
             E::Tls { .. } => MpcError::Tls { code, detail },
-            E::Unauthorized { .. } => MpcError::Unauthorized { code, detail },
+            E::Unauthorized { .. } | E::IdentityRevoked { .. } => {
+                MpcError::Unauthorized { code, detail }
+            }
+            E::WalletFrozen { .. } => MpcError::Cosigner { code, detail },
             E::PolicyDenied { rule, .. } => MpcError::PolicyDenied { code, rule, detail },
             E::Cosigner { .. } => MpcError::Cosigner { code, detail },
             E::PresignatureUnavailable {

@@ -31,7 +31,8 @@ pub struct AuditRecord {
     pub timestamp_ms: u64,
     /// `create_wallet`, `confirm_wallet`, `wallet_dkg`, `enroll_device`,
     /// `enrollment_aux`, `sign_request`, `sign_outcome`, `presign_start`,
-    /// `presign_outcome`, `presign_release`, `presign_purge`, `import_wallet`.
+    /// `presign_outcome`, `presign_release`, `presign_purge`, `import_wallet`,
+    /// `device_revoked`, `wallet_frozen`, `wallet_unfreeze_requested`.
     pub event: &'static str,
     /// Wallet id (the enrollment id for `enroll_device` and `enrollment_aux`).
     pub wallet_id: String,

@@ -13,7 +13,7 @@ use crate::audit::AuditRecord;
 use crate::error::CosignerError;
 use crate::policy::{self, Verdict};
 use crate::state::{random_id, State};
-use crate::store::{Store, StoreError, WalletRecord};
+use crate::store::{Store, StoreError, WalletControls, WalletRecord};
 
 /// The replay cache at start-up: bounded per signing identity, with the unexpired
 /// nonces of the store loaded back (the expired ones are deleted), so a request
@@ -117,21 +117,59 @@ impl State {
             .await
     }
 
-    async fn load_wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, CosignerError> {
+    /// A committed wallet with its controls (as of `now`).
+    async fn load_wallet(
+        &self,
+        wallet_id: &str,
+        now: u64,
+    ) -> Result<Option<(WalletRecord, WalletControls)>, CosignerError> {
         let id = wallet_id.to_string();
-        self.blocking(move |s| s.get_wallet(&id)).await
+        self.blocking(move |s| match s.get_wallet(&id)? {
+            Some(w) => Ok(Some((w, s.wallet_controls(&id, now)?))),
+            None => Ok(None),
+        })
+        .await
     }
 
     /// Verifies an authenticated request against a committed wallet and returns it with
     /// the caller's party. A wallet still being created answers `wallet_not_ready`, and
-    /// only to a request signed by one of its registered parties.
+    /// only to a request signed by one of its registered parties. A revoked identity is
+    /// refused (`unauthorized`, `identity: revoked`) whatever it asks; a frozen wallet
+    /// still answers (reads and the controls themselves): the RPCs that sign or start
+    /// sessions use [`State::authenticate_to_sign`].
     pub(crate) async fn authenticate<R: AuthenticatedRequest>(
         &self,
         req: &R,
     ) -> Result<(WalletRecord, u16), CosignerError> {
+        self.authenticate_with_controls(req)
+            .await
+            .map(|(w, p, _)| (w, p))
+    }
+
+    /// [`State::authenticate`] for the RPCs that sign or start protocol sessions: a
+    /// frozen wallet is refused too (`wallet_not_ready`, `wallet: frozen`).
+    pub(crate) async fn authenticate_to_sign<R: AuthenticatedRequest>(
+        &self,
+        req: &R,
+    ) -> Result<(WalletRecord, u16), CosignerError> {
+        let (wallet, party, controls) = self.authenticate_with_controls(req).await?;
+        if controls.is_frozen(now_ms()) {
+            return Err(CosignerError::WalletFrozen {
+                wallet_id: wallet.wallet_id,
+                unfreeze_at_ms: controls.unfreeze_at_ms,
+            });
+        }
+        Ok((wallet, party))
+    }
+
+    /// [`State::authenticate`], with the wallet's controls.
+    pub(crate) async fn authenticate_with_controls<R: AuthenticatedRequest>(
+        &self,
+        req: &R,
+    ) -> Result<(WalletRecord, u16, WalletControls), CosignerError> {
         let (auth, party) = auth::auth_of(req)?;
         let wallet_id = auth.wallet_id.clone();
-        let Some(wallet) = self.load_wallet(&wallet_id).await? else {
+        let Some((wallet, controls)) = self.load_wallet(&wallet_id, now_ms()).await? else {
             if let Some(pending) = self.creations.get(&wallet_id) {
                 self.verify_as(req, &pending.identity_of(party)).await?;
                 return Err(CosignerError::WalletNotConfirmed(wallet_id));
@@ -141,8 +179,12 @@ impl State {
         let identity = *wallet
             .identity_of(party)
             .ok_or(AuthError::BadParty(u32::from(party)))?;
+        // The signature first: only the holder of the identity learns it is revoked.
         self.verify_as(req, &identity).await?;
-        Ok((wallet, party))
+        if controls.is_revoked(party) {
+            return Err(CosignerError::IdentityRevoked { wallet_id, party });
+        }
+        Ok((wallet, party, controls))
     }
 }
 

@@ -205,6 +205,10 @@ pub struct Config {
     /// On SIGTERM, how long running sessions may take to finish before they are
     /// stopped (their peers then get `cosigner_unavailable`, retryable).
     pub drain_deadline_secs: u64,
+    /// How long after an UnfreezeWallet (signed by the recovery identity) the freeze
+    /// ends: the owner's window to notice a thawing they did not ask for and freeze
+    /// again (which cancels it). Default 86 400 (a day); 0 thaws at once.
+    pub unfreeze_delay_secs: u64,
     /// Safe-prime sets the pool must hold for the cosigner to be ready (0, the
     /// default: an empty pool, which only delays new wallets, is reported, not
     /// required).
@@ -322,6 +326,7 @@ impl Default for Config {
             admin_listen: None,
             health_check_interval_secs: 5,
             drain_deadline_secs: 30,
+            unfreeze_delay_secs: 86_400,
             readiness_min_prime_sets: 0,
             party_index: 1,
             threshold: 2,
@@ -602,6 +607,12 @@ impl Config {
                 3_600,
             ),
             ("drain_deadline_secs", self.drain_deadline_secs, 0, 3_600),
+            (
+                "unfreeze_delay_secs",
+                self.unfreeze_delay_secs,
+                0,
+                90 * 86_400,
+            ),
             (
                 "readiness_min_prime_sets",
                 self.readiness_min_prime_sets,

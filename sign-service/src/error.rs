@@ -9,7 +9,10 @@
 
 use std::collections::HashMap;
 
-use cosigner_api::error::{META_PARTY, META_PRESIGNATURE, META_RETRYABLE, META_RULE};
+use cosigner_api::error::{
+    META_IDENTITY, META_PARTY, META_PRESIGNATURE, META_RETRYABLE, META_RULE, META_UNFREEZE_AT_MS,
+    META_WALLET,
+};
 use cosigner_api::{AuthError, ConvertError, PresignatureState};
 use mpc_party::PartyError;
 use tonic::Code;
@@ -33,6 +36,34 @@ pub enum CosignerError {
     /// The request is not authenticated (bad signature, stale, replayed, wrong party).
     #[error("{0}")]
     Unauthorized(AuthError),
+    /// The identity that signed the request is revoked for this wallet (RevokeDevice):
+    /// it can no longer act for it, whatever it asks.
+    #[error("the identity of party {party} is revoked for wallet {wallet_id}: it can no longer act for this wallet")]
+    IdentityRevoked {
+        /// Wallet id.
+        wallet_id: String,
+        /// Keygen index of the revoked identity.
+        party: u16,
+    },
+    /// The wallet is frozen (FreezeWallet): no signing or presignature session starts.
+    #[error("wallet {wallet_id} is frozen: no signing until it is unfrozen{}", match .unfreeze_at_ms {
+        Some(t) => format!(" (an unfreeze takes effect at {t} ms since the epoch)"),
+        None => " (the recovery identity asks with UnfreezeWallet)".to_string(),
+    })]
+    WalletFrozen {
+        /// Wallet id.
+        wallet_id: String,
+        /// When a requested unfreeze takes effect.
+        unfreeze_at_ms: Option<u64>,
+    },
+    /// The request may be signed by the recovery identity only.
+    #[error("{method} must be signed by the recovery identity (party 2), not party {party}")]
+    RecoveryIdentityOnly {
+        /// The RPC.
+        method: &'static str,
+        /// The party that signed.
+        party: u16,
+    },
     /// Too many requests by this identity or in total (a rate limit, or the replay
     /// window's bound for one identity).
     #[error("{0}")]
@@ -198,15 +229,19 @@ impl CosignerError {
     pub fn code(&self) -> ErrorCode {
         use CosignerError as E;
         match self {
-            E::Unauthorized(_) | E::NotYourEnrollment(_) => ErrorCode::Unauthorized,
+            E::Unauthorized(_)
+            | E::NotYourEnrollment(_)
+            | E::IdentityRevoked { .. }
+            | E::RecoveryIdentityOnly { .. } => ErrorCode::Unauthorized,
             E::RateLimited(_) => ErrorCode::RateLimited,
             E::RegistrationRequired(_) => ErrorCode::RegistrationRequired,
             E::UnknownWallet(_) | E::UnknownAccount(_) | E::UnknownEnrollment(_) => {
                 ErrorCode::NotFound
             }
-            E::WalletNotConfirmed(_) | E::DkgRunning(_) | E::EnrollmentRunning(_) => {
-                ErrorCode::WalletNotReady
-            }
+            E::WalletNotConfirmed(_)
+            | E::DkgRunning(_)
+            | E::EnrollmentRunning(_)
+            | E::WalletFrozen { .. } => ErrorCode::WalletNotReady,
             E::PolicyDenied { .. }
             | E::Psbt(PsbtRefusal::Psbt(_))
             | E::Psbt(PsbtRefusal::Digest(_)) => ErrorCode::PolicyDenied,
@@ -243,6 +278,7 @@ impl CosignerError {
             }
             E::UnknownWallet(_) | E::UnknownAccount(_) | E::UnknownEnrollment(_) => Code::NotFound,
             E::WalletNotConfirmed(_)
+            | E::WalletFrozen { .. }
             | E::PresignatureUnavailable { .. }
             | E::PresignaturesSuspended(_)
             | E::PresignaturesDisabled
@@ -251,7 +287,10 @@ impl CosignerError {
             | E::EnrollmentRunning(_)
             | E::ShuttingDown
             | E::GatewayUnavailable(_) => Code::Unavailable,
-            E::PolicyDenied { .. } | E::RegistrationRequired(_) => Code::PermissionDenied,
+            E::PolicyDenied { .. }
+            | E::RegistrationRequired(_)
+            | E::IdentityRevoked { .. }
+            | E::RecoveryIdentityOnly { .. } => Code::PermissionDenied,
             E::Psbt(_) if self.code() == ErrorCode::PolicyDenied => Code::PermissionDenied,
             E::Psbt(_) => Code::InvalidArgument,
             E::InvalidInput(_)
@@ -281,6 +320,8 @@ impl CosignerError {
                 u16::try_from(*p).ok()
             }
             CosignerError::SessionFailed { party, .. } => *party,
+            CosignerError::IdentityRevoked { party, .. }
+            | CosignerError::RecoveryIdentityOnly { party, .. } => Some(*party),
             CosignerError::CreationFailed(inner) => inner.party(),
             _ => None,
         }
@@ -329,6 +370,15 @@ impl CosignerError {
                 }
                 if let Some(i) = r.input() {
                     m.insert(META_INPUT.to_string(), i.to_string());
+                }
+            }
+            CosignerError::IdentityRevoked { .. } => {
+                m.insert(META_IDENTITY.to_string(), "revoked".to_string());
+            }
+            CosignerError::WalletFrozen { unfreeze_at_ms, .. } => {
+                m.insert(META_WALLET.to_string(), "frozen".to_string());
+                if let Some(t) = unfreeze_at_ms {
+                    m.insert(META_UNFREEZE_AT_MS.to_string(), t.to_string());
                 }
             }
             // Clients discard their half and fall back to full signing, as for an

@@ -132,6 +132,17 @@ pub enum StoreError {
     /// The enrollment a wallet is committed from is unknown, expired or already spent.
     #[error("enrollment {0} is unknown, expired or already spent")]
     EnrollmentGone(String),
+    /// The record a change needs does not exist.
+    #[error("{0} does not exist")]
+    NotFound(String),
+    /// The party's identity is revoked for this wallet (nothing is stored for it).
+    #[error("the identity of party {party} of wallet {wallet_id} is revoked")]
+    Revoked {
+        /// Wallet id.
+        wallet_id: String,
+        /// Keygen index.
+        party: u16,
+    },
 }
 
 /// A persisted request nonce (see [`Store::replay_load`]).
@@ -170,6 +181,9 @@ fn parse_replay_key(key: &str) -> Result<(String, [u8; 16]), StoreError> {
     hex::decode_to_slice(nonce_hex, &mut nonce).map_err(|_| bad("nonce is not 32 hex digits"))?;
     Ok((scope.to_string(), nonce))
 }
+
+mod controls;
+pub use controls::{ControlAction, ControlChange, ControlOutcome, WalletControls};
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Db(e.to_string())
@@ -661,6 +675,7 @@ impl Store {
             (BTC_SPEND, "bitcoin_daily_spend"),
             (PRESIGS, "presignatures"),
             (ENROLLMENTS, "enrollments"),
+            (controls::WALLET_CONTROLS, controls::WALLET_CONTROLS_NAME),
         ] {
             let mut t = tx.open_table(def).map_err(db_err)?;
             let mut resealed = Vec::new();
@@ -1037,6 +1052,13 @@ impl Store {
                 || t.get(key.as_str()).map_err(db_err)?.is_some()
             {
                 return Err(StoreError::Exists(format!("presignature {id}")));
+            }
+            // A session that finished after its party was revoked stores nothing.
+            if self.party_revoked_in(&tx, &slot.wallet_id, slot.party)? {
+                return Err(StoreError::Revoked {
+                    wallet_id: slot.wallet_id.clone(),
+                    party: slot.party,
+                });
             }
             t.insert(key.as_str(), sealed.as_slice()).map_err(db_err)?;
             if slot.path != ROOT_PATH {

@@ -8,6 +8,7 @@
 mod common;
 
 mod audit;
+mod controls;
 mod creation;
 mod drain;
 mod enroll;

@@ -33,6 +33,14 @@ pub enum CosignerMethod {
     PresignPoolStatus,
     /// `SignWithPresignature`.
     SignWithPresignature,
+    /// `ListAccounts` (the wallet's accounts and controls).
+    ListAccounts,
+    /// `RevokeDevice`.
+    RevokeDevice,
+    /// `FreezeWallet`.
+    FreezeWallet,
+    /// `UnfreezeWallet`.
+    UnfreezeWallet,
 }
 
 impl CosignerMethod {
@@ -47,6 +55,10 @@ impl CosignerMethod {
             CosignerMethod::StartPresign => "StartPresign",
             CosignerMethod::PresignPoolStatus => "PresignPoolStatus",
             CosignerMethod::SignWithPresignature => "SignWithPresignature",
+            CosignerMethod::ListAccounts => "ListAccounts",
+            CosignerMethod::RevokeDevice => "RevokeDevice",
+            CosignerMethod::FreezeWallet => "FreezeWallet",
+            CosignerMethod::UnfreezeWallet => "UnfreezeWallet",
         }
     }
 
@@ -64,6 +76,10 @@ impl CosignerMethod {
             CosignerMethod::SignWithPresignature => {
                 "/wallet.cosigner.v1.Cosigner/SignWithPresignature"
             }
+            CosignerMethod::ListAccounts => "/wallet.cosigner.v1.Cosigner/ListAccounts",
+            CosignerMethod::RevokeDevice => "/wallet.cosigner.v1.Cosigner/RevokeDevice",
+            CosignerMethod::FreezeWallet => "/wallet.cosigner.v1.Cosigner/FreezeWallet",
+            CosignerMethod::UnfreezeWallet => "/wallet.cosigner.v1.Cosigner/UnfreezeWallet",
         }
     }
 }
@@ -87,6 +103,14 @@ pub enum CosignerRequest {
     PresignPoolStatus(pb::PresignPoolStatusRequest),
     /// `SignWithPresignature`.
     SignWithPresignature(pb::SignWithPresignatureRequest),
+    /// `ListAccounts`.
+    ListAccounts(pb::ListAccountsRequest),
+    /// `RevokeDevice`.
+    RevokeDevice(pb::RevokeDeviceRequest),
+    /// `FreezeWallet`.
+    FreezeWallet(pb::FreezeWalletRequest),
+    /// `UnfreezeWallet`.
+    UnfreezeWallet(pb::UnfreezeWalletRequest),
 }
 
 impl CosignerRequest {
@@ -101,6 +125,10 @@ impl CosignerRequest {
             CosignerRequest::StartPresign(_) => CosignerMethod::StartPresign,
             CosignerRequest::PresignPoolStatus(_) => CosignerMethod::PresignPoolStatus,
             CosignerRequest::SignWithPresignature(_) => CosignerMethod::SignWithPresignature,
+            CosignerRequest::ListAccounts(_) => CosignerMethod::ListAccounts,
+            CosignerRequest::RevokeDevice(_) => CosignerMethod::RevokeDevice,
+            CosignerRequest::FreezeWallet(_) => CosignerMethod::FreezeWallet,
+            CosignerRequest::UnfreezeWallet(_) => CosignerMethod::UnfreezeWallet,
         }
     }
 
@@ -120,6 +148,10 @@ impl CosignerRequest {
             CosignerRequest::StartPresign(r) => r.encode_to_vec(),
             CosignerRequest::PresignPoolStatus(r) => r.encode_to_vec(),
             CosignerRequest::SignWithPresignature(r) => r.encode_to_vec(),
+            CosignerRequest::ListAccounts(r) => r.encode_to_vec(),
+            CosignerRequest::RevokeDevice(r) => r.encode_to_vec(),
+            CosignerRequest::FreezeWallet(r) => r.encode_to_vec(),
+            CosignerRequest::UnfreezeWallet(r) => r.encode_to_vec(),
         }
     }
 }
@@ -143,6 +175,10 @@ pub enum CosignerResponse {
     PresignPoolStatus(pb::PresignPoolStatusResponse),
     /// `SignWithPresignature`.
     SignWithPresignature(pb::SignWithPresignatureResponse),
+    /// `ListAccounts`.
+    ListAccounts(pb::ListAccountsResponse),
+    /// `RevokeDevice`, `FreezeWallet` or `UnfreezeWallet` (the method says which).
+    WalletControls(CosignerMethod, pb::WalletControlsResponse),
 }
 
 impl CosignerResponse {
@@ -157,6 +193,24 @@ impl CosignerResponse {
             CosignerResponse::StartPresign(_) => CosignerMethod::StartPresign,
             CosignerResponse::PresignPoolStatus(_) => CosignerMethod::PresignPoolStatus,
             CosignerResponse::SignWithPresignature(_) => CosignerMethod::SignWithPresignature,
+            CosignerResponse::ListAccounts(_) => CosignerMethod::ListAccounts,
+            CosignerResponse::WalletControls(m, _) => *m,
+        }
+    }
+
+    /// The protobuf encoding of the message (what a gRPC-web driver receives).
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        match self {
+            CosignerResponse::Health(m) => m.encode_to_vec(),
+            CosignerResponse::EnrollDevice(m) => m.encode_to_vec(),
+            CosignerResponse::CreateWallet(m) => m.encode_to_vec(),
+            CosignerResponse::ConfirmWallet(m) => m.encode_to_vec(),
+            CosignerResponse::StartSign(m) => m.encode_to_vec(),
+            CosignerResponse::StartPresign(m) => m.encode_to_vec(),
+            CosignerResponse::PresignPoolStatus(m) => m.encode_to_vec(),
+            CosignerResponse::SignWithPresignature(m) => m.encode_to_vec(),
+            CosignerResponse::ListAccounts(m) => m.encode_to_vec(),
+            CosignerResponse::WalletControls(_, m) => m.encode_to_vec(),
         }
     }
 
@@ -189,6 +243,15 @@ impl CosignerResponse {
             ),
             CosignerMethod::SignWithPresignature => CosignerResponse::SignWithPresignature(
                 pb::SignWithPresignatureResponse::decode(bytes).map_err(bad)?,
+            ),
+            CosignerMethod::ListAccounts => CosignerResponse::ListAccounts(
+                pb::ListAccountsResponse::decode(bytes).map_err(bad)?,
+            ),
+            m @ (CosignerMethod::RevokeDevice
+            | CosignerMethod::FreezeWallet
+            | CosignerMethod::UnfreezeWallet) => CosignerResponse::WalletControls(
+                m,
+                pb::WalletControlsResponse::decode(bytes).map_err(bad)?,
             ),
         })
     }
@@ -272,6 +335,18 @@ impl Unsigned {
                         auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
                     CosignerRequest::SignWithPresignature(r) => {
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::ListAccounts(r) => {
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::RevokeDevice(r) => {
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::FreezeWallet(r) => {
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::UnfreezeWallet(r) => {
                         auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
                     CosignerRequest::Health(_)

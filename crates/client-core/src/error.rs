@@ -13,7 +13,7 @@ use wallet_types::ErrorCode;
 /// A failed cosigner call as the drivers decode it (code, rule, presignature state;
 /// `cosigner_api`'s decoder of `google.rpc.ErrorInfo`): the reply a flow gets instead
 /// of a response.
-pub use cosigner_api::error::{PresignatureState, RemoteError};
+pub use cosigner_api::error::{PresignatureState, RemoteError, WalletRefusal};
 
 /// Why a client operation failed.
 ///
@@ -99,6 +99,26 @@ pub enum ClientError {
     /// replayed request signature).
     #[error("unauthorized: {reason}")]
     Unauthorized {
+        /// The cosigner's explanation.
+        reason: String,
+    },
+    /// This party's identity is revoked for the wallet (RevokeDevice): the cosigner
+    /// refuses everything it signs. A new device needs a share repair from the recovery
+    /// party (`docs/lifecycle.md`). Code `unauthorized`.
+    #[error("this device is revoked for the wallet: {reason}")]
+    IdentityRevoked {
+        /// The cosigner's explanation.
+        reason: String,
+    },
+    /// The wallet is frozen (FreezeWallet): the cosigner signs nothing until an
+    /// unfreeze, asked by the recovery party, takes effect. Code `wallet_not_ready`.
+    #[error("the wallet is frozen{}: {reason}", match .unfreeze_at_ms {
+        Some(t) => format!(" until {t} ms since the epoch (unfreeze requested)"),
+        None => String::new(),
+    })]
+    WalletFrozen {
+        /// When a requested unfreeze takes effect (ms since the Unix epoch), if any.
+        unfreeze_at_ms: Option<u64>,
         /// The cosigner's explanation.
         reason: String,
     },
@@ -228,7 +248,10 @@ impl ClientError {
             ClientError::InvalidInput { .. } => ErrorCode::InvalidInput,
             ClientError::CosignerUnavailable { .. } => ErrorCode::CosignerUnavailable,
             ClientError::Tls { .. } => ErrorCode::TlsFailed,
-            ClientError::Unauthorized { .. } => ErrorCode::Unauthorized,
+            ClientError::Unauthorized { .. } | ClientError::IdentityRevoked { .. } => {
+                ErrorCode::Unauthorized
+            }
+            ClientError::WalletFrozen { .. } => ErrorCode::WalletNotReady,
             ClientError::PolicyDenied { .. } => ErrorCode::PolicyDenied,
             ClientError::Cosigner { code, .. } => *code,
             ClientError::EnrollmentUnusable { code, .. } => *code,
@@ -303,6 +326,18 @@ impl ClientError {
     /// The error of a failed cosigner call, by its code (never its message text).
     pub fn from_remote(e: RemoteError) -> Self {
         let reason = e.message;
+        match (e.code, e.wallet_refusal) {
+            (ErrorCode::Unauthorized, Some(WalletRefusal::IdentityRevoked)) => {
+                return ClientError::IdentityRevoked { reason }
+            }
+            (ErrorCode::WalletNotReady, Some(WalletRefusal::Frozen { unfreeze_at_ms })) => {
+                return ClientError::WalletFrozen {
+                    unfreeze_at_ms,
+                    reason,
+                }
+            }
+            _ => {}
+        }
         match e.code {
             ErrorCode::CosignerUnavailable => ClientError::CosignerUnavailable { reason },
             ErrorCode::TlsFailed => ClientError::Tls { reason },

@@ -123,6 +123,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+pub mod controls;
 mod convert;
 pub mod cosigner;
 pub mod create;
@@ -139,6 +140,7 @@ pub mod step;
 pub mod types;
 mod verify;
 
+pub use controls::{Control, ControlAction, ControlStep, WalletControls};
 pub use cosigner::{CosignerMethod, CosignerRequest, CosignerResponse};
 pub use create::{
     bundle_public_keys, Create, CreateParams, CreateStep, CreatedWallet, Join, JoinAux, JoinParams,

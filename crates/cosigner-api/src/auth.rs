@@ -145,6 +145,12 @@ pub enum Method {
     PresignPoolStatus,
     /// `SignWithPresignature`.
     SignWithPresignature,
+    /// `RevokeDevice`.
+    RevokeDevice,
+    /// `FreezeWallet`.
+    FreezeWallet,
+    /// `UnfreezeWallet`.
+    UnfreezeWallet,
 }
 
 impl Method {
@@ -159,6 +165,9 @@ impl Method {
             Method::StartPresign => "StartPresign",
             Method::PresignPoolStatus => "PresignPoolStatus",
             Method::SignWithPresignature => "SignWithPresignature",
+            Method::RevokeDevice => "RevokeDevice",
+            Method::FreezeWallet => "FreezeWallet",
+            Method::UnfreezeWallet => "UnfreezeWallet",
         }
     }
 }
@@ -329,6 +338,48 @@ impl AuthenticatedRequest for pb::GetPublicKeyRequest {
 
 impl AuthenticatedRequest for pb::ListAccountsRequest {
     const METHOD: Method = Method::ListAccounts;
+    /// No fields.
+    fn request_digest(&self) -> [u8; 32] {
+        RequestDigest::new(Self::METHOD).finish()
+    }
+    fn auth(&self) -> Option<&pb::Auth> {
+        self.auth.as_ref()
+    }
+    fn set_auth(&mut self, auth: pb::Auth) {
+        self.auth = Some(auth);
+    }
+}
+
+impl AuthenticatedRequest for pb::RevokeDeviceRequest {
+    const METHOD: Method = Method::RevokeDevice;
+    /// Fields: `reason`.
+    fn request_digest(&self) -> [u8; 32] {
+        RequestDigest::new(Self::METHOD).str(&self.reason).finish()
+    }
+    fn auth(&self) -> Option<&pb::Auth> {
+        self.auth.as_ref()
+    }
+    fn set_auth(&mut self, auth: pb::Auth) {
+        self.auth = Some(auth);
+    }
+}
+
+impl AuthenticatedRequest for pb::FreezeWalletRequest {
+    const METHOD: Method = Method::FreezeWallet;
+    /// Fields: `reason`.
+    fn request_digest(&self) -> [u8; 32] {
+        RequestDigest::new(Self::METHOD).str(&self.reason).finish()
+    }
+    fn auth(&self) -> Option<&pb::Auth> {
+        self.auth.as_ref()
+    }
+    fn set_auth(&mut self, auth: pb::Auth) {
+        self.auth = Some(auth);
+    }
+}
+
+impl AuthenticatedRequest for pb::UnfreezeWalletRequest {
+    const METHOD: Method = Method::UnfreezeWallet;
     /// No fields.
     fn request_digest(&self) -> [u8; 32] {
         RequestDigest::new(Self::METHOD).finish()

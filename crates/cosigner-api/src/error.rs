@@ -50,6 +50,15 @@ pub const META_RETRYABLE: &str = "retryable";
 pub const META_PRESIGNATURE: &str = "presignature";
 /// `ErrorInfo.metadata` key: keygen index of the party concerned (decimal).
 pub const META_PARTY: &str = "party";
+/// `ErrorInfo.metadata` key: `revoked` when the identity that signed the request is
+/// revoked for the wallet (`unauthorized`, RevokeDevice).
+pub const META_IDENTITY: &str = "identity";
+/// `ErrorInfo.metadata` key: `frozen` when the wallet is frozen (`wallet_not_ready`,
+/// FreezeWallet).
+pub const META_WALLET: &str = "wallet";
+/// `ErrorInfo.metadata` key: when a requested unfreeze takes effect (ms since the Unix
+/// epoch, decimal), with `wallet: frozen`.
+pub const META_UNFREEZE_AT_MS: &str = "unfreeze_at_ms";
 /// `type_url` of a packed `google.rpc.ErrorInfo`.
 pub const ERROR_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.ErrorInfo";
 
@@ -121,6 +130,22 @@ pub struct RemoteError {
     pub party: Option<u16>,
     /// Whether the same call may succeed later without any change by the caller.
     pub retryable: bool,
+    /// The wallet control behind an `unauthorized` or `wallet_not_ready` refusal
+    /// (a revoked identity, a frozen wallet), if any.
+    pub wallet_refusal: Option<WalletRefusal>,
+}
+
+/// A wallet control that refused a request (`ErrorInfo.metadata` `identity: revoked`,
+/// or `wallet: frozen` with `unfreeze_at_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalletRefusal {
+    /// The identity that signed the request is revoked for the wallet (RevokeDevice).
+    IdentityRevoked,
+    /// The wallet is frozen (FreezeWallet).
+    Frozen {
+        /// When a requested unfreeze takes effect (ms since the Unix epoch), if any.
+        unfreeze_at_ms: Option<u64>,
+    },
 }
 
 impl RemoteError {
@@ -136,6 +161,7 @@ impl RemoteError {
             presignature: None,
             party: None,
             retryable: code.retryable(),
+            wallet_refusal: None,
         }
     }
 
@@ -166,6 +192,7 @@ impl RemoteError {
                     presignature: None,
                     party: None,
                     retryable: code.retryable(),
+                    wallet_refusal: None,
                 }
             }
         }
@@ -189,6 +216,13 @@ impl RemoteError {
             presignature: meta(META_PRESIGNATURE).and_then(PresignatureState::from_wire),
             party: meta(META_PARTY).and_then(|p| p.parse().ok()),
             retryable,
+            wallet_refusal: match (meta(META_IDENTITY), meta(META_WALLET)) {
+                (Some("revoked"), _) => Some(WalletRefusal::IdentityRevoked),
+                (_, Some("frozen")) => Some(WalletRefusal::Frozen {
+                    unfreeze_at_ms: meta(META_UNFREEZE_AT_MS).and_then(|t| t.parse().ok()),
+                }),
+                _ => None,
+            },
         }
     }
 

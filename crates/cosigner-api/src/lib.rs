@@ -35,7 +35,7 @@ pub mod pb {
 
 pub use auth::{AuthError, Method, ReplayCache};
 pub use convert::ConvertError;
-pub use error::{PresignatureState, RemoteError};
+pub use error::{PresignatureState, RemoteError, WalletRefusal};
 
 /// Keygen index of the device party.
 pub const PARTY_DEVICE: u16 = 0;

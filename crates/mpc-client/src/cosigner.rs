@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use client_core::RemoteError;
-use client_core::{CosignerHealth, CosignerRequest, CosignerResponse};
+use client_core::{CosignerHealth, CosignerMethod, CosignerRequest, CosignerResponse};
 use cosigner_api::pb::cosigner_client::CosignerClient as Grpc;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
@@ -113,6 +113,19 @@ impl CosignerClient {
                 .sign_with_presignature(r)
                 .await
                 .map(|r| CosignerResponse::SignWithPresignature(r.into_inner())),
+            CosignerRequest::ListAccounts(r) => g
+                .list_accounts(r)
+                .await
+                .map(|r| CosignerResponse::ListAccounts(r.into_inner())),
+            CosignerRequest::RevokeDevice(r) => g.revoke_device(r).await.map(|r| {
+                CosignerResponse::WalletControls(CosignerMethod::RevokeDevice, r.into_inner())
+            }),
+            CosignerRequest::FreezeWallet(r) => g.freeze_wallet(r).await.map(|r| {
+                CosignerResponse::WalletControls(CosignerMethod::FreezeWallet, r.into_inner())
+            }),
+            CosignerRequest::UnfreezeWallet(r) => g.unfreeze_wallet(r).await.map(|r| {
+                CosignerResponse::WalletControls(CosignerMethod::UnfreezeWallet, r.into_inner())
+            }),
         };
         r.map_err(|s| {
             let mut e = remote_error(&s);

@@ -487,6 +487,24 @@ pub(crate) async fn refill(
     }
 }
 
+/// A wallet-control request (the core's [`client_core::Control`]): one call.
+pub(crate) async fn control(
+    cosigner: &CosignerClient,
+    party: &Party,
+    action: client_core::ControlAction,
+) -> Result<client_core::WalletControls, MpcError> {
+    let mut step = client_core::Control::start(party, action)?;
+    loop {
+        step = match step {
+            client_core::ControlStep::CallCosigner(call) => {
+                let (req, awaiting) = call.send(now_ms())?;
+                awaiting.reply(cosigner.call(req).await)?
+            }
+            client_core::ControlStep::Done(c) => return Ok(c),
+        };
+    }
+}
+
 /// Signs with both user parties in this process (the core's
 /// [`client_core::OfflineSign`]), the sessions on a blocking thread.
 pub(crate) async fn offline_sign(

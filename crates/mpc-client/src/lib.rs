@@ -73,8 +73,8 @@ pub use bitcoin::{
 };
 pub use client_core::create::{Persist, RecoveryJob};
 pub use client_core::{
-    bundle_public_keys, verify_ethereum, AccountRoom, CreateParams, CreatedWallet, EnrollParams,
-    EnrollRecoveryJob, Enrollment, ErrorCode, JoinAux, Room,
+    bundle_public_keys, verify_ethereum, AccountRoom, ControlAction, CreateParams, CreatedWallet,
+    EnrollParams, EnrollRecoveryJob, Enrollment, ErrorCode, JoinAux, Room, WalletControls,
 };
 pub use cosigner::CosignerClient;
 pub use driver::{
@@ -932,6 +932,19 @@ impl MpcClient {
         if have < cfg.low_water.max(1) {
             self.spawn_refill_for(files, account_id, path, cfg.pool_target);
         }
+    }
+
+    // ------------------------------------------------------------------ wallet controls
+
+    /// Asks the cosigner for a wallet control, signed by the active party (the device,
+    /// or the recovery party when `role` is recovery), and returns the controls after
+    /// it. See [`ControlAction`]: the device may revoke itself and freeze; the recovery
+    /// party may revoke the device, freeze and unfreeze (effective after the cosigner's
+    /// `unfreeze_delay_secs`).
+    pub async fn wallet_control(&self, action: ControlAction) -> Result<WalletControls, MpcError> {
+        let files = self.active_party().await?;
+        let cosigner = self.cosigner().await?;
+        driver::control(&cosigner, &files.party, action).await
     }
 
     /// Signs with the device AND recovery shares on this machine, without the cosigner

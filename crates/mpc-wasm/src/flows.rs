@@ -83,7 +83,8 @@ type FlowResult<T> = Result<T, FlowError>;
 
 /// A JS `Error` (name `FlowError`) with the wallet's `code` (`docs/errors.md`),
 /// `retryable`, and the facts a caller acts on (`rule`, `presignatureId`,
-/// `presignature`, `blamed`, `stage`, `sessionId`).
+/// `presignature`, `blamed`, `stage`, `sessionId`, `walletRefusal`: `identity_revoked`
+/// or `frozen` with `unfreezeAtMs`).
 pub fn client_error_to_js(e: &ClientError) -> JsValue {
     let err = js_sys::Error::new(&e.to_string());
     err.set_name("FlowError");
@@ -124,6 +125,13 @@ pub fn client_error_to_js(e: &ClientError) -> JsValue {
             set("blamed", a.into());
         }
         ClientError::Timeout { stage, .. } => set("stage", stage.as_str().into()),
+        ClientError::IdentityRevoked { .. } => set("walletRefusal", "identity_revoked".into()),
+        ClientError::WalletFrozen { unfreeze_at_ms, .. } => {
+            set("walletRefusal", "frozen".into());
+            if let Some(t) = unfreeze_at_ms {
+                set("unfreezeAtMs", JsValue::from(*t as f64));
+            }
+        }
         ClientError::EnrollmentUnusable { enrollment_id, .. } => {
             set("enrollmentId", enrollment_id.as_str().into());
             set("enrollmentUnusable", true.into());

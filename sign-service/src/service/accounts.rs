@@ -1,4 +1,5 @@
-//! `GetPublicKey` and `ListAccounts`: read-only views of a committed wallet.
+//! `GetPublicKey` and `ListAccounts`: read-only views of a committed wallet (and its
+//! controls).
 
 use std::sync::Arc;
 
@@ -35,8 +36,9 @@ pub(super) async fn list_accounts(
     st: &Arc<State>,
     req: pb::ListAccountsRequest,
 ) -> Result<pb::ListAccountsResponse, CosignerError> {
-    let (wallet, _) = st.authenticate(&req).await?;
+    let (wallet, _, controls) = st.authenticate_with_controls(&req).await?;
     Ok(pb::ListAccountsResponse {
         accounts: wallet.accounts.values().map(account_info).collect(),
+        controls: Some(super::controls::controls_pb(&controls)),
     })
 }

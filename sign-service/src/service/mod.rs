@@ -7,6 +7,7 @@
 mod accounts;
 mod admit;
 mod confirm;
+mod controls;
 mod create;
 mod enroll;
 mod health;
@@ -119,6 +120,27 @@ impl pb::cosigner_server::Cosigner for CosignerService {
         r: Request<pb::ListAccountsRequest>,
     ) -> Result<Response<pb::ListAccountsResponse>, Status> {
         self.reply(accounts::list_accounts(&self.st, r.into_inner()).await)
+    }
+
+    async fn revoke_device(
+        &self,
+        r: Request<pb::RevokeDeviceRequest>,
+    ) -> Result<Response<pb::WalletControlsResponse>, Status> {
+        self.reply(controls::revoke_device(&self.st, r.into_inner()).await)
+    }
+
+    async fn freeze_wallet(
+        &self,
+        r: Request<pb::FreezeWalletRequest>,
+    ) -> Result<Response<pb::WalletControlsResponse>, Status> {
+        self.reply(controls::freeze_wallet(&self.st, r.into_inner()).await)
+    }
+
+    async fn unfreeze_wallet(
+        &self,
+        r: Request<pb::UnfreezeWalletRequest>,
+    ) -> Result<Response<pb::WalletControlsResponse>, Status> {
+        self.reply(controls::unfreeze_wallet(&self.st, r.into_inner()).await)
     }
 }
 

@@ -19,7 +19,7 @@ pub(super) async fn start_presign(
     req: pb::StartPresignRequest,
 ) -> Result<pb::StartPresignResponse, CosignerError> {
     st.check_serving()?;
-    let (wallet, party) = st.authenticate(&req).await?;
+    let (wallet, party) = st.authenticate_to_sign(&req).await?;
     let path = super::parse_path(&req.derivation_path)?;
     let g = scheduler::start_presign(
         st,
@@ -70,7 +70,7 @@ pub(super) async fn sign_with_presignature(
 ) -> Result<pb::SignWithPresignatureResponse, CosignerError> {
     st.check_serving()?;
     let started = std::time::Instant::now();
-    let (wallet, party) = st.authenticate(&req).await?;
+    let (wallet, party) = st.authenticate_to_sign(&req).await?;
     let request = SignRequest::audited(
         st,
         &wallet,

@@ -17,7 +17,7 @@ pub(super) async fn start_sign(
     req: pb::StartSignRequest,
 ) -> Result<pb::StartSignResponse, CosignerError> {
     st.check_serving()?;
-    let (wallet, party) = st.authenticate(&req).await?;
+    let (wallet, party) = st.authenticate_to_sign(&req).await?;
     let request = SignRequest::audited(
         st,
         &wallet,

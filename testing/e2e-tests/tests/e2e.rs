@@ -66,7 +66,10 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
         // SHA-256), so its wallets opt in (see `raw_payload_policy_yaml`).
         max_value_per_tx_wei: None,
         session_timeout_secs: 60,
-        extra_yaml: raw_payload_policy_yaml(ETH) + &registration_issuer_yaml(&issuer),
+        // A short unfreeze delay: the lost-device step waits it out.
+        extra_yaml: raw_payload_policy_yaml(ETH)
+            + &registration_issuer_yaml(&issuer)
+            + "unfreeze_delay_secs: 1\n",
     };
     let mut service = start_service(&bins, &mut svc_cfg)?;
     let cosigner = svc_cfg.url();
@@ -488,6 +491,8 @@ fn scenario(
         &master_addr,
     )?;
 
+    lost_device(&run, path, &address)?;
+
     step("device + recovery offline (cosigner stopped)");
     service.terminate();
     let h = run(&["health"])?;
@@ -510,6 +515,70 @@ fn scenario(
         r.code == 5 && r.stderr.contains("cosigner_unavailable"),
         "{r:?}"
     );
+    Ok(())
+}
+
+/// The device is lost: the owner freezes the wallet from it (nothing signs), the
+/// recovery share asks to unfreeze (the device cannot) and revokes the device; the
+/// device is refused from then on, by code; once the unfreeze took effect the recovery
+/// share signs with the cosigner again.
+fn lost_device(
+    run: &dyn Fn(&[&str]) -> Result<ClientRun>,
+    path: &str,
+    address: &str,
+) -> Result<()> {
+    step("lost device: freeze from the device, unfreeze and revoke with the recovery share");
+    let c = run(&["wallet", "freeze", "--reason", "phone lost"])?.ok()?;
+    ensure!(
+        c["frozen"] == true && c["revoked_parties"] == serde_json::json!([]),
+        "{c}"
+    );
+    let r = run(&["sign-message", "--path", path, "while frozen"])?;
+    ensure!(
+        r.code != 0 && r.json()?["error"]["code"] == "wallet_not_ready",
+        "frozen wallet signed: {r:?}"
+    );
+    let r = run(&["wallet", "unfreeze"])?;
+    ensure!(
+        r.code != 0 && r.json()?["error"]["code"] == "config",
+        "the device asked to unfreeze: {r:?}"
+    );
+    let c = run(&["--recovery", "wallet", "unfreeze"])?.ok()?;
+    ensure!(c["unfreeze_at_ms"].as_u64().unwrap_or(0) > 0, "{c}");
+    let c = run(&[
+        "--recovery",
+        "wallet",
+        "revoke-device",
+        "--reason",
+        "stolen",
+    ])?
+    .ok()?;
+    ensure!(c["revoked_parties"] == serde_json::json!([0]), "{c}");
+    for args in [
+        &["wallet", "status"][..],
+        &["sign-message", "--path", path, "a thief signs"][..],
+    ] {
+        let r = run(args)?;
+        let e = r.json()?;
+        ensure!(
+            r.code != 0 && e["error"]["code"] == "unauthorized",
+            "a revoked device was served ({args:?}): {r:?}"
+        );
+    }
+    // The unfreeze (1 s in this scenario) takes effect; the recovery share signs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = run(&["--recovery", "wallet", "status"])?.ok()?;
+        if c["frozen"] == false {
+            ensure!(c["revoked_parties"] == serde_json::json!([0]), "{c}");
+            break;
+        }
+        ensure!(Instant::now() < deadline, "never unfrozen: {c}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let m = "the recovery share after the device was revoked";
+    let sig = run(&["--recovery", "sign-message", "--path", path, m])?.ok()?;
+    verify_eth_signature(&eip191(m), &sig, address)?;
     Ok(())
 }
 

@@ -42,9 +42,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use mpc_client::{
-    new_mpc_client, AccountKind, BackupError, ChainStyle, DigestKind, ErrorCode, MpcClient,
-    MpcConfig, MpcError, PartyRole, PayloadKind, PresignConfig, PresignMode, PresignPoolStatus,
-    ProgressEvent, ProgressListener, SignedResult,
+    new_mpc_client, AccountKind, BackupError, ChainStyle, ControlAction, DigestKind, ErrorCode,
+    MpcClient, MpcConfig, MpcError, PartyRole, PayloadKind, PresignConfig, PresignMode,
+    PresignPoolStatus, ProgressEvent, ProgressListener, SignedResult, WalletControls,
 };
 use wallet_cli::evm::{self, MkTxArgs, Node, NodeError, TxFields};
 use wallet_cli::input;
@@ -348,6 +348,13 @@ enum Cmd {
         #[command(subcommand)]
         action: BackupCmd,
     },
+    /// A lost or stolen device: the wallet's controls at the cosigner. Signed by the
+    /// device share, or with --recovery by the recovery share (which a lost device
+    /// does not take with it).
+    Wallet {
+        #[command(subcommand)]
+        action: WalletCmd,
+    },
     /// Bitcoin: native SegWit (P2WPKH) addresses and the watch-only export (xpub and
     /// descriptors for Bitcoin Core or Sparrow). Non-hardened paths only.
     Btc {
@@ -382,6 +389,29 @@ enum BackupCmd {
         #[arg(long)]
         backup_passphrase_file: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum WalletCmd {
+    /// Whether the wallet is frozen, and which identities are revoked.
+    Status,
+    /// Revoke the device identity at once: the cosigner refuses everything it signs
+    /// from now on and deletes its presignatures. With --recovery (the device is lost),
+    /// or from the device itself (retiring it). Cannot be undone.
+    RevokeDevice {
+        /// Why, for the cosigner's audit log (at most 200 characters).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Freeze the wallet: the cosigner signs nothing until an unfreeze takes effect.
+    Freeze {
+        /// Why, for the cosigner's audit log (at most 200 characters).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Ask to unfreeze (--recovery only): takes effect after the cosigner's delay
+    /// (`unfreeze_delay_secs`); a freeze meanwhile cancels it.
+    Unfreeze,
 }
 
 #[derive(Subcommand, Debug)]
@@ -926,6 +956,32 @@ fn print_signature(json: bool, sig: &SignedResult) -> Result<()> {
     Ok(())
 }
 
+/// The controls for a person.
+fn print_controls(c: &WalletControls) {
+    match (c.frozen, c.unfreeze_at_ms) {
+        (false, _) => println!("  frozen          no"),
+        (true, None) => println!(
+            "  frozen          yes, since {} ms (the recovery party can ask to unfreeze)",
+            c.frozen_at_ms.unwrap_or(0)
+        ),
+        (true, Some(t)) => println!("  frozen          yes, until {t} ms (unfreeze requested)"),
+    }
+    if c.revoked_parties.is_empty() {
+        println!("  revoked         none");
+    } else {
+        let names: Vec<&str> = c
+            .revoked_parties
+            .iter()
+            .map(|p| match p {
+                0 => "device (party 0)",
+                2 => "recovery (party 2)",
+                _ => "other",
+            })
+            .collect();
+        println!("  revoked         {}", names.join(", "));
+    }
+}
+
 async fn run(args: Args) -> Result<()> {
     let role = if args.recovery {
         PartyRole::Recovery
@@ -1020,6 +1076,41 @@ async fn run(args: Args) -> Result<()> {
             }
         }
         Cmd::Backup { action } => backup(&args, role, action).await?,
+        Cmd::Wallet { action } => {
+            let client = open_wallet(&args, role, need_device, need_recovery)?;
+            let (controls, done) = match action {
+                WalletCmd::Status => (client.wallet_control(ControlAction::Status).await?, None),
+                WalletCmd::RevokeDevice { reason } => (
+                    client
+                        .wallet_control(ControlAction::RevokeDevice {
+                            reason: reason.clone(),
+                        })
+                        .await?,
+                    Some("device identity revoked"),
+                ),
+                WalletCmd::Freeze { reason } => (
+                    client
+                        .wallet_control(ControlAction::Freeze {
+                            reason: reason.clone(),
+                        })
+                        .await?,
+                    Some("wallet frozen"),
+                ),
+                WalletCmd::Unfreeze => (
+                    client.wallet_control(ControlAction::Unfreeze).await?,
+                    Some("unfreeze requested"),
+                ),
+            };
+            if args.json {
+                println!("{}", serde_json::to_string(&controls)?);
+            } else {
+                if let Some(d) = done {
+                    println!("{d}");
+                }
+                println!("wallet {}", client.wallet_id().await?);
+                print_controls(&controls);
+            }
+        }
         Cmd::ListAccounts => {
             let client = open_wallet(&args, role, need_device, need_recovery)?;
             let accounts = client.list_accounts().await?;

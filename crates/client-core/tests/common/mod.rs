@@ -21,7 +21,6 @@ use mpc_core::primes::{dev_fixture_primes, PrimeSet};
 use mpc_core::{Account, Session, SessionOutput};
 use mpc_party::{PartyError, PartySession, Poll};
 use mpc_wire::{IdentityKey, PublicIdentity, Roster, SessionId};
-use prost::Message;
 use wallet_types::{AccountKind, ErrorCode, COSIGNER, DEVICE, RECOVERY};
 
 /// The test clock: milliseconds since the epoch, advanced by every call and wait.
@@ -318,6 +317,13 @@ impl FakeCosigner {
         self.now = now;
         self.calls.push(req.method());
         match req {
+            CosignerRequest::ListAccounts(_)
+            | CosignerRequest::RevokeDevice(_)
+            | CosignerRequest::FreezeWallet(_)
+            | CosignerRequest::UnfreezeWallet(_) => Err(err(
+                ErrorCode::CosignerRejected,
+                "the wallet controls are not played by this fake (sign-service/tests/controls.rs)",
+            )),
             CosignerRequest::Health(_) => Ok(CosignerResponse::Health(pb::HealthResponse {
                 status: "ok".into(),
                 identity: self
@@ -759,16 +765,7 @@ impl FakeCosigner {
 
 /// The protobuf body of a response (what a gRPC-web driver would receive).
 pub fn encode(r: &CosignerResponse) -> Vec<u8> {
-    match r {
-        CosignerResponse::Health(m) => m.encode_to_vec(),
-        CosignerResponse::EnrollDevice(m) => m.encode_to_vec(),
-        CosignerResponse::CreateWallet(m) => m.encode_to_vec(),
-        CosignerResponse::ConfirmWallet(m) => m.encode_to_vec(),
-        CosignerResponse::StartSign(m) => m.encode_to_vec(),
-        CosignerResponse::StartPresign(m) => m.encode_to_vec(),
-        CosignerResponse::PresignPoolStatus(m) => m.encode_to_vec(),
-        CosignerResponse::SignWithPresignature(m) => m.encode_to_vec(),
-    }
+    r.encode_to_vec()
 }
 
 /// An in-memory presignature pool with take-once and tombstones.

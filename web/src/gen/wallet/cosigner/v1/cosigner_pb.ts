@@ -37,7 +37,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wallet/cosigner/v1/cosigner.proto.
  */
 export const file_wallet_cosigner_v1_cosigner: GenFile = /*@__PURE__*/
-  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJyCgRBdXRoEhAKCGF1ZGllbmNlGAYgASgJEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAkimwIKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDBIQCghhdWRpZW5jZRgJIAEoCRIfChdyZWdpc3RyYXRpb25fY3JlZGVudGlhbBgKIAEoCRIVCg1lbnJvbGxtZW50X2lkGAsgASgJIrQBChNFbnJvbGxEZXZpY2VSZXF1ZXN0EhcKD2RldmljZV9pZGVudGl0eRgBIAEoCRIZChFyZWNvdmVyeV9pZGVudGl0eRgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhAKCGF1ZGllbmNlGAYgASgJEh8KF3JlZ2lzdHJhdGlvbl9jcmVkZW50aWFsGAcgASgJIrQBChRFbnJvbGxEZXZpY2VSZXNwb25zZRIVCg1lbnJvbGxtZW50X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhUKDWV4cGlyZXNfYXRfbXMYBCABKAQSIAoYZW5yb2xsbWVudF9leHBpcmVzX2F0X21zGAUgASgEIsQBChRDcmVhdGVXYWxsZXRSZXNwb25zZRIRCgl3YWxsZXRfaWQYASABKAkSGQoRY29zaWduZXJfaWRlbnRpdHkYAiABKAkSMQoIYXV4X2luZm8YAyABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SNAoIYWNjb3VudHMYBCADKAsyIi53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudFNlc3Npb24SFQoNZXhwaXJlc19hdF9tcxgFIAEoBCJVCg5BY2NvdW50U2Vzc2lvbhISCgphY2NvdW50X2lkGAEgASgJEi8KBmtleWdlbhgCIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbSLAAQoUQ29uZmlybVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEk0KC3B1YmxpY19rZXlzGAIgAygLMjgud2FsbGV0LmNvc2lnbmVyLnYxLkNvbmZpcm1XYWxsZXRSZXF1ZXN0LlB1YmxpY0tleXNFbnRyeRoxCg9QdWJsaWNLZXlzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChVDb25maXJtV2FsbGV0UmVzcG9uc2USEQoJY29tbWl0dGVkGAEgASgIEjEKCGFjY291bnRzGAIgAygLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRJbmZvIo4CChBTdGFydFNpZ25SZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSEwoLaW5wdXRfaW5kZXgYByABKA0SFwoPYml0Y29pbl9uZXR3b3JrGAggASgJInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQiSQoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8ijgEKE1N0YXJ0UHJlc2lnblJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEhIKCmFjY291bnRfaWQYAiABKAkSDQoFY291bnQYAyABKA0SEwoLcmVsZWFzZV9pZHMYBCADKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAUgASgJInQKDlByZXNpZ25TZXNzaW9uEhcKD3ByZXNpZ25hdHVyZV9pZBgBIAEoCRIwCgdzZXNzaW9uGAIgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSK7AQoUU3RhcnRQcmVzaWduUmVzcG9uc2USNAoIc2Vzc2lvbnMYASADKAsyIi53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblNlc3Npb24SDwoHc2lnbmVycxgCIAMoDRIRCglhdmFpbGFibGUYAyABKA0SDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYByABKAkiVgoYUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJIoMBCgtQcmVzaWduUG9vbBISCgphY2NvdW50X2lkGAEgASgJEg8KB3NpZ25lcnMYAiADKA0SGAoQcHJlc2lnbmF0dXJlX2lkcxgDIAMoCRIPCgdydW5uaW5nGAQgASgNEgsKA2NhcBgFIAEoDRIXCg9kZXJpdmF0aW9uX3BhdGgYBiABKAkiSwoZUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRIuCgVwb29scxgBIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbCKyAgobU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSFwoPZGVyaXZhdGlvbl9wYXRoGAcgASgJEhMKC2lucHV0X2luZGV4GAggASgNEhcKD2JpdGNvaW5fbmV0d29yaxgJIAEoCSJuChxTaWduV2l0aFByZXNpZ25hdHVyZVJlc3BvbnNlEhkKEXBhcnRpYWxfc2lnbmF0dXJlGAEgASgMEg8KB3NpZ25lcnMYAiADKA0SDgoGZGlnZXN0GAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkqXgoLQWNjb3VudEtpbmQSHAoYQUNDT1VOVF9LSU5EX1VOU1BFQ0lGSUVEEAASEwoPQUNDT1VOVF9LSU5EX0hEEAESHAoYQUNDT1VOVF9LSU5EX0lOREVQRU5ERU5UEAIqewoKRGlnZXN0S2luZBIbChdESUdFU1RfS0lORF9VTlNQRUNJRklFRBAAEhkKFURJR0VTVF9LSU5EX0tFQ0NBSzI1NhABEh0KGURJR0VTVF9LSU5EX0RPVUJMRV9TSEEyNTYQAhIWChJESUdFU1RfS0lORF9TSEEyNTYQAyr/AQoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQUEFZTE9BRF9LSU5EX1JBVxABEiUKIVBBWUxPQURfS0lORF9FVEhFUkVVTV9UUkFOU0FDVElPThACEiEKHVBBWUxPQURfS0lORF9FVEhFUkVVTV9NRVNTQUdFEAMSJAogUEFZTE9BRF9LSU5EX0VUSEVSRVVNX1RZUEVEX0RBVEEQBBInCiNQQVlMT0FEX0tJTkRfRVRIRVJFVU1fQVVUSE9SSVpBVElPThAFEiMKH1BBWUxPQURfS0lORF9CSVRDT0lOX1BTQlRfSU5QVVQQBjL3BwoIQ29zaWduZXISTwoGSGVhbHRoEiEud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlcXVlc3QaIi53YWxsZXQuY29zaWduZXIudjEuSGVhbHRoUmVzcG9uc2USYQoMRW5yb2xsRGV2aWNlEicud2FsbGV0LmNvc2lnbmVyLnYxLkVucm9sbERldmljZVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuRW5yb2xsRGV2aWNlUmVzcG9uc2USYQoMQ3JlYXRlV2FsbGV0Eicud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuQ3JlYXRlV2FsbGV0UmVzcG9uc2USZAoNQ29uZmlybVdhbGxldBIoLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdBopLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVzcG9uc2USWAoJU3RhcnRTaWduEiQud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlcXVlc3QaJS53YWxsZXQuY29zaWduZXIudjEuU3RhcnRTaWduUmVzcG9uc2USYQoMR2V0UHVibGljS2V5Eicud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuR2V0UHVibGljS2V5UmVzcG9uc2USYQoMTGlzdEFjY291bnRzEicud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuTGlzdEFjY291bnRzUmVzcG9uc2USYQoMU3RhcnRQcmVzaWduEicud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0UHJlc2lnblJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuU3RhcnRQcmVzaWduUmVzcG9uc2UScAoRUHJlc2lnblBvb2xTdGF0dXMSLC53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0Gi0ud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25Qb29sU3RhdHVzUmVzcG9uc2USeQoUU2lnbldpdGhQcmVzaWduYXR1cmUSLy53YWxsZXQuY29zaWduZXIudjEuU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0GjAud2FsbGV0LmNvc2lnbmVyLnYxLlNpZ25XaXRoUHJlc2lnbmF0dXJlUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJyCgRBdXRoEhAKCGF1ZGllbmNlGAYgASgJEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAkimwIKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDBIQCghhdWRpZW5jZRgJIAEoCRIfChdyZWdpc3RyYXRpb25fY3JlZGVudGlhbBgKIAEoCRIVCg1lbnJvbGxtZW50X2lkGAsgASgJIrQBChNFbnJvbGxEZXZpY2VSZXF1ZXN0EhcKD2RldmljZV9pZGVudGl0eRgBIAEoCRIZChFyZWNvdmVyeV9pZGVudGl0eRgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhAKCGF1ZGllbmNlGAYgASgJEh8KF3JlZ2lzdHJhdGlvbl9jcmVkZW50aWFsGAcgASgJIrQBChRFbnJvbGxEZXZpY2VSZXNwb25zZRIVCg1lbnJvbGxtZW50X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhUKDWV4cGlyZXNfYXRfbXMYBCABKAQSIAoYZW5yb2xsbWVudF9leHBpcmVzX2F0X21zGAUgASgEIsQBChRDcmVhdGVXYWxsZXRSZXNwb25zZRIRCgl3YWxsZXRfaWQYASABKAkSGQoRY29zaWduZXJfaWRlbnRpdHkYAiABKAkSMQoIYXV4X2luZm8YAyABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SNAoIYWNjb3VudHMYBCADKAsyIi53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudFNlc3Npb24SFQoNZXhwaXJlc19hdF9tcxgFIAEoBCJVCg5BY2NvdW50U2Vzc2lvbhISCgphY2NvdW50X2lkGAEgASgJEi8KBmtleWdlbhgCIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbSLAAQoUQ29uZmlybVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEk0KC3B1YmxpY19rZXlzGAIgAygLMjgud2FsbGV0LmNvc2lnbmVyLnYxLkNvbmZpcm1XYWxsZXRSZXF1ZXN0LlB1YmxpY0tleXNFbnRyeRoxCg9QdWJsaWNLZXlzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChVDb25maXJtV2FsbGV0UmVzcG9uc2USEQoJY29tbWl0dGVkGAEgASgIEjEKCGFjY291bnRzGAIgAygLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRJbmZvIo4CChBTdGFydFNpZ25SZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSEwoLaW5wdXRfaW5kZXgYByABKA0SFwoPYml0Y29pbl9uZXR3b3JrGAggASgJInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQifwoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8SNAoIY29udHJvbHMYAiABKAsyIi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHMiZwoOV2FsbGV0Q29udHJvbHMSDgoGZnJvemVuGAEgASgIEhQKDGZyb3plbl9hdF9tcxgCIAEoBBIWCg51bmZyZWV6ZV9hdF9tcxgDIAEoBBIXCg9yZXZva2VkX3BhcnRpZXMYBCADKA0iTQoTUmV2b2tlRGV2aWNlUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSDgoGcmVhc29uGAIgASgJIk0KE0ZyZWV6ZVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEg4KBnJlYXNvbhgCIAEoCSI/ChVVbmZyZWV6ZVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoIk4KFldhbGxldENvbnRyb2xzUmVzcG9uc2USNAoIY29udHJvbHMYASABKAsyIi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHMijgEKE1N0YXJ0UHJlc2lnblJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEhIKCmFjY291bnRfaWQYAiABKAkSDQoFY291bnQYAyABKA0SEwoLcmVsZWFzZV9pZHMYBCADKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAUgASgJInQKDlByZXNpZ25TZXNzaW9uEhcKD3ByZXNpZ25hdHVyZV9pZBgBIAEoCRIwCgdzZXNzaW9uGAIgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSK7AQoUU3RhcnRQcmVzaWduUmVzcG9uc2USNAoIc2Vzc2lvbnMYASADKAsyIi53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblNlc3Npb24SDwoHc2lnbmVycxgCIAMoDRIRCglhdmFpbGFibGUYAyABKA0SDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYByABKAkiVgoYUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJIoMBCgtQcmVzaWduUG9vbBISCgphY2NvdW50X2lkGAEgASgJEg8KB3NpZ25lcnMYAiADKA0SGAoQcHJlc2lnbmF0dXJlX2lkcxgDIAMoCRIPCgdydW5uaW5nGAQgASgNEgsKA2NhcBgFIAEoDRIXCg9kZXJpdmF0aW9uX3BhdGgYBiABKAkiSwoZUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRIuCgVwb29scxgBIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbCKyAgobU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSFwoPZGVyaXZhdGlvbl9wYXRoGAcgASgJEhMKC2lucHV0X2luZGV4GAggASgNEhcKD2JpdGNvaW5fbmV0d29yaxgJIAEoCSJuChxTaWduV2l0aFByZXNpZ25hdHVyZVJlc3BvbnNlEhkKEXBhcnRpYWxfc2lnbmF0dXJlGAEgASgMEg8KB3NpZ25lcnMYAiADKA0SDgoGZGlnZXN0GAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkqXgoLQWNjb3VudEtpbmQSHAoYQUNDT1VOVF9LSU5EX1VOU1BFQ0lGSUVEEAASEwoPQUNDT1VOVF9LSU5EX0hEEAESHAoYQUNDT1VOVF9LSU5EX0lOREVQRU5ERU5UEAIqewoKRGlnZXN0S2luZBIbChdESUdFU1RfS0lORF9VTlNQRUNJRklFRBAAEhkKFURJR0VTVF9LSU5EX0tFQ0NBSzI1NhABEh0KGURJR0VTVF9LSU5EX0RPVUJMRV9TSEEyNTYQAhIWChJESUdFU1RfS0lORF9TSEEyNTYQAyr/AQoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQUEFZTE9BRF9LSU5EX1JBVxABEiUKIVBBWUxPQURfS0lORF9FVEhFUkVVTV9UUkFOU0FDVElPThACEiEKHVBBWUxPQURfS0lORF9FVEhFUkVVTV9NRVNTQUdFEAMSJAogUEFZTE9BRF9LSU5EX0VUSEVSRVVNX1RZUEVEX0RBVEEQBBInCiNQQVlMT0FEX0tJTkRfRVRIRVJFVU1fQVVUSE9SSVpBVElPThAFEiMKH1BBWUxPQURfS0lORF9CSVRDT0lOX1BTQlRfSU5QVVQQBjKqCgoIQ29zaWduZXISTwoGSGVhbHRoEiEud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlcXVlc3QaIi53YWxsZXQuY29zaWduZXIudjEuSGVhbHRoUmVzcG9uc2USYQoMRW5yb2xsRGV2aWNlEicud2FsbGV0LmNvc2lnbmVyLnYxLkVucm9sbERldmljZVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuRW5yb2xsRGV2aWNlUmVzcG9uc2USYQoMQ3JlYXRlV2FsbGV0Eicud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuQ3JlYXRlV2FsbGV0UmVzcG9uc2USZAoNQ29uZmlybVdhbGxldBIoLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdBopLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVzcG9uc2USWAoJU3RhcnRTaWduEiQud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlcXVlc3QaJS53YWxsZXQuY29zaWduZXIudjEuU3RhcnRTaWduUmVzcG9uc2USYQoMR2V0UHVibGljS2V5Eicud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuR2V0UHVibGljS2V5UmVzcG9uc2USYQoMTGlzdEFjY291bnRzEicud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuTGlzdEFjY291bnRzUmVzcG9uc2USYQoMU3RhcnRQcmVzaWduEicud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0UHJlc2lnblJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuU3RhcnRQcmVzaWduUmVzcG9uc2UScAoRUHJlc2lnblBvb2xTdGF0dXMSLC53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0Gi0ud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25Qb29sU3RhdHVzUmVzcG9uc2USeQoUU2lnbldpdGhQcmVzaWduYXR1cmUSLy53YWxsZXQuY29zaWduZXIudjEuU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0GjAud2FsbGV0LmNvc2lnbmVyLnYxLlNpZ25XaXRoUHJlc2lnbmF0dXJlUmVzcG9uc2USYwoMUmV2b2tlRGV2aWNlEicud2FsbGV0LmNvc2lnbmVyLnYxLlJldm9rZURldmljZVJlcXVlc3QaKi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHNSZXNwb25zZRJjCgxGcmVlemVXYWxsZXQSJy53YWxsZXQuY29zaWduZXIudjEuRnJlZXplV2FsbGV0UmVxdWVzdBoqLndhbGxldC5jb3NpZ25lci52MS5XYWxsZXRDb250cm9sc1Jlc3BvbnNlEmcKDlVuZnJlZXplV2FsbGV0Eikud2FsbGV0LmNvc2lnbmVyLnYxLlVuZnJlZXplV2FsbGV0UmVxdWVzdBoqLndhbGxldC5jb3NpZ25lci52MS5XYWxsZXRDb250cm9sc1Jlc3BvbnNlYgZwcm90bzM");
 
 /**
  * Proof that the request comes from a registered party of the wallet.
@@ -747,6 +747,13 @@ export type ListAccountsResponse = Message<"wallet.cosigner.v1.ListAccountsRespo
    * @generated from field: repeated wallet.cosigner.v1.AccountInfo accounts = 1;
    */
   accounts: AccountInfo[];
+
+  /**
+   * The wallet's controls (frozen, revoked identities).
+   *
+   * @generated from field: wallet.cosigner.v1.WalletControls controls = 2;
+   */
+  controls?: WalletControls | undefined;
 };
 
 /**
@@ -755,6 +762,131 @@ export type ListAccountsResponse = Message<"wallet.cosigner.v1.ListAccountsRespo
  */
 export const ListAccountsResponseSchema: GenMessage<ListAccountsResponse> = /*@__PURE__*/
   messageDesc(file_wallet_cosigner_v1_cosigner, 17);
+
+/**
+ * What a wallet may do now (RevokeDevice, FreezeWallet, UnfreezeWallet).
+ *
+ * @generated from message wallet.cosigner.v1.WalletControls
+ */
+export type WalletControls = Message<"wallet.cosigner.v1.WalletControls"> & {
+  /**
+   * Whether signing and presignature sessions are refused now (wallet_frozen).
+   *
+   * @generated from field: bool frozen = 1;
+   */
+  frozen: boolean;
+
+  /**
+   * When the freeze began, ms since the Unix epoch (0: not frozen).
+   *
+   * @generated from field: uint64 frozen_at_ms = 2;
+   */
+  frozenAtMs: bigint;
+
+  /**
+   * When a requested unfreeze takes effect (0: none requested). Once past, `frozen` is
+   * false.
+   *
+   * @generated from field: uint64 unfreeze_at_ms = 3;
+   */
+  unfreezeAtMs: bigint;
+
+  /**
+   * Keygen indices whose identities are revoked (0: the device).
+   *
+   * @generated from field: repeated uint32 revoked_parties = 4;
+   */
+  revokedParties: number[];
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.WalletControls.
+ * Use `create(WalletControlsSchema)` to create a new message.
+ */
+export const WalletControlsSchema: GenMessage<WalletControls> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 18);
+
+/**
+ * @generated from message wallet.cosigner.v1.RevokeDeviceRequest
+ */
+export type RevokeDeviceRequest = Message<"wallet.cosigner.v1.RevokeDeviceRequest"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+
+  /**
+   * Why, for the audit log (at most 200 characters).
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.RevokeDeviceRequest.
+ * Use `create(RevokeDeviceRequestSchema)` to create a new message.
+ */
+export const RevokeDeviceRequestSchema: GenMessage<RevokeDeviceRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 19);
+
+/**
+ * @generated from message wallet.cosigner.v1.FreezeWalletRequest
+ */
+export type FreezeWalletRequest = Message<"wallet.cosigner.v1.FreezeWalletRequest"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+
+  /**
+   * Why, for the audit log (at most 200 characters).
+   *
+   * @generated from field: string reason = 2;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.FreezeWalletRequest.
+ * Use `create(FreezeWalletRequestSchema)` to create a new message.
+ */
+export const FreezeWalletRequestSchema: GenMessage<FreezeWalletRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 20);
+
+/**
+ * @generated from message wallet.cosigner.v1.UnfreezeWalletRequest
+ */
+export type UnfreezeWalletRequest = Message<"wallet.cosigner.v1.UnfreezeWalletRequest"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.UnfreezeWalletRequest.
+ * Use `create(UnfreezeWalletRequestSchema)` to create a new message.
+ */
+export const UnfreezeWalletRequestSchema: GenMessage<UnfreezeWalletRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 21);
+
+/**
+ * @generated from message wallet.cosigner.v1.WalletControlsResponse
+ */
+export type WalletControlsResponse = Message<"wallet.cosigner.v1.WalletControlsResponse"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.WalletControls controls = 1;
+   */
+  controls?: WalletControls | undefined;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.WalletControlsResponse.
+ * Use `create(WalletControlsResponseSchema)` to create a new message.
+ */
+export const WalletControlsResponseSchema: GenMessage<WalletControlsResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 22);
 
 /**
  * @generated from message wallet.cosigner.v1.StartPresignRequest
@@ -800,7 +932,7 @@ export type StartPresignRequest = Message<"wallet.cosigner.v1.StartPresignReques
  * Use `create(StartPresignRequestSchema)` to create a new message.
  */
 export const StartPresignRequestSchema: GenMessage<StartPresignRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 18);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 23);
 
 /**
  * @generated from message wallet.cosigner.v1.PresignSession
@@ -831,7 +963,7 @@ export type PresignSession = Message<"wallet.cosigner.v1.PresignSession"> & {
  * Use `create(PresignSessionSchema)` to create a new message.
  */
 export const PresignSessionSchema: GenMessage<PresignSession> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 19);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 24);
 
 /**
  * @generated from message wallet.cosigner.v1.StartPresignResponse
@@ -892,7 +1024,7 @@ export type StartPresignResponse = Message<"wallet.cosigner.v1.StartPresignRespo
  * Use `create(StartPresignResponseSchema)` to create a new message.
  */
 export const StartPresignResponseSchema: GenMessage<StartPresignResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 20);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 25);
 
 /**
  * @generated from message wallet.cosigner.v1.PresignPoolStatusRequest
@@ -916,7 +1048,7 @@ export type PresignPoolStatusRequest = Message<"wallet.cosigner.v1.PresignPoolSt
  * Use `create(PresignPoolStatusRequestSchema)` to create a new message.
  */
 export const PresignPoolStatusRequestSchema: GenMessage<PresignPoolStatusRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 21);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 26);
 
 /**
  * One pool: (account, signer pair, derivation path).
@@ -964,7 +1096,7 @@ export type PresignPool = Message<"wallet.cosigner.v1.PresignPool"> & {
  * Use `create(PresignPoolSchema)` to create a new message.
  */
 export const PresignPoolSchema: GenMessage<PresignPool> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 22);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 27);
 
 /**
  * @generated from message wallet.cosigner.v1.PresignPoolStatusResponse
@@ -981,7 +1113,7 @@ export type PresignPoolStatusResponse = Message<"wallet.cosigner.v1.PresignPoolS
  * Use `create(PresignPoolStatusResponseSchema)` to create a new message.
  */
 export const PresignPoolStatusResponseSchema: GenMessage<PresignPoolStatusResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 23);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 28);
 
 /**
  * @generated from message wallet.cosigner.v1.SignWithPresignatureRequest
@@ -1044,7 +1176,7 @@ export type SignWithPresignatureRequest = Message<"wallet.cosigner.v1.SignWithPr
  * Use `create(SignWithPresignatureRequestSchema)` to create a new message.
  */
 export const SignWithPresignatureRequestSchema: GenMessage<SignWithPresignatureRequest> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 24);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 29);
 
 /**
  * @generated from message wallet.cosigner.v1.SignWithPresignatureResponse
@@ -1084,7 +1216,7 @@ export type SignWithPresignatureResponse = Message<"wallet.cosigner.v1.SignWithP
  * Use `create(SignWithPresignatureResponseSchema)` to create a new message.
  */
 export const SignWithPresignatureResponseSchema: GenMessage<SignWithPresignatureResponse> = /*@__PURE__*/
-  messageDesc(file_wallet_cosigner_v1_cosigner, 25);
+  messageDesc(file_wallet_cosigner_v1_cosigner, 30);
 
 /**
  * @generated from enum wallet.cosigner.v1.AccountKind
@@ -1372,6 +1504,49 @@ export const Cosigner: GenService<{
     methodKind: "unary";
     input: typeof SignWithPresignatureRequestSchema;
     output: typeof SignWithPresignatureResponseSchema;
+  },
+  /**
+   * Revokes the wallet's device identity (party 0) at once: every later request signed
+   * by it is refused (PERMISSION_DENIED, reason identity_revoked), whatever it asks, and
+   * the cosigner deletes its presignatures with the device. Signed by the recovery
+   * identity (party 2) or by the device itself (a device retiring itself). Revoking a
+   * revoked device again (by the recovery identity) changes nothing. Sessions already
+   * running finish; nothing new starts. A new device comes with a share repair
+   * (docs/lifecycle.md).
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.RevokeDevice
+   */
+  revokeDevice: {
+    methodKind: "unary";
+    input: typeof RevokeDeviceRequestSchema;
+    output: typeof WalletControlsResponseSchema;
+  },
+  /**
+   * Freezes the wallet: no signing and no presignature session starts (FAILED_PRECONDITION,
+   * reason wallet_frozen) until an unfreeze takes effect; reads (ListAccounts,
+   * GetPublicKey, PresignPoolStatus) still answer. Signed by the device or the recovery
+   * identity. Cancels an unfreeze not in effect yet.
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.FreezeWallet
+   */
+  freezeWallet: {
+    methodKind: "unary";
+    input: typeof FreezeWalletRequestSchema;
+    output: typeof WalletControlsResponseSchema;
+  },
+  /**
+   * Asks to unfreeze: signed by the recovery identity only (the device's is
+   * PERMISSION_DENIED, reason unauthorized). Takes effect the operator's
+   * `unfreeze_delay_secs` after the request (`unfreeze_at_ms`); a freeze in the
+   * meantime cancels it, so a stolen recovery credential alone cannot thaw a wallet its
+   * owner keeps frozen.
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.UnfreezeWallet
+   */
+  unfreezeWallet: {
+    methodKind: "unary";
+    input: typeof UnfreezeWalletRequestSchema;
+    output: typeof WalletControlsResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_wallet_cosigner_v1_cosigner, 0);

@@ -1,0 +1,159 @@
+//! `RevokeDevice`, `FreezeWallet` and `UnfreezeWallet`: the wallet controls a user
+//! reaches for when a device is lost or stolen. Each is authenticated like every other
+//! request (a revoked identity is refused by `authenticate` itself), applied in one
+//! store transaction (`Store::change_wallet_controls`) and audited.
+
+use std::sync::Arc;
+
+use cosigner_api::auth::now_ms;
+use cosigner_api::pb;
+
+use crate::audit::AuditRecord;
+use crate::error::CosignerError;
+use crate::state::State;
+use crate::store::{ControlAction, ControlOutcome, WalletControls};
+
+/// Longest `reason` kept (characters).
+const MAX_REASON_CHARS: usize = 200;
+
+/// The device's keygen index.
+const DEVICE: u16 = 0;
+/// The recovery party's keygen index.
+const RECOVERY: u16 = 2;
+
+fn reason_of(reason: &str) -> Result<Option<String>, CosignerError> {
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(CosignerError::invalid(format!(
+            "reason: at most {MAX_REASON_CHARS} characters"
+        )));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(CosignerError::invalid("reason: no control characters"));
+    }
+    Ok(Some(reason.trim().to_string()).filter(|r| !r.is_empty()))
+}
+
+/// The controls on the wire.
+pub(super) fn controls_pb(c: &WalletControls) -> pb::WalletControls {
+    pb::WalletControls {
+        frozen: c.frozen.is_some(),
+        frozen_at_ms: c.frozen.as_ref().map_or(0, |f| f.at_ms),
+        unfreeze_at_ms: c.unfreeze_at_ms.unwrap_or(0),
+        revoked_parties: c.revoked.keys().copied().map(u32::from).collect(),
+    }
+}
+
+/// Applies `action` by `party` to `wallet_id`, audits it as `event` and answers.
+async fn apply(
+    st: &Arc<State>,
+    wallet_id: String,
+    party: u16,
+    action: ControlAction,
+    event: &'static str,
+    reason: Option<String>,
+) -> Result<pb::WalletControlsResponse, CosignerError> {
+    let now = now_ms();
+    let wid = wallet_id.clone();
+    let out: ControlOutcome = st
+        .blocking(move |s| s.change_wallet_controls(&wid, action, party, now))
+        .await?;
+    let outcome = match (out.changed, out.presignatures_deleted) {
+        (false, _) => "unchanged".to_string(),
+        (true, 0) => "applied".to_string(),
+        (true, n) => format!("applied; {n} presignatures deleted"),
+    };
+    st.audit(AuditRecord {
+        timestamp_ms: now,
+        event,
+        wallet_id: wallet_id.clone(),
+        party: Some(party),
+        reason,
+        outcome: Some(outcome),
+        ..Default::default()
+    })?;
+    tracing::warn!(
+        %wallet_id,
+        party,
+        event,
+        changed = out.changed,
+        presignatures_deleted = out.presignatures_deleted,
+        "wallet controls changed"
+    );
+    Ok(pb::WalletControlsResponse {
+        controls: Some(controls_pb(&out.controls)),
+    })
+}
+
+pub(super) async fn revoke_device(
+    st: &Arc<State>,
+    req: pb::RevokeDeviceRequest,
+) -> Result<pb::WalletControlsResponse, CosignerError> {
+    let reason = reason_of(&req.reason)?;
+    let (wallet, party) = st.authenticate(&req).await?;
+    apply(
+        st,
+        wallet.wallet_id,
+        party,
+        ControlAction::Revoke(DEVICE),
+        "device_revoked",
+        reason,
+    )
+    .await
+}
+
+pub(super) async fn freeze_wallet(
+    st: &Arc<State>,
+    req: pb::FreezeWalletRequest,
+) -> Result<pb::WalletControlsResponse, CosignerError> {
+    let reason = reason_of(&req.reason)?;
+    let (wallet, party) = st.authenticate(&req).await?;
+    apply(
+        st,
+        wallet.wallet_id,
+        party,
+        ControlAction::Freeze,
+        "wallet_frozen",
+        reason,
+    )
+    .await
+}
+
+pub(super) async fn unfreeze_wallet(
+    st: &Arc<State>,
+    req: pb::UnfreezeWalletRequest,
+) -> Result<pb::WalletControlsResponse, CosignerError> {
+    let (wallet, party) = st.authenticate(&req).await?;
+    if party != RECOVERY {
+        return Err(CosignerError::RecoveryIdentityOnly {
+            method: "UnfreezeWallet",
+            party,
+        });
+    }
+    let at = now_ms().saturating_add(st.cfg.unfreeze_delay_secs.saturating_mul(1000));
+    apply(
+        st,
+        wallet.wallet_id,
+        party,
+        ControlAction::UnfreezeAt(at),
+        "wallet_unfreeze_requested",
+        Some(format!(
+            "takes effect at {at} ms (unfreeze_delay_secs {})",
+            st.cfg.unfreeze_delay_secs
+        )),
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_bounded_and_printable() {
+        assert_eq!(reason_of("").unwrap(), None);
+        assert_eq!(reason_of("  lost  ").unwrap(), Some("lost".into()));
+        assert!(reason_of(&"x".repeat(201)).is_err());
+        assert!(reason_of("line\nbreak").is_err());
+        assert!(reason_of("\u{1b}[31m").is_err());
+    }
+}
