@@ -11,6 +11,9 @@
 //! Room tokens travel as `Authorization: Bearer <token>` or, for browsers' `EventSource`
 //! which cannot set headers, as `?token=<token>`.
 //!
+//! Rooms live in a [`RoomStore`] chosen by configuration ([`rooms`]): in this process
+//! (the default) or in Redis, shared by any number of instances.
+//!
 //! Memory is bounded: every room retains at most `limits.max_room_bytes`; subscribers
 //! have no queue of their own, they read the room's retained log from their cursor in
 //! batches of at most [`MAX_BATCH_BYTES`], so a slow reader only holds one batch and

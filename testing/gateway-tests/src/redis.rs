@@ -100,6 +100,16 @@ impl RedisServer {
         }
     }
 
+    /// Starts Redis again on the same port (empty: no persistence), after [`stop`].
+    ///
+    /// [`stop`]: RedisServer::stop
+    pub fn restart(&mut self) -> Result<()> {
+        self.stop();
+        let child = Self::spawn(&redis_server_bin()?, &self.dir, self.port)?;
+        self.child = Some(child);
+        Ok(())
+    }
+
     /// The server's log so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.0.join(format!("redis-{}.log", self.port)))

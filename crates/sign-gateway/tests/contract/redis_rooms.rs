@@ -190,6 +190,51 @@ async fn resume_after_kill(a: GatewayProcess, b: &GatewayProcess) -> Result<()> 
     Ok(())
 }
 
+/// `/metrics` with rooms on Redis: the room, message and byte gauges come from Redis
+/// (the same on both instances), the subscriber gauge and the counters per instance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_metrics() {
+    let r = redis();
+    let cfg = on(&r, contract::open_profile());
+    let a = native(cfg.clone()).await;
+    let b = native(cfg).await;
+    let http = Client::new();
+    let mut sub = contract::subscribe(&http, &a, "metrics-room", None, Auth::None)
+        .await
+        .unwrap()
+        .unwrap();
+    sub.opened().await.unwrap();
+    contract::broadcast_ok(&http, &b, "metrics-room", "hello")
+        .await
+        .unwrap();
+    sub.take(1, Duration::from_secs(10)).await.unwrap();
+    let metrics = |gw: &GatewayProcess| {
+        let (http, url) = (http.clone(), gw.url("/metrics"));
+        async move { http.get(url).send().await.unwrap().text().await.unwrap() }
+    };
+    let (text_a, text_b) = (metrics(&a).await, metrics(&b).await);
+    let has = |text: &str, line: &str| text.lines().any(|l| l == line);
+    for text in [&text_a, &text_b] {
+        for line in [
+            "sign_gateway_rooms 1",
+            "sign_gateway_retained_messages 1",
+            "sign_gateway_retained_bytes 5",
+        ] {
+            assert!(has(text, line), "missing {line:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "not OpenMetrics text:\n{text}");
+    }
+    for line in [
+        "sign_gateway_subscribers 1",
+        "sign_gateway_events_delivered_total 1",
+        "sign_gateway_delivery_latency_seconds_count 1",
+    ] {
+        assert!(has(&text_a, line), "A: missing {line:?} in\n{text_a}");
+    }
+    assert!(has(&text_b, "sign_gateway_subscribers 0"), "{text_b}");
+    assert!(has(&text_b, "sign_gateway_messages_total 1"), "{text_b}");
+}
+
 /// An idle room expires for every instance: expired on A's watch, 410 on B's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_expiry_and_tombstone_across_instances() {
@@ -251,6 +296,25 @@ async fn redis_outage_is_store_unavailable() {
         assert_eq!(got.status(), 200, "{probe}");
     }
     assert!(!gw.log().contains("panicked"), "{}", gw.log());
+    // Redis back (empty): the gateway reconnects by itself.
+    r.restart().unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = contract::post(&http, &gw, "after-outage", "broadcast", "x", Auth::None)
+            .await
+            .unwrap();
+        if got.0 == 200 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no reconnection to Redis within 10 s: {got:?}\n{}",
+            gw.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ready = http.get(gw.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
     // Start-up without Redis: a clear error, no panic.
     let refused = gateway_tests::process::RefusedPort::new().unwrap();
     let mut cfg = contract::open_profile();
