@@ -5,7 +5,8 @@ listens on, or a secret that does not exist.
 
 Checked:
 - every SIGN_SERVICE_* / SIGN_GATEWAY_* variable a deploy file sets is read by that
-  server's configuration code (a string literal there);
+  server's configuration code (a string literal there), and compose's Redis is where
+  the gateway looks for it;
 - every port a container exposes, probes or a Service targets is a port the
   container's own environment makes it listen on (SIGN_SERVICE_PORT, the port of
   SIGN_SERVICE_ADMIN_LISTEN, SIGN_GATEWAY_PORT), in the Dockerfiles, compose and
@@ -102,8 +103,15 @@ class Compose(unittest.TestCase):
     def test_services_variables_ports_and_healthchecks(self):
         doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
         services = doc["services"]
-        self.assertEqual(set(services), {"sign-service", "sign-gateway"})
+        self.assertEqual(set(services), {"sign-service", "sign-gateway", "redis"})
+        # Redis (an image of its own, for the gateway's rooms) only behind its profile,
+        # and where the gateway looks for it.
+        self.assertEqual(services["redis"]["profiles"], ["redis"])
+        redis_url = services["sign-gateway"]["environment"]["SIGN_GATEWAY_REDIS_URL"]
+        self.assertRegex(redis_url, r"^redis://redis:6379/")
         for name, svc in services.items():
+            if name == "redis":
+                continue
             server = server_of(name)
             env = {k: str(v) for k, v in svc["environment"].items()}
             # A cosigner also reads the gateway's access-secret variable (it issues

@@ -78,6 +78,10 @@ pub enum GatewayError {
     /// expire and free it; retry later.
     #[error("the gateway is at its memory budget ({0}); retry later")]
     GatewayBusy(&'static str),
+    /// The gateway's room store (Redis, with `rooms: redis`) cannot be reached or did
+    /// not answer in time. Nothing was done; retry later.
+    #[error("the room store is unavailable; retry later")]
+    StoreUnavailable,
     /// A bug or a platform failure; details are logged, not returned.
     #[error("internal error")]
     Internal,
@@ -112,7 +116,9 @@ impl GatewayError {
             | GatewayError::TooManySubscribers(_)
             | GatewayError::PartyQuotaExceeded(_) => 429,
             GatewayError::Internal => 500,
-            GatewayError::TooManyRooms(_) | GatewayError::GatewayBusy(_) => 503,
+            GatewayError::TooManyRooms(_)
+            | GatewayError::GatewayBusy(_)
+            | GatewayError::StoreUnavailable => 503,
         }
     }
 
@@ -137,6 +143,7 @@ impl GatewayError {
             GatewayError::TokenNotAllowed(_) => "token_not_allowed",
             GatewayError::PartyQuotaExceeded(_) => "party_quota_exceeded",
             GatewayError::GatewayBusy(_) => "gateway_busy",
+            GatewayError::StoreUnavailable => "store_unavailable",
             GatewayError::Internal => "internal",
         }
     }
@@ -181,6 +188,8 @@ mod tests {
         assert_eq!(GatewayError::TokenExpired.status(), 401);
         assert_eq!(GatewayError::RoomExpired.status(), 410);
         assert_eq!(GatewayError::InvalidRoomId("x").status(), 400);
+        assert_eq!(GatewayError::StoreUnavailable.status(), 503);
+        assert_eq!(GatewayError::StoreUnavailable.code(), "store_unavailable");
         assert!(GatewayError::TokenMissing.www_authenticate().is_some());
         assert!(GatewayError::TokenInvalid.www_authenticate().is_none());
     }

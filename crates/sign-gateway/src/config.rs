@@ -24,6 +24,25 @@ pub const ENV_TLS_CERT_FILE: &str = "SIGN_GATEWAY_TLS_CERT_FILE";
 /// Environment variable overriding `tls.key_file` (with `SIGN_GATEWAY_TLS_CERT_FILE`).
 pub const ENV_TLS_KEY_FILE: &str = "SIGN_GATEWAY_TLS_KEY_FILE";
 
+/// Environment variable overriding `rooms` (`memory` or `redis`).
+pub const ENV_ROOMS: &str = "SIGN_GATEWAY_ROOMS";
+/// Environment variable overriding `redis_url` (it may hold a password: prefer it to
+/// the file).
+pub const ENV_REDIS_URL: &str = "SIGN_GATEWAY_REDIS_URL";
+/// Environment variable overriding `redis_key_prefix`.
+pub const ENV_REDIS_KEY_PREFIX: &str = "SIGN_GATEWAY_REDIS_KEY_PREFIX";
+
+/// Where rooms live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomBackend {
+    /// In this process (default): one gateway instance serves a room.
+    #[default]
+    Memory,
+    /// In Redis Streams (`redis_url`): any number of instances serve the same rooms.
+    Redis,
+}
+
 /// Serve HTTPS with this certificate and key (PEM files) instead of plain HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +108,14 @@ pub struct Config {
     pub limits: Limits,
     /// Serve HTTPS with this certificate and key. Absent (the default): plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Where rooms live: `memory` (default) or `redis`.
+    pub rooms: RoomBackend,
+    /// Redis for `rooms: redis`: `redis://[user:password@]host:port[/db]`; prefer the
+    /// `SIGN_GATEWAY_REDIS_URL` environment variable when it holds a password.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key of the gateway (default `sign-gateway:`): gateways
+    /// sharing one prefix share their rooms.
+    pub redis_key_prefix: String,
 }
 
 impl Default for Config {
@@ -104,6 +131,9 @@ impl Default for Config {
             require_party_tokens: g.require_party_tokens,
             limits: g.limits,
             tls: None,
+            rooms: RoomBackend::Memory,
+            redis_url: None,
+            redis_key_prefix: crate::rooms::redis::DEFAULT_KEY_PREFIX.into(),
         }
     }
 }
@@ -222,6 +252,25 @@ impl Config {
                 })
             }
         }
+        if let Some(r) = get(ENV_ROOMS).filter(|v| !v.is_empty()) {
+            self.rooms = match r.as_str() {
+                "memory" => RoomBackend::Memory,
+                "redis" => RoomBackend::Redis,
+                _ => {
+                    return Err(ConfigError::Env {
+                        name: ENV_ROOMS,
+                        value: r,
+                        reason: "expected memory or redis".into(),
+                    })
+                }
+            };
+        }
+        if let Some(u) = get(ENV_REDIS_URL).filter(|v| !v.is_empty()) {
+            self.redis_url = Some(u);
+        }
+        if let Some(p) = get(ENV_REDIS_KEY_PREFIX).filter(|v| !v.is_empty()) {
+            self.redis_key_prefix = p;
+        }
         if let Some(l) = get(ENV_LOG_LEVEL).filter(|v| !v.is_empty()) {
             self.logging.level = l;
         }
@@ -245,6 +294,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.host.trim().is_empty() {
             return Err(ConfigError::Invalid("host must not be empty".into()));
+        }
+        if self.rooms == RoomBackend::Redis && self.redis_url.is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "rooms: redis needs redis_url (or {ENV_REDIS_URL})"
+            )));
         }
         self.gateway().validate().map_err(ConfigError::Invalid)
     }
@@ -330,6 +384,30 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.tls.unwrap().key_file, PathBuf::from("/k.pem"));
+    }
+
+    #[test]
+    fn rooms_backend_from_file_and_env() {
+        let c = Config::from_yaml("").unwrap();
+        assert_eq!(c.rooms, RoomBackend::Memory);
+        assert_eq!(c.redis_key_prefix, "sign-gateway:");
+        let mut c = Config::from_yaml("rooms: redis\n").unwrap();
+        assert!(c.validate().is_err(), "redis without a URL accepted");
+        c.apply_env(|k| match k {
+            ENV_REDIS_URL => Some("redis://127.0.0.1:6379/".into()),
+            ENV_REDIS_KEY_PREFIX => Some("gw-a:".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert!(c.validate().is_ok());
+        assert_eq!(c.redis_key_prefix, "gw-a:");
+        c.apply_env(|k| (k == ENV_ROOMS).then(|| "memory".into()))
+            .unwrap();
+        assert_eq!(c.rooms, RoomBackend::Memory);
+        assert!(c
+            .apply_env(|k| (k == ENV_ROOMS).then(|| "postgres".into()))
+            .is_err());
+        assert!(Config::from_yaml("rooms: disk\n").is_err());
     }
 
     #[test]

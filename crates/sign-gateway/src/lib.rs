@@ -11,6 +11,9 @@
 //! Room tokens travel as `Authorization: Bearer <token>` or, for browsers' `EventSource`
 //! which cannot set headers, as `?token=<token>`.
 //!
+//! Rooms live in a [`RoomStore`] chosen by configuration ([`rooms`]): in this process
+//! (the default) or in Redis, shared by any number of instances.
+//!
 //! Memory is bounded: every room retains at most `limits.max_room_bytes`; subscribers
 //! have no queue of their own, they read the room's retained log from their cursor in
 //! batches of at most [`MAX_BATCH_BYTES`], so a slow reader only holds one batch and
@@ -21,8 +24,9 @@
 
 pub mod config;
 mod metrics;
+pub mod rooms;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -33,38 +37,22 @@ use axum::routing::{get, post};
 use axum::Router;
 use futures_util::stream::{self, Stream};
 use gateway_core::{
-    Access, AccessPolicy, Caller, GatewayConfig, GatewayError, Registry, SSE_KEEPALIVE, SSE_OPENING,
+    Access, AccessPolicy, Caller, GatewayConfig, GatewayError, SSE_KEEPALIVE, SSE_OPENING,
 };
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use metrics::Metrics;
+pub use rooms::{MemoryRooms, RedisRooms, RoomStore, SharedStore, MAX_BATCH_MESSAGES};
 
 /// Most bytes of messages a subscriber takes from the room log at once.
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
-/// Most messages a subscriber takes from the room log at once.
-pub const MAX_BATCH_MESSAGES: usize = 256;
-
-/// Per-room runtime data: wakes subscribers when a message is appended. Dropping it (when
-/// the room expires) ends every subscription of the room.
-#[derive(Debug)]
-pub struct RoomWake {
-    tx: watch::Sender<u64>,
-}
-
-impl RoomWake {
-    fn new() -> Self {
-        RoomWake {
-            tx: watch::channel(0).0,
-        }
-    }
-}
 
 /// Shared state of a running gateway.
 pub struct AppState {
     config: GatewayConfig,
     secret: Option<Vec<u8>>,
-    registry: Mutex<Registry<RoomWake>>,
+    store: SharedStore,
     metrics: Metrics,
     shutdown: watch::Receiver<bool>,
 }
@@ -81,12 +69,22 @@ pub fn now_ms() -> u64 {
 }
 
 impl AppState {
-    /// New state. Flip `shutdown` to `true` to end every open subscription (graceful
-    /// shutdown).
+    /// New state with rooms in memory. Flip `shutdown` to `true` to end every open
+    /// subscription (graceful shutdown).
     pub fn new(config: GatewayConfig, shutdown: watch::Receiver<bool>) -> Shared {
+        let store = Arc::new(MemoryRooms::new(config.limits.clone()));
+        Self::with_store(config, store, shutdown)
+    }
+
+    /// New state with rooms in `store` (see [`rooms::open`]).
+    pub fn with_store(
+        config: GatewayConfig,
+        store: SharedStore,
+        shutdown: watch::Receiver<bool>,
+    ) -> Shared {
         let secret = config.access_secret.as_ref().map(|s| s.as_bytes().to_vec());
         Arc::new(AppState {
-            registry: Mutex::new(Registry::new(config.limits.clone())),
+            store,
             secret,
             config,
             metrics: Metrics::default(),
@@ -94,21 +92,11 @@ impl AppState {
         })
     }
 
-    fn registry(&self) -> MutexGuard<'_, Registry<RoomWake>> {
-        // A poisoned lock means a panic elsewhere; the registry itself stays consistent
-        // (every mutation is a single step), so keep serving.
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Removes expired rooms (ending their subscriptions). Returns how many expired.
-    pub fn sweep(&self) -> usize {
-        let expired = self.registry().sweep(now_ms());
-        let n = expired.len();
+    pub async fn sweep(&self) -> Result<usize, GatewayError> {
+        let n = self.store.sweep().await?;
         self.metrics.expired(n);
-        for (id, _room) in expired {
-            tracing::debug!(room = %id, "room expired");
-        }
-        n
+        Ok(n)
     }
 
     /// Interval at which [`AppState::sweep`] should run.
@@ -148,9 +136,17 @@ impl AppState {
         )
     }
 
-    /// The Prometheus text exposition of this gateway's metrics.
-    pub fn render_metrics(&self) -> String {
-        let stats = self.registry().stats();
+    /// The Prometheus text exposition of this gateway's metrics. With the Redis store
+    /// the room, message and byte gauges cover every instance and the subscriber gauge
+    /// this one; when Redis cannot be reached they read 0.
+    pub async fn render_metrics(&self) -> String {
+        let stats = match self.store.stats().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no room gauges for /metrics");
+                Default::default()
+            }
+        };
         self.metrics.render(&stats)
     }
 }
@@ -291,16 +287,23 @@ async fn health() -> Response {
     json_ok("{\"status\":\"ok\"}".into())
 }
 
-/// Ready while not shutting down (rooms live in this process: nothing else to check).
+/// Ready while not shutting down and while the room store answers (always, in memory).
 async fn readyz(State(state): State<Shared>) -> Response {
-    if *state.shutdown.borrow() {
+    let reason = if *state.shutdown.borrow() {
+        Some("shutting down")
+    } else if state.store.ready().await.is_err() {
+        Some("room store unavailable")
+    } else {
+        None
+    };
+    if let Some(reason) = reason {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             [(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             )],
-            "{\"ready\":false,\"reason\":\"shutting down\"}",
+            format!("{{\"ready\":false,\"reason\":\"{reason}\"}}"),
         )
             .into_response();
     }
@@ -322,7 +325,7 @@ async fn metrics_handler(State(state): State<Shared>) -> Response {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
         )],
-        state.render_metrics(),
+        state.render_metrics().await,
     )
         .into_response()
 }
@@ -338,16 +341,12 @@ async fn issue_unique_idx(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let r = (|| {
+    let r = async {
         gateway_core::validate_room_id(&room)?;
         state.authorize(&room, &headers, &uri, Access::Write)?;
-        let now = now_ms();
-        let mut reg = state.registry();
-        let limits = reg.limits().clone();
-        let r = reg.get_or_create(&room, now, RoomWake::new)?;
-        r.issue_unique_idx(&limits, now)
-    })();
-    let idx = r.map_err(|e| count_error(&state, e))?;
+        state.store.issue_unique_idx(&room).await
+    };
+    let idx = r.await.map_err(|e| count_error(&state, e))?;
     Ok(json_ok(format!("{{\"unique_idx\":{idx}}}")))
 }
 
@@ -388,15 +387,11 @@ async fn broadcast(
             ))
         }
     };
-    let r = (|| {
+    let r = async {
         let text = gateway_core::validate_body(&bytes, &state.config.limits)?;
-        let now = now_ms();
-        let mut reg = state.registry();
-        let (room_state, msg) = reg.append(&room, text, caller, now, RoomWake::new)?;
-        room_state.ext.tx.send_replace(msg.seq);
-        Ok(msg.seq)
-    })();
-    let seq = r.map_err(|e| count_error(&state, e))?;
+        state.store.append(&room, text, caller).await
+    };
+    let seq = r.await.map_err(|e| count_error(&state, e))?;
     state.metrics.message(bytes.len());
     Ok(json_ok(format!("{{\"seq\":{seq}}}")))
 }
@@ -407,7 +402,7 @@ async fn subscribe(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    let r = (|| {
+    let r = async {
         gateway_core::validate_room_id(&room)?;
         let caller = state.authorize(&room, &headers, &uri, Access::Read)?;
         let last = match headers.get("last-event-id") {
@@ -418,17 +413,12 @@ async fn subscribe(
             ),
         };
         let cursor = gateway_core::parse_last_event_id(last)?;
-        let now = now_ms();
-        let mut reg = state.registry();
-        let limits = reg.limits().clone();
-        let r = reg.get_or_create(&room, now, RoomWake::new)?;
-        r.check_resume(cursor)?;
-        r.subscribe_as(caller, &limits, now)?;
-        Ok((cursor, r.ext.tx.subscribe(), caller))
-    })();
-    let (cursor, wake, caller) = r.map_err(|e| count_error(&state, e))?;
+        let reader = state.store.subscribe(&room, caller, cursor).await?;
+        Ok((cursor, reader))
+    };
+    let (cursor, reader) = r.await.map_err(|e| count_error(&state, e))?;
     state.metrics.subscribed();
-    let stream = sse_stream(state.clone(), room, caller, cursor, wake);
+    let stream = sse_stream(state.clone(), reader, cursor);
     let mut resp = Response::new(Body::from_stream(stream));
     let h = resp.headers_mut();
     h.insert(
@@ -440,54 +430,22 @@ async fn subscribe(
     Ok(resp)
 }
 
-/// Unregisters a subscriber when its stream is dropped (client gone or stream ended).
-struct SubscriptionGuard {
-    state: Shared,
-    room: String,
-    caller: Caller,
-}
-
-impl Drop for SubscriptionGuard {
-    fn drop(&mut self) {
-        let now = now_ms();
-        let mut reg = self.state.registry();
-        // The room may be gone already (expired); then there is nothing to unregister.
-        if let Ok(Some(r)) = reg.get_mut(&self.room, now) {
-            r.unsubscribe_as(self.caller, now);
-        }
-    }
-}
-
 struct SubState {
-    guard: SubscriptionGuard,
+    state: Shared,
+    /// The room's subscription (unregisters the subscriber when dropped).
+    reader: Box<dyn rooms::RoomReader>,
     cursor: u64,
-    wake: watch::Receiver<u64>,
     shutdown: watch::Receiver<bool>,
-    keepalive: tokio::time::Interval,
+    period: Duration,
+    next_keepalive: tokio::time::Instant,
     opened: bool,
 }
 
-enum Next {
-    Batch(String, u64),
-    Wait,
-    End,
-}
-
-fn next_batch(st: &SubState) -> Next {
-    let state = &st.guard.state;
-    let mut reg = state.registry();
-    let room = match reg.get_mut(&st.guard.room, now_ms()) {
-        Ok(Some(r)) => r,
-        // Expired or gone: end the stream; the reconnect gets 410.
-        _ => return Next::End,
-    };
-    let msgs = room.messages_after(st.cursor, MAX_BATCH_MESSAGES);
-    drop(reg);
-    if msgs.is_empty() {
-        return Next::Wait;
-    }
+/// The SSE text of `msgs` (stopping at [`MAX_BATCH_BYTES`]) and the last sequence
+/// number it holds; counts the deliveries.
+fn format_batch(state: &AppState, msgs: Vec<gateway_core::Message>, cursor: u64) -> (String, u64) {
     let mut out = String::new();
-    let mut last = st.cursor;
+    let mut last = cursor;
     let now = now_ms();
     for (n, m) in msgs.into_iter().enumerate() {
         if n > 0 && out.len() + m.body.len() > MAX_BATCH_BYTES {
@@ -499,29 +457,22 @@ fn next_batch(st: &SubState) -> Next {
             (m.posted_ms > 0).then(|| Duration::from_millis(now.saturating_sub(m.posted_ms)));
         state.metrics.delivered(latency);
     }
-    Next::Batch(out, last)
+    (out, last)
 }
 
 fn sse_stream(
     state: Shared,
-    room: String,
-    caller: Caller,
+    reader: Box<dyn rooms::RoomReader>,
     cursor: u64,
-    wake: watch::Receiver<u64>,
 ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send + 'static {
     let period = Duration::from_secs(state.config.keepalive_secs.max(1));
-    let mut keepalive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let st = SubState {
         shutdown: state.shutdown.clone(),
-        guard: SubscriptionGuard {
-            state,
-            room,
-            caller,
-        },
+        state,
+        reader,
         cursor,
-        wake,
-        keepalive,
+        period,
+        next_keepalive: tokio::time::Instant::now() + period,
         opened: false,
     };
     stream::unfold(st, |mut st| async move {
@@ -533,28 +484,31 @@ fn sse_stream(
             if *st.shutdown.borrow() {
                 return None;
             }
-            // Mark the current version seen *before* reading the log, so an append
-            // racing with the read wakes us up below.
-            st.wake.borrow_and_update();
-            match next_batch(&st) {
-                Next::End => return None,
-                Next::Batch(text, last) => {
+            let now = tokio::time::Instant::now();
+            if now >= st.next_keepalive {
+                st.next_keepalive = now + st.period;
+                return Some((Ok(Bytes::from_static(SSE_KEEPALIVE.as_bytes())), st));
+            }
+            let wait = st.next_keepalive - now;
+            let read = tokio::select! {
+                r = st.reader.read(st.cursor, wait) => r,
+                _ = st.shutdown.changed() => return None,
+            };
+            match read {
+                Ok(rooms::Read::Messages(msgs)) => {
+                    let (text, last) = format_batch(&st.state, msgs, st.cursor);
                     st.cursor = last;
                     return Some((Ok(Bytes::from(text)), st));
                 }
-                Next::Wait => {}
-            }
-            tokio::select! {
-                changed = st.wake.changed() => {
-                    if changed.is_err() {
-                        // Room dropped (expired): deliver nothing more.
-                        return None;
-                    }
+                Ok(rooms::Read::Idle) => {}
+                // Expired: deliver nothing more; the reconnect gets 410.
+                Ok(rooms::Read::Gone) => return None,
+                Err(e) => {
+                    // The store went away: end the stream; the client reconnects with
+                    // Last-Event-ID and gets the error (or the rest) then.
+                    tracing::warn!(error = %e, "subscription ended by a room store error");
+                    return None;
                 }
-                _ = st.keepalive.tick() => {
-                    return Some((Ok(Bytes::from_static(SSE_KEEPALIVE.as_bytes())), st));
-                }
-                _ = st.shutdown.changed() => return None,
             }
         }
     })

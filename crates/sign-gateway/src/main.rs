@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use sign_gateway::config::{Config, LogFormat, ENV_ACCESS_SECRET};
+use sign_gateway::config::{Config, LogFormat, RoomBackend, ENV_ACCESS_SECRET};
 use tokio::sync::watch;
 
 /// Native SSE room broker of the wallet. Runs with no configuration on 127.0.0.1:8080.
@@ -91,7 +91,17 @@ async fn serve(cfg: Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let gw = cfg.gateway();
-    let state = sign_gateway::AppState::new(gw.clone(), shutdown_rx.clone());
+    let store = sign_gateway::rooms::open(&cfg)
+        .await
+        .context("cannot open the room store")?;
+    match cfg.rooms {
+        RoomBackend::Memory => tracing::info!("rooms in memory (one instance)"),
+        RoomBackend::Redis => tracing::info!(
+            prefix = %cfg.redis_key_prefix,
+            "rooms on Redis (shared by every instance with this key prefix)"
+        ),
+    }
+    let state = sign_gateway::AppState::with_store(gw.clone(), store, shutdown_rx.clone());
 
     if gw.access_secret.is_none() {
         tracing::warn!(
@@ -123,7 +133,11 @@ async fn serve(cfg: Config, port_file: Option<PathBuf>) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(state.sweep_interval());
             loop {
                 tokio::select! {
-                    _ = tick.tick() => { state.sweep(); }
+                    _ = tick.tick() => {
+                        if let Err(e) = state.sweep().await {
+                            tracing::warn!(error = %e, "cannot sweep expired rooms");
+                        }
+                    }
                     _ = stop.changed() => break,
                 }
             }

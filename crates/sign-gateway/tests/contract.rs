@@ -1,6 +1,9 @@
 //! The gateway contract suite, run against both gateways as real processes on loopback:
 //! `sign-gateway` (this package's binary) and `edge-gateway` under `wrangler dev`.
 //!
+//! The native gateway also runs with its rooms on Redis (`redis_rooms`, a real
+//! `redis-server` per test).
+//!
 //! Edge runs need `scripts/gateway-edge-build.sh` first. Without a build they print a loud
 //! skip notice, unless `REQUIRE_EDGE_GATEWAY=1` (CI) makes that a failure.
 
@@ -9,6 +12,9 @@ use std::time::Duration;
 
 use gateway_tests::contract;
 use gateway_tests::process::{start_edge, start_native, TestConfig};
+
+#[path = "contract/redis_rooms.rs"]
+mod redis_rooms;
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_sign-gateway"))

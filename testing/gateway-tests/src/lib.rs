@@ -3,6 +3,7 @@
 //! - [`process`]: starts `sign-gateway` or `edge-gateway` (under `wrangler dev`) as a real
 //!   process on a free loopback port and stops it on drop;
 //! - [`contract`]: the contract checks, run unchanged against both;
+//! - [`redis`]: a real `redis-server` for the gateway's Redis room store;
 //! - [`tls`]: a CA and server certificates made at run time for the TLS tests.
 //!
 //! The suite itself is `crates/sign-gateway/tests/contract.rs` (it needs the
@@ -11,4 +12,5 @@
 
 pub mod contract;
 pub mod process;
+pub mod redis;
 pub mod tls;

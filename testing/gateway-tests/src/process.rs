@@ -30,6 +30,17 @@ pub struct TestConfig {
     pub require_party_tokens: bool,
     /// Limits.
     pub limits: Limits,
+    /// Rooms on this Redis (`rooms: redis`) instead of in memory.
+    pub redis: Option<RedisRooms>,
+}
+
+/// `rooms: redis` settings of a test gateway.
+#[derive(Debug, Clone)]
+pub struct RedisRooms {
+    /// `redis://127.0.0.1:<port>/`
+    pub url: String,
+    /// Key prefix: gateways with the same prefix share their rooms.
+    pub key_prefix: String,
 }
 
 impl Default for TestConfig {
@@ -40,6 +51,7 @@ impl Default for TestConfig {
             keepalive_secs: 15,
             require_party_tokens: false,
             limits: Limits::default(),
+            redis: None,
         }
     }
 }
@@ -235,6 +247,11 @@ pub fn native_yaml(cfg: &TestConfig, port: u16) -> Result<String> {
     if let Some(s) = &cfg.secret {
         v["access_secret"] = serde_json::Value::String(s.clone());
     }
+    if let Some(r) = &cfg.redis {
+        v["rooms"] = "redis".into();
+        v["redis_url"] = r.url.clone().into();
+        v["redis_key_prefix"] = r.key_prefix.clone().into();
+    }
     Ok(serde_yaml::to_string(&v)?)
 }
 
@@ -259,6 +276,9 @@ pub async fn start_native(bin: &Path, cfg: &TestConfig) -> Result<GatewayProcess
         "SIGN_GATEWAY_LOG_FORMAT",
         "SIGN_GATEWAY_CONFIG",
         "SIGN_GATEWAY_PORT_FILE",
+        "SIGN_GATEWAY_ROOMS",
+        "SIGN_GATEWAY_REDIS_URL",
+        "SIGN_GATEWAY_REDIS_KEY_PREFIX",
     ] {
         cmd.env_remove(v);
     }
