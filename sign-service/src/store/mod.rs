@@ -1,17 +1,27 @@
-//! The encrypted key store: a redb database whose every record is sealed with
-//! XChaCha20-Poly1305 under the store key.
+//! The encrypted key store: tables of records, every secret one sealed with
+//! XChaCha20-Poly1305 under the store key, kept by a backend ([`StoreBackend`]): a redb
+//! file (the default, one cosigner process) or a PostgreSQL database (several cosigner
+//! instances sharing the wallets; `postgres.rs`).
 //!
 //! - Record format: `0x01 ‖ nonce (24) ‖ ciphertext+tag`, associated data
 //!   `"wallet-mpc/sign-service/v1" 0x00 table 0x00 key`, so a record moved to another
-//!   key or table fails to decrypt, as does any modified byte.
+//!   key or table fails to decrypt, as does any modified byte. Sealing and opening are
+//!   done here, whatever the backend: a backend only ever sees sealed records.
 //! - The store key is 32 bytes given in hex (`SIGN_SERVICE_STORE_KEY`) or derived once at
 //!   start-up with Argon2id from a passphrase (`SIGN_SERVICE_STORE_PASSPHRASE`) and a
 //!   random salt kept (unencrypted) in the database. A key-check record detects a wrong
 //!   key at start-up.
-//! - Every change is one redb write transaction (atomic, durable on commit).
+//! - Every change is one write transaction of the backend (atomic, durable on commit,
+//!   serializable: also across instances sharing a PostgreSQL database).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+
+pub mod backend;
+#[cfg(any(test, feature = "test-hooks"))]
+pub mod pg_server;
+pub mod postgres;
+pub mod redb;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -19,39 +29,14 @@ use mpc_core::primes::PrimeSet;
 use mpc_core::{Account, AccountKind, AuxInfo};
 use mpc_wire::{IdentityKey, PublicIdentity};
 use rand_core::{OsRng, RngCore};
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const WALLETS: TableDefinition<&str, &[u8]> = TableDefinition::new("wallets");
-const SPEND: TableDefinition<&str, &[u8]> = TableDefinition::new("daily_spend");
-/// Bitcoin spend per wallet and UTC day: `wallet/day` -> sealed [`BitcoinDay`] (the
-/// day's total in satoshis and the txids counted in it, encrypted like every record).
-const BTC_SPEND: TableDefinition<&str, &[u8]> = TableDefinition::new("bitcoin_daily_spend");
-const PRIMES: TableDefinition<u64, &[u8]> = TableDefinition::new("prime_pool");
-/// Unused presignatures: `wallet/account/party/id` -> sealed record.
-const PRESIGS: TableDefinition<&str, &[u8]> = TableDefinition::new("presignatures");
-/// Consumed presignature ids: `wallet/account/party/id` -> ms since the epoch.
-const PRESIGS_USED: TableDefinition<&str, u64> = TableDefinition::new("presignatures_used");
-/// The derivation path of each unused presignature that has one (HD accounts):
-/// `wallet/account/party/id` -> path (`m/44/60/0/0/0`). No entry: the root (every
-/// record written before paths existed, and every independent account's). Written and
-/// removed in the same transactions as [`PRESIGS`]; the sealed record carries the path
-/// too, and is checked again after the take.
-const PRESIG_PATHS: TableDefinition<&str, &str> = TableDefinition::new("presignature_paths");
-/// The root path as [`PresigSlot::path`] names it.
+pub use backend::{Outcome, StoreBackend, Table, Tx};
+
+/// The root path as [`PresigSlot::path`] names it (a presignature at the root has no
+/// [`Table::PresignaturePaths`] entry).
 pub const ROOT_PATH: &str = "m";
-/// Nonces of accepted requests still inside the clock-skew window (`replay.rs`):
-/// `scope nonce-hex` -> expiry, ms since the epoch. Plain: nothing secret.
-const REPLAY: TableDefinition<&str, u64> = TableDefinition::new("replay_nonces");
-/// Ids (hex) of the registration credentials that created a wallet, until they expire
-/// (a used credential is refused; `registration.rs`).
-const REGISTRATIONS_USED: TableDefinition<&str, u64> = TableDefinition::new("registrations_used");
-/// Enrollments (EnrollDevice) by id: sealed [`EnrollmentRecord`]s.
-const ENROLLMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("enrollments");
-/// Each enrollment's expiry, ms since the epoch (unencrypted: purging reads no record).
-const ENROLLMENT_EXPIRY: TableDefinition<&str, u64> = TableDefinition::new("enrollment_expiry");
 
 /// `meta` key of the store's random identity (16 bytes, plain: not a secret).
 const META_STORE_ID: &str = "store_id";
@@ -132,6 +117,11 @@ pub enum StoreError {
     /// The enrollment a wallet is committed from is unknown, expired or already spent.
     #[error("enrollment {0} is unknown, expired or already spent")]
     EnrollmentGone(String),
+    /// A transaction conflicted with a concurrent one (another instance sharing a
+    /// PostgreSQL store) as often as the backend retries it: nothing was changed; the
+    /// operation may be retried.
+    #[error("key store database busy: the transaction conflicted with concurrent ones ({0})")]
+    Conflict(String),
 }
 
 /// A persisted request nonce (see [`Store::replay_load`]).
@@ -169,10 +159,6 @@ fn parse_replay_key(key: &str) -> Result<(String, [u8; 16]), StoreError> {
     let mut nonce = [0u8; 16];
     hex::decode_to_slice(nonce_hex, &mut nonce).map_err(|_| bad("nonce is not 32 hex digits"))?;
     Ok((scope.to_string(), nonce))
-}
-
-fn db_err(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Db(e.to_string())
 }
 
 /// A committed wallet as the cosigner holds it.
@@ -263,7 +249,7 @@ impl WalletRecord {
 /// signer pair is that party and the cosigner), at one derivation path: one pool.
 ///
 /// Presignature ids are unique per (wallet, account, party) whatever their path: keys
-/// and ids do not include the path ([`PRESIG_PATHS`] records it).
+/// and ids do not include the path ([`Table::PresignaturePaths`] records it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PresigSlot {
     /// Wallet id.
@@ -326,20 +312,16 @@ pub enum PresigState {
 }
 
 /// The path of the unused presignature stored under `key` ([`ROOT_PATH`] when it has
-/// no [`PRESIG_PATHS`] entry).
-fn path_of(
-    t: &impl ReadableTable<&'static str, &'static str>,
-    key: &str,
-) -> Result<String, StoreError> {
-    Ok(t.get(key)
-        .map_err(db_err)?
-        .map(|v| v.value().to_string())
+/// no [`Table::PresignaturePaths`] entry).
+fn path_of(tx: &mut dyn Tx, key: &str) -> Result<String, StoreError> {
+    Ok(tx
+        .get_text(Table::PresignaturePaths, key)?
         .unwrap_or_else(|| ROOT_PATH.to_string()))
 }
 
 /// The encrypted store.
 pub struct Store {
-    db: Database,
+    backend: Box<dyn StoreBackend>,
     cipher: XChaCha20Poly1305,
 }
 
@@ -472,96 +454,121 @@ fn seal_with(
 }
 
 impl Store {
-    /// Opens (or creates) the store at `path` with the key from `source`.
+    /// Opens (or creates) the store in the redb file at `path` with the key from
+    /// `source`.
     pub fn open(path: &Path, source: &KeySource) -> Result<Self, StoreError> {
-        if let Some(dir) = path.parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| StoreError::Db(format!("cannot create {}: {e}", dir.display())))?;
-            }
+        Self::with_backend(Box::new(redb::RedbBackend::open(path)?), source)
+    }
+
+    /// Opens (or creates) the store in the PostgreSQL database of `url` (see
+    /// [`postgres::PgBackend::connect`]; `password` overrides the URL's) with the key
+    /// from `source`. Blocking: call it outside async code.
+    pub fn open_postgres(
+        url: &str,
+        password: Option<&[u8]>,
+        source: &KeySource,
+    ) -> Result<Self, StoreError> {
+        Self::with_backend(
+            Box::new(postgres::PgBackend::connect(url, password)?),
+            source,
+        )
+    }
+
+    /// Opens the store kept by `backend` (creating its metadata on first use) with the
+    /// key from `source`: the KDF salt and store id are created once, the key is
+    /// derived or unwrapped, and the key-check record refuses a wrong key.
+    pub fn with_backend(
+        backend: Box<dyn StoreBackend>,
+        source: &KeySource,
+    ) -> Result<Self, StoreError> {
+        // The KDF salt and the store id, created once (one transaction: two instances
+        // starting together agree on them).
+        let mut fresh = [[0u8; 16]; 2];
+        for f in &mut fresh {
+            OsRng
+                .try_fill_bytes(f)
+                .map_err(|e| StoreError::Randomness(e.to_string()))?;
         }
-        let db = Database::create(path)
-            .map_err(|e| StoreError::Db(format!("cannot open {}: {e}", path.display())))?;
-        // Create every table and the KDF salt once.
-        let tx = db.begin_write().map_err(db_err)?;
-        let salt = {
-            tx.open_table(WALLETS).map_err(db_err)?;
-            tx.open_table(SPEND).map_err(db_err)?;
-            tx.open_table(PRIMES).map_err(db_err)?;
-            tx.open_table(PRESIGS).map_err(db_err)?;
-            tx.open_table(PRESIGS_USED).map_err(db_err)?;
-            tx.open_table(PRESIG_PATHS).map_err(db_err)?;
-            tx.open_table(REPLAY).map_err(db_err)?;
-            tx.open_table(REGISTRATIONS_USED).map_err(db_err)?;
-            tx.open_table(ENROLLMENTS).map_err(db_err)?;
-            tx.open_table(ENROLLMENT_EXPIRY).map_err(db_err)?;
-            let mut meta = tx.open_table(META).map_err(db_err)?;
-            let existing = meta
-                .get("kdf_salt")
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec());
-            let existing = match existing {
+        let mut init = None;
+        backend.write(&mut |tx| {
+            let salt = match tx.get(Table::Meta, "kdf_salt")? {
                 Some(s) => s,
                 None => {
-                    let mut s = vec![0u8; 16];
-                    OsRng
-                        .try_fill_bytes(&mut s)
-                        .map_err(|e| StoreError::Randomness(e.to_string()))?;
-                    meta.insert("kdf_salt", s.as_slice()).map_err(db_err)?;
-                    s
+                    tx.put(Table::Meta, "kdf_salt", &fresh[0])?;
+                    fresh[0].to_vec()
                 }
             };
-            if meta.get(META_STORE_ID).map_err(db_err)?.is_none() {
-                let mut id = [0u8; 16];
-                OsRng
-                    .try_fill_bytes(&mut id)
-                    .map_err(|e| StoreError::Randomness(e.to_string()))?;
-                meta.insert(META_STORE_ID, id.as_slice()).map_err(db_err)?;
-            }
-            existing
-        };
-        tx.commit().map_err(db_err)?;
-        let store_id = {
-            let tx = db.begin_read().map_err(db_err)?;
-            let meta = tx.open_table(META).map_err(db_err)?;
-            let id = meta
-                .get(META_STORE_ID)
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec());
-            let wrapped = meta
-                .get(META_PKCS11_WRAPPED)
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec());
-            (id.unwrap_or_default(), wrapped)
-        };
-        let (store_id, wrapped) = store_id;
+            let id = match tx.get(Table::Meta, META_STORE_ID)? {
+                Some(id) => id,
+                None => {
+                    tx.put(Table::Meta, META_STORE_ID, &fresh[1])?;
+                    fresh[1].to_vec()
+                }
+            };
+            let wrapped = tx.get(Table::Meta, META_PKCS11_WRAPPED)?;
+            init = Some((salt, id, wrapped));
+            Ok(Outcome::Commit)
+        })?;
+        let (salt, store_id, wrapped) = init.ok_or_else(no_result)?;
         let (key, new_wrapped) = data_key(source, &salt, &store_id, wrapped.as_deref())?;
         let key_bytes: &[u8; 32] = &key;
         let cipher = XChaCha20Poly1305::new(key_bytes.into());
-        let store = Store { db, cipher };
+        let store = Store { backend, cipher };
         // Key check (a store made under another key source fails it, and then nothing
-        // is written).
-        let check = store.get_raw_meta("key_check")?;
-        if check.is_none() {
-            if let Some(w) = &new_wrapped {
-                store.put_meta_raw(META_PKCS11_WRAPPED, w)?;
-            }
-        }
-        match check {
-            Some(sealed) => {
-                let plain = store
-                    .open_record("meta", "key_check", &sealed)
-                    .map_err(|_| StoreError::WrongKey)?;
-                if plain.as_slice() != KEY_CHECK {
-                    return Err(StoreError::WrongKey);
-                }
-            }
+        // is written); written with the token's wrapped key, if new, in one transaction.
+        let sealed_check = store.seal("meta", "key_check", KEY_CHECK)?;
+        let check = store.write(|tx| match tx.get(Table::Meta, "key_check")? {
+            Some(sealed) => Ok((Some(sealed), Outcome::Abort)),
             None => {
-                let sealed = store.seal("meta", "key_check", KEY_CHECK)?;
-                store.put_meta_raw("key_check", &sealed)?;
+                if let Some(w) = &new_wrapped {
+                    tx.put(Table::Meta, META_PKCS11_WRAPPED, w)?;
+                }
+                tx.put(Table::Meta, "key_check", &sealed_check)?;
+                Ok((None, Outcome::Commit))
+            }
+        })?;
+        if let Some(sealed) = check {
+            let plain = store
+                .open_record("meta", "key_check", &sealed)
+                .map_err(|_| StoreError::WrongKey)?;
+            if plain.as_slice() != KEY_CHECK {
+                return Err(StoreError::WrongKey);
             }
         }
         Ok(store)
+    }
+
+    /// Where the store is (a redb file, a PostgreSQL database), for logs and errors.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// Runs `body` in one read transaction; returns its value.
+    fn read<R>(
+        &self,
+        mut body: impl FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut out = None;
+        self.backend.read(&mut |tx| {
+            out = Some(body(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(no_result)
+    }
+
+    /// Runs `body` in one write transaction (committed or not as it says; possibly
+    /// run again after a conflict); returns its value.
+    fn write<R>(
+        &self,
+        mut body: impl FnMut(&mut dyn Tx) -> Result<(R, Outcome), StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut out = None;
+        self.backend.write(&mut |tx| {
+            let (r, outcome) = body(tx)?;
+            out = Some(r);
+            Ok(outcome)
+        })?;
+        out.ok_or_else(no_result)
     }
 
     fn seal(&self, table: &str, key: &str, plain: &[u8]) -> Result<Vec<u8>, StoreError> {
@@ -595,18 +602,7 @@ impl Store {
     }
 
     fn get_raw_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(META).map_err(db_err)?;
-        Ok(t.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
-    }
-
-    fn put_meta_raw(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        tx.open_table(META)
-            .map_err(db_err)?
-            .insert(key, value)
-            .map_err(db_err)?;
-        tx.commit().map_err(db_err)
+        self.read(|tx| tx.get(Table::Meta, key))
     }
 
     fn decode<T: for<'de> Deserialize<'de>>(
@@ -637,9 +633,10 @@ impl Store {
     /// key; to a PKCS#11 token: a fresh random data key wrapped there), in ONE write
     /// transaction: a crash or an error leaves the whole store under
     /// the old key, a commit the whole store under the new one. The store must be open
-    /// with the old key (the service stopped). Every record is opened first, so a
-    /// damaged record stops the rekey before anything changes. Returns how many records
-    /// were re-encrypted; reopen the store with the new key afterwards.
+    /// with the old key (the service stopped: every instance, on PostgreSQL). Every
+    /// record is opened first, so a damaged record stops the rekey before anything
+    /// changes. Returns how many records were re-encrypted; reopen the store with the
+    /// new key afterwards.
     pub fn rekey(&self, new: &KeySource) -> Result<u64, StoreError> {
         let salt = self
             .get_raw_meta("kdf_salt")?
@@ -653,76 +650,70 @@ impl Store {
             let plain = self.open_record(table, key, sealed)?;
             seal_with(&next, table, key, &plain)
         };
-        let mut count = 0u64;
-        let tx = self.db.begin_write().map_err(db_err)?;
-        for (def, name) in [
-            (WALLETS, "wallets"),
-            (SPEND, "daily_spend"),
-            (BTC_SPEND, "bitcoin_daily_spend"),
-            (PRESIGS, "presignatures"),
-            (ENROLLMENTS, "enrollments"),
-        ] {
-            let mut t = tx.open_table(def).map_err(db_err)?;
-            let mut resealed = Vec::new();
-            for item in t.iter().map_err(db_err)? {
-                let (k, v) = item.map_err(db_err)?;
-                resealed.push((k.value().to_string(), reseal(name, k.value(), v.value())?));
-            }
-            for (k, v) in &resealed {
-                t.insert(k.as_str(), v.as_slice()).map_err(db_err)?;
-            }
-            count += resealed.len() as u64;
-        }
-        {
-            let mut t = tx.open_table(PRIMES).map_err(db_err)?;
-            let mut resealed = Vec::new();
-            for item in t.iter().map_err(db_err)? {
-                let (k, v) = item.map_err(db_err)?;
-                let k = k.value();
-                resealed.push((k, reseal("prime_pool", &k.to_string(), v.value())?));
-            }
-            for (k, v) in &resealed {
-                t.insert(*k, v.as_slice()).map_err(db_err)?;
-            }
-            count += resealed.len() as u64;
-        }
-        {
-            let mut meta = tx.open_table(META).map_err(db_err)?;
-            match &new_wrapped {
-                Some(w) => {
-                    meta.insert(META_PKCS11_WRAPPED, w.as_slice())
-                        .map_err(db_err)?;
+        self.write(|tx| {
+            let mut count = 0u64;
+            for t in [
+                Table::Wallets,
+                Table::DailySpend,
+                Table::BitcoinDailySpend,
+                Table::Presignatures,
+                Table::Enrollments,
+            ] {
+                let mut resealed = Vec::new();
+                for (k, v) in tx.entries(t, "")? {
+                    let v = reseal(t.name(), &k, &v)?;
+                    resealed.push((k, v));
                 }
+                for (k, v) in &resealed {
+                    tx.put(t, k, v)?;
+                }
+                count += resealed.len() as u64;
+            }
+            let mut resealed = Vec::new();
+            for (k, v) in tx.seq_entries()? {
+                resealed.push((k, reseal("prime_pool", &k.to_string(), &v)?));
+            }
+            for (k, v) in &resealed {
+                tx.seq_put(*k, v)?;
+            }
+            count += resealed.len() as u64;
+            match &new_wrapped {
+                Some(w) => tx.put(Table::Meta, META_PKCS11_WRAPPED, w)?,
                 None => {
-                    meta.remove(META_PKCS11_WRAPPED).map_err(db_err)?;
+                    tx.remove(Table::Meta, META_PKCS11_WRAPPED)?;
                 }
             }
             for name in ["key_check", "identity"] {
-                let sealed = meta.get(name).map_err(db_err)?.map(|v| v.value().to_vec());
-                if let Some(sealed) = sealed {
+                if let Some(sealed) = tx.get(Table::Meta, name)? {
                     let v = reseal("meta", name, &sealed)?;
-                    meta.insert(name, v.as_slice()).map_err(db_err)?;
+                    tx.put(Table::Meta, name, &v)?;
                     count += 1;
                 }
             }
-        }
-        tx.commit().map_err(db_err)?;
-        Ok(count)
+            Ok((count, Outcome::Commit))
+        })
     }
 
-    /// The cosigner's identity key, created on first use.
+    /// The cosigner's identity key, created on first use (in one transaction: two
+    /// instances starting together on a new database get the same one).
     pub fn load_or_create_identity(&self) -> Result<IdentityKey, StoreError> {
-        if let Some(sealed) = self.get_raw_meta("identity")? {
-            let seed = self.open_record("meta", "identity", &sealed)?;
-            let s = std::str::from_utf8(&seed)
-                .map_err(|e| StoreError::Malformed("meta/identity".into(), e.to_string()))?;
-            return IdentityKey::from_seed_hex(s)
-                .map_err(|e| StoreError::Malformed("meta/identity".into(), e.to_string()));
-        }
         let key = IdentityKey::generate().map_err(|e| StoreError::Randomness(e.to_string()))?;
-        let sealed = self.seal("meta", "identity", key.to_seed_hex().as_bytes())?;
-        self.put_meta_raw("identity", &sealed)?;
-        Ok(key)
+        let sealed_new = self.seal("meta", "identity", key.to_seed_hex().as_bytes())?;
+        let existing = self.write(|tx| match tx.get(Table::Meta, "identity")? {
+            Some(sealed) => Ok((Some(sealed), Outcome::Abort)),
+            None => {
+                tx.put(Table::Meta, "identity", &sealed_new)?;
+                Ok((None, Outcome::Commit))
+            }
+        })?;
+        let Some(sealed) = existing else {
+            return Ok(key);
+        };
+        let seed = self.open_record("meta", "identity", &sealed)?;
+        let s = std::str::from_utf8(&seed)
+            .map_err(|e| StoreError::Malformed("meta/identity".into(), e.to_string()))?;
+        IdentityKey::from_seed_hex(s)
+            .map_err(|e| StoreError::Malformed("meta/identity".into(), e.to_string()))
     }
 
     /// The store's random identity (hex), created with the store.
@@ -735,65 +726,53 @@ impl Store {
 
     /// How many presignature takes the store has committed (see `META_PRESIGN_TAKES`).
     pub fn presign_takes(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let meta = tx.open_table(META).map_err(db_err)?;
-        let v = meta.get(META_PRESIGN_TAKES).map_err(db_err)?;
-        let takes = v.map(|v| takes_from(v.value())).unwrap_or(Ok(0));
-        takes
+        self.read(|tx| match tx.get(Table::Meta, META_PRESIGN_TAKES)? {
+            Some(v) => takes_from(&v),
+            None => Ok(0),
+        })
     }
 
     /// A committed wallet.
     pub fn get_wallet(&self, wallet_id: &str) -> Result<Option<WalletRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(WALLETS).map_err(db_err)?;
-        let Some(v) = t.get(wallet_id).map_err(db_err)? else {
+        let Some(v) = self.read(|tx| tx.get(Table::Wallets, wallet_id))? else {
             return Ok(None);
         };
-        self.decode("wallets", wallet_id, v.value()).map(Some)
+        self.decode("wallets", wallet_id, &v).map(Some)
     }
 
     /// Commits a new wallet (fails if the id exists). One transaction.
     pub fn insert_wallet(&self, rec: &WalletRecord) -> Result<(), StoreError> {
-        let sealed = self.encode("wallets", &rec.wallet_id, rec)?;
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = tx.open_table(WALLETS).map_err(db_err)?;
-            if t.get(rec.wallet_id.as_str()).map_err(db_err)?.is_some() {
-                return Err(StoreError::Exists(format!("wallet {}", rec.wallet_id)));
+        let id = rec.wallet_id.as_str();
+        let sealed = self.encode("wallets", id, rec)?;
+        self.write(|tx| {
+            if tx.get(Table::Wallets, id)?.is_some() {
+                return Err(StoreError::Exists(format!("wallet {id}")));
             }
-            t.insert(rec.wallet_id.as_str(), sealed.as_slice())
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+            tx.put(Table::Wallets, id, &sealed)?;
+            Ok(((), Outcome::Commit))
+        })
     }
 
     /// Stores a finished enrollment (fails if the id exists). One transaction.
     pub fn insert_enrollment(&self, rec: &EnrollmentRecord) -> Result<(), StoreError> {
         let id = rec.enrollment_id.as_str();
         let sealed = self.encode("enrollments", id, rec)?;
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = tx.open_table(ENROLLMENTS).map_err(db_err)?;
-            if t.get(id).map_err(db_err)?.is_some() {
+        self.write(|tx| {
+            if tx.get(Table::Enrollments, id)?.is_some() {
                 return Err(StoreError::Exists(format!("enrollment {id}")));
             }
-            t.insert(id, sealed.as_slice()).map_err(db_err)?;
-            tx.open_table(ENROLLMENT_EXPIRY)
-                .map_err(db_err)?
-                .insert(id, rec.expires_at_ms)
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+            tx.put(Table::Enrollments, id, &sealed)?;
+            tx.put_ms(Table::EnrollmentExpiry, id, rec.expires_at_ms)?;
+            Ok(((), Outcome::Commit))
+        })
     }
 
     /// An enrollment, spent or not (the caller checks [`EnrollmentRecord::usable`]).
     pub fn get_enrollment(&self, id: &str) -> Result<Option<EnrollmentRecord>, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(ENROLLMENTS).map_err(db_err)?;
-        let Some(v) = t.get(id).map_err(db_err)? else {
+        let Some(v) = self.read(|tx| tx.get(Table::Enrollments, id))? else {
             return Ok(None);
         };
-        self.decode("enrollments", id, v.value()).map(Some)
+        self.decode("enrollments", id, &v).map(Some)
     }
 
     /// Commits a new wallet created from the enrollment `enrollment_id` and marks the
@@ -807,23 +786,13 @@ impl Store {
         enrollment_id: &str,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let sealed = self.encode("wallets", &rec.wallet_id, rec)?;
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut wallets = tx.open_table(WALLETS).map_err(db_err)?;
-            if wallets
-                .get(rec.wallet_id.as_str())
-                .map_err(db_err)?
-                .is_some()
-            {
-                return Err(StoreError::Exists(format!("wallet {}", rec.wallet_id)));
+        let wallet_id = rec.wallet_id.as_str();
+        let sealed = self.encode("wallets", wallet_id, rec)?;
+        self.write(|tx| {
+            if tx.get(Table::Wallets, wallet_id)?.is_some() {
+                return Err(StoreError::Exists(format!("wallet {wallet_id}")));
             }
-            let mut enrollments = tx.open_table(ENROLLMENTS).map_err(db_err)?;
-            let found = enrollments
-                .get(enrollment_id)
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec());
-            let Some(found) = found else {
+            let Some(found) = tx.get(Table::Enrollments, enrollment_id)? else {
                 return Err(StoreError::EnrollmentGone(enrollment_id.to_string()));
             };
             let mut enrollment: EnrollmentRecord =
@@ -831,61 +800,44 @@ impl Store {
             if !enrollment.usable(now_ms) {
                 return Err(StoreError::EnrollmentGone(enrollment_id.to_string()));
             }
-            enrollment.spent_by = Some(rec.wallet_id.clone());
+            enrollment.spent_by = Some(wallet_id.to_string());
             let spent = self.encode("enrollments", enrollment_id, &enrollment)?;
-            enrollments
-                .insert(enrollment_id, spent.as_slice())
-                .map_err(db_err)?;
-            wallets
-                .insert(rec.wallet_id.as_str(), sealed.as_slice())
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+            tx.put(Table::Enrollments, enrollment_id, &spent)?;
+            tx.put(Table::Wallets, wallet_id, &sealed)?;
+            Ok(((), Outcome::Commit))
+        })
     }
 
     /// Deletes the enrollments expired at `now_ms` (spent or not); returns how many.
     pub fn purge_enrollments(&self, now_ms: u64) -> Result<usize, StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let purged = {
-            let mut expiry = tx.open_table(ENROLLMENT_EXPIRY).map_err(db_err)?;
-            let mut expired = Vec::new();
-            for e in expiry.iter().map_err(db_err)? {
-                let (k, v) = e.map_err(db_err)?;
-                if v.value() <= now_ms {
-                    expired.push(k.value().to_string());
-                }
-            }
-            let mut enrollments = tx.open_table(ENROLLMENTS).map_err(db_err)?;
+        self.write(|tx| {
+            let expired: Vec<String> = tx
+                .entries_ms(Table::EnrollmentExpiry)?
+                .into_iter()
+                .filter(|(_, expiry)| *expiry <= now_ms)
+                .map(|(k, _)| k)
+                .collect();
             for id in &expired {
-                expiry.remove(id.as_str()).map_err(db_err)?;
-                enrollments.remove(id.as_str()).map_err(db_err)?;
+                tx.remove(Table::EnrollmentExpiry, id)?;
+                tx.remove(Table::Enrollments, id)?;
             }
-            expired.len()
-        };
-        if purged > 0 {
-            tx.commit().map_err(db_err)?;
-        } else {
-            tx.abort().map_err(db_err)?;
-        }
-        Ok(purged)
+            let outcome = if expired.is_empty() {
+                Outcome::Abort
+            } else {
+                Outcome::Commit
+            };
+            Ok((expired.len(), outcome))
+        })
     }
 
     /// Number of committed wallets.
     pub fn wallet_count(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        tx.open_table(WALLETS)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)
+        self.read(|tx| tx.count(Table::Wallets))
     }
 
     /// Number of unused presignatures (every wallet, account, party and path).
     pub fn presignature_count(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        tx.open_table(PRESIGS)
-            .map_err(db_err)?
-            .len()
-            .map_err(db_err)
+        self.read(|tx| tx.count(Table::Presignatures))
     }
 
     /// Atomically adds `amount` to the wallet's spend of `day` if the new total stays
@@ -898,32 +850,24 @@ impl Store {
         limit: u128,
     ) -> Result<Result<u128, u128>, StoreError> {
         let key = format!("{wallet_id}/{day}");
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let result = {
-            let mut t = tx.open_table(SPEND).map_err(db_err)?;
-            let current: u128 = match t.get(key.as_str()).map_err(db_err)? {
+        self.write(|tx| {
+            let current: u128 = match tx.get(Table::DailySpend, &key)? {
                 Some(v) => {
-                    let s: String = self.decode("daily_spend", &key, v.value())?;
+                    let s: String = self.decode("daily_spend", &key, &v)?;
                     s.parse()
                         .map_err(|_| StoreError::Malformed(format!("daily_spend/{key}"), s))?
                 }
                 None => 0,
             };
-            match current.checked_add(amount) {
+            Ok(match current.checked_add(amount) {
                 Some(total) if total <= limit => {
                     let sealed = self.encode("daily_spend", &key, &total.to_string())?;
-                    t.insert(key.as_str(), sealed.as_slice()).map_err(db_err)?;
-                    Ok(total)
+                    tx.put(Table::DailySpend, &key, &sealed)?;
+                    (Ok(total), Outcome::Commit)
                 }
-                _ => Err(current),
-            }
-        };
-        if result.is_ok() {
-            tx.commit().map_err(db_err)?;
-        } else {
-            tx.abort().map_err(db_err)?;
-        }
-        Ok(result)
+                _ => (Err(current), Outcome::Abort),
+            })
+        })
     }
 
     /// Atomically adds the external outputs `sats` of the Bitcoin transaction `txid` to
@@ -941,19 +885,17 @@ impl Store {
     ) -> Result<Result<u64, u64>, StoreError> {
         const TABLE: &str = "bitcoin_daily_spend";
         let key = format!("{wallet_id}/{day}");
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let result = {
-            let mut t = tx.open_table(BTC_SPEND).map_err(db_err)?;
-            let mut today: BitcoinDay = match t.get(key.as_str()).map_err(db_err)? {
-                Some(v) => self.decode(TABLE, &key, v.value())?,
+        self.write(|tx| {
+            let mut today: BitcoinDay = match tx.get(Table::BitcoinDailySpend, &key)? {
+                Some(v) => self.decode(TABLE, &key, &v)?,
                 None => BitcoinDay::default(),
             };
             let counted_before = match day.checked_sub(1) {
                 Some(prev) => {
                     let prev_key = format!("{wallet_id}/{prev}");
-                    match t.get(prev_key.as_str()).map_err(db_err)? {
+                    match tx.get(Table::BitcoinDailySpend, &prev_key)? {
                         Some(v) => self
-                            .decode::<BitcoinDay>(TABLE, &prev_key, v.value())?
+                            .decode::<BitcoinDay>(TABLE, &prev_key, &v)?
                             .txids
                             .contains(txid),
                         None => false,
@@ -962,60 +904,43 @@ impl Store {
                 None => false,
             };
             if counted_before || today.txids.contains(txid) {
-                Ok(today.total_sats)
-            } else {
-                match today.total_sats.checked_add(sats) {
-                    Some(total) if total <= limit => {
-                        today.total_sats = total;
-                        today.txids.insert(txid.to_string());
-                        let sealed = self.encode(TABLE, &key, &today)?;
-                        t.insert(key.as_str(), sealed.as_slice()).map_err(db_err)?;
-                        Ok(total)
-                    }
-                    _ => Err(today.total_sats),
-                }
+                return Ok((Ok(today.total_sats), Outcome::Abort));
             }
-        };
-        tx.commit().map_err(db_err)?;
-        Ok(result)
+            Ok(match today.total_sats.checked_add(sats) {
+                Some(total) if total <= limit => {
+                    today.total_sats = total;
+                    today.txids.insert(txid.to_string());
+                    let sealed = self.encode(TABLE, &key, &today)?;
+                    tx.put(Table::BitcoinDailySpend, &key, &sealed)?;
+                    (Ok(total), Outcome::Commit)
+                }
+                _ => (Err(today.total_sats), Outcome::Abort),
+            })
+        })
     }
 
     /// Adds a prime set to the persistent pool.
     pub fn push_primes(&self, set: &PrimeSet) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = tx.open_table(PRIMES).map_err(db_err)?;
-            let next = t
-                .last()
-                .map_err(db_err)?
-                .map(|(k, _)| k.value() + 1)
-                .unwrap_or(0);
+        self.write(|tx| {
+            let next = tx.seq_last()?.map(|k| k + 1).unwrap_or(0);
             let sealed = self.encode("prime_pool", &next.to_string(), set)?;
-            t.insert(next, sealed.as_slice()).map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+            tx.seq_put(next, &sealed)?;
+            Ok(((), Outcome::Commit))
+        })
     }
 
     /// Takes (removes) one prime set from the pool; each set is used once. A record
     /// that fails to decrypt is removed too (and reported), so it cannot block the pool.
     pub fn pop_primes(&self) -> Result<Option<PrimeSet>, StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let out = {
-            let mut t = tx.open_table(PRIMES).map_err(db_err)?;
-            let popped = t
-                .pop_first()
-                .map_err(db_err)?
-                .map(|(k, v)| (k.value(), v.value().to_vec()));
-            popped.map(|(k, sealed)| self.decode::<PrimeSet>("prime_pool", &k.to_string(), &sealed))
-        };
-        tx.commit().map_err(db_err)?;
-        out.transpose()
+        let popped = self.write(|tx| Ok((tx.seq_pop_first()?, Outcome::Commit)))?;
+        popped
+            .map(|(k, sealed)| self.decode::<PrimeSet>("prime_pool", &k.to_string(), &sealed))
+            .transpose()
     }
 
     /// Number of prime sets in the pool.
     pub fn prime_count(&self) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        tx.open_table(PRIMES).map_err(db_err)?.len().map_err(db_err)
+        self.read(|tx| tx.count(Table::PrimePool))
     }
 
     /// Stores a finished presignature of (`wallet_id`, `account_id`, caller `party`)
@@ -1029,30 +954,26 @@ impl Store {
     ) -> Result<(), StoreError> {
         let key = slot.key(id)?;
         let sealed = self.encode("presignatures", &key, value)?;
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
-            let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
-            if used.get(key.as_str()).map_err(db_err)?.is_some()
-                || t.get(key.as_str()).map_err(db_err)?.is_some()
+        self.write(|tx| {
+            if tx.get_ms(Table::PresignaturesUsed, &key)?.is_some()
+                || tx.get(Table::Presignatures, &key)?.is_some()
             {
                 return Err(StoreError::Exists(format!("presignature {id}")));
             }
-            t.insert(key.as_str(), sealed.as_slice()).map_err(db_err)?;
+            tx.put(Table::Presignatures, &key, &sealed)?;
             if slot.path != ROOT_PATH {
-                let mut paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
-                paths
-                    .insert(key.as_str(), slot.path.as_str())
-                    .map_err(db_err)?;
+                tx.put_text(Table::PresignaturePaths, &key, &slot.path)?;
             }
-        }
-        tx.commit().map_err(db_err)
+            Ok(((), Outcome::Commit))
+        })
     }
 
     /// Takes a presignature once: removes it and records its id as consumed in ONE
     /// committed (durable) transaction, and only then decrypts it. A crash after this
-    /// returns can lose the presignature, never hand it out again. A presignature of
-    /// another path than the slot's is not taken ([`PresigTake::OtherPath`]).
+    /// returns can lose the presignature, never hand it out again (also with several
+    /// instances on one PostgreSQL database: the transaction is serializable). A
+    /// presignature of another path than the slot's is not taken
+    /// ([`PresigTake::OtherPath`]).
     pub fn take_presignature<T: for<'de> Deserialize<'de>>(
         &self,
         slot: &PresigSlot,
@@ -1060,64 +981,38 @@ impl Store {
         now_ms: u64,
     ) -> Result<PresigTake<T>, StoreError> {
         let key = slot.key(id)?;
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let bound = {
-            let paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
-            let exists = tx
-                .open_table(PRESIGS)
-                .map_err(db_err)?
-                .get(key.as_str())
-                .map_err(db_err)?
-                .is_some();
-            let bound = path_of(&paths, &key)?;
-            (exists && bound != slot.path).then_some(bound)
-        };
-        if let Some(bound) = bound {
-            tx.abort().map_err(db_err)?;
-            return Ok(PresigTake::OtherPath(bound));
-        }
-        let sealed = {
-            tx.open_table(PRESIG_PATHS)
-                .map_err(db_err)?
-                .remove(key.as_str())
-                .map_err(db_err)?;
-            let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
-            let removed = t
-                .remove(key.as_str())
-                .map_err(db_err)?
-                .map(|v| v.value().to_vec());
-            match removed {
-                Some(v) => {
-                    let mut used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
-                    used.insert(key.as_str(), now_ms).map_err(db_err)?;
-                    let mut meta = tx.open_table(META).map_err(db_err)?;
-                    let takes = match meta.get(META_PRESIGN_TAKES).map_err(db_err)? {
-                        Some(t) => takes_from(t.value())?,
-                        None => 0,
-                    };
-                    meta.insert(META_PRESIGN_TAKES, (takes + 1).to_be_bytes().as_slice())
-                        .map_err(db_err)?;
-                    Some(v)
-                }
-                None => None,
-            }
-        };
-        let Some(sealed) = sealed else {
-            let was_used = {
-                let used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
-                let found = used.get(key.as_str()).map_err(db_err)?.is_some();
-                found
+        let taken = self.write(|tx| {
+            let Some(sealed) = tx.get(Table::Presignatures, &key)? else {
+                let was_used = tx.get_ms(Table::PresignaturesUsed, &key)?.is_some();
+                let state = if was_used {
+                    PresigTake::Used
+                } else {
+                    PresigTake::Unknown
+                };
+                return Ok((state, Outcome::Abort));
             };
-            tx.abort().map_err(db_err)?;
-            return Ok(if was_used {
-                PresigTake::Used
-            } else {
-                PresigTake::Unknown
-            });
-        };
-        tx.commit().map_err(db_err)?;
-        self.decode("presignatures", &key, &sealed)
-            .map(PresigTake::Taken)
+            let bound = path_of(tx, &key)?;
+            if bound != slot.path {
+                return Ok((PresigTake::OtherPath(bound), Outcome::Abort));
+            }
+            tx.remove(Table::PresignaturePaths, &key)?;
+            tx.remove(Table::Presignatures, &key)?;
+            tx.put_ms(Table::PresignaturesUsed, &key, now_ms)?;
+            let takes = match tx.get(Table::Meta, META_PRESIGN_TAKES)? {
+                Some(t) => takes_from(&t)?,
+                None => 0,
+            };
+            tx.put(Table::Meta, META_PRESIGN_TAKES, &(takes + 1).to_be_bytes())?;
+            Ok((PresigTake::Taken(sealed), Outcome::Commit))
+        })?;
+        Ok(match taken {
+            PresigTake::Taken(sealed) => {
+                PresigTake::Taken(self.decode("presignatures", &key, &sealed)?)
+            }
+            PresigTake::Used => PresigTake::Used,
+            PresigTake::Unknown => PresigTake::Unknown,
+            PresigTake::OtherPath(p) => PresigTake::OtherPath(p),
+        })
     }
 
     /// Whether presignature `id` is available, used or unknown, in ONE read transaction
@@ -1128,22 +1023,20 @@ impl Store {
         id: &str,
     ) -> Result<PresigState, StoreError> {
         let key = slot.key(id)?;
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let available = tx.open_table(PRESIGS).map_err(db_err)?;
-        if available.get(key.as_str()).map_err(db_err)?.is_some() {
-            let paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
-            let bound = path_of(&paths, &key)?;
-            return Ok(if bound == slot.path {
-                PresigState::Available
+        self.read(|tx| {
+            if tx.get(Table::Presignatures, &key)?.is_some() {
+                let bound = path_of(tx, &key)?;
+                return Ok(if bound == slot.path {
+                    PresigState::Available
+                } else {
+                    PresigState::OtherPath(bound)
+                });
+            }
+            Ok(if tx.get_ms(Table::PresignaturesUsed, &key)?.is_some() {
+                PresigState::Used
             } else {
-                PresigState::OtherPath(bound)
-            });
-        }
-        let used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
-        Ok(if used.get(key.as_str()).map_err(db_err)?.is_some() {
-            PresigState::Used
-        } else {
-            PresigState::Unknown
+                PresigState::Unknown
+            })
         })
     }
 
@@ -1160,22 +1053,18 @@ impl Store {
         slot: &PresigSlot,
     ) -> Result<std::collections::BTreeMap<String, Vec<String>>, StoreError> {
         let prefix = slot.prefix();
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(PRESIGS).map_err(db_err)?;
-        let paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
-        let mut pools: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for item in t.range::<&str>(prefix.as_str()..).map_err(db_err)? {
-            let (k, _) = item.map_err(db_err)?;
-            let k = k.value();
-            match k.strip_prefix(prefix.as_str()) {
-                Some(id) => pools
-                    .entry(path_of(&paths, k)?)
-                    .or_default()
-                    .push(id.to_string()),
-                None => break,
+        self.read(|tx| {
+            let mut pools: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for (k, _) in tx.entries(Table::Presignatures, &prefix)? {
+                if let Some(id) = k.strip_prefix(prefix.as_str()) {
+                    pools
+                        .entry(path_of(tx, &k)?)
+                        .or_default()
+                        .push(id.to_string());
+                }
             }
-        }
-        Ok(pools)
+            Ok(pools)
+        })
     }
 
     /// Deletes presignatures the caller no longer holds (marking them consumed).
@@ -1186,23 +1075,21 @@ impl Store {
         ids: &[String],
         now_ms: u64,
     ) -> Result<usize, StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let mut n = 0;
-        {
-            let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
-            let mut used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
-            let mut paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
-            for id in ids {
-                let key = slot.key(id)?;
-                paths.remove(key.as_str()).map_err(db_err)?;
-                if t.remove(key.as_str()).map_err(db_err)?.is_some() {
+        let keys = ids
+            .iter()
+            .map(|id| slot.key(id))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.write(|tx| {
+            let mut n = 0;
+            for key in &keys {
+                tx.remove(Table::PresignaturePaths, key)?;
+                if tx.remove(Table::Presignatures, key)? {
                     n += 1;
                 }
-                used.insert(key.as_str(), now_ms).map_err(db_err)?;
+                tx.put_ms(Table::PresignaturesUsed, key, now_ms)?;
             }
-        }
-        tx.commit().map_err(db_err)?;
-        Ok(n)
+            Ok((n, Outcome::Commit))
+        })
     }
 
     /// Deletes every unused presignature (marking each id used) and sets the take
@@ -1214,46 +1101,34 @@ impl Store {
         at_least: u64,
         now_ms: u64,
     ) -> Result<(usize, u64), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let (purged, takes) = {
-            let mut t = tx.open_table(PRESIGS).map_err(db_err)?;
-            let mut used = tx.open_table(PRESIGS_USED).map_err(db_err)?;
-            let mut keys = Vec::new();
-            for item in t.iter().map_err(db_err)? {
-                let (k, _) = item.map_err(db_err)?;
-                keys.push(k.value().to_string());
-            }
-            let mut paths = tx.open_table(PRESIG_PATHS).map_err(db_err)?;
+        self.write(|tx| {
+            let keys: Vec<String> = tx
+                .entries(Table::Presignatures, "")?
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect();
             for k in &keys {
-                t.remove(k.as_str()).map_err(db_err)?;
-                paths.remove(k.as_str()).map_err(db_err)?;
-                used.insert(k.as_str(), now_ms).map_err(db_err)?;
+                tx.remove(Table::Presignatures, k)?;
+                tx.remove(Table::PresignaturePaths, k)?;
+                tx.put_ms(Table::PresignaturesUsed, k, now_ms)?;
             }
-            let mut meta = tx.open_table(META).map_err(db_err)?;
-            let current = match meta.get(META_PRESIGN_TAKES).map_err(db_err)? {
-                Some(t) => takes_from(t.value())?,
+            let current = match tx.get(Table::Meta, META_PRESIGN_TAKES)? {
+                Some(t) => takes_from(&t)?,
                 None => 0,
             };
             let takes = current.max(at_least) + 1;
-            meta.insert(META_PRESIGN_TAKES, takes.to_be_bytes().as_slice())
-                .map_err(db_err)?;
-            (keys.len(), takes)
-        };
-        tx.commit().map_err(db_err)?;
-        Ok((purged, takes))
+            tx.put(Table::Meta, META_PRESIGN_TAKES, &takes.to_be_bytes())?;
+            Ok(((keys.len(), takes), Outcome::Commit))
+        })
     }
 
     /// The unexpired request nonces (scope, nonce, expiry ms); the entries expired at
     /// `now_ms` are deleted on the way. A malformed entry is an error naming it.
     pub fn replay_load(&self, now_ms: u64) -> Result<Vec<ReplayEntry>, StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let live = {
-            let mut t = tx.open_table(REPLAY).map_err(db_err)?;
+        self.write(|tx| {
             let mut live = Vec::new();
             let mut expired = Vec::new();
-            for row in t.iter().map_err(db_err)? {
-                let (k, v) = row.map_err(db_err)?;
-                let (key, expiry) = (k.value().to_string(), v.value());
+            for (key, expiry) in tx.entries_ms(Table::ReplayNonces)? {
                 let (scope, nonce) = parse_replay_key(&key)?;
                 if expiry < now_ms {
                     expired.push(key);
@@ -1266,44 +1141,43 @@ impl Store {
                 }
             }
             for k in &expired {
-                t.remove(k.as_str()).map_err(db_err)?;
+                tx.remove(Table::ReplayNonces, k)?;
             }
-            live
-        };
-        tx.commit().map_err(db_err)?;
-        Ok(live)
+            Ok((live, Outcome::Commit))
+        })
     }
 
     /// Records an accepted request's nonce until `expiry_ms` and deletes the `expired`
-    /// entries, in one transaction.
+    /// entries, in one transaction. `false` (and no change) when the nonce is recorded
+    /// already: the request is a replay (one another instance sharing the store
+    /// accepted, on PostgreSQL).
     pub fn replay_record(
         &self,
         scope: &str,
         nonce: &[u8; 16],
         expiry_ms: u64,
         expired: &[(String, [u8; 16])],
-    ) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = tx.open_table(REPLAY).map_err(db_err)?;
-            for (s, n) in expired {
-                t.remove(replay_key(s, n).as_str()).map_err(db_err)?;
+    ) -> Result<bool, StoreError> {
+        let key = replay_key(scope, nonce);
+        self.write(|tx| {
+            if tx.get_ms(Table::ReplayNonces, &key)?.is_some() {
+                return Ok((false, Outcome::Abort));
             }
-            t.insert(replay_key(scope, nonce).as_str(), expiry_ms)
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+            for (s, n) in expired {
+                tx.remove(Table::ReplayNonces, &replay_key(s, n))?;
+            }
+            tx.put_ms(Table::ReplayNonces, &key, expiry_ms)?;
+            Ok((true, Outcome::Commit))
+        })
     }
 
     /// Deletes one nonce (its request was refused after all).
     pub fn replay_forget(&self, scope: &str, nonce: &[u8; 16]) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut t = tx.open_table(REPLAY).map_err(db_err)?;
-            t.remove(replay_key(scope, nonce).as_str())
-                .map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)
+        let key = replay_key(scope, nonce);
+        self.write(|tx| {
+            tx.remove(Table::ReplayNonces, &key)?;
+            Ok(((), Outcome::Commit))
+        })
     }
 
     /// Marks the registration credential `id` (hex) used until `expiry_ms`, in one
@@ -1315,69 +1189,117 @@ impl Store {
         expiry_ms: u64,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        let fresh = {
-            let mut t = tx.open_table(REGISTRATIONS_USED).map_err(db_err)?;
-            if t.get(id).map_err(db_err)?.is_some() {
-                false
-            } else {
-                t.retain(|_, expiry| expiry >= now_ms).map_err(db_err)?;
-                t.insert(id, expiry_ms).map_err(db_err)?;
-                true
+        self.write(|tx| {
+            if tx.get_ms(Table::RegistrationsUsed, id)?.is_some() {
+                return Ok((false, Outcome::Abort));
             }
-        };
-        if fresh {
-            tx.commit().map_err(db_err)?;
-        } else {
-            tx.abort().map_err(db_err)?;
-        }
-        Ok(fresh)
+            for (k, expiry) in tx.entries_ms(Table::RegistrationsUsed)? {
+                if expiry < now_ms {
+                    tx.remove(Table::RegistrationsUsed, &k)?;
+                }
+            }
+            tx.put_ms(Table::RegistrationsUsed, id, expiry_ms)?;
+            Ok((true, Outcome::Commit))
+        })
     }
 
     /// Whether the registration credential `id` (hex) was used (read only).
     pub fn registration_used(&self, id: &str) -> Result<bool, StoreError> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(REGISTRATIONS_USED).map_err(db_err)?;
-        Ok(t.get(id).map_err(db_err)?.is_some())
+        self.read(|tx| Ok(tx.get_ms(Table::RegistrationsUsed, id)?.is_some()))
     }
 
     /// Gives a consumed registration credential back (its wallet creation did not
     /// start after all).
     pub fn registration_release(&self, id: &str) -> Result<(), StoreError> {
-        let tx = self.db.begin_write().map_err(db_err)?;
-        tx.open_table(REGISTRATIONS_USED)
-            .map_err(db_err)?
-            .remove(id)
-            .map_err(db_err)?;
-        tx.commit().map_err(db_err)
+        self.write(|tx| {
+            tx.remove(Table::RegistrationsUsed, id)?;
+            Ok(((), Outcome::Commit))
+        })
     }
 
     #[cfg(test)]
     pub(crate) fn replay_put_raw(&self, key: &str, expiry_ms: u64) {
-        let tx = self.db.begin_write().unwrap();
-        tx.open_table(REPLAY)
-            .unwrap()
-            .insert(key, expiry_ms)
-            .unwrap();
-        tx.commit().unwrap();
+        self.write(|tx| {
+            tx.put_ms(Table::ReplayNonces, key, expiry_ms)?;
+            Ok(((), Outcome::Commit))
+        })
+        .unwrap();
     }
 
     #[cfg(test)]
-    fn edit_prime_record(&self, from: u64, to: u64, f: impl FnOnce(&mut Vec<u8>)) {
-        let tx = self.db.begin_write().unwrap();
-        {
-            let mut t = tx.open_table(PRIMES).unwrap();
-            let mut v = t.remove(from).unwrap().unwrap().value().to_vec();
+    fn edit_prime_record(&self, from: u64, to: u64, f: impl Fn(&mut Vec<u8>)) {
+        self.write(|tx| {
+            let mut v = tx
+                .seq_entries()?
+                .into_iter()
+                .find(|(k, _)| *k == from)
+                .map(|(_, v)| v)
+                .unwrap();
+            tx.seq_remove(from)?;
             f(&mut v);
-            t.insert(to, v.as_slice()).unwrap();
-        }
-        tx.commit().unwrap();
+            tx.seq_put(to, &v)?;
+            Ok(((), Outcome::Commit))
+        })
+        .unwrap();
     }
+}
+
+/// The error of a transaction body that handed nothing back (cannot happen: every
+/// body returns a value or an error).
+fn no_result() -> StoreError {
+    StoreError::Db("the transaction returned no result".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Where a test's store is: a redb file or a PostgreSQL database.
+    enum Place {
+        Redb(std::path::PathBuf),
+        Pg(String),
+    }
+
+    impl Place {
+        fn open(&self, key: &KeySource) -> Result<Store, StoreError> {
+            match self {
+                Place::Redb(p) => Store::open(p, key),
+                Place::Pg(url) => Store::open_postgres(url, None, key),
+            }
+        }
+
+        /// Every stored byte: the file, or every bytea value of the database.
+        fn raw(&self) -> Vec<u8> {
+            match self {
+                Place::Redb(p) => std::fs::read(p).unwrap(),
+                Place::Pg(url) => {
+                    let mut c = ::postgres::Client::connect(url, ::postgres::NoTls).unwrap();
+                    let mut out = Vec::new();
+                    for t in Table::ALL {
+                        if matches!(t.kind(), backend::Kind::Bytes | backend::Kind::Sequence) {
+                            for row in c
+                                .query(&format!("SELECT value FROM {}", t.name()), &[])
+                                .unwrap()
+                            {
+                                out.extend_from_slice(&row.get::<_, Vec<u8>>(0));
+                                out.push(0);
+                            }
+                        }
+                    }
+                    out
+                }
+            }
+        }
+    }
+
+    /// Fresh redb files for the test `name`.
+    fn redb_places(name: &'static str) -> impl Fn() -> Place {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        move || {
+            let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Place::Redb(tmp(&format!("{name}-{n}")))
+        }
+    }
 
     fn tmp(name: &str) -> std::path::PathBuf {
         let d =
@@ -1396,10 +1318,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_registration_credential_is_consumed_once_and_expired_ids_are_pruned() {
-        let p = tmp("registrations");
-        let s = Store::open(&p, &hex_key(1)).unwrap();
+    fn a_registration_credential_is_consumed_once_and_expired_ids_are_pruned(
+        mk: &dyn Fn() -> Place,
+    ) {
+        let p = mk();
+        let s = p.open(&hex_key(1)).unwrap();
         assert!(!s.registration_used("aa").unwrap());
         assert!(s.registration_consume("aa", 2_000, 1_000).unwrap());
         assert!(s.registration_used("aa").unwrap());
@@ -1410,7 +1333,7 @@ mod tests {
             "given back"
         );
         drop(s);
-        let s = Store::open(&p, &hex_key(1)).unwrap();
+        let s = p.open(&hex_key(1)).unwrap();
         assert!(
             !s.registration_consume("aa", 2_000, 1_500).unwrap(),
             "persisted"
@@ -1421,16 +1344,15 @@ mod tests {
         assert!(s.registration_consume("aa", 9_000, 3_000).unwrap());
     }
 
-    #[test]
-    fn replay_nonces_persist_expire_and_a_malformed_entry_is_named() {
-        let p = tmp("replay");
-        let s = Store::open(&p, &hex_key(1)).unwrap();
+    fn replay_nonces_persist_expire_and_a_malformed_entry_is_named(mk: &dyn Fn() -> Place) {
+        let p = mk();
+        let s = p.open(&hex_key(1)).unwrap();
         s.replay_record("w/0", &[1; 16], 2_000, &[]).unwrap();
         s.replay_record("w/0", &[2; 16], 5_000, &[]).unwrap();
         s.replay_record("create/ab", &[3; 16], 5_000, &[("w/0".into(), [2; 16])])
             .unwrap();
         drop(s);
-        let s = Store::open(&p, &hex_key(1)).unwrap();
+        let s = p.open(&hex_key(1)).unwrap();
         // [2] was deleted with the third record; [1] expired at 3000 and is pruned.
         let live = s.replay_load(3_000).unwrap();
         assert_eq!(
@@ -1456,9 +1378,8 @@ mod tests {
                 matches!(&e, StoreError::Malformed(what, _) if what.starts_with("replay_nonces/")),
                 "{e}"
             );
-            let tx = s.db.begin_write().unwrap();
-            tx.open_table(REPLAY).unwrap().remove(bad).unwrap();
-            tx.commit().unwrap();
+            s.write(|tx| Ok((tx.remove(Table::ReplayNonces, bad)?, Outcome::Commit)))
+                .unwrap();
         }
     }
 
@@ -1467,10 +1388,9 @@ mod tests {
     /// longer opens the store, the new one opens everything unchanged; a store with a
     /// damaged record is not rekeyed at all; a bad new key is refused before anything
     /// changes.
-    #[test]
-    fn rekey_moves_every_record_to_the_new_key_at_once() {
-        let p = tmp("rekey");
-        let s = Store::open(&p, &hex_key(1)).unwrap();
+    fn rekey_moves_every_record_to_the_new_key_at_once(mk: &dyn Fn() -> Place) {
+        let p = mk();
+        let s = p.open(&hex_key(1)).unwrap();
         let id = s.load_or_create_identity().unwrap().public();
         s.push_primes(&set(10)).unwrap();
         s.push_primes(&set(20)).unwrap();
@@ -1495,12 +1415,9 @@ mod tests {
         // 2 prime sets, 1 spend, 1 presignature, identity, key check.
         assert_eq!(n, 6);
         drop(s);
-        assert!(matches!(
-            Store::open(&p, &hex_key(1)),
-            Err(StoreError::WrongKey)
-        ));
+        assert!(matches!(p.open(&hex_key(1)), Err(StoreError::WrongKey)));
         let new = KeySource::Passphrase(Zeroizing::new("a long new passphrase".into()));
-        let s = Store::open(&p, &new).unwrap();
+        let s = p.open(&new).unwrap();
         assert_eq!(s.load_or_create_identity().unwrap().public(), id);
         assert_eq!(s.prime_count().unwrap(), 2);
         assert!(s.pop_primes().unwrap().is_some());
@@ -1510,78 +1427,65 @@ mod tests {
             PresigTake::Taken(ref v) if v == "secret presignature"
         ));
         // A damaged record: nothing is rekeyed.
-        let tx = s.db.begin_write().unwrap();
-        tx.open_table(PRIMES)
-            .unwrap()
-            .insert(99u64, [RECORD_VERSION; 60].as_slice())
+        s.write(|tx| Ok((tx.seq_put(99, &[RECORD_VERSION; 60])?, Outcome::Commit)))
             .unwrap();
-        tx.commit().unwrap();
         assert!(matches!(
             s.rekey(&hex_key(3)),
             Err(StoreError::Tampered { .. })
         ));
         drop(s);
-        Store::open(&p, &new).expect("still under the passphrase key");
+        p.open(&new).expect("still under the passphrase key");
     }
 
-    #[test]
-    fn wrong_key_is_refused() {
-        let p = tmp("wrongkey");
-        let s = Store::open(&p, &hex_key(1)).unwrap();
+    fn wrong_key_is_refused(mk: &dyn Fn() -> Place) {
+        let p = mk();
+        let s = p.open(&hex_key(1)).unwrap();
         let id = s.load_or_create_identity().unwrap();
         drop(s);
+        assert!(matches!(p.open(&hex_key(2)), Err(StoreError::WrongKey)));
         assert!(matches!(
-            Store::open(&p, &hex_key(2)),
+            p.open(&KeySource::InsecureDev),
             Err(StoreError::WrongKey)
         ));
-        assert!(matches!(
-            Store::open(&p, &KeySource::InsecureDev),
-            Err(StoreError::WrongKey)
-        ));
-        let s = Store::open(&p, &hex_key(1)).unwrap();
+        let s = p.open(&hex_key(1)).unwrap();
         assert_eq!(s.load_or_create_identity().unwrap().public(), id.public());
         assert!(matches!(
-            Store::open(
-                &tmp("badhex"),
-                &KeySource::Hex(Zeroizing::new("abcd".into()))
-            ),
+            mk().open(&KeySource::Hex(Zeroizing::new("abcd".into()))),
             Err(StoreError::BadKey(_))
         ));
     }
 
-    #[test]
-    fn passphrase_key() {
-        let p = tmp("pass");
+    fn passphrase_key(mk: &dyn Fn() -> Place) {
+        let p = mk();
         let pass = |s: &str| KeySource::Passphrase(Zeroizing::new(s.into()));
-        Store::open(&p, &pass("correct horse battery"))
+        p.open(&pass("correct horse battery"))
             .unwrap()
             .push_primes(&set(1))
             .unwrap();
         assert!(matches!(
-            Store::open(&p, &pass("wrong horse battery")),
+            p.open(&pass("wrong horse battery")),
             Err(StoreError::WrongKey)
         ));
-        let s = Store::open(&p, &pass("correct horse battery")).unwrap();
+        let s = p.open(&pass("correct horse battery")).unwrap();
         assert_eq!(s.pop_primes().unwrap(), Some(set(1)));
         assert!(matches!(
-            Store::open(&tmp("short"), &pass("short")),
+            mk().open(&pass("short")),
             Err(StoreError::BadKey(_))
         ));
     }
 
-    #[test]
-    fn records_are_encrypted_and_authenticated() {
-        let p = tmp("tamper");
-        let s = Store::open(&p, &hex_key(3)).unwrap();
+    fn records_are_encrypted_and_authenticated(mk: &dyn Fn() -> Place) {
+        let p = mk();
+        let s = p.open(&hex_key(3)).unwrap();
         s.push_primes(&set(0x10)).unwrap();
         s.push_primes(&set(0x20)).unwrap();
         s.push_primes(&set(0x30)).unwrap();
         assert_eq!(s.prime_count().unwrap(), 3);
         // Plaintext never reaches the file.
         drop(s);
-        let raw = std::fs::read(&p).unwrap();
+        let raw = p.raw();
         assert!(!raw.windows(6).any(|w| w == b"\"10\",\""));
-        let s = Store::open(&p, &hex_key(3)).unwrap();
+        let s = p.open(&hex_key(3)).unwrap();
         // Flip one ciphertext bit of record 0.
         s.edit_prime_record(0, 0, |v| {
             let n = v.len() - 1;
@@ -1596,9 +1500,8 @@ mod tests {
         assert_eq!(s.pop_primes().unwrap(), None);
     }
 
-    #[test]
-    fn presignatures_are_taken_once_and_persist() {
-        let p = tmp("presig");
+    fn presignatures_are_taken_once_and_persist(mk: &dyn Fn() -> Place) {
+        let p = mk();
         let slot = PresigSlot {
             wallet_id: "w1".into(),
             account_id: "account-0".into(),
@@ -1609,7 +1512,7 @@ mod tests {
             party: 2,
             ..slot.clone()
         };
-        let s = Store::open(&p, &hex_key(5)).unwrap();
+        let s = p.open(&hex_key(5)).unwrap();
         s.put_presignature(&slot, "a", &"secret-a".to_string())
             .unwrap();
         s.put_presignature(&slot, "b", &"secret-b".to_string())
@@ -1629,10 +1532,10 @@ mod tests {
         );
         // Plaintext never reaches the file.
         drop(s);
-        let raw = std::fs::read(&p).unwrap();
+        let raw = p.raw();
         assert!(!raw.windows(8).any(|w| w == b"secret-b"));
         // After a restart: consumed stays consumed, can never come back.
-        let s = Store::open(&p, &hex_key(5)).unwrap();
+        let s = p.open(&hex_key(5)).unwrap();
         assert_eq!(
             s.take_presignature::<String>(&slot, "a", 2).unwrap(),
             PresigTake::Used
@@ -1669,9 +1572,8 @@ mod tests {
     /// Pools are per path: ids listed per path, a take or a state at another path
     /// than the presignature's refuses WITHOUT consuming it, release and purge clear
     /// the path index too.
-    #[test]
-    fn presignatures_belong_to_their_path() {
-        let p = tmp("presig-path");
+    fn presignatures_belong_to_their_path(mk: &dyn Fn() -> Place) {
+        let p = mk();
         let root = PresigSlot {
             wallet_id: "w1".into(),
             account_id: "hd-0".into(),
@@ -1683,7 +1585,7 @@ mod tests {
             ..root.clone()
         };
         let (p0, p1) = (at("m/44/60/0/0/0"), at("m/44/60/0/0/1"));
-        let s = Store::open(&p, &hex_key(7)).unwrap();
+        let s = p.open(&hex_key(7)).unwrap();
         s.put_presignature(&p0, "a", &"a0".to_string()).unwrap();
         s.put_presignature(&p1, "b", &"b1".to_string()).unwrap();
         s.put_presignature(&root, "c", &"cr".to_string()).unwrap();
@@ -1738,22 +1640,20 @@ mod tests {
             .unwrap()
             .contains_key("m/44/60/0/0/1"));
         s.purge_presignatures(0, 5).unwrap();
-        let tx = s.db.begin_read().unwrap();
-        assert_eq!(tx.open_table(PRESIG_PATHS).unwrap().len().unwrap(), 0);
+        assert_eq!(s.read(|tx| tx.count(Table::PresignaturePaths)).unwrap(), 0);
     }
 
     /// Asking about an unknown or used id (or an available one) changes nothing: the
     /// same ids stay available, used and unknown, and a take still works once.
-    #[test]
-    fn presignature_state_is_read_only() {
-        let p = tmp("presig-state");
+    fn presignature_state_is_read_only(mk: &dyn Fn() -> Place) {
+        let p = mk();
         let slot = PresigSlot {
             wallet_id: "w1".into(),
             account_id: "account-0".into(),
             party: 0,
             path: ROOT_PATH.into(),
         };
-        let s = Store::open(&p, &hex_key(6)).unwrap();
+        let s = p.open(&hex_key(6)).unwrap();
         s.put_presignature(&slot, "live", &"secret".to_string())
             .unwrap();
         s.put_presignature(&slot, "gone", &"old".to_string())
@@ -1763,28 +1663,13 @@ mod tests {
             PresigTake::Taken("old".into())
         );
         let snapshot = |s: &Store| {
-            let tx = s.db.begin_read().unwrap();
-            let a: Vec<(String, Vec<u8>)> = tx
-                .open_table(PRESIGS)
-                .unwrap()
-                .iter()
-                .unwrap()
-                .map(|r| {
-                    let (k, v) = r.unwrap();
-                    (k.value().to_string(), v.value().to_vec())
-                })
-                .collect();
-            let u: Vec<(String, u64)> = tx
-                .open_table(PRESIGS_USED)
-                .unwrap()
-                .iter()
-                .unwrap()
-                .map(|r| {
-                    let (k, v) = r.unwrap();
-                    (k.value().to_string(), v.value())
-                })
-                .collect();
-            (a, u)
+            s.read(|tx| {
+                Ok((
+                    tx.entries(Table::Presignatures, "")?,
+                    tx.entries_ms(Table::PresignaturesUsed)?,
+                ))
+            })
+            .unwrap()
         };
         let before = snapshot(&s);
         for _ in 0..3 {
@@ -1812,9 +1697,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn daily_spend_is_atomic_and_bounded() {
-        let s = Store::open(&tmp("spend"), &hex_key(4)).unwrap();
+    fn daily_spend_is_atomic_and_bounded(mk: &dyn Fn() -> Place) {
+        let s = mk().open(&hex_key(4)).unwrap();
         assert_eq!(s.add_daily_spend("w", 1, 60, 100).unwrap(), Ok(60));
         assert_eq!(s.add_daily_spend("w", 1, 50, 100).unwrap(), Err(60));
         assert_eq!(s.add_daily_spend("w", 1, 40, 100).unwrap(), Ok(100));
@@ -1831,11 +1715,10 @@ mod tests {
         assert_eq!(s.wallet_count().unwrap(), 0);
     }
 
-    #[test]
-    fn bitcoin_daily_spend_counts_a_txid_once_and_survives_a_reopen() {
-        let path = tmp("btc-spend");
+    fn bitcoin_daily_spend_counts_a_txid_once_and_survives_a_reopen(mk: &dyn Fn() -> Place) {
+        let path = mk();
         {
-            let s = Store::open(&path, &hex_key(4)).unwrap();
+            let s = path.open(&hex_key(4)).unwrap();
             assert_eq!(
                 s.add_bitcoin_daily_spend("w", 5, "aa", 60, 100).unwrap(),
                 Ok(60)
@@ -1854,7 +1737,7 @@ mod tests {
                 Ok(50)
             );
         }
-        let s = Store::open(&path, &hex_key(4)).unwrap();
+        let s = path.open(&hex_key(4)).unwrap();
         assert_eq!(
             s.add_bitcoin_daily_spend("w", 5, "aa", 60, 100).unwrap(),
             Ok(60)
@@ -1915,10 +1798,9 @@ mod tests {
         }
     }
 
-    #[test]
-    fn enrollments_persist_encrypted_and_are_spent_once() {
-        let p = tmp("enroll");
-        let s = Store::open(&p, &hex_key(5)).unwrap();
+    fn enrollments_persist_encrypted_and_are_spent_once(mk: &dyn Fn() -> Place) {
+        let p = mk();
+        let s = p.open(&hex_key(5)).unwrap();
         let e = enrollment("e1", 10_000);
         s.insert_enrollment(&e).unwrap();
         assert!(matches!(
@@ -1929,7 +1811,7 @@ mod tests {
         // serialization (its Paillier primes and moduli are long decimal or hex
         // strings) appears in the file.
         drop(s);
-        let raw = std::fs::read(&p).unwrap();
+        let raw = p.raw();
         let plain = serde_json::to_vec(&e.aux_info).unwrap();
         assert!(plain.len() > 1000, "the aux info serializes to {plain:?}");
         for piece in plain.chunks_exact(32) {
@@ -1940,11 +1822,8 @@ mod tests {
             );
         }
         // It survives a reopen, and only the right key opens it.
-        assert!(matches!(
-            Store::open(&p, &hex_key(6)),
-            Err(StoreError::WrongKey)
-        ));
-        let s = Store::open(&p, &hex_key(5)).unwrap();
+        assert!(matches!(p.open(&hex_key(6)), Err(StoreError::WrongKey)));
+        let s = p.open(&hex_key(5)).unwrap();
         let back = s.get_enrollment("e1").unwrap().unwrap();
         assert_eq!(back.device_identity, e.device_identity);
         assert_eq!(back.recovery_identity, e.recovery_identity);
@@ -1987,9 +1866,8 @@ mod tests {
         assert!(s.get_wallet("w3").unwrap().is_none());
     }
 
-    #[test]
-    fn expired_enrollments_are_purged() {
-        let s = Store::open(&tmp("enroll-purge"), &hex_key(7)).unwrap();
+    fn expired_enrollments_are_purged(mk: &dyn Fn() -> Place) {
+        let s = mk().open(&hex_key(7)).unwrap();
         s.insert_enrollment(&enrollment("old", 1_000)).unwrap();
         s.insert_enrollment(&enrollment("new", 9_000)).unwrap();
         assert_eq!(s.purge_enrollments(500).unwrap(), 0);
@@ -1998,4 +1876,43 @@ mod tests {
         assert!(s.get_enrollment("new").unwrap().is_some());
         assert_eq!(s.purge_enrollments(1_000).unwrap(), 0);
     }
+
+    /// The store's behaviour tests, on both backends: each on redb files, and all of
+    /// them on one PostgreSQL server (a database each).
+    macro_rules! on_both_backends {
+        ($($name:ident),* $(,)?) => {
+            mod on_redb {
+                $(
+                    #[test]
+                    fn $name() {
+                        super::$name(&super::redb_places(stringify!($name)))
+                    }
+                )*
+            }
+
+            #[test]
+            fn every_store_test_on_postgres() {
+                let server = pg_server::PgServer::start();
+                $(
+                    $name(&|| Place::Pg(server.database()));
+                )*
+            }
+        };
+    }
+
+    on_both_backends!(
+        a_registration_credential_is_consumed_once_and_expired_ids_are_pruned,
+        replay_nonces_persist_expire_and_a_malformed_entry_is_named,
+        rekey_moves_every_record_to_the_new_key_at_once,
+        wrong_key_is_refused,
+        passphrase_key,
+        records_are_encrypted_and_authenticated,
+        presignatures_are_taken_once_and_persist,
+        presignatures_belong_to_their_path,
+        presignature_state_is_read_only,
+        daily_spend_is_atomic_and_bounded,
+        bitcoin_daily_spend_counts_a_txid_once_and_survives_a_reopen,
+        enrollments_persist_encrypted_and_are_spent_once,
+        expired_enrollments_are_purged,
+    );
 }

@@ -1,0 +1,515 @@
+//! The shared backend: PostgreSQL, so that several cosigner instances serve the same
+//! wallets. One table per redb table (same names, same sealed values: PostgreSQL never
+//! sees a plaintext share), created by the migrations of `sign-service/migrations/`.
+//!
+//! Every write transaction runs at `SERIALIZABLE` isolation and is retried on a
+//! serialization failure or a deadlock: each store operation (a presignature take, a
+//! daily-spend check-and-add, a nonce or a registration recorded once, a prime set
+//! popped) behaves as if the instances ran them one at a time. Reads run at
+//! `REPEATABLE READ, READ ONLY` (one snapshot, never a conflict).
+//!
+//! Client: the synchronous `postgres` crate (it runs its own small runtime per
+//! connection: call it from blocking threads, never from async code), a few pooled
+//! connections, no TLS (`sslmode=disable` or the default `prefer`: use a loopback or
+//! Unix-socket connection, or a TLS proxy beside the cosigner).
+
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use postgres::error::SqlState;
+use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
+use rand_core::{OsRng, RngCore};
+
+use super::backend::{Kind, Outcome, StoreBackend, Table, Tx};
+use super::StoreError;
+
+/// The schema migrations, in order: (version, name, SQL). Each runs once, in the
+/// transaction that records it in `schema_version`.
+const MIGRATIONS: &[(i32, &str, &str)] =
+    &[(1, "store", include_str!("../../migrations/0001_store.sql"))];
+
+/// The advisory lock that serializes migrations of concurrent starts.
+const MIGRATION_LOCK: i64 = 0x7369_676e_2d73_7663; // "sign-svc"
+
+/// Attempts of one write transaction (serialization conflicts under contention).
+const MAX_ATTEMPTS: u32 = 200;
+
+/// Idle connections kept.
+const MAX_IDLE: usize = 8;
+
+/// An idle connection older than this is checked before use (the server may have
+/// restarted).
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(5);
+
+/// The connect timeout when the URL gives none.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The store in a PostgreSQL database.
+pub struct PgBackend {
+    config: Config,
+    idle: Mutex<Vec<(Client, Instant)>>,
+    label: String,
+}
+
+fn pg_err(label: &str) -> impl Fn(postgres::Error) -> StoreError + '_ {
+    move |e| {
+        if matches!(
+            e.code(),
+            Some(&SqlState::T_R_SERIALIZATION_FAILURE) | Some(&SqlState::T_R_DEADLOCK_DETECTED)
+        ) {
+            return StoreError::Conflict(e.to_string());
+        }
+        // The driver's error names the kind ("error connecting to server", "db error"),
+        // the server's message is its source.
+        let mut msg = format!("PostgreSQL {label}: {e}");
+        if let Some(db) = e.as_db_error() {
+            msg = format!(
+                "PostgreSQL {label}: {} ({})",
+                db.message(),
+                db.code().code()
+            );
+        } else if let Some(src) = std::error::Error::source(&e) {
+            msg.push_str(&format!(": {src}"));
+        }
+        StoreError::Db(msg)
+    }
+}
+
+fn to_i64(what: &str, v: u64) -> Result<i64, StoreError> {
+    i64::try_from(v)
+        .map_err(|_| StoreError::Malformed(what.to_string(), format!("{v} is out of range")))
+}
+
+fn to_u64(what: &str, v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Malformed(what.to_string(), format!("{v} < 0")))
+}
+
+fn typed(t: Table, kind: Kind) -> Result<&'static str, StoreError> {
+    if t.kind() == kind {
+        Ok(t.name())
+    } else {
+        Err(StoreError::Db(format!(
+            "table {} holds {:?} values, not {kind:?}",
+            t.name(),
+            t.kind()
+        )))
+    }
+}
+
+impl PgBackend {
+    /// Connects to the database of `url` (`postgres://user@host:port/db?...`, or the
+    /// key=value form), with `password` if given (else the URL's, if any), and brings
+    /// its schema up to date. The URL is never logged with a password.
+    pub fn connect(url: &str, password: Option<&[u8]>) -> Result<Self, StoreError> {
+        let mut config = Config::from_str(url)
+            .map_err(|e| StoreError::Db(format!("invalid PostgreSQL URL: {e}")))?;
+        if let Some(p) = password {
+            config.password(p);
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(DEFAULT_CONNECT_TIMEOUT);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("sign-service");
+        }
+        let label = describe(&config);
+        let backend = PgBackend {
+            config,
+            idle: Mutex::new(Vec::new()),
+            label,
+        };
+        backend.migrate()?;
+        Ok(backend)
+    }
+
+    /// The schema version of the database (after [`PgBackend::connect`]: the latest).
+    pub fn schema_version(&self) -> Result<i32, StoreError> {
+        let mut client = self.client()?;
+        let err = pg_err(&self.label);
+        let v: Option<i32> = client
+            .query_one("SELECT max(version) FROM schema_version", &[])
+            .map_err(&err)?
+            .try_get(0)
+            .map_err(&err)?;
+        self.give_back(client);
+        Ok(v.unwrap_or(0))
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let err = pg_err(&self.label);
+        let mut tx = client.transaction().map_err(&err)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(&err)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_version (\
+               version integer PRIMARY KEY, \
+               name text NOT NULL, \
+               applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .map_err(&err)?;
+        let current: Option<i32> = tx
+            .query_one("SELECT max(version) FROM schema_version", &[])
+            .map_err(&err)?
+            .try_get(0)
+            .map_err(&err)?;
+        let current = current.unwrap_or(0);
+        let latest = MIGRATIONS.last().map(|m| m.0).unwrap_or(0);
+        if current > latest {
+            return Err(StoreError::Db(format!(
+                "PostgreSQL {}: the schema is at version {current}, newer than this \
+                 sign-service knows ({latest}): run a newer sign-service",
+                self.label
+            )));
+        }
+        for (version, name, sql) in MIGRATIONS.iter().filter(|m| m.0 > current) {
+            tx.batch_execute(sql).map_err(&err)?;
+            tx.execute(
+                "INSERT INTO schema_version (version, name) VALUES ($1, $2)",
+                &[version, name],
+            )
+            .map_err(&err)?;
+            tracing::info!(version, name, store = %self.label, "store schema migrated");
+        }
+        tx.commit().map_err(&err)?;
+        self.give_back(client);
+        Ok(())
+    }
+
+    /// A pooled connection, or a new one.
+    fn client(&self) -> Result<Client, StoreError> {
+        loop {
+            let next = self
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .pop();
+            let Some((mut c, since)) = next else { break };
+            if c.is_closed() {
+                continue;
+            }
+            if since.elapsed() > CHECK_IDLE_AFTER && c.is_valid(Duration::from_secs(2)).is_err() {
+                continue;
+            }
+            return Ok(c);
+        }
+        self.config.connect(NoTls).map_err(|e| {
+            let mut msg = format!("cannot connect to PostgreSQL {}: {e}", self.label);
+            if let Some(src) = std::error::Error::source(&e) {
+                msg.push_str(&format!(" ({src})"));
+            }
+            StoreError::Db(msg)
+        })
+    }
+
+    fn give_back(&self, c: Client) {
+        if c.is_closed() {
+            return;
+        }
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push((c, Instant::now()));
+        }
+    }
+
+    fn backoff(attempt: u32) {
+        let cap_ms = 1u64 << attempt.min(6);
+        let ms = 1 + u64::from(OsRng.next_u32()) % cap_ms;
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+}
+
+impl Drop for PgBackend {
+    fn drop(&mut self) {
+        // Each connection owns a small runtime, which must not be dropped on an async
+        // thread: drop them on a thread of their own.
+        let idle = std::mem::take(
+            self.idle
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
+/// `postgres://user@host:port/db`, without the password.
+fn describe(c: &Config) -> String {
+    let host = match c.get_hosts().first() {
+        Some(postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        c.get_user().unwrap_or(""),
+        c.get_dbname().unwrap_or("")
+    )
+}
+
+impl StoreBackend for PgBackend {
+    fn read(
+        &self,
+        body: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut client = self.client()?;
+        let err = pg_err(&self.label);
+        let result = (|| {
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .map_err(&err)?;
+            let mut view = PgTx {
+                tx,
+                label: &self.label,
+                read_only: true,
+            };
+            body(&mut view)?;
+            view.tx.commit().map_err(&err)
+        })();
+        self.give_back(client);
+        result
+    }
+
+    fn write(
+        &self,
+        body: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>,
+    ) -> Result<(), StoreError> {
+        let err = pg_err(&self.label);
+        let mut attempt = 0;
+        loop {
+            let mut client = self.client()?;
+            let result = (|| {
+                let tx = client
+                    .build_transaction()
+                    .isolation_level(IsolationLevel::Serializable)
+                    .start()
+                    .map_err(&err)?;
+                let mut view = PgTx {
+                    tx,
+                    label: &self.label,
+                    read_only: false,
+                };
+                match body(&mut view)? {
+                    Outcome::Commit => view.tx.commit().map_err(&err),
+                    Outcome::Abort => view.tx.rollback().map_err(&err),
+                }
+            })();
+            self.give_back(client);
+            match result {
+                Err(StoreError::Conflict(_)) if attempt + 1 < MAX_ATTEMPTS => {
+                    attempt += 1;
+                    Self::backoff(attempt);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+}
+
+struct PgTx<'a> {
+    tx: Transaction<'a>,
+    label: &'a str,
+    read_only: bool,
+}
+
+impl PgTx<'_> {
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.read_only {
+            Err(StoreError::Db("a change in a read-only transaction".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn rows(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<postgres::Row>, StoreError> {
+        let label = self.label;
+        self.tx.query(sql, params).map_err(pg_err(label))
+    }
+
+    fn exec(
+        &mut self,
+        sql: &str,
+        params: &[&(dyn postgres::types::ToSql + Sync)],
+    ) -> Result<u64, StoreError> {
+        let label = self.label;
+        self.tx.execute(sql, params).map_err(pg_err(label))
+    }
+
+    fn col<'r, T: postgres::types::FromSql<'r>>(
+        &self,
+        row: &'r postgres::Row,
+        i: usize,
+    ) -> Result<T, StoreError> {
+        row.try_get(i).map_err(pg_err(self.label))
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn get(&mut self, t: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let name = typed(t, Kind::Bytes)?;
+        let rows = self.rows(&format!("SELECT value FROM {name} WHERE key = $1"), &[&key])?;
+        rows.first().map(|r| self.col(r, 0)).transpose()
+    }
+
+    fn put(&mut self, t: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.writable()?;
+        let name = typed(t, Kind::Bytes)?;
+        self.exec(
+            &format!(
+                "INSERT INTO {name} (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn get_ms(&mut self, t: Table, key: &str) -> Result<Option<u64>, StoreError> {
+        let name = typed(t, Kind::Ms)?;
+        let rows = self.rows(&format!("SELECT value FROM {name} WHERE key = $1"), &[&key])?;
+        match rows.first() {
+            Some(r) => Ok(Some(to_u64(name, self.col(r, 0)?)?)),
+            None => Ok(None),
+        }
+    }
+
+    fn put_ms(&mut self, t: Table, key: &str, value: u64) -> Result<(), StoreError> {
+        self.writable()?;
+        let name = typed(t, Kind::Ms)?;
+        let v = to_i64(name, value)?;
+        self.exec(
+            &format!(
+                "INSERT INTO {name} (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            &[&key, &v],
+        )?;
+        Ok(())
+    }
+
+    fn get_text(&mut self, t: Table, key: &str) -> Result<Option<String>, StoreError> {
+        let name = typed(t, Kind::Text)?;
+        let rows = self.rows(&format!("SELECT value FROM {name} WHERE key = $1"), &[&key])?;
+        rows.first().map(|r| self.col(r, 0)).transpose()
+    }
+
+    fn put_text(&mut self, t: Table, key: &str, value: &str) -> Result<(), StoreError> {
+        self.writable()?;
+        let name = typed(t, Kind::Text)?;
+        self.exec(
+            &format!(
+                "INSERT INTO {name} (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"
+            ),
+            &[&key, &value],
+        )?;
+        Ok(())
+    }
+
+    fn remove(&mut self, t: Table, key: &str) -> Result<bool, StoreError> {
+        self.writable()?;
+        if t.kind() == Kind::Sequence {
+            return Err(StoreError::Db(format!(
+                "table {} is keyed by numbers",
+                t.name()
+            )));
+        }
+        let n = self.exec(&format!("DELETE FROM {} WHERE key = $1", t.name()), &[&key])?;
+        Ok(n > 0)
+    }
+
+    fn entries(&mut self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let name = typed(t, Kind::Bytes)?;
+        let rows = self.rows(
+            &format!("SELECT key, value FROM {name} WHERE starts_with(key, $1) ORDER BY key"),
+            &[&prefix],
+        )?;
+        rows.iter()
+            .map(|r| Ok((self.col(r, 0)?, self.col(r, 1)?)))
+            .collect()
+    }
+
+    fn entries_ms(&mut self, t: Table) -> Result<Vec<(String, u64)>, StoreError> {
+        let name = typed(t, Kind::Ms)?;
+        let rows = self.rows(&format!("SELECT key, value FROM {name} ORDER BY key"), &[])?;
+        rows.iter()
+            .map(|r| Ok((self.col(r, 0)?, to_u64(name, self.col(r, 1)?)?)))
+            .collect()
+    }
+
+    fn count(&mut self, t: Table) -> Result<u64, StoreError> {
+        let rows = self.rows(&format!("SELECT count(*) FROM {}", t.name()), &[])?;
+        let n: i64 = match rows.first() {
+            Some(r) => self.col(r, 0)?,
+            None => 0,
+        };
+        to_u64(t.name(), n)
+    }
+
+    fn seq_last(&mut self) -> Result<Option<u64>, StoreError> {
+        let rows = self.rows("SELECT max(key) FROM prime_pool", &[])?;
+        let n: Option<i64> = match rows.first() {
+            Some(r) => self.col(r, 0)?,
+            None => None,
+        };
+        n.map(|n| to_u64("prime_pool", n)).transpose()
+    }
+
+    fn seq_put(&mut self, n: u64, value: &[u8]) -> Result<(), StoreError> {
+        self.writable()?;
+        let n = to_i64("prime_pool", n)?;
+        self.exec(
+            "INSERT INTO prime_pool (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[&n, &value],
+        )?;
+        Ok(())
+    }
+
+    fn seq_pop_first(&mut self) -> Result<Option<(u64, Vec<u8>)>, StoreError> {
+        self.writable()?;
+        let rows = self.rows(
+            "DELETE FROM prime_pool WHERE key = (SELECT min(key) FROM prime_pool) \
+             RETURNING key, value",
+            &[],
+        )?;
+        match rows.first() {
+            Some(r) => Ok(Some((
+                to_u64("prime_pool", self.col(r, 0)?)?,
+                self.col(r, 1)?,
+            ))),
+            None => Ok(None),
+        }
+    }
+
+    fn seq_remove(&mut self, n: u64) -> Result<bool, StoreError> {
+        self.writable()?;
+        let n = to_i64("prime_pool", n)?;
+        Ok(self.exec("DELETE FROM prime_pool WHERE key = $1", &[&n])? > 0)
+    }
+
+    fn seq_entries(&mut self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let rows = self.rows("SELECT key, value FROM prime_pool ORDER BY key", &[])?;
+        rows.iter()
+            .map(|r| Ok((to_u64("prime_pool", self.col(r, 0)?)?, self.col(r, 1)?)))
+            .collect()
+    }
+}
