@@ -153,7 +153,7 @@ pub trait StoreBackend: Send + Sync {
     /// Runs `body` in one read-only transaction (one consistent snapshot).
     fn read(
         &self,
-        body: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<(), StoreError> + Send),
     ) -> Result<(), StoreError>;
 
     /// Runs `body` in one write transaction, committed when it returns
@@ -164,7 +164,7 @@ pub trait StoreBackend: Send + Sync {
     /// the transaction other than values it hands back.
     fn write(
         &self,
-        body: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError> + Send),
     ) -> Result<(), StoreError>;
 
     /// Where the data is, for logs and errors (never a password).

@@ -117,6 +117,10 @@ pub enum StoreError {
     /// The enrollment a wallet is committed from is unknown, expired or already spent.
     #[error("enrollment {0} is unknown, expired or already spent")]
     EnrollmentGone(String),
+    /// The database cannot be reached (PostgreSQL down, the connection lost): nothing
+    /// was changed, or the change's fate is unknown; the operation may be retried.
+    #[error("key store database unavailable: {0}")]
+    Unavailable(String),
     /// A transaction conflicted with a concurrent one (another instance sharing a
     /// PostgreSQL store) as often as the backend retries it: nothing was changed; the
     /// operation may be retried.
@@ -544,9 +548,9 @@ impl Store {
     }
 
     /// Runs `body` in one read transaction; returns its value.
-    fn read<R>(
+    fn read<R: Send>(
         &self,
-        mut body: impl FnMut(&mut dyn Tx) -> Result<R, StoreError>,
+        mut body: impl FnMut(&mut dyn Tx) -> Result<R, StoreError> + Send,
     ) -> Result<R, StoreError> {
         let mut out = None;
         self.backend.read(&mut |tx| {
@@ -558,9 +562,9 @@ impl Store {
 
     /// Runs `body` in one write transaction (committed or not as it says; possibly
     /// run again after a conflict); returns its value.
-    fn write<R>(
+    fn write<R: Send>(
         &self,
-        mut body: impl FnMut(&mut dyn Tx) -> Result<(R, Outcome), StoreError>,
+        mut body: impl FnMut(&mut dyn Tx) -> Result<(R, Outcome), StoreError> + Send,
     ) -> Result<R, StoreError> {
         let mut out = None;
         self.backend.write(&mut |tx| {
@@ -1227,7 +1231,7 @@ impl Store {
     }
 
     #[cfg(test)]
-    fn edit_prime_record(&self, from: u64, to: u64, f: impl Fn(&mut Vec<u8>)) {
+    fn edit_prime_record(&self, from: u64, to: u64, f: impl Fn(&mut Vec<u8>) + Sync) {
         self.write(|tx| {
             let mut v = tx
                 .seq_entries()?
@@ -2101,7 +2105,7 @@ mod two_instances {
         assert_eq!(s.wallet_count().unwrap(), 0);
         server.stop();
         let e = s.wallet_count().unwrap_err();
-        assert!(matches!(e, StoreError::Db(_)), "{e:?}");
+        assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
         assert!(e.to_string().contains("PostgreSQL"), "{e}");
         assert!(!e.to_string().contains("password"), "{e}");
         let e = Store::open_postgres(&url, None, &key()).unwrap_err();

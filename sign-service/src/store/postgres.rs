@@ -8,9 +8,11 @@
 //! popped) behaves as if the instances ran them one at a time. Reads run at
 //! `REPEATABLE READ, READ ONLY` (one snapshot, never a conflict).
 //!
-//! Client: the synchronous `postgres` crate (it runs its own small runtime per
-//! connection: call it from blocking threads, never from async code), a few pooled
-//! connections, no TLS (`sslmode=disable` or the default `prefer`: use a loopback or
+//! Client: the synchronous `postgres` crate, a few pooled connections. Each connection
+//! runs a small runtime of its own, which must not be driven from a thread of the
+//! service's tokio runtime: a call made with a runtime entered (an async task, or a
+//! `spawn_blocking` thread) runs on a short-lived thread of its own and blocks the
+//! caller like a redb call does. Connections: no TLS (`sslmode=disable` or the default `prefer`: use a loopback or
 //! Unix-socket connection, or a TLS proxy beside the cosigner).
 
 use std::str::FromStr;
@@ -62,17 +64,26 @@ fn pg_err(label: &str) -> impl Fn(postgres::Error) -> StoreError + '_ {
         }
         // The driver's error names the kind ("error connecting to server", "db error"),
         // the server's message is its source.
-        let mut msg = format!("PostgreSQL {label}: {e}");
         if let Some(db) = e.as_db_error() {
-            msg = format!(
+            let msg = format!(
                 "PostgreSQL {label}: {} ({})",
                 db.message(),
                 db.code().code()
             );
-        } else if let Some(src) = std::error::Error::source(&e) {
+            // Class 08 (connection exception), 57P0x (the server shutting down).
+            let code = db.code().code();
+            return if code.starts_with("08") || code.starts_with("57P0") {
+                StoreError::Unavailable(msg)
+            } else {
+                StoreError::Db(msg)
+            };
+        }
+        let mut msg = format!("PostgreSQL {label}: {e}");
+        if let Some(src) = std::error::Error::source(&e) {
             msg.push_str(&format!(": {src}"));
         }
-        StoreError::Db(msg)
+        // No server error: the connection failed or was lost.
+        StoreError::Unavailable(msg)
     }
 }
 
@@ -119,12 +130,16 @@ impl PgBackend {
             idle: Mutex::new(Vec::new()),
             label,
         };
-        backend.migrate()?;
+        off_runtime(|| backend.migrate())?;
         Ok(backend)
     }
 
     /// The schema version of the database (after [`PgBackend::connect`]: the latest).
     pub fn schema_version(&self) -> Result<i32, StoreError> {
+        off_runtime(|| self.schema_version_here())
+    }
+
+    fn schema_version_here(&self) -> Result<i32, StoreError> {
         let mut client = self.client()?;
         let err = pg_err(&self.label);
         let v: Option<i32> = client
@@ -199,7 +214,7 @@ impl PgBackend {
             if let Some(src) = std::error::Error::source(&e) {
                 msg.push_str(&format!(" ({src})"));
             }
-            StoreError::Db(msg)
+            StoreError::Unavailable(msg)
         })
     }
 
@@ -254,10 +269,42 @@ fn describe(c: &Config) -> String {
     )
 }
 
+/// Runs `f` where the client's own runtime may run: on this thread when no tokio
+/// runtime is entered here, else on a scoped thread (the caller waits).
+fn off_runtime<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(r) => r,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 impl StoreBackend for PgBackend {
     fn read(
         &self,
-        body: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<(), StoreError> + Send),
+    ) -> Result<(), StoreError> {
+        off_runtime(|| self.read_here(body))
+    }
+
+    fn write(
+        &self,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError> + Send),
+    ) -> Result<(), StoreError> {
+        off_runtime(|| self.write_here(body))
+    }
+
+    fn describe(&self) -> String {
+        self.label.clone()
+    }
+}
+
+impl PgBackend {
+    fn read_here(
+        &self,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<(), StoreError> + Send),
     ) -> Result<(), StoreError> {
         let mut client = self.client()?;
         let err = pg_err(&self.label);
@@ -280,9 +327,9 @@ impl StoreBackend for PgBackend {
         result
     }
 
-    fn write(
+    fn write_here(
         &self,
-        body: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError> + Send),
     ) -> Result<(), StoreError> {
         let err = pg_err(&self.label);
         let mut attempt = 0;
@@ -313,10 +360,6 @@ impl StoreBackend for PgBackend {
                 other => return other,
             }
         }
-    }
-
-    fn describe(&self) -> String {
-        self.label.clone()
     }
 }
 

@@ -79,7 +79,7 @@ impl RedbBackend {
 impl StoreBackend for RedbBackend {
     fn read(
         &self,
-        body: &mut dyn FnMut(&mut dyn Tx) -> Result<(), StoreError>,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<(), StoreError> + Send),
     ) -> Result<(), StoreError> {
         let tx = self.db.begin_read().map_err(db_err)?;
         body(&mut Read(&tx))
@@ -87,7 +87,7 @@ impl StoreBackend for RedbBackend {
 
     fn write(
         &self,
-        body: &mut dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError>,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError> + Send),
     ) -> Result<(), StoreError> {
         let tx = self.db.begin_write().map_err(db_err)?;
         match body(&mut Write(&tx))? {
