@@ -2095,6 +2095,35 @@ mod two_instances {
         assert_eq!(b.prime_count().unwrap(), 0);
     }
 
+    /// The migrations run once (concurrent starts included) and are recorded; a
+    /// database migrated by a newer sign-service is refused, naming the versions.
+    #[test]
+    fn migrations_run_once_and_a_newer_schema_is_refused() {
+        let server = pg_server::PgServer::start();
+        let url = server.database();
+        let starts: Vec<_> = (0..4)
+            .map(|_| {
+                let url = url.clone();
+                std::thread::spawn(move || postgres::PgBackend::connect(&url, None).map(|_| ()))
+            })
+            .collect();
+        for s in starts {
+            s.join().unwrap().unwrap();
+        }
+        let backend = postgres::PgBackend::connect(&url, None).unwrap();
+        assert_eq!(backend.schema_version().unwrap(), 1);
+        let mut c = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let rows = c.query("SELECT version FROM schema_version", &[]).unwrap();
+        assert_eq!(rows.len(), 1, "migrated once");
+        c.execute(
+            "INSERT INTO schema_version (version, name) VALUES (99, 'future')",
+            &[],
+        )
+        .unwrap();
+        let e = postgres::PgBackend::connect(&url, None).err().unwrap();
+        assert!(e.to_string().contains("version 99"), "{e}");
+    }
+
     /// The database down: a clear error (no panic), and the store works again once it
     /// is back (connections are re-made).
     #[test]

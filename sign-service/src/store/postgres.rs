@@ -157,13 +157,21 @@ impl PgBackend {
         let mut tx = client.transaction().map_err(&err)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
             .map_err(&err)?;
-        tx.batch_execute(
-            "CREATE TABLE IF NOT EXISTS schema_version (\
-               version integer PRIMARY KEY, \
-               name text NOT NULL, \
-               applied_at timestamptz NOT NULL DEFAULT now())",
-        )
-        .map_err(&err)?;
+        // Created only when missing: a role without CREATE can run a migrated database.
+        let exists: bool = tx
+            .query_one("SELECT to_regclass('schema_version') IS NOT NULL", &[])
+            .map_err(&err)?
+            .try_get(0)
+            .map_err(&err)?;
+        if !exists {
+            tx.batch_execute(
+                "CREATE TABLE schema_version (\
+                   version integer PRIMARY KEY, \
+                   name text NOT NULL, \
+                   applied_at timestamptz NOT NULL DEFAULT now())",
+            )
+            .map_err(&err)?;
+        }
         let current: Option<i32> = tx
             .query_one("SELECT max(version) FROM schema_version", &[])
             .map_err(&err)?
