@@ -16,7 +16,7 @@
 //! Unix-socket connection, or a TLS proxy beside the cosigner).
 
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use postgres::error::SqlState;
@@ -40,6 +40,12 @@ const MAX_ATTEMPTS: u32 = 200;
 /// Idle connections kept.
 const MAX_IDLE: usize = 8;
 
+/// Connections open at once (in use or idle) per store: more callers wait for one.
+pub const MAX_CONNECTIONS: usize = 16;
+
+/// How long a caller waits for a connection when all are in use.
+const CONNECTION_WAIT: Duration = Duration::from_secs(30);
+
 /// An idle connection older than this is checked before use (the server may have
 /// restarted).
 const CHECK_IDLE_AFTER: Duration = Duration::from_secs(5);
@@ -51,7 +57,41 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PgBackend {
     config: Config,
     idle: Mutex<Vec<(Client, Instant)>>,
+    /// Connections handed out (or being opened) now.
+    leased: Mutex<usize>,
+    returned: Condvar,
     label: String,
+}
+
+/// A connection handed out by [`PgBackend::client`], given back when dropped.
+struct Lease<'a> {
+    backend: &'a PgBackend,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client
+            .as_ref()
+            .expect("a lease holds its client until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+            .as_mut()
+            .expect("a lease holds its client until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.client.take() {
+            self.backend.give_back(c);
+        }
+    }
 }
 
 fn pg_err(label: &str) -> impl Fn(postgres::Error) -> StoreError + '_ {
@@ -128,6 +168,8 @@ impl PgBackend {
         let backend = PgBackend {
             config,
             idle: Mutex::new(Vec::new()),
+            leased: Mutex::new(0),
+            returned: Condvar::new(),
             label,
         };
         off_runtime(|| backend.migrate())?;
@@ -147,7 +189,6 @@ impl PgBackend {
             .map_err(&err)?
             .try_get(0)
             .map_err(&err)?;
-        self.give_back(client);
         Ok(v.unwrap_or(0))
     }
 
@@ -196,12 +237,42 @@ impl PgBackend {
             tracing::info!(version, name, store = %self.label, "store schema migrated");
         }
         tx.commit().map_err(&err)?;
-        self.give_back(client);
         Ok(())
     }
 
-    /// A pooled connection, or a new one.
-    fn client(&self) -> Result<Client, StoreError> {
+    /// A pooled connection, or a new one, once fewer than [`MAX_CONNECTIONS`] are
+    /// handed out.
+    fn client(&self) -> Result<Lease<'_>, StoreError> {
+        {
+            let leased = self
+                .leased
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let (mut leased, timeout) = self
+                .returned
+                .wait_timeout_while(leased, CONNECTION_WAIT, |n| *n >= MAX_CONNECTIONS)
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if timeout.timed_out() && *leased >= MAX_CONNECTIONS {
+                return Err(StoreError::Unavailable(format!(
+                    "PostgreSQL {}: all {MAX_CONNECTIONS} connections busy for {CONNECTION_WAIT:?}",
+                    self.label
+                )));
+            }
+            *leased += 1;
+        }
+        match self.connection() {
+            Ok(c) => Ok(Lease {
+                backend: self,
+                client: Some(c),
+            }),
+            Err(e) => {
+                self.release();
+                Err(e)
+            }
+        }
+    }
+
+    fn connection(&self) -> Result<Client, StoreError> {
         loop {
             let next = self
                 .idle
@@ -226,17 +297,26 @@ impl PgBackend {
         })
     }
 
-    fn give_back(&self, c: Client) {
-        if c.is_closed() {
-            return;
-        }
-        let mut idle = self
-            .idle
+    fn release(&self) {
+        let mut leased = self
+            .leased
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push((c, Instant::now()));
+        *leased = leased.saturating_sub(1);
+        self.returned.notify_one();
+    }
+
+    fn give_back(&self, c: Client) {
+        if !c.is_closed() {
+            let mut idle = self
+                .idle
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if idle.len() < MAX_IDLE {
+                idle.push((c, Instant::now()));
+            }
         }
+        self.release();
     }
 
     fn backoff(attempt: u32) {
@@ -331,7 +411,6 @@ impl PgBackend {
             body(&mut view)?;
             view.tx.commit().map_err(&err)
         })();
-        self.give_back(client);
         result
     }
 
@@ -359,7 +438,6 @@ impl PgBackend {
                     Outcome::Abort => view.tx.rollback().map_err(&err),
                 }
             })();
-            self.give_back(client);
             match result {
                 Err(StoreError::Conflict(_)) if attempt + 1 < MAX_ATTEMPTS => {
                     attempt += 1;
