@@ -152,3 +152,84 @@ async fn two_cosigners_share_one_postgres_store() {
     assert!(!a.log().contains("panicked"), "{}", a.log());
     assert!(!b.log().contains("panicked"), "{}", b.log());
 }
+
+/// The `sign-service` command on a PostgreSQL store: `store rekey` moves every record
+/// to the new key in one transaction (the old key no longer opens the store, the new
+/// one opens it with the same identity and prime sets), the PostgreSQL password comes
+/// from its file, and a URL holding a password is refused before anything starts,
+/// without repeating it.
+#[test]
+fn store_rekey_and_the_url_checks_on_postgres() {
+    const OLD: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let pg = PgServer::start();
+    let url = pg.database();
+    let dir = gateway_tests::process::TempDir::new("sign-service-pg-rekey").expect("tempdir");
+    let d = &dir.0;
+    let secret = |name: &str, text: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let p = d.join(name);
+        std::fs::write(&p, format!("{text}\n")).expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        p
+    };
+    let (old, new) = (secret("old.key", OLD), secret("new.key", &"ab".repeat(32)));
+    // The test server trusts loopback: the password is read and sent, not checked.
+    let password = secret("pg.password", "not-checked-by-a-trust-server");
+    let identity = {
+        let s = Store::open_postgres(&url, None, &KeySource::Hex(OLD.to_string().into()))
+            .expect("open with the old key");
+        s.push_primes(&mpc_core::primes::dev_fixture_primes()[1])
+            .expect("primes");
+        s.load_or_create_identity().expect("identity").public()
+    };
+    let command = |store_url: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sign-service"));
+        c.env("SIGN_SERVICE_STORE_URL", store_url)
+            .env("SIGN_SERVICE_STORE_PASSWORD_FILE", &password)
+            .env("SIGN_SERVICE_AUDIT_LOG", d.join("audit.jsonl"))
+            .env("SIGN_SERVICE_STORE_KEY_FILE", &old)
+            .env_remove("SIGN_SERVICE_STORE_KEY")
+            .env_remove("SIGN_SERVICE_STORE_PASSPHRASE")
+            .env_remove("SIGN_SERVICE_STORE_PASSPHRASE_FILE")
+            .env_remove("SIGN_SERVICE_CONFIG");
+        c
+    };
+    let out = command(&url)
+        .args(["store", "rekey", "--new-key-file"])
+        .arg(&new)
+        .output()
+        .expect("run rekey");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value =
+        serde_json::from_slice(out.stdout.trim_ascii()).expect("one JSON line");
+    // The prime set, the identity, the key check.
+    assert_eq!(line["records"], 3, "{line}");
+    assert!(matches!(
+        Store::open_postgres(&url, None, &KeySource::Hex(OLD.to_string().into())),
+        Err(sign_service::store::StoreError::WrongKey)
+    ));
+    let s = Store::open_postgres(&url, None, &KeySource::Hex("ab".repeat(32).into()))
+        .expect("open with the new key");
+    assert_eq!(
+        s.load_or_create_identity().expect("identity").public(),
+        identity
+    );
+    assert_eq!(s.prime_count().expect("primes"), 1);
+
+    let with_password = url.replace("wallet@", "wallet:hunter2@");
+    let out = command(&with_password)
+        .args(["store", "purge-presignatures"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("store_url") && err.contains("store_password_file"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "{err}");
+}

@@ -2132,6 +2132,9 @@ mod two_instances {
         let url = server.database();
         let s = Store::open_postgres(&url, None, &key()).unwrap();
         assert_eq!(s.wallet_count().unwrap(), 0);
+        // Idle through the outage: its pooled connection dies unnoticed.
+        let idle = Store::open_postgres(&url, None, &key()).unwrap();
+        assert_eq!(idle.wallet_count().unwrap(), 0);
         server.stop();
         let e = s.wallet_count().unwrap_err();
         assert!(matches!(e, StoreError::Unavailable(_)), "{e:?}");
@@ -2144,5 +2147,8 @@ mod two_instances {
         );
         server.restart();
         assert_eq!(s.wallet_count().unwrap(), 0);
+        // The dead connection is replaced at BEGIN, the first call succeeds.
+        assert_eq!(idle.wallet_count().unwrap(), 0);
+        assert_eq!(idle.add_daily_spend("w", 1, 5, 10).unwrap(), Ok(5));
     }
 }

@@ -110,11 +110,7 @@ impl PgServer {
         // A port found free may be taken before the server binds it: try a few.
         for attempt in 0..5 {
             server.port = free_port();
-            let opts = format!(
-                "-k {} -c listen_addresses=127.0.0.1 -p {} -c fsync=off -c max_connections=200",
-                server.dir.display(),
-                server.port
-            );
+            let opts = server.options();
             let log = server.dir.join("log");
             let ok = server.try_run(
                 "pg_ctl",
@@ -138,6 +134,17 @@ impl PgServer {
             }
         }
         unreachable!()
+    }
+
+    /// The server's options: its socket in its folder, loopback TCP on its port, no
+    /// fsync (a test's data need not survive a crash), little shared memory.
+    fn options(&self) -> String {
+        format!(
+            "-k {} -c listen_addresses=127.0.0.1 -p {} -c fsync=off -c max_connections=100 \
+             -c shared_buffers=16MB",
+            self.dir.display(),
+            self.port
+        )
     }
 
     fn command(&self, tool: &str, args: &[&std::ffi::OsStr]) -> Command {
@@ -225,11 +232,7 @@ impl PgServer {
     pub fn restart(&self) {
         let data = self.dir.join("data");
         let log = self.dir.join("log");
-        let opts = format!(
-            "-k {} -c listen_addresses=127.0.0.1 -p {} -c fsync=off -c max_connections=200",
-            self.dir.display(),
-            self.port
-        );
+        let opts = self.options();
         self.run(
             "pg_ctl",
             &[

@@ -67,6 +67,8 @@ pub struct PgBackend {
 struct Lease<'a> {
     backend: &'a PgBackend,
     client: Option<Client>,
+    /// Taken from the idle connections (it may have died since).
+    reused: bool,
 }
 
 impl std::ops::Deref for Lease<'_> {
@@ -261,9 +263,10 @@ impl PgBackend {
             *leased += 1;
         }
         match self.connection() {
-            Ok(c) => Ok(Lease {
+            Ok((c, reused)) => Ok(Lease {
                 backend: self,
                 client: Some(c),
+                reused,
             }),
             Err(e) => {
                 self.release();
@@ -272,7 +275,8 @@ impl PgBackend {
         }
     }
 
-    fn connection(&self) -> Result<Client, StoreError> {
+    /// An idle connection (`true`) or a new one (`false`).
+    fn connection(&self) -> Result<(Client, bool), StoreError> {
         loop {
             let next = self
                 .idle
@@ -286,9 +290,9 @@ impl PgBackend {
             if since.elapsed() > CHECK_IDLE_AFTER && c.is_valid(Duration::from_secs(2)).is_err() {
                 continue;
             }
-            return Ok(c);
+            return Ok((c, true));
         }
-        self.config.connect(NoTls).map_err(|e| {
+        self.config.connect(NoTls).map(|c| (c, false)).map_err(|e| {
             let mut msg = format!("cannot connect to PostgreSQL {}: {e}", self.label);
             if let Some(src) = std::error::Error::source(&e) {
                 msg.push_str(&format!(" ({src})"));
@@ -394,57 +398,66 @@ impl PgBackend {
         &self,
         body: &mut (dyn FnMut(&mut dyn Tx) -> Result<(), StoreError> + Send),
     ) -> Result<(), StoreError> {
-        let mut client = self.client()?;
-        let err = pg_err(&self.label);
-        let result = (|| {
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .map_err(&err)?;
-            let mut view = PgTx {
-                tx,
-                label: &self.label,
-                read_only: true,
-            };
-            body(&mut view)?;
-            view.tx.commit().map_err(&err)
-        })();
-        result
+        self.transaction(IsolationLevel::RepeatableRead, true, &mut |tx| {
+            body(tx)?;
+            Ok(Outcome::Commit)
+        })
     }
 
     fn write_here(
         &self,
         body: &mut (dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError> + Send),
     ) -> Result<(), StoreError> {
-        let err = pg_err(&self.label);
         let mut attempt = 0;
         loop {
-            let mut client = self.client()?;
-            let result = (|| {
-                let tx = client
-                    .build_transaction()
-                    .isolation_level(IsolationLevel::Serializable)
-                    .start()
-                    .map_err(&err)?;
-                let mut view = PgTx {
-                    tx,
-                    label: &self.label,
-                    read_only: false,
-                };
-                match body(&mut view)? {
-                    Outcome::Commit => view.tx.commit().map_err(&err),
-                    Outcome::Abort => view.tx.rollback().map_err(&err),
-                }
-            })();
-            match result {
+            match self.transaction(IsolationLevel::Serializable, false, body) {
                 Err(StoreError::Conflict(_)) if attempt + 1 < MAX_ATTEMPTS => {
                     attempt += 1;
                     Self::backoff(attempt);
                 }
                 other => return other,
             }
+        }
+    }
+
+    /// Runs `body` in one transaction. A pooled connection that turns out dead at
+    /// `BEGIN` (the server restarted since it was used: nothing of the body ran) is
+    /// dropped and the transaction starts again on another one.
+    fn transaction(
+        &self,
+        isolation: IsolationLevel,
+        read_only: bool,
+        body: &mut (dyn FnMut(&mut dyn Tx) -> Result<Outcome, StoreError> + Send),
+    ) -> Result<(), StoreError> {
+        let err = pg_err(&self.label);
+        let mut dead = 0;
+        loop {
+            let mut lease = self.client()?;
+            let reused = lease.reused;
+            let tx = match lease
+                .build_transaction()
+                .isolation_level(isolation)
+                .read_only(read_only)
+                .start()
+            {
+                Ok(tx) => tx,
+                Err(e) => match err(e) {
+                    StoreError::Unavailable(_) if reused && dead < MAX_IDLE => {
+                        dead += 1;
+                        continue;
+                    }
+                    other => return Err(other),
+                },
+            };
+            let mut view = PgTx {
+                tx,
+                label: &self.label,
+                read_only,
+            };
+            return match body(&mut view)? {
+                Outcome::Commit => view.tx.commit().map_err(&err),
+                Outcome::Abort => view.tx.rollback().map_err(&err),
+            };
         }
     }
 }
