@@ -5,8 +5,9 @@
 #   scripts/setup.sh [PART...]        (no PART: all of them, what CI needs)
 #
 #   native    Debian m4 and pkg-config (GMP is built from source by gmp-mpfr-sys),
-#             softhsm2 (the PKCS#11 token the cosigner's HSM tests run against), and
+#             softhsm2 (the PKCS#11 token the cosigner's HSM tests run against),
 #             redis-server (the gateway's tests of its rooms on Redis start their own)
+#             and postgresql (the server the cosigner's PostgreSQL store tests start)
 #   web       the browser participant and the npm package: Node + npm, the
 #             wasm32-unknown-unknown target, wasm-bindgen-cli, clang + llvm-ar (the
 #             wasm core's libsecp256k1, via rust-bitcoin)
@@ -35,6 +36,9 @@ if want native; then
   command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
   [ -f /usr/lib/softhsm/libsofthsm2.so ] || need_apt+=(softhsm2)
   command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || need_apt+=(redis-server)
+  # PostgreSQL server binaries (initdb, pg_ctl): the cosigner's PostgreSQL store tests
+  # start their own server.
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 fi
 if want web || want bindings || want edge || want evm; then
   command -v npm >/dev/null 2>&1 || need_apt+=(nodejs npm)

@@ -82,10 +82,16 @@ impl State {
         let res = self
             .blocking(move |st| st.replay_record(&s, &n, rec.expiry_ms, &rec.expired))
             .await;
-        if res.is_err() {
-            self.replay.forget(&scope, nonce);
+        match res {
+            Ok(true) => Ok(()),
+            // Recorded already: accepted by another instance sharing the store. The
+            // entry stays in this instance's cache too (a replay either way).
+            Ok(false) => Err(AuthError::Replayed.into()),
+            Err(e) => {
+                self.replay.forget(&scope, nonce);
+                Err(e)
+            }
         }
-        res
     }
 
     /// Forgets a recorded nonce whose request was not served after all (CreateWallet

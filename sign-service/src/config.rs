@@ -31,6 +31,10 @@ pub const ENV_LOG_FORMAT: &str = "SIGN_SERVICE_LOG_FORMAT";
 pub const ENV_INSECURE_DEV_PRIMES: &str = "SIGN_SERVICE_INSECURE_DEV_PRIMES";
 /// The presignature rollback anchor file.
 pub const ENV_ROLLBACK_ANCHOR: &str = "SIGN_SERVICE_ROLLBACK_ANCHOR";
+/// The key store on PostgreSQL: its URL (`postgres://user@host:port/db`, no password).
+pub const ENV_STORE_URL: &str = "SIGN_SERVICE_STORE_URL";
+/// File holding the PostgreSQL password (first line) of `store_url`.
+pub const ENV_STORE_PASSWORD_FILE: &str = "SIGN_SERVICE_STORE_PASSWORD_FILE";
 /// File holding the 32-byte store key (64 hex digits, first line).
 pub const ENV_STORE_KEY_FILE: &str = "SIGN_SERVICE_STORE_KEY_FILE";
 /// File holding the store passphrase (first line).
@@ -93,6 +97,34 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
         key: key.into(),
         reason: reason.into(),
     }
+}
+
+/// Checks `store_url`: a `postgres://` or `postgresql://` URL the client accepts,
+/// without a password (it would end up in process listings, configuration backups and
+/// error messages: `store_password_file` holds it). The error never repeats the URL.
+fn check_store_url(url: &str) -> Result<(), ConfigError> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        return Err(invalid(
+            "store_url",
+            "must be a postgres:// or postgresql:// URL (unset it for the redb file key_store)",
+        ));
+    }
+    let parsed: ::postgres::Config = url
+        .parse()
+        .map_err(|e| invalid("store_url", format!("not a PostgreSQL URL: {e}")))?;
+    if parsed.get_password().is_some() {
+        return Err(invalid(
+            "store_url",
+            "holds a password: put it in store_password_file (SIGN_SERVICE_STORE_PASSWORD_FILE)",
+        ));
+    }
+    if parsed.get_dbname().is_none() {
+        return Err(invalid(
+            "store_url",
+            "names no database (postgres://user@host/DATABASE)",
+        ));
+    }
+    Ok(())
 }
 
 /// Log output format.
@@ -219,8 +251,18 @@ pub struct Config {
     pub threshold: u16,
     /// Parties (must be 3).
     pub total_participants: u16,
-    /// Key store (redb database file).
+    /// Key store (redb database file), when `store_url` is not set.
     pub key_store: PathBuf,
+    /// The key store on PostgreSQL instead of the redb file `key_store`:
+    /// `postgres://user@host:port/database` (or `postgresql://`; query parameters such
+    /// as `connect_timeout`, `options=-csearch_path%3Dcosigner` are passed on). Several
+    /// cosigner instances may share it. No password in it: see `store_password_file`.
+    /// No TLS: reach the database over loopback, a Unix socket (`host=/run/postgresql`)
+    /// or a TLS proxy.
+    pub store_url: Option<String>,
+    /// File whose first line is the PostgreSQL password of `store_url` (if the server
+    /// asks for one).
+    pub store_password_file: Option<PathBuf>,
     /// Append-only audit log (JSON lines).
     pub audit_log: PathBuf,
     /// The presignature rollback anchor (a small file OUTSIDE the key store; keep it off
@@ -332,6 +374,8 @@ impl Default for Config {
             threshold: 2,
             total_participants: 3,
             key_store: PathBuf::from("./data/sign-service.redb"),
+            store_url: None,
+            store_password_file: None,
             audit_log: PathBuf::from("./data/sign-service-audit.jsonl"),
             rollback_anchor: None,
             store_key_file: None,
@@ -475,6 +519,12 @@ impl Config {
         }
         if let Some(v) = get(ENV_KEY_STORE) {
             self.key_store = PathBuf::from(v);
+        }
+        if let Some(v) = get(ENV_STORE_URL) {
+            self.store_url = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = get(ENV_STORE_PASSWORD_FILE).filter(|v| !v.is_empty()) {
+            self.store_password_file = Some(PathBuf::from(v));
         }
         if let Some(v) = get(ENV_AUDIT_LOG) {
             self.audit_log = PathBuf::from(v);
@@ -707,6 +757,14 @@ impl Config {
                 "give only one of store_key_file and store_passphrase_file",
             ));
         }
+        if let Some(url) = &self.store_url {
+            check_store_url(url)?;
+        } else if self.store_password_file.is_some() {
+            return Err(invalid(
+                "store_password_file",
+                "is the password of store_url, which is not set",
+            ));
+        }
         if self.rollback_anchor_path() == self.key_store {
             return Err(invalid(
                 "rollback_anchor",
@@ -799,6 +857,44 @@ mod tests {
         let text = include_str!("../../config/sign-service.yaml");
         let c = Config::from_yaml(text).unwrap();
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn store_url_from_file_and_env_and_refused_with_a_password() {
+        let c = Config::from_yaml("store_url: postgres://cosigner@db:5432/wallet\n").unwrap();
+        c.validate().unwrap();
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            ENV_STORE_URL => Some("postgresql://cosigner@127.0.0.1/wallet".into()),
+            ENV_STORE_PASSWORD_FILE => Some("/run/secrets/pg".into()),
+            _ => None,
+        })
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.store_url.as_deref(),
+            Some("postgresql://cosigner@127.0.0.1/wallet")
+        );
+        assert_eq!(
+            c.store_password_file,
+            Some(PathBuf::from("/run/secrets/pg"))
+        );
+        for (bad, why) in [
+            ("postgres://cosigner:hunter2@db/wallet", "password"),
+            ("mysql://db/wallet", "postgres://"),
+            ("postgres://cosigner@db", "database"),
+        ] {
+            let c = Config::from_yaml(&format!("store_url: {bad}\n")).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("store_url") && e.contains(why), "{bad}: {e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+        let c = Config::from_yaml("store_password_file: /p\n").unwrap();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("store_password_file"));
     }
 
     #[test]

@@ -262,6 +262,9 @@ impl CosignerError {
             }
             E::Timeout(_) => ErrorCode::Timeout,
             E::GatewayUnavailable(_) => ErrorCode::GatewayUnavailable,
+            E::Store(StoreError::Unavailable(_) | StoreError::Conflict(_)) => {
+                ErrorCode::CosignerUnavailable
+            }
             E::Store(_) | E::Audit(_) | E::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -298,6 +301,7 @@ impl CosignerError {
             | E::PresignaturePathMismatch { .. } => Code::InvalidArgument,
             E::SessionFailed { .. } | E::CreationFailed(_) => Code::Aborted,
             E::Timeout(_) => Code::DeadlineExceeded,
+            E::Store(StoreError::Unavailable(_) | StoreError::Conflict(_)) => Code::Unavailable,
             E::Store(_) | E::Audit(_) | E::Internal(_) => Code::Internal,
         }
     }
@@ -331,6 +335,9 @@ impl CosignerError {
     /// failures, whose details stay in the cosigner's log.
     fn wire_message(&self) -> String {
         match self {
+            CosignerError::Store(StoreError::Unavailable(_) | StoreError::Conflict(_)) => {
+                "the cosigner's key store is unavailable; retry later".into()
+            }
             CosignerError::Store(_) => "internal error in the cosigner's key store".into(),
             CosignerError::Audit(_) => "the audit log cannot be written; request refused".into(),
             other => other.to_string(),
@@ -583,6 +590,12 @@ mod tests {
                 ErrorCode::Internal,
                 Code::Internal,
                 false,
+            ),
+            (
+                CosignerError::Store(StoreError::Unavailable("db host".into())),
+                ErrorCode::CosignerUnavailable,
+                Code::Unavailable,
+                true,
             ),
         ];
         for (e, code, grpc, retryable) in cases {

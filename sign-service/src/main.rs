@@ -351,8 +351,21 @@ fn open_store(cfg: &Config, insecure_dev_store_key: bool) -> anyhow::Result<Stor
              Anyone with the file can read every key share. Local tests only."
         );
     }
-    Store::open(&cfg.key_store, &source)
-        .with_context(|| format!("cannot open the key store {}", cfg.key_store.display()))
+    match &cfg.store_url {
+        None => Store::open(&cfg.key_store, &source)
+            .with_context(|| format!("cannot open the key store {}", cfg.key_store.display())),
+        Some(url) => {
+            let password = cfg
+                .store_password_file
+                .as_deref()
+                .map(|p| read_secret_file(p, "PostgreSQL password"))
+                .transpose()?;
+            let store = Store::open_postgres(url, password.as_ref().map(|p| p.as_bytes()), &source)
+                .context("cannot open the key store on PostgreSQL")?;
+            tracing::info!(key_store = %store.describe(), "key store on PostgreSQL");
+            Ok(store)
+        }
+    }
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -498,7 +511,7 @@ fn purge_presignatures(cfg: &Config, store: &Store) -> anyhow::Result<()> {
 fn rekey(cfg: &Config, store: &Store, new: &KeySource, kind: &str) -> anyhow::Result<()> {
     let records = store
         .rekey(new)
-        .with_context(|| format!("cannot rekey {}", cfg.key_store.display()))?;
+        .with_context(|| format!("cannot rekey {}", store.describe()))?;
     AuditLog::open(&cfg.audit_log)?.append(&AuditRecord {
         timestamp_ms: cosigner_api::auth::now_ms(),
         event: "store_rekey",
@@ -676,7 +689,7 @@ async fn serve(
         backend = mpc_core::BACKEND,
         identity = %state.public_identity(),
         gateway = %cfg.gateway_url,
-        key_store = %cfg.key_store.display(),
+        key_store = %state.store_description(),
         audit_log = %cfg.audit_log.display(),
         cors_origins = ?cfg.cors_origins,
         "sign-service listening (gRPC and gRPC-web)"

@@ -142,6 +142,11 @@ impl State {
         self.identity.public()
     }
 
+    /// Where the key store is (a redb file, a PostgreSQL database; never a password).
+    pub fn store_description(&self) -> String {
+        self.store.describe()
+    }
+
     /// Starts the background tasks (prime generation, expiry of pending wallets and of
     /// enrollments, running or stored).
     pub fn spawn_background(self: &Arc<Self>) {

@@ -18,6 +18,7 @@ mod observability;
 mod paillier_bound;
 mod pkcs11;
 mod policy;
+mod postgres;
 mod presign;
 mod presign_fair;
 mod registration;

@@ -269,48 +269,65 @@ pub async fn start_service_with_dev_wallets(
     kinds: &[mpc_core::AccountKind],
 ) -> (Service, Vec<Wallet>) {
     let dir = TempDir::new("sign-service-test").expect("tempdir");
-    let bundles = dev_wallet_bundles();
-    let mut made = Vec::new();
-    {
+    let made = {
         let store = sign_service::store::Store::open(
             &dir.0.join("store.redb"),
             &sign_service::store::KeySource::InsecureDev,
         )
         .expect("open store");
-        for (i, &kind) in kinds.iter().enumerate() {
-            let device = IdentityKey::generate().expect("id");
-            let recovery = IdentityKey::generate().expect("id");
-            let id = format!("dev-wallet-{i}");
-            let ours = dev_account(1, kind);
-            store
-                .insert_wallet(&sign_service::store::WalletRecord {
-                    wallet_id: id.clone(),
-                    label: "dev wallet".into(),
-                    kind,
-                    device_identity: device.public(),
-                    recovery_identity: recovery.public(),
-                    created_at_ms: 1_700_000_000_000,
-                    insecure_dev_primes: true,
-                    aux_info: bundles[1].aux_info.clone().expect("aux info"),
-                    accounts: [(ours.id.clone(), ours)].into_iter().collect(),
-                })
-                .expect("insert the dev wallet");
-            made.push((id, device, recovery, kind));
-        }
-    }
+        seed_dev_wallets(&store, kinds)
+    };
     let cfg = dir.0.join("sign-service.yaml");
     std::fs::write(&cfg, service_yaml(gateway, &dir.0, false, extra_yaml)).expect("write config");
-    let (child, url) = spawn(&dir.0, &cfg, &[]).await;
-    let svc = Service {
-        child,
-        url,
-        dir,
-        cfg,
-    };
+    let svc = start_service_in(dir, cfg).await;
     let cosigner = cosigner_identity(&mut svc.client().await).await;
+    (svc, dev_wallets(gateway, cosigner, made))
+}
+
+/// A wallet [`seed_dev_wallets`] committed: id, device and recovery identities, kind.
+pub type SeededWallet = (String, IdentityKey, IdentityKey, mpc_core::AccountKind);
+
+/// Commits one one-account wallet per entry of `kinds` to `store` (the dev wallet's
+/// shares and aux info, fresh device and recovery identities), named `dev-wallet-N`.
+pub fn seed_dev_wallets(
+    store: &sign_service::store::Store,
+    kinds: &[mpc_core::AccountKind],
+) -> Vec<SeededWallet> {
+    let bundles = dev_wallet_bundles();
+    let mut made = Vec::new();
+    for (i, &kind) in kinds.iter().enumerate() {
+        let device = IdentityKey::generate().expect("id");
+        let recovery = IdentityKey::generate().expect("id");
+        let id = format!("dev-wallet-{i}");
+        let ours = dev_account(1, kind);
+        store
+            .insert_wallet(&sign_service::store::WalletRecord {
+                wallet_id: id.clone(),
+                label: "dev wallet".into(),
+                kind,
+                device_identity: device.public(),
+                recovery_identity: recovery.public(),
+                created_at_ms: 1_700_000_000_000,
+                insecure_dev_primes: true,
+                aux_info: bundles[1].aux_info.clone().expect("aux info"),
+                accounts: [(ours.id.clone(), ours)].into_iter().collect(),
+            })
+            .expect("insert the dev wallet");
+        made.push((id, device, recovery, kind));
+    }
+    made
+}
+
+/// The device's and recovery's side of the wallets [`seed_dev_wallets`] committed,
+/// for the cosigner `cosigner`.
+pub fn dev_wallets(
+    gateway: &GatewayProcess,
+    cosigner: PublicIdentity,
+    made: Vec<SeededWallet>,
+) -> Vec<Wallet> {
+    let bundles = dev_wallet_bundles();
     let gw = GatewayClient::new(&gateway.base).expect("gateway client");
-    let wallets = made
-        .into_iter()
+    made.into_iter()
         .map(|(id, device, recovery, kind)| Wallet {
             id,
             device,
@@ -322,8 +339,7 @@ pub async fn start_service_with_dev_wallets(
             recovery_aux: bundles[2].aux_info.clone().expect("aux info"),
             recovery_accounts: vec![dev_account(2, kind)],
         })
-        .collect();
-    (svc, wallets)
+        .collect()
 }
 
 /// The one wallet of [`start_service_with_dev_wallets`].
