@@ -2,13 +2,14 @@
 // in wasm, so the suites share it): flows/wallet.ts creates and exercises the demo
 // wallet, flows/presign.ts fills and uses its presignature pool, flows/evm.ts signs with
 // it against a real node (anvil), flows/bitcoin.ts signs bitcoinjs-lib PSBTs with it,
-// and the cosigner is stopped last (flows/wallet.ts cosignerDownTest).
+// then the wallet is frozen from the page (flows/wallet.ts walletControlsTest) and the
+// cosigner is stopped last (cosignerDownTest).
 import { expect, test } from "@playwright/test";
 import { env, logPage, type DemoWallet } from "./flows/demo.js";
 import { bitcoinTests } from "./flows/bitcoin.js";
 import { evmTests } from "./flows/evm.js";
 import { presignTests } from "./flows/presign.js";
-import { cosignerDownTest, walletTests } from "./flows/wallet.js";
+import { cosignerDownTest, walletControlsTest, walletTests } from "./flows/wallet.js";
 
 test.describe.configure({ mode: "serial" });
 
@@ -29,4 +30,5 @@ walletTests(w);
 presignTests(w);
 evmTests(w);
 bitcoinTests(w);
+walletControlsTest(w);
 cosignerDownTest(w);

@@ -42,6 +42,8 @@ import type {
   SignPreimageOptions,
   StoredWalletInfo,
   WalletConfig,
+  WalletControlAction,
+  WalletControls,
   WalletInfo,
 } from "./types.js";
 import type { BackupFile, BackupImportResult, ExportBackupOptions, ImportBackupOptions } from "./types.js";
@@ -453,6 +455,22 @@ export class WalletCore {
     await storage.deleteWallet(this.walletName);
     // presign-web: the presignatures and tombstones of this wallet name go with it.
     await pool.deletePool(this.walletName);
+  }
+
+  /**
+   * A wallet control at the cosigner, signed by this device (`status`, `freeze`,
+   * `revokeDevice`; `unfreeze` needs the recovery party and fails with `config` here).
+   */
+  async walletControl(action: WalletControlAction, reason?: string): Promise<WalletControls> {
+    const rec = await this.record();
+    await this.wasm();
+    const party = await this.party(rec);
+    const host = this.flowHost(this.cosigner(), () => {});
+    try {
+      return (await party.walletControl(host, { action, reason: reason ?? "" })) as WalletControls;
+    } catch (e) {
+      throw flowError(e, `wallet control ${action}`);
+    }
   }
 
   // -------------------------------------------------------------------------------

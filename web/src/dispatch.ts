@@ -58,6 +58,8 @@ export async function dispatch(
       return core.exportBackup(a[0] as never);
     case "importBackup":
       return core.importBackup(a[0] as never, a[1] as never);
+    case "walletControl":
+      return core.walletControl(a[0] as never, a[1] as string | undefined);
     // presign-web: presignature pools.
     case "refillPresignatures":
       return core.refillPresignatures(a[0] as never);

@@ -58,6 +58,7 @@ import type {
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus } from "./types.js";
 import type { BackupFile, BackupImportResult, ExportBackupOptions, ImportBackupOptions } from "./types.js";
+import type { WalletControlAction, WalletControls } from "./types.js";
 
 export * from "./errors.js";
 export * from "./types.js";
@@ -281,6 +282,19 @@ export class WalletClient {
     const file = (await this.backend.call("exportBackup", [rest], onProgress, 0)) as BackupFile;
     if (typeof Blob !== "undefined") file.blob = new Blob([file.bytes as Uint8Array<ArrayBuffer>], { type: file.mimeType });
     return file;
+  }
+
+  /**
+   * The wallet's controls at the cosigner, for a lost or stolen device, signed by this
+   * device: `"status"` reads them; `"freeze"` stops all signing at once (until the
+   * recovery party asks to unfreeze and the cosigner's delay passed); `"revokeDevice"`
+   * retires this device for good (every later request fails with `unauthorized`,
+   * `details.walletRefusal === "identity_revoked"`). `"unfreeze"` needs the recovery
+   * party (`client --recovery wallet unfreeze`) and fails here with `config`.
+   * `reason` (at most 200 characters) goes to the cosigner's audit log.
+   */
+  walletControl(action: WalletControlAction, reason?: string): Promise<WalletControls> {
+    return this.backend.call("walletControl", [action, reason]) as Promise<WalletControls>;
   }
 
   /**

@@ -31,6 +31,8 @@ export type CoreMethod =
   // backup and restore
   | "exportBackup"
   | "importBackup"
+  // lost or stolen device: the wallet's controls at the cosigner
+  | "walletControl"
   // presign-web: presignature pools (served by the presign Worker in worker mode)
   | "refillPresignatures"
   | "presignPoolStatus";

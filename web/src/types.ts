@@ -710,6 +710,26 @@ export interface BackupImportResult {
   protection: "webcrypto" | "passphrase";
 }
 
+/** An action of {@link WalletClient.walletControl}. */
+export type WalletControlAction = "status" | "freeze" | "unfreeze" | "revokeDevice";
+
+/**
+ * A wallet's controls at the cosigner (lost or stolen device): whether it is frozen
+ * (nothing signs), a pending unfreeze, the revoked identities. A frozen wallet's
+ * signatures fail with `wallet_not_ready` and `details.walletRefusal === "frozen"`
+ * (`details.unfreezeAtMs` when pending); a revoked device's requests with
+ * `unauthorized` and `details.walletRefusal === "identity_revoked"`.
+ */
+export interface WalletControls {
+  frozen: boolean;
+  /** When the freeze began (ms since the Unix epoch). */
+  frozenAtMs?: number;
+  /** When a requested unfreeze takes effect (ms since the Unix epoch). */
+  unfreezeAtMs?: number;
+  /** Keygen indices whose identities are revoked (0: the device). */
+  revokedParties: number[];
+}
+
 /**
  * The `details.reason` of a failed import (always with one of these codes):
  * `wrong_passphrase` (code `wrong_passphrase`: the passphrase does not open the backup,

@@ -81,6 +81,8 @@ interface FlowErrorShape {
   sessionId?: string;
   enrollmentId?: string;
   enrollmentUnusable?: boolean;
+  walletRefusal?: "identity_revoked" | "frozen";
+  unfreezeAtMs?: number;
 }
 
 /**
@@ -93,7 +95,7 @@ export function flowError(e: unknown, context: string, extra: Record<string, unk
   const err = (e ?? {}) as FlowErrorShape;
   if (err.name !== "FlowError" || typeof err.code !== "string") return wasmError(e, context, extra);
   const details: Record<string, unknown> = { ...extra };
-  for (const k of ["retryable", "rule", "presignatureId", "presignature", "blamed", "stage", "sessionId", "enrollmentId", "enrollmentUnusable"] as const) {
+  for (const k of ["retryable", "rule", "presignatureId", "presignature", "blamed", "stage", "sessionId", "enrollmentId", "enrollmentUnusable", "walletRefusal", "unfreezeAtMs"] as const) {
     if (err[k] !== undefined) details[k] = err[k];
   }
   return errorForCode(err.code, `${context}: ${err.message ?? "failed"}`, details);

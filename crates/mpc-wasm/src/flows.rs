@@ -1073,6 +1073,63 @@ async fn report_outcome(host: &Host, account: &str, id: &str, outcome: &str) {
         .await;
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ControlIn {
+    action: String,
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ControlsOut {
+    frozen: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frozen_at_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unfreeze_at_ms: Option<u64>,
+    revoked_parties: Vec<u16>,
+}
+
+async fn control_flow(host: Host, party: Party, params: ControlIn) -> FlowResult<JsValue> {
+    use client_core::{ControlAction, ControlStep};
+    let action = match params.action.as_str() {
+        "status" => ControlAction::Status,
+        "freeze" => ControlAction::Freeze {
+            reason: params.reason,
+        },
+        "unfreeze" => ControlAction::Unfreeze,
+        "revokeDevice" => ControlAction::RevokeDevice {
+            reason: params.reason,
+        },
+        other => {
+            return Err(input(format!(
+                "unknown wallet control {other:?} (status, freeze, unfreeze, revokeDevice)"
+            )))
+        }
+    };
+    let mut step = client_core::Control::start(&party, action)?;
+    loop {
+        step = match step {
+            ControlStep::CallCosigner(call) => {
+                let method = call.method();
+                let (req, awaiting) = call.send(now_ms().max(0.0) as u64)?;
+                let reply = cosigner_reply(&host, method, &req).await?;
+                awaiting.reply_bytes(reply)?
+            }
+            ControlStep::Done(c) => {
+                return to_js(&ControlsOut {
+                    frozen: c.frozen,
+                    frozen_at_ms: c.frozen_at_ms,
+                    unfreeze_at_ms: c.unfreeze_at_ms,
+                    revoked_parties: c.revoked_parties,
+                })
+            }
+        };
+    }
+}
+
 async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsValue> {
     let started = now_ms();
     let digest = DigestKind::parse(&params.digest)
@@ -1452,6 +1509,21 @@ impl WalletParty {
             let host = Host::new(host)?;
             let params: SignIn = from_js("sign parameters", params)?;
             sign_flow(host, party, params).await
+        })
+    }
+
+    /// A wallet control at the cosigner, signed by this party (`client-core`'s
+    /// `Control`): `params` `{ action: "status" | "freeze" | "unfreeze" |
+    /// "revokeDevice", reason? }` (the device may freeze and revoke itself; only the
+    /// recovery party may unfreeze). Resolves to `{ frozen, frozenAtMs?, unfreezeAtMs?,
+    /// revokedParties }`; rejects with a `FlowError`.
+    #[wasm_bindgen(js_name = walletControl)]
+    pub fn wallet_control(&self, host: JsValue, params: JsValue) -> Promise {
+        let party = self.party.clone();
+        flow_promise(async move {
+            let host = Host::new(host)?;
+            let params: ControlIn = from_js("wallet control parameters", params)?;
+            control_flow(host, party, params).await
         })
     }
 

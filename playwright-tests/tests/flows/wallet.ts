@@ -214,6 +214,31 @@ export function walletTests(w: DemoWallet) {
 }
 
 /** Stops the cosigner (for good: run it last) and checks the page's error. */
+/**
+ * A lost device, from the page (the package's `walletControl`): the wallet's controls
+ * read, a freeze that stops signing at once (typed: `wallet_not_ready`, walletRefusal
+ * `frozen`), and the device refused the unfreeze (the recovery party's, tested natively:
+ * sign-service/tests/controls.rs, the e2e lifecycle). Runs last but the cosigner-down
+ * test: the demo wallet stays frozen.
+ */
+export function walletControlsTest(w: DemoWallet) {
+  test("a lost device: the page freezes the wallet, signing is refused by code, the device cannot unfreeze", async () => {
+    expect(await clientCall(w.page, "walletControl", ["status"])).toEqual({ frozen: false, revokedParties: [] });
+    const frozen = await clientCall<{ frozen: boolean; frozenAtMs?: number; revokedParties: number[] }>(w.page, "walletControl", [
+      "freeze",
+      "phone lost (playwright)",
+    ]);
+    expect(frozen).toMatchObject({ frozen: true, revokedParties: [] });
+    expect((frozen as { frozenAtMs?: number }).frozenAtMs).toBeGreaterThan(0);
+    expect(await clientCall(w.page, "signMessage", ["signed while frozen", { presign: "off" }])).toMatchObject({
+      error: { code: "wallet_not_ready", walletRefusal: "frozen" },
+    });
+    expect(await clientCall(w.page, "walletControl", ["unfreeze"])).toMatchObject({ error: { code: "config" } });
+    expect(await clientCall(w.page, "walletControl", ["thaw"])).toMatchObject({ error: { code: "invalid_input" } });
+    expect(await clientCall(w.page, "walletControl", ["status"])).toMatchObject({ frozen: true, revokedParties: [] });
+  });
+}
+
 export function cosignerDownTest(w: DemoWallet) {
   test("cosigner down: the page shows a clear error", async ({}, info) => {
     expect(env.cosignerPid).toBeGreaterThan(0);
@@ -245,7 +270,11 @@ export function cosignerDownTest(w: DemoWallet) {
 const BACKUP_PASS = "backup passphrase 4 e2e!";
 
 /** Calls a `WalletClient` method on the demo page's client; resolves to the result or `{ error: { code, reason } }`. */
-async function clientCall<T>(p: Page, method: string, args: unknown[]): Promise<T | { error: { code: string; reason?: string; message: string } }> {
+async function clientCall<T>(
+  p: Page,
+  method: string,
+  args: unknown[],
+): Promise<T | { error: { code: string; reason?: string; walletRefusal?: string; message: string } }> {
   return p.evaluate(
     async ([m, a]) => {
       const c = (window as unknown as { demo: { client: Record<string, (...x: unknown[]) => Promise<unknown>> } }).demo.client;
@@ -253,8 +282,8 @@ async function clientCall<T>(p: Page, method: string, args: unknown[]): Promise<
       try {
         return (await c[m as string]!(...(a as unknown[]).map(bytes))) as never;
       } catch (e) {
-        const err = e as { code: string; message: string; details?: { reason?: string } };
-        return { error: { code: err.code, reason: err.details?.reason, message: err.message } } as never;
+        const err = e as { code: string; message: string; details?: { reason?: string; walletRefusal?: string } };
+        return { error: { code: err.code, reason: err.details?.reason, walletRefusal: err.details?.walletRefusal, message: err.message } } as never;
       }
     },
     [method, args] as const,
