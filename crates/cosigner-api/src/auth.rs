@@ -274,188 +274,163 @@ pub trait AuthenticatedRequest {
     fn set_auth(&mut self, auth: pb::Auth);
 }
 
-impl AuthenticatedRequest for pb::ConfirmWalletRequest {
-    const METHOD: Method = Method::ConfirmWallet;
+/// Implements [`AuthenticatedRequest`] for a request with an `auth` field: its method
+/// and the digest of its canonical fields (`r` is the request).
+macro_rules! authenticated_request {
+    ($(#[$doc:meta])* $request:ty, $method:expr, |$r:ident| $digest:block) => {
+        impl AuthenticatedRequest for $request {
+            const METHOD: Method = $method;
+            $(#[$doc])*
+            fn request_digest(&self) -> [u8; 32] {
+                let $r = self;
+                $digest
+            }
+            fn auth(&self) -> Option<&pb::Auth> {
+                self.auth.as_ref()
+            }
+            fn set_auth(&mut self, auth: pb::Auth) {
+                self.auth = Some(auth);
+            }
+        }
+    };
+}
+
+authenticated_request!(
     /// Fields: number of entries (u32), then `account_id`, `public_key` of each entry in
     /// ascending `account_id` order.
-    fn request_digest(&self) -> [u8; 32] {
-        let mut entries: Vec<(&String, &String)> = self.public_keys.iter().collect();
+    pb::ConfirmWalletRequest,
+    Method::ConfirmWallet,
+    |r| {
+        let mut entries: Vec<(&String, &String)> = r.public_keys.iter().collect();
         entries.sort();
         let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-        let mut d = RequestDigest::new(Self::METHOD).u32(n);
+        let mut d = RequestDigest::new(Method::ConfirmWallet).u32(n);
         for (k, v) in entries {
             d = d.str(k).str(v);
         }
         d.finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::StartSignRequest {
-    const METHOD: Method = Method::StartSign;
+authenticated_request!(
     /// Fields: `account_id`, `derivation_path`, `preimage`, `digest` (u32),
     /// `payload_kind` (u32); for `BITCOIN_PSBT_INPUT` then `input_index` (u32) and
     /// `bitcoin_network` ([`RequestDigest::bitcoin_input`]).
-    fn request_digest(&self) -> [u8; 32] {
-        RequestDigest::new(Self::METHOD)
-            .str(&self.account_id)
-            .str(&self.derivation_path)
-            .bytes(&self.preimage)
-            .enum_i32(self.digest)
-            .enum_i32(self.payload_kind)
-            .bitcoin_input(self.payload_kind, self.input_index, &self.bitcoin_network)
+    pb::StartSignRequest,
+    Method::StartSign,
+    |r| {
+        RequestDigest::new(Method::StartSign)
+            .str(&r.account_id)
+            .str(&r.derivation_path)
+            .bytes(&r.preimage)
+            .enum_i32(r.digest)
+            .enum_i32(r.payload_kind)
+            .bitcoin_input(r.payload_kind, r.input_index, &r.bitcoin_network)
             .finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::GetPublicKeyRequest {
-    const METHOD: Method = Method::GetPublicKey;
+authenticated_request!(
     /// Fields: `account_id`, `derivation_path`.
-    fn request_digest(&self) -> [u8; 32] {
-        RequestDigest::new(Self::METHOD)
-            .str(&self.account_id)
-            .str(&self.derivation_path)
+    pb::GetPublicKeyRequest,
+    Method::GetPublicKey,
+    |r| {
+        RequestDigest::new(Method::GetPublicKey)
+            .str(&r.account_id)
+            .str(&r.derivation_path)
             .finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::ListAccountsRequest {
-    const METHOD: Method = Method::ListAccounts;
+authenticated_request!(
     /// No fields.
-    fn request_digest(&self) -> [u8; 32] {
-        RequestDigest::new(Self::METHOD).finish()
+    pb::ListAccountsRequest,
+    Method::ListAccounts,
+    |_r| {
+        RequestDigest::new(Method::ListAccounts).finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::RevokeDeviceRequest {
-    const METHOD: Method = Method::RevokeDevice;
+authenticated_request!(
     /// Fields: `reason`.
-    fn request_digest(&self) -> [u8; 32] {
-        RequestDigest::new(Self::METHOD).str(&self.reason).finish()
+    pb::RevokeDeviceRequest,
+    Method::RevokeDevice,
+    |r| {
+        RequestDigest::new(Method::RevokeDevice)
+            .str(&r.reason)
+            .finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::FreezeWalletRequest {
-    const METHOD: Method = Method::FreezeWallet;
+authenticated_request!(
     /// Fields: `reason`.
-    fn request_digest(&self) -> [u8; 32] {
-        RequestDigest::new(Self::METHOD).str(&self.reason).finish()
+    pb::FreezeWalletRequest,
+    Method::FreezeWallet,
+    |r| {
+        RequestDigest::new(Method::FreezeWallet)
+            .str(&r.reason)
+            .finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::UnfreezeWalletRequest {
-    const METHOD: Method = Method::UnfreezeWallet;
+authenticated_request!(
     /// No fields.
-    fn request_digest(&self) -> [u8; 32] {
-        RequestDigest::new(Self::METHOD).finish()
+    pb::UnfreezeWalletRequest,
+    Method::UnfreezeWallet,
+    |_r| {
+        RequestDigest::new(Method::UnfreezeWallet).finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::StartPresignRequest {
-    const METHOD: Method = Method::StartPresign;
+authenticated_request!(
     /// Fields: `account_id`, `count` (u32), number of `release_ids` (u32), then each
     /// release id in request order, then `derivation_path` when not empty
     /// ([`RequestDigest::trailing_str`]).
-    fn request_digest(&self) -> [u8; 32] {
-        let n = u32::try_from(self.release_ids.len()).unwrap_or(u32::MAX);
-        let mut d = RequestDigest::new(Self::METHOD)
-            .str(&self.account_id)
-            .u32(self.count)
+    pb::StartPresignRequest,
+    Method::StartPresign,
+    |r| {
+        let n = u32::try_from(r.release_ids.len()).unwrap_or(u32::MAX);
+        let mut d = RequestDigest::new(Method::StartPresign)
+            .str(&r.account_id)
+            .u32(r.count)
             .u32(n);
-        for id in &self.release_ids {
+        for id in &r.release_ids {
             d = d.str(id);
         }
-        d.trailing_str(&self.derivation_path).finish()
+        d.trailing_str(&r.derivation_path).finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::PresignPoolStatusRequest {
-    const METHOD: Method = Method::PresignPoolStatus;
+authenticated_request!(
     /// Fields: `account_id`.
-    fn request_digest(&self) -> [u8; 32] {
-        RequestDigest::new(Self::METHOD)
-            .str(&self.account_id)
-            .finish()
+    pb::PresignPoolStatusRequest,
+    Method::PresignPoolStatus,
+    |r| {
+    RequestDigest::new(Method::PresignPoolStatus)
+        .str(&r.account_id)
+        .finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
-impl AuthenticatedRequest for pb::SignWithPresignatureRequest {
-    const METHOD: Method = Method::SignWithPresignature;
+authenticated_request!(
     /// Fields: `account_id`, `presignature_id`, `preimage`, `digest` (u32),
     /// `payload_kind` (u32), then `derivation_path` when not empty
     /// ([`RequestDigest::trailing_str`]); for `BITCOIN_PSBT_INPUT` then `input_index`
     /// (u32) and `bitcoin_network` ([`RequestDigest::bitcoin_input`]).
-    fn request_digest(&self) -> [u8; 32] {
-        RequestDigest::new(Self::METHOD)
-            .str(&self.account_id)
-            .str(&self.presignature_id)
-            .bytes(&self.preimage)
-            .enum_i32(self.digest)
-            .enum_i32(self.payload_kind)
-            .trailing_str(&self.derivation_path)
-            .bitcoin_input(self.payload_kind, self.input_index, &self.bitcoin_network)
-            .finish()
+    pb::SignWithPresignatureRequest,
+    Method::SignWithPresignature,
+    |r| {
+    RequestDigest::new(Method::SignWithPresignature)
+        .str(&r.account_id)
+        .str(&r.presignature_id)
+        .bytes(&r.preimage)
+        .enum_i32(r.digest)
+        .enum_i32(r.payload_kind)
+        .trailing_str(&r.derivation_path)
+        .bitcoin_input(r.payload_kind, r.input_index, &r.bitcoin_network)
+        .finish()
     }
-    fn auth(&self) -> Option<&pb::Auth> {
-        self.auth.as_ref()
-    }
-    fn set_auth(&mut self, auth: pb::Auth) {
-        self.auth = Some(auth);
-    }
-}
+);
 
 /// Checks a wallet id: 1..=128 characters from `A-Z a-z 0-9 . _ : -`.
 pub fn validate_wallet_id(id: &str) -> Result<(), AuthError> {
