@@ -103,14 +103,22 @@ class Compose(unittest.TestCase):
     def test_services_variables_ports_and_healthchecks(self):
         doc = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
         services = doc["services"]
-        self.assertEqual(set(services), {"sign-service", "sign-gateway", "redis"})
+        self.assertEqual(set(services), {"sign-service", "sign-gateway", "redis", "postgres"})
         # Redis (an image of its own, for the gateway's rooms) only behind its profile,
         # and where the gateway looks for it.
         self.assertEqual(services["redis"]["profiles"], ["redis"])
+        # PostgreSQL (the cosigner's store) likewise, its password a secret the cosigner
+        # shares; the cosigner's URL comes from the operator's .env (empty: redb).
+        pg = services["postgres"]
+        self.assertEqual(pg["profiles"], ["postgres"])
+        self.assertEqual(pg["environment"]["POSTGRES_PASSWORD_FILE"], "/run/secrets/pg-password")
+        self.assertIn("pg-password", pg["secrets"])
+        self.assertIn("pg-password", services["sign-service"]["secrets"])
+        self.assertIn("pg-password", doc["secrets"])
         redis_url = services["sign-gateway"]["environment"]["SIGN_GATEWAY_REDIS_URL"]
         self.assertRegex(redis_url, r"^redis://redis:6379/")
         for name, svc in services.items():
-            if name == "redis":
+            if name in ("redis", "postgres"):
                 continue
             server = server_of(name)
             env = {k: str(v) for k, v in svc["environment"].items()}
