@@ -86,7 +86,8 @@ error_codes! {
     Aborted = "aborted", retryable: false;
 
     // ---- reaching the other parties
-    /// The cosigner cannot be reached, is shutting down, or went away mid-operation.
+    /// The cosigner cannot be reached, is shutting down, went away mid-operation, or
+    /// cannot reach its key store's database (PostgreSQL down).
     CosignerUnavailable = "cosigner_unavailable", retryable: true;
     /// The message gateway cannot be reached or refused the connection.
     GatewayUnavailable = "gateway_unavailable", retryable: true;
