@@ -55,17 +55,6 @@ fn sample(m: &HashMap<String, f64>, key: &str) -> f64 {
     m.get(key).copied().unwrap_or(0.0)
 }
 
-async fn readyz(http: &reqwest::Client, admin: &str) -> (u16, serde_json::Value) {
-    let r = http
-        .get(format!("{admin}/readyz"))
-        .send()
-        .await
-        .expect("GET /readyz");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("readyz body");
-    (status, serde_json::from_str(&text).expect("readyz JSON"))
-}
-
 fn failing(body: &serde_json::Value) -> Vec<String> {
     body["checks"]
         .as_array()

@@ -52,17 +52,6 @@ async fn cosigner_on(gateway: &gateway_tests::process::GatewayProcess, url: &str
     start_service_in(dir, cfg).await
 }
 
-async fn readyz(admin: &str) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new()
-        .get(format!("{admin}/readyz"))
-        .send()
-        .await
-        .expect("GET /readyz");
-    let status = r.status().as_u16();
-    let text = r.text().await.expect("readyz body");
-    (status, serde_json::from_str(&text).expect("readyz JSON"))
-}
-
 fn key_store_ok(body: &serde_json::Value) -> bool {
     body["checks"]
         .as_array()
@@ -126,7 +115,7 @@ async fn two_cosigners_share_one_postgres_store() {
 
     // The database down: B answers cosigner_unavailable, its readiness fails on the
     // key store; no crash. Back up: both serve again.
-    let (status, body) = readyz(&b.admin_url()).await;
+    let (status, body) = readyz(&reqwest::Client::new(), &b.admin_url()).await;
     assert_eq!(status, 200, "{body}");
     pg.stop();
     let e = cb
@@ -137,12 +126,12 @@ async fn two_cosigners_share_one_postgres_store() {
     assert_eq!(e.code(), tonic::Code::Unavailable, "{e:?}");
     assert_eq!(remote.code, ErrorCode::CosignerUnavailable, "{remote}");
     assert!(remote.retryable);
-    let (status, body) = readyz(&b.admin_url()).await;
+    let (status, body) = readyz(&reqwest::Client::new(), &b.admin_url()).await;
     assert_eq!(status, 503, "{body}");
     assert!(!key_store_ok(&body), "{body}");
     pg.restart();
     eventually("B ready again", Duration::from_secs(20), || async {
-        readyz(&b.admin_url()).await.0 == 200
+        readyz(&reqwest::Client::new(), &b.admin_url()).await.0 == 200
     })
     .await;
     let id = presign_one(&mut cb, &w, ACCOUNT).await;

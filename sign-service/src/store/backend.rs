@@ -91,6 +91,20 @@ impl Table {
         }
     }
 
+    /// The table's name if its values are of `kind`; else a [`StoreError::Db`] naming
+    /// both (a backend call on a table of another kind is a bug).
+    pub fn typed(self, kind: Kind) -> Result<&'static str, StoreError> {
+        if self.kind() == kind {
+            Ok(self.name())
+        } else {
+            Err(StoreError::Db(format!(
+                "table {} holds {:?} values, not {kind:?}",
+                self.name(),
+                self.kind()
+            )))
+        }
+    }
+
     /// How its values are typed.
     pub fn kind(self) -> Kind {
         match self {

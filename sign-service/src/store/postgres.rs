@@ -144,18 +144,6 @@ fn to_u64(what: &str, v: i64) -> Result<u64, StoreError> {
     u64::try_from(v).map_err(|_| StoreError::Malformed(what.to_string(), format!("{v} < 0")))
 }
 
-fn typed(t: Table, kind: Kind) -> Result<&'static str, StoreError> {
-    if t.kind() == kind {
-        Ok(t.name())
-    } else {
-        Err(StoreError::Db(format!(
-            "table {} holds {:?} values, not {kind:?}",
-            t.name(),
-            t.kind()
-        )))
-    }
-}
-
 impl PgBackend {
     /// Connects to the database of `url` (`postgres://user@host:port/db?...`, or the
     /// key=value form), with `password` if given (else the URL's, if any), and brings
@@ -512,14 +500,14 @@ impl PgTx<'_> {
 
 impl Tx for PgTx<'_> {
     fn get(&mut self, t: Table, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let name = typed(t, Kind::Bytes)?;
+        let name = t.typed(Kind::Bytes)?;
         let rows = self.rows(&format!("SELECT value FROM {name} WHERE key = $1"), &[&key])?;
         rows.first().map(|r| self.col(r, 0)).transpose()
     }
 
     fn put(&mut self, t: Table, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.writable()?;
-        let name = typed(t, Kind::Bytes)?;
+        let name = t.typed(Kind::Bytes)?;
         self.exec(
             &format!(
                 "INSERT INTO {name} (key, value) VALUES ($1, $2) \
@@ -531,7 +519,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn get_ms(&mut self, t: Table, key: &str) -> Result<Option<u64>, StoreError> {
-        let name = typed(t, Kind::Ms)?;
+        let name = t.typed(Kind::Ms)?;
         let rows = self.rows(&format!("SELECT value FROM {name} WHERE key = $1"), &[&key])?;
         match rows.first() {
             Some(r) => Ok(Some(to_u64(name, self.col(r, 0)?)?)),
@@ -541,7 +529,7 @@ impl Tx for PgTx<'_> {
 
     fn put_ms(&mut self, t: Table, key: &str, value: u64) -> Result<(), StoreError> {
         self.writable()?;
-        let name = typed(t, Kind::Ms)?;
+        let name = t.typed(Kind::Ms)?;
         let v = to_i64(name, value)?;
         self.exec(
             &format!(
@@ -554,14 +542,14 @@ impl Tx for PgTx<'_> {
     }
 
     fn get_text(&mut self, t: Table, key: &str) -> Result<Option<String>, StoreError> {
-        let name = typed(t, Kind::Text)?;
+        let name = t.typed(Kind::Text)?;
         let rows = self.rows(&format!("SELECT value FROM {name} WHERE key = $1"), &[&key])?;
         rows.first().map(|r| self.col(r, 0)).transpose()
     }
 
     fn put_text(&mut self, t: Table, key: &str, value: &str) -> Result<(), StoreError> {
         self.writable()?;
-        let name = typed(t, Kind::Text)?;
+        let name = t.typed(Kind::Text)?;
         self.exec(
             &format!(
                 "INSERT INTO {name} (key, value) VALUES ($1, $2) \
@@ -585,7 +573,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn entries(&mut self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let name = typed(t, Kind::Bytes)?;
+        let name = t.typed(Kind::Bytes)?;
         let rows = self.rows(
             &format!("SELECT key, value FROM {name} WHERE starts_with(key, $1) ORDER BY key"),
             &[&prefix],
@@ -596,7 +584,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn entries_ms(&mut self, t: Table) -> Result<Vec<(String, u64)>, StoreError> {
-        let name = typed(t, Kind::Ms)?;
+        let name = t.typed(Kind::Ms)?;
         let rows = self.rows(&format!("SELECT key, value FROM {name} ORDER BY key"), &[])?;
         rows.iter()
             .map(|r| Ok((self.col(r, 0)?, to_u64(name, self.col(r, 1)?)?)))

@@ -17,30 +17,18 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 }
 
 fn bytes(t: Table) -> Result<TableDefinition<'static, &'static str, &'static [u8]>, StoreError> {
-    typed(t, Kind::Bytes).map(TableDefinition::new)
+    t.typed(Kind::Bytes).map(TableDefinition::new)
 }
 
 fn ms(t: Table) -> Result<TableDefinition<'static, &'static str, u64>, StoreError> {
-    typed(t, Kind::Ms).map(TableDefinition::new)
+    t.typed(Kind::Ms).map(TableDefinition::new)
 }
 
 fn text(t: Table) -> Result<TableDefinition<'static, &'static str, &'static str>, StoreError> {
-    typed(t, Kind::Text).map(TableDefinition::new)
+    t.typed(Kind::Text).map(TableDefinition::new)
 }
 
 const SEQ: TableDefinition<u64, &[u8]> = TableDefinition::new("prime_pool");
-
-fn typed(t: Table, kind: Kind) -> Result<&'static str, StoreError> {
-    if t.kind() == kind {
-        Ok(t.name())
-    } else {
-        Err(StoreError::Db(format!(
-            "table {} holds {:?} values, not {kind:?}",
-            t.name(),
-            t.kind()
-        )))
-    }
-}
 
 /// The store in a redb file.
 pub struct RedbBackend {

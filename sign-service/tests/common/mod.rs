@@ -910,6 +910,18 @@ pub async fn full_sign(client: &mut CosignerClient<Channel>, w: &Wallet, msg: &s
     t0.elapsed()
 }
 
+/// `GET /readyz` on the admin port `admin`: the status and the JSON body.
+pub async fn readyz(http: &reqwest::Client, admin: &str) -> (u16, serde_json::Value) {
+    let r = http
+        .get(format!("{admin}/readyz"))
+        .send()
+        .await
+        .expect("GET /readyz");
+    let status = r.status().as_u16();
+    let text = r.text().await.expect("readyz body");
+    (status, serde_json::from_str(&text).expect("readyz JSON"))
+}
+
 /// The `grpc.health.v1` status of `service` (`""`: the whole server) at `url`.
 pub async fn grpc_health(url: &str, service: &str) -> tonic_health::ServingStatus {
     use tonic_health::pb::health_check_response::ServingStatus as Wire;
