@@ -6,7 +6,24 @@
 //! POST /v1/enrollments   -> 202 {"job_id":"..."}
 //! POST /v1/wallets       -> 202 {"job_id":"..."}
 //! GET  /v1/jobs/{job_id} -> {"state","progress":{"stage","percent"},"public_keys"?,"error"?}
+//! POST /v1/wallets/{wallet_id}/controls -> 202 RequestView (awaiting_confirmation)
+//! GET  /v1/requests/{request_id}         -> RequestView
+//! GET  /v1/admin/requests                       -> {"requests": [RequestView]}  (admin token)
+//! POST /v1/admin/requests/{request_id}/confirm  -> RequestView (running)       (admin token)
+//! POST /v1/admin/requests/{request_id}/reject   -> RequestView (rejected)      (admin token)
 //! ```
+//!
+//! ## Requests that need the user's confirmation
+//!
+//! `POST /v1/wallets/{wallet_id}/controls` with `{"action": "revoke_device" | "freeze" |
+//! "unfreeze", "reason"?, "cosigner_url"}` asks the agent to send that wallet control
+//! to the cosigner, signed with the recovery identity. The agent only records it
+//! (`awaiting_confirmation`, see [`crate::requests`]) and logs how to confirm it; the
+//! user runs `recovery-agent confirm <id>` on the agent's machine, which calls the admin
+//! endpoints with the token from `<data dir>/admin.token`. Admin endpoints refuse the
+//! pairing token and any request with an `Origin` header (401 `admin_unauthorized`).
+//! The page polls `GET /v1/requests/{id}` until `done` (with the wallet's `controls`),
+//! `failed` (with the cosigner's error `code`), `rejected` or `expired`.
 //!
 //! ## Enrollment (aux info ahead of wallet creation)
 //!
@@ -52,9 +69,10 @@ use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::error::ApiError;
+use crate::requests::MAX_REASON_CHARS;
 use crate::{
-    check_gateway_url, check_wallet_id, Agent, EnrollJob, WalletAux, WalletJob, PARTY_INDEX,
-    VERSION,
+    check_gateway_url, check_http_url, check_wallet_id, Agent, EnrollJob, NewRequest,
+    RequestAction, RequestView, WalletAux, WalletJob, PARTY_INDEX, VERSION,
 };
 
 /// Where one protocol session runs (as the cosigner announced it).
@@ -306,6 +324,14 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/wallets", post(create_wallet))
         .route("/v1/enrollments", post(create_enrollment))
         .route("/v1/jobs/{job_id}", get(job))
+        .route("/v1/wallets/{wallet_id}/controls", post(request_control))
+        .route("/v1/requests/{request_id}", get(request))
+        .route("/v1/admin/requests", get(admin_list))
+        .route(
+            "/v1/admin/requests/{request_id}/confirm",
+            post(admin_confirm),
+        )
+        .route("/v1/admin/requests/{request_id}/reject", post(admin_reject))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
@@ -331,7 +357,9 @@ async fn origin_guard(State(agent): State<Arc<Agent>>, req: Request, next: Next)
     next.run(req).await
 }
 
-/// Requires the pairing token (except for `OPTIONS` and the health check).
+/// Requires the pairing token (except for `OPTIONS` and the health check); the admin
+/// endpoints (`/v1/admin/...`) require the admin token instead, and refuse any request
+/// that carries a browser `Origin`: a page never confirms its own request.
 async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
     if req.method() == Method::OPTIONS || req.uri().path() == "/v1/health" {
         return next.run(req).await;
@@ -340,6 +368,12 @@ async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Resp
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    if req.uri().path().starts_with("/v1/admin/") {
+        if req.headers().contains_key(header::ORIGIN) || !agent.admin_token().verify_header(value) {
+            return ApiError::AdminUnauthorized.into_response();
+        }
+        return next.run(req).await;
+    }
     if !agent.token().verify_header(value) {
         return ApiError::Unauthorized.into_response();
     }
@@ -451,6 +485,80 @@ async fn job(
     Path(job_id): Path<String>,
 ) -> Result<Response, ApiError> {
     Ok(Json(agent.jobs().get(&job_id)?).into_response())
+}
+
+/// `POST /v1/wallets/{wallet_id}/controls`: a wallet control signed with the recovery
+/// identity, held until the user confirms it on the agent's machine.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ControlRequest {
+    action: RequestAction,
+    #[serde(default)]
+    reason: String,
+    cosigner_url: String,
+}
+
+async fn request_control(
+    State(agent): State<Arc<Agent>>,
+    Path(wallet_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: ControlRequest = json_body(&agent, &headers, body)?;
+    check_wallet_id(&wallet_id).map_err(bad)?;
+    check_http_url("cosigner", &req.cosigner_url).map_err(bad)?;
+    if req.reason.chars().count() > MAX_REASON_CHARS || req.reason.chars().any(|c| c.is_control()) {
+        return Err(bad(format!(
+            "reason must be at most {MAX_REASON_CHARS} characters without control characters"
+        )));
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let v = agent.submit_request(NewRequest {
+        wallet_id,
+        action: req.action,
+        reason: req.reason,
+        cosigner_url: req.cosigner_url.trim().to_string(),
+        origin,
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(v)).into_response())
+}
+
+async fn request(
+    State(agent): State<Arc<Agent>>,
+    Path(request_id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(agent.requests().get(&request_id)?).into_response())
+}
+
+#[derive(Serialize)]
+struct RequestList {
+    requests: Vec<RequestView>,
+}
+
+async fn admin_list(State(agent): State<Arc<Agent>>) -> Result<Response, ApiError> {
+    Ok(Json(RequestList {
+        requests: agent.requests().list()?,
+    })
+    .into_response())
+}
+
+async fn admin_confirm(
+    State(agent): State<Arc<Agent>>,
+    Path(request_id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(agent.confirm_request(&request_id)?).into_response())
+}
+
+async fn admin_reject(
+    State(agent): State<Arc<Agent>>,
+    Path(request_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let v = agent.requests().reject(&request_id)?;
+    tracing::info!(request = %v.request_id, wallet = %v.wallet_id, "request rejected by the user");
+    Ok(Json(v).into_response())
 }
 
 /// Serves the API on `listener` until `shutdown` completes; expires finished jobs in

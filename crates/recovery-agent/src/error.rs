@@ -50,6 +50,26 @@ pub enum ApiError {
     /// Unknown (or expired) job id.
     #[error("unknown job {0} (finished jobs expire)")]
     UnknownJob(String),
+    /// Unknown (or expired) request id.
+    #[error("unknown request {0} (finished requests expire)")]
+    UnknownRequest(String),
+    /// The request was already confirmed, rejected or expired.
+    #[error("request {id} is not awaiting confirmation (it is {state:?})")]
+    RequestNotAwaiting {
+        /// The request.
+        id: String,
+        /// Where it is.
+        state: crate::requests::RequestState,
+    },
+    /// Too many requests await the user's confirmation.
+    #[error("{0} requests already await confirmation on the agent; confirm or reject them first")]
+    TooManyRequests(usize),
+    /// The agent holds no share of this wallet.
+    #[error("this agent holds no share of wallet {0}")]
+    UnknownWallet(String),
+    /// An admin endpoint without the admin token (or from a browser).
+    #[error("admin endpoints need the admin token from the agent's data directory, and no browser Origin")]
+    AdminUnauthorized,
     /// A bug or an OS failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -73,6 +93,11 @@ impl ApiError {
             ApiError::UnknownEnrollment(_) => "unknown_enrollment",
             ApiError::EnrollmentMismatch(_) => "enrollment_mismatch",
             ApiError::EnrollmentExists(_) => "enrollment_exists",
+            ApiError::UnknownRequest(_) => "unknown_request",
+            ApiError::RequestNotAwaiting { .. } => "request_not_awaiting",
+            ApiError::TooManyRequests(_) => "too_many_requests",
+            ApiError::UnknownWallet(_) => "unknown_wallet",
+            ApiError::AdminUnauthorized => "admin_unauthorized",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -82,9 +107,14 @@ impl ApiError {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::OriginNotAllowed(_) => StatusCode::FORBIDDEN,
-            ApiError::NotFound | ApiError::UnknownJob(_) | ApiError::UnknownEnrollment(_) => {
-                StatusCode::NOT_FOUND
-            }
+            ApiError::NotFound
+            | ApiError::UnknownJob(_)
+            | ApiError::UnknownEnrollment(_)
+            | ApiError::UnknownRequest(_)
+            | ApiError::UnknownWallet(_) => StatusCode::NOT_FOUND,
+            ApiError::RequestNotAwaiting { .. } => StatusCode::CONFLICT,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::AdminUnauthorized => StatusCode::UNAUTHORIZED,
             ApiError::EnrollmentMismatch(_) => StatusCode::FORBIDDEN,
             ApiError::EnrollmentExists(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -130,7 +160,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if self == ApiError::Unauthorized {
+        if matches!(self, ApiError::Unauthorized | ApiError::AdminUnauthorized) {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }

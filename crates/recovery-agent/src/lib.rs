@@ -27,6 +27,7 @@ pub mod error;
 pub mod identity;
 pub mod jobs;
 pub mod primes;
+pub mod requests;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,7 @@ use zeroize::Zeroizing;
 pub use error::{ApiError, ErrorBody, SetupError};
 pub use jobs::{JobState, JobView, Jobs};
 pub use primes::PrimeSource;
+pub use requests::{NewRequest, RequestAction, RequestState, RequestView, Requests};
 pub use token::PairingToken;
 
 /// Version reported by `/v1/health`.
@@ -54,6 +56,11 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub const PARTY_INDEX: u16 = identity::RECOVERY_INDEX;
 /// File name of a wallet's recovery share inside `<data dir>/wallets/<wallet id>/`.
 pub const SHARE_FILE: &str = "recovery_key_shares.json";
+/// File name of the admin token inside the data directory (written at every start,
+/// 0600): what `recovery-agent confirm` presents to confirm a page's request.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// How long a page's request waits for the user's confirmation.
+pub const CONFIRM_WITHIN: Duration = Duration::from_secs(600);
 
 /// Settings of a running agent.
 #[derive(Clone)]
@@ -110,16 +117,23 @@ pub fn check_origin(o: &str) -> Result<String, SetupError> {
 
 /// Checks a gateway URL (`http(s)://...`).
 pub fn check_gateway_url(u: &str) -> Result<(), String> {
+    check_http_url("gateway", u)
+}
+
+/// Checks a server URL (`http(s)://...`, at most 2048 bytes, no whitespace); `what`
+/// names it in the error.
+pub fn check_http_url(what: &str, u: &str) -> Result<(), String> {
     let u = u.trim();
     if !(u.starts_with("http://") || u.starts_with("https://")) || u.len() > 2048 {
+        let shown: String = u.chars().take(100).collect();
         return Err(format!(
-            "gateway URL {u:?} must be http(s)://host[:port][/path]"
+            "{what} URL {shown:?} must be http(s)://host[:port][/path]"
         ));
     }
     if u.bytes()
         .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
     {
-        return Err("gateway URL contains whitespace".into());
+        return Err(format!("{what} URL contains whitespace"));
     }
     Ok(())
 }
@@ -131,6 +145,8 @@ pub struct Agent {
     token: PairingToken,
     primes: PrimeSource,
     jobs: Jobs,
+    admin: PairingToken,
+    requests: Requests,
 }
 
 impl std::fmt::Debug for Agent {
@@ -223,6 +239,8 @@ impl Agent {
             cfg.insecure_fast_kdf,
         )?;
         let jobs = Jobs::new(cfg.max_jobs, cfg.job_ttl);
+        let admin = write_admin_token(&cfg.data_dir.join(ADMIN_TOKEN_FILE))?;
+        let requests = Requests::new(CONFIRM_WITHIN, cfg.job_ttl);
         Ok((
             Arc::new(Agent {
                 cfg,
@@ -230,6 +248,8 @@ impl Agent {
                 token,
                 primes,
                 jobs,
+                admin,
+                requests,
             }),
             created,
         ))
@@ -253,6 +273,81 @@ impl Agent {
     /// The pairing token checker.
     pub fn token(&self) -> &PairingToken {
         &self.token
+    }
+
+    /// The admin token checker (the token in [`ADMIN_TOKEN_FILE`]).
+    pub fn admin_token(&self) -> &PairingToken {
+        &self.admin
+    }
+
+    /// The requests awaiting (or past) the user's confirmation.
+    pub fn requests(&self) -> &Requests {
+        &self.requests
+    }
+
+    /// Records a page's request to act with the recovery share of a wallet this agent
+    /// holds, and tells the user on the agent's side how to confirm it.
+    pub fn submit_request(&self, req: NewRequest) -> Result<RequestView, ApiError> {
+        if !self.share_path(&req.wallet_id).exists() {
+            return Err(ApiError::UnknownWallet(req.wallet_id));
+        }
+        let v = self.requests.submit(req)?;
+        tracing::warn!(
+            request = %v.request_id,
+            wallet = %v.wallet_id,
+            action = ?v.action,
+            cosigner = %v.cosigner_url,
+            origin = v.origin.as_deref().unwrap_or("-"),
+            "CONFIRMATION NEEDED: a page asks to {} wallet {} at {}; confirm with \
+             `recovery-agent confirm {}` (or reject with `recovery-agent reject {}`) \
+             within {} s",
+            v.action.describe(),
+            v.wallet_id,
+            v.cosigner_url,
+            v.request_id,
+            v.request_id,
+            CONFIRM_WITHIN.as_secs(),
+        );
+        Ok(v)
+    }
+
+    /// The user confirmed request `id`: run it (in the background) and return its view.
+    pub fn confirm_request(self: &Arc<Self>, id: &str) -> Result<RequestView, ApiError> {
+        let v = self.requests.confirm(id)?;
+        tracing::info!(request = %v.request_id, wallet = %v.wallet_id, action = ?v.action, "request confirmed");
+        let agent = Arc::clone(self);
+        let run = v.clone();
+        tokio::spawn(async move {
+            let outcome = agent.run_control(&run).await.map_err(|e| {
+                tracing::warn!(request = %run.request_id, error = %e, code = e.code().as_str(), "request failed");
+                ErrorBody {
+                    code: e.code().as_str().to_string(),
+                    message: e.to_string(),
+                }
+            });
+            if outcome.is_ok() {
+                tracing::info!(request = %run.request_id, wallet = %run.wallet_id, "request done");
+            }
+            agent.requests.finish(&run.request_id, outcome);
+        });
+        Ok(v)
+    }
+
+    /// Sends a confirmed control to the cosigner, signed with the recovery share's
+    /// identity.
+    async fn run_control(&self, req: &RequestView) -> Result<mpc_client::WalletControls, MpcError> {
+        let share = self.share_path(&req.wallet_id).display().to_string();
+        let pass = self.cfg.passphrase.to_string();
+        let mut cfg = mpc_client::MpcConfig::new(share.clone(), pass.clone());
+        cfg.cosigner_url = req.cosigner_url.clone();
+        cfg.recovery_path = Some(share);
+        cfg.recovery_passphrase = Some(pass);
+        cfg.role = mpc_client::PartyRole::Recovery;
+        cfg.ca_file = self.cfg.ca_file.clone();
+        cfg.insecure_fast_kdf = self.cfg.insecure_fast_kdf;
+        cfg.request_timeout_secs = self.cfg.session_timeout.as_secs().clamp(1, 60);
+        let client = mpc_client::new_mpc_client(cfg)?;
+        client.wallet_control(req.action.control(&req.reason)).await
     }
 
     /// Where the share of `wallet_id` is (or would be) stored.
@@ -596,6 +691,28 @@ pub fn check_wallet_id(id: &str) -> Result<(), String> {
         return Err("wallet_id may only contain letters, digits, '-' and '_'".into());
     }
     Ok(())
+}
+
+/// Writes a fresh admin token to `path` (0600, atomically) and returns its checker.
+fn write_admin_token(path: &Path) -> Result<PairingToken, SetupError> {
+    let t = token::generate();
+    let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
+    {
+        use std::io::Write;
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&tmp).map_err(|e| SetupError::io(&tmp, e))?;
+        f.write_all(t.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| SetupError::io(&tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| SetupError::io(path, e))?;
+    PairingToken::new(&t)
 }
 
 /// Reads a secret file (trimmed), refusing an empty one.

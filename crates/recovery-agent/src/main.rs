@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use recovery_agent::primes::{fast_generator, PrimePool};
 use recovery_agent::{
     api, check_origin, is_loopback, read_secret_file, token, Agent, AgentConfig, PairingToken,
@@ -116,6 +116,123 @@ struct Args {
     /// Log filter (e.g. info, recovery_agent=debug).
     #[arg(long, env = "RECOVERY_AGENT_LOG", default_value = "info")]
     log: String,
+
+    /// The running agent these commands talk to (default: the address in --port-file,
+    /// else --listen).
+    #[arg(long, env = "RECOVERY_AGENT_URL")]
+    agent_url: Option<String>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// Commands for the user at the agent's machine (without one, the agent runs). They
+/// authenticate with `<data dir>/admin.token`, which the running agent wrote.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Lists the pages' requests (awaiting confirmation, running, finished).
+    Requests {
+        /// Print the JSON answer.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Confirms a request: the agent then sends it to the cosigner.
+    Confirm {
+        /// The request id (`recovery-agent requests`).
+        id: String,
+    },
+    /// Rejects a request: nothing is sent.
+    Reject {
+        /// The request id.
+        id: String,
+    },
+}
+
+/// Runs an admin command against the running agent.
+async fn admin(args: &Args, command: &Command) -> Result<()> {
+    let base = match (&args.agent_url, &args.port_file) {
+        (Some(u), _) => u.trim_end_matches('/').to_string(),
+        (None, Some(p)) => {
+            let addr = std::fs::read_to_string(p).with_context(|| {
+                format!(
+                    "cannot read the port file {} (is the agent running?)",
+                    p.display()
+                )
+            })?;
+            format!("http://{}", addr.trim())
+        }
+        (None, None) => format!("http://{}", args.listen),
+    };
+    let token_path = args.data_dir.join(recovery_agent::ADMIN_TOKEN_FILE);
+    let token = read_secret_file(&token_path).with_context(|| {
+        format!(
+            "cannot read the admin token {} (run this as the agent's user, with its --data-dir)",
+            token_path.display()
+        )
+    })?;
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(ca) = &args.ca_file {
+        let pem = std::fs::read(ca).with_context(|| format!("cannot read {ca}"))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem).context("CA file")? {
+            http = http.add_root_certificate(cert);
+        }
+    }
+    let http = http.build().context("HTTP client")?;
+    let (method, url) = match command {
+        Command::Requests { .. } => (reqwest::Method::GET, format!("{base}/v1/admin/requests")),
+        Command::Confirm { id } => (
+            reqwest::Method::POST,
+            format!("{base}/v1/admin/requests/{id}/confirm"),
+        ),
+        Command::Reject { id } => (
+            reqwest::Method::POST,
+            format!("{base}/v1/admin/requests/{id}/reject"),
+        ),
+    };
+    let resp = http
+        .request(method, &url)
+        .bearer_auth(token.as_str())
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the agent at {base}"))?;
+    let status = resp.status();
+    let text = resp.text().await.context("reading the agent's answer")?;
+    let body: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("the agent answered {status} with non-JSON"))?;
+    if !status.is_success() {
+        bail!(
+            "{} ({})",
+            body["error"]["message"].as_str().unwrap_or("error"),
+            body["error"]["code"].as_str().unwrap_or("?")
+        );
+    }
+    let show = |r: &serde_json::Value| {
+        format!(
+            "{}  {:<22} {:<13} wallet {}  cosigner {}  from {}  reason {:?}",
+            r["request_id"].as_str().unwrap_or("?"),
+            r["state"].as_str().unwrap_or("?"),
+            r["action"].as_str().unwrap_or("?"),
+            r["wallet_id"].as_str().unwrap_or("?"),
+            r["cosigner_url"].as_str().unwrap_or("?"),
+            r["origin"].as_str().unwrap_or("-"),
+            r["reason"].as_str().unwrap_or(""),
+        )
+    };
+    match command {
+        Command::Requests { json: true } => println!("{body}"),
+        Command::Requests { json: false } => {
+            let list = body["requests"].as_array().cloned().unwrap_or_default();
+            if list.is_empty() {
+                println!("no requests");
+            }
+            for r in &list {
+                println!("{}", show(r));
+            }
+        }
+        Command::Confirm { .. } => println!("confirmed: {}", show(&body)),
+        Command::Reject { .. } => println!("rejected: {}", show(&body)),
+    }
+    Ok(())
 }
 
 fn passphrase(args: &Args) -> Result<Zeroizing<String>> {
@@ -177,6 +294,9 @@ async fn shutdown_signal() {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(command) = &args.command {
+        return admin(&args, command).await;
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log)

@@ -177,6 +177,214 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
         &serde_json::to_value(&off)?,
         &pk.ethereum_address,
     )?;
+
+    // 7. Wallet controls through the agent, each only after the user confirms it on
+    //    the agent's machine (the CLI with the admin token).
+    agent_controls_need_the_users_confirmation(
+        &agent,
+        &device_path,
+        &cosigner_url,
+        &rooms_wallet_id,
+    )
+    .await?;
     eprintln!("[agent-e2e] total {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Runs `recovery-agent <args>` against the running agent (the user at its machine).
+fn agent_cli(agent: &AgentProc, args: &[&str]) -> Result<(bool, String)> {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_recovery-agent"))
+        .arg("--data-dir")
+        .arg(&agent.data_dir)
+        .args(["--agent-url", &agent.url])
+        .args(args)
+        .env_remove("RECOVERY_AGENT_URL")
+        .env_remove("RECOVERY_AGENT_DATA_DIR")
+        .output()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok((out.status.success(), text))
+}
+
+/// Polls a request until it leaves `running`.
+async fn finished_request(agent: &AgentProc, id: &str) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let v: serde_json::Value = http()
+            .get(format!("{}/v1/requests/{id}", agent.url))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if v["state"] != "running" || Instant::now() > deadline {
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn agent_controls_need_the_users_confirmation(
+    agent: &AgentProc,
+    device_path: &std::path::Path,
+    cosigner_url: &str,
+    wallet_id: &str,
+) -> Result<()> {
+    use mpc_client::ControlAction;
+    let c = http();
+    let device = {
+        let mut cfg =
+            mpc_client::MpcConfig::new(device_path.display().to_string(), e2e_tests::DEVICE_PASS);
+        cfg.cosigner_url = cosigner_url.to_string();
+        mpc_client::new_mpc_client(cfg)?
+    };
+    // The device (say, just before it was lost) freezes the wallet.
+    let frozen = device
+        .wallet_control(ControlAction::Freeze {
+            reason: "laptop lost".into(),
+        })
+        .await?;
+    assert!(frozen.frozen && frozen.unfreeze_at_ms.is_none());
+
+    let ask = |action: &str, reason: &str| {
+        c.post(format!("{}/v1/wallets/{wallet_id}/controls", agent.url))
+            .bearer_auth(TOKEN)
+            .header("origin", ORIGIN)
+            .json(&serde_json::json!({
+                "action": action, "reason": reason, "cosigner_url": cosigner_url,
+            }))
+            .send()
+    };
+    // Bad requests are refused before anything is recorded.
+    for (action, reason, code) in [
+        ("burn", "", "invalid_request"),
+        ("unfreeze", "a\u{7}bell", "invalid_request"),
+    ] {
+        let r = ask(action, reason).await?;
+        assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+        let b: serde_json::Value = r.json().await?;
+        assert_eq!(b["error"]["code"], code, "{b}");
+    }
+    let r = c
+        .post(format!("{}/v1/wallets/w-not-here/controls", agent.url))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"action": "unfreeze", "cosigner_url": cosigner_url}))
+        .send()
+        .await?;
+    assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.json::<serde_json::Value>().await?["error"]["code"],
+        "unknown_wallet"
+    );
+
+    // The page (or whoever holds the browser profile) asks to unfreeze: recorded, not run.
+    let r = ask("unfreeze", "found it").await?;
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let req: serde_json::Value = r.json().await?;
+    assert_eq!(req["state"], "awaiting_confirmation", "{req}");
+    assert_eq!(req["origin"], ORIGIN);
+    let id = req["request_id"]
+        .as_str()
+        .context("request id")?
+        .to_string();
+
+    // The page cannot confirm its own request: not with the pairing token, not with the
+    // admin token from a browser (Origin), not with a guessed token.
+    let admin_token =
+        std::fs::read_to_string(agent.data_dir.join(recovery_agent::ADMIN_TOKEN_FILE))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(agent.data_dir.join(recovery_agent::ADMIN_TOKEN_FILE))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let confirm_url = format!("{}/v1/admin/requests/{id}/confirm", agent.url);
+    for (token, origin) in [
+        (TOKEN, None),
+        (admin_token.trim(), Some(ORIGIN)),
+        ("0000000000000000000000000000000000000000", None),
+    ] {
+        let mut rq = c.post(&confirm_url).bearer_auth(token);
+        if let Some(o) = origin {
+            rq = rq.header("origin", o);
+        }
+        let r = rq.send().await?;
+        assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.json::<serde_json::Value>().await?["error"]["code"],
+            "admin_unauthorized"
+        );
+    }
+    let r = c
+        .get(format!("{}/v1/admin/requests", agent.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    assert_eq!(r.status(), reqwest::StatusCode::UNAUTHORIZED);
+    // Nothing reached the cosigner.
+    let now = device.wallet_control(ControlAction::Status).await?;
+    assert!(now.frozen && now.unfreeze_at_ms.is_none(), "{now:?}");
+
+    // The user at the agent's machine sees both requests, rejects one, confirms the other.
+    let second = ask("revoke_device", "stolen")
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let second_id = second["request_id"].as_str().context("id")?.to_string();
+    let (ok, listed) = agent_cli(agent, &["requests"])?;
+    assert!(ok, "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains(&second_id),
+        "{listed}"
+    );
+    assert!(listed.contains("awaiting_confirmation"), "{listed}");
+    let (ok, out) = agent_cli(agent, &["reject", &second_id])?;
+    assert!(ok, "{out}");
+    let (ok, out) = agent_cli(agent, &["confirm", &second_id])?;
+    assert!(!ok && out.contains("request_not_awaiting"), "{out}");
+    assert_eq!(
+        finished_request(agent, &second_id).await?["state"],
+        "rejected"
+    );
+
+    let (ok, out) = agent_cli(agent, &["confirm", &id])?;
+    assert!(ok, "{out}");
+    let done = finished_request(agent, &id).await?;
+    assert_eq!(done["state"], "done", "{done}");
+    assert!(
+        done["controls"]["frozen"] == true && done["controls"]["unfreeze_at_ms"].is_u64(),
+        "{done}"
+    );
+    // A request runs once.
+    let (ok, out) = agent_cli(agent, &["confirm", &id])?;
+    assert!(!ok && out.contains("request_not_awaiting"), "{out}");
+    let now = device.wallet_control(ControlAction::Status).await?;
+    assert!(now.unfreeze_at_ms.is_some(), "{now:?}");
+
+    // Revoking the device through the agent, confirmed: the device is refused by code.
+    let rv = ask("revoke_device", "stolen")
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let rv_id = rv["request_id"].as_str().context("id")?.to_string();
+    let (ok, out) = agent_cli(agent, &["confirm", &rv_id])?;
+    assert!(ok, "{out}");
+    let done = finished_request(agent, &rv_id).await?;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        done["controls"]["revoked_parties"],
+        serde_json::json!([0]),
+        "{done}"
+    );
+    let e = device
+        .wallet_control(ControlAction::Status)
+        .await
+        .expect_err("a revoked device is refused");
+    assert!(matches!(e, MpcError::IdentityRevoked { .. }), "{e:?}");
     Ok(())
 }
