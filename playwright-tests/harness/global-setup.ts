@@ -26,6 +26,9 @@ export interface E2eEnv {
   cosignerUrl: string;
   agentUrl: string;
   agentToken: string;
+  /** The recovery agent's binary and data directory: the tests confirm its requests as its user would (`recovery-agent confirm`). */
+  agentBin: string;
+  agentDataDir: string;
   cosignerPid: number;
   logs: Record<string, string>;
   timingsFile: string;
@@ -223,6 +226,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const cosignerUrl = `http://${await waitPortFile("sign-service", co, coPortFile, logs.cosigner, 60_000)}`;
 
   const agentToken = "e2e-pairing-token-0123456789abcdef";
+  const agentDataDir = join(work, "agent");
   const agPortFile = join(work, "recovery-agent.port");
   const ag = start(
     "recovery-agent",
@@ -233,7 +237,7 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
       "--port-file",
       agPortFile,
       "--data-dir",
-      join(work, "agent"),
+      agentDataDir,
       "--allow-origin",
       origin,
       "--allow-origin",
@@ -258,6 +262,8 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
     cosignerUrl,
     agentUrl,
     agentToken,
+    agentBin,
+    agentDataDir,
     cosignerPid: co.pid ?? -1,
     logs,
     timingsFile: join(RUN_DIR, "timings.json"),

@@ -44,6 +44,17 @@ export interface AgentJob {
   error?: { code: string; message: string };
 }
 
+/** `POST /v1/wallets/{id}/controls` and `GET /v1/requests/{id}` (snake_case JSON). */
+export interface AgentRequest {
+  request_id: string;
+  wallet_id: string;
+  action: "revoke_device" | "freeze" | "unfreeze";
+  state: "awaiting_confirmation" | "running" | "done" | "failed" | "rejected" | "expired";
+  confirm_by_ms: number;
+  controls?: { frozen: boolean; frozen_at_ms?: number | null; unfreeze_at_ms?: number | null; revoked_parties: number[] };
+  error?: { code: string; message: string };
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The recovery agent client. */
@@ -126,6 +137,60 @@ export class AgentClient {
       throw new AgentError("agent_failed", "recovery agent returned no job id", { url: this.url });
     }
     return r.job_id;
+  }
+
+  /**
+   * Submits a wallet control for the agent to send with the recovery identity; it waits
+   * for the user's confirmation on the agent's machine (`state: "awaiting_confirmation"`).
+   */
+  async requestControl(
+    walletId: string,
+    body: { action: AgentRequest["action"]; reason: string; cosigner_url: string },
+  ): Promise<AgentRequest> {
+    const r = await this.request<AgentRequest>("POST", `/v1/wallets/${encodeURIComponent(walletId)}/controls`, body);
+    if (typeof r.request_id !== "string" || !r.request_id) {
+      throw new AgentError("agent_failed", "recovery agent returned no request id", { url: this.url });
+    }
+    return r;
+  }
+
+  /**
+   * Polls a request until it ran: resolves when `done`; throws `agent_failed` with
+   * `details.requestState` when it was rejected, expired or failed (then with the
+   * cosigner's code in `details.agentCode`).
+   */
+  async waitRequest(id: string, opts: { timeoutMs: number; intervalMs?: number; signal?: { aborted: boolean } }): Promise<AgentRequest> {
+    const deadline = Date.now() + opts.timeoutMs;
+    let failures = 0;
+    for (;;) {
+      let r: AgentRequest | undefined;
+      try {
+        r = await this.request<AgentRequest>("GET", `/v1/requests/${encodeURIComponent(id)}`);
+        failures = 0;
+      } catch (e) {
+        if (e instanceof UnavailableError && ++failures < 5) r = undefined;
+        else throw e;
+      }
+      if (r?.state === "done") return r;
+      if (r && (r.state === "failed" || r.state === "rejected" || r.state === "expired")) {
+        const why =
+          r.state === "failed"
+            ? `the cosigner refused it: ${r.error?.message ?? "unknown error"}`
+            : r.state === "rejected"
+              ? "the user rejected it on the recovery agent"
+              : "nobody confirmed it on the recovery agent in time";
+        throw new AgentError("agent_failed", `recovery agent request ${id} ${r.state}: ${why}`, {
+          requestId: id,
+          requestState: r.state,
+          agentCode: r.error?.code,
+        });
+      }
+      if (Date.now() > deadline) {
+        throw new SessionError("timeout", `recovery agent request ${id} not done after ${Math.round(opts.timeoutMs / 1000)} s`, { requestId: id });
+      }
+      if (opts.signal?.aborted) throw new WalletError("aborted", "aborted");
+      await sleep(opts.intervalMs ?? 500);
+    }
   }
 
   job(id: string): Promise<AgentJob> {

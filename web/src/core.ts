@@ -9,7 +9,7 @@
 
 import { AgentClient, type AgentRoom } from "./agent.js";
 import { answerError, CosignerTransport, normalizeUrl, type CosignerAnswer } from "./cosigner.js";
-import { AbortedError, ConfigError, EnrollmentError, InvalidInputError, PresignatureError, StorageError, throwIfAborted, WalletError } from "./errors.js";
+import { AbortedError, AgentError, ConfigError, EnrollmentError, InvalidInputError, PresignatureError, StorageError, throwIfAborted, WalletError } from "./errors.js";
 import {
   authorizationPreimage,
   keccakHex,
@@ -43,6 +43,8 @@ import type {
   StoredWalletInfo,
   WalletConfig,
   WalletControlAction,
+  RecoveryControlAction,
+  RecoveryControlOptions,
   WalletControls,
   WalletInfo,
 } from "./types.js";
@@ -471,6 +473,47 @@ export class WalletCore {
     } catch (e) {
       throw flowError(e, `wallet control ${action}`);
     }
+  }
+
+  /** See `WalletClient.requestRecoveryControl`. */
+  async recoveryControl(
+    action: RecoveryControlAction,
+    opts: RecoveryControlOptions & CrossWorkerOptions = {},
+  ): Promise<WalletControls> {
+    const wire = ({ unfreeze: "unfreeze", revokeDevice: "revoke_device", freeze: "freeze" } as const)[action];
+    if (wire === undefined) throw new InvalidInputError(`unknown recovery control ${JSON.stringify(action)}: unfreeze, revokeDevice or freeze`);
+    const reason = opts.reason ?? "";
+    if (typeof reason !== "string") throw new InvalidInputError("reason must be a string");
+    const rec = await this.record();
+    const agent = new AgentClient(this.config.agentUrl, this.config.agentToken);
+    const started = Date.now();
+    const event = (finished: boolean, extra: { requestId: string; confirmByMs?: number }): ProgressEvent => ({
+      phase: "agent",
+      elapsedMs: Date.now() - started,
+      round: 0,
+      totalRounds: 0,
+      percent: finished ? 100 : 0,
+      overallPercent: finished ? 100 : 0,
+      finished,
+      message: finished ? "the recovery agent's request ran" : `confirm request ${extra.requestId} on your recovery agent`,
+      ...extra,
+    });
+    const req = await agent.requestControl(rec.walletId, { action: wire, reason, cosigner_url: this.cosigner().url });
+    opts.onProgress?.(event(false, { requestId: req.request_id, confirmByMs: req.confirm_by_ms }));
+    const abort = callSignal(opts);
+    let done;
+    try {
+      done = await agent.waitRequest(req.request_id, { timeoutMs: opts.timeoutMs ?? 600_000, ...(abort.signal ? { signal: abort.signal } : {}) });
+    } finally {
+      abort.close();
+    }
+    opts.onProgress?.(event(true, { requestId: req.request_id }));
+    const c = done.controls;
+    if (!c) throw new AgentError("agent_failed", "recovery agent finished without the wallet's controls", { requestId: req.request_id });
+    const out: WalletControls = { frozen: c.frozen === true, revokedParties: Array.isArray(c.revoked_parties) ? c.revoked_parties : [] };
+    if (typeof c.frozen_at_ms === "number") out.frozenAtMs = c.frozen_at_ms;
+    if (typeof c.unfreeze_at_ms === "number") out.unfreezeAtMs = c.unfreeze_at_ms;
+    return out;
   }
 
   // -------------------------------------------------------------------------------

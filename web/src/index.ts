@@ -58,7 +58,7 @@ import type {
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus } from "./types.js";
 import type { BackupFile, BackupImportResult, ExportBackupOptions, ImportBackupOptions } from "./types.js";
-import type { WalletControlAction, WalletControls } from "./types.js";
+import type { RecoveryControlAction, RecoveryControlOptions, WalletControlAction, WalletControls } from "./types.js";
 
 export * from "./errors.js";
 export * from "./types.js";
@@ -295,6 +295,21 @@ export class WalletClient {
    */
   walletControl(action: WalletControlAction, reason?: string): Promise<WalletControls> {
     return this.backend.call("walletControl", [action, reason]) as Promise<WalletControls>;
+  }
+
+  /**
+   * Asks the recovery agent to send a wallet control to the cosigner with the RECOVERY
+   * identity: `"unfreeze"` (which the device cannot sign), `"revokeDevice"` (e.g. from a
+   * new browser after the old one was lost) or `"freeze"`. The agent runs it only after
+   * the user confirms it on the agent's machine (`recovery-agent confirm <id>`): the
+   * pairing token alone never uses the recovery share. Resolves with the wallet's
+   * controls after it ran (an unfreeze shows `unfreezeAtMs`, effective after the
+   * cosigner's delay). Fails with `agent_failed` and `details.requestState`
+   * `"rejected"` / `"expired"` (nothing was sent), or `"failed"` with the cosigner's
+   * error code in `details.agentCode`; `timeout` after `timeoutMs`.
+   */
+  requestRecoveryControl(action: RecoveryControlAction, options: RecoveryControlOptions = {}): Promise<WalletControls> {
+    return this.callAbortable<WalletControls>("recoveryControl", [action, options], 1, options, "the recovery agent's request");
   }
 
   /**

@@ -33,6 +33,7 @@ export type CoreMethod =
   | "importBackup"
   // lost or stolen device: the wallet's controls at the cosigner
   | "walletControl"
+  | "recoveryControl"
   // presign-web: presignature pools (served by the presign Worker in worker mode)
   | "refillPresignatures"
   | "presignPoolStatus";

@@ -714,6 +714,35 @@ export interface BackupImportResult {
 export type WalletControlAction = "status" | "freeze" | "unfreeze" | "revokeDevice";
 
 /**
+ * An action of {@link WalletClient.requestRecoveryControl}: sent to the cosigner by the
+ * recovery agent, signed with the recovery identity, after the user confirms it on the
+ * agent's machine.
+ */
+export type RecoveryControlAction = "unfreeze" | "revokeDevice" | "freeze";
+
+/** Options of {@link WalletClient.requestRecoveryControl}. */
+export interface RecoveryControlOptions {
+  /** Why (at most 200 characters, no control characters): the cosigner's audit log. */
+  reason?: string;
+  /**
+   * Progress: one `agent` event (`finished: false`) with `requestId` and `confirmByMs`
+   * once the agent holds the request (show the user "confirm request <id> on your
+   * recovery agent"), one with `finished: true` when it ran.
+   */
+  onProgress?: OnProgress;
+  signal?: AbortSignal;
+  /** How long to wait for the user's confirmation and the cosigner; default 10 minutes (the agent's own limit). */
+  timeoutMs?: number;
+}
+
+export interface ProgressEvent {
+  /** Phase `agent` of {@link WalletClient.requestRecoveryControl}: the agent's request id. */
+  requestId?: string;
+  /** Until when the agent accepts the user's confirmation (ms since the Unix epoch). */
+  confirmByMs?: number;
+}
+
+/**
  * A wallet's controls at the cosigner (lost or stolen device): whether it is frozen
  * (nothing signs), a pending unfreeze, the revoked identities. A frozen wallet's
  * signatures fail with `wallet_not_ready` and `details.walletRefusal === "frozen"`

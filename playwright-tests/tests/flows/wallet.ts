@@ -237,6 +237,39 @@ export function walletControlsTest(w: DemoWallet) {
     expect(await clientCall(w.page, "walletControl", ["thaw"])).toMatchObject({ error: { code: "invalid_input" } });
     expect(await clientCall(w.page, "walletControl", ["status"])).toMatchObject({ frozen: true, revokedParties: [] });
   });
+
+  test("the recovery agent unfreezes only after its user confirms; a rejected request fails by code", async () => {
+    // The user at the agent's machine: `recovery-agent requests|confirm|reject` with its admin token.
+    const agentCli = (...args: string[]) =>
+      execFileSync(env.agentBin, ["--data-dir", env.agentDataDir, "--agent-url", env.agentUrl, ...args], { encoding: "utf8" });
+    const awaiting = async (): Promise<string> => {
+      let id = "";
+      await expect
+        .poll(() => {
+          const list = JSON.parse(agentCli("requests", "--json")) as { requests: { request_id: string; state: string }[] };
+          id = list.requests.find((r) => r.state === "awaiting_confirmation")?.request_id ?? "";
+          return id;
+        })
+        .not.toBe("");
+      return id;
+    };
+    const unfreeze = clientCall<{ frozen: boolean; unfreezeAtMs?: number }>(w.page, "requestRecoveryControl", [
+      "unfreeze",
+      { reason: "found it (playwright)" },
+    ]);
+    const id = await awaiting();
+    // Until the user confirms, nothing reached the cosigner.
+    expect(await clientCall(w.page, "walletControl", ["status"])).toEqual({ frozen: true, frozenAtMs: expect.any(Number), revokedParties: [] });
+    agentCli("confirm", id);
+    const after = await unfreeze;
+    expect(after).toMatchObject({ frozen: true, revokedParties: [] });
+    expect((after as { unfreezeAtMs?: number }).unfreezeAtMs).toBeGreaterThan(Date.now() - 60_000);
+
+    const revoke = clientCall(w.page, "requestRecoveryControl", ["revokeDevice", { reason: "not really (playwright)" }]);
+    agentCli("reject", await awaiting());
+    expect(await revoke).toMatchObject({ error: { code: "agent_failed", requestState: "rejected" } });
+    expect(await clientCall(w.page, "walletControl", ["status"])).toMatchObject({ frozen: true, revokedParties: [] });
+  });
 }
 
 export function cosignerDownTest(w: DemoWallet) {
@@ -274,7 +307,7 @@ async function clientCall<T>(
   p: Page,
   method: string,
   args: unknown[],
-): Promise<T | { error: { code: string; reason?: string; walletRefusal?: string; message: string } }> {
+): Promise<T | { error: { code: string; reason?: string; walletRefusal?: string; requestState?: string; message: string } }> {
   return p.evaluate(
     async ([m, a]) => {
       const c = (window as unknown as { demo: { client: Record<string, (...x: unknown[]) => Promise<unknown>> } }).demo.client;
@@ -282,8 +315,16 @@ async function clientCall<T>(
       try {
         return (await c[m as string]!(...(a as unknown[]).map(bytes))) as never;
       } catch (e) {
-        const err = e as { code: string; message: string; details?: { reason?: string; walletRefusal?: string } };
-        return { error: { code: err.code, reason: err.details?.reason, walletRefusal: err.details?.walletRefusal, message: err.message } } as never;
+        const err = e as { code: string; message: string; details?: { reason?: string; walletRefusal?: string; requestState?: string } };
+        return {
+          error: {
+            code: err.code,
+            reason: err.details?.reason,
+            walletRefusal: err.details?.walletRefusal,
+            requestState: err.details?.requestState,
+            message: err.message,
+          },
+        } as never;
       }
     },
     [method, args] as const,
