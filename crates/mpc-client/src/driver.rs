@@ -110,6 +110,30 @@ pub(crate) async fn run_spec(
     .await
 }
 
+/// This party's half of a signing by the device and the recovery party without the
+/// cosigner (the core's [`client_core::PairSign`]), in a room the recovery agent hosts.
+pub async fn pair_sign(
+    party: &Party,
+    params: client_core::PairSignParams,
+    settings: &SessionSettings,
+    progress: &Progress,
+) -> Result<client_core::SignedResult, MpcError> {
+    let started = std::time::Instant::now();
+    let mut step = client_core::PairSign::start(party, params)?;
+    loop {
+        step = match step {
+            client_core::PairStep::RunSession(run) => {
+                let (spec, running) = run.start();
+                running.finished(run_spec(spec, settings, progress).await)?
+            }
+            client_core::PairStep::Done(mut r) => {
+                r.elapsed_ms = started.elapsed().as_millis() as u64;
+                return Ok(*r);
+            }
+        };
+    }
+}
+
 /// One party's aux info and DKGs (the core's [`Join`]), sessions over the gateway.
 pub async fn join(
     params: JoinParams,

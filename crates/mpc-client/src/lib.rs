@@ -73,8 +73,9 @@ pub use bitcoin::{
 };
 pub use client_core::create::{Persist, RecoveryJob};
 pub use client_core::{
-    bundle_public_keys, verify_ethereum, AccountRoom, ControlAction, CreateParams, CreatedWallet,
-    EnrollParams, EnrollRecoveryJob, Enrollment, ErrorCode, JoinAux, Room, WalletControls,
+    bundle_public_keys, parse_path, verify_ethereum, AccountRoom, ControlAction, CreateParams,
+    CreatedWallet, EnrollParams, EnrollRecoveryJob, Enrollment, ErrorCode, JoinAux, PairSignParams,
+    Room, WalletControls,
 };
 pub use cosigner::CosignerClient;
 pub use driver::{
@@ -945,6 +946,25 @@ impl MpcClient {
         let files = self.active_party().await?;
         let cosigner = self.cosigner().await?;
         driver::control(&cosigner, &files.party, action).await
+    }
+
+    /// This party's half of a signing by the device and the recovery party on two
+    /// machines, without the cosigner, in the room `params.room` (which the recovery
+    /// agent opened after its user confirmed the request; `gateway_url` of this
+    /// configuration overrides the room's). The active party (the device, or the
+    /// recovery share in recovery mode) signs with the other; the result is verified.
+    pub async fn pair_sign(
+        &self,
+        params: client_core::PairSignParams,
+    ) -> Result<SignedResult, MpcError> {
+        let files = self.active_party().await?;
+        driver::pair_sign(
+            &files.party,
+            params,
+            &self.settings(self.config.sign_timeout_secs),
+            &self.sign_progress(),
+        )
+        .await
     }
 
     /// Signs with the device AND recovery shares on this machine, without the cosigner

@@ -63,7 +63,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mpc_client::{AccountKind, AccountRoom, RoomInfo, MAX_ACCOUNTS};
+use mpc_client::{
+    AccountKind, AccountRoom, ChainStyle, DigestKind, RoomInfo, MAX_ACCOUNTS, MAX_PREIMAGE_LEN,
+};
 use mpc_wire::{PublicIdentity, SessionId};
 use serde::{Deserialize, Serialize};
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -72,7 +74,7 @@ use crate::error::ApiError;
 use crate::requests::MAX_REASON_CHARS;
 use crate::{
     check_gateway_url, check_http_url, check_wallet_id, Agent, EnrollJob, NewRequest,
-    RequestAction, RequestView, WalletAux, WalletJob, PARTY_INDEX, VERSION,
+    RequestAction, RequestView, SignDetails, WalletAux, WalletJob, PARTY_INDEX, VERSION,
 };
 
 /// Where one protocol session runs (as the cosigner announced it).
@@ -314,7 +316,11 @@ pub fn router(agent: Arc<Agent>) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("last-event-id"),
+        ])
         .allow_private_network(true)
         .max_age(Duration::from_secs(600));
     let limit = agent.config().max_body_bytes;
@@ -325,6 +331,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/enrollments", post(create_enrollment))
         .route("/v1/jobs/{job_id}", get(job))
         .route("/v1/wallets/{wallet_id}/controls", post(request_control))
+        .route("/v1/wallets/{wallet_id}/sign-requests", post(request_sign))
         .route("/v1/requests/{request_id}", get(request))
         .route("/v1/admin/requests", get(admin_list))
         .route(
@@ -332,6 +339,7 @@ pub fn router(agent: Arc<Agent>) -> Router {
             post(admin_confirm),
         )
         .route("/v1/admin/requests/{request_id}/reject", post(admin_reject))
+        .nest_service("/v1/relay", sign_gateway::router(Arc::clone(agent.relay())))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(limit))
@@ -362,6 +370,10 @@ async fn origin_guard(State(agent): State<Arc<Agent>>, req: Request, next: Next)
 /// that carries a browser `Origin`: a page never confirms its own request.
 async fn auth(State(agent): State<Arc<Agent>>, req: Request, next: Next) -> Response {
     if req.method() == Method::OPTIONS || req.uri().path() == "/v1/health" {
+        return next.run(req).await;
+    }
+    // The relay checks its own room tokens (minted per signing, bound to one party).
+    if req.uri().path().starts_with("/v1/relay/") {
         return next.run(req).await;
     }
     let value = req
@@ -522,6 +534,73 @@ async fn request_control(
         reason: req.reason,
         cosigner_url: req.cosigner_url.trim().to_string(),
         origin,
+        sign: None,
+    })?;
+    Ok((StatusCode::ACCEPTED, Json(v)).into_response())
+}
+
+/// `POST /v1/wallets/{wallet_id}/sign-requests`: a signature by the device and the
+/// recovery share without the cosigner, held until the user confirms it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SignRequestBody {
+    account_id: String,
+    path: String,
+    preimage_hex: String,
+    digest: DigestKind,
+    chain: ChainStyle,
+}
+
+/// The text of an EIP-191 personal message (`0x19 "Ethereum Signed Message:\n" len
+/// text`), when `preimage` is one with UTF-8 text.
+fn eip191_text(preimage: &[u8]) -> Option<String> {
+    let rest = preimage.strip_prefix(b"\x19Ethereum Signed Message:\n")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    let len: usize = std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()?;
+    let text = &rest[digits..];
+    (text.len() == len).then(|| String::from_utf8(text.to_vec()).ok())?
+}
+
+async fn request_sign(
+    State(agent): State<Arc<Agent>>,
+    Path(wallet_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let req: SignRequestBody = json_body(&agent, &headers, body)?;
+    check_wallet_id(&wallet_id).map_err(bad)?;
+    if req.account_id.is_empty()
+        || req.account_id.len() > 128
+        || !req.account_id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(bad("account_id must have 1..128 visible ASCII characters"));
+    }
+    mpc_client::parse_path(&req.path).map_err(|e| bad(e.to_string()))?;
+    let preimage = hex::decode(req.preimage_hex.trim_start_matches("0x"))
+        .map_err(|e| bad(format!("preimage_hex: {e}")))?;
+    if preimage.is_empty() || preimage.len() > MAX_PREIMAGE_LEN {
+        return Err(bad(format!(
+            "the preimage must have 1..={MAX_PREIMAGE_LEN} bytes"
+        )));
+    }
+    let origin = headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let v = agent.submit_request(NewRequest {
+        wallet_id,
+        action: RequestAction::Sign,
+        reason: String::new(),
+        cosigner_url: String::new(),
+        origin,
+        sign: Some(SignDetails {
+            account_id: req.account_id,
+            path: req.path,
+            message: eip191_text(&preimage),
+            preimage_hex: hex::encode(&preimage),
+            digest: req.digest,
+            chain: req.chain,
+        }),
     })?;
     Ok((StatusCode::ACCEPTED, Json(v)).into_response())
 }
@@ -578,10 +657,16 @@ where
         loop {
             tick.tick().await;
             a.jobs().expire();
+            let _ = a.relay().sweep().await;
         }
     });
+    let a = Arc::clone(&agent);
     let r = axum::serve(listener, router(agent))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open relay subscriptions would hold the graceful shutdown forever.
+            a.stop_relay();
+        })
         .await;
     expiry.abort();
     r

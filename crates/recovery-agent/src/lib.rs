@@ -47,7 +47,10 @@ use zeroize::Zeroizing;
 pub use error::{ApiError, ErrorBody, SetupError};
 pub use jobs::{JobState, JobView, Jobs};
 pub use primes::PrimeSource;
-pub use requests::{NewRequest, RequestAction, RequestState, RequestView, Requests};
+pub use requests::{
+    NewRequest, Outcome, RelaySession, RequestAction, RequestState, RequestView, Requests,
+    SignDetails,
+};
 pub use token::PairingToken;
 
 /// Version reported by `/v1/health`.
@@ -147,6 +150,10 @@ pub struct Agent {
     jobs: Jobs,
     admin: PairingToken,
     requests: Requests,
+    relay: sign_gateway::Shared,
+    relay_secret: Zeroizing<String>,
+    relay_stop: tokio::sync::watch::Sender<bool>,
+    public_url: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -241,6 +248,19 @@ impl Agent {
         let jobs = Jobs::new(cfg.max_jobs, cfg.job_ttl);
         let admin = write_admin_token(&cfg.data_dir.join(ADMIN_TOKEN_FILE))?;
         let requests = Requests::new(CONFIRM_WITHIN, cfg.job_ttl);
+        // The relay of signings without the cosigner: rooms in memory, party tokens only,
+        // under a secret that lives as long as this process. CORS comes from the agent's
+        // own layer (one set of headers).
+        let relay_secret = token::generate();
+        let (relay_stop, stopped) = tokio::sync::watch::channel(false);
+        let relay = sign_gateway::AppState::new(
+            gateway_core::GatewayConfig {
+                access_secret: Some(relay_secret.to_string()),
+                require_party_tokens: true,
+                ..gateway_core::GatewayConfig::default()
+            },
+            stopped,
+        );
         Ok((
             Arc::new(Agent {
                 cfg,
@@ -250,6 +270,10 @@ impl Agent {
                 jobs,
                 admin,
                 requests,
+                relay,
+                relay_secret,
+                relay_stop,
+                public_url: std::sync::OnceLock::new(),
             }),
             created,
         ))
@@ -292,6 +316,32 @@ impl Agent {
             return Err(ApiError::UnknownWallet(req.wallet_id));
         }
         let v = self.requests.submit(req)?;
+        if let Some(sign) = &v.sign {
+            tracing::warn!(
+                request = %v.request_id,
+                wallet = %v.wallet_id,
+                origin = v.origin.as_deref().unwrap_or("-"),
+                "CONFIRMATION NEEDED: a page asks to SIGN without the cosigner, with wallet {} \
+                 account {} at {}: {}; confirm with `recovery-agent confirm {}` (or reject \
+                 with `recovery-agent reject {}`) within {} s",
+                v.wallet_id,
+                sign.account_id,
+                sign.path,
+                match &sign.message {
+                    Some(m) => format!("the message {m:?}"),
+                    None => format!(
+                        "{} bytes hashed with {} ({}…)",
+                        sign.preimage_hex.len() / 2,
+                        sign.digest.as_str(),
+                        &sign.preimage_hex[..sign.preimage_hex.len().min(64)]
+                    ),
+                },
+                v.request_id,
+                v.request_id,
+                CONFIRM_WITHIN.as_secs(),
+            );
+            return Ok(v);
+        }
         tracing::warn!(
             request = %v.request_id,
             wallet = %v.wallet_id,
@@ -311,14 +361,49 @@ impl Agent {
         Ok(v)
     }
 
-    /// The user confirmed request `id`: run it (in the background) and return its view.
+    /// The relay that serves the rooms of signings without the cosigner
+    /// (`/v1/relay/...`, the gateway contract).
+    pub fn relay(&self) -> &sign_gateway::Shared {
+        &self.relay
+    }
+
+    /// Ends the relay's open subscriptions (at shutdown).
+    pub fn stop_relay(&self) {
+        let _ = self.relay_stop.send(true);
+    }
+
+    /// Records the URL the agent serves on (`scheme://host:port`), once it listens: the
+    /// relay's URL in the rooms it opens is `<url>/v1/relay`.
+    pub fn set_public_url(&self, url: String) {
+        let _ = self.public_url.set(url.trim_end_matches('/').to_string());
+    }
+
+    /// The user confirmed request `id`: run it (in the background) and return its view
+    /// (for a signing, with the room the page joins).
     pub fn confirm_request(self: &Arc<Self>, id: &str) -> Result<RequestView, ApiError> {
         let v = self.requests.confirm(id)?;
         tracing::info!(request = %v.request_id, wallet = %v.wallet_id, action = ?v.action, "request confirmed");
         let agent = Arc::clone(self);
-        let run = v.clone();
+        let mut run = v.clone();
+        let mine = if v.action == RequestAction::Sign {
+            match self.open_sign_room(&v) {
+                Ok((device, mine)) => {
+                    self.requests.set_session(id, device);
+                    Some(mine)
+                }
+                Err(e) => {
+                    self.requests.finish(id, Err(e.body()));
+                    return Err(e);
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(room) = &mine {
+            run.session = Some(room.clone());
+        }
         tokio::spawn(async move {
-            let outcome = agent.run_control(&run).await.map_err(|e| {
+            let outcome = agent.run_request(&run).await.map_err(|e| {
                 tracing::warn!(request = %run.request_id, error = %e, code = e.code().as_str(), "request failed");
                 ErrorBody {
                     code: e.code().as_str().to_string(),
@@ -330,24 +415,101 @@ impl Agent {
             }
             agent.requests.finish(&run.request_id, outcome);
         });
-        Ok(v)
+        self.requests.get(id)
     }
 
-    /// Sends a confirmed control to the cosigner, signed with the recovery share's
-    /// identity.
-    async fn run_control(&self, req: &RequestView) -> Result<mpc_client::WalletControls, MpcError> {
-        let share = self.share_path(&req.wallet_id).display().to_string();
+    /// Opens the relay room of a confirmed signing: the device's view of it (its token)
+    /// and the agent's own (its token, the relay reached on the agent's own URL).
+    fn open_sign_room(&self, v: &RequestView) -> Result<(RelaySession, RelaySession), ApiError> {
+        let base = self
+            .public_url
+            .get()
+            .ok_or_else(|| ApiError::Internal("the agent's URL is not known yet".into()))?;
+        let session_id = mpc_wire::SessionId::random()
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .to_string();
+        let room = format!("recovery-sign-{}", v.request_id);
+        let expiry = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+            .saturating_add(self.cfg.session_timeout.as_secs());
+        let token = |party: u16| {
+            gateway_core::issue_party_token(
+                self.relay_secret.as_bytes(),
+                &room,
+                party,
+                gateway_core::Access::ReadWrite,
+                expiry,
+            )
+        };
+        let session = |room_token: String| RelaySession {
+            session_id: session_id.clone(),
+            room: room.clone(),
+            room_token,
+            gateway_url: format!("{base}/v1/relay"),
+        };
+        Ok((
+            session(token(wallet_types::DEVICE)),
+            session(token(PARTY_INDEX)),
+        ))
+    }
+
+    /// A client of the recovery share of `wallet_id` (recovery role).
+    fn recovery_client(
+        &self,
+        wallet_id: &str,
+        cosigner_url: &str,
+    ) -> Result<mpc_client::MpcClient, MpcError> {
+        let share = self.share_path(wallet_id).display().to_string();
         let pass = self.cfg.passphrase.to_string();
         let mut cfg = mpc_client::MpcConfig::new(share.clone(), pass.clone());
-        cfg.cosigner_url = req.cosigner_url.clone();
+        // A signing without the cosigner never calls it; the configuration wants a URL.
+        cfg.cosigner_url = if cosigner_url.is_empty() {
+            "http://127.0.0.1:9".into()
+        } else {
+            cosigner_url.to_string()
+        };
         cfg.recovery_path = Some(share);
         cfg.recovery_passphrase = Some(pass);
         cfg.role = mpc_client::PartyRole::Recovery;
         cfg.ca_file = self.cfg.ca_file.clone();
         cfg.insecure_fast_kdf = self.cfg.insecure_fast_kdf;
         cfg.request_timeout_secs = self.cfg.session_timeout.as_secs().clamp(1, 60);
-        let client = mpc_client::new_mpc_client(cfg)?;
-        client.wallet_control(req.action.control(&req.reason)).await
+        cfg.sign_timeout_secs = self.cfg.session_timeout.as_secs().clamp(1, 86_400);
+        mpc_client::new_mpc_client(cfg)
+    }
+
+    /// Runs a confirmed request: a control sent to the cosigner, or the agent's half of
+    /// a signing in the relay room.
+    async fn run_request(&self, req: &RequestView) -> Result<Outcome, MpcError> {
+        let client = self.recovery_client(&req.wallet_id, &req.cosigner_url)?;
+        if let Some(control) = req.action.control(&req.reason) {
+            return Ok(Outcome::Controls(client.wallet_control(control).await?));
+        }
+        let (Some(sign), Some(room)) = (&req.sign, &req.session) else {
+            return Err(MpcError::internal(
+                "a signing request without its details or room",
+            ));
+        };
+        let preimage = hex::decode(&sign.preimage_hex)
+            .map_err(|e| MpcError::input(format!("preimage_hex: {e}")))?;
+        let signed = client
+            .pair_sign(mpc_client::PairSignParams {
+                account_id: sign.account_id.clone(),
+                path: sign.path.clone(),
+                preimage,
+                digest: sign.digest,
+                chain: sign.chain,
+                room: mpc_client::Room {
+                    session_id: room.session_id.clone(),
+                    room: room.room.clone(),
+                    room_token: room.room_token.clone(),
+                    gateway_url: room.gateway_url.clone(),
+                },
+            })
+            .await?;
+        Ok(Outcome::Signed(Box::new(signed)))
     }
 
     /// Where the share of `wallet_id` is (or would be) stored.

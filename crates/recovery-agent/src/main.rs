@@ -357,6 +357,7 @@ async fn main() -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    agent.set_public_url(format!("{scheme}://{addr}"));
     tracing::info!(
         %addr,
         data_dir = %args.data_dir.display(),

@@ -1,5 +1,6 @@
 //! Requests that act with the recovery share on the page's behalf, held until the user
-//! confirms them on the agent's machine.
+//! confirms them on the agent's machine: wallet controls sent to the cosigner, and
+//! signatures made with the device without the cosigner.
 //!
 //! The pairing token lives in the browser profile. Whoever holds that profile (a thief
 //! with the lost laptop, a compromised extension) holds the token. So nothing that uses the recovery
@@ -15,7 +16,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mpc_client::{ControlAction, WalletControls};
+use mpc_client::{ChainStyle, ControlAction, DigestKind, SignedResult, WalletControls};
 use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
@@ -38,12 +39,14 @@ pub enum RequestAction {
     Freeze,
     /// Ask to unfreeze (effective after the cosigner's delay).
     Unfreeze,
+    /// Sign with the device, without the cosigner (`sign` holds what).
+    Sign,
 }
 
 impl RequestAction {
     /// The client flow's action.
-    pub fn control(self, reason: &str) -> ControlAction {
-        match self {
+    pub fn control(self, reason: &str) -> Option<ControlAction> {
+        Some(match self {
             RequestAction::RevokeDevice => ControlAction::RevokeDevice {
                 reason: reason.to_string(),
             },
@@ -51,7 +54,8 @@ impl RequestAction {
                 reason: reason.to_string(),
             },
             RequestAction::Unfreeze => ControlAction::Unfreeze,
-        }
+            RequestAction::Sign => return None,
+        })
     }
 
     /// What the confirmation prompt calls it.
@@ -60,8 +64,51 @@ impl RequestAction {
             RequestAction::RevokeDevice => "REVOKE the device identity of",
             RequestAction::Freeze => "FREEZE",
             RequestAction::Unfreeze => "UNFREEZE (after the cosigner's delay)",
+            RequestAction::Sign => "SIGN, with the device and without the cosigner, for",
         }
     }
+}
+
+/// What a signing request signs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignDetails {
+    /// The account.
+    pub account_id: String,
+    /// Non-hardened derivation path.
+    pub path: String,
+    /// The bytes whose digest is signed, hex.
+    pub preimage_hex: String,
+    /// How the preimage is hashed.
+    pub digest: DigestKind,
+    /// How Ethereum's `v` is formed.
+    pub chain: ChainStyle,
+    /// The text of an EIP-191 personal message, when the preimage is one (what the
+    /// user is shown before confirming).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The room the agent opened for a confirmed signing, with the DEVICE's token: the
+/// page runs its half there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelaySession {
+    /// Session id.
+    pub session_id: String,
+    /// Room on the agent's relay.
+    pub room: String,
+    /// The device's room token (party 0, read and write).
+    pub room_token: String,
+    /// The relay's base URL (`<agent>/v1/relay`).
+    pub gateway_url: String,
+}
+
+/// How a request ended well.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// The cosigner applied a control.
+    Controls(WalletControls),
+    /// The signature, verified.
+    Signed(Box<SignedResult>),
 }
 
 /// Where a request is.
@@ -93,11 +140,17 @@ pub struct RequestView {
     pub action: RequestAction,
     /// The user's reason (goes to the cosigner's audit log).
     pub reason: String,
-    /// The cosigner it goes to.
+    /// The cosigner it goes to (empty for a signing).
     pub cosigner_url: String,
     /// The page's origin, when the request came from a browser.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    /// What a signing request signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign: Option<SignDetails>,
+    /// Where a confirmed signing runs (the device's token in it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<RelaySession>,
     /// State.
     pub state: RequestState,
     /// When it was made (ms since the Unix epoch).
@@ -107,6 +160,9 @@ pub struct RequestView {
     /// The wallet's controls after it ran, when done.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub controls: Option<WalletControls>,
+    /// The signature, when a signing is done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signature: Option<SignedResult>,
     /// Why it failed, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
@@ -121,10 +177,12 @@ pub struct NewRequest {
     pub action: RequestAction,
     /// The reason (may be empty).
     pub reason: String,
-    /// The cosigner URL.
+    /// The cosigner URL (empty for a signing).
     pub cosigner_url: String,
     /// The page's origin.
     pub origin: Option<String>,
+    /// What to sign (`RequestAction::Sign` only).
+    pub sign: Option<SignDetails>,
 }
 
 struct Entry {
@@ -200,10 +258,13 @@ impl Requests {
             reason: req.reason,
             cosigner_url: req.cosigner_url,
             origin: req.origin,
+            sign: req.sign,
+            session: None,
             state: RequestState::AwaitingConfirmation,
             created_at_ms: created,
             confirm_by_ms: created.saturating_add(self.confirm_within.as_millis() as u64),
             controls: None,
+            signature: None,
             error: None,
         };
         map.insert(
@@ -266,17 +327,32 @@ impl Requests {
         Ok(e.view.clone())
     }
 
+    /// Records where a running signing runs (shown to the page).
+    pub fn set_session(&self, id: &str, session: RelaySession) {
+        if let Ok(mut map) = self.inner.lock() {
+            if let Some(e) = map.get_mut(id) {
+                if e.view.state == RequestState::Running {
+                    e.view.session = Some(session);
+                }
+            }
+        }
+    }
+
     /// Records the outcome of a running request.
-    pub fn finish(&self, id: &str, outcome: Result<WalletControls, ErrorBody>) {
+    pub fn finish(&self, id: &str, outcome: Result<Outcome, ErrorBody>) {
         if let Ok(mut map) = self.inner.lock() {
             if let Some(e) = map.get_mut(id) {
                 if e.view.state != RequestState::Running {
                     return;
                 }
                 match outcome {
-                    Ok(c) => {
+                    Ok(Outcome::Controls(c)) => {
                         e.view.state = RequestState::Done;
                         e.view.controls = Some(c);
+                    }
+                    Ok(Outcome::Signed(s)) => {
+                        e.view.state = RequestState::Done;
+                        e.view.signature = Some(*s);
                     }
                     Err(err) => {
                         e.view.state = RequestState::Failed;
@@ -304,6 +380,7 @@ mod tests {
             reason: String::new(),
             cosigner_url: "http://127.0.0.1:1".into(),
             origin: None,
+            sign: None,
         }
     }
 
@@ -324,7 +401,10 @@ mod tests {
             })
         ));
         assert!(r.reject(&a.request_id).is_err());
-        r.finish(&a.request_id, Ok(WalletControls::default()));
+        r.finish(
+            &a.request_id,
+            Ok(Outcome::Controls(WalletControls::default())),
+        );
         let v = r.get(&a.request_id).unwrap();
         assert_eq!(v.state, RequestState::Done);
         assert_eq!(v.controls, Some(WalletControls::default()));

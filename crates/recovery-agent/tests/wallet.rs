@@ -170,7 +170,7 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
         &pk.ethereum_address,
     )?;
     let off = client
-        .offline_sign_message(account, path, b"offline".to_vec())
+        .offline_sign_message(account.clone(), path, b"offline".to_vec())
         .await?;
     e2e_tests::verify_eth_signature(
         &e2e_tests::eip191("offline"),
@@ -187,8 +187,130 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
         &rooms_wallet_id,
     )
     .await?;
+
+    // 8. The operator is gone (cosigner AND gateway stopped): the device signs with the
+    //    agent's share, over the agent's own relay, after the user confirms.
+    let mut svc = svc;
+    svc.service.kill();
+    svc.gateway.kill();
+    let t = Instant::now();
+    let sig = device_and_agent_sign_without_the_operator(
+        &agent,
+        &device_path,
+        &rooms_wallet_id,
+        &account,
+    )
+    .await?;
+    eprintln!(
+        "[agent-e2e] device + agent signing (relay on the agent, confirmation included) {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+    e2e_tests::verify_eth_signature(
+        &e2e_tests::eip191("no operator needed"),
+        &serde_json::to_value(&sig)?,
+        &pk.ethereum_address,
+    )?;
     eprintln!("[agent-e2e] total {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+async fn device_and_agent_sign_without_the_operator(
+    agent: &AgentProc,
+    device_path: &std::path::Path,
+    wallet_id: &str,
+    account: &str,
+) -> Result<mpc_client::SignedResult> {
+    let c = http();
+    let url = format!("{}/v1/wallets/{wallet_id}/sign-requests", agent.url);
+    let preimage = e2e_tests::eip191("no operator needed");
+    let body = |path: &str, hex_preimage: &str| {
+        serde_json::json!({
+            "account_id": account, "path": path, "preimage_hex": hex_preimage,
+            "digest": "keccak256", "chain": "legacy",
+        })
+    };
+    // Malformed requests are refused before anything is recorded.
+    for bad in [
+        body("m/44'/60", &hex::encode(&preimage)),
+        body("m/44/60/0/0/0", "zz"),
+        body("m/44/60/0/0/0", ""),
+    ] {
+        let r = c.post(&url).bearer_auth(TOKEN).json(&bad).send().await?;
+        assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let r = c
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .header("origin", ORIGIN)
+        .json(&body("m/44/60/0/0/0", &hex::encode(&preimage)))
+        .send()
+        .await?;
+    assert_eq!(r.status(), reqwest::StatusCode::ACCEPTED);
+    let req: serde_json::Value = r.json().await?;
+    assert_eq!(req["state"], "awaiting_confirmation", "{req}");
+    assert_eq!(req["sign"]["message"], "no operator needed", "{req}");
+    assert!(
+        req.get("session").is_none(),
+        "no room before the confirmation: {req}"
+    );
+    let id = req["request_id"].as_str().context("id")?.to_string();
+    // The relay refuses a room without the agent's token.
+    let r = c
+        .post(format!(
+            "{}/v1/relay/rooms/recovery-sign-{id}/broadcast",
+            agent.url
+        ))
+        .body("x")
+        .send()
+        .await?;
+    assert!(r.status().is_client_error(), "{}", r.status());
+
+    let (ok, listed) = agent_cli(agent, &["requests"])?;
+    assert!(
+        ok && listed.contains(&id) && listed.contains("sign"),
+        "{listed}"
+    );
+    let (ok, out) = agent_cli(agent, &["confirm", &id])?;
+    assert!(ok, "{out}");
+    let v: serde_json::Value = c
+        .get(format!("{}/v1/requests/{id}", agent.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let s = &v["session"];
+    let room = mpc_client::Room {
+        session_id: s["session_id"].as_str().context("session id")?.into(),
+        room: s["room"].as_str().context("room")?.into(),
+        room_token: s["room_token"].as_str().context("token")?.into(),
+        gateway_url: s["gateway_url"].as_str().context("relay")?.into(),
+    };
+    assert!(room.gateway_url.ends_with("/v1/relay"), "{v}");
+    // The page's half, as the device.
+    let mut cfg =
+        mpc_client::MpcConfig::new(device_path.display().to_string(), e2e_tests::DEVICE_PASS);
+    cfg.cosigner_url = "http://127.0.0.1:9".into();
+    let device = mpc_client::new_mpc_client(cfg)?;
+    let signed = device
+        .pair_sign(mpc_client::PairSignParams {
+            account_id: account.into(),
+            path: "m/44/60/0/0/0".into(),
+            preimage,
+            digest: mpc_client::DigestKind::Keccak256,
+            chain: mpc_client::ChainStyle::Legacy,
+            room,
+        })
+        .await?;
+    assert_eq!(signed.signers, vec![0, 2]);
+    let done = finished_request(agent, &id).await?;
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        done["signature"]["r"],
+        serde_json::to_value(&signed)?["r"],
+        "{done}"
+    );
+    Ok(signed)
 }
 
 /// Runs `recovery-agent <args>` against the running agent (the user at its machine).
