@@ -1176,3 +1176,7 @@ mod tests;
 /// Two cosigner instances on one PostgreSQL database.
 #[cfg(test)]
 mod two_instances;
+
+/// TLS, timeouts and the migration from redb, on real PostgreSQL servers.
+#[cfg(test)]
+mod pg_ops_tests;
