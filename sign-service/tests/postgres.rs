@@ -250,7 +250,9 @@ async fn a_redb_store_migrated_to_postgres_over_tls_keeps_serving() {
     std::fs::write(&cfg, &redb_yaml).expect("write config");
     let ca = TestCa::new("wallet-mpc test PostgreSQL CA").expect("CA");
     let ca_file = ca.write_pem(&dir.0.join("pg-ca.pem")).expect("CA file");
-    let cert = ca.server_cert(&dir.0, "pg-server").expect("server certificate");
+    let cert = ca
+        .server_cert(&dir.0, "pg-server")
+        .expect("server certificate");
     let mut svc = start_service_in(dir, cfg.clone()).await;
     let mut client = svc.client().await;
     let identity = cosigner_identity(&mut client).await;
@@ -305,8 +307,17 @@ async fn a_redb_store_migrated_to_postgres_over_tls_keeps_serving() {
     assert_eq!(line["already"], false, "{line}");
     assert_eq!(line["tables"]["wallets"], 1, "{line}");
     assert_eq!(line["tables"]["presignatures"], 1, "{line}");
-    assert!(line["target"].as_str().unwrap_or("").contains("TLS verify-full"), "{line}");
-    assert!(progress.contains("copying") && progress.contains("verifying"), "{progress}");
+    assert!(
+        line["target"]
+            .as_str()
+            .unwrap_or("")
+            .contains("TLS verify-full"),
+        "{line}"
+    );
+    assert!(
+        progress.contains("copying") && progress.contains("verifying"),
+        "{progress}"
+    );
     let (again, _) = migrate();
     assert_eq!(again["already"], true, "{again}");
     assert_eq!(again["records"], line["records"], "{again}");
