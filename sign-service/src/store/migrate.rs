@@ -54,10 +54,13 @@ pub fn moved_to(b: &dyn StoreBackend) -> Result<Option<String>, StoreError> {
     Ok(out)
 }
 
-/// Every record of table `t`, as (key bytes, value bytes), in bytewise key order. The
-/// migration mark is left out (it is the source's alone).
-fn rows(tx: &mut dyn Tx, t: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
-    let mut rows: Vec<(Vec<u8>, Vec<u8>)> = match t.kind() {
+/// A record as bytes: its key and its value (numbers big-endian).
+type Row = (Vec<u8>, Vec<u8>);
+
+/// Every record of table `t`, in bytewise key order. The migration mark is left out
+/// (it is the source's alone).
+fn rows(tx: &mut dyn Tx, t: Table) -> Result<Vec<Row>, StoreError> {
+    let mut rows: Vec<Row> = match t.kind() {
         Kind::Bytes => tx
             .entries(t, "")?
             .into_iter()
@@ -85,7 +88,7 @@ fn rows(tx: &mut dyn Tx, t: Table) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError
 }
 
 /// Writes `rows` (from [`rows`]) into table `t`.
-fn put_rows(tx: &mut dyn Tx, t: Table, rows: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StoreError> {
+fn put_rows(tx: &mut dyn Tx, t: Table, rows: &[Row]) -> Result<(), StoreError> {
     let bad = |what: &str| StoreError::Malformed(t.name().to_string(), what.to_string());
     for (k, v) in rows {
         match t.kind() {
