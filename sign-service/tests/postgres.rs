@@ -209,6 +209,20 @@ fn store_rekey_and_the_url_checks_on_postgres() {
     );
     assert_eq!(s.prime_count().expect("primes"), 1);
 
+    // Plaintext to another machine only when asked for: the start-up error says how.
+    let out = command("postgres://wallet@db.example:5432/wallet")
+        .args(["store", "purge-presignatures"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("plaintext")
+            && err.contains("sslmode=disable")
+            && err.contains("sslmode=verify-full"),
+        "{err}"
+    );
+
     let with_password = url.replace("wallet@", "wallet:hunter2@");
     let out = command(&with_password)
         .args(["store", "purge-presignatures"])
@@ -285,17 +299,33 @@ async fn a_redb_store_migrated_to_postgres_over_tls_keeps_serving() {
         ),
     )
     .expect("write config");
-    let migrate = || {
-        let t0 = std::time::Instant::now();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sign-service"))
-            .arg("--config")
+    let command = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sign-service"));
+        c.arg("--config")
             .arg(&cfg)
             .args(["--insecure-dev-store-key", "store", "migrate-to-postgres"])
             .env_remove("SIGN_SERVICE_STORE_KEY")
             .env_remove("SIGN_SERVICE_STORE_PASSPHRASE")
             .env_remove("SIGN_SERVICE_STORE_URL")
-            .output()
-            .expect("run the migration");
+            .env_remove("SIGN_SERVICE_STORE_CA_FILE");
+        c
+    };
+    // Another CA: the binary stops on the certificate, and says so.
+    let other = gateway_tests::process::TempDir::new("sign-service-other-ca").expect("tempdir");
+    let other_ca = TestCa::new("another CA")
+        .expect("CA")
+        .write_pem(&other.0.join("other-ca.pem"))
+        .expect("CA file");
+    let out = command()
+        .env("SIGN_SERVICE_STORE_CA_FILE", &other_ca)
+        .output()
+        .expect("run the migration");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("TLS certificate problem"), "{err}");
+    let migrate = || {
+        let t0 = std::time::Instant::now();
+        let out = command().output().expect("run the migration");
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(out.status.success(), "{err}");
         eprintln!("migration ({:?}):\n{err}", t0.elapsed());
