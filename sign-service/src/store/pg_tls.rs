@@ -34,10 +34,15 @@ use rustls::{
 };
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// Default `statement_timeout` of every store connection.
-pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default `lock_timeout` of every store connection.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default `statement_timeout` of every store connection, ms
+/// (`store_statement_timeout_ms`).
+pub const DEFAULT_STATEMENT_TIMEOUT_MS: u64 = 5_000;
+/// Default `lock_timeout` of every store connection, ms (`store_lock_timeout_ms`).
+pub const DEFAULT_LOCK_TIMEOUT_MS: u64 = 2_000;
+/// [`DEFAULT_STATEMENT_TIMEOUT_MS`].
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_millis(DEFAULT_STATEMENT_TIMEOUT_MS);
+/// [`DEFAULT_LOCK_TIMEOUT_MS`].
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_millis(DEFAULT_LOCK_TIMEOUT_MS);
 
 /// libpq's `sslmode`, the values the store accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
