@@ -35,6 +35,13 @@ pub const ENV_ROLLBACK_ANCHOR: &str = "SIGN_SERVICE_ROLLBACK_ANCHOR";
 pub const ENV_STORE_URL: &str = "SIGN_SERVICE_STORE_URL";
 /// File holding the PostgreSQL password (first line) of `store_url`.
 pub const ENV_STORE_PASSWORD_FILE: &str = "SIGN_SERVICE_STORE_PASSWORD_FILE";
+/// Environment override of `store_ca_file` (the CA of the PostgreSQL server's
+/// certificate).
+pub const ENV_STORE_CA_FILE: &str = "SIGN_SERVICE_STORE_CA_FILE";
+/// Environment override of `store_statement_timeout_ms`.
+pub const ENV_STORE_STATEMENT_TIMEOUT_MS: &str = "SIGN_SERVICE_STORE_STATEMENT_TIMEOUT_MS";
+/// Environment override of `store_lock_timeout_ms`.
+pub const ENV_STORE_LOCK_TIMEOUT_MS: &str = "SIGN_SERVICE_STORE_LOCK_TIMEOUT_MS";
 /// File holding the 32-byte store key (64 hex digits, first line).
 pub const ENV_STORE_KEY_FILE: &str = "SIGN_SERVICE_STORE_KEY_FILE";
 /// File holding the store passphrase (first line).
@@ -101,16 +108,17 @@ fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
 
 /// Checks `store_url`: a `postgres://` or `postgresql://` URL the client accepts,
 /// without a password (it would end up in process listings, configuration backups and
-/// error messages: `store_password_file` holds it). The error never repeats the URL.
-fn check_store_url(url: &str) -> Result<(), ConfigError> {
+/// error messages: `store_password_file` holds it), with TLS settings that make sense
+/// (`sslmode`: a plaintext connection to another machine must be asked for with
+/// `sslmode=disable`; `store_ca_file`). The error never repeats the URL.
+fn check_store_url(url: &str, ca_file: Option<&Path>) -> Result<(), ConfigError> {
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
         return Err(invalid(
             "store_url",
             "must be a postgres:// or postgresql:// URL (unset it for the redb file key_store)",
         ));
     }
-    let parsed: ::postgres::Config = url
-        .parse()
+    let parsed = crate::store::pg_tls::client_config(url)
         .map_err(|e| invalid("store_url", format!("not a PostgreSQL URL: {e}")))?;
     if parsed.get_password().is_some() {
         return Err(invalid(
@@ -124,6 +132,8 @@ fn check_store_url(url: &str) -> Result<(), ConfigError> {
             "names no database (postgres://user@host/DATABASE)",
         ));
     }
+    crate::store::pg_tls::PgTarget::parse(url, ca_file)
+        .map_err(|e| invalid("store_url", e.to_string()))?;
     Ok(())
 }
 
@@ -257,12 +267,26 @@ pub struct Config {
     /// `postgres://user@host:port/database` (or `postgresql://`; query parameters such
     /// as `connect_timeout`, `options=-csearch_path%3Dcosigner` are passed on). Several
     /// cosigner instances may share it. No password in it: see `store_password_file`.
-    /// No TLS: reach the database over loopback, a Unix socket (`host=/run/postgresql`)
-    /// or a TLS proxy.
+    /// TLS as libpq's `sslmode` in the URL says: `verify-full` (with `store_ca_file`),
+    /// `verify-ca`, `require` or `disable`. Without `sslmode`, a loopback host or a Unix
+    /// socket is reached without TLS and any other host is refused: a plaintext
+    /// connection over the network needs an explicit `sslmode=disable`.
     pub store_url: Option<String>,
     /// File whose first line is the PostgreSQL password of `store_url` (if the server
     /// asks for one).
     pub store_password_file: Option<PathBuf>,
+    /// PEM file of the CA that issued the PostgreSQL server's certificate (for
+    /// `sslmode=verify-full` / `verify-ca`; the URL's `sslrootcert` is the same
+    /// setting). Given without `sslmode`, it means `verify-full`.
+    pub store_ca_file: Option<PathBuf>,
+    /// PostgreSQL `statement_timeout` of every store connection, ms (default 5000;
+    /// 0: none). A statement that runs longer is cancelled and the request answered
+    /// `cosigner_unavailable` (retryable), instead of hanging.
+    pub store_statement_timeout_ms: u64,
+    /// PostgreSQL `lock_timeout` of every store connection, ms (default 2000; 0: none,
+    /// a lock wait then ends at the statement timeout): a row or table locked by
+    /// someone else for longer fails the operation, retryable.
+    pub store_lock_timeout_ms: u64,
     /// Append-only audit log (JSON lines).
     pub audit_log: PathBuf,
     /// The presignature rollback anchor (a small file OUTSIDE the key store; keep it off
@@ -376,6 +400,9 @@ impl Default for Config {
             key_store: PathBuf::from("./data/sign-service.redb"),
             store_url: None,
             store_password_file: None,
+            store_ca_file: None,
+            store_statement_timeout_ms: crate::store::pg_tls::DEFAULT_STATEMENT_TIMEOUT_MS,
+            store_lock_timeout_ms: crate::store::pg_tls::DEFAULT_LOCK_TIMEOUT_MS,
             audit_log: PathBuf::from("./data/sign-service-audit.jsonl"),
             rollback_anchor: None,
             store_key_file: None,
@@ -525,6 +552,23 @@ impl Config {
         }
         if let Some(v) = get(ENV_STORE_PASSWORD_FILE).filter(|v| !v.is_empty()) {
             self.store_password_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get(ENV_STORE_CA_FILE).filter(|v| !v.is_empty()) {
+            self.store_ca_file = Some(PathBuf::from(v));
+        }
+        for (name, slot) in [
+            (
+                ENV_STORE_STATEMENT_TIMEOUT_MS,
+                &mut self.store_statement_timeout_ms,
+            ),
+            (ENV_STORE_LOCK_TIMEOUT_MS, &mut self.store_lock_timeout_ms),
+        ] {
+            if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
+                *slot = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| invalid(name, format!("{v:?} is not a number of ms")))?;
+            }
         }
         if let Some(v) = get(ENV_AUDIT_LOG) {
             self.audit_log = PathBuf::from(v);
@@ -758,12 +802,28 @@ impl Config {
             ));
         }
         if let Some(url) = &self.store_url {
-            check_store_url(url)?;
+            check_store_url(url, self.store_ca_file.as_deref())?;
         } else if self.store_password_file.is_some() {
             return Err(invalid(
                 "store_password_file",
                 "is the password of store_url, which is not set",
             ));
+        } else if self.store_ca_file.is_some() {
+            return Err(invalid(
+                "store_ca_file",
+                "is the CA of store_url's server, and store_url is not set",
+            ));
+        }
+        for (key, v) in [
+            (
+                "store_statement_timeout_ms",
+                self.store_statement_timeout_ms,
+            ),
+            ("store_lock_timeout_ms", self.store_lock_timeout_ms),
+        ] {
+            if v > 3_600_000 {
+                return Err(invalid(key, format!("{v} ms: at most 3600000 (an hour)")));
+            }
         }
         if self.rollback_anchor_path() == self.key_store {
             return Err(invalid(
@@ -861,8 +921,22 @@ mod tests {
 
     #[test]
     fn store_url_from_file_and_env_and_refused_with_a_password() {
-        let c = Config::from_yaml("store_url: postgres://cosigner@db:5432/wallet\n").unwrap();
+        let c = Config::from_yaml(
+            "store_url: postgres://cosigner@db:5432/wallet?sslmode=verify-full\n\
+             store_ca_file: /ca.pem\nstore_statement_timeout_ms: 800\nstore_lock_timeout_ms: 0\n",
+        )
+        .unwrap();
         c.validate().unwrap();
+        assert_eq!(c.store_ca_file, Some(PathBuf::from("/ca.pem")));
+        assert_eq!(
+            (c.store_statement_timeout_ms, c.store_lock_timeout_ms),
+            (800, 0)
+        );
+        let d = Config::default();
+        assert_eq!(
+            (d.store_statement_timeout_ms, d.store_lock_timeout_ms),
+            (5_000, 2_000)
+        );
         let mut c = Config::default();
         c.apply_env(|k| match k {
             ENV_STORE_URL => Some("postgresql://cosigner@127.0.0.1/wallet".into()),
@@ -883,6 +957,17 @@ mod tests {
             ("postgres://cosigner:hunter2@db/wallet", "password"),
             ("mysql://db/wallet", "postgres://"),
             ("postgres://cosigner@db", "database"),
+            // Plaintext to another machine only when asked for.
+            ("postgres://cosigner@db/wallet", "sslmode=disable"),
+            ("postgres://cosigner@db/wallet?sslmode=prefer", "plaintext"),
+            (
+                "postgres://cosigner@db/wallet?sslmode=verify-full",
+                "store_ca_file",
+            ),
+            (
+                "postgres://cosigner@db/wallet?sslmode=verify-everything",
+                "unknown",
+            ),
         ] {
             let c = Config::from_yaml(&format!("store_url: {bad}\n")).unwrap();
             let e = c.validate().unwrap_err().to_string();
@@ -895,6 +980,30 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("store_password_file"));
+        for ok in [
+            "postgres://cosigner@db/wallet?sslmode=disable",
+            "postgres://cosigner@db/wallet?sslmode=require",
+            "postgres://cosigner@localhost/wallet",
+            "postgres://cosigner@[::1]:5433/wallet",
+            "postgres://cosigner@%2Frun%2Fpostgresql/wallet",
+        ] {
+            let c = Config::from_yaml(&format!("store_url: \"{ok}\"\n")).unwrap();
+            c.validate().unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            ENV_STORE_URL => Some("postgres://cosigner@db/wallet".into()),
+            ENV_STORE_CA_FILE => Some("/run/secrets/pg-ca.pem".into()),
+            ENV_STORE_STATEMENT_TIMEOUT_MS => Some("1500".into()),
+            ENV_STORE_LOCK_TIMEOUT_MS => Some("300".into()),
+            _ => None,
+        })
+        .unwrap();
+        c.validate().expect("a CA file alone means verify-full");
+        assert_eq!(
+            (c.store_statement_timeout_ms, c.store_lock_timeout_ms),
+            (1_500, 300)
+        );
     }
 
     #[test]

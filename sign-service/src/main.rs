@@ -6,6 +6,8 @@
 //!   backup, delete every unused presignature and re-anchor (the service stopped);
 //! - `sign-service store rekey --new-key-file PATH | --new-passphrase-file PATH`:
 //!   re-encrypt the key store under a new key (the service stopped);
+//! - `sign-service store migrate-to-postgres`: copy the redb key store into the empty
+//!   PostgreSQL database of `store_url` (the service stopped);
 //! - `sign-service audit verify [FILE]`: check the audit log's hash chain.
 
 use std::net::SocketAddr;
@@ -17,6 +19,7 @@ use clap::{Parser, Subcommand};
 use sign_service::audit::{AuditLog, AuditRecord};
 use sign_service::config::{self, Config, LogFormat};
 use sign_service::import::{import_bundle, ImportOptions};
+use sign_service::store::postgres::{PgBackend, PgOptions};
 use sign_service::store::{KeySource, Store};
 use zeroize::Zeroizing;
 
@@ -145,6 +148,15 @@ enum StoreCommand {
         #[arg(long, conflicts_with = "new_key_file")]
         new_pkcs11: bool,
     },
+    /// Copy the redb key store (`key_store`) into the EMPTY PostgreSQL database of
+    /// `store_url`: every table, records as they are (sealed: the same store key opens
+    /// them), in one transaction, then checked table by table against the source. The
+    /// redb file is then marked as migrated and the service refuses it. A target that
+    /// already holds this very store (a run that failed after its commit) is checked
+    /// and accepted: running it again is safe. Progress on stderr; one JSON line on
+    /// stdout: records, tables, already, target. Keep the same store key settings,
+    /// audit_log and rollback_anchor, set store_url, and start the service.
+    MigrateToPostgres,
 }
 
 #[derive(Subcommand, Debug)]
@@ -355,17 +367,104 @@ fn open_store(cfg: &Config, insecure_dev_store_key: bool) -> anyhow::Result<Stor
         None => Store::open(&cfg.key_store, &source)
             .with_context(|| format!("cannot open the key store {}", cfg.key_store.display())),
         Some(url) => {
-            let password = cfg
-                .store_password_file
-                .as_deref()
-                .map(|p| read_secret_file(p, "PostgreSQL password"))
-                .transpose()?;
-            let store = Store::open_postgres(url, password.as_ref().map(|p| p.as_bytes()), &source)
-                .context("cannot open the key store on PostgreSQL")?;
+            let password = pg_password(cfg)?;
+            let store = Store::open_postgres_with(
+                url,
+                &pg_options(cfg, password.as_ref().map(|p| p.as_bytes())),
+                &source,
+            )
+            .context("cannot open the key store on PostgreSQL")?;
             tracing::info!(key_store = %store.describe(), "key store on PostgreSQL");
             Ok(store)
         }
     }
+}
+
+/// The PostgreSQL password of `store_password_file`, if set.
+fn pg_password(cfg: &Config) -> anyhow::Result<Option<Zeroizing<String>>> {
+    cfg.store_password_file
+        .as_deref()
+        .map(|p| read_secret_file(p, "PostgreSQL password"))
+        .transpose()
+}
+
+/// The PostgreSQL connection options of the configuration.
+fn pg_options<'a>(cfg: &'a Config, password: Option<&'a [u8]>) -> PgOptions<'a> {
+    PgOptions {
+        password,
+        ca_file: cfg.store_ca_file.as_deref(),
+        statement_timeout: std::time::Duration::from_millis(cfg.store_statement_timeout_ms),
+        lock_timeout: std::time::Duration::from_millis(cfg.store_lock_timeout_ms),
+    }
+}
+
+/// `sign-service store migrate-to-postgres`.
+fn migrate_to_postgres(cfg: &Config, insecure_dev_store_key: bool) -> anyhow::Result<()> {
+    let url = cfg.store_url.as_deref().context(
+        "set store_url (SIGN_SERVICE_STORE_URL): the empty PostgreSQL database to migrate to",
+    )?;
+    if !cfg.key_store.is_file() {
+        anyhow::bail!(
+            "no redb key store at {} (key_store / SIGN_SERVICE_KEY_STORE): nothing to migrate",
+            cfg.key_store.display()
+        );
+    }
+    let source = key_source(cfg, insecure_dev_store_key)?;
+    let backend = sign_service::store::redb::RedbBackend::open(&cfg.key_store)
+        .with_context(|| format!("cannot open the key store {}", cfg.key_store.display()))?;
+    // Not Store::open: a store marked as migrated is opened again to re-check a copy.
+    let from = Store::with_backend(Box::new(backend), &source)
+        .with_context(|| format!("cannot open the key store {}", cfg.key_store.display()))?;
+    let password = pg_password(cfg)?;
+    // No statement timeout: the copy reads and writes whole tables (the lock timeout
+    // stays, should something else hold the target).
+    let options = PgOptions {
+        statement_timeout: std::time::Duration::ZERO,
+        ..pg_options(cfg, password.as_ref().map(|p| p.as_bytes()))
+    };
+    let to = PgBackend::connect_with(url, &options).context("cannot open the PostgreSQL store")?;
+    let now = cosigner_api::auth::now_ms();
+    let done =
+        sign_service::store::migrate::migrate(&from, Box::new(to), &source, now, &mut |line| {
+            eprintln!("{line}")
+        })
+        .context("the migration to PostgreSQL failed")?;
+    AuditLog::open(&cfg.audit_log)?.append(&AuditRecord {
+        timestamp_ms: now,
+        event: "store_migrate",
+        outcome: Some(format!(
+            "{} records of {} {} {}",
+            done.records,
+            cfg.key_store.display(),
+            if done.already {
+                "found already in"
+            } else {
+                "copied to"
+            },
+            done.target
+        )),
+        ..Default::default()
+    })?;
+    eprintln!(
+        "done: {} records in {}; set store_url to it (keep the store key settings) and start \
+         the service",
+        done.records, done.target
+    );
+    let tables: serde_json::Map<String, serde_json::Value> = done
+        .tables
+        .iter()
+        .map(|t| (t.table.name().to_string(), t.records.into()))
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "records": done.records,
+            "tables": tables,
+            "already": done.already,
+            "target": done.target,
+        })
+    );
+    Ok(())
 }
 
 fn run(args: Args) -> anyhow::Result<()> {
@@ -429,6 +528,9 @@ fn run(args: Args) -> anyhow::Result<()> {
             let store = open_store(&old_cfg, args.insecure_dev_store_key)?;
             return rekey(&old_cfg, &store, &new.0, new.1);
         }
+        Some(Command::Store {
+            command: StoreCommand::MigrateToPostgres,
+        }) => return migrate_to_postgres(&cfg, args.insecure_dev_store_key),
         Some(Command::Registration { command }) => return registration(command),
         Some(Command::Audit {
             command: AuditCommand::Verify { file },

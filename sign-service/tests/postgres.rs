@@ -209,6 +209,20 @@ fn store_rekey_and_the_url_checks_on_postgres() {
     );
     assert_eq!(s.prime_count().expect("primes"), 1);
 
+    // Plaintext to another machine only when asked for: the start-up error says how.
+    let out = command("postgres://wallet@db.example:5432/wallet")
+        .args(["store", "purge-presignatures"])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("plaintext")
+            && err.contains("sslmode=disable")
+            && err.contains("sslmode=verify-full"),
+        "{err}"
+    );
+
     let with_password = url.replace("wallet@", "wallet:hunter2@");
     let out = command(&with_password)
         .args(["store", "purge-presignatures"])
@@ -221,4 +235,166 @@ fn store_rekey_and_the_url_checks_on_postgres() {
         "{err}"
     );
     assert!(!err.contains("hunter2"), "{err}");
+}
+
+/// `sign-service store migrate-to-postgres` through the binary: a cosigner on its redb
+/// store (the dev wallet) makes a presignature and stops; the command copies the store
+/// into PostgreSQL over TLS (`sslmode=verify-full`, a CA and a server certificate made
+/// now, the server refusing plaintext); a second run finds the copy; the cosigner
+/// restarted on PostgreSQL has the same identity and wallet, uses the presignature once
+/// and refuses it the second time; the redb file is refused from then on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redb_store_migrated_to_postgres_over_tls_keeps_serving() {
+    use gateway_tests::tls::TestCa;
+
+    let gw_proc = gateway().await;
+    let dir = gateway_tests::process::TempDir::new("sign-service-migrate").expect("tempdir");
+    let made = {
+        let store = Store::open(&dir.0.join("store.redb"), &KeySource::InsecureDev)
+            .expect("open the redb store");
+        seed_dev_wallets(&store, &[mpc_core::AccountKind::Independent])
+    };
+    let cfg = dir.0.join("sign-service.yaml");
+    let redb_yaml = service_yaml(
+        &gw_proc,
+        &dir.0,
+        false,
+        "presign_workers: 1\nadmin_listen: 127.0.0.1:0\n",
+    );
+    std::fs::write(&cfg, &redb_yaml).expect("write config");
+    let ca = TestCa::new("wallet-mpc test PostgreSQL CA").expect("CA");
+    let ca_file = ca.write_pem(&dir.0.join("pg-ca.pem")).expect("CA file");
+    let cert = ca
+        .server_cert(&dir.0, "pg-server")
+        .expect("server certificate");
+    let mut svc = start_service_in(dir, cfg.clone()).await;
+    let mut client = svc.client().await;
+    let identity = cosigner_identity(&mut client).await;
+    let [w] = one(dev_wallets(&gw_proc, identity, made));
+    let id = presign_one(&mut client, &w, ACCOUNT).await;
+    svc.kill();
+
+    let pg = PgServer::start_with(
+        &[
+            (
+                "server.pem",
+                &std::fs::read(&cert.cert_file).expect("certificate"),
+            ),
+            ("server.key", &std::fs::read(&cert.key_file).expect("key")),
+            (
+                "pg_hba.conf",
+                b"local all all trust\nhostssl all all 127.0.0.1/32 trust\n\
+                  hostnossl all all 127.0.0.1/32 reject\n",
+            ),
+        ],
+        "ssl = on\nssl_cert_file = '{dir}/server.pem'\nssl_key_file = '{dir}/server.key'\n\
+         hba_file = '{dir}/pg_hba.conf'",
+    );
+    let url = format!("{}&sslmode=verify-full", pg.url("postgres"));
+    std::fs::write(
+        &cfg,
+        format!(
+            "{redb_yaml}store_url: \"{url}\"\nstore_ca_file: {}\n",
+            ca_file.display()
+        ),
+    )
+    .expect("write config");
+    let command = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_sign-service"));
+        c.arg("--config")
+            .arg(&cfg)
+            .args(["--insecure-dev-store-key", "store", "migrate-to-postgres"])
+            .env_remove("SIGN_SERVICE_STORE_KEY")
+            .env_remove("SIGN_SERVICE_STORE_PASSPHRASE")
+            .env_remove("SIGN_SERVICE_STORE_URL")
+            .env_remove("SIGN_SERVICE_STORE_CA_FILE");
+        c
+    };
+    // Another CA: the binary stops on the certificate, and says so.
+    let other = gateway_tests::process::TempDir::new("sign-service-other-ca").expect("tempdir");
+    let other_ca = TestCa::new("another CA")
+        .expect("CA")
+        .write_pem(&other.0.join("other-ca.pem"))
+        .expect("CA file");
+    let out = command()
+        .env("SIGN_SERVICE_STORE_CA_FILE", &other_ca)
+        .output()
+        .expect("run the migration");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("TLS certificate problem"), "{err}");
+    let migrate = || {
+        let t0 = std::time::Instant::now();
+        let out = command().output().expect("run the migration");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{err}");
+        eprintln!("migration ({:?}):\n{err}", t0.elapsed());
+        let line: serde_json::Value =
+            serde_json::from_slice(out.stdout.trim_ascii()).expect("one JSON line");
+        (line, err)
+    };
+    let (line, progress) = migrate();
+    assert_eq!(line["already"], false, "{line}");
+    assert_eq!(line["tables"]["wallets"], 1, "{line}");
+    assert_eq!(line["tables"]["presignatures"], 1, "{line}");
+    assert!(
+        line["target"]
+            .as_str()
+            .unwrap_or("")
+            .contains("TLS verify-full"),
+        "{line}"
+    );
+    assert!(
+        progress.contains("copying") && progress.contains("verifying"),
+        "{progress}"
+    );
+    let (again, _) = migrate();
+    assert_eq!(again["already"], true, "{again}");
+    assert_eq!(again["records"], line["records"], "{again}");
+
+    // The cosigner on PostgreSQL: the same identity, the wallet's account, the
+    // presignature made on redb used once.
+    svc.restart(&[]).await;
+    assert!(svc.log().contains("TLS verify-full"), "{}", svc.log());
+    let mut client = svc.client().await;
+    assert_eq!(cosigner_identity(&mut client).await, identity);
+    let mut req = pb::ListAccountsRequest { auth: None };
+    auth::sign_request(&mut req, &w.device, &w.cosigner, &w.id, 0).expect("sign");
+    let accounts = client
+        .list_accounts(req)
+        .await
+        .expect("ListAccounts")
+        .into_inner()
+        .accounts;
+    assert_eq!(
+        accounts
+            .iter()
+            .map(|a| a.account_id.as_str())
+            .collect::<Vec<_>>(),
+        [ACCOUNT]
+    );
+    assert_eq!(
+        pool_ids(&mut client, &w, ACCOUNT).await.expect("pool"),
+        vec![id.clone()]
+    );
+    let r = client
+        .sign_with_presignature(sign_req(&w, &id, "after the migration"))
+        .await
+        .expect("signed with the migrated presignature")
+        .into_inner();
+    assert_eq!(r.partial_signature.len(), 32);
+    let e = client
+        .sign_with_presignature(sign_req(&w, &id, "twice"))
+        .await
+        .expect_err("used once");
+    let remote = RemoteError::from(&e);
+    assert_eq!(remote.code, ErrorCode::PresignatureUnavailable, "{remote}");
+    assert_eq!(remote.presignature, Some(PresignatureState::Used));
+    assert!(!svc.log().contains("panicked"), "{}", svc.log());
+
+    // The redb file is refused from now on.
+    match Store::open(&svc.dir.0.join("store.redb"), &KeySource::InsecureDev) {
+        Err(sign_service::store::StoreError::Moved(to)) => assert!(to.contains("postgres://")),
+        other => panic!("the migrated redb store opened: {other:?}"),
+    }
 }

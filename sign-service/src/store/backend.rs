@@ -142,6 +142,8 @@ pub trait Tx {
     fn entries(&mut self, t: Table, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Every entry of a [`Kind::Ms`] table, in key order.
     fn entries_ms(&mut self, t: Table) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Every entry of a [`Kind::Text`] table, in key order.
+    fn entries_text(&mut self, t: Table) -> Result<Vec<(String, String)>, StoreError>;
     /// Number of entries of any table.
     fn count(&mut self, t: Table) -> Result<u64, StoreError>;
     /// The highest sequence number of the prime pool.

@@ -20,8 +20,10 @@ use std::path::Path;
 pub mod backend;
 mod controls;
 mod crypto;
+pub mod migrate;
 #[cfg(any(test, feature = "test-hooks"))]
 pub mod pg_server;
+pub mod pg_tls;
 pub mod postgres;
 pub mod redb;
 
@@ -105,6 +107,17 @@ pub enum StoreError {
     /// The record a change needs does not exist.
     #[error("{0} does not exist")]
     NotFound(String),
+    /// The store was copied to PostgreSQL (`sign-service store migrate-to-postgres`):
+    /// this copy must not be used again (its presignatures live on there).
+    #[error(
+        "this key store was migrated to {0}: it must not be used again (its presignatures \
+         live on there); set store_url to use the PostgreSQL store"
+    )]
+    Moved(String),
+    /// A migration's target holds records already (of another store, or of this one
+    /// changed since).
+    #[error("the target store is not empty: {0}")]
+    TargetNotEmpty(String),
     /// The party's identity is revoked for this wallet (nothing is stored for it).
     #[error("the identity of party {party} of wallet {wallet_id} is revoked")]
     Revoked {
@@ -333,9 +346,13 @@ fn takes_from(b: &[u8]) -> Result<u64, StoreError> {
 
 impl Store {
     /// Opens (or creates) the store in the redb file at `path` with the key from
-    /// `source`.
+    /// `source`. A store migrated to PostgreSQL is refused ([`StoreError::Moved`]).
     pub fn open(path: &Path, source: &KeySource) -> Result<Self, StoreError> {
-        Self::with_backend(Box::new(redb::RedbBackend::open(path)?), source)
+        let backend = redb::RedbBackend::open(path)?;
+        if let Some(to) = migrate::moved_to(&backend)? {
+            return Err(StoreError::Moved(to));
+        }
+        Self::with_backend(Box::new(backend), source)
     }
 
     /// Opens (or creates) the store in the PostgreSQL database of `url` (see
@@ -348,6 +365,18 @@ impl Store {
     ) -> Result<Self, StoreError> {
         Self::with_backend(
             Box::new(postgres::PgBackend::connect(url, password)?),
+            source,
+        )
+    }
+
+    /// [`Store::open_postgres`] with every connection option (TLS, timeouts).
+    pub fn open_postgres_with(
+        url: &str,
+        options: &postgres::PgOptions<'_>,
+        source: &KeySource,
+    ) -> Result<Self, StoreError> {
+        Self::with_backend(
+            Box::new(postgres::PgBackend::connect_with(url, options)?),
             source,
         )
     }
@@ -419,6 +448,11 @@ impl Store {
     /// Where the store is (a redb file, a PostgreSQL database), for logs and errors.
     pub fn describe(&self) -> String {
         self.backend.describe()
+    }
+
+    /// The backend (its sealed records as they are).
+    pub(crate) fn backend(&self) -> &dyn StoreBackend {
+        self.backend.as_ref()
     }
 
     /// Runs `body` in one read transaction; returns its value.
@@ -1142,3 +1176,7 @@ mod tests;
 /// Two cosigner instances on one PostgreSQL database.
 #[cfg(test)]
 mod two_instances;
+
+/// TLS, timeouts and the migration from redb, on real PostgreSQL servers.
+#[cfg(test)]
+mod pg_ops_tests;

@@ -67,6 +67,14 @@ fn free_port() -> u16 {
 impl PgServer {
     /// Starts a server (about a second).
     pub fn start() -> PgServer {
+        Self::start_with(&[], "")
+    }
+
+    /// Starts a server with `files` (name, contents) in its folder, readable by the
+    /// server only (certificates, keys, a `pg_hba.conf`), and `conf` appended to its
+    /// `postgresql.conf`, `{dir}` in it replaced by that folder (e.g. `ssl = on`,
+    /// `ssl_cert_file = '{dir}/server.pem'`).
+    pub fn start_with(files: &[(&str, &[u8])], conf: &str) -> PgServer {
         let bin = find_bin();
         let as_user = is_root().then_some("postgres");
         static N: AtomicU32 = AtomicU32::new(0);
@@ -93,6 +101,21 @@ impl PgServer {
             as_user,
             next_db: AtomicU32::new(0),
         };
+        for (name, contents) in files {
+            let path = server.dir.join(name);
+            std::fs::write(&path, contents).expect("write a server file");
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .expect("chmod a server file");
+            if let Some(user) = as_user {
+                let ok = Command::new("chown")
+                    .arg(format!("{user}:"))
+                    .arg(&path)
+                    .status()
+                    .is_ok_and(|s| s.success());
+                assert!(ok, "chown {user} {}", path.display());
+            }
+        }
         let data = server.dir.join("data");
         server.run(
             "initdb",
@@ -107,6 +130,15 @@ impl PgServer {
                 "UTF8".as_ref(),
             ],
         );
+        if !conf.is_empty() {
+            use std::io::Write;
+            let conf = conf.replace("{dir}", &server.dir.display().to_string());
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(data.join("postgresql.conf"))
+                .and_then(|mut f| writeln!(f, "\n{conf}"))
+                .expect("append to postgresql.conf");
+        }
         // A port found free may be taken before the server binds it: try a few.
         for attempt in 0..5 {
             server.port = free_port();

@@ -12,10 +12,15 @@
 //! runs a small runtime of its own, which must not be driven from a thread of the
 //! service's tokio runtime: a call made with a runtime entered (an async task, or a
 //! `spawn_blocking` thread) runs on a short-lived thread of its own and blocks the
-//! caller like a redb call does. Connections: no TLS (`sslmode=disable` or the default `prefer`: use a loopback or
-//! Unix-socket connection, or a TLS proxy beside the cosigner).
+//! caller like a redb call does.
+//!
+//! Connections: TLS as libpq's `sslmode` says (`pg_tls.rs`: rustls; plaintext only to
+//! loopback or when `sslmode=disable` is explicit); every connection gets a
+//! `statement_timeout` and a `lock_timeout` ([`PgOptions`]), so a stuck statement or a
+//! lock held elsewhere fails the operation as [`StoreError::Unavailable`] (retryable)
+//! instead of blocking the caller.
 
-use std::str::FromStr;
+use std::path::Path;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,7 +29,9 @@ use postgres::{Client, Config, IsolationLevel, NoTls, Transaction};
 use rand_core::{OsRng, RngCore};
 
 use super::backend::{Kind, Outcome, StoreBackend, Table, Tx};
+use super::pg_tls::{self, PgTarget, SslMode};
 use super::StoreError;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// The schema migrations, in order: (version, name, SQL). Each runs once, in the
 /// transaction that records it in `schema_version`.
@@ -59,9 +66,39 @@ const CHECK_IDLE_AFTER: Duration = Duration::from_secs(5);
 /// The connect timeout when the URL gives none.
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How to reach the database besides its URL.
+#[derive(Debug, Clone, Copy)]
+pub struct PgOptions<'a> {
+    /// The password (else the URL's, if any).
+    pub password: Option<&'a [u8]>,
+    /// The PEM file of the CA that issued the server's certificate (`store_ca_file`;
+    /// or `sslrootcert` in the URL).
+    pub ca_file: Option<&'a Path>,
+    /// `statement_timeout` of every connection (zero: none).
+    pub statement_timeout: Duration,
+    /// `lock_timeout` of every connection (zero: none; then a lock wait ends at the
+    /// statement timeout).
+    pub lock_timeout: Duration,
+}
+
+impl Default for PgOptions<'_> {
+    fn default() -> Self {
+        PgOptions {
+            password: None,
+            ca_file: None,
+            statement_timeout: pg_tls::DEFAULT_STATEMENT_TIMEOUT,
+            lock_timeout: pg_tls::DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+}
+
 /// The store in a PostgreSQL database.
 pub struct PgBackend {
     config: Config,
+    /// The rustls connector (`None`: plaintext, `sslmode=disable` or loopback).
+    tls: Option<MakeRustlsConnect>,
+    /// The `SET`s run on every new connection (the timeouts).
+    session_setup: String,
     idle: Mutex<Vec<(Client, Instant)>>,
     /// Connections handed out (or being opened) now.
     leased: Mutex<usize>,
@@ -110,6 +147,19 @@ fn pg_err(label: &str) -> impl Fn(postgres::Error) -> StoreError + '_ {
         ) {
             return StoreError::Conflict(e.to_string());
         }
+        // A statement cancelled by `statement_timeout` (57014) or a lock not granted
+        // within `lock_timeout` (55P03): nothing of the transaction is kept; retryable.
+        if let Some(db) = e.as_db_error() {
+            let code = db.code();
+            if *code == SqlState::QUERY_CANCELED || *code == SqlState::LOCK_NOT_AVAILABLE {
+                return StoreError::Unavailable(format!(
+                    "PostgreSQL {label}: {} ({}; see store_statement_timeout_ms and \
+                     store_lock_timeout_ms)",
+                    db.message(),
+                    code.code()
+                ));
+            }
+        }
         // The driver's error names the kind ("error connecting to server", "db error"),
         // the server's message is its source.
         if let Some(db) = e.as_db_error() {
@@ -147,11 +197,29 @@ fn to_u64(what: &str, v: i64) -> Result<u64, StoreError> {
 impl PgBackend {
     /// Connects to the database of `url` (`postgres://user@host:port/db?...`, or the
     /// key=value form), with `password` if given (else the URL's, if any), and brings
-    /// its schema up to date. The URL is never logged with a password.
+    /// its schema up to date; the default [`PgOptions`] otherwise.
     pub fn connect(url: &str, password: Option<&[u8]>) -> Result<Self, StoreError> {
-        let mut config = Config::from_str(url)
-            .map_err(|e| StoreError::Db(format!("invalid PostgreSQL URL: {e}")))?;
-        if let Some(p) = password {
+        Self::connect_with(
+            url,
+            &PgOptions {
+                password,
+                ..PgOptions::default()
+            },
+        )
+    }
+
+    /// Connects to the database of `url` as `options` say (TLS from the URL's
+    /// `sslmode` and the CA file: [`PgTarget::parse`]), and brings its schema up to
+    /// date. The URL is never logged with a password.
+    pub fn connect_with(url: &str, options: &PgOptions<'_>) -> Result<Self, StoreError> {
+        let target = PgTarget::parse(url, options.ca_file)
+            .map_err(|e| StoreError::Db(format!("store_url: {e}")))?;
+        let tls = target
+            .connector()
+            .map_err(|e| StoreError::Db(format!("store_url: {e}")))?;
+        let mode = target.mode;
+        let mut config = target.config;
+        if let Some(p) = options.password {
             config.password(p);
         }
         if config.get_connect_timeout().is_none() {
@@ -160,9 +228,16 @@ impl PgBackend {
         if config.get_application_name().is_none() {
             config.application_name("sign-service");
         }
-        let label = describe(&config);
+        let label = describe(&config, mode);
+        let session_setup = format!(
+            "SET statement_timeout = {}; SET lock_timeout = {}",
+            options.statement_timeout.as_millis(),
+            options.lock_timeout.as_millis()
+        );
         let backend = PgBackend {
             config,
+            tls,
+            session_setup,
             idle: Mutex::new(Vec::new()),
             leased: Mutex::new(0),
             returned: Condvar::new(),
@@ -286,13 +361,28 @@ impl PgBackend {
             }
             return Ok((c, true));
         }
-        self.config.connect(NoTls).map(|c| (c, false)).map_err(|e| {
-            let mut msg = format!("cannot connect to PostgreSQL {}: {e}", self.label);
-            if let Some(src) = std::error::Error::source(&e) {
-                msg.push_str(&format!(" ({src})"));
-            }
-            StoreError::Unavailable(msg)
-        })
+        let connected = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(NoTls),
+        };
+        let mut c = connected.map_err(|e| {
+            let why = pg_tls::tls_failure(&e).unwrap_or_else(|| {
+                // The driver's error names the kind; its source says why.
+                match std::error::Error::source(&e) {
+                    Some(src) if !e.to_string().contains(&src.to_string()) => {
+                        format!("{e}: {src}")
+                    }
+                    _ => e.to_string(),
+                }
+            });
+            StoreError::Unavailable(format!(
+                "cannot connect to PostgreSQL {}: {why}",
+                self.label
+            ))
+        })?;
+        c.batch_execute(&self.session_setup)
+            .map_err(pg_err(&self.label))?;
+        Ok((c, false))
     }
 
     fn release(&self) {
@@ -339,8 +429,8 @@ impl Drop for PgBackend {
     }
 }
 
-/// `postgres://user@host:port/db`, without the password.
-fn describe(c: &Config) -> String {
+/// `postgres://user@host:port/db (TLS verify-full)`, without the password.
+fn describe(c: &Config, mode: SslMode) -> String {
     let host = match c.get_hosts().first() {
         Some(postgres::config::Host::Tcp(h)) => h.clone(),
         #[cfg(unix)]
@@ -348,8 +438,12 @@ fn describe(c: &Config) -> String {
         None => "localhost".into(),
     };
     let port = c.get_ports().first().copied().unwrap_or(5432);
+    let tls = match mode {
+        SslMode::Disable => "no TLS".to_string(),
+        m => format!("TLS {}", m.name()),
+    };
     format!(
-        "postgres://{}@{host}:{port}/{}",
+        "postgres://{}@{host}:{port}/{} ({tls})",
         c.get_user().unwrap_or(""),
         c.get_dbname().unwrap_or("")
     )
@@ -588,6 +682,14 @@ impl Tx for PgTx<'_> {
         let rows = self.rows(&format!("SELECT key, value FROM {name} ORDER BY key"), &[])?;
         rows.iter()
             .map(|r| Ok((self.col(r, 0)?, to_u64(name, self.col(r, 1)?)?)))
+            .collect()
+    }
+
+    fn entries_text(&mut self, t: Table) -> Result<Vec<(String, String)>, StoreError> {
+        let name = t.typed(Kind::Text)?;
+        let rows = self.rows(&format!("SELECT key, value FROM {name} ORDER BY key"), &[])?;
+        rows.iter()
+            .map(|r| Ok((self.col(r, 0)?, self.col(r, 1)?)))
             .collect()
     }
 

@@ -138,6 +138,17 @@ fn entries_m(t: &impl ReadableTable<&'static str, u64>) -> Result<Vec<(String, u
     Ok(out)
 }
 
+fn entries_t(
+    t: &impl ReadableTable<&'static str, &'static str>,
+) -> Result<Vec<(String, String)>, StoreError> {
+    let mut out = Vec::new();
+    for item in t.iter().map_err(db_err)? {
+        let (k, v) = item.map_err(db_err)?;
+        out.push((k.value().to_string(), v.value().to_string()));
+    }
+    Ok(out)
+}
+
 fn entries_s(
     t: &impl ReadableTable<u64, &'static [u8]>,
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
@@ -174,6 +185,9 @@ macro_rules! reads {
         }
         fn entries_ms(&mut self, t: Table) -> Result<Vec<(String, u64)>, StoreError> {
             entries_m(&self.0.open_table(ms(t)?).map_err(db_err)?)
+        }
+        fn entries_text(&mut self, t: Table) -> Result<Vec<(String, String)>, StoreError> {
+            entries_t(&self.0.open_table(text(t)?).map_err(db_err)?)
         }
         fn count(&mut self, t: Table) -> Result<u64, StoreError> {
             match t.kind() {
