@@ -382,33 +382,55 @@ fn note(cell: &Rc<RefCell<Inner>>, env: &Env, f: impl FnOnce(&mut Counters)) {
 }
 
 /// Sends the room's pending counts and current gauges to the metrics object now; on
-/// failure the counts stay pending for the next report.
+/// failure the counts stay pending for the next report. One report of a room is in
+/// flight at a time, so they arrive in order (a stale subscriber count cannot land
+/// after the expired room's zeros): a call while one is in flight leaves its work to
+/// that one, which sends again when it is done.
 async fn report_now(cell: &Rc<RefCell<Inner>>, env: &Env) -> Result<()> {
-    let report = {
+    {
         let mut inner = cell.borrow_mut();
-        let (subscribers, messages) = inner
-            .room
-            .as_ref()
-            .map(|r| (u64::from(r.subscribers()), r.len() as u64))
-            .unwrap_or((0, 0));
         let Some(rep) = inner.report.as_mut() else {
             return Ok(());
         };
-        rep.scheduled = false;
-        RoomReport {
-            room: rep.id.clone(),
-            counters: std::mem::take(&mut rep.pending),
-            subscribers,
-            messages,
+        if rep.in_flight {
+            rep.again = true;
+            return Ok(());
         }
-    };
-    let sent = metrics::send(env, &report).await;
-    if sent.is_err() {
-        if let Some(rep) = cell.borrow_mut().report.as_mut() {
+        rep.in_flight = true;
+    }
+    loop {
+        let report = {
+            let mut inner = cell.borrow_mut();
+            let (subscribers, messages) = inner
+                .room
+                .as_ref()
+                .map(|r| (u64::from(r.subscribers()), r.len() as u64))
+                .unwrap_or((0, 0));
+            let Some(rep) = inner.report.as_mut() else {
+                return Ok(());
+            };
+            rep.scheduled = false;
+            rep.again = false;
+            RoomReport {
+                room: rep.id.clone(),
+                counters: std::mem::take(&mut rep.pending),
+                subscribers,
+                messages,
+            }
+        };
+        let sent = metrics::send(env, &report).await;
+        let mut inner = cell.borrow_mut();
+        let Some(rep) = inner.report.as_mut() else {
+            return sent;
+        };
+        if sent.is_err() {
             rep.pending.add(&report.counters);
         }
+        if sent.is_err() || !rep.again {
+            rep.in_flight = false;
+            return sent;
+        }
     }
-    sent
 }
 
 /// One room: its sequence, indices, messages and subscribers.
@@ -857,6 +879,8 @@ impl DurableObject for RoomObject {
             every_ms,
             pending: Counters::default(),
             scheduled: false,
+            in_flight: false,
+            again: false,
         });
         RoomObject {
             state,

@@ -173,6 +173,10 @@ pub(crate) struct Reporter {
     pub(crate) pending: Counters,
     /// A report is scheduled (a timer runs).
     pub(crate) scheduled: bool,
+    /// A report is on its way to the metrics object.
+    pub(crate) in_flight: bool,
+    /// Something asked for a report while one was in flight: send another after it.
+    pub(crate) again: bool,
 }
 
 /// Sends `report` to the metrics object.
