@@ -661,11 +661,27 @@ impl RoomObject {
         cfg: &GatewayConfig,
     ) -> std::result::Result<Response, GatewayError> {
         self.load().await.map_err(internal)?;
+        let was_expired = self.inner.borrow().expired;
+        let res = self.act(req, cfg).await;
+        // Whichever way the request ended (a room found expired answers 410 through
+        // `?` above), a room that expired during it is wiped once: its quota goes back
+        // and its last metrics report goes out.
+        if !was_expired && self.inner.borrow().expired {
+            self.wipe().await.map_err(internal)?;
+        }
+        res
+    }
+
+    /// The request itself, on a loaded room object.
+    async fn act(
+        &self,
+        req: Request,
+        cfg: &GatewayConfig,
+    ) -> std::result::Result<Response, GatewayError> {
         let limits = &cfg.limits;
         let now = now_ms();
         let path = req.path();
-        let was_expired = self.inner.borrow().expired;
-        let res = match path.as_str() {
+        match path.as_str() {
             "/issue_unique_idx" => {
                 self.ensure_room(limits, now).await?;
                 let idx = {
@@ -761,11 +777,7 @@ impl RoomObject {
                     .map_err(internal)
             }
             _ => Err(GatewayError::NotFound),
-        };
-        if !was_expired && self.inner.borrow().expired {
-            self.wipe().await.map_err(internal)?;
         }
-        res
     }
 
     fn sse(
