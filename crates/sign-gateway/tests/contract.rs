@@ -107,13 +107,15 @@ async fn edge_secured_profile() {
 
 /// The edge gateway's `/metrics` (`METRICS_TOKEN`): refused without the bearer token,
 /// and with it the native gateway's metric names following the rooms, messages, bytes,
-/// subscribers and deliveries of the test.
+/// subscribers and deliveries of the test, down to zero when the rooms expire (an idle
+/// TTL of 10 s: long enough for the first checks, short enough to wait for).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_metrics() {
-    let cfg = TestConfig {
+    let mut cfg = TestConfig {
         metrics_token: Some("edge-metrics-test-token".into()),
         ..contract::open_profile()
     };
+    cfg.limits.room_idle_ttl_secs = 10;
     let gw = match start_edge(&cfg).await {
         Ok(Some(gw)) => gw,
         Ok(None) => return,

@@ -136,10 +136,12 @@ pub async fn wait_for(
     }
 }
 
-/// The edge gateway's `/metrics` (started with a `metrics_token`): refused without the
-/// token or with a wrong one; with it, OpenMetrics text with the native gateway's
-/// names whose rooms, messages, bytes, subscribers, deliveries and errors follow what
-/// happened, and whose subscriber gauge falls when a stream closes.
+/// The edge gateway's `/metrics` (started with a `metrics_token` and a
+/// `room_idle_ttl_secs` of a few seconds): refused without the token or with a wrong
+/// one; with it, OpenMetrics text with the native gateway's names whose rooms,
+/// messages, bytes, subscribers, deliveries and errors follow what happened, whose
+/// subscriber gauge falls when a stream closes, and whose gauges return to zero when
+/// the rooms expire.
 pub async fn check_edge_metrics(gw: &GatewayProcess) -> Result<()> {
     let token = gw
         .config
@@ -264,6 +266,46 @@ pub async fn check_edge_metrics(gw: &GatewayProcess) -> Result<()> {
             ("sign_gateway_subscribers", 1.0),
             ("sign_gateway_subscriptions_total", 2.0),
             ("sign_gateway_messages_total", 3.0),
+        ],
+        Duration::from_secs(20),
+    )
+    .await?;
+
+    // The last stream closes and both rooms idle out (a post after the TTL finds them
+    // expired, if their alarms have not already): the room objects' last reports take
+    // their gauges back to zero, and the quota object no longer counts them.
+    subs.clear();
+    let ttl = gw.config.limits.room_idle_ttl_secs;
+    ensure!(
+        ttl <= 30,
+        "start the gateway with a short room_idle_ttl_secs, not {ttl}"
+    );
+    // The rooms idle from the moment the last stream is unregistered (it reports then).
+    wait_for(
+        &http,
+        gw,
+        token,
+        &[("sign_gateway_subscribers", 0.0)],
+        Duration::from_secs(20),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_millis(ttl * 1000 + 1500)).await;
+    for r in [&a, &b] {
+        let got = contract::post(&http, gw, r, "broadcast", "late", Auth::Auto).await?;
+        contract::expect_error("post to an idled-out room", got, 410, "room_expired")?;
+    }
+    wait_for(
+        &http,
+        gw,
+        token,
+        &[
+            ("sign_gateway_rooms_expired_total", 2.0),
+            ("sign_gateway_rooms", 0.0),
+            ("sign_gateway_subscribers", 0.0),
+            ("sign_gateway_retained_messages", 0.0),
+            ("sign_gateway_retained_bytes", 0.0),
+            ("sign_gateway_messages_total", 3.0),
+            ("sign_gateway_errors_total{status=\"410\"}", 2.0),
         ],
         Duration::from_secs(20),
     )
