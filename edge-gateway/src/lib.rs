@@ -13,8 +13,12 @@
 //! gives everything back when it expires. So the edge enforces the same limits as the
 //! native gateway.
 //!
+//! With a `METRICS_TOKEN`, `GET /metrics` serves Prometheus metrics with the native
+//! gateway's names, aggregated by one more Durable Object ([`metrics`]).
+//!
 //! Configuration comes from `[vars]` in `wrangler.toml` (secrets: `wrangler secret put
-//! ACCESS_SECRET`): `ACCESS_SECRET`, `REQUIRE_PARTY_TOKENS`, `CORS_ORIGINS`
+//! ACCESS_SECRET`, `wrangler secret put METRICS_TOKEN`): `ACCESS_SECRET`,
+//! `METRICS_TOKEN`, `METRICS_REPORT_MS`, `REQUIRE_PARTY_TOKENS`, `CORS_ORIGINS`
 //! (comma-separated), `KEEPALIVE_SECS`, `MAX_MESSAGE_BYTES`, `MAX_MESSAGES_PER_ROOM`,
 //! `MAX_ROOM_BYTES`, `MAX_ROOMS`, `MAX_TOTAL_BYTES`, `NEW_ROOM_BUDGET_PERCENT`,
 //! `MAX_PARTY_BYTES_PER_ROOM`, `MAX_SUBSCRIPTIONS_PER_PARTY`,
@@ -36,6 +40,11 @@ use gateway_core::{
 };
 use serde::{Deserialize, Serialize};
 use worker::*;
+
+mod metrics;
+
+pub use metrics::MetricsObject;
+use metrics::{Counters, Reporter, RoomReport};
 
 /// Capacity of a subscriber's live queue; a subscriber this far behind is disconnected
 /// and resumes from the room log with `Last-Event-ID`.
@@ -220,8 +229,8 @@ async fn handle(
             }
             return json_response("{\"status\":\"ok\"}".into()).map_err(internal);
         }
-        // Prometheus metrics are a feature of the native gateway only.
-        Route::Metrics => return Err(GatewayError::NotFound),
+        // 404 unless a metrics token is configured.
+        Route::Metrics => return metrics::scrape(req, env).await,
         Route::Subscribe(r) => (r, Method::Get),
         Route::IssueUniqueIdx(r) | Route::Broadcast(r) => (r, Method::Post),
     };
@@ -340,6 +349,88 @@ struct Inner {
     /// Bytes reserved at the quota object.
     held_bytes: u64,
     subscribers: Vec<mpsc::Sender<Message>>,
+    /// Counts for the metrics object (`None`: metrics are off).
+    report: Option<Reporter>,
+}
+
+/// Counts an event into the room's next metrics report (`f` may count nothing: a gauge
+/// changed) and makes sure that report is sent: a timer started by the first event
+/// after a report sends it `METRICS_REPORT_MS` later, after the response, so no
+/// request waits for the metrics object. Nothing when metrics are off.
+fn note(cell: &Rc<RefCell<Inner>>, env: &Env, f: impl FnOnce(&mut Counters)) {
+    let Ok(mut inner) = cell.try_borrow_mut() else {
+        console_error!("metrics: the room is busy, an event goes uncounted");
+        return;
+    };
+    let Some(rep) = inner.report.as_mut() else {
+        return;
+    };
+    f(&mut rep.pending);
+    if rep.scheduled {
+        return;
+    }
+    rep.scheduled = true;
+    let every = Duration::from_millis(rep.every_ms);
+    drop(inner);
+    let (cell, env) = (cell.clone(), env.clone());
+    wasm_bindgen_futures::spawn_local(async move {
+        Delay::from(every).await;
+        if let Err(e) = report_now(&cell, &env).await {
+            console_error!("metrics: report failed: {e}");
+        }
+    });
+}
+
+/// Sends the room's pending counts and current gauges to the metrics object now; on
+/// failure the counts stay pending for the next report. One report of a room is in
+/// flight at a time, so they arrive in order (a stale subscriber count cannot land
+/// after the expired room's zeros): a call while one is in flight leaves its work to
+/// that one, which sends again when it is done.
+async fn report_now(cell: &Rc<RefCell<Inner>>, env: &Env) -> Result<()> {
+    {
+        let mut inner = cell.borrow_mut();
+        let Some(rep) = inner.report.as_mut() else {
+            return Ok(());
+        };
+        if rep.in_flight {
+            rep.again = true;
+            return Ok(());
+        }
+        rep.in_flight = true;
+    }
+    loop {
+        let report = {
+            let mut inner = cell.borrow_mut();
+            let (subscribers, messages) = inner
+                .room
+                .as_ref()
+                .map(|r| (u64::from(r.subscribers()), r.len() as u64))
+                .unwrap_or((0, 0));
+            let Some(rep) = inner.report.as_mut() else {
+                return Ok(());
+            };
+            rep.scheduled = false;
+            rep.again = false;
+            RoomReport {
+                room: rep.id.clone(),
+                counters: std::mem::take(&mut rep.pending),
+                subscribers,
+                messages,
+            }
+        };
+        let sent = metrics::send(env, &report).await;
+        let mut inner = cell.borrow_mut();
+        let Some(rep) = inner.report.as_mut() else {
+            return sent;
+        };
+        if sent.is_err() {
+            rep.pending.add(&report.counters);
+        }
+        if sent.is_err() || !rep.again {
+            rep.in_flight = false;
+            return sent;
+        }
+    }
 }
 
 /// One room: its sequence, indices, messages and subscribers.
@@ -530,6 +621,11 @@ impl RoomObject {
     }
 
     async fn wipe(&self) -> Result<()> {
+        // The room's last report: expired, no subscribers, no messages.
+        note(&self.inner, &self.env, Counters::expired);
+        if let Err(e) = report_now(&self.inner, &self.env).await {
+            console_error!("metrics: the expired room's report failed: {e}");
+        }
         // Give the room and its bytes back to the budget (once: `admitted` goes false).
         let held = {
             let mut inner = self.inner.borrow_mut();
@@ -565,11 +661,27 @@ impl RoomObject {
         cfg: &GatewayConfig,
     ) -> std::result::Result<Response, GatewayError> {
         self.load().await.map_err(internal)?;
+        let was_expired = self.inner.borrow().expired;
+        let res = self.act(req, cfg).await;
+        // Whichever way the request ended (a room found expired answers 410 through
+        // `?` above), a room that expired during it is wiped once: its quota goes back
+        // and its last metrics report goes out.
+        if !was_expired && self.inner.borrow().expired {
+            self.wipe().await.map_err(internal)?;
+        }
+        res
+    }
+
+    /// The request itself, on a loaded room object.
+    async fn act(
+        &self,
+        req: Request,
+        cfg: &GatewayConfig,
+    ) -> std::result::Result<Response, GatewayError> {
         let limits = &cfg.limits;
         let now = now_ms();
         let path = req.path();
-        let was_expired = self.inner.borrow().expired;
-        let res = match path.as_str() {
+        match path.as_str() {
             "/issue_unique_idx" => {
                 self.ensure_room(limits, now).await?;
                 let idx = {
@@ -606,7 +718,10 @@ impl RoomObject {
                     }
                 };
                 let msg = match appended {
-                    Ok(m) => m,
+                    Ok(m) => {
+                        note(&self.inner, &self.env, |c| c.message(size));
+                        m
+                    }
                     Err(e) => {
                         if let Err(r) = self
                             .ask_quota(&format!("release?rooms=0&bytes={size}"))
@@ -653,6 +768,7 @@ impl RoomObject {
                     .as_ref()
                     .map(|r| r.is_empty())
                     .unwrap_or(false);
+                note(&self.inner, &self.env, Counters::subscribed);
                 if is_new {
                     self.save_meta().await.map_err(internal)?;
                 }
@@ -661,11 +777,7 @@ impl RoomObject {
                     .map_err(internal)
             }
             _ => Err(GatewayError::NotFound),
-        };
-        if !was_expired && self.inner.borrow().expired {
-            self.wipe().await.map_err(internal)?;
         }
-        res
     }
 
     fn sse(
@@ -675,27 +787,31 @@ impl RoomObject {
         caller: Caller,
         keepalive_secs: u64,
     ) -> Result<Response> {
-        let mut chunks = VecDeque::new();
-        chunks.push_back(gateway_core::SSE_OPENING.to_owned());
-        let mut cur = String::new();
+        // Each chunk with the acceptance times of the events in it (for the metrics).
+        let mut chunks: VecDeque<(String, Vec<u64>)> = VecDeque::new();
+        chunks.push_back((gateway_core::SSE_OPENING.to_owned(), Vec::new()));
+        let (mut cur, mut posted) = (String::new(), Vec::new());
         for m in backlog {
             if !cur.is_empty() && cur.len() + m.body.len() > MAX_BATCH_BYTES {
-                chunks.push_back(std::mem::take(&mut cur));
+                chunks.push_back((std::mem::take(&mut cur), std::mem::take(&mut posted)));
             }
             cur.push_str(&gateway_core::format_sse_event(m.seq, &m.body));
+            posted.push(m.posted_ms);
         }
         if !cur.is_empty() {
-            chunks.push_back(cur);
+            chunks.push_back((cur, posted));
         }
         let guard = SubGuard {
             inner: self.inner.clone(),
+            env: self.env.clone(),
             caller,
         };
         let period = Duration::from_secs(keepalive_secs.max(1));
         let st = (chunks, rx, guard);
         let stream =
             futures_util::stream::unfold(st, move |(mut chunks, mut rx, guard)| async move {
-                if let Some(c) = chunks.pop_front() {
+                if let Some((c, posted)) = chunks.pop_front() {
+                    guard.delivered(&posted);
                     return Some((Ok::<Vec<u8>, Error>(c.into_bytes()), (chunks, rx, guard)));
                 }
                 let next = rx.next();
@@ -703,15 +819,18 @@ impl RoomObject {
                 match select(next, delay).await {
                     Either::Left((Some(m), _)) => {
                         let mut out = gateway_core::format_sse_event(m.seq, &m.body);
+                        let mut posted = vec![m.posted_ms];
                         // Take whatever else is queued already.
                         while out.len() < MAX_BATCH_BYTES {
                             match rx.try_recv() {
                                 Ok(m) => {
-                                    out.push_str(&gateway_core::format_sse_event(m.seq, &m.body))
+                                    out.push_str(&gateway_core::format_sse_event(m.seq, &m.body));
+                                    posted.push(m.posted_ms);
                                 }
                                 Err(_) => break,
                             }
                         }
+                        guard.delivered(&posted);
                         Some((Ok(out.into_bytes()), (chunks, rx, guard)))
                     }
                     // Dropped by the room (expired, or too far behind): end the stream.
@@ -729,10 +848,26 @@ impl RoomObject {
     }
 }
 
-/// Unregisters a subscriber when its stream is dropped.
+/// Counts a subscriber's deliveries, and unregisters it when its stream is dropped.
 struct SubGuard {
     inner: Rc<RefCell<Inner>>,
+    env: Env,
     caller: Caller,
+}
+
+impl SubGuard {
+    /// Events accepted at `posted` (ms) are being written to the subscriber now.
+    fn delivered(&self, posted: &[u64]) {
+        if posted.is_empty() {
+            return;
+        }
+        let now = now_ms();
+        note(&self.inner, &self.env, |c| {
+            for p in posted {
+                c.delivered(now, *p);
+            }
+        });
+    }
 }
 
 impl Drop for SubGuard {
@@ -744,11 +879,21 @@ impl Drop for SubGuard {
                 r.unsubscribe_as(self.caller, now);
             }
         }
+        // The subscriber gauge changed.
+        note(&self.inner, &self.env, |_| {});
     }
 }
 
 impl DurableObject for RoomObject {
     fn new(state: State, env: Env) -> Self {
+        let report = metrics::report_every_ms(&env).map(|every_ms| Reporter {
+            id: state.id().to_string(),
+            every_ms,
+            pending: Counters::default(),
+            scheduled: false,
+            in_flight: false,
+            again: false,
+        });
         RoomObject {
             state,
             env,
@@ -759,6 +904,7 @@ impl DurableObject for RoomObject {
                 admitted: false,
                 held_bytes: 0,
                 subscribers: Vec::new(),
+                report,
             })),
         }
     }
@@ -767,7 +913,10 @@ impl DurableObject for RoomObject {
         let cfg = config(&self.env);
         match self.serve(req, &cfg).await {
             Ok(r) => Ok(r),
-            Err(e) => error_response(&e),
+            Err(e) => {
+                note(&self.inner, &self.env, |c| c.error(e.status()));
+                error_response(&e)
+            }
         }
     }
 
@@ -879,6 +1028,13 @@ impl DurableObject for QuotaObject {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
+        if req.path() == "/counts" {
+            // For the metrics object: live rooms and retained bytes.
+            let c = self.counts().await?;
+            return json_response(
+                serde_json::to_string(&c).map_err(|e| Error::from(e.to_string()))?,
+            );
+        }
         match self.decide(&req).await {
             Ok(()) => json_response("{\"ok\":true}".into()),
             Err(e) => error_response(&e),

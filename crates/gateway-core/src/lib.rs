@@ -11,7 +11,9 @@
 //! - validation of room ids, `Last-Event-ID` and bodies, and the SSE wire format;
 //! - room tokens ([`issue_room_token`], [`verify_room_token`], [`check_access`]);
 //! - [`GatewayError`]: every error with its HTTP status and JSON body in one place;
-//! - [`GatewayConfig`] / [`Limits`] with the defaults of the contract.
+//! - [`GatewayConfig`] / [`Limits`] with the defaults of the contract;
+//! - [`metrics`]: what both gateways' Prometheus metrics share (error status classes,
+//!   latency buckets, the metrics bearer-token check).
 //!
 //! The crate never reads a clock and has no async runtime: callers pass `now_ms`.
 
@@ -20,6 +22,7 @@
 
 mod config;
 mod error;
+pub mod metrics;
 mod room;
 mod token;
 
@@ -41,7 +44,7 @@ pub mod paths {
     pub enum Route<'a> {
         /// `GET /health`
         Health,
-        /// `GET /metrics` (native only)
+        /// `GET /metrics` (Prometheus; the edge serves it only with a metrics token)
         Metrics,
         /// `GET /rooms/{room}/subscribe`
         Subscribe(&'a str),

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
+use gateway_core::metrics::{delivery_latency_buckets, status_class};
 use gateway_core::RegistryStats;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -52,20 +53,6 @@ impl Default for Metrics {
     }
 }
 
-/// The status class an error reply is counted under.
-fn status_class(status: u16) -> &'static str {
-    match status {
-        400 => "400",
-        401 => "401",
-        403 => "403",
-        404 | 405 => "404",
-        409 | 410 => "410",
-        413 => "413",
-        429 => "429",
-        _ => "5xx",
-    }
-}
-
 impl Metrics {
     /// The metrics, registered under the `sign_gateway` prefix.
     pub fn new() -> Self {
@@ -93,7 +80,7 @@ impl Metrics {
         let errors = Family::<StatusLabels, Counter>::default();
         r.register("errors", "Error responses by status class", errors.clone());
         // 0.1 ms to ~6.5 s.
-        let delivery = Histogram::new(exponential_buckets(0.0001, 2.0, 17));
+        let delivery = Histogram::new(delivery_latency_buckets());
         r.register_with_unit(
             "delivery_latency",
             "From a message accepted to its event written to a subscriber (resumes \

@@ -105,6 +105,25 @@ async fn edge_secured_profile() {
     report(contract::secured_suite(&gw).await, &gw);
 }
 
+/// The edge gateway's `/metrics` (`METRICS_TOKEN`): refused without the bearer token,
+/// and with it the native gateway's metric names following the rooms, messages, bytes,
+/// subscribers and deliveries of the test, down to zero when the rooms expire (an idle
+/// TTL of 10 s: long enough for the first checks, short enough to wait for).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edge_metrics() {
+    let mut cfg = TestConfig {
+        metrics_token: Some("edge-metrics-test-token".into()),
+        ..contract::open_profile()
+    };
+    cfg.limits.room_idle_ttl_secs = 10;
+    let gw = match start_edge(&cfg).await {
+        Ok(Some(gw)) => gw,
+        Ok(None) => return,
+        Err(e) => panic!("cannot start edge-gateway: {e:#}"),
+    };
+    report(gateway_tests::metrics::check_edge_metrics(&gw).await, &gw);
+}
+
 /// The binary itself: zero-config defaults, readable errors for a bad config file and a
 /// busy port (non-zero exit, no panic), graceful shutdown on SIGTERM with open streams.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -179,6 +198,9 @@ async fn startup_log_and_metrics() {
         );
     }
     assert!(text.ends_with("# EOF\n"), "not OpenMetrics text:\n{text}");
+    // The reader the edge's metrics test uses reads the native text too.
+    let scrape = gateway_tests::metrics::parse(&text).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(scrape.get("sign_gateway_rooms"), Some(1.0), "{text}");
     // A subscriber gets the message: one delivery, its latency observed.
     let mut sub = http
         .get(gw.url("/rooms/metrics-room/subscribe"))

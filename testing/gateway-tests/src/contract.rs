@@ -308,12 +308,19 @@ async fn sub_ok(
     }
 }
 
-/// `GET /health` answers 200 `{"status":"ok"}`.
+/// `GET /health` answers 200 `{"status":"ok"}`; an edge gateway without a metrics
+/// token has no `/metrics` (404).
 pub async fn check_health(gw: &GatewayProcess) -> Result<()> {
-    let r = Client::new().get(gw.url("/health")).send().await?;
+    let http = Client::new();
+    let r = http.get(gw.url("/health")).send().await?;
     ensure!(r.status() == 200, "health: {}", r.status());
     let v: serde_json::Value = r.json().await?;
     ensure!(v["status"] == "ok", "health body {v}");
+    if gw.kind == crate::process::Kind::Edge && gw.config.metrics_token.is_none() {
+        let r = http.get(gw.url("/metrics")).send().await?;
+        let got = (r.status(), r.text().await?);
+        expect_error("/metrics without METRICS_TOKEN", got, 404, "not_found")?;
+    }
     Ok(())
 }
 

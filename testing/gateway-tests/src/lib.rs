@@ -3,6 +3,7 @@
 //! - [`process`]: starts `sign-gateway` or `edge-gateway` (under `wrangler dev`) as a real
 //!   process on a free loopback port and stops it on drop;
 //! - [`contract`]: the contract checks, run unchanged against both;
+//! - [`metrics`]: reads `/metrics` (OpenMetrics text) and checks the edge's;
 //! - [`redis`]: a real `redis-server` for the gateway's Redis room store;
 //! - [`tls`]: a CA and server certificates made at run time for the TLS tests.
 //!
@@ -11,6 +12,7 @@
 //! support code, so it reports failures with `anyhow`.
 
 pub mod contract;
+pub mod metrics;
 pub mod process;
 pub mod redis;
 pub mod tls;

@@ -32,6 +32,10 @@ pub struct TestConfig {
     pub limits: Limits,
     /// Rooms on this Redis (`rooms: redis`) instead of in memory.
     pub redis: Option<RedisRooms>,
+    /// Edge only: `METRICS_TOKEN`, which enables `GET /metrics` for this bearer token
+    /// (the room objects then report every 100 ms, `METRICS_REPORT_MS`). The native
+    /// gateway's `/metrics` has no token and ignores it.
+    pub metrics_token: Option<String>,
 }
 
 /// `rooms: redis` settings of a test gateway.
@@ -52,6 +56,7 @@ impl Default for TestConfig {
             require_party_tokens: false,
             limits: Limits::default(),
             redis: None,
+            metrics_token: None,
         }
     }
 }
@@ -404,6 +409,11 @@ pub async fn start_edge(cfg: &TestConfig) -> Result<Option<GatewayProcess>> {
             l.max_subscriptions_per_party.to_string(),
         ),
         ("REQUIRE_PARTY_TOKENS", cfg.require_party_tokens.to_string()),
+        (
+            "METRICS_TOKEN",
+            cfg.metrics_token.clone().unwrap_or_default(),
+        ),
+        ("METRICS_REPORT_MS", "100".to_owned()),
     ];
     for (k, v) in vars {
         cmd.arg("--var").arg(format!("{k}:{v}"));
