@@ -1277,6 +1277,89 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
     })
 }
 
+/// A room as the recovery agent describes it (camelCase from the page).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomIn {
+    session_id: String,
+    room: String,
+    #[serde(default)]
+    room_token: String,
+    gateway_url: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PairSignIn {
+    account_id: String,
+    #[serde(default)]
+    derivation_path: String,
+    #[serde(with = "serde_bytes")]
+    preimage: Vec<u8>,
+    digest: String,
+    room: RoomIn,
+    #[serde(default)]
+    transport: TransportKind,
+    #[serde(default)]
+    session_timeout_ms: Option<f64>,
+}
+
+async fn pair_flow(host: Host, party: Party, params: PairSignIn) -> FlowResult<JsValue> {
+    let started = now_ms();
+    let digest = DigestKind::parse(&params.digest)
+        .ok_or_else(|| input(format!("unknown digest {:?}", params.digest)))?;
+    // The relay is the agent's: the configuration's gateway override is not for it.
+    let session = SessionConfig {
+        gateway_url: None,
+        transport: params.transport,
+        session_timeout_ms: params.session_timeout_ms,
+    };
+    let mut step = client_core::PairSign::start(
+        &party,
+        client_core::PairSignParams {
+            account_id: params.account_id,
+            path: params.derivation_path,
+            preimage: params.preimage,
+            digest,
+            chain: client_core::ChainStyle::Legacy,
+            room: client_core::Room {
+                session_id: params.room.session_id,
+                room: params.room.room,
+                room_token: params.room.room_token,
+                gateway_url: params.room.gateway_url,
+            },
+        },
+    )?;
+    let r = loop {
+        step = match step {
+            client_core::PairStep::RunSession(run) => {
+                let (spec, running) = run.start();
+                running.finished(run_spec(spec, &session, Some(&host)).await)?
+            }
+            client_core::PairStep::Done(r) => break *r,
+        };
+    };
+    phase(&host, "sign", 100.0, true);
+    to_js(&SignedOut {
+        account_id: r.account_id,
+        derivation_path: r.derivation_path,
+        r: r.r,
+        s: r.s,
+        y_parity: r.y_parity,
+        rsv: r.rsv,
+        der: r.der,
+        digest: r.digest,
+        public_key: r.public_key,
+        ethereum_address: r.ethereum_address,
+        signers: r.signers,
+        request_id: r.request_id,
+        session_id: r.session_id,
+        presigned: false,
+        elapsed_ms: (now_ms() - started).max(0.0) as u64,
+        fast_path: FastPathOut::default(),
+    })
+}
+
 async fn refill_flow(host: Host, party: Party, params: RefillIn) -> FlowResult<JsValue> {
     let started = now_ms();
     let mut step = match params.target {
@@ -1509,6 +1592,23 @@ impl WalletParty {
             let host = Host::new(host)?;
             let params: SignIn = from_js("sign parameters", params)?;
             sign_flow(host, party, params).await
+        })
+    }
+
+    /// This party's half of a signing by the device and the recovery party without the
+    /// cosigner (`client-core`'s `PairSign`), in the room the recovery agent opened
+    /// after its user confirmed: `params` `{ accountId, derivationPath?, preimage,
+    /// digest, room: { sessionId, room, roomToken, gatewayUrl }, transport?,
+    /// sessionTimeoutMs? }` (the room's own relay URL is used: no `gatewayUrl`
+    /// override). Resolves to the verified signature (signers `[0, 2]`); rejects with a
+    /// `FlowError`.
+    #[wasm_bindgen(js_name = pairSign)]
+    pub fn pair_sign(&self, host: JsValue, params: JsValue) -> Promise {
+        let party = self.party.clone();
+        flow_promise(async move {
+            let host = Host::new(host)?;
+            let params: PairSignIn = from_js("pair signing parameters", params)?;
+            pair_flow(host, party, params).await
         })
     }
 
