@@ -3,13 +3,14 @@
 // wallet, flows/presign.ts fills and uses its presignature pool, flows/evm.ts signs with
 // it against a real node (anvil), flows/bitcoin.ts signs bitcoinjs-lib PSBTs with it,
 // then the wallet is frozen from the page (flows/wallet.ts walletControlsTest) and the
-// cosigner is stopped last (cosignerDownTest).
+// cosigner is stopped (cosignerDownTest); last, the page signs with the recovery agent
+// alone (recoverySigningTest).
 import { expect, test } from "@playwright/test";
 import { env, logPage, type DemoWallet } from "./flows/demo.js";
 import { bitcoinTests } from "./flows/bitcoin.js";
 import { evmTests } from "./flows/evm.js";
 import { presignTests } from "./flows/presign.js";
-import { cosignerDownTest, walletControlsTest, walletTests } from "./flows/wallet.js";
+import { cosignerDownTest, recoverySigningTest, walletControlsTest, walletTests } from "./flows/wallet.js";
 
 test.describe.configure({ mode: "serial" });
 
@@ -32,3 +33,4 @@ evmTests(w);
 bitcoinTests(w);
 walletControlsTest(w);
 cosignerDownTest(w);
+recoverySigningTest(w);

@@ -52,6 +52,8 @@ export interface AgentRequest {
   state: "awaiting_confirmation" | "running" | "done" | "failed" | "rejected" | "expired";
   confirm_by_ms: number;
   controls?: { frozen: boolean; frozen_at_ms?: number | null; unfreeze_at_ms?: number | null; revoked_parties: number[] };
+  /** A confirmed signing's room on the agent's relay, with the device's token. */
+  session?: { session_id: string; room: string; room_token: string; gateway_url: string };
   error?: { code: string; message: string };
 }
 
@@ -154,12 +156,28 @@ export class AgentClient {
     return r;
   }
 
+  /** Submits a signing by the device and the agent without the cosigner (awaits the agent's user). */
+  async requestSign(
+    walletId: string,
+    body: { account_id: string; path: string; preimage_hex: string; digest: string; chain: "legacy" },
+  ): Promise<AgentRequest> {
+    const r = await this.request<AgentRequest>("POST", `/v1/wallets/${encodeURIComponent(walletId)}/sign-requests`, body);
+    if (typeof r.request_id !== "string" || !r.request_id) {
+      throw new AgentError("agent_failed", "recovery agent returned no request id", { url: this.url });
+    }
+    return r;
+  }
+
   /**
-   * Polls a request until it ran: resolves when `done`; throws `agent_failed` with
+   * Polls a request until it ran (`done`) or, with `untilSession`, until a confirmed
+   * signing's room is there: resolves with the request; throws `agent_failed` with
    * `details.requestState` when it was rejected, expired or failed (then with the
    * cosigner's code in `details.agentCode`).
    */
-  async waitRequest(id: string, opts: { timeoutMs: number; intervalMs?: number; signal?: { aborted: boolean } }): Promise<AgentRequest> {
+  async waitRequest(
+    id: string,
+    opts: { timeoutMs: number; intervalMs?: number; signal?: { aborted: boolean }; untilSession?: boolean },
+  ): Promise<AgentRequest> {
     const deadline = Date.now() + opts.timeoutMs;
     let failures = 0;
     for (;;) {
@@ -171,7 +189,7 @@ export class AgentClient {
         if (e instanceof UnavailableError && ++failures < 5) r = undefined;
         else throw e;
       }
-      if (r?.state === "done") return r;
+      if (r?.state === "done" || (opts.untilSession && r?.state === "running" && r.session)) return r;
       if (r && (r.state === "failed" || r.state === "rejected" || r.state === "expired")) {
         const why =
           r.state === "failed"

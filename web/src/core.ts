@@ -17,6 +17,7 @@ import {
   parseUnsignedTx,
   serializeSignedTx,
   signedAuthorization,
+  toHex,
   txV,
   typedDataPayload,
 } from "./eth.js";
@@ -45,6 +46,7 @@ import type {
   WalletControlAction,
   RecoveryControlAction,
   RecoveryControlOptions,
+  RecoverySignOptions,
   WalletControls,
   WalletInfo,
 } from "./types.js";
@@ -98,6 +100,28 @@ interface FlowProgress {
   percent: number;
   finished: boolean;
   accountId?: string;
+}
+
+/** The package's form of a wasm flow's signature. */
+function signatureResult(sig: FlowSignature, elapsedMs: number): SignatureResult {
+  const yParity = sig.yParity === 1 ? 1 : 0;
+  return {
+    accountId: sig.accountId,
+    derivationPath: sig.derivationPath || "m",
+    r: `0x${sig.r}`,
+    s: `0x${sig.s}`,
+    yParity,
+    v: 27 + yParity,
+    rsv: `0x${sig.rsv}`,
+    der: sig.der,
+    digest: `0x${sig.digest}`,
+    publicKey: sig.publicKey,
+    ethereumAddress: sig.ethereumAddress as Address,
+    signers: sig.signers,
+    requestId: sig.requestId,
+    elapsedMs,
+    presigned: sig.presigned,
+  };
 }
 
 /** A signature of the wasm signing flow. */
@@ -168,7 +192,7 @@ class Reporter {
     phase: Phase,
     percent: number,
     message: string,
-    extra: { round?: number; totalRounds?: number; accountId?: string; finished?: boolean } = {},
+    extra: { round?: number; totalRounds?: number; accountId?: string; finished?: boolean; requestId?: string; confirmByMs?: number } = {},
   ): void {
     if (!this.cb) return;
     const pct = Math.max(0, Math.min(100, percent));
@@ -184,6 +208,8 @@ class Reporter {
       elapsedMs: this.elapsedMs,
     };
     if (extra.accountId !== undefined) ev.accountId = extra.accountId;
+    if (extra.requestId !== undefined) ev.requestId = extra.requestId;
+    if (extra.confirmByMs !== undefined) ev.confirmByMs = extra.confirmByMs;
     try {
       this.cb(ev);
     } catch {
@@ -1454,24 +1480,7 @@ export class WalletCore {
       throw err;
     }
     const f = sig.fastPath;
-    const yParity = sig.yParity === 1 ? 1 : 0;
-    const out: SignatureResult = {
-      accountId: sig.accountId,
-      derivationPath: sig.derivationPath || "m",
-      r: `0x${sig.r}`,
-      s: `0x${sig.s}`,
-      yParity,
-      v: 27 + yParity,
-      rsv: `0x${sig.rsv}`,
-      der: sig.der,
-      digest: `0x${sig.digest}`,
-      publicKey: sig.publicKey,
-      ethereumAddress: sig.ethereumAddress as Address,
-      signers: sig.signers,
-      requestId: sig.requestId,
-      elapsedMs: rep.elapsedMs,
-      presigned: sig.presigned,
-    };
+    const out = signatureResult(sig, rep.elapsedMs);
     if (sig.presigned && f.timings) {
       out.onlineMs = f.timings.totalMs;
       out.presign = { ...(f.used ? { presignatureId: f.used } : {}), timings: f.timings };
@@ -1480,6 +1489,69 @@ export class WalletCore {
       out.presign = last ? { presignatureId: last[0], fallback: last[1] } : { fallback: "empty" };
     }
     return out;
+  }
+
+  /** See `WalletClient.signMessageWithRecovery`. */
+  async signMessageWithRecovery(message: SignableMessageInput, opts: RecoverySignOptions & CrossWorkerOptions = {}): Promise<SignatureResult> {
+    const preimage = messagePreimage(message);
+    const rep = new Reporter(opts.onProgress, [
+      ["agent", 40],
+      ["sign", 60],
+    ]);
+    const abort = callSignal(opts);
+    try {
+      const rec = await this.record();
+      const acct = this.findAccount(rec, opts.accountId);
+      const path = normPath(opts.derivationPath);
+      const agent = new AgentClient(this.config.agentUrl, this.config.agentToken);
+      const req = await agent.requestSign(rec.walletId, {
+        account_id: acct.accountId,
+        path: path || "m",
+        preimage_hex: toHex(preimage).slice(2),
+        digest: "keccak256",
+        chain: "legacy",
+      });
+      rep.emit("agent", 0, `confirm request ${req.request_id} on your recovery agent`, {
+        requestId: req.request_id,
+        confirmByMs: req.confirm_by_ms,
+      });
+      const running = await agent.waitRequest(req.request_id, {
+        timeoutMs: opts.timeoutMs ?? 600_000,
+        untilSession: true,
+        ...(abort.signal ? { signal: abort.signal } : {}),
+      });
+      const room = running.session;
+      if (!room) throw new AgentError("agent_failed", "recovery agent opened no signing room", { requestId: req.request_id });
+      rep.emit("agent", 100, "confirmed on the recovery agent", { requestId: req.request_id, finished: true });
+      await this.wasm();
+      const party = await this.party(rec);
+      const host = this.flowHost(this.cosigner(), (ev) => {
+        if (ev.phase === "sign") {
+          rep.emit("sign", ev.percent, ev.finished ? "signed" : `signing round ${ev.round}/${ev.totalRounds}`, {
+            round: ev.round,
+            totalRounds: ev.totalRounds,
+            finished: ev.finished,
+          });
+        }
+      });
+      const { gatewayUrl: _override, ...session } = this.sessionConfig();
+      let sig: FlowSignature;
+      try {
+        sig = await party.pairSign(host, {
+          accountId: acct.accountId,
+          derivationPath: path,
+          preimage,
+          digest: "keccak256",
+          room: { sessionId: room.session_id, room: room.room, roomToken: room.room_token, gatewayUrl: room.gateway_url },
+          ...session,
+        });
+      } catch (e) {
+        throw flowError(e, "signing with the recovery agent", { accountId: acct.accountId, requestId: req.request_id });
+      }
+      return signatureResult(sig, rep.elapsedMs);
+    } finally {
+      abort.close();
+    }
   }
 
   /**

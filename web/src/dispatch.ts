@@ -62,6 +62,8 @@ export async function dispatch(
       return core.walletControl(a[0] as never, a[1] as string | undefined);
     case "recoveryControl":
       return core.recoveryControl(a[0] as never, a[1] as never);
+    case "signMessageWithRecovery":
+      return core.signMessageWithRecovery(a[0] as never, a[1] as never);
     // presign-web: presignature pools.
     case "refillPresignatures":
       return core.refillPresignatures(a[0] as never);

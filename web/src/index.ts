@@ -58,7 +58,7 @@ import type {
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus } from "./types.js";
 import type { BackupFile, BackupImportResult, ExportBackupOptions, ImportBackupOptions } from "./types.js";
-import type { RecoveryControlAction, RecoveryControlOptions, WalletControlAction, WalletControls } from "./types.js";
+import type { RecoveryControlAction, RecoveryControlOptions, RecoverySignOptions, WalletControlAction, WalletControls } from "./types.js";
 
 export * from "./errors.js";
 export * from "./types.js";
@@ -310,6 +310,18 @@ export class WalletClient {
    */
   requestRecoveryControl(action: RecoveryControlAction, options: RecoveryControlOptions = {}): Promise<WalletControls> {
     return this.callAbortable<WalletControls>("recoveryControl", [action, options], 1, options, "the recovery agent's request");
+  }
+
+  /**
+   * Signs an EIP-191 personal message with this device and the RECOVERY AGENT, without
+   * the cosigner or its gateway (the operator may be gone): the agent asks its user to
+   * confirm (`recovery-agent confirm <id>`; progress `agent` carries `requestId`), then
+   * opens a room on its own relay and both sign (signers `[0, 2]`), each verifying the
+   * result. Same result as {@link signMessage}. Fails with `agent_failed` and
+   * `details.requestState` when the agent's user rejects it or lets it expire.
+   */
+  signMessageWithRecovery(message: SignableMessageInput, options: RecoverySignOptions = {}): Promise<SignatureResult> {
+    return this.callAbortable<SignatureResult>("signMessageWithRecovery", [message, options], 1, options, "signing with the recovery agent");
   }
 
   /**

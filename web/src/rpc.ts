@@ -34,6 +34,7 @@ export type CoreMethod =
   // lost or stolen device: the wallet's controls at the cosigner
   | "walletControl"
   | "recoveryControl"
+  | "signMessageWithRecovery"
   // presign-web: presignature pools (served by the presign Worker in worker mode)
   | "refillPresignatures"
   | "presignPoolStatus";

@@ -735,6 +735,19 @@ export interface RecoveryControlOptions {
   timeoutMs?: number;
 }
 
+/** Options of {@link WalletClient.signMessageWithRecovery}. */
+export interface RecoverySignOptions {
+  /** Account id; default: the wallet's first account. */
+  accountId?: string;
+  /** BIP-32 path (non-hardened); default: the root key. */
+  derivationPath?: string;
+  /** Progress: `agent` (with `requestId` while the agent waits for its user), then `sign`. */
+  onProgress?: OnProgress;
+  signal?: AbortSignal;
+  /** How long to wait for the user's confirmation on the agent; default 10 minutes. */
+  timeoutMs?: number;
+}
+
 export interface ProgressEvent {
   /** Phase `agent` of {@link WalletClient.requestRecoveryControl}: the agent's request id. */
   requestId?: string;

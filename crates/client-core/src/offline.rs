@@ -7,15 +7,14 @@
 //!                    ─► verify ─► Done
 //! ```
 
-use mpc_core::hd::DerivationPath;
-use mpc_core::{KeyShare, Point, Session, SessionError, SessionOutput};
+use mpc_core::{KeyShare, Session, SessionError, SessionOutput};
 use mpc_wire::SessionId;
 use wallet_types::{DigestKind, DEVICE, RECOVERY};
 
 use crate::error::ClientError;
 use crate::party::{parse_path, Party};
 use crate::types::{ChainStyle, SignedResult};
-use crate::verify::{check_preimage, finish, Signing};
+use crate::verify::{check_preimage, PairExpectation};
 
 /// What to sign offline.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +49,7 @@ pub struct RunLocal {
 impl std::fmt::Debug for RunLocal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RunLocal")
-            .field("session_id", &self.flow.session_id)
+            .field("session_id", &self.flow.expected.session_id)
             .finish_non_exhaustive()
     }
 }
@@ -99,21 +98,9 @@ impl LocalSessions {
 }
 
 /// An offline signing in progress: give it the sessions' outputs.
+#[derive(Debug)]
 pub struct OfflineSign {
-    account_id: String,
-    path: DerivationPath,
-    public_key: Point,
-    digest: [u8; 32],
-    chain: ChainStyle,
-    session_id: String,
-}
-
-impl std::fmt::Debug for OfflineSign {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OfflineSign")
-            .field("session_id", &self.session_id)
-            .finish_non_exhaustive()
-    }
+    expected: PairExpectation,
 }
 
 impl OfflineSign {
@@ -161,12 +148,14 @@ impl OfflineSign {
         };
         Ok(OfflineStep::RunLocal(RunLocal {
             flow: OfflineSign {
-                account_id: params.account_id,
-                path,
-                public_key,
-                digest,
-                chain: params.chain,
-                session_id,
+                expected: PairExpectation {
+                    account_id: params.account_id,
+                    path,
+                    public_key,
+                    digest,
+                    chain: params.chain,
+                    session_id,
+                },
             },
             sessions,
         }))
@@ -179,7 +168,7 @@ impl OfflineSign {
     ) -> Result<OfflineStep, ClientError> {
         let failed = |reason: String| ClientError::SessionFailed {
             stage: "offline-sign".into(),
-            session_id: self.session_id.clone(),
+            session_id: self.expected.session_id.clone(),
             reason,
             blamed: Vec::new(),
         };
@@ -188,21 +177,6 @@ impl OfflineSign {
             Some(SessionOutput::Signature(s)) => s,
             _ => return Err(failed("the sessions produced no signature".into())),
         };
-        let signing = Signing {
-            account_id: &self.account_id,
-            path: &self.path,
-            public_key: &self.public_key,
-            digest: &self.digest,
-            chain: self.chain,
-        };
-        let result = finish(
-            &signing,
-            &sig,
-            vec![DEVICE, RECOVERY],
-            self.session_id.clone(),
-            String::new(),
-            false,
-        )?;
-        Ok(OfflineStep::Done(result))
+        Ok(OfflineStep::Done(self.expected.finish(&sig)?))
     }
 }

@@ -11,8 +11,7 @@
 //! report it; [`OfflineSign`](crate::OfflineSign) is the same signing with both shares
 //! in one process.
 
-use mpc_core::hd::DerivationPath;
-use mpc_core::{Point, SessionOutput};
+use mpc_core::SessionOutput;
 use mpc_party::PartyError;
 use wallet_types::{DigestKind, DEVICE, RECOVERY};
 
@@ -22,7 +21,7 @@ use crate::party::{parse_path, Party};
 use crate::session::{Build, Room, SessionSpec};
 use crate::step::{sealed::Flow, RunSession};
 use crate::types::{ChainStyle, SignedResult};
-use crate::verify::{check_preimage, finish, Signing};
+use crate::verify::{check_preimage, PairExpectation};
 
 /// The signers of a pair signing: the device and the recovery party.
 pub const PAIR_SIGNERS: [u16; 2] = [DEVICE, RECOVERY];
@@ -54,22 +53,9 @@ pub enum PairStep {
 }
 
 /// A pair signing in progress.
+#[derive(Debug)]
 pub struct PairSign {
-    account_id: String,
-    path: DerivationPath,
-    public_key: Point,
-    digest: [u8; 32],
-    chain: ChainStyle,
-    session_id: String,
-}
-
-impl std::fmt::Debug for PairSign {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PairSign")
-            .field("session_id", &self.session_id)
-            .field("account_id", &self.account_id)
-            .finish_non_exhaustive()
-    }
+    expected: PairExpectation,
 }
 
 impl PairSign {
@@ -105,12 +91,14 @@ impl PairSign {
             },
         );
         let flow = PairSign {
-            account_id: params.account_id,
-            path,
-            public_key,
-            digest,
-            chain: params.chain,
-            session_id: params.room.session_id,
+            expected: PairExpectation {
+                account_id: params.account_id,
+                path,
+                public_key,
+                digest,
+                chain: params.chain,
+                session_id: params.room.session_id,
+            },
         };
         Ok(PairStep::RunSession(RunSession::new(Box::new(flow), spec)))
     }
@@ -132,32 +120,18 @@ impl Flow for PairSign {
         self: Box<Self>,
         out: Result<SessionOutput, PartyError>,
     ) -> Result<PairStep, ClientError> {
-        let sig = match out.map_err(|e| ClientError::session("sign", &self.session_id, e))? {
+        let session_id = &self.expected.session_id;
+        let sig = match out.map_err(|e| ClientError::session("sign", session_id, e))? {
             SessionOutput::Signature(s) => s,
             _ => {
                 return Err(ClientError::SessionFailed {
                     stage: "sign".into(),
-                    session_id: self.session_id.clone(),
+                    session_id: session_id.clone(),
                     reason: "the session produced another kind of output".into(),
                     blamed: Vec::new(),
                 })
             }
         };
-        let signing = Signing {
-            account_id: &self.account_id,
-            path: &self.path,
-            public_key: &self.public_key,
-            digest: &self.digest,
-            chain: self.chain,
-        };
-        let result = finish(
-            &signing,
-            &sig,
-            PAIR_SIGNERS.to_vec(),
-            self.session_id.clone(),
-            String::new(),
-            false,
-        )?;
-        Ok(PairStep::Done(Box::new(result)))
+        Ok(PairStep::Done(Box::new(self.expected.finish(&sig)?)))
     }
 }

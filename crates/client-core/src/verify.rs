@@ -18,6 +18,49 @@ pub(crate) struct Signing<'a> {
     pub chain: ChainStyle,
 }
 
+/// What a signing by the device and the recovery party must produce (both shares in
+/// one process, [`crate::OfflineSign`], or one on each machine, [`crate::PairSign`]):
+/// kept while the session runs, then checked by [`PairExpectation::finish`].
+pub(crate) struct PairExpectation {
+    pub account_id: String,
+    pub path: DerivationPath,
+    pub public_key: Point,
+    pub digest: [u8; 32],
+    pub chain: ChainStyle,
+    pub session_id: String,
+}
+
+impl std::fmt::Debug for PairExpectation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairExpectation")
+            .field("account_id", &self.account_id)
+            .field("session_id", &self.session_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PairExpectation {
+    /// Verifies the session's signature and encodes it (signers: the device and the
+    /// recovery party; no cosigner request).
+    pub(crate) fn finish(&self, sig: &Signature) -> Result<SignedResult, ClientError> {
+        let signing = Signing {
+            account_id: &self.account_id,
+            path: &self.path,
+            public_key: &self.public_key,
+            digest: &self.digest,
+            chain: self.chain,
+        };
+        finish(
+            &signing,
+            sig,
+            vec![wallet_types::DEVICE, wallet_types::RECOVERY],
+            self.session_id.clone(),
+            String::new(),
+            false,
+        )
+    }
+}
+
 /// Verifies `sig` against the (derived) public key and the digest, checks that the
 /// Ethereum form recovers to the key's address, and encodes it.
 pub(crate) fn finish(

@@ -960,6 +960,29 @@ struct SignedOut {
     fast_path: FastPathOut,
 }
 
+impl SignedOut {
+    fn new(r: client_core::SignedResult, elapsed_ms: f64, fast_path: FastPathOut) -> Self {
+        SignedOut {
+            account_id: r.account_id,
+            derivation_path: r.derivation_path,
+            r: r.r,
+            s: r.s,
+            y_parity: r.y_parity,
+            rsv: r.rsv,
+            der: r.der,
+            digest: r.digest,
+            public_key: r.public_key,
+            ethereum_address: r.ethereum_address,
+            signers: r.signers,
+            request_id: r.request_id,
+            session_id: r.session_id,
+            presigned: r.presigned,
+            elapsed_ms: elapsed_ms.max(0.0) as u64,
+            fast_path,
+        }
+    }
+}
+
 #[derive(Serialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct FastPathOut {
@@ -1242,23 +1265,10 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
     let r = signed.result;
     let presigned = r.presigned;
     phase(&host, "sign", 100.0, true);
-    to_js(&SignedOut {
-        account_id: r.account_id,
-        derivation_path: r.derivation_path,
-        r: r.r,
-        s: r.s,
-        y_parity: r.y_parity,
-        rsv: r.rsv,
-        der: r.der,
-        digest: r.digest,
-        public_key: r.public_key,
-        ethereum_address: r.ethereum_address,
-        signers: r.signers,
-        request_id: r.request_id,
-        session_id: r.session_id,
-        presigned,
-        elapsed_ms: total.max(0.0) as u64,
-        fast_path: FastPathOut {
+    to_js(&SignedOut::new(
+        r,
+        total,
+        FastPathOut {
             tried: signed.fast_path.tried,
             empty: signed.fast_path.empty,
             used: signed.fast_path.used.clone(),
@@ -1274,7 +1284,7 @@ async fn sign_flow(host: Host, party: Party, params: SignIn) -> FlowResult<JsVal
                 ..fast
             }),
         },
-    })
+    ))
 }
 
 /// A room as the recovery agent describes it (camelCase from the page).
@@ -1340,24 +1350,11 @@ async fn pair_flow(host: Host, party: Party, params: PairSignIn) -> FlowResult<J
         };
     };
     phase(&host, "sign", 100.0, true);
-    to_js(&SignedOut {
-        account_id: r.account_id,
-        derivation_path: r.derivation_path,
-        r: r.r,
-        s: r.s,
-        y_parity: r.y_parity,
-        rsv: r.rsv,
-        der: r.der,
-        digest: r.digest,
-        public_key: r.public_key,
-        ethereum_address: r.ethereum_address,
-        signers: r.signers,
-        request_id: r.request_id,
-        session_id: r.session_id,
-        presigned: false,
-        elapsed_ms: (now_ms() - started).max(0.0) as u64,
-        fast_path: FastPathOut::default(),
-    })
+    to_js(&SignedOut::new(
+        r,
+        now_ms() - started,
+        FastPathOut::default(),
+    ))
 }
 
 async fn refill_flow(host: Host, party: Party, params: RefillIn) -> FlowResult<JsValue> {

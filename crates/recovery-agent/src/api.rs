@@ -499,6 +499,14 @@ async fn job(
     Ok(Json(agent.jobs().get(&job_id)?).into_response())
 }
 
+/// The request's `Origin` (the page's), if any.
+fn origin_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
 /// `POST /v1/wallets/{wallet_id}/controls`: a wallet control signed with the recovery
 /// identity, held until the user confirms it on the agent's machine.
 #[derive(Debug, Deserialize)]
@@ -524,10 +532,7 @@ async fn request_control(
             "reason must be at most {MAX_REASON_CHARS} characters without control characters"
         )));
     }
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let origin = origin_of(&headers);
     let v = agent.submit_request(NewRequest {
         wallet_id,
         action: req.action,
@@ -583,10 +588,7 @@ async fn request_sign(
             "the preimage must have 1..={MAX_PREIMAGE_LEN} bytes"
         )));
     }
-    let origin = headers
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let origin = origin_of(&headers);
     let v = agent.submit_request(NewRequest {
         wallet_id,
         action: RequestAction::Sign,

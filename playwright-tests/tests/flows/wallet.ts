@@ -239,20 +239,6 @@ export function walletControlsTest(w: DemoWallet) {
   });
 
   test("the recovery agent unfreezes only after its user confirms; a rejected request fails by code", async () => {
-    // The user at the agent's machine: `recovery-agent requests|confirm|reject` with its admin token.
-    const agentCli = (...args: string[]) =>
-      execFileSync(env.agentBin, ["--data-dir", env.agentDataDir, "--agent-url", env.agentUrl, ...args], { encoding: "utf8" });
-    const awaiting = async (): Promise<string> => {
-      let id = "";
-      await expect
-        .poll(() => {
-          const list = JSON.parse(agentCli("requests", "--json")) as { requests: { request_id: string; state: string }[] };
-          id = list.requests.find((r) => r.state === "awaiting_confirmation")?.request_id ?? "";
-          return id;
-        })
-        .not.toBe("");
-      return id;
-    };
     const unfreeze = clientCall<{ frozen: boolean; unfreezeAtMs?: number }>(w.page, "requestRecoveryControl", [
       "unfreeze",
       { reason: "found it (playwright)" },
@@ -269,6 +255,42 @@ export function walletControlsTest(w: DemoWallet) {
     agentCli("reject", await awaiting());
     expect(await revoke).toMatchObject({ error: { code: "agent_failed", requestState: "rejected" } });
     expect(await clientCall(w.page, "walletControl", ["status"])).toMatchObject({ frozen: true, revokedParties: [] });
+  });
+}
+
+/** The user at the recovery agent's machine: `recovery-agent requests|confirm|reject` with its admin token. */
+function agentCli(...args: string[]): string {
+  return execFileSync(env.agentBin, ["--data-dir", env.agentDataDir, "--agent-url", env.agentUrl, ...args], { encoding: "utf8" });
+}
+
+/** Waits until the agent holds a request awaiting its user's confirmation; returns its id. */
+async function awaiting(): Promise<string> {
+  let id = "";
+  await expect
+    .poll(() => {
+      const list = JSON.parse(agentCli("requests", "--json")) as { requests: { request_id: string; state: string }[] };
+      id = list.requests.find((r) => r.state === "awaiting_confirmation")?.request_id ?? "";
+      return id;
+    })
+    .not.toBe("");
+  return id;
+}
+
+/** After the cosigner is gone (cosignerDownTest): the device signs with the recovery agent. */
+export function recoverySigningTest(w: DemoWallet) {
+  test("cosigner gone: the page signs with the recovery agent after its user confirms, and the signature verifies", async () => {
+    const message = "signed without the operator (playwright)";
+    const pending = clientCall<{ rsv: Hex; signers: number[]; ethereumAddress: string }>(w.page, "signMessageWithRecovery", [message]);
+    const id = await awaiting();
+    const listed = agentCli("requests");
+    expect(listed).toContain(id);
+    agentCli("confirm", id);
+    const sig = await pending;
+    expect(sig).toMatchObject({ signers: [0, 2] });
+    const s = sig as { rsv: Hex; ethereumAddress: string };
+    expect(await recoverMessageAddress({ message, signature: s.rsv })).toBe(getAddress(s.ethereumAddress));
+    const accounts = (await clientCall<{ ethereumAddress: string }[]>(w.page, "listAccounts", [])) as { ethereumAddress: string }[];
+    expect(getAddress(s.ethereumAddress)).toBe(getAddress(accounts[0]!.ethereumAddress));
   });
 }
 
