@@ -20,8 +20,9 @@ use std::path::Path;
 pub mod backend;
 mod controls;
 mod crypto;
+/// The throwaway PostgreSQL server of the tests (the `test-servers` crate's).
 #[cfg(any(test, feature = "test-hooks"))]
-pub mod pg_server;
+pub use test_servers::postgres as pg_server;
 pub mod postgres;
 pub mod redb;
 

@@ -3,7 +3,8 @@
 //! - [`process`]: starts `sign-gateway` or `edge-gateway` (under `wrangler dev`) as a real
 //!   process on a free loopback port and stops it on drop;
 //! - [`contract`]: the contract checks, run unchanged against both;
-//! - [`redis`]: a real `redis-server` for the gateway's Redis room store;
+//! - [`redis`]: a real `redis-server` for the gateway's Redis room store (the
+//!   `test-servers` crate's, re-exported);
 //! - [`tls`]: a CA and server certificates made at run time for the TLS tests.
 //!
 //! The suite itself is `crates/sign-gateway/tests/contract.rs` (it needs the
@@ -12,5 +13,5 @@
 
 pub mod contract;
 pub mod process;
-pub mod redis;
+pub use test_servers::redis;
 pub mod tls;
