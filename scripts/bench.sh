@@ -3,7 +3,7 @@
 # (markdown tables side by side) and writes JSON + an SVG chart.
 #
 # Usage: scripts/bench.sh [--quick] [--only suite1,suite2] [--out DIR]
-#   suites: protocol-rust protocol-gmp wasm primes presign psbt gateway browser
+#   suites: protocol-rust protocol-gmp wasm primes presign psbt scale gateway browser
 #   --quick   fewer iterations and shorter load runs (a smoke run, noisy figures)
 # Results: DIR (default bench-results/<UTC timestamp>)/{*.json,results.json,report.md,report.svg,targets.svg}
 # Everything is release-built into $CARGO_TARGET_DIR (default ~/.cache/wallet-mpc/target).
@@ -33,6 +33,7 @@ gw_args=(--rooms 300 --subscribers 3 --rate 5 --duration 20)
 primes_args=(--samples 8 --lib-samples 6)
 presign_args=(--signatures 50 --full 5)
 psbt_args=(--rounds 5)
+scale_args=(--pool 150 --full 50 --clients 40)
 browser_n=15   # EIP-191 and EIP-712 signatures each (a pool of 2n+2 <= 32)
 browser_full_n=5  # full signings in the browser (onboarding bench)
 if [ "$quick" = 1 ]; then
@@ -41,6 +42,7 @@ if [ "$quick" = 1 ]; then
   primes_args=(--samples 2 --lib-samples 2)
   presign_args=(--signatures 10 --full 2)
   psbt_args=(--rounds 2)
+  scale_args=(--pool 28 --full 12 --clients 8)
   browser_n=5
   browser_full_n=2
 fi
@@ -106,6 +108,12 @@ browser() {
   BENCH_PRIMES=1 BENCH_PRIMES_JSON="$out/browser-primes.json" SKIP_WASM_BUILD=1 \
     bash playwright-tests/run.sh tests/prepare-bench.spec.ts
 }
+scale() {
+  # Two cosigners on one PostgreSQL, two gateways on one Redis (all started by the
+  # bench), concurrent pool and full signings from many clients, cosigner A killed
+  # mid-run; the store and the devices' pools checked afterwards (docs/operations.md).
+  cargo run -q --release -p e2e-tests --bin scale-bench -- "${scale_args[@]}" --json "$out/scale.json"
+}
 gateway() {
   cargo build -q --release -p sign-gateway -p gateway-tests --bins
   ulimit -n 65536 2>/dev/null || true
@@ -119,6 +127,7 @@ want wasm && run wasm wasm
 want primes && run primes primes
 want presign && run presign presign
 want psbt && run psbt psbt
+want scale && run scale scale
 want gateway && run gateway gateway
 want browser && run browser browser
 

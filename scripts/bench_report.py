@@ -6,7 +6,9 @@ Usage: scripts/bench_report.py <results-dir>
 Reads every `*.json` in the directory (each has a "suite" field), writes
 `results.json` (everything, merged), `report.md` (the side-by-side tables) and
 `report.svg` (a log-scale bar chart of the protocol costs per backend), `targets.svg`
-(each performance target: measured relative to its goal), and prints the markdown. Standard library only.
+(each performance target: measured relative to its goal), `scale.svg` (the scale
+benchmark's signings completed over time, the cosigner kill marked), and prints the
+markdown. Standard library only.
 """
 from __future__ import annotations
 
@@ -229,6 +231,80 @@ def gateway(d: dict) -> list[str]:
     return lines + table(["metric", "value"], rows)
 
 
+def scale(d: dict) -> list[str]:
+    """scale-bench: two cosigners on PostgreSQL, two gateways on Redis, one cosigner killed."""
+    s, setup, kill = d.get("signings") or {}, d.get("setup") or {}, d.get("kill") or {}
+    retries, store, machine = d.get("retries") or {}, d.get("store") or {}, d.get("machine") or {}
+    lines = ["", "## Scale: 2 cosigners on PostgreSQL, 2 gateways on Redis, one cosigner killed mid-run", "",
+             f"{s.get('total')} signings ({s.get('pool')} pool, {s.get('full')} full) from "
+             f"{setup.get('clients')} client tasks on {setup.get('wallets')} wallet(s); "
+             f"**{s.get('signed')} signed, {s.get('failed')} failed** in {s.get('seconds', 0):.1f} s "
+             f"= {s.get('throughput_per_second', 0):.2f} signatures/s "
+             f"(through A {s.get('through_a')}, through B {s.get('through_b')}).", ""]
+    rows = [[label, fmt_ms(m.get("p50_ms")), fmt_ms(m.get("p95_ms")), fmt_ms(m.get("max_ms")), str(m.get("n", "?"))]
+            for key, label in [("latency_pool", "from the pool"), ("latency_full", "full signing"),
+                               ("latency_all", "all"), ("latency_retried", "retried (after the kill)")]
+            for m in [d.get(key) or {}]]
+    lines += table(["signing (client wall, retries included)", "p50", "p95", "max", "n"], rows)
+    codes = ", ".join(f"{k} {v}" for k, v in (retries.get("by_code") or {}).items()) or "none"
+    lines += ["", f"Cosigner A SIGKILLed at {kill.get('at_seconds', 0):.1f} s with {kill.get('in_flight_pool')} pool "
+                  f"and {kill.get('in_flight_full')} full signings in flight on it; retries: {retries.get('total')} "
+                  f"({retries.get('caused_by_kill')} caused by the kill; codes: {codes}).",
+              f"Store: {store.get('taken_during_run')} presignatures taken during the run, "
+              f"{store.get('taken_by_pool_signatures')} by pool signatures, {store.get('taken_without_signature')} "
+              f"lost with the killed cosigner; checks {'passed' if d.get('checks_passed') else '**FAILED**'}.",
+              f"Setup: wallet creation {setup.get('wallet_creation_seconds', 0):.1f} s, "
+              f"{setup.get('presignatures_filled')} presignatures in {setup.get('refill_seconds', 0):.1f} s. "
+              f"Machine: {machine.get('cores')} cores, {machine.get('cpu_busy_percent', 0):.0f}% busy during the "
+              f"signings, load average {machine.get('load_average_before')} before.",
+              ]
+    for p in d.get("problems") or []:
+        lines.append(f"- FAILED: {p}")
+    return lines
+
+
+def scale_svg(d: dict | None) -> str:
+    """Signings completed over time, pool and full, the kill of cosigner A marked."""
+    if not d or not d.get("timeline"):
+        return ""
+    ends = {"pool": sorted(e[1] for e in d["timeline"] if e[2] == "pool" and e[4]),
+            "full": sorted(e[1] for e in d["timeline"] if e[2] == "full" and e[4])}
+    kill_at = (d.get("kill") or {}).get("at_seconds")
+    t_max = max([e[1] for e in d["timeline"]] + [kill_at or 0, 1e-3])
+    n_max = max(1, max(len(v) for v in ends.values()))
+    left, top, width, height = 60, 50, 560, 260
+    colors = {"pool": "#2b6cb0", "full": "#dd6b20"}
+
+    def x(t: float) -> float:
+        return left + width * t / t_max
+
+    def y(n: float) -> float:
+        return top + height - height * n / n_max
+
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 120}" height="{top + height + 50}" '
+           'font-family="sans-serif" font-size="12">', '<rect width="100%" height="100%" fill="white"/>',
+           '<text x="10" y="22" font-size="15" font-weight="bold">scale-bench: signings completed over time '
+           '(cosigner A killed at the dashed line)</text>',
+           f'<line x1="{left}" y1="{top + height}" x2="{left + width}" y2="{top + height}" stroke="black"/>',
+           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + height}" stroke="black"/>',
+           f'<text x="{left + width / 2}" y="{top + height + 35}" text-anchor="middle">seconds '
+           f'(0 to {t_max:.1f})</text>',
+           f'<text x="{left - 6}" y="{top + 4}" text-anchor="end">{n_max}</text>',
+           f'<text x="{left - 6}" y="{top + height}" text-anchor="end">0</text>']
+    for i, (k, v) in enumerate(ends.items()):
+        if not v:
+            continue
+        pts = [f"{x(0):.1f},{y(0):.1f}"] + [f"{x(t):.1f},{y(n + 1):.1f}" for n, t in enumerate(v)]
+        out.append(f'<polyline fill="none" stroke="{colors[k]}" stroke-width="2" points="{" ".join(pts)}"/>')
+        out.append(f'<text x="{left + width + 8}" y="{top + 14 + 16 * i}" fill="{colors[k]}">{k} ({len(v)})</text>')
+    if kill_at is not None:
+        out.append(f'<line x1="{x(kill_at):.1f}" y1="{top}" x2="{x(kill_at):.1f}" y2="{top + height}" '
+                   'stroke="#e53e3e" stroke-dasharray="4 3"/>')
+        out.append(f'<text x="{x(kill_at) + 4:.1f}" y="{top + 12}" fill="#e53e3e">SIGKILL A</text>')
+    out.append("</svg>")
+    return "\n".join(out)
+
+
 def targets(docs: list[dict]) -> list[tuple[str, float | None, float, str, str]]:
     """(target, measured, limit, "<=" or ">=", unit) for the performance targets."""
     out = []
@@ -321,7 +397,7 @@ def flat(v, prefix: str = "") -> list[tuple[str, str]]:
 
 
 # Report sections per kind of results file, in the order they are shown.
-SECTIONS = {"presign": presign_native, "psbt": psbt, "presign-web": presign_web, "presign-web-hd": presign_web,
+SECTIONS = {"presign": presign_native, "psbt": psbt, "scale": scale, "presign-web": presign_web, "presign-web-hd": presign_web,
             "safe_primes": primes_native,
             "primes-web": primes_web, "onboarding-web": onboarding_web, "gateway": gateway}
 
@@ -418,7 +494,8 @@ def main() -> int:
         json.dumps([{k: v for k, v in x.items() if k != "_file"} | {"file": x["_file"]} for x in docs], indent=2)
     )
     written = [d / "report.md", d / "results.json"]
-    for name, svg in (("report.svg", svg_chart(grid)), ("targets.svg", targets_svg(ts))):
+    for name, svg in (("report.svg", svg_chart(grid)), ("targets.svg", targets_svg(ts)),
+                      ("scale.svg", scale_svg(find(docs, "scale")))):
         if svg:
             (d / name).write_text(svg)
             written.append(d / name)

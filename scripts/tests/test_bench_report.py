@@ -92,6 +92,35 @@ class BenchReport(unittest.TestCase):
             self.assertEqual(md.count("not measured"), 10)
             self.assertFalse((d / "targets.svg").exists())
 
+    def test_scale_section_and_chart(self):
+        with tempfile.TemporaryDirectory() as t:
+            d = Path(t)
+            write(d, "scale.json", {
+                "suite": "scale", "setup": {"clients": 4, "wallets": 2, "wallet_creation_seconds": 30.0,
+                                            "presignatures_filled": 6, "refill_seconds": 12.0},
+                "signings": {"total": 6, "pool": 4, "full": 2, "signed": 6, "failed": 0, "seconds": 9.5,
+                             "throughput_per_second": 0.63, "through_a": 2, "through_b": 4},
+                "latency_pool": {"p50_ms": 40.0, "p95_ms": 90.0, "max_ms": 95.0, "n": 4},
+                "latency_full": {"p50_ms": 4000.0, "p95_ms": 7000.0, "max_ms": 7000.0, "n": 2},
+                "kill": {"at_seconds": 3.2, "in_flight_pool": 1, "in_flight_full": 1},
+                "retries": {"total": 2, "caused_by_kill": 2, "by_code": {"cosigner_unavailable": 2}},
+                "store": {"taken_during_run": 5, "taken_by_pool_signatures": 4, "taken_without_signature": 1},
+                "machine": {"cores": 2, "cpu_busy_percent": 97.0, "load_average_before": "0.5 0.4 0.3"},
+                "checks_passed": True, "problems": [],
+                "timeline": [[0, 0.05, "pool", 1, True], [0, 3.3, "pool", 2, True], [0, 1.0, "pool", 1, True],
+                             [0.1, 2.0, "pool", 1, True], [0, 4.0, "full", 1, True], [0, 9.5, "full", 2, True]]})
+            p = run(d)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            md = (d / "report.md").read_text()
+            self.assertIn("## Scale: 2 cosigners on PostgreSQL", md)
+            self.assertIn("**6 signed, 0 failed**", md)
+            self.assertIn("| from the pool | 40.0 ms | 90.0 ms | 95.0 ms | 4 |", md)
+            self.assertIn("cosigner_unavailable 2", md)
+            svg = (d / "scale.svg").read_text()
+            xml.dom.minidom.parseString(svg)
+            self.assertIn("SIGKILL A", svg)
+            self.assertEqual(svg.count("<polyline"), 2)
+
     def test_empty_dir_and_bad_json(self):
         with tempfile.TemporaryDirectory() as t:
             d = Path(t)

@@ -169,8 +169,17 @@ impl RollbackGuard {
         })
     }
 
-    /// Refuses presignature work when the store is older than its anchor.
+    /// Refuses presignature work when the store is older than its anchor. Under the
+    /// take's lock: a take of this instance between the read of the store's count and
+    /// the read of the anchor would otherwise show an anchor ahead of the store (a
+    /// rollback that is not one; seen with concurrent takes on PostgreSQL).
     pub fn check(&self, store: &Store) -> Result<(), CosignerError> {
+        let _serial = self.lock();
+        self.check_locked(store)
+    }
+
+    /// [`Self::check`] with the lock held by the caller.
+    fn check_locked(&self, store: &Store) -> Result<(), CosignerError> {
         if crate::hooks::rollback_guard_disabled() {
             return Ok(());
         }
@@ -189,7 +198,7 @@ impl RollbackGuard {
         now_ms: u64,
     ) -> Result<PresigTake<T>, CosignerError> {
         let _serial = self.lock();
-        self.check(store)?;
+        self.check_locked(store)?;
         let taken = store.take_presignature(slot, id, now_ms)?;
         if matches!(taken, PresigTake::Taken(_)) {
             self.advance(store.presign_takes()?)?;

@@ -21,9 +21,10 @@ pub mod backend;
 mod controls;
 mod crypto;
 pub mod migrate;
-#[cfg(any(test, feature = "test-hooks"))]
-pub mod pg_server;
 pub mod pg_tls;
+/// The throwaway PostgreSQL server of the tests (the `test-servers` crate's).
+#[cfg(any(test, feature = "test-hooks"))]
+pub use test_servers::postgres as pg_server;
 pub mod postgres;
 pub mod redb;
 

@@ -4,7 +4,8 @@
 //!   process on a free loopback port and stops it on drop;
 //! - [`contract`]: the contract checks, run unchanged against both;
 //! - [`metrics`]: reads `/metrics` (OpenMetrics text) and checks the edge's;
-//! - [`redis`]: a real `redis-server` for the gateway's Redis room store;
+//! - [`redis`]: a real `redis-server` for the gateway's Redis room store (the
+//!   `test-servers` crate's, re-exported);
 //! - [`tls`]: a CA and server certificates made at run time for the TLS tests.
 //!
 //! The suite itself is `crates/sign-gateway/tests/contract.rs` (it needs the
@@ -14,5 +15,5 @@
 pub mod contract;
 pub mod metrics;
 pub mod process;
-pub mod redis;
+pub use test_servers::redis;
 pub mod tls;

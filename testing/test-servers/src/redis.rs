@@ -1,6 +1,6 @@
-//! A real Redis (`redis-server`, the Debian package) for the tests of the gateway's Redis
-//! room store: started on a free loopback port in a temporary directory, with no
-//! persistence, killed on drop.
+//! A real Redis (`redis-server`, the Debian package) for the gateway's Redis room store
+//! (its tests, the scale benchmark): started on a free loopback port in a temporary
+//! directory, with no persistence, killed on drop.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -8,9 +8,47 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use crate::TempDir;
 
-use crate::process::TempDir;
+/// Why a Redis server could not be started.
+#[derive(Debug)]
+pub enum RedisError {
+    /// `redis-server` is not installed.
+    NotInstalled,
+    /// A file, a port or the process could not be set up.
+    Io(std::io::Error),
+    /// The server did not come up; its output or the reason.
+    NotStarted(String),
+}
+
+impl std::fmt::Display for RedisError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisError::NotInstalled => write!(
+                f,
+                "redis-server is not installed: run scripts/setup.sh native \
+                 (it installs the Debian package redis-server)"
+            ),
+            RedisError::Io(e) => write!(f, "cannot start redis-server: {e}"),
+            RedisError::NotStarted(why) => write!(f, "cannot start redis-server: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for RedisError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RedisError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for RedisError {
+    fn from(e: std::io::Error) -> Self {
+        RedisError::Io(e)
+    }
+}
 
 /// A running `redis-server`; killed on drop.
 pub struct RedisServer {
@@ -19,24 +57,21 @@ pub struct RedisServer {
     dir: TempDir,
 }
 
-/// The `redis-server` binary, or an error saying how to install it.
-pub fn redis_server_bin() -> Result<PathBuf> {
-    let found = std::env::var_os("PATH")
+/// The `redis-server` binary.
+pub fn redis_server_bin() -> Result<PathBuf, RedisError> {
+    std::env::var_os("PATH")
         .into_iter()
         .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
         .map(|d| d.join("redis-server"))
-        .find(|p| p.is_file());
-    found.context(
-        "redis-server is not installed: run scripts/setup.sh native \
-         (it installs the Debian package redis-server)",
-    )
+        .find(|p| p.is_file())
+        .ok_or(RedisError::NotInstalled)
 }
 
 impl RedisServer {
     /// Starts a fresh, empty Redis on a free loopback port (a few tries: a port found
     /// free can be taken by another test before Redis binds it).
-    pub fn start() -> Result<Self> {
+    pub fn start() -> Result<Self, RedisError> {
         let bin = redis_server_bin()?;
         let dir = TempDir::new("redis-test")?;
         let mut last = None;
@@ -53,10 +88,10 @@ impl RedisServer {
                 Err(e) => last = Some(e),
             }
         }
-        Err(last.unwrap_or_else(|| anyhow::anyhow!("no try"))).context("cannot start redis-server")
+        Err(last.unwrap_or_else(|| RedisError::NotStarted("no try".into())))
     }
 
-    fn spawn(bin: &std::path::Path, dir: &TempDir, port: u16) -> Result<Child> {
+    fn spawn(bin: &std::path::Path, dir: &TempDir, port: u16) -> Result<Child, RedisError> {
         let log = dir.0.join(format!("redis-{port}.log"));
         let out = std::fs::File::create(&log)?;
         let mut child = Command::new(bin)
@@ -67,8 +102,7 @@ impl RedisServer {
             .stdin(Stdio::null())
             .stdout(Stdio::from(out.try_clone()?))
             .stderr(Stdio::from(out))
-            .spawn()
-            .with_context(|| format!("cannot run {}", bin.display()))?;
+            .spawn()?;
         let start = Instant::now();
         loop {
             if ping(port).is_ok() {
@@ -76,12 +110,16 @@ impl RedisServer {
             }
             if let Some(status) = child.try_wait()? {
                 let out = std::fs::read_to_string(&log).unwrap_or_default();
-                bail!("redis-server exited with {status}:\n{out}");
+                return Err(RedisError::NotStarted(format!(
+                    "redis-server exited with {status}:\n{out}"
+                )));
             }
             if start.elapsed() > Duration::from_secs(10) {
                 let _ = child.kill();
                 let _ = child.wait();
-                bail!("redis-server on port {port} does not answer PING after 10 s");
+                return Err(RedisError::NotStarted(format!(
+                    "redis-server on port {port} does not answer PING after 10 s"
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -103,7 +141,7 @@ impl RedisServer {
     /// Starts Redis again on the same port (empty: no persistence), after [`stop`].
     ///
     /// [`stop`]: RedisServer::stop
-    pub fn restart(&mut self) -> Result<()> {
+    pub fn restart(&mut self) -> Result<(), RedisError> {
         self.stop();
         let child = Self::spawn(&redis_server_bin()?, &self.dir, self.port)?;
         self.child = Some(child);
@@ -124,7 +162,7 @@ impl Drop for RedisServer {
 }
 
 /// Sends `PING` to the Redis on `port` and expects `+PONG`.
-fn ping(port: u16) -> Result<()> {
+fn ping(port: u16) -> std::io::Result<()> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(200))?;
     s.set_read_timeout(Some(Duration::from_millis(500)))?;
@@ -132,10 +170,10 @@ fn ping(port: u16) -> Result<()> {
     let mut buf = [0u8; 7];
     s.read_exact(&mut buf)?;
     if &buf != b"+PONG\r\n" {
-        bail!(
+        return Err(std::io::Error::other(format!(
             "unexpected answer to PING: {:?}",
             String::from_utf8_lossy(&buf)
-        );
+        )));
     }
     Ok(())
 }

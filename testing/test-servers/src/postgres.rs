@@ -1,7 +1,9 @@
-//! A throwaway PostgreSQL server for tests (the unit tests and the integration tests,
-//! through the `test-hooks` feature): `initdb` in a temporary folder, `pg_ctl start` on
-//! a free loopback port, trust authentication, stopped and deleted on drop. As root,
-//! the server runs as the `postgres` system user (PostgreSQL refuses to run as root).
+//! A throwaway PostgreSQL server for tests and benchmarks (sign-service's unit tests and,
+//! through its `test-hooks` feature, its integration tests; the scale benchmark):
+//! `initdb` in a temporary folder, `pg_ctl start` on a free loopback port, trust
+//! authentication, stopped and deleted on drop. As root, the server runs as the
+//! `postgres` system user (PostgreSQL refuses to run as root). Databases are made and
+//! queried with the server's own `createdb` and `psql`: no client library.
 //!
 //! Missing server binaries are a test FAILURE naming `scripts/setup.sh`, never a skip.
 
@@ -79,7 +81,7 @@ impl PgServer {
         let as_user = is_root().then_some("postgres");
         static N: AtomicU32 = AtomicU32::new(0);
         let dir = std::env::temp_dir().join(format!(
-            "sign-service-pg-{}-{}",
+            "test-pg-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)
         ));
@@ -222,18 +224,55 @@ impl PgServer {
     /// Creates a new empty database and returns its URL.
     pub fn database(&self) -> String {
         let name = format!("t{}", self.next_db.fetch_add(1, Ordering::SeqCst));
-        // On a thread of its own: the synchronous client must not run on an async
-        // thread (tokio tests).
-        let admin = self.url("postgres");
-        let create = format!("CREATE DATABASE {name}");
-        std::thread::spawn(move || {
-            let mut c = postgres::Client::connect(&admin, postgres::NoTls)
-                .expect("connect to the test server");
-            c.batch_execute(&create).expect("create database");
-        })
-        .join()
-        .expect("create database");
+        let port = self.port.to_string();
+        self.run(
+            "createdb",
+            &[
+                "-h".as_ref(),
+                "127.0.0.1".as_ref(),
+                "-p".as_ref(),
+                port.as_ref(),
+                "-U".as_ref(),
+                USER.as_ref(),
+                name.as_ref(),
+            ],
+        );
         self.url(&name)
+    }
+
+    /// Runs `sql` with `psql` on database `db` of this server (its name, or its URL from
+    /// [`PgServer::database`]) and returns the output:
+    /// one line per row, columns separated by `|`, no header (`psql -At`). Stops at the
+    /// first error, which is returned with psql's message.
+    pub fn query(&self, db: &str, sql: &str) -> std::io::Result<String> {
+        let port = self.port.to_string();
+        let out = self
+            .command(
+                "psql",
+                &[
+                    "-h".as_ref(),
+                    "127.0.0.1".as_ref(),
+                    "-p".as_ref(),
+                    port.as_ref(),
+                    "-U".as_ref(),
+                    USER.as_ref(),
+                    "-d".as_ref(),
+                    db.as_ref(),
+                    "-v".as_ref(),
+                    "ON_ERROR_STOP=1".as_ref(),
+                    "-At".as_ref(),
+                    "-c".as_ref(),
+                    sql.as_ref(),
+                ],
+            )
+            .output()?;
+        if !out.status.success() {
+            return Err(std::io::Error::other(format!(
+                "psql failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// The URL of database `db`.
