@@ -151,6 +151,12 @@ pub enum Method {
     FreezeWallet,
     /// `UnfreezeWallet`.
     UnfreezeWallet,
+    /// `StartRefresh`.
+    StartRefresh,
+    /// `ReplaceDevice`.
+    ReplaceDevice,
+    /// `ConfirmLifecycle`.
+    ConfirmLifecycle,
 }
 
 impl Method {
@@ -168,6 +174,9 @@ impl Method {
             Method::RevokeDevice => "RevokeDevice",
             Method::FreezeWallet => "FreezeWallet",
             Method::UnfreezeWallet => "UnfreezeWallet",
+            Method::StartRefresh => "StartRefresh",
+            Method::ReplaceDevice => "ReplaceDevice",
+            Method::ConfirmLifecycle => "ConfirmLifecycle",
         }
     }
 }
@@ -383,6 +392,47 @@ authenticated_request!(
 );
 
 authenticated_request!(
+    /// No fields.
+    pb::StartRefreshRequest,
+    Method::StartRefresh,
+    |_r| {
+        RequestDigest::new(Method::StartRefresh).finish()
+    }
+);
+
+authenticated_request!(
+    /// Fields: `new_device_identity`, `reason`. (`new_device_signature` is a signature
+    /// over [`replace_device_possession_message`], which binds this request's auth.)
+    pb::ReplaceDeviceRequest,
+    Method::ReplaceDevice,
+    |r| {
+        RequestDigest::new(Method::ReplaceDevice)
+            .str(&r.new_device_identity)
+            .str(&r.reason)
+            .finish()
+    }
+);
+
+authenticated_request!(
+    /// Fields: `lifecycle_id`, number of digests (u32), then `account_id`, digest of each
+    /// entry in ascending `account_id` order.
+    pb::ConfirmLifecycleRequest,
+    Method::ConfirmLifecycle,
+    |r| {
+        let mut entries: Vec<(&String, &String)> = r.share_digests.iter().collect();
+        entries.sort();
+        let n = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+        let mut d = RequestDigest::new(Method::ConfirmLifecycle)
+            .str(&r.lifecycle_id)
+            .u32(n);
+        for (k, v) in entries {
+            d = d.str(k).str(v);
+        }
+        d.finish()
+    }
+);
+
+authenticated_request!(
     /// Fields: `account_id`, `count` (u32), number of `release_ids` (u32), then each
     /// release id in request order, then `derivation_path` when not empty
     /// ([`RequestDigest::trailing_str`]).
@@ -532,6 +582,31 @@ pub fn enroll_device_message(req: &pb::EnrollDeviceRequest) -> Vec<u8> {
 
 /// The ed25519 signing key of an identity (derived from its seed like `mpc-wire` does),
 /// checked against the identity's public key.
+/// Domain of the new device's proof of possession in `ReplaceDevice`.
+pub const REPLACE_DEVICE_POSSESSION_DOMAIN: &[u8] = b"wallet-mpc/cosigner-replace-device/v1";
+
+/// What the NEW device identity signs in `ReplaceDevice` (`new_device_signature`):
+/// `"wallet-mpc/cosigner-replace-device/v1" 0x00`, then, length-prefixed (u32 BE), the
+/// audience, the wallet id, the new identity (hex), then the request's auth timestamp
+/// (u64 BE) and nonce. Bound to one request (its nonce), so it cannot be replayed into
+/// another replacement.
+pub fn replace_device_possession_message(
+    audience: &str,
+    wallet_id: &str,
+    new_device_identity: &str,
+    timestamp_ms: u64,
+    nonce: &[u8],
+) -> Vec<u8> {
+    let mut m = REPLACE_DEVICE_POSSESSION_DOMAIN.to_vec();
+    m.push(0);
+    lp(&mut m, audience.as_bytes());
+    lp(&mut m, wallet_id.as_bytes());
+    lp(&mut m, new_device_identity.as_bytes());
+    m.extend_from_slice(&timestamp_ms.to_be_bytes());
+    lp(&mut m, nonce);
+    m
+}
+
 fn signing_key(key: &IdentityKey) -> Result<SigningKey, AuthError> {
     let seed_hex = key.to_seed_hex();
     let mut seed = Zeroizing::new([0u8; 32]);

@@ -37,7 +37,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wallet/cosigner/v1/cosigner.proto.
  */
 export const file_wallet_cosigner_v1_cosigner: GenFile = /*@__PURE__*/
-  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJyCgRBdXRoEhAKCGF1ZGllbmNlGAYgASgJEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAkimwIKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDBIQCghhdWRpZW5jZRgJIAEoCRIfChdyZWdpc3RyYXRpb25fY3JlZGVudGlhbBgKIAEoCRIVCg1lbnJvbGxtZW50X2lkGAsgASgJIrQBChNFbnJvbGxEZXZpY2VSZXF1ZXN0EhcKD2RldmljZV9pZGVudGl0eRgBIAEoCRIZChFyZWNvdmVyeV9pZGVudGl0eRgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhAKCGF1ZGllbmNlGAYgASgJEh8KF3JlZ2lzdHJhdGlvbl9jcmVkZW50aWFsGAcgASgJIrQBChRFbnJvbGxEZXZpY2VSZXNwb25zZRIVCg1lbnJvbGxtZW50X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhUKDWV4cGlyZXNfYXRfbXMYBCABKAQSIAoYZW5yb2xsbWVudF9leHBpcmVzX2F0X21zGAUgASgEIsQBChRDcmVhdGVXYWxsZXRSZXNwb25zZRIRCgl3YWxsZXRfaWQYASABKAkSGQoRY29zaWduZXJfaWRlbnRpdHkYAiABKAkSMQoIYXV4X2luZm8YAyABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SNAoIYWNjb3VudHMYBCADKAsyIi53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudFNlc3Npb24SFQoNZXhwaXJlc19hdF9tcxgFIAEoBCJVCg5BY2NvdW50U2Vzc2lvbhISCgphY2NvdW50X2lkGAEgASgJEi8KBmtleWdlbhgCIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbSLAAQoUQ29uZmlybVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEk0KC3B1YmxpY19rZXlzGAIgAygLMjgud2FsbGV0LmNvc2lnbmVyLnYxLkNvbmZpcm1XYWxsZXRSZXF1ZXN0LlB1YmxpY0tleXNFbnRyeRoxCg9QdWJsaWNLZXlzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChVDb25maXJtV2FsbGV0UmVzcG9uc2USEQoJY29tbWl0dGVkGAEgASgIEjEKCGFjY291bnRzGAIgAygLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRJbmZvIo4CChBTdGFydFNpZ25SZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSEwoLaW5wdXRfaW5kZXgYByABKA0SFwoPYml0Y29pbl9uZXR3b3JrGAggASgJInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCKmAQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQifwoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8SNAoIY29udHJvbHMYAiABKAsyIi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHMiZwoOV2FsbGV0Q29udHJvbHMSDgoGZnJvemVuGAEgASgIEhQKDGZyb3plbl9hdF9tcxgCIAEoBBIWCg51bmZyZWV6ZV9hdF9tcxgDIAEoBBIXCg9yZXZva2VkX3BhcnRpZXMYBCADKA0iTQoTUmV2b2tlRGV2aWNlUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSDgoGcmVhc29uGAIgASgJIk0KE0ZyZWV6ZVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEg4KBnJlYXNvbhgCIAEoCSI/ChVVbmZyZWV6ZVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoIk4KFldhbGxldENvbnRyb2xzUmVzcG9uc2USNAoIY29udHJvbHMYASABKAsyIi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHMijgEKE1N0YXJ0UHJlc2lnblJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEhIKCmFjY291bnRfaWQYAiABKAkSDQoFY291bnQYAyABKA0SEwoLcmVsZWFzZV9pZHMYBCADKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAUgASgJInQKDlByZXNpZ25TZXNzaW9uEhcKD3ByZXNpZ25hdHVyZV9pZBgBIAEoCRIwCgdzZXNzaW9uGAIgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSK7AQoUU3RhcnRQcmVzaWduUmVzcG9uc2USNAoIc2Vzc2lvbnMYASADKAsyIi53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblNlc3Npb24SDwoHc2lnbmVycxgCIAMoDRIRCglhdmFpbGFibGUYAyABKA0SDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SEgoKcmVxdWVzdF9pZBgGIAEoCRIXCg9kZXJpdmF0aW9uX3BhdGgYByABKAkiVgoYUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJIoMBCgtQcmVzaWduUG9vbBISCgphY2NvdW50X2lkGAEgASgJEg8KB3NpZ25lcnMYAiADKA0SGAoQcHJlc2lnbmF0dXJlX2lkcxgDIAMoCRIPCgdydW5uaW5nGAQgASgNEgsKA2NhcBgFIAEoDRIXCg9kZXJpdmF0aW9uX3BhdGgYBiABKAkiSwoZUHJlc2lnblBvb2xTdGF0dXNSZXNwb25zZRIuCgVwb29scxgBIAMoCzIfLndhbGxldC5jb3NpZ25lci52MS5QcmVzaWduUG9vbCKyAgobU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD3ByZXNpZ25hdHVyZV9pZBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSFwoPZGVyaXZhdGlvbl9wYXRoGAcgASgJEhMKC2lucHV0X2luZGV4GAggASgNEhcKD2JpdGNvaW5fbmV0d29yaxgJIAEoCSJuChxTaWduV2l0aFByZXNpZ25hdHVyZVJlc3BvbnNlEhkKEXBhcnRpYWxfc2lnbmF0dXJlGAEgASgMEg8KB3NpZ25lcnMYAiADKA0SDgoGZGlnZXN0GAMgASgJEhIKCnJlcXVlc3RfaWQYBCABKAkqXgoLQWNjb3VudEtpbmQSHAoYQUNDT1VOVF9LSU5EX1VOU1BFQ0lGSUVEEAASEwoPQUNDT1VOVF9LSU5EX0hEEAESHAoYQUNDT1VOVF9LSU5EX0lOREVQRU5ERU5UEAIqewoKRGlnZXN0S2luZBIbChdESUdFU1RfS0lORF9VTlNQRUNJRklFRBAAEhkKFURJR0VTVF9LSU5EX0tFQ0NBSzI1NhABEh0KGURJR0VTVF9LSU5EX0RPVUJMRV9TSEEyNTYQAhIWChJESUdFU1RfS0lORF9TSEEyNTYQAyr/AQoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQUEFZTE9BRF9LSU5EX1JBVxABEiUKIVBBWUxPQURfS0lORF9FVEhFUkVVTV9UUkFOU0FDVElPThACEiEKHVBBWUxPQURfS0lORF9FVEhFUkVVTV9NRVNTQUdFEAMSJAogUEFZTE9BRF9LSU5EX0VUSEVSRVVNX1RZUEVEX0RBVEEQBBInCiNQQVlMT0FEX0tJTkRfRVRIRVJFVU1fQVVUSE9SSVpBVElPThAFEiMKH1BBWUxPQURfS0lORF9CSVRDT0lOX1BTQlRfSU5QVVQQBjKqCgoIQ29zaWduZXISTwoGSGVhbHRoEiEud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlcXVlc3QaIi53YWxsZXQuY29zaWduZXIudjEuSGVhbHRoUmVzcG9uc2USYQoMRW5yb2xsRGV2aWNlEicud2FsbGV0LmNvc2lnbmVyLnYxLkVucm9sbERldmljZVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuRW5yb2xsRGV2aWNlUmVzcG9uc2USYQoMQ3JlYXRlV2FsbGV0Eicud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuQ3JlYXRlV2FsbGV0UmVzcG9uc2USZAoNQ29uZmlybVdhbGxldBIoLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdBopLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVzcG9uc2USWAoJU3RhcnRTaWduEiQud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlcXVlc3QaJS53YWxsZXQuY29zaWduZXIudjEuU3RhcnRTaWduUmVzcG9uc2USYQoMR2V0UHVibGljS2V5Eicud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuR2V0UHVibGljS2V5UmVzcG9uc2USYQoMTGlzdEFjY291bnRzEicud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuTGlzdEFjY291bnRzUmVzcG9uc2USYQoMU3RhcnRQcmVzaWduEicud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0UHJlc2lnblJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuU3RhcnRQcmVzaWduUmVzcG9uc2UScAoRUHJlc2lnblBvb2xTdGF0dXMSLC53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0Gi0ud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25Qb29sU3RhdHVzUmVzcG9uc2USeQoUU2lnbldpdGhQcmVzaWduYXR1cmUSLy53YWxsZXQuY29zaWduZXIudjEuU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0GjAud2FsbGV0LmNvc2lnbmVyLnYxLlNpZ25XaXRoUHJlc2lnbmF0dXJlUmVzcG9uc2USYwoMUmV2b2tlRGV2aWNlEicud2FsbGV0LmNvc2lnbmVyLnYxLlJldm9rZURldmljZVJlcXVlc3QaKi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHNSZXNwb25zZRJjCgxGcmVlemVXYWxsZXQSJy53YWxsZXQuY29zaWduZXIudjEuRnJlZXplV2FsbGV0UmVxdWVzdBoqLndhbGxldC5jb3NpZ25lci52MS5XYWxsZXRDb250cm9sc1Jlc3BvbnNlEmcKDlVuZnJlZXplV2FsbGV0Eikud2FsbGV0LmNvc2lnbmVyLnYxLlVuZnJlZXplV2FsbGV0UmVxdWVzdBoqLndhbGxldC5jb3NpZ25lci52MS5XYWxsZXRDb250cm9sc1Jlc3BvbnNlYgZwcm90bzM");
+  fileDesc("CiF3YWxsZXQvY29zaWduZXIvdjEvY29zaWduZXIucHJvdG8SEndhbGxldC5jb3NpZ25lci52MSJyCgRBdXRoEhAKCGF1ZGllbmNlGAYgASgJEhEKCXdhbGxldF9pZBgBIAEoCRINCgVwYXJ0eRgCIAEoDRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMIlgKC1Nlc3Npb25Sb29tEhIKCnNlc3Npb25faWQYASABKAkSDAoEcm9vbRgCIAEoCRISCgpyb29tX3Rva2VuGAMgASgJEhMKC2dhdGV3YXlfdXJsGAQgASgJIg8KDUhlYWx0aFJlcXVlc3QijQEKDkhlYWx0aFJlc3BvbnNlEg4KBnN0YXR1cxgBIAEoCRIPCgd2ZXJzaW9uGAIgASgJEg8KB2JhY2tlbmQYAyABKAkSEwoLcGFydHlfaW5kZXgYBCABKA0SEQoJdGhyZXNob2xkGAUgASgNEg8KB3BhcnRpZXMYBiABKA0SEAoIaWRlbnRpdHkYByABKAkimwIKE0NyZWF0ZVdhbGxldFJlcXVlc3QSFwoPZGV2aWNlX2lkZW50aXR5GAEgASgJEhkKEXJlY292ZXJ5X2lkZW50aXR5GAIgASgJEhAKCGFjY291bnRzGAMgASgNEi0KBGtpbmQYBCABKA4yHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEtpbmQSDQoFbGFiZWwYBSABKAkSFAoMdGltZXN0YW1wX21zGAYgASgEEg0KBW5vbmNlGAcgASgMEhEKCXNpZ25hdHVyZRgIIAEoDBIQCghhdWRpZW5jZRgJIAEoCRIfChdyZWdpc3RyYXRpb25fY3JlZGVudGlhbBgKIAEoCRIVCg1lbnJvbGxtZW50X2lkGAsgASgJIrQBChNFbnJvbGxEZXZpY2VSZXF1ZXN0EhcKD2RldmljZV9pZGVudGl0eRgBIAEoCRIZChFyZWNvdmVyeV9pZGVudGl0eRgCIAEoCRIUCgx0aW1lc3RhbXBfbXMYAyABKAQSDQoFbm9uY2UYBCABKAwSEQoJc2lnbmF0dXJlGAUgASgMEhAKCGF1ZGllbmNlGAYgASgJEh8KF3JlZ2lzdHJhdGlvbl9jcmVkZW50aWFsGAcgASgJIrQBChRFbnJvbGxEZXZpY2VSZXNwb25zZRIVCg1lbnJvbGxtZW50X2lkGAEgASgJEhkKEWNvc2lnbmVyX2lkZW50aXR5GAIgASgJEjEKCGF1eF9pbmZvGAMgASgLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlNlc3Npb25Sb29tEhUKDWV4cGlyZXNfYXRfbXMYBCABKAQSIAoYZW5yb2xsbWVudF9leHBpcmVzX2F0X21zGAUgASgEIsQBChRDcmVhdGVXYWxsZXRSZXNwb25zZRIRCgl3YWxsZXRfaWQYASABKAkSGQoRY29zaWduZXJfaWRlbnRpdHkYAiABKAkSMQoIYXV4X2luZm8YAyABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SNAoIYWNjb3VudHMYBCADKAsyIi53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudFNlc3Npb24SFQoNZXhwaXJlc19hdF9tcxgFIAEoBCJVCg5BY2NvdW50U2Vzc2lvbhISCgphY2NvdW50X2lkGAEgASgJEi8KBmtleWdlbhgCIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbSLAAQoUQ29uZmlybVdhbGxldFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEk0KC3B1YmxpY19rZXlzGAIgAygLMjgud2FsbGV0LmNvc2lnbmVyLnYxLkNvbmZpcm1XYWxsZXRSZXF1ZXN0LlB1YmxpY0tleXNFbnRyeRoxCg9QdWJsaWNLZXlzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJdChVDb25maXJtV2FsbGV0UmVzcG9uc2USEQoJY29tbWl0dGVkGAEgASgIEjEKCGFjY291bnRzGAIgAygLMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRJbmZvIo4CChBTdGFydFNpZ25SZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCRIQCghwcmVpbWFnZRgEIAEoDBIuCgZkaWdlc3QYBSABKA4yHi53YWxsZXQuY29zaWduZXIudjEuRGlnZXN0S2luZBI1CgxwYXlsb2FkX2tpbmQYBiABKA4yHy53YWxsZXQuY29zaWduZXIudjEuUGF5bG9hZEtpbmQSEwoLaW5wdXRfaW5kZXgYByABKA0SFwoPYml0Y29pbl9uZXR3b3JrGAggASgJInoKEVN0YXJ0U2lnblJlc3BvbnNlEjAKB3Nlc3Npb24YASABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SDwoHc2lnbmVycxgCIAMoDRIOCgZkaWdlc3QYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCSJqChNHZXRQdWJsaWNLZXlSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgDIAEoCSJ2ChRHZXRQdWJsaWNLZXlSZXNwb25zZRISCgpwdWJsaWNfa2V5GAEgASgJEhgKEGV0aGVyZXVtX2FkZHJlc3MYAiABKAkSFwoPYml0Y29pbl9hZGRyZXNzGAMgASgJEhcKD2Rlcml2YXRpb25fcGF0aBgEIAEoCSI9ChNMaXN0QWNjb3VudHNSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCK7AQoLQWNjb3VudEluZm8SEgoKYWNjb3VudF9pZBgBIAEoCRItCgRraW5kGAIgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLkFjY291bnRLaW5kEhIKCnB1YmxpY19rZXkYAyABKAkSEgoKY2hhaW5fY29kZRgEIAEoCRIYChBldGhlcmV1bV9hZGRyZXNzGAUgASgJEhIKCmNyZWF0ZWRfYXQYBiABKAQSEwoLc2hhcmVfZXBvY2gYByABKAQifwoUTGlzdEFjY291bnRzUmVzcG9uc2USMQoIYWNjb3VudHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuQWNjb3VudEluZm8SNAoIY29udHJvbHMYAiABKAsyIi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHMiggEKDldhbGxldENvbnRyb2xzEg4KBmZyb3plbhgBIAEoCBIUCgxmcm96ZW5fYXRfbXMYAiABKAQSFgoOdW5mcmVlemVfYXRfbXMYAyABKAQSFwoPcmV2b2tlZF9wYXJ0aWVzGAQgAygNEhkKEXJlZnJlc2hfZHVlX2F0X21zGAUgASgEIk0KE1Jldm9rZURldmljZVJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoEg4KBnJlYXNvbhgCIAEoCSJNChNGcmVlemVXYWxsZXRSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBIOCgZyZWFzb24YAiABKAkiPwoVVW5mcmVlemVXYWxsZXRSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aCJOChZXYWxsZXRDb250cm9sc1Jlc3BvbnNlEjQKCGNvbnRyb2xzGAEgASgLMiIud2FsbGV0LmNvc2lnbmVyLnYxLldhbGxldENvbnRyb2xzIo4BChNTdGFydFByZXNpZ25SZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBISCgphY2NvdW50X2lkGAIgASgJEg0KBWNvdW50GAMgASgNEhMKC3JlbGVhc2VfaWRzGAQgAygJEhcKD2Rlcml2YXRpb25fcGF0aBgFIAEoCSJ0Cg5QcmVzaWduU2Vzc2lvbhIXCg9wcmVzaWduYXR1cmVfaWQYASABKAkSMAoHc2Vzc2lvbhgCIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbRIXCg9kZXJpdmF0aW9uX3BhdGgYAyABKAkiuwEKFFN0YXJ0UHJlc2lnblJlc3BvbnNlEjQKCHNlc3Npb25zGAEgAygLMiIud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25TZXNzaW9uEg8KB3NpZ25lcnMYAiADKA0SEQoJYXZhaWxhYmxlGAMgASgNEg8KB3J1bm5pbmcYBCABKA0SCwoDY2FwGAUgASgNEhIKCnJlcXVlc3RfaWQYBiABKAkSFwoPZGVyaXZhdGlvbl9wYXRoGAcgASgJIlYKGFByZXNpZ25Qb29sU3RhdHVzUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCSKDAQoLUHJlc2lnblBvb2wSEgoKYWNjb3VudF9pZBgBIAEoCRIPCgdzaWduZXJzGAIgAygNEhgKEHByZXNpZ25hdHVyZV9pZHMYAyADKAkSDwoHcnVubmluZxgEIAEoDRILCgNjYXAYBSABKA0SFwoPZGVyaXZhdGlvbl9wYXRoGAYgASgJIksKGVByZXNpZ25Qb29sU3RhdHVzUmVzcG9uc2USLgoFcG9vbHMYASADKAsyHy53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblBvb2wisgIKG1NpZ25XaXRoUHJlc2lnbmF0dXJlUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSEgoKYWNjb3VudF9pZBgCIAEoCRIXCg9wcmVzaWduYXR1cmVfaWQYAyABKAkSEAoIcHJlaW1hZ2UYBCABKAwSLgoGZGlnZXN0GAUgASgOMh4ud2FsbGV0LmNvc2lnbmVyLnYxLkRpZ2VzdEtpbmQSNQoMcGF5bG9hZF9raW5kGAYgASgOMh8ud2FsbGV0LmNvc2lnbmVyLnYxLlBheWxvYWRLaW5kEhcKD2Rlcml2YXRpb25fcGF0aBgHIAEoCRITCgtpbnB1dF9pbmRleBgIIAEoDRIXCg9iaXRjb2luX25ldHdvcmsYCSABKAkibgocU2lnbldpdGhQcmVzaWduYXR1cmVSZXNwb25zZRIZChFwYXJ0aWFsX3NpZ25hdHVyZRgBIAEoDBIPCgdzaWduZXJzGAIgAygNEg4KBmRpZ2VzdBgDIAEoCRISCgpyZXF1ZXN0X2lkGAQgASgJIj0KE1N0YXJ0UmVmcmVzaFJlcXVlc3QSJgoEYXV0aBgBIAEoCzIYLndhbGxldC5jb3NpZ25lci52MS5BdXRoIokBChRSZXBsYWNlRGV2aWNlUmVxdWVzdBImCgRhdXRoGAEgASgLMhgud2FsbGV0LmNvc2lnbmVyLnYxLkF1dGgSGwoTbmV3X2RldmljZV9pZGVudGl0eRgCIAEoCRIcChRuZXdfZGV2aWNlX3NpZ25hdHVyZRgDIAEoDBIOCgZyZWFzb24YBCABKAkinQEKEExpZmVjeWNsZUFjY291bnQSEgoKYWNjb3VudF9pZBgBIAEoCRIvCgZyZXBhaXIYAiABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SMAoHcmVmcmVzaBgDIAEoCzIfLndhbGxldC5jb3NpZ25lci52MS5TZXNzaW9uUm9vbRISCgpwdWJsaWNfa2V5GAQgASgJIoQCChFMaWZlY3ljbGVSZXNwb25zZRIUCgxsaWZlY3ljbGVfaWQYASABKAkSDQoFZXBvY2gYAiABKAQSMQoIYXV4X2luZm8YAyABKAsyHy53YWxsZXQuY29zaWduZXIudjEuU2Vzc2lvblJvb20SNgoIYWNjb3VudHMYBCADKAsyJC53YWxsZXQuY29zaWduZXIudjEuTGlmZWN5Y2xlQWNjb3VudBIVCg1leHBpcmVzX2F0X21zGAUgASgEEhIKCnJlcXVlc3RfaWQYBiABKAkSNAoIY29udHJvbHMYByABKAsyIi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHMi4gEKF0NvbmZpcm1MaWZlY3ljbGVSZXF1ZXN0EiYKBGF1dGgYASABKAsyGC53YWxsZXQuY29zaWduZXIudjEuQXV0aBIUCgxsaWZlY3ljbGVfaWQYAiABKAkSVAoNc2hhcmVfZGlnZXN0cxgDIAMoCzI9LndhbGxldC5jb3NpZ25lci52MS5Db25maXJtTGlmZWN5Y2xlUmVxdWVzdC5TaGFyZURpZ2VzdHNFbnRyeRozChFTaGFyZURpZ2VzdHNFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIlcKGENvbmZpcm1MaWZlY3ljbGVSZXNwb25zZRIRCgljb21taXR0ZWQYASABKAgSDQoFZXBvY2gYAiABKAQSGQoRY29uZmlybWVkX3BhcnRpZXMYAyADKA0qXgoLQWNjb3VudEtpbmQSHAoYQUNDT1VOVF9LSU5EX1VOU1BFQ0lGSUVEEAASEwoPQUNDT1VOVF9LSU5EX0hEEAESHAoYQUNDT1VOVF9LSU5EX0lOREVQRU5ERU5UEAIqewoKRGlnZXN0S2luZBIbChdESUdFU1RfS0lORF9VTlNQRUNJRklFRBAAEhkKFURJR0VTVF9LSU5EX0tFQ0NBSzI1NhABEh0KGURJR0VTVF9LSU5EX0RPVUJMRV9TSEEyNTYQAhIWChJESUdFU1RfS0lORF9TSEEyNTYQAyr/AQoLUGF5bG9hZEtpbmQSHAoYUEFZTE9BRF9LSU5EX1VOU1BFQ0lGSUVEEAASFAoQUEFZTE9BRF9LSU5EX1JBVxABEiUKIVBBWUxPQURfS0lORF9FVEhFUkVVTV9UUkFOU0FDVElPThACEiEKHVBBWUxPQURfS0lORF9FVEhFUkVVTV9NRVNTQUdFEAMSJAogUEFZTE9BRF9LSU5EX0VUSEVSRVVNX1RZUEVEX0RBVEEQBBInCiNQQVlMT0FEX0tJTkRfRVRIRVJFVU1fQVVUSE9SSVpBVElPThAFEiMKH1BBWUxPQURfS0lORF9CSVRDT0lOX1BTQlRfSU5QVVQQBjLbDAoIQ29zaWduZXISTwoGSGVhbHRoEiEud2FsbGV0LmNvc2lnbmVyLnYxLkhlYWx0aFJlcXVlc3QaIi53YWxsZXQuY29zaWduZXIudjEuSGVhbHRoUmVzcG9uc2USYQoMRW5yb2xsRGV2aWNlEicud2FsbGV0LmNvc2lnbmVyLnYxLkVucm9sbERldmljZVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuRW5yb2xsRGV2aWNlUmVzcG9uc2USYQoMQ3JlYXRlV2FsbGV0Eicud2FsbGV0LmNvc2lnbmVyLnYxLkNyZWF0ZVdhbGxldFJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuQ3JlYXRlV2FsbGV0UmVzcG9uc2USZAoNQ29uZmlybVdhbGxldBIoLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVxdWVzdBopLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtV2FsbGV0UmVzcG9uc2USWAoJU3RhcnRTaWduEiQud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0U2lnblJlcXVlc3QaJS53YWxsZXQuY29zaWduZXIudjEuU3RhcnRTaWduUmVzcG9uc2USYQoMR2V0UHVibGljS2V5Eicud2FsbGV0LmNvc2lnbmVyLnYxLkdldFB1YmxpY0tleVJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuR2V0UHVibGljS2V5UmVzcG9uc2USYQoMTGlzdEFjY291bnRzEicud2FsbGV0LmNvc2lnbmVyLnYxLkxpc3RBY2NvdW50c1JlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuTGlzdEFjY291bnRzUmVzcG9uc2USYQoMU3RhcnRQcmVzaWduEicud2FsbGV0LmNvc2lnbmVyLnYxLlN0YXJ0UHJlc2lnblJlcXVlc3QaKC53YWxsZXQuY29zaWduZXIudjEuU3RhcnRQcmVzaWduUmVzcG9uc2UScAoRUHJlc2lnblBvb2xTdGF0dXMSLC53YWxsZXQuY29zaWduZXIudjEuUHJlc2lnblBvb2xTdGF0dXNSZXF1ZXN0Gi0ud2FsbGV0LmNvc2lnbmVyLnYxLlByZXNpZ25Qb29sU3RhdHVzUmVzcG9uc2USeQoUU2lnbldpdGhQcmVzaWduYXR1cmUSLy53YWxsZXQuY29zaWduZXIudjEuU2lnbldpdGhQcmVzaWduYXR1cmVSZXF1ZXN0GjAud2FsbGV0LmNvc2lnbmVyLnYxLlNpZ25XaXRoUHJlc2lnbmF0dXJlUmVzcG9uc2USYwoMUmV2b2tlRGV2aWNlEicud2FsbGV0LmNvc2lnbmVyLnYxLlJldm9rZURldmljZVJlcXVlc3QaKi53YWxsZXQuY29zaWduZXIudjEuV2FsbGV0Q29udHJvbHNSZXNwb25zZRJjCgxGcmVlemVXYWxsZXQSJy53YWxsZXQuY29zaWduZXIudjEuRnJlZXplV2FsbGV0UmVxdWVzdBoqLndhbGxldC5jb3NpZ25lci52MS5XYWxsZXRDb250cm9sc1Jlc3BvbnNlEmcKDlVuZnJlZXplV2FsbGV0Eikud2FsbGV0LmNvc2lnbmVyLnYxLlVuZnJlZXplV2FsbGV0UmVxdWVzdBoqLndhbGxldC5jb3NpZ25lci52MS5XYWxsZXRDb250cm9sc1Jlc3BvbnNlEl4KDFN0YXJ0UmVmcmVzaBInLndhbGxldC5jb3NpZ25lci52MS5TdGFydFJlZnJlc2hSZXF1ZXN0GiUud2FsbGV0LmNvc2lnbmVyLnYxLkxpZmVjeWNsZVJlc3BvbnNlEmAKDVJlcGxhY2VEZXZpY2USKC53YWxsZXQuY29zaWduZXIudjEuUmVwbGFjZURldmljZVJlcXVlc3QaJS53YWxsZXQuY29zaWduZXIudjEuTGlmZWN5Y2xlUmVzcG9uc2USbQoQQ29uZmlybUxpZmVjeWNsZRIrLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtTGlmZWN5Y2xlUmVxdWVzdBosLndhbGxldC5jb3NpZ25lci52MS5Db25maXJtTGlmZWN5Y2xlUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * Proof that the request comes from a registered party of the wallet.
@@ -730,6 +730,13 @@ export type AccountInfo = Message<"wallet.cosigner.v1.AccountInfo"> & {
    * @generated from field: uint64 created_at = 6;
    */
   createdAt: bigint;
+
+  /**
+   * The epoch of the wallet's shares (0 at creation; +1 per refresh or replacement).
+   *
+   * @generated from field: uint64 share_epoch = 7;
+   */
+  shareEpoch: bigint;
 };
 
 /**
@@ -797,6 +804,14 @@ export type WalletControls = Message<"wallet.cosigner.v1.WalletControls"> & {
    * @generated from field: repeated uint32 revoked_parties = 4;
    */
   revokedParties: number[];
+
+  /**
+   * When the operator's refresh schedule asks for the next proactive refresh
+   * (StartRefresh), ms since the Unix epoch; 0 when no schedule is configured.
+   *
+   * @generated from field: uint64 refresh_due_at_ms = 5;
+   */
+  refreshDueAtMs: bigint;
 };
 
 /**
@@ -1219,6 +1234,226 @@ export const SignWithPresignatureResponseSchema: GenMessage<SignWithPresignature
   messageDesc(file_wallet_cosigner_v1_cosigner, 30);
 
 /**
+ * @generated from message wallet.cosigner.v1.StartRefreshRequest
+ */
+export type StartRefreshRequest = Message<"wallet.cosigner.v1.StartRefreshRequest"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.StartRefreshRequest.
+ * Use `create(StartRefreshRequestSchema)` to create a new message.
+ */
+export const StartRefreshRequestSchema: GenMessage<StartRefreshRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 31);
+
+/**
+ * @generated from message wallet.cosigner.v1.ReplaceDeviceRequest
+ */
+export type ReplaceDeviceRequest = Message<"wallet.cosigner.v1.ReplaceDeviceRequest"> & {
+  /**
+   * Signed by the recovery identity (party 2).
+   *
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+
+  /**
+   * The new device's public identity (128 hex chars). Signed (in the request digest).
+   *
+   * @generated from field: string new_device_identity = 2;
+   */
+  newDeviceIdentity: string;
+
+  /**
+   * ed25519 by the NEW device identity over cosigner-api
+   * `replace_device_possession_message` (audience, wallet id, new identity, the auth
+   * timestamp and nonce): the recovery party cannot name a key nobody holds.
+   *
+   * @generated from field: bytes new_device_signature = 3;
+   */
+  newDeviceSignature: Uint8Array;
+
+  /**
+   * Why, for the audit log (at most 200 characters). Signed.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.ReplaceDeviceRequest.
+ * Use `create(ReplaceDeviceRequestSchema)` to create a new message.
+ */
+export const ReplaceDeviceRequestSchema: GenMessage<ReplaceDeviceRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 32);
+
+/**
+ * One account's rooms in a lifecycle session.
+ *
+ * @generated from message wallet.cosigner.v1.LifecycleAccount
+ */
+export type LifecycleAccount = Message<"wallet.cosigner.v1.LifecycleAccount"> & {
+  /**
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * ReplaceDevice only: helpers 1 and 2 rebuild index 0's share for the new device.
+   *
+   * @generated from field: wallet.cosigner.v1.SessionRoom repair = 2;
+   */
+  repair?: SessionRoom | undefined;
+
+  /**
+   * All three parties; for a replacement, run after the repair.
+   *
+   * @generated from field: wallet.cosigner.v1.SessionRoom refresh = 3;
+   */
+  refresh?: SessionRoom | undefined;
+
+  /**
+   * The account's public key (compressed SEC1 hex): the new device checks the repaired
+   * share against it.
+   *
+   * @generated from field: string public_key = 4;
+   */
+  publicKey: string;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.LifecycleAccount.
+ * Use `create(LifecycleAccountSchema)` to create a new message.
+ */
+export const LifecycleAccountSchema: GenMessage<LifecycleAccount> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 33);
+
+/**
+ * @generated from message wallet.cosigner.v1.LifecycleResponse
+ */
+export type LifecycleResponse = Message<"wallet.cosigner.v1.LifecycleResponse"> & {
+  /**
+   * Names the lifecycle session (ConfirmLifecycle).
+   *
+   * @generated from field: string lifecycle_id = 1;
+   */
+  lifecycleId: string;
+
+  /**
+   * The epoch the sessions work on (the current one); the result is epoch + 1.
+   *
+   * @generated from field: uint64 epoch = 2;
+   */
+  epoch: bigint;
+
+  /**
+   * ReplaceDevice only: aux info for the new group (new device, cosigner, recovery).
+   *
+   * @generated from field: wallet.cosigner.v1.SessionRoom aux_info = 3;
+   */
+  auxInfo?: SessionRoom | undefined;
+
+  /**
+   * @generated from field: repeated wallet.cosigner.v1.LifecycleAccount accounts = 4;
+   */
+  accounts: LifecycleAccount[];
+
+  /**
+   * Rooms and the pending session expire then (nothing changes).
+   *
+   * @generated from field: uint64 expires_at_ms = 5;
+   */
+  expiresAtMs: bigint;
+
+  /**
+   * audit log reference
+   *
+   * @generated from field: string request_id = 6;
+   */
+  requestId: string;
+
+  /**
+   * The wallet's controls after the request (ReplaceDevice: the old device revoked).
+   *
+   * @generated from field: wallet.cosigner.v1.WalletControls controls = 7;
+   */
+  controls?: WalletControls | undefined;
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.LifecycleResponse.
+ * Use `create(LifecycleResponseSchema)` to create a new message.
+ */
+export const LifecycleResponseSchema: GenMessage<LifecycleResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 34);
+
+/**
+ * @generated from message wallet.cosigner.v1.ConfirmLifecycleRequest
+ */
+export type ConfirmLifecycleRequest = Message<"wallet.cosigner.v1.ConfirmLifecycleRequest"> & {
+  /**
+   * @generated from field: wallet.cosigner.v1.Auth auth = 1;
+   */
+  auth?: Auth | undefined;
+
+  /**
+   * @generated from field: string lifecycle_id = 2;
+   */
+  lifecycleId: string;
+
+  /**
+   * account_id -> hex of the 32-byte digest of the new share's public data (every
+   * account of the session).
+   *
+   * @generated from field: map<string, string> share_digests = 3;
+   */
+  shareDigests: { [key: string]: string };
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.ConfirmLifecycleRequest.
+ * Use `create(ConfirmLifecycleRequestSchema)` to create a new message.
+ */
+export const ConfirmLifecycleRequestSchema: GenMessage<ConfirmLifecycleRequest> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 35);
+
+/**
+ * @generated from message wallet.cosigner.v1.ConfirmLifecycleResponse
+ */
+export type ConfirmLifecycleResponse = Message<"wallet.cosigner.v1.ConfirmLifecycleResponse"> & {
+  /**
+   * @generated from field: bool committed = 1;
+   */
+  committed: boolean;
+
+  /**
+   * The epoch in effect after this call (e + 1 once committed).
+   *
+   * @generated from field: uint64 epoch = 2;
+   */
+  epoch: bigint;
+
+  /**
+   * Keygen indices of the user parties that confirmed so far (0, 2).
+   *
+   * @generated from field: repeated uint32 confirmed_parties = 3;
+   */
+  confirmedParties: number[];
+};
+
+/**
+ * Describes the message wallet.cosigner.v1.ConfirmLifecycleResponse.
+ * Use `create(ConfirmLifecycleResponseSchema)` to create a new message.
+ */
+export const ConfirmLifecycleResponseSchema: GenMessage<ConfirmLifecycleResponse> = /*@__PURE__*/
+  messageDesc(file_wallet_cosigner_v1_cosigner, 36);
+
+/**
  * @generated from enum wallet.cosigner.v1.AccountKind
  */
 export enum AccountKind {
@@ -1547,6 +1782,56 @@ export const Cosigner: GenService<{
     methodKind: "unary";
     input: typeof UnfreezeWalletRequestSchema;
     output: typeof WalletControlsResponseSchema;
+  },
+  /**
+   * Proactive refresh: all three parties re-randomize their shares (one refresh room
+   * per account). Signed by the device or the recovery identity; both user parties
+   * must take part (and confirm). Refused for a frozen wallet (wallet_frozen) and
+   * for a revoked identity.
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.StartRefresh
+   */
+  startRefresh: {
+    methodKind: "unary";
+    input: typeof StartRefreshRequestSchema;
+    output: typeof LifecycleResponseSchema;
+  },
+  /**
+   * Replaces the device (party 0) keeping every address: signed by the recovery identity
+   * (party 2) only; carries the new device's identity and its proof of possession. The
+   * old device identity is revoked at once (as RevokeDevice, audited; its
+   * presignatures purged) whatever happens next. Opens, for the new group (new device,
+   * cosigner, recovery): an aux-info room, and per account a repair room (the cosigner
+   * and the recovery party rebuild index 0's share for the new device) and a refresh
+   * room (run after the repair, so the old device's share becomes worthless). Allowed
+   * on a frozen wallet (a lost device is the reason to freeze).
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.ReplaceDevice
+   */
+  replaceDevice: {
+    methodKind: "unary";
+    input: typeof ReplaceDeviceRequestSchema;
+    output: typeof LifecycleResponseSchema;
+  },
+  /**
+   * A user party reports, AFTER it persisted its new shares as pending, what it
+   * obtained: per account the digest of the new public key data (mpc-lifecycle
+   * `public_data_digest` of the new share at epoch e + 1). Signed by the device (for a
+   * replacement: the NEW device identity) or by the recovery identity. The cosigner
+   * commits (new shares, new epoch, for a replacement the new device identity and the
+   * new aux info; presignatures purged; audited) once both user parties confirmed, its
+   * own sessions finished, and every digest equals its own. Before that:
+   * UNAVAILABLE, reason wallet_not_ready, retryable (call again). A failed session or a
+   * digest mismatch is session_failed and ends the lifecycle session (nothing
+   * committed). Once committed, the same call answers `committed: true` again
+   * (idempotent), so a party that crashed after the commit can learn it.
+   *
+   * @generated from rpc wallet.cosigner.v1.Cosigner.ConfirmLifecycle
+   */
+  confirmLifecycle: {
+    methodKind: "unary";
+    input: typeof ConfirmLifecycleRequestSchema;
+    output: typeof ConfirmLifecycleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_wallet_cosigner_v1_cosigner, 0);
