@@ -117,6 +117,45 @@ fn main() {
         iters,
     ));
 
+    // Key lifecycle (docs/lifecycle.md): the elliptic-curve work of a refresh among the
+    // three parties and of a repair of index 0 by the other two (no Paillier work; a
+    // device replacement adds one aux-info run, the row above).
+    let mut refresh = Vec::new();
+    let mut repair = Vec::new();
+    for k in 0..iters {
+        let sid = format!("bench-refresh-{k}");
+        let t = Instant::now();
+        let sessions = shares
+            .iter()
+            .map(|s| Session::refresh(sid.as_bytes(), &s.core, 0).unwrap())
+            .collect();
+        run_sessions(sessions, None).unwrap();
+        refresh.push(t.elapsed());
+
+        let sid = format!("bench-repair-{k}");
+        let pk = *shares[0].core.shared_public_key;
+        let t = Instant::now();
+        let sessions = vec![
+            Session::repair_new(sid.as_bytes(), 0, 0, pk).unwrap(),
+            Session::repair_helper(sid.as_bytes(), &shares[1].core, 0, 0).unwrap(),
+            Session::repair_helper(sid.as_bytes(), &shares[2].core, 0, 0).unwrap(),
+        ];
+        run_sessions(sessions, None).unwrap();
+        repair.push(t.elapsed());
+    }
+    rows.push(Row::new(
+        "refresh_3_parties",
+        "share refresh, 3 parties",
+        median(refresh),
+        iters,
+    ));
+    rows.push(Row::new(
+        "repair_3_parties",
+        "share repair of index 0 (2 helpers + new party)",
+        median(repair),
+        iters,
+    ));
+
     let req = SignRequest {
         preimage: b"bench".to_vec(),
         digest: DigestKind::Keccak256,
