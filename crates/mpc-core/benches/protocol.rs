@@ -93,6 +93,7 @@ fn main() {
 
     let mut dkg = Vec::new();
     let mut shares: Vec<KeyShare> = Vec::new();
+    let mut cores = Vec::new();
     for k in 0..iters {
         let t = Instant::now();
         let sid = format!("bench-dkg-{k}");
@@ -101,13 +102,17 @@ fn main() {
             .collect();
         let outs = run_sessions(sessions, None).unwrap();
         dkg.push(t.elapsed());
-        shares = outs
+        cores = outs
             .into_iter()
-            .zip(&aux)
-            .map(|(o, a)| match o {
-                SessionOutput::Keygen(s) => KeyShare::from_parts((*s, a.clone())).unwrap(),
+            .map(|o| match o {
+                SessionOutput::Keygen(s) => *s,
                 _ => unreachable!(),
             })
+            .collect::<Vec<_>>();
+        shares = cores
+            .iter()
+            .zip(&aux)
+            .map(|(s, a)| KeyShare::from_parts((s.clone(), a.clone())).unwrap())
             .collect();
     }
     rows.push(Row::new(
@@ -125,20 +130,20 @@ fn main() {
     for k in 0..iters {
         let sid = format!("bench-refresh-{k}");
         let t = Instant::now();
-        let sessions = shares
+        let sessions = cores
             .iter()
-            .map(|s| Session::refresh(sid.as_bytes(), &s.core, 0).unwrap())
+            .map(|s| Session::refresh(sid.as_bytes(), s, 0).unwrap())
             .collect();
         run_sessions(sessions, None).unwrap();
         refresh.push(t.elapsed());
 
         let sid = format!("bench-repair-{k}");
-        let pk = *shares[0].core.shared_public_key;
+        let pk = *cores[0].shared_public_key;
         let t = Instant::now();
         let sessions = vec![
             Session::repair_new(sid.as_bytes(), 0, 0, pk).unwrap(),
-            Session::repair_helper(sid.as_bytes(), &shares[1].core, 0, 0).unwrap(),
-            Session::repair_helper(sid.as_bytes(), &shares[2].core, 0, 0).unwrap(),
+            Session::repair_helper(sid.as_bytes(), &cores[1], 0, 0).unwrap(),
+            Session::repair_helper(sid.as_bytes(), &cores[2], 0, 0).unwrap(),
         ];
         run_sessions(sessions, None).unwrap();
         repair.push(t.elapsed());

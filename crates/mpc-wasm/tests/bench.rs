@@ -119,7 +119,7 @@ async fn measurements() {
     for k in 0..2 {
         let cores: Vec<_> = bs
             .iter()
-            .map(|b| b.key_share("hd-0").unwrap().core.clone())
+            .map(|b| b.bundle.accounts["hd-0"].share.clone())
             .collect();
         let sid = format!("bench-refresh-{k}");
         let t = js_sys::Date::now();
