@@ -717,7 +717,12 @@ impl Config {
                 0,
                 90 * 86_400,
             ),
-            ("refresh_interval_days", self.refresh_interval_days, 0, 3_650),
+            (
+                "refresh_interval_days",
+                self.refresh_interval_days,
+                0,
+                3_650,
+            ),
             (
                 "lifecycle_timeout_secs",
                 self.lifecycle_timeout_secs,

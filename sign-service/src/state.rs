@@ -167,7 +167,10 @@ impl State {
                 let now = now_ms();
                 let expired = st.lifecycles.expire(now);
                 if expired > 0 {
-                    tracing::info!(expired, "dropped expired lifecycle sessions (nothing committed)");
+                    tracing::info!(
+                        expired,
+                        "dropped expired lifecycle sessions (nothing committed)"
+                    );
                 }
                 let expired = st.enrollments.expire(now);
                 if expired > 0 {

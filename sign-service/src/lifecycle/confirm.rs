@@ -112,11 +112,7 @@ pub(crate) async fn confirm(
         let waited = tokio::time::timeout(wait, committed.wait_for(Option::is_some)).await;
         match waited {
             Ok(Ok(e)) => (*e).unwrap_or_default(),
-            _ => {
-                return Err(not_ready(
-                    "waiting for the other user party's confirmation",
-                ))
-            }
+            _ => return Err(not_ready("waiting for the other user party's confirmation")),
         }
     };
     Ok(pb::ConfirmLifecycleResponse {
@@ -176,7 +172,12 @@ async fn commit(
         // A concurrent confirmation of the other party committed it.
         LifecycleOutcome::EpochMoved(e) if e == p.epoch + 1 => (e, None),
         LifecycleOutcome::EpochMoved(e) => {
-            end(st, p, party, format!("the wallet moved to share epoch {e} meanwhile"))?;
+            end(
+                st,
+                p,
+                party,
+                format!("the wallet moved to share epoch {e} meanwhile"),
+            )?;
             return Err(CosignerError::SessionFailed {
                 party: None,
                 reason: format!(
@@ -190,7 +191,9 @@ async fn commit(
     p.committed.send_replace(Some(epoch));
     if let Some(deleted) = deleted {
         let device = match p.kind {
-            Kind::Replace(new) => format!("; device identity replaced by {new}, the old one retired"),
+            Kind::Replace(new) => {
+                format!("; device identity replaced by {new}, the old one retired")
+            }
             Kind::Refresh => String::new(),
         };
         st.audit(AuditRecord {
@@ -220,14 +223,15 @@ pub(crate) fn reconfirm(
     lifecycle_id: &str,
     digests: &HashMap<String, String>,
 ) -> Result<pb::ConfirmLifecycleResponse, CosignerError> {
-    let ours: BTreeMap<String, String> = wallet
+    let ours = wallet
         .accounts
         .iter()
         .map(|(id, a)| {
-            let d = mpc_core::lifecycle::public_data_digest(&a.share, wallet.share_epoch);
-            (id.clone(), hex::encode(d))
+            let d = mpc_core::lifecycle::public_data_digest(&a.share, wallet.share_epoch)
+                .map_err(|e| CosignerError::internal(format!("digest of {id}: {e}")))?;
+            Ok((id.clone(), hex::encode(d)))
         })
-        .collect();
+        .collect::<Result<BTreeMap<String, String>, CosignerError>>()?;
     if wallet.share_epoch == 0 || digests_match(&ours, digests).is_err() {
         return Err(CosignerError::UnknownLifecycle(lifecycle_id.to_string()));
     }

@@ -28,6 +28,8 @@ use crate::store::WalletRecord;
 pub(crate) use confirm::{confirm, reconfirm};
 
 /// What a lifecycle session does.
+// One value per pending session (not a hot path): boxing the identity buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     /// A proactive refresh among the wallet's three parties.
@@ -115,7 +117,12 @@ impl Lifecycles {
     }
 
     /// The unexpired pending session of `wallet_id` named `lifecycle_id`, if any.
-    pub(crate) fn get(&self, wallet_id: &str, lifecycle_id: &str, now: u64) -> Option<Arc<Pending>> {
+    pub(crate) fn get(
+        &self,
+        wallet_id: &str,
+        lifecycle_id: &str,
+        now: u64,
+    ) -> Option<Arc<Pending>> {
         self.lock()
             .get(wallet_id)
             .filter(|p| p.lifecycle_id == lifecycle_id && p.expires_at_ms > now)

@@ -88,7 +88,11 @@ async fn sessions(st: &Arc<State>, plan: &Plan) -> Result<Outcome, CosignerError
     let group_aux: &AuxInfo = match (&aux, plan.kind) {
         (Some(a), Kind::Replace(_)) => a,
         (None, Kind::Refresh) => &plan.wallet.aux_info,
-        _ => return Err(CosignerError::internal("aux info of the wrong session kind")),
+        _ => {
+            return Err(CosignerError::internal(
+                "aux info of the wrong session kind",
+            ))
+        }
     };
     let mut out = Outcome {
         shares: BTreeMap::new(),
@@ -101,12 +105,13 @@ async fn sessions(st: &Arc<State>, plan: &Plan) -> Result<Outcome, CosignerError
             .accounts
             .get(&account_id)
             .ok_or_else(|| CosignerError::UnknownAccount(account_id.clone()))?;
-        check_share(old, &share, group_aux)
-            .map_err(|why| CosignerError::SessionFailed {
-                party: None,
-                reason: format!("refresh of {account_id}: {why}"),
-            })?;
-        let digest = mpc_core::lifecycle::public_data_digest(&share, plan.wallet.share_epoch + 1);
+        check_share(old, &share, group_aux).map_err(|why| CosignerError::SessionFailed {
+            party: None,
+            reason: format!("refresh of {account_id}: {why}"),
+        })?;
+        let digest =
+            mpc_core::lifecycle::public_data_digest(&share, plan.wallet.share_epoch + 1)
+                .map_err(|e| CosignerError::internal(format!("digest of {account_id}: {e}")))?;
         out.digests.insert(account_id.clone(), hex::encode(digest));
         out.shares.insert(account_id, share);
     }

@@ -95,7 +95,11 @@ impl Store {
     }
 
     /// The recorded controls of `wallet_id` in `tx` (as stored, not aged).
-    pub(super) fn controls_in(&self, tx: &mut dyn Tx, wallet_id: &str) -> Result<WalletControls, StoreError> {
+    pub(super) fn controls_in(
+        &self,
+        tx: &mut dyn Tx,
+        wallet_id: &str,
+    ) -> Result<WalletControls, StoreError> {
         match tx.get(Table::WalletControls, wallet_id)? {
             Some(v) => self.decode(NAME, wallet_id, &v),
             None => Ok(WalletControls::default()),

@@ -41,8 +41,8 @@ use zeroize::Zeroizing;
 pub use backend::{Outcome, StoreBackend, Table, Tx};
 pub use controls::{ControlAction, ControlChange, ControlOutcome, WalletControls};
 pub use crypto::KeySource;
-pub use lifecycle::{LifecycleCommit, LifecycleOutcome};
 use crypto::{aad, data_key, seal_with, KEY_CHECK, RECORD_VERSION};
+pub use lifecycle::{LifecycleCommit, LifecycleOutcome};
 
 /// The root path as [`PresigSlot::path`] names it (a presignature at the root has no
 /// [`Table::PresignaturePaths`] entry).
