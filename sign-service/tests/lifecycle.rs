@@ -211,6 +211,9 @@ async fn signs_with(client: &mut Client, w: &Wallet, share: &Account, aux: &AuxI
     }
 }
 
+/// Where the tests' HD accounts presign (HD pools live at BIP-44-style paths).
+const PRESIGN_PATH: &str = "m/44/60/0/0/0";
+
 fn presig_sign(w: &Wallet, id: &str) -> pb::SignWithPresignatureRequest {
     signed(
         pb::SignWithPresignatureRequest {
@@ -220,6 +223,7 @@ fn presig_sign(w: &Wallet, id: &str) -> pb::SignWithPresignatureRequest {
             preimage: mpc_core::digest::eip191_preimage(b"with an old presignature"),
             digest: DigestKind::Keccak256 as i32,
             payload_kind: PayloadKind::EthereumMessage as i32,
+            derivation_path: PRESIGN_PATH.into(),
             ..Default::default()
         },
         w,
@@ -238,7 +242,9 @@ async fn a_refresh_changes_every_share_and_keeps_every_address() {
     let mut client = svc.client().await;
     let before = accounts(&mut client, &w, &w.recovery, 2).await;
     assert_eq!(before[0].share_epoch, 0);
-    let kept = presign_one(&mut client, &w, "account-0").await;
+    let kept = presign_kept_at(&mut client, &w, "account-0", PRESIGN_PATH)
+        .await
+        .id;
 
     let started = client
         .start_refresh(refresh_req(&w, &w.device, 0))
@@ -345,7 +351,9 @@ async fn a_replaced_device_keeps_every_address_and_the_old_one_is_out_at_once() 
     let [mut w] = one(wallets);
     let mut client = svc.client().await;
     let before = accounts(&mut client, &w, &w.device, 0).await;
-    let kept = presign_one(&mut client, &w, "account-0").await;
+    let kept = presign_kept_at(&mut client, &w, "account-0", PRESIGN_PATH)
+        .await
+        .id;
 
     let new = IdentityKey::generate().expect("id");
     let new_hex = new.public().to_string();
