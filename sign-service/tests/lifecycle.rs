@@ -337,6 +337,16 @@ async fn a_refresh_changes_every_share_and_keeps_every_address() {
     w.device_accounts[0] = with_share(&old_device, &dev[0].1);
     w.recovery_accounts[0] = with_share(&w.recovery_accounts[0], &rec[0].1);
     full_sign(&mut client, &w, "signed after the refresh").await;
+    // A presignature made with the new shares (epoch 1) is used as usual.
+    let fresh = presign_kept_at(&mut client, &w, "account-0", PRESIGN_PATH)
+        .await
+        .id;
+    let partial = client
+        .sign_with_presignature(presig_sign(&w, &fresh))
+        .await
+        .expect("a presignature of the new epoch")
+        .into_inner();
+    assert_eq!(partial.partial_signature.len(), 32);
 
     let audit = svc.audit();
     assert!(audit.contains("\"event\":\"lifecycle_started\""));
