@@ -429,7 +429,9 @@ fn sign_replacement(
     new_device: &IdentityKey,
     now_ms: u64,
 ) -> Result<CosignerRequest, ClientError> {
-    if !matches!(party, Signer::Party { .. }) || !matches!(request, CosignerRequest::ReplaceDevice(_)) {
+    if !matches!(party, Signer::Party { .. })
+        || !matches!(request, CosignerRequest::ReplaceDevice(_))
+    {
         return Err(ClientError::internal(
             "only a party's ReplaceDevice request carries a new device's proof",
         ));

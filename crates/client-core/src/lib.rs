@@ -159,9 +159,9 @@ pub use enroll::{Enroll, EnrollParams, EnrollRecoveryJob, EnrollStep};
 pub use enrollment::{validate_enrollment_id, Enrollment, EnrollmentHeader};
 pub use error::{ClientError, PresignatureState, RemoteError};
 pub use lifecycle::{
-    Committed, ConfirmLifecycle, ConfirmParams, ConfirmStep, EpochCheck, EpochStep,
-    LifecycleKind, LifecyclePlan, LifecycleRun, LifecycleStep, NewDeviceParams, PendingShares,
-    StartLifecycle, StartStep,
+    Committed, ConfirmLifecycle, ConfirmParams, ConfirmStep, EpochCheck, EpochStep, LifecycleKind,
+    LifecyclePlan, LifecycleRun, LifecycleStep, NewDeviceParams, PendingShares, StartLifecycle,
+    StartStep,
 };
 pub use offline::{OfflineParams, OfflineSign, OfflineStep};
 pub use pair::{PairSign, PairSignParams, PairStep, PAIR_SIGNERS};

@@ -120,7 +120,11 @@ fn a_refresh_plan_is_checked_against_the_shares() {
 #[test]
 fn refusals_keep_the_cosigners_code() {
     let d = fixture().device();
-    for code in [ErrorCode::NotFound, ErrorCode::Unauthorized, ErrorCode::Busy] {
+    for code in [
+        ErrorCode::NotFound,
+        ErrorCode::Unauthorized,
+        ErrorCode::Busy,
+    ] {
         let StartStep::CallCosigner(call) = StartLifecycle::refresh(&d).unwrap() else {
             panic!()
         };
@@ -144,8 +148,8 @@ fn replace_device_carries_the_new_devices_proof_and_is_checked() {
             .code(),
         ErrorCode::Config
     );
-    let old_device = IdentityKey::from_seed_hex(f.device.identity_secret.as_deref().unwrap())
-        .unwrap();
+    let old_device =
+        IdentityKey::from_seed_hex(f.device.identity_secret.as_deref().unwrap()).unwrap();
     assert_eq!(
         StartLifecycle::replace_device(&r, &old_device, "lost")
             .unwrap_err()
@@ -170,8 +174,16 @@ fn replace_device_carries_the_new_devices_proof_and_is_checked() {
         a.timestamp_ms,
         &a.nonce,
     );
-    assert!(auth::verify_bytes(&new.public(), &msg, &req.new_device_signature));
-    assert!(!auth::verify_bytes(&r.public_identity(), &msg, &req.new_device_signature));
+    assert!(auth::verify_bytes(
+        &new.public(),
+        &msg,
+        &req.new_device_signature
+    ));
+    assert!(!auth::verify_bytes(
+        &r.public_identity(),
+        &msg,
+        &req.new_device_signature
+    ));
 
     // A replacement needs the aux-info and repair rooms.
     let mut resp = response(r.bundle(), true);
@@ -196,7 +208,8 @@ fn confirm_polls_by_code_until_committed_at_the_new_epoch() {
         lifecycle_id: "lc-1".into(),
         expires_at_ms: clock().0 + 10_000,
     };
-    let ConfirmStep::CallCosigner(call) = ConfirmLifecycle::start(&pending, params.clone()).unwrap()
+    let ConfirmStep::CallCosigner(call) =
+        ConfirmLifecycle::start(&pending, params.clone()).unwrap()
     else {
         panic!()
     };
@@ -231,17 +244,22 @@ fn confirm_polls_by_code_until_committed_at_the_new_epoch() {
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::InvalidResponse);
     // A failed session ends it with the cosigner's code.
-    let ConfirmStep::CallCosigner(call) = ConfirmLifecycle::start(&pending, params.clone()).unwrap()
+    let ConfirmStep::CallCosigner(call) =
+        ConfirmLifecycle::start(&pending, params.clone()).unwrap()
     else {
         panic!()
     };
     let (_, awaiting) = call.send(clock().0).unwrap();
     let e = awaiting
-        .reply(Err(RemoteError::new(ErrorCode::SessionFailed, "digest mismatch")))
+        .reply(Err(RemoteError::new(
+            ErrorCode::SessionFailed,
+            "digest mismatch",
+        )))
         .unwrap_err();
     assert_eq!(e.code(), ErrorCode::SessionFailed);
     // Past the expiry: a timeout, not an endless poll.
-    let ConfirmStep::CallCosigner(call) = ConfirmLifecycle::start(&pending, params.clone()).unwrap()
+    let ConfirmStep::CallCosigner(call) =
+        ConfirmLifecycle::start(&pending, params.clone()).unwrap()
     else {
         panic!()
     };
@@ -382,7 +400,10 @@ fn a_refresh_runs_for_real_and_the_new_shares_sign_together_not_with_old_ones() 
     let (pd, pr) = run_all(f, &plan, a, b, &roster);
     assert_eq!((pd.epoch, pr.epoch), (1, 1));
     assert_eq!(pd.bundle.share_epoch, 1);
-    assert_eq!(pd.digests, pr.digests, "both parties hold the same public data");
+    assert_eq!(
+        pd.digests, pr.digests,
+        "both parties hold the same public data"
+    );
     for (id, acct) in &pd.bundle.accounts {
         let old = &d.bundle().accounts[id];
         assert_eq!(acct.public_key, old.public_key);
@@ -409,13 +430,18 @@ fn a_refresh_runs_for_real_and_the_new_shares_sign_together_not_with_old_ones() 
     let mixed = OfflineSign::start(&d_old, &r_new, params).and_then(|step| match step {
         OfflineStep::RunLocal(run) => {
             let (sessions, flow) = run.start();
-            let sessions = sessions.open().map_err(|e| ClientError::internal(e.to_string()))?;
+            let sessions = sessions
+                .open()
+                .map_err(|e| ClientError::internal(e.to_string()))?;
             flow.finished(mpc_core::local::run_sessions(sessions, None))
                 .map(|_| ())
         }
         OfflineStep::Done(_) => Ok(()),
     });
-    assert!(mixed.is_err(), "an old and a new share must not sign together");
+    assert!(
+        mixed.is_err(),
+        "an old and a new share must not sign together"
+    );
     // A session output of another kind, or at the wrong epoch, is refused.
     let LifecycleStep::RunSession(run) = LifecycleRun::start(&d, &plan, None).unwrap() else {
         panic!()
@@ -429,7 +455,9 @@ fn a_refresh_runs_for_real_and_the_new_shares_sign_together_not_with_old_ones() 
         panic!()
     };
     let (spec, running) = run.start();
-    let same = d.bundle().accounts[spec.account_id().unwrap()].share.clone();
+    let same = d.bundle().accounts[spec.account_id().unwrap()]
+        .share
+        .clone();
     let e = running
         .finished(Ok(mpc_core::SessionOutput::Refreshed(Box::new(
             mpc_core::EpochShare {

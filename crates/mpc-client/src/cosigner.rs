@@ -126,9 +126,10 @@ impl CosignerClient {
             CosignerRequest::UnfreezeWallet(r) => g.unfreeze_wallet(r).await.map(|r| {
                 CosignerResponse::WalletControls(CosignerMethod::UnfreezeWallet, r.into_inner())
             }),
-            CosignerRequest::StartRefresh(r) => g.start_refresh(r).await.map(|r| {
-                CosignerResponse::Lifecycle(CosignerMethod::StartRefresh, r.into_inner())
-            }),
+            CosignerRequest::StartRefresh(r) => g
+                .start_refresh(r)
+                .await
+                .map(|r| CosignerResponse::Lifecycle(CosignerMethod::StartRefresh, r.into_inner())),
             CosignerRequest::ReplaceDevice(r) => g.replace_device(r).await.map(|r| {
                 CosignerResponse::Lifecycle(CosignerMethod::ReplaceDevice, r.into_inner())
             }),

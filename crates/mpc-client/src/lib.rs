@@ -51,6 +51,8 @@ pub mod enrollments;
 mod error;
 pub mod eth;
 mod join;
+pub mod lifecycle;
+mod lifecycle_ops;
 mod pool;
 mod store;
 mod types;
@@ -86,6 +88,8 @@ pub use enrollments::EnrollmentInfo;
 pub use error::MpcError;
 pub use eth::{SignedAuthorization, SignedTransaction};
 pub use join::{join_wallet_creation, save_party_files, JoinRequest};
+pub use lifecycle::PendingOutcome;
+pub use lifecycle_ops::{LifecycleResult, PendingStatus};
 pub use pool::pool_dir_path;
 pub use store::{meta_path, WalletMeta, WALLET_META_FORMAT};
 pub use types::{
@@ -231,11 +235,7 @@ impl MpcClient {
                 )))
             }
         };
-        // Argon2 takes a second: keep it off the async threads.
-        let files = tokio::task::spawn_blocking(move || PartyFiles::load(&path, &pass, index))
-            .await
-            .map_err(|e| MpcError::internal(format!("loading task failed: {e}")))??;
-        let files = Arc::new(files);
+        let files = Arc::new(self.load_party_files(path, pass, index).await?);
         cache.insert(index, files.clone());
         Ok(files)
     }

@@ -77,7 +77,10 @@ impl std::fmt::Debug for ConfirmLifecycle {
 
 impl ConfirmLifecycle {
     /// Confirms `bundle` (the pending shares, at their new epoch) for `params`' session.
-    pub fn start(bundle: &KeyShareBundle, params: ConfirmParams) -> Result<ConfirmStep, ClientError> {
+    pub fn start(
+        bundle: &KeyShareBundle,
+        params: ConfirmParams,
+    ) -> Result<ConfirmStep, ClientError> {
         let source = "the pending shares";
         let corrupt = |r: String| ClientError::corrupt(source, r);
         let key = bundle

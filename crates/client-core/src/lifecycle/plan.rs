@@ -112,10 +112,8 @@ impl LifecyclePlan {
                 ))
             }
         };
-        let mut sessions: BTreeSet<String> = aux_info
-            .iter()
-            .map(|r| r.session_id.clone())
-            .collect();
+        let mut sessions: BTreeSet<String> =
+            aux_info.iter().map(|r| r.session_id.clone()).collect();
         let mut seen = BTreeSet::new();
         let mut accounts = Vec::with_capacity(r.accounts.len());
         for a in r.accounts {
@@ -137,9 +135,7 @@ impl LifecyclePlan {
             let what = |s: &str| format!("{s} of account {}", a.account_id);
             let refresh = Room::from_pb(a.refresh, &what("refresh"))?;
             let repair = match (kind, a.repair) {
-                (LifecycleKind::ReplaceDevice, room) => {
-                    Some(Room::from_pb(room, &what("repair"))?)
-                }
+                (LifecycleKind::ReplaceDevice, room) => Some(Room::from_pb(room, &what("repair"))?),
                 (LifecycleKind::Refresh, None) => None,
                 (LifecycleKind::Refresh, Some(_)) => {
                     return Err(bad(format!(
@@ -151,10 +147,7 @@ impl LifecyclePlan {
             };
             for room in repair.iter().chain([&refresh]) {
                 if !sessions.insert(room.session_id.clone()) {
-                    return Err(bad(format!(
-                        "session id {} is used twice",
-                        room.session_id
-                    )));
+                    return Err(bad(format!("session id {} is used twice", room.session_id)));
                 }
             }
             accounts.push(LifecycleAccount {

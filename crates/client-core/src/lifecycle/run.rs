@@ -389,7 +389,8 @@ impl LifecycleRun {
                     (Role::Holder(_), SessionOutput::RepairHelped) => {}
                     (Role::NewDevice(_), SessionOutput::Repaired(s)) => {
                         let expected = self.old_account(&a.account_id)?.master_public_key();
-                        let share = self.check_share("repair", &sid, *s, self.plan.epoch, expected)?;
+                        let share =
+                            self.check_share("repair", &sid, *s, self.plan.epoch, expected)?;
                         self.repaired.insert(a.account_id.clone(), share);
                     }
                     _ => return Err(unexpected("repair", &sid)),
@@ -403,10 +404,19 @@ impl LifecycleRun {
                     _ => return Err(unexpected("refresh", &sid)),
                 };
                 let old = self.old_account(&a.account_id)?.clone();
-                let share =
-                    self.check_share("refresh", &sid, s, self.plan.next_epoch(), old.master_public_key())?;
+                let share = self.check_share(
+                    "refresh",
+                    &sid,
+                    s,
+                    self.plan.next_epoch(),
+                    old.master_public_key(),
+                )?;
                 if share.chain_code != old.share.chain_code {
-                    return Err(failed("refresh", &sid, "the new share has another chain code"));
+                    return Err(failed(
+                        "refresh",
+                        &sid,
+                        "the new share has another chain code",
+                    ));
                 }
                 let mut acct = Account::new(old.id.clone(), old.kind, share, old.created_at);
                 acct.label = old.label.clone();
@@ -496,8 +506,12 @@ fn roster_of(
     cosigner: PublicIdentity,
     recovery: PublicIdentity,
 ) -> Result<Roster, ClientError> {
-    Roster::new(vec![(DEVICE, device), (COSIGNER, cosigner), (RECOVERY, recovery)])
-        .map_err(|e| ClientError::input(format!("roster: {e}")))
+    Roster::new(vec![
+        (DEVICE, device),
+        (COSIGNER, cosigner),
+        (RECOVERY, recovery),
+    ])
+    .map_err(|e| ClientError::input(format!("roster: {e}")))
 }
 
 fn failed(stage: &str, sid: &str, reason: &str) -> ClientError {
