@@ -124,7 +124,7 @@ impl State {
     }
 
     /// A committed wallet with its controls (as of `now`).
-    async fn load_wallet(
+    pub(crate) async fn load_wallet(
         &self,
         wallet_id: &str,
         now: u64,

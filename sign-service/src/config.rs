@@ -251,6 +251,14 @@ pub struct Config {
     /// ends: the owner's window to notice a thawing they did not ask for and freeze
     /// again (which cancels it). Default 86 400 (a day); 0 thaws at once.
     pub unfreeze_delay_secs: u64,
+    /// The proactive refresh schedule: a wallet's next refresh (StartRefresh) is due
+    /// this many days after its last refresh or device replacement (or its creation);
+    /// clients read it as `WalletControls.refresh_due_at_ms`. 0 (the default): no
+    /// schedule (`refresh_due_at_ms` 0).
+    pub refresh_interval_days: u64,
+    /// Deadline of a refresh or device replacement (every session of it), seconds; the
+    /// pending session expires then (nothing changes).
+    pub lifecycle_timeout_secs: u64,
     /// Safe-prime sets the pool must hold for the cosigner to be ready (0, the
     /// default: an empty pool, which only delays new wallets, is reported, not
     /// required).
@@ -393,6 +401,8 @@ impl Default for Config {
             health_check_interval_secs: 5,
             drain_deadline_secs: 30,
             unfreeze_delay_secs: 86_400,
+            refresh_interval_days: 0,
+            lifecycle_timeout_secs: 1800,
             readiness_min_prime_sets: 0,
             party_index: 1,
             threshold: 2,
@@ -706,6 +716,18 @@ impl Config {
                 self.unfreeze_delay_secs,
                 0,
                 90 * 86_400,
+            ),
+            (
+                "refresh_interval_days",
+                self.refresh_interval_days,
+                0,
+                3_650,
+            ),
+            (
+                "lifecycle_timeout_secs",
+                self.lifecycle_timeout_secs,
+                10,
+                7 * 86_400,
             ),
             (
                 "readiness_min_prime_sets",

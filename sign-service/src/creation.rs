@@ -415,6 +415,9 @@ pub(crate) async fn confirm(
         insecure_dev_primes: crate::import::uses_public_primes(&result.aux),
         aux_info: result.aux.clone(),
         accounts,
+        share_epoch: 0,
+        last_refresh_at_ms: None,
+        retired_device_identities: Vec::new(),
     };
     let rec2 = rec.clone();
     let enrollment = p.enrollment_id.clone();

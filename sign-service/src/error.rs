@@ -197,6 +197,18 @@ pub enum CosignerError {
     /// pending wallet is discarded, so a retry cannot succeed).
     #[error("wallet creation failed on the cosigner: {0}")]
     CreationFailed(Box<CosignerError>),
+    /// A lifecycle session (refresh or device replacement) of the wallet is pending
+    /// already: at most one at a time.
+    #[error("wallet {0} has a refresh or device replacement pending already; wait until it is committed or expires")]
+    LifecycleBusy(String),
+    /// The cosigner's side of the lifecycle session is still running, or the other user
+    /// party has not confirmed yet (a retry will succeed).
+    #[error("lifecycle session {0} is not finished: {1}; call ConfirmLifecycle again")]
+    LifecycleNotReady(String, &'static str),
+    /// No pending or committed lifecycle session of this wallet has this id (unknown,
+    /// expired, failed or superseded).
+    #[error("lifecycle session {0} is unknown, expired or failed")]
+    UnknownLifecycle(String),
     /// A session or a wait did not finish in time.
     #[error("{0}")]
     Timeout(String),
@@ -235,12 +247,14 @@ impl CosignerError {
             | E::RecoveryIdentityOnly { .. } => ErrorCode::Unauthorized,
             E::RateLimited(_) => ErrorCode::RateLimited,
             E::RegistrationRequired(_) => ErrorCode::RegistrationRequired,
-            E::UnknownWallet(_) | E::UnknownAccount(_) | E::UnknownEnrollment(_) => {
-                ErrorCode::NotFound
-            }
+            E::UnknownWallet(_)
+            | E::UnknownAccount(_)
+            | E::UnknownEnrollment(_)
+            | E::UnknownLifecycle(_) => ErrorCode::NotFound,
             E::WalletNotConfirmed(_)
             | E::DkgRunning(_)
             | E::EnrollmentRunning(_)
+            | E::LifecycleNotReady(..)
             | E::WalletFrozen { .. } => ErrorCode::WalletNotReady,
             E::PolicyDenied { .. }
             | E::Psbt(PsbtRefusal::Psbt(_))
@@ -255,7 +269,7 @@ impl CosignerError {
             E::PresignPathNotAllowed { .. }
             | E::PresignaturePathMismatch { .. }
             | E::InvalidInput(_) => ErrorCode::InvalidInput,
-            E::Busy => ErrorCode::Busy,
+            E::Busy | E::LifecycleBusy(_) => ErrorCode::Busy,
             E::ShuttingDown => ErrorCode::CosignerUnavailable,
             E::KeyMismatch(_) | E::SessionFailed { .. } | E::CreationFailed(_) => {
                 ErrorCode::SessionFailed
@@ -279,15 +293,20 @@ impl CosignerError {
             E::RateLimited(_) | E::PoolFull { .. } | E::PresignPathsFull { .. } | E::Busy => {
                 Code::ResourceExhausted
             }
-            E::UnknownWallet(_) | E::UnknownAccount(_) | E::UnknownEnrollment(_) => Code::NotFound,
+            E::UnknownWallet(_)
+            | E::UnknownAccount(_)
+            | E::UnknownEnrollment(_)
+            | E::UnknownLifecycle(_) => Code::NotFound,
             E::WalletNotConfirmed(_)
             | E::WalletFrozen { .. }
             | E::PresignatureUnavailable { .. }
             | E::PresignaturesSuspended(_)
             | E::PresignaturesDisabled
+            | E::LifecycleBusy(_)
             | E::KeyMismatch(_) => Code::FailedPrecondition,
             E::DkgRunning(_)
             | E::EnrollmentRunning(_)
+            | E::LifecycleNotReady(..)
             | E::ShuttingDown
             | E::GatewayUnavailable(_) => Code::Unavailable,
             E::PolicyDenied { .. }
@@ -309,7 +328,9 @@ impl CosignerError {
     /// Whether the same call may succeed later without any change by the caller.
     pub fn retryable(&self) -> bool {
         match self {
-            CosignerError::DkgRunning(_) | CosignerError::EnrollmentRunning(_) => true,
+            CosignerError::DkgRunning(_)
+            | CosignerError::EnrollmentRunning(_)
+            | CosignerError::LifecycleNotReady(..) => true,
             // The pending wallet is gone: only a new CreateWallet can succeed.
             CosignerError::CreationFailed(_) => false,
             other => other.code().retryable(),

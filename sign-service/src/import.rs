@@ -196,6 +196,9 @@ pub fn import_bundle(
         insecure_dev_primes: insecure,
         aux_info: aux,
         accounts: bundle.accounts,
+        share_epoch: 0,
+        last_refresh_at_ms: None,
+        retired_device_identities: Vec::new(),
     };
     store.insert_wallet(&rec)?;
     Ok(rec)

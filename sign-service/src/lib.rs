@@ -51,6 +51,7 @@ pub mod error;
 pub mod health;
 mod hooks;
 pub mod import;
+mod lifecycle;
 pub mod metrics;
 pub mod pkcs11;
 pub mod policy;

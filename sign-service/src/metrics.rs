@@ -27,6 +27,10 @@ pub enum SessionKind {
     AuxInfo,
     /// A DKG (one per account of a wallet).
     Keygen,
+    /// A share refresh (one per account of a refresh or a device replacement).
+    Refresh,
+    /// A share repair for a new device (one per account of a device replacement).
+    Repair,
 }
 
 impl SessionKind {
@@ -36,6 +40,8 @@ impl SessionKind {
             Self::Presign => "presign",
             Self::AuxInfo => "aux_info",
             Self::Keygen => "keygen",
+            Self::Refresh => "refresh",
+            Self::Repair => "repair",
         }
     }
 }

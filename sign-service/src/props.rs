@@ -71,6 +71,9 @@ fn fixture() -> &'static Fixture {
                     .filter(|(_, a)| a.kind == AccountKind::Independent)
                     .map(|(k, a)| (k.clone(), a.clone()))
                     .collect(),
+                share_epoch: 0,
+                last_refresh_at_ms: None,
+                retired_device_identities: Vec::new(),
             })
             .expect("insert wallet");
         let cfg = Config {

@@ -677,12 +677,15 @@ impl PresignJob {
                 "presignature session produced another output",
             ));
         };
-        let stored = StoredPresignature {
-            id: id.clone(),
-            account_id: slot.account_id.clone(),
-            signers: self.signers.clone(),
-            presignature: *p,
-            public: PresignaturePublicDataRepr::new(public.as_ref(), self.path.clone()),
+        let stored = crate::signing::EpochPresignature {
+            record: StoredPresignature {
+                id: id.clone(),
+                account_id: slot.account_id.clone(),
+                signers: self.signers.clone(),
+                presignature: *p,
+                public: PresignaturePublicDataRepr::new(public.as_ref(), self.path.clone()),
+            },
+            share_epoch: wallet.share_epoch,
         };
         let slot2 = slot.clone();
         st.blocking(move |s| s.put_presignature(&slot2, &id, &stored))

@@ -23,6 +23,20 @@ use crate::scheduler::presign_account;
 use crate::state::{random_id, signers_with, State};
 use crate::store::{PresigSlot, PresigState, PresigTake, WalletRecord};
 
+/// A presignature as the cosigner stores it: the record, and the epoch of the wallet's
+/// shares it was made with (records stored before share epochs existed: 0). One of
+/// another epoch than the wallet's is refused as unknown (a refresh or replacement
+/// committed since; the commit also purged them).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct EpochPresignature {
+    /// The presignature.
+    #[serde(flatten)]
+    pub record: StoredPresignature,
+    /// The share epoch it was made at.
+    #[serde(default)]
+    pub share_epoch: u64,
+}
+
 /// Largest preimage accepted for signing.
 pub const MAX_PREIMAGE: usize = 1 << 20;
 
@@ -412,7 +426,7 @@ pub(crate) async fn sign_with_presignature(
     let (slot2, id2) = (slot.clone(), id.clone());
     let now = now_ms();
     let taken = st
-        .guarded(move |g, s| g.take::<StoredPresignature>(s, &slot2, &id2, now))
+        .guarded(move |g, s| g.take::<EpochPresignature>(s, &slot2, &id2, now))
         .await;
     let outcome = |text: String| AuditRecord {
         timestamp_ms: now_ms(),
@@ -427,7 +441,16 @@ pub(crate) async fn sign_with_presignature(
         ..Default::default()
     };
     let stored = match taken {
-        Ok(PresigTake::Taken(p)) => p,
+        Ok(PresigTake::Taken(p)) if p.share_epoch != wallet.share_epoch => {
+            // Made with the shares of another epoch (a refresh or a replacement
+            // committed since): consumed, refused exactly as an unknown one.
+            st.audit(outcome(format!(
+                "refused: presignature of share epoch {}, the wallet is at {}",
+                p.share_epoch, wallet.share_epoch
+            )))?;
+            return Err(unavailable(PresignatureState::Unknown));
+        }
+        Ok(PresigTake::Taken(p)) => p.record,
         Ok(PresigTake::OtherPath(bound)) => {
             st.audit(outcome(format!(
                 "refused: presignature of path {bound}, not consumed"

@@ -41,6 +41,8 @@ pub struct State {
     pub(crate) creations: Creations,
     /// Enrollments whose aux info still runs.
     pub(crate) enrollments: Enrollments,
+    /// Refreshes and device replacements not committed yet (at most one per wallet).
+    pub(crate) lifecycles: crate::lifecycle::Lifecycles,
     /// The presignature scheduler (worker slots, running counts).
     pub(crate) scheduler: Scheduler,
     sessions: Arc<Semaphore>,
@@ -123,6 +125,7 @@ impl State {
             scheduler: Scheduler::new(cfg.presign_workers),
             creations: Creations::default(),
             enrollments: Enrollments::default(),
+            lifecycles: crate::lifecycle::Lifecycles::default(),
             metrics: Metrics::new(),
             draining: AtomicBool::new(false),
             ready: AtomicBool::new(false),
@@ -162,6 +165,13 @@ impl State {
                     tracing::info!(expired, "dropped expired pending wallets");
                 }
                 let now = now_ms();
+                let expired = st.lifecycles.expire(now);
+                if expired > 0 {
+                    tracing::info!(
+                        expired,
+                        "dropped expired lifecycle sessions (nothing committed)"
+                    );
+                }
                 let expired = st.enrollments.expire(now);
                 if expired > 0 {
                     tracing::info!(expired, "dropped running enrollments past their deadline");

@@ -14,6 +14,7 @@ mod drain;
 mod enroll;
 mod import;
 mod keyfile;
+mod lifecycle;
 mod observability;
 mod paillier_bound;
 mod pkcs11;

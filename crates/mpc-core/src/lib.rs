@@ -33,6 +33,7 @@ pub mod hostile;
 #[cfg(feature = "spof")]
 pub mod import;
 pub mod keystore;
+pub mod lifecycle;
 pub mod local;
 pub mod presign;
 pub mod primes;
@@ -42,6 +43,7 @@ pub mod signature;
 pub use account::{Account, AccountKind};
 pub use digest::{DigestKind, SignRequest};
 pub use error::{CoreError, SessionError};
+pub use lifecycle::EpochShare;
 pub use session::{Incoming, Outgoing, Session, SessionKind, SessionOutput, Step};
 
 /// Re-export of the protocol library, for callers that need its types.

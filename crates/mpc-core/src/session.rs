@@ -20,6 +20,7 @@ use rand_core::OsRng;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{extract_blame, SessionError};
+use crate::lifecycle::EpochShare;
 use crate::{
     AuxInfo, Curve, IncompleteKeyShare, KeyShare, PartyIndex, Presignature, PresignaturePublicData,
     SecurityLevel, Signature,
@@ -37,6 +38,10 @@ pub enum SessionKind {
     Sign,
     /// Presignature generation (signing later takes one local step).
     Presign,
+    /// Proactive refresh of the key shares (`crate::lifecycle`).
+    Refresh,
+    /// Repair of one party's share by the two others (`crate::lifecycle`).
+    Repair,
 }
 
 impl SessionKind {
@@ -47,6 +52,8 @@ impl SessionKind {
             SessionKind::Keygen => "keygen",
             SessionKind::Sign => "sign",
             SessionKind::Presign => "presign",
+            SessionKind::Refresh => "refresh",
+            SessionKind::Repair => "repair",
         }
     }
 
@@ -58,6 +65,8 @@ impl SessionKind {
             SessionKind::Keygen => 4,
             SessionKind::Sign => 5,
             SessionKind::Presign => 4,
+            SessionKind::Refresh => 3,
+            SessionKind::Repair => 2,
         }
     }
 }
@@ -95,6 +104,12 @@ pub enum SessionOutput {
     Signature(Signature),
     /// This party's presignature and the public data needed to combine partial signatures.
     Presignature(Box<Presignature>, Box<PresignaturePublicData>),
+    /// The refreshed share (epoch + 1) of a [`Session::refresh`].
+    Refreshed(Box<EpochShare>),
+    /// The rebuilt share of a [`Session::repair_new`] (same epoch).
+    Repaired(Box<EpochShare>),
+    /// A [`Session::repair_helper`]'s part is done (it keeps nothing).
+    RepairHelped,
 }
 
 impl std::fmt::Debug for SessionOutput {
@@ -104,6 +119,9 @@ impl std::fmt::Debug for SessionOutput {
             SessionOutput::Keygen(_) => f.write_str("Keygen(..)"),
             SessionOutput::Signature(s) => write!(f, "Signature({s:?})"),
             SessionOutput::Presignature(..) => f.write_str("Presignature(..)"),
+            SessionOutput::Refreshed(s) => write!(f, "Refreshed({s:?})"),
+            SessionOutput::Repaired(s) => write!(f, "Repaired({s:?})"),
+            SessionOutput::RepairHelped => f.write_str("RepairHelped"),
         }
     }
 }
@@ -145,7 +163,7 @@ impl Progress {
     }
 }
 
-enum MachineStep {
+pub(crate) enum MachineStep {
     Send {
         to: Option<u16>,
         round: u16,
@@ -156,14 +174,14 @@ enum MachineStep {
     Done(Result<SessionOutput, SessionError>),
 }
 
-enum Feed {
+pub(crate) enum Feed {
     Accepted,
     Malformed(String),
     Rejected,
 }
 
 /// Type-erased state machine of one protocol.
-trait Machine {
+pub(crate) trait Machine {
     fn proceed(&mut self, participants: &[PartyIndex]) -> MachineStep;
     /// `sender` is the session index (not the keygen index).
     fn feed(&mut self, sender: u16, broadcast: bool, id: u64, payload: &[u8]) -> Feed;
@@ -415,7 +433,8 @@ fn validate_participants(
 }
 
 impl Session {
-    fn new(
+    /// A session around any [`Machine`] (the lifecycle protocols use it too).
+    pub(crate) fn new(
         kind: SessionKind,
         me: PartyIndex,
         participants: Vec<PartyIndex>,

@@ -265,4 +265,18 @@ impl RepairError {
     pub fn is_fatal(&self) -> bool {
         !matches!(self, Self::Rejected(_))
     }
+
+    /// The parties the error names: the sender of conflicting messages, or both
+    /// helpers when their contributions disagree or fail the public share (one of them,
+    /// at least, misbehaved; the new party cannot tell which).
+    pub fn suspects(&self) -> Vec<u16> {
+        match self {
+            Self::Conflicting { party, .. } => vec![*party],
+            Self::PublicDataMismatch { helpers } | Self::RepairedShareMismatch { helpers, .. } => {
+                helpers.to_vec()
+            }
+            Self::Aborted(e) => e.suspects(),
+            _ => Vec::new(),
+        }
+    }
 }

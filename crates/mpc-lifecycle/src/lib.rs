@@ -57,3 +57,14 @@ pub type DirtyIncompleteKeyShare = key_share::DirtyCoreKeyShare<Curve>;
 
 /// The public data of a key (shared public key, public shares, VSS setup, chain code).
 pub type KeyInfo = key_share::DirtyKeyInfo<Curve>;
+
+/// A digest of a share's public data (shared public key, threshold, evaluation points,
+/// public shares, chain code) at share epoch `epoch`: what every party of a refresh or a
+/// replacement reports to the others (and to the cosigner) to show it holds the same
+/// new key data. Equal digests mean equal public data at the same epoch.
+pub fn public_data_digest(share: &IncompleteKeyShare, epoch: u64) -> Result<[u8; 32], WireError> {
+    let info = wire::encode_key_info(&share.key_info)?;
+    let mut t = common::Transcript::new("wallet-mpc/lifecycle/v1/public-data");
+    t.put(&epoch.to_be_bytes()).put(&info);
+    Ok(t.finish())
+}

@@ -8,4 +8,5 @@ mod common;
 mod props;
 mod refresh;
 mod repair;
+mod sessions;
 mod signing;

@@ -38,7 +38,11 @@ pub(super) async fn list_accounts(
 ) -> Result<pb::ListAccountsResponse, CosignerError> {
     let (wallet, _, controls) = st.authenticate_with_controls(&req).await?;
     Ok(pb::ListAccountsResponse {
-        accounts: wallet.accounts.values().map(account_info).collect(),
-        controls: Some(super::controls::controls_pb(&controls)),
+        accounts: wallet
+            .accounts
+            .values()
+            .map(|a| account_info(a, wallet.share_epoch))
+            .collect(),
+        controls: Some(super::controls::controls_pb(&st.cfg, &wallet, &controls)),
     })
 }

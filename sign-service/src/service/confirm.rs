@@ -32,6 +32,10 @@ pub(super) async fn confirm_wallet(
     };
     Ok(pb::ConfirmWalletResponse {
         committed: true,
-        accounts: wallet.accounts.values().map(account_info).collect(),
+        accounts: wallet
+            .accounts
+            .values()
+            .map(|a| account_info(a, wallet.share_epoch))
+            .collect(),
     })
 }

@@ -9,19 +9,22 @@ use cosigner_api::auth::now_ms;
 use cosigner_api::pb;
 
 use crate::audit::AuditRecord;
+use crate::config::Config;
 use crate::error::CosignerError;
 use crate::state::State;
-use crate::store::{ControlAction, ControlOutcome, WalletControls};
+use crate::store::{ControlAction, ControlOutcome, WalletControls, WalletRecord};
 
 /// Longest `reason` kept (characters).
 const MAX_REASON_CHARS: usize = 200;
 
 /// The device's keygen index.
-const DEVICE: u16 = 0;
+pub(super) const DEVICE: u16 = 0;
 /// The recovery party's keygen index.
-const RECOVERY: u16 = 2;
+pub(super) const RECOVERY: u16 = 2;
 
-fn reason_of(reason: &str) -> Result<Option<String>, CosignerError> {
+/// A request's `reason` for the audit log: at most 200 printable characters, trimmed
+/// (`None` when empty).
+pub(super) fn reason_of(reason: &str) -> Result<Option<String>, CosignerError> {
     if reason.chars().count() > MAX_REASON_CHARS {
         return Err(CosignerError::invalid(format!(
             "reason: at most {MAX_REASON_CHARS} characters"
@@ -33,26 +36,43 @@ fn reason_of(reason: &str) -> Result<Option<String>, CosignerError> {
     Ok(Some(reason.trim().to_string()).filter(|r| !r.is_empty()))
 }
 
-/// The controls on the wire.
-pub(super) fn controls_pb(c: &WalletControls) -> pb::WalletControls {
+/// The controls of `wallet` on the wire, with the refresh schedule (`cfg`).
+pub(super) fn controls_pb(
+    cfg: &Config,
+    wallet: &WalletRecord,
+    c: &WalletControls,
+) -> pb::WalletControls {
     pb::WalletControls {
         frozen: c.frozen.is_some(),
         frozen_at_ms: c.frozen.as_ref().map_or(0, |f| f.at_ms),
         unfreeze_at_ms: c.unfreeze_at_ms.unwrap_or(0),
         revoked_parties: c.revoked.keys().copied().map(u32::from).collect(),
+        refresh_due_at_ms: refresh_due_at_ms(cfg, wallet),
     }
 }
 
-/// Applies `action` by `party` to `wallet_id`, audits it as `event` and answers.
-async fn apply(
+/// When the refresh schedule (`refresh_interval_days`) asks for the wallet's next
+/// refresh: its last refresh (or replacement), else its creation, plus the interval;
+/// 0 without a schedule.
+pub(crate) fn refresh_due_at_ms(cfg: &Config, wallet: &WalletRecord) -> u64 {
+    if cfg.refresh_interval_days == 0 {
+        return 0;
+    }
+    let from = wallet.last_refresh_at_ms.unwrap_or(wallet.created_at_ms);
+    from.saturating_add(cfg.refresh_interval_days.saturating_mul(86_400_000))
+}
+
+/// Applies `action` by `party` to `wallet`, audits it as `event` and answers.
+pub(super) async fn apply(
     st: &Arc<State>,
-    wallet_id: String,
+    wallet: &WalletRecord,
     party: u16,
     action: ControlAction,
     event: &'static str,
     reason: Option<String>,
 ) -> Result<pb::WalletControlsResponse, CosignerError> {
     let now = now_ms();
+    let wallet_id = wallet.wallet_id.clone();
     let wid = wallet_id.clone();
     let out: ControlOutcome = st
         .blocking(move |s| s.change_wallet_controls(&wid, action, party, now))
@@ -80,7 +100,7 @@ async fn apply(
         "wallet controls changed"
     );
     Ok(pb::WalletControlsResponse {
-        controls: Some(controls_pb(&out.controls)),
+        controls: Some(controls_pb(&st.cfg, wallet, &out.controls)),
     })
 }
 
@@ -92,7 +112,7 @@ pub(super) async fn revoke_device(
     let (wallet, party) = st.authenticate(&req).await?;
     apply(
         st,
-        wallet.wallet_id,
+        &wallet,
         party,
         ControlAction::Revoke(DEVICE),
         "device_revoked",
@@ -109,7 +129,7 @@ pub(super) async fn freeze_wallet(
     let (wallet, party) = st.authenticate(&req).await?;
     apply(
         st,
-        wallet.wallet_id,
+        &wallet,
         party,
         ControlAction::Freeze,
         "wallet_frozen",
@@ -132,7 +152,7 @@ pub(super) async fn unfreeze_wallet(
     let at = now_ms().saturating_add(st.cfg.unfreeze_delay_secs.saturating_mul(1000));
     apply(
         st,
-        wallet.wallet_id,
+        &wallet,
         party,
         ControlAction::UnfreezeAt(at),
         "wallet_unfreeze_requested",

@@ -11,6 +11,7 @@ mod controls;
 mod create;
 mod enroll;
 mod health;
+mod lifecycle;
 mod presign;
 mod sign;
 
@@ -142,6 +143,27 @@ impl pb::cosigner_server::Cosigner for CosignerService {
     ) -> Result<Response<pb::WalletControlsResponse>, Status> {
         self.reply(controls::unfreeze_wallet(&self.st, r.into_inner()).await)
     }
+
+    async fn start_refresh(
+        &self,
+        r: Request<pb::StartRefreshRequest>,
+    ) -> Result<Response<pb::LifecycleResponse>, Status> {
+        self.reply(lifecycle::start_refresh(&self.st, r.into_inner()).await)
+    }
+
+    async fn replace_device(
+        &self,
+        r: Request<pb::ReplaceDeviceRequest>,
+    ) -> Result<Response<pb::LifecycleResponse>, Status> {
+        self.reply(lifecycle::replace_device(&self.st, r.into_inner()).await)
+    }
+
+    async fn confirm_lifecycle(
+        &self,
+        r: Request<pb::ConfirmLifecycleRequest>,
+    ) -> Result<Response<pb::ConfirmLifecycleResponse>, Status> {
+        self.reply(lifecycle::confirm_lifecycle(&self.st, r.into_inner()).await)
+    }
 }
 
 /// A derivation path field (empty: the root).
@@ -152,8 +174,8 @@ fn parse_path(s: &str) -> Result<DerivationPath, CosignerError> {
     DerivationPath::parse(s).map_err(|e| CosignerError::invalid(format!("derivation_path: {e}")))
 }
 
-/// An account as the API describes it.
-fn account_info(a: &Account) -> pb::AccountInfo {
+/// An account as the API describes it (`share_epoch`: its wallet's).
+fn account_info(a: &Account, share_epoch: u64) -> pb::AccountInfo {
     let pk = a.master_public_key();
     pb::AccountInfo {
         account_id: a.id.clone(),
@@ -162,6 +184,7 @@ fn account_info(a: &Account) -> pb::AccountInfo {
         chain_code: a.chain_code.clone().unwrap_or_default(),
         ethereum_address: ethereum_address(&pk),
         created_at: a.created_at,
+        share_epoch,
     }
 }
 

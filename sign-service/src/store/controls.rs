@@ -95,11 +95,26 @@ impl Store {
     }
 
     /// The recorded controls of `wallet_id` in `tx` (as stored, not aged).
-    fn controls_in(&self, tx: &mut dyn Tx, wallet_id: &str) -> Result<WalletControls, StoreError> {
+    pub(super) fn controls_in(
+        &self,
+        tx: &mut dyn Tx,
+        wallet_id: &str,
+    ) -> Result<WalletControls, StoreError> {
         match tx.get(Table::WalletControls, wallet_id)? {
             Some(v) => self.decode(NAME, wallet_id, &v),
             None => Ok(WalletControls::default()),
         }
+    }
+
+    /// Writes the controls of `wallet_id` in `tx` (sealed).
+    pub(super) fn put_controls_in(
+        &self,
+        tx: &mut dyn Tx,
+        wallet_id: &str,
+        c: &WalletControls,
+    ) -> Result<(), StoreError> {
+        let sealed = self.encode(NAME, wallet_id, c)?;
+        tx.put(Table::WalletControls, wallet_id, &sealed)
     }
 
     /// Whether `party`'s identity is revoked for `wallet_id`, read inside the write

@@ -20,6 +20,7 @@ use std::path::Path;
 pub mod backend;
 mod controls;
 mod crypto;
+mod lifecycle;
 pub mod migrate;
 pub mod pg_tls;
 /// The throwaway PostgreSQL server of the tests (the `test-servers` crate's).
@@ -41,6 +42,7 @@ pub use backend::{Outcome, StoreBackend, Table, Tx};
 pub use controls::{ControlAction, ControlChange, ControlOutcome, WalletControls};
 pub use crypto::KeySource;
 use crypto::{aad, data_key, seal_with, KEY_CHECK, RECORD_VERSION};
+pub use lifecycle::{LifecycleCommit, LifecycleOutcome};
 
 /// The root path as [`PresigSlot::path`] names it (a presignature at the root has no
 /// [`Table::PresignaturePaths`] entry).
@@ -190,6 +192,30 @@ pub struct WalletRecord {
     pub aux_info: AuxInfo,
     /// Accounts by id (the cosigner's key shares).
     pub accounts: BTreeMap<String, Account>,
+    /// The epoch of every account's share: 0 at creation, + 1 per committed refresh or
+    /// device replacement (ConfirmLifecycle). Presignatures record the epoch they were
+    /// made at; one of another epoch never signs.
+    #[serde(default)]
+    pub share_epoch: u64,
+    /// When the last refresh or replacement was committed, ms since the Unix epoch
+    /// (the refresh schedule counts from it, or from the creation).
+    #[serde(default)]
+    pub last_refresh_at_ms: Option<u64>,
+    /// Device identities replaced by ReplaceDevice (no longer registered: they can
+    /// never authenticate again), kept for the audit.
+    #[serde(default)]
+    pub retired_device_identities: Vec<RetiredIdentity>,
+}
+
+/// A device identity a replacement retired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredIdentity {
+    /// The identity.
+    pub identity: PublicIdentity,
+    /// When the replacement was committed, ms since the Unix epoch.
+    pub retired_at_ms: u64,
+    /// The share epoch the replacement produced.
+    pub epoch: u64,
 }
 
 impl std::fmt::Debug for WalletRecord {

@@ -540,6 +540,9 @@ fn wallet_from(e: &EnrollmentRecord, wallet_id: &str) -> WalletRecord {
         insecure_dev_primes: true,
         aux_info: e.aux_info.clone(),
         accounts: BTreeMap::new(),
+        share_epoch: 0,
+        last_refresh_at_ms: None,
+        retired_device_identities: Vec::new(),
     }
 }
 
@@ -635,6 +638,9 @@ fn controls_wallet(s: &Store, id: &str) {
         insecure_dev_primes: true,
         aux_info: dev_aux(),
         accounts: Default::default(),
+        share_epoch: 0,
+        last_refresh_at_ms: None,
+        retired_device_identities: Vec::new(),
     })
     .unwrap();
 }

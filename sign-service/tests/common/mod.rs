@@ -311,6 +311,9 @@ pub fn seed_dev_wallets(
                 insecure_dev_primes: true,
                 aux_info: bundles[1].aux_info.clone().expect("aux info"),
                 accounts: [(ours.id.clone(), ours)].into_iter().collect(),
+                share_epoch: 0,
+                last_refresh_at_ms: None,
+                retired_device_identities: Vec::new(),
             })
             .expect("insert the dev wallet");
         made.push((id, device, recovery, kind));
