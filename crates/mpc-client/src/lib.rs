@@ -10,6 +10,17 @@
 //! | [`MpcClient::sign_tx`] (role [`PartyRole::Device`]) | device + cosigner | yes |
 //! | [`MpcClient::sign_tx`] (role [`PartyRole::Recovery`]) | recovery + cosigner | yes |
 //! | [`MpcClient::offline_sign`] | device + recovery | no |
+//! | [`MpcClient::refresh_shares`] | device + recovery + cosigner | yes |
+//! | [`MpcClient::replace_device`] | recovery + cosigner + a NEW device | yes |
+//!
+//! **Key lifecycle** (`docs/lifecycle.md`): [`MpcClient::refresh_shares`] re-randomizes
+//! every share (addresses unchanged, old shares and presignatures useless);
+//! [`MpcClient::replace_device`] gives a new device (fresh identity, its file at a path
+//! of the caller's choice) a share of the same keys, revoking the old device. The new
+//! shares are stored as pending files (`<file>.pending`) before they are confirmed and
+//! swapped in once the cosigner committed; a pending file left by a crash is settled
+//! when the file is next opened, or by [`MpcClient::resume_lifecycle`] (see
+//! [`lifecycle`]). Key-share files carry their share epoch.
 //!
 //! This crate is the tokio driver of `client-core`, which owns every flow (creation,
 //! signing, the presignature fast path, refills with reconciliation, offline signing)
