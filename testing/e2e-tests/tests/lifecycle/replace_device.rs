@@ -6,7 +6,9 @@
 //! the new device signs with the cosigner and, with the recovery party, without it; the
 //! old device's share with a new share does not sign; addresses and xpub unchanged.
 //! Last, the new group refreshes once more through the binary (`client refresh`) and
-//! `client resume` finds nothing pending.
+//! `client resume` finds nothing pending; then the states a crash can leave: a pending
+//! file the cosigner committed is promoted by the next command, one it did not is kept
+//! until its session expires, then deleted (the current shares sign throughout).
 
 use std::path::Path;
 use std::time::Instant;
@@ -264,6 +266,8 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
     }
 
     step("the new group refreshes again (CLI) and nothing is left pending");
+    let epoch2_new = dir.join("new-device-epoch2.json");
+    std::fs::copy(&new_file, &epoch2_new)?;
     let r = with_new(&["refresh"])?.ok()?;
     ensure!(r["epoch"] == 3, "{r}");
     ensure!(epoch_of(&new_file, NEW_DEVICE_PASS)? == 3);
@@ -277,5 +281,47 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
     );
     let sig = with_new(&["sign-message", "--path", PATH, "epoch 3"])?.ok()?;
     verify_eth_signature(&eip191("epoch 3"), &sig, &address)?;
+
+    step("crash after the commit, before the swap: the next command promotes the pending file");
+    let wallet_id = w["wallet_id"].as_str().context("wallet id")?;
+    let sidecar = |epoch: u64, expires_at_ms: u64| {
+        serde_json::json!({
+            "format": mpc_client::lifecycle::PENDING_FORMAT,
+            "wallet_id": wallet_id,
+            "party_index": 0,
+            "lifecycle_id": "crashed",
+            "epoch": epoch,
+            "expires_at_ms": expires_at_ms,
+        })
+        .to_string()
+    };
+    let pending = mpc_client::lifecycle::pending_path(&new_file);
+    let pending_meta = mpc_client::lifecycle::pending_meta_path(&new_file);
+    std::fs::rename(&new_file, &pending)?;
+    std::fs::write(&pending_meta, sidecar(3, u64::MAX))?;
+    std::fs::copy(&epoch2_new, &new_file)?;
+    let sig = with_new(&["sign-message", "--path", PATH, "after a crash"])?.ok()?;
+    verify_eth_signature(&eip191("after a crash"), &sig, &address)?;
+    ensure!(epoch_of(&new_file, NEW_DEVICE_PASS)? == 3, "not promoted");
+    no_pending(new_dir)?;
+
+    step("an uncommitted pending file: kept while its session may commit, deleted once expired");
+    let mut never = KeyShareBundle::load(&new_file, NEW_DEVICE_PASS)?;
+    never.share_epoch = 4;
+    never.save(
+        &pending,
+        NEW_DEVICE_PASS,
+        mpc_core::keystore::KdfParams::insecure_for_tests(),
+    )?;
+    std::fs::write(&pending_meta, sidecar(4, u64::MAX))?;
+    let kept = with_new(&["resume"])?.ok()?;
+    ensure!(kept[0]["outcome"] == "kept", "{kept}");
+    std::fs::write(&pending_meta, sidecar(4, 1))?;
+    let dropped = with_new(&["resume"])?.ok()?;
+    ensure!(dropped[0]["outcome"] == "discarded", "{dropped}");
+    no_pending(new_dir)?;
+    ensure!(epoch_of(&new_file, NEW_DEVICE_PASS)? == 3);
+    let sig = with_new(&["sign-message", "--path", PATH, "still epoch 3"])?.ok()?;
+    verify_eth_signature(&eip191("still epoch 3"), &sig, &address)?;
     Ok(())
 }
