@@ -197,7 +197,14 @@ impl MpcClient {
             (new_path.clone(), new_passphrase, pn),
             (recovery.path.clone(), self.recovery_passphrase()?, pr),
         ];
-        self.finish_lifecycle(&cosigner, stored, &progress).await?;
+        if let Err(e) = self.finish_lifecycle(&cosigner, stored, &progress).await {
+            // No shares for the new device (none written, or discarded): no metadata
+            // either, so that the replacement can run again at the same path.
+            if !new_path.exists() && !lc::pending_path(&new_path).exists() {
+                let _ = std::fs::remove_file(meta_path(&new_path));
+            }
+            return Err(e);
+        }
         Ok(LifecycleResult {
             kind: plan.kind.as_str().into(),
             wallet_id: recovery.party.wallet_id().to_string(),
