@@ -49,10 +49,14 @@ pub struct WalletControls {
     pub unfreeze_at_ms: Option<u64>,
     /// Keygen indices whose identities are revoked (0: the device).
     pub revoked_parties: Vec<u16>,
+    /// When the operator's schedule asks for the next proactive refresh (ms since the
+    /// Unix epoch), if a schedule is configured.
+    #[serde(default)]
+    pub refresh_due_at_ms: Option<u64>,
 }
 
 impl WalletControls {
-    fn from_pb(c: Option<pb::WalletControls>) -> Result<Self, ClientError> {
+    pub(crate) fn from_pb(c: Option<pb::WalletControls>) -> Result<Self, ClientError> {
         let c = c.ok_or_else(|| ClientError::invalid_response("no wallet controls"))?;
         let revoked_parties = c
             .revoked_parties
@@ -68,6 +72,7 @@ impl WalletControls {
             frozen_at_ms: nonzero(c.frozen_at_ms),
             unfreeze_at_ms: nonzero(c.unfreeze_at_ms),
             revoked_parties,
+            refresh_due_at_ms: nonzero(c.refresh_due_at_ms),
         })
     }
 }
@@ -156,6 +161,7 @@ mod tests {
             frozen_at_ms: 5,
             unfreeze_at_ms: 0,
             revoked_parties: vec![0],
+            refresh_due_at_ms: 7,
         }))
         .unwrap();
         assert_eq!(
@@ -164,7 +170,8 @@ mod tests {
                 frozen: true,
                 frozen_at_ms: Some(5),
                 unfreeze_at_ms: None,
-                revoked_parties: vec![0]
+                revoked_parties: vec![0],
+                refresh_due_at_ms: Some(7),
             }
         );
         assert!(WalletControls::from_pb(None).is_err());

@@ -41,6 +41,12 @@ pub enum CosignerMethod {
     FreezeWallet,
     /// `UnfreezeWallet`.
     UnfreezeWallet,
+    /// `StartRefresh` (a proactive refresh of every share).
+    StartRefresh,
+    /// `ReplaceDevice` (signed by the recovery identity, with the new device's proof).
+    ReplaceDevice,
+    /// `ConfirmLifecycle` (a user party's new shares are stored as pending).
+    ConfirmLifecycle,
 }
 
 impl CosignerMethod {
@@ -59,6 +65,9 @@ impl CosignerMethod {
             CosignerMethod::RevokeDevice => "RevokeDevice",
             CosignerMethod::FreezeWallet => "FreezeWallet",
             CosignerMethod::UnfreezeWallet => "UnfreezeWallet",
+            CosignerMethod::StartRefresh => "StartRefresh",
+            CosignerMethod::ReplaceDevice => "ReplaceDevice",
+            CosignerMethod::ConfirmLifecycle => "ConfirmLifecycle",
         }
     }
 
@@ -80,6 +89,9 @@ impl CosignerMethod {
             CosignerMethod::RevokeDevice => "/wallet.cosigner.v1.Cosigner/RevokeDevice",
             CosignerMethod::FreezeWallet => "/wallet.cosigner.v1.Cosigner/FreezeWallet",
             CosignerMethod::UnfreezeWallet => "/wallet.cosigner.v1.Cosigner/UnfreezeWallet",
+            CosignerMethod::StartRefresh => "/wallet.cosigner.v1.Cosigner/StartRefresh",
+            CosignerMethod::ReplaceDevice => "/wallet.cosigner.v1.Cosigner/ReplaceDevice",
+            CosignerMethod::ConfirmLifecycle => "/wallet.cosigner.v1.Cosigner/ConfirmLifecycle",
         }
     }
 }
@@ -111,6 +123,12 @@ pub enum CosignerRequest {
     FreezeWallet(pb::FreezeWalletRequest),
     /// `UnfreezeWallet`.
     UnfreezeWallet(pb::UnfreezeWalletRequest),
+    /// `StartRefresh`.
+    StartRefresh(pb::StartRefreshRequest),
+    /// `ReplaceDevice`.
+    ReplaceDevice(pb::ReplaceDeviceRequest),
+    /// `ConfirmLifecycle`.
+    ConfirmLifecycle(pb::ConfirmLifecycleRequest),
 }
 
 impl CosignerRequest {
@@ -129,6 +147,9 @@ impl CosignerRequest {
             CosignerRequest::RevokeDevice(_) => CosignerMethod::RevokeDevice,
             CosignerRequest::FreezeWallet(_) => CosignerMethod::FreezeWallet,
             CosignerRequest::UnfreezeWallet(_) => CosignerMethod::UnfreezeWallet,
+            CosignerRequest::StartRefresh(_) => CosignerMethod::StartRefresh,
+            CosignerRequest::ReplaceDevice(_) => CosignerMethod::ReplaceDevice,
+            CosignerRequest::ConfirmLifecycle(_) => CosignerMethod::ConfirmLifecycle,
         }
     }
 
@@ -152,6 +173,9 @@ impl CosignerRequest {
             CosignerRequest::RevokeDevice(r) => r.encode_to_vec(),
             CosignerRequest::FreezeWallet(r) => r.encode_to_vec(),
             CosignerRequest::UnfreezeWallet(r) => r.encode_to_vec(),
+            CosignerRequest::StartRefresh(r) => r.encode_to_vec(),
+            CosignerRequest::ReplaceDevice(r) => r.encode_to_vec(),
+            CosignerRequest::ConfirmLifecycle(r) => r.encode_to_vec(),
         }
     }
 }
@@ -179,6 +203,10 @@ pub enum CosignerResponse {
     ListAccounts(pb::ListAccountsResponse),
     /// `RevokeDevice`, `FreezeWallet` or `UnfreezeWallet` (the method says which).
     WalletControls(CosignerMethod, pb::WalletControlsResponse),
+    /// `StartRefresh` or `ReplaceDevice` (the method says which).
+    Lifecycle(CosignerMethod, pb::LifecycleResponse),
+    /// `ConfirmLifecycle`.
+    ConfirmLifecycle(pb::ConfirmLifecycleResponse),
 }
 
 impl CosignerResponse {
@@ -195,6 +223,8 @@ impl CosignerResponse {
             CosignerResponse::SignWithPresignature(_) => CosignerMethod::SignWithPresignature,
             CosignerResponse::ListAccounts(_) => CosignerMethod::ListAccounts,
             CosignerResponse::WalletControls(m, _) => *m,
+            CosignerResponse::Lifecycle(m, _) => *m,
+            CosignerResponse::ConfirmLifecycle(_) => CosignerMethod::ConfirmLifecycle,
         }
     }
 
@@ -211,6 +241,8 @@ impl CosignerResponse {
             CosignerResponse::SignWithPresignature(m) => m.encode_to_vec(),
             CosignerResponse::ListAccounts(m) => m.encode_to_vec(),
             CosignerResponse::WalletControls(_, m) => m.encode_to_vec(),
+            CosignerResponse::Lifecycle(_, m) => m.encode_to_vec(),
+            CosignerResponse::ConfirmLifecycle(m) => m.encode_to_vec(),
         }
     }
 
@@ -253,6 +285,12 @@ impl CosignerResponse {
                 m,
                 pb::WalletControlsResponse::decode(bytes).map_err(bad)?,
             ),
+            m @ (CosignerMethod::StartRefresh | CosignerMethod::ReplaceDevice) => {
+                CosignerResponse::Lifecycle(m, pb::LifecycleResponse::decode(bytes).map_err(bad)?)
+            }
+            CosignerMethod::ConfirmLifecycle => CosignerResponse::ConfirmLifecycle(
+                pb::ConfirmLifecycleResponse::decode(bytes).map_err(bad)?,
+            ),
         })
     }
 }
@@ -277,6 +315,13 @@ pub(crate) enum Signer {
         party: u16,
         audience: Option<PublicIdentity>,
     },
+    /// The recovery party (`party`, a [`Signer::Party`]) asking to replace the device
+    /// with `new_device`, whose proof of possession
+    /// (`auth::replace_device_possession_message`) binds the request's auth.
+    Replacing {
+        party: Box<Signer>,
+        new_device: IdentityKey,
+    },
 }
 
 /// An unsigned request and who signs it: signed at [`Unsigned::sign`] time with the
@@ -298,6 +343,9 @@ impl Unsigned {
         let nonce = auth::random_nonce().map_err(|e| ClientError::internal(e.to_string()))?;
         let err =
             |e: auth::AuthError| ClientError::internal(format!("cannot sign the request: {e}"));
+        if let Signer::Replacing { party, new_device } = &self.signer {
+            return sign_replacement(&self.request, party, new_device, now_ms);
+        }
         match (&self.signer, &mut req) {
             (Signer::None, CosignerRequest::Health(_)) => {}
             (Signer::Device { key, audience }, CosignerRequest::CreateWallet(r)) => {
@@ -349,6 +397,15 @@ impl Unsigned {
                     CosignerRequest::UnfreezeWallet(r) => {
                         auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
                     }
+                    CosignerRequest::StartRefresh(r) => {
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::ReplaceDevice(r) => {
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
+                    }
+                    CosignerRequest::ConfirmLifecycle(r) => {
+                        auth::sign_request_at(r, k, a, w, p, now_ms, nonce).map_err(err)?
+                    }
                     CosignerRequest::Health(_)
                     | CosignerRequest::CreateWallet(_)
                     | CosignerRequest::EnrollDevice(_) => {
@@ -362,6 +419,42 @@ impl Unsigned {
         }
         Ok(req)
     }
+}
+
+/// A `ReplaceDevice` request signed by the recovery party, then the new device's proof
+/// of possession over the auth it carries (audience, wallet, timestamp, nonce).
+fn sign_replacement(
+    request: &CosignerRequest,
+    party: &Signer,
+    new_device: &IdentityKey,
+    now_ms: u64,
+) -> Result<CosignerRequest, ClientError> {
+    if !matches!(party, Signer::Party { .. })
+        || !matches!(request, CosignerRequest::ReplaceDevice(_))
+    {
+        return Err(ClientError::internal(
+            "only a party's ReplaceDevice request carries a new device's proof",
+        ));
+    }
+    let signed = Unsigned::new(request.clone(), party.clone()).sign(now_ms)?;
+    let CosignerRequest::ReplaceDevice(mut r) = signed else {
+        return Err(ClientError::internal("signing changed the request"));
+    };
+    let a = r
+        .auth
+        .as_ref()
+        .ok_or_else(|| ClientError::internal("the signed request has no auth"))?;
+    let msg = auth::replace_device_possession_message(
+        &a.audience,
+        &a.wallet_id,
+        &r.new_device_identity,
+        a.timestamp_ms,
+        &a.nonce,
+    );
+    let sig = auth::sign_bytes(new_device, &msg)
+        .map_err(|e| ClientError::internal(format!("cannot sign the proof of possession: {e}")))?;
+    r.new_device_signature = sig.to_vec();
+    Ok(CosignerRequest::ReplaceDevice(r))
 }
 
 /// A reply for `method`: the response must be of that method.

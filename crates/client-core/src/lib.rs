@@ -115,6 +115,13 @@
 //!   `Done(`[`PresignPoolStatus`]`)`. [`Refill::status`] only asks and lists.
 //! - **[`OfflineSign`]** (device + recovery, no cosigner; [`OfflineStep`]): `RunLocal`
 //!   (run both sessions in-process: `mpc_core::local`) → `Done`.
+//! - **Key lifecycle** ([`lifecycle`]): [`StartLifecycle`] (`CallCosigner(StartRefresh |
+//!   ReplaceDevice)` → `Done(`[`LifecyclePlan`]`)`, checked against the party's shares),
+//!   then one [`LifecycleRun`] per user party (`RunSession` aux info / repair / refresh
+//!   → `Done(`[`PendingShares`]`)`: store them as pending), then [`ConfirmLifecycle`]
+//!   (`CallCosigner(ConfirmLifecycle)` with `Wait` while `wallet_not_ready` →
+//!   `Done(`[`Committed`]`)`: promote them). [`EpochCheck`] reads the cosigner's epoch
+//!   to settle a pending file after a crash.
 
 #![forbid(unsafe_code)]
 #![forbid(missing_docs)]
@@ -130,6 +137,7 @@ pub mod create;
 pub mod enroll;
 pub mod enrollment;
 pub mod error;
+pub mod lifecycle;
 pub mod offline;
 pub mod pair;
 pub mod party;
@@ -150,6 +158,11 @@ pub use create::{
 pub use enroll::{Enroll, EnrollParams, EnrollRecoveryJob, EnrollStep};
 pub use enrollment::{validate_enrollment_id, Enrollment, EnrollmentHeader};
 pub use error::{ClientError, PresignatureState, RemoteError};
+pub use lifecycle::{
+    Committed, ConfirmLifecycle, ConfirmParams, ConfirmStep, EpochCheck, EpochStep, LifecycleKind,
+    LifecyclePlan, LifecycleRun, LifecycleStep, NewDeviceParams, PendingShares, StartLifecycle,
+    StartStep,
+};
 pub use offline::{OfflineParams, OfflineSign, OfflineStep};
 pub use pair::{PairSign, PairSignParams, PairStep, PAIR_SIGNERS};
 pub use party::{parse_path, Party};

@@ -4,7 +4,7 @@
 use cosigner_api::pb;
 use mpc_core::primes::PrimeSet;
 use mpc_core::session::SessionKind;
-use mpc_core::{KeyShare, Session, SessionError};
+use mpc_core::{IncompleteKeyShare, KeyShare, PartyIndex, Point, Session, SessionError};
 use mpc_party::{PartyError, PartySession};
 use mpc_wire::{IdentityKey, Roster, SessionId};
 use wallet_types::{DigestKind, PARTIES, THRESHOLD};
@@ -104,6 +104,23 @@ pub(crate) enum Build {
         /// The HD path the presignature will sign at (`None`: the root).
         path: Option<Vec<u32>>,
     },
+    /// A proactive refresh of `share` (at `epoch`) among the three parties.
+    Refresh {
+        share: Box<IncompleteKeyShare>,
+        epoch: u64,
+    },
+    /// This party helps rebuild party `lost`'s share.
+    RepairHelper {
+        share: Box<IncompleteKeyShare>,
+        epoch: u64,
+        lost: PartyIndex,
+    },
+    /// This party (a new holder of its index) receives its rebuilt share; the helpers
+    /// must prove the account's public key.
+    RepairNew {
+        epoch: u64,
+        expected_public_key: Box<Point>,
+    },
 }
 
 /// One session of this party, described: where it runs, as whom, what it builds.
@@ -147,6 +164,8 @@ impl SessionSpec {
             Build::Keygen => SessionKind::Keygen,
             Build::Sign { .. } => SessionKind::Sign,
             Build::Presign { .. } => SessionKind::Presign,
+            Build::Refresh { .. } => SessionKind::Refresh,
+            Build::RepairHelper { .. } | Build::RepairNew { .. } => SessionKind::Repair,
         };
         SessionSpec {
             room,
@@ -179,7 +198,7 @@ impl SessionSpec {
         self.kind
     }
 
-    /// `aux-info`, `keygen`, `sign` or `presign`.
+    /// `aux-info`, `keygen`, `sign`, `presign`, `refresh` or `repair`.
     pub fn stage(&self) -> &'static str {
         self.kind.as_str()
     }
@@ -226,6 +245,14 @@ impl SessionSpec {
                 share,
                 path,
             } => Session::presign(&sid_bytes, signers, *share, path),
+            Build::Refresh { share, epoch } => Session::refresh(&sid_bytes, &share, epoch),
+            Build::RepairHelper { share, epoch, lost } => {
+                Session::repair_helper(&sid_bytes, &share, epoch, lost)
+            }
+            Build::RepairNew {
+                epoch,
+                expected_public_key,
+            } => Session::repair_new(&sid_bytes, me, epoch, *expected_public_key),
         })
     }
 }

@@ -126,6 +126,17 @@ impl CosignerClient {
             CosignerRequest::UnfreezeWallet(r) => g.unfreeze_wallet(r).await.map(|r| {
                 CosignerResponse::WalletControls(CosignerMethod::UnfreezeWallet, r.into_inner())
             }),
+            CosignerRequest::StartRefresh(r) => g
+                .start_refresh(r)
+                .await
+                .map(|r| CosignerResponse::Lifecycle(CosignerMethod::StartRefresh, r.into_inner())),
+            CosignerRequest::ReplaceDevice(r) => g.replace_device(r).await.map(|r| {
+                CosignerResponse::Lifecycle(CosignerMethod::ReplaceDevice, r.into_inner())
+            }),
+            CosignerRequest::ConfirmLifecycle(r) => g
+                .confirm_lifecycle(r)
+                .await
+                .map(|r| CosignerResponse::ConfirmLifecycle(r.into_inner())),
         };
         r.map_err(|s| {
             let mut e = remote_error(&s);

@@ -10,6 +10,17 @@
 //! | [`MpcClient::sign_tx`] (role [`PartyRole::Device`]) | device + cosigner | yes |
 //! | [`MpcClient::sign_tx`] (role [`PartyRole::Recovery`]) | recovery + cosigner | yes |
 //! | [`MpcClient::offline_sign`] | device + recovery | no |
+//! | [`MpcClient::refresh_shares`] | device + recovery + cosigner | yes |
+//! | [`MpcClient::replace_device`] | recovery + cosigner + a NEW device | yes |
+//!
+//! **Key lifecycle** (`docs/lifecycle.md`): [`MpcClient::refresh_shares`] re-randomizes
+//! every share (addresses unchanged, old shares and presignatures useless);
+//! [`MpcClient::replace_device`] gives a new device (fresh identity, its file at a path
+//! of the caller's choice) a share of the same keys, revoking the old device. The new
+//! shares are stored as pending files (`<file>.pending`) before they are confirmed and
+//! swapped in once the cosigner committed; a pending file left by a crash is settled
+//! when the file is next opened, or by [`MpcClient::resume_lifecycle`] (see
+//! [`lifecycle`]). Key-share files carry their share epoch.
 //!
 //! This crate is the tokio driver of `client-core`, which owns every flow (creation,
 //! signing, the presignature fast path, refills with reconciliation, offline signing)
@@ -51,6 +62,8 @@ pub mod enrollments;
 mod error;
 pub mod eth;
 mod join;
+pub mod lifecycle;
+mod lifecycle_ops;
 mod pool;
 mod store;
 mod types;
@@ -86,6 +99,8 @@ pub use enrollments::EnrollmentInfo;
 pub use error::MpcError;
 pub use eth::{SignedAuthorization, SignedTransaction};
 pub use join::{join_wallet_creation, save_party_files, JoinRequest};
+pub use lifecycle::PendingOutcome;
+pub use lifecycle_ops::{LifecycleResult, PendingStatus};
 pub use pool::pool_dir_path;
 pub use store::{meta_path, WalletMeta, WALLET_META_FORMAT};
 pub use types::{
@@ -231,11 +246,7 @@ impl MpcClient {
                 )))
             }
         };
-        // Argon2 takes a second: keep it off the async threads.
-        let files = tokio::task::spawn_blocking(move || PartyFiles::load(&path, &pass, index))
-            .await
-            .map_err(|e| MpcError::internal(format!("loading task failed: {e}")))??;
-        let files = Arc::new(files);
+        let files = Arc::new(self.load_party_files(path, pass, index).await?);
         cache.insert(index, files.clone());
         Ok(files)
     }

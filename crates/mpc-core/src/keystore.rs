@@ -131,6 +131,14 @@ pub struct KeyShareBundle {
     /// Public identities of the other parties, by keygen index (hex).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub peers: BTreeMap<PartyIndex, String>,
+    /// The epoch of the shares (0 at creation; +1 per refresh or device replacement,
+    /// `docs/lifecycle.md`). Files written before epochs existed read as 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub share_epoch: u64,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 impl std::fmt::Debug for KeyShareBundle {
@@ -151,6 +159,7 @@ impl KeyShareBundle {
             accounts: BTreeMap::new(),
             identity_secret: None,
             peers: BTreeMap::new(),
+            share_epoch: 0,
         }
     }
 
@@ -432,6 +441,25 @@ mod tests {
         let mut b = KeyShareBundle::new(2);
         b.identity_secret = Some("00".repeat(32));
         b
+    }
+
+    #[test]
+    fn share_epoch_defaults_to_zero_and_roundtrips() {
+        let p = KdfParams::insecure_for_tests();
+        // A file from before epochs existed has no field: it reads as epoch 0.
+        let old = serde_json::to_value(sample()).unwrap();
+        assert!(old.get("share_epoch").is_none());
+        let back: KeyShareBundle = serde_json::from_value(old).unwrap();
+        assert_eq!(back.share_epoch, 0);
+        let mut b = sample();
+        b.share_epoch = 3;
+        let text = b.encrypt("correct horse", p).unwrap();
+        assert_eq!(
+            KeyShareBundle::decrypt(&text, "correct horse")
+                .unwrap()
+                .share_epoch,
+            3
+        );
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //! client presign status
 //! client backup export --out device.backup      # encrypted backup of the device share
 //! client backup import device.backup            # restore it (on another device)
+//! client refresh                               # re-randomize every share (both files)
+//! client replace-device --new-share-file new/client_key_shares.json   # lost device
+//! client resume                                # settle an interrupted refresh
 //! client sign-message "hi"                     # from the pool when possible (fast path)
 //! client verify --message "hello" --signature 0x... --address 0x...
 //! client btc address --network regtest --path m/84/1/0/0/5   # P2WPKH (bc1q/tb1q/bcrt1q)
@@ -188,6 +191,39 @@ enum Cmd {
         #[command(flatten)]
         setup: SetupArgs,
     },
+    /// Proactive refresh of every share (all accounts): the device and the recovery
+    /// party (both files here) re-randomize their shares with the cosigner's. Addresses,
+    /// public keys and xpubs stay; the old shares (and every presignature) stop working.
+    /// The new shares are written as `<file>.pending`, confirmed with the cosigner, then
+    /// swapped in; an interrupted refresh is settled by `resume` (or the next command).
+    Refresh {
+        /// Timeout of each refresh session, in seconds.
+        #[arg(long, default_value_t = 900)]
+        setup_timeout: u64,
+    },
+    /// Replace a lost device keeping every address: the recovery party (--recovery-file)
+    /// and the cosigner rebuild the device share for a NEW device (a fresh identity)
+    /// written to --new-share-file, then all three refresh, with new aux info. The old
+    /// device identity is revoked at once; its files are left alone (delete them). Use
+    /// the new file as --share-file afterwards.
+    ReplaceDevice {
+        /// The new device's key-share file (must not exist).
+        #[arg(long)]
+        new_share_file: PathBuf,
+        /// A file holding the new file's passphrase; overrides
+        /// WALLET_NEW_DEVICE_PASSPHRASE (else a prompt, twice, on a terminal).
+        #[arg(long)]
+        new_passphrase_file: Option<PathBuf>,
+        /// Why, for the cosigner's audit log (at most 200 characters).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+    /// Settle the pending share files an interrupted refresh or replacement left: each
+    /// is swapped in if the cosigner committed its epoch, deleted if the session expired
+    /// without, kept otherwise.
+    Resume,
     /// List the wallet's accounts.
     ListAccounts,
     /// Show the public key and addresses of an account at a path.
@@ -716,6 +752,89 @@ async fn backup(args: &Args, role: PartyRole, action: &BackupCmd) -> Result<()> 
     Ok(())
 }
 
+/// The environment variable holding the new device file's passphrase
+/// (`replace-device`).
+const NEW_DEVICE_PASSPHRASE_ENV: &str = "WALLET_NEW_DEVICE_PASSPHRASE";
+
+/// `refresh`, `replace-device`, `resume`.
+async fn lifecycle(args: &Args, role: PartyRole) -> Result<()> {
+    let result = match &args.command {
+        Cmd::Refresh { setup_timeout } => {
+            let mut cfg = config(args, role, true, true, "refresh")?;
+            cfg.setup_timeout_secs = *setup_timeout;
+            let client = new_mpc_client(cfg)?;
+            eprintln!("Refreshing every share with the cosigner...");
+            client.refresh_shares(Some(stderr_progress())).await?
+        }
+        Cmd::ReplaceDevice {
+            new_share_file,
+            new_passphrase_file,
+            reason,
+            setup,
+        } => {
+            let mut cfg = config(args, PartyRole::Recovery, false, true, "replace-device")?;
+            setup.apply(&mut cfg);
+            let new_pass = input::passphrase(
+                new_passphrase_file.as_deref(),
+                NEW_DEVICE_PASSPHRASE_ENV,
+                "new device",
+                true,
+                true,
+            )?
+            .ok_or_else(|| {
+                MpcError::config(format!(
+                    "{NEW_DEVICE_PASSPHRASE_ENV} is not set; the new device's file needs a                      passphrase (or --new-passphrase-file FILE)"
+                ))
+            })?;
+            setup.primes_notice();
+            let client = new_mpc_client(cfg)?;
+            eprintln!("Replacing the device (the old device identity is revoked now)...");
+            client
+                .replace_device(
+                    new_share_file.display().to_string(),
+                    new_pass,
+                    reason.clone(),
+                    Some(stderr_progress()),
+                )
+                .await?
+        }
+        _ => {
+            let cfg = config(args, role, false, false, "resume")?;
+            let client = new_mpc_client(cfg)?;
+            let settled = client.resume_lifecycle().await?;
+            if args.json {
+                println!("{}", serde_json::to_string(&settled)?);
+            } else {
+                for s in &settled {
+                    println!("{}: {:?}", s.path, s.outcome);
+                }
+            }
+            return Ok(());
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&result)?);
+    } else {
+        println!(
+            "{} committed: wallet {} now at share epoch {} ({:.1}s)",
+            result.kind,
+            result.wallet_id,
+            result.epoch,
+            result.elapsed_ms as f64 / 1000.0
+        );
+        for a in &result.accounts {
+            println!(
+                "  {}  ethereum {} (unchanged)",
+                a.account_id, a.ethereum_address
+            );
+        }
+        for f in &result.files {
+            println!("  new shares in {f}");
+        }
+    }
+    Ok(())
+}
+
 /// (stage, party, account, steps done) of the last line printed per stream.
 type ProgressKey = (String, Option<u16>, Option<String>, u32);
 
@@ -1076,6 +1195,9 @@ async fn run(args: Args) -> Result<()> {
             }
         }
         Cmd::Backup { action } => backup(&args, role, action).await?,
+        Cmd::Refresh { .. } | Cmd::ReplaceDevice { .. } | Cmd::Resume => {
+            lifecycle(&args, role).await?
+        }
         Cmd::Wallet { action } => {
             let client = open_wallet(&args, role, need_device, need_recovery)?;
             let (controls, done) = match action {

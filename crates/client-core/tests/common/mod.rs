@@ -320,9 +320,13 @@ impl FakeCosigner {
             CosignerRequest::ListAccounts(_)
             | CosignerRequest::RevokeDevice(_)
             | CosignerRequest::FreezeWallet(_)
-            | CosignerRequest::UnfreezeWallet(_) => Err(err(
+            | CosignerRequest::UnfreezeWallet(_)
+            | CosignerRequest::StartRefresh(_)
+            | CosignerRequest::ReplaceDevice(_)
+            | CosignerRequest::ConfirmLifecycle(_) => Err(err(
                 ErrorCode::CosignerRejected,
-                "the wallet controls are not played by this fake (sign-service/tests/controls.rs)",
+                "the wallet controls and the key lifecycle are not played by this fake (real \
+                 processes: testing/e2e-tests)",
             )),
             CosignerRequest::Health(_) => Ok(CosignerResponse::Health(pb::HealthResponse {
                 status: "ok".into(),
