@@ -211,6 +211,9 @@ async fn signs_with(client: &mut Client, w: &Wallet, share: &Account, aux: &AuxI
     }
 }
 
+/// Where the tests' HD accounts presign (HD pools live at BIP-44-style paths).
+const PRESIGN_PATH: &str = "m/44/60/0/0/0";
+
 fn presig_sign(w: &Wallet, id: &str) -> pb::SignWithPresignatureRequest {
     signed(
         pb::SignWithPresignatureRequest {
@@ -220,6 +223,7 @@ fn presig_sign(w: &Wallet, id: &str) -> pb::SignWithPresignatureRequest {
             preimage: mpc_core::digest::eip191_preimage(b"with an old presignature"),
             digest: DigestKind::Keccak256 as i32,
             payload_kind: PayloadKind::EthereumMessage as i32,
+            derivation_path: PRESIGN_PATH.into(),
             ..Default::default()
         },
         w,
@@ -238,7 +242,9 @@ async fn a_refresh_changes_every_share_and_keeps_every_address() {
     let mut client = svc.client().await;
     let before = accounts(&mut client, &w, &w.recovery, 2).await;
     assert_eq!(before[0].share_epoch, 0);
-    let kept = presign_one(&mut client, &w, "account-0").await;
+    let kept = presign_kept_at(&mut client, &w, "account-0", PRESIGN_PATH)
+        .await
+        .id;
 
     let started = client
         .start_refresh(refresh_req(&w, &w.device, 0))
@@ -331,6 +337,16 @@ async fn a_refresh_changes_every_share_and_keeps_every_address() {
     w.device_accounts[0] = with_share(&old_device, &dev[0].1);
     w.recovery_accounts[0] = with_share(&w.recovery_accounts[0], &rec[0].1);
     full_sign(&mut client, &w, "signed after the refresh").await;
+    // A presignature made with the new shares (epoch 1) is used as usual.
+    let fresh = presign_kept_at(&mut client, &w, "account-0", PRESIGN_PATH)
+        .await
+        .id;
+    let partial = client
+        .sign_with_presignature(presig_sign(&w, &fresh))
+        .await
+        .expect("a presignature of the new epoch")
+        .into_inner();
+    assert_eq!(partial.partial_signature.len(), 32);
 
     let audit = svc.audit();
     assert!(audit.contains("\"event\":\"lifecycle_started\""));
@@ -345,7 +361,9 @@ async fn a_replaced_device_keeps_every_address_and_the_old_one_is_out_at_once() 
     let [mut w] = one(wallets);
     let mut client = svc.client().await;
     let before = accounts(&mut client, &w, &w.device, 0).await;
-    let kept = presign_one(&mut client, &w, "account-0").await;
+    let kept = presign_kept_at(&mut client, &w, "account-0", PRESIGN_PATH)
+        .await
+        .id;
 
     let new = IdentityKey::generate().expect("id");
     let new_hex = new.public().to_string();
@@ -551,6 +569,80 @@ async fn replace_device_refuses_the_device_a_bad_proof_and_a_bad_identity() {
         .into_inner();
     assert!(l.controls.expect("controls").revoked_parties.is_empty());
     assert_eq!(l.accounts[0].share_epoch, 0);
+
+    // A frozen wallet refreshes nothing, but its device can be replaced (a lost device
+    // is the reason to freeze).
+    client
+        .freeze_wallet(signed(
+            pb::FreezeWalletRequest {
+                auth: None,
+                reason: "lost".into(),
+            },
+            &w,
+            &w.device,
+            0,
+        ))
+        .await
+        .expect("freeze");
+    let e = client
+        .start_refresh(refresh_req(&w, &w.recovery, 2))
+        .await
+        .expect_err("a frozen wallet refreshes nothing");
+    assert_eq!(refusal(&e).code, ErrorCode::WalletNotReady);
+    assert!(matches!(
+        refusal(&e).wallet_refusal,
+        Some(cosigner_api::WalletRefusal::Frozen { .. })
+    ));
+    let started = client
+        .replace_device(replace_req(&w, &w.recovery, 2, &new_hex, &new))
+        .await
+        .expect("ReplaceDevice of a frozen wallet")
+        .into_inner();
+    let c = started.controls.expect("controls");
+    assert!(c.frozen);
+    assert_eq!(c.revoked_parties, vec![0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_expired_refresh_changes_nothing() {
+    let gw = gateway().await;
+    let (svc, wallets) = start_service_with_dev_wallets(
+        &gw,
+        "lifecycle_timeout_secs: 10\nconfirm_wait_secs: 0\n",
+        &[AccountKind::Independent],
+    )
+    .await;
+    let [w] = one(wallets);
+    let mut client = svc.client().await;
+    let started = client
+        .start_refresh(refresh_req(&w, &w.device, 0))
+        .await
+        .expect("StartRefresh")
+        .into_inner();
+    let now = cosigner_api::auth::now_ms();
+    assert!(started.expires_at_ms > now && started.expires_at_ms <= now + 11_000);
+    tokio::time::sleep(Duration::from_millis(
+        started.expires_at_ms.saturating_sub(now) + 500,
+    ))
+    .await;
+    // Expired: unknown to ConfirmLifecycle, and a new one may start.
+    let d: HashMap<String, String> = [("account-0".to_string(), "00".repeat(32))]
+        .into_iter()
+        .collect();
+    let e = client
+        .confirm_lifecycle(confirm_req(&w, &w.device, 0, &started.lifecycle_id, d))
+        .await
+        .expect_err("an expired session");
+    assert_eq!(refusal(&e).code, ErrorCode::NotFound);
+    assert_eq!(
+        accounts(&mut client, &w, &w.device, 0).await[0].share_epoch,
+        0
+    );
+    client
+        .start_refresh(refresh_req(&w, &w.recovery, 2))
+        .await
+        .expect("a new refresh once the old one expired");
+    full_sign(&mut client, &w, "still epoch 0").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
