@@ -763,3 +763,103 @@ async fn a_mismatch_ends_the_refresh_and_changes_nothing() {
         .await
         .expect("a new refresh after the failed one");
 }
+
+/// Defence in depth: a presignature the cosigner holds from another share epoch (one
+/// that escaped the commit's purge, e.g. a presign session finishing after it) never
+/// signs: refused exactly as an unknown one. Set up by hand in the store (the service
+/// stopped): three presignatures re-stored after a commit, tagged with the old epoch,
+/// with no tag (a record from before epochs existed) and with the new epoch (the
+/// control: the same material signs once its tag matches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_presignature_of_another_epoch_never_signs() {
+    use sign_service::store::{KeySource, LifecycleCommit, PresigSlot, PresigTake, Store};
+    let gw = gateway().await;
+    let (mut svc, wallets) =
+        start_service_with_dev_wallets(&gw, "", &[AccountKind::Independent]).await;
+    let [w] = one(wallets);
+    let mut client = svc.client().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(presign_one(&mut client, &w, "account-0").await);
+    }
+    drop(client);
+    svc.kill();
+    {
+        let store =
+            Store::open(&svc.dir.0.join("store.redb"), &KeySource::InsecureDev).expect("store");
+        let slot = PresigSlot {
+            wallet_id: w.id.clone(),
+            account_id: "account-0".into(),
+            party: 0,
+            path: sign_service::store::ROOT_PATH.into(),
+        };
+        let mut records = Vec::new();
+        for id in &ids {
+            let PresigTake::Taken(v) = store
+                .take_presignature::<serde_json::Value>(&slot, id, 1)
+                .expect("take")
+            else {
+                panic!("presignature {id} not stored")
+            };
+            assert_eq!(v["share_epoch"], 0, "stored with the wallet's epoch");
+            records.push(v);
+        }
+        let wallet = store.get_wallet(&w.id).expect("read").expect("wallet");
+        let committed = store
+            .commit_lifecycle(&LifecycleCommit {
+                wallet_id: w.id.clone(),
+                from_epoch: 0,
+                shares: wallet
+                    .accounts
+                    .iter()
+                    .map(|(id, a)| (id.clone(), a.share.clone()))
+                    .collect(),
+                replacement: None,
+                now_ms: 2,
+            })
+            .expect("commit");
+        assert!(matches!(
+            committed,
+            sign_service::store::LifecycleOutcome::Committed { epoch: 1, .. }
+        ));
+        let [mut old, mut legacy, mut current] =
+            <[serde_json::Value; 3]>::try_from(records).expect("three");
+        old["share_epoch"] = 0.into();
+        legacy
+            .as_object_mut()
+            .expect("an object")
+            .remove("share_epoch");
+        current["share_epoch"] = 1.into();
+        for (id, v) in [("old", &old), ("legacy", &legacy), ("current", &current)] {
+            store.put_presignature(&slot, id, v).expect("put");
+        }
+    }
+    svc.restart(&[]).await;
+    let mut client = svc.client().await;
+    for id in ["old", "legacy"] {
+        let e = client
+            .sign_with_presignature(presig_sign_root(&w, id))
+            .await
+            .expect_err("a presignature of epoch 0 at epoch 1");
+        let e = refusal(&e);
+        assert_eq!(e.code, ErrorCode::PresignatureUnavailable, "{id}");
+        assert_eq!(
+            e.presignature,
+            Some(cosigner_api::PresignatureState::Unknown),
+            "{id}"
+        );
+    }
+    client
+        .sign_with_presignature(presig_sign_root(&w, "current"))
+        .await
+        .expect("the same material tagged with the wallet's epoch");
+    assert!(svc
+        .audit()
+        .contains("presignature of share epoch 0, the wallet is at 1"));
+}
+
+fn presig_sign_root(w: &Wallet, id: &str) -> pb::SignWithPresignatureRequest {
+    let mut req = presig_sign(w, id);
+    req.derivation_path = String::new();
+    signed(req, w, &w.device, 0)
+}
