@@ -2,6 +2,10 @@
 //! `common`), including a cosigner that lies, refuses and misbehaves.
 
 mod common;
+// The key-lifecycle flows: a module of this binary so that they share its one fixture
+// wallet (created once per process) instead of creating their own.
+#[path = "flows/lifecycle.rs"]
+mod lifecycle;
 
 use client_core::sign::Discarded;
 use client_core::*;

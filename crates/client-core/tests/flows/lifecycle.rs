@@ -3,10 +3,8 @@
 //! and the sessions run for real in-process (the cosigner's side is mpc-core's session,
 //! as sign-service runs it), the new shares then sign.
 
-mod common;
-
+use crate::common::*;
 use client_core::*;
-use common::*;
 use cosigner_api::{auth, pb};
 use mpc_core::keystore::KeyShareBundle;
 use mpc_core::primes::dev_fixture_primes;
