@@ -195,7 +195,7 @@ impl MpcClient {
         let started = std::time::Instant::now();
         let progress: Progress = progress.unwrap_or_else(|| Arc::new(NoProgress));
         let new_path = PathBuf::from(new_path);
-        self.check_new_device_path(&new_path, &new_passphrase)?;
+        self.check_new_device_path(&new_path, &new_passphrase, false)?;
         let recovery = self.party(2).await?;
         let cosigner = self.cosigner().await?;
         let identity = IdentityKey::generate().map_err(|e| MpcError::internal(e.to_string()))?;
@@ -394,7 +394,7 @@ impl MpcClient {
         let started = std::time::Instant::now();
         let progress: Progress = progress.unwrap_or_else(|| Arc::new(NoProgress));
         let new_path = PathBuf::from(new_path);
-        self.check_new_device_path(&new_path, &new_passphrase)?;
+        self.check_new_device_path(&new_path, &new_passphrase, true)?;
         let cosigner = self.cosigner().await?;
         let plan = LifecyclePlan::from_bytes_for_new_device(plan, template, identity.public())?;
         let params = NewDeviceParams::from_template(template, identity, primes)?;
@@ -434,7 +434,15 @@ impl MpcClient {
         })
     }
 
-    fn check_new_device_path(&self, new_path: &Path, passphrase: &str) -> Result<(), MpcError> {
+    /// The new device's file: a strong passphrase, not one of the configured files
+    /// (unless `configured_ok`: a client configured for the new device itself), nothing
+    /// there yet; its directory is created.
+    fn check_new_device_path(
+        &self,
+        new_path: &Path,
+        passphrase: &str,
+        configured_ok: bool,
+    ) -> Result<(), MpcError> {
         if passphrase.is_empty() {
             return Err(MpcError::config("the new device's passphrase is empty"));
         }
@@ -446,7 +454,7 @@ impl MpcClient {
             })?;
         }
         let taken = [Some(self.device_path()), self.recovery_path().ok()];
-        if taken.iter().flatten().any(|p| p == new_path) {
+        if !configured_ok && taken.iter().flatten().any(|p| p == new_path) {
             return Err(MpcError::config(
                 "the new device's file must be a new file (the old device's and the recovery \
                  files stay as they are)",
