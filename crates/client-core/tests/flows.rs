@@ -6,6 +6,8 @@ mod common;
 // wallet (created once per process) instead of creating their own.
 #[path = "flows/lifecycle.rs"]
 mod lifecycle;
+#[path = "flows/lifecycle_template.rs"]
+mod lifecycle_template;
 
 use client_core::sign::Discarded;
 use client_core::*;
