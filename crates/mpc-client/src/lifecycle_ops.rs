@@ -39,6 +39,28 @@ pub struct LifecycleResult {
     pub elapsed_ms: u64,
 }
 
+impl LifecycleResult {
+    /// The result of `plan`, committed: the wallet and accounts as `party` holds them
+    /// (unchanged by the lifecycle), the two key-share files now at the new epoch.
+    fn committed(
+        plan: &LifecyclePlan,
+        party: &PartyFiles,
+        files: [&Path; 2],
+        started: std::time::Instant,
+    ) -> Self {
+        LifecycleResult {
+            kind: plan.kind.as_str().into(),
+            wallet_id: party.party.wallet_id().to_string(),
+            lifecycle_id: plan.lifecycle_id.clone(),
+            epoch: plan.next_epoch(),
+            accounts: party.party.accounts(),
+            files: files.iter().map(|f| f.display().to_string()).collect(),
+            request_id: plan.request_id.clone(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        }
+    }
+}
+
 /// How the recovery party alone opens a lifecycle session.
 #[derive(Debug, Clone)]
 pub enum RecoveryLifecycle {
@@ -164,19 +186,12 @@ impl MpcClient {
             (recovery.path.clone(), self.recovery_passphrase()?, pr),
         ];
         self.finish_lifecycle(&cosigner, &stored, &progress).await?;
-        Ok(LifecycleResult {
-            kind: plan.kind.as_str().into(),
-            wallet_id: device.party.wallet_id().to_string(),
-            lifecycle_id: plan.lifecycle_id.clone(),
-            epoch: plan.next_epoch(),
-            accounts: device.party.accounts(),
-            files: vec![
-                device.path.display().to_string(),
-                recovery.path.display().to_string(),
-            ],
-            request_id: plan.request_id.clone(),
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        })
+        Ok(LifecycleResult::committed(
+            &plan,
+            &device,
+            [&device.path, &recovery.path],
+            started,
+        ))
     }
 
     /// Replaces the device keeping every address: the recovery party (its file must be
@@ -242,19 +257,12 @@ impl MpcClient {
             }
             return Err(e);
         }
-        Ok(LifecycleResult {
-            kind: plan.kind.as_str().into(),
-            wallet_id: recovery.party.wallet_id().to_string(),
-            lifecycle_id: plan.lifecycle_id.clone(),
-            epoch: plan.next_epoch(),
-            accounts: recovery.party.accounts(),
-            files: vec![
-                new_path.display().to_string(),
-                recovery.path.display().to_string(),
-            ],
-            request_id: plan.request_id.clone(),
-            elapsed_ms: started.elapsed().as_millis() as u64,
-        })
+        Ok(LifecycleResult::committed(
+            &plan,
+            &recovery,
+            [&new_path, &recovery.path],
+            started,
+        ))
     }
 
     /// The recovery party alone (the recovery agent, whose device runs elsewhere: a

@@ -14,29 +14,20 @@ use client_core::lifecycle::NewDeviceTemplate;
 use mpc_client::MpcError;
 use mpc_wire::IdentityKey;
 
-/// Polls request `id` until `done(view)`.
+/// Polls request `id` until `done(view)`; an error once it failed or after 5 minutes.
 async fn wait_for(
     agent: &AgentProc,
     id: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> Result<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let v: serde_json::Value = http()
-            .get(format!("{}/v1/requests/{id}", agent.url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if done(&v) {
-            return Ok(v);
-        }
-        if v["state"] == "failed" || Instant::now() > deadline {
-            bail!("request {id}: {v}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let v = poll_request(agent, id, Duration::from_secs(300), |v| {
+        done(v) || v["state"] == "failed"
+    })
+    .await?;
+    if !done(&v) {
+        bail!("request {id}: {v}");
     }
+    Ok(v)
 }
 
 async fn ask(
@@ -56,13 +47,6 @@ async fn ask(
 fn plan_of(v: &serde_json::Value) -> Result<Vec<u8>> {
     let b64 = v["lifecycle"]["plan_b64"].as_str().context("plan_b64")?;
     Ok(base64::engine::general_purpose::STANDARD.decode(b64)?)
-}
-
-fn client(path: &Path, cosigner_url: &str) -> Result<mpc_client::MpcClient> {
-    let mut cfg = mpc_client::MpcConfig::new(path.display().to_string(), e2e_tests::DEVICE_PASS);
-    cfg.cosigner_url = cosigner_url.to_string();
-    cfg.insecure_fast_kdf = true;
-    Ok(mpc_client::new_mpc_client(cfg)?)
 }
 
 async fn post_possession(agent: &AgentProc, id: &str, sig: &str) -> Result<reqwest::Response> {
@@ -93,7 +77,7 @@ pub async fn refresh_and_replace_through_the_agent(
 ) -> Result<PathBuf> {
     let t = Instant::now();
     let path = "m/44/60/0/0/0".to_string();
-    let device = client(device_path, cosigner_url)?;
+    let device = browser::device_client(device_path, cosigner_url)?;
     let address = device
         .get_public_key(account.into(), path.clone())
         .await?
@@ -193,7 +177,7 @@ pub async fn refresh_and_replace_through_the_agent(
     let template: NewDeviceTemplate = serde_json::from_value(v["lifecycle"]["template"].clone())?;
     assert_eq!(template.wallet_id, wallet_id);
     let new_path = device_path.with_file_name("new_device_key_shares.json");
-    let page = client(&new_path, cosigner_url)?;
+    let page = browser::device_client(&new_path, cosigner_url)?;
     let primes = mpc_core::primes::dev_fixture_primes()
         .into_iter()
         .next()
@@ -213,7 +197,7 @@ pub async fn refresh_and_replace_through_the_agent(
     let done = wait_for(agent, &id, |v| v["state"] == "done").await?;
     assert_eq!(done["outcome"]["lifecycle"]["epoch"], 2, "{done}");
     // The old device is refused by code at once; the new one signs, same address.
-    let old = client(device_path, cosigner_url)?;
+    let old = browser::device_client(device_path, cosigner_url)?;
     let e = old
         .sign_message(account.into(), path.clone(), b"old".to_vec())
         .await
@@ -226,7 +210,7 @@ pub async fn refresh_and_replace_through_the_agent(
         ),
         "{e:?}"
     );
-    let page = client(&new_path, cosigner_url)?;
+    let page = browser::device_client(&new_path, cosigner_url)?;
     let pk = page.get_public_key(account.into(), path.clone()).await?;
     assert_eq!(pk.ethereum_address, address);
     let sig = page

@@ -283,13 +283,7 @@ async fn device_and_agent_sign_without_the_operator(
     );
     let (ok, out) = agent_cli(agent, &["confirm", &id])?;
     assert!(ok, "{out}");
-    let v: serde_json::Value = c
-        .get(format!("{}/v1/requests/{id}", agent.url))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?
-        .json()
-        .await?;
+    let v = request_view(agent, &id).await?;
     let s = &v["session"];
     let room = mpc_client::Room {
         session_id: s["session_id"].as_str().context("session id")?.into(),
@@ -299,10 +293,7 @@ async fn device_and_agent_sign_without_the_operator(
     };
     assert!(room.gateway_url.ends_with("/v1/relay"), "{v}");
     // The page's half, as the device.
-    let mut cfg =
-        mpc_client::MpcConfig::new(device_path.display().to_string(), e2e_tests::DEVICE_PASS);
-    cfg.cosigner_url = "http://127.0.0.1:9".into();
-    let device = mpc_client::new_mpc_client(cfg)?;
+    let device = device_client(device_path, "http://127.0.0.1:9")?;
     let signed = device
         .pair_sign(mpc_client::PairSignParams {
             account_id: account.into(),
@@ -344,20 +335,10 @@ pub(crate) fn agent_cli(agent: &AgentProc, args: &[&str]) -> Result<(bool, Strin
 
 /// Polls a request until it leaves `running`.
 async fn finished_request(agent: &AgentProc, id: &str) -> Result<serde_json::Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v: serde_json::Value = http()
-            .get(format!("{}/v1/requests/{id}", agent.url))
-            .bearer_auth(TOKEN)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if v["state"] != "running" || Instant::now() > deadline {
-            return Ok(v);
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_request(agent, id, Duration::from_secs(60), |v| {
+        v["state"] != "running"
+    })
+    .await
 }
 
 async fn agent_controls_need_the_users_confirmation(
@@ -368,12 +349,7 @@ async fn agent_controls_need_the_users_confirmation(
 ) -> Result<()> {
     use mpc_client::ControlAction;
     let c = http();
-    let device = {
-        let mut cfg =
-            mpc_client::MpcConfig::new(device_path.display().to_string(), e2e_tests::DEVICE_PASS);
-        cfg.cosigner_url = cosigner_url.to_string();
-        mpc_client::new_mpc_client(cfg)?
-    };
+    let device = device_client(device_path, cosigner_url)?;
     // The device (say, just before it was lost) freezes the wallet.
     let frozen = device
         .wallet_control(ControlAction::Freeze {

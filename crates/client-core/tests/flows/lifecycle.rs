@@ -23,7 +23,7 @@ pub(crate) fn room(sid: &str) -> pb::SessionRoom {
 }
 
 /// A well-formed answer to StartRefresh (or, with `replace`, to ReplaceDevice).
-fn response(bundle: &KeyShareBundle, replace: bool) -> pb::LifecycleResponse {
+pub(crate) fn response(bundle: &KeyShareBundle, replace: bool) -> pb::LifecycleResponse {
     pb::LifecycleResponse {
         lifecycle_id: "lc-1".into(),
         epoch: bundle.share_epoch,

@@ -5,35 +5,13 @@
 use crate::common::*;
 use client_core::lifecycle::NewDeviceTemplate;
 use client_core::*;
-use cosigner_api::{auth, pb};
-use mpc_core::keystore::KeyShareBundle;
+use cosigner_api::auth;
 use mpc_core::primes::dev_fixture_primes;
 use mpc_wire::IdentityKey;
 use prost::Message;
 use wallet_types::ErrorCode;
 
-use crate::lifecycle::room;
-
-fn response(bundle: &KeyShareBundle, replace: bool) -> pb::LifecycleResponse {
-    pb::LifecycleResponse {
-        lifecycle_id: "lc-1".into(),
-        epoch: bundle.share_epoch,
-        aux_info: replace.then(|| room("lc-aux")),
-        accounts: bundle
-            .accounts
-            .values()
-            .map(|a| pb::LifecycleAccount {
-                account_id: a.id.clone(),
-                repair: replace.then(|| room(&format!("lc-repair-{}", a.id))),
-                refresh: Some(room(&format!("lc-refresh-{}", a.id))),
-                public_key: a.public_key.clone(),
-            })
-            .collect(),
-        expires_at_ms: clock().0 + 600_000,
-        request_id: "req-1".into(),
-        controls: Some(pb::WalletControls::default()),
-    }
-}
+use crate::lifecycle::response;
 
 #[test]
 fn the_template_carries_public_facts_only_and_round_trips_as_json() {

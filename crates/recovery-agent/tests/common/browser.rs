@@ -155,6 +155,15 @@ pub fn agent_share(agent: &AgentProc, wallet_id: &str) -> PathBuf {
         .join("recovery_key_shares.json")
 }
 
+/// A client of the device's files at `device_path` (the page's half, played natively),
+/// reaching the cosigner at `cosigner_url`.
+pub fn device_client(device_path: &Path, cosigner_url: &str) -> Result<MpcClient> {
+    let mut cfg = MpcConfig::new(device_path.display().to_string(), e2e_tests::DEVICE_PASS);
+    cfg.cosigner_url = cosigner_url.to_string();
+    cfg.insecure_fast_kdf = true;
+    Ok(new_mpc_client(cfg)?)
+}
+
 /// A client in recovery mode on the agent's `share` (what `client --role recovery`
 /// does), with the device's files at `device_path`.
 pub fn recovery_client(device_path: &Path, cosigner_url: &str, share: &Path) -> Result<MpcClient> {

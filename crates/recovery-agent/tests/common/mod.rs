@@ -78,6 +78,35 @@ pub fn http() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// `GET /v1/requests/{id}` of `agent`: the request's view.
+pub async fn request_view(agent: &AgentProc, id: &str) -> Result<serde_json::Value> {
+    Ok(http()
+        .get(format!("{}/v1/requests/{id}", agent.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
+/// Polls the agent's request `id` until `done(view)` or `timeout`; returns the last view
+/// (the caller checks which).
+pub async fn poll_request(
+    agent: &AgentProc,
+    id: &str,
+    timeout: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Result<serde_json::Value> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = request_view(agent, id).await?;
+        if done(&v) || Instant::now() > deadline {
+            return Ok(v);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// `GET {url}/v1/jobs/{id}` until the state is not `running`; returns the job and every
 /// percent seen.
 pub async fn wait_job(
