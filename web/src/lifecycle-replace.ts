@@ -83,6 +83,15 @@ export async function replaceDevice(ctx: LifecycleCtx, p: ReplaceParams): Promis
     if (!lc || lc.kind !== "replace_device" || lc.template === undefined) {
       throw new AgentError("agent_failed", `recovery agent request ${req.request_id} gave no replacement plan`, { requestId: req.request_id, requestState: running.state });
     }
+    // The template comes from the agent: its cosigner must be the one this profile
+    // reaches (else the sessions would run with a party the agent chose).
+    const named = (lc.template as { cosigner_identity?: unknown }).cosigner_identity;
+    const cosignerIdentity = (await ctx.cosigner.health()).identity;
+    if (typeof named !== "string" || named.toLowerCase() !== cosignerIdentity.toLowerCase()) {
+      throw new WalletError("invalid_response", `the recovery agent's replacement names cosigner ${String(named).slice(0, 16)}…, not ${ctx.cosigner.url}'s ${cosignerIdentity.slice(0, 16)}…`, {
+        requestId: req.request_id,
+      });
+    }
     const agentMs = Date.now() - started;
     const plan = fromBase64(lc.plan_b64, "plan");
     const host = lifecycleHost(ctx, async (o) => {
