@@ -322,6 +322,15 @@ pub(crate) enum Signer {
         party: Box<Signer>,
         new_device: IdentityKey,
     },
+    /// The recovery party (`party`, a [`Signer::Party`]) asking to replace the device,
+    /// with the new device's proof of possession made elsewhere (the browser page) over
+    /// the auth at `timestamp_ms` and `nonce`: the request is signed at exactly those.
+    WithPossession {
+        party: Box<Signer>,
+        timestamp_ms: u64,
+        nonce: [u8; auth::NONCE_LEN],
+        signature: [u8; 64],
+    },
 }
 
 /// An unsigned request and who signs it: signed at [`Unsigned::sign`] time with the
@@ -339,8 +348,38 @@ impl Unsigned {
 
     /// The request signed at `now_ms` (milliseconds since the Unix epoch).
     pub fn sign(&self, now_ms: u64) -> Result<CosignerRequest, ClientError> {
-        let mut req = self.request.clone();
         let nonce = auth::random_nonce().map_err(|e| ClientError::internal(e.to_string()))?;
+        self.sign_with(now_ms, nonce)
+    }
+
+    /// The request signed at `now_ms` with `nonce`.
+    fn sign_with(
+        &self,
+        now_ms: u64,
+        nonce: [u8; auth::NONCE_LEN],
+    ) -> Result<CosignerRequest, ClientError> {
+        let mut req = self.request.clone();
+        if let Signer::WithPossession {
+            party,
+            timestamp_ms,
+            nonce,
+            signature,
+        } = &self.signer
+        {
+            if !matches!(**party, Signer::Party { .. }) {
+                return Err(ClientError::internal(
+                    "a proof of possession without a party",
+                ));
+            }
+            let signed = Unsigned::new(req, (**party).clone()).sign_with(*timestamp_ms, *nonce)?;
+            let CosignerRequest::ReplaceDevice(mut r) = signed else {
+                return Err(ClientError::internal(
+                    "only a ReplaceDevice request carries a proof of possession",
+                ));
+            };
+            r.new_device_signature = signature.to_vec();
+            return Ok(CosignerRequest::ReplaceDevice(r));
+        }
         let err =
             |e: auth::AuthError| ClientError::internal(format!("cannot sign the request: {e}"));
         if let Signer::Replacing { party, new_device } = &self.signer {

@@ -497,8 +497,16 @@ fn a_replacement_runs_for_real_and_the_new_device_signs_with_the_recovery_party(
     .unwrap();
     // The old device takes no part.
     assert!(LifecycleRun::start(&f.device(), &plan, Some(primes[0].clone())).is_err());
-    let params = NewDeviceParams::from_recovery(&r, new.clone(), primes[0].clone()).unwrap();
-    let a = LifecycleRun::new_device(params, &plan).unwrap();
+    // The new device as the browser page runs it: the recovery party's template (JSON)
+    // and the cosigner's answer (bytes), checked on its side.
+    let template = client_core::lifecycle::NewDeviceTemplate::from_recovery(&r);
+    let template: client_core::lifecycle::NewDeviceTemplate =
+        serde_json::from_str(&serde_json::to_string(&template).unwrap()).unwrap();
+    let bytes = prost::Message::encode_to_vec(&response(r.bundle(), true));
+    let page_plan =
+        LifecyclePlan::from_bytes_for_new_device(&bytes, &template, new.public()).unwrap();
+    let params = NewDeviceParams::from_template(&template, new.clone(), primes[0].clone()).unwrap();
+    let a = LifecycleRun::new_device(params, &page_plan).unwrap();
     let b = LifecycleRun::start(&r, &plan, Some(primes[2].clone())).unwrap();
     let (pn, pr) = run_all(f, &plan, a, b, &roster);
     assert_eq!(pn.digests, pr.digests);

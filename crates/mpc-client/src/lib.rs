@@ -100,7 +100,9 @@ pub use error::MpcError;
 pub use eth::{SignedAuthorization, SignedTransaction};
 pub use join::{join_wallet_creation, save_party_files, JoinRequest};
 pub use lifecycle::PendingOutcome;
-pub use lifecycle_ops::{LifecycleResult, PendingStatus};
+pub use lifecycle_ops::{
+    LifecycleResult, OpenedLifecycle, PendingStatus, PossessionProof, RecoveryLifecycle,
+};
 pub use pool::pool_dir_path;
 pub use store::{meta_path, WalletMeta, WALLET_META_FORMAT};
 pub use types::{

@@ -220,15 +220,31 @@ pub(crate) async fn cosigner_epoch(
 /// Opens the lifecycle session (StartRefresh or ReplaceDevice).
 pub(crate) async fn open(
     cosigner: &CosignerClient,
-    mut step: StartStep,
+    step: StartStep,
 ) -> Result<LifecyclePlan, MpcError> {
+    open_with_response(cosigner, step)
+        .await
+        .map(|(plan, _)| plan)
+}
+
+/// Opens the lifecycle session; also returns the cosigner's `LifecycleResponse` as
+/// protobuf bytes (what a party running elsewhere checks for itself).
+pub(crate) async fn open_with_response(
+    cosigner: &CosignerClient,
+    mut step: StartStep,
+) -> Result<(LifecyclePlan, Vec<u8>), MpcError> {
+    let mut response = Vec::new();
     loop {
         step = match step {
             StartStep::CallCosigner(call) => {
                 let (req, awaiting) = call.send(now_ms())?;
-                awaiting.reply(cosigner.call(req).await)?
+                let reply = cosigner.call(req).await;
+                if let Ok(client_core::CosignerResponse::Lifecycle(_, r)) = &reply {
+                    response = prost::Message::encode_to_vec(r);
+                }
+                awaiting.reply(reply)?
             }
-            StartStep::Done(plan) => return Ok(*plan),
+            StartStep::Done(plan) => return Ok((*plan, response)),
         };
     }
 }

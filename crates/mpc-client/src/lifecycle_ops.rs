@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use client_core::lifecycle::{LifecycleRun, NewDeviceParams, PendingShares, StartLifecycle};
-use mpc_wire::IdentityKey;
+use client_core::lifecycle::{
+    LifecyclePlan, LifecycleRun, NewDeviceParams, NewDeviceTemplate, PendingShares, StartLifecycle,
+};
+use mpc_wire::{IdentityKey, PublicIdentity};
 use serde::{Deserialize, Serialize};
 use wallet_types::ErrorCode;
 
@@ -35,6 +37,41 @@ pub struct LifecycleResult {
     pub request_id: String,
     /// Wall time, in milliseconds.
     pub elapsed_ms: u64,
+}
+
+/// How the recovery party alone opens a lifecycle session.
+#[derive(Debug, Clone)]
+pub enum RecoveryLifecycle {
+    /// StartRefresh.
+    Refresh,
+    /// ReplaceDevice, with the new device's proof of possession.
+    ReplaceDevice(Box<PossessionProof>),
+}
+
+/// A new device's proof of possession of its identity for a replacement.
+#[derive(Debug, Clone)]
+pub struct PossessionProof {
+    /// The new device's identity.
+    pub new_device: PublicIdentity,
+    /// The auth timestamp the proof covers.
+    pub timestamp_ms: u64,
+    /// The auth nonce the proof covers.
+    pub nonce: [u8; 16],
+    /// The proof (ed25519 by the new identity).
+    pub signature: [u8; 64],
+    /// For the cosigner's audit log.
+    pub reason: String,
+}
+
+/// A lifecycle session the recovery party opened.
+#[derive(Debug, Clone)]
+pub struct OpenedLifecycle {
+    /// The checked plan.
+    pub plan: LifecyclePlan,
+    /// The cosigner's `LifecycleResponse`, protobuf bytes.
+    pub response: Vec<u8>,
+    /// A replacement's template for the new device.
+    pub template: Option<NewDeviceTemplate>,
 }
 
 /// What happened to one key-share file's pending file.
@@ -126,7 +163,7 @@ impl MpcClient {
             (device.path.clone(), self.config.passphrase.clone(), pd),
             (recovery.path.clone(), self.recovery_passphrase()?, pr),
         ];
-        self.finish_lifecycle(&cosigner, stored, &progress).await?;
+        self.finish_lifecycle(&cosigner, &stored, &progress).await?;
         Ok(LifecycleResult {
             kind: plan.kind.as_str().into(),
             wallet_id: device.party.wallet_id().to_string(),
@@ -197,7 +234,7 @@ impl MpcClient {
             (new_path.clone(), new_passphrase, pn),
             (recovery.path.clone(), self.recovery_passphrase()?, pr),
         ];
-        self.finish_lifecycle(&cosigner, stored, &progress).await?;
+        self.finish_lifecycle(&cosigner, &stored, &progress).await?;
         Ok(LifecycleResult {
             kind: plan.kind.as_str().into(),
             wallet_id: recovery.party.wallet_id().to_string(),
@@ -208,6 +245,85 @@ impl MpcClient {
                 new_path.display().to_string(),
                 recovery.path.display().to_string(),
             ],
+            request_id: plan.request_id.clone(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// The recovery party alone (the recovery agent, whose device runs elsewhere: a
+    /// browser page) opens a lifecycle session: StartRefresh, or ReplaceDevice with the
+    /// new device's proof of possession made by that device. Returns the checked plan,
+    /// the cosigner's answer as bytes and, for a replacement, the template the new
+    /// device needs; the other party joins with them, then
+    /// [`MpcClient::run_recovery_lifecycle`] runs this party's half.
+    pub async fn open_recovery_lifecycle(
+        &self,
+        start: RecoveryLifecycle,
+    ) -> Result<OpenedLifecycle, MpcError> {
+        let recovery = self.party(2).await?;
+        let cosigner = self.cosigner().await?;
+        let (step, replace) = match start {
+            RecoveryLifecycle::Refresh => (StartLifecycle::refresh(&recovery.party)?, false),
+            RecoveryLifecycle::ReplaceDevice(p) => (
+                StartLifecycle::replace_device_with_possession(
+                    &recovery.party,
+                    p.new_device,
+                    p.timestamp_ms,
+                    p.nonce,
+                    p.signature,
+                    &p.reason,
+                )?,
+                true,
+            ),
+        };
+        let (plan, response) = lc::open_with_response(&cosigner, step).await?;
+        let template = replace.then(|| NewDeviceTemplate::from_recovery(&recovery.party));
+        Ok(OpenedLifecycle {
+            plan,
+            response,
+            template,
+        })
+    }
+
+    /// What a new device signs to prove possession of `new_device` for a replacement
+    /// this recovery party asks at `timestamp_ms` with `nonce`.
+    pub async fn possession_message(
+        &self,
+        new_device: PublicIdentity,
+        timestamp_ms: u64,
+        nonce: &[u8; 16],
+    ) -> Result<Vec<u8>, MpcError> {
+        let recovery = self.party(2).await?;
+        StartLifecycle::possession_message(&recovery.party, new_device, timestamp_ms, nonce)
+    }
+
+    /// Runs the recovery party's half of `plan` (opened by
+    /// [`MpcClient::open_recovery_lifecycle`]) while the other user party runs its own
+    /// elsewhere: the sessions, then its pending file stored, confirmed, promoted. A
+    /// replacement runs new aux info: give this party's `primes`.
+    pub async fn run_recovery_lifecycle(
+        &self,
+        plan: &LifecyclePlan,
+        primes: Option<mpc_core::primes::PrimeSet>,
+        progress: Option<Progress>,
+    ) -> Result<LifecycleResult, MpcError> {
+        let started = std::time::Instant::now();
+        let progress: Progress = progress.unwrap_or_else(|| Arc::new(NoProgress));
+        let recovery = self.party(2).await?;
+        let cosigner = self.cosigner().await?;
+        let settings = self.settings(self.config.setup_timeout_secs);
+        let step = LifecycleRun::start(&recovery.party, plan, primes)?;
+        let pending = lc::run(step, &settings, &progress).await?;
+        emit(&progress, plan.kind.as_str(), 1, 3, false);
+        let stored = [(recovery.path.clone(), self.recovery_passphrase()?, pending)];
+        self.finish_lifecycle(&cosigner, &stored, &progress).await?;
+        Ok(LifecycleResult {
+            kind: plan.kind.as_str().into(),
+            wallet_id: recovery.party.wallet_id().to_string(),
+            lifecycle_id: plan.lifecycle_id.clone(),
+            epoch: plan.next_epoch(),
+            accounts: recovery.party.accounts(),
+            files: vec![recovery.path.display().to_string()],
             request_id: plan.request_id.clone(),
             elapsed_ms: started.elapsed().as_millis() as u64,
         })
@@ -255,11 +371,11 @@ impl MpcClient {
     async fn finish_lifecycle(
         &self,
         cosigner: &crate::CosignerClient,
-        stored: [(PathBuf, String, PendingShares); 2],
+        stored: &[(PathBuf, String, PendingShares)],
         progress: &Progress,
     ) -> Result<(), MpcError> {
         let fast = self.config.insecure_fast_kdf;
-        for (path, pass, pending) in &stored {
+        for (path, pass, pending) in stored {
             let (path, pass, pending) = (path.clone(), pass.clone(), pending.clone());
             tokio::task::spawn_blocking(move || {
                 lc::write_pending(&path, &pending, &pass, kdf(fast))
@@ -268,22 +384,25 @@ impl MpcClient {
             .map_err(|e| MpcError::internal(format!("storage task failed: {e}")))??;
         }
         emit(progress, "pending-stored", 1, 1, true);
-        let [(pa, _, a), (pb, _, b)] = &stored;
-        let confirmed = tokio::try_join!(
-            lc::confirm(cosigner, a, progress),
-            lc::confirm(cosigner, b, progress)
-        );
+        let confirmed = futures_util::future::try_join_all(
+            stored
+                .iter()
+                .map(|(_, _, pending)| lc::confirm(cosigner, pending, progress)),
+        )
+        .await;
         if let Err(e) = confirmed {
             if e.code() == ErrorCode::SessionFailed {
-                lc::discard(pa)?;
-                lc::discard(pb)?;
+                for (path, _, _) in stored {
+                    lc::discard(path)?;
+                }
             }
             return Err(e);
         }
         // Background refills work on the old epoch's pool: let them end first.
         self.wait_refills().await;
-        lc::promote(pa)?;
-        lc::promote(pb)?;
+        for (path, _, _) in stored {
+            lc::promote(path)?;
+        }
         self.cache.lock().await.clear();
         emit(progress, "committed", 1, 1, true);
         Ok(())

@@ -28,11 +28,13 @@ mod confirm;
 mod plan;
 mod run;
 mod start;
+mod template;
 
 pub use confirm::{Committed, ConfirmLifecycle, ConfirmParams, ConfirmStep, EpochCheck, EpochStep};
 pub use plan::{LifecycleAccount, LifecycleKind, LifecyclePlan};
 pub use run::{LifecycleRun, LifecycleStep, NewDeviceParams, PendingShares};
 pub use start::{StartLifecycle, StartStep};
+pub use template::{NewDeviceTemplate, TemplateAccount};
 
 /// Pause between two ConfirmLifecycle calls while the other parties finish.
 pub const CONFIRM_RETRY_MS: u64 = 500;

@@ -79,28 +79,45 @@ impl LifecyclePlan {
         bundle: &KeyShareBundle,
         new_device: Option<PublicIdentity>,
     ) -> Result<Self, ClientError> {
+        let keys: BTreeMap<String, String> = bundle
+            .accounts
+            .iter()
+            .map(|(id, a)| (id.clone(), a.public_key.clone()))
+            .collect();
+        LifecyclePlan::check(kind, r, bundle.share_epoch, &keys, new_device)
+    }
+
+    /// Checks the cosigner's answer against a party's facts: its share `epoch` and its
+    /// accounts' public keys (compressed hex, by account id).
+    pub(super) fn check(
+        kind: LifecycleKind,
+        r: pb::LifecycleResponse,
+        epoch: u64,
+        public_keys: &BTreeMap<String, String>,
+        new_device: Option<PublicIdentity>,
+    ) -> Result<Self, ClientError> {
         let bad = |r: String| ClientError::invalid_response(r);
         if r.lifecycle_id.is_empty() || r.lifecycle_id.len() > MAX_LIFECYCLE_ID_LEN {
             return Err(bad(format!(
                 "the lifecycle id must have 1..={MAX_LIFECYCLE_ID_LEN} characters"
             )));
         }
-        if r.epoch != bundle.share_epoch {
+        if r.epoch != epoch {
             return Err(bad(format!(
                 "the cosigner's shares are at epoch {}, this party's at epoch {}: a lifecycle \
                  session must start from the same epoch (run `resume` if a previous one \
                  committed)",
-                r.epoch, bundle.share_epoch
+                r.epoch, epoch
             )));
         }
         if r.epoch == u64::MAX {
             return Err(bad("the share epoch cannot grow past u64::MAX".into()));
         }
-        if r.accounts.len() > bundle.accounts.len() || r.accounts.len() > MAX_ACCOUNTS as usize {
+        if r.accounts.len() > public_keys.len() || r.accounts.len() > MAX_ACCOUNTS as usize {
             return Err(bad(format!(
                 "the cosigner sent {} accounts, this wallet has {}",
                 r.accounts.len(),
-                bundle.accounts.len()
+                public_keys.len()
             )));
         }
         let aux_info = match (kind, r.aux_info) {
@@ -117,7 +134,7 @@ impl LifecyclePlan {
         let mut seen = BTreeSet::new();
         let mut accounts = Vec::with_capacity(r.accounts.len());
         for a in r.accounts {
-            let mine = bundle.accounts.get(&a.account_id).ok_or_else(|| {
+            let mine = public_keys.get(&a.account_id).ok_or_else(|| {
                 bad(format!(
                     "the cosigner named account {:?}, which this wallet does not have",
                     a.account_id
@@ -126,10 +143,10 @@ impl LifecyclePlan {
             if !seen.insert(a.account_id.clone()) {
                 return Err(bad(format!("account {} is named twice", a.account_id)));
             }
-            if !a.public_key.eq_ignore_ascii_case(&mine.public_key) {
+            if !a.public_key.eq_ignore_ascii_case(mine) {
                 return Err(bad(format!(
                     "account {}: the cosigner's public key {} is not this wallet's {}",
-                    a.account_id, a.public_key, mine.public_key
+                    a.account_id, a.public_key, mine
                 )));
             }
             let what = |s: &str| format!("{s} of account {}", a.account_id);
@@ -154,11 +171,10 @@ impl LifecyclePlan {
                 account_id: a.account_id,
                 repair,
                 refresh,
-                public_key: mine.public_key.clone(),
+                public_key: mine.clone(),
             });
         }
-        let missing: Vec<&String> = bundle
-            .accounts
+        let missing: Vec<&String> = public_keys
             .keys()
             .filter(|id| !seen.contains(*id))
             .collect();

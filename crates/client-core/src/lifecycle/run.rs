@@ -5,13 +5,16 @@ use std::collections::BTreeMap;
 
 use mpc_core::keystore::KeyShareBundle;
 use mpc_core::primes::PrimeSet;
-use mpc_core::{Account, AuxInfo, EpochShare, IncompleteKeyShare, Point, SessionOutput};
+use mpc_core::{
+    Account, AccountKind, AuxInfo, EpochShare, IncompleteKeyShare, Point, SessionOutput,
+};
 use mpc_party::PartyError;
 use mpc_wire::{IdentityKey, PublicIdentity, Roster};
 use wallet_types::{COSIGNER, DEVICE, RECOVERY};
 
 use super::plan::{LifecycleKind, LifecyclePlan};
 use super::share_digest;
+use super::template::NewDeviceTemplate;
 use crate::cosigner::{CosignerMethod, CosignerResponse};
 use crate::error::{ClientError, RemoteError};
 use crate::party::Party;
@@ -27,9 +30,8 @@ pub struct NewDeviceParams {
     identity: IdentityKey,
     cosigner: PublicIdentity,
     recovery: PublicIdentity,
-    /// The recovery party's accounts (public fields and its share's public data only
-    /// are read).
-    template: BTreeMap<String, Account>,
+    /// The wallet's accounts (public facts).
+    template: BTreeMap<String, AccountFacts>,
     primes: PrimeSet,
 }
 
@@ -48,30 +50,65 @@ impl NewDeviceParams {
         identity: IdentityKey,
         primes: PrimeSet,
     ) -> Result<Self, ClientError> {
-        primes
-            .to_pregenerated()
-            .map_err(|e| ClientError::config(format!("primes: {e}")))?;
-        let cosigner = recovery
-            .bundle()
-            .peers
-            .get(&COSIGNER)
-            .and_then(|h| h.parse().ok())
-            .ok_or_else(|| {
-                ClientError::corrupt(recovery.wallet_id(), "no valid cosigner identity stored")
-            })?;
-        Ok(NewDeviceParams {
-            wallet_id: recovery.wallet_id().to_string(),
+        if !recovery.bundle().peers.contains_key(&COSIGNER) {
+            return Err(ClientError::corrupt(
+                recovery.wallet_id(),
+                "no valid cosigner identity stored",
+            ));
+        }
+        NewDeviceParams::from_template(
+            &NewDeviceTemplate::from_recovery(recovery),
+            identity,
+            primes,
+        )
+    }
+
+    pub(super) fn new(
+        wallet_id: String,
+        identity: IdentityKey,
+        cosigner: PublicIdentity,
+        recovery: PublicIdentity,
+        template: BTreeMap<String, AccountFacts>,
+        primes: PrimeSet,
+    ) -> Self {
+        NewDeviceParams {
+            wallet_id,
             identity,
             cosigner,
-            recovery: recovery.public_identity(),
-            template: recovery.bundle().accounts.clone(),
+            recovery,
+            template,
             primes,
-        })
+        }
     }
 
     /// The new device's public identity.
     pub fn public_identity(&self) -> PublicIdentity {
         self.identity.public()
+    }
+}
+
+/// An account's public facts, as the party held them before the session.
+#[derive(Clone, Debug)]
+pub(crate) struct AccountFacts {
+    pub id: String,
+    pub kind: AccountKind,
+    pub label: Option<String>,
+    pub created_at: u64,
+    pub public_key: Point,
+    /// Hex, lowercase.
+    pub chain_code: Option<String>,
+}
+
+impl AccountFacts {
+    fn of(a: &Account) -> Self {
+        AccountFacts {
+            id: a.id.clone(),
+            kind: a.kind,
+            label: a.label.clone(),
+            created_at: a.created_at,
+            public_key: a.master_public_key(),
+            chain_code: a.share.chain_code.map(hex::encode),
+        }
     }
 }
 
@@ -286,16 +323,23 @@ impl LifecycleRun {
         )
     }
 
-    /// The account `id` as this party held it before (its share for a holder, the
-    /// recovery party's public fields for the new device).
-    fn old_account(&self, id: &str) -> Result<&Account, ClientError> {
-        let accounts = match &self.role {
-            Role::Holder(b) => &b.accounts,
-            Role::NewDevice(p) => &p.template,
+    /// The public facts of account `id` as this party held it before (a holder's
+    /// account, the template's for the new device).
+    fn old_facts(&self, id: &str) -> Result<AccountFacts, ClientError> {
+        let facts = match &self.role {
+            Role::Holder(b) => b.accounts.get(id).map(AccountFacts::of),
+            Role::NewDevice(p) => p.template.get(id).cloned(),
         };
-        accounts
-            .get(id)
-            .ok_or_else(|| ClientError::internal(format!("account {id} vanished")))
+        facts.ok_or_else(|| ClientError::internal(format!("account {id} vanished")))
+    }
+
+    /// A holder's share of account `id`.
+    fn old_share(&self, id: &str) -> Result<IncompleteKeyShare, ClientError> {
+        match &self.role {
+            Role::Holder(b) => b.accounts.get(id).map(|a| a.share.clone()),
+            Role::NewDevice(_) => None,
+        }
+        .ok_or_else(|| ClientError::internal(format!("no share of account {id}")))
     }
 
     fn next(mut self: Box<Self>) -> Result<LifecycleStep, ClientError> {
@@ -325,13 +369,13 @@ impl LifecycleRun {
                 let id = a.account_id.clone();
                 let build = match &self.role {
                     Role::Holder(_) => Build::RepairHelper {
-                        share: Box::new(self.old_account(&id)?.share.clone()),
+                        share: Box::new(self.old_share(&id)?),
                         epoch,
                         lost: DEVICE,
                     },
                     Role::NewDevice(_) => Build::RepairNew {
                         epoch,
-                        expected_public_key: Box::new(self.old_account(&id)?.master_public_key()),
+                        expected_public_key: Box::new(self.old_facts(&id)?.public_key),
                     },
                 };
                 self.spec(room, Some(id), build)
@@ -340,7 +384,7 @@ impl LifecycleRun {
                 let a = self.account_plan(i)?;
                 let (room, id) = (a.refresh.clone(), a.account_id.clone());
                 let share = match &self.role {
-                    Role::Holder(_) => self.old_account(&id)?.share.clone(),
+                    Role::Holder(_) => self.old_share(&id)?,
                     Role::NewDevice(_) => self.repaired.get(&id).cloned().ok_or_else(|| {
                         ClientError::internal(format!("account {id} was not repaired"))
                     })?,
@@ -388,9 +432,8 @@ impl LifecycleRun {
                 match (&self.role, out) {
                     (Role::Holder(_), SessionOutput::RepairHelped) => {}
                     (Role::NewDevice(_), SessionOutput::Repaired(s)) => {
-                        let expected = self.old_account(&a.account_id)?.master_public_key();
-                        let share =
-                            self.check_share("repair", &sid, *s, self.plan.epoch, expected)?;
+                        let old = self.old_facts(&a.account_id)?;
+                        let share = self.check_share("repair", &sid, *s, self.plan.epoch, &old)?;
                         self.repaired.insert(a.account_id.clone(), share);
                     }
                     _ => return Err(unexpected("repair", &sid)),
@@ -403,21 +446,8 @@ impl LifecycleRun {
                     SessionOutput::Refreshed(s) => *s,
                     _ => return Err(unexpected("refresh", &sid)),
                 };
-                let old = self.old_account(&a.account_id)?.clone();
-                let share = self.check_share(
-                    "refresh",
-                    &sid,
-                    s,
-                    self.plan.next_epoch(),
-                    old.master_public_key(),
-                )?;
-                if share.chain_code != old.share.chain_code {
-                    return Err(failed(
-                        "refresh",
-                        &sid,
-                        "the new share has another chain code",
-                    ));
-                }
+                let old = self.old_facts(&a.account_id)?;
+                let share = self.check_share("refresh", &sid, s, self.plan.next_epoch(), &old)?;
                 let mut acct = Account::new(old.id.clone(), old.kind, share, old.created_at);
                 acct.label = old.label.clone();
                 self.accounts.insert(acct.id.clone(), acct);
@@ -426,14 +456,15 @@ impl LifecycleRun {
         Ok(())
     }
 
-    /// A session's share: at `epoch`, of this party, for the account's public key.
+    /// A session's share: at `epoch`, of this party, for the account's public key and
+    /// chain code.
     fn check_share(
         &self,
         stage: &str,
         sid: &str,
         s: EpochShare,
         epoch: u64,
-        public_key: Point,
+        old: &AccountFacts,
     ) -> Result<IncompleteKeyShare, ClientError> {
         if s.epoch != epoch {
             return Err(failed(
@@ -445,8 +476,11 @@ impl LifecycleRun {
         if s.share.i != self.me {
             return Err(failed(stage, sid, "the new share is another party's"));
         }
-        if *s.share.shared_public_key != public_key {
+        if *s.share.shared_public_key != old.public_key {
             return Err(failed(stage, sid, "the new share has another public key"));
+        }
+        if s.share.chain_code.map(hex::encode) != old.chain_code {
+            return Err(failed(stage, sid, "the new share has another chain code"));
         }
         Ok(s.share)
     }
