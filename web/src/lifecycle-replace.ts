@@ -13,7 +13,7 @@ import { agentDone, awaitPlan, fromBase64, lifecycleHost, mapAccounts, pendingSe
 import * as storage from "./storage.js";
 import { flowError } from "./wasm.js";
 
-/** The wasm `NewDevice` class (built with the `new-device` feature). */
+/** The wasm `NewDevice` class (src/lifecycle_new.rs). */
 interface NewDeviceObj {
   readonly identity: string;
   signPossession(messageHex: string, audience: string, timestampMs: number, nonceHex: string): string;
@@ -39,7 +39,7 @@ export async function replaceDevice(ctx: LifecycleCtx, p: ReplaceParams): Promis
   const started = Date.now();
   const NewDevice = (ctx.mpc as unknown as { NewDevice?: NewDeviceCtor }).NewDevice;
   if (typeof NewDevice !== "function") {
-    throw new WalletError("unsupported", "this build of the wasm core cannot replace a device (built without the new-device feature)");
+    throw new WalletError("unsupported", "this build of the wasm core cannot replace a device (no NewDevice export)");
   }
   const existing = await storage.getWallet(ctx.walletName);
   if (existing && storage.hasShare(existing)) {

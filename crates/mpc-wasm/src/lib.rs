@@ -32,7 +32,7 @@ pub mod flows;
 pub mod js;
 #[cfg(target_arch = "wasm32")]
 pub mod lifecycle;
-#[cfg(all(target_arch = "wasm32", feature = "new-device"))]
+#[cfg(target_arch = "wasm32")]
 pub mod lifecycle_new;
 #[cfg(target_arch = "wasm32")]
 pub mod transport;

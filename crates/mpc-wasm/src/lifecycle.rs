@@ -31,9 +31,7 @@ use client_core::lifecycle::{
     LifecyclePlan, LifecycleRun, LifecycleStep, PendingShares,
 };
 use client_core::{ClientError, Party};
-use cosigner_api::pb;
 use js_sys::{Promise, Reflect, Uint8Array};
-use prost::Message;
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 use zeroize::Zeroizing;
@@ -83,16 +81,6 @@ struct LifecycleTimings {
     sessions_ms: u64,
     confirm_ms: u64,
     total_ms: u64,
-}
-
-/// Decodes and checks the plan for an existing party.
-fn plan_for_party(kind: LifecycleKind, bytes: &[u8], party: &Party) -> FlowResult<LifecyclePlan> {
-    let r = pb::LifecycleResponse::decode(bytes).map_err(|e| {
-        FlowError::Client(ClientError::invalid_response(format!(
-            "the lifecycle plan is not a LifecycleResponse: {e}"
-        )))
-    })?;
-    Ok(LifecyclePlan::from_pb(kind, r, party.bundle(), None)?)
 }
 
 /// Runs the sessions of a lifecycle run until the pending shares exist.
@@ -251,7 +239,7 @@ fn check_passphrase(p: Option<&str>) -> FlowResult<()> {
 
 async fn refresh_flow(host: Host, party: Party, params: JoinIn) -> FlowResult<JsValue> {
     check_passphrase(params.passphrase.as_deref())?;
-    let plan = plan_for_party(LifecycleKind::Refresh, &params.plan, &party)?;
+    let plan = LifecyclePlan::from_bytes_for_party(LifecycleKind::Refresh, &params.plan, &party)?;
     let expected = plan.public_keys();
     let step = LifecycleRun::start(&party, &plan, None)?;
     let common = JoinInCommon {

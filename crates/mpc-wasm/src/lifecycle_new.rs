@@ -15,8 +15,7 @@ use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
 use crate::flows::{
-    client_error_to_js, flow_promise, from_js, input, FlowError, FlowResult, Host,
-    SessionConfig,
+    client_error_to_js, flow_promise, from_js, input, FlowError, FlowResult, Host, SessionConfig,
 };
 use crate::lifecycle::{finish, JoinInCommon};
 
@@ -52,7 +51,9 @@ impl NewDevice {
     #[wasm_bindgen(constructor)]
     pub fn new(wallet_id: &str) -> Result<NewDevice, JsValue> {
         if wallet_id.trim().is_empty() {
-            return Err(client_error_to_js(&ClientError::input("the wallet id is empty")));
+            return Err(client_error_to_js(&ClientError::input(
+                "the wallet id is empty",
+            )));
         }
         let identity = IdentityKey::generate().map_err(|e| {
             client_error_to_js(&ClientError::internal(format!("new identity: {e}")))
@@ -147,5 +148,12 @@ async fn new_device_flow(
         insecure_fast_kdf: params.insecure_fast_kdf,
         session: &params.session,
     };
-    finish(&host, LifecycleKind::ReplaceDevice, step, &expected, &common).await
+    finish(
+        &host,
+        LifecycleKind::ReplaceDevice,
+        step,
+        &expected,
+        &common,
+    )
+    .await
 }
