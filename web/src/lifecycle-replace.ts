@@ -11,16 +11,10 @@ import { AgentError, StorageError, WalletError } from "./errors.js";
 import type { LifecycleResult } from "./lifecycle-types.js";
 import { agentDone, awaitPlan, fromBase64, lifecycleHost, mapAccounts, pendingSecret, promote, type JoinedOut, type LifecycleCtx } from "./lifecycle.js";
 import * as storage from "./storage.js";
-import { flowError } from "./wasm.js";
+import { flowError, type Mpc } from "./wasm.js";
 
-/** The wasm `NewDevice` class (src/lifecycle_new.rs). */
-interface NewDeviceObj {
-  readonly identity: string;
-  signPossession(messageHex: string, audience: string, timestampMs: number, nonceHex: string): string;
-  run(host: unknown, params: unknown): Promise<unknown>;
-  free(): void;
-}
-type NewDeviceCtor = new (walletId: string) => NewDeviceObj;
+/** The wasm `NewDevice` (src/lifecycle_new.rs): the new identity lives in it. */
+type NewDeviceObj = Mpc["NewDevice"]["prototype"];
 
 /** What the replacement needs besides the shared context. */
 export interface ReplaceParams {
@@ -37,10 +31,6 @@ export interface ReplaceParams {
 /** Runs the replacement: see `replaceDevice` in `index.ts`. */
 export async function replaceDevice(ctx: LifecycleCtx, p: ReplaceParams): Promise<LifecycleResult> {
   const started = Date.now();
-  const NewDevice = (ctx.mpc as unknown as { NewDevice?: NewDeviceCtor }).NewDevice;
-  if (typeof NewDevice !== "function") {
-    throw new WalletError("unsupported", "this build of the wasm core cannot replace a device (no NewDevice export)");
-  }
   const existing = await storage.getWallet(ctx.walletName);
   if (existing && storage.hasShare(existing)) {
     throw new StorageError("wallet_exists", `a wallet named "${ctx.walletName}" already exists in this browser; refusing to overwrite key shares`, {
@@ -49,7 +39,7 @@ export async function replaceDevice(ctx: LifecycleCtx, p: ReplaceParams): Promis
   }
   let dev: NewDeviceObj;
   try {
-    dev = new NewDevice(p.walletId);
+    dev = new ctx.mpc.NewDevice(p.walletId);
   } catch (e) {
     throw flowError(e, "the new device identity");
   }
