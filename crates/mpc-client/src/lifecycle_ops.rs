@@ -286,15 +286,25 @@ impl MpcClient {
     }
 
     /// What a new device signs to prove possession of `new_device` for a replacement
-    /// this recovery party asks at `timestamp_ms` with `nonce`.
+    /// this recovery party asks at `timestamp_ms` with `nonce`: the auth audience (the
+    /// wallet's cosigner identity, hex) and the message.
     pub async fn possession_message(
         &self,
         new_device: PublicIdentity,
         timestamp_ms: u64,
         nonce: &[u8; 16],
-    ) -> Result<Vec<u8>, MpcError> {
+    ) -> Result<(String, Vec<u8>), MpcError> {
         let recovery = self.party(2).await?;
-        StartLifecycle::possession_message(&recovery.party, new_device, timestamp_ms, nonce)
+        let audience = recovery
+            .party
+            .bundle()
+            .peers
+            .get(&wallet_types::COSIGNER)
+            .cloned()
+            .unwrap_or_default();
+        let msg =
+            StartLifecycle::possession_message(&recovery.party, new_device, timestamp_ms, nonce)?;
+        Ok((audience, msg))
     }
 
     /// Runs the recovery party's half of `plan` (opened by

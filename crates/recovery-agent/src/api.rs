@@ -8,6 +8,8 @@
 //! GET  /v1/jobs/{job_id} -> {"state","progress":{"stage","percent"},"public_keys"?,"error"?}
 //! POST /v1/wallets/{wallet_id}/controls -> 202 RequestView (awaiting_confirmation)
 //! GET  /v1/requests/{request_id}         -> RequestView
+//! POST /v1/wallets/{wallet_id}/lifecycle  -> 202 RequestView (refresh | replace_device)
+//! POST /v1/requests/{request_id}/possession -> RequestView (the new device's proof)
 //! GET  /v1/admin/requests                       -> {"requests": [RequestView]}  (admin token)
 //! POST /v1/admin/requests/{request_id}/confirm  -> RequestView (running)       (admin token)
 //! POST /v1/admin/requests/{request_id}/reject   -> RequestView (rejected)      (admin token)
@@ -195,7 +197,7 @@ impl PeerIdentities for CreateEnrollmentRequest {
     }
 }
 
-fn bad(reason: impl Into<String>) -> ApiError {
+pub(crate) fn bad(reason: impl Into<String>) -> ApiError {
     ApiError::InvalidRequest(reason.into())
 }
 
@@ -333,6 +335,14 @@ pub fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/wallets/{wallet_id}/controls", post(request_control))
         .route("/v1/wallets/{wallet_id}/sign-requests", post(request_sign))
         .route("/v1/requests/{request_id}", get(request))
+        .route(
+            "/v1/wallets/{wallet_id}/lifecycle",
+            post(crate::lifecycle_api::request_lifecycle),
+        )
+        .route(
+            "/v1/requests/{request_id}/possession",
+            post(crate::lifecycle_api::post_possession),
+        )
         .route("/v1/admin/requests", get(admin_list))
         .route(
             "/v1/admin/requests/{request_id}/confirm",
@@ -424,7 +434,7 @@ struct Started {
 }
 
 /// The JSON body of a `POST`: `application/json`, within the limit, well-formed.
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     agent: &Agent,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -500,7 +510,7 @@ async fn job(
 }
 
 /// The request's `Origin` (the page's), if any.
-fn origin_of(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn origin_of(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::ORIGIN)
         .and_then(|v| v.to_str().ok())
@@ -526,6 +536,12 @@ async fn request_control(
 ) -> Result<Response, ApiError> {
     let req: ControlRequest = json_body(&agent, &headers, body)?;
     check_wallet_id(&wallet_id).map_err(bad)?;
+    if req.action.control("").is_none() {
+        return Err(bad(
+            "action must be revoke_device, freeze or unfreeze (signings and lifecycle \
+             requests have their own endpoints)",
+        ));
+    }
     check_http_url("cosigner", &req.cosigner_url).map_err(bad)?;
     if req.reason.chars().count() > MAX_REASON_CHARS || req.reason.chars().any(|c| c.is_control()) {
         return Err(bad(format!(
@@ -540,6 +556,7 @@ async fn request_control(
         cosigner_url: req.cosigner_url.trim().to_string(),
         origin,
         sign: None,
+        new_device_identity: None,
     })?;
     Ok((StatusCode::ACCEPTED, Json(v)).into_response())
 }
@@ -603,6 +620,7 @@ async fn request_sign(
             digest: req.digest,
             chain: req.chain,
         }),
+        new_device_identity: None,
     })?;
     Ok((StatusCode::ACCEPTED, Json(v)).into_response())
 }

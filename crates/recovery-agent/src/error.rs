@@ -70,6 +70,10 @@ pub enum ApiError {
     /// An admin endpoint without the admin token (or from a browser).
     #[error("admin endpoints need the admin token from the agent's data directory, and no browser Origin")]
     AdminUnauthorized,
+    /// A well-formed request with a value that is wrong (a proof of possession that
+    /// does not verify, a malformed signature).
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
     /// A bug or an OS failure.
     #[error("internal error: {0}")]
     Internal(String),
@@ -98,6 +102,7 @@ impl ApiError {
             ApiError::TooManyRequests(_) => "too_many_requests",
             ApiError::UnknownWallet(_) => "unknown_wallet",
             ApiError::AdminUnauthorized => "admin_unauthorized",
+            ApiError::InvalidInput(_) => "invalid_input",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -120,7 +125,9 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::InvalidJson(_) | ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::InvalidJson(_) | ApiError::InvalidRequest(_) | ApiError::InvalidInput(_) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::WalletExists(_) => StatusCode::CONFLICT,
             ApiError::TooManyJobs(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

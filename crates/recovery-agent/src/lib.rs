@@ -26,6 +26,8 @@ pub mod api;
 pub mod error;
 pub mod identity;
 pub mod jobs;
+pub mod lifecycle;
+mod lifecycle_api;
 pub mod primes;
 pub mod requests;
 pub mod token;
@@ -342,6 +344,25 @@ impl Agent {
             );
             return Ok(v);
         }
+        if let Some(new) = &v.new_device_identity {
+            tracing::warn!(
+                request = %v.request_id,
+                wallet = %v.wallet_id,
+                origin = v.origin.as_deref().unwrap_or("-"),
+                "CONFIRMATION NEEDED: a page asks to {} wallet {} at {}: the NEW device's \
+                 identity starts with {} (compare it with the one the new browser shows); \
+                 the old device stops working at once; confirm with `recovery-agent confirm \
+                 {}` (or reject with `recovery-agent reject {}`) within {} s",
+                v.action.describe(),
+                v.wallet_id,
+                v.cosigner_url,
+                new.get(..16).unwrap_or(new),
+                v.request_id,
+                v.request_id,
+                CONFIRM_WITHIN.as_secs(),
+            );
+            return Ok(v);
+        }
         tracing::warn!(
             request = %v.request_id,
             wallet = %v.wallet_id,
@@ -483,6 +504,12 @@ impl Agent {
     /// Runs a confirmed request: a control sent to the cosigner, or the agent's half of
     /// a signing in the relay room.
     async fn run_request(&self, req: &RequestView) -> Result<Outcome, MpcError> {
+        if matches!(
+            req.action,
+            RequestAction::Refresh | RequestAction::ReplaceDevice
+        ) {
+            return self.run_lifecycle(req).await;
+        }
         let client = self.recovery_client(&req.wallet_id, &req.cosigner_url)?;
         if let Some(control) = req.action.control(&req.reason) {
             return Ok(Outcome::Controls(client.wallet_control(control).await?));

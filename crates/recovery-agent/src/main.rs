@@ -375,6 +375,11 @@ async fn main() -> Result<()> {
     if let Some(path) = &args.port_file {
         write_port_file(path, addr)?;
     }
+    // Pending shares left by a refresh or replacement interrupted by a crash.
+    tokio::spawn({
+        let agent = std::sync::Arc::clone(&agent);
+        async move { agent.settle_pending().await }
+    });
     match tls {
         Some(config) => {
             let listener = server_tls::TlsListener::new(listener, config)?;

@@ -21,6 +21,9 @@ use rand_core::{OsRng, RngCore};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody};
+pub use crate::lifecycle::{
+    LifecycleOutcome, LifecycleView, PossessionChallenge, RequestOutcome, POSSESSION_WITHIN,
+};
 
 /// Requests awaiting confirmation at once, at most (a page cannot flood the user).
 pub const MAX_AWAITING: usize = 8;
@@ -41,6 +44,11 @@ pub enum RequestAction {
     Unfreeze,
     /// Sign with the device, without the cosigner (`sign` holds what).
     Sign,
+    /// A proactive refresh of every share (the page joins with the device's).
+    Refresh,
+    /// Replace the device by a new browser profile (`new_device_identity`), keeping
+    /// every address.
+    ReplaceDevice,
 }
 
 impl RequestAction {
@@ -54,7 +62,9 @@ impl RequestAction {
                 reason: reason.to_string(),
             },
             RequestAction::Unfreeze => ControlAction::Unfreeze,
-            RequestAction::Sign => return None,
+            RequestAction::Sign | RequestAction::Refresh | RequestAction::ReplaceDevice => {
+                return None
+            }
         })
     }
 
@@ -65,6 +75,8 @@ impl RequestAction {
             RequestAction::Freeze => "FREEZE",
             RequestAction::Unfreeze => "UNFREEZE (after the cosigner's delay)",
             RequestAction::Sign => "SIGN, with the device and without the cosigner, for",
+            RequestAction::Refresh => "REFRESH every key share of",
+            RequestAction::ReplaceDevice => "REPLACE THE DEVICE (the old one revoked at once) of",
         }
     }
 }
@@ -109,6 +121,8 @@ pub enum Outcome {
     Controls(WalletControls),
     /// The signature, verified.
     Signed(Box<SignedResult>),
+    /// The lifecycle session committed; the agent's share is at this epoch.
+    Lifecycle(u64),
 }
 
 /// Where a request is.
@@ -119,6 +133,9 @@ pub enum RequestState {
     AwaitingConfirmation,
     /// Confirmed; talking to the cosigner.
     Running,
+    /// A confirmed replacement waits for the new device's proof of possession
+    /// (`possession_challenge`).
+    AwaitingDevice,
     /// The cosigner applied it (`controls` is the wallet's state after it).
     Done,
     /// It ran and failed (`error`).
@@ -166,6 +183,18 @@ pub struct RequestView {
     /// Why it failed, when failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorBody>,
+    /// A replacement's new device identity (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_device_identity: Option<String>,
+    /// What the new device signs (state `awaiting_device`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub possession_challenge: Option<PossessionChallenge>,
+    /// The lifecycle session the page joins, once opened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<LifecycleView>,
+    /// How a lifecycle request ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RequestOutcome>,
 }
 
 /// A new request, validated by the API.
@@ -183,12 +212,16 @@ pub struct NewRequest {
     pub origin: Option<String>,
     /// What to sign (`RequestAction::Sign` only).
     pub sign: Option<SignDetails>,
+    /// The new device's identity (`RequestAction::ReplaceDevice` only).
+    pub new_device_identity: Option<String>,
 }
 
 struct Entry {
     view: RequestView,
     deadline: Instant,
     finished_at: Option<Instant>,
+    /// Where the new device's proof goes (state `awaiting_device`).
+    possession: Option<tokio::sync::oneshot::Sender<[u8; 64]>>,
 }
 
 /// The registry of requests.
@@ -196,6 +229,7 @@ pub struct Requests {
     inner: Mutex<HashMap<String, Entry>>,
     confirm_within: Duration,
     ttl: Duration,
+    possession_within: Duration,
 }
 
 fn now_ms() -> u64 {
@@ -213,7 +247,14 @@ impl Requests {
             inner: Mutex::new(HashMap::new()),
             confirm_within,
             ttl,
+            possession_within: POSSESSION_WITHIN,
         }
+    }
+
+    /// The same, with another time for the new device's proof of possession (tests).
+    pub fn with_possession_within(mut self, d: Duration) -> Self {
+        self.possession_within = d;
+        self
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>, ApiError> {
@@ -230,6 +271,9 @@ impl Requests {
             if e.view.state == RequestState::AwaitingConfirmation && now >= e.deadline {
                 e.view.state = RequestState::Expired;
                 e.finished_at = Some(now);
+            }
+            if e.view.state == RequestState::AwaitingDevice && now >= e.deadline {
+                fail_timeout(e, now);
             }
         }
         let ttl = self.ttl;
@@ -266,6 +310,10 @@ impl Requests {
             controls: None,
             signature: None,
             error: None,
+            new_device_identity: req.new_device_identity,
+            possession_challenge: None,
+            lifecycle: None,
+            outcome: None,
         };
         map.insert(
             id,
@@ -273,6 +321,7 @@ impl Requests {
                 view: view.clone(),
                 deadline: Instant::now() + self.confirm_within,
                 finished_at: None,
+                possession: None,
             },
         );
         Ok(view)
@@ -338,13 +387,99 @@ impl Requests {
         }
     }
 
+    /// A confirmed replacement now waits for the new device's proof of possession
+    /// over `challenge`, for at most the possession time (then it fails, `timeout`):
+    /// the proof arrives on the returned channel.
+    pub fn await_device(
+        &self,
+        id: &str,
+        challenge: PossessionChallenge,
+    ) -> Result<tokio::sync::oneshot::Receiver<[u8; 64]>, ApiError> {
+        let mut map = self.lock()?;
+        let e = map
+            .get_mut(id)
+            .ok_or_else(|| ApiError::UnknownRequest(truncate(id)))?;
+        if e.view.state != RequestState::Running || e.view.action != RequestAction::ReplaceDevice {
+            return Err(ApiError::RequestNotAwaiting {
+                id: truncate(id),
+                state: e.view.state,
+            });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        e.view.state = RequestState::AwaitingDevice;
+        e.view.possession_challenge = Some(challenge);
+        e.deadline = Instant::now() + self.possession_within;
+        e.possession = Some(tx);
+        Ok(rx)
+    }
+
+    /// The new device's proof of possession (`signature_hex`, 128 hex), checked against
+    /// the challenge: the request runs on. Refused (409 `request_not_awaiting`) unless
+    /// the request waits for it; a malformed or wrong signature is `invalid_input` and
+    /// the request keeps waiting.
+    pub fn post_possession(&self, id: &str, signature_hex: &str) -> Result<RequestView, ApiError> {
+        let mut map = self.lock()?;
+        self.sweep(&mut map);
+        let e = map
+            .get_mut(id)
+            .ok_or_else(|| ApiError::UnknownRequest(truncate(id)))?;
+        if e.view.state != RequestState::AwaitingDevice {
+            return Err(ApiError::RequestNotAwaiting {
+                id: truncate(id),
+                state: e.view.state,
+            });
+        }
+        let (Some(challenge), Some(identity)) =
+            (&e.view.possession_challenge, &e.view.new_device_identity)
+        else {
+            return Err(ApiError::Internal(
+                "a device awaited without a challenge".into(),
+            ));
+        };
+        let signature = parse_signature(signature_hex)?;
+        if !challenge.verify(identity, &signature) {
+            return Err(ApiError::InvalidInput(
+                "the signature does not verify with the new device identity over the \
+                 challenge"
+                    .into(),
+            ));
+        }
+        let tx = e
+            .possession
+            .take()
+            .ok_or_else(|| ApiError::Internal("the possession channel is gone".into()))?;
+        if tx.send(signature).is_err() {
+            fail_timeout(e, Instant::now());
+            return Ok(e.view.clone());
+        }
+        e.view.state = RequestState::Running;
+        e.view.possession_challenge = None;
+        Ok(e.view.clone())
+    }
+
+    /// Records the lifecycle session the page joins (a running lifecycle request).
+    pub fn set_lifecycle(&self, id: &str, lifecycle: LifecycleView) {
+        if let Ok(mut map) = self.inner.lock() {
+            if let Some(e) = map.get_mut(id) {
+                if e.view.state == RequestState::Running {
+                    e.view.lifecycle = Some(lifecycle);
+                }
+            }
+        }
+    }
+
     /// Records the outcome of a running request.
     pub fn finish(&self, id: &str, outcome: Result<Outcome, ErrorBody>) {
         if let Ok(mut map) = self.inner.lock() {
             if let Some(e) = map.get_mut(id) {
-                if e.view.state != RequestState::Running {
+                if !matches!(
+                    e.view.state,
+                    RequestState::Running | RequestState::AwaitingDevice
+                ) {
                     return;
                 }
+                e.possession = None;
+                e.view.possession_challenge = None;
                 match outcome {
                     Ok(Outcome::Controls(c)) => {
                         e.view.state = RequestState::Done;
@@ -353,6 +488,15 @@ impl Requests {
                     Ok(Outcome::Signed(s)) => {
                         e.view.state = RequestState::Done;
                         e.view.signature = Some(*s);
+                    }
+                    Ok(Outcome::Lifecycle(epoch)) => {
+                        e.view.state = RequestState::Done;
+                        e.view.outcome = Some(RequestOutcome {
+                            lifecycle: LifecycleOutcome {
+                                epoch,
+                                committed: true,
+                            },
+                        });
                     }
                     Err(err) => {
                         e.view.state = RequestState::Failed;
@@ -363,6 +507,25 @@ impl Requests {
             }
         }
     }
+}
+
+/// A request whose new device did not prove possession in time fails (`timeout`).
+fn fail_timeout(e: &mut Entry, now: Instant) {
+    e.possession = None;
+    e.view.possession_challenge = None;
+    e.view.state = RequestState::Failed;
+    e.view.error = Some(ErrorBody {
+        code: wallet_types::ErrorCode::Timeout.as_str().to_string(),
+        message: "the new device did not prove possession of its identity in time".into(),
+    });
+    e.finished_at = Some(now);
+}
+
+fn parse_signature(h: &str) -> Result<[u8; 64], ApiError> {
+    let mut sig = [0u8; 64];
+    hex::decode_to_slice(h.trim(), &mut sig)
+        .map_err(|_| ApiError::InvalidInput("signature_hex must be 128 hex characters".into()))?;
+    Ok(sig)
 }
 
 fn truncate(s: &str) -> String {
@@ -381,6 +544,7 @@ mod tests {
             cosigner_url: "http://127.0.0.1:1".into(),
             origin: None,
             sign: None,
+            new_device_identity: None,
         }
     }
 
