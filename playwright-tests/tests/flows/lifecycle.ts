@@ -42,18 +42,22 @@ export function lifecycleTests(w: DemoWallet) {
     const r = (await pending) as Result;
     expect(r).toMatchObject({ kind: "refresh", epoch: 1, committed: true });
     expect(r.accounts.map((a) => [a.accountId, a.publicKey])).toEqual(before.map((a) => [a.accountId, a.publicKey]));
-    expect(getAddress(r.accounts[0]!.ethereumAddress)).toBe(w.address);
+    const root = getAddress(before[0]!.ethereumAddress);
+    expect(getAddress(r.accounts[0]!.ethereumAddress)).toBe(root);
     // The device's new share signs with the cosigner's new share (no presignature of the old epoch).
     const message = "signed after a refresh (playwright)";
     const sig = (await clientCall<{ rsv: Hex; signers: number[] }>(w.page, "signMessage", [message, { presign: "off" }])) as { rsv: Hex; signers: number[] };
     expect(sig.signers).toEqual([0, 1]);
-    expect(await recoverMessageAddress({ message, signature: sig.rsv })).toBe(w.address);
+    expect(await recoverMessageAddress({ message, signature: sig.rsv })).toBe(root);
     recordTimings({ lifecycleRefreshMs: Date.now() - t0 });
   });
 
   test("replace the device in a new browser profile: old refused at once, new signs with the cosigner and the agent, address unchanged", async ({ browser }) => {
     const t0 = Date.now();
     const walletId = await demoState<string>(w.page, "walletId");
+    // The account's root address (the demo shows an HD child address: w.address).
+    const before = (await clientCall<Result["accounts"]>(w.page, "listAccounts", [])) as Result["accounts"];
+    const root = getAddress(before[0]!.ethereumAddress);
     expect(walletId).toBeTruthy();
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -92,7 +96,8 @@ export function lifecycleTests(w: DemoWallet) {
     const r = (await run) as Result | { error: { code: string; message: string } };
     expect(r, JSON.stringify(r)).toMatchObject({ kind: "replace_device", epoch: 2, committed: true });
     const res = r as Result;
-    expect(getAddress(res.accounts[0]!.ethereumAddress)).toBe(w.address);
+    expect(res.accounts.map((a) => [a.accountId, a.publicKey])).toEqual(before.map((a) => [a.accountId, a.publicKey]));
+    expect(getAddress(res.accounts[0]!.ethereumAddress)).toBe(root);
 
     // The old profile is refused by code at once (its identity was revoked).
     expect(await clientCall(w.page, "signMessage", ["old device after its replacement", { presign: "off" }])).toMatchObject({
@@ -100,10 +105,10 @@ export function lifecycleTests(w: DemoWallet) {
     });
 
     // The new profile signs with the cosigner...
-    const withCosigner = await expectSigns(page, "__replaced", "new device with the cosigner (playwright)", w.address);
+    const withCosigner = await expectSigns(page, "__replaced", "new device with the cosigner (playwright)", root);
     expect(withCosigner.signers).toEqual([0, 1]);
     // ...and with the recovery agent alone, after its user confirms.
-    const pairing = expectSigns(page, "__replaced", "new device with the agent (playwright)", w.address, "signMessageWithRecovery");
+    const pairing = expectSigns(page, "__replaced", "new device with the agent (playwright)", root, "signMessageWithRecovery");
     agentCli("confirm", await awaiting());
     expect((await pairing).signers).toEqual([0, 2]);
     recordTimings({ lifecycleReplaceMs: Date.now() - t0 });
