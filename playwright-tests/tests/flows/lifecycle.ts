@@ -65,8 +65,8 @@ export function lifecycleTests(w: DemoWallet) {
     await page.goto(demoUrl({ devPrimes: "0", presignAuto: "0" }));
     await expect(page.locator("body")).toHaveAttribute("data-ready", "true");
     await expect(page.locator("#status")).toHaveAttribute("data-state", "none");
-    await page.addScriptTag({ type: "module", content: `import * as m from "/dist/index.js"; window.__wm = m;` });
-    await page.waitForFunction(() => "__wm" in window);
+    await page.addScriptTag({ type: "module", content: `import * as m from "/browser/wallet-mpc.js"; window.__wm = m;` });
+    await page.waitForFunction(() => "__wm" in window, undefined, { timeout: 30_000 });
     const run = page.evaluate(
       async (o) => {
         const m = (window as unknown as { __wm: { replaceDevice(o: unknown): Promise<{ result: unknown; wallet: unknown }> } }).__wm;
