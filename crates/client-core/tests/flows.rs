@@ -2,6 +2,12 @@
 //! `common`), including a cosigner that lies, refuses and misbehaves.
 
 mod common;
+// The key-lifecycle flows: a module of this binary so that they share its one fixture
+// wallet (created once per process) instead of creating their own.
+#[path = "flows/lifecycle.rs"]
+mod lifecycle;
+#[path = "flows/lifecycle_template.rs"]
+mod lifecycle_template;
 
 use client_core::sign::Discarded;
 use client_core::*;

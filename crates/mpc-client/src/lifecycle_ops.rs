@@ -195,7 +195,7 @@ impl MpcClient {
         let started = std::time::Instant::now();
         let progress: Progress = progress.unwrap_or_else(|| Arc::new(NoProgress));
         let new_path = PathBuf::from(new_path);
-        self.check_new_device_path(&new_path, &new_passphrase)?;
+        self.check_new_device_path(&new_path, &new_passphrase, false)?;
         let recovery = self.party(2).await?;
         let cosigner = self.cosigner().await?;
         let identity = IdentityKey::generate().map_err(|e| MpcError::internal(e.to_string()))?;
@@ -234,7 +234,14 @@ impl MpcClient {
             (new_path.clone(), new_passphrase, pn),
             (recovery.path.clone(), self.recovery_passphrase()?, pr),
         ];
-        self.finish_lifecycle(&cosigner, &stored, &progress).await?;
+        if let Err(e) = self.finish_lifecycle(&cosigner, &stored, &progress).await {
+            // No shares for the new device (none written, or discarded): no metadata
+            // either, so that the replacement can run again at the same path.
+            if !new_path.exists() && !lc::pending_path(&new_path).exists() {
+                let _ = std::fs::remove_file(meta_path(&new_path));
+            }
+            return Err(e);
+        }
         Ok(LifecycleResult {
             kind: plan.kind.as_str().into(),
             wallet_id: recovery.party.wallet_id().to_string(),
@@ -339,7 +346,110 @@ impl MpcClient {
         })
     }
 
-    fn check_new_device_path(&self, new_path: &Path, passphrase: &str) -> Result<(), MpcError> {
+    /// The device's half of a refresh the recovery party opened elsewhere (the recovery
+    /// agent): `plan` is the cosigner's `LifecycleResponse` bytes it shows, checked here
+    /// against the device's shares; then the sessions, the pending file stored,
+    /// confirmed, promoted.
+    pub async fn join_refresh(
+        &self,
+        plan: &[u8],
+        progress: Option<Progress>,
+    ) -> Result<LifecycleResult, MpcError> {
+        let started = std::time::Instant::now();
+        let progress: Progress = progress.unwrap_or_else(|| Arc::new(NoProgress));
+        let device = self.party(0).await?;
+        let cosigner = self.cosigner().await?;
+        let plan = LifecyclePlan::from_bytes_for_party(
+            client_core::lifecycle::LifecycleKind::Refresh,
+            plan,
+            &device.party,
+        )?;
+        let settings = self.settings(self.config.setup_timeout_secs);
+        let step = LifecycleRun::start(&device.party, &plan, None)?;
+        let pending = lc::run(step, &settings, &progress).await?;
+        let stored = [(device.path.clone(), self.config.passphrase.clone(), pending)];
+        self.finish_lifecycle(&cosigner, &stored, &progress).await?;
+        Ok(LifecycleResult {
+            kind: plan.kind.as_str().into(),
+            wallet_id: device.party.wallet_id().to_string(),
+            lifecycle_id: plan.lifecycle_id.clone(),
+            epoch: plan.next_epoch(),
+            accounts: device.party.accounts(),
+            files: vec![device.path.display().to_string()],
+            request_id: plan.request_id.clone(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// A NEW device joining a replacement the recovery party opened elsewhere (the
+    /// recovery agent): `identity` is the fresh key whose proof of possession the
+    /// recovery party sent, `template` and `plan` (the cosigner's `LifecycleResponse`
+    /// bytes) what it shows; the new share is written to `new_path` under
+    /// `new_passphrase` (pending, confirmed, promoted). Uses no configured key-share
+    /// file.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn join_replacement(
+        &self,
+        new_path: String,
+        new_passphrase: String,
+        identity: IdentityKey,
+        template: &NewDeviceTemplate,
+        plan: &[u8],
+        primes: mpc_core::primes::PrimeSet,
+        progress: Option<Progress>,
+    ) -> Result<LifecycleResult, MpcError> {
+        let started = std::time::Instant::now();
+        let progress: Progress = progress.unwrap_or_else(|| Arc::new(NoProgress));
+        let new_path = PathBuf::from(new_path);
+        self.check_new_device_path(&new_path, &new_passphrase, true)?;
+        let cosigner = self.cosigner().await?;
+        let plan = LifecyclePlan::from_bytes_for_new_device(plan, template, identity.public())?;
+        let params = NewDeviceParams::from_template(template, identity, primes)?;
+        let settings = self.settings(self.config.setup_timeout_secs);
+        let pending = lc::run(
+            LifecycleRun::new_device(params, &plan)?,
+            &settings,
+            &progress,
+        )
+        .await?;
+        let accounts: Vec<AccountInfo> = pending
+            .bundle
+            .accounts
+            .values()
+            .map(AccountInfo::from)
+            .collect();
+        let meta = WalletMeta {
+            format: WALLET_META_FORMAT.into(),
+            wallet_id: template.wallet_id.clone(),
+            party_index: 0,
+            cosigner_url: self.config.cosigner_url.clone(),
+            label: String::new(),
+            created_at_ms: now_ms(),
+        };
+        meta.save(&new_path)?;
+        let stored = [(new_path.clone(), new_passphrase, pending)];
+        self.finish_lifecycle(&cosigner, &stored, &progress).await?;
+        Ok(LifecycleResult {
+            kind: plan.kind.as_str().into(),
+            wallet_id: template.wallet_id.clone(),
+            lifecycle_id: plan.lifecycle_id.clone(),
+            epoch: plan.next_epoch(),
+            accounts,
+            files: vec![new_path.display().to_string()],
+            request_id: plan.request_id.clone(),
+            elapsed_ms: started.elapsed().as_millis() as u64,
+        })
+    }
+
+    /// The new device's file: a strong passphrase, not one of the configured files
+    /// (unless `configured_ok`: a client configured for the new device itself), nothing
+    /// there yet; its directory is created.
+    fn check_new_device_path(
+        &self,
+        new_path: &Path,
+        passphrase: &str,
+        configured_ok: bool,
+    ) -> Result<(), MpcError> {
         if passphrase.is_empty() {
             return Err(MpcError::config("the new device's passphrase is empty"));
         }
@@ -351,7 +461,7 @@ impl MpcClient {
             })?;
         }
         let taken = [Some(self.device_path()), self.recovery_path().ok()];
-        if taken.iter().flatten().any(|p| p == new_path) {
+        if !configured_ok && taken.iter().flatten().any(|p| p == new_path) {
             return Err(MpcError::config(
                 "the new device's file must be a new file (the old device's and the recovery \
                  files stay as they are)",

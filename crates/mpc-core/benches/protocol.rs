@@ -93,6 +93,7 @@ fn main() {
 
     let mut dkg = Vec::new();
     let mut shares: Vec<KeyShare> = Vec::new();
+    let mut cores = Vec::new();
     for k in 0..iters {
         let t = Instant::now();
         let sid = format!("bench-dkg-{k}");
@@ -101,19 +102,62 @@ fn main() {
             .collect();
         let outs = run_sessions(sessions, None).unwrap();
         dkg.push(t.elapsed());
-        shares = outs
+        cores = outs
             .into_iter()
-            .zip(&aux)
-            .map(|(o, a)| match o {
-                SessionOutput::Keygen(s) => KeyShare::from_parts((*s, a.clone())).unwrap(),
+            .map(|o| match o {
+                SessionOutput::Keygen(s) => *s,
                 _ => unreachable!(),
             })
+            .collect::<Vec<_>>();
+        shares = cores
+            .iter()
+            .zip(&aux)
+            .map(|(s, a)| KeyShare::from_parts((s.clone(), a.clone())).unwrap())
             .collect();
     }
     rows.push(Row::new(
         "dkg_3_parties",
         "DKG 2-of-3, 3 parties",
         median(dkg),
+        iters,
+    ));
+
+    // Key lifecycle (docs/lifecycle.md): the elliptic-curve work of a refresh among the
+    // three parties and of a repair of index 0 by the other two (no Paillier work; a
+    // device replacement adds one aux-info run, the row above).
+    let mut refresh = Vec::new();
+    let mut repair = Vec::new();
+    for k in 0..iters {
+        let sid = format!("bench-refresh-{k}");
+        let t = Instant::now();
+        let sessions = cores
+            .iter()
+            .map(|s| Session::refresh(sid.as_bytes(), s, 0).unwrap())
+            .collect();
+        run_sessions(sessions, None).unwrap();
+        refresh.push(t.elapsed());
+
+        let sid = format!("bench-repair-{k}");
+        let pk = *cores[0].shared_public_key;
+        let t = Instant::now();
+        let sessions = vec![
+            Session::repair_new(sid.as_bytes(), 0, 0, pk).unwrap(),
+            Session::repair_helper(sid.as_bytes(), &cores[1], 0, 0).unwrap(),
+            Session::repair_helper(sid.as_bytes(), &cores[2], 0, 0).unwrap(),
+        ];
+        run_sessions(sessions, None).unwrap();
+        repair.push(t.elapsed());
+    }
+    rows.push(Row::new(
+        "refresh_3_parties",
+        "share refresh, 3 parties",
+        median(refresh),
+        iters,
+    ));
+    rows.push(Row::new(
+        "repair_3_parties",
+        "share repair of index 0 (2 helpers + new party)",
+        median(repair),
         iters,
     ));
 

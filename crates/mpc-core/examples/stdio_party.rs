@@ -106,7 +106,10 @@ fn run(out: &mut impl Write) -> Result<Value, String> {
         SessionOutput::AuxInfo(a) => serde_json::to_value(&*a),
         SessionOutput::Keygen(s) => serde_json::to_value(&*s),
         SessionOutput::Signature(s) => serde_json::to_value(s),
-        SessionOutput::Presignature(..) => return Err("unsupported".into()),
+        SessionOutput::Presignature(..)
+        | SessionOutput::Refreshed(_)
+        | SessionOutput::Repaired(_)
+        | SessionOutput::RepairHelped => return Err("unsupported".into()),
     }
     .map_err(|e| e.to_string())?;
     Ok(v)

@@ -332,6 +332,22 @@ impl Machine for LifecycleMachine {
 }
 
 impl Session {
+    /// A lifecycle session of `kind` run by `engine` (all three parties take part),
+    /// `first` being the messages its state machine produced at the start.
+    fn lifecycle(
+        kind: SessionKind,
+        me: PartyIndex,
+        engine: Engine,
+        first: Vec<LifecycleOutgoing>,
+    ) -> Self {
+        Self::new(
+            kind,
+            me,
+            ALL.to_vec(),
+            Box::new(LifecycleMachine::new(engine, first)),
+        )
+    }
+
     /// A proactive refresh of `share` (this party is `share.i`; all three parties take
     /// part), whose share epoch is `epoch`. Output: [`SessionOutput::Refreshed`], the new
     /// share at `epoch + 1`. See the [module docs](crate::lifecycle) for what round 3
@@ -345,14 +361,11 @@ impl Session {
         let sid = lifecycle_session_id(SessionKind::Refresh, session_id);
         let (machine, first) = Refresh::start(sid, epoch, share, &mut OsRng)
             .map_err(|e| SessionError::InvalidParams(format!("refresh: {e}")))?;
-        Ok(Self::new(
+        Ok(Self::lifecycle(
             SessionKind::Refresh,
             me,
-            ALL.to_vec(),
-            Box::new(LifecycleMachine::new(
-                Engine::Refresh(Box::new(machine)),
-                first,
-            )),
+            Engine::Refresh(Box::new(machine)),
+            first,
         ))
     }
 
@@ -383,14 +396,11 @@ impl Session {
             &mut OsRng,
         )
         .map_err(|e| SessionError::InvalidParams(format!("repair: {e}")))?;
-        Ok(Self::new(
+        Ok(Self::lifecycle(
             SessionKind::Repair,
             me,
-            ALL.to_vec(),
-            Box::new(LifecycleMachine::new(
-                Engine::Helper(Box::new(machine)),
-                first,
-            )),
+            Engine::Helper(Box::new(machine)),
+            first,
         ))
     }
 
@@ -410,14 +420,11 @@ impl Session {
         let sid = lifecycle_session_id(SessionKind::Repair, session_id);
         let machine = RepairNewParty::new(sid, epoch, me, helpers, Some(pk))
             .map_err(|e| SessionError::InvalidParams(format!("repair: {e}")))?;
-        Ok(Self::new(
+        Ok(Self::lifecycle(
             SessionKind::Repair,
             me,
-            ALL.to_vec(),
-            Box::new(LifecycleMachine::new(
-                Engine::New(Box::new(machine)),
-                Vec::new(),
-            )),
+            Engine::New(Box::new(machine)),
+            Vec::new(),
         ))
     }
 }

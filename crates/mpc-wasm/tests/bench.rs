@@ -114,6 +114,41 @@ async fn measurements() {
         ms(t),
     ));
 
+    // Key lifecycle: a refresh among the three parties and a repair of index 0 (the
+    // elliptic-curve work only; a device replacement adds one aux-info run).
+    for k in 0..2 {
+        let cores: Vec<_> = bs
+            .iter()
+            .map(|b| b.bundle.accounts["hd-0"].share.clone())
+            .collect();
+        let sid = format!("bench-refresh-{k}");
+        let t = js_sys::Date::now();
+        let sessions = cores
+            .iter()
+            .map(|c| Session::refresh(sid.as_bytes(), c, 0).unwrap())
+            .collect();
+        run_local(sessions).await.unwrap();
+        rows.push((
+            "refresh_3_parties",
+            format!("share refresh, 3 parties in one thread (run {k})"),
+            ms(t),
+        ));
+        let sid = format!("bench-repair-{k}");
+        let pk = *cores[0].shared_public_key;
+        let t = js_sys::Date::now();
+        let sessions = vec![
+            Session::repair_new(sid.as_bytes(), 0, 0, pk).unwrap(),
+            Session::repair_helper(sid.as_bytes(), &cores[1], 0, 0).unwrap(),
+            Session::repair_helper(sid.as_bytes(), &cores[2], 0, 0).unwrap(),
+        ];
+        run_local(sessions).await.unwrap();
+        rows.push((
+            "repair_3_parties",
+            format!("share repair of index 0, 3 parties in one thread (run {k})"),
+            ms(t),
+        ));
+    }
+
     for k in 0..2 {
         let preimage = mpc_core::digest::eip191_preimage(format!("bench {k}").as_bytes());
         let sid = format!("bench-sign-{k}");

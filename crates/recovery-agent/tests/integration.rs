@@ -5,6 +5,8 @@
 
 mod common;
 
+mod agent_lifecycle;
+
 mod browser_cors;
 mod enroll_wallet;
 mod enrollment;

@@ -178,6 +178,17 @@ async fn browser_role_creates_wallet_with_agent_then_recovery_signs() -> Result<
         &pk.ethereum_address,
     )?;
 
+    // 6b. A refresh and a device replacement through the agent: from now on the device
+    //     is the new browser profile's file.
+    let device_path = crate::agent_lifecycle::refresh_and_replace_through_the_agent(
+        &agent,
+        &device_path,
+        &cosigner_url,
+        &rooms_wallet_id,
+        &account,
+    )
+    .await?;
+
     // 7. Wallet controls through the agent, each only after the user confirms it on
     //    the agent's machine (the CLI with the admin token).
     agent_controls_need_the_users_confirmation(
@@ -314,7 +325,7 @@ async fn device_and_agent_sign_without_the_operator(
 }
 
 /// Runs `recovery-agent <args>` against the running agent (the user at its machine).
-fn agent_cli(agent: &AgentProc, args: &[&str]) -> Result<(bool, String)> {
+pub(crate) fn agent_cli(agent: &AgentProc, args: &[&str]) -> Result<(bool, String)> {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_recovery-agent"))
         .arg("--data-dir")
         .arg(&agent.data_dir)

@@ -169,6 +169,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_refresh_schedule_counts_from_the_last_refresh_or_the_creation() {
+        let mut wallet = crate::store::WalletRecord {
+            wallet_id: "w".into(),
+            label: String::new(),
+            kind: mpc_core::AccountKind::Independent,
+            device_identity: mpc_wire::IdentityKey::generate().unwrap().public(),
+            recovery_identity: mpc_wire::IdentityKey::generate().unwrap().public(),
+            created_at_ms: 1_000,
+            insecure_dev_primes: true,
+            aux_info: crate::dev_wallet::cosigner_aux(),
+            accounts: Default::default(),
+            share_epoch: 0,
+            last_refresh_at_ms: None,
+            retired_device_identities: Vec::new(),
+        };
+        let mut cfg = Config::default();
+        assert_eq!(
+            refresh_due_at_ms(&cfg, &wallet),
+            0,
+            "no schedule by default"
+        );
+        cfg.refresh_interval_days = 2;
+        assert_eq!(refresh_due_at_ms(&cfg, &wallet), 1_000 + 2 * 86_400_000);
+        wallet.last_refresh_at_ms = Some(5_000);
+        assert_eq!(refresh_due_at_ms(&cfg, &wallet), 5_000 + 2 * 86_400_000);
+        for bad in ["refresh_interval_days: 3651", "lifecycle_timeout_secs: 5"] {
+            let e = Config::from_yaml(bad).unwrap().validate().unwrap_err();
+            assert!(
+                e.to_string().contains(bad.split(':').next().unwrap()),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
     fn reasons_are_bounded_and_printable() {
         assert_eq!(reason_of("").unwrap(), None);
         assert_eq!(reason_of("  lost  ").unwrap(), Some("lost".into()));

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 use mpc_core::{AuxInfo, IncompleteKeyShare};
 use mpc_wire::PublicIdentity;
 
-use super::{Outcome, RetiredIdentity, Store, StoreError, Table, Tx, WalletRecord};
+use super::{
+    consume_presignatures, Outcome, RetiredIdentity, Store, StoreError, Table, WalletRecord,
+};
 
 /// What [`Store::commit_lifecycle`] writes.
 pub struct LifecycleCommit {
@@ -100,7 +102,7 @@ impl Store {
             }
             w.share_epoch = epoch;
             w.last_refresh_at_ms = Some(c.now_ms);
-            let deleted = delete_wallet_presignatures(tx, id, c.now_ms)?;
+            let deleted = consume_presignatures(tx, &format!("{id}/"), c.now_ms)?;
             let sealed = self.encode("wallets", id, &w)?;
             tx.put(Table::Wallets, id, &sealed)?;
             Ok((
@@ -112,25 +114,4 @@ impl Store {
             ))
         })
     }
-}
-
-/// Deletes every unused presignature of `wallet_id` (every account, party and path),
-/// marking their ids used. Returns how many.
-fn delete_wallet_presignatures(
-    tx: &mut dyn Tx,
-    wallet_id: &str,
-    now_ms: u64,
-) -> Result<usize, StoreError> {
-    let prefix = format!("{wallet_id}/");
-    let keys: Vec<String> = tx
-        .entries(Table::Presignatures, &prefix)?
-        .into_iter()
-        .map(|(k, _)| k)
-        .collect();
-    for k in &keys {
-        tx.remove(Table::Presignatures, k)?;
-        tx.remove(Table::PresignaturePaths, k)?;
-        tx.put_ms(Table::PresignaturesUsed, k, now_ms)?;
-    }
-    Ok(keys.len())
 }

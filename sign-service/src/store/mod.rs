@@ -342,6 +342,27 @@ pub enum PresigState {
     Unknown,
 }
 
+/// Deletes every unused presignature whose key starts with `prefix` (`""`: all of them,
+/// `"<wallet>/"`: one wallet's), marking each id used so it can never be stored or
+/// taken again. Returns how many.
+pub(crate) fn consume_presignatures(
+    tx: &mut dyn Tx,
+    prefix: &str,
+    now_ms: u64,
+) -> Result<usize, StoreError> {
+    let keys: Vec<String> = tx
+        .entries(Table::Presignatures, prefix)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    for k in &keys {
+        tx.remove(Table::Presignatures, k)?;
+        tx.remove(Table::PresignaturePaths, k)?;
+        tx.put_ms(Table::PresignaturesUsed, k, now_ms)?;
+    }
+    Ok(keys.len())
+}
+
 /// The path of the unused presignature stored under `key` ([`ROOT_PATH`] when it has
 /// no [`Table::PresignaturePaths`] entry).
 fn path_of(tx: &mut dyn Tx, key: &str) -> Result<String, StoreError> {
@@ -1049,23 +1070,14 @@ impl Store {
         now_ms: u64,
     ) -> Result<(usize, u64), StoreError> {
         self.write(|tx| {
-            let keys: Vec<String> = tx
-                .entries(Table::Presignatures, "")?
-                .into_iter()
-                .map(|(k, _)| k)
-                .collect();
-            for k in &keys {
-                tx.remove(Table::Presignatures, k)?;
-                tx.remove(Table::PresignaturePaths, k)?;
-                tx.put_ms(Table::PresignaturesUsed, k, now_ms)?;
-            }
+            let deleted = consume_presignatures(tx, "", now_ms)?;
             let current = match tx.get(Table::Meta, META_PRESIGN_TAKES)? {
                 Some(t) => takes_from(&t)?,
                 None => 0,
             };
             let takes = current.max(at_least) + 1;
             tx.put(Table::Meta, META_PRESIGN_TAKES, &takes.to_be_bytes())?;
-            Ok(((keys.len(), takes), Outcome::Commit))
+            Ok(((deleted, takes), Outcome::Commit))
         })
     }
 

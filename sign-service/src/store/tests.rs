@@ -625,6 +625,107 @@ fn expired_enrollments_are_purged(mk: &dyn Fn() -> Place) {
     assert_eq!(s.purge_enrollments(1_000).unwrap(), 0);
 }
 
+/// A wallet with the dev wallet's cosigner account as `a`, for the lifecycle commit.
+fn lifecycle_wallet(s: &Store, id: &str) -> WalletRecord {
+    let mut account = crate::dev_wallet::bundles()[1]
+        .accounts
+        .values()
+        .next()
+        .unwrap()
+        .clone();
+    account.id = "a".into();
+    let rec = WalletRecord {
+        wallet_id: id.into(),
+        label: String::new(),
+        kind: account.kind,
+        device_identity: IdentityKey::generate().unwrap().public(),
+        recovery_identity: IdentityKey::generate().unwrap().public(),
+        created_at_ms: 1,
+        insecure_dev_primes: true,
+        aux_info: dev_aux(),
+        accounts: [("a".to_string(), account)].into_iter().collect(),
+        share_epoch: 0,
+        last_refresh_at_ms: None,
+        retired_device_identities: Vec::new(),
+    };
+    s.insert_wallet(&rec).unwrap();
+    rec
+}
+
+fn a_lifecycle_commit_moves_the_epoch_once_and_purges_the_wallets_presignatures(
+    mk: &dyn Fn() -> Place,
+) {
+    let s = mk().open(&hex_key(3)).unwrap();
+    let w = lifecycle_wallet(&s, "w");
+    controls_wallet(&s, "w2");
+    for (wallet, p, id) in [("w", 0, "d1"), ("w", 2, "r1"), ("w2", 2, "o1")] {
+        s.put_presignature(&controls_slot(wallet, p), id, &1u8)
+            .unwrap();
+    }
+    // A replacement: the old device is revoked first (its presignature goes then).
+    s.change_wallet_controls("w", ControlAction::Revoke(0), 2, 10)
+        .unwrap();
+    let new_device = IdentityKey::generate().unwrap().public();
+    let share = w.accounts["a"].share.clone();
+    let commit =
+        |from_epoch, shares: BTreeMap<String, mpc_core::IncompleteKeyShare>| LifecycleCommit {
+            wallet_id: "w".into(),
+            from_epoch,
+            shares,
+            replacement: Some((Box::new(dev_aux()), new_device)),
+            now_ms: 100,
+        };
+    let one: BTreeMap<_, _> = [("a".to_string(), share.clone())].into_iter().collect();
+    // A commit that misses an account changes nothing.
+    let none: BTreeMap<String, mpc_core::IncompleteKeyShare> = BTreeMap::new();
+    assert!(s.commit_lifecycle(&commit(0, none)).is_err());
+    assert_eq!(s.get_wallet("w").unwrap().unwrap().share_epoch, 0);
+
+    assert_eq!(
+        s.commit_lifecycle(&commit(0, one.clone())).unwrap(),
+        LifecycleOutcome::Committed {
+            epoch: 1,
+            presignatures_deleted: 1
+        }
+    );
+    let after = s.get_wallet("w").unwrap().unwrap();
+    assert_eq!(after.share_epoch, 1);
+    assert_eq!(after.last_refresh_at_ms, Some(100));
+    assert_eq!(after.device_identity, new_device);
+    assert_eq!(after.retired_device_identities.len(), 1);
+    assert_eq!(
+        after.retired_device_identities[0].identity,
+        w.device_identity
+    );
+    assert_eq!(after.retired_device_identities[0].epoch, 1);
+    // The new device is not revoked; the old identity is no longer registered.
+    assert!(!s.wallet_controls("w", 100).unwrap().is_revoked(0));
+    for (wallet, p, id, want) in [
+        ("w", 0, "d1", PresigState::Used),
+        ("w", 2, "r1", PresigState::Used),
+        ("w2", 2, "o1", PresigState::Available),
+    ] {
+        assert_eq!(
+            s.presignature_state(&controls_slot(wallet, p), id).unwrap(),
+            want,
+            "{id}"
+        );
+    }
+    // The same commit again (or any other of epoch 0) writes nothing.
+    assert_eq!(
+        s.commit_lifecycle(&commit(0, one)).unwrap(),
+        LifecycleOutcome::EpochMoved(1)
+    );
+    assert_eq!(
+        s.get_wallet("w")
+            .unwrap()
+            .unwrap()
+            .retired_device_identities
+            .len(),
+        1
+    );
+}
+
 /// The store's behaviour tests, on both backends: each on redb files, and all of
 /// them on one PostgreSQL server (a database each).
 fn controls_wallet(s: &Store, id: &str) {
@@ -820,4 +921,5 @@ on_both_backends!(
     a_revocation_deletes_that_partys_presignatures_only_and_stops_new_ones,
     freeze_unfreeze_after_a_delay_and_a_freeze_cancels_a_pending_unfreeze,
     controls_are_sealed_and_follow_a_rekey,
+    a_lifecycle_commit_moves_the_epoch_once_and_purges_the_wallets_presignatures,
 );

@@ -2,11 +2,9 @@
 //! the recovery agent's replacement): the template of public facts, the plan as bytes,
 //! and a ReplaceDevice request whose proof of possession was made elsewhere.
 
-mod common;
-
+use crate::common::*;
 use client_core::lifecycle::NewDeviceTemplate;
 use client_core::*;
-use common::*;
 use cosigner_api::{auth, pb};
 use mpc_core::keystore::KeyShareBundle;
 use mpc_core::primes::dev_fixture_primes;
@@ -14,14 +12,7 @@ use mpc_wire::IdentityKey;
 use prost::Message;
 use wallet_types::ErrorCode;
 
-fn room(sid: &str) -> pb::SessionRoom {
-    pb::SessionRoom {
-        session_id: sid.into(),
-        room: format!("room-{sid}"),
-        room_token: String::new(),
-        gateway_url: "http://gateway".into(),
-    }
-}
+use crate::lifecycle::room;
 
 fn response(bundle: &KeyShareBundle, replace: bool) -> pb::LifecycleResponse {
     pb::LifecycleResponse {

@@ -3,10 +3,8 @@
 //! and the sessions run for real in-process (the cosigner's side is mpc-core's session,
 //! as sign-service runs it), the new shares then sign.
 
-mod common;
-
+use crate::common::*;
 use client_core::*;
-use common::*;
 use cosigner_api::{auth, pb};
 use mpc_core::keystore::KeyShareBundle;
 use mpc_core::primes::dev_fixture_primes;
@@ -15,7 +13,7 @@ use mpc_party::PartySession;
 use mpc_wire::{IdentityKey, Roster, SessionId};
 use wallet_types::{ErrorCode, COSIGNER};
 
-fn room(sid: &str) -> pb::SessionRoom {
+pub(crate) fn room(sid: &str) -> pb::SessionRoom {
     pb::SessionRoom {
         session_id: sid.into(),
         room: format!("room-{sid}"),
