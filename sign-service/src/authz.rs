@@ -123,6 +123,34 @@ impl State {
             .await
     }
 
+    /// A request that failed verification as `party`'s registered identity: if it
+    /// verifies as a device identity a replacement retired, the replaced device learns
+    /// it was revoked (`unauthorized`, `identity: revoked`), as it did between
+    /// ReplaceDevice and the commit; otherwise `refused` stands. Only the holder of the
+    /// retired identity can tell the two apart. No nonce is recorded: nothing runs.
+    fn retired_or<R: AuthenticatedRequest>(
+        &self,
+        req: &R,
+        wallet: &WalletRecord,
+        party: u16,
+        refused: CosignerError,
+    ) -> CosignerError {
+        let me = self.public_identity();
+        let now = now_ms();
+        let retired = party == 0
+            && wallet.retired_device_identities.iter().any(|r| {
+                auth::verify_request(req, &r.identity, &me, now, self.window_ms()).is_ok()
+            });
+        if retired {
+            CosignerError::IdentityRevoked {
+                wallet_id: wallet.wallet_id.clone(),
+                party,
+            }
+        } else {
+            refused
+        }
+    }
+
     /// A committed wallet with its controls (as of `now`).
     pub(crate) async fn load_wallet(
         &self,
@@ -186,7 +214,9 @@ impl State {
             .identity_of(party)
             .ok_or(AuthError::BadParty(u32::from(party)))?;
         // The signature first: only the holder of the identity learns it is revoked.
-        self.verify_as(req, &identity).await?;
+        if let Err(e) = self.verify_as(req, &identity).await {
+            return Err(self.retired_or(req, &wallet, party, e));
+        }
         if controls.is_revoked(party) {
             return Err(CosignerError::IdentityRevoked { wallet_id, party });
         }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::common::*;
 use cosigner_api::auth::{self, AuthenticatedRequest};
 use cosigner_api::pb::{self, DigestKind, PayloadKind};
-use cosigner_api::RemoteError;
+use cosigner_api::{RemoteError, WalletRefusal};
 use mpc_core::{Account, AccountKind, AuxInfo, IncompleteKeyShare, Session, SessionOutput};
 use mpc_party::run_session;
 use mpc_wire::{IdentityKey, PublicIdentity, Roster};

@@ -249,7 +249,12 @@ async fn a_replaced_device_keeps_every_address_and_the_old_one_is_out_at_once() 
         .list_accounts(list(&w, &w.device, 0))
         .await
         .expect_err("the old device after the commit");
+    // Retired now, not merely revoked: still told why, by code.
     assert_eq!(refusal(&e).code, ErrorCode::Unauthorized);
+    assert_eq!(
+        refusal(&e).wallet_refusal,
+        Some(WalletRefusal::IdentityRevoked)
+    );
     let old_share = w.device_accounts[0].clone();
     let old_aux = w.device_aux.clone();
     w.device = new.clone();
