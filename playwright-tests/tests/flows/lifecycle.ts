@@ -4,9 +4,9 @@
 // device replacement in a NEW browser context (fresh IndexedDB): the new profile's
 // identity is generated in wasm, the agent's user confirms, the new profile runs aux
 // info + repair + refresh and stores its share; the old profile is refused by code at
-// once; the new one signs with the cosigner and with the agent alone; every address is
-// unchanged. The demo wallet then lives in the new profile (`w` switches to it), so the
-// later flows (controls, cosigner down, recovery signing) run on the replaced device.
+// once; the new one signs with the cosigner and with the agent alone; every address and
+// the xpub are unchanged. The demo wallet then lives in the new profile (`w` switches to
+// it), so the later flows (controls, cosigner down, recovery signing) run on it.
 import { expect, test, type Page } from "@playwright/test";
 import { getAddress, recoverMessageAddress, type Hex } from "viem";
 import { demoState, demoUrl, env, logPage, recordTimings, type DemoWallet } from "./demo.js";
@@ -58,6 +58,8 @@ export function lifecycleTests(w: DemoWallet) {
     // The account's root address (the demo shows an HD child address: w.address).
     const before = (await clientCall<Result["accounts"]>(w.page, "listAccounts", [])) as Result["accounts"];
     const root = getAddress(before[0]!.ethereumAddress);
+    const watchBefore = (await clientCall<{ xpub: string }>(w.page, "bitcoinWatchOnly", [])) as { xpub: string };
+    expect(watchBefore.xpub).toMatch(/^[xt]pub/);
     expect(walletId).toBeTruthy();
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -98,6 +100,12 @@ export function lifecycleTests(w: DemoWallet) {
     const res = r as Result;
     expect(res.accounts.map((a) => [a.accountId, a.publicKey])).toEqual(before.map((a) => [a.accountId, a.publicKey]));
     expect(getAddress(res.accounts[0]!.ethereumAddress)).toBe(root);
+    // The xpub (public key and chain code) the new profile exports is the old one.
+    const watchAfter = await page.evaluate(async () => {
+      const c = (window as unknown as { __replaced: { bitcoinWatchOnly(): Promise<{ xpub: string }> } }).__replaced;
+      return await c.bitcoinWatchOnly();
+    });
+    expect(watchAfter.xpub).toBe(watchBefore.xpub);
 
     // The old profile is refused by code at once (its identity was revoked).
     expect(await clientCall(w.page, "signMessage", ["old device after its replacement", { presign: "off" }])).toMatchObject({
