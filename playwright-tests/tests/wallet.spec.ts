@@ -2,7 +2,8 @@
 // in wasm, so the suites share it): flows/wallet.ts creates and exercises the demo
 // wallet, flows/presign.ts fills and uses its presignature pool, flows/evm.ts signs with
 // it against a real node (anvil), flows/bitcoin.ts signs bitcoinjs-lib PSBTs with it,
-// then the wallet is frozen from the page (flows/wallet.ts walletControlsTest) and the
+// flows/lifecycle.ts refreshes its shares and replaces its device by a new browser
+// profile (which the later flows then use), then the wallet is frozen from the page (flows/wallet.ts walletControlsTest) and the
 // cosigner is stopped (cosignerDownTest); last, the page signs with the recovery agent
 // alone (recoverySigningTest).
 import { expect, test } from "@playwright/test";
@@ -10,6 +11,7 @@ import { env, logPage, type DemoWallet } from "./flows/demo.js";
 import { bitcoinTests } from "./flows/bitcoin.js";
 import { evmTests } from "./flows/evm.js";
 import { presignTests } from "./flows/presign.js";
+import { lifecycleTests } from "./flows/lifecycle.js";
 import { cosignerDownTest, recoverySigningTest, walletControlsTest, walletTests } from "./flows/wallet.js";
 
 test.describe.configure({ mode: "serial" });
@@ -31,6 +33,7 @@ walletTests(w);
 presignTests(w);
 evmTests(w);
 bitcoinTests(w);
+lifecycleTests(w);
 walletControlsTest(w);
 cosignerDownTest(w);
 recoverySigningTest(w);

@@ -48,13 +48,45 @@ export interface AgentJob {
 export interface AgentRequest {
   request_id: string;
   wallet_id: string;
-  action: "revoke_device" | "freeze" | "unfreeze";
-  state: "awaiting_confirmation" | "running" | "done" | "failed" | "rejected" | "expired";
+  action: "revoke_device" | "freeze" | "unfreeze" | "refresh" | "replace_device";
+  state: "awaiting_confirmation" | "awaiting_device" | "running" | "done" | "failed" | "rejected" | "expired";
   confirm_by_ms: number;
   controls?: { frozen: boolean; frozen_at_ms?: number | null; unfreeze_at_ms?: number | null; revoked_parties: number[] };
   /** A confirmed signing's room on the agent's relay, with the device's token. */
   session?: { session_id: string; room: string; room_token: string; gateway_url: string };
   error?: { code: string; message: string };
+  /** A replacement, once confirmed: what the new profile signs with its new identity. */
+  possession_challenge?: AgentPossessionChallenge;
+  /** A lifecycle session, once the agent has the cosigner's plan. */
+  lifecycle?: AgentLifecycle;
+  /** A done request's result (a lifecycle: `{ lifecycle: { epoch, committed } }`). */
+  outcome?: { lifecycle?: { epoch: number; committed: boolean } };
+}
+
+/** `possession_challenge` of a replacement in state `awaiting_device`. */
+export interface AgentPossessionChallenge {
+  message_hex: string;
+  audience: string;
+  timestamp_ms: number;
+  nonce_hex: string;
+}
+
+/** `lifecycle` of a refresh or replacement request (state `running`). */
+export interface AgentLifecycle {
+  kind: "refresh" | "replace_device";
+  /** The cosigner's `LifecycleResponse` protobuf bytes, standard base64. */
+  plan_b64: string;
+  /** A replacement: the `NewDeviceTemplate` (JSON object). */
+  template?: unknown;
+}
+
+/** Body of `POST /v1/wallets/{id}/lifecycle`. */
+export interface AgentLifecycleRequest {
+  kind: "refresh" | "replace_device";
+  cosigner_url: string;
+  reason?: string;
+  /** A replacement: the new profile's identity (128 hex). */
+  new_device_identity?: string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -169,6 +201,28 @@ export class AgentClient {
   }
 
   /**
+   * Asks the agent to start a lifecycle session (refresh or replacement) signed as the
+   * recovery party; it waits for its user's confirmation (`awaiting_confirmation`).
+   */
+  async requestLifecycle(walletId: string, body: AgentLifecycleRequest): Promise<AgentRequest> {
+    const r = await this.request<AgentRequest>("POST", `/v1/wallets/${encodeURIComponent(walletId)}/lifecycle`, body);
+    if (typeof r.request_id !== "string" || !r.request_id) {
+      throw new AgentError("agent_failed", "recovery agent returned no request id", { url: this.url });
+    }
+    return r;
+  }
+
+  /** Posts the new identity's signature of the possession challenge (a replacement). */
+  possession(id: string, signatureHex: string): Promise<AgentRequest> {
+    return this.request<AgentRequest>("POST", `/v1/requests/${encodeURIComponent(id)}/possession`, { signature_hex: signatureHex });
+  }
+
+  /** One look at a request. */
+  getRequest(id: string): Promise<AgentRequest> {
+    return this.request<AgentRequest>("GET", `/v1/requests/${encodeURIComponent(id)}`);
+  }
+
+  /**
    * Polls a request until it ran (`done`) or, with `untilSession`, until a confirmed
    * signing's room is there: resolves with the request; throws `agent_failed` with
    * `details.requestState` when it was rejected, expired or failed (then with the
@@ -176,7 +230,14 @@ export class AgentClient {
    */
   async waitRequest(
     id: string,
-    opts: { timeoutMs: number; intervalMs?: number; signal?: { aborted: boolean }; untilSession?: boolean },
+    opts: {
+      timeoutMs: number;
+      intervalMs?: number;
+      signal?: { aborted: boolean };
+      untilSession?: boolean;
+      /** Returns the request as soon as this holds (besides `done`). */
+      until?: (r: AgentRequest) => boolean;
+    },
   ): Promise<AgentRequest> {
     const deadline = Date.now() + opts.timeoutMs;
     let failures = 0;
@@ -189,7 +250,7 @@ export class AgentClient {
         if (e instanceof UnavailableError && ++failures < 5) r = undefined;
         else throw e;
       }
-      if (r?.state === "done" || (opts.untilSession && r?.state === "running" && r.session)) return r;
+      if (r?.state === "done" || (opts.untilSession && r?.state === "running" && r.session) || (r && opts.until?.(r))) return r;
       if (r && (r.state === "failed" || r.state === "rejected" || r.state === "expired")) {
         const why =
           r.state === "failed"

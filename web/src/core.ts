@@ -57,6 +57,9 @@ import { defaultWorkers, isPreparing, prepareOnce, PRIMES_NEEDED, stopPreparatio
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus, EnrollTimings } from "./types.js";
 import * as pool from "./pool.js";
+import { refreshShares, settlePending, type LifecycleCtx } from "./lifecycle.js";
+import { replaceDevice } from "./lifecycle-replace.js";
+import type { LifecycleResult, RefreshSharesOptions } from "./lifecycle-types.js";
 import { withWebLock } from "./locks.js";
 import type { PresignMode, PresignPoolStatus, RefillOptions } from "./types.js";
 import type { BitcoinNetwork, BitcoinWatchOnly, BitcoinWatchOnlyOptions, SignedPsbtInput, SignedPsbtResult, SignPsbtOptions } from "./types.js";
@@ -669,9 +672,21 @@ export class WalletCore {
   }
 
   private async record(): Promise<storage.WalletRecord> {
-    const rec = await storage.getWallet(this.walletName);
+    let rec = await storage.getWallet(this.walletName);
+    // Key lifecycle: new shares a crash left pending are settled first (lifecycle.ts).
+    if (rec?.pending) {
+      await this.wasm();
+      rec = await settlePending(rec, (r) => this.openRecord(r), this.cosigner());
+      this.partyCache?.free();
+      this.partyCache = undefined;
+    }
     if (!rec) {
       throw new StorageError("no_wallet", `no wallet named "${this.walletName}" in this browser: create one first`, {
+        walletName: this.walletName,
+      });
+    }
+    if (!storage.hasShare(rec)) {
+      throw new StorageError("no_wallet", `wallet "${this.walletName}" is a device replacement the cosigner has not committed yet (lifecycle ${rec.pending?.lifecycleId ?? "?"}); it is settled on the next use`, {
         walletName: this.walletName,
       });
     }
@@ -680,7 +695,17 @@ export class WalletCore {
 
   /** The device party, opened in wasm (its shares and identity key stay there). */
   private async party(rec: storage.WalletRecord): Promise<WalletParty> {
-    if (this.partyCache) return this.partyCache;
+    // A refresh in another context (the presign Worker, another tab) changes the epoch.
+    if (this.partyCache && this.partyCache.shareEpoch === (rec.shareEpoch ?? 0)) return this.partyCache;
+    this.partyCache?.free();
+    this.partyCache = undefined;
+    const p = await this.openRecord(rec);
+    this.partyCache = p;
+    return p;
+  }
+
+  /** Opens a record's share in wasm (not cached). */
+  private async openRecord(rec: storage.WalletRecord): Promise<WalletParty> {
     const mpc = await this.wasm();
     const source = `wallet "${rec.walletName}"`;
     let p: WalletParty;
@@ -705,8 +730,108 @@ export class WalletCore {
       p.free();
       throw new StorageError("storage", `stored share belongs to party ${String(p.partyIndex)}, not the device`);
     }
-    this.partyCache = p;
     return p;
+  }
+
+  // -------------------------------------------------------------------------------
+  // Key lifecycle (lifecycle.ts, lifecycle-replace.ts)
+
+  /** The shared context of the lifecycle flows. */
+  private async lifecycleCtx(rep: Reporter, signal: AbortSignal | undefined, timeoutMs: number): Promise<LifecycleCtx> {
+    const mpc = await this.wasm();
+    const protection: LifecycleCtx["protection"] = {};
+    return {
+      walletName: this.walletName,
+      mpc,
+      cosigner: this.cosigner(),
+      session: this.sessionConfig(),
+      protection,
+      open: (r) => this.openRecord(r),
+      emit: (phase, pct, msg, extra) => rep.emit(phase, pct, msg, extra),
+      signal,
+      timeoutMs,
+    };
+  }
+
+  /** See `WalletClient.refreshShares`. */
+  async refreshShares(opts: RefreshSharesOptions & CrossWorkerOptions = {}): Promise<LifecycleResult> {
+    const reason = opts.reason ?? "";
+    if (typeof reason !== "string" || reason.length > 200) throw new InvalidInputError("reason must be a string of at most 200 characters");
+    const rep = new Reporter(opts.onProgress, [
+      ["agent", 20],
+      ["refresh", 60],
+      ["store", 5],
+      ["confirm", 15],
+    ]);
+    const abort = callSignal(opts);
+    try {
+      const rec = await this.record();
+      const agent = new AgentClient(opts.agentUrl ?? this.config.agentUrl, this.config.agentToken);
+      const ctx = await this.lifecycleCtx(rep, abort.signal, opts.timeoutMs ?? 600_000);
+      if (rec.protection === "passphrase") {
+        ctx.protection.passphrase = this.config.passphrase ?? "";
+        ctx.protection.insecureFastKdf = this.config.insecureFastKdf === true;
+      }
+      const party = await this.party(rec);
+      const out = await refreshShares(ctx, rec, party, agent, reason);
+      this.partyCache?.free();
+      this.partyCache = undefined;
+      return out;
+    } finally {
+      abort.close();
+    }
+  }
+
+  /**
+   * See `replaceDevice` (index.ts): this client's `walletName` receives the new share.
+   * The config's `agentUrl` / `agentToken` / `cosignerUrl` / protection apply.
+   */
+  async replaceDevice(opts: { walletId: string; reason?: string; primeWorkers?: number; onProgress?: OnProgress; signal?: AbortSignal; timeoutMs?: number } & CrossWorkerOptions): Promise<LifecycleResult> {
+    if (typeof opts?.walletId !== "string" || !opts.walletId.trim()) throw new InvalidInputError("walletId is missing");
+    const reason = opts.reason ?? "";
+    if (typeof reason !== "string" || reason.length > 200) throw new InvalidInputError("reason must be a string of at most 200 characters");
+    const devPrimes = this.config.insecureDevPrimes === true;
+    const { onProgress, onPrimes } = withPrimeCounters(opts.onProgress);
+    const rep = new Reporter(onProgress, [
+      ["primes", devPrimes ? 0 : 60],
+      ["agent", 10],
+      ["aux-info", 60],
+      ["repair", 10],
+      ["refresh", 10],
+      ["store", 2],
+      ["confirm", 5],
+    ]);
+    const abort = callSignal(opts);
+    try {
+      const protection = this.checkedProtection(undefined);
+      const agent = new AgentClient(this.config.agentUrl, this.config.agentToken);
+      const ctx = await this.lifecycleCtx(rep, abort.signal, opts.timeoutMs ?? 20 * 60_000);
+      this.checkedProtection(ctx.mpc);
+      if (protection === "passphrase") {
+        ctx.protection.passphrase = this.config.passphrase ?? "";
+        ctx.protection.insecureFastKdf = this.config.insecureFastKdf === true;
+      }
+      const primes: { source: NonNullable<WalletInfo["primesSource"]>; fixture: boolean } = {
+        source: devPrimes ? "insecure-dev-fixture" : "searched",
+        fixture: devPrimes,
+      };
+      const gate = new AbortGate(abort.signal, "replacing the device");
+      const out = await replaceDevice(ctx, {
+        walletId: opts.walletId.trim(),
+        reason,
+        agent,
+        protection,
+        primes: this.primesSupplier(ctx.mpc, rep, devPrimes, opts.primeWorkers, onPrimes, gate, primes, { primesMs: 0 }),
+        insecureDevPrimes: () => primes.fixture,
+      });
+      // The primes now belong to this wallet's aux info: never reuse them.
+      if (primes.source !== "insecure-dev-fixture") await this.consumePrimes();
+      this.partyCache?.free();
+      this.partyCache = undefined;
+      return out;
+    } finally {
+      abort.close();
+    }
   }
 
   private findAccount(rec: storage.WalletRecord, accountId: string | undefined): AccountInfo {

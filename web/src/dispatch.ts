@@ -64,6 +64,10 @@ export async function dispatch(
       return core.recoveryControl(a[0] as never, a[1] as never);
     case "signMessageWithRecovery":
       return core.signMessageWithRecovery(a[0] as never, a[1] as never);
+    case "refreshShares":
+      return core.refreshShares(a[0] as never);
+    case "replaceDevice":
+      return core.replaceDevice(a[0] as never);
     // presign-web: presignature pools.
     case "refillPresignatures":
       return core.refillPresignatures(a[0] as never);

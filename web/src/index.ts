@@ -58,6 +58,7 @@ import type {
 import type { PrepareDeviceOptions, PreparedStatus } from "./types.js";
 import type { EnrollDeviceOptions, EnrollmentInfo, EnrollmentStatus } from "./types.js";
 import type { BackupFile, BackupImportResult, ExportBackupOptions, ImportBackupOptions } from "./types.js";
+import type { LifecycleResult, RefreshSharesOptions, ReplaceDeviceOptions } from "./lifecycle-types.js";
 import type { RecoveryControlAction, RecoveryControlOptions, RecoverySignOptions, WalletControlAction, WalletControls } from "./types.js";
 
 export * from "./errors.js";
@@ -322,6 +323,27 @@ export class WalletClient {
    */
   signMessageWithRecovery(message: SignableMessageInput, options: RecoverySignOptions = {}): Promise<SignatureResult> {
     return this.callAbortable<SignatureResult>("signMessageWithRecovery", [message, options], 1, options, "signing with the recovery agent");
+  }
+
+  /**
+   * Refreshes every share of this wallet (a proactive refresh, `docs/lifecycle.md`):
+   * the recovery agent starts it once its user confirmed (`recovery-agent confirm <id>`;
+   * progress `agent` carries `requestId`), then this device, the cosigner and the agent
+   * each compute new shares of the same keys: every address stays, shares leaked
+   * before no longer combine with the new ones. The new shares are stored as PENDING
+   * (encrypted like the current one) before this device confirms them, and replace the
+   * current share only once the cosigner committed (the old epoch's presignatures are
+   * dropped). Fails with `agent_failed` (`details.requestState`, `details.agentCode`)
+   * when the agent's user rejects it or the cosigner refuses; `busy` while an earlier
+   * session is still pending. See the README's "Key lifecycle".
+   */
+  refreshShares(options: RefreshSharesOptions = {}): Promise<LifecycleResult> {
+    return this.callAbortable<LifecycleResult>("refreshShares", [options], 0, options, "refreshing the key shares");
+  }
+
+  /** Internal: this client's `walletName` becomes the new device (see {@link replaceDevice}). */
+  replaceDeviceHere(options: { walletId: string; reason?: string; primeWorkers?: number; onProgress?: OnProgress; signal?: AbortSignal; timeoutMs?: number }): Promise<LifecycleResult> {
+    return this.callAbortable<LifecycleResult>("replaceDevice", [options], 0, options, "replacing the device");
   }
 
   /**
@@ -695,6 +717,47 @@ class PresignHookBackend implements Backend {
   terminate(): void {
     this.inner.terminate();
     this.presign.terminate();
+  }
+}
+
+/**
+ * Makes THIS browser profile the wallet's device in place of a lost one, every address
+ * unchanged (`docs/lifecycle.md`): generates a new identity inside wasm, asks the
+ * recovery agent (its user confirms: `recovery-agent confirm <id>`, progress `agent`
+ * with `requestId`) to send ReplaceDevice with this identity's proof of possession,
+ * then receives a fresh share (new aux info, repair, refresh with the cosigner and the
+ * agent). The old device's identity is revoked at once. The new share is stored as
+ * PENDING under `walletName` before confirming and becomes the wallet once the
+ * cosigner committed; a crash in between is settled on the next open. Resolves with
+ * the accounts (same public keys and addresses) and an open {@link WalletClient}.
+ */
+export async function replaceDevice(options: ReplaceDeviceOptions, clientOptions?: ClientOptions): Promise<{ result: LifecycleResult; wallet: WalletClient }> {
+  if (!options || typeof options !== "object") throw new WalletError("invalid_input", "replaceDevice needs its options");
+  const config: WalletConfig = {
+    cosignerUrl: options.cosignerUrl,
+    agentUrl: options.agent?.url,
+    agentToken: options.agent?.pairingToken,
+    walletName: options.walletName ?? "default",
+  };
+  if (options.passphrase !== undefined) config.passphrase = options.passphrase;
+  if (options.protection !== undefined) config.protection = options.protection;
+  if (options.gatewayUrl !== undefined) config.gatewayUrl = options.gatewayUrl;
+  if (options.insecureDevPrimes !== undefined) config.insecureDevPrimes = options.insecureDevPrimes;
+  if (options.insecureFastKdf !== undefined) config.insecureFastKdf = options.insecureFastKdf;
+  if (options.wasmUrl !== undefined) config.wasmUrl = options.wasmUrl;
+  const wallet = await WalletClient.open(config, clientOptions);
+  try {
+    const o: Parameters<WalletClient["replaceDeviceHere"]>[0] = { walletId: options.walletId };
+    if (options.reason !== undefined) o.reason = options.reason;
+    if (options.primeWorkers !== undefined) o.primeWorkers = options.primeWorkers;
+    if (options.onProgress !== undefined) o.onProgress = options.onProgress;
+    if (options.signal !== undefined) o.signal = options.signal;
+    if (options.timeoutMs !== undefined) o.timeoutMs = options.timeoutMs;
+    const result = await wallet.replaceDeviceHere(o);
+    return { result, wallet };
+  } catch (e) {
+    wallet.terminate();
+    throw e;
   }
 }
 

@@ -35,6 +35,9 @@ export type CoreMethod =
   | "walletControl"
   | "recoveryControl"
   | "signMessageWithRecovery"
+  // key lifecycle (lifecycle.ts)
+  | "refreshShares"
+  | "replaceDevice"
   // presign-web: presignature pools (served by the presign Worker in worker mode)
   | "refillPresignatures"
   | "presignPoolStatus";

@@ -47,6 +47,35 @@ export interface WalletRecord {
   ciphertext?: Uint8Array;
   /** `passphrase`: the keystore file (JSON text). */
   passphraseFile?: string;
+  /** The epoch of the stored shares (absent: 0, never refreshed). */
+  shareEpoch?: number;
+  /**
+   * New shares of a key-lifecycle session (refresh, device replacement) not yet known
+   * to be committed: encrypted exactly like the current share (same key, same AAD, or
+   * the same passphrase). A record of a NEW profile (`replaceDevice`) holds only this,
+   * no current share, until it is promoted.
+   */
+  pending?: PendingRecord;
+}
+
+/** New shares waiting for their lifecycle session to commit (see `WalletRecord.pending`). */
+export interface PendingRecord {
+  lifecycleId: string;
+  kind: "refresh" | "replace_device";
+  /** The epoch of the new shares. */
+  epoch: number;
+  /** After this (ms since the Unix epoch) an uncommitted session can no longer commit. */
+  expiresAtMs: number;
+  accounts: AccountInfo[];
+  storedAtMs: number;
+  iv?: Uint8Array;
+  ciphertext?: Uint8Array;
+  passphraseFile?: string;
+}
+
+/** Whether the record holds a current (usable) share. */
+export function hasShare(rec: WalletRecord): boolean {
+  return rec.protection === "passphrase" ? !!rec.passphraseFile : !!rec.ciphertext;
 }
 
 const openDb = dbOpener(DB_NAME, DB_VERSION, [WALLETS, KEYS, ENROLLMENTS]);
@@ -274,4 +303,142 @@ export async function decryptEnrollment(rec: EnrollmentRecord): Promise<Uint8Arr
   } catch {
     throw new StorageError("storage", `the enrollment of "${rec.walletName}" cannot be decrypted (damaged or altered record)`);
   }
+}
+
+// ---------------------------------------------------------------------------------
+// Key lifecycle: pending shares (docs: web/README.md, "Key lifecycle")
+
+/** Metadata of a pending record (the secret comes separately). */
+export type NewPending = Omit<PendingRecord, "iv" | "ciphertext" | "passphraseFile" | "storedAtMs">;
+
+async function encryptUnder(key: CryptoKey, walletName: string, walletId: string, bundle: Uint8Array): Promise<{ iv: Uint8Array; ciphertext: Uint8Array }> {
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const ct = await subtle().encrypt({ name: "AES-GCM", iv, additionalData: aad(walletName, walletId) }, key, plain(bundle));
+  return { iv, ciphertext: new Uint8Array(ct) };
+}
+
+/**
+ * Stores new shares as PENDING next to the current ones of `walletName` (durably, in
+ * one transaction), encrypted exactly like the current share: under the wallet's own
+ * WebCrypto key and AAD, or as a passphrase file. Replaces an earlier pending record.
+ */
+export async function putPending(walletName: string, walletId: string, meta: NewPending, secret: { bundle: Uint8Array } | { passphraseFile: string }): Promise<void> {
+  const pending: PendingRecord = { ...meta, storedAtMs: Date.now() };
+  if ("bundle" in secret) {
+    const key = await getWalletKey(walletName);
+    if (!key) throw new StorageError("storage", `the encryption key of wallet "${walletName}" is missing from IndexedDB`);
+    Object.assign(pending, await encryptUnder(key, walletName, walletId, secret.bundle));
+  } else {
+    pending.passphraseFile = secret.passphraseFile;
+  }
+  const db = await openDb();
+  const tx = db.transaction(WALLETS, "readwrite");
+  const store = tx.objectStore(WALLETS);
+  const rec = (await req(store.get(walletName))) as WalletRecord | undefined;
+  if (!rec || rec.walletId !== walletId) {
+    tx.abort();
+    throw new StorageError("no_wallet", `no wallet ${walletId} named "${walletName}" in this browser`);
+  }
+  if ((rec.protection === "passphrase") !== ("passphraseFile" in secret)) {
+    tx.abort();
+    throw new StorageError("storage", `the new shares of "${walletName}" are not protected like the current ones`);
+  }
+  store.put({ ...rec, pending }, walletName);
+  await txDone(tx);
+}
+
+/**
+ * Stores the shares of a NEW profile (device replacement) as a wallet record holding
+ * only a pending record, under a fresh non-extractable key (or as a passphrase file).
+ * Refuses when the name holds a wallet with a current share.
+ */
+export async function putReplacement(meta: NewWallet, pendingMeta: NewPending, secret: { bundle: Uint8Array } | { passphraseFile: string }): Promise<void> {
+  const pending: PendingRecord = { ...pendingMeta, storedAtMs: Date.now() };
+  const record: WalletRecord = { ...meta, format: 1, pending };
+  let key: CryptoKey | undefined;
+  if ("bundle" in secret) {
+    key = await subtle().generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
+    Object.assign(pending, await encryptUnder(key, meta.walletName, meta.walletId, secret.bundle));
+    record.protection = "webcrypto";
+  } else {
+    pending.passphraseFile = secret.passphraseFile;
+    record.protection = "passphrase";
+  }
+  const db = await openDb();
+  const tx = db.transaction([WALLETS, KEYS], "readwrite");
+  const wallets = tx.objectStore(WALLETS);
+  const existing = (await req(wallets.get(meta.walletName))) as WalletRecord | undefined;
+  if (existing && hasShare(existing)) {
+    tx.abort();
+    throw new StorageError("wallet_exists", `a wallet named "${meta.walletName}" already exists in this browser; refusing to overwrite key shares`, {
+      walletName: meta.walletName,
+    });
+  }
+  wallets.put(record, meta.walletName);
+  if (key) tx.objectStore(KEYS).put(key, meta.walletName);
+  await txDone(tx);
+}
+
+/**
+ * Promotes the pending shares of `lifecycleId` (committed by the cosigner): they
+ * become the current share, in one transaction. The caller drops the presignature
+ * pools of the old epoch.
+ */
+export async function promotePending(walletName: string, lifecycleId: string): Promise<WalletRecord> {
+  const db = await openDb();
+  const tx = db.transaction(WALLETS, "readwrite");
+  const store = tx.objectStore(WALLETS);
+  const rec = (await req(store.get(walletName))) as WalletRecord | undefined;
+  const p = rec?.pending;
+  if (!rec || !p || p.lifecycleId !== lifecycleId) {
+    tx.abort();
+    throw new StorageError("storage", `wallet "${walletName}" has no pending shares of lifecycle ${lifecycleId}`);
+  }
+  const { pending: _p, iv: _iv, ciphertext: _ct, passphraseFile: _pf, ...rest } = rec;
+  const next: WalletRecord = { ...rest, accounts: p.accounts, shareEpoch: p.epoch };
+  if (p.passphraseFile !== undefined) next.passphraseFile = p.passphraseFile;
+  if (p.iv && p.ciphertext) {
+    next.iv = p.iv;
+    next.ciphertext = p.ciphertext;
+  }
+  store.put(next, walletName);
+  await txDone(tx);
+  return next;
+}
+
+/**
+ * Drops the pending shares of `lifecycleId` (the session can no longer commit); a
+ * record of a new profile, which holds nothing else, is deleted with its key.
+ */
+export async function dropPending(walletName: string, lifecycleId: string): Promise<void> {
+  const db = await openDb();
+  const tx = db.transaction([WALLETS, KEYS], "readwrite");
+  const store = tx.objectStore(WALLETS);
+  const rec = (await req(store.get(walletName))) as WalletRecord | undefined;
+  if (!rec || rec.pending?.lifecycleId !== lifecycleId) {
+    await txDone(tx);
+    return;
+  }
+  if (hasShare(rec)) {
+    const { pending: _p, ...rest } = rec;
+    store.put(rest, walletName);
+  } else {
+    store.delete(walletName);
+    tx.objectStore(KEYS).delete(walletName);
+  }
+  await txDone(tx);
+}
+
+/** The pending shares as a record of their own (to open them like a current share). */
+export function pendingAsRecord(rec: WalletRecord): WalletRecord | undefined {
+  const p = rec.pending;
+  if (!p) return undefined;
+  const { pending: _p, iv: _iv, ciphertext: _ct, passphraseFile: _pf, ...rest } = rec;
+  const out: WalletRecord = { ...rest, accounts: p.accounts, shareEpoch: p.epoch };
+  if (p.passphraseFile !== undefined) out.passphraseFile = p.passphraseFile;
+  if (p.iv && p.ciphertext) {
+    out.iv = p.iv;
+    out.ciphertext = p.ciphertext;
+  }
+  return out;
 }

@@ -72,7 +72,10 @@ export type Phase = "connect" | "primes" | "aux-info" | "keygen" | "agent" | "co
   // exportBackup / importBackup: Argon2id and storing
   | "backup"
   // presign-web: a presignature refill
-  | "presign";
+  | "presign"
+  // key lifecycle: the sessions of a refresh / replacement (aux info uses "aux-info")
+  | "refresh"
+  | "repair";
 
 /** A progress report. */
 export interface ProgressEvent {
@@ -782,3 +785,5 @@ export interface WalletControls {
  * wallet). Nothing is stored in any of these cases.
  */
 export type BackupErrorReason = "wrong_passphrase" | "not_a_backup" | "other_wallet" | "different_share";
+
+export type { RefreshSharesOptions, ReplaceDeviceOptions, LifecycleResult } from "./lifecycle-types.js";

@@ -68,7 +68,7 @@ use crate::transport::{now_ms, sleep, Gateway, TransportKind};
 // Errors
 
 /// Why a flow ended: the core's error, or the host's own (passed through unchanged).
-enum FlowError {
+pub(crate) enum FlowError {
     Client(ClientError),
     Host(JsValue),
 }
@@ -79,7 +79,7 @@ impl From<ClientError> for FlowError {
     }
 }
 
-type FlowResult<T> = Result<T, FlowError>;
+pub(crate) type FlowResult<T> = Result<T, FlowError>;
 
 /// A JS `Error` (name `FlowError`) with the wallet's `code` (`docs/errors.md`),
 /// `retryable`, and the facts a caller acts on (`rule`, `presignatureId`,
@@ -150,20 +150,20 @@ impl FlowError {
     }
 }
 
-fn input(reason: impl Into<String>) -> FlowError {
+pub(crate) fn input(reason: impl Into<String>) -> FlowError {
     FlowError::Client(ClientError::input(reason))
 }
 
-fn to_js<T: Serialize + ?Sized>(v: &T) -> FlowResult<JsValue> {
+pub(crate) fn to_js<T: Serialize + ?Sized>(v: &T) -> FlowResult<JsValue> {
     crate::js::js_value(v)
         .map_err(|e| FlowError::Client(ClientError::internal(format!("result: {e}"))))
 }
 
-fn from_js<T: serde::de::DeserializeOwned>(what: &str, v: JsValue) -> FlowResult<T> {
+pub(crate) fn from_js<T: serde::de::DeserializeOwned>(what: &str, v: JsValue) -> FlowResult<T> {
     serde_wasm_bindgen::from_value(v).map_err(|e| input(format!("invalid {what}: {e}")))
 }
 
-fn flow_promise<F>(f: F) -> Promise
+pub(crate) fn flow_promise<F>(f: F) -> Promise
 where
     F: std::future::Future<Output = FlowResult<JsValue>> + 'static,
 {
@@ -175,10 +175,10 @@ where
 
 /// The platform's side of the flows (see the module docs).
 #[derive(Clone)]
-struct Host(Rc<JsValue>);
+pub(crate) struct Host(Rc<JsValue>);
 
 impl Host {
-    fn new(v: JsValue) -> FlowResult<Self> {
+    pub(crate) fn new(v: JsValue) -> FlowResult<Self> {
         if !v.is_object() {
             return Err(input("the flow host must be an object"));
         }
@@ -197,7 +197,7 @@ impl Host {
     }
 
     /// Calls `name(args…)` and awaits the answer if it is a Promise.
-    async fn call(&self, name: &str, args: &[JsValue]) -> FlowResult<JsValue> {
+    pub(crate) async fn call(&self, name: &str, args: &[JsValue]) -> FlowResult<JsValue> {
         let f = self.method(name)?;
         let a = Array::new();
         for x in args {
@@ -221,7 +221,7 @@ impl Host {
 
     /// One cosigner RPC: the signed request's bytes out, the response bytes (or the
     /// decoded failure) back.
-    async fn call_cosigner(
+    pub(crate) async fn call_cosigner(
         &self,
         req: &CosignerRequest,
     ) -> FlowResult<Result<Vec<u8>, RemoteError>> {
@@ -267,7 +267,7 @@ struct ProgressOut {
     account_id: Option<String>,
 }
 
-fn phase(host: &Host, phase: &str, percent: f64, finished: bool) {
+pub(crate) fn phase(host: &Host, phase: &str, percent: f64, finished: bool) {
     host.progress(&ProgressOut {
         phase: phase.into(),
         round: 0,
@@ -284,7 +284,7 @@ fn phase(host: &Host, phase: &str, percent: f64, finished: bool) {
 /// How this browser runs sessions (the package's `WalletConfig`).
 #[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
-struct SessionConfig {
+pub(crate) struct SessionConfig {
     /// Gateway URL to use instead of the one the cosigner announces.
     #[serde(default)]
     gateway_url: Option<String>,
@@ -298,7 +298,7 @@ struct SessionConfig {
 
 /// Runs this party's side of `spec` over the gateway on the event loop; with `host`,
 /// its rounds are reported as progress of the session's stage.
-async fn run_spec(
+pub(crate) async fn run_spec(
     spec: SessionSpec,
     cfg: &SessionConfig,
     host: Option<&Host>,
@@ -491,7 +491,7 @@ struct CreateTimings {
     total_ms: u64,
 }
 
-fn elapsed(since: f64) -> u64 {
+pub(crate) fn elapsed(since: f64) -> u64 {
     (now_ms() - since).max(0.0) as u64
 }
 
@@ -903,7 +903,7 @@ pub fn enroll_device(host: JsValue, params: JsValue) -> Promise {
 /// never leave this object (there is no getter for them).
 #[wasm_bindgen]
 pub struct WalletParty {
-    party: Party,
+    pub(crate) party: Party,
 }
 
 #[derive(Deserialize)]

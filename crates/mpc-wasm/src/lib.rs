@@ -31,6 +31,10 @@ pub mod flows;
 #[cfg(target_arch = "wasm32")]
 pub mod js;
 #[cfg(target_arch = "wasm32")]
+pub mod lifecycle;
+#[cfg(target_arch = "wasm32")]
+pub mod lifecycle_new;
+#[cfg(target_arch = "wasm32")]
 pub mod transport;
 
 pub use error::{ApiError, ApiResult, Code};

@@ -259,12 +259,12 @@ export function walletControlsTest(w: DemoWallet) {
 }
 
 /** The user at the recovery agent's machine: `recovery-agent requests|confirm|reject` with its admin token. */
-function agentCli(...args: string[]): string {
+export function agentCli(...args: string[]): string {
   return execFileSync(env.agentBin, ["--data-dir", env.agentDataDir, "--agent-url", env.agentUrl, ...args], { encoding: "utf8" });
 }
 
 /** Waits until the agent holds a request awaiting its user's confirmation; returns its id. */
-async function awaiting(): Promise<string> {
+export async function awaiting(): Promise<string> {
   let id = "";
   await expect
     .poll(() => {
@@ -325,7 +325,7 @@ export function cosignerDownTest(w: DemoWallet) {
 const BACKUP_PASS = "backup passphrase 4 e2e!";
 
 /** Calls a `WalletClient` method on the demo page's client; resolves to the result or `{ error: { code, reason } }`. */
-async function clientCall<T>(
+export async function clientCall<T>(
   p: Page,
   method: string,
   args: unknown[],
