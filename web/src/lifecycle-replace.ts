@@ -53,8 +53,16 @@ export async function replaceDevice(ctx: LifecycleCtx, p: ReplaceParams): Promis
       ...(p.reason ? { reason: p.reason } : {}),
     });
     const asked = await awaitPlan(ctx, p.agent, req, (r) => (r.state === "awaiting_device" && !!r.possession_challenge) || (r.state === "running" && !!r.lifecycle));
+    // The cosigner this profile reaches: the challenge and the template must name it
+    // (else the agent chose the party this identity proves itself to, or runs with).
+    const cosignerIdentity = (await ctx.cosigner.health()).identity.toLowerCase();
     if (asked.state === "awaiting_device" && asked.possession_challenge) {
       const c = asked.possession_challenge;
+      if (typeof c.audience !== "string" || c.audience.toLowerCase() !== cosignerIdentity) {
+        throw new WalletError("invalid_response", `the recovery agent's possession challenge is for cosigner ${String(c.audience).slice(0, 16)}…, not ${ctx.cosigner.url}'s ${cosignerIdentity.slice(0, 16)}…; nothing was signed`, {
+          requestId: req.request_id,
+        });
+      }
       let sig: string;
       try {
         sig = dev.signPossession(c.message_hex, c.audience, c.timestamp_ms, c.nonce_hex);
@@ -73,11 +81,8 @@ export async function replaceDevice(ctx: LifecycleCtx, p: ReplaceParams): Promis
     if (!lc || lc.kind !== "replace_device" || lc.template === undefined) {
       throw new AgentError("agent_failed", `recovery agent request ${req.request_id} gave no replacement plan`, { requestId: req.request_id, requestState: running.state });
     }
-    // The template comes from the agent: its cosigner must be the one this profile
-    // reaches (else the sessions would run with a party the agent chose).
     const named = (lc.template as { cosigner_identity?: unknown }).cosigner_identity;
-    const cosignerIdentity = (await ctx.cosigner.health()).identity;
-    if (typeof named !== "string" || named.toLowerCase() !== cosignerIdentity.toLowerCase()) {
+    if (typeof named !== "string" || named.toLowerCase() !== cosignerIdentity) {
       throw new WalletError("invalid_response", `the recovery agent's replacement names cosigner ${String(named).slice(0, 16)}…, not ${ctx.cosigner.url}'s ${cosignerIdentity.slice(0, 16)}…`, {
         requestId: req.request_id,
       });

@@ -580,8 +580,6 @@ pub fn enroll_device_message(req: &pb::EnrollDeviceRequest) -> Vec<u8> {
     m
 }
 
-/// The ed25519 signing key of an identity (derived from its seed like `mpc-wire` does),
-/// checked against the identity's public key.
 /// Domain of the new device's proof of possession in `ReplaceDevice`.
 pub const REPLACE_DEVICE_POSSESSION_DOMAIN: &[u8] = b"wallet-mpc/cosigner-replace-device/v1";
 
@@ -607,6 +605,8 @@ pub fn replace_device_possession_message(
     m
 }
 
+/// The ed25519 signing key of an identity (derived from its seed like `mpc-wire` does),
+/// checked against the identity's public key.
 fn signing_key(key: &IdentityKey) -> Result<SigningKey, AuthError> {
     let seed_hex = key.to_seed_hex();
     let mut seed = Zeroizing::new([0u8; 32]);
