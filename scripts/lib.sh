@@ -33,6 +33,9 @@ export ANVIL_BIN="${ANVIL_BIN:-$wm_evm_tools/node_modules/@foundry-rs/anvil-linu
 export SOLCJS_BIN="${SOLCJS_BIN:-$wm_evm_tools/node_modules/.bin/solcjs}"
 # The wasm-bindgen CLI must match the wasm-bindgen crate of the lock file exactly.
 wm_wasm_bindgen_version=0.2.130
+# The wasm32 test targets CI builds and runs in headless Chromium (crates/mpc-wasm
+# build.sh --with-tests, test.sh): not the benchmark (`--test bench`, its own run).
+wm_wasm_test_targets=(--test web --test primes)
 
 wm_say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

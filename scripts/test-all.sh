@@ -10,10 +10,11 @@
 # root nextest ~18 min; sign-service ~5 + Playwright ~15): the root workspace's suites
 # (cargo nextest: protocol, backend interop GMP <-> pure Rust, safe primes, CLI,
 # envelopes, both gateways' contract suite, presignature pools, recovery agent and
-# end-to-end tests across real processes; doc tests; then the wasm participant in
-# headless Chromium) and the other ones (the benchmark report's and deploy files'
-# unit tests, the cosigner's suite, the browser end-to-end suite with Playwright and
-# Debian Chromium, the UniFFI bindings' Python and Kotlin tests against real servers).
+# end-to-end tests across real processes; then client-core's flows in one process)
+# and the other ones (the benchmark report's and deploy files' unit tests, the wasm
+# participant in headless Chromium, the GMP prime test, the doc tests, the cosigner's
+# suite, the browser end-to-end suite with Playwright and Debian Chromium, the UniFFI
+# bindings' Python and Kotlin tests against real servers).
 # The wasm32 and edge builds run beside the native builds, in target dirs of their own
 # ($WASM_CARGO_TARGET_DIR, $EDGE_CARGO_TARGET_DIR). No suite builds
 # anything: the servers are built before they start (E2E_NO_BUILD, *_BIN).
@@ -97,18 +98,21 @@ lane_rust() {
   # built there is the one that runs (with `-p`, cargo compiled ~3 min of the graph again).
   wm_step "tests: client-core flows (one process, one fixture wallet)" \
     cargo test --workspace --test flows || rc=1
-  wm_step "tests: root workspace doc tests" cargo test --workspace --doc || rc=1
-  wm_step "tests: mpc-core fast primes with GMP" \
-    cargo nextest run -p mpc-core --features backend-rug --test fast_primes \
-      --config-file "$nextest_config" || rc=1
-  wm_step "tests: wasm participant in headless Chromium (wasm-bindgen-test)" \
-    env CARGO_TARGET_DIR="$WASM_CARGO_TARGET_DIR" bash crates/mpc-wasm/test.sh --browser-only || rc=1
   return $rc
 }
+# The other lane ends minutes before the Rust lane: the short steps that leave a core
+# idle (one browser, doc tests, a GMP prime test) run here, next to the Rust lane's
+# nextest, not after it.
 lane_other() {
   local rc=0
   wm_step "tests: benchmark report and deploy files (scripts/tests)" \
     python3 -m unittest discover -s scripts/tests || rc=1
+  wm_step "tests: wasm participant in headless Chromium (wasm-bindgen-test)" \
+    env CARGO_TARGET_DIR="$WASM_CARGO_TARGET_DIR" bash crates/mpc-wasm/test.sh --browser-only || rc=1
+  wm_step "tests: mpc-core fast primes with GMP" \
+    cargo nextest run -p mpc-core --features backend-rug --test fast_primes \
+      --config-file "$nextest_config" || rc=1
+  wm_step "tests: root workspace doc tests" cargo test --workspace --doc || rc=1
   wm_step "tests: sign-service workspace (nextest, GMP)" \
     cargo nextest run --manifest-path "$wm_cosigner_manifest" --config-file "$nextest_config" || rc=1
   wm_step "tests: browser end to end (Playwright, headless Debian Chromium)" \

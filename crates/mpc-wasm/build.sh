@@ -6,10 +6,11 @@
 #
 #   build.sh [--with-tests]
 #
-# --with-tests builds the library and every wasm32 test target of the crate in the same
-# compile (its browser tests, `test.sh`, then only run them; not the examples, which
-# are native tools): the one release build that the wasm tests, the npm package and
-# Playwright all use. CI runs it with clippy inside the build.
+# --with-tests builds the library and the wasm32 browser test targets of the crate in the
+# same compile ($wm_wasm_test_targets: `test.sh` then only runs them; not the examples,
+# which are native tools), and checks the benchmark target without building it (its
+# own run, `test.sh --bench`, builds it): the one release build that the wasm tests,
+# the npm package and Playwright all use. CI runs it with clippy inside the build.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../../scripts/lib.sh"
@@ -18,7 +19,7 @@ tools=${MPC_NPM_TOOLS:-$HOME/.cache/wallet-mpc/npm-tools}
 binaryen_version=${BINARYEN_VERSION:-123.0.0}
 targets=(--lib)
 case "${1:-}" in
-  --with-tests) targets=(--lib --tests) ;;
+  --with-tests) targets=(--lib "${wm_wasm_test_targets[@]}") ;;
   "") ;;
   *) echo "usage: build.sh [--with-tests]" >&2; exit 2 ;;
 esac
@@ -30,6 +31,9 @@ if [ "$have" != "$wm_wasm_bindgen_version" ]; then
 fi
 
 (cd "$wm_root" && cargo build --release --target wasm32-unknown-unknown -p mpc-wasm "${targets[@]}")
+if [ "${1:-}" = --with-tests ]; then
+  (cd "$wm_root" && cargo check --release --target wasm32-unknown-unknown -p mpc-wasm --test bench)
+fi
 wasm="$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/mpc_wasm.wasm"
 mkdir -p "$out"
 wasm-bindgen --target web --out-dir "$out" "$wasm"

@@ -31,7 +31,7 @@ done
 cd "$wm_root"
 [ "$browser_only" = 1 ] || cargo test -p mpc-wasm -p mpc-party
 # The runner reads webdriver.json from the package directory (cargo's cwd for tests).
-cargo test --release --target wasm32-unknown-unknown -p mpc-wasm --tests
+cargo test --release --target wasm32-unknown-unknown -p mpc-wasm "${wm_wasm_test_targets[@]}"
 if [ "$bench" = 1 ]; then
   cargo test --release --target wasm32-unknown-unknown -p mpc-wasm --test bench -- --include-ignored --nocapture
 fi

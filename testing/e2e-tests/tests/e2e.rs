@@ -11,7 +11,11 @@
 //! 6. kill sign-service mid-signing: clear error at the client; after a restart a new
 //!    session succeeds;
 //! 7. backup: the device share exported, restored on another device, signing there
-//!    (`lifecycle/backup.rs`); Bitcoin PSBTs signed in full and from pools.
+//!    (`lifecycle/backup.rs`); Bitcoin PSBTs signed in full and from pools;
+//! 8. a proactive refresh (`lifecycle/replace_device.rs`), then the device is lost:
+//!    frozen, revoked; device + recovery sign with the cosigner stopped;
+//! 9. the lost device is replaced keeping every address, the new group refreshes again,
+//!    and the states a crash leaves are settled (`lifecycle/replace_device.rs`).
 //!
 //! Every signature is verified independently (keccak + k256 recovery + DER verify).
 //! Latency figures are printed (not asserted).
@@ -20,6 +24,8 @@
 
 #[path = "lifecycle/backup.rs"]
 mod backup;
+#[path = "lifecycle/replace_device.rs"]
+mod replace_device;
 
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -65,7 +71,8 @@ fn wallet_lifecycle_across_processes() -> Result<()> {
         // Raw preimages are refused by default: this scenario signs one (double
         // SHA-256), so its wallets opt in (see `raw_payload_policy_yaml`).
         max_value_per_tx_wei: None,
-        session_timeout_secs: 60,
+        // A replacement's aux info runs beside other suites in CI.
+        session_timeout_secs: 120,
         // A short unfreeze delay: the lost-device step waits it out.
         extra_yaml: raw_payload_policy_yaml(ETH)
             + &registration_issuer_yaml(&issuer)
@@ -491,6 +498,9 @@ fn scenario(
         &master_addr,
     )?;
 
+    let refreshed =
+        replace_device::refresh_keeps_every_address(bins, dir, cosigner, wallet_id, &account)?;
+
     lost_device(&run, path, &address)?;
 
     step("device + recovery offline (cosigner stopped)");
@@ -515,7 +525,10 @@ fn scenario(
         r.code == 5 && r.stderr.contains("cosigner_unavailable"),
         "{r:?}"
     );
-    Ok(())
+
+    step("the cosigner is back: the lost device is replaced");
+    *service = start_service(bins, svc_cfg)?;
+    replace_device::replace_the_lost_device(bins, dir, cosigner, &refreshed)
 }
 
 /// The device is lost: the owner freezes the wallet from it (nothing signs), the

@@ -6,5 +6,3 @@
 mod e2e;
 mod evm;
 mod presign;
-#[path = "lifecycle/replace_device.rs"]
-mod replace_device;

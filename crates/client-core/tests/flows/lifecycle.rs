@@ -305,7 +305,7 @@ fn cosigner_session(
     .unwrap()
 }
 
-/// Runs two user parties' lifecycle runs and the cosigner's sessions room by room.
+/// Runs two user parties' refreshes and the cosigner's sessions room by room.
 fn run_all(
     f: &Fixture,
     plan: &LifecyclePlan,
@@ -325,15 +325,6 @@ fn run_all(
                 let sid = sa.session_id().to_string();
                 let account = sa.account_id().map(str::to_string);
                 let c = match (sa.stage(), account) {
-                    ("aux-info", None) => {
-                        let primes = dev_fixture_primes()[1].to_pregenerated().unwrap();
-                        cosigner_session(f, roster, &sid, |b| {
-                            Session::aux_info(b, COSIGNER, 3, primes)
-                        })
-                    }
-                    ("repair", Some(id)) => cosigner_session(f, roster, &sid, |b| {
-                        Session::repair_helper(b, &cosigner_share(&id), plan.epoch, 0)
-                    }),
                     ("refresh", Some(id)) => cosigner_session(f, roster, &sid, |b| {
                         Session::refresh(b, &cosigner_share(&id), plan.epoch)
                     }),
@@ -468,7 +459,7 @@ fn a_refresh_runs_for_real_and_the_new_shares_sign_together_not_with_old_ones() 
 }
 
 #[test]
-fn a_replacement_runs_for_real_and_the_new_device_signs_with_the_recovery_party() {
+fn a_replacement_is_joined_by_the_new_device_from_the_template_not_by_the_old_one() {
     let f = fixture();
     let r = f.recovery();
     let new = IdentityKey::generate().unwrap();
@@ -487,12 +478,6 @@ fn a_replacement_runs_for_real_and_the_new_device_signs_with_the_recovery_party(
         panic!()
     };
     let primes = dev_fixture_primes();
-    let roster = Roster::new(vec![
-        (0, new.public()),
-        (1, f.cosigner.identity.public()),
-        (2, r.public_identity()),
-    ])
-    .unwrap();
     // The old device takes no part.
     assert!(LifecycleRun::start(&f.device(), &plan, Some(primes[0].clone())).is_err());
     // The new device as the browser page runs it: the recovery party's template (JSON)
@@ -504,19 +489,18 @@ fn a_replacement_runs_for_real_and_the_new_device_signs_with_the_recovery_party(
     let page_plan =
         LifecyclePlan::from_bytes_for_new_device(&bytes, &template, new.public()).unwrap();
     let params = NewDeviceParams::from_template(&template, new.clone(), primes[0].clone()).unwrap();
-    let a = LifecycleRun::new_device(params, &page_plan).unwrap();
-    let b = LifecycleRun::start(&r, &plan, Some(primes[2].clone())).unwrap();
-    let (pn, pr) = run_all(f, &plan, a, b, &roster);
-    assert_eq!(pn.digests, pr.digests);
-    assert_eq!(pn.bundle.party_index, 0);
-    assert_eq!(pn.bundle.share_epoch, 1);
-    assert_eq!(pr.bundle.peers[&0], new.public().to_string());
-    for (id, acct) in &pn.bundle.accounts {
-        let old = &f.device.accounts[id];
-        assert_eq!(
-            (&acct.public_key, &acct.chain_code, acct.kind),
-            (&old.public_key, &old.chain_code, old.kind)
-        );
+    // Both halves start with the new group's aux info. The sessions themselves run in
+    // the replacement tests across real processes (e2e-tests `e2e`, the recovery
+    // agent's, sign-service's and Playwright's): each costs a pure-Rust aux-info run.
+    for step in [
+        LifecycleRun::new_device(params, &page_plan).unwrap(),
+        LifecycleRun::start(&r, &plan, Some(primes[2].clone())).unwrap(),
+    ] {
+        let LifecycleStep::RunSession(run) = step else {
+            panic!("a session first")
+        };
+        let (session, _) = run.start();
+        assert_eq!((session.stage(), session.account_id()), ("aux-info", None));
+        assert_eq!(session.parties(), vec![0, 1, 2]);
     }
-    sign_offline(&pn.bundle, &pr.bundle, &f.created.wallet_id, &f.account(1));
 }

@@ -1,16 +1,22 @@
 //! Issue 17 items 4 and 5 natively, across real processes (sign-gateway + sign-service;
-//! the client as the `client` binary and as the `mpc-client` library): a wallet is
-//! created and signs; a proactive refresh (library: `MpcClient::refresh_shares`) moves
-//! every share to epoch 1 with addresses and xpub unchanged and signing working; then
-//! the device is replaced (`client replace-device`): the old device is refused at once,
-//! the new device signs with the cosigner and, with the recovery party, without it; the
-//! old device's share with a new share does not sign; addresses and xpub unchanged.
-//! Last, the new group refreshes once more through the binary (`client refresh`) and
-//! `client resume` finds nothing pending; then the states a crash can leave: a pending
-//! file the cosigner committed is promoted by the next command, one it did not is kept
-//! until its session expires, then deleted (the current shares sign throughout).
+//! the client as the `client` binary and as the `mpc-client` library), as two steps of
+//! the one wallet scenario of `e2e.rs` (a wallet creation costs minutes of aux info):
+//!
+//! 1. [`refresh_keeps_every_address`], while the device is in use: a proactive refresh
+//!    (library: `MpcClient::refresh_shares`) moves every share to epoch 1 with
+//!    addresses and xpub unchanged and signing working; the epoch-0 device share with
+//!    an epoch-1 share does not sign.
+//! 2. [`replace_the_lost_device`], after the scenario revoked the lost device: the
+//!    device is replaced (`client replace-device`); the old device stays refused; the
+//!    new device signs with the cosigner and, with the recovery party, without it; the
+//!    old device's shares (epochs 0 and 1) with a new share do not sign; addresses and
+//!    xpub unchanged. Then the new group refreshes once more through the binary
+//!    (`client refresh`) and `client resume` finds nothing pending; last, the states a
+//!    crash can leave: a pending file the cosigner committed is promoted by the next
+//!    command, one it did not is kept until its session expires, then deleted (the
+//!    current shares sign throughout).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
@@ -22,7 +28,7 @@ const NEW_DEVICE_PASS: &str = "e2e new device passphrase";
 const PATH: &str = "m/44/60/0/0/0";
 
 fn step(name: &str) {
-    eprintln!("\n[lifecycle-e2e] ===== {name}");
+    eprintln!("\n[e2e lifecycle] ===== {name}");
 }
 
 fn epoch_of(path: &Path, pass: &str) -> Result<u64> {
@@ -54,77 +60,35 @@ fn no_pending(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-#[test]
-fn refresh_and_replace_device_keep_every_address() -> Result<()> {
-    let bins = bins()?;
-    let root = TempDir::new("wallet-lifecycle-e2e")?;
-    let (gw_dir, svc_dir, dir) = (
-        root.0.join("gateway"),
-        root.0.join("service"),
-        root.0.join("client"),
-    );
-    let new_dir = dir.join("new-device");
-    for d in [&gw_dir, &svc_dir, &dir] {
-        std::fs::create_dir_all(d)?;
-    }
-    let (_gateway, gateway_url) = start_gateway(&bins, &gw_dir)?;
-    let mut svc_cfg = ServiceConfig {
-        port: 0,
-        gateway_url,
-        data_dir: svc_dir,
-        max_value_per_tx_wei: None,
-        session_timeout_secs: 120,
-        extra_yaml: String::new(),
-    };
-    let service = start_service(&bins, &mut svc_cfg)?;
-    let cosigner = svc_cfg.url();
-    let result = scenario(&bins, &dir, &new_dir, &cosigner);
-    if let Err(e) = &result {
-        let log = service.output();
-        let lines: Vec<&str> = log.lines().collect();
-        eprintln!(
-            "[lifecycle-e2e] FAILED: {e:#}\n--- sign-service log (tail) ---\n{}",
-            lines[lines.len().saturating_sub(60)..].join("\n")
-        );
-    }
-    result
+/// What the refresh step leaves for the replacement step.
+pub struct Refreshed {
+    wallet_id: String,
+    account: String,
+    /// The address at [`PATH`] and the account's testnet xpub, before any lifecycle.
+    view: (serde_json::Value, serde_json::Value),
+    address: String,
+    /// A copy of the device's epoch-0 file.
+    epoch0_device: PathBuf,
+    /// The library configuration of both user parties' files.
+    cfg: MpcConfig,
 }
 
-fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<()> {
+/// Step 1: a refresh while the device is in use (see the module's documentation).
+pub fn refresh_keeps_every_address(
+    bins: &Bins,
+    dir: &Path,
+    cosigner: &str,
+    wallet_id: &str,
+    account: &str,
+) -> Result<Refreshed> {
     let run = |args: &[&str]| client(bins, dir, cosigner, args);
     let device_file = dir.join("client_key_shares.json");
     let recovery_file = dir.join("recovery_key_shares.json");
-    let new_file = new_dir.join("client_key_shares.json");
-    let new_file_arg = new_file.to_str().context("path")?.to_string();
-    let pass_file = dir.join("new-device.pass");
-    std::fs::write(&pass_file, NEW_DEVICE_PASS)?;
-    let pass_arg = pass_file.to_str().context("path")?.to_string();
-    // The new device's file and its own passphrase.
-    let new_args = [
-        "--share-file",
-        new_file_arg.as_str(),
-        "--passphrase-file",
-        pass_arg.as_str(),
-    ];
-    let with_new = |more: &[&str]| client(bins, dir, cosigner, &[&new_args[..], more].concat());
-
-    step("create a wallet (device + recovery, dev primes) and sign once");
-    let w = run(&[
-        "create-wallet",
-        "--accounts",
-        "1",
-        "--no-enrollment",
-        "--insecure-dev-primes",
-    ])?
-    .ok()?;
-    ensure!(w["committed"] == true, "{w}");
     let (addr0, xpub0) = public_view(bins, dir, cosigner, &[])?;
     let address = addr0["ethereum_address"]
         .as_str()
         .context("address")?
         .to_string();
-    let sig = run(&["sign-message", "--path", PATH, "before"])?.ok()?;
-    verify_eth_signature(&eip191("before"), &sig, &address)?;
     ensure!(epoch_of(&device_file, DEVICE_PASS)? == 0);
     let old_device_copy = dir.join("old-device-epoch0.json");
     std::fs::copy(&device_file, &old_device_copy)?;
@@ -139,7 +103,7 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
     let t = Instant::now();
     let refreshed = rt.block_on(new_mpc_client(cfg.clone())?.refresh_shares(None))?;
     eprintln!(
-        "[lifecycle-e2e] refresh (1 account, 3 parties): {} ms",
+        "[e2e lifecycle] refresh (1 account, 3 parties): {} ms",
         t.elapsed().as_millis()
     );
     ensure!(refreshed.epoch == 1, "{refreshed:?}");
@@ -155,20 +119,62 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
     // The pre-refresh device share with the refreshed recovery share: no signature.
     let mut mixed = cfg.clone();
     mixed.key_share_path = old_device_copy.display().to_string();
-    let account = w["accounts"][0]["account_id"]
-        .as_str()
-        .context("account")?
-        .to_string();
     let r = rt.block_on(new_mpc_client(mixed)?.offline_sign(
-        account.clone(),
+        account.to_string(),
         PATH.into(),
         eip191("mixed"),
         DigestKind::Keccak256,
         mpc_client::ChainStyle::Legacy,
     ));
     ensure!(r.is_err(), "an epoch-0 share signed with an epoch-1 share");
-    let epoch1_device = dir.join("old-device-epoch1.json");
-    std::fs::copy(&device_file, &epoch1_device)?;
+
+    Ok(Refreshed {
+        wallet_id: wallet_id.to_string(),
+        account: account.to_string(),
+        view: (addr0, xpub0),
+        address,
+        epoch0_device: old_device_copy,
+        cfg,
+    })
+}
+
+/// Step 2: the lost device, revoked by the scenario, is replaced (see the module's
+/// documentation).
+pub fn replace_the_lost_device(
+    bins: &Bins,
+    dir: &Path,
+    cosigner: &str,
+    before: &Refreshed,
+) -> Result<()> {
+    let run = |args: &[&str]| client(bins, dir, cosigner, args);
+    let Refreshed {
+        wallet_id,
+        account,
+        view,
+        address,
+        epoch0_device: old_device_copy,
+        cfg,
+    } = before;
+    let (addr0, xpub0) = view;
+    let device_file = dir.join("client_key_shares.json");
+    let recovery_file = dir.join("recovery_key_shares.json");
+    let new_dir = dir.join("new-device");
+    std::fs::create_dir_all(&new_dir)?;
+    let new_file = new_dir.join("client_key_shares.json");
+    let new_file_arg = new_file.to_str().context("path")?.to_string();
+    let pass_file = dir.join("new-device.pass");
+    std::fs::write(&pass_file, NEW_DEVICE_PASS)?;
+    let pass_arg = pass_file.to_str().context("path")?.to_string();
+    // The new device's file and its own passphrase.
+    let new_args = [
+        "--share-file",
+        new_file_arg.as_str(),
+        "--passphrase-file",
+        pass_arg.as_str(),
+    ];
+    let with_new = |more: &[&str]| client(bins, dir, cosigner, &[&new_args[..], more].concat());
+    let rt = tokio::runtime::Runtime::new()?;
+    ensure!(epoch_of(&device_file, DEVICE_PASS)? == 1);
 
     step("replace the device (CLI): recovery + cosigner rebuild its share for a new identity");
     let t = Instant::now();
@@ -194,7 +200,7 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
         String::from_utf8_lossy(&out.stdout)
     );
     eprintln!(
-        "[lifecycle-e2e] replace-device (aux info + repair + refresh): {} ms",
+        "[e2e lifecycle] replace-device (aux info + repair + refresh): {} ms",
         t.elapsed().as_millis()
     );
     let replaced: serde_json::Value = serde_json::from_str(
@@ -215,9 +221,9 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
         "the old device's file was touched"
     );
     no_pending(dir)?;
-    no_pending(new_dir)?;
+    no_pending(&new_dir)?;
 
-    step("the old device is refused at once");
+    step("the old device is still refused");
     let r = run(&["sign-message", "--path", PATH, "old device"])?;
     ensure!(
         r.code == 4 && r.json()?["error"]["code"] == "unauthorized",
@@ -230,10 +236,10 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
         "addresses or xpub changed by the replacement"
     );
     let sig = with_new(&["sign-message", "--path", PATH, "new device"])?.ok()?;
-    verify_eth_signature(&eip191("new device"), &sig, &address)?;
+    verify_eth_signature(&eip191("new device"), &sig, address)?;
     ensure!(sig["signers"] == serde_json::json!([0, 1]), "{sig}");
     let sig = with_new(&["offline-sign", "--path", PATH, "--message", "cli offline"])?.ok()?;
-    verify_eth_signature(&eip191("cli offline"), &sig, &address)?;
+    verify_eth_signature(&eip191("cli offline"), &sig, address)?;
     ensure!(sig["signers"] == serde_json::json!([0, 2]), "{sig}");
 
     step("the new device + recovery sign without the cosigner; the old share with a new one does not");
@@ -241,20 +247,20 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
     offline.key_share_path = new_file.display().to_string();
     offline.passphrase = NEW_DEVICE_PASS.into();
     let sig = rt.block_on(new_mpc_client(offline)?.offline_sign_message(
-        account.clone(),
+        account.to_string(),
         PATH.into(),
         b"new device + recovery".to_vec(),
     ))?;
     ensure!(
-        sig.ethereum_address.eq_ignore_ascii_case(&address),
+        sig.ethereum_address.eq_ignore_ascii_case(address),
         "{sig:?}"
     );
     ensure!(sig.signers == vec![0, 2], "{sig:?}");
-    for old in [&device_file, &epoch1_device, &old_device_copy] {
+    for old in [&device_file, old_device_copy] {
         let mut mixed = cfg.clone();
         mixed.key_share_path = old.display().to_string();
         let r = rt.block_on(new_mpc_client(mixed)?.offline_sign_message(
-            account.clone(),
+            account.to_string(),
             PATH.into(),
             b"old + new".to_vec(),
         ));
@@ -271,7 +277,7 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
     let r = with_new(&["refresh"])?.ok()?;
     ensure!(r["epoch"] == 3, "{r}");
     ensure!(epoch_of(&new_file, NEW_DEVICE_PASS)? == 3);
-    no_pending(new_dir)?;
+    no_pending(&new_dir)?;
     let settled = with_new(&["resume"])?.ok()?;
     ensure!(
         settled
@@ -280,10 +286,9 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
         "{settled}"
     );
     let sig = with_new(&["sign-message", "--path", PATH, "epoch 3"])?.ok()?;
-    verify_eth_signature(&eip191("epoch 3"), &sig, &address)?;
+    verify_eth_signature(&eip191("epoch 3"), &sig, address)?;
 
     step("crash after the commit, before the swap: the next command promotes the pending file");
-    let wallet_id = w["wallet_id"].as_str().context("wallet id")?;
     let sidecar = |epoch: u64, expires_at_ms: u64| {
         serde_json::json!({
             "format": mpc_client::lifecycle::PENDING_FORMAT,
@@ -301,9 +306,9 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
     std::fs::write(&pending_meta, sidecar(3, u64::MAX))?;
     std::fs::copy(&epoch2_new, &new_file)?;
     let sig = with_new(&["sign-message", "--path", PATH, "after a crash"])?.ok()?;
-    verify_eth_signature(&eip191("after a crash"), &sig, &address)?;
+    verify_eth_signature(&eip191("after a crash"), &sig, address)?;
     ensure!(epoch_of(&new_file, NEW_DEVICE_PASS)? == 3, "not promoted");
-    no_pending(new_dir)?;
+    no_pending(&new_dir)?;
 
     step("an uncommitted pending file: kept while its session may commit, deleted once expired");
     let mut never = KeyShareBundle::load(&new_file, NEW_DEVICE_PASS)?;
@@ -319,9 +324,9 @@ fn scenario(bins: &Bins, dir: &Path, new_dir: &Path, cosigner: &str) -> Result<(
     std::fs::write(&pending_meta, sidecar(4, 1))?;
     let dropped = with_new(&["resume"])?.ok()?;
     ensure!(dropped[0]["outcome"] == "discarded", "{dropped}");
-    no_pending(new_dir)?;
+    no_pending(&new_dir)?;
     ensure!(epoch_of(&new_file, NEW_DEVICE_PASS)? == 3);
     let sig = with_new(&["sign-message", "--path", PATH, "still epoch 3"])?.ok()?;
-    verify_eth_signature(&eip191("still epoch 3"), &sig, &address)?;
+    verify_eth_signature(&eip191("still epoch 3"), &sig, address)?;
     Ok(())
 }
