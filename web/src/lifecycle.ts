@@ -228,7 +228,9 @@ export async function promote(walletName: string, lifecycleId: string): Promise<
  * Settles a pending record left by an interrupted session: opens the pending shares
  * and asks the cosigner (ListAccounts, signed with them) which epoch the wallet is at.
  * Promoted when it is the pending epoch, dropped when the session expired (or the
- * cosigner is past it), kept otherwise. Returns the record to use.
+ * cosigner is past it), kept otherwise, and always kept while the cosigner cannot say
+ * (unreachable): dropping shares the cosigner committed would leave the device with
+ * none that sign. Returns the record to use.
  */
 export async function settlePending(
   rec: storage.WalletRecord,
@@ -244,8 +246,13 @@ export async function settlePending(
   try {
     party = await open(asRec);
     epoch = (await party.cosignerEpoch({ callCosigner: (path: string, body: Uint8Array) => cosigner.call(path, body) })) as number;
-  } catch {
-    epoch = undefined; // unknown (the cosigner unreachable, or the new identity not yet registered)
+  } catch (e) {
+    // `unauthorized`: the identity is not registered (a new profile whose replacement
+    // never committed) or revoked; the pending shares can only be dropped once expired.
+    // Anything else (the cosigner unreachable, …) says nothing about the commit: keep
+    // them, even past the expiry (the cosigner may have committed them before it).
+    if ((e as { code?: unknown } | undefined)?.code !== "unauthorized") return rec;
+    epoch = undefined;
   } finally {
     party?.free();
   }

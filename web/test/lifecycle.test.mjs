@@ -87,6 +87,8 @@ const opener = (epoch, seen = []) => async (r) => ({
   free() {},
 });
 const cosigner = { url: "http://127.0.0.1:9", call: async () => ({ unavailable: "test" }) };
+/** A wasm `FlowError` of `code`. */
+const flowError = (code) => Object.assign(new Error(code), { name: "FlowError", code });
 
 test("settling: promoted when the cosigner is at the pending epoch (asked with the pending shares)", async () => {
   await storage.putNewWallet(meta("s1"), { bundle: bytes("old") });
@@ -104,9 +106,13 @@ test("settling: kept while the session may still commit, dropped once expired or
   await storage.putPending("s2", "w-s2", pendingMeta(1), { bundle: bytes("new") });
   let rec = await settlePending(await storage.getWallet("s2"), opener(0), cosigner);
   assert.ok(rec.pending, "not committed yet, not expired: kept");
-  rec = await settlePending(rec, opener(new Error("cosigner down")), cosigner);
+  rec = await settlePending(rec, opener(flowError("cosigner_unavailable")), cosigner);
   assert.ok(rec.pending, "unknown epoch: kept");
   await storage.putPending("s2", "w-s2", pendingMeta(1, Date.now() - 1), { bundle: bytes("new") });
+  // Expired, but the cosigner cannot say whether it committed them first: kept.
+  rec = await settlePending(await storage.getWallet("s2"), opener(flowError("cosigner_unavailable")), cosigner);
+  assert.ok(rec.pending, "expired, the cosigner unreachable: kept");
+  assert.equal(text(await storage.decryptBundle(rec)), "old");
   rec = await settlePending(await storage.getWallet("s2"), opener(0), cosigner);
   assert.equal(rec.pending, undefined, "expired: dropped");
   assert.equal(text(await storage.decryptBundle(rec)), "old");
@@ -117,10 +123,10 @@ test("settling: kept while the session may still commit, dropped once expired or
 
 test("settling a new profile: unregistered identity kept until expiry, then the record is gone", async () => {
   await storage.putReplacement(meta("s3"), pendingMeta(4, Date.now() + 60_000), { bundle: bytes("rep") });
-  let rec = await settlePending(await storage.getWallet("s3"), opener(new Error("unauthorized")), cosigner);
+  let rec = await settlePending(await storage.getWallet("s3"), opener(flowError("unauthorized")), cosigner);
   assert.ok(rec?.pending);
   await storage.putReplacement(meta("s3"), pendingMeta(4, Date.now() - 1), { bundle: bytes("rep") });
-  rec = await settlePending(await storage.getWallet("s3"), opener(new Error("unauthorized")), cosigner);
+  rec = await settlePending(await storage.getWallet("s3"), opener(flowError("unauthorized")), cosigner);
   assert.equal(rec, undefined);
 });
 
