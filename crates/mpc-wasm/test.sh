@@ -15,6 +15,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/../../scripts/lib.sh"
 export CHROMEDRIVER=${CHROMEDRIVER:-/usr/bin/chromedriver}
 export WASM_BINDGEN_TEST_TIMEOUT=${WASM_BINDGEN_TEST_TIMEOUT:-900}
+# How long the runner waits for chromedriver to listen (its default, 5 s, is too short on
+# a loaded machine: CI #10 failed "driver failed to bind port during startup" while the
+# root nextest started beside it).
+export WASM_BINDGEN_TEST_DRIVER_TIMEOUT=${WASM_BINDGEN_TEST_DRIVER_TIMEOUT:-120}
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER:-wasm-bindgen-test-runner}
 command -v wasm-bindgen-test-runner >/dev/null || { echo "test.sh: wasm-bindgen-test-runner $wm_wasm_bindgen_version missing: run scripts/setup.sh" >&2; exit 1; }
 [ -x "$CHROMEDRIVER" ] || { echo "test.sh: chromedriver not found at $CHROMEDRIVER" >&2; exit 1; }
