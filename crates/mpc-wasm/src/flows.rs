@@ -495,6 +495,41 @@ pub(crate) fn elapsed(since: f64) -> u64 {
     (now_ms() - since).max(0.0) as u64
 }
 
+/// An empty passphrase is refused (`invalid_input`) before any work; none means the
+/// host encrypts with its WebCrypto key.
+pub(crate) fn check_passphrase(passphrase: Option<&str>) -> FlowResult<()> {
+    if passphrase.is_some_and(str::is_empty) {
+        return Err(input("the passphrase is empty"));
+    }
+    Ok(())
+}
+
+/// Puts `bundle` on `out` for the host to store: `passphraseFile`, encrypted here with
+/// `passphrase` (Argon2id keystore), or `bundle`, the plaintext bytes for the host's
+/// WebCrypto key (wiped here once copied).
+pub(crate) fn put_bundle(
+    out: &js_sys::Object,
+    bundle: &mpc_core::keystore::KeyShareBundle,
+    passphrase: Option<&str>,
+    insecure_fast_kdf: bool,
+) -> FlowResult<()> {
+    let internal = |e: crate::ApiError| FlowError::Client(ClientError::internal(e.message));
+    let (key, value): (&str, JsValue) = match passphrase {
+        Some(pass) => (
+            "passphraseFile",
+            api::encrypt_bundle(bundle, pass, insecure_fast_kdf)
+                .map_err(internal)?
+                .into(),
+        ),
+        None => {
+            let bytes = Zeroizing::new(api::to_json_bytes("bundle", bundle).map_err(internal)?);
+            ("bundle", Uint8Array::from(bytes.as_slice()).into())
+        }
+    };
+    let _ = Reflect::set(out, &key.into(), &value);
+    Ok(())
+}
+
 /// Stores the new bundle through the host: encrypted here with the passphrase, or in
 /// plaintext for the host's WebCrypto key. Returns the accounts (with chain codes).
 async fn persist(
@@ -515,28 +550,14 @@ async fn persist(
     };
     set("walletId", &p.wallet_id().into());
     set("accounts", &to_js(&accounts)?);
-    let internal = |e: crate::ApiError| FlowError::Client(ClientError::internal(e.message));
-    match passphrase {
-        Some(pass) => {
-            let file = api::encrypt_bundle(bundle, pass, insecure_fast_kdf).map_err(internal)?;
-            set("passphraseFile", &file.into());
-        }
-        None => {
-            let bytes = Zeroizing::new(api::to_json_bytes("bundle", bundle).map_err(internal)?);
-            set("bundle", &Uint8Array::from(bytes.as_slice()).into());
-        }
-    }
+    put_bundle(&out, bundle, passphrase, insecure_fast_kdf)?;
     host.call("persist", &[out.into()]).await?;
     Ok(accounts)
 }
 
 async fn create_flow(host: Host, params: CreateIn) -> FlowResult<JsValue> {
     let started = now_ms();
-    if let Some(p) = &params.passphrase {
-        if p.is_empty() {
-            return Err(input("the passphrase is empty"));
-        }
-    }
+    check_passphrase(params.passphrase.as_deref())?;
     let mut timings = CreateTimings::default();
     let mut accounts_out: Vec<api::AccountInfo> = Vec::new();
     let mut stage_started = now_ms();
@@ -811,11 +832,7 @@ async fn await_agent<T>(
 async fn enroll_flow(host: Host, params: EnrollIn) -> FlowResult<JsValue> {
     use client_core::EnrollStep;
     let started = now_ms();
-    if let Some(p) = &params.passphrase {
-        if p.is_empty() {
-            return Err(input("the passphrase is empty"));
-        }
-    }
+    check_passphrase(params.passphrase.as_deref())?;
     let mut timings = EnrollTimings::default();
     let mut step = client_core::Enroll::start(client_core::EnrollParams {
         registration_credential: params.registration_credential.clone(),

@@ -31,15 +31,14 @@ use client_core::lifecycle::{
     LifecyclePlan, LifecycleRun, LifecycleStep, PendingShares,
 };
 use client_core::{ClientError, Party};
-use js_sys::{Promise, Reflect, Uint8Array};
+use js_sys::{Promise, Reflect};
 use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
-use zeroize::Zeroizing;
 
 use crate::api;
 use crate::flows::{
-    elapsed, flow_promise, from_js, input, phase, run_spec, to_js, FlowError, FlowResult, Host,
-    SessionConfig, WalletParty,
+    check_passphrase, elapsed, flow_promise, from_js, phase, put_bundle, run_spec, to_js,
+    FlowError, FlowResult, Host, SessionConfig, WalletParty,
 };
 use crate::transport::{now_ms, sleep};
 
@@ -50,6 +49,14 @@ struct JoinIn {
     /// The cosigner's `LifecycleResponse` protobuf bytes (the agent's `plan_b64`).
     #[serde(with = "serde_bytes")]
     plan: Vec<u8>,
+    #[serde(flatten)]
+    settings: RunSettings,
+}
+
+/// How a lifecycle run stores its pending bundle and runs its sessions (both kinds).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct RunSettings {
     /// Encrypt the pending bundle with this passphrase; without one the host receives
     /// the plaintext to encrypt with its WebCrypto key.
     #[serde(default)]
@@ -58,6 +65,13 @@ struct JoinIn {
     insecure_fast_kdf: bool,
     #[serde(flatten)]
     session: SessionConfig,
+}
+
+impl RunSettings {
+    /// Refuses an empty passphrase before any work.
+    pub(crate) fn check(&self) -> FlowResult<()> {
+        check_passphrase(self.passphrase.as_deref())
+    }
 }
 
 /// The result of this party's half.
@@ -130,8 +144,7 @@ pub(crate) fn check_public_keys(
 async fn persist_pending(
     host: &Host,
     p: &PendingShares,
-    passphrase: Option<&str>,
-    insecure_fast_kdf: bool,
+    settings: &RunSettings,
 ) -> FlowResult<Vec<api::AccountInfo>> {
     let accounts: Vec<api::AccountInfo> = p
         .bundle
@@ -149,17 +162,12 @@ async fn persist_pending(
     set("expiresAtMs", &JsValue::from(p.expires_at_ms as f64));
     set("digests", &to_js(&p.digests)?);
     set("accounts", &to_js(&accounts)?);
-    let internal = |e: crate::ApiError| FlowError::Client(ClientError::internal(e.message));
-    match passphrase {
-        Some(pass) => {
-            let file = api::encrypt_bundle(&p.bundle, pass, insecure_fast_kdf).map_err(internal)?;
-            set("passphraseFile", &file.into());
-        }
-        None => {
-            let bytes = Zeroizing::new(api::to_json_bytes("bundle", &p.bundle).map_err(internal)?);
-            set("bundle", &Uint8Array::from(bytes.as_slice()).into());
-        }
-    }
+    put_bundle(
+        &out,
+        &p.bundle,
+        settings.passphrase.as_deref(),
+        settings.insecure_fast_kdf,
+    )?;
     host.call("persistPending", &[out.into()]).await?;
     Ok(accounts)
 }
@@ -189,15 +197,14 @@ pub(crate) async fn finish(
     kind: LifecycleKind,
     step: LifecycleStep,
     expected: &BTreeMap<String, String>,
-    params: &JoinInCommon<'_>,
+    settings: &RunSettings,
 ) -> FlowResult<JsValue> {
     let started = now_ms();
-    let pending = run_sessions(host, step, params.session).await?;
+    let pending = run_sessions(host, step, &settings.session).await?;
     check_public_keys(expected, &pending)?;
     let sessions_ms = elapsed(started);
     phase(host, "store", 0.0, false);
-    let accounts =
-        persist_pending(host, &pending, params.passphrase, params.insecure_fast_kdf).await?;
+    let accounts = persist_pending(host, &pending, settings).await?;
     phase(host, "store", 100.0, true);
     phase(host, "confirm", 0.0, false);
     let t = now_ms();
@@ -223,31 +230,19 @@ pub(crate) async fn finish(
     })
 }
 
-/// The storage and session settings of a run.
-pub(crate) struct JoinInCommon<'a> {
-    pub(crate) passphrase: Option<&'a str>,
-    pub(crate) insecure_fast_kdf: bool,
-    pub(crate) session: &'a SessionConfig,
-}
-
-fn check_passphrase(p: Option<&str>) -> FlowResult<()> {
-    if p.is_some_and(str::is_empty) {
-        return Err(input("the passphrase is empty"));
-    }
-    Ok(())
-}
-
 async fn refresh_flow(host: Host, party: Party, params: JoinIn) -> FlowResult<JsValue> {
-    check_passphrase(params.passphrase.as_deref())?;
+    params.settings.check()?;
     let plan = LifecyclePlan::from_bytes_for_party(LifecycleKind::Refresh, &params.plan, &party)?;
     let expected = plan.public_keys();
     let step = LifecycleRun::start(&party, &plan, None)?;
-    let common = JoinInCommon {
-        passphrase: params.passphrase.as_deref(),
-        insecure_fast_kdf: params.insecure_fast_kdf,
-        session: &params.session,
-    };
-    finish(&host, LifecycleKind::Refresh, step, &expected, &common).await
+    finish(
+        &host,
+        LifecycleKind::Refresh,
+        step,
+        &expected,
+        &params.settings,
+    )
+    .await
 }
 
 async fn epoch_flow(host: Host, party: Party) -> FlowResult<JsValue> {

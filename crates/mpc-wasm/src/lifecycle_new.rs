@@ -14,10 +14,8 @@ use mpc_wire::IdentityKey;
 use serde::Deserialize;
 use wasm_bindgen::prelude::*;
 
-use crate::flows::{
-    client_error_to_js, flow_promise, from_js, input, FlowError, FlowResult, Host, SessionConfig,
-};
-use crate::lifecycle::{finish, JoinInCommon};
+use crate::flows::{client_error_to_js, flow_promise, from_js, input, FlowError, FlowResult, Host};
+use crate::lifecycle::{finish, RunSettings};
 
 /// What the page passes to run the new device's half.
 #[derive(Deserialize)]
@@ -30,12 +28,8 @@ struct NewDeviceIn {
     template: String,
     /// This profile's prime set `{ primes: [p, q, p̂, q̂] }` (the new aux info).
     primes: PrimeSet,
-    #[serde(default)]
-    passphrase: Option<String>,
-    #[serde(default)]
-    insecure_fast_kdf: bool,
     #[serde(flatten)]
-    session: SessionConfig,
+    settings: RunSettings,
 }
 
 /// A new device of a replacement: its identity key lives in this object only.
@@ -126,9 +120,7 @@ async fn new_device_flow(
     identity: IdentityKey,
     params: NewDeviceIn,
 ) -> FlowResult<JsValue> {
-    if params.passphrase.as_deref().is_some_and(str::is_empty) {
-        return Err(input("the passphrase is empty"));
-    }
+    params.settings.check()?;
     let template: NewDeviceTemplate = serde_json::from_str(&params.template)
         .map_err(|e| input(format!("invalid replacement template: {e}")))?;
     if template.wallet_id != wallet_id {
@@ -143,17 +135,12 @@ async fn new_device_flow(
         LifecyclePlan::from_bytes_for_new_device(&params.plan, &template, identity.public())?;
     let device = NewDeviceParams::from_template(&template, identity, params.primes)?;
     let step = LifecycleRun::new_device(device, &plan).map_err(FlowError::Client)?;
-    let common = JoinInCommon {
-        passphrase: params.passphrase.as_deref(),
-        insecure_fast_kdf: params.insecure_fast_kdf,
-        session: &params.session,
-    };
     finish(
         &host,
         LifecycleKind::ReplaceDevice,
         step,
         &expected,
-        &common,
+        &params.settings,
     )
     .await
 }
